@@ -1,0 +1,284 @@
+//! What a handler can reach: the shard's state (keyed and fan-out handlers) and the client's
+//! state (node-level handlers).
+
+use crate::config::Config;
+use crate::protocol::Reply;
+use crate::storage::{Db, Keyspace};
+use bytes::Bytes;
+use hashbrown::HashMap;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+/// Call counters of one command on one shard (INFO commandstats).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CmdStat {
+    /// Calls.
+    pub calls: u64,
+    /// Total microseconds spent.
+    pub usec: u64,
+    /// Calls rejected before execution (arity, auth, ...).
+    pub rejected_calls: u64,
+    /// Calls that returned an error.
+    pub failed_calls: u64,
+}
+
+/// One SLOWLOG entry.
+#[derive(Debug, Clone)]
+pub struct SlowlogEntry {
+    /// Unique id (per shard; merged output sorts by time).
+    pub id: u64,
+    /// Unix time in seconds.
+    pub time: u64,
+    /// Duration in microseconds.
+    pub duration_us: u64,
+    /// Arguments (trimmed as Redis trims them).
+    pub args: Vec<Bytes>,
+    /// Client address.
+    pub addr: String,
+    /// Client name.
+    pub name: String,
+}
+
+/// Statistics a shard keeps; INFO sums them over shards.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Commands processed.
+    pub total_commands: u64,
+    /// Successful key lookups.
+    pub keyspace_hits: u64,
+    /// Failed key lookups.
+    pub keyspace_misses: u64,
+    /// Connections accepted.
+    pub total_connections_received: u64,
+    /// Connections refused (maxclients).
+    pub rejected_connections: u64,
+    /// Bytes read from clients.
+    pub net_input_bytes: u64,
+    /// Bytes written to clients.
+    pub net_output_bytes: u64,
+    /// Error replies sent.
+    pub total_error_replies: u64,
+    /// Per command (full name, e.g. `config|get`).
+    pub cmdstats: HashMap<&'static str, CmdStat>,
+    /// Per error prefix (`ERR`, `WRONGTYPE`, ...).
+    pub errorstats: HashMap<String, u64>,
+    /// Keys evicted (maxmemory); stays 0 until eviction exists.
+    pub evicted_keys: u64,
+}
+
+/// The state of one client connection.
+#[derive(Debug)]
+pub struct ClientState {
+    /// CLIENT ID.
+    pub id: u64,
+    /// Peer address `ip:port`.
+    pub addr: String,
+    /// Local address `ip:port`.
+    pub laddr: String,
+    /// Socket fd.
+    pub fd: i32,
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP3 after `HELLO 3`.
+    pub resp3: bool,
+    /// Authenticated (always true without requirepass).
+    pub authenticated: bool,
+    /// Creation time (ms).
+    pub created_ms: u64,
+    /// Last command time (ms).
+    pub last_interaction_ms: u64,
+    /// Full name of the last command.
+    pub last_cmd: &'static str,
+    /// CLIENT REPLY mode.
+    pub reply_mode: ReplyMode,
+    /// CLIENT NO-EVICT.
+    pub no_evict: bool,
+    /// Set by CLIENT KILL: the connection closes as soon as it notices.
+    pub killed: bool,
+    /// This connection is a MONITOR.
+    pub monitor: bool,
+    /// CLIENT SETINFO lib-name / lib-ver are 7.2; kept for CLIENT LIST compatibility.
+    pub lib_name: Option<Bytes>,
+    /// Bytes pending in the query buffer (for CLIENT LIST).
+    pub qbuf: usize,
+    /// Close after the current reply is written (QUIT, protocol error).
+    pub close_after_reply: bool,
+}
+
+/// CLIENT REPLY ON|OFF|SKIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    /// Replies are sent.
+    #[default]
+    On,
+    /// Replies are not sent.
+    Off,
+    /// The next command's reply is not sent.
+    Skip,
+}
+
+impl ClientState {
+    /// A new client.
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32, authenticated: bool) -> ClientState {
+        let now = crate::storage::now_ms();
+        ClientState {
+            id,
+            addr,
+            laddr,
+            fd,
+            name: None,
+            db: 0,
+            resp3: false,
+            authenticated,
+            created_ms: now,
+            last_interaction_ms: now,
+            last_cmd: "NULL",
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            killed: false,
+            monitor: false,
+            lib_name: None,
+            qbuf: 0,
+            close_after_reply: false,
+        }
+    }
+}
+
+/// A shard's registry of its clients (CLIENT LIST / KILL, INFO clients).
+pub type ClientRegistry = HashMap<u64, Rc<RefCell<ClientState>>>;
+
+/// Everything a shard owns apart from I/O. Only its own thread touches it.
+pub struct ShardState {
+    /// Shard index (= mesh peer id).
+    pub id: usize,
+    /// The databases.
+    pub ks: Keyspace,
+    /// Statistics.
+    pub stats: ShardStats,
+    /// This shard's snapshot of the configuration.
+    pub config: Arc<Config>,
+    /// Clients whose home is this shard.
+    pub clients: ClientRegistry,
+    /// SLOWLOG entries, newest first.
+    pub slowlog: VecDeque<SlowlogEntry>,
+    /// Next SLOWLOG id.
+    pub slowlog_next_id: u64,
+    /// The node this shard belongs to.
+    pub node: Arc<NodeInfo>,
+}
+
+impl ShardState {
+    /// A fresh shard.
+    pub fn new(id: usize, config: Arc<Config>, node: Arc<NodeInfo>) -> ShardState {
+        ShardState {
+            id,
+            ks: Keyspace::new(config.databases),
+            stats: ShardStats::default(),
+            config,
+            clients: ClientRegistry::new(),
+            slowlog: VecDeque::new(),
+            slowlog_next_id: 0,
+            node,
+        }
+    }
+}
+
+/// Node-wide facts and counters, shared by all shards (read-mostly; counters are atomics).
+#[derive(Debug)]
+pub struct NodeInfo {
+    /// 40-hex run id.
+    pub run_id: String,
+    /// Process id.
+    pub pid: u32,
+    /// Start time (ms).
+    pub start_ms: u64,
+    /// Absolute path of the executable.
+    pub executable: String,
+    /// Absolute path of the config file, or empty.
+    pub config_file: String,
+    /// Number of data shards.
+    pub shards: usize,
+    /// CPU of each shard (None when not pinned).
+    pub shard_cpus: Vec<Option<usize>>,
+    /// Connected clients over all shards.
+    pub connected_clients: AtomicUsize,
+    /// Next client id.
+    pub next_client_id: AtomicU64,
+    /// Configuration generation: bumped by CONFIG SET so shards refresh their snapshot.
+    pub config_gen: AtomicU64,
+    /// The current configuration.
+    pub config: std::sync::RwLock<Arc<Config>>,
+    /// Monotonic clock at start, for uptime.
+    pub started: std::time::Instant,
+}
+
+impl NodeInfo {
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Installs a new configuration and bumps the generation.
+    pub fn set_config(&self, cfg: Config) {
+        let cfg = Arc::new(cfg);
+        match self.config.write() {
+            Ok(mut c) => *c = cfg,
+            Err(p) => *p.into_inner() = cfg,
+        }
+        self.config_gen.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// The context of a keyed command on its owning shard.
+pub struct Ctx<'a> {
+    /// The shard.
+    pub shard: &'a mut ShardState,
+    /// The client's selected database.
+    pub db: usize,
+    /// The command's clock (ms), fixed for its whole execution like Redis's `mstime` cache.
+    pub now_ms: u64,
+}
+
+impl Ctx<'_> {
+    /// The selected database.
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.shard.ks.dbs[self.db]
+    }
+
+    /// Counts a lookup for INFO's keyspace_hits / keyspace_misses.
+    pub fn count_lookup(&mut self, hit: bool) {
+        if hit {
+            self.shard.stats.keyspace_hits += 1;
+        } else {
+            self.shard.stats.keyspace_misses += 1;
+        }
+    }
+}
+
+/// The context of a node-level command on the client's home shard.
+pub struct ClientCtx<'a> {
+    /// The client.
+    pub client: &'a mut ClientState,
+    /// The home shard.
+    pub shard: &'a mut ShardState,
+}
+
+impl ClientCtx<'_> {
+    /// The node.
+    pub fn node(&self) -> &Arc<NodeInfo> {
+        &self.shard.node
+    }
+}
+
+/// Shorthand for a reply inside `Plan::Reply`.
+pub fn reply(r: Reply) -> crate::cmd::Plan {
+    crate::cmd::Plan::Reply(r)
+}

@@ -1,0 +1,77 @@
+//! The command table and the command families.
+//!
+//! Every command is declared once, as a [`CommandSpec`] in its family's file (`string.rs`,
+//! `generic.rs`, `server.rs`, `connection.rs`, ...). The spec drives everything generic: lookup,
+//! arity and auth checks, key extraction and routing, COMMAND, per-command stats.
+//!
+//! Two kinds of handlers exist:
+//! - [`Exec::Keyed`]: runs on the shard that owns the command's keys, against that shard's
+//!   [`ShardState`], synchronously. Multi-key commands whose keys span shards run here too, on a
+//!   temporary view holding copies of their keys (see `crate::transaction`).
+//! - [`Exec::Node`]: runs on the client's home shard with its [`ClientCtx`] and returns a
+//!   [`Plan`]: a reply now, or work for the runtime (fan out to all shards, sleep, close, ...).
+//!
+//! This module never awaits and never names the runtime: the runtime executes plans.
+
+pub mod connection;
+pub mod ctx;
+pub mod generic;
+pub mod errors;
+pub mod server;
+pub mod spec;
+pub mod string;
+pub mod table;
+pub mod util;
+
+pub use ctx::{ClientCtx, ClientState, Ctx, NodeInfo, ShardState};
+pub use spec::{flags, CommandSpec, Exec, Keys, MergeFn, Plan, ShardFn};
+pub use table::lookup;
+
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+/// Runs a keyed command on its owning shard, counting it in INFO commandstats.
+pub fn execute_keyed(
+    shard: &mut ShardState,
+    spec: &'static CommandSpec,
+    fullname: &'static str,
+    args: &[Bytes],
+    db: usize,
+) -> Reply {
+    let Exec::Keyed(f) = spec.exec else {
+        return Reply::err("ERR internal error: not a keyed command");
+    };
+    let start = std::time::Instant::now();
+    let mut ctx = Ctx { shard, db, now_ms: crate::storage::now_ms() };
+    let reply = f(&mut ctx, args);
+    let usec = start.elapsed().as_micros() as u64;
+    record_call(ctx.shard, fullname, usec, &reply);
+    reply
+}
+
+/// Counts one executed command in the shard's stats.
+pub fn record_call(shard: &mut ShardState, fullname: &'static str, usec: u64, reply: &Reply) {
+    shard.stats.total_commands += 1;
+    let st = shard.stats.cmdstats.entry(fullname).or_default();
+    st.calls += 1;
+    st.usec += usec;
+    if reply.is_error() {
+        st.failed_calls += 1;
+    }
+}
+
+/// Counts a command rejected before execution (unknown, arity, auth, ...).
+pub fn record_rejected(shard: &mut ShardState, fullname: Option<&'static str>) {
+    if let Some(name) = fullname {
+        shard.stats.cmdstats.entry(name).or_default().rejected_calls += 1;
+    }
+}
+
+/// Counts an error reply in INFO errorstats (by its first word).
+pub fn record_error(shard: &mut ShardState, reply: &Reply) {
+    if let Reply::Error(text) = reply {
+        shard.stats.total_error_replies += 1;
+        let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
+        *shard.stats.errorstats.entry(prefix).or_default() += 1;
+    }
+}

@@ -1,0 +1,122 @@
+//! Configuration: redis.conf parsing, typed settings, and the CONFIG GET/SET/REWRITE registry.
+
+/// `enable-debug-command` / `enable-protected-configs` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enable {
+    /// Refused.
+    No,
+    /// Allowed.
+    Yes,
+    /// Allowed from loopback clients only.
+    Local,
+}
+
+/// Log verbosity, as Redis's `loglevel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `verbose`
+    Verbose,
+    /// `notice`
+    Notice,
+    /// `warning`
+    Warning,
+}
+
+/// The typed settings slotcore acts on. Everything else redis.conf may say is kept verbatim in
+/// the registry (for CONFIG GET/REWRITE) and logged once as not acted upon.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `bind` addresses.
+    pub bind: Vec<String>,
+    /// `port`.
+    pub port: u16,
+    /// `protected-mode`.
+    pub protected_mode: bool,
+    /// `requirepass`; None = no password.
+    pub requirepass: Option<Vec<u8>>,
+    /// `timeout` in seconds (0 = never).
+    pub timeout: u64,
+    /// `tcp-backlog`.
+    pub tcp_backlog: i32,
+    /// `tcp-keepalive` in seconds.
+    pub tcp_keepalive: u32,
+    /// `maxclients`.
+    pub maxclients: usize,
+    /// `daemonize`.
+    pub daemonize: bool,
+    /// `pidfile`.
+    pub pidfile: String,
+    /// `logfile` (empty = stdout).
+    pub logfile: String,
+    /// `loglevel`.
+    pub loglevel: LogLevel,
+    /// `dir`.
+    pub dir: String,
+    /// `databases`.
+    pub databases: usize,
+    /// `proto-max-bulk-len`.
+    pub proto_max_bulk_len: i64,
+    /// `client-query-buffer-limit`.
+    pub client_query_buffer_limit: u64,
+    /// `hz`.
+    pub hz: u32,
+    /// `always-show-logo`.
+    pub always_show_logo: bool,
+    /// `enable-debug-command`.
+    pub enable_debug_command: Enable,
+    /// `slowlog-log-slower-than` (µs; negative disables).
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` (ms; 0 disables).
+    pub latency_monitor_threshold: u64,
+    /// slotcore: number of data shards (0 = one per available core minus the bus core).
+    pub shards: usize,
+    /// slotcore: explicit CPU list for shards.
+    pub shard_cores: Vec<usize>,
+    /// slotcore: CPU for the control (bus) core.
+    pub bus_core: Option<usize>,
+    /// slotcore: pin executors to CPUs.
+    pub pin_cores: bool,
+    /// slotcore: spin before parking, in microseconds (0 = park at once).
+    pub busy_poll_us: u64,
+    /// `cluster-enabled`.
+    pub cluster_enabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["*".into(), "-::*".into()],
+            port: 6379,
+            protected_mode: true,
+            requirepass: None,
+            timeout: 0,
+            tcp_backlog: 511,
+            tcp_keepalive: 300,
+            maxclients: 10000,
+            daemonize: false,
+            pidfile: String::new(),
+            logfile: String::new(),
+            loglevel: LogLevel::Notice,
+            dir: ".".into(),
+            databases: 16,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            hz: 10,
+            always_show_logo: false,
+            enable_debug_command: Enable::No,
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            shards: 0,
+            shard_cores: Vec::new(),
+            bus_core: None,
+            pin_cores: true,
+            busy_poll_us: 0,
+            cluster_enabled: false,
+        }
+    }
+}

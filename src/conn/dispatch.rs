@@ -1,0 +1,198 @@
+//! Dispatch of a pipeline batch: command lookup and the checks that come before execution
+//! (unknown command, arity, auth), routing to shards, and putting replies back in order.
+
+use super::Conn;
+use crate::cmd::{self, errors, flags, table, CommandSpec, Exec};
+use crate::protocol::{Reply, Request};
+use crate::runtime::mesh::RemoteCmd;
+use bytes::Bytes;
+use futures_channel::oneshot;
+
+/// Where a request goes.
+enum Route {
+    /// Answered without execution (an error before dispatch).
+    Done(Reply),
+    /// A keyed command whose keys all live on one shard (or that has no keys).
+    Keyed { target: usize, cmd: RemoteCmd },
+    /// A keyed command whose keys span shards.
+    Spanning { cmd: RemoteCmd, key_idx: Vec<usize> },
+    /// A node-level command.
+    Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
+}
+
+/// Work sent to other shards and not yet answered.
+#[derive(Default)]
+struct InFlight {
+    /// Shards with outstanding work.
+    targets: Vec<usize>,
+    /// True while everything outstanding only reads.
+    all_read: bool,
+    /// Receivers with the request indexes they answer.
+    waiting: Vec<(Vec<usize>, oneshot::Receiver<Vec<Reply>>)>,
+    /// The batch being built for one remote shard.
+    open: Option<(usize, Vec<usize>, Vec<RemoteCmd>)>,
+}
+
+impl InFlight {
+    fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+    /// Can a command for `target` go out now without any client seeing reordered effects?
+    fn compatible(&self, target: usize, read: bool) -> bool {
+        self.is_empty() || (self.all_read && read) || (self.targets.len() == 1 && self.targets[0] == target)
+    }
+    fn note(&mut self, target: usize, read: bool) {
+        if self.is_empty() {
+            self.all_read = read;
+        } else {
+            self.all_read &= read;
+        }
+        if !self.targets.contains(&target) {
+            self.targets.push(target);
+        }
+    }
+}
+
+impl Conn {
+    /// Looks a request up and decides its route.
+    fn route(&mut self, mut req: Request) -> Route {
+        let args = std::mem::take(&mut req.args);
+        let Some(spec) = table::lookup(&args[0]) else {
+            return Route::Done(Reply::error(errors::unknown_command(&args)));
+        };
+        let (spec, fullname) = if matches!(spec.exec, Exec::Container) {
+            if args.len() < 2 {
+                return self.rejected(Some(spec.name), Reply::error(errors::wrong_arity(spec.name)));
+            }
+            match table::lookup_sub(spec, &args[1]) {
+                Some(sub) => (sub, table::fullname(spec, Some(sub))),
+                None => return Route::Done(Reply::error(errors::unknown_subcommand(&args[1], spec.name))),
+            }
+        } else {
+            (spec, spec.name)
+        };
+        if !spec.arity_ok(args.len()) {
+            return self.rejected(Some(fullname), Reply::error(errors::wrong_arity(fullname)));
+        }
+        if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) {
+            return self.rejected(Some(fullname), Reply::err(errors::NOAUTH));
+        }
+        match spec.exec {
+            Exec::Keyed(_) => {
+                let key_idx = match spec.key_indexes(&args) {
+                    Ok(k) => k,
+                    Err(e) => return self.rejected(Some(fullname), e),
+                };
+                let home = self.shard.id;
+                let mut target = None;
+                let mut spans = false;
+                for &i in &key_idx {
+                    let s = self.shard.shard_of_slot(crate::cluster::key_slot(&args[i]));
+                    match target {
+                        None => target = Some(s),
+                        Some(t) if t != s => spans = true,
+                        _ => {}
+                    }
+                }
+                let cmd = RemoteCmd { spec, fullname, args };
+                if spans {
+                    Route::Spanning { cmd, key_idx }
+                } else {
+                    Route::Keyed { target: target.unwrap_or(home), cmd }
+                }
+            }
+            Exec::Node(_) | Exec::Container => Route::Node { spec, fullname, args },
+        }
+    }
+
+    fn rejected(&mut self, fullname: Option<&'static str>, reply: Reply) -> Route {
+        cmd::record_rejected(&mut self.shard.state.borrow_mut(), fullname);
+        Route::Done(reply)
+    }
+
+    /// Executes a batch of parsed requests and appends their replies, in order, to `wbuf`.
+    pub(crate) async fn dispatch_batch(&mut self, reqs: Vec<Request>) {
+        let n = reqs.len();
+        let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
+        let mut fl = InFlight::default();
+        let home = self.shard.id;
+        let mut db = self.client.borrow().db;
+        for (i, req) in reqs.into_iter().enumerate() {
+            self.touch(&req);
+            match self.route(req) {
+                Route::Done(r) => replies[i] = Some(r),
+                Route::Keyed { target, cmd } => {
+                    let read = !cmd.spec.has(flags::WRITE);
+                    if !fl.compatible(target, read) {
+                        self.settle(&mut fl, &mut replies, db).await;
+                    }
+                    if target == home {
+                        self.send_open(&mut fl, db).await;
+                        let mut r = self.shard.run_local(db, std::slice::from_ref(&cmd)).await;
+                        replies[i] = r.pop();
+                        if !fl.is_empty() {
+                            fl.note(target, read);
+                        }
+                    } else {
+                        if fl.open.as_ref().is_some_and(|(t, _, _)| *t != target) {
+                            self.send_open(&mut fl, db).await;
+                        }
+                        let open = fl.open.get_or_insert_with(|| (target, Vec::new(), Vec::new()));
+                        open.1.push(i);
+                        open.2.push(cmd);
+                        fl.note(target, read);
+                    }
+                }
+                Route::Spanning { cmd, key_idx } => {
+                    self.settle(&mut fl, &mut replies, db).await;
+                    replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx).await);
+                }
+                Route::Node { spec, fullname, args } => {
+                    self.settle(&mut fl, &mut replies, db).await;
+                    replies[i] = Some(self.run_node(spec, fullname, args).await);
+                    db = self.client.borrow().db;
+                }
+            }
+        }
+        self.settle(&mut fl, &mut replies, db).await;
+        self.encode_replies(replies);
+    }
+
+    /// Sends the open remote batch, if any.
+    async fn send_open(&mut self, fl: &mut InFlight, db: usize) {
+        if let Some((target, idx, cmds)) = fl.open.take() {
+            let rx = self.shard.send_batch(target, db, cmds).await;
+            fl.waiting.push((idx, rx));
+        }
+    }
+
+    /// Sends what is open and waits for everything in flight.
+    async fn settle(&mut self, fl: &mut InFlight, replies: &mut [Option<Reply>], db: usize) {
+        self.send_open(fl, db).await;
+        for (idx, rx) in fl.waiting.drain(..) {
+            let got = crate::runtime::shard::Shard::recv_batch(rx, idx.len()).await;
+            for (i, r) in idx.into_iter().zip(got) {
+                replies[i] = Some(r);
+            }
+        }
+        fl.targets.clear();
+        fl.all_read = true;
+    }
+
+    fn touch(&mut self, req: &Request) {
+        let mut c = self.client.borrow_mut();
+        c.last_interaction_ms = crate::storage::now_ms();
+        let _ = req;
+    }
+
+    /// Encodes replies in order, honouring CLIENT REPLY OFF/SKIP and counting errors.
+    fn encode_replies(&mut self, replies: Vec<Option<Reply>>) {
+        let resp3 = self.client.borrow().resp3;
+        let mut st = self.shard.state.borrow_mut();
+        for r in replies {
+            let r = r.unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
+            cmd::record_error(&mut st, &r);
+            r.encode(&mut self.wbuf, resp3);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! A client's life on its home shard: read -> parse -> dispatch a pipeline batch -> write.
+//!
+//! Replies go out in request order whatever shard produced them. Consecutive pipelined commands
+//! for one remote shard travel as one mesh message. A command is dispatched while earlier ones
+//! are still in flight only when that cannot be observed: all of them only read, or all of them
+//! go to the same shard (whose channel is FIFO). Anything else waits for what is in flight, so a
+//! client's writes become visible to others in the order it sent them.
+
+pub mod dispatch;
+pub mod plan;
+
+use crate::cmd::ClientState;
+use crate::protocol::request::{ParseLimits, RequestParser};
+use crate::protocol::Reply;
+use crate::runtime::shard::Shard;
+use crate::runtime::ClientStream;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Bytes read per socket read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Redis 7.0's protected-mode refusal.
+pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// A connection being served.
+pub struct Conn {
+    pub(crate) stream: ClientStream,
+    pub(crate) shard: Rc<Shard>,
+    pub(crate) client: Rc<RefCell<ClientState>>,
+    parser: RequestParser,
+    rbuf: BytesMut,
+    pub(crate) wbuf: Vec<u8>,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
+    let fd = stream.as_raw_fd();
+    let (cfg, node) = {
+        let st = shard.state.borrow();
+        (st.config.clone(), st.node.clone())
+    };
+    crate::runtime::listener::tune_client(fd, cfg.tcp_keepalive);
+    let peer = stream.peer_addr().ok();
+    let local = stream.local_addr().ok();
+    let connected = node.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
+    if connected > cfg.maxclients {
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        node.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        shard.state.borrow_mut().stats.rejected_connections += 1;
+        return;
+    }
+    if cfg.protected_mode && cfg.requirepass.is_none() && peer.as_ref().is_some_and(|p| !is_loopback(p)) {
+        tracing::warn!("Possible SECURITY ATTACK detected. It looks like somebody is sending a client connection from {:?} while in protected mode.", peer);
+        let _ = stream.write_all(PROTECTED_MODE_DENIED).await;
+        node.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        shard.state.borrow_mut().stats.rejected_connections += 1;
+        return;
+    }
+    let id = node.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let fmt = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "?:0".into());
+    let client = Rc::new(RefCell::new(ClientState::new(
+        id,
+        fmt(peer),
+        fmt(local),
+        fd,
+        cfg.requirepass.is_none(),
+    )));
+    {
+        let mut st = shard.state.borrow_mut();
+        st.clients.insert(id, client.clone());
+        st.stats.total_connections_received += 1;
+    }
+    let mut conn = Conn {
+        stream,
+        shard: shard.clone(),
+        client,
+        parser: RequestParser::default(),
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: Vec::with_capacity(READ_CHUNK),
+    };
+    if let Err(e) = conn.run().await {
+        tracing::debug!("client {} closed: {}", id, e);
+    }
+    shard.state.borrow_mut().clients.remove(&id);
+    node.connected_clients.fetch_sub(1, Ordering::AcqRel);
+}
+
+impl Conn {
+    async fn run(&mut self) -> std::io::Result<()> {
+        let mut reqs = Vec::new();
+        loop {
+            if self.client.borrow().killed {
+                return Ok(());
+            }
+            self.shard.refresh_config();
+            let (timeout, limits, qlimit) = {
+                let st = self.shard.state.borrow();
+                let c = self.client.borrow();
+                (
+                    st.config.timeout,
+                    ParseLimits { max_bulk_len: st.config.proto_max_bulk_len, auth_required: !c.authenticated },
+                    st.config.client_query_buffer_limit,
+                )
+            };
+            // Read more input.
+            let old = self.rbuf.len();
+            let want = self.parser.wanted().saturating_sub(old).max(READ_CHUNK);
+            self.rbuf.resize(old + want, 0);
+            let read = self.stream.read(&mut self.rbuf[old..]);
+            let n = if timeout > 0 && !self.client.borrow().monitor {
+                match crate::runtime::with_timeout(Duration::from_secs(timeout), read).await {
+                    Some(r) => r,
+                    None => {
+                        tracing::debug!("Closing idle client");
+                        return Ok(());
+                    }
+                }
+            } else {
+                read.await
+            };
+            let n = match n {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) => {
+                    self.rbuf.truncate(old);
+                    return Err(e);
+                }
+            };
+            self.rbuf.truncate(old + n);
+            self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+            if self.rbuf.len() as u64 > qlimit {
+                tracing::warn!("Closing client that reached max query buffer length");
+                return Ok(());
+            }
+            let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut reqs);
+            self.client.borrow_mut().qbuf = self.rbuf.len();
+            if !reqs.is_empty() {
+                self.dispatch_batch(std::mem::take(&mut reqs)).await;
+            }
+            if let Err(e) = parsed {
+                tracing::debug!("Protocol error ({}) from client: {}", e.0, self.client.borrow().addr);
+                Reply::error(e.reply_text()).encode(&mut self.wbuf, false);
+                self.client.borrow_mut().close_after_reply = true;
+            }
+            self.flush().await?;
+            if self.client.borrow().close_after_reply {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes out pending replies.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.wbuf).await?;
+        self.shard.state.borrow_mut().stats.net_output_bytes += self.wbuf.len() as u64;
+        self.wbuf.clear();
+        if self.wbuf.capacity() > 1 << 20 {
+            self.wbuf.shrink_to(READ_CHUNK);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Execution of node-level commands: call the handler with the client's context, then carry
+//! out the plan it returns (fan-outs, sleeps, closing, shutdown, ...).
+
+use super::Conn;
+use crate::cmd::{self, ClientCtx, CommandSpec, Exec, Plan};
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+impl Conn {
+    /// Runs a node-level command and returns its reply.
+    pub(crate) async fn run_node(&mut self, spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes>) -> Reply {
+        let Exec::Node(f) = spec.exec else {
+            return Reply::err("ERR internal error: not a node command");
+        };
+        let start = std::time::Instant::now();
+        let plan = {
+            let mut client = self.client.borrow_mut();
+            let mut shard = self.shard.state.borrow_mut();
+            let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
+            f(&mut ctx, &args)
+        };
+        let reply = self.execute_plan(plan, &args).await;
+        let usec = start.elapsed().as_micros() as u64;
+        cmd::record_call(&mut self.shard.state.borrow_mut(), fullname, usec, &reply);
+        self.client.borrow_mut().last_cmd = fullname;
+        reply
+    }
+
+    async fn execute_plan(&mut self, plan: Plan, args: &[Bytes]) -> Reply {
+        match plan {
+            Plan::Reply(r) => r,
+            Plan::AllShards { run, merge } => {
+                let db = self.client.borrow().db;
+                let replies = self.shard.all_shards(run, db, args).await;
+                let mut client = self.client.borrow_mut();
+                let mut shard = self.shard.state.borrow_mut();
+                let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
+                merge(&mut ctx, replies)
+            }
+            Plan::Sleep(d, r) => {
+                crate::runtime::sleep(d).await;
+                r
+            }
+            Plan::Close(r) => {
+                self.client.borrow_mut().close_after_reply = true;
+                r
+            }
+            Plan::Scan(_) | Plan::Monitor | Plan::Shutdown(_) | Plan::KillClients(_) => {
+                Reply::err("ERR this command is not available yet")
+            }
+        }
+    }
+}

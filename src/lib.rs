@@ -1,0 +1,23 @@
+//! slotcore: a Redis Cluster node, thread-per-core and shared-nothing.
+//!
+//! A process is one node. Inside it, data shards (one glommio executor per configured core)
+//! each own a subset of the 16384 hash slots and everything stored under them; a control
+//! executor runs node-wide work. Connections live on the shard that accepted them; commands for
+//! keys another shard owns travel over a channel mesh. See `design.md` for the whole picture.
+//!
+//! Module map (data flows one way: conn -> protocol -> cmd -> runtime route -> storage):
+//! - [`protocol`]: RESP parsing and encoding, sans-IO.
+//! - [`cmd`]: the command table and one file per command family.
+//! - [`storage`]: a shard's databases, per-slot tables, values, expiry; no I/O, no async.
+//! - [`conn`]: a client's life: read, parse, dispatch, write.
+//! - [`runtime`]: executors, placement, the mesh, listeners, timers (the only glommio user).
+//! - [`config`]: redis.conf and CONFIG.
+//! - [`cluster`]: hash slots (and later the cluster bus).
+
+pub mod cluster;
+pub mod cmd;
+pub mod config;
+pub mod conn;
+pub mod protocol;
+pub mod runtime;
+pub mod storage;

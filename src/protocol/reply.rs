@@ -1,0 +1,266 @@
+//! Replies as values, and their encoding in RESP2 or RESP3.
+//!
+//! A `Reply` is `Send` so that a shard can compute it and hand it back over the mesh to the
+//! connection's home shard, which encodes it with the connection's protocol version.
+
+use bytes::Bytes;
+use std::borrow::Cow;
+
+/// One reply to one command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`
+    Ok,
+    /// A status reply such as `+PONG` (without the `+` and CRLF).
+    Status(Cow<'static, str>),
+    /// An error reply; the text is everything after `-` (e.g. `ERR syntax error`).
+    Error(Cow<'static, str>),
+    /// `:n`
+    Int(i64),
+    /// `$n\r\n...`
+    Bulk(Bytes),
+    /// The null bulk string (`$-1` in RESP2, `_` in RESP3).
+    Nil,
+    /// The null array (`*-1` in RESP2, `_` in RESP3).
+    NilArray,
+    /// An array of replies.
+    Array(Vec<Reply>),
+    /// A map: a flat array of 2N items in RESP2, `%N` in RESP3.
+    Map(Vec<(Reply, Reply)>),
+    /// A set: an array in RESP2, `~N` in RESP3.
+    Set(Vec<Reply>),
+    /// A double: a bulk string in RESP2, `,` in RESP3 (formatted like Redis 7.0: `%.17g`).
+    Double(f64),
+    /// A boolean: `:1`/`:0` in RESP2, `#t`/`#f` in RESP3.
+    Bool(bool),
+    /// Verbatim text (`=N\r\ntxt:...` in RESP3, a bulk string in RESP2).
+    Verbatim(Bytes),
+    /// An out-of-band push (`>N` in RESP3, an array in RESP2), used by pub/sub and MONITOR.
+    Push(Vec<Reply>),
+    /// Bytes already encoded in RESP (the same in both protocols).
+    Raw(Bytes),
+}
+
+impl Reply {
+    /// An error reply from a static text.
+    pub const fn err(text: &'static str) -> Reply {
+        Reply::Error(Cow::Borrowed(text))
+    }
+    /// An error reply from an owned text.
+    pub fn error(text: String) -> Reply {
+        Reply::Error(Cow::Owned(text))
+    }
+    /// A status reply from a static text.
+    pub const fn status(text: &'static str) -> Reply {
+        Reply::Status(Cow::Borrowed(text))
+    }
+    /// A bulk reply copied from a byte slice.
+    pub fn bulk(b: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(b))
+    }
+    /// A bulk reply holding the decimal form of an integer.
+    pub fn bulk_int(n: i64) -> Reply {
+        let mut b = itoa::Buffer::new();
+        Reply::Bulk(Bytes::copy_from_slice(b.format(n).as_bytes()))
+    }
+    /// A bulk reply from an owned string.
+    pub fn bulk_string(s: String) -> Reply {
+        Reply::Bulk(Bytes::from(s))
+    }
+    /// True for error replies.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends this reply's RESP encoding to `out`; `resp3` selects the protocol version.
+    pub fn encode(&self, out: &mut Vec<u8>, resp3: bool) {
+        match self {
+            Reply::Ok => out.extend_from_slice(b"+OK\r\n"),
+            Reply::Status(s) => {
+                out.push(b'+');
+                push_line_safe(out, s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Error(s) => {
+                out.push(b'-');
+                push_line_safe(out, s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Int(n) => {
+                out.push(b':');
+                push_int(out, *n);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => encode_bulk(out, b),
+            Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+            Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
+            Reply::Array(items) => {
+                push_header(out, b'*', items.len());
+                for r in items {
+                    r.encode(out, resp3);
+                }
+            }
+            Reply::Set(items) => {
+                push_header(out, if resp3 { b'~' } else { b'*' }, items.len());
+                for r in items {
+                    r.encode(out, resp3);
+                }
+            }
+            Reply::Push(items) => {
+                push_header(out, if resp3 { b'>' } else { b'*' }, items.len());
+                for r in items {
+                    r.encode(out, resp3);
+                }
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    push_header(out, b'%', pairs.len());
+                } else {
+                    push_header(out, b'*', pairs.len() * 2);
+                }
+                for (k, v) in pairs {
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
+            }
+            Reply::Double(d) => {
+                let s = format_double(*d);
+                if resp3 {
+                    out.push(b',');
+                    out.extend_from_slice(s.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    encode_bulk(out, s.as_bytes());
+                }
+            }
+            Reply::Bool(b) => {
+                if resp3 {
+                    out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                } else {
+                    out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+                }
+            }
+            Reply::Verbatim(b) => {
+                if resp3 {
+                    push_header(out, b'=', b.len() + 4);
+                    out.extend_from_slice(b"txt:");
+                    out.extend_from_slice(b);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    encode_bulk(out, b);
+                }
+            }
+            Reply::Raw(b) => out.extend_from_slice(b),
+        }
+    }
+}
+
+fn encode_bulk(out: &mut Vec<u8>, b: &[u8]) {
+    push_header(out, b'$', b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_header(out: &mut Vec<u8>, kind: u8, n: usize) {
+    out.push(kind);
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
+}
+
+/// Status and error lines must not contain CR or LF (Redis replaces them with spaces).
+fn push_line_safe(out: &mut Vec<u8>, s: &[u8]) {
+    if memchr::memchr2(b'\r', b'\n', s).is_none() {
+        out.extend_from_slice(s);
+    } else {
+        out.extend(s.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+    }
+}
+
+/// Formats a double as Redis 7.0's `addReplyDouble` does: `inf`, `-inf`, `nan`, else `%.17g`.
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    format_g17(d)
+}
+
+/// `printf("%.17g", d)` for finite `d`.
+pub fn format_g17(d: f64) -> String {
+    format_g(d, 17)
+}
+
+/// `printf("%.<prec>g", d)` for finite `d`.
+pub fn format_g(d: f64, prec: usize) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let prec = prec.max(1);
+    // Scientific form with prec significant digits tells us the exponent after rounding.
+    let sci = format!("{:.*e}", prec - 1, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= prec as i32 {
+        let m = trim_fraction_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", m, sign, exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        let fixed = format!("{:.*}", decimals, d);
+        trim_fraction_zeros(&fixed).to_string()
+    }
+}
+
+fn trim_fraction_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, resp3: bool) -> String {
+        let mut v = Vec::new();
+        r.encode(&mut v, resp3);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        assert_eq!(enc(&Reply::Ok, false), "+OK\r\n");
+        assert_eq!(enc(&Reply::Nil, false), "$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, true), "_\r\n");
+        assert_eq!(enc(&Reply::Int(-3), false), ":-3\r\n");
+        assert_eq!(enc(&Reply::bulk(b"hi"), false), "$2\r\nhi\r\n");
+        let m = Reply::Map(vec![(Reply::bulk(b"a"), Reply::Int(1))]);
+        assert_eq!(enc(&m, false), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&m, true), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::err("ERR a\r\nb"), false), "-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn g17_matches_printf() {
+        assert_eq!(format_g17(3.0), "3");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(format_g17(-2.5), "-2.5");
+        assert_eq!(format_g17(123456789.0), "123456789");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_g(10.5, 17), "10.5");
+    }
+}

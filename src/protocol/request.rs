@@ -1,0 +1,431 @@
+//! The request parser: RESP2 multibulk frames and inline commands, incrementally.
+//!
+//! Behaviour follows Redis 7.0's `processMultibulkBuffer` / `processInlineBuffer`: the same
+//! limits and the same protocol error texts. Arguments are zero-copy `Bytes` split off the
+//! read buffer. A partially received multibulk keeps its progress in [`RequestParser`], so a
+//! huge command arriving in many reads is scanned once.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest inline request, and longest `*N` / `$N` header line, before a protocol error.
+pub const PROTO_INLINE_MAX_SIZE: usize = 64 * 1024;
+/// Largest multibulk argument count accepted before authentication.
+const UNAUTH_MAX_MULTIBULK: i64 = 10;
+/// Largest bulk length accepted before authentication.
+const UNAUTH_MAX_BULK: i64 = 16384;
+
+/// One parsed command: `args[0]` is the command name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Name and arguments, as sent.
+    pub args: Vec<Bytes>,
+}
+
+/// Limits the parser enforces; they come from the config and the client's auth state.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    /// `proto-max-bulk-len`.
+    pub max_bulk_len: i64,
+    /// Whether the client still has to authenticate (stricter limits apply).
+    pub auth_required: bool,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits { max_bulk_len: 512 * 1024 * 1024, auth_required: false }
+    }
+}
+
+/// A protocol error: the client gets `-ERR Protocol error: <text>` and is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+impl ParseError {
+    /// The error reply text Redis sends, e.g. `ERR Protocol error: invalid multibulk length`.
+    pub fn reply_text(&self) -> String {
+        format!("ERR Protocol error: {}", self.0)
+    }
+}
+
+/// Progress through a multibulk frame that has not fully arrived yet.
+#[derive(Debug, Default)]
+struct Partial {
+    /// Arguments still to read.
+    remaining: usize,
+    /// Length of the bulk being read, once its `$N` line was seen.
+    bulk_len: Option<usize>,
+    /// Arguments read so far.
+    args: Vec<Bytes>,
+}
+
+/// An incremental request parser for one connection.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    partial: Option<Partial>,
+}
+
+impl RequestParser {
+    /// Bytes the parser needs in the buffer to make progress on a big bulk (a read-size hint).
+    pub fn wanted(&self) -> usize {
+        match &self.partial {
+            Some(Partial { bulk_len: Some(n), .. }) => n + 2,
+            _ => 0,
+        }
+    }
+
+    /// Parses every complete request in `buf` into `out`, consuming their bytes.
+    /// Returns an error for malformed input; requests parsed before it are still in `out`.
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &ParseLimits,
+        out: &mut Vec<Request>,
+    ) -> Result<(), ParseError> {
+        loop {
+            if self.partial.is_none() {
+                if buf.is_empty() {
+                    return Ok(());
+                }
+                if buf[0] != b'*' {
+                    match parse_inline(buf)? {
+                        Some(Some(req)) => {
+                            out.push(req);
+                            continue;
+                        }
+                        Some(None) => continue, // empty line
+                        None => return Ok(()),
+                    }
+                }
+                // Multibulk header.
+                let Some(line) = find_crlf(buf) else {
+                    if buf.len() > PROTO_INLINE_MAX_SIZE {
+                        return Err(ParseError("too big mbulk count string"));
+                    }
+                    return Ok(());
+                };
+                let n = match string2ll(&buf[1..line]) {
+                    Some(n) if n <= i32::MAX as i64 => n,
+                    _ => return Err(ParseError("invalid multibulk length")),
+                };
+                if n > UNAUTH_MAX_MULTIBULK && limits.auth_required {
+                    return Err(ParseError("unauthenticated multibulk length"));
+                }
+                buf.advance(line + 2);
+                if n <= 0 {
+                    continue;
+                }
+                let n = n as usize;
+                self.partial = Some(Partial {
+                    remaining: n,
+                    bulk_len: None,
+                    args: Vec::with_capacity(n.min(1024)),
+                });
+            }
+            let Some(p) = self.partial.as_mut() else { continue };
+            while p.remaining > 0 {
+                let len = match p.bulk_len {
+                    Some(len) => len,
+                    None => {
+                        let Some(line) = find_crlf(buf) else {
+                            if buf.len() > PROTO_INLINE_MAX_SIZE {
+                                return Err(ParseError("too big bulk count string"));
+                            }
+                            return Ok(());
+                        };
+                        if buf[0] != b'$' {
+                            return Err(ParseError(expected_dollar(buf[0])));
+                        }
+                        let len = match string2ll(&buf[1..line]) {
+                            Some(l) if l >= 0 && l <= limits.max_bulk_len => l,
+                            _ => return Err(ParseError("invalid bulk length")),
+                        };
+                        if len > UNAUTH_MAX_BULK && limits.auth_required {
+                            return Err(ParseError("unauthenticated bulk length"));
+                        }
+                        buf.advance(line + 2);
+                        let len = len as usize;
+                        p.bulk_len = Some(len);
+                        len
+                    }
+                };
+                if buf.len() < len + 2 {
+                    if buf.capacity() < len + 2 {
+                        buf.reserve(len + 2 - buf.len());
+                    }
+                    return Ok(());
+                }
+                let arg = buf.split_to(len).freeze();
+                // Like Redis, the two bytes after the payload are skipped unchecked.
+                buf.advance(2);
+                p.args.push(arg);
+                p.bulk_len = None;
+                p.remaining -= 1;
+            }
+            if let Some(p) = self.partial.take() {
+                out.push(Request { args: p.args });
+            }
+        }
+    }
+}
+
+/// Parses everything complete in `buf` with a fresh parser (handy for tests and one-shot input).
+pub fn parse_requests(
+    buf: &mut BytesMut,
+    limits: &ParseLimits,
+    out: &mut Vec<Request>,
+) -> Result<(), ParseError> {
+    RequestParser::default().parse(buf, limits, out)
+}
+
+fn expected_dollar(got: u8) -> &'static str {
+    // The byte is part of the message in Redis ("expected '$', got 'x'"); keep a static table.
+    static MSGS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let msgs = MSGS.get_or_init(|| {
+        (0u8..=255)
+            .map(|c| {
+                let s = format!("expected '$', got '{}'", c as char);
+                &*Box::leak(s.into_boxed_str())
+            })
+            .collect()
+    });
+    msgs[got as usize]
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    // Redis looks for '\r' and then requires the byte after it (it reads it as '\n').
+    let pos = memchr::memchr(b'\r', buf)?;
+    if pos + 1 < buf.len() {
+        Some(pos)
+    } else {
+        None
+    }
+}
+
+/// Inline command: `Some(Some(req))` parsed, `Some(None)` empty line skipped, `None` incomplete.
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, ParseError> {
+    let Some(nl) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > PROTO_INLINE_MAX_SIZE {
+            return Err(ParseError("too big inline request"));
+        }
+        return Ok(None);
+    };
+    let mut end = nl;
+    if end > 0 && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let args = split_args(&buf[..end]).ok_or(ParseError("unbalanced quotes in request"))?;
+    buf.advance(nl + 1);
+    if args.is_empty() {
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(Request { args: args.into_iter().map(Bytes::from).collect() })))
+}
+
+/// Splits a line into arguments like Redis's `sdssplitargs`: spaces separate, `"..."` with C
+/// escapes (`\n`, `\xHH`, ...) and `'...'` with `\'` group. `None` for unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= n {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut inq = false; // inside "double quotes"
+        let mut insq = false; // inside 'single quotes'
+        loop {
+            if inq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                    cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    // The closing quote must be followed by a space or the end.
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else if insq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(cur);
+    }
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c)
+}
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+fn hex_val(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+/// Redis's `string2ll`: an optional `-`, no `+`, no leading zeros, no spaces, fits in i64.
+pub fn string2ll(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    if digits.is_empty() || digits[0] < b'1' || digits[0] > b'9' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > (i64::MAX as u64) + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> (Vec<Request>, Result<(), ParseError>, usize) {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        let r = parse_requests(&mut buf, &ParseLimits::default(), &mut out);
+        (out, r, buf.len())
+    }
+
+    fn args(r: &Request) -> Vec<&[u8]> {
+        r.args.iter().map(|a| &a[..]).collect()
+    }
+
+    #[test]
+    fn multibulk_and_pipeline() {
+        let (reqs, r, left) = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI");
+        assert!(r.is_ok());
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(args(&reqs[0]), vec![&b"GET"[..], b"k"]);
+        assert_eq!(left, 2);
+    }
+
+    #[test]
+    fn inline_commands() {
+        let (reqs, r, _) = parse_all(b"PING\r\n\r\nset a \"b c\\x41\" 'd\\'e'\n");
+        assert!(r.is_ok());
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(args(&reqs[1]), vec![&b"set"[..], b"a", b"b cA", b"d'e"]);
+    }
+
+    #[test]
+    fn protocol_errors() {
+        assert_eq!(parse_all(b"*abc\r\n").1, Err(ParseError("invalid multibulk length")));
+        assert_eq!(parse_all(b"*1\r\n+x\r\n").1, Err(ParseError("expected '$', got '+'")));
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n").1, Err(ParseError("invalid bulk length")));
+        assert_eq!(parse_all(b"set \"a\n").1, Err(ParseError("unbalanced quotes in request")));
+        assert_eq!(parse_all(b"set \"a\"b\n").1, Err(ParseError("unbalanced quotes in request")));
+        let big = vec![b'a'; PROTO_INLINE_MAX_SIZE + 1];
+        assert_eq!(parse_all(&big).1, Err(ParseError("too big inline request")));
+    }
+
+    #[test]
+    fn byte_by_byte_equals_whole() {
+        let input = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nPING\r\n*0\r\n*1\r\n$4\r\nECHO\r\n";
+        let mut parser = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            parser.parse(&mut buf, &ParseLimits::default(), &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 3);
+        assert_eq!(args(&out[0]), vec![&b"SET"[..], b"key", b"value"]);
+        assert_eq!(args(&out[2]), vec![&b"ECHO"[..]]);
+    }
+
+    #[test]
+    fn string2ll_is_strict() {
+        assert_eq!(string2ll(b"12"), Some(12));
+        assert_eq!(string2ll(b"-12"), Some(-12));
+        assert_eq!(string2ll(b"012"), None);
+        assert_eq!(string2ll(b"+1"), None);
+        assert_eq!(string2ll(b" 1"), None);
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string2ll(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let limits = ParseLimits { auth_required: true, ..Default::default() };
+        let mut out = Vec::new();
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            parse_requests(&mut buf, &limits, &mut out),
+            Err(ParseError("unauthenticated multibulk length"))
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Client listeners: sockets are created and bound once by the main thread (so a taken port
+//! fails start-up like Redis's "Failed listening on port"), then every shard accepts on its own
+//! duplicate of each listening fd.
+
+use crate::config::Config;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{IntoRawFd, RawFd};
+
+/// A bound, listening socket.
+pub struct Listener {
+    /// The listening fd (owned; shards dup it).
+    pub fd: RawFd,
+    /// The address it is bound to.
+    pub addr: SocketAddr,
+}
+
+/// Binds every `bind` address of the config. Addresses prefixed with `-` are optional.
+pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
+    let mut out = Vec::new();
+    for raw in &cfg.bind {
+        let (optional, name) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw.as_str()),
+        };
+        let ip: IpAddr = match name {
+            "*" => IpAddr::from([0u8, 0, 0, 0]),
+            "::*" => "::".parse().map_err(|e| format!("{e}"))?,
+            other => match other.parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    if optional {
+                        continue;
+                    }
+                    return Err(format!("Invalid bind address '{other}'"));
+                }
+            },
+        };
+        let addr = SocketAddr::new(ip, cfg.port);
+        match bind_one(addr, cfg.tcp_backlog) {
+            Ok(l) => out.push(l),
+            Err(e) => {
+                // An unavailable optional address (e.g. no IPv6) is skipped, as in Redis.
+                let unavailable = matches!(
+                    e.raw_os_error(),
+                    Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT) | Some(libc::EPROTONOSUPPORT)
+                );
+                if optional && unavailable {
+                    continue;
+                }
+                return Err(format!("Failed listening on port {} (tcp), aborting. ({name}: {e})", cfg.port));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("Failed listening on port {} (tcp), aborting.", cfg.port));
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<Listener> {
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    s.set_nonblocking(true)?;
+    Ok(Listener { fd: s.into_raw_fd(), addr })
+}
+
+/// Tunes an accepted client socket: TCP_NODELAY and keepalive, as Redis does.
+pub fn tune_client(fd: RawFd, keepalive_secs: u32) {
+    // SAFETY: the fd belongs to a live TcpStream for the duration of this call; ManuallyDrop
+    // keeps socket2 from closing it.
+    let s = std::mem::ManuallyDrop::new(unsafe { <Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    let _ = s.set_nodelay(true);
+    if keepalive_secs > 0 {
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(std::time::Duration::from_secs(keepalive_secs as u64))
+            .with_interval(std::time::Duration::from_secs((keepalive_secs / 3).max(1) as u64));
+        let _ = s.set_tcp_keepalive(&ka);
+    }
+}

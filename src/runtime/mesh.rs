@@ -1,0 +1,90 @@
+//! Messages carried by the channel mesh between shards.
+//!
+//! Rules (see notes on glommio's bounded mesh): replies never travel over the mesh (they use
+//! oneshot channels), and a shard's drain tasks never await a mesh send.
+
+use crate::cmd::{CommandSpec, ShardFn};
+use crate::protocol::Reply;
+use crate::storage::Entry;
+use bytes::Bytes;
+use futures_channel::oneshot;
+
+/// A keyed command sent to the shard owning its keys.
+pub struct RemoteCmd {
+    /// The command (or subcommand) spec.
+    pub spec: &'static CommandSpec,
+    /// Its full name for stats (`get`, `object|encoding`).
+    pub fullname: &'static str,
+    /// Name and arguments.
+    pub args: Vec<Bytes>,
+}
+
+/// One key's copy moved between shards by a cross-shard operation: (db, key, entry).
+pub type KeyCopy = (usize, Bytes, Option<Entry>);
+
+/// A message to a shard.
+pub enum Msg {
+    /// Run consecutive pipelined commands of one client, in order, in database `db`.
+    Batch {
+        /// Selected database.
+        db: usize,
+        /// Commands.
+        cmds: Vec<RemoteCmd>,
+        /// One reply per command.
+        reply: oneshot::Sender<Vec<Reply>>,
+    },
+    /// Hold the shard for transaction `tx` (granted in arrival order).
+    Lock {
+        /// Transaction id.
+        tx: u64,
+        /// Sent once the shard is held.
+        reply: oneshot::Sender<()>,
+    },
+    /// Work done for the transaction that holds the shard.
+    Held {
+        /// Transaction id (must be the holder).
+        tx: u64,
+        /// What to do.
+        op: HeldOp,
+        /// The result.
+        reply: oneshot::Sender<HeldResult>,
+    },
+    /// Release the shard.
+    Unlock {
+        /// Transaction id.
+        tx: u64,
+    },
+}
+
+/// Work for a held shard.
+pub enum HeldOp {
+    /// Run a fan-out function.
+    Run {
+        /// The function.
+        run: ShardFn,
+        /// Client's database.
+        db: usize,
+        /// Arguments.
+        args: Vec<Bytes>,
+    },
+    /// Copy out these keys from every database (expired keys are reclaimed, not copied).
+    Fetch {
+        /// Keys.
+        keys: Vec<Bytes>,
+    },
+    /// Store these final states (None = delete).
+    Apply {
+        /// Final states.
+        entries: Vec<KeyCopy>,
+    },
+}
+
+/// Result of a [`HeldOp`].
+pub enum HeldResult {
+    /// From `Run`.
+    Reply(Reply),
+    /// From `Fetch`.
+    Entries(Vec<KeyCopy>),
+    /// From `Apply`.
+    Done,
+}

@@ -1,0 +1,205 @@
+//! The thread-per-core runtime, and the only module that names glommio: executors and their
+//! placement, the channel mesh, listeners, timers, shutdown.
+//!
+//! Layout: `shards` data executors (peer ids 0..shards) plus one control executor (the last
+//! peer id) in one full mesh. Each data shard accepts clients on every listener and serves them
+//! for their whole life; keyed commands for slots another shard owns travel over the mesh.
+
+pub mod gate;
+pub mod listener;
+pub mod mesh;
+pub mod shard;
+
+use crate::cmd::{NodeInfo, ShardState};
+use crate::config::Config;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use mesh::Msg;
+use shard::Shard;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Capacity of each (from, to) mesh channel.
+const MESH_CAPACITY: usize = 1024;
+/// Memory registered with io_uring per executor (counts against RLIMIT_MEMLOCK).
+const IO_MEMORY: usize = 512 << 10;
+
+/// How executors are placed on CPUs.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Number of data shards.
+    pub shards: usize,
+    /// CPU per shard (empty when not pinned).
+    pub shard_cpus: Vec<usize>,
+    /// CPU of the control executor (None when not pinned).
+    pub bus_cpu: Option<usize>,
+}
+
+/// Number of CPUs this process may run on.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Decides shard count and pinning from the config (design.md §1).
+pub fn plan_placement(cfg: &Config) -> Result<Placement, String> {
+    let ncpu = available_cpus();
+    let shards = if cfg.shards > 0 {
+        cfg.shards
+    } else if !cfg.shard_cores.is_empty() {
+        cfg.shard_cores.len()
+    } else {
+        ncpu.saturating_sub(1).max(1)
+    };
+    if !cfg.pin_cores {
+        return Ok(Placement { shards, shard_cpus: Vec::new(), bus_cpu: None });
+    }
+    let online: Vec<usize> = core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_else(|| (0..ncpu).collect());
+    let check = |c: usize| {
+        if online.contains(&c) {
+            Ok(c)
+        } else {
+            Err(format!("CPU {c} is not available to this process (available: {online:?})"))
+        }
+    };
+    let shard_cpus: Vec<usize> = if cfg.shard_cores.is_empty() {
+        (0..shards).map(|i| online[i % online.len()]).collect()
+    } else {
+        if cfg.shard_cores.len() < shards {
+            return Err(format!("shard-cores lists {} CPUs but shards is {}", cfg.shard_cores.len(), shards));
+        }
+        cfg.shard_cores[..shards].iter().map(|&c| check(c)).collect::<Result<_, _>>()?
+    };
+    let bus_cpu = match cfg.bus_core {
+        Some(c) => check(c)?,
+        None => *online.last().unwrap_or(&0),
+    };
+    Ok(Placement { shards, shard_cpus, bus_cpu: Some(bus_cpu) })
+}
+
+/// Runs the node until the process exits. Returns an error if executors could not start.
+pub fn run(cfg: Arc<Config>, node: Arc<NodeInfo>, placement: Placement, listeners: Vec<listener::Listener>) -> Result<(), String> {
+    let nshards = placement.shards;
+    let pool_placement = if placement.shard_cpus.is_empty() {
+        PoolPlacement::Unbound(nshards + 1)
+    } else {
+        let mut sets = Vec::new();
+        for &c in placement.shard_cpus.iter().chain(placement.bus_cpu.iter()) {
+            let set = CpuSet::online().map_err(|e| format!("reading online CPUs: {e}"))?.filter(move |l| l.cpu == c);
+            sets.push(set);
+        }
+        PoolPlacement::Custom(sets)
+    };
+    let mesh = MeshBuilder::<Msg, _>::full(nshards + 1, MESH_CAPACITY);
+    let fds: Vec<i32> = listeners.iter().map(|l| l.fd).collect();
+    let spin = Duration::from_micros(cfg.busy_poll_us);
+    let mut builder = LocalExecutorPoolBuilder::new(pool_placement)
+        .name("slotcore")
+        .io_memory(IO_MEMORY)
+        .ring_depth(512);
+    if cfg.busy_poll_us > 0 {
+        builder = builder.spin_before_park(spin);
+    }
+    let handles = builder
+        .on_all_shards(move || async move {
+            let (tx, mut rx) = match mesh.join().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!("could not join the shard mesh: {}", e);
+                    return;
+                }
+            };
+            let id = tx.peer_id();
+            if id == nshards {
+                // The control executor: the cluster bus, replication and persistence will live
+                // here; in standalone mode it only keeps its place in the mesh.
+                futures_lite::future::pending::<()>().await;
+                return;
+            }
+            let cfg = node.config();
+            let state = ShardState::new(id, cfg, node.clone());
+            let shard = Rc::new(Shard::new(id, nshards, state, tx));
+            for (_from, stream) in rx.streams() {
+                let s = shard.clone();
+                glommio::spawn_local(async move {
+                    while let Some(msg) = stream.recv().await {
+                        s.handle(msg);
+                    }
+                })
+                .detach();
+            }
+            glommio::spawn_local(active_expire(shard.clone())).detach();
+            for &fd in &fds {
+                glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
+            }
+            futures_lite::future::pending::<()>().await;
+        })
+        .map_err(|e| format!("starting executors: {e}"))?;
+    for r in handles.join_all() {
+        if let Err(e) = r {
+            return Err(format!("executor failed: {e}"));
+        }
+    }
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, fd: i32) {
+    // SAFETY: `dup` gives this shard its own fd for the shared listening socket.
+    let dup = unsafe { libc::dup(fd) };
+    if dup < 0 {
+        tracing::error!("dup of listening socket failed: {}", std::io::Error::last_os_error());
+        return;
+    }
+    // SAFETY: `dup` is a fresh, owned, listening socket fd.
+    let listener = unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(crate::conn::serve(stream, shard.clone())).detach();
+            }
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {}", e);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The active expire cycle: `hz` times a second, reclaim expired keys for up to ~1 ms.
+async fn active_expire(shard: Rc<Shard>) {
+    loop {
+        let hz = shard.state.borrow().config.hz.clamp(1, 500);
+        glommio::timer::sleep(Duration::from_millis(1000 / hz as u64)).await;
+        if shard.gate.holder().is_some() {
+            continue;
+        }
+        shard.refresh_config();
+        let start = std::time::Instant::now();
+        let mut st = shard.state.borrow_mut();
+        let now = crate::storage::now_ms();
+        for db in st.ks.dbs.iter_mut() {
+            loop {
+                let (examined, expired) = db.active_expire_step(now, 200);
+                // Keep going while a good share of what we looked at was expired (as Redis).
+                if examined == 0 || expired * 4 < examined || start.elapsed() > Duration::from_millis(1) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps without blocking the shard.
+pub async fn sleep(d: Duration) {
+    glommio::timer::sleep(d).await
+}
+
+/// Runs `fut` with a time limit; None if it timed out.
+pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    glommio::timer::timeout(d, async move { Ok(fut.await) }).await.ok()
+}
+
+/// A client connection's stream type.
+pub type ClientStream = glommio::net::TcpStream;

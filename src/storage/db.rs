@@ -1,0 +1,386 @@
+//! Databases made of per-slot hash tables (as Redis 7's `kvstore`), with expiry.
+//!
+//! A `Db` holds one lazily created `SlotTable` per hash slot that has keys. This makes
+//! COUNTKEYSINSLOT O(1), GETKEYSINSLOT and slot migration a walk of one table, and SCAN a walk
+//! of slots in order (the cursor is a slot number, so a scan survives slots moving between shards).
+
+use super::value::Value;
+use crate::cluster::slot::{key_slot, SLOTS};
+use hashbrown::HashMap;
+
+/// One key's entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 = no expiry.
+    pub expire_at: u64,
+    /// Last access, in seconds (for OBJECT IDLETIME).
+    pub lru: u32,
+}
+
+impl Entry {
+    /// A new entry with no expiry.
+    pub fn new(value: Value) -> Entry {
+        Entry { value, expire_at: 0, lru: lru_clock() }
+    }
+    /// True when the entry has an expiry at or before `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now_ms
+    }
+}
+
+/// The LRU clock: seconds since the epoch, truncated to 32 bits.
+pub fn lru_clock() -> u32 {
+    (super::now_ms() / 1000) as u32
+}
+
+/// The keys of one hash slot in one database.
+#[derive(Debug, Default)]
+pub struct SlotTable {
+    map: HashMap<Box<[u8]>, Entry>,
+    volatile: usize,
+}
+
+impl SlotTable {
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// True when the slot holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Keys with an expiry.
+    pub fn volatile(&self) -> usize {
+        self.volatile
+    }
+    /// Iterates over the keys and entries (expired ones included; check `is_expired`).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.map.iter().map(|(k, v)| (&k[..], v))
+    }
+}
+
+/// One logical database (`SELECT n`) of one shard.
+#[derive(Debug, Default)]
+pub struct Db {
+    slots: Vec<Option<Box<SlotTable>>>,
+    keys: usize,
+    volatile: usize,
+    /// Keys removed because they expired (lazily or by the active cycle).
+    pub expired_keys: u64,
+    /// Where the active expire cycle resumes.
+    expire_cursor: usize,
+}
+
+impl Db {
+    /// An empty database.
+    pub fn new() -> Db {
+        Db::default()
+    }
+
+    /// Number of keys (expired ones not yet reclaimed included, as in Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+    /// True when the database has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+    /// Number of keys with an expiry.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    fn table(&self, slot: u16) -> Option<&SlotTable> {
+        self.slots.get(slot as usize)?.as_deref()
+    }
+
+    fn table_mut(&mut self, slot: u16) -> Option<&mut SlotTable> {
+        self.slots.get_mut(slot as usize)?.as_deref_mut()
+    }
+
+    fn table_or_create(&mut self, slot: u16) -> &mut SlotTable {
+        if self.slots.is_empty() {
+            self.slots.resize_with(SLOTS, || None);
+        }
+        self.slots[slot as usize].get_or_insert_with(Default::default)
+    }
+
+    /// The table of a slot, if it has keys.
+    pub fn slot_table(&self, slot: u16) -> Option<&SlotTable> {
+        self.table(slot).filter(|t| !t.is_empty())
+    }
+
+    /// Number of keys in a slot.
+    pub fn slot_len(&self, slot: u16) -> usize {
+        self.table(slot).map_or(0, |t| t.len())
+    }
+
+    /// Looks a key up for reading or writing, deleting it first if it has expired (lazy expiry).
+    /// Touches its LRU clock.
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let slot = key_slot(key);
+        if self.expire_if_needed(slot, key, now_ms) {
+            return None;
+        }
+        let e = self.table_mut(slot)?.map.get_mut(key)?;
+        e.lru = lru_clock();
+        Some(e)
+    }
+
+    /// Looks a key up without touching its LRU clock (OBJECT, TYPE-like introspection).
+    pub fn get_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let slot = key_slot(key);
+        if self.expire_if_needed(slot, key, now_ms) {
+            return None;
+        }
+        self.table_mut(slot)?.map.get_mut(key)
+    }
+
+    /// True when the key exists and has not expired (without deleting or touching it).
+    pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
+        self.table(key_slot(key))
+            .and_then(|t| t.map.get(key))
+            .is_some_and(|e| !e.is_expired(now_ms))
+    }
+
+    /// Deletes the key if it has expired; returns true if it did.
+    fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
+        let expired = self
+            .table(slot)
+            .and_then(|t| t.map.get(key))
+            .is_some_and(|e| e.is_expired(now_ms));
+        if expired {
+            self.remove_in(slot, key);
+            self.expired_keys += 1;
+        }
+        expired
+    }
+
+    /// Stores a value with the given expiry (0 = none), replacing any previous entry.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64) {
+        self.insert(key, Entry { value, expire_at, lru: lru_clock() });
+    }
+
+    /// Stores an entry, replacing any previous one; returns the previous entry.
+    pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        let slot = key_slot(key);
+        let volatile_new = entry.expire_at != 0;
+        let t = self.table_or_create(slot);
+        let old = match t.map.get_mut(key) {
+            Some(e) => Some(std::mem::replace(e, entry)),
+            None => {
+                t.map.insert(key.into(), entry);
+                None
+            }
+        };
+        let volatile_old = old.as_ref().is_some_and(|e| e.expire_at != 0);
+        match (volatile_old, volatile_new) {
+            (false, true) => {
+                t.volatile += 1;
+                self.volatile += 1;
+            }
+            (true, false) => {
+                t.volatile -= 1;
+                self.volatile -= 1;
+            }
+            _ => {}
+        }
+        if old.is_none() {
+            self.keys += 1;
+        }
+        old
+    }
+
+    /// Removes a key (expired or not); returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.remove_in(key_slot(key), key)
+    }
+
+    fn remove_in(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {
+        let t = self.table_mut(slot)?;
+        let e = t.map.remove(key)?;
+        if e.expire_at != 0 {
+            t.volatile -= 1;
+            self.volatile -= 1;
+        }
+        self.keys -= 1;
+        Some(e)
+    }
+
+    /// Sets or clears (0) a live key's expiry; returns false if the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let slot = key_slot(key);
+        let Some(t) = self.table_mut(slot) else { return false };
+        let Some(e) = t.map.get_mut(key) else { return false };
+        let was = e.expire_at != 0;
+        e.expire_at = expire_at;
+        let delta: isize = match (was, expire_at != 0) {
+            (false, true) => 1,
+            (true, false) => -1,
+            _ => 0,
+        };
+        t.volatile = (t.volatile as isize + delta) as usize;
+        self.volatile = (self.volatile as isize + delta) as usize;
+        true
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.slots = Vec::new();
+        self.keys = 0;
+        self.volatile = 0;
+        self.expire_cursor = 0;
+    }
+
+    /// Removes every key of one slot; returns how many were removed.
+    pub fn clear_slot(&mut self, slot: u16) -> usize {
+        let Some(t) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return 0 };
+        self.keys -= t.len();
+        self.volatile -= t.volatile;
+        t.len()
+    }
+
+    /// Slots (ascending) that currently have keys, starting at `from`.
+    pub fn nonempty_slots_from(&self, from: usize) -> impl Iterator<Item = u16> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| !t.is_empty()))
+            .map(|(i, _)| i as u16)
+    }
+
+    /// Takes the whole table of a slot out of this database (for moving it elsewhere).
+    pub fn take_slot(&mut self, slot: u16) -> Option<Box<SlotTable>> {
+        let t = self.slots.get_mut(slot as usize)?.take()?;
+        self.keys -= t.len();
+        self.volatile -= t.volatile;
+        Some(t)
+    }
+
+    /// Puts a slot table taken with `take_slot` back (the slot must be empty here).
+    pub fn put_slot(&mut self, slot: u16, table: Box<SlotTable>) {
+        self.keys += table.len();
+        self.volatile += table.volatile;
+        if self.slots.is_empty() {
+            self.slots.resize_with(SLOTS, || None);
+        }
+        self.slots[slot as usize] = Some(table);
+    }
+
+    /// A random live key, if any (expired keys met on the way are reclaimed).
+    pub fn random_key(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        for _ in 0..100 {
+            if self.keys == 0 {
+                return None;
+            }
+            let slots: Vec<u16> = self.nonempty_slots_from(0).collect();
+            let slot = slots[fastrand::usize(..slots.len())];
+            let t = self.table(slot)?;
+            let idx = fastrand::usize(..t.len());
+            let (k, e) = t.map.iter().nth(idx)?;
+            if e.is_expired(now_ms) {
+                let k = k.to_vec();
+                self.remove_in(slot, &k);
+                self.expired_keys += 1;
+                continue;
+            }
+            return Some(k.to_vec());
+        }
+        None
+    }
+
+    /// One step of active expiry: examines up to `budget` keys of slots that have volatile keys,
+    /// resuming where the previous step stopped, and deletes the expired ones.
+    /// Returns (keys examined, keys expired).
+    pub fn active_expire_step(&mut self, now_ms: u64, budget: usize) -> (usize, usize) {
+        if self.volatile == 0 || self.slots.is_empty() {
+            return (0, 0);
+        }
+        let mut examined = 0;
+        let mut expired = 0;
+        let mut visited = 0;
+        while examined < budget && visited < SLOTS {
+            let slot = self.expire_cursor;
+            self.expire_cursor = (self.expire_cursor + 1) % SLOTS;
+            visited += 1;
+            let Some(t) = self.slots[slot].as_deref_mut() else { continue };
+            if t.volatile == 0 {
+                continue;
+            }
+            examined += t.map.len();
+            let before = t.map.len();
+            let mut removed_volatile = 0;
+            t.map.retain(|_, e| {
+                let keep = !e.is_expired(now_ms);
+                if !keep {
+                    removed_volatile += 1;
+                }
+                keep
+            });
+            let removed = before - t.map.len();
+            t.volatile -= removed_volatile;
+            self.volatile -= removed_volatile;
+            self.keys -= removed;
+            expired += removed;
+        }
+        self.expired_keys += expired as u64;
+        (examined, expired)
+    }
+}
+
+/// All databases of one shard.
+#[derive(Debug)]
+pub struct Keyspace {
+    /// `databases` entries; index = database number.
+    pub dbs: Vec<Db>,
+}
+
+impl Keyspace {
+    /// A keyspace with `n` empty databases.
+    pub fn new(n: usize) -> Keyspace {
+        Keyspace { dbs: (0..n.max(1)).map(|_| Db::new()).collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::value::StrValue;
+
+    fn s(v: &str) -> Value {
+        Value::Str(StrValue::from_bytes(v.as_bytes()))
+    }
+
+    #[test]
+    fn counts_follow_inserts_and_removes() {
+        let mut db = Db::new();
+        db.set(b"a", s("1"), 0);
+        db.set(b"b", s("2"), u64::MAX);
+        db.set(b"b", s("3"), 0);
+        assert_eq!((db.len(), db.volatile_len()), (2, 0));
+        db.set_expire(b"a", 10);
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.get(b"a", 11).is_none());
+        assert_eq!((db.len(), db.volatile_len(), db.expired_keys), (1, 0, 1));
+        assert!(db.remove(b"b").is_some());
+        assert!(db.is_empty());
+    }
+
+    #[test]
+    fn active_expiry_reclaims() {
+        let mut db = Db::new();
+        for i in 0..1000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), if i % 2 == 0 { 5 } else { 0 });
+        }
+        let mut total = 0;
+        for _ in 0..100 {
+            total += db.active_expire_step(10, 100).1;
+        }
+        assert_eq!(total, 500);
+        assert_eq!(db.len(), 500);
+        assert_eq!(db.volatile_len(), 0);
+    }
+}

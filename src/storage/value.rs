@@ -1,0 +1,98 @@
+//! Values and their encodings.
+//!
+//! Every value is `Send` (no `Rc` inside) so that the rare cross-shard operation can move a copy
+//! of an entry between shards. New types (lists, hashes, sets, sorted sets, streams) add a variant
+//! here, an encoding name in [`Value::encoding`] and a type name in [`Value::type_name`].
+
+/// A string value: integers that fit in an i64 (and print back identically) are kept as numbers,
+/// like Redis's `int` encoding; everything else as bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrValue {
+    /// The `int` encoding.
+    Int(i64),
+    /// The `embstr`/`raw` encodings.
+    Raw(Vec<u8>),
+}
+
+/// Strings up to this length report `embstr` in OBJECT ENCODING, like Redis.
+pub const EMBSTR_MAX: usize = 44;
+
+impl StrValue {
+    /// Builds a string value from bytes, choosing the int encoding when Redis would.
+    pub fn from_bytes(b: &[u8]) -> StrValue {
+        if b.len() <= 20 {
+            if let Some(n) = crate::protocol::request::string2ll(b) {
+                return StrValue::Int(n);
+            }
+        }
+        StrValue::Raw(b.to_vec())
+    }
+
+    /// The value as bytes (allocates for the int encoding).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        match self {
+            StrValue::Int(n) => {
+                let mut b = itoa::Buffer::new();
+                bytes::Bytes::copy_from_slice(b.format(*n).as_bytes())
+            }
+            StrValue::Raw(v) => bytes::Bytes::copy_from_slice(v),
+        }
+    }
+
+    /// Length in bytes of the string form.
+    pub fn len(&self) -> usize {
+        match self {
+            StrValue::Int(n) => itoa::Buffer::new().format(*n).len(),
+            StrValue::Raw(v) => v.len(),
+        }
+    }
+
+    /// True when the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A mutable byte vector, converting the int encoding to raw first.
+    pub fn make_raw(&mut self) -> &mut Vec<u8> {
+        if let StrValue::Int(n) = *self {
+            *self = StrValue::Raw(itoa::Buffer::new().format(n).as_bytes().to_vec());
+        }
+        match self {
+            StrValue::Raw(v) => v,
+            StrValue::Int(_) => unreachable!("converted above"),
+        }
+    }
+}
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string.
+    Str(StrValue),
+}
+
+impl Value {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(StrValue::Int(_)) => "int",
+            Value::Str(StrValue::Raw(v)) if v.len() <= EMBSTR_MAX => "embstr",
+            Value::Str(StrValue::Raw(_)) => "raw",
+        }
+    }
+
+    /// An estimate of the heap bytes this value uses (for INFO memory and MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(StrValue::Int(_)) => 0,
+            Value::Str(StrValue::Raw(v)) => v.capacity(),
+        }
+    }
+}
