@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod process;
 pub mod protocol;
 pub mod runtime;
 pub mod storage;

@@ -1,0 +1,272 @@
+//! Test harness: starts real slotcore (and real redis-server) processes on free loopback ports,
+//! talks to them over raw sockets, the `redis` crate and `redis-cli`, and kills only what it
+//! started, by PID, when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Upper bound for every wait in tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A free port P such that P and P + 10000 are both free and P + 10000 < 32768.
+pub fn free_port() -> u16 {
+    if NEXT_PORT.load(Ordering::Relaxed) == 0 {
+        // Spread parallel test binaries apart.
+        let base = 12000 + (std::process::id() % 400) as u16 * 20;
+        let _ = NEXT_PORT.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    loop {
+        let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let p = if p >= 22000 { 12000 + (p % 10000) } else { p };
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A running server process (slotcore or redis-server).
+pub struct Server {
+    /// Client port.
+    pub port: u16,
+    /// Working directory (removed on drop).
+    pub dir: PathBuf,
+    child: Child,
+    /// Path of the log file.
+    pub log: PathBuf,
+}
+
+fn scratch_dir(tag: &str, port: u16) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("slotcore-test-{}-{}-{}", tag, std::process::id(), port));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create test dir");
+    d
+}
+
+impl Server {
+    /// Starts slotcore with `--port P --dir D --pin-cores no` plus `extra` arguments.
+    pub fn slotcore(extra: &[&str]) -> Server {
+        let port = free_port();
+        let dir = scratch_dir("slotcore", port);
+        let log = dir.join("server.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slotcore"));
+        cmd.arg("--port").arg(port.to_string()).arg("--dir").arg(&dir).arg("--pin-cores").arg("no");
+        cmd.args(extra);
+        Server::spawn(cmd, port, dir, log)
+    }
+
+    /// Starts slotcore with `shards` data shards.
+    pub fn slotcore_shards(shards: usize) -> Server {
+        let n = shards.to_string();
+        Server::slotcore(&["--shards", &n])
+    }
+
+    /// Starts a real redis-server (the oracle) with no persistence.
+    pub fn redis(extra: &[&str]) -> Server {
+        let port = free_port();
+        let dir = scratch_dir("redis", port);
+        let log = dir.join("server.log");
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port").arg(port.to_string()).arg("--dir").arg(&dir).arg("--save").arg("").arg("--appendonly").arg("no");
+        cmd.args(extra);
+        Server::spawn(cmd, port, dir, log)
+    }
+
+    fn spawn(mut cmd: Command, port: u16, dir: PathBuf, log: PathBuf) -> Server {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err)).stdin(Stdio::null());
+        let child = cmd.spawn().expect("spawn server");
+        let s = Server { port, dir, child, log };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
+                c.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                if c.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = c.read(&mut buf) {
+                        if n > 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server on port {} did not become ready; log:\n{}", self.port, self.log_text());
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// PID of the process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A `redis` crate connection.
+    pub fn client(&self) -> redis::Connection {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("client");
+        let conn = c.get_connection_with_timeout(WAIT).expect("connect");
+        conn.set_read_timeout(Some(WAIT)).ok();
+        conn
+    }
+
+    /// A raw RESP connection.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+
+    /// Runs `redis-cli -p PORT args...` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw connection that sends commands and reads whole RESP replies as bytes.
+pub struct Raw {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Raw {
+    /// Connects to a local port.
+    pub fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(WAIT)).ok();
+        Raw { r: BufReader::new(s.try_clone().expect("clone")), w: s }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).expect("write");
+    }
+
+    /// Sends one command encoded as a RESP array.
+    pub fn send_cmd(&mut self, args: &[&[u8]]) {
+        self.send(&encode(args));
+    }
+
+    /// Sends a command and returns its raw reply.
+    pub fn cmd(&mut self, args: &[&str]) -> String {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        self.send_cmd(&a);
+        self.reply()
+    }
+
+    /// Reads one whole RESP reply and returns its bytes (lossy UTF-8).
+    pub fn reply(&mut self) -> String {
+        let mut out = Vec::new();
+        read_reply(&mut self.r, &mut out).expect("read reply");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Reads until EOF (bounded by the read timeout); returns what came.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.r.read_to_end(&mut out);
+        out
+    }
+}
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+fn read_line(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof"));
+    }
+    out.extend_from_slice(&line);
+    Ok(line)
+}
+
+/// Reads one RESP2/RESP3 reply, appending its raw bytes to `out`.
+pub fn read_reply(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let line = read_line(r, out)?;
+    let body = String::from_utf8_lossy(&line[1..]).trim_end().to_string();
+    let n: i64 = body.parse().unwrap_or(0);
+    match line[0] {
+        b'$' | b'=' | b'!' => {
+            if n >= 0 {
+                let mut buf = vec![0u8; n as usize + 2];
+                r.read_exact(&mut buf)?;
+                out.extend_from_slice(&buf);
+            }
+        }
+        b'*' | b'~' | b'>' => {
+            for _ in 0..n.max(0) {
+                read_reply(r, out)?;
+            }
+        }
+        b'%' | b'|' => {
+            for _ in 0..n.max(0) * 2 {
+                read_reply(r, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Sends the same commands to both servers and asserts identical raw replies.
+pub fn assert_same(a: &mut Raw, b: &mut Raw, cmds: &[&[&str]]) {
+    for c in cmds {
+        let ra = a.cmd(c);
+        let rb = b.cmd(c);
+        assert_eq!(ra, rb, "command {:?}: slotcore replied {:?}, redis-server replied {:?}", c, ra, rb);
+    }
+}
