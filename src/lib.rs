@@ -13,6 +13,7 @@
 //! - [`runtime`]: executors, placement, the mesh, listeners, timers (the only glommio user).
 //! - [`config`]: redis.conf and CONFIG.
 //! - [`cluster`]: hash slots (and later the cluster bus).
+//! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
 
 pub mod cluster;
 pub mod cmd;
@@ -22,3 +23,4 @@ pub mod process;
 pub mod protocol;
 pub mod runtime;
 pub mod storage;
+pub mod transaction;

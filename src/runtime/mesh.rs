@@ -5,7 +5,6 @@
 
 use crate::cmd::{CommandSpec, ShardFn};
 use crate::protocol::Reply;
-use crate::storage::Entry;
 use bytes::Bytes;
 use futures_channel::oneshot;
 
@@ -19,8 +18,7 @@ pub struct RemoteCmd {
     pub args: Vec<Bytes>,
 }
 
-/// One key's copy moved between shards by a cross-shard operation: (db, key, entry).
-pub type KeyCopy = (usize, Bytes, Option<Entry>);
+pub use crate::transaction::KeyCopy;
 
 /// A message to a shard.
 pub enum Msg {

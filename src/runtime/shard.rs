@@ -3,11 +3,11 @@
 //! command spans shards or the whole node).
 
 use super::gate::Gate;
-use super::mesh::{HeldOp, HeldResult, KeyCopy, Msg, RemoteCmd};
+use super::mesh::{HeldOp, HeldResult, Msg, RemoteCmd};
+use crate::transaction;
 use crate::cluster::slot::SLOTS;
 use crate::cmd::{self, ShardFn, ShardState};
 use crate::protocol::Reply;
-use crate::storage::Keyspace;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::Senders;
@@ -127,9 +127,9 @@ impl Shard {
         let mut st = self.state.borrow_mut();
         match op {
             HeldOp::Run { run, db, args } => HeldResult::Reply(run(&mut st, db, &args)),
-            HeldOp::Fetch { keys } => HeldResult::Entries(fetch_keys(&mut st.ks, &keys)),
+            HeldOp::Fetch { keys } => HeldResult::Entries(transaction::copy_out(&mut st.ks, &keys)),
             HeldOp::Apply { entries } => {
-                apply_keys(&mut st.ks, entries);
+                transaction::apply(&mut st.ks, entries);
                 HeldResult::Done
             }
         }
@@ -247,73 +247,24 @@ impl Shard {
         for &s in &shards {
             let keys = std::mem::take(&mut per_shard[s]);
             if let HeldResult::Entries(entries) = self.held(tx, s, HeldOp::Fetch { keys: keys.clone() }).await {
-                apply_keys(&mut scratch.ks, entries);
+                transaction::apply(&mut scratch.ks, entries);
             }
             per_shard[s] = keys;
         }
         let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, db);
         if cmd.spec.has(cmd::flags::WRITE) {
             for &s in &shards {
-                let entries = fetch_keys(&mut scratch.ks, &per_shard[s]);
-                // Every database is written back: keys absent in the scratch copy are deleted.
-                let mut all = Vec::new();
-                for k in &per_shard[s] {
-                    for d in 0..scratch.ks.dbs.len() {
-                        let e = entries.iter().find(|(ed, ek, _)| *ed == d && ek == k).and_then(|(_, _, e)| e.clone());
-                        all.push((d, k.clone(), e));
-                    }
-                }
+                // Keys absent from the scratch copy are deleted at the owner.
+                let all = transaction::final_states(&mut scratch.ks, &per_shard[s]);
                 self.held(tx, s, HeldOp::Apply { entries: all }).await;
             }
         }
         // Stats of the scratch run count on this shard.
         {
             let mut st = self.state.borrow_mut();
-            merge_stats(&mut st, &scratch);
+            transaction::merge_stats(&mut st, &scratch);
         }
         self.unlock(tx, &shards).await;
         reply
-    }
-}
-
-fn merge_stats(into: &mut ShardState, from: &ShardState) {
-    into.stats.total_commands += from.stats.total_commands;
-    into.stats.keyspace_hits += from.stats.keyspace_hits;
-    into.stats.keyspace_misses += from.stats.keyspace_misses;
-    for (k, v) in &from.stats.cmdstats {
-        let e = into.stats.cmdstats.entry(k).or_default();
-        e.calls += v.calls;
-        e.usec += v.usec;
-        e.failed_calls += v.failed_calls;
-        e.rejected_calls += v.rejected_calls;
-    }
-}
-
-/// Copies keys out of every database (live entries only; expired ones are reclaimed).
-fn fetch_keys(ks: &mut Keyspace, keys: &[Bytes]) -> Vec<KeyCopy> {
-    let now = crate::storage::now_ms();
-    let mut out = Vec::new();
-    for (d, db) in ks.dbs.iter_mut().enumerate() {
-        for k in keys {
-            if let Some(e) = db.get_notouch(k, now) {
-                out.push((d, k.clone(), Some(e.clone())));
-            }
-        }
-    }
-    out
-}
-
-/// Stores final states of keys (None deletes).
-fn apply_keys(ks: &mut Keyspace, entries: Vec<KeyCopy>) {
-    for (d, k, e) in entries {
-        let Some(db) = ks.dbs.get_mut(d) else { continue };
-        match e {
-            Some(e) => {
-                db.insert(&k, e);
-            }
-            None => {
-                db.remove(&k);
-            }
-        }
     }
 }
