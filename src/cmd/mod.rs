@@ -31,20 +31,26 @@ use crate::protocol::Reply;
 use bytes::Bytes;
 
 /// Runs a keyed command on its owning shard, counting it in INFO commandstats.
+///
+/// `clock` is the time the previous command of the batch finished (or the batch started); it is
+/// advanced to now, so a batch reads the monotonic clock once per command. The command's
+/// wall-clock time is the thread's cached clock (`storage::tick_clock` once per batch).
 pub fn execute_keyed(
     shard: &mut ShardState,
     spec: &'static CommandSpec,
     fullname: &'static str,
     args: &[Bytes],
     db: usize,
+    clock: &mut std::time::Instant,
 ) -> Reply {
     let Exec::Keyed(f) = spec.exec else {
         return Reply::err("ERR internal error: not a keyed command");
     };
-    let start = std::time::Instant::now();
-    let mut ctx = Ctx { shard, db, now_ms: crate::storage::now_ms() };
+    let mut ctx = Ctx { shard, db, now_ms: crate::storage::cached_ms() };
     let reply = f(&mut ctx, args);
-    let usec = start.elapsed().as_micros() as u64;
+    let end = std::time::Instant::now();
+    let usec = end.duration_since(*clock).as_micros() as u64;
+    *clock = end;
     record_call(ctx.shard, fullname, usec, &reply);
     reply
 }

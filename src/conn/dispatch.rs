@@ -2,7 +2,7 @@
 //! (unknown command, arity, auth), routing to shards, and putting replies back in order.
 
 use super::Conn;
-use crate::cmd::{self, errors, flags, table, CommandSpec, Exec};
+use crate::cmd::{self, errors, flags, table, CommandSpec, Exec, Keys};
 use crate::protocol::{Reply, Request};
 use crate::runtime::mesh::RemoteCmd;
 use bytes::Bytes;
@@ -79,11 +79,16 @@ impl Conn {
         }
         match spec.exec {
             Exec::Keyed(_) => {
+                let home = self.shard.id;
+                // The common case, one key at argument 1, routes without allocating.
+                if let Keys::Range { first: 1, last: 1, .. } = spec.keys {
+                    let target = self.shard.shard_of_slot(crate::cluster::key_slot(&args[1]));
+                    return Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args } };
+                }
                 let key_idx = match spec.key_indexes(&args) {
                     Ok(k) => k,
                     Err(e) => return self.rejected(Some(fullname), e),
                 };
-                let home = self.shard.id;
                 let mut target = None;
                 let mut spans = false;
                 for &i in &key_idx {
@@ -117,19 +122,21 @@ impl Conn {
         let mut fl = InFlight::default();
         let home = self.shard.id;
         let mut db = self.client.borrow().db;
+        let now = crate::storage::tick_clock();
+        self.client.borrow_mut().last_interaction_ms = now;
+        let mut clock = std::time::Instant::now();
         for (i, req) in reqs.into_iter().enumerate() {
-            self.touch(&req);
             match self.route(req) {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Keyed { target, cmd } => {
                     let read = !cmd.spec.has(flags::WRITE);
                     if !fl.compatible(target, read) {
                         self.settle(&mut fl, &mut replies, db).await;
+                        clock = std::time::Instant::now();
                     }
                     if target == home {
                         self.send_open(&mut fl, db).await;
-                        let mut r = self.shard.run_local(db, std::slice::from_ref(&cmd)).await;
-                        replies[i] = r.pop();
+                        replies[i] = Some(self.shard.run_local_one(db, &cmd, &mut clock).await);
                         if !fl.is_empty() {
                             fl.note(target, read);
                         }
@@ -146,11 +153,14 @@ impl Conn {
                 Route::Spanning { cmd, key_idx } => {
                     self.settle(&mut fl, &mut replies, db).await;
                     replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx).await);
+                    clock = std::time::Instant::now();
                 }
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
                     replies[i] = Some(self.run_node(spec, fullname, args).await);
                     db = self.client.borrow().db;
+                    crate::storage::tick_clock();
+                    clock = std::time::Instant::now();
                 }
             }
         }
@@ -177,12 +187,6 @@ impl Conn {
         }
         fl.targets.clear();
         fl.all_read = true;
-    }
-
-    fn touch(&mut self, req: &Request) {
-        let mut c = self.client.borrow_mut();
-        c.last_interaction_ms = crate::storage::now_ms();
-        let _ = req;
     }
 
     /// Encodes replies in order, honouring CLIENT REPLY OFF/SKIP and counting errors.

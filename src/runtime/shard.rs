@@ -119,8 +119,20 @@ impl Shard {
 
     /// Runs keyed commands in order on this shard.
     pub fn run_batch(&self, db: usize, cmds: &[RemoteCmd]) -> Vec<Reply> {
+        crate::storage::tick_clock();
+        let mut clock = std::time::Instant::now();
         let mut st = self.state.borrow_mut();
-        cmds.iter().map(|c| cmd::execute_keyed(&mut st, c.spec, c.fullname, &c.args, db)).collect()
+        cmds.iter().map(|c| cmd::execute_keyed(&mut st, c.spec, c.fullname, &c.args, db, &mut clock)).collect()
+    }
+
+    /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
+    pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut std::time::Instant) -> Reply {
+        if self.gate.holder().is_some() {
+            self.gate.wait_open().await;
+            crate::storage::tick_clock();
+        }
+        let mut st = self.state.borrow_mut();
+        cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, db, clock)
     }
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
@@ -151,12 +163,6 @@ impl Shard {
             Ok(r) => r,
             Err(_) => (0..n).map(|_| Reply::err(PEER_GONE)).collect(),
         }
-    }
-
-    /// Runs keyed commands locally once the gate is open.
-    pub async fn run_local(&self, db: usize, cmds: &[RemoteCmd]) -> Vec<Reply> {
-        self.gate.wait_open().await;
-        self.run_batch(db, cmds)
     }
 
     /// Holds the given shards (ascending order), returning the transaction id.
@@ -251,7 +257,9 @@ impl Shard {
             }
             per_shard[s] = keys;
         }
-        let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, db);
+        crate::storage::tick_clock();
+        let mut clock = std::time::Instant::now();
+        let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, db, &mut clock);
         if cmd.spec.has(cmd::flags::WRITE) {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.

@@ -30,9 +30,9 @@ impl Entry {
     }
 }
 
-/// The LRU clock: seconds since the epoch, truncated to 32 bits.
+/// The LRU clock: seconds since the epoch, truncated to 32 bits (from the cached clock).
 pub fn lru_clock() -> u32 {
-    (super::now_ms() / 1000) as u32
+    (super::cached_ms() / 1000) as u32
 }
 
 /// The keys of one hash slot in one database.
@@ -125,7 +125,7 @@ impl Db {
             return None;
         }
         let e = self.table_mut(slot)?.map.get_mut(key)?;
-        e.lru = lru_clock();
+        e.lru = (now_ms / 1000) as u32;
         Some(e)
     }
 

@@ -10,6 +10,28 @@ pub mod value;
 pub use db::{Db, Entry, Keyspace, SlotTable};
 pub use value::{StrValue, Value};
 
+thread_local! {
+    static CACHED_MS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads the wall clock and caches it for this thread (like Redis's cached `mstime`): call it
+/// once per batch of commands, then use [`cached_ms`] inside the batch.
+pub fn tick_clock() -> u64 {
+    let now = now_ms();
+    CACHED_MS.with(|c| c.set(now));
+    now
+}
+
+/// The clock as of this thread's last [`tick_clock`] (reads the real clock if never ticked).
+pub fn cached_ms() -> u64 {
+    let v = CACHED_MS.with(|c| c.get());
+    if v == 0 {
+        tick_clock()
+    } else {
+        v
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
