@@ -1,6 +1,7 @@
 //! Cluster concerns. For now: hash-slot math, shared by standalone routing (slot -> shard) and,
 //! later, by the cluster bus and redirects.
 
+pub mod bus;
 pub mod slot;
 
 pub use slot::{key_slot, SLOTS};
