@@ -2,6 +2,7 @@
 //! later, by the cluster bus and redirects.
 
 pub mod bus;
+pub mod nodes;
 pub mod slot;
 
 pub use slot::{key_slot, SLOTS};
