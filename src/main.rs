@@ -11,9 +11,18 @@ fn main() {
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--port" => { cfg.port = args[i + 1].parse().unwrap(); i += 1; }
-            "--shards" => { cfg.shards = args[i + 1].parse().unwrap(); i += 1; }
-            "--pin-cores" => { cfg.pin_cores = args[i + 1] == "yes"; i += 1; }
+            "--port" => {
+                cfg.port = args[i + 1].parse().unwrap();
+                i += 1;
+            }
+            "--shards" => {
+                cfg.shards = args[i + 1].parse().unwrap();
+                i += 1;
+            }
+            "--pin-cores" => {
+                cfg.pin_cores = args[i + 1] == "yes";
+                i += 1;
+            }
             _ => {}
         }
         i += 1;

@@ -142,7 +142,8 @@ impl NodeLine {
 
     /// Parses one nodes.conf / CLUSTER NODES line.
     pub fn parse(line: &str) -> Result<NodeLine, ConfError> {
-        let bad = |why: &str| ConfError(format!("Unrecoverable error: corrupted cluster config file \"{line}\": {why}"));
+        let bad =
+            |why: &str| ConfError(format!("Unrecoverable error: corrupted cluster config file \"{line}\": {why}"));
         let f: Vec<&str> = line.split(' ').filter(|t| !t.is_empty()).collect();
         if f.len() < 8 {
             return Err(bad("less than 8 fields"));
@@ -245,9 +246,13 @@ impl NodesConf {
                 let toks: Vec<&str> = rest.split_whitespace().collect();
                 for kv in toks.chunks(2) {
                     if kv.len() != 2 {
-                        return Err(ConfError(format!("Unrecoverable error: corrupted cluster config file \"{line}\".")));
+                        return Err(ConfError(format!(
+                            "Unrecoverable error: corrupted cluster config file \"{line}\"."
+                        )));
                     }
-                    let v: u64 = kv[1].parse().map_err(|_| ConfError(format!("Unrecoverable error: corrupted cluster config file \"{line}\".")))?;
+                    let v: u64 = kv[1].parse().map_err(|_| {
+                        ConfError(format!("Unrecoverable error: corrupted cluster config file \"{line}\"."))
+                    })?;
                     match kv[0] {
                         "currentEpoch" => conf.current_epoch = v,
                         "lastVoteEpoch" => conf.last_vote_epoch = v,
@@ -307,10 +312,16 @@ vars currentEpoch 6 lastVoteEpoch 0
 
     #[test]
     fn missing_cport_and_errors() {
-        let n = NodeLine::parse("b380c0dad3393563cbcf683fe6d4ad2958bd5831 127.0.0.1:7000 myself,master - 0 0 0 connected 1 3-4").unwrap();
+        let n = NodeLine::parse(
+            "b380c0dad3393563cbcf683fe6d4ad2958bd5831 127.0.0.1:7000 myself,master - 0 0 0 connected 1 3-4",
+        )
+        .unwrap();
         assert_eq!(n.cport, 17000);
         assert_eq!(n.slots, vec![(1, 1), (3, 4)]);
-        assert!(NodeLine::parse("b380c0dad3393563cbcf683fe6d4ad2958bd5831 127.0.0.1:7000 myself,bogus - 0 0 0 connected").is_err());
+        assert!(NodeLine::parse(
+            "b380c0dad3393563cbcf683fe6d4ad2958bd5831 127.0.0.1:7000 myself,bogus - 0 0 0 connected"
+        )
+        .is_err());
         assert!(NodeLine::parse("short line").is_err());
         assert!(NodesConf::parse("vars currentEpoch 1 lastVoteEpoch 0\n").is_err());
     }

@@ -8,6 +8,7 @@ use crate::protocol::Reply;
 use bytes::Bytes;
 
 /// The connection family's table.
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     spec("ping", -1, FAST | SKIP_SLOWLOG | STALE, "@fast @connection", Keys::None, Exec::Node(ping), "connection", "1.0.0", "Ping the server"),
     spec("echo", 2, FAST, "@fast @connection", Keys::None, Exec::Node(echo), "connection", "1.0.0", "Echo the given string"),

@@ -6,6 +6,7 @@ use crate::protocol::Reply;
 use bytes::Bytes;
 
 /// The generic family's table.
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     spec("del", -2, WRITE, "@keyspace @write @slow", keys(1, -1, 1), Exec::Keyed(del), "generic", "1.0.0", "Delete a key"),
     spec("exists", -2, READONLY | FAST, "@keyspace @read @fast", keys(1, -1, 1), Exec::Keyed(exists), "generic", "1.0.0", "Determine if a key exists"),

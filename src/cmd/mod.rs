@@ -15,8 +15,8 @@
 
 pub mod connection;
 pub mod ctx;
-pub mod generic;
 pub mod errors;
+pub mod generic;
 pub mod server;
 pub mod spec;
 pub mod string;

@@ -7,6 +7,7 @@ use crate::protocol::Reply;
 use bytes::Bytes;
 
 /// The server family's table.
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     spec("dbsize", 1, READONLY | FAST, "@keyspace @read @fast", Keys::None, Exec::Node(dbsize), "server", "1.0.0", "Return the number of keys in the selected database"),
 ];

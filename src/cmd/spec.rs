@@ -255,19 +255,7 @@ pub const fn spec(
     since: &'static str,
     summary: &'static str,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        acl,
-        keys,
-        exec,
-        subcommands: &[],
-        summary,
-        since,
-        group,
-        complexity: "",
-    }
+    CommandSpec { name, arity, flags, acl, keys, exec, subcommands: &[], summary, since, group, complexity: "" }
 }
 
 /// Keys at (first, last, step).

@@ -68,8 +68,5 @@ pub fn fullname(container: &'static CommandSpec, sub: Option<&'static CommandSpe
         }
         m
     });
-    names
-        .get(&(container as *const _ as usize, sub as *const _ as usize))
-        .copied()
-        .unwrap_or(container.name)
+    names.get(&(container as *const _ as usize, sub as *const _ as usize)).copied().unwrap_or(container.name)
 }

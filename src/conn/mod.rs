@@ -72,13 +72,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     }
     let id = node.next_client_id.fetch_add(1, Ordering::Relaxed);
     let fmt = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "?:0".into());
-    let client = Rc::new(RefCell::new(ClientState::new(
-        id,
-        fmt(peer),
-        fmt(local),
-        fd,
-        cfg.requirepass.is_none(),
-    )));
+    let client = Rc::new(RefCell::new(ClientState::new(id, fmt(peer), fmt(local), fd, cfg.requirepass.is_none())));
     {
         let mut st = shard.state.borrow_mut();
         st.clients.insert(id, client.clone());

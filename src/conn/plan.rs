@@ -8,7 +8,12 @@ use bytes::Bytes;
 
 impl Conn {
     /// Runs a node-level command and returns its reply.
-    pub(crate) async fn run_node(&mut self, spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes>) -> Reply {
+    pub(crate) async fn run_node(
+        &mut self,
+        spec: &'static CommandSpec,
+        fullname: &'static str,
+        args: Vec<Bytes>,
+    ) -> Reply {
         let Exec::Node(f) = spec.exec else {
             return Reply::err("ERR internal error: not a node command");
         };

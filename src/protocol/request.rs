@@ -115,11 +115,7 @@ impl RequestParser {
                     continue;
                 }
                 let n = n as usize;
-                self.partial = Some(Partial {
-                    remaining: n,
-                    bulk_len: None,
-                    args: Vec::with_capacity(n.min(1024)),
-                });
+                self.partial = Some(Partial { remaining: n, bulk_len: None, args: Vec::with_capacity(n.min(1024)) });
             }
             let Some(p) = self.partial.as_mut() else { continue };
             while p.remaining > 0 {
@@ -169,11 +165,7 @@ impl RequestParser {
 }
 
 /// Parses everything complete in `buf` with a fresh parser (handy for tests and one-shot input).
-pub fn parse_requests(
-    buf: &mut BytesMut,
-    limits: &ParseLimits,
-    out: &mut Vec<Request>,
-) -> Result<(), ParseError> {
+pub fn parse_requests(buf: &mut BytesMut, limits: &ParseLimits, out: &mut Vec<Request>) -> Result<(), ParseError> {
     RequestParser::default().parse(buf, limits, out)
 }
 
@@ -423,9 +415,6 @@ mod tests {
         let limits = ParseLimits { auth_required: true, ..Default::default() };
         let mut out = Vec::new();
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
-        assert_eq!(
-            parse_requests(&mut buf, &limits, &mut out),
-            Err(ParseError("unauthenticated multibulk length"))
-        );
+        assert_eq!(parse_requests(&mut buf, &limits, &mut out), Err(ParseError("unauthenticated multibulk length")));
     }
 }

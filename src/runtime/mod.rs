@@ -80,7 +80,12 @@ pub fn plan_placement(cfg: &Config) -> Result<Placement, String> {
 }
 
 /// Runs the node until the process exits. Returns an error if executors could not start.
-pub fn run(cfg: Arc<Config>, node: Arc<NodeInfo>, placement: Placement, listeners: Vec<listener::Listener>) -> Result<(), String> {
+pub fn run(
+    cfg: Arc<Config>,
+    node: Arc<NodeInfo>,
+    placement: Placement,
+    listeners: Vec<listener::Listener>,
+) -> Result<(), String> {
     let nshards = placement.shards;
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
@@ -95,10 +100,8 @@ pub fn run(cfg: Arc<Config>, node: Arc<NodeInfo>, placement: Placement, listener
     let mesh = MeshBuilder::<Msg, _>::full(nshards + 1, MESH_CAPACITY);
     let fds: Vec<i32> = listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
-    let mut builder = LocalExecutorPoolBuilder::new(pool_placement)
-        .name("slotcore")
-        .io_memory(IO_MEMORY)
-        .ring_depth(512);
+    let mut builder =
+        LocalExecutorPoolBuilder::new(pool_placement).name("slotcore").io_memory(IO_MEMORY).ring_depth(512);
     if cfg.busy_poll_us > 0 {
         builder = builder.spin_before_park(spin);
     }

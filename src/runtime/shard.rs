@@ -4,10 +4,10 @@
 
 use super::gate::Gate;
 use super::mesh::{HeldOp, HeldResult, Msg, RemoteCmd};
-use crate::transaction;
 use crate::cluster::slot::SLOTS;
 use crate::cmd::{self, ShardFn, ShardState};
 use crate::protocol::Reply;
+use crate::transaction;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::Senders;

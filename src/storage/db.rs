@@ -140,17 +140,12 @@ impl Db {
 
     /// True when the key exists and has not expired (without deleting or touching it).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.table(key_slot(key))
-            .and_then(|t| t.map.get(key))
-            .is_some_and(|e| !e.is_expired(now_ms))
+        self.table(key_slot(key)).and_then(|t| t.map.get(key)).is_some_and(|e| !e.is_expired(now_ms))
     }
 
     /// Deletes the key if it has expired; returns true if it did.
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
-        let expired = self
-            .table(slot)
-            .and_then(|t| t.map.get(key))
-            .is_some_and(|e| e.is_expired(now_ms));
+        let expired = self.table(slot).and_then(|t| t.map.get(key)).is_some_and(|e| e.is_expired(now_ms));
         if expired {
             self.remove_in(slot, key);
             self.expired_keys += 1;

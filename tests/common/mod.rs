@@ -73,7 +73,14 @@ impl Server {
         let dir = scratch_dir("redis", port);
         let log = dir.join("server.log");
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port").arg(port.to_string()).arg("--dir").arg(&dir).arg("--save").arg("").arg("--appendonly").arg("no");
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--save")
+            .arg("")
+            .arg("--appendonly")
+            .arg("no");
         cmd.args(extra);
         Server::spawn(cmd, port, dir, log)
     }
@@ -149,12 +156,8 @@ impl Server {
 
     /// Runs `redis-cli -p PORT args...` and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(args)
-            .output()
-            .expect("run redis-cli");
+        let out =
+            Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().expect("run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -240,12 +243,10 @@ pub fn read_reply(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()
     let body = String::from_utf8_lossy(&line[1..]).trim_end().to_string();
     let n: i64 = body.parse().unwrap_or(0);
     match line[0] {
-        b'$' | b'=' | b'!' => {
-            if n >= 0 {
-                let mut buf = vec![0u8; n as usize + 2];
-                r.read_exact(&mut buf)?;
-                out.extend_from_slice(&buf);
-            }
+        b'$' | b'=' | b'!' if n >= 0 => {
+            let mut buf = vec![0u8; n as usize + 2];
+            r.read_exact(&mut buf)?;
+            out.extend_from_slice(&buf);
         }
         b'*' | b'~' | b'>' => {
             for _ in 0..n.max(0) {

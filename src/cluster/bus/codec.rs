@@ -348,7 +348,9 @@ impl BusMessage {
     pub fn encode(&self) -> Vec<u8> {
         let h = &self.header;
         let (count, nexts, ext_data) = match &self.body {
-            Body::Gossip { entries, extensions } => (entries.len() as u16, extensions.len() as u16, !extensions.is_empty()),
+            Body::Gossip { entries, extensions } => {
+                (entries.len() as u16, extensions.len() as u16, !extensions.is_empty())
+            }
             _ => (0, 0, false),
         };
         let mut out = Vec::with_capacity(HEADER_LEN + 512);
@@ -565,7 +567,11 @@ impl BusMessage {
                 let len = get_u32(data, 8) as usize;
                 // Redis: totlen = header + sizeof(module data) - 3 + len = 2269 + len.
                 expect(HEADER_LEN + 13 + len)?;
-                Body::Module { module_id: u64::from_ne_bytes(id), module_type: data[12], payload: data[13..13 + len].to_vec() }
+                Body::Module {
+                    module_id: u64::from_ne_bytes(id),
+                    module_type: data[12],
+                    payload: data[13..13 + len].to_vec(),
+                }
             }
             MsgType::FailoverAuthRequest | MsgType::FailoverAuthAck | MsgType::MfStart => {
                 expect(HEADER_LEN)?;
@@ -607,7 +613,10 @@ mod tests {
         h.myip = "10.0.0.1".into();
         set_slot_bit(&mut h.myslots, 0);
         set_slot_bit(&mut h.myslots, 9);
-        let m = BusMessage { header: h, body: Body::Gossip { entries: vec![gossip(b'b'), gossip(b'c'), gossip(b'd')], extensions: vec![] } };
+        let m = BusMessage {
+            header: h,
+            body: Body::Gossip { entries: vec![gossip(b'b'), gossip(b'c'), gossip(b'd')], extensions: vec![] },
+        };
         let b = m.encode();
         // A live PONG with three entries has totlen 2568.
         assert_eq!(b.len(), 2568);
@@ -631,7 +640,10 @@ mod tests {
     #[test]
     fn hostname_extension_layout() {
         let h = Header::new(MsgType::Ping, name(b'a'));
-        let m = BusMessage { header: h, body: Body::Gossip { entries: vec![], extensions: vec![Extension::Hostname("node2.example".into())] } };
+        let m = BusMessage {
+            header: h,
+            body: Body::Gossip { entries: vec![], extensions: vec![Extension::Hostname("node2.example".into())] },
+        };
         let b = m.encode();
         // Live: 00000018 0000 0000 "node2.example\0\0\0"
         assert_eq!(&b[2256..2264], &[0, 0, 0, 0x18, 0, 0, 0, 0]);
@@ -644,11 +656,15 @@ mod tests {
 
     #[test]
     fn other_bodies_round_trip_with_redis_lengths() {
-        let fail = BusMessage { header: Header::new(MsgType::Fail, name(b'a')), body: Body::Fail { nodename: name(b'z') } };
+        let fail =
+            BusMessage { header: Header::new(MsgType::Fail, name(b'a')), body: Body::Fail { nodename: name(b'z') } };
         assert_eq!(fail.encode().len(), 2296);
         let mut slots = Box::new([0u8; SLOT_BYTES]);
         set_slot_bit(&mut slots, 16383);
-        let upd = BusMessage { header: Header::new(MsgType::Update, name(b'a')), body: Body::Update { config_epoch: 3, nodename: name(b'y'), slots } };
+        let upd = BusMessage {
+            header: Header::new(MsgType::Update, name(b'a')),
+            body: Body::Update { config_epoch: 3, nodename: name(b'y'), slots },
+        };
         assert_eq!(upd.encode().len(), 4352);
         let publ = BusMessage {
             header: Header::new(MsgType::Publish, name(b'a')),
@@ -670,7 +686,8 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_rejected() {
-        let m = BusMessage { header: Header::new(MsgType::Fail, name(b'a')), body: Body::Fail { nodename: name(b'z') } };
+        let m =
+            BusMessage { header: Header::new(MsgType::Fail, name(b'a')), body: Body::Fail { nodename: name(b'z') } };
         let mut b = m.encode();
         assert!(BusMessage::decode(&b[..100]).is_err());
         b[0] = b'X';
@@ -682,7 +699,10 @@ mod tests {
         b[13] = 99;
         assert_eq!(BusMessage::decode(&b), Err(DecodeError::BadType(99)));
         // A gossip count larger than the message.
-        let p = BusMessage { header: Header::new(MsgType::Ping, name(b'a')), body: Body::Gossip { entries: vec![gossip(b'q')], extensions: vec![] } };
+        let p = BusMessage {
+            header: Header::new(MsgType::Ping, name(b'a')),
+            body: Body::Gossip { entries: vec![gossip(b'q')], extensions: vec![] },
+        };
         let mut b = p.encode();
         b[15] = 5;
         assert!(BusMessage::decode(&b).is_err());

@@ -5,4 +5,4 @@
 
 pub mod codec;
 
-pub use codec::{BusMessage, Body, GossipEntry, Header, MsgType, NodeFlags};
+pub use codec::{Body, BusMessage, GossipEntry, Header, MsgType, NodeFlags};
