@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod logging;
 pub mod process;
 pub mod protocol;
 pub mod runtime;

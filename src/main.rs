@@ -1,49 +1,213 @@
+//! slotcore: argv -> Config -> daemonize, logging, pidfile, signals -> runtime. Exit codes as
+//! redis-server: 0 on clean shutdown, 1 on a fatal configuration or start-up error.
+
 use slotcore::cmd::NodeInfo;
+use slotcore::config::parse::{self, Invocation};
 use slotcore::config::Config;
 use std::sync::Arc;
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn main() {
-    let mut cfg = Config::default();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--port" => {
-                cfg.port = args[i + 1].parse().unwrap();
-                i += 1;
-            }
-            "--shards" => {
-                cfg.shards = args[i + 1].parse().unwrap();
-                i += 1;
-            }
-            "--pin-cores" => {
-                cfg.pin_cores = args[i + 1] == "yes";
-                i += 1;
-            }
-            _ => {}
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn usage() {
+    eprintln!(
+        "Usage: ./slotcore [/path/to/redis.conf] [options] [-]
+       ./slotcore - (read config from stdin)
+       ./slotcore -v or --version
+       ./slotcore -h or --help
+
+Examples:
+       ./slotcore (run the server with default conf)
+       ./slotcore /etc/redis/6379.conf
+       ./slotcore --port 7777
+       ./slotcore --port 7777 --replicaof 127.0.0.1 8888
+       ./slotcore /etc/myredis.conf --loglevel verbose -
+       ./slotcore /etc/myredis.conf --shards 4 --shard-cores 0-3 --bus-core 4"
+    );
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("{msg}");
+    std::process::exit(1)
+}
+
+/// Forks into the background like Redis's `daemonize()`: the parent exits, the child starts a
+/// new session and points stdio at /dev/null.
+fn daemonize() {
+    // SAFETY: called before any thread is started; fork/setsid/dup2 are async-signal-safe.
+    unsafe {
+        match libc::fork() {
+            -1 => fail(&format!("fork failed: {}", std::io::Error::last_os_error())),
+            0 => {}
+            _ => libc::_exit(0),
         }
-        i += 1;
+        libc::setsid();
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
     }
-    tracing_subscriber::fmt().init();
-    let placement = slotcore::runtime::plan_placement(&cfg).unwrap();
-    let listeners = slotcore::runtime::listener::bind_all(&cfg).unwrap();
+}
+
+fn random_hex40() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 20];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Blocks SIGTERM/SIGINT in this (main) thread before other threads exist, so every thread
+/// inherits the mask, and waits for them on a dedicated thread.
+fn install_signal_thread() {
+    // SAFETY: plain sigset manipulation on a local set, before threads start.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid, initialised signal set.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            tracing::warn!("Received {} scheduling shutdown...", name);
+            tracing::warn!("User requested shutdown...");
+            slotcore::process::shutdown_and_exit(0);
+        })
+        .unwrap_or_else(|e| fail(&format!("can't start the signal thread: {e}")));
+}
+
+fn write_pidfile(path: &str) {
+    if path.is_empty() {
+        return;
+    }
+    match std::fs::write(path, format!("{}\n", std::process::id())) {
+        Ok(()) => slotcore::process::set_pidfile(path.to_string()),
+        Err(e) => tracing::warn!("Failed to write PID file: {}", e),
+    }
+}
+
+fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &Option<String>) {
+    tracing::info!("oO0OoO0OoO0Oo slotcore is starting oO0OoO0OoO0Oo");
+    tracing::info!(
+        "slotcore version={}, redis_version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started",
+        VERSION,
+        node.pid
+    );
+    match config_file {
+        Some(f) => tracing::info!("Configuration loaded from {}", f),
+        None => tracing::warn!(
+            "Warning: no config file specified, using the default config. In order to specify a config file use {} /path/to/redis.conf",
+            node.executable
+        ),
+    }
+    if !not_acted.is_empty() {
+        tracing::warn!("Accepted but not acted upon by slotcore yet: {}", not_acted.join(", "));
+    }
+    use std::io::IsTerminal;
+    if cfg.always_show_logo || std::io::stdout().is_terminal() {
+        tracing::info!(
+            "\n                _._\n           _.-``__ ''-._\n      _.-``    `.  `_.  ''-._           slotcore {} (Redis 7.0 compatible) 64 bit\n  .-`` .-```.  ```\\/    _.,_ ''-._\n (    '      ,       .-`  | `,    )     Running in standalone mode\n |`-._`-...-` __...-.``-._|'` _.-'|     Port: {}\n |    `-._   `._    /     _.-'    |     PID: {}\n  `-._    `-._  `-./  _.-'    _.-'\n      `-._    `-.__.-'    _.-'\n          `-._        _.-'\n              `-.__.-'\n",
+            VERSION,
+            cfg.port,
+            node.pid
+        );
+    } else {
+        tracing::info!("Running mode=standalone, port={}.", cfg.port);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (config_file, options) = match parse::parse_argv(&args) {
+        Invocation::Version => {
+            println!("slotcore v={VERSION} sha=00000000:0 malloc=jemalloc bits=64 redis_compat=7.0.15");
+            return;
+        }
+        Invocation::Help => {
+            usage();
+            return;
+        }
+        Invocation::Run { config_file, options } => (config_file, options),
+    };
+    let loaded = match parse::load(config_file.as_deref(), &options) {
+        Ok(l) => l,
+        Err(e) => fail(&e.fatal_text()),
+    };
+    let mut cfg = loaded.config;
+    let abs_config = config_file
+        .as_ref()
+        .filter(|f| f.as_str() != "-")
+        .map(|f| std::fs::canonicalize(f).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| f.clone()));
+    if cfg.daemonize {
+        daemonize();
+        if cfg.pidfile.is_empty() {
+            cfg.pidfile = format!("/var/run/redis_{}.pid", cfg.port);
+        }
+    }
+    // Paths in the config are relative to the start-up directory; then chdir like Redis.
+    if let Err(e) = std::env::set_current_dir(&cfg.dir) {
+        fail(&format!("Can't chdir to '{}': {}", cfg.dir, e));
+    }
+    if let Err(e) = slotcore::logging::init(&cfg.logfile, cfg.loglevel) {
+        fail(&e);
+    }
+    install_signal_thread();
+    let placement = match slotcore::runtime::plan_placement(&cfg) {
+        Ok(p) => p,
+        Err(e) => fail(&format!("Invalid core placement: {e}")),
+    };
+    let executable = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let cfg = Arc::new(cfg);
     let node = Arc::new(NodeInfo {
-        run_id: String::new(),
+        run_id: random_hex40(),
         pid: std::process::id(),
         start_ms: slotcore::storage::now_ms(),
-        executable: String::new(),
-        config_file: String::new(),
+        executable,
+        config_file: abs_config.clone().unwrap_or_default(),
         shards: placement.shards,
-        shard_cpus: vec![],
+        shard_cpus: (0..placement.shards).map(|i| placement.shard_cpus.get(i).copied()).collect(),
         connected_clients: Default::default(),
         next_client_id: 1.into(),
         config_gen: Default::default(),
         config: std::sync::RwLock::new(cfg.clone()),
         started: std::time::Instant::now(),
     });
-    slotcore::runtime::run(cfg, node, placement, listeners).unwrap();
+    log_start(&cfg, &node, &loaded.not_acted, &abs_config);
+    write_pidfile(&cfg.pidfile);
+    let listeners = match slotcore::runtime::listener::bind_all(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("{}", e);
+            slotcore::process::shutdown_and_exit(1);
+        }
+    };
+    match &placement.bus_cpu {
+        Some(bus) => tracing::info!(
+            "{} shard(s) pinned to CPU(s) {:?}, control core on CPU {}",
+            placement.shards,
+            placement.shard_cpus,
+            bus
+        ),
+        None => tracing::info!("{} shard(s) plus a control core, not pinned (pin-cores no)", placement.shards),
+    }
+    tracing::info!("Server initialized");
+    if let Err(e) = slotcore::runtime::run(cfg, node, placement, listeners) {
+        tracing::warn!("Fatal: {}", e);
+        slotcore::process::shutdown_and_exit(1);
+    }
 }

@@ -1,13 +1,13 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::{CommandSpec, Exec};
-use super::{connection, generic, server, string};
+use super::{config, connection, generic, server, string};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 4] {
-    [string::COMMANDS, generic::COMMANDS, connection::COMMANDS, server::COMMANDS]
+pub fn families() -> [&'static [CommandSpec]; 5] {
+    [string::COMMANDS, generic::COMMANDS, connection::COMMANDS, server::COMMANDS, config::COMMANDS]
 }
 
 fn registry() -> &'static HashMap<&'static str, &'static CommandSpec> {

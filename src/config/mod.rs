@@ -1,4 +1,14 @@
 //! Configuration: redis.conf parsing, typed settings, and the CONFIG GET/SET/REWRITE registry.
+//!
+//! `Config` holds the typed settings slotcore acts on plus the current value of every directive
+//! Redis 7.0 knows (`values`, for CONFIG GET/REWRITE). `parse` turns a config file and a
+//! redis-server style command line into a `Config`, with Redis's fatal error format.
+
+pub mod directives;
+pub mod parse;
+pub mod registry;
+
+use std::collections::BTreeMap;
 
 /// `enable-debug-command` / `enable-protected-configs` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +94,15 @@ pub struct Config {
     pub busy_poll_us: u64,
     /// `cluster-enabled`.
     pub cluster_enabled: bool,
+    /// Current value of every directive (canonical name -> CONFIG GET text).
+    pub values: BTreeMap<&'static str, String>,
+}
+
+impl Config {
+    /// The CONFIG GET text of a directive (canonical name).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
 }
 
 impl Default for Config {
@@ -117,6 +136,7 @@ impl Default for Config {
             pin_cores: true,
             busy_poll_us: 0,
             cluster_enabled: false,
+            values: registry::all().map(|d| (d.name, d.default.to_string())).collect(),
         }
     }
 }

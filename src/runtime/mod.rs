@@ -20,6 +20,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Shards that have started accepting; the last one logs "Ready to accept connections".
+static SHARDS_READY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Capacity of each (from, to) mesh channel.
 const MESH_CAPACITY: usize = 1024;
 /// Memory registered with io_uring per executor (counts against RLIMIT_MEMLOCK).
@@ -136,6 +139,9 @@ pub fn run(
             glommio::spawn_local(active_expire(shard.clone())).detach();
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
+            }
+            if SHARDS_READY.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards {
+                tracing::info!("Ready to accept connections");
             }
             futures_lite::future::pending::<()>().await;
         })

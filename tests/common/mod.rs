@@ -56,6 +56,12 @@ impl Server {
         let dir = scratch_dir("slotcore", port);
         let log = dir.join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_slotcore"));
+        // A config file, like redis-server's, must be the first argument.
+        let (file, extra) = match extra.first() {
+            Some(f) if !f.starts_with("--") => (Some(*f), &extra[1..]),
+            _ => (None, extra),
+        };
+        cmd.args(file);
         cmd.arg("--port").arg(port.to_string()).arg("--dir").arg(&dir).arg("--pin-cores").arg("no");
         cmd.args(extra);
         Server::spawn(cmd, port, dir, log)

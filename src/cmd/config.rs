@@ -1,0 +1,228 @@
+//! CONFIG GET / SET / RESETSTAT / REWRITE / HELP.
+
+use super::ctx::{ClientCtx, ShardState};
+use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
+use super::util::glob_match;
+use crate::config::directives::ALIASES;
+use crate::config::registry::{self, Directive};
+use crate::config::Config;
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+#[rustfmt::skip]
+static SUBCOMMANDS: &[CommandSpec] = &[
+    spec("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(get), "server", "2.0.0", "Get the values of configuration parameters"),
+    spec("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(set), "server", "2.0.0", "Set configuration parameters to the given values"),
+    spec("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(resetstat), "server", "2.0.0", "Reset the stats returned by INFO"),
+    spec("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(rewrite), "server", "2.8.0", "Rewrite the configuration file with the in memory configuration"),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "5.0.0", "Show helpful text about the different subcommands"),
+];
+
+/// The CONFIG family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec { subcommands: SUBCOMMANDS, ..spec("config", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.0.0", "A container for server configuration commands") },
+];
+
+fn get(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let cfg = ctx.node().config();
+    let mut out: Vec<(Reply, Reply)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let names = registry::all().map(|d| (d.name, d.name)).chain(ALIASES.iter().map(|(a, c)| (*a, *c)));
+    let names: Vec<(&str, &str)> = names.collect();
+    for pat in &args[2..] {
+        let lower = pat.to_ascii_lowercase();
+        for &(shown, canon) in &names {
+            if seen.contains(shown) {
+                continue;
+            }
+            let hit = if lower.iter().any(|c| b"*?[".contains(c)) {
+                glob_match(&lower, shown.as_bytes(), true)
+            } else {
+                lower == shown.as_bytes()
+            };
+            if hit {
+                seen.insert(shown);
+                let v = cfg.get(canon).unwrap_or("");
+                out.push((Reply::bulk(shown.as_bytes()), Reply::bulk(v.as_bytes())));
+            }
+        }
+    }
+    Plan::Reply(Reply::Map(out))
+}
+
+/// Directives that need a restart in slotcore (Redis can change some of them live).
+fn restart_only(d: &Directive) -> bool {
+    matches!(d.name, "port" | "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
+}
+
+fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if args.len() % 2 != 0 {
+        return Plan::Reply(Reply::error(super::errors::wrong_arity("config|set")));
+    }
+    let mut new: Config = (*ctx.node().config()).clone();
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in args[2..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).into_owned();
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        let fail = |why: &str| {
+            Plan::Reply(Reply::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")))
+        };
+        let Some(d) = registry::find(&name) else {
+            return Plan::Reply(Reply::error(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )));
+        };
+        if seen.contains(&d.name) {
+            return fail("duplicate parameter");
+        }
+        seen.push(d.name);
+        if !d.mutable {
+            return fail("can't set immutable config");
+        }
+        if restart_only(d) {
+            return fail("slotcore applies this parameter at start-up only; change the config file and restart");
+        }
+        let words: Vec<String> = if matches!(d.name, "save" | "client-output-buffer-limit" | "oom-score-adj-values") {
+            match crate::protocol::request::split_args(value.as_bytes()) {
+                Some(w) if !w.is_empty() => w.into_iter().map(|x| String::from_utf8_lossy(&x).into_owned()).collect(),
+                _ => vec![String::new()],
+            }
+        } else {
+            vec![value.clone()]
+        };
+        let normalized = match registry::normalize(d, &words) {
+            Ok(v) => v,
+            Err(e) => return fail(&e),
+        };
+        if let Err(e) = registry::apply(&mut new, d, &normalized) {
+            return fail(&e);
+        }
+    }
+    crate::logging::set_level(new.loglevel);
+    ctx.node().set_config(new);
+    Plan::Reply(Reply::Ok)
+}
+
+fn resetstat(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        shard.stats = Default::default();
+        shard.slowlog.clear();
+        Reply::Ok
+    }
+    Plan::AllShards { run, merge: Box::new(|_, _| Reply::Ok) }
+}
+
+/// Rewrites the config file like Redis: directives already in the file are updated in place
+/// (first occurrence; later duplicates dropped), non-default values not in the file are
+/// appended after a `# Generated by CONFIG REWRITE` line, comments and blank lines are kept.
+pub fn rewrite_text(old: &str, cfg: &Config) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut done: std::collections::HashSet<&'static str> = std::collections::HashSet::new();
+    let gen_marker = "# Generated by CONFIG REWRITE";
+    for line in old.lines() {
+        let t = line.trim();
+        if t == gen_marker {
+            continue;
+        }
+        let name = t.split_whitespace().next().unwrap_or("");
+        match (t.starts_with('#') || t.is_empty(), registry::find(name)) {
+            (false, Some(d)) => {
+                if done.insert(d.name) {
+                    let v = cfg.get(d.name).unwrap_or(d.default);
+                    if v != d.default || d.name == "save" || d.name == "dir" || d.name == "port" {
+                        out.push(format_line(d.name, v));
+                    }
+                }
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    let mut appended = false;
+    for d in registry::all() {
+        if done.contains(d.name) {
+            continue;
+        }
+        let v = cfg.get(d.name).unwrap_or(d.default);
+        if v != d.default {
+            if !appended {
+                out.push(gen_marker.to_string());
+                appended = true;
+            }
+            out.push(format_line(d.name, v));
+        }
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+fn format_line(name: &str, value: &str) -> String {
+    if value.is_empty() {
+        return format!("{name} \"\"");
+    }
+    match name {
+        "save" => {
+            let w: Vec<&str> = value.split(' ').collect();
+            w.chunks(2).map(|c| format!("save {}", c.join(" "))).collect::<Vec<_>>().join("\n")
+        }
+        "bind" | "client-output-buffer-limit" | "shard-cores" | "replicaof" => format!("{name} {value}"),
+        _ if value.contains(' ') || value.contains('"') => format!("{name} \"{}\"", value.replace('"', "\\\"")),
+        _ => format!("{name} {value}"),
+    }
+}
+
+fn rewrite(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let path = ctx.node().config_file.clone();
+    if path.is_empty() {
+        return Plan::Reply(Reply::err("ERR The server is running without a config file"));
+    }
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = rewrite_text(&old, &ctx.node().config());
+    let tmp = format!("{path}.tmp-{}", std::process::id());
+    let res = std::fs::write(&tmp, text.as_bytes())
+        .and_then(|_| std::fs::File::open(&tmp).and_then(|f| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, &path));
+    match res {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            Plan::Reply(Reply::Ok)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("CONFIG REWRITE failed: {}", e);
+            Plan::Reply(Reply::error(format!("ERR Rewriting config file: {e}")))
+        }
+    }
+}
+
+fn help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let lines = [
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Plan::Reply(Reply::Array(lines.iter().map(|l| Reply::status(l)).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_keeps_comments_and_updates_in_place() {
+        let mut cfg = crate::config::parse::load(None, "port 7000\nmaxmemory 1mb\nhz 20\n").unwrap().config;
+        cfg.values.insert("timeout", "30".into());
+        let old = "# my conf\nport 7000\nhz 10\nhz 11\n";
+        let new = rewrite_text(old, &cfg);
+        assert_eq!(new, "# my conf\nport 7000\nhz 20\n# Generated by CONFIG REWRITE\nmaxmemory 1048576\ntimeout 30\n");
+    }
+}

@@ -1,0 +1,235 @@
+//! The directive registry: lookup by name or alias, value validation with Redis's messages, and
+//! the typed effect of the directives slotcore acts on.
+
+use super::{directives, Config, Enable, LogLevel};
+use hashbrown::HashMap;
+use std::sync::OnceLock;
+
+/// How a directive's value is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// yes / no
+    Bool,
+    /// An integer.
+    Int,
+    /// A memory amount (`1gb`, `512mb`, `100k`, plain bytes).
+    Memory,
+    /// One of these words.
+    Enum(&'static [&'static str]),
+    /// Any text (possibly several words).
+    Str,
+}
+
+/// One directive.
+#[derive(Debug)]
+pub struct Directive {
+    /// Canonical name.
+    pub name: &'static str,
+    /// Default value as CONFIG GET shows it.
+    pub default: &'static str,
+    /// Value kind.
+    pub kind: Kind,
+    /// Settable with CONFIG SET.
+    pub mutable: bool,
+    /// slotcore acts on it.
+    pub acted: bool,
+}
+
+fn table() -> &'static HashMap<&'static str, &'static Directive> {
+    static T: OnceLock<HashMap<&'static str, &'static Directive>> = OnceLock::new();
+    T.get_or_init(|| directives::DIRECTIVES.iter().map(|d| (d.name, d)).collect())
+}
+
+/// Every directive.
+pub fn all() -> impl Iterator<Item = &'static Directive> {
+    directives::DIRECTIVES.iter()
+}
+
+/// Looks a directive up by name or alias, case-insensitively.
+pub fn find(name: &str) -> Option<&'static Directive> {
+    let lower = name.to_ascii_lowercase();
+    let canon = directives::ALIASES.iter().find(|(a, _)| *a == lower).map_or(lower.as_str(), |(_, c)| *c);
+    table().get(canon).copied()
+}
+
+/// Parses a memory value like Redis's `memtoull`: digits with an optional k/kb/m/mb/g/gb suffix.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Validates and normalises a directive's arguments into the text CONFIG GET shows.
+/// The error is Redis's reason text (e.g. "argument couldn't be parsed into an integer").
+pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
+    match d.name {
+        // Multi-word values.
+        "save" => {
+            if args.len() == 1 && args[0].is_empty() {
+                return Ok(String::new());
+            }
+            if args.is_empty() || args.len() % 2 != 0 {
+                return Err("Invalid save parameters".into());
+            }
+            if args.iter().any(|a| a.parse::<u64>().is_err()) {
+                return Err("Invalid save parameters".into());
+            }
+            return Ok(args.join(" "));
+        }
+        "bind"
+        | "client-output-buffer-limit"
+        | "oom-score-adj-values"
+        | "shard-cores"
+        | "replicaof"
+        | "latency-tracking-info-percentiles"
+        | "notify-keyspace-events" => {
+            if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
+                return Err("argument must be a CPU list like 0-3,6".into());
+            }
+            return Ok(args.join(" "));
+        }
+        _ => {}
+    }
+    if args.len() != 1 {
+        return Err("wrong number of arguments".into());
+    }
+    let v = &args[0];
+    match d.kind {
+        Kind::Bool => match v.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Int => {
+            v.parse::<i64>().map(|n| n.to_string()).map_err(|_| "argument couldn't be parsed into an integer".into())
+        }
+        Kind::Memory => {
+            if d.name == "maxmemory-clients" && v.ends_with('%') {
+                return Ok(v.clone());
+            }
+            parse_memory(v).map(|n| n.to_string()).ok_or_else(|| "argument must be a memory value".into())
+        }
+        Kind::Enum(words) => {
+            let l = v.to_ascii_lowercase();
+            if words.contains(&l.as_str()) {
+                Ok(l)
+            } else {
+                Err(format!("argument(s) must be one of the following: {}", words.join(", ")))
+            }
+        }
+        Kind::Str => Ok(v.clone()),
+    }
+}
+
+/// Parses `0-3,6` into CPU ids.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// Applies a normalised value to the typed settings (for directives slotcore acts on) and
+/// records it for CONFIG GET. Range checks that Redis does are done here.
+pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String> {
+    let int = || value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string());
+    let range = |n: i64, lo: i64, hi: i64| {
+        if n < lo || n > hi {
+            Err(format!("argument must be between {lo} and {hi} inclusive"))
+        } else {
+            Ok(n)
+        }
+    };
+    let yes = value == "yes";
+    match d.name {
+        "bind" => cfg.bind = value.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+        "port" => cfg.port = range(int()?, 0, 65535)? as u16,
+        "protected-mode" => cfg.protected_mode = yes,
+        "requirepass" => cfg.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) },
+        "timeout" => cfg.timeout = range(int()?, 0, i32::MAX as i64)? as u64,
+        "tcp-backlog" => cfg.tcp_backlog = range(int()?, 0, i32::MAX as i64)? as i32,
+        "tcp-keepalive" => cfg.tcp_keepalive = range(int()?, 0, i32::MAX as i64)? as u32,
+        "maxclients" => cfg.maxclients = range(int()?, 1, u32::MAX as i64)? as usize,
+        "daemonize" => cfg.daemonize = yes,
+        "pidfile" => cfg.pidfile = value.to_string(),
+        "logfile" => cfg.logfile = value.to_string(),
+        "loglevel" => {
+            cfg.loglevel = match value {
+                "debug" => LogLevel::Debug,
+                "verbose" => LogLevel::Verbose,
+                "warning" => LogLevel::Warning,
+                _ => LogLevel::Notice,
+            }
+        }
+        "dir" => cfg.dir = value.to_string(),
+        "databases" => cfg.databases = range(int()?, 1, i32::MAX as i64)? as usize,
+        "proto-max-bulk-len" => cfg.proto_max_bulk_len = range(int()?, 1024 * 1024, i64::MAX)?,
+        "client-query-buffer-limit" => {
+            cfg.client_query_buffer_limit = range(int()?, 1024 * 1024, i64::MAX)? as u64;
+        }
+        "hz" => cfg.hz = range(int()?, 0, i32::MAX as i64)?.clamp(1, 500) as u32,
+        "always-show-logo" => cfg.always_show_logo = yes,
+        "enable-debug-command" => {
+            cfg.enable_debug_command = match value {
+                "yes" => Enable::Yes,
+                "local" => Enable::Local,
+                _ => Enable::No,
+            }
+        }
+        "slowlog-log-slower-than" => cfg.slowlog_log_slower_than = int()?,
+        "slowlog-max-len" => cfg.slowlog_max_len = range(int()?, 0, i64::MAX)? as usize,
+        "latency-monitor-threshold" => cfg.latency_monitor_threshold = range(int()?, 0, i64::MAX)? as u64,
+        "cluster-enabled" => cfg.cluster_enabled = yes,
+        "shards" => cfg.shards = range(int()?, 0, 1024)? as usize,
+        "shard-cores" => cfg.shard_cores = parse_cpu_list(&value.replace(' ', ",")).unwrap_or_default(),
+        "bus-core" => {
+            cfg.bus_core = if value.is_empty() { None } else { Some(range(int()?, 0, 4096)? as usize) };
+        }
+        "pin-cores" => cfg.pin_cores = yes,
+        "busy-poll-us" => cfg.busy_poll_us = range(int()?, 0, 1_000_000)? as u64,
+        _ => {}
+    }
+    cfg.values.insert(d.name, value.to_string());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_and_values() {
+        assert_eq!(find("slaveof").map(|d| d.name), Some("replicaof"));
+        assert_eq!(find("PORT").map(|d| d.name), Some("port"));
+        assert!(find("bogus").is_none());
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("100k"), Some(100_000));
+        assert_eq!(parse_memory("10x"), None);
+        let maxmem = find("maxmemory").unwrap();
+        assert_eq!(normalize(maxmem, &["2mb".into()]), Ok("2097152".into()));
+        let port = find("port").unwrap();
+        assert_eq!(normalize(port, &["abc".into()]), Err("argument couldn't be parsed into an integer".into()));
+        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
+    }
+}
