@@ -1,38 +1,39 @@
-//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET, CLIENT.
+//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET, and the CLIENT family.
 
-use super::ctx::{reply, ClientCtx};
+use super::ctx::{reply, ClientCtx, ClientState, ReplyMode, ShardState};
 use super::errors;
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
-use super::util::parse_i64;
+use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
 use bytes::Bytes;
+
+#[rustfmt::skip]
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec("id", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_id), "connection", "5.0.0", "Returns the client ID for the current connection"),
+    spec("getname", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_getname), "connection", "2.6.9", "Get the current connection name"),
+    spec("setname", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_setname), "connection", "2.6.9", "Set the current connection name"),
+    spec("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_list), "connection", "2.4.0", "Get the list of client connections"),
+    spec("info", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_info), "connection", "6.2.0", "Returns information about the current client connection."),
+    spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_kill), "connection", "2.4.0", "Kill the connection of a client"),
+    spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_no_evict), "connection", "7.0.0", "Set client eviction mode for the current connection"),
+    spec("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_reply), "connection", "3.2.0", "Instruct the server whether to reply to commands"),
+    spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_help), "connection", "5.0.0", "Show helpful text about the different subcommands"),
+];
 
 /// The connection family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("ping", -1, FAST | SKIP_SLOWLOG | STALE, "@fast @connection", Keys::None, Exec::Node(ping), "connection", "1.0.0", "Ping the server"),
+    spec("ping", -1, FAST | STALE, "@fast @connection", Keys::None, Exec::Node(ping), "connection", "1.0.0", "Ping the server"),
     spec("echo", 2, FAST, "@fast @connection", Keys::None, Exec::Node(echo), "connection", "1.0.0", "Echo the given string"),
     spec("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, "@fast @connection", Keys::None, Exec::Node(quit), "connection", "1.0.0", "Close the connection"),
     spec("select", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(select), "connection", "2.0.0", "Change the selected database for the current connection"),
+    spec("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SKIP_MONITOR | SKIP_SLOWLOG | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(auth), "connection", "1.0.0", "Authenticate to the server"),
+    spec("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SKIP_MONITOR | SKIP_SLOWLOG | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(hello), "connection", "6.0.0", "Handshake with Redis"),
+    spec("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(reset), "connection", "6.2.0", "Reset the connection"),
+    CommandSpec { subcommands: CLIENT_SUBCOMMANDS, ..spec("client", -2, 0, "@slow", Keys::None, Exec::Container, "connection", "2.4.0", "A container for client connection commands") },
 ];
 
-/// Which clients CLIENT KILL targets.
-#[derive(Debug, Clone, Default)]
-pub struct KillFilter {
-    /// `ip:port` of the client.
-    pub addr: Option<String>,
-    /// `ip:port` of the local end.
-    pub laddr: Option<String>,
-    /// Client id.
-    pub id: Option<u64>,
-    /// Skip the calling client (SKIPME yes, the default).
-    pub skip_id: Option<u64>,
-    /// The old form `CLIENT KILL addr`: reply +OK or an error instead of a count.
-    pub old_form: bool,
-}
-
-fn ping(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let _ = ctx;
+fn ping(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     match args.len() {
         1 => reply(Reply::status("PONG")),
         2 => reply(Reply::Bulk(args[1].clone())),
@@ -57,4 +58,384 @@ fn select(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             reply(Reply::Ok)
         }
     }
+}
+
+/// Checks `user`/`pass` against the default user (requirepass); None = no password configured.
+fn check_password(ctx: &ClientCtx<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    let cfg = ctx.node().config();
+    if user.is_some_and(|u| u != b"default") {
+        return Err(Reply::err(errors::WRONGPASS));
+    }
+    match &cfg.requirepass {
+        // The default user has no password: any password is accepted for "default".
+        None => Ok(()),
+        Some(p) if p.as_slice() == pass => Ok(()),
+        Some(_) => Err(Reply::err(errors::WRONGPASS)),
+    }
+}
+
+fn auth(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let (user, pass) = match args.len() {
+        2 => (None, &args[1]),
+        3 => (Some(&args[1][..]), &args[2]),
+        _ => return reply(Reply::err(errors::SYNTAX)),
+    };
+    if user.is_none() && ctx.node().config().requirepass.is_none() {
+        return reply(Reply::err(errors::AUTH_NOPASS));
+    }
+    match check_password(ctx, user, pass) {
+        Ok(()) => {
+            ctx.client.authenticated = true;
+            reply(Reply::Ok)
+        }
+        Err(e) => {
+            tracing::debug!("AUTH failed for client {}", ctx.client.addr);
+            reply(e)
+        }
+    }
+}
+
+fn hello(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let mut proto = if ctx.client.resp3 { 3 } else { 2 };
+    let mut i = 1;
+    if args.len() > 1 {
+        match parse_i64(&args[1]) {
+            Some(v @ 2..=3) => proto = v,
+            Some(_) => return reply(Reply::err("NOPROTO unsupported protocol version")),
+            None => return reply(Reply::err("ERR Protocol version is not an integer or out of range")),
+        }
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if eq_ic(&args[i], "auth") && more >= 2 {
+            if let Err(e) = check_password(ctx, Some(&args[i + 1]), &args[i + 2]) {
+                return reply(e);
+            }
+            ctx.client.authenticated = true;
+            i += 3;
+        } else if eq_ic(&args[i], "setname") && more >= 1 {
+            if let Err(e) = validate_name(&args[i + 1]) {
+                return reply(e);
+            }
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return reply(Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if !ctx.client.authenticated {
+        return reply(Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
+    }
+    if let Some(n) = name {
+        ctx.client.name = if n.is_empty() { None } else { Some(n) };
+    }
+    ctx.client.resp3 = proto == 3;
+    let s = |t: &str| Reply::bulk(t.as_bytes());
+    reply(Reply::Map(vec![
+        (s("server"), s("redis")),
+        (s("version"), s("7.0.15")),
+        (s("proto"), Reply::Int(proto)),
+        (s("id"), Reply::Int(ctx.client.id as i64)),
+        (s("mode"), s("standalone")),
+        (s("role"), s("master")),
+        (s("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+fn reset(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let c = &mut *ctx.client;
+    c.db = 0;
+    c.resp3 = false;
+    c.name = None;
+    c.reply_mode = ReplyMode::On;
+    c.no_evict = false;
+    c.authenticated = ctx.shard.node.config().requirepass.is_none();
+    reply(Reply::status("RESET"))
+}
+
+fn validate_name(name: &[u8]) -> Result<(), Reply> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+fn client_id(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    reply(Reply::Int(ctx.client.id as i64))
+}
+
+fn client_getname(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    reply(ctx.client.name.clone().map_or(Reply::Nil, Reply::Bulk))
+}
+
+fn client_setname(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if let Err(e) = validate_name(&args[2]) {
+        return reply(e);
+    }
+    ctx.client.name = if args[2].is_empty() { None } else { Some(args[2].clone()) };
+    reply(Reply::Ok)
+}
+
+/// One CLIENT LIST line, in Redis 7.0's field order.
+pub fn client_line(c: &ClientState, now_ms: u64) -> String {
+    let mut flags = String::new();
+    if c.monitor {
+        flags.push('O');
+    }
+    if c.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        c.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+        now_ms.saturating_sub(c.created_ms) / 1000,
+        now_ms.saturating_sub(c.last_interaction_ms) / 1000,
+        flags,
+        c.db,
+        c.qbuf,
+        16384usize.saturating_sub(c.qbuf),
+        16384 + c.qbuf,
+        c.last_cmd,
+        if c.resp3 { 3 } else { 2 }
+    )
+}
+
+fn client_info(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let mut line = client_line(ctx.client, crate::storage::now_ms());
+    line = line.replace(&format!("cmd={}", ctx.client.last_cmd), "cmd=client|info");
+    line.push('\n');
+    reply(Reply::Verbatim(Bytes::from(line)))
+}
+
+fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    // Validate the filters here so errors come back without a fan-out.
+    let mut i = 2;
+    while i < args.len() {
+        if eq_ic(&args[i], "type") && i + 1 < args.len() {
+            let t = &args[i + 1];
+            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|w| eq_ic(t, w)) {
+                return reply(Reply::error(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(t))));
+            }
+            i += 2;
+        } else if eq_ic(&args[i], "id") && i + 1 < args.len() {
+            for a in &args[i + 1..] {
+                if !matches!(parse_i64(a), Some(n) if n > 0) {
+                    return reply(Reply::err("ERR Invalid client ID"));
+                }
+            }
+            i = args.len();
+        } else {
+            return reply(Reply::err(errors::SYNTAX));
+        }
+    }
+    fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        let mut ids: Option<Vec<u64>> = None;
+        let mut only_normal_or_none = true;
+        let mut i = 2;
+        while i < args.len() {
+            if eq_ic(&args[i], "type") {
+                only_normal_or_none = eq_ic(&args[i + 1], "normal");
+                i += 2;
+            } else {
+                ids = Some(args[i + 1..].iter().filter_map(|a| parse_i64(a)).map(|n| n as u64).collect());
+                i = args.len();
+            }
+        }
+        let mut lines: Vec<(u64, String)> = shard
+            .clients
+            .values()
+            .map(|c| c.borrow())
+            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && only_normal_or_none)
+            .map(|c| (c.id, client_line(&c, now)))
+            .collect();
+        lines.sort();
+        Reply::Array(lines.into_iter().map(|(_, l)| Reply::bulk_string(l)).collect())
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|ctx, replies| {
+            let me = ctx.client.id;
+            let mut lines: Vec<(u64, String)> = Vec::new();
+            for r in replies {
+                if let Reply::Array(v) = r {
+                    for l in v {
+                        if let Reply::Bulk(b) = l {
+                            let s = String::from_utf8_lossy(&b).into_owned();
+                            let id =
+                                s.split(' ').next().and_then(|f| f.strip_prefix("id=")).and_then(|n| n.parse().ok());
+                            let id = id.unwrap_or(0);
+                            // The caller's own line shows the command being run.
+                            let s = if id == me { set_cmd_field(&s, "client|list") } else { s };
+                            lines.push((id, s));
+                        }
+                    }
+                }
+            }
+            lines.sort();
+            let mut text: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+            if text.is_empty() {
+                text.push('\n');
+            }
+            Reply::Verbatim(Bytes::from(text))
+        }),
+    }
+}
+
+fn set_cmd_field(line: &str, cmd: &str) -> String {
+    line.split(' ')
+        .map(|f| if f.starts_with("cmd=") { format!("cmd={cmd}") } else { f.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// CLIENT KILL: the old form `CLIENT KILL ip:port` and the filter form. Each shard shuts down the
+/// sockets of its matching clients (the connection task then ends on its own).
+fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let old_form = args.len() == 3;
+    if !old_form {
+        if args.len() % 2 != 0 {
+            return reply(Reply::err(errors::SYNTAX));
+        }
+        for pair in args[2..].chunks(2) {
+            let (k, v) = (&pair[0], &pair[1]);
+            if eq_ic(k, "id") {
+                if !matches!(parse_i64(v), Some(n) if n > 0) {
+                    return reply(Reply::err("ERR client-id should be greater than 0"));
+                }
+            } else if eq_ic(k, "type") {
+                if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|w| eq_ic(v, w)) {
+                    return reply(Reply::error(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(v))));
+                }
+            } else if eq_ic(k, "skipme") {
+                if !eq_ic(v, "yes") && !eq_ic(v, "no") {
+                    return reply(Reply::err(errors::SYNTAX));
+                }
+            } else if !(eq_ic(k, "addr") || eq_ic(k, "laddr") || eq_ic(k, "user")) {
+                return reply(Reply::err(errors::SYNTAX));
+            }
+        }
+    }
+    let _ = ctx;
+    fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+        // args: client kill <filters...>, plus the caller's id appended by the merge-side wrapper.
+        let Some((me_arg, filters)) = args.split_last() else { return Reply::Int(0) };
+        let me: u64 = std::str::from_utf8(me_arg).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let filters = &filters[2..];
+        let mut killed = 0;
+        for c in shard.clients.values() {
+            let mut c = c.borrow_mut();
+            let matches = if filters.len() == 1 {
+                c.addr.as_bytes() == &filters[0][..]
+            } else {
+                let mut skipme = true;
+                let mut ok = true;
+                for pair in filters.chunks(2) {
+                    let (k, v) = (&pair[0], &pair[1]);
+                    if eq_ic(k, "id") {
+                        ok &= parse_i64(v) == Some(c.id as i64);
+                    } else if eq_ic(k, "addr") {
+                        ok &= c.addr.as_bytes() == &v[..];
+                    } else if eq_ic(k, "laddr") {
+                        ok &= c.laddr.as_bytes() == &v[..];
+                    } else if eq_ic(k, "type") {
+                        ok &= eq_ic(v, "normal");
+                    } else if eq_ic(k, "user") {
+                        ok &= eq_ic(v, "default");
+                    } else if eq_ic(k, "skipme") {
+                        skipme = eq_ic(v, "yes");
+                    }
+                }
+                ok && !(skipme && c.id == me)
+            };
+            if matches && !c.killed {
+                c.killed = true;
+                // SAFETY: the fd belongs to a live connection of this shard; shutdown only wakes
+                // its pending read, the connection task closes the socket itself.
+                unsafe {
+                    libc::shutdown(c.fd, libc::SHUT_RDWR);
+                }
+                killed += 1;
+            }
+        }
+        Reply::Int(killed)
+    }
+    Plan::KillClients { run, old_form }
+}
+
+fn client_no_evict(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if eq_ic(&args[2], "on") {
+        ctx.client.no_evict = true;
+    } else if eq_ic(&args[2], "off") {
+        ctx.client.no_evict = false;
+    } else {
+        return reply(Reply::err(errors::SYNTAX));
+    }
+    reply(Reply::Ok)
+}
+
+fn client_reply(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    ctx.client.reply_mode = if eq_ic(&args[2], "on") {
+        ReplyMode::On
+    } else if eq_ic(&args[2], "off") {
+        ReplyMode::Off
+    } else if eq_ic(&args[2], "skip") {
+        ReplyMode::Skip
+    } else {
+        return reply(Reply::err(errors::SYNTAX));
+    };
+    reply(Reply::Ok)
+}
+
+fn client_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let lines = [
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
+        "    * ID <client-id>",
+        "      Kill connections by client id.",
+        "LIST [options ...]",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    reply(Reply::Array(lines.iter().map(|l| Reply::status(l)).collect()))
 }

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod ctx;
 pub mod errors;
 pub mod generic;
+pub mod info;
 pub mod server;
 pub mod spec;
 pub mod string;

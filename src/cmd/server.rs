@@ -1,7 +1,358 @@
-//! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB/FLUSHALL, COMMAND, DEBUG, TIME, SHUTDOWN, ...
+//! Server commands: INFO (in info.rs), COMMAND, TIME, LASTSAVE, SHUTDOWN, MONITOR, SLOWLOG,
+//! DEBUG.
 
-use super::spec::CommandSpec;
+use super::ctx::{reply, ClientCtx, ShardState};
+use super::errors;
+use super::spec::{flags, flags::*, spec, CommandSpec, Exec, Keys, Plan, ShutdownArgs};
+use super::table;
+use super::util::{eq_ic, parse_i64};
+use crate::config::Enable;
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+#[rustfmt::skip]
+static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
+    spec("count", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_count), "server", "2.8.13", "Get total number of Redis commands"),
+    spec("info", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_info), "server", "2.8.13", "Get array of specific Redis command details, or all when no argument is given."),
+    spec("docs", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_docs), "server", "7.0.0", "Get array of specific Redis command documentation"),
+    spec("list", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_list), "server", "7.0.0", "Get an array of Redis command names"),
+    spec("getkeys", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeys), "server", "2.8.13", "Extract keys given a full Redis command"),
+    spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_help), "server", "5.0.0", "Show helpful text about the different subcommands"),
+];
+
+#[rustfmt::skip]
+static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
+    spec("get", -2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_get), "server", "2.2.12", "Get the slow log's entries"),
+    spec("len", 2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_len), "server", "2.2.12", "Get the slow log's length"),
+    spec("reset", 2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_reset), "server", "2.2.12", "Clear all entries from the slow log"),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(slowlog_help), "server", "6.2.0", "Show helpful text about the different subcommands"),
+];
 
 /// The server family's table.
 #[rustfmt::skip]
-pub static COMMANDS: &[CommandSpec] = &[];
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("info", -1, LOADING | STALE, "@slow @dangerous", Keys::None, Exec::Node(super::info::info), "server", "1.0.0", "Get information and statistics about the server"),
+    spec("time", 1, LOADING | STALE | FAST, "@fast", Keys::None, Exec::Node(time), "server", "2.6.0", "Return the current server time"),
+    spec("lastsave", 1, LOADING | STALE | FAST, "@fast @dangerous", Keys::None, Exec::Node(lastsave), "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
+    spec("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(shutdown), "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
+    spec("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(monitor), "server", "1.0.0", "Listen for all requests received by the server in real time"),
+    CommandSpec { subcommands: COMMAND_SUBCOMMANDS, ..spec("command", -1, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command), "server", "2.8.13", "Get array of Redis command details") },
+    CommandSpec { subcommands: SLOWLOG_SUBCOMMANDS, ..spec("slowlog", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.2.12", "A container for slow log commands") },
+    spec("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(debug), "server", "1.0.0", "A container for debugging commands"),
+];
+
+fn time(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    reply(Reply::Array(vec![Reply::bulk_int(d.as_secs() as i64), Reply::bulk_int(d.subsec_micros() as i64)]))
+}
+
+fn lastsave(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    // No save has happened yet (RDB persistence is not implemented): the start time, as Redis
+    // reports for a server that never saved.
+    reply(Reply::Int((ctx.node().start_ms / 1000) as i64))
+}
+
+fn shutdown(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let mut a = ShutdownArgs::default();
+    let mut abort = false;
+    for w in &args[1..] {
+        if eq_ic(w, "nosave") {
+            a.nosave = true;
+        } else if eq_ic(w, "save") {
+            a.save = true;
+        } else if eq_ic(w, "now") {
+            a.now = true;
+        } else if eq_ic(w, "force") {
+            a.force = true;
+        } else if eq_ic(w, "abort") {
+            abort = true;
+        } else {
+            return reply(Reply::err(errors::SYNTAX));
+        }
+    }
+    if (a.nosave && a.save) || (abort && (a.nosave || a.save || a.now || a.force)) {
+        return reply(Reply::err(errors::SYNTAX));
+    }
+    if abort {
+        return reply(Reply::err("ERR No shutdown in progress."));
+    }
+    Plan::Shutdown(a)
+}
+
+fn monitor(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    Plan::Monitor
+}
+
+// ---- COMMAND -------------------------------------------------------------------------------
+
+fn flag_set(spec: &CommandSpec) -> Reply {
+    let mut v: Vec<Reply> = flags::NAMES.iter().filter(|(b, _)| spec.has(*b)).map(|(_, n)| Reply::status(n)).collect();
+    if matches!(spec.keys, Keys::Custom { .. }) {
+        v.push(Reply::status("movablekeys"));
+    }
+    Reply::Set(v)
+}
+
+fn command_entry(spec: &'static CommandSpec, parent: Option<&'static CommandSpec>) -> Reply {
+    let name = match parent {
+        Some(p) => table::fullname(p, Some(spec)).to_string(),
+        None => spec.name.to_string(),
+    };
+    let (first, last, step) = spec.legacy_range();
+    let acl = Reply::Set(spec.acl.split_whitespace().map(|c| Reply::Status(c.to_string().into())).collect());
+    let subs = Reply::Array(spec.subcommands.iter().map(|s| command_entry(s, Some(spec))).collect());
+    Reply::Array(vec![
+        Reply::bulk_string(name),
+        Reply::Int(spec.arity as i64),
+        flag_set(spec),
+        Reply::Int(first as i64),
+        Reply::Int(last as i64),
+        Reply::Int(step as i64),
+        acl,
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        subs,
+    ])
+}
+
+fn command(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    reply(Reply::Array(table::all().map(|s| command_entry(s, None)).collect()))
+}
+
+fn command_count(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    reply(Reply::Int(table::count() as i64))
+}
+
+fn command_info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if args.len() == 2 {
+        return command(_ctx, args);
+    }
+    reply(Reply::Array(
+        args[2..].iter().map(|n| table::lookup(n).map_or(Reply::Nil, |s| command_entry(s, None))).collect(),
+    ))
+}
+
+fn doc_entry(spec: &'static CommandSpec) -> Reply {
+    let s = |t: &str| Reply::bulk(t.as_bytes());
+    let mut fields = vec![(s("summary"), s(spec.summary)), (s("since"), s(spec.since)), (s("group"), s(spec.group))];
+    if !spec.complexity.is_empty() {
+        fields.push((s("complexity"), s(spec.complexity)));
+    }
+    if !spec.subcommands.is_empty() {
+        fields.push((
+            s("subcommands"),
+            Reply::Map(
+                spec.subcommands
+                    .iter()
+                    .map(|sub| (Reply::bulk(table::fullname(spec, Some(sub)).as_bytes()), doc_entry(sub)))
+                    .collect(),
+            ),
+        ));
+    }
+    Reply::Map(fields)
+}
+
+fn command_docs(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let specs: Vec<&'static CommandSpec> = if args.len() == 2 {
+        table::all().collect()
+    } else {
+        args[2..].iter().filter_map(|n| table::lookup(n)).collect()
+    };
+    reply(Reply::Map(specs.into_iter().map(|s| (Reply::bulk(s.name.as_bytes()), doc_entry(s))).collect()))
+}
+
+fn command_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let mut names: Vec<&'static CommandSpec> = table::all().collect();
+    if args.len() > 2 {
+        if args.len() != 5 || !eq_ic(&args[2], "filterby") {
+            return reply(Reply::err(errors::SYNTAX));
+        }
+        let v = String::from_utf8_lossy(&args[4]).to_ascii_lowercase();
+        if eq_ic(&args[3], "aclcat") {
+            names.retain(|s| s.acl.split_whitespace().any(|c| c.trim_start_matches('@') == v));
+        } else if eq_ic(&args[3], "pattern") {
+            names.retain(|s| super::util::glob_match(v.as_bytes(), s.name.as_bytes(), true));
+        } else if eq_ic(&args[3], "module") {
+            names.clear();
+        } else {
+            return reply(Reply::err(errors::SYNTAX));
+        }
+    }
+    reply(Reply::Array(names.into_iter().map(|s| Reply::bulk(s.name.as_bytes())).collect()))
+}
+
+fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let cmd_args = &args[2..];
+    let Some(mut spec) = table::lookup(&cmd_args[0]) else {
+        return reply(Reply::err("ERR Invalid command specified"));
+    };
+    if matches!(spec.exec, Exec::Container) && cmd_args.len() > 1 {
+        if let Some(sub) = table::lookup_sub(spec, &cmd_args[1]) {
+            spec = sub;
+        }
+    }
+    if !spec.arity_ok(cmd_args.len()) {
+        return reply(Reply::err("ERR Invalid number of arguments specified for command"));
+    }
+    match spec.key_indexes(cmd_args) {
+        Ok(k) if k.is_empty() => reply(Reply::err("ERR The command has no key arguments")),
+        Ok(k) => reply(Reply::Array(k.into_iter().map(|i| Reply::Bulk(cmd_args[i].clone())).collect())),
+        Err(e) => reply(e),
+    }
+}
+
+fn help_lines(lines: &[&'static str]) -> Plan {
+    reply(Reply::Array(lines.iter().map(|l| Reply::status(l)).collect()))
+}
+
+fn command_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    help_lines(&[
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+// ---- SLOWLOG -------------------------------------------------------------------------------
+
+fn slowlog_get(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let count = match args.get(2) {
+        None => 10,
+        Some(a) => match parse_i64(a) {
+            Some(n) if n >= -1 => n,
+            _ => return reply(Reply::err("ERR count should be greater than or equal to -1")),
+        },
+    };
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        Reply::Array(
+            shard
+                .slowlog
+                .iter()
+                .map(|e| {
+                    Reply::Array(vec![
+                        Reply::Int(e.id as i64),
+                        Reply::Int(e.time as i64),
+                        Reply::Int(e.duration_us as i64),
+                        Reply::Array(e.args.iter().cloned().map(Reply::Bulk).collect()),
+                        Reply::bulk(e.addr.as_bytes()),
+                        Reply::bulk(e.name.as_bytes()),
+                    ])
+                })
+                .collect(),
+        )
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(move |_, replies| {
+            let mut all: Vec<Reply> =
+                replies.into_iter().flat_map(|r| if let Reply::Array(v) = r { v } else { vec![] }).collect();
+            // Newest first: by time, then id.
+            let key = |r: &Reply| match r {
+                Reply::Array(v) => match (&v[1], &v[0]) {
+                    (Reply::Int(t), Reply::Int(id)) => (*t, *id),
+                    _ => (0, 0),
+                },
+                _ => (0, 0),
+            };
+            all.sort_by_key(|r| std::cmp::Reverse(key(r)));
+            if count >= 0 {
+                all.truncate(count as usize);
+            }
+            Reply::Array(all)
+        }),
+    }
+}
+
+fn slowlog_len(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        Reply::Int(shard.slowlog.len() as i64)
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, r| Reply::Int(r.iter().map(|x| if let Reply::Int(n) = x { *n } else { 0 }).sum())),
+    }
+}
+
+fn slowlog_reset(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        shard.slowlog.clear();
+        Reply::Ok
+    }
+    Plan::AllShards { run, merge: Box::new(|_, _| Reply::Ok) }
+}
+
+fn slowlog_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    help_lines(&[
+        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET [<count>]",
+        "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+        "    Entries are made of:",
+        "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+        "    client name",
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+// ---- DEBUG ---------------------------------------------------------------------------------
+
+/// Redis 7.0's refusal when DEBUG is not enabled.
+pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let allowed = match ctx.shard.config.enable_debug_command {
+        Enable::Yes => true,
+        Enable::Local => ctx.client.addr.starts_with("127.") || ctx.client.addr.starts_with("[::1]"),
+        Enable::No => false,
+    };
+    if !allowed {
+        return reply(Reply::err(DEBUG_NOT_ALLOWED));
+    }
+    let sub = &args[1];
+    if eq_ic(sub, "sleep") && args.len() == 3 {
+        let secs = super::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
+        return Plan::Sleep(std::time::Duration::from_secs_f64(secs), Reply::Ok);
+    }
+    if eq_ic(sub, "set-active-expire") && args.len() == 3 {
+        let on = parse_i64(&args[2]).unwrap_or(1) != 0;
+        crate::storage::set_active_expire(on);
+        return reply(Reply::Ok);
+    }
+    if eq_ic(sub, "help") {
+        return help_lines(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not",
+            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            "    default.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+            "HELP",
+            "    Prints this help.",
+        ]);
+    }
+    reply(Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        String::from_utf8_lossy(sub)
+    )))
+}

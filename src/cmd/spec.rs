@@ -130,8 +130,6 @@ pub enum Plan {
         /// Combines the replies (in shard order) at home.
         merge: MergeFn,
     },
-    /// Scan the keyspace: the runtime walks slots across shards (the cursor is a slot number).
-    Scan(ScanArgs),
     /// Sleep (without blocking the shard), then reply.
     Sleep(Duration, Reply),
     /// Send the reply, then close the connection.
@@ -140,21 +138,14 @@ pub enum Plan {
     Monitor,
     /// Shut the server down (SHUTDOWN); the reply is sent only if shutdown fails.
     Shutdown(ShutdownArgs),
-    /// Kill clients matching a filter on every shard; reply with the count (or +OK / error).
-    KillClients(crate::cmd::connection::KillFilter),
-}
-
-/// SCAN arguments after parsing.
-#[derive(Debug, Clone)]
-pub struct ScanArgs {
-    /// Slot to resume at.
-    pub cursor: u64,
-    /// Glob pattern.
-    pub pattern: Option<Bytes>,
-    /// COUNT hint.
-    pub count: usize,
-    /// TYPE filter.
-    pub type_name: Option<Bytes>,
+    /// CLIENT KILL: run `run` on every shard with the arguments plus the caller's id appended;
+    /// reply with the count, or for the old `CLIENT KILL addr` form +OK / "No such client".
+    KillClients {
+        /// Kills matching clients on one shard, returns how many.
+        run: ShardFn,
+        /// The old one-argument form.
+        old_form: bool,
+    },
 }
 
 /// SHUTDOWN arguments after parsing.

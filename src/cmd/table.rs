@@ -1,6 +1,6 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
-use super::spec::{CommandSpec, Exec};
+use super::spec::CommandSpec;
 use super::{config, connection, generic, server, string};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
@@ -59,7 +59,7 @@ pub fn fullname(container: &'static CommandSpec, sub: Option<&'static CommandSpe
     let names = NAMES.get_or_init(|| {
         let mut m = HashMap::new();
         for c in all() {
-            if matches!(c.exec, Exec::Container) {
+            {
                 for s in c.subcommands {
                     let n: &'static str = Box::leak(format!("{}|{}", c.name, s.name).into_boxed_str());
                     m.insert((c as *const _ as usize, s as *const _ as usize), n);

@@ -2,6 +2,7 @@
 //! (unknown command, arity, auth), routing to shards, and putting replies back in order.
 
 use super::Conn;
+use crate::cmd::ctx::ReplyMode;
 use crate::cmd::{self, errors, flags, table, CommandSpec, Exec, Keys};
 use crate::protocol::{Reply, Request};
 use crate::runtime::mesh::RemoteCmd;
@@ -60,22 +61,29 @@ impl Conn {
         let Some(spec) = table::lookup(&args[0]) else {
             return Route::Done(Reply::error(errors::unknown_command(&args)));
         };
-        let (spec, fullname) = if matches!(spec.exec, Exec::Container) {
-            if args.len() < 2 {
-                return self.rejected(Some(spec.name), Reply::error(errors::wrong_arity(spec.name)));
-            }
-            match table::lookup_sub(spec, &args[1]) {
-                Some(sub) => (sub, table::fullname(spec, Some(sub))),
-                None => return Route::Done(Reply::error(errors::unknown_subcommand(&args[1], spec.name))),
-            }
-        } else {
-            (spec, spec.name)
-        };
+        // Containers dispatch on their subcommand; a command with its own handler and
+        // subcommands (COMMAND) runs its handler when called bare.
+        let (spec, fullname) =
+            if !spec.subcommands.is_empty() && (args.len() >= 2 || matches!(spec.exec, Exec::Container)) {
+                if args.len() < 2 {
+                    return self.rejected(Some(spec.name), Reply::error(errors::wrong_arity(spec.name)));
+                }
+                match table::lookup_sub(spec, &args[1]) {
+                    Some(sub) => (sub, table::fullname(spec, Some(sub))),
+                    None => return Route::Done(Reply::error(errors::unknown_subcommand(&args[1], spec.name))),
+                }
+            } else {
+                (spec, spec.name)
+            };
         if !spec.arity_ok(args.len()) {
             return self.rejected(Some(fullname), Reply::error(errors::wrong_arity(fullname)));
         }
         if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) {
             return self.rejected(Some(fullname), Reply::err(errors::NOAUTH));
+        }
+        if super::monitor::active() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+            let c = self.client.borrow();
+            super::monitor::feed(c.db, &c.addr, &args);
         }
         match spec.exec {
             Exec::Keyed(_) => {
@@ -119,6 +127,7 @@ impl Conn {
     pub(crate) async fn dispatch_batch(&mut self, reqs: Vec<Request>) {
         let n = reqs.len();
         let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
+        let mut suppress = vec![false; n];
         let mut fl = InFlight::default();
         let home = self.shard.id;
         let mut db = self.client.borrow().db;
@@ -126,6 +135,17 @@ impl Conn {
         self.client.borrow_mut().last_interaction_ms = now;
         let mut clock = std::time::Instant::now();
         for (i, req) in reqs.into_iter().enumerate() {
+            suppress[i] = {
+                let mut c = self.client.borrow_mut();
+                match c.reply_mode {
+                    ReplyMode::On => false,
+                    ReplyMode::Off => true,
+                    ReplyMode::Skip => {
+                        c.reply_mode = ReplyMode::On;
+                        true
+                    }
+                }
+            };
             match self.route(req) {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Keyed { target, cmd } => {
@@ -136,7 +156,10 @@ impl Conn {
                     }
                     if target == home {
                         self.send_open(&mut fl, db).await;
+                        let start = clock;
                         replies[i] = Some(self.shard.run_local_one(db, &cmd, &mut clock).await);
+                        let usec = clock.duration_since(start).as_micros() as u64;
+                        self.slowlog(&cmd.spec_flags_args(), usec);
                         if !fl.is_empty() {
                             fl.note(target, read);
                         }
@@ -158,6 +181,10 @@ impl Conn {
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
                     replies[i] = Some(self.run_node(spec, fullname, args).await);
+                    if fullname == "client|reply" {
+                        // ON always answers; OFF and SKIP never do.
+                        suppress[i] = self.client.borrow().reply_mode != ReplyMode::On;
+                    }
                     db = self.client.borrow().db;
                     crate::storage::tick_clock();
                     clock = std::time::Instant::now();
@@ -165,7 +192,41 @@ impl Conn {
             }
         }
         self.settle(&mut fl, &mut replies, db).await;
-        self.encode_replies(replies);
+        self.encode_replies(replies, &suppress);
+    }
+
+    /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
+    pub(crate) fn slowlog(&self, (flags_, args): &(u32, &[Bytes]), usec: u64) {
+        let mut st = self.shard.state.borrow_mut();
+        let threshold = st.config.slowlog_log_slower_than;
+        if threshold < 0 || usec < threshold as u64 || flags_ & flags::SKIP_SLOWLOG != 0 {
+            return;
+        }
+        let max = st.config.slowlog_max_len;
+        let (addr, name) = {
+            let c = self.client.borrow();
+            (c.addr.clone(), c.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default())
+        };
+        // Redis keeps at most 32 arguments of at most 128 bytes each.
+        let mut kept: Vec<Bytes> = Vec::new();
+        for (j, a) in args.iter().enumerate() {
+            if j == 31 && args.len() > 32 {
+                kept.push(Bytes::from(format!("... ({} more arguments)", args.len() - 31)));
+                break;
+            }
+            if a.len() > 128 {
+                let mut t = a[..128].to_vec();
+                t.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+                kept.push(Bytes::from(t));
+            } else {
+                kept.push(a.clone());
+            }
+        }
+        let id = st.slowlog_next_id;
+        st.slowlog_next_id += 1;
+        let time = crate::storage::cached_ms() / 1000;
+        st.slowlog.push_front(cmd::ctx::SlowlogEntry { id, time, duration_us: usec, args: kept, addr, name });
+        st.slowlog.truncate(max);
     }
 
     /// Sends the open remote batch, if any.
@@ -190,13 +251,15 @@ impl Conn {
     }
 
     /// Encodes replies in order, honouring CLIENT REPLY OFF/SKIP and counting errors.
-    fn encode_replies(&mut self, replies: Vec<Option<Reply>>) {
+    fn encode_replies(&mut self, replies: Vec<Option<Reply>>, suppress: &[bool]) {
         let resp3 = self.client.borrow().resp3;
         let mut st = self.shard.state.borrow_mut();
-        for r in replies {
+        for (r, &skip) in replies.into_iter().zip(suppress) {
             let r = r.unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
             cmd::record_error(&mut st, &r);
-            r.encode(&mut self.wbuf, resp3);
+            if !skip {
+                r.encode(&mut self.wbuf, resp3);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! client's writes become visible to others in the order it sent them.
 
 pub mod dispatch;
+pub mod monitor;
 pub mod plan;
 
 use crate::cmd::ClientState;
@@ -28,6 +29,12 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Redis 7.0's protected-mode refusal.
 pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// What woke a MONITOR connection.
+enum Either {
+    Input(std::io::Result<usize>),
+    Line(Option<bytes::Bytes>),
+}
 
 fn is_loopback(addr: &SocketAddr) -> bool {
     match addr.ip() {
@@ -154,7 +161,44 @@ impl Conn {
             if self.client.borrow().close_after_reply {
                 return Ok(());
             }
+            if self.client.borrow().monitor {
+                return self.run_monitor().await;
+            }
         }
+    }
+
+    /// A MONITOR connection: stream fed lines until the client quits or goes away.
+    async fn run_monitor(&mut self) -> std::io::Result<()> {
+        use futures_lite::StreamExt;
+        let id = self.client.borrow().id;
+        let mut rx = monitor::register(id);
+        let result = loop {
+            let mut buf = [0u8; 512];
+            let next = {
+                let read = async { Either::Input(self.stream.read(&mut buf).await) };
+                let line = async { Either::Line(rx.next().await) };
+                futures_lite::future::or(line, read).await
+            };
+            match next {
+                Either::Line(Some(l)) => {
+                    if let Err(e) = self.stream.write_all(&l).await {
+                        break Err(e);
+                    }
+                }
+                Either::Line(None) => break Ok(()),
+                Either::Input(Ok(0)) | Either::Input(Err(_)) => break Ok(()),
+                Either::Input(Ok(n)) => {
+                    // A monitor may only QUIT (or RESET); everything else is ignored as in Redis.
+                    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                    if text.contains("quit") {
+                        let _ = self.stream.write_all(b"+OK\r\n").await;
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        monitor::unregister(id);
+        result
     }
 
     /// Writes out pending replies.

@@ -26,6 +26,7 @@ impl Conn {
         };
         let reply = self.execute_plan(plan, &args).await;
         let usec = start.elapsed().as_micros() as u64;
+        self.slowlog(&(spec.flags, &args[..]), usec);
         cmd::record_call(&mut self.shard.state.borrow_mut(), fullname, usec, &reply);
         self.client.borrow_mut().last_cmd = fullname;
         reply
@@ -50,8 +51,31 @@ impl Conn {
                 self.client.borrow_mut().close_after_reply = true;
                 r
             }
-            Plan::Scan(_) | Plan::Monitor | Plan::Shutdown(_) | Plan::KillClients(_) => {
-                Reply::err("ERR this command is not available yet")
+            Plan::KillClients { run, old_form } => {
+                let me = self.client.borrow().id;
+                let mut with_me = args.to_vec();
+                with_me.push(Bytes::from(me.to_string()));
+                let db = self.client.borrow().db;
+                let replies = self.shard.all_shards(run, db, &with_me).await;
+                let n: i64 = replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum();
+                match (old_form, n) {
+                    (true, 0) => Reply::err("ERR No such client"),
+                    (true, _) => Reply::Ok,
+                    (false, n) => Reply::Int(n),
+                }
+            }
+            Plan::Monitor => {
+                self.client.borrow_mut().monitor = true;
+                Reply::Ok
+            }
+            Plan::Shutdown(a) => {
+                if a.save {
+                    tracing::warn!("Error trying to save the DB: RDB persistence is not implemented yet");
+                    tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+                    return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
+                }
+                tracing::warn!("User requested shutdown...");
+                crate::process::shutdown_and_exit(0)
             }
         }
     }

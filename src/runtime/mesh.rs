@@ -20,6 +20,13 @@ pub struct RemoteCmd {
 
 pub use crate::transaction::KeyCopy;
 
+impl RemoteCmd {
+    /// The command's flags and arguments (for SLOWLOG).
+    pub fn spec_flags_args(&self) -> (u32, &[Bytes]) {
+        (self.spec.flags, &self.args)
+    }
+}
+
 /// A message to a shard.
 pub enum Msg {
     /// Run consecutive pipelined commands of one client, in order, in database `db`.

@@ -181,7 +181,7 @@ async fn active_expire(shard: Rc<Shard>) {
     loop {
         let hz = shard.state.borrow().config.hz.clamp(1, 500);
         glommio::timer::sleep(Duration::from_millis(1000 / hz as u64)).await;
-        if shard.gate.holder().is_some() {
+        if shard.gate.holder().is_some() || !crate::storage::active_expire_enabled() {
             continue;
         }
         shard.refresh_config();

@@ -10,6 +10,18 @@ pub mod value;
 pub use db::{Db, Entry, Keyspace, SlotTable};
 pub use value::{StrValue, Value};
 
+static ACTIVE_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// DEBUG SET-ACTIVE-EXPIRE: turns the background expire cycle on or off (node-wide).
+pub fn set_active_expire(on: bool) {
+    ACTIVE_EXPIRE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the background expire cycle runs.
+pub fn active_expire_enabled() -> bool {
+    ACTIVE_EXPIRE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 thread_local! {
     static CACHED_MS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }

@@ -1,0 +1,400 @@
+//! INFO: node facts plus counters summed over every shard, in Redis 7.0's sections, field names
+//! and order, with `\r\n` line endings (tools read it with `strstr`).
+
+use super::ctx::{ClientCtx, ShardState};
+use super::spec::Plan;
+use crate::protocol::Reply;
+use bytes::Bytes;
+use std::fmt::Write as _;
+
+/// Sections printed by `INFO` / `INFO default`.
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "shards",
+];
+/// Extra sections in `INFO all` / `everything`.
+const EXTRA: &[&str] = &["commandstats"];
+
+/// One shard's counters, as carried back from the fan-out.
+#[derive(Default)]
+struct ShardReport {
+    keys: Vec<(u64, u64)>,
+    total_commands: u64,
+    hits: u64,
+    misses: u64,
+    conns: u64,
+    rejected: u64,
+    net_in: u64,
+    net_out: u64,
+    errors: u64,
+    expired: u64,
+    evicted: u64,
+    clients: u64,
+    cmdstats: Vec<(String, [u64; 4])>,
+    errorstats: Vec<(String, u64)>,
+}
+
+fn encode(shard: &mut ShardState) -> Reply {
+    let s = &shard.stats;
+    let mut v = vec![
+        Reply::Int(s.total_commands as i64),
+        Reply::Int(s.keyspace_hits as i64),
+        Reply::Int(s.keyspace_misses as i64),
+        Reply::Int(s.total_connections_received as i64),
+        Reply::Int(s.rejected_connections as i64),
+        Reply::Int(s.net_input_bytes as i64),
+        Reply::Int(s.net_output_bytes as i64),
+        Reply::Int(s.total_error_replies as i64),
+        Reply::Int(shard.ks.dbs.iter().map(|d| d.expired_keys).sum::<u64>() as i64),
+        Reply::Int(s.evicted_keys as i64),
+        Reply::Int(shard.clients.len() as i64),
+    ];
+    v.push(Reply::Array(
+        shard.ks.dbs.iter().flat_map(|d| [Reply::Int(d.len() as i64), Reply::Int(d.volatile_len() as i64)]).collect(),
+    ));
+    v.push(Reply::Array(
+        s.cmdstats
+            .iter()
+            .flat_map(|(k, c)| {
+                [
+                    Reply::bulk(k.as_bytes()),
+                    Reply::Int(c.calls as i64),
+                    Reply::Int(c.usec as i64),
+                    Reply::Int(c.rejected_calls as i64),
+                    Reply::Int(c.failed_calls as i64),
+                ]
+            })
+            .collect(),
+    ));
+    v.push(Reply::Array(
+        s.errorstats.iter().flat_map(|(k, n)| [Reply::bulk(k.as_bytes()), Reply::Int(*n as i64)]).collect(),
+    ));
+    Reply::Array(v)
+}
+
+fn int(r: &Reply) -> u64 {
+    if let Reply::Int(n) = r {
+        *n as u64
+    } else {
+        0
+    }
+}
+
+fn text(r: &Reply) -> String {
+    if let Reply::Bulk(b) = r {
+        String::from_utf8_lossy(b).into_owned()
+    } else {
+        String::new()
+    }
+}
+
+fn decode(r: &Reply) -> ShardReport {
+    let Reply::Array(v) = r else { return ShardReport::default() };
+    if v.len() < 14 {
+        return ShardReport::default();
+    }
+    let mut rep = ShardReport {
+        total_commands: int(&v[0]),
+        hits: int(&v[1]),
+        misses: int(&v[2]),
+        conns: int(&v[3]),
+        rejected: int(&v[4]),
+        net_in: int(&v[5]),
+        net_out: int(&v[6]),
+        errors: int(&v[7]),
+        expired: int(&v[8]),
+        evicted: int(&v[9]),
+        clients: int(&v[10]),
+        ..Default::default()
+    };
+    if let Reply::Array(k) = &v[11] {
+        rep.keys = k.chunks(2).map(|c| (int(&c[0]), int(&c[1]))).collect();
+    }
+    if let Reply::Array(c) = &v[12] {
+        rep.cmdstats = c.chunks(5).map(|c| (text(&c[0]), [int(&c[1]), int(&c[2]), int(&c[3]), int(&c[4])])).collect();
+    }
+    if let Reply::Array(e) = &v[13] {
+        rep.errorstats = e.chunks(2).map(|c| (text(&c[0]), int(&c[1]))).collect();
+    }
+    rep
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2}G", b / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+fn rusage() -> (f64, f64) {
+    // SAFETY: getrusage fills a zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_stime), t(ru.ru_utime))
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok())))
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn jemalloc(stat: &str) -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let r = match stat {
+        "allocated" => tikv_jemalloc_ctl::stats::allocated::read(),
+        "active" => tikv_jemalloc_ctl::stats::active::read(),
+        _ => tikv_jemalloc_ctl::stats::resident::read(),
+    };
+    r.unwrap_or(0) as u64
+}
+
+fn uname() -> String {
+    // SAFETY: uname fills a zeroed struct with NUL-terminated strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "Linux".into();
+    }
+    let f = |a: &[libc::c_char]| {
+        let b: Vec<u8> = a.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    format!("{} {} {}", f(&u.sysname), f(&u.release), f(&u.machine))
+}
+
+/// INFO [section ...]
+pub fn info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        encode(shard)
+    }
+    let sections = wanted_sections(args);
+    Plan::AllShards {
+        run,
+        merge: Box::new(move |ctx, replies| {
+            let reports: Vec<ShardReport> = replies.iter().map(decode).collect();
+            Reply::Verbatim(Bytes::from(render(ctx, &reports, &sections)))
+        }),
+    }
+}
+
+fn wanted_sections(args: &[Bytes]) -> Vec<String> {
+    let asked: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    if asked.is_empty() || asked.iter().any(|a| a == "default") {
+        let mut v: Vec<String> = DEFAULT.iter().map(|s| s.to_string()).collect();
+        v.extend(asked.into_iter().filter(|a| a != "default"));
+        return v;
+    }
+    if asked.iter().any(|a| a == "all" || a == "everything") {
+        return DEFAULT.iter().chain(EXTRA).map(|s| s.to_string()).collect();
+    }
+    asked
+}
+
+fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String]) -> String {
+    let node = ctx.node().clone();
+    let cfg = node.config();
+    let sum = |f: &dyn Fn(&ShardReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let now = crate::storage::now_ms();
+    let uptime = node.started.elapsed().as_secs();
+    let mut out = String::new();
+    let mut first = true;
+    let mut section = |name: &str, body: String| {
+        if !first {
+            out.push_str("\r\n");
+        }
+        first = false;
+        out.push_str("# ");
+        out.push_str(name);
+        out.push_str("\r\n");
+        out.push_str(&body);
+    };
+    let want = |s: &str| sections.iter().any(|x| x == s);
+    if want("server") {
+        let mut b = String::new();
+        let _ = write!(
+            b,
+            "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nslotcore_version:{}\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            env!("CARGO_PKG_VERSION"),
+            uname(),
+            node.pid,
+            node.run_id,
+            cfg.port,
+            now * 1000,
+            uptime,
+            uptime / 86400,
+            cfg.hz,
+            cfg.hz,
+            (now / 1000) & ((1 << 24) - 1),
+            node.executable,
+            node.config_file
+        );
+        section("Server", b);
+    }
+    if want("clients") {
+        let connected = node.connected_clients.load(std::sync::atomic::Ordering::Relaxed);
+        section(
+            "Clients",
+            format!(
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                connected, cfg.maxclients
+            ),
+        );
+    }
+    if want("memory") {
+        let used = jemalloc("allocated");
+        let rss = rss_bytes();
+        let total = total_system_memory();
+        let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let active = jemalloc("active");
+        let resident = jemalloc("resident");
+        section(
+            "Memory",
+            format!(
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc\r\n",
+                human(used),
+                human(rss),
+                human(used),
+                human(total),
+                human(maxmem),
+                cfg.get("maxmemory-policy").unwrap_or("noeviction"),
+                if used > 0 { rss as f64 / used as f64 } else { 0.0 }
+            ),
+        );
+    }
+    if want("persistence") {
+        section(
+            "Persistence",
+            format!(
+                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n",
+                node.start_ms / 1000
+            ),
+        );
+    }
+    if want("stats") {
+        section(
+            "Stats",
+            format!(
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                sum(&|r| r.conns),
+                sum(&|r| r.total_commands),
+                sum(&|r| r.net_in),
+                sum(&|r| r.net_out),
+                sum(&|r| r.rejected),
+                sum(&|r| r.expired),
+                sum(&|r| r.evicted),
+                sum(&|r| r.hits),
+                sum(&|r| r.misses),
+                sum(&|r| r.errors)
+            ),
+        );
+    }
+    if want("replication") {
+        section(
+            "Replication",
+            format!(
+                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                node.run_id
+            ),
+        );
+    }
+    if want("cpu") {
+        let (sys, user) = rusage();
+        section(
+            "CPU",
+            format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"),
+        );
+    }
+    if want("modules") {
+        section("Modules", String::new());
+    }
+    if want("errorstats") {
+        let mut errs: std::collections::BTreeMap<String, u64> = Default::default();
+        for r in reports {
+            for (k, n) in &r.errorstats {
+                *errs.entry(k.clone()).or_default() += n;
+            }
+        }
+        section("Errorstats", errs.iter().map(|(k, n)| format!("errorstat_{k}:count={n}\r\n")).collect());
+    }
+    if want("cluster") {
+        section("Cluster", "cluster_enabled:0\r\n".into());
+    }
+    if want("keyspace") {
+        let ndb = reports.iter().map(|r| r.keys.len()).max().unwrap_or(0);
+        let mut b = String::new();
+        for d in 0..ndb {
+            let keys: u64 = reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.0)).sum();
+            let expires: u64 = reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.1)).sum();
+            if keys > 0 {
+                let _ = write!(b, "db{d}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        section("Keyspace", b);
+    }
+    if want("commandstats") {
+        let mut stats: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+        for r in reports {
+            for (k, c) in &r.cmdstats {
+                let e = stats.entry(k.clone()).or_default();
+                for i in 0..4 {
+                    e[i] += c[i];
+                }
+            }
+        }
+        section(
+            "Commandstats",
+            stats
+                .iter()
+                .map(|(k, c)| {
+                    let per = if c[0] > 0 { c[1] as f64 / c[0] as f64 } else { 0.0 };
+                    format!(
+                        "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                        k, c[0], c[1], per, c[2], c[3]
+                    )
+                })
+                .collect(),
+        );
+    }
+    if want("shards") {
+        let mut b = String::new();
+        let n = reports.len().max(1);
+        let slots = crate::cluster::slot::SLOTS;
+        for (i, r) in reports.iter().enumerate() {
+            let per_shard_slots = (0..slots).filter(|s| s * n / slots == i).count();
+            let cpu = node.shard_cpus.get(i).copied().flatten().map_or("unpinned".to_string(), |c| c.to_string());
+            let keys: u64 = r.keys.iter().map(|k| k.0).sum();
+            let _ = write!(
+                b,
+                "shard{i}:cpu={cpu},slots={per_shard_slots},keys={keys},clients={},commands={}\r\n",
+                r.clients, r.total_commands
+            );
+        }
+        section("Shards", b);
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! Connection and server commands: replies compared with a real redis-server where they are
+//! deterministic, and behaviour checks for INFO, CLIENT, MONITOR, SLOWLOG, SHUTDOWN, RESP3.
+
+mod common;
+use common::{assert_same, Raw, Server};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn deterministic_replies_match_redis() {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["PING"],
+            &["PING", "hi"],
+            &["PING", "a", "b"],
+            &["ECHO", "x"],
+            &["ECHO"],
+            &["AUTH", "x"],
+            &["AUTH", "default", "x"],
+            &["AUTH", "a", "b"],
+            &["AUTH", "a", "b", "c"],
+            &["HELLO", "4"],
+            &["HELLO", "x"],
+            &["HELLO", "2", "BOGUS"],
+            &["CLIENT", "SETNAME", "a b"],
+            &["CLIENT", "SETNAME", "conn1"],
+            &["CLIENT", "GETNAME"],
+            &["CLIENT", "SETNAME", ""],
+            &["CLIENT", "GETNAME"],
+            &["CLIENT", "REPLY", "foo"],
+            &["CLIENT", "KILL", "1.2.3.4:5"],
+            &["CLIENT", "KILL", "ID", "999999"],
+            &["CLIENT", "KILL", "ID", "0"],
+            &["CLIENT", "KILL", "foo", "bar"],
+            &["CLIENT", "NO-EVICT", "maybe"],
+            &["CLIENT", "NO-EVICT", "on"],
+            &["CLIENT", "LIST", "TYPE", "foo"],
+            &["CLIENT", "BOGUS"],
+            &["CLIENT"],
+            &["SELECT", "16"],
+            &["SELECT", "x"],
+            &["SELECT", "1"],
+            &["RESET"],
+            &["COMMAND", "BOGUS"],
+            &["COMMAND", "GETKEYS", "mset", "a", "b", "c", "d"],
+            &["COMMAND", "GETKEYS", "get"],
+            &["COMMAND", "GETKEYS", "nosuch", "x"],
+            &["COMMAND", "GETKEYS", "ping", "x"],
+            &["COMMAND", "INFO", "nosuchcommand"],
+            &["SHUTDOWN", "ABORT"],
+            &["SHUTDOWN", "FOO"],
+            &["SLOWLOG", "FOO"],
+            &["DEBUG", "SLEEP", "0"],
+            &["LASTSAVE", "x"],
+            &["TIME", "x"],
+        ],
+    );
+}
+
+#[test]
+fn info_sections_and_fields() {
+    let s = Server::slotcore_shards(2);
+    let mut r = s.raw();
+    r.cmd(&["SET", "k", "v"]);
+    r.cmd(&["SET", "age", "v", "EX", "100"]);
+    let info = s.cli(&["INFO"]);
+    for field in
+        ["redis_version:7.0.15", "redis_mode:standalone", "connected_clients:", "used_memory:", "cluster_enabled:0"]
+    {
+        assert!(info.contains(field), "INFO lacks {field}:\n{info}");
+    }
+    assert!(info.contains("db0:keys=2,expires=1,avg_ttl=0"), "{info}");
+    assert!(info.contains("# Shards") && info.contains("shard1:"), "{info}");
+    let raw = r.cmd(&["INFO", "server"]);
+    assert!(raw.contains("\r\n# Server\r\n") || raw.contains("# Server\r\n"));
+    for line in raw.lines().skip(1) {
+        let line = line.trim_end_matches('\r');
+        assert!(line.is_empty() || line.starts_with('#') || line.contains(':'), "bad INFO line {line:?}");
+    }
+    assert!(!raw.contains("# Clients"));
+    let all = s.cli(&["INFO", "commandstats"]);
+    assert!(all.contains("cmdstat_set:calls=2"), "{all}");
+}
+
+#[test]
+fn client_list_and_kill_across_shards() {
+    let s = Server::slotcore_shards(2);
+    let mut conns: Vec<Raw> = (0..6).map(|_| s.raw()).collect();
+    let mut ids = Vec::new();
+    for c in conns.iter_mut() {
+        let id = c.cmd(&["CLIENT", "ID"]);
+        ids.push(id.trim_start_matches(':').trim().to_string());
+    }
+    let list = s.cli(&["CLIENT", "LIST"]);
+    for id in &ids {
+        assert!(list.contains(&format!("id={id} ")), "{id} missing in {list}");
+    }
+    // Kill the last connection from the first; it is closed whatever shard it lives on.
+    let victim = ids[5].clone();
+    assert_eq!(conns[0].cmd(&["CLIENT", "KILL", "ID", &victim]), ":1\r\n");
+    let rest = conns[5].read_to_end();
+    assert!(rest.is_empty(), "killed connection still answered {rest:?}");
+    let list = s.cli(&["CLIENT", "LIST"]);
+    assert!(!list.contains(&format!("id={victim} ")));
+}
+
+#[test]
+fn monitor_sees_commands_from_other_connections() {
+    let s = Server::slotcore_shards(2);
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &s.port.to_string(), "MONITOR"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli monitor");
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = s.raw();
+    r.cmd(&["SET", "monitored", "value"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        if line.contains("\"SET\" \"monitored\" \"value\"") {
+            seen = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen, "MONITOR did not show the SET");
+}
+
+#[test]
+fn slowlog_records_and_resets() {
+    let s = Server::slotcore(&["--slowlog-log-slower-than", "0"]);
+    let mut r = s.raw();
+    r.cmd(&["SET", "k", "v"]);
+    r.cmd(&["GET", "k"]);
+    let len = r.cmd(&["SLOWLOG", "LEN"]);
+    let n: i64 = len.trim_start_matches(':').trim().parse().unwrap_or(0);
+    assert!(n >= 2, "SLOWLOG LEN {len:?}");
+    let got = r.cmd(&["SLOWLOG", "GET", "1"]);
+    assert!(got.starts_with("*1\r\n*6\r\n"), "{got:?}");
+    assert_eq!(r.cmd(&["SLOWLOG", "RESET"]), "+OK\r\n");
+}
+
+#[test]
+fn debug_is_guarded_and_shutdown_exits() {
+    let s = Server::slotcore(&[]);
+    let mut r = s.raw();
+    assert!(r.cmd(&["DEBUG", "SLEEP", "0"]).starts_with("-ERR DEBUG command not allowed."));
+    let mut s = Server::slotcore(&["--enable-debug-command", "yes"]);
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["DEBUG", "SLEEP", "0.01"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["SHUTDOWN", "SAVE"]), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    r.send(&common::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn resp3_and_client_reply() {
+    let s = Server::slotcore(&[]);
+    let mut r = s.raw();
+    let hello = r.cmd(&["HELLO", "3"]);
+    assert!(hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), "{hello:?}");
+    assert_eq!(r.cmd(&["GET", "nokey"]), "_\r\n");
+    assert_eq!(r.cmd(&["CONFIG", "GET", "port"]).chars().next(), Some('%'));
+    // CLIENT REPLY OFF: nothing comes back until ON.
+    r.send(&common::encode(&[b"CLIENT", b"REPLY", b"OFF"]));
+    r.send(&common::encode(&[b"SET", b"a", b"1"]));
+    r.send(&common::encode(&[b"CLIENT", b"REPLY", b"SKIP"]));
+    r.send(&common::encode(&[b"CLIENT", b"REPLY", b"ON"]));
+    assert_eq!(r.reply(), "+OK\r\n");
+    r.send(&common::encode(&[b"CLIENT", b"REPLY", b"SKIP"]));
+    r.send(&common::encode(&[b"GET", b"a"]));
+    r.send(&common::encode(&[b"PING"]));
+    assert_eq!(r.reply(), "+PONG\r\n");
+}
+
+#[test]
+fn redis_cli_interactive_and_tools() {
+    let s = Server::slotcore_shards(2);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf 'set x 1\\nget x\\n' | redis-cli -p {}", s.port))
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\n1\n");
+    assert!(out.status.success());
+    assert!(s.cli(&["config", "get", "*"]).lines().count() > 300);
+}
