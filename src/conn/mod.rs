@@ -26,6 +26,8 @@ use std::time::Duration;
 
 /// Bytes read per socket read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest single read while receiving a big bulk string.
+const MAX_READ_CHUNK: usize = 1 << 20;
 
 /// Redis 7.0's protected-mode refusal.
 pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
@@ -119,7 +121,9 @@ impl Conn {
             };
             // Read more input.
             let old = self.rbuf.len();
-            let want = self.parser.wanted().saturating_sub(old).max(READ_CHUNK);
+            // Grow towards a big bulk's size in bounded steps: memory is touched only as data
+            // arrives, so a client announcing a huge bulk and sending nothing costs little.
+            let want = self.parser.wanted().saturating_sub(old).clamp(READ_CHUNK, MAX_READ_CHUNK);
             self.rbuf.resize(old + want, 0);
             let read = self.stream.read(&mut self.rbuf[old..]);
             let n = if timeout > 0 && !self.client.borrow().monitor {

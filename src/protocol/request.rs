@@ -216,6 +216,8 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, ParseErro
 /// Splits a line into arguments like Redis's `sdssplitargs`: spaces separate, `"..."` with C
 /// escapes (`\n`, `\xHH`, ...) and `'...'` with `\'` group. `None` for unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis splits a C string: a NUL byte ends the line.
+    let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
@@ -280,7 +282,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                    b' ' | b'\n' | b'\r' | b'\t' => {
                         break;
                     }
                     b'"' => inq = true,
@@ -370,6 +372,14 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(reqs.len(), 2);
         assert_eq!(args(&reqs[1]), vec![&b"set"[..], b"a", b"b cA", b"d'e"]);
+    }
+
+    #[test]
+    fn nul_ends_an_inline_line() {
+        let (reqs, r, _) = parse_all(b"set a\0b c\r\n\0\r\n\"x\0\"\r\n");
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(args(&reqs[0]), vec![&b"set"[..], b"a"]);
+        assert_eq!(r, Err(ParseError("unbalanced quotes in request")));
     }
 
     #[test]
