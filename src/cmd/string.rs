@@ -96,6 +96,11 @@ fn expire_at(ctx: &Ctx<'_>, unit: &[u8], val: &[u8], cmd: &str) -> Result<u64, R
 }
 
 fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if args.len() == 3 {
+        // Plain SET: one lookup.
+        ctx.db().set(&args[1], Value::Str(StrValue::from_bytes(&args[2])), 0);
+        return Reply::Ok;
+    }
     let (mut nx, mut xx, mut get_old) = (false, false, false);
     let mut expiry = Expiry::None;
     let mut i = 3;
@@ -322,27 +327,28 @@ fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Reply {
-    let (cur, expire) = {
-        let now = ctx.now_ms;
-        match ctx.db().get(key, now) {
-            None => (0, 0),
-            Some(Entry { value: Value::Str(s), expire_at, .. }) => {
-                let n = match s {
-                    StrValue::Int(n) => Some(*n),
-                    StrValue::Raw(v) => parse_i64(v),
-                };
-                match n {
-                    Some(n) => (n, *expire_at),
-                    None => return Reply::err(errors::NOT_INTEGER),
-                }
-            }
-            #[allow(unreachable_patterns)]
-            Some(_) => return Reply::err(errors::WRONGTYPE),
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now) {
+        None => {
+            ctx.db().set(key, Value::Str(StrValue::Int(by)), 0);
+            Reply::Int(by)
         }
-    };
-    let Some(new) = cur.checked_add(by) else { return Reply::err(errors::OVERFLOW) };
-    ctx.db().set(key, Value::Str(StrValue::Int(new)), expire);
-    Reply::Int(new)
+        Some(Entry { value: Value::Str(s), .. }) => {
+            let cur = match s {
+                StrValue::Int(n) => *n,
+                StrValue::Raw(v) => match parse_i64(v) {
+                    Some(n) => n,
+                    None => return Reply::err(errors::NOT_INTEGER),
+                },
+            };
+            let Some(new) = cur.checked_add(by) else { return Reply::err(errors::OVERFLOW) };
+            // In place: the key keeps its TTL, as in Redis.
+            *s = StrValue::Int(new);
+            Reply::Int(new)
+        }
+        #[allow(unreachable_patterns)]
+        Some(_) => Reply::err(errors::WRONGTYPE),
+    }
 }
 
 fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {

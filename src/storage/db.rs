@@ -163,10 +163,10 @@ impl Db {
         let slot = key_slot(key);
         let volatile_new = entry.expire_at != 0;
         let t = self.table_or_create(slot);
-        let old = match t.map.get_mut(key) {
-            Some(e) => Some(std::mem::replace(e, entry)),
-            None => {
-                t.map.insert(key.into(), entry);
+        let old = match t.map.entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                v.insert(entry);
                 None
             }
         };

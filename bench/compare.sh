@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Side-by-side throughput of slotcore and a real redis-server on this machine.
+#
+#   bash bench/compare.sh                 # one slotcore shard vs redis-server
+#   SHARDS=2 bash bench/compare.sh        # two shards (each on its own CPU when CPUS has two)
+#   N=2000000 TESTS=set,get bash bench/compare.sh
+#
+# Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
+# redis-benchmark runs with identical arguments against each. For every test and pipeline depth
+# it prints requests/s for both, the ratio slotcore/redis, p50 latency for both, and server CPU
+# time per request (utime+stime of the server process, from /proc, divided by requests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N="${N:-500000}"
+CLIENTS="${CLIENTS:-50}"
+TESTS="${TESTS:-set,get,incr,mset}"
+PIPELINES="${PIPELINES:-1 16}"
+SHARDS="${SHARDS:-1}"
+NCPU=$(nproc)
+if [ -z "${SERVER_CPUS:-}" ]; then
+  if [ "$SHARDS" -gt 1 ] && [ "$NCPU" -ge 2 ]; then SERVER_CPUS="0-$((SHARDS < NCPU ? SHARDS - 1 : NCPU - 1))"; else SERVER_CPUS=0; fi
+fi
+SC_PORT="${SC_PORT:-17379}"
+RD_PORT="${RD_PORT:-17380}"
+CLK_TCK=$(getconf CLK_TCK)
+
+cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+wait_port() {
+  for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "server on $1 did not start" >&2; exit 1
+}
+
+# run_one NAME PORT PID -> lines "test pipeline rps p50 cpu_us_per_req"
+run_one() {
+  local name=$1 port=$2 pid=$3
+  for p in $PIPELINES; do
+    for t in ${TESTS//,/ }; do
+      redis-cli -p "$port" flushall >/dev/null
+      local before after
+      before=$(cpu_ticks "$pid")
+      local csv
+      csv=$(redis-benchmark -p "$port" -t "$t" -n "$N" -c "$CLIENTS" -P "$p" --csv 2>/dev/null | tail -n 1)
+      after=$(cpu_ticks "$pid")
+      local rps p50
+      rps=$(echo "$csv" | awk -F'","' '{print $2}')
+      p50=$(echo "$csv" | awk -F'","' '{print $5}')
+      local cpu_us
+      cpu_us=$(awk -v a="$after" -v b="$before" -v n="$N" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (a - b) / hz * 1e6 / n }')
+      echo "$name ${t^^} $p $rps $p50 $cpu_us"
+    done
+  done
+}
+
+echo "# slotcore vs redis-server: $(date -u +%F), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo "# redis-benchmark -n $N -c $CLIENTS, servers on CPUs $SERVER_CPUS, slotcore shards=$SHARDS"
+
+taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!); rd_pid=$!
+wait_port "$RD_PORT"
+run_one redis "$RD_PORT" "$rd_pid" >"$work/redis.txt"
+kill "$rd_pid"; wait "$rd_pid" 2>/dev/null || true
+
+taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no >"$work/slotcore.log" 2>&1 &
+pids+=($!); sc_pid=$!
+wait_port "$SC_PORT"
+run_one slotcore "$SC_PORT" "$sc_pid" >"$work/slotcore.txt"
+
+printf '\n| test | -P | slotcore rps | redis rps | ratio | slotcore p50 ms | redis p50 ms | slotcore CPU µs/req | redis CPU µs/req |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
+paste -d' ' "$work/slotcore.txt" "$work/redis.txt" | while read -r _ t p src sp50 scpu _ _ _ rrps rp50 rcpu; do
+  ratio=$(awk -v a="$src" -v b="$rrps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  printf '| %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$p" "$src" "$rrps" "$ratio" "$sp50" "$rp50" "$scpu" "$rcpu"
+done
