@@ -200,3 +200,16 @@ fn redis_cli_interactive_and_tools() {
     assert!(out.status.success());
     assert!(s.cli(&["config", "get", "*"]).lines().count() > 300);
 }
+
+#[test]
+fn latency_monitor_records_slow_commands() {
+    let s = Server::slotcore(&["--latency-monitor-threshold", "5", "--enable-debug-command", "yes"]);
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["LATENCY", "LATEST"]), "*0\r\n");
+    assert_eq!(r.cmd(&["DEBUG", "SLEEP", "0.02"]), "+OK\r\n");
+    let latest = r.cmd(&["LATENCY", "LATEST"]);
+    assert!(latest.starts_with("*1\r\n*4\r\n$7\r\ncommand\r\n"), "{latest:?}");
+    assert!(r.cmd(&["LATENCY", "HISTORY", "command"]).starts_with("*1\r\n*2\r\n"));
+    assert_eq!(r.cmd(&["LATENCY", "RESET"]), ":1\r\n");
+    assert_eq!(r.cmd(&["LATENCY", "LATEST"]), "*0\r\n");
+}

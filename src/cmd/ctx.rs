@@ -170,9 +170,39 @@ pub struct ShardState {
     pub slowlog_next_id: u64,
     /// The node this shard belongs to.
     pub node: Arc<NodeInfo>,
+    /// LATENCY samples per event (newest last), with each event's maximum.
+    pub latency: HashMap<&'static str, LatencyEvent>,
+}
+
+/// Samples of one latency event (`command`, `fast-command`).
+#[derive(Debug, Default, Clone)]
+pub struct LatencyEvent {
+    /// (unix seconds, milliseconds), at most 160 like Redis.
+    pub samples: VecDeque<(u64, u64)>,
+    /// Largest latency seen (ms).
+    pub max: u64,
 }
 
 impl ShardState {
+    /// Records a latency sample for `event` if it reaches `latency-monitor-threshold`.
+    pub fn record_latency(&mut self, event: &'static str, ms: u64) {
+        let threshold = self.config.latency_monitor_threshold;
+        if threshold == 0 || ms < threshold {
+            return;
+        }
+        let now = crate::storage::cached_ms() / 1000;
+        let e = self.latency.entry(event).or_default();
+        match e.samples.back_mut() {
+            // One sample per second: keep the worst.
+            Some(last) if last.0 == now => last.1 = last.1.max(ms),
+            _ => e.samples.push_back((now, ms)),
+        }
+        if e.samples.len() > 160 {
+            e.samples.pop_front();
+        }
+        e.max = e.max.max(ms);
+    }
+
     /// A fresh shard.
     pub fn new(id: usize, config: Arc<Config>, node: Arc<NodeInfo>) -> ShardState {
         ShardState {
@@ -184,6 +214,7 @@ impl ShardState {
             slowlog: VecDeque::new(),
             slowlog_next_id: 0,
             node,
+            latency: HashMap::new(),
         }
     }
 }

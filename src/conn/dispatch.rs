@@ -198,6 +198,8 @@ impl Conn {
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
     pub(crate) fn slowlog(&self, (flags_, args): &(u32, &[Bytes]), usec: u64) {
         let mut st = self.shard.state.borrow_mut();
+        let event = if flags_ & flags::FAST != 0 { "fast-command" } else { "command" };
+        st.record_latency(event, usec / 1000);
         let threshold = st.config.slowlog_log_slower_than;
         if threshold < 0 || usec < threshold as u64 || flags_ & flags::SKIP_SLOWLOG != 0 {
             return;
