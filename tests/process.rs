@@ -1,0 +1,108 @@
+//! Process behaviour like redis-server's: start-up log lines, pidfile, SIGTERM, port conflicts,
+//! daemonize, and six idle nodes sharing two cores without burning CPU.
+
+mod common;
+use common::{free_port, Server};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn pidfile_log_lines_and_sigterm() {
+    let dir = std::env::temp_dir().join(format!("slotcore-proc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("slotcore.pid");
+    let mut s = Server::slotcore(&["--pidfile", pidfile.to_str().unwrap()]);
+    let pid = std::fs::read_to_string(&pidfile).expect("pidfile written");
+    assert_eq!(pid.trim(), s.pid().to_string());
+    let log = s.log_text();
+    for line in ["Server initialized", "Ready to accept connections", "Running mode=standalone, port="] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
+    // Redis's line format: pid:M dd Mon yyyy hh:mm:ss.mmm * text
+    let first = log.lines().next().unwrap_or("");
+    let parts: Vec<&str> = first.splitn(7, ' ').collect();
+    assert!(parts[0].ends_with(":M") && parts.len() == 7 && parts[5] == "*", "{first:?}");
+    unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!pidfile.exists(), "pidfile not removed");
+    assert!(s.log_text().contains("Received SIGTERM scheduling shutdown..."));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn port_in_use_fails_like_redis() {
+    let s = Server::slotcore(&[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_slotcore"))
+        .args(["--port", &s.port.to_string(), "--pin-cores", "no"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("Failed listening on port {} (tcp), aborting.", s.port))
+    );
+}
+
+#[test]
+fn daemonize_writes_pidfile_and_serves() {
+    let dir = std::env::temp_dir().join(format!("slotcore-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("d.pid");
+    let logfile = dir.join("d.log");
+    let port = free_port();
+    let st = Command::new(env!("CARGO_BIN_EXE_slotcore"))
+        .args(["--port", &port.to_string(), "--daemonize", "yes", "--pin-cores", "no"])
+        .args(["--pidfile", pidfile.to_str().unwrap(), "--logfile", logfile.to_str().unwrap()])
+        .args(["--dir", dir.to_str().unwrap()])
+        .status()
+        .expect("run");
+    assert!(st.success(), "parent must exit 0");
+    assert!(wait_for(Duration::from_secs(10), || pidfile.exists()), "no pidfile");
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let up = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && std::fs::read_to_string(&logfile).unwrap_or_default().contains("Ready to accept connections")
+    });
+    let out = Command::new("redis-cli").args(["-p", &port.to_string(), "ping"]).output().expect("cli");
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(up);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG");
+    assert!(wait_for(Duration::from_secs(10), || unsafe { libc::kill(pid, 0) } != 0), "daemon did not exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the comm field.
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[test]
+fn six_idle_nodes_share_two_cores_without_burning_cpu() {
+    let nodes: Vec<Server> = (0..6).map(|_| Server::slotcore(&["--shards", "2"])).collect();
+    for n in &nodes {
+        assert_eq!(n.raw().cmd(&["PING"]), "+PONG\r\n");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.pid())).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.pid())).collect();
+    let hz = 100.0;
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        let pct = (a - b) as f64 / hz / 3.0 * 100.0;
+        assert!(pct < 5.0, "idle node {i} used {pct:.1}% CPU");
+    }
+}
