@@ -213,3 +213,28 @@ fn latency_monitor_records_slow_commands() {
     assert_eq!(r.cmd(&["LATENCY", "RESET"]), ":1\r\n");
     assert_eq!(r.cmd(&["LATENCY", "LATEST"]), "*0\r\n");
 }
+
+#[test]
+fn debug_digest_matches_redis() {
+    let s = Server::slotcore(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let o = Server::redis(&["--enable-debug-command", "yes"]);
+    let mut a = s.raw();
+    let mut b = o.raw();
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["DEBUG", "DIGEST"],
+            &["MSET", "a", "1", "age", "hello", "name", "12345678901"],
+            &["SET", "ttl", "v", "EX", "1000"],
+            &["SELECT", "3"],
+            &["SET", "other", "db"],
+            &["SELECT", "0"],
+            &["DEBUG", "DIGEST"],
+            &["DEBUG", "DIGEST-VALUE", "a", "age", "ttl", "missing"],
+            &["DEBUG", "OBJECT", "missing"],
+        ],
+    );
+    let obj = a.cmd(&["DEBUG", "OBJECT", "age"]);
+    assert!(obj.starts_with("+Value at:") && obj.contains("encoding:embstr serializedlength:6"), "{obj:?}");
+}

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod connection;
 pub mod ctx;
+pub mod digest;
 pub mod errors;
 pub mod generic;
 pub mod info;

@@ -323,6 +323,136 @@ fn slowlog_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     ])
 }
 
+/// Each shard returns, per database, the XOR of its keys' digests (empty string when empty).
+fn debug_digest() -> Plan {
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        Reply::Array(
+            shard
+                .ks
+                .dbs
+                .iter()
+                .map(|d| {
+                    if d.is_empty() {
+                        return Reply::bulk(b"");
+                    }
+                    let mut sum = [0u8; 20];
+                    for slot in d.nonempty_slots_from(0) {
+                        let Some(t) = d.slot_table(slot) else { continue };
+                        for (k, e) in t.iter().filter(|(_, e)| !e.is_expired(now)) {
+                            let kd = super::digest::key_digest(k, e);
+                            for (s, x) in sum.iter_mut().zip(kd) {
+                                *s ^= x;
+                            }
+                        }
+                    }
+                    Reply::bulk(&sum)
+                })
+                .collect(),
+        )
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, replies| {
+            let mut sums: Vec<Option<[u8; 20]>> = Vec::new();
+            for r in replies {
+                let Reply::Array(v) = r else { continue };
+                if sums.len() < v.len() {
+                    sums.resize(v.len(), None);
+                }
+                for (i, d) in v.iter().enumerate() {
+                    if let Reply::Bulk(b) = d {
+                        if b.len() == 20 {
+                            let acc = sums[i].get_or_insert([0u8; 20]);
+                            for (a, x) in acc.iter_mut().zip(b.iter()) {
+                                *a ^= x;
+                            }
+                        }
+                    }
+                }
+            }
+            Reply::status_owned(super::digest::hex(&super::digest::combine(&sums)))
+        }),
+    }
+}
+
+/// DIGEST-VALUE: the value digest of each key, from whichever shard holds it.
+fn debug_digest_value(args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        let d = &mut shard.ks.dbs[db];
+        Reply::Array(
+            args[2..]
+                .iter()
+                .map(|k| d.get_notouch(k, now).map_or(Reply::Nil, |e| Reply::bulk(&super::digest::value_digest(e))))
+                .collect(),
+        )
+    }
+    let n = args.len() - 2;
+    Plan::AllShards {
+        run,
+        merge: Box::new(move |_, replies| {
+            let mut out = vec![[0u8; 20]; n];
+            for r in replies {
+                let Reply::Array(v) = r else { continue };
+                for (i, d) in v.iter().enumerate().take(n) {
+                    if let Reply::Bulk(b) = d {
+                        out[i].copy_from_slice(&b[..20.min(b.len())]);
+                    }
+                }
+            }
+            Reply::Array(out.iter().map(|d| Reply::status_owned(super::digest::hex(d))).collect())
+        }),
+    }
+}
+
+/// DEBUG OBJECT: low-level facts about a key. `serializedlength` is the length of the value's
+/// RDB string encoding without compression (slotcore has no RDB writer yet).
+fn debug_object(_args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        let Some(e) = shard.ks.dbs[db].get_notouch(&args[2], now) else { return Reply::Nil };
+        let ser = match &e.value {
+            crate::storage::Value::Str(crate::storage::StrValue::Int(n)) if i32::try_from(*n).is_ok() => {
+                if (-128..128).contains(n) {
+                    2
+                } else if (-32768..32768).contains(n) {
+                    3
+                } else {
+                    5
+                }
+            }
+            v => {
+                let len = match v {
+                    crate::storage::Value::Str(s) => s.len(),
+                };
+                len + if len < 64 {
+                    1
+                } else if len < 16384 {
+                    2
+                } else {
+                    5
+                }
+            }
+        };
+        let idle = ((now / 1000) as u32).saturating_sub(e.lru);
+        Reply::status_owned(format!(
+            "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+            e as *const _,
+            e.value.encoding(),
+            ser,
+            e.lru & 0xFF_FFFF,
+            idle
+        ))
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, replies| {
+            replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::err("ERR no such key"))
+        }),
+    }
+}
+
 // ---- LATENCY -------------------------------------------------------------------------------
 
 /// Per-shard latency data as (event, [time, ms]..., max) replies, merged at home.
@@ -457,8 +587,23 @@ fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         crate::storage::set_active_expire(on);
         return reply(Reply::Ok);
     }
+    if eq_ic(sub, "digest") && args.len() == 2 {
+        return debug_digest();
+    }
+    if eq_ic(sub, "digest-value") {
+        return debug_digest_value(args);
+    }
+    if eq_ic(sub, "object") && args.len() == 3 {
+        return debug_object(args);
+    }
     if eq_ic(sub, "help") {
         return help_lines(&[
+            "DIGEST",
+            "    Output a hex signature representing the current DB content.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a hex signature of the values of all the specified keys.",
+            "OBJECT <key>",
+            "    Show low level info about the `key` and associated value.",
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",

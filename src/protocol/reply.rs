@@ -54,6 +54,10 @@ impl Reply {
     pub const fn status(text: &'static str) -> Reply {
         Reply::Status(Cow::Borrowed(text))
     }
+    /// A status reply from an owned string.
+    pub fn status_owned(text: String) -> Reply {
+        Reply::Status(Cow::Owned(text))
+    }
     /// A bulk reply copied from a byte slice.
     pub fn bulk(b: &[u8]) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(b))
