@@ -238,3 +238,15 @@ fn debug_digest_matches_redis() {
     let obj = a.cmd(&["DEBUG", "OBJECT", "age"]);
     assert!(obj.starts_with("+Value at:") && obj.contains("encoding:embstr serializedlength:6"), "{obj:?}");
 }
+
+#[test]
+fn command_docs_carry_arguments_for_cli_hints() {
+    let s = Server::slotcore(&[]);
+    let mut r = s.raw();
+    let docs = r.cmd(&["COMMAND", "DOCS", "set"]);
+    for part in ["$9\r\narguments\r\n", "$5\r\ntoken\r\n$2\r\nNX\r\n", "$5\r\noneof\r\n", "$7\r\nseconds\r\n"] {
+        assert!(docs.contains(part), "COMMAND DOCS set lacks {part:?}: {docs:?}");
+    }
+    let all = r.cmd(&["COMMAND", "DOCS"]);
+    assert!(all.contains("$6\r\nconfig\r\n") && all.contains("$10\r\nconfig|get\r\n"));
+}

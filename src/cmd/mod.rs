@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod ctx;
 pub mod digest;
+pub mod docs;
 pub mod errors;
 pub mod generic;
 pub mod info;

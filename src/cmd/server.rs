@@ -141,11 +141,14 @@ fn command_info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     ))
 }
 
-fn doc_entry(spec: &'static CommandSpec) -> Reply {
+fn doc_entry(spec: &'static CommandSpec, fullname: &str) -> Reply {
     let s = |t: &str| Reply::bulk(t.as_bytes());
     let mut fields = vec![(s("summary"), s(spec.summary)), (s("since"), s(spec.since)), (s("group"), s(spec.group))];
     if !spec.complexity.is_empty() {
         fields.push((s("complexity"), s(spec.complexity)));
+    }
+    if let Some(args) = super::docs::arguments(fullname) {
+        fields.push((s("arguments"), args));
     }
     if !spec.subcommands.is_empty() {
         fields.push((
@@ -153,7 +156,10 @@ fn doc_entry(spec: &'static CommandSpec) -> Reply {
             Reply::Map(
                 spec.subcommands
                     .iter()
-                    .map(|sub| (Reply::bulk(table::fullname(spec, Some(sub)).as_bytes()), doc_entry(sub)))
+                    .map(|sub| {
+                        let full = table::fullname(spec, Some(sub));
+                        (Reply::bulk(full.as_bytes()), doc_entry(sub, full))
+                    })
                     .collect(),
             ),
         ));
@@ -167,7 +173,7 @@ fn command_docs(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     } else {
         args[2..].iter().filter_map(|n| table::lookup(n)).collect()
     };
-    reply(Reply::Map(specs.into_iter().map(|s| (Reply::bulk(s.name.as_bytes()), doc_entry(s))).collect()))
+    reply(Reply::Map(specs.into_iter().map(|s| (Reply::bulk(s.name.as_bytes()), doc_entry(s, s.name))).collect()))
 }
 
 fn command_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
