@@ -217,7 +217,9 @@ fn parse_seq(toks: &[Tok], i: &mut usize) -> Vec<Vec<Arg>> {
                 let inner = parse_seq(toks, i);
                 let mut a = group(inner);
                 a.optional = optional;
-                alts.last_mut().map(|v| v.push(a));
+                if let Some(v) = alts.last_mut() {
+                    v.push(a);
+                }
             }
             Tok::Word(w) => {
                 *i += 1;
@@ -232,7 +234,9 @@ fn parse_seq(toks: &[Tok], i: &mut usize) -> Vec<Vec<Arg>> {
                         }
                     }
                 }
-                alts.last_mut().map(|v| v.push(a));
+                if let Some(v) = alts.last_mut() {
+                    v.push(a);
+                }
             }
         }
     }
