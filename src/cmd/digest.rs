@@ -44,6 +44,7 @@ pub fn value_digest(entry: &Entry) -> Digest {
 fn type_code(v: &Value) -> u32 {
     match v {
         Value::Str(_) => 0,
+        Value::Hash(_) => 4,
     }
 }
 
@@ -52,6 +53,15 @@ fn mix_value(d: &mut Digest, entry: &Entry) {
     match &entry.value {
         Value::Str(StrValue::Int(n)) => mix_digest(d, itoa::Buffer::new().format(*n).as_bytes()),
         Value::Str(StrValue::Raw(v)) => mix_digest(d, v),
+        // Fields are unordered: each (field, value) digest is xored in.
+        Value::Hash(h) => {
+            for (f, v) in h.iter() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, f);
+                mix_digest(&mut e, v);
+                xor_digest(d, &e);
+            }
+        }
     }
     if entry.expire_at != 0 {
         xor_digest(d, b"!!expire!!");

@@ -20,6 +20,7 @@ pub mod digest;
 pub mod docs;
 pub mod errors;
 pub mod generic;
+pub mod hash;
 pub mod info;
 pub mod server;
 pub mod spec;

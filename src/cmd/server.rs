@@ -431,6 +431,7 @@ fn debug_object(_args: &[Bytes]) -> Plan {
             v => {
                 let len = match v {
                     crate::storage::Value::Str(s) => s.len(),
+                    crate::storage::Value::Hash(h) => h.heap_size(),
                 };
                 len + if len < 64 {
                     1

@@ -27,6 +27,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map: a flat array of 2N items in RESP2, `%N` in RESP3.
     Map(Vec<(Reply, Reply)>),
+    /// Pairs: a flat array of 2N items in RESP2, an array of N two-element arrays in RESP3
+    /// (HRANDFIELD/ZRANDMEMBER ... WITH*).
+    Pairs(Vec<(Reply, Reply)>),
     /// A set: an array in RESP2, `~N` in RESP3.
     Set(Vec<Reply>),
     /// A double: a bulk string in RESP2, `,` in RESP3 (formatted like Redis 7.0: `%.17g`).
@@ -125,6 +128,22 @@ impl Reply {
                 for (k, v) in pairs {
                     k.encode(out, resp3);
                     v.encode(out, resp3);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                if resp3 {
+                    push_header(out, b'*', pairs.len());
+                    for (k, v) in pairs {
+                        push_header(out, b'*', 2);
+                        k.encode(out, resp3);
+                        v.encode(out, resp3);
+                    }
+                } else {
+                    push_header(out, b'*', pairs.len() * 2);
+                    for (k, v) in pairs {
+                        k.encode(out, resp3);
+                        v.encode(out, resp3);
+                    }
                 }
             }
             Reply::Double(d) => {

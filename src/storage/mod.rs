@@ -5,9 +5,11 @@
 //! of its hash slot; `Db::keys`/`Db::volatile` always equal the sums over its slot tables.
 
 pub mod db;
+pub mod hash;
 pub mod value;
 
 pub use db::{Db, Entry, Keyspace, SlotTable};
+pub use hash::HashValue;
 pub use value::{StrValue, Value};
 
 static ACTIVE_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);

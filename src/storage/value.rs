@@ -69,6 +69,8 @@ impl StrValue {
 pub enum Value {
     /// A string.
     Str(StrValue),
+    /// A hash.
+    Hash(super::hash::HashValue),
 }
 
 impl Value {
@@ -76,6 +78,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -85,6 +88,7 @@ impl Value {
             Value::Str(StrValue::Int(_)) => "int",
             Value::Str(StrValue::Raw(v)) if v.len() <= EMBSTR_MAX => "embstr",
             Value::Str(StrValue::Raw(_)) => "raw",
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -93,6 +97,7 @@ impl Value {
         match self {
             Value::Str(StrValue::Int(_)) => 0,
             Value::Str(StrValue::Raw(v)) => v.capacity(),
+            Value::Hash(h) => h.heap_size(),
         }
     }
 }

@@ -1,0 +1,140 @@
+//! Hash values: a compact vector of (field, value) pairs while small ("listpack", insertion
+//! order kept), converted for good to a hash table past `hash-max-listpack-entries` (128) entries
+//! or `hash-max-listpack-value` (64) bytes, as Redis does.
+
+use hashbrown::HashMap;
+
+/// Redis's default `hash-max-listpack-entries`.
+pub const MAX_LISTPACK_ENTRIES: usize = 128;
+/// Redis's default `hash-max-listpack-value`.
+pub const MAX_LISTPACK_VALUE: usize = 64;
+
+/// A hash value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HashValue {
+    /// Small: pairs in insertion order.
+    Listpack(Vec<(Box<[u8]>, Box<[u8]>)>),
+    /// Large: a hash table.
+    Table(HashMap<Box<[u8]>, Box<[u8]>>),
+}
+
+impl Default for HashValue {
+    fn default() -> Self {
+        HashValue::Listpack(Vec::new())
+    }
+}
+
+impl HashValue {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        match self {
+            HashValue::Listpack(v) => v.len(),
+            HashValue::Table(m) => m.len(),
+        }
+    }
+
+    /// True when empty (a key never holds an empty hash).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of a field.
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match self {
+            HashValue::Listpack(v) => v.iter().find(|(f, _)| &f[..] == field).map(|(_, x)| &x[..]),
+            HashValue::Table(m) => m.get(field).map(|x| &x[..]),
+        }
+    }
+
+    fn convert_if_needed(&mut self, field: &[u8], value: &[u8]) {
+        if let HashValue::Listpack(v) = self {
+            if v.len() >= MAX_LISTPACK_ENTRIES || field.len() > MAX_LISTPACK_VALUE || value.len() > MAX_LISTPACK_VALUE {
+                let m: HashMap<_, _> = std::mem::take(v).into_iter().collect();
+                *self = HashValue::Table(m);
+            }
+        }
+    }
+
+    /// Sets a field; returns true if it was new.
+    pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        let exists = self.get(field).is_some();
+        if !exists {
+            self.convert_if_needed(field, value);
+        } else if value.len() > MAX_LISTPACK_VALUE {
+            self.convert_if_needed(field, value);
+        }
+        match self {
+            HashValue::Listpack(v) => {
+                if let Some(e) = v.iter_mut().find(|(f, _)| &f[..] == field) {
+                    e.1 = value.into();
+                    false
+                } else {
+                    v.push((field.into(), value.into()));
+                    true
+                }
+            }
+            HashValue::Table(m) => m.insert(field.into(), value.into()).is_none(),
+        }
+    }
+
+    /// Removes a field; returns true if it existed.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self {
+            HashValue::Listpack(v) => match v.iter().position(|(f, _)| &f[..] == field) {
+                Some(i) => {
+                    v.remove(i);
+                    true
+                }
+                None => false,
+            },
+            HashValue::Table(m) => m.remove(field).is_some(),
+        }
+    }
+
+    /// All pairs (listpack: insertion order; table: table order).
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+        match self {
+            HashValue::Listpack(v) => Box::new(v.iter().map(|(f, x)| (&f[..], &x[..]))),
+            HashValue::Table(m) => Box::new(m.iter().map(|(f, x)| (&f[..], &x[..]))),
+        }
+    }
+
+    /// OBJECT ENCODING name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            HashValue::Listpack(_) => "listpack",
+            HashValue::Table(_) => "hashtable",
+        }
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_size(&self) -> usize {
+        self.iter().map(|(f, v)| f.len() + v.len() + 32).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_past_thresholds_and_keeps_order_while_small() {
+        let mut h = HashValue::default();
+        assert!(h.set(b"b", b"1"));
+        assert!(h.set(b"a", b"2"));
+        assert!(!h.set(b"b", b"3"));
+        let order: Vec<&[u8]> = h.iter().map(|(f, _)| f).collect();
+        assert_eq!(order, vec![&b"b"[..], b"a"]);
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"big", &[b'x'; 65]);
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.get(b"b"), Some(&b"3"[..]));
+        let mut h = HashValue::default();
+        for i in 0..=128 {
+            h.set(format!("f{i}").as_bytes(), b"v");
+        }
+        assert_eq!(h.encoding(), "hashtable");
+        assert!(h.remove(b"f0"));
+        assert_eq!(h.len(), 128);
+    }
+}
