@@ -309,7 +309,8 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let keep = |f: &[u8]| pat.as_ref().is_none_or(|p| glob_match(p, f, false));
-    let (next, items): (u64, Vec<(&[u8], &[u8])>) = match h {
+    type Items<'a> = Vec<(&'a [u8], &'a [u8])>;
+    let (next, items): (u64, Items<'_>) = match h {
         HashValue::Listpack(_) => (0, h.iter().filter(|(f, _)| keep(f)).collect()),
         HashValue::Table(_) => {
             let mut all: Vec<(u64, &[u8], &[u8])> =

@@ -9,11 +9,14 @@ pub const MAX_LISTPACK_ENTRIES: usize = 128;
 /// Redis's default `hash-max-listpack-value`.
 pub const MAX_LISTPACK_VALUE: usize = 64;
 
+/// One (field, value) pair of a small hash.
+pub type Pair = (Box<[u8]>, Box<[u8]>);
+
 /// A hash value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HashValue {
     /// Small: pairs in insertion order.
-    Listpack(Vec<(Box<[u8]>, Box<[u8]>)>),
+    Listpack(Vec<Pair>),
     /// Large: a hash table.
     Table(HashMap<Box<[u8]>, Box<[u8]>>),
 }
@@ -57,10 +60,7 @@ impl HashValue {
 
     /// Sets a field; returns true if it was new.
     pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let exists = self.get(field).is_some();
-        if !exists {
-            self.convert_if_needed(field, value);
-        } else if value.len() > MAX_LISTPACK_VALUE {
+        if self.get(field).is_none() || value.len() > MAX_LISTPACK_VALUE {
             self.convert_if_needed(field, value);
         }
         match self {
