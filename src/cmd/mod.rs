@@ -23,6 +23,7 @@ pub mod generic;
 pub mod hash;
 pub mod info;
 pub mod server;
+pub mod set;
 pub mod spec;
 pub mod string;
 pub mod table;

@@ -432,6 +432,7 @@ fn debug_object(_args: &[Bytes]) -> Plan {
                 let len = match v {
                     crate::storage::Value::Str(s) => s.len(),
                     crate::storage::Value::Hash(h) => h.heap_size(),
+                    crate::storage::Value::Set(s) => s.heap_size(),
                 };
                 len + if len < 64 {
                     1

@@ -1,13 +1,21 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{config, connection, generic, hash, server, string};
+use super::{config, connection, generic, hash, server, set, string};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 6] {
-    [string::COMMANDS, generic::COMMANDS, hash::COMMANDS, connection::COMMANDS, server::COMMANDS, config::COMMANDS]
+pub fn families() -> [&'static [CommandSpec]; 7] {
+    [
+        string::COMMANDS,
+        generic::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        connection::COMMANDS,
+        server::COMMANDS,
+        config::COMMANDS,
+    ]
 }
 
 fn registry() -> &'static HashMap<&'static str, &'static CommandSpec> {

@@ -71,6 +71,8 @@ pub enum Value {
     Str(StrValue),
     /// A hash.
     Hash(super::hash::HashValue),
+    /// A set.
+    Set(super::set::SetValue),
 }
 
 impl Value {
@@ -79,6 +81,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -89,6 +92,7 @@ impl Value {
             Value::Str(StrValue::Raw(v)) if v.len() <= EMBSTR_MAX => "embstr",
             Value::Str(StrValue::Raw(_)) => "raw",
             Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 
@@ -98,6 +102,7 @@ impl Value {
             Value::Str(StrValue::Int(_)) => 0,
             Value::Str(StrValue::Raw(v)) => v.capacity(),
             Value::Hash(h) => h.heap_size(),
+            Value::Set(s) => s.heap_size(),
         }
     }
 }

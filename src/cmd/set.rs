@@ -1,0 +1,337 @@
+//! Set commands (t_set.c in Redis). Multi-key commands declare all their keys, so the runtime
+//! runs them atomically even when the keys live on different shards.
+
+use super::ctx::Ctx;
+use super::errors;
+use super::hash::{parse_scan_args, scan_hash};
+use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
+use super::util::{eq_ic, glob_match, parse_i64};
+use crate::protocol::Reply;
+use crate::storage::{SetValue, Value};
+use bytes::Bytes;
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]: keys are 2..2+numkeys.
+fn sintercard_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    let n = match parse_i64(&args[1]) {
+        Some(n) if n > 0 => n as usize,
+        _ => return Err(Reply::err("ERR numkeys should be greater than 0")),
+    };
+    if n > args.len() - 2 {
+        return Err(Reply::err("ERR Number of keys can't be greater than number of args"));
+    }
+    Ok((2..2 + n).collect())
+}
+
+/// The set family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("sadd", -3, WRITE | DENYOOM | FAST, "@write @set @fast", KEY1, Exec::Keyed(sadd), "set", "1.0.0", "Add one or more members to a set"),
+    spec("srem", -3, WRITE | FAST, "@write @set @fast", KEY1, Exec::Keyed(srem), "set", "1.0.0", "Remove one or more members from a set"),
+    spec("smembers", 2, READONLY, "@read @set @slow", KEY1, Exec::Keyed(smembers), "set", "1.0.0", "Get all the members in a set"),
+    spec("sismember", 3, READONLY | FAST, "@read @set @fast", KEY1, Exec::Keyed(sismember), "set", "1.0.0", "Determine if a given value is a member of a set"),
+    spec("smismember", -3, READONLY | FAST, "@read @set @fast", KEY1, Exec::Keyed(smismember), "set", "6.2.0", "Returns the membership associated with the given elements for a set"),
+    spec("scard", 2, READONLY | FAST, "@read @set @fast", KEY1, Exec::Keyed(scard), "set", "1.0.0", "Get the number of members in a set"),
+    spec("spop", -2, WRITE | FAST, "@write @set @fast", KEY1, Exec::Keyed(spop), "set", "1.0.0", "Remove and return one or multiple random members from a set"),
+    spec("srandmember", -2, READONLY, "@read @set @slow", KEY1, Exec::Keyed(srandmember), "set", "1.0.0", "Get one or multiple random members from a set"),
+    spec("smove", 4, WRITE | FAST, "@write @set @fast", keys(1, 2, 1), Exec::Keyed(smove), "set", "1.0.0", "Move a member from one set to another"),
+    spec("sinter", -2, READONLY, "@read @set @slow", keys(1, -1, 1), Exec::Keyed(sinter), "set", "1.0.0", "Intersect multiple sets"),
+    spec("sintercard", -3, READONLY, "@read @set @slow", Keys::Custom { legacy: (1, 1, 1), find: sintercard_keys }, Exec::Keyed(sintercard), "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result"),
+    spec("sinterstore", -3, WRITE | DENYOOM, "@write @set @slow", keys(1, -1, 1), Exec::Keyed(sinterstore), "set", "1.0.0", "Intersect multiple sets and store the resulting set in a key"),
+    spec("sunion", -2, READONLY, "@read @set @slow", keys(1, -1, 1), Exec::Keyed(sunion), "set", "1.0.0", "Add multiple sets"),
+    spec("sunionstore", -3, WRITE | DENYOOM, "@write @set @slow", keys(1, -1, 1), Exec::Keyed(sunionstore), "set", "1.0.0", "Add multiple sets and store the resulting set in a key"),
+    spec("sdiff", -2, READONLY, "@read @set @slow", keys(1, -1, 1), Exec::Keyed(sdiff), "set", "1.0.0", "Subtract multiple sets"),
+    spec("sdiffstore", -3, WRITE | DENYOOM, "@write @set @slow", keys(1, -1, 1), Exec::Keyed(sdiffstore), "set", "1.0.0", "Subtract multiple sets and store the resulting set in a key"),
+    spec("sscan", -3, READONLY, "@read @set @slow", KEY1, Exec::Keyed(sscan), "set", "2.0.0", "Incrementally iterate Set elements"),
+];
+
+fn get_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Set(s) => Ok(Some(s)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
+fn set_for_write<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut SetValue, Reply> {
+    if get_set(ctx, key)?.is_none() {
+        ctx.db().set(key, Value::Set(SetValue::default()), 0);
+    }
+    get_set(ctx, key)?.ok_or(Reply::err("ERR internal error: set vanished"))
+}
+
+fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if matches!(get_set(ctx, key), Ok(Some(s)) if s.is_empty()) {
+        ctx.db().remove(key);
+    }
+}
+
+fn members_reply(members: Vec<Vec<u8>>) -> Reply {
+    Reply::Set(members.into_iter().map(|m| Reply::Bulk(Bytes::from(m))).collect())
+}
+
+fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match set_for_write(ctx, &args[1]) {
+        Ok(s) => Reply::Int(args[2..].iter().filter(|m| s.add(m)).count() as i64),
+        Err(e) => e,
+    }
+}
+
+fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let n = match get_set(ctx, &args[1]) {
+        Ok(Some(s)) => args[2..].iter().filter(|m| s.remove(m)).count() as i64,
+        Ok(None) => 0,
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    Reply::Int(n)
+}
+
+fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_set(ctx, &args[1]) {
+        Ok(s) => members_reply(s.map(|s| s.members()).unwrap_or_default()),
+        Err(e) => e,
+    }
+}
+
+fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_set(ctx, &args[1]) {
+        Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(&args[2])) as i64),
+        Err(e) => e,
+    }
+}
+
+fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_set(ctx, &args[1]) {
+        Ok(s) => Reply::Array(
+            args[2..].iter().map(|m| Reply::Int(s.as_ref().is_some_and(|s| s.contains(m)) as i64)).collect(),
+        ),
+        Err(e) => e,
+    }
+}
+
+fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_set(ctx, &args[1]) {
+        Ok(s) => Reply::Int(s.map_or(0, |s| s.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(&args[2]) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return Reply::err("ERR value is out of range, must be positive"),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    let s = match get_set(ctx, &args[1]) {
+        Ok(Some(s)) => s,
+        Ok(None) => return if count.is_some() { Reply::Set(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let mut members = s.members();
+    fastrand::shuffle(&mut members);
+    members.truncate(count.unwrap_or(1));
+    for m in &members {
+        s.remove(m);
+    }
+    drop_if_empty(ctx, &args[1]);
+    match count {
+        None => members.pop().map_or(Reply::Nil, |m| Reply::Bulk(Bytes::from(m))),
+        Some(_) => members_reply(members),
+    }
+}
+
+fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(&args[2]) {
+            Some(n) if n > -(i64::MAX / 2) => Some(n),
+            Some(_) => return Reply::err("ERR value is out of range"),
+            None => return Reply::err(errors::NOT_INTEGER),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    let members = match get_set(ctx, &args[1]) {
+        Ok(Some(s)) => s.members(),
+        Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let bulk = |m: &Vec<u8>| Reply::Bulk(Bytes::from(m.clone()));
+    match count {
+        None => bulk(&members[fastrand::usize(..members.len())]),
+        Some(n) if n >= 0 => {
+            let mut m = members;
+            fastrand::shuffle(&mut m);
+            m.truncate(n as usize);
+            Reply::Array(m.iter().map(bulk).collect())
+        }
+        Some(n) => {
+            Reply::Array((0..n.unsigned_abs()).map(|_| bulk(&members[fastrand::usize(..members.len())])).collect())
+        }
+    }
+}
+
+fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (src, dst, m) = (&args[1], &args[2], &args[3]);
+    // Both keys must be sets (or absent) before anything moves.
+    if let Err(e) = get_set(ctx, dst) {
+        return e;
+    }
+    let moved = match get_set(ctx, src) {
+        Ok(Some(s)) => s.remove(m),
+        Ok(None) => false,
+        Err(e) => return e,
+    };
+    if !moved {
+        return Reply::Int(0);
+    }
+    drop_if_empty(ctx, src);
+    match set_for_write(ctx, dst) {
+        Ok(d) => {
+            d.add(m);
+            Reply::Int(1)
+        }
+        Err(e) => e,
+    }
+}
+
+/// Loads the sets of `keys` (None for missing keys); WRONGTYPE if one is not a set.
+fn load(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<SetValue>>, Reply> {
+    keys.iter().map(|k| get_set(ctx, k).map(|s| s.map(|s| s.clone()))).collect()
+}
+
+fn inter(sets: &[Option<SetValue>]) -> Vec<Vec<u8>> {
+    if sets.iter().any(|s| s.is_none()) {
+        return Vec::new();
+    }
+    let sets: Vec<&SetValue> = sets.iter().flatten().collect();
+    let Some(smallest) = sets.iter().min_by_key(|s| s.len()) else { return Vec::new() };
+    smallest.members().into_iter().filter(|m| sets.iter().all(|s| s.contains(m))).collect()
+}
+
+fn union(sets: &[Option<SetValue>]) -> Vec<Vec<u8>> {
+    let mut acc = SetValue::default();
+    for s in sets.iter().flatten() {
+        for m in s.members() {
+            acc.add(&m);
+        }
+    }
+    acc.members()
+}
+
+fn diff(sets: &[Option<SetValue>]) -> Vec<Vec<u8>> {
+    let Some(Some(first)) = sets.first() else { return Vec::new() };
+    first.members().into_iter().filter(|m| !sets[1..].iter().flatten().any(|s| s.contains(m))).collect()
+}
+
+fn compute(ctx: &mut Ctx<'_>, keys: &[Bytes], op: fn(&[Option<SetValue>]) -> Vec<Vec<u8>>) -> Reply {
+    match load(ctx, keys) {
+        Ok(sets) => members_reply(op(&sets)),
+        Err(e) => e,
+    }
+}
+
+fn store(ctx: &mut Ctx<'_>, args: &[Bytes], op: fn(&[Option<SetValue>]) -> Vec<Vec<u8>>) -> Reply {
+    let sets = match load(ctx, &args[2..]) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let members = op(&sets);
+    ctx.db().remove(&args[1]);
+    if members.is_empty() {
+        return Reply::Int(0);
+    }
+    let mut s = SetValue::default();
+    for m in &members {
+        s.add(m);
+    }
+    let n = s.len() as i64;
+    ctx.db().set(&args[1], Value::Set(s), 0);
+    Reply::Int(n)
+}
+
+fn sinter(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    compute(ctx, &args[1..], inter)
+}
+fn sunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    compute(ctx, &args[1..], union)
+}
+fn sdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    compute(ctx, &args[1..], diff)
+}
+fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    store(ctx, args, inter)
+}
+fn sunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    store(ctx, args, union)
+}
+fn sdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    store(ctx, args, diff)
+}
+
+fn sintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let keys = match sintercard_keys(args) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    let rest = &args[2 + keys.len()..];
+    let mut limit = 0usize;
+    let mut i = 0;
+    while i < rest.len() {
+        if eq_ic(&rest[i], "limit") && i + 1 < rest.len() {
+            match parse_i64(&rest[i + 1]) {
+                Some(n) if n >= 0 => limit = n as usize,
+                _ => return Reply::err("ERR LIMIT can't be negative"),
+            }
+            i += 2;
+        } else {
+            return Reply::err(errors::SYNTAX);
+        }
+    }
+    let names: Vec<Bytes> = keys.iter().map(|&i| args[i].clone()).collect();
+    match load(ctx, &names) {
+        Ok(sets) => {
+            let n = inter(&sets).len();
+            Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64)
+        }
+        Err(e) => e,
+    }
+}
+
+/// SSCAN: intsets return everything with cursor 0 (as Redis); hash tables use the stable
+/// hash-ordered cursor of HSCAN.
+fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (cursor, pat, count) = match parse_scan_args(args) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let s = match get_set(ctx, &args[1]) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(vec![])]),
+        Err(e) => return e,
+    };
+    let keep = |m: &[u8]| pat.as_ref().is_none_or(|p| glob_match(p, m, false));
+    let (next, items) = match s {
+        SetValue::Intset(_) => (0, s.members()),
+        SetValue::Table(_) => {
+            let mut all: Vec<(u64, Vec<u8>)> =
+                s.members().into_iter().map(|m| (scan_hash(&m), m)).filter(|(h, _)| *h > cursor).collect();
+            all.sort_unstable_by_key(|(h, _)| *h);
+            let want = count.max(s.len() / 64).max(1);
+            let mut end = want.min(all.len());
+            while end < all.len() && end > 0 && all[end].0 == all[end - 1].0 {
+                end += 1;
+            }
+            let next = if end >= all.len() { 0 } else { all[end - 1].0 };
+            all.truncate(end);
+            (next, all.into_iter().map(|(_, m)| m).collect())
+        }
+    };
+    let out = items.into_iter().filter(|m| keep(m)).map(|m| Reply::Bulk(Bytes::from(m))).collect();
+    Reply::Array(vec![Reply::bulk(next.to_string().as_bytes()), Reply::Array(out)])
+}

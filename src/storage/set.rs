@@ -1,0 +1,141 @@
+//! Set values: a sorted vector of integers ("intset") while every member is an integer and there
+//! are at most `set-max-intset-entries` (512) of them, converted for good to a hash set
+//! otherwise, as in Redis 7.0.
+
+use crate::protocol::request::string2ll;
+use hashbrown::HashSet;
+
+/// Redis's default `set-max-intset-entries`.
+pub const MAX_INTSET_ENTRIES: usize = 512;
+
+/// A set value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SetValue {
+    /// Small and all integers: sorted, no duplicates.
+    Intset(Vec<i64>),
+    /// Anything else.
+    Table(HashSet<Box<[u8]>>),
+}
+
+impl Default for SetValue {
+    fn default() -> Self {
+        SetValue::Intset(Vec::new())
+    }
+}
+
+impl SetValue {
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match self {
+            SetValue::Intset(v) => v.len(),
+            SetValue::Table(s) => s.len(),
+        }
+    }
+
+    /// True when empty (a key never holds an empty set).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True if `m` is a member.
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            SetValue::Intset(v) => string2ll(m).is_some_and(|n| v.binary_search(&n).is_ok()),
+            SetValue::Table(s) => s.contains(m),
+        }
+    }
+
+    fn convert_to_table(&mut self) {
+        if let SetValue::Intset(v) = self {
+            let t: HashSet<Box<[u8]>> =
+                v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec().into_boxed_slice()).collect();
+            *self = SetValue::Table(t);
+        }
+    }
+
+    /// Adds a member; returns true if it was new.
+    pub fn add(&mut self, m: &[u8]) -> bool {
+        if let SetValue::Intset(v) = self {
+            if let Some(n) = string2ll(m) {
+                return match v.binary_search(&n) {
+                    Ok(_) => false,
+                    Err(i) => {
+                        v.insert(i, n);
+                        if v.len() > MAX_INTSET_ENTRIES {
+                            self.convert_to_table();
+                        }
+                        true
+                    }
+                };
+            }
+            self.convert_to_table();
+        }
+        match self {
+            SetValue::Table(s) => s.insert(m.into()),
+            SetValue::Intset(_) => false,
+        }
+    }
+
+    /// Removes a member; returns true if it was there.
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            SetValue::Intset(v) => match string2ll(m).map(|n| v.binary_search(&n)) {
+                Some(Ok(i)) => {
+                    v.remove(i);
+                    true
+                }
+                _ => false,
+            },
+            SetValue::Table(s) => s.remove(m),
+        }
+    }
+
+    /// Members as owned bytes (intset: ascending; table: table order).
+    pub fn members(&self) -> Vec<Vec<u8>> {
+        match self {
+            SetValue::Intset(v) => v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec()).collect(),
+            SetValue::Table(s) => s.iter().map(|m| m.to_vec()).collect(),
+        }
+    }
+
+    /// OBJECT ENCODING name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            SetValue::Intset(_) => "intset",
+            SetValue::Table(_) => "hashtable",
+        }
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            SetValue::Intset(v) => v.capacity() * 8,
+            SetValue::Table(s) => s.iter().map(|m| m.len() + 24).sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intset_until_a_string_or_too_many() {
+        let mut s = SetValue::default();
+        assert!(s.add(b"3"));
+        assert!(s.add(b"1"));
+        assert!(!s.add(b"3"));
+        assert_eq!(s.members(), vec![b"1".to_vec(), b"3".to_vec()]);
+        assert_eq!(s.encoding(), "intset");
+        s.add(b"a");
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"1") && s.contains(b"a"));
+        let mut s = SetValue::default();
+        for i in 0..=512 {
+            s.add(i.to_string().as_bytes());
+        }
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.remove(b"7"));
+        assert_eq!(s.len(), 512);
+    }
+}
