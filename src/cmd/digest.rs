@@ -44,6 +44,7 @@ pub fn value_digest(entry: &Entry) -> Digest {
 fn type_code(v: &Value) -> u32 {
     match v {
         Value::Str(_) => 0,
+        Value::List(_) => 1,
         Value::Set(_) => 2,
         Value::Hash(_) => 4,
     }
@@ -54,6 +55,12 @@ fn mix_value(d: &mut Digest, entry: &Entry) {
     match &entry.value {
         Value::Str(StrValue::Int(n)) => mix_digest(d, itoa::Buffer::new().format(*n).as_bytes()),
         Value::Str(StrValue::Raw(v)) => mix_digest(d, v),
+        // Lists are ordered: elements are mixed in turn.
+        Value::List(l) => {
+            for e in l {
+                mix_digest(d, e);
+            }
+        }
         // Members are unordered: each member's SHA1 is xored in.
         Value::Set(set) => {
             for m in set.members() {

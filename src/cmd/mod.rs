@@ -22,6 +22,7 @@ pub mod errors;
 pub mod generic;
 pub mod hash;
 pub mod info;
+pub mod list;
 pub mod server;
 pub mod set;
 pub mod spec;

@@ -433,6 +433,7 @@ fn debug_object(_args: &[Bytes]) -> Plan {
                     crate::storage::Value::Str(s) => s.len(),
                     crate::storage::Value::Hash(h) => h.heap_size(),
                     crate::storage::Value::Set(s) => s.heap_size(),
+                    crate::storage::Value::List(l) => l.iter().map(|e| e.len() + 1).sum(),
                 };
                 len + if len < 64 {
                     1

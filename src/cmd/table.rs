@@ -1,15 +1,16 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{config, connection, generic, hash, server, set, string};
+use super::{config, connection, generic, hash, list, server, set, string};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 7] {
+pub fn families() -> [&'static [CommandSpec]; 8] {
     [
         string::COMMANDS,
         generic::COMMANDS,
+        list::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
         connection::COMMANDS,

@@ -73,6 +73,8 @@ pub enum Value {
     Hash(super::hash::HashValue),
     /// A set.
     Set(super::set::SetValue),
+    /// A list (Redis 7.0 reports every list as `quicklist`).
+    List(std::collections::VecDeque<Box<[u8]>>),
 }
 
 impl Value {
@@ -82,6 +84,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 
@@ -93,6 +96,7 @@ impl Value {
             Value::Str(StrValue::Raw(_)) => "raw",
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(_) => "quicklist",
         }
     }
 
@@ -103,6 +107,7 @@ impl Value {
             Value::Str(StrValue::Raw(v)) => v.capacity(),
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
+            Value::List(l) => l.iter().map(|e| e.len() + 16).sum(),
         }
     }
 }

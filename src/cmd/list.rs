@@ -1,0 +1,410 @@
+//! List commands (t_list.c in Redis), the non-blocking ones. Multi-key commands (LMOVE,
+//! RPOPLPUSH, LMPOP) declare their keys, so they stay atomic when keys span shards.
+
+use super::ctx::Ctx;
+use super::errors;
+use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
+use super::util::{eq_ic, parse_i64};
+use crate::protocol::Reply;
+use crate::storage::Value;
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+type List = VecDeque<Box<[u8]>>;
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: keys are 2..2+numkeys.
+fn lmpop_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    let n = match parse_i64(&args[1]) {
+        Some(n) if n > 0 => n as usize,
+        _ => return Err(Reply::err("ERR numkeys should be greater than 0")),
+    };
+    if n > args.len() - 2 {
+        return Err(Reply::err("ERR Number of keys can't be greater than number of args"));
+    }
+    Ok((2..2 + n).collect())
+}
+
+/// The list family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("lpush", -3, WRITE | DENYOOM | FAST, "@write @list @fast", KEY1, Exec::Keyed(lpush), "list", "1.0.0", "Prepend one or multiple elements to a list"),
+    spec("rpush", -3, WRITE | DENYOOM | FAST, "@write @list @fast", KEY1, Exec::Keyed(rpush), "list", "1.0.0", "Append one or multiple elements to a list"),
+    spec("lpushx", -3, WRITE | DENYOOM | FAST, "@write @list @fast", KEY1, Exec::Keyed(lpushx), "list", "2.2.0", "Prepend an element to a list, only if the list exists"),
+    spec("rpushx", -3, WRITE | DENYOOM | FAST, "@write @list @fast", KEY1, Exec::Keyed(rpushx), "list", "2.2.0", "Append an element to a list, only if the list exists"),
+    spec("lpop", -2, WRITE | FAST, "@write @list @fast", KEY1, Exec::Keyed(lpop), "list", "1.0.0", "Remove and get the first elements in a list"),
+    spec("rpop", -2, WRITE | FAST, "@write @list @fast", KEY1, Exec::Keyed(rpop), "list", "1.0.0", "Remove and get the last elements in a list"),
+    spec("llen", 2, READONLY | FAST, "@read @list @fast", KEY1, Exec::Keyed(llen), "list", "1.0.0", "Get the length of a list"),
+    spec("lrange", 4, READONLY, "@read @list @slow", KEY1, Exec::Keyed(lrange), "list", "1.0.0", "Get a range of elements from a list"),
+    spec("lindex", 3, READONLY, "@read @list @slow", KEY1, Exec::Keyed(lindex), "list", "1.0.0", "Get an element from a list by its index"),
+    spec("lset", 4, WRITE | DENYOOM, "@write @list @slow", KEY1, Exec::Keyed(lset), "list", "1.0.0", "Set the value of an element in a list by its index"),
+    spec("linsert", 5, WRITE | DENYOOM, "@write @list @slow", KEY1, Exec::Keyed(linsert), "list", "2.2.0", "Insert an element before or after another element in a list"),
+    spec("lrem", 4, WRITE, "@write @list @slow", KEY1, Exec::Keyed(lrem), "list", "1.0.0", "Remove elements from a list"),
+    spec("ltrim", 4, WRITE, "@write @list @slow", KEY1, Exec::Keyed(ltrim), "list", "1.0.0", "Trim a list to the specified range"),
+    spec("lpos", -3, READONLY, "@read @list @slow", KEY1, Exec::Keyed(lpos), "list", "6.0.6", "Return the index of matching elements on a list"),
+    spec("lmove", 5, WRITE | DENYOOM, "@write @list @slow", keys(1, 2, 1), Exec::Keyed(lmove), "list", "6.2.0", "Pop an element from a list, push it to another list and return it"),
+    spec("rpoplpush", 3, WRITE | DENYOOM, "@write @list @slow", keys(1, 2, 1), Exec::Keyed(rpoplpush), "list", "1.2.0", "Remove the last element in a list, prepend it to another list and return it"),
+    spec("lmpop", -4, WRITE, "@write @list @slow", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, Exec::Keyed(lmpop), "list", "7.0.0", "Pop elements from a list"),
+];
+
+fn get_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::List(l) => Ok(Some(l)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
+fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if matches!(get_list(ctx, key), Ok(Some(l)) if l.is_empty()) {
+        ctx.db().remove(key);
+    }
+}
+
+fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> Reply {
+    match get_list(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) if only_existing => return Reply::Int(0),
+        Ok(None) => ctx.db().set(&args[1], Value::List(VecDeque::new()), 0),
+        Ok(Some(_)) => {}
+    }
+    let Ok(Some(l)) = get_list(ctx, &args[1]) else { return Reply::Int(0) };
+    for v in &args[2..] {
+        if left {
+            l.push_front(v[..].into());
+        } else {
+            l.push_back(v[..].into());
+        }
+    }
+    Reply::Int(l.len() as i64)
+}
+
+fn lpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    push(ctx, args, true, false)
+}
+fn rpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    push(ctx, args, false, false)
+}
+fn lpushx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    push(ctx, args, true, true)
+}
+fn rpushx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    push(ctx, args, false, true)
+}
+
+fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> Reply {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(&args[2]) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return Reply::err("ERR value is out of range, must be positive"),
+        },
+        _ => return Reply::error(errors::wrong_arity(if left { "lpop" } else { "rpop" })),
+    };
+    let out = match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => take(l, left, count.unwrap_or(1)),
+        Ok(None) => return if count.is_some() { Reply::NilArray } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    match count {
+        None => out.into_iter().next().map_or(Reply::Nil, |v| Reply::bulk(&v)),
+        Some(_) => Reply::Array(out.iter().map(|v| Reply::bulk(v)).collect()),
+    }
+}
+
+fn take(l: &mut List, left: bool, n: usize) -> Vec<Box<[u8]>> {
+    let n = n.min(l.len());
+    (0..n).filter_map(|_| if left { l.pop_front() } else { l.pop_back() }).collect()
+}
+
+fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    pop(ctx, args, true)
+}
+fn rpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    pop(ctx, args, false)
+}
+
+fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_list(ctx, &args[1]) {
+        Ok(l) => Reply::Int(l.map_or(0, |l| l.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+/// Normalises a Redis (start, end) range over `len` items; None when empty.
+fn range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut s = if start < 0 { len + start } else { start };
+    let mut e = if end < 0 { len + end } else { end };
+    s = s.max(0);
+    if e >= len {
+        e = len - 1;
+    }
+    if s > e || s >= len {
+        return None;
+    }
+    e = e.max(0);
+    Some((s as usize, e as usize))
+}
+
+fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(s), Some(e)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return Reply::err(errors::NOT_INTEGER) };
+    match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => match range(s, e, l.len()) {
+            Some((a, b)) => Reply::Array(l.range(a..=b).map(|v| Reply::bulk(v)).collect()),
+            None => Reply::Array(vec![]),
+        },
+        Ok(None) => Reply::Array(vec![]),
+        Err(e) => e,
+    }
+}
+
+fn index_of(i: i64, len: usize) -> Option<usize> {
+    let i = if i < 0 { len as i64 + i } else { i };
+    (i >= 0 && (i as usize) < len).then_some(i as usize)
+}
+
+fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(i) = parse_i64(&args[2]) else { return Reply::err(errors::NOT_INTEGER) };
+    match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => index_of(i, l.len()).map_or(Reply::Nil, |i| Reply::bulk(&l[i])),
+        Ok(None) => Reply::Nil,
+        Err(e) => e,
+    }
+}
+
+fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(i) = parse_i64(&args[2]) else { return Reply::err(errors::NOT_INTEGER) };
+    match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => match index_of(i, l.len()) {
+            Some(i) => {
+                l[i] = args[3][..].into();
+                Reply::Ok
+            }
+            None => Reply::err(errors::OUT_OF_RANGE),
+        },
+        Ok(None) => Reply::err(errors::NO_SUCH_KEY),
+        Err(e) => e,
+    }
+}
+
+fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let after = if eq_ic(&args[2], "after") {
+        true
+    } else if eq_ic(&args[2], "before") {
+        false
+    } else {
+        return Reply::err(errors::SYNTAX);
+    };
+    match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => match l.iter().position(|v| v[..] == args[3][..]) {
+            Some(p) => {
+                l.insert(if after { p + 1 } else { p }, args[4][..].into());
+                Reply::Int(l.len() as i64)
+            }
+            None => Reply::Int(-1),
+        },
+        Ok(None) => Reply::Int(0),
+        Err(e) => e,
+    }
+}
+
+fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(count) = parse_i64(&args[2]) else { return Reply::err(errors::NOT_INTEGER) };
+    let removed = match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => {
+            let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+            let mut removed = 0;
+            if count >= 0 {
+                let mut i = 0;
+                while i < l.len() && removed < limit {
+                    if l[i][..] == args[3][..] {
+                        l.remove(i);
+                        removed += 1;
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else {
+                let mut i = l.len();
+                while i > 0 && removed < limit {
+                    i -= 1;
+                    if l[i][..] == args[3][..] {
+                        l.remove(i);
+                        removed += 1;
+                    }
+                }
+            }
+            removed
+        }
+        Ok(None) => 0,
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    Reply::Int(removed as i64)
+}
+
+fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(s), Some(e)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return Reply::err(errors::NOT_INTEGER) };
+    match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => match range(s, e, l.len()) {
+            Some((a, b)) => {
+                l.truncate(b + 1);
+                l.drain(..a);
+            }
+            None => l.clear(),
+        },
+        Ok(None) => return Reply::Ok,
+        Err(e) => return e,
+    }
+    drop_if_empty(ctx, &args[1]);
+    Reply::Ok
+}
+
+fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (mut rank, mut count, mut maxlen) = (1i64, None, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Reply::err(errors::SYNTAX);
+        }
+        let Some(v) = parse_i64(&args[i + 1]) else { return Reply::err(errors::NOT_INTEGER) };
+        if eq_ic(&args[i], "rank") {
+            if v == 0 {
+                return Reply::err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
+            }
+            if v == i64::MIN {
+                return Reply::err("ERR value is out of range");
+            }
+            rank = v;
+        } else if eq_ic(&args[i], "count") {
+            if v < 0 {
+                return Reply::err("ERR COUNT can't be negative");
+            }
+            count = Some(v as usize);
+        } else if eq_ic(&args[i], "maxlen") {
+            if v < 0 {
+                return Reply::err("ERR MAXLEN can't be negative");
+            }
+            maxlen = v as usize;
+        } else {
+            return Reply::err(errors::SYNTAX);
+        }
+        i += 2;
+    }
+    let l = match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => l,
+        Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let len = l.len();
+    let want = match count {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => 1,
+    };
+    let mut skip = rank.unsigned_abs() as usize - 1;
+    let mut found = Vec::new();
+    let scan = if maxlen == 0 { len } else { maxlen.min(len) };
+    for step in 0..scan {
+        let idx = if rank > 0 { step } else { len - 1 - step };
+        if l[idx][..] == args[2][..] {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            found.push(idx);
+            if found.len() >= want {
+                break;
+            }
+        }
+    }
+    match count {
+        Some(_) => Reply::Array(found.into_iter().map(|i| Reply::Int(i as i64)).collect()),
+        None => found.first().map_or(Reply::Nil, |&i| Reply::Int(i as i64)),
+    }
+}
+
+fn side(arg: &[u8]) -> Option<bool> {
+    if eq_ic(arg, "left") {
+        Some(true)
+    } else if eq_ic(arg, "right") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Reply {
+    if let Err(e) = get_list(ctx, dst) {
+        return e;
+    }
+    let v = match get_list(ctx, src) {
+        Ok(Some(l)) => {
+            if from_left {
+                l.pop_front()
+            } else {
+                l.pop_back()
+            }
+        }
+        Ok(None) => return Reply::Nil,
+        Err(e) => return e,
+    };
+    let Some(v) = v else { return Reply::Nil };
+    drop_if_empty(ctx, src);
+    if matches!(get_list(ctx, dst), Ok(None)) {
+        ctx.db().set(dst, Value::List(VecDeque::new()), 0);
+    }
+    if let Ok(Some(d)) = get_list(ctx, dst) {
+        if to_left {
+            d.push_front(v.clone());
+        } else {
+            d.push_back(v.clone());
+        }
+    }
+    Reply::bulk(&v)
+}
+
+fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match (side(&args[3]), side(&args[4])) {
+        (Some(f), Some(t)) => move_one(ctx, &args[1], &args[2], f, t),
+        _ => Reply::err(errors::SYNTAX),
+    }
+}
+
+fn rpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    move_one(ctx, &args[1], &args[2], false, true)
+}
+
+fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let keys = match lmpop_keys(args) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    let rest = &args[2 + keys.len()..];
+    let Some(left) = rest.first().and_then(|a| side(a)) else { return Reply::err(errors::SYNTAX) };
+    let count = match &rest[1..] {
+        [] => 1,
+        [c, n] if eq_ic(c, "count") => match parse_i64(n) {
+            Some(n) if n > 0 => n as usize,
+            _ => return Reply::err("ERR count should be greater than 0"),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    for &k in &keys {
+        let popped = match get_list(ctx, &args[k]) {
+            Ok(Some(l)) if !l.is_empty() => take(l, left, count),
+            Ok(_) => continue,
+            Err(e) => return e,
+        };
+        drop_if_empty(ctx, &args[k]);
+        return Reply::Array(vec![
+            Reply::Bulk(args[k].clone()),
+            Reply::Array(popped.iter().map(|v| Reply::bulk(v)).collect()),
+        ]);
+    }
+    Reply::NilArray
+}
