@@ -13,6 +13,7 @@
 //!
 //! This module never awaits and never names the runtime: the runtime executes plans.
 
+pub mod bitmap;
 pub mod config;
 pub mod connection;
 pub mod ctx;
