@@ -61,3 +61,38 @@ fn bitmap_commands_match_redis() {
         ],
     );
 }
+
+#[test]
+fn bitfield_matches_redis() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["BITFIELD", "bf", "SET", "i8", "0", "100", "GET", "u4", "0", "GET", "i8", "0"],
+            &["BITFIELD", "bf", "INCRBY", "i8", "0", "100"],
+            &["BITFIELD", "bf", "OVERFLOW", "SAT", "INCRBY", "i8", "0", "100"],
+            &["BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "100"],
+            &["BITFIELD", "bf", "OVERFLOW", "WRAP", "INCRBY", "u2", "#3", "5", "GET", "u2", "#3"],
+            &["BITFIELD", "bf", "SET", "u8", "#2", "300"],
+            &["BITFIELD", "bf", "OVERFLOW", "SAT", "SET", "u8", "#2", "300", "SET", "i64", "64", "-5"],
+            &["BITFIELD", "bf", "GET", "i64", "64", "GET", "u63", "1"],
+            &["GET", "bf"],
+            &["BITFIELD", "bf", "GET", "u64", "0"],
+            &["BITFIELD", "bf", "GET", "x8", "0"],
+            &["BITFIELD", "bf", "GET", "i8", "-1"],
+            &["BITFIELD", "bf", "OVERFLOW", "FOO", "GET", "i8", "0"],
+            &["BITFIELD", "bf", "SET", "i8", "0"],
+            &["BITFIELD", "bf", "SET", "i8", "0", "x"],
+            &["BITFIELD", "bf", "BOGUS"],
+            &["BITFIELD", "bf"],
+            &["BITFIELD", "fresh", "GET", "u8", "0"],
+            &["EXISTS", "fresh"],
+            &["BITFIELD_RO", "bf", "GET", "i8", "0"],
+            &["BITFIELD_RO", "bf", "SET", "i8", "0", "1"],
+            &["BITFIELD", "fail", "OVERFLOW", "FAIL", "SET", "u2", "0", "9"],
+            &["EXISTS", "fail"],
+        ],
+    );
+}

@@ -16,6 +16,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("getbit", 3, READONLY | FAST, "@read @bitmap @fast", KEY1, Exec::Keyed(getbit), "bitmap", "2.2.0", "Returns the bit value at offset in the string value stored at key"),
     spec("bitcount", -2, READONLY, "@read @bitmap @slow", KEY1, Exec::Keyed(bitcount), "bitmap", "2.6.0", "Count set bits in a string"),
     spec("bitpos", -3, READONLY, "@read @bitmap @slow", KEY1, Exec::Keyed(bitpos), "bitmap", "2.8.7", "Find first bit set or clear in a string"),
+    spec("bitfield", -2, WRITE | DENYOOM, "@write @bitmap @slow", KEY1, Exec::Keyed(bitfield), "bitmap", "3.2.0", "Perform arbitrary bitfield integer operations on strings"),
+    spec("bitfield_ro", -2, READONLY | FAST, "@read @bitmap @fast", KEY1, Exec::Keyed(bitfield_ro), "bitmap", "6.0.0", "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD"),
     spec("bitop", -4, WRITE | DENYOOM, "@write @bitmap @slow", keys(2, -1, 1), Exec::Keyed(bitop), "bitmap", "2.6.0", "Perform bitwise operations between strings"),
 ];
 
@@ -230,4 +232,225 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         ctx.db().set(&args[2], Value::Str(StrValue::Raw(out)), 0);
     }
     Reply::Int(maxlen as i64)
+}
+
+// ---- BITFIELD ------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Get,
+    Set(i64),
+    Incr(i64),
+}
+
+struct Field {
+    op: Op,
+    signed: bool,
+    bits: u32,
+    offset: u64,
+    overflow: Overflow,
+}
+
+const BAD_TYPE: &str =
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+
+fn parse_type(a: &[u8]) -> Option<(bool, u32)> {
+    let signed = match a.first()? {
+        b'i' | b'I' => true,
+        b'u' | b'U' => false,
+        _ => return None,
+    };
+    let bits: u32 = std::str::from_utf8(&a[1..]).ok()?.parse().ok()?;
+    let ok = if signed { (1..=64).contains(&bits) } else { (1..=63).contains(&bits) };
+    ok.then_some((signed, bits))
+}
+
+fn parse_offset(ctx: &Ctx<'_>, a: &[u8], bits: u32) -> Result<u64, Reply> {
+    let (mul, num) = match a.first() {
+        Some(b'#') => (bits as i64, &a[1..]),
+        _ => (1, a),
+    };
+    match parse_i64(num).and_then(|n| n.checked_mul(mul)) {
+        Some(n)
+            if n >= 0
+                && ((n as u64) + bits as u64) >> 3 < ctx.shard.config.proto_max_bulk_len as u64
+                && n < (1 << 32) =>
+        {
+            Ok(n as u64)
+        }
+        _ => Err(Reply::err(BAD_OFFSET)),
+    }
+}
+
+fn parse_fields(ctx: &Ctx<'_>, args: &[Bytes], read_only: bool) -> Result<Vec<Field>, Reply> {
+    let mut out = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        let left = args.len() - i - 1;
+        if eq_ic(a, "get") && left >= 2 {
+            let (signed, bits) = parse_type(&args[i + 1]).ok_or(Reply::err(BAD_TYPE))?;
+            let offset = parse_offset(ctx, &args[i + 2], bits)?;
+            out.push(Field { op: Op::Get, signed, bits, offset, overflow });
+            i += 3;
+        } else if (eq_ic(a, "set") || eq_ic(a, "incrby")) && left >= 3 {
+            if read_only {
+                return Err(Reply::err("ERR BITFIELD_RO only supports the GET subcommand"));
+            }
+            let (signed, bits) = parse_type(&args[i + 1]).ok_or(Reply::err(BAD_TYPE))?;
+            let offset = parse_offset(ctx, &args[i + 2], bits)?;
+            let v = parse_i64(&args[i + 3]).ok_or(Reply::err(errors::NOT_INTEGER))?;
+            let op = if eq_ic(a, "set") { Op::Set(v) } else { Op::Incr(v) };
+            out.push(Field { op, signed, bits, offset, overflow });
+            i += 4;
+        } else if eq_ic(a, "overflow") && left >= 1 {
+            if read_only {
+                return Err(Reply::err("ERR BITFIELD_RO only supports the GET subcommand"));
+            }
+            let o = &args[i + 1];
+            overflow = if eq_ic(o, "wrap") {
+                Overflow::Wrap
+            } else if eq_ic(o, "sat") {
+                Overflow::Sat
+            } else if eq_ic(o, "fail") {
+                Overflow::Fail
+            } else {
+                return Err(Reply::err("ERR Invalid OVERFLOW type specified"));
+            };
+            i += 2;
+        } else {
+            return Err(Reply::err(errors::SYNTAX));
+        }
+    }
+    Ok(out)
+}
+
+fn read_bits(v: &[u8], offset: u64, bits: u32) -> u64 {
+    let mut x = 0u64;
+    for i in 0..bits as u64 {
+        let pos = offset + i;
+        let bit = v.get((pos >> 3) as usize).is_some_and(|b| b & (0x80 >> (pos & 7)) != 0);
+        x = (x << 1) | bit as u64;
+    }
+    x
+}
+
+fn write_bits(v: &mut Vec<u8>, offset: u64, bits: u32, x: u64) {
+    let need = ((offset + bits as u64 + 7) >> 3) as usize;
+    if v.len() < need {
+        v.resize(need, 0);
+    }
+    for i in 0..bits as u64 {
+        let pos = offset + i;
+        let bit = (x >> (bits as u64 - 1 - i)) & 1 == 1;
+        let mask = 0x80u8 >> (pos & 7);
+        if bit {
+            v[(pos >> 3) as usize] |= mask;
+        } else {
+            v[(pos >> 3) as usize] &= !mask;
+        }
+    }
+}
+
+/// The value of raw bits as the field's type.
+fn as_value(x: u64, signed: bool, bits: u32) -> i128 {
+    if signed && bits < 128 && (x >> (bits - 1)) & 1 == 1 {
+        x as i128 - (1i128 << bits)
+    } else {
+        x as i128
+    }
+}
+
+/// Applies the overflow policy; None = FAIL.
+fn fit(v: i128, signed: bool, bits: u32, ov: Overflow) -> Option<i128> {
+    let (min, max) =
+        if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
+    if v >= min && v <= max {
+        return Some(v);
+    }
+    match ov {
+        Overflow::Fail => None,
+        Overflow::Sat => Some(if v < min { min } else { max }),
+        Overflow::Wrap => {
+            let m = 1i128 << bits;
+            let w = v.rem_euclid(m);
+            Some(if signed && w > max { w - m } else { w })
+        }
+    }
+}
+
+fn run_bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply {
+    let fields = match parse_fields(ctx, args, read_only) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let writes = fields.iter().any(|f| !matches!(f.op, Op::Get));
+    let mut data = match read(ctx, &args[1]) {
+        Ok(v) => v.map(|b| b.to_vec()),
+        Err(e) => return e,
+    };
+    let existed = data.is_some();
+    let buf = data.get_or_insert_with(Vec::new);
+    // Like Redis, a BITFIELD with writes sizes the string for its highest write first, even if
+    // an OVERFLOW FAIL then stops every write.
+    if let Some(end) = fields.iter().filter(|f| !matches!(f.op, Op::Get)).map(|f| f.offset + f.bits as u64).max() {
+        let need = end.div_ceil(8) as usize;
+        if buf.len() < need {
+            buf.resize(need, 0);
+        }
+    }
+    let mut out = Vec::with_capacity(fields.len());
+    let mut changed = writes;
+    for f in &fields {
+        let cur = as_value(read_bits(buf, f.offset, f.bits), f.signed, f.bits);
+        match f.op {
+            Op::Get => out.push(Reply::Int(cur as i64)),
+            Op::Set(v) => match fit(v as i128, f.signed, f.bits, f.overflow) {
+                Some(n) => {
+                    write_bits(buf, f.offset, f.bits, n as u64 & mask(f.bits));
+                    changed = true;
+                    out.push(Reply::Int(cur as i64));
+                }
+                None => out.push(Reply::Nil),
+            },
+            Op::Incr(by) => match fit(cur + by as i128, f.signed, f.bits, f.overflow) {
+                Some(n) => {
+                    write_bits(buf, f.offset, f.bits, n as u64 & mask(f.bits));
+                    changed = true;
+                    out.push(Reply::Int(n as i64));
+                }
+                None => out.push(Reply::Nil),
+            },
+        }
+    }
+    if writes && changed {
+        let now = ctx.now_ms;
+        let expire = if existed { ctx.db().get_notouch(&args[1], now).map_or(0, |e| e.expire_at) } else { 0 };
+        ctx.db().set(&args[1], Value::Str(StrValue::Raw(std::mem::take(buf))), expire);
+    }
+    Reply::Array(out)
+}
+
+fn mask(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+fn bitfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    run_bitfield(ctx, args, false)
+}
+
+fn bitfield_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    run_bitfield(ctx, args, true)
 }
