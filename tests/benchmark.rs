@@ -68,10 +68,12 @@ fn written_values_read_back() {
 #[test]
 fn collection_tests_of_the_default_suite_run_clean() {
     let s = Server::slotcore_shards(2);
-    let tests = "lpush,rpush,lpop,rpop,sadd,hset,spop,lrange_100,lrange_300";
+    let tests = "lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300";
     for pipeline in ["1", "16"] {
         let text = bench(s.port, &["-t", tests, "-n", "5000", "-P", pipeline]);
-        for name in ["LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "HSET", "SPOP", "LRANGE_100", "LRANGE_300"] {
+        for name in
+            ["LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "HSET", "SPOP", "ZADD", "ZPOPMIN", "LRANGE_100", "LRANGE_300"]
+        {
             let text = text.replace('\r', "\n");
             assert!(
                 text.lines().any(|l| l.starts_with(name) && l.contains("requests per second")),

@@ -46,6 +46,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Str(_) => 0,
         Value::List(_) => 1,
         Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
     }
 }
@@ -59,6 +60,15 @@ fn mix_value(d: &mut Digest, entry: &Entry) {
         Value::List(l) => {
             for e in l {
                 mix_digest(d, e);
+            }
+        }
+        // Members with scores (printed as Redis 7.0's %.17g) are xored in.
+        Value::ZSet(z) => {
+            for (m, s) in z.iter() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, m);
+                mix_digest(&mut e, crate::protocol::reply::format_double(s).as_bytes());
+                xor_digest(d, &e);
             }
         }
         // Members are unordered: each member's SHA1 is xored in.

@@ -30,6 +30,7 @@ pub mod spec;
 pub mod string;
 pub mod table;
 pub mod util;
+pub mod zset;
 
 pub use ctx::{ClientCtx, ClientState, Ctx, NodeInfo, ShardState};
 pub use spec::{flags, CommandSpec, Exec, Keys, MergeFn, Plan, ShardFn};

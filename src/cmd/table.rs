@@ -1,14 +1,15 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{bitmap, config, connection, generic, hash, list, server, set, string};
+use super::{bitmap, config, connection, generic, hash, list, server, set, string, zset};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 9] {
+pub fn families() -> [&'static [CommandSpec]; 10] {
     [
         string::COMMANDS,
+        zset::COMMANDS,
         bitmap::COMMANDS,
         generic::COMMANDS,
         list::COMMANDS,

@@ -8,11 +8,13 @@ pub mod db;
 pub mod hash;
 pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, Entry, Keyspace, SlotTable};
 pub use hash::HashValue;
 pub use set::SetValue;
 pub use value::{StrValue, Value};
+pub use zset::ZSetValue;
 
 static ACTIVE_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 

@@ -73,6 +73,8 @@ pub enum Value {
     Hash(super::hash::HashValue),
     /// A set.
     Set(super::set::SetValue),
+    /// A sorted set.
+    ZSet(super::zset::ZSetValue),
     /// A list (Redis 7.0 reports every list as `quicklist`).
     List(std::collections::VecDeque<Box<[u8]>>),
 }
@@ -85,6 +87,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -97,6 +100,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::List(_) => "quicklist",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -108,6 +112,7 @@ impl Value {
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
             Value::List(l) => l.iter().map(|e| e.len() + 16).sum(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }

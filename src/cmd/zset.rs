@@ -1,0 +1,444 @@
+//! Sorted-set commands (t_zset.c in Redis): the core subset.
+
+use super::ctx::Ctx;
+use super::errors;
+use super::spec::{flags::*, spec, CommandSpec, Exec, KEY1};
+use super::util::{eq_ic, parse_f64, parse_i64};
+use crate::protocol::Reply;
+use crate::storage::{Value, ZSetValue};
+use bytes::Bytes;
+
+/// The sorted-set family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("zadd", -4, WRITE | DENYOOM | FAST, "@write @sortedset @fast", KEY1, Exec::Keyed(zadd), "sorted_set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
+    spec("zincrby", 4, WRITE | DENYOOM | FAST, "@write @sortedset @fast", KEY1, Exec::Keyed(zincrby), "sorted_set", "1.2.0", "Increment the score of a member in a sorted set"),
+    spec("zrem", -3, WRITE | FAST, "@write @sortedset @fast", KEY1, Exec::Keyed(zrem), "sorted_set", "1.2.0", "Remove one or more members from a sorted set"),
+    spec("zcard", 2, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zcard), "sorted_set", "1.2.0", "Get the number of members in a sorted set"),
+    spec("zscore", 3, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zscore), "sorted_set", "1.2.0", "Get the score associated with the given member in a sorted set"),
+    spec("zmscore", -3, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zmscore), "sorted_set", "6.2.0", "Get the score associated with the given members in a sorted set"),
+    spec("zrank", 3, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zrank), "sorted_set", "2.0.0", "Determine the index of a member in a sorted set"),
+    spec("zrevrank", 3, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zrevrank), "sorted_set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low"),
+    spec("zcount", 4, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zcount), "sorted_set", "2.0.0", "Count the members in a sorted set with scores within the given values"),
+    spec("zrange", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrange), "sorted_set", "1.2.0", "Return a range of members in a sorted set"),
+    spec("zrevrange", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrevrange), "sorted_set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low"),
+    spec("zrangebyscore", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrangebyscore), "sorted_set", "1.0.5", "Return a range of members in a sorted set, by score"),
+    spec("zrevrangebyscore", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrevrangebyscore), "sorted_set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low"),
+    spec("zpopmin", -2, WRITE | FAST, "@write @sortedset @fast", KEY1, Exec::Keyed(zpopmin), "sorted_set", "5.0.0", "Remove and return members with the lowest scores in a sorted set"),
+    spec("zpopmax", -2, WRITE | FAST, "@write @sortedset @fast", KEY1, Exec::Keyed(zpopmax), "sorted_set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
+    spec("zremrangebyrank", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebyrank), "sorted_set", "2.0.0", "Remove all members in a sorted set within the given indexes"),
+    spec("zremrangebyscore", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebyscore), "sorted_set", "1.2.0", "Remove all members in a sorted set within the given scores"),
+];
+
+fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::ZSet(z) => Ok(Some(z)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
+fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if matches!(get_z(ctx, key), Ok(Some(z)) if z.is_empty()) {
+        ctx.db().remove(key);
+    }
+}
+
+fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if eq_ic(a, "nx") {
+            nx = true;
+        } else if eq_ic(a, "xx") {
+            xx = true;
+        } else if eq_ic(a, "gt") {
+            gt = true;
+        } else if eq_ic(a, "lt") {
+            lt = true;
+        } else if eq_ic(a, "ch") {
+            ch = true;
+        } else if eq_ic(a, "incr") {
+            incr = true;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let pairs = &args[i..];
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Reply::err(errors::SYNTAX);
+    }
+    if nx && xx {
+        return Reply::err("ERR XX and NX options at the same time are not compatible");
+    }
+    if (nx && (gt || lt)) || (gt && lt) {
+        return Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible");
+    }
+    if incr && pairs.len() > 2 {
+        return Reply::err("ERR INCR option supports a single increment-element pair");
+    }
+    let mut parsed = Vec::with_capacity(pairs.len() / 2);
+    for p in pairs.chunks(2) {
+        match parse_f64(&p[0]) {
+            Some(s) => parsed.push((s, &p[1])),
+            None => return Reply::err(errors::NOT_FLOAT),
+        }
+    }
+    match get_z(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) if xx => return if incr { Reply::Nil } else { Reply::Int(0) },
+        Ok(None) => ctx.db().set(&args[1], Value::ZSet(ZSetValue::default()), 0),
+        Ok(Some(_)) => {}
+    }
+    let Ok(Some(z)) = get_z(ctx, &args[1]) else { return Reply::Int(0) };
+    let (mut added, mut changed) = (0, 0);
+    let mut incr_result = None;
+    for (score, m) in parsed {
+        let cur = z.score(m);
+        if (nx && cur.is_some()) || (xx && cur.is_none()) {
+            continue;
+        }
+        let new = if incr { cur.unwrap_or(0.0) + score } else { score };
+        if new.is_nan() {
+            return Reply::err("ERR resulting score is not a number (NaN)");
+        }
+        if let Some(c) = cur {
+            if (gt && new <= c) || (lt && new >= c) {
+                continue;
+            }
+            if new != c {
+                z.insert(m, new);
+                changed += 1;
+            }
+        } else {
+            z.insert(m, new);
+            added += 1;
+        }
+        incr_result = Some(new);
+    }
+    drop_if_empty(ctx, &args[1]);
+    if incr {
+        return incr_result.map_or(Reply::Nil, Reply::Double);
+    }
+    Reply::Int(if ch { added + changed } else { added })
+}
+
+fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let Some(by) = parse_f64(&args[2]) else { return Reply::err(errors::NOT_FLOAT) };
+    match get_z(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) => ctx.db().set(&args[1], Value::ZSet(ZSetValue::default()), 0),
+        Ok(Some(_)) => {}
+    }
+    let Ok(Some(z)) = get_z(ctx, &args[1]) else { return Reply::Nil };
+    let new = z.score(&args[3]).unwrap_or(0.0) + by;
+    if new.is_nan() {
+        drop_if_empty(ctx, &args[1]);
+        return Reply::err("ERR resulting score is not a number (NaN)");
+    }
+    z.insert(&args[3], new);
+    Reply::Double(new)
+}
+
+fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let n = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => args[2..].iter().filter(|m| z.remove(m)).count() as i64,
+        Ok(None) => 0,
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    Reply::Int(n)
+}
+
+fn zcard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_z(ctx, &args[1]) {
+        Ok(z) => Reply::Int(z.map_or(0, |z| z.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+fn zscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_z(ctx, &args[1]) {
+        Ok(z) => z.and_then(|z| z.score(&args[2])).map_or(Reply::Nil, Reply::Double),
+        Err(e) => e,
+    }
+}
+
+fn zmscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    match get_z(ctx, &args[1]) {
+        Ok(z) => Reply::Array(
+            args[2..].iter().map(|m| z.as_ref().and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double)).collect(),
+        ),
+        Err(e) => e,
+    }
+}
+
+fn rank(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> Reply {
+    match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => match z.rank(&args[2]) {
+            Some(r) => Reply::Int(if rev { (z.len() - 1 - r) as i64 } else { r as i64 }),
+            None => Reply::Nil,
+        },
+        Ok(None) => Reply::Nil,
+        Err(e) => e,
+    }
+}
+
+fn zrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    rank(ctx, args, false)
+}
+fn zrevrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    rank(ctx, args, true)
+}
+
+/// A score bound: value and exclusivity (`(1.5`).
+#[derive(Clone, Copy)]
+struct Bound {
+    v: f64,
+    excl: bool,
+}
+
+fn parse_bound(a: &[u8]) -> Option<Bound> {
+    let (excl, rest) = match a.first() {
+        Some(b'(') => (true, &a[1..]),
+        _ => (false, a),
+    };
+    let v = parse_f64(rest)?;
+    Some(Bound { v, excl })
+}
+
+fn in_range(s: f64, min: Bound, max: Bound) -> bool {
+    let lo = if min.excl { s > min.v } else { s >= min.v };
+    let hi = if max.excl { s < max.v } else { s <= max.v };
+    lo && hi
+}
+
+fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(min), Some(max)) = (parse_bound(&args[2]), parse_bound(&args[3])) else {
+        return Reply::err("ERR min or max is not a float");
+    };
+    match get_z(ctx, &args[1]) {
+        Ok(z) => Reply::Int(z.map_or(0, |z| z.iter().filter(|(_, s)| in_range(*s, min, max)).count() as i64)),
+        Err(e) => e,
+    }
+}
+
+fn with_scores(items: Vec<(&[u8], f64)>, scores: bool) -> Reply {
+    if scores {
+        Reply::Pairs(items.into_iter().map(|(m, s)| (Reply::bulk(m), Reply::Double(s))).collect())
+    } else {
+        Reply::Array(items.into_iter().map(|(m, _)| Reply::bulk(m)).collect())
+    }
+}
+
+/// Index range over `len` (Redis's LRANGE rules).
+fn index_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 { (len + start).max(0) } else { start };
+    let e = if end < 0 { len + end } else { end.min(len - 1) };
+    (s <= e && s < len && e >= 0).then_some((s as usize, e as usize))
+}
+
+/// How a range is asked for.
+#[derive(Clone, Copy, Default)]
+struct RangeOpts {
+    by_score: bool,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+    scores: bool,
+}
+
+/// The shared engine of ZRANGE and its old forms.
+fn range_generic(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], o: RangeOpts) -> Reply {
+    let RangeOpts { by_score, rev, limit, scores } = o;
+    let z = match get_z(ctx, key) {
+        Ok(Some(z)) => z,
+        Ok(None) => {
+            if by_score && (parse_bound(a).is_none() || parse_bound(b).is_none()) {
+                return Reply::err("ERR min or max is not a float");
+            }
+            if !by_score && (parse_i64(a).is_none() || parse_i64(b).is_none()) {
+                return Reply::err(errors::NOT_INTEGER);
+            }
+            return Reply::Array(vec![]);
+        }
+        Err(e) => return e,
+    };
+    let items: Vec<(&[u8], f64)> = if by_score {
+        let (Some(x), Some(y)) = (parse_bound(a), parse_bound(b)) else {
+            return Reply::err("ERR min or max is not a float");
+        };
+        let (min, max) = if rev { (y, x) } else { (x, y) };
+        let it: Box<dyn Iterator<Item = (&[u8], f64)>> =
+            if rev { Box::new(z.iter().rev()) } else { Box::new(z.iter()) };
+        let matching = it.filter(|(_, s)| in_range(*s, min, max));
+        match limit {
+            Some((off, cnt)) if off < 0 => {
+                let _ = cnt;
+                Vec::new()
+            }
+            Some((off, cnt)) => {
+                let take = if cnt < 0 { usize::MAX } else { cnt as usize };
+                matching.skip(off as usize).take(take).collect()
+            }
+            None => matching.collect(),
+        }
+    } else {
+        let (Some(s), Some(e)) = (parse_i64(a), parse_i64(b)) else { return Reply::err(errors::NOT_INTEGER) };
+        match index_range(s, e, z.len()) {
+            Some((s, e)) => {
+                let it: Box<dyn Iterator<Item = (&[u8], f64)>> =
+                    if rev { Box::new(z.iter().rev()) } else { Box::new(z.iter()) };
+                it.skip(s).take(e - s + 1).collect()
+            }
+            None => Vec::new(),
+        }
+    };
+    with_scores(items, scores)
+}
+
+fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (mut by_score, mut rev, mut scores, mut limit) = (false, false, false, None);
+    let mut i = 4;
+    while i < args.len() {
+        let a = &args[i];
+        if eq_ic(a, "byscore") {
+            by_score = true;
+        } else if eq_ic(a, "rev") {
+            rev = true;
+        } else if eq_ic(a, "withscores") {
+            scores = true;
+        } else if eq_ic(a, "limit") && i + 2 < args.len() {
+            let (Some(o), Some(c)) = (parse_i64(&args[i + 1]), parse_i64(&args[i + 2])) else {
+                return Reply::err(errors::NOT_INTEGER);
+            };
+            limit = Some((o, c));
+            i += 2;
+        } else {
+            return Reply::err(errors::SYNTAX);
+        }
+        i += 1;
+    }
+    if limit.is_some() && !by_score {
+        return Reply::err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+    }
+    range_generic(ctx, &args[1], &args[2], &args[3], RangeOpts { by_score, rev, limit, scores })
+}
+
+fn zrevrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let scores = match args.len() {
+        4 => false,
+        5 if eq_ic(&args[4], "withscores") => true,
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    range_generic(ctx, &args[1], &args[2], &args[3], RangeOpts { rev: true, scores, ..Default::default() })
+}
+
+fn byscore_old(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> Reply {
+    let (mut scores, mut limit) = (false, None);
+    let mut i = 4;
+    while i < args.len() {
+        if eq_ic(&args[i], "withscores") {
+            scores = true;
+            i += 1;
+        } else if eq_ic(&args[i], "limit") && i + 2 < args.len() {
+            let (Some(o), Some(c)) = (parse_i64(&args[i + 1]), parse_i64(&args[i + 2])) else {
+                return Reply::err(errors::NOT_INTEGER);
+            };
+            limit = Some((o, c));
+            i += 3;
+        } else {
+            return Reply::err(errors::SYNTAX);
+        }
+    }
+    range_generic(ctx, &args[1], &args[2], &args[3], RangeOpts { by_score: true, rev, limit, scores })
+}
+
+fn zrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    byscore_old(ctx, args, false)
+}
+fn zrevrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    byscore_old(ctx, args, true)
+}
+
+fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> Reply {
+    let count = match args.len() {
+        2 => None,
+        3 => match parse_i64(&args[2]) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return Reply::err("ERR value is out of range, must be positive"),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    let popped: Vec<(Vec<u8>, f64)> = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => {
+            let n = count.unwrap_or(1).min(z.len());
+            let items: Vec<(Vec<u8>, f64)> = if max {
+                z.iter().rev().take(n).map(|(m, s)| (m.to_vec(), s)).collect()
+            } else {
+                z.iter().take(n).map(|(m, s)| (m.to_vec(), s)).collect()
+            };
+            for (m, _) in &items {
+                z.remove(m);
+            }
+            items
+        }
+        Ok(None) => Vec::new(),
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    match count {
+        None => Reply::Array(
+            popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(Bytes::from(m)), Reply::Double(s)]).collect(),
+        ),
+        Some(_) => {
+            Reply::Pairs(popped.into_iter().map(|(m, s)| (Reply::Bulk(Bytes::from(m)), Reply::Double(s))).collect())
+        }
+    }
+}
+
+fn zpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    pop(ctx, args, false)
+}
+fn zpopmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    pop(ctx, args, true)
+}
+
+fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(s), Some(e)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return Reply::err(errors::NOT_INTEGER) };
+    let n = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => match index_range(s, e, z.len()) {
+            Some((s, e)) => {
+                let victims: Vec<Vec<u8>> = z.iter().skip(s).take(e - s + 1).map(|(m, _)| m.to_vec()).collect();
+                victims.iter().filter(|m| z.remove(m)).count() as i64
+            }
+            None => 0,
+        },
+        Ok(None) => 0,
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    Reply::Int(n)
+}
+
+fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(min), Some(max)) = (parse_bound(&args[2]), parse_bound(&args[3])) else {
+        return Reply::err("ERR min or max is not a float");
+    };
+    let n = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => {
+            let victims: Vec<Vec<u8>> =
+                z.iter().filter(|(_, s)| in_range(*s, min, max)).map(|(m, _)| m.to_vec()).collect();
+            victims.iter().filter(|m| z.remove(m)).count() as i64
+        }
+        Ok(None) => 0,
+        Err(e) => return e,
+    };
+    drop_if_empty(ctx, &args[1]);
+    Reply::Int(n)
+}
