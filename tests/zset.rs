@@ -79,3 +79,80 @@ fn zset_commands_match_redis_resp3() {
     b.cmd(&["HELLO", "3"]);
     assert_same(&mut a, &mut b, CASES);
 }
+
+const MORE: &[&[&str]] = &[
+    &["ZADD", "{z}1", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e"],
+    &["ZRANGEBYLEX", "{z}1", "-", "+"],
+    &["ZRANGEBYLEX", "{z}1", "[b", "(d"],
+    &["ZRANGEBYLEX", "{z}1", "-", "+", "LIMIT", "1", "2"],
+    &["ZREVRANGEBYLEX", "{z}1", "+", "[c"],
+    &["ZRANGE", "{z}1", "[b", "+", "BYLEX", "LIMIT", "0", "2"],
+    &["ZRANGE", "{z}1", "+", "[c", "BYLEX", "REV"],
+    &["ZRANGE", "{z}1", "-", "+", "BYLEX", "WITHSCORES"],
+    &["ZRANGEBYLEX", "{z}1", "a", "b"],
+    &["ZLEXCOUNT", "{z}1", "[b", "+"],
+    &["ZLEXCOUNT", "{z}1", "-", "x"],
+    &["ZREMRANGEBYLEX", "{z}1", "[d", "+"],
+    &["ZADD", "{z}2", "1", "a", "2", "b", "10", "x"],
+    &["SADD", "{z}s", "a", "y"],
+    &["ZUNION", "2", "{z}1", "{z}2", "WITHSCORES"],
+    &["ZUNION", "3", "{z}1", "{z}2", "{z}s", "WEIGHTS", "1", "2", "3", "AGGREGATE", "MAX", "WITHSCORES"],
+    &["ZINTER", "2", "{z}1", "{z}2", "WITHSCORES"],
+    &["ZINTER", "2", "{z}2", "{z}s", "AGGREGATE", "MIN", "WITHSCORES"],
+    &["ZDIFF", "2", "{z}2", "{z}1", "WITHSCORES"],
+    &["ZDIFF", "1", "{z}2", "AGGREGATE", "SUM"],
+    &["ZINTERCARD", "2", "{z}1", "{z}2"],
+    &["ZINTERCARD", "2", "{z}1", "{z}2", "LIMIT", "1"],
+    &["ZUNIONSTORE", "{z}dst", "2", "{z}1", "{z}2"],
+    &["ZRANGE", "{z}dst", "0", "-1", "WITHSCORES"],
+    &["ZINTERSTORE", "{z}dst", "2", "{z}1", "{z}nokey"],
+    &["EXISTS", "{z}dst"],
+    &["ZDIFFSTORE", "{z}dst", "2", "{z}2", "{z}1"],
+    &["ZRANGE", "{z}dst", "0", "-1", "WITHSCORES"],
+    &["ZUNION", "0", "{z}1"],
+    &["ZUNION", "2", "{z}1"],
+    &["ZUNION", "x", "{z}1"],
+    &["ZUNIONSTORE", "{z}d", "0", "{z}1"],
+    &["ZUNION", "1", "{z}1", "WEIGHTS", "x"],
+    &["ZUNION", "1", "{z}1", "AGGREGATE", "FOO"],
+    &["ZINTER", "1", "{z}1", "WITHSCORES", "BOGUS"],
+    &["ZRANDMEMBER", "{z}nokey"],
+    &["ZRANDMEMBER", "{z}1", "x"],
+    &["ZRANDMEMBER", "{z}1", "1", "FOO"],
+    &["ZSCAN", "{z}2", "0"],
+    &["ZSCAN", "{z}2", "0", "MATCH", "a*"],
+    &["SET", "{z}str", "v"],
+    &["ZUNION", "2", "{z}1", "{z}str"],
+];
+
+#[test]
+fn zset_lex_algebra_match_redis() {
+    for resp3 in [false, true] {
+        let s = Server::slotcore(&[]);
+        let o = Server::redis(&[]);
+        let (mut a, mut b): (Raw, Raw) = (s.raw(), o.raw());
+        if resp3 {
+            a.cmd(&["HELLO", "3"]);
+            b.cmd(&["HELLO", "3"]);
+        }
+        assert_same(&mut a, &mut b, MORE);
+    }
+}
+
+#[test]
+fn zset_algebra_across_shards() {
+    // "a" and "age" live on different shards of a two-shard node.
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["ZADD", "a", "1", "x", "2", "y"],
+            &["ZADD", "age", "5", "y", "6", "z"],
+            &["ZUNIONSTORE", "name", "2", "a", "age"],
+            &["ZRANGE", "name", "0", "-1", "WITHSCORES"],
+            &["ZINTER", "2", "a", "age", "WITHSCORES"],
+        ],
+    );
+}

@@ -31,6 +31,7 @@ pub mod string;
 pub mod table;
 pub mod util;
 pub mod zset;
+pub mod zset_ops;
 
 pub use ctx::{ClientCtx, ClientState, Ctx, NodeInfo, ShardState};
 pub use spec::{flags, CommandSpec, Exec, Keys, MergeFn, Plan, ShardFn};

@@ -303,12 +303,14 @@ fn range_generic(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], o: RangeOpts
 }
 
 fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (mut by_score, mut rev, mut scores, mut limit) = (false, false, false, None);
+    let (mut by_score, mut by_lex, mut rev, mut scores, mut limit) = (false, false, false, false, None);
     let mut i = 4;
     while i < args.len() {
         let a = &args[i];
         if eq_ic(a, "byscore") {
             by_score = true;
+        } else if eq_ic(a, "bylex") {
+            by_lex = true;
         } else if eq_ic(a, "rev") {
             rev = true;
         } else if eq_ic(a, "withscores") {
@@ -324,8 +326,17 @@ fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         i += 1;
     }
-    if limit.is_some() && !by_score {
+    if by_score && by_lex {
+        return Reply::err(errors::SYNTAX);
+    }
+    if limit.is_some() && !by_score && !by_lex {
         return Reply::err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+    }
+    if by_lex {
+        if scores {
+            return Reply::err("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+        }
+        return super::zset_ops::lex_range(ctx, &args[1], &args[2], &args[3], rev, limit);
     }
     range_generic(ctx, &args[1], &args[2], &args[3], RangeOpts { by_score, rev, limit, scores })
 }

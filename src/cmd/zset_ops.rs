@@ -1,0 +1,480 @@
+//! Sorted sets, continued: lexicographic ranges, ZRANDMEMBER, ZSCAN, and the set algebra
+//! (ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD). Plain sets are accepted as inputs
+//! with score 1, as in Redis.
+
+use super::ctx::Ctx;
+use super::errors;
+use super::hash::{parse_scan_args, scan_hash};
+use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, KEY1};
+use super::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use crate::protocol::Reply;
+use crate::storage::{Value, ZSetValue};
+use bytes::Bytes;
+
+fn numkeys_at(args: &[Bytes], at: usize, name: &str) -> Result<Vec<usize>, Reply> {
+    let n = match parse_i64(&args[at]) {
+        Some(n) if n > 0 => n as usize,
+        Some(_) => return Err(Reply::error(format!("ERR at least 1 input key is needed for '{name}' command"))),
+        None => return Err(Reply::err(errors::NOT_INTEGER)),
+    };
+    if n > args.len() - at - 1 {
+        return Err(Reply::err(errors::SYNTAX));
+    }
+    Ok((at + 1..at + 1 + n).collect())
+}
+
+fn keys_zunion(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    numkeys_at(a, 1, "zunion")
+}
+fn keys_zinter(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    numkeys_at(a, 1, "zinter")
+}
+fn keys_zdiff(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    numkeys_at(a, 1, "zdiff")
+}
+fn keys_zintercard(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    numkeys_at(a, 1, "zintercard")
+}
+fn store_keys(a: &[Bytes], name: &str) -> Result<Vec<usize>, Reply> {
+    let mut k = vec![1];
+    k.extend(numkeys_at(a, 2, name)?);
+    Ok(k)
+}
+fn keys_zunionstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    store_keys(a, "zunionstore")
+}
+fn keys_zinterstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    store_keys(a, "zinterstore")
+}
+fn keys_zdiffstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    store_keys(a, "zdiffstore")
+}
+
+/// The second sorted-set table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("zrangebylex", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrangebylex), "sorted_set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range"),
+    spec("zrevrangebylex", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrevrangebylex), "sorted_set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
+    spec("zlexcount", 4, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zlexcount), "sorted_set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range"),
+    spec("zremrangebylex", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebylex), "sorted_set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
+    spec("zrandmember", -2, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrandmember), "sorted_set", "6.2.0", "Get one or multiple random elements from a sorted set"),
+    spec("zscan", -3, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zscan), "sorted_set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
+    spec("zunion", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zunion }, Exec::Keyed(zunion), "sorted_set", "6.2.0", "Add multiple sorted sets"),
+    spec("zinter", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zinter }, Exec::Keyed(zinter), "sorted_set", "6.2.0", "Intersect multiple sorted sets"),
+    spec("zdiff", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zdiff }, Exec::Keyed(zdiff), "sorted_set", "6.2.0", "Subtract multiple sorted sets"),
+    spec("zintercard", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zintercard }, Exec::Keyed(zintercard), "sorted_set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
+    spec("zunionstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zunionstore }, Exec::Keyed(zunionstore), "sorted_set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
+    spec("zinterstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zinterstore }, Exec::Keyed(zinterstore), "sorted_set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
+    spec("zdiffstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zdiffstore }, Exec::Keyed(zdiffstore), "sorted_set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
+];
+
+fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::ZSet(z) => Ok(Some(z)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
+// ---- lexicographic ranges ------------------------------------------------------------------
+
+/// A lex bound: `-`, `+`, `[x` (inclusive), `(x` (exclusive).
+#[derive(Clone)]
+enum Lex {
+    Min,
+    Max,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+fn parse_lex(a: &[u8]) -> Option<Lex> {
+    match a.first()? {
+        b'-' if a.len() == 1 => Some(Lex::Min),
+        b'+' if a.len() == 1 => Some(Lex::Max),
+        b'[' => Some(Lex::Incl(a[1..].to_vec())),
+        b'(' => Some(Lex::Excl(a[1..].to_vec())),
+        _ => None,
+    }
+}
+
+fn above_min(m: &[u8], min: &Lex) -> bool {
+    match min {
+        Lex::Min => true,
+        Lex::Max => false,
+        Lex::Incl(x) => m >= &x[..],
+        Lex::Excl(x) => m > &x[..],
+    }
+}
+
+fn below_max(m: &[u8], max: &Lex) -> bool {
+    match max {
+        Lex::Max => true,
+        Lex::Min => false,
+        Lex::Incl(x) => m <= &x[..],
+        Lex::Excl(x) => m < &x[..],
+    }
+}
+
+const BAD_LEX: &str = "ERR min or max not valid string range item";
+
+/// Members within a lex range (ascending, or descending with `rev`), after LIMIT.
+pub fn lex_range(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], rev: bool, limit: Option<(i64, i64)>) -> Reply {
+    let (Some(x), Some(y)) = (parse_lex(a), parse_lex(b)) else { return Reply::err(BAD_LEX) };
+    let (min, max) = if rev { (y, x) } else { (x, y) };
+    let z = match get_z(ctx, key) {
+        Ok(Some(z)) => z,
+        Ok(None) => return Reply::Array(vec![]),
+        Err(e) => return e,
+    };
+    let it: Box<dyn Iterator<Item = (&[u8], f64)>> = if rev { Box::new(z.iter().rev()) } else { Box::new(z.iter()) };
+    let matching = it.filter(|(m, _)| above_min(m, &min) && below_max(m, &max));
+    let items: Vec<Reply> = match limit {
+        Some((off, _)) if off < 0 => Vec::new(),
+        Some((off, cnt)) => matching
+            .skip(off as usize)
+            .take(if cnt < 0 { usize::MAX } else { cnt as usize })
+            .map(|(m, _)| Reply::bulk(m))
+            .collect(),
+        None => matching.map(|(m, _)| Reply::bulk(m)).collect(),
+    };
+    Reply::Array(items)
+}
+
+fn bylex_old(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> Reply {
+    let limit = match &args[4..] {
+        [] => None,
+        [l, o, c] if eq_ic(l, "limit") => match (parse_i64(o), parse_i64(c)) {
+            (Some(o), Some(c)) => Some((o, c)),
+            _ => return Reply::err(errors::NOT_INTEGER),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    lex_range(ctx, &args[1], &args[2], &args[3], rev, limit)
+}
+
+fn zrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    bylex_old(ctx, args, false)
+}
+fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    bylex_old(ctx, args, true)
+}
+
+fn zlexcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(min), Some(max)) = (parse_lex(&args[2]), parse_lex(&args[3])) else { return Reply::err(BAD_LEX) };
+    match get_z(ctx, &args[1]) {
+        Ok(z) => Reply::Int(
+            z.map_or(0, |z| z.iter().filter(|(m, _)| above_min(m, &min) && below_max(m, &max)).count() as i64),
+        ),
+        Err(e) => e,
+    }
+}
+
+fn zremrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (Some(min), Some(max)) = (parse_lex(&args[2]), parse_lex(&args[3])) else { return Reply::err(BAD_LEX) };
+    let n = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => {
+            let victims: Vec<Vec<u8>> =
+                z.iter().filter(|(m, _)| above_min(m, &min) && below_max(m, &max)).map(|(m, _)| m.to_vec()).collect();
+            let n = victims.iter().filter(|m| z.remove(m)).count();
+            let empty = z.is_empty();
+            if empty {
+                ctx.db().remove(&args[1]);
+            }
+            n as i64
+        }
+        Ok(None) => 0,
+        Err(e) => return e,
+    };
+    Reply::Int(n)
+}
+
+// ---- random members and scanning -----------------------------------------------------------
+
+fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (count, scores) = match args.len() {
+        2 => (None, false),
+        3 | 4 => {
+            if args.len() == 4 && !eq_ic(&args[3], "withscores") {
+                return Reply::err(errors::SYNTAX);
+            }
+            match parse_i64(&args[2]) {
+                Some(n) if n > -(i64::MAX / 2) => (Some(n), args.len() == 4),
+                Some(_) => return Reply::err("ERR value is out of range"),
+                None => return Reply::err(errors::NOT_INTEGER),
+            }
+        }
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    let z = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => z,
+        Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
+        Err(e) => return e,
+    };
+    let all: Vec<(&[u8], f64)> = z.iter().collect();
+    let Some(count) = count else { return Reply::bulk(all[fastrand::usize(..all.len())].0) };
+    let picked: Vec<(&[u8], f64)> = if count >= 0 {
+        let mut idx: Vec<usize> = (0..all.len()).collect();
+        fastrand::shuffle(&mut idx);
+        idx.truncate(count as usize);
+        idx.into_iter().map(|i| all[i]).collect()
+    } else {
+        (0..count.unsigned_abs()).map(|_| all[fastrand::usize(..all.len())]).collect()
+    };
+    if scores {
+        Reply::Pairs(picked.into_iter().map(|(m, s)| (Reply::bulk(m), Reply::Double(s))).collect())
+    } else {
+        Reply::Array(picked.into_iter().map(|(m, _)| Reply::bulk(m)).collect())
+    }
+}
+
+/// ZSCAN: small sorted sets return everything with cursor 0; big ones use the stable
+/// hash-ordered cursor of HSCAN.
+fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (cursor, pat, count) = match parse_scan_args(args) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let z = match get_z(ctx, &args[1]) {
+        Ok(Some(z)) => z,
+        Ok(None) => return Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(vec![])]),
+        Err(e) => return e,
+    };
+    let keep = |m: &[u8]| pat.as_ref().is_none_or(|p| glob_match(p, m, false));
+    let (next, items): (u64, Vec<(&[u8], f64)>) = if z.encoding() == "listpack" {
+        (0, z.iter().collect())
+    } else {
+        let mut all: Vec<(u64, &[u8], f64)> =
+            z.iter().map(|(m, s)| (scan_hash(m), m, s)).filter(|(h, _, _)| *h > cursor).collect();
+        all.sort_unstable_by_key(|(h, _, _)| *h);
+        let want = count.max(z.len() / 64).max(1);
+        let mut end = want.min(all.len());
+        while end < all.len() && end > 0 && all[end].0 == all[end - 1].0 {
+            end += 1;
+        }
+        let next = if end >= all.len() { 0 } else { all[end - 1].0 };
+        (next, all[..end].iter().map(|(_, m, s)| (*m, *s)).collect())
+    };
+    let mut out = Vec::new();
+    for (m, s) in items.into_iter().filter(|(m, _)| keep(m)) {
+        out.push(Reply::bulk(m));
+        out.push(Reply::bulk(crate::protocol::reply::format_double(s).as_bytes()));
+    }
+    Reply::Array(vec![Reply::bulk(next.to_string().as_bytes()), Reply::Array(out)])
+}
+
+// ---- set algebra ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Agg {
+    Sum,
+    Min,
+    Max,
+}
+
+/// (member, score) pairs of one input.
+type Scored = Vec<(Vec<u8>, f64)>;
+
+/// Reads a sorted set or a plain set (members score 1) as (member, score) pairs.
+fn load(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Scored>, Reply> {
+    let now = ctx.now_ms;
+    match ctx.db().get(key, now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::ZSet(z) => Ok(Some(z.iter().map(|(m, s)| (m.to_vec(), s)).collect())),
+            Value::Set(s) => Ok(Some(s.members().into_iter().map(|m| (m, 1.0)).collect())),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
+fn aggregate(a: f64, b: f64, agg: Agg) -> f64 {
+    let v = match agg {
+        Agg::Sum => a + b,
+        Agg::Min => a.min(b),
+        Agg::Max => a.max(b),
+    };
+    if v.is_nan() {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// Parses keys and options after `numkeys` (at `at`) and computes the result set.
+fn algebra(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    at: usize,
+    op: Op,
+    name: &str,
+    allow_scores: bool,
+) -> Result<(ZSetValue, bool), Reply> {
+    let key_idx = numkeys_at(args, at, name)?;
+    let n = key_idx.len();
+    let mut weights = vec![1.0; n];
+    let mut agg = Agg::Sum;
+    let mut withscores = false;
+    let mut i = at + 1 + n;
+    while i < args.len() {
+        let a = &args[i];
+        if op != Op::Diff && eq_ic(a, "weights") && args.len() - i > n {
+            for (j, w) in weights.iter_mut().enumerate() {
+                *w = parse_f64(&args[i + 1 + j]).ok_or(Reply::err("ERR weight value is not a float"))?;
+            }
+            i += n + 1;
+        } else if op != Op::Diff && eq_ic(a, "aggregate") && i + 1 < args.len() {
+            let v = &args[i + 1];
+            agg = if eq_ic(v, "sum") {
+                Agg::Sum
+            } else if eq_ic(v, "min") {
+                Agg::Min
+            } else if eq_ic(v, "max") {
+                Agg::Max
+            } else {
+                return Err(Reply::err(errors::SYNTAX));
+            };
+            i += 2;
+        } else if allow_scores && eq_ic(a, "withscores") {
+            withscores = true;
+            i += 1;
+        } else {
+            return Err(Reply::err(errors::SYNTAX));
+        }
+    }
+    let mut inputs = Vec::with_capacity(n);
+    for &k in &key_idx {
+        inputs.push(load(ctx, &args[k])?);
+    }
+    let mut out = ZSetValue::default();
+    let weighted = |s: f64, w: f64| {
+        let v = s * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    match op {
+        Op::Union => {
+            for (set, w) in inputs.iter().zip(&weights) {
+                for (m, s) in set.iter().flatten() {
+                    let v = weighted(*s, *w);
+                    let nv = match out.score(m) {
+                        Some(cur) => aggregate(cur, v, agg),
+                        None => v,
+                    };
+                    out.insert(m, nv);
+                }
+            }
+        }
+        Op::Inter => {
+            if inputs.iter().all(|s| s.is_some()) {
+                let maps: Vec<hashbrown::HashMap<&[u8], f64>> =
+                    inputs.iter().flatten().map(|s| s.iter().map(|(m, v)| (&m[..], *v)).collect()).collect();
+                if let Some(first) = inputs[0].as_ref() {
+                    'members: for (m, s) in first {
+                        let mut acc = weighted(*s, weights[0]);
+                        for (j, map) in maps.iter().enumerate().skip(1) {
+                            match map.get(&m[..]) {
+                                Some(v) => acc = aggregate(acc, weighted(*v, weights[j]), agg),
+                                None => continue 'members,
+                            }
+                        }
+                        out.insert(m, acc);
+                    }
+                }
+            }
+        }
+        Op::Diff => {
+            if let Some(first) = inputs[0].as_ref() {
+                let rest: Vec<hashbrown::HashSet<&[u8]>> =
+                    inputs[1..].iter().flatten().map(|s| s.iter().map(|(m, _)| &m[..]).collect()).collect();
+                for (m, s) in first {
+                    if !rest.iter().any(|r| r.contains(&m[..])) {
+                        out.insert(m, *s);
+                    }
+                }
+            }
+        }
+    }
+    Ok((out, withscores))
+}
+
+fn reply_of(z: &ZSetValue, scores: bool) -> Reply {
+    if scores {
+        Reply::Pairs(z.iter().map(|(m, s)| (Reply::bulk(m), Reply::Double(s))).collect())
+    } else {
+        Reply::Array(z.iter().map(|(m, _)| Reply::bulk(m)).collect())
+    }
+}
+
+fn read_op(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, name: &str) -> Reply {
+    match algebra(ctx, args, 1, op, name, true) {
+        Ok((z, scores)) => reply_of(&z, scores),
+        Err(e) => e,
+    }
+}
+
+fn store_op(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op, name: &str) -> Reply {
+    match algebra(ctx, args, 2, op, name, false) {
+        Ok((z, _)) => {
+            let n = z.len() as i64;
+            ctx.db().remove(&args[1]);
+            if n > 0 {
+                ctx.db().set(&args[1], Value::ZSet(z), 0);
+            }
+            Reply::Int(n)
+        }
+        Err(e) => e,
+    }
+}
+
+fn zunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    read_op(ctx, args, Op::Union, "zunion")
+}
+fn zinter(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    read_op(ctx, args, Op::Inter, "zinter")
+}
+fn zdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    read_op(ctx, args, Op::Diff, "zdiff")
+}
+fn zunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    store_op(ctx, args, Op::Union, "zunionstore")
+}
+fn zinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    store_op(ctx, args, Op::Inter, "zinterstore")
+}
+fn zdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    store_op(ctx, args, Op::Diff, "zdiffstore")
+}
+
+fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let keys = match numkeys_at(args, 1, "zintercard") {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    let rest = &args[2 + keys.len()..];
+    let limit = match rest {
+        [] => 0,
+        [l, v] if eq_ic(l, "limit") => match parse_i64(v) {
+            Some(n) if n >= 0 => n as usize,
+            _ => return Reply::err("ERR LIMIT can't be negative"),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    let sub: Vec<Bytes> = args[..2 + keys.len()].to_vec();
+    match algebra(ctx, &sub, 1, Op::Inter, "zintercard", false) {
+        Ok((z, _)) => Reply::Int(if limit > 0 { z.len().min(limit) } else { z.len() } as i64),
+        Err(e) => e,
+    }
+}
