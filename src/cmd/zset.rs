@@ -341,6 +341,20 @@ fn zrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     range_generic(ctx, &args[1], &args[2], &args[3], RangeOpts { by_score, rev, limit, scores })
 }
 
+/// The members ZRANGE would return for these arguments (for ZRANGESTORE).
+pub fn zrange_members(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Vec<Vec<u8>>, Reply> {
+    if args[4..].iter().any(|a| eq_ic(a, "withscores")) {
+        return Err(Reply::err(errors::SYNTAX));
+    }
+    match zrange(ctx, args) {
+        Reply::Array(v) => {
+            Ok(v.into_iter().filter_map(|r| if let Reply::Bulk(b) = r { Some(b.to_vec()) } else { None }).collect())
+        }
+        e @ Reply::Error(_) => Err(e),
+        _ => Ok(Vec::new()),
+    }
+}
+
 fn zrevrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let scores = match args.len() {
         4 => false,

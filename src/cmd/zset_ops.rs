@@ -49,6 +49,12 @@ fn keys_zinterstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
 fn keys_zdiffstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
     store_keys(a, "zdiffstore")
 }
+fn keys_zmpop(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    numkeys_at(a, 1, "zmpop").map_err(|e| match &e {
+        Reply::Error(t) if t.starts_with("ERR at least") => Reply::err("ERR numkeys should be greater than 0"),
+        _ => e,
+    })
+}
 
 /// The second sorted-set table.
 #[rustfmt::skip]
@@ -65,6 +71,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zintercard", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zintercard }, Exec::Keyed(zintercard), "sorted_set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
     spec("zunionstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zunionstore }, Exec::Keyed(zunionstore), "sorted_set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
     spec("zinterstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zinterstore }, Exec::Keyed(zinterstore), "sorted_set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
+    spec("zrangestore", -5, WRITE | DENYOOM, "@write @sortedset @slow", super::spec::keys(1, 2, 1), Exec::Keyed(zrangestore), "sorted_set", "6.2.0", "Store a range of members from sorted set into another key"),
+    spec("zmpop", -4, WRITE, "@write @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zmpop }, Exec::Keyed(zmpop), "sorted_set", "7.0.0", "Remove and return members with scores in a sorted set"),
     spec("zdiffstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zdiffstore }, Exec::Keyed(zdiffstore), "sorted_set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
 ];
 
@@ -477,4 +485,78 @@ fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok((z, _)) => Reply::Int(if limit > 0 { z.len().min(limit) } else { z.len() } as i64),
         Err(e) => e,
     }
+}
+
+/// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count].
+fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let mut zr: Vec<Bytes> = vec![Bytes::from_static(b"zrange"), args[2].clone(), args[3].clone(), args[4].clone()];
+    zr.extend(args[5..].iter().cloned());
+    let members = match super::zset::zrange_members(ctx, &zr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let scores: Vec<(Vec<u8>, f64)> = match get_z(ctx, &args[2]) {
+        Ok(Some(z)) => members.into_iter().filter_map(|m| z.score(&m).map(|s| (m, s))).collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return e,
+    };
+    let mut out = ZSetValue::default();
+    for (m, s) in &scores {
+        out.insert(m, *s);
+    }
+    let n = out.len() as i64;
+    ctx.db().remove(&args[1]);
+    if n > 0 {
+        ctx.db().set(&args[1], Value::ZSet(out), 0);
+    }
+    Reply::Int(n)
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count].
+fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let keys = match keys_zmpop(args) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    let rest = &args[2 + keys.len()..];
+    let max = match rest.first() {
+        Some(w) if eq_ic(w, "min") => false,
+        Some(w) if eq_ic(w, "max") => true,
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    let count = match &rest[1..] {
+        [] => 1,
+        [c, n] if eq_ic(c, "count") => match parse_i64(n) {
+            Some(n) if n > 0 => n as usize,
+            _ => return Reply::err("ERR count should be greater than 0"),
+        },
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    for &k in &keys {
+        let popped: Vec<(Vec<u8>, f64)> = match get_z(ctx, &args[k]) {
+            Ok(Some(z)) if !z.is_empty() => {
+                let n = count.min(z.len());
+                let items: Vec<(Vec<u8>, f64)> = if max {
+                    z.iter().rev().take(n).map(|(m, s)| (m.to_vec(), s)).collect()
+                } else {
+                    z.iter().take(n).map(|(m, s)| (m.to_vec(), s)).collect()
+                };
+                for (m, _) in &items {
+                    z.remove(m);
+                }
+                if z.is_empty() {
+                    ctx.db().remove(&args[k]);
+                }
+                items
+            }
+            Ok(_) => continue,
+            Err(e) => return e,
+        };
+        let pairs = popped
+            .into_iter()
+            .map(|(m, s)| Reply::Array(vec![Reply::Bulk(Bytes::from(m)), Reply::Double(s)]))
+            .collect();
+        return Reply::Array(vec![Reply::Bulk(args[k].clone()), Reply::Array(pairs)]);
+    }
+    Reply::NilArray
 }
