@@ -169,3 +169,33 @@ fn zset_algebra_across_shards() {
         ],
     );
 }
+
+#[test]
+fn zscan_returns_every_member_of_a_big_sorted_set() {
+    let s = Server::slotcore(&[]);
+    let mut r = s.raw();
+    let mut batch = Vec::new();
+    for i in 0..3000 {
+        batch.extend(common::encode(&[b"ZADD", b"big", i.to_string().as_bytes(), format!("m{i}").as_bytes()]));
+    }
+    r.send(&batch);
+    for _ in 0..3000 {
+        r.reply();
+    }
+    assert_eq!(r.cmd(&["OBJECT", "ENCODING", "big"]), "$8\r\nskiplist\r\n");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let out = s.cli(&["ZSCAN", "big", &cursor, "COUNT", "100"]);
+        let mut lines = out.lines();
+        cursor = lines.next().unwrap_or("0").to_string();
+        let rest: Vec<&str> = lines.collect();
+        for pair in rest.chunks(2) {
+            seen.insert(pair[0].to_string());
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 3000);
+}

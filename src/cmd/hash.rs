@@ -4,7 +4,7 @@ use super::ctx::Ctx;
 use super::errors;
 use super::spec::{flags::*, spec, CommandSpec, Exec, KEY1};
 use super::string::format_long_double;
-use super::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use super::util::{eq_ic, glob_match, parse_f64, parse_i64, scan_page};
 use crate::protocol::Reply;
 use crate::storage::{HashValue, Value};
 use bytes::Bytes;
@@ -313,16 +313,9 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (next, items): (u64, Items<'_>) = match h {
         HashValue::Listpack(_) => (0, h.iter().filter(|(f, _)| keep(f)).collect()),
         HashValue::Table(_) => {
-            let mut all: Vec<(u64, &[u8], &[u8])> =
-                h.iter().map(|(f, v)| (scan_hash(f), f, v)).filter(|(x, _, _)| *x > cursor).collect();
-            all.sort_unstable_by_key(|(x, _, _)| *x);
-            let want = count.max(h.len() / 64).max(1);
-            let mut end = want.min(all.len());
-            while end < all.len() && end > 0 && all[end].0 == all[end - 1].0 {
-                end += 1;
-            }
-            let next = if end >= all.len() { 0 } else { all[end - 1].0 };
-            (next, all[..end].iter().filter(|(_, f, _)| keep(f)).map(|(_, f, v)| (*f, *v)).collect())
+            let above = h.iter().map(|(f, v)| (scan_hash(f), (f, v))).filter(|(x, _)| *x > cursor).collect();
+            let (next, page) = scan_page(above, count, h.len());
+            (next, page.into_iter().filter(|(f, _)| keep(f)).collect())
         }
     };
     let mut out = Vec::with_capacity(items.len() * 2);

@@ -4,7 +4,7 @@
 use super::ctx::Ctx;
 use super::errors;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
-use super::util::{eq_ic, parse_i64};
+use super::util::{eq_ic, numkeys_at, parse_i64};
 use crate::protocol::Reply;
 use crate::storage::Value;
 use bytes::Bytes;
@@ -14,14 +14,7 @@ type List = VecDeque<Box<[u8]>>;
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: keys are 2..2+numkeys.
 fn lmpop_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
-    let n = match parse_i64(&args[1]) {
-        Some(n) if n > 0 => n as usize,
-        _ => return Err(Reply::err("ERR numkeys should be greater than 0")),
-    };
-    if n > args.len() - 2 {
-        return Err(Reply::err("ERR Number of keys can't be greater than number of args"));
-    }
-    Ok((2..2 + n).collect())
+    numkeys_at(args, 1, "ERR numkeys should be greater than 0")
 }
 
 /// The list family's table.

@@ -5,21 +5,14 @@ use super::ctx::Ctx;
 use super::errors;
 use super::hash::{parse_scan_args, scan_hash};
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
-use super::util::{eq_ic, glob_match, parse_i64};
+use super::util::{eq_ic, glob_match, numkeys_at, parse_i64, scan_page};
 use crate::protocol::Reply;
 use crate::storage::{SetValue, Value};
 use bytes::Bytes;
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]: keys are 2..2+numkeys.
 fn sintercard_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
-    let n = match parse_i64(&args[1]) {
-        Some(n) if n > 0 => n as usize,
-        _ => return Err(Reply::err("ERR numkeys should be greater than 0")),
-    };
-    if n > args.len() - 2 {
-        return Err(Reply::err("ERR Number of keys can't be greater than number of args"));
-    }
-    Ok((2..2 + n).collect())
+    numkeys_at(args, 1, "ERR numkeys should be greater than 0")
 }
 
 /// The set family's table.
@@ -319,17 +312,8 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (next, items) = match s {
         SetValue::Intset(_) => (0, s.members()),
         SetValue::Table(_) => {
-            let mut all: Vec<(u64, Vec<u8>)> =
-                s.members().into_iter().map(|m| (scan_hash(&m), m)).filter(|(h, _)| *h > cursor).collect();
-            all.sort_unstable_by_key(|(h, _)| *h);
-            let want = count.max(s.len() / 64).max(1);
-            let mut end = want.min(all.len());
-            while end < all.len() && end > 0 && all[end].0 == all[end - 1].0 {
-                end += 1;
-            }
-            let next = if end >= all.len() { 0 } else { all[end - 1].0 };
-            all.truncate(end);
-            (next, all.into_iter().map(|(_, m)| m).collect())
+            let above = s.members().into_iter().map(|m| (scan_hash(&m), m)).filter(|(h, _)| *h > cursor).collect();
+            scan_page(above, count, s.len())
         }
     };
     let out = items.into_iter().filter(|m| keep(m)).map(|m| Reply::Bulk(Bytes::from(m))).collect();

@@ -38,6 +38,42 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     }
 }
 
+/// One page of a stable scan over a big collection: `items` are (hash, item) pairs of the
+/// elements whose hash is above the cursor. Returns the next cursor (0 = done) and the page,
+/// sorted by hash, at least `count` long (and at least 1/64 of `total`, so a full scan stays
+/// linear), never splitting elements with equal hashes. Every element present for the whole
+/// scan is returned at least once, whatever happens to the collection in between.
+pub fn scan_page<T>(mut items: Vec<(u64, T)>, count: usize, total: usize) -> (u64, Vec<T>) {
+    items.sort_unstable_by_key(|(h, _)| *h);
+    let want = count.max(total / 64).max(1);
+    let mut end = want.min(items.len());
+    while end < items.len() && end > 0 && items[end].0 == items[end - 1].0 {
+        end += 1;
+    }
+    let next = if end >= items.len() { 0 } else { items[end - 1].0 };
+    items.truncate(end);
+    (next, items.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Key indexes of a `numkeys key [key ...]` command whose numkeys is at `at`; `zero` is the
+/// error text for numkeys < 1 (Redis words it differently per command).
+pub fn numkeys_at(args: &[bytes::Bytes], at: usize, zero: &str) -> Result<Vec<usize>, Reply> {
+    let n = match parse_i64(&args[at]) {
+        Some(n) if n > 0 => n as usize,
+        Some(_) => return Err(Reply::error(zero.to_string())),
+        None if zero.starts_with("ERR numkeys") => return Err(Reply::error(zero.to_string())),
+        None => return Err(Reply::err(errors::NOT_INTEGER)),
+    };
+    if n > args.len() - at - 1 {
+        return Err(Reply::err(if zero.starts_with("ERR numkeys") {
+            "ERR Number of keys can't be greater than number of args"
+        } else {
+            errors::SYNTAX
+        }));
+    }
+    Ok((at + 1..at + 1 + n).collect())
+}
+
 /// Glob matching as Redis's `stringmatchlen` (`*`, `?`, `[...]`, `[^...]`, ranges, `\` escapes).
 pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
     glob(pattern, s, nocase, 0)

@@ -30,7 +30,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zremrangebyscore", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebyscore), "sorted_set", "1.2.0", "Remove all members in a sorted set within the given scores"),
 ];
 
-fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
+/// The sorted set at `key`: Ok(None) when missing, WRONGTYPE for another type.
+pub fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
     let now = ctx.now_ms;
     match ctx.db().get(key, now) {
         None => Ok(None),

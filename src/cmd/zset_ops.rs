@@ -6,21 +6,14 @@ use super::ctx::Ctx;
 use super::errors;
 use super::hash::{parse_scan_args, scan_hash};
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, KEY1};
-use super::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use super::util::{eq_ic, glob_match, parse_f64, parse_i64, scan_page};
+use super::zset::get_z;
 use crate::protocol::Reply;
 use crate::storage::{Value, ZSetValue};
 use bytes::Bytes;
 
 fn numkeys_at(args: &[Bytes], at: usize, name: &str) -> Result<Vec<usize>, Reply> {
-    let n = match parse_i64(&args[at]) {
-        Some(n) if n > 0 => n as usize,
-        Some(_) => return Err(Reply::error(format!("ERR at least 1 input key is needed for '{name}' command"))),
-        None => return Err(Reply::err(errors::NOT_INTEGER)),
-    };
-    if n > args.len() - at - 1 {
-        return Err(Reply::err(errors::SYNTAX));
-    }
-    Ok((at + 1..at + 1 + n).collect())
+    super::util::numkeys_at(args, at, &format!("ERR at least 1 input key is needed for '{name}' command"))
 }
 
 fn keys_zunion(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
@@ -50,10 +43,7 @@ fn keys_zdiffstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
     store_keys(a, "zdiffstore")
 }
 fn keys_zmpop(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
-    numkeys_at(a, 1, "zmpop").map_err(|e| match &e {
-        Reply::Error(t) if t.starts_with("ERR at least") => Reply::err("ERR numkeys should be greater than 0"),
-        _ => e,
-    })
+    super::util::numkeys_at(a, 1, "ERR numkeys should be greater than 0")
 }
 
 /// The second sorted-set table.
@@ -75,17 +65,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zmpop", -4, WRITE, "@write @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zmpop }, Exec::Keyed(zmpop), "sorted_set", "7.0.0", "Remove and return members with scores in a sorted set"),
     spec("zdiffstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zdiffstore }, Exec::Keyed(zdiffstore), "sorted_set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
 ];
-
-fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
-    let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(Reply::err(errors::WRONGTYPE)),
-        },
-    }
-}
 
 // ---- lexicographic ranges ------------------------------------------------------------------
 
@@ -254,16 +233,8 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (next, items): (u64, Vec<(&[u8], f64)>) = if z.encoding() == "listpack" {
         (0, z.iter().collect())
     } else {
-        let mut all: Vec<(u64, &[u8], f64)> =
-            z.iter().map(|(m, s)| (scan_hash(m), m, s)).filter(|(h, _, _)| *h > cursor).collect();
-        all.sort_unstable_by_key(|(h, _, _)| *h);
-        let want = count.max(z.len() / 64).max(1);
-        let mut end = want.min(all.len());
-        while end < all.len() && end > 0 && all[end].0 == all[end - 1].0 {
-            end += 1;
-        }
-        let next = if end >= all.len() { 0 } else { all[end - 1].0 };
-        (next, all[..end].iter().map(|(_, m, s)| (*m, *s)).collect())
+        let above = z.iter().map(|(m, s)| (scan_hash(m), (m, s))).filter(|(h, _)| *h > cursor).collect();
+        scan_page(above, count, z.len())
     };
     let mut out = Vec::new();
     for (m, s) in items.into_iter().filter(|(m, _)| keep(m)) {
