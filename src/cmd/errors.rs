@@ -32,6 +32,28 @@ pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 /// Cluster commands on a standalone node.
 pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
+/// An integer argument outside 32 bits (`getIntFromObjectOrReply`).
+pub const INT32_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+/// SCAN-family cursor that is not an unsigned integer.
+pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+/// EXPIRE family: NX with another condition.
+pub const EXPIRE_NX_INCOMPATIBLE: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
+/// EXPIRE family: GT with LT.
+pub const EXPIRE_GT_LT_INCOMPATIBLE: &str = "ERR GT and LT options at the same time are not compatible";
+/// OBJECT FREQ without an LFU maxmemory-policy.
+pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+/// OBJECT IDLETIME under an LFU maxmemory-policy.
+pub const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+/// MOVE with cluster-enabled.
+pub const MOVE_CLUSTER: &str = "ERR MOVE is not allowed in cluster mode";
+/// SWAPDB with cluster-enabled.
+pub const SWAPDB_CLUSTER: &str = "ERR SWAPDB is not allowed in cluster mode";
+/// COPY ... DB with cluster-enabled.
+pub const COPY_CLUSTER: &str = "ERR Copying to another database is not allowed in cluster mode";
+/// SWAPDB: bad first index.
+pub const SWAPDB_FIRST: &str = "ERR invalid first DB index";
+/// SWAPDB: bad second index.
+pub const SWAPDB_SECOND: &str = "ERR invalid second DB index";
 
 /// `ERR wrong number of arguments for '<name>' command`.
 pub fn wrong_arity(fullname: &str) -> String {

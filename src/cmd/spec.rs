@@ -138,6 +138,21 @@ pub enum Plan {
     Monitor,
     /// Shut the server down (SHUTDOWN); the reply is sent only if shutdown fails.
     Shutdown(ShutdownArgs),
+    /// SCAN: visit the hash slots in ascending order from `cursor`, one shard's run of
+    /// consecutive slots at a time (slot -> shard), until `count` keys were examined or every
+    /// slot was visited. For each run `run` is called on the owning shard with the arguments
+    /// `[from, to, budget]` followed by the command's own; it visits its non-empty slots in
+    /// `from..to`, whole, until it examined `budget` keys, and returns
+    /// `[Int(next slot), Int(examined), Array(keys)]`. The reply is `[next cursor, keys]`, with
+    /// cursor 0 once every slot was visited.
+    Scan {
+        /// First slot to visit (< 16384).
+        cursor: usize,
+        /// Keys to examine before replying (whole slots, so possibly more).
+        count: usize,
+        /// Scans part of one shard.
+        run: ShardFn,
+    },
     /// CLIENT KILL: run `run` on every shard with the arguments plus the caller's id appended;
     /// reply with the count, or for the old `CLIENT KILL addr` form +OK / "No such client".
     KillClients {

@@ -43,6 +43,7 @@ impl Conn {
                 let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
                 merge(&mut ctx, replies)
             }
+            Plan::Scan { cursor, count, run } => self.run_scan(cursor, count, run, args).await,
             Plan::Sleep(d, r) => {
                 crate::runtime::sleep(d).await;
                 r
@@ -78,5 +79,41 @@ impl Conn {
                 crate::process::shutdown_and_exit(0)
             }
         }
+    }
+}
+
+impl Conn {
+    /// Executes a [`Plan::Scan`]: walks the slots from `cursor`, handing each shard's run of
+    /// consecutive slots to that shard, until `count` keys were examined or the slots ran out.
+    async fn run_scan(&mut self, cursor: usize, count: usize, run: cmd::ShardFn, args: &[Bytes]) -> Reply {
+        use crate::cluster::slot::SLOTS;
+        let db = self.client.borrow().db;
+        let mut slot = cursor;
+        let mut examined = 0usize;
+        let mut keys = Vec::new();
+        while slot < SLOTS && examined < count {
+            let owner = self.shard.shard_of_slot(slot as u16);
+            let mut end = slot + 1;
+            while end < SLOTS && self.shard.shard_of_slot(end as u16) == owner {
+                end += 1;
+            }
+            let mut a = Vec::with_capacity(args.len() + 3);
+            for n in [slot, end, count - examined] {
+                a.push(Bytes::from(n.to_string()));
+            }
+            a.extend_from_slice(args);
+            let r = self.shard.on_shard(owner, run, db, a).await;
+            let Reply::Array(mut v) = r else { return r };
+            let (Some(Reply::Array(found)), Some(Reply::Int(n)), Some(Reply::Int(next))) = (v.pop(), v.pop(), v.pop())
+            else {
+                return Reply::err("ERR internal error: malformed scan reply");
+            };
+            // Always progress, even if a shard misreports.
+            slot = (next.max(0) as usize).max(slot + 1);
+            examined += n.max(0) as usize;
+            keys.extend(found);
+        }
+        let next = if slot >= SLOTS { 0 } else { slot as i64 };
+        Reply::Array(vec![Reply::bulk_int(next), Reply::Array(keys)])
     }
 }

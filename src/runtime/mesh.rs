@@ -38,6 +38,18 @@ pub enum Msg {
         /// One reply per command.
         reply: oneshot::Sender<Vec<Reply>>,
     },
+    /// Run a function on this shard once its gate is open (deferred while a transaction holds
+    /// it), e.g. one step of SCAN.
+    Run {
+        /// The function.
+        run: ShardFn,
+        /// Client's database.
+        db: usize,
+        /// Arguments.
+        args: Vec<Bytes>,
+        /// Its reply.
+        reply: oneshot::Sender<Reply>,
+    },
     /// Hold the shard for transaction `tx` (granted in arrival order).
     Lock {
         /// Transaction id.

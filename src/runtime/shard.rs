@@ -21,6 +21,13 @@ pub fn default_slot_table(nshards: usize) -> Vec<u16> {
     (0..SLOTS).map(|s| (s * nshards / SLOTS) as u16).collect()
 }
 
+/// Tells storage whether an LFU `maxmemory-policy` is in force (OBJECT FREQ's counters).
+fn apply_lfu(cfg: &crate::config::Config) {
+    let lfu = cfg.get("maxmemory-policy").is_some_and(|p| p.ends_with("-lfu"));
+    let num = |name: &str, default: u32| cfg.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    crate::storage::db::set_lfu(lfu, num("lfu-log-factor", 10), num("lfu-decay-time", 1));
+}
+
 /// One shard's runtime handle, shared (`Rc`) by its connection tasks.
 pub struct Shard {
     /// Shard index (mesh peer id).
@@ -46,6 +53,7 @@ impl Shard {
     /// A shard handle.
     pub fn new(id: usize, nshards: usize, state: ShardState, mesh: Senders<Msg>) -> Shard {
         let gen = state.node.config_gen.load(Ordering::Acquire);
+        apply_lfu(&state.config);
         Shard {
             id,
             nshards,
@@ -68,7 +76,9 @@ impl Shard {
         let gen = node.config_gen.load(Ordering::Acquire);
         if gen != self.config_gen.get() {
             self.config_gen.set(gen);
-            self.state.borrow_mut().config = node.config();
+            let cfg = node.config();
+            apply_lfu(&cfg);
+            self.state.borrow_mut().config = cfg;
         }
     }
 
@@ -84,6 +94,15 @@ impl Shard {
                 }
                 let replies = self.run_batch(db, &cmds);
                 let _ = reply.send(replies);
+            }
+            Msg::Run { run, db, args, reply } => {
+                if self.gate.holder().is_some() {
+                    self.gate.defer(Msg::Run { run, db, args, reply });
+                    return;
+                }
+                crate::storage::tick_clock();
+                let r = run(&mut self.state.borrow_mut(), db, &args);
+                let _ = reply.send(r);
             }
             Msg::Lock { tx, reply } => {
                 if self.gate.try_take(tx) {
@@ -203,6 +222,23 @@ impl Shard {
             return HeldResult::Reply(Reply::err(PEER_GONE));
         }
         orx.await.unwrap_or(HeldResult::Reply(Reply::err(PEER_GONE)))
+    }
+
+    /// Runs `run` on one shard (here or over the mesh) once that shard's gate is open; no
+    /// other shard is held.
+    pub async fn on_shard(&self, target: usize, run: ShardFn, db: usize, args: Vec<Bytes>) -> Reply {
+        if target == self.id {
+            if self.gate.holder().is_some() {
+                self.gate.wait_open().await;
+            }
+            crate::storage::tick_clock();
+            return run(&mut self.state.borrow_mut(), db, &args);
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.mesh.send_to(target, Msg::Run { run, db, args, reply: tx }).await.is_err() {
+            return Reply::err(PEER_GONE);
+        }
+        rx.await.unwrap_or_else(|_| Reply::err(PEER_GONE))
     }
 
     /// Runs `run` on every shard while all are held, returning the replies in shard order.

@@ -7,6 +7,7 @@
 use super::value::Value;
 use crate::cluster::slot::{key_slot, SLOTS};
 use hashbrown::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// One key's entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +16,8 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 = no expiry.
     pub expire_at: u64,
-    /// Last access, in seconds (for OBJECT IDLETIME).
+    /// Last access in seconds (OBJECT IDLETIME), or under an LFU policy the LFU word (see
+    /// [`set_lfu`]).
     pub lru: u32,
 }
 
@@ -30,9 +32,68 @@ impl Entry {
     }
 }
 
-/// The LRU clock: seconds since the epoch, truncated to 32 bits (from the cached clock).
+/// The access clock of a new entry (from the cached clock): seconds since the epoch truncated
+/// to 32 bits, or under an LFU `maxmemory-policy` Redis's `minutes << 8 | LFU_INIT_VAL`.
 pub fn lru_clock() -> u32 {
-    (super::cached_ms() / 1000) as u32
+    let now = super::cached_ms();
+    if lfu_enabled() {
+        (lfu_minutes(now) << 8) | LFU_INIT_VAL
+    } else {
+        (now / 1000) as u32
+    }
+}
+
+// ---- LFU mode (maxmemory-policy *-lfu): Entry::lru holds Redis's LFU word ----------------
+
+static LFU: AtomicBool = AtomicBool::new(false);
+static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
+static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
+/// Counter of a new key (Redis's `LFU_INIT_VAL`).
+const LFU_INIT_VAL: u32 = 5;
+
+/// Selects how accesses update `Entry::lru` (node-wide, like the config it follows): seconds
+/// for LRU, or for an LFU policy Redis's `minutes << 8 | counter` with a logarithmic counter
+/// (`lfu-log-factor`) that decays by one every `lfu-decay-time` minutes. As in Redis, entries
+/// keep their word when the policy switches and take some time to adjust.
+pub fn set_lfu(on: bool, log_factor: u32, decay_time: u32) {
+    LFU_LOG_FACTOR.store(log_factor, Ordering::Relaxed);
+    LFU_DECAY_TIME.store(decay_time, Ordering::Relaxed);
+    LFU.store(on, Ordering::Relaxed);
+}
+
+/// True under an LFU policy.
+pub fn lfu_enabled() -> bool {
+    LFU.load(Ordering::Relaxed)
+}
+
+fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) & 0xFFFF) as u32
+}
+
+/// The decayed LFU counter of an LFU word (Redis's `LFUDecrAndReturn`), as OBJECT FREQ shows.
+pub fn lfu_counter(word: u32, now_ms: u64) -> u32 {
+    let (ldt, counter) = ((word >> 8) & 0xFFFF, word & 0xFF);
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= ldt { now - ldt } else { 65535 - ldt + now };
+    let decay = LFU_DECAY_TIME.load(Ordering::Relaxed);
+    let periods = elapsed.checked_div(decay).unwrap_or(0);
+    counter.saturating_sub(periods)
+}
+
+/// The access clock after an access at `now_ms` (Redis's `updateLFU` under LFU).
+fn touched(word: u32, now_ms: u64) -> u32 {
+    if !lfu_enabled() {
+        return (now_ms / 1000) as u32;
+    }
+    let mut counter = lfu_counter(word, now_ms);
+    if counter < 255 {
+        let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+        let p = 1.0 / (base * LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64 + 1.0);
+        if fastrand::f64() < p {
+            counter += 1;
+        }
+    }
+    (lfu_minutes(now_ms) << 8) | counter
 }
 
 /// The keys of one hash slot in one database.
@@ -125,7 +186,7 @@ impl Db {
             return None;
         }
         let e = self.table_mut(slot)?.map.get_mut(key)?;
-        e.lru = (now_ms / 1000) as u32;
+        e.lru = touched(e.lru, now_ms);
         Some(e)
     }
 
@@ -362,6 +423,15 @@ mod tests {
         assert_eq!((db.len(), db.volatile_len(), db.expired_keys), (1, 0, 1));
         assert!(db.remove(b"b").is_some());
         assert!(db.is_empty());
+    }
+
+    #[test]
+    fn lfu_counter_decays_per_minute() {
+        let now = 1_700_000_000_000u64;
+        let m = lfu_minutes(now);
+        assert_eq!(lfu_counter((m << 8) | 7, now), 7);
+        assert_eq!(lfu_counter(((m - 3) << 8) | 7, now), 4);
+        assert_eq!(lfu_counter(((m - 10) << 8) | 5, now), 0);
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! The generic keyspace family: per-key commands (DEL, UNLINK, EXISTS, TOUCH, TYPE, the EXPIRE
+//! and TTL families, PERSIST, RENAME, RENAMENX, COPY, MOVE, OBJECT) and the database-wide ones
+//! (KEYS, SCAN, RANDOMKEY, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB).
+//!
+//! Per-key commands are [`Exec::Keyed`]: they run on the shard owning their keys (or on the
+//! runtime's scratch copy when the keys span shards). MOVE and COPY ... DB reach the other
+//! database of the same shard directly, since a key's slot, hence its shard, is the same in
+//! every database. Database-wide commands are [`Exec::Node`]: fan-outs over all shards held at
+//! once (so FLUSHALL and SWAPDB are atomic), except SCAN, which walks hash slots in order shard
+//! by shard ([`Plan::Scan`]); its cursor is the next slot to visit.
+//!
+//! Expiry times are absolute Unix milliseconds, as in Redis; lookups follow Redis's touch and
+//! keyspace-statistics rules (EXISTS, TYPE, TTL and OBJECT do not touch the LRU clock).
+
+mod expire;
+mod keyed;
+mod node;
+
+use super::errors;
+use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
+use super::util::parse_i64;
+use crate::protocol::Reply;
+use expire::*;
+use keyed::*;
+use node::*;
+
+const KEY2: Keys = keys(2, 2, 1);
+
+/// OBJECT's subcommands.
+#[rustfmt::skip]
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec("encoding", 3, READONLY, "@keyspace @read @slow", KEY2, Exec::Keyed(object_encoding), "generic", "2.2.3", "Inspect the internal encoding of a Redis object"),
+    spec("refcount", 3, READONLY, "@keyspace @read @slow", KEY2, Exec::Keyed(object_refcount), "generic", "2.2.3", "Get the number of references to the value of the key"),
+    spec("idletime", 3, READONLY, "@keyspace @read @slow", KEY2, Exec::Keyed(object_idletime), "generic", "2.2.3", "Get the time since a Redis object was last accessed"),
+    spec("freq", 3, READONLY, "@keyspace @read @slow", KEY2, Exec::Keyed(object_freq), "generic", "4.0.0", "Get the logarithmic access frequency counter of a Redis object"),
+    spec("help", 2, LOADING | STALE, "@keyspace @slow", Keys::None, Exec::Node(object_help), "generic", "6.2.0", "Show helpful text about the different subcommands"),
+];
+
+/// The generic family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("del", -2, WRITE, "@keyspace @write @slow", keys(1, -1, 1), Exec::Keyed(del), "generic", "1.0.0", "Delete a key"),
+    spec("unlink", -2, WRITE | FAST, "@keyspace @write @fast", keys(1, -1, 1), Exec::Keyed(del), "generic", "4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
+    spec("exists", -2, READONLY | FAST, "@keyspace @read @fast", keys(1, -1, 1), Exec::Keyed(exists), "generic", "1.0.0", "Determine if a key exists"),
+    spec("touch", -2, READONLY | FAST, "@keyspace @read @fast", keys(1, -1, 1), Exec::Keyed(touch), "generic", "3.2.1", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
+    spec("type", 2, READONLY | FAST, "@keyspace @read @fast", KEY1, Exec::Keyed(type_cmd), "generic", "1.0.0", "Determine the type stored at key"),
+    spec("expire", -3, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(expire), "generic", "1.0.0", "Set a key's time to live in seconds"),
+    spec("pexpire", -3, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(pexpire), "generic", "2.6.0", "Set a key's time to live in milliseconds"),
+    spec("expireat", -3, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(expireat), "generic", "1.2.0", "Set the expiration for a key as a UNIX timestamp"),
+    spec("pexpireat", -3, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(pexpireat), "generic", "2.6.0", "Set the expiration for a key as a UNIX timestamp specified in milliseconds"),
+    spec("ttl", 2, READONLY | FAST, "@keyspace @read @fast", KEY1, Exec::Keyed(ttl), "generic", "1.0.0", "Get the time to live for a key in seconds"),
+    spec("pttl", 2, READONLY | FAST, "@keyspace @read @fast", KEY1, Exec::Keyed(pttl), "generic", "2.6.0", "Get the time to live for a key in milliseconds"),
+    spec("expiretime", 2, READONLY | FAST, "@keyspace @read @fast", KEY1, Exec::Keyed(expiretime), "generic", "7.0.0", "Get the expiration Unix timestamp for a key"),
+    spec("pexpiretime", 2, READONLY | FAST, "@keyspace @read @fast", KEY1, Exec::Keyed(pexpiretime), "generic", "7.0.0", "Get the expiration Unix timestamp for a key in milliseconds"),
+    spec("persist", 2, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(persist), "generic", "2.2.0", "Remove the expiration from a key"),
+    spec("rename", 3, WRITE, "@keyspace @write @slow", keys(1, 2, 1), Exec::Keyed(rename), "generic", "1.0.0", "Rename a key"),
+    spec("renamenx", 3, WRITE | FAST, "@keyspace @write @fast", keys(1, 2, 1), Exec::Keyed(renamenx), "generic", "1.0.0", "Rename a key, only if the new key does not exist"),
+    spec("copy", -3, WRITE | DENYOOM, "@keyspace @write @slow", keys(1, 2, 1), Exec::Keyed(copy), "generic", "6.2.0", "Copy a key"),
+    spec("move", 3, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(move_cmd), "generic", "1.0.0", "Move a key to another database"),
+    CommandSpec { subcommands: OBJECT_SUBCOMMANDS, ..spec("object", -2, 0, "@slow", Keys::None, Exec::Container, "generic", "1.2.3", "A container for object introspection commands") },
+    spec("keys", 2, READONLY, "@keyspace @read @slow @dangerous", Keys::None, Exec::Node(keys_cmd), "generic", "1.0.0", "Find all keys matching the given pattern"),
+    spec("scan", -2, READONLY, "@keyspace @read @slow", Keys::None, Exec::Node(scan), "generic", "2.8.0", "Incrementally iterate the keys space"),
+    spec("randomkey", 1, READONLY, "@keyspace @read @slow", Keys::None, Exec::Node(randomkey), "generic", "1.0.0", "Return a random key from the keyspace"),
+    spec("dbsize", 1, READONLY | FAST, "@keyspace @read @fast", Keys::None, Exec::Node(dbsize), "server", "1.0.0", "Return the number of keys in the selected database"),
+    spec("flushdb", -1, WRITE, "@keyspace @write @slow @dangerous", Keys::None, Exec::Node(flushdb), "server", "1.0.0", "Remove all keys from the current database"),
+    spec("flushall", -1, WRITE, "@keyspace @write @slow @dangerous", Keys::None, Exec::Node(flushall), "server", "1.0.0", "Remove all keys from all databases"),
+    spec("swapdb", 3, WRITE | FAST, "@keyspace @write @fast @dangerous", Keys::None, Exec::Node(swapdb), "server", "4.0.0", "Swaps two Redis databases"),
+];
+
+/// Parses an argument like Redis's `getIntFromObjectOrReply`: a 64-bit integer that must fit
+/// in 32 bits. `msg` replaces both default errors when given (as SWAPDB does).
+fn int32_arg(arg: &[u8], msg: Option<&'static str>) -> Result<i32, Reply> {
+    let Some(n) = parse_i64(arg) else { return Err(Reply::err(msg.unwrap_or(errors::NOT_INTEGER))) };
+    i32::try_from(n).map_err(|_| Reply::err(msg.unwrap_or(errors::INT32_RANGE)))
+}
+
+/// A database index argument (MOVE, COPY ... DB): `ERR DB index is out of range` unless it names
+/// one of the `databases`.
+fn db_index_arg(arg: &[u8], ndbs: usize) -> Result<usize, Reply> {
+    let n = int32_arg(arg, None)?;
+    usize::try_from(n).ok().filter(|&d| d < ndbs).ok_or(Reply::err(errors::DB_INDEX))
+}
+
+/// An argument quoted in an error text, as Redis's `addReplyErrorFormat` does: newlines become
+/// spaces so the reply stays one line.
+fn sanitize(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).replace(['\r', '\n'], " ")
+}
