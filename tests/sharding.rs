@@ -99,6 +99,8 @@ fn spanning_mset_is_atomic_and_deadlock_free() {
     let writes: u64 = handles.into_iter().map(|h| h.join().expect("writer")).sum();
     let reads: u64 = readers.into_iter().map(|h| h.join().expect("reader")).sum();
     assert!(writes > 10 && reads > 10, "too little progress: {writes} writes, {reads} reads");
+    // Fairness: neither side starves the other (the gate serves takers in arrival order).
+    assert!(reads * 20 > writes && writes * 20 > reads, "unfair progress: {writes} writes, {reads} reads");
     // The server is still responsive.
     let mut r = common::Raw::connect(port);
     assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");

@@ -104,13 +104,7 @@ impl Shard {
                 let r = run(&mut self.state.borrow_mut(), db, &args);
                 let _ = reply.send(r);
             }
-            Msg::Lock { tx, reply } => {
-                if self.gate.try_take(tx) {
-                    let _ = reply.send(());
-                } else {
-                    self.gate.defer(Msg::Lock { tx, reply });
-                }
-            }
+            Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
             Msg::Held { tx, op, reply } => {
                 if self.gate.holder() != Some(tx) {
                     tracing::warn!("transaction {} sent work to shard {} it does not hold", tx, self.id);
@@ -125,15 +119,29 @@ impl Shard {
         }
     }
 
-    /// Replays deferred messages after the gate opened, until one takes it again.
+    /// After the gate opened: runs the work deferred while it was held, then hands the gate to
+    /// the next taker in line.
     fn after_release(&self) {
-        while self.gate.holder().is_none() {
-            let Some(m) = self.gate.next_deferred() else { break };
+        while let Some(m) = self.gate.next_deferred() {
             self.handle(m);
         }
+        self.gate.hand_on();
+    }
+
+    /// Runs `f` here once the gate is open. When a transaction holds the gate, this waits in
+    /// line like a transaction (see `gate`), so it cannot be starved.
+    async fn when_open<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.gate.holder().is_none() {
-            self.gate.wake_waiters();
+            return f();
         }
+        let tx = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+        self.gate.take(tx).await;
+        crate::storage::tick_clock();
+        let r = f();
+        if self.gate.release(tx) {
+            self.after_release();
+        }
+        r
     }
 
     /// Runs keyed commands in order on this shard.
@@ -146,12 +154,11 @@ impl Shard {
 
     /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
     pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut std::time::Instant) -> Reply {
-        if self.gate.holder().is_some() {
-            self.gate.wait_open().await;
-            crate::storage::tick_clock();
-        }
-        let mut st = self.state.borrow_mut();
-        cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, db, clock)
+        self.when_open(|| {
+            let mut st = self.state.borrow_mut();
+            cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, db, clock)
+        })
+        .await
     }
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
@@ -228,11 +235,8 @@ impl Shard {
     /// other shard is held.
     pub async fn on_shard(&self, target: usize, run: ShardFn, db: usize, args: Vec<Bytes>) -> Reply {
         if target == self.id {
-            if self.gate.holder().is_some() {
-                self.gate.wait_open().await;
-            }
             crate::storage::tick_clock();
-            return run(&mut self.state.borrow_mut(), db, &args);
+            return self.when_open(|| run(&mut self.state.borrow_mut(), db, &args)).await;
         }
         let (tx, rx) = oneshot::channel();
         if self.mesh.send_to(target, Msg::Run { run, db, args, reply: tx }).await.is_err() {
@@ -245,8 +249,7 @@ impl Shard {
     pub async fn all_shards(&self, run: ShardFn, db: usize, args: &[Bytes]) -> Vec<Reply> {
         let shards: Vec<usize> = (0..self.nshards).collect();
         if self.nshards == 1 {
-            self.gate.wait_open().await;
-            return vec![run(&mut self.state.borrow_mut(), db, args)];
+            return vec![self.when_open(|| run(&mut self.state.borrow_mut(), db, args)).await];
         }
         let tx = match self.lock(&shards).await {
             Ok(tx) => tx,
