@@ -172,6 +172,17 @@ fn main() {
         Err(e) => fail(&format!("Invalid core placement: {e}")),
     };
     let executable = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let cluster = if cfg.cluster_enabled {
+        match slotcore::cluster::Cluster::start(&cfg, placement.shards) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                tracing::warn!("{}", e);
+                slotcore::process::shutdown_and_exit(1);
+            }
+        }
+    } else {
+        None
+    };
     let cfg = Arc::new(cfg);
     let node = Arc::new(NodeInfo {
         run_id: random_hex40(),
@@ -186,6 +197,7 @@ fn main() {
         config_gen: Default::default(),
         config: std::sync::RwLock::new(cfg.clone()),
         started: std::time::Instant::now(),
+        cluster,
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
     write_pidfile(&cfg.pidfile);

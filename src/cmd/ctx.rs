@@ -108,6 +108,10 @@ pub struct ClientState {
     pub qbuf: usize,
     /// Close after the current reply is written (QUIT, protocol error).
     pub close_after_reply: bool,
+    /// READONLY: reads of slots served by this replica's master are served here.
+    pub readonly: bool,
+    /// ASKING: the next command may touch an importing slot (one-shot).
+    pub asking: bool,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.
@@ -145,6 +149,8 @@ impl ClientState {
             lib_name: None,
             qbuf: 0,
             close_after_reply: false,
+            readonly: false,
+            asking: false,
         }
     }
 }
@@ -246,6 +252,8 @@ pub struct NodeInfo {
     pub config: std::sync::RwLock<Arc<Config>>,
     /// Monotonic clock at start, for uptime.
     pub started: std::time::Instant,
+    /// The cluster (None in standalone mode).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl NodeInfo {
