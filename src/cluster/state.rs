@@ -696,6 +696,8 @@ mod tests {
         for s in 0..SLOTS - 1 {
             st.add_slot(s, me);
         }
+        st.update_state(1);
+        assert!(!st.ok, "a master waits before its first ok");
         st.update_state(10_000);
         assert!(!st.ok, "one slot uncovered");
         st.add_slot(SLOTS - 1, me);
