@@ -7,8 +7,8 @@
 //! the home shard: they travel with the command as a [`SlotCheck`] and run on the owning shard
 //! just before the command, see [`precheck`].
 
-use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cluster::key_slot;
+use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cmd::{flags, CommandSpec, ShardState};
 use crate::protocol::Reply;
 use bytes::Bytes;

@@ -225,6 +225,8 @@ pub struct ClusterState {
     among_minority_time: u64,
     /// Bumped by every published change.
     pub generation: u64,
+    /// Nodes just marked FAIL whose FAIL message is still to be broadcast.
+    pub pending_fail: Vec<Name>,
 }
 
 /// Redis's delay before a restarted master declares the cluster ok.
@@ -258,6 +260,7 @@ impl ClusterState {
             first_call_time: 0,
             among_minority_time: 0,
             generation: 0,
+            pending_fail: Vec::new(),
         }
     }
 

@@ -2,11 +2,11 @@
 //! (unknown command, arity, auth), routing to shards, and putting replies back in order.
 
 use super::Conn;
+use crate::cluster::redirect::{self, ClientFlags, SlotCheck};
 use crate::cmd::ctx::ReplyMode;
 use crate::cmd::{self, errors, flags, table, CommandSpec, Exec, Keys};
 use crate::protocol::{Reply, Request};
 use crate::runtime::mesh::RemoteCmd;
-use crate::cluster::redirect::{self, ClientFlags, SlotCheck};
 use bytes::Bytes;
 use futures_channel::oneshot;
 

@@ -4,8 +4,8 @@
 
 use super::gate::Gate;
 use super::mesh::{HeldOp, HeldResult, Msg, RemoteCmd};
-use crate::cluster::view::ClusterView;
 use crate::cluster::redirect;
+use crate::cluster::view::ClusterView;
 use crate::cmd::{self, ShardFn, ShardState};
 use crate::protocol::Reply;
 use crate::transaction;
@@ -80,10 +80,8 @@ impl Shard {
         let mut st = self.state.borrow_mut();
         let mut dropped = 0;
         for db in st.ks.dbs.iter_mut() {
-            let stale: Vec<u16> = db
-                .nonempty_slots_from(0)
-                .filter(|&s| !v.keep[s as usize] || v.shard_of(s) != self.id)
-                .collect();
+            let stale: Vec<u16> =
+                db.nonempty_slots_from(0).filter(|&s| !v.keep[s as usize] || v.shard_of(s) != self.id).collect();
             for s in stale {
                 dropped += db.clear_slot(s);
             }
