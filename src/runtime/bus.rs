@@ -328,6 +328,17 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
         Ok(s) => s,
         Err(e) => {
             tracing::debug!("Unable to connect to Cluster Node [{}]: {}", addr, e);
+            // As Redis: with no ping pending, failure detection could not start, so count
+            // the attempt as a ping sent now.
+            let now = Bus::now();
+            let current = *name_cell.borrow();
+            bus.cluster.with(|st| {
+                if let Some(n) = st.nodes.get_mut(&current) {
+                    if n.ping_sent == 0 {
+                        n.ping_sent = now;
+                    }
+                }
+            });
             bus.link_down(&name_cell, id);
             return;
         }
