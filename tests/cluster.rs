@@ -248,3 +248,63 @@ fn add_node_as_master_and_replica_then_del_node() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(ns.iter().all(|n| !nodes(n).iter().any(|f| f[0] == extra_id)));
 }
+
+#[test]
+fn malformed_bus_traffic_is_dropped_and_the_node_keeps_serving() {
+    use std::io::Write;
+    let n = slotcore_node();
+    let bus = n.port + 10000;
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // A valid-looking header with a bad length, a truncated PING, a wrong version, and noise.
+    let mut header = vec![0u8; 2256];
+    header[..4].copy_from_slice(b"RCmb");
+    header[4..8].copy_from_slice(&2256u32.to_be_bytes());
+    header[8..10].copy_from_slice(&1u16.to_be_bytes());
+    let mut truncated = header.clone();
+    truncated[4..8].copy_from_slice(&4000u32.to_be_bytes());
+    truncated.resize(3000, 0);
+    let mut bad_version = header.clone();
+    bad_version[8..10].copy_from_slice(&9u16.to_be_bytes());
+    let mut bad_len = header.clone();
+    bad_len[4..8].copy_from_slice(&12u32.to_be_bytes());
+    let mut payloads = vec![header, truncated, bad_version, bad_len];
+    for _ in 0..20 {
+        let len = (rnd() % 5000) as usize;
+        let mut p: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        if rnd() % 2 == 0 && p.len() > 8 {
+            p[..4].copy_from_slice(b"RCmb");
+        }
+        payloads.push(p);
+    }
+    for p in payloads {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", bus)) {
+            let _ = s.write_all(&p);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(n.cli(&["ping"]).trim(), "PONG");
+    assert_eq!(info_field(&n, "cluster_known_nodes"), "1", "garbage must not add nodes");
+}
+
+#[test]
+fn idle_cluster_node_uses_almost_no_cpu() {
+    let n = slotcore_node();
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = ticks(n.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = ticks(n.pid()) - before;
+    // 3 s of wall time is 300 ticks at 100 Hz; an idle node must stay far below 1 core.
+    assert!(used <= 9, "idle cluster node used {used} CPU ticks in 3 s");
+}
