@@ -22,6 +22,7 @@ pub mod docs;
 pub mod errors;
 pub mod generic;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod list;
 pub mod server;

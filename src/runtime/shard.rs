@@ -138,6 +138,9 @@ impl Shard {
 
     /// Runs keyed commands in order on this shard.
     pub fn run_batch(&self, db: usize, cmds: &[RemoteCmd]) -> Vec<Reply> {
+        // A CONFIG SET on another shard applies here before the next command, not at the
+        // next timer tick (one atomic load).
+        self.refresh_config();
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
         let mut st = self.state.borrow_mut();
