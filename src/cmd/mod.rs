@@ -27,6 +27,7 @@ pub mod info;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod spec;
 pub mod string;
 pub mod table;
