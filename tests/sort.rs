@@ -133,8 +133,6 @@ const CASES: &[&[&str]] = &[
     &["RPUSH", "nums", "0x10", " 5", "", "1e3", "-inf", "+2", ".5", "3."],
     &["SORT", "nums"],
     &["SORT", "nums", "DESC"],
-    &["RPUSH", "big", "1", "1e400"],
-    &["SORT", "big"],
     &["RPUSH", "nan", "nan", "1"],
     &["SORT", "nan"],
     &["RPUSH", "tail", "1", "2x"],
@@ -174,6 +172,9 @@ fn compare_on(shards: usize) {
             &["SORT_RO", "nokey"],
         ],
     );
+    // Last: an out-of-range number. (redis-server leaves strtod's ERANGE in errno, which then
+    // fails its later numeric sorts until something clears errno; slotcore does not copy that.)
+    assert_same(&mut sc, &mut oc, &[&["RPUSH", "big", "1", "1e400"], &["SORT", "big"]]);
 }
 
 #[test]
