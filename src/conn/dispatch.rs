@@ -16,8 +16,9 @@ enum Route {
     Done(Reply),
     /// A keyed command whose keys all live on one shard (or that has no keys).
     Keyed { target: usize, cmd: RemoteCmd },
-    /// A keyed command whose keys span shards.
-    Spanning { cmd: RemoteCmd, key_idx: Vec<usize> },
+    /// A keyed command whose keys span shards, or that reads keys its data names on a node
+    /// with several shards (`derived`: every shard is held).
+    Spanning { cmd: RemoteCmd, key_idx: Vec<usize>, derived: bool },
     /// A node-level command.
     Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
 }
@@ -112,9 +113,13 @@ impl Conn {
                         _ => {}
                     }
                 }
+                let derived = match spec.keys {
+                    Keys::Derived { reads_more, .. } => self.shard.nshards > 1 && reads_more(&args),
+                    _ => false,
+                };
                 let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None };
-                if spans {
-                    Route::Spanning { cmd, key_idx }
+                if spans || derived {
+                    Route::Spanning { cmd, key_idx, derived }
                 } else {
                     Route::Keyed { target: target.unwrap_or(home), cmd }
                 }
@@ -217,9 +222,9 @@ impl Conn {
                         fl.note(target, read);
                     }
                 }
-                Route::Spanning { cmd, key_idx } => {
+                Route::Spanning { cmd, key_idx, derived } => {
                     self.settle(&mut fl, &mut replies, db).await;
-                    replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx).await);
+                    replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx, derived).await);
                     clock = std::time::Instant::now();
                 }
                 Route::Node { spec, fullname, args } => {

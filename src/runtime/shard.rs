@@ -169,6 +169,9 @@ impl Shard {
 
     /// Runs keyed commands in order on this shard.
     pub fn run_batch(&self, db: usize, cmds: &[RemoteCmd]) -> Vec<Reply> {
+        // A CONFIG SET on another shard applies here before the next command, not at the
+        // next timer tick (one atomic load).
+        self.refresh_config();
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
         let mut st = self.state.borrow_mut();
@@ -296,7 +299,11 @@ impl Shard {
 
     /// Runs a keyed command whose keys live on several shards, atomically: hold the shards,
     /// copy the keys here, run the command on that copy, write the results back, release.
-    pub async fn run_spanning(&self, db: usize, cmd: RemoteCmd, key_idx: &[usize]) -> Reply {
+    ///
+    /// `derived` (a `Keys::Derived` call that reads keys its data names): every shard is held,
+    /// and after the argument keys are copied, the keys the spec's `more` names from that copy
+    /// are copied too; they are only read, so only the argument keys are written back.
+    pub async fn run_spanning(&self, db: usize, cmd: RemoteCmd, key_idx: &[usize], derived: bool) -> Reply {
         let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
         for &i in key_idx {
             let k = &cmd.args[i];
@@ -305,7 +312,7 @@ impl Shard {
                 per_shard[s].push(k.clone());
             }
         }
-        let shards: Vec<usize> = (0..self.nshards).filter(|&s| !per_shard[s].is_empty()).collect();
+        let shards: Vec<usize> = (0..self.nshards).filter(|&s| derived || !per_shard[s].is_empty()).collect();
         let tx = match self.lock(&shards).await {
             Ok(tx) => tx,
             Err(e) => return e,
@@ -322,6 +329,23 @@ impl Shard {
                 transaction::apply(&mut scratch.ks, entries);
             }
             per_shard[s] = keys;
+        }
+        if let (true, cmd::Keys::Derived { more, .. }) = (derived, cmd.spec.keys) {
+            let mut extra: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
+            for k in more(&mut scratch, db, &cmd.args) {
+                let s = self.shard_of_slot(crate::cluster::key_slot(&k));
+                if !per_shard[s].contains(&k) {
+                    extra[s].push(k);
+                }
+            }
+            for (s, keys) in extra.into_iter().enumerate() {
+                if keys.is_empty() {
+                    continue;
+                }
+                if let HeldResult::Entries(entries) = self.held(tx, s, HeldOp::Fetch { keys }).await {
+                    transaction::apply(&mut scratch.ks, entries);
+                }
+            }
         }
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();

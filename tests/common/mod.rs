@@ -246,6 +246,14 @@ impl Raw {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// Sends a command with binary arguments and returns its raw reply bytes.
+    pub fn cmd_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send_cmd(args);
+        let mut out = Vec::new();
+        read_reply(&mut self.r, &mut out).expect("read reply");
+        out
+    }
+
     /// Reads until EOF (bounded by the read timeout); returns what came.
     pub fn read_to_end(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
