@@ -200,8 +200,11 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
+    let Some(count) = count else {
+        let i = fastrand::usize(..z.len());
+        return z.range(i, i + 1).next().map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
+    };
     let all: Vec<(&[u8], f64)> = z.iter().collect();
-    let Some(count) = count else { return Reply::bulk(all[fastrand::usize(..all.len())].0) };
     let picked: Vec<(&[u8], f64)> = if count >= 0 {
         let mut idx: Vec<usize> = (0..all.len()).collect();
         fastrand::shuffle(&mut idx);

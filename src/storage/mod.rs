@@ -9,6 +9,8 @@ pub mod hash;
 pub mod set;
 pub mod value;
 pub mod zset;
+pub mod zset_pack;
+pub mod zset_tree;
 
 pub use db::{Db, Entry, Keyspace, SlotTable};
 pub use hash::HashValue;
