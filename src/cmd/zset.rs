@@ -222,7 +222,7 @@ fn score_ranks(z: &ZSetValue, min: Bound, max: Bound) -> (usize, usize) {
 
 /// The members of the ascending rank window `lo..hi`, in reverse with `rev`, after skipping
 /// `off` and taking at most `cnt` (None: all) in that direction.
-fn window<'a>(z: &'a ZSetValue, lo: usize, hi: usize, rev: bool, off: usize, cnt: Option<usize>) -> Vec<(&'a [u8], f64)> {
+fn window(z: &ZSetValue, lo: usize, hi: usize, rev: bool, off: usize, cnt: Option<usize>) -> Vec<(&[u8], f64)> {
     let n = hi - lo;
     let off = off.min(n);
     let take = cnt.unwrap_or(usize::MAX).min(n - off);

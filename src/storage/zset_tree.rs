@@ -468,7 +468,11 @@ mod tests {
                         // Alternate ends until they meet.
                         let (mut f, mut b) = (Vec::new(), Vec::new());
                         loop {
-                            let x = if rng.bool() { it.next().map(|x| (x, true)) } else { it.next_back().map(|x| (x, false)) };
+                            let x = if rng.bool() {
+                                it.next().map(|x| (x, true))
+                            } else {
+                                it.next_back().map(|x| (x, false))
+                            };
                             match x {
                                 Some(((a, s), true)) => f.push((a.to_vec(), s)),
                                 Some(((a, s), false)) => b.push((a.to_vec(), s)),
