@@ -144,6 +144,15 @@ impl ZSetValue {
             ZSetValue::Big(t) => t.count_below(v, inclusive),
         }
     }
+    /// The first rank where `pred` fails, for a `pred` that holds on a prefix of the members in
+    /// order (a binary search on `skiplist`, O(log n); a scan on `listpack`, where it is also
+    /// the first failing member when `pred` is not monotonic, as Redis's listpack scans find).
+    pub fn partition_point(&self, pred: impl Fn(&[u8]) -> bool) -> usize {
+        match self {
+            ZSetValue::Small(p) => p.iter().position(|(m, _)| !pred(m)).unwrap_or(p.len()),
+            ZSetValue::Big(t) => t.partition_point(pred),
+        }
+    }
     /// OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
         match self {

@@ -275,6 +275,21 @@ impl Tree {
         r
     }
 
+    /// The first rank where `pred` fails, assuming it holds on a prefix of the order.
+    pub fn partition_point(&self, pred: impl Fn(&[u8]) -> bool) -> usize {
+        let (mut cur, mut r) = (self.root, 0usize);
+        while cur != NIL {
+            let n = &self.nodes[cur as usize];
+            if pred(&n.member) {
+                r += self.size(n.left) as usize + 1;
+                cur = n.right;
+            } else {
+                cur = n.left;
+            }
+        }
+        r
+    }
+
     /// Members of ranks `lo..hi` (clamped to the length), ascending, double-ended.
     pub fn range(&self, lo: usize, hi: usize) -> Iter<'_> {
         let hi = hi.min(self.len());
