@@ -2,15 +2,33 @@
 //! (score, member) order, like Redis's listpack. Every operation is a linear scan, which is what
 //! Redis does too and is cheap for at most 128 members of at most 64 bytes.
 //!
-//! Entry layout: `score: f64 LE (8) | len: u8 | member bytes | len: u8`; the trailing length
-//! lets iteration run from the back. Invariants: members are unique and at most 255 bytes
-//! (the owner converts past 64), entries are sorted, scores are never NaN.
+//! Entry layout: `mlen: u8 | member | tag: u8 | score | elen: u8`, where the score is an i8,
+//! i16 or i32 when it is an integer that fits (tags 1-3, as Redis's listpack keeps integer
+//! scores as integers) and an f64 LE otherwise (tag 0); `elen`, the whole entry's length, lets
+//! iteration run from the back. Invariants: members are unique and at most 64 bytes (the owner
+//! converts past that; an entry is then at most 75 bytes), entries are sorted, scores are never
+//! NaN.
 
 use std::cmp::Ordering;
 
-/// Bytes an entry of a member of length `n` takes.
-fn entry_len(n: usize) -> usize {
-    n + 10
+/// The (tag, payload) a score is stored as.
+fn encode_score(s: f64, out: &mut Vec<u8>) {
+    if s.fract() == 0.0 && (i32::MIN as f64..=i32::MAX as f64).contains(&s) {
+        let v = s as i32;
+        if let Ok(b) = i8::try_from(v) {
+            out.push(1);
+            out.extend_from_slice(&b.to_le_bytes());
+        } else if let Ok(h) = i16::try_from(v) {
+            out.push(2);
+            out.extend_from_slice(&h.to_le_bytes());
+        } else {
+            out.push(3);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    } else {
+        out.push(0);
+        out.extend_from_slice(&s.to_le_bytes());
+    }
 }
 
 /// A packed sorted run of (score, member).
@@ -22,11 +40,20 @@ pub struct Pack {
 
 /// Decodes the entry at `off`: (member, score, next offset).
 fn at(buf: &[u8], off: usize) -> (&[u8], f64, usize) {
-    let mut s = [0u8; 8];
-    s.copy_from_slice(&buf[off..off + 8]);
-    let n = buf[off + 8] as usize;
-    let m = &buf[off + 9..off + 9 + n];
-    (m, f64::from_le_bytes(s), off + entry_len(n))
+    let n = buf[off] as usize;
+    let m = &buf[off + 1..off + 1 + n];
+    let p = off + 2 + n;
+    let (score, k) = match buf[p - 1] {
+        1 => (i8::from_le_bytes([buf[p]]) as f64, 1),
+        2 => (i16::from_le_bytes([buf[p], buf[p + 1]]) as f64, 2),
+        3 => (i32::from_le_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as f64, 4),
+        _ => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[p..p + 8]);
+            (f64::from_le_bytes(b), 8)
+        }
+    };
+    (m, score, p + k + 1)
 }
 
 impl Pack {
@@ -75,11 +102,11 @@ impl Pack {
             }
             off = next;
         }
-        let mut e = Vec::with_capacity(entry_len(m.len()));
-        e.extend_from_slice(&score.to_le_bytes());
+        let mut e = Vec::with_capacity(m.len() + 11);
         e.push(m.len() as u8);
         e.extend_from_slice(m);
-        e.push(m.len() as u8);
+        encode_score(score, &mut e);
+        e.push((e.len() + 1) as u8);
         self.buf.reserve_exact(e.len());
         self.buf.splice(off..off, e);
         self.len += 1;
@@ -89,7 +116,8 @@ impl Pack {
     /// Removes a member; returns its score if it was there.
     pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
         let (off, _, s) = self.find(m)?;
-        self.buf.drain(off..off + entry_len(m.len()));
+        let end = at(&self.buf, off).2;
+        self.buf.drain(off..end);
         self.len -= 1;
         if self.buf.capacity() > self.buf.len() + 256 {
             self.buf.shrink_to_fit();
@@ -160,8 +188,7 @@ impl DoubleEndedIterator for Iter<'_> {
         if self.left == 0 {
             return None;
         }
-        let n = self.buf[self.back - 1] as usize;
-        let off = self.back - entry_len(n);
+        let off = self.back - self.buf[self.back - 1] as usize;
         let (m, s, _) = at(self.buf, off);
         self.back = off;
         self.left -= 1;
@@ -181,11 +208,23 @@ mod tests {
         let mut p = Pack::default();
         let mut model: std::collections::HashMap<Vec<u8>, f64> = Default::default();
         for _ in 0..5000 {
-            let m = format!("{}", rng.u32(..60)).into_bytes().repeat(rng.usize(0..3));
+            let m = format!("{}", rng.u32(..60))
+                .into_bytes()
+                .repeat(rng.usize(0..3) * rng.usize(1..12))
+                .into_iter()
+                .take(64)
+                .collect::<Vec<u8>>();
             if rng.u32(..3) == 0 {
                 assert_eq!(p.remove(&m), model.remove(&m));
             } else {
-                let s = rng.u32(..5) as f64 - 2.0;
+                let s = match rng.u32(..6) {
+                    0 => rng.u32(..5) as f64 - 2.0,
+                    1 => rng.i32(..) as f64,
+                    2 => rng.i32(-40000..40000) as f64,
+                    3 => rng.f64() * 4.0 - 2.0,
+                    4 => [f64::INFINITY, f64::NEG_INFINITY, 1e300, 2147483648.0, -2147483649.0][rng.usize(..5)],
+                    _ => (rng.u32(..8) as f64) / 2.0 - 2.0,
+                };
                 assert_eq!(p.insert(&m, s), model.insert(m.clone(), s));
             }
             let mut want: Vec<_> = model.iter().map(|(m, s)| (m.clone(), *s)).collect();
