@@ -4,6 +4,7 @@
 #   bash bench/compare.sh                 # one slotcore shard vs redis-server
 #   SHARDS=2 bash bench/compare.sh        # two shards (each on its own CPU when CPUS has two)
 #   N=2000000 TESTS=set,get bash bench/compare.sh
+#   N=50000 bash bench/compare.sh         # the whole default list, short
 #
 # Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
 # redis-benchmark runs with identical arguments against each. For every test and pipeline depth
@@ -14,7 +15,10 @@ cd "$(dirname "$0")/.."
 
 N="${N:-500000}"
 CLIENTS="${CLIENTS:-50}"
-TESTS="${TESTS:-set,get,incr,mset}"
+# redis-benchmark's default suite minus the pings and XADD, in its order.
+TESTS="${TESTS:-set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset}"
+# LRANGE replies are 100-600 elements: fewer requests keep those tests as short as the others.
+N_LRANGE="${N_LRANGE:-$((N / 10))}"
 PIPELINES="${PIPELINES:-1 16}"
 SHARDS="${SHARDS:-1}"
 NCPU=$(nproc)
@@ -43,24 +47,36 @@ run_one() {
   local name=$1 port=$2 pid=$3
   for p in $PIPELINES; do
     for t in ${TESTS//,/ }; do
-      redis-cli -p "$port" flushall >/dev/null
+      local n=$N bench=(-t "$t")
+      case $t in
+        # Pops take what the pushes before them left, as in redis-benchmark's own default run.
+        lpop | rpop | spop | zpopmin) ;;
+        # redis-benchmark -t lrange_K first runs LPUSH with the same -n, which would count in the
+        # CPU time: fill the list apart (600 elements of "xxx", as its LPUSH makes) and time the
+        # LRANGE alone with the same command line redis-benchmark uses.
+        lrange_*)
+          redis-cli -p "$port" flushall >/dev/null
+          redis-benchmark -p "$port" -t lpush -n 600 -c 1 >/dev/null 2>&1
+          n=$N_LRANGE bench=(lrange mylist 0 $((${t#lrange_} - 1))) ;;
+        *) redis-cli -p "$port" flushall >/dev/null ;;
+      esac
       local before after
       before=$(cpu_ticks "$pid")
       local csv
-      csv=$(redis-benchmark -p "$port" -t "$t" -n "$N" -c "$CLIENTS" -P "$p" --csv 2>/dev/null | tail -n 1)
+      csv=$(redis-benchmark -p "$port" -n "$n" -c "$CLIENTS" -P "$p" --csv "${bench[@]}" 2>/dev/null | tail -n 1)
       after=$(cpu_ticks "$pid")
       local rps p50
       rps=$(echo "$csv" | awk -F'","' '{print $2}')
       p50=$(echo "$csv" | awk -F'","' '{print $5}')
       local cpu_us
-      cpu_us=$(awk -v a="$after" -v b="$before" -v n="$N" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (a - b) / hz * 1e6 / n }')
+      cpu_us=$(awk -v a="$after" -v b="$before" -v n="$n" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (a - b) / hz * 1e6 / n }')
       echo "$name ${t^^} $p $rps $p50 $cpu_us"
     done
   done
 }
 
 echo "# slotcore vs redis-server: $(date -u +%F), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-echo "# redis-benchmark -n $N -c $CLIENTS, servers on CPUs $SERVER_CPUS, slotcore shards=$SHARDS"
+echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS, servers on CPUs $SERVER_CPUS, slotcore shards=$SHARDS"
 
 taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!); rd_pid=$!

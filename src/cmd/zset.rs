@@ -213,10 +213,24 @@ fn parse_bound(a: &[u8]) -> Option<Bound> {
     Some(Bound { v, excl })
 }
 
-fn in_range(s: f64, min: Bound, max: Bound) -> bool {
-    let lo = if min.excl { s > min.v } else { s >= min.v };
-    let hi = if max.excl { s < max.v } else { s <= max.v };
-    lo && hi
+/// The ascending rank window `lo..hi` of the members scoring within `min..max` (O(log n)).
+fn score_ranks(z: &ZSetValue, min: Bound, max: Bound) -> (usize, usize) {
+    let lo = z.count_below(min.v, min.excl);
+    let hi = z.count_below(max.v, !max.excl);
+    (lo, hi.max(lo))
+}
+
+/// The members of the ascending rank window `lo..hi`, in reverse with `rev`, after skipping
+/// `off` and taking at most `cnt` (None: all) in that direction.
+fn window(z: &ZSetValue, lo: usize, hi: usize, rev: bool, off: usize, cnt: Option<usize>) -> Vec<(&[u8], f64)> {
+    let n = hi - lo;
+    let off = off.min(n);
+    let take = cnt.unwrap_or(usize::MAX).min(n - off);
+    if rev {
+        z.range(hi - off - take, hi - off).rev().collect()
+    } else {
+        z.range(lo + off, lo + off + take).collect()
+    }
 }
 
 fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -224,7 +238,10 @@ fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::err("ERR min or max is not a float");
     };
     match get_z(ctx, &args[1]) {
-        Ok(z) => Reply::Int(z.map_or(0, |z| z.iter().filter(|(_, s)| in_range(*s, min, max)).count() as i64)),
+        Ok(z) => Reply::Int(z.map_or(0, |z| {
+            let (lo, hi) = score_ranks(z, min, max);
+            (hi - lo) as i64
+        })),
         Err(e) => e,
     }
 }
@@ -275,28 +292,17 @@ fn range_generic(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], o: RangeOpts
             return Reply::err("ERR min or max is not a float");
         };
         let (min, max) = if rev { (y, x) } else { (x, y) };
-        let it: Box<dyn Iterator<Item = (&[u8], f64)>> =
-            if rev { Box::new(z.iter().rev()) } else { Box::new(z.iter()) };
-        let matching = it.filter(|(_, s)| in_range(*s, min, max));
+        let (lo, hi) = score_ranks(z, min, max);
         match limit {
-            Some((off, cnt)) if off < 0 => {
-                let _ = cnt;
-                Vec::new()
-            }
-            Some((off, cnt)) => {
-                let take = if cnt < 0 { usize::MAX } else { cnt as usize };
-                matching.skip(off as usize).take(take).collect()
-            }
-            None => matching.collect(),
+            Some((off, _)) if off < 0 => Vec::new(),
+            Some((off, cnt)) => window(z, lo, hi, rev, off as usize, usize::try_from(cnt).ok()),
+            None => window(z, lo, hi, rev, 0, None),
         }
     } else {
         let (Some(s), Some(e)) = (parse_i64(a), parse_i64(b)) else { return Reply::err(errors::NOT_INTEGER) };
         match index_range(s, e, z.len()) {
-            Some((s, e)) => {
-                let it: Box<dyn Iterator<Item = (&[u8], f64)>> =
-                    if rev { Box::new(z.iter().rev()) } else { Box::new(z.iter()) };
-                it.skip(s).take(e - s + 1).collect()
-            }
+            Some((s, e)) if rev => window(z, z.len() - 1 - e, z.len() - s, true, 0, None),
+            Some((s, e)) => window(z, s, e + 1, false, 0, None),
             None => Vec::new(),
         }
     };
@@ -440,7 +446,7 @@ fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let n = match get_z(ctx, &args[1]) {
         Ok(Some(z)) => match index_range(s, e, z.len()) {
             Some((s, e)) => {
-                let victims: Vec<Vec<u8>> = z.iter().skip(s).take(e - s + 1).map(|(m, _)| m.to_vec()).collect();
+                let victims: Vec<Vec<u8>> = z.range(s, e + 1).map(|(m, _)| m.to_vec()).collect();
                 victims.iter().filter(|m| z.remove(m)).count() as i64
             }
             None => 0,
@@ -458,8 +464,8 @@ fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let n = match get_z(ctx, &args[1]) {
         Ok(Some(z)) => {
-            let victims: Vec<Vec<u8>> =
-                z.iter().filter(|(_, s)| in_range(*s, min, max)).map(|(m, _)| m.to_vec()).collect();
+            let (lo, hi) = score_ranks(z, min, max);
+            let victims: Vec<Vec<u8>> = z.range(lo, hi).map(|(m, _)| m.to_vec()).collect();
             victims.iter().filter(|m| z.remove(m)).count() as i64
         }
         Ok(None) => 0,

@@ -1,4 +1,5 @@
-//! Sorted sets, continued: lexicographic ranges, ZRANDMEMBER, ZSCAN, and the set algebra
+//! Sorted sets, continued: lexicographic ranges (found by rank, as Redis finds them, see
+//! `lex_start`), ZRANDMEMBER, ZSCAN, and the set algebra
 //! (ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD). Plain sets are accepted as inputs
 //! with score 1, as in Redis.
 
@@ -107,6 +108,42 @@ fn below_max(m: &[u8], max: &Lex) -> bool {
 
 const BAD_LEX: &str = "ERR min or max not valid string range item";
 
+/// `-` < every string < `+` (Redis's `sdscmplex` with its min/max strings).
+fn cmp_lex(a: &Lex, b: &Lex) -> std::cmp::Ordering {
+    let rank = |l: &Lex| match l {
+        Lex::Min => 0,
+        Lex::Incl(_) | Lex::Excl(_) => 1,
+        Lex::Max => 2,
+    };
+    match (a, b) {
+        (Lex::Incl(x) | Lex::Excl(x), Lex::Incl(y) | Lex::Excl(y)) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Where a lex range starts, as Redis finds it (`zslIsInLexRange` then the first member >= min,
+/// by a descent that assumes members are ordered, i.e. equal scores): None when empty.
+fn lex_start(z: &ZSetValue, min: &Lex, max: &Lex) -> Option<usize> {
+    let c = cmp_lex(min, max);
+    if c.is_gt() || (c.is_eq() && (matches!(min, Lex::Excl(_)) || matches!(max, Lex::Excl(_)))) {
+        return None;
+    }
+    let (first, last) = (z.range(0, 1).next()?, z.range(z.len() - 1, z.len()).next()?);
+    if !above_min(last.0, min) || !below_max(first.0, max) {
+        return None;
+    }
+    Some(z.partition_point(|m| !above_min(m, min)))
+}
+
+/// The rank after the last member <= max (for reverse ranges and counts).
+fn lex_end(z: &ZSetValue, max: &Lex) -> usize {
+    if z.encoding() == "listpack" {
+        z.len() - z.iter().rev().position(|(m, _)| below_max(m, max)).unwrap_or(z.len())
+    } else {
+        z.partition_point(|m| below_max(m, max))
+    }
+}
+
 /// Members within a lex range (ascending, or descending with `rev`), after LIMIT.
 pub fn lex_range(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], rev: bool, limit: Option<(i64, i64)>) -> Reply {
     let (Some(x), Some(y)) = (parse_lex(a), parse_lex(b)) else { return Reply::err(BAD_LEX) };
@@ -116,16 +153,35 @@ pub fn lex_range(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], rev: bool, l
         Ok(None) => return Reply::Array(vec![]),
         Err(e) => return e,
     };
-    let it: Box<dyn Iterator<Item = (&[u8], f64)>> = if rev { Box::new(z.iter().rev()) } else { Box::new(z.iter()) };
-    let matching = it.filter(|(m, _)| above_min(m, &min) && below_max(m, &max));
-    let items: Vec<Reply> = match limit {
-        Some((off, _)) if off < 0 => Vec::new(),
-        Some((off, cnt)) => matching
-            .skip(off as usize)
-            .take(if cnt < 0 { usize::MAX } else { cnt as usize })
+    let (off, cnt) = match limit {
+        Some((off, _)) if off < 0 => return Reply::Array(vec![]),
+        Some((off, cnt)) => (off as usize, usize::try_from(cnt).unwrap_or(usize::MAX)),
+        None => (0, usize::MAX),
+    };
+    let Some(lo) = lex_start(z, &min, &max) else { return Reply::Array(vec![]) };
+    // As Redis: the first member in range must be within both bounds; then skip `off` members
+    // without checking them and take members while they stay within the far bound.
+    let within = |r: usize| z.range(r, r + 1).next().is_some_and(|(m, _)| above_min(m, &min) && below_max(m, &max));
+    let items: Vec<Reply> = if rev {
+        let hi = lex_end(z, &max);
+        if hi == 0 || !within(hi - 1) {
+            return Reply::Array(vec![]);
+        }
+        z.range(0, hi.saturating_sub(off))
+            .rev()
+            .take_while(|(m, _)| above_min(m, &min))
+            .take(cnt)
             .map(|(m, _)| Reply::bulk(m))
-            .collect(),
-        None => matching.map(|(m, _)| Reply::bulk(m)).collect(),
+            .collect()
+    } else {
+        if !within(lo) {
+            return Reply::Array(vec![]);
+        }
+        z.range(lo.saturating_add(off), usize::MAX)
+            .take_while(|(m, _)| below_max(m, &max))
+            .take(cnt)
+            .map(|(m, _)| Reply::bulk(m))
+            .collect()
     };
     Reply::Array(items)
 }
@@ -152,9 +208,14 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 fn zlexcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(min), Some(max)) = (parse_lex(&args[2]), parse_lex(&args[3])) else { return Reply::err(BAD_LEX) };
     match get_z(ctx, &args[1]) {
-        Ok(z) => Reply::Int(
-            z.map_or(0, |z| z.iter().filter(|(m, _)| above_min(m, &min) && below_max(m, &max)).count() as i64),
-        ),
+        Ok(Some(z)) => Reply::Int(match lex_start(z, &min, &max) {
+            None => 0,
+            Some(lo) if z.encoding() == "listpack" => {
+                z.range(lo, usize::MAX).take_while(|(m, _)| below_max(m, &max)).count() as i64
+            }
+            Some(lo) => lex_end(z, &max).saturating_sub(lo) as i64,
+        }),
+        Ok(None) => Reply::Int(0),
         Err(e) => e,
     }
 }
@@ -163,8 +224,12 @@ fn zremrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(min), Some(max)) = (parse_lex(&args[2]), parse_lex(&args[3])) else { return Reply::err(BAD_LEX) };
     let n = match get_z(ctx, &args[1]) {
         Ok(Some(z)) => {
-            let victims: Vec<Vec<u8>> =
-                z.iter().filter(|(m, _)| above_min(m, &min) && below_max(m, &max)).map(|(m, _)| m.to_vec()).collect();
+            let victims: Vec<Vec<u8>> = match lex_start(z, &min, &max) {
+                Some(lo) => {
+                    z.range(lo, usize::MAX).take_while(|(m, _)| below_max(m, &max)).map(|(m, _)| m.to_vec()).collect()
+                }
+                None => Vec::new(),
+            };
             let n = victims.iter().filter(|m| z.remove(m)).count();
             let empty = z.is_empty();
             if empty {
@@ -200,8 +265,11 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
+    let Some(count) = count else {
+        let i = fastrand::usize(..z.len());
+        return z.range(i, i + 1).next().map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
+    };
     let all: Vec<(&[u8], f64)> = z.iter().collect();
-    let Some(count) = count else { return Reply::bulk(all[fastrand::usize(..all.len())].0) };
     let picked: Vec<(&[u8], f64)> = if count >= 0 {
         let mut idx: Vec<usize> = (0..all.len()).collect();
         fastrand::shuffle(&mut idx);

@@ -10,6 +10,8 @@ pub mod hll;
 pub mod set;
 pub mod value;
 pub mod zset;
+pub mod zset_pack;
+pub mod zset_tree;
 
 pub use db::{Db, Entry, Keyspace, SlotTable};
 pub use hash::HashValue;
