@@ -99,11 +99,7 @@ impl ZSetValue {
             if m.len() <= MAX_LISTPACK_VALUE && (p.len() < MAX_LISTPACK_ENTRIES || p.score(m).is_some()) {
                 return p.insert(m, score);
             }
-            let mut t = Tree::default();
-            for (x, s) in p.iter() {
-                t.insert(x, s);
-            }
-            *self = ZSetValue::Big(Box::new(t));
+            self.make_skiplist();
         }
         match self {
             ZSetValue::Big(t) => t.insert(m, score),
@@ -155,7 +151,13 @@ impl ZSetValue {
     }
     /// Switches to the `skiplist` encoding for good (SORT does this, as in Redis).
     pub fn make_skiplist(&mut self) {
-        self.big = true;
+        if let ZSetValue::Small(p) = self {
+            let mut t = Tree::default();
+            for (x, s) in p.iter() {
+                t.insert(x, s);
+            }
+            *self = ZSetValue::Big(Box::new(t));
+        }
     }
     /// OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
