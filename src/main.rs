@@ -119,15 +119,17 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
         tracing::warn!("Accepted but not acted upon by slotcore yet: {}", not_acted.join(", "));
     }
     use std::io::IsTerminal;
+    let mode = if cfg.cluster_enabled { "cluster" } else { "standalone" };
     if cfg.always_show_logo || std::io::stdout().is_terminal() {
         tracing::info!(
-            "\n                _._\n           _.-``__ ''-._\n      _.-``    `.  `_.  ''-._           slotcore {} (Redis 7.0 compatible) 64 bit\n  .-`` .-```.  ```\\/    _.,_ ''-._\n (    '      ,       .-`  | `,    )     Running in standalone mode\n |`-._`-...-` __...-.``-._|'` _.-'|     Port: {}\n |    `-._   `._    /     _.-'    |     PID: {}\n  `-._    `-._  `-./  _.-'    _.-'\n      `-._    `-.__.-'    _.-'\n          `-._        _.-'\n              `-.__.-'\n",
+            "\n                _._\n           _.-``__ ''-._\n      _.-``    `.  `_.  ''-._           slotcore {} (Redis 7.0 compatible) 64 bit\n  .-`` .-```.  ```\\/    _.,_ ''-._\n (    '      ,       .-`  | `,    )     Running in {} mode\n |`-._`-...-` __...-.``-._|'` _.-'|     Port: {}\n |    `-._   `._    /     _.-'    |     PID: {}\n  `-._    `-._  `-./  _.-'    _.-'\n      `-._    `-.__.-'    _.-'\n          `-._        _.-'\n              `-.__.-'\n",
             VERSION,
+            mode,
             cfg.port,
             node.pid
         );
     } else {
-        tracing::info!("Running mode=standalone, port={}.", cfg.port);
+        tracing::info!("Running mode={}, port={}.", mode, cfg.port);
     }
 }
 
