@@ -209,7 +209,7 @@ fn errors_and_slot_assignment_match_redis() {
             &["CLUSTER", "GETKEYSINSLOT", "741", "0"],
             &["CLUSTER", "GETKEYSINSLOT", "5799", "3"],
             &["MOVE", "age", "1"],
-            &["COPY", "age", "age2", "DB", "1"],
+            &["COPY", "age", "{age}x", "DB", "1"],
             &["COPY", "age", "{age}2"],
             &["CLUSTER", "FLUSHSLOTS"],
             &["CLUSTER", "RESET"],
@@ -284,7 +284,13 @@ fn replies_with_node_ids_match_redis() {
     // The same commands in RESP3: NODES/INFO verbatim, maps as %.
     a.cmd(&["HELLO", "3"]);
     b.cmd(&["HELLO", "3"]);
-    for cmd in [&["CLUSTER", "NODES"][..], &["CLUSTER", "INFO"], &["CLUSTER", "SLOTS"], &["CLUSTER", "SHARDS"], &["CLUSTER", "LINKS"]] {
+    for cmd in [
+        &["CLUSTER", "NODES"][..],
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "LINKS"],
+    ] {
         same(&mut a, &mut b, cmd, &ida, &idb);
     }
     a.cmd(&["HELLO", "2"]);
@@ -294,7 +300,7 @@ fn replies_with_node_ids_match_redis() {
     std::thread::sleep(Duration::from_millis(100));
     let fa = std::fs::read_to_string(s.dir.join("nodes.conf")).expect("slotcore nodes.conf");
     let fb = std::fs::read_to_string(o.dir.join("nodes.conf")).expect("redis nodes.conf");
-    assert_eq!(norm(&fa, &[ida.clone()], s.port), norm(&fb, &[idb.clone()], o.port));
+    assert_eq!(norm(&fa, std::slice::from_ref(&ida), s.port), norm(&fb, std::slice::from_ref(&idb), o.port));
 
     // MEET adds a handshake node (nobody listens there); the ids of handshake nodes differ.
     let silent = common::free_port();
@@ -307,7 +313,10 @@ fn replies_with_node_ids_match_redis() {
         let hs: Vec<&str> = nodes.lines().filter(|l| l.contains("handshake")).collect();
         assert_eq!(hs.len(), 2, "{nodes}");
         let shapes: Vec<String> = hs.iter().map(|l| l.split_once(' ').unwrap().1.to_string()).collect();
-        assert!(shapes.contains(&format!("127.0.0.1:{silent}@{} handshake - 0 0 0 disconnected", silent + 10000)), "{nodes}");
+        assert!(
+            shapes.contains(&format!("127.0.0.1:{silent}@{} handshake - 0 0 0 disconnected", silent + 10000)),
+            "{nodes}"
+        );
         assert!(shapes.contains(&format!("::1:{silent}@19000 handshake - 0 0 0 disconnected")), "{nodes}");
         let info = r.cmd(&["CLUSTER", "INFO"]);
         assert!(info.contains("cluster_known_nodes:3\r\n"), "{info}");

@@ -40,14 +40,14 @@ impl ClusterState {
 
     /// `checkSlotAssignmentsOrReply` for `start..=end`, marking the slots in `marked`.
     pub fn check_slot_range(&self, marked: &mut [u8], del: bool, start: usize, end: usize) -> Result<(), String> {
-        for s in start..=end {
+        for (s, m) in marked.iter_mut().enumerate().take(end + 1).skip(start) {
             if del && self.slots[s].is_none() {
                 return Err(format!("ERR Slot {s} is already unassigned"));
             } else if !del && self.slots[s].is_some() {
                 return Err(format!("ERR Slot {s} is already busy"));
             }
-            marked[s] += 1;
-            if marked[s] == 2 {
+            *m += 1;
+            if *m == 2 {
                 return Err(format!("ERR Slot {s} specified multiple times"));
             }
         }

@@ -14,8 +14,8 @@ use super::ctx::{reply, ClientCtx, ShardState};
 use super::errors;
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
 use super::util::{eq_ic, int_arg, parse_i64};
-use crate::cluster::ops::SetSlot;
 use crate::cluster::bus::NodeFlags as F;
+use crate::cluster::ops::SetSlot;
 use crate::cluster::state::todo;
 use crate::cluster::{Cluster, SLOTS};
 use crate::protocol::Reply;
@@ -77,9 +77,7 @@ pub(super) fn disabled() -> Plan {
 /// `addReplySubcommandSyntaxError`.
 fn sub_syntax(args: &[Bytes]) -> Plan {
     let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).into_owned();
-    reply(Reply::error(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLUSTER HELP."
-    )))
+    reply(Reply::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLUSTER HELP.")))
 }
 
 fn result(r: Result<(), String>) -> Reply {
@@ -156,7 +154,11 @@ fn meet(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let ip = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<std::net::IpAddr>().ok());
     let ports_ok = (1..=65535).contains(&port) && (1..=65535).contains(&cport);
     let Some(ip) = ip.filter(|_| ports_ok) else {
-        return reply(Reply::error(format!("ERR Invalid node address specified: {}:{}", text(&args[2]), text(&args[3]))));
+        return reply(Reply::error(format!(
+            "ERR Invalid node address specified: {}:{}",
+            text(&args[2]),
+            text(&args[3])
+        )));
     };
     let now = crate::storage::now_ms();
     // A handshake already in progress with that address is not an error.

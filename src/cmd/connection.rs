@@ -52,7 +52,9 @@ fn quit(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 fn select(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     match parse_i64(&args[1]) {
         None => reply(Reply::err(errors::NOT_INTEGER)),
-        Some(n) if n != 0 && ctx.node().cluster.is_some() => reply(Reply::err("ERR SELECT is not allowed in cluster mode")),
+        Some(n) if n != 0 && ctx.node().cluster.is_some() => {
+            reply(Reply::err("ERR SELECT is not allowed in cluster mode"))
+        }
         Some(n) if n < 0 || n as usize >= ctx.shard.config.databases => reply(Reply::err(errors::DB_INDEX)),
         Some(n) => {
             ctx.client.db = n as usize;
