@@ -235,6 +235,13 @@ fn errors_and_slot_assignment_match_redis() {
     );
     let info = a.cmd(&["INFO", "server"]);
     assert!(info.contains("redis_mode:cluster\r\n"), "{info}");
+    // CONFIG SET reaches the cluster state: without full coverage one slot is enough.
+    assert_same(&mut a, &mut b, &[&["CONFIG", "SET", "cluster-require-full-coverage", "no"]]);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_same(&mut a, &mut b, &[&["CLUSTER", "ADDSLOTS", "7"]]);
+    wait_state_ok(&mut a);
+    wait_state_ok(&mut b);
+    assert_same(&mut a, &mut b, &[&["CLUSTER", "INFO"]]);
 }
 
 #[test]
@@ -320,6 +327,8 @@ fn replies_with_node_ids_match_redis() {
         assert!(shapes.contains(&format!("::1:{silent}@19000 handshake - 0 0 0 disconnected")), "{nodes}");
         let info = r.cmd(&["CLUSTER", "INFO"]);
         assert!(info.contains("cluster_known_nodes:3\r\n"), "{info}");
+        let info = r.cmd(&["INFO", "clients"]);
+        assert!(info.contains("cluster_connections:4\r\n"), "{info}");
         assert_eq!(
             r.cmd(&["CLUSTER", "SET-CONFIG-EPOCH", "3"]),
             "-ERR The user can assign a config epoch only when the node does not know any other node.\r\n"
@@ -376,5 +385,30 @@ fn replicate_makes_a_replica_and_reset_makes_it_a_master_again() {
         let me = bulk_text(&r.cmd(&["CLUSTER", "NODES"]));
         assert_eq!(me.lines().count(), 1, "{me}");
         assert!(me.contains(" myself,master - 0 0 0 connected"), "{me}");
+    }
+}
+
+#[test]
+fn hostname_endpoints_match_redis() {
+    for ep in ["hostname", "ip", "unknown-endpoint"] {
+        let (s, o) = pair(&["--cluster-announce-hostname", "node1.example", "--cluster-preferred-endpoint-type", ep]);
+        let (mut a, mut b) = (s.raw(), o.raw());
+        let (ida, idb) = (myid(&mut a), myid(&mut b));
+        for cmd in [
+            &["CLUSTER", "ADDSLOTSRANGE", "0", "10", "20", "30"][..],
+            &["CLUSTER", "NODES"],
+            &["CLUSTER", "SLOTS"],
+            &["CLUSTER", "SHARDS"],
+            &["HELLO", "3", "SETNAME", "x"],
+            &["CLUSTER", "SLOTS"],
+            &["CLUSTER", "SHARDS"],
+        ] {
+            let ra = norm(&a.cmd(cmd), std::slice::from_ref(&ida), s.port);
+            let rb = norm(&b.cmd(cmd), std::slice::from_ref(&idb), o.port);
+            if cmd[0] == "HELLO" {
+                continue;
+            }
+            assert_eq!(ra, rb, "{ep}: command {cmd:?}");
+        }
     }
 }

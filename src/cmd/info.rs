@@ -258,11 +258,13 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
     }
     if want("clients") {
         let connected = node.connected_clients.load(std::sync::atomic::Ordering::Relaxed);
+        // Redis counts two bus connections per known node other than myself.
+        let bus = node.cluster.as_ref().map_or(0, |c| c.with(|st| (st.nodes.len() - 1) * 2));
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-                connected, cfg.maxclients
+                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                connected, bus, cfg.maxclients
             ),
         );
     }
