@@ -228,6 +228,40 @@ fn errors_and_slot_assignment_match_redis() {
         keys.sort();
         assert_eq!(keys, ["name", "{name}2", "{name}3"], "{got}");
     }
+    // A key on the other shard of the two-shard node ("a" is in slot 15495).
+    assert_same(
+        &mut a,
+        &mut b,
+        &[&["SET", "a", "1"], &["CLUSTER", "COUNTKEYSINSLOT", "15495"], &["CLUSTER", "GETKEYSINSLOT", "15495", "1"]],
+    );
+    // SETSLOT ... NODE towards another node (a handshake node passes Redis's master checks);
+    // Redis drops handshake nodes after max(node-timeout, 1 s), so this runs quickly. (Giving a
+    // slot to a handshake node is left out: redis-server 7.0.15 then dies on an assertion in
+    // clusterGetNodesServingMySlots when the slot is deleted.)
+    let silent = common::free_port().to_string();
+    let mut handshake = Vec::new();
+    for r in [&mut a, &mut b] {
+        assert_eq!(r.cmd(&["CLUSTER", "MEET", "127.0.0.1", &silent]), "+OK\r\n");
+        let nodes = bulk_text(&r.cmd(&["CLUSTER", "NODES"]));
+        let h = nodes.lines().find(|l| l.contains("handshake")).expect("handshake node").split(' ').next().unwrap();
+        handshake.push(h.to_string());
+    }
+    let steps: &[&[&str]] = &[
+        &["CLUSTER", "SETSLOT", "741", "NODE", "$H"],
+        &["CLUSTER", "SETSLOT", "741", "MIGRATING", "$H"],
+        &["CLUSTER", "SETSLOT", "741", "NODE", "$H"],
+        &["CLUSTER", "SETSLOT", "741", "STABLE"],
+        &["CLUSTER", "FORGET", "$H"],
+        &["CLUSTER", "INFO"],
+    ];
+    for step in steps {
+        let mut got = Vec::new();
+        for (r, h) in [(&mut a, &handshake[0]), (&mut b, &handshake[1])] {
+            let cmd: Vec<&str> = step.iter().map(|x| if *x == "$H" { h.as_str() } else { x }).collect();
+            got.push(r.cmd(&cmd));
+        }
+        assert_eq!(got[0], got[1], "command {step:?}");
+    }
     assert_same(
         &mut a,
         &mut b,

@@ -373,3 +373,41 @@ pub(super) fn help(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     ];
     reply(Reply::Array(LINES.iter().map(|l| Reply::status(l)).collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::state::{random_name, ClusterSettings};
+
+    #[test]
+    fn info_lists_nonzero_message_counters_in_type_order() {
+        let mut st = ClusterState::new(random_name(), ClusterSettings::default(), 1);
+        st.stats_sent[MsgType::Pong as usize] = 3;
+        st.stats_sent[MsgType::Ping as usize] = 2;
+        st.stats_sent[MsgType::PublishShard as usize] = 1;
+        st.stats_received[MsgType::Meet as usize] = 1;
+        st.stats_received[MsgType::FailoverAuthAck as usize] = 4;
+        let text = info_text(&st);
+        let want = "cluster_stats_messages_ping_sent:2\r\ncluster_stats_messages_pong_sent:3\r\ncluster_stats_messages_publishshard_sent:1\r\ncluster_stats_messages_sent:6\r\ncluster_stats_messages_meet_received:1\r\ncluster_stats_messages_auth-ack_received:4\r\ncluster_stats_messages_received:5\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n";
+        assert!(text.ends_with(want), "{text}");
+        assert!(text.starts_with("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"), "{text}");
+    }
+
+    #[test]
+    fn slots_pfail_and_fail_are_counted_by_owner_flags() {
+        let mut st = ClusterState::new(random_name(), ClusterSettings::default(), 1);
+        let (a, b) = (random_name(), random_name());
+        st.add_node(Node::new(a, F::MASTER | F::PFAIL, 1));
+        st.add_node(Node::new(b, F::MASTER | F::FAIL, 1));
+        let me = st.myself;
+        st.add_slot(0, me);
+        st.add_slot(1, a);
+        st.add_slot(2, b);
+        st.add_slot(3, b);
+        let text = info_text(&st);
+        assert!(
+            text.contains("cluster_slots_assigned:4\r\ncluster_slots_ok:1\r\ncluster_slots_pfail:1\r\ncluster_slots_fail:2\r\ncluster_known_nodes:3\r\n"),
+            "{text}"
+        );
+    }
+}
