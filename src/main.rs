@@ -119,17 +119,20 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
         tracing::warn!("Accepted but not acted upon by slotcore yet: {}", not_acted.join(", "));
     }
     use std::io::IsTerminal;
-    let mode = if cfg.cluster_enabled { "cluster" } else { "standalone" };
     if cfg.always_show_logo || std::io::stdout().is_terminal() {
         tracing::info!(
             "\n                _._\n           _.-``__ ''-._\n      _.-``    `.  `_.  ''-._           slotcore {} (Redis 7.0 compatible) 64 bit\n  .-`` .-```.  ```\\/    _.,_ ''-._\n (    '      ,       .-`  | `,    )     Running in {} mode\n |`-._`-...-` __...-.``-._|'` _.-'|     Port: {}\n |    `-._   `._    /     _.-'    |     PID: {}\n  `-._    `-._  `-./  _.-'    _.-'\n      `-._    `-.__.-'    _.-'\n          `-._        _.-'\n              `-.__.-'\n",
             VERSION,
-            mode,
+            if cfg.cluster_enabled { "cluster" } else { "standalone" },
             cfg.port,
             node.pid
         );
     } else {
-        tracing::info!("Running mode={}, port={}.", mode, cfg.port);
+        tracing::info!(
+            "Running mode={}, port={}.",
+            if cfg.cluster_enabled { "cluster" } else { "standalone" },
+            cfg.port
+        );
     }
 }
 
@@ -210,6 +213,17 @@ fn main() {
             slotcore::process::shutdown_and_exit(1);
         }
     };
+    let bus_listeners = if cfg.cluster_enabled {
+        match slotcore::runtime::listener::bind_port(&cfg, slotcore::cluster::bus_port(&cfg)) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("{}", e);
+                slotcore::process::shutdown_and_exit(1);
+            }
+        }
+    } else {
+        Vec::new()
+    };
     match &placement.bus_cpu {
         Some(bus) => tracing::info!(
             "{} shard(s) pinned to CPU(s) {:?}, control core on CPU {}",
@@ -220,7 +234,7 @@ fn main() {
         None => tracing::info!("{} shard(s) plus a control core, not pinned (pin-cores no)", placement.shards),
     }
     tracing::info!("Server initialized");
-    if let Err(e) = slotcore::runtime::run(cfg, node, placement, listeners) {
+    if let Err(e) = slotcore::runtime::run(cfg, node, placement, listeners, bus_listeners) {
         tracing::warn!("Fatal: {}", e);
         slotcore::process::shutdown_and_exit(1);
     }

@@ -214,8 +214,8 @@ fn errors_and_slot_assignment_match_redis() {
             &["CLUSTER", "FLUSHSLOTS"],
             &["CLUSTER", "RESET"],
             &["CLUSTER", "RESET", "SOFT"],
-            &["CLUSTER", "DELSLOTS", "741"],
-            &["CLUSTER", "ADDSLOTS", "741"],
+            &["CLUSTER", "DELSLOTS", "742"],
+            &["CLUSTER", "ADDSLOTS", "742"],
             &["CLUSTER", "SETSLOT", "741", "STABLE"],
         ],
     );

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod conf;
 pub mod nodes;
 pub mod ops;
+pub mod redirect;
 pub mod slot;
 pub mod state;
 pub mod view;
@@ -102,7 +103,7 @@ impl Cluster {
         let mut inner = Inner { st, assign: ShardAssign::new(nshards), conf: file };
         let v = view::build(&inner.st, &mut inner.assign);
         let c = Cluster { inner: Mutex::new(inner), view: RwLock::new(Arc::new(v)), generation: AtomicU64::new(0) };
-        c.with(|_| ());
+        c.change(|_| ());
         Ok(c)
     }
 

@@ -387,8 +387,14 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         let mut b = String::new();
         let n = reports.len().max(1);
         let slots = crate::cluster::slot::SLOTS;
+        // In cluster mode a shard serves its part of the node's slots (the sticky even split
+        // of `cluster::view`); standalone nodes split all 16384 evenly.
+        let counts: Vec<usize> = match &node.cluster {
+            Some(c) => c.shard_slot_counts(),
+            None => (0..n).map(|i| (0..slots).filter(|s| s * n / slots == i).count()).collect(),
+        };
         for (i, r) in reports.iter().enumerate() {
-            let per_shard_slots = (0..slots).filter(|s| s * n / slots == i).count();
+            let per_shard_slots = counts.get(i).copied().unwrap_or(0);
             let cpu = node.shard_cpus.get(i).copied().flatten().map_or("unpinned".to_string(), |c| c.to_string());
             let keys: u64 = r.keys.iter().map(|k| k.0).sum();
             let _ = write!(

@@ -96,7 +96,7 @@ fn monitor(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 
 fn flag_set(spec: &CommandSpec) -> Reply {
     let mut v: Vec<Reply> = flags::NAMES.iter().filter(|(b, _)| spec.has(*b)).map(|(_, n)| Reply::status(n)).collect();
-    if matches!(spec.keys, Keys::Custom { .. }) {
+    if matches!(spec.keys, Keys::Custom { .. } | Keys::Derived { .. }) {
         v.push(Reply::status("movablekeys"));
     }
     Reply::Set(v)

@@ -96,6 +96,21 @@ pub enum Keys {
         /// Finds the key indexes.
         find: fn(&[Bytes]) -> Result<Vec<usize>, Reply>,
     },
+    /// Keys found by parsing the arguments (as `Custom`) plus keys only the data names (SORT's
+    /// BY and GET patterns name keys after the elements of the sorted key). Derived keys are
+    /// only read. On a node with several shards, a call for which `reads_more` is true holds
+    /// every shard, copies the `find` keys, then the keys `more` names from that copy, and
+    /// runs on the copy; only the `find` keys are written back.
+    Derived {
+        /// Legacy triple shown by COMMAND INFO.
+        legacy: (i32, i32, i32),
+        /// Finds the key indexes among the arguments.
+        find: fn(&[Bytes]) -> Result<Vec<usize>, Reply>,
+        /// Whether this call reads keys the arguments do not name.
+        reads_more: fn(&[Bytes]) -> bool,
+        /// The extra keys, computed on a shard state holding the `find` keys (client's db).
+        more: DerivedFn,
+    },
 }
 
 /// A keyed handler: runs on the shard owning the keys.
@@ -105,6 +120,8 @@ pub type NodeFn = fn(&mut ClientCtx<'_>, &[Bytes]) -> Plan;
 /// Work run on every shard by a [`Plan::AllShards`]: gets the shard, the client's db and the
 /// arguments. Must be a plain function so it can cross threads.
 pub type ShardFn = fn(&mut ShardState, usize, &[Bytes]) -> Reply;
+/// Names the keys a call reads besides its argument keys (see [`Keys::Derived`]).
+pub type DerivedFn = fn(&mut ShardState, usize, &[Bytes]) -> Vec<Bytes>;
 /// Combines the per-shard replies of a fan-out, at home.
 pub type MergeFn = Box<dyn FnOnce(&mut ClientCtx<'_>, Vec<Reply>) -> Reply>;
 /// Finishes a [`Plan::OnSlot`] at home with the owning shard's reply.
@@ -231,7 +248,7 @@ impl CommandSpec {
         match self.keys {
             Keys::None => Ok(Vec::new()),
             Keys::Range { first, last, step } => Ok(range_indexes(args.len(), first, last, step)),
-            Keys::Custom { find, .. } => find(args),
+            Keys::Custom { find, .. } | Keys::Derived { find, .. } => find(args),
         }
     }
 
@@ -240,7 +257,7 @@ impl CommandSpec {
         match self.keys {
             Keys::None => (0, 0, 0),
             Keys::Range { first, last, step } => (first, last, step),
-            Keys::Custom { legacy, .. } => legacy,
+            Keys::Custom { legacy, .. } | Keys::Derived { legacy, .. } => legacy,
         }
     }
 }

@@ -1,18 +1,20 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{bitmap, cluster, config, connection, generic, hash, list, server, set, string, zset, zset_ops};
+use super::{bitmap, cluster, config, connection, generic, hash, hll, list, server, set, sort, string, zset, zset_ops};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 12] {
+pub fn families() -> [&'static [CommandSpec]; 14] {
     [
         string::COMMANDS,
         zset::COMMANDS,
         zset_ops::COMMANDS,
         bitmap::COMMANDS,
+        hll::COMMANDS,
         generic::COMMANDS,
+        sort::COMMANDS,
         list::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,

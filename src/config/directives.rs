@@ -70,7 +70,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "enable-protected-configs", default: "no", kind: Kind::Enum(&["no", "yes", "local"]), mutable: false, acted: false },
     Directive { name: "hash-max-listpack-entries", default: "512", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "hash-max-listpack-value", default: "64", kind: Kind::Memory, mutable: true, acted: false },
-    Directive { name: "hll-sparse-max-bytes", default: "3000", kind: Kind::Memory, mutable: true, acted: false },
+    Directive { name: "hll-sparse-max-bytes", default: "3000", kind: Kind::Memory, mutable: true, acted: true },
     Directive { name: "hz", default: "10", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "ignore-warnings", default: "", kind: Kind::Str, mutable: true, acted: false },
     Directive { name: "io-threads", default: "1", kind: Kind::Int, mutable: false, acted: false },

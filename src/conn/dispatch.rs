@@ -2,6 +2,7 @@
 //! (unknown command, arity, auth), routing to shards, and putting replies back in order.
 
 use super::Conn;
+use crate::cluster::redirect::{self, ClientFlags, SlotCheck};
 use crate::cmd::ctx::ReplyMode;
 use crate::cmd::{self, errors, flags, table, CommandSpec, Exec, Keys};
 use crate::protocol::{Reply, Request};
@@ -15,8 +16,9 @@ enum Route {
     Done(Reply),
     /// A keyed command whose keys all live on one shard (or that has no keys).
     Keyed { target: usize, cmd: RemoteCmd },
-    /// A keyed command whose keys span shards.
-    Spanning { cmd: RemoteCmd, key_idx: Vec<usize> },
+    /// A keyed command whose keys span shards, or that reads keys its data names on a node
+    /// with several shards (`derived`: every shard is held).
+    Spanning { cmd: RemoteCmd, key_idx: Vec<usize>, derived: bool },
     /// A node-level command.
     Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
 }
@@ -85,13 +87,17 @@ impl Conn {
             let c = self.client.borrow();
             super::monitor::feed(c.db, &c.addr, &args);
         }
+        let cluster = self.shard.view.borrow().enabled;
+        if cluster {
+            return self.route_cluster(spec, fullname, args);
+        }
         match spec.exec {
             Exec::Keyed(_) => {
                 let home = self.shard.id;
                 // The common case, one key at argument 1, routes without allocating.
                 if let Keys::Range { first: 1, last: 1, .. } = spec.keys {
                     let target = self.shard.shard_of_slot(crate::cluster::key_slot(&args[1]));
-                    return Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args } };
+                    return Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check: SlotCheck::None } };
                 }
                 let key_idx = match spec.key_indexes(&args) {
                     Ok(k) => k,
@@ -107,12 +113,55 @@ impl Conn {
                         _ => {}
                     }
                 }
-                let cmd = RemoteCmd { spec, fullname, args };
-                if spans {
-                    Route::Spanning { cmd, key_idx }
+                let derived = match spec.keys {
+                    Keys::Derived { reads_more, .. } => self.shard.nshards > 1 && reads_more(&args),
+                    _ => false,
+                };
+                let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None };
+                if spans || derived {
+                    Route::Spanning { cmd, key_idx, derived }
                 } else {
                     Route::Keyed { target: target.unwrap_or(home), cmd }
                 }
+            }
+            Exec::Node(_) | Exec::Container => Route::Node { spec, fullname, args },
+        }
+    }
+
+    /// Routing in cluster mode: the redirect checks, then the slot's shard (all keys of a
+    /// command that passes share one slot, so one shard).
+    fn route_cluster(&mut self, spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes>) -> Route {
+        let flags = {
+            let mut c = self.client.borrow_mut();
+            let f = ClientFlags { readonly: c.readonly, asking: c.asking };
+            // ASKING is one-shot: it covers the next command only.
+            if spec.name != "asking" {
+                c.asking = false;
+            }
+            f
+        };
+        let key_idx = match spec.exec {
+            Exec::Keyed(_) => match spec.key_indexes(&args) {
+                Ok(k) => k,
+                Err(e) => return self.rejected(Some(fullname), e),
+            },
+            _ => Vec::new(),
+        };
+        let view = self.shard.view.borrow().clone();
+        let check = match redirect::check(&view, flags, spec, &args, &key_idx) {
+            Ok(c) => c,
+            Err(e) => return self.rejected(Some(fullname), e),
+        };
+        if key_idx.is_empty() && view.replica && spec.has(flags::WRITE) {
+            return self.rejected(Some(fullname), Reply::err(redirect::READONLY));
+        }
+        match spec.exec {
+            Exec::Keyed(_) => {
+                let target = match key_idx.first() {
+                    Some(&i) => view.shard_of(crate::cluster::key_slot(&args[i])),
+                    None => self.shard.id,
+                };
+                Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check } }
             }
             Exec::Node(_) | Exec::Container => Route::Node { spec, fullname, args },
         }
@@ -173,9 +222,9 @@ impl Conn {
                         fl.note(target, read);
                     }
                 }
-                Route::Spanning { cmd, key_idx } => {
+                Route::Spanning { cmd, key_idx, derived } => {
                     self.settle(&mut fl, &mut replies, db).await;
-                    replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx).await);
+                    replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx, derived).await);
                     clock = std::time::Instant::now();
                 }
                 Route::Node { spec, fullname, args } => {

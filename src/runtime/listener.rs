@@ -17,6 +17,11 @@ pub struct Listener {
 
 /// Binds every `bind` address of the config. Addresses prefixed with `-` are optional.
 pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
+    bind_port(cfg, cfg.port)
+}
+
+/// Binds every `bind` address of the config on `port` (the client port, or the bus port).
+pub fn bind_port(cfg: &Config, port: u16) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     for raw in &cfg.bind {
         let (optional, name) = match raw.strip_prefix('-') {
@@ -36,7 +41,7 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
                 }
             },
         };
-        let addr = SocketAddr::new(ip, cfg.port);
+        let addr = SocketAddr::new(ip, port);
         match bind_one(addr, cfg.tcp_backlog) {
             Ok(l) => out.push(l),
             Err(e) => {
@@ -48,12 +53,12 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
                 if optional && unavailable {
                     continue;
                 }
-                return Err(format!("Failed listening on port {} (tcp), aborting. ({name}: {e})", cfg.port));
+                return Err(format!("Failed listening on port {port} (tcp), aborting. ({name}: {e})"));
             }
         }
     }
     if out.is_empty() {
-        return Err(format!("Failed listening on port {} (tcp), aborting.", cfg.port));
+        return Err(format!("Failed listening on port {port} (tcp), aborting."));
     }
     Ok(out)
 }

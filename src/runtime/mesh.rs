@@ -16,6 +16,8 @@ pub struct RemoteCmd {
     pub fullname: &'static str,
     /// Name and arguments.
     pub args: Vec<Bytes>,
+    /// Cluster-mode check the owning shard runs first (migrating / importing slots).
+    pub check: crate::cluster::redirect::SlotCheck,
 }
 
 pub use crate::transaction::KeyCopy;

@@ -5,6 +5,7 @@
 //! peer id) in one full mesh. Each data shard accepts clients on every listener and serves them
 //! for their whole life; keyed commands for slots another shard owns travel over the mesh.
 
+pub mod bus;
 pub mod gate;
 pub mod listener;
 pub mod mesh;
@@ -88,6 +89,7 @@ pub fn run(
     node: Arc<NodeInfo>,
     placement: Placement,
     listeners: Vec<listener::Listener>,
+    bus_listeners: Vec<listener::Listener>,
 ) -> Result<(), String> {
     let nshards = placement.shards;
     let pool_placement = if placement.shard_cpus.is_empty() {
@@ -102,6 +104,7 @@ pub fn run(
     };
     let mesh = MeshBuilder::<Msg, _>::full(nshards + 1, MESH_CAPACITY);
     let fds: Vec<i32> = listeners.iter().map(|l| l.fd).collect();
+    let bus_fds: Vec<i32> = bus_listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
     let mut builder =
         LocalExecutorPoolBuilder::new(pool_placement).name("slotcore").io_memory(IO_MEMORY).ring_depth(512);
@@ -119,9 +122,12 @@ pub fn run(
             };
             let id = tx.peer_id();
             if id == nshards {
-                // The control executor: the cluster bus, replication and persistence will live
-                // here; in standalone mode it only keeps its place in the mesh.
-                futures_lite::future::pending::<()>().await;
+                // The control executor: the cluster bus (replication and persistence will live
+                // here too); in standalone mode it only keeps its place in the mesh.
+                match node.cluster.clone() {
+                    Some(c) => bus::run(c, node.clone(), bus_fds.clone()).await,
+                    None => futures_lite::future::pending::<()>().await,
+                }
                 return;
             }
             let cfg = node.config();

@@ -4,7 +4,8 @@
 
 use super::gate::Gate;
 use super::mesh::{HeldOp, HeldResult, Msg, RemoteCmd};
-use crate::cluster::slot::SLOTS;
+use crate::cluster::redirect;
+use crate::cluster::view::ClusterView;
 use crate::cmd::{self, ShardFn, ShardState};
 use crate::protocol::Reply;
 use crate::transaction;
@@ -13,13 +14,9 @@ use futures_channel::oneshot;
 use glommio::channels::channel_mesh::Senders;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 static NEXT_TX: AtomicU64 = AtomicU64::new(1);
-
-/// The slot -> shard table of this node (a table, not a formula, so slots can move later).
-pub fn default_slot_table(nshards: usize) -> Vec<u16> {
-    (0..SLOTS).map(|s| (s * nshards / SLOTS) as u16).collect()
-}
 
 /// Tells storage whether an LFU `maxmemory-policy` is in force (OBJECT FREQ's counters).
 fn apply_lfu(cfg: &crate::config::Config) {
@@ -40,8 +37,8 @@ pub struct Shard {
     pub mesh: Senders<Msg>,
     /// The transaction gate.
     pub gate: Gate,
-    /// slot -> shard.
-    pub slot_shard: Vec<u16>,
+    /// The routing snapshot: slot -> shard, and in cluster mode who serves each slot.
+    pub view: RefCell<Arc<ClusterView>>,
     /// Config generation this shard's snapshot is from.
     config_gen: std::cell::Cell<u64>,
 }
@@ -60,18 +57,44 @@ impl Shard {
             state: RefCell::new(state),
             mesh,
             gate: Gate::default(),
-            slot_shard: default_slot_table(nshards),
+            view: RefCell::new(Arc::new(ClusterView::standalone(nshards))),
             config_gen: std::cell::Cell::new(gen),
         }
     }
 
     /// The shard owning a slot.
     pub fn shard_of_slot(&self, slot: u16) -> usize {
-        self.slot_shard[slot as usize] as usize
+        self.view.borrow().shard_of(slot)
+    }
+
+    /// Swaps in the newest cluster view if one was published (one atomic load), and drops
+    /// this shard's keys in slots it no longer keeps (lost to another node, or now placed on
+    /// another shard), as Redis deletes keys of slots it lost.
+    pub fn refresh_cluster(&self) {
+        let Some(cluster) = self.state.borrow().node.cluster.clone() else { return };
+        let gen = cluster.generation.load(Ordering::Acquire);
+        if gen == self.view.borrow().generation {
+            return;
+        }
+        let v = cluster.view();
+        let mut st = self.state.borrow_mut();
+        let mut dropped = 0;
+        for db in st.ks.dbs.iter_mut() {
+            let stale: Vec<u16> =
+                db.nonempty_slots_from(0).filter(|&s| !v.keep[s as usize] || v.shard_of(s) != self.id).collect();
+            for s in stale {
+                dropped += db.clear_slot(s);
+            }
+        }
+        if dropped > 0 {
+            tracing::info!("Deleted {} keys in slots this shard no longer serves", dropped);
+        }
+        *self.view.borrow_mut() = v;
     }
 
     /// Refreshes this shard's config snapshot if CONFIG SET changed it (one atomic load).
     pub fn refresh_config(&self) {
+        self.refresh_cluster();
         let node = self.state.borrow().node.clone();
         let gen = node.config_gen.load(Ordering::Acquire);
         if gen != self.config_gen.get() {
@@ -146,19 +169,26 @@ impl Shard {
 
     /// Runs keyed commands in order on this shard.
     pub fn run_batch(&self, db: usize, cmds: &[RemoteCmd]) -> Vec<Reply> {
+        // A CONFIG SET on another shard applies here before the next command, not at the
+        // next timer tick (one atomic load).
+        self.refresh_config();
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
         let mut st = self.state.borrow_mut();
-        cmds.iter().map(|c| cmd::execute_keyed(&mut st, c.spec, c.fullname, &c.args, db, &mut clock)).collect()
+        cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect()
     }
 
     /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
     pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut std::time::Instant) -> Reply {
-        self.when_open(|| {
-            let mut st = self.state.borrow_mut();
-            cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, db, clock)
-        })
-        .await
+        self.when_open(|| Self::execute(&mut self.state.borrow_mut(), cmd, db, clock)).await
+    }
+
+    /// Runs one keyed command on this shard, after its cluster-mode check.
+    fn execute(st: &mut ShardState, c: &RemoteCmd, db: usize, clock: &mut std::time::Instant) -> Reply {
+        if let Some(refused) = redirect::precheck(st, &c.check, db, &c.args, crate::storage::cached_ms()) {
+            return refused;
+        }
+        cmd::execute_keyed(st, c.spec, c.fullname, &c.args, db, clock)
     }
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
@@ -269,7 +299,11 @@ impl Shard {
 
     /// Runs a keyed command whose keys live on several shards, atomically: hold the shards,
     /// copy the keys here, run the command on that copy, write the results back, release.
-    pub async fn run_spanning(&self, db: usize, cmd: RemoteCmd, key_idx: &[usize]) -> Reply {
+    ///
+    /// `derived` (a `Keys::Derived` call that reads keys its data names): every shard is held,
+    /// and after the argument keys are copied, the keys the spec's `more` names from that copy
+    /// are copied too; they are only read, so only the argument keys are written back.
+    pub async fn run_spanning(&self, db: usize, cmd: RemoteCmd, key_idx: &[usize], derived: bool) -> Reply {
         let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
         for &i in key_idx {
             let k = &cmd.args[i];
@@ -278,7 +312,7 @@ impl Shard {
                 per_shard[s].push(k.clone());
             }
         }
-        let shards: Vec<usize> = (0..self.nshards).filter(|&s| !per_shard[s].is_empty()).collect();
+        let shards: Vec<usize> = (0..self.nshards).filter(|&s| derived || !per_shard[s].is_empty()).collect();
         let tx = match self.lock(&shards).await {
             Ok(tx) => tx,
             Err(e) => return e,
@@ -295,6 +329,23 @@ impl Shard {
                 transaction::apply(&mut scratch.ks, entries);
             }
             per_shard[s] = keys;
+        }
+        if let (true, cmd::Keys::Derived { more, .. }) = (derived, cmd.spec.keys) {
+            let mut extra: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
+            for k in more(&mut scratch, db, &cmd.args) {
+                let s = self.shard_of_slot(crate::cluster::key_slot(&k));
+                if !per_shard[s].contains(&k) {
+                    extra[s].push(k);
+                }
+            }
+            for (s, keys) in extra.into_iter().enumerate() {
+                if keys.is_empty() {
+                    continue;
+                }
+                if let HeldResult::Entries(entries) = self.held(tx, s, HeldOp::Fetch { keys }).await {
+                    transaction::apply(&mut scratch.ks, entries);
+                }
+            }
         }
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();

@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod hash;
+pub mod hll;
 pub mod set;
 pub mod value;
 pub mod zset;

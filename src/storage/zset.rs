@@ -80,6 +80,10 @@ impl ZSetValue {
         let s = self.score(m)?;
         Some(self.order.range(..(Score(s), Box::from(m))).count())
     }
+    /// Switches to the `skiplist` encoding for good (SORT does this, as in Redis).
+    pub fn make_skiplist(&mut self) {
+        self.big = true;
+    }
     /// OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
         if self.big {

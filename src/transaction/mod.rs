@@ -8,6 +8,10 @@
 //!    means two transactions never wait on each other (no deadlock).
 //! 2. **Copy in**: the coordinator copies the command's keys (from every database, so COPY/MOVE
 //!    with DB work) into a scratch [`ShardState`].
+//!    A command with derived keys (`Keys::Derived`: SORT's BY/GET patterns name keys after
+//!    the sorted key's elements) holds *every* shard in step 1, since those keys are unknown
+//!    until the data is read; after copying its argument keys it asks the spec which keys the
+//!    copy names and copies those too. They are only read and are never written back.
 //! 3. **Run**: the command's ordinary keyed handler runs on the scratch copy. Handlers therefore
 //!    never know whether their keys were local.
 //! 4. **Write back**: for write commands, the final state of every copied key (None = deleted)

@@ -31,6 +31,8 @@ pub fn free_port() -> u16 {
     }
 }
 
+pub mod cluster;
+
 /// A running server process (slotcore or redis-server).
 pub struct Server {
     /// Client port.
@@ -40,6 +42,8 @@ pub struct Server {
     child: Child,
     /// Path of the log file.
     pub log: PathBuf,
+    /// Program and arguments, to restart it.
+    argv: (std::ffi::OsString, Vec<std::ffi::OsString>),
 }
 
 fn scratch_dir(tag: &str, port: u16) -> PathBuf {
@@ -92,13 +96,33 @@ impl Server {
     }
 
     fn spawn(mut cmd: Command, port: u16, dir: PathBuf, log: PathBuf) -> Server {
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err)).stdin(Stdio::null());
-        let child = cmd.spawn().expect("spawn server");
-        let s = Server { port, dir, child, log };
+        let argv = (cmd.get_program().to_owned(), cmd.get_args().map(|a| a.to_owned()).collect());
+        let child = Self::launch(&mut cmd, &log);
+        let s = Server { port, dir, child, log, argv };
         s.wait_ready();
         s
+    }
+
+    fn launch(cmd: &mut Command, log: &PathBuf) -> Child {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err)).stdin(Stdio::null());
+        cmd.spawn().expect("spawn server")
+    }
+
+    /// Kills the process with SIGKILL (its directory stays).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again with the same arguments and directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let mut cmd = Command::new(&self.argv.0);
+        cmd.args(&self.argv.1);
+        self.child = Self::launch(&mut cmd, &self.log);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -162,8 +186,16 @@ impl Server {
 
     /// Runs `redis-cli -p PORT args...` and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out =
-            Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().expect("run redis-cli");
+        Self::cli_port(&self.port.to_string(), args)
+    }
+
+    /// Runs `redis-cli -p port args...` (bounded by a timeout) and returns its stdout.
+    pub fn cli_port(port: &str, args: &[&str]) -> String {
+        let out = Command::new("timeout")
+            .args(["30", "redis-cli", "-p", port])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -212,6 +244,14 @@ impl Raw {
         let mut out = Vec::new();
         read_reply(&mut self.r, &mut out).expect("read reply");
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Sends a command with binary arguments and returns its raw reply bytes.
+    pub fn cmd_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send_cmd(args);
+        let mut out = Vec::new();
+        read_reply(&mut self.r, &mut out).expect("read reply");
+        out
     }
 
     /// Reads until EOF (bounded by the read timeout); returns what came.

@@ -4,5 +4,6 @@
 //! detection and elections build on it and run on the control core.
 
 pub mod codec;
+pub mod gossip;
 
 pub use codec::{Body, BusMessage, GossipEntry, Header, MsgType, NodeFlags};

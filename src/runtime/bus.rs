@@ -1,0 +1,394 @@
+//! The cluster bus at run time, on the control executor: the listener on the bus port, one
+//! outbound link per known node (connect, first PING or MEET, reconnect), inbound links, and
+//! the 100 ms cron. The protocol itself is `cluster::bus::gossip` (sans-IO); this file only
+//! moves bytes and timers.
+//!
+//! Each link is a reader task and a writer task over one socket (`futures_lite::io::split`);
+//! messages for a link go through an unbounded local queue, so processing a packet never
+//! awaits. Closing a link shuts the socket down, which ends both tasks.
+
+use crate::cluster::bus::codec::{BusMessage, DecodeError, MsgType};
+use crate::cluster::bus::gossip::{self, Effects, LinkInfo};
+use crate::cluster::bus::NodeFlags as F;
+use crate::cluster::state::{name_str, todo, ClusterState, Name};
+use crate::cluster::Cluster;
+use crate::cmd::NodeInfo;
+use futures_channel::mpsc;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use glommio::net::{TcpListener, TcpStream};
+use hashbrown::HashMap;
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Cron period (Redis runs clusterCron 10 times a second).
+const CRON_MS: u64 = 100;
+/// Largest bus message accepted (bigger `totlen` closes the link).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// An outbound link to a node.
+struct OutLink {
+    /// Distinguishes successive links to the same node.
+    id: u64,
+    /// Writer queue (None while connecting).
+    tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// Socket fd once connected (to shut it down).
+    fd: Option<i32>,
+    /// When the link was created (ms).
+    created: u64,
+    /// The node's current name (changes when a handshake completes).
+    name: Rc<RefCell<Name>>,
+}
+
+#[derive(Default)]
+struct Links {
+    out: HashMap<Name, OutLink>,
+    next_id: u64,
+}
+
+impl Links {
+    fn close(&mut self, name: &Name) {
+        if let Some(l) = self.out.remove(name) {
+            if let Some(fd) = l.fd {
+                // SAFETY: shutting down a socket fd the link task still owns; both its tasks
+                // then see EOF/errors and end, dropping the stream.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            }
+        }
+    }
+    fn age(&self, name: &Name, now: u64) -> Option<u64> {
+        self.out.get(name).filter(|l| l.tx.is_some()).map(|l| now.saturating_sub(l.created))
+    }
+}
+
+struct Bus {
+    cluster: Arc<Cluster>,
+    node: Arc<NodeInfo>,
+    links: RefCell<Links>,
+}
+
+/// Runs the bus until the process exits.
+pub async fn run(cluster: Arc<Cluster>, node: Arc<NodeInfo>, listen_fds: Vec<i32>) {
+    let bus = Rc::new(Bus { cluster, node, links: RefCell::new(Links::default()) });
+    for fd in listen_fds {
+        glommio::spawn_local(accept_loop(bus.clone(), fd)).detach();
+    }
+    let mut iteration = 0u64;
+    loop {
+        glommio::timer::sleep(Duration::from_millis(CRON_MS)).await;
+        bus.cron(iteration);
+        iteration += 1;
+    }
+}
+
+async fn accept_loop(bus: Rc<Bus>, fd: i32) {
+    // SAFETY: the fd is a listening socket handed to the control executor alone.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(inbound(bus.clone(), stream)).detach();
+            }
+            Err(e) => {
+                tracing::warn!("Error accepting cluster node: {}", e);
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn ip_of<E>(a: Result<std::net::SocketAddr, E>) -> String {
+    a.map(|a| match a.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
+        ip => ip.to_string(),
+    })
+    .unwrap_or_default()
+}
+
+/// Reads messages off a link until it closes; `on_msg` handles each one and says whether
+/// the link must close.
+async fn read_loop(
+    mut r: impl futures_lite::AsyncRead + Unpin,
+    mut on_msg: impl FnMut(Result<BusMessage, DecodeError>) -> bool,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            let len = match BusMessage::peek_len(&buf) {
+                None => break,
+                Some(Err(_)) => return, // bad signature or length: close the link
+                Some(Ok(l)) if l > MAX_MESSAGE => return,
+                Some(Ok(l)) => l,
+            };
+            if buf.len() < len {
+                break;
+            }
+            let decoded = BusMessage::decode(&buf[..len]);
+            buf.drain(..len);
+            if on_msg(decoded) {
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop(mut w: impl futures_lite::AsyncWrite + Unpin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>, fd: i32) {
+    while let Some(m) = rx.next().await {
+        if w.write_all(&m).await.is_err() {
+            break;
+        }
+    }
+    // SAFETY: shutting down our own socket so the reader ends too.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
+async fn inbound(bus: Rc<Bus>, stream: TcpStream) {
+    let fd = stream.as_raw_fd();
+    let _ = stream.set_nodelay(true);
+    let info = LinkInfo { node: None, peer_ip: ip_of(stream.peer_addr()), local_ip: ip_of(stream.local_addr()) };
+    let (r, w) = futures_lite::io::split(stream);
+    let (tx, rx) = mpsc::unbounded();
+    let writer = glommio::spawn_local(write_loop(w, rx, fd));
+    read_loop(r, |m| bus.on_message(&info, m, &tx)).await;
+    drop(tx);
+    let _ = writer.await;
+}
+
+impl Bus {
+    fn now() -> u64 {
+        crate::storage::now_ms()
+    }
+
+    /// Handles one message from a link; true when the link must close.
+    fn on_message(
+        &self,
+        info: &LinkInfo,
+        m: Result<BusMessage, DecodeError>,
+        reply: &mpsc::UnboundedSender<Vec<u8>>,
+    ) -> bool {
+        let msg = match m {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("Dropping malformed cluster bus message: {:?}", e);
+                return false;
+            }
+        };
+        let now = Self::now();
+        self.cluster.with(|st| {
+            let mut fx = gossip::process(st, info, &msg, now);
+            self.finish(st, &mut fx, now);
+            self.dispatch(st, fx, Some(reply))
+        })
+    }
+
+    /// Adds the FAIL and PONG broadcasts owed after a change.
+    fn finish(&self, st: &mut ClusterState, fx: &mut Effects, now: u64) {
+        let pong = st.todo & todo::BROADCAST_PONG != 0;
+        st.todo &= !todo::BROADCAST_PONG;
+        gossip::drain_pending(st, pong, now, fx);
+    }
+
+    /// Puts effects on links; returns whether the current link must close.
+    fn dispatch(&self, st: &mut ClusterState, fx: Effects, reply: Option<&mpsc::UnboundedSender<Vec<u8>>>) -> bool {
+        let mut links = self.links.borrow_mut();
+        if let Some((old, new)) = fx.renamed {
+            if let Some(l) = links.out.remove(&old) {
+                *l.name.borrow_mut() = new;
+                if let Some(prev) = links.out.insert(new, l) {
+                    if let Some(fd) = prev.fd {
+                        // SAFETY: see Links::close.
+                        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    }
+                }
+            }
+        }
+        let mut count = |t: MsgType| st.stats_sent[t as usize] += 1;
+        if let Some(r) = reply {
+            for m in &fx.reply {
+                count(m.header.msg_type);
+                let _ = r.unbounded_send(m.encode());
+            }
+        }
+        for (n, m) in &fx.send {
+            if let Some(tx) = links.out.get(n).and_then(|l| l.tx.as_ref()) {
+                count(m.header.msg_type);
+                let _ = tx.unbounded_send(m.encode());
+            }
+        }
+        for m in &fx.broadcast {
+            let bytes = m.encode();
+            for (name, l) in links.out.iter() {
+                let Some(tx) = &l.tx else { continue };
+                if st.nodes.get(name).is_some_and(|n| !n.has(F::HANDSHAKE)) {
+                    st.stats_sent[m.header.msg_type as usize] += 1;
+                    let _ = tx.unbounded_send(bytes.clone());
+                }
+            }
+        }
+        for n in &fx.drop_links {
+            links.close(n);
+            if let Some(node) = st.nodes.get_mut(n) {
+                node.link_connected = false;
+            }
+        }
+        fx.close_link
+    }
+
+    fn cron(self: &Rc<Self>, iteration: u64) {
+        let now = Self::now();
+        let cfg = self.node.config();
+        let settings = crate::cluster::settings(&cfg);
+        let mut connect: Vec<(Name, String, u16, u64)> = Vec::new();
+        self.cluster.with(|st| {
+            // Keep what CONFIG SET may change, but never the identity of myself.
+            st.settings.node_timeout = settings.node_timeout;
+            st.settings.require_full_coverage = settings.require_full_coverage;
+            st.settings.allow_reads_when_down = settings.allow_reads_when_down;
+            // Links to nodes that are gone.
+            {
+                let mut links = self.links.borrow_mut();
+                let gone: Vec<Name> = links.out.keys().filter(|n| !st.nodes.contains_key(*n)).copied().collect();
+                for n in gone {
+                    links.close(&n);
+                }
+            }
+            let plan = {
+                let links = self.links.borrow();
+                gossip::cron(st, now, iteration, &|n| links.age(n, now))
+            };
+            let mut fx = plan.fx;
+            {
+                let mut links = self.links.borrow_mut();
+                for n in plan.reconnect {
+                    links.close(&n);
+                }
+            }
+            self.finish(st, &mut fx, now);
+            self.dispatch(st, fx, None);
+            // New outbound links.
+            let mut links = self.links.borrow_mut();
+            for n in st.nodes.values_mut() {
+                if n.name == st.myself || n.has(F::NOADDR) || n.ip.is_empty() || n.cport == 0 {
+                    continue;
+                }
+                if links.out.contains_key(&n.name) {
+                    continue;
+                }
+                n.link_connected = false;
+                links.next_id += 1;
+                let id = links.next_id;
+                links.out.insert(
+                    n.name,
+                    OutLink { id, tx: None, fd: None, created: now, name: Rc::new(RefCell::new(n.name)) },
+                );
+                connect.push((n.name, n.ip.clone(), n.cport, id));
+            }
+        });
+        let timeout = Duration::from_millis(settings.node_timeout.clamp(100, 5000));
+        for (name, ip, cport, id) in connect {
+            glommio::spawn_local(outbound(self.clone(), name, ip, cport, id, timeout)).detach();
+        }
+    }
+
+    /// Removes the outbound link `id` of the node now called `name`, if it is still current.
+    fn link_down(&self, name: &Rc<RefCell<Name>>, id: u64) {
+        let n = *name.borrow();
+        let mut links = self.links.borrow_mut();
+        if links.out.get(&n).is_some_and(|l| l.id == id) {
+            links.out.remove(&n);
+            drop(links);
+            self.cluster.with(|st| {
+                if let Some(node) = st.nodes.get_mut(&n) {
+                    node.link_connected = false;
+                }
+            });
+        }
+    }
+}
+
+async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, timeout: Duration) {
+    let addr = format!("{ip}:{cport}");
+    let name_cell = match bus.links.borrow().out.get(&name) {
+        Some(l) if l.id == id => l.name.clone(),
+        _ => return,
+    };
+    let stream = match glommio::timer::timeout(timeout, async {
+        TcpStream::connect(addr.as_str()).await.map_err(|e| glommio::GlommioError::IoError(e.into()))
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("Unable to connect to Cluster Node [{}]: {}", addr, e);
+            // As Redis: with no ping pending, failure detection could not start, so count
+            // the attempt as a ping sent now.
+            let now = Bus::now();
+            let current = *name_cell.borrow();
+            bus.cluster.with(|st| {
+                if let Some(n) = st.nodes.get_mut(&current) {
+                    if n.ping_sent == 0 {
+                        n.ping_sent = now;
+                    }
+                }
+            });
+            bus.link_down(&name_cell, id);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let info_base = LinkInfo { node: None, peer_ip: ip_of(stream.peer_addr()), local_ip: ip_of(stream.local_addr()) };
+    let (r, w) = futures_lite::io::split(stream);
+    let (tx, rx) = mpsc::unbounded();
+    {
+        let mut links = bus.links.borrow_mut();
+        let current = *name_cell.borrow();
+        match links.out.get_mut(&current) {
+            Some(l) if l.id == id => {
+                l.tx = Some(tx.clone());
+                l.fd = Some(fd);
+                l.created = Bus::now();
+            }
+            _ => return,
+        }
+    }
+    // The first message: MEET for a node we were told to meet, else PING.
+    let now = Bus::now();
+    bus.cluster.with(|st| {
+        let current = *name_cell.borrow();
+        let Some(n) = st.nodes.get_mut(&current) else { return };
+        n.link_connected = true;
+        let meet = n.has(F::MEET);
+        n.flags &= !F::MEET;
+        let old_ping = n.ping_sent;
+        let t = if meet { MsgType::Meet } else { MsgType::Ping };
+        let m = gossip::ping(st, t, Some(current), now);
+        if let Some(n) = st.nodes.get_mut(&current) {
+            if old_ping != 0 {
+                n.ping_sent = old_ping;
+            } else {
+                n.ping_sent = now;
+            }
+        }
+        st.stats_sent[t as usize] += 1;
+        let _ = tx.unbounded_send(m.encode());
+        tracing::debug!("Connected to cluster node {} at {}", name_str(&current), addr);
+    });
+    let writer = glommio::spawn_local(write_loop(w, rx, fd));
+    read_loop(r, |m| {
+        let info = LinkInfo { node: Some(*name_cell.borrow()), ..info_base.clone() };
+        bus.on_message(&info, m, &tx)
+    })
+    .await;
+    drop(tx);
+    bus.link_down(&name_cell, id);
+    let _ = writer.await;
+}

@@ -1,0 +1,310 @@
+//! Cluster mode end to end: what the deployment guides do, against real slotcore processes,
+//! driven by real `redis-cli --cluster`, `redis-cli -c`, `redis-benchmark --cluster` and the
+//! `redis` crate's cluster client; and real redis-server nodes as peers on the bus.
+
+mod common;
+
+use common::cluster::*;
+use common::{Server, WAIT};
+use std::time::Duration;
+
+fn six_slotcore() -> Vec<Server> {
+    (0..6).map(|_| slotcore_node()).collect()
+}
+
+fn refs(v: &[Server]) -> Vec<&Server> {
+    v.iter().collect()
+}
+
+/// Masters (by CLUSTER NODES of `entry`): (port, id).
+fn masters(entry: &Server) -> Vec<(u16, String)> {
+    nodes(entry)
+        .into_iter()
+        .filter(|f| f[2].contains("master") && f.len() > 8)
+        .map(|f| {
+            let port = f[1].split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok());
+            (port.unwrap_or(0), f[0].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn create_six_nodes_then_redirects_benchmark_and_tools() {
+    let ns = six_slotcore();
+    let all = refs(&ns);
+    let out = create(&all, 1);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    wait_ok(&all);
+    // Every node agrees on ids, roles and slots.
+    wait_for(WAIT, "every node to agree on the topology", || {
+        let t0 = topology(&ns[0]);
+        t0.len() == 6 && ns.iter().all(|n| topology(n) == t0)
+    });
+    let t = topology(&ns[0]);
+    assert_eq!(t.iter().filter(|l| l.contains(" master ")).count(), 3, "{t:?}");
+    assert_eq!(t.iter().filter(|l| l.contains(" replica ")).count(), 3, "{t:?}");
+
+    let entry = format!("127.0.0.1:{}", ns[0].port);
+    let (ok, check) = cli_timeout(30, &["--cluster".into(), "check".into(), entry.clone()]);
+    assert!(ok, "{check}");
+    assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    let (ok, info) = cli_timeout(30, &["--cluster".into(), "info".into(), entry.clone()]);
+    assert!(ok && info.contains("3 masters"), "{info}");
+    let (ok, call) = cli_timeout(30, &["--cluster".into(), "call".into(), entry.clone(), "PING".into()]);
+    assert!(ok && call.matches("PONG").count() == 6, "{call}");
+    let (ok, st) = cli_timeout(30, &["--cluster".into(), "set-timeout".into(), entry.clone(), "2000".into()]);
+    assert!(ok, "{st}");
+
+    // redis-cli -c follows MOVED: write through one node, read through another.
+    let p0 = ns[0].port.to_string();
+    let p3 = ns[3].port.to_string();
+    for k in ["name", "age", "{user1000}.following", "x1", "x2"] {
+        let w = Server::cli_port(&p0, &["-c", "set", k, &format!("v-{k}")]);
+        assert_eq!(w.trim(), "OK", "set {k}: {w}");
+        let r = Server::cli_port(&p3, &["-c", "get", k]);
+        assert_eq!(r.trim(), format!("v-{k}"), "get {k}");
+    }
+
+    // 10000 keys through a cluster client seeded on one node, read back through another.
+    let writer = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", ns[1].port)]).unwrap();
+    let mut w = writer.get_connection().expect("cluster connection");
+    for i in 0..10000 {
+        let _: () = redis::cmd("SET").arg(format!("key:{i}")).arg(i).query(&mut w).expect("cluster SET");
+    }
+    let reader = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", ns[4].port)]).unwrap();
+    let mut r = reader.get_connection().expect("cluster connection");
+    for i in (0..10000).step_by(7) {
+        let v: i64 = redis::cmd("GET").arg(format!("key:{i}")).query(&mut r).expect("cluster GET");
+        assert_eq!(v, i);
+    }
+    let ms = masters(&ns[0]);
+    assert_eq!(ms.len(), 3);
+    let sizes: Vec<i64> = ms
+        .iter()
+        .map(|(port, _)| Server::cli_port(&port.to_string(), &["dbsize"]).trim().parse().unwrap_or(-1))
+        .collect();
+    assert_eq!(sizes.iter().sum::<i64>(), 10000 + 5, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s > 2800 && s < 3900), "uneven spread {sizes:?}");
+
+    // redis-benchmark in cluster mode runs error-free.
+    let out = std::process::Command::new("timeout")
+        .args(["120", "redis-benchmark", "--cluster", "-p", &p0, "-t", "set,get", "-n", "20000", "-q"])
+        .output()
+        .expect("redis-benchmark");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("Error") && !text.contains("ERR"), "{text}");
+    assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
+}
+
+#[test]
+fn by_hand_meet_addslots_replicate() {
+    let ns = six_slotcore();
+    for n in &ns[1..] {
+        assert_eq!(n.cli(&["cluster", "meet", "127.0.0.1", &ns[0].port.to_string()]).trim(), "OK");
+    }
+    assert_eq!(ns[0].cli(&["cluster", "addslotsrange", "0", "5460"]).trim(), "OK");
+    assert_eq!(ns[1].cli(&["cluster", "addslotsrange", "5461", "10922"]).trim(), "OK");
+    assert_eq!(ns[2].cli(&["cluster", "addslotsrange", "10923", "16383"]).trim(), "OK");
+    wait_for(WAIT, "all six nodes to know each other", || {
+        ns.iter().all(|n| topology(n).iter().filter(|l| !l.contains("handshake")).count() == 6)
+    });
+    for i in 0..3 {
+        let master = myid(&ns[i]);
+        wait_for(WAIT, "replicate to succeed", || {
+            ns[i + 3].cli(&["cluster", "replicate", &master]).trim() == "OK"
+        });
+    }
+    let all = refs(&ns);
+    wait_ok(&all);
+    wait_for(WAIT, "roles to propagate", || {
+        ns.iter().all(|n| topology(n).iter().filter(|l| l.contains(" replica ")).count() == 3)
+    });
+    // A replica redirects reads to its master unless READONLY.
+    let mut raw = ns[3].raw();
+    let slot_owner_port = ns[0].port;
+    let moved = raw.cmd(&["GET", "age"]); // slot 741, served by ns[0]
+    assert_eq!(moved, format!("-MOVED 741 127.0.0.1:{slot_owner_port}\r\n"));
+    assert_eq!(raw.cmd(&["READONLY"]), "+OK\r\n");
+    assert_eq!(raw.cmd(&["GET", "age"]), "$-1\r\n");
+    assert_eq!(raw.cmd(&["SET", "age", "1"]), format!("-MOVED 741 127.0.0.1:{slot_owner_port}\r\n"));
+    assert_eq!(raw.cmd(&["FLUSHALL"]), "-READONLY You can't write against a read only replica.\r\n");
+    assert_eq!(raw.cmd(&["READWRITE"]), "+OK\r\n");
+    assert!(raw.cmd(&["GET", "age"]).starts_with("-MOVED 741"));
+    // Cluster errors on a master.
+    let mut m = ns[0].raw();
+    assert_eq!(m.cmd(&["MSET", "a", "1", "b", "2"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    let slot: u16 = ns[0].cli(&["cluster", "keyslot", "t"]).trim().parse().expect("keyslot");
+    let same_slot = m.cmd(&["MSET", "{t}a", "1", "{t}b", "2"]);
+    if slot <= 5460 {
+        assert_eq!(same_slot, "+OK\r\n");
+    } else {
+        assert!(same_slot.starts_with(&format!("-MOVED {slot} ")), "{same_slot}");
+    }
+    assert_eq!(m.cmd(&["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
+    assert_eq!(m.cmd(&["SELECT", "0"]), "+OK\r\n");
+}
+
+#[test]
+fn killed_master_is_flagged_fail_and_comes_back_with_its_id() {
+    let mut ns: Vec<Server> = (0..3).map(|_| slotcore_node()).collect();
+    {
+        let all = refs(&ns);
+        let out = create(&all, 0);
+        assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+        wait_ok(&all);
+    }
+    let id2 = myid(&ns[2]);
+    ns[2].kill9();
+    wait_for(Duration::from_secs(30), "the killed master to be flagged fail", || {
+        ns[..2].iter().all(|n| nodes(n).iter().any(|f| f[0] == id2 && f[2].split(',').any(|x| x == "fail")))
+    });
+    wait_for(WAIT, "cluster_state:fail without the dead master's slots", || {
+        ns[..2].iter().all(|n| info_field(n, "cluster_state") == "fail")
+    });
+    // A key in a slot of the dead master: CLUSTERDOWN.
+    assert!(ns[0].cli(&["get", "foo"]).contains("CLUSTERDOWN"), "slot 12182 belongs to the dead master");
+    ns[2].restart();
+    assert_eq!(myid(&ns[2]), id2, "the restarted node keeps its id (nodes.conf)");
+    let all = refs(&ns);
+    wait_ok(&all);
+}
+
+#[test]
+fn mixed_cluster_with_real_redis_servers_converges_and_detects_failures() {
+    // Alternate kinds so masters and replicas mix: masters are the first three.
+    let mut ns = vec![slotcore_node(), redis_node(), slotcore_node(), redis_node(), slotcore_node(), redis_node()];
+    let all = refs(&ns);
+    let out = create(&all, 1);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    wait_ok(&all);
+    wait_for(WAIT, "every node to agree on the topology", || {
+        let t0 = topology(&ns[0]);
+        t0.len() == 6 && ns.iter().all(|n| topology(n) == t0)
+    });
+    // Redirects across both kinds of node.
+    for (i, n) in ns.iter().enumerate() {
+        let k = format!("mixed-{i}");
+        assert_eq!(Server::cli_port(&n.port.to_string(), &["-c", "set", &k, "v"]).trim(), "OK");
+        let other = &ns[(i + 1) % ns.len()];
+        assert_eq!(Server::cli_port(&other.port.to_string(), &["-c", "get", &k]).trim(), "v");
+    }
+    // Kill a replica of each kind; the other nodes flag it fail.
+    let replicas: Vec<usize> = (0..6)
+        .filter(|&i| nodes(&ns[i]).iter().any(|f| f[2].contains("myself") && f[2].contains("slave")))
+        .collect();
+    let redis_replica = *replicas.iter().find(|&&i| i % 2 == 1).expect("a redis-server replica");
+    let slot_replica = *replicas.iter().find(|&&i| i % 2 == 0).expect("a slotcore replica");
+    for victim in [redis_replica, slot_replica] {
+        let id = myid(&ns[victim]);
+        ns[victim].kill9();
+        wait_for(Duration::from_secs(30), "the killed replica to be flagged fail", || {
+            (0..6).filter(|&j| ns[j].port != ns[victim].port && j != redis_replica && j != slot_replica).all(|j| {
+                nodes(&ns[j]).iter().any(|f| f[0] == id && f[2].split(',').any(|x| x == "fail"))
+            })
+        });
+    }
+}
+
+#[test]
+fn add_node_as_master_and_replica_then_del_node() {
+    let ns: Vec<Server> = (0..3).map(|_| slotcore_node()).collect();
+    let all = refs(&ns);
+    create(&all, 0);
+    wait_ok(&all);
+    let entry = format!("127.0.0.1:{}", ns[0].port);
+    let extra = slotcore_node();
+    let (ok, out) =
+        cli_timeout(60, &["--cluster".into(), "add-node".into(), format!("127.0.0.1:{}", extra.port), entry.clone()]);
+    assert!(ok && out.contains("[OK] New node added correctly."), "{out}");
+    let replica = slotcore_node();
+    let master_id = myid(&ns[0]);
+    let (ok, out) = cli_timeout(
+        60,
+        &[
+            "--cluster".into(),
+            "add-node".into(),
+            format!("127.0.0.1:{}", replica.port),
+            entry.clone(),
+            "--cluster-slave".into(),
+            "--cluster-master-id".into(),
+            master_id.clone(),
+        ],
+    );
+    assert!(ok && out.contains("[OK] New node added correctly."), "{out}");
+    wait_for(WAIT, "the new replica to be seen as a replica", || {
+        nodes(&ns[1]).iter().any(|f| f[0] == myid(&replica) && f[2].contains("slave") && f[3] == master_id)
+    });
+    // Remove the empty master again.
+    let extra_id = myid(&extra);
+    let (ok, out) = cli_timeout(60, &["--cluster".into(), "del-node".into(), entry.clone(), extra_id.clone()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("SHUTDOWN") || out.contains("Sending CLUSTER RESET SOFT"), "{out}");
+    wait_for(WAIT, "every remaining node to forget the deleted one", || {
+        ns.iter().all(|n| !nodes(n).iter().any(|f| f[0] == extra_id))
+    });
+    // The forgotten node stays forgotten (the 60 s ban keeps gossip from re-adding it).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(ns.iter().all(|n| !nodes(n).iter().any(|f| f[0] == extra_id)));
+}
+
+#[test]
+fn malformed_bus_traffic_is_dropped_and_the_node_keeps_serving() {
+    use std::io::Write;
+    let n = slotcore_node();
+    let bus = n.port + 10000;
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // A valid-looking header with a bad length, a truncated PING, a wrong version, and noise.
+    let mut header = vec![0u8; 2256];
+    header[..4].copy_from_slice(b"RCmb");
+    header[4..8].copy_from_slice(&2256u32.to_be_bytes());
+    header[8..10].copy_from_slice(&1u16.to_be_bytes());
+    let mut truncated = header.clone();
+    truncated[4..8].copy_from_slice(&4000u32.to_be_bytes());
+    truncated.resize(3000, 0);
+    let mut bad_version = header.clone();
+    bad_version[8..10].copy_from_slice(&9u16.to_be_bytes());
+    let mut bad_len = header.clone();
+    bad_len[4..8].copy_from_slice(&12u32.to_be_bytes());
+    let mut payloads = vec![header, truncated, bad_version, bad_len];
+    for _ in 0..20 {
+        let len = (rnd() % 5000) as usize;
+        let mut p: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        if rnd() % 2 == 0 && p.len() > 8 {
+            p[..4].copy_from_slice(b"RCmb");
+        }
+        payloads.push(p);
+    }
+    for p in payloads {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", bus)) {
+            let _ = s.write_all(&p);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(n.cli(&["ping"]).trim(), "PONG");
+    assert_eq!(info_field(&n, "cluster_known_nodes"), "1", "garbage must not add nodes");
+}
+
+#[test]
+fn idle_cluster_node_uses_almost_no_cpu() {
+    let n = slotcore_node();
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = ticks(n.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = ticks(n.pid()) - before;
+    // 3 s of wall time is 300 ticks at 100 Hz; an idle node must stay far below 1 core.
+    assert!(used <= 9, "idle cluster node used {used} CPU ticks in 3 s");
+}
