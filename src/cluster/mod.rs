@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod conf;
 pub mod nodes;
+pub mod ops;
 pub mod redirect;
 pub mod slot;
 pub mod state;

@@ -100,6 +100,14 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         }
     }
     crate::logging::set_level(new.loglevel);
+    if let Some(c) = &ctx.node().cluster {
+        // cluster-node-timeout, -require-full-coverage, -allow-reads-when-down, ... apply now.
+        let s = crate::cluster::settings(&new);
+        c.change(|st| {
+            st.settings = s;
+            st.want(crate::cluster::state::todo::UPDATE_STATE);
+        });
+    }
     ctx.node().set_config(new);
     Plan::Reply(Reply::Ok)
 }

@@ -52,6 +52,9 @@ fn quit(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 fn select(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     match parse_i64(&args[1]) {
         None => reply(Reply::err(errors::NOT_INTEGER)),
+        Some(n) if n != 0 && ctx.node().cluster.is_some() => {
+            reply(Reply::err("ERR SELECT is not allowed in cluster mode"))
+        }
         Some(n) if n < 0 || n as usize >= ctx.shard.config.databases => reply(Reply::err(errors::DB_INDEX)),
         Some(n) => {
             ctx.client.db = n as usize;
@@ -141,7 +144,7 @@ fn hello(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         (s("version"), s("7.0.15")),
         (s("proto"), Reply::Int(proto)),
         (s("id"), Reply::Int(ctx.client.id as i64)),
-        (s("mode"), s("standalone")),
+        (s("mode"), s(if ctx.node().cluster.is_some() { "cluster" } else { "standalone" })),
         (s("role"), s("master")),
         (s("modules"), Reply::Array(vec![])),
     ]))
@@ -154,6 +157,8 @@ fn reset(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     c.name = None;
     c.reply_mode = ReplyMode::On;
     c.no_evict = false;
+    c.readonly = false;
+    c.asking = false;
     c.authenticated = ctx.shard.node.config().requirepass.is_none();
     reply(Reply::status("RESET"))
 }

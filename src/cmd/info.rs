@@ -238,7 +238,8 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         let mut b = String::new();
         let _ = write!(
             b,
-            "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nslotcore_version:{}\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:{}\r\nslotcore_version:{}\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            if node.cluster.is_some() { "cluster" } else { "standalone" },
             env!("CARGO_PKG_VERSION"),
             uname(),
             node.pid,
@@ -257,11 +258,13 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
     }
     if want("clients") {
         let connected = node.connected_clients.load(std::sync::atomic::Ordering::Relaxed);
+        // Redis counts two bus connections per known node other than myself.
+        let bus = node.cluster.as_ref().map_or(0, |c| c.with(|st| (st.nodes.len() - 1) * 2));
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-                connected, cfg.maxclients
+                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                connected, bus, cfg.maxclients
             ),
         );
     }
@@ -342,7 +345,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section("Errorstats", errs.iter().map(|(k, n)| format!("errorstat_{k}:count={n}\r\n")).collect());
     }
     if want("cluster") {
-        section("Cluster", "cluster_enabled:0\r\n".into());
+        section("Cluster", format!("cluster_enabled:{}\r\n", u8::from(node.cluster.is_some())));
     }
     if want("keyspace") {
         let ndb = reports.iter().map(|r| r.keys.len()).max().unwrap_or(0);

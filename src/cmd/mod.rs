@@ -14,6 +14,8 @@
 //! This module never awaits and never names the runtime: the runtime executes plans.
 
 pub mod bitmap;
+pub mod cluster;
+pub mod cluster_info;
 pub mod config;
 pub mod connection;
 pub mod ctx;

@@ -124,6 +124,8 @@ pub type ShardFn = fn(&mut ShardState, usize, &[Bytes]) -> Reply;
 pub type DerivedFn = fn(&mut ShardState, usize, &[Bytes]) -> Vec<Bytes>;
 /// Combines the per-shard replies of a fan-out, at home.
 pub type MergeFn = Box<dyn FnOnce(&mut ClientCtx<'_>, Vec<Reply>) -> Reply>;
+/// Finishes a [`Plan::OnSlot`] at home with the owning shard's reply.
+pub type ThenFn = Box<dyn FnOnce(&mut ClientCtx<'_>, Reply) -> Reply>;
 
 /// How a command executes.
 #[derive(Clone, Copy)]
@@ -146,6 +148,16 @@ pub enum Plan {
         run: ShardFn,
         /// Combines the replies (in shard order) at home.
         merge: MergeFn,
+    },
+    /// Run `run` on the shard that owns hash slot `slot` (only that shard is held), then `then`
+    /// at home with its reply (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT / SETSLOT ... NODE).
+    OnSlot {
+        /// The hash slot (< 16384).
+        slot: u16,
+        /// Runs on the owning shard.
+        run: ShardFn,
+        /// Turns the shard's reply into the command's.
+        then: ThenFn,
     },
     /// Sleep (without blocking the shard), then reply.
     Sleep(Duration, Reply),

@@ -1,12 +1,12 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{bitmap, config, connection, generic, hash, hll, list, server, set, sort, string, zset, zset_ops};
+use super::{bitmap, cluster, config, connection, generic, hash, hll, list, server, set, sort, string, zset, zset_ops};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 13] {
+pub fn families() -> [&'static [CommandSpec]; 14] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -21,6 +21,7 @@ pub fn families() -> [&'static [CommandSpec]; 13] {
         connection::COMMANDS,
         server::COMMANDS,
         config::COMMANDS,
+        cluster::COMMANDS,
     ]
 }
 

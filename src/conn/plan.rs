@@ -43,6 +43,15 @@ impl Conn {
                 let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
                 merge(&mut ctx, replies)
             }
+            Plan::OnSlot { slot, run, then } => {
+                let db = self.client.borrow().db;
+                let target = self.shard.shard_of_slot(slot);
+                let r = self.shard.on_shard(target, run, db, args.to_vec()).await;
+                let mut client = self.client.borrow_mut();
+                let mut shard = self.shard.state.borrow_mut();
+                let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
+                then(&mut ctx, r)
+            }
             Plan::Scan { cursor, count, run } => self.run_scan(cursor, count, run, args).await,
             Plan::Sleep(d, r) => {
                 crate::runtime::sleep(d).await;
