@@ -108,6 +108,17 @@ pub struct ClientState {
     pub qbuf: usize,
     /// Close after the current reply is written (QUIT, protocol error).
     pub close_after_reply: bool,
+    /// Set while the client waits in a blocking command (CLIENT LIST flag `b`, CLIENT UNBLOCK).
+    pub blocked: Option<BlockedOn>,
+}
+
+/// What a blocked client waits in.
+#[derive(Debug, Clone)]
+pub struct BlockedOn {
+    /// The blocked call's token (claiming it answers the call).
+    pub token: Arc<super::blocked::BlockToken>,
+    /// What the call answers on timeout.
+    pub timeout_reply: Reply,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.
@@ -145,6 +156,7 @@ impl ClientState {
             lib_name: None,
             qbuf: 0,
             close_after_reply: false,
+            blocked: None,
         }
     }
 }
@@ -172,6 +184,8 @@ pub struct ShardState {
     pub node: Arc<NodeInfo>,
     /// LATENCY samples per event (newest last), with each event's maximum.
     pub latency: HashMap<&'static str, LatencyEvent>,
+    /// Clients blocked on this shard's keys.
+    pub blocked: super::blocked::Registry,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -215,6 +229,7 @@ impl ShardState {
             slowlog_next_id: 0,
             node,
             latency: HashMap::new(),
+            blocked: Default::default(),
         }
     }
 }
@@ -246,6 +261,10 @@ pub struct NodeInfo {
     pub config: std::sync::RwLock<Arc<Config>>,
     /// Monotonic clock at start, for uptime.
     pub started: std::time::Instant,
+    /// Clients waiting in a blocking command (INFO blocked_clients).
+    pub blocked_clients: AtomicUsize,
+    /// Of those, the ones with a timeout (INFO clients_in_timeout_table).
+    pub blocked_with_timeout: AtomicUsize,
 }
 
 impl NodeInfo {

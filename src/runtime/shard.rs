@@ -101,7 +101,9 @@ impl Shard {
                     return;
                 }
                 crate::storage::tick_clock();
-                let r = run(&mut self.state.borrow_mut(), db, &args);
+                let mut st = self.state.borrow_mut();
+                let r = run(&mut st, db, &args);
+                crate::cmd::blocked::after_keys(&mut st, None);
                 let _ = reply.send(r);
             }
             Msg::Lock { tx, reply } => {
@@ -121,6 +123,20 @@ impl Shard {
                 if self.gate.release(tx) {
                     self.after_release();
                 }
+            }
+            Msg::Block { db, attempt, waiter, reply } => {
+                if self.gate.holder().is_some() {
+                    self.gate.defer(Msg::Block { db, attempt, waiter, reply });
+                    return;
+                }
+                let _ = reply.send(self.block_here(db, attempt, waiter));
+            }
+            Msg::Unblock { token } => {
+                if self.gate.holder().is_some() {
+                    self.gate.defer(Msg::Unblock { token });
+                    return;
+                }
+                crate::cmd::blocked::cancel(&mut self.state.borrow_mut(), token);
             }
         }
     }
@@ -157,10 +173,16 @@ impl Shard {
     fn run_held(&self, op: HeldOp) -> HeldResult {
         let mut st = self.state.borrow_mut();
         match op {
-            HeldOp::Run { run, db, args } => HeldResult::Reply(run(&mut st, db, &args)),
+            HeldOp::Run { run, db, args } => {
+                let r = run(&mut st, db, &args);
+                crate::cmd::blocked::after_keys(&mut st, None);
+                HeldResult::Reply(r)
+            }
             HeldOp::Fetch { keys } => HeldResult::Entries(transaction::copy_out(&mut st.ks, &keys)),
             HeldOp::Apply { entries } => {
+                let keys: Vec<Bytes> = entries.iter().map(|(_, k, _)| k.clone()).collect();
                 transaction::apply(&mut st.ks, entries);
+                crate::cmd::blocked::after_keys(&mut st, Some(&keys));
                 HeldResult::Done
             }
         }
@@ -232,7 +254,10 @@ impl Shard {
                 self.gate.wait_open().await;
             }
             crate::storage::tick_clock();
-            return run(&mut self.state.borrow_mut(), db, &args);
+            let mut st = self.state.borrow_mut();
+            let r = run(&mut st, db, &args);
+            crate::cmd::blocked::after_keys(&mut st, None);
+            return r;
         }
         let (tx, rx) = oneshot::channel();
         if self.mesh.send_to(target, Msg::Run { run, db, args, reply: tx }).await.is_err() {
@@ -246,7 +271,10 @@ impl Shard {
         let shards: Vec<usize> = (0..self.nshards).collect();
         if self.nshards == 1 {
             self.gate.wait_open().await;
-            return vec![run(&mut self.state.borrow_mut(), db, args)];
+            let mut st = self.state.borrow_mut();
+            let r = run(&mut st, db, args);
+            crate::cmd::blocked::after_keys(&mut st, None);
+            return vec![r];
         }
         let tx = match self.lock(&shards).await {
             Ok(tx) => tx,
