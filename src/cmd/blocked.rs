@@ -100,6 +100,11 @@ pub struct Registry {
     by_key: HashMap<Bytes, Vec<(usize, VecDeque<u64>)>>,
     /// Keys signalled since the last serving, in signal order.
     ready: VecDeque<(usize, Bytes)>,
+    /// While set, writes only signal keys; serving waits for [`Registry::release`]. MULTI/EXEC
+    /// (and scripts) will hold it so waiters are served after the whole transaction, as in
+    /// Redis; blocking commands inside them run as their non-blocking form (their keyed
+    /// handler's null reply), which needs nothing from here.
+    held: bool,
 }
 
 impl Registry {
@@ -111,11 +116,6 @@ impl Registry {
     /// Waiters registered here.
     pub fn len(&self) -> usize {
         self.waiters.len()
-    }
-
-    /// Keys with waiters (counting each (db, key) once).
-    pub fn keys_len(&self) -> usize {
-        self.by_key.values().map(|v| v.len()).sum()
     }
 
     fn insert(&mut self, w: Waiter) {
@@ -152,6 +152,16 @@ impl Registry {
         Some(w)
     }
 
+    /// Defers serving until [`release`](Registry::release) (for work that must look atomic).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Ends [`hold`](Registry::hold); the caller then runs [`serve_ready`].
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
     /// Signals `key` in every database where someone waits on it.
     pub fn signal_key(&mut self, key: &[u8]) {
         let Some(dbs) = self.by_key.get(key) else { return };
@@ -169,11 +179,6 @@ impl Registry {
         for k in all {
             self.signal_key(&k);
         }
-    }
-
-    /// The tokens of every waiter (for tests and INFO-like listings).
-    pub fn tokens(&self) -> impl Iterator<Item = u64> + '_ {
-        self.waiters.keys().copied()
     }
 }
 
@@ -236,6 +241,9 @@ pub fn after_keys(st: &mut ShardState, keys: Option<&[Bytes]>) {
 
 /// Serves waiters on signalled keys, in arrival order, while the keys hold data.
 pub fn serve_ready(st: &mut ShardState) {
+    if st.blocked.held {
+        return;
+    }
     while let Some((db, key)) = st.blocked.ready.pop_front() {
         let queue: Vec<u64> = match st.blocked.by_key.get(&key).and_then(|v| v.iter().find(|(d, _)| *d == db)) {
             Some((_, q)) => q.iter().copied().collect(),

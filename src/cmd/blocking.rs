@@ -265,7 +265,7 @@ pub fn key_state(ctx: &mut Ctx<'_>, key: &[u8], zset: bool) -> KeyState {
             }
         }
         Some(Value::ZSet(z)) if zset => {
-            if z.len() == 0 {
+            if z.is_empty() {
                 KeyState::Empty
             } else {
                 KeyState::Ready
