@@ -198,7 +198,16 @@ impl Conn {
                 Event::Input(Ok(n)) => {
                     self.rbuf.extend_from_slice(&buf[..n]);
                     self.pending_input = true;
-                    self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+                    let limit = {
+                        let mut st = self.shard.state.borrow_mut();
+                        st.stats.net_input_bytes += n as u64;
+                        st.config.client_query_buffer_limit
+                    };
+                    if self.rbuf.len() as u64 > limit {
+                        tracing::warn!("Closing client that reached max query buffer length");
+                        self.client.borrow_mut().killed = true;
+                        return None;
+                    }
                 }
             }
         }
