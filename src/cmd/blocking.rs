@@ -171,7 +171,7 @@ fn flatten(r: Reply) -> Reply {
 /// Parses a blocking timeout in seconds as Redis's `getTimeoutFromObjectOrReply`: a long double
 /// times 1000, truncated to milliseconds (so anything under 1 ms waits forever, like 0).
 pub fn parse_timeout(arg: &[u8]) -> Result<u64, Reply> {
-    let Some(v) = parse_f64(arg) else { return Err(Reply::err(TIMEOUT_NOT_FLOAT)) };
+    let Some(v) = parse_f64(arg).or_else(|| parse_hex_float(arg)) else { return Err(Reply::err(TIMEOUT_NOT_FLOAT)) };
     let ms = v * 1000.0;
     // C's (long long) cast of an out-of-range value gives LLONG_MIN on x86: "negative".
     if !(ms > -9.223372036854775e18 && ms < 9.223372036854775e18) {
@@ -182,6 +182,43 @@ pub fn parse_timeout(arg: &[u8]) -> Result<u64, Reply> {
         return Err(Reply::err(TIMEOUT_NEGATIVE));
     }
     Ok(ms as u64)
+}
+
+/// strtold's hexadecimal form: `[+-]0x` hex digits, an optional `.` fraction and an optional
+/// binary exponent `p[+-]n`.
+fn parse_hex_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X"))?;
+    let (mant, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = match mant.find('.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    if let Some(e) = exp {
+        let e: i32 = e.parse().ok()?;
+        v *= 2f64.powi(e);
+    }
+    Some(if neg { -v } else { v })
 }
 
 /// `numkeys key... LEFT|RIGHT|MIN|MAX [COUNT n]` from `at` (BLMPOP/BZMPOP), as LMPOP parses it.
@@ -319,5 +356,11 @@ mod tests {
         assert_eq!(parse_timeout(b" 1"), Err(Reply::err(TIMEOUT_NOT_FLOAT)));
         assert_eq!(parse_timeout(b"abc"), Err(Reply::err(TIMEOUT_NOT_FLOAT)));
         assert_eq!(parse_timeout(b""), Err(Reply::err(TIMEOUT_NOT_FLOAT)));
+        assert_eq!(parse_timeout(b"0x10"), Ok(16000));
+        assert_eq!(parse_timeout(b"0x.8"), Ok(500));
+        assert_eq!(parse_timeout(b"0x1p-1"), Ok(500));
+        assert_eq!(parse_timeout(b"-0x1"), Err(Reply::err(TIMEOUT_NEGATIVE)));
+        assert_eq!(parse_timeout(b"0x"), Err(Reply::err(TIMEOUT_NOT_FLOAT)));
+        assert_eq!(parse_timeout(b"0xg"), Err(Reply::err(TIMEOUT_NOT_FLOAT)));
     }
 }
