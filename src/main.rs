@@ -203,6 +203,8 @@ fn main() {
         config: std::sync::RwLock::new(cfg.clone()),
         started: std::time::Instant::now(),
         cluster,
+        blocked_clients: Default::default(),
+        blocked_with_timeout: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
     write_pidfile(&cfg.pidfile);

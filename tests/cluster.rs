@@ -112,9 +112,7 @@ fn by_hand_meet_addslots_replicate() {
     });
     for i in 0..3 {
         let master = myid(&ns[i]);
-        wait_for(WAIT, "replicate to succeed", || {
-            ns[i + 3].cli(&["cluster", "replicate", &master]).trim() == "OK"
-        });
+        wait_for(WAIT, "replicate to succeed", || ns[i + 3].cli(&["cluster", "replicate", &master]).trim() == "OK");
     }
     let all = refs(&ns);
     wait_ok(&all);
@@ -191,18 +189,17 @@ fn mixed_cluster_with_real_redis_servers_converges_and_detects_failures() {
         assert_eq!(Server::cli_port(&other.port.to_string(), &["-c", "get", &k]).trim(), "v");
     }
     // Kill a replica of each kind; the other nodes flag it fail.
-    let replicas: Vec<usize> = (0..6)
-        .filter(|&i| nodes(&ns[i]).iter().any(|f| f[2].contains("myself") && f[2].contains("slave")))
-        .collect();
+    let replicas: Vec<usize> =
+        (0..6).filter(|&i| nodes(&ns[i]).iter().any(|f| f[2].contains("myself") && f[2].contains("slave"))).collect();
     let redis_replica = *replicas.iter().find(|&&i| i % 2 == 1).expect("a redis-server replica");
     let slot_replica = *replicas.iter().find(|&&i| i % 2 == 0).expect("a slotcore replica");
     for victim in [redis_replica, slot_replica] {
         let id = myid(&ns[victim]);
         ns[victim].kill9();
         wait_for(Duration::from_secs(30), "the killed replica to be flagged fail", || {
-            (0..6).filter(|&j| ns[j].port != ns[victim].port && j != redis_replica && j != slot_replica).all(|j| {
-                nodes(&ns[j]).iter().any(|f| f[0] == id && f[2].split(',').any(|x| x == "fail"))
-            })
+            (0..6)
+                .filter(|&j| ns[j].port != ns[victim].port && j != redis_replica && j != slot_replica)
+                .all(|j| nodes(&ns[j]).iter().any(|f| f[0] == id && f[2].split(',').any(|x| x == "fail")))
         });
     }
 }
@@ -218,6 +215,12 @@ fn add_node_as_master_and_replica_then_del_node() {
     let (ok, out) =
         cli_timeout(60, &["--cluster".into(), "add-node".into(), format!("127.0.0.1:{}", extra.port), entry.clone()]);
     assert!(ok && out.contains("[OK] New node added correctly."), "{out}");
+    // Let gossip spread the new node before the next add-node checks agreement.
+    let extra_id = myid(&extra);
+    wait_for(WAIT, "every node to know the added master", || {
+        ns.iter().all(|n| nodes(n).iter().any(|f| f[0] == extra_id && !f[2].contains("handshake")))
+            && nodes(&extra).len() == 4
+    });
     let replica = slotcore_node();
     let master_id = myid(&ns[0]);
     let (ok, out) = cli_timeout(
@@ -237,7 +240,6 @@ fn add_node_as_master_and_replica_then_del_node() {
         nodes(&ns[1]).iter().any(|f| f[0] == myid(&replica) && f[2].contains("slave") && f[3] == master_id)
     });
     // Remove the empty master again.
-    let extra_id = myid(&extra);
     let (ok, out) = cli_timeout(60, &["--cluster".into(), "del-node".into(), entry.clone(), extra_id.clone()]);
     assert!(ok, "{out}");
     assert!(out.contains("SHUTDOWN") || out.contains("Sending CLUSTER RESET SOFT"), "{out}");
@@ -299,7 +301,8 @@ fn idle_cluster_node_uses_almost_no_cpu() {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     };
     std::thread::sleep(Duration::from_millis(500));
     let before = ticks(n.pid());

@@ -583,7 +583,7 @@ impl ClusterState {
             pong_recv: n.pong_received,
             config_epoch: epoch,
             connected: me || n.link_connected,
-            slots: if n.is_master() { ranges(|s| n.owns(s)) } else { Vec::new() },
+            slots: ranges(|s| n.owns(s)),
             migrating: if me { self.migrating.iter().map(|(s, t)| (*s, hex(t))).collect() } else { Vec::new() },
             importing: if me { self.importing.iter().map(|(s, t)| (*s, hex(t))).collect() } else { Vec::new() },
         }

@@ -5,7 +5,8 @@
 //! generation counter moves. The slot -> shard table is *sticky*: a slot keeps its shard for as
 //! long as this node wants it (serves it, imports it, or replicates it), so keys never move
 //! between shards; newly wanted slots go, in ascending runs, to the shards with the fewest
-//! slots, which keeps the spread even (design.md §2).
+//! slots, which keeps the spread even (design.md §2). A slot that becomes unassigned stays
+//! wanted (its keys stay, unreachable, as in Redis) until another node serves it.
 
 use super::slot::SLOTS;
 use super::state::{ClusterState, Name};
@@ -170,7 +171,10 @@ pub fn build(st: &ClusterState, assign: &mut ShardAssign) -> ClusterView {
         *w = match r {
             SlotRoute::Mine { .. } => true,
             SlotRoute::Other { importing, my_master, .. } => importing || my_master,
-            SlotRoute::Unassigned => st.importing.contains_key(&(s as u16)),
+            // An unassigned slot keeps its keys (as Redis keeps them after DELSLOTS, e.g.
+            // `redis-cli --cluster fix`'s DELSLOTS + ADDSLOTS) and its shard, until another
+            // node serves it.
+            SlotRoute::Unassigned => st.importing.contains_key(&(s as u16)) || assign.wanted[s],
         };
         route.push(r);
     }

@@ -17,6 +17,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_kill), "connection", "2.4.0", "Kill the connection of a client"),
     spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_no_evict), "connection", "7.0.0", "Set client eviction mode for the current connection"),
     spec("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_reply), "connection", "3.2.0", "Instruct the server whether to reply to commands"),
+    spec("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_unblock), "connection", "5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
     spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_help), "connection", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
@@ -191,6 +192,9 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     let mut flags = String::new();
     if c.monitor {
         flags.push('O');
+    }
+    if c.blocked.is_some() {
+        flags.push('b');
     }
     if c.no_evict {
         flags.push('e');
@@ -380,6 +384,39 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     Plan::KillClients { run, old_form }
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: answers the blocked call of client `id`, wherever its
+/// home shard is, with its timeout reply or the UNBLOCKED error.
+fn client_unblock(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if args.len() > 4 {
+        let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).into_owned();
+        return reply(Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP."
+        )));
+    }
+    if parse_i64(&args[2]).is_none() {
+        return reply(Reply::err(errors::NOT_INTEGER));
+    }
+    if let Some(r) = args.get(3) {
+        if !eq_ic(r, "timeout") && !eq_ic(r, "error") {
+            return reply(Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"));
+        }
+    }
+    fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+        let id = parse_i64(&args[2]).unwrap_or(0);
+        let error = args.get(3).is_some_and(|r| eq_ic(r, "error"));
+        let Some(c) = u64::try_from(id).ok().and_then(|id| shard.clients.get(&id)) else { return Reply::Int(0) };
+        let Some(b) = c.borrow().blocked.clone() else { return Reply::Int(0) };
+        let Some(tx) = b.token.claim() else { return Reply::Int(0) };
+        let r = if error { Reply::err(super::blocking::UNBLOCKED) } else { b.timeout_reply };
+        let _ = tx.send(super::blocked::Wake::Reply(r));
+        Reply::Int(1)
+    }
+    let merge: super::spec::MergeFn = Box::new(|_ctx: &mut ClientCtx<'_>, replies: Vec<Reply>| {
+        Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum())
+    });
+    Plan::AllShards { run, merge }
+}
+
 fn client_no_evict(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(&args[2], "on") {
         ctx.client.no_evict = true;
@@ -439,6 +476,8 @@ fn client_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "    Control the replies sent to the current connection.",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
         "HELP",
         "    Prints this help.",
     ];

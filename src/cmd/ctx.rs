@@ -112,6 +112,17 @@ pub struct ClientState {
     pub readonly: bool,
     /// ASKING: the next command may touch an importing slot (one-shot).
     pub asking: bool,
+    /// Set while the client waits in a blocking command (CLIENT LIST flag `b`, CLIENT UNBLOCK).
+    pub blocked: Option<BlockedOn>,
+}
+
+/// What a blocked client waits in.
+#[derive(Debug, Clone)]
+pub struct BlockedOn {
+    /// The blocked call's token (claiming it answers the call).
+    pub token: Arc<super::blocked::BlockToken>,
+    /// What the call answers on timeout.
+    pub timeout_reply: Reply,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.
@@ -151,6 +162,7 @@ impl ClientState {
             close_after_reply: false,
             readonly: false,
             asking: false,
+            blocked: None,
         }
     }
 }
@@ -178,6 +190,8 @@ pub struct ShardState {
     pub node: Arc<NodeInfo>,
     /// LATENCY samples per event (newest last), with each event's maximum.
     pub latency: HashMap<&'static str, LatencyEvent>,
+    /// Clients blocked on this shard's keys.
+    pub blocked: super::blocked::Registry,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -221,6 +235,7 @@ impl ShardState {
             slowlog_next_id: 0,
             node,
             latency: HashMap::new(),
+            blocked: Default::default(),
         }
     }
 }
@@ -254,6 +269,10 @@ pub struct NodeInfo {
     pub started: std::time::Instant,
     /// The cluster (None in standalone mode).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Clients waiting in a blocking command (INFO blocked_clients).
+    pub blocked_clients: AtomicUsize,
+    /// Of those, the ones with a timeout (INFO clients_in_timeout_table).
+    pub blocked_with_timeout: AtomicUsize,
 }
 
 impl NodeInfo {

@@ -263,8 +263,12 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-                connected, bus, cfg.maxclients
+                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
+                connected,
+                bus,
+                cfg.maxclients,
+                node.blocked_clients.load(std::sync::atomic::Ordering::Acquire),
+                node.blocked_with_timeout.load(std::sync::atomic::Ordering::Acquire)
             ),
         );
     }

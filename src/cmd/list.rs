@@ -1,10 +1,11 @@
-//! List commands (t_list.c in Redis), the non-blocking ones. Multi-key commands (LMOVE,
+//! List commands (t_list.c in Redis), the non-blocking ones (the blocking ones are in
+//! `blocking.rs`). Multi-key commands (LMOVE,
 //! RPOPLPUSH, LMPOP) declare their keys, so they stay atomic when keys span shards.
 
 use super::ctx::Ctx;
 use super::errors;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
-use super::util::{eq_ic, numkeys_at, parse_i64};
+use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
 use crate::storage::Value;
 use bytes::Bytes;
@@ -14,7 +15,7 @@ type List = VecDeque<Box<[u8]>>;
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: keys are 2..2+numkeys.
 fn lmpop_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
-    numkeys_at(args, 1, "ERR numkeys should be greater than 0")
+    super::blocking::mpop_keys(args, 1)
 }
 
 /// The list family's table.
@@ -321,7 +322,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-fn side(arg: &[u8]) -> Option<bool> {
+pub(crate) fn side(arg: &[u8]) -> Option<bool> {
     if eq_ic(arg, "left") {
         Some(true)
     } else if eq_ic(arg, "right") {
@@ -331,7 +332,14 @@ fn side(arg: &[u8]) -> Option<bool> {
     }
 }
 
-fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Reply {
+/// LMOVE's core: a missing source answers nil before the destination's type is checked, as in
+/// Redis (`LMOVE nokey wrongtype ...` is nil).
+pub(crate) fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Reply {
+    match get_list(ctx, src) {
+        Ok(Some(l)) if !l.is_empty() => {}
+        Ok(_) => return Reply::Nil,
+        Err(e) => return e,
+    }
     if let Err(e) = get_list(ctx, dst) {
         return e;
     }
@@ -372,7 +380,7 @@ fn rpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     move_one(ctx, &args[1], &args[2], false, true)
 }
 
-fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+pub(crate) fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let keys = match lmpop_keys(args) {
         Ok(k) => k,
         Err(e) => return e,

@@ -14,6 +14,8 @@
 //! This module never awaits and never names the runtime: the runtime executes plans.
 
 pub mod bitmap;
+pub mod blocked;
+pub mod blocking;
 pub mod cluster;
 pub mod cluster_info;
 pub mod config;
@@ -62,6 +64,7 @@ pub fn execute_keyed(
     };
     let mut ctx = Ctx { shard, db, now_ms: crate::storage::cached_ms() };
     let reply = f(&mut ctx, args);
+    blocked::after_write(ctx.shard, spec, args);
     let end = std::time::Instant::now();
     let usec = end.duration_since(*clock).as_micros() as u64;
     *clock = end;

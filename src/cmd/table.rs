@@ -1,12 +1,14 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{bitmap, cluster, config, connection, generic, hash, hll, list, server, set, sort, string, zset, zset_ops};
+use super::{
+    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, server, set, sort, string, zset, zset_ops,
+};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 14] {
+pub fn families() -> [&'static [CommandSpec]; 15] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -16,6 +18,7 @@ pub fn families() -> [&'static [CommandSpec]; 14] {
         generic::COMMANDS,
         sort::COMMANDS,
         list::COMMANDS,
+        blocking::COMMANDS,
         hash::COMMANDS,
         set::COMMANDS,
         connection::COMMANDS,

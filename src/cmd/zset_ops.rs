@@ -44,7 +44,7 @@ fn keys_zdiffstore(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
     store_keys(a, "zdiffstore")
 }
 fn keys_zmpop(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
-    super::util::numkeys_at(a, 1, "ERR numkeys should be greater than 0")
+    super::blocking::mpop_keys(a, 1)
 }
 
 /// The second sorted-set table.
@@ -552,7 +552,7 @@ fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count].
-fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+pub(crate) fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let keys = match keys_zmpop(args) {
         Ok(k) => k,
         Err(e) => return e,

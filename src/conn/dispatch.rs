@@ -183,6 +183,8 @@ impl Conn {
         let now = crate::storage::tick_clock();
         self.client.borrow_mut().last_interaction_ms = now;
         let mut clock = std::time::Instant::now();
+        // Replies before this index were already encoded (a blocking command flushed them).
+        let mut done = 0;
         for (i, req) in reqs.into_iter().enumerate() {
             suppress[i] = {
                 let mut c = self.client.borrow_mut();
@@ -195,7 +197,24 @@ impl Conn {
                     }
                 }
             };
-            match self.route(req) {
+            let route = match self.route(req) {
+                Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
+                    // Earlier replies go out first: the client may wait a long time here.
+                    self.settle(&mut fl, &mut replies, db).await;
+                    self.encode_replies(&mut replies[done..i], &suppress[done..i]);
+                    done = i;
+                    let _ = self.flush().await;
+                    replies[i] = Some(self.run_blocking(db, cmd).await);
+                    if self.client.borrow().killed {
+                        return;
+                    }
+                    crate::storage::tick_clock();
+                    clock = std::time::Instant::now();
+                    continue;
+                }
+                r => r,
+            };
+            match route {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Keyed { target, cmd } => {
                     let read = !cmd.spec.has(flags::WRITE);
@@ -241,7 +260,7 @@ impl Conn {
             }
         }
         self.settle(&mut fl, &mut replies, db).await;
-        self.encode_replies(replies, &suppress);
+        self.encode_replies(&mut replies[done..], &suppress[done..]);
     }
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
@@ -302,11 +321,11 @@ impl Conn {
     }
 
     /// Encodes replies in order, honouring CLIENT REPLY OFF/SKIP and counting errors.
-    fn encode_replies(&mut self, replies: Vec<Option<Reply>>, suppress: &[bool]) {
+    fn encode_replies(&mut self, replies: &mut [Option<Reply>], suppress: &[bool]) {
         let resp3 = self.client.borrow().resp3;
         let mut st = self.shard.state.borrow_mut();
-        for (r, &skip) in replies.into_iter().zip(suppress) {
-            let r = r.unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
+        for (r, &skip) in replies.iter_mut().zip(suppress) {
+            let r = r.take().unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
             cmd::record_error(&mut st, &r);
             if !skip {
                 r.encode(&mut self.wbuf, resp3);

@@ -6,6 +6,7 @@
 //! go to the same shard (whose channel is FIFO). Anything else waits for what is in flight, so a
 //! client's writes become visible to others in the order it sent them.
 
+pub mod blocking;
 pub mod dispatch;
 pub mod monitor;
 pub mod plan;
@@ -53,6 +54,8 @@ pub struct Conn {
     parser: RequestParser,
     rbuf: BytesMut,
     pub(crate) wbuf: Vec<u8>,
+    /// Bytes were read into `rbuf` while blocked and are not parsed yet.
+    pub(crate) pending_input: bool,
 }
 
 /// Serves one accepted connection until it closes.
@@ -94,6 +97,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         parser: RequestParser::default(),
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         wbuf: Vec::with_capacity(READ_CHUNK),
+        pending_input: false,
     };
     if let Err(e) = conn.run().await {
         tracing::debug!("client {} closed: {}", id, e);
@@ -119,37 +123,40 @@ impl Conn {
                     st.config.client_query_buffer_limit,
                 )
             };
-            // Read more input.
-            let old = self.rbuf.len();
-            // Grow towards a big bulk's size in bounded steps: memory is touched only as data
-            // arrives, so a client announcing a huge bulk and sending nothing costs little.
-            let want = self.parser.wanted().saturating_sub(old).clamp(READ_CHUNK, MAX_READ_CHUNK);
-            self.rbuf.resize(old + want, 0);
-            let read = self.stream.read(&mut self.rbuf[old..]);
-            let n = if timeout > 0 && !self.client.borrow().monitor {
-                match crate::runtime::with_timeout(Duration::from_secs(timeout), read).await {
-                    Some(r) => r,
-                    None => {
-                        tracing::debug!("Closing idle client");
-                        return Ok(());
+            // Input that arrived while the client was blocked is parsed before reading more.
+            if !std::mem::take(&mut self.pending_input) {
+                // Read more input.
+                let old = self.rbuf.len();
+                // Grow towards a big bulk's size in bounded steps: memory is touched only as data
+                // arrives, so a client announcing a huge bulk and sending nothing costs little.
+                let want = self.parser.wanted().saturating_sub(old).clamp(READ_CHUNK, MAX_READ_CHUNK);
+                self.rbuf.resize(old + want, 0);
+                let read = self.stream.read(&mut self.rbuf[old..]);
+                let n = if timeout > 0 && !self.client.borrow().monitor {
+                    match crate::runtime::with_timeout(Duration::from_secs(timeout), read).await {
+                        Some(r) => r,
+                        None => {
+                            tracing::debug!("Closing idle client");
+                            return Ok(());
+                        }
                     }
+                } else {
+                    read.await
+                };
+                let n = match n {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.rbuf.truncate(old);
+                        return Err(e);
+                    }
+                };
+                self.rbuf.truncate(old + n);
+                self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+                if self.rbuf.len() as u64 > qlimit {
+                    tracing::warn!("Closing client that reached max query buffer length");
+                    return Ok(());
                 }
-            } else {
-                read.await
-            };
-            let n = match n {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) => {
-                    self.rbuf.truncate(old);
-                    return Err(e);
-                }
-            };
-            self.rbuf.truncate(old + n);
-            self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
-            if self.rbuf.len() as u64 > qlimit {
-                tracing::warn!("Closing client that reached max query buffer length");
-                return Ok(());
             }
             let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut reqs);
             self.client.borrow_mut().qbuf = self.rbuf.len();

@@ -20,6 +20,7 @@ pub struct RemoteCmd {
     pub check: crate::cluster::redirect::SlotCheck,
 }
 
+pub use crate::cmd::blocked::Waiter;
 pub use crate::transaction::KeyCopy;
 
 impl RemoteCmd {
@@ -72,6 +73,23 @@ pub enum Msg {
     Unlock {
         /// Transaction id.
         tx: u64,
+    },
+    /// A blocking call: run its non-blocking attempt (if any) and, when that found nothing,
+    /// register its waiter here. The reply is the attempt's (a null when only registering).
+    Block {
+        /// Client's database.
+        db: usize,
+        /// The call to attempt first (None: register only).
+        attempt: Option<RemoteCmd>,
+        /// The waiter to register.
+        waiter: Waiter,
+        /// The attempt's reply, sent once the waiter is registered.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Drop a blocked call's waiter (its home timed out, was served elsewhere, or went away).
+    Unblock {
+        /// The call's token id.
+        token: u64,
     },
 }
 

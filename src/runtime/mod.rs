@@ -5,6 +5,7 @@
 //! peer id) in one full mesh. Each data shard accepts clients on every listener and serves them
 //! for their whole life; keyed commands for slots another shard owns travel over the mesh.
 
+pub mod blocking;
 pub mod bus;
 pub mod gate;
 pub mod listener;

@@ -124,7 +124,9 @@ impl Shard {
                     return;
                 }
                 crate::storage::tick_clock();
-                let r = run(&mut self.state.borrow_mut(), db, &args);
+                let mut st = self.state.borrow_mut();
+                let r = run(&mut st, db, &args);
+                crate::cmd::blocked::after_keys(&mut st, None);
                 let _ = reply.send(r);
             }
             Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
@@ -138,6 +140,20 @@ impl Shard {
                 if self.gate.release(tx) {
                     self.after_release();
                 }
+            }
+            Msg::Block { db, attempt, waiter, reply } => {
+                if self.gate.holder().is_some() {
+                    self.gate.defer(Msg::Block { db, attempt, waiter, reply });
+                    return;
+                }
+                let _ = reply.send(self.block_here(db, attempt, waiter));
+            }
+            Msg::Unblock { token } => {
+                if self.gate.holder().is_some() {
+                    self.gate.defer(Msg::Unblock { token });
+                    return;
+                }
+                crate::cmd::blocked::cancel(&mut self.state.borrow_mut(), token);
             }
         }
     }
@@ -153,7 +169,7 @@ impl Shard {
 
     /// Runs `f` here once the gate is open. When a transaction holds the gate, this waits in
     /// line like a transaction (see `gate`), so it cannot be starved.
-    async fn when_open<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) async fn when_open<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.gate.holder().is_none() {
             return f();
         }
@@ -194,10 +210,16 @@ impl Shard {
     fn run_held(&self, op: HeldOp) -> HeldResult {
         let mut st = self.state.borrow_mut();
         match op {
-            HeldOp::Run { run, db, args } => HeldResult::Reply(run(&mut st, db, &args)),
+            HeldOp::Run { run, db, args } => {
+                let r = run(&mut st, db, &args);
+                crate::cmd::blocked::after_keys(&mut st, None);
+                HeldResult::Reply(r)
+            }
             HeldOp::Fetch { keys } => HeldResult::Entries(transaction::copy_out(&mut st.ks, &keys)),
             HeldOp::Apply { entries } => {
+                let keys: Vec<Bytes> = entries.iter().map(|(_, k, _)| k.clone()).collect();
                 transaction::apply(&mut st.ks, entries);
+                crate::cmd::blocked::after_keys(&mut st, Some(&keys));
                 HeldResult::Done
             }
         }
@@ -266,7 +288,14 @@ impl Shard {
     pub async fn on_shard(&self, target: usize, run: ShardFn, db: usize, args: Vec<Bytes>) -> Reply {
         if target == self.id {
             crate::storage::tick_clock();
-            return self.when_open(|| run(&mut self.state.borrow_mut(), db, &args)).await;
+            return self
+                .when_open(|| {
+                    let mut st = self.state.borrow_mut();
+                    let r = run(&mut st, db, &args);
+                    crate::cmd::blocked::after_keys(&mut st, None);
+                    r
+                })
+                .await;
         }
         let (tx, rx) = oneshot::channel();
         if self.mesh.send_to(target, Msg::Run { run, db, args, reply: tx }).await.is_err() {
@@ -279,7 +308,15 @@ impl Shard {
     pub async fn all_shards(&self, run: ShardFn, db: usize, args: &[Bytes]) -> Vec<Reply> {
         let shards: Vec<usize> = (0..self.nshards).collect();
         if self.nshards == 1 {
-            return vec![self.when_open(|| run(&mut self.state.borrow_mut(), db, args)).await];
+            return vec![
+                self.when_open(|| {
+                    let mut st = self.state.borrow_mut();
+                    let r = run(&mut st, db, args);
+                    crate::cmd::blocked::after_keys(&mut st, None);
+                    r
+                })
+                .await,
+            ];
         }
         let tx = match self.lock(&shards).await {
             Ok(tx) => tx,

@@ -1,0 +1,280 @@
+//! Clients blocked on this shard's keys (Redis's `blocking_keys` and `ready_keys`), and their
+//! serving after writes (Redis's `handleClientsBlockedOnKeys`).
+//!
+//! Invariants:
+//! - A waiter lives on the shard that owns its keys; one blocked call whose keys span shards
+//!   has one waiter per owning shard, all sharing one [`BlockToken`].
+//! - A waiter is served only after its token is claimed. Claiming takes the token's reply
+//!   sender, so exactly one party (a shard serving it, the home shard timing it out, CLIENT
+//!   UNBLOCK) ever answers a blocked call: when keys on two shards are pushed at once, only one
+//!   pop happens. Waiters whose token was claimed elsewhere are dropped when met, and removed
+//!   for good by the home shard's cleanup message.
+//! - Waiters on one (db, key) are served in arrival order. A write signals the keys it touched;
+//!   after the command, every signalled key is served while it holds data (a served BLMOVE
+//!   may signal its destination in turn). Waiters of another type than the key's stay blocked.
+//! - A waiter whose serving needs another shard (BLMOVE to a destination elsewhere) is woken
+//!   with [`Wake::Retry`] instead: its home reruns the call atomically across both shards.
+
+use super::blocking::{key_state, KeyState, Serve};
+use super::ctx::{Ctx, ShardState};
+use super::spec::{flags, CommandSpec};
+use crate::protocol::Reply;
+use bytes::Bytes;
+use futures_channel::oneshot;
+use hashbrown::HashMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// What wakes a blocked call.
+#[derive(Debug)]
+pub enum Wake {
+    /// The call's final reply.
+    Reply(Reply),
+    /// Data arrived but serving needs several shards: run the call again.
+    Retry,
+}
+
+/// One blocked call, shared by its waiters on every shard and by its home connection.
+pub struct BlockToken {
+    /// Unique id.
+    pub id: u64,
+    /// The blocked client.
+    pub client: u64,
+    slot: Mutex<Option<oneshot::Sender<Wake>>>,
+}
+
+impl std::fmt::Debug for BlockToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockToken({}, client {})", self.id, self.client)
+    }
+}
+
+impl BlockToken {
+    /// A token for `client`, with the receiver its home waits on.
+    pub fn new(client: u64) -> (Arc<BlockToken>, oneshot::Receiver<Wake>) {
+        let (tx, rx) = oneshot::channel();
+        let id = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        (Arc::new(BlockToken { id, client, slot: Mutex::new(Some(tx)) }), rx)
+    }
+
+    /// Claims the call: the one caller that gets the sender answers it.
+    pub fn claim(&self) -> Option<oneshot::Sender<Wake>> {
+        match self.slot.lock() {
+            Ok(mut s) => s.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+
+    /// True once someone claimed the call.
+    pub fn is_claimed(&self) -> bool {
+        match self.slot.lock() {
+            Ok(s) => s.is_none(),
+            Err(p) => p.into_inner().is_none(),
+        }
+    }
+}
+
+/// A blocked call's presence on one shard.
+#[derive(Debug)]
+pub struct Waiter {
+    /// The call's token.
+    pub token: Arc<BlockToken>,
+    /// The client's database.
+    pub db: usize,
+    /// The call's keys owned by this shard, in argument order.
+    pub keys: Vec<Bytes>,
+    /// How to serve it.
+    pub serve: Serve,
+    /// False when serving needs another shard too (BLMOVE's destination lives elsewhere).
+    pub local: bool,
+}
+
+/// The shard's blocked waiters.
+#[derive(Default)]
+pub struct Registry {
+    waiters: HashMap<u64, Waiter>,
+    /// key -> (db, waiting tokens in arrival order).
+    by_key: HashMap<Bytes, Vec<(usize, VecDeque<u64>)>>,
+    /// Keys signalled since the last serving, in signal order.
+    ready: VecDeque<(usize, Bytes)>,
+    /// While set, writes only signal keys; serving waits for [`Registry::release`]. MULTI/EXEC
+    /// (and scripts) will hold it so waiters are served after the whole transaction, as in
+    /// Redis; blocking commands inside them run as their non-blocking form (their keyed
+    /// handler's null reply), which needs nothing from here.
+    held: bool,
+}
+
+impl Registry {
+    /// True when nobody waits here.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    /// Waiters registered here.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    fn insert(&mut self, w: Waiter) {
+        let id = w.token.id;
+        for k in &w.keys {
+            let dbs = self.by_key.entry(k.clone()).or_default();
+            match dbs.iter_mut().find(|(d, _)| *d == w.db) {
+                Some((_, q)) => {
+                    if !q.contains(&id) {
+                        q.push_back(id);
+                    }
+                }
+                None => dbs.push((w.db, VecDeque::from([id]))),
+            }
+        }
+        self.waiters.insert(id, w);
+    }
+
+    /// Removes a waiter from every queue it is in.
+    pub fn remove(&mut self, token: u64) -> Option<Waiter> {
+        let w = self.waiters.remove(&token)?;
+        for k in &w.keys {
+            let Some(dbs) = self.by_key.get_mut(k) else { continue };
+            if let Some(i) = dbs.iter().position(|(d, _)| *d == w.db) {
+                dbs[i].1.retain(|&t| t != token);
+                if dbs[i].1.is_empty() {
+                    dbs.swap_remove(i);
+                }
+            }
+            if dbs.is_empty() {
+                self.by_key.remove(k);
+            }
+        }
+        Some(w)
+    }
+
+    /// Defers serving until [`release`](Registry::release) (for work that must look atomic).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Ends [`hold`](Registry::hold); the caller then runs [`serve_ready`].
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
+    /// Signals `key` in every database where someone waits on it.
+    pub fn signal_key(&mut self, key: &[u8]) {
+        let Some(dbs) = self.by_key.get(key) else { return };
+        for (d, _) in dbs {
+            let d = *d;
+            if !self.ready.iter().any(|(rd, rk)| *rd == d && rk[..] == *key) {
+                self.ready.push_back((d, Bytes::copy_from_slice(key)));
+            }
+        }
+    }
+
+    /// Signals every key someone waits on (after node-wide work such as SWAPDB).
+    pub fn signal_all(&mut self) {
+        let all: Vec<Bytes> = self.by_key.keys().cloned().collect();
+        for k in all {
+            self.signal_key(&k);
+        }
+    }
+}
+
+/// Registers a waiter, serving it at once if one of its keys already holds data (a push may
+/// have landed between its home's attempt and this registration). Returns true if served.
+pub fn register(st: &mut ShardState, w: Waiter) -> bool {
+    if w.token.is_claimed() {
+        return true;
+    }
+    let zset = w.serve.wants_zset();
+    let (id, db) = (w.token.id, w.db);
+    let mut ctx = Ctx { shard: st, db, now_ms: crate::storage::cached_ms() };
+    let ready = w.keys.iter().find(|k| matches!(key_state(&mut ctx, k, zset), KeyState::Ready)).cloned();
+    st.blocked.insert(w);
+    if let Some(k) = ready {
+        st.blocked.signal_key_db(db, &k);
+        serve_ready(st);
+        return !st.blocked.waiters.contains_key(&id);
+    }
+    false
+}
+
+impl Registry {
+    fn signal_key_db(&mut self, db: usize, key: &[u8]) {
+        if !self.ready.iter().any(|(rd, rk)| *rd == db && rk[..] == *key) {
+            self.ready.push_back((db, Bytes::copy_from_slice(key)));
+        }
+    }
+}
+
+/// Removes a waiter (its home gave up: timeout, disconnect, served elsewhere).
+pub fn cancel(st: &mut ShardState, token: u64) {
+    st.blocked.remove(token);
+}
+
+/// After a keyed write: signals its keys and serves what became ready.
+pub fn after_write(st: &mut ShardState, spec: &'static CommandSpec, args: &[Bytes]) {
+    if st.blocked.is_empty() || !spec.has(flags::WRITE) {
+        return;
+    }
+    if let Ok(idx) = spec.key_indexes(args) {
+        for i in idx {
+            st.blocked.signal_key(&args[i]);
+        }
+    }
+    serve_ready(st);
+}
+
+/// After work that may have created any key (transaction write-back, SWAPDB, FLUSHALL, ...).
+pub fn after_keys(st: &mut ShardState, keys: Option<&[Bytes]>) {
+    if st.blocked.is_empty() {
+        return;
+    }
+    match keys {
+        Some(ks) => ks.iter().for_each(|k| st.blocked.signal_key(k)),
+        None => st.blocked.signal_all(),
+    }
+    serve_ready(st);
+}
+
+/// Serves waiters on signalled keys, in arrival order, while the keys hold data.
+pub fn serve_ready(st: &mut ShardState) {
+    if st.blocked.held {
+        return;
+    }
+    while let Some((db, key)) = st.blocked.ready.pop_front() {
+        let queue: Vec<u64> = match st.blocked.by_key.get(&key).and_then(|v| v.iter().find(|(d, _)| *d == db)) {
+            Some((_, q)) => q.iter().copied().collect(),
+            None => continue,
+        };
+        for id in queue {
+            let Some(w) = st.blocked.waiters.get(&id) else { continue };
+            if w.token.is_claimed() {
+                st.blocked.remove(id);
+                continue;
+            }
+            let zset = w.serve.wants_zset();
+            let mut ctx = Ctx { shard: st, db, now_ms: crate::storage::cached_ms() };
+            match key_state(&mut ctx, &key, zset) {
+                KeyState::Ready => {}
+                // Another type: this waiter keeps waiting, others may want it.
+                KeyState::WrongType => continue,
+                KeyState::Empty => break,
+            }
+            let Some(w) = st.blocked.remove(id) else { continue };
+            let Some(tx) = w.token.claim() else { continue };
+            if !w.local {
+                let _ = tx.send(Wake::Retry);
+                continue;
+            }
+            let mut ctx = Ctx { shard: st, db, now_ms: crate::storage::cached_ms() };
+            let reply = w.serve.from_key(&mut ctx, &key);
+            if let Serve::Move { dst, .. } = &w.serve {
+                st.blocked.signal_key_db(db, dst);
+            }
+            let _ = tx.send(Wake::Reply(reply));
+        }
+    }
+}
