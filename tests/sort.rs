@@ -191,6 +191,13 @@ fn sort_matches_redis_with_pattern_keys_on_other_shards() {
 fn sort_patterns_refused_in_cluster_mode() {
     let s = Server::slotcore(&["--cluster-enabled", "yes"]);
     let mut c = s.raw();
+    // A one-node cluster serving every slot.
+    assert_eq!(c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK\r\n");
+    let start = std::time::Instant::now();
+    while !c.cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+        assert!(start.elapsed() < common::WAIT, "cluster_state never became ok");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     c.cmd(&["RPUSH", "l", "2", "1"]);
     assert_eq!(c.cmd(&["SORT", "l", "BY", "w_*"]), "-ERR BY option of SORT denied in Cluster mode.\r\n");
     assert_eq!(c.cmd(&["SORT", "l", "GET", "#"]), "-ERR GET option of SORT denied in Cluster mode.\r\n");
