@@ -112,9 +112,7 @@ fn by_hand_meet_addslots_replicate() {
     });
     for i in 0..3 {
         let master = myid(&ns[i]);
-        wait_for(WAIT, "replicate to succeed", || {
-            ns[i + 3].cli(&["cluster", "replicate", &master]).trim() == "OK"
-        });
+        wait_for(WAIT, "replicate to succeed", || ns[i + 3].cli(&["cluster", "replicate", &master]).trim() == "OK");
     }
     let all = refs(&ns);
     wait_ok(&all);
@@ -191,18 +189,17 @@ fn mixed_cluster_with_real_redis_servers_converges_and_detects_failures() {
         assert_eq!(Server::cli_port(&other.port.to_string(), &["-c", "get", &k]).trim(), "v");
     }
     // Kill a replica of each kind; the other nodes flag it fail.
-    let replicas: Vec<usize> = (0..6)
-        .filter(|&i| nodes(&ns[i]).iter().any(|f| f[2].contains("myself") && f[2].contains("slave")))
-        .collect();
+    let replicas: Vec<usize> =
+        (0..6).filter(|&i| nodes(&ns[i]).iter().any(|f| f[2].contains("myself") && f[2].contains("slave"))).collect();
     let redis_replica = *replicas.iter().find(|&&i| i % 2 == 1).expect("a redis-server replica");
     let slot_replica = *replicas.iter().find(|&&i| i % 2 == 0).expect("a slotcore replica");
     for victim in [redis_replica, slot_replica] {
         let id = myid(&ns[victim]);
         ns[victim].kill9();
         wait_for(Duration::from_secs(30), "the killed replica to be flagged fail", || {
-            (0..6).filter(|&j| ns[j].port != ns[victim].port && j != redis_replica && j != slot_replica).all(|j| {
-                nodes(&ns[j]).iter().any(|f| f[0] == id && f[2].split(',').any(|x| x == "fail"))
-            })
+            (0..6)
+                .filter(|&j| ns[j].port != ns[victim].port && j != redis_replica && j != slot_replica)
+                .all(|j| nodes(&ns[j]).iter().any(|f| f[0] == id && f[2].split(',').any(|x| x == "fail")))
         });
     }
 }

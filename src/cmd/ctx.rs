@@ -112,6 +112,8 @@ pub struct ClientState {
     pub readonly: bool,
     /// ASKING: the next command may touch an importing slot (one-shot).
     pub asking: bool,
+    /// In a transaction (MULTI): the number of queued commands (CLIENT LIST `multi=`).
+    pub multi: Option<usize>,
 }
 
 /// CLIENT REPLY ON|OFF|SKIP.
@@ -151,6 +153,7 @@ impl ClientState {
             close_after_reply: false,
             readonly: false,
             asking: false,
+            multi: None,
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The registry: every family's specs, looked up by case-insensitive name.
 
 use super::spec::CommandSpec;
-use super::{bitmap, config, connection, generic, hash, list, server, set, string, zset, zset_ops};
+use super::{bitmap, config, connection, generic, hash, list, multi, server, set, string, zset, zset_ops};
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 11] {
+pub fn families() -> [&'static [CommandSpec]; 12] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -19,6 +19,7 @@ pub fn families() -> [&'static [CommandSpec]; 11] {
         connection::COMMANDS,
         server::COMMANDS,
         config::COMMANDS,
+        multi::COMMANDS,
     ]
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 
 /// Where a request goes.
-enum Route {
+pub(super) enum Route {
     /// Answered without execution (an error before dispatch).
     Done(Reply),
     /// A keyed command whose keys all live on one shard (or that has no keys).
@@ -20,6 +20,8 @@ enum Route {
     Spanning { cmd: RemoteCmd, key_idx: Vec<usize> },
     /// A node-level command.
     Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (see `conn::multi`).
+    Tx { fullname: &'static str, args: Vec<Bytes> },
 }
 
 /// Work sent to other shards and not yet answered.
@@ -190,8 +192,16 @@ impl Conn {
                     }
                 }
             };
-            match self.route(req) {
+            let route = self.route(req);
+            match self.tx_filter(route) {
                 Route::Done(r) => replies[i] = Some(r),
+                Route::Tx { fullname, args } => {
+                    self.settle(&mut fl, &mut replies, db).await;
+                    replies[i] = Some(self.run_tx(fullname, args).await);
+                    db = self.client.borrow().db;
+                    crate::storage::tick_clock();
+                    clock = std::time::Instant::now();
+                }
                 Route::Keyed { target, cmd } => {
                     let read = !cmd.spec.has(flags::WRITE);
                     if !fl.compatible(target, read) {
@@ -225,6 +235,7 @@ impl Conn {
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
                     replies[i] = Some(self.run_node(spec, fullname, args).await);
+                    self.tx_after_node(fullname).await;
                     if fullname == "client|reply" {
                         // ON always answers; OFF and SKIP never do.
                         suppress[i] = self.client.borrow().reply_mode != ReplyMode::On;

@@ -8,6 +8,7 @@
 
 pub mod dispatch;
 pub mod monitor;
+pub mod multi;
 pub mod plan;
 
 use crate::cmd::ClientState;
@@ -53,6 +54,8 @@ pub struct Conn {
     parser: RequestParser,
     rbuf: BytesMut,
     pub(crate) wbuf: Vec<u8>,
+    /// MULTI queue and WATCH registrations.
+    tx: multi::TxState,
 }
 
 /// Serves one accepted connection until it closes.
@@ -94,10 +97,12 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         parser: RequestParser::default(),
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         wbuf: Vec::with_capacity(READ_CHUNK),
+        tx: multi::TxState::default(),
     };
     if let Err(e) = conn.run().await {
         tracing::debug!("client {} closed: {}", id, e);
     }
+    conn.unwatch_all().await;
     shard.state.borrow_mut().clients.remove(&id);
     node.connected_clients.fetch_sub(1, Ordering::AcqRel);
 }

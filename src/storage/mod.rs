@@ -8,6 +8,7 @@ pub mod db;
 pub mod hash;
 pub mod set;
 pub mod value;
+pub mod watch;
 pub mod zset;
 
 pub use db::{Db, Entry, Keyspace, SlotTable};

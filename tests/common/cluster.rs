@@ -20,12 +20,8 @@ pub fn redis_node() -> Server {
 
 /// Runs `redis-cli args...` with a time limit; returns (success, stdout + stderr).
 pub fn cli_timeout(secs: u64, args: &[String]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .arg(secs.to_string())
-        .arg("redis-cli")
-        .args(args)
-        .output()
-        .expect("run redis-cli");
+    let out =
+        Command::new("timeout").arg(secs.to_string()).arg("redis-cli").args(args).output().expect("run redis-cli");
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
@@ -71,10 +67,7 @@ pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 /// A field of CLUSTER INFO.
 pub fn info_field(s: &Server, field: &str) -> String {
     let text = s.cli(&["cluster", "info"]);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).map(|v| v.trim().to_string()).unwrap_or_default()
 }
 
 /// Waits until every node says `cluster_state:ok`.

@@ -191,11 +191,8 @@ impl Server {
 
     /// Runs `redis-cli -p port args...` (bounded by a timeout) and returns its stdout.
     pub fn cli_port(port: &str, args: &[&str]) -> String {
-        let out = Command::new("timeout")
-            .args(["30", "redis-cli", "-p", port])
-            .args(args)
-            .output()
-            .expect("run redis-cli");
+        let out =
+            Command::new("timeout").args(["30", "redis-cli", "-p", port]).args(args).output().expect("run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

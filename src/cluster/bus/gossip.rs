@@ -104,9 +104,7 @@ pub fn ping(st: &mut ClusterState, t: MsgType, to: Option<Name>, now: u64) -> Bu
         .nodes
         .values()
         .filter(|n| {
-            n.name != st.myself
-                && !n.has(F::PFAIL | F::HANDSHAKE | F::NOADDR)
-                && (n.link_connected || n.numslots != 0)
+            n.name != st.myself && !n.has(F::PFAIL | F::HANDSHAKE | F::NOADDR) && (n.link_connected || n.numslots != 0)
         })
         .collect();
     fastrand::shuffle(&mut candidates);
