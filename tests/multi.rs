@@ -289,3 +289,69 @@ fn watch_keys_are_declared() {
     let o = Server::redis(&[]);
     assert_same(&mut s.raw(), &mut o.raw(), &[&["COMMAND", "GETKEYS", "WATCH", "a", "b"]]);
 }
+
+/// A one-master cluster node serving slots 0-8191 ("b", "age" and "{b}x"; not "a"), from a
+/// nodes.conf written before start, with full coverage not required so the state is ok.
+fn half_cluster_node(redis: bool) -> (Server, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("slotcore-multi-{}-{}", std::process::id(), redis));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let conf = dir.join("nodes.conf");
+    std::fs::write(
+        &conf,
+        "1111111111111111111111111111111111111111 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-8191\nvars currentEpoch 1 lastVoteEpoch 0\n",
+    )
+    .expect("nodes.conf");
+    let path = conf.to_string_lossy().into_owned();
+    let args = ["--cluster-enabled", "yes", "--cluster-config-file", &path, "--cluster-require-full-coverage", "no"];
+    let s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+    let mut c = s.raw();
+    let start = std::time::Instant::now();
+    while c.cmd(&["SET", "b", "0"]) != "+OK\r\n" {
+        assert!(start.elapsed() < Duration::from_secs(20), "cluster state never became ok");
+        thread::sleep(Duration::from_millis(100));
+    }
+    (s, dir)
+}
+
+#[test]
+fn cluster_mode_transactions_match_redis() {
+    let (s, sd) = half_cluster_node(false);
+    let (o, od) = half_cluster_node(true);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            // A redirect error at queue time flags the transaction.
+            &["MULTI"],
+            &["SET", "b", "2"],
+            &["SET", "a", "2"],
+            &["EXEC"],
+            &["GET", "b"],
+            // Keys of several slots: EXEC replies CROSSSLOT and discards.
+            &["MULTI"],
+            &["SET", "b", "3"],
+            &["SET", "age", "3"],
+            &["EXEC"],
+            &["EXEC"],
+            &["GET", "b"],
+            // One slot: runs.
+            &["MULTI"],
+            &["SET", "{b}x", "3"],
+            &["SET", "b", "4"],
+            &["PING"],
+            &["GET", "b"],
+            &["EXEC"],
+            // WATCH goes through the same checks.
+            &["WATCH", "a"],
+            &["WATCH", "b", "age"],
+            &["WATCH", "b"],
+            &["MULTI"],
+            &["INCR", "b"],
+            &["EXEC"],
+        ],
+    );
+    drop((s, o));
+    let _ = std::fs::remove_dir_all(sd);
+    let _ = std::fs::remove_dir_all(od);
+}

@@ -131,8 +131,9 @@ impl Conn {
         let flags = {
             let mut c = self.client.borrow_mut();
             let f = ClientFlags { readonly: c.readonly, asking: c.asking };
-            // ASKING is one-shot: it covers the next command only.
-            if spec.name != "asking" {
+            // ASKING is one-shot: it covers the next command only, or every command queued in
+            // a transaction (cleared when it ends).
+            if spec.name != "asking" && c.multi.is_none() {
                 c.asking = false;
             }
             f

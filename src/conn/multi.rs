@@ -155,7 +155,9 @@ impl Conn {
     fn end_multi(&mut self) {
         self.tx.queue = None;
         self.tx.dirty = false;
-        self.client.borrow_mut().multi = None;
+        let mut c = self.client.borrow_mut();
+        c.multi = None;
+        c.asking = false;
     }
 
     async fn watch(&mut self, args: &[Bytes]) -> Reply {
