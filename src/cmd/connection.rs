@@ -196,6 +196,9 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     if c.blocked.is_some() {
         flags.push('b');
     }
+    if c.multi.is_some() {
+        flags.push('x');
+    }
     if c.no_evict {
         flags.push('e');
     }
@@ -203,7 +206,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -213,6 +216,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         now_ms.saturating_sub(c.last_interaction_ms) / 1000,
         flags,
         c.db,
+        c.multi.map_or(-1, |n| n as i64),
         c.qbuf,
         16384usize.saturating_sub(c.qbuf),
         16384 + c.qbuf,
@@ -223,7 +227,10 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
 
 fn client_info(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     let mut line = client_line(ctx.client, crate::storage::now_ms());
-    line = line.replace(&format!("cmd={}", ctx.client.last_cmd), "cmd=client|info");
+    // Inside EXEC (`multi` is set) Redis shows the EXEC.
+    if ctx.client.multi.is_none() {
+        line = line.replace(&format!("cmd={}", ctx.client.last_cmd), "cmd=client|info");
+    }
     line.push('\n');
     reply(Reply::Verbatim(Bytes::from(line)))
 }

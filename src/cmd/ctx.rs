@@ -112,6 +112,8 @@ pub struct ClientState {
     pub readonly: bool,
     /// ASKING: the next command may touch an importing slot (one-shot).
     pub asking: bool,
+    /// In a transaction (MULTI): the number of queued commands (CLIENT LIST `multi=`).
+    pub multi: Option<usize>,
     /// Set while the client waits in a blocking command (CLIENT LIST flag `b`, CLIENT UNBLOCK).
     pub blocked: Option<BlockedOn>,
 }
@@ -163,6 +165,7 @@ impl ClientState {
             readonly: false,
             asking: false,
             blocked: None,
+            multi: None,
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod list;
+pub mod multi;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -62,9 +63,23 @@ pub fn execute_keyed(
     let Exec::Keyed(f) = spec.exec else {
         return Reply::err("ERR internal error: not a keyed command");
     };
+    // WATCH: in-place modifications do not pass through `Db::insert`/`remove`, so a write
+    // command touches its watched keys itself (only when this database has watchers).
+    let watched: Option<Vec<(Bytes, bool)>> = match shard.ks.dbs.get(db) {
+        Some(d) if spec.has(flags::WRITE) && !d.watch.is_empty() => spec.key_indexes(args).ok().map(|idx| {
+            idx.into_iter()
+                .filter(|&i| d.watch.watches(&args[i]))
+                .map(|i| (args[i].clone(), d.exists_even_expired(&args[i])))
+                .collect()
+        }),
+        _ => None,
+    };
     let mut ctx = Ctx { shard, db, now_ms: crate::storage::cached_ms() };
     let reply = f(&mut ctx, args);
     blocked::after_write(ctx.shard, spec, args);
+    if let (Some(keys), false) = (watched, reply.is_error()) {
+        crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);
+    }
     let end = std::time::Instant::now();
     let usec = end.duration_since(*clock).as_micros() as u64;
     *clock = end;

@@ -2,13 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, server, set, sort, string, zset, zset_ops,
+    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, multi, server, set, sort, string, zset,
+    zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 15] {
+pub fn families() -> [&'static [CommandSpec]; 16] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -25,6 +26,7 @@ pub fn families() -> [&'static [CommandSpec]; 15] {
         server::COMMANDS,
         config::COMMANDS,
         cluster::COMMANDS,
+        multi::COMMANDS,
     ]
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 
 /// Where a request goes.
-enum Route {
+pub(super) enum Route {
     /// Answered without execution (an error before dispatch).
     Done(Reply),
     /// A keyed command whose keys all live on one shard (or that has no keys).
@@ -21,6 +21,8 @@ enum Route {
     Spanning { cmd: RemoteCmd, key_idx: Vec<usize>, derived: bool },
     /// A node-level command.
     Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (see `conn::multi`).
+    Tx { fullname: &'static str, args: Vec<Bytes> },
 }
 
 /// Work sent to other shards and not yet answered.
@@ -134,8 +136,9 @@ impl Conn {
         let flags = {
             let mut c = self.client.borrow_mut();
             let f = ClientFlags { readonly: c.readonly, asking: c.asking };
-            // ASKING is one-shot: it covers the next command only.
-            if spec.name != "asking" {
+            // ASKING is one-shot: it covers the next command only, or every command queued in
+            // a transaction (cleared when it ends).
+            if spec.name != "asking" && c.multi.is_none() {
                 c.asking = false;
             }
             f
@@ -197,7 +200,8 @@ impl Conn {
                     }
                 }
             };
-            let route = match self.route(req) {
+            let route = self.route(req);
+            let route = match self.tx_filter(route) {
                 Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
                     // Earlier replies go out first: the client may wait a long time here.
                     self.settle(&mut fl, &mut replies, db).await;
@@ -216,6 +220,13 @@ impl Conn {
             };
             match route {
                 Route::Done(r) => replies[i] = Some(r),
+                Route::Tx { fullname, args } => {
+                    self.settle(&mut fl, &mut replies, db).await;
+                    replies[i] = Some(self.run_tx(fullname, args).await);
+                    db = self.client.borrow().db;
+                    crate::storage::tick_clock();
+                    clock = std::time::Instant::now();
+                }
                 Route::Keyed { target, cmd } => {
                     let read = !cmd.spec.has(flags::WRITE);
                     if !fl.compatible(target, read) {
@@ -249,6 +260,7 @@ impl Conn {
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
                     replies[i] = Some(self.run_node(spec, fullname, args).await);
+                    self.tx_after_node(fullname).await;
                     if fullname == "client|reply" {
                         // ON always answers; OFF and SKIP never do.
                         suppress[i] = self.client.borrow().reply_mode != ReplyMode::On;

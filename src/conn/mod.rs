@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod dispatch;
 pub mod monitor;
+pub mod multi;
 pub mod plan;
 
 use crate::cmd::ClientState;
@@ -56,6 +57,8 @@ pub struct Conn {
     pub(crate) wbuf: Vec<u8>,
     /// Bytes were read into `rbuf` while blocked and are not parsed yet.
     pub(crate) pending_input: bool,
+    /// MULTI queue and WATCH registrations.
+    tx: multi::TxState,
 }
 
 /// Serves one accepted connection until it closes.
@@ -98,10 +101,12 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         wbuf: Vec::with_capacity(READ_CHUNK),
         pending_input: false,
+        tx: multi::TxState::default(),
     };
     if let Err(e) = conn.run().await {
         tracing::debug!("client {} closed: {}", id, e);
     }
+    conn.unwatch_all().await;
     shard.state.borrow_mut().clients.remove(&id);
     node.connected_clients.fetch_sub(1, Ordering::AcqRel);
 }

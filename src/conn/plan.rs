@@ -4,6 +4,7 @@
 use super::Conn;
 use crate::cmd::{self, ClientCtx, CommandSpec, Exec, Plan};
 use crate::protocol::Reply;
+use crate::runtime::mesh::{HeldOp, HeldResult};
 use bytes::Bytes;
 
 impl Conn {
@@ -13,6 +14,18 @@ impl Conn {
         spec: &'static CommandSpec,
         fullname: &'static str,
         args: Vec<Bytes>,
+    ) -> Reply {
+        self.run_node_in(spec, fullname, args, None).await
+    }
+
+    /// Runs a node-level command; `held` is the transaction holding every shard when the
+    /// command runs inside EXEC (its shard work then runs under that hold, see `conn::multi`).
+    pub(crate) async fn run_node_in(
+        &mut self,
+        spec: &'static CommandSpec,
+        fullname: &'static str,
+        args: Vec<Bytes>,
+        held: Option<u64>,
     ) -> Reply {
         let Exec::Node(f) = spec.exec else {
             return Reply::err("ERR internal error: not a node command");
@@ -24,20 +37,39 @@ impl Conn {
             let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
             f(&mut ctx, &args)
         };
-        let reply = self.execute_plan(plan, &args).await;
+        let reply = self.execute_plan(plan, &args, held).await;
         let usec = start.elapsed().as_micros() as u64;
         self.slowlog(&(spec.flags, &args[..]), usec);
         cmd::record_call(&mut self.shard.state.borrow_mut(), fullname, usec, &reply);
-        self.client.borrow_mut().last_cmd = fullname;
+        // Inside EXEC, CLIENT LIST shows `cmd=exec` as in Redis.
+        if held.is_none() {
+            self.client.borrow_mut().last_cmd = fullname;
+        }
         reply
     }
 
-    async fn execute_plan(&mut self, plan: Plan, args: &[Bytes]) -> Reply {
+    /// Runs `run` on every shard: under `held` if given (all shards held), else holding them.
+    async fn fan_out(&self, run: cmd::ShardFn, db: usize, args: &[Bytes], held: Option<u64>) -> Vec<Reply> {
+        let Some(tx) = held else { return self.shard.all_shards(run, db, args).await };
+        let mut out = Vec::with_capacity(self.shard.nshards);
+        for s in 0..self.shard.nshards {
+            let op = HeldOp::Run { run, db, args: args.to_vec() };
+            out.push(match self.shard.held(tx, s, op).await {
+                HeldResult::Reply(r) => r,
+                _ => Reply::err("ERR internal error: shard unavailable"),
+            });
+        }
+        out
+    }
+
+    /// Carries out a plan. Inside EXEC (`held`), every shard is held by the transaction, so
+    /// shard work goes through the hold instead of taking gates again.
+    async fn execute_plan(&mut self, plan: Plan, args: &[Bytes], held: Option<u64>) -> Reply {
         match plan {
             Plan::Reply(r) => r,
             Plan::AllShards { run, merge } => {
                 let db = self.client.borrow().db;
-                let replies = self.shard.all_shards(run, db, args).await;
+                let replies = self.fan_out(run, db, args, held).await;
                 let mut client = self.client.borrow_mut();
                 let mut shard = self.shard.state.borrow_mut();
                 let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
@@ -52,7 +84,7 @@ impl Conn {
                 let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
                 then(&mut ctx, r)
             }
-            Plan::Scan { cursor, count, run } => self.run_scan(cursor, count, run, args).await,
+            Plan::Scan { cursor, count, run } => self.run_scan(cursor, count, run, args, held).await,
             Plan::Sleep(d, r) => {
                 crate::runtime::sleep(d).await;
                 r
@@ -66,7 +98,7 @@ impl Conn {
                 let mut with_me = args.to_vec();
                 with_me.push(Bytes::from(me.to_string()));
                 let db = self.client.borrow().db;
-                let replies = self.shard.all_shards(run, db, &with_me).await;
+                let replies = self.fan_out(run, db, &with_me, held).await;
                 let n: i64 = replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum();
                 match (old_form, n) {
                     (true, 0) => Reply::err("ERR No such client"),
@@ -74,6 +106,8 @@ impl Conn {
                     (false, n) => Reply::Int(n),
                 }
             }
+            // Redis refuses MONITOR for deny-blocking clients, which EXEC's are.
+            Plan::Monitor if held.is_some() => Reply::err(cmd::multi::MONITOR_IN_EXEC),
             Plan::Monitor => {
                 self.client.borrow_mut().monitor = true;
                 Reply::Ok
@@ -94,7 +128,14 @@ impl Conn {
 impl Conn {
     /// Executes a [`Plan::Scan`]: walks the slots from `cursor`, handing each shard's run of
     /// consecutive slots to that shard, until `count` keys were examined or the slots ran out.
-    async fn run_scan(&mut self, cursor: usize, count: usize, run: cmd::ShardFn, args: &[Bytes]) -> Reply {
+    async fn run_scan(
+        &mut self,
+        cursor: usize,
+        count: usize,
+        run: cmd::ShardFn,
+        args: &[Bytes],
+        held: Option<u64>,
+    ) -> Reply {
         use crate::cluster::slot::SLOTS;
         let db = self.client.borrow().db;
         let mut slot = cursor;
@@ -111,7 +152,13 @@ impl Conn {
                 a.push(Bytes::from(n.to_string()));
             }
             a.extend_from_slice(args);
-            let r = self.shard.on_shard(owner, run, db, a).await;
+            let r = match held {
+                Some(tx) => match self.shard.held(tx, owner, HeldOp::Run { run, db, args: a }).await {
+                    HeldResult::Reply(r) => r,
+                    _ => Reply::err("ERR internal error: shard unavailable"),
+                },
+                None => self.shard.on_shard(owner, run, db, a).await,
+            };
             let Reply::Array(mut v) = r else { return r };
             let (Some(Reply::Array(found)), Some(Reply::Int(n)), Some(Reply::Int(next))) = (v.pop(), v.pop(), v.pop())
             else {

@@ -114,6 +114,13 @@ pub enum HeldOp {
         /// Final states.
         entries: Vec<KeyCopy>,
     },
+    /// Run keyed commands in order (EXEC's queued commands for this shard).
+    Keyed {
+        /// Client's database.
+        db: usize,
+        /// Commands.
+        cmds: Vec<RemoteCmd>,
+    },
 }
 
 /// Result of a [`HeldOp`].
@@ -124,4 +131,6 @@ pub enum HeldResult {
     Entries(Vec<KeyCopy>),
     /// From `Apply`.
     Done,
+    /// From `Keyed`: one reply per command.
+    Replies(Vec<Reply>),
 }

@@ -200,7 +200,7 @@ impl Shard {
     }
 
     /// Runs one keyed command on this shard, after its cluster-mode check.
-    fn execute(st: &mut ShardState, c: &RemoteCmd, db: usize, clock: &mut std::time::Instant) -> Reply {
+    pub(crate) fn execute(st: &mut ShardState, c: &RemoteCmd, db: usize, clock: &mut std::time::Instant) -> Reply {
         if let Some(refused) = redirect::precheck(st, &c.check, db, &c.args, crate::storage::cached_ms()) {
             return refused;
         }
@@ -221,6 +221,11 @@ impl Shard {
                 transaction::apply(&mut st.ks, entries);
                 crate::cmd::blocked::after_keys(&mut st, Some(&keys));
                 HeldResult::Done
+            }
+            HeldOp::Keyed { db, cmds } => {
+                crate::storage::tick_clock();
+                let mut clock = std::time::Instant::now();
+                HeldResult::Replies(cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect())
             }
         }
     }
@@ -243,8 +248,8 @@ impl Shard {
         }
     }
 
-    /// Holds the given shards (ascending order), returning the transaction id.
-    async fn lock(&self, shards: &[usize]) -> Result<u64, Reply> {
+    /// Holds the given shards (ascending order, no duplicates), returning the transaction id.
+    pub(crate) async fn lock(&self, shards: &[usize]) -> Result<u64, Reply> {
         let tx = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         for &s in shards {
             if s == self.id {
@@ -260,7 +265,7 @@ impl Shard {
         Ok(tx)
     }
 
-    async fn unlock(&self, tx: u64, shards: &[usize]) {
+    pub(crate) async fn unlock(&self, tx: u64, shards: &[usize]) {
         for &s in shards {
             if s == self.id {
                 if self.gate.release(tx) {
@@ -272,7 +277,8 @@ impl Shard {
         }
     }
 
-    async fn held(&self, tx: u64, shard: usize, op: HeldOp) -> HeldResult {
+    /// Runs `op` on a shard held by `tx` (here directly, else over the mesh).
+    pub(crate) async fn held(&self, tx: u64, shard: usize, op: HeldOp) -> HeldResult {
         if shard == self.id {
             return self.run_held(op);
         }
@@ -341,6 +347,35 @@ impl Shard {
     /// and after the argument keys are copied, the keys the spec's `more` names from that copy
     /// are copied too; they are only read, so only the argument keys are written back.
     pub async fn run_spanning(&self, db: usize, cmd: RemoteCmd, key_idx: &[usize], derived: bool) -> Reply {
+        let shards = if derived { (0..self.nshards).collect() } else { self.shards_of(&cmd.args, key_idx) };
+        let tx = match self.lock(&shards).await {
+            Ok(tx) => tx,
+            Err(e) => return e,
+        };
+        let reply = self.spanning_held(tx, db, cmd, key_idx, derived).await;
+        self.unlock(tx, &shards).await;
+        reply
+    }
+
+    /// The shards (ascending) owning the keys at `key_idx`.
+    pub fn shards_of(&self, args: &[Bytes], key_idx: &[usize]) -> Vec<usize> {
+        let mut v: Vec<usize> =
+            key_idx.iter().map(|&i| self.shard_of_slot(crate::cluster::key_slot(&args[i]))).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The body of [`Shard::run_spanning`] for a transaction `tx` that already holds every
+    /// shard owning the keys (every shard when `derived`).
+    pub(crate) async fn spanning_held(
+        &self,
+        tx: u64,
+        db: usize,
+        cmd: RemoteCmd,
+        key_idx: &[usize],
+        derived: bool,
+    ) -> Reply {
         let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
         for &i in key_idx {
             let k = &cmd.args[i];
@@ -350,10 +385,6 @@ impl Shard {
             }
         }
         let shards: Vec<usize> = (0..self.nshards).filter(|&s| derived || !per_shard[s].is_empty()).collect();
-        let tx = match self.lock(&shards).await {
-            Ok(tx) => tx,
-            Err(e) => return e,
-        };
         // Copy the keys into a scratch shard state.
         let (config, node) = {
             let st = self.state.borrow();
@@ -399,7 +430,6 @@ impl Shard {
             let mut st = self.state.borrow_mut();
             transaction::merge_stats(&mut st, &scratch);
         }
-        self.unlock(tx, &shards).await;
         reply
     }
 }

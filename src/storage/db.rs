@@ -132,6 +132,8 @@ pub struct Db {
     pub expired_keys: u64,
     /// Where the active expire cycle resumes.
     expire_cursor: usize,
+    /// Clients watching keys of this database (see `storage::watch`).
+    pub watch: super::watch::WatchTable,
 }
 
 impl Db {
@@ -204,6 +206,11 @@ impl Db {
         self.table(key_slot(key)).and_then(|t| t.map.get(key)).is_some_and(|e| !e.is_expired(now_ms))
     }
 
+    /// True when the key is stored, even if logically expired (Redis's `dictFind`).
+    pub fn exists_even_expired(&self, key: &[u8]) -> bool {
+        self.table(key_slot(key)).is_some_and(|t| t.map.contains_key(key))
+    }
+
     /// Deletes the key if it has expired; returns true if it did.
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
         let expired = self.table(slot).and_then(|t| t.map.get(key)).is_some_and(|e| e.is_expired(now_ms));
@@ -246,6 +253,9 @@ impl Db {
         if old.is_none() {
             self.keys += 1;
         }
+        if !self.watch.is_empty() {
+            self.watch.touch(key, true);
+        }
         old
     }
 
@@ -262,6 +272,9 @@ impl Db {
             self.volatile -= 1;
         }
         self.keys -= 1;
+        if !self.watch.is_empty() {
+            self.watch.touch(key, false);
+        }
         Some(e)
     }
 
@@ -279,11 +292,15 @@ impl Db {
         };
         t.volatile = (t.volatile as isize + delta) as usize;
         self.volatile = (self.volatile as isize + delta) as usize;
+        if !self.watch.is_empty() {
+            self.watch.touch(key, true);
+        }
         true
     }
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        self.touch_flushed();
         self.slots = Vec::new();
         self.keys = 0;
         self.volatile = 0;
@@ -293,6 +310,11 @@ impl Db {
     /// Removes every key of one slot; returns how many were removed.
     pub fn clear_slot(&mut self, slot: u16) -> usize {
         let Some(t) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return 0 };
+        if !self.watch.is_empty() {
+            for (k, _) in t.iter() {
+                self.watch.touch(k, false);
+            }
+        }
         self.keys -= t.len();
         self.volatile -= t.volatile;
         t.len()
@@ -311,6 +333,11 @@ impl Db {
     /// Takes the whole table of a slot out of this database (for moving it elsewhere).
     pub fn take_slot(&mut self, slot: u16) -> Option<Box<SlotTable>> {
         let t = self.slots.get_mut(slot as usize)?.take()?;
+        if !self.watch.is_empty() {
+            for (k, _) in t.iter() {
+                self.watch.touch(k, false);
+            }
+        }
         self.keys -= t.len();
         self.volatile -= t.volatile;
         Some(t)
@@ -369,10 +396,14 @@ impl Db {
             examined += t.map.len();
             let before = t.map.len();
             let mut removed_volatile = 0;
-            t.map.retain(|_, e| {
+            let watch = &mut self.watch;
+            t.map.retain(|k, e| {
                 let keep = !e.is_expired(now_ms);
                 if !keep {
                     removed_volatile += 1;
+                    if !watch.is_empty() {
+                        watch.touch(k, false);
+                    }
                 }
                 keep
             });

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod hll;
 pub mod set;
 pub mod value;
+pub mod watch;
 pub mod zset;
 pub mod zset_pack;
 pub mod zset_tree;

@@ -295,7 +295,7 @@ pub(super) fn swapdb(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         let n = shard.ks.dbs.len();
         match (usize_arg(args.get(1)), usize_arg(args.get(2))) {
             (Some(a), Some(b)) if a < n && b < n => {
-                shard.ks.dbs.swap(a, b);
+                crate::storage::watch::swap_dbs(&mut shard.ks.dbs, a, b);
                 Reply::Ok
             }
             _ => Reply::err(errors::DB_INDEX),
