@@ -31,6 +31,7 @@ cargo build --release --quiet
 
 pids=()
 stop() {
+  trap - EXIT INT TERM
   echo
   echo "slotcore: stopping the cluster"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -12,7 +12,8 @@
 //! - [`conn`]: a client's life: read, parse, dispatch, write.
 //! - [`runtime`]: executors, placement, the mesh, listeners, timers (the only glommio user).
 //! - [`config`]: redis.conf and CONFIG.
-//! - [`cluster`]: hash slots (and later the cluster bus).
+//! - [`cluster`]: hash slots, the cluster state and nodes.conf, the routing view shards use,
+//!   redirect checks, and the cluster bus protocol (its links run on the control core).
 //! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
 
 pub mod cluster;

@@ -71,12 +71,14 @@ impl Shard {
     /// this shard's keys in slots it no longer keeps (lost to another node, or now placed on
     /// another shard), as Redis deletes keys of slots it lost.
     pub fn refresh_cluster(&self) {
-        let Some(cluster) = self.state.borrow().node.cluster.clone() else { return };
-        let gen = cluster.generation.load(Ordering::Acquire);
-        if gen == self.view.borrow().generation {
-            return;
-        }
-        let v = cluster.view();
+        let v = {
+            let st = self.state.borrow();
+            let Some(cluster) = st.node.cluster.as_ref() else { return };
+            if cluster.generation.load(Ordering::Acquire) == self.view.borrow().generation {
+                return;
+            }
+            cluster.view()
+        };
         let mut st = self.state.borrow_mut();
         let mut dropped = 0;
         for db in st.ks.dbs.iter_mut() {
