@@ -311,3 +311,33 @@ fn idle_cluster_node_uses_almost_no_cpu() {
     // 3 s of wall time is 300 ticks at 100 Hz; an idle node must stay far below 1 core.
     assert!(used <= 9, "idle cluster node used {used} CPU ticks in 3 s");
 }
+
+#[test]
+fn nodes_conf_is_locked_and_kept_across_restarts() {
+    let mut n = slotcore_node();
+    let id = myid(&n);
+    let conf = n.dir.join("nodes.conf");
+    let text = std::fs::read_to_string(&conf).expect("nodes.conf written at start-up");
+    assert!(text.starts_with(&format!("{id} ")), "{text}");
+    assert!(text.ends_with("vars currentEpoch 0 lastVoteEpoch 0\n"), "{text}");
+    // A second process on the same nodes.conf is refused with Redis's message.
+    let port = common::free_port();
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(env!("CARGO_BIN_EXE_slotcore"))
+        .args(["--port", &port.to_string(), "--cluster-enabled", "yes", "--pin-cores", "no", "--dir"])
+        .arg(&n.dir)
+        .output()
+        .expect("second slotcore");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("is already used by a different Redis Cluster node"), "{text}");
+    // Epochs and slots survive a restart.
+    assert_eq!(n.cli(&["cluster", "addslots", "1", "2", "3"]).trim(), "OK");
+    assert!(n.cli(&["cluster", "bumpepoch"]).starts_with("BUMPED"));
+    n.restart();
+    assert_eq!(myid(&n), id);
+    let me = nodes(&n).into_iter().find(|f| f[2].contains("myself")).expect("myself line");
+    assert_eq!(me[6], "1", "configEpoch kept: {me:?}");
+    assert_eq!(me[8..], ["1-3".to_string()], "{me:?}");
+}

@@ -119,6 +119,15 @@ impl Server {
     /// Starts the process again with the same arguments and directory.
     pub fn restart(&mut self) {
         self.kill9();
+        // A killed process's io_uring rings are torn down by the kernel a moment after it
+        // exits, and their in-flight accepts keep the listening sockets bound until then.
+        let start = Instant::now();
+        while start.elapsed() < WAIT
+            && (TcpListener::bind(("127.0.0.1", self.port)).is_err()
+                || TcpListener::bind(("127.0.0.1", self.port + 10000)).is_err())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut cmd = Command::new(&self.argv.0);
         cmd.args(&self.argv.1);
         self.child = Self::launch(&mut cmd, &self.log);
