@@ -1,29 +1,28 @@
-//! Hash values: a compact vector of (field, value) pairs while small ("listpack", insertion
-//! order kept), converted for good to a hash table past `hash-max-listpack-entries` (128) entries
+//! Hash values: one packed byte buffer of (field, value) entries while small ("listpack",
+//! insertion order kept, see `hash_pack`), converted for good to a hash table past `hash-max-listpack-entries` (128) entries
 //! or `hash-max-listpack-value` (64) bytes, as Redis does.
 
 use hashbrown::HashMap;
+
+pub use super::hash_pack::HashPack;
 
 /// Redis's default `hash-max-listpack-entries`.
 pub const MAX_LISTPACK_ENTRIES: usize = 128;
 /// Redis's default `hash-max-listpack-value`.
 pub const MAX_LISTPACK_VALUE: usize = 64;
 
-/// One (field, value) pair of a small hash.
-pub type Pair = (Box<[u8]>, Box<[u8]>);
-
 /// A hash value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HashValue {
-    /// Small: pairs in insertion order.
-    Listpack(Vec<Pair>),
+    /// Small: pairs packed in one buffer, in insertion order.
+    Listpack(HashPack),
     /// Large: a hash table.
     Table(HashMap<Box<[u8]>, Box<[u8]>>),
 }
 
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue::Listpack(Vec::new())
+        HashValue::Listpack(HashPack::default())
     }
 }
 
@@ -44,7 +43,7 @@ impl HashValue {
     /// The value of a field.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
-            HashValue::Listpack(v) => v.iter().find(|(f, _)| &f[..] == field).map(|(_, x)| &x[..]),
+            HashValue::Listpack(p) => p.get(field),
             HashValue::Table(m) => m.get(field).map(|x| &x[..]),
         }
     }
@@ -52,7 +51,7 @@ impl HashValue {
     fn convert_if_needed(&mut self, field: &[u8], value: &[u8]) {
         if let HashValue::Listpack(v) = self {
             if v.len() >= MAX_LISTPACK_ENTRIES || field.len() > MAX_LISTPACK_VALUE || value.len() > MAX_LISTPACK_VALUE {
-                let m: HashMap<_, _> = std::mem::take(v).into_iter().collect();
+                let m: HashMap<Box<[u8]>, Box<[u8]>> = v.iter().map(|(f, x)| (f.into(), x.into())).collect();
                 *self = HashValue::Table(m);
             }
         }
@@ -64,15 +63,7 @@ impl HashValue {
             self.convert_if_needed(field, value);
         }
         match self {
-            HashValue::Listpack(v) => {
-                if let Some(e) = v.iter_mut().find(|(f, _)| &f[..] == field) {
-                    e.1 = value.into();
-                    false
-                } else {
-                    v.push((field.into(), value.into()));
-                    true
-                }
-            }
+            HashValue::Listpack(p) => p.set(field, value),
             HashValue::Table(m) => m.insert(field.into(), value.into()).is_none(),
         }
     }
@@ -80,13 +71,7 @@ impl HashValue {
     /// Removes a field; returns true if it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self {
-            HashValue::Listpack(v) => match v.iter().position(|(f, _)| &f[..] == field) {
-                Some(i) => {
-                    v.remove(i);
-                    true
-                }
-                None => false,
-            },
+            HashValue::Listpack(p) => p.remove(field),
             HashValue::Table(m) => m.remove(field).is_some(),
         }
     }
@@ -94,7 +79,7 @@ impl HashValue {
     /// All pairs (listpack: insertion order; table: table order).
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match self {
-            HashValue::Listpack(v) => Box::new(v.iter().map(|(f, x)| (&f[..], &x[..]))),
+            HashValue::Listpack(p) => Box::new(p.iter()),
             HashValue::Table(m) => Box::new(m.iter().map(|(f, x)| (&f[..], &x[..]))),
         }
     }
@@ -109,7 +94,10 @@ impl HashValue {
 
     /// Approximate heap bytes.
     pub fn heap_size(&self) -> usize {
-        self.iter().map(|(f, v)| f.len() + v.len() + 32).sum()
+        match self {
+            HashValue::Listpack(p) => p.heap_size(),
+            HashValue::Table(_) => self.iter().map(|(f, v)| f.len() + v.len() + 32).sum(),
+        }
     }
 }
 

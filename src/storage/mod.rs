@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod hash;
+pub mod hash_pack;
 pub mod hll;
 pub mod set;
 pub mod value;
