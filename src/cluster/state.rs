@@ -613,34 +613,26 @@ impl ClusterState {
     }
 }
 
+/// Internal flag bits and the printed-flag bits of `nodes.rs` they correspond to.
+const PRINT_FLAGS: [(u16, u16); 8] = [
+    (F::MYSELF, pflag::MYSELF),
+    (F::MASTER, pflag::MASTER),
+    (F::SLAVE, pflag::SLAVE),
+    (F::PFAIL, pflag::PFAIL),
+    (F::FAIL, pflag::FAIL),
+    (F::HANDSHAKE, pflag::HANDSHAKE),
+    (F::NOADDR, pflag::NOADDR),
+    (F::NOFAILOVER, pflag::NOFAILOVER),
+];
+
 /// Converts internal flags to the printed-flag bits of `nodes.rs`.
 pub fn to_print_flags(f: u16) -> u16 {
-    let map = [
-        (F::MYSELF, pflag::MYSELF),
-        (F::MASTER, pflag::MASTER),
-        (F::SLAVE, pflag::SLAVE),
-        (F::PFAIL, pflag::PFAIL),
-        (F::FAIL, pflag::FAIL),
-        (F::HANDSHAKE, pflag::HANDSHAKE),
-        (F::NOADDR, pflag::NOADDR),
-        (F::NOFAILOVER, pflag::NOFAILOVER),
-    ];
-    map.iter().filter(|(i, _)| f & i != 0).fold(0, |a, (_, p)| a | p)
+    PRINT_FLAGS.iter().filter(|(i, _)| f & i != 0).fold(0, |a, (_, p)| a | p)
 }
 
 /// Converts printed-flag bits back to internal flags.
 pub fn from_print_flags(p: u16) -> u16 {
-    let map = [
-        (F::MYSELF, pflag::MYSELF),
-        (F::MASTER, pflag::MASTER),
-        (F::SLAVE, pflag::SLAVE),
-        (F::PFAIL, pflag::PFAIL),
-        (F::FAIL, pflag::FAIL),
-        (F::HANDSHAKE, pflag::HANDSHAKE),
-        (F::NOADDR, pflag::NOADDR),
-        (F::NOFAILOVER, pflag::NOFAILOVER),
-    ];
-    map.iter().filter(|(_, q)| p & q != 0).fold(0, |a, (i, _)| a | i)
+    PRINT_FLAGS.iter().filter(|(_, q)| p & q != 0).fold(0, |a, (i, _)| a | i)
 }
 
 #[cfg(test)]
