@@ -32,14 +32,7 @@ fn masters(entry: &Server) -> Vec<(u16, String)> {
 fn create_six_nodes_then_redirects_benchmark_and_tools() {
     let ns = six_slotcore();
     let all = refs(&ns);
-    let out = create(&all, 1);
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
-    wait_ok(&all);
-    // Every node agrees on ids, roles and slots.
-    wait_for(WAIT, "every node to agree on the topology", || {
-        let t0 = topology(&ns[0]);
-        t0.len() == 6 && ns.iter().all(|n| topology(n) == t0)
-    });
+    create_agreed(&all, 1);
     let t = topology(&ns[0]);
     assert_eq!(t.iter().filter(|l| l.contains(" master ")).count(), 3, "{t:?}");
     assert_eq!(t.iter().filter(|l| l.contains(" replica ")).count(), 3, "{t:?}");
@@ -174,13 +167,7 @@ fn mixed_cluster_with_real_redis_servers_converges_and_detects_failures() {
     // Alternate kinds so masters and replicas mix: masters are the first three.
     let mut ns = vec![slotcore_node(), redis_node(), slotcore_node(), redis_node(), slotcore_node(), redis_node()];
     let all = refs(&ns);
-    let out = create(&all, 1);
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
-    wait_ok(&all);
-    wait_for(WAIT, "every node to agree on the topology", || {
-        let t0 = topology(&ns[0]);
-        t0.len() == 6 && ns.iter().all(|n| topology(n) == t0)
-    });
+    create_agreed(&all, 1);
     // Redirects across both kinds of node.
     for (i, n) in ns.iter().enumerate() {
         let k = format!("mixed-{i}");

@@ -171,12 +171,4 @@ impl Cluster {
     pub fn shard_slot_counts(&self) -> Vec<usize> {
         self.lock().assign.counts()
     }
-
-    /// Takes the pending PONG-broadcast request (for the bus).
-    pub fn take_broadcast(&self) -> bool {
-        let mut g = self.lock();
-        let b = g.st.todo & todo::BROADCAST_PONG != 0;
-        g.st.todo &= !todo::BROADCAST_PONG;
-        b
-    }
 }

@@ -345,7 +345,7 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
     };
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    let info_base = LinkInfo { node: None, peer_ip: ip_of(stream.peer_addr()), local_ip: ip_of(stream.local_addr()) };
+    let mut info = LinkInfo { node: None, peer_ip: ip_of(stream.peer_addr()), local_ip: ip_of(stream.local_addr()) };
     let (r, w) = futures_lite::io::split(stream);
     let (tx, rx) = mpsc::unbounded();
     {
@@ -384,7 +384,8 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
     });
     let writer = glommio::spawn_local(write_loop(w, rx, fd));
     read_loop(r, |m| {
-        let info = LinkInfo { node: Some(*name_cell.borrow()), ..info_base.clone() };
+        // The node's name changes when its handshake completes.
+        info.node = Some(*name_cell.borrow());
         bus.on_message(&info, m, &tx)
     })
     .await;

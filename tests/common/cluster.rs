@@ -110,3 +110,16 @@ pub fn topology(s: &Server) -> Vec<String> {
     v.sort();
     v
 }
+
+/// [`create`], then waits until every node says `cluster_state:ok` and all of them agree on
+/// ids, roles and slots; returns redis-cli's output.
+pub fn create_agreed(nodes: &[&Server], replicas: usize) -> String {
+    let out = create(nodes, replicas);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    wait_ok(nodes);
+    wait_for(WAIT, "every node to agree on the topology", || {
+        let t0 = topology(nodes[0]);
+        t0.len() == nodes.len() && nodes.iter().all(|n| topology(n) == t0)
+    });
+    out
+}

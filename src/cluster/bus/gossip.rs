@@ -8,7 +8,7 @@
 //! IO layer (`runtime::bus`) to put on links. Nothing here does I/O or reads a clock: `now`
 //! (ms) is passed in, which keeps the logic testable.
 
-use super::codec::{slot_bit, Body, BusMessage, Extension, GossipEntry, Header, MsgType, NAME_LEN, SLOT_BYTES};
+use super::codec::{slot_bit, Body, BusMessage, Extension, GossipEntry, Header, MsgType, SLOT_BYTES};
 use super::NodeFlags as F;
 use crate::cluster::state::{name_str, todo, ClusterState, Name, Node};
 use crate::cluster::SLOTS;
@@ -44,10 +44,6 @@ pub struct LinkInfo {
     pub peer_ip: String,
     /// Our local IP on the connection.
     pub local_ip: String,
-}
-
-fn zero_name() -> Name {
-    [0u8; NAME_LEN]
 }
 
 /// The header of a message from myself (`clusterBuildMessageHdr`).
@@ -410,7 +406,6 @@ pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64,
         return;
     }
     let cur_master = if st.me().is_master() { Some(st.myself) } else { st.me().slaveof };
-    let mut migrated_ours = 0usize;
     let mut new_master = None;
     for j in 0..SLOTS {
         if !slot_bit(slots, j) {
@@ -427,7 +422,6 @@ pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64,
         if stale {
             if owner.is_some() && owner == cur_master {
                 new_master = Some(sender);
-                migrated_ours += 1;
             }
             st.del_slot(j);
             st.add_slot(j, sender);
@@ -436,7 +430,6 @@ pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64,
     }
     let cur_empty = cur_master.and_then(|m| st.nodes.get(&m)).is_some_and(|m| m.numslots == 0);
     if let (Some(nm), true) = (new_master, cur_empty) {
-        let _ = migrated_ours;
         tracing::info!("Configuration change detected. Reconfiguring myself as a replica of {}", name_str(&nm));
         st.set_my_master(nm);
         st.want(todo::FSYNC_CONFIG | todo::BROADCAST_PONG);
@@ -674,9 +667,4 @@ pub fn drain_pending(st: &mut ClusterState, broadcast_pong: bool, now: u64, fx: 
     if broadcast_pong {
         fx.broadcast.push(ping(st, MsgType::Pong, None, now));
     }
-}
-
-/// All-zero name check (a master's `slaveof`).
-pub fn is_zero(n: &Name) -> bool {
-    *n == zero_name()
 }
