@@ -3,15 +3,44 @@
 /// Number of hash slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
 
+/// CRC16-CCITT (XMODEM: poly 0x1021, init 0, no reflection) one byte at a time, built at
+/// compile time. The `crc16` crate computes the same function; this table lets the untagged
+/// case fold the `{` scan into the CRC loop, since every keyed command hashes its key.
+const CRC_TABLE: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            bit += 1;
+        }
+        t[i] = crc;
+        i += 1;
+    }
+    t
+};
+
 /// The hash slot of a key, as Redis's `keyHashSlot`: only the first `{` counts, with the first
 /// `}` after it; an empty tag (`{}`) or a missing `}` hashes the whole key.
 pub fn key_slot(key: &[u8]) -> u16 {
-    let hashed = match memchr::memchr(b'{', key) {
-        Some(open) => match memchr::memchr(b'}', &key[open + 1..]) {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
+    let mut crc = 0u16;
+    for (i, &b) in key.iter().enumerate() {
+        if b == b'{' {
+            return tagged_slot(key, i);
+        }
+        crc = (crc << 8) ^ CRC_TABLE[((crc >> 8) as u8 ^ b) as usize];
+    }
+    crc & 0x3FFF
+}
+
+/// The slot of a key with a `{` at `open`.
+#[cold]
+fn tagged_slot(key: &[u8], open: usize) -> u16 {
+    let hashed = match memchr::memchr(b'}', &key[open + 1..]) {
+        Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+        _ => key,
     };
     crc16::State::<crc16::XMODEM>::calculate(hashed) & 0x3FFF
 }
@@ -41,6 +70,16 @@ mod tests {
         ];
         for (k, s) in cases {
             assert_eq!(key_slot(k), *s, "key {:?}", String::from_utf8_lossy(k));
+        }
+    }
+
+    #[test]
+    fn table_matches_the_crc16_crate() {
+        let mut key = Vec::new();
+        for i in 0..2000u32 {
+            key.push((i.wrapping_mul(2654435761) >> 13) as u8 & 0x7F | if i % 7 == 0 { 0x80 } else { 0 });
+            let untagged: Vec<u8> = key.iter().map(|&b| if b == b'{' { b'x' } else { b }).collect();
+            assert_eq!(key_slot(&untagged), crc16::State::<crc16::XMODEM>::calculate(&untagged) & 0x3FFF);
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn execute_keyed(
     spec: &'static CommandSpec,
     fullname: &'static str,
     args: &[Bytes],
+    slot: Option<u16>,
     db: usize,
     clock: &mut std::time::Instant,
 ) -> Reply {
@@ -74,8 +75,20 @@ pub fn execute_keyed(
         }),
         _ => None,
     };
+    // The key's slot, known from routing, is looked up by the keyspace instead of rehashing
+    // the key; the hint lives exactly as long as `args`' borrow here.
+    let hinted = match (slot, shard.ks.dbs.get_mut(db)) {
+        (Some(s), Some(d)) => {
+            d.hint_slot(&args[1], s);
+            true
+        }
+        _ => false,
+    };
     let mut ctx = Ctx { shard, db, now_ms: crate::storage::cached_ms() };
     let reply = f(&mut ctx, args);
+    if hinted {
+        ctx.shard.ks.dbs[db].clear_slot_hint();
+    }
     blocked::after_write(ctx.shard, spec, args);
     if let (Some(keys), false) = (watched, reply.is_error()) {
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);

@@ -56,11 +56,15 @@ fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
 }
 
 fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match read_str(ctx, &args[1]) {
-        Ok(Some(b)) => Reply::Bulk(b),
+    // The hot read: the value is copied straight into an inline reply when short.
+    let r = match get_str(ctx, &args[1]) {
+        Ok(Some(StrValue::Raw(v))) => Reply::bulk_inline(v),
+        Ok(Some(StrValue::Int(n))) => Reply::bulk_inline(itoa::Buffer::new().format(*n).as_bytes()),
         Ok(None) => Reply::Nil,
-        Err(e) => e,
-    }
+        Err(e) => return e,
+    };
+    ctx.count_lookup(!matches!(r, Reply::Nil));
+    r
 }
 
 /// Expiry options shared by SET and GETEX.

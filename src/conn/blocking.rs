@@ -52,8 +52,13 @@ impl Conn {
         let (mut token, mut rx) = BlockToken::new(id);
         if single {
             let w = self.waiter(&b, &token, db, shards[0], true);
-            let attempt =
-                RemoteCmd { spec: cmd.spec, fullname: cmd.fullname, args: cmd.args.clone(), check: cmd.check.clone() };
+            let attempt = RemoteCmd {
+                spec: cmd.spec,
+                fullname: cmd.fullname,
+                args: cmd.args.clone(),
+                check: cmd.check.clone(),
+                slot: cmd.slot,
+            };
             let r = self.shard.block_on(shards[0], db, Some(attempt), w).await;
             if !would_block(&r) {
                 return r;
@@ -135,8 +140,13 @@ impl Conn {
             Ok(k) => k,
             Err(e) => return e,
         };
-        let copy =
-            RemoteCmd { spec: cmd.spec, fullname: cmd.fullname, args: cmd.args.clone(), check: cmd.check.clone() };
+        let copy = RemoteCmd {
+            spec: cmd.spec,
+            fullname: cmd.fullname,
+            args: cmd.args.clone(),
+            check: cmd.check.clone(),
+            slot: cmd.slot,
+        };
         crate::storage::tick_clock();
         self.shard.run_spanning(db, copy, &key_idx, false).await
     }
@@ -198,7 +208,7 @@ impl Conn {
                     return None;
                 }
                 Event::Input(Ok(n)) => {
-                    self.rbuf.extend_from_slice(&buf[..n]);
+                    self.rbuf.push(&buf[..n]);
                     self.pending_input = true;
                     let limit = {
                         let mut st = self.shard.state.borrow_mut();

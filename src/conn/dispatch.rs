@@ -62,8 +62,16 @@ impl Conn {
     /// Looks a request up and decides its route.
     fn route(&mut self, mut req: Request) -> Route {
         let args = std::mem::take(&mut req.args);
-        let Some(spec) = table::lookup(&args[0]) else {
-            return Route::Done(Reply::error(errors::unknown_command(&args)));
+        // Pipelines mostly repeat one command: compare with the last one before the table.
+        let spec = match self.last_spec.filter(|s| s.name.as_bytes().eq_ignore_ascii_case(&args[0])) {
+            Some(s) => s,
+            None => match table::lookup(&args[0]) {
+                Some(s) => {
+                    self.last_spec = Some(s);
+                    s
+                }
+                None => return Route::Done(Reply::error(errors::unknown_command(&args))),
+            },
         };
         // Containers dispatch on their subcommand; a command with its own handler and
         // subcommands (COMMAND) runs its handler when called bare.
@@ -98,8 +106,10 @@ impl Conn {
                 let home = self.shard.id;
                 // The common case, one key at argument 1, routes without allocating.
                 if let Keys::Range { first: 1, last: 1, .. } = spec.keys {
-                    let target = self.shard.shard_of_slot(crate::cluster::key_slot(&args[1]));
-                    return Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check: SlotCheck::None } };
+                    let slot = crate::cluster::key_slot(&args[1]);
+                    let target = self.shard.shard_of_slot(slot);
+                    let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: Some(slot) };
+                    return Route::Keyed { target, cmd };
                 }
                 let key_idx = match spec.key_indexes(&args) {
                     Ok(k) => k,
@@ -119,7 +129,7 @@ impl Conn {
                     Keys::Derived { reads_more, .. } => self.shard.nshards > 1 && reads_more(&args),
                     _ => false,
                 };
-                let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None };
+                let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: None };
                 if spans || derived {
                     Route::Spanning { cmd, key_idx, derived }
                 } else {
@@ -160,11 +170,14 @@ impl Conn {
         }
         match spec.exec {
             Exec::Keyed(_) => {
-                let target = match key_idx.first() {
-                    Some(&i) => view.shard_of(crate::cluster::key_slot(&args[i])),
-                    None => self.shard.id,
+                let (target, slot) = match key_idx.first() {
+                    Some(&i) => {
+                        let slot = crate::cluster::key_slot(&args[i]);
+                        (view.shard_of(slot), (i == 1).then_some(slot))
+                    }
+                    None => (self.shard.id, None),
                 };
-                Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check } }
+                Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check, slot } }
             }
             Exec::Node(_) | Exec::Container => Route::Node { spec, fullname, args },
         }

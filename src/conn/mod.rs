@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod dispatch;
+pub mod input;
 pub mod monitor;
 pub mod multi;
 pub mod plan;
@@ -17,7 +18,6 @@ use crate::protocol::request::{ParseLimits, RequestParser};
 use crate::protocol::Reply;
 use crate::runtime::shard::Shard;
 use crate::runtime::ClientStream;
-use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -26,10 +26,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Bytes read per socket read.
-const READ_CHUNK: usize = 16 * 1024;
-/// Largest single read while receiving a big bulk string.
-const MAX_READ_CHUNK: usize = 1 << 20;
+use input::{InputBuf, READ_CHUNK};
 
 /// Redis 7.0's protected-mode refusal.
 pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
@@ -53,8 +50,10 @@ pub struct Conn {
     pub(crate) shard: Rc<Shard>,
     pub(crate) client: Rc<RefCell<ClientState>>,
     parser: RequestParser,
-    rbuf: BytesMut,
+    rbuf: InputBuf,
     pub(crate) wbuf: Vec<u8>,
+    /// The last command looked up (see `Conn::route`).
+    last_spec: Option<&'static crate::cmd::CommandSpec>,
     /// Bytes were read into `rbuf` while blocked and are not parsed yet.
     pub(crate) pending_input: bool,
     /// MULTI queue and WATCH registrations.
@@ -98,9 +97,10 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         shard: shard.clone(),
         client,
         parser: RequestParser::default(),
-        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        rbuf: InputBuf::new(),
         wbuf: Vec::with_capacity(READ_CHUNK),
         pending_input: false,
+        last_spec: None,
         tx: multi::TxState::default(),
     };
     if let Err(e) = conn.run().await {
@@ -131,12 +131,7 @@ impl Conn {
             // Input that arrived while the client was blocked is parsed before reading more.
             if !std::mem::take(&mut self.pending_input) {
                 // Read more input.
-                let old = self.rbuf.len();
-                // Grow towards a big bulk's size in bounded steps: memory is touched only as data
-                // arrives, so a client announcing a huge bulk and sending nothing costs little.
-                let want = self.parser.wanted().saturating_sub(old).clamp(READ_CHUNK, MAX_READ_CHUNK);
-                self.rbuf.resize(old + want, 0);
-                let read = self.stream.read(&mut self.rbuf[old..]);
+                let read = self.stream.read(self.rbuf.spare(self.parser.wanted()));
                 let n = if timeout > 0 && !self.client.borrow().monitor {
                     match crate::runtime::with_timeout(Duration::from_secs(timeout), read).await {
                         Some(r) => r,
@@ -151,19 +146,16 @@ impl Conn {
                 let n = match n {
                     Ok(0) => return Ok(()),
                     Ok(n) => n,
-                    Err(e) => {
-                        self.rbuf.truncate(old);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 };
-                self.rbuf.truncate(old + n);
+                self.rbuf.commit(n);
                 self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
                 if self.rbuf.len() as u64 > qlimit {
                     tracing::warn!("Closing client that reached max query buffer length");
                     return Ok(());
                 }
             }
-            let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut reqs);
+            let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             self.client.borrow_mut().qbuf = self.rbuf.len();
             if !reqs.is_empty() {
                 self.dispatch_batch(std::mem::take(&mut reqs)).await;

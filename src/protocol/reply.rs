@@ -42,6 +42,40 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Bytes already encoded in RESP (the same in both protocols).
     Raw(Bytes),
+    /// A short bulk string held inline (no allocation): GET's reply for small values.
+    /// Encodes exactly as [`Reply::Bulk`] with the same bytes.
+    ShortBulk(ShortBytes),
+}
+
+/// Up to [`ShortBytes::CAP`] bytes stored inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShortBytes {
+    len: u8,
+    data: [u8; ShortBytes::CAP],
+}
+
+impl ShortBytes {
+    /// The most bytes held inline (keeps `Reply` at its size).
+    pub const CAP: usize = 22;
+    /// The bytes, if they fit.
+    pub fn new(b: &[u8]) -> Option<ShortBytes> {
+        if b.len() > Self::CAP {
+            return None;
+        }
+        let mut data = [0u8; Self::CAP];
+        data[..b.len()].copy_from_slice(b);
+        Some(ShortBytes { len: b.len() as u8, data })
+    }
+    /// The bytes held.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.data[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for ShortBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self.as_slice()))
+    }
 }
 
 impl Reply {
@@ -64,6 +98,14 @@ impl Reply {
     /// A bulk reply copied from a byte slice.
     pub fn bulk(b: &[u8]) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(b))
+    }
+    /// A bulk reply copied from a byte slice, held inline when short (for replies that go
+    /// straight to the client: nothing matches on the variant).
+    pub fn bulk_inline(b: &[u8]) -> Reply {
+        match ShortBytes::new(b) {
+            Some(s) => Reply::ShortBulk(s),
+            None => Reply::bulk(b),
+        }
     }
     /// A bulk reply holding the decimal form of an integer.
     pub fn bulk_int(n: i64) -> Reply {
@@ -99,6 +141,7 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Bulk(b) => encode_bulk(out, b),
+            Reply::ShortBulk(b) => encode_bulk(out, b.as_slice()),
             Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
             Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
             Reply::Array(items) => {

@@ -62,6 +62,99 @@ struct Partial {
 #[derive(Debug, Default)]
 pub struct RequestParser {
     partial: Option<Partial>,
+    /// Scratch for the fast path: argument ranges and per-request argument counts.
+    ranges: Vec<(usize, usize)>,
+    counts: Vec<usize>,
+}
+
+/// Most arguments a request may have to take the fast path.
+const FAST_MAX_ARGS: usize = 1024;
+
+/// Reads a header line's number at `at` (just after `*` or `$`) when it is a plain decimal
+/// followed by CRLF; returns it and the position after the CRLF. Anything else (signs,
+/// leading zeros, missing bytes) is left to the exact slow path.
+#[inline]
+fn plain_number(buf: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let first = *buf.get(at)?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let mut n = (first - b'0') as usize;
+    at += 1;
+    loop {
+        let c = *buf.get(at)?;
+        if c == b'\r' {
+            break;
+        }
+        if !c.is_ascii_digit() || n == 0 || n > 100_000_000 {
+            return None;
+        }
+        n = n * 10 + (c - b'0') as usize;
+        at += 1;
+    }
+    // Redis reads the byte after '\r' as '\n' without checking it.
+    if at + 1 >= buf.len() {
+        return None;
+    }
+    Some((n, at + 2))
+}
+
+impl RequestParser {
+    /// Scans one complete, well-formed multibulk request at the start of `buf` without
+    /// consuming anything, pushing its argument ranges; returns its length. `None` (with
+    /// nothing pushed) when the request is incomplete or unusual in any way: the slow path
+    /// then handles it with Redis's exact errors and partial-progress bookkeeping.
+    fn scan_fast(&mut self, buf: &[u8], base: usize, limits: &ParseLimits) -> Option<usize> {
+        if buf.first() != Some(&b'*') {
+            return None;
+        }
+        let (n, mut at) = plain_number(buf, 1)?;
+        let max_args = if limits.auth_required { UNAUTH_MAX_MULTIBULK as usize } else { FAST_MAX_ARGS };
+        if n == 0 || n > max_args {
+            return None;
+        }
+        let max_bulk =
+            if limits.auth_required { UNAUTH_MAX_BULK.min(limits.max_bulk_len) } else { limits.max_bulk_len };
+        let mark = self.ranges.len();
+        for _ in 0..n {
+            let ok = buf.get(at) == Some(&b'$')
+                && match plain_number(buf, at + 1) {
+                    Some((len, from)) if len as i64 <= max_bulk && from + len + 2 <= buf.len() => {
+                        self.ranges.push((base + from, base + from + len));
+                        at = from + len + 2;
+                        true
+                    }
+                    _ => false,
+                };
+            if !ok {
+                self.ranges.truncate(mark);
+                return None;
+            }
+        }
+        self.counts.push(n);
+        Some(at)
+    }
+
+    /// The fast path: every complete, plain request at the front of `buf` is split off in one
+    /// piece and its arguments are slices of it. Returns how many requests it took.
+    fn parse_fast(&mut self, buf: &mut BytesMut, limits: &ParseLimits, out: &mut Vec<Request>) -> usize {
+        let mut pos = 0;
+        self.ranges.clear();
+        self.counts.clear();
+        while let Some(len) = self.scan_fast(&buf[pos..], pos, limits) {
+            pos += len;
+        }
+        if pos == 0 {
+            return 0;
+        }
+        let chunk = buf.split_to(pos).freeze();
+        let mut ranges = self.ranges.iter();
+        for &n in &self.counts {
+            let args = ranges.by_ref().take(n).map(|&(a, b)| chunk.slice(a..b)).collect();
+            out.push(Request { args });
+        }
+        self.counts.len()
+    }
 }
 
 impl RequestParser {
@@ -85,6 +178,9 @@ impl RequestParser {
             if self.partial.is_none() {
                 if buf.is_empty() {
                     return Ok(());
+                }
+                if self.parse_fast(buf, limits, out) > 0 {
+                    continue;
                 }
                 if buf[0] != b'*' {
                     match parse_inline(buf)? {

@@ -28,7 +28,7 @@ impl Shard {
         let r = match attempt {
             Some(cmd) => {
                 let mut clock = std::time::Instant::now();
-                crate::cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, db, &mut clock)
+                crate::cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock)
             }
             None => Reply::Nil,
         };

@@ -18,6 +18,8 @@ pub struct RemoteCmd {
     pub args: Vec<Bytes>,
     /// Cluster-mode check the owning shard runs first (migrating / importing slots).
     pub check: crate::cluster::redirect::SlotCheck,
+    /// The slot of `args[1]` when routing computed it (saves hashing the key again).
+    pub slot: Option<u16>,
 }
 
 pub use crate::cmd::blocked::Waiter;

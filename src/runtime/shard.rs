@@ -206,7 +206,7 @@ impl Shard {
         if let Some(refused) = redirect::precheck(st, &c.check, db, &c.args, crate::storage::cached_ms()) {
             return refused;
         }
-        cmd::execute_keyed(st, c.spec, c.fullname, &c.args, db, clock)
+        cmd::execute_keyed(st, c.spec, c.fullname, &c.args, c.slot, db, clock)
     }
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
@@ -419,7 +419,7 @@ impl Shard {
         }
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
-        let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, db, &mut clock);
+        let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock);
         if cmd.spec.has(cmd::flags::WRITE) {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.

@@ -134,6 +134,9 @@ pub struct Db {
     expire_cursor: usize,
     /// Clients watching keys of this database (see `storage::watch`).
     pub watch: super::watch::WatchTable,
+    /// The slot of the running command's first key: its address, length and slot (see
+    /// [`Db::hint_slot`]).
+    slot_hint: Option<(usize, usize, u16)>,
 }
 
 impl Db {
@@ -153,6 +156,27 @@ impl Db {
     /// Number of keys with an expiry.
     pub fn volatile_len(&self) -> usize {
         self.volatile
+    }
+
+    /// Remembers `key`'s slot while a command runs, so lookups of that same key (the same
+    /// bytes at the same address) skip hashing it. The caller clears it with
+    /// [`Db::clear_slot_hint`] before `key` can be freed.
+    pub fn hint_slot(&mut self, key: &[u8], slot: u16) {
+        self.slot_hint = Some((key.as_ptr() as usize, key.len(), slot));
+    }
+
+    /// Forgets the hint set by [`Db::hint_slot`].
+    pub fn clear_slot_hint(&mut self) {
+        self.slot_hint = None;
+    }
+
+    /// A key's slot: the hint when it is for these very bytes, else CRC16.
+    #[inline]
+    fn slot_of(&self, key: &[u8]) -> u16 {
+        match self.slot_hint {
+            Some((ptr, len, slot)) if ptr == key.as_ptr() as usize && len == key.len() => slot,
+            _ => key_slot(key),
+        }
     }
 
     fn table(&self, slot: u16) -> Option<&SlotTable> {
@@ -183,7 +207,7 @@ impl Db {
     /// Looks a key up for reading or writing, deleting it first if it has expired (lazy expiry).
     /// Touches its LRU clock.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
@@ -194,7 +218,7 @@ impl Db {
 
     /// Looks a key up without touching its LRU clock (OBJECT, TYPE-like introspection).
     pub fn get_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
@@ -203,12 +227,12 @@ impl Db {
 
     /// True when the key exists and has not expired (without deleting or touching it).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.table(key_slot(key)).and_then(|t| t.map.get(key)).is_some_and(|e| !e.is_expired(now_ms))
+        self.table(self.slot_of(key)).and_then(|t| t.map.get(key)).is_some_and(|e| !e.is_expired(now_ms))
     }
 
     /// True when the key is stored, even if logically expired (Redis's `dictFind`).
     pub fn exists_even_expired(&self, key: &[u8]) -> bool {
-        self.table(key_slot(key)).is_some_and(|t| t.map.contains_key(key))
+        self.table(self.slot_of(key)).is_some_and(|t| t.map.contains_key(key))
     }
 
     /// Deletes the key if it has expired; returns true if it did.
@@ -228,7 +252,7 @@ impl Db {
 
     /// Stores an entry, replacing any previous one; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         let volatile_new = entry.expire_at != 0;
         let t = self.table_or_create(slot);
         let old = match t.map.entry_ref(key) {
@@ -261,7 +285,7 @@ impl Db {
 
     /// Removes a key (expired or not); returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.remove_in(key_slot(key), key)
+        self.remove_in(self.slot_of(key), key)
     }
 
     fn remove_in(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {
@@ -280,7 +304,7 @@ impl Db {
 
     /// Sets or clears (0) a live key's expiry; returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
-        let slot = key_slot(key);
+        let slot = self.slot_of(key);
         let Some(t) = self.table_mut(slot) else { return false };
         let Some(e) = t.map.get_mut(key) else { return false };
         let was = e.expire_at != 0;
