@@ -44,8 +44,13 @@ fn fits_fill(fill: i64, bytes: usize, count: usize) -> bool {
     }
 }
 
+/// The node-wide `list-max-listpack-size` in force (DEBUG OBJECT's `ql_listpack_max`).
+pub fn fill() -> i64 {
+    FILL.load(Ordering::Relaxed)
+}
+
 fn fits(bytes: usize, count: usize) -> bool {
-    fits_fill(FILL.load(Ordering::Relaxed), bytes, count)
+    fits_fill(fill(), bytes, count)
 }
 
 fn varint_len(mut n: usize) -> usize {
@@ -543,9 +548,14 @@ impl ListValue {
         Iter { nodes: &self.nodes, front: self.pos(start), back: self.pos(end), left: end - start }
     }
 
+    /// Bytes of packed entries over all nodes.
+    pub fn packed_bytes(&self) -> usize {
+        self.nodes.iter().map(|n| n.buf.len()).sum()
+    }
+
     /// Heap bytes: the node table and every node's buffer.
     pub fn heap_size(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>() + self.nodes.iter().map(|n| n.buf.len()).sum::<usize>()
+        self.nodes.capacity() * std::mem::size_of::<Node>() + self.packed_bytes()
     }
 }
 
