@@ -3,7 +3,7 @@
 #
 #   bash bench/memory.sh            # N=1000000 small hashes of 10 fields, N sorted sets of 10 members
 #   bash bench/memory.sh 200000     # a smaller N
-#   DATASETS=zset bash bench/memory.sh   # only some of string,hash,zset
+#   DATASETS=zset bash bench/memory.sh   # only some of string,hash,zset,list,intset
 #   DATASETS=bigzset bash bench/memory.sh  # one sorted set of N members (skiplist encoding)
 #
 # For each data set both servers are started fresh on loopback ports picked here (free ones from
@@ -17,12 +17,14 @@
 # Data: hashes `h:I` with fields field0..field9 and values `value:K` (7-11 bytes); sorted sets
 # `z:I` with members member:K (8-12 bytes) and integer or .5 scores. Both fit Redis's listpack
 # thresholds, as the issue asks ("small" hashes and sorted sets). The `string` row (SET s:I
-# value:K) is the baseline: what a key costs with a value of about 10 bytes.
+# value:K) is the baseline: what a key costs with a value of about 10 bytes. Lists `l:I` get 10
+# elements `value:K` by RPUSH (Redis: one quicklist node); sets `i:I` get 10 integers below 30000
+# by SADD (Redis: an intset of int16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N="${1:-${N:-1000000}}"
-DATASETS="${DATASETS:-string,hash,zset}"
+DATASETS="${DATASETS:-string,hash,zset,list,intset}"
 SC_PORT="${SC_PORT:-17479}"
 RD_PORT="${RD_PORT:-17480}"
 
@@ -60,6 +62,22 @@ gen() {
         for (i = 0; i < n; i++) {
           k = "s:" i; v = "value:" i % 100000
           printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v
+        } }' ;;
+    list) mawk -v n="$N" 'BEGIN {
+        for (i = 0; i < n; i++) {
+          k = "l:" i; printf "*12\r\n$5\r\nRPUSH\r\n$%d\r\n%s\r\n", length(k), k
+          for (j = 0; j < 10; j++) {
+            v = "value:" (i * 10 + j) % 100000
+            printf "$%d\r\n%s\r\n", length(v), v
+          }
+        } }' ;;
+    intset) mawk -v n="$N" 'BEGIN {
+        for (i = 0; i < n; i++) {
+          k = "i:" i; printf "*12\r\n$4\r\nSADD\r\n$%d\r\n%s\r\n", length(k), k
+          for (j = 0; j < 10; j++) {
+            v = (i * 7 + j * 3001) % 30000
+            printf "$%d\r\n%s\r\n", length(v), v
+          }
         } }' ;;
     bigzset) mawk -v n="$N" 'BEGIN {
         for (i = 0; i < n; i += 100) {
@@ -118,7 +136,7 @@ for ds in ${DATASETS//,/ }; do
   rm -f "$work/$ds.resp"
   awk -v ds="$ds" -v n="$N" -v sb="$sb" -v sa="$sa" -v rb="$rb" -v ra="$ra" -v se="$senc" -v re="$renc" 'BEGIN {
     s = (sa - sb) / n; r = (ra - rb) / n
-    label = (ds == "hash") ? "hashes of 10 fields" : (ds == "zset") ? "sorted sets of 10 members" : (ds == "bigzset") ? "members of one sorted set (per member)" : "strings (baseline: per-key overhead)"
+    label = (ds == "hash") ? "hashes of 10 fields" : (ds == "zset") ? "sorted sets of 10 members" : (ds == "list") ? "lists of 10 elements" : (ds == "intset") ? "sets of 10 small integers" : (ds == "bigzset") ? "members of one sorted set (per member)" : "strings (baseline: per-key overhead)"
     printf "| %d %s | %d | %d | %.1f | %.1f | %.2f | %s / %s |\n", n, label, sa, ra, s, r, (r > 0 ? s / r : 0), se, re
   }'
 done

@@ -189,6 +189,7 @@ fn main() {
         None
     };
     let cfg = Arc::new(cfg);
+    slotcore::storage::list::set_fill(cfg.list_max_listpack_size);
     let node = Arc::new(NodeInfo {
         run_id: random_hex40(),
         pid: std::process::id(),

@@ -67,3 +67,60 @@ fn list_commands_match_redis() {
         ],
     );
 }
+
+/// Lists of many quicklist nodes (8 KB each by default), elements bigger than a node, and a
+/// count fill set with CONFIG SET: every reply as redis-server's.
+#[test]
+fn multi_node_lists_match_redis() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    let big = "x".repeat(20_000);
+    let mid = "m".repeat(9_000);
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    for key in ["l", "f"] {
+        if key == "f" {
+            cmds.push(c(&["CONFIG", "SET", "list-max-ziplist-size", "5"]));
+            cmds.push(c(&["CONFIG", "GET", "list-max-listpack-size"]));
+        }
+        for b in 0..30 {
+            let mut push = c(&[if b % 3 == 0 { "LPUSH" } else { "RPUSH" }, key]);
+            push.extend(
+                (0..100).map(|i| if i % 10 == 0 { "dup".to_string() } else { format!("element:{}", b * 100 + i) }),
+            );
+            cmds.push(push);
+        }
+        cmds.extend([
+            c(&["RPUSH", key, &big, "tail"]),
+            c(&["LINSERT", key, "BEFORE", "element:1550", &mid]),
+            c(&["LINSERT", key, "AFTER", "element:2222", "after-2222"]),
+            c(&["LLEN", key]),
+            c(&["LINDEX", key, "0"]),
+            c(&["LINDEX", key, "1777"]),
+            c(&["LINDEX", key, "-2"]),
+            c(&["LRANGE", key, "1000", "1120"]),
+            c(&["LRANGE", key, "-1500", "-1400"]),
+            c(&["LSET", key, "1500", &big]),
+            c(&["LINDEX", key, "1500"]),
+            c(&["LSET", key, "1500", "small-again"]),
+            c(&["LPOS", key, "element:7"]),
+            c(&["LPOS", key, "dup", "RANK", "-3", "COUNT", "4"]),
+            c(&["LPOS", key, "dup", "COUNT", "0", "MAXLEN", "1000"]),
+            c(&["LREM", key, "-5", "dup"]),
+            c(&["LREM", key, "7", "dup"]),
+            c(&["LPOS", key, "dup", "COUNT", "0"]),
+            c(&["LREM", key, "0", "dup"]),
+            c(&["LLEN", key]),
+            c(&["LTRIM", key, "120", "-130"]),
+            c(&["LRANGE", key, "0", "-1"]),
+            c(&["LPOP", key, "150"]),
+            c(&["RPOP", key, "150"]),
+            c(&["LMOVE", key, key, "LEFT", "RIGHT"]),
+            c(&["LRANGE", key, "-3", "-1"]),
+            c(&["LLEN", key]),
+        ]);
+    }
+    let refs: Vec<Vec<&str>> = cmds.iter().map(|v| v.iter().map(String::as_str).collect()).collect();
+    let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+    assert_same(&mut s.raw(), &mut o.raw(), &slices);
+}

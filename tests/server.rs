@@ -237,6 +237,11 @@ fn debug_digest_matches_redis() {
     );
     let obj = a.cmd(&["DEBUG", "OBJECT", "age"]);
     assert!(obj.starts_with("+Value at:") && obj.contains("encoding:embstr serializedlength:6"), "{obj:?}");
+    a.cmd(&["RPUSH", "q", "a", "b", "c"]);
+    let obj = a.cmd(&["DEBUG", "OBJECT", "q"]);
+    // Redis 7.0's quicklist fields (ql_uncompressed_size counts each one's own packing).
+    let ql = " ql_nodes:1 ql_avg_node:3.00 ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:9\r\n";
+    assert!(obj.contains("encoding:quicklist") && obj.ends_with(ql), "{obj:?}");
 }
 
 #[test]

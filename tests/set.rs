@@ -113,3 +113,30 @@ fn string_sets_and_pops() {
     assert_eq!(r.cmd(&["SCARD", "big"]), ":1990\r\n");
     assert_eq!(s.cli(&["SRANDMEMBER", "big", "-30"]).lines().count(), 30);
 }
+
+#[test]
+fn intset_widths_upgrade_like_redis() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["SADD", "w", "5", "-32768", "32767", "0"],
+            &["SMEMBERS", "w"],
+            &["SADD", "w", "32768", "-2147483648"],
+            &["SMEMBERS", "w"],
+            &["OBJECT", "ENCODING", "w"],
+            &["SADD", "w", "9223372036854775807", "-9223372036854775808", "2147483648"],
+            &["SMEMBERS", "w"],
+            &["SREM", "w", "9223372036854775807", "-9223372036854775808", "2147483648", "32768"],
+            &["SISMEMBER", "w", "-2147483648"],
+            &["SISMEMBER", "w", "2147483648"],
+            &["SMEMBERS", "w"],
+            &["SADD", "w", "7", "-7"],
+            &["SMEMBERS", "w"],
+            &["OBJECT", "ENCODING", "w"],
+            &["SCARD", "w"],
+        ],
+    );
+}

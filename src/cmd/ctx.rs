@@ -289,6 +289,7 @@ impl NodeInfo {
 
     /// Installs a new configuration and bumps the generation.
     pub fn set_config(&self, cfg: Config) {
+        crate::storage::list::set_fill(cfg.list_max_listpack_size);
         let cfg = Arc::new(cfg);
         match self.config.write() {
             Ok(mut c) => *c = cfg,

@@ -7,11 +7,8 @@ use super::errors;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
 use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
-use crate::storage::Value;
+use crate::storage::{ListValue as List, Value};
 use bytes::Bytes;
-use std::collections::VecDeque;
-
-type List = VecDeque<Box<[u8]>>;
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: keys are 2..2+numkeys.
 fn lmpop_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
@@ -61,15 +58,15 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> R
     match get_list(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) if only_existing => return Reply::Int(0),
-        Ok(None) => ctx.db().set(&args[1], Value::List(VecDeque::new()), 0),
+        Ok(None) => ctx.db().set(&args[1], Value::List(List::new()), 0),
         Ok(Some(_)) => {}
     }
     let Ok(Some(l)) = get_list(ctx, &args[1]) else { return Reply::Int(0) };
     for v in &args[2..] {
         if left {
-            l.push_front(v[..].into());
+            l.push_front(v);
         } else {
-            l.push_back(v[..].into());
+            l.push_back(v);
         }
     }
     Reply::Int(l.len() as i64)
@@ -104,14 +101,17 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> Reply {
     };
     drop_if_empty(ctx, &args[1]);
     match count {
-        None => out.into_iter().next().map_or(Reply::Nil, |v| Reply::bulk(&v)),
-        Some(_) => Reply::Array(out.iter().map(|v| Reply::bulk(v)).collect()),
+        None => out.into_iter().next().map_or(Reply::Nil, |v| Reply::Bulk(v.into())),
+        Some(_) => Reply::Array(out.into_iter().map(|v| Reply::Bulk(v.into())).collect()),
     }
 }
 
-fn take(l: &mut List, left: bool, n: usize) -> Vec<Box<[u8]>> {
-    let n = n.min(l.len());
-    (0..n).filter_map(|_| if left { l.pop_front() } else { l.pop_back() }).collect()
+fn take(l: &mut List, left: bool, n: usize) -> Vec<Vec<u8>> {
+    if left {
+        l.take_front(n)
+    } else {
+        l.take_back(n)
+    }
 }
 
 fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -148,7 +148,7 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(s), Some(e)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return Reply::err(errors::NOT_INTEGER) };
     match get_list(ctx, &args[1]) {
         Ok(Some(l)) => match range(s, e, l.len()) {
-            Some((a, b)) => Reply::Array(l.range(a..=b).map(|v| Reply::bulk(v)).collect()),
+            Some((a, b)) => Reply::Array(l.range(a, b + 1).map(Reply::bulk).collect()),
             None => Reply::Array(vec![]),
         },
         Ok(None) => Reply::Array(vec![]),
@@ -164,7 +164,7 @@ fn index_of(i: i64, len: usize) -> Option<usize> {
 fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(i) = parse_i64(&args[2]) else { return Reply::err(errors::NOT_INTEGER) };
     match get_list(ctx, &args[1]) {
-        Ok(Some(l)) => index_of(i, l.len()).map_or(Reply::Nil, |i| Reply::bulk(&l[i])),
+        Ok(Some(l)) => index_of(i, l.len()).and_then(|i| l.get(i)).map_or(Reply::Nil, Reply::bulk),
         Ok(None) => Reply::Nil,
         Err(e) => e,
     }
@@ -174,11 +174,8 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(i) = parse_i64(&args[2]) else { return Reply::err(errors::NOT_INTEGER) };
     match get_list(ctx, &args[1]) {
         Ok(Some(l)) => match index_of(i, l.len()) {
-            Some(i) => {
-                l[i] = args[3][..].into();
-                Reply::Ok
-            }
-            None => Reply::err(errors::OUT_OF_RANGE),
+            Some(i) if l.set(i, &args[3]) => Reply::Ok,
+            _ => Reply::err(errors::OUT_OF_RANGE),
         },
         Ok(None) => Reply::err(errors::NO_SUCH_KEY),
         Err(e) => e,
@@ -196,7 +193,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match get_list(ctx, &args[1]) {
         Ok(Some(l)) => match l.iter().position(|v| v[..] == args[3][..]) {
             Some(p) => {
-                l.insert(if after { p + 1 } else { p }, args[4][..].into());
+                l.insert(if after { p + 1 } else { p }, &args[4]);
                 Reply::Int(l.len() as i64)
             }
             None => Reply::Int(-1),
@@ -211,28 +208,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let removed = match get_list(ctx, &args[1]) {
         Ok(Some(l)) => {
             let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
-            let mut removed = 0;
-            if count >= 0 {
-                let mut i = 0;
-                while i < l.len() && removed < limit {
-                    if l[i][..] == args[3][..] {
-                        l.remove(i);
-                        removed += 1;
-                    } else {
-                        i += 1;
-                    }
-                }
-            } else {
-                let mut i = l.len();
-                while i > 0 && removed < limit {
-                    i -= 1;
-                    if l[i][..] == args[3][..] {
-                        l.remove(i);
-                        removed += 1;
-                    }
-                }
-            }
-            removed
+            l.remove_value(&args[3], limit, count < 0)
         }
         Ok(None) => 0,
         Err(e) => return e,
@@ -247,7 +223,7 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(Some(l)) => match range(s, e, l.len()) {
             Some((a, b)) => {
                 l.truncate(b + 1);
-                l.drain(..a);
+                l.drain_front(a);
             }
             None => l.clear(),
         },
@@ -300,22 +276,15 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Some(n) => n,
         None => 1,
     };
-    let mut skip = rank.unsigned_abs() as usize - 1;
-    let mut found = Vec::new();
+    let skip = rank.unsigned_abs() as usize - 1;
     let scan = if maxlen == 0 { len } else { maxlen.min(len) };
-    for step in 0..scan {
-        let idx = if rank > 0 { step } else { len - 1 - step };
-        if l[idx][..] == args[2][..] {
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            found.push(idx);
-            if found.len() >= want {
-                break;
-            }
-        }
-    }
+    let target = &args[2][..];
+    let hits: Box<dyn Iterator<Item = usize> + '_> = if rank > 0 {
+        Box::new(l.iter().take(scan).enumerate().filter(|(_, v)| *v == target).map(|(i, _)| i))
+    } else {
+        Box::new(l.iter().rev().take(scan).enumerate().filter(|(_, v)| *v == target).map(move |(i, _)| len - 1 - i))
+    };
+    let found: Vec<usize> = hits.skip(skip).take(want).collect();
     match count {
         Some(_) => Reply::Array(found.into_iter().map(|i| Reply::Int(i as i64)).collect()),
         None => found.first().map_or(Reply::Nil, |&i| Reply::Int(i as i64)),
@@ -357,16 +326,16 @@ pub(crate) fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: boo
     let Some(v) = v else { return Reply::Nil };
     drop_if_empty(ctx, src);
     if matches!(get_list(ctx, dst), Ok(None)) {
-        ctx.db().set(dst, Value::List(VecDeque::new()), 0);
+        ctx.db().set(dst, Value::List(List::new()), 0);
     }
     if let Ok(Some(d)) = get_list(ctx, dst) {
         if to_left {
-            d.push_front(v.clone());
+            d.push_front(&v);
         } else {
-            d.push_back(v.clone());
+            d.push_back(&v);
         }
     }
-    Reply::bulk(&v)
+    Reply::Bulk(v.into())
 }
 
 fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -404,7 +373,7 @@ pub(crate) fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         drop_if_empty(ctx, &args[k]);
         return Reply::Array(vec![
             Reply::Bulk(args[k].clone()),
-            Reply::Array(popped.iter().map(|v| Reply::bulk(v)).collect()),
+            Reply::Array(popped.into_iter().map(|v| Reply::Bulk(v.into())).collect()),
         ]);
     }
     Reply::NilArray

@@ -446,13 +446,25 @@ fn debug_object(_args: &[Bytes]) -> Plan {
             }
         };
         let idle = ((now / 1000) as u32).saturating_sub(e.lru);
+        // Redis 7.0 adds the quicklist's shape for lists (no node compression here).
+        let ql = match &e.value {
+            crate::storage::Value::List(l) => format!(
+                " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
+                l.node_count(),
+                l.len() as f64 / l.node_count().max(1) as f64,
+                crate::storage::list::fill(),
+                l.packed_bytes()
+            ),
+            _ => String::new(),
+        };
         Reply::status_owned(format!(
-            "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+            "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}{}",
             e as *const _,
             e.value.encoding(),
             ser,
             e.lru & 0xFF_FFFF,
-            idle
+            idle,
+            ql
         ))
     }
     Plan::AllShards {

@@ -18,7 +18,6 @@ use crate::protocol::Reply;
 use crate::storage::Value;
 use bytes::Bytes;
 use std::cmp::Ordering;
-use std::collections::VecDeque;
 
 /// The sort family's table.
 #[rustfmt::skip]
@@ -281,13 +280,13 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             Reply::Array(out)
         }
         Some(at) => {
-            let mut list: VecDeque<Box<[u8]>> = VecDeque::new();
+            let mut list = crate::storage::ListValue::new();
             for it in range {
                 if o.gets.is_empty() {
-                    list.push_back(it.ele.clone().into_boxed_slice());
+                    list.push_back(&it.ele);
                 }
                 for g in &o.gets {
-                    list.push_back(lookup_pattern(ctx, g, &it.ele).unwrap_or_default().into_boxed_slice());
+                    list.push_back(&lookup_pattern(ctx, g, &it.ele).unwrap_or_default());
                 }
             }
             let n = list.len() as i64;

@@ -87,7 +87,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "lfu-decay-time", default: "1", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "lfu-log-factor", default: "10", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "list-compress-depth", default: "0", kind: Kind::Int, mutable: true, acted: false },
-    Directive { name: "list-max-listpack-size", default: "-2", kind: Kind::Int, mutable: true, acted: false },
+    Directive { name: "list-max-listpack-size", default: "-2", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "logfile", default: "", kind: Kind::Str, mutable: false, acted: true },
     Directive { name: "loglevel", default: "notice", kind: Kind::Enum(&["debug", "verbose", "notice", "warning"]), mutable: true, acted: true },
     Directive { name: "lua-time-limit", default: "5000", kind: Kind::Int, mutable: true, acted: false },

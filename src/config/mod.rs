@@ -82,6 +82,8 @@ pub struct Config {
     pub slowlog_max_len: usize,
     /// `latency-monitor-threshold` (ms; 0 disables).
     pub latency_monitor_threshold: u64,
+    /// `list-max-listpack-size` (alias `list-max-ziplist-size`): quicklist node fill.
+    pub list_max_listpack_size: i64,
     /// slotcore: number of data shards (0 = one per available core minus the bus core).
     pub shards: usize,
     /// slotcore: explicit CPU list for shards.
@@ -130,6 +132,7 @@ impl Default for Config {
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
+            list_max_listpack_size: -2,
             shards: 0,
             shard_cores: Vec::new(),
             bus_core: None,

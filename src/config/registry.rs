@@ -200,6 +200,7 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         "slowlog-log-slower-than" => cfg.slowlog_log_slower_than = int()?,
         "slowlog-max-len" => cfg.slowlog_max_len = range(int()?, 0, i64::MAX)? as usize,
         "latency-monitor-threshold" => cfg.latency_monitor_threshold = range(int()?, 0, i64::MAX)? as u64,
+        "list-max-listpack-size" => cfg.list_max_listpack_size = range(int()?, i32::MIN as i64, i32::MAX as i64)?,
         "cluster-enabled" => cfg.cluster_enabled = yes,
         "shards" => cfg.shards = range(int()?, 0, 1024)? as usize,
         "shard-cores" => cfg.shard_cores = parse_cpu_list(&value.replace(' ', ",")).unwrap_or_default(),

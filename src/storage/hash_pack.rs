@@ -133,22 +133,9 @@ impl<'a> Iterator for Iter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::test_rng::Rng;
 
-    /// A tiny deterministic xorshift generator (no dependency needed).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> usize {
-            (self.next() % n) as usize
-        }
-    }
-
-    fn bytes(r: &mut Rng, max: u64) -> Vec<u8> {
+    fn bytes(r: &mut Rng, max: usize) -> Vec<u8> {
         let n = r.below(max + 1);
         (0..n).map(|_| b"ab\x00\xff1"[r.below(5)]).collect()
     }

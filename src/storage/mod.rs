@@ -8,7 +8,11 @@ pub mod db;
 pub mod hash;
 pub mod hash_pack;
 pub mod hll;
+pub mod intset;
+pub mod list;
 pub mod set;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod value;
 pub mod watch;
 pub mod zset;
@@ -17,6 +21,7 @@ pub mod zset_tree;
 
 pub use db::{Db, Entry, Keyspace, SlotTable};
 pub use hash::HashValue;
+pub use list::ListValue;
 pub use set::SetValue;
 pub use value::{StrValue, Value};
 pub use zset::ZSetValue;

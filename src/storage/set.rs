@@ -1,7 +1,9 @@
-//! Set values: a sorted vector of integers ("intset") while every member is an integer and there
-//! are at most `set-max-intset-entries` (512) of them, converted for good to a hash set
-//! otherwise, as in Redis 7.0.
+//! Set values: a sorted vector of integers at the narrowest width that holds them ("intset",
+//! see [`super::intset`]) while every member is an integer and there are at most
+//! `set-max-intset-entries` (512) of them, converted for good to a hash set otherwise, as in
+//! Redis 7.0.
 
+use super::intset::Intset;
 use crate::protocol::request::string2ll;
 use hashbrown::HashSet;
 
@@ -12,14 +14,14 @@ pub const MAX_INTSET_ENTRIES: usize = 512;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetValue {
     /// Small and all integers: sorted, no duplicates.
-    Intset(Vec<i64>),
+    Intset(Intset),
     /// Anything else.
     Table(HashSet<Box<[u8]>>),
 }
 
 impl Default for SetValue {
     fn default() -> Self {
-        SetValue::Intset(Vec::new())
+        SetValue::Intset(Intset::default())
     }
 }
 
@@ -40,7 +42,7 @@ impl SetValue {
     /// True if `m` is a member.
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
-            SetValue::Intset(v) => string2ll(m).is_some_and(|n| v.binary_search(&n).is_ok()),
+            SetValue::Intset(v) => string2ll(m).is_some_and(|n| v.contains(n)),
             SetValue::Table(s) => s.contains(m),
         }
     }
@@ -48,7 +50,7 @@ impl SetValue {
     fn convert_to_table(&mut self) {
         if let SetValue::Intset(v) = self {
             let t: HashSet<Box<[u8]>> =
-                v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec().into_boxed_slice()).collect();
+                v.iter().map(|n| itoa::Buffer::new().format(n).as_bytes().to_vec().into_boxed_slice()).collect();
             *self = SetValue::Table(t);
         }
     }
@@ -57,16 +59,11 @@ impl SetValue {
     pub fn add(&mut self, m: &[u8]) -> bool {
         if let SetValue::Intset(v) = self {
             if let Some(n) = string2ll(m) {
-                return match v.binary_search(&n) {
-                    Ok(_) => false,
-                    Err(i) => {
-                        v.insert(i, n);
-                        if v.len() > MAX_INTSET_ENTRIES {
-                            self.convert_to_table();
-                        }
-                        true
-                    }
-                };
+                let new = v.insert(n);
+                if v.len() > MAX_INTSET_ENTRIES {
+                    self.convert_to_table();
+                }
+                return new;
             }
             self.convert_to_table();
         }
@@ -79,13 +76,7 @@ impl SetValue {
     /// Removes a member; returns true if it was there.
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
-            SetValue::Intset(v) => match string2ll(m).map(|n| v.binary_search(&n)) {
-                Some(Ok(i)) => {
-                    v.remove(i);
-                    true
-                }
-                _ => false,
-            },
+            SetValue::Intset(v) => string2ll(m).is_some_and(|n| v.remove(n)),
             SetValue::Table(s) => s.remove(m),
         }
     }
@@ -93,7 +84,7 @@ impl SetValue {
     /// Members as owned bytes (intset: ascending; table: table order).
     pub fn members(&self) -> Vec<Vec<u8>> {
         match self {
-            SetValue::Intset(v) => v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec()).collect(),
+            SetValue::Intset(v) => v.iter().map(|n| itoa::Buffer::new().format(n).as_bytes().to_vec()).collect(),
             SetValue::Table(s) => s.iter().map(|m| m.to_vec()).collect(),
         }
     }
@@ -109,7 +100,7 @@ impl SetValue {
     /// Approximate heap bytes.
     pub fn heap_size(&self) -> usize {
         match self {
-            SetValue::Intset(v) => v.capacity() * 8,
+            SetValue::Intset(v) => v.heap_size(),
             SetValue::Table(s) => s.iter().map(|m| m.len() + 24).sum(),
         }
     }

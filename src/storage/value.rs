@@ -76,7 +76,7 @@ pub enum Value {
     /// A sorted set.
     ZSet(super::zset::ZSetValue),
     /// A list (Redis 7.0 reports every list as `quicklist`).
-    List(std::collections::VecDeque<Box<[u8]>>),
+    List(super::list::ListValue),
 }
 
 impl Value {
@@ -111,7 +111,7 @@ impl Value {
             Value::Str(StrValue::Raw(v)) => v.capacity(),
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
-            Value::List(l) => l.iter().map(|e| e.len() + 16).sum(),
+            Value::List(l) => l.heap_size(),
             Value::ZSet(z) => z.heap_size(),
         }
     }
