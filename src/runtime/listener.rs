@@ -42,7 +42,7 @@ pub fn bind_port(cfg: &Config, port: u16) -> Result<Vec<Listener>, String> {
             },
         };
         let addr = SocketAddr::new(ip, port);
-        match bind_one(addr, cfg.tcp_backlog) {
+        match bind_retrying(addr, cfg.tcp_backlog) {
             Ok(l) => out.push(l),
             Err(e) => {
                 // An unavailable optional address (e.g. no IPv6) is skipped, as in Redis.
@@ -61,6 +61,27 @@ pub fn bind_port(cfg: &Config, port: u16) -> Result<Vec<Listener>, String> {
         return Err(format!("Failed listening on port {port} (tcp), aborting."));
     }
     Ok(out)
+}
+
+/// How long a port found in use is retried before start-up fails.
+const BIND_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Binds, retrying for up to [`BIND_RETRY_FOR`] while the address is in use: when a slotcore
+/// process dies, the kernel tears its io_uring rings down a moment after the exit, and until
+/// then the rings keep that process's listening sockets bound. A supervisor restarting the
+/// node at once would otherwise see "Failed listening on port". A port that stays taken still
+/// fails start-up, one second later.
+fn bind_retrying(addr: SocketAddr, backlog: i32) -> std::io::Result<Listener> {
+    let start = std::time::Instant::now();
+    loop {
+        match bind_one(addr, backlog) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && start.elapsed() < BIND_RETRY_FOR => {
+                tracing::debug!("{} in use, retrying the bind", addr);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<Listener> {
