@@ -29,6 +29,7 @@ pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod list;
+pub mod migrate;
 pub mod multi;
 pub mod server;
 pub mod set;

@@ -165,6 +165,8 @@ pub enum Plan {
     Close(Reply),
     /// Turn this connection into a MONITOR.
     Monitor,
+    /// MIGRATE: move keys to another instance (see `crate::conn::migrate`).
+    Migrate(Box<crate::cmd::migrate::MigrateJob>),
     /// Shut the server down (SHUTDOWN); the reply is sent only if shutdown fails.
     Shutdown(ShutdownArgs),
     /// SCAN: visit the hash slots in ascending order from `cursor`, one shard's run of

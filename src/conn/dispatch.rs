@@ -153,11 +153,14 @@ impl Conn {
             }
             f
         };
-        let key_idx = match spec.exec {
-            Exec::Keyed(_) => match spec.key_indexes(&args) {
-                Ok(k) => k,
-                Err(e) => return self.rejected(Some(fullname), e),
-            },
+        // Node-level commands with keys (MIGRATE, WATCH) are checked like keyed ones.
+        let key_idx = match (spec.exec, &spec.keys) {
+            (Exec::Keyed(_), _) | (Exec::Node(_), Keys::Range { .. } | Keys::Custom { .. }) => {
+                match spec.key_indexes(&args) {
+                    Ok(k) => k,
+                    Err(e) => return self.rejected(Some(fullname), e),
+                }
+            }
             _ => Vec::new(),
         };
         let view = self.shard.view.borrow().clone();

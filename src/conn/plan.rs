@@ -112,6 +112,7 @@ impl Conn {
                 self.client.borrow_mut().monitor = true;
                 Reply::Ok
             }
+            Plan::Migrate(job) => self.run_migrate(*job, held).await,
             Plan::Shutdown(a) => {
                 if a.save {
                     tracing::warn!("Error trying to save the DB: RDB persistence is not implemented yet");

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod gate;
 pub mod listener;
 pub mod mesh;
+pub mod migrate_link;
 pub mod shard;
 
 use crate::cmd::{NodeInfo, ShardState};
@@ -188,6 +189,7 @@ async fn active_expire(shard: Rc<Shard>) {
     loop {
         let hz = shard.state.borrow().config.hz.clamp(1, 500);
         glommio::timer::sleep(Duration::from_millis(1000 / hz as u64)).await;
+        migrate_link::close_idle();
         if shard.gate.holder().is_some() || !crate::storage::active_expire_enabled() {
             continue;
         }

@@ -1,0 +1,188 @@
+//! MIGRATE and resharding: slotcore's MIGRATE replies compared with a real redis-server's for
+//! the same sequence against the same target, and `redis-cli --cluster reshard` moving slots
+//! with their keys between slotcore masters and to a real redis-server master.
+
+mod common;
+
+use common::cluster::*;
+use common::{Server, WAIT};
+
+/// The sequence run on a source whose target is `t` (closed port `dead`).
+fn sequence(t: u16, dead: u16) -> Vec<Vec<String>> {
+    let t = t.to_string();
+    let dead = dead.to_string();
+    let m = |rest: &[&str]| {
+        let mut v = vec!["MIGRATE".to_string(), "127.0.0.1".to_string(), t.clone()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    let c = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        c(&["SET", "a", "hello"]),
+        c(&["SET", "n", "12345"]),
+        c(&["SET", "big", &"x".repeat(300)]),
+        c(&["SET", "e", "v", "PX", "100000"]),
+        m(&["a", "0", "1000"]),
+        c(&["EXISTS", "a"]),
+        m(&["", "0", "1000", "KEYS", "n", "e", "missing", "big"]),
+        c(&["DBSIZE"]),
+        m(&["nokey", "0", "1000"]),
+        c(&["SET", "a", "again"]),
+        m(&["a", "0", "1000"]),
+        m(&["a", "0", "1000", "COPY", "REPLACE"]),
+        c(&["GET", "a"]),
+        m(&["a", "3", "1000", "COPY"]),
+        m(&["a", "0", "x"]),
+        m(&["a", "y", "1000"]),
+        m(&["a", "0", "1000", "bogus"]),
+        m(&["a", "0", "1000", "AUTH"]),
+        m(&["a", "0", "1000", "AUTH2", "u"]),
+        m(&["a", "0", "1000", "KEYS", "b"]),
+        m(&["a", "0", "1000", "AUTH", "pw"]),
+        vec!["MIGRATE".into(), "127.0.0.1".into(), dead, "a".into(), "0".into(), "200".into()],
+        m(&["a", "0", "0", "REPLACE"]),
+        c(&["EXISTS", "a"]),
+    ]
+}
+
+fn run(src: &Server, cmds: &[Vec<String>]) -> Vec<String> {
+    let mut raw = src.raw();
+    cmds.iter()
+        .map(|c| {
+            let parts: Vec<&str> = c.iter().map(String::as_str).collect();
+            raw.cmd(&parts)
+        })
+        .collect()
+}
+
+#[test]
+fn migrate_replies_and_target_contents_match_redis() {
+    let target = Server::redis(&[]);
+    let dead = common::free_port();
+    let cmds = sequence(target.port, dead);
+
+    let oracle = Server::redis(&[]);
+    target.cli(&["flushall"]);
+    let want = run(&oracle, &cmds);
+    let want_target: Vec<String> =
+        ["a", "n", "e", "big", "missing"].iter().map(|k| target.cli(&["get", k])).collect();
+    let want_db3 = target.cli(&["-n", "3", "get", "a"]);
+
+    let slotcore = Server::slotcore(&["--shards", "2"]);
+    target.cli(&["flushall"]);
+    let got = run(&slotcore, &cmds);
+    for ((c, w), g) in cmds.iter().zip(&want).zip(&got) {
+        assert_eq!(g, w, "{c:?}: slotcore replied {g:?}, redis-server replied {w:?}");
+    }
+    let got_target: Vec<String> =
+        ["a", "n", "e", "big", "missing"].iter().map(|k| target.cli(&["get", k])).collect();
+    assert_eq!(got_target, want_target);
+    assert_eq!(target.cli(&["-n", "3", "get", "a"]), want_db3);
+    let pttl: i64 = target.cli(&["pttl", "e"]).trim().parse().unwrap_or(-9);
+    assert!(pttl > 90_000 && pttl <= 100_000, "TTL carried over: {pttl}");
+}
+
+/// Masters as (port, id) seen by `entry`.
+fn masters(entry: &Server) -> Vec<(u16, String)> {
+    nodes(entry)
+        .into_iter()
+        .filter(|f| f[2].contains("master"))
+        .map(|f| {
+            let port = f[1].split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok());
+            (port.unwrap_or(0), f[0].clone())
+        })
+        .collect()
+}
+
+fn reshard(entry: &Server, from: &str, to: &str, slots: usize) -> String {
+    let args: Vec<String> = [
+        "--cluster",
+        "reshard",
+        &format!("127.0.0.1:{}", entry.port),
+        "--cluster-from",
+        from,
+        "--cluster-to",
+        to,
+        "--cluster-slots",
+        &slots.to_string(),
+        "--cluster-yes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (ok, out) = cli_timeout(120, &args);
+    assert!(ok && !out.contains("ERR"), "reshard failed:\n{out}");
+    out
+}
+
+fn check(entry: &Server) {
+    let (ok, out) = cli_timeout(30, &["--cluster".into(), "check".into(), format!("127.0.0.1:{}", entry.port)]);
+    assert!(ok, "{out}");
+    assert!(out.contains("[OK] All nodes agree about slots configuration."), "{out}");
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    assert!(!out.contains("[WARNING]") && !out.contains("[ERR]"), "{out}");
+}
+
+fn write_keys(entry: &Server, n: usize) {
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", entry.port)]).unwrap();
+    let mut c = client.get_connection().expect("cluster connection");
+    for i in 0..n {
+        let _: () = redis::cmd("SET").arg(format!("key:{i}")).arg(format!("value:{i}")).query(&mut c).expect("SET");
+    }
+}
+
+fn read_keys(entry: &Server, n: usize) {
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", entry.port)]).unwrap();
+    let mut c = client.get_connection().expect("cluster connection");
+    for i in 0..n {
+        let v: Option<String> = redis::cmd("GET").arg(format!("key:{i}")).query(&mut c).expect("GET");
+        assert_eq!(v.as_deref(), Some(format!("value:{i}").as_str()), "key:{i} after resharding");
+    }
+}
+
+fn dbsizes(nodes: &[&Server]) -> i64 {
+    nodes.iter().map(|n| n.cli(&["dbsize"]).trim().parse::<i64>().unwrap_or(-1_000_000)).sum()
+}
+
+#[test]
+fn reshard_between_slotcore_masters_moves_the_keys() {
+    let ns: Vec<Server> = (0..3).map(|_| slotcore_node()).collect();
+    let all: Vec<&Server> = ns.iter().collect();
+    create_agreed(&all, 0);
+    write_keys(&ns[0], 3000);
+    let ms = masters(&ns[0]);
+    let (from, to) = (&ms[0].1, &ms[1].1);
+    let out = reshard(&ns[0], from, to, 1000);
+    assert!(out.contains("Moving slot"), "{out}");
+    wait_for(WAIT, "every node to agree after resharding", || {
+        let t0 = topology(&ns[0]);
+        ns.iter().all(|n| topology(n) == t0)
+    });
+    check(&ns[0]);
+    read_keys(&ns[2], 3000);
+    assert_eq!(dbsizes(&all), 3000);
+    // And back, so the keys move twice.
+    reshard(&ns[0], to, from, 500);
+    check(&ns[1]);
+    read_keys(&ns[1], 3000);
+    assert_eq!(dbsizes(&all), 3000);
+}
+
+#[test]
+fn reshard_from_slotcore_to_a_redis_server_master() {
+    let sc: Vec<Server> = (0..2).map(|_| slotcore_node()).collect();
+    let rd = redis_node();
+    let all: Vec<&Server> = vec![&sc[0], &sc[1], &rd];
+    create_agreed(&all, 0);
+    write_keys(&sc[0], 2000);
+    let rd_id = myid(&rd);
+    let sc_id = myid(&sc[0]);
+    reshard(&sc[0], &sc_id, &rd_id, 800);
+    wait_for(WAIT, "every node to agree after resharding", || {
+        let t0 = topology(&sc[0]);
+        all.iter().all(|n| topology(n) == t0)
+    });
+    check(&rd);
+    read_keys(&sc[1], 2000);
+    assert_eq!(dbsizes(&all), 2000);
+}
