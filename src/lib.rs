@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod logging;
+pub mod persist;
 pub mod process;
 pub mod protocol;
 pub mod runtime;
