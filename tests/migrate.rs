@@ -64,8 +64,7 @@ fn migrate_replies_and_target_contents_match_redis() {
     let oracle = Server::redis(&[]);
     target.cli(&["flushall"]);
     let want = run(&oracle, &cmds);
-    let want_target: Vec<String> =
-        ["a", "n", "e", "big", "missing"].iter().map(|k| target.cli(&["get", k])).collect();
+    let want_target: Vec<String> = ["a", "n", "e", "big", "missing"].iter().map(|k| target.cli(&["get", k])).collect();
     let want_db3 = target.cli(&["-n", "3", "get", "a"]);
 
     let slotcore = Server::slotcore(&["--shards", "2"]);
@@ -74,8 +73,7 @@ fn migrate_replies_and_target_contents_match_redis() {
     for ((c, w), g) in cmds.iter().zip(&want).zip(&got) {
         assert_eq!(g, w, "{c:?}: slotcore replied {g:?}, redis-server replied {w:?}");
     }
-    let got_target: Vec<String> =
-        ["a", "n", "e", "big", "missing"].iter().map(|k| target.cli(&["get", k])).collect();
+    let got_target: Vec<String> = ["a", "n", "e", "big", "missing"].iter().map(|k| target.cli(&["get", k])).collect();
     assert_eq!(got_target, want_target);
     assert_eq!(target.cli(&["-n", "3", "get", "a"]), want_db3);
     let pttl: i64 = target.cli(&["pttl", "e"]).trim().parse().unwrap_or(-9);
@@ -185,4 +183,46 @@ fn reshard_from_slotcore_to_a_redis_server_master() {
     check(&rd);
     read_keys(&sc[1], 2000);
     assert_eq!(dbsizes(&all), 2000);
+}
+
+#[test]
+fn every_type_migrates_into_redis_server_intact() {
+    let target = Server::redis(&[]);
+    let src = Server::slotcore(&["--shards", "2"]);
+    let mut raw = src.raw();
+    raw.cmd(&["RPUSH", "l", "a", "1", "b", "-7"]);
+    raw.cmd(&["HSET", "h", "f1", "v1", "f2", "2"]);
+    raw.cmd(&["SADD", "s", "1", "2", "300000"]);
+    raw.cmd(&["SADD", "sm", "x", "y"]);
+    raw.cmd(&["ZADD", "z", "1.5", "a", "2", "b", "-inf", "c"]);
+    for i in 0..600 {
+        raw.cmd(&["HSET", "bigh", &format!("f{i}"), &format!("v{i}")]);
+        raw.cmd(&["ZADD", "bigz", &i.to_string(), &format!("m{i}")]);
+        raw.cmd(&["RPUSH", "bigl", &"e".repeat(i % 50)]);
+    }
+    raw.cmd(&["PFADD", "hll", "a", "b", "c"]);
+    let keys = ["l", "h", "s", "sm", "z", "bigh", "bigz", "bigl", "hll"];
+    let reads = |s: &Server| -> Vec<String> {
+        vec![
+            s.cli(&["lrange", "l", "0", "-1"]),
+            s.cli(&["hgetall", "h"]),
+            s.cli(&["smembers", "s"]),
+            s.cli(&["sort", "sm", "alpha"]),
+            s.cli(&["zrange", "z", "0", "-1", "withscores"]),
+            s.cli(&["hlen", "bigh"]),
+            s.cli(&["hget", "bigh", "f599"]),
+            s.cli(&["zrange", "bigz", "590", "-1", "withscores"]),
+            s.cli(&["lrange", "bigl", "45", "55"]),
+            s.cli(&["pfcount", "hll"]),
+        ]
+    };
+    let before = reads(&src);
+    let mut args = vec!["MIGRATE", "127.0.0.1"];
+    let port = target.port.to_string();
+    args.push(&port);
+    args.extend(["", "0", "5000", "KEYS"]);
+    args.extend(keys);
+    assert_eq!(raw.cmd(&args), "+OK\r\n");
+    assert_eq!(src.cli(&["dbsize"]).trim(), "0");
+    assert_eq!(reads(&target), before);
 }

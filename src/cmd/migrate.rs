@@ -135,7 +135,7 @@ pub fn collect(st: &mut ShardState, db: usize, keys: &[Bytes]) -> Reply {
     for k in keys {
         let Some(e) = d.get(k, now) else { continue };
         let ttl = if e.expire_at == 0 { 0 } else { (e.expire_at.saturating_sub(now)).max(1) as i64 };
-        let payload = dump_payload(&e.value);
+        let payload = crate::persist::dump::create(&e.value, true);
         out.push(Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Int(ttl), Reply::Bulk(Bytes::from(payload))]));
     }
     Reply::Array(out)
@@ -146,24 +146,6 @@ pub fn delete(st: &mut ShardState, db: usize, keys: &[Bytes]) -> Reply {
     let Some(d) = st.ks.dbs.get_mut(db) else { return Reply::Int(0) };
     let n = keys.iter().filter(|k| d.remove(k).is_some()).count();
     Reply::Int(n as i64)
-}
-
-// TEMPORARY (branch only): strings-only DUMP payload until the persist module lands.
-fn dump_payload(v: &crate::storage::Value) -> Vec<u8> {
-    let crate::storage::Value::Str(s) = v else { return Vec::new() };
-    let b = s.to_bytes();
-    let mut out = vec![0u8, b.len() as u8];
-    out.extend_from_slice(&b);
-    out.extend_from_slice(&[10, 0]);
-    let mut crc: u64 = 0;
-    for &byte in &out {
-        crc ^= byte as u64;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x95ac9329ac4bc9b5 } else { crc >> 1 };
-        }
-    }
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
 }
 
 #[cfg(test)]
@@ -177,14 +159,21 @@ mod tests {
     #[test]
     fn key_positions() {
         assert_eq!(migrate_keys(&a(&["migrate", "h", "1", "k", "0", "5"])).unwrap(), vec![3]);
-        assert_eq!(migrate_keys(&a(&["migrate", "h", "1", "", "0", "5", "copy", "keys", "a", "b"])).unwrap(), vec![8, 9]);
-        assert_eq!(migrate_keys(&a(&["migrate", "h", "1", "", "0", "5", "auth", "keys", "keys", "a"])).unwrap(), vec![9]);
+        assert_eq!(
+            migrate_keys(&a(&["migrate", "h", "1", "", "0", "5", "copy", "keys", "a", "b"])).unwrap(),
+            vec![8, 9]
+        );
+        assert_eq!(
+            migrate_keys(&a(&["migrate", "h", "1", "", "0", "5", "auth", "keys", "keys", "a"])).unwrap(),
+            vec![9]
+        );
         assert!(migrate_keys(&a(&["migrate", "h", "1", "", "0", "5"])).unwrap().is_empty());
     }
 
     #[test]
     fn options_and_errors() {
-        let j = parse(&a(&["migrate", "h", "7000", "", "3", "0", "COPY", "replace", "AUTH2", "u", "p", "KEYS", "x"])).unwrap();
+        let j = parse(&a(&["migrate", "h", "7000", "", "3", "0", "COPY", "replace", "AUTH2", "u", "p", "KEYS", "x"]))
+            .unwrap();
         assert!(j.copy && j.replace);
         assert_eq!(j.timeout_ms, 1000);
         assert_eq!(j.db, 3);

@@ -2,8 +2,8 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, migrate, multi, server, set, sort, string, zset,
-    zset_ops,
+    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, migrate, multi, server, set, sort, string,
+    zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;

@@ -155,7 +155,11 @@ impl Conn {
         }
         if let Err(e) = link.write_all(&buf, timeout).await {
             tracing::debug!("MIGRATE writing to {}: {}", job.name, e);
-            return Outcome::SocketError { writing: true, retry: e.kind() != std::io::ErrorKind::TimedOut, moved: Vec::new() };
+            return Outcome::SocketError {
+                writing: true,
+                retry: e.kind() != std::io::ErrorKind::TimedOut,
+                moved: Vec::new(),
+            };
         }
         let mut head_error: Option<Vec<u8>> = None;
         for needed in [job.auth.is_some(), select] {
