@@ -183,6 +183,16 @@ fn reshard_from_slotcore_to_a_redis_server_master() {
     check(&rd);
     read_keys(&sc[1], 2000);
     assert_eq!(dbsizes(&all), 2000);
+    // And from redis-server (its MIGRATE sends RESTORE-ASKING) to the other slotcore master.
+    let sc1_id = myid(&sc[1]);
+    reshard(&rd, &rd_id, &sc1_id, 400);
+    wait_for(WAIT, "every node to agree after the second resharding", || {
+        let t0 = topology(&sc[0]);
+        all.iter().all(|n| topology(n) == t0)
+    });
+    check(&sc[1]);
+    read_keys(&rd, 2000);
+    assert_eq!(dbsizes(&all), 2000);
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub mod connection;
 pub mod ctx;
 pub mod digest;
 pub mod docs;
+pub mod dump;
 pub mod errors;
 pub mod generic;
 pub mod hash;

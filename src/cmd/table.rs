@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, migrate, multi, server, set, sort, string,
-    zset, zset_ops,
+    bitmap, blocking, cluster, config, connection, dump, generic, hash, hll, list, migrate, multi, server, set, sort,
+    string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 17] {
+pub fn families() -> [&'static [CommandSpec]; 18] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -18,6 +18,7 @@ pub fn families() -> [&'static [CommandSpec]; 17] {
         hll::COMMANDS,
         generic::COMMANDS,
         sort::COMMANDS,
+        dump::COMMANDS,
         list::COMMANDS,
         blocking::COMMANDS,
         hash::COMMANDS,

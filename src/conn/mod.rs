@@ -156,6 +156,9 @@ impl Conn {
                     return Ok(());
                 }
             }
+            // The read may have waited long: commands route by the cluster view of now (a
+            // SETSLOT on another connection meanwhile must count), not of before the wait.
+            self.shard.refresh_cluster();
             let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             self.client.borrow_mut().qbuf = self.rbuf.len();
             if !reqs.is_empty() {

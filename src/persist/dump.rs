@@ -40,19 +40,16 @@ pub fn verify(p: &[u8]) -> Result<(), PayloadError> {
     Ok(())
 }
 
-/// Verifies and decodes a payload. The value must use the whole body.
+/// Verifies and decodes a payload. As in Redis, the value is read from the start of the whole
+/// payload and whatever follows it is ignored.
 pub fn restore(p: &[u8]) -> Result<Value, PayloadError> {
     verify(p)?;
-    let body = &p[..p.len() - 10];
-    let mut r = Reader::new(body);
+    let mut r = Reader::new(p);
     let decode = |r: &mut Reader| -> Result<Value, BadData> {
         let t = r.u8()?;
         read_value(r, t)
     };
-    match decode(&mut r) {
-        Ok(v) if r.remaining() == 0 => Ok(v),
-        _ => Err(PayloadError::BadData),
-    }
+    decode(&mut r).map_err(|_| PayloadError::BadData)
 }
 
 #[cfg(test)]
@@ -101,10 +98,13 @@ mod tests {
             q.extend_from_slice(&crc.to_le_bytes());
             assert_eq!(verify(&q).is_ok(), ok);
         }
-        // Trailing bytes after the value: bad data.
-        let mut q = hex("00 c1 39 30 00 0a 00");
-        let crc = crc64(&q);
-        q.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(restore(&q), Err(PayloadError::BadData));
+        // Bytes after the value are ignored (as Redis does); an unknown type is bad data.
+        for (body, ok) in [("00 c1 39 30 00", true), ("08 00", false)] {
+            let mut q = hex(body);
+            q.extend_from_slice(&[10, 0]);
+            let crc = crc64(&q);
+            q.extend_from_slice(&crc.to_le_bytes());
+            assert_eq!(restore(&q).is_ok(), ok);
+        }
     }
 }

@@ -15,6 +15,7 @@
 pub mod dump;
 pub mod intset;
 pub mod listpack;
+pub mod lzf;
 pub mod rdb;
 pub mod value;
 pub mod ziplist;

@@ -72,14 +72,12 @@ pub fn put_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
         return put_int(out, n);
     }
     if compress && s.len() > 20 {
-        if let Ok(c) = lzf::compress(s) {
-            if c.len() <= s.len() - 4 {
-                out.push(0xC0 | ENC_LZF);
-                put_len(out, c.len() as u64);
-                put_len(out, s.len() as u64);
-                out.extend_from_slice(&c);
-                return;
-            }
+        if let Some(c) = super::lzf::compress(s, s.len() - 4) {
+            out.push(0xC0 | ENC_LZF);
+            put_len(out, c.len() as u64);
+            put_len(out, s.len() as u64);
+            out.extend_from_slice(&c);
+            return;
         }
     }
     put_len(out, s.len() as u64);

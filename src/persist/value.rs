@@ -58,6 +58,8 @@ const PACKED_THRESHOLD: usize = 1 << 30;
 /// Byte limits of fill -1..-5 and the safety limit of positive fills (`quicklist.c`).
 const OPTIMIZATION_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 const SIZE_SAFETY_LIMIT: usize = 8192;
+/// Bytes a new entry is assumed to add besides its own length (`SIZE_ESTIMATE_OVERHEAD`).
+const SIZE_ESTIMATE_OVERHEAD: usize = 8;
 
 /// The type byte Redis 7.0 writes for `v`.
 pub fn type_of(v: &Value) -> u8 {
@@ -97,24 +99,16 @@ pub fn d2string(d: f64) -> String {
 }
 
 /// Whether 7.0's quicklist lets an element of `sz` bytes join a node of `node_sz` bytes and
-/// `count` entries (`_quicklistNodeAllowInsert`).
+/// `count` entries (`_quicklistNodeAllowInsert`: an 8-byte overestimate per entry, then the
+/// byte limit of a negative fill, or the safety limit and the count of a positive one).
 fn allow_insert(node_sz: usize, count: usize, sz: usize, fill: i64) -> bool {
-    let overhead = if sz < 254 { 1 } else { 5 }
-        + if sz < 64 {
-            1
-        } else if sz < 16384 {
-            2
-        } else {
-            5
-        };
-    let new_sz = node_sz + sz + overhead;
+    let new_sz = node_sz + sz + SIZE_ESTIMATE_OVERHEAD;
     if fill < 0 {
-        let level = (fill.unsigned_abs() as usize) - 1;
-        if level < OPTIMIZATION_LEVEL.len() && new_sz <= OPTIMIZATION_LEVEL[level] {
-            return true;
-        }
+        let level = ((fill.unsigned_abs() as usize) - 1).min(OPTIMIZATION_LEVEL.len() - 1);
+        new_sz <= OPTIMIZATION_LEVEL[level]
+    } else {
+        new_sz <= SIZE_SAFETY_LIMIT && count < (fill as usize).max(1)
     }
-    new_sz <= SIZE_SAFETY_LIMIT && (count as i64) < fill
 }
 
 fn put_list(out: &mut Vec<u8>, l: &ListValue, compress: bool) {

@@ -1,0 +1,131 @@
+//! LZF compression with liblzf's output limit, as Redis calls it (`lzf_compress(in, len, out,
+//! len - 4)` in `rdbSaveLzfStringObject`). liblzf gives up as soon as the output *might* pass
+//! the limit, so whether a string is stored compressed depends on the limit, not only on the
+//! final size; the `lzf` crate only offers a limit equal to the input length. This is that
+//! crate's port of liblzf 3.6 (Copyright (c) 2014 Jan-Erik Rediger, BSD-3-Clause) with the
+//! limit as a parameter. Decompression uses the crate.
+
+const HLOG: usize = 16;
+const HSIZE: usize = 1 << HLOG;
+const MAX_OFF: usize = 1 << 13;
+const MAX_REF: usize = (1 << 8) + (1 << 3);
+const MAX_LIT: usize = 1 << 5;
+
+fn first(p: &[u8], i: usize) -> u32 {
+    ((p[i] as u32) << 8) | p[i + 1] as u32
+}
+
+fn next(v: u32, p: &[u8], i: usize) -> u32 {
+    (v << 8) | p[i + 2] as u32
+}
+
+fn idx(h: u32) -> usize {
+    let h = h as u64;
+    ((h.wrapping_shr(8).wrapping_sub(h * 5)) & (HSIZE as u64 - 1)) as usize
+}
+
+/// Copies one literal byte, closing the run when it reaches its maximum length.
+fn literal(out: &mut [u8], op: &mut usize, lit: &mut usize, b: u8) {
+    *lit += 1;
+    out[*op] = b;
+    *op += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (*lit as u8).wrapping_sub(1);
+        *lit = 0;
+        *op += 1;
+    }
+}
+
+/// Compresses `data` into at most `limit` bytes, or None when liblzf would give up.
+pub fn compress(data: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let n = data.len();
+    if n < 2 || limit == 0 {
+        return None;
+    }
+    let mut out = vec![0u8; limit];
+    let mut htab = vec![0usize; HSIZE];
+    let (mut op, mut lit, mut ip) = (1usize, 0usize, 0usize);
+    let mut hval = first(data, ip);
+    while ip + 2 < n {
+        hval = next(hval, data, ip);
+        let slot = idx(hval);
+        let r = htab[slot];
+        htab[slot] = ip;
+        let off = ip.wrapping_sub(r).wrapping_sub(1);
+        if off < MAX_OFF && ip + 4 < n && r > 0 && data[r..r + 3] == data[ip..ip + 3] {
+            let maxlen = (n - ip - 2).min(MAX_REF);
+            // Stop the literal run (undo it if empty).
+            out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+            if lit == 0 {
+                op -= 1;
+            }
+            if op + 3 + 1 >= limit {
+                return None;
+            }
+            let mut len = 3;
+            while len < maxlen && data[r + len] == data[ip + len] {
+                len += 1;
+            }
+            len -= 2;
+            ip += 1;
+            if len < 7 {
+                out[op] = (off >> 8) as u8 + (len << 5) as u8;
+                op += 1;
+            } else {
+                out[op] = (off >> 8) as u8 + (7 << 5);
+                out[op + 1] = (len - 7) as u8;
+                op += 2;
+            }
+            out[op] = off as u8;
+            op += 2;
+            lit = 0;
+            ip += len - 1;
+            if ip >= n {
+                break;
+            }
+            hval = first(data, ip);
+            hval = next(hval, data, ip);
+            htab[idx(hval)] = ip;
+            ip += 1;
+            hval = next(hval, data, ip);
+            htab[idx(hval)] = ip;
+            ip += 1;
+        } else {
+            if op >= limit {
+                return None;
+            }
+            literal(&mut out, &mut op, &mut lit, data[ip]);
+            ip += 1;
+        }
+    }
+    if op + 3 > limit {
+        return None;
+    }
+    while ip < n {
+        literal(&mut out, &mut op, &mut lit, data[ip]);
+        ip += 1;
+    }
+    out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+    if lit == 0 {
+        op -= 1;
+    }
+    out.truncate(op);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_redis_and_round_trips() {
+        let a40 = [b'a'; 40];
+        assert_eq!(compress(&a40, 36), Some(vec![0x01, 0x61, 0x61, 0xe0, 0x1b, 0x00, 0x01, 0x61, 0x61]));
+        let text = b"the quick brown fox jumps over the lazy dog ".repeat(50);
+        for data in [&a40[..], &text, b"abcabcabcabcabcabcabcabcabc"] {
+            let c = compress(data, data.len() - 4).unwrap();
+            assert_eq!(lzf::decompress(&c, data.len()).unwrap(), data);
+        }
+        assert_eq!(compress(b"abcdefghijklmnopqrstuvwxyz", 22), None);
+    }
+}
