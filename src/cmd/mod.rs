@@ -31,6 +31,7 @@ pub mod hll;
 pub mod info;
 pub mod list;
 pub mod multi;
+pub mod save;
 pub mod server;
 pub mod set;
 pub mod sort;

@@ -56,9 +56,7 @@ fn time(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 }
 
 fn lastsave(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    // No save has happened yet (RDB persistence is not implemented): the start time, as Redis
-    // reports for a server that never saved.
-    reply(Reply::Int((ctx.node().start_ms / 1000) as i64))
+    reply(Reply::Int(super::save::last_save(ctx.node().start_ms / 1000) as i64))
 }
 
 fn shutdown(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
