@@ -33,12 +33,17 @@ pub fn last_save(start_s: u64) -> u64 {
     }
 }
 
+/// Whether `save` names any save point (SHUTDOWN without NOSAVE then saves, as in Redis).
+pub fn has_save_points(cfg: &Config) -> bool {
+    cfg.get("save").is_some_and(|s| !s.trim().is_empty())
+}
+
 fn rdb_path(cfg: &Config) -> PathBuf {
     PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"))
 }
 
 /// One shard's keys: per database `[size, expires, bytes]`.
-fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     let compress = shard.config.get("rdbcompression") != Some("no");
     let now = crate::storage::now_ms();
     let dbs = shard.ks.dbs.iter().map(|d| {
@@ -86,8 +91,8 @@ fn assemble(parts: Vec<Reply>) -> Vec<u8> {
     out
 }
 
-/// Writes the snapshot; logs like Redis.
-fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
+/// Writes the snapshot; logs like Redis. Replies +OK or -ERR.
+pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
     let data = assemble(parts);
     match disk::write_atomic(&rdb_path(cfg), &data) {
         Ok(()) => {
