@@ -68,6 +68,8 @@ fn slotcore_rdb_loads_in_redis_and_back() {
     assert!(check.status.success() && text.contains("RDB looks OK"), "redis-check-rdb: {text}");
     let lastsave: i64 = a.cmd(&["LASTSAVE"]).trim_start_matches(':').trim().parse().unwrap_or(0);
     assert!(lastsave > 1_700_000_000);
+    let info = a.cmd(&["INFO", "persistence"]);
+    assert!(info.contains("rdb_saves:1\r\n") && info.contains(&format!("rdb_last_save_time:{lastsave}\r\n")), "{info}");
 
     // redis-server loads it.
     let d = dir_with(&rdb, "to-redis");
@@ -87,6 +89,8 @@ fn slotcore_rdb_loads_in_redis_and_back() {
     let mut c = s2.raw();
     assert_eq!(digest(&mut c), want2);
     assert!(s2.log_text().contains("DB loaded from disk"));
+    let info = c.cmd(&["INFO", "persistence"]);
+    assert!(info.contains("rdb_last_load_keys_loaded:15\r\n"), "{info}");
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
 }

@@ -23,6 +23,24 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Unix seconds of the last successful save (0 = none yet).
 static LAST_SAVE: AtomicU64 = AtomicU64::new(0);
+/// Successful saves since start.
+static SAVES: AtomicU64 = AtomicU64::new(0);
+/// Keys loaded / dropped as expired by the start-up load.
+static LOAD_KEYS_LOADED: AtomicU64 = AtomicU64::new(0);
+static LOAD_KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
+
+/// The RDB lines of INFO persistence that slotcore tracks, in Redis's order (no BGSAVE
+/// exists, so its status is the initial `ok` and its times -1, as in a Redis that never
+/// forked). `rdb_changes_since_last_save` is not tracked and so not shown.
+pub fn info_rdb_fields(start_s: u64) -> String {
+    format!(
+        "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
+        last_save(start_s),
+        SAVES.load(Ordering::Relaxed),
+        LOAD_KEYS_EXPIRED.load(Ordering::Relaxed),
+        LOAD_KEYS_LOADED.load(Ordering::Relaxed),
+    )
+}
 
 /// LASTSAVE's value: the last successful save, else `start_s` (as Redis, which counts the
 /// start as a save).
@@ -98,6 +116,7 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
         Ok(()) => {
             tracing::info!("DB saved on disk");
             LAST_SAVE.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+            SAVES.fetch_add(1, Ordering::Relaxed);
             Reply::Ok
         }
         Err(e) => {
@@ -137,5 +156,7 @@ pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
         tracing::info!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.records.len(), loaded.expired);
     }
     tracing::info!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
+    LOAD_KEYS_LOADED.store(loaded.records.len() as u64, Ordering::Relaxed);
+    LOAD_KEYS_EXPIRED.store(loaded.expired as u64, Ordering::Relaxed);
     Ok(loaded.records)
 }
