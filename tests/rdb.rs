@@ -101,6 +101,9 @@ fn slotcore_reloads_its_own_file_and_refuses_corrupt_ones() {
     let mut a = s.raw();
     fill(&mut a);
     let want = digest(&mut a);
+    assert_eq!(a.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(digest(&mut a), want);
+    assert!(s.dir.join("dump.rdb").exists());
     assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
     drop(a);
     s.kill9();

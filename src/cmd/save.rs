@@ -111,6 +111,9 @@ fn assemble(parts: Vec<Reply>) -> Vec<u8> {
 
 /// Writes the snapshot; logs like Redis. Replies +OK or -ERR.
 pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
+    if let Some(e) = parts.iter().find(|p| p.is_error()) {
+        return e.clone();
+    }
     let data = assemble(parts);
     match disk::write_atomic(&rdb_path(cfg), &data) {
         Ok(()) => {
@@ -133,6 +136,35 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
 
 fn save(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     Plan::AllShards { run: serialize_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
+}
+
+/// DEBUG RELOAD, under one hold of every shard: each shard serializes its keys and replaces
+/// its data with what decoding those bytes gives back, and the home shard writes the same
+/// bytes as the RDB file (Redis saves, empties and loads that file).
+pub fn debug_reload() -> Plan {
+    Plan::AllShards { run: reload_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
+}
+
+fn reload_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+    let parts = serialize_shard(shard, db, args);
+    let Reply::Array(dbs) = &parts else { return parts };
+    let mut decoded = Vec::with_capacity(dbs.len());
+    for d in dbs {
+        let Reply::Array(v) = d else { return Reply::err("ERR internal error: bad snapshot part") };
+        let Some(Reply::Bulk(b)) = v.get(2) else { return Reply::err("ERR internal error: bad snapshot part") };
+        match file::load_keys(b) {
+            Ok(keys) => decoded.push(keys),
+            Err(_) => return Reply::err("ERR Error trying to load the RDB dump"),
+        }
+    }
+    let lru = crate::storage::db::lru_clock();
+    for (d, keys) in shard.ks.dbs.iter_mut().zip(decoded) {
+        d.clear();
+        for (k, value, expire_at) in keys {
+            d.insert(&k, crate::storage::Entry { value, expire_at, lru });
+        }
+    }
+    parts
 }
 
 /// Reads and parses `dir/dbfilename` at start-up (the process already runs in `dir`); logs

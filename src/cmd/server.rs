@@ -610,6 +610,9 @@ fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "digest") && args.len() == 2 {
         return debug_digest();
     }
+    if eq_ic(sub, "reload") && args.len() == 2 {
+        return super::save::debug_reload();
+    }
     if eq_ic(sub, "digest-value") {
         return debug_digest_value(args);
     }
@@ -624,6 +627,8 @@ fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Output a hex signature of the values of all the specified keys.",
             "OBJECT <key>",
             "    Show low level info about the `key` and associated value.",
+            "RELOAD",
+            "    Save the RDB on disk and reload it back to memory.",
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",

@@ -66,6 +66,24 @@ pub fn finish(out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// Decodes a run of keys as [`put_key`] writes them (no database opcodes), expired or not:
+/// (key, value, expire_at).
+pub fn load_keys(buf: &[u8]) -> Result<Vec<(Vec<u8>, Value, u64)>, BadData> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    while r.remaining() > 0 {
+        let mut t = r.u8()?;
+        let mut expire_at = 0;
+        if t == OP_EXPIRETIME_MS {
+            expire_at = u64::from_le_bytes(r.array()?);
+            t = r.u8()?;
+        }
+        let key = r.string()?;
+        out.push((key, read_value(&mut r, t)?, expire_at));
+    }
+    Ok(out)
+}
+
 /// One loaded key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -217,6 +235,12 @@ mod tests {
         put_key(&mut f, b"k", &Value::Str(StrValue::from_bytes(&[b'z'; 100])), 9_000_000_000_000, true);
         finish(&mut f);
         let l = load(&f, 0, 16).unwrap();
+        let mut keys = Vec::new();
+        put_key(&mut keys, b"a", &l.records[0].value, 5, false);
+        put_key(&mut keys, b"b", &Value::Str(StrValue::Int(1)), 0, true);
+        let back = load_keys(&keys).unwrap();
+        assert_eq!((back[0].2, &back[1].0[..]), (5, &b"b"[..]));
+        assert!(load_keys(&keys[..keys.len() - 1]).is_err());
         assert_eq!(l.records.len(), 1);
         assert_eq!((l.records[0].db, l.records[0].expire_at), (3, 9_000_000_000_000));
         assert_eq!(l.records[0].value, Value::Str(StrValue::from_bytes(&[b'z'; 100])));
