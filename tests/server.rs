@@ -163,7 +163,14 @@ fn debug_is_guarded_and_shutdown_exits() {
     let mut s = Server::slotcore(&["--enable-debug-command", "yes"]);
     let mut r = s.raw();
     assert_eq!(r.cmd(&["DEBUG", "SLEEP", "0.01"]), "+OK\r\n");
-    assert_eq!(r.cmd(&["SHUTDOWN", "SAVE"]), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    // SHUTDOWN SAVE writes the RDB file before exiting; the next start loads it.
+    assert_eq!(r.cmd(&["SET", "kept", "1"]), "+OK\r\n");
+    r.send(&common::encode(&[b"SHUTDOWN", b"SAVE"]));
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(s.dir.join("dump.rdb").exists());
+    s.restart();
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["GET", "kept"]), "$1\r\n1\r\n");
     r.send(&common::encode(&[b"SHUTDOWN", b"NOSAVE"]));
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
 }

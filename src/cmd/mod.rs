@@ -32,6 +32,7 @@ pub mod info;
 pub mod list;
 pub mod migrate;
 pub mod multi;
+pub mod save;
 pub mod server;
 pub mod set;
 pub mod sort;

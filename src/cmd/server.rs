@@ -56,9 +56,7 @@ fn time(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 }
 
 fn lastsave(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    // No save has happened yet (RDB persistence is not implemented): the start time, as Redis
-    // reports for a server that never saved.
-    reply(Reply::Int((ctx.node().start_ms / 1000) as i64))
+    reply(Reply::Int(super::save::last_save(ctx.node().start_ms / 1000) as i64))
 }
 
 fn shutdown(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -612,6 +610,9 @@ fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "digest") && args.len() == 2 {
         return debug_digest();
     }
+    if eq_ic(sub, "reload") && args.len() == 2 {
+        return super::save::debug_reload();
+    }
     if eq_ic(sub, "digest-value") {
         return debug_digest_value(args);
     }
@@ -626,6 +627,8 @@ fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Output a hex signature of the values of all the specified keys.",
             "OBJECT <key>",
             "    Show low level info about the `key` and associated value.",
+            "RELOAD",
+            "    Save the RDB on disk and reload it back to memory.",
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",

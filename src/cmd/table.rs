@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, hash, hll, list, migrate, multi, server, set, sort,
-    string, zset, zset_ops,
+    bitmap, blocking, cluster, config, connection, dump, generic, hash, hll, list, migrate, multi, save, server, set,
+    sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 18] {
+pub fn families() -> [&'static [CommandSpec]; 19] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -25,6 +25,7 @@ pub fn families() -> [&'static [CommandSpec]; 18] {
         set::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        save::COMMANDS,
         config::COMMANDS,
         cluster::COMMANDS,
         multi::COMMANDS,

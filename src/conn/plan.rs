@@ -114,12 +114,17 @@ impl Conn {
             }
             Plan::Migrate(job) => self.run_migrate(*job, held).await,
             Plan::Shutdown(a) => {
-                if a.save {
-                    tracing::warn!("Error trying to save the DB: RDB persistence is not implemented yet");
-                    tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
-                    return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
-                }
                 tracing::warn!("User requested shutdown...");
+                let cfg = self.shard.state.borrow().config.clone();
+                if a.save || (!a.nosave && cmd::save::has_save_points(&cfg)) {
+                    tracing::info!("Saving the final RDB snapshot before exiting.");
+                    let parts = self.fan_out(cmd::save::serialize_shard, 0, args, held).await;
+                    if cmd::save::write_snapshot(&cfg, parts).is_error() && !a.force {
+                        tracing::warn!("Error trying to save the DB, can't exit.");
+                        tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+                        return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
+                    }
+                }
                 crate::process::shutdown_and_exit(0)
             }
         }

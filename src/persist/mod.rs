@@ -12,7 +12,9 @@
 //! input (corrupt input is [`BadData`]); every container is validated as deeply as Redis does
 //! with `sanitize-dump-payload yes`.
 
+pub mod disk;
 pub mod dump;
+pub mod file;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;

@@ -94,6 +94,8 @@ pub fn run(
     bus_listeners: Vec<listener::Listener>,
 ) -> Result<(), String> {
     let nshards = placement.shards;
+    // The RDB file is read once, before the shards start; each shard then takes its own keys.
+    let loaded = Arc::new(std::sync::Mutex::new(crate::cmd::save::load_at_startup(&cfg)?));
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
     } else {
@@ -135,6 +137,8 @@ pub fn run(
             let cfg = node.config();
             let state = ShardState::new(id, cfg, node.clone());
             let shard = Rc::new(Shard::new(id, nshards, state, tx));
+            shard.refresh_cluster();
+            take_loaded_keys(&shard, &loaded);
             for (_from, stream) in rx.streams() {
                 let s = shard.clone();
                 glommio::spawn_local(async move {
@@ -160,6 +164,31 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// Moves the loaded keys whose slots this shard owns into it (the rest stay for the others).
+fn take_loaded_keys(shard: &Shard, loaded: &std::sync::Mutex<Vec<crate::persist::file::Record>>) {
+    let mine: Vec<crate::persist::file::Record> = {
+        let mut all = match loaded.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if all.is_empty() {
+            return;
+        }
+        let owned =
+            |r: &crate::persist::file::Record| shard.shard_of_slot(crate::cluster::slot::key_slot(&r.key)) == shard.id;
+        let (mine, rest) = std::mem::take(&mut *all).into_iter().partition(owned);
+        *all = rest;
+        mine
+    };
+    let mut st = shard.state.borrow_mut();
+    let lru = crate::storage::db::lru_clock();
+    for r in mine {
+        if r.db < st.ks.dbs.len() {
+            st.ks.dbs[r.db].insert(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
+        }
+    }
 }
 
 async fn accept_loop(shard: Rc<Shard>, fd: i32) {

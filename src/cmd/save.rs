@@ -1,0 +1,194 @@
+//! SAVE and LASTSAVE, and loading the RDB file at start-up (`rdb.c rdbSave` / `rdbLoad`).
+//!
+//! SAVE holds every shard at once (a [`Plan::AllShards`]), so the snapshot is point-in-time
+//! consistent: each shard serializes its keys per database, and the home shard concatenates
+//! them into one RDB v10 file written atomically as `dir/dbfilename` (the process runs in
+//! `dir`). Like Redis's SAVE, it blocks the node while it runs.
+
+use super::ctx::{ClientCtx, ShardState};
+use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
+use crate::config::Config;
+use crate::persist::{disk, file};
+use crate::protocol::Reply;
+use bytes::Bytes;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The SAVE family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, "@admin @slow @dangerous", Keys::None, Exec::Node(save), "server", "1.0.0", "Synchronously save the dataset to disk"),
+];
+
+/// Unix seconds of the last successful save (0 = none yet).
+static LAST_SAVE: AtomicU64 = AtomicU64::new(0);
+/// Successful saves since start.
+static SAVES: AtomicU64 = AtomicU64::new(0);
+/// Keys loaded / dropped as expired by the start-up load.
+static LOAD_KEYS_LOADED: AtomicU64 = AtomicU64::new(0);
+static LOAD_KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
+
+/// The RDB lines of INFO persistence that slotcore tracks, in Redis's order (no BGSAVE
+/// exists, so its status is the initial `ok` and its times -1, as in a Redis that never
+/// forked). `rdb_changes_since_last_save` is not tracked and so not shown.
+pub fn info_rdb_fields(start_s: u64) -> String {
+    format!(
+        "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
+        last_save(start_s),
+        SAVES.load(Ordering::Relaxed),
+        LOAD_KEYS_EXPIRED.load(Ordering::Relaxed),
+        LOAD_KEYS_LOADED.load(Ordering::Relaxed),
+    )
+}
+
+/// LASTSAVE's value: the last successful save, else `start_s` (as Redis, which counts the
+/// start as a save).
+pub fn last_save(start_s: u64) -> u64 {
+    match LAST_SAVE.load(Ordering::Relaxed) {
+        0 => start_s,
+        t => t,
+    }
+}
+
+/// Whether `save` names any save point (SHUTDOWN without NOSAVE then saves, as in Redis).
+pub fn has_save_points(cfg: &Config) -> bool {
+    cfg.get("save").is_some_and(|s| !s.trim().is_empty())
+}
+
+fn rdb_path(cfg: &Config) -> PathBuf {
+    PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"))
+}
+
+/// One shard's keys: per database `[size, expires, bytes]`.
+pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+    let compress = shard.config.get("rdbcompression") != Some("no");
+    let now = crate::storage::now_ms();
+    let dbs = shard.ks.dbs.iter().map(|d| {
+        let (mut out, mut size, mut expires) = (Vec::new(), 0i64, 0i64);
+        for slot in d.nonempty_slots_from(0) {
+            let Some(t) = d.slot_table(slot) else { continue };
+            for (k, e) in t.iter().filter(|(_, e)| !e.is_expired(now)) {
+                file::put_key(&mut out, k, &e.value, e.expire_at, compress);
+                size += 1;
+                expires += (e.expire_at != 0) as i64;
+            }
+        }
+        Reply::Array(vec![Reply::Int(size), Reply::Int(expires), Reply::Bulk(Bytes::from(out))])
+    });
+    Reply::Array(dbs.collect())
+}
+
+/// Builds the file from the shards' parts.
+fn assemble(parts: Vec<Reply>) -> Vec<u8> {
+    let mut per_db: Vec<(usize, usize, Vec<Bytes>)> = Vec::new();
+    for p in parts {
+        let Reply::Array(dbs) = p else { continue };
+        if per_db.len() < dbs.len() {
+            per_db.resize(dbs.len(), (0, 0, Vec::new()));
+        }
+        for (i, d) in dbs.into_iter().enumerate() {
+            if let Reply::Array(v) = d {
+                if let [Reply::Int(n), Reply::Int(x), Reply::Bulk(b)] = &v[..] {
+                    per_db[i].0 += *n as usize;
+                    per_db[i].1 += *x as usize;
+                    per_db[i].2.push(b.clone());
+                }
+            }
+        }
+    }
+    let now = crate::storage::now_ms();
+    let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    let mut out = Vec::new();
+    file::put_header(&mut out, now / 1000, used);
+    for (db, (size, expires, chunks)) in per_db.into_iter().enumerate().filter(|(_, d)| d.0 > 0) {
+        file::put_db(&mut out, db, size, expires);
+        chunks.iter().for_each(|c| out.extend_from_slice(c));
+    }
+    file::finish(&mut out);
+    out
+}
+
+/// Writes the snapshot; logs like Redis. Replies +OK or -ERR.
+pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
+    if let Some(e) = parts.iter().find(|p| p.is_error()) {
+        return e.clone();
+    }
+    let data = assemble(parts);
+    match disk::write_atomic(&rdb_path(cfg), &data) {
+        Ok(()) => {
+            tracing::info!("DB saved on disk");
+            LAST_SAVE.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+            SAVES.fetch_add(1, Ordering::Relaxed);
+            Reply::Ok
+        }
+        Err(e) => {
+            tracing::warn!(
+                "Failed opening the temp RDB file temp-{}.rdb (in server root dir {}) for saving: {}",
+                std::process::id(),
+                cfg.dir,
+                e
+            );
+            Reply::err("ERR")
+        }
+    }
+}
+
+fn save(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    Plan::AllShards { run: serialize_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
+}
+
+/// DEBUG RELOAD, under one hold of every shard: each shard serializes its keys and replaces
+/// its data with what decoding those bytes gives back, and the home shard writes the same
+/// bytes as the RDB file (Redis saves, empties and loads that file).
+pub fn debug_reload() -> Plan {
+    Plan::AllShards { run: reload_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
+}
+
+fn reload_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+    let parts = serialize_shard(shard, db, args);
+    let Reply::Array(dbs) = &parts else { return parts };
+    let mut decoded = Vec::with_capacity(dbs.len());
+    for d in dbs {
+        let Reply::Array(v) = d else { return Reply::err("ERR internal error: bad snapshot part") };
+        let Some(Reply::Bulk(b)) = v.get(2) else { return Reply::err("ERR internal error: bad snapshot part") };
+        match file::load_keys(b) {
+            Ok(keys) => decoded.push(keys),
+            Err(_) => return Reply::err("ERR Error trying to load the RDB dump"),
+        }
+    }
+    let lru = crate::storage::db::lru_clock();
+    for (d, keys) in shard.ks.dbs.iter_mut().zip(decoded) {
+        d.clear();
+        for (k, value, expire_at) in keys {
+            d.insert(&k, crate::storage::Entry { value, expire_at, lru });
+        }
+    }
+    parts
+}
+
+/// Reads and parses `dir/dbfilename` at start-up (the process already runs in `dir`); logs
+/// Redis's lines. Ok(empty) when there is no file.
+pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
+    let path = rdb_path(cfg);
+    let start = Instant::now();
+    let Some(buf) = disk::read_if_exists(&path).map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?
+    else {
+        return Ok(Vec::new());
+    };
+    let loaded = file::load(&buf, crate::storage::now_ms(), cfg.databases)?;
+    if loaded.empty > 0 {
+        tracing::warn!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+            loaded.records.len(),
+            loaded.expired,
+            loaded.empty
+        );
+    } else {
+        tracing::info!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.records.len(), loaded.expired);
+    }
+    tracing::info!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
+    LOAD_KEYS_LOADED.store(loaded.records.len() as u64, Ordering::Relaxed);
+    LOAD_KEYS_EXPIRED.store(loaded.expired as u64, Ordering::Relaxed);
+    Ok(loaded.records)
+}

@@ -1,0 +1,129 @@
+//! RDB files: SAVE in slotcore loads in a real redis-server (and passes redis-check-rdb), an
+//! RDB written by redis-server loads into slotcore, and slotcore reloads its own file.
+
+mod common;
+use common::{encode, Raw, Server};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
+
+fn fill(r: &mut Raw) {
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    let c = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    cmds.push(c(&["SET", "s", "hello"]));
+    cmds.push(c(&["SET", "n", "12345"]));
+    cmds.push(c(&["SET", "long", &"abc".repeat(100)]));
+    cmds.push(c(&["SET", "ttl", "v", "PX", "100000000"]));
+    cmds.push(c(&["HSET", "h", "a", "1", "b", "2"]));
+    cmds.push(c(&["RPUSH", "l", "x", "1", "y"]));
+    cmds.push(c(&["SADD", "si", "1", "2", "3"]));
+    cmds.push(c(&["SADD", "ss", "a", "b"]));
+    cmds.push(c(&["ZADD", "z", "1.5", "a", "2", "b"]));
+    cmds.push(c(&["PFADD", "hll", "a", "b", "c"]));
+    let (mut h, mut z, mut l) = (c(&["HSET", "bigh"]), c(&["ZADD", "bigz"]), c(&["RPUSH", "bigl"]));
+    for i in 0..2000 {
+        h.extend([format!("f{i}"), format!("v{i}")]);
+        z.extend([format!("{}", i % 97), format!("m{i}")]);
+        l.push(format!("element-{i}"));
+    }
+    cmds.extend([h, z, l]);
+    cmds.push(c(&["SELECT", "3"]));
+    cmds.push(c(&["SET", "k3", "in-db-3"]));
+    cmds.push(c(&["SELECT", "0"]));
+    let mut buf = Vec::new();
+    for cmd in &cmds {
+        let a: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
+        buf.extend(encode(&a));
+    }
+    r.send(&buf);
+    for _ in &cmds {
+        r.reply();
+    }
+}
+
+fn digest(r: &mut Raw) -> String {
+    r.cmd(&["DEBUG", "DIGEST"])
+}
+
+/// A fresh directory holding a copy of `file` as dump.rdb.
+fn dir_with(file: &Path, tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("slotcore-rdb-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    std::fs::copy(file, d.join("dump.rdb")).expect("copy rdb");
+    d
+}
+
+#[test]
+fn slotcore_rdb_loads_in_redis_and_back() {
+    let s = Server::slotcore(&["--shards", "2", DEBUG[0], DEBUG[1]]);
+    let mut a = s.raw();
+    fill(&mut a);
+    let want = digest(&mut a);
+    assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
+    let rdb = s.dir.join("dump.rdb");
+    let check = Command::new("redis-check-rdb").arg(&rdb).output().expect("run redis-check-rdb");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && text.contains("RDB looks OK"), "redis-check-rdb: {text}");
+    let lastsave: i64 = a.cmd(&["LASTSAVE"]).trim_start_matches(':').trim().parse().unwrap_or(0);
+    assert!(lastsave > 1_700_000_000);
+    let info = a.cmd(&["INFO", "persistence"]);
+    assert!(info.contains("rdb_saves:1\r\n") && info.contains(&format!("rdb_last_save_time:{lastsave}\r\n")), "{info}");
+
+    // redis-server loads it.
+    let d = dir_with(&rdb, "to-redis");
+    let o = Server::redis(&[DEBUG[0], DEBUG[1], "--dir", d.to_str().unwrap()]);
+    let mut b = o.raw();
+    assert_eq!(digest(&mut b), want);
+    assert_eq!(b.cmd(&["DBSIZE"]), a.cmd(&["DBSIZE"]));
+    let pttl: i64 = b.cmd(&["PTTL", "ttl"]).trim_start_matches(':').trim().parse().unwrap_or(-9);
+    assert!(pttl > 90_000_000);
+
+    // redis-server's own file (after a change) loads into slotcore.
+    b.cmd(&["SET", "from-redis", "1"]);
+    let want2 = digest(&mut b);
+    assert_eq!(b.cmd(&["SAVE"]), "+OK\r\n");
+    let d2 = dir_with(&d.join("dump.rdb"), "from-redis");
+    let s2 = Server::slotcore(&["--shards", "3", DEBUG[0], DEBUG[1], "--dir", d2.to_str().unwrap()]);
+    let mut c = s2.raw();
+    assert_eq!(digest(&mut c), want2);
+    assert!(s2.log_text().contains("DB loaded from disk"));
+    let info = c.cmd(&["INFO", "persistence"]);
+    assert!(info.contains("rdb_last_load_keys_loaded:15\r\n"), "{info}");
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&d2);
+}
+
+#[test]
+fn slotcore_reloads_its_own_file_and_refuses_corrupt_ones() {
+    let mut s = Server::slotcore(&[DEBUG[0], DEBUG[1]]);
+    let mut a = s.raw();
+    fill(&mut a);
+    let want = digest(&mut a);
+    assert_eq!(a.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(digest(&mut a), want);
+    assert!(s.dir.join("dump.rdb").exists());
+    assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
+    drop(a);
+    s.kill9();
+    s.restart();
+    assert_eq!(digest(&mut s.raw()), want);
+    // A flipped byte: the checksum fails and the server exits with an error.
+    let rdb = s.dir.join("dump.rdb");
+    let mut bytes = std::fs::read(&rdb).unwrap();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0xFF;
+    let d = std::env::temp_dir().join(format!("slotcore-rdb-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("dump.rdb"), &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_slotcore"))
+        .args(["--port", &common::free_port().to_string(), "--dir", d.to_str().unwrap(), "--pin-cores", "no"])
+        .output()
+        .expect("run slotcore");
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("RDB") || log.contains("loading DB"), "{log}");
+    let _ = std::fs::remove_dir_all(&d);
+}
