@@ -34,7 +34,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { subcommands: CLIENT_SUBCOMMANDS, ..spec("client", -2, 0, "@slow", Keys::None, Exec::Container, "connection", "2.4.0", "A container for client connection commands") },
 ];
 
-fn ping(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+fn ping(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    // A subscribed RESP2 client gets `pong` and the argument as an array.
+    if !ctx.client.resp3 && super::pubsub::subscribed(ctx.client) && args.len() <= 2 {
+        let arg = args.get(1).cloned().unwrap_or_default();
+        return reply(Reply::Array(vec![Reply::Bulk(Bytes::from_static(b"pong")), Reply::Bulk(arg)]));
+    }
     match args.len() {
         1 => reply(Reply::status("PONG")),
         2 => reply(Reply::Bulk(args[1].clone())),
@@ -152,6 +157,7 @@ fn hello(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 }
 
 fn reset(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    super::pubsub::drop_all(ctx.shard, ctx.client);
     let c = &mut *ctx.client;
     c.db = 0;
     c.resp3 = false;
@@ -202,11 +208,14 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     if c.no_evict {
         flags.push('e');
     }
+    if super::pubsub::subscribed(c) {
+        flags.push('P');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -216,6 +225,9 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         now_ms.saturating_sub(c.last_interaction_ms) / 1000,
         flags,
         c.db,
+        c.pubsub.as_ref().map_or(0, |s| s.channels.len()),
+        c.pubsub.as_ref().map_or(0, |s| s.patterns.len()),
+        c.pubsub.as_ref().map_or(0, |s| s.shard.len()),
         c.multi.map_or(-1, |n| n as i64),
         c.qbuf,
         16384usize.saturating_sub(c.qbuf),

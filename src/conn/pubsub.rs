@@ -1,0 +1,65 @@
+//! A subscribed connection: it waits on its socket and on its outbox at once, and writes the
+//! messages published to it as soon as they arrive (`message` / `pmessage` / `smessage`,
+//! push frames in RESP3). Connections that never subscribed do not come here.
+
+use super::Conn;
+use crate::cmd::pubsub;
+use crate::cmd::pubsub_reg::{Delivery, Outbox};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// What woke a subscribed connection.
+enum Woke {
+    Input(std::io::Result<usize>),
+    Messages(VecDeque<Delivery>),
+}
+
+impl Conn {
+    /// The client's outbox, if it ever subscribed (one borrow and an Option check).
+    pub(super) fn outbox(&self) -> Option<Rc<Outbox>> {
+        self.client.borrow().pubsub.as_ref().map(|p| p.outbox.clone())
+    }
+
+    /// The refusal of a command a RESP2 client may not run while subscribed.
+    pub(super) fn subscribed_refusal(&self, fullname: &str) -> Option<crate::protocol::Reply> {
+        let c = self.client.borrow();
+        c.pubsub.as_ref()?;
+        if c.resp3 || !crate::cmd::pubsub::subscribed(&c) || pubsub::ALLOWED_WHILE_SUBSCRIBED.contains(&fullname) {
+            return None;
+        }
+        Some(pubsub::not_allowed(fullname))
+    }
+
+    /// Reads input or writes published messages, whichever comes first. Returns the bytes
+    /// read into `rbuf`, or None when only messages were written. A subscriber whose queue
+    /// went over `client-output-buffer-limit pubsub` is closed, as Redis does.
+    pub(super) async fn read_or_push(&mut self, ob: &Outbox) -> std::io::Result<Option<usize>> {
+        let woke = {
+            let want = self.parser.wanted();
+            let read =
+                async { Woke::Input(futures_lite::AsyncReadExt::read(&mut self.stream, self.rbuf.spare(want)).await) };
+            let msgs = async { Woke::Messages(ob.next().await) };
+            futures_lite::future::or(msgs, read).await
+        };
+        match woke {
+            Woke::Input(r) => r.map(Some),
+            Woke::Messages(q) => {
+                if ob.overflowed.get() {
+                    let addr = self.client.borrow().addr.clone();
+                    tracing::warn!(
+                        "Client addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                        addr
+                    );
+                    self.client.borrow_mut().close_after_reply = true;
+                    return Ok(None);
+                }
+                let resp3 = self.client.borrow().resp3;
+                for d in &q {
+                    d.encode(&mut self.wbuf, resp3);
+                }
+                self.flush().await?;
+                Ok(None)
+            }
+        }
+    }
+}
