@@ -186,7 +186,8 @@ pub fn deliver_shard(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
 }
 
 /// Redis's `addReplySubcommandSyntaxError`.
-fn syntax(sub: &str) -> Reply {
+fn syntax(sub: &[u8]) -> Reply {
+    let sub = String::from_utf8_lossy(sub);
     Reply::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."))
 }
 
@@ -197,14 +198,14 @@ fn names_reply(mut v: Vec<Bytes>) -> Reply {
 
 fn channels(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if args.len() > 3 {
-        return reply(syntax("channels"));
+        return reply(syntax(&args[1]));
     }
     reply(names_reply(ctx.node().pubsub.names(Kind::Channel, args.get(2).map(|p| &p[..]))))
 }
 
 fn shardchannels(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if args.len() > 3 {
-        return reply(syntax("shardchannels"));
+        return reply(syntax(&args[1]));
     }
     reply(names_reply(ctx.node().pubsub.names(Kind::Shard, args.get(2).map(|p| &p[..]))))
 }

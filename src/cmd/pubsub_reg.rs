@@ -108,6 +108,12 @@ impl Outbox {
         None
     }
 
+    /// Takes whatever is queued now.
+    pub fn take_now(&self) -> VecDeque<Delivery> {
+        self.bytes.set(0);
+        std::mem::take(&mut *self.queue.borrow_mut())
+    }
+
     /// Waits until something is queued (or the queue overflowed), then takes it.
     pub async fn next(&self) -> VecDeque<Delivery> {
         futures_lite::future::poll_fn(|cx| match self.take_or_wait(cx.waker()) {

@@ -115,7 +115,8 @@ impl Conn {
                 if self.shard.view.borrow().enabled {
                     crate::runtime::bus_publish::forward(sharded, args[1].clone(), args[2].clone());
                 }
-                Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum())
+                let n = Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum());
+                self.own_messages_then(n)
             }
             // Redis refuses MONITOR for deny-blocking clients, which EXEC's are.
             Plan::Monitor if held.is_some() => Reply::err(cmd::multi::MONITOR_IN_EXEC),

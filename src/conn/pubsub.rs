@@ -20,6 +20,23 @@ impl Conn {
         self.client.borrow().pubsub.as_ref().map(|p| p.outbox.clone())
     }
 
+    /// A PUBLISH's reply, preceded by the messages waiting for this very client (a RESP3
+    /// subscriber publishing to itself gets them first, as from Redis's output buffer).
+    pub(super) fn own_messages_then(&self, reply: crate::protocol::Reply) -> crate::protocol::Reply {
+        let Some(ob) = self.outbox() else { return reply };
+        let q = ob.take_now();
+        if q.is_empty() || ob.overflowed.get() {
+            return reply;
+        }
+        let resp3 = self.client.borrow().resp3;
+        let mut out = Vec::new();
+        for d in &q {
+            d.encode(&mut out, resp3);
+        }
+        reply.encode(&mut out, resp3);
+        crate::protocol::Reply::Raw(out.into())
+    }
+
     /// The refusal of a command a RESP2 client may not run while subscribed.
     pub(super) fn subscribed_refusal(&self, fullname: &str) -> Option<crate::protocol::Reply> {
         let c = self.client.borrow();
