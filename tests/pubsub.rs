@@ -347,3 +347,27 @@ fn slot_owner_and_other<'a>(nodes: &[&'a Server], key: &str) -> (&'a Server, &'a
     }
     (owner.expect("slot owner"), other.expect("another node"))
 }
+
+#[test]
+fn a_subscriber_that_does_not_read_is_closed_over_the_pubsub_limit() {
+    let s = Server::slotcore_shards(2);
+    let mut ctl = s.raw();
+    assert_eq!(ctl.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 0 0"]), "+OK\r\n");
+    let (mut p0, mut s1) = one_per_shard(&s);
+    cmd_n(&mut s1, &["SUBSCRIBE", "slow"], 1);
+    // The subscriber never reads: the socket buffers fill, then its queue passes the limit.
+    let big = vec![b'x'; 64 * 1024];
+    let start = std::time::Instant::now();
+    let mut delivered = 0;
+    for _ in 0..600 {
+        if p0.cmd_bytes(&[b"PUBLISH", b"slow", &big]) == b":1\r\n" {
+            delivered += 1;
+        }
+    }
+    // The publisher was never held up for long, and the subscriber is gone.
+    assert!(start.elapsed() < WAIT, "publishing took {:?}", start.elapsed());
+    assert!(delivered < 600, "every message was accepted");
+    wait_for(WAIT, "the slow subscriber to be dropped", || numsub(&mut ctl, "slow") == "*2\r\n$4\r\nslow\r\n:0\r\n");
+    assert!(s.log_text().contains("scheduled to be closed ASAP for overcoming of output buffer limits"));
+    drop(s1);
+}

@@ -78,7 +78,8 @@ fn confirm(out: &mut Vec<u8>, resp3: bool, word: &'static [u8], name: Option<Byt
 fn sub(ctx: &mut ClientCtx<'_>, args: &[Bytes], k: Kind) -> Plan {
     let resp3 = ctx.client.resp3;
     let id = ctx.client.id;
-    let subs = ctx.client.pubsub.get_or_insert_with(Default::default);
+    let fd = ctx.client.fd;
+    let subs = ctx.client.pubsub.get_or_insert_with(|| Box::new(Subs::new(fd)));
     let mut out = Vec::new();
     for name in &args[1..] {
         if subs.set(k).insert(name.clone()) {
@@ -105,7 +106,16 @@ fn unsub(ctx: &mut ClientCtx<'_>, args: &[Bytes], k: Kind) -> Plan {
     let id = ctx.client.id;
     let word = kind_words(k).1;
     let mut out = Vec::new();
-    let subs = ctx.client.pubsub.get_or_insert_with(Default::default);
+    // A client that never subscribed gets the confirmations without growing any state.
+    let Some(subs) = ctx.client.pubsub.as_mut() else {
+        if args.len() == 1 {
+            confirm(&mut out, resp3, word, None, 0);
+        }
+        for name in &args[1..] {
+            confirm(&mut out, resp3, word, Some(name.clone()), 0);
+        }
+        return reply(Reply::Raw(Bytes::from(out)));
+    };
     let names: Vec<Bytes> = if args.len() > 1 { args[1..].to_vec() } else { subs.set(k).iter().cloned().collect() };
     if names.is_empty() {
         confirm(&mut out, resp3, word, None, count_for(subs, k));

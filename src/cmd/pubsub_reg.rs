@@ -73,9 +73,18 @@ pub struct Outbox {
     waker: RefCell<Option<Waker>>,
     /// Set when the queue went over the hard limit: the connection closes.
     pub overflowed: Cell<bool>,
+    /// The subscriber's socket, shut down on overflow so that a connection stuck writing to
+    /// a client that does not read ends too. Its registrations are removed before the
+    /// socket is closed (on the same thread), so the fd is never a reused one.
+    fd: Option<i32>,
 }
 
 impl Outbox {
+    /// The outbox of a client whose socket is `fd`.
+    pub fn for_socket(fd: i32) -> Outbox {
+        Outbox { fd: Some(fd), ..Default::default() }
+    }
+
     /// Queues a message and wakes the connection. Over `limit` bytes (0 = no limit) the
     /// message is dropped and the client marked for closing, as Redis closes a client over
     /// `client-output-buffer-limit pubsub`.
@@ -88,6 +97,11 @@ impl Outbox {
             self.overflowed.set(true);
             self.queue.borrow_mut().clear();
             self.bytes.set(0);
+            if let Some(fd) = self.fd {
+                // SAFETY: shutting down (not closing) the live socket of a registered
+                // subscriber; its connection task then sees the error and ends.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            }
         } else {
             self.bytes.set(self.bytes.get() + size);
             self.queue.borrow_mut().push_back(d);
@@ -125,7 +139,7 @@ impl Outbox {
 }
 
 /// A client's subscriptions (on `ClientState`, created by its first subscription).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Subs {
     /// Where its messages go.
     pub outbox: Rc<Outbox>,
@@ -138,6 +152,16 @@ pub struct Subs {
 }
 
 impl Subs {
+    /// No subscriptions yet, for the client whose socket is `fd`.
+    pub fn new(fd: i32) -> Subs {
+        Subs {
+            outbox: Rc::new(Outbox::for_socket(fd)),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            shard: HashSet::new(),
+        }
+    }
+
     /// The set of one kind.
     pub fn set(&mut self, k: Kind) -> &mut HashSet<Bytes> {
         match k {
