@@ -371,3 +371,63 @@ fn a_subscriber_that_does_not_read_is_closed_over_the_pubsub_limit() {
     assert!(s.log_text().contains("scheduled to be closed ASAP for overcoming of output buffer limits"));
     drop(s1);
 }
+
+/// Adds `node` to the cluster of `entry` as a replica of `master`.
+fn add_replica(entry: &Server, node: &Server, master: &Server) {
+    let master_id = cluster::myid(master);
+    let (ok, out) = cluster::cli_timeout(
+        60,
+        &[
+            "--cluster".into(),
+            "add-node".into(),
+            format!("127.0.0.1:{}", node.port),
+            format!("127.0.0.1:{}", entry.port),
+            "--cluster-slave".into(),
+            "--cluster-master-id".into(),
+            master_id.clone(),
+        ],
+    );
+    assert!(ok && out.contains("[OK] New node added correctly."), "{out}");
+    wait_for(WAIT * 2, "the new replica to be seen as a replica", || {
+        cluster::nodes(master)
+            .iter()
+            .any(|f| f[0] == cluster::myid(node) && f[2].contains("slave") && f[3] == master_id)
+    });
+}
+
+/// A shard channel whose slot `owner` serves.
+fn channel_of(owner: &Server) -> String {
+    let mut r = owner.raw();
+    (0..1000).map(|i| format!("sch{i}")).find(|c| r.cmd(&["SPUBLISH", c, "probe"]) == ":0\r\n").expect("a channel")
+}
+
+#[test]
+fn spublish_reaches_the_replicas_of_the_slot_in_a_mixed_cluster() {
+    let sc1 = cluster::slotcore_node();
+    let sc2 = cluster::slotcore_node();
+    let rd = cluster::redis_node();
+    cluster::create_agreed(&[&sc1, &sc2, &rd], 0);
+    // A redis-server replica of a slotcore master, and a slotcore replica of the redis master.
+    let rd_replica = cluster::redis_node();
+    add_replica(&sc1, &rd_replica, &sc1);
+    let sc_replica = cluster::slotcore_node();
+    add_replica(&sc1, &sc_replica, &rd);
+    // slotcore master -> redis-server replica (PUBLISHSHARD sent by slotcore).
+    let ch = channel_of(&sc1);
+    let mut on_replica = subscriber(&rd_replica, &["SSUBSCRIBE", &ch]);
+    let mut on_master = subscriber(&sc1, &["SSUBSCRIBE", &ch]);
+    assert_eq!(sc1.raw().cmd(&["SPUBLISH", &ch, "one"]), ":1\r\n");
+    let frame = |c: &str, m: &str| format!("*3\r\n$8\r\nsmessage\r\n${}\r\n{c}\r\n${}\r\n{m}\r\n", c.len(), m.len());
+    assert_eq!(on_master.reply(), frame(&ch, "one"));
+    assert_eq!(on_replica.reply(), frame(&ch, "one"));
+    // redis-server master -> slotcore replica (PUBLISHSHARD received by slotcore), which
+    // serves SSUBSCRIBE for its master's slots without READONLY, as Redis does.
+    let ch2 = channel_of(&rd);
+    let mut on_sc_replica = subscriber(&sc_replica, &["SSUBSCRIBE", &ch2]);
+    assert_eq!(rd.raw().cmd(&["SPUBLISH", &ch2, "two"]), ":0\r\n");
+    assert_eq!(on_sc_replica.reply(), frame(&ch2, "two"));
+    // A plain PUBLISH reaches replicas too.
+    let mut all = subscriber(&sc_replica, &["SUBSCRIBE", "everyone"]);
+    assert_eq!(sc2.raw().cmd(&["PUBLISH", "everyone", "three"]), ":0\r\n");
+    assert_eq!(all.reply(), "*3\r\n$7\r\nmessage\r\n$8\r\neveryone\r\n$5\r\nthree\r\n");
+}
