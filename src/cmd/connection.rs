@@ -193,6 +193,11 @@ fn client_setname(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     reply(Reply::Ok)
 }
 
+/// Whether a client is of a CLIENT LIST / KILL `TYPE` (no masters or replicas exist yet).
+fn is_type(c: &ClientState, t: &[u8]) -> bool {
+    eq_ic(t, if super::pubsub::subscribed(c) { "pubsub" } else { "normal" })
+}
+
 /// One CLIENT LIST line, in Redis 7.0's field order.
 pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     let mut flags = String::new();
@@ -271,11 +276,11 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
         let now = crate::storage::now_ms();
         let mut ids: Option<Vec<u64>> = None;
-        let mut only_normal_or_none = true;
+        let mut of_type: Option<&Bytes> = None;
         let mut i = 2;
         while i < args.len() {
             if eq_ic(&args[i], "type") {
-                only_normal_or_none = eq_ic(&args[i + 1], "normal");
+                of_type = Some(&args[i + 1]);
                 i += 2;
             } else {
                 ids = Some(args[i + 1..].iter().filter_map(|a| parse_i64(a)).map(|n| n as u64).collect());
@@ -286,7 +291,7 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             .clients
             .values()
             .map(|c| c.borrow())
-            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && only_normal_or_none)
+            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && of_type.is_none_or(|t| is_type(c, t)))
             .map(|c| (c.id, client_line(&c, now)))
             .collect();
         lines.sort();
@@ -379,7 +384,7 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                     } else if eq_ic(k, "laddr") {
                         ok &= c.laddr.as_bytes() == &v[..];
                     } else if eq_ic(k, "type") {
-                        ok &= eq_ic(v, "normal");
+                        ok &= is_type(&c, v);
                     } else if eq_ic(k, "user") {
                         ok &= eq_ic(v, "default");
                     } else if eq_ic(k, "skipme") {

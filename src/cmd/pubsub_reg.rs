@@ -77,12 +77,14 @@ pub struct Outbox {
     /// a client that does not read ends too. Its registrations are removed before the
     /// socket is closed (on the same thread), so the fd is never a reused one.
     fd: Option<i32>,
+    /// The subscriber's client id (for the log).
+    id: u64,
 }
 
 impl Outbox {
-    /// The outbox of a client whose socket is `fd`.
-    pub fn for_socket(fd: i32) -> Outbox {
-        Outbox { fd: Some(fd), ..Default::default() }
+    /// The outbox of client `id`, whose socket is `fd`.
+    pub fn for_socket(id: u64, fd: i32) -> Outbox {
+        Outbox { fd: Some(fd), id, ..Default::default() }
     }
 
     /// Queues a message and wakes the connection. Over `limit` bytes (0 = no limit) the
@@ -95,6 +97,7 @@ impl Outbox {
         let size = d.size();
         if limit > 0 && self.bytes.get() + size > limit {
             self.overflowed.set(true);
+            tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
             self.queue.borrow_mut().clear();
             self.bytes.set(0);
             if let Some(fd) = self.fd {
@@ -152,10 +155,10 @@ pub struct Subs {
 }
 
 impl Subs {
-    /// No subscriptions yet, for the client whose socket is `fd`.
-    pub fn new(fd: i32) -> Subs {
+    /// No subscriptions yet, for client `id` whose socket is `fd`.
+    pub fn new(id: u64, fd: i32) -> Subs {
         Subs {
-            outbox: Rc::new(Outbox::for_socket(fd)),
+            outbox: Rc::new(Outbox::for_socket(id, fd)),
             channels: HashSet::new(),
             patterns: HashSet::new(),
             shard: HashSet::new(),

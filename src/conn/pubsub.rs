@@ -62,11 +62,6 @@ impl Conn {
             Woke::Input(r) => r.map(Some),
             Woke::Messages(q) => {
                 if ob.overflowed.get() {
-                    let addr = self.client.borrow().addr.clone();
-                    tracing::warn!(
-                        "Client addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                        addr
-                    );
                     self.client.borrow_mut().close_after_reply = true;
                     return Ok(None);
                 }
