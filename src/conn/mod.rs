@@ -144,6 +144,10 @@ impl Conn {
                         Ok(None) => continue,
                         Err(e) => Err(e),
                     },
+                    None if !self.wbuf.is_empty() => match self.flush().await {
+                        Ok(()) => continue,
+                        Err(e) => Err(e),
+                    },
                     None => self.read_input(timeout).await,
                 };
                 let n = match n {

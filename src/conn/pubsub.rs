@@ -15,15 +15,30 @@ enum Woke {
 }
 
 impl Conn {
-    /// The client's outbox, if it ever subscribed (one borrow and an Option check).
-    pub(super) fn outbox(&self) -> Option<Rc<Outbox>> {
-        self.client.borrow().pubsub.as_ref().map(|p| p.outbox.clone())
+    /// The client's outbox while it is subscribed (one borrow and an Option check for
+    /// others). Once it unsubscribed from everything, what is still queued goes into the
+    /// output buffer and the outbox is forgotten: the client is an ordinary one again (idle
+    /// timeout included).
+    pub(super) fn outbox(&mut self) -> Option<Rc<Outbox>> {
+        let mut c = self.client.borrow_mut();
+        let subs = c.pubsub.as_ref()?;
+        if subs.total() > 0 {
+            return Some(subs.outbox.clone());
+        }
+        let q = subs.outbox.take_now();
+        let resp3 = c.resp3;
+        c.pubsub = None;
+        drop(c);
+        for d in &q {
+            d.encode(&mut self.wbuf, resp3);
+        }
+        None
     }
 
     /// A PUBLISH's reply, preceded by the messages waiting for this very client (a RESP3
     /// subscriber publishing to itself gets them first, as from Redis's output buffer).
     pub(super) fn own_messages_then(&self, reply: crate::protocol::Reply) -> crate::protocol::Reply {
-        let Some(ob) = self.outbox() else { return reply };
+        let Some(ob) = self.client.borrow().pubsub.as_ref().map(|p| p.outbox.clone()) else { return reply };
         let q = ob.take_now();
         if q.is_empty() || ob.overflowed.get() {
             return reply;
