@@ -63,6 +63,20 @@ fn resp2_subscribed_mode_matches_redis() {
 }
 
 #[test]
+fn subscribe_inside_exec_matches_redis() {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    let script = b"MULTI\r\nSUBSCRIBE a b\r\nSSUBSCRIBE c\r\nPUBLISH a x\r\nEXEC\r\n";
+    let (mut a, mut b) = (s.raw(), o.raw());
+    a.send(script);
+    b.send(script);
+    // +OK, three +QUEUED, then EXEC's bytes: Redis declares 3 entries and writes the two
+    // confirmations, the error, then the pushed message and PUBLISH's count.
+    let read = |r: &mut Raw| (0..7).map(|_| r.reply()).collect::<String>();
+    assert_eq!(read(&mut a), read(&mut b));
+}
+
+#[test]
 fn messages_and_patterns_match_redis() {
     let s = Server::slotcore_shards(2);
     let o = Server::redis(&[]);

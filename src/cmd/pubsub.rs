@@ -148,6 +148,10 @@ fn psubscribe(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 }
 
 fn ssubscribe(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    // Inside EXEC the client is deny-blocking; SUBSCRIBE is exempt there, SSUBSCRIBE is not.
+    if ctx.client.multi.is_some() {
+        return reply(Reply::err("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
+    }
     sub(ctx, args, Kind::Shard)
 }
 
