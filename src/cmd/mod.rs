@@ -30,6 +30,8 @@ pub mod hll;
 pub mod info;
 pub mod list;
 pub mod multi;
+pub mod pubsub;
+pub mod pubsub_reg;
 pub mod server;
 pub mod set;
 pub mod sort;

@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, multi, server, set, sort, string, zset,
-    zset_ops,
+    bitmap, blocking, cluster, config, connection, generic, hash, hll, list, multi, pubsub, server, set, sort, string,
+    zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 16] {
+pub fn families() -> [&'static [CommandSpec]; 17] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -27,6 +27,7 @@ pub fn families() -> [&'static [CommandSpec]; 16] {
         config::COMMANDS,
         cluster::COMMANDS,
         multi::COMMANDS,
+        pubsub::COMMANDS,
     ]
 }
 
