@@ -34,6 +34,7 @@ fn node(cfg: Arc<Config>) -> Arc<NodeInfo> {
         cluster: None,
         blocked_clients: Default::default(),
         blocked_with_timeout: Default::default(),
+        pubsub: Default::default(),
     })
 }
 

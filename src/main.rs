@@ -206,6 +206,7 @@ fn main() {
         cluster,
         blocked_clients: Default::default(),
         blocked_with_timeout: Default::default(),
+        pubsub: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
     write_pidfile(&cfg.pidfile);

@@ -34,7 +34,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { subcommands: CLIENT_SUBCOMMANDS, ..spec("client", -2, 0, "@slow", Keys::None, Exec::Container, "connection", "2.4.0", "A container for client connection commands") },
 ];
 
-fn ping(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+fn ping(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    // A subscribed RESP2 client gets `pong` and the argument as an array.
+    if !ctx.client.resp3 && super::pubsub::subscribed(ctx.client) && args.len() <= 2 {
+        let arg = args.get(1).cloned().unwrap_or_default();
+        return reply(Reply::Array(vec![Reply::Bulk(Bytes::from_static(b"pong")), Reply::Bulk(arg)]));
+    }
     match args.len() {
         1 => reply(Reply::status("PONG")),
         2 => reply(Reply::Bulk(args[1].clone())),
@@ -152,6 +157,7 @@ fn hello(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 }
 
 fn reset(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    super::pubsub::drop_all(ctx.shard, ctx.client);
     let c = &mut *ctx.client;
     c.db = 0;
     c.resp3 = false;
@@ -187,6 +193,11 @@ fn client_setname(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     reply(Reply::Ok)
 }
 
+/// Whether a client is of a CLIENT LIST / KILL `TYPE` (no masters or replicas exist yet).
+fn is_type(c: &ClientState, t: &[u8]) -> bool {
+    eq_ic(t, if super::pubsub::subscribed(c) { "pubsub" } else { "normal" })
+}
+
 /// One CLIENT LIST line, in Redis 7.0's field order.
 pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     let mut flags = String::new();
@@ -202,11 +213,14 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     if c.no_evict {
         flags.push('e');
     }
+    if super::pubsub::subscribed(c) {
+        flags.push('P');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -216,6 +230,9 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         now_ms.saturating_sub(c.last_interaction_ms) / 1000,
         flags,
         c.db,
+        c.pubsub.as_ref().map_or(0, |s| s.channels.len()),
+        c.pubsub.as_ref().map_or(0, |s| s.patterns.len()),
+        c.pubsub.as_ref().map_or(0, |s| s.shard.len()),
         c.multi.map_or(-1, |n| n as i64),
         c.qbuf,
         16384usize.saturating_sub(c.qbuf),
@@ -259,11 +276,11 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
         let now = crate::storage::now_ms();
         let mut ids: Option<Vec<u64>> = None;
-        let mut only_normal_or_none = true;
+        let mut of_type: Option<&Bytes> = None;
         let mut i = 2;
         while i < args.len() {
             if eq_ic(&args[i], "type") {
-                only_normal_or_none = eq_ic(&args[i + 1], "normal");
+                of_type = Some(&args[i + 1]);
                 i += 2;
             } else {
                 ids = Some(args[i + 1..].iter().filter_map(|a| parse_i64(a)).map(|n| n as u64).collect());
@@ -274,7 +291,7 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             .clients
             .values()
             .map(|c| c.borrow())
-            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && only_normal_or_none)
+            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && of_type.is_none_or(|t| is_type(c, t)))
             .map(|c| (c.id, client_line(&c, now)))
             .collect();
         lines.sort();
@@ -367,7 +384,7 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                     } else if eq_ic(k, "laddr") {
                         ok &= c.laddr.as_bytes() == &v[..];
                     } else if eq_ic(k, "type") {
-                        ok &= eq_ic(v, "normal");
+                        ok &= is_type(&c, v);
                     } else if eq_ic(k, "user") {
                         ok &= eq_ic(v, "default");
                     } else if eq_ic(k, "skipme") {

@@ -116,6 +116,8 @@ pub struct ClientState {
     pub multi: Option<usize>,
     /// Set while the client waits in a blocking command (CLIENT LIST flag `b`, CLIENT UNBLOCK).
     pub blocked: Option<BlockedOn>,
+    /// Pub/Sub subscriptions (None until the first one).
+    pub pubsub: Option<Box<super::pubsub_reg::Subs>>,
 }
 
 /// What a blocked client waits in.
@@ -166,6 +168,7 @@ impl ClientState {
             asking: false,
             blocked: None,
             multi: None,
+            pubsub: None,
         }
     }
 }
@@ -195,6 +198,8 @@ pub struct ShardState {
     pub latency: HashMap<&'static str, LatencyEvent>,
     /// Clients blocked on this shard's keys.
     pub blocked: super::blocked::Registry,
+    /// Pub/Sub subscriptions of this shard's clients.
+    pub pubsub: super::pubsub_reg::Registry,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -239,6 +244,7 @@ impl ShardState {
             node,
             latency: HashMap::new(),
             blocked: Default::default(),
+            pubsub: Default::default(),
         }
     }
 }
@@ -276,6 +282,8 @@ pub struct NodeInfo {
     pub blocked_clients: AtomicUsize,
     /// Of those, the ones with a timeout (INFO clients_in_timeout_table).
     pub blocked_with_timeout: AtomicUsize,
+    /// Pub/Sub subscription counts over all shards.
+    pub pubsub: super::pubsub_reg::NodeIndex,
 }
 
 impl NodeInfo {

@@ -306,7 +306,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
                 sum(&|r| r.net_in),
@@ -316,6 +316,9 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
                 sum(&|r| r.evicted),
                 sum(&|r| r.hits),
                 sum(&|r| r.misses),
+                node.pubsub.len(crate::cmd::pubsub_reg::Kind::Channel),
+                node.pubsub.len(crate::cmd::pubsub_reg::Kind::Pattern),
+                node.pubsub.len(crate::cmd::pubsub_reg::Kind::Shard),
                 sum(&|r| r.errors)
             ),
         );

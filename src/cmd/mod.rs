@@ -32,6 +32,8 @@ pub mod info;
 pub mod list;
 pub mod migrate;
 pub mod multi;
+pub mod pubsub;
+pub mod pubsub_reg;
 pub mod save;
 pub mod server;
 pub mod set;

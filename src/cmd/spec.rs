@@ -163,6 +163,13 @@ pub enum Plan {
     Sleep(Duration, Reply),
     /// Send the reply, then close the connection.
     Close(Reply),
+    /// PUBLISH / SPUBLISH `[_, channel, message]`: deliver on every shard of the node (in
+    /// order for one publisher), reply with the number of receivers here, and in cluster mode
+    /// send it to the other nodes over the bus (SPUBLISH: to the slot's shard group).
+    Publish {
+        /// SPUBLISH (shard channels).
+        sharded: bool,
+    },
     /// Turn this connection into a MONITOR.
     Monitor,
     /// MIGRATE: move keys to another instance (see `crate::conn::migrate`).

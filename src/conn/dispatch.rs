@@ -93,6 +93,10 @@ impl Conn {
         if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) {
             return self.rejected(Some(fullname), Reply::err(errors::NOAUTH));
         }
+        // RESP2 subscribed mode (only clients that ever subscribed look further).
+        if let Some(refused) = self.subscribed_refusal(fullname) {
+            return self.rejected(Some(fullname), refused);
+        }
         if super::monitor::active() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
             let c = self.client.borrow();
             super::monitor::feed(c.db, &c.addr, &args);
@@ -143,9 +147,13 @@ impl Conn {
     /// Routing in cluster mode: the redirect checks, then the slot's shard (all keys of a
     /// command that passes share one slot, so one shard).
     fn route_cluster(&mut self, spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes>) -> Route {
+        // SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH: the shard channels are the keys, and a replica
+        // serves its master's slots for them without READONLY (Redis's `is_pubsubshard`).
+        let shard_pubsub =
+            matches!(spec.exec, Exec::Node(_)) && spec.has(flags::PUBSUB) && !matches!(spec.keys, Keys::None);
         let flags = {
             let mut c = self.client.borrow_mut();
-            let f = ClientFlags { readonly: c.readonly, asking: c.asking };
+            let f = ClientFlags { readonly: c.readonly || shard_pubsub, asking: c.asking };
             // ASKING is one-shot: it covers the next command only, or every command queued in
             // a transaction (cleared when it ends).
             if spec.name != "asking" && c.multi.is_none() {
@@ -155,6 +163,7 @@ impl Conn {
         };
         // Node-level commands with keys (MIGRATE, WATCH) are checked like keyed ones.
         let key_idx = match (spec.exec, &spec.keys) {
+            _ if shard_pubsub => spec.key_indexes(&args).unwrap_or_default(),
             (Exec::Keyed(_), _) | (Exec::Node(_), Keys::Range { .. } | Keys::Custom { .. }) => {
                 match spec.key_indexes(&args) {
                     Ok(k) => k,

@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod monitor;
 pub mod multi;
 pub mod plan;
+pub mod pubsub;
 
 use crate::cmd::ClientState;
 use crate::protocol::request::{ParseLimits, RequestParser};
@@ -108,7 +109,11 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         tracing::debug!("client {} closed: {}", id, e);
     }
     conn.unwatch_all().await;
-    shard.state.borrow_mut().clients.remove(&id);
+    {
+        let mut st = shard.state.borrow_mut();
+        crate::cmd::pubsub::drop_all(&mut st, &mut conn.client.borrow_mut());
+        st.clients.remove(&id);
+    }
     node.connected_clients.fetch_sub(1, Ordering::AcqRel);
 }
 
@@ -131,22 +136,28 @@ impl Conn {
             };
             // Input that arrived while the client was blocked is parsed before reading more.
             if !std::mem::take(&mut self.pending_input) {
-                // Read more input.
-                let read = self.stream.read(self.rbuf.spare(self.parser.wanted()));
-                let n = if timeout > 0 && !self.client.borrow().monitor {
-                    match crate::runtime::with_timeout(Duration::from_secs(timeout), read).await {
-                        Some(r) => r,
-                        None => {
-                            tracing::debug!("Closing idle client");
-                            return Ok(());
-                        }
-                    }
-                } else {
-                    read.await
+                // Read more input; a subscriber also waits for its messages (no idle timeout,
+                // as Redis exempts Pub/Sub clients).
+                let n = match self.outbox() {
+                    Some(ob) => match self.read_or_push(&ob).await {
+                        Ok(Some(n)) => Ok(n),
+                        Ok(None) if self.client.borrow().close_after_reply => return Ok(()),
+                        Ok(None) => continue,
+                        Err(e) => Err(e),
+                    },
+                    None if !self.wbuf.is_empty() => match self.flush().await {
+                        Ok(()) => continue,
+                        Err(e) => Err(e),
+                    },
+                    None => self.read_input(timeout).await,
                 };
                 let n = match n {
                     Ok(0) => return Ok(()),
                     Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        tracing::debug!("Closing idle client");
+                        return Ok(());
+                    }
                     Err(e) => return Err(e),
                 };
                 self.rbuf.commit(n);
@@ -176,6 +187,19 @@ impl Conn {
             if self.client.borrow().monitor {
                 return self.run_monitor().await;
             }
+        }
+    }
+
+    /// Reads more input; a TimedOut error after `timeout` idle seconds (0 = never).
+    async fn read_input(&mut self, timeout: u64) -> std::io::Result<usize> {
+        let read = self.stream.read(self.rbuf.spare(self.parser.wanted()));
+        if timeout > 0 && !self.client.borrow().monitor {
+            match crate::runtime::with_timeout(Duration::from_secs(timeout), read).await {
+                Some(r) => r,
+                None => Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        } else {
+            read.await
         }
     }
 

@@ -106,6 +106,18 @@ impl Conn {
                     (false, n) => Reply::Int(n),
                 }
             }
+            Plan::Publish { sharded } => {
+                let run = if sharded { cmd::pubsub::deliver_shard } else { cmd::pubsub::deliver };
+                let replies = match held {
+                    Some(_) => self.fan_out(run, 0, args, held).await,
+                    None => self.shard.each_shard(run, args).await,
+                };
+                if self.shard.view.borrow().enabled {
+                    crate::runtime::bus_publish::forward(sharded, args[1].clone(), args[2].clone());
+                }
+                let n = Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum());
+                self.own_messages_then(n)
+            }
             // Redis refuses MONITOR for deny-blocking clients, which EXEC's are.
             Plan::Monitor if held.is_some() => Reply::err(cmd::multi::MONITOR_IN_EXEC),
             Plan::Monitor => {

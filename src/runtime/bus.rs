@@ -67,11 +67,30 @@ struct Bus {
     cluster: Arc<Cluster>,
     node: Arc<NodeInfo>,
     links: RefCell<Links>,
+    /// PUBLISH / PUBLISHSHARD received from other nodes, for this node's shards.
+    deliver: mpsc::UnboundedSender<super::bus_publish::Publish>,
 }
 
-/// Runs the bus until the process exits.
-pub async fn run(cluster: Arc<Cluster>, node: Arc<NodeInfo>, listen_fds: Vec<i32>) {
-    let bus = Rc::new(Bus { cluster, node, links: RefCell::new(Links::default()) });
+/// Runs the bus until the process exits. `mesh` reaches the `nshards` data shards.
+pub async fn run(
+    cluster: Arc<Cluster>,
+    node: Arc<NodeInfo>,
+    listen_fds: Vec<i32>,
+    mesh: glommio::channels::channel_mesh::Senders<crate::runtime::mesh::Msg>,
+    nshards: usize,
+) {
+    let (deliver, inbound) = mpsc::unbounded();
+    let bus = Rc::new(Bus { cluster, node, links: RefCell::new(Links::default()), deliver });
+    glommio::spawn_local(super::bus_publish::deliver_loop(inbound, mesh, nshards)).detach();
+    let outgoing = super::bus_publish::outgoing();
+    let b = bus.clone();
+    glommio::spawn_local(async move {
+        let mut outgoing = outgoing;
+        while let Some(p) = outgoing.next().await {
+            b.send_publish(p);
+        }
+    })
+    .detach();
     for fd in listen_fds {
         glommio::spawn_local(accept_loop(bus.clone(), fd)).detach();
     }
@@ -184,8 +203,45 @@ impl Bus {
         let now = Self::now();
         self.cluster.with(|st| {
             let mut fx = gossip::process(st, info, &msg, now);
+            if let Some((sharded, channel, message)) = fx.publish.take() {
+                let p = super::bus_publish::Publish { sharded, channel: channel.into(), message: message.into() };
+                let _ = self.deliver.unbounded_send(p);
+            }
             self.finish(st, &mut fx, now);
             self.dispatch(st, fx, Some(reply))
+        })
+    }
+
+    /// Sends a local PUBLISH to every node (PUBLISHSHARD: to the other nodes of my shard
+    /// group, master and replicas), as Redis's `clusterSendPublish`.
+    fn send_publish(&self, p: super::bus_publish::Publish) {
+        use crate::cluster::bus::codec::Body;
+        self.cluster.with(|st| {
+            let t = if p.sharded { MsgType::PublishShard } else { MsgType::Publish };
+            let m = BusMessage {
+                header: gossip::header(st, t),
+                body: Body::Publish { channel: p.channel.to_vec(), message: p.message.to_vec() },
+            };
+            let group: Option<Vec<Name>> = p.sharded.then(|| {
+                let master = if st.me().is_master() { Some(st.myself) } else { st.me().slaveof };
+                st.nodes
+                    .values()
+                    .filter(|n| Some(n.name) == master || (n.slaveof.is_some() && n.slaveof == master))
+                    .map(|n| n.name)
+                    .collect()
+            });
+            let bytes = m.encode();
+            let links = self.links.borrow();
+            for (name, l) in links.out.iter() {
+                let Some(tx) = &l.tx else { continue };
+                if group.as_ref().is_some_and(|g| !g.contains(name)) {
+                    continue;
+                }
+                if st.nodes.get(name).is_some_and(|n| !n.has(F::HANDSHAKE)) {
+                    st.stats_sent[t as usize] += 1;
+                    let _ = tx.unbounded_send(bytes.clone());
+                }
+            }
         })
     }
 

@@ -7,6 +7,7 @@
 
 pub mod blocking;
 pub mod bus;
+pub mod bus_publish;
 pub mod gate;
 pub mod listener;
 pub mod mesh;
@@ -129,7 +130,7 @@ pub fn run(
                 // The control executor: the cluster bus (replication and persistence will live
                 // here too); in standalone mode it only keeps its place in the mesh.
                 match node.cluster.clone() {
-                    Some(c) => bus::run(c, node.clone(), bus_fds.clone()).await,
+                    Some(c) => bus::run(c, node.clone(), bus_fds.clone(), tx, nshards).await,
                     None => futures_lite::future::pending::<()>().await,
                 }
                 return;

@@ -312,6 +312,26 @@ impl Shard {
         rx.await.unwrap_or_else(|_| Reply::err(PEER_GONE))
     }
 
+    /// Runs `run` on every shard, none of them held (each once its gate is open), returning
+    /// the replies. The requests go out before any is awaited; one connection's calls reach
+    /// each shard in the order it made them (the mesh channels are FIFO).
+    pub async fn each_shard(&self, run: ShardFn, args: &[Bytes]) -> Vec<Reply> {
+        let mut waiting = Vec::with_capacity(self.nshards);
+        for s in (0..self.nshards).filter(|&s| s != self.id) {
+            let (tx, rx) = oneshot::channel();
+            let sent = self.mesh.send_to(s, Msg::Run { run, db: 0, args: args.to_vec(), reply: tx }).await;
+            waiting.push((sent.is_ok(), rx));
+        }
+        let mut out = vec![self.when_open(|| run(&mut self.state.borrow_mut(), 0, args)).await];
+        for (sent, rx) in waiting {
+            out.push(match (sent, rx.await) {
+                (true, Ok(r)) => r,
+                _ => Reply::err(PEER_GONE),
+            });
+        }
+        out
+    }
+
     /// Runs `run` on every shard while all are held, returning the replies in shard order.
     pub async fn all_shards(&self, run: ShardFn, db: usize, args: &[Bytes]) -> Vec<Reply> {
         let shards: Vec<usize> = (0..self.nshards).collect();

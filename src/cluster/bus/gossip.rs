@@ -33,6 +33,9 @@ pub struct Effects {
     pub drop_links: Vec<Name>,
     /// A handshake node got its real name: (old, new).
     pub renamed: Option<(Name, Name)>,
+    /// A PUBLISH (false) or PUBLISHSHARD (true) from a known node, for local subscribers:
+    /// (sharded, channel, message).
+    pub publish: Option<(bool, Vec<u8>, Vec<u8>)>,
 }
 
 /// Where a packet came from.
@@ -188,7 +191,13 @@ pub fn process(st: &mut ClusterState, link: &LinkInfo, msg: &BusMessage, now: u6
                 st.want(todo::SAVE_CONFIG | todo::FSYNC_CONFIG);
             }
         }
-        // Pub/Sub, failover auth, manual failover and module messages are counted; their
+        MsgType::Publish | MsgType::PublishShard => {
+            // Redis ignores messages from nodes it does not know.
+            if let (Some(_), Body::Publish { channel, message }) = (sender, &msg.body) {
+                fx.publish = Some((t == MsgType::PublishShard, channel.clone(), message.clone()));
+            }
+        }
+        // Failover auth, manual failover and module messages are counted; their
         // handling arrives with the features that use them.
         _ => {}
     }

@@ -1,0 +1,317 @@
+//! Pub/Sub bookkeeping.
+//!
+//! - Each subscribed client owns an [`Outbox`]: the messages published to it and not yet
+//!   written. Its connection task waits on it next to the socket (`conn::pubsub`).
+//! - Each shard keeps a [`Registry`] of the subscriptions of the clients whose home it is:
+//!   channel / pattern / shard channel -> the subscribers' outboxes. Delivering a message on a
+//!   shard looks only at that registry, so PUBLISH fans out to every shard.
+//! - The node keeps a [`NodeIndex`]: how many subscriptions each channel, pattern and shard
+//!   channel has over all shards. It answers PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARD* and
+//!   INFO without a fan-out, and is only touched by (un)subscribing, never by PUBLISH.
+
+use bytes::Bytes;
+use hashbrown::{HashMap, HashSet};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::task::Waker;
+
+/// The kinds of subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SUBSCRIBE: a channel.
+    Channel,
+    /// PSUBSCRIBE: a glob pattern.
+    Pattern,
+    /// SSUBSCRIBE: a shard channel.
+    Shard,
+}
+
+/// One message waiting for a subscriber.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// What matched.
+    pub kind: Kind,
+    /// The pattern that matched (pmessage only).
+    pub pattern: Option<Bytes>,
+    /// The channel published to.
+    pub channel: Bytes,
+    /// The message.
+    pub message: Bytes,
+}
+
+impl Delivery {
+    /// Bytes it holds (for the output buffer limit).
+    fn size(&self) -> usize {
+        self.channel.len() + self.message.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 32
+    }
+
+    /// The `message` / `pmessage` / `smessage` frame.
+    pub fn encode(&self, out: &mut Vec<u8>, resp3: bool) {
+        use crate::protocol::Reply;
+        let mut items = Vec::with_capacity(4);
+        match self.kind {
+            Kind::Channel => items.push(Reply::Bulk(Bytes::from_static(b"message"))),
+            Kind::Shard => items.push(Reply::Bulk(Bytes::from_static(b"smessage"))),
+            Kind::Pattern => {
+                items.push(Reply::Bulk(Bytes::from_static(b"pmessage")));
+                items.push(Reply::Bulk(self.pattern.clone().unwrap_or_default()));
+            }
+        }
+        items.push(Reply::Bulk(self.channel.clone()));
+        items.push(Reply::Bulk(self.message.clone()));
+        Reply::Push(items).encode(out, resp3);
+    }
+}
+
+/// A subscriber's queue of undelivered messages (local to its home shard).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: RefCell<VecDeque<Delivery>>,
+    bytes: Cell<usize>,
+    waker: RefCell<Option<Waker>>,
+    /// Set when the queue went over the hard limit: the connection closes.
+    pub overflowed: Cell<bool>,
+    /// The subscriber's socket, shut down on overflow so that a connection stuck writing to
+    /// a client that does not read ends too. Its registrations are removed before the
+    /// socket is closed (on the same thread), so the fd is never a reused one.
+    fd: Option<i32>,
+    /// The subscriber's client id (for the log).
+    id: u64,
+}
+
+impl Outbox {
+    /// The outbox of client `id`, whose socket is `fd`.
+    pub fn for_socket(id: u64, fd: i32) -> Outbox {
+        Outbox { fd: Some(fd), id, ..Default::default() }
+    }
+
+    /// Queues a message and wakes the connection. Over `limit` bytes (0 = no limit) the
+    /// message is dropped and the client marked for closing, as Redis closes a client over
+    /// `client-output-buffer-limit pubsub`.
+    pub fn push(&self, d: Delivery, limit: usize) {
+        if self.overflowed.get() {
+            return;
+        }
+        let size = d.size();
+        if limit > 0 && self.bytes.get() + size > limit {
+            self.overflowed.set(true);
+            tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
+            self.queue.borrow_mut().clear();
+            self.bytes.set(0);
+            if let Some(fd) = self.fd {
+                // SAFETY: shutting down (not closing) the live socket of a registered
+                // subscriber; its connection task then sees the error and ends.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            }
+        } else {
+            self.bytes.set(self.bytes.get() + size);
+            self.queue.borrow_mut().push_back(d);
+        }
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Takes everything queued; when empty (and not overflowed) registers `waker` and returns
+    /// None.
+    pub fn take_or_wait(&self, waker: &Waker) -> Option<VecDeque<Delivery>> {
+        if self.overflowed.get() || !self.queue.borrow().is_empty() {
+            self.bytes.set(0);
+            return Some(std::mem::take(&mut *self.queue.borrow_mut()));
+        }
+        *self.waker.borrow_mut() = Some(waker.clone());
+        None
+    }
+
+    /// Takes whatever is queued now.
+    pub fn take_now(&self) -> VecDeque<Delivery> {
+        self.bytes.set(0);
+        std::mem::take(&mut *self.queue.borrow_mut())
+    }
+
+    /// Waits until something is queued (or the queue overflowed), then takes it.
+    pub async fn next(&self) -> VecDeque<Delivery> {
+        futures_lite::future::poll_fn(|cx| match self.take_or_wait(cx.waker()) {
+            Some(q) => std::task::Poll::Ready(q),
+            None => std::task::Poll::Pending,
+        })
+        .await
+    }
+}
+
+/// A client's subscriptions (on `ClientState`, created by its first subscription).
+#[derive(Debug)]
+pub struct Subs {
+    /// Where its messages go.
+    pub outbox: Rc<Outbox>,
+    /// SUBSCRIBE channels.
+    pub channels: HashSet<Bytes>,
+    /// PSUBSCRIBE patterns.
+    pub patterns: HashSet<Bytes>,
+    /// SSUBSCRIBE shard channels.
+    pub shard: HashSet<Bytes>,
+}
+
+impl Subs {
+    /// No subscriptions yet, for client `id` whose socket is `fd`.
+    pub fn new(id: u64, fd: i32) -> Subs {
+        Subs {
+            outbox: Rc::new(Outbox::for_socket(id, fd)),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            shard: HashSet::new(),
+        }
+    }
+
+    /// The set of one kind.
+    pub fn set(&mut self, k: Kind) -> &mut HashSet<Bytes> {
+        match k {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
+        }
+    }
+
+    /// Subscriptions of every kind (nonzero means subscribed mode).
+    pub fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard.len()
+    }
+}
+
+/// Subscribers of one name on one shard: (client id, outbox).
+type Subscribers = Vec<(u64, Rc<Outbox>)>;
+
+/// A shard's subscriptions.
+#[derive(Debug, Default)]
+pub struct Registry {
+    channels: HashMap<Bytes, Subscribers>,
+    patterns: HashMap<Bytes, Subscribers>,
+    shard: HashMap<Bytes, Subscribers>,
+}
+
+impl Registry {
+    fn map(&mut self, k: Kind) -> &mut HashMap<Bytes, Subscribers> {
+        match k {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
+        }
+    }
+
+    /// Adds a subscription (the caller checked that the client did not have it).
+    pub fn add(&mut self, k: Kind, name: &Bytes, id: u64, outbox: &Rc<Outbox>) {
+        self.map(k).entry(name.clone()).or_default().push((id, outbox.clone()));
+    }
+
+    /// Removes a subscription.
+    pub fn remove(&mut self, k: Kind, name: &[u8], id: u64) {
+        let m = self.map(k);
+        if let Some(v) = m.get_mut(name) {
+            v.retain(|(i, _)| *i != id);
+            if v.is_empty() {
+                m.remove(name);
+            }
+        }
+    }
+
+    /// Delivers a PUBLISH (channel subscribers, then matching patterns) here; returns the
+    /// number of receivers.
+    pub fn publish(&self, channel: &Bytes, message: &Bytes, limit: usize) -> usize {
+        let mut n = 0;
+        if let Some(subs) = self.channels.get(channel) {
+            for (_, o) in subs {
+                let d =
+                    Delivery { kind: Kind::Channel, pattern: None, channel: channel.clone(), message: message.clone() };
+                o.push(d, limit);
+                n += 1;
+            }
+        }
+        for (pat, subs) in &self.patterns {
+            if !crate::cmd::util::glob_match(pat, channel, false) {
+                continue;
+            }
+            for (_, o) in subs {
+                let d = Delivery {
+                    kind: Kind::Pattern,
+                    pattern: Some(pat.clone()),
+                    channel: channel.clone(),
+                    message: message.clone(),
+                };
+                o.push(d, limit);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Delivers an SPUBLISH here; returns the number of receivers.
+    pub fn publish_shard(&self, channel: &Bytes, message: &Bytes, limit: usize) -> usize {
+        let Some(subs) = self.shard.get(channel) else { return 0 };
+        for (_, o) in subs {
+            o.push(
+                Delivery { kind: Kind::Shard, pattern: None, channel: channel.clone(), message: message.clone() },
+                limit,
+            );
+        }
+        subs.len()
+    }
+}
+
+/// Subscription counts over the whole node.
+#[derive(Debug, Default)]
+pub struct NodeIndex {
+    inner: Mutex<[HashMap<Bytes, u64>; 3]>,
+}
+
+fn slot(k: Kind) -> usize {
+    match k {
+        Kind::Channel => 0,
+        Kind::Pattern => 1,
+        Kind::Shard => 2,
+    }
+}
+
+impl NodeIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<Bytes, u64>; 3]> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One more subscriber of `name`.
+    pub fn add(&self, k: Kind, name: &Bytes) {
+        *self.lock()[slot(k)].entry(name.clone()).or_default() += 1;
+    }
+
+    /// One subscriber of `name` fewer.
+    pub fn remove(&self, k: Kind, name: &[u8]) {
+        let mut g = self.lock();
+        let m = &mut g[slot(k)];
+        if let Some(n) = m.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(name);
+            }
+        }
+    }
+
+    /// Names with at least one subscriber, filtered by an optional glob pattern.
+    pub fn names(&self, k: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let g = self.lock();
+        g[slot(k)]
+            .keys()
+            .filter(|n| pattern.is_none_or(|p| crate::cmd::util::glob_match(p, n, false)))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of `name`.
+    pub fn count(&self, k: Kind, name: &[u8]) -> u64 {
+        self.lock()[slot(k)].get(name).copied().unwrap_or(0)
+    }
+
+    /// Number of names with subscribers.
+    pub fn len(&self, k: Kind) -> usize {
+        self.lock()[slot(k)].len()
+    }
+}

@@ -1,0 +1,51 @@
+//! Pub/Sub over the cluster bus: local PUBLISH / SPUBLISH calls queue their message for the
+//! control executor, which sends it to the other nodes (`Bus::send_publish`); messages received
+//! from other nodes are handed to every data shard over the mesh, in arrival order.
+
+use super::mesh::Msg;
+use bytes::Bytes;
+use futures_channel::{mpsc, oneshot};
+use futures_lite::StreamExt;
+use glommio::channels::channel_mesh::Senders;
+use std::sync::Mutex;
+
+/// One message for (or from) the bus.
+#[derive(Debug)]
+pub struct Publish {
+    /// SPUBLISH / PUBLISHSHARD.
+    pub sharded: bool,
+    /// Channel.
+    pub channel: Bytes,
+    /// Message.
+    pub message: Bytes,
+}
+
+/// The queue to the bus (set once the bus runs; only in cluster mode).
+static OUTGOING: Mutex<Option<mpsc::UnboundedSender<Publish>>> = Mutex::new(None);
+
+/// Creates the queue to the bus and returns its receiving end (called by the bus).
+pub fn outgoing() -> mpsc::UnboundedReceiver<Publish> {
+    let (tx, rx) = mpsc::unbounded();
+    *OUTGOING.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    rx
+}
+
+/// Queues a local PUBLISH for the other nodes (a no-op without a bus).
+pub fn forward(sharded: bool, channel: Bytes, message: Bytes) {
+    if let Some(tx) = OUTGOING.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let _ = tx.unbounded_send(Publish { sharded, channel, message });
+    }
+}
+
+/// Delivers messages received from other nodes to the subscribers on every data shard.
+pub async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Publish>, mesh: Senders<Msg>, nshards: usize) {
+    while let Some(p) = rx.next().await {
+        let run = if p.sharded { crate::cmd::pubsub::deliver_shard } else { crate::cmd::pubsub::deliver };
+        let args = vec![Bytes::from_static(b"publish"), p.channel, p.message];
+        for s in 0..nshards {
+            // Nobody waits for the count: the reply end is dropped.
+            let (reply, _) = oneshot::channel();
+            let _ = mesh.send_to(s, Msg::Run { run, db: 0, args: args.clone(), reply }).await;
+        }
+    }
+}
