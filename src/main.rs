@@ -84,9 +84,18 @@ fn install_signal_thread() {
                 continue;
             }
             let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            if !slotcore::process::request_shutdown() {
+                tracing::warn!("You insist... exiting now.");
+                slotcore::process::shutdown_and_exit(1);
+            }
             tracing::warn!("Received {} scheduling shutdown...", name);
-            tracing::warn!("User requested shutdown...");
-            slotcore::process::shutdown_and_exit(0);
+            // Shard 0 saves (when `save` points are set) and exits; if its loop cannot pick
+            // the request up (wedged), exit anyway rather than ignore the signal.
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            if slotcore::process::shutdown_pending() {
+                tracing::warn!("User requested shutdown...");
+                slotcore::process::shutdown_and_exit(0);
+            }
         })
         .unwrap_or_else(|e| fail(&format!("can't start the signal thread: {e}")));
 }

@@ -1,6 +1,28 @@
 //! Process-wide concerns: the pidfile and the exit path shared by SIGTERM/SIGINT and SHUTDOWN.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
+
+/// SIGTERM/SIGINT progress: 0 none, 1 asked (a shard should save and exit), 2 a shard is on it.
+static SIGNALLED: AtomicU8 = AtomicU8::new(0);
+
+/// Called by the signal thread: the first signal asks shard 0 to shut down as SHUTDOWN
+/// without arguments would (save first when `save` points are configured, as Redis does);
+/// returns false when a shutdown was already asked (the caller then exits at once, as Redis
+/// does on a repeated signal).
+pub fn request_shutdown() -> bool {
+    SIGNALLED.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+}
+
+/// For shard 0's cron: true once when a signal asked for a shutdown (it then owns it).
+pub fn take_shutdown_request() -> bool {
+    SIGNALLED.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire).is_ok()
+}
+
+/// True when no shard picked a signalled shutdown up yet.
+pub fn shutdown_pending() -> bool {
+    SIGNALLED.load(Ordering::Acquire) == 1
+}
 
 static PIDFILE: OnceLock<String> = OnceLock::new();
 
@@ -10,7 +32,6 @@ pub fn set_pidfile(path: String) {
 }
 
 /// Logs Redis's closing lines, removes the pidfile and exits the process with `code`.
-/// (Persistence on shutdown hooks in here once RDB/AOF exist.)
 pub fn shutdown_and_exit(code: i32) -> ! {
     if let Some(p) = PIDFILE.get() {
         if !p.is_empty() {

@@ -5,6 +5,7 @@ mod common;
 use common::{encode, Raw, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
 
@@ -126,4 +127,28 @@ fn slotcore_reloads_its_own_file_and_refuses_corrupt_ones() {
     let log = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("RDB") || log.contains("loading DB"), "{log}");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn sigterm_saves_when_save_points_are_set_and_not_otherwise() {
+    // Default config: Redis's save points, so SIGTERM saves first (as redis-server does).
+    let mut s = Server::slotcore(&["--shards", "2", DEBUG[0], DEBUG[1]]);
+    let mut a = s.raw();
+    fill(&mut a);
+    let want = digest(&mut a);
+    drop(a);
+    let term = |pid: u32| Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    term(s.pid());
+    assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(0), "{}", s.log_text());
+    assert!(s.log_text().contains("Saving the final RDB snapshot before exiting."), "{}", s.log_text());
+    assert!(s.dir.join("dump.rdb").exists());
+    s.restart();
+    assert_eq!(digest(&mut s.raw()), want);
+
+    // `save ""`: no snapshot on SIGTERM.
+    let mut n = Server::slotcore(&["--save", ""]);
+    n.raw().cmd(&["SET", "k", "v"]);
+    term(n.pid());
+    assert_eq!(n.wait_exit(Duration::from_secs(20)), Some(0));
+    assert!(!n.dir.join("dump.rdb").exists());
 }
