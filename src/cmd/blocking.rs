@@ -114,44 +114,34 @@ impl Serve {
 
     /// Pops for this waiter from `key`, which holds a non-empty value of the wanted type.
     pub fn from_key(&self, ctx: &mut Ctx<'_>, key: &Bytes) -> Reply {
-        let word =
-            |b: bool, yes: &'static str, no: &'static str| Bytes::from_static(if b { yes } else { no }.as_bytes());
-        match self {
-            Serve::Pop { left } | Serve::MPop { left, .. } => {
-                let count = if let Serve::MPop { count, .. } = self { *count } else { 1 };
-                let a = [
-                    Bytes::from_static(b"lmpop"),
-                    Bytes::from_static(b"1"),
-                    key.clone(),
-                    word(*left, "LEFT", "RIGHT"),
-                    Bytes::from_static(b"COUNT"),
-                    Bytes::from(count.to_string()),
-                ];
-                let r = super::list::lmpop(ctx, &a);
-                if matches!(self, Serve::Pop { .. }) {
-                    flatten(r)
-                } else {
-                    r
+        // Every pop is the non-blocking *MPOP of one key; the single-key forms flatten it.
+        let (name, side, count, single, run): (&'static [u8], &'static str, usize, bool, super::spec::KeyedFn) =
+            match self {
+                Serve::Pop { left } => (b"lmpop", if *left { "LEFT" } else { "RIGHT" }, 1, true, super::list::lmpop),
+                Serve::MPop { left, count } => {
+                    (b"lmpop", if *left { "LEFT" } else { "RIGHT" }, *count, false, super::list::lmpop)
                 }
-            }
-            Serve::ZPop { max } | Serve::ZMPop { max, .. } => {
-                let count = if let Serve::ZMPop { count, .. } = self { *count } else { 1 };
-                let a = [
-                    Bytes::from_static(b"zmpop"),
-                    Bytes::from_static(b"1"),
-                    key.clone(),
-                    word(*max, "MAX", "MIN"),
-                    Bytes::from_static(b"COUNT"),
-                    Bytes::from(count.to_string()),
-                ];
-                let r = super::zset_ops::zmpop(ctx, &a);
-                if matches!(self, Serve::ZPop { .. }) {
-                    flatten(r)
-                } else {
-                    r
+                Serve::ZPop { max } => (b"zmpop", if *max { "MAX" } else { "MIN" }, 1, true, super::zset_ops::zmpop),
+                Serve::ZMPop { max, count } => {
+                    (b"zmpop", if *max { "MAX" } else { "MIN" }, *count, false, super::zset_ops::zmpop)
                 }
-            }
-            Serve::Move { dst, from_left, to_left } => super::list::move_one(ctx, key, dst, *from_left, *to_left),
+                Serve::Move { dst, from_left, to_left } => {
+                    return super::list::move_one(ctx, key, dst, *from_left, *to_left)
+                }
+            };
+        let a = [
+            Bytes::from_static(name),
+            Bytes::from_static(b"1"),
+            key.clone(),
+            Bytes::from_static(side.as_bytes()),
+            Bytes::from_static(b"COUNT"),
+            Bytes::from(count.to_string()),
+        ];
+        let r = run(ctx, &a);
+        if single {
+            flatten(r)
+        } else {
+            r
         }
     }
 }

@@ -38,10 +38,8 @@ impl Conn {
     /// Runs a MIGRATE; `held` is the transaction holding every shard inside EXEC.
     pub(crate) async fn run_migrate(&mut self, job: MigrateJob, held: Option<u64>) -> Reply {
         let db = self.client.borrow().db;
-        let mut shards: Vec<usize> =
-            job.keys.iter().map(|k| self.shard.shard_of_slot(crate::cluster::key_slot(k))).collect();
-        shards.sort_unstable();
-        shards.dedup();
+        let groups = self.by_shard(&job.keys);
+        let shards: Vec<usize> = groups.iter().map(|(s, _)| *s).collect();
         let tx = match held {
             Some(tx) => tx,
             None => match self.shard.lock(&shards).await {
@@ -49,22 +47,32 @@ impl Conn {
                 Err(e) => return e,
             },
         };
-        let reply = self.migrate_held(&job, db, tx, &shards).await;
+        let reply = self.migrate_held(&job, db, tx, groups).await;
         if held.is_none() {
             self.shard.unlock(tx, &shards).await;
         }
         reply
     }
 
-    async fn migrate_held(&mut self, job: &MigrateJob, db: usize, tx: u64, shards: &[usize]) -> Reply {
+    /// Keys grouped by owning shard, shards ascending (the order [`Shard::lock`] wants).
+    ///
+    /// [`Shard::lock`]: crate::runtime::shard::Shard::lock
+    fn by_shard(&self, keys: &[Bytes]) -> Vec<(usize, Vec<Bytes>)> {
+        let mut groups: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        for k in keys {
+            let s = self.shard.shard_of_slot(crate::cluster::key_slot(k));
+            match groups.iter_mut().find(|(g, _)| *g == s) {
+                Some((_, v)) => v.push(k.clone()),
+                None => groups.push((s, vec![k.clone()])),
+            }
+        }
+        groups.sort_unstable_by_key(|(s, _)| *s);
+        groups
+    }
+
+    async fn migrate_held(&mut self, job: &MigrateJob, db: usize, tx: u64, groups: Vec<(usize, Vec<Bytes>)>) -> Reply {
         let mut items = Vec::new();
-        for &s in shards {
-            let keys: Vec<Bytes> = job
-                .keys
-                .iter()
-                .filter(|k| self.shard.shard_of_slot(crate::cluster::key_slot(k)) == s)
-                .cloned()
-                .collect();
+        for (s, keys) in groups {
             let got = self.shard.held(tx, s, HeldOp::Run { run: migrate::collect, db, args: keys }).await;
             let HeldResult::Reply(Reply::Array(found)) = got else {
                 return Reply::err("ERR internal error: shard unavailable");
@@ -101,16 +109,9 @@ impl Conn {
                 }
             }
         };
-        if !job.copy && !moved.is_empty() {
-            for &s in shards {
-                let keys: Vec<Bytes> = moved
-                    .iter()
-                    .filter(|k| self.shard.shard_of_slot(crate::cluster::key_slot(k)) == s)
-                    .cloned()
-                    .collect();
-                if !keys.is_empty() {
-                    self.shard.held(tx, s, HeldOp::Run { run: migrate::delete, db, args: keys }).await;
-                }
+        if !job.copy {
+            for (s, keys) in self.by_shard(&moved) {
+                self.shard.held(tx, s, HeldOp::Run { run: migrate::delete, db, args: keys }).await;
             }
         }
         reply
