@@ -35,6 +35,7 @@ fn node(cfg: Arc<Config>) -> Arc<NodeInfo> {
         blocked_clients: Default::default(),
         blocked_with_timeout: Default::default(),
         pubsub: Default::default(),
+        repl: Default::default(),
     })
 }
 

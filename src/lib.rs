@@ -15,6 +15,8 @@
 //! - [`cluster`]: hash slots, the cluster state and nodes.conf, the routing view shards use,
 //!   redirect checks, and the cluster bus protocol (its links run on the control core).
 //! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
+//! - [`replication`]: the change feed from shards to the control core, PSYNC2 master and
+//!   replica sides, the node's replication offset and role changes.
 
 pub mod cluster;
 pub mod cmd;
@@ -24,6 +26,7 @@ pub mod logging;
 pub mod persist;
 pub mod process;
 pub mod protocol;
+pub mod replication;
 pub mod runtime;
 pub mod storage;
 pub mod transaction;

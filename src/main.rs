@@ -216,6 +216,7 @@ fn main() {
         blocked_clients: Default::default(),
         blocked_with_timeout: Default::default(),
         pubsub: Default::default(),
+        repl: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
     write_pidfile(&cfg.pidfile);

@@ -126,7 +126,19 @@ impl Serve {
                     (b"zmpop", if *max { "MAX" } else { "MIN" }, *count, false, super::zset_ops::zmpop)
                 }
                 Serve::Move { dst, from_left, to_left } => {
-                    return super::list::move_one(ctx, key, dst, *from_left, *to_left)
+                    let r = super::list::move_one(ctx, key, dst, *from_left, *to_left);
+                    if !matches!(r, Reply::Nil | Reply::Error(_)) {
+                        let side = |left: bool| Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" });
+                        let lmove = vec![
+                            Bytes::from_static(b"LMOVE"),
+                            key.clone(),
+                            dst.clone(),
+                            side(*from_left),
+                            side(*to_left),
+                        ];
+                        ctx.shard.changes.record(ctx.db, 1, vec![lmove]);
+                    }
+                    return r;
                 }
             };
         let a = [
@@ -138,6 +150,10 @@ impl Serve {
             Bytes::from(count.to_string()),
         ];
         let r = run(ctx, &a);
+        if !matches!(r, Reply::Nil | Reply::NilArray | Reply::Error(_)) {
+            // The served pop is propagated as the non-blocking pop it performed.
+            ctx.shard.changes.record(ctx.db, 1, vec![a.to_vec()]);
+        }
         if single {
             flatten(r)
         } else {

@@ -115,6 +115,7 @@ fn count_db0(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
 /// Empties every database of one shard (a replica's CLUSTER RESET).
 fn flush_all(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     for d in shard.ks.dbs.iter_mut() {
+        shard.changes.count(d.len() as u64);
         d.clear();
     }
     Reply::Int(0)

@@ -200,6 +200,8 @@ pub struct ShardState {
     pub blocked: super::blocked::Registry,
     /// Pub/Sub subscriptions of this shard's clients.
     pub pubsub: super::pubsub_reg::Registry,
+    /// The one door: every change to `ks` is counted and recorded here.
+    pub changes: crate::storage::changes::ChangeLog,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -245,7 +247,41 @@ impl ShardState {
             latency: HashMap::new(),
             blocked: Default::default(),
             pubsub: Default::default(),
+            changes: Default::default(),
         }
+    }
+
+    /// Moves the keys that expired during the last operation into the change log (as DELs).
+    pub fn log_expired(&mut self) {
+        let unlink = self.config.get("lazyfree-lazy-expire") == Some("yes");
+        for db in 0..self.ks.dbs.len() {
+            if self.ks.dbs[db].has_expired_log() {
+                let keys = self.ks.dbs[db].take_expired();
+                self.changes.record_expired(db, &keys, unlink);
+            }
+        }
+    }
+
+    /// After a top-level operation of this shard: sends what it recorded to the replication
+    /// feed (recording follows the feed's activity).
+    pub fn flush_changes(&mut self) {
+        let active = self.node.repl.feed.active();
+        if self.changes.recording() != active {
+            self.changes.set_recording(active);
+        }
+        self.log_expired();
+        if self.changes.has_pending() {
+            let units = self.changes.take();
+            let item = crate::replication::feed::FeedItem::Units { shard: self.id, units, atomic: false };
+            self.node.repl.feed.push(item);
+        }
+    }
+
+    /// After work done for a transaction holding this shard: hands what it recorded to the
+    /// transaction's coordinator, which pushes the whole transaction as one unit.
+    pub fn take_changes(&mut self) -> Vec<crate::replication::feed::Unit> {
+        self.log_expired();
+        self.changes.take()
     }
 }
 
@@ -284,6 +320,8 @@ pub struct NodeInfo {
     pub blocked_with_timeout: AtomicUsize,
     /// Pub/Sub subscription counts over all shards.
     pub pubsub: super::pubsub_reg::NodeIndex,
+    /// Replication: the change feed, this node's offset, role changes.
+    pub repl: crate::replication::Replication,
 }
 
 impl NodeInfo {

@@ -144,7 +144,13 @@ pub fn collect(st: &mut ShardState, db: usize, keys: &[Bytes]) -> Reply {
 /// Shard step 2, arguments = keys the target acknowledged: deletes them; replies the count.
 pub fn delete(st: &mut ShardState, db: usize, keys: &[Bytes]) -> Reply {
     let Some(d) = st.ks.dbs.get_mut(db) else { return Reply::Int(0) };
-    let n = keys.iter().filter(|k| d.remove(k).is_some()).count();
+    let mut del = vec![Bytes::from_static(b"DEL")];
+    del.extend(keys.iter().filter(|k| d.remove(k).is_some()).cloned());
+    let n = del.len() - 1;
+    if n > 0 {
+        // Redis propagates MIGRATE as the DEL of what the target acknowledged.
+        st.changes.record(db, n as u64, vec![del]);
+    }
     Reply::Int(n as i64)
 }
 

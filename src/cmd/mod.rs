@@ -32,6 +32,7 @@ pub mod info;
 pub mod list;
 pub mod migrate;
 pub mod multi;
+pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
 pub mod save;
@@ -89,13 +90,31 @@ pub fn execute_keyed(
         }
         _ => false,
     };
-    let mut ctx = Ctx { shard, db, now_ms: crate::storage::cached_ms() };
+    let now_ms = crate::storage::cached_ms();
+    let dirty_before = shard.changes.dirty();
+    let mut ctx = Ctx { shard, db, now_ms };
     let reply = f(&mut ctx, args);
     if hinted {
         ctx.shard.ks.dbs[db].clear_slot_hint();
     }
+    // The one door: count and record what the command changed, after the lazy expiries it
+    // caused, as one unit.
+    let (dirty, cmds) = if spec.has(flags::WRITE) && !reply.is_error() {
+        propagate::effects(spec.name, args, &reply, now_ms)
+    } else {
+        (0, Vec::new())
+    };
+    let shard = &mut *ctx.shard;
+    if shard.ks.dbs[db].has_expired_log() {
+        shard.log_expired();
+    }
+    if dirty > 0 || !cmds.is_empty() {
+        shard.changes.record(db, dirty, cmds);
+    }
+    // Changed: counted above, or recorded by the handler itself (blocking pops).
+    let changed = shard.changes.dirty() > dirty_before;
     blocked::after_write(ctx.shard, spec, args);
-    if let (Some(keys), false) = (watched, reply.is_error()) {
+    if let (Some(keys), true) = (watched, changed) {
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);
     }
     let end = std::time::Instant::now();

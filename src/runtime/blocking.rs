@@ -35,6 +35,7 @@ impl Shard {
         if would_block(&r) {
             blocked::register(&mut st, waiter);
         }
+        st.flush_changes();
         r
     }
 

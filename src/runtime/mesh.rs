@@ -68,8 +68,8 @@ pub enum Msg {
         tx: u64,
         /// What to do.
         op: HeldOp,
-        /// The result.
-        reply: oneshot::Sender<HeldResult>,
+        /// The result, with the changes the work recorded (for the transaction's unit).
+        reply: oneshot::Sender<(HeldResult, Vec<crate::replication::feed::Unit>)>,
     },
     /// Release the shard.
     Unlock {

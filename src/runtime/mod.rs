@@ -239,6 +239,7 @@ async fn active_expire(shard: Rc<Shard>) {
                 }
             }
         }
+        st.flush_changes();
     }
 }
 

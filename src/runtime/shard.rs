@@ -8,6 +8,7 @@ use crate::cluster::redirect;
 use crate::cluster::view::ClusterView;
 use crate::cmd::{self, ShardFn, ShardState};
 use crate::protocol::Reply;
+use crate::replication::feed::{FeedItem, Unit};
 use crate::transaction;
 use bytes::Bytes;
 use futures_channel::oneshot;
@@ -41,6 +42,9 @@ pub struct Shard {
     pub view: RefCell<Arc<ClusterView>>,
     /// Config generation this shard's snapshot is from.
     config_gen: std::cell::Cell<u64>,
+    /// Changes made for transactions this shard coordinates, collected from the shards they
+    /// hold; pushed to the feed as one unit before the shards are released.
+    tx_units: RefCell<hashbrown::HashMap<u64, Vec<Unit>>>,
 }
 
 /// Error when a peer shard is gone (only during shutdown).
@@ -59,6 +63,7 @@ impl Shard {
             gate: Gate::default(),
             view: RefCell::new(Arc::new(ClusterView::standalone(nshards))),
             config_gen: std::cell::Cell::new(gen),
+            tx_units: Default::default(),
         }
     }
 
@@ -129,6 +134,7 @@ impl Shard {
                 let mut st = self.state.borrow_mut();
                 let r = run(&mut st, db, &args);
                 crate::cmd::blocked::after_keys(&mut st, None);
+                st.flush_changes();
                 let _ = reply.send(r);
             }
             Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
@@ -136,7 +142,9 @@ impl Shard {
                 if self.gate.holder() != Some(tx) {
                     tracing::warn!("transaction {} sent work to shard {} it does not hold", tx, self.id);
                 }
-                let _ = reply.send(self.run_held(op));
+                let r = self.run_held(op);
+                let changes = self.state.borrow_mut().take_changes();
+                let _ = reply.send((r, changes));
             }
             Msg::Unlock { tx } => {
                 if self.gate.release(tx) {
@@ -173,12 +181,15 @@ impl Shard {
     /// line like a transaction (see `gate`), so it cannot be starved.
     pub(crate) async fn when_open<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.gate.holder().is_none() {
-            return f();
+            let r = f();
+            self.state.borrow_mut().flush_changes();
+            return r;
         }
         let tx = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         self.gate.take(tx).await;
         crate::storage::tick_clock();
         let r = f();
+        self.state.borrow_mut().flush_changes();
         if self.gate.release(tx) {
             self.after_release();
         }
@@ -193,7 +204,9 @@ impl Shard {
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
         let mut st = self.state.borrow_mut();
-        cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect()
+        let replies = cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect();
+        st.flush_changes();
+        replies
     }
 
     /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
@@ -268,6 +281,13 @@ impl Shard {
     }
 
     pub(crate) async fn unlock(&self, tx: u64, shards: &[usize]) {
+        // The transaction's changes go to the feed as one unit while its shards are still
+        // held, so nothing a released shard does next can be merged before them.
+        if let Some(units) = self.tx_units.borrow_mut().remove(&tx) {
+            if !units.is_empty() {
+                self.state.borrow().node.repl.feed.push(FeedItem::Units { shard: self.id, units, atomic: true });
+            }
+        }
         for &s in shards {
             if s == self.id {
                 if self.gate.release(tx) {
@@ -282,13 +302,29 @@ impl Shard {
     /// Runs `op` on a shard held by `tx` (here directly, else over the mesh).
     pub(crate) async fn held(&self, tx: u64, shard: usize, op: HeldOp) -> HeldResult {
         if shard == self.id {
-            return self.run_held(op);
+            let r = self.run_held(op);
+            let changes = self.state.borrow_mut().take_changes();
+            self.add_tx_changes(tx, changes);
+            return r;
         }
         let (otx, orx) = oneshot::channel();
         if self.mesh.send_to(shard, Msg::Held { tx, op, reply: otx }).await.is_err() {
             return HeldResult::Reply(Reply::err(PEER_GONE));
         }
-        orx.await.unwrap_or(HeldResult::Reply(Reply::err(PEER_GONE)))
+        match orx.await {
+            Ok((r, changes)) => {
+                self.add_tx_changes(tx, changes);
+                r
+            }
+            Err(_) => HeldResult::Reply(Reply::err(PEER_GONE)),
+        }
+    }
+
+    /// Appends changes made for transaction `tx` (in the order its work ran).
+    fn add_tx_changes(&self, tx: u64, changes: Vec<Unit>) {
+        if !changes.is_empty() {
+            self.tx_units.borrow_mut().entry(tx).or_default().extend(changes);
+        }
     }
 
     /// Runs `run` on one shard (here or over the mesh) once that shard's gate is open; no
@@ -413,6 +449,7 @@ impl Shard {
             (st.config.clone(), st.node.clone())
         };
         let mut scratch = ShardState::new(self.id, config, node);
+        scratch.changes.set_recording(scratch.node.repl.feed.active());
         for &s in &shards {
             let keys = std::mem::take(&mut per_shard[s]);
             if let HeldResult::Entries(entries) = self.held(tx, s, HeldOp::Fetch { keys: keys.clone() }).await {
@@ -440,6 +477,10 @@ impl Shard {
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
         let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock);
+        // The command's record (made on the copy) is the transaction's; the write-back below
+        // records nothing of its own.
+        let changes = scratch.take_changes();
+        self.add_tx_changes(tx, changes);
         if cmd.spec.has(cmd::flags::WRITE) {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.
@@ -451,6 +492,7 @@ impl Shard {
         {
             let mut st = self.state.borrow_mut();
             transaction::merge_stats(&mut st, &scratch);
+            st.changes.count(scratch.changes.dirty());
         }
         reply
     }

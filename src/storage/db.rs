@@ -130,6 +130,9 @@ pub struct Db {
     volatile: usize,
     /// Keys removed because they expired (lazily or by the active cycle).
     pub expired_keys: u64,
+    /// Keys that expired and were deleted since the shard last drained this log (only kept
+    /// while [`super::expired_logging`] is on): the change log records them as DEL.
+    expired_log: Vec<Box<[u8]>>,
     /// Where the active expire cycle resumes.
     expire_cursor: usize,
     /// Clients watching keys of this database (see `storage::watch`).
@@ -235,14 +238,43 @@ impl Db {
         self.table(self.slot_of(key)).is_some_and(|t| t.map.contains_key(key))
     }
 
-    /// Deletes the key if it has expired; returns true if it did.
+    /// Deletes the key if it has expired; returns true if it has (a replica only hides it:
+    /// it waits for its master's DEL, as Redis's replicas do).
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
         let expired = self.table(slot).and_then(|t| t.map.get(key)).is_some_and(|e| e.is_expired(now_ms));
-        if expired {
-            self.remove_in(slot, key);
-            self.expired_keys += 1;
+        if expired && !super::replica_expiry() {
+            self.expire_in(slot, key);
         }
         expired
+    }
+
+    /// Deletes an expired key, counting and logging it.
+    fn expire_in(&mut self, slot: u16, key: &[u8]) {
+        let Some(t) = self.table_mut(slot) else { return };
+        let Some((k, e)) = t.map.remove_entry(key) else { return };
+        if e.expire_at != 0 {
+            t.volatile -= 1;
+            self.volatile -= 1;
+        }
+        self.keys -= 1;
+        if !self.watch.is_empty() {
+            self.watch.touch(key, false);
+        }
+        self.expired_keys += 1;
+        if super::expired_logging() {
+            self.expired_log.push(k);
+        }
+    }
+
+    /// Takes the keys that expired since the last call (see [`super::expired_logging`]).
+    pub fn take_expired(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.expired_log)
+    }
+
+    /// True when expired keys wait in the log.
+    #[inline]
+    pub fn has_expired_log(&self) -> bool {
+        !self.expired_log.is_empty()
     }
 
     /// Stores a value with the given expiry (0 = none), replacing any previous entry.
@@ -389,9 +421,11 @@ impl Db {
             let idx = fastrand::usize(..t.len());
             let (k, e) = t.map.iter().nth(idx)?;
             if e.is_expired(now_ms) {
+                if super::replica_expiry() {
+                    continue;
+                }
                 let k = k.to_vec();
-                self.remove_in(slot, &k);
-                self.expired_keys += 1;
+                self.expire_in(slot, &k);
                 continue;
             }
             return Some(k.to_vec());
@@ -403,7 +437,7 @@ impl Db {
     /// resuming where the previous step stopped, and deletes the expired ones.
     /// Returns (keys examined, keys expired).
     pub fn active_expire_step(&mut self, now_ms: u64, budget: usize) -> (usize, usize) {
-        if self.volatile == 0 || self.slots.is_empty() {
+        if self.volatile == 0 || self.slots.is_empty() || super::replica_expiry() {
             return (0, 0);
         }
         let mut examined = 0;
@@ -421,12 +455,17 @@ impl Db {
             let before = t.map.len();
             let mut removed_volatile = 0;
             let watch = &mut self.watch;
+            let log = &mut self.expired_log;
+            let logging = super::expired_logging();
             t.map.retain(|k, e| {
                 let keep = !e.is_expired(now_ms);
                 if !keep {
                     removed_volatile += 1;
                     if !watch.is_empty() {
                         watch.touch(k, false);
+                    }
+                    if logging {
+                        log.push(k.clone());
                     }
                 }
                 keep

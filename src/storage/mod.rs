@@ -4,6 +4,7 @@
 //! Invariants: only the owning shard's thread touches a `Keyspace`; each key lives in the table
 //! of its hash slot; `Db::keys`/`Db::volatile` always equal the sums over its slot tables.
 
+pub mod changes;
 pub mod db;
 pub mod hash;
 pub mod hash_pack;
@@ -31,6 +32,33 @@ static ACTIVE_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// DEBUG SET-ACTIVE-EXPIRE: turns the background expire cycle on or off (node-wide).
 pub fn set_active_expire(on: bool) {
     ACTIVE_EXPIRE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+static EXPIRED_LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static REPLICA_EXPIRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keeps the names of expired keys for the change log (node-wide: on while the replication
+/// feed is active or keyspace notifications want `expired` events).
+pub fn set_expired_logging(on: bool) {
+    EXPIRED_LOGGING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether expired keys are logged.
+#[inline]
+pub fn expired_logging() -> bool {
+    EXPIRED_LOGGING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Replica expiry (node-wide, on while this node replicates a master): keys are never deleted
+/// because they expired, only hidden from readers; the master's DEL deletes them.
+pub fn set_replica_expiry(on: bool) {
+    REPLICA_EXPIRY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this node expires as a replica.
+#[inline]
+pub fn replica_expiry() -> bool {
+    REPLICA_EXPIRY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Whether the background expire cycle runs.

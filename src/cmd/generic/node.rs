@@ -250,12 +250,25 @@ fn ok_or_error(mut replies: Vec<Reply>) -> Reply {
     first_error(&mut replies).unwrap_or(Reply::Ok)
 }
 
+/// A node-wide command ran on this shard (every shard runs it while all are held): each
+/// counts its `removed` keys, shard 0 also counts the command itself and records it once for
+/// the whole node.
+fn record_node_wide(shard: &mut ShardState, db: usize, removed: u64, args: &[Bytes]) {
+    if shard.id == 0 {
+        shard.changes.record(db, removed + 1, vec![args.to_vec()]);
+    } else {
+        shard.changes.count(removed);
+    }
+}
+
 pub(super) fn flushdb(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if !flush_mode_ok(args) {
         return Plan::Reply(Reply::err(errors::SYNTAX));
     }
-    fn run(shard: &mut ShardState, db: usize, _args: &[Bytes]) -> Reply {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        let removed = shard.ks.dbs[db].len() as u64;
         shard.ks.dbs[db].clear();
+        record_node_wide(shard, db, removed, args);
         Reply::Ok
     }
     Plan::AllShards { run, merge: Box::new(|_, r| ok_or_error(r)) }
@@ -265,10 +278,13 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if !flush_mode_ok(args) {
         return Plan::Reply(Reply::err(errors::SYNTAX));
     }
-    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        let mut removed = 0;
         for d in shard.ks.dbs.iter_mut() {
+            removed += d.len() as u64;
             d.clear();
         }
+        record_node_wide(shard, db, removed, args);
         Reply::Ok
     }
     Plan::AllShards { run, merge: Box::new(|_, r| ok_or_error(r)) }
@@ -296,6 +312,7 @@ pub(super) fn swapdb(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         match (usize_arg(args.get(1)), usize_arg(args.get(2))) {
             (Some(a), Some(b)) if a < n && b < n => {
                 crate::storage::watch::swap_dbs(&mut shard.ks.dbs, a, b);
+                record_node_wide(shard, 0, 0, args);
                 Reply::Ok
             }
             _ => Reply::err(errors::DB_INDEX),

@@ -1,0 +1,123 @@
+//! The feed: how the shards' change streams reach the control core.
+//!
+//! Every shard records the changes it makes to its keyspace (see `storage::changes`) and, while
+//! the feed is active (replicas attached, a backlog kept, or the AOF on), pushes them here as
+//! [`FeedItem`]s. The feed is one lock-free multi-producer queue drained by the control core,
+//! which merges it into the node's single replication stream (one offset space, SELECT
+//! injected, atomic units wrapped in MULTI/EXEC). Pushing never waits and takes no lock.
+//!
+//! Ordering: the queue is linearizable, so when a push happens-before another (a cross-shard
+//! transaction pushes its unit before it releases the shards it held), the merged stream keeps
+//! that order; pushes of independent shards interleave in arrival order, which is a valid
+//! order because they touch disjoint keys.
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// One command as propagated: its arguments (already rewritten into Redis's propagation form).
+pub type Argv = Vec<Bytes>;
+
+/// Commands that must be applied together: one command execution on one shard (a command
+/// plus the lazy-expiry DELs it caused), or every part of a cross-shard transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// The database the commands ran in.
+    pub db: usize,
+    /// The commands, in order. More than one is wrapped in MULTI/EXEC by the merger.
+    pub cmds: Vec<Argv>,
+}
+
+/// What the shards send the control core.
+pub enum FeedItem {
+    /// Units one shard applied, in order. `atomic`: they are one transaction (EXEC, or a
+    /// command whose keys span shards), wrapped in one MULTI/EXEC whatever their count.
+    Units {
+        /// The shard that pushed them (the coordinator, for a transaction).
+        shard: usize,
+        /// The units.
+        units: Vec<Unit>,
+        /// One transaction.
+        atomic: bool,
+    },
+    /// Shard `shard` took its part of snapshot `snapshot` at this point of the feed: its
+    /// records before this mark are in the snapshot, those after it are not.
+    Mark {
+        /// The shard.
+        shard: usize,
+        /// Which snapshot.
+        snapshot: u64,
+    },
+    /// A replica forwards its master's stream byte for byte (offsets stay identical down a
+    /// chain of replicas).
+    Raw(Bytes),
+    /// A request for the control core (WAIT, attach a replica, ...); it arrives after every
+    /// item pushed before it.
+    Control(Box<dyn FnOnce() + Send>),
+}
+
+/// The shards -> control core queue.
+pub struct Feed {
+    active: AtomicBool,
+    tx: mpsc::UnboundedSender<FeedItem>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<FeedItem>>>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new()
+    }
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed").field("active", &self.active()).finish()
+    }
+}
+
+impl std::fmt::Debug for FeedItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedItem::Units { shard, units, atomic } => write!(f, "Units({shard}, {units:?}, {atomic})"),
+            FeedItem::Mark { shard, snapshot } => write!(f, "Mark({shard}, {snapshot})"),
+            FeedItem::Raw(b) => write!(f, "Raw({} bytes)", b.len()),
+            FeedItem::Control(_) => f.write_str("Control"),
+        }
+    }
+}
+
+impl Feed {
+    /// An inactive feed.
+    pub fn new() -> Feed {
+        let (tx, rx) = mpsc::unbounded();
+        Feed { active: AtomicBool::new(false), tx, rx: Mutex::new(Some(rx)) }
+    }
+
+    /// True while someone consumes the stream; shards skip encoding records otherwise (the
+    /// dirty counter still counts).
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Turns recording on or off (the control core does, when the first replica attaches, a
+    /// backlog is created, or the AOF is turned on).
+    pub fn set_active(&self, on: bool) {
+        crate::storage::set_expired_logging(on);
+        self.active.store(on, Ordering::Release);
+    }
+
+    /// Pushes an item; never waits.
+    pub fn push(&self, item: FeedItem) {
+        let _ = self.tx.unbounded_send(item);
+    }
+
+    /// The receiving end, taken once by the control core.
+    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<FeedItem>> {
+        match self.rx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+}
