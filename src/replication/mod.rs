@@ -10,9 +10,22 @@
 //! - [`Replication::offset`] is this node's replication offset (a master's
 //!   `master_repl_offset`, a replica's processed offset of its master's stream): the bus
 //!   gossips it, elections rank replicas by it, manual failover waits for it.
+//!
+//! Where it runs:
+//! - Master side (`master.rs` and friends), on the control core: drains the feed, merges it
+//!   into one stream (SELECT injected when the db changes, atomic units wrapped in
+//!   MULTI/EXEC, `ping` every `repl-ping-replica-period`), keeps the backlog, and writes to
+//!   replicas. A replica first talks to a shard like any client (REPLCONF); on SYNC/PSYNC
+//!   its home shard hands the socket to the control core.
+//! - Replica side (`replica.rs` and friends), on shard 0: takes role requests, connects and
+//!   handshakes, loads the full sync into every shard, then applies the master's stream as a
+//!   master client through the ordinary dispatch (so cross-shard commands and MULTI/EXEC stay
+//!   atomic), acknowledges offsets, and forwards the raw stream to the feed
+//!   ([`feed::FeedItem::Raw`]) so sub-replicas and the backlog see the master's exact bytes.
 
 pub mod feed;
 
+use futures_channel::mpsc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -32,6 +45,72 @@ pub enum RoleRequest {
     Promote,
 }
 
+/// What INFO replication, ROLE and the cluster bus read about both sides (filled by the
+/// master side on the control core and by the replica link).
+#[derive(Debug, Clone, Default)]
+pub struct ReplStatus {
+    /// 40-hex replication id (`master_replid`).
+    pub replid: String,
+    /// Previous replication id after a promotion (`master_replid2`; 40 x '0' when cleared).
+    pub replid2: String,
+    /// `second_repl_offset` (-1 when cleared).
+    pub second_offset: i64,
+    /// Replica side: the master this node follows, None on a master.
+    pub master: Option<MasterLinkStatus>,
+    /// Master side: attached replicas (INFO `slaveN:`, ROLE, WAIT).
+    pub replicas: Vec<ReplicaStatus>,
+    /// Master side: the backlog (`repl_backlog_active`, `_size`, `_first_byte_offset`,
+    /// `_histlen`).
+    pub backlog_active: bool,
+    /// `repl_backlog_size`.
+    pub backlog_size: u64,
+    /// `repl_backlog_first_byte_offset`.
+    pub backlog_first_byte_offset: u64,
+    /// `repl_backlog_histlen`.
+    pub backlog_histlen: u64,
+}
+
+/// A replica's view of its master link (INFO replication on a replica, ROLE).
+#[derive(Debug, Clone, Default)]
+pub struct MasterLinkStatus {
+    /// `master_host`.
+    pub host: String,
+    /// `master_port`.
+    pub port: u16,
+    /// ROLE's state: `connect`, `connecting`, `handshake`, `sync`, `connected`.
+    pub state: &'static str,
+    /// Unix ms of the last byte from the master (`master_last_io_seconds_ago`).
+    pub last_io_ms: u64,
+    /// Unix ms since when the link is down (0 = up); the cluster's replica validity check
+    /// and `master_link_down_since_seconds` read it.
+    pub down_since_ms: u64,
+    /// A full sync is being received (`master_sync_in_progress`).
+    pub sync_in_progress: bool,
+    /// Bytes of the RDB expected (-1 for the EOF form) and read so far.
+    pub sync_total_bytes: i64,
+    /// Bytes of the RDB read so far.
+    pub sync_read_bytes: u64,
+    /// Offset read from the master (`slave_read_repl_offset`).
+    pub read_offset: u64,
+}
+
+/// One replica as its master sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaStatus {
+    /// Client id of the replica's connection.
+    pub id: u64,
+    /// Announced ip (REPLCONF ip-address) or peer address.
+    pub ip: String,
+    /// REPLCONF listening-port.
+    pub port: u16,
+    /// `wait_bgsave`, `send_bulk` or `online`.
+    pub state: &'static str,
+    /// Last acknowledged offset.
+    pub ack_offset: u64,
+    /// Unix ms of the last ACK.
+    pub ack_time_ms: u64,
+}
+
 /// The node-wide replication handle (one per process, in `NodeInfo`).
 #[derive(Debug)]
 pub struct Replication {
@@ -39,11 +118,14 @@ pub struct Replication {
     pub feed: feed::Feed,
     /// This node's replication offset (see the module docs).
     offset: AtomicU64,
-    /// Role changes asked and not yet taken by the replication task (latest wins).
-    role_requests: Mutex<Vec<RoleRequest>>,
-    /// Writes from ordinary clients are refused/held until this Unix time in ms (manual
-    /// failover pauses a master's writers while its replica catches up; CLIENT PAUSE WRITE).
+    /// Role changes for the replica-link task (REPLICAOF, CLUSTER REPLICATE, failover).
+    role_tx: mpsc::UnboundedSender<RoleRequest>,
+    role_rx: Mutex<Option<mpsc::UnboundedReceiver<RoleRequest>>>,
+    /// Writes from ordinary clients are held until this Unix time in ms (manual failover
+    /// pauses a master's writers while its replica catches up; CLIENT PAUSE WRITE).
     writes_paused_until: AtomicU64,
+    /// Ids, links and backlog, for INFO/ROLE/the bus.
+    pub status: Mutex<ReplStatus>,
 }
 
 impl Default for Replication {
@@ -53,13 +135,23 @@ impl Default for Replication {
 }
 
 impl Replication {
-    /// A master with no replicas and offset 0.
+    /// A master with no replicas, offset 0 and a fresh random replication id.
     pub fn new() -> Replication {
+        let (role_tx, role_rx) = mpsc::unbounded();
+        let status = ReplStatus {
+            replid: random_replid(),
+            replid2: "0".repeat(40),
+            second_offset: -1,
+            backlog_size: 1 << 20,
+            ..Default::default()
+        };
         Replication {
             feed: feed::Feed::new(),
             offset: AtomicU64::new(0),
-            role_requests: Mutex::new(Vec::new()),
+            role_tx,
+            role_rx: Mutex::new(Some(role_rx)),
             writes_paused_until: AtomicU64::new(0),
+            status: Mutex::new(status),
         }
     }
 
@@ -68,36 +160,41 @@ impl Replication {
         self.offset.load(Ordering::Acquire)
     }
 
-    /// Sets this node's replication offset (the replication task does).
+    /// Sets this node's replication offset (the replication code does).
     pub fn set_offset(&self, off: u64) {
         self.offset.store(off, Ordering::Release);
     }
 
     /// Asks to become a replica of `host:port`.
     pub fn follow(&self, host: &str, port: u16) {
-        self.request(RoleRequest::Follow { host: host.to_string(), port });
+        let _ = self.role_tx.unbounded_send(RoleRequest::Follow { host: host.to_string(), port });
     }
 
     /// Asks to stop replicating and serve as a master.
     pub fn promote(&self) {
-        self.request(RoleRequest::Promote);
+        let _ = self.role_tx.unbounded_send(RoleRequest::Promote);
     }
 
-    fn request(&self, r: RoleRequest) {
-        match self.role_requests.lock() {
-            Ok(mut q) => q.push(r),
-            Err(p) => p.into_inner().push(r),
-        }
-        // Wake the control core: a Control item arrives after everything pushed before it.
-        self.feed.push(feed::FeedItem::Control(Box::new(|| {})));
+    /// The receiving end of role requests, taken once by the replica-link task.
+    pub fn take_role_receiver(&self) -> Option<mpsc::UnboundedReceiver<RoleRequest>> {
+        self.with_lock(&self.role_rx, |r| r.take())
     }
 
-    /// Takes the pending role requests, oldest first (the replication task does).
-    pub fn take_role_requests(&self) -> Vec<RoleRequest> {
-        match self.role_requests.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
+    /// Reads or changes the status under its lock.
+    pub fn with_status<R>(&self, f: impl FnOnce(&mut ReplStatus) -> R) -> R {
+        self.with_lock(&self.status, f)
+    }
+
+    fn with_lock<T, R>(&self, m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+        match m.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
         }
+    }
+
+    /// True when this node follows a master.
+    pub fn is_replica(&self) -> bool {
+        self.with_status(|s| s.master.is_some())
     }
 
     /// Holds ordinary clients' writes until `until_ms` (Unix ms; 0 resumes at once).
@@ -109,4 +206,9 @@ impl Replication {
     pub fn writes_paused(&self, now_ms: u64) -> bool {
         self.writes_paused_until.load(Ordering::Acquire) > now_ms
     }
+}
+
+/// A random 40-hex replication id (Redis's `changeReplicationId`).
+pub fn random_replid() -> String {
+    (0..40).map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).collect()
 }
