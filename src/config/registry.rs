@@ -74,6 +74,15 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 /// The error is Redis's reason text (e.g. "argument couldn't be parsed into an integer").
 pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
     match d.name {
+        // Redis's class letters, shown in their normalised order.
+        "notify-keyspace-events" => {
+            if args.len() != 1 {
+                return Err("wrong number of arguments".into());
+            }
+            return crate::cmd::notify::parse_flags(&args[0])
+                .map(crate::cmd::notify::flags_to_string)
+                .ok_or_else(|| crate::cmd::notify::BAD_CLASS.into());
+        }
         // Multi-word values.
         "save" => {
             if args.len() == 1 && args[0].is_empty() {
@@ -92,8 +101,7 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
         | "oom-score-adj-values"
         | "shard-cores"
         | "replicaof"
-        | "latency-tracking-info-percentiles"
-        | "notify-keyspace-events" => {
+        | "latency-tracking-info-percentiles" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }
