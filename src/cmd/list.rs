@@ -232,7 +232,10 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             }
             len - l.len()
         }
-        Ok(None) => return Reply::Ok,
+        Ok(None) => {
+            ctx.dirty(0);
+            return Reply::Ok;
+        }
         Err(e) => return e,
     };
     drop_if_empty(ctx, &args[1]);

@@ -82,7 +82,7 @@ pub fn set_flags(f: u32) {
 
 /// Installs the classes of a configuration (start-up and CONFIG SET).
 pub fn apply_config(cfg: &crate::config::Config) {
-    set_flags(cfg.get("notify-keyspace-events").and_then(parse_flags).unwrap_or(0));
+    set_flags(cfg.notify_keyspace_events);
 }
 
 /// Redis's `keyspaceEventsStringToFlags`: None on a letter that is no class.

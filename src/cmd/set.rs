@@ -177,6 +177,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     if src == dst {
         // The same set: nothing moves (Redis replies whether the member is there).
+        ctx.dirty(0);
         return match get_set(ctx, src) {
             Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(m)) as i64),
             Err(e) => e,
