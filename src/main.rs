@@ -199,6 +199,7 @@ fn main() {
     };
     let cfg = Arc::new(cfg);
     slotcore::storage::list::set_fill(cfg.list_max_listpack_size);
+    slotcore::cmd::notify::apply_config(&cfg);
     let node = Arc::new(NodeInfo {
         run_id: random_hex40(),
         pid: std::process::id(),

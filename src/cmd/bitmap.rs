@@ -53,8 +53,12 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         _ => return Reply::err("ERR bit is not an integer or out of range"),
     };
     let now = ctx.now_ms;
+    let mut grown = false;
     match ctx.db().get(&args[1], now) {
-        None => ctx.db().set(&args[1], Value::Str(StrValue::Raw(Vec::new())), 0),
+        None => {
+            ctx.db().set(&args[1], Value::Str(StrValue::Raw(Vec::new())), 0);
+            grown = true;
+        }
         Some(Entry { value: Value::Str(_), .. }) => {}
         Some(_) => return Reply::err(errors::WRONGTYPE),
     }
@@ -63,6 +67,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let byte = (off >> 3) as usize;
     if v.len() <= byte {
         v.resize(byte + 1, 0);
+        grown = true;
     }
     let mask = 0x80u8 >> (off & 7);
     let old = v[byte] & mask != 0;
@@ -71,6 +76,8 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     } else {
         v[byte] &= !mask;
     }
+    // Redis counts a change only when the key was created or grew, or the bit flips.
+    ctx.dirty((grown || old != on) as u64);
     Reply::Int(old as i64)
 }
 
@@ -399,6 +406,7 @@ fn run_bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply {
     };
     let existed = data.is_some();
     let buf = data.get_or_insert_with(Vec::new);
+    let len_before = buf.len();
     // Like Redis, a BITFIELD with writes sizes the string for its highest write first, even if
     // an OVERFLOW FAIL then stops every write.
     if let Some(end) = fields.iter().filter(|f| !matches!(f.op, Op::Get)).map(|f| f.offset + f.bits as u64).max() {
@@ -407,31 +415,38 @@ fn run_bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply {
             buf.resize(need, 0);
         }
     }
+    // Redis's `changes`: writes that created or grew the string, or changed the field.
+    let grown = writes && (!existed || buf.len() != len_before);
+    let mut changes = 0u64;
     let mut out = Vec::with_capacity(fields.len());
-    let mut changed = writes;
     for f in &fields {
         let cur = as_value(read_bits(buf, f.offset, f.bits), f.signed, f.bits);
         match f.op {
             Op::Get => out.push(Reply::Int(cur as i64)),
             Op::Set(v) => match fit(v as i128, f.signed, f.bits, f.overflow) {
                 Some(n) => {
+                    let old = read_bits(buf, f.offset, f.bits);
                     write_bits(buf, f.offset, f.bits, n as u64 & mask(f.bits));
-                    changed = true;
+                    changes += (grown || old != n as u64 & mask(f.bits)) as u64;
                     out.push(Reply::Int(cur as i64));
                 }
                 None => out.push(Reply::Nil),
             },
             Op::Incr(by) => match fit(cur + by as i128, f.signed, f.bits, f.overflow) {
                 Some(n) => {
+                    let old = read_bits(buf, f.offset, f.bits);
                     write_bits(buf, f.offset, f.bits, n as u64 & mask(f.bits));
-                    changed = true;
+                    changes += (grown || old != n as u64 & mask(f.bits)) as u64;
                     out.push(Reply::Int(n as i64));
                 }
                 None => out.push(Reply::Nil),
             },
         }
     }
-    if writes && changed {
+    if !read_only {
+        ctx.dirty(changes);
+    }
+    if writes && changes > 0 {
         let now = ctx.now_ms;
         let expire = if existed { ctx.db().get_notouch(&args[1], now).map_or(0, |e| e.expire_at) } else { 0 };
         ctx.db().set(&args[1], Value::Str(StrValue::Raw(std::mem::take(buf))), expire);

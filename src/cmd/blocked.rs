@@ -190,7 +190,7 @@ pub fn register(st: &mut ShardState, w: Waiter) -> bool {
     }
     let zset = w.serve.wants_zset();
     let (id, db) = (w.token.id, w.db);
-    let mut ctx = Ctx { shard: st, db, now_ms: crate::storage::cached_ms() };
+    let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
     let ready = w.keys.iter().find(|k| matches!(key_state(&mut ctx, k, zset), KeyState::Ready)).cloned();
     st.blocked.insert(w);
     if let Some(k) = ready {
@@ -256,7 +256,7 @@ pub fn serve_ready(st: &mut ShardState) {
                 continue;
             }
             let zset = w.serve.wants_zset();
-            let mut ctx = Ctx { shard: st, db, now_ms: crate::storage::cached_ms() };
+            let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
             match key_state(&mut ctx, &key, zset) {
                 KeyState::Ready => {}
                 // Another type: this waiter keeps waiting, others may want it.
@@ -269,7 +269,7 @@ pub fn serve_ready(st: &mut ShardState) {
                 let _ = tx.send(Wake::Retry);
                 continue;
             }
-            let mut ctx = Ctx { shard: st, db, now_ms: crate::storage::cached_ms() };
+            let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
             let reply = w.serve.from_key(&mut ctx, &key);
             if let Serve::Move { dst, .. } = &w.serve {
                 st.blocked.signal_key_db(db, dst);

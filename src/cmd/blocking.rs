@@ -126,16 +126,20 @@ impl Serve {
                     (b"zmpop", if *max { "MAX" } else { "MIN" }, *count, false, super::zset_ops::zmpop)
                 }
                 Serve::Move { dst, from_left, to_left } => {
+                    let side = |left: bool| Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" });
+                    let lmove =
+                        vec![Bytes::from_static(b"LMOVE"), key.clone(), dst.clone(), side(*from_left), side(*to_left)];
+                    let before = if super::notify::enabled() {
+                        super::notify::Before::take(ctx.shard, ctx.db, &lmove, &[1, 2], ctx.now_ms)
+                    } else {
+                        Default::default()
+                    };
                     let r = super::list::move_one(ctx, key, dst, *from_left, *to_left);
                     if !matches!(r, Reply::Nil | Reply::Error(_)) {
-                        let side = |left: bool| Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" });
-                        let lmove = vec![
-                            Bytes::from_static(b"LMOVE"),
-                            key.clone(),
-                            dst.clone(),
-                            side(*from_left),
-                            side(*to_left),
-                        ];
+                        if super::notify::enabled() {
+                            let (db, now) = (ctx.db, ctx.now_ms);
+                            super::notify::command_events(ctx.shard, db, "lmove", &lmove, &r, 1, &[], &before, now);
+                        }
                         ctx.shard.changes.record(ctx.db, 1, vec![lmove]);
                     }
                     return r;
@@ -150,9 +154,16 @@ impl Serve {
             Bytes::from(count.to_string()),
         ];
         let r = run(ctx, &a);
-        if !matches!(r, Reply::Nil | Reply::NilArray | Reply::Error(_)) {
+        // The pop's own count (its elements), kept out of the blocking command's context.
+        let n = ctx.dirty.take().unwrap_or(0);
+        if n > 0 && !matches!(r, Reply::Nil | Reply::NilArray | Reply::Error(_)) {
+            let (db, now) = (ctx.db, ctx.now_ms);
+            if super::notify::enabled() {
+                let name = if name == b"lmpop" { "lmpop" } else { "zmpop" };
+                super::notify::command_events(ctx.shard, db, name, &a, &r, n, &[], &Default::default(), now);
+            }
             // The served pop is propagated as the non-blocking pop it performed.
-            ctx.shard.changes.record(ctx.db, 1, vec![a.to_vec()]);
+            ctx.shard.changes.record(db, n, vec![a.to_vec()]);
         }
         if single {
             flatten(r)

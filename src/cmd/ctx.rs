@@ -202,6 +202,8 @@ pub struct ShardState {
     pub pubsub: super::pubsub_reg::Registry,
     /// The one door: every change to `ks` is counted and recorded here.
     pub changes: crate::storage::changes::ChangeLog,
+    /// Keyspace notifications queued by the current operation (see `cmd::notify`).
+    pub notify: super::notify::Pending,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -248,16 +250,23 @@ impl ShardState {
             blocked: Default::default(),
             pubsub: Default::default(),
             changes: Default::default(),
+            notify: Default::default(),
         }
     }
 
-    /// Moves the keys that expired during the last operation into the change log (as DELs).
+    /// Moves the keys that expired during the last operation into the change log (as DELs)
+    /// and queues their `expired` notifications.
     pub fn log_expired(&mut self) {
         let unlink = self.config.get("lazyfree-lazy-expire") == Some("yes");
         for db in 0..self.ks.dbs.len() {
             if self.ks.dbs[db].has_expired_log() {
                 let keys = self.ks.dbs[db].take_expired();
                 self.changes.record_expired(db, &keys, unlink);
+                if super::notify::flags() & super::notify::EXPIRED != 0 {
+                    for k in &keys {
+                        super::notify::emit(self, super::notify::EXPIRED, "expired", k, db);
+                    }
+                }
             }
         }
     }
@@ -275,12 +284,18 @@ impl ShardState {
             let item = crate::replication::feed::FeedItem::Units { shard: self.id, units, atomic: false };
             self.node.repl.feed.push(item);
         }
+        if !self.notify.is_empty() {
+            super::notify::publish_pending(self);
+        }
     }
 
     /// After work done for a transaction holding this shard: hands what it recorded to the
     /// transaction's coordinator, which pushes the whole transaction as one unit.
     pub fn take_changes(&mut self) -> Vec<crate::replication::feed::Unit> {
         self.log_expired();
+        if !self.notify.is_empty() {
+            super::notify::publish_pending(self);
+        }
         self.changes.take()
     }
 }
@@ -336,6 +351,7 @@ impl NodeInfo {
     /// Installs a new configuration and bumps the generation.
     pub fn set_config(&self, cfg: Config) {
         crate::storage::list::set_fill(cfg.list_max_listpack_size);
+        super::notify::apply_config(&cfg);
         let cfg = Arc::new(cfg);
         match self.config.write() {
             Ok(mut c) => *c = cfg,
@@ -353,9 +369,26 @@ pub struct Ctx<'a> {
     pub db: usize,
     /// The command's clock (ms), fixed for its whole execution like Redis's `mstime` cache.
     pub now_ms: u64,
+    /// The changes the handler reported with [`Ctx::dirty`], overriding the table of
+    /// `cmd::propagate` (for counts only the handler knows).
+    pub dirty: Option<u64>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for a command in `db` at `now_ms`.
+    pub fn new(shard: &'a mut ShardState, db: usize, now_ms: u64) -> Ctx<'a> {
+        Ctx { shard, db, now_ms, dirty: None }
+    }
 }
 
 impl Ctx<'_> {
+    /// Reports the command's change count (Redis's `server.dirty` increment) where only the
+    /// handler knows it (ZADD's added+updated, SETBIT of an equal bit, LTRIM's removed, ...);
+    /// 0 means nothing changed: nothing is counted or propagated.
+    pub fn dirty(&mut self, n: u64) {
+        self.dirty = Some(n);
+    }
+
     /// The selected database.
     pub fn db(&mut self) -> &mut Db {
         &mut self.shard.ks.dbs[self.db]

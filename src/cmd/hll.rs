@@ -65,17 +65,19 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let mut updated = created;
+    // Redis's `updated`: one for creating the key, one per element that changed a register.
+    let mut updated = created as u64;
     for ele in &args[2..] {
         match hll::add(v, ele, max) {
-            Ok(changed) => updated |= changed,
+            Ok(changed) => updated += changed as u64,
             Err(Corrupt) => return Reply::err(INVALID),
         }
     }
-    if updated {
+    if updated > 0 {
         hll::invalidate(v);
     }
-    Reply::Int(updated as i64)
+    ctx.dirty(updated);
+    Reply::Int((updated > 0) as i64)
 }
 
 fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -102,6 +104,8 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             None => match hll::count(v) {
                 Ok(card) => {
                     hll::set_cached(v, card);
+                    // Writing the cache is a change Redis counts (and propagates).
+                    ctx.dirty(1);
                     Reply::Int(card as i64)
                 }
                 Err(Corrupt) => Reply::err(INVALID),

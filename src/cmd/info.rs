@@ -42,6 +42,8 @@ struct ShardReport {
     clients: u64,
     cmdstats: Vec<(String, [u64; 4])>,
     errorstats: Vec<(String, u64)>,
+    /// Changes since the last save (the shard's change log).
+    since_save: u64,
 }
 
 fn encode(shard: &mut ShardState) -> Reply {
@@ -79,6 +81,7 @@ fn encode(shard: &mut ShardState) -> Reply {
     v.push(Reply::Array(
         s.errorstats.iter().flat_map(|(k, n)| [Reply::bulk(k.as_bytes()), Reply::Int(*n as i64)]).collect(),
     ));
+    v.push(Reply::Int(shard.changes.since_save() as i64));
     Reply::Array(v)
 }
 
@@ -126,6 +129,7 @@ fn decode(r: &Reply) -> ShardReport {
     if let Reply::Array(e) = &v[13] {
         rep.errorstats = e.chunks(2).map(|c| (text(&c[0]), int(&c[1]))).collect();
     }
+    rep.since_save = v.get(14).map_or(0, int);
     rep
 }
 
@@ -297,7 +301,8 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Persistence",
             format!(
-                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n{}aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n",
+                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n",
+                sum(&|r| r.since_save),
                 super::save::info_rdb_fields(node.start_ms / 1000)
             ),
         );

@@ -100,6 +100,7 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool) -> Reply {
         Err(e) => return e,
     };
     drop_if_empty(ctx, &args[1]);
+    ctx.dirty(out.len() as u64);
     match count {
         None => out.into_iter().next().map_or(Reply::Nil, |v| Reply::Bulk(v.into())),
         Some(_) => Reply::Array(out.into_iter().map(|v| Reply::Bulk(v.into())).collect()),
@@ -219,18 +220,27 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(s), Some(e)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return Reply::err(errors::NOT_INTEGER) };
-    match get_list(ctx, &args[1]) {
-        Ok(Some(l)) => match range(s, e, l.len()) {
-            Some((a, b)) => {
-                l.truncate(b + 1);
-                l.drain_front(a);
+    let removed = match get_list(ctx, &args[1]) {
+        Ok(Some(l)) => {
+            let len = l.len();
+            match range(s, e, len) {
+                Some((a, b)) => {
+                    l.truncate(b + 1);
+                    l.drain_front(a);
+                }
+                None => l.clear(),
             }
-            None => l.clear(),
-        },
-        Ok(None) => return Reply::Ok,
+            len - l.len()
+        }
+        Ok(None) => {
+            ctx.dirty(0);
+            return Reply::Ok;
+        }
         Err(e) => return e,
-    }
+    };
     drop_if_empty(ctx, &args[1]);
+    // Redis counts the removed elements (and still signals WATCH when there are none).
+    ctx.dirty(removed as u64);
     Reply::Ok
 }
 
@@ -371,6 +381,7 @@ pub(crate) fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => return e,
         };
         drop_if_empty(ctx, &args[k]);
+        ctx.dirty(popped.len() as u64);
         return Reply::Array(vec![
             Reply::Bulk(args[k].clone()),
             Reply::Array(popped.into_iter().map(|v| Reply::Bulk(v.into())).collect()),

@@ -147,6 +147,11 @@ pub fn delete(st: &mut ShardState, db: usize, keys: &[Bytes]) -> Reply {
     let mut del = vec![Bytes::from_static(b"DEL")];
     del.extend(keys.iter().filter(|k| d.remove(k).is_some()).cloned());
     let n = del.len() - 1;
+    if crate::cmd::notify::enabled() {
+        for k in &del[1..] {
+            crate::cmd::notify::emit(st, crate::cmd::notify::GENERIC, "del", k, db);
+        }
+    }
     if n > 0 {
         // Redis propagates MIGRATE as the DEL of what the target acknowledged.
         st.changes.record(db, n as u64, vec![del]);

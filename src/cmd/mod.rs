@@ -33,6 +33,7 @@ pub mod info;
 pub mod list;
 pub mod migrate;
 pub mod multi;
+pub mod notify;
 pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
@@ -92,28 +93,49 @@ pub fn execute_keyed(
         _ => false,
     };
     let now_ms = crate::storage::cached_ms();
+    // Which keys existed before: only while notifications are on, or for the store commands
+    // whose dirty count depends on their destination.
+    let before = if notify::enabled() || notify::needs_before(spec.name) {
+        let idx = spec.key_indexes(args).unwrap_or_default();
+        notify::Before::take(shard, db, args, &idx, now_ms)
+    } else {
+        notify::Before::default()
+    };
     let dirty_before = shard.changes.dirty();
-    let mut ctx = Ctx { shard, db, now_ms };
+    let mut ctx = Ctx::new(shard, db, now_ms);
     let reply = f(&mut ctx, args);
     if hinted {
         ctx.shard.ks.dbs[db].clear_slot_hint();
     }
     // The one door: count and record what the command changed, after the lazy expiries it
-    // caused, as one unit.
-    let (dirty, cmds) = if spec.has(flags::WRITE) && !reply.is_error() {
-        propagate::effects(spec.name, args, &reply, now_ms)
+    // caused, as one unit. A handler's own count (`Ctx::dirty`) overrides the table.
+    let (mut dirty, mut cmds) = if !reply.is_error() && (spec.has(flags::WRITE) || ctx.dirty.is_some()) {
+        propagate::effects(spec.name, args, &reply, now_ms, &before)
     } else {
         (0, Vec::new())
     };
+    if let (Some(n), false) = (ctx.dirty, reply.is_error()) {
+        dirty = n;
+        if n == 0 {
+            cmds.clear();
+        } else if cmds.is_empty() {
+            cmds.push(args.to_vec());
+        }
+    }
     let shard = &mut *ctx.shard;
     if shard.ks.dbs[db].has_expired_log() {
         shard.log_expired();
     }
+    if notify::enabled() {
+        notify::command_events(shard, db, spec.name, args, &reply, dirty, &cmds, &before, now_ms);
+    }
     if dirty > 0 || !cmds.is_empty() {
         shard.changes.record(db, dirty, cmds);
     }
-    // Changed: counted above, or recorded by the handler itself (blocking pops).
-    let changed = shard.changes.dirty() > dirty_before;
+    // Redis's `signalModifiedKey`: the command changed something (counted above, or recorded
+    // by the handler itself: blocking pops), or is one that signals even when it changed
+    // nothing (LTRIM of an existing list).
+    let changed = shard.changes.dirty() > dirty_before || propagate::signals_unchanged(spec.name, &reply);
     blocked::after_write(ctx.shard, spec, args);
     if let (Some(keys), true) = (watched, changed) {
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);

@@ -9,8 +9,12 @@
 //! is absolute with ABSTTL. Everything else is propagated as the client sent it.
 //!
 //! Node-wide commands (FLUSHDB, FLUSHALL, SWAPDB) and MIGRATE's delete record themselves in
-//! their shard functions; this table covers commands run by `execute_keyed`.
+//! their shard functions; this table covers commands run by `execute_keyed`. Where only the
+//! handler knows the count (ZADD's added+updated, SETBIT of an equal bit, LTRIM's removed
+//! elements, SMOVE into a set that has the member, PFADD's changed registers, ...), the
+//! handler reports it with `Ctx::dirty`, which overrides this table.
 
+use super::notify::Before;
 use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
 use crate::replication::feed::Argv;
@@ -18,7 +22,9 @@ use bytes::Bytes;
 
 /// The effect of one successful (non-error) execution of a write command: the number of
 /// changes (Redis's dirty increment) and the commands to propagate.
-pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, Vec<Argv>) {
+/// `before` says which keys existed before the command (taken for the store commands, see
+/// `notify::needs_before`).
+pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64, before: &Before) -> (u64, Vec<Argv>) {
     let verbatim = |n: u64| (n, vec![args.to_vec()]);
     let none = (0, Vec::new());
     let int = match reply {
@@ -48,6 +54,27 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, 
             _ => none,
         },
         "lpush" | "rpush" => verbatim(argc - 2),
+        // RENAME k k changes nothing.
+        "rename" if args[1] == args[2] => none,
+        "setrange" if args[3].is_empty() => none,
+        // Stored a result (one change), or deleted the destination for an empty one.
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore"
+        | "zrangestore" => match int {
+            Some(n) if n > 0 => verbatim(1),
+            _ if before.existed(&args[1]) => verbatim(1),
+            _ => none,
+        },
+        "bitop" => match int {
+            Some(n) if n > 0 => verbatim(1),
+            _ if before.existed(&args[2]) => verbatim(1),
+            _ => none,
+        },
+        // SORT .. STORE counts the stored elements (or the deletion of the destination).
+        "sort" if super::notify::sort_store_dest(args).is_some() => match int {
+            Some(n) if n > 0 => verbatim(n as u64),
+            _ if super::notify::sort_store_dest(args).is_some_and(|d| before.existed(d)) => verbatim(1),
+            _ => none,
+        },
         "hset" | "hmset" => verbatim((argc - 2) / 2),
         "mset" => verbatim((argc - 1) / 2),
         "expire" | "pexpire" | "expireat" | "pexpireat" => match int {
@@ -85,7 +112,7 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, 
         // whether served at once or later.
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop" => none,
         "restore" | "restore-asking" => restore_effect(args, now_ms),
-        "sort" if !args.iter().skip(2).any(|a| eq_ic(a, "store")) => none,
+        "sort" => none,
         "pfdebug" => match (args.get(1), int) {
             (Some(sub), Some(1)) if eq_ic(sub, "todense") => verbatim(1),
             _ => none,
@@ -102,6 +129,12 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, 
         _ if nil => none,
         _ => verbatim(1),
     }
+}
+
+/// Commands that signal WATCH (Redis's `signalModifiedKey`) even when they changed nothing:
+/// LTRIM of an existing list (the caller touches only keys that existed).
+pub fn signals_unchanged(name: &str, reply: &Reply) -> bool {
+    name == "ltrim" && matches!(reply, Reply::Ok)
 }
 
 fn b(s: &'static str) -> Bytes {
@@ -232,30 +265,30 @@ mod tests {
 
     #[test]
     fn relative_expiries_become_absolute() {
-        let (n, cmds) = effects("set", &a(&["set", "k", "v", "EX", "10", "GET"]), &Reply::Nil, 1000);
+        let (n, cmds) = effects("set", &a(&["set", "k", "v", "EX", "10", "GET"]), &Reply::Nil, 1000, &Before::default());
         assert_eq!((n, cmds), (1, vec![a(&["SET", "k", "v", "PXAT", "11000"])]));
-        let (_, cmds) = effects("expire", &a(&["expire", "k", "5", "NX"]), &Reply::Int(1), 1000);
+        let (_, cmds) = effects("expire", &a(&["expire", "k", "5", "NX"]), &Reply::Int(1), 1000, &Before::default());
         assert_eq!(cmds, vec![a(&["PEXPIREAT", "k", "6000", "NX"])]);
-        let (_, cmds) = effects("pexpire", &a(&["pexpire", "k", "-1"]), &Reply::Int(1), 1000);
+        let (_, cmds) = effects("pexpire", &a(&["pexpire", "k", "-1"]), &Reply::Int(1), 1000, &Before::default());
         assert_eq!(cmds, vec![a(&["DEL", "k"])]);
-        let (_, cmds) = effects("setex", &a(&["setex", "k", "2", "v"]), &Reply::Ok, 1000);
+        let (_, cmds) = effects("setex", &a(&["setex", "k", "2", "v"]), &Reply::Ok, 1000, &Before::default());
         assert_eq!(cmds, vec![a(&["SET", "k", "v", "PXAT", "3000"])]);
     }
 
     #[test]
     fn no_ops_record_nothing() {
-        assert_eq!(effects("sadd", &a(&["sadd", "s", "x"]), &Reply::Int(0), 0), (0, vec![]));
-        assert_eq!(effects("set", &a(&["set", "k", "v", "NX"]), &Reply::Nil, 0), (0, vec![]));
-        assert_eq!(effects("set", &a(&["set", "k", "v", "NX", "GET"]), &Reply::Bulk(Bytes::from("o")), 0), (0, vec![]));
-        assert_eq!(effects("lpop", &a(&["lpop", "l"]), &Reply::Nil, 0), (0, vec![]));
-        assert_eq!(effects("getex", &a(&["getex", "k"]), &Reply::Bulk(Bytes::from("v")), 0), (0, vec![]));
+        assert_eq!(effects("sadd", &a(&["sadd", "s", "x"]), &Reply::Int(0), 0, &Before::default()), (0, vec![]));
+        assert_eq!(effects("set", &a(&["set", "k", "v", "NX"]), &Reply::Nil, 0, &Before::default()), (0, vec![]));
+        assert_eq!(effects("set", &a(&["set", "k", "v", "NX", "GET"]), &Reply::Bulk(Bytes::from("o")), 0, &Before::default()), (0, vec![]));
+        assert_eq!(effects("lpop", &a(&["lpop", "l"]), &Reply::Nil, 0, &Before::default()), (0, vec![]));
+        assert_eq!(effects("getex", &a(&["getex", "k"]), &Reply::Bulk(Bytes::from("v")), 0, &Before::default()), (0, vec![]));
     }
 
     #[test]
     fn random_and_float_results_are_replayed_as_values() {
-        let (_, cmds) = effects("spop", &a(&["spop", "s", "2"]), &Reply::Set(vec![Reply::Bulk(Bytes::from("x"))]), 0);
+        let (_, cmds) = effects("spop", &a(&["spop", "s", "2"]), &Reply::Set(vec![Reply::Bulk(Bytes::from("x"))]), 0, &Before::default());
         assert_eq!(cmds, vec![a(&["SREM", "s", "x"])]);
-        let (_, cmds) = effects("incrbyfloat", &a(&["incrbyfloat", "f", "1.5"]), &Reply::Bulk(Bytes::from("2.5")), 0);
+        let (_, cmds) = effects("incrbyfloat", &a(&["incrbyfloat", "f", "1.5"]), &Reply::Bulk(Bytes::from("2.5")), 0, &Before::default());
         assert_eq!(cmds, vec![a(&["SET", "f", "2.5", "KEEPTTL"])]);
     }
 }

@@ -176,7 +176,7 @@ fn spublish(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 }
 
 /// The hard limit of `client-output-buffer-limit pubsub` in bytes (0 = none).
-fn pubsub_limit(st: &ShardState) -> usize {
+pub(crate) fn pubsub_limit(st: &ShardState) -> usize {
     let v = st.config.get("client-output-buffer-limit").unwrap_or("");
     let words: Vec<&str> = v.split_whitespace().collect();
     words

@@ -175,6 +175,14 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if let Err(e) = get_set(ctx, dst) {
         return e;
     }
+    if src == dst {
+        // The same set: nothing moves (Redis replies whether the member is there).
+        ctx.dirty(0);
+        return match get_set(ctx, src) {
+            Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(m)) as i64),
+            Err(e) => e,
+        };
+    }
     let moved = match get_set(ctx, src) {
         Ok(Some(s)) => s.remove(m),
         Ok(None) => false,
@@ -186,7 +194,9 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     drop_if_empty(ctx, src);
     match set_for_write(ctx, dst) {
         Ok(d) => {
-            d.add(m);
+            // One change for the removal, one more when the destination gains the member.
+            let added = d.add(m);
+            ctx.dirty(1 + added as u64);
             Reply::Int(1)
         }
         Err(e) => e,
@@ -235,10 +245,13 @@ fn store(ctx: &mut Ctx<'_>, args: &[Bytes], op: fn(&[Option<SetValue>]) -> Vec<V
         Err(e) => return e,
     };
     let members = op(&sets);
-    ctx.db().remove(&args[1]);
+    let existed = ctx.db().remove(&args[1]).is_some();
     if members.is_empty() {
+        // Deleting the destination is the one change of an empty result.
+        ctx.dirty(existed as u64);
         return Reply::Int(0);
     }
+    ctx.dirty(1);
     let mut s = SetValue::default();
     for m in &members {
         s.add(m);

@@ -248,7 +248,12 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             ctx.db().set_expire(&args[1], at);
         }
         Expiry::Persist => {
-            ctx.db().set_expire(&args[1], 0);
+            // Only a key that had a ttl changes (Redis's `removeExpire`).
+            let had_ttl = ctx.db().get_notouch(&args[1], now).is_some_and(|e| e.expire_at != 0);
+            if had_ttl {
+                ctx.db().set_expire(&args[1], 0);
+            }
+            ctx.dirty(had_ttl as u64);
         }
         _ => {}
     }

@@ -124,6 +124,8 @@ pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         incr_result = Some(new);
     }
     drop_if_empty(ctx, &args[1]);
+    // Redis's dirty += added + updated: an equal score changes nothing.
+    ctx.dirty((added + changed) as u64);
     if incr {
         return incr_result.map_or(Reply::Nil, Reply::Double);
     }
@@ -425,6 +427,7 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> Reply {
         Err(e) => return e,
     };
     drop_if_empty(ctx, &args[1]);
+    ctx.dirty(popped.len() as u64);
     match count {
         None => Reply::Array(
             popped.into_iter().flat_map(|(m, s)| [Reply::Bulk(Bytes::from(m)), Reply::Double(s)]).collect(),

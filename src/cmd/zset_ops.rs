@@ -591,6 +591,7 @@ pub(crate) fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Ok(_) => continue,
             Err(e) => return e,
         };
+        ctx.dirty(popped.len() as u64);
         let pairs = popped
             .into_iter()
             .map(|(m, s)| Reply::Array(vec![Reply::Bulk(Bytes::from(m)), Reply::Double(s)]))

@@ -102,7 +102,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "min-replicas-max-lag", default: "10", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "min-replicas-to-write", default: "0", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "no-appendfsync-on-rewrite", default: "no", kind: Kind::Bool, mutable: true, acted: false },
-    Directive { name: "notify-keyspace-events", default: "", kind: Kind::Str, mutable: true, acted: false },
+    Directive { name: "notify-keyspace-events", default: "", kind: Kind::Str, mutable: true, acted: true },
     Directive { name: "oom-score-adj", default: "no", kind: Kind::Enum(&["no", "yes", "relative", "absolute"]), mutable: true, acted: false },
     Directive { name: "oom-score-adj-values", default: "0 200 800", kind: Kind::Str, mutable: true, acted: false },
     Directive { name: "pidfile", default: "", kind: Kind::Str, mutable: false, acted: true },

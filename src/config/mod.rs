@@ -96,6 +96,9 @@ pub struct Config {
     pub busy_poll_us: u64,
     /// `cluster-enabled`.
     pub cluster_enabled: bool,
+    /// `notify-keyspace-events` as class flags (CONFIG GET shows Redis's normalised letters,
+    /// which drop `n` next to `A`; the flags keep it, as Redis's do).
+    pub notify_keyspace_events: u32,
     /// Current value of every directive (canonical name -> CONFIG GET text).
     pub values: BTreeMap<&'static str, String>,
 }
@@ -138,6 +141,7 @@ impl Default for Config {
             bus_core: None,
             pin_cores: true,
             busy_poll_us: 0,
+            notify_keyspace_events: 0,
             cluster_enabled: false,
             values: registry::all().map(|d| (d.name, d.default.to_string())).collect(),
         }

@@ -74,6 +74,17 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 /// The error is Redis's reason text (e.g. "argument couldn't be parsed into an integer").
 pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
     match d.name {
+        // Redis's class letters (validated here; `apply` keeps the flags and shows them in
+        // Redis's normalised order).
+        "notify-keyspace-events" => {
+            if args.len() != 1 {
+                return Err("wrong number of arguments".into());
+            }
+            return match crate::cmd::notify::parse_flags(&args[0]) {
+                Some(_) => Ok(args[0].clone()),
+                None => Err(crate::cmd::notify::BAD_CLASS.into()),
+            };
+        }
         // Multi-word values.
         "save" => {
             if args.len() == 1 && args[0].is_empty() {
@@ -92,8 +103,7 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
         | "oom-score-adj-values"
         | "shard-cores"
         | "replicaof"
-        | "latency-tracking-info-percentiles"
-        | "notify-keyspace-events" => {
+        | "latency-tracking-info-percentiles" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }
@@ -209,6 +219,12 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         }
         "pin-cores" => cfg.pin_cores = yes,
         "busy-poll-us" => cfg.busy_poll_us = range(int()?, 0, 1_000_000)? as u64,
+        "notify-keyspace-events" => {
+            let f = crate::cmd::notify::parse_flags(value).ok_or_else(|| crate::cmd::notify::BAD_CLASS.to_string())?;
+            cfg.notify_keyspace_events = f;
+            cfg.values.insert(d.name, crate::cmd::notify::flags_to_string(f));
+            return Ok(());
+        }
         _ => {}
     }
     cfg.values.insert(d.name, value.to_string());

@@ -150,6 +150,9 @@ pub fn run(
                 .detach();
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
+            let (ntx, nrx) = futures_channel::mpsc::unbounded();
+            shard.state.borrow_mut().notify.set_forwarder(ntx);
+            glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }

@@ -348,6 +348,22 @@ impl Shard {
         rx.await.unwrap_or_else(|_| Reply::err(PEER_GONE))
     }
 
+    /// Carries this shard's keyspace notifications to the other shards' subscribers, batch by
+    /// batch in the order they were published (one FIFO mesh channel per peer).
+    pub async fn forward_notifications(self: std::rc::Rc<Self>, mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<Bytes>>) {
+        use futures_lite::StreamExt;
+        while let Some(batch) = rx.next().await {
+            let mut args = Vec::with_capacity(batch.len() + 1);
+            args.push(Bytes::from_static(b"notify"));
+            args.extend(batch);
+            for s in (0..self.nshards).filter(|&s| s != self.id) {
+                let (tx, _rx) = oneshot::channel();
+                let msg = Msg::Run { run: crate::cmd::notify::deliver_forwarded, db: 0, args: args.clone(), reply: tx };
+                let _ = self.mesh.send_to(s, msg).await;
+            }
+        }
+    }
+
     /// Runs `run` on every shard, none of them held (each once its gate is open), returning
     /// the replies. The requests go out before any is awaited; one connection's calls reach
     /// each shard in the order it made them (the mesh channels are FIFO).
@@ -481,6 +497,12 @@ impl Shard {
         // records nothing of its own.
         let changes = scratch.take_changes();
         self.add_tx_changes(tx, changes);
+        // Its keyspace notifications are published from this shard.
+        if !scratch.notify.is_empty() {
+            let mut st = self.state.borrow_mut();
+            st.notify.absorb(&mut scratch.notify);
+            crate::cmd::notify::publish_pending(&mut st);
+        }
         if cmd.spec.has(cmd::flags::WRITE) {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.

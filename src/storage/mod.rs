@@ -35,19 +35,34 @@ pub fn set_active_expire(on: bool) {
     ACTIVE_EXPIRE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-static EXPIRED_LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Who wants expired keys logged: bit 0 the replication feed, bit 1 keyspace notifications.
+static EXPIRED_LOGGING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 static REPLICA_EXPIRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+fn set_expired_bit(bit: u8, on: bool) {
+    if on {
+        EXPIRED_LOGGING.fetch_or(bit, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        EXPIRED_LOGGING.fetch_and(!bit, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Keeps the names of expired keys for the change log (node-wide: on while the replication
-/// feed is active or keyspace notifications want `expired` events).
+/// feed is active; keyspace notifications that want `expired` events turn it on too, with
+/// [`set_expired_notify`]).
 pub fn set_expired_logging(on: bool) {
-    EXPIRED_LOGGING.store(on, std::sync::atomic::Ordering::Relaxed);
+    set_expired_bit(1, on);
+}
+
+/// Keeps the names of expired keys for `expired` keyspace notifications.
+pub fn set_expired_notify(on: bool) {
+    set_expired_bit(2, on);
 }
 
 /// Whether expired keys are logged.
 #[inline]
 pub fn expired_logging() -> bool {
-    EXPIRED_LOGGING.load(std::sync::atomic::Ordering::Relaxed)
+    EXPIRED_LOGGING.load(std::sync::atomic::Ordering::Relaxed) != 0
 }
 
 /// Replica expiry (node-wide, on while this node replicates a master): keys are never deleted

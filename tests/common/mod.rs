@@ -31,6 +31,12 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Makes [`free_port`] hand out ports from `base` on (a test binary's assigned range); call it
+/// before the first server starts.
+pub fn use_ports(base: u16) {
+    let _ = NEXT_PORT.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed);
+}
+
 pub mod cluster;
 
 /// A running server process (slotcore or redis-server).

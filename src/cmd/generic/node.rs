@@ -186,9 +186,10 @@ fn scan_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
             found.push(Reply::bulk(k));
         }
     }
-    d.expired_keys += expired.len() as u64;
+    // Reclaimed through the lazy-expiry path, so they are counted, logged (DEL in the change
+    // stream, `expired` notifications) and their watchers touched like any expired key.
     for k in &expired {
-        d.remove(k);
+        d.get(k, now);
     }
     // The TYPE check is a (non-touching) read lookup in Redis, counted as a hit.
     shard.stats.keyspace_hits += typed;
@@ -251,11 +252,12 @@ fn ok_or_error(mut replies: Vec<Reply>) -> Reply {
 }
 
 /// A node-wide command ran on this shard (every shard runs it while all are held): each
-/// counts its `removed` keys, shard 0 also counts the command itself and records it once for
-/// the whole node.
-fn record_node_wide(shard: &mut ShardState, db: usize, removed: u64, args: &[Bytes]) {
+/// counts its `removed` keys, shard 0 also counts `own` for the command itself (Redis: FLUSHDB
+/// and FLUSHALL count only the keys they emptied, SWAPDB counts one) and records it once for
+/// the whole node (even when it changed nothing, as Redis forces their propagation).
+fn record_node_wide(shard: &mut ShardState, db: usize, removed: u64, own: u64, args: &[Bytes]) {
     if shard.id == 0 {
-        shard.changes.record(db, removed + 1, vec![args.to_vec()]);
+        shard.changes.record(db, removed + own, vec![args.to_vec()]);
     } else {
         shard.changes.count(removed);
     }
@@ -268,7 +270,7 @@ pub(super) fn flushdb(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
         let removed = shard.ks.dbs[db].len() as u64;
         shard.ks.dbs[db].clear();
-        record_node_wide(shard, db, removed, args);
+        record_node_wide(shard, db, removed, 0, args);
         Reply::Ok
     }
     Plan::AllShards { run, merge: Box::new(|_, r| ok_or_error(r)) }
@@ -284,7 +286,7 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             removed += d.len() as u64;
             d.clear();
         }
-        record_node_wide(shard, db, removed, args);
+        record_node_wide(shard, db, removed, 0, args);
         Reply::Ok
     }
     Plan::AllShards { run, merge: Box::new(|_, r| ok_or_error(r)) }
@@ -312,7 +314,7 @@ pub(super) fn swapdb(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         match (usize_arg(args.get(1)), usize_arg(args.get(2))) {
             (Some(a), Some(b)) if a < n && b < n => {
                 crate::storage::watch::swap_dbs(&mut shard.ks.dbs, a, b);
-                record_node_wide(shard, 0, 0, args);
+                record_node_wide(shard, 0, 0, 1, args);
                 Reply::Ok
             }
             _ => Reply::err(errors::DB_INDEX),
