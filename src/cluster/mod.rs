@@ -9,6 +9,7 @@
 
 pub mod bus;
 pub mod conf;
+pub mod data_check;
 pub mod nodes;
 pub mod ops;
 pub mod redirect;

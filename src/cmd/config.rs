@@ -109,6 +109,7 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         });
     }
     ctx.node().set_config(new);
+    super::bgsave::refresh_denied(&ctx.node().config());
     Plan::Reply(Reply::Ok)
 }
 

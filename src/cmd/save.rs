@@ -18,25 +18,23 @@ use std::time::Instant;
 /// The SAVE family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
+    spec("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(super::bgsave::bgsave), "server", "1.0.0", "Asynchronously save the dataset to disk"),
     spec("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, "@admin @slow @dangerous", Keys::None, Exec::Node(save), "server", "1.0.0", "Synchronously save the dataset to disk"),
 ];
 
 /// Unix seconds of the last successful save (0 = none yet).
 static LAST_SAVE: AtomicU64 = AtomicU64::new(0);
-/// Successful saves since start.
-static SAVES: AtomicU64 = AtomicU64::new(0);
 /// Keys loaded / dropped as expired by the start-up load.
 static LOAD_KEYS_LOADED: AtomicU64 = AtomicU64::new(0);
 static LOAD_KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
 
-/// The RDB lines of INFO persistence that slotcore tracks, in Redis's order (no BGSAVE
-/// exists, so its status is the initial `ok` and its times -1, as in a Redis that never
-/// forked). `rdb_changes_since_last_save` is not tracked and so not shown.
+/// The RDB lines of INFO persistence from `rdb_bgsave_in_progress` on, in Redis's order
+/// (`rdb_changes_since_last_save` comes before them).
 pub fn info_rdb_fields(start_s: u64) -> String {
+    let (running, status, last_time, current, saves) = super::bgsave::info_status();
     format!(
-        "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
+        "rdb_bgsave_in_progress:{running}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{status}\r\nrdb_last_bgsave_time_sec:{last_time}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{saves}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
         last_save(start_s),
-        SAVES.load(Ordering::Relaxed),
         LOAD_KEYS_EXPIRED.load(Ordering::Relaxed),
         LOAD_KEYS_LOADED.load(Ordering::Relaxed),
     )
@@ -49,6 +47,11 @@ pub fn last_save(start_s: u64) -> u64 {
         0 => start_s,
         t => t,
     }
+}
+
+/// Records a successful save now (LASTSAVE, the save points' clock).
+pub fn mark_saved() {
+    LAST_SAVE.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
 }
 
 /// Whether `save` names any save point (SHUTDOWN without NOSAVE then saves, as in Redis).
@@ -64,6 +67,10 @@ fn rdb_path(cfg: &Config) -> PathBuf {
 pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     let compress = shard.config.get("rdbcompression") != Some("no");
     let now = crate::storage::now_ms();
+    // Redis's `rdbSave` resets the dirty counter (the shards are held, so nothing changes
+    // until the file is written).
+    let dirty = shard.changes.dirty();
+    shard.changes.saved(dirty);
     let dbs = shard.ks.dbs.iter().map(|d| {
         let (mut out, mut size, mut expires) = (Vec::new(), 0i64, 0i64);
         for slot in d.nonempty_slots_from(0) {
@@ -118,8 +125,8 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
     match disk::write_atomic(&rdb_path(cfg), &data) {
         Ok(()) => {
             tracing::info!("DB saved on disk");
-            LAST_SAVE.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
-            SAVES.fetch_add(1, Ordering::Relaxed);
+            mark_saved();
+            super::bgsave::sync_saved(cfg);
             Reply::Ok
         }
         Err(e) => {
@@ -135,6 +142,10 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
 }
 
 fn save(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    if super::bgsave::in_progress() {
+        return Plan::Reply(Reply::err(super::bgsave::IN_PROGRESS_ERR));
+    }
+    super::bgsave::count_save();
     Plan::AllShards { run: serialize_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
 }
 

@@ -70,6 +70,36 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
+/// `save`'s arguments as Redis's `setConfigSaveOption` takes them: `""` alone clears the
+/// points; one non-empty argument is split on spaces (`--save "3600 1 300 100"`); then
+/// (seconds >= 1, changes >= 0) pairs, printed back as numbers (`getConfigSaveOption`).
+fn normalize_save(args: &[String]) -> Result<String, String> {
+    let split: Vec<String>;
+    let args = match args {
+        [one] if one.is_empty() => return Ok(String::new()),
+        [one] => {
+            split = one.split_whitespace().map(String::from).collect();
+            &split[..]
+        }
+        _ => args,
+    };
+    const INVALID: &str = "Invalid save parameters";
+    if args.is_empty() || args.len() % 2 != 0 {
+        return Err(INVALID.into());
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        // strtoll: leading blanks and a sign are accepted, nothing may follow the digits.
+        let t = a.trim_start();
+        let v: i64 = t.strip_prefix('+').unwrap_or(t).parse().map_err(|_| INVALID.to_string())?;
+        if (i % 2 == 0 && v < 1) || (i % 2 == 1 && v < 0) {
+            return Err(INVALID.into());
+        }
+        out.push(v.to_string());
+    }
+    Ok(out.join(" "))
+}
+
 /// Validates and normalises a directive's arguments into the text CONFIG GET shows.
 /// The error is Redis's reason text (e.g. "argument couldn't be parsed into an integer").
 pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
@@ -86,18 +116,7 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
             };
         }
         // Multi-word values.
-        "save" => {
-            if args.len() == 1 && args[0].is_empty() {
-                return Ok(String::new());
-            }
-            if args.is_empty() || args.len() % 2 != 0 {
-                return Err("Invalid save parameters".into());
-            }
-            if args.iter().any(|a| a.parse::<u64>().is_err()) {
-                return Err("Invalid save parameters".into());
-            }
-            return Ok(args.join(" "));
-        }
+        "save" => return normalize_save(args),
         "bind"
         | "client-output-buffer-limit"
         | "oom-score-adj-values"
@@ -248,5 +267,19 @@ mod tests {
         let port = find("port").unwrap();
         assert_eq!(normalize(port, &["abc".into()]), Err("argument couldn't be parsed into an integer".into()));
         assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
+    }
+
+    #[test]
+    fn save_forms_are_redis_s() {
+        let save = find("save").unwrap();
+        let n = |a: &[&str]| normalize(save, &a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(n(&["3600 1 300 100"]), Ok("3600 1 300 100".into()));
+        assert_eq!(n(&["3600", "1", "300", "100"]), Ok("3600 1 300 100".into()));
+        assert_eq!(n(&[""]), Ok("".into()));
+        assert_eq!(n(&["0900", "+1"]), Ok("900 1".into()));
+        assert_eq!(n(&["60", "0"]), Ok("60 0".into()));
+        for bad in [&["0", "1"][..], &["60"], &["60", "-1"], &["60", "1x"], &["3600 1 300"]] {
+            assert_eq!(n(bad), Err("Invalid save parameters".into()));
+        }
     }
 }

@@ -58,6 +58,16 @@ impl InFlight {
     }
 }
 
+/// MISCONF for writes (and PING, as Redis) after a failed background save, while
+/// `stop-writes-on-bgsave-error` is on (one atomic load).
+#[inline]
+fn misconf(spec: &CommandSpec) -> Option<Reply> {
+    if crate::cmd::bgsave::writes_denied() && (spec.has(flags::WRITE) || spec.name == "ping") {
+        return Some(Reply::err(crate::cmd::bgsave::MISCONF));
+    }
+    None
+}
+
 impl Conn {
     /// Looks a request up and decides its route.
     fn route(&mut self, mut req: Request) -> Route {
@@ -104,6 +114,9 @@ impl Conn {
         let cluster = self.shard.view.borrow().enabled;
         if cluster {
             return self.route_cluster(spec, fullname, args);
+        }
+        if let Some(refused) = misconf(spec) {
+            return self.rejected(Some(fullname), refused);
         }
         match spec.exec {
             Exec::Keyed(_) => {
@@ -177,6 +190,9 @@ impl Conn {
             Ok(c) => c,
             Err(e) => return self.rejected(Some(fullname), e),
         };
+        if let Some(refused) = misconf(spec) {
+            return self.rejected(Some(fullname), refused);
+        }
         if key_idx.is_empty() && view.replica && spec.has(flags::WRITE) {
             return self.rejected(Some(fullname), Reply::err(redirect::READONLY));
         }

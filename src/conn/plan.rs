@@ -128,6 +128,7 @@ impl Conn {
             Plan::Shutdown(a) => {
                 tracing::warn!("User requested shutdown...");
                 let cfg = self.shard.state.borrow().config.clone();
+                crate::runtime::snapshot::kill_bgsave().await;
                 if a.save || (!a.nosave && cmd::save::has_save_points(&cfg)) {
                     tracing::info!("Saving the final RDB snapshot before exiting.");
                     let parts = self.fan_out(cmd::save::serialize_shard, 0, args, held).await;

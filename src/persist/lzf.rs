@@ -36,21 +36,59 @@ fn literal(out: &mut [u8], op: &mut usize, lit: &mut usize, b: u8) {
     }
 }
 
+/// liblzf's hash table, kept per thread: a fresh zeroed table per call costs a 512 KiB
+/// allocation and its page faults, far more than compressing a short string. Entries carry
+/// the call's generation in their high half; an entry of an older call reads as 0, so every
+/// call sees exactly the zeroed table it would have had.
+struct Table {
+    gen: u64,
+    slots: Vec<u64>,
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = const { std::cell::RefCell::new(Table { gen: 0, slots: Vec::new() }) };
+}
+
 /// Compresses `data` into at most `limit` bytes, or None when liblzf would give up.
 pub fn compress(data: &[u8], limit: usize) -> Option<Vec<u8>> {
     let n = data.len();
-    if n < 2 || limit == 0 {
+    if n < 2 || limit == 0 || n as u64 >= 1 << 32 {
         return None;
     }
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.slots.is_empty() || t.gen >= u32::MAX as u64 {
+            t.slots = vec![0; HSIZE];
+            t.gen = 0;
+        }
+        t.gen += 1;
+        let gen = t.gen;
+        compress_with(data, limit, &mut t.slots, gen)
+    })
+}
+
+/// A table entry of generation `gen` (older ones read as 0).
+#[inline]
+fn get(htab: &[u64], slot: usize, gen: u64) -> usize {
+    let e = htab[slot];
+    if e >> 32 == gen {
+        (e & 0xFFFF_FFFF) as usize
+    } else {
+        0
+    }
+}
+
+fn compress_with(data: &[u8], limit: usize, htab: &mut [u64], gen: u64) -> Option<Vec<u8>> {
+    let n = data.len();
     let mut out = vec![0u8; limit];
-    let mut htab = vec![0usize; HSIZE];
+    let tag = gen << 32;
     let (mut op, mut lit, mut ip) = (1usize, 0usize, 0usize);
     let mut hval = first(data, ip);
     while ip + 2 < n {
         hval = next(hval, data, ip);
         let slot = idx(hval);
-        let r = htab[slot];
-        htab[slot] = ip;
+        let r = get(htab, slot, gen);
+        htab[slot] = tag | ip as u64;
         let off = ip.wrapping_sub(r).wrapping_sub(1);
         if off < MAX_OFF && ip + 4 < n && r > 0 && data[r..r + 3] == data[ip..ip + 3] {
             let maxlen = (n - ip - 2).min(MAX_REF);
@@ -85,10 +123,10 @@ pub fn compress(data: &[u8], limit: usize) -> Option<Vec<u8>> {
             }
             hval = first(data, ip);
             hval = next(hval, data, ip);
-            htab[idx(hval)] = ip;
+            htab[idx(hval)] = tag | ip as u64;
             ip += 1;
             hval = next(hval, data, ip);
-            htab[idx(hval)] = ip;
+            htab[idx(hval)] = tag | ip as u64;
             ip += 1;
         } else {
             if op >= limit {

@@ -19,6 +19,7 @@ pub mod intset;
 pub mod listpack;
 pub mod lzf;
 pub mod rdb;
+pub mod snapshot;
 pub mod value;
 pub mod ziplist;
 

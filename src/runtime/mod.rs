@@ -13,6 +13,7 @@ pub mod listener;
 pub mod mesh;
 pub mod migrate_link;
 pub mod shard;
+pub mod snapshot;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
@@ -96,7 +97,11 @@ pub fn run(
 ) -> Result<(), String> {
     let nshards = placement.shards;
     // The RDB file is read once, before the shards start; each shard then takes its own keys.
-    let loaded = Arc::new(std::sync::Mutex::new(crate::cmd::save::load_at_startup(&cfg)?));
+    let records = crate::cmd::save::load_at_startup(&cfg)?;
+    if let Some(c) = &node.cluster {
+        c.change(|st| crate::cluster::data_check::claim_slots_with_keys(st, &records))?;
+    }
+    let loaded = Arc::new(std::sync::Mutex::new(records));
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
     } else {
@@ -153,6 +158,10 @@ pub fn run(
             let (ntx, nrx) = futures_channel::mpsc::unbounded();
             shard.state.borrow_mut().notify.set_forwarder(ntx);
             glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
+            if id == 0 {
+                glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach();
+                glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
+            }
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }
@@ -252,6 +261,7 @@ async fn active_expire(shard: Rc<Shard>) {
 async fn signalled_shutdown(shard: &Rc<Shard>) {
     tracing::warn!("User requested shutdown...");
     let cfg = shard.state.borrow().config.clone();
+    snapshot::kill_bgsave().await;
     if crate::cmd::save::has_save_points(&cfg) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         let parts = shard.all_shards(crate::cmd::save::serialize_shard, 0, &[]).await;

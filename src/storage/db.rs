@@ -125,7 +125,7 @@ impl SlotTable {
 /// One logical database (`SELECT n`) of one shard.
 #[derive(Debug, Default)]
 pub struct Db {
-    slots: Vec<Option<Box<SlotTable>>>,
+    pub(super) slots: Vec<Option<Box<SlotTable>>>,
     keys: usize,
     volatile: usize,
     /// Keys removed because they expired (lazily or by the active cycle).
@@ -140,6 +140,8 @@ pub struct Db {
     /// The slot of the running command's first key: its address, length and slot (see
     /// [`Db::hint_slot`]).
     slot_hint: Option<(usize, usize, u16)>,
+    /// A running snapshot's pre-write hook state (see `storage::snap`).
+    pub(super) snap: Option<Box<super::snap::SnapState>>,
 }
 
 impl Db {
@@ -186,11 +188,21 @@ impl Db {
         self.slots.get(slot as usize)?.as_deref()
     }
 
+    /// The snapshot pre-write hook: every path that may change a slot calls it first.
+    #[inline]
+    fn pre_write(&mut self, slot: u16) {
+        if self.snap.is_some() {
+            self.snapshot_save_slot(slot);
+        }
+    }
+
     fn table_mut(&mut self, slot: u16) -> Option<&mut SlotTable> {
+        self.pre_write(slot);
         self.slots.get_mut(slot as usize)?.as_deref_mut()
     }
 
     fn table_or_create(&mut self, slot: u16) -> &mut SlotTable {
+        self.pre_write(slot);
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, || None);
         }
@@ -357,6 +369,7 @@ impl Db {
     /// Removes every key.
     pub fn clear(&mut self) {
         self.touch_flushed();
+        self.snapshot_detach_all();
         self.slots = Vec::new();
         self.keys = 0;
         self.volatile = 0;
@@ -373,7 +386,9 @@ impl Db {
         }
         self.keys -= t.len();
         self.volatile -= t.volatile;
-        t.len()
+        let n = t.len();
+        self.snapshot_detach(slot as usize, t);
+        n
     }
 
     /// Slots (ascending) that currently have keys, starting at `from`.
@@ -388,6 +403,7 @@ impl Db {
 
     /// Takes the whole table of a slot out of this database (for moving it elsewhere).
     pub fn take_slot(&mut self, slot: u16) -> Option<Box<SlotTable>> {
+        self.pre_write(slot);
         let t = self.slots.get_mut(slot as usize)?.take()?;
         if !self.watch.is_empty() {
             for (k, _) in t.iter() {
@@ -401,6 +417,7 @@ impl Db {
 
     /// Puts a slot table taken with `take_slot` back (the slot must be empty here).
     pub fn put_slot(&mut self, slot: u16, table: Box<SlotTable>) {
+        self.pre_write(slot);
         self.keys += table.len();
         self.volatile += table.volatile;
         if self.slots.is_empty() {
@@ -447,6 +464,9 @@ impl Db {
             let slot = self.expire_cursor;
             self.expire_cursor = (self.expire_cursor + 1) % SLOTS;
             visited += 1;
+            if self.slots[slot].as_ref().is_some_and(|t| t.volatile > 0) {
+                self.pre_write(slot as u16);
+            }
             let Some(t) = self.slots[slot].as_deref_mut() else { continue };
             if t.volatile == 0 {
                 continue;

@@ -13,6 +13,7 @@ pub mod hll;
 pub mod intset;
 pub mod list;
 pub mod set;
+pub mod snap;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod value;

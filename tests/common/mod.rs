@@ -15,6 +15,12 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
+/// Makes this test binary take its ports from `base` upward (call before starting any
+/// server; keeps one engineer's tests in their own port range).
+pub fn set_port_base(base: u16) {
+    let _ = NEXT_PORT.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed);
+}
+
 /// A free port P such that P and P + 10000 are both free and P + 10000 < 32768.
 pub fn free_port() -> u16 {
     if NEXT_PORT.load(Ordering::Relaxed) == 0 {
@@ -98,6 +104,18 @@ impl Server {
             .arg("--appendonly")
             .arg("no");
         cmd.args(extra);
+        Server::spawn(cmd, port, dir, log)
+    }
+
+    /// Starts a real redis-server with only `--port`, `--dir`, `--appendonly no` and `args`
+    /// (its own defaults otherwise, e.g. its save points).
+    pub fn redis_with_args(args: &[&str]) -> Server {
+        let port = free_port();
+        let dir = scratch_dir("redis", port);
+        let log = dir.join("server.log");
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port").arg(port.to_string()).arg("--dir").arg(&dir).arg("--appendonly").arg("no");
+        cmd.args(args);
         Server::spawn(cmd, port, dir, log)
     }
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# BGSAVE under load, side by side: slotcore's forkless snapshot vs redis-server's fork.
+#
+#   bash bench/bgsave.sh                  # 1M keys of 100 bytes
+#   KEYS=200000 bash bench/bgsave.sh      # shorter
+#
+# For each server (one at a time, same CPUs, same data): load KEYS string keys, measure
+# redis-benchmark (SET+GET on those keys) idle, then again while BGSAVEs run back to back for
+# the whole benchmark; report p50/p99 and requests/s idle vs during the save, how long one
+# BGSAVE took, and peak memory during the saves over memory before them. Memory is PSS summed
+# over the server and its children (`/proc/PID/smaps_rollup`), so redis-server's copy-on-write
+# pages count once each, sampled every 50 ms.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEYS="${KEYS:-1000000}"
+VALUE="${VALUE:-100}"
+N="${N:-400000}"
+CLIENTS="${CLIENTS:-50}"
+SERVER_CPUS="${SERVER_CPUS:-0}"
+SC_PORT="${SC_PORT:-8590}"
+RD_PORT="${RD_PORT:-8591}"
+
+cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "server on $1 did not start" >&2; exit 1
+}
+
+# KEYS SET commands in RESP, for redis-cli --pipe.
+gen_load() {
+  awk -v n="$KEYS" -v vl="$VALUE" 'BEGIN {
+    v = sprintf("%" vl "s", ""); gsub(/ /, "v", v);
+    for (i = 0; i < n; i++) { k = "key:" sprintf("%012d", i);
+      printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, vl, v } }'
+}
+
+pss_kb() { # PSS of a process and its children, in kB
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    local v
+    v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# redis-benchmark SET+GET on the loaded keyspace; prints "rps p50 p99" per test, CSV.
+bench() {
+  redis-benchmark -p "$1" -t set,get -n "$N" -c "$CLIENTS" -r "$KEYS" -d "$VALUE" --csv 2>/dev/null |
+    awk -F'","' 'NR > 1 { gsub(/"/, ""); print $1, $2, $5, $7 }'
+}
+
+in_progress() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/ {print $2}'; }
+
+run_one() { # name port pid
+  local name=$1 port=$2 pid=$3
+  gen_load | redis-cli -p "$port" --pipe >/dev/null
+  echo "[$name] keys: $(redis-cli -p "$port" dbsize)"
+  sleep 1
+  local base; base=$(pss_kb "$pid")
+  echo "[$name] idle:"; bench "$port" | sed "s/^/[$name]   /"
+  # One timed BGSAVE alone.
+  local t0 t1
+  t0=$(date +%s.%N); redis-cli -p "$port" bgsave >/dev/null
+  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
+  t1=$(date +%s.%N)
+  echo "[$name] one BGSAVE alone: $(echo "$t1 - $t0" | bc) s"
+  # BGSAVEs back to back while the benchmark runs; memory sampled meanwhile.
+  : >"$work/$name.peak"
+  (
+    peak=0
+    while [ ! -f "$work/$name.stop" ]; do
+      if [ "$(in_progress "$port")" != 1 ]; then redis-cli -p "$port" bgsave >/dev/null 2>&1 || true; fi
+      m=$(pss_kb "$pid"); [ "$m" -gt "$peak" ] && peak=$m
+      echo "$peak" >"$work/$name.peak"
+      sleep 0.05
+    done
+  ) &
+  local looper=$!
+  sleep 0.2
+  echo "[$name] during BGSAVE:"; bench "$port" | sed "s/^/[$name]   /"
+  touch "$work/$name.stop"; wait "$looper"
+  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
+  local peak; peak=$(cat "$work/$name.peak")
+  echo "[$name] memory before saves: $((base / 1024)) MiB, peak during saves: $((peak / 1024)) MiB, ratio $(echo "scale=3; $peak / $base" | bc)"
+  echo "[$name] saves: $(redis-cli -p "$port" info persistence | tr -d '\r' | grep -E '^rdb_saves|^rdb_last_bgsave_status')"
+}
+
+mkdir -p "$work/sc" "$work/rd"
+taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --dir "$work/sc" --save "" \
+  --shards 1 --pin-cores no --logfile "$work/sc.log" &
+pids+=($!)
+wait_port "$SC_PORT"
+run_one slotcore "$SC_PORT" "${pids[-1]}"
+redis-cli -p "$SC_PORT" shutdown nosave >/dev/null 2>&1 || true
+
+taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --dir "$work/rd" --save "" --appendonly no \
+  --logfile "$work/rd.log" &
+pids+=($!)
+wait_port "$RD_PORT"
+run_one redis "$RD_PORT" "${pids[-1]}"
+redis-cli -p "$RD_PORT" shutdown nosave >/dev/null 2>&1 || true

@@ -1,0 +1,320 @@
+//! Forkless snapshots at run time: the RDB byte stream of a point-in-time snapshot, the BGSAVE
+//! driver that writes it to the RDB file, and the save-point cron.
+//!
+//! [`SnapshotStream`] is the API replication's full sync can use too: [`SnapshotStream::start`]
+//! claims the node's one snapshot and begins it on every shard while all are held (that
+//! instant is the snapshot's point in time; each shard pushes its `FeedItem::Mark` there),
+//! then [`SnapshotStream::next`] yields the RDB file's bytes chunk by chunk, pulling each
+//! shard's slots one step (about [`STEP_BYTES`]) at a time over the mesh, so the shards keep
+//! serving between steps and nothing holds the whole file. [`SnapshotStream::end`] must be
+//! called once the stream is done or abandoned (it removes the pre-write hooks).
+//!
+//! The BGSAVE driver runs on shard 0: it takes the snapshots BGSAVE began
+//! (`cmd::bgsave::take_jobs`), writes the stream to `temp-bgsave-<pid>.rdb` in about 1 MiB
+//! writes on glommio's blocking thread, then fsync, rename to `dbfilename`, fsync of the
+//! directory: Redis's `rdbSave` steps, off the shard's thread.
+
+use super::shard::Shard;
+use crate::cmd::bgsave::{self, Outcome};
+use crate::persist::snapshot::{Plan, RdbStream, STEP_BYTES};
+use crate::protocol::Reply;
+use bytes::Bytes;
+use futures_lite::StreamExt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Bytes the driver gathers before one write to the file.
+const WRITE_BYTES: usize = 1 << 20;
+
+enum Stage {
+    Header,
+    /// Index into the databases to write, and the shard being pulled.
+    Db(usize, usize, bool),
+    Finish,
+    Done,
+}
+
+/// A running snapshot read as RDB bytes.
+pub struct SnapshotStream {
+    plan: Plan,
+    dbs: Vec<usize>,
+    rdb: RdbStream,
+    extra_aux: Vec<(Vec<u8>, Vec<u8>)>,
+    stage: Stage,
+}
+
+impl SnapshotStream {
+    /// Claims the node's snapshot and begins it on every shard (all held at once); `extra_aux`
+    /// are aux fields to add to the header (e.g. `repl-id`, `repl-offset` for a full sync).
+    /// Fails when another snapshot runs.
+    pub async fn start(shard: &Shard, extra_aux: Vec<(Vec<u8>, Vec<u8>)>) -> Result<SnapshotStream, Reply> {
+        let Some(id) = bgsave::claim() else {
+            return Err(Reply::err("ERR Another child process is active (AOF?)"));
+        };
+        let parts = shard.all_shards(bgsave::begin_shard, 0, &[]).await;
+        match bgsave::plan_of(id, &parts) {
+            Ok(plan) => Ok(SnapshotStream::from_plan(plan, extra_aux)),
+            Err(e) => {
+                end_on_shards(shard, id, None).await;
+                bgsave::release(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// The stream of a snapshot already begun on every shard.
+    pub fn from_plan(plan: Plan, extra_aux: Vec<(Vec<u8>, Vec<u8>)>) -> SnapshotStream {
+        let dbs = plan.databases();
+        SnapshotStream { plan, dbs, rdb: RdbStream::new(), extra_aux, stage: Stage::Header }
+    }
+
+    /// The snapshot's id.
+    pub fn id(&self) -> u64 {
+        self.plan.id
+    }
+
+    /// Bytes produced so far.
+    pub fn bytes(&self) -> u64 {
+        self.rdb.len()
+    }
+
+    /// The next bytes of the RDB file; None once the file is complete. An error means the
+    /// snapshot cannot complete (a shard lost its database); call [`SnapshotStream::end`].
+    pub async fn next(&mut self, shard: &Shard) -> Option<Result<Bytes, String>> {
+        loop {
+            match self.stage {
+                Stage::Header => {
+                    let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+                    let now = crate::storage::now_ms() / 1000;
+                    let b = self.rdb.header(now, used, &self.extra_aux);
+                    self.stage = if self.dbs.is_empty() { Stage::Finish } else { Stage::Db(0, 0, false) };
+                    return Some(Ok(Bytes::from(b)));
+                }
+                Stage::Db(i, s, started) => {
+                    let db = self.dbs[i];
+                    if !started {
+                        let (size, expires) = self.plan.dbs[db];
+                        self.stage = Stage::Db(i, s, true);
+                        return Some(Ok(Bytes::from(self.rdb.database(db, size, expires))));
+                    }
+                    let args = [self.plan.id.to_string(), db.to_string(), STEP_BYTES.to_string()];
+                    let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+                    let r = shard.on_shard(s, bgsave::step_shard, 0, args).await;
+                    let (bytes, done) = match r {
+                        Reply::Array(v) => match &v[..] {
+                            [Reply::Bulk(b), Reply::Int(d)] => (b.clone(), *d != 0),
+                            _ => return Some(Err("bad snapshot step reply".into())),
+                        },
+                        Reply::Error(e) => return Some(Err(e.to_string())),
+                        _ => return Some(Err("bad snapshot step reply".into())),
+                    };
+                    if done {
+                        self.stage = match (s + 1 < shard.nshards, i + 1 < self.dbs.len()) {
+                            (true, _) => Stage::Db(i, s + 1, true),
+                            (false, true) => Stage::Db(i + 1, 0, false),
+                            (false, false) => Stage::Finish,
+                        };
+                    }
+                    if !bytes.is_empty() {
+                        self.rdb.pass(&bytes);
+                        return Some(Ok(bytes));
+                    }
+                }
+                Stage::Finish => {
+                    self.stage = Stage::Done;
+                    return Some(Ok(Bytes::from(self.rdb.finish())));
+                }
+                Stage::Done => return None,
+            }
+        }
+    }
+
+    /// Ends the snapshot on every shard and releases it; `saved`: the stream reached its
+    /// destination, so each shard's changes up to the start count as saved.
+    pub async fn end(self, shard: &Shard, saved: bool) {
+        end_on_shards(shard, self.plan.id, saved.then_some(&self.plan.dirty[..])).await;
+        bgsave::release(self.plan.id);
+    }
+}
+
+async fn end_on_shards(shard: &Shard, id: u64, dirty: Option<&[u64]>) {
+    for s in 0..shard.nshards {
+        let d = dirty.and_then(|d| d.get(s)).map_or(-1, |&d| d as i64);
+        let args = vec![Bytes::from(id.to_string()), Bytes::from(d.to_string())];
+        shard.on_shard(s, bgsave::end_shard, 0, args).await;
+    }
+}
+
+/// The temp file a BGSAVE writes (renamed to `dbfilename` when complete).
+fn temp_path() -> PathBuf {
+    PathBuf::from(format!("temp-bgsave-{}.rdb", std::process::id()))
+}
+
+/// Runs a blocking file operation on glommio's blocking thread.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(f).await
+}
+
+/// Shard 0's BGSAVE driver: writes every snapshot BGSAVE begins to the RDB file.
+pub async fn bgsave_driver(shard: Rc<Shard>) {
+    let Some(mut jobs) = bgsave::take_jobs() else { return };
+    while let Some(job) = jobs.next().await {
+        let cfg = shard.state.borrow().config.clone();
+        let outcome = match job {
+            Ok(plan) => write_file(&shard, SnapshotStream::from_plan(plan, Vec::new()), &cfg).await,
+            Err(e) => {
+                tracing::warn!("Background saving could not start: {}", e);
+                let id = bgsave::running();
+                end_on_shards(&shard, id, None).await;
+                Outcome::Failed
+            }
+        };
+        bgsave::finished(outcome, &cfg);
+    }
+}
+
+/// Writes one snapshot to the temp file, then into place; ends the snapshot.
+async fn write_file(shard: &Shard, mut stream: SnapshotStream, cfg: &crate::config::Config) -> Outcome {
+    let tmp = temp_path();
+    let target = PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"));
+    let opened = {
+        let tmp = tmp.clone();
+        blocking(move || std::fs::File::create(tmp)).await
+    };
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(
+                "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
+                tmp.display(),
+                cfg.dir,
+                e
+            );
+            stream.end(shard, false).await;
+            return Outcome::Failed;
+        }
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES);
+    let mut failure: Option<String> = None;
+    loop {
+        if bgsave::killed() {
+            break;
+        }
+        let chunk = stream.next(shard).await;
+        let last = chunk.is_none();
+        match chunk {
+            Some(Ok(b)) => buf.extend_from_slice(&b),
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            None => {}
+        }
+        if buf.len() >= WRITE_BYTES || (last && !buf.is_empty()) {
+            let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BYTES));
+            let (f, r) = blocking(move || {
+                let r = file.write_all(&data);
+                (file, r)
+            })
+            .await;
+            file = f;
+            if let Err(e) = r {
+                failure = Some(format!("Write error saving DB on disk: {e}"));
+                break;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    if bgsave::killed() {
+        drop(file);
+        let _ = blocking(move || std::fs::remove_file(tmp)).await;
+        stream.end(shard, false).await;
+        return Outcome::Killed;
+    }
+    if failure.is_none() {
+        let (tmp2, target2) = (tmp.clone(), target.clone());
+        let r = blocking(move || -> Result<(), String> {
+            file.sync_all().map_err(|e| format!("Write error saving DB on disk(fsync): {e}"))?;
+            drop(file);
+            std::fs::rename(&tmp2, &target2).map_err(|e| {
+                format!(
+                    "Error moving temp DB file {} on the final destination {}: {e}",
+                    tmp2.display(),
+                    target2.display()
+                )
+            })?;
+            let dir = target2.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("Write error saving DB on disk(fsyncFileDir): {e}"))
+        })
+        .await;
+        failure = r.err();
+    }
+    match failure {
+        None => {
+            tracing::info!("DB saved on disk");
+            stream.end(shard, true).await;
+            Outcome::Saved
+        }
+        Some(e) => {
+            tracing::warn!("{}", e);
+            let _ = blocking(move || std::fs::remove_file(tmp)).await;
+            stream.end(shard, false).await;
+            Outcome::Failed
+        }
+    }
+}
+
+/// Starts a BGSAVE from the cron (a save point was reached, or BGSAVE SCHEDULE).
+async fn start_bgsave(shard: &Shard) {
+    if bgsave::claim().is_none() {
+        return;
+    }
+    let parts = shard.all_shards(bgsave::begin_shard, 0, &[]).await;
+    let _ = bgsave::begun(parts);
+}
+
+/// Shard 0's save-point cron (Redis checks in `serverCron`): ten times a second, sums the
+/// shards' changes since the last save and starts a BGSAVE when a `save` point is reached.
+pub async fn save_cron(shard: Rc<Shard>) {
+    let start_s = shard.state.borrow().node.start_ms / 1000;
+    loop {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        shard.refresh_config();
+        let cfg = shard.state.borrow().config.clone();
+        if bgsave::in_progress() || bgsave::running() != 0 {
+            continue;
+        }
+        let dirty = if bgsave::save_points(&cfg).is_empty() {
+            0
+        } else {
+            let parts = shard.each_shard(bgsave::since_save_shard, &[]).await;
+            parts.iter().map(|r| if let Reply::Int(n) = r { *n as u64 } else { 0 }).sum()
+        };
+        match bgsave::cron_check(&cfg, dirty, start_s) {
+            Some((0, 0)) => start_bgsave(&shard).await,
+            Some((secs, changes)) => {
+                tracing::info!("{} changes in {} seconds. Saving...", changes, secs);
+                start_bgsave(&shard).await;
+            }
+            None => {}
+        }
+    }
+}
+
+/// SHUTDOWN and SIGTERM during a BGSAVE: stop it (Redis kills its child) and wait until its
+/// temp file is gone, so the synchronous save that follows is the last to write the file.
+pub async fn kill_bgsave() {
+    if !bgsave::kill() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while bgsave::in_progress() && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
