@@ -167,6 +167,16 @@ impl Pending {
     pub fn absorb(&mut self, other: &mut Pending) {
         self.msgs.append(&mut other.msgs);
     }
+
+    /// Takes the queued events (work done for a transaction: its coordinator publishes them).
+    pub fn take(&mut self) -> Vec<(Bytes, Bytes)> {
+        std::mem::take(&mut self.msgs)
+    }
+
+    /// Queues events taken from another shard's [`Pending::take`].
+    pub fn extend(&mut self, events: Vec<(Bytes, Bytes)>) {
+        self.msgs.extend(events);
+    }
 }
 
 /// Redis's `notifyKeyspaceEvent`: queues the K and E messages of one event.

@@ -68,8 +68,9 @@ pub enum Msg {
         tx: u64,
         /// What to do.
         op: HeldOp,
-        /// The result, with the changes the work recorded (for the transaction's unit).
-        reply: oneshot::Sender<(HeldResult, Vec<crate::replication::feed::Unit>)>,
+        /// The result, with the changes the work recorded (for the transaction's unit) and
+        /// its keyspace notifications (published by the coordinator, in command order).
+        reply: oneshot::Sender<(HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes, Bytes)>)>,
     },
     /// Release the shard.
     Unlock {

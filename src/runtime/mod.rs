@@ -136,8 +136,12 @@ pub fn run(
                 return;
             }
             let cfg = node.config();
-            let state = ShardState::new(id, cfg, node.clone());
+            let mut state = ShardState::new(id, cfg, node.clone());
+            // Keyspace notifications reach the other shards' subscribers through this task.
+            let (ntx, nrx) = futures_channel::mpsc::unbounded();
+            state.notify.set_forwarder(ntx);
             let shard = Rc::new(Shard::new(id, nshards, state, tx));
+            glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             shard.refresh_cluster();
             take_loaded_keys(&shard, &loaded);
             for (_from, stream) in rx.streams() {
@@ -150,9 +154,6 @@ pub fn run(
                 .detach();
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
-            let (ntx, nrx) = futures_channel::mpsc::unbounded();
-            shard.state.borrow_mut().notify.set_forwarder(ntx);
-            glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }
