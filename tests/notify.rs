@@ -48,8 +48,8 @@ impl Sub {
         while let Some(l) = lines.next() {
             if l.starts_with('$') {
                 parts.push(lines.next().unwrap_or("").to_string());
-            } else if l.starts_with(':') {
-                parts.push(l[1..].to_string());
+            } else if let Some(n) = l.strip_prefix(':') {
+                parts.push(n.to_string());
             }
         }
         Some(parts)

@@ -321,7 +321,9 @@ pub fn command_events(
             emit(st, STRING, "set", &args[1], db);
             let expires = matches!(name, "setex" | "psetex")
                 || (name == "set"
-                    && args[3..].iter().any(|a| eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat")));
+                    && args[3..]
+                        .iter()
+                        .any(|a| eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat")));
             if expires {
                 emit(st, GENERIC, "expire", &args[1], db);
             }
@@ -421,7 +423,8 @@ pub fn command_events(
             }
         }
         "rpoplpush" | "lmove" if dirty > 0 => {
-            let (from_left, to_left) = if name == "lmove" { (eq_ic(&args[3], "left"), eq_ic(&args[4], "left")) } else { (false, true) };
+            let (from_left, to_left) =
+                if name == "lmove" { (eq_ic(&args[3], "left"), eq_ic(&args[4], "left")) } else { (false, true) };
             new(st, &args[2]);
             emit(st, LIST, if to_left { "lpush" } else { "rpush" }, &args[2], db);
             emit(st, LIST, if from_left { "lpop" } else { "rpop" }, &args[1], db);
@@ -443,8 +446,8 @@ pub fn command_events(
                 emit(st, SET, "sadd", &args[2], db);
             }
         }
-        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore"
-        | "zrangestore" | "bitop" | "sort"
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore"
+        | "bitop" | "sort"
             if dirty > 0 =>
         {
             let (dst, class, ev) = match name {

@@ -363,7 +363,10 @@ impl Shard {
 
     /// Carries this shard's keyspace notifications to the other shards' subscribers, batch by
     /// batch in the order they were published (one FIFO mesh channel per peer).
-    pub async fn forward_notifications(self: std::rc::Rc<Self>, mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<Bytes>>) {
+    pub async fn forward_notifications(
+        self: std::rc::Rc<Self>,
+        mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<Bytes>>,
+    ) {
         use futures_lite::StreamExt;
         while let Some(batch) = rx.next().await {
             let mut args = Vec::with_capacity(batch.len() + 1);

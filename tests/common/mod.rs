@@ -216,7 +216,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if std::env::var("KEEP_DIRS").is_err() { let _ = std::fs::remove_dir_all(&self.dir); }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
