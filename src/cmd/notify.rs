@@ -260,7 +260,19 @@ pub fn needs_before(name: &str) -> bool {
             | "zrangestore"
             | "bitop"
             | "sort"
+            | "georadius"
+            | "georadiusbymember"
+            | "geosearchstore"
     )
+}
+
+/// The destination of GEORADIUS[BYMEMBER] .. STORE|STOREDIST or GEOSEARCHSTORE, if any.
+pub fn geo_store_dest<'a>(name: &str, args: &'a [Bytes]) -> Option<&'a Bytes> {
+    if name == "geosearchstore" {
+        return args.get(1);
+    }
+    let i = args.iter().position(|a| eq_ic(a, "store") || eq_ic(a, "storedist"))?;
+    args.get(i + 1)
 }
 
 /// The destination of SORT .. STORE, if any.
@@ -473,6 +485,11 @@ pub fn command_events(
         "hdel" if dirty > 0 => {
             emit(st, HASH, "hdel", &args[1], db);
             del_if_gone(st, &key());
+        }
+        // GEOADD is ZADD underneath (Redis emits `zadd`).
+        "geoadd" if dirty > 0 => {
+            new(st, &args[1]);
+            emit(st, ZSET, "zadd", &args[1], db);
         }
         "zadd" | "zincrby" if dirty > 0 => {
             let incr = name == "zincrby" || args[2..].iter().any(|a| eq_ic(a, "incr"));

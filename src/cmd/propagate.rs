@@ -114,6 +114,16 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64, before: &
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop" => none,
         "restore" | "restore-asking" => restore_effect(args, now_ms),
         "sort" => none,
+        // GEORADIUS & co.: a query, or a STORE counting the stored items (Redis's
+        // `dirty += returned_items`, or one for deleting the destination).
+        "georadius" | "georadiusbymember" | "geosearchstore" => match super::notify::geo_store_dest(name, args) {
+            None => none,
+            Some(dst) => match int {
+                Some(n) if n > 0 => verbatim(n as u64),
+                _ if before.existed(dst) => verbatim(1),
+                _ => none,
+            },
+        },
         "pfdebug" => match (args.get(1), int) {
             (Some(sub), Some(1)) if eq_ic(sub, "todense") => verbatim(1),
             _ => none,
