@@ -17,6 +17,15 @@
 //! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
 //! - [`replication`]: the change feed from shards to the control core, PSYNC2 master and
 //!   replica sides, the node's replication offset and role changes.
+//!
+//! The one door: every change to a shard's keyspace passes `cmd::execute_keyed` (keyed
+//! commands; a handler may report its exact change count with `Ctx::dirty`), a node-wide shard
+//! function (FLUSHDB, FLUSHALL, SWAPDB), the serving of a blocked pop, MIGRATE's delete, or
+//! expiry (logged by `storage::Db`). Each road counts Redis's `server.dirty` in the shard's
+//! `storage::changes::ChangeLog` (INFO `rdb_changes_since_last_save`, save points), records the
+//! command in propagation form (`cmd::propagate`) for the replication feed while it is active,
+//! touches WATCH where Redis's `signalModifiedKey` would, and queues the keyspace notifications
+//! (`cmd::notify`), which the shard publishes when it flushes after the operation.
 
 pub mod cluster;
 pub mod cmd;

@@ -48,8 +48,8 @@ impl Sub {
         while let Some(l) = lines.next() {
             if l.starts_with('$') {
                 parts.push(lines.next().unwrap_or("").to_string());
-            } else if l.starts_with(':') {
-                parts.push(l[1..].to_string());
+            } else if let Some(n) = l.strip_prefix(':') {
+                parts.push(n.to_string());
             }
         }
         Some(parts)
@@ -88,7 +88,8 @@ fn changes(info: &mut Raw) -> i64 {
 }
 
 /// The script: every command family slotcore has, with no-op writes next to real ones.
-/// `SLEEP n` pauses n ms (lets a short ttl pass; active expiry is off on both servers).
+/// `SLEEP n` pauses n ms (lets a short ttl pass; active expiry is off on both servers);
+/// `DUMPRESTORE src dst ttl [opts]` RESTOREs each server's own DUMP of `src`.
 const SCRIPT: &[&[&str]] = &[
     // strings
     &["SET", "s1", "v"],
@@ -158,6 +159,9 @@ const SCRIPT: &[&[&str]] = &[
     &["SELECT", "2"],
     &["DEL", "c1"],
     &["SELECT", "0"],
+    &["DUMPRESTORE", "r2", "rs1", "0"],
+    &["DUMPRESTORE", "r2", "rs1", "0", "REPLACE"],
+    &["DUMPRESTORE", "r2", "rs2", "100000"],
     &["SET", "ex1", "v", "PX", "50"],
     &["SLEEP", "120"],
     &["GET", "ex1"],
@@ -296,7 +300,20 @@ fn same_as_redis(classes: &str) {
             std::thread::sleep(Duration::from_millis(c[1].parse().unwrap_or(0)));
             continue;
         }
-        let replies: Vec<String> = cmd.iter_mut().map(|r| r.cmd(c)).collect();
+        let replies: Vec<String> = cmd
+            .iter_mut()
+            .map(|r| {
+                if c[0] != "DUMPRESTORE" {
+                    return r.cmd(c);
+                }
+                let dump = r.cmd_bytes(&[b"DUMP", c[1].as_bytes()]);
+                let start = dump.iter().position(|&b| b == b'\n').expect("bulk header") + 1;
+                let payload = &dump[start..dump.len() - 2];
+                let mut a: Vec<&[u8]> = vec![b"RESTORE", c[2].as_bytes(), c[3].as_bytes(), payload];
+                a.extend(c[4..].iter().map(|s| s.as_bytes()));
+                String::from_utf8_lossy(&r.cmd_bytes(&a)).into_owned()
+            })
+            .collect();
         // Random or time-dependent replies are compared by their events only.
         if !matches!(c[0], "SPOP" | "INCRBYFLOAT" | "HINCRBYFLOAT") && replies[0] != replies[1] {
             diffs.push(format!("#{i} {c:?}: reply redis {:?} slotcore {:?}", replies[0], replies[1]));
@@ -321,7 +338,13 @@ fn same_as_redis(classes: &str) {
             let f = match subs[1].try_frame() {
                 Some(f) if f.len() == 4 => (f[2].clone(), f[3].clone()),
                 _ => {
-                    diffs.push(format!("#{i} {c:?}: events redis {want:?} slotcore {got:?} and no more"));
+                    subs[1].w.set_read_timeout(Some(WAIT)).ok();
+                    publisher[1].cmd(&["PUBLISH", "marker", &tag]);
+                    let late = subs[1].until_marker(&tag);
+                    let numpat = publisher[1].cmd(&["PUBSUB", "NUMPAT"]);
+                    diffs.push(format!(
+                        "#{i} {c:?}: events redis {want:?} slotcore {got:?} then only {late:?} by the marker (numpat {numpat:?})"
+                    ));
                     panic!("differences from redis-server:\n{}", diffs.join("\n"));
                 }
             };

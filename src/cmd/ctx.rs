@@ -291,11 +291,9 @@ impl ShardState {
 
     /// After work done for a transaction holding this shard: hands what it recorded to the
     /// transaction's coordinator, which pushes the whole transaction as one unit.
+    /// Its keyspace notifications stay queued for the caller (`notify::Pending::take`).
     pub fn take_changes(&mut self) -> Vec<crate::replication::feed::Unit> {
         self.log_expired();
-        if !self.notify.is_empty() {
-            super::notify::publish_pending(self);
-        }
         self.changes.take()
     }
 }

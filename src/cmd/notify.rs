@@ -167,6 +167,16 @@ impl Pending {
     pub fn absorb(&mut self, other: &mut Pending) {
         self.msgs.append(&mut other.msgs);
     }
+
+    /// Takes the queued events (work done for a transaction: its coordinator publishes them).
+    pub fn take(&mut self) -> Vec<(Bytes, Bytes)> {
+        std::mem::take(&mut self.msgs)
+    }
+
+    /// Queues events taken from another shard's [`Pending::take`].
+    pub fn extend(&mut self, events: Vec<(Bytes, Bytes)>) {
+        self.msgs.extend(events);
+    }
 }
 
 /// Redis's `notifyKeyspaceEvent`: queues the K and E messages of one event.
@@ -250,7 +260,19 @@ pub fn needs_before(name: &str) -> bool {
             | "zrangestore"
             | "bitop"
             | "sort"
+            | "georadius"
+            | "georadiusbymember"
+            | "geosearchstore"
     )
+}
+
+/// The destination of GEORADIUS[BYMEMBER] .. STORE|STOREDIST or GEOSEARCHSTORE, if any.
+pub fn geo_store_dest<'a>(name: &str, args: &'a [Bytes]) -> Option<&'a Bytes> {
+    if name == "geosearchstore" {
+        return args.get(1);
+    }
+    let i = args.iter().position(|a| eq_ic(a, "store") || eq_ic(a, "storedist"))?;
+    args.get(i + 1)
 }
 
 /// The destination of SORT .. STORE, if any.
@@ -311,7 +333,9 @@ pub fn command_events(
             emit(st, STRING, "set", &args[1], db);
             let expires = matches!(name, "setex" | "psetex")
                 || (name == "set"
-                    && args[3..].iter().any(|a| eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat")));
+                    && args[3..]
+                        .iter()
+                        .any(|a| eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat")));
             if expires {
                 emit(st, GENERIC, "expire", &args[1], db);
             }
@@ -411,7 +435,8 @@ pub fn command_events(
             }
         }
         "rpoplpush" | "lmove" if dirty > 0 => {
-            let (from_left, to_left) = if name == "lmove" { (eq_ic(&args[3], "left"), eq_ic(&args[4], "left")) } else { (false, true) };
+            let (from_left, to_left) =
+                if name == "lmove" { (eq_ic(&args[3], "left"), eq_ic(&args[4], "left")) } else { (false, true) };
             new(st, &args[2]);
             emit(st, LIST, if to_left { "lpush" } else { "rpush" }, &args[2], db);
             emit(st, LIST, if from_left { "lpop" } else { "rpop" }, &args[1], db);
@@ -433,8 +458,8 @@ pub fn command_events(
                 emit(st, SET, "sadd", &args[2], db);
             }
         }
-        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore"
-        | "zrangestore" | "bitop" | "sort"
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore"
+        | "bitop" | "sort"
             if dirty > 0 =>
         {
             let (dst, class, ev) = match name {
@@ -460,6 +485,11 @@ pub fn command_events(
         "hdel" if dirty > 0 => {
             emit(st, HASH, "hdel", &args[1], db);
             del_if_gone(st, &key());
+        }
+        // GEOADD is ZADD underneath (Redis emits `zadd`).
+        "geoadd" if dirty > 0 => {
+            new(st, &args[1]);
+            emit(st, ZSET, "zadd", &args[1], db);
         }
         "zadd" | "zincrby" if dirty > 0 => {
             let incr = name == "zincrby" || args[2..].iter().any(|a| eq_ic(a, "incr"));

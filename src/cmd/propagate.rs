@@ -58,12 +58,13 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64, before: &
         "rename" if args[1] == args[2] => none,
         "setrange" if args[3].is_empty() => none,
         // Stored a result (one change), or deleted the destination for an empty one.
-        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore"
-        | "zrangestore" => match int {
-            Some(n) if n > 0 => verbatim(1),
-            _ if before.existed(&args[1]) => verbatim(1),
-            _ => none,
-        },
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => {
+            match int {
+                Some(n) if n > 0 => verbatim(1),
+                _ if before.existed(&args[1]) => verbatim(1),
+                _ => none,
+            }
+        }
         "bitop" => match int {
             Some(n) if n > 0 => verbatim(1),
             _ if before.existed(&args[2]) => verbatim(1),
@@ -113,17 +114,21 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64, before: &
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop" => none,
         "restore" | "restore-asking" => restore_effect(args, now_ms),
         "sort" => none,
+        // GEORADIUS & co.: a query, or a STORE counting the stored items (Redis's
+        // `dirty += returned_items`, or one for deleting the destination).
+        "georadius" | "georadiusbymember" | "geosearchstore" => match super::notify::geo_store_dest(name, args) {
+            None => none,
+            Some(dst) => match int {
+                Some(n) if n > 0 => verbatim(n as u64),
+                _ if before.existed(dst) => verbatim(1),
+                _ => none,
+            },
+        },
         "pfdebug" => match (args.get(1), int) {
             (Some(sub), Some(1)) if eq_ic(sub, "todense") => verbatim(1),
             _ => none,
         },
         "bitfield" if !args.iter().skip(2).any(|a| eq_ic(a, "set") || eq_ic(a, "incrby")) => none,
-        // GEORADIUS* write only with STORE / STOREDIST.
-        "georadius" | "georadiusbymember"
-            if !args.iter().skip(4).any(|a| eq_ic(a, "store") || eq_ic(a, "storedist")) =>
-        {
-            none
-        }
         // MIGRATE records the DEL of what the target took, in its own delete step.
         "migrate" => none,
         _ if nil => none,
@@ -265,7 +270,8 @@ mod tests {
 
     #[test]
     fn relative_expiries_become_absolute() {
-        let (n, cmds) = effects("set", &a(&["set", "k", "v", "EX", "10", "GET"]), &Reply::Nil, 1000, &Before::default());
+        let (n, cmds) =
+            effects("set", &a(&["set", "k", "v", "EX", "10", "GET"]), &Reply::Nil, 1000, &Before::default());
         assert_eq!((n, cmds), (1, vec![a(&["SET", "k", "v", "PXAT", "11000"])]));
         let (_, cmds) = effects("expire", &a(&["expire", "k", "5", "NX"]), &Reply::Int(1), 1000, &Before::default());
         assert_eq!(cmds, vec![a(&["PEXPIREAT", "k", "6000", "NX"])]);
@@ -279,16 +285,34 @@ mod tests {
     fn no_ops_record_nothing() {
         assert_eq!(effects("sadd", &a(&["sadd", "s", "x"]), &Reply::Int(0), 0, &Before::default()), (0, vec![]));
         assert_eq!(effects("set", &a(&["set", "k", "v", "NX"]), &Reply::Nil, 0, &Before::default()), (0, vec![]));
-        assert_eq!(effects("set", &a(&["set", "k", "v", "NX", "GET"]), &Reply::Bulk(Bytes::from("o")), 0, &Before::default()), (0, vec![]));
+        assert_eq!(
+            effects("set", &a(&["set", "k", "v", "NX", "GET"]), &Reply::Bulk(Bytes::from("o")), 0, &Before::default()),
+            (0, vec![])
+        );
         assert_eq!(effects("lpop", &a(&["lpop", "l"]), &Reply::Nil, 0, &Before::default()), (0, vec![]));
-        assert_eq!(effects("getex", &a(&["getex", "k"]), &Reply::Bulk(Bytes::from("v")), 0, &Before::default()), (0, vec![]));
+        assert_eq!(
+            effects("getex", &a(&["getex", "k"]), &Reply::Bulk(Bytes::from("v")), 0, &Before::default()),
+            (0, vec![])
+        );
     }
 
     #[test]
     fn random_and_float_results_are_replayed_as_values() {
-        let (_, cmds) = effects("spop", &a(&["spop", "s", "2"]), &Reply::Set(vec![Reply::Bulk(Bytes::from("x"))]), 0, &Before::default());
+        let (_, cmds) = effects(
+            "spop",
+            &a(&["spop", "s", "2"]),
+            &Reply::Set(vec![Reply::Bulk(Bytes::from("x"))]),
+            0,
+            &Before::default(),
+        );
         assert_eq!(cmds, vec![a(&["SREM", "s", "x"])]);
-        let (_, cmds) = effects("incrbyfloat", &a(&["incrbyfloat", "f", "1.5"]), &Reply::Bulk(Bytes::from("2.5")), 0, &Before::default());
+        let (_, cmds) = effects(
+            "incrbyfloat",
+            &a(&["incrbyfloat", "f", "1.5"]),
+            &Reply::Bulk(Bytes::from("2.5")),
+            0,
+            &Before::default(),
+        );
         assert_eq!(cmds, vec![a(&["SET", "f", "2.5", "KEEPTTL"])]);
     }
 }

@@ -32,6 +32,9 @@ impl RemoteCmd {
     }
 }
 
+/// What a held shard answers: the result, the changes its work recorded, its notifications.
+pub type HeldDone = (HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes, Bytes)>);
+
 /// A message to a shard.
 pub enum Msg {
     /// Run consecutive pipelined commands of one client, in order, in database `db`.
@@ -68,8 +71,9 @@ pub enum Msg {
         tx: u64,
         /// What to do.
         op: HeldOp,
-        /// The result, with the changes the work recorded (for the transaction's unit).
-        reply: oneshot::Sender<(HeldResult, Vec<crate::replication::feed::Unit>)>,
+        /// The result, with the changes the work recorded (for the transaction's unit) and
+        /// its keyspace notifications (published by the coordinator, in command order).
+        reply: oneshot::Sender<HeldDone>,
     },
     /// Release the shard.
     Unlock {

@@ -141,8 +141,12 @@ pub fn run(
                 return;
             }
             let cfg = node.config();
-            let state = ShardState::new(id, cfg, node.clone());
+            let mut state = ShardState::new(id, cfg, node.clone());
+            // Keyspace notifications reach the other shards' subscribers through this task.
+            let (ntx, nrx) = futures_channel::mpsc::unbounded();
+            state.notify.set_forwarder(ntx);
             let shard = Rc::new(Shard::new(id, nshards, state, tx));
+            glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             shard.refresh_cluster();
             take_loaded_keys(&shard, &loaded);
             for (_from, stream) in rx.streams() {
@@ -155,9 +159,6 @@ pub fn run(
                 .detach();
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
-            let (ntx, nrx) = futures_channel::mpsc::unbounded();
-            shard.state.borrow_mut().notify.set_forwarder(ntx);
-            glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             if id == 0 {
                 glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach();
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();

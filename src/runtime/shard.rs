@@ -143,8 +143,11 @@ impl Shard {
                     tracing::warn!("transaction {} sent work to shard {} it does not hold", tx, self.id);
                 }
                 let r = self.run_held(op);
-                let changes = self.state.borrow_mut().take_changes();
-                let _ = reply.send((r, changes));
+                let mut st = self.state.borrow_mut();
+                let changes = st.take_changes();
+                let events = st.notify.take();
+                drop(st);
+                let _ = reply.send((r, changes, events));
             }
             Msg::Unlock { tx } => {
                 if self.gate.release(tx) {
@@ -303,7 +306,10 @@ impl Shard {
     pub(crate) async fn held(&self, tx: u64, shard: usize, op: HeldOp) -> HeldResult {
         if shard == self.id {
             let r = self.run_held(op);
-            let changes = self.state.borrow_mut().take_changes();
+            let mut st = self.state.borrow_mut();
+            let changes = st.take_changes();
+            crate::cmd::notify::publish_pending(&mut st);
+            drop(st);
             self.add_tx_changes(tx, changes);
             return r;
         }
@@ -312,8 +318,15 @@ impl Shard {
             return HeldResult::Reply(Reply::err(PEER_GONE));
         }
         match orx.await {
-            Ok((r, changes)) => {
+            Ok((r, changes, events)) => {
                 self.add_tx_changes(tx, changes);
+                // The held shard's notifications go out from here, after those of the work
+                // this transaction did before, so a subscriber sees them in command order.
+                if !events.is_empty() {
+                    let mut st = self.state.borrow_mut();
+                    st.notify.extend(events);
+                    crate::cmd::notify::publish_pending(&mut st);
+                }
                 r
             }
             Err(_) => HeldResult::Reply(Reply::err(PEER_GONE)),
@@ -350,7 +363,10 @@ impl Shard {
 
     /// Carries this shard's keyspace notifications to the other shards' subscribers, batch by
     /// batch in the order they were published (one FIFO mesh channel per peer).
-    pub async fn forward_notifications(self: std::rc::Rc<Self>, mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<Bytes>>) {
+    pub async fn forward_notifications(
+        self: std::rc::Rc<Self>,
+        mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<Bytes>>,
+    ) {
         use futures_lite::StreamExt;
         while let Some(batch) = rx.next().await {
             let mut args = Vec::with_capacity(batch.len() + 1);
