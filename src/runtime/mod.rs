@@ -160,7 +160,15 @@ pub fn run(
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
             if id == 0 {
-                glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach();
+                let background = glommio::executor().create_task_queue(
+                    glommio::Shares::Static(100),
+                    glommio::Latency::NotImportant,
+                    "snapshot",
+                );
+                match glommio::spawn_local_into(snapshot::bgsave_driver(shard.clone()), background) {
+                    Ok(t) => t.detach(),
+                    Err(_) => glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach(),
+                };
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
             }
             for &fd in &fds {

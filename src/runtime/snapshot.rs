@@ -9,7 +9,8 @@
 //! serving between steps and nothing holds the whole file. [`SnapshotStream::end`] must be
 //! called once the stream is done or abandoned (it removes the pre-write hooks).
 //!
-//! The BGSAVE driver runs on shard 0: it takes the snapshots BGSAVE began
+//! The BGSAVE driver runs on shard 0, in a task queue with a small share of the CPU and
+//! yielding after every step, so client work keeps priority: it takes the snapshots BGSAVE began
 //! (`cmd::bgsave::take_jobs`), writes the stream to `temp-bgsave-<pid>.rdb` in about 1 MiB
 //! writes on glommio's blocking thread, then fsync, rename to `dbfilename`, fsync of the
 //! directory: Redis's `rdbSave` steps, off the shard's thread.
@@ -203,6 +204,8 @@ async fn write_file(shard: &Shard, mut stream: SnapshotStream, cfg: &crate::conf
             break;
         }
         let chunk = stream.next(shard).await;
+        // Clients first: one step, then every ready task of this shard runs.
+        futures_lite::future::yield_now().await;
         let last = chunk.is_none();
         match chunk {
             Some(Ok(b)) => buf.extend_from_slice(&b),

@@ -387,7 +387,7 @@ impl Db {
         self.keys -= t.len();
         self.volatile -= t.volatile;
         let n = t.len();
-        self.snapshot_detach(slot as usize, t);
+        self.snapshot_detach(slot as usize, *t);
         n
     }
 

@@ -32,7 +32,7 @@ pub struct SnapState {
     /// One bit per slot: its start state is saved (or detached).
     done: Box<[u64; SLOTS / 64]>,
     /// Whole tables removed before they were saved, in their start state.
-    detached: Vec<Box<SlotTable>>,
+    detached: Vec<SlotTable>,
     /// Bytes of slots the hook saved, not yet taken by a step.
     out: Vec<u8>,
     /// The next slot a step looks at.
@@ -125,7 +125,7 @@ impl Db {
 
     /// A whole table leaves the database (FLUSH, slot drop): the snapshot keeps it when its
     /// slot was not saved yet, else it is dropped.
-    pub(super) fn snapshot_detach(&mut self, slot: usize, table: Box<SlotTable>) {
+    pub(super) fn snapshot_detach(&mut self, slot: usize, table: SlotTable) {
         let Some(s) = self.snap.as_deref_mut() else { return };
         if !s.is_done(slot) {
             s.set_done(slot);
@@ -140,7 +140,7 @@ impl Db {
         }
         for slot in 0..self.slots.len() {
             if let Some(t) = self.slots[slot].take() {
-                self.snapshot_detach(slot, t);
+                self.snapshot_detach(slot, *t);
             }
         }
     }
