@@ -12,6 +12,7 @@ pub mod gate;
 pub mod listener;
 pub mod mesh;
 pub mod migrate_link;
+pub mod repl_master;
 pub mod shard;
 
 use crate::cmd::{NodeInfo, ShardState};
@@ -127,8 +128,9 @@ pub fn run(
             };
             let id = tx.peer_id();
             if id == nshards {
-                // The control executor: the cluster bus (replication and persistence will live
-                // here too); in standalone mode it only keeps its place in the mesh.
+                // The control executor: the replication master side in both modes, and the
+                // cluster bus in cluster mode.
+                glommio::spawn_local(repl_master::run(node.clone())).detach();
                 match node.cluster.clone() {
                     Some(c) => bus::run(c, node.clone(), bus_fds.clone(), tx, nshards).await,
                     None => futures_lite::future::pending::<()>().await,
@@ -150,6 +152,9 @@ pub fn run(
                 .detach();
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
+            if id == 0 {
+                glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach();
+            }
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }
