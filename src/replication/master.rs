@@ -18,14 +18,18 @@
 //! - While this node follows a master, shard units are not propagated (the master's bytes
 //!   arrive as `Raw` and are forwarded verbatim), as Redis's `replicationFeedSlaves`.
 
+use super::attached::{close_replica, Replica, State};
+pub use super::attached::{Out, Outbox};
 use super::backlog::Backlog;
 use super::feed::{FeedItem, Unit};
+pub use super::handoff::{send, Attach, ReplicaFacts, Request, WaitRequest};
+pub use super::settings::{replica_obuf_limit, Settings};
 use super::stream::StreamEncoder;
 use super::{ReplicaStatus, Replication};
 use crate::protocol::Reply;
 use bytes::{Bytes, BytesMut};
 use futures_channel::{mpsc, oneshot};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,207 +52,6 @@ pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 #[inline]
 pub fn writes_refused() -> bool {
     NO_GOOD_REPLICAS.load(Ordering::Relaxed)
-}
-
-/// What a would-be replica told us with REPLCONF before SYNC/PSYNC.
-#[derive(Debug, Clone, Default)]
-pub struct ReplicaFacts {
-    /// `listening-port`.
-    pub listening_port: u16,
-    /// `ip-address`.
-    pub ip_address: Option<String>,
-    /// `capa eof`: understands the diskless `$EOF:` framing.
-    pub capa_eof: bool,
-    /// `capa psync2`: understands `+CONTINUE <replid>`.
-    pub capa_psync2: bool,
-    /// `rdb-only 1`: wants the RDB only, no stream (`redis-cli --rdb`).
-    pub rdb_only: bool,
-    /// `rdb-filter-only` given: the RDB leaves the data out (functions are not kept here).
-    pub exclude_data: bool,
-}
-
-/// A connection that sent SYNC or PSYNC, handed by its home shard to the control core.
-#[derive(Debug)]
-pub struct Attach {
-    /// Client id.
-    pub id: u64,
-    /// The socket (a dup owned by the receiver).
-    pub fd: i32,
-    /// Peer `ip:port`.
-    pub addr: String,
-    /// Local `ip:port`.
-    pub laddr: String,
-    /// CLIENT SETNAME.
-    pub name: String,
-    /// Selected database.
-    pub db: usize,
-    /// Connection time (Unix ms).
-    pub created_ms: u64,
-    /// REPLCONF facts.
-    pub facts: ReplicaFacts,
-    /// PSYNC's (replid, offset); None for SYNC.
-    pub psync: Option<(String, i64)>,
-    /// Input read after the command and not parsed.
-    pub leftover: Vec<u8>,
-}
-
-/// WAIT numreplicas timeout, pushed through the feed after the client's writes.
-#[derive(Debug)]
-pub struct WaitRequest {
-    /// Replicas wanted.
-    pub numreplicas: i64,
-    /// Timeout in ms (0 = forever).
-    pub timeout_ms: u64,
-    /// Inside EXEC: answer at once.
-    pub no_block: bool,
-    /// The answer.
-    pub reply: oneshot::Sender<Reply>,
-}
-
-/// Requests shards send the control core through the feed (`FeedItem::Control`).
-#[derive(Debug)]
-pub enum Request {
-    /// SYNC/PSYNC: attach a replica.
-    Attach(Box<Attach>),
-    /// WAIT.
-    Wait(WaitRequest),
-}
-
-thread_local! {
-    /// Requests delivered by `FeedItem::Control` closures on the control core.
-    static INBOX: RefCell<Vec<Request>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Sends a request to the control core through the feed, after everything this thread
-/// pushed before.
-pub fn send(repl: &Replication, req: Request) {
-    repl.feed.push(FeedItem::Control(Box::new(move || INBOX.with(|i| i.borrow_mut().push(req)))));
-}
-
-/// What a replica's writer task reads.
-pub enum Out {
-    /// Bytes to write.
-    Data(Bytes),
-    /// Close the connection once what came before is written.
-    Close,
-}
-
-/// A replica's queue to its writer task, with the bytes not yet written.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<Out>,
-    /// Bytes queued and not yet written (the writer subtracts what it wrote).
-    pub pending: Rc<Cell<u64>>,
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Out::Data(b) => write!(f, "Data({})", b.len()),
-            Out::Close => f.write_str("Close"),
-        }
-    }
-}
-
-impl Outbox {
-    /// A queue and its receiving end.
-    pub fn new() -> (Outbox, mpsc::UnboundedReceiver<Out>) {
-        let (tx, rx) = mpsc::unbounded();
-        (Outbox { tx, pending: Rc::new(Cell::new(0)) }, rx)
-    }
-
-    fn send(&self, b: Bytes) {
-        self.pending.set(self.pending.get() + b.len() as u64);
-        let _ = self.tx.unbounded_send(Out::Data(b));
-    }
-
-    fn close(&self) {
-        let _ = self.tx.unbounded_send(Out::Close);
-    }
-}
-
-/// Where a replica is in its synchronization (`SLAVE_STATE_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for a snapshot to start.
-    WaitStart,
-    /// Its snapshot was started (id); the stream after the mark is held for it.
-    WaitEnd(u64),
-    /// RDB queued, streaming.
-    Online,
-}
-
-#[derive(Debug)]
-struct Replica {
-    id: u64,
-    fd: i32,
-    addr: String,
-    laddr: String,
-    name: String,
-    db: usize,
-    created_ms: u64,
-    facts: ReplicaFacts,
-    pre_psync: bool,
-    state: State,
-    /// Time it asked for a sync (the diskless delay counts from it).
-    asked_ms: u64,
-    ack_offset: u64,
-    ack_time_ms: u64,
-    /// Stream held back (during the snapshot, or until the first ACK after a diskless one).
-    held: VecDeque<Bytes>,
-    held_bytes: u64,
-    /// Diskless: the stream starts with the first ACK.
-    start_on_ack: bool,
-    /// Offset of its snapshot (`psync_initial_offset`).
-    initial_offset: u64,
-    out: Outbox,
-    /// Since when the output is over the soft limit.
-    soft_since_ms: Option<u64>,
-}
-
-impl Replica {
-    fn ip(&self) -> String {
-        self.facts.ip_address.clone().unwrap_or_else(|| peer_ip(&self.addr))
-    }
-
-    fn name(&self) -> String {
-        format!("{}:{}", self.ip(), self.facts.listening_port)
-    }
-
-    fn output_bytes(&self) -> u64 {
-        self.out.pending.get() + self.held_bytes
-    }
-
-    /// Sends or holds stream bytes.
-    fn stream(&mut self, b: &Bytes) {
-        match self.state {
-            State::WaitStart => {}
-            State::WaitEnd(_) => self.hold(b),
-            State::Online if self.start_on_ack || !self.held.is_empty() => self.hold(b),
-            State::Online => self.out.send(b.clone()),
-        }
-    }
-
-    fn hold(&mut self, b: &Bytes) {
-        if !self.facts.rdb_only {
-            self.held_bytes += b.len() as u64;
-            self.held.push_back(b.clone());
-        }
-    }
-
-    fn release_held(&mut self) {
-        while let Some(b) = self.held.pop_front() {
-            self.out.send(b);
-        }
-        self.held_bytes = 0;
-    }
-}
-
-fn peer_ip(addr: &str) -> String {
-    match addr.rsplit_once(':') {
-        Some((ip, _)) => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
-        None => addr.to_string(),
-    }
 }
 
 /// A snapshot being taken for replicas.
@@ -294,62 +97,6 @@ pub enum Action {
         /// Input already read.
         leftover: Vec<u8>,
     },
-}
-
-/// Replication settings, read from the config at each tick.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `repl-backlog-size`.
-    pub backlog_size: usize,
-    /// `repl-backlog-ttl` (s).
-    pub backlog_ttl: u64,
-    /// `repl-ping-replica-period` (s).
-    pub ping_period: u64,
-    /// `repl-timeout` (s).
-    pub timeout: u64,
-    /// `repl-diskless-sync`.
-    pub diskless: bool,
-    /// `repl-diskless-sync-delay` (s).
-    pub diskless_delay: u64,
-    /// `repl-diskless-sync-max-replicas`.
-    pub diskless_max: usize,
-    /// `client-output-buffer-limit` replica class: hard, soft bytes, soft seconds.
-    pub obuf: (u64, u64, u64),
-    /// `min-replicas-to-write`.
-    pub min_replicas: u64,
-    /// `min-replicas-max-lag` (s).
-    pub min_lag: u64,
-}
-
-impl Settings {
-    /// From the configuration.
-    pub fn from_config(cfg: &crate::config::Config) -> Settings {
-        let num = |k: &str, d: u64| cfg.get(k).and_then(|v| v.parse::<i64>().ok()).map_or(d, |v| v.max(0) as u64);
-        Settings {
-            backlog_size: num("repl-backlog-size", 1 << 20).max(16 * 1024) as usize,
-            backlog_ttl: num("repl-backlog-ttl", 3600),
-            ping_period: num("repl-ping-replica-period", 10).max(1),
-            timeout: num("repl-timeout", 60).max(1),
-            diskless: cfg.get("repl-diskless-sync") != Some("no"),
-            diskless_delay: num("repl-diskless-sync-delay", 5),
-            diskless_max: num("repl-diskless-sync-max-replicas", 0) as usize,
-            obuf: replica_obuf_limit(cfg.get("client-output-buffer-limit").unwrap_or("")),
-            min_replicas: num("min-replicas-to-write", 0),
-            min_lag: num("min-replicas-max-lag", 10),
-        }
-    }
-}
-
-/// The replica class of `client-output-buffer-limit` (default 256mb 64mb 60).
-pub fn replica_obuf_limit(text: &str) -> (u64, u64, u64) {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    for w in words.chunks(4) {
-        if w.len() == 4 && (w[0].eq_ignore_ascii_case("replica") || w[0].eq_ignore_ascii_case("slave")) {
-            let mem = |s: &str| crate::config::registry::parse_memory(s).unwrap_or(0);
-            return (mem(w[1]), mem(w[2]), w[3].parse().unwrap_or(0));
-        }
-    }
-    (256 << 20, 64 << 20, 60)
 }
 
 /// The master side's state on the control core.
@@ -425,7 +172,7 @@ impl Master {
             FeedItem::Control(f) => {
                 self.commit(repl);
                 f();
-                let reqs = INBOX.with(|i| std::mem::take(&mut *i.borrow_mut()));
+                let reqs = super::handoff::take_inbox();
                 for r in reqs {
                     match r {
                         Request::Attach(a) => self.attach(repl, *a, now_ms),
@@ -975,30 +722,9 @@ impl Master {
     }
 }
 
-/// Asks a replica's tasks to end: the writer stops after what is queued, the socket is shut
-/// down so the reader wakes.
-fn close_replica(r: &Replica) {
-    r.out.close();
-    // SAFETY: the fd is the replica's socket, owned by its tasks until they end (they end
-    // after this); shutdown only wakes pending I/O.
-    unsafe {
-        libc::shutdown(r.fd, libc::SHUT_RDWR);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn obuf_limit_parsing() {
-        assert_eq!(
-            replica_obuf_limit("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
-            (268435456, 67108864, 60)
-        );
-        assert_eq!(replica_obuf_limit("replica 1mb 0 0"), (1 << 20, 0, 0));
-        assert_eq!(replica_obuf_limit(""), (256 << 20, 64 << 20, 60));
-    }
 
     fn attach(id: u64, psync: Option<(&str, i64)>, fd: i32) -> Attach {
         Attach {
@@ -1069,14 +795,14 @@ mod tests {
         m.feed(&repl, u("missed"), 1000);
         m.commit(&repl);
         let end = m.offset();
-        send(&repl, Request::Attach(Box::new(attach(2, Some((&replid, off as i64 + 1 + 0)), -1))));
+        send(&repl, Request::Attach(Box::new(attach(2, Some((&replid, off as i64 + 1)), -1))));
         let item = feed.try_recv().unwrap();
         m.feed(&repl, item, 1000);
         let Some(Action::Start { mut rx, .. }) = m.take_actions().into_iter().next() else { panic!() };
         let text = String::from_utf8_lossy(&drain(&mut rx)).into_owned();
         assert!(text.starts_with(&format!("+CONTINUE {replid}\r\n*2\r\n$6\r\nSELECT")), "{text}");
         assert!(text.contains("after") && text.contains("missed"));
-        assert_eq!(SYNC_PARTIAL_OK.load(Ordering::Relaxed) >= 1, true);
+        assert!(SYNC_PARTIAL_OK.load(Ordering::Relaxed) >= 1);
         assert_eq!(end, repl.offset());
     }
 }

@@ -23,9 +23,12 @@
 //!   atomic), acknowledges offsets, and forwards the raw stream to the feed
 //!   ([`feed::FeedItem::Raw`]) so sub-replicas and the backlog see the master's exact bytes.
 
+pub mod attached;
 pub mod backlog;
 pub mod feed;
+pub mod handoff;
 pub mod master;
+pub mod settings;
 pub mod snapshot;
 pub mod stream;
 
