@@ -161,6 +161,9 @@ impl Master {
         match item {
             FeedItem::Units { units, atomic, .. } => self.put_units(&units, atomic),
             FeedItem::Raw(b) => {
+                if self.backlog.is_none() {
+                    self.sync_external(repl);
+                }
                 if self.backlog.is_some() || !self.replicas.is_empty() {
                     self.pending.extend_from_slice(&b);
                 }
@@ -220,6 +223,15 @@ impl Master {
         if following != self.following {
             self.following = following;
             self.enc.reset_db();
+            // Promoted with a backlog: this node's own writes are the stream now.
+            if !following && self.backlog.is_some() {
+                repl.feed.set_active(true);
+            }
+        }
+        // A replica keeps a backlog of its master's stream, so that after a promotion its
+        // former siblings can continue from it (Redis creates it after the sync).
+        if following && self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(self.settings.backlog_size, repl.offset()));
         }
         let ext = repl.offset();
         if ext != self.offset && self.pending.is_empty() {
