@@ -673,6 +673,13 @@ impl Master {
                 );
             }
         }
+        self.commit(repl);
+        self.publish(repl);
+    }
+
+    /// `refreshGoodSlavesCount`: replicas with lag <= `min-replicas-max-lag`, and whether
+    /// writes are refused for want of them (on every replica change and every second).
+    fn refresh_good(&self, now_ms: u64) {
         let good = self
             .replicas
             .iter()
@@ -686,12 +693,11 @@ impl Master {
             && self.settings.min_lag > 0
             && good < self.settings.min_replicas;
         NO_GOOD_REPLICAS.store(refuse, Ordering::Relaxed);
-        self.commit(repl);
-        self.publish(repl);
     }
 
     /// Publishes replicas and backlog for INFO, ROLE, CLIENT LIST/KILL and the bus.
     pub fn publish(&self, repl: &Replication) {
+        self.refresh_good(crate::storage::now_ms());
         let replicas: Vec<ReplicaStatus> = self
             .replicas
             .iter()
