@@ -294,6 +294,13 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && of_type.is_none_or(|t| is_type(c, t)))
             .map(|c| (c.id, client_line(&c, now)))
             .collect();
+        // Replicas live on the control core; shard 0 lists them.
+        if shard.id == 0 && of_type.is_none_or(|t| eq_ic(t, "replica") || eq_ic(t, "slave")) {
+            let replicas = shard.node.repl.with_status(|s| s.replicas.clone());
+            for r in replicas.iter().filter(|r| ids.as_ref().is_none_or(|ids| ids.contains(&r.id))) {
+                lines.push((r.id, replica_line(r, now)));
+            }
+        }
         lines.sort();
         Reply::Array(lines.into_iter().map(|(_, l)| Reply::bulk_string(l)).collect())
     }
@@ -325,6 +332,49 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             Reply::Verbatim(Bytes::from(text))
         }),
     }
+}
+
+/// A replica's CLIENT LIST line (flag `S`; its connection lives on the control core).
+fn replica_line(r: &crate::replication::ReplicaStatus, now_ms: u64) -> String {
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=S db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd=replconf user=default redir=-1 resp=2",
+        r.id,
+        r.addr,
+        r.laddr,
+        r.fd,
+        r.name,
+        now_ms.saturating_sub(r.created_ms) / 1000,
+        now_ms.saturating_sub(r.ack_time_ms) / 1000,
+        r.db,
+        r.output_bytes,
+        1024 + r.output_bytes
+    )
+}
+
+/// Whether a replica matches CLIENT KILL's filters (`filters` after `CLIENT KILL`).
+fn replica_matches(r: &crate::replication::ReplicaStatus, filters: &[Bytes], me: u64) -> bool {
+    if filters.len() == 1 {
+        return r.addr.as_bytes() == &filters[0][..];
+    }
+    let mut skipme = true;
+    let mut ok = true;
+    for pair in filters.chunks(2) {
+        let (k, v) = (&pair[0], &pair[1]);
+        if eq_ic(k, "id") {
+            ok &= parse_i64(v) == Some(r.id as i64);
+        } else if eq_ic(k, "addr") {
+            ok &= r.addr.as_bytes() == &v[..];
+        } else if eq_ic(k, "laddr") {
+            ok &= r.laddr.as_bytes() == &v[..];
+        } else if eq_ic(k, "type") {
+            ok &= eq_ic(v, "replica") || eq_ic(v, "slave");
+        } else if eq_ic(k, "user") {
+            ok &= eq_ic(v, "default");
+        } else if eq_ic(k, "skipme") {
+            skipme = eq_ic(v, "yes");
+        }
+    }
+    ok && !(skipme && r.id == me)
 }
 
 fn set_cmd_field(line: &str, cmd: &str) -> String {
@@ -402,6 +452,20 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                 }
                 killed += 1;
             }
+        }
+        if shard.id == 0 {
+            // Replicas (on the control core): their fd stays open while they are listed, and
+            // the lock is held across the shutdown.
+            shard.node.repl.with_status(|s| {
+                for r in s.replicas.iter().filter(|r| replica_matches(r, filters, me)) {
+                    // SAFETY: a listed replica's fd is open (see `ReplicaStatus::fd`); shutdown
+                    // only wakes its tasks, which then close it.
+                    unsafe {
+                        libc::shutdown(r.fd, libc::SHUT_RDWR);
+                    }
+                    killed += 1;
+                }
+            });
         }
         Reply::Int(killed)
     }

@@ -118,6 +118,8 @@ pub struct ClientState {
     pub blocked: Option<BlockedOn>,
     /// Pub/Sub subscriptions (None until the first one).
     pub pubsub: Option<Box<super::pubsub_reg::Subs>>,
+    /// What REPLCONF told us (a would-be replica), None until it is called.
+    pub replconf: Option<Box<crate::replication::master::ReplicaFacts>>,
 }
 
 /// What a blocked client waits in.
@@ -169,6 +171,7 @@ impl ClientState {
             blocked: None,
             multi: None,
             pubsub: None,
+            replconf: None,
         }
     }
 }

@@ -311,12 +311,15 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
                 sum(&|r| r.net_in),
                 sum(&|r| r.net_out),
                 sum(&|r| r.rejected),
+                crate::replication::master::SYNC_FULL.load(std::sync::atomic::Ordering::Relaxed),
+                crate::replication::master::SYNC_PARTIAL_OK.load(std::sync::atomic::Ordering::Relaxed),
+                crate::replication::master::SYNC_PARTIAL_ERR.load(std::sync::atomic::Ordering::Relaxed),
                 sum(&|r| r.expired),
                 sum(&|r| r.evicted),
                 sum(&|r| r.hits),
@@ -329,13 +332,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         );
     }
     if want("replication") {
-        section(
-            "Replication",
-            format!(
-                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                node.run_id
-            ),
-        );
+        section("Replication", super::replication::info_section(&node));
     }
     if want("cpu") {
         let (sys, user) = rusage();

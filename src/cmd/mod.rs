@@ -38,6 +38,7 @@ pub mod notify;
 pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
+pub mod replication;
 pub mod save;
 pub mod server;
 pub mod set;

@@ -191,6 +191,11 @@ pub enum Plan {
         /// Scans part of one shard.
         run: ShardFn,
     },
+    /// SYNC/PSYNC: the connection becomes a replica; its home shard hands the socket to the
+    /// control core (nothing more is written here).
+    Replicate(Box<crate::replication::master::Attach>),
+    /// Wait (without blocking the shard) for the reply another core sends (WAIT).
+    Later(futures_channel::oneshot::Receiver<Reply>),
     /// CLIENT KILL: run `run` on every shard with the arguments plus the caller's id appended;
     /// reply with the count, or for the old `CLIENT KILL addr` form +OK / "No such client".
     KillClients {

@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub, save,
-    server, set, sort, string, zset, zset_ops,
+    bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
+    replication, save, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 21] {
+pub fn families() -> [&'static [CommandSpec]; 22] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -32,6 +32,7 @@ pub fn families() -> [&'static [CommandSpec]; 21] {
         multi::COMMANDS,
         migrate::COMMANDS,
         pubsub::COMMANDS,
+        replication::COMMANDS,
     ]
 }
 

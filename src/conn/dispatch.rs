@@ -107,6 +107,10 @@ impl Conn {
         if let Some(refused) = self.subscribed_refusal(fullname) {
             return self.rejected(Some(fullname), refused);
         }
+        // min-replicas-to-write not met (one relaxed load).
+        if spec.has(flags::WRITE) && crate::replication::master::writes_refused() {
+            return self.rejected(Some(fullname), Reply::err(crate::replication::master::NOREPLICAS));
+        }
         if super::monitor::active() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
             let c = self.client.borrow();
             super::monitor::feed(c.db, &c.addr, &args);
@@ -300,7 +304,17 @@ impl Conn {
                 }
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
+                    // SYNC/PSYNC need a fresh reply stream (`clientHasPendingReplies`).
+                    if (fullname == "sync" || fullname == "psync")
+                        && (!self.wbuf.is_empty() || suppress[done..i].iter().any(|s| !s))
+                    {
+                        replies[i] = Some(Reply::err("ERR SYNC and PSYNC are invalid with pending output"));
+                        continue;
+                    }
                     replies[i] = Some(self.run_node(spec, fullname, args).await);
+                    if self.handoff.is_some() {
+                        return;
+                    }
                     self.tx_after_node(fullname).await;
                     if fullname == "client|reply" {
                         // ON always answers; OFF and SKIP never do.

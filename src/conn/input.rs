@@ -59,6 +59,13 @@ impl InputBuf {
         self.filled = (self.filled + n).min(self.buf.len());
     }
 
+    /// Takes the bytes received and not parsed yet.
+    pub fn take_all(&mut self) -> Vec<u8> {
+        let v = self.buf[..self.filled].to_vec();
+        self.filled = 0;
+        v
+    }
+
     /// Appends bytes received elsewhere (while the client was blocked).
     pub fn push(&mut self, data: &[u8]) {
         self.buf.truncate(self.filled);

@@ -60,6 +60,8 @@ pub struct Conn {
     pub(crate) pending_input: bool,
     /// MULTI queue and WATCH registrations.
     tx: multi::TxState,
+    /// Set by SYNC/PSYNC: the socket goes to the control core after this batch.
+    pub(crate) handoff: Option<Box<crate::replication::master::Attach>>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -104,6 +106,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         pending_input: false,
         last_spec: None,
         tx: multi::TxState::default(),
+        handoff: None,
     };
     if let Err(e) = conn.run().await {
         tracing::debug!("client {} closed: {}", id, e);
@@ -175,6 +178,10 @@ impl Conn {
             if !reqs.is_empty() {
                 self.dispatch_batch(std::mem::take(&mut reqs)).await;
             }
+            if let Some(attach) = self.handoff.take() {
+                self.hand_off(attach);
+                return Ok(());
+            }
             if let Err(e) = parsed {
                 tracing::debug!("Protocol error ({}) from client: {}", e.0, self.client.borrow().addr);
                 Reply::error(e.reply_text()).encode(&mut self.wbuf, false);
@@ -235,6 +242,21 @@ impl Conn {
         };
         monitor::unregister(id);
         result
+    }
+
+    /// SYNC/PSYNC: hands a dup of the socket, with the input not parsed yet, to the control
+    /// core; this connection task then ends without writing anything more.
+    fn hand_off(&mut self, mut attach: Box<crate::replication::master::Attach>) {
+        // SAFETY: the fd is this connection's live socket; the dup is owned by the receiver.
+        let fd = unsafe { libc::dup(self.stream.as_raw_fd()) };
+        if fd < 0 {
+            tracing::warn!("SYNC failed: dup of the replica socket: {}", std::io::Error::last_os_error());
+            return;
+        }
+        attach.fd = fd;
+        attach.leftover = self.rbuf.take_all();
+        let node = self.shard.state.borrow().node.clone();
+        crate::replication::master::send(&node.repl, crate::replication::master::Request::Attach(attach));
     }
 
     /// Writes out pending replies.

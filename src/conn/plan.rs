@@ -125,6 +125,12 @@ impl Conn {
                 Reply::Ok
             }
             Plan::Migrate(job) => self.run_migrate(*job, held).await,
+            Plan::Later(rx) => rx.await.unwrap_or_else(|_| Reply::err("ERR internal error: no reply")),
+            Plan::Replicate(attach) => {
+                // Nothing more is written here: the control core answers +FULLRESYNC/+CONTINUE.
+                self.handoff = Some(attach);
+                Reply::Raw(Bytes::new())
+            }
             Plan::Shutdown(a) => {
                 tracing::warn!("User requested shutdown...");
                 let cfg = self.shard.state.borrow().config.clone();

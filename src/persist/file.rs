@@ -22,6 +22,24 @@ const OP_EOF: u8 = 0xFF;
 
 /// Appends the magic and the aux fields Redis 7.0 writes (without replication info).
 pub fn put_header(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64) {
+    put_header_repl(out, ctime_s, used_mem, None)
+}
+
+/// The replication facts an RDB for a replica carries (`rdbPopulateSaveInfo`): aux
+/// `repl-stream-db`, `repl-id`, `repl-offset`.
+#[derive(Debug, Clone)]
+pub struct ReplInfo {
+    /// Database the stream has selected at the snapshot.
+    pub stream_db: usize,
+    /// The master's replication id.
+    pub replid: String,
+    /// The master's offset at the snapshot.
+    pub offset: u64,
+}
+
+/// Appends the magic and the aux fields, with the replication facts when given (in Redis's
+/// order: after `used-mem`, before `aof-base`).
+pub fn put_header_repl(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64, repl: Option<&ReplInfo>) {
     out.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     let aux = |out: &mut Vec<u8>, k: &[u8]| {
         out.push(OP_AUX);
@@ -35,6 +53,14 @@ pub fn put_header(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64) {
     rdb::put_i64_string(out, ctime_s as i64);
     aux(out, b"used-mem");
     rdb::put_i64_string(out, used_mem as i64);
+    if let Some(r) = repl {
+        aux(out, b"repl-stream-db");
+        rdb::put_i64_string(out, r.stream_db as i64);
+        aux(out, b"repl-id");
+        put_string(out, r.replid.as_bytes(), false);
+        aux(out, b"repl-offset");
+        rdb::put_i64_string(out, r.offset as i64);
+    }
     aux(out, b"aof-base");
     rdb::put_i64_string(out, 0);
 }

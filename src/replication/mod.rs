@@ -23,7 +23,14 @@
 //!   atomic), acknowledges offsets, and forwards the raw stream to the feed
 //!   ([`feed::FeedItem::Raw`]) so sub-replicas and the backlog see the master's exact bytes.
 
+pub mod attached;
+pub mod backlog;
 pub mod feed;
+pub mod handoff;
+pub mod master;
+pub mod settings;
+pub mod snapshot;
+pub mod stream;
 
 use futures_channel::mpsc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,6 +116,33 @@ pub struct ReplicaStatus {
     pub ack_offset: u64,
     /// Unix ms of the last ACK.
     pub ack_time_ms: u64,
+    /// Peer `ip:port` (CLIENT LIST / KILL).
+    pub addr: String,
+    /// Local `ip:port`.
+    pub laddr: String,
+    /// Socket fd on the control core; stays open while the replica is listed here, so
+    /// CLIENT KILL may shut it down under the status lock.
+    pub fd: i32,
+    /// CLIENT SETNAME given before the sync.
+    pub name: String,
+    /// Database the connection had selected.
+    pub db: usize,
+    /// Connection time (Unix ms).
+    pub created_ms: u64,
+    /// Bytes queued for it and not yet written (CLIENT LIST `omem`).
+    pub output_bytes: u64,
+}
+
+/// A snapshot for replicas, asked of shard 0 by the control core: hold every shard,
+/// serialize, push the mark `id` into the feed, release, return the parts.
+#[derive(Debug)]
+pub struct SnapshotJob {
+    /// Snapshot id (the feed mark's).
+    pub id: u64,
+    /// Leave the keys out (`rdb-filter-only`).
+    pub exclude_data: bool,
+    /// The shards' parts, in shard order.
+    pub reply: futures_channel::oneshot::Sender<Vec<crate::protocol::Reply>>,
 }
 
 /// The node-wide replication handle (one per process, in `NodeInfo`).
@@ -126,6 +160,9 @@ pub struct Replication {
     writes_paused_until: AtomicU64,
     /// Ids, links and backlog, for INFO/ROLE/the bus.
     pub status: Mutex<ReplStatus>,
+    /// Snapshot jobs, control core -> shard 0.
+    snapshot_tx: mpsc::UnboundedSender<SnapshotJob>,
+    snapshot_rx: Mutex<Option<mpsc::UnboundedReceiver<SnapshotJob>>>,
 }
 
 impl Default for Replication {
@@ -138,6 +175,7 @@ impl Replication {
     /// A master with no replicas, offset 0 and a fresh random replication id.
     pub fn new() -> Replication {
         let (role_tx, role_rx) = mpsc::unbounded();
+        let (snapshot_tx, snapshot_rx) = mpsc::unbounded();
         let status = ReplStatus {
             replid: random_replid(),
             replid2: "0".repeat(40),
@@ -152,6 +190,8 @@ impl Replication {
             role_rx: Mutex::new(Some(role_rx)),
             writes_paused_until: AtomicU64::new(0),
             status: Mutex::new(status),
+            snapshot_tx,
+            snapshot_rx: Mutex::new(Some(snapshot_rx)),
         }
     }
 
@@ -178,6 +218,16 @@ impl Replication {
     /// The receiving end of role requests, taken once by the replica-link task.
     pub fn take_role_receiver(&self) -> Option<mpsc::UnboundedReceiver<RoleRequest>> {
         self.with_lock(&self.role_rx, |r| r.take())
+    }
+
+    /// Asks shard 0 for a snapshot (see [`SnapshotJob`]).
+    pub fn request_snapshot(&self, job: SnapshotJob) {
+        let _ = self.snapshot_tx.unbounded_send(job);
+    }
+
+    /// The receiving end of snapshot jobs, taken once by shard 0.
+    pub fn take_snapshot_receiver(&self) -> Option<mpsc::UnboundedReceiver<SnapshotJob>> {
+        self.with_lock(&self.snapshot_rx, |r| r.take())
     }
 
     /// Reads or changes the status under its lock.

@@ -12,6 +12,7 @@ pub mod gate;
 pub mod listener;
 pub mod mesh;
 pub mod migrate_link;
+pub mod repl_master;
 pub mod shard;
 pub mod snapshot;
 
@@ -132,8 +133,9 @@ pub fn run(
             };
             let id = tx.peer_id();
             if id == nshards {
-                // The control executor: the cluster bus (replication and persistence will live
-                // here too); in standalone mode it only keeps its place in the mesh.
+                // The control executor: the replication master side in both modes, and the
+                // cluster bus in cluster mode.
+                glommio::spawn_local(repl_master::run(node.clone())).detach();
                 match node.cluster.clone() {
                     Some(c) => bus::run(c, node.clone(), bus_fds.clone(), tx, nshards).await,
                     None => futures_lite::future::pending::<()>().await,
@@ -170,6 +172,7 @@ pub fn run(
                     Err(_) => glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach(),
                 };
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
+                glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach();
             }
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();

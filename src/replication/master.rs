@@ -1,0 +1,826 @@
+//! The master side of PSYNC2, as state (Redis's `replication.c` master half): the attached
+//! replicas, the merged stream, the backlog, full and partial resynchronization, ACKs, WAIT,
+//! `repl-timeout`, the replica output-buffer limit and the backlog's time to live.
+//!
+//! [`Master`] does no I/O. The control core's task (`runtime::repl_master`) feeds it the
+//! shards' feed items in order, replica ACKs, snapshot results and a clock tick, and carries
+//! out what it asks for ([`Action`]): take a snapshot on the shards, start a replica's socket
+//! tasks. Bytes for a replica go into that replica's queue ([`Outbox`]), which its writer task
+//! drains.
+//!
+//! Invariants:
+//! - `offset` is `master_repl_offset`: every byte of the merged stream (commands, SELECT,
+//!   MULTI/EXEC, `ping`, GETACK, or a master's forwarded bytes) advances it, is appended to
+//!   the backlog and is queued for every replica past its snapshot, in one order.
+//! - A replica waiting for its snapshot holds the stream from its snapshot's mark on (the mark
+//!   went into the feed while every shard was held, so the snapshot holds exactly what came
+//!   before it); the bytes before the mark never reach it.
+//! - While this node follows a master, shard units are not propagated (the master's bytes
+//!   arrive as `Raw` and are forwarded verbatim), as Redis's `replicationFeedSlaves`.
+
+use super::attached::{close_replica, Replica, State};
+pub use super::attached::{Out, Outbox};
+use super::backlog::Backlog;
+use super::feed::{FeedItem, Unit};
+pub use super::handoff::{send, Attach, ReplicaFacts, Request, WaitRequest};
+pub use super::settings::{replica_obuf_limit, Settings};
+use super::stream::StreamEncoder;
+use super::{ReplicaStatus, Replication};
+use crate::protocol::Reply;
+use bytes::{Bytes, BytesMut};
+use futures_channel::{mpsc, oneshot};
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Full resyncs served (INFO `sync_full`).
+pub static SYNC_FULL: AtomicU64 = AtomicU64::new(0);
+/// Partial resyncs accepted (INFO `sync_partial_ok`).
+pub static SYNC_PARTIAL_OK: AtomicU64 = AtomicU64::new(0);
+/// Partial resyncs refused (INFO `sync_partial_err`).
+pub static SYNC_PARTIAL_ERR: AtomicU64 = AtomicU64::new(0);
+/// Set while `min-replicas-to-write` is not met on a master (writes get NOREPLICAS).
+static NO_GOOD_REPLICAS: AtomicBool = AtomicBool::new(false);
+/// Replicas with lag <= `min-replicas-max-lag` (INFO `min_slaves_good_slaves`).
+pub static GOOD_REPLICAS: AtomicU64 = AtomicU64::new(0);
+
+/// Redis's NOREPLICAS error.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
+/// True while writes must be refused with [`NOREPLICAS`] (one relaxed load).
+#[inline]
+pub fn writes_refused() -> bool {
+    NO_GOOD_REPLICAS.load(Ordering::Relaxed)
+}
+
+/// A snapshot being taken for replicas.
+#[derive(Debug)]
+struct Snapshot {
+    id: u64,
+    /// `$EOF:` framing (diskless) rather than `$<len>`.
+    eof: bool,
+    exclude_data: bool,
+    /// Offset at its mark, once the mark came through the feed.
+    mark: Option<u64>,
+    /// The shards' parts, once they came back.
+    parts: Option<Vec<Reply>>,
+}
+
+struct Waiter {
+    target: u64,
+    numreplicas: i64,
+    deadline_ms: Option<u64>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What the I/O side must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Take snapshot `id` on the shards (every shard held, mark pushed, parts returned).
+    Snapshot {
+        /// Snapshot id.
+        id: u64,
+        /// Leave the keys out (`rdb-filter-only`).
+        exclude_data: bool,
+    },
+    /// Start a replica's reader and writer on `fd`.
+    Start {
+        /// Client id.
+        id: u64,
+        /// The socket.
+        fd: i32,
+        /// Its queue's receiving end.
+        rx: mpsc::UnboundedReceiver<Out>,
+        /// Pending bytes shared with the queue.
+        pending: Rc<Cell<u64>>,
+        /// Input already read.
+        leftover: Vec<u8>,
+    },
+}
+
+/// The master side's state on the control core.
+pub struct Master {
+    enc: StreamEncoder,
+    /// Stream bytes encoded and not yet committed.
+    pending: BytesMut,
+    backlog: Option<Backlog>,
+    /// `master_repl_offset`.
+    offset: u64,
+    /// The replication id last seen in the status.
+    replid: String,
+    replicas: Vec<Replica>,
+    snapshots: Vec<Snapshot>,
+    next_snapshot: u64,
+    waiters: Vec<Waiter>,
+    /// A GETACK is due (WAIT asked).
+    getack: bool,
+    /// Unix ms since when no replica is attached.
+    no_replicas_since: u64,
+    cron_loops: u64,
+    /// The node follows a master (units are not propagated).
+    following: bool,
+    actions: Vec<Action>,
+    settings: Settings,
+}
+
+impl Master {
+    /// A master with no backlog, at the node's current offset.
+    pub fn new(repl: &Replication, settings: Settings, now_ms: u64) -> Master {
+        Master {
+            enc: StreamEncoder::default(),
+            pending: BytesMut::new(),
+            backlog: None,
+            offset: repl.offset(),
+            replid: repl.with_status(|s| s.replid.clone()),
+            replicas: Vec::new(),
+            snapshots: Vec::new(),
+            next_snapshot: 1,
+            waiters: Vec::new(),
+            getack: false,
+            no_replicas_since: now_ms,
+            cron_loops: 0,
+            following: repl.is_replica(),
+            actions: Vec::new(),
+            settings,
+        }
+    }
+
+    /// Takes what the I/O side must do.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// `master_repl_offset`.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Takes in one feed item, in feed order.
+    pub fn feed(&mut self, repl: &Replication, item: FeedItem, now_ms: u64) {
+        match item {
+            FeedItem::Units { units, atomic, .. } => self.put_units(&units, atomic),
+            FeedItem::Raw(b) => {
+                if self.backlog.is_none() {
+                    self.sync_external(repl);
+                }
+                if self.backlog.is_some() || !self.replicas.is_empty() {
+                    self.pending.extend_from_slice(&b);
+                }
+            }
+            FeedItem::Mark { snapshot, .. } => {
+                self.commit(repl);
+                self.mark(repl, snapshot);
+            }
+            FeedItem::Control(f) => {
+                self.commit(repl);
+                f();
+                let reqs = super::handoff::take_inbox();
+                for r in reqs {
+                    match r {
+                        Request::Attach(a) => self.attach(repl, *a, now_ms),
+                        Request::Wait(w) => self.wait(w, now_ms),
+                    }
+                }
+            }
+        }
+    }
+
+    fn put_units(&mut self, units: &[Unit], atomic: bool) {
+        if self.following || (self.backlog.is_none() && self.replicas.is_empty()) {
+            return;
+        }
+        self.enc.put_units(&mut self.pending, units, atomic);
+    }
+
+    /// Writes what was encoded to the backlog and the replicas, and advances the offset.
+    pub fn commit(&mut self, repl: &Replication) {
+        self.sync_external(repl);
+        if self.getack && !self.replicas.is_empty() {
+            self.enc.put_getack(&mut self.pending);
+        }
+        self.getack = false;
+        if self.pending.is_empty() {
+            return;
+        }
+        let chunk = self.pending.split().freeze();
+        self.offset += chunk.len() as u64;
+        if let Some(b) = &mut self.backlog {
+            b.append(&chunk);
+        }
+        for r in &mut self.replicas {
+            r.stream(&chunk);
+        }
+        repl.set_offset(self.offset);
+        self.check_output_limits(crate::storage::now_ms());
+    }
+
+    /// Follows what the replica side changed: a new replication id (promotion, or a full sync
+    /// from our master) disconnects our replicas as Redis does; an offset set from outside
+    /// (a full sync from our master) restarts the backlog there.
+    fn sync_external(&mut self, repl: &Replication) {
+        let (replid, following) = repl.with_status(|s| (s.replid.clone(), s.master.is_some()));
+        if following != self.following {
+            self.following = following;
+            self.enc.reset_db();
+            // Promoted with a backlog: this node's own writes are the stream now.
+            if !following && self.backlog.is_some() {
+                repl.feed.set_active(true);
+            }
+        }
+        // A replica keeps a backlog of its master's stream, so that after a promotion its
+        // former siblings can continue from it (Redis creates it after the sync).
+        if following && self.backlog.is_none() {
+            self.backlog = Some(Backlog::new(self.settings.backlog_size, repl.offset()));
+        }
+        let ext = repl.offset();
+        if ext != self.offset && self.pending.is_empty() {
+            self.offset = ext;
+            if let Some(b) = &mut self.backlog {
+                *b = Backlog::new(b.size(), ext);
+            }
+        }
+        if replid != self.replid {
+            self.replid = replid;
+            self.enc.reset_db();
+            if !self.replicas.is_empty() {
+                tracing::info!("Disconnecting replicas: the replication id changed");
+                for r in std::mem::take(&mut self.replicas) {
+                    close_replica(&r);
+                }
+                self.publish(repl);
+            }
+        }
+    }
+
+    fn mark(&mut self, repl: &Replication, id: u64) {
+        let Some(s) = self.snapshots.iter_mut().find(|s| s.id == id) else { return };
+        s.mark = Some(self.offset);
+        // Everything after this point goes to the snapshot's replicas; SELECT is emitted again.
+        self.enc.reset_db();
+        let line = Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, self.offset));
+        for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
+            r.initial_offset = self.offset;
+            if !r.pre_psync {
+                r.out.send(line.clone());
+            }
+        }
+        self.finish_snapshot(repl, id);
+    }
+
+    /// The shards' parts of snapshot `id` came back.
+    pub fn snapshot_ready(&mut self, repl: &Replication, id: u64, parts: Vec<Reply>) {
+        if let Some(s) = self.snapshots.iter_mut().find(|s| s.id == id) {
+            s.parts = Some(parts);
+        }
+        self.finish_snapshot(repl, id);
+    }
+
+    /// Sends a snapshot whose mark and parts are both in to its replicas.
+    fn finish_snapshot(&mut self, repl: &Replication, id: u64) {
+        let Some(pos) = self.snapshots.iter().position(|s| s.id == id && s.mark.is_some() && s.parts.is_some()) else {
+            return;
+        };
+        let s = self.snapshots.remove(pos);
+        let (Some(offset), Some(parts)) = (s.mark, s.parts) else { return };
+        if let Some(e) = parts.iter().find(|p| p.is_error()) {
+            tracing::warn!("SYNC failed. BGSAVE child returned an error: {:?}", e);
+            for r in self.replicas.iter().filter(|r| r.state == State::WaitEnd(id)) {
+                close_replica(r);
+            }
+            self.replicas.retain(|r| r.state != State::WaitEnd(id));
+            self.publish(repl);
+            return;
+        }
+        let info = crate::persist::file::ReplInfo { stream_db: 0, replid: self.replid.clone(), offset };
+        let rdb = Bytes::from(super::snapshot::assemble(parts, Some(&info)));
+        let now = crate::storage::now_ms();
+        let framed: Vec<Bytes> = if s.eof {
+            let mark: String = (0..40).map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).collect();
+            vec![Bytes::from(format!("$EOF:{mark}\r\n")), rdb, Bytes::from(mark)]
+        } else {
+            vec![Bytes::from(format!("${}\r\n", rdb.len())), rdb]
+        };
+        for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
+            for b in &framed {
+                r.out.send(b.clone());
+            }
+            if r.facts.rdb_only {
+                tracing::info!("RDB transfer completed, rdb only replica ({}) should be disconnected asap", r.name());
+                r.out.close();
+                continue;
+            }
+            r.state = State::Online;
+            r.ack_time_ms = now;
+            if s.eof {
+                tracing::info!(
+                    "Streamed RDB transfer with replica {} succeeded (socket). Waiting for REPLCONF ACK from slave to enable streaming",
+                    r.name()
+                );
+                r.start_on_ack = true;
+            } else {
+                r.release_held();
+            }
+            tracing::info!("Synchronization with replica {} succeeded", r.name());
+        }
+        self.replicas.retain(|r| !(r.facts.rdb_only && r.state == State::WaitEnd(id)));
+        self.publish(repl);
+        self.start_pending_snapshot(repl, now);
+    }
+
+    fn attach(&mut self, repl: &Replication, a: Attach, now_ms: u64) {
+        let (out, rx) = Outbox::new();
+        let mut r = Replica {
+            id: a.id,
+            fd: a.fd,
+            addr: a.addr,
+            laddr: a.laddr,
+            name: a.name,
+            db: a.db,
+            created_ms: a.created_ms,
+            facts: a.facts,
+            pre_psync: a.psync.is_none(),
+            state: State::WaitStart,
+            asked_ms: now_ms,
+            ack_offset: 0,
+            ack_time_ms: now_ms,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            start_on_ack: false,
+            initial_offset: 0,
+            out,
+            soft_since_ms: None,
+        };
+        self.actions.push(Action::Start {
+            id: r.id,
+            fd: r.fd,
+            rx,
+            pending: r.out.pending.clone(),
+            leftover: a.leftover,
+        });
+        tracing::info!("Replica {} asks for synchronization", r.name());
+        if let Some((replid, off)) = &a.psync {
+            if self.try_partial(repl, &mut r, replid, *off, now_ms) {
+                SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
+                self.replicas.push(r);
+                self.publish(repl);
+                return;
+            }
+            if !replid.starts_with('?') {
+                SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        SYNC_FULL.fetch_add(1, Ordering::Relaxed);
+        if self.replicas.is_empty() && self.backlog.is_none() {
+            // A new history: new id, no second id, a backlog from here.
+            let id = super::random_replid();
+            repl.with_status(|s| {
+                s.replid = id.clone();
+                s.replid2 = "0".repeat(40);
+                s.second_offset = -1;
+            });
+            self.replid = id;
+            self.backlog = Some(Backlog::new(self.settings.backlog_size, self.offset));
+            repl.feed.set_active(true);
+            tracing::info!(
+                "Replication backlog created, my new replication IDs are '{}' and '{}'",
+                self.replid,
+                "0".repeat(40)
+            );
+        }
+        // A disk-target snapshot already started: join it when another replica of the same
+        // needs is waiting for it and the mark has not passed yet, or copy that replica's
+        // held stream when it has (Redis's "attach to the running BGSAVE").
+        let joinable = self.snapshots.iter().find(|s| !s.eof && s.exclude_data == r.facts.exclude_data).map(|s| s.id);
+        if let Some(id) = joinable {
+            if let Some(other) = self.replicas.iter().find(|o| o.state == State::WaitEnd(id) && !o.facts.rdb_only) {
+                r.state = State::WaitEnd(id);
+                let mark = self.snapshots.iter().find(|s| s.id == id).and_then(|s| s.mark);
+                if let Some(off) = mark {
+                    r.held = other.held.clone();
+                    r.held_bytes = other.held_bytes;
+                    r.initial_offset = off;
+                    if !r.pre_psync {
+                        r.out.send(Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, off)));
+                    }
+                }
+                tracing::info!("Waiting for end of BGSAVE for SYNC");
+                self.replicas.push(r);
+                self.publish(repl);
+                return;
+            }
+        }
+        let delayed = self.settings.diskless && r.facts.capa_eof && self.settings.diskless_delay > 0;
+        if delayed {
+            tracing::info!("Delay next BGSAVE for diskless SYNC");
+        }
+        self.replicas.push(r);
+        self.publish(repl);
+        if !delayed {
+            self.start_pending_snapshot(repl, now_ms);
+        }
+    }
+
+    /// `masterTryPartialResynchronization`.
+    fn try_partial(&mut self, repl: &Replication, r: &mut Replica, replid: &str, off: i64, now_ms: u64) -> bool {
+        let (id2, off2) = repl.with_status(|s| (s.replid2.clone(), s.second_offset));
+        let id_ok = replid.eq_ignore_ascii_case(&self.replid) || (replid.eq_ignore_ascii_case(&id2) && off <= off2);
+        if !id_ok {
+            if replid.starts_with('?') {
+                tracing::info!("Full resync requested by replica {}", r.name());
+            } else if !replid.eq_ignore_ascii_case(&self.replid) && !replid.eq_ignore_ascii_case(&id2) {
+                tracing::info!(
+                    "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '{}')",
+                    replid,
+                    self.replid,
+                    id2
+                );
+            } else {
+                tracing::info!(
+                    "Partial resynchronization not accepted: Requested offset for second ID was {}, but I can reply up to {}",
+                    off,
+                    off2
+                );
+            }
+            return false;
+        }
+        let tail = match &self.backlog {
+            Some(b) if off >= 0 => b.tail_from(off as u64),
+            _ => None,
+        };
+        let Some(tail) = tail else {
+            tracing::info!(
+                "Unable to partial resync with replica {} for lack of backlog (Replica request was: {}).",
+                r.name(),
+                off
+            );
+            if off > self.offset as i64 {
+                tracing::warn!(
+                    "Warning: replica {} tried to PSYNC with an offset that is greater than the master replication offset.",
+                    r.name()
+                );
+            }
+            return false;
+        };
+        r.state = State::Online;
+        r.ack_time_ms = now_ms;
+        let line = if r.facts.capa_psync2 { format!("+CONTINUE {}\r\n", self.replid) } else { "+CONTINUE\r\n".into() };
+        r.out.send(Bytes::from(line));
+        tracing::info!(
+            "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
+            r.name(),
+            tail.len(),
+            off
+        );
+        if !tail.is_empty() {
+            r.out.send(Bytes::from(tail));
+        }
+        true
+    }
+
+    /// Starts a snapshot for the replicas waiting for one, when none is running and the
+    /// diskless delay (counted from the latest request) has passed (`replicationStartPendingFork`).
+    fn start_pending_snapshot(&mut self, repl: &Replication, now_ms: u64) {
+        if !self.snapshots.is_empty() {
+            return;
+        }
+        let waiting: Vec<usize> =
+            (0..self.replicas.len()).filter(|&i| self.replicas[i].state == State::WaitStart).collect();
+        let Some(&first) = waiting.first() else { return };
+        let exclude = self.replicas[first].facts.exclude_data;
+        let group: Vec<usize> =
+            waiting.into_iter().filter(|&i| self.replicas[i].facts.exclude_data == exclude).collect();
+        let max_idle_ms = group.iter().map(|&i| now_ms.saturating_sub(self.replicas[i].asked_ms)).max().unwrap_or(0);
+        let all_eof = group.iter().all(|&i| self.replicas[i].facts.capa_eof);
+        let s = &self.settings;
+        let ready = !s.diskless
+            || !all_eof
+            || (s.diskless_max > 0 && group.len() >= s.diskless_max)
+            || max_idle_ms >= s.diskless_delay * 1000;
+        if !ready {
+            return;
+        }
+        let eof = (s.diskless || exclude) && all_eof;
+        let id = self.next_snapshot;
+        self.next_snapshot += 1;
+        tracing::info!("Starting BGSAVE for SYNC with target: {}", if eof { "replicas sockets" } else { "disk" });
+        for &i in &group {
+            self.replicas[i].state = State::WaitEnd(id);
+        }
+        self.snapshots.push(Snapshot { id, eof, exclude_data: exclude, mark: None, parts: None });
+        self.actions.push(Action::Snapshot { id, exclude_data: exclude });
+        self.publish(repl);
+    }
+
+    /// REPLCONF ACK from replica `id`.
+    pub fn ack(&mut self, repl: &Replication, id: u64, off: u64, now_ms: u64) {
+        let Some(r) = self.replicas.iter_mut().find(|r| r.id == id) else { return };
+        r.ack_offset = r.ack_offset.max(off);
+        r.ack_time_ms = now_ms;
+        if r.start_on_ack && r.state == State::Online {
+            r.start_on_ack = false;
+            r.release_held();
+            self.publish(repl);
+        }
+        self.serve_waiters(now_ms);
+    }
+
+    /// The replica's connection went away (or must): forgets it.
+    pub fn remove(&mut self, repl: &Replication, id: u64, now_ms: u64) {
+        let Some(pos) = self.replicas.iter().position(|r| r.id == id) else {
+            // Dropped earlier (output limit, id change): make sure the status no longer lists
+            // it before its fd closes.
+            self.publish(repl);
+            return;
+        };
+        let r = self.replicas.remove(pos);
+        close_replica(&r);
+        tracing::info!("Connection with replica {} lost.", r.name());
+        if self.replicas.is_empty() {
+            self.no_replicas_since = now_ms;
+        }
+        self.publish(repl);
+    }
+
+    fn wait(&mut self, w: WaitRequest, now_ms: u64) {
+        let target = self.offset;
+        let count = self.count_acks(target);
+        if count >= w.numreplicas || w.no_block {
+            let _ = w.reply.send(Reply::Int(count));
+            return;
+        }
+        let deadline_ms = (w.timeout_ms > 0).then(|| now_ms + w.timeout_ms);
+        self.waiters.push(Waiter { target, numreplicas: w.numreplicas, deadline_ms, reply: w.reply });
+        self.getack = true;
+    }
+
+    fn count_acks(&self, target: u64) -> i64 {
+        self.replicas.iter().filter(|r| r.state == State::Online && r.ack_offset >= target).count() as i64
+    }
+
+    fn serve_waiters(&mut self, now_ms: u64) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut self.waiters);
+        for w in waiters {
+            let n = self.count_acks(w.target);
+            let timed_out = w.deadline_ms.is_some_and(|d| now_ms >= d);
+            if n >= w.numreplicas || timed_out || w.reply.is_canceled() {
+                let _ = w.reply.send(Reply::Int(n));
+            } else {
+                self.waiters.push(w);
+            }
+        }
+    }
+
+    fn check_output_limits(&mut self, now_ms: u64) {
+        let (hard, soft, secs) = self.settings.obuf;
+        let mut over = Vec::new();
+        for r in &mut self.replicas {
+            let used = r.output_bytes();
+            let soft_over = soft > 0 && used > soft;
+            if !soft_over {
+                r.soft_since_ms = None;
+            }
+            let soft_hit = match (soft_over, r.soft_since_ms) {
+                (true, None) => {
+                    r.soft_since_ms = Some(now_ms);
+                    secs == 0
+                }
+                (true, Some(since)) => now_ms.saturating_sub(since) > secs * 1000,
+                _ => false,
+            };
+            if (hard > 0 && used >= hard) || soft_hit {
+                tracing::warn!(
+                    "Client id={} addr={} laddr={} fd={} name={} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    r.id,
+                    r.addr,
+                    r.laddr,
+                    r.fd,
+                    r.name
+                );
+                over.push(r.id);
+            }
+        }
+        for id in over {
+            if let Some(pos) = self.replicas.iter().position(|r| r.id == id) {
+                let r = self.replicas.remove(pos);
+                close_replica(&r);
+            }
+        }
+    }
+
+    /// Once per 100 ms: the diskless delay, WAIT timeouts and GETACKs; once per second:
+    /// `ping`, newlines to replicas waiting for their snapshot, `repl-timeout`, the backlog's
+    /// time to live, the good-replicas count (`replicationCron`).
+    pub fn tick(&mut self, repl: &Replication, settings: Settings, now_ms: u64, second: bool) {
+        if let Some(b) = &mut self.backlog {
+            b.resize(settings.backlog_size);
+        }
+        self.settings = settings;
+        self.start_pending_snapshot(repl, now_ms);
+        self.serve_waiters(now_ms);
+        if !second {
+            self.commit(repl);
+            return;
+        }
+        if self.cron_loops % self.settings.ping_period == 0 && !self.replicas.is_empty() && !self.following {
+            let paused = repl.writes_paused(now_ms);
+            if !paused {
+                self.enc.put_ping(&mut self.pending);
+            }
+        }
+        self.cron_loops += 1;
+        for r in &self.replicas {
+            let presync = match r.state {
+                State::WaitStart => true,
+                State::WaitEnd(id) => self.snapshots.iter().any(|s| s.id == id && !s.eof),
+                State::Online => false,
+            };
+            if presync {
+                r.out.send(Bytes::from_static(b"\n"));
+            }
+        }
+        let timeout_ms = self.settings.timeout * 1000;
+        let timed_out: Vec<u64> = self
+            .replicas
+            .iter()
+            .filter(|r| r.state == State::Online && !r.pre_psync && now_ms.saturating_sub(r.ack_time_ms) > timeout_ms)
+            .map(|r| r.id)
+            .collect();
+        for id in timed_out {
+            if let Some(r) = self.replicas.iter().find(|r| r.id == id) {
+                tracing::warn!("Disconnecting timedout replica (streaming sync): {}", r.name());
+            }
+            self.remove(repl, id, now_ms);
+        }
+        if self.replicas.is_empty() && self.backlog.is_some() && !self.following && self.settings.backlog_ttl > 0 {
+            let idle = now_ms.saturating_sub(self.no_replicas_since) / 1000;
+            if idle > self.settings.backlog_ttl {
+                let id = super::random_replid();
+                repl.with_status(|s| {
+                    s.replid = id.clone();
+                    s.replid2 = "0".repeat(40);
+                    s.second_offset = -1;
+                });
+                self.replid = id;
+                self.backlog = None;
+                repl.feed.set_active(false);
+                tracing::info!(
+                    "Replication backlog freed after {} seconds without connected replicas.",
+                    self.settings.backlog_ttl
+                );
+            }
+        }
+        self.commit(repl);
+        self.publish(repl);
+    }
+
+    /// `refreshGoodSlavesCount`: replicas with lag <= `min-replicas-max-lag`, and whether
+    /// writes are refused for want of them (on every replica change and every second).
+    fn refresh_good(&self, now_ms: u64) {
+        let good = self
+            .replicas
+            .iter()
+            .filter(|r| {
+                r.state == State::Online && now_ms.saturating_sub(r.ack_time_ms) / 1000 <= self.settings.min_lag
+            })
+            .count() as u64;
+        GOOD_REPLICAS.store(good, Ordering::Relaxed);
+        let refuse = !self.following
+            && self.settings.min_replicas > 0
+            && self.settings.min_lag > 0
+            && good < self.settings.min_replicas;
+        NO_GOOD_REPLICAS.store(refuse, Ordering::Relaxed);
+    }
+
+    /// Publishes replicas and backlog for INFO, ROLE, CLIENT LIST/KILL and the bus.
+    pub fn publish(&self, repl: &Replication) {
+        self.refresh_good(crate::storage::now_ms());
+        let replicas: Vec<ReplicaStatus> = self
+            .replicas
+            .iter()
+            .map(|r| ReplicaStatus {
+                id: r.id,
+                ip: r.ip(),
+                port: r.facts.listening_port,
+                state: match r.state {
+                    State::Online => "online",
+                    _ => "wait_bgsave",
+                },
+                ack_offset: r.ack_offset,
+                ack_time_ms: r.ack_time_ms,
+                addr: r.addr.clone(),
+                laddr: r.laddr.clone(),
+                fd: r.fd,
+                name: r.name.clone(),
+                db: r.db,
+                created_ms: r.created_ms,
+                output_bytes: r.output_bytes(),
+            })
+            .collect();
+        repl.with_status(|s| {
+            s.replicas = replicas;
+            match &self.backlog {
+                Some(b) => {
+                    s.backlog_active = true;
+                    s.backlog_size = b.size() as u64;
+                    s.backlog_first_byte_offset = b.first_byte_offset();
+                    s.backlog_histlen = b.histlen() as u64;
+                }
+                None => {
+                    s.backlog_active = false;
+                    s.backlog_size = self.settings.backlog_size as u64;
+                    s.backlog_first_byte_offset = 0;
+                    s.backlog_histlen = 0;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attach(id: u64, psync: Option<(&str, i64)>, fd: i32) -> Attach {
+        Attach {
+            id,
+            fd,
+            addr: "127.0.0.1:5000".into(),
+            laddr: "127.0.0.1:6379".into(),
+            name: String::new(),
+            db: 0,
+            created_ms: 0,
+            facts: ReplicaFacts { listening_port: 7000, capa_eof: true, capa_psync2: true, ..Default::default() },
+            psync: psync.map(|(a, b)| (a.to_string(), b)),
+            leftover: Vec::new(),
+        }
+    }
+
+    fn settings() -> Settings {
+        let mut s = Settings::from_config(&crate::config::Config::default());
+        s.diskless_delay = 0;
+        s
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Ok(Out::Data(b)) = rx.try_recv() {
+            v.extend_from_slice(&b);
+        }
+        v
+    }
+
+    #[test]
+    fn full_then_partial_resync() {
+        let repl = Replication::new();
+        let mut m = Master::new(&repl, settings(), 1000);
+        send(&repl, Request::Attach(Box::new(attach(1, Some(("?", -1)), -1))));
+        let mut feed = repl.feed.take_receiver().unwrap();
+        let item = feed.try_recv().unwrap();
+        m.feed(&repl, item, 1000);
+        let mut actions = m.take_actions();
+        let Some(Action::Start { mut rx, .. }) = actions.drain(..1).next() else { panic!("no start") };
+        assert!(matches!(actions[0], Action::Snapshot { id: 1, .. }));
+        assert!(repl.feed.active());
+        // A write before the mark is not the replica's; one after is.
+        let u = |k: &str| FeedItem::Units {
+            shard: 0,
+            units: vec![Unit {
+                db: 0,
+                cmds: vec![vec![Bytes::from("set"), Bytes::from(k.to_string()), Bytes::from("v")]],
+            }],
+            atomic: false,
+        };
+        m.feed(&repl, u("before"), 1000);
+        m.feed(&repl, FeedItem::Mark { shard: 0, snapshot: 1 }, 1000);
+        let off = m.offset();
+        m.feed(&repl, u("after"), 1000);
+        m.commit(&repl);
+        m.snapshot_ready(&repl, 1, vec![Reply::Array(vec![])]);
+        let got = drain(&mut rx);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let replid = repl.with_status(|s| s.replid.clone());
+        assert!(text.starts_with(&format!("+FULLRESYNC {replid} {off}\r\n$EOF:")), "{text}");
+        assert!(!text.contains("before") && !text.contains("after"), "stream withheld until ACK");
+        m.ack(&repl, 1, off, 1000);
+        let text = String::from_utf8_lossy(&drain(&mut rx)).into_owned();
+        assert!(text.starts_with("*2\r\n$6\r\nSELECT") && text.contains("after"), "{text}");
+        // The replica goes away and comes back at its offset: +CONTINUE with the missed bytes.
+        m.remove(&repl, 1, 1000);
+        m.feed(&repl, u("missed"), 1000);
+        m.commit(&repl);
+        let end = m.offset();
+        send(&repl, Request::Attach(Box::new(attach(2, Some((&replid, off as i64 + 1)), -1))));
+        let item = feed.try_recv().unwrap();
+        m.feed(&repl, item, 1000);
+        let Some(Action::Start { mut rx, .. }) = m.take_actions().into_iter().next() else { panic!() };
+        let text = String::from_utf8_lossy(&drain(&mut rx)).into_owned();
+        assert!(text.starts_with(&format!("+CONTINUE {replid}\r\n*2\r\n$6\r\nSELECT")), "{text}");
+        assert!(text.contains("after") && text.contains("missed"));
+        assert!(SYNC_PARTIAL_OK.load(Ordering::Relaxed) >= 1);
+        assert_eq!(end, repl.offset());
+    }
+}

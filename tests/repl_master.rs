@@ -1,0 +1,385 @@
+//! The master side of replication against real Redis 7.0 tools: a real `redis-server
+//! --replicaof` syncs from a slotcore master (full sync, disk and diskless, then the merged
+//! stream of every kind of write), resumes with `+CONTINUE` after its link is killed, is
+//! counted by WAIT, shows up in ROLE / INFO replication / CLIENT LIST in Redis's shape;
+//! `redis-cli --replica` and `redis-cli --rdb` work against slotcore.
+
+mod common;
+
+use common::{Server, WAIT};
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Ports of this test binary: 8100-8199.
+static NEXT: AtomicU16 = AtomicU16::new(8100);
+
+fn port() -> u16 {
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(p < 8200, "out of ports");
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn master(extra: &[&str]) -> Server {
+    let mut args = vec!["--shards", "2", "--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"];
+    args.extend_from_slice(extra);
+    Server::slotcore_on(port(), &args)
+}
+
+fn replica_of(m: &Server, extra: &[&str]) -> Server {
+    let mp = m.port.to_string();
+    let mut args = vec!["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &mp];
+    args.extend_from_slice(extra);
+    Server::redis_on(port(), &args)
+}
+
+fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut k = redis::cmd(args[0]);
+    for a in &args[1..] {
+        k.arg(*a);
+    }
+    k.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let text: String = cmd(c, &["INFO", section]);
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
+
+/// Polls `f` until it is true or the deadline passes.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT * 3 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Sends pipelined commands on one connection and reads every reply.
+fn pipeline(port: u16, cmds: Vec<Vec<String>>) {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(WAIT)).ok();
+    let mut w = s.try_clone().expect("clone");
+    let n = cmds.len();
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for c in cmds {
+            let a: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
+            buf.extend_from_slice(&common::encode(&a));
+            if buf.len() > 1 << 16 {
+                w.write_all(&buf).expect("write");
+                buf.clear();
+            }
+        }
+        w.write_all(&buf).expect("write");
+    });
+    let mut r = BufReader::new(s);
+    for _ in 0..n {
+        let mut out = Vec::new();
+        common::read_reply(&mut r, &mut out).expect("reply");
+        assert!(out[0] != b'-', "error reply {:?}", String::from_utf8_lossy(&out));
+    }
+    writer.join().expect("writer");
+}
+
+fn v(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// About `n` keys of every type (small and big encodings, some volatile), in db 0 and db 1.
+fn load_every_type(port: u16, n: usize) {
+    let mut cmds = Vec::new();
+    let far = "4102444800000";
+    for i in 0..n {
+        let k = format!("key:{i}");
+        match i % 5 {
+            0 if i % 10 == 0 => cmds.push(v(&["SET", &k, &format!("value-{i}"), "PXAT", far])),
+            0 => cmds.push(v(&["SET", &k, &i.to_string()])),
+            1 => cmds.push(v(&["RPUSH", &k, "a", &i.to_string(), "c"])),
+            2 => cmds.push(v(&["SADD", &k, "x", &i.to_string(), "z"])),
+            3 => cmds.push(v(&["ZADD", &k, "1", "a", "2.5", &format!("m{i}")])),
+            _ => cmds.push(v(&["HSET", &k, "f", &i.to_string(), "g", "h"])),
+        }
+    }
+    for j in 0..1000 {
+        let j = j.to_string();
+        cmds.push(v(&["RPUSH", "big:list", &format!("element-{j}")]));
+        cmds.push(v(&["HSET", "big:hash", &format!("field-{j}"), &j]));
+        cmds.push(v(&["SADD", "big:set", &format!("member-{j}")]));
+        cmds.push(v(&["SADD", "big:intset", &j]));
+        cmds.push(v(&["ZADD", "big:zset", &j, &format!("member-{j}")]));
+    }
+    cmds.push(v(&["SELECT", "1"]));
+    for i in 0..100 {
+        cmds.push(v(&["SET", &format!("db1:{i}"), "x"]));
+    }
+    pipeline(port, cmds);
+}
+
+fn digest(c: &mut redis::Connection) -> String {
+    cmd(c, &["DEBUG", "DIGEST"])
+}
+
+fn wait_synced(m: &Server, r: &Server) {
+    let (mut mc, mut rc) = (m.client(), r.client());
+    until("the replica's link to come up", || {
+        info_field(&mut rc, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    until("equal digests", || digest(&mut mc) == digest(&mut rc));
+}
+
+/// Writes of every kind after the sync; each must arrive at the replica.
+fn write_after_sync(m: &Server) {
+    let mut c = m.client();
+    let _: () = cmd(&mut c, &["SET", "after:s", "v"]);
+    let _: () = cmd(&mut c, &["SET", "after:ex", "v", "EX", "1000"]);
+    let _: i64 = cmd(&mut c, &["LPUSH", "after:l", "1", "2", "3"]);
+    let _: i64 = cmd(&mut c, &["SADD", "after:set", "a", "b"]);
+    let _: i64 = cmd(&mut c, &["ZADD", "after:z", "1", "a", "2", "b"]);
+    let _: i64 = cmd(&mut c, &["HSET", "after:h", "f", "v"]);
+    let _: i64 = cmd(&mut c, &["EXPIRE", "after:h", "500"]);
+    let _: i64 = cmd(&mut c, &["INCRBY", "key:5", "10"]);
+    let _: () = cmd(&mut c, &["MSET", "after:m1", "1", "after:m2", "2", "after:m3", "3", "after:m4", "4"]);
+    // A transaction.
+    let _: () = cmd(&mut c, &["MULTI"]);
+    let _: () = cmd(&mut c, &["SET", "after:tx1", "1"]);
+    let _: () = cmd(&mut c, &["INCR", "after:tx2"]);
+    let _: () = cmd(&mut c, &["RPOP", "key:1"]);
+    let _: redis::Value = cmd(&mut c, &["EXEC"]);
+    // Other databases and SWAPDB.
+    let _: () = cmd(&mut c, &["SELECT", "2"]);
+    let _: () = cmd(&mut c, &["SET", "in2", "x"]);
+    let _: () = cmd(&mut c, &["SWAPDB", "2", "3"]);
+    let _: () = cmd(&mut c, &["SELECT", "0"]);
+    // A key that expires: the master's DEL reaches the replica.
+    let _: () = cmd(&mut c, &["SET", "after:short", "v", "PX", "50"]);
+    // A blocked pop served by a push.
+    let port = m.port;
+    let popper = std::thread::spawn(move || {
+        let mut pc = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        let got: Vec<String> = cmd(&mut pc, &["BLPOP", "after:q", "10"]);
+        got
+    });
+    until("the pop to block", || info_field(&mut c, "clients", "blocked_clients").as_deref() == Some("1"));
+    let _: i64 = cmd(&mut c, &["RPUSH", "after:q", "x", "y"]);
+    assert_eq!(popper.join().unwrap(), vec!["after:q".to_string(), "x".to_string()]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _: i64 = cmd(&mut c, &["EXISTS", "after:short"]);
+}
+
+fn check_stream(m: &Server, r: &Server) {
+    write_after_sync(m);
+    let mut mc = m.client();
+    let acked: i64 = cmd(&mut mc, &["WAIT", "1", "5000"]);
+    assert_eq!(acked, 1, "WAIT 1 after writes");
+    let mut rc = r.client();
+    until("equal digests after the writes", || digest(&mut mc) == digest(&mut rc));
+    // Expiries arrive as absolute times.
+    let ttl: i64 = cmd(&mut rc, &["TTL", "after:ex"]);
+    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+    let exists: i64 = cmd(&mut rc, &["EXISTS", "after:short"]);
+    assert_eq!(exists, 0);
+    let _: () = cmd(&mut rc, &["SELECT", "3"]);
+    let in3: Option<String> = cmd(&mut rc, &["GET", "in2"]);
+    assert_eq!(in3.as_deref(), Some("x"));
+    // FLUSHALL empties the replica too.
+    let _: () = cmd(&mut mc, &["FLUSHALL"]);
+    let _: () = cmd(&mut mc, &["SET", "only", "1"]);
+    let _: i64 = cmd(&mut mc, &["WAIT", "1", "5000"]);
+    let _: () = cmd(&mut rc, &["SELECT", "0"]);
+    until("the flush to arrive", || cmd::<i64>(&mut rc, &["DBSIZE"]) == 1);
+}
+
+#[test]
+fn diskless_full_sync_of_every_type_then_the_stream() {
+    let m = master(&[]);
+    load_every_type(m.port, 100_000);
+    let r = replica_of(&m, &[]);
+    wait_synced(&m, &r);
+    assert!(r.log_text().contains("receiving streamed RDB from master with EOF"), "diskless transfer");
+    let mut mc = m.client();
+    assert_eq!(cmd::<i64>(&mut mc, &["DBSIZE"]), cmd::<i64>(&mut r.client(), &["DBSIZE"]));
+    check_stream(&m, &r);
+}
+
+#[test]
+fn disk_target_sync_to_a_swapdb_loading_replica() {
+    let m = master(&["--repl-diskless-sync", "no"]);
+    load_every_type(m.port, 20_000);
+    let r = replica_of(&m, &["--repl-diskless-load", "swapdb"]);
+    wait_synced(&m, &r);
+    assert!(!r.log_text().contains("with EOF"), "disk-target transfer has a length");
+    check_stream(&m, &r);
+}
+
+#[test]
+fn killed_link_resumes_with_continue() {
+    let m = master(&[]);
+    load_every_type(m.port, 2_000);
+    let r = replica_of(&m, &[]);
+    wait_synced(&m, &r);
+    let mut mc = m.client();
+    let list: String = cmd(&mut mc, &["CLIENT", "LIST", "TYPE", "replica"]);
+    assert!(list.contains("flags=S") && list.contains("cmd=replconf"), "{list}");
+    let killed: i64 = cmd(&mut mc, &["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, 1);
+    let _: () = cmd(&mut mc, &["SET", "while-away", "1"]);
+    let mut rc = r.client();
+    until("the partial resync", || info_field(&mut mc, "stats", "sync_partial_ok").as_deref() == Some("1"));
+    until("equal digests", || digest(&mut mc) == digest(&mut rc));
+    assert_eq!(info_field(&mut mc, "stats", "sync_full").as_deref(), Some("1"), "no second full sync");
+    assert!(r.log_text().contains("Successful partial resynchronization with master"));
+    check_stream(&m, &r);
+}
+
+/// The field names of INFO replication, in order, with the values of `slave0` reduced to
+/// its keys.
+fn info_shape(c: &mut redis::Connection) -> Vec<String> {
+    let text: String = cmd(c, &["INFO", "replication"]);
+    text.lines()
+        .filter(|l| l.contains(':'))
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            if k.starts_with("slave") && v.contains('=') {
+                let keys: Vec<&str> = v.split(',').map(|kv| kv.split('=').next().unwrap()).collect();
+                format!("{k}:{}", keys.join(","))
+            } else {
+                k.to_string()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn role_and_info_replication_match_redis() {
+    let m = master(&["--min-replicas-to-write", "1"]);
+    let r = replica_of(&m, &[]);
+    let rm = Server::redis_on(port(), &["--min-replicas-to-write", "1", "--enable-debug-command", "yes"]);
+    let rr = replica_of(&rm, &[]);
+    for (master, replica) in [(&m, &r), (&rm, &rr)] {
+        wait_synced(master, replica);
+        let mut c = master.client();
+        let _: () = cmd(&mut c, &["SET", "k", "v"]);
+        assert_eq!(cmd::<i64>(&mut c, &["WAIT", "1", "5000"]), 1);
+    }
+    let (mut a, mut b) = (m.client(), rm.client());
+    until("online replicas on both", || {
+        info_shape(&mut a) == info_shape(&mut b)
+            && info_field(&mut a, "replication", "min_slaves_good_slaves").as_deref() == Some("1")
+    });
+    // ROLE: ["master", offset, [[ip, "port", "ack"]]] with the same types on both.
+    let shape = |c: &mut redis::Connection| -> String {
+        let v: redis::Value = cmd(c, &["ROLE"]);
+        let redis::Value::Array(items) = v else { panic!("ROLE not an array") };
+        let kinds: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                redis::Value::BulkString(d) => format!("bulk:{}", String::from_utf8_lossy(d)),
+                redis::Value::Int(_) => "int".into(),
+                redis::Value::Array(rs) => rs
+                    .iter()
+                    .map(|r| match r {
+                        redis::Value::Array(f) => format!("{}", f.len()),
+                        _ => "?".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => "?".into(),
+            })
+            .collect();
+        kinds.join("|")
+    };
+    assert_eq!(shape(&mut a), shape(&mut b));
+    let role: redis::Value = cmd(&mut a, &["ROLE"]);
+    let text = format!("{role:?}");
+    assert!(text.contains(&format!("\"{}\"", r.port)) || text.contains(&r.port.to_string()), "{text}");
+    // The replica's ROLE on a redis-server replica of slotcore.
+    let rrole: redis::Value = cmd(&mut r.client(), &["ROLE"]);
+    assert!(format!("{rrole:?}").contains("connected"), "{rrole:?}");
+    // min-replicas-to-write: with the replica gone, writes are refused with Redis's text.
+    drop(r);
+    let _: () = cmd(&mut a, &["CONFIG", "SET", "min-replicas-max-lag", "1"]);
+    until("NOREPLICAS", || {
+        let e = redis::cmd("SET").arg("x").arg("1").query::<()>(&mut a);
+        matches!(e, Err(e) if e.to_string().contains("Not enough good replicas to write"))
+    });
+    let mut raw = m.raw();
+    assert_eq!(raw.cmd(&["SET", "x", "1"]), "-NOREPLICAS Not enough good replicas to write.\r\n");
+}
+
+#[test]
+fn replconf_and_sync_errors_as_redis() {
+    let m = master(&[]);
+    let rs = Server::redis_on(port(), &[]);
+    let (mut a, mut b) = (m.raw(), rs.raw());
+    common::assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["REPLCONF", "listening-port"],
+            &["REPLCONF", "foo", "bar"],
+            &["REPLCONF", "listening-port", "x"],
+            &["REPLCONF", "rdb-only", "2"],
+            &["REPLCONF", "rdb-filter-only", "keys"],
+            &["REPLCONF", "capa", "eof", "capa", "whatever"],
+            &["WAIT", "x", "0"],
+            &["WAIT", "0", "-1"],
+            &["WAIT", "0", "0"],
+            &["MULTI"],
+            &["SYNC"],
+            &["DISCARD"],
+            &["PSYNC", "?", "x"],
+        ],
+    );
+    // REPLCONF ACK from a client that is not a replica: no reply at all.
+    for s in [&mut a, &mut b] {
+        s.send(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$2\r\n10\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(s.reply(), "+PONG\r\n");
+    }
+    // Pending output: PSYNC pipelined behind a REPLCONF.
+    for s in [&mut a, &mut b] {
+        s.send(b"REPLCONF capa eof\r\nPSYNC ? -1\r\n");
+        assert_eq!(s.reply(), "+OK\r\n");
+        assert_eq!(s.reply(), "-ERR SYNC and PSYNC are invalid with pending output\r\n");
+    }
+}
+
+#[test]
+fn redis_cli_rdb_and_replica_modes() {
+    let m = master(&[]);
+    load_every_type(m.port, 1_000);
+    let file = m.dir.join("fetched.rdb");
+    let out = std::process::Command::new("timeout")
+        .args(["30", "redis-cli", "-p", &m.port.to_string(), "--rdb"])
+        .arg(&file)
+        .output()
+        .expect("redis-cli --rdb");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = std::process::Command::new("redis-check-rdb").arg(&file).output().expect("redis-check-rdb");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && text.contains("RDB looks OK"), "{text}");
+    assert!(text.contains("repl-id") || !text.is_empty());
+    // --replica: the commands written after it attached are printed.
+    let log = m.dir.join("replica-mode.out");
+    let mut child = std::process::Command::new("timeout")
+        .args(["30", "redis-cli", "-p", &m.port.to_string(), "--replica"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli --replica");
+    let mut c = m.client();
+    until("redis-cli --replica to print a write", || {
+        let _: () = cmd(&mut c, &["SET", "marker", "seen"]);
+        std::fs::read_to_string(&log).unwrap_or_default().contains("marker")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
