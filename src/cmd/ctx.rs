@@ -118,6 +118,8 @@ pub struct ClientState {
     pub blocked: Option<BlockedOn>,
     /// Pub/Sub subscriptions (None until the first one).
     pub pubsub: Option<Box<super::pubsub_reg::Subs>>,
+    /// The master link of a replica (never refused, never answered; CLIENT LIST flag `M`).
+    pub master: bool,
 }
 
 /// What a blocked client waits in.
@@ -169,6 +171,7 @@ impl ClientState {
             blocked: None,
             multi: None,
             pubsub: None,
+            master: false,
         }
     }
 }
@@ -265,7 +268,8 @@ impl ShardState {
     /// After a top-level operation of this shard: sends what it recorded to the replication
     /// feed (recording follows the feed's activity).
     pub fn flush_changes(&mut self) {
-        let active = self.node.repl.feed.active();
+        // A replica forwards its master's stream instead of recording its own executions.
+        let active = self.node.repl.feed.active() && !crate::replication::role::no_record();
         if self.changes.recording() != active {
             self.changes.set_recording(active);
         }

@@ -35,6 +35,7 @@ pub mod multi;
 pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
+pub mod replicaof;
 pub mod save;
 pub mod server;
 pub mod set;

@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, hash, hll, list, migrate, multi, pubsub, save,
-    server, set, sort, string, zset, zset_ops,
+    bitmap, blocking, cluster, config, connection, dump, generic, hash, hll, list, migrate, multi, pubsub, replicaof,
+    save, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 20] {
+pub fn families() -> [&'static [CommandSpec]; 21] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -31,6 +31,7 @@ pub fn families() -> [&'static [CommandSpec]; 20] {
         multi::COMMANDS,
         migrate::COMMANDS,
         pubsub::COMMANDS,
+        replicaof::COMMANDS,
     ]
 }
 

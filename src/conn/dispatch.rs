@@ -97,12 +97,17 @@ impl Conn {
         if let Some(refused) = self.subscribed_refusal(fullname) {
             return self.rejected(Some(fullname), refused);
         }
+        let cluster = self.shard.view.borrow().enabled;
+        let master = self.client.borrow().master;
+        if let Some(refused) = crate::replication::role::refuse(spec.flags, cluster, master) {
+            return self.rejected(Some(fullname), refused);
+        }
         if super::monitor::active() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
             let c = self.client.borrow();
             super::monitor::feed(c.db, &c.addr, &args);
         }
-        let cluster = self.shard.view.borrow().enabled;
-        if cluster {
+        // The master link is not redirected: it applies whatever its master sends.
+        if cluster && !master {
             return self.route_cluster(spec, fullname, args);
         }
         match spec.exec {

@@ -22,6 +22,35 @@ const OP_EOF: u8 = 0xFF;
 
 /// Appends the magic and the aux fields Redis 7.0 writes (without replication info).
 pub fn put_header(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64) {
+    put_header_repl(out, ctime_s, used_mem, None)
+}
+
+/// Replication facts a save records (`rdbSaveInfoAuxFields` with an `rsi`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplAux {
+    /// `repl-stream-db`.
+    pub stream_db: usize,
+    /// `repl-id`.
+    pub replid: String,
+    /// `repl-offset`.
+    pub offset: u64,
+}
+
+impl ReplAux {
+    /// The replication facts among a file's aux fields, when all three are there.
+    pub fn from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<ReplAux> {
+        let get = |k: &[u8]| aux.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        Some(ReplAux {
+            stream_db: get(b"repl-stream-db")?.parse().ok()?,
+            replid: get(b"repl-id")?,
+            offset: get(b"repl-offset")?.parse().ok()?,
+        })
+    }
+}
+
+/// [`put_header`] with the replication aux fields (`repl-stream-db`, `repl-id`,
+/// `repl-offset`) where Redis writes them, before `aof-base`.
+pub fn put_header_repl(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64, repl: Option<&ReplAux>) {
     out.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     let aux = |out: &mut Vec<u8>, k: &[u8]| {
         out.push(OP_AUX);
@@ -35,6 +64,14 @@ pub fn put_header(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64) {
     rdb::put_i64_string(out, ctime_s as i64);
     aux(out, b"used-mem");
     rdb::put_i64_string(out, used_mem as i64);
+    if let Some(r) = repl {
+        aux(out, b"repl-stream-db");
+        rdb::put_i64_string(out, r.stream_db as i64);
+        aux(out, b"repl-id");
+        put_string(out, r.replid.as_bytes(), false);
+        aux(out, b"repl-offset");
+        rdb::put_i64_string(out, r.offset as i64);
+    }
     aux(out, b"aof-base");
     rdb::put_i64_string(out, 0);
 }
@@ -106,14 +143,16 @@ pub struct Loaded {
     pub expired: usize,
     /// Empty collections skipped.
     pub empty: usize,
+    /// The aux fields (name, value), in file order.
+    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn corrupt(_: BadData) -> String {
     "Short read or OOM loading DB. Unrecoverable error, aborting now.".into()
 }
 
-/// Parses a whole RDB file. Keys already expired at `now_ms` are dropped (as a master does);
-/// a database number of `databases` or more is an error.
+/// Parses a whole RDB file. Keys already expired at `now_ms` are dropped (as a master does;
+/// a replica passes 0 and keeps them); a database number of `databases` or more is an error.
 pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String> {
     if buf.len() < 9 || &buf[..5] != b"REDIS" {
         return Err("Wrong signature trying to load DB from file".into());
@@ -140,8 +179,9 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
                 r.length().map_err(corrupt)?;
             }
             OP_AUX => {
-                r.string().map_err(corrupt)?;
-                r.string().map_err(corrupt)?;
+                let k = r.string().map_err(corrupt)?;
+                let v = r.string().map_err(corrupt)?;
+                out.aux.push((k, v));
             }
             OP_EXPIRETIME_MS => expire_at = u64::from_le_bytes(r.array().map_err(corrupt)?),
             OP_EXPIRETIME => expire_at = u32::from_le_bytes(r.array().map_err(corrupt)?) as u64 * 1000,
@@ -244,5 +284,18 @@ mod tests {
         assert_eq!(l.records.len(), 1);
         assert_eq!((l.records[0].db, l.records[0].expire_at), (3, 9_000_000_000_000));
         assert_eq!(l.records[0].value, Value::Str(StrValue::from_bytes(&[b'z'; 100])));
+        assert_eq!(ReplAux::from_aux(&l.aux), None);
+    }
+
+    #[test]
+    fn replication_aux_round_trips() {
+        let mut f = Vec::new();
+        let info = ReplAux { stream_db: 2, replid: "f".repeat(40), offset: 1234567 };
+        put_header_repl(&mut f, 1700000000, 1 << 20, Some(&info));
+        finish(&mut f);
+        let l = load(&f, 0, 16).unwrap();
+        assert_eq!(ReplAux::from_aux(&l.aux), Some(info));
+        let names: Vec<&[u8]> = l.aux.iter().map(|(k, _)| &k[..]).collect();
+        assert_eq!(names[4..], [&b"repl-stream-db"[..], b"repl-id", b"repl-offset", b"aof-base"]);
     }
 }
