@@ -92,6 +92,8 @@ pub fn execute_keyed(
         _ => false,
     };
     let now_ms = crate::storage::cached_ms();
+    // On a replica, writes come from the master link: it acts on the keys its master has.
+    let _view = crate::storage::master_view(spec.has(flags::WRITE) && crate::storage::replica_expiry());
     let dirty_before = shard.changes.dirty();
     let mut ctx = Ctx { shard, db, now_ms };
     let reply = f(&mut ctx, args);

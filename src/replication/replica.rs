@@ -564,17 +564,14 @@ async fn full_sync(
         }
     };
     drop(data);
-    let stream_db = crate::persist::file::ReplAux::from_aux(&loaded.aux).map_or_else(
-        || {
-            loaded
-                .aux
-                .iter()
-                .find(|(k, _)| k == b"repl-stream-db")
-                .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
-                .unwrap_or(0)
-        },
-        |a| a.stream_db,
-    );
+    // The stream continues in the database the master's stream had selected.
+    let stream_db = loaded
+        .aux
+        .iter()
+        .find(|(k, _)| k == b"repl-stream-db")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+        .filter(|&db| db < databases)
+        .unwrap_or(0);
     let n = loaded.records.len();
     {
         let s = shard.clone();
@@ -647,17 +644,18 @@ async fn receive_payload(
         }
         BulkHeader::Eof(mark) => {
             tracing::info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk");
-            progress(0, -1);
+            // The size is unknown: Redis shows 0 (`repl_transfer_size`).
+            progress(0, 0);
             while !handshake::ends_with_mark(&io.buf, &mark) {
                 io.fill().await.map_err(io_err)?;
                 if last_status.elapsed() >= Duration::from_millis(100) {
                     last_status = Instant::now();
-                    progress(io.buf.len(), -1);
+                    progress(io.buf.len(), 0);
                 }
             }
             let mut data = std::mem::take(&mut io.buf);
             data.truncate(data.len() - mark.len());
-            progress(data.len(), -1);
+            progress(data.len(), 0);
             Ok((data, Vec::new(), true))
         }
     }

@@ -56,7 +56,11 @@ fn scratch_dir(tag: &str, port: u16) -> PathBuf {
 impl Server {
     /// Starts slotcore with `--port P --dir D --pin-cores no` plus `extra` arguments.
     pub fn slotcore(extra: &[&str]) -> Server {
-        let port = free_port();
+        Server::slotcore_on(free_port(), extra)
+    }
+
+    /// Starts slotcore as [`Server::slotcore`] on a given port (tests with an assigned range).
+    pub fn slotcore_on(port: u16, extra: &[&str]) -> Server {
         let dir = scratch_dir("slotcore", port);
         let log = dir.join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_slotcore"));
@@ -79,7 +83,11 @@ impl Server {
 
     /// Starts a real redis-server (the oracle) with no persistence.
     pub fn redis(extra: &[&str]) -> Server {
-        let port = free_port();
+        Server::redis_on(free_port(), extra)
+    }
+
+    /// Starts a real redis-server as [`Server::redis`] on a given port.
+    pub fn redis_on(port: u16, extra: &[&str]) -> Server {
         let dir = scratch_dir("redis", port);
         let log = dir.join("server.log");
         let mut cmd = Command::new("redis-server");
