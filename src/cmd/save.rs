@@ -101,7 +101,7 @@ fn assemble(parts: Vec<Reply>) -> Vec<u8> {
     let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
     let mut out = Vec::new();
     // A replica records where it is in its master's stream, to resume from it after a restart.
-    let repl = crate::replication::role::save_info().map(|i| file::ReplAux {
+    let repl = crate::replication::role::save_info().map(|i| file::ReplInfo {
         stream_db: i.stream_db,
         replid: i.replid,
         offset: i.offset,
@@ -194,7 +194,7 @@ pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
         tracing::info!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.records.len(), loaded.expired);
     }
     tracing::info!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
-    let repl = file::ReplAux::from_aux(&loaded.aux).map(|a| crate::replication::role::SaveInfo {
+    let repl = file::repl_info_from_aux(&loaded.aux).map(|a| crate::replication::role::SaveInfo {
         stream_db: a.stream_db,
         replid: a.replid,
         offset: a.offset,

@@ -25,32 +25,21 @@ pub fn put_header(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64) {
     put_header_repl(out, ctime_s, used_mem, None)
 }
 
-/// Replication facts a save records (`rdbSaveInfoAuxFields` with an `rsi`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplAux {
-    /// `repl-stream-db`.
+/// The replication facts an RDB for a replica carries (`rdbPopulateSaveInfo`): aux
+/// `repl-stream-db`, `repl-id`, `repl-offset`.
+#[derive(Debug, Clone)]
+pub struct ReplInfo {
+    /// Database the stream has selected at the snapshot.
     pub stream_db: usize,
-    /// `repl-id`.
+    /// The master's replication id.
     pub replid: String,
-    /// `repl-offset`.
+    /// The master's offset at the snapshot.
     pub offset: u64,
 }
 
-impl ReplAux {
-    /// The replication facts among a file's aux fields, when all three are there.
-    pub fn from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<ReplAux> {
-        let get = |k: &[u8]| aux.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-        Some(ReplAux {
-            stream_db: get(b"repl-stream-db")?.parse().ok()?,
-            replid: get(b"repl-id")?,
-            offset: get(b"repl-offset")?.parse().ok()?,
-        })
-    }
-}
-
-/// [`put_header`] with the replication aux fields (`repl-stream-db`, `repl-id`,
-/// `repl-offset`) where Redis writes them, before `aof-base`.
-pub fn put_header_repl(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64, repl: Option<&ReplAux>) {
+/// Appends the magic and the aux fields, with the replication facts when given (in Redis's
+/// order: after `used-mem`, before `aof-base`).
+pub fn put_header_repl(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64, repl: Option<&ReplInfo>) {
     out.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     let aux = |out: &mut Vec<u8>, k: &[u8]| {
         out.push(OP_AUX);
@@ -132,6 +121,17 @@ pub struct Record {
     pub value: Value,
     /// Absolute expiry (Unix ms), 0 = none.
     pub expire_at: u64,
+}
+
+/// The replication facts among a file's aux fields, when all three are there (a restarted
+/// replica resumes from them).
+pub fn repl_info_from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<ReplInfo> {
+    let get = |k: &[u8]| aux.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    Some(ReplInfo {
+        stream_db: get(b"repl-stream-db")?.parse().ok()?,
+        replid: get(b"repl-id")?,
+        offset: get(b"repl-offset")?.parse().ok()?,
+    })
 }
 
 /// What a load found.
@@ -284,17 +284,18 @@ mod tests {
         assert_eq!(l.records.len(), 1);
         assert_eq!((l.records[0].db, l.records[0].expire_at), (3, 9_000_000_000_000));
         assert_eq!(l.records[0].value, Value::Str(StrValue::from_bytes(&[b'z'; 100])));
-        assert_eq!(ReplAux::from_aux(&l.aux), None);
+        assert!(repl_info_from_aux(&l.aux).is_none());
     }
 
     #[test]
     fn replication_aux_round_trips() {
         let mut f = Vec::new();
-        let info = ReplAux { stream_db: 2, replid: "f".repeat(40), offset: 1234567 };
+        let info = ReplInfo { stream_db: 2, replid: "f".repeat(40), offset: 1234567 };
         put_header_repl(&mut f, 1700000000, 1 << 20, Some(&info));
         finish(&mut f);
         let l = load(&f, 0, 16).unwrap();
-        assert_eq!(ReplAux::from_aux(&l.aux), Some(info));
+        let back = repl_info_from_aux(&l.aux).unwrap();
+        assert_eq!((back.stream_db, back.replid, back.offset), (2, "f".repeat(40), 1234567));
         let names: Vec<&[u8]> = l.aux.iter().map(|(k, _)| &k[..]).collect();
         assert_eq!(names[4..], [&b"repl-stream-db"[..], b"repl-id", b"repl-offset", b"aof-base"]);
     }
