@@ -285,9 +285,19 @@ fn setslot(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 fn replicate(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let Some(c) = cluster_of(ctx) else { return disabled() };
     let id = args[2].clone();
-    let merge = move |_: &mut ClientCtx<'_>, replies: Vec<Reply>| match sum_ints(&replies) {
+    let merge = move |ctx: &mut ClientCtx<'_>, replies: Vec<Reply>| match sum_ints(&replies) {
         Err(e) => e,
-        Ok(keys) => result(c.change(|st| st.replicate(&id, keys))),
+        Ok(keys) => {
+            let master = c.change(|st| {
+                st.replicate(&id, keys)?;
+                Ok(st.me().slaveof.and_then(|m| st.nodes.get(&m)).map(|m| (m.ip.clone(), m.port)))
+            });
+            // The replica link connects to the master at once (`clusterSetMaster`).
+            if let Ok(Some((ip, port))) = &master {
+                ctx.node().repl.follow(ip, *port);
+            }
+            result(master.map(|_| ()))
+        }
     };
     Plan::AllShards { run: count_db0, merge: Box::new(merge) }
 }

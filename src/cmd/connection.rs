@@ -193,14 +193,20 @@ fn client_setname(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     reply(Reply::Ok)
 }
 
-/// Whether a client is of a CLIENT LIST / KILL `TYPE` (no masters or replicas exist yet).
+/// Whether a client is of a CLIENT LIST / KILL `TYPE`.
 fn is_type(c: &ClientState, t: &[u8]) -> bool {
+    if c.master {
+        return eq_ic(t, "master");
+    }
     eq_ic(t, if super::pubsub::subscribed(c) { "pubsub" } else { "normal" })
 }
 
 /// One CLIENT LIST line, in Redis 7.0's field order.
 pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     let mut flags = String::new();
+    if c.master {
+        flags.push('M');
+    }
     if c.monitor {
         flags.push('O');
     }

@@ -120,6 +120,8 @@ pub struct ClientState {
     pub pubsub: Option<Box<super::pubsub_reg::Subs>>,
     /// What REPLCONF told us (a would-be replica), None until it is called.
     pub replconf: Option<Box<crate::replication::master::ReplicaFacts>>,
+    /// The master link of a replica (never refused, never answered; CLIENT LIST flag `M`).
+    pub master: bool,
 }
 
 /// What a blocked client waits in.
@@ -172,6 +174,7 @@ impl ClientState {
             multi: None,
             pubsub: None,
             replconf: None,
+            master: false,
         }
     }
 }
@@ -277,7 +280,8 @@ impl ShardState {
     /// After a top-level operation of this shard: sends what it recorded to the replication
     /// feed (recording follows the feed's activity).
     pub fn flush_changes(&mut self) {
-        let active = self.node.repl.feed.active();
+        // A replica forwards its master's stream instead of recording its own executions.
+        let active = self.node.repl.feed.active() && !crate::replication::role::no_record();
         if self.changes.recording() != active {
             self.changes.set_recording(active);
         }

@@ -39,6 +39,7 @@ pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
 pub mod replication;
+pub mod replicaof;
 pub mod save;
 pub mod server;
 pub mod set;
@@ -103,6 +104,8 @@ pub fn execute_keyed(
     } else {
         notify::Before::default()
     };
+    // On a replica, writes come from the master link: it acts on the keys its master has.
+    let _view = crate::storage::master_view(spec.has(flags::WRITE) && crate::storage::replica_expiry());
     let dirty_before = shard.changes.dirty();
     let mut ctx = Ctx::new(shard, db, now_ms);
     let reply = f(&mut ctx, args);

@@ -107,7 +107,13 @@ fn assemble(parts: Vec<Reply>) -> Vec<u8> {
     let now = crate::storage::now_ms();
     let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
     let mut out = Vec::new();
-    file::put_header(&mut out, now / 1000, used);
+    // A replica records where it is in its master's stream, to resume from it after a restart.
+    let repl = crate::replication::role::save_info().map(|i| file::ReplInfo {
+        stream_db: i.stream_db,
+        replid: i.replid,
+        offset: i.offset,
+    });
+    file::put_header_repl(&mut out, now / 1000, used, repl.as_ref());
     for (db, (size, expires, chunks)) in per_db.into_iter().enumerate().filter(|(_, d)| d.0 > 0) {
         file::put_db(&mut out, db, size, expires);
         chunks.iter().for_each(|c| out.extend_from_slice(c));
@@ -199,6 +205,12 @@ pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
         tracing::info!("Done loading RDB, keys loaded: {}, keys expired: {}.", loaded.records.len(), loaded.expired);
     }
     tracing::info!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
+    let repl = file::repl_info_from_aux(&loaded.aux).map(|a| crate::replication::role::SaveInfo {
+        stream_db: a.stream_db,
+        replid: a.replid,
+        offset: a.offset,
+    });
+    crate::replication::role::set_loaded_info(repl);
     LOAD_KEYS_LOADED.store(loaded.records.len() as u64, Ordering::Relaxed);
     LOAD_KEYS_EXPIRED.store(loaded.expired as u64, Ordering::Relaxed);
     Ok(loaded.records)

@@ -3,13 +3,13 @@
 use super::spec::CommandSpec;
 use super::{
     bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
-    replication, save, server, set, sort, string, zset, zset_ops,
+    replicaof, replication, save, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 22] {
+pub fn families() -> [&'static [CommandSpec]; 23] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -33,6 +33,7 @@ pub fn families() -> [&'static [CommandSpec]; 22] {
         migrate::COMMANDS,
         pubsub::COMMANDS,
         replication::COMMANDS,
+        replicaof::COMMANDS,
     ]
 }
 

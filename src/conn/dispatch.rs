@@ -107,16 +107,21 @@ impl Conn {
         if let Some(refused) = self.subscribed_refusal(fullname) {
             return self.rejected(Some(fullname), refused);
         }
+        let cluster = self.shard.view.borrow().enabled;
+        let master = self.client.borrow().master;
+        if let Some(refused) = crate::replication::role::refuse(spec.flags, cluster, master) {
+            return self.rejected(Some(fullname), refused);
+        }
         // min-replicas-to-write not met (one relaxed load).
-        if spec.has(flags::WRITE) && crate::replication::master::writes_refused() {
+        if spec.has(flags::WRITE) && !self.client.borrow().master && crate::replication::master::writes_refused() {
             return self.rejected(Some(fullname), Reply::err(crate::replication::master::NOREPLICAS));
         }
         if super::monitor::active() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
             let c = self.client.borrow();
             super::monitor::feed(c.db, &c.addr, &args);
         }
-        let cluster = self.shard.view.borrow().enabled;
-        if cluster {
+        // The master link is not redirected: it applies whatever its master sends.
+        if cluster && !master {
             return self.route_cluster(spec, fullname, args);
         }
         if let Some(refused) = misconf(spec) {

@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod dispatch;
 pub mod input;
+pub mod master;
 pub mod migrate;
 pub mod monitor;
 pub mod multi;

@@ -220,7 +220,7 @@ impl Conn {
             return Reply::err(m::EXECABORT);
         }
         let view = self.shard.view.borrow().clone();
-        if view.enabled {
+        if view.enabled && !self.client.borrow().master {
             let mut slot = None;
             for q in &queue {
                 let Queued::Keyed(c, idx) = q else { continue };

@@ -123,6 +123,17 @@ pub struct Record {
     pub expire_at: u64,
 }
 
+/// The replication facts among a file's aux fields, when all three are there (a restarted
+/// replica resumes from them).
+pub fn repl_info_from_aux(aux: &[(Vec<u8>, Vec<u8>)]) -> Option<ReplInfo> {
+    let get = |k: &[u8]| aux.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    Some(ReplInfo {
+        stream_db: get(b"repl-stream-db")?.parse().ok()?,
+        replid: get(b"repl-id")?,
+        offset: get(b"repl-offset")?.parse().ok()?,
+    })
+}
+
 /// What a load found.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -132,14 +143,16 @@ pub struct Loaded {
     pub expired: usize,
     /// Empty collections skipped.
     pub empty: usize,
+    /// The aux fields (name, value), in file order.
+    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn corrupt(_: BadData) -> String {
     "Short read or OOM loading DB. Unrecoverable error, aborting now.".into()
 }
 
-/// Parses a whole RDB file. Keys already expired at `now_ms` are dropped (as a master does);
-/// a database number of `databases` or more is an error.
+/// Parses a whole RDB file. Keys already expired at `now_ms` are dropped (as a master does;
+/// a replica passes 0 and keeps them); a database number of `databases` or more is an error.
 pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String> {
     if buf.len() < 9 || &buf[..5] != b"REDIS" {
         return Err("Wrong signature trying to load DB from file".into());
@@ -166,8 +179,9 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
                 r.length().map_err(corrupt)?;
             }
             OP_AUX => {
-                r.string().map_err(corrupt)?;
-                r.string().map_err(corrupt)?;
+                let k = r.string().map_err(corrupt)?;
+                let v = r.string().map_err(corrupt)?;
+                out.aux.push((k, v));
             }
             OP_EXPIRETIME_MS => expire_at = u64::from_le_bytes(r.array().map_err(corrupt)?),
             OP_EXPIRETIME => expire_at = u32::from_le_bytes(r.array().map_err(corrupt)?) as u64 * 1000,
@@ -270,5 +284,19 @@ mod tests {
         assert_eq!(l.records.len(), 1);
         assert_eq!((l.records[0].db, l.records[0].expire_at), (3, 9_000_000_000_000));
         assert_eq!(l.records[0].value, Value::Str(StrValue::from_bytes(&[b'z'; 100])));
+        assert!(repl_info_from_aux(&l.aux).is_none());
+    }
+
+    #[test]
+    fn replication_aux_round_trips() {
+        let mut f = Vec::new();
+        let info = ReplInfo { stream_db: 2, replid: "f".repeat(40), offset: 1234567 };
+        put_header_repl(&mut f, 1700000000, 1 << 20, Some(&info));
+        finish(&mut f);
+        let l = load(&f, 0, 16).unwrap();
+        let back = repl_info_from_aux(&l.aux).unwrap();
+        assert_eq!((back.stream_db, back.replid, back.offset), (2, "f".repeat(40), 1234567));
+        let names: Vec<&[u8]> = l.aux.iter().map(|(k, _)| &k[..]).collect();
+        assert_eq!(names[4..], [&b"repl-stream-db"[..], b"repl-id", b"repl-offset", b"aof-base"]);
     }
 }

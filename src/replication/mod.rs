@@ -31,6 +31,10 @@ pub mod master;
 pub mod settings;
 pub mod snapshot;
 pub mod stream;
+pub mod handshake;
+pub mod load;
+pub mod replica;
+pub mod role;
 
 use futures_channel::mpsc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,8 +92,9 @@ pub struct MasterLinkStatus {
     pub state: &'static str,
     /// Unix ms of the last byte from the master (`master_last_io_seconds_ago`).
     pub last_io_ms: u64,
-    /// Unix ms since when the link is down (0 = up); the cluster's replica validity check
-    /// and `master_link_down_since_seconds` read it.
+    /// Unix ms since when the link is down; 0 while up, and also while never connected since
+    /// this node became a replica (INFO `master_link_down_since_seconds:-1`, as Redis's
+    /// `repl_down_since`); the cluster's replica validity check reads it.
     pub down_since_ms: u64,
     /// A full sync is being received (`master_sync_in_progress`).
     pub sync_in_progress: bool,
@@ -99,6 +104,20 @@ pub struct MasterLinkStatus {
     pub sync_read_bytes: u64,
     /// Offset read from the master (`slave_read_repl_offset`).
     pub read_offset: u64,
+}
+
+impl MasterLinkStatus {
+    /// A link about to connect to `host:port`, down since `down_since_ms` (0: never up).
+    pub fn connecting(host: &str, port: u16, down_since_ms: u64) -> MasterLinkStatus {
+        MasterLinkStatus {
+            host: host.to_string(),
+            port,
+            state: "connect",
+            down_since_ms,
+            sync_total_bytes: -1,
+            ..Default::default()
+        }
+    }
 }
 
 /// One replica as its master sees it.
@@ -205,14 +224,41 @@ impl Replication {
         self.offset.store(off, Ordering::Release);
     }
 
-    /// Asks to become a replica of `host:port`.
-    pub fn follow(&self, host: &str, port: u16) {
-        let _ = self.role_tx.unbounded_send(RoleRequest::Follow { host: host.to_string(), port });
+    /// Asks to become a replica of `host:port`. Idempotent: following the master already
+    /// followed changes nothing and returns false. The role (INFO `role:slave`, `-READONLY`)
+    /// changes at once; the link task reconnects (PSYNC with the cached master).
+    pub fn follow(&self, host: &str, port: u16) -> bool {
+        let changed = self.with_status(|s| {
+            if s.master.as_ref().is_some_and(|m| m.host == host && m.port == port) {
+                return false;
+            }
+            // Leaving a live link marks it down now (Redis's `replicationHandleMasterDisconnection`).
+            let down = match &s.master {
+                Some(m) if m.down_since_ms == 0 && m.state == "connected" => crate::storage::now_ms(),
+                Some(m) => m.down_since_ms,
+                None => 0,
+            };
+            s.master = Some(MasterLinkStatus::connecting(host, port, down));
+            true
+        });
+        if changed {
+            role::set_replica(true);
+            let _ = self.role_tx.unbounded_send(RoleRequest::Follow { host: host.to_string(), port });
+        }
+        changed
     }
 
-    /// Asks to stop replicating and serve as a master.
-    pub fn promote(&self) {
-        let _ = self.role_tx.unbounded_send(RoleRequest::Promote);
+    /// Asks to stop replicating and serve as a master, keeping the data. Idempotent: a
+    /// master stays as it is and this returns false. The role changes at once; the link
+    /// task closes the link and shifts the replication id.
+    pub fn promote(&self) -> bool {
+        let was = self.with_status(|s| s.master.take().is_some());
+        if was {
+            role::set_replica(false);
+            role::set_stale(false);
+            let _ = self.role_tx.unbounded_send(RoleRequest::Promote);
+        }
+        was
     }
 
     /// The receiving end of role requests, taken once by the replica-link task.

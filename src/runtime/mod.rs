@@ -173,6 +173,8 @@ pub fn run(
                 };
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
                 glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach();
+                // The replica side's link to a master lives on shard 0.
+                glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
@@ -298,3 +300,17 @@ pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output =
 
 /// A client connection's stream type.
 pub type ClientStream = glommio::net::TcpStream;
+
+/// Opens a connection to `host:port` within `timeout` (the replica's link to its master).
+pub async fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<ClientStream> {
+    let not_found = || std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?.next().ok_or_else(not_found)?;
+    let stream = glommio::net::TcpStream::connect_timeout(addr, timeout).await.map_err(std::io::Error::from)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Runs a task on this shard, detached.
+pub fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
+    glommio::spawn_local(fut).detach();
+}

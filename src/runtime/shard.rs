@@ -481,7 +481,7 @@ impl Shard {
             (st.config.clone(), st.node.clone())
         };
         let mut scratch = ShardState::new(self.id, config, node);
-        scratch.changes.set_recording(scratch.node.repl.feed.active());
+        scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
         for &s in &shards {
             let keys = std::mem::take(&mut per_shard[s]);
             if let HeldResult::Entries(entries) = self.held(tx, s, HeldOp::Fetch { keys: keys.clone() }).await {

@@ -254,6 +254,9 @@ impl Db {
     /// it waits for its master's DEL, as Redis's replicas do).
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
         let expired = self.table(slot).and_then(|t| t.map.get(key)).is_some_and(|e| e.is_expired(now_ms));
+        if expired && super::replica_expiry() && super::in_master_view() {
+            return false;
+        }
         if expired && !super::replica_expiry() {
             self.expire_in(slot, key);
         }

@@ -78,6 +78,37 @@ pub fn replica_expiry() -> bool {
     REPLICA_EXPIRY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+thread_local! {
+    static MASTER_VIEW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While the returned guard lives, lookups on this thread see logically expired keys as
+/// present: a replica executing its master's command acts on the keys the master still has
+/// (Redis's `expireIfNeeded` skips the master client), so the master's DEL of an expired key
+/// deletes it and its writes find the keys it found.
+pub fn master_view(on: bool) -> MasterView {
+    let prev = MASTER_VIEW.with(|c| c.replace(on));
+    MasterView { prev }
+}
+
+/// Restores the previous lookup mode on drop (see [`master_view`]).
+#[derive(Debug)]
+pub struct MasterView {
+    prev: bool,
+}
+
+impl Drop for MasterView {
+    fn drop(&mut self) {
+        MASTER_VIEW.with(|c| c.set(self.prev));
+    }
+}
+
+/// Whether lookups see logically expired keys (see [`master_view`]).
+#[inline]
+pub(crate) fn in_master_view() -> bool {
+    MASTER_VIEW.with(|c| c.get())
+}
+
 /// Whether the background expire cycle runs.
 pub fn active_expire_enabled() -> bool {
     ACTIVE_EXPIRE.load(std::sync::atomic::Ordering::Relaxed)

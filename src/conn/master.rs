@@ -1,0 +1,197 @@
+//! The master client: a replica applies its master's stream as a client of its own (Redis's
+//! `server.master`), through the ordinary dispatch on shard 0, so cross-shard commands,
+//! MULTI/EXEC and SELECT behave exactly as for other clients.
+//!
+//! What differs from a socket client (`ClientState::master`):
+//! - no reply is ever written to the master, except `REPLCONF ACK <offset>`: in answer to
+//!   `REPLCONF GETACK` (with the offset *before* the GETACK command) and once a second;
+//! - cluster redirects, `replica-read-only` and the other replica refusals do not apply;
+//! - the processed offset advances by the byte length of each fully processed command and is
+//!   published with `Replication::set_offset`; the bytes of processed commands are forwarded
+//!   verbatim to the feed (`FeedItem::Raw`) while it is active, so sub-replicas and the
+//!   backlog see the master's exact stream;
+//! - `repl-timeout` seconds without a byte from the master end the link.
+
+use super::input::{InputBuf, READ_CHUNK};
+use super::{multi, Conn};
+use crate::cmd::ClientState;
+use crate::protocol::request::{ParseLimits, Request, RequestParser};
+use crate::replication::feed::FeedItem;
+use crate::replication::handshake;
+use crate::runtime::shard::Shard;
+use crate::runtime::ClientStream;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use std::cell::RefCell;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Where the master's stream starts.
+pub struct MasterStart {
+    /// The synced connection to the master.
+    pub stream: ClientStream,
+    /// Stream bytes already read during the sync (they follow the payload).
+    pub pending: Vec<u8>,
+    /// The database the stream starts in.
+    pub db: usize,
+    /// The offset of the first byte of `pending`.
+    pub offset: u64,
+    /// The master's address (for status updates and CLIENT LIST).
+    pub host: String,
+    /// The master's port.
+    pub port: u16,
+}
+
+/// Where the stream stopped (the cached master for the next PSYNC).
+#[derive(Debug, Clone, Copy)]
+pub struct MasterEnd {
+    /// Processed offset.
+    pub offset: u64,
+    /// The stream's selected database.
+    pub db: usize,
+}
+
+/// The per-second duties the link owner does while the stream runs (status, config flags).
+pub type Tick = Box<dyn Fn(u64, u64)>;
+
+/// Applies the master's stream until the link ends; `tick(read_offset, processed)` runs after
+/// every read and once a second.
+pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> MasterEnd {
+    let MasterStart { stream, pending, db, offset, host, port } = start;
+    let node = shard.state.borrow().node.clone();
+    let id = node.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?:0".into());
+    let mut state = ClientState::new(id, format!("{host}:{port}"), laddr, stream.as_raw_fd(), true);
+    state.master = true;
+    state.db = db;
+    let client = Rc::new(RefCell::new(state));
+    shard.state.borrow_mut().clients.insert(id, client.clone());
+    let mut conn = Conn {
+        stream,
+        shard: shard.clone(),
+        client,
+        parser: RequestParser::default(),
+        rbuf: InputBuf::new(),
+        wbuf: Vec::new(),
+        pending_input: false,
+        last_spec: None,
+        tx: multi::TxState::default(),
+        handoff: None,
+    };
+    let mut link = Link { processed: offset, read: offset + pending.len() as u64, raw: BytesMut::new() };
+    conn.rbuf.push(&pending);
+    link.raw.extend_from_slice(&pending);
+    if let Err(e) = conn.run_master(&mut link, &tick).await {
+        tracing::warn!("Connection with master lost: {}", e);
+    } else {
+        tracing::warn!("Connection with master lost.");
+    }
+    conn.unwatch_all().await;
+    shard.state.borrow_mut().clients.remove(&id);
+    let db = conn.client.borrow().db;
+    MasterEnd { offset: link.processed, db }
+}
+
+/// The stream's offsets and the bytes read and not yet processed.
+struct Link {
+    processed: u64,
+    read: u64,
+    raw: BytesMut,
+}
+
+impl Conn {
+    async fn run_master(&mut self, link: &mut Link, tick: &Tick) -> std::io::Result<()> {
+        let mut reqs = Vec::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut last_ack = Instant::now();
+        let mut last_io = Instant::now();
+        loop {
+            self.shard.refresh_config();
+            let (limits, timeout) = {
+                let st = self.shard.state.borrow();
+                let t = st.config.get("repl-timeout").and_then(|v| v.parse().ok()).unwrap_or(60u64);
+                (ParseLimits { max_bulk_len: st.config.proto_max_bulk_len, auth_required: false }, t)
+            };
+            self.shard.refresh_cluster();
+            let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
+            if !reqs.is_empty() {
+                self.apply_stream(std::mem::take(&mut reqs), link).await?;
+            }
+            if let Err(e) = parsed {
+                return Err(std::io::Error::other(format!("protocol error from master: {}", e.0)));
+            }
+            if self.client.borrow().killed {
+                return Ok(());
+            }
+            let wait = Duration::from_secs(1).saturating_sub(last_ack.elapsed()).max(Duration::from_millis(1));
+            match crate::runtime::with_timeout(wait, self.stream.read(&mut buf)).await {
+                Some(Ok(0)) => return Ok(()),
+                Some(Ok(n)) => {
+                    self.rbuf.push(&buf[..n]);
+                    link.raw.extend_from_slice(&buf[..n]);
+                    link.read += n as u64;
+                    last_io = Instant::now();
+                    self.client.borrow_mut().last_interaction_ms = crate::storage::now_ms();
+                    self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+                    tick(link.read, link.processed);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+            if last_ack.elapsed() >= Duration::from_secs(1) {
+                last_ack = Instant::now();
+                self.stream.write_all(&handshake::ack(link.processed)).await?;
+                tick(link.read, link.processed);
+            }
+            if timeout > 0 && last_io.elapsed() > Duration::from_secs(timeout) {
+                tracing::warn!("MASTER timeout: no data nor PING received...");
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies parsed commands of the stream; `REPLCONF GETACK` is answered here with the
+    /// offset before it (the commands before it are applied first).
+    async fn apply_stream(&mut self, reqs: Vec<Request>, link: &mut Link) -> std::io::Result<()> {
+        let mut run: Vec<Request> = Vec::new();
+        let mut run_len = 0;
+        for req in reqs {
+            let len = handshake::request_len(&req.args);
+            if handshake::is_getack(&req.args) {
+                self.apply_run(std::mem::take(&mut run), run_len, link).await;
+                run_len = 0;
+                self.stream.write_all(&handshake::ack(link.processed)).await?;
+                self.processed(len, link);
+            } else {
+                run.push(req);
+                run_len += len;
+            }
+        }
+        self.apply_run(run, run_len, link).await;
+        Ok(())
+    }
+
+    async fn apply_run(&mut self, run: Vec<Request>, len: u64, link: &mut Link) {
+        if run.is_empty() {
+            return;
+        }
+        self.dispatch_batch(run).await;
+        // The master never gets replies.
+        self.wbuf.clear();
+        self.processed(len, link);
+    }
+
+    /// `len` more bytes of the stream are processed: publish the offset, forward the bytes.
+    fn processed(&mut self, len: u64, link: &mut Link) {
+        link.processed += len;
+        let n = (len as usize).min(link.raw.len());
+        let bytes = link.raw.split_to(n).freeze();
+        let node = self.shard.state.borrow().node.clone();
+        if node.repl.feed.active() {
+            node.repl.feed.push(FeedItem::Raw(bytes));
+        }
+        node.repl.set_offset(link.processed);
+        crate::replication::role::set_save_position(self.client.borrow().db, link.processed);
+    }
+}

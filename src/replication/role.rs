@@ -1,0 +1,176 @@
+//! Node-wide replica-role flags that every command's dispatch reads (one relaxed atomic load
+//! when none is set), and the replication facts an RDB save records.
+//!
+//! - `REPLICA`: this node follows a master (set by [`super::Replication::follow`], cleared by
+//!   [`super::Replication::promote`], both synchronously, so a REPLICAOF's `+OK` is followed
+//!   at once by the new role's rules).
+//! - `READ_ONLY`: `replica-read-only yes` (kept in step with the config by the replica link).
+//! - `LOADING`: a full sync is being loaded (`-LOADING` for commands without the `loading`
+//!   flag, as Redis's `processCommand`).
+//! - `STALE`: the link is down and `replica-serve-stale-data no` (`-MASTERDOWN` for commands
+//!   without the `stale` flag).
+//! - `NO_RECORD`: the shards do not record their own executions into the feed; a replica
+//!   forwards its master's stream verbatim instead.
+//!
+//! Invariant: the master client (the link applying the master's stream) is never refused.
+
+use crate::cmd::flags;
+use crate::protocol::Reply;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+const REPLICA: u8 = 1;
+const READ_ONLY: u8 = 2;
+const LOADING: u8 = 4;
+const STALE: u8 = 8;
+const NO_RECORD: u8 = 16;
+
+static FLAGS: AtomicU8 = AtomicU8::new(0);
+
+/// Redis's `-READONLY` for writes on a read-only replica.
+pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
+/// Redis's `-LOADING` while a dataset is loaded.
+pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
+/// Redis's `-MASTERDOWN` with `replica-serve-stale-data no`.
+pub const MASTERDOWN_ERR: &str = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+fn set(bit: u8, on: bool) {
+    if on {
+        FLAGS.fetch_or(bit, Ordering::AcqRel);
+    } else {
+        FLAGS.fetch_and(!bit, Ordering::AcqRel);
+    }
+}
+
+fn has(bit: u8) -> bool {
+    FLAGS.load(Ordering::Acquire) & bit != 0
+}
+
+/// Marks this node a replica (or a master).
+pub fn set_replica(on: bool) {
+    set(REPLICA, on);
+}
+
+/// Follows `replica-read-only`.
+pub fn set_read_only(on: bool) {
+    set(READ_ONLY, on);
+}
+
+/// On while a full sync is loaded.
+pub fn set_loading(on: bool) {
+    set(LOADING, on);
+}
+
+/// True while a full sync is loaded.
+pub fn loading() -> bool {
+    has(LOADING)
+}
+
+/// On while the link is down with `replica-serve-stale-data no`.
+pub fn set_stale(on: bool) {
+    set(STALE, on);
+}
+
+/// On while the shards must not record their executions (a replica applying its master's
+/// stream forwards that stream instead).
+pub fn set_no_record(on: bool) {
+    set(NO_RECORD, on);
+}
+
+/// Whether the shards record their executions into the feed.
+#[inline]
+pub fn no_record() -> bool {
+    has(NO_RECORD)
+}
+
+/// The refusal a command gets from the replica-role rules, if any. `cluster`: cluster mode,
+/// where writes to a replica are redirected by the slot rules instead; `master`: the client
+/// is the master link.
+#[inline]
+pub fn refuse(spec_flags: u32, cluster: bool, master: bool) -> Option<Reply> {
+    let f = FLAGS.load(Ordering::Relaxed);
+    if f & (REPLICA | LOADING | STALE) == 0 || master {
+        return None;
+    }
+    if f & (REPLICA | READ_ONLY) == REPLICA | READ_ONLY && !cluster && spec_flags & flags::WRITE != 0 {
+        return Some(Reply::err(READONLY_ERR));
+    }
+    if f & STALE != 0 && spec_flags & flags::STALE == 0 {
+        return Some(Reply::err(MASTERDOWN_ERR));
+    }
+    if f & LOADING != 0 && spec_flags & flags::LOADING == 0 {
+        return Some(Reply::err(LOADING_ERR));
+    }
+    None
+}
+
+/// What an RDB save records about replication (`repl-stream-db`, `repl-id`, `repl-offset`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveInfo {
+    /// The master stream's selected database.
+    pub stream_db: usize,
+    /// The replication id.
+    pub replid: String,
+    /// The replication offset.
+    pub offset: u64,
+}
+
+static SAVE_ID: Mutex<Option<String>> = Mutex::new(None);
+static SAVE_DB: AtomicUsize = AtomicUsize::new(0);
+static SAVE_OFFSET: AtomicU64 = AtomicU64::new(0);
+static LOADED: Mutex<Option<SaveInfo>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sets (or clears) the replication id saves record; None: saves record no replication info.
+pub fn set_save_id(replid: Option<String>) {
+    *lock(&SAVE_ID) = replid;
+}
+
+/// The master stream's current database and offset (the master link updates them).
+pub fn set_save_position(db: usize, offset: u64) {
+    SAVE_DB.store(db, Ordering::Relaxed);
+    SAVE_OFFSET.store(offset, Ordering::Relaxed);
+}
+
+/// What a save made now records (Redis's `rdbPopulateSaveInfo`), if anything.
+pub fn save_info() -> Option<SaveInfo> {
+    let replid = lock(&SAVE_ID).clone()?;
+    Some(SaveInfo { stream_db: SAVE_DB.load(Ordering::Relaxed), replid, offset: SAVE_OFFSET.load(Ordering::Relaxed) })
+}
+
+/// Keeps the replication info read from the RDB file at start-up (a restarted replica
+/// resumes from it with a partial resync).
+pub fn set_loaded_info(info: Option<SaveInfo>) {
+    *lock(&LOADED) = info;
+}
+
+/// Takes the replication info read at start-up.
+pub fn take_loaded_info() -> Option<SaveInfo> {
+    lock(&LOADED).take()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_follow_the_flags() {
+        let w = flags::WRITE;
+        set_replica(true);
+        set_read_only(true);
+        assert_eq!(refuse(w, false, false), Some(Reply::err(READONLY_ERR)));
+        assert_eq!(refuse(w, true, false), None);
+        assert_eq!(refuse(w, false, true), None);
+        assert_eq!(refuse(flags::READONLY, false, false), None);
+        set_loading(true);
+        assert_eq!(refuse(flags::READONLY, false, false), Some(Reply::err(LOADING_ERR)));
+        assert_eq!(refuse(flags::LOADING, false, false), None);
+        set_loading(false);
+        set_replica(false);
+        assert_eq!(refuse(w, false, false), None);
+        set_read_only(false);
+    }
+}

@@ -1,0 +1,357 @@
+//! The replica side against a real redis-server 7.0 master: full sync (diskless `$EOF:` and
+//! disk `$len` forms) of 100k keys of every type into 1 and 2 shards, the stream applied
+//! afterwards (MULTI/EXEC, SELECT, FLUSHALL, the master's DEL of expired keys), partial resync
+//! after a killed link (either side) and after a restart from the replica's RDB file,
+//! REPLICAOF NO ONE, and the replica's refusals. Every server runs on this test's ports
+//! (8200-8299).
+
+mod common;
+
+use common::Server;
+use redis::Commands;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU16 = AtomicU16::new(8200);
+
+/// The next free port of this test's range.
+fn port() -> u16 {
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(p < 8300, "out of ports");
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn master() -> Server {
+    Server::redis_on(port(), &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])
+}
+
+fn replica_of(m: &Server, extra: &[&str]) -> Server {
+    let mp = m.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", &mp, "--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
+    Server::slotcore_on(port(), &args)
+}
+
+/// One field of INFO `section`.
+fn info(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let text: String = redis::cmd("INFO").arg(section).query(c).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
+
+fn stat(m: &Server, field: &str) -> u64 {
+    info(&mut m.client(), "stats", field).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Waits (bounded) until `cond` holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < common::WAIT {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Waits until the master sees the replica online and acknowledging everything written so far
+/// (WAIT makes the master ask for an ACK), and the replica has finished loading (a diskless
+/// master may count a replica's ACK of the snapshot before it is loaded).
+fn synced(m: &Server, r: &Server) {
+    let mut rc = r.raw();
+    wait_for("the replica loaded", || !rc.cmd(&["EXISTS", "x"]).starts_with("-LOADING"));
+    let mut c = m.client();
+    wait_for("the replica online", || {
+        info(&mut c, "replication", "slave0").is_some_and(|s| s.contains("state=online"))
+    });
+    wait_for("the replica's ACK", || {
+        let n: i64 = redis::cmd("WAIT").arg(1).arg(500).query(&mut c).unwrap_or(0);
+        let off = info(&mut c, "replication", "master_repl_offset").unwrap_or_default();
+        n == 1 && info(&mut c, "replication", "slave0").is_some_and(|s| s.contains(&format!("offset={off},")))
+    });
+}
+
+fn digest(s: &Server) -> String {
+    let mut c = s.client();
+    c.set_read_timeout(Some(Duration::from_secs(120))).ok();
+    let start = Instant::now();
+    let d = redis::cmd("DEBUG").arg("DIGEST").query(&mut c).expect("DEBUG DIGEST");
+    eprintln!("DEBUG DIGEST on port {} took {:?}", s.port, start.elapsed());
+    d
+}
+
+fn same_data(m: &Server, r: &Server) {
+    synced(m, r);
+    let (a, b) = (digest(m), digest(r));
+    assert_ne!(a, "0".repeat(40), "the master holds data");
+    assert_eq!(a, b, "DEBUG DIGEST differs; replica log:\n{}", r.log_text());
+}
+
+/// 100k keys: strings (some volatile), hashes and sets and sorted sets in both encodings,
+/// lists, spread over db 0 and db 2.
+fn populate(m: &Server) {
+    let mut c = m.client();
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(50_000).arg("str").query(&mut c).unwrap();
+    for chunk in 0..50 {
+        let mut p = redis::pipe();
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            let k = format!("k{i}");
+            match i % 6 {
+                0 => p.hset_multiple(&k, &[("a", i.to_string()), ("b", "x".repeat(i % 90))]),
+                1 => p.rpush(&k, (0..1 + i % 40).map(|j| j.to_string()).collect::<Vec<_>>()),
+                2 => p.sadd(&k, (0..if i % 500 == 2 { 600 } else { 1 + i % 20 }).collect::<Vec<_>>()),
+                3 => p.sadd(&k, &[format!("m{i}"), "z".into()]),
+                4 => p.zadd_multiple(
+                    &k,
+                    &(0..if i % 500 == 4 { 200 } else { 1 + i % 20 })
+                        .map(|j| (j as f64 * 1.5, format!("e{j}")))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => p.set_ex(&k, i, 10_000 + i as u64),
+            };
+            if i % 10 == 0 {
+                p.pexpire(&k, 5_000_000 + i as i64);
+            }
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut c).unwrap();
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(1000).arg("db2").query(&mut c).unwrap();
+}
+
+fn full_sync_and_stream(shards: &str, diskless: bool) {
+    let m = master();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync")
+        .arg(if diskless { "yes" } else { "no" })
+        .query(&mut m.client())
+        .unwrap();
+    populate(&m);
+    let r = replica_of(&m, &["--shards", shards]);
+    same_data(&m, &r);
+    assert!(r.log_text().contains("MASTER <-> REPLICA sync: Finished with success"), "{}", r.log_text());
+    let form = if diskless { "with EOF" } else { "bytes from master" };
+    assert!(r.log_text().contains(form), "payload form; log:\n{}", r.log_text());
+    let mut c = m.client();
+    // Writes keep flowing: a transaction across keys of every shard, other databases.
+    let _: () = redis::cmd("MULTI").query(&mut c).unwrap();
+    for i in 0..20 {
+        let _: () = redis::cmd("INCRBY").arg(format!("tx{i}")).arg(i).query(&mut c).unwrap();
+    }
+    let _: Vec<i64> = redis::cmd("EXEC").query(&mut c).unwrap();
+    let _: () = redis::cmd("SELECT").arg(5).query(&mut c).unwrap();
+    let _: () = c.set("in5", "five").unwrap();
+    let mut r5 = r.raw();
+    r5.cmd(&["SELECT", "5"]);
+    let _: () = c.lpush("list5", &["a", "b"]).unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+    let _: () = redis::cmd("SWAPDB").arg(2).arg(3).query(&mut c).unwrap();
+    let _: i64 = c.del("k0").unwrap();
+    same_data(&m, &r);
+    assert_eq!(r5.cmd(&["GET", "in5"]), "$4\r\nfive\r\n");
+    let mut rc = r.client();
+    let n: i64 = rc.get("tx7").unwrap();
+    assert_eq!(n, 7);
+    // FLUSHALL, then new data.
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    let _: () = c.set("after", "flush").unwrap();
+    same_data(&m, &r);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut rc).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn full_sync_one_shard_diskless() {
+    full_sync_and_stream("1", true);
+}
+
+#[test]
+fn full_sync_two_shards_disk() {
+    full_sync_and_stream("2", false);
+}
+
+#[test]
+fn expired_keys_wait_for_the_masters_del() {
+    let m = master();
+    let r = replica_of(&m, &["--shards", "2"]);
+    let mut c = m.client();
+    // The master only expires lazily here, so the key stays until it is read there.
+    let _: () = redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query(&mut c).unwrap();
+    synced(&m, &r);
+    let _: () = c.set("v", "x").unwrap();
+    let _: () = c.pexpire("v", 2000).unwrap();
+    synced(&m, &r);
+    let mut rc = r.client();
+    let got: redis::RedisResult<Option<String>> = rc.get("v");
+    assert_eq!(got.ok().flatten().as_deref(), Some("x"), "log:\n{}", r.log_text());
+    std::thread::sleep(Duration::from_millis(2100));
+    // Logically expired: hidden from readers, but still held until the master's DEL.
+    let got: Option<String> = rc.get("v").unwrap();
+    assert_eq!(got, None);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut rc).unwrap();
+    assert_eq!(n, 1, "the replica deleted an expired key by itself");
+    let _: Option<String> = c.get("v").unwrap();
+    wait_for("the master's DEL", || redis::cmd("DBSIZE").query::<i64>(&mut rc).unwrap_or(-1) == 0);
+}
+
+#[test]
+fn killed_links_resume_with_continue() {
+    let m = master();
+    let r = replica_of(&m, &["--shards", "2"]);
+    let mut c = m.client();
+    let _: () = c.set("a", 1).unwrap();
+    same_data(&m, &r);
+    let full = stat(&m, "sync_full");
+    let partial = stat(&m, "sync_partial_ok");
+    // The replica drops its master client.
+    let n: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("master").query(&mut r.client()).unwrap();
+    assert_eq!(n, 1);
+    for i in 0..100 {
+        let _: () = c.set(format!("during{i}"), i).unwrap();
+    }
+    wait_for("a partial resync", || stat(&m, "sync_partial_ok") == partial + 1);
+    same_data(&m, &r);
+    // The master drops the replica.
+    let n: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut c).unwrap();
+    assert_eq!(n, 1);
+    let _: () = c.set("b", 2).unwrap();
+    wait_for("a second partial resync", || stat(&m, "sync_partial_ok") == partial + 2);
+    same_data(&m, &r);
+    assert_eq!(stat(&m, "sync_full"), full, "no second full sync");
+    assert!(r.log_text().contains("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization."));
+}
+
+#[test]
+fn restarted_replica_resumes_partially_from_its_rdb() {
+    let m = master();
+    let mut r = replica_of(&m, &["--shards", "2"]);
+    let mut c = m.client();
+    for i in 0..1000 {
+        let _: () = c.set(format!("r{i}"), i).unwrap();
+    }
+    same_data(&m, &r);
+    let _: () = redis::cmd("SAVE").query(&mut r.client()).unwrap();
+    let full = stat(&m, "sync_full");
+    let partial = stat(&m, "sync_partial_ok");
+    r.kill9();
+    let _: () = c.set("while-down", 1).unwrap();
+    r.restart();
+    wait_for("a partial resync after the restart", || stat(&m, "sync_partial_ok") == partial + 1);
+    same_data(&m, &r);
+    assert_eq!(stat(&m, "sync_full"), full, "the restarted replica did a full sync");
+}
+
+#[test]
+fn replica_refusals_and_replicaof_no_one() {
+    let m = master();
+    let r = replica_of(&m, &["--shards", "2"]);
+    let mut rc = r.raw();
+    synced(&m, &r);
+    assert_eq!(rc.cmd(&["SET", "x", "1"]), "-READONLY You can't write against a read only replica.\r\n");
+    assert_eq!(rc.cmd(&["GET", "x"]), "$-1\r\n");
+    // Inside MULTI the refusal aborts the transaction, as Redis.
+    assert_eq!(rc.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(rc.cmd(&["INCR", "x"]), "-READONLY You can't write against a read only replica.\r\n");
+    assert!(rc.cmd(&["EXEC"]).starts_with("-EXECABORT"));
+    let mp = m.port.to_string();
+    assert_eq!(rc.cmd(&["REPLICAOF", "127.0.0.1", &mp]), "+OK Already connected to specified master\r\n");
+    assert_eq!(rc.cmd(&["REPLICAOF", "127.0.0.1", "70000"]), "-ERR Invalid master port\r\n");
+    let mut c = m.client();
+    let _: () = c.set("kept", "yes").unwrap();
+    synced(&m, &r);
+    assert_eq!(rc.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
+    assert_eq!(rc.cmd(&["SET", "x", "1"]), "+OK\r\n");
+    assert_eq!(rc.cmd(&["GET", "kept"]), "$3\r\nyes\r\n");
+    // The master's writes no longer arrive.
+    let _: () = c.set("later", "no").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rc.cmd(&["EXISTS", "later"]), ":0\r\n");
+    assert!(r.log_text().contains("MASTER MODE enabled (user request from 'id="));
+    assert!(r.log_text().contains("Setting secondary replication ID to "));
+    // Following again resumes from the shifted history.
+    assert_eq!(rc.cmd(&["SLAVEOF", "127.0.0.1", &mp]), "+OK\r\n");
+    wait_for("the replica back", || info(&mut c, "replication", "slave0").is_some_and(|s| s.contains("online")));
+    same_data(&m, &r);
+}
+
+#[test]
+fn replicaof_is_refused_in_cluster_mode() {
+    let r = Server::slotcore_on(port(), &["--cluster-enabled", "yes"]);
+    let mut rc = r.raw();
+    assert_eq!(rc.cmd(&["REPLICAOF", "127.0.0.1", "1"]), "-ERR REPLICAOF not allowed in cluster mode.\r\n");
+    assert_eq!(rc.cmd(&["SLAVEOF", "NO", "ONE"]), "-ERR REPLICAOF not allowed in cluster mode.\r\n");
+}
+
+#[test]
+fn masterauth_and_announced_address_are_used() {
+    let m = Server::redis_on(port(), &["--requirepass", "secret", "--repl-diskless-sync-delay", "0"]);
+    let mp = m.port.to_string();
+    let r = Server::slotcore_on(
+        port(),
+        &["--replicaof", "127.0.0.1", &mp, "--masterauth", "secret", "--replica-announce-port", "4242"],
+    );
+    let out = || Server::cli_port(&mp, &["-a", "secret", "--no-auth-warning", "INFO", "replication"]);
+    let start = Instant::now();
+    while start.elapsed() < common::WAIT && !out().contains("port=4242,state=online") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(out().contains("slave0:ip=127.0.0.1,port=4242,state=online"), "{}", out());
+    let _ = Server::cli_port(&mp, &["-a", "secret", "--no-auth-warning", "SET", "pw", "ok"]);
+    wait_for("the write", || r.cli(&["GET", "pw"]).trim() == "ok");
+}
+
+/// ROLE and INFO replication of a slotcore replica and of a redis-server replica of the same
+/// master, field by field in order: while streaming, and after REPLICAOF NO ONE.
+#[test]
+fn role_and_info_match_a_redis_replica() {
+    let m = master();
+    let mp = m.port.to_string();
+    let ours = replica_of(&m, &["--shards", "2"]);
+    let theirs = Server::redis_on(port(), &["--replicaof", "127.0.0.1", &mp]);
+    let mut c = m.client();
+    let _: () = c.set("a", 1).unwrap();
+    wait_for("both replicas online", || {
+        info(&mut c, "replication", "connected_slaves").as_deref() == Some("2")
+            && redis::cmd("WAIT").arg(2).arg(500).query::<i64>(&mut c).unwrap_or(0) == 2
+    });
+    let fields = |s: &Server| -> Vec<(String, String)> {
+        let text: String = redis::cmd("INFO").arg("replication").query(&mut s.client()).unwrap();
+        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
+    };
+    // Values that depend on timing or on the backlog's own history are compared by name only.
+    // The backlog is the master side's: a slotcore replica creates one when a sub-replica
+    // attaches, where Redis creates it after every sync.
+    let skip =
+        ["master_last_io_seconds_ago", "repl_backlog_active", "repl_backlog_first_byte_offset", "repl_backlog_histlen"];
+    let compare = |when: &str| {
+        let (a, b) = (fields(&ours), fields(&theirs));
+        let names = |v: &[(String, String)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&a), names(&b), "{when}: INFO replication fields");
+        for ((k, va), (_, vb)) in a.iter().zip(&b) {
+            if !skip.contains(&k.as_str()) {
+                assert_eq!(va, vb, "{when}: INFO replication {k}");
+            }
+        }
+    };
+    wait_for("equal offsets", || {
+        let off = |s: &Server| info(&mut s.client(), "replication", "slave_repl_offset");
+        off(&ours) == off(&theirs)
+    });
+    compare("streaming");
+    let role = |s: &Server| s.raw().cmd(&["ROLE"]);
+    assert_eq!(role(&ours), role(&theirs));
+    for s in [&ours, &theirs] {
+        let _: () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut s.client()).unwrap();
+    }
+    let (a, b) = (fields(&ours), fields(&theirs));
+    let get = |v: &[(String, String)], k: &str| v.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get(&a, "role").as_deref(), Some("master"));
+    for k in ["master_replid2", "master_repl_offset", "second_repl_offset"] {
+        assert_eq!(get(&a, k), get(&b, k), "after REPLICAOF NO ONE: {k}");
+    }
+}
