@@ -10,7 +10,8 @@
 use crate::cluster::bus::codec::{BusMessage, DecodeError, MsgType};
 use crate::cluster::bus::gossip::{self, Effects, LinkInfo};
 use crate::cluster::bus::NodeFlags as F;
-use crate::cluster::state::{name_str, todo, ClusterState, Name};
+use crate::cluster::failover::ReplView;
+use crate::cluster::state::{name_str, ClusterState, Name};
 use crate::cluster::Cluster;
 use crate::cmd::NodeInfo;
 use futures_channel::mpsc;
@@ -201,7 +202,9 @@ impl Bus {
             }
         };
         let now = Self::now();
-        self.cluster.with(|st| {
+        let view = ReplView::read(&self.node.repl);
+        let close = self.cluster.with(|st| {
+            view.apply(st);
             let mut fx = gossip::process(st, info, &msg, now);
             if let Some((sharded, channel, message)) = fx.publish.take() {
                 let p = super::bus_publish::Publish { sharded, channel: channel.into(), message: message.into() };
@@ -209,7 +212,9 @@ impl Bus {
             }
             self.finish(st, &mut fx, now);
             self.dispatch(st, fx, Some(reply))
-        })
+        });
+        self.cluster.sync_repl(&self.node.repl);
+        close
     }
 
     /// Sends a local PUBLISH to every node (PUBLISHSHARD: to the other nodes of my shard
@@ -245,11 +250,9 @@ impl Bus {
         })
     }
 
-    /// Adds the FAIL and PONG broadcasts owed after a change.
+    /// Adds the election step, FAIL and PONG broadcasts owed after a change.
     fn finish(&self, st: &mut ClusterState, fx: &mut Effects, now: u64) {
-        let pong = st.todo & todo::BROADCAST_PONG != 0;
-        st.todo &= !todo::BROADCAST_PONG;
-        gossip::drain_pending(st, pong, now, fx);
+        gossip::drain_pending(st, now, fx);
     }
 
     /// Puts effects on links; returns whether the current link must close.
@@ -303,11 +306,19 @@ impl Bus {
         let cfg = self.node.config();
         let settings = crate::cluster::settings(&cfg);
         let mut connect: Vec<(Name, String, u16, u64)> = Vec::new();
+        let view = ReplView::read(&self.node.repl);
         self.cluster.with(|st| {
             // Keep what CONFIG SET may change, but never the identity of myself.
-            st.settings.node_timeout = settings.node_timeout;
-            st.settings.require_full_coverage = settings.require_full_coverage;
-            st.settings.allow_reads_when_down = settings.allow_reads_when_down;
+            let s = &mut st.settings;
+            s.node_timeout = settings.node_timeout;
+            s.require_full_coverage = settings.require_full_coverage;
+            s.allow_reads_when_down = settings.allow_reads_when_down;
+            s.replica_validity_factor = settings.replica_validity_factor;
+            s.repl_ping_period = settings.repl_ping_period;
+            s.replica_no_failover = settings.replica_no_failover;
+            s.migration_barrier = settings.migration_barrier;
+            s.allow_replica_migration = settings.allow_replica_migration;
+            view.apply(st);
             // Links to nodes that are gone.
             {
                 let mut links = self.links.borrow_mut();
@@ -348,6 +359,7 @@ impl Bus {
                 connect.push((n.name, n.ip.clone(), n.cport, id));
             }
         });
+        self.cluster.sync_repl(&self.node.repl);
         let timeout = Duration::from_millis(settings.node_timeout.clamp(100, 5000));
         for (name, ip, cport, id) in connect {
             glommio::spawn_local(outbound(self.clone(), name, ip, cport, id, timeout)).detach();
