@@ -249,7 +249,6 @@ fn message(st: &ClusterState, t: MsgType) -> BusMessage {
 /// `clusterHandleSlaveFailover`: schedule, run and conclude an election for my failed (or
 /// manually failed-over) master.
 pub fn handle_replica_failover(st: &mut ClusterState, now: u64, fx: &mut Effects) {
-    st.fo.handle_soon = false;
     let auth_age = now.saturating_sub(st.fo.auth_time);
     let quorum = st.size / 2 + 1;
     let manual = st.fo.mf_end != 0 && st.fo.mf_can_start;
@@ -667,11 +666,12 @@ pub fn handle_replica_migration(st: &mut ClusterState, max_replicas: usize, now:
 /// The end of handling one event (`clusterBeforeSleep`): run the manual failover and
 /// election steps when something asked for them, and send a pending MFSTART.
 pub fn before_sleep(st: &mut ClusterState, now: u64, fx: &mut Effects) {
-    if st.fo.handle_soon && st.me().has(F::SLAVE) {
+    // Taken first: a step may ask for another one (a manual failover schedules its election
+    // for now), which then runs at the end of the next event or cron tick.
+    if std::mem::take(&mut st.fo.handle_soon) && st.me().has(F::SLAVE) {
         handle_manual_failover(st);
         handle_replica_failover(st, now, fx);
     }
-    st.fo.handle_soon = false;
     if st.fo.mfstart_pending {
         st.fo.mfstart_pending = false;
         if let Some(m) = st.my_master().filter(|_| st.me().has(F::SLAVE)) {

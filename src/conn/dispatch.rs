@@ -243,6 +243,13 @@ impl Conn {
                 }
                 r => r,
             };
+            // A master pausing writes (manual failover, SHUTDOWN waiting for replicas)
+            // holds this client's writes until the pause ends, as Redis's CLIENT_PAUSE_WRITE.
+            if self.shard.state.borrow().node.repl.writes_paused(now) && self.pausable(&route) {
+                self.settle(&mut fl, &mut replies, db).await;
+                self.wait_writes_resumed().await;
+                clock = std::time::Instant::now();
+            }
             match route {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Tx { fullname, args } => {
@@ -298,6 +305,27 @@ impl Conn {
         }
         self.settle(&mut fl, &mut replies, db).await;
         self.encode_replies(&mut replies[done..], &suppress[done..]);
+    }
+
+    /// Would a write pause hold this route? Writes and may-replicate commands, and EXEC of
+    /// a transaction that queued one.
+    fn pausable(&self, route: &Route) -> bool {
+        let w = |s: &CommandSpec| s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE);
+        match route {
+            Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } => w(cmd.spec),
+            Route::Node { spec, .. } => w(spec),
+            Route::Tx { fullname, .. } => *fullname == "exec" && self.tx.queues_writes(),
+            Route::Done(_) => false,
+        }
+    }
+
+    /// Waits until the node's write pause ended.
+    async fn wait_writes_resumed(&self) {
+        let node = self.shard.state.borrow().node.clone();
+        while node.repl.writes_paused(crate::storage::now_ms()) {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        crate::storage::tick_clock();
     }
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
