@@ -125,6 +125,9 @@ fn failover_cycle(timeout: u64) {
     let old_id = myid(&servers[m]);
     let (r, took) = kill_and_measure(&mut servers, m, timeout);
     println!("node-timeout {timeout} ms: replica became master {} ms after kill -9", took.as_millis());
+    if std::env::var("FO_DUMP").is_ok() {
+        println!("{}", logs(&servers.iter().collect::<Vec<_>>()));
+    }
     assert!(
         took < Duration::from_millis(timeout + 2000),
         "failover took {took:?} with node-timeout {timeout}\n{}",
@@ -200,7 +203,14 @@ fn kill9_failover_node_timeout_3000() {
     let m = (0..6).find(|&i| is_master(&servers[i])).expect("a master");
     let (_, took) = kill_and_measure(&mut servers, m, timeout);
     println!("node-timeout {timeout} ms: replica became master {} ms after kill -9", took.as_millis());
-    assert!(took < Duration::from_millis(timeout + 2000), "failover took {took:?}");
+    if std::env::var("FO_DUMP").is_ok() {
+        println!("{}", logs(&servers.iter().collect::<Vec<_>>()));
+    }
+    assert!(
+        took < Duration::from_millis(timeout + 2000),
+        "failover took {took:?}\n{}",
+        logs(&servers.iter().collect::<Vec<_>>())
+    );
     let alive: Vec<&Server> = servers.iter().enumerate().filter(|(i, _)| *i != m).map(|(_, s)| s).collect();
     wait_state(&alive, "ok", &servers.iter().collect::<Vec<_>>());
 }

@@ -127,6 +127,8 @@ impl Conn {
             Plan::Migrate(job) => self.run_migrate(*job, held).await,
             Plan::Shutdown(a) => {
                 tracing::warn!("User requested shutdown...");
+                let node = self.shard.state.borrow().node.clone();
+                crate::runtime::shutdown_wait::wait_for_replicas(&node, a.now).await;
                 let cfg = self.shard.state.borrow().config.clone();
                 if a.save || (!a.nosave && cmd::save::has_save_points(&cfg)) {
                     tracing::info!("Saving the final RDB snapshot before exiting.");

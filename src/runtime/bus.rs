@@ -67,6 +67,10 @@ impl Links {
 struct Bus {
     cluster: Arc<Cluster>,
     node: Arc<NodeInfo>,
+    /// Shards answering the control core (a stuck shard silences the bus).
+    live: Rc<super::liveness::Liveness>,
+    /// cluster-node-timeout as of the last cron tick (ms).
+    node_timeout: std::cell::Cell<u64>,
     links: RefCell<Links>,
     /// PUBLISH / PUBLISHSHARD received from other nodes, for this node's shards.
     deliver: mpsc::UnboundedSender<super::bus_publish::Publish>,
@@ -81,7 +85,11 @@ pub async fn run(
     nshards: usize,
 ) {
     let (deliver, inbound) = mpsc::unbounded();
-    let bus = Rc::new(Bus { cluster, node, links: RefCell::new(Links::default()), deliver });
+    let mesh = Rc::new(mesh);
+    let live = Rc::new(super::liveness::Liveness::new(nshards));
+    glommio::spawn_local(live.clone().run(mesh.clone())).detach();
+    let node_timeout = std::cell::Cell::new(crate::cluster::settings(&node.config()).node_timeout);
+    let bus = Rc::new(Bus { cluster, node, live, node_timeout, links: RefCell::new(Links::default()), deliver });
     glommio::spawn_local(super::bus_publish::deliver_loop(inbound, mesh, nshards)).detach();
     let outgoing = super::bus_publish::outgoing();
     let b = bus.clone();
@@ -202,6 +210,10 @@ impl Bus {
             }
         };
         let now = Self::now();
+        if self.live.stuck(now, self.node_timeout.get()).is_some() {
+            // A stuck shard: this node must look dead to the cluster (see runtime::liveness).
+            return false;
+        }
         let view = ReplView::read(&self.node.repl);
         let close = self.cluster.with(|st| {
             view.apply(st);
@@ -305,6 +317,10 @@ impl Bus {
         let now = Self::now();
         let cfg = self.node.config();
         let settings = crate::cluster::settings(&cfg);
+        self.node_timeout.set(settings.node_timeout);
+        if self.live.stuck(now, settings.node_timeout).is_some() {
+            return;
+        }
         let mut connect: Vec<(Name, String, u16, u64)> = Vec::new();
         let view = ReplView::read(&self.node.repl);
         self.cluster.with(|st| {
