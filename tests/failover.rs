@@ -43,6 +43,14 @@ fn me(s: &Server) -> (String, String, String, Vec<String>) {
     (l[0].clone(), l[2].clone(), l[3].clone(), l[8..].to_vec())
 }
 
+/// A key whose slot is in the first range of a CLUSTER NODES slot list.
+fn key_in(slots: &[String]) -> String {
+    let first = slots.iter().find(|s| !s.starts_with('[')).expect("a slot range");
+    let (a, b) = first.split_once('-').unwrap_or((first, first));
+    let (a, b): (u16, u16) = (a.parse().expect("slot"), b.parse().expect("slot"));
+    (0..).map(|i| format!("key:{i}")).find(|k| (a..=b).contains(&slotcore::cluster::key_slot(k.as_bytes()))).expect("key")
+}
+
 fn is_master(s: &Server) -> bool {
     me(s).1.contains("master")
 }
@@ -153,10 +161,34 @@ fn failover_cycle(timeout: u64) {
     let all: Vec<&Server> = servers.iter().collect();
     wait_state(&all, "ok", &all);
 
-    // CLUSTER FAILOVER on it: master again, the winner its replica.
+    // CLUSTER FAILOVER on it: master again, the winner its replica. Meanwhile a client
+    // keeps writing to the winner: its writes are held while the winner pauses for the
+    // failover, and are redirected once it is over.
+    let key = key_in(&me(&servers[r]).3);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (port, stop, key) = (servers[r].port, stop.clone(), key.clone());
+        std::thread::spawn(move || {
+            let mut c = common::Raw::connect(port);
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let reply = c.cmd(&["set", &key, "v"]);
+                seen.push((t.elapsed(), reply));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        })
+    };
     failover_until(&servers[m], &[], "CLUSTER FAILOVER to make the old master a master again", || {
         is_master(&servers[m]) && me(&servers[r]).2 == old_id
     });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = writer.join().expect("writer");
+    let held = seen.iter().position(|(d, _)| *d > Duration::from_millis(100)).expect("a write held by the pause");
+    assert!(seen[held].1.starts_with("-MOVED"), "a held write is redirected after the failover: {:?}", seen[held]);
+    assert!(seen[held..].iter().all(|(_, r)| r.starts_with("-MOVED")), "{seen:?}");
+    assert!(seen[..held].iter().all(|(_, r)| r == "+OK\r\n"), "{seen:?}");
     assert!(servers[m].log_text().contains("Manual failover user request accepted."));
     assert!(servers[r].log_text().contains("Manual failover requested by replica"));
     // FORCE on the replica, then TAKEOVER back.
@@ -193,7 +225,7 @@ fn kill9_failover_rejoin_and_manual_failover_node_timeout_2000() {
 }
 
 #[test]
-fn kill9_failover_node_timeout_3000() {
+fn kill9_and_shutdown_failover_node_timeout_3000() {
     let timeout = 3000;
     let mut servers: Vec<Server> = (0..6).map(|_| slotcore(timeout)).collect();
     {
@@ -212,6 +244,19 @@ fn kill9_failover_node_timeout_3000() {
         logs(&servers.iter().collect::<Vec<_>>())
     );
     let alive: Vec<&Server> = servers.iter().enumerate().filter(|(i, _)| *i != m).map(|(_, s)| s).collect();
+    wait_state(&alive, "ok", &servers.iter().collect::<Vec<_>>());
+
+    // SHUTDOWN of another master: it exits (after its replicas caught up) and its replica
+    // takes over.
+    let other = (0..6).find(|&i| i != m && is_master(&servers[i]) && !me(&servers[i]).3.is_empty()).expect("master");
+    let other_r = replica_of(&servers.iter().collect::<Vec<_>>(), other);
+    let _ = servers[other].cli(&["shutdown", "nosave"]);
+    assert!(servers[other].wait_exit(WAIT).is_some(), "SHUTDOWN did not exit");
+    wait_for(Duration::from_millis(timeout * 3 + 10_000), "the replica of a shut down master to take over", || {
+        is_master(&servers[other_r])
+    });
+    let alive: Vec<&Server> =
+        servers.iter().enumerate().filter(|(i, _)| *i != m && *i != other).map(|(_, s)| s).collect();
     wait_state(&alive, "ok", &servers.iter().collect::<Vec<_>>());
 }
 

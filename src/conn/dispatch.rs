@@ -225,6 +225,15 @@ impl Conn {
                     }
                 }
             };
+            // A master pausing writes (manual failover, SHUTDOWN waiting for replicas) holds
+            // this client's writes until the pause ends, as Redis's CLIENT_PAUSE_WRITE, and
+            // routes them afterwards (the slots may have moved meanwhile).
+            if self.shard.state.borrow().node.repl.writes_paused(now) && self.pausable(&req) {
+                self.settle(&mut fl, &mut replies, db).await;
+                self.wait_writes_resumed().await;
+                self.shard.refresh_cluster();
+                clock = std::time::Instant::now();
+            }
             let route = self.route(req);
             let route = match self.tx_filter(route) {
                 Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
@@ -243,13 +252,6 @@ impl Conn {
                 }
                 r => r,
             };
-            // A master pausing writes (manual failover, SHUTDOWN waiting for replicas)
-            // holds this client's writes until the pause ends, as Redis's CLIENT_PAUSE_WRITE.
-            if self.shard.state.borrow().node.repl.writes_paused(now) && self.pausable(&route) {
-                self.settle(&mut fl, &mut replies, db).await;
-                self.wait_writes_resumed().await;
-                clock = std::time::Instant::now();
-            }
             match route {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Tx { fullname, args } => {
@@ -307,16 +309,19 @@ impl Conn {
         self.encode_replies(&mut replies[done..], &suppress[done..]);
     }
 
-    /// Would a write pause hold this route? Writes and may-replicate commands, and EXEC of
-    /// a transaction that queued one.
-    fn pausable(&self, route: &Route) -> bool {
-        let w = |s: &CommandSpec| s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE);
-        match route {
-            Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } => w(cmd.spec),
-            Route::Node { spec, .. } => w(spec),
-            Route::Tx { fullname, .. } => *fullname == "exec" && self.tx.queues_writes(),
-            Route::Done(_) => false,
+    /// Would a write pause hold this request? Writes and may-replicate commands (queued in
+    /// MULTI too), and EXEC of a transaction that queued one (Redis's
+    /// `is_may_replicate_command`). Only looked at while a pause is on.
+    fn pausable(&self, req: &Request) -> bool {
+        let Some(name) = req.args.first() else { return false };
+        let Some(mut spec) = table::lookup(name) else { return false };
+        if !spec.subcommands.is_empty() {
+            match req.args.get(1).and_then(|a| table::lookup_sub(spec, a)) {
+                Some(sub) => spec = sub,
+                None => return false,
+            }
         }
+        spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) || (spec.name == "exec" && self.tx.queues_writes())
     }
 
     /// Waits until the node's write pause ended.
