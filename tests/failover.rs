@@ -48,7 +48,10 @@ fn key_in(slots: &[String]) -> String {
     let first = slots.iter().find(|s| !s.starts_with('[')).expect("a slot range");
     let (a, b) = first.split_once('-').unwrap_or((first, first));
     let (a, b): (u16, u16) = (a.parse().expect("slot"), b.parse().expect("slot"));
-    (0..).map(|i| format!("key:{i}")).find(|k| (a..=b).contains(&slotcore::cluster::key_slot(k.as_bytes()))).expect("key")
+    (0..)
+        .map(|i| format!("key:{i}"))
+        .find(|k| (a..=b).contains(&slotcore::cluster::key_slot(k.as_bytes())))
+        .expect("key")
 }
 
 fn is_master(s: &Server) -> bool {
@@ -65,7 +68,11 @@ fn replica_of(all: &[&Server], m: usize) -> usize {
 /// consistent).
 fn check_clean(entry: &Server, all: &[&Server]) {
     let (ok, out) = cli_timeout(30, &["--cluster".into(), "check".into(), addrs(&[entry])[0].clone()]);
-    assert!(ok && out.contains("[OK] All 16384 slots covered.") && out.contains("[OK] All nodes agree"), "{out}\n{}", logs(all));
+    assert!(
+        ok && out.contains("[OK] All 16384 slots covered.") && out.contains("[OK] All nodes agree"),
+        "{out}\n{}",
+        logs(all)
+    );
 }
 
 /// Sends `CLUSTER FAILOVER [mode]` to `s` until `done` holds: an election that failed or
@@ -192,9 +199,7 @@ fn failover_cycle(timeout: u64) {
     assert!(servers[m].log_text().contains("Manual failover user request accepted."));
     assert!(servers[r].log_text().contains("Manual failover requested by replica"));
     // FORCE on the replica, then TAKEOVER back.
-    failover_until(&servers[r], &["force"], "FAILOVER FORCE", || {
-        is_master(&servers[r]) && me(&servers[m]).2 == winner
-    });
+    failover_until(&servers[r], &["force"], "FAILOVER FORCE", || is_master(&servers[r]) && me(&servers[m]).2 == winner);
     assert_eq!(servers[m].cli(&["cluster", "failover", "takeover"]).trim(), "OK");
     wait_for(WAIT, "FAILOVER TAKEOVER", || is_master(&servers[m]) && me(&servers[r]).2 == old_id);
     let all: Vec<&Server> = servers.iter().collect();
@@ -334,9 +339,7 @@ fn mixed_cluster_fails_over_both_ways() {
 
     // CLUSTER FAILOVER: a slotcore replica of a redis master, and a redis replica of a
     // slotcore master.
-    failover_until(&s[0], &[], "slotcore replica's manual failover", || {
-        is_master(&s[0]) && me(&r[1]).2 == s0_id
-    });
+    failover_until(&s[0], &[], "slotcore replica's manual failover", || is_master(&s[0]) && me(&r[1]).2 == s0_id);
     failover_until(&r[0], &[], "redis replica's manual failover", || is_master(&r[0]) && me(&s[2]).2 == r0_id);
     assert!(s[2].log_text().contains("Manual failover requested by replica"));
     let all: Vec<&Server> = s.iter().chain(r.iter()).collect();
