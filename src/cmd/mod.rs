@@ -26,6 +26,7 @@ pub mod docs;
 pub mod dump;
 pub mod errors;
 pub mod generic;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;

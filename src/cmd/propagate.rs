@@ -91,6 +91,12 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, 
             _ => none,
         },
         "bitfield" if !args.iter().skip(2).any(|a| eq_ic(a, "set") || eq_ic(a, "incrby")) => none,
+        // GEORADIUS* write only with STORE / STOREDIST.
+        "georadius" | "georadiusbymember"
+            if !args.iter().skip(4).any(|a| eq_ic(a, "store") || eq_ic(a, "storedist")) =>
+        {
+            none
+        }
         // MIGRATE records the DEL of what the target took, in its own delete step.
         "migrate" => none,
         _ if nil => none,

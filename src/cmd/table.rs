@@ -2,18 +2,19 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, hash, hll, list, migrate, multi, pubsub, save,
+    bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub, save,
     server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 20] {
+pub fn families() -> [&'static [CommandSpec]; 21] {
     [
         string::COMMANDS,
         zset::COMMANDS,
         zset_ops::COMMANDS,
+        geo::COMMANDS,
         bitmap::COMMANDS,
         hll::COMMANDS,
         generic::COMMANDS,

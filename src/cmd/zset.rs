@@ -48,7 +48,8 @@ fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
     }
 }
 
-fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+/// ZADD (GEOADD calls it with encoded positions).
+pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
     let mut i = 2;
     while i < args.len() {

@@ -36,6 +36,9 @@ pub enum Reply {
     Double(f64),
     /// A boolean: `:1`/`:0` in RESP2, `#t`/`#f` in RESP3.
     Bool(bool),
+    /// A double already formatted (GEOPOS's `%.17Lf` coordinates): a bulk string in RESP2,
+    /// `,` in RESP3.
+    HumanDouble(Bytes),
     /// Verbatim text (`=N\r\ntxt:...` in RESP3, a bulk string in RESP2).
     Verbatim(Bytes),
     /// An out-of-band push (`>N` in RESP3, an array in RESP2), used by pub/sub and MONITOR.
@@ -197,6 +200,15 @@ impl Reply {
                     out.extend_from_slice(b"\r\n");
                 } else {
                     encode_bulk(out, s.as_bytes());
+                }
+            }
+            Reply::HumanDouble(s) => {
+                if resp3 {
+                    out.push(b',');
+                    out.extend_from_slice(s);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    encode_bulk(out, s);
                 }
             }
             Reply::Bool(b) => {
