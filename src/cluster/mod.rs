@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod conf;
 pub mod data_check;
+pub mod failover;
 pub mod nodes;
 pub mod ops;
 pub mod redirect;
@@ -47,6 +48,11 @@ pub fn settings(cfg: &Config) -> ClusterSettings {
         port,
         cport,
         endpoint_hostname: cfg.get("cluster-preferred-endpoint-type") == Some("hostname"),
+        replica_validity_factor: num("cluster-replica-validity-factor", 10),
+        repl_ping_period: num("repl-ping-replica-period", 10),
+        replica_no_failover: yes("cluster-replica-no-failover", false),
+        migration_barrier: num("cluster-migration-barrier", 1),
+        allow_replica_migration: yes("cluster-allow-replica-migration", true),
     }
 }
 

@@ -171,6 +171,16 @@ pub struct ClusterSettings {
     pub cport: u16,
     /// cluster-preferred-endpoint-type is hostname.
     pub endpoint_hostname: bool,
+    /// cluster-replica-validity-factor (0 = a replica may always fail over).
+    pub replica_validity_factor: u64,
+    /// repl-ping-replica-period (seconds), part of the replica data age limit.
+    pub repl_ping_period: u64,
+    /// cluster-replica-no-failover.
+    pub replica_no_failover: bool,
+    /// cluster-migration-barrier.
+    pub migration_barrier: u64,
+    /// cluster-allow-replica-migration.
+    pub allow_replica_migration: bool,
 }
 
 impl Default for ClusterSettings {
@@ -184,6 +194,11 @@ impl Default for ClusterSettings {
             port: 6379,
             cport: 16379,
             endpoint_hostname: false,
+            replica_validity_factor: 10,
+            repl_ping_period: 10,
+            replica_no_failover: false,
+            migration_barrier: 1,
+            allow_replica_migration: true,
         }
     }
 }
@@ -227,6 +242,8 @@ pub struct ClusterState {
     pub generation: u64,
     /// Nodes just marked FAIL whose FAIL message is still to be broadcast.
     pub pending_fail: Vec<Name>,
+    /// Elections, votes, manual failover and the role this node asked replication for.
+    pub fo: super::failover::Failover,
 }
 
 /// Redis's delay before a restarted master declares the cluster ok.
@@ -261,6 +278,7 @@ impl ClusterState {
             among_minority_time: 0,
             generation: 0,
             pending_fail: Vec::new(),
+            fo: Default::default(),
         }
     }
 
@@ -289,9 +307,10 @@ impl ClusterState {
             st.nodes.insert(name, n);
         }
         // A replica's master may be listed after it: create unknown masters as Redis does.
+        // A master with a replica may later take one by replica migration (MIGRATE_TO).
         let masters: Vec<Name> = st.nodes.values().filter_map(|n| n.slaveof).collect();
         for m in masters {
-            st.nodes.entry(m).or_insert_with(|| Node::new(m, F::MASTER, now_ms));
+            st.nodes.entry(m).or_insert_with(|| Node::new(m, F::MASTER, now_ms)).flags |= F::MIGRATE_TO;
         }
         for l in &conf.nodes {
             let name = parse_name(l.id.as_bytes()).unwrap_or(myself);
@@ -447,7 +466,8 @@ impl ClusterState {
     }
 
     /// Makes myself a replica of `master` (Redis's `clusterSetMaster`): a master gives up
-    /// its slots and its migrating/importing marks.
+    /// its slots and its migrating/importing marks, a manual failover in progress ends, and
+    /// replication is asked to follow the new master (see `failover::Failover::wanted_role`).
     pub fn set_my_master(&mut self, master: Name) {
         let me = self.myself;
         if self.me().is_master() {
@@ -458,6 +478,10 @@ impl ClusterState {
         let n = self.me_mut();
         n.flags = (n.flags & !(F::MASTER | F::MIGRATE_TO)) | F::SLAVE;
         n.slaveof = Some(master);
+        if let Some(m) = self.nodes.get_mut(&master) {
+            m.flags |= F::MIGRATE_TO;
+        }
+        self.fo.reset_manual();
         self.want(todo::SAVE_CONFIG | todo::UPDATE_STATE);
     }
 

@@ -1,7 +1,9 @@
 //! The cluster family: the CLUSTER container and READONLY / READWRITE / ASKING. This file
 //! holds the table and the subcommands that change the cluster state (MEET, ADDSLOTS[RANGE],
 //! DELSLOTS[RANGE], FLUSHSLOTS, SETSLOT, REPLICATE, FORGET, RESET, SAVECONFIG,
-//! SET-CONFIG-EPOCH, BUMPEPOCH); the describing ones are in `cluster_info.rs`.
+//! SET-CONFIG-EPOCH, BUMPEPOCH, FAILOVER); the describing ones are in `cluster_info.rs`.
+//! Subcommands that may change this node's role hand the change to replication
+//! ([`crate::cluster::Cluster::sync_repl`]) before replying.
 //!
 //! Every change runs inside [`crate::cluster::Cluster::change`] with the `todo` bits Redis's
 //! `cluster.c` sets (see `cluster::ops`). Checks that need key counts (FLUSHSLOTS, REPLICATE,
@@ -53,6 +55,7 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     spec("delslotsrange", -4, A, ADM, Keys::None, Exec::Node(delslotsrange), "cluster", "7.0.0", "Set hash slots as unbound in receiving node"),
     spec("replicas", 3, ADMIN | STALE, ADM, Keys::None, Exec::Node(ci::replicas), "cluster", "5.0.0", "List replica nodes of the specified master node"),
     spec("addslots", -3, A, ADM, Keys::None, Exec::Node(addslots), "cluster", "3.0.0", "Assign new hash slots to receiving node"),
+    spec("failover", -2, ADMIN | STALE | NO_ASYNC_LOADING, ADM, Keys::None, Exec::Node(failover), "cluster", "3.0.0", "Forces a replica to perform a manual failover of its master."),
 ];
 
 /// The cluster family's table.
@@ -267,9 +270,11 @@ fn setslot(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         (5, a) if eq_ic(a, "node") => {
             // The key count decides two of NODE's checks: ask the slot's shard first.
             let id = args[4].clone();
-            let then = move |_: &mut ClientCtx<'_>, r: Reply| match r {
+            let then = move |ctx: &mut ClientCtx<'_>, r: Reply| match r {
                 Reply::Int(keys) => {
-                    result(c.change(|st| st.set_slot(slot, SetSlot::Node(&id), keys.max(0) as usize, migrate)))
+                    let r = result(c.change(|st| st.set_slot(slot, SetSlot::Node(&id), keys.max(0) as usize, migrate)));
+                    c.sync_repl(&ctx.node().repl);
+                    r
                 }
                 other => other,
             };
@@ -288,15 +293,9 @@ fn replicate(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let merge = move |ctx: &mut ClientCtx<'_>, replies: Vec<Reply>| match sum_ints(&replies) {
         Err(e) => e,
         Ok(keys) => {
-            let master = c.change(|st| {
-                st.replicate(&id, keys)?;
-                Ok(st.me().slaveof.and_then(|m| st.nodes.get(&m)).map(|m| (m.ip.clone(), m.port)))
-            });
-            // The replica link connects to the master at once (`clusterSetMaster`).
-            if let Ok(Some((ip, port))) = &master {
-                ctx.node().repl.follow(ip, *port);
-            }
-            result(master.map(|_| ()))
+            let r = result(c.change(|st| st.replicate(&id, keys)));
+            c.sync_repl(&ctx.node().repl);
+            r
         }
     };
     Plan::AllShards { run: count_db0, merge: Box::new(merge) }
@@ -319,15 +318,34 @@ fn reset(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     };
     // A master must hold no keys; a replica drops its data.
     let master = c.with(|st| st.me().is_master());
-    let merge = move |_: &mut ClientCtx<'_>, replies: Vec<Reply>| match sum_ints(&replies) {
+    let merge = move |ctx: &mut ClientCtx<'_>, replies: Vec<Reply>| match sum_ints(&replies) {
         Err(e) => e,
         Ok(n) if master && n != 0 => Reply::err("ERR CLUSTER RESET can't be called with master nodes containing keys"),
         Ok(_) => {
             c.change(|st| st.reset(hard));
+            c.sync_repl(&ctx.node().repl);
             Reply::Ok
         }
     };
     Plan::AllShards { run: if master { count_db0 } else { flush_all }, merge: Box::new(merge) }
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] (see `cluster::failover`); the MFSTART, the election
+/// and the PONG broadcast go out from the bus within a cron tick.
+fn failover(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    use crate::cluster::failover::{cluster_failover, Manual};
+    let Some(c) = cluster_of(ctx) else { return disabled() };
+    let mode = match args.get(2) {
+        _ if args.len() > 3 => return sub_syntax(args),
+        None => Manual::Default,
+        Some(a) if eq_ic(a, "force") => Manual::Force,
+        Some(a) if eq_ic(a, "takeover") => Manual::Takeover,
+        Some(_) => return reply(Reply::err(errors::SYNTAX)),
+    };
+    let now = crate::storage::now_ms();
+    let r = result(c.change(|st| cluster_failover(st, mode, now)));
+    c.sync_repl(&ctx.node().repl);
+    reply(r)
 }
 
 // ---- epochs and config --------------------------------------------------------------------

@@ -250,6 +250,15 @@ impl Conn {
                     }
                 }
             };
+            // A master pausing writes (manual failover, SHUTDOWN waiting for replicas) holds
+            // this client's writes until the pause ends, as Redis's CLIENT_PAUSE_WRITE, and
+            // routes them afterwards (the slots may have moved meanwhile).
+            if self.shard.state.borrow().node.repl.writes_paused(now) && self.pausable(&req) {
+                self.settle(&mut fl, &mut replies, db).await;
+                self.wait_writes_resumed().await;
+                self.shard.refresh_cluster();
+                clock = std::time::Instant::now();
+            }
             let route = self.route(req);
             let route = match self.tx_filter(route) {
                 Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
@@ -333,6 +342,30 @@ impl Conn {
         }
         self.settle(&mut fl, &mut replies, db).await;
         self.encode_replies(&mut replies[done..], &suppress[done..]);
+    }
+
+    /// Would a write pause hold this request? Writes and may-replicate commands (queued in
+    /// MULTI too), and EXEC of a transaction that queued one (Redis's
+    /// `is_may_replicate_command`). Only looked at while a pause is on.
+    fn pausable(&self, req: &Request) -> bool {
+        let Some(name) = req.args.first() else { return false };
+        let Some(mut spec) = table::lookup(name) else { return false };
+        if !spec.subcommands.is_empty() {
+            match req.args.get(1).and_then(|a| table::lookup_sub(spec, a)) {
+                Some(sub) => spec = sub,
+                None => return false,
+            }
+        }
+        spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) || (spec.name == "exec" && self.tx.queues_writes())
+    }
+
+    /// Waits until the node's write pause ended.
+    async fn wait_writes_resumed(&self) {
+        let node = self.shard.state.borrow().node.clone();
+        while node.repl.writes_paused(crate::storage::now_ms()) {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        crate::storage::tick_clock();
     }
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.

@@ -65,6 +65,20 @@ pub(crate) struct TxState {
     watch_shards: Vec<usize>,
 }
 
+impl TxState {
+    /// True when a queued command writes (EXEC is then held by a write pause, as Redis's
+    /// `CLIENT_PAUSE_WRITE` holds a transaction with write commands).
+    pub(super) fn queues_writes(&self) -> bool {
+        let w = |s: &CommandSpec| s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE);
+        self.queue.as_ref().is_some_and(|q| {
+            q.iter().any(|c| match c {
+                Queued::Keyed(cmd, _) => w(cmd.spec),
+                Queued::Node { spec, .. } => w(spec),
+            })
+        })
+    }
+}
+
 impl Conn {
     /// Applies MULTI's rules to a routed request: returns the route to run now, or the
     /// reply of a queued or refused request.

@@ -133,6 +133,8 @@ impl Conn {
             }
             Plan::Shutdown(a) => {
                 tracing::warn!("User requested shutdown...");
+                let node = self.shard.state.borrow().node.clone();
+                crate::runtime::shutdown_wait::wait_for_replicas(&node, a.now).await;
                 let cfg = self.shard.state.borrow().config.clone();
                 crate::runtime::snapshot::kill_bgsave().await;
                 if a.save || (!a.nosave && cmd::save::has_save_points(&cfg)) {

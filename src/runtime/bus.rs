@@ -10,7 +10,8 @@
 use crate::cluster::bus::codec::{BusMessage, DecodeError, MsgType};
 use crate::cluster::bus::gossip::{self, Effects, LinkInfo};
 use crate::cluster::bus::NodeFlags as F;
-use crate::cluster::state::{name_str, todo, ClusterState, Name};
+use crate::cluster::failover::ReplView;
+use crate::cluster::state::{name_str, ClusterState, Name};
 use crate::cluster::Cluster;
 use crate::cmd::NodeInfo;
 use futures_channel::mpsc;
@@ -66,6 +67,10 @@ impl Links {
 struct Bus {
     cluster: Arc<Cluster>,
     node: Arc<NodeInfo>,
+    /// Shards answering the control core (a stuck shard silences the bus).
+    live: Rc<super::liveness::Liveness>,
+    /// cluster-node-timeout as of the last cron tick (ms).
+    node_timeout: std::cell::Cell<u64>,
     links: RefCell<Links>,
     /// PUBLISH / PUBLISHSHARD received from other nodes, for this node's shards.
     deliver: mpsc::UnboundedSender<super::bus_publish::Publish>,
@@ -80,7 +85,11 @@ pub async fn run(
     nshards: usize,
 ) {
     let (deliver, inbound) = mpsc::unbounded();
-    let bus = Rc::new(Bus { cluster, node, links: RefCell::new(Links::default()), deliver });
+    let mesh = Rc::new(mesh);
+    let live = Rc::new(super::liveness::Liveness::new(nshards));
+    glommio::spawn_local(live.clone().run(mesh.clone())).detach();
+    let node_timeout = std::cell::Cell::new(crate::cluster::settings(&node.config()).node_timeout);
+    let bus = Rc::new(Bus { cluster, node, live, node_timeout, links: RefCell::new(Links::default()), deliver });
     glommio::spawn_local(super::bus_publish::deliver_loop(inbound, mesh, nshards)).detach();
     let outgoing = super::bus_publish::outgoing();
     let b = bus.clone();
@@ -201,7 +210,13 @@ impl Bus {
             }
         };
         let now = Self::now();
-        self.cluster.with(|st| {
+        if self.live.stuck(now, self.node_timeout.get()).is_some() {
+            // A stuck shard: this node must look dead to the cluster (see runtime::liveness).
+            return false;
+        }
+        let view = ReplView::read(&self.node.repl);
+        let close = self.cluster.with(|st| {
+            view.apply(st);
             let mut fx = gossip::process(st, info, &msg, now);
             if let Some((sharded, channel, message)) = fx.publish.take() {
                 let p = super::bus_publish::Publish { sharded, channel: channel.into(), message: message.into() };
@@ -209,7 +224,9 @@ impl Bus {
             }
             self.finish(st, &mut fx, now);
             self.dispatch(st, fx, Some(reply))
-        })
+        });
+        self.cluster.sync_repl(&self.node.repl);
+        close
     }
 
     /// Sends a local PUBLISH to every node (PUBLISHSHARD: to the other nodes of my shard
@@ -245,11 +262,9 @@ impl Bus {
         })
     }
 
-    /// Adds the FAIL and PONG broadcasts owed after a change.
+    /// Adds the election step, FAIL and PONG broadcasts owed after a change.
     fn finish(&self, st: &mut ClusterState, fx: &mut Effects, now: u64) {
-        let pong = st.todo & todo::BROADCAST_PONG != 0;
-        st.todo &= !todo::BROADCAST_PONG;
-        gossip::drain_pending(st, pong, now, fx);
+        gossip::drain_pending(st, now, fx);
     }
 
     /// Puts effects on links; returns whether the current link must close.
@@ -302,12 +317,24 @@ impl Bus {
         let now = Self::now();
         let cfg = self.node.config();
         let settings = crate::cluster::settings(&cfg);
+        self.node_timeout.set(settings.node_timeout);
+        if self.live.stuck(now, settings.node_timeout).is_some() {
+            return;
+        }
         let mut connect: Vec<(Name, String, u16, u64)> = Vec::new();
+        let view = ReplView::read(&self.node.repl);
         self.cluster.with(|st| {
             // Keep what CONFIG SET may change, but never the identity of myself.
-            st.settings.node_timeout = settings.node_timeout;
-            st.settings.require_full_coverage = settings.require_full_coverage;
-            st.settings.allow_reads_when_down = settings.allow_reads_when_down;
+            let s = &mut st.settings;
+            s.node_timeout = settings.node_timeout;
+            s.require_full_coverage = settings.require_full_coverage;
+            s.allow_reads_when_down = settings.allow_reads_when_down;
+            s.replica_validity_factor = settings.replica_validity_factor;
+            s.repl_ping_period = settings.repl_ping_period;
+            s.replica_no_failover = settings.replica_no_failover;
+            s.migration_barrier = settings.migration_barrier;
+            s.allow_replica_migration = settings.allow_replica_migration;
+            view.apply(st);
             // Links to nodes that are gone.
             {
                 let mut links = self.links.borrow_mut();
@@ -348,6 +375,7 @@ impl Bus {
                 connect.push((n.name, n.ip.clone(), n.cport, id));
             }
         });
+        self.cluster.sync_repl(&self.node.repl);
         let timeout = Duration::from_millis(settings.node_timeout.clamp(100, 5000));
         for (name, ip, cport, id) in connect {
             glommio::spawn_local(outbound(self.clone(), name, ip, cport, id, timeout)).detach();

@@ -10,11 +10,13 @@ pub mod bus;
 pub mod bus_publish;
 pub mod gate;
 pub mod listener;
+pub mod liveness;
 pub mod mesh;
 pub mod migrate_link;
 pub mod repl_master;
 pub mod shard;
 pub mod snapshot;
+pub mod shutdown_wait;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
@@ -274,6 +276,8 @@ async fn active_expire(shard: Rc<Shard>) {
 /// exit; a failed save keeps the server running, as in Redis.
 async fn signalled_shutdown(shard: &Rc<Shard>) {
     tracing::warn!("User requested shutdown...");
+    let node = shard.state.borrow().node.clone();
+    shutdown_wait::wait_for_replicas(&node, false).await;
     let cfg = shard.state.borrow().config.clone();
     snapshot::kill_bgsave().await;
     if crate::cmd::save::has_save_points(&cfg) {

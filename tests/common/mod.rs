@@ -21,16 +21,32 @@ pub fn set_port_base(base: u16) {
     let _ = NEXT_PORT.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed);
 }
 
+/// A port range given as `SLOTCORE_TEST_PORTS=first-last` (engineers sharing a machine
+/// keep their tests in their own range).
+fn port_range() -> Option<(u16, u16)> {
+    let v = std::env::var("SLOTCORE_TEST_PORTS").ok()?;
+    let (a, b) = v.split_once('-')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
 /// A free port P such that P and P + 10000 are both free and P + 10000 < 32768.
 pub fn free_port() -> u16 {
+    let range = port_range();
     if NEXT_PORT.load(Ordering::Relaxed) == 0 {
         // Spread parallel test binaries apart.
-        let base = 12000 + (std::process::id() % 400) as u16 * 20;
+        let base = match range {
+            Some((first, _)) => first,
+            None => 12000 + (std::process::id() % 400) as u16 * 20,
+        };
         let _ = NEXT_PORT.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed);
     }
     loop {
         let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        let p = if p >= 22000 { 12000 + (p % 10000) } else { p };
+        let p = match range {
+            Some((first, last)) => first + (p - first) % (last - first + 1),
+            None if p >= 22000 => 12000 + (p % 10000),
+            None => p,
+        };
         if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
             return p;
         }

@@ -10,6 +10,7 @@
 
 use super::codec::{slot_bit, Body, BusMessage, Extension, GossipEntry, Header, MsgType, SLOT_BYTES};
 use super::NodeFlags as F;
+use crate::cluster::failover;
 use crate::cluster::state::{name_str, todo, ClusterState, Name, Node};
 use crate::cluster::SLOTS;
 
@@ -76,6 +77,10 @@ pub fn header(st: &ClusterState, t: MsgType) -> Header {
     h.myip = st.settings.announce_ip.clone().unwrap_or_default();
     h.state = if st.ok { 0 } else { 1 };
     h.offset = me.repl_offset;
+    // A master in a manual failover: writes are paused and `offset` is final.
+    if me.is_master() && st.fo.paused_flag() {
+        h.mflags[0] |= super::codec::mflags::PAUSED;
+    }
     h
 }
 
@@ -156,6 +161,7 @@ pub fn process(st: &mut ClusterState, link: &LinkInfo, msg: &BusMessage, now: u6
         }
         let n = st.nodes.get_mut(&s).expect("known sender");
         n.repl_offset = h.offset;
+        failover::on_master_header(st, s, h);
     }
 
     match t {
@@ -197,8 +203,22 @@ pub fn process(st: &mut ClusterState, link: &LinkInfo, msg: &BusMessage, now: u6
                 fx.publish = Some((t == MsgType::PublishShard, channel.clone(), message.clone()));
             }
         }
-        // Failover auth, manual failover and module messages are counted; their
-        // handling arrives with the features that use them.
+        MsgType::FailoverAuthRequest => {
+            if let Some(s) = sender {
+                failover::on_auth_request(st, s, h, now, &mut fx);
+            }
+        }
+        MsgType::FailoverAuthAck => {
+            if let Some(s) = sender {
+                failover::on_auth_ack(st, s, h);
+            }
+        }
+        MsgType::MfStart => {
+            if let Some(s) = sender {
+                failover::on_mfstart(st, s, now);
+            }
+        }
+        // Module messages are counted only.
         _ => {}
     }
     fx
@@ -339,6 +359,10 @@ fn process_gossip_msg(
         if n.slaveof != Some(h.slaveof) && st.nodes.contains_key(&h.slaveof) {
             let n = st.nodes.get_mut(&s).expect("sender");
             n.slaveof = Some(h.slaveof);
+            // `clusterNodeAddSlave`: a master that had a replica may get one by migration.
+            if let Some(m) = st.nodes.get_mut(&h.slaveof) {
+                m.flags |= F::MIGRATE_TO;
+            }
             st.want(todo::SAVE_CONFIG);
         }
     }
@@ -396,11 +420,16 @@ fn update_address(st: &mut ClusterState, name: Name, link: &LinkInfo, h: &Header
     st.want(todo::SAVE_CONFIG);
 }
 
-/// Marks a node as a master (`clusterSetNodeAsMaster`).
+/// Marks a node as a master (`clusterSetNodeAsMaster`); a promoted replica may later take a
+/// replica by migration (MIGRATE_TO).
 fn set_node_as_master(st: &mut ClusterState, name: Name) {
+    let me = st.myself;
     let Some(n) = st.nodes.get_mut(&name) else { return };
     if n.is_master() {
         return;
+    }
+    if n.slaveof.is_some() && name != me {
+        n.flags |= F::MIGRATE_TO;
     }
     n.flags &= !F::SLAVE;
     n.flags |= F::MASTER;
@@ -409,17 +438,23 @@ fn set_node_as_master(st: &mut ClusterState, name: Name) {
 }
 
 /// Rebinds slots that `sender` claims with a newer epoch (`clusterUpdateSlotsConfigWith`); if
-/// that takes every slot of my master (or mine), I become the sender's replica.
+/// that takes every slot of my master (or mine), I become the sender's replica (with
+/// `cluster-allow-replica-migration`, or when the sender took exactly our slots); a replica
+/// whose master became a replica follows its grandmaster.
 pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64, slots: &[u8; SLOT_BYTES]) {
     if sender == st.myself {
+        tracing::warn!("Discarding UPDATE message about myself.");
         return;
     }
     let cur_master = if st.me().is_master() { Some(st.myself) } else { st.me().slaveof };
     let mut new_master = None;
+    let mut sender_slots = 0;
+    let mut migrated_our_slots = 0;
     for j in 0..SLOTS {
         if !slot_bit(slots, j) {
             continue;
         }
+        sender_slots += 1;
         let owner = st.slots[j];
         if owner == Some(sender) || st.importing.contains_key(&(j as u16)) {
             continue;
@@ -431,6 +466,7 @@ pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64,
         if stale {
             if owner.is_some() && owner == cur_master {
                 new_master = Some(sender);
+                migrated_our_slots += 1;
             }
             st.del_slot(j);
             st.add_slot(j, sender);
@@ -438,10 +474,23 @@ pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64,
         }
     }
     let cur_empty = cur_master.and_then(|m| st.nodes.get(&m)).is_some_and(|m| m.numslots == 0);
-    if let (Some(nm), true) = (new_master, cur_empty) {
-        tracing::info!("Configuration change detected. Reconfiguring myself as a replica of {}", name_str(&nm));
+    let allowed = st.settings.allow_replica_migration || sender_slots == migrated_our_slots;
+    let grandmaster = st
+        .me()
+        .slaveof
+        .filter(|_| !st.me().is_master())
+        .and_then(|m| st.nodes.get(&m))
+        .filter(|m| !m.is_master())
+        .and_then(|m| m.slaveof)
+        .filter(|g| *g != st.myself && st.nodes.contains_key(g));
+    if let (Some(nm), true, true) = (new_master, cur_empty, allowed) {
+        tracing::warn!("Configuration change detected. Reconfiguring myself as a replica of {}", name_str(&nm));
         st.set_my_master(nm);
         st.want(todo::FSYNC_CONFIG | todo::BROADCAST_PONG);
+    } else if let Some(g) = grandmaster {
+        tracing::warn!("I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {}", name_str(&g));
+        st.set_my_master(g);
+        st.want(todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG);
     }
 }
 
@@ -656,20 +705,29 @@ pub fn cron(st: &mut ClusterState, now: u64, iteration: u64, link_age: &dyn Fn(&
         }
     }
     if update {
-        st.want(todo::UPDATE_STATE);
+        // Push the news at once (a PONG carries every PFAIL node in its gossip and, unlike a
+        // PING, leaves the receivers' pending-ping times alone): the other masters' reports
+        // meet within a cron tick instead of at their next scheduled ping, so FAIL follows
+        // PFAIL by ~100 ms rather than up to node-timeout/2. Redis waits for the next ping.
+        st.want(todo::UPDATE_STATE | todo::BROADCAST_PONG);
     }
     // PFAIL nodes may now have enough reports.
     let pfail: Vec<Name> = st.nodes.values().filter(|n| n.has(F::PFAIL)).map(|n| n.name).collect();
     for n in pfail {
         mark_failing_if_needed(st, n, now);
     }
+    failover::cron(st, now, &mut plan.fx);
     st.want(todo::UPDATE_STATE);
     plan
 }
 
-/// Messages owed after processing: FAIL broadcasts for nodes just marked failing, and the
-/// PONG broadcast a configuration change asked for.
-pub fn drain_pending(st: &mut ClusterState, broadcast_pong: bool, now: u64, fx: &mut Effects) {
+/// Messages owed after processing: the election step an event asked for (and a pending
+/// MFSTART), FAIL broadcasts for nodes just marked failing, and the PONG broadcast a
+/// configuration change asked for.
+pub fn drain_pending(st: &mut ClusterState, now: u64, fx: &mut Effects) {
+    failover::before_sleep(st, now, fx);
+    let broadcast_pong = st.todo & todo::BROADCAST_PONG != 0;
+    st.todo &= !todo::BROADCAST_PONG;
     for n in std::mem::take(&mut st.pending_fail) {
         fx.broadcast.push(fail_message(st, n));
     }
