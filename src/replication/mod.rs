@@ -27,14 +27,14 @@ pub mod attached;
 pub mod backlog;
 pub mod feed;
 pub mod handoff;
+pub mod handshake;
+pub mod load;
 pub mod master;
+pub mod replica;
+pub mod role;
 pub mod settings;
 pub mod snapshot;
 pub mod stream;
-pub mod handshake;
-pub mod load;
-pub mod replica;
-pub mod role;
 
 use futures_channel::mpsc;
 use std::sync::atomic::{AtomicU64, Ordering};

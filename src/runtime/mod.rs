@@ -15,8 +15,8 @@ pub mod mesh;
 pub mod migrate_link;
 pub mod repl_master;
 pub mod shard;
-pub mod snapshot;
 pub mod shutdown_wait;
+pub mod snapshot;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
