@@ -202,8 +202,10 @@ fn killed_master_fails_over_keeps_acknowledged_writes_and_rejoins_as_replica() {
     check_clean(&v[other]);
 
     // CLUSTER FAILOVER hands the slots back, no key lost.
-    wait_for(WAIT, "the rejoined node to see its master healthy", || {
-        nodes(&v[m]).iter().any(|f| f[0] == winner_id && f[2].split(',').all(|x| x != "fail" && x != "fail?"))
+    wait_for(WAIT * 2, "the rejoined node to see its master healthy and linked", || {
+        nodes(&v[m])
+            .iter()
+            .any(|f| f[0] == winner_id && f[2].split(',').all(|x| x != "fail" && x != "fail?") && f[7] == "connected")
     });
     let reply = v[m].cli(&["cluster", "failover"]);
     assert_eq!(reply.trim(), "OK", "{:?}", nodes(&v[m]));

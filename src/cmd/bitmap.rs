@@ -446,7 +446,9 @@ fn run_bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply {
     if !read_only {
         ctx.dirty(changes);
     }
-    if writes && changes > 0 {
+    // The string is stored (created at its new size) even when OVERFLOW FAIL stopped every
+    // write, as Redis's lookup for writing creates it; only real changes count.
+    if writes {
         let now = ctx.now_ms;
         let expire = if existed { ctx.db().get_notouch(&args[1], now).map_or(0, |e| e.expire_at) } else { 0 };
         ctx.db().set(&args[1], Value::Str(StrValue::Raw(std::mem::take(buf))), expire);
