@@ -86,40 +86,15 @@ pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> R
     Reply::Array(dbs.collect())
 }
 
-/// Builds the file from the shards' parts.
+/// Builds the file from the shards' parts. A replica records where it is in its master's
+/// stream, to resume from it after a restart.
 fn assemble(parts: Vec<Reply>) -> Vec<u8> {
-    let mut per_db: Vec<(usize, usize, Vec<Bytes>)> = Vec::new();
-    for p in parts {
-        let Reply::Array(dbs) = p else { continue };
-        if per_db.len() < dbs.len() {
-            per_db.resize(dbs.len(), (0, 0, Vec::new()));
-        }
-        for (i, d) in dbs.into_iter().enumerate() {
-            if let Reply::Array(v) = d {
-                if let [Reply::Int(n), Reply::Int(x), Reply::Bulk(b)] = &v[..] {
-                    per_db[i].0 += *n as usize;
-                    per_db[i].1 += *x as usize;
-                    per_db[i].2.push(b.clone());
-                }
-            }
-        }
-    }
-    let now = crate::storage::now_ms();
-    let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
-    let mut out = Vec::new();
-    // A replica records where it is in its master's stream, to resume from it after a restart.
     let repl = crate::replication::role::save_info().map(|i| file::ReplInfo {
         stream_db: i.stream_db,
         replid: i.replid,
         offset: i.offset,
     });
-    file::put_header_repl(&mut out, now / 1000, used, repl.as_ref());
-    for (db, (size, expires, chunks)) in per_db.into_iter().enumerate().filter(|(_, d)| d.0 > 0) {
-        file::put_db(&mut out, db, size, expires);
-        chunks.iter().for_each(|c| out.extend_from_slice(c));
-    }
-    file::finish(&mut out);
-    out
+    crate::replication::snapshot::assemble(parts, repl.as_ref())
 }
 
 /// Writes the snapshot; logs like Redis. Replies +OK or -ERR.
