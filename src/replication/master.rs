@@ -328,6 +328,18 @@ impl Master {
         self.start_pending_snapshot(repl, now);
     }
 
+    /// Starts a new replication history (Redis's `changeReplicationId` and
+    /// `clearReplicationId2`): a fresh random id, no second id.
+    fn new_history(&mut self, repl: &Replication) {
+        let id = super::random_replid();
+        repl.with_status(|s| {
+            s.replid = id.clone();
+            s.replid2 = "0".repeat(40);
+            s.second_offset = -1;
+        });
+        self.replid = id;
+    }
+
     fn attach(&mut self, repl: &Replication, a: Attach, now_ms: u64) {
         let (out, rx) = Outbox::new();
         let mut r = Replica {
@@ -373,13 +385,7 @@ impl Master {
         SYNC_FULL.fetch_add(1, Ordering::Relaxed);
         if self.replicas.is_empty() && self.backlog.is_none() {
             // A new history: new id, no second id, a backlog from here.
-            let id = super::random_replid();
-            repl.with_status(|s| {
-                s.replid = id.clone();
-                s.replid2 = "0".repeat(40);
-                s.second_offset = -1;
-            });
-            self.replid = id;
+            self.new_history(repl);
             self.backlog = Some(Backlog::new(self.settings.backlog_size, self.offset));
             repl.feed.set_active(true);
             tracing::info!(
@@ -658,13 +664,7 @@ impl Master {
         if self.replicas.is_empty() && self.backlog.is_some() && !self.following && self.settings.backlog_ttl > 0 {
             let idle = now_ms.saturating_sub(self.no_replicas_since) / 1000;
             if idle > self.settings.backlog_ttl {
-                let id = super::random_replid();
-                repl.with_status(|s| {
-                    s.replid = id.clone();
-                    s.replid2 = "0".repeat(40);
-                    s.second_offset = -1;
-                });
-                self.replid = id;
+                self.new_history(repl);
                 self.backlog = None;
                 repl.feed.set_active(false);
                 tracing::info!(
