@@ -12,10 +12,10 @@
 //!   backlog see the master's exact stream;
 //! - `repl-timeout` seconds without a byte from the master end the link.
 
-use super::input::{InputBuf, READ_CHUNK};
-use super::{multi, Conn};
+use super::input::READ_CHUNK;
+use super::Conn;
 use crate::cmd::ClientState;
-use crate::protocol::request::{ParseLimits, Request, RequestParser};
+use crate::protocol::request::{ParseLimits, Request};
 use crate::replication::feed::FeedItem;
 use crate::replication::handshake;
 use crate::runtime::shard::Shard;
@@ -67,18 +67,7 @@ pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> M
     state.db = db;
     let client = Rc::new(RefCell::new(state));
     shard.state.borrow_mut().clients.insert(id, client.clone());
-    let mut conn = Conn {
-        stream,
-        shard: shard.clone(),
-        client,
-        parser: RequestParser::default(),
-        rbuf: InputBuf::new(),
-        wbuf: Vec::new(),
-        pending_input: false,
-        last_spec: None,
-        tx: multi::TxState::default(),
-        handoff: None,
-    };
+    let mut conn = Conn::new(stream, shard.clone(), client);
     let mut link = Link { processed: offset, read: offset + pending.len() as u64, raw: BytesMut::new() };
     conn.rbuf.push(&pending);
     link.raw.extend_from_slice(&pending);

@@ -97,18 +97,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         st.clients.insert(id, client.clone());
         st.stats.total_connections_received += 1;
     }
-    let mut conn = Conn {
-        stream,
-        shard: shard.clone(),
-        client,
-        parser: RequestParser::default(),
-        rbuf: InputBuf::new(),
-        wbuf: Vec::with_capacity(READ_CHUNK),
-        pending_input: false,
-        last_spec: None,
-        tx: multi::TxState::default(),
-        handoff: None,
-    };
+    let mut conn = Conn::new(stream, shard.clone(), client);
     if let Err(e) = conn.run().await {
         tracing::debug!("client {} closed: {}", id, e);
     }
@@ -122,6 +111,22 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
 }
 
 impl Conn {
+    /// A connection over `stream` for `client`, whose home is `shard`.
+    pub(crate) fn new(stream: ClientStream, shard: Rc<Shard>, client: Rc<RefCell<ClientState>>) -> Conn {
+        Conn {
+            stream,
+            shard,
+            client,
+            parser: RequestParser::default(),
+            rbuf: InputBuf::new(),
+            wbuf: Vec::with_capacity(READ_CHUNK),
+            pending_input: false,
+            last_spec: None,
+            tx: multi::TxState::default(),
+            handoff: None,
+        }
+    }
+
     async fn run(&mut self) -> std::io::Result<()> {
         let mut reqs = Vec::new();
         loop {

@@ -265,16 +265,7 @@ impl Db {
 
     /// Deletes an expired key, counting and logging it.
     fn expire_in(&mut self, slot: u16, key: &[u8]) {
-        let Some(t) = self.table_mut(slot) else { return };
-        let Some((k, e)) = t.map.remove_entry(key) else { return };
-        if e.expire_at != 0 {
-            t.volatile -= 1;
-            self.volatile -= 1;
-        }
-        self.keys -= 1;
-        if !self.watch.is_empty() {
-            self.watch.touch(key, false);
-        }
+        let Some((k, _)) = self.remove_entry_in(slot, key) else { return };
         self.expired_keys += 1;
         if super::expired_logging() {
             self.expired_log.push(k);
@@ -336,8 +327,13 @@ impl Db {
     }
 
     fn remove_in(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {
+        self.remove_entry_in(slot, key).map(|(_, e)| e)
+    }
+
+    /// Removes a key, keeping the counts and WATCH in step; returns the stored key and entry.
+    fn remove_entry_in(&mut self, slot: u16, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
         let t = self.table_mut(slot)?;
-        let e = t.map.remove(key)?;
+        let (k, e) = t.map.remove_entry(key)?;
         if e.expire_at != 0 {
             t.volatile -= 1;
             self.volatile -= 1;
@@ -346,7 +342,7 @@ impl Db {
         if !self.watch.is_empty() {
             self.watch.touch(key, false);
         }
-        Some(e)
+        Some((k, e))
     }
 
     /// Sets or clears (0) a live key's expiry; returns false if the key does not exist.
