@@ -22,6 +22,7 @@ pub mod cluster_info;
 pub mod config;
 pub mod connection;
 pub mod ctx;
+pub mod debug;
 pub mod digest;
 pub mod docs;
 pub mod dump;
