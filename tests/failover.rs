@@ -417,3 +417,60 @@ fn mixed_cluster_fails_over_both_ways() {
     all_readable(&s[0], &on_s0);
     all_readable(&r[0], &on_r0);
 }
+
+/// Replica migration (cluster-migration-barrier 1, Redis's default): a master left without a
+/// working replica gets one of the replicas of the master that has two.
+/// cluster-replica-no-failover: that replica does not take over a killed master on its own,
+/// but a manual CLUSTER FAILOVER FORCE still works.
+#[test]
+fn replica_migration_and_replica_no_failover() {
+    let t = 2000;
+    let mut n: Vec<Server> = (0..7).map(|_| slotcore(t)).collect();
+    // Masters n0, n1, n2; replicas n3 of n0, n4 of n1, n5 of n2; n6 a second replica of n0.
+    build(&[&n[0], &n[1], &n[2]], &[&n[3], &n[4], &n[5]]);
+    let args: Vec<String> = vec![
+        "--cluster".into(),
+        "add-node".into(),
+        addrs(&[&n[6]])[0].clone(),
+        addrs(&[&n[0]])[0].clone(),
+        "--cluster-slave".into(),
+        "--cluster-master-id".into(),
+        myid(&n[0]),
+    ];
+    let (ok, out) = cli_timeout(60, &args);
+    assert!(ok, "add-node failed: {out}");
+    {
+        let all: Vec<&Server> = n.iter().collect();
+        wait_for(WAIT, "the second replica to be known by every node", || {
+            let id = myid(&n[6]);
+            all.iter().all(|s| nodes(s).iter().any(|f| f[0] == id && f[2].contains("slave")))
+        });
+        links_up(&[&n[3], &n[4], &n[5], &n[6]], &all);
+    }
+    let n1_id = myid(&n[1]);
+    n[4].kill9();
+    // After the dead replica is marked failed and the orphan delay passes, one of n0's two
+    // replicas follows n1 instead.
+    wait_for(Duration::from_secs(40), "a replica of n0 to migrate to the orphaned master n1", || {
+        [3, 6].iter().any(|&i| me(&n[i]).2 == n1_id)
+    });
+    let migrated = if me(&n[3]).2 == n1_id { 3 } else { 6 };
+    assert!(n[migrated].log_text().contains("Migrating to orphaned master"), "{}", n[migrated].log_text());
+    {
+        let alive: Vec<&Server> = n.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, s)| s).collect();
+        links_up(&[&n[migrated]], &alive);
+    }
+
+    // n5 (replica of n2) may not fail over by itself.
+    assert_eq!(n[5].cli(&["config", "set", "cluster-replica-no-failover", "yes"]).trim(), "OK");
+    let keys = write_acked(&n[2], 50);
+    n[2].kill9();
+    let alive: Vec<&Server> = n.iter().enumerate().filter(|(i, _)| *i != 4 && *i != 2).map(|(_, s)| s).collect();
+    let all: Vec<&Server> = n.iter().collect();
+    wait_state(&alive, "fail", &all);
+    std::thread::sleep(Duration::from_millis(t * 2));
+    assert!(!is_master(&n[5]), "a no-failover replica took over by itself");
+    failover_until(&n[5], &["force"], "FAILOVER FORCE on a no-failover replica", || is_master(&n[5]));
+    wait_state(&alive, "ok", &all);
+    all_readable(&n[5], &keys);
+}
