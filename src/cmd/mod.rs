@@ -33,6 +33,7 @@ pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod list;
+pub mod long_double;
 pub mod migrate;
 pub mod multi;
 pub mod notify;
