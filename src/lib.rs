@@ -31,6 +31,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod limits;
 pub mod logging;
 pub mod persist;
 pub mod process;

@@ -197,6 +197,8 @@ fn main() {
     } else {
         None
     };
+    let fd_fit = slotcore::limits::fit_open_files(cfg.maxclients);
+    cfg.maxclients = fd_fit.maxclients.max(1);
     let cfg = Arc::new(cfg);
     slotcore::storage::list::set_fill(cfg.list_max_listpack_size);
     slotcore::cmd::notify::apply_config(&cfg);
@@ -220,6 +222,11 @@ fn main() {
         repl: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
+    slotcore::limits::log_fit(&fd_fit);
+    if let Some(text) = &fd_fit.fatal {
+        tracing::warn!("{}", text);
+        slotcore::process::shutdown_and_exit(1);
+    }
     write_pidfile(&cfg.pidfile);
     let listeners = match slotcore::runtime::listener::bind_all(&cfg) {
         Ok(l) => l,

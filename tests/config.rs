@@ -105,3 +105,37 @@ fn config_get_set_match_redis() {
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!text.contains("WARNING"), "{text}");
 }
+
+/// CONFIG SET refusals with Redis's texts: value checks before anything else, protected
+/// configs, and a maxclients the open-files limit cannot hold ("try with N", nothing changed).
+/// Also the LONG range of RANDMEMBER-style counts and LPOS RANK.
+#[test]
+fn config_set_refusals_and_long_ranges_match_redis() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["CONFIG", "SET", "port", "abc"],
+            &["CONFIG", "SET", "port", "70000"],
+            &["CONFIG", "SET", "dir", "/tmp"],
+            &["CONFIG", "SET", "dbfilename", "other.rdb"],
+            &["CONFIG", "SET", "maxclients", "100000000"],
+            &["CONFIG", "GET", "maxclients"],
+            &["CONFIG", "SET", "maxclients", "500"],
+            &["CONFIG", "GET", "maxclients"],
+            &["SADD", "s", "a", "b"],
+            &["SRANDMEMBER", "s", "-9223372036854775808"],
+            &["HSET", "h", "a", "1"],
+            &["HRANDFIELD", "h", "-9223372036854775808"],
+            &["HRANDFIELD", "h", "-9223372036854775807", "WITHVALUES"],
+            &["ZADD", "z", "1", "a"],
+            &["ZRANDMEMBER", "z", "-9223372036854775808"],
+            &["ZRANDMEMBER", "z", "-9223372036854775807", "WITHSCORES"],
+            &["RPUSH", "l", "a", "b", "a"],
+            &["LPOS", "l", "a", "RANK", "0"],
+            &["LPOS", "l", "a", "RANK", "-9223372036854775807"],
+        ],
+    );
+}

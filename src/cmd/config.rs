@@ -51,6 +51,19 @@ fn get(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     Plan::Reply(Reply::Map(out))
 }
 
+/// `enable-protected-configs` lets this client change `dir` / `dbfilename`.
+fn protected_allowed(ctx: &ClientCtx<'_>) -> bool {
+    match ctx.node().config().enable_protected_configs {
+        crate::config::Enable::Yes => true,
+        crate::config::Enable::Local => {
+            ctx.client.addr.starts_with("127.")
+                || ctx.client.addr.starts_with("[::1]")
+                || ctx.client.addr.starts_with("/")
+        }
+        crate::config::Enable::No => false,
+    }
+}
+
 /// Directives that need a restart in slotcore (Redis can change some of them live).
 fn restart_only(d: &Directive) -> bool {
     matches!(d.name, "port" | "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
@@ -80,8 +93,8 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         if !d.mutable {
             return fail("can't set immutable config");
         }
-        if restart_only(d) {
-            return fail("slotcore applies this parameter at start-up only; change the config file and restart");
+        if matches!(d.name, "dir" | "dbfilename") && !protected_allowed(ctx) {
+            return fail("can't set protected config");
         }
         let words: Vec<String> = if matches!(d.name, "save" | "client-output-buffer-limit" | "oom-score-adj-values") {
             match crate::protocol::request::split_args(value.as_bytes()) {
@@ -97,6 +110,24 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         };
         if let Err(e) = registry::apply(&mut new, d, &normalized) {
             return fail(&e);
+        }
+        // Checked after the value (on a copy), so bad values get Redis's texts.
+        if restart_only(d) {
+            return fail("slotcore applies this parameter at start-up only; change the config file and restart");
+        }
+    }
+    let old_maxclients = ctx.node().config().maxclients;
+    if new.maxclients != old_maxclients {
+        let fit = crate::limits::fit_open_files(new.maxclients);
+        crate::limits::log_fit(&fit);
+        if fit.maxclients != new.maxclients {
+            tracing::warn!(
+                "Failed applying new configuration. Possibly related to new maxclients setting. Restoring previous settings."
+            );
+            return Plan::Reply(Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {}",
+                fit.maxclients
+            )));
         }
     }
     crate::logging::set_level(new.loglevel);

@@ -33,6 +33,10 @@ pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 /// Cluster commands on a standalone node.
 pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 /// An integer argument outside 32 bits (`getIntFromObjectOrReply`).
+/// A count or rank outside -LONG_MAX..=LONG_MAX (Redis's getRangeLongFromObjectOrReply).
+pub const LONG_RANGE: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+/// See [`LONG_RANGE`].
 pub const INT32_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
 /// SCAN-family cursor that is not an unsigned integer.
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";

@@ -257,7 +257,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 return Reply::err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
             }
             if v == i64::MIN {
-                return Reply::err("ERR value is out of range");
+                return Reply::err(errors::LONG_RANGE);
             }
             rank = v;
         } else if eq_ic(&args[i], "count") {

@@ -143,6 +143,7 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let count = match args.len() {
         2 => None,
         3 => match parse_i64(&args[2]) {
+            Some(i64::MIN) => return Reply::err(errors::LONG_RANGE),
             Some(n) if n > -(i64::MAX / 2) => Some(n),
             Some(_) => return Reply::err("ERR value is out of range"),
             None => return Reply::err(errors::NOT_INTEGER),

@@ -253,6 +253,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 return Reply::err(errors::SYNTAX);
             }
             match parse_i64(&args[2]) {
+                Some(i64::MIN) => return Reply::err(errors::LONG_RANGE),
                 Some(n) if n > -(i64::MAX / 2) => (Some(n), args.len() == 4),
                 Some(_) => return Reply::err("ERR value is out of range"),
                 None => return Reply::err(errors::NOT_INTEGER),

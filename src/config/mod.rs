@@ -76,6 +76,8 @@ pub struct Config {
     pub always_show_logo: bool,
     /// `enable-debug-command`.
     pub enable_debug_command: Enable,
+    /// `enable-protected-configs` (CONFIG SET of `dir` and `dbfilename`).
+    pub enable_protected_configs: Enable,
     /// `slowlog-log-slower-than` (µs; negative disables).
     pub slowlog_log_slower_than: i64,
     /// `slowlog-max-len`.
@@ -132,6 +134,7 @@ impl Default for Config {
             hz: 10,
             always_show_logo: false,
             enable_debug_command: Enable::No,
+            enable_protected_configs: Enable::No,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,

@@ -226,6 +226,13 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
                 _ => Enable::No,
             }
         }
+        "enable-protected-configs" => {
+            cfg.enable_protected_configs = match value {
+                "yes" => Enable::Yes,
+                "local" => Enable::Local,
+                _ => Enable::No,
+            }
+        }
         "slowlog-log-slower-than" => cfg.slowlog_log_slower_than = int()?,
         "slowlog-max-len" => cfg.slowlog_max_len = range(int()?, 0, i64::MAX)? as usize,
         "latency-monitor-threshold" => cfg.latency_monitor_threshold = range(int()?, 0, i64::MAX)? as u64,
