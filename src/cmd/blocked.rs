@@ -162,6 +162,11 @@ impl Registry {
         self.held = false;
     }
 
+    /// True while serving is deferred by [`hold`](Registry::hold).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
     /// Signals `key` in every database where someone waits on it.
     pub fn signal_key(&mut self, key: &[u8]) {
         let Some(dbs) = self.by_key.get(key) else { return };

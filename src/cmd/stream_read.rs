@@ -402,6 +402,8 @@ pub fn ready(ctx: &mut Ctx<'_>, w: &Wait, key: &[u8]) -> super::blocking::KeySta
     let now = ctx.now_ms;
     let s = match ctx.db().get_notouch(key, now).map(|e| &e.value) {
         Some(crate::storage::Value::Stream(s)) => s,
+        // A group reader's stream is gone (deleted or overwritten): it gets an error.
+        _ if w.group.is_some() => return KeyState::Ready,
         Some(_) => return KeyState::WrongType,
         None => return KeyState::Empty,
     };
@@ -415,7 +417,9 @@ pub fn ready(ctx: &mut Ctx<'_>, w: &Wait, key: &[u8]) -> super::blocking::KeySta
             _ => StreamId::MAX,
         },
     };
-    if s.last_id > gt {
+    // The last live entry, as the synchronous read decides (a tombstone or XSETID alone
+    // never serves a reader an empty reply).
+    if s.length > 0 && s.edge_id(true).is_some_and(|last| last > gt) {
         KeyState::Ready
     } else {
         KeyState::Empty
@@ -436,7 +440,10 @@ pub fn serve(ctx: &mut Ctx<'_>, w: &Wait, key: &Bytes) -> Reply {
             }
         }
         Some((g, c)) => {
-            let exists = matches!(get_stream(ctx, key), Ok(Some(s)) if s.groups.contains_key(&g[..]));
+            let exists = match get_stream(ctx, key) {
+                Ok(Some(s)) => s.groups.contains_key(&g[..]),
+                _ => return Reply::err("UNBLOCKED the stream key no longer exists"),
+            };
             if !exists {
                 return Reply::err("NOGROUP the consumer group this client was blocked on no longer exists");
             }
