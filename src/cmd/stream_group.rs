@@ -58,7 +58,7 @@ fn xgroup_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
         "    Set the current group ID and entries_read counter.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     super::ctx::reply(Reply::Array(LINES.iter().map(|l| Reply::status(l)).collect()))
 }

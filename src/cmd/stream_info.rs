@@ -39,7 +39,7 @@ fn help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "STREAM <key> [FULL [COUNT <count>]",
         "    Show information about the stream.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     super::ctx::reply(Reply::Array(LINES.iter().map(|l| Reply::status(l)).collect()))
 }

@@ -362,7 +362,11 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Reply {
                 dirty += 1 + touch_consumer(ctx, &key, g, c, o.noack, &mut props);
                 let Ok(Some(s)) = get_stream(ctx, &key) else { continue };
                 match id {
-                    ReadId::After(start) => history(s, g, c, start, o.count, now),
+                    // IDs greater than the one given.
+                    ReadId::After(after) => match after.incr() {
+                        Some(start) => history(s, g, c, start, o.count, now),
+                        None => Vec::new(),
+                    },
                     _ => {
                         let last = s.groups.get(&g[..]).map(|g| g.last_id).unwrap_or_default();
                         deliver(s, &key, g, c, last, o.count, o.noack, now, &mut props)
@@ -442,9 +446,13 @@ pub fn serve(ctx: &mut Ctx<'_>, w: &Wait, key: &Bytes) -> Reply {
         Some((g, c)) => {
             let exists = match get_stream(ctx, key) {
                 Ok(Some(s)) => s.groups.contains_key(&g[..]),
-                _ => return Reply::err("UNBLOCKED the stream key no longer exists"),
+                _ => {
+                    failed_call(ctx);
+                    return Reply::err("UNBLOCKED the stream key no longer exists");
+                }
             };
             if !exists {
+                failed_call(ctx);
                 return Reply::err("NOGROUP the consumer group this client was blocked on no longer exists");
             }
             let mut dirty = touch_consumer(ctx, key, g, c, w.noack, &mut props);
@@ -460,4 +468,10 @@ pub fn serve(ctx: &mut Ctx<'_>, w: &Wait, key: &Bytes) -> Reply {
         }
     };
     Reply::KeyedMap(vec![(Reply::Bulk(key.clone()), Reply::Array(entries))])
+}
+
+/// A blocked XREADGROUP answered with an error counts as a failed call (Redis's
+/// `updateStatsOnUnblock`).
+fn failed_call(ctx: &mut Ctx<'_>) {
+    ctx.shard.stats.cmdstats.entry("xreadgroup").or_default().failed_calls += 1;
 }
