@@ -21,7 +21,15 @@ const SETUP: &[&[&str]] = &[
     &["XADD", "s", "NOMKSTREAM", "3-0", "a", "6", "b", "7"],
     &["XADD", "s", "MAXLEN", "=", "10", "4-0", "a", "8"],
     &["XADD", "s", "5-0", "a", "9", "b", "10", "c", "11"],
-    &["XADD", "s", "6-0", "bin", "\u{1}\u{2}", "long", "0123456789012345678901234567890123456789012345678901234567890123456789"],
+    &[
+        "XADD",
+        "s",
+        "6-0",
+        "bin",
+        "\u{1}\u{2}",
+        "long",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+    ],
     &["XADD", "t", "100-0", "x", "1"],
     &["XGROUP", "CREATE", "s", "g1", "0"],
     &["XGROUP", "CREATE", "s", "g2", "$"],
@@ -186,16 +194,26 @@ fn trimming_follows_nodes_as_redis() {
     let sc = Server::slotcore(&[]);
     let rs = Server::redis(&[]);
     let (mut a, mut b) = (sc.raw(), rs.raw());
-    let mut cmds: Vec<Vec<String>> = vec![
-        vec!["CONFIG".into(), "SET".into(), "stream-node-max-entries".into(), "10".into()],
-    ];
+    let mut cmds: Vec<Vec<String>> =
+        vec![vec!["CONFIG".into(), "SET".into(), "stream-node-max-entries".into(), "10".into()]];
     for i in 1..=200 {
         cmds.push(vec!["XADD".into(), "x".into(), format!("{i}-0"), "f".into(), format!("v{i}")]);
     }
     cmds.push(vec!["XTRIM".into(), "x".into(), "MAXLEN".into(), "~".into(), "55".into()]);
     cmds.push(vec!["XLEN".into(), "x".into()]);
     cmds.push(vec!["XTRIM".into(), "x".into(), "MINID".into(), "~".into(), "171".into()]);
-    cmds.push(vec!["XADD".into(), "x".into(), "MAXLEN".into(), "~".into(), "15".into(), "LIMIT".into(), "10".into(), "*".into(), "f".into(), "v".into()]);
+    cmds.push(vec![
+        "XADD".into(),
+        "x".into(),
+        "MAXLEN".into(),
+        "~".into(),
+        "15".into(),
+        "LIMIT".into(),
+        "10".into(),
+        "*".into(),
+        "f".into(),
+        "v".into(),
+    ]);
     cmds.push(vec!["XLEN".into(), "x".into()]);
     cmds.push(vec!["XDEL".into(), "x".into(), "191-0".into(), "192-0".into()]);
     cmds.push(vec!["XTRIM".into(), "x".into(), "MAXLEN".into(), "3".into()]);
@@ -260,7 +278,11 @@ fn blocked_readers_across_shards() {
         assert_eq!(w.cmd(&["XADD", k, "2-0", "new", k]), "$3\r\n2-0\r\n");
     }
     for (k, mut r) in readers {
-        let want = format!("*1\r\n*2\r\n${}\r\n{k}\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$3\r\nnew\r\n${}\r\n{k}\r\n", k.len(), k.len());
+        let want = format!(
+            "*1\r\n*2\r\n${}\r\n{k}\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$3\r\nnew\r\n${}\r\n{k}\r\n",
+            k.len(),
+            k.len()
+        );
         assert_eq!(r.reply(), want);
     }
     let got = all.reply();
@@ -268,7 +290,10 @@ fn blocked_readers_across_shards() {
     let got = group.reply();
     assert!(got.contains("2-0") && got.contains("{c}s"), "{got}");
     // The group delivery is pending for alice.
-    assert_eq!(w.cmd(&["XPENDING", "{c}s", "g"]), "*4\r\n:1\r\n$3\r\n2-0\r\n$3\r\n2-0\r\n*1\r\n*2\r\n$5\r\nalice\r\n$1\r\n1\r\n");
+    assert_eq!(
+        w.cmd(&["XPENDING", "{c}s", "g"]),
+        "*4\r\n:1\r\n$3\r\n2-0\r\n$3\r\n2-0\r\n*1\r\n*2\r\n$5\r\nalice\r\n$1\r\n1\r\n"
+    );
     assert_eq!(blocked_clients(&mut w), 0);
     // A group reader is released with an error when its stream is deleted.
     let mut gone = sc.raw();
@@ -346,7 +371,8 @@ fn dump_restore_and_rdb_cross_with_redis() {
     assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
     let want = a.cmd(&["DEBUG", "DIGEST"]);
     let full = a.cmd(&["XINFO", "STREAM", "s", "FULL", "COUNT", "0"]);
-    let check = std::process::Command::new("redis-check-rdb").arg(sc.dir.join("dump.rdb")).output().expect("redis-check-rdb");
+    let check =
+        std::process::Command::new("redis-check-rdb").arg(sc.dir.join("dump.rdb")).output().expect("redis-check-rdb");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
     let d = std::env::temp_dir().join(format!("slotcore-streams-rdb-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -422,7 +448,9 @@ fn replica_applies_stream_writes() {
     assert_eq!(r.cmd(&["DEBUG", "DIGEST"]), want);
     assert_eq!(t.cmd(&["DEBUG", "DIGEST"]), want);
     // Times (seen-time, idle) are the replicas' own, as with Redis.
-    for q in [&["XINFO", "STREAM", "s"][..], &["XINFO", "GROUPS", "s"], &["XPENDING", "s", "g"], &["XRANGE", "s", "-", "+"]] {
+    for q in
+        [&["XINFO", "STREAM", "s"][..], &["XINFO", "GROUPS", "s"], &["XPENDING", "s", "g"], &["XRANGE", "s", "-", "+"]]
+    {
         let want = w.cmd(q);
         assert_eq!(r.cmd(q), want, "{q:?}");
         assert_eq!(t.cmd(q), want, "{q:?}");

@@ -89,7 +89,9 @@ fn mix_value(d: &mut Digest, entry: &Entry) {
         }
         // Entries in ID order: `<ms>.<seq>`, then each field and value.
         Value::Stream(s) => {
-            for (id, pairs) in s.range(crate::storage::stream::StreamId::MIN, crate::storage::stream::StreamId::MAX, 0, false) {
+            for (id, pairs) in
+                s.range(crate::storage::stream::StreamId::MIN, crate::storage::stream::StreamId::MAX, 0, false)
+            {
                 mix_digest(d, format!("{}.{}", id.ms, id.seq).as_bytes());
                 for (f, v) in pairs {
                     mix_digest(d, &f);

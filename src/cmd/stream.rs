@@ -172,7 +172,9 @@ fn parse_trim(args: &[Bytes], xadd: bool, max_entries: u64) -> Result<TrimArgs, 
             break;
         } else if (eq_ic(opt, "maxlen") || eq_ic(opt, "minid")) && more > 0 {
             if t.strategy.is_some() {
-                return Err(Reply::err("ERR syntax error, MAXLEN and MINID options at the same time are not compatible"));
+                return Err(Reply::err(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
             }
             t.approx = false;
             let next = &args[i + 1];

@@ -278,7 +278,10 @@ fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             .iter()
             .filter(|(_, c)| !c.pel.is_empty())
             .map(|(n, c)| {
-                Reply::Array(vec![Reply::Bulk(Bytes::copy_from_slice(n)), Reply::Bulk(Bytes::from(c.pel.len().to_string()))])
+                Reply::Array(vec![
+                    Reply::Bulk(Bytes::copy_from_slice(n)),
+                    Reply::Bulk(Bytes::from(c.pel.len().to_string())),
+                ])
             })
             .collect();
         return Reply::Array(vec![

@@ -123,13 +123,17 @@ fn parse_opts(args: &[Bytes], xreadgroup: bool) -> Result<Opts, Reply> {
             break;
         } else if eq_ic(a, "group") && more >= 2 {
             if !xreadgroup {
-                return Err(Reply::err("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+                return Err(Reply::err(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
             }
             o.group = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 2;
         } else if eq_ic(a, "noack") {
             if !xreadgroup {
-                return Err(Reply::err("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+                return Err(Reply::err(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
             }
             o.noack = true;
         } else {
@@ -182,7 +186,14 @@ fn b(s: &'static str) -> Bytes {
 
 /// Looks a consumer up (refreshing its seen time) or creates it, with Redis's side effects.
 /// Returns the changes counted.
-pub fn touch_consumer(ctx: &mut Ctx<'_>, key: &Bytes, group: &Bytes, consumer: &[u8], noack: bool, props: &mut Vec<Argv>) -> u64 {
+pub fn touch_consumer(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &[u8],
+    noack: bool,
+    props: &mut Vec<Argv>,
+) -> u64 {
     let now = ctx.now_ms;
     let Ok(Some(s)) = get_stream(ctx, key) else { return 0 };
     let Some(g) = s.groups.get_mut(&group[..]) else { return 0 };
@@ -193,7 +204,13 @@ pub fn touch_consumer(ctx: &mut Ctx<'_>, key: &Bytes, group: &Bytes, consumer: &
     g.create_consumer(consumer, now);
     event(ctx, "xgroup-createconsumer", key);
     if noack {
-        props.push(vec![b("XGROUP"), b("CREATECONSUMER"), key.clone(), group.clone(), Bytes::copy_from_slice(consumer)]);
+        props.push(vec![
+            b("XGROUP"),
+            b("CREATECONSUMER"),
+            key.clone(),
+            group.clone(),
+            Bytes::copy_from_slice(consumer),
+        ]);
     }
     1
 }
@@ -224,13 +241,32 @@ pub fn xclaim_argv(key: &Bytes, group: &Bytes, s: &Stream, id: StreamId) -> Opti
 pub fn setid_argv(key: &Bytes, group: &Bytes, s: &Stream) -> Option<Argv> {
     let g = s.groups.get(&group[..])?;
     let read = g.entries_read.map_or(-1, |n| n as i64);
-    Some(vec![b("XGROUP"), b("SETID"), key.clone(), group.clone(), g.last_id.to_bytes(), b("ENTRIESREAD"), Bytes::from(read.to_string())])
+    Some(vec![
+        b("XGROUP"),
+        b("SETID"),
+        key.clone(),
+        group.clone(),
+        g.last_id.to_bytes(),
+        b("ENTRIESREAD"),
+        Bytes::from(read.to_string()),
+    ])
 }
 
 /// Delivers new entries after `after` to a group's consumer (`streamReplyWithRange` with a
 /// group): advances the group's last ID and read counter, adds PEL entries unless NOACK, and
 /// queues the propagation. Returns the entries.
-pub fn deliver(s: &mut Stream, key: &Bytes, group: &Bytes, consumer: &[u8], after: StreamId, count: u64, noack: bool, now: u64, props: &mut Vec<Argv>) -> Vec<Reply> {
+#[allow(clippy::too_many_arguments)]
+pub fn deliver(
+    s: &mut Stream,
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &[u8],
+    after: StreamId,
+    count: u64,
+    noack: bool,
+    now: u64,
+    props: &mut Vec<Argv>,
+) -> Vec<Reply> {
     let Some(start) = after.incr() else { return Vec::new() };
     let items = s.range(start, StreamId::MAX, count as usize, false);
     let mut out = Vec::with_capacity(items.len());
@@ -342,7 +378,8 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Reply {
         let served = match (&o.group, id) {
             (Some(_), ReadId::After(_)) => true,
             (Some((g, _)), _) => {
-                s.length > 0 && s.edge_id(true).unwrap_or_default() > s.groups.get(&g[..]).map(|g| g.last_id).unwrap_or_default()
+                s.length > 0
+                    && s.edge_id(true).unwrap_or_default() > s.groups.get(&g[..]).map(|g| g.last_id).unwrap_or_default()
             }
             (None, ReadId::After(gt)) => s.length > 0 && s.edge_id(true).unwrap_or_default() > gt,
             (None, _) => false,
@@ -354,7 +391,11 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Reply {
             None => {
                 let ReadId::After(gt) = id else { continue };
                 match gt.incr() {
-                    Some(start) => s.range(start, StreamId::MAX, o.count as usize, false).into_iter().map(|(i, p)| item_reply(i, p)).collect(),
+                    Some(start) => s
+                        .range(start, StreamId::MAX, o.count as usize, false)
+                        .into_iter()
+                        .map(|(i, p)| item_reply(i, p))
+                        .collect(),
                     None => Vec::new(),
                 }
             }
@@ -439,7 +480,11 @@ pub fn serve(ctx: &mut Ctx<'_>, w: &Wait, key: &Bytes) -> Reply {
             let Some((_, ReadId::After(gt))) = w.ids.iter().find(|(k, _)| k == key) else { return Reply::NilArray };
             let Ok(Some(s)) = get_stream(ctx, key) else { return Reply::NilArray };
             match gt.incr() {
-                Some(start) => s.range(start, StreamId::MAX, w.count as usize, false).into_iter().map(|(i, p)| item_reply(i, p)).collect(),
+                Some(start) => s
+                    .range(start, StreamId::MAX, w.count as usize, false)
+                    .into_iter()
+                    .map(|(i, p)| item_reply(i, p))
+                    .collect(),
                 None => Vec::new(),
             }
         }

@@ -363,8 +363,11 @@ impl Stream {
         if totelelen > LISTPACK_MAX_SIZE {
             return Err(AppendError::TooLarge);
         }
-        let max_bytes =
-            if limits.max_bytes == 0 || limits.max_bytes > LISTPACK_MAX_SIZE { LISTPACK_MAX_SIZE } else { limits.max_bytes };
+        let max_bytes = if limits.max_bytes == 0 || limits.max_bytes > LISTPACK_MAX_SIZE {
+            LISTPACK_MAX_SIZE
+        } else {
+            limits.max_bytes
+        };
         let need_new = match self.nodes.last_key_value() {
             None => true,
             Some((_, n)) => {
@@ -666,8 +669,14 @@ mod tests {
         let mut s = Stream::new();
         let l = NodeLimits::default();
         let a = add(&mut s, 5, l);
-        assert_eq!(s.append(&[(b"x".as_slice(), b"1".as_slice())], Some(StreamId::new(5, 0)), false, l, 0), Ok(StreamId::new(5, 1)));
-        assert_eq!(s.append(&[(b"x".as_slice(), b"1".as_slice())], Some(StreamId::new(4, 0)), true, l, 0), Err(AppendError::NotGreater));
+        assert_eq!(
+            s.append(&[(b"x".as_slice(), b"1".as_slice())], Some(StreamId::new(5, 0)), false, l, 0),
+            Ok(StreamId::new(5, 1))
+        );
+        assert_eq!(
+            s.append(&[(b"x".as_slice(), b"1".as_slice())], Some(StreamId::new(4, 0)), true, l, 0),
+            Err(AppendError::NotGreater)
+        );
         assert!(s.delete(a));
         assert!(!s.delete(a));
         s.refresh_first_id();

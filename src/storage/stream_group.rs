@@ -80,7 +80,8 @@ impl Group {
     /// Makes `consumer` own the pending entry `id` (creating or moving it), with this delivery
     /// time; `count` replaces the delivery count when given.
     pub fn assign(&mut self, id: StreamId, consumer: &[u8], time: u64, count: Option<u64>) {
-        let nack = self.pel.entry(id).or_insert_with(|| Nack { delivery_time: time, delivery_count: 1, consumer: Vec::new() });
+        let nack =
+            self.pel.entry(id).or_insert_with(|| Nack { delivery_time: time, delivery_count: 1, consumer: Vec::new() });
         if nack.consumer != consumer {
             if let Some(old) = self.consumers.get_mut(&nack.consumer) {
                 old.pel.remove(&id);
@@ -98,7 +99,7 @@ impl Group {
 
     /// An estimate of the heap bytes this group uses.
     pub fn heap_size(&self) -> usize {
-        self.pel.iter().map(|(_, n)| 64 + n.consumer.len()).sum::<usize>()
+        self.pel.values().map(|n| 64 + n.consumer.len()).sum::<usize>()
             + self.consumers.iter().map(|(k, c)| 64 + k.len() + c.pel.len() * 24).sum::<usize>()
     }
 }
