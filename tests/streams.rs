@@ -367,6 +367,18 @@ fn dump_restore_and_rdb_cross_with_redis() {
     assert_eq!(a.cmd(&["XINFO", "STREAM", "copy", "FULL"]), b.cmd(&["XINFO", "STREAM", "s", "FULL"]));
     assert_eq!(b.cmd(&["XINFO", "STREAM", "copy", "FULL"]), a.cmd(&["XINFO", "STREAM", "s", "FULL"]));
 
+    // MIGRATE moves a stream with its groups to redis-server and back.
+    let want = a.cmd(&["XINFO", "GROUPS", "s"]);
+    let (ap, bp) = (sc.port.to_string(), rs.port.to_string());
+    b.cmd(&["DEL", "moved"]);
+    a.cmd(&["COPY", "s", "moved"]);
+    assert_eq!(a.cmd(&["MIGRATE", "127.0.0.1", &bp, "moved", "0", "5000"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["EXISTS", "moved"]), ":0\r\n");
+    assert_eq!(b.cmd(&["XINFO", "GROUPS", "moved"]), want);
+    assert_eq!(b.cmd(&["MIGRATE", "127.0.0.1", &ap, "moved", "0", "5000"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["XINFO", "GROUPS", "moved"]), want);
+    a.cmd(&["DEL", "moved"]);
+
     // slotcore's RDB file loads in redis-server with the same data.
     assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
     let want = a.cmd(&["DEBUG", "DIGEST"]);
