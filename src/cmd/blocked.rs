@@ -15,7 +15,7 @@
 //! - A waiter whose serving needs another shard (BLMOVE to a destination elsewhere) is woken
 //!   with [`Wake::Retry`] instead: its home reruns the call atomically across both shards.
 
-use super::blocking::{key_state, KeyState, Serve};
+use super::blocking::{KeyState, Serve};
 use super::ctx::{Ctx, ShardState};
 use super::spec::{flags, CommandSpec};
 use crate::protocol::Reply;
@@ -162,6 +162,11 @@ impl Registry {
         self.held = false;
     }
 
+    /// True while serving is deferred by [`hold`](Registry::hold).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
     /// Signals `key` in every database where someone waits on it.
     pub fn signal_key(&mut self, key: &[u8]) {
         let Some(dbs) = self.by_key.get(key) else { return };
@@ -188,10 +193,14 @@ pub fn register(st: &mut ShardState, w: Waiter) -> bool {
     if w.token.is_claimed() {
         return true;
     }
-    let zset = w.serve.wants_zset();
+    let mut w = w;
     let (id, db) = (w.token.id, w.db);
     let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
-    let ready = w.keys.iter().find(|k| matches!(key_state(&mut ctx, k, zset), KeyState::Ready)).cloned();
+    if let Serve::Stream(sw) = &mut w.serve {
+        // `$` means the stream's last ID as the reader blocks.
+        super::stream_read::resolve(&mut ctx, sw);
+    }
+    let ready = w.keys.iter().find(|k| matches!(w.serve.state(&mut ctx, k), KeyState::Ready)).cloned();
     st.blocked.insert(w);
     if let Some(k) = ready {
         st.blocked.signal_key_db(db, &k);
@@ -255,12 +264,14 @@ pub fn serve_ready(st: &mut ShardState) {
                 st.blocked.remove(id);
                 continue;
             }
-            let zset = w.serve.wants_zset();
+            let serve = w.serve.clone();
             let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
-            match key_state(&mut ctx, &key, zset) {
+            match serve.state(&mut ctx, &key) {
                 KeyState::Ready => {}
                 // Another type: this waiter keeps waiting, others may want it.
                 KeyState::WrongType => continue,
+                // A stream reader waits for entries past its own ID: the next may want these.
+                KeyState::Empty if serve.keeps_data() => continue,
                 KeyState::Empty => break,
             }
             let Some(w) = st.blocked.remove(id) else { continue };

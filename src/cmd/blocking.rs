@@ -86,6 +86,8 @@ pub enum Serve {
         /// Push to the head of the destination.
         to_left: bool,
     },
+    /// XREAD / XREADGROUP with BLOCK (see `stream_read`).
+    Stream(Box<super::stream_read::Wait>),
 }
 
 /// A blocking call after parsing: how to serve it, its keys in order, and its timeout.
@@ -103,6 +105,19 @@ impl Serve {
     /// True when the waiter wants a sorted set, false for a list.
     pub fn wants_zset(&self) -> bool {
         matches!(self, Serve::ZPop { .. } | Serve::ZMPop { .. })
+    }
+
+    /// What `key` holds for this waiter (stream readers wait for entries past their ID).
+    pub fn state(&self, ctx: &mut Ctx<'_>, key: &[u8]) -> KeyState {
+        match self {
+            Serve::Stream(w) => super::stream_read::ready(ctx, w, key),
+            _ => key_state(ctx, key, self.wants_zset()),
+        }
+    }
+
+    /// True for stream readers: serving one leaves the key's data for the next.
+    pub fn keeps_data(&self) -> bool {
+        matches!(self, Serve::Stream(_))
     }
 
     /// What the command answers on timeout: a null array, for BLMOVE too (Redis's
@@ -144,6 +159,7 @@ impl Serve {
                     }
                     return r;
                 }
+                Serve::Stream(w) => return super::stream_read::serve(ctx, w, key),
             };
         let a = [
             Bytes::from_static(name),
@@ -263,6 +279,11 @@ fn parse_mpop(args: &[Bytes], zset: bool) -> Result<(Vec<Bytes>, bool, usize), R
 /// Parses a blocking call (`args[0]` is its name), reporting errors in Redis's order.
 pub fn parse(args: &[Bytes]) -> Result<Blocking, Reply> {
     let name = &args[0];
+    if eq_ic(name, "xread") || eq_ic(name, "xreadgroup") {
+        // Without BLOCK (or malformed) the call runs once as its keyed handler.
+        let (w, keys, timeout_ms) = super::stream_read::blocking(args).ok_or(Reply::NilArray)?;
+        return Ok(Blocking { serve: Serve::Stream(Box::new(w)), keys, timeout_ms });
+    }
     let last = args.len() - 1;
     let multi = |left: bool| -> Result<Blocking, Reply> {
         let timeout_ms = parse_timeout(&args[last])?;

@@ -377,12 +377,15 @@ pub struct Ctx<'a> {
     /// The changes the handler reported with [`Ctx::dirty`], overriding the table of
     /// `cmd::propagate` (for counts only the handler knows).
     pub dirty: Option<u64>,
+    /// The commands a handler propagates instead of itself (Redis's `alsoPropagate` with
+    /// `preventCommandPropagation`, or a rewritten argv), overriding `cmd::propagate`.
+    pub propagate: Option<Vec<crate::replication::feed::Argv>>,
 }
 
 impl<'a> Ctx<'a> {
     /// A context for a command in `db` at `now_ms`.
     pub fn new(shard: &'a mut ShardState, db: usize, now_ms: u64) -> Ctx<'a> {
-        Ctx { shard, db, now_ms, dirty: None }
+        Ctx { shard, db, now_ms, dirty: None, propagate: None }
     }
 }
 

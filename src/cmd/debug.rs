@@ -116,6 +116,7 @@ fn debug_object(_args: &[Bytes]) -> Plan {
                     crate::storage::Value::Set(s) => s.heap_size(),
                     crate::storage::Value::List(l) => l.iter().map(|e| e.len() + 1).sum(),
                     crate::storage::Value::ZSet(z) => z.heap_size(),
+                    crate::storage::Value::Stream(s) => s.heap_size(),
                 };
                 len + if len < 64 {
                     1

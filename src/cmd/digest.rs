@@ -48,6 +48,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -84,6 +85,18 @@ fn mix_value(d: &mut Digest, entry: &Entry) {
                 mix_digest(&mut e, f);
                 mix_digest(&mut e, v);
                 xor_digest(d, &e);
+            }
+        }
+        // Entries in ID order: `<ms>.<seq>`, then each field and value.
+        Value::Stream(s) => {
+            for (id, pairs) in
+                s.range(crate::storage::stream::StreamId::MIN, crate::storage::stream::StreamId::MAX, 0, false)
+            {
+                mix_digest(d, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for (f, v) in pairs {
+                    mix_digest(d, &f);
+                    mix_digest(d, &v);
+                }
             }
         }
     }

@@ -47,6 +47,10 @@ pub mod server;
 pub mod set;
 pub mod sort;
 pub mod spec;
+pub mod stream;
+pub mod stream_group;
+pub mod stream_info;
+pub mod stream_read;
 pub mod string;
 pub mod table;
 pub mod util;
@@ -128,6 +132,9 @@ pub fn execute_keyed(
         } else if cmds.is_empty() {
             cmds.push(args.to_vec());
         }
+    }
+    if let (Some(p), false) = (ctx.propagate.take(), reply.is_error()) {
+        cmds = p;
     }
     let shard = &mut *ctx.shard;
     if shard.ks.dbs[db].has_expired_log() {

@@ -3,13 +3,14 @@
 use super::spec::CommandSpec;
 use super::{
     bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
-    replicaof, replication, save, server, set, sort, string, zset, zset_ops,
+    replicaof, replication, save, server, set, sort, stream, stream_group, stream_info, stream_read, string, zset,
+    zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 23] {
+pub fn families() -> [&'static [CommandSpec]; 27] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -34,6 +35,10 @@ pub fn families() -> [&'static [CommandSpec]; 23] {
         pubsub::COMMANDS,
         replication::COMMANDS,
         replicaof::COMMANDS,
+        stream::COMMANDS,
+        stream_read::COMMANDS,
+        stream_group::COMMANDS,
+        stream_info::COMMANDS,
     ]
 }
 

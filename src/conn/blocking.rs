@@ -161,7 +161,11 @@ impl Conn {
             key_idx.iter().map(|&i| self.shard.shard_of_slot(crate::cluster::key_slot(&cmd.args[i]))).collect();
         crate::storage::tick_clock();
         match shards.first() {
-            None => Reply::err("ERR internal error: blocking command without keys"),
+            // XREAD/XREADGROUP without a STREAMS list: the handler reports the error.
+            None => {
+                let mut clock = Instant::now();
+                self.shard.run_local_one(db, &cmd, &mut clock).await
+            }
             Some(&one) if shards.iter().all(|&s| s == one) => {
                 if one == self.shard.id {
                     let mut clock = Instant::now();

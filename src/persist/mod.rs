@@ -20,6 +20,7 @@ pub mod listpack;
 pub mod lzf;
 pub mod rdb;
 pub mod snapshot;
+pub mod stream;
 pub mod value;
 pub mod ziplist;
 

@@ -72,6 +72,7 @@ pub fn type_of(v: &Value) -> u8 {
         Value::Set(SetValue::Table(_)) => SET,
         Value::ZSet(ZSetValue::Small(_)) => ZSET_LISTPACK,
         Value::ZSet(ZSetValue::Big(_)) => ZSET_2,
+        Value::Stream(_) => super::stream::STREAM_LISTPACKS_2,
     }
 }
 
@@ -190,6 +191,7 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
                 rdb::put_binary_double(out, s);
             }
         }
+        Value::Stream(s) => super::stream::put_stream(out, s, compress),
     }
 }
 
@@ -346,6 +348,7 @@ pub fn read_value(r: &mut Reader, t: u8) -> Result<Value> {
             zset_from(ps.into_iter().map(|(m, s)| Ok((m.to_vec(), lp_score(&s)?))).collect::<Result<Vec<_>>>()?)
         }
         LIST_QUICKLIST_2 => read_list_quicklist2(r),
+        super::stream::STREAM_LISTPACKS | super::stream::STREAM_LISTPACKS_2 => super::stream::read_stream(r, t),
         _ => Err(BadData::Corrupt),
     }
 }

@@ -30,6 +30,8 @@ pub enum Reply {
     /// Pairs: a flat array of 2N items in RESP2, an array of N two-element arrays in RESP3
     /// (HRANDFIELD/ZRANDMEMBER ... WITH*).
     Pairs(Vec<(Reply, Reply)>),
+    /// A keyed map: an array of N two-element arrays in RESP2, `%N` in RESP3 (XREAD).
+    KeyedMap(Vec<(Reply, Reply)>),
     /// A set: an array in RESP2, `~N` in RESP3.
     Set(Vec<Reply>),
     /// A double: a bulk string in RESP2, `,` in RESP3 (formatted like Redis 7.0: `%.17g`).
@@ -172,6 +174,16 @@ impl Reply {
                     push_header(out, b'*', pairs.len() * 2);
                 }
                 for (k, v) in pairs {
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
+            }
+            Reply::KeyedMap(pairs) => {
+                push_header(out, if resp3 { b'%' } else { b'*' }, pairs.len());
+                for (k, v) in pairs {
+                    if !resp3 {
+                        push_header(out, b'*', 2);
+                    }
                     k.encode(out, resp3);
                     v.encode(out, resp3);
                 }

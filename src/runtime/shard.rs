@@ -174,6 +174,15 @@ impl Shard {
     /// After the gate opened: runs the work deferred while it was held, then hands the gate to
     /// the next taker in line.
     fn after_release(&self) {
+        {
+            // Blocked clients are served after the whole transaction, as in Redis.
+            let mut st = self.state.borrow_mut();
+            if st.blocked.is_held() {
+                st.blocked.release();
+                crate::cmd::blocked::serve_ready(&mut st);
+                st.flush_changes();
+            }
+        }
         while let Some(m) = self.gate.next_deferred() {
             self.handle(m);
         }
@@ -227,6 +236,7 @@ impl Shard {
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
         let mut st = self.state.borrow_mut();
+        st.blocked.hold();
         match op {
             HeldOp::Run { run, db, args } => {
                 let r = run(&mut st, db, &args);

@@ -14,6 +14,8 @@ pub mod intset;
 pub mod list;
 pub mod set;
 pub mod snap;
+pub mod stream;
+pub mod stream_group;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod value;

@@ -77,6 +77,8 @@ pub enum Value {
     ZSet(super::zset::ZSetValue),
     /// A list (Redis 7.0 reports every list as `quicklist`).
     List(super::list::ListValue),
+    /// A stream (boxed: it is large and rare).
+    Stream(Box<super::stream::Stream>),
 }
 
 impl Value {
@@ -88,6 +90,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -101,6 +104,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::List(_) => "quicklist",
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -113,6 +117,7 @@ impl Value {
             Value::Set(s) => s.heap_size(),
             Value::List(l) => l.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 }
