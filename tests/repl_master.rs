@@ -12,10 +12,13 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// Ports of this test binary: 8100-8199.
+/// Ports of this test binary: 8100-8199 (or the range in `SLOTCORE_TEST_PORTS`).
 static NEXT: AtomicU16 = AtomicU16::new(8100);
 
 fn port() -> u16 {
+    if std::env::var("SLOTCORE_TEST_PORTS").is_ok() {
+        return common::free_port();
+    }
     loop {
         let p = NEXT.fetch_add(1, Ordering::Relaxed);
         assert!(p < 8200, "out of ports");
