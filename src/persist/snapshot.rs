@@ -26,7 +26,7 @@ pub const STEP_BYTES: usize = 64 << 10;
 
 /// The time slice of one step on a shard's loop, in µs: a step stops after the slot during
 /// which it ran out (so client work never waits for more than about this long).
-pub const STEP_MICROS: u64 = 150;
+pub const STEP_MICROS: u64 = 100;
 
 /// Appends the keys of a slot table not expired at `now_ms`; returns how many it wrote.
 pub fn encode_slot(out: &mut Vec<u8>, table: &SlotTable, now_ms: u64, compress: bool) -> usize {

@@ -166,7 +166,7 @@ pub fn run(
             if id == 0 {
                 let background = glommio::executor().create_task_queue(
                     glommio::Shares::Static(100),
-                    glommio::Latency::NotImportant,
+                    glommio::Latency::Matters(snapshot::SNAPSHOT_LATENCY),
                     "snapshot",
                 );
                 match glommio::spawn_local_into(snapshot::bgsave_driver(shard.clone()), background) {
