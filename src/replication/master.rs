@@ -281,6 +281,10 @@ impl Master {
         }
         let line = Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, self.offset));
         for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
+            // What was held since the snapshot was asked for is in the snapshot: its stream
+            // starts here.
+            r.held.clear();
+            r.held_bytes = 0;
             r.initial_offset = self.offset;
             if !r.pre_psync {
                 r.out.send(line.clone());
@@ -852,7 +856,9 @@ mod tests {
             }],
             atomic: false,
         };
+        // Committed after the snapshot was asked for but before its mark: in the snapshot.
         m.feed(&repl, u("before"), 1000);
+        m.commit(&repl);
         m.feed(&repl, FeedItem::Mark { shard: 0, snapshot: snap }, 1000);
         let off = m.offset();
         // Another shard's mark of the same snapshot right after changes nothing.
@@ -872,7 +878,7 @@ mod tests {
         assert!(!text.contains("before") && !text.contains("after"), "stream withheld until ACK");
         m.ack(&repl, 1, off, 1000);
         let text = String::from_utf8_lossy(&drain(&mut rx)).into_owned();
-        assert!(text.starts_with("*2\r\n$6\r\nSELECT") && text.contains("after"), "{text}");
+        assert!(text.starts_with("*2\r\n$6\r\nSELECT") && text.contains("after") && !text.contains("before"), "{text}");
         // The replica goes away and comes back at its offset: +CONTINUE with the missed bytes.
         m.remove(&repl, 1, 1000);
         m.feed(&repl, u("missed"), 1000);
