@@ -170,7 +170,12 @@ fn roads(m: &Server, target: &Server) {
     assert_ne!(r, redis::Value::Nil);
     blocked(m, &mut c, &["BLMOVE", "bq:2", "bq:other", "LEFT", "RIGHT", "10"], &["RPUSH", "bq:2", "x", "y"]);
     blocked(m, &mut c, &["BZPOPMIN", "bz:1", "10"], &["ZADD", "bz:1", "1", "a", "2", "b"]);
-    blocked(m, &mut c, &["BLMPOP", "10", "2", "bq:3", "bq:4", "RIGHT", "COUNT", "2"], &["RPUSH", "bq:4", "1", "2", "3"]);
+    blocked(
+        m,
+        &mut c,
+        &["BLMPOP", "10", "2", "bq:3", "bq:4", "RIGHT", "COUNT", "2"],
+        &["RPUSH", "bq:4", "1", "2", "3"],
+    );
 
     // MIGRATE deletes the key here (the target is another server).
     let tp = target.port.to_string();

@@ -448,8 +448,11 @@ impl Master {
         // A disk-target snapshot already started: join it when another replica of the same
         // needs is waiting for it and the mark has not passed yet, or copy that replica's
         // held stream when it has (Redis's "attach to the running BGSAVE").
-        let joinable =
-            self.snapshots.iter().find(|s| !s.eof && !s.sending && s.exclude_data == r.facts.exclude_data).map(|s| s.id);
+        let joinable = self
+            .snapshots
+            .iter()
+            .find(|s| !s.eof && !s.sending && s.exclude_data == r.facts.exclude_data)
+            .map(|s| s.id);
         if let Some(id) = joinable {
             if let Some(other) = self.replicas.iter().find(|o| o.state == State::WaitEnd(id) && !o.facts.rdb_only) {
                 r.state = State::WaitEnd(id);

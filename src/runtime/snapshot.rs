@@ -1,13 +1,16 @@
 //! Forkless snapshots at run time: the RDB byte stream of a point-in-time snapshot, the BGSAVE
 //! driver that writes it to the RDB file, and the save-point cron.
 //!
-//! [`SnapshotStream`] is the API replication's full sync can use too: [`SnapshotStream::start`]
-//! claims the node's one snapshot and begins it on every shard while all are held (that
-//! instant is the snapshot's point in time; each shard pushes its `FeedItem::Mark` there),
-//! then [`SnapshotStream::next`] yields the RDB file's bytes chunk by chunk, pulling each
-//! shard's slots one step (about [`STEP_BYTES`]) at a time over the mesh, so the shards keep
-//! serving between steps and nothing holds the whole file. [`SnapshotStream::end`] must be
-//! called once the stream is done or abandoned (it removes the pre-write hooks).
+//! [`SnapshotStream`] is the API BGSAVE, replication's full sync (`runtime::repl_master`) and
+//! an AOF rewrite use: [`SnapshotStream::start`] claims the node's one snapshot and begins it
+//! on every shard while all are held (that instant is the snapshot's point in time; each shard
+//! pushes its `FeedItem::Mark` there), then [`SnapshotStream::next`] yields the RDB file's
+//! bytes chunk by chunk, pulling each shard's slots one time-sliced step (at most about
+//! [`STEP_BYTES`] or `STEP_MICROS`) at a time over the mesh, so the shards keep serving
+//! between steps and nothing holds the whole file; the caller calls [`pace`] between chunks.
+//! [`SnapshotStream::with_repl`] / [`SnapshotStream::without_data`] shape a full sync's file.
+//! [`SnapshotStream::end`] must be called once the stream is done or abandoned (it removes
+//! the pre-write hooks).
 //!
 //! The BGSAVE driver runs on shard 0, in a task queue with a small share of the CPU and a
 //! latency requirement of [`SNAPSHOT_LATENCY`] (so the executor polls client sockets at least
