@@ -3,6 +3,7 @@
 #
 #   bash bench/bgsave.sh                  # 1M keys of 100 bytes
 #   KEYS=200000 bash bench/bgsave.sh      # shorter
+#   SLOTCORE=/path/to/slotcore ONLY=slotcore bash bench/bgsave.sh   # another build, one side
 #
 # For each server (one at a time, same CPUs, same data): load KEYS string keys, measure
 # redis-benchmark (SET+GET on those keys) idle, then again while BGSAVEs run back to back for
@@ -20,8 +21,10 @@ CLIENTS="${CLIENTS:-50}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 SC_PORT="${SC_PORT:-8590}"
 RD_PORT="${RD_PORT:-8591}"
+SLOTCORE="${SLOTCORE:-./target/release/slotcore}"
+ONLY="${ONLY:-}"
 
-cargo build --release --quiet
+[ "$SLOTCORE" = ./target/release/slotcore ] && cargo build --release --quiet
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -93,12 +96,15 @@ run_one() { # name port pid
 }
 
 mkdir -p "$work/sc" "$work/rd"
-taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --dir "$work/sc" --save "" \
+if [ "$ONLY" != redis ]; then
+taskset -c "$SERVER_CPUS" "$SLOTCORE" --port "$SC_PORT" --dir "$work/sc" --save "" \
   --shards 1 --pin-cores no --logfile "$work/sc.log" &
 pids+=($!)
 wait_port "$SC_PORT"
 run_one slotcore "$SC_PORT" "${pids[-1]}"
 redis-cli -p "$SC_PORT" shutdown nosave >/dev/null 2>&1 || true
+fi
+[ "$ONLY" = slotcore ] && exit 0
 
 taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --dir "$work/rd" --save "" --appendonly no \
   --logfile "$work/rd.log" &

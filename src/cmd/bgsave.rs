@@ -79,6 +79,16 @@ pub fn claim() -> Option<u64> {
     RUNNING.compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire).ok().map(|_| id)
 }
 
+/// A fresh snapshot id (unique across BGSAVEs and full syncs, so feed marks never mix).
+pub fn new_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Claims the node's one snapshot under an id from [`new_id`]; false when one runs already.
+pub fn claim_as(id: u64) -> bool {
+    RUNNING.compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire).is_ok()
+}
+
 /// The running snapshot's id (0 = none).
 pub fn running() -> u64 {
     RUNNING.load(Ordering::Acquire)
@@ -273,6 +283,11 @@ pub fn begin_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply
         sizes.push(Reply::Int(d.len() as i64));
         sizes.push(Reply::Int(d.volatile_len() as i64));
     }
+    // From the mark on, the shard records every change (a replica's stream starts there).
+    let recording = shard.node.repl.feed.active() && !crate::replication::role::no_record();
+    if shard.changes.recording() != recording {
+        shard.changes.set_recording(recording);
+    }
     if shard.node.repl.feed.active() {
         shard.node.repl.feed.push(crate::replication::feed::FeedItem::Mark { shard: shard.id, snapshot: id });
     }
@@ -283,8 +298,9 @@ fn num(a: Option<&Bytes>) -> Option<i64> {
     std::str::from_utf8(a?).ok()?.parse().ok()
 }
 
-/// `[id, db, budget]`: the next bytes of database `db` (its index at the start) of snapshot
-/// `id` on this shard. Replies `[bytes, done]`.
+/// `[id, db, budget, micros?]`: the next bytes of database `db` (its index at the start) of
+/// snapshot `id` on this shard, at most about `budget` bytes or `micros` µs of work (whole
+/// slots). Replies `[bytes, done]`.
 pub fn step_shard(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     let (Some(id), Some(db), Some(budget)) = (num(args.first()), num(args.get(1)), num(args.get(2))) else {
         return Reply::err("ERR internal error: bad snapshot step");
@@ -293,7 +309,8 @@ pub fn step_shard(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     let Some(d) = shard.ks.dbs.iter_mut().find(|d| d.snapshot_of() == want) else {
         return Reply::err("ERR snapshot aborted: its database is gone");
     };
-    let (bytes, done) = d.snapshot_step(budget.max(1) as usize);
+    let until = num(args.get(3)).map(|us| std::time::Instant::now() + std::time::Duration::from_micros(us as u64));
+    let (bytes, done) = d.snapshot_step_timed(budget.max(1) as usize, until);
     Reply::Array(vec![Reply::Bulk(Bytes::from(bytes)), Reply::Int(done as i64)])
 }
 

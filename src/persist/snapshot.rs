@@ -24,6 +24,10 @@ use crate::storage::SlotTable;
 /// Bytes a shard serializes per step (whole slots, so a step may return more).
 pub const STEP_BYTES: usize = 64 << 10;
 
+/// The time slice of one step on a shard's loop, in µs: a step stops after the slot during
+/// which it ran out (so client work never waits for more than about this long).
+pub const STEP_MICROS: u64 = 100;
+
 /// Appends the keys of a slot table not expired at `now_ms`; returns how many it wrote.
 pub fn encode_slot(out: &mut Vec<u8>, table: &SlotTable, now_ms: u64, compress: bool) -> usize {
     let mut n = 0;
@@ -108,8 +112,20 @@ impl RdbStream {
     /// The magic and aux fields; `extra` aux fields follow Redis's own (e.g. the replication
     /// ones for a full sync).
     pub fn header(&mut self, ctime_s: u64, used_mem: u64, extra: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        self.header_repl(ctime_s, used_mem, None, extra)
+    }
+
+    /// [`RdbStream::header`] with the replication aux fields of a full sync, in Redis's order
+    /// (`repl-stream-db`, `repl-id`, `repl-offset` after `used-mem`).
+    pub fn header_repl(
+        &mut self,
+        ctime_s: u64,
+        used_mem: u64,
+        repl: Option<&file::ReplInfo>,
+        extra: &[(Vec<u8>, Vec<u8>)],
+    ) -> Vec<u8> {
         let mut out = Vec::new();
-        file::put_header(&mut out, ctime_s, used_mem);
+        file::put_header_repl(&mut out, ctime_s, used_mem, repl);
         for (k, v) in extra {
             out.push(0xFA);
             put_string(&mut out, k, false);

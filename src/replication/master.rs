@@ -3,18 +3,22 @@
 //! `repl-timeout`, the replica output-buffer limit and the backlog's time to live.
 //!
 //! [`Master`] does no I/O. The control core's task (`runtime::repl_master`) feeds it the
-//! shards' feed items in order, replica ACKs, snapshot results and a clock tick, and carries
-//! out what it asks for ([`Action`]): take a snapshot on the shards, start a replica's socket
-//! tasks. Bytes for a replica go into that replica's queue ([`Outbox`]), which its writer task
+//! shards' feed items in order, replica ACKs, a snapshot's file as it streams and a clock
+//! tick, and carries out what it asks for ([`Action`]): take a snapshot on the shards, start a
+//! replica's socket tasks. Bytes for a replica go into that replica's queue ([`Outbox`]), which its writer task
 //! drains.
 //!
 //! Invariants:
 //! - `offset` is `master_repl_offset`: every byte of the merged stream (commands, SELECT,
 //!   MULTI/EXEC, `ping`, GETACK, or a master's forwarded bytes) advances it, is appended to
 //!   the backlog and is queued for every replica past its snapshot, in one order.
-//! - A replica waiting for its snapshot holds the stream from its snapshot's mark on (the mark
-//!   went into the feed while every shard was held, so the snapshot holds exactly what came
-//!   before it); the bytes before the mark never reach it.
+//! - A replica waiting for its snapshot holds the stream from its snapshot's mark on (each
+//!   shard pushed its mark when the forkless snapshot began on it, all shards held at once, so
+//!   the snapshot holds exactly what came before the marks, however long it then streams);
+//!   the bytes before the mark never reach it.
+//! - A snapshot's file reaches its replicas as it is produced (`$<len>` then the file for a
+//!   disk target, `$EOF:<mark>` … `<mark>` diskless); once its first byte went out, nothing
+//!   else is written to those replicas' sockets until it ends, and no replica joins it.
 //! - While this node follows a master, shard units are not propagated (the master's bytes
 //!   arrive as `Raw` and are forwarded verbatim), as Redis's `replicationFeedSlaves`.
 
@@ -63,8 +67,12 @@ struct Snapshot {
     exclude_data: bool,
     /// Offset at its mark, once the mark came through the feed.
     mark: Option<u64>,
-    /// The shards' parts, once they came back.
-    parts: Option<Vec<Reply>>,
+    /// Where the file's replication aux fields go once the mark is in.
+    repl_info: Option<oneshot::Sender<crate::persist::file::ReplInfo>>,
+    /// The file's bytes started to flow to its replicas (no replica can join any more).
+    sending: bool,
+    /// The `$EOF:` delimiter (diskless).
+    eof_mark: String,
 }
 
 struct Waiter {
@@ -77,12 +85,18 @@ struct Waiter {
 /// What the I/O side must do.
 #[derive(Debug)]
 pub enum Action {
-    /// Take snapshot `id` on the shards (every shard held, mark pushed, parts returned).
+    /// Take snapshot `id` on the shards (begun on all at once, each pushes its mark) and
+    /// stream its file here ([`Master::snapshot_len`], [`Master::snapshot_data`],
+    /// [`Master::snapshot_end`]).
     Snapshot {
         /// Snapshot id.
         id: u64,
         /// Leave the keys out (`rdb-filter-only`).
         exclude_data: bool,
+        /// Disk target (write the RDB file, send it with its length).
+        disk: bool,
+        /// The file's replication aux fields, sent when the mark comes through the feed.
+        repl_info: oneshot::Receiver<crate::persist::file::ReplInfo>,
     },
     /// Start a replica's reader and writer on `fd`.
     Start {
@@ -111,7 +125,6 @@ pub struct Master {
     replid: String,
     replicas: Vec<Replica>,
     snapshots: Vec<Snapshot>,
-    next_snapshot: u64,
     waiters: Vec<Waiter>,
     /// A GETACK is due (WAIT asked).
     getack: bool,
@@ -135,7 +148,6 @@ impl Master {
             replid: repl.with_status(|s| s.replid.clone()),
             replicas: Vec::new(),
             snapshots: Vec::new(),
-            next_snapshot: 1,
             waiters: Vec::new(),
             getack: false,
             no_replicas_since: now_ms,
@@ -170,7 +182,7 @@ impl Master {
             }
             FeedItem::Mark { snapshot, .. } => {
                 self.commit(repl);
-                self.mark(repl, snapshot);
+                self.mark(snapshot);
             }
             FeedItem::Control(f) => {
                 self.commit(repl);
@@ -253,57 +265,96 @@ impl Master {
         }
     }
 
-    fn mark(&mut self, repl: &Replication, id: u64) {
+    fn mark(&mut self, id: u64) {
         let Some(s) = self.snapshots.iter_mut().find(|s| s.id == id) else { return };
+        // Every shard pushes its mark while all are held, so they sit together in the feed:
+        // the first one is the snapshot's point.
+        if s.mark.is_some() {
+            return;
+        }
         s.mark = Some(self.offset);
         // Everything after this point goes to the snapshot's replicas; SELECT is emitted again.
         self.enc.reset_db();
+        let info = crate::persist::file::ReplInfo { stream_db: 0, replid: self.replid.clone(), offset: self.offset };
+        if let Some(tx) = s.repl_info.take() {
+            let _ = tx.send(info);
+        }
         let line = Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, self.offset));
         for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
+            // What was held since the snapshot was asked for is in the snapshot: its stream
+            // starts here.
+            r.held.clear();
+            r.held_bytes = 0;
             r.initial_offset = self.offset;
             if !r.pre_psync {
                 r.out.send(line.clone());
             }
         }
-        self.finish_snapshot(repl, id);
     }
 
-    /// The shards' parts of snapshot `id` came back.
-    pub fn snapshot_ready(&mut self, repl: &Replication, id: u64, parts: Vec<Reply>) {
-        if let Some(s) = self.snapshots.iter_mut().find(|s| s.id == id) {
-            s.parts = Some(parts);
-        }
-        self.finish_snapshot(repl, id);
+    fn sending(&mut self, id: u64) -> Option<&mut Snapshot> {
+        let s = self.snapshots.iter_mut().find(|s| s.id == id)?;
+        s.sending = true;
+        Some(s)
     }
 
-    /// Sends a snapshot whose mark and parts are both in to its replicas.
-    fn finish_snapshot(&mut self, repl: &Replication, id: u64) {
-        let Some(pos) = self.snapshots.iter().position(|s| s.id == id && s.mark.is_some() && s.parts.is_some()) else {
+    /// Disk target: the file of snapshot `id` is `len` bytes (its bytes follow).
+    pub fn snapshot_len(&mut self, id: u64, len: u64) {
+        if self.sending(id).is_none() {
             return;
-        };
+        }
+        let line = Bytes::from(format!("${len}\r\n"));
+        for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
+            r.out.send(line.clone());
+        }
+    }
+
+    /// The next bytes of snapshot `id`'s file, for its replicas.
+    pub fn snapshot_data(&mut self, id: u64, bytes: Bytes) {
+        let Some(s) = self.snapshots.iter_mut().find(|s| s.id == id) else { return };
+        let first = !s.sending;
+        s.sending = true;
+        let head = (first && s.eof).then(|| Bytes::from(format!("$EOF:{}\r\n", s.eof_mark)));
+        for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
+            if let Some(h) = &head {
+                r.out.send(h.clone());
+            }
+            r.out.send(bytes.clone());
+        }
+    }
+
+    /// The most bytes any replica of snapshot `id` has queued and not yet written; None when
+    /// no replica waits for it any more (the snapshot can stop).
+    pub fn snapshot_pending(&self, id: u64) -> Option<u64> {
+        self.replicas.iter().filter(|r| r.state == State::WaitEnd(id)).map(|r| r.out.pending.get()).max()
+    }
+
+    /// Snapshot `id`'s file is complete (`Ok`) or cannot be (`Err`): its replicas go online
+    /// (or are dropped), and the next pending snapshot may start.
+    pub fn snapshot_end(&mut self, repl: &Replication, id: u64, result: Result<(), String>) {
+        let Some(pos) = self.snapshots.iter().position(|s| s.id == id) else { return };
         let s = self.snapshots.remove(pos);
-        let (Some(offset), Some(parts)) = (s.mark, s.parts) else { return };
-        if let Some(e) = parts.iter().find(|p| p.is_error()) {
-            tracing::warn!("SYNC failed. BGSAVE child returned an error: {:?}", e);
+        let now = crate::storage::now_ms();
+        if let Err(e) = result {
+            if self.replicas.iter().any(|r| r.state == State::WaitEnd(id)) {
+                tracing::warn!("SYNC failed. BGSAVE child returned an error: {}", e);
+            }
             for r in self.replicas.iter().filter(|r| r.state == State::WaitEnd(id)) {
                 close_replica(r);
             }
             self.replicas.retain(|r| r.state != State::WaitEnd(id));
             self.publish(repl);
+            self.start_pending_snapshot(repl, now);
             return;
         }
-        let info = crate::persist::file::ReplInfo { stream_db: 0, replid: self.replid.clone(), offset };
-        let rdb = Bytes::from(super::snapshot::assemble(parts, Some(&info)));
-        let now = crate::storage::now_ms();
-        let framed: Vec<Bytes> = if s.eof {
-            let mark: String = (0..40).map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).collect();
-            vec![Bytes::from(format!("$EOF:{mark}\r\n")), rdb, Bytes::from(mark)]
-        } else {
-            vec![Bytes::from(format!("${}\r\n", rdb.len())), rdb]
-        };
+        // The delimiter closes a diskless transfer (opened here too if no byte came at all).
+        let tail = s.eof.then(|| {
+            let head = if s.sending { String::new() } else { format!("$EOF:{}\r\n", s.eof_mark) };
+            Bytes::from(head + &s.eof_mark)
+        });
         for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
-            for b in &framed {
-                r.out.send(b.clone());
+            if let Some(t) = &tail {
+                r.out.send(t.clone());
             }
             if r.facts.rdb_only {
                 tracing::info!("RDB transfer completed, rdb only replica ({}) should be disconnected asap", r.name());
@@ -397,7 +448,11 @@ impl Master {
         // A disk-target snapshot already started: join it when another replica of the same
         // needs is waiting for it and the mark has not passed yet, or copy that replica's
         // held stream when it has (Redis's "attach to the running BGSAVE").
-        let joinable = self.snapshots.iter().find(|s| !s.eof && s.exclude_data == r.facts.exclude_data).map(|s| s.id);
+        let joinable = self
+            .snapshots
+            .iter()
+            .find(|s| !s.eof && !s.sending && s.exclude_data == r.facts.exclude_data)
+            .map(|s| s.id);
         if let Some(id) = joinable {
             if let Some(other) = self.replicas.iter().find(|o| o.state == State::WaitEnd(id) && !o.facts.rdb_only) {
                 r.state = State::WaitEnd(id);
@@ -507,14 +562,23 @@ impl Master {
             return;
         }
         let eof = (s.diskless || exclude) && all_eof;
-        let id = self.next_snapshot;
-        self.next_snapshot += 1;
+        let id = crate::cmd::bgsave::new_id();
         tracing::info!("Starting BGSAVE for SYNC with target: {}", if eof { "replicas sockets" } else { "disk" });
         for &i in &group {
             self.replicas[i].state = State::WaitEnd(id);
         }
-        self.snapshots.push(Snapshot { id, eof, exclude_data: exclude, mark: None, parts: None });
-        self.actions.push(Action::Snapshot { id, exclude_data: exclude });
+        let (tx, rx) = oneshot::channel();
+        let eof_mark: String = (0..40).map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).collect();
+        self.snapshots.push(Snapshot {
+            id,
+            eof,
+            exclude_data: exclude,
+            mark: None,
+            repl_info: Some(tx),
+            sending: false,
+            eof_mark,
+        });
+        self.actions.push(Action::Snapshot { id, exclude_data: exclude, disk: !eof, repl_info: rx });
         self.publish(repl);
     }
 
@@ -641,7 +705,8 @@ impl Master {
         for r in &self.replicas {
             let presync = match r.state {
                 State::WaitStart => true,
-                State::WaitEnd(id) => self.snapshots.iter().any(|s| s.id == id && !s.eof),
+                // Newlines only before the file's bytes start (they would corrupt it after).
+                State::WaitEnd(id) => self.snapshots.iter().any(|s| s.id == id && !s.eof && !s.sending),
                 State::Online => false,
             };
             if presync {
@@ -783,7 +848,7 @@ mod tests {
         m.feed(&repl, item, 1000);
         let mut actions = m.take_actions();
         let Some(Action::Start { mut rx, .. }) = actions.drain(..1).next() else { panic!("no start") };
-        assert!(matches!(actions[0], Action::Snapshot { id: 1, .. }));
+        let Action::Snapshot { id: snap, mut repl_info, .. } = actions.remove(0) else { panic!("no snapshot") };
         assert!(repl.feed.active());
         // A write before the mark is not the replica's; one after is.
         let u = |k: &str| FeedItem::Units {
@@ -794,20 +859,29 @@ mod tests {
             }],
             atomic: false,
         };
+        // Committed after the snapshot was asked for but before its mark: in the snapshot.
         m.feed(&repl, u("before"), 1000);
-        m.feed(&repl, FeedItem::Mark { shard: 0, snapshot: 1 }, 1000);
+        m.commit(&repl);
+        m.feed(&repl, FeedItem::Mark { shard: 0, snapshot: snap }, 1000);
         let off = m.offset();
+        // Another shard's mark of the same snapshot right after changes nothing.
+        m.feed(&repl, FeedItem::Mark { shard: 1, snapshot: snap }, 1000);
+        let replid = repl.with_status(|s| s.replid.clone());
+        let info = repl_info.try_recv().unwrap().unwrap();
+        assert_eq!((info.replid.as_str(), info.offset), (replid.as_str(), off));
         m.feed(&repl, u("after"), 1000);
         m.commit(&repl);
-        m.snapshot_ready(&repl, 1, vec![Reply::Array(vec![])]);
+        assert!(m.snapshot_pending(snap).is_some(), "its replica waits for it");
+        m.snapshot_data(snap, Bytes::from_static(b"REDIS0010..."));
+        m.snapshot_end(&repl, snap, Ok(()));
         let got = drain(&mut rx);
         let text = String::from_utf8_lossy(&got).into_owned();
-        let replid = repl.with_status(|s| s.replid.clone());
         assert!(text.starts_with(&format!("+FULLRESYNC {replid} {off}\r\n$EOF:")), "{text}");
+        assert!(text.contains("\r\nREDIS0010..."), "{text}");
         assert!(!text.contains("before") && !text.contains("after"), "stream withheld until ACK");
         m.ack(&repl, 1, off, 1000);
         let text = String::from_utf8_lossy(&drain(&mut rx)).into_owned();
-        assert!(text.starts_with("*2\r\n$6\r\nSELECT") && text.contains("after"), "{text}");
+        assert!(text.starts_with("*2\r\n$6\r\nSELECT") && text.contains("after") && !text.contains("before"), "{text}");
         // The replica goes away and comes back at its offset: +CONTINUE with the missed bytes.
         m.remove(&repl, 1, 1000);
         m.feed(&repl, u("missed"), 1000);

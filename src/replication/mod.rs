@@ -152,16 +152,33 @@ pub struct ReplicaStatus {
     pub output_bytes: u64,
 }
 
-/// A snapshot for replicas, asked of shard 0 by the control core: hold every shard,
-/// serialize, push the mark `id` into the feed, release, return the parts.
+/// A full-sync snapshot, asked of shard 0 by the control core: a forkless point-in-time
+/// snapshot begun on every shard at once (each pushes its feed mark `id` there), whose RDB
+/// bytes then stream to `out` while the shards keep serving.
 #[derive(Debug)]
 pub struct SnapshotJob {
-    /// Snapshot id (the feed mark's).
+    /// Snapshot id (the feed mark's; from `cmd::bgsave::new_id`).
     pub id: u64,
     /// Leave the keys out (`rdb-filter-only`).
     pub exclude_data: bool,
-    /// The shards' parts, in shard order.
-    pub reply: futures_channel::oneshot::Sender<Vec<crate::protocol::Reply>>,
+    /// Disk target: write the RDB file (a BGSAVE), then send it with its length first.
+    pub disk: bool,
+    /// The file's replication aux fields, sent by the control core once the mark passed
+    /// (the offset is the stream's at the mark). Dropped: the sync was abandoned.
+    pub repl_info: futures_channel::oneshot::Receiver<crate::persist::file::ReplInfo>,
+    /// Where the bytes go, in order (bounded: a slow replica slows the snapshot down).
+    pub out: mpsc::Sender<SnapshotMsg>,
+}
+
+/// What a [`SnapshotJob`] produces.
+#[derive(Debug)]
+pub enum SnapshotMsg {
+    /// Disk target: the file's length (comes before its bytes).
+    Len(u64),
+    /// The next bytes of the RDB file.
+    Data(bytes::Bytes),
+    /// The end: the whole file was produced, or why not.
+    End(Result<(), String>),
 }
 
 /// The node-wide replication handle (one per process, in `NodeInfo`).

@@ -1,12 +1,7 @@
-//! The RDB sent to replicas on a full resync: the shards' serialized parts concatenated into
-//! one RDB v10 file carrying the replication aux fields (`repl-stream-db`, `repl-id`,
-//! `repl-offset`).
-//!
-//! How the parts are taken lives behind one function on the shard side
-//! (`runtime::repl_master::take_snapshot`): today every shard is held while it serializes
-//! (as SAVE), and the snapshot's mark is pushed into the feed before they are released, so the
-//! stream after the mark is exactly what the snapshot lacks. A forkless incremental snapshot
-//! can replace it as long as it keeps that mark rule.
+//! An RDB file with the replication aux fields (`repl-stream-db`, `repl-id`, `repl-offset`)
+//! assembled in one piece from the shards' serialized parts (`cmd::save::serialize_shard`'s
+//! per-database `[size, expires, bytes]`): what SAVE writes. A full sync does not use it: it
+//! streams a forkless snapshot (`runtime::repl_master`, `runtime::snapshot`).
 
 use crate::persist::file;
 use crate::protocol::Reply;

@@ -166,7 +166,7 @@ pub fn run(
             if id == 0 {
                 let background = glommio::executor().create_task_queue(
                     glommio::Shares::Static(100),
-                    glommio::Latency::NotImportant,
+                    glommio::Latency::Matters(snapshot::SNAPSHOT_LATENCY),
                     "snapshot",
                 );
                 match glommio::spawn_local_into(snapshot::bgsave_driver(shard.clone()), background) {
@@ -174,7 +174,10 @@ pub fn run(
                     Err(_) => glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach(),
                 };
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
-                glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach();
+                match glommio::spawn_local_into(repl_master::snapshot_jobs(shard.clone()), background) {
+                    Ok(t) => t.detach(),
+                    Err(_) => glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach(),
+                };
                 // The replica side's link to a master lives on shard 0.
                 glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }

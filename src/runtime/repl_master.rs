@@ -1,17 +1,17 @@
 //! The master side of replication at run time: the control core's merger task (drains the
 //! feed into [`Master`], ticks it), each replica's reader (REPLCONF ACK) and writer tasks, and
-//! the snapshot jobs shard 0 runs for full resyncs.
+//! the full-sync snapshot jobs shard 0 runs (a forkless `runtime::snapshot` stream, relayed to
+//! the replicas chunk by chunk with backpressure).
 //!
 //! The state and every decision live in `replication::master` (no I/O there); this module
 //! only moves bytes and time.
 
-use crate::cmd::{NodeInfo, ShardState};
-use crate::protocol::{ParseLimits, Reply, Request};
-use crate::replication::feed::FeedItem;
+use crate::cmd::{bgsave, NodeInfo};
+use crate::protocol::{ParseLimits, Request};
 use crate::replication::master::{Action, Master, Out, Settings};
-use crate::replication::SnapshotJob;
-use crate::runtime::mesh::{HeldOp, HeldResult};
+use crate::replication::{SnapshotJob, SnapshotMsg};
 use crate::runtime::shard::Shard;
+use crate::runtime::snapshot::{self, SnapshotStream};
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use std::cell::{Cell, RefCell};
@@ -24,6 +24,12 @@ use std::time::Duration;
 const BATCH_ITEMS: usize = 4096;
 /// Bytes one write to a replica gathers from small queued chunks.
 const WRITE_GATHER: usize = 64 * 1024;
+/// Snapshot chunks in flight between shard 0's job and the control core.
+const SNAPSHOT_QUEUE: usize = 4;
+/// A snapshot's relay waits while a replica has more than this many bytes queued.
+const SNAPSHOT_PENDING: u64 = 4 << 20;
+/// Bytes read from the RDB file per chunk (disk target).
+const SEND_CHUNK: usize = 1 << 20;
 
 /// The control core's replication task: runs until the process exits.
 pub async fn run(node: Arc<NodeInfo>) {
@@ -65,16 +71,10 @@ fn run_actions(node: &Arc<NodeInfo>, m: &Rc<RefCell<Master>>) {
     let actions = m.borrow_mut().take_actions();
     for a in actions {
         match a {
-            Action::Snapshot { id, exclude_data } => {
-                let (tx, rx) = futures_channel::oneshot::channel();
-                node.repl.request_snapshot(SnapshotJob { id, exclude_data, reply: tx });
-                let (node, m) = (node.clone(), m.clone());
-                glommio::spawn_local(async move {
-                    let parts = rx.await.unwrap_or_else(|_| vec![Reply::err("ERR snapshot failed")]);
-                    m.borrow_mut().snapshot_ready(&node.repl, id, parts);
-                    run_actions(&node, &m);
-                })
-                .detach();
+            Action::Snapshot { id, exclude_data, disk, repl_info } => {
+                let (tx, rx) = futures_channel::mpsc::channel(SNAPSHOT_QUEUE);
+                node.repl.request_snapshot(SnapshotJob { id, exclude_data, disk, repl_info, out: tx });
+                glommio::spawn_local(relay_snapshot(node.clone(), m.clone(), id, rx)).detach();
             }
             Action::Start { id, fd, rx, pending, leftover } => {
                 // SAFETY: `fd` is a dup of the replica's socket handed over by its home shard;
@@ -187,49 +187,145 @@ fn on_request(node: &NodeInfo, m: &RefCell<Master>, id: u64, args: &[Bytes]) {
     }
 }
 
-/// Shard 0's side: runs the snapshot jobs the control core asks for, one at a time.
+/// Passes snapshot `id`'s file from shard 0's job to its replicas, pausing while one of them
+/// has more than [`SNAPSHOT_PENDING`] bytes unwritten (the job waits in turn: the bounded
+/// channel), and ends the snapshot in [`Master`] when the file is complete or cannot be.
+async fn relay_snapshot(
+    node: Arc<NodeInfo>,
+    m: Rc<RefCell<Master>>,
+    id: u64,
+    mut rx: futures_channel::mpsc::Receiver<SnapshotMsg>,
+) {
+    let mut result = Err("the snapshot job ended early".to_string());
+    'relay: while let Some(msg) = rx.next().await {
+        match msg {
+            SnapshotMsg::Len(n) => m.borrow_mut().snapshot_len(id, n),
+            SnapshotMsg::Data(b) => m.borrow_mut().snapshot_data(id, b),
+            SnapshotMsg::End(r) => {
+                result = r;
+                break;
+            }
+        }
+        loop {
+            let pending = m.borrow().snapshot_pending(id);
+            match pending {
+                None => {
+                    result = Err("no replica waits for it".to_string());
+                    break 'relay;
+                }
+                Some(p) if p > SNAPSHOT_PENDING => glommio::timer::sleep(Duration::from_millis(1)).await,
+                Some(_) => break,
+            }
+        }
+    }
+    // Closing the channel stops the job if it still runs.
+    drop(rx);
+    m.borrow_mut().snapshot_end(&node.repl, id, result);
+    run_actions(&node, &m);
+}
+
+/// Shard 0's side: runs the full-sync snapshot jobs the control core asks for, one at a time
+/// (in the snapshot task queue, below client work).
 pub async fn snapshot_jobs(shard: Rc<Shard>) {
     let node = shard.state.borrow().node.clone();
     let Some(mut jobs) = node.repl.take_snapshot_receiver() else { return };
     while let Some(job) = jobs.next().await {
-        let parts = take_snapshot(&shard, job.id, job.exclude_data).await;
-        let _ = job.reply.send(parts);
+        let mut out = job.out.clone();
+        let r = run_job(&shard, job).await;
+        let _ = send(&mut out, SnapshotMsg::End(r)).await;
     }
 }
 
-/// Takes snapshot `id`: every shard held, each serializes its keys, the mark goes into the
-/// feed while all are still held, then they are released. This is the one function a
-/// forkless snapshot replaces (it must push the mark at the snapshot's point in time).
-pub async fn take_snapshot(shard: &Shard, id: u64, exclude_data: bool) -> Vec<Reply> {
-    let all: Vec<usize> = (0..shard.nshards).collect();
-    let tx = match shard.lock(&all).await {
-        Ok(tx) => tx,
-        Err(e) => return vec![e],
+/// One full-sync snapshot: claims the node's snapshot (waiting for a running BGSAVE to end),
+/// begins it on every shard at once (each pushes its feed mark there: the forkless
+/// snapshot's point in time), waits for the mark's offset, then streams the file.
+async fn run_job(shard: &Shard, job: SnapshotJob) -> Result<(), String> {
+    let SnapshotJob { id, exclude_data, disk, repl_info, mut out } = job;
+    while !bgsave::claim_as(id) {
+        if out.is_closed() {
+            return Err("abandoned".into());
+        }
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+    }
+    let parts = shard.all_shards(bgsave::begin_shard, 0, &[]).await;
+    let plan = match bgsave::plan_of(id, &parts) {
+        Ok(p) => p,
+        Err(e) => {
+            snapshot::end_on_shards(shard, id, None).await;
+            bgsave::release(id);
+            return Err(format!("{e:?}"));
+        }
     };
-    let run: crate::cmd::ShardFn = if exclude_data { empty_part } else { snapshot_part };
-    let mut parts = Vec::with_capacity(all.len());
-    for &s in &all {
-        parts.push(match shard.held(tx, s, HeldOp::Run { run, db: 0, args: Vec::new() }).await {
-            HeldResult::Reply(r) => r,
-            _ => Reply::err("ERR internal error: shard unavailable"),
-        });
+    let mut stream = SnapshotStream::from_plan(plan, Vec::new());
+    let Ok(info) = repl_info.await else {
+        stream.end(shard, false).await;
+        return Err("abandoned".into());
+    };
+    stream = stream.with_repl(info);
+    if exclude_data {
+        stream = stream.without_data();
     }
-    let node = shard.state.borrow().node.clone();
-    node.repl.feed.push(FeedItem::Mark { shard: shard.id, snapshot: id });
-    shard.unlock(tx, &all).await;
-    parts
+    if disk {
+        return send_file(shard, stream, &mut out).await;
+    }
+    // Diskless: the file's bytes go to the replicas' sockets as the shards produce them.
+    let mut failure = None;
+    loop {
+        match stream.next(shard).await {
+            Some(Ok(b)) => {
+                if send(&mut out, SnapshotMsg::Data(b)).await.is_err() {
+                    failure = Some("abandoned".to_string());
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            None => break,
+        }
+        snapshot::pace().await;
+    }
+    stream.end(shard, false).await;
+    failure.map_or(Ok(()), Err)
 }
 
-/// One shard's part; from here on the shard records every change (the feed is active), so
-/// nothing after the mark is missing from the stream.
-fn snapshot_part(st: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-    let on = st.node.repl.feed.active();
-    st.changes.set_recording(on);
-    crate::cmd::save::serialize_shard(st, db, args)
+/// Disk target (Redis's `rdbSaveBackground` for SYNC): writes the RDB file as a BGSAVE does,
+/// then sends it, its length first.
+async fn send_file(
+    shard: &Shard,
+    stream: SnapshotStream,
+    out: &mut futures_channel::mpsc::Sender<SnapshotMsg>,
+) -> Result<(), String> {
+    let cfg = shard.state.borrow().config.clone();
+    bgsave::mark_started();
+    tracing::info!("Background saving started");
+    let (outcome, file) = snapshot::write_file(shard, stream, &cfg, true).await;
+    bgsave::finished(outcome, &cfg);
+    let Some(file) = file.filter(|_| outcome == bgsave::Outcome::Saved) else {
+        return Err("Background saving error".into());
+    };
+    let len = snapshot::blocking(move || file.metadata().map(|m| (m.len(), file))).await;
+    let (len, mut file) = len.map_err(|e| format!("reading the RDB file: {e}"))?;
+    send(out, SnapshotMsg::Len(len)).await.map_err(|_| "abandoned".to_string())?;
+    let mut left = len;
+    while left > 0 {
+        let (f, r) = snapshot::blocking(move || {
+            let mut buf = vec![0u8; (left as usize).min(SEND_CHUNK)];
+            let r = std::io::Read::read_exact(&mut file, &mut buf).map(|_| buf);
+            (file, r)
+        })
+        .await;
+        file = f;
+        let buf = r.map_err(|e| format!("reading the RDB file: {e}"))?;
+        left -= buf.len() as u64;
+        send(out, SnapshotMsg::Data(Bytes::from(buf))).await.map_err(|_| "abandoned".to_string())?;
+    }
+    Ok(())
 }
 
-fn empty_part(st: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
-    let on = st.node.repl.feed.active();
-    st.changes.set_recording(on);
-    Reply::Array(Vec::new())
+/// Sends on the bounded channel, waiting for room; fails once the relay is gone.
+async fn send(out: &mut futures_channel::mpsc::Sender<SnapshotMsg>, msg: SnapshotMsg) -> Result<(), ()> {
+    futures_lite::future::poll_fn(|cx| out.poll_ready(cx)).await.map_err(|_| ())?;
+    out.start_send(msg).map_err(|_| ())
 }

@@ -78,9 +78,18 @@ impl Db {
     /// One background step: returns at least `budget` bytes of the snapshot when that many
     /// remain (whole slots, so possibly more), and whether this database is finished.
     pub fn snapshot_step(&mut self, budget: usize) -> (Vec<u8>, bool) {
+        self.snapshot_step_timed(budget, None)
+    }
+
+    /// [`Db::snapshot_step`] that also stops after the slot during which `until` passed (a
+    /// time slice, so one step never holds the shard's loop for long whatever the key sizes).
+    pub fn snapshot_step_timed(&mut self, budget: usize, until: Option<std::time::Instant>) -> (Vec<u8>, bool) {
         let Some(mut s) = self.snap.take() else { return (Vec::new(), true) };
         let mut out = std::mem::take(&mut s.out);
         while out.len() < budget {
+            if until.is_some_and(|t| std::time::Instant::now() >= t) && !out.is_empty() {
+                break;
+            }
             if let Some(t) = s.detached.pop() {
                 (s.encode)(&mut out, &t, s.now_ms, s.compress);
                 continue;
