@@ -82,7 +82,8 @@ fn ctime(secs: u64) -> String {
     let p: Vec<&str> = t.split(' ').collect();
     let day = DAYS[((secs / 86400) % 7) as usize];
     if p.len() == 4 {
-        format!("{} {} {} {} {}", day, p[1], p[0], &p[3][..8], p[2])
+        let d: u32 = p[0].parse().unwrap_or(0);
+        format!("{} {} {:2} {} {}", day, p[1], d, &p[3][..8], p[2])
     } else {
         t
     }

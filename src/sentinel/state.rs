@@ -231,7 +231,7 @@ impl State {
     /// Adds a monitored master (SENTINEL MONITOR / `sentinel monitor`).
     pub fn add_master(&mut self, name: &str, addr: Addr, quorum: u32) -> Result<usize, String> {
         if self.master_index(name).is_some() {
-            return Err("Duplicated master name.".into());
+            return Err("Duplicate master name.".into());
         }
         let id = self.alloc_id();
         let inst = Instance::new(id, flag::MASTER, name.to_string(), addr, period::DEFAULT_DOWN_AFTER, now());
