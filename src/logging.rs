@@ -86,7 +86,8 @@ where
             Level::INFO => '*',
             _ => '#',
         };
-        write!(w, "{}:{} {} {} ", self.pid, ROLE.load(Ordering::Relaxed) as char, format_time(now.as_secs(), now.subsec_millis()), c)?;
+        let role = ROLE.load(Ordering::Relaxed) as char;
+        write!(w, "{}:{} {} {} ", self.pid, role, format_time(now.as_secs(), now.subsec_millis()), c)?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }

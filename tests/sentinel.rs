@@ -197,7 +197,10 @@ fn guide(real: [bool; 3], redis_nodes: bool, stop: Stop) {
     );
     // One election round normally; a split vote (possible on a loaded machine) costs a retry
     // after 2 x failover-timeout, as in Redis.
-    assert!(took < Duration::from_millis(DOWN_AFTER + 2 * FAILOVER_TIMEOUT) + Duration::from_secs(10), "failover took {took:?}");
+    assert!(
+        took < Duration::from_millis(DOWN_AFTER + 2 * FAILOVER_TIMEOUT) + Duration::from_secs(10),
+        "failover took {took:?}"
+    );
 
     // The +switch-master event reached the subscriber.
     buf.clear();
@@ -316,10 +319,13 @@ fn redis_sentinel_name_starts_sentinel_mode() {
     let link = dir.join("redis-sentinel");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_slotcore"), &link).expect("symlink");
     let conf = dir.join("sentinel0.conf");
-    std::fs::write(&conf, format!("port {port}\nsentinel monitor mymaster 127.0.0.1 {} 2\n", master.port)).expect("conf");
+    std::fs::write(&conf, format!("port {port}\nsentinel monitor mymaster 127.0.0.1 {} 2\n", master.port))
+        .expect("conf");
     let mut child = Command::new(&link).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
     let p = port.to_string();
-    wait_for("sentinel mode answers", WAIT, || Server::cli_port(&p, &["INFO", "server"]).contains("redis_mode:sentinel"));
+    wait_for("sentinel mode answers", WAIT, || {
+        Server::cli_port(&p, &["INFO", "server"]).contains("redis_mode:sentinel")
+    });
     wait_for("conf rewritten with myid", WAIT, || {
         std::fs::read_to_string(&conf).unwrap_or_default().contains("sentinel myid ")
     });
@@ -355,7 +361,12 @@ fn sentinel_client_follows_failover() {
     let rp = replica.port;
     wait_for("client reaches the promoted master", WAIT * 2, || {
         let Ok(mut c) = client.get_connection() else { return false };
-        let port: Option<u16> = redis::cmd("CONFIG").arg("GET").arg("port").query::<Vec<String>>(&mut c).ok().and_then(|v| v.get(1)?.parse().ok());
+        let port: Option<u16> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("port")
+            .query::<Vec<String>>(&mut c)
+            .ok()
+            .and_then(|v| v.get(1)?.parse().ok());
         port == Some(rp) && redis::cmd("SET").arg("after").arg("2").query::<()>(&mut c).is_ok()
     });
     assert_eq!(replica.cli(&["GET", "before"]).trim(), "1");

@@ -208,7 +208,9 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             let noquorum = usable < m.quorum as usize;
             let noauth = usable < voters / 2 + 1;
             if !noquorum && !noauth {
-                Reply::Status(format!("OK {usable} usable Sentinels. Quorum and failover authorization can be reached").into())
+                Reply::Status(
+                    format!("OK {usable} usable Sentinels. Quorum and failover authorization can be reached").into(),
+                )
             } else {
                 let mut e = format!("NOQUORUM {usable} usable Sentinels. ");
                 if noquorum {
@@ -306,9 +308,23 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             .map(|l| Reply::Status((*l).into()))
             .collect(),
         ),
-        "masters" | "master" | "slaves" | "replicas" | "sentinels" | "is-master-down-by-addr" | "reset"
-        | "get-master-addr-by-name" | "failover" | "pending-scripts" | "monitor" | "flushconfig" | "remove" | "ckquorum"
-        | "set" | "config" | "simulate-failure" => arity(&sub),
+        "masters"
+        | "master"
+        | "slaves"
+        | "replicas"
+        | "sentinels"
+        | "is-master-down-by-addr"
+        | "reset"
+        | "get-master-addr-by-name"
+        | "failover"
+        | "pending-scripts"
+        | "monitor"
+        | "flushconfig"
+        | "remove"
+        | "ckquorum"
+        | "set"
+        | "config"
+        | "simulate-failure" => arity(&sub),
         _ => Reply::error(format!("ERR unknown subcommand '{}'. Try SENTINEL HELP.", s(&args[1]))),
     }
 }
@@ -378,7 +394,10 @@ fn set(st: &mut State, args: &[Bytes]) -> Reply {
                 if changes {
                     st.dirty = true;
                 }
-                return Reply::error(format!("ERR Unknown option or number of arguments for SENTINEL SET '{}'", s(&args[j])));
+                return Reply::error(format!(
+                    "ERR Unknown option or number of arguments for SENTINEL SET '{}'",
+                    s(&args[j])
+                ));
             }
         }
         changes = true;
@@ -425,8 +444,18 @@ fn config(st: &mut State, args: &[Bytes]) -> Reply {
             _ => None,
         };
         match o.as_str() {
-            "resolve-hostnames" => st.resolve_hostnames = match yn { Some(b) => b, None => return bad() },
-            "announce-hostnames" => st.announce_hostnames = match yn { Some(b) => b, None => return bad() },
+            "resolve-hostnames" => {
+                st.resolve_hostnames = match yn {
+                    Some(b) => b,
+                    None => return bad(),
+                }
+            }
+            "announce-hostnames" => {
+                st.announce_hostnames = match yn {
+                    Some(b) => b,
+                    None => return bad(),
+                }
+            }
             "announce-ip" => st.announce_ip = Some(v.clone()).filter(|v| !v.is_empty()),
             "announce-port" => match v.parse::<u16>() {
                 Ok(p) => st.announce_port = p,

@@ -109,7 +109,10 @@ pub fn load(text: &str, options: &str) -> Result<Loaded, String> {
             }
             "port" => s.port = args.get(1).and_then(|p| p.parse().ok()).ok_or_else(|| bad("Invalid port"))?,
             "bind" => s.bind = args[1..].to_vec(),
-            "daemonize" => s.daemonize = args.get(1).and_then(|v| parse_bool(v)).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?,
+            "daemonize" => {
+                s.daemonize =
+                    args.get(1).and_then(|v| parse_bool(v)).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?
+            }
             "logfile" => s.logfile = args.get(1).cloned().unwrap_or_default(),
             "pidfile" => s.pidfile = args.get(1).cloned().unwrap_or_default(),
             "dir" => s.dir = args.get(1).cloned().unwrap_or_default(),

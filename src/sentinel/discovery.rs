@@ -36,7 +36,8 @@ impl State {
     /// The reply of a peer Sentinel to `SENTINEL is-master-down-by-addr`.
     pub fn on_is_master_down_reply(&mut self, mi: usize, w: Which, v: &Value) {
         let Value::Array(items) = v else { return };
-        let (Some(Value::Int(down)), Some(Value::Bulk(leader)), Some(Value::Int(epoch))) = (items.first(), items.get(1), items.get(2))
+        let (Some(Value::Int(down)), Some(Value::Bulk(leader)), Some(Value::Int(epoch))) =
+            (items.first(), items.get(1), items.get(2))
         else {
             return;
         };
@@ -194,7 +195,11 @@ impl State {
             self.force_hello_update(mi);
         } else {
             let wait = period::PUBLISH * 4;
-            if r.flags & flag::PROMOTED == 0 && m.looks_sane(t) && r.no_down_for(wait, t) && t.saturating_sub(r.role_reported_time) > wait {
+            if r.flags & flag::PROMOTED == 0
+                && m.looks_sane(t)
+                && r.no_down_for(wait, t)
+                && t.saturating_sub(r.role_reported_time) > wait
+            {
                 let addr = m.inst.addr.clone();
                 if failover::send_slaveof(self, mi, Which::Replica(ri), Some(&addr)) {
                     let at = self.at(mi, Which::Replica(ri));
@@ -208,7 +213,8 @@ impl State {
     fn replica_config_checks(&mut self, mi: usize, ri: usize, t: u64) {
         let m = &self.masters[mi];
         let r = &m.replicas[ri];
-        let wrong = r.slave_master_port != m.inst.addr.port || !r.slave_master_host.as_deref().is_some_and(|h| m.inst.addr.same_host(h));
+        let wrong = r.slave_master_port != m.inst.addr.port
+            || !r.slave_master_host.as_deref().is_some_and(|h| m.inst.addr.same_host(h));
         if wrong {
             let wait = m.failover_timeout;
             if m.looks_sane(t) && r.no_down_for(wait, t) && t.saturating_sub(r.slave_conf_change_time) > wait {
@@ -225,7 +231,10 @@ impl State {
             return;
         }
         let Some(p) = m.promoted_replica().map(|p| p.addr.clone()) else { return };
-        if r.flags & flag::RECONF_SENT != 0 && r.slave_master_host.as_deref().is_some_and(|h| p.same_host(h)) && r.slave_master_port == p.port {
+        if r.flags & flag::RECONF_SENT != 0
+            && r.slave_master_host.as_deref().is_some_and(|h| p.same_host(h))
+            && r.slave_master_port == p.port
+        {
             let r = &mut self.masters[mi].replicas[ri];
             r.flags &= !flag::RECONF_SENT;
             r.flags |= flag::RECONF_INPROG;
@@ -261,7 +270,12 @@ impl State {
         let current_epoch: u64 = tok[3].parse().unwrap_or(0);
         let master_config_epoch: u64 = tok[7].parse().unwrap_or(0);
         let (ip, runid) = (tok[0], tok[2]);
-        let find = |st: &State| st.masters[mi].sentinels.iter().position(|s| s.addr.same_host(ip) && s.addr.port == port && s.runid.as_deref() == Some(runid));
+        let find = |st: &State| {
+            st.masters[mi]
+                .sentinels
+                .iter()
+                .position(|s| s.addr.same_host(ip) && s.addr.port == port && s.runid.as_deref() == Some(runid))
+        };
         let mut si = find(self);
         if si.is_none() {
             // Drop this runid's old address, and any other Sentinel that had this address.
@@ -271,7 +285,9 @@ impl State {
             if removed {
                 let at = self.at(mi, Which::Master);
                 self.event(Level::Notice, "+sentinel-address-switch", &format!("{at} ip {ip} port {port} for {runid}"));
-            } else if let Some(o) = self.masters[mi].sentinels.iter().position(|s| s.addr.same_host(ip) && s.addr.port == port) {
+            } else if let Some(o) =
+                self.masters[mi].sentinels.iter().position(|s| s.addr.same_host(ip) && s.addr.port == port)
+            {
                 let at = self.at(mi, Which::Sentinel(o));
                 self.event(Level::Notice, "+sentinel-invalid-addr", &at);
                 let obsolete = self.masters[mi].sentinels[o].runid.clone();

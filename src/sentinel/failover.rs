@@ -156,15 +156,14 @@ pub fn select_replica(st: &State, mi: usize) -> Option<usize> {
         })
         .collect();
     cands.sort_by(|(_, a), (_, b)| {
-        a.slave_priority
-            .cmp(&b.slave_priority)
-            .then(b.slave_repl_offset.cmp(&a.slave_repl_offset))
-            .then_with(|| match (&a.runid, &b.runid) {
+        a.slave_priority.cmp(&b.slave_priority).then(b.slave_repl_offset.cmp(&a.slave_repl_offset)).then_with(
+            || match (&a.runid, &b.runid) {
                 (None, None) => std::cmp::Ordering::Equal,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (Some(x), Some(y)) => x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase()),
-            })
+            },
+        )
     });
     cands.first().map(|(i, _)| *i)
 }
@@ -276,7 +275,8 @@ fn reconf_next_replica(st: &mut State, mi: usize) {
     let Some(pi) = promoted_index(st, mi) else { return };
     let paddr = st.masters[mi].replicas[pi].addr.clone();
     let mut in_progress =
-        st.masters[mi].replicas.iter().filter(|r| r.flags & (flag::RECONF_SENT | flag::RECONF_INPROG) != 0).count() as u32;
+        st.masters[mi].replicas.iter().filter(|r| r.flags & (flag::RECONF_SENT | flag::RECONF_INPROG) != 0).count()
+            as u32;
     let n = st.masters[mi].replicas.len();
     for ri in 0..n {
         if in_progress >= st.masters[mi].parallel_syncs {
@@ -286,7 +286,8 @@ fn reconf_next_replica(st: &mut State, mi: usize) {
         if r.flags & (flag::PROMOTED | flag::RECONF_DONE) != 0 {
             continue;
         }
-        if r.flags & flag::RECONF_SENT != 0 && t.saturating_sub(r.slave_reconf_sent_time) > period::SLAVE_RECONF_TIMEOUT {
+        if r.flags & flag::RECONF_SENT != 0 && t.saturating_sub(r.slave_reconf_sent_time) > period::SLAVE_RECONF_TIMEOUT
+        {
             let at = st.at(mi, Which::Replica(ri));
             st.event(Level::Notice, "-slave-reconf-sent-timeout", &at);
             let r = &mut st.masters[mi].replicas[ri];
@@ -355,4 +356,3 @@ pub fn switch_to_promoted(st: &mut State, mi: usize) {
     st.event(Level::Warning, "+switch-master", &msg);
     st.reset_master_and_change_address(mi, &to.ip, to.port);
 }
-

@@ -116,7 +116,11 @@ pub async fn command_link(st: Shared, id: u64) {
                 if conn.send(&cmds).await.is_err() {
                     break;
                 }
-                let timeout = st.borrow().find(id).map(|(mi, w)| st.borrow().inst(mi, w).down_after_period).unwrap_or(period::PING);
+                let timeout = st
+                    .borrow()
+                    .find(id)
+                    .map(|(mi, w)| st.borrow().inst(mi, w).down_after_period)
+                    .unwrap_or(period::PING);
                 let timeout = Duration::from_millis((timeout / 2).max(period::PING));
                 let mut failed = false;
                 for (kind, _) in &batch {

@@ -55,7 +55,8 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
     if let Err(e) = std::fs::OpenOptions::new().append(true).open(&abs) {
         fail(&format!("Sentinel config file {abs} is not writable: {e}. Exiting..."));
     }
-    let text = std::fs::read_to_string(&abs).unwrap_or_else(|e| fail(&format!("Fatal error, can't open config file '{abs}': {e}")));
+    let text = std::fs::read_to_string(&abs)
+        .unwrap_or_else(|e| fail(&format!("Fatal error, can't open config file '{abs}': {e}")));
     let loaded = config::load(&text, options).unwrap_or_else(|e| fail(&e));
     let mut settings = loaded.settings;
     settings.config_file = abs.clone();

@@ -102,7 +102,9 @@ impl State {
         if i.flags & flag::SENTINEL == 0 && (i.info_refresh == 0 || t.saturating_sub(i.info_refresh) > info_period) {
             batch.push((Kind::Info, vec![c_info]));
         }
-        if t.saturating_sub(i.link.last_pong_time) > ping_period && t.saturating_sub(i.link.last_ping_time) > ping_period / 2 {
+        if t.saturating_sub(i.link.last_pong_time) > ping_period
+            && t.saturating_sub(i.link.last_ping_time) > ping_period / 2
+        {
             batch.push((Kind::Ping, vec![c_ping]));
             i.link.last_ping_time = t;
             if i.link.act_ping_time == 0 {
@@ -111,7 +113,8 @@ impl State {
         }
         if t.saturating_sub(i.last_pub_time) > period::PUBLISH {
             let ip = announce.unwrap_or_else(|| i.link.local_ip.clone());
-            let payload = format!("{},{},{},{},{},{},{},{}", ip, port, myid, epoch, mname, ma.ip, ma.port, config_epoch);
+            let payload =
+                format!("{},{},{},{},{},{},{},{}", ip, port, myid, epoch, mname, ma.ip, ma.port, config_epoch);
             batch.push((Kind::Publish, vec![c_pub, b"__sentinel__:hello".to_vec(), payload.into_bytes()]));
         }
         i.link.pending_commands = batch.len() as u64;

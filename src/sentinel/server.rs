@@ -133,7 +133,10 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
     let subscribed = !c.channels.is_empty() || !c.patterns.is_empty();
     if subscribed
         && !c.resp3
-        && !matches!(name.as_str(), "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+        && !matches!(
+            name.as_str(),
+            "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        )
     {
         c.send(&Reply::error(format!(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"

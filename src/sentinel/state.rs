@@ -272,8 +272,12 @@ impl State {
     pub fn reset_master_and_change_address(&mut self, mi: usize, ip: &str, port: u16) {
         let newaddr = Addr { ip: ip.to_string(), port };
         let m = &self.masters[mi];
-        let mut keep: Vec<Addr> =
-            m.replicas.iter().filter(|r| !(r.addr.same_host(ip) && r.addr.port == port)).map(|r| r.addr.clone()).collect();
+        let mut keep: Vec<Addr> = m
+            .replicas
+            .iter()
+            .filter(|r| !(r.addr.same_host(ip) && r.addr.port == port))
+            .map(|r| r.addr.clone())
+            .collect();
         if !(m.inst.addr.same_host(ip) && m.inst.addr.port == port) {
             keep.push(m.inst.addr.clone());
         }
@@ -320,7 +324,9 @@ impl State {
     pub fn apply_directive(&mut self, a: &[String]) -> Result<(), String> {
         let sub = a[0].to_ascii_lowercase();
         let n = a.len();
-        let need_master = |st: &State, name: &str| st.master_index(name).ok_or_else(|| "No such master with specified name.".to_string());
+        let need_master = |st: &State, name: &str| {
+            st.master_index(name).ok_or_else(|| "No such master with specified name.".to_string())
+        };
         match (sub.as_str(), n) {
             ("monitor", 5) => {
                 let quorum: i64 = a[4].parse().map_err(|_| "Invalid argument".to_string())?;
@@ -419,13 +425,16 @@ impl State {
             ("announce-ip", 2) => self.announce_ip = Some(a[1].clone()).filter(|s| !s.is_empty()),
             ("announce-port", 2) => self.announce_port = a[1].parse().map_err(|_| "Invalid port number".to_string())?,
             ("deny-scripts-reconfig", 2) => {
-                self.deny_scripts_reconfig = yes_no(&a[1]).ok_or("Please specify yes or no for the deny-scripts-reconfig options.")?
+                self.deny_scripts_reconfig =
+                    yes_no(&a[1]).ok_or("Please specify yes or no for the deny-scripts-reconfig options.")?
             }
             ("resolve-hostnames", 2) => {
-                self.resolve_hostnames = yes_no(&a[1]).ok_or("Please specify yes or no for the resolve-hostnames option.")?
+                self.resolve_hostnames =
+                    yes_no(&a[1]).ok_or("Please specify yes or no for the resolve-hostnames option.")?
             }
             ("announce-hostnames", 2) => {
-                self.announce_hostnames = yes_no(&a[1]).ok_or("Please specify yes or no for the announce-hostnames option.")?
+                self.announce_hostnames =
+                    yes_no(&a[1]).ok_or("Please specify yes or no for the announce-hostnames option.")?
             }
             ("sentinel-user", 2) => self.sentinel_user = Some(a[1].clone()).filter(|s| !s.is_empty()),
             ("sentinel-pass", 2) => self.sentinel_pass = Some(a[1].clone()).filter(|s| !s.is_empty()),
@@ -542,11 +551,20 @@ impl State {
         self.dirty = false;
         let path = self.settings.config_file.clone();
         let old = std::fs::read_to_string(&path).unwrap_or_default();
-        let managed: HashSet<String> =
-            ["port", "bind", "daemonize", "pidfile", "logfile", "dir", "protected-mode", "latency-tracking-info-percentiles", "user"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let managed: HashSet<String> = [
+            "port",
+            "bind",
+            "daemonize",
+            "pidfile",
+            "logfile",
+            "dir",
+            "protected-mode",
+            "latency-tracking-info-percentiles",
+            "user",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let text = config::rewrite_text(&old, &self.generate_config(), &managed);
         match config::write_atomic(&path, &text) {
             Ok(()) => {
