@@ -264,21 +264,26 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             }
             Reply::Ok
         }
-        "debug" if n == 2 => Reply::Map(vec![
-            (bulk("INFO-PERIOD"), bulk(super::instance::period::INFO)),
-            (bulk("PING-PERIOD"), bulk(super::instance::period::PING)),
-            (bulk("ASK-PERIOD"), bulk(super::instance::period::ASK)),
-            (bulk("PUBLISH-PERIOD"), bulk(super::instance::period::PUBLISH)),
-            (bulk("DEFAULT-DOWN-AFTER"), bulk(super::instance::period::DEFAULT_DOWN_AFTER)),
-            (bulk("DEFAULT-FAILOVER-TIMEOUT"), bulk(super::instance::period::DEFAULT_FAILOVER_TIMEOUT)),
-            (bulk("TILT-TRIGGER"), bulk(super::instance::period::TILT_TRIGGER)),
-            (bulk("TILT-PERIOD"), bulk(super::instance::period::TILT_PERIOD)),
-            (bulk("SLAVE-RECONF-TIMEOUT"), bulk(super::instance::period::SLAVE_RECONF_TIMEOUT)),
-            (bulk("MIN-LINK-RECONNECT-PERIOD"), bulk(super::instance::period::MIN_LINK_RECONNECT)),
-            (bulk("ELECTION-TIMEOUT"), bulk(super::instance::period::ELECTION_TIMEOUT)),
-            (bulk("SCRIPT-MAX-RUNTIME"), bulk(60000)),
-            (bulk("SCRIPT-RETRY-DELAY"), bulk(30000)),
-        ]),
+        "debug" if n == 2 => {
+            Reply::Map(super::instance::period::all().into_iter().map(|(k, v)| (bulk(k), bulk(v))).collect())
+        }
+        "debug" => {
+            let mut j = 2;
+            while j < n {
+                let name = s(&args[j]);
+                let Some(v) = args.get(j + 1).map(s) else {
+                    return Reply::error(format!("ERR Unknown option or number of arguments for SENTINEL DEBUG '{name}'"));
+                };
+                let Some(ms) = v.parse::<u64>().ok().filter(|v| *v > 0) else {
+                    return Reply::error(format!("ERR Invalid argument '{v}' for SENTINEL DEBUG '{name}'"));
+                };
+                if !super::instance::period::set(&name, ms) {
+                    return Reply::error(format!("ERR Unknown option or number of arguments for SENTINEL DEBUG '{name}'"));
+                }
+                j += 2;
+            }
+            Reply::Ok
+        }
         "help" if n == 2 => Reply::Array(
             [
                 "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

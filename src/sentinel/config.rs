@@ -38,7 +38,8 @@ impl Default for Settings {
 }
 
 /// What reading the file produced: the settings and the `sentinel` lines (argv without the
-/// leading `sentinel`, global directives first), each with its line number and text for errors.
+/// leading `sentinel`) in Redis's order: global directives, then `monitor`, then the rest
+/// (so a master's options may precede its `monitor` line), each with its line number and text.
 pub struct Loaded {
     pub settings: Settings,
     pub sentinel_lines: Vec<(usize, String, Vec<String>)>,
@@ -76,6 +77,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 pub fn load(text: &str, options: &str) -> Result<Loaded, String> {
     let mut s = Settings::default();
     let mut pre = Vec::new();
+    let mut monitors = Vec::new();
     let mut rest = Vec::new();
     let all = format!("{text}\n{options}");
     for (i, raw) in all.lines().enumerate() {
@@ -103,6 +105,8 @@ pub fn load(text: &str, options: &str) -> Result<Loaded, String> {
                 let entry = (linenum, line.to_string(), args[1..].to_vec());
                 if PRE_MONITOR.contains(&sub.as_str()) {
                     pre.push(entry);
+                } else if sub == "monitor" {
+                    monitors.push(entry);
                 } else {
                     rest.push(entry);
                 }
@@ -130,6 +134,7 @@ pub fn load(text: &str, options: &str) -> Result<Loaded, String> {
             _ => {}
         }
     }
+    pre.extend(monitors);
     pre.extend(rest);
     Ok(Loaded { settings: s, sentinel_lines: pre })
 }
@@ -249,9 +254,10 @@ mod tests {
 
     #[test]
     fn global_sentinel_lines_come_first() {
-        let l = load("sentinel monitor m 127.0.0.1 6379 2\nsentinel myid abc\nport 1234", "sentinel").unwrap();
+        let text = "sentinel parallel-syncs m 2\nsentinel monitor m 127.0.0.1 6379 2\nsentinel myid abc\nport 1234";
+        let l = load(text, "sentinel").unwrap();
         assert_eq!(l.settings.port, 1234);
-        assert_eq!(l.sentinel_lines[0].2[0], "myid");
-        assert_eq!(l.sentinel_lines.len(), 2);
+        let order: Vec<&str> = l.sentinel_lines.iter().map(|e| e.2[0].as_str()).collect();
+        assert_eq!(order, ["myid", "monitor", "parallel-syncs"]);
     }
 }

@@ -194,7 +194,7 @@ impl State {
             self.event(Level::Warning, "+failover-state-reconf-slaves", &at);
             self.force_hello_update(mi);
         } else {
-            let wait = period::PUBLISH * 4;
+            let wait = period::publish() * 4;
             if r.flags & flag::PROMOTED == 0
                 && m.looks_sane(t)
                 && r.no_down_for(wait, t)
@@ -254,7 +254,7 @@ impl State {
     pub fn force_hello_update(&mut self, mi: usize) {
         let m = &mut self.masters[mi];
         for i in std::iter::once(&mut m.inst).chain(m.replicas.iter_mut()).chain(m.sentinels.iter_mut()) {
-            i.last_pub_time = i.last_pub_time.saturating_sub(period::PUBLISH + 1);
+            i.last_pub_time = i.last_pub_time.saturating_sub(period::publish() + 1);
         }
     }
 

@@ -141,7 +141,7 @@ pub fn select_replica(st: &State, mi: usize) -> Option<usize> {
         max_down += t.saturating_sub(m.inst.s_down_since_time);
     }
     max_down += m.inst.down_after_period * 10;
-    let validity = if m.inst.flags & flag::S_DOWN != 0 { period::PING * 5 } else { period::INFO * 3 };
+    let validity = if m.inst.flags & flag::S_DOWN != 0 { period::ping() * 5 } else { period::info() * 3 };
     let mut cands: Vec<(usize, &Instance)> = m
         .replicas
         .iter()
@@ -149,7 +149,7 @@ pub fn select_replica(st: &State, mi: usize) -> Option<usize> {
         .filter(|(_, r)| {
             r.flags & (flag::S_DOWN | flag::O_DOWN) == 0
                 && !r.disconnected()
-                && t.saturating_sub(r.link.last_avail_time) <= period::PING * 5
+                && t.saturating_sub(r.link.last_avail_time) <= period::ping() * 5
                 && r.slave_priority != 0
                 && t.saturating_sub(r.info_refresh) <= validity
                 && r.master_link_down_time <= max_down
@@ -200,7 +200,7 @@ pub fn state_machine(st: &mut State, mi: usize) {
             let is_leader = leader.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(&st.myid));
             let m = &st.masters[mi];
             if !is_leader && m.inst.flags & flag::FORCE_FAILOVER == 0 {
-                let election_timeout = period::ELECTION_TIMEOUT.min(m.failover_timeout);
+                let election_timeout = period::election_timeout().min(m.failover_timeout);
                 if t.saturating_sub(m.failover_start_time) > election_timeout && t > m.failover_start_time {
                     let at = st.at(mi, Which::Master);
                     st.event(Level::Warning, "-failover-abort-not-elected", &at);
@@ -286,7 +286,7 @@ fn reconf_next_replica(st: &mut State, mi: usize) {
         if r.flags & (flag::PROMOTED | flag::RECONF_DONE) != 0 {
             continue;
         }
-        if r.flags & flag::RECONF_SENT != 0 && t.saturating_sub(r.slave_reconf_sent_time) > period::SLAVE_RECONF_TIMEOUT
+        if r.flags & flag::RECONF_SENT != 0 && t.saturating_sub(r.slave_reconf_sent_time) > period::slave_reconf_timeout()
         {
             let at = st.at(mi, Which::Replica(ri));
             st.event(Level::Notice, "-slave-reconf-sent-timeout", &at);

@@ -22,19 +22,46 @@ pub mod flag {
     pub const SCRIPT_KILL_SENT: u32 = 1 << 12;
 }
 
-/// Sentinel's timing constants (milliseconds), as Redis's defaults.
+/// Sentinel's timings (milliseconds): Redis's defaults, changeable with SENTINEL DEBUG.
 pub mod period {
-    pub const PING: u64 = 1000;
-    pub const INFO: u64 = 10_000;
-    pub const ASK: u64 = 1000;
-    pub const PUBLISH: u64 = 2000;
-    pub const DEFAULT_DOWN_AFTER: u64 = 30_000;
-    pub const TILT_TRIGGER: u64 = 2000;
-    pub const TILT_PERIOD: u64 = 30_000;
-    pub const SLAVE_RECONF_TIMEOUT: u64 = 10_000;
-    pub const MIN_LINK_RECONNECT: u64 = 15_000;
-    pub const ELECTION_TIMEOUT: u64 = 10_000;
-    pub const DEFAULT_FAILOVER_TIMEOUT: u64 = 180_000;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    macro_rules! knobs {
+        ($(($stat:ident, $get:ident, $name:literal, $v:expr)),* $(,)?) => {
+            $(static $stat: AtomicU64 = AtomicU64::new($v);
+              #[doc = concat!("`", $name, "`")]
+              pub fn $get() -> u64 { $stat.load(Relaxed) })*
+            /// Sets the knob SENTINEL DEBUG calls `name`; false if there is no such knob.
+            pub fn set(name: &str, v: u64) -> bool {
+                match name.to_ascii_lowercase().as_str() {
+                    $($name => { $stat.store(v, Relaxed); true })*
+                    _ => false,
+                }
+            }
+            /// Every knob with its SENTINEL DEBUG name, upper-cased as Redis shows them.
+            pub fn all() -> Vec<(String, u64)> {
+                vec![$(($name.to_ascii_uppercase(), $stat.load(Relaxed))),*]
+            }
+        };
+    }
+
+    knobs!(
+        (INFO, info, "info-period", 10_000),
+        (PING, ping, "ping-period", 1000),
+        (ASK, ask, "ask-period", 1000),
+        (PUBLISH, publish, "publish-period", 2000),
+        (DEFAULT_DOWN_AFTER, default_down_after, "default-down-after", 30_000),
+        (DEFAULT_FAILOVER_TIMEOUT, default_failover_timeout, "default-failover-timeout", 180_000),
+        (TILT_TRIGGER, tilt_trigger, "tilt-trigger", 2000),
+        (TILT_PERIOD, tilt_period, "tilt-period", 30_000),
+        (SLAVE_RECONF_TIMEOUT, slave_reconf_timeout, "slave-reconf-timeout", 10_000),
+        (MIN_LINK_RECONNECT, min_link_reconnect, "min-link-reconnect-period", 15_000),
+        (ELECTION_TIMEOUT, election_timeout, "election-timeout", 10_000),
+        (SCRIPT_MAX_RUNTIME, script_max_runtime, "script-max-runtime", 60_000),
+        (SCRIPT_RETRY_DELAY, script_retry_delay, "script-retry-delay", 30_000),
+    );
+
+    /// The random spread of failover start times.
     pub const MAX_DESYNC: u64 = 1000;
 }
 
@@ -284,7 +311,7 @@ impl Master {
         Master {
             inst,
             quorum,
-            failover_timeout: period::DEFAULT_FAILOVER_TIMEOUT,
+            failover_timeout: period::default_failover_timeout(),
             parallel_syncs: 1,
             auth_pass: None,
             auth_user: None,
@@ -338,7 +365,7 @@ impl Master {
         self.inst.flags & flag::MASTER != 0
             && self.inst.role_reported == flag::MASTER
             && self.inst.flags & (flag::S_DOWN | flag::O_DOWN) == 0
-            && now.saturating_sub(self.inst.info_refresh) < period::INFO * 2
+            && now.saturating_sub(self.inst.info_refresh) < period::info() * 2
     }
 
     /// The name the instance knows `cmd` under (`rename-command`).

@@ -63,7 +63,7 @@ impl Conn {
 /// Connects and introduces the link: AUTH when configured, CLIENT SETNAME.
 async fn open(st: &Shared, id: u64, pubsub: bool) -> Option<Conn> {
     let target = st.borrow().target(id)?;
-    let stream = match crate::runtime::connect(&target.ip, target.port, Duration::from_millis(period::PING)).await {
+    let stream = match crate::runtime::connect(&target.ip, target.port, Duration::from_millis(period::ping())).await {
         Ok(s) => s,
         Err(_) => return None,
     };
@@ -84,7 +84,7 @@ async fn open(st: &Shared, id: u64, pubsub: bool) -> Option<Conn> {
         return None;
     }
     for _ in 0..hello.len() {
-        conn.read_timeout(Duration::from_millis(period::PING * 5)).await.ok()?;
+        conn.read_timeout(Duration::from_millis(period::ping() * 5)).await.ok()?;
     }
     st.borrow_mut().link_state(id, pubsub, true, local_ip);
     Some(conn)
@@ -97,7 +97,7 @@ pub async fn command_link(st: Shared, id: u64) {
             return;
         }
         let Some(mut conn) = open(&st, id, false).await else {
-            crate::runtime::sleep(Duration::from_millis(period::PING)).await;
+            crate::runtime::sleep(Duration::from_millis(period::ping())).await;
             continue;
         };
         loop {
@@ -120,8 +120,8 @@ pub async fn command_link(st: Shared, id: u64) {
                     .borrow()
                     .find(id)
                     .map(|(mi, w)| st.borrow().inst(mi, w).down_after_period)
-                    .unwrap_or(period::PING);
-                let timeout = Duration::from_millis((timeout / 2).max(period::PING));
+                    .unwrap_or(period::ping());
+                let timeout = Duration::from_millis((timeout / 2).max(period::ping()));
                 let mut failed = false;
                 for (kind, _) in &batch {
                     match conn.read_timeout(timeout).await {
@@ -143,7 +143,7 @@ pub async fn command_link(st: Shared, id: u64) {
             crate::runtime::sleep(TICK).await;
         }
         st.borrow_mut().link_state(id, false, false, String::new());
-        crate::runtime::sleep(Duration::from_millis(period::PING)).await;
+        crate::runtime::sleep(Duration::from_millis(period::ping())).await;
     }
 }
 
@@ -154,7 +154,7 @@ pub async fn pubsub_link(st: Shared, id: u64) {
             return;
         }
         let Some(mut conn) = open(&st, id, true).await else {
-            crate::runtime::sleep(Duration::from_millis(period::PING)).await;
+            crate::runtime::sleep(Duration::from_millis(period::ping())).await;
             continue;
         };
         let sub = vec![resp::argv(&["SUBSCRIBE", "__sentinel__:hello"])];
@@ -165,7 +165,7 @@ pub async fn pubsub_link(st: Shared, id: u64) {
                     Some(true) => break,
                     Some(false) => {}
                 }
-                match conn.read_timeout(Duration::from_millis(period::PUBLISH * 3)).await {
+                match conn.read_timeout(Duration::from_millis(period::publish() * 3)).await {
                     Ok(Value::Array(items)) => {
                         let mut s = st.borrow_mut();
                         s.pubsub_activity(id);
@@ -182,7 +182,7 @@ pub async fn pubsub_link(st: Shared, id: u64) {
             }
         }
         st.borrow_mut().link_state(id, true, false, String::new());
-        crate::runtime::sleep(Duration::from_millis(period::PING)).await;
+        crate::runtime::sleep(Duration::from_millis(period::ping())).await;
     }
 }
 

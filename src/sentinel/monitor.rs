@@ -96,9 +96,9 @@ impl State {
         let info_period = if i.flags & flag::SLAVE != 0 && (master_failing || i.master_link_down_time != 0) {
             1000
         } else {
-            period::INFO
+            period::info()
         };
-        let ping_period = i.down_after_period.min(period::PING);
+        let ping_period = i.down_after_period.min(period::ping());
         if i.flags & flag::SENTINEL == 0 && (i.info_refresh == 0 || t.saturating_sub(i.info_refresh) > info_period) {
             batch.push((Kind::Info, vec![c_info]));
         }
@@ -111,7 +111,7 @@ impl State {
                 i.link.act_ping_time = t;
             }
         }
-        if t.saturating_sub(i.last_pub_time) > period::PUBLISH {
+        if t.saturating_sub(i.last_pub_time) > period::publish() {
             let ip = announce.unwrap_or_else(|| i.link.local_ip.clone());
             let payload =
                 format!("{},{},{},{},{},{},{},{}", ip, port, myid, epoch, mname, ma.ip, ma.port, config_epoch);
@@ -146,7 +146,7 @@ impl State {
     pub fn tick(&mut self) {
         let t = now();
         let delta = t as i64 - self.previous_time as i64;
-        if delta < 0 || delta as u64 > period::TILT_TRIGGER {
+        if delta < 0 || delta as u64 > period::tilt_trigger() {
             self.tilt = true;
             self.tilt_start_time = t;
             self.event(Level::Warning, "+tilt", "#tilt mode entered");
@@ -155,7 +155,7 @@ impl State {
         let mut switch = Vec::new();
         for mi in 0..self.masters.len() {
             if self.tilt {
-                if t.saturating_sub(self.tilt_start_time) < period::TILT_PERIOD {
+                if t.saturating_sub(self.tilt_start_time) < period::tilt_period() {
                     continue;
                 }
                 self.tilt = false;
@@ -197,7 +197,7 @@ impl State {
             0
         };
         if i.link.cc_up
-            && t.saturating_sub(i.link.cc_conn_time) > period::MIN_LINK_RECONNECT
+            && t.saturating_sub(i.link.cc_conn_time) > period::min_link_reconnect()
             && i.link.act_ping_time != 0
             && t.saturating_sub(i.link.act_ping_time) > i.down_after_period / 2
             && t.saturating_sub(i.link.last_pong_time) > i.down_after_period / 2
@@ -205,15 +205,15 @@ impl State {
             i.link.close_cc = true;
         }
         if i.link.pc_up
-            && t.saturating_sub(i.link.pc_conn_time) > period::MIN_LINK_RECONNECT
-            && t.saturating_sub(i.link.pc_last_activity) > period::PUBLISH * 3
+            && t.saturating_sub(i.link.pc_conn_time) > period::min_link_reconnect()
+            && t.saturating_sub(i.link.pc_last_activity) > period::publish() * 3
         {
             i.link.close_pc = true;
         }
         let down = elapsed > i.down_after_period
             || (i.flags & flag::MASTER != 0
                 && i.role_reported == flag::SLAVE
-                && t.saturating_sub(i.role_reported_time) > i.down_after_period + period::INFO * 2);
+                && t.saturating_sub(i.role_reported_time) > i.down_after_period + period::info() * 2);
         if down {
             if i.flags & flag::S_DOWN == 0 {
                 i.s_down_since_time = t;
@@ -268,14 +268,14 @@ impl State {
             runid.into_bytes(),
         ];
         for s in self.masters[mi].sentinels.iter_mut() {
-            if t.saturating_sub(s.last_master_down_reply_time) > period::ASK * 5 {
+            if t.saturating_sub(s.last_master_down_reply_time) > period::ask() * 5 {
                 s.flags &= !flag::MASTER_DOWN;
                 s.leader = None;
             }
             if !sdown || s.disconnected() {
                 continue;
             }
-            if !forced && t.saturating_sub(s.last_master_down_reply_time) < period::ASK {
+            if !forced && t.saturating_sub(s.last_master_down_reply_time) < period::ask() {
                 continue;
             }
             if s.queued.iter().any(|(k, _)| *k == Kind::IsMasterDown) {

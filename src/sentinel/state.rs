@@ -234,7 +234,7 @@ impl State {
             return Err("Duplicate master name.".into());
         }
         let id = self.alloc_id();
-        let inst = Instance::new(id, flag::MASTER, name.to_string(), addr, period::DEFAULT_DOWN_AFTER, now());
+        let inst = Instance::new(id, flag::MASTER, name.to_string(), addr, period::default_down_after(), now());
         self.masters.push(Master::new(inst, quorum));
         Ok(self.masters.len() - 1)
     }
@@ -482,13 +482,13 @@ impl State {
             let name = m.name();
             let ma = m.current_addr();
             put("sentinel monitor", format!("sentinel monitor {} {} {} {}", name, ma.ip, ma.port, m.quorum));
-            if m.inst.down_after_period != period::DEFAULT_DOWN_AFTER {
+            if m.inst.down_after_period != period::default_down_after() {
                 put(
                     "sentinel down-after-milliseconds",
                     format!("sentinel down-after-milliseconds {} {}", name, m.inst.down_after_period),
                 );
             }
-            if m.failover_timeout != period::DEFAULT_FAILOVER_TIMEOUT {
+            if m.failover_timeout != period::default_failover_timeout() {
                 put("sentinel failover-timeout", format!("sentinel failover-timeout {} {}", name, m.failover_timeout));
             }
             if m.parallel_syncs != 1 {
