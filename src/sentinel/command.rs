@@ -272,13 +272,17 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             while j < n {
                 let name = s(&args[j]);
                 let Some(v) = args.get(j + 1).map(s) else {
-                    return Reply::error(format!("ERR Unknown option or number of arguments for SENTINEL DEBUG '{name}'"));
+                    return Reply::error(format!(
+                        "ERR Unknown option or number of arguments for SENTINEL DEBUG '{name}'"
+                    ));
                 };
                 let Some(ms) = v.parse::<u64>().ok().filter(|v| *v > 0) else {
                     return Reply::error(format!("ERR Invalid argument '{v}' for SENTINEL DEBUG '{name}'"));
                 };
                 if !super::instance::period::set(&name, ms) {
-                    return Reply::error(format!("ERR Unknown option or number of arguments for SENTINEL DEBUG '{name}'"));
+                    return Reply::error(format!(
+                        "ERR Unknown option or number of arguments for SENTINEL DEBUG '{name}'"
+                    ));
                 }
                 j += 2;
             }

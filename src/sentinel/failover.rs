@@ -286,7 +286,8 @@ fn reconf_next_replica(st: &mut State, mi: usize) {
         if r.flags & (flag::PROMOTED | flag::RECONF_DONE) != 0 {
             continue;
         }
-        if r.flags & flag::RECONF_SENT != 0 && t.saturating_sub(r.slave_reconf_sent_time) > period::slave_reconf_timeout()
+        if r.flags & flag::RECONF_SENT != 0
+            && t.saturating_sub(r.slave_reconf_sent_time) > period::slave_reconf_timeout()
         {
             let at = st.at(mi, Which::Replica(ri));
             st.event(Level::Notice, "-slave-reconf-sent-timeout", &at);
