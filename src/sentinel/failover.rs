@@ -129,7 +129,7 @@ pub fn get_leader(st: &mut State, mi: usize, epoch: u64) -> Option<String> {
         }
     }
     let quorum = st.masters[mi].quorum as u64;
-    winner.filter(|_| max_votes >= voters / 2 + 1 && max_votes >= quorum)
+    winner.filter(|_| max_votes > voters / 2 && max_votes >= quorum)
 }
 
 /// Redis's `sentinelSelectSlave`.
