@@ -1,13 +1,13 @@
 //! Cluster failover, bus level, with real processes: a 6-node slotcore cluster built by
 //! `redis-cli --cluster create --cluster-replicas 1` survives kill -9 of a master (its replica
-//! takes the slots; the time is measured and printed), the old master rejoins as a replica of
+//! takes the slots with every write its replica acknowledged; the time is measured and printed
+//! for node-timeout 2000, 3000 and 15000), the old master rejoins as a replica of
 //! the winner, CLUSTER FAILOVER (default, FORCE, TAKEOVER) moves the slots on purpose, losing
 //! a master and its replica fails the cluster; and a mixed cluster (slotcore and redis-server
-//! masters and replicas of the other kind) fails over both ways.
+//! masters and replicas of the other kind) fails over both ways, keeping acknowledged writes.
 //!
-//! Replica data sync is not part of these tests (it is checked elsewhere): replicas here never
-//! had a working master link, which Redis counts as data of unlimited age, so the nodes run
-//! with `cluster-replica-validity-factor 0` (a replica may always fail over).
+//! The nodes run with Redis's default `cluster-replica-validity-factor` (10): a replica fails
+//! over only because its link to its master was up and its data is recent, as in production.
 
 mod common;
 
@@ -17,21 +17,12 @@ use std::time::{Duration, Instant};
 
 fn slotcore(timeout: u64) -> Server {
     let t = timeout.to_string();
-    Server::slotcore(&[
-        "--cluster-enabled",
-        "yes",
-        "--cluster-node-timeout",
-        &t,
-        "--shards",
-        "2",
-        "--cluster-replica-validity-factor",
-        "0",
-    ])
+    Server::slotcore(&["--cluster-enabled", "yes", "--cluster-node-timeout", &t, "--shards", "2"])
 }
 
 fn redis(timeout: u64) -> Server {
     let t = timeout.to_string();
-    Server::redis(&["--cluster-enabled", "yes", "--cluster-node-timeout", &t, "--cluster-replica-validity-factor", "0"])
+    Server::redis(&["--cluster-enabled", "yes", "--cluster-node-timeout", &t])
 }
 
 /// The `myself` line of a node: (id, flags, master, slots).
@@ -97,6 +88,44 @@ fn failover_until(s: &Server, mode: &[&str], what: &str, mut done: impl FnMut() 
     panic!("timed out waiting for {what}\n{}", s.log_text());
 }
 
+/// Waits until every replica's link to its master is up (Redis's replicas only fail over with
+/// recent data).
+fn links_up(replicas: &[&Server], all: &[&Server]) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT * 2 {
+        if replicas.iter().all(|r| r.cli(&["info", "replication"]).contains("master_link_status:up")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("a replica's master link never came up\n{}", logs(all));
+}
+
+/// Writes `n` keys into the slots `master` serves, each acknowledged by its replica
+/// (`WAIT 1`); returns the keys.
+fn write_acked(master: &Server, n: usize) -> Vec<String> {
+    let tag = key_in(&me(master).3);
+    let mut c = common::Raw::connect(master.port);
+    let keys: Vec<String> = (0..n).map(|i| format!("{{{tag}}}:{i}")).collect();
+    for k in &keys {
+        assert_eq!(c.cmd(&["SET", k, k]), "+OK\r\n");
+    }
+    let start = Instant::now();
+    while c.cmd(&["WAIT", "1", "1000"]) != ":1\r\n" {
+        assert!(start.elapsed() < WAIT, "the replica of port {} never acknowledged", master.port);
+    }
+    keys
+}
+
+/// Every key reads back its own name from `s` (which serves their slot).
+fn all_readable(s: &Server, keys: &[String]) {
+    let mut c = common::Raw::connect(s.port);
+    for k in keys {
+        let want = format!("${}\r\n{k}\r\n", k.len());
+        assert_eq!(c.cmd(&["GET", k]), want, "key {k} on port {}", s.port);
+    }
+}
+
 fn wait_state(nodes: &[&Server], want: &str, all: &[&Server]) {
     let start = Instant::now();
     while start.elapsed() < WAIT * 2 {
@@ -135,9 +164,12 @@ fn failover_cycle(timeout: u64) {
     {
         let all: Vec<&Server> = servers.iter().collect();
         create_agreed(&all, 1);
+        let replicas: Vec<&Server> = all.iter().copied().filter(|s| !is_master(s)).collect();
+        links_up(&replicas, &all);
     }
     let m = (0..6).find(|&i| is_master(&servers[i])).expect("a master");
     let old_id = myid(&servers[m]);
+    let keys = write_acked(&servers[m], 200);
     let (r, took) = kill_and_measure(&mut servers, m, timeout);
     println!("node-timeout {timeout} ms: replica became master {} ms after kill -9", took.as_millis());
     if std::env::var("FO_DUMP").is_ok() {
@@ -158,6 +190,7 @@ fn failover_cycle(timeout: u64) {
     });
     check_clean(&servers[r], &all);
     assert!(servers[r].log_text().contains("Failover election won: I'm the new master."));
+    all_readable(&servers[r], &keys);
 
     // The old master comes back as a replica of the winner.
     servers[m].restart();
@@ -236,6 +269,8 @@ fn kill9_and_shutdown_failover_node_timeout_3000() {
     {
         let all: Vec<&Server> = servers.iter().collect();
         create_agreed(&all, 1);
+        let replicas: Vec<&Server> = all.iter().copied().filter(|s| !is_master(s)).collect();
+        links_up(&replicas, &all);
     }
     let m = (0..6).find(|&i| is_master(&servers[i])).expect("a master");
     let (_, took) = kill_and_measure(&mut servers, m, timeout);
@@ -263,6 +298,30 @@ fn kill9_and_shutdown_failover_node_timeout_3000() {
     let alive: Vec<&Server> =
         servers.iter().enumerate().filter(|(i, _)| *i != m && *i != other).map(|(_, s)| s).collect();
     wait_state(&alive, "ok", &servers.iter().collect::<Vec<_>>());
+}
+
+/// The deployment guides' default node-timeout: kill -9 of a master, its replica serves the
+/// slots within node-timeout + 2 s and has every acknowledged write.
+#[test]
+fn kill9_failover_node_timeout_15000() {
+    let timeout = 15000;
+    let mut servers: Vec<Server> = (0..6).map(|_| slotcore(timeout)).collect();
+    {
+        let all: Vec<&Server> = servers.iter().collect();
+        create_agreed(&all, 1);
+        let replicas: Vec<&Server> = all.iter().copied().filter(|s| !is_master(s)).collect();
+        links_up(&replicas, &all);
+    }
+    let m = (0..6).find(|&i| is_master(&servers[i])).expect("a master");
+    let keys = write_acked(&servers[m], 200);
+    let (r, took) = kill_and_measure(&mut servers, m, timeout);
+    println!("node-timeout {timeout} ms: replica became master {} ms after kill -9", took.as_millis());
+    assert!(
+        took < Duration::from_millis(timeout + 2000),
+        "failover took {took:?}\n{}",
+        logs(&servers.iter().collect::<Vec<_>>())
+    );
+    all_readable(&servers[r], &keys);
 }
 
 /// Builds masters (a, b, c) with one replica each via redis-cli: create with the masters,
@@ -303,6 +362,13 @@ fn mixed_cluster_fails_over_both_ways() {
     let mut s: Vec<Server> = (0..3).map(|_| slotcore(t)).collect();
     let mut r: Vec<Server> = (0..3).map(|_| redis(t)).collect();
     build(&[&s[0], &s[1], &r[0]], &[&r[1], &r[2], &s[2]]);
+    {
+        let all: Vec<&Server> = s.iter().chain(r.iter()).collect();
+        links_up(&[&r[1], &r[2], &s[2]], &all);
+    }
+    // Acknowledged writes on both kinds of master survive their failover.
+    let on_s0 = write_acked(&s[0], 200);
+    let on_r0 = write_acked(&r[0], 200);
 
     // kill -9 the slotcore master s0: the redis replica r1 wins (slotcore masters voted).
     let s0_id = myid(&s[0]);
@@ -320,6 +386,8 @@ fn mixed_cluster_fails_over_both_ways() {
         let all: Vec<&Server> = s.iter().chain(r.iter()).collect();
         wait_state(&alive, "ok", &all);
     }
+    all_readable(&r[1], &on_s0);
+    all_readable(&s[2], &on_r0);
 
     // Both old masters return as replicas of the winners.
     s[0].restart();
@@ -345,4 +413,64 @@ fn mixed_cluster_fails_over_both_ways() {
     let all: Vec<&Server> = s.iter().chain(r.iter()).collect();
     wait_state(&all, "ok", &all);
     check_clean(&s[1], &all);
+    // The old masters synced from the winners while they were replicas, and kept it all.
+    all_readable(&s[0], &on_s0);
+    all_readable(&r[0], &on_r0);
+}
+
+/// Replica migration (cluster-migration-barrier 1, Redis's default): a master left without a
+/// working replica gets one of the replicas of the master that has two.
+/// cluster-replica-no-failover: that replica does not take over a killed master on its own,
+/// but a manual CLUSTER FAILOVER FORCE still works.
+#[test]
+fn replica_migration_and_replica_no_failover() {
+    let t = 2000;
+    let mut n: Vec<Server> = (0..7).map(|_| slotcore(t)).collect();
+    // Masters n0, n1, n2; replicas n3 of n0, n4 of n1, n5 of n2; n6 a second replica of n0.
+    build(&[&n[0], &n[1], &n[2]], &[&n[3], &n[4], &n[5]]);
+    let args: Vec<String> = vec![
+        "--cluster".into(),
+        "add-node".into(),
+        addrs(&[&n[6]])[0].clone(),
+        addrs(&[&n[0]])[0].clone(),
+        "--cluster-slave".into(),
+        "--cluster-master-id".into(),
+        myid(&n[0]),
+    ];
+    let (ok, out) = cli_timeout(60, &args);
+    assert!(ok, "add-node failed: {out}");
+    {
+        let all: Vec<&Server> = n.iter().collect();
+        wait_for(WAIT, "the second replica to be known by every node", || {
+            let id = myid(&n[6]);
+            all.iter().all(|s| nodes(s).iter().any(|f| f[0] == id && f[2].contains("slave")))
+        });
+        links_up(&[&n[3], &n[4], &n[5], &n[6]], &all);
+    }
+    let n1_id = myid(&n[1]);
+    n[4].kill9();
+    // After the dead replica is marked failed and the orphan delay passes, one of n0's two
+    // replicas follows n1 instead.
+    wait_for(Duration::from_secs(40), "a replica of n0 to migrate to the orphaned master n1", || {
+        [3, 6].iter().any(|&i| me(&n[i]).2 == n1_id)
+    });
+    let migrated = if me(&n[3]).2 == n1_id { 3 } else { 6 };
+    assert!(n[migrated].log_text().contains("Migrating to orphaned master"), "{}", n[migrated].log_text());
+    {
+        let alive: Vec<&Server> = n.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, s)| s).collect();
+        links_up(&[&n[migrated]], &alive);
+    }
+
+    // n5 (replica of n2) may not fail over by itself.
+    assert_eq!(n[5].cli(&["config", "set", "cluster-replica-no-failover", "yes"]).trim(), "OK");
+    let keys = write_acked(&n[2], 50);
+    n[2].kill9();
+    let alive: Vec<&Server> = n.iter().enumerate().filter(|(i, _)| *i != 4 && *i != 2).map(|(_, s)| s).collect();
+    let all: Vec<&Server> = n.iter().collect();
+    wait_state(&alive, "fail", &all);
+    std::thread::sleep(Duration::from_millis(t * 2));
+    assert!(!is_master(&n[5]), "a no-failover replica took over by itself");
+    failover_until(&n[5], &["force"], "FAILOVER FORCE on a no-failover replica", || is_master(&n[5]));
+    wait_state(&alive, "ok", &all);
+    all_readable(&n[5], &keys);
 }

@@ -8,21 +8,12 @@ mod common;
 
 use common::{Server, WAIT};
 use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// Ports of this test binary: 8100-8199.
-static NEXT: AtomicU16 = AtomicU16::new(8100);
-
+/// A free port (and its bus port) from the shared allocator.
 fn port() -> u16 {
-    loop {
-        let p = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(p < 8200, "out of ports");
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
-            return p;
-        }
-    }
+    common::free_port()
 }
 
 fn master(extra: &[&str]) -> Server {

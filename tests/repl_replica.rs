@@ -1,32 +1,28 @@
-//! The replica side against a real redis-server 7.0 master: full sync (diskless `$EOF:` and
+//! The replica side against a real redis-server 7.0 master (and the same checks against a
+//! two-shard slotcore master): full sync (diskless `$EOF:` and
 //! disk `$len` forms) of 100k keys of every type into 1 and 2 shards, the stream applied
 //! afterwards (MULTI/EXEC, SELECT, FLUSHALL, the master's DEL of expired keys), partial resync
 //! after a killed link (either side) and after a restart from the replica's RDB file,
-//! REPLICAOF NO ONE, and the replica's refusals. Every server runs on this test's ports
-//! (8200-8299).
+//! REPLICAOF NO ONE, and the replica's refusals.
 
 mod common;
 
 use common::Server;
 use redis::Commands;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-static NEXT: AtomicU16 = AtomicU16::new(8200);
-
-/// The next free port of this test's range.
+/// A free port (and its bus port) from the shared allocator.
 fn port() -> u16 {
-    loop {
-        let p = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(p < 8300, "out of ports");
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
+    common::free_port()
 }
 
 fn master() -> Server {
     Server::redis_on(port(), &["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])
+}
+
+/// A slotcore master with two shards (the replica-side tests also run slotcore to slotcore).
+fn slotcore_master() -> Server {
+    Server::slotcore_on(port(), &["--shards", "2", "--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"])
 }
 
 fn replica_of(m: &Server, extra: &[&str]) -> Server {
@@ -123,8 +119,7 @@ fn populate(m: &Server) {
     let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(1000).arg("db2").query(&mut c).unwrap();
 }
 
-fn full_sync_and_stream(shards: &str, diskless: bool) {
-    let m = master();
+fn full_sync_and_stream(m: Server, shards: &str, diskless: bool) {
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("repl-diskless-sync")
@@ -167,12 +162,22 @@ fn full_sync_and_stream(shards: &str, diskless: bool) {
 
 #[test]
 fn full_sync_one_shard_diskless() {
-    full_sync_and_stream("1", true);
+    full_sync_and_stream(master(), "1", true);
 }
 
 #[test]
 fn full_sync_two_shards_disk() {
-    full_sync_and_stream("2", false);
+    full_sync_and_stream(master(), "2", false);
+}
+
+#[test]
+fn slotcore_to_slotcore_full_sync_two_shards_into_three() {
+    full_sync_and_stream(slotcore_master(), "3", true);
+}
+
+#[test]
+fn slotcore_to_slotcore_full_sync_disk_into_one_shard() {
+    full_sync_and_stream(slotcore_master(), "1", false);
 }
 
 #[test]
@@ -201,7 +206,15 @@ fn expired_keys_wait_for_the_masters_del() {
 
 #[test]
 fn killed_links_resume_with_continue() {
-    let m = master();
+    killed_links_resume(master());
+}
+
+#[test]
+fn slotcore_to_slotcore_killed_links_resume_with_continue() {
+    killed_links_resume(slotcore_master());
+}
+
+fn killed_links_resume(m: Server) {
     let r = replica_of(&m, &["--shards", "2"]);
     let mut c = m.client();
     let _: () = c.set("a", 1).unwrap();
@@ -228,7 +241,15 @@ fn killed_links_resume_with_continue() {
 
 #[test]
 fn restarted_replica_resumes_partially_from_its_rdb() {
-    let m = master();
+    restarted_replica_resumes(master());
+}
+
+#[test]
+fn slotcore_to_slotcore_restarted_replica_resumes_partially() {
+    restarted_replica_resumes(slotcore_master());
+}
+
+fn restarted_replica_resumes(m: Server) {
     let mut r = replica_of(&m, &["--shards", "2"]);
     let mut c = m.client();
     for i in 0..1000 {

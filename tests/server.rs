@@ -240,6 +240,16 @@ fn debug_digest_matches_redis() {
             &["DEBUG", "DIGEST"],
             &["DEBUG", "DIGEST-VALUE", "a", "age", "ttl", "missing"],
             &["DEBUG", "OBJECT", "missing"],
+            &["DEBUG", "POPULATE", "2000"],
+            &["DEBUG", "POPULATE", "50", "pre", "20"],
+            &["DEBUG", "POPULATE", "3", "a", "2"],
+            &["DEBUG", "POPULATE", "-1"],
+            &["DEBUG", "POPULATE", "x"],
+            &["DEBUG", "POPULATE", "1", "p", "-3"],
+            &["DBSIZE"],
+            &["GET", "pre:7"],
+            &["GET", "a:1"],
+            &["DEBUG", "DIGEST"],
         ],
     );
     let obj = a.cmd(&["DEBUG", "OBJECT", "age"]);

@@ -109,6 +109,23 @@ fn counters() {
             &["INCRBYFLOAT", "s", "1"],
             &["SET", "x", "10"],
             &["INCRBYFLOAT", "x", "1"],
+            // Long double arithmetic, strtold parsing and %.17Lf printing as Redis.
+            &["SET", "big", "1e17"],
+            &["INCRBYFLOAT", "big", "3006.9"],
+            &["INCRBYFLOAT", "huge", "1e400"],
+            &["INCRBYFLOAT", "hex", "0x10"],
+            &["INCRBYFLOAT", "hex", " 1"],
+            &["INCRBYFLOAT", "hex", "1e5000"],
+            &["INCRBYFLOAT", "tiny", "1.1e-20"],
+            &["INCRBYFLOAT", "neg", "-0.0"],
+            &["INCRBYFLOAT", "f", "1.0000000000000002"],
+            &["INCRBYFLOAT", "f", "-3.3333333333333333"],
+            &["HINCRBYFLOAT", "h", "a", "1e17"],
+            &["HINCRBYFLOAT", "h", "a", "3006.9"],
+            &["HINCRBYFLOAT", "h", "a", "inf"],
+            &["HINCRBYFLOAT", "h", "b", "0x1p-3"],
+            &["HSET", "h", "c", "1e400"],
+            &["HINCRBYFLOAT", "h", "c", "1"],
         ],
     );
 }

@@ -2,9 +2,9 @@
 
 use super::ctx::Ctx;
 use super::errors;
+use super::long_double::LongDouble;
 use super::spec::{flags::*, spec, CommandSpec, Exec, KEY1};
-use super::string::format_long_double;
-use super::util::{eq_ic, glob_match, parse_f64, parse_i64, scan_page};
+use super::util::{eq_ic, glob_match, parse_i64, scan_page};
 use crate::protocol::Reply;
 use crate::storage::{HashValue, Value};
 use bytes::Bytes;
@@ -186,8 +186,8 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(by) = parse_f64(&args[3]) else { return Reply::err(errors::NOT_FLOAT) };
-    if by.is_infinite() {
+    let Some(by) = LongDouble::parse(&args[3]) else { return Reply::err(errors::NOT_FLOAT) };
+    if !by.is_finite() {
         return Reply::err("ERR value is NaN or Infinity");
     }
     let h = match hash_for_write(ctx, &args[1]) {
@@ -195,8 +195,8 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let cur = match h.get(&args[2]) {
-        None => 0.0,
-        Some(v) => match parse_f64(v) {
+        None => LongDouble::from_i64(0),
+        Some(v) => match LongDouble::parse(v) {
             Some(n) => n,
             None => {
                 drop_if_empty(ctx, &args[1]);
@@ -204,12 +204,12 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             }
         },
     };
-    let new = cur + by;
-    if new.is_nan() || new.is_infinite() {
+    let new = cur.add(&by);
+    if !new.is_finite() {
         drop_if_empty(ctx, &args[1]);
         return Reply::err("ERR increment would produce NaN or Infinity");
     }
-    let text = format_long_double(new);
+    let text = new.to_human();
     h.set(&args[2], text.as_bytes());
     Reply::Bulk(Bytes::from(text))
 }

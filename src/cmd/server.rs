@@ -1,12 +1,11 @@
 //! Server commands: INFO (in info.rs), COMMAND, TIME, LASTSAVE, SHUTDOWN, MONITOR, SLOWLOG,
-//! DEBUG.
+//! LATENCY (DEBUG is in debug.rs).
 
 use super::ctx::{reply, ClientCtx, ShardState};
 use super::errors;
 use super::spec::{flags, flags::*, spec, CommandSpec, Exec, Keys, Plan, ShutdownArgs};
 use super::table;
 use super::util::{eq_ic, parse_i64};
-use crate::config::Enable;
 use crate::protocol::Reply;
 use bytes::Bytes;
 
@@ -47,7 +46,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { subcommands: COMMAND_SUBCOMMANDS, ..spec("command", -1, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command), "server", "2.8.13", "Get array of Redis command details") },
     CommandSpec { subcommands: SLOWLOG_SUBCOMMANDS, ..spec("slowlog", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.2.12", "A container for slow log commands") },
     CommandSpec { subcommands: LATENCY_SUBCOMMANDS, ..spec("latency", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.8.13", "A container for latency diagnostics commands") },
-    spec("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(debug), "server", "1.0.0", "A container for debugging commands"),
+    spec("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(super::debug::debug), "server", "1.0.0", "A container for debugging commands"),
 ];
 
 fn time(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
@@ -214,7 +213,7 @@ fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
 }
 
-fn help_lines(lines: &[&'static str]) -> Plan {
+pub(super) fn help_lines(lines: &[&'static str]) -> Plan {
     reply(Reply::Array(lines.iter().map(|l| Reply::status(l)).collect()))
 }
 
@@ -327,152 +326,6 @@ fn slowlog_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     ])
 }
 
-/// Each shard returns, per database, the XOR of its keys' digests (empty string when empty).
-fn debug_digest() -> Plan {
-    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
-        let now = crate::storage::now_ms();
-        Reply::Array(
-            shard
-                .ks
-                .dbs
-                .iter()
-                .map(|d| {
-                    if d.is_empty() {
-                        return Reply::bulk(b"");
-                    }
-                    let mut sum = [0u8; 20];
-                    for slot in d.nonempty_slots_from(0) {
-                        let Some(t) = d.slot_table(slot) else { continue };
-                        for (k, e) in t.iter().filter(|(_, e)| !e.is_expired(now)) {
-                            let kd = super::digest::key_digest(k, e);
-                            for (s, x) in sum.iter_mut().zip(kd) {
-                                *s ^= x;
-                            }
-                        }
-                    }
-                    Reply::bulk(&sum)
-                })
-                .collect(),
-        )
-    }
-    Plan::AllShards {
-        run,
-        merge: Box::new(|_, replies| {
-            let mut sums: Vec<Option<[u8; 20]>> = Vec::new();
-            for r in replies {
-                let Reply::Array(v) = r else { continue };
-                if sums.len() < v.len() {
-                    sums.resize(v.len(), None);
-                }
-                for (i, d) in v.iter().enumerate() {
-                    if let Reply::Bulk(b) = d {
-                        if b.len() == 20 {
-                            let acc = sums[i].get_or_insert([0u8; 20]);
-                            for (a, x) in acc.iter_mut().zip(b.iter()) {
-                                *a ^= x;
-                            }
-                        }
-                    }
-                }
-            }
-            Reply::status_owned(super::digest::hex(&super::digest::combine(&sums)))
-        }),
-    }
-}
-
-/// DIGEST-VALUE: the value digest of each key, from whichever shard holds it.
-fn debug_digest_value(args: &[Bytes]) -> Plan {
-    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-        let now = crate::storage::now_ms();
-        let d = &mut shard.ks.dbs[db];
-        Reply::Array(
-            args[2..]
-                .iter()
-                .map(|k| d.get_notouch(k, now).map_or(Reply::Nil, |e| Reply::bulk(&super::digest::value_digest(e))))
-                .collect(),
-        )
-    }
-    let n = args.len() - 2;
-    Plan::AllShards {
-        run,
-        merge: Box::new(move |_, replies| {
-            let mut out = vec![[0u8; 20]; n];
-            for r in replies {
-                let Reply::Array(v) = r else { continue };
-                for (i, d) in v.iter().enumerate().take(n) {
-                    if let Reply::Bulk(b) = d {
-                        out[i].copy_from_slice(&b[..20.min(b.len())]);
-                    }
-                }
-            }
-            Reply::Array(out.iter().map(|d| Reply::status_owned(super::digest::hex(d))).collect())
-        }),
-    }
-}
-
-/// DEBUG OBJECT: low-level facts about a key. `serializedlength` is the length of the value's
-/// RDB string encoding without compression (slotcore has no RDB writer yet).
-fn debug_object(_args: &[Bytes]) -> Plan {
-    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-        let now = crate::storage::now_ms();
-        let Some(e) = shard.ks.dbs[db].get_notouch(&args[2], now) else { return Reply::Nil };
-        let ser = match &e.value {
-            crate::storage::Value::Str(crate::storage::StrValue::Int(n)) if i32::try_from(*n).is_ok() => {
-                if (-128..128).contains(n) {
-                    2
-                } else if (-32768..32768).contains(n) {
-                    3
-                } else {
-                    5
-                }
-            }
-            v => {
-                let len = match v {
-                    crate::storage::Value::Str(s) => s.len(),
-                    crate::storage::Value::Hash(h) => h.heap_size(),
-                    crate::storage::Value::Set(s) => s.heap_size(),
-                    crate::storage::Value::List(l) => l.iter().map(|e| e.len() + 1).sum(),
-                    crate::storage::Value::ZSet(z) => z.heap_size(),
-                };
-                len + if len < 64 {
-                    1
-                } else if len < 16384 {
-                    2
-                } else {
-                    5
-                }
-            }
-        };
-        let idle = ((now / 1000) as u32).saturating_sub(e.lru);
-        // Redis 7.0 adds the quicklist's shape for lists (no node compression here).
-        let ql = match &e.value {
-            crate::storage::Value::List(l) => format!(
-                " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
-                l.node_count(),
-                l.len() as f64 / l.node_count().max(1) as f64,
-                crate::storage::list::fill(),
-                l.packed_bytes()
-            ),
-            _ => String::new(),
-        };
-        Reply::status_owned(format!(
-            "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}{}",
-            e as *const _,
-            e.value.encoding(),
-            ser,
-            e.lru & 0xFF_FFFF,
-            idle,
-            ql
-        ))
-    }
-    Plan::AllShards {
-        run,
-        merge: Box::new(|_, replies| {
-            replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::err("ERR no such key"))
-        }),
-    }
-}
-
 // ---- LATENCY -------------------------------------------------------------------------------
 
 /// Per-shard latency data as (event, [time, ms]..., max) replies, merged at home.
@@ -581,67 +434,4 @@ fn latency_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "HELP",
         "    Prints this help.",
     ])
-}
-
-// ---- DEBUG ---------------------------------------------------------------------------------
-
-/// Redis 7.0's refusal when DEBUG is not enabled.
-pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
-
-fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let allowed = match ctx.shard.config.enable_debug_command {
-        Enable::Yes => true,
-        Enable::Local => ctx.client.addr.starts_with("127.") || ctx.client.addr.starts_with("[::1]"),
-        Enable::No => false,
-    };
-    if !allowed {
-        return reply(Reply::err(DEBUG_NOT_ALLOWED));
-    }
-    let sub = &args[1];
-    if eq_ic(sub, "sleep") && args.len() == 3 {
-        let secs = super::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
-        return Plan::Sleep(std::time::Duration::from_secs_f64(secs), Reply::Ok);
-    }
-    if eq_ic(sub, "set-active-expire") && args.len() == 3 {
-        let on = parse_i64(&args[2]).unwrap_or(1) != 0;
-        crate::storage::set_active_expire(on);
-        return reply(Reply::Ok);
-    }
-    if eq_ic(sub, "digest") && args.len() == 2 {
-        return debug_digest();
-    }
-    if eq_ic(sub, "reload") && args.len() == 2 {
-        return super::save::debug_reload();
-    }
-    if eq_ic(sub, "digest-value") {
-        return debug_digest_value(args);
-    }
-    if eq_ic(sub, "object") && args.len() == 3 {
-        return debug_object(args);
-    }
-    if eq_ic(sub, "help") {
-        return help_lines(&[
-            "DIGEST",
-            "    Output a hex signature representing the current DB content.",
-            "DIGEST-VALUE <key> [<key> ...]",
-            "    Output a hex signature of the values of all the specified keys.",
-            "OBJECT <key>",
-            "    Show low level info about the `key` and associated value.",
-            "RELOAD",
-            "    Save the RDB on disk and reload it back to memory.",
-            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "SET-ACTIVE-EXPIRE <0|1>",
-            "    Setting it to 0 disables expiring keys in background when they are not",
-            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
-            "    default.",
-            "SLEEP <seconds>",
-            "    Stop the server for <seconds>. Decimals allowed.",
-            "HELP",
-            "    Prints this help.",
-        ]);
-    }
-    reply(Reply::error(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-        String::from_utf8_lossy(sub)
-    )))
 }

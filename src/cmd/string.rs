@@ -2,8 +2,9 @@
 
 use super::ctx::Ctx;
 use super::errors;
+use super::long_double::LongDouble;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, KEY1};
-use super::util::{eq_ic, parse_f64, parse_i64};
+use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
 use crate::storage::{Entry, StrValue, Value};
 use bytes::Bytes;
@@ -383,30 +384,16 @@ fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-/// Formats an INCRBYFLOAT result like Redis's `ld2string(.., LD_STR_HUMAN)`: fixed notation
-/// (`%.17Lf`) with trailing zeros cut. Redis computes in 80-bit long double, which keeps sums like
-/// 0.1 + 0.2 exact to 17 decimals; with f64 we round to 15 significant digits first, which
-/// gives the same text for every value a long double sum would print exactly.
-pub fn format_long_double(v: f64) -> String {
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    let s = format!("{rounded}");
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(by) = parse_f64(&args[2]) else { return Reply::err(errors::NOT_FLOAT) };
+    // As Redis: the stored value is checked before the increment.
     let (cur, expire) = {
         let now = ctx.now_ms;
         match ctx.db().get(&args[1], now) {
-            None => (0.0, 0),
+            None => (LongDouble::from_i64(0), 0),
             Some(Entry { value: Value::Str(s), expire_at, .. }) => {
                 let n = match s {
-                    StrValue::Int(n) => Some(*n as f64),
-                    StrValue::Raw(v) => parse_f64(v),
+                    StrValue::Int(n) => Some(LongDouble::from_i64(*n)),
+                    StrValue::Raw(v) => LongDouble::parse(v),
                 };
                 match n {
                     Some(n) => (n, *expire_at),
@@ -417,11 +404,12 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Some(_) => return Reply::err(errors::WRONGTYPE),
         }
     };
-    let new = cur + by;
-    if new.is_nan() || new.is_infinite() {
+    let Some(by) = LongDouble::parse(&args[2]) else { return Reply::err(errors::NOT_FLOAT) };
+    let new = cur.add(&by);
+    if !new.is_finite() {
         return Reply::err("ERR increment would produce NaN or Infinity");
     }
-    let text = format_long_double(new);
+    let text = new.to_human();
     ctx.db().set(&args[1], Value::Str(StrValue::Raw(text.clone().into_bytes())), expire);
     Reply::Bulk(Bytes::from(text))
 }

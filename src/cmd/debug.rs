@@ -1,0 +1,284 @@
+//! DEBUG: the testing aids of Redis 7.0 that slotcore implements (DIGEST, DIGEST-VALUE,
+//! OBJECT, RELOAD, POPULATE, SET-ACTIVE-EXPIRE, SLEEP). Allowed only as
+//! `enable-debug-command` says.
+
+use super::ctx::{reply, ClientCtx, ShardState};
+use super::server::help_lines;
+use super::spec::Plan;
+use super::util::{eq_ic, parse_i64};
+use crate::config::Enable;
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+/// Each shard returns, per database, the XOR of its keys' digests (empty string when empty).
+fn debug_digest() -> Plan {
+    fn run(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        Reply::Array(
+            shard
+                .ks
+                .dbs
+                .iter()
+                .map(|d| {
+                    if d.is_empty() {
+                        return Reply::bulk(b"");
+                    }
+                    let mut sum = [0u8; 20];
+                    for slot in d.nonempty_slots_from(0) {
+                        let Some(t) = d.slot_table(slot) else { continue };
+                        for (k, e) in t.iter().filter(|(_, e)| !e.is_expired(now)) {
+                            let kd = super::digest::key_digest(k, e);
+                            for (s, x) in sum.iter_mut().zip(kd) {
+                                *s ^= x;
+                            }
+                        }
+                    }
+                    Reply::bulk(&sum)
+                })
+                .collect(),
+        )
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, replies| {
+            let mut sums: Vec<Option<[u8; 20]>> = Vec::new();
+            for r in replies {
+                let Reply::Array(v) = r else { continue };
+                if sums.len() < v.len() {
+                    sums.resize(v.len(), None);
+                }
+                for (i, d) in v.iter().enumerate() {
+                    if let Reply::Bulk(b) = d {
+                        if b.len() == 20 {
+                            let acc = sums[i].get_or_insert([0u8; 20]);
+                            for (a, x) in acc.iter_mut().zip(b.iter()) {
+                                *a ^= x;
+                            }
+                        }
+                    }
+                }
+            }
+            Reply::status_owned(super::digest::hex(&super::digest::combine(&sums)))
+        }),
+    }
+}
+
+/// DIGEST-VALUE: the value digest of each key, from whichever shard holds it.
+fn debug_digest_value(args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        let d = &mut shard.ks.dbs[db];
+        Reply::Array(
+            args[2..]
+                .iter()
+                .map(|k| d.get_notouch(k, now).map_or(Reply::Nil, |e| Reply::bulk(&super::digest::value_digest(e))))
+                .collect(),
+        )
+    }
+    let n = args.len() - 2;
+    Plan::AllShards {
+        run,
+        merge: Box::new(move |_, replies| {
+            let mut out = vec![[0u8; 20]; n];
+            for r in replies {
+                let Reply::Array(v) = r else { continue };
+                for (i, d) in v.iter().enumerate().take(n) {
+                    if let Reply::Bulk(b) = d {
+                        out[i].copy_from_slice(&b[..20.min(b.len())]);
+                    }
+                }
+            }
+            Reply::Array(out.iter().map(|d| Reply::status_owned(super::digest::hex(d))).collect())
+        }),
+    }
+}
+
+/// DEBUG OBJECT: low-level facts about a key. `serializedlength` is the length of the value's
+/// RDB string encoding without compression (slotcore has no RDB writer yet).
+fn debug_object(_args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        let now = crate::storage::now_ms();
+        let Some(e) = shard.ks.dbs[db].get_notouch(&args[2], now) else { return Reply::Nil };
+        let ser = match &e.value {
+            crate::storage::Value::Str(crate::storage::StrValue::Int(n)) if i32::try_from(*n).is_ok() => {
+                if (-128..128).contains(n) {
+                    2
+                } else if (-32768..32768).contains(n) {
+                    3
+                } else {
+                    5
+                }
+            }
+            v => {
+                let len = match v {
+                    crate::storage::Value::Str(s) => s.len(),
+                    crate::storage::Value::Hash(h) => h.heap_size(),
+                    crate::storage::Value::Set(s) => s.heap_size(),
+                    crate::storage::Value::List(l) => l.iter().map(|e| e.len() + 1).sum(),
+                    crate::storage::Value::ZSet(z) => z.heap_size(),
+                };
+                len + if len < 64 {
+                    1
+                } else if len < 16384 {
+                    2
+                } else {
+                    5
+                }
+            }
+        };
+        let idle = ((now / 1000) as u32).saturating_sub(e.lru);
+        // Redis 7.0 adds the quicklist's shape for lists (no node compression here).
+        let ql = match &e.value {
+            crate::storage::Value::List(l) => format!(
+                " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
+                l.node_count(),
+                l.len() as f64 / l.node_count().max(1) as f64,
+                crate::storage::list::fill(),
+                l.packed_bytes()
+            ),
+            _ => String::new(),
+        };
+        Reply::status_owned(format!(
+            "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}{}",
+            e as *const _,
+            e.value.encoding(),
+            ser,
+            e.lru & 0xFF_FFFF,
+            idle,
+            ql
+        ))
+    }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, replies| {
+            replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::err("ERR no such key"))
+        }),
+    }
+}
+
+/// Redis 7.0's refusal when DEBUG is not enabled.
+pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let allowed = match ctx.shard.config.enable_debug_command {
+        Enable::Yes => true,
+        Enable::Local => ctx.client.addr.starts_with("127.") || ctx.client.addr.starts_with("[::1]"),
+        Enable::No => false,
+    };
+    if !allowed {
+        return reply(Reply::err(DEBUG_NOT_ALLOWED));
+    }
+    let sub = &args[1];
+    if eq_ic(sub, "sleep") && args.len() == 3 {
+        let secs = super::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
+        return Plan::Sleep(std::time::Duration::from_secs_f64(secs), Reply::Ok);
+    }
+    if eq_ic(sub, "set-active-expire") && args.len() == 3 {
+        let on = parse_i64(&args[2]).unwrap_or(1) != 0;
+        crate::storage::set_active_expire(on);
+        return reply(Reply::Ok);
+    }
+    if eq_ic(sub, "digest") && args.len() == 2 {
+        return debug_digest();
+    }
+    if eq_ic(sub, "reload") && args.len() == 2 {
+        return super::save::debug_reload();
+    }
+    if eq_ic(sub, "digest-value") {
+        return debug_digest_value(args);
+    }
+    if eq_ic(sub, "object") && args.len() == 3 {
+        return debug_object(args);
+    }
+    if eq_ic(sub, "populate") && (3..=5).contains(&args.len()) {
+        return debug_populate(ctx, args);
+    }
+    if eq_ic(sub, "help") {
+        return help_lines(&[
+            "DIGEST",
+            "    Output a hex signature representing the current DB content.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a hex signature of the values of all the specified keys.",
+            "OBJECT <key>",
+            "    Show low level info about the `key` and associated value.",
+            "POPULATE <count> [<prefix>] [<size>]",
+            "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+            "    it is used instead of the 'key' prefix. These are not propagated to",
+            "    replicas. Cluster slots are not respected so keys not belonging to the",
+            "    current node can be created.",
+            "RELOAD",
+            "    Save the RDB on disk and reload it back to memory.",
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not",
+            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            "    default.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+            "HELP",
+            "    Prints this help.",
+        ]);
+    }
+    reply(Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        String::from_utf8_lossy(sub)
+    )))
+}
+
+/// A positive count or size argument; Redis 7.0 gives one text for every bad form.
+fn positive(arg: &[u8]) -> Result<u64, Reply> {
+    match parse_i64(arg) {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(Reply::err("ERR value is out of range, must be positive")),
+    }
+}
+
+/// DEBUG POPULATE count [prefix] [size]: string keys `prefix:N` holding `value:N` (cut or
+/// zero-padded to `size` bytes when a size is given), skipping keys that exist. As in Redis
+/// the keys are neither counted as changes nor propagated. Every shard walks the numbers and
+/// adds the keys whose slot this node places on it (in cluster mode a key of a slot served
+/// elsewhere lands on the shard its slot maps to and is dropped like any key the node does
+/// not keep).
+fn debug_populate(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if let Err(e) = positive(&args[2]) {
+        return reply(e);
+    }
+    if let Some(Err(e)) = args.get(4).map(|a| positive(a)) {
+        return reply(e);
+    }
+    Plan::AllShards { run: populate_part, merge: Box::new(|_, _| Reply::Ok) }
+}
+
+/// One shard's part of DEBUG POPULATE (arguments checked at home).
+fn populate_part(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+    let count = positive(&args[2]).unwrap_or(0);
+    let size = args.get(4).and_then(|a| positive(a).ok()).unwrap_or(0) as usize;
+    let prefix: &[u8] = args.get(3).map_or(b"key", |p| p);
+    let view = match &shard.node.cluster {
+        Some(c) => c.view(),
+        None => std::sync::Arc::new(crate::cluster::view::ClusterView::standalone(shard.node.shards)),
+    };
+    let now = crate::storage::now_ms();
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for j in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(j.to_string().as_bytes());
+        // Redis formats into a 128-byte buffer.
+        key.truncate(127);
+        if view.shard_of(crate::cluster::slot::key_slot(&key)) != shard.id {
+            continue;
+        }
+        let d = &mut shard.ks.dbs[db];
+        if d.get_notouch(&key, now).is_some() {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        d.set(&key, crate::storage::Value::Str(crate::storage::StrValue::from_bytes(&value)), 0);
+    }
+    Reply::Ok
+}
