@@ -15,6 +15,7 @@
 //! - [`cluster`]: hash slots, the cluster state and nodes.conf, the routing view shards use,
 //!   redirect checks, and the cluster bus protocol (its links run on the control core).
 //! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
+//! - [`sentinel`]: Sentinel mode (`--sentinel`): monitoring, election, failover, sentinel.conf.
 //! - [`replication`]: the change feed from shards to the control core, PSYNC2 master and
 //!   replica sides, the node's replication offset and role changes.
 //!
@@ -38,5 +39,6 @@ pub mod process;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;
+pub mod sentinel;
 pub mod storage;
 pub mod transaction;

@@ -12,6 +12,12 @@ use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFie
 use tracing_subscriber::registry::LookupSpan;
 
 static LEVEL: AtomicU8 = AtomicU8::new(2);
+static ROLE: AtomicU8 = AtomicU8::new(b'M');
+
+/// Sets the role character of every line (`X` in Sentinel mode).
+pub fn set_role(c: u8) {
+    ROLE.store(c, Ordering::Relaxed);
+}
 
 fn level_rank(l: LogLevel) -> u8 {
     match l {
@@ -80,7 +86,8 @@ where
             Level::INFO => '*',
             _ => '#',
         };
-        write!(w, "{}:M {} {} ", self.pid, format_time(now.as_secs(), now.subsec_millis()), c)?;
+        let role = ROLE.load(Ordering::Relaxed) as char;
+        write!(w, "{}:{} {} {} ", self.pid, role, format_time(now.as_secs(), now.subsec_millis()), c)?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }

@@ -146,6 +146,7 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
 }
 
 fn main() {
+    let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (config_file, options) = match parse::parse_argv(&args) {
         Invocation::Version => {
@@ -158,6 +159,9 @@ fn main() {
         }
         Invocation::Run { config_file, options } => (config_file, options),
     };
+    if slotcore::sentinel::requested(&argv0, &args) {
+        slotcore::sentinel::run(config_file, &options, daemonize);
+    }
     let loaded = match parse::load(config_file.as_deref(), &options) {
         Ok(l) => l,
         Err(e) => fail(&e.fatal_text()),

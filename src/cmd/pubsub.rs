@@ -188,7 +188,12 @@ pub(crate) fn pubsub_limit(st: &ShardState) -> usize {
 
 /// Delivers `[_, channel, message]` of a PUBLISH to this shard's subscribers; replies with
 /// the number of receivers (runs on every shard).
-pub fn deliver(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+pub fn deliver(st: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+    // Outside cluster mode Redis propagates PUBLISH to replicas (forceCommandPropagation), so
+    // subscribers of a replica hear it too (Sentinel's hellos): recorded once, by shard 0.
+    if st.id == 0 && st.node.cluster.is_none() {
+        st.changes.record(db, 0, vec![vec![Bytes::from_static(b"PUBLISH"), args[1].clone(), args[2].clone()]]);
+    }
     let limit = pubsub_limit(st);
     Reply::Int(st.pubsub.publish(&args[1], &args[2], limit) as i64)
 }

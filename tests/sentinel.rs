@@ -1,0 +1,373 @@
+//! Sentinel, with real processes: the deployment guide's master + replica + three Sentinels
+//! replayed with slotcore Sentinels over slotcore nodes, real `redis-server --sentinel`
+//! Sentinels over slotcore nodes, slotcore Sentinels over redis-server nodes, and a mixed
+//! quorum (two slotcore Sentinels and one redis-server Sentinel). Each run kills or shuts the
+//! master down, measures how long until every Sentinel names the replica, checks the promoted
+//! node has the data and takes writes, the config files were rewritten, and the restarted old
+//! master becomes a replica of the new one. Also: SENTINEL replies and errors next to a real
+//! Sentinel's, the event channels, and a Sentinel-aware client following the failover.
+
+mod common;
+
+use common::{free_port, Server, WAIT};
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// down-after-milliseconds used by these tests.
+const DOWN_AFTER: u64 = 2000;
+/// failover-timeout: an election split by the machine's load is retried after twice this.
+const FAILOVER_TIMEOUT: u64 = 6000;
+
+/// A Sentinel process (slotcore or redis-server) with its own directory and sentinel.conf.
+struct Sentinel {
+    port: u16,
+    dir: PathBuf,
+    conf: PathBuf,
+    child: Child,
+    real: bool,
+}
+
+impl Sentinel {
+    /// Starts a Sentinel monitoring `mymaster` at `master_port`, quorum 2.
+    fn start(real: bool, master_port: u16) -> Sentinel {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("slotcore-test-sentinel-{}-{}", std::process::id(), port));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nsentinel monitor mymaster 127.0.0.1 {master_port} 2\nsentinel down-after-milliseconds mymaster {DOWN_AFTER}\nsentinel failover-timeout mymaster {FAILOVER_TIMEOUT}\n"
+            ),
+        )
+        .expect("conf");
+        let log = std::fs::File::create(dir.join("sentinel.log")).expect("log");
+        let prog = if real { "redis-server".to_string() } else { env!("CARGO_BIN_EXE_slotcore").to_string() };
+        let child = Command::new(prog)
+            .arg(&conf)
+            .arg("--sentinel")
+            .current_dir(&dir)
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn sentinel");
+        let s = Sentinel { port, dir, conf, child, real };
+        s.wait_until("PING answered", || s.cli(&["PING"]).trim() == "PONG");
+        s
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        Server::cli_port(&self.port.to_string(), args)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sentinel.log")).unwrap_or_default()
+    }
+
+    fn conf_text(&self) -> String {
+        std::fs::read_to_string(&self.conf).unwrap_or_default()
+    }
+
+    /// A field of SENTINEL MASTER mymaster.
+    fn master_field(&self, field: &str) -> String {
+        let out = self.cli(&["SENTINEL", "MASTER", "mymaster"]);
+        let lines: Vec<&str> = out.lines().collect();
+        lines.iter().position(|l| *l == field).and_then(|i| lines.get(i + 1)).map(|s| s.to_string()).unwrap_or_default()
+    }
+
+    /// The port SENTINEL GET-MASTER-ADDR-BY-NAME mymaster names.
+    fn master_port(&self) -> String {
+        self.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]).lines().nth(1).unwrap_or("").to_string()
+    }
+
+    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < WAIT * 2 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("sentinel {} (real={}): timed out waiting for {}\nlog:\n{}", self.port, self.real, what, self.log());
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- sentinel {} (real={}) log:\n{}", self.port, self.real, self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn role(s: &Server) -> String {
+    s.cli(&["ROLE"]).lines().next().unwrap_or("").to_string()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// How the master goes away.
+#[derive(Clone, Copy)]
+enum Stop {
+    Kill9,
+    Shutdown,
+}
+
+/// The guide, end to end. `real`: which Sentinels are redis-server; `redis_nodes`: data nodes
+/// are redis-server instead of slotcore.
+fn guide(real: [bool; 3], redis_nodes: bool, stop: Stop) {
+    let mp = free_port();
+    let rp = free_port();
+    let mp_s = mp.to_string();
+    let node = |port: u16, extra: &[&str]| {
+        if redis_nodes {
+            Server::redis_on(port, extra)
+        } else {
+            Server::slotcore_on(port, extra)
+        }
+    };
+    let mut master = node(mp, &[]);
+    let replica = node(rp, &["--replicaof", "127.0.0.1", &mp_s]);
+    wait_for("replica link up", WAIT, || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
+    let sentinels: Vec<Sentinel> = real.iter().map(|r| Sentinel::start(*r, mp)).collect();
+
+    // They agree on the master, find the replica and each other, and rewrite their files.
+    for s in &sentinels {
+        s.wait_until("num-other-sentinels 2 and num-slaves 1", || {
+            s.master_field("num-other-sentinels") == "2" && s.master_field("num-slaves") == "1"
+        });
+        s.wait_until("sentinel.conf rewritten", || {
+            let c = s.conf_text();
+            c.contains("sentinel myid ")
+                && c.contains(&format!("sentinel known-replica mymaster 127.0.0.1 {rp}"))
+                && c.matches("sentinel known-sentinel mymaster").count() == 2
+                && c.contains("sentinel current-epoch 0")
+        });
+        assert_eq!(s.master_port(), mp_s);
+    }
+
+    // Events on pub/sub: a subscriber to +switch-master on the first Sentinel.
+    let mut events = std::net::TcpStream::connect(("127.0.0.1", sentinels[0].port)).expect("subscribe");
+    events.write_all(&common::encode(&[b"SUBSCRIBE", b"+switch-master"])).expect("write");
+    events.set_read_timeout(Some(WAIT * 2)).expect("timeout");
+    let mut events = BufReader::new(events);
+    let mut buf = Vec::new();
+    common::read_reply(&mut events, &mut buf).expect("subscribe reply");
+
+    let mut c = master.client();
+    for i in 0..100 {
+        redis::cmd("SET").arg(format!("k{i}")).arg(i).query::<()>(&mut c).expect("set");
+    }
+    wait_for("replica caught up", WAIT, || replica.cli(&["DBSIZE"]).trim() == "100");
+    drop(c);
+
+    let t0 = Instant::now();
+    match stop {
+        Stop::Kill9 => master.kill9(),
+        Stop::Shutdown => {
+            let _ = master.cli(&["SHUTDOWN", "NOSAVE"]);
+            master.wait_exit(WAIT).expect("master exited");
+        }
+    }
+    let rp_s = rp.to_string();
+    let limit = Duration::from_millis(DOWN_AFTER + 4 * FAILOVER_TIMEOUT) + Duration::from_secs(15);
+    wait_for("every Sentinel to name the replica", limit, || sentinels.iter().all(|s| s.master_port() == rp_s));
+    let took = t0.elapsed();
+    eprintln!(
+        "sentinels real={:?} redis_nodes={}: all Sentinels switched {:.2}s after the master stopped (down-after {}ms)",
+        real,
+        redis_nodes,
+        took.as_secs_f64(),
+        DOWN_AFTER
+    );
+    // One election round normally; a split vote (possible on a loaded machine) costs a retry
+    // after 2 x failover-timeout, as in Redis.
+    assert!(
+        took < Duration::from_millis(DOWN_AFTER + 2 * FAILOVER_TIMEOUT) + Duration::from_secs(10),
+        "failover took {took:?}"
+    );
+
+    // The +switch-master event reached the subscriber.
+    buf.clear();
+    common::read_reply(&mut events, &mut buf).expect("switch-master message");
+    let msg = String::from_utf8_lossy(&buf).into_owned();
+    assert!(msg.contains(&format!("mymaster 127.0.0.1 {mp} 127.0.0.1 {rp}")), "{msg}");
+
+    // The promoted node is a master with the data and takes writes.
+    wait_for("promoted node role master", WAIT, || role(&replica) == "master");
+    assert_eq!(replica.cli(&["GET", "k99"]).trim(), "99");
+    assert_eq!(replica.cli(&["SET", "after", "failover"]).trim(), "OK");
+
+    // Config files follow the new master.
+    for s in &sentinels {
+        s.wait_until("sentinel.conf names the new master", || {
+            let c = s.conf_text();
+            c.contains(&format!("sentinel monitor mymaster 127.0.0.1 {rp} 2"))
+                && c.contains("sentinel config-epoch mymaster 1")
+                && c.contains(&format!("sentinel known-replica mymaster 127.0.0.1 {mp}"))
+        });
+    }
+
+    // The old master returns and becomes a replica of the new one, receiving new writes.
+    master.restart();
+    wait_for("old master converted to replica", WAIT * 3, || {
+        let r = master.cli(&["ROLE"]);
+        let l: Vec<&str> = r.lines().collect();
+        l.first() == Some(&"slave") && l.get(2) == Some(&rp_s.as_str())
+    });
+    assert_eq!(replica.cli(&["SET", "newer", "write"]).trim(), "OK");
+    wait_for("new write reached the old master", WAIT * 2, || master.cli(&["GET", "newer"]).trim() == "write");
+    assert_eq!(master.cli(&["GET", "after"]).trim(), "failover");
+    for s in &sentinels {
+        s.wait_until("old master listed as replica", || s.master_field("num-slaves") == "1");
+    }
+}
+
+#[test]
+fn guide_slotcore_sentinels_over_slotcore_nodes_kill9() {
+    guide([false, false, false], false, Stop::Kill9);
+}
+
+#[test]
+fn guide_real_sentinels_over_slotcore_nodes_shutdown() {
+    guide([true, true, true], false, Stop::Shutdown);
+}
+
+#[test]
+fn guide_slotcore_sentinels_over_redis_nodes_shutdown() {
+    guide([false, false, false], true, Stop::Shutdown);
+}
+
+#[test]
+fn guide_mixed_quorum_over_slotcore_nodes_kill9() {
+    guide([false, true, false], false, Stop::Kill9);
+}
+
+#[test]
+fn guide_mixed_quorum_over_redis_nodes_kill9() {
+    guide([true, false, false], true, Stop::Kill9);
+}
+
+/// SENTINEL replies and error texts, byte for byte next to a real Sentinel's.
+#[test]
+fn sentinel_replies_match_redis() {
+    let master = Server::slotcore(&[]);
+    let ours = Sentinel::start(false, master.port);
+    let real = Sentinel::start(true, master.port);
+    let cmds: &[&[&str]] = &[
+        &["PING"],
+        &["ROLE"],
+        &["SENTINEL", "FOO"],
+        &["SENTINEL", "MASTER"],
+        &["SENTINEL", "MASTER", "nope"],
+        &["SENTINEL", "REPLICAS", "nope"],
+        &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope"],
+        &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+        &["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "10.0.0.1", "1", "0", "*"],
+        &["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &master.port.to_string(), "0", "*"],
+        &["SENTINEL", "SET", "mymaster", "quorum", "0"],
+        &["SENTINEL", "SET", "mymaster", "bogus", "1"],
+        &["SENTINEL", "SET", "nope", "quorum", "1"],
+        &["SENTINEL", "MONITOR", "m2", "127.0.0.1", "1", "0"],
+        &["SENTINEL", "MONITOR", "mymaster", "127.0.0.1", "1", "2"],
+        &["SENTINEL", "MONITOR", "m3", "not an ip", "1", "2"],
+        &["SENTINEL", "FAILOVER", "nope"],
+        &["SENTINEL", "CONFIG", "GET", "announce-*"],
+        &["SENTINEL", "CONFIG", "SET", "bogus", "1"],
+        &["SENTINEL", "CONFIG", "SET", "resolve-hostnames", "maybe"],
+        &["SENTINEL", "SIMULATE-FAILURE", "bogus"],
+        &["SENTINEL", "PENDING-SCRIPTS"],
+        &["PUBLISH", "foo", "bar"],
+        &["GET", "x"],
+    ];
+    let mut a = common::Raw::connect(ours.port);
+    let mut b = common::Raw::connect(real.port);
+    common::assert_same(&mut a, &mut b, cmds);
+    // Both list the same fields for the master (values differ: times, ids).
+    let fields = |s: &Sentinel| -> Vec<String> {
+        s.cli(&["SENTINEL", "MASTER", "mymaster"]).lines().step_by(2).map(|l| l.to_string()).collect()
+    };
+    assert_eq!(fields(&ours), fields(&real));
+    assert_eq!(ours.cli(&["SENTINEL", "MYID"]).trim().len(), 40);
+    let info = ours.cli(&["INFO", "sentinel"]);
+    assert!(info.contains("sentinel_masters:1") && info.contains("master0:name=mymaster,status=ok"), "{info}");
+}
+
+/// `redis-sentinel conf` (a link named like Redis's) starts Sentinel mode, as in the guide.
+#[test]
+fn redis_sentinel_name_starts_sentinel_mode() {
+    let master = Server::slotcore(&[]);
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("slotcore-test-sentinel-link-{}-{}", std::process::id(), port));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let link = dir.join("redis-sentinel");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_slotcore"), &link).expect("symlink");
+    let conf = dir.join("sentinel0.conf");
+    std::fs::write(&conf, format!("port {port}\nsentinel monitor mymaster 127.0.0.1 {} 2\n", master.port))
+        .expect("conf");
+    let mut child = Command::new(&link).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let p = port.to_string();
+    wait_for("sentinel mode answers", WAIT, || {
+        Server::cli_port(&p, &["INFO", "server"]).contains("redis_mode:sentinel")
+    });
+    wait_for("conf rewritten with myid", WAIT, || {
+        std::fs::read_to_string(&conf).unwrap_or_default().contains("sentinel myid ")
+    });
+    // Without a config file Sentinel refuses to start, as Redis does.
+    let out = Command::new(env!("CARGO_BIN_EXE_slotcore")).arg("--sentinel").output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Sentinel needs config file on disk to save state."));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Sentinel-aware client (the redis crate's SentinelClient, like redis-py's
+/// `Sentinel.master_for`) finds the master, and after a failover finds the new one.
+#[test]
+fn sentinel_client_follows_failover() {
+    use redis::sentinel::{SentinelClient, SentinelServerType};
+    let mut master = Server::slotcore(&[]);
+    let mp_s = master.port.to_string();
+    let replica = Server::slotcore(&["--replicaof", "127.0.0.1", &mp_s]);
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(false, master.port)).collect();
+    for s in &sentinels {
+        s.wait_until("peers and replica known", || {
+            s.master_field("num-other-sentinels") == "2" && s.master_field("num-slaves") == "1"
+        });
+    }
+    let urls: Vec<String> = sentinels.iter().map(|s| format!("redis://127.0.0.1:{}/", s.port)).collect();
+    let mut client = SentinelClient::build(urls, "mymaster".into(), None, SentinelServerType::Master).expect("client");
+    let mut c = client.get_connection().expect("master connection");
+    redis::cmd("SET").arg("before").arg("1").query::<()>(&mut c).expect("set");
+    wait_for("replica has the write", WAIT, || replica.cli(&["GET", "before"]).trim() == "1");
+    master.kill9();
+    let rp = replica.port;
+    wait_for("client reaches the promoted master", WAIT * 2, || {
+        let Ok(mut c) = client.get_connection() else { return false };
+        let port: Option<u16> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("port")
+            .query::<Vec<String>>(&mut c)
+            .ok()
+            .and_then(|v| v.get(1)?.parse().ok());
+        port == Some(rp) && redis::cmd("SET").arg("after").arg("2").query::<()>(&mut c).is_ok()
+    });
+    assert_eq!(replica.cli(&["GET", "before"]).trim(), "1");
+}
