@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
+    aof, bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
     replicaof, replication, save, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 23] {
+pub fn families() -> [&'static [CommandSpec]; 24] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -27,6 +27,7 @@ pub fn families() -> [&'static [CommandSpec]; 23] {
         connection::COMMANDS,
         server::COMMANDS,
         save::COMMANDS,
+        aof::COMMANDS,
         config::COMMANDS,
         cluster::COMMANDS,
         multi::COMMANDS,
