@@ -102,8 +102,19 @@ pub fn request_rewrite() -> Result<&'static str, &'static str> {
     })
 }
 
-/// CONFIG SET changed the configuration: the AOF task looks at it now.
-pub fn config_changed() {
+/// CONFIG SET changed the configuration: the AOF task looks at it now. Turning `appendonly`
+/// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
+/// replying).
+pub fn config_changed(cfg: &crate::config::Config) {
+    let on = Settings::from_config(cfg).enabled;
+    if on != status::ENABLED.swap(on, Ordering::AcqRel) && on && !status::REWRITING.load(Ordering::Acquire) {
+        if crate::cmd::bgsave::running() != 0 {
+            status::SCHEDULED.store(true, Ordering::Release);
+        } else {
+            status::REWRITING.store(true, Ordering::Release);
+            status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
+        }
+    }
     let _ = events().tx.unbounded_send(Event::Config);
 }
 
@@ -334,11 +345,12 @@ impl Ctl {
     }
 
     fn start_rewrite(&mut self) {
-        if self.state == State::Off || self.rewrite_start.is_some() {
+        if self.rewrite_start.is_some() {
             status::SCHEDULED.store(false, Ordering::Release);
             return;
         }
         if crate::cmd::bgsave::running() != 0 {
+            status::REWRITING.store(false, Ordering::Release);
             status::SCHEDULED.store(true, Ordering::Release);
             return;
         }
@@ -346,7 +358,7 @@ impl Ctl {
         status::REWRITING.store(true, Ordering::Release);
         status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
         self.rewrite_start = Some(Instant::now());
-        self.armed = true;
+        self.armed = self.state != State::Off;
         self.switched_at = None;
         if self.settings.no_fsync_on_rewrite {
             self.op(|f| f.skip_fsync = true);
@@ -362,20 +374,27 @@ impl Ctl {
         status::LAST_REWRITE_SECS.store(secs, Ordering::Relaxed);
         self.armed = false;
         self.op(|f| f.skip_fsync = false);
+        let off = self.state == State::Off;
         let r = r.and_then(|(id, temp, size)| {
-            if self.switched_at == Some(id) {
+            if off || self.switched_at == Some(id) {
                 Ok((temp, size))
             } else {
                 let _ = std::fs::remove_file(&temp);
                 Err("the snapshot's feed mark was not seen".to_string())
             }
         });
+        let r = match r {
+            Ok((temp, size)) if self.state == State::Off => match self.base_only(temp, size) {
+                // BGREWRITEAOF with the AOF off: a new base and a manifest listing only it.
+                Ok(()) => Err(String::new()),
+                Err(e) => Err(e),
+            },
+            Ok(x) => Ok(x),
+            Err(e) => Err(e),
+        };
         let (temp, size) = match r {
-            Ok(x) if self.state != State::Off => x,
-            Ok((temp, _)) => {
-                let _ = std::fs::remove_file(temp);
-                return;
-            }
+            Ok(x) => x,
+            Err(e) if e.is_empty() => return,
             Err(e) => {
                 tracing::warn!("Background AOF rewrite terminated with error: {}", e);
                 status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
@@ -438,6 +457,33 @@ impl Ctl {
             self.set_always();
         }
         self.switched_at = None;
+    }
+
+    /// Installs a base written while the AOF is off: every listed file becomes history.
+    fn base_only(&mut self, temp: PathBuf, size: u64) -> Result<(), String> {
+        let paths = self.settings.paths.clone();
+        let mut m = load::read_manifest(&paths)?;
+        let base = m.new_base(&paths.prefix, true);
+        m.incr_to_history(0);
+        std::fs::create_dir_all(&paths.dir).map_err(|e| e.to_string())?;
+        std::fs::rename(&temp, paths.file(&base)).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            format!("Error trying to rename the temporary AOF base file {} into {}: {e}", temp.display(), base)
+        })?;
+        crate::aof::writer::persist_manifest(&paths, &m)?;
+        if !self.settings.no_gc {
+            for h in std::mem::take(&mut m.history) {
+                let _ = std::fs::remove_file(paths.file(&h.name));
+            }
+            crate::aof::writer::persist_manifest(&paths, &m)?;
+        }
+        status::BASE_SIZE.store(size, Ordering::Relaxed);
+        status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
+        status::REWRITES.fetch_add(1, Ordering::Relaxed);
+        status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
+        tracing::info!("Background AOF rewrite terminated with success");
+        tracing::info!("Background AOF rewrite finished successfully");
+        Ok(())
     }
 
     /// Opens the AOF at start-up (`aofOpenIfNeededOnServerStart`).
