@@ -248,9 +248,15 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
         if p.reverted_multi {
             tracing::warn!("Revert incomplete MULTI/EXEC transaction in AOF file {}", n);
         }
+        if let Some(unknown) = p.cmds.iter().find(|c| crate::cmd::table::lookup(&c[0]).is_none()) {
+            return Err(format!(
+                "Unknown command '{}' reading the append only file {n}",
+                String::from_utf8_lossy(&unknown[0])
+            ));
+        }
         if let Some(v) = p.valid_up_to {
             let truncated_tail = !p.reverted_multi;
-            if truncated_tail && !(settings.load_truncated && last) {
+            if !(settings.load_truncated && last) {
                 if !last {
                     tracing::warn!("Fatal error: the truncated file is not the last file");
                 }
@@ -260,12 +266,13 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
                 tracing::warn!("!!! Warning: short read while loading the AOF file {}!!!", n);
                 tracing::warn!("!!! Truncating the AOF {} at offset {} !!!", n, v);
             }
+            if !truncated_tail {
+                tracing::warn!("!!! Warning: short read while loading the AOF file {}!!!", n);
+                tracing::warn!("!!! Truncating the AOF {} at offset {} !!!", n, v);
+            }
             let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(v as u64));
             match cut {
-                Ok(()) if truncated_tail => {
-                    tracing::warn!("AOF {} loaded anyway because aof-load-truncated is enabled", n)
-                }
-                Ok(()) => {}
+                Ok(()) => tracing::warn!("AOF {} loaded anyway because aof-load-truncated is enabled", n),
                 Err(e) => tracing::warn!("Error truncating the AOF file {}: {}", n, e),
             }
         }
@@ -311,7 +318,13 @@ mod tests {
         let mut f = Vec::new();
         file::put_header(&mut f, 1, 1);
         file::put_db(&mut f, 0, 1, 0);
-        file::put_key(&mut f, b"k", &crate::storage::value::Value::Str(crate::storage::value::StrValue::Int(7)), 0, false);
+        file::put_key(
+            &mut f,
+            b"k",
+            &crate::storage::value::Value::Str(crate::storage::value::StrValue::Int(7)),
+            0,
+            false,
+        );
         file::finish(&mut f);
         f.extend_from_slice(b"*2\r\n$3\r\ndel\r\n$1\r\nk\r\n");
         let r = parse(Bytes::from(f), "f", 0, 16).unwrap();

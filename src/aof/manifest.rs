@@ -9,6 +9,9 @@
 //!
 //! Pure: text in, text out; the file I/O lives in `aof::writer` and `aof::load`.
 
+/// Longest manifest line (`fgets` buffer), newline included.
+const MAX_LINE: usize = 1024;
+
 /// What a listed file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -80,10 +83,22 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let mut m = Manifest::default();
         let mut any = false;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+        let mut rest = text;
+        while !rest.is_empty() {
+            // `fgets` of at most 1024 bytes: a line must end within them.
+            let (raw, next) = match rest.find('\n') {
+                Some(i) if i < MAX_LINE => (&rest[..i], &rest[i + 1..]),
+                _ if rest.starts_with('#') => (rest, ""),
+                _ => return Err("The AOF manifest file contains too long line".into()),
+            };
+            rest = next;
+            any = true;
+            if raw.starts_with('#') {
                 continue;
+            }
+            let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+            if line.is_empty() {
+                return Err("Invalid AOF manifest file format".into());
             }
             let Some(tokens) = split(line) else {
                 return Err("Invalid AOF manifest file format".into());
@@ -102,20 +117,20 @@ impl Manifest {
                     }
                     "seq" => seq = kv[1].parse::<u64>().ok(),
                     "type" => {
-                        kind = match kv[1].as_str() {
-                            "b" => Some(Kind::Base),
-                            "h" => Some(Kind::History),
-                            "i" => Some(Kind::Incr),
-                            _ => None,
+                        kind = match kv[1].as_bytes().first() {
+                            Some(b'b') => Some(Kind::Base),
+                            Some(b'h') => Some(Kind::History),
+                            Some(b'i') => Some(Kind::Incr),
+                            Some(_) => return Err("Unknown AOF file type".into()),
+                            None => None,
                         }
                     }
                     _ => {}
                 }
             }
-            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+            let (Some(name), Some(seq), Some(kind)) = (name, seq.filter(|&n| n != 0), kind) else {
                 return Err("Invalid AOF manifest file format".into());
             };
-            any = true;
             let info = Info { name, seq, kind };
             match kind {
                 Kind::Base => {
@@ -228,6 +243,10 @@ mod tests {
         assert!(Manifest::parse("").is_err());
         assert!(Manifest::parse("file a seq 1\n").is_err());
         assert!(Manifest::parse("file a/b seq 1 type b\n").is_err());
+        assert!(Manifest::parse("file a seq 1 type b\n\nfile b seq 1 type i\n").is_err());
+        assert_eq!(Manifest::parse("file a seq 1 type x\n"), Err("Unknown AOF file type".into()));
+        assert!(Manifest::parse(&format!("file {} seq 1 type b\n", "a".repeat(1100))).is_err());
+        assert!(Manifest::parse("file a seq 1 type b").is_err());
         let m = Manifest::parse("# c\nfile \"a b\" seq 3 type i extra x\n").unwrap();
         assert_eq!(m.incr[0].name, "a b");
         assert_eq!(m.to_text(), "file \"a b\" seq 3 type i\n");

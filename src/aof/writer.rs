@@ -30,6 +30,14 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// DEBUG AOF-FLUSH-SLEEP: microseconds to sleep before each write (tests).
+static FLUSH_SLEEP_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sets the DEBUG AOF-FLUSH-SLEEP delay.
+pub fn set_flush_sleep(us: u64) {
+    FLUSH_SLEEP_US.store(us, Ordering::Relaxed);
+}
+
 /// A file operation run on the writer thread in order with the appends.
 pub type Op = Box<dyn FnOnce(&mut Files) + Send>;
 
@@ -69,8 +77,15 @@ impl Writer {
     /// Starts the thread.
     pub fn start(paths: Paths, policy: Fsync) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel();
-        let files =
-            Files { paths, file: None, size: 0, policy, skip_fsync: false, unsynced: false, last_fsync: Instant::now() };
+        let files = Files {
+            paths,
+            file: None,
+            size: 0,
+            policy,
+            skip_fsync: false,
+            unsynced: false,
+            last_fsync: Instant::now(),
+        };
         std::thread::Builder::new().name("aof-writer".into()).spawn(move || run(files, rx))?;
         Ok(Writer { tx })
     }
@@ -151,7 +166,9 @@ impl Files {
             }
             Err(e) => {
                 if self.policy == Fsync::Always {
-                    tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                    tracing::warn!(
+                        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+                    );
                     crate::process::shutdown_and_exit(1);
                 }
                 tracing::warn!("Error writing to the AOF file {}: {}", name, e);
@@ -248,6 +265,10 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
 fn flush(files: &mut Files, pending: &mut Vec<u8>, counts: &mut Vec<u64>, done: &mut Vec<u64>) {
     status::BUFFER_LEN.store(pending.len() as u64, Ordering::Relaxed);
     if !pending.is_empty() {
+        let sleep = FLUSH_SLEEP_US.load(Ordering::Relaxed);
+        if sleep > 0 {
+            std::thread::sleep(Duration::from_micros(sleep));
+        }
         if !files.write(pending) {
             return;
         }

@@ -23,7 +23,7 @@
 
 use crate::aof::manifest::Manifest;
 use crate::aof::writer::{Files, Job, Writer};
-use crate::aof::{load, status, sync, Fsync, Settings};
+use crate::aof::{load, status, sync, Settings};
 use crate::cmd::NodeInfo;
 use crate::replication::feed::{FeedItem, Unit};
 use crate::replication::stream::StreamEncoder;
@@ -48,9 +48,8 @@ static LOADED: Mutex<Option<load::Loaded>> = Mutex::new(None);
 
 /// Requests for the control core's AOF task.
 enum Event {
-    /// BGREWRITEAOF, or CONFIG SET appendonly/appendfsync: look again.
+    /// BGREWRITEAOF.
     Rewrite,
-    Config,
     /// The driver finished: (snapshot id, temp file, base size) or the error.
     Done(Result<(u64, PathBuf, u64), String>),
 }
@@ -73,6 +72,59 @@ impl<T> Chan<T> {
 fn events() -> &'static Chan<Event> {
     static C: OnceLock<Chan<Event>> = OnceLock::new();
     C.get_or_init(Chan::new)
+}
+
+fn loads() -> &'static Chan<futures_channel::oneshot::Sender<crate::protocol::Reply>> {
+    static C: OnceLock<Chan<futures_channel::oneshot::Sender<crate::protocol::Reply>>> = OnceLock::new();
+    C.get_or_init(Chan::new)
+}
+
+/// DEBUG LOADAOF: shard 0 empties the node and loads the AOF files again
+/// ([`loadaof_driver`]); the reply comes when it is done.
+pub fn debug_loadaof() -> crate::cmd::Plan {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let _ = loads().tx.unbounded_send(tx);
+    crate::cmd::Plan::Later(rx)
+}
+
+/// Shard 0's DEBUG LOADAOF task: what is merged so far is written first and the AOF sink
+/// pauses (the reload's own commands are not appended again, as Redis turns its AOF off while
+/// loading); then every shard is emptied and takes the base's keys, the incr commands are
+/// replayed as at start-up, and the sink resumes.
+pub async fn loadaof_driver(shard: Rc<Shard>) {
+    use crate::protocol::Reply;
+    let Some(mut rx) = loads().take() else { return };
+    while let Some(reply) = rx.next().await {
+        let node = shard.state.borrow().node.clone();
+        let (tx, paused) = futures_channel::oneshot::channel();
+        node.repl.feed.push(FeedItem::Control(Box::new(move || {
+            if with(|c| c.pause(tx)).is_none() {
+                // Not set up yet: nothing to pause.
+            }
+        })));
+        let _ = paused.await;
+        let settings = Settings::from_config(&node.config());
+        let dbs = node.config().databases;
+        let loaded = match blocking(move || load::load_at_startup(&settings, dbs)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("{}", e);
+                std::process::exit(1);
+            }
+        };
+        let sh = shard.clone();
+        crate::replication::load::stage(loaded.records, shard.nshards, move |slot| sh.shard_of_slot(slot));
+        shard.all_shards(crate::replication::load::load_part, 0, &[]).await;
+        let was = crate::storage::replica_expiry();
+        crate::storage::set_replica_expiry(true);
+        crate::conn::master::replay(shard.clone(), loaded.cmds).await;
+        crate::storage::set_replica_expiry(was);
+        node.repl.feed.push(FeedItem::Control(Box::new(|| {
+            with(|c| c.paused = false);
+        })));
+        tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+        let _ = reply.send(Reply::Ok);
+    }
 }
 
 fn jobs() -> &'static Chan<PathBuf> {
@@ -105,8 +157,8 @@ pub fn request_rewrite() -> Result<&'static str, &'static str> {
 /// CONFIG SET changed the configuration: the AOF task looks at it now. Turning `appendonly`
 /// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
 /// replying).
-pub fn config_changed(cfg: &crate::config::Config) {
-    let on = Settings::from_config(cfg).enabled;
+pub fn config_changed(node: &NodeInfo) {
+    let on = Settings::from_config(&node.config()).enabled;
     if on != status::ENABLED.swap(on, Ordering::AcqRel) && on && !status::REWRITING.load(Ordering::Acquire) {
         if crate::cmd::bgsave::running() != 0 {
             status::SCHEDULED.store(true, Ordering::Release);
@@ -115,7 +167,10 @@ pub fn config_changed(cfg: &crate::config::Config) {
             status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
         }
     }
-    let _ = events().tx.unbounded_send(Event::Config);
+    // Through the feed, so writes after this CONFIG SET's reply follow the change.
+    node.repl.feed.push(FeedItem::Control(Box::new(|| {
+        with(|c| c.tick());
+    })));
 }
 
 // ---- shards --------------------------------------------------------------------------------
@@ -126,7 +181,11 @@ pub async fn startup(shard: &Rc<Shard>) {
     if shard.id == 0 {
         let cmds = LOADED.lock().unwrap_or_else(|p| p.into_inner()).as_mut().map(|l| std::mem::take(&mut l.cmds));
         if let Some(cmds) = cmds.filter(|c| !c.is_empty()) {
+            // As Redis while loading: nothing expires until the load is done.
+            let was = crate::storage::replica_expiry();
+            crate::storage::set_replica_expiry(true);
             crate::conn::master::replay(shard.clone(), cmds).await;
+            crate::storage::set_replica_expiry(was);
         }
         REPLAYED.store(true, Ordering::Release);
     }
@@ -239,6 +298,8 @@ struct Ctl {
     last_ts: u64,
     /// Failed rewrite while turning on: retry after this.
     retry_at: Option<Instant>,
+    /// DEBUG LOADAOF runs: merged items are not appended.
+    paused: bool,
 }
 
 thread_local! {
@@ -250,7 +311,25 @@ fn with<R>(f: impl FnOnce(&mut Ctl) -> R) -> Option<R> {
 }
 
 impl Ctl {
+    /// Writes what was merged so far, then stops appending until resumed; `done` fires once
+    /// the writer has written everything before.
+    fn pause(&mut self, done: futures_channel::oneshot::Sender<()>) {
+        self.commit();
+        self.paused = true;
+        match &self.writer {
+            Some(w) => w.send(Job::Op(Box::new(move |_| {
+                let _ = done.send(());
+            }))),
+            None => {
+                let _ = done.send(());
+            }
+        }
+    }
+
     fn writing(&self) -> bool {
+        if self.paused {
+            return false;
+        }
         self.state == State::On || (self.state == State::Wait && self.switched_at.is_some())
     }
 
@@ -340,8 +419,10 @@ impl Ctl {
         });
     }
 
+    /// Replies wait for the AOF while it is on: written (as Redis writes before it replies)
+    /// or, under `always`, fdatasync'ed (the writer publishes by that rule).
     fn set_always(&self) {
-        sync::set_always(self.state == State::On && self.settings.fsync == Fsync::Always);
+        sync::set_always(self.state == State::On);
     }
 
     fn start_rewrite(&mut self) {
@@ -427,7 +508,12 @@ impl Ctl {
         self.op(move |f| {
             let target = f.paths.file(&base);
             if let Err(e) = std::fs::rename(&temp, &target) {
-                tracing::warn!("Error trying to rename the temporary AOF base file {} into {}: {}", temp.display(), base, e);
+                tracing::warn!(
+                    "Error trying to rename the temporary AOF base file {} into {}: {}",
+                    temp.display(),
+                    base,
+                    e
+                );
                 let _ = std::fs::remove_file(&temp);
                 return;
             }
@@ -525,9 +611,7 @@ impl Ctl {
         writer.send(Job::Op(Box::new(move |f| {
             let _ = tx.send(f.open(&n).map_err(|e| e.to_string()));
         })));
-        rx.recv()
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
+        rx.recv().map_err(|e| e.to_string())?.map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
         if created {
             tracing::info!("Creating AOF incr file {} on server start", name);
         } else {
@@ -669,6 +753,7 @@ pub async fn run(node: Arc<NodeInfo>) {
         raw_db: 0,
         last_ts: 0,
         retry_at: None,
+        paused: false,
     };
     CTL.with(|c| *c.borrow_mut() = Some(ctl));
     while !REPLAYED.load(Ordering::Acquire) {
@@ -687,7 +772,6 @@ pub async fn run(node: Arc<NodeInfo>) {
         while let Some(ev) = rx.next().await {
             with(|c| match ev {
                 Event::Rewrite => c.start_rewrite(),
-                Event::Config => c.tick(),
                 Event::Done(r) => c.rewrite_done(r),
             });
         }

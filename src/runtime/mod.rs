@@ -5,8 +5,8 @@
 //! peer id) in one full mesh. Each data shard accepts clients on every listener and serves them
 //! for their whole life; keyed commands for slots another shard owns travel over the mesh.
 
-pub mod blocking;
 pub mod aof;
+pub mod blocking;
 pub mod bus;
 pub mod bus_publish;
 pub mod gate;
@@ -102,7 +102,12 @@ pub fn run(
     let nshards = placement.shards;
     // The RDB file is read once, before the shards start; each shard then takes its own keys.
     let records = if crate::aof::Settings::from_config(&cfg).enabled {
-        let mut l = crate::aof::load::load_at_startup(&crate::aof::Settings::from_config(&cfg), cfg.databases)?;
+        let settings = crate::aof::Settings::from_config(&cfg);
+        let mut l = crate::aof::load::load_at_startup(&settings, cfg.databases).unwrap_or_else(|e| {
+            // As Redis: the reason is the last line of the log, then exit(1).
+            tracing::warn!("{}", e);
+            std::process::exit(1)
+        });
         let records = std::mem::take(&mut l.records);
         aof::stash(l);
         records
@@ -185,6 +190,7 @@ pub fn run(
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
                 glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach();
                 glommio::spawn_local(aof::rewrite_driver(shard.clone())).detach();
+                glommio::spawn_local(aof::loadaof_driver(shard.clone())).detach();
                 // The replica side's link to a master lives on shard 0.
                 glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
