@@ -183,7 +183,7 @@ impl Manifest {
     pub fn new_base(&mut self, prefix: &str, rdb: bool) -> String {
         if let Some(mut b) = self.base.take() {
             b.kind = Kind::History;
-            self.history.push(b);
+            self.history.insert(0, b);
         }
         self.base_seq += 1;
         let name = format!("{prefix}.{}.base.{}", self.base_seq, if rdb { "rdb" } else { "aof" });
@@ -200,12 +200,13 @@ impl Manifest {
     }
 
     /// After a rewrite: every incr file but the last `keep` becomes history
-    /// (`markRewrittenIncrAofAsHistory`).
+    /// (`markRewrittenIncrAofAsHistory`); like the base, each goes to the head of the list.
     pub fn incr_to_history(&mut self, keep: usize) {
         let n = self.incr.len().saturating_sub(keep);
-        for mut i in self.incr.drain(..n) {
+        let moved: Vec<Info> = self.incr.drain(..n).collect();
+        for mut i in moved {
             i.kind = Kind::History;
-            self.history.push(i);
+            self.history.insert(0, i);
         }
     }
 
@@ -234,7 +235,7 @@ mod tests {
         m.incr_to_history(1);
         assert_eq!(
             m.to_text(),
-            "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.1.base.rdb seq 1 type h\nfile appendonly.aof.1.incr.aof seq 1 type h\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+            "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.1.incr.aof seq 1 type h\nfile appendonly.aof.1.base.rdb seq 1 type h\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
         );
     }
 

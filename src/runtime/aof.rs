@@ -451,8 +451,9 @@ impl Ctl {
 
     fn rewrite_done(&mut self, r: Result<(u64, PathBuf, u64), String>) {
         let secs = self.rewrite_start.take().map_or(0, |s| s.elapsed().as_secs()) as i64;
-        status::REWRITING.store(false, Ordering::Release);
         status::LAST_REWRITE_SECS.store(secs, Ordering::Relaxed);
+        // In progress (INFO) until the base and the manifest are in place.
+        let done = |_: &mut Files| status::REWRITING.store(false, Ordering::Release);
         self.armed = false;
         self.op(|f| f.skip_fsync = false);
         let off = self.state == State::Off;
@@ -475,8 +476,12 @@ impl Ctl {
         };
         let (temp, size) = match r {
             Ok(x) => x,
-            Err(e) if e.is_empty() => return,
+            Err(e) if e.is_empty() => {
+                status::REWRITING.store(false, Ordering::Release);
+                return;
+            }
             Err(e) => {
+                status::REWRITING.store(false, Ordering::Release);
                 tracing::warn!("Background AOF rewrite terminated with error: {}", e);
                 status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
                 status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
@@ -520,6 +525,7 @@ impl Ctl {
             tracing::info!("Successfully renamed the temporary AOF base file {} into {}", temp.display(), base);
             if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &with_history) {
                 tracing::warn!("{}", e);
+                done(f);
                 return;
             }
             if gc && !history.is_empty() {
@@ -534,6 +540,7 @@ impl Ctl {
             status::CURRENT_SIZE.store(size + f.size, Ordering::Relaxed);
             status::BASE_SIZE.store(size + f.size, Ordering::Relaxed);
             tracing::info!("Background AOF rewrite finished successfully");
+            done(f);
         });
         status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
         status::REWRITES.fetch_add(1, Ordering::Relaxed);
@@ -685,6 +692,19 @@ impl Ctl {
                 w.send(Job::Policy(s.fsync));
             }
             self.set_always();
+        }
+        if old.no_gc && !s.no_gc && self.state != State::Off && !self.manifest.history.is_empty() {
+            let names: Vec<String> = self.manifest.history.drain(..).map(|h| h.name).collect();
+            let m = self.manifest.clone();
+            self.op(move |f| {
+                for n in &names {
+                    tracing::info!("Removing the history file {} in the background", n);
+                    let _ = std::fs::remove_file(f.paths.file(n));
+                }
+                if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &m) {
+                    tracing::warn!("{}", e);
+                }
+            });
         }
         match (self.state, s.enabled) {
             (State::Off, true) => self.start(),
