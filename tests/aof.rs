@@ -237,14 +237,17 @@ fn hammer(port: u16, clients: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::
 
 /// Kills the server under write load after `run`, restarts it and returns, per client, the
 /// acknowledged writes and which of them are missing after the restart (with the kill time).
-fn kill_under_load(s: &mut Server, run: Duration) -> (Vec<Vec<(u64, Instant)>>, Vec<Vec<u64>>, Instant) {
+/// Per client: acknowledged (index, instant) pairs.
+type Acked = Vec<Vec<(u64, Instant)>>;
+
+fn kill_under_load(s: &mut Server, run: Duration) -> (Acked, Vec<Vec<u64>>, Instant) {
     let stop = Arc::new(AtomicBool::new(false));
     let threads = hammer(s.port, 8, stop.clone());
     std::thread::sleep(run);
     let killed = Instant::now();
     s.kill9();
     stop.store(true, Ordering::Relaxed);
-    let acked: Vec<Vec<(u64, Instant)>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let acked: Acked = threads.into_iter().map(|t| t.join().unwrap()).collect();
     s.restart();
     let mut r = s.raw();
     let mut missing = Vec::new();

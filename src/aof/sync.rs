@@ -96,12 +96,13 @@ pub fn durable(s: usize) -> u64 {
 }
 
 /// Waits until every push made before this call is durable (or waiting is turned off).
-pub fn wait_durable(feed: &Feed, home: usize) -> impl Future<Output = ()> {
+pub fn wait_durable(feed: &Feed, home: usize) -> Wait {
     let targets: smallvec::SmallVec<[u64; 8]> = (0..nshards()).map(|s| feed.pushed(s)).collect();
     Wait { targets, home }
 }
 
-struct Wait {
+/// The wait of [`wait_durable`].
+pub struct Wait {
     targets: smallvec::SmallVec<[u64; 8]>,
     home: usize,
 }
