@@ -141,6 +141,7 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
     ctx.node().set_config(new);
     super::bgsave::refresh_denied(&ctx.node().config());
+    crate::runtime::aof::config_changed(ctx.node());
     Plan::Reply(Reply::Ok)
 }
 

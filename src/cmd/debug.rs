@@ -185,6 +185,14 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "reload") && args.len() == 2 {
         return super::save::debug_reload();
     }
+    if eq_ic(sub, "loadaof") && args.len() == 2 {
+        return crate::runtime::aof::debug_loadaof();
+    }
+    if eq_ic(sub, "aof-flush-sleep") && args.len() == 3 {
+        let us = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        crate::aof::writer::set_flush_sleep(us);
+        return reply(Reply::Ok);
+    }
     if eq_ic(sub, "digest-value") {
         return debug_digest_value(args);
     }

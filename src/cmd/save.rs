@@ -49,6 +49,12 @@ pub fn last_save(start_s: u64) -> u64 {
     }
 }
 
+/// Records the counts of a start-up load (INFO `rdb_last_load_keys_*`; the AOF's base too).
+pub fn set_load_counts(loaded: u64, expired: u64) {
+    LOAD_KEYS_LOADED.store(loaded, Ordering::Relaxed);
+    LOAD_KEYS_EXPIRED.store(expired, Ordering::Relaxed);
+}
+
 /// Records a successful save now (LASTSAVE, the save points' clock).
 pub fn mark_saved() {
     LAST_SAVE.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
+    aof, bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
     replicaof, replication, save, server, set, sort, stream, stream_group, stream_info, stream_read, string, zset,
     zset_ops,
 };
@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 27] {
+pub fn families() -> [&'static [CommandSpec]; 28] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -28,6 +28,7 @@ pub fn families() -> [&'static [CommandSpec]; 27] {
         connection::COMMANDS,
         server::COMMANDS,
         save::COMMANDS,
+        aof::COMMANDS,
         config::COMMANDS,
         cluster::COMMANDS,
         multi::COMMANDS,

@@ -65,6 +65,9 @@ fn misconf(spec: &CommandSpec) -> Option<Reply> {
     if crate::cmd::bgsave::writes_denied() && (spec.has(flags::WRITE) || spec.name == "ping") {
         return Some(Reply::err(crate::cmd::bgsave::MISCONF));
     }
+    if !crate::aof::sync::write_ok() && (spec.has(flags::WRITE) || spec.name == "ping") {
+        return crate::aof::sync::misconf().map(Reply::error);
+    }
     None
 }
 

@@ -184,3 +184,35 @@ impl Conn {
         crate::replication::role::set_save_position(self.client.borrow().db, link.processed);
     }
 }
+
+/// Replays commands read from the AOF at start-up as a master client on `shard` (Redis's fake
+/// AOF client): the same dispatch as a master's stream, replies dropped, nothing forwarded.
+pub async fn replay(shard: Rc<Shard>, cmds: Vec<Vec<bytes::Bytes>>) {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
+        tracing::warn!("AOF replay: socketpair failed: {}", std::io::Error::last_os_error());
+        return;
+    }
+    // SAFETY: both fds are fresh and owned here; the stream end is never read or written
+    // (a master client's replies are dropped), it only gives the connection its type.
+    let stream = unsafe { <ClientStream as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+    let node = shard.state.borrow().node.clone();
+    let id = node.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut state = ClientState::new(id, "aof".into(), "aof".into(), fds[0], true);
+    state.master = true;
+    let client = Rc::new(RefCell::new(state));
+    shard.state.borrow_mut().clients.insert(id, client.clone());
+    let mut conn = Conn::new(stream, shard.clone(), client);
+    let mut it = cmds.into_iter().peekable();
+    while it.peek().is_some() {
+        let batch: Vec<Request> = it.by_ref().take(1024).map(|args| Request { args }).collect();
+        conn.dispatch_batch(batch).await;
+        conn.wbuf.clear();
+    }
+    shard.state.borrow_mut().clients.remove(&id);
+    // SAFETY: the other end of the pair, owned here and not used elsewhere.
+    unsafe {
+        libc::close(fds[1]);
+    }
+}

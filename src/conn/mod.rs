@@ -270,6 +270,11 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        if crate::aof::sync::must_wait() {
+            // appendfsync always: no reply before the writes merged so far are on disk.
+            let node = self.shard.state.borrow().node.clone();
+            crate::aof::sync::wait_durable(&node.repl.feed, self.shard.id).await;
+        }
         self.stream.write_all(&self.wbuf).await?;
         self.shard.state.borrow_mut().stats.net_output_bytes += self.wbuf.len() as u64;
         self.wbuf.clear();

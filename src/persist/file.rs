@@ -145,6 +145,8 @@ pub struct Loaded {
     pub empty: usize,
     /// The aux fields (name, value), in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bytes the RDB took, checksum included (an AOF's command tail may follow).
+    pub len: usize,
 }
 
 fn corrupt(_: BadData) -> String {
@@ -219,6 +221,9 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
         if stored != 0 && stored != crc64(&buf[..end]) {
             return Err("Wrong RDB checksum. Aborting now.".into());
         }
+        out.len = end + 8;
+    } else {
+        out.len = end;
     }
     Ok(out)
 }

@@ -13,8 +13,20 @@
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
+
+/// Most shards whose pushes [`Feed::pushed`] counts.
+pub const MAX_SHARDS: usize = 256;
+
+/// A counter on its own cache line (each shard bumps only its own).
+#[derive(Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
+/// Who keeps the feed on (a bit each).
+const BY_REPLICATION: u8 = 1;
+const BY_AOF: u8 = 2;
 
 /// One command as propagated: its arguments (already rewritten into Redis's propagation form).
 pub type Argv = Vec<Bytes>;
@@ -59,7 +71,11 @@ pub enum FeedItem {
 
 /// The shards -> control core queue.
 pub struct Feed {
-    active: AtomicBool,
+    /// `BY_REPLICATION | BY_AOF` bits.
+    active: AtomicU8,
+    /// Per shard: `Units` items that shard pushed (bumped after the push, by the pushing
+    /// thread, so a count read after a reply covers the reply's changes).
+    pushed: Box<[Padded]>,
     tx: mpsc::UnboundedSender<FeedItem>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<FeedItem>>>,
 }
@@ -91,26 +107,53 @@ impl Feed {
     /// An inactive feed.
     pub fn new() -> Feed {
         let (tx, rx) = mpsc::unbounded();
-        Feed { active: AtomicBool::new(false), tx, rx: Mutex::new(Some(rx)) }
+        let pushed = (0..MAX_SHARDS).map(|_| Padded::default()).collect();
+        Feed { active: AtomicU8::new(0), pushed, tx, rx: Mutex::new(Some(rx)) }
     }
 
     /// True while someone consumes the stream; shards skip encoding records otherwise (the
     /// dirty counter still counts).
     #[inline]
     pub fn active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
+        self.active.load(Ordering::Relaxed) != 0
     }
 
     /// Turns recording on or off (the control core does, when the first replica attaches, a
     /// backlog is created, or the AOF is turned on).
     pub fn set_active(&self, on: bool) {
-        crate::storage::set_expired_logging(on);
-        self.active.store(on, Ordering::Release);
+        self.set_bit(BY_REPLICATION, on);
+    }
+
+    /// Turns recording on or off for the AOF (independently of replication's need).
+    pub fn set_aof(&self, on: bool) {
+        self.set_bit(BY_AOF, on);
+    }
+
+    fn set_bit(&self, bit: u8, on: bool) {
+        let now = if on {
+            self.active.fetch_or(bit, Ordering::AcqRel) | bit
+        } else {
+            self.active.fetch_and(!bit, Ordering::AcqRel) & !bit
+        };
+        crate::storage::set_expired_logging(now != 0);
     }
 
     /// Pushes an item; never waits.
     pub fn push(&self, item: FeedItem) {
+        let counted = match &item {
+            FeedItem::Units { shard, .. } => self.pushed.get(*shard),
+            _ => None,
+        };
         let _ = self.tx.unbounded_send(item);
+        if let Some(c) = counted {
+            c.0.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// How many `Units` items shard `shard` pushed so far.
+    #[inline]
+    pub fn pushed(&self, shard: usize) -> u64 {
+        self.pushed.get(shard).map_or(0, |c| c.0.load(Ordering::Acquire))
     }
 
     /// The receiving end, taken once by the control core.

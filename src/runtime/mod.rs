@@ -5,6 +5,7 @@
 //! peer id) in one full mesh. Each data shard accepts clients on every listener and serves them
 //! for their whole life; keyed commands for slots another shard owns travel over the mesh.
 
+pub mod aof;
 pub mod blocking;
 pub mod bus;
 pub mod bus_publish;
@@ -100,7 +101,19 @@ pub fn run(
 ) -> Result<(), String> {
     let nshards = placement.shards;
     // The RDB file is read once, before the shards start; each shard then takes its own keys.
-    let records = crate::cmd::save::load_at_startup(&cfg)?;
+    let records = if crate::aof::Settings::from_config(&cfg).enabled {
+        let settings = crate::aof::Settings::from_config(&cfg);
+        let mut l = crate::aof::load::load_at_startup(&settings, cfg.databases).unwrap_or_else(|e| {
+            // As Redis: the reason is the last line of the log, then exit(1).
+            tracing::warn!("{}", e);
+            std::process::exit(1)
+        });
+        let records = std::mem::take(&mut l.records);
+        aof::stash(l);
+        records
+    } else {
+        crate::cmd::save::load_at_startup(&cfg)?
+    };
     if let Some(c) = &node.cluster {
         c.change(|st| crate::cluster::data_check::claim_slots_with_keys(st, &records))?;
     }
@@ -138,6 +151,7 @@ pub fn run(
                 // The control executor: the replication master side in both modes, and the
                 // cluster bus in cluster mode.
                 glommio::spawn_local(repl_master::run(node.clone())).detach();
+                glommio::spawn_local(aof::run(node.clone())).detach();
                 match node.cluster.clone() {
                     Some(c) => bus::run(c, node.clone(), bus_fds.clone(), tx, nshards).await,
                     None => futures_lite::future::pending::<()>().await,
@@ -178,9 +192,12 @@ pub fn run(
                     Ok(t) => t.detach(),
                     Err(_) => glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach(),
                 };
+                glommio::spawn_local(aof::rewrite_driver(shard.clone())).detach();
+                glommio::spawn_local(aof::loadaof_driver(shard.clone())).detach();
                 // The replica side's link to a master lives on shard 0.
                 glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
+            aof::startup(&shard).await;
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }

@@ -42,14 +42,19 @@ pub async fn run(node: Arc<NodeInfo>) {
         {
             let now = crate::storage::now_ms();
             let mut mm = m.borrow_mut();
+            crate::runtime::aof::observe(&item);
             mm.feed(&node.repl, item, now);
             for _ in 0..BATCH_ITEMS {
                 match feed.try_recv() {
-                    Ok(item) => mm.feed(&node.repl, item, now),
+                    Ok(item) => {
+                        crate::runtime::aof::observe(&item);
+                        mm.feed(&node.repl, item, now)
+                    }
                     _ => break,
                 }
             }
             mm.commit(&node.repl);
+            crate::runtime::aof::commit();
         }
         run_actions(&node, &m);
     }

@@ -67,7 +67,9 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], unit_ms: i64, relative: boo
     {
         return Reply::Int(0);
     }
-    if at <= now {
+    // Loading the AOF (and a replica) keeps the key: it expires later, as Redis's
+    // `checkAlreadyExpired` skips loading and replicas.
+    if at <= now && !crate::storage::replica_expiry() {
         ctx.db().remove(key);
     } else {
         ctx.db().set_expire(key, at as u64);

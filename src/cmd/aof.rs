@@ -1,0 +1,19 @@
+//! BGREWRITEAOF (`bgrewriteaofCommand`); the work is `runtime::aof`'s.
+
+use super::ctx::ClientCtx;
+use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+/// The AOF family's table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(bgrewriteaof), "server", "1.0.0", "Asynchronously rewrite the append-only file"),
+];
+
+fn bgrewriteaof(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    Plan::Reply(match crate::runtime::aof::request_rewrite() {
+        Ok(s) => Reply::status(s),
+        Err(e) => Reply::err(e),
+    })
+}

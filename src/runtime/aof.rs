@@ -1,0 +1,804 @@
+//! The AOF at run time: the control core's second sink of the merged feed, the start-up
+//! replay, the rewrite driver on shard 0 and the AOF cron (`aof.c` minus the file format,
+//! which lives in `crate::aof`).
+//!
+//! - [`observe`] / [`commit`] are called by the control core's merger for every feed item and
+//!   after every merged batch: `Units` (and a replica's forwarded `Raw` stream, without its
+//!   PINGs and REPLCONF) are encoded into the AOF's own stream and handed to the writer
+//!   thread with the per-shard merged counts (`aof::sync`). State lives in a thread local of
+//!   the control core.
+//! - Start-up: `main` parses the AOF before the shards start (`aof::load`); the base's keys
+//!   are loaded like a start-up RDB, then shard 0 replays the commands as a master client
+//!   ([`crate::conn::master::replay`]) while no shard accepts clients yet ([`startup`]); then
+//!   the control core opens the last incr file (creating a base for an empty dataset, as
+//!   Redis's `aofOpenIfNeededOnServerStart`), turns the feed on and lets shards accept.
+//! - BGREWRITEAOF ([`request_rewrite`]): the control core arms the switch and asks shard 0's
+//!   [`rewrite_driver`] for a forkless snapshot. At the snapshot's first feed mark the control
+//!   core opens the next incr file (and persists the manifest listing it), so everything after
+//!   the snapshot's point in time goes there; the driver writes the snapshot as
+//!   `temp-rewriteaof-bg-<pid>.aof`; then the base is renamed into the directory, the manifest
+//!   swapped and the superseded files deleted (unless `aof-disable-auto-gc`).
+//! - `CONFIG SET appendonly yes` starts the AOF with a rewrite (`aof_state` WAIT_REWRITE:
+//!   writes before the snapshot's mark are in the base and are not appended); `no` stops it.
+
+use crate::aof::manifest::Manifest;
+use crate::aof::writer::{Files, Job, Writer};
+use crate::aof::{load, status, sync, Settings};
+use crate::cmd::NodeInfo;
+use crate::replication::feed::{FeedItem, Unit};
+use crate::replication::stream::StreamEncoder;
+use crate::runtime::shard::Shard;
+use crate::runtime::snapshot::SnapshotStream;
+use bytes::BytesMut;
+use futures_channel::mpsc;
+use futures_lite::StreamExt;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Shards may accept clients (the AOF is loaded and open, or off).
+static READY: AtomicBool = AtomicBool::new(false);
+/// Shard 0 replayed the AOF's commands.
+static REPLAYED: AtomicBool = AtomicBool::new(false);
+/// What `main` loaded for the replay and the opening.
+static LOADED: Mutex<Option<load::Loaded>> = Mutex::new(None);
+
+/// Requests for the control core's AOF task.
+enum Event {
+    /// BGREWRITEAOF.
+    Rewrite,
+    /// The driver finished: (snapshot id, temp file, base size) or the error.
+    Done(Result<(u64, PathBuf, u64), String>),
+}
+
+struct Chan<T> {
+    tx: mpsc::UnboundedSender<T>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<T>>>,
+}
+
+impl<T> Chan<T> {
+    fn new() -> Chan<T> {
+        let (tx, rx) = mpsc::unbounded();
+        Chan { tx, rx: Mutex::new(Some(rx)) }
+    }
+    fn take(&self) -> Option<mpsc::UnboundedReceiver<T>> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn events() -> &'static Chan<Event> {
+    static C: OnceLock<Chan<Event>> = OnceLock::new();
+    C.get_or_init(Chan::new)
+}
+
+fn loads() -> &'static Chan<futures_channel::oneshot::Sender<crate::protocol::Reply>> {
+    static C: OnceLock<Chan<futures_channel::oneshot::Sender<crate::protocol::Reply>>> = OnceLock::new();
+    C.get_or_init(Chan::new)
+}
+
+/// DEBUG LOADAOF: shard 0 empties the node and loads the AOF files again
+/// ([`loadaof_driver`]); the reply comes when it is done.
+pub fn debug_loadaof() -> crate::cmd::Plan {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let _ = loads().tx.unbounded_send(tx);
+    crate::cmd::Plan::Later(rx)
+}
+
+/// Shard 0's DEBUG LOADAOF task: what is merged so far is written first and the AOF sink
+/// pauses (the reload's own commands are not appended again, as Redis turns its AOF off while
+/// loading); then every shard is emptied and takes the base's keys, the incr commands are
+/// replayed as at start-up, and the sink resumes.
+pub async fn loadaof_driver(shard: Rc<Shard>) {
+    use crate::protocol::Reply;
+    let Some(mut rx) = loads().take() else { return };
+    while let Some(reply) = rx.next().await {
+        let node = shard.state.borrow().node.clone();
+        let (tx, paused) = futures_channel::oneshot::channel();
+        node.repl.feed.push(FeedItem::Control(Box::new(move || {
+            if with(|c| c.pause(tx)).is_none() {
+                // Not set up yet: nothing to pause.
+            }
+        })));
+        let _ = paused.await;
+        let settings = Settings::from_config(&node.config());
+        let dbs = node.config().databases;
+        let loaded = match blocking(move || load::load_at_startup(&settings, dbs)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("{}", e);
+                std::process::exit(1);
+            }
+        };
+        let sh = shard.clone();
+        crate::replication::load::stage(loaded.records, shard.nshards, move |slot| sh.shard_of_slot(slot));
+        shard.all_shards(crate::replication::load::load_part, 0, &[]).await;
+        let was = crate::storage::replica_expiry();
+        crate::storage::set_replica_expiry(true);
+        crate::conn::master::replay(shard.clone(), loaded.cmds).await;
+        crate::storage::set_replica_expiry(was);
+        node.repl.feed.push(FeedItem::Control(Box::new(|| {
+            with(|c| c.paused = false);
+        })));
+        tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+        let _ = reply.send(Reply::Ok);
+    }
+}
+
+fn jobs() -> &'static Chan<PathBuf> {
+    static C: OnceLock<Chan<PathBuf>> = OnceLock::new();
+    C.get_or_init(Chan::new)
+}
+
+/// Keeps what the start-up load found for the replay and the opening.
+pub fn stash(loaded: load::Loaded) {
+    *LOADED.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
+}
+
+/// BGREWRITEAOF's reply text (`bgrewriteaofCommand`).
+pub fn request_rewrite() -> Result<&'static str, &'static str> {
+    if status::REWRITING.load(Ordering::Acquire) {
+        return Err("ERR Background append only file rewriting already in progress");
+    }
+    let busy = crate::cmd::bgsave::running() != 0;
+    if busy {
+        status::SCHEDULED.store(true, Ordering::Release);
+    }
+    let _ = events().tx.unbounded_send(Event::Rewrite);
+    Ok(if busy {
+        "Background append only file rewriting scheduled"
+    } else {
+        "Background append only file rewriting started"
+    })
+}
+
+/// CONFIG SET changed the configuration: the AOF task looks at it now. Turning `appendonly`
+/// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
+/// replying).
+pub fn config_changed(node: &NodeInfo) {
+    let on = Settings::from_config(&node.config()).enabled;
+    if on != status::ENABLED.swap(on, Ordering::AcqRel) && on && !status::REWRITING.load(Ordering::Acquire) {
+        if crate::cmd::bgsave::running() != 0 {
+            status::SCHEDULED.store(true, Ordering::Release);
+        } else {
+            status::REWRITING.store(true, Ordering::Release);
+            status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
+        }
+    }
+    // Through the feed, so writes after this CONFIG SET's reply follow the change.
+    node.repl.feed.push(FeedItem::Control(Box::new(|| {
+        with(|c| c.tick());
+    })));
+}
+
+// ---- shards --------------------------------------------------------------------------------
+
+/// Every shard, before it accepts clients: shard 0 replays the loaded commands; all wait
+/// until the AOF is open, then start recording.
+pub async fn startup(shard: &Rc<Shard>) {
+    if shard.id == 0 {
+        let cmds = LOADED.lock().unwrap_or_else(|p| p.into_inner()).as_mut().map(|l| std::mem::take(&mut l.cmds));
+        if let Some(cmds) = cmds.filter(|c| !c.is_empty()) {
+            // As Redis while loading: nothing expires until the load is done.
+            let was = crate::storage::replica_expiry();
+            crate::storage::set_replica_expiry(true);
+            crate::conn::master::replay(shard.clone(), cmds).await;
+            crate::storage::set_replica_expiry(was);
+        }
+        REPLAYED.store(true, Ordering::Release);
+    }
+    while !READY.load(Ordering::Acquire) {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    shard.state.borrow_mut().flush_changes();
+}
+
+/// Shard 0's rewrite driver: writes every snapshot asked for as the new base's temp file.
+pub async fn rewrite_driver(shard: Rc<Shard>) {
+    let Some(mut rx) = jobs().take() else { return };
+    while let Some(temp) = rx.next().await {
+        let r = write_base(&shard, temp).await;
+        let _ = events().tx.unbounded_send(Event::Done(r));
+    }
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(f).await
+}
+
+async fn write_base(shard: &Shard, temp: PathBuf) -> Result<(u64, PathBuf, u64), String> {
+    use std::io::Write;
+    let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
+    let mut stream = SnapshotStream::start(shard, aux).await.map_err(|e| format!("{e:?}"))?;
+    let id = stream.id();
+    let t = temp.clone();
+    let mut file = match blocking(move || std::fs::File::create(t)).await {
+        Ok(f) => f,
+        Err(e) => {
+            stream.end(shard, false).await;
+            return Err(format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"));
+        }
+    };
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut failure = None;
+    loop {
+        let chunk = stream.next(shard).await;
+        futures_lite::future::yield_now().await;
+        let last = chunk.is_none();
+        match chunk {
+            Some(Ok(b)) => buf.extend_from_slice(&b),
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            None => {}
+        }
+        if buf.len() >= 1 << 20 || (last && !buf.is_empty()) {
+            let data = std::mem::replace(&mut buf, Vec::with_capacity(1 << 20));
+            let (f, r) = blocking(move || {
+                let r = file.write_all(&data);
+                (file, r)
+            })
+            .await;
+            file = f;
+            if let Err(e) = r {
+                failure = Some(format!("Write error writing append only file on disk: {e}"));
+                break;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    let size = stream.bytes();
+    stream.end(shard, false).await;
+    if failure.is_none() {
+        failure = blocking(move || file.sync_all()).await.err().map(|e| format!("fsync: {e}"));
+    }
+    match failure {
+        None => Ok((id, temp, size)),
+        Some(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+// ---- control core --------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Off,
+    /// Turned on at run time: waiting for the first rewrite.
+    Wait,
+    On,
+}
+
+struct Ctl {
+    node: Arc<NodeInfo>,
+    settings: Settings,
+    state: State,
+    writer: Option<Writer>,
+    manifest: Manifest,
+    enc: StreamEncoder,
+    buf: BytesMut,
+    consumed: Vec<u64>,
+    sent: Vec<u64>,
+    /// Highest snapshot id whose mark went by.
+    max_mark: u64,
+    /// Switch to a new incr file at the next mark of a newer snapshot.
+    armed: bool,
+    /// The snapshot whose mark the running rewrite switched at.
+    switched_at: Option<u64>,
+    rewrite_start: Option<Instant>,
+    /// Database a replica's forwarded stream selected.
+    raw_db: usize,
+    last_ts: u64,
+    /// Failed rewrite while turning on: retry after this.
+    retry_at: Option<Instant>,
+    /// DEBUG LOADAOF runs: merged items are not appended.
+    paused: bool,
+}
+
+thread_local! {
+    static CTL: RefCell<Option<Ctl>> = const { RefCell::new(None) };
+}
+
+fn with<R>(f: impl FnOnce(&mut Ctl) -> R) -> Option<R> {
+    CTL.with(|c| c.borrow_mut().as_mut().map(f))
+}
+
+impl Ctl {
+    /// Writes what was merged so far, then stops appending until resumed; `done` fires once
+    /// the writer has written everything before.
+    fn pause(&mut self, done: futures_channel::oneshot::Sender<()>) {
+        self.commit();
+        self.paused = true;
+        match &self.writer {
+            Some(w) => w.send(Job::Op(Box::new(move |_| {
+                let _ = done.send(());
+            }))),
+            None => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn writing(&self) -> bool {
+        if self.paused {
+            return false;
+        }
+        self.state == State::On || (self.state == State::Wait && self.switched_at.is_some())
+    }
+
+    fn timestamp(&mut self) {
+        if self.settings.timestamps {
+            let now = crate::aof::now_s();
+            if now != self.last_ts {
+                self.last_ts = now;
+                self.buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+            }
+        }
+    }
+
+    fn observe(&mut self, item: &FeedItem) {
+        match item {
+            FeedItem::Units { shard, units, atomic } => {
+                if let Some(c) = self.consumed.get_mut(*shard) {
+                    *c += 1;
+                }
+                if self.writing() {
+                    self.timestamp();
+                    self.enc.put_units(&mut self.buf, units, *atomic);
+                }
+            }
+            FeedItem::Raw(b) if self.writing() => {
+                for argv in load::split_commands(b.clone()) {
+                    let is = |w: &[u8]| argv[0].eq_ignore_ascii_case(w);
+                    if is(b"select") {
+                        self.raw_db = argv.get(1).and_then(|a| std::str::from_utf8(a).ok()?.parse().ok()).unwrap_or(0);
+                    } else if !is(b"ping") && !is(b"replconf") {
+                        self.timestamp();
+                        self.enc.put_units(&mut self.buf, &[Unit { db: self.raw_db, cmds: vec![argv] }], false);
+                    }
+                }
+            }
+            FeedItem::Mark { snapshot, .. } => {
+                if self.armed && *snapshot > self.max_mark {
+                    self.switch(*snapshot);
+                }
+                self.max_mark = self.max_mark.max(*snapshot);
+            }
+            _ => {}
+        }
+    }
+
+    fn commit(&mut self) {
+        if self.buf.is_empty() && self.consumed == self.sent {
+            return;
+        }
+        match &self.writer {
+            Some(w) => {
+                w.send(Job::Append(self.buf.split().freeze(), self.consumed.clone()));
+            }
+            None => {
+                self.buf.clear();
+                sync::publish(&self.consumed);
+            }
+        }
+        self.sent.clone_from(&self.consumed);
+    }
+
+    fn op(&self, f: impl FnOnce(&mut Files) + Send + 'static) {
+        if let Some(w) = &self.writer {
+            w.send(Job::Op(Box::new(f)));
+        }
+    }
+
+    /// At the rewrite's snapshot mark: the next incr file takes the stream from here.
+    fn switch(&mut self, snapshot: u64) {
+        self.commit();
+        self.armed = false;
+        self.switched_at = Some(snapshot);
+        self.enc.reset_db();
+        let name = self.manifest.new_incr(&self.settings.paths.prefix);
+        let persist = (self.state == State::On).then(|| self.manifest.clone());
+        self.op(move |f| {
+            if let Err(e) = f.open(&name) {
+                tracing::warn!("Can't open the append-only file {}: {}", name, e);
+                sync::set_write_error(e.to_string());
+                return;
+            }
+            if let Some(m) = persist {
+                if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &m) {
+                    tracing::warn!("{}", e);
+                }
+            }
+        });
+    }
+
+    /// Replies wait for the AOF while it is on: written (as Redis writes before it replies)
+    /// or, under `always`, fdatasync'ed (the writer publishes by that rule).
+    fn set_always(&self) {
+        sync::set_always(self.state == State::On);
+    }
+
+    fn start_rewrite(&mut self) {
+        if self.rewrite_start.is_some() {
+            status::SCHEDULED.store(false, Ordering::Release);
+            return;
+        }
+        if crate::cmd::bgsave::running() != 0 {
+            status::REWRITING.store(false, Ordering::Release);
+            status::SCHEDULED.store(true, Ordering::Release);
+            return;
+        }
+        status::SCHEDULED.store(false, Ordering::Release);
+        status::REWRITING.store(true, Ordering::Release);
+        status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
+        self.rewrite_start = Some(Instant::now());
+        self.armed = self.state != State::Off;
+        self.switched_at = None;
+        if self.settings.no_fsync_on_rewrite {
+            self.op(|f| f.skip_fsync = true);
+        }
+        tracing::info!("Background append only file rewriting started");
+        let temp = PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+        let _ = jobs().tx.unbounded_send(temp);
+    }
+
+    fn rewrite_done(&mut self, r: Result<(u64, PathBuf, u64), String>) {
+        let secs = self.rewrite_start.take().map_or(0, |s| s.elapsed().as_secs()) as i64;
+        status::LAST_REWRITE_SECS.store(secs, Ordering::Relaxed);
+        // In progress (INFO) until the base and the manifest are in place.
+        let done = |_: &mut Files| status::REWRITING.store(false, Ordering::Release);
+        self.armed = false;
+        self.op(|f| f.skip_fsync = false);
+        let off = self.state == State::Off;
+        let r = r.and_then(|(id, temp, size)| {
+            if off || self.switched_at == Some(id) {
+                Ok((temp, size))
+            } else {
+                let _ = std::fs::remove_file(&temp);
+                Err("the snapshot's feed mark was not seen".to_string())
+            }
+        });
+        let r = match r {
+            Ok((temp, size)) if self.state == State::Off => match self.base_only(temp, size) {
+                // BGREWRITEAOF with the AOF off: a new base and a manifest listing only it.
+                Ok(()) => Err(String::new()),
+                Err(e) => Err(e),
+            },
+            Ok(x) => Ok(x),
+            Err(e) => Err(e),
+        };
+        let (temp, size) = match r {
+            Ok(x) => x,
+            Err(e) if e.is_empty() => {
+                status::REWRITING.store(false, Ordering::Release);
+                return;
+            }
+            Err(e) => {
+                status::REWRITING.store(false, Ordering::Release);
+                tracing::warn!("Background AOF rewrite terminated with error: {}", e);
+                status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
+                status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+                if self.state == State::Wait {
+                    // Start over: nothing of this attempt is listed anywhere.
+                    self.switched_at = None;
+                    self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    if let Some(i) = self.manifest.incr.pop() {
+                        self.manifest.incr_seq -= 1;
+                        self.op(move |f| {
+                            f.file = None;
+                            let _ = std::fs::remove_file(f.paths.file(&i.name));
+                        });
+                    }
+                }
+                return;
+            }
+        };
+        tracing::info!("Background AOF rewrite terminated with success");
+        let base = self.manifest.new_base(&self.settings.paths.prefix, true);
+        self.manifest.incr_to_history(1);
+        let with_history = self.manifest.clone();
+        let history: Vec<String> = self.manifest.history.iter().map(|h| h.name.clone()).collect();
+        let gc = !self.settings.no_gc;
+        if gc {
+            self.manifest.history.clear();
+        }
+        let clean = self.manifest.clone();
+        self.op(move |f| {
+            let target = f.paths.file(&base);
+            if let Err(e) = std::fs::rename(&temp, &target) {
+                tracing::warn!(
+                    "Error trying to rename the temporary AOF base file {} into {}: {}",
+                    temp.display(),
+                    base,
+                    e
+                );
+                let _ = std::fs::remove_file(&temp);
+                return;
+            }
+            tracing::info!("Successfully renamed the temporary AOF base file {} into {}", temp.display(), base);
+            if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &with_history) {
+                tracing::warn!("{}", e);
+                done(f);
+                return;
+            }
+            if gc && !history.is_empty() {
+                for h in &history {
+                    tracing::info!("Removing the history file {} in the background", h);
+                    let _ = std::fs::remove_file(f.paths.file(h));
+                }
+                if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &clean) {
+                    tracing::warn!("{}", e);
+                }
+            }
+            status::CURRENT_SIZE.store(size + f.size, Ordering::Relaxed);
+            status::BASE_SIZE.store(size + f.size, Ordering::Relaxed);
+            tracing::info!("Background AOF rewrite finished successfully");
+            done(f);
+        });
+        status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
+        status::REWRITES.fetch_add(1, Ordering::Relaxed);
+        status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
+        if self.state == State::Wait {
+            self.state = State::On;
+            self.set_always();
+        }
+        self.switched_at = None;
+    }
+
+    /// Installs a base written while the AOF is off: every listed file becomes history.
+    fn base_only(&mut self, temp: PathBuf, size: u64) -> Result<(), String> {
+        let paths = self.settings.paths.clone();
+        let mut m = load::read_manifest(&paths)?;
+        let base = m.new_base(&paths.prefix, true);
+        m.incr_to_history(0);
+        std::fs::create_dir_all(&paths.dir).map_err(|e| e.to_string())?;
+        std::fs::rename(&temp, paths.file(&base)).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            format!("Error trying to rename the temporary AOF base file {} into {}: {e}", temp.display(), base)
+        })?;
+        crate::aof::writer::persist_manifest(&paths, &m)?;
+        if !self.settings.no_gc {
+            for h in std::mem::take(&mut m.history) {
+                let _ = std::fs::remove_file(paths.file(&h.name));
+            }
+            crate::aof::writer::persist_manifest(&paths, &m)?;
+        }
+        status::BASE_SIZE.store(size, Ordering::Relaxed);
+        status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
+        status::REWRITES.fetch_add(1, Ordering::Relaxed);
+        status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
+        tracing::info!("Background AOF rewrite terminated with success");
+        tracing::info!("Background AOF rewrite finished successfully");
+        Ok(())
+    }
+
+    /// Opens the AOF at start-up (`aofOpenIfNeededOnServerStart`).
+    fn open_at_start(&mut self, loaded: Option<load::Loaded>) -> Result<(), String> {
+        let paths = self.settings.paths.clone();
+        let (mut m, base_size, total) = match loaded {
+            Some(l) => (l.manifest.unwrap_or_default(), l.base_size, l.total_size),
+            None => (Manifest::default(), 0, 0),
+        };
+        std::fs::create_dir_all(&paths.dir)
+            .map_err(|e| format!("Can't open or create append-only dir {}: {e}", paths.dir.display()))?;
+        let (mut base_size, mut total) = (base_size, total);
+        if m.base.is_none() && m.incr.is_empty() {
+            let name = m.new_base(&paths.prefix, true);
+            let data = empty_base();
+            base_size = data.len() as u64;
+            total = base_size;
+            crate::persist::disk::write_atomic(&paths.file(&name), &data)
+                .map_err(|e| format!("Can't create the AOF base file {name}: {e}"))?;
+            tracing::info!("Creating AOF base file {} on server start", name);
+        }
+        let created = m.incr.is_empty();
+        let name = match m.last_incr() {
+            Some(i) => i.name.clone(),
+            None => m.new_incr(&paths.prefix),
+        };
+        let history: Vec<String> = m.history.iter().map(|h| h.name.clone()).collect();
+        if !self.settings.no_gc && !history.is_empty() {
+            for h in &history {
+                tracing::info!("Removing the history file {} in the background", h);
+                let _ = std::fs::remove_file(paths.file(h));
+            }
+            m.history.clear();
+        }
+        crate::aof::writer::persist_manifest(&paths, &m)?;
+        let writer = Writer::start(paths.clone(), self.settings.fsync).map_err(|e| e.to_string())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let n = name.clone();
+        writer.send(Job::Op(Box::new(move |f| {
+            let _ = tx.send(f.open(&n).map_err(|e| e.to_string()));
+        })));
+        rx.recv().map_err(|e| e.to_string())?.map_err(|e| format!("Can't open the append-only file {name}: {e}"))?;
+        if created {
+            tracing::info!("Creating AOF incr file {} on server start", name);
+        } else {
+            tracing::info!("Opening AOF incr file {} on server start", name);
+        }
+        status::CURRENT_SIZE.store(total, Ordering::Relaxed);
+        status::BASE_SIZE.store(base_size, Ordering::Relaxed);
+        self.writer = Some(writer);
+        self.manifest = m;
+        self.turn_on(State::On);
+        Ok(())
+    }
+
+    fn turn_on(&mut self, state: State) {
+        self.state = state;
+        self.enc.reset_db();
+        status::ENABLED.store(true, Ordering::Release);
+        self.node.repl.feed.set_aof(true);
+        self.set_always();
+    }
+
+    /// `CONFIG SET appendonly yes` (`startAppendOnly`): a rewrite writes the base.
+    fn start(&mut self) {
+        let paths = self.settings.paths.clone();
+        let m = match load::read_manifest(&paths) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("{}", e);
+                Manifest::default()
+            }
+        };
+        if let Err(e) = std::fs::create_dir_all(&paths.dir) {
+            tracing::warn!("Can't open or create append-only dir {}: {}", paths.dir.display(), e);
+            return;
+        }
+        match Writer::start(paths, self.settings.fsync) {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => {
+                tracing::warn!("Redis needs to enable the AOF but can't start the writer: {}", e);
+                return;
+            }
+        }
+        self.manifest = m;
+        self.sent.clear();
+        self.turn_on(State::Wait);
+        status::CURRENT_SIZE.store(0, Ordering::Relaxed);
+        self.start_rewrite();
+    }
+
+    /// `CONFIG SET appendonly no` (`stopAppendOnly`).
+    fn stop(&mut self) {
+        self.commit();
+        self.state = State::Off;
+        self.armed = false;
+        self.switched_at = None;
+        self.node.repl.feed.set_aof(false);
+        sync::set_always(false);
+        status::ENABLED.store(false, Ordering::Release);
+        if let Some(w) = self.writer.take() {
+            w.send(Job::Stop(Box::new(|| {})));
+        }
+        sync::publish(&self.consumed);
+    }
+
+    /// The cron's look at the configuration and the rewrite triggers.
+    fn tick(&mut self) {
+        let s = Settings::from_config(&self.node.config());
+        let old = std::mem::replace(&mut self.settings, s.clone());
+        if s.fsync != old.fsync {
+            if let Some(w) = &self.writer {
+                w.send(Job::Policy(s.fsync));
+            }
+            self.set_always();
+        }
+        if old.no_gc && !s.no_gc && self.state != State::Off && !self.manifest.history.is_empty() {
+            let names: Vec<String> = self.manifest.history.drain(..).map(|h| h.name).collect();
+            let m = self.manifest.clone();
+            self.op(move |f| {
+                for n in &names {
+                    tracing::info!("Removing the history file {} in the background", n);
+                    let _ = std::fs::remove_file(f.paths.file(n));
+                }
+                if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &m) {
+                    tracing::warn!("{}", e);
+                }
+            });
+        }
+        match (self.state, s.enabled) {
+            (State::Off, true) => self.start(),
+            (State::Wait | State::On, false) => self.stop(),
+            _ => {}
+        }
+        if self.retry_at.is_some_and(|t| Instant::now() >= t) {
+            self.retry_at = None;
+            self.start_rewrite();
+        }
+        if status::SCHEDULED.load(Ordering::Acquire) && self.rewrite_start.is_none() {
+            self.start_rewrite();
+        }
+        if self.state == State::On && self.rewrite_start.is_none() && s.auto_pct > 0 {
+            let cur = status::CURRENT_SIZE.load(Ordering::Relaxed);
+            let base = status::BASE_SIZE.load(Ordering::Relaxed).max(1);
+            let growth = (cur * 100 / base).saturating_sub(100);
+            if cur > s.auto_min && growth >= s.auto_pct && crate::cmd::bgsave::running() == 0 {
+                tracing::info!("Starting automatic rewriting of AOF on {}% growth", growth);
+                self.start_rewrite();
+            }
+        }
+    }
+}
+
+/// An empty dataset's base: an RDB with `aof-base 1`.
+fn empty_base() -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::persist::file::put_header(&mut out, crate::aof::now_s(), 0);
+    out.push(0xFA);
+    crate::persist::rdb::put_string(&mut out, b"aof-base", false);
+    crate::persist::rdb::put_string(&mut out, b"1", false);
+    crate::persist::file::finish(&mut out);
+    out
+}
+
+/// The merger's hook: one feed item (before the replication master takes it).
+pub fn observe(item: &FeedItem) {
+    with(|c| c.observe(item));
+}
+
+/// The merger's hook: after a merged batch.
+pub fn commit() {
+    with(|c| c.commit());
+}
+
+/// The control core's AOF task: opens the AOF after the start-up replay, then runs the cron
+/// and the events.
+pub async fn run(node: Arc<NodeInfo>) {
+    sync::set_shards(node.shards);
+    let settings = Settings::from_config(&node.config());
+    let ctl = Ctl {
+        node: node.clone(),
+        settings: settings.clone(),
+        state: State::Off,
+        writer: None,
+        manifest: Manifest::default(),
+        enc: StreamEncoder::default(),
+        buf: BytesMut::new(),
+        consumed: vec![0; node.shards],
+        sent: vec![0; node.shards],
+        max_mark: 0,
+        armed: false,
+        switched_at: None,
+        rewrite_start: None,
+        raw_db: 0,
+        last_ts: 0,
+        retry_at: None,
+        paused: false,
+    };
+    CTL.with(|c| *c.borrow_mut() = Some(ctl));
+    while !REPLAYED.load(Ordering::Acquire) {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    if settings.enabled {
+        let loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(Err(e)) = with(|c| c.open_at_start(loaded)) {
+            tracing::warn!("{}", e);
+            crate::process::shutdown_and_exit(1);
+        }
+    }
+    READY.store(true, Ordering::Release);
+    glommio::spawn_local(async {
+        let Some(mut rx) = events().take() else { return };
+        while let Some(ev) = rx.next().await {
+            with(|c| match ev {
+                Event::Rewrite => c.start_rewrite(),
+                Event::Done(r) => c.rewrite_done(r),
+            });
+        }
+    })
+    .detach();
+    loop {
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        with(|c| c.tick());
+    }
+}
