@@ -37,5 +37,6 @@ pub mod process;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;
+pub mod script;
 pub mod storage;
 pub mod transaction;

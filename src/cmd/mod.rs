@@ -41,6 +41,7 @@ pub mod pubsub_reg;
 pub mod replicaof;
 pub mod replication;
 pub mod save;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;

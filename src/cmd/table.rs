@@ -3,13 +3,13 @@
 use super::spec::CommandSpec;
 use super::{
     bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
-    replicaof, replication, save, server, set, sort, string, zset, zset_ops,
+    replicaof, replication, save, scripting, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 23] {
+pub fn families() -> [&'static [CommandSpec]; 24] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -34,6 +34,7 @@ pub fn families() -> [&'static [CommandSpec]; 23] {
         pubsub::COMMANDS,
         replication::COMMANDS,
         replicaof::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 
