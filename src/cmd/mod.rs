@@ -26,6 +26,7 @@ pub mod digest;
 pub mod docs;
 pub mod dump;
 pub mod errors;
+pub mod function;
 pub mod generic;
 pub mod geo;
 pub mod hash;

@@ -24,6 +24,8 @@ pub struct ScriptJob {
     pub args: Vec<Bytes>,
     /// EVAL_RO / EVALSHA_RO.
     pub ro: bool,
+    /// FCALL / FCALL_RO: the function's flags (`sha` is then its name).
+    pub function: Option<u32>,
 }
 
 #[rustfmt::skip]
@@ -81,7 +83,7 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
     }
     let keys = idx.iter().map(|&i| args[i].clone()).collect();
     let argv = args[3 + idx.len()..].to_vec();
-    Plan::Script(Box::new(ScriptJob { sha, body, keys, args: argv, ro: ro || flags & sflags::NO_WRITES != 0 }))
+    Plan::Script(Box::new(ScriptJob { sha, body, keys, args: argv, ro: ro || flags & sflags::NO_WRITES != 0, function: None }))
 }
 
 fn eval_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {

@@ -2,14 +2,14 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, generic, geo, hash, hll, list, migrate, multi, pubsub,
+    bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate, multi, pubsub,
     replicaof, replication, save, scripting, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 24] {
+pub fn families() -> [&'static [CommandSpec]; 25] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -35,6 +35,7 @@ pub fn families() -> [&'static [CommandSpec]; 24] {
         replication::COMMANDS,
         replicaof::COMMANDS,
         scripting::COMMANDS,
+        function::COMMANDS,
     ]
 }
 

@@ -56,9 +56,12 @@ const RESTARTING: &str = "ERR internal: script restarting";
 pub(crate) async fn run(shard: &Rc<Shard>, client: &Rc<RefCell<ClientState>>, job: ScriptJob, held: Option<u64>) -> Reply {
     script::apply_config(&shard.state.borrow().config);
     // Compile in this shard's interpreter first: a syntax error replies before any hold.
-    let (sha, flags) = match vm::compile(&job.body) {
-        Ok(x) => x,
-        Err(e) => return e,
+    let (sha, flags) = match job.function {
+        Some(flags) => (job.sha.clone(), flags),
+        None => match vm::compile(&job.body) {
+            Ok(x) => x,
+            Err(e) => return e,
+        },
     };
     let nshards = shard.nshards;
     let mut extra: Vec<Bytes> = Vec::new();
@@ -285,7 +288,7 @@ async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool) -> Reply {
 }
 
 fn spec_for(job: &ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec {
-    vm::RunSpec { sha: sha.to_string(), keys: job.keys.clone(), args: job.args.clone(), db, ro: job.ro, flags, run }
+    vm::RunSpec { sha: sha.to_string(), function: job.function.is_some(), keys: job.keys.clone(), args: job.args.clone(), db, ro: job.ro, flags, run }
 }
 
 async fn run_direct(
@@ -303,7 +306,7 @@ async fn run_direct(
     crate::storage::tick_clock();
     // Anything recorded before the script is not part of its unit.
     shard.state.borrow_mut().flush_changes();
-    let flags_run = script::run_begin(true, master);
+    let flags_run = script::run_begin(job.function.is_none(), master);
     let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
         Ok(r) => r,
         Err(e) => {
@@ -360,7 +363,7 @@ async fn run_copy(
         }
     }
     crate::storage::tick_clock();
-    let flags_run = script::run_begin(true, master);
+    let flags_run = script::run_begin(job.function.is_none(), master);
     let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
         Ok(r) => r,
         Err(e) => {

@@ -22,6 +22,7 @@
 
 pub mod cjson;
 pub mod convert;
+pub mod functions;
 pub mod vm;
 
 use crate::protocol::Reply;

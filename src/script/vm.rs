@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 /// error's script position is looked up.
 const SETUP: &str = r#"
 local rust = ...
+rust.c_pcall = pcall
 local error, type, select, unpack, tostring, setmetatable, rawget, rawset =
       error, type, select, unpack, tostring, setmetatable, rawget, rawset
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
@@ -93,8 +94,62 @@ redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION_NUM = 0x07000f
 redis.REDIS_VERSION = '7.0.15'
-redis.register_function = function()
-  error({err = 'ERR redis.register_function can only be called on FUNCTION LOAD command'}, 0)
+local loading = nil
+local function regerr(msg) error({err = 'ERR ' .. msg}, 0) end
+local known_flags = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
+                     ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
+redis.register_function = function(...)
+  if not loading then regerr('redis.register_function can only be called on FUNCTION LOAD command') end
+  local n = select('#', ...)
+  local name, cb, flags, desc
+  if n == 1 then
+    local t = ...
+    if type(t) ~= 'table' then
+      regerr('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+    end
+    for k, v in pairs(t) do
+      if type(k) ~= 'string' then regerr('named argument key given to redis.register_function is not a string') end
+      if k == 'function_name' then
+        if type(v) ~= 'string' then regerr('function_name argument given to redis.register_function must be a string') end
+        name = v
+      elseif k == 'description' then
+        if type(v) ~= 'string' then regerr('description argument given to redis.register_function must be a string') end
+        desc = v
+      elseif k == 'callback' then
+        if type(v) ~= 'function' then regerr('callback argument given to redis.register_function must be a function') end
+        cb = v
+      elseif k == 'flags' then
+        if type(v) ~= 'table' then regerr('flags argument to redis.register_function must be a table representing function flags') end
+        for _, f in ipairs(v) do
+          if not known_flags[f] then regerr('unknown flag given') end
+        end
+        flags = v
+      else
+        regerr('unknown argument given to redis.register_function')
+      end
+    end
+    if not name then regerr('redis.register_function must get a function name argument') end
+    if not cb then regerr('redis.register_function must get a callback argument') end
+  elseif n == 2 then
+    name, cb = ...
+    if type(name) ~= 'string' then regerr('first argument to redis.register_function must be a string') end
+    if type(cb) ~= 'function' then regerr('second argument to redis.register_function must be a function') end
+  else
+    regerr('wrong number of arguments to redis.register_function')
+  end
+  local fl = {}
+  for _, f in ipairs(flags or {}) do fl[#fl + 1] = f end
+  loading[#loading + 1] = {name = name, cb = cb, flags = fl, desc = desc}
+end
+local c_pcall = rust.c_pcall
+-- Runs a library's code, returning the functions it registered, or nil and the error.
+local function loadlib(f)
+  loading = {}
+  local ok, e = c_pcall(f)
+  local r = loading
+  loading = nil
+  if not ok then return nil, e end
+  return r
 end
 cjson = rust.cjson
 bit = rust.bit
@@ -104,7 +159,8 @@ math.randomseed = rust.randomseed
 
 -- Runs a compiled script in a fresh coroutine with the count hook installed.
 local function start(f, ...)
-  local co = co_create(function(...) return f(...) end)
+  local a = pack(...)
+  local co = co_create(function() return f(unpack(a, 1, a.n)) end)
   sethook(co)
   return co
 end
@@ -141,7 +197,7 @@ setmetatable(G, {
     error('Attempt to modify a readonly table', 2)
   end,
 })
-return start, step
+return start, step, loadlib
 "#;
 
 /// A shard's interpreter.
@@ -149,6 +205,10 @@ struct Vm {
     lua: Lua,
     start: Function,
     step: Function,
+    loadlib: Function,
+    /// Registered functions (name -> callback), for function registry generation `fgen`.
+    funcs: HashMap<String, Function>,
+    fgen: u64,
     /// Compiled scripts by SHA1, valid for SCRIPT FLUSH generation `gen`.
     scripts: HashMap<String, Function>,
     gen: usize,
@@ -174,7 +234,7 @@ struct RunCtx {
     /// The hook asked for a yield at its last call.
     wants_yield: bool,
     rng: u64,
-    /// Name in error messages (`f_<sha>` for EVAL).
+    /// Name in error messages (the SHA1 for EVAL).
     name: String,
 }
 
@@ -248,8 +308,8 @@ fn new_vm() -> mlua::Result<Vm> {
     })?)?;
     rust.set("cjson", super::cjson::cjson_table(&lua)?)?;
     rust.set("bit", super::cjson::bit_table(&lua)?)?;
-    let (start, step): (Function, Function) = lua.load(SETUP).set_name("=redis").call(rust)?;
-    Ok(Vm { lua, start, step, scripts: HashMap::new(), gen: super::flush_gen() })
+    let (start, step, loadlib): (Function, Function, Function) = lua.load(SETUP).set_name("=redis").call(rust)?;
+    Ok(Vm { lua, start, step, loadlib, funcs: HashMap::new(), fgen: u64::MAX, scripts: HashMap::new(), gen: super::flush_gen() })
 }
 
 fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
@@ -301,8 +361,10 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
 
 /// How a script run is configured.
 pub struct RunSpec {
-    /// SHA1 of the compiled script (see [`compile`]).
+    /// SHA1 of the compiled script (see [`compile`]), or the function's name for FCALL.
     pub sha: String,
+    /// FCALL: `sha` names a registered function, called with (KEYS, ARGV).
+    pub function: bool,
     /// KEYS.
     pub keys: Vec<Bytes>,
     /// ARGV.
@@ -334,7 +396,9 @@ pub enum Step {
 /// Starts a run (KEYS/ARGV set, the coroutine created); run it with [`step`].
 pub fn start(spec: RunSpec) -> Result<Running, Reply> {
     let co = with_vm(|vm| {
-        let f = vm.scripts.get(&spec.sha).cloned().ok_or_else(|| Reply::err(super::NOSCRIPT))?;
+        if spec.function {
+            sync_functions(vm).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        }
         let g = vm.lua.globals();
         let mk = |v: &[Bytes]| -> mlua::Result<Table> {
             let t = vm.lua.create_table_with_capacity(v.len(), 0)?;
@@ -344,6 +408,11 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
             Ok(t)
         };
         let err = |e: mlua::Error| Reply::error(format!("ERR {}", lua_error_text(&e)));
+        if spec.function {
+            let f = vm.funcs.get(&spec.sha).cloned().ok_or(Reply::err("ERR Function not found"))?;
+            return vm.start.call::<Thread>((f, mk(&spec.keys).map_err(err)?, mk(&spec.args).map_err(err)?)).map_err(err);
+        }
+        let f = vm.scripts.get(&spec.sha).cloned().ok_or_else(|| Reply::err(super::NOSCRIPT))?;
         g.raw_set("KEYS", mk(&spec.keys).map_err(err)?).map_err(err)?;
         g.raw_set("ARGV", mk(&spec.args).map_err(err)?).map_err(err)?;
         vm.start.call::<Thread>(f).map_err(err)
@@ -360,7 +429,7 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
             last_yield: now,
             wants_yield: false,
             rng: 0,
-            name: format!("f_{}", spec.sha),
+            name: spec.sha.clone(),
         })
     });
     Ok(Running { co, first: true })
@@ -646,4 +715,76 @@ unsafe extern "C-unwind" fn hook(l: *mut mlua::ffi::lua_State, _ar: *mut mlua::f
             }
         }
     }
+}
+
+// ---- functions -----------------------------------------------------------------------------
+
+/// A function a library registered: (name, callback, flags, description).
+type Registered = (String, Function, u32, Option<String>);
+
+/// Runs a library's code (shebang line blanked) in `vm`, returning what it registered.
+fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
+    let f = vm
+        .lua
+        .load(code)
+        .set_name("@user_function")
+        .into_function()
+        .map_err(|e| format!("Error compiling function: {}", lua_error_text(&e)))?;
+    let (list, err): (Value, Value) = vm.loadlib.call(f).map_err(|e| lua_error_text(&e))?;
+    let Value::Table(list) = list else {
+        let msg = match err {
+            Value::Table(t) => match t.raw_get::<Value>("err") {
+                Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                _ => "ERR unknown error".into(),
+            },
+            Value::String(s) => format!("ERR {}", String::from_utf8_lossy(&s.as_bytes())),
+            other => format!("ERR {other:?}"),
+        };
+        return Err(format!("Error registering functions: {msg}"));
+    };
+    let mut out = Vec::new();
+    for entry in list.sequence_values::<Table>() {
+        let entry = entry.map_err(|e| lua_error_text(&e))?;
+        let name: String = entry.raw_get("name").map_err(|e| lua_error_text(&e))?;
+        let cb: Function = entry.raw_get("cb").map_err(|e| lua_error_text(&e))?;
+        let desc: Option<String> = entry.raw_get("desc").unwrap_or(None);
+        let mut flags = 0;
+        if let Ok(fl) = entry.raw_get::<Table>("flags") {
+            for f in fl.sequence_values::<String>().flatten() {
+                if let Some((bit, _)) = super::sflags::NAMES.iter().find(|(_, n)| *n == f) {
+                    flags |= bit;
+                }
+            }
+        }
+        out.push((name, cb, flags, desc));
+    }
+    Ok(out)
+}
+
+/// Loads a library's code in this thread's interpreter to learn what it registers (FUNCTION
+/// LOAD validates here before the library joins the node-wide registry).
+pub fn probe_library(code: &[u8]) -> Result<Vec<super::functions::FuncMeta>, Reply> {
+    with_vm(|vm| {
+        let regs = run_library(vm, code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        Ok(regs
+            .into_iter()
+            .map(|(name, _, flags, desc)| super::functions::FuncMeta { name, flags, desc })
+            .collect())
+    })
+}
+
+/// Brings this interpreter's functions up to the node-wide registry.
+fn sync_functions(vm: &mut Vm) -> Result<(), String> {
+    let (gen, libs) = super::functions::snapshot();
+    if vm.fgen == gen {
+        return Ok(());
+    }
+    vm.funcs.clear();
+    for code in libs {
+        for (name, cb, _, _) in run_library(vm, &code)? {
+            vm.funcs.insert(name, cb);
+        }
+    }
+    vm.fgen = gen;
+    Ok(())
 }
