@@ -36,6 +36,9 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     let Some(f) = functions::find(&args[1]) else { return reply(Reply::err("ERR Function not found")) };
+    if std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<i64>().ok()).is_none() {
+        return reply(Reply::err("ERR Bad number of keys provided"));
+    }
     let idx = match numkeys_at_2(args) {
         Ok(i) => i,
         Err(e) => return reply(e),
@@ -55,6 +58,7 @@ fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
         args: argv,
         ro: ro || f.flags & sflags::NO_WRITES != 0,
         function: Some(f.flags),
+        argv: args.to_vec(),
     }))
 }
 
@@ -75,6 +79,9 @@ fn record(ctx: &mut ClientCtx<'_>, args: &[Bytes]) {
 /// Loads a library: Ok(name) or the error text (without `ERR `).
 pub fn load_library(code: Bytes, replace: bool) -> Result<String, Reply> {
     let (_, name) = functions::metadata(&code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+    if !replace && functions::libraries().iter().any(|l| l.name == name) {
+        return Err(Reply::error(format!("ERR Library '{name}' already exists")));
+    }
     let funcs = script::vm::probe_library(&functions::body(&code))?;
     functions::add(functions::Library { name: name.clone(), code, funcs }, replace)
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
@@ -181,28 +188,23 @@ fn kill(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
 fn stats(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
     let (libs, funcs) = functions::counts();
     let bulk = |s: &str| Reply::bulk(s.as_bytes());
+    let running = match script::running_function() {
+        Some((name, cmd, ms)) => Reply::Map(vec![
+            (bulk("name"), bulk(&name)),
+            (bulk("command"), Reply::Array(cmd.into_iter().map(Reply::Bulk).collect())),
+            (bulk("duration_ms"), Reply::Int(ms as i64)),
+        ]),
+        None => Reply::Nil,
+    };
     let lua = Reply::Map(vec![(bulk("libraries_count"), Reply::Int(libs as i64)), (bulk("functions_count"), Reply::Int(funcs as i64))]);
     reply(Reply::Map(vec![
-        (bulk("running_script"), Reply::Nil),
+        (bulk("running_script"), running),
         (bulk("engines"), Reply::Map(vec![(bulk("LUA"), lua)])),
     ]))
 }
 
-/// RDB opcode of a function library (`RDB_OPCODE_FUNCTION2`).
-pub const OPCODE_FUNCTION2: u8 = 245;
-
-/// Every library as FUNCTION DUMP's payload body (one FUNCTION2 record each).
-pub fn libraries_rdb() -> Vec<u8> {
-    let mut out = Vec::new();
-    for lib in functions::libraries() {
-        out.push(OPCODE_FUNCTION2);
-        crate::persist::rdb::put_string(&mut out, &lib.code, false);
-    }
-    out
-}
-
 fn dump(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
-    let mut out = libraries_rdb();
+    let mut out = functions::rdb_records();
     out.extend_from_slice(&10u16.to_le_bytes());
     let crc = crate::persist::rdb::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -231,7 +233,7 @@ fn restore(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let mut r = crate::persist::rdb::Reader::new(body);
     while r.remaining() > 0 {
         match r.u8() {
-            Ok(OPCODE_FUNCTION2) => match r.string() {
+            Ok(functions::OPCODE_FUNCTION2) => match r.string() {
                 Ok(code) => codes.push(Bytes::from(code)),
                 Err(_) => return reply(Reply::err("ERR failed loading the given functions payload")),
             },

@@ -26,6 +26,8 @@ pub struct ScriptJob {
     pub ro: bool,
     /// FCALL / FCALL_RO: the function's flags (`sha` is then its name).
     pub function: Option<u32>,
+    /// The command as called (FUNCTION STATS shows it).
+    pub argv: Vec<Bytes>,
 }
 
 #[rustfmt::skip]
@@ -83,7 +85,7 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
     }
     let keys = idx.iter().map(|&i| args[i].clone()).collect();
     let argv = args[3 + idx.len()..].to_vec();
-    Plan::Script(Box::new(ScriptJob { sha, body, keys, args: argv, ro: ro || flags & sflags::NO_WRITES != 0, function: None }))
+    Plan::Script(Box::new(ScriptJob { sha, body, keys, args: argv, ro: ro || flags & sflags::NO_WRITES != 0, function: None, argv: args.to_vec() }))
 }
 
 fn eval_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {

@@ -306,7 +306,7 @@ async fn run_direct(
     crate::storage::tick_clock();
     // Anything recorded before the script is not part of its unit.
     shard.state.borrow_mut().flush_changes();
-    let flags_run = script::run_begin(job.function.is_none(), master);
+    let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
     let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
         Ok(r) => r,
         Err(e) => {
@@ -363,7 +363,7 @@ async fn run_copy(
         }
     }
     crate::storage::tick_clock();
-    let flags_run = script::run_begin(job.function.is_none(), master);
+    let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
     let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
         Ok(r) => r,
         Err(e) => {

@@ -154,6 +154,12 @@ pub struct RunFlags {
     pub eval: bool,
     /// Sent by our master (never killable).
     pub from_master: bool,
+    /// The function's name (FUNCTION STATS).
+    pub name: String,
+    /// The command that runs it.
+    pub command: Vec<Bytes>,
+    /// When it started.
+    pub started: Option<std::time::Instant>,
 }
 
 fn running() -> &'static Mutex<Vec<Arc<RunFlags>>> {
@@ -165,8 +171,15 @@ fn running() -> &'static Mutex<Vec<Arc<RunFlags>>> {
 static TIMED_OUT: AtomicUsize = AtomicUsize::new(0);
 
 /// Registers a script run.
-pub fn run_begin(eval: bool, from_master: bool) -> Arc<RunFlags> {
-    let f = Arc::new(RunFlags { eval, from_master, ..Default::default() });
+pub fn run_begin(eval: bool, from_master: bool, name: &str, command: &[Bytes]) -> Arc<RunFlags> {
+    let f = Arc::new(RunFlags {
+        eval,
+        from_master,
+        name: name.to_string(),
+        command: command.to_vec(),
+        started: Some(std::time::Instant::now()),
+        ..Default::default()
+    });
     lock(running()).push(f.clone());
     f
 }
@@ -201,6 +214,14 @@ pub fn busy_refusal() -> Option<Reply> {
     Some(Reply::err(if eval { BUSY_EVAL } else { BUSY_FUNCTION }))
 }
 
+/// The running function: (name, command, milliseconds so far), for FUNCTION STATS.
+pub fn running_function() -> Option<(String, Vec<Bytes>, u64)> {
+    let runs = lock(running());
+    let r = runs.iter().find(|r| !r.eval)?;
+    let ms = r.started.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0);
+    Some((r.name.clone(), r.command.clone(), ms))
+}
+
 /// SCRIPT KILL (`eval`) or FUNCTION KILL.
 pub fn kill(eval: bool) -> Reply {
     let runs = lock(running());
@@ -233,7 +254,9 @@ pub fn busy_threshold_ms() -> u64 {
 
 /// Reads `busy-reply-threshold` / `lua-time-limit` from a config snapshot.
 pub fn apply_config(cfg: &crate::config::Config) {
-    let v = cfg.get("busy-reply-threshold").or_else(|| cfg.get("lua-time-limit"));
+    // Two names for one setting: the one moved from its default wins.
+    let lua = cfg.get("lua-time-limit").filter(|v| *v != "5000");
+    let v = lua.or_else(|| cfg.get("busy-reply-threshold"));
     if let Some(ms) = v.and_then(|v| v.parse::<usize>().ok()) {
         BUSY_MS.store(ms, Ordering::Relaxed);
     }

@@ -189,15 +189,36 @@ end
 
 dofile, loadfile, print, debug = nil, nil, nil, nil
 local G = _G
-setmetatable(G, {
-  __index = function(_, k)
+-- Read-only views: scripts see the globals and the libraries through proxies that refuse
+-- writes (Redis 7.0 makes these tables read-only).
+local readonly = setmetatable({}, {__mode = 'k'})
+local orig_setmetatable, orig_rawset = setmetatable, rawset
+local function deny() error('Attempt to modify a readonly table', 2) end
+local function ro(t, index)
+  local p = orig_setmetatable({}, {__index = index or t, __newindex = deny, __metatable = false})
+  readonly[p] = true
+  return p
+end
+setmetatable = function(t, mt)
+  if readonly[t] then deny() end
+  return orig_setmetatable(t, mt)
+end
+rawset = function(t, k, v)
+  if readonly[t] then deny() end
+  return orig_rawset(t, k, v)
+end
+redis = ro(redis)
+cjson = ro(cjson)
+bit = ro(bit)
+local ENV = ro(G, function(_, k)
+  local v = rawget(G, k)
+  if v == nil then
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 0)
-  end,
-  __newindex = function(_, k, v)
-    error('Attempt to modify a readonly table', 2)
-  end,
-})
-return start, step, loadlib
+  end
+  return v
+end)
+orig_rawset(G, '_G', ENV)
+return start, step, loadlib, ENV
 "#;
 
 /// A shard's interpreter.
@@ -206,6 +227,8 @@ struct Vm {
     start: Function,
     step: Function,
     loadlib: Function,
+    /// The read-only environment scripts and libraries run in.
+    env: Table,
     /// Registered functions (name -> callback), for function registry generation `fgen`.
     funcs: HashMap<String, Function>,
     fgen: u64,
@@ -308,8 +331,9 @@ fn new_vm() -> mlua::Result<Vm> {
     })?)?;
     rust.set("cjson", super::cjson::cjson_table(&lua)?)?;
     rust.set("bit", super::cjson::bit_table(&lua)?)?;
-    let (start, step, loadlib): (Function, Function, Function) = lua.load(SETUP).set_name("=redis").call(rust)?;
-    Ok(Vm { lua, start, step, loadlib, funcs: HashMap::new(), fgen: u64::MAX, scripts: HashMap::new(), gen: super::flush_gen() })
+    let (start, step, loadlib, env): (Function, Function, Function, Table) =
+        lua.load(SETUP).set_name("=redis").call(rust)?;
+    Ok(Vm { lua, start, step, loadlib, env, funcs: HashMap::new(), fgen: u64::MAX, scripts: HashMap::new(), gen: super::flush_gen() })
 }
 
 fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
@@ -341,6 +365,7 @@ pub fn compile(body: &[u8]) -> Result<(String, u32), Reply> {
                 .lua
                 .load(&body[skip..])
                 .set_name("@user_script")
+                .set_environment(vm.env.clone())
                 .into_function()
                 .map_err(|e| Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
             vm.scripts.insert(sha.clone(), f);
@@ -728,6 +753,7 @@ fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
         .lua
         .load(code)
         .set_name("@user_function")
+        .set_environment(vm.env.clone())
         .into_function()
         .map_err(|e| format!("Error compiling function: {}", lua_error_text(&e)))?;
     let (list, err): (Value, Value) = vm.loadlib.call(f).map_err(|e| lua_error_text(&e))?;
