@@ -196,11 +196,11 @@ fn stats(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
         ]),
         None => Reply::Nil,
     };
-    let lua = Reply::Map(vec![(bulk("libraries_count"), Reply::Int(libs as i64)), (bulk("functions_count"), Reply::Int(funcs as i64))]);
-    reply(Reply::Map(vec![
-        (bulk("running_script"), running),
-        (bulk("engines"), Reply::Map(vec![(bulk("LUA"), lua)])),
-    ]))
+    let lua = Reply::Map(vec![
+        (bulk("libraries_count"), Reply::Int(libs as i64)),
+        (bulk("functions_count"), Reply::Int(funcs as i64)),
+    ]);
+    reply(Reply::Map(vec![(bulk("running_script"), running), (bulk("engines"), Reply::Map(vec![(bulk("LUA"), lua)]))]))
 }
 
 fn dump(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
@@ -217,7 +217,11 @@ fn restore(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         Some(p) if p.eq_ignore_ascii_case(b"append") => "append",
         Some(p) if p.eq_ignore_ascii_case(b"replace") => "replace",
         Some(p) if p.eq_ignore_ascii_case(b"flush") => "flush",
-        Some(_) => return reply(Reply::err("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")),
+        Some(_) => {
+            return reply(Reply::err(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ))
+        }
     };
     let p = &args[2];
     if p.len() < 10 {

@@ -85,7 +85,15 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
     }
     let keys = idx.iter().map(|&i| args[i].clone()).collect();
     let argv = args[3 + idx.len()..].to_vec();
-    Plan::Script(Box::new(ScriptJob { sha, body, keys, args: argv, ro: ro || flags & sflags::NO_WRITES != 0, function: None, argv: args.to_vec() }))
+    Plan::Script(Box::new(ScriptJob {
+        sha,
+        body,
+        keys,
+        args: argv,
+        ro: ro || flags & sflags::NO_WRITES != 0,
+        function: None,
+        argv: args.to_vec(),
+    }))
 }
 
 fn eval_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {

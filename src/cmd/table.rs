@@ -2,8 +2,8 @@
 
 use super::spec::CommandSpec;
 use super::{
-    bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate, multi, pubsub,
-    replicaof, replication, save, scripting, server, set, sort, string, zset, zset_ops,
+    bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate, multi,
+    pubsub, replicaof, replication, save, scripting, server, set, sort, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;

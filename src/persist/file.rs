@@ -196,9 +196,7 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
                 r.u8().map_err(corrupt)?;
             }
             OP_FUNCTION2 => out.functions.push(r.string().map_err(corrupt)?),
-            OP_FUNCTION => {
-                return Err("Pre-release function format not supported.".into())
-            }
+            OP_FUNCTION => return Err("Pre-release function format not supported.".into()),
             OP_MODULE_AUX => return Err("The RDB file holds module data, which slotcore does not support".into()),
             t => {
                 let key = r.string().map_err(corrupt)?;

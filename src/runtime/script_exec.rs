@@ -29,8 +29,8 @@
 use super::mesh::{HeldOp, HeldResult};
 use super::shard::Shard;
 use crate::cluster::view::{ClusterView, SlotRoute};
-use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
 use crate::cmd::scripting::ScriptJob;
+use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
 use crate::protocol::Reply;
 use crate::script::{self, vm, Host};
 use crate::transaction;
@@ -53,7 +53,12 @@ const CROSS_SLOT: &str = "Script attempted to access keys that do not hash to th
 const RESTARTING: &str = "ERR internal: script restarting";
 
 /// Runs a script job for a client; `held`: the transaction holding every shard (EXEC).
-pub(crate) async fn run(shard: &Rc<Shard>, client: &Rc<RefCell<ClientState>>, job: ScriptJob, held: Option<u64>) -> Reply {
+pub(crate) async fn run(
+    shard: &Rc<Shard>,
+    client: &Rc<RefCell<ClientState>>,
+    job: ScriptJob,
+    held: Option<u64>,
+) -> Reply {
     script::apply_config(&shard.state.borrow().config);
     // Compile in this shard's interpreter first: a syntax error replies before any hold.
     let (sha, flags) = match job.function {
@@ -257,7 +262,8 @@ impl Host for CopyHost<'_> {
             Err(e) => return Ok(e),
         };
         self.c.cluster_check(args, &idx)?;
-        let missing: Vec<Bytes> = idx.iter().filter(|&&i| !self.copied.contains(&args[i])).map(|&i| args[i].clone()).collect();
+        let missing: Vec<Bytes> =
+            idx.iter().filter(|&&i| !self.copied.contains(&args[i])).map(|&i| args[i].clone()).collect();
         if !missing.is_empty() {
             self.c.restart = Some(missing);
             return Err(RESTARTING.into());
@@ -288,7 +294,16 @@ async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool) -> Reply {
 }
 
 fn spec_for(job: &ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec {
-    vm::RunSpec { sha: sha.to_string(), function: job.function.is_some(), keys: job.keys.clone(), args: job.args.clone(), db, ro: job.ro, flags, run }
+    vm::RunSpec {
+        sha: sha.to_string(),
+        function: job.function.is_some(),
+        keys: job.keys.clone(),
+        args: job.args.clone(),
+        db,
+        ro: job.ro,
+        flags,
+        run,
+    }
 }
 
 async fn run_direct(

@@ -14,22 +14,28 @@ fn null() -> Value {
 /// The `cjson` table.
 pub fn cjson_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.set("encode", lua.create_function(|_, v: Value| {
-        let mut out = Vec::new();
-        encode(&v, &mut out, 0).map_err(mlua::Error::runtime)?;
-        Ok(mlua::BString::from(out))
-    })?)?;
-    t.set("decode", lua.create_function(|lua, s: mlua::String| {
-        let b = s.as_bytes();
-        let mut p = Parser { b: &b, i: 0, depth: 0 };
-        p.ws();
-        let v = p.value(lua)?;
-        p.ws();
-        if p.i < p.b.len() {
-            return Err(p.err("the end", "invalid token"));
-        }
-        Ok(v)
-    })?)?;
+    t.set(
+        "encode",
+        lua.create_function(|_, v: Value| {
+            let mut out = Vec::new();
+            encode(&v, &mut out, 0).map_err(mlua::Error::runtime)?;
+            Ok(mlua::BString::from(out))
+        })?,
+    )?;
+    t.set(
+        "decode",
+        lua.create_function(|lua, s: mlua::String| {
+            let b = s.as_bytes();
+            let mut p = Parser { b: &b, i: 0, depth: 0 };
+            p.ws();
+            let v = p.value(lua)?;
+            p.ws();
+            if p.i < p.b.len() {
+                return Err(p.err("the end", "invalid token"));
+            }
+            Ok(v)
+        })?,
+    )?;
     t.set("null", null())?;
     t.set("encode_keep_buffer", lua.create_function(|_, _: MultiValue| Ok(true))?)?;
     t.set("encode_max_depth", lua.create_function(|_, _: MultiValue| Ok(MAX_DEPTH))?)?;
@@ -227,7 +233,8 @@ impl Parser<'_> {
             }
             b'-' | b'0'..=b'9' => {
                 let start = self.i;
-                while self.i < self.b.len() && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while self.i < self.b.len() && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
                     self.i += 1;
                 }
                 let s = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
@@ -328,16 +335,19 @@ pub fn bit_table(lua: &Lua) -> mlua::Result<Table> {
     t.set("arshift", shift(lua, |a, n| a >> n)?)?;
     t.set("rol", shift(lua, |a, n| (a as u32).rotate_left(n) as i32)?)?;
     t.set("ror", shift(lua, |a, n| (a as u32).rotate_right(n) as i32)?)?;
-    t.set("tohex", lua.create_function(|_, (a, n): (Value, Option<Value>)| {
-        let mut n = n.map(|v| tobit(&v)).unwrap_or(8);
-        let upper = n < 0;
-        if upper {
-            n = -n;
-        }
-        let n = n.clamp(1, 8) as usize;
-        let x = tobit(&a) as u32;
-        let s = if upper { format!("{:08X}", x) } else { format!("{:08x}", x) };
-        Ok(s[8 - n..].to_string())
-    })?)?;
+    t.set(
+        "tohex",
+        lua.create_function(|_, (a, n): (Value, Option<Value>)| {
+            let mut n = n.map(|v| tobit(&v)).unwrap_or(8);
+            let upper = n < 0;
+            if upper {
+                n = -n;
+            }
+            let n = n.clamp(1, 8) as usize;
+            let x = tobit(&a) as u32;
+            let s = if upper { format!("{:08X}", x) } else { format!("{:08x}", x) };
+            Ok(s[8 - n..].to_string())
+        })?,
+    )?;
     Ok(t)
 }

@@ -221,7 +221,9 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
         return Reply::Bulk(Bytes::from(clean_line(&s.as_bytes())));
     }
     if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
-        if let (Ok(Value::String(f)), Ok(Value::String(s))) = (v.raw_get::<Value>("format"), v.raw_get::<Value>("string")) {
+        if let (Ok(Value::String(f)), Ok(Value::String(s))) =
+            (v.raw_get::<Value>("format"), v.raw_get::<Value>("string"))
+        {
             let _ = f;
             return Reply::Verbatim(Bytes::copy_from_slice(&s.as_bytes()));
         }
@@ -289,7 +291,10 @@ mod tests {
     #[test]
     fn error_texts() {
         assert_eq!(error_text(b"-WRONGTYPE Operation against"), b"WRONGTYPE Operation against");
-        assert_eq!(error_text(b"Unknown Redis command called from script"), b"ERR Unknown Redis command called from script");
+        assert_eq!(
+            error_text(b"Unknown Redis command called from script"),
+            b"ERR Unknown Redis command called from script"
+        );
         assert_eq!(error_text(b"-NOSCRIPT x\r\n"), b"NOSCRIPT x");
         assert_eq!(fmt_number(3.0), "3");
         assert_eq!(fmt_number(0.1), "0.1");

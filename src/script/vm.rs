@@ -199,11 +199,11 @@ local function ro(t, index)
   readonly[p] = true
   return p
 end
-setmetatable = function(t, mt)
+_G.setmetatable = function(t, mt)
   if readonly[t] then deny() end
   return orig_setmetatable(t, mt)
 end
-rawset = function(t, k, v)
+_G.rawset = function(t, k, v)
   if readonly[t] then deny() end
   return orig_rawset(t, k, v)
 end
@@ -213,7 +213,7 @@ bit = ro(bit)
 local ENV = ro(G, function(_, k)
   local v = rawget(G, k)
   if v == nil then
-    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 0)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
   end
   return v
 end)
@@ -277,63 +277,90 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set("call", call)?;
     // SAFETY: `raising_call` follows the Lua C API protocol (see its doc).
     rust.set("raising_call", unsafe { lua.create_c_function(raising_call)? })?;
-    rust.set("sethook", lua.create_function(|_, co: Thread| {
-        install_hook(co.to_pointer() as *mut mlua::ffi::lua_State);
-        Ok(())
-    })?)?;
-    rust.set("sha1hex", lua.create_function(|_, args: MultiValue| {
-        if args.len() != 1 {
-            return Err(mlua::Error::runtime("wrong number of arguments"));
-        }
-        let s = match args.front() {
-            Some(Value::String(s)) => s.as_bytes().to_vec(),
-            Some(Value::Integer(i)) => i.to_string().into_bytes(),
-            Some(Value::Number(n)) => convert::fmt_number(*n).into_bytes(),
-            _ => Vec::new(),
-        };
-        Ok(super::sha1hex(&s))
-    })?)?;
+    rust.set(
+        "sethook",
+        lua.create_function(|_, co: Thread| {
+            install_hook(co.to_pointer() as *mut mlua::ffi::lua_State);
+            Ok(())
+        })?,
+    )?;
+    rust.set(
+        "sha1hex",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::runtime("wrong number of arguments"));
+            }
+            let s = match args.front() {
+                Some(Value::String(s)) => s.as_bytes().to_vec(),
+                Some(Value::Integer(i)) => i.to_string().into_bytes(),
+                Some(Value::Number(n)) => convert::fmt_number(*n).into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(super::sha1hex(&s))
+        })?,
+    )?;
     rust.set("errtable", lua.create_function(|lua, msg: mlua::String| convert::error_table(lua, &msg.as_bytes()))?)?;
     rust.set("log", lua.create_function(redis_log)?)?;
-    rust.set("setresp", lua.create_function(|_, args: MultiValue| {
-        if args.len() != 1 {
-            return Err(mlua::Error::runtime("redis.setresp() requires one argument."));
-        }
-        let v = match args.front() {
-            Some(Value::Integer(i)) => *i as i64,
-            Some(Value::Number(n)) => *n as i64,
-            _ => 0,
-        };
-        if v != 2 && v != 3 {
-            return Err(mlua::Error::runtime("RESP version must be 2 or 3."));
-        }
-        ctx(|c| c.resp3 = v == 3);
-        Ok(())
-    })?)?;
-    rust.set("set_repl", lua.create_function(|_, args: MultiValue| {
-        if args.len() != 1 {
-            return Err(mlua::Error::runtime("redis.set_repl() requires two arguments."));
-        }
-        let v = match args.front() {
-            Some(Value::Integer(i)) => *i as i64,
-            Some(Value::Number(n)) => *n as i64,
-            _ => -1,
-        };
-        if !(0..=3).contains(&v) {
-            return Err(mlua::Error::runtime("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."));
-        }
-        Ok(())
-    })?)?;
+    rust.set(
+        "setresp",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::runtime("redis.setresp() requires one argument."));
+            }
+            let v = match args.front() {
+                Some(Value::Integer(i)) => *i as i64,
+                Some(Value::Number(n)) => *n as i64,
+                _ => 0,
+            };
+            if v != 2 && v != 3 {
+                return Err(mlua::Error::runtime("RESP version must be 2 or 3."));
+            }
+            ctx(|c| c.resp3 = v == 3);
+            Ok(())
+        })?,
+    )?;
+    rust.set(
+        "set_repl",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::runtime("redis.set_repl() requires two arguments."));
+            }
+            let v = match args.front() {
+                Some(Value::Integer(i)) => *i as i64,
+                Some(Value::Number(n)) => *n as i64,
+                _ => -1,
+            };
+            if !(0..=3).contains(&v) {
+                return Err(mlua::Error::runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
     rust.set("random", lua.create_function(redis_random)?)?;
-    rust.set("randomseed", lua.create_function(|_, seed: Option<f64>| {
-        ctx(|c| c.rng = seed.unwrap_or(0.0) as i64 as u64);
-        Ok(())
-    })?)?;
+    rust.set(
+        "randomseed",
+        lua.create_function(|_, seed: Option<f64>| {
+            ctx(|c| c.rng = seed.unwrap_or(0.0) as i64 as u64);
+            Ok(())
+        })?,
+    )?;
     rust.set("cjson", super::cjson::cjson_table(&lua)?)?;
     rust.set("bit", super::cjson::bit_table(&lua)?)?;
     let (start, step, loadlib, env): (Function, Function, Function, Table) =
         lua.load(SETUP).set_name("=redis").call(rust)?;
-    Ok(Vm { lua, start, step, loadlib, env, funcs: HashMap::new(), fgen: u64::MAX, scripts: HashMap::new(), gen: super::flush_gen() })
+    Ok(Vm {
+        lua,
+        start,
+        step,
+        loadlib,
+        env,
+        funcs: HashMap::new(),
+        fgen: u64::MAX,
+        scripts: HashMap::new(),
+        gen: super::flush_gen(),
+    })
 }
 
 fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
@@ -367,7 +394,9 @@ pub fn compile(body: &[u8]) -> Result<(String, u32), Reply> {
                 .set_name("@user_script")
                 .set_environment(vm.env.clone())
                 .into_function()
-                .map_err(|e| Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
+                .map_err(|e| {
+                    Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e)))
+                })?;
             vm.scripts.insert(sha.clone(), f);
         }
         Ok((sha, flags))
@@ -435,7 +464,10 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
         let err = |e: mlua::Error| Reply::error(format!("ERR {}", lua_error_text(&e)));
         if spec.function {
             let f = vm.funcs.get(&spec.sha).cloned().ok_or(Reply::err("ERR Function not found"))?;
-            return vm.start.call::<Thread>((f, mk(&spec.keys).map_err(err)?, mk(&spec.args).map_err(err)?)).map_err(err);
+            return vm
+                .start
+                .call::<Thread>((f, mk(&spec.keys).map_err(err)?, mk(&spec.args).map_err(err)?))
+                .map_err(err);
         }
         let f = vm.scripts.get(&spec.sha).cloned().ok_or_else(|| Reply::err(super::NOSCRIPT))?;
         g.raw_set("KEYS", mk(&spec.keys).map_err(err)?).map_err(err)?;
@@ -472,7 +504,9 @@ pub fn step(r: &mut Running, host: &mut dyn Host, resp3_client: bool) -> Step {
     let _ = r.first;
     r.first = false;
     let res = with_vm(|vm| {
-        vm.step.call::<(mlua::String, Value)>(r.co.clone()).map_err(|e| Reply::error(format!("ERR {}", lua_error_text(&e))))
+        vm.step
+            .call::<(mlua::String, Value)>(r.co.clone())
+            .map_err(|e| Reply::error(format!("ERR {}", lua_error_text(&e))))
     });
     HOST.with(|h| h.set(None));
     let (what, v) = match res {
@@ -792,10 +826,7 @@ fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
 pub fn probe_library(code: &[u8]) -> Result<Vec<super::functions::FuncMeta>, Reply> {
     with_vm(|vm| {
         let regs = run_library(vm, code).map_err(|e| Reply::error(format!("ERR {e}")))?;
-        Ok(regs
-            .into_iter()
-            .map(|(name, _, flags, desc)| super::functions::FuncMeta { name, flags, desc })
-            .collect())
+        Ok(regs.into_iter().map(|(name, _, flags, desc)| super::functions::FuncMeta { name, flags, desc }).collect())
     })
 }
 
