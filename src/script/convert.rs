@@ -194,7 +194,7 @@ pub fn lua_to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
         Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Nil,
-        Value::Integer(i) => Reply::Int(*i as i64),
+        Value::Integer(i) => Reply::Int(*i),
         Value::Number(n) => Reply::Int(if n.is_nan() { i64::MIN } else { *n as i64 }),
         Value::Table(t) => table_to_reply(t, resp3, depth),
         _ => Reply::Nil,

@@ -308,7 +308,7 @@ fn new_vm() -> mlua::Result<Vm> {
                 return Err(mlua::Error::runtime("redis.setresp() requires one argument."));
             }
             let v = match args.front() {
-                Some(Value::Integer(i)) => *i as i64,
+                Some(Value::Integer(i)) => *i,
                 Some(Value::Number(n)) => *n as i64,
                 _ => 0,
             };
@@ -326,7 +326,7 @@ fn new_vm() -> mlua::Result<Vm> {
                 return Err(mlua::Error::runtime("redis.set_repl() requires two arguments."));
             }
             let v = match args.front() {
-                Some(Value::Integer(i)) => *i as i64,
+                Some(Value::Integer(i)) => *i,
                 Some(Value::Number(n)) => *n as i64,
                 _ => -1,
             };
@@ -628,7 +628,7 @@ fn redis_log(_: &Lua, args: MultiValue) -> mlua::Result<()> {
         return Err(mlua::Error::runtime("redis.log() requires two arguments or more."));
     }
     let level = match args.front() {
-        Some(Value::Integer(i)) => *i as i64,
+        Some(Value::Integer(i)) => *i,
         Some(Value::Number(n)) => *n as i64,
         Some(Value::String(s)) => match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
             Some(n) => n as i64,
