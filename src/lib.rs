@@ -41,5 +41,6 @@ pub mod protocol;
 pub mod replication;
 pub mod runtime;
 pub mod sentinel;
+pub mod script;
 pub mod storage;
 pub mod transaction;

@@ -175,6 +175,7 @@ pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
         return Ok(Vec::new());
     };
     let loaded = file::load(&buf, crate::storage::now_ms(), cfg.databases)?;
+    crate::script::functions::install(&loaded.functions)?;
     if loaded.empty > 0 {
         tracing::warn!(
             "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",

@@ -172,6 +172,8 @@ pub enum Plan {
     },
     /// Turn this connection into a MONITOR.
     Monitor,
+    /// EVAL & co.: run a script (see `crate::runtime::script_exec`).
+    Script(Box<crate::cmd::scripting::ScriptJob>),
     /// MIGRATE: move keys to another instance (see `crate::conn::migrate`).
     Migrate(Box<crate::cmd::migrate::MigrateJob>),
     /// Shut the server down (SHUTDOWN); the reply is sent only if shutdown fails.

@@ -103,6 +103,12 @@ impl Conn {
         if !spec.arity_ok(args.len()) {
             return self.rejected(Some(fullname), Reply::error(errors::wrong_arity(fullname)));
         }
+        // A script ran past busy-reply-threshold: only allow-busy commands run (one load).
+        if !spec.has(flags::ALLOW_BUSY) {
+            if let Some(busy) = crate::script::busy_refusal() {
+                return self.rejected(Some(fullname), busy);
+            }
+        }
         if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) {
             return self.rejected(Some(fullname), Reply::err(errors::NOAUTH));
         }

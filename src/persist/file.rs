@@ -63,6 +63,8 @@ pub fn put_header_repl(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64, repl: Opt
     }
     aux(out, b"aof-base");
     rdb::put_i64_string(out, 0);
+    // The function libraries follow the aux fields, as in Redis's `rdbSaveRio`.
+    out.extend_from_slice(&crate::script::functions::rdb_records());
 }
 
 /// Appends SELECTDB and RESIZEDB for a database with `size` keys, `expires` of them volatile.
@@ -147,6 +149,8 @@ pub struct Loaded {
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Bytes the RDB took, checksum included (an AOF's command tail may follow).
     pub len: usize,
+    /// Function libraries' code (`RDB_OPCODE_FUNCTION2`), in file order.
+    pub functions: Vec<Vec<u8>>,
 }
 
 fn corrupt(_: BadData) -> String {
@@ -193,9 +197,8 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
             OP_FREQ => {
                 r.u8().map_err(corrupt)?;
             }
-            OP_FUNCTION2 | OP_FUNCTION => {
-                return Err("The RDB file holds functions, which slotcore does not support".into())
-            }
+            OP_FUNCTION2 => out.functions.push(r.string().map_err(corrupt)?),
+            OP_FUNCTION => return Err("Pre-release function format not supported.".into()),
             OP_MODULE_AUX => return Err("The RDB file holds module data, which slotcore does not support".into()),
             t => {
                 let key = r.string().map_err(corrupt)?;

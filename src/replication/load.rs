@@ -18,7 +18,9 @@ static STAGED: Mutex<Vec<Vec<Record>>> = Mutex::new(Vec::new());
 
 /// Parses the payload, keeping expired keys.
 pub fn parse(buf: &[u8], databases: usize) -> Result<Loaded, String> {
-    file::load(buf, 0, databases)
+    let loaded = file::load(buf, 0, databases)?;
+    crate::script::functions::install(&loaded.functions)?;
+    Ok(loaded)
 }
 
 /// Stages `records` for `nshards` shards, placing each by `shard_of(slot)`.

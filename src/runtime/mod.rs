@@ -15,6 +15,7 @@ pub mod liveness;
 pub mod mesh;
 pub mod migrate_link;
 pub mod repl_master;
+pub mod script_exec;
 pub mod shard;
 pub mod shutdown_wait;
 pub mod snapshot;

@@ -344,7 +344,7 @@ impl Shard {
     }
 
     /// Appends changes made for transaction `tx` (in the order its work ran).
-    fn add_tx_changes(&self, tx: u64, changes: Vec<Unit>) {
+    pub(crate) fn add_tx_changes(&self, tx: u64, changes: Vec<Unit>) {
         if !changes.is_empty() {
             self.tx_units.borrow_mut().entry(tx).or_default().extend(changes);
         }

@@ -1,0 +1,180 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH, KILL).
+//!
+//! The handlers check the arguments and the script cache and return a [`Plan::Script`]; the
+//! runtime runs it (`runtime::script_exec`): it holds the shards owning the declared keys, runs
+//! the script in the shard's Lua interpreter (`crate::script`) and records the script's
+//! effects as one unit. Scripts are cached node-wide, so EVALSHA works on any shard.
+
+use super::ctx::{reply, ClientCtx};
+use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
+use crate::protocol::Reply;
+use crate::script::{self, sflags};
+use bytes::Bytes;
+
+/// A script for the runtime to run.
+#[derive(Debug)]
+pub struct ScriptJob {
+    /// SHA1 of the body (lower case).
+    pub sha: String,
+    /// The body (always known: EVALSHA takes it from the node-wide cache).
+    pub body: Bytes,
+    /// Declared keys.
+    pub keys: Vec<Bytes>,
+    /// ARGV.
+    pub args: Vec<Bytes>,
+    /// EVAL_RO / EVALSHA_RO.
+    pub ro: bool,
+    /// FCALL / FCALL_RO: the function's flags (`sha` is then its name).
+    pub function: Option<u32>,
+    /// The command as called (FUNCTION STATS shows it).
+    pub argv: Vec<Bytes>,
+}
+
+#[rustfmt::skip]
+static SCRIPT_SUBS: &[CommandSpec] = &[
+    spec("load", 3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_load), "scripting", "2.6.0", "Load the specified Lua script into the script cache."),
+    spec("exists", -3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_exists), "scripting", "2.6.0", "Check existence of scripts in the script cache."),
+    spec("flush", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_flush), "scripting", "2.6.0", "Remove all the scripts from the script cache."),
+    spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(script_kill), "scripting", "2.6.0", "Kill the script currently in execution."),
+    spec("help", 2, LOADING | STALE, "@slow @scripting", Keys::None, Exec::Node(script_help), "scripting", "5.0.0", "Show helpful text about the different subcommands"),
+];
+
+const EVAL_KEYS: Keys = Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_2 };
+
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", EVAL_KEYS, Exec::Node(eval), "scripting", "2.6.0", "Execute a Lua script server side"),
+    spec("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", EVAL_KEYS, Exec::Node(evalsha), "scripting", "2.6.0", "Execute a Lua script server side"),
+    spec("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", EVAL_KEYS, Exec::Node(eval_ro), "scripting", "7.0.0", "Execute a read-only Lua script server side"),
+    spec("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", EVAL_KEYS, Exec::Node(evalsha_ro), "scripting", "7.0.0", "Execute a read-only Lua script server side"),
+    CommandSpec { subcommands: SCRIPT_SUBS, ..spec("script", -2, 0, "@slow", Keys::None, Exec::Container, "scripting", "2.6.0", "A container for Lua scripts management commands") },
+];
+
+/// Key indexes of EVAL-style commands: `numkeys` at argument 2, the keys after it.
+pub fn numkeys_at_2(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
+    let n = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(Reply::err("ERR value is not an integer or out of range"))?;
+    if n < 0 {
+        return Err(Reply::err("ERR Number of keys can't be negative"));
+    }
+    if n as usize > args.len() - 3 {
+        return Err(Reply::err("ERR Number of keys can't be greater than number of args"));
+    }
+    Ok((3..3 + n as usize).collect())
+}
+
+fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bool) -> Plan {
+    let idx = match numkeys_at_2(args) {
+        Ok(i) => i,
+        Err(e) => return reply(e),
+    };
+    let (flags, _) = match script::shebang(&body) {
+        Ok(f) => f,
+        Err(e) => return reply(Reply::error(format!("ERR {e}"))),
+    };
+    if flags & sflags::EVAL_COMPAT == 0 {
+        let cluster = ctx.shard.node.cluster.is_some();
+        if flags & sflags::NO_CLUSTER != 0 && cluster {
+            return reply(Reply::err("ERR Can not run script on cluster, 'no-cluster' flag is set."));
+        }
+        if ro && flags & sflags::NO_WRITES == 0 {
+            return reply(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
+        }
+    }
+    let keys = idx.iter().map(|&i| args[i].clone()).collect();
+    let argv = args[3 + idx.len()..].to_vec();
+    Plan::Script(Box::new(ScriptJob {
+        sha,
+        body,
+        keys,
+        args: argv,
+        ro: ro || flags & sflags::NO_WRITES != 0,
+        function: None,
+        argv: args.to_vec(),
+    }))
+}
+
+fn eval_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
+    let body = args[1].clone();
+    let sha = script::cache_add(body.clone());
+    job(ctx, args, body, sha, ro)
+}
+
+fn evalsha_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
+    if args[1].len() != 40 {
+        return reply(Reply::err(script::NOSCRIPT));
+    }
+    let Some(body) = script::cache_get(&args[1]) else { return reply(Reply::err(script::NOSCRIPT)) };
+    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    job(ctx, args, body, sha, ro)
+}
+
+fn eval(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    eval_generic(ctx, args, false)
+}
+
+fn eval_ro(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    eval_generic(ctx, args, true)
+}
+
+fn evalsha(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    evalsha_generic(ctx, args, false)
+}
+
+fn evalsha_ro(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    evalsha_generic(ctx, args, true)
+}
+
+fn script_load(_: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    // Compiled here so a syntax error is reported at load time, as Redis does.
+    if let Err(e) = script::vm::compile(&args[2]) {
+        return reply(e);
+    }
+    reply(Reply::bulk_string(script::cache_add(args[2].clone())))
+}
+
+fn script_exists(_: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    reply(Reply::Array(args[2..].iter().map(|s| Reply::Int(script::cache_get(s).is_some() as i64)).collect()))
+}
+
+fn script_flush(_: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if args.len() > 3 {
+        return reply(Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"));
+    }
+    if let Some(mode) = args.get(2) {
+        if !mode.eq_ignore_ascii_case(b"sync") && !mode.eq_ignore_ascii_case(b"async") {
+            return reply(Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"));
+        }
+    }
+    script::cache_flush();
+    reply(Reply::Ok)
+}
+
+fn script_kill(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
+    reply(script::kill(true))
+}
+
+fn script_help(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
+    let lines = [
+        "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DEBUG (YES|SYNC|NO)",
+        "    Set the debug mode for subsequent scripts executed.",
+        "EXISTS <sha1> [<sha1> ...]",
+        "    Return information about the existence of the scripts in the script cache.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Flush the Lua scripts cache. Very dangerous on replicas.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the scripts cache.",
+        "    * SYNC: Synchronously flush the scripts cache.",
+        "KILL",
+        "    Kill the currently executing Lua script.",
+        "LOAD <script>",
+        "    Load a script into the scripts cache without executing it.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    reply(Reply::Array(lines.iter().map(|l| Reply::status(l)).collect()))
+}

@@ -1,0 +1,418 @@
+//! Runs a script (`Plan::Script`) on the client's home shard: hold the shards owning its
+//! declared keys, run it in this shard's Lua interpreter, record its effects as one unit,
+//! release.
+//!
+//! Two ways to run, chosen by where the keys live:
+//! - **Direct**: every declared key is on this shard (always so with one shard). The script's
+//!   commands run on this shard's state through `cmd::execute_keyed`, under its gate.
+//! - **Copy**: the keys live on other shards (several shards, or a key on another shard). As
+//!   for a multi-key command (`crate::transaction`): the shards are held, the keys copied into
+//!   a scratch state, the script runs on the copy, the final state of the keys is written back.
+//!
+//! Undeclared keys (standalone mode): a command naming a key the run cannot reach (another
+//! shard's key in Direct mode, a key not copied in Copy mode) stops the run before it has any
+//! effect (every later command of that run is refused, its result discarded) and the script
+//! runs again from the start, holding every shard, with that key copied too. What an
+//! undeclared key on another shard costs: one discarded partial run and a run that stops the
+//! whole node. In Direct mode a script that already wrote cannot be restarted: the command
+//! fails with an error instead (declare the keys). In cluster mode keys must be in the slot of
+//! the declared keys, as in Redis (errors with Redis's texts otherwise).
+//!
+//! Effects: everything the script changed goes to the replication feed as one atomic unit
+//! (wrapped in MULTI/EXEC), Redis 7.0's effects replication; the script itself is never
+//! propagated.
+//!
+//! Busy scripts: the interpreter yields back here once the script ran past
+//! `busy-reply-threshold`; this task then sleeps briefly so the shard serves its other
+//! clients (who get BUSY) and SCRIPT KILL, and resumes the script.
+
+use super::mesh::{HeldOp, HeldResult};
+use super::shard::Shard;
+use crate::cluster::view::{ClusterView, SlotRoute};
+use crate::cmd::scripting::ScriptJob;
+use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
+use crate::protocol::Reply;
+use crate::script::{self, vm, Host};
+use crate::transaction;
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a run stopped without a result.
+enum Outcome {
+    Done(Reply),
+    /// Run again holding every shard, with these keys copied too.
+    Restart(Vec<Bytes>),
+}
+
+const NON_LOCAL: &str = "Script attempted to access a non local key in a cluster node";
+const CROSS_SLOT: &str = "Script attempted to access keys that do not hash to the same slot";
+const RESTARTING: &str = "ERR internal: script restarting";
+
+/// Runs a script job for a client; `held`: the transaction holding every shard (EXEC).
+pub(crate) async fn run(
+    shard: &Rc<Shard>,
+    client: &Rc<RefCell<ClientState>>,
+    job: ScriptJob,
+    held: Option<u64>,
+) -> Reply {
+    script::apply_config(&shard.state.borrow().config);
+    // Compile in this shard's interpreter first: a syntax error replies before any hold.
+    let (sha, flags) = match job.function {
+        Some(flags) => (job.sha.clone(), flags),
+        None => match vm::compile(&job.body) {
+            Ok(x) => x,
+            Err(e) => return e,
+        },
+    };
+    let nshards = shard.nshards;
+    let mut extra: Vec<Bytes> = Vec::new();
+    let mut targets: Vec<usize> = job.keys.iter().map(|k| shard.shard_of_slot(crate::cluster::key_slot(k))).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    if targets.is_empty() {
+        targets.push(shard.id);
+    }
+    if held.is_some() {
+        targets = (0..nshards).collect();
+    }
+    for _ in 0..64 {
+        let tx = match held {
+            Some(tx) => tx,
+            None => match shard.lock(&targets).await {
+                Ok(tx) => tx,
+                Err(e) => return e,
+            },
+        };
+        let direct = nshards == 1 || (targets == [shard.id] && extra.is_empty());
+        let outcome = if direct {
+            run_direct(shard, client, &job, &sha, flags, tx).await
+        } else {
+            run_copy(shard, client, &job, &sha, flags, tx, &targets, &extra).await
+        };
+        if held.is_none() {
+            shard.unlock(tx, &targets).await;
+        }
+        match outcome {
+            Outcome::Done(r) => return r,
+            Outcome::Restart(keys) => {
+                for k in keys {
+                    if !extra.contains(&k) {
+                        extra.push(k);
+                    }
+                }
+                targets = (0..nshards).collect();
+            }
+        }
+    }
+    Reply::err("ERR script could not gather its keys")
+}
+
+/// What both hosts share: the script's cluster rules and the node-level commands.
+struct Common {
+    view: Arc<ClusterView>,
+    slot: Option<u16>,
+    allow_cross_slot: bool,
+    client: ClientState,
+    clock: std::time::Instant,
+    /// A key the run cannot reach: the run is abandoned (and restarted).
+    restart: Option<Vec<Bytes>>,
+    /// A write command ran.
+    wrote: bool,
+}
+
+impl Common {
+    fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize) -> Common {
+        let view = shard.view.borrow().clone();
+        let slot = job.keys.first().map(|k| crate::cluster::key_slot(k));
+        let mut client = ClientState::new(0, String::new(), String::new(), -1, true);
+        client.db = db;
+        Common {
+            view,
+            slot,
+            allow_cross_slot: flags & script::sflags::ALLOW_CROSS_SLOT != 0,
+            client,
+            clock: std::time::Instant::now(),
+            restart: None,
+            wrote: false,
+        }
+    }
+
+    /// Resolves the command; Ok(spec, fullname) or an error text.
+    fn resolve(&self, args: &[Bytes]) -> Result<(&'static cmd::CommandSpec, &'static str), String> {
+        let Some(spec) = cmd::lookup(&args[0]) else { return Err("Unknown Redis command called from script".into()) };
+        let (spec, fullname) = if matches!(spec.exec, Exec::Container) {
+            match args.get(1).and_then(|a| cmd::table::lookup_sub(spec, a)) {
+                Some(sub) => (sub, cmd::table::fullname(spec, Some(sub))),
+                None => return Err("Unknown Redis command called from script".into()),
+            }
+        } else {
+            (spec, spec.name)
+        };
+        if !spec.arity_ok(args.len()) {
+            return Err("Wrong number of args calling Redis command from script".into());
+        }
+        if spec.has(cmd::flags::NOSCRIPT) {
+            return Err("This Redis command is not allowed from script".into());
+        }
+        Ok((spec, fullname))
+    }
+
+    /// Cluster-mode checks of a command's keys (Redis's `scriptVerifyClusterState`).
+    fn cluster_check(&mut self, args: &[Bytes], idx: &[usize]) -> Result<(), String> {
+        if !self.view.enabled {
+            return Ok(());
+        }
+        let mut slot = None;
+        for &i in idx {
+            let s = crate::cluster::key_slot(&args[i]);
+            if slot.is_some_and(|x| x != s) {
+                return Err(NON_LOCAL.into());
+            }
+            slot = Some(s);
+        }
+        let Some(s) = slot else { return Ok(()) };
+        if !matches!(self.view.route[s as usize], SlotRoute::Mine { .. }) {
+            return Err(NON_LOCAL.into());
+        }
+        if !self.allow_cross_slot {
+            match self.slot {
+                None => self.slot = Some(s),
+                Some(x) if x != s => return Err(CROSS_SLOT.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A node-level command, run with the script's client on `st` (replies only).
+    fn node(&mut self, st: &mut ShardState, spec: &'static cmd::CommandSpec, db: &mut usize, args: &[Bytes]) -> Reply {
+        let Exec::Node(f) = spec.exec else { return Reply::err("ERR internal error: not a node command") };
+        self.client.db = *db;
+        let plan = {
+            let mut ctx = ClientCtx { client: &mut self.client, shard: st };
+            f(&mut ctx, args)
+        };
+        *db = self.client.db;
+        match plan {
+            Plan::Reply(r) => r,
+            _ => Reply::err("ERR This Redis command is not allowed from script"),
+        }
+    }
+}
+
+struct DirectHost<'a> {
+    shard: &'a Shard,
+    c: Common,
+}
+
+impl Host for DirectHost<'_> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String> {
+        if self.c.restart.is_some() {
+            return Err(RESTARTING.into());
+        }
+        let (spec, fullname) = self.c.resolve(args)?;
+        let idx = match spec.key_indexes(args) {
+            Ok(i) => i,
+            Err(e) => return Ok(e),
+        };
+        self.c.cluster_check(args, &idx)?;
+        let foreign: Vec<Bytes> = idx
+            .iter()
+            .filter(|&&i| self.shard.shard_of_slot(crate::cluster::key_slot(&args[i])) != self.shard.id)
+            .map(|&i| args[i].clone())
+            .collect();
+        if !foreign.is_empty() {
+            if self.c.wrote || self.c.view.enabled {
+                return Err(NON_LOCAL.into());
+            }
+            self.c.restart = Some(foreign);
+            return Err(RESTARTING.into());
+        }
+        let mut st = self.shard.state.borrow_mut();
+        let r = match spec.exec {
+            Exec::Keyed(_) => cmd::execute_keyed(&mut st, spec, fullname, args, None, *db, &mut self.c.clock),
+            _ => self.c.node(&mut st, spec, db, args),
+        };
+        if spec.has(cmd::flags::WRITE) {
+            self.c.wrote = true;
+        }
+        Ok(r)
+    }
+}
+
+struct CopyHost<'a> {
+    shard: &'a Shard,
+    st: &'a mut ShardState,
+    copied: &'a HashSet<Bytes>,
+    c: Common,
+}
+
+impl Host for CopyHost<'_> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String> {
+        if self.c.restart.is_some() {
+            return Err(RESTARTING.into());
+        }
+        let (spec, fullname) = self.c.resolve(args)?;
+        let idx = match spec.key_indexes(args) {
+            Ok(i) => i,
+            Err(e) => return Ok(e),
+        };
+        self.c.cluster_check(args, &idx)?;
+        let missing: Vec<Bytes> =
+            idx.iter().filter(|&&i| !self.copied.contains(&args[i])).map(|&i| args[i].clone()).collect();
+        if !missing.is_empty() {
+            self.c.restart = Some(missing);
+            return Err(RESTARTING.into());
+        }
+        let _ = self.shard;
+        let r = match spec.exec {
+            Exec::Keyed(_) => cmd::execute_keyed(self.st, spec, fullname, args, None, *db, &mut self.c.clock),
+            _ => self.c.node(self.st, spec, db, args),
+        };
+        if spec.has(cmd::flags::WRITE) {
+            self.c.wrote = true;
+        }
+        Ok(r)
+    }
+}
+
+/// Drives the script to its end through `host`, letting the event loop run while it is busy.
+async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool) -> Reply {
+    let mut run = run;
+    let reply = loop {
+        match vm::step(&mut run, host, resp3) {
+            vm::Step::Done(r) => break r,
+            vm::Step::Yield => glommio::timer::sleep(Duration::from_millis(1)).await,
+        }
+    };
+    vm::finish(run);
+    reply
+}
+
+fn spec_for(job: &ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec {
+    vm::RunSpec {
+        sha: sha.to_string(),
+        function: job.function.is_some(),
+        keys: job.keys.clone(),
+        args: job.args.clone(),
+        db,
+        ro: job.ro,
+        flags,
+        run,
+    }
+}
+
+async fn run_direct(
+    shard: &Rc<Shard>,
+    client: &Rc<RefCell<ClientState>>,
+    job: &ScriptJob,
+    sha: &str,
+    flags: u32,
+    tx: u64,
+) -> Outcome {
+    let (db, resp3, master) = {
+        let c = client.borrow();
+        (c.db, c.resp3, c.master)
+    };
+    crate::storage::tick_clock();
+    // Anything recorded before the script is not part of its unit.
+    shard.state.borrow_mut().flush_changes();
+    let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
+    let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            script::run_end(&flags_run);
+            return Outcome::Done(e);
+        }
+    };
+    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db) };
+    let reply = drive(running, &mut host, resp3).await;
+    script::run_end(&flags_run);
+    let changes = shard.state.borrow_mut().take_changes();
+    shard.add_tx_changes(tx, changes);
+    crate::cmd::blocked::after_keys(&mut shard.state.borrow_mut(), None);
+    match host.c.restart {
+        Some(keys) => Outcome::Restart(keys),
+        None => Outcome::Done(reply),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_copy(
+    shard: &Rc<Shard>,
+    client: &Rc<RefCell<ClientState>>,
+    job: &ScriptJob,
+    sha: &str,
+    flags: u32,
+    tx: u64,
+    targets: &[usize],
+    extra: &[Bytes],
+) -> Outcome {
+    let (db, resp3, master) = {
+        let c = client.borrow();
+        (c.db, c.resp3, c.master)
+    };
+    let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); shard.nshards];
+    let mut copied = HashSet::new();
+    for k in job.keys.iter().chain(extra) {
+        if copied.insert(k.clone()) {
+            per_shard[shard.shard_of_slot(crate::cluster::key_slot(k))].push(k.clone());
+        }
+    }
+    let (config, node) = {
+        let st = shard.state.borrow();
+        (st.config.clone(), st.node.clone())
+    };
+    let mut scratch = ShardState::new(shard.id, config, node);
+    scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
+    for &s in targets {
+        if per_shard[s].is_empty() {
+            continue;
+        }
+        if let HeldResult::Entries(entries) = shard.held(tx, s, HeldOp::Fetch { keys: per_shard[s].clone() }).await {
+            transaction::apply(&mut scratch.ks, entries);
+        }
+    }
+    crate::storage::tick_clock();
+    let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
+    let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            script::run_end(&flags_run);
+            return Outcome::Done(e);
+        }
+    };
+    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: Common::new(shard, job, flags, db) };
+    let reply = drive(running, &mut host, resp3).await;
+    script::run_end(&flags_run);
+    let (restart, wrote) = (host.c.restart.take(), host.c.wrote);
+    if let Some(keys) = restart {
+        return Outcome::Restart(keys);
+    }
+    let changes = scratch.take_changes();
+    shard.add_tx_changes(tx, changes);
+    if !scratch.notify.is_empty() {
+        let mut st = shard.state.borrow_mut();
+        st.notify.absorb(&mut scratch.notify);
+        crate::cmd::notify::publish_pending(&mut st);
+    }
+    if wrote {
+        for &s in targets {
+            if per_shard[s].is_empty() {
+                continue;
+            }
+            let all = transaction::final_states(&mut scratch.ks, &per_shard[s]);
+            shard.held(tx, s, HeldOp::Apply { entries: all }).await;
+        }
+    }
+    {
+        let mut st = shard.state.borrow_mut();
+        transaction::merge_stats(&mut st, &scratch);
+        st.changes.count(scratch.changes.dirty());
+    }
+    Outcome::Done(reply)
+}
