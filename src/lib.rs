@@ -40,7 +40,7 @@ pub mod process;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;
-pub mod sentinel;
 pub mod script;
+pub mod sentinel;
 pub mod storage;
 pub mod transaction;

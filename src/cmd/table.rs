@@ -2,9 +2,9 @@
 
 use super::spec::CommandSpec;
 use super::{
-    aof, bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate,
-    multi, pubsub, replicaof, replication, save, scripting, server, set, sort, stream, stream_group, stream_info,
-    stream_read, string, zset, zset_ops,
+    aof, bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate, multi,
+    pubsub, replicaof, replication, save, scripting, server, set, sort, stream, stream_group, stream_info, stream_read,
+    string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;

@@ -160,20 +160,6 @@ pub fn counts() -> (usize, usize) {
     (r.libs.len(), r.libs.iter().map(|l| l.funcs.len()).sum())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_forms() {
-        assert_eq!(metadata(b"#!lua name=mylib\nx"), Ok(("lua".into(), "mylib".into())));
-        assert_eq!(metadata(b"return 1").unwrap_err(), "Missing library metadata");
-        assert_eq!(metadata(b"#!lua\n").unwrap_err(), "Library name was not given");
-        assert_eq!(metadata(b"#!lua name=a foo=bar\n").unwrap_err(), "Invalid metadata value given: foo=bar");
-        assert_eq!(metadata(b"#!py name=a\n").unwrap_err(), "Engine 'py' not found");
-    }
-}
-
 /// RDB opcode of a function library (`RDB_OPCODE_FUNCTION2`).
 pub const OPCODE_FUNCTION2: u8 = 0xF5;
 
@@ -204,4 +190,18 @@ pub fn install(codes: &[Vec<u8>]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_forms() {
+        assert_eq!(metadata(b"#!lua name=mylib\nx"), Ok(("lua".into(), "mylib".into())));
+        assert_eq!(metadata(b"return 1").unwrap_err(), "Missing library metadata");
+        assert_eq!(metadata(b"#!lua\n").unwrap_err(), "Library name was not given");
+        assert_eq!(metadata(b"#!lua name=a foo=bar\n").unwrap_err(), "Invalid metadata value given: foo=bar");
+        assert_eq!(metadata(b"#!py name=a\n").unwrap_err(), "Engine 'py' not found");
+    }
 }
