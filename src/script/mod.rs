@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(shebang(b"return 1"), Ok((sflags::EVAL_COMPAT, 0)));
         assert_eq!(
             shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1"),
-            Ok((sflags::NO_WRITES | sflags::ALLOW_OOM, 32))
+            Ok((sflags::NO_WRITES | sflags::ALLOW_OOM, 31))
         );
         assert_eq!(shebang(b"#!lua\nreturn 1"), Ok((0, 5)));
         assert!(shebang(b"#!py\n").unwrap_err().starts_with("Unexpected engine"));
