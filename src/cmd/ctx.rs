@@ -263,9 +263,10 @@ impl ShardState {
     /// Moves the keys that expired during the last operation into the change log (as DELs)
     /// and queues their `expired` notifications.
     pub fn log_expired(&mut self) {
-        let unlink = self.config.get("lazyfree-lazy-expire") == Some("yes");
         for db in 0..self.ks.dbs.len() {
             if self.ks.dbs[db].has_expired_log() {
+                // Looked up by name only when something expired (the common call finds nothing).
+                let unlink = self.config.get("lazyfree-lazy-expire") == Some("yes");
                 let keys = self.ks.dbs[db].take_expired();
                 self.changes.record_expired(db, &keys, unlink);
                 if super::notify::flags() & super::notify::EXPIRED != 0 {
