@@ -28,6 +28,7 @@ use crate::cmd::NodeInfo;
 use crate::replication::feed::{FeedItem, Unit};
 use crate::replication::stream::StreamEncoder;
 use crate::runtime::shard::Shard;
+use crate::runtime::snapshot::blocking;
 use crate::runtime::snapshot::SnapshotStream;
 use bytes::BytesMut;
 use futures_channel::mpsc;
@@ -204,54 +205,26 @@ pub async fn rewrite_driver(shard: Rc<Shard>) {
     }
 }
 
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    glommio::executor().spawn_blocking(f).await
-}
-
 async fn write_base(shard: &Shard, temp: PathBuf) -> Result<(u64, PathBuf, u64), String> {
-    use std::io::Write;
     let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
     let mut stream = SnapshotStream::start(shard, aux).await.map_err(|e| format!("{e:?}"))?;
     let id = stream.id();
     let t = temp.clone();
-    let mut file = match blocking(move || std::fs::File::create(t)).await {
+    let file = match blocking(move || std::fs::File::create(t)).await {
         Ok(f) => f,
         Err(e) => {
             stream.end(shard, false).await;
             return Err(format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"));
         }
     };
-    let mut buf = Vec::with_capacity(1 << 20);
-    let mut failure = None;
-    loop {
-        let chunk = stream.next(shard).await;
-        futures_lite::future::yield_now().await;
-        let last = chunk.is_none();
-        match chunk {
-            Some(Ok(b)) => buf.extend_from_slice(&b),
-            Some(Err(e)) => {
-                failure = Some(e);
-                break;
-            }
-            None => {}
-        }
-        if buf.len() >= 1 << 20 || (last && !buf.is_empty()) {
-            let data = std::mem::replace(&mut buf, Vec::with_capacity(1 << 20));
-            let (f, r) = blocking(move || {
-                let r = file.write_all(&data);
-                (file, r)
-            })
-            .await;
-            file = f;
-            if let Err(e) = r {
-                failure = Some(format!("Write error writing append only file on disk: {e}"));
-                break;
-            }
-        }
-        if last {
-            break;
-        }
-    }
+    let (file, mut failure) = crate::runtime::snapshot::drain_to_file(
+        shard,
+        &mut stream,
+        file,
+        "Write error writing append only file on disk",
+        || false,
+    )
+    .await;
     let size = stream.bytes();
     stream.end(shard, false).await;
     if failure.is_none() {

@@ -27,7 +27,6 @@ use crate::persist::snapshot::{Plan, RdbStream, STEP_BYTES, STEP_MICROS};
 use crate::protocol::Reply;
 use bytes::Bytes;
 use futures_lite::StreamExt;
-use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -215,6 +214,50 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
     }
 }
 
+/// Pulls `stream` to its end (or until `stop()` says so), writing it to `file` in 1 MiB blocks
+/// on the blocking pool, one paced step at a time so the shard serves its clients in between
+/// (BGSAVE, a disk-target full sync and the AOF rewrite's base all write this way). Returns the
+/// file and the first failure: the stream's own, or `"{write_error}: {io error}"`.
+pub(crate) async fn drain_to_file(
+    shard: &Shard,
+    stream: &mut SnapshotStream,
+    mut file: std::fs::File,
+    write_error: &'static str,
+    stop: impl Fn() -> bool,
+) -> (std::fs::File, Option<String>) {
+    use std::io::Write;
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES);
+    loop {
+        if stop() {
+            return (file, None);
+        }
+        let chunk = stream.next(shard).await;
+        // Clients first: one time-sliced step, then the shard serves what became ready.
+        pace().await;
+        let last = chunk.is_none();
+        match chunk {
+            Some(Ok(b)) => buf.extend_from_slice(&b),
+            Some(Err(e)) => return (file, Some(e)),
+            None => {}
+        }
+        if buf.len() >= WRITE_BYTES || (last && !buf.is_empty()) {
+            let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BYTES));
+            let (f, r) = blocking(move || {
+                let r = file.write_all(&data);
+                (file, r)
+            })
+            .await;
+            file = f;
+            if let Err(e) = r {
+                return (file, Some(format!("{write_error}: {e}")));
+            }
+        }
+        if last {
+            return (file, None);
+        }
+    }
+}
+
 /// Writes one snapshot to the temp file, then into place; ends the snapshot. With `keep`, also
 /// returns a read handle on the file written (a disk-target full sync sends it; the handle
 /// stays valid whatever renames follow).
@@ -235,7 +278,7 @@ pub(crate) async fn write_file(
         })
         .await
     };
-    let (mut file, reader) = match opened {
+    let (file, reader) = match opened {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(
@@ -248,41 +291,8 @@ pub(crate) async fn write_file(
             return (Outcome::Failed, None);
         }
     };
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES);
-    let mut failure: Option<String> = None;
-    loop {
-        if bgsave::killed() {
-            break;
-        }
-        let chunk = stream.next(shard).await;
-        // Clients first: one time-sliced step, then the shard serves what became ready.
-        pace().await;
-        let last = chunk.is_none();
-        match chunk {
-            Some(Ok(b)) => buf.extend_from_slice(&b),
-            Some(Err(e)) => {
-                failure = Some(e);
-                break;
-            }
-            None => {}
-        }
-        if buf.len() >= WRITE_BYTES || (last && !buf.is_empty()) {
-            let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BYTES));
-            let (f, r) = blocking(move || {
-                let r = file.write_all(&data);
-                (file, r)
-            })
-            .await;
-            file = f;
-            if let Err(e) = r {
-                failure = Some(format!("Write error saving DB on disk: {e}"));
-                break;
-            }
-        }
-        if last {
-            break;
-        }
-    }
+    let (file, mut failure) =
+        drain_to_file(shard, &mut stream, file, "Write error saving DB on disk", bgsave::killed).await;
     if bgsave::killed() {
         drop(file);
         let _ = blocking(move || std::fs::remove_file(tmp)).await;
