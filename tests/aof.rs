@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
 
 fn ports() {
-    common::set_port_base(8100);
+    common::set_port_base(8600);
 }
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
