@@ -148,7 +148,8 @@ fn preamble_no_writes_command_bases_redis_loads() {
     let text = String::from_utf8_lossy(&base);
     assert!(text.starts_with("#TS:"), "the base starts with its timestamp");
     assert!(!text.contains("REDIS"), "no RDB preamble");
-    for want in ["FUNCTION\r\n$4\r\nLOAD", "HMSET", "RPUSH", "ZADD", "SADD", "XSETID", "XCLAIM", "CREATECONSUMER", "PEXPIREAT"]
+    for want in
+        ["FUNCTION\r\n$4\r\nLOAD", "HMSET", "RPUSH", "ZADD", "SADD", "XSETID", "XCLAIM", "CREATECONSUMER", "PEXPIREAT"]
     {
         assert!(text.contains(want), "the command-form base has {want}");
     }
@@ -217,7 +218,8 @@ fn failed_rewrites_are_counted_and_limited() {
     assert_eq!(r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-min-size", "1kb"]), "+OK\r\n");
     r.cmd(&["SET", "x", &"x".repeat(2048)]);
     wait_for("the limit's log line", WAIT, || {
-        s.log_text().contains("Background AOF rewrite has repeatedly failed and triggered the limit, will retry in 1 minutes")
+        s.log_text()
+            .contains("Background AOF rewrite has repeatedly failed and triggered the limit, will retry in 1 minutes")
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(info(&mut r, "persistence", "aof_rewrite_in_progress"), "0");

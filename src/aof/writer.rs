@@ -297,9 +297,7 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
             MAX_POSTPONE.saturating_sub(p.elapsed())
         } else {
             match files.policy {
-                Fsync::Everysec if files.unsynced => {
-                    Duration::from_secs(1).saturating_sub(files.last_fsync.elapsed())
-                }
+                Fsync::Everysec if files.unsynced => Duration::from_secs(1).saturating_sub(files.last_fsync.elapsed()),
                 _ if !pending.is_empty() => Duration::from_secs(1),
                 _ => Duration::from_secs(3600),
             }

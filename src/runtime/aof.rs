@@ -27,8 +27,8 @@ use crate::aof::{load, status, sync, Settings};
 use crate::cmd::NodeInfo;
 use crate::replication::feed::{FeedItem, Unit};
 use crate::replication::stream::StreamEncoder;
-use crate::runtime::shard::Shard;
 use crate::runtime::aof_base::{empty_base, write_base, BaseJob};
+use crate::runtime::shard::Shard;
 use crate::runtime::snapshot::blocking;
 use bytes::BytesMut;
 use futures_channel::mpsc;
@@ -463,7 +463,8 @@ impl Ctl {
             self.limit_until = None;
             return false;
         }
-        self.limit_delay_min = if self.limit_delay_min == 0 { 1 } else { (self.limit_delay_min * 2).min(LIMIT_MAX_MIN) };
+        self.limit_delay_min =
+            if self.limit_delay_min == 0 { 1 } else { (self.limit_delay_min * 2).min(LIMIT_MAX_MIN) };
         self.limit_until = Some(Instant::now() + Duration::from_secs(self.limit_delay_min * 60));
         tracing::warn!(
             "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
