@@ -322,7 +322,7 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
                     counts = c;
                 }
                 Job::Op(op) => {
-                    flush(&mut files, &mut pending, &mut counts, &mut done_counts, true);
+                    flush(&mut files, &mut pending, &counts, &mut done_counts, true);
                     op(&mut files);
                 }
                 Job::Policy(p) => files.policy = p,
@@ -330,7 +330,7 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
                 Job::Synced => {}
             }
         }
-        flush(&mut files, &mut pending, &mut counts, &mut done_counts, stop.is_some());
+        flush(&mut files, &mut pending, &counts, &mut done_counts, stop.is_some());
         if pending.is_empty() {
             files.fsync();
         }
@@ -345,7 +345,7 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
 
 /// Writes what is pending (unless Redis's everysec rule postpones it) and publishes the
 /// counts it completes; `force`: write even behind a running background fsync.
-fn flush(files: &mut Files, pending: &mut Vec<u8>, counts: &mut Vec<u64>, done: &mut Vec<u64>, force: bool) {
+fn flush(files: &mut Files, pending: &mut Vec<u8>, counts: &[u64], done: &mut Vec<u64>, force: bool) {
     status::BUFFER_LEN.store(pending.len() as u64, Ordering::Relaxed);
     if !pending.is_empty() {
         if files.policy == Fsync::Everysec && !force && fsync_in_progress() {
