@@ -22,6 +22,7 @@
 
 pub mod load;
 pub mod manifest;
+pub mod rewrite;
 pub mod sync;
 pub mod writer;
 
@@ -87,6 +88,10 @@ pub struct Settings {
     pub auto_min: u64,
     /// `no-appendfsync-on-rewrite`.
     pub no_fsync_on_rewrite: bool,
+    /// `aof-use-rdb-preamble`: bases are RDB files (`.base.rdb`), else commands (`.base.aof`).
+    pub rdb_preamble: bool,
+    /// `aof-rewrite-incremental-fsync`: a base being written is flushed every 4 MiB.
+    pub incremental_fsync: bool,
 }
 
 impl Settings {
@@ -109,8 +114,13 @@ impl Settings {
             timestamps: yes("aof-timestamp-enabled", false),
             no_gc: yes("aof-disable-auto-gc", false),
             auto_pct: num("auto-aof-rewrite-percentage", 100),
-            auto_min: num("auto-aof-rewrite-min-size", 64 << 20),
+            auto_min: cfg
+                .get("auto-aof-rewrite-min-size")
+                .and_then(crate::config::registry::parse_memory)
+                .unwrap_or(64 << 20),
             no_fsync_on_rewrite: yes("no-appendfsync-on-rewrite", false),
+            rdb_preamble: yes("aof-use-rdb-preamble", true),
+            incremental_fsync: yes("aof-rewrite-incremental-fsync", true),
         }
     }
 }

@@ -193,6 +193,11 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         crate::aof::writer::set_flush_sleep(us);
         return reply(Reply::Ok);
     }
+    if eq_ic(sub, "aof-fsync-sleep") && args.len() == 3 {
+        let us = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        crate::aof::writer::set_fsync_sleep(us);
+        return reply(Reply::Ok);
+    }
     if eq_ic(sub, "digest-value") {
         return debug_digest_value(args);
     }

@@ -104,7 +104,8 @@ impl Conn {
             return self.rejected(Some(fullname), Reply::error(errors::wrong_arity(fullname)));
         }
         // A script ran past busy-reply-threshold: only allow-busy commands run (one load).
-        if !spec.has(flags::ALLOW_BUSY) {
+        // (While loading, -LOADING comes first, as in Redis's `processCommand`.)
+        if !spec.has(flags::ALLOW_BUSY) && !crate::replication::role::loading() {
             if let Some(busy) = crate::script::busy_refusal() {
                 return self.rejected(Some(fullname), busy);
             }

@@ -580,6 +580,7 @@ async fn full_sync(
     shard.all_shards(load::load_part, 0, &[]).await;
     role::set_loading(false);
     tracing::info!("Done loading RDB, keys loaded: {}, keys expired: {}.", n, 0);
+    crate::runtime::aof::restart_after_sync(node);
     node.repl.with_status(|s| {
         s.replid = master_id.clone();
         s.replid2 = "0".repeat(handshake::ID_LEN);

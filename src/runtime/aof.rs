@@ -27,9 +27,9 @@ use crate::aof::{load, status, sync, Settings};
 use crate::cmd::NodeInfo;
 use crate::replication::feed::{FeedItem, Unit};
 use crate::replication::stream::StreamEncoder;
+use crate::runtime::aof_base::{empty_base, write_base, BaseJob};
 use crate::runtime::shard::Shard;
 use crate::runtime::snapshot::blocking;
-use crate::runtime::snapshot::SnapshotStream;
 use bytes::BytesMut;
 use futures_channel::mpsc;
 use futures_lite::StreamExt;
@@ -46,6 +46,17 @@ static READY: AtomicBool = AtomicBool::new(false);
 static REPLAYED: AtomicBool = AtomicBool::new(false);
 /// What `main` loaded for the replay and the opening.
 static LOADED: Mutex<Option<load::Loaded>> = Mutex::new(None);
+
+/// Failed rewrites in a row from which automatic rewrites are limited.
+const LIMIT_THRESHOLD: u64 = 3;
+/// The longest wait between limited rewrites, in minutes.
+const LIMIT_MAX_MIN: u64 = 60;
+
+/// The temp incr file the stream goes to while the AOF waits for its first base
+/// (`getTempIncrAofName`).
+fn temp_incr_name(prefix: &str) -> String {
+    format!("temp-{prefix}.incr")
+}
 
 /// Requests for the control core's AOF task.
 enum Event {
@@ -104,15 +115,18 @@ pub async fn loadaof_driver(shard: Rc<Shard>) {
             }
         })));
         let _ = paused.await;
+        // As Redis's `loadDataFromDisk`: clients get -LOADING until the load is done.
+        crate::replication::role::set_loading(true);
         let settings = Settings::from_config(&node.config());
         let dbs = node.config().databases;
-        let loaded = match blocking(move || load::load_at_startup(&settings, dbs)).await {
+        let mut loaded = match blocking(move || load::load_at_startup(&settings, dbs)).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("{}", e);
                 std::process::exit(1);
             }
         };
+        let manifest = loaded.manifest.take();
         let sh = shard.clone();
         crate::replication::load::stage(loaded.records, shard.nshards, move |slot| sh.shard_of_slot(slot));
         shard.all_shards(crate::replication::load::load_part, 0, &[]).await;
@@ -120,16 +134,17 @@ pub async fn loadaof_driver(shard: Rc<Shard>) {
         crate::storage::set_replica_expiry(true);
         crate::conn::master::replay(shard.clone(), loaded.cmds).await;
         crate::storage::set_replica_expiry(was);
-        node.repl.feed.push(FeedItem::Control(Box::new(|| {
-            with(|c| c.paused = false);
+        crate::replication::role::set_loading(false);
+        node.repl.feed.push(FeedItem::Control(Box::new(move || {
+            with(|c| c.resume(manifest));
         })));
         tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
         let _ = reply.send(Reply::Ok);
     }
 }
 
-fn jobs() -> &'static Chan<PathBuf> {
-    static C: OnceLock<Chan<PathBuf>> = OnceLock::new();
+fn jobs() -> &'static Chan<BaseJob> {
+    static C: OnceLock<Chan<BaseJob>> = OnceLock::new();
     C.get_or_init(Chan::new)
 }
 
@@ -140,12 +155,15 @@ pub fn stash(loaded: load::Loaded) {
 
 /// BGREWRITEAOF's reply text (`bgrewriteaofCommand`).
 pub fn request_rewrite() -> Result<&'static str, &'static str> {
-    if status::REWRITING.load(Ordering::Acquire) {
-        return Err("ERR Background append only file rewriting already in progress");
-    }
     let busy = crate::cmd::bgsave::running() != 0;
-    if busy {
+    if busy && !status::REWRITING.load(Ordering::Acquire) {
         status::SCHEDULED.store(true, Ordering::Release);
+        // A manual rewrite lifts the failure limit.
+        status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
+    } else if status::REWRITING.swap(true, Ordering::AcqRel) {
+        return Err("ERR Background append only file rewriting already in progress");
+    } else {
+        status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
     }
     let _ = events().tx.unbounded_send(Event::Rewrite);
     Ok(if busy {
@@ -171,6 +189,21 @@ pub fn config_changed(node: &NodeInfo) {
     // Through the feed, so writes after this CONFIG SET's reply follow the change.
     node.repl.feed.push(FeedItem::Control(Box::new(|| {
         with(|c| c.tick());
+    })));
+}
+
+/// A replica loaded its master's dataset (`restartAOFAfterSYNC`): with the AOF on, it is
+/// stopped and started again, so a new base holds the synced data and the incr file the
+/// stream that follows. Through the feed, so it lands before the stream after the sync.
+pub fn restart_after_sync(node: &NodeInfo) {
+    node.repl.feed.push(FeedItem::Control(Box::new(|| {
+        with(|c| {
+            if c.state != State::Off {
+                let m = c.manifest.clone();
+                c.stop();
+                c.start_with(Some(m));
+            }
+        });
     })));
 }
 
@@ -209,43 +242,9 @@ async fn startup_wait(flag: &AtomicBool) {
 /// Shard 0's rewrite driver: writes every snapshot asked for as the new base's temp file.
 pub async fn rewrite_driver(shard: Rc<Shard>) {
     let Some(mut rx) = jobs().take() else { return };
-    while let Some(temp) = rx.next().await {
-        let r = write_base(&shard, temp).await;
+    while let Some(job) = rx.next().await {
+        let r = write_base(&shard, job).await;
         let _ = events().tx.unbounded_send(Event::Done(r));
-    }
-}
-
-async fn write_base(shard: &Shard, temp: PathBuf) -> Result<(u64, PathBuf, u64), String> {
-    let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
-    let mut stream = SnapshotStream::start(shard, aux).await.map_err(|e| format!("{e:?}"))?;
-    let id = stream.id();
-    let t = temp.clone();
-    let file = match blocking(move || std::fs::File::create(t)).await {
-        Ok(f) => f,
-        Err(e) => {
-            stream.end(shard, false).await;
-            return Err(format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"));
-        }
-    };
-    let (file, mut failure) = crate::runtime::snapshot::drain_to_file(
-        shard,
-        &mut stream,
-        file,
-        "Write error writing append only file on disk",
-        || false,
-    )
-    .await;
-    let size = stream.bytes();
-    stream.end(shard, false).await;
-    if failure.is_none() {
-        failure = blocking(move || file.sync_all()).await.err().map(|e| format!("fsync: {e}"));
-    }
-    match failure {
-        None => Ok((id, temp, size)),
-        Some(e) => {
-            let _ = std::fs::remove_file(&temp);
-            Err(e)
-        }
     }
 }
 
@@ -279,8 +278,11 @@ struct Ctl {
     /// Database a replica's forwarded stream selected.
     raw_db: usize,
     last_ts: u64,
-    /// Failed rewrite while turning on: retry after this.
-    retry_at: Option<Instant>,
+    /// The running rewrite writes an RDB base.
+    rewrite_rdb: bool,
+    /// `aofRewriteLimited`'s state: the current delay and when it ends.
+    limit_delay_min: u64,
+    limit_until: Option<Instant>,
     /// DEBUG LOADAOF runs: merged items are not appended.
     paused: bool,
 }
@@ -305,6 +307,17 @@ impl Ctl {
             }))),
             None => {
                 let _ = done.send(());
+            }
+        }
+    }
+
+    /// DEBUG LOADAOF is done: appending resumes, with the sequence numbers of the manifest it
+    /// read (`aofLoadManifestFromDisk`).
+    fn resume(&mut self, manifest: Option<Manifest>) {
+        self.paused = false;
+        if let Some(m) = manifest {
+            if self.state == State::On && m.last_incr().map(|i| &i.name) == self.manifest.last_incr().map(|i| &i.name) {
+                self.manifest = m;
             }
         }
     }
@@ -386,7 +399,13 @@ impl Ctl {
         self.armed = false;
         self.switched_at = Some(snapshot);
         self.enc.reset_db();
-        let name = self.manifest.new_incr(&self.settings.paths.prefix);
+        // While the AOF waits for its first base, the stream goes to a temp incr file that
+        // only the rewrite's success names in the manifest (`openNewIncrAofForAppend`).
+        let name = if self.state == State::On {
+            self.manifest.new_incr(&self.settings.paths.prefix)
+        } else {
+            temp_incr_name(&self.settings.paths.prefix)
+        };
         let persist = (self.state == State::On).then(|| self.manifest.clone());
         self.op(move |f| {
             if let Err(e) = f.open(&name) {
@@ -399,6 +418,7 @@ impl Ctl {
                     tracing::warn!("{}", e);
                 }
             }
+            tracing::info!("Creating AOF incr file {} on background rewrite", name);
         });
     }
 
@@ -428,8 +448,39 @@ impl Ctl {
             self.op(|f| f.skip_fsync = true);
         }
         tracing::info!("Background append only file rewriting started");
-        let temp = PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
-        let _ = jobs().tx.unbounded_send(temp);
+        let job = BaseJob {
+            temp: PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id())),
+            rdb: self.settings.rdb_preamble,
+            timestamps: self.settings.timestamps,
+            incremental: self.settings.incremental_fsync,
+        };
+        self.rewrite_rdb = job.rdb;
+        let _ = jobs().tx.unbounded_send(job);
+    }
+
+    /// `aofRewriteLimited`: after three failed rewrites in a row, automatic and scheduled
+    /// rewrites wait 1, 2, 4 … up to 60 minutes between attempts (BGREWRITEAOF still runs).
+    fn limited(&mut self) -> bool {
+        if status::REWRITE_FAILURES.load(Ordering::Relaxed) < LIMIT_THRESHOLD {
+            self.limit_delay_min = 0;
+            self.limit_until = None;
+            return false;
+        }
+        if let Some(t) = self.limit_until {
+            if Instant::now() < t {
+                return true;
+            }
+            self.limit_until = None;
+            return false;
+        }
+        self.limit_delay_min =
+            if self.limit_delay_min == 0 { 1 } else { (self.limit_delay_min * 2).min(LIMIT_MAX_MIN) };
+        self.limit_until = Some(Instant::now() + Duration::from_secs(self.limit_delay_min * 60));
+        tracing::warn!(
+            "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+            self.limit_delay_min
+        );
+        true
     }
 
     fn rewrite_done(&mut self, r: Result<(u64, PathBuf, u64), String>) {
@@ -469,22 +520,25 @@ impl Ctl {
                 status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
                 status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
                 if self.state == State::Wait {
-                    // Start over: nothing of this attempt is listed anywhere.
+                    // Start over (`aof_rewrite_scheduled`): nothing of this attempt is listed
+                    // anywhere; the temp incr file goes.
                     self.switched_at = None;
-                    self.retry_at = Some(Instant::now() + Duration::from_secs(1));
-                    if let Some(i) = self.manifest.incr.pop() {
-                        self.manifest.incr_seq -= 1;
-                        self.op(move |f| {
-                            f.file = None;
-                            let _ = std::fs::remove_file(f.paths.file(&i.name));
-                        });
-                    }
+                    status::SCHEDULED.store(true, Ordering::Release);
+                    let name = temp_incr_name(&self.settings.paths.prefix);
+                    self.op(move |f| {
+                        f.file = None;
+                        tracing::info!("Removing the temp incr aof file {} in the background", name);
+                        let _ = std::fs::remove_file(f.paths.file(&name));
+                    });
                 }
                 return;
             }
         };
         tracing::info!("Background AOF rewrite terminated with success");
-        let base = self.manifest.new_base(&self.settings.paths.prefix, true);
+        let prefix = self.settings.paths.prefix.clone();
+        let base = self.manifest.new_base(&prefix, self.rewrite_rdb);
+        // Waiting for the first base: the temp incr file becomes the next incr file.
+        let named = (self.state == State::Wait).then(|| (temp_incr_name(&prefix), self.manifest.new_incr(&prefix)));
         self.manifest.incr_to_history(1);
         let with_history = self.manifest.clone();
         let history: Vec<String> = self.manifest.history.iter().map(|h| h.name.clone()).collect();
@@ -506,6 +560,23 @@ impl Ctl {
                 return;
             }
             tracing::info!("Successfully renamed the temporary AOF base file {} into {}", temp.display(), base);
+            if let Some((tmp_incr, incr)) = named {
+                if let Err(e) = std::fs::rename(f.paths.file(&tmp_incr), f.paths.file(&incr)) {
+                    tracing::warn!(
+                        "Error trying to rename the temporary AOF incr file {} into {}: {}",
+                        tmp_incr,
+                        incr,
+                        e
+                    );
+                    let _ = std::fs::remove_file(&target);
+                    done(f);
+                    return;
+                }
+                if let Some((_, n)) = &mut f.file {
+                    n.clone_from(&incr);
+                }
+                tracing::info!("Successfully renamed the temporary AOF incr file {} into {}", tmp_incr, incr);
+            }
             if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &with_history) {
                 tracing::warn!("{}", e);
                 done(f);
@@ -539,7 +610,7 @@ impl Ctl {
     fn base_only(&mut self, temp: PathBuf, size: u64) -> Result<(), String> {
         let paths = self.settings.paths.clone();
         let mut m = load::read_manifest(&paths)?;
-        let base = m.new_base(&paths.prefix, true);
+        let base = m.new_base(&paths.prefix, self.rewrite_rdb);
         m.incr_to_history(0);
         std::fs::create_dir_all(&paths.dir).map_err(|e| e.to_string())?;
         std::fs::rename(&temp, paths.file(&base)).map_err(|e| {
@@ -573,8 +644,8 @@ impl Ctl {
             .map_err(|e| format!("Can't open or create append-only dir {}: {e}", paths.dir.display()))?;
         let (mut base_size, mut total) = (base_size, total);
         if m.base.is_none() && m.incr.is_empty() {
-            let name = m.new_base(&paths.prefix, true);
-            let data = empty_base();
+            let name = m.new_base(&paths.prefix, self.settings.rdb_preamble);
+            let data = empty_base(self.settings.rdb_preamble, self.settings.timestamps);
             base_size = data.len() as u64;
             total = base_size;
             crate::persist::disk::write_atomic(&paths.file(&name), &data)
@@ -625,8 +696,13 @@ impl Ctl {
 
     /// `CONFIG SET appendonly yes` (`startAppendOnly`): a rewrite writes the base.
     fn start(&mut self) {
+        self.start_with(None);
+    }
+
+    /// [`Ctl::start`] with the manifest already known (else it is read from disk).
+    fn start_with(&mut self, known: Option<Manifest>) {
         let paths = self.settings.paths.clone();
-        let m = match load::read_manifest(&paths) {
+        let m = match known.map_or_else(|| load::read_manifest(&paths), Ok) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!("{}", e);
@@ -694,34 +770,23 @@ impl Ctl {
             (State::Wait | State::On, false) => self.stop(),
             _ => {}
         }
-        if self.retry_at.is_some_and(|t| Instant::now() >= t) {
-            self.retry_at = None;
-            self.start_rewrite();
-        }
-        if status::SCHEDULED.load(Ordering::Acquire) && self.rewrite_start.is_none() {
+        if status::SCHEDULED.load(Ordering::Acquire)
+            && self.rewrite_start.is_none()
+            && crate::cmd::bgsave::running() == 0
+            && !self.limited()
+        {
             self.start_rewrite();
         }
         if self.state == State::On && self.rewrite_start.is_none() && s.auto_pct > 0 {
             let cur = status::CURRENT_SIZE.load(Ordering::Relaxed);
             let base = status::BASE_SIZE.load(Ordering::Relaxed).max(1);
             let growth = (cur * 100 / base).saturating_sub(100);
-            if cur > s.auto_min && growth >= s.auto_pct && crate::cmd::bgsave::running() == 0 {
+            if cur > s.auto_min && growth >= s.auto_pct && crate::cmd::bgsave::running() == 0 && !self.limited() {
                 tracing::info!("Starting automatic rewriting of AOF on {}% growth", growth);
                 self.start_rewrite();
             }
         }
     }
-}
-
-/// An empty dataset's base: an RDB with `aof-base 1`.
-fn empty_base() -> Vec<u8> {
-    let mut out = Vec::new();
-    crate::persist::file::put_header(&mut out, crate::aof::now_s(), 0);
-    out.push(0xFA);
-    crate::persist::rdb::put_string(&mut out, b"aof-base", false);
-    crate::persist::rdb::put_string(&mut out, b"1", false);
-    crate::persist::file::finish(&mut out);
-    out
 }
 
 /// The merger's hook: one feed item (before the replication master takes it).
@@ -755,7 +820,9 @@ pub async fn run(node: Arc<NodeInfo>) {
         rewrite_start: None,
         raw_db: 0,
         last_ts: 0,
-        retry_at: None,
+        rewrite_rdb: true,
+        limit_delay_min: 0,
+        limit_until: None,
         paused: false,
     };
     CTL.with(|c| *c.borrow_mut() = Some(ctl));

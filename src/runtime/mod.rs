@@ -6,6 +6,7 @@
 //! for their whole life; keyed commands for slots another shard owns travel over the mesh.
 
 pub mod aof;
+pub mod aof_base;
 pub mod blocking;
 pub mod bus;
 pub mod bus_publish;

@@ -50,6 +50,27 @@ pub async fn pace() {
     glommio::timer::sleep(STEP_PAUSE).await;
 }
 
+/// One piece of a snapshot's RDB stream, by what it holds.
+pub enum Part {
+    /// The signature, aux fields and function libraries.
+    Header(Bytes),
+    /// A database begins (SELECTDB and RESIZEDB of database `.0`).
+    Database(usize, Bytes),
+    /// A run of whole keys of the current database, in RDB key encoding.
+    Keys(Bytes),
+    /// EOF and the checksum.
+    End(Bytes),
+}
+
+impl Part {
+    /// The piece's bytes.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Part::Header(b) | Part::Database(_, b) | Part::Keys(b) | Part::End(b) => b,
+        }
+    }
+}
+
 /// Redis's `rdb-key-save-delay` (a testing aid) for `keys` keys just encoded: `delay` µs per
 /// key, or with a negative value a 1 µs pause for one key in `-delay` on average (Redis's
 /// `debugDelay`). The value is read when the snapshot begins, as Redis's child has its own
@@ -145,6 +166,12 @@ impl SnapshotStream {
     /// The next bytes of the RDB file; None once the file is complete. An error means the
     /// snapshot cannot complete (a shard lost its database); call [`SnapshotStream::end`].
     pub async fn next(&mut self, shard: &Shard) -> Option<Result<Bytes, String>> {
+        self.next_part(shard).await.map(|r| r.map(Part::into_bytes))
+    }
+
+    /// As [`SnapshotStream::next`], saying what the bytes hold (the AOF rewrite turns the
+    /// key runs into commands).
+    pub async fn next_part(&mut self, shard: &Shard) -> Option<Result<Part, String>> {
         loop {
             match self.stage {
                 Stage::Header => {
@@ -154,14 +181,14 @@ impl SnapshotStream {
                     let now = crate::storage::now_ms() / 1000;
                     let b = self.rdb.header_repl(now, used, self.repl.as_ref(), &self.extra_aux);
                     self.stage = if self.dbs.is_empty() { Stage::Finish } else { Stage::Db(0, 0, false) };
-                    return Some(Ok(Bytes::from(b)));
+                    return Some(Ok(Part::Header(Bytes::from(b))));
                 }
                 Stage::Db(i, s, started) => {
                     let db = self.dbs[i];
                     if !started {
                         let (size, expires) = self.plan.dbs[db];
                         self.stage = Stage::Db(i, s, true);
-                        return Some(Ok(Bytes::from(self.rdb.database(db, size, expires))));
+                        return Some(Ok(Part::Database(db, Bytes::from(self.rdb.database(db, size, expires)))));
                     }
                     // With `rdb-key-save-delay` a step takes one slot at a time and the stream
                     // waits that long per key after it (off the shard: clients are served).
@@ -189,12 +216,12 @@ impl SnapshotStream {
                     }
                     if !bytes.is_empty() {
                         self.rdb.pass(&bytes);
-                        return Some(Ok(bytes));
+                        return Some(Ok(Part::Keys(bytes)));
                     }
                 }
                 Stage::Finish => {
                     self.stage = Stage::Done;
-                    return Some(Ok(Bytes::from(self.rdb.finish())));
+                    return Some(Ok(Part::End(Bytes::from(self.rdb.finish()))));
                 }
                 Stage::Done => return None,
             }

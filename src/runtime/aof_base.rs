@@ -1,0 +1,220 @@
+//! Writing an AOF base file from a forkless snapshot (`rewriteAppendOnlyFile`), on shard 0:
+//! the snapshot's RDB stream as is (`aof-use-rdb-preamble yes`, a `.base.rdb`) or turned into
+//! commands (`no`, a `.base.aof`, see `aof::rewrite`), written to
+//! `temp-rewriteaof-bg-<pid>.aof` in 1 MiB blocks on glommio's blocking pool, one paced
+//! snapshot step at a time so the shard keeps serving its clients in between.
+//!
+//! `aof-rewrite-incremental-fsync yes` (Redis's rio autosync): the file is written in pieces
+//! that end on 4 MiB boundaries; at each boundary the writeout of the last 4 MiB is started
+//! (`sync_file_range` WRITE) and the one before it waited for, so the kernel never holds more
+//! than about 8 MiB of the base's dirty pages and the final fsync has little left to do.
+
+use super::shard::Shard;
+use super::snapshot::{blocking, pace, Part, SnapshotStream};
+use crate::aof::rewrite::{self, Converter};
+use bytes::BytesMut;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+/// Bytes gathered before one write to the file.
+const WRITE_BYTES: usize = 1 << 20;
+/// `REDIS_AUTOSYNC_BYTES`.
+pub const AUTOSYNC_BYTES: u64 = 4 << 20;
+
+/// What one base to write looks like.
+#[derive(Debug, Clone)]
+pub struct BaseJob {
+    /// The temp file (in `dir`).
+    pub temp: PathBuf,
+    /// `aof-use-rdb-preamble`.
+    pub rdb: bool,
+    /// `aof-timestamp-enabled` (a command-form base starts with a `#TS:` line).
+    pub timestamps: bool,
+    /// `aof-rewrite-incremental-fsync`.
+    pub incremental: bool,
+}
+
+/// A file written with optional incremental writeout.
+pub struct SyncedFile {
+    file: File,
+    written: u64,
+    /// Bytes between writeouts; 0 = none.
+    autosync: u64,
+}
+
+fn sync_range(f: &File, from: u64, len: u64, flags: libc::c_uint) -> std::io::Result<()> {
+    // SAFETY: a valid open fd owned by `f`; offsets within the written file.
+    let r = unsafe { libc::sync_file_range(f.as_raw_fd(), from as i64, len as i64, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+impl SyncedFile {
+    /// Wraps `file`; `autosync` 0 turns the incremental writeout off.
+    pub fn new(file: File, autosync: u64) -> SyncedFile {
+        SyncedFile { file, written: 0, autosync }
+    }
+
+    /// Appends `data` (`rioFileWrite` with autosync).
+    pub fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        if self.autosync == 0 {
+            self.written += data.len() as u64;
+            return self.file.write_all(data);
+        }
+        while !data.is_empty() {
+            let room = (self.autosync - self.written % self.autosync) as usize;
+            let n = room.min(data.len());
+            self.file.write_all(&data[..n])?;
+            self.written += n as u64;
+            data = &data[n..];
+            if self.written % self.autosync == 0 {
+                let a = self.autosync;
+                sync_range(&self.file, self.written - a, a, libc::SYNC_FILE_RANGE_WRITE)?;
+                if self.written >= 2 * a {
+                    let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+                    sync_range(&self.file, self.written - 2 * a, a, all)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written.
+    pub fn len(&self) -> u64 {
+        self.written
+    }
+
+    /// True before the first byte.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+
+    /// fsync, giving the file back.
+    pub fn finish(self) -> std::io::Result<File> {
+        self.file.sync_all()?;
+        Ok(self.file)
+    }
+}
+
+/// An empty dataset's base (`aofOpenIfNeededOnServerStart` on an empty start): an RDB with
+/// `aof-base 1`, or, in command form, nothing but the `#TS:` line.
+pub fn empty_base(rdb: bool, timestamps: bool) -> Vec<u8> {
+    if !rdb {
+        let mut out = BytesMut::new();
+        let libs: Vec<Vec<u8>> = crate::script::functions::libraries().into_iter().map(|l| l.code.to_vec()).collect();
+        rewrite::put_head(&mut out, timestamps.then(crate::aof::now_s), &libs);
+        return out.to_vec();
+    }
+    let mut out = Vec::new();
+    crate::persist::file::put_header(&mut out, crate::aof::now_s(), 0);
+    out.push(0xFA);
+    crate::persist::rdb::put_string(&mut out, b"aof-base", false);
+    crate::persist::rdb::put_string(&mut out, b"1", false);
+    crate::persist::file::finish(&mut out);
+    out
+}
+
+/// Writes the base of a new forkless snapshot to `job.temp` (fsynced); returns the snapshot's
+/// id, the temp file and its size. On failure the temp file is gone.
+pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u64), String> {
+    let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
+    let mut stream = SnapshotStream::start(shard, aux).await.map_err(|e| format!("{e:?}"))?;
+    let id = stream.id();
+    let t = job.temp.clone();
+    let file = match blocking(move || File::create(t)).await {
+        Ok(f) => f,
+        Err(e) => {
+            stream.end(shard, false).await;
+            return Err(format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"));
+        }
+    };
+    let mut file = Some(SyncedFile::new(file, if job.incremental { AUTOSYNC_BYTES } else { 0 }));
+    let mut conv = Converter::default();
+    let mut out = BytesMut::with_capacity(WRITE_BYTES);
+    let mut failure = None;
+    loop {
+        let part = stream.next_part(shard).await;
+        // Clients first: one time-sliced step, then the shard serves what became ready.
+        pace().await;
+        let last = part.is_none();
+        match part {
+            None => {}
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            Some(Ok(p)) if job.rdb => out.extend_from_slice(&p.into_bytes()),
+            Some(Ok(Part::Header(_))) => {
+                let libs: Vec<Vec<u8>> =
+                    crate::script::functions::libraries().into_iter().map(|l| l.code.to_vec()).collect();
+                rewrite::put_head(&mut out, job.timestamps.then(crate::aof::now_s), &libs);
+            }
+            Some(Ok(Part::Database(db, _))) => conv.database(db),
+            Some(Ok(Part::Keys(run))) => {
+                if let Err(e) = conv.keys(&mut out, &run) {
+                    failure = Some(format!("Error converting the snapshot to commands: {e}"));
+                    break;
+                }
+            }
+            Some(Ok(Part::End(_))) => {}
+        }
+        if out.len() >= WRITE_BYTES || (last && !out.is_empty()) {
+            let data = out.split().freeze();
+            let Some(mut f) = file.take() else { break };
+            let (f, r) = blocking(move || {
+                let r = f.write(&data);
+                (f, r)
+            })
+            .await;
+            file = Some(f);
+            if let Err(e) = r {
+                failure = Some(format!("Write error writing append only file on disk: {e}"));
+                break;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    stream.end(shard, false).await;
+    let size = file.as_ref().map_or(0, |f| f.len());
+    if failure.is_none() {
+        if let Some(f) = file.take() {
+            failure = blocking(move || f.finish()).await.err().map(|e| format!("fsync: {e}"));
+        }
+    }
+    match failure {
+        None => Ok((id, job.temp, size)),
+        Some(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(&job.temp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_writeout_keeps_every_byte() {
+        let path = std::env::temp_dir().join(format!("slotcore-synced-{}", std::process::id()));
+        let mut f = SyncedFile::new(File::create(&path).unwrap(), 4096);
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        for chunk in data.chunks(3000) {
+            f.write(chunk).unwrap();
+        }
+        assert_eq!(f.len(), data.len() as u64);
+        f.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let _ = std::fs::remove_file(&path);
+    }
+}
