@@ -764,3 +764,29 @@ static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
 fn cluster_mode() -> bool {
     CLUSTER_MODE.load(Ordering::Relaxed)
 }
+
+/// A script's client runs commands as its caller: same user (and identity in ACL LOG).
+pub fn run_as_caller(script: &mut ClientState, caller: &ClientState) {
+    script.user = caller.user.clone();
+    script.acl_gen = caller.acl_gen;
+    script.id = caller.id;
+    script.addr = caller.addr.clone();
+    script.laddr = caller.laddr.clone();
+    script.name = caller.name.clone();
+}
+
+/// The check of `redis.call` inside a script (Redis's `scriptVerifyACL`): the error text,
+/// logged in ACL LOG with the `lua` context.
+pub fn check_script(c: &ClientState, spec: &'static CommandSpec, fullname: &str, args: &[Bytes]) -> Result<(), String> {
+    if c.user.allows_all || spec.has(flags::NO_AUTH) {
+        return Ok(());
+    }
+    let Err((why, pos)) = c.user.check(fullname, spec.arity, args) else { return Ok(()) };
+    log::add_denied(c, why, log::Context::Lua, fullname, args, pos);
+    let what = match why {
+        Denied::Command => "can't run this command or subcommand",
+        Denied::Key => "can't access at least one of the keys mentioned in the command arguments",
+        Denied::Channel => "can't publish to the channel mentioned in the command",
+    };
+    Err(format!("The user executing the script {what}"))
+}
