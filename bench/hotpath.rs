@@ -8,11 +8,12 @@
 //!   callgrind_annotate /tmp/cg.out | head -40
 //!
 //! The argument picks the command (`set`, `get`, `incr`, `lpush`, `hset`); the count is how
-//! many 16-command batches run. The socket, the io_uring reactor and the dispatch bookkeeping
+//! many 16-command batches run; a third argument `acl` adds the per-command ACL check the
+//! connection makes before routing (the default user's fast path). The socket, the io_uring reactor and the dispatch bookkeeping
 //! in `conn` are not part of it.
 
 use bytes::{Bytes, BytesMut};
-use slotcore::cmd::{self, CommandSpec, NodeInfo, ShardState};
+use slotcore::cmd::{self, ClientState, CommandSpec, NodeInfo, ShardState};
 use slotcore::config::Config;
 use slotcore::protocol::request::{ParseLimits, Request, RequestParser};
 use std::sync::Arc;
@@ -51,6 +52,8 @@ fn main() {
     let mut argv = std::env::args().skip(1);
     let which = argv.next().unwrap_or_else(|| "set".into());
     let rounds: usize = argv.next().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let mut client =
+        (argv.next().as_deref() == Some("acl")).then(|| ClientState::new(1, String::new(), String::new(), -1, true));
     let command: Vec<&str> = match which.as_str() {
         "get" => vec!["GET", "key:__rand_int__"],
         "incr" => vec!["INCR", "counter:__rand_int__"],
@@ -72,7 +75,7 @@ fn main() {
         let mut buf = BytesMut::from(&set[..]);
         parser.parse(&mut buf, &limits, &mut reqs).expect("parse");
         for r in reqs.drain(..) {
-            run(&mut shard, r.args, &mut clock);
+            run(&mut shard, None, r.args, &mut clock);
         }
     }
     let mut total = 0usize;
@@ -83,7 +86,7 @@ fn main() {
             std::process::exit(1);
         }
         for r in reqs.drain(..) {
-            run(&mut shard, r.args, &mut clock).encode(&mut wbuf, false);
+            run(&mut shard, client.as_mut(), r.args, &mut clock).encode(&mut wbuf, false);
         }
         total += wbuf.len();
         wbuf.clear();
@@ -91,11 +94,21 @@ fn main() {
     println!("{} batches of 16 {}: {} reply bytes", rounds, which, total);
 }
 
-fn run(shard: &mut ShardState, args: Vec<Bytes>, clock: &mut std::time::Instant) -> slotcore::protocol::Reply {
+fn run(
+    shard: &mut ShardState,
+    client: Option<&mut ClientState>,
+    args: Vec<Bytes>,
+    clock: &mut std::time::Instant,
+) -> slotcore::protocol::Reply {
     let Some(spec): Option<&'static CommandSpec> = cmd::table::lookup(&args[0]) else {
         eprintln!("unknown command");
         std::process::exit(1);
     };
+    if let Some(c) = client {
+        if let Some(refused) = slotcore::acl::check_client(c, spec, spec.name, &args) {
+            return refused;
+        }
+    }
     let slot = slotcore::cluster::key_slot(&args[1]);
     cmd::execute_keyed(shard, spec, spec.name, &args, Some(slot), 0, clock)
 }

@@ -28,6 +28,7 @@
 //! touches WATCH where Redis's `signalModifiedKey` would, and queues the keyspace notifications
 //! (`cmd::notify`), which the shard publishes when it flushes after the operation.
 
+pub mod acl;
 pub mod aof;
 pub mod cluster;
 pub mod cmd;

@@ -184,6 +184,10 @@ fn main() {
     if let Err(e) = slotcore::logging::init(&cfg.logfile, cfg.loglevel) {
         fail(&e);
     }
+    if let Err(e) = slotcore::acl::load_at_startup(&cfg) {
+        tracing::warn!("{}", e);
+        std::process::exit(1);
+    }
     install_signal_thread();
     let placement = match slotcore::runtime::plan_placement(&cfg) {
         Ok(p) => p,

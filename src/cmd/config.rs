@@ -220,7 +220,8 @@ fn rewrite(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         return Plan::Reply(Reply::err("ERR The server is running without a config file"));
     }
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let text = rewrite_text(&old, &ctx.node().config());
+    let cfg = ctx.node().config();
+    let text = crate::acl::rewrite_users(&rewrite_text(&old, &cfg), cfg.get("aclfile").unwrap_or(""));
     let tmp = format!("{path}.tmp-{}", std::process::id());
     let res = std::fs::write(&tmp, text.as_bytes())
         .and_then(|_| std::fs::File::open(&tmp).and_then(|f| f.sync_all()))

@@ -69,17 +69,21 @@ fn select(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
 }
 
-/// Checks `user`/`pass` against the default user (requirepass); None = no password configured.
-fn check_password(ctx: &ClientCtx<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
-    let cfg = ctx.node().config();
-    if user.is_some_and(|u| u != b"default") {
-        return Err(Reply::err(errors::WRONGPASS));
-    }
-    match &cfg.requirepass {
-        // The default user has no password: any password is accepted for "default".
-        None => Ok(()),
-        Some(p) if p.as_slice() == pass => Ok(()),
-        Some(_) => Err(Reply::err(errors::WRONGPASS)),
+/// Authenticates the client as `user` (None: default) with `pass` (Redis's
+/// `ACLAuthenticateUser`); a failure is logged in ACL LOG.
+fn check_password(ctx: &mut ClientCtx<'_>, command: &Bytes, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    let name = user.unwrap_or(b"default");
+    match crate::acl::authenticate(name, pass) {
+        Some(u) => {
+            ctx.client.acl_gen = crate::acl::generation();
+            ctx.client.user = u;
+            ctx.client.authenticated = true;
+            Ok(())
+        }
+        None => {
+            crate::acl::log::add_auth_failure(ctx.client, command, name);
+            Err(Reply::err(errors::WRONGPASS))
+        }
     }
 }
 
@@ -89,14 +93,11 @@ fn auth(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         3 => (Some(&args[1][..]), &args[2]),
         _ => return reply(Reply::err(errors::SYNTAX)),
     };
-    if user.is_none() && ctx.node().config().requirepass.is_none() {
+    if user.is_none() && crate::acl::default().nopass {
         return reply(Reply::err(errors::AUTH_NOPASS));
     }
-    match check_password(ctx, user, pass) {
-        Ok(()) => {
-            ctx.client.authenticated = true;
-            reply(Reply::Ok)
-        }
+    match check_password(ctx, &args[0], user, pass) {
+        Ok(()) => reply(Reply::Ok),
         Err(e) => {
             tracing::debug!("AUTH failed for client {}", ctx.client.addr);
             reply(e)
@@ -119,10 +120,9 @@ fn hello(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     while i < args.len() {
         let more = args.len() - i - 1;
         if eq_ic(&args[i], "auth") && more >= 2 {
-            if let Err(e) = check_password(ctx, Some(&args[i + 1]), &args[i + 2]) {
+            if let Err(e) = check_password(ctx, &args[0], Some(&args[i + 1]), &args[i + 2]) {
                 return reply(e);
             }
-            ctx.client.authenticated = true;
             i += 3;
         } else if eq_ic(&args[i], "setname") && more >= 1 {
             if let Err(e) = validate_name(&args[i + 1]) {
@@ -166,7 +166,9 @@ fn reset(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     c.no_evict = false;
     c.readonly = false;
     c.asking = false;
-    c.authenticated = ctx.shard.node.config().requirepass.is_none();
+    c.acl_gen = crate::acl::generation();
+    c.user = crate::acl::default();
+    c.authenticated = crate::acl::default_autologin();
     reply(Reply::status("RESET"))
 }
 
@@ -226,7 +228,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -244,6 +246,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         16384usize.saturating_sub(c.qbuf),
         16384 + c.qbuf,
         c.last_cmd,
+        String::from_utf8_lossy(&c.user.name),
         if c.resp3 { 3 } else { 2 }
     )
 }
@@ -412,7 +415,11 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                 if !eq_ic(v, "yes") && !eq_ic(v, "no") {
                     return reply(Reply::err(errors::SYNTAX));
                 }
-            } else if !(eq_ic(k, "addr") || eq_ic(k, "laddr") || eq_ic(k, "user")) {
+            } else if eq_ic(k, "user") {
+                if crate::acl::get(v).is_none() {
+                    return reply(Reply::error(format!("ERR No such user '{}'", String::from_utf8_lossy(v))));
+                }
+            } else if !(eq_ic(k, "addr") || eq_ic(k, "laddr")) {
                 return reply(Reply::err(errors::SYNTAX));
             }
         }
@@ -442,7 +449,7 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                     } else if eq_ic(k, "type") {
                         ok &= is_type(&c, v);
                     } else if eq_ic(k, "user") {
-                        ok &= eq_ic(v, "default");
+                        ok &= c.user.name[..] == v[..];
                     } else if eq_ic(k, "skipme") {
                         skipme = eq_ic(v, "yes");
                     }

@@ -122,6 +122,10 @@ pub struct ClientState {
     pub replconf: Option<Box<crate::replication::master::ReplicaFacts>>,
     /// The master link of a replica (never refused, never answered; CLIENT LIST flag `M`).
     pub master: bool,
+    /// The ACL user (the default user until AUTH/HELLO).
+    pub user: Arc<crate::acl::User>,
+    /// The ACL generation `user` was read at (see `crate::acl`).
+    pub acl_gen: u64,
 }
 
 /// What a blocked client waits in.
@@ -148,6 +152,8 @@ pub enum ReplyMode {
 impl ClientState {
     /// A new client.
     pub fn new(id: u64, addr: String, laddr: String, fd: i32, authenticated: bool) -> ClientState {
+        // The generation first: a change after it is seen at the next command.
+        let acl_gen = crate::acl::generation();
         let now = crate::storage::now_ms();
         ClientState {
             id,
@@ -175,6 +181,8 @@ impl ClientState {
             pubsub: None,
             replconf: None,
             master: false,
+            acl_gen,
+            user: crate::acl::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! This module never awaits and never names the runtime: the runtime executes plans.
 
+pub mod acl;
 pub mod aof;
 pub mod bgsave;
 pub mod bitmap;

@@ -2,15 +2,15 @@
 
 use super::spec::CommandSpec;
 use super::{
-    aof, bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate, multi,
-    pubsub, replicaof, replication, save, scripting, server, set, sort, stream, stream_group, stream_info, stream_read,
-    string, zset, zset_ops,
+    acl, aof, bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate,
+    multi, pubsub, replicaof, replication, save, scripting, server, set, sort, stream, stream_group, stream_info,
+    stream_read, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 30] {
+pub fn families() -> [&'static [CommandSpec]; 31] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -42,6 +42,7 @@ pub fn families() -> [&'static [CommandSpec]; 30] {
         stream_info::COMMANDS,
         scripting::COMMANDS,
         function::COMMANDS,
+        acl::COMMANDS,
     ]
 }
 

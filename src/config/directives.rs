@@ -7,9 +7,9 @@ use super::registry::{Directive, Kind};
 /// The directive table, sorted by name.
 #[rustfmt::skip]
 pub static DIRECTIVES: &[Directive] = &[
-    Directive { name: "acl-pubsub-default", default: "resetchannels", kind: Kind::Enum(&["allchannels", "resetchannels"]), mutable: true, acted: false },
-    Directive { name: "aclfile", default: "", kind: Kind::Str, mutable: false, acted: false },
-    Directive { name: "acllog-max-len", default: "128", kind: Kind::Int, mutable: true, acted: false },
+    Directive { name: "acl-pubsub-default", default: "resetchannels", kind: Kind::Enum(&["allchannels", "resetchannels"]), mutable: true, acted: true },
+    Directive { name: "aclfile", default: "", kind: Kind::Str, mutable: false, acted: true },
+    Directive { name: "acllog-max-len", default: "128", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "active-defrag-cycle-max", default: "25", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "active-defrag-cycle-min", default: "1", kind: Kind::Int, mutable: true, acted: false },
     Directive { name: "active-defrag-ignore-bytes", default: "104857600", kind: Kind::Memory, mutable: true, acted: false },

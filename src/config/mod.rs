@@ -103,6 +103,8 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// Current value of every directive (canonical name -> CONFIG GET text).
     pub values: BTreeMap<&'static str, String>,
+    /// `user` lines of redis.conf: `[name, rules...]` (loaded into ACL at start-up).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Config {
@@ -147,6 +149,7 @@ impl Default for Config {
             notify_keyspace_events: 0,
             cluster_enabled: false,
             values: registry::all().map(|d| (d.name, d.default.to_string())).collect(),
+            users: Vec::new(),
         }
     }
 }

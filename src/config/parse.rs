@@ -168,7 +168,21 @@ fn apply_text(
                 continue;
             }
             // Accepted by Redis but not CONFIG parameters; slotcore does not act on them yet.
-            "rename-command" | "user" | "loadmodule" | "sentinel" => {
+            "user" => {
+                if rest.is_empty() {
+                    return Err(err("Bad directive or wrong number of arguments"));
+                }
+                if cfg.users.iter().any(|u| u[0] == rest[0]) {
+                    return Err(err(&format!(
+                        "Error in user declaration '{}': Duplicate user found. A user can only be defined once in config files",
+                        rest[0]
+                    )));
+                }
+                crate::acl::validate_config_line(rest).map_err(|e| err(&e))?;
+                cfg.users.push(rest.to_vec());
+                continue;
+            }
+            "rename-command" | "loadmodule" | "sentinel" => {
                 not_acted.push(name.clone());
                 continue;
             }

@@ -201,7 +201,12 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         "bind" => cfg.bind = value.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
         "port" => cfg.port = range(int()?, 0, 65535)? as u16,
         "protected-mode" => cfg.protected_mode = yes,
-        "requirepass" => cfg.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) },
+        "requirepass" => {
+            cfg.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) };
+            crate::acl::set_default_password(cfg.requirepass.as_deref());
+        }
+        "acl-pubsub-default" => crate::acl::set_pubsub_default(value == "allchannels"),
+        "acllog-max-len" => crate::acl::log::set_max_len(range(int()?, 0, i32::MAX as i64)? as usize),
         "timeout" => cfg.timeout = range(int()?, 0, i32::MAX as i64)? as u64,
         "tcp-backlog" => cfg.tcp_backlog = range(int()?, 0, i32::MAX as i64)? as i32,
         "tcp-keepalive" => cfg.tcp_keepalive = range(int()?, 0, i32::MAX as i64)? as u32,

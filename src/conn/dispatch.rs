@@ -110,8 +110,13 @@ impl Conn {
                 return self.rejected(Some(fullname), busy);
             }
         }
-        if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) {
+        if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) && crate::acl::auth_required() {
             return self.rejected(Some(fullname), Reply::err(errors::NOAUTH));
+        }
+        // ACL: once per command, here on the home shard (the default user: one load).
+        let refused = crate::acl::check_client(&mut self.client.borrow_mut(), spec, fullname, &args);
+        if let Some(refused) = refused {
+            return self.rejected(Some(fullname), refused);
         }
         // RESP2 subscribed mode (only clients that ever subscribed look further).
         if let Some(refused) = self.subscribed_refusal(fullname) {

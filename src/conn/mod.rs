@@ -82,7 +82,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         shard.state.borrow_mut().stats.rejected_connections += 1;
         return;
     }
-    if cfg.protected_mode && cfg.requirepass.is_none() && peer.as_ref().is_some_and(|p| !is_loopback(p)) {
+    if cfg.protected_mode && crate::acl::default_autologin() && peer.as_ref().is_some_and(|p| !is_loopback(p)) {
         tracing::warn!("Possible SECURITY ATTACK detected. It looks like somebody is sending a client connection from {:?} while in protected mode.", peer);
         let _ = stream.write_all(PROTECTED_MODE_DENIED).await;
         node.connected_clients.fetch_sub(1, Ordering::AcqRel);
@@ -91,7 +91,8 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     }
     let id = node.next_client_id.fetch_add(1, Ordering::Relaxed);
     let fmt = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "?:0".into());
-    let client = Rc::new(RefCell::new(ClientState::new(id, fmt(peer), fmt(local), fd, cfg.requirepass.is_none())));
+    let client =
+        Rc::new(RefCell::new(ClientState::new(id, fmt(peer), fmt(local), fd, crate::acl::default_autologin())));
     {
         let mut st = shard.state.borrow_mut();
         st.clients.insert(id, client.clone());

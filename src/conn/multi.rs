@@ -308,6 +308,12 @@ impl Conn {
         let mut open: Option<(usize, Vec<RemoteCmd>)> = None;
         for q in queue {
             let db = self.client.borrow().db;
+            // ACL rules may have changed since the command was queued.
+            if let Some(refused) = self.acl_refused_at_exec(&q) {
+                self.flush_open(tx, db, &mut open, &mut out).await;
+                out.push(refused);
+                continue;
+            }
             match q {
                 Queued::Keyed(c, idx) => {
                     let shards = self.shard.shards_of(&c.args, &idx);
@@ -343,6 +349,14 @@ impl Conn {
         let db = self.client.borrow().db;
         self.flush_open(tx, db, &mut open, &mut out).await;
         out
+    }
+
+    fn acl_refused_at_exec(&self, q: &Queued) -> Option<Reply> {
+        let (spec, fullname, args) = match q {
+            Queued::Keyed(c, _) => (c.spec, c.fullname, &c.args[..]),
+            Queued::Node { spec, fullname, args } => (*spec, *fullname, &args[..]),
+        };
+        crate::acl::check_at_exec(&mut self.client.borrow_mut(), spec, fullname, args)
     }
 
     async fn flush_open(&self, tx: u64, db: usize, open: &mut Option<(usize, Vec<RemoteCmd>)>, out: &mut Vec<Reply>) {

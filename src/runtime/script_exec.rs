@@ -158,6 +158,7 @@ impl Common {
         if spec.has(cmd::flags::NOSCRIPT) {
             return Err("This Redis command is not allowed from script".into());
         }
+        crate::acl::check_script(&self.client, spec, fullname, args)?;
         Ok((spec, fullname))
     }
 
@@ -330,6 +331,7 @@ async fn run_direct(
         }
     };
     let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db) };
+    crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
     let reply = drive(running, &mut host, resp3).await;
     script::run_end(&flags_run);
     let changes = shard.state.borrow_mut().take_changes();
@@ -387,6 +389,7 @@ async fn run_copy(
         }
     };
     let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: Common::new(shard, job, flags, db) };
+    crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
     let reply = drive(running, &mut host, resp3).await;
     script::run_end(&flags_run);
     let (restart, wrote) = (host.c.restart.take(), host.c.wrote);
