@@ -203,8 +203,26 @@ impl User {
 
 /// Redis's ACL categories.
 pub static CATEGORIES: &[&str] = &[
-    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog", "geo",
-    "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction",
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
     "scripting",
 ];
 
@@ -259,7 +277,10 @@ impl Users {
             e.client_info = client_info;
             return;
         }
-        self.log.insert(0, LogEntry { count: 1, reason, object: object.into(), username: username.into(), created: t, client_info });
+        self.log.insert(
+            0,
+            LogEntry { count: 1, reason, object: object.into(), username: username.into(), created: t, client_info },
+        );
         self.log.truncate(128);
     }
 }

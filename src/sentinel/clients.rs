@@ -197,7 +197,9 @@ pub fn client(clients: &mut Clients, me: u64, args: &[Bytes], user_exists: &dyn 
             }
             Reply::Ok
         }
-        "getname" => clients.map.get(&me).and_then(|e| e.name.clone()).map_or(Reply::Nil, |n| Reply::bulk(n.as_bytes())),
+        "getname" => {
+            clients.map.get(&me).and_then(|e| e.name.clone()).map_or(Reply::Nil, |n| Reply::bulk(n.as_bytes()))
+        }
         "unpause" => {
             clients.pause_until = 0;
             Reply::Ok
@@ -252,7 +254,11 @@ pub fn client(clients: &mut Clients, me: u64, args: &[Bytes], user_exists: &dyn 
         }
         "unblock" => match s(&args[2]).parse::<i64>() {
             // No Sentinel command blocks, so no client is ever unblocked.
-            Ok(_) if n == 3 || (n == 4 && (args[3].eq_ignore_ascii_case(b"timeout") || args[3].eq_ignore_ascii_case(b"error"))) => {
+            Ok(_)
+                if n == 3
+                    || (n == 4
+                        && (args[3].eq_ignore_ascii_case(b"timeout") || args[3].eq_ignore_ascii_case(b"error"))) =>
+            {
                 Reply::Int(0)
             }
             Ok(_) => Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into()),
@@ -271,8 +277,16 @@ pub fn client(clients: &mut Clients, me: u64, args: &[Bytes], user_exists: &dyn 
             match s(&args[2]).to_ascii_lowercase().as_str() {
                 "yes" if optin => e.caching = Some(true),
                 "no" if optout => e.caching = Some(false),
-                "yes" => return Reply::error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.".into()),
-                "no" => return Reply::error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into()),
+                "yes" => {
+                    return Reply::error(
+                        "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.".into(),
+                    )
+                }
+                "no" => {
+                    return Reply::error(
+                        "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into(),
+                    )
+                }
                 _ => return syntax(),
             }
             Reply::Ok

@@ -99,7 +99,15 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             None => no_master(),
         },
         "slaves" | "replicas" if n == 3 => match master(&st, 2) {
-            Some(mi) => Reply::Array(st.masters[mi].replicas.iter().map(|r| instance_reply(&st, r, None)).collect()),
+            // Replicas that say replica-announced no in their INFO are left out, as Redis does.
+            Some(mi) => Reply::Array(
+                st.masters[mi]
+                    .replicas
+                    .iter()
+                    .filter(|r| r.replica_announced != 0)
+                    .map(|r| instance_reply(&st, r, None))
+                    .collect(),
+            ),
             None => no_master(),
         },
         "sentinels" if n == 3 => match master(&st, 2) {
@@ -173,7 +181,8 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
                 return Reply::error("ERR Quorum must be 1 or greater.".into());
             }
             let ip = s(&args[3]);
-            let resolvable = || std::net::ToSocketAddrs::to_socket_addrs(&(ip.as_str(), 0)).is_ok_and(|mut a| a.next().is_some());
+            let resolvable =
+                || std::net::ToSocketAddrs::to_socket_addrs(&(ip.as_str(), 0)).is_ok_and(|mut a| a.next().is_some());
             if ip.parse::<std::net::IpAddr>().is_err() && (!st.resolve_hostnames || !resolvable()) {
                 return Reply::error("ERR Invalid IP address or hostname specified".into());
             }

@@ -3,7 +3,7 @@
 //! `processCommand` makes before a command runs (unknown command, unknown subcommand of a
 //! container, arity), with Redis 7.0's texts.
 
-use super::command_table::{Cmd, D, COMMANDS};
+use super::command_table::{Cmd, COMMANDS, D};
 use crate::protocol::reply::Reply;
 use bytes::Bytes;
 
@@ -94,16 +94,15 @@ fn to_reply(d: &D) -> Reply {
 }
 
 fn words(s: &'static str, status: bool) -> Reply {
-    Reply::Set(s.split_whitespace().map(|w| if status { Reply::status(w) } else { Reply::bulk(w.as_bytes()) }).collect())
+    Reply::Set(
+        s.split_whitespace().map(|w| if status { Reply::status(w) } else { Reply::bulk(w.as_bytes()) }).collect(),
+    )
 }
 
 /// Redis's `addReplyCommandInfo`.
 fn info_entry(c: &'static Cmd) -> Reply {
-    let subs = if c.subs.is_empty() {
-        Reply::Set(Vec::new())
-    } else {
-        Reply::Array(c.subs.iter().map(info_entry).collect())
-    };
+    let subs =
+        if c.subs.is_empty() { Reply::Set(Vec::new()) } else { Reply::Array(c.subs.iter().map(info_entry).collect()) };
     Reply::Array(vec![
         Reply::bulk(c.name.as_bytes()),
         Reply::Int(c.arity as i64),

@@ -69,13 +69,19 @@ impl Scripts {
             }
             j.start_time = t;
             j.retry_num += 1;
-            match Command::new(&j.argv[0])
-                .args(&j.argv[1..])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            {
+            let mut cmd = Command::new(&j.argv[0]);
+            cmd.args(&j.argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            // The script must not inherit the Sentinel's sockets (listeners, links, clients).
+            // SAFETY: between fork and exec only fcntl, which is async-signal-safe, runs.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                    for fd in 3..4096 {
+                        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    }
+                    Ok(())
+                });
+            }
+            match cmd.spawn() {
                 Ok(child) => {
                     events.push((false, "+script-child", child.id().to_string()));
                     j.child = Some(child);

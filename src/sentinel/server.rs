@@ -196,7 +196,9 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             c.reply(st, &Reply::error("NOAUTH Authentication required.".into()));
             return true;
         }
-        if !super::introspection::has_flag(cmd, "no_auth") && !s.users.users.get(&c.user).is_some_and(|u| u.can_run(cmd)) {
+        if !super::introspection::has_flag(cmd, "no_auth")
+            && !s.users.users.get(&c.user).is_some_and(|u| u.can_run(cmd))
+        {
             let info = s.clients.map.get(&c.id).map(|e| e.info_line(0)).unwrap_or_default();
             s.users.log_failure("command", cmd.name, &c.user, info);
             drop(s);
@@ -215,7 +217,9 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
                 drop(s);
                 c.reply(
                     st,
-                    &Reply::error("NOPERM this user has no permissions to access one of the channels used as arguments".into()),
+                    &Reply::error(
+                        "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+                    ),
                 );
                 return true;
             }
@@ -280,7 +284,8 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             if args.len() > 3 {
                 Reply::error("ERR syntax error".into())
             } else {
-                let (user, pass) = if args.len() == 3 { (s(&args[1]), &args[2]) } else { ("default".to_string(), &args[1]) };
+                let (user, pass) =
+                    if args.len() == 3 { (s(&args[1]), &args[2]) } else { ("default".to_string(), &args[1]) };
                 if args.len() == 2 && st.borrow().users.default_is_open() {
                     Reply::error(
                         "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
