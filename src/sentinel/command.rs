@@ -6,6 +6,7 @@ use super::state::{now, Level, State, Which};
 use crate::protocol::reply::Reply;
 use bytes::Bytes;
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 fn s(b: &Bytes) -> String {
@@ -25,12 +26,12 @@ fn no_master() -> Reply {
 }
 
 /// Redis's `addReplySentinelRedisInstance`: one instance as a map.
-fn instance_reply(i: &Instance, m: Option<&Master>) -> Reply {
+fn instance_reply(st: &State, i: &Instance, m: Option<&Master>) -> Reply {
     let t = now();
     let mut f: Vec<(Reply, Reply)> = Vec::new();
     let mut put = |k: &str, v: Reply| f.push((bulk(k), v));
     put("name", bulk(&i.name));
-    put("ip", bulk(&i.addr.ip));
+    put("ip", bulk(st.announce(&i.addr)));
     put("port", bulk(i.addr.port));
     put("runid", bulk(i.runid.clone().unwrap_or_default()));
     put("flags", bulk(i.flags_text()));
@@ -92,17 +93,25 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
     let mut st = st.borrow_mut();
     let master = |st: &State, i: usize| st.master_index(&s(&args[i]));
     match sub.as_str() {
-        "masters" if n == 2 => Reply::Array(st.masters.iter().map(|m| instance_reply(&m.inst, Some(m))).collect()),
+        "masters" if n == 2 => Reply::Array(st.masters.iter().map(|m| instance_reply(&st, &m.inst, Some(m))).collect()),
         "master" if n == 3 => match master(&st, 2) {
-            Some(mi) => instance_reply(&st.masters[mi].inst, Some(&st.masters[mi])),
+            Some(mi) => instance_reply(&st, &st.masters[mi].inst, Some(&st.masters[mi])),
             None => no_master(),
         },
         "slaves" | "replicas" if n == 3 => match master(&st, 2) {
-            Some(mi) => Reply::Array(st.masters[mi].replicas.iter().map(|r| instance_reply(r, None)).collect()),
+            // Replicas that say replica-announced no in their INFO are left out, as Redis does.
+            Some(mi) => Reply::Array(
+                st.masters[mi]
+                    .replicas
+                    .iter()
+                    .filter(|r| r.replica_announced != 0)
+                    .map(|r| instance_reply(&st, r, None))
+                    .collect(),
+            ),
             None => no_master(),
         },
         "sentinels" if n == 3 => match master(&st, 2) {
-            Some(mi) => Reply::Array(st.masters[mi].sentinels.iter().map(|r| instance_reply(r, None)).collect()),
+            Some(mi) => Reply::Array(st.masters[mi].sentinels.iter().map(|r| instance_reply(&st, r, None)).collect()),
             None => no_master(),
         },
         "myid" if n == 2 => bulk(&st.myid),
@@ -147,7 +156,7 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
         "get-master-addr-by-name" if n == 3 => match master(&st, 2) {
             Some(mi) => {
                 let a = st.masters[mi].current_addr();
-                Reply::Array(vec![bulk(a.ip), bulk(a.port)])
+                Reply::Array(vec![bulk(st.announce(&a)), bulk(a.port)])
             }
             None => Reply::NilArray,
         },
@@ -164,7 +173,7 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             st.masters[mi].inst.flags |= flag::FORCE_FAILOVER;
             Reply::Ok
         }
-        "pending-scripts" if n == 2 => Reply::Array(Vec::new()),
+        "pending-scripts" if n == 2 => st.scripts.pending_reply(),
         "monitor" if n == 6 => {
             let Ok(quorum) = s(&args[5]).parse::<i64>() else { return Reply::error("ERR Invalid quorum".into()) };
             let Ok(port) = s(&args[4]).parse::<i64>() else { return Reply::error("ERR Invalid port".into()) };
@@ -172,7 +181,9 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
                 return Reply::error("ERR Quorum must be 1 or greater.".into());
             }
             let ip = s(&args[3]);
-            if ip.parse::<std::net::IpAddr>().is_err() && !st.resolve_hostnames {
+            let resolvable =
+                || std::net::ToSocketAddrs::to_socket_addrs(&(ip.as_str(), 0)).is_ok_and(|mut a| a.next().is_some());
+            if ip.parse::<std::net::IpAddr>().is_err() && (!st.resolve_hostnames || !resolvable()) {
                 return Reply::error("ERR Invalid IP address or hostname specified".into());
             }
             if !(1..=65535).contains(&port) {
@@ -375,14 +386,30 @@ fn set(st: &mut State, args: &[Bytes]) -> Reply {
                 let Some(v) = val.parse::<i64>().ok().filter(|v| *v >= 0) else { return badfmt(&val) };
                 m.master_reboot_down_after_period = v as u64;
             }
-            "auth-pass" if more > 0 => m.auth_pass = Some(val.clone()).filter(|v| !v.is_empty()),
-            "auth-user" if more > 0 => m.auth_user = Some(val.clone()).filter(|v| !v.is_empty()),
+            "auth-pass" if more > 0 => {
+                m.auth_pass = Some(val.clone()).filter(|v| !v.is_empty());
+                st.drop_instance_connections(mi);
+            }
+            "auth-user" if more > 0 => {
+                m.auth_user = Some(val.clone()).filter(|v| !v.is_empty());
+                st.drop_instance_connections(mi);
+            }
             "notification-script" | "client-reconfig-script" if more > 0 => {
                 if st.deny_scripts_reconfig {
                     return Reply::error(
                         "ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration"
                             .into(),
                     );
+                }
+                if !val.is_empty() && !super::scripts::executable(&val) {
+                    if changes {
+                        st.dirty = true;
+                    }
+                    return Reply::error(if option == "notification-script" {
+                        "ERR Notification script seems non existing or non executable".into()
+                    } else {
+                        "ERR Client reconfiguration script seems non existing or non executable".into()
+                    });
                 }
                 let v = Some(val.clone()).filter(|v| !v.is_empty());
                 if option == "notification-script" {
@@ -474,15 +501,21 @@ fn config(st: &mut State, args: &[Bytes]) -> Reply {
             "sentinel-pass" => st.sentinel_pass = Some(v.clone()).filter(|v| !v.is_empty()),
             _ => return Reply::error(format!("ERR Invalid argument '{}' to SENTINEL CONFIG SET", s(&args[3]))),
         }
-        return match st.flush_config() {
+        let reply = match st.flush_config() {
             Ok(()) => Reply::Ok,
             Err(e) => Reply::error(format!("ERR Failed to save config file: {e}")),
         };
+        // New credentials for the other Sentinels: reconnect with them.
+        if o == "sentinel-user" || o == "sentinel-pass" {
+            st.drop_sentinel_connections();
+        }
+        return reply;
     }
     Reply::error("ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.".into())
 }
 
-/// Sentinel's INFO: server, clients, cpu, stats and sentinel sections.
+/// Sentinel's INFO: the server, clients, stats, cpu and sentinel sections (the default and
+/// "all" set in sentinel mode), or the ones named.
 pub fn info(st: &State, args: &[Bytes]) -> String {
     let want: Vec<String> = args.iter().map(|a| s(a).to_ascii_lowercase()).collect();
     let all = want.is_empty() || want.iter().any(|w| w == "all" || w == "everything" || w == "default");
@@ -492,7 +525,7 @@ pub fn info(st: &State, args: &[Bytes]) -> String {
     if has("server") {
         let up = t.saturating_sub(st.start_ms) / 1000;
         out.push(format!(
-            "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:sentinel\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\n",
+            "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:sentinel\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
             std::env::consts::OS,
             std::process::id(),
             st.run_id,
@@ -504,25 +537,49 @@ pub fn info(st: &State, args: &[Bytes]) -> String {
             st.settings.config_file
         ));
     }
+    let c = &st.clients;
     if has("clients") {
-        out.push(format!("# Clients\r\nconnected_clients:{}\r\n", st.subscribers.len()));
+        out.push(format!(
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:10000\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
+            c.map.len(),
+            c.map.values().filter(|e| e.tracking).count()
+        ));
+    }
+    if has("stats") {
+        let channels: HashSet<&Vec<u8>> = st.subscribers.iter().flat_map(|x| x.channels.iter()).collect();
+        let patterns: usize = st.subscribers.iter().map(|x| x.patterns.len()).sum();
+        out.push(format!(
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nevicted_clients:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\n",
+            c.total_connections,
+            c.total_commands,
+            channels.len(),
+            patterns,
+            c.total_errors
+        ));
     }
     if has("cpu") {
         // SAFETY: getrusage fills a plain struct.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let mut ch: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ch) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        out.push(format!("# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n", tv(ru.ru_stime), tv(ru.ru_utime)));
-    }
-    if has("stats") {
-        out.push("# Stats\r\n".to_string());
+        out.push(format!(
+            "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:{:.6}\r\nused_cpu_user_children:{:.6}\r\n",
+            tv(ru.ru_stime),
+            tv(ru.ru_utime),
+            tv(ch.ru_stime),
+            tv(ch.ru_utime)
+        ));
     }
     if has("sentinel") {
         let mut sec = format!(
-            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:{}\r\n",
+            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:{}\r\nsentinel_simulate_failure_flags:{}\r\n",
             st.masters.len(),
             st.tilt as u8,
             if st.tilt { (t.saturating_sub(st.tilt_start_time) / 1000) as i64 } else { -1 },
+            st.scripts.running(),
+            st.scripts.queue.len(),
             st.simfailure_flags
         );
         for (i, m) in st.masters.iter().enumerate() {
@@ -538,7 +595,7 @@ pub fn info(st: &State, args: &[Bytes]) -> String {
                 i,
                 m.name(),
                 status,
-                m.inst.addr.ip,
+                st.announce(&m.inst.addr),
                 m.inst.addr.port,
                 m.replicas.len(),
                 m.sentinels.len() + 1

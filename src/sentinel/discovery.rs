@@ -192,6 +192,8 @@ impl State {
             }
             let at = self.at(mi, Which::Master);
             self.event(Level::Warning, "+failover-state-reconf-slaves", &at);
+            let (from, to) = (self.masters[mi].inst.addr.clone(), self.masters[mi].replicas[ri].addr.clone());
+            self.client_reconfig_script(mi, true, &from, &to);
             self.force_hello_update(mi);
         } else {
             let wait = period::publish() * 4;
@@ -306,7 +308,7 @@ impl State {
         if current_epoch > self.current_epoch {
             self.current_epoch = current_epoch;
             self.dirty = true;
-            self.event(Level::Warning, "+new-epoch", &current_epoch.to_string());
+            self.master_event(mi, "+new-epoch", &current_epoch.to_string());
         }
         let Some(si) = si else { return };
         if self.masters[mi].config_epoch < master_config_epoch {
@@ -318,8 +320,11 @@ impl State {
                 self.event(Level::Warning, "+config-update-from", &at);
                 let m = &self.masters[mi];
                 let msg = format!("{} {} {} {} {}", m.name(), m.inst.addr.ip, m.inst.addr.port, tok[5], master_port);
-                self.event(Level::Warning, "+switch-master", &msg);
+                self.master_event(mi, "+switch-master", &msg);
+                let from = self.masters[mi].inst.addr.clone();
                 self.reset_master_and_change_address(mi, tok[5], master_port);
+                let to = self.masters[mi].inst.addr.clone();
+                self.client_reconfig_script(mi, false, &from, &to);
             }
         }
         if let Some(s) = self.masters[mi].sentinels.get_mut(si) {

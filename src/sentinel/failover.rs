@@ -69,7 +69,7 @@ pub fn start(st: &mut State, mi: usize) {
     m.failover_state_change_time = t;
     st.dirty = true;
     let e = st.current_epoch.to_string();
-    st.event(Level::Warning, "+new-epoch", &e);
+    st.master_event(mi, "+new-epoch", &e);
     let at = st.at(mi, Which::Master);
     st.event(Level::Warning, "+try-failover", &at);
 }
@@ -354,6 +354,6 @@ pub fn switch_to_promoted(st: &mut State, mi: usize) {
     let m = &st.masters[mi];
     let to = m.promoted_replica().map(|r| r.addr.clone()).unwrap_or_else(|| m.inst.addr.clone());
     let msg = format!("{} {} {} {} {}", m.name(), m.inst.addr.ip, m.inst.addr.port, to.ip, to.port);
-    st.event(Level::Warning, "+switch-master", &msg);
+    st.master_event(mi, "+switch-master", &msg);
     st.reset_master_and_change_address(mi, &to.ip, to.port);
 }

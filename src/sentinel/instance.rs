@@ -132,12 +132,33 @@ pub struct LinkState {
     /// Ask the link task to drop the command connection.
     pub close_cc: bool,
     pub close_pc: bool,
+    /// The sockets of the live connections, so that a close request wakes a task waiting on a
+    /// read (cleared by the task before it drops the socket).
+    pub cc_fd: Option<i32>,
+    pub pc_fd: Option<i32>,
 }
 
 impl LinkState {
     /// A fresh link, as Redis's `createInstanceLink`.
     pub fn new(now: u64) -> LinkState {
         LinkState { act_ping_time: now, last_avail_time: now, last_pong_time: now, ..Default::default() }
+    }
+
+    /// Redis's `instanceLinkCloseConnection`: asks the task of the command (or Pub/Sub)
+    /// connection to drop it, and shuts the socket down so a pending read ends now.
+    pub fn close(&mut self, pubsub: bool) {
+        let fd = if pubsub {
+            self.close_pc = self.pc_up;
+            self.pc_fd
+        } else {
+            self.close_cc = self.cc_up;
+            self.cc_fd
+        };
+        if let Some(fd) = fd {
+            // SAFETY: `fd` is the socket of a connection whose task still owns it (the task
+            // clears the field before dropping the socket, on this same thread).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
     }
 }
 
@@ -236,7 +257,8 @@ impl Instance {
 
     /// Whether the command link is down.
     pub fn disconnected(&self) -> bool {
-        !self.link.cc_up
+        // As Redis's `link->disconnected`: masters and replicas need both connections.
+        !self.link.cc_up || (self.flags & flag::SENTINEL == 0 && !self.link.pc_up)
     }
 
     /// Redis's `sentinelRedisInstanceNoDownFor`.

@@ -68,6 +68,7 @@ async fn open(st: &Shared, id: u64, pubsub: bool) -> Option<Conn> {
         Err(_) => return None,
     };
     let local_ip = stream.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let mut conn = Conn { stream, buf: Vec::new() };
     let mut hello: Vec<Vec<Vec<u8>>> = Vec::new();
     if let Some((user, pass)) = &target.auth {
@@ -86,7 +87,7 @@ async fn open(st: &Shared, id: u64, pubsub: bool) -> Option<Conn> {
     for _ in 0..hello.len() {
         conn.read_timeout(Duration::from_millis(period::ping() * 5)).await.ok()?;
     }
-    st.borrow_mut().link_state(id, pubsub, true, local_ip);
+    st.borrow_mut().link_state(id, pubsub, true, local_ip, Some(fd));
     Some(conn)
 }
 
@@ -142,7 +143,7 @@ pub async fn command_link(st: Shared, id: u64) {
             }
             crate::runtime::sleep(TICK).await;
         }
-        st.borrow_mut().link_state(id, false, false, String::new());
+        st.borrow_mut().link_state(id, false, false, String::new(), None);
         crate::runtime::sleep(Duration::from_millis(period::ping())).await;
     }
 }
@@ -176,12 +177,15 @@ pub async fn pubsub_link(st: Shared, id: u64) {
                             }
                         }
                     }
+                    // An error reply (NOAUTH to SUBSCRIBE) leaves the link useless: drop it and
+                    // retry, as hiredis does with an error in a subscribed context.
+                    Ok(Value::Error(_)) => break,
                     Ok(_) => st.borrow_mut().pubsub_activity(id),
                     Err(_) => break,
                 }
             }
         }
-        st.borrow_mut().link_state(id, true, false, String::new());
+        st.borrow_mut().link_state(id, true, false, String::new(), None);
         crate::runtime::sleep(Duration::from_millis(period::ping())).await;
     }
 }

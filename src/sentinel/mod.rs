@@ -11,20 +11,27 @@
 //! [`discovery`] (INFO, PING, hello and vote replies), [`monitor`] (periodic commands and the
 //! timer: TILT, SDOWN, ODOWN), [`failover`] (election and the failover state machine),
 //! [`link`] (connections to instances), [`server`] and [`command`] (Sentinel's clients and
-//! the SENTINEL commands), [`resp`] (client-side RESP).
+//! the SENTINEL commands), [`introspection`] and [`command_table`] (COMMAND and the checks
+//! before a command runs), [`clients`] (CLIENT), [`scripts`] (notification and reconfig scripts), [`acl`] (users, AUTH, ACL), [`resp`]
+//! (client-side RESP).
 //!
 //! Runs on one thread: one glommio executor holds every task; state sits in one
 //! `Rc<RefCell<State>>`. Idle cost is the 10 Hz timer and one short batch per instance per
 //! tick.
 
+pub mod acl;
+pub mod clients;
 pub mod command;
+pub mod command_table;
 pub mod config;
 pub mod discovery;
 pub mod failover;
 pub mod instance;
+pub mod introspection;
 pub mod link;
 pub mod monitor;
 pub mod resp;
+pub mod scripts;
 pub mod server;
 pub mod state;
 

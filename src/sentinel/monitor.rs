@@ -29,7 +29,11 @@ impl State {
         let m = &self.masters[mi];
         let i = self.inst(mi, w);
         let auth = if w == Which::Sentinel(0) || matches!(w, Which::Sentinel(_)) {
-            self.sentinel_pass.clone().map(|p| (self.sentinel_user.clone(), p))
+            match &self.sentinel_pass {
+                Some(p) => Some((self.sentinel_user.clone(), p.clone())),
+                // Older configs: requirepass serves both ways.
+                None => self.settings.requirepass.clone().map(|p| (None, p)),
+            }
         } else {
             m.auth_pass.clone().map(|p| (m.auth_user.clone(), p))
         };
@@ -43,12 +47,13 @@ impl State {
     }
 
     /// The command link of `id` came up (`local_ip` is its local address) or went down.
-    pub fn link_state(&mut self, id: u64, pubsub: bool, up: bool, local_ip: String) {
+    pub fn link_state(&mut self, id: u64, pubsub: bool, up: bool, local_ip: String, fd: Option<i32>) {
         let Some((mi, w)) = self.find(id) else { return };
         let t = now();
         let l = &mut self.inst_mut(mi, w).link;
         if pubsub {
             l.pc_up = up;
+            l.pc_fd = fd.filter(|_| up);
             l.close_pc = false;
             if up {
                 l.pc_conn_time = t;
@@ -56,6 +61,7 @@ impl State {
             }
         } else {
             l.cc_up = up;
+            l.cc_fd = fd.filter(|_| up);
             l.close_cc = false;
             l.pending_commands = 0;
             if up {
@@ -63,6 +69,29 @@ impl State {
                 l.local_ip = local_ip;
             }
         }
+    }
+
+    /// Redis's `dropInstanceConnections`: both connections of master `mi` and of its replicas
+    /// (after its credentials changed), to be reopened with the new ones.
+    pub fn drop_instance_connections(&mut self, mi: usize) {
+        let m = &mut self.masters[mi];
+        for i in std::iter::once(&mut m.inst).chain(m.replicas.iter_mut()) {
+            i.link.close(false);
+            i.link.close(true);
+        }
+    }
+
+    /// Redis's `sentinelDropConnections`: the command connections to every other Sentinel
+    /// (after sentinel-user/sentinel-pass changed). Returns how many were open.
+    pub fn drop_sentinel_connections(&mut self) -> usize {
+        let mut n = 0;
+        for m in self.masters.iter_mut() {
+            for s in m.sentinels.iter_mut() {
+                n += s.link.cc_up as usize;
+                s.link.close(false);
+            }
+        }
+        n
     }
 
     /// Pub/Sub activity on `id`'s link.
@@ -85,6 +114,7 @@ impl State {
         let t = now();
         let master_failing = self.masters[mi].inst.flags & (flag::O_DOWN | flag::FAILOVER_IN_PROGRESS) != 0;
         let ma = self.masters[mi].current_addr();
+        let ma = super::instance::Addr { ip: self.announce(&ma), port: ma.port };
         let (mname, config_epoch) = (self.masters[mi].name().to_string(), self.masters[mi].config_epoch);
         let port = if self.announce_port != 0 { self.announce_port } else { self.settings.port };
         let announce = self.announce_ip.clone();
@@ -181,6 +211,9 @@ impl State {
         for mi in switch {
             failover::switch_to_promoted(self, mi);
         }
+        for (warning, kind, msg) in self.scripts.tick() {
+            self.event(if warning { Level::Warning } else { Level::Verbose }, kind, &msg);
+        }
         self.after();
     }
 
@@ -202,13 +235,13 @@ impl State {
             && t.saturating_sub(i.link.act_ping_time) > i.down_after_period / 2
             && t.saturating_sub(i.link.last_pong_time) > i.down_after_period / 2
         {
-            i.link.close_cc = true;
+            i.link.close(false);
         }
         if i.link.pc_up
             && t.saturating_sub(i.link.pc_conn_time) > period::min_link_reconnect()
             && t.saturating_sub(i.link.pc_last_activity) > period::publish() * 3
         {
-            i.link.close_pc = true;
+            i.link.close(true);
         }
         let down = elapsed > i.down_after_period
             || (i.flags & flag::MASTER != 0

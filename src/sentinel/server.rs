@@ -6,6 +6,7 @@
 //! Each connection has a writer task fed by a channel, so event messages for subscribers and
 //! replies leave in order without the reader awaiting writes under the state borrow.
 
+use super::clients::ClientEntry;
 use super::state::{State, Subscriber};
 use crate::protocol::reply::Reply;
 use crate::protocol::request::{ParseLimits, RequestParser};
@@ -31,9 +32,10 @@ pub fn push_message(out: &mut Vec<u8>, parts: &[&[u8]]) {
 /// One client's connection state.
 pub struct Client {
     pub id: u64,
-    pub name: Option<String>,
     pub addr: String,
     pub authenticated: bool,
+    /// The ACL user this connection runs as.
+    pub user: String,
     pub resp3: bool,
     pub tx: UnboundedSender<Vec<u8>>,
     pub channels: HashSet<Vec<u8>>,
@@ -42,6 +44,25 @@ pub struct Client {
 }
 
 impl Client {
+    /// Sends a command's reply unless CLIENT REPLY OFF/SKIP says otherwise.
+    fn reply(&self, st: &Shared, r: &Reply) {
+        let mut s = st.borrow_mut();
+        if matches!(r, Reply::Error(_)) {
+            s.clients.total_errors += 1;
+        }
+        if let Some(e) = s.clients.map.get_mut(&self.id) {
+            if e.reply_off {
+                return;
+            }
+            if e.reply_skip {
+                e.reply_skip = false;
+                return;
+            }
+        }
+        drop(s);
+        self.send(r);
+    }
+
     fn send(&self, r: &Reply) {
         let mut out = Vec::new();
         r.encode(&mut out, self.resp3);
@@ -52,6 +73,8 @@ impl Client {
 /// Serves one client connection until it closes.
 pub async fn serve(st: Shared, stream: crate::runtime::ClientStream) {
     let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, mut rx) = unbounded::<Vec<u8>>();
     crate::runtime::spawn(async move {
@@ -62,22 +85,36 @@ pub async fn serve(st: Shared, stream: crate::runtime::ClientStream) {
         }
         let _ = writer.close().await;
     });
-    let id = {
+    let t = super::state::now();
+    let (id, authenticated) = {
         let mut s = st.borrow_mut();
         s.next_client_id += 1;
-        s.next_client_id
+        let id = s.next_client_id;
+        let entry = ClientEntry {
+            id,
+            addr: addr.clone(),
+            laddr,
+            fd,
+            created: t,
+            last_interaction: t,
+            user: "default".into(),
+            redirect: -1,
+            ..Default::default()
+        };
+        s.clients.map.insert(id, entry);
+        s.clients.total_connections += 1;
+        (id, s.users.default_is_open())
     };
-    let authenticated = st.borrow().settings.requirepass.is_none();
     let mut c = Client {
         id,
-        name: None,
         addr,
         authenticated,
+        user: "default".into(),
         resp3: false,
         tx,
         channels: HashSet::new(),
         patterns: Vec::new(),
-        created: super::state::now(),
+        created: t,
     };
     let mut parser = RequestParser::default();
     let mut buf = BytesMut::new();
@@ -94,7 +131,17 @@ pub async fn serve(st: Shared, stream: crate::runtime::ClientStream) {
             if r.args.is_empty() {
                 continue;
             }
+            // CLIENT PAUSE holds every command until the pause ends.
+            loop {
+                let until = st.borrow().clients.paused();
+                let Some(until) = until else { break };
+                let wait = until.saturating_sub(super::state::now()).max(1);
+                crate::runtime::sleep(std::time::Duration::from_millis(wait)).await;
+            }
             if !execute(&st, &mut c, &r.args) {
+                break 'conn;
+            }
+            if st.borrow().clients.map.get(&id).is_none_or(|e| e.killed) {
                 break 'conn;
             }
         }
@@ -103,7 +150,9 @@ pub async fn serve(st: Shared, stream: crate::runtime::ClientStream) {
             break;
         }
     }
-    st.borrow_mut().subscribers.retain(|s| s.client_id != id);
+    let mut s = st.borrow_mut();
+    s.subscribers.retain(|s| s.client_id != id);
+    s.clients.map.remove(&id);
 }
 
 fn s(b: &Bytes) -> String {
@@ -119,16 +168,62 @@ fn unknown_command(args: &[Bytes]) -> Reply {
     Reply::error(format!("ERR unknown command '{}', with args beginning with: {}", s(&args[0]), tail))
 }
 
-fn wrong_args(name: &str) -> Reply {
-    Reply::error(format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))
-}
-
 /// Runs one command; false closes the connection.
 fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
+    // QUIT is answered before the command table is consulted, as Redis 7.0 does.
+    if args[0].eq_ignore_ascii_case(b"quit") {
+        c.send(&Reply::Ok);
+        return false;
+    }
+    let cmd = match super::introspection::check(args) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            c.reply(st, &e);
+            return true;
+        }
+    };
     let name = s(&args[0]).to_ascii_lowercase();
-    if !c.authenticated && name != "auth" && name != "hello" && name != "quit" {
-        c.send(&Reply::error("NOAUTH Authentication required.".into()));
-        return true;
+    {
+        let mut s = st.borrow_mut();
+        let auth_required = !c.authenticated && !s.users.default_is_open();
+        s.clients.total_commands += 1;
+        if let Some(e) = s.clients.map.get_mut(&c.id) {
+            e.last_interaction = super::state::now();
+            e.last_cmd = cmd.name.to_string();
+        }
+        if auth_required && !super::introspection::has_flag(cmd, "no_auth") {
+            drop(s);
+            c.reply(st, &Reply::error("NOAUTH Authentication required.".into()));
+            return true;
+        }
+        if !super::introspection::has_flag(cmd, "no_auth")
+            && !s.users.users.get(&c.user).is_some_and(|u| u.can_run(cmd))
+        {
+            let info = s.clients.map.get(&c.id).map(|e| e.info_line(0)).unwrap_or_default();
+            s.users.log_failure("command", cmd.name, &c.user, info);
+            drop(s);
+            c.reply(
+                st,
+                &Reply::error(format!("NOPERM this user has no permissions to run the '{}' command", cmd.name)),
+            );
+            return true;
+        }
+        if matches!(name.as_str(), "subscribe" | "psubscribe" | "publish") {
+            let targets = if name == "publish" { &args[1..2] } else { &args[1..] };
+            let user = s.users.users.get(&c.user);
+            if !targets.iter().all(|t| user.is_some_and(|u| u.can_use_channel(t, name == "psubscribe"))) {
+                let info = s.clients.map.get(&c.id).map(|e| e.info_line(0)).unwrap_or_default();
+                s.users.log_failure("channel", &String::from_utf8_lossy(&targets[0]), &c.user, info);
+                drop(s);
+                c.reply(
+                    st,
+                    &Reply::error(
+                        "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+                    ),
+                );
+                return true;
+            }
+        }
     }
     let subscribed = !c.channels.is_empty() || !c.patterns.is_empty();
     if subscribed
@@ -138,9 +233,13 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
         )
     {
-        c.send(&Reply::error(format!(
-            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
-        )));
+        c.reply(
+            st,
+            &Reply::error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                cmd.name
+            )),
+        );
         return true;
     }
     let reply = match name.as_str() {
@@ -148,21 +247,12 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             1 if subscribed => Reply::Array(vec![Reply::bulk(b"pong"), Reply::bulk(b"")]),
             1 => Reply::Status("PONG".into()),
             2 if subscribed => Reply::Array(vec![Reply::bulk(b"pong"), Reply::Bulk(args[1].clone())]),
-            2 => Reply::Bulk(args[1].clone()),
-            _ => wrong_args("ping"),
+            _ => Reply::Bulk(args[1].clone()),
         },
-        "quit" => {
-            c.send(&Reply::Ok);
-            return false;
-        }
         "sentinel" => {
-            if args.len() < 2 {
-                wrong_args("sentinel")
-            } else {
-                let r = super::command::sentinel(st, args);
-                st.borrow_mut().after();
-                r
-            }
+            let r = super::command::sentinel(st, args);
+            st.borrow_mut().after();
+            r
         }
         "info" => Reply::Bulk(Bytes::from(super::command::info(&st.borrow(), &args[1..]))),
         "role" => {
@@ -173,9 +263,7 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             ])
         }
         "publish" => {
-            if args.len() != 3 {
-                wrong_args("publish")
-            } else if &args[1][..] != b"__sentinel__:hello" {
+            if &args[1][..] != b"__sentinel__:hello" {
                 Reply::error("ERR Only HELLO messages are accepted by Sentinel instances.".into())
             } else {
                 let mut s = st.borrow_mut();
@@ -185,34 +273,45 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             }
         }
         "subscribe" | "psubscribe" => {
-            if args.len() < 2 {
-                wrong_args(&name);
-            } else {
-                subscribe(st, c, &name, &args[1..]);
-            }
+            subscribe(st, c, &name, &args[1..]);
             return true;
         }
         "unsubscribe" | "punsubscribe" => {
             unsubscribe(st, c, &name, &args[1..]);
             return true;
         }
-        "auth" => match st.borrow().settings.requirepass.clone() {
-            None => Reply::error(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
-                    .into(),
-            ),
-            Some(p) => {
-                if args.last().is_some_and(|a| a[..] == *p.as_bytes()) && args.len() <= 3 {
-                    c.authenticated = true;
-                    Reply::Ok
+        "auth" => {
+            if args.len() > 3 {
+                Reply::error("ERR syntax error".into())
+            } else {
+                let (user, pass) =
+                    if args.len() == 3 { (s(&args[1]), &args[2]) } else { ("default".to_string(), &args[1]) };
+                if args.len() == 2 && st.borrow().users.default_is_open() {
+                    Reply::error(
+                        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+                            .into(),
+                    )
                 } else {
-                    Reply::error("WRONGPASS invalid username-password pair or user is disabled.".into())
+                    authenticate(st, c, &user, pass)
                 }
             }
-        },
+        }
         "hello" => hello(st, c, args),
-        "client" => client(c, args),
-        "command" => Reply::Array(Vec::new()),
+        "client" => {
+            let mut s = st.borrow_mut();
+            let s = &mut *s;
+            let users = &s.users;
+            super::clients::client(&mut s.clients, c.id, args, &|u| users.users.contains_key(u))
+        }
+        "command" => super::introspection::command(args),
+        "acl" => {
+            let mut s = st.borrow_mut();
+            let (r, kill) = super::acl::acl(&mut s.users, &c.user, args);
+            for u in kill {
+                s.clients.kill_user(&u, None);
+            }
+            r
+        }
         "shutdown" => {
             tracing::warn!("User requested shutdown...");
             let _ = st.borrow_mut().flush_config();
@@ -221,19 +320,73 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
         }
         _ => unknown_command(args),
     };
-    c.send(&reply);
+    if let Some(e) = st.borrow_mut().clients.map.get_mut(&c.id) {
+        e.resp3 = c.resp3;
+    }
+    c.reply(st, &reply);
     true
 }
 
+/// AUTH / HELLO ... AUTH: logs `c` in as `user` when the password matches.
+fn authenticate(st: &Shared, c: &mut Client, user: &str, pass: &[u8]) -> Reply {
+    let mut s = st.borrow_mut();
+    if s.users.check(user, pass) {
+        c.authenticated = true;
+        c.user = user.to_string();
+        if let Some(e) = s.clients.map.get_mut(&c.id) {
+            e.user = user.to_string();
+        }
+        Reply::Ok
+    } else {
+        let info = s.clients.map.get(&c.id).map(|e| e.info_line(0)).unwrap_or_default();
+        s.users.log_failure("auth", "AUTH", user, info);
+        Reply::error("WRONGPASS invalid username-password pair or user is disabled.".into())
+    }
+}
+
 fn hello(st: &Shared, c: &mut Client, args: &[Bytes]) -> Reply {
+    let mut proto = None;
     if let Some(v) = args.get(1) {
         match s(v).parse::<i64>() {
-            Ok(2) => c.resp3 = false,
-            Ok(3) => c.resp3 = true,
-            _ => return Reply::error("NOPROTO unsupported protocol version".into()),
+            Ok(v @ 2..=3) => proto = Some(v == 3),
+            Ok(_) => return Reply::error("NOPROTO unsupported protocol version".into()),
+            Err(_) => return Reply::error("ERR Protocol version is not an integer or out of range".into()),
         }
     }
-    let _ = st;
+    let mut j = 2;
+    let mut setname = None;
+    while j < args.len() {
+        let more = args.len() - j - 1;
+        if args[j].eq_ignore_ascii_case(b"auth") && more >= 2 {
+            let r = authenticate(st, c, &s(&args[j + 1]), &args[j + 2]);
+            if matches!(r, Reply::Error(_)) {
+                return r;
+            }
+            j += 3;
+        } else if args[j].eq_ignore_ascii_case(b"setname") && more >= 1 {
+            setname = Some(s(&args[j + 1]));
+            j += 2;
+        } else {
+            return Reply::error(format!("ERR Syntax error in HELLO option '{}'", s(&args[j])));
+        }
+    }
+    if !c.authenticated && !st.borrow().users.default_is_open() {
+        return Reply::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
+    }
+    if let Some(n) = setname {
+        let r = super::clients::client(
+            &mut st.borrow_mut().clients,
+            c.id,
+            &[Bytes::from_static(b"client"), Bytes::from_static(b"setname"), Bytes::from(n)],
+            &|_| false,
+        );
+        if matches!(r, Reply::Error(_)) {
+            return r;
+        }
+    }
+    if let Some(p) = proto {
+        c.resp3 = p;
+    }
     Reply::Map(vec![
         (Reply::bulk(b"server"), Reply::bulk(b"redis")),
         (Reply::bulk(b"version"), Reply::bulk(b"7.0.15")),
@@ -245,43 +398,12 @@ fn hello(st: &Shared, c: &mut Client, args: &[Bytes]) -> Reply {
     ])
 }
 
-fn client(c: &mut Client, args: &[Bytes]) -> Reply {
-    let sub = args.get(1).map(|a| s(a).to_ascii_lowercase()).unwrap_or_default();
-    match (sub.as_str(), args.len()) {
-        ("setname", 3) => {
-            let n = s(&args[2]);
-            if n.bytes().any(|b| b <= b' ' || b > b'~') {
-                return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.".into());
-            }
-            c.name = Some(n).filter(|n| !n.is_empty());
-            Reply::Ok
-        }
-        ("getname", 2) => c.name.as_ref().map(|n| Reply::bulk(n.as_bytes())).unwrap_or(Reply::Nil),
-        ("id", 2) => Reply::Int(c.id as i64),
-        ("info", 2) | ("list", 2) => {
-            let age = super::state::now().saturating_sub(c.created) / 1000;
-            let line = format!(
-                "id={} addr={} name={} age={} db=0 sub={} psub={} cmd=client|{}\n",
-                c.id,
-                c.addr,
-                c.name.clone().unwrap_or_default(),
-                age,
-                c.channels.len(),
-                c.patterns.len(),
-                sub
-            );
-            Reply::Bulk(Bytes::from(line))
-        }
-        ("kill", _) | ("setinfo", _) | ("reply", _) | ("no-evict", _) => Reply::Ok,
-        _ => Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            args.get(1).map(s).unwrap_or_default()
-        )),
-    }
-}
-
 fn sync_subscriber(st: &Shared, c: &Client) {
     let mut s = st.borrow_mut();
+    if let Some(e) = s.clients.map.get_mut(&c.id) {
+        e.sub = c.channels.len();
+        e.psub = c.patterns.len();
+    }
     s.subscribers.retain(|x| x.client_id != c.id);
     if !c.channels.is_empty() || !c.patterns.is_empty() {
         s.subscribers.push(Subscriber {

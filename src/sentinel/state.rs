@@ -62,6 +62,12 @@ pub struct State {
     pub start_ms: u64,
     pub run_id: String,
     pub shutdown: bool,
+    /// Client connections (CLIENT LIST/KILL) and the CLIENT PAUSE state.
+    pub clients: super::clients::Clients,
+    /// ACL users.
+    pub users: super::acl::Users,
+    /// Notification and client-reconfig scripts waiting or running.
+    pub scripts: super::scripts::Scripts,
 }
 
 /// Random 40 hex digits (run ids and Sentinel ids).
@@ -85,6 +91,12 @@ impl State {
     /// An empty Sentinel with `settings`.
     pub fn new(settings: Settings) -> State {
         let t = now();
+        let mut users = super::acl::Users::default();
+        if let (Some(p), Some(d)) = (&settings.requirepass, users.users.get_mut("default")) {
+            // requirepass is the default user's password, as in Redis.
+            d.nopass = false;
+            d.passwords = vec![super::acl::sha256_hex(p.as_bytes())];
+        }
         State {
             settings,
             myid: String::new(),
@@ -109,6 +121,9 @@ impl State {
             start_ms: t,
             run_id: random_hex40(),
             shutdown: false,
+            clients: Default::default(),
+            users,
+            scripts: Default::default(),
         }
     }
 
@@ -166,11 +181,25 @@ impl State {
     pub fn at(&self, mi: usize, w: Which) -> String {
         let m = &self.masters[mi];
         let i = self.inst(mi, w);
-        let mut s = format!("{} {} {} {}", i.type_name(), i.name, i.addr.ip, i.addr.port);
+        let mut s = format!("{} {} {} {}", i.type_name(), i.name, self.announce(&i.addr), i.addr.port);
         if w != Which::Master {
-            s.push_str(&format!(" @ {} {} {}", m.name(), m.inst.addr.ip, m.inst.addr.port));
+            s.push_str(&format!(" @ {} {} {}", m.name(), self.announce(&m.inst.addr), m.inst.addr.port));
         }
         s
+    }
+
+    /// Redis's `announceSentinelAddr`: an instance's host as given (a hostname, with
+    /// announce-hostnames yes) or its IP address (a hostname resolved, as Redis resolves it
+    /// when resolve-hostnames is on).
+    pub fn announce(&self, a: &Addr) -> String {
+        if self.announce_hostnames || a.ip.parse::<std::net::IpAddr>().is_ok() {
+            return a.ip.clone();
+        }
+        std::net::ToSocketAddrs::to_socket_addrs(&(a.ip.as_str(), a.port))
+            .ok()
+            .and_then(|mut it| it.next())
+            .map(|sa| sa.ip().to_string())
+            .unwrap_or_else(|| a.ip.clone())
     }
 
     /// Logs an event and publishes it on the channel named after its type.
@@ -181,6 +210,41 @@ impl State {
             Level::Verbose => tracing::debug!("{} {}", kind, msg),
         }
         self.publish(kind.as_bytes(), msg.as_bytes());
+        if level == Level::Warning {
+            // The master an instance event concerns: `master <name> ...` or `... @ <name> ...`.
+            let master = match msg.split_once(" @ ") {
+                Some((_, tail)) => tail.split(' ').next(),
+                None => msg.strip_prefix("master ").and_then(|t| t.split(' ').next()),
+            };
+            if let Some(mi) = master.and_then(|m| self.master_index(m)) {
+                self.notify_script(mi, kind, msg);
+            }
+        }
+    }
+
+    /// An event about master `mi` whose text does not name it (`+new-epoch`,
+    /// `+vote-for-leader`, `+switch-master`): logged and published as [`State::event`], and
+    /// handed to the master's notification script.
+    pub fn master_event(&mut self, mi: usize, kind: &str, msg: &str) {
+        tracing::warn!("{} {}", kind, msg);
+        self.publish(kind.as_bytes(), msg.as_bytes());
+        self.notify_script(mi, kind, msg);
+    }
+
+    fn notify_script(&mut self, mi: usize, kind: &str, msg: &str) {
+        if let Some(path) = self.masters[mi].notification_script.clone() {
+            self.scripts.schedule(&path, &[kind, msg]);
+        }
+    }
+
+    /// Redis's `sentinelCallClientReconfScript` (state `start`).
+    pub fn client_reconfig_script(&mut self, mi: usize, leader: bool, from: &Addr, to: &Addr) {
+        let m = &self.masters[mi];
+        let Some(path) = m.client_reconfig_script.clone() else { return };
+        let (fp, tp) = (from.port.to_string(), to.port.to_string());
+        let name = m.name().to_string();
+        let role = if leader { "leader" } else { "observer" };
+        self.scripts.schedule(&path, &[&name, role, "start", &from.ip, &fp, &to.ip, &tp]);
     }
 
     /// Delivers a message to the Sentinel's own subscribers; returns how many got it.
@@ -300,10 +364,8 @@ impl State {
         if req_epoch > self.current_epoch {
             self.current_epoch = req_epoch;
             self.dirty = true;
-            let at = self.at(mi, Which::Master);
-            let _ = at;
             let msg = format!("{}", self.current_epoch);
-            self.event(Level::Warning, "+new-epoch", &msg);
+            self.master_event(mi, "+new-epoch", &msg);
         }
         let m = &mut self.masters[mi];
         if m.leader_epoch < req_epoch && self.current_epoch <= req_epoch {
@@ -314,7 +376,7 @@ impl State {
             if !req_runid.eq_ignore_ascii_case(&self.myid) {
                 m.failover_start_time = now() + fastrand::u64(0..period::MAX_DESYNC);
             }
-            self.event(Level::Warning, "+vote-for-leader", &msg);
+            self.master_event(mi, "+vote-for-leader", &msg);
         }
         let m = &self.masters[mi];
         (m.leader.clone(), m.leader_epoch)
