@@ -155,7 +155,7 @@ impl Common {
         if !spec.arity_ok(args.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
-        if spec.has(cmd::flags::NOSCRIPT) {
+        if spec.has(cmd::flags::NOSCRIPT) && !script::deny_disabled() {
             return Err("This Redis command is not allowed from script".into());
         }
         Ok((spec, fullname))
@@ -210,7 +210,8 @@ struct DirectHost<'a> {
 }
 
 impl Host for DirectHost<'_> {
-    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool) -> Result<Reply, String> {
+        self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
         }
@@ -252,7 +253,8 @@ struct CopyHost<'a> {
 }
 
 impl Host for CopyHost<'_> {
-    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool) -> Result<Reply, String> {
+        self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
         }
