@@ -199,6 +199,11 @@ impl Common {
         *db = self.client.db;
         match plan {
             Plan::Reply(r) => r,
+            // DEBUG SLEEP: the whole script waits, as Redis's single thread does.
+            Plan::Sleep(d, r) => {
+                std::thread::sleep(d);
+                r
+            }
             _ => Reply::err("ERR This Redis command is not allowed from script"),
         }
     }
@@ -210,7 +215,7 @@ struct DirectHost<'a> {
 }
 
 impl Host for DirectHost<'_> {
-    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool) -> Result<Reply, String> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
@@ -234,10 +239,13 @@ impl Host for DirectHost<'_> {
             return Err(RESTARTING.into());
         }
         let mut st = self.shard.state.borrow_mut();
+        let recording = st.changes.recording();
+        st.changes.set_recording(recording && replicate);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(&mut st, spec, fullname, args, None, *db, &mut self.c.clock),
             _ => self.c.node(&mut st, spec, db, args),
         };
+        st.changes.set_recording(recording);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }
@@ -253,7 +261,7 @@ struct CopyHost<'a> {
 }
 
 impl Host for CopyHost<'_> {
-    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool) -> Result<Reply, String> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
@@ -271,10 +279,13 @@ impl Host for CopyHost<'_> {
             return Err(RESTARTING.into());
         }
         let _ = self.shard;
+        let recording = self.st.changes.recording();
+        self.st.changes.set_recording(recording && replicate);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(self.st, spec, fullname, args, None, *db, &mut self.c.clock),
             _ => self.c.node(self.st, spec, db, args),
         };
+        self.st.changes.set_recording(recording);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }

@@ -266,7 +266,7 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     let mut out = Vec::new();
     let mut i = 1;
     loop {
-        match t.get::<Value>(i) {
+        match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
             Ok(v) => out.push(lua_to_reply(&v, resp3, depth + 1)),
         }

@@ -326,13 +326,37 @@ pub fn debug_protocol(name: &[u8], resp3: bool) -> Reply {
     }
 }
 
+/// The refusal of a script run before it starts (Redis's `scriptPrepareForRun`): stale
+/// replica, read-only replica, a write script through `*_RO`. `master`: the caller is our
+/// master's link.
+pub fn refuse_run(flags: u32, ro: bool, master: bool) -> Option<Reply> {
+    use crate::replication::role;
+    let stale = role::stale() && !master;
+    if flags & sflags::EVAL_COMPAT != 0 {
+        return stale.then(|| Reply::err(role::MASTERDOWN_ERR));
+    }
+    if stale && flags & sflags::ALLOW_STALE == 0 {
+        return Some(Reply::err("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script."));
+    }
+    if flags & sflags::NO_WRITES == 0 {
+        if role::read_only_replica() && !master {
+            return Some(Reply::err("READONLY Can not run script with write flag on readonly replica"));
+        }
+        if ro {
+            return Some(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
+        }
+    }
+    None
+}
+
 /// What a script run can reach: its commands execute through this (a shard's state under
 /// the script's hold, or a scratch copy of the keys of several shards).
 pub trait Host {
     /// Runs one command for `redis.call`/`redis.pcall` in database `db`; the reply, or an
     /// error text to raise as it is (Redis's "-CODE msg" or "msg" forms).
-    /// `resp3`: the protocol the script set with `redis.setresp`.
-    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool) -> Result<Reply, String>;
+    /// `resp3`: the protocol the script set with `redis.setresp`; `replicate`: the command's
+    /// effects go to replicas (`redis.set_repl` includes `REPL_REPLICA`).
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String>;
 }
 
 #[cfg(test)]

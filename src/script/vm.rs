@@ -34,7 +34,7 @@ local error, type, select, unpack, tostring, setmetatable, rawget, rawset =
       error, type, select, unpack, tostring, setmetatable, rawget, rawset
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local getinfo = debug.getinfo
-local sethook = rust.sethook
+local sethook, killed = rust.sethook, rust.killed
 
 local function pack(...) return {n = select('#', ...), ...} end
 
@@ -52,6 +52,8 @@ local function protected(f, handler, ...)
   local r = pack(co_resume(co, ...))
   while true do
     if not r[1] then
+      -- A killed script cannot catch its own kill.
+      if killed() then error(r[2], 0) end
       if handler then return false, handler(r[2]) end
       return false, r[2]
     end
@@ -189,6 +191,12 @@ local function step(co, ...)
 end
 
 dofile, loadfile, print, debug = nil, nil, nil, nil
+-- Only source text may be loaded (precompiled chunks can crash the interpreter).
+local orig_loadstring = loadstring
+loadstring = function(s, ...)
+  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary chunks are not allowed' end
+  return orig_loadstring(s, ...)
+end
 local G = _G
 -- Read-only views: scripts see the globals and the libraries through proxies that refuse
 -- writes (Redis 7.0 makes these tables read-only).
@@ -196,7 +204,12 @@ local readonly = setmetatable({}, {__mode = 'k'})
 local orig_setmetatable, orig_rawset = setmetatable, rawset
 local function deny() error('Attempt to modify a readonly table', 2) end
 local function ro(t, index)
-  local p = orig_setmetatable({}, {__index = index or t, __newindex = deny, __metatable = false})
+  local mt = {__index = index or t, __newindex = deny}
+  -- getmetatable() shows a read-only view of the metatable itself.
+  local mtview = orig_setmetatable({}, {__index = mt, __newindex = deny, __metatable = false})
+  readonly[mtview] = true
+  mt.__metatable = mtview
+  local p = orig_setmetatable({}, mt)
   readonly[p] = true
   return p
 end
@@ -279,6 +292,9 @@ thread_local! {
 /// The per-run state the Lua callbacks read.
 struct RunCtx {
     resp3: bool,
+    /// `redis.set_repl` flags (REPL_AOF 1 | REPL_REPLICA 2); one change stream serves both,
+    /// so a command is recorded when REPL_REPLICA is set.
+    repl: i64,
     db: usize,
     ro: bool,
     flags: u32,
@@ -333,6 +349,10 @@ fn new_vm() -> mlua::Result<Vm> {
     )?;
     rust.set("errtable", lua.create_function(|lua, msg: mlua::String| convert::error_table(lua, &msg.as_bytes()))?)?;
     rust.set("log", lua.create_function(redis_log)?)?;
+    rust.set(
+        "killed",
+        lua.create_function(|_, ()| Ok(ctx(|c| c.run.killed.load(Ordering::Acquire)).unwrap_or(false)))?,
+    )?;
     // SAFETY: `set_load_hook` follows the Lua C API protocol (see its doc).
     rust.set("loadhook", unsafe { lua.create_c_function(set_load_hook)? })?;
     rust.set(
@@ -369,6 +389,7 @@ fn new_vm() -> mlua::Result<Vm> {
                     "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
                 ));
             }
+            ctx(|c| c.repl = v);
             Ok(())
         })?,
     )?;
@@ -515,6 +536,7 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
     CTX.with(|c| {
         *c.borrow_mut() = Some(RunCtx {
             resp3: false,
+            repl: 3,
             db: spec.db,
             ro: spec.ro,
             flags: spec.flags,
@@ -677,14 +699,30 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
         if ro && writes && spec.arity_ok(argv.len()) {
             return fail(lua, "Write commands are not allowed from read-only scripts.");
         }
+        if !run.from_master && spec.arity_ok(argv.len()) {
+            use crate::replication::role;
+            if role::stale() && !spec.has(flags::STALE) {
+                return fail(lua, "Can not execute the command on a stale replica");
+            }
+            if role::read_only_replica() && spec.has(flags::WRITE) && !run.wrote.load(Ordering::Acquire) {
+                return fail(lua, "-READONLY You can't write against a read only replica.");
+            }
+        }
         if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) {
             run.wrote.store(true, Ordering::Release);
         }
     }
+    // A script busy in commands (few Lua instructions between them) is timed out here too.
+    ctx(|c| {
+        if c.started.elapsed() >= Duration::from_millis(super::busy_threshold_ms()) {
+            super::run_timed_out(&c.run);
+        }
+    });
     // SAFETY: set by `step` for the duration of the resume that is calling us.
     let host = unsafe { &mut *host };
     let resp3 = ctx(|c| c.resp3).unwrap_or(false);
-    let result = host.call(&mut db, &argv, resp3);
+    let replicate = ctx(|c| c.repl & 2 != 0).unwrap_or(true);
+    let result = host.call(&mut db, &argv, resp3, replicate);
     ctx(|c| c.db = db);
     match result {
         Ok(reply) => {
@@ -810,7 +848,9 @@ struct StateHead {
     base_ccalls: u16,
 }
 
-const HOOK_EVERY: std::ffi::c_int = 100_000;
+/// Instructions between two runs of the count hook: finer than Redis's 100000, since a busy
+/// script here must also give its shard's other clients a turn soon after the threshold.
+const HOOK_EVERY: std::ffi::c_int = 1_000;
 /// Once timed out, the script gives the event loop a turn this often.
 const YIELD_EVERY: Duration = Duration::from_millis(10);
 
