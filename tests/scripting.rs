@@ -212,7 +212,11 @@ fn cmsgpack_and_struct_match_redis() {
         corpus.push(vec!["eval".into(), format!("local e = cmsgpack.pack({p}) {hex}"), "0".into()]);
     }
     // Circular references stop at 16 levels.
-    corpus.push(vec!["eval".into(), format!("local a = {{y = 5}} local c = {{x = a}} a.x = c local e = cmsgpack.pack(a) {hex}"), "0".into()]);
+    corpus.push(vec![
+        "eval".into(),
+        format!("local a = {{y = 5}} local c = {{x = a}} a.x = c local e = cmsgpack.pack(a) {hex}"),
+        "0".into(),
+    ]);
     for s in [
         "return {cmsgpack.unpack(cmsgpack.pack({1, 2, 3}, 'abc', -1000, {k = 'v'}))}",
         "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 0)}",
@@ -259,7 +263,10 @@ fn resp3_conversions_match_redis() {
     for client in ["2", "3"] {
         assert_same(&mut a, &mut b, &[&["hello", client, "setname", "x"]]);
         for lua in ["2", "3"] {
-            for t in ["string", "integer", "double", "bignum", "null", "array", "set", "map", "true", "false", "verbatim", "attrib"] {
+            for t in [
+                "string", "integer", "double", "bignum", "null", "array", "set", "map", "true", "false", "verbatim",
+                "attrib",
+            ] {
                 let script = format!("redis.setresp({lua}); return redis.call('debug', 'protocol', '{t}')");
                 assert_same(&mut a, &mut b, &[&["eval", &script, "0"]]);
             }

@@ -172,17 +172,14 @@ fn delete(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 
 /// Redis's reply to a subcommand called with too many arguments.
 fn syntax(sub: &str) -> Plan {
-    reply(Reply::error(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try FUNCTION HELP."
-    )))
+    reply(Reply::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try FUNCTION HELP.")))
 }
 
 fn flush(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if args.len() > 3 {
         return syntax("flush");
     }
-    if args.get(2).is_some_and(|m| !m.eq_ignore_ascii_case(b"sync") && !m.eq_ignore_ascii_case(b"async"))
-    {
+    if args.get(2).is_some_and(|m| !m.eq_ignore_ascii_case(b"sync") && !m.eq_ignore_ascii_case(b"async")) {
         return reply(Reply::err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"));
     }
     functions::flush();

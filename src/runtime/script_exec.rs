@@ -133,7 +133,8 @@ impl Common {
         Common {
             view,
             slot,
-            allow_cross_slot: flags & script::sflags::ALLOW_CROSS_SLOT != 0,
+            // Scripts without a shebang keep Redis 6's freedom to touch several local slots.
+            allow_cross_slot: flags & (script::sflags::ALLOW_CROSS_SLOT | script::sflags::EVAL_COMPAT) != 0,
             client,
             clock: std::time::Instant::now(),
             restart: None,

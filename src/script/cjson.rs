@@ -15,7 +15,9 @@ thread_local! {
 }
 
 /// A `cjson.*_max_depth` setter: sets the depth when given one (1..2^31), returns it.
-fn depth_setting(cell: &'static std::thread::LocalKey<Cell<usize>>) -> impl Fn(&Lua, MultiValue) -> mlua::Result<usize> {
+fn depth_setting(
+    cell: &'static std::thread::LocalKey<Cell<usize>>,
+) -> impl Fn(&Lua, MultiValue) -> mlua::Result<usize> {
     move |_, args: MultiValue| {
         match args.front() {
             None | Some(Value::Nil) => {}
@@ -27,7 +29,9 @@ fn depth_setting(cell: &'static std::thread::LocalKey<Cell<usize>>) -> impl Fn(&
                     _ => 0.0,
                 };
                 if !(1.0..=i32::MAX as f64).contains(&n) {
-                    return Err(mlua::Error::runtime("bad argument #1 to '?' (expected integer between 1 and 2147483647)"));
+                    return Err(mlua::Error::runtime(
+                        "bad argument #1 to '?' (expected integer between 1 and 2147483647)",
+                    ));
                 }
                 cell.with(|c| c.set(n as usize));
             }
@@ -109,7 +113,13 @@ fn encode_str(s: &[u8], out: &mut Vec<u8>) {
 
 fn encode_num(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
     if (n.is_nan() || n.is_infinite()) && ENC_INVALID.with(|c| c.get()) {
-        let t: &[u8] = if n.is_nan() { b"nan" } else if n > 0.0 { b"inf" } else { b"-inf" };
+        let t: &[u8] = if n.is_nan() {
+            b"nan"
+        } else if n > 0.0 {
+            b"inf"
+        } else {
+            b"-inf"
+        };
         out.extend_from_slice(t);
         return Ok(());
     }

@@ -107,12 +107,7 @@ impl<'a> Fmt<'a> {
                 }
                 self.align = a;
             }
-            _ => {
-                return Err(format!(
-                    "bad argument #1 to '{}' (invalid format option '{}')",
-                    self.func, opt as char
-                ))
-            }
+            _ => return Err(format!("bad argument #1 to '{}' (invalid format option '{}')", self.func, opt as char)),
         }
         Ok(())
     }

@@ -739,13 +739,9 @@ fn blocking_refusal(argv: &[Bytes]) -> Option<String> {
     if !(name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup")) {
         return None;
     }
-    let block = argv[1..]
-        .iter()
-        .take_while(|a| !a.eq_ignore_ascii_case(b"streams"))
-        .any(|a| a.eq_ignore_ascii_case(b"block"));
-    block.then(|| {
-        format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(name))
-    })
+    let block =
+        argv[1..].iter().take_while(|a| !a.eq_ignore_ascii_case(b"streams")).any(|a| a.eq_ignore_ascii_case(b"block"));
+    block.then(|| format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(name)))
 }
 
 /// `redis.log(level, ...)`.
