@@ -123,8 +123,11 @@ pub fn execute_keyed(
     }
     // The one door: count and record what the command changed, after the lazy expiries it
     // caused, as one unit. A handler's own count (`Ctx::dirty`) overrides the table.
+    // The commands themselves are built only for someone who reads them (the feed while it
+    // records, keyspace notifications); the count always is.
+    let argv = ctx.shard.changes.recording() || notify::enabled();
     let (mut dirty, mut cmds) = if !reply.is_error() && (spec.has(flags::WRITE) || ctx.dirty.is_some()) {
-        propagate::effects(spec.name, args, &reply, now_ms, &before)
+        propagate::effects_for(spec.name, args, &reply, now_ms, &before, argv)
     } else {
         (0, Vec::new())
     };
@@ -132,7 +135,7 @@ pub fn execute_keyed(
         dirty = n;
         if n == 0 {
             cmds.clear();
-        } else if cmds.is_empty() {
+        } else if cmds.is_empty() && argv {
             cmds.push(args.to_vec());
         }
     }

@@ -25,7 +25,22 @@ use bytes::Bytes;
 /// `before` says which keys existed before the command (taken for the store commands, see
 /// `notify::needs_before`).
 pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64, before: &Before) -> (u64, Vec<Argv>) {
-    let verbatim = |n: u64| (n, vec![args.to_vec()]);
+    effects_for(name, args, reply, now_ms, before, true)
+}
+
+/// [`effects`], building the commands only when `argv` is true (someone records them: the
+/// replication feed or keyspace notifications). The count is the same either way; without
+/// `argv` the common commands (those propagated as sent, and SET) return no commands, so a
+/// node without replicas, AOF or notifications copies no arguments per write.
+pub fn effects_for(
+    name: &str,
+    args: &[Bytes],
+    reply: &Reply,
+    now_ms: u64,
+    before: &Before,
+    argv: bool,
+) -> (u64, Vec<Argv>) {
+    let verbatim = |n: u64| (n, if argv { vec![args.to_vec()] } else { Vec::new() });
     let none = (0, Vec::new());
     let int = match reply {
         Reply::Int(n) => Some(*n),
@@ -82,7 +97,7 @@ pub fn effects(name: &str, args: &[Bytes], reply: &Reply, now_ms: u64, before: &
             Some(1) => expire_effect(name, args, now_ms),
             _ => none,
         },
-        "set" => set_effect(args, reply, now_ms),
+        "set" => set_effect(args, reply, now_ms, argv),
         "setex" | "psetex" => {
             let unit = if name == "setex" { 1000 } else { 1 };
             let at = parse_i64(&args[2]).map_or(now_ms, |t| now_ms.saturating_add((t.max(0) as u64) * unit));
@@ -177,7 +192,7 @@ fn expire_effect(name: &str, args: &[Bytes], now_ms: u64) -> (u64, Vec<Argv>) {
 }
 
 /// SET: whether it wrote (NX/XX with or without GET), and the PXAT form of a relative expiry.
-fn set_effect(args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, Vec<Argv>) {
+fn set_effect(args: &[Bytes], reply: &Reply, now_ms: u64, argv: bool) -> (u64, Vec<Argv>) {
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expire: Option<u64> = None;
     let mut i = 3;
@@ -215,6 +230,9 @@ fn set_effect(args: &[Bytes], reply: &Reply, now_ms: u64) -> (u64, Vec<Argv>) {
     };
     if !wrote {
         return (0, Vec::new());
+    }
+    if !argv {
+        return (1, Vec::new());
     }
     match expire {
         Some(at) => (1, vec![vec![b("SET"), args[1].clone(), args[2].clone(), b("PXAT"), num(at)]]),
@@ -294,6 +312,27 @@ mod tests {
             effects("getex", &a(&["getex", "k"]), &Reply::Bulk(Bytes::from("v")), 0, &Before::default()),
             (0, vec![])
         );
+    }
+
+    #[test]
+    fn counts_without_argv_match() {
+        let cases: Vec<(&str, Vec<Bytes>, Reply)> = vec![
+            ("set", a(&["set", "k", "v"]), Reply::Ok),
+            ("set", a(&["set", "k", "v", "PX", "10"]), Reply::Ok),
+            ("set", a(&["set", "k", "v", "NX"]), Reply::Nil),
+            ("sadd", a(&["sadd", "s", "x", "y"]), Reply::Int(2)),
+            ("sadd", a(&["sadd", "s", "x"]), Reply::Int(0)),
+            ("hset", a(&["hset", "h", "f", "v", "g", "w"]), Reply::Int(1)),
+            ("lpush", a(&["lpush", "l", "a", "b"]), Reply::Int(2)),
+            ("incr", a(&["incr", "n"]), Reply::Int(3)),
+            ("lpop", a(&["lpop", "l"]), Reply::Nil),
+        ];
+        for (name, args, reply) in cases {
+            let full = effects(name, &args, &reply, 5, &Before::default());
+            let (n, cmds) = effects_for(name, &args, &reply, 5, &Before::default(), false);
+            assert_eq!(n, full.0, "{name} {args:?}");
+            assert!(cmds.is_empty() || cmds == full.1, "{name}");
+        }
     }
 
     #[test]

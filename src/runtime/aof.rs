@@ -190,10 +190,20 @@ pub async fn startup(shard: &Rc<Shard>) {
         }
         REPLAYED.store(true, Ordering::Release);
     }
-    while !READY.load(Ordering::Acquire) {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
+    startup_wait(&READY).await;
     shard.state.borrow_mut().flush_changes();
+}
+
+/// Waits for a start-up flag another executor sets. Not on a glommio timer: under heavy load
+/// a node was seen to hang in start-up with both executors parked in `io_cqring_wait`, each
+/// with its 1 ms timer armed. Yielding keeps this executor running its other tasks (mesh
+/// messages of an AOF replay) and never parks it; the short thread sleep keeps the wait from
+/// spinning hard.
+async fn startup_wait(flag: &AtomicBool) {
+    while !flag.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_micros(100));
+        futures_lite::future::yield_now().await;
+    }
 }
 
 /// Shard 0's rewrite driver: writes every snapshot asked for as the new base's temp file.
@@ -749,9 +759,7 @@ pub async fn run(node: Arc<NodeInfo>) {
         paused: false,
     };
     CTL.with(|c| *c.borrow_mut() = Some(ctl));
-    while !REPLAYED.load(Ordering::Acquire) {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
+    startup_wait(&REPLAYED).await;
     if settings.enabled {
         let loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(Err(e)) = with(|c| c.open_at_start(loaded)) {
