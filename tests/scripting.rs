@@ -189,3 +189,143 @@ fn script_kill_and_busy() {
     assert!(other.cmd(&["script", "kill"]).starts_with("-UNKILLABLE"));
     other.send_cmd(&[b"shutdown", b"nosave"]);
 }
+
+/// cmsgpack and struct: packed bytes and unpacked values compared with redis-server.
+#[test]
+fn cmsgpack_and_struct_match_redis() {
+    let (s, r) = pair();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    let hex = "local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end return h";
+    let packs = [
+        "0.1",
+        "-1099511627776",
+        "1.5, -1, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, -32, -33, -128, -129, -32768, -32769, -2147483648, -2147483649",
+        "{1, 2, {a = 1}}, 'x', true, false",
+        "{[1] = 'a', [3] = 'c'}",
+        "string.rep('x', 31), string.rep('y', 32), string.rep('z', 256)",
+        "{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}",
+        "2^53, -2^63, 2^64, 0/0 ~= 0/0",
+        "function() end",
+    ];
+    let mut corpus: Vec<Vec<String>> = Vec::new();
+    for p in packs {
+        corpus.push(vec!["eval".into(), format!("local e = cmsgpack.pack({p}) {hex}"), "0".into()]);
+    }
+    // Circular references stop at 16 levels.
+    corpus.push(vec![
+        "eval".into(),
+        format!("local a = {{y = 5}} local c = {{x = a}} a.x = c local e = cmsgpack.pack(a) {hex}"),
+        "0".into(),
+    ]);
+    for s in [
+        "return {cmsgpack.unpack(cmsgpack.pack({1, 2, 3}, 'abc', -1000, {k = 'v'}))}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 0)}",
+        "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2, 1)}",
+        "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), 2)}",
+        "return cmsgpack.unpack('\\193')",
+        "return cmsgpack.unpack('\\146\\1')",
+        "return cmsgpack.pack()",
+        "return cmsgpack.unpack_one('\\1', -1)",
+        "return cmsgpack.unpack(cmsgpack.pack(1.5)) * 2",
+        "return struct.pack('>iBhc3s', 5, 7, -2, 'abc', 'zz')",
+        "return struct.pack('<I3i8d f', 70000, -5, 0.25, 1.5)",
+        "return {struct.unpack('>iBh', struct.pack('>iBh', 5, 7, -2))}",
+        "return {struct.unpack('!4 b i', struct.pack('!4 b i', 1, 2))}",
+        "return {struct.unpack('Bc0', '\\3abcd')}",
+        "return {struct.unpack('s', 'ab\\0cd')}",
+        "return struct.size('!8 b d i')",
+        "return struct.size('s')",
+        "return struct.pack('q', 1)",
+        "return struct.pack('i', 'x')",
+        "return struct.pack('c5', 'ab')",
+        "return {struct.unpack('i', 'ab')}",
+        "return {struct.unpack('i', 'abcd', 0)}",
+        "cmsgpack.pack = nil",
+        "struct.pack = nil",
+    ] {
+        corpus.push(vec!["eval".into(), s.into(), "0".into()]);
+    }
+    let refs: Vec<Vec<&str>> = corpus.iter().map(|c| c.iter().map(|s| s.as_str()).collect()).collect();
+    let cmds: Vec<&[&str]> = refs.iter().map(|c| c.as_slice()).collect();
+    assert_same(&mut a, &mut b, &cmds);
+}
+
+/// Conversions of every RESP3 type a command can return (DEBUG PROTOCOL), for every
+/// combination of script and client protocol, compared with redis-server.
+#[test]
+fn resp3_conversions_match_redis() {
+    let (s, r) = (
+        Server::slotcore(&["--save", "", "--enable-debug-command", "yes"]),
+        Server::redis(&["--enable-debug-command", "yes"]),
+    );
+    let (mut a, mut b) = (s.raw(), r.raw());
+    assert_same(&mut a, &mut b, &[&["debug", "set-disable-deny-scripts", "1"]]);
+    for client in ["2", "3"] {
+        assert_same(&mut a, &mut b, &[&["hello", client, "setname", "x"]]);
+        for lua in ["2", "3"] {
+            for t in [
+                "string", "integer", "double", "bignum", "null", "array", "set", "map", "true", "false", "verbatim",
+                "attrib",
+            ] {
+                let script = format!("redis.setresp({lua}); return redis.call('debug', 'protocol', '{t}')");
+                assert_same(&mut a, &mut b, &[&["eval", &script, "0"]]);
+            }
+            let script = format!("redis.setresp({lua}); return {{big_number='123\\r\\n123'}}");
+            assert_same(&mut a, &mut b, &[&["eval", &script, "0"]]);
+        }
+    }
+}
+
+/// Two slotcore cluster nodes (slots split in half): the EVALSHA-then-EVAL-on-NOSCRIPT
+/// pattern of ioredis / redis-py works through a cluster client (`redis-cli -c` follows the
+/// MOVED redirect; each node has its own script cache, as in Redis).
+#[test]
+fn evalsha_fallback_through_cluster_client() {
+    let (pa, pb) = (common::free_port(), common::free_port());
+    let dir = std::env::temp_dir().join(format!("slotcore-lua-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut nodes = Vec::new();
+    for (i, port) in [pa, pb].into_iter().enumerate() {
+        let d = dir.join(i.to_string());
+        std::fs::create_dir_all(&d).expect("dir");
+        let (me_a, me_b) = if i == 0 { ("myself,", "") } else { ("", "myself,") };
+        let conf = format!(
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 127.0.0.1:{pa}@{} {me_a}master - 0 0 1 connected 0-8191\n\
+             bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb 127.0.0.1:{pb}@{} {me_b}master - 0 0 2 connected 8192-16383\n\
+             vars currentEpoch 2 lastVoteEpoch 0\n",
+            pa + 10000,
+            pb + 10000
+        );
+        let path = d.join("nodes.conf");
+        std::fs::write(&path, conf).expect("nodes.conf");
+        let path = path.to_string_lossy().into_owned();
+        nodes.push(Server::slotcore_on(
+            port,
+            &["--save", "", "--cluster-enabled", "yes", "--cluster-config-file", &path],
+        ));
+    }
+    let start = Instant::now();
+    for n in &nodes {
+        while !n.cli(&["cluster", "info"]).contains("cluster_state:ok") {
+            assert!(start.elapsed() < WAIT, "cluster never became ok");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let script = "return redis.call('incr', KEYS[1])";
+    let sha = nodes[0].cli(&["script", "load", script]).trim().to_string();
+    let a = pa.to_string();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["-c", "-p", &a];
+        all.extend_from_slice(args);
+        let out = std::process::Command::new("redis-cli").args(&all).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // "a" hashes to 15495 (node B), "b" to 3300 (node A).
+    assert_eq!(cli(&["evalsha", &sha, "1", "b"]), "1");
+    assert!(cli(&["evalsha", &sha, "1", "a"]).contains("NOSCRIPT"));
+    assert_eq!(cli(&["eval", script, "1", "a"]), "1");
+    assert_eq!(cli(&["evalsha", &sha, "1", "a"]), "2");
+    // Keys of two slots in one script: CROSSSLOT, as Redis.
+    assert!(cli(&["eval", "return 1", "2", "a", "b"]).contains("CROSSSLOT"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

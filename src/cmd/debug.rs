@@ -179,6 +179,13 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         crate::storage::set_active_expire(on);
         return reply(Reply::Ok);
     }
+    if eq_ic(sub, "set-disable-deny-scripts") && args.len() == 3 {
+        crate::script::set_deny_disabled(parse_i64(&args[2]).unwrap_or(0) != 0);
+        return reply(Reply::Ok);
+    }
+    if eq_ic(sub, "protocol") && args.len() == 3 {
+        return reply(crate::script::debug_protocol(&args[2], ctx.client.resp3));
+    }
     if eq_ic(sub, "digest") && args.len() == 2 {
         return debug_digest();
     }

@@ -46,8 +46,8 @@ fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     if f.flags & sflags::NO_CLUSTER != 0 && ctx.shard.node.cluster.is_some() {
         return reply(Reply::err("ERR Can not run script on cluster, 'no-cluster' flag is set."));
     }
-    if ro && f.flags & sflags::NO_WRITES == 0 {
-        return reply(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
+    if let Some(e) = script::refuse_run(f.flags, ro, ctx.client.master) {
+        return reply(e);
     }
     let keys = idx.iter().map(|&i| args[i].clone()).collect();
     let argv = args[3 + idx.len()..].to_vec();
@@ -170,10 +170,16 @@ fn delete(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     reply(Reply::Ok)
 }
 
+/// Redis's reply to a subcommand called with too many arguments.
+fn syntax(sub: &str) -> Plan {
+    reply(Reply::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try FUNCTION HELP.")))
+}
+
 fn flush(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    if args.len() > 3
-        || args.get(2).is_some_and(|m| !m.eq_ignore_ascii_case(b"sync") && !m.eq_ignore_ascii_case(b"async"))
-    {
+    if args.len() > 3 {
+        return syntax("flush");
+    }
+    if args.get(2).is_some_and(|m| !m.eq_ignore_ascii_case(b"sync") && !m.eq_ignore_ascii_case(b"async")) {
         return reply(Reply::err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"));
     }
     functions::flush();
@@ -212,6 +218,9 @@ fn dump(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
 }
 
 fn restore(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    if args.len() > 4 {
+        return syntax("restore");
+    }
     let policy = match args.get(3) {
         None => "append",
         Some(p) if p.eq_ignore_ascii_case(b"append") => "append",

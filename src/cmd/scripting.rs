@@ -79,9 +79,9 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
         if flags & sflags::NO_CLUSTER != 0 && cluster {
             return reply(Reply::err("ERR Can not run script on cluster, 'no-cluster' flag is set."));
         }
-        if ro && flags & sflags::NO_WRITES == 0 {
-            return reply(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
-        }
+    }
+    if let Some(e) = script::refuse_run(flags, ro, ctx.client.master) {
+        return reply(e);
     }
     let keys = idx.iter().map(|&i| args[i].clone()).collect();
     let argv = args[3 + idx.len()..].to_vec();

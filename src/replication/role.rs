@@ -71,6 +71,16 @@ pub fn set_stale(on: bool) {
     set(STALE, on);
 }
 
+/// True while the link is down with `replica-serve-stale-data no` (scripts check it).
+pub fn stale() -> bool {
+    has(STALE)
+}
+
+/// True on a replica with `replica-read-only yes` (scripts check it).
+pub fn read_only_replica() -> bool {
+    has(REPLICA) && has(READ_ONLY)
+}
+
 /// On while the shards must not record their executions (a replica applying its master's
 /// stream forwards that stream instead).
 pub fn set_no_record(on: bool) {

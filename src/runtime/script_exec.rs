@@ -133,7 +133,8 @@ impl Common {
         Common {
             view,
             slot,
-            allow_cross_slot: flags & script::sflags::ALLOW_CROSS_SLOT != 0,
+            // Scripts without a shebang keep Redis 6's freedom to touch several local slots.
+            allow_cross_slot: flags & (script::sflags::ALLOW_CROSS_SLOT | script::sflags::EVAL_COMPAT) != 0,
             client,
             clock: std::time::Instant::now(),
             restart: None,
@@ -155,7 +156,7 @@ impl Common {
         if !spec.arity_ok(args.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
-        if spec.has(cmd::flags::NOSCRIPT) {
+        if spec.has(cmd::flags::NOSCRIPT) && !script::deny_disabled() {
             return Err("This Redis command is not allowed from script".into());
         }
         crate::acl::check_script(&self.client, spec, fullname, args)?;
@@ -200,6 +201,11 @@ impl Common {
         *db = self.client.db;
         match plan {
             Plan::Reply(r) => r,
+            // DEBUG SLEEP: the whole script waits, as Redis's single thread does.
+            Plan::Sleep(d, r) => {
+                std::thread::sleep(d);
+                r
+            }
             _ => Reply::err("ERR This Redis command is not allowed from script"),
         }
     }
@@ -211,7 +217,8 @@ struct DirectHost<'a> {
 }
 
 impl Host for DirectHost<'_> {
-    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
+        self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
         }
@@ -234,10 +241,13 @@ impl Host for DirectHost<'_> {
             return Err(RESTARTING.into());
         }
         let mut st = self.shard.state.borrow_mut();
+        let recording = st.changes.recording();
+        st.changes.set_recording(recording && replicate);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(&mut st, spec, fullname, args, None, *db, &mut self.c.clock),
             _ => self.c.node(&mut st, spec, db, args),
         };
+        st.changes.set_recording(recording);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }
@@ -253,7 +263,8 @@ struct CopyHost<'a> {
 }
 
 impl Host for CopyHost<'_> {
-    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String> {
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
+        self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
         }
@@ -270,10 +281,13 @@ impl Host for CopyHost<'_> {
             return Err(RESTARTING.into());
         }
         let _ = self.shard;
+        let recording = self.st.changes.recording();
+        self.st.changes.set_recording(recording && replicate);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(self.st, spec, fullname, args, None, *db, &mut self.c.clock),
             _ => self.c.node(self.st, spec, db, args),
         };
+        self.st.changes.set_recording(recording);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }

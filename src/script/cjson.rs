@@ -3,8 +3,42 @@
 //! `rshift`/`arshift`/`rol`/`ror`/`bswap`/`tobit`/`tohex`).
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use std::cell::Cell;
 
 const MAX_DEPTH: usize = 1000;
+
+thread_local! {
+    /// `cjson.encode_max_depth`, `cjson.decode_max_depth`, `cjson.encode_invalid_numbers`.
+    static ENC_DEPTH: Cell<usize> = const { Cell::new(MAX_DEPTH) };
+    static DEC_DEPTH: Cell<usize> = const { Cell::new(MAX_DEPTH) };
+    static ENC_INVALID: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A `cjson.*_max_depth` setter: sets the depth when given one (1..2^31), returns it.
+fn depth_setting(
+    cell: &'static std::thread::LocalKey<Cell<usize>>,
+) -> impl Fn(&Lua, MultiValue) -> mlua::Result<usize> {
+    move |_, args: MultiValue| {
+        match args.front() {
+            None | Some(Value::Nil) => {}
+            Some(v) => {
+                let n = match v {
+                    Value::Integer(i) => *i as f64,
+                    Value::Number(n) => *n,
+                    Value::String(s) => s.to_str().ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0),
+                    _ => 0.0,
+                };
+                if !(1.0..=i32::MAX as f64).contains(&n) {
+                    return Err(mlua::Error::runtime(
+                        "bad argument #1 to '?' (expected integer between 1 and 2147483647)",
+                    ));
+                }
+                cell.with(|c| c.set(n as usize));
+            }
+        }
+        Ok(cell.with(|c| c.get()))
+    }
+}
 
 /// `cjson.null`.
 fn null() -> Value {
@@ -38,10 +72,21 @@ pub fn cjson_table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set("null", null())?;
     t.set("encode_keep_buffer", lua.create_function(|_, _: MultiValue| Ok(true))?)?;
-    t.set("encode_max_depth", lua.create_function(|_, _: MultiValue| Ok(MAX_DEPTH))?)?;
-    t.set("decode_max_depth", lua.create_function(|_, _: MultiValue| Ok(MAX_DEPTH))?)?;
+    t.set("encode_max_depth", lua.create_function(depth_setting(&ENC_DEPTH))?)?;
+    t.set("decode_max_depth", lua.create_function(depth_setting(&DEC_DEPTH))?)?;
     t.set("encode_number_precision", lua.create_function(|_, _: MultiValue| Ok(14))?)?;
-    t.set("encode_invalid_numbers", lua.create_function(|_, _: MultiValue| Ok(false))?)?;
+    t.set(
+        "encode_invalid_numbers",
+        lua.create_function(|_, v: Option<Value>| {
+            match v {
+                Some(Value::Boolean(b)) => ENC_INVALID.with(|c| c.set(b)),
+                Some(Value::String(s)) if &*s.as_bytes() == b"on" => ENC_INVALID.with(|c| c.set(true)),
+                Some(Value::String(s)) if &*s.as_bytes() == b"off" => ENC_INVALID.with(|c| c.set(false)),
+                _ => {}
+            }
+            Ok(ENC_INVALID.with(|c| c.get()))
+        })?,
+    )?;
     t.set("decode_invalid_numbers", lua.create_function(|_, _: MultiValue| Ok(true))?)?;
     t.set("encode_sparse_array", lua.create_function(|_, _: MultiValue| Ok((false, 2, 10)))?)?;
     Ok(t)
@@ -67,6 +112,17 @@ fn encode_str(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn encode_num(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
+    if (n.is_nan() || n.is_infinite()) && ENC_INVALID.with(|c| c.get()) {
+        let t: &[u8] = if n.is_nan() {
+            b"nan"
+        } else if n > 0.0 {
+            b"inf"
+        } else {
+            b"-inf"
+        };
+        out.extend_from_slice(t);
+        return Ok(());
+    }
     if n.is_nan() || n.is_infinite() {
         return Err("Cannot serialise number: must not be NaN or Inf".into());
     }
@@ -83,7 +139,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
         Value::Number(n) => encode_num(*n, out)?,
         Value::String(s) => encode_str(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth + 1 > MAX_DEPTH {
+            if depth + 1 > ENC_DEPTH.with(|c| c.get()) {
                 return Err(format!("Cannot serialise, excessive nesting ({})", depth + 2));
             }
             // Array when every key is a positive integer (lua-cjson's lua_array_length).
@@ -165,7 +221,7 @@ impl Parser<'_> {
         match c {
             b'{' | b'[' => {
                 self.depth += 1;
-                if self.depth > MAX_DEPTH {
+                if self.depth > DEC_DEPTH.with(|c| c.get()) {
                     return Err(mlua::Error::runtime(format!(
                         "Found too many nested data structures ({}) at character {}",
                         self.depth,

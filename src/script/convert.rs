@@ -58,6 +58,16 @@ fn error_text(text: &[u8]) -> Vec<u8> {
     out
 }
 
+thread_local! {
+    /// The protocol of the client a script replies to (big numbers keep their type in RESP3).
+    static CLIENT_RESP3: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets the protocol of the client the running script replies to.
+pub fn set_client_resp3(on: bool) {
+    CLIENT_RESP3.with(|c| c.set(on));
+}
+
 /// A command's reply as `redis.call` returns it.
 pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
     let mut buf = Vec::new();
@@ -90,6 +100,13 @@ fn parse(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
         s
     };
     Ok(match kind {
+        b'|' => {
+            // An attribute: not exposed to scripts, the reply follows it.
+            for _ in 0..num(l).max(0) * 2 {
+                parse(lua, buf, pos)?;
+            }
+            return parse(lua, buf, pos);
+        }
         b'+' => {
             let t = lua.create_table()?;
             t.raw_set("ok", lua.create_string(l)?)?;
@@ -218,7 +235,11 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
         return Reply::Double(d);
     }
     if let Ok(Value::String(s)) = t.raw_get::<Value>("big_number") {
-        return Reply::Bulk(Bytes::from(clean_line(&s.as_bytes())));
+        let n = clean_line(&s.as_bytes());
+        if CLIENT_RESP3.with(|c| c.get()) {
+            return Reply::Raw(Bytes::from(format!("({n}\r\n")));
+        }
+        return Reply::Bulk(Bytes::from(n));
     }
     if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
         if let (Ok(Value::String(f)), Ok(Value::String(s))) =
@@ -245,7 +266,7 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     let mut out = Vec::new();
     let mut i = 1;
     loop {
-        match t.get::<Value>(i) {
+        match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
             Ok(v) => out.push(lua_to_reply(&v, resp3, depth + 1)),
         }

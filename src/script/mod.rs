@@ -11,7 +11,7 @@
 //!   environment (the libraries Redis gives scripts, the globals protection) and the compiled
 //!   scripts by SHA1; the driver that runs a script as a coroutine, step by step.
 //! - `convert`: Redis reply <-> Lua value conversions (RESP2 and RESP3 rules).
-//! - `cjson`: the `cjson` and `bit` libraries.
+//! - `cjson`: the `cjson` and `bit` libraries; `cmsgpack`, `structlib`: `cmsgpack` and `struct`.
 //! - the node-wide script cache (SCRIPT LOAD / EVALSHA see the same scripts from every shard)
 //!   and the state of running scripts (busy, killed) that SCRIPT KILL and the BUSY check read.
 //!
@@ -21,8 +21,10 @@
 //! killed; a script that wrote cannot be killed.
 
 pub mod cjson;
+pub mod cmsgpack;
 pub mod convert;
 pub mod functions;
+pub mod structlib;
 pub mod vm;
 
 use crate::protocol::Reply;
@@ -262,12 +264,99 @@ pub fn apply_config(cfg: &crate::config::Config) {
     }
 }
 
+/// `DEBUG SET-DISABLE-DENY-SCRIPTS`: scripts may call commands flagged `noscript`.
+static DENY_DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Sets `DEBUG SET-DISABLE-DENY-SCRIPTS`.
+pub fn set_deny_disabled(on: bool) {
+    DENY_DISABLED.store(on, Ordering::Relaxed);
+}
+
+/// True when scripts may call `noscript` commands (a debugging switch).
+pub fn deny_disabled() -> bool {
+    DENY_DISABLED.load(Ordering::Relaxed)
+}
+
+/// `DEBUG PROTOCOL <type>`: one reply of each RESP type, for the caller's protocol (`resp3`).
+pub fn debug_protocol(name: &[u8], resp3: bool) -> Reply {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    const BIG: &str = "1234567999999999999999999999999999999";
+    if is("string") {
+        Reply::Bulk(Bytes::from_static(b"Hello World"))
+    } else if is("integer") {
+        Reply::Int(12345)
+    } else if is("double") {
+        Reply::HumanDouble(Bytes::from_static(b"3.141"))
+    } else if is("bignum") {
+        if resp3 {
+            Reply::Raw(Bytes::from(format!("({BIG}\r\n")))
+        } else {
+            Reply::Bulk(Bytes::from_static(BIG.as_bytes()))
+        }
+    } else if is("null") {
+        Reply::Nil
+    } else if is("array") {
+        Reply::Array((0..3).map(Reply::Int).collect())
+    } else if is("set") {
+        Reply::Set((0..3).map(Reply::Int).collect())
+    } else if is("map") {
+        Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect())
+    } else if is("attrib") {
+        let real = "$39\r\nSome real reply following the attribute\r\n";
+        if resp3 {
+            Reply::Raw(Bytes::from(format!("|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n{real}")))
+        } else {
+            Reply::Raw(Bytes::from(real))
+        }
+    } else if is("push") {
+        if !resp3 {
+            return Reply::err("ERR RESP2 is not supported by this command");
+        }
+        Reply::Raw(Bytes::from_static(
+            b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n$40\r\nSome real reply following the push reply\r\n",
+        ))
+    } else if is("true") {
+        Reply::Bool(true)
+    } else if is("false") {
+        Reply::Bool(false)
+    } else if is("verbatim") {
+        Reply::Verbatim(Bytes::from_static(b"This is a verbatim\nstring"))
+    } else {
+        Reply::err("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false")
+    }
+}
+
+/// The refusal of a script run before it starts (Redis's `scriptPrepareForRun`): stale
+/// replica, read-only replica, a write script through `*_RO`. `master`: the caller is our
+/// master's link.
+pub fn refuse_run(flags: u32, ro: bool, master: bool) -> Option<Reply> {
+    use crate::replication::role;
+    let stale = role::stale() && !master;
+    if flags & sflags::EVAL_COMPAT != 0 {
+        return stale.then(|| Reply::err(role::MASTERDOWN_ERR));
+    }
+    if stale && flags & sflags::ALLOW_STALE == 0 {
+        return Some(Reply::err("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script."));
+    }
+    if flags & sflags::NO_WRITES == 0 {
+        if role::read_only_replica() && !master {
+            return Some(Reply::err("READONLY Can not run script with write flag on readonly replica"));
+        }
+        if ro {
+            return Some(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
+        }
+    }
+    None
+}
+
 /// What a script run can reach: its commands execute through this (a shard's state under
 /// the script's hold, or a scratch copy of the keys of several shards).
 pub trait Host {
     /// Runs one command for `redis.call`/`redis.pcall` in database `db`; the reply, or an
     /// error text to raise as it is (Redis's "-CODE msg" or "msg" forms).
-    fn call(&mut self, db: &mut usize, args: &[Bytes]) -> Result<Reply, String>;
+    /// `resp3`: the protocol the script set with `redis.setresp`; `replicate`: the command's
+    /// effects go to replicas (`redis.set_repl` includes `REPL_REPLICA`).
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String>;
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ local error, type, select, unpack, tostring, setmetatable, rawget, rawset =
       error, type, select, unpack, tostring, setmetatable, rawget, rawset
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local getinfo = debug.getinfo
-local rcall, sethook = rust.call, rust.sethook
+local sethook, killed = rust.sethook, rust.killed
 
 local function pack(...) return {n = select('#', ...), ...} end
 
@@ -52,6 +52,8 @@ local function protected(f, handler, ...)
   local r = pack(co_resume(co, ...))
   while true do
     if not r[1] then
+      -- A killed script cannot catch its own kill.
+      if killed() then error(r[2], 0) end
       if handler then return false, handler(r[2]) end
       return false, r[2]
     end
@@ -64,10 +66,7 @@ xpcall = function(f, handler) return protected(f, handler) end
 
 redis = {}
 redis.call = rust.raising_call
-redis.pcall = function(...)
-  local v = rcall(false, ...)
-  return v
-end
+redis.pcall = rust.protected_call
 redis.sha1hex = rust.sha1hex
 redis.error_reply = function(...)
   local msg = ...
@@ -98,7 +97,7 @@ local loading = nil
 local function regerr(msg) error({err = 'ERR ' .. msg}, 0) end
 local known_flags = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
                      ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
-redis.register_function = function(...)
+local register_function = function(...)
   if not loading then regerr('redis.register_function can only be called on FUNCTION LOAD command') end
   local n = select('#', ...)
   local name, cb, flags, desc
@@ -145,7 +144,9 @@ local c_pcall = rust.c_pcall
 -- Runs a library's code, returning the functions it registered, or nil and the error.
 local function loadlib(f)
   loading = {}
+  rust.loadhook(true)
   local ok, e = c_pcall(f)
+  rust.loadhook(false)
   local r = loading
   loading = nil
   if not ok then return nil, e end
@@ -153,6 +154,8 @@ local function loadlib(f)
 end
 cjson = rust.cjson
 bit = rust.bit
+cmsgpack = rust.cmsgpack
+struct = rust.struct
 
 math.random = rust.random
 math.randomseed = rust.randomseed
@@ -188,6 +191,12 @@ local function step(co, ...)
 end
 
 dofile, loadfile, print, debug = nil, nil, nil, nil
+-- Only source text may be loaded (precompiled chunks can crash the interpreter).
+local orig_loadstring = loadstring
+loadstring = function(s, ...)
+  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary chunks are not allowed' end
+  return orig_loadstring(s, ...)
+end
 local G = _G
 -- Read-only views: scripts see the globals and the libraries through proxies that refuse
 -- writes (Redis 7.0 makes these tables read-only).
@@ -195,7 +204,12 @@ local readonly = setmetatable({}, {__mode = 'k'})
 local orig_setmetatable, orig_rawset = setmetatable, rawset
 local function deny() error('Attempt to modify a readonly table', 2) end
 local function ro(t, index)
-  local p = orig_setmetatable({}, {__index = index or t, __newindex = deny, __metatable = false})
+  local mt = {__index = index or t, __newindex = deny}
+  -- getmetatable() shows a read-only view of the metatable itself.
+  local mtview = orig_setmetatable({}, {__index = mt, __newindex = deny, __metatable = false})
+  readonly[mtview] = true
+  mt.__metatable = mtview
+  local p = orig_setmetatable({}, mt)
   readonly[p] = true
   return p
 end
@@ -210,6 +224,8 @@ end
 redis = ro(redis)
 cjson = ro(cjson)
 bit = ro(bit)
+cmsgpack = ro(cmsgpack)
+struct = ro(struct)
 local ENV = ro(G, function(_, k)
   local v = rawget(G, k)
   if v == nil then
@@ -218,7 +234,31 @@ local ENV = ro(G, function(_, k)
   return v
 end)
 orig_rawset(G, '_G', ENV)
-return start, step, loadlib, ENV
+-- What library code sees while FUNCTION LOAD runs it: only redis.register_function,
+-- redis.log and the constants; its functions see the whole environment when called.
+local function strict(t)
+  return ro(t, function(_, k)
+    local v = rawget(t, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end)
+end
+local LIBAPI = {redis = strict({
+  register_function = register_function, log = redis.log,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM, REDIS_VERSION = redis.REDIS_VERSION})}
+local FENV = orig_setmetatable({}, {__index = function(_, k)
+  local v
+  if loading then v = LIBAPI[k] else v = rawget(G, k) end
+  if v == nil then
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end
+  return v
+end, __newindex = deny, __metatable = false})
+readonly[FENV] = true
+return start, step, loadlib, ENV, FENV
 "#;
 
 /// A shard's interpreter.
@@ -227,8 +267,10 @@ struct Vm {
     start: Function,
     step: Function,
     loadlib: Function,
-    /// The read-only environment scripts and libraries run in.
+    /// The read-only environment scripts run in.
     env: Table,
+    /// The environment of function libraries (restricted while FUNCTION LOAD runs them).
+    fenv: Table,
     /// Registered functions (name -> callback), for function registry generation `fgen`.
     funcs: HashMap<String, Function>,
     fgen: u64,
@@ -243,11 +285,16 @@ thread_local! {
     static HOST: Cell<Option<*mut dyn Host>> = const { Cell::new(None) };
     /// The state of the script being run on this thread.
     static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+    /// `math.random`'s state, seeded randomly per thread.
+    static RNG: Cell<u64> = Cell::new(fastrand::u64(..));
 }
 
 /// The per-run state the Lua callbacks read.
 struct RunCtx {
     resp3: bool,
+    /// `redis.set_repl` flags (REPL_AOF 1 | REPL_REPLICA 2); one change stream serves both,
+    /// so a command is recorded when REPL_REPLICA is set.
+    repl: i64,
     db: usize,
     ro: bool,
     flags: u32,
@@ -256,7 +303,6 @@ struct RunCtx {
     last_yield: Instant,
     /// The hook asked for a yield at its last call.
     wants_yield: bool,
-    rng: u64,
     /// Name in error messages (the SHA1 for EVAL).
     name: String,
 }
@@ -277,6 +323,8 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set("call", call)?;
     // SAFETY: `raising_call` follows the Lua C API protocol (see its doc).
     rust.set("raising_call", unsafe { lua.create_c_function(raising_call)? })?;
+    // SAFETY: as `raising_call`.
+    rust.set("protected_call", unsafe { lua.create_c_function(protected_call)? })?;
     rust.set(
         "sethook",
         lua.create_function(|_, co: Thread| {
@@ -301,6 +349,12 @@ fn new_vm() -> mlua::Result<Vm> {
     )?;
     rust.set("errtable", lua.create_function(|lua, msg: mlua::String| convert::error_table(lua, &msg.as_bytes()))?)?;
     rust.set("log", lua.create_function(redis_log)?)?;
+    rust.set(
+        "killed",
+        lua.create_function(|_, ()| Ok(ctx(|c| c.run.killed.load(Ordering::Acquire)).unwrap_or(false)))?,
+    )?;
+    // SAFETY: `set_load_hook` follows the Lua C API protocol (see its doc).
+    rust.set("loadhook", unsafe { lua.create_c_function(set_load_hook)? })?;
     rust.set(
         "setresp",
         lua.create_function(|_, args: MultiValue| {
@@ -335,6 +389,7 @@ fn new_vm() -> mlua::Result<Vm> {
                     "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
                 ));
             }
+            ctx(|c| c.repl = v);
             Ok(())
         })?,
     )?;
@@ -342,13 +397,15 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set(
         "randomseed",
         lua.create_function(|_, seed: Option<f64>| {
-            ctx(|c| c.rng = seed.unwrap_or(0.0) as i64 as u64);
+            RNG.with(|r| r.set(seed.unwrap_or(0.0) as i64 as u64));
             Ok(())
         })?,
     )?;
     rust.set("cjson", super::cjson::cjson_table(&lua)?)?;
     rust.set("bit", super::cjson::bit_table(&lua)?)?;
-    let (start, step, loadlib, env): (Function, Function, Function, Table) =
+    rust.set("cmsgpack", super::cmsgpack::table(&lua)?)?;
+    rust.set("struct", super::structlib::table(&lua)?)?;
+    let (start, step, loadlib, env, fenv): (Function, Function, Function, Table, Table) =
         lua.load(SETUP).set_name("=redis").call(rust)?;
     Ok(Vm {
         lua,
@@ -356,6 +413,7 @@ fn new_vm() -> mlua::Result<Vm> {
         step,
         loadlib,
         env,
+        fenv,
         funcs: HashMap::new(),
         fgen: u64::MAX,
         scripts: HashMap::new(),
@@ -478,6 +536,7 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
     CTX.with(|c| {
         *c.borrow_mut() = Some(RunCtx {
             resp3: false,
+            repl: 3,
             db: spec.db,
             ro: spec.ro,
             flags: spec.flags,
@@ -485,7 +544,6 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
             started: now,
             last_yield: now,
             wants_yield: false,
-            rng: 0,
             name: spec.sha.clone(),
         })
     });
@@ -495,7 +553,7 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
 /// Runs the script until it yields or ends, its commands going through `host`.
 /// `resp3_client`: the caller's protocol (for the reply of the script).
 pub fn step(r: &mut Running, host: &mut dyn Host, resp3_client: bool) -> Step {
-    let _ = resp3_client;
+    convert::set_client_resp3(resp3_client);
     // SAFETY: the pointer is only dereferenced by `redis_call` while this function runs
     // (it is cleared before returning), and `host` outlives this call.
     let host: *mut (dyn Host + '_) = host;
@@ -526,19 +584,59 @@ fn script_name() -> String {
 }
 
 /// `redis.call` as a C function (so a script's `return redis.call(...)` keeps its frame for
-/// error positions): calls the Rust `redis_call` with `raise = true` and raises the error
-/// table it returns for a failed command, as Redis's `luaRedisCallCommand`.
+/// error positions): raises the error table of a failed command, as Redis's
+/// `luaRedisCallCommand`.
 unsafe extern "C-unwind" fn raising_call(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: see `c_call`.
+    unsafe { c_call(l, true) }
+}
+
+/// `redis.pcall`: returns the error table of a failed command.
+unsafe extern "C-unwind" fn protected_call(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: see `c_call`.
+    unsafe { c_call(l, false) }
+}
+
+thread_local! {
+    /// The arguments of the `redis.call`/`pcall` being made (read off the Lua stack directly,
+    /// so a call with thousands of arguments needs no Lua stack beyond its own).
+    static CALL_ARGS: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads the call's arguments into `CALL_ARGS`, empties the stack and calls the Rust
+/// `redis_call` (from the registry) with (raise, arguments ok); raises its error table when
+/// it says so, else returns its value.
+unsafe fn c_call(l: *mut mlua::ffi::lua_State, raise: bool) -> std::ffi::c_int {
     use mlua::ffi;
     // SAFETY: standard stack manipulation on the calling thread; the registry holds the
-    // Rust function under this name since the interpreter was created.
+    // Rust function under this name since the interpreter was created. No Rust value that
+    // needs dropping is alive when `lua_error` unwinds.
     unsafe {
-        let nargs = ffi::lua_gettop(l);
+        let n = ffi::lua_gettop(l);
+        let ok = CALL_ARGS.with(|a| {
+            let mut a = a.borrow_mut();
+            a.clear();
+            for i in 1..=n {
+                match ffi::lua_type(l, i) {
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0usize;
+                        let p = ffi::lua_tolstring(l, i, &mut len);
+                        a.push(Bytes::copy_from_slice(std::slice::from_raw_parts(p as *const u8, len)));
+                    }
+                    ffi::LUA_TNUMBER => {
+                        let v = ffi::lua_tonumber(l, i);
+                        a.push(Bytes::from(crate::protocol::reply::format_g(v, 17)));
+                    }
+                    _ => return false,
+                }
+            }
+            true
+        });
+        ffi::lua_settop(l, 0);
         ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"__redis_rcall".as_ptr());
-        ffi::lua_insert(l, 1);
-        ffi::lua_pushboolean(l, 1);
-        ffi::lua_insert(l, 2);
-        ffi::lua_call(l, nargs + 1, 2);
+        ffi::lua_pushboolean(l, raise as std::ffi::c_int);
+        ffi::lua_pushboolean(l, ok as std::ffi::c_int);
+        ffi::lua_call(l, 2, 2);
         let failed = ffi::lua_toboolean(l, -1) != 0;
         ffi::lua_settop(l, -2);
         if failed {
@@ -567,24 +665,21 @@ pub fn timed_out() -> bool {
     ctx(|c| c.run.timed_out.load(Ordering::Relaxed)).unwrap_or(false)
 }
 
-/// `redis.call` / `redis.pcall`: (raise, cmd, args...) -> (value, failed).
-fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    let mut it = args.into_iter();
-    let raise = matches!(it.next(), Some(Value::Boolean(true)));
+/// `redis.call` / `redis.pcall`: (raise, arguments ok) -> (value, failed); the command is in
+/// `CALL_ARGS`.
+fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool)> {
     let fail = |lua: &Lua, text: &str| -> mlua::Result<(Value, bool)> {
         Ok((Value::Table(convert::error_table(lua, text.as_bytes())?), raise))
     };
-    let mut argv = Vec::with_capacity(it.len());
-    for v in it {
-        match v {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
-            Value::Number(n) => argv.push(Bytes::from(convert::fmt_number(n))),
-            _ => return fail(lua, "Lua redis lib command arguments must be strings or integers"),
-        }
+    if !ok {
+        return fail(lua, "Lua redis lib command arguments must be strings or integers");
     }
+    let argv = CALL_ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
     if argv.is_empty() {
         return fail(lua, "Please specify at least one argument for this redis lib call");
+    }
+    if let Some(e) = blocking_refusal(&argv) {
+        return fail(lua, &e);
     }
     let Some(host) = HOST.with(|h| h.get()) else {
         return fail(lua, "redis.call/pcall can only be called inside a script invocation");
@@ -598,21 +693,37 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
         let (ro, flags_, run) = ctx(|c| (c.ro, c.flags, c.run.clone())).unwrap_or((false, 0, Default::default()));
         let _ = flags_;
         let writes = spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE);
-        if spec.has(flags::NOSCRIPT) && spec.arity_ok(argv.len()) {
+        if spec.has(flags::NOSCRIPT) && spec.arity_ok(argv.len()) && !super::deny_disabled() {
             return fail(lua, "This Redis command is not allowed from script");
         }
         if ro && writes && spec.arity_ok(argv.len()) {
             return fail(lua, "Write commands are not allowed from read-only scripts.");
         }
+        if !run.from_master && spec.arity_ok(argv.len()) {
+            use crate::replication::role;
+            if role::stale() && !spec.has(flags::STALE) {
+                return fail(lua, "Can not execute the command on a stale replica");
+            }
+            if role::read_only_replica() && spec.has(flags::WRITE) && !run.wrote.load(Ordering::Acquire) {
+                return fail(lua, "-READONLY You can't write against a read only replica.");
+            }
+        }
         if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) {
             run.wrote.store(true, Ordering::Release);
         }
     }
+    // A script busy in commands (few Lua instructions between them) is timed out here too.
+    ctx(|c| {
+        if c.started.elapsed() >= Duration::from_millis(super::busy_threshold_ms()) {
+            super::run_timed_out(&c.run);
+        }
+    });
     // SAFETY: set by `step` for the duration of the resume that is calling us.
     let host = unsafe { &mut *host };
-    let result = host.call(&mut db, &argv);
-    ctx(|c| c.db = db);
     let resp3 = ctx(|c| c.resp3).unwrap_or(false);
+    let replicate = ctx(|c| c.repl & 2 != 0).unwrap_or(true);
+    let result = host.call(&mut db, &argv, resp3, replicate);
+    ctx(|c| c.db = db);
     match result {
         Ok(reply) => {
             let failed = reply.is_error() && raise;
@@ -620,6 +731,17 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
         }
         Err(text) => fail(lua, &text),
     }
+}
+
+/// XREAD/XREADGROUP with BLOCK cannot run from a script.
+fn blocking_refusal(argv: &[Bytes]) -> Option<String> {
+    let name = &argv[0];
+    if !(name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup")) {
+        return None;
+    }
+    let block =
+        argv[1..].iter().take_while(|a| !a.eq_ignore_ascii_case(b"streams")).any(|a| a.eq_ignore_ascii_case(b"block"));
+    block.then(|| format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(name)))
 }
 
 /// `redis.log(level, ...)`.
@@ -661,16 +783,17 @@ fn redis_log(_: &Lua, args: MultiValue) -> mlua::Result<()> {
 /// `math.random` with Redis's semantics (a PRNG reseeded for every script, so EVAL scripts
 /// are deterministic unless they seed it).
 fn redis_random(_: &Lua, args: MultiValue) -> mlua::Result<f64> {
-    let r = ctx(|c| {
+    // Not reset between scripts (Redis 7.0 replicates effects, so scripts need not be
+    // deterministic): seeded once per interpreter, `math.randomseed` reseeds it.
+    let r = RNG.with(|c| {
         // xorshift64*
-        let mut x = c.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = c.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        c.rng = x;
+        c.set(x);
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    })
-    .unwrap_or(0.5);
+    });
     let num = |v: Option<&Value>| match v {
         Some(Value::Integer(i)) => Some(*i as f64),
         Some(Value::Number(n)) => Some(*n),
@@ -721,7 +844,9 @@ struct StateHead {
     base_ccalls: u16,
 }
 
-const HOOK_EVERY: std::ffi::c_int = 100_000;
+/// Instructions between two runs of the count hook: finer than Redis's 100000, since a busy
+/// script here must also give its shard's other clients a turn soon after the threshold.
+const HOOK_EVERY: std::ffi::c_int = 1_000;
 /// Once timed out, the script gives the event loop a turn this often.
 const YIELD_EVERY: Duration = Duration::from_millis(10);
 
@@ -776,6 +901,48 @@ unsafe extern "C-unwind" fn hook(l: *mut mlua::ffi::lua_State, _ar: *mut mlua::f
     }
 }
 
+/// FUNCTION LOAD's time limit for running a library's code.
+const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+thread_local! {
+    static LOAD_START: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// `rust.loadhook(on)`: installs (or removes) the FUNCTION LOAD timeout hook on the running
+/// thread; coroutines the library creates inherit it.
+unsafe extern "C-unwind" fn set_load_hook(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: `l` is the calling thread; reading argument 1 and setting its hook.
+    unsafe {
+        if mlua::ffi::lua_toboolean(l, 1) != 0 {
+            LOAD_START.with(|s| s.set(Some(Instant::now())));
+            mlua::ffi::lua_sethook(l, Some(load_hook), mlua::ffi::LUA_MASKCOUNT, HOOK_EVERY);
+        } else {
+            LOAD_START.with(|s| s.set(None));
+            mlua::ffi::lua_sethook(l, None, 0, 0);
+        }
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn load_hook(l: *mut mlua::ffi::lua_State, ar: *mut mlua::ffi::lua_Debug) {
+    let late = LOAD_START.with(|s| s.get()).is_some_and(|t| t.elapsed() > LOAD_TIMEOUT);
+    // SAFETY: `ar` is the hook's activation record; "S" fills its source.
+    let ours = unsafe {
+        mlua::ffi::lua_getinfo(l, c"S".as_ptr(), ar);
+        let src = (*ar).source;
+        !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == b"=redis"
+    };
+    if late && !ours {
+        // SAFETY: raising from a hook stops the library's code, as Redis does; the hook now
+        // fires at every line so a `pcall` cannot swallow the timeout for long.
+        unsafe {
+            mlua::ffi::lua_sethook(l, Some(load_hook), mlua::ffi::LUA_MASKLINE, 0);
+            mlua::ffi::lua_pushstring(l, c"FUNCTION LOAD timeout".as_ptr());
+            mlua::ffi::lua_error(l);
+        }
+    }
+}
+
 // ---- functions -----------------------------------------------------------------------------
 
 /// A function a library registered: (name, callback, flags, description).
@@ -787,7 +954,7 @@ fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
         .lua
         .load(code)
         .set_name("@user_function")
-        .set_environment(vm.env.clone())
+        .set_environment(vm.fenv.clone())
         .into_function()
         .map_err(|e| format!("Error compiling function: {}", lua_error_text(&e)))?;
     let (list, err): (Value, Value) = vm.loadlib.call(f).map_err(|e| lua_error_text(&e))?;
