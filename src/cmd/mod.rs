@@ -56,6 +56,8 @@ pub mod stream_info;
 pub mod stream_read;
 pub mod string;
 pub mod table;
+pub mod tracking;
+pub mod tracking_reg;
 pub mod util;
 pub mod zset;
 pub mod zset_ops;
@@ -154,6 +156,9 @@ pub fn execute_keyed(
     // nothing (LTRIM of an existing list).
     let changed = shard.changes.dirty() > dirty_before || propagate::signals_unchanged(spec.name, &reply);
     blocked::after_write(ctx.shard, spec, args);
+    if changed {
+        tracking::written(ctx.shard, spec, args);
+    }
     if let (Some(keys), true) = (watched, changed) {
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);
     }
