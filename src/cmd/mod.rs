@@ -36,6 +36,7 @@ pub mod hll;
 pub mod info;
 pub mod list;
 pub mod long_double;
+pub mod memory;
 pub mod migrate;
 pub mod multi;
 pub mod notify;

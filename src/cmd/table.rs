@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 30] {
+pub fn families() -> [&'static [CommandSpec]; 31] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -42,6 +42,7 @@ pub fn families() -> [&'static [CommandSpec]; 30] {
         stream_info::COMMANDS,
         scripting::COMMANDS,
         function::COMMANDS,
+        super::memory::COMMANDS,
     ]
 }
 

@@ -85,9 +85,46 @@ pub fn remember_for(c: &mut ClientState, spec: &CommandSpec, fullname: &str) -> 
     remember
 }
 
+/// CLIENT TRACKING inside a script: its commands write as the caller (NOLOOP), and the first
+/// read-only command makes the caller remember the script's declared keys, as Redis does.
+#[derive(Debug, Default)]
+pub struct ScriptTracking {
+    /// The calling client's id.
+    pub caller: u64,
+    /// The declared keys, while still to be remembered.
+    keys: Option<Vec<Bytes>>,
+}
+
+impl ScriptTracking {
+    /// For a script `job` called by `c`.
+    pub fn for_caller(c: &mut ClientState, job: &super::scripting::ScriptJob) -> ScriptTracking {
+        let remember = c
+            .tracking
+            .as_deref()
+            .is_some_and(|t| t.on && !t.bcast && !((t.optin && !t.caching) || (t.optout && t.caching)));
+        ScriptTracking { caller: c.id, keys: (remember && !job.keys.is_empty()).then(|| job.keys.clone()) }
+    }
+
+    /// After a command of the script ran on `st`.
+    pub fn after(&mut self, st: &mut ShardState, spec: &CommandSpec) {
+        if !spec.has(flags::READONLY) {
+            return;
+        }
+        if let Some(keys) = self.keys.take() {
+            let mut args = vec![Bytes::new()];
+            args.extend(keys);
+            remember_keys(st, &args, 1..args.len(), self.caller);
+        }
+    }
+}
+
 /// After a read-only command of tracker `id` ran on this shard: remembers its keys.
 pub fn remember(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], id: u64) {
     let Ok(idx) = spec.key_indexes(args) else { return };
+    remember_keys(st, args, idx, id);
+}
+
+fn remember_keys(st: &mut ShardState, args: &[Bytes], idx: impl IntoIterator<Item = usize>, id: u64) {
     let dir = &st.node.tracking;
     for i in idx {
         let ids = match st.tracking.keys.get_mut(&args[i]) {

@@ -279,6 +279,12 @@ impl Conn {
                 clock = std::time::Instant::now();
             }
             let route = self.route(req);
+            // (Un)subscribe confirmations are pushed even under CLIENT REPLY OFF/SKIP, as Redis.
+            if let Route::Node { spec, .. } = &route {
+                if suppress[i] && spec.has(flags::PUBSUB) && spec.name.ends_with("subscribe") {
+                    suppress[i] = false;
+                }
+            }
             let route = match self.tx_filter(route) {
                 Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
                     // Earlier replies go out first: the client may wait a long time here.
