@@ -47,8 +47,8 @@ used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2+0}';
 
 now_ms() { date +%s%3N; }
 
-measure() { # NAME PORT -> "xadd readack bytes_per_entry geosearch"
-  local port=$1
+measure() { # NAME PORT -> "xadd read readack bytes_per_entry geosearch"
+  local port=$2
   redis-cli -p "$port" flushall >/dev/null
   local xadd
   xadd=$(rps "$port" "$N" xadd bench:s '*' field:0123456789 value:012345678)
