@@ -226,6 +226,7 @@ fn main() {
         cluster,
         blocked_clients: Default::default(),
         blocked_with_timeout: Default::default(),
+        tracking: Default::default(),
         pubsub: Default::default(),
         repl: Default::default(),
     });

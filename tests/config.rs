@@ -139,3 +139,21 @@ fn config_set_refusals_and_long_ranges_match_redis() {
         ],
     );
 }
+
+/// A bare `save` line (what Redis's own test harness writes for `save ""`) is accepted, as
+/// redis-server 7.0 accepts it (it used to be a fatal config error here, so every suite unit
+/// starting a server with `save ""` stalled).
+#[test]
+fn bare_save_line_is_accepted_like_redis() {
+    let dir = std::env::temp_dir().join(format!("slotcore-baresave-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("redis.conf");
+    std::fs::write(&conf, "save \nhz 11\n").unwrap();
+    let out = slotcore().args([conf.to_str().unwrap(), "--port", "abc"]).output().expect("run");
+    // The file's lines pass; only the bad port on the command line is refused.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("port"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Invalid save parameters"));
+    let s = Server::slotcore(&[conf.to_str().unwrap()]);
+    assert_eq!(s.raw().cmd(&["CONFIG", "GET", "hz"]), "*2\r\n$2\r\nhz\r\n$2\r\n11\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -480,3 +480,27 @@ fn subscribers_have_no_idle_timeout_until_they_unsubscribe() {
     // An ordinary client again: closed once idle.
     assert!(c.read_to_end().is_empty());
 }
+
+/// Subscription confirmations (and messages) reach a client whose replies are off or skipped,
+/// in RESP2 and RESP3, as Redis pushes them regardless of CLIENT REPLY.
+#[test]
+fn confirmations_under_client_reply_off_match_redis() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    for resp in ["2", "3"] {
+        same_steps(
+            &mut s.raw(),
+            &mut o.raw(),
+            &[
+                (&["HELLO", resp], 1),
+                (&["CLIENT", "REPLY", "OFF"], 0),
+                (&["SUBSCRIBE", "channel"], 1),
+                (&["PSUBSCRIBE", "ch*"], 1),
+                (&["UNSUBSCRIBE", "channel"], 1),
+                (&["PUNSUBSCRIBE", "ch*"], 1),
+                (&["CLIENT", "REPLY", "SKIP"], 0),
+                (&["SSUBSCRIBE", "sch"], 1),
+            ],
+        );
+    }
+}

@@ -19,6 +19,10 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     spec("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_reply), "connection", "3.2.0", "Instruct the server whether to reply to commands"),
     spec("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_unblock), "connection", "5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
     spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_help), "connection", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("tracking", -3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_tracking), "connection", "6.0.0", "Enable or disable server assisted client side caching support"),
+    spec("caching", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_caching), "connection", "6.0.0", "Instruct the server about tracking or not keys in the next request"),
+    spec("getredir", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_getredir), "connection", "6.0.0", "Get tracking notifications redirection client ID if any"),
+    spec("trackinginfo", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_trackinginfo), "connection", "6.2.0", "Return information about server assisted client side caching for the current connection"),
 ];
 
 /// The connection family's table.
@@ -157,6 +161,7 @@ fn hello(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 }
 
 fn reset(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    super::tracking::reset(ctx);
     super::pubsub::drop_all(ctx.shard, ctx.client);
     let c = &mut *ctx.client;
     c.db = 0;
@@ -217,6 +222,12 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     }
     if c.multi.is_some() {
         flags.push('x');
+    }
+    if let Some(t) = c.tracking.as_deref().filter(|t| t.on) {
+        flags.push('t');
+        if t.bcast {
+            flags.push('B');
+        }
     }
     if c.no_evict {
         flags.push('e');

@@ -126,6 +126,8 @@ pub struct ClientState {
     pub user: Arc<crate::acl::User>,
     /// The ACL generation `user` was read at (see `crate::acl`).
     pub acl_gen: u64,
+    /// CLIENT TRACKING state (None until it tracks or receives invalidations).
+    pub tracking: Option<Box<super::tracking::ClientTracking>>,
 }
 
 /// What a blocked client waits in.
@@ -183,6 +185,7 @@ impl ClientState {
             master: false,
             acl_gen,
             user: crate::acl::default(),
+            tracking: None,
         }
     }
 }
@@ -218,6 +221,8 @@ pub struct ShardState {
     pub changes: crate::storage::changes::ChangeLog,
     /// Keyspace notifications queued by the current operation (see `cmd::notify`).
     pub notify: super::notify::Pending,
+    /// CLIENT TRACKING: who read this shard's keys (see `cmd::tracking`).
+    pub tracking: super::tracking_reg::Table,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -265,6 +270,7 @@ impl ShardState {
             pubsub: Default::default(),
             changes: Default::default(),
             notify: Default::default(),
+            tracking: Default::default(),
         }
     }
 
@@ -276,6 +282,7 @@ impl ShardState {
                 // Looked up by name only when something expired (the common call finds nothing).
                 let unlink = self.config.get("lazyfree-lazy-expire") == Some("yes");
                 let keys = self.ks.dbs[db].take_expired();
+                super::tracking::expired(self, &keys);
                 self.changes.record_expired(db, &keys, unlink);
                 if super::notify::flags() & super::notify::EXPIRED != 0 {
                     for k in &keys {
@@ -303,6 +310,7 @@ impl ShardState {
         if !self.notify.is_empty() {
             super::notify::publish_pending(self);
         }
+        super::tracking::flush_bcast(self);
     }
 
     /// After work done for a transaction holding this shard: hands what it recorded to the
@@ -351,6 +359,8 @@ pub struct NodeInfo {
     pub pubsub: super::pubsub_reg::NodeIndex,
     /// Replication: the change feed, this node's offset, role changes.
     pub repl: crate::replication::Replication,
+    /// CLIENT TRACKING: tracking clients and their inboxes.
+    pub tracking: super::tracking_reg::Directory,
 }
 
 impl NodeInfo {

@@ -273,11 +273,12 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
+                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                 connected,
                 bus,
                 cfg.maxclients,
                 node.blocked_clients.load(std::sync::atomic::Ordering::Acquire),
+                node.tracking.trackers(),
                 node.blocked_with_timeout.load(std::sync::atomic::Ordering::Acquire)
             ),
         );
@@ -318,7 +319,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
                 sum(&|r| r.net_in),
@@ -334,6 +335,9 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Channel),
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Pattern),
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Shard),
+                node.tracking.total_keys.load(std::sync::atomic::Ordering::Relaxed),
+                node.tracking.total_items.load(std::sync::atomic::Ordering::Relaxed),
+                node.tracking.total_prefixes(),
                 sum(&|r| r.errors)
             ),
         );

@@ -37,6 +37,7 @@ pub mod hll;
 pub mod info;
 pub mod list;
 pub mod long_double;
+pub mod memory;
 pub mod migrate;
 pub mod multi;
 pub mod notify;
@@ -57,6 +58,8 @@ pub mod stream_info;
 pub mod stream_read;
 pub mod string;
 pub mod table;
+pub mod tracking;
+pub mod tracking_reg;
 pub mod util;
 pub mod zset;
 pub mod zset_ops;
@@ -158,6 +161,9 @@ pub fn execute_keyed(
     // nothing (LTRIM of an existing list).
     let changed = shard.changes.dirty() > dirty_before || propagate::signals_unchanged(spec.name, &reply);
     blocked::after_write(ctx.shard, spec, args);
+    if changed {
+        tracking::written(ctx.shard, spec, args);
+    }
     if let (Some(keys), true) = (watched, changed) {
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);
     }

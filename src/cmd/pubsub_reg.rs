@@ -125,6 +125,14 @@ impl Outbox {
         None
     }
 
+    /// Wakes the connection waiting on this outbox with nothing to deliver (its client just
+    /// became a receiver of CLIENT TRACKING messages: its wait starts over with its inbox).
+    pub fn nudge(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
     /// Takes whatever is queued now.
     pub fn take_now(&self) -> VecDeque<Delivery> {
         self.bytes.set(0);

@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 31] {
+pub fn families() -> [&'static [CommandSpec]; 32] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -43,6 +43,7 @@ pub fn families() -> [&'static [CommandSpec]; 31] {
         scripting::COMMANDS,
         function::COMMANDS,
         acl::COMMANDS,
+        super::memory::COMMANDS,
     ]
 }
 

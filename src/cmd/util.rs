@@ -75,11 +75,14 @@ pub fn numkeys_at(args: &[bytes::Bytes], at: usize, zero: &str) -> Result<Vec<us
 }
 
 /// Glob matching as Redis's `stringmatchlen` (`*`, `?`, `[...]`, `[^...]`, ranges, `\` escapes).
+///
+/// Like Redis 7.0, a `*` whose rest of pattern matches nowhere in the rest of the string stops
+/// every earlier `*` from trying longer matches, so nested stars stay polynomial.
 pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    glob(pattern, s, nocase, 0)
+    glob(pattern, s, nocase, 0, &mut false)
 }
 
-fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
+fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize, skip_longer: &mut bool) -> bool {
     if depth > 1000 {
         return false;
     }
@@ -94,10 +97,16 @@ fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
                     return true;
                 }
                 for i in 0..=s.len() {
-                    if glob(&p[1..], &s[i..], nocase, depth + 1) {
+                    if glob(&p[1..], &s[i..], nocase, depth + 1, skip_longer) {
                         return true;
                     }
+                    if *skip_longer {
+                        return false;
+                    }
                 }
+                // The rest matches nowhere after here: longer matches of earlier stars
+                // cannot help either.
+                *skip_longer = true;
                 return false;
             }
             b'?' => {
@@ -188,6 +197,17 @@ mod tests {
         assert!(!glob_match(b"key:*", b"kex:1", false));
         assert!(glob_match(b"a\\*b", b"a*b", false));
         assert!(glob_match(b"HELLO", b"hello", true));
+        assert!(glob_match(b"a*b*c", b"axxbyyc", false));
+        assert!(!glob_match(b"a*b*c", b"axxbyy", false));
+        assert!(glob_match(b"*a*", b"bab", false));
+    }
+
+    #[test]
+    fn nested_stars_stay_fast() {
+        let s = [b'a'; 40];
+        let t = std::time::Instant::now();
+        assert!(!glob_match(b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &s, false));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 fn normalize_save(args: &[String]) -> Result<String, String> {
     let split: Vec<String>;
     let args = match args {
+        // `save ""`, and a bare `save` line (no arguments: an even count, as Redis accepts it).
+        [] => return Ok(String::new()),
         [one] if one.is_empty() => return Ok(String::new()),
         [one] => {
             split = one.split_whitespace().map(String::from).collect();
@@ -90,7 +92,7 @@ fn normalize_save(args: &[String]) -> Result<String, String> {
         _ => args,
     };
     const INVALID: &str = "Invalid save parameters";
-    if args.is_empty() || args.len() % 2 != 0 {
+    if args.len() % 2 != 0 {
         return Err(INVALID.into());
     }
     let mut out = Vec::with_capacity(args.len());
@@ -294,6 +296,7 @@ mod tests {
         assert_eq!(n(&["3600 1 300 100"]), Ok("3600 1 300 100".into()));
         assert_eq!(n(&["3600", "1", "300", "100"]), Ok("3600 1 300 100".into()));
         assert_eq!(n(&[""]), Ok("".into()));
+        assert_eq!(n(&[]), Ok("".into()));
         assert_eq!(n(&["0900", "+1"]), Ok("900 1".into()));
         assert_eq!(n(&["60", "0"]), Ok("60 0".into()));
         for bad in [&["0", "1"][..], &["60"], &["60", "-1"], &["60", "1x"], &["3600 1 300"]] {

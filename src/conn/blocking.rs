@@ -58,6 +58,8 @@ impl Conn {
                 args: cmd.args.clone(),
                 check: cmd.check.clone(),
                 slot: cmd.slot,
+                client: cmd.client,
+                remember: false,
             };
             let r = self.shard.block_on(shards[0], db, Some(attempt), w).await;
             if !would_block(&r) {
@@ -146,6 +148,8 @@ impl Conn {
             args: cmd.args.clone(),
             check: cmd.check.clone(),
             slot: cmd.slot,
+            client: cmd.client,
+            remember: false,
         };
         crate::storage::tick_clock();
         self.shard.run_spanning(db, copy, &key_idx, false).await

@@ -145,11 +145,13 @@ impl Conn {
         match spec.exec {
             Exec::Keyed(_) => {
                 let home = self.shard.id;
+                let (client, remember) = self.tracking_marks(spec, fullname);
                 // The common case, one key at argument 1, routes without allocating.
                 if let Keys::Range { first: 1, last: 1, .. } = spec.keys {
                     let slot = crate::cluster::key_slot(&args[1]);
                     let target = self.shard.shard_of_slot(slot);
-                    let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: Some(slot) };
+                    let cmd =
+                        RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: Some(slot), client, remember };
                     return Route::Keyed { target, cmd };
                 }
                 let key_idx = match spec.key_indexes(&args) {
@@ -170,7 +172,7 @@ impl Conn {
                     Keys::Derived { reads_more, .. } => self.shard.nshards > 1 && reads_more(&args),
                     _ => false,
                 };
-                let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: None };
+                let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: None, client, remember };
                 if spans || derived {
                     Route::Spanning { cmd, key_idx, derived }
                 } else {
@@ -229,10 +231,18 @@ impl Conn {
                     }
                     None => (self.shard.id, None),
                 };
-                Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check, slot } }
+                let (client, remember) = self.tracking_marks(spec, fullname);
+                Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check, slot, client, remember } }
             }
             Exec::Node(_) | Exec::Container => Route::Node { spec, fullname, args },
         }
+    }
+
+    /// The client's id and whether the command's keys are remembered for CLIENT TRACKING.
+    fn tracking_marks(&self, spec: &CommandSpec, fullname: &str) -> (u64, bool) {
+        let mut c = self.client.borrow_mut();
+        let remember = c.tracking.is_some() && cmd::tracking::remember_for(&mut c, spec, fullname);
+        (c.id, remember)
     }
 
     fn rejected(&mut self, fullname: Option<&'static str>, reply: Reply) -> Route {
@@ -275,6 +285,12 @@ impl Conn {
                 clock = std::time::Instant::now();
             }
             let route = self.route(req);
+            // (Un)subscribe confirmations are pushed even under CLIENT REPLY OFF/SKIP, as Redis.
+            if let Route::Node { spec, .. } = &route {
+                if suppress[i] && spec.has(flags::PUBSUB) && spec.name.ends_with("subscribe") {
+                    suppress[i] = false;
+                }
+            }
             let route = match self.tx_filter(route) {
                 Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
                     // Earlier replies go out first: the client may wait a long time here.

@@ -108,6 +108,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         crate::cmd::pubsub::drop_all(&mut st, &mut conn.client.borrow_mut());
         st.clients.remove(&id);
     }
+    crate::cmd::tracking::gone(&node, id);
     node.connected_clients.fetch_sub(1, Ordering::AcqRel);
 }
 

@@ -12,6 +12,7 @@ use std::rc::Rc;
 enum Woke {
     Input(std::io::Result<usize>),
     Messages(VecDeque<Delivery>),
+    Tracking(Vec<crate::cmd::tracking_reg::Push>),
 }
 
 impl Conn {
@@ -22,7 +23,8 @@ impl Conn {
     pub(super) fn outbox(&mut self) -> Option<Rc<Outbox>> {
         let mut c = self.client.borrow_mut();
         let subs = c.pubsub.as_ref()?;
-        if subs.total() > 0 {
+        // A client that tracks (or receives invalidations) keeps waiting on its inbox too.
+        if subs.total() > 0 || c.tracking.is_some() {
             return Some(subs.outbox.clone());
         }
         let q = subs.outbox.take_now();
@@ -66,12 +68,22 @@ impl Conn {
     /// read into `rbuf`, or None when only messages were written. A subscriber whose queue
     /// went over `client-output-buffer-limit pubsub` is closed, as Redis does.
     pub(super) async fn read_or_push(&mut self, ob: &Outbox) -> std::io::Result<Option<usize>> {
+        let client = self.client.clone();
         let woke = {
             let want = self.parser.wanted();
             let read =
                 async { Woke::Input(futures_lite::AsyncReadExt::read(&mut self.stream, self.rbuf.spare(want)).await) };
             let msgs = async { Woke::Messages(ob.next().await) };
-            futures_lite::future::or(msgs, read).await
+            // The inbox is looked up at every poll: the client may become a receiver while it
+            // waits (its outbox is nudged then).
+            let pushes = futures_lite::future::poll_fn(|cx| {
+                let inbox = client.borrow().tracking.as_ref().map(|t| t.inbox.clone());
+                match inbox {
+                    Some(ib) => ib.poll_take(cx.waker()).map(Woke::Tracking),
+                    None => std::task::Poll::Pending,
+                }
+            });
+            futures_lite::future::or(pushes, futures_lite::future::or(msgs, read)).await
         };
         match woke {
             Woke::Input(r) => r.map(Some),
@@ -83,6 +95,17 @@ impl Conn {
                 let resp3 = self.client.borrow().resp3;
                 for d in &q {
                     d.encode(&mut self.wbuf, resp3);
+                }
+                self.flush().await?;
+                Ok(None)
+            }
+            Woke::Tracking(pushes) => {
+                let (resp3, subscribed) = {
+                    let c = self.client.borrow();
+                    (c.resp3, pubsub::subscribed(&c))
+                };
+                for p in &pushes {
+                    p.encode(&mut self.wbuf, resp3, subscribed);
                 }
                 self.flush().await?;
                 Ok(None)

@@ -20,6 +20,10 @@ pub struct RemoteCmd {
     pub check: crate::cluster::redirect::SlotCheck,
     /// The slot of `args[1]` when routing computed it (saves hashing the key again).
     pub slot: Option<u16>,
+    /// The issuing client's id (0: none), for CLIENT TRACKING's NOLOOP and remembering.
+    pub client: u64,
+    /// CLIENT TRACKING: remember the keys for `client` after running (see `cmd::tracking`).
+    pub remember: bool,
 }
 
 pub use crate::cmd::blocked::Waiter;

@@ -122,6 +122,9 @@ struct Common {
     restart: Option<Vec<Bytes>>,
     /// A write command ran.
     wrote: bool,
+    /// CLIENT TRACKING: the caller's id and the declared keys to remember for it once the
+    /// script runs a read-only command (see `cmd::tracking::ScriptTracking`).
+    tracking: cmd::tracking::ScriptTracking,
 }
 
 impl Common {
@@ -139,6 +142,7 @@ impl Common {
             clock: std::time::Instant::now(),
             restart: None,
             wrote: false,
+            tracking: Default::default(),
         }
     }
 
@@ -243,11 +247,13 @@ impl Host for DirectHost<'_> {
         let mut st = self.shard.state.borrow_mut();
         let recording = st.changes.recording();
         st.changes.set_recording(recording && replicate);
+        let _writer = cmd::tracking::Writer::set(self.c.tracking.caller);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(&mut st, spec, fullname, args, None, *db, &mut self.c.clock),
             _ => self.c.node(&mut st, spec, db, args),
         };
         st.changes.set_recording(recording);
+        self.c.tracking.after(&mut st, spec);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }
@@ -346,6 +352,7 @@ async fn run_direct(
     };
     let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db) };
     crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
+    host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
     let reply = drive(running, &mut host, resp3).await;
     script::run_end(&flags_run);
     let changes = shard.state.borrow_mut().take_changes();

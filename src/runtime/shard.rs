@@ -231,7 +231,12 @@ impl Shard {
         if let Some(refused) = redirect::precheck(st, &c.check, db, &c.args, crate::storage::cached_ms()) {
             return refused;
         }
-        cmd::execute_keyed(st, c.spec, c.fullname, &c.args, c.slot, db, clock)
+        let _writer = cmd::tracking::Writer::set(c.client);
+        let reply = cmd::execute_keyed(st, c.spec, c.fullname, &c.args, c.slot, db, clock);
+        if c.remember {
+            cmd::tracking::remember(st, c.spec, &c.args, c.client);
+        }
+        reply
     }
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
@@ -248,6 +253,7 @@ impl Shard {
                 let keys: Vec<Bytes> = entries.iter().map(|(_, k, _)| k.clone()).collect();
                 transaction::apply(&mut st.ks, entries);
                 crate::cmd::blocked::after_keys(&mut st, Some(&keys));
+                crate::cmd::tracking::written_keys(&mut st, &keys);
                 HeldResult::Done
             }
             HeldOp::Keyed { db, cmds } => {

@@ -62,6 +62,11 @@ pub fn set_expired_notify(on: bool) {
     set_expired_bit(2, on);
 }
 
+/// Keeps the names of expired keys for CLIENT TRACKING invalidations.
+pub fn set_expired_tracking(on: bool) {
+    set_expired_bit(4, on);
+}
+
 /// Whether expired keys are logged.
 #[inline]
 pub fn expired_logging() -> bool {

@@ -270,6 +270,7 @@ pub(super) fn flushdb(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
         let removed = shard.ks.dbs[db].len() as u64;
         shard.ks.dbs[db].clear();
+        crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
         Reply::Ok
     }
@@ -286,6 +287,7 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             removed += d.len() as u64;
             d.clear();
         }
+        crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
         if !crate::cmd::save::has_save_points(&shard.config) {
             return Reply::Ok;

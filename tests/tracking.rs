@@ -1,0 +1,188 @@
+//! CLIENT TRACKING compared with a real redis-server, frame by frame: RESP3 invalidation
+//! pushes after the reply that caused them, RESP2 redirection on `__redis__:invalidate`,
+//! BCAST with prefixes (one message per prefix, keys sorted), OPTIN/OPTOUT with CLIENT
+//! CACHING, NOLOOP, FLUSHALL's null invalidation, lazy expiry, a redirect target that goes
+//! away (`tracking-redir-broken`), TRACKINGINFO/GETREDIR and the error texts; on slotcore with
+//! two shards, so readers, writers and keys sit on different shards.
+
+mod common;
+use common::{Raw, Server};
+
+/// One step: which connection sends (None: only read), the command, and how many frames to
+/// read on which connection afterwards.
+type Step<'a> = (Option<usize>, &'a [&'a str], &'a [(usize, usize)]);
+
+/// Runs `steps` on three connections to `port` (0: the tracker, 1: a writer, 2: a redirect
+/// target subscribed to `__redis__:invalidate`, whose id replaces `$R` in commands) and returns
+/// every frame read, in order.
+fn run(port: u16, steps: &[Step<'_>]) -> Vec<String> {
+    let mut c = [Raw::connect(port), Raw::connect(port), Raw::connect(port)];
+    let rid = c[2].cmd(&["CLIENT", "ID"]).trim_start_matches(':').trim().to_string();
+    c[2].cmd(&["SUBSCRIBE", "__redis__:invalidate"]);
+    let mut out = Vec::new();
+    for (who, cmd, reads) in steps {
+        if cmd == &["$WAITGONE"] {
+            // Until the redirect target's disconnect has been processed.
+            let deadline = std::time::Instant::now() + common::WAIT;
+            while c[1].cmd(&["CLIENT", "LIST"]).contains(&format!("id={rid} ")) {
+                assert!(std::time::Instant::now() < deadline, "client {rid} still listed");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            continue;
+        }
+        if let Some(w) = who {
+            let args: Vec<String> = cmd.iter().map(|a| if *a == "$R" { rid.clone() } else { a.to_string() }).collect();
+            let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+            c[*w].send_cmd(&a);
+        }
+        for &(conn, n) in reads.iter() {
+            for _ in 0..n {
+                let frame = c[conn].reply().replace(&format!(":{rid}\r\n"), ":$R\r\n");
+                out.push(format!("{cmd:?} -> conn {conn}: {frame}"));
+            }
+        }
+    }
+    out
+}
+
+fn compare(steps: &[Step<'_>]) {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    let a = run(s.port, steps);
+    let b = run(o.port, steps);
+    for (x, y) in a.iter().zip(b.iter()) {
+        assert_eq!(x, y, "slotcore {x:?} vs redis-server {y:?}");
+    }
+    assert_eq!(a.len(), b.len());
+}
+
+#[test]
+fn default_mode_resp3_and_redirect_match_redis() {
+    compare(&[
+        (Some(0), &["HELLO", "3"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKINGINFO"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "GETREDIR"], &[(0, 1)]),
+        (Some(1), &["MSET", "k1", "1", "k2", "2", "k3", "3"], &[(1, 1)]),
+        (Some(0), &["MGET", "k1", "k2", "k3"], &[(0, 1)]),
+        // A write by another client: the reader hears about each tracked key once.
+        (Some(1), &["SET", "k1", "x"], &[(1, 1), (0, 1)]),
+        (Some(1), &["SET", "k1", "y"], &[(1, 1)]),
+        (Some(1), &["DEL", "k2"], &[(1, 1), (0, 1)]),
+        // Its own write: the reply first, then the invalidation.
+        (Some(0), &["HSET", "h", "f", "1"], &[(0, 1)]),
+        (Some(0), &["HGET", "h", "f"], &[(0, 1)]),
+        (Some(0), &["HDEL", "h", "f"], &[(0, 2)]),
+        // FLUSHALL: a null invalidation.
+        (Some(1), &["FLUSHALL"], &[(1, 1), (0, 1)]),
+        // Redirected to a RESP2 subscriber.
+        (Some(0), &["CLIENT", "TRACKING", "off"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "REDIRECT", "$R"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "GETREDIR"], &[(0, 1)]),
+        (Some(0), &["GET", "a"], &[(0, 1)]),
+        (Some(0), &["GET", "b"], &[(0, 1)]),
+        (Some(1), &["SET", "a", "1"], &[(1, 1), (2, 1)]),
+        (Some(1), &["SET", "b", "1"], &[(1, 1), (2, 1)]),
+        (Some(1), &["FLUSHALL"], &[(1, 1), (2, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "REDIRECT", "999999"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "REDIRECT", "1", "REDIRECT", "2"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "PREFIX", "x"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "BCAST"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "maybe"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "CACHING", "yes"], &[(0, 1)]),
+    ]);
+}
+
+#[test]
+fn bcast_optin_optout_noloop_match_redis() {
+    compare(&[
+        (Some(0), &["HELLO", "3"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "b", "PREFIX", "a"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKINGINFO"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ab"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "x", "PREFIX", "xy"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "OPTIN"], &[(0, 1)]),
+        // One write touching keys under both prefixes and none: one message per prefix.
+        (Some(1), &["MSET", "a{t}2", "1", "b{t}1", "2", "a{t}1", "3", "c{t}1", "4"], &[(1, 1), (0, 2)]),
+        (Some(0), &["CLIENT", "TRACKING", "off"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "OPTIN"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "CACHING", "no"], &[(0, 1)]),
+        (Some(0), &["GET", "o1"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "CACHING", "yes"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKINGINFO"], &[(0, 1)]),
+        (Some(0), &["GET", "o2"], &[(0, 1)]),
+        // Only o2 was cached: one invalidation.
+        (Some(1), &["MSET", "o1", "1", "o2", "2"], &[(1, 1), (0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "OPTOUT"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "off"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "OPTOUT", "NOLOOP"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "CACHING", "no"], &[(0, 1)]),
+        (Some(0), &["GET", "p1"], &[(0, 1)]),
+        (Some(0), &["GET", "p2"], &[(0, 1)]),
+        (Some(0), &["GET", "p3"], &[(0, 1)]),
+        // NOLOOP: its own write of p2 says nothing; another client's write of p3 does.
+        (Some(0), &["SET", "p2", "1"], &[(0, 1)]),
+        (Some(1), &["MSET", "p1", "1", "p3", "2"], &[(1, 1), (0, 1)]),
+        (Some(0), &["CLIENT", "TRACKINGINFO"], &[(0, 1)]),
+        (Some(0), &["PING"], &[(0, 1)]),
+    ]);
+}
+
+#[test]
+fn expiry_and_broken_redirect_match_redis() {
+    let steps: &[Step<'_>] = &[
+        (Some(0), &["HELLO", "3"], &[(0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on"], &[(0, 1)]),
+        (Some(1), &["DEBUG", "SET-ACTIVE-EXPIRE", "0"], &[(1, 1)]),
+        (Some(1), &["SET", "e1", "1", "PX", "1500"], &[(1, 1)]),
+        (Some(0), &["GET", "e1"], &[(0, 1)]),
+        (Some(1), &["DEBUG", "SLEEP", "1.6"], &[(1, 1)]),
+        // Another client's lookup expires the key: the tracker hears about it.
+        (Some(1), &["EXISTS", "e1"], &[(1, 1), (0, 1)]),
+        (Some(0), &["CLIENT", "TRACKING", "on", "REDIRECT", "$R"], &[(0, 1)]),
+        (Some(0), &["GET", "g1"], &[(0, 1)]),
+        (Some(2), &["QUIT"], &[(2, 1)]),
+        (None, &["$WAITGONE"], &[]),
+        (Some(1), &["SET", "g1", "1"], &[(1, 1), (0, 1)]),
+        (Some(0), &["CLIENT", "TRACKINGINFO"], &[(0, 1)]),
+    ];
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    let a = run(s.port, steps);
+    let b = run(o.port, steps);
+    assert_eq!(a, b);
+    assert!(a.iter().any(|f| f.contains("tracking-redir-broken")), "{a:?}");
+    assert!(a.iter().any(|f| f.contains("broken_redirect")), "{a:?}");
+}
+
+#[test]
+fn info_counts_trackers_keys_and_prefixes() {
+    let s = Server::slotcore_shards(2);
+    let mut r = s.raw();
+    let mut b = s.raw();
+    r.cmd(&["CLIENT", "TRACKING", "on"]);
+    r.cmd(&["MGET", "k1", "k2", "k3"]);
+    b.cmd(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "p:"]);
+    let info = r.cmd(&["INFO"]);
+    for want in [
+        "tracking_clients:2\r\n",
+        "tracking_total_keys:3\r\n",
+        "tracking_total_items:3\r\n",
+        "tracking_total_prefixes:1\r\n",
+    ] {
+        assert!(info.contains(want), "{want:?} missing from {info}");
+    }
+    drop(b);
+    r.cmd(&["CLIENT", "TRACKING", "off"]);
+    // The disconnect of the BCAST client is seen asynchronously: poll with a deadline.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let info = r.cmd(&["INFO", "clients"]);
+        if info.contains("tracking_clients:0\r\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
