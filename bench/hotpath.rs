@@ -37,6 +37,7 @@ fn node(cfg: Arc<Config>) -> Arc<NodeInfo> {
         blocked_with_timeout: Default::default(),
         pubsub: Default::default(),
         repl: Default::default(),
+        tracking: Default::default(),
     })
 }
 

@@ -100,7 +100,7 @@ fn stats(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         (f("functions.caches"), Reply::Int(0)),
         (f("overhead.total"), Reply::Int(0)),
         (f("keys.count"), Reply::Int(keys as i64)),
-        (f("keys.bytes-per-key"), Reply::Int(if keys == 0 { 0 } else { (allocated / keys) as i64 })),
+        (f("keys.bytes-per-key"), Reply::Int(allocated.checked_div(keys).unwrap_or(0) as i64)),
         (f("dataset.bytes"), Reply::Int(allocated as i64)),
         (f("dataset.percentage"), Reply::Double(100.0)),
         (f("peak.percentage"), Reply::Double(100.0)),

@@ -269,13 +269,13 @@ unsafe fn decode_one(l: *mut lua_State, c: &mut Cursor<'_>) -> Result<(), DecErr
         }
         let num = |l, v: f64| ffi::lua_pushnumber(l, v);
         match tag {
-            0xcc | 0xcd | 0xce | 0xcf => {
+            0xcc..=0xcf => {
                 let n = 1usize << (tag - 0xcc);
                 let v = c.be(1, n)?;
                 num(l, v as i64 as f64);
                 c.p += 1 + n;
             }
-            0xd0 | 0xd1 | 0xd2 | 0xd3 => {
+            0xd0..=0xd3 => {
                 let n = 1usize << (tag - 0xd0);
                 let v = c.be(1, n)?;
                 let shift = 64 - 8 * n as u32;
@@ -300,7 +300,7 @@ unsafe fn decode_one(l: *mut lua_State, c: &mut Cursor<'_>) -> Result<(), DecErr
                 num(l, f64::from_bits(v));
                 c.p += 9;
             }
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let h = 1usize << (tag - 0xd9);
                 let len = c.be(1, h)? as usize;
                 let s = c.need(1 + h + len)?;

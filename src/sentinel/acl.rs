@@ -388,7 +388,7 @@ pub fn acl(users: &mut Users, me: &str, args: &[Bytes]) -> (Reply, Vec<String>) 
             let mut raw = vec![0u8; bits.div_ceil(8)];
             rand::thread_rng().fill_bytes(&mut raw);
             let hex: String = raw.iter().map(|x| format!("{x:02x}")).collect();
-            Reply::bulk(hex[..bits.div_ceil(4)].as_bytes())
+            Reply::bulk(&hex.as_bytes()[..bits.div_ceil(4)])
         }
         "dryrun" => {
             let Some(u) = users.users.get(&s(&args[2])) else {

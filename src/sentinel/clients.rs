@@ -189,7 +189,7 @@ pub fn client(clients: &mut Clients, me: u64, args: &[Bytes], user_exists: &dyn 
         "kill" => kill(clients, me, args, user_exists),
         "setname" => {
             let name = s(&args[2]);
-            if name.bytes().any(|b| b < b'!' || b > b'~') {
+            if name.bytes().any(|b| !(b'!'..=b'~').contains(&b)) {
                 return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.".into());
             }
             if let Some(e) = clients.map.get_mut(&me) {
