@@ -122,11 +122,7 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
             let given = args.join(" ");
             return crate::memory::obuf::merge("", &given).map(|_| given).map_err(String::from);
         }
-        "bind"
-        | "oom-score-adj-values"
-        | "shard-cores"
-        | "replicaof"
-        | "latency-tracking-info-percentiles" => {
+        "bind" | "oom-score-adj-values" | "shard-cores" | "replicaof" | "latency-tracking-info-percentiles" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }
