@@ -344,3 +344,103 @@ fn cluster_node_claims_the_slots_of_loaded_keys() {
     let _ = std::fs::remove_dir_all(&d1);
     let _ = std::fs::remove_dir_all(&d2);
 }
+
+/// FLUSHALL on a node with save points saves the empty dataset at once and resets the dirty
+/// counter, as redis-server's `flushAllDataAndResetRDB`; a BGSAVE running at that moment is
+/// stopped, so its older data never lands on disk after the FLUSHALL.
+#[test]
+fn flushall_with_save_points_saves_and_stops_a_running_bgsave() {
+    ports();
+    let args = ["--save", "3600 1", DEBUG[0], DEBUG[1]];
+    let mut ours = Server::slotcore(&["--shards", "2", args[0], args[1], args[2], args[3]]);
+    let redis = Server::redis(&args);
+    let mut a = ours.raw();
+    let mut b = redis.raw();
+    let mut dirty = Vec::new();
+    for r in [&mut a, &mut b] {
+        fill(r, 1000);
+        dirty.push(info_field(r, "rdb_changes_since_last_save"));
+        assert_eq!(r.cmd(&["FLUSHALL"]), "+OK\r\n");
+        assert_eq!(info_field(r, "rdb_changes_since_last_save"), "0");
+        assert_eq!(r.cmd(&["SET", "after", "1"]), "+OK\r\n");
+        assert_eq!(info_field(r, "rdb_changes_since_last_save"), "1");
+    }
+    assert_eq!(dirty[0], dirty[1]);
+    // The file FLUSHALL wrote is the empty dataset.
+    let rdb = ours.dir.join("dump.rdb");
+    check_rdb(&rdb);
+    assert_eq!(digest_in_redis(&rdb, "flushall").1, ":0\r\n");
+
+    // A BGSAVE of a large dataset, interrupted by FLUSHALL.
+    fill(&mut a, 200_000);
+    assert_eq!(a.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    assert_eq!(a.cmd(&["FLUSHALL"]), "+OK\r\n");
+    wait_bgsave_done(&mut a);
+    assert!(ours.log_text().contains("Background saving terminated by signal 10"), "{}", ours.log_text());
+    check_rdb(&rdb);
+    assert_eq!(digest_in_redis(&rdb, "flushall-bgsave").1, ":0\r\n");
+    // And a later BGSAVE runs to its end (the stop request does not outlive the save it ended).
+    assert_eq!(a.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    wait_bgsave_done(&mut a);
+    assert_eq!(info_field(&mut a, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(digest_in_redis(&rdb, "flushall-after").1, ":1\r\n");
+    ours.kill9();
+}
+
+/// `rdb-key-save-delay` (Redis's testing aid, a hidden directive) slows a BGSAVE by that many
+/// µs per key while the node keeps answering; CONFIG GET shows it only by exact name, as
+/// redis-server.
+#[test]
+fn rdb_key_save_delay_slows_the_save_not_the_clients() {
+    ports();
+    let ours = Server::slotcore(&["--shards", "2", "--save", ""]);
+    let redis = Server::redis(&["--save", ""]);
+    let mut a = ours.raw();
+    let mut b = redis.raw();
+    for r in [&mut a, &mut b] {
+        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "200"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["CONFIG", "GET", "rdb-key-save-delay"]), "*2\r\n$18\r\nrdb-key-save-delay\r\n$3\r\n200\r\n");
+        assert_eq!(r.cmd(&["CONFIG", "GET", "rdb-key-*"]), "*0\r\n");
+    }
+    fill(&mut a, 10_000);
+    let started = Instant::now();
+    assert_eq!(a.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    // About 10,000 keys at 200 µs each: at least 2 s; meanwhile PING is answered at once.
+    let mut worst = Duration::ZERO;
+    while info_field(&mut a, "rdb_bgsave_in_progress") == "1" {
+        let t = Instant::now();
+        assert_eq!(a.cmd(&["PING"]), "+PONG\r\n");
+        worst = worst.max(t.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(60), "the save never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "the save took {took:?}");
+    assert!(worst < Duration::from_secs(1), "PING waited {worst:?} during the save");
+    assert_eq!(info_field(&mut a, "rdb_last_bgsave_status"), "ok");
+    check_rdb(&ours.dir.join("dump.rdb"));
+}
+
+/// BGSAVE inside MULTI/EXEC is scheduled (Redis 7.0's reply) and then runs by itself.
+#[test]
+fn bgsave_inside_exec_is_scheduled_as_redis() {
+    ports();
+    let ours = Server::slotcore(&["--shards", "2", "--save", ""]);
+    let redis = Server::redis(&["--save", ""]);
+    let mut replies = Vec::new();
+    for s in [&ours, &redis] {
+        let mut r = s.raw();
+        r.cmd(&["MULTI"]);
+        r.cmd(&["SET", "a", "1"]);
+        r.cmd(&["BGSAVE"]);
+        replies.push(r.cmd(&["EXEC"]));
+        wait_for("the scheduled BGSAVE", WAIT, || {
+            info_field(&mut r, "rdb_saves") == "1" && info_field(&mut r, "rdb_bgsave_in_progress") == "0"
+        });
+        assert_eq!(info_field(&mut r, "rdb_changes_since_last_save"), "0");
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(replies[0], "*2\r\n+OK\r\n+Background saving scheduled\r\n");
+    check_rdb(&ours.dir.join("dump.rdb"));
+}

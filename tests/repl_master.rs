@@ -374,3 +374,39 @@ fn redis_cli_rdb_and_replica_modes() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `master_repl_offset` (INFO and ROLE) covers a write as soon as its reply is out, as in
+/// Redis: tools compare the master's offset with the replica's to know the replica has it.
+#[test]
+fn offset_covers_each_write_before_its_reply() {
+    let m = master(&[]);
+    let r = replica_of(&m, &[]);
+    wait_synced(&m, &r);
+    let mut c = m.client();
+    let offset = |c: &mut redis::Connection| -> u64 {
+        info_field(c, "replication", "master_repl_offset").and_then(|v| v.parse().ok()).expect("master_repl_offset")
+    };
+    let role_offset = |c: &mut redis::Connection| -> u64 {
+        let v: redis::Value = cmd(c, &["ROLE"]);
+        match v {
+            redis::Value::Array(items) => match items.get(1) {
+                Some(redis::Value::Int(n)) => *n as u64,
+                other => panic!("ROLE offset: {other:?}"),
+            },
+            other => panic!("ROLE: {other:?}"),
+        }
+    };
+    let mut last = offset(&mut c);
+    for i in 0..200 {
+        let key = format!("offset:{i}");
+        let _: () = cmd(&mut c, &["SET", &key, "v"]);
+        let now = if i % 2 == 0 { offset(&mut c) } else { role_offset(&mut c) };
+        assert!(now > last, "write {i}: offset {now} did not move past {last}");
+        last = now;
+    }
+    // And the replica reaches exactly that offset.
+    let mut rc = r.client();
+    until("the replica at the master's offset", || {
+        info_field(&mut rc, "replication", "slave_repl_offset").and_then(|v| v.parse::<u64>().ok()) >= Some(last)
+    });
+}

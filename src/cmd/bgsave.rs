@@ -147,6 +147,7 @@ pub fn finished(outcome: Outcome, cfg: &Config) {
     }
     LAST_TIME_S.store(now_s().saturating_sub(START_S.load(Ordering::Relaxed)) as i64, Ordering::Relaxed);
     BGSAVE.store(false, Ordering::Release);
+    KILLED.store(false, Ordering::Release);
     RUNNING.store(0, Ordering::Release);
     refresh_denied(cfg);
 }
@@ -166,6 +167,14 @@ pub fn kill() -> bool {
     tracing::warn!("There is a child saving an .rdb. Killing it!");
     KILLED.store(true, Ordering::Release);
     true
+}
+
+/// FLUSHALL with save points: stops the running BGSAVE, if any, without SHUTDOWN's log line
+/// (Redis's `killRDBChild`); the driver then ends it as killed and removes its temp file.
+pub fn stop_for_flush() {
+    if in_progress() {
+        KILLED.store(true, Ordering::Release);
+    }
 }
 
 /// True when SHUTDOWN asked the running BGSAVE to stop.
@@ -205,12 +214,18 @@ pub fn info_status() -> (u8, &'static str, i64, i64, u64) {
 // ---- the command --------------------------------------------------------------------------
 
 /// BGSAVE [SCHEDULE].
-pub fn bgsave(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+pub fn bgsave(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if args.len() > 2 || (args.len() == 2 && !args[1].eq_ignore_ascii_case(b"schedule")) {
         return Plan::Reply(Reply::err(super::errors::SYNTAX));
     }
     if in_progress() {
         return Plan::Reply(Reply::err(IN_PROGRESS_ERR));
+    }
+    // Inside EXEC (the client is still in its MULTI state while the queue runs), Redis 7.0
+    // schedules the save for its cron instead of starting it.
+    if ctx.client.multi.is_some() {
+        SCHEDULED.store(true, Ordering::Release);
+        return Plan::Reply(Reply::status("Background saving scheduled"));
     }
     let Some(_id) = claim() else {
         // Another snapshot (a replica's full sync) runs: SCHEDULE waits for it.
@@ -300,7 +315,7 @@ fn num(a: Option<&Bytes>) -> Option<i64> {
 
 /// `[id, db, budget, micros?]`: the next bytes of database `db` (its index at the start) of
 /// snapshot `id` on this shard, at most about `budget` bytes or `micros` µs of work (whole
-/// slots). Replies `[bytes, done]`.
+/// slots). Replies `[bytes, done, keys]` (`keys`: how many keys the step encoded).
 pub fn step_shard(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     let (Some(id), Some(db), Some(budget)) = (num(args.first()), num(args.get(1)), num(args.get(2))) else {
         return Reply::err("ERR internal error: bad snapshot step");
@@ -310,8 +325,10 @@ pub fn step_shard(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
         return Reply::err("ERR snapshot aborted: its database is gone");
     };
     let until = num(args.get(3)).map(|us| std::time::Instant::now() + std::time::Duration::from_micros(us as u64));
+    let keys_before = d.snapshot_keys();
     let (bytes, done) = d.snapshot_step_timed(budget.max(1) as usize, until);
-    Reply::Array(vec![Reply::Bulk(Bytes::from(bytes)), Reply::Int(done as i64)])
+    let keys = d.snapshot_keys() - keys_before;
+    Reply::Array(vec![Reply::Bulk(Bytes::from(bytes)), Reply::Int(done as i64), Reply::Int(keys as i64)])
 }
 
 /// `[id, dirty]`: ends snapshot `id` on this shard; a `dirty` of 0 or more (the shard's

@@ -37,7 +37,8 @@ fn get(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                 continue;
             }
             let hit = if lower.iter().any(|c| b"*?[".contains(c)) {
-                glob_match(&lower, shown.as_bytes(), true)
+                // Hidden directives (testing aids) need their exact name, as in Redis.
+                !registry::is_hidden(shown) && glob_match(&lower, shown.as_bytes(), true)
             } else {
                 lower == shown.as_bytes()
             };

@@ -197,12 +197,18 @@ pub fn info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         encode(shard)
     }
     let sections = wanted_sections(args);
-    Plan::AllShards {
+    let offset_shown = sections.iter().any(|s| s == "replication");
+    let plan = Plan::AllShards {
         run,
         merge: Box::new(move |ctx, replies| {
             let reports: Vec<ShardReport> = replies.iter().map(decode).collect();
             Reply::Verbatim(Bytes::from(render(ctx, &reports, &sections)))
         }),
+    };
+    if offset_shown {
+        Plan::AfterFeed(Box::new(plan))
+    } else {
+        plan
     }
 }
 

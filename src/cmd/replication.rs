@@ -8,7 +8,7 @@
 //! - WAIT goes through the feed, after this client's writes, and its answer comes back from the
 //!   control core ([`Plan::Later`]): the client waits, the shard does not.
 
-use super::ctx::{reply, ClientCtx, ClientState};
+use super::ctx::{reply, ClientCtx, ClientState, ShardState};
 use super::errors;
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
 use super::util::{eq_ic, parse_i64};
@@ -138,8 +138,25 @@ fn sync(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 }
 
 /// ROLE: `master offset [[ip port ack] ...]` (online replicas, port and ack as bulk strings),
-/// or `slave host port state offset`.
-fn role(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+/// or `slave host port state offset`. A master first lets the feed settle, so the offset
+/// covers this client's writes.
+fn role(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let repl = &ctx.node().repl;
+    if repl.feed.active() && !repl.is_replica() {
+        fn nothing(_: &mut ShardState, _: usize, _: &[Bytes]) -> Reply {
+            Reply::Ok
+        }
+        let args = args.to_vec();
+        let merge = Box::new(move |ctx: &mut ClientCtx<'_>, _| match role_now(ctx, &args) {
+            Plan::Reply(r) => r,
+            _ => Reply::err("ERR internal error: ROLE"),
+        });
+        return Plan::AfterFeed(Box::new(Plan::AllShards { run: nothing, merge }));
+    }
+    role_now(ctx, args)
+}
+
+fn role_now(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     let repl = &ctx.node().repl;
     let offset = repl.offset();
     let r = repl.with_status(|s| match &s.master {

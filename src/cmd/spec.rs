@@ -159,6 +159,9 @@ pub enum Plan {
         /// Turns the shard's reply into the command's.
         then: ThenFn,
     },
+    /// Wait until the replication feed has merged every change pushed so far (so
+    /// `master_repl_offset` covers this client's writes), then run the inner plan (INFO, ROLE).
+    AfterFeed(Box<Plan>),
     /// Sleep (without blocking the shard), then reply.
     Sleep(Duration, Reply),
     /// Send the reply, then close the connection.

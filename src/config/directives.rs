@@ -142,6 +142,11 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "set-proc-title", default: "yes", kind: Kind::Bool, mutable: false, acted: false },
     Directive { name: "shutdown-on-sigint", default: "default", kind: Kind::Enum(&["default", "save", "nosave", "now", "force"]), mutable: true, acted: false },
     Directive { name: "shutdown-on-sigterm", default: "default", kind: Kind::Enum(&["default", "save", "nosave", "now", "force"]), mutable: true, acted: false },
+    Directive { name: "rdb-key-save-delay", default: "0", kind: Kind::Int, mutable: true, acted: true },
+    Directive { name: "key-load-delay", default: "0", kind: Kind::Int, mutable: true, acted: false },
+    Directive { name: "loading-process-events-interval-bytes", default: "2097152", kind: Kind::Int, mutable: true, acted: false },
+    Directive { name: "watchdog-period", default: "0", kind: Kind::Int, mutable: true, acted: false },
+    Directive { name: "use-exit-on-panic", default: "no", kind: Kind::Bool, mutable: true, acted: false },
     Directive { name: "shutdown-timeout", default: "10", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "slowlog-log-slower-than", default: "10000", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "slowlog-max-len", default: "128", kind: Kind::Int, mutable: true, acted: true },
@@ -209,4 +214,13 @@ pub static ALIASES: &[(&str, &str)] = &[
     ("slaveof", "replicaof"),
     ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
+];
+
+/// Redis's hidden directives: CONFIG GET matches them only by exact name.
+pub const HIDDEN: &[&str] = &[
+    "rdb-key-save-delay",
+    "key-load-delay",
+    "loading-process-events-interval-bytes",
+    "watchdog-period",
+    "use-exit-on-panic",
 ];

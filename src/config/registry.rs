@@ -40,6 +40,12 @@ fn table() -> &'static HashMap<&'static str, &'static Directive> {
     T.get_or_init(|| directives::DIRECTIVES.iter().map(|d| (d.name, d)).collect())
 }
 
+/// Whether `name` is one of Redis's hidden directives (testing aids that CONFIG GET shows
+/// only when asked by exact name).
+pub fn is_hidden(name: &str) -> bool {
+    directives::HIDDEN.contains(&name)
+}
+
 /// Every directive.
 pub fn all() -> impl Iterator<Item = &'static Directive> {
     directives::DIRECTIVES.iter()

@@ -67,6 +67,11 @@ impl Conn {
     async fn execute_plan(&mut self, plan: Plan, args: &[Bytes], held: Option<u64>) -> Reply {
         match plan {
             Plan::Reply(r) => r,
+            Plan::AfterFeed(inner) => {
+                let node = self.shard.state.borrow().node.clone();
+                node.repl.settled().await;
+                Box::pin(self.execute_plan(*inner, args, held)).await
+            }
             Plan::AllShards { run, merge } => {
                 let db = self.client.borrow().db;
                 let replies = self.fan_out(run, db, args, held).await;

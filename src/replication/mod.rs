@@ -236,6 +236,21 @@ impl Replication {
         self.offset.load(Ordering::Acquire)
     }
 
+    /// Waits until the control core has merged everything pushed to the feed before this
+    /// call, so [`Replication::offset`] covers the caller's writes (Redis's
+    /// `master_repl_offset` moves with each write command, before its reply). Returns at once
+    /// while nothing records.
+    pub async fn settled(&self) {
+        if !self.feed.active() || self.is_replica() {
+            return;
+        }
+        let (tx, rx) = futures_channel::oneshot::channel::<()>();
+        self.feed.push(feed::FeedItem::Control(Box::new(move || {
+            let _ = tx.send(());
+        })));
+        let _ = rx.await;
+    }
+
     /// Sets this node's replication offset (the replication code does).
     pub fn set_offset(&self, off: u64) {
         self.offset.store(off, Ordering::Release);

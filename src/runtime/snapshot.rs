@@ -50,6 +50,21 @@ pub async fn pace() {
     glommio::timer::sleep(STEP_PAUSE).await;
 }
 
+/// Redis's `rdb-key-save-delay` (a testing aid) for `keys` keys just encoded: `delay` µs per
+/// key, or with a negative value a 1 µs pause for one key in `-delay` on average (Redis's
+/// `debugDelay`). The value is read when the snapshot begins, as Redis's child has its own
+/// copy of the configuration.
+async fn key_save_delay(delay: i64, keys: u64) {
+    if delay > 0 && keys > 0 {
+        glommio::timer::sleep(Duration::from_micros((delay as u64).saturating_mul(keys))).await;
+    } else if delay < 0 && keys > 0 {
+        let hits = (0..keys).filter(|_| rand::random::<u64>() % delay.unsigned_abs() == 0).count();
+        if hits > 0 {
+            glommio::timer::sleep(Duration::from_micros(hits as u64)).await;
+        }
+    }
+}
+
 enum Stage {
     Header,
     /// Index into the databases to write, and the shard being pulled.
@@ -66,6 +81,8 @@ pub struct SnapshotStream {
     extra_aux: Vec<(Vec<u8>, Vec<u8>)>,
     repl: Option<ReplInfo>,
     stage: Stage,
+    /// `rdb-key-save-delay` as it was when the stream's header was produced.
+    key_delay_us: i64,
 }
 
 impl SnapshotStream {
@@ -90,7 +107,15 @@ impl SnapshotStream {
     /// The stream of a snapshot already begun on every shard.
     pub fn from_plan(plan: Plan, extra_aux: Vec<(Vec<u8>, Vec<u8>)>) -> SnapshotStream {
         let dbs = plan.databases();
-        SnapshotStream { plan, dbs, rdb: RdbStream::new(), extra_aux, repl: None, stage: Stage::Header }
+        SnapshotStream {
+            plan,
+            dbs,
+            rdb: RdbStream::new(),
+            extra_aux,
+            repl: None,
+            stage: Stage::Header,
+            key_delay_us: 0,
+        }
     }
 
     /// Adds the replication aux fields of a full sync (`repl-stream-db`, `repl-id`,
@@ -123,6 +148,8 @@ impl SnapshotStream {
         loop {
             match self.stage {
                 Stage::Header => {
+                    self.key_delay_us =
+                        shard.state.borrow().config.get("rdb-key-save-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
                     let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
                     let now = crate::storage::now_ms() / 1000;
                     let b = self.rdb.header_repl(now, used, self.repl.as_ref(), &self.extra_aux);
@@ -136,13 +163,18 @@ impl SnapshotStream {
                         self.stage = Stage::Db(i, s, true);
                         return Some(Ok(Bytes::from(self.rdb.database(db, size, expires))));
                     }
-                    let args =
-                        [self.plan.id.to_string(), db.to_string(), STEP_BYTES.to_string(), STEP_MICROS.to_string()];
+                    // With `rdb-key-save-delay` a step takes one slot at a time and the stream
+                    // waits that long per key after it (off the shard: clients are served).
+                    let budget = if self.key_delay_us != 0 { 1 } else { STEP_BYTES };
+                    let args = [self.plan.id.to_string(), db.to_string(), budget.to_string(), STEP_MICROS.to_string()];
                     let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
                     let r = shard.on_shard(s, bgsave::step_shard, 0, args).await;
                     let (bytes, done) = match r {
                         Reply::Array(v) => match &v[..] {
-                            [Reply::Bulk(b), Reply::Int(d)] => (b.clone(), *d != 0),
+                            [Reply::Bulk(b), Reply::Int(d), Reply::Int(keys)] => {
+                                key_save_delay(self.key_delay_us, *keys as u64).await;
+                                (b.clone(), *d != 0)
+                            }
                             _ => return Some(Err("bad snapshot step reply".into())),
                         },
                         Reply::Error(e) => return Some(Err(e.to_string())),
@@ -304,6 +336,12 @@ pub(crate) async fn write_file(
         let r = blocking(move || -> Result<(), String> {
             file.sync_all().map_err(|e| format!("Write error saving DB on disk(fsync): {e}"))?;
             drop(file);
+            if bgsave::killed() {
+                // FLUSHALL or SHUTDOWN stopped the save while it synced: its data must not
+                // replace what they save.
+                let _ = std::fs::remove_file(&tmp2);
+                return Ok(());
+            }
             std::fs::rename(&tmp2, &target2).map_err(|e| {
                 format!(
                     "Error moving temp DB file {} on the final destination {}: {e}",
@@ -318,6 +356,10 @@ pub(crate) async fn write_file(
         })
         .await;
         failure = r.err();
+    }
+    if failure.is_none() && bgsave::killed() {
+        stream.end(shard, false).await;
+        return (Outcome::Killed, None);
     }
     match failure {
         None => {

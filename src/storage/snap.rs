@@ -41,6 +41,8 @@ pub struct SnapState {
     now_ms: u64,
     compress: bool,
     encode: SlotEncoder,
+    /// Keys in the tables encoded so far (`rdb-key-save-delay` paces per key).
+    keys: u64,
 }
 
 impl SnapState {
@@ -67,6 +69,7 @@ impl Db {
             now_ms,
             compress,
             encode,
+            keys: 0,
         }));
     }
 
@@ -91,6 +94,7 @@ impl Db {
                 break;
             }
             if let Some(t) = s.detached.pop() {
+                s.keys += t.len() as u64;
                 (s.encode)(&mut out, &t, s.now_ms, s.compress);
                 continue;
             }
@@ -104,12 +108,18 @@ impl Db {
             }
             s.set_done(slot);
             if let Some(t) = self.slots.get(slot).and_then(|t| t.as_deref()) {
+                s.keys += t.len() as u64;
                 (s.encode)(&mut out, t, s.now_ms, s.compress);
             }
         }
         let finished = s.cursor >= SLOTS && s.detached.is_empty();
         self.snap = Some(s);
         (out, finished)
+    }
+
+    /// Keys in the tables this snapshot encoded so far (0 without a snapshot).
+    pub fn snapshot_keys(&self) -> u64 {
+        self.snap.as_ref().map_or(0, |s| s.keys)
     }
 
     /// Ends the snapshot on this database (finished or abandoned).
@@ -128,6 +138,7 @@ impl Db {
         }
         s.set_done(slot);
         if let Some(t) = self.slots.get(slot).and_then(|t| t.as_deref()) {
+            s.keys += t.len() as u64;
             (s.encode)(&mut s.out, t, s.now_ms, s.compress);
         }
     }

@@ -287,9 +287,30 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             d.clear();
         }
         record_node_wide(shard, db, removed, 0, args);
-        Reply::Ok
+        if !crate::cmd::save::has_save_points(&shard.config) {
+            return Reply::Ok;
+        }
+        // Redis's `flushAllDataAndResetRDB`: with save points, a running BGSAVE is stopped
+        // (its older data must not land on disk after this) and the now empty dataset is
+        // saved at once, which also resets the dirty counter.
+        if shard.id == 0 {
+            crate::cmd::bgsave::stop_for_flush();
+        }
+        crate::cmd::save::serialize_shard(shard, db, args)
     }
-    Plan::AllShards { run, merge: Box::new(|_, r| ok_or_error(r)) }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|ctx, r| {
+            if let Some(e) = r.iter().find(|p| p.is_error()) {
+                return e.clone();
+            }
+            if r.iter().any(|p| matches!(p, Reply::Array(_))) {
+                // A failed save is logged; FLUSHALL still replies +OK, as in Redis.
+                let _ = crate::cmd::save::write_snapshot(&ctx.shard.config, r);
+            }
+            Reply::Ok
+        }),
+    }
 }
 
 /// SWAPDB a b: swaps the two databases on every shard while all are held.
