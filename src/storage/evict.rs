@@ -108,7 +108,7 @@ pub fn pick(ks: &Keyspace, pool: &mut Pool, policy: Policy, samples: usize, now_
                     total += n;
                 }
             }
-            if total == 0 {
+            if total == 0 || pool.is_empty() {
                 return None;
             }
             // Best first; ghosts are dropped on the way.
