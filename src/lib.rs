@@ -16,13 +16,15 @@
 //!   redirect checks, and the cluster bus protocol (its links run on the control core).
 //! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
 //! - [`sentinel`]: Sentinel mode (`--sentinel`): monitoring, election, failover, sentinel.conf.
+//! - [`memory`]: used-memory accounting, `maxmemory` and eviction, client output-buffer limits.
 //! - [`replication`]: the change feed from shards to the control core, PSYNC2 master and
 //!   replica sides, the node's replication offset and role changes.
 //!
 //! The one door: every change to a shard's keyspace passes `cmd::execute_keyed` (keyed
 //! commands; a handler may report its exact change count with `Ctx::dirty`), a node-wide shard
-//! function (FLUSHDB, FLUSHALL, SWAPDB), the serving of a blocked pop, MIGRATE's delete, or
-//! expiry (logged by `storage::Db`). Each road counts Redis's `server.dirty` in the shard's
+//! function (FLUSHDB, FLUSHALL, SWAPDB), the serving of a blocked pop, MIGRATE's delete,
+//! expiry (logged by `storage::Db`), or eviction (`memory::evict`, recorded as DEL/UNLINK).
+//! Each road counts Redis's `server.dirty` in the shard's
 //! `storage::changes::ChangeLog` (INFO `rdb_changes_since_last_save`, save points), records the
 //! command in propagation form (`cmd::propagate`) for the replication feed while it is active,
 //! touches WATCH where Redis's `signalModifiedKey` would, and queues the keyspace notifications
@@ -36,6 +38,7 @@ pub mod config;
 pub mod conn;
 pub mod limits;
 pub mod logging;
+pub mod memory;
 pub mod persist;
 pub mod process;
 pub mod protocol;

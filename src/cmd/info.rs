@@ -284,7 +284,8 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         );
     }
     if want("memory") {
-        let used = jemalloc("allocated");
+        let used = crate::memory::refresh();
+        let peak = crate::memory::peak().max(used);
         let rss = rss_bytes();
         let total = total_system_memory();
         let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -293,14 +294,15 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:jemalloc\r\n",
                 human(used),
                 human(rss),
-                human(used),
+                human(peak),
                 human(total),
                 human(maxmem),
                 cfg.get("maxmemory-policy").unwrap_or("noeviction"),
-                if used > 0 { rss as f64 / used as f64 } else { 0.0 }
+                if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+                crate::memory::not_counted_for_evict()
             ),
         );
     }

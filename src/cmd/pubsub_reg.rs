@@ -79,6 +79,8 @@ pub struct Outbox {
     fd: Option<i32>,
     /// The subscriber's client id (for the log).
     id: u64,
+    /// Since when the queue has been over the pubsub class's soft limit.
+    soft: Cell<crate::memory::obuf::SoftClock>,
 }
 
 impl Outbox {
@@ -95,7 +97,13 @@ impl Outbox {
             return;
         }
         let size = d.size();
-        if limit > 0 && self.bytes.get() + size > limit {
+        // The caller's hard limit, and the soft limit held over time (Redis's check).
+        let mut l = crate::memory::obuf::limit(crate::memory::obuf::Class::Pubsub);
+        l.hard = limit as u64;
+        let mut clock = self.soft.get();
+        let over = clock.over(l, (self.bytes.get() + size) as u64, crate::storage::cached_ms() / 1000);
+        self.soft.set(clock);
+        if over {
             self.overflowed.set(true);
             tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
             self.queue.borrow_mut().clear();

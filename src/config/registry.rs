@@ -125,12 +125,12 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
         }
         // Multi-word values.
         "save" => return normalize_save(args),
-        "bind"
-        | "client-output-buffer-limit"
-        | "oom-score-adj-values"
-        | "shard-cores"
-        | "replicaof"
-        | "latency-tracking-info-percentiles" => {
+        // Validated here; `apply` merges the classes given into the current three.
+        "client-output-buffer-limit" => {
+            let given = args.join(" ");
+            return crate::memory::obuf::merge("", &given).map(|_| given).map_err(String::from);
+        }
+        "bind" | "oom-score-adj-values" | "shard-cores" | "replicaof" | "latency-tracking-info-percentiles" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }
@@ -258,6 +258,12 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         }
         "pin-cores" => cfg.pin_cores = yes,
         "busy-poll-us" => cfg.busy_poll_us = range(int()?, 0, 1_000_000)? as u64,
+        "client-output-buffer-limit" => {
+            let current = cfg.get(d.name).unwrap_or("").to_string();
+            let merged = crate::memory::obuf::merge(&current, value)?;
+            cfg.values.insert(d.name, merged);
+            return Ok(());
+        }
         "notify-keyspace-events" => {
             let f = crate::cmd::notify::parse_flags(value).ok_or_else(|| crate::cmd::notify::BAD_CLASS.to_string())?;
             cfg.notify_keyspace_events = f;

@@ -139,6 +139,9 @@ impl Conn {
         if cluster && !master {
             return self.route_cluster(spec, fullname, args);
         }
+        if let Some(refused) = self.oom_refusal(spec, fullname) {
+            return self.rejected(Some(fullname), refused);
+        }
         if let Some(refused) = misconf(spec) {
             return self.rejected(Some(fullname), refused);
         }
@@ -216,6 +219,9 @@ impl Conn {
             Ok(c) => c,
             Err(e) => return self.rejected(Some(fullname), e),
         };
+        if let Some(refused) = self.oom_refusal(spec, fullname) {
+            return self.rejected(Some(fullname), refused);
+        }
         if let Some(refused) = misconf(spec) {
             return self.rejected(Some(fullname), refused);
         }
@@ -245,6 +251,26 @@ impl Conn {
         (c.id, remember)
     }
 
+    /// `maxmemory` (Redis's `processCommand` step): evicts on the home shard if the node is
+    /// over the ceiling, then refuses a `denyoom` command, or anything but EXEC/DISCARD/QUIT/
+    /// RESET inside MULTI, when it is still over (EXEC itself is checked in `conn::multi`).
+    /// The master link is never refused. One relaxed load while `maxmemory` is 0.
+    fn oom_refusal(&mut self, spec: &CommandSpec, fullname: &str) -> Option<Reply> {
+        if crate::memory::maxmemory() == 0 || self.client.borrow().master {
+            return None;
+        }
+        let oom = if self.shard.gate.holder().is_some() {
+            // A transaction holds this shard's keys: no eviction under it.
+            crate::memory::used() > crate::memory::maxmemory() && !crate::memory::replica_ignores()
+        } else {
+            crate::memory::evict::before_command(&mut self.shard.state.borrow_mut())
+        };
+        let in_multi = self.client.borrow().multi.is_some();
+        let reject =
+            spec.has(flags::DENYOOM) || (in_multi && !matches!(fullname, "exec" | "discard" | "quit" | "reset"));
+        (oom && reject).then(|| Reply::err(crate::memory::OOM))
+    }
+
     fn rejected(&mut self, fullname: Option<&'static str>, reply: Reply) -> Route {
         cmd::record_rejected(&mut self.shard.state.borrow_mut(), fullname);
         Route::Done(reply)
@@ -264,6 +290,10 @@ impl Conn {
         // Replies before this index were already encoded (a blocking command flushed them).
         let mut done = 0;
         for (i, req) in reqs.into_iter().enumerate() {
+            // Replies count against the output-buffer limit as they are produced.
+            if self.encode_ready(&mut replies[..i], &suppress, &mut done) {
+                return;
+            }
             suppress[i] = {
                 let mut c = self.client.borrow_mut();
                 match c.reply_mode {
@@ -373,6 +403,19 @@ impl Conn {
         }
         self.settle(&mut fl, &mut replies, db).await;
         self.encode_replies(&mut replies[done..], &suppress[done..]);
+        self.obuf_over();
+    }
+
+    /// Encodes the replies that are ready, in order, from `done` on; then checks the
+    /// output-buffer limit. True when the client went over it (it is being closed).
+    fn encode_ready(&mut self, replies: &mut [Option<Reply>], suppress: &[bool], done: &mut usize) -> bool {
+        let start = *done;
+        let end = start + replies[start..].iter().take_while(|r| r.is_some()).count();
+        if end > start {
+            self.encode_replies(&mut replies[start..end], &suppress[start..end]);
+            *done = end;
+        }
+        self.obuf_over()
     }
 
     /// Would a write pause hold this request? Writes and may-replicate commands (queued in

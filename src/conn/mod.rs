@@ -63,6 +63,8 @@ pub struct Conn {
     tx: multi::TxState,
     /// Set by SYNC/PSYNC: the socket goes to the control core after this batch.
     pub(crate) handoff: Option<Box<crate::replication::master::Attach>>,
+    /// Since when the output has been over its class's soft limit (see `memory::obuf`).
+    obuf_clock: crate::memory::obuf::SoftClock,
 }
 
 /// Serves one accepted connection until it closes.
@@ -113,6 +115,51 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
 }
 
 impl Conn {
+    /// The output-buffer class of this client and its limits now (`memory::obuf`).
+    fn obuf_limit(&self) -> crate::memory::obuf::Limit {
+        use crate::memory::obuf::{limit, Class};
+        let c = self.client.borrow();
+        limit(if c.pubsub.is_some() && !c.monitor { Class::Pubsub } else { Class::Normal })
+    }
+
+    /// Redis's `closeClientOnOutputBufferLimitReached` on the pending output (`wbuf`): a
+    /// client over its class's hard limit, or over the soft limit for too long, gets no more
+    /// replies and is closed (true). The master link is never closed for this.
+    pub(crate) fn obuf_over(&mut self) -> bool {
+        let l = self.obuf_limit();
+        if l.hard == 0 && l.soft == 0 {
+            return false;
+        }
+        let now_s = crate::storage::cached_ms() / 1000;
+        if !self.obuf_clock.over(l, self.wbuf.len() as u64, now_s) || self.client.borrow().master {
+            return false;
+        }
+        self.obuf_close();
+        true
+    }
+
+    /// Drops the pending output and marks the client closed, with Redis's log line.
+    fn obuf_close(&mut self) {
+        let line = crate::cmd::connection::client_line(&self.client.borrow(), crate::storage::cached_ms());
+        crate::memory::obuf::log_closing(&line);
+        self.wbuf = Vec::new();
+        self.client.borrow_mut().killed = true;
+    }
+
+    /// How long a write of the pending output may take: unbounded, unless the output is over
+    /// the soft limit, whose remaining time then bounds it (a client that stops reading
+    /// cannot pin its buffer past the soft limit's seconds).
+    fn obuf_write_deadline(&mut self) -> Option<Duration> {
+        let l = self.obuf_limit();
+        if l.soft == 0 || (self.wbuf.len() as u64) < l.soft || self.client.borrow().master {
+            return None;
+        }
+        let now_ms = crate::storage::now_ms();
+        self.obuf_clock.over(l, self.wbuf.len() as u64, now_ms / 1000);
+        let end_ms = self.obuf_clock.deadline(l)? * 1000;
+        Some(Duration::from_millis(end_ms.saturating_sub(now_ms).max(1)))
+    }
+
     /// A connection over `stream` for `client`, whose home is `shard`.
     pub(crate) fn new(stream: ClientStream, shard: Rc<Shard>, client: Rc<RefCell<ClientState>>) -> Conn {
         Conn {
@@ -126,6 +173,7 @@ impl Conn {
             last_spec: None,
             tx: multi::TxState::default(),
             handoff: None,
+            obuf_clock: Default::default(),
         }
     }
 
@@ -277,7 +325,16 @@ impl Conn {
             let node = self.shard.state.borrow().node.clone();
             crate::aof::sync::wait_durable(&node.repl.feed, self.shard.id).await;
         }
-        self.stream.write_all(&self.wbuf).await?;
+        match self.obuf_write_deadline() {
+            None => self.stream.write_all(&self.wbuf).await?,
+            Some(d) => {
+                if crate::runtime::with_timeout(d, self.stream.write_all(&self.wbuf)).await.transpose()?.is_none() {
+                    // Still over the soft limit when its time ran out: closed, as Redis would.
+                    self.obuf_close();
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
+        }
         self.shard.state.borrow_mut().stats.net_output_bytes += self.wbuf.len() as u64;
         self.wbuf.clear();
         if self.wbuf.capacity() > 1 << 20 {

@@ -52,6 +52,16 @@ pub(crate) enum Queued {
     Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
 }
 
+impl Queued {
+    /// The queued command's spec.
+    fn spec(&self) -> &'static CommandSpec {
+        match self {
+            Queued::Keyed(cmd, _) => cmd.spec,
+            Queued::Node { spec, .. } => spec,
+        }
+    }
+}
+
 /// A connection's transaction state.
 #[derive(Default)]
 pub(crate) struct TxState {
@@ -228,6 +238,13 @@ impl Conn {
 
     async fn exec(&mut self) -> Reply {
         let Some(queue) = self.tx.queue.take() else { return Reply::err(m::EXEC_WITHOUT) };
+        // maxmemory: a transaction with a denyoom command is refused as a whole when the node
+        // was over the ceiling as EXEC arrived (Redis's `execCommandAbort`).
+        if crate::memory::evict::pre_command_oom() && queue.iter().any(|q| q.spec().has(flags::DENYOOM)) {
+            self.end_multi();
+            self.unwatch_all().await;
+            return Reply::error(format!("EXECABORT Transaction discarded because of: {}", crate::memory::OOM));
+        }
         if self.tx.dirty {
             self.end_multi();
             self.unwatch_all().await;

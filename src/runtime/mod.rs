@@ -273,10 +273,14 @@ async fn active_expire(shard: Rc<Shard>) {
         if shard.id == 0 && crate::process::take_shutdown_request() {
             signalled_shutdown(&shard).await;
         }
-        if shard.gate.holder().is_some() || !crate::storage::active_expire_enabled() {
+        if shard.gate.holder().is_some() {
             continue;
         }
         shard.refresh_config();
+        crate::memory::evict::cron(&mut shard.state.borrow_mut());
+        if !crate::storage::active_expire_enabled() {
+            continue;
+        }
         let start = std::time::Instant::now();
         let mut st = shard.state.borrow_mut();
         let now = crate::storage::now_ms();

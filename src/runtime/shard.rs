@@ -24,6 +24,7 @@ fn apply_lfu(cfg: &crate::config::Config) {
     let lfu = cfg.get("maxmemory-policy").is_some_and(|p| p.ends_with("-lfu"));
     let num = |name: &str, default: u32| cfg.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     crate::storage::db::set_lfu(lfu, num("lfu-log-factor", 10), num("lfu-decay-time", 1));
+    crate::memory::apply_config(cfg);
 }
 
 /// One shard's runtime handle, shared (`Rc`) by its connection tasks.
@@ -55,6 +56,7 @@ impl Shard {
     pub fn new(id: usize, nshards: usize, state: ShardState, mesh: Senders<Msg>) -> Shard {
         let gen = state.node.config_gen.load(Ordering::Acquire);
         apply_lfu(&state.config);
+        crate::memory::register_thread();
         Shard {
             id,
             nshards,

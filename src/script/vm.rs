@@ -708,6 +708,14 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
                 return fail(lua, "-READONLY You can't write against a read only replica.");
             }
         }
+        // maxmemory: a script that started over the ceiling may not make its first write.
+        if spec.has(flags::DENYOOM)
+            && flags_ & super::sflags::ALLOW_OOM == 0
+            && !run.wrote.load(Ordering::Acquire)
+            && crate::memory::evict::pre_command_oom()
+        {
+            return fail(lua, crate::memory::OOM);
+        }
         if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) {
             run.wrote.store(true, Ordering::Release);
         }

@@ -425,6 +425,40 @@ impl Db {
         self.slots[slot as usize] = Some(table);
     }
 
+    /// Calls `f` on up to `count` keys taken from one random place onwards (Redis's
+    /// `dictGetSomeKeys`, for eviction sampling; see `storage::evict`); only keys with an
+    /// expiry when `volatile_only`. Expired keys are included.
+    pub fn sample_keys(&self, volatile_only: bool, count: usize, mut f: impl FnMut(&[u8], &Entry)) {
+        if self.slots.is_empty() || count == 0 || (volatile_only && self.volatile == 0) {
+            return;
+        }
+        let start = fastrand::usize(..SLOTS);
+        let mut seen = 0;
+        for i in 0..SLOTS {
+            let Some(t) = self.slots[(start + i) % SLOTS].as_deref() else { continue };
+            if (volatile_only && t.volatile == 0) || t.map.is_empty() {
+                continue;
+            }
+            // A random start in the first table (bounded, so a huge slot stays cheap).
+            let skip = if seen == 0 { fastrand::usize(..t.map.len().min(4096)) } else { 0 };
+            for (k, e) in t.map.iter().skip(skip) {
+                if volatile_only && e.expire_at == 0 {
+                    continue;
+                }
+                f(k, e);
+                seen += 1;
+                if seen == count {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A stored key's expiry (0 = none), even if logically expired; None if absent.
+    pub fn expire_of(&self, key: &[u8]) -> Option<u64> {
+        self.table(self.slot_of(key)).and_then(|t| t.map.get(key)).map(|e| e.expire_at)
+    }
+
     /// A random live key, if any (expired keys met on the way are reclaimed).
     pub fn random_key(&mut self, now_ms: u64) -> Option<Vec<u8>> {
         for _ in 0..100 {

@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod db;
+pub mod evict;
 pub mod geohash;
 pub mod hash;
 pub mod hash_pack;

@@ -1,0 +1,120 @@
+//! The eviction cycle on one shard (Redis's `performEvictions`): while the node is over
+//! `maxmemory`, delete this shard's best candidates (chosen by `storage::evict`), measure what
+//! each delete freed with this thread's allocation counters, count `evicted_keys`, touch WATCH,
+//! queue `evicted` notifications and record each eviction as DEL (UNLINK with
+//! `lazyfree-lazy-eviction yes`) in the change log, so replicas and the AOF delete the same
+//! keys. A replica does not evict (unless `replica-ignore-maxmemory no`): its master's DELs
+//! keep it in step.
+//!
+//! Invariants: runs only on the shard's own thread, between operations (never inside a held
+//! transaction); the caller flushes the change log afterwards (`ShardState::flush_changes`).
+
+use super::{eviction_time_limit_us, lazy_eviction, maxmemory, policy, replica_ignores, samples, thread_net, used};
+use crate::cmd::ShardState;
+use crate::storage::evict::{pick, Pool};
+use std::cell::{Cell, RefCell};
+
+thread_local! {
+    /// This shard's eviction pool (kept between cycles, as Redis's static pool).
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+    /// The state of the command being run: over the ceiling when it started (Redis's
+    /// `server.pre_command_oom_state`, read by scripts before their first write).
+    static PRE_COMMAND_OOM: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What a cycle ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Under the ceiling (or no ceiling, or a replica that ignores it).
+    Ok,
+    /// Still over after the cycle's time budget; evicting goes on in the cron.
+    Running,
+    /// Over the ceiling with nothing (left) to evict, or `noeviction`.
+    Fail,
+}
+
+/// Runs one eviction cycle if the node is over `maxmemory` (Redis's `performEvictions`).
+pub fn perform(st: &mut ShardState) -> Outcome {
+    let max = maxmemory();
+    if max == 0 || replica_ignores() {
+        return Outcome::Ok;
+    }
+    let now_used = used();
+    if now_used <= max {
+        return Outcome::Ok;
+    }
+    let policy = policy();
+    if policy == super::Policy::NoEviction {
+        return Outcome::Fail;
+    }
+    let to_free = (now_used - max) as i64;
+    let limit_us = eviction_time_limit_us();
+    let start = std::time::Instant::now();
+    let now_ms = crate::storage::cached_ms();
+    let unlink = lazy_eviction();
+    let samples = samples();
+    let mut freed: i64 = 0;
+    let mut evicted = 0u64;
+    let outcome = POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        while freed < to_free {
+            let Some((db, key)) = pick(&st.ks, &mut pool, policy, samples, now_ms) else {
+                return Outcome::Fail;
+            };
+            let before = thread_net();
+            drop(st.ks.dbs[db].remove(&key));
+            freed += before - thread_net();
+            evicted += 1;
+            st.changes.record_expired(db, std::slice::from_ref(&key), unlink);
+            crate::cmd::notify::emit(st, crate::cmd::notify::EVICTED, "evicted", &key, db);
+            if evicted % 16 == 0 {
+                // Others may have freed memory meanwhile (or ours was all in the snapshot's copy).
+                if used() <= max {
+                    break;
+                }
+                if start.elapsed().as_micros() as u64 > limit_us {
+                    return Outcome::Running;
+                }
+            }
+        }
+        Outcome::Ok
+    });
+    st.stats.evicted_keys += evicted;
+    outcome
+}
+
+/// Before a command on its home shard (Redis's `processCommand` maxmemory step): evicts as
+/// needed and says whether the node is out of memory (a `denyoom` command, and any command
+/// queued in MULTI, is then refused with [`super::OOM`]). Also remembers the state for
+/// [`pre_command_oom`].
+pub fn before_command(st: &mut ShardState) -> bool {
+    if maxmemory() == 0 {
+        PRE_COMMAND_OOM.with(|c| c.set(false));
+        return false;
+    }
+    let oom = perform(st) == Outcome::Fail;
+    st.flush_changes();
+    PRE_COMMAND_OOM.with(|c| c.set(oom));
+    oom
+}
+
+/// Whether the node was out of memory when the running command started (scripts refuse
+/// their first `denyoom` call then, as Redis).
+pub fn pre_command_oom() -> bool {
+    maxmemory() != 0 && PRE_COMMAND_OOM.with(Cell::get)
+}
+
+/// The cron step (every shard, `hz` times a second): shard 0 re-bases the accounting on
+/// jemalloc's exact total; every shard evicts while the node is over the ceiling.
+pub fn cron(st: &mut ShardState) {
+    if maxmemory() == 0 {
+        return;
+    }
+    if st.id == 0 {
+        super::refresh();
+    }
+    if perform(st) != Outcome::Ok {
+        tracing::debug!("maxmemory: node still over the limit after an eviction cycle");
+    }
+    st.flush_changes();
+}

@@ -1,0 +1,286 @@
+//! The node's memory ceiling: how much memory the node uses, `maxmemory` with its eviction
+//! policy (see [`evict`]), and the per-client output-buffer limits (see [`obuf`]).
+//!
+//! ## How used memory is counted
+//!
+//! Redis keeps one process-wide counter that every allocation updates. slotcore has one
+//! allocator (jemalloc) for all threads, and asking it for the process total (`stats.allocated`
+//! after an `epoch` refresh) merges every arena's statistics: far too slow for every command.
+//! jemalloc also keeps, per thread, the bytes that thread allocated and deallocated
+//! (`thread.allocatedp` / `thread.deallocatedp`, two plain loads). A thread's difference is
+//! meaningless on its own (a reply built on one shard and freed on another counts +n on one
+//! and -n on the other), but the sum over all threads is the process total.
+//!
+//! So the node total is `other + Σ shard nets`: each data shard publishes its own net
+//! (allocated - deallocated) into its slot of a small atomic array whenever it checks the
+//! limit, and [`refresh`] (from shard 0's cron, `hz` times a second, and from INFO) sets
+//! `other` to what jemalloc's exact total says beyond the shards' sum (the control core,
+//! helper threads, threads that exited). Between refreshes, shard growth is seen at once;
+//! only the other threads' growth waits for the next refresh.
+//!
+//! ## How the ceiling is split across shards
+//!
+//! The ceiling is node-wide, not a fixed budget per shard: a shard that wants to run a
+//! `denyoom` command while the node is over `maxmemory` evicts keys **it owns** (sampled
+//! from its own keyspace, as each Redis Cluster node evicts its own keys) until the node total
+//! is back under the ceiling, or refuses with Redis's `-OOM` when it has nothing left to
+//! evict. Every shard's cron also evicts while the node is over the ceiling, so the shards
+//! give back memory in proportion to the traffic they see, and a shard holding most of the
+//! data is not spared because another shard's clients did the writing. The memory each
+//! eviction frees is measured with the evicting thread's own counters (the key is freed on
+//! the thread that owns it), as Redis measures `zmalloc_used_memory()` around the delete.
+//!
+//! Invariants: every setting here is node-wide and follows the configuration snapshot
+//! ([`apply_config`], called when a shard refreshes its config); with `maxmemory 0` (the
+//! default) a command pays one relaxed load.
+
+pub mod evict;
+pub mod obuf;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use tikv_jemalloc_ctl::thread::ThreadLocal;
+
+/// Redis's reply to a `denyoom` command refused for memory.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Policy {
+    /// `noeviction`: refuse `denyoom` commands over the ceiling.
+    NoEviction = 0,
+    /// `allkeys-lru`.
+    AllkeysLru,
+    /// `allkeys-lfu`.
+    AllkeysLfu,
+    /// `allkeys-random`.
+    AllkeysRandom,
+    /// `volatile-lru`.
+    VolatileLru,
+    /// `volatile-lfu`.
+    VolatileLfu,
+    /// `volatile-random`.
+    VolatileRandom,
+    /// `volatile-ttl`.
+    VolatileTtl,
+}
+
+impl Policy {
+    /// Parses a `maxmemory-policy` value (lower case, as the config registry keeps it).
+    pub fn parse(s: &str) -> Policy {
+        match s {
+            "allkeys-lru" => Policy::AllkeysLru,
+            "allkeys-lfu" => Policy::AllkeysLfu,
+            "allkeys-random" => Policy::AllkeysRandom,
+            "volatile-lru" => Policy::VolatileLru,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => Policy::NoEviction,
+        }
+    }
+    fn from_u8(v: u8) -> Policy {
+        [
+            Policy::NoEviction,
+            Policy::AllkeysLru,
+            Policy::AllkeysLfu,
+            Policy::AllkeysRandom,
+            Policy::VolatileLru,
+            Policy::VolatileLfu,
+            Policy::VolatileRandom,
+            Policy::VolatileTtl,
+        ]
+        .get(v as usize)
+        .copied()
+        .unwrap_or(Policy::NoEviction)
+    }
+    /// True when only keys with an expiry are candidates.
+    pub fn volatile_only(self) -> bool {
+        matches!(self, Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl)
+    }
+}
+
+static MAXMEMORY: AtomicU64 = AtomicU64::new(0);
+static POLICY: AtomicU8 = AtomicU8::new(0);
+static SAMPLES: AtomicU32 = AtomicU32::new(5);
+static TENACITY: AtomicU32 = AtomicU32::new(10);
+static REPLICA_IGNORES: AtomicBool = AtomicBool::new(true);
+static LAZY_EVICTION: AtomicBool = AtomicBool::new(false);
+
+/// Takes the memory settings from a configuration snapshot (node-wide; every shard calls it
+/// when its snapshot changes, the values are the same for all).
+pub fn apply_config(cfg: &crate::config::Config) {
+    let num = |name: &str, default: u64| cfg.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    MAXMEMORY.store(num("maxmemory", 0), Ordering::Relaxed);
+    let policy = Policy::parse(cfg.get("maxmemory-policy").unwrap_or("noeviction"));
+    POLICY.store(policy as u8, Ordering::Relaxed);
+    SAMPLES.store(num("maxmemory-samples", 5).clamp(1, 64) as u32, Ordering::Relaxed);
+    TENACITY.store(num("maxmemory-eviction-tenacity", 10).min(100) as u32, Ordering::Relaxed);
+    REPLICA_IGNORES.store(cfg.get("replica-ignore-maxmemory") != Some("no"), Ordering::Relaxed);
+    LAZY_EVICTION.store(cfg.get("lazyfree-lazy-eviction") == Some("yes"), Ordering::Relaxed);
+    obuf::apply_config(cfg.get("client-output-buffer-limit").unwrap_or(""));
+}
+
+/// `maxmemory` in bytes (0 = no ceiling).
+#[inline]
+pub fn maxmemory() -> u64 {
+    MAXMEMORY.load(Ordering::Relaxed)
+}
+
+/// `maxmemory-policy`.
+pub fn policy() -> Policy {
+    Policy::from_u8(POLICY.load(Ordering::Relaxed))
+}
+
+/// `maxmemory-samples`.
+pub fn samples() -> usize {
+    SAMPLES.load(Ordering::Relaxed) as usize
+}
+
+/// `lazyfree-lazy-eviction`: evictions propagate as UNLINK instead of DEL.
+pub fn lazy_eviction() -> bool {
+    LAZY_EVICTION.load(Ordering::Relaxed)
+}
+
+/// Redis's `evictionTimeLimitUs`: how long one eviction cycle may run, from
+/// `maxmemory-eviction-tenacity` (0..10 linear up to 500 µs, then +15% a step, 100 = no limit).
+pub fn eviction_time_limit_us() -> u64 {
+    match TENACITY.load(Ordering::Relaxed) {
+        t @ 0..=10 => 50 * t as u64,
+        t @ 11..=99 => (500.0 * 1.15f64.powi(t as i32 - 10)) as u64,
+        _ => u64::MAX,
+    }
+}
+
+/// True when this node must not evict: a replica ignores `maxmemory` (its master's DELs
+/// keep it in step) unless `replica-ignore-maxmemory no`.
+pub fn replica_ignores() -> bool {
+    crate::storage::replica_expiry() && REPLICA_IGNORES.load(Ordering::Relaxed)
+}
+
+// ---- accounting --------------------------------------------------------------------------
+
+/// At most this many shard threads publish their counters (more share the `other` part).
+const MAX_PUBLISHERS: usize = 256;
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicI64 = AtomicI64::new(0);
+static NET: [AtomicI64; MAX_PUBLISHERS] = [ZERO; MAX_PUBLISHERS];
+static PUBLISHERS: AtomicUsize = AtomicUsize::new(0);
+static OTHER: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy)]
+struct Counters {
+    slot: Option<usize>,
+    allocated: ThreadLocal<u64>,
+    deallocated: ThreadLocal<u64>,
+}
+
+thread_local! {
+    static ME: Cell<Option<Counters>> = const { Cell::new(None) };
+}
+
+fn counters() -> Option<Counters> {
+    if let Some(c) = ME.with(Cell::get) {
+        return Some(c);
+    }
+    let allocated = tikv_jemalloc_ctl::thread::allocatedp::read().ok()?;
+    let deallocated = tikv_jemalloc_ctl::thread::deallocatedp::read().ok()?;
+    let c = Counters { slot: None, allocated, deallocated };
+    ME.with(|m| m.set(Some(c)));
+    Some(c)
+}
+
+/// Makes the calling thread (a data shard) publish its allocation counters (call once, on
+/// the shard's thread).
+pub fn register_thread() {
+    let Some(mut c) = counters() else { return };
+    if c.slot.is_some() {
+        return;
+    }
+    let i = PUBLISHERS.fetch_add(1, Ordering::AcqRel);
+    if i < MAX_PUBLISHERS {
+        c.slot = Some(i);
+        NET[i].store(net(&c), Ordering::Relaxed);
+        ME.with(|m| m.set(Some(c)));
+    }
+}
+
+fn net(c: &Counters) -> i64 {
+    c.allocated.get().wrapping_sub(c.deallocated.get()) as i64
+}
+
+/// The calling thread's bytes allocated minus deallocated (jemalloc's per-thread counters).
+#[inline]
+pub fn thread_net() -> i64 {
+    counters().map_or(0, |c| net(&c))
+}
+
+fn publish() {
+    if let Some(c) = counters() {
+        if let Some(i) = c.slot {
+            NET[i].store(net(&c), Ordering::Relaxed);
+        }
+    }
+}
+
+fn shards_sum() -> i64 {
+    let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
+    NET[..n].iter().map(|a| a.load(Ordering::Relaxed)).sum()
+}
+
+/// The node's used memory as the ceiling sees it (see the module doc): this thread's count
+/// is exact, the other shards' as of their last check, the rest as of the last [`refresh`].
+pub fn used() -> u64 {
+    publish();
+    let used = (OTHER.load(Ordering::Relaxed) + shards_sum()).max(0) as u64;
+    PEAK.fetch_max(used, Ordering::Relaxed);
+    used
+}
+
+/// Re-reads jemalloc's exact process total and re-bases the estimate on it; returns it.
+pub fn refresh() -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let total = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    publish();
+    OTHER.store(total as i64 - shards_sum(), Ordering::Relaxed);
+    PEAK.fetch_max(total, Ordering::Relaxed);
+    total
+}
+
+/// The highest used memory seen (INFO `used_memory_peak`).
+pub fn peak() -> u64 {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// Redis's `freeMemoryGetNotCountedMemory`: memory left out of the ceiling's count. Replica
+/// output buffers and the AOF buffer live on the control core in slotcore and are bounded by
+/// their own limits; they are not subtracted, so this is 0.
+pub fn not_counted_for_evict() -> u64 {
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenacity_time_limits_are_redis_s() {
+        TENACITY.store(10, Ordering::Relaxed);
+        assert_eq!(eviction_time_limit_us(), 500);
+        TENACITY.store(0, Ordering::Relaxed);
+        assert_eq!(eviction_time_limit_us(), 0);
+        TENACITY.store(100, Ordering::Relaxed);
+        assert_eq!(eviction_time_limit_us(), u64::MAX);
+        TENACITY.store(10, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn policies_parse() {
+        assert_eq!(Policy::parse("volatile-ttl"), Policy::VolatileTtl);
+        assert!(Policy::parse("volatile-lfu").volatile_only());
+        assert!(!Policy::parse("allkeys-random").volatile_only());
+        assert_eq!(Policy::from_u8(Policy::AllkeysLfu as u8), Policy::AllkeysLfu);
+    }
+}

@@ -1,0 +1,367 @@
+//! maxmemory, eviction and client output-buffer limits, compared with a real redis-server on
+//! the same workloads: how many keys each policy keeps and which ones, the OOM texts (plain
+//! commands, MULTI/EXEC, scripts), evictions reaching a replica as DELs, CONFIG GET/SET of
+//! `client-output-buffer-limit`, a pipelining client that never reads dropped at the hard
+//! limit with bounded memory, and the soft limit enforced over time.
+
+mod common;
+use common::{Raw, Server, WAIT};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+const VALUE: usize = 4000;
+const KEYS: usize = 12_000;
+
+fn ports() {
+    common::use_ports(8420);
+}
+
+fn info_field(raw: &mut Raw, section: &str, field: &str) -> u64 {
+    let text = raw.cmd(&["INFO", section]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}
+
+/// Sends `cmds` pipelined in chunks; returns the replies.
+fn pipeline(raw: &mut Raw, cmds: &[Vec<Vec<u8>>]) -> Vec<String> {
+    let mut out = Vec::with_capacity(cmds.len());
+    for chunk in cmds.chunks(200) {
+        let mut buf = Vec::new();
+        for c in chunk {
+            let a: Vec<&[u8]> = c.iter().map(|x| &x[..]).collect();
+            buf.extend_from_slice(&common::encode(&a));
+        }
+        raw.send(&buf);
+        for _ in chunk {
+            out.push(raw.reply());
+        }
+    }
+    out
+}
+
+fn set_cmd(i: usize, ttl: Option<u64>) -> Vec<Vec<u8>> {
+    let mut c = vec![b"SET".to_vec(), format!("key:{i}").into_bytes(), vec![b'v'; VALUE]];
+    if let Some(t) = ttl {
+        c.push(b"EX".to_vec());
+        c.push(t.to_string().into_bytes());
+    }
+    c
+}
+
+fn exists(raw: &mut Raw, range: std::ops::Range<usize>) -> Vec<bool> {
+    let cmds: Vec<Vec<Vec<u8>>> = range.map(|i| vec![b"EXISTS".to_vec(), format!("key:{i}").into_bytes()]).collect();
+    pipeline(raw, &cmds).iter().map(|r| r == ":1\r\n").collect()
+}
+
+fn frac(v: &[bool]) -> f64 {
+    v.iter().filter(|&&b| b).count() as f64 / v.len().max(1) as f64
+}
+
+/// What one policy's workload left behind on one server.
+#[derive(Debug)]
+struct Outcome {
+    errors: usize,
+    kept: u64,
+    evicted: u64,
+    used: u64,
+    /// Fraction kept of the keys the policy should keep (hot, or non-volatile, or far TTLs).
+    favoured: f64,
+    /// Fraction kept of the keys the policy should evict first.
+    disfavoured: f64,
+}
+
+/// Fills 30mb with `KEYS` values of 4000 bytes under `policy`, shaped so each policy has
+/// keys to favour: hot keys read recently (lru) or often (lfu), keys without a TTL (volatile),
+/// far TTLs (ttl).
+fn workload(s: &Server, policy: &str) -> Outcome {
+    let mut raw = s.raw();
+    raw.cmd(&["FLUSHALL"]);
+    raw.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    raw.cmd(&["CONFIG", "SET", "maxmemory-policy", policy]);
+    raw.cmd(&["CONFIG", "RESETSTAT"]);
+    let volatile = policy.starts_with("volatile");
+    // Odd keys volatile (TTL growing with the index) under volatile policies.
+    let ttl = |i: usize| (volatile && i % 2 == 1).then_some(100_000 + i as u64);
+    let hot = 0..500;
+    let first: Vec<_> = (0..2000).map(|i| set_cmd(i, ttl(i))).collect();
+    pipeline(&mut raw, &first);
+    if policy.ends_with("-lfu") {
+        let gets: Vec<_> =
+            (0..20).flat_map(|_| hot.clone()).map(|i| vec![b"GET".to_vec(), format!("key:{i}").into_bytes()]).collect();
+        pipeline(&mut raw, &gets);
+    }
+    if policy.ends_with("-lru") {
+        // The LRU clock ticks in seconds: let the others age, then read the hot ones.
+        std::thread::sleep(Duration::from_millis(2100));
+        let gets: Vec<_> = hot.clone().map(|i| vec![b"GET".to_vec(), format!("key:{i}").into_bytes()]).collect();
+        pipeline(&mut raw, &gets);
+    }
+    raw.cmd(&["CONFIG", "SET", "maxmemory", "30mb"]);
+    let rest: Vec<_> = (2000..KEYS).map(|i| set_cmd(i, ttl(i))).collect();
+    let replies = pipeline(&mut raw, &rest);
+    let errors = replies.iter().filter(|r| r.starts_with('-')).count();
+    if errors > 0 {
+        let e = replies.iter().find(|r| r.starts_with('-')).unwrap();
+        assert_eq!(e, "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    }
+    let present = exists(&mut raw, 0..KEYS);
+    let pick = |f: &dyn Fn(usize) -> bool| -> Vec<bool> { (0..KEYS).filter(|&i| f(i)).map(|i| present[i]).collect() };
+    let (favoured, disfavoured) = match policy {
+        "allkeys-lru" | "allkeys-lfu" => (pick(&|i| i < 500), pick(&|i| (500..2000).contains(&i))),
+        "volatile-lru" | "volatile-lfu" | "volatile-random" => {
+            (pick(&|i| i % 2 == 0), pick(&|i| i % 2 == 1 && i < 2000))
+        }
+        "volatile-ttl" => (pick(&|i| i % 2 == 0), pick(&|i| i % 2 == 1 && i < 3000)),
+        _ => (pick(&|_| true), pick(&|_| true)),
+    };
+    Outcome {
+        errors,
+        kept: raw.cmd(&["DBSIZE"]).trim_start_matches(':').trim().parse().unwrap_or(0),
+        evicted: info_field(&mut raw, "stats", "evicted_keys"),
+        used: info_field(&mut raw, "memory", "used_memory"),
+        favoured: frac(&favoured),
+        disfavoured: frac(&disfavoured),
+    }
+}
+
+#[test]
+fn every_policy_keeps_what_redis_keeps() {
+    ports();
+    let s = Server::slotcore(&[]);
+    let r = Server::redis(&[]);
+    let max = 30u64 << 20;
+    for policy in [
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        let a = workload(&s, policy);
+        let b = workload(&r, policy);
+        eprintln!("{policy}: slotcore {a:?}\n{policy}: redis    {b:?}");
+        // Both stay under the ceiling (a little over is allowed for what one write adds).
+        assert!(a.used <= max + max / 20, "{policy}: slotcore used {} > maxmemory", a.used);
+        // Keys kept within 25% of redis-server's (slotcore's per-key overhead is higher).
+        let ratio = a.kept as f64 / b.kept as f64;
+        assert!((0.75..=1.25).contains(&ratio), "{policy}: kept {} vs redis-server {}", a.kept, b.kept);
+        // Refused or evicted: the same kind of outcome as redis-server.
+        assert_eq!(a.errors > 0, b.errors > 0, "{policy}: OOM errors {} vs {}", a.errors, b.errors);
+        assert_eq!(a.evicted > 0, b.evicted > 0, "{policy}: evicted {} vs {}", a.evicted, b.evicted);
+        assert_eq!(a.evicted + a.kept + a.errors as u64, KEYS as u64, "{policy}: every write accounted for");
+        // The keys the policy favours survive as on redis-server.
+        match policy {
+            "noeviction" | "allkeys-random" => {}
+            "volatile-lru" | "volatile-lfu" | "volatile-random" | "volatile-ttl" => {
+                assert_eq!(a.favoured, 1.0, "{policy}: a key without a TTL was evicted");
+                assert_eq!(b.favoured, 1.0);
+                assert!(a.disfavoured < 0.5 && b.disfavoured < 0.5, "{policy}: {a:?} / {b:?}");
+            }
+            _ => {
+                assert!(b.favoured > 0.9 && a.favoured > 0.9, "{policy}: hot keys kept {a:?} / {b:?}");
+                assert!(a.disfavoured < 0.5, "{policy}: cold keys kept {a:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn oom_texts_match_redis() {
+    ports();
+    let s = Server::slotcore(&[]);
+    let r = Server::redis(&[]);
+    for srv in [&s, &r] {
+        let mut c = srv.raw();
+        c.cmd(&["SET", "k", "v"]);
+        c.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    }
+    let mut a = s.raw();
+    let mut b = r.raw();
+    let mut steps: Vec<Vec<&str>> = vec![
+        vec!["SET", "x", "1"],
+        vec!["GET", "k"],
+        vec!["DEL", "k"],
+        vec!["INCR", "n"],
+        vec!["MULTI"],
+        vec!["GET", "k"],
+        vec!["EXEC"],
+        vec!["EVAL", "return redis.call('set','y','1')", "0"],
+        vec!["EVAL", "return redis.pcall('set','y','1')", "0"],
+        vec!["EVAL", "return redis.call('get','k')", "0"],
+        vec!["CONFIG", "GET", "maxmemory-policy"],
+    ];
+    for st in steps.drain(..) {
+        let ra = a.cmd(&st);
+        let rb = b.cmd(&st);
+        assert_eq!(ra, rb, "{st:?}");
+    }
+    // EXEC of a transaction queued under the ceiling, run over it.
+    for c in [&mut a, &mut b] {
+        c.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+        c.cmd(&["MULTI"]);
+        c.cmd(&["SET", "z", "1"]);
+    }
+    for srv in [&s, &r] {
+        srv.raw().cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    }
+    let (ra, rb) = (a.cmd(&["EXEC"]), b.cmd(&["EXEC"]));
+    assert_eq!(ra, rb);
+    assert_eq!(
+        ra,
+        "-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(a.cmd(&["EXISTS", "z"]), ":0\r\n");
+    // INFO fields as Redis names them.
+    let info = a.cmd(&["INFO", "memory"]);
+    for f in
+        ["maxmemory:1\r\n", "maxmemory_human:1B\r\n", "maxmemory_policy:noeviction\r\n", "mem_not_counted_for_evict:"]
+    {
+        assert!(info.contains(f), "{f} missing in {info}");
+    }
+}
+
+#[test]
+fn evictions_reach_a_replica_as_deletes() {
+    ports();
+    let m = Server::slotcore(&["--maxmemory-policy", "allkeys-random"]);
+    let rep = Server::redis(&[]);
+    let mut mc = m.raw();
+    let mut rc = rep.raw();
+    rc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    let deadline = Instant::now() + WAIT;
+    while !rc.cmd(&["INFO", "replication"]).contains("master_link_status:up") {
+        assert!(Instant::now() < deadline, "replica never linked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    mc.cmd(&["CONFIG", "SET", "maxmemory", "20mb"]);
+    let cmds: Vec<_> = (0..8000).map(|i| set_cmd(i, None)).collect();
+    pipeline(&mut mc, &cmds);
+    let evicted = info_field(&mut mc, "stats", "evicted_keys");
+    assert!(evicted > 1000, "evicted {evicted}");
+    mc.cmd(&["WAIT", "1", "5000"]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (a, b) = (mc.cmd(&["DEBUG", "DIGEST"]), rc.cmd(&["DEBUG", "DIGEST"]));
+        if a == b {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replica differs: {a} vs {b}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(mc.cmd(&["DBSIZE"]), rc.cmd(&["DBSIZE"]));
+    // A replica keeps what its master sends (replica-ignore-maxmemory yes): no own evictions.
+    assert_eq!(info_field(&mut rc, "stats", "evicted_keys"), 0);
+}
+
+#[test]
+fn output_buffer_limit_config_matches_redis() {
+    ports();
+    let s = Server::slotcore(&[]);
+    let r = Server::redis(&[]);
+    let mut a = s.raw();
+    let mut b = r.raw();
+    for st in [
+        &["CONFIG", "GET", "client-output-buffer-limit"][..],
+        &["CONFIG", "SET", "client-output-buffer-limit", "normal 32mb 0 0"],
+        &["CONFIG", "GET", "client-output-buffer-limit"],
+        &["CONFIG", "SET", "client-output-buffer-limit", "replica 1gb 100mb 30 pubsub 1mb 512kb 5"],
+        &["CONFIG", "GET", "client-output-buffer-limit"],
+        &["CONFIG", "SET", "client-output-buffer-limit", "master 1 2 3"],
+        &["CONFIG", "SET", "client-output-buffer-limit", "normal 1 2"],
+        &["CONFIG", "SET", "client-output-buffer-limit", "normal 1x 2 3"],
+        &["CONFIG", "GET", "client-output-buffer-limit"],
+    ] {
+        assert_eq!(a.cmd(st), b.cmd(st), "{st:?}");
+    }
+}
+
+/// RSS of a process in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// A connection that pipelines 1000 `LRANGE bl 0 -1` (about 270 KB of reply each) in one
+/// write and never reads: dropped at the 32 MB hard limit, as by redis-server, and the
+/// server's memory stays bounded.
+#[test]
+fn a_client_that_never_reads_is_dropped_at_the_hard_limit() {
+    ports();
+    let s = Server::slotcore(&[]);
+    let r = Server::redis(&[]);
+    for srv in [&s, &r] {
+        let mut c = srv.raw();
+        assert_eq!(c.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 33554432 0 0"]), "+OK\r\n");
+        let elems: Vec<Vec<u8>> = (0..2500).map(|i| format!("{i:0100}").into_bytes()).collect();
+        let mut args: Vec<&[u8]> = vec![b"RPUSH", b"bl"];
+        args.extend(elems.iter().map(|e| &e[..]));
+        c.cmd_bytes(&args);
+        let before = rss(srv.pid());
+        let mut hog = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        let one = common::encode(&[b"LRANGE", b"bl", b"0", b"-1"]);
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+        std::io::Write::write_all(&mut hog, &batch).unwrap();
+        // Dropped: the connection shows up as closed once we drain what was sent before.
+        let deadline = Instant::now() + WAIT;
+        let mut peak = 0;
+        loop {
+            peak = peak.max(rss(srv.pid()));
+            let list = c.cmd(&["CLIENT", "LIST"]);
+            if list.matches("id=").count() <= 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the hog is still connected: {list}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        hog.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        let _ = hog.read_to_end(&mut got);
+        assert!(got.len() < 40 << 20, "{} bytes reached the client", got.len());
+        assert!(peak < before + (150 << 20), "RSS grew from {before} to {peak}");
+        eprintln!("rss before {} MB, peak {} MB, client got {} bytes", before >> 20, peak >> 20, got.len());
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    }
+    assert!(s.log_text().contains("scheduled to be closed ASAP for overcoming of output buffer limits."));
+}
+
+/// The soft limit: over it for longer than its seconds, the client is dropped; a client that
+/// goes over it briefly and reads is not.
+#[test]
+fn soft_limit_is_enforced_over_time() {
+    ports();
+    let s = Server::slotcore(&[]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 1mb 2"]), "+OK\r\n");
+    c.cmd(&["SET", "big", &"x".repeat(500_000)]);
+    // Brief: 4 MB of replies read at once stays connected.
+    let mut quick = s.raw();
+    let gets: Vec<u8> = common::encode(&[b"GET", b"big"]).repeat(8);
+    quick.send(&gets);
+    for _ in 0..8 {
+        quick.reply();
+    }
+    assert_eq!(quick.cmd(&["PING"]), "+PONG\r\n");
+    // Stuck: 40 MB of replies never read; closed after about 2 seconds, not before 1.
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let start = Instant::now();
+    std::io::Write::write_all(&mut stuck, &common::encode(&[b"GET", b"big"]).repeat(80)).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(c.cmd(&["CLIENT", "LIST"]).matches("id=").count(), 3, "closed too early");
+    let deadline = Instant::now() + WAIT;
+    while c.cmd(&["CLIENT", "LIST"]).matches("id=").count() > 2 {
+        assert!(Instant::now() < deadline, "stuck client never closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "closed after {took:?}");
+}
