@@ -219,7 +219,9 @@ fn main() {
         shards: placement.shards,
         shard_cpus: (0..placement.shards).map(|i| placement.shard_cpus.get(i).copied()).collect(),
         connected_clients: Default::default(),
-        next_client_id: 1.into(),
+        // Redis 7.0 gives ids 1 and 2 to internal clients (its scripting engines): the first
+        // connection is id 3 there, and here.
+        next_client_id: 3.into(),
         config_gen: Default::default(),
         config: std::sync::RwLock::new(cfg.clone()),
         started: std::time::Instant::now(),

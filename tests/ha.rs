@@ -181,7 +181,7 @@ fn killed_master_fails_over_keeps_acknowledged_writes_and_rejoins_as_replica() {
     let killed_at = Instant::now();
     stop.store(true, Ordering::Relaxed);
     let _ = w.join();
-    let other = (0..6).find(|&i| i != m && i != r).expect("another node");
+    let other = (0..6).find(|&i| i != m && i != r && master_of(&v[i]).is_none()).expect("another master");
     wait_for(Duration::from_millis(NODE_TIMEOUT_MS) + WAIT, "the replica to become master", || {
         nodes(&v[other]).iter().any(|f| f[0] == winner_id && f[2].contains("master") && f.len() > 8)
     });
@@ -229,7 +229,7 @@ fn shutdown_of_a_master_fails_over_and_losing_a_whole_group_stops_the_cluster() 
     }
     assert_eq!(call(&mut c, &["WAIT", "1", "5000"]).expect("WAIT"), ":1");
     let winner_id = myid(&v[r]);
-    let other = (0..6).find(|&i| i != m && i != r).expect("another node");
+    let other = (0..6).find(|&i| i != m && i != r && master_of(&v[i]).is_none()).expect("another master");
 
     // SHUTDOWN (7.0 waits for the replica to catch up) also fails over.
     let _ = v[m].cli(&["shutdown", "nosave"]);
@@ -251,8 +251,18 @@ fn shutdown_of_a_master_fails_over_and_losing_a_whole_group_stops_the_cluster() 
     wait_for(Duration::from_millis(NODE_TIMEOUT_MS) + WAIT * 2, "cluster_state:fail", || {
         info_field(&v[other], "cluster_state") == "fail"
     });
-    let down = v[other].cli(&["get", "anykey"]);
-    assert!(down.contains("CLUSTERDOWN"), "{down}");
+    // Redis 7.0's three CLUSTERDOWN texts: the cluster is down; with
+    // cluster-allow-reads-when-down, writes are refused with their own text while reads of
+    // served slots go on; a slot nobody serves.
+    let own_key = format!("{{{}}}:k", tag_for(first_slot(&v[other])));
+    assert_eq!(v[other].cli(&["get", "anykey"]).trim(), "CLUSTERDOWN The cluster is down");
+    assert_eq!(v[other].cli(&["config", "set", "cluster-allow-reads-when-down", "yes"]).trim(), "OK");
+    assert_eq!(
+        v[other].cli(&["set", &own_key, "v"]).trim(),
+        "CLUSTERDOWN The cluster is down and only accepts read commands"
+    );
+    assert_eq!(v[other].cli(&["get", &own_key]).trim(), "");
+    assert_eq!(v[other].cli(&["config", "set", "cluster-allow-reads-when-down", "no"]).trim(), "OK");
 
     // Both come back from their files: the cluster is whole again with the data.
     v[r].restart();
@@ -264,4 +274,9 @@ fn shutdown_of_a_master_fails_over_and_losing_a_whole_group_stops_the_cluster() 
         assert_eq!(got.as_deref(), Some("v"), "{k} lost after restoring the group");
     }
     check_clean(&v[other]);
+    // A slot this node no longer has anyone for (deleted from its own view).
+    let slot = first_slot(&v[other]);
+    assert_eq!(v[other].cli(&["config", "set", "cluster-require-full-coverage", "no"]).trim(), "OK");
+    assert_eq!(v[other].cli(&["cluster", "delslots", &slot.to_string()]).trim(), "OK");
+    assert_eq!(v[other].cli(&["get", &own_key]).trim(), "CLUSTERDOWN Hash slot not served");
 }

@@ -21,7 +21,7 @@ static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
     spec("numpat", 2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(numpat), "pubsub", "2.8.0", "Get the count of unique patterns pattern subscriptions"),
     spec("shardchannels", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(shardchannels), "pubsub", "7.0.0", "List active shard channels"),
     spec("shardnumsub", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(shardnumsub), "pubsub", "7.0.0", "Get the count of subscribers for shard channels"),
-    spec("help", 2, LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(help), "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
 ];
 
 /// The pub/sub family's table.

@@ -227,15 +227,11 @@ pub async fn startup(shard: &Rc<Shard>) {
     shard.state.borrow_mut().flush_changes();
 }
 
-/// Waits for a start-up flag another executor sets. Not on a glommio timer: under heavy load
-/// a node was seen to hang in start-up with both executors parked in `io_cqring_wait`, each
-/// with its 1 ms timer armed. Yielding keeps this executor running its other tasks (mesh
-/// messages of an AOF replay) and never parks it; the short thread sleep keeps the wait from
-/// spinning hard.
+/// Waits for a start-up flag another executor sets, on a 1 ms glommio timer (so this executor
+/// keeps polling its reactor: the mesh messages of an AOF replay arrive there).
 async fn startup_wait(flag: &AtomicBool) {
     while !flag.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_micros(100));
-        futures_lite::future::yield_now().await;
+        glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 }
 

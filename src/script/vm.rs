@@ -714,7 +714,7 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
             && !run.wrote.load(Ordering::Acquire)
             && crate::memory::evict::pre_command_oom()
         {
-            return fail(lua, crate::memory::OOM);
+            return fail(lua, &format!("-{}", crate::memory::OOM));
         }
         if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) {
             run.wrote.store(true, Ordering::Release);
