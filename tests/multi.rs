@@ -125,7 +125,7 @@ fn same_two(s: &Server, o: &Server, hello: &str, script: &[(usize, &[&str])]) {
     }
     for (who, cmd) in script {
         if cmd == &["SLEEP"] {
-            thread::sleep(Duration::from_millis(120));
+            thread::sleep(Duration::from_millis(400));
             continue;
         }
         let a = ours[*who].cmd(cmd);
@@ -182,8 +182,9 @@ fn watch_matches_redis() {
         (1, &["SWAPDB", "0", "1"]),
     ]);
     case(&[(0, &["WATCH", "nokey2"]), (1, &["SWAPDB", "0", "1"])]);
-    // A key expiring after WATCH fails EXEC; one already stale when watched does not.
-    case(&[(0, &["SET", "e", "1", "PX", "50"]), (0, &["WATCH", "e"]), (0, &["SLEEP"])]);
+    // A key expiring after WATCH fails EXEC; one already stale when watched does not (250 ms
+    // leaves a loaded machine time to run SET and WATCH before the key expires).
+    case(&[(0, &["SET", "e", "1", "PX", "250"]), (0, &["WATCH", "e"]), (0, &["SLEEP"])]);
     case(&[
         (0, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]),
         (0, &["SET", "st", "1", "PX", "20"]),
