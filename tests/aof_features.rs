@@ -395,7 +395,20 @@ fn replica_aof_holds_what_it_received() {
     mr.cmd(&["DEL", "pre:s:1"]);
     let want = digest(&mut mr);
     let offset = info(&mut mr, "replication", "master_repl_offset");
-    wait_for("the replica to catch up", WAIT, || info(&mut sr, "replication", "slave_repl_offset") == offset);
+    let want_offset: u64 = offset.parse().unwrap_or(0);
+    let start = Instant::now();
+    let mut caught_up = false;
+    while !caught_up && start.elapsed() < WAIT {
+        caught_up = info(&mut sr, "replication", "slave_repl_offset").parse::<u64>().unwrap_or(0) >= want_offset;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        caught_up,
+        "the replica did not catch up to {offset}: replica {:?} master {:?}\n{}",
+        info(&mut sr, "replication", "slave_repl_offset"),
+        info(&mut mr, "replication", "master_repl_offset"),
+        s.log_text()
+    );
     assert_eq!(digest(&mut sr), want);
     check_aof(&s.dir);
     s.kill9();

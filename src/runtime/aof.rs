@@ -222,6 +222,7 @@ pub async fn startup(shard: &Rc<Shard>) {
             crate::storage::set_replica_expiry(was);
         }
         REPLAYED.store(true, Ordering::Release);
+        tracing::debug!("AOF replay done on shard 0");
     }
     startup_wait(&READY).await;
     shard.state.borrow_mut().flush_changes();
@@ -831,6 +832,7 @@ pub async fn run(node: Arc<NodeInfo>) {
         }
     }
     READY.store(true, Ordering::Release);
+    tracing::debug!("AOF start-up done on the control core");
     glommio::spawn_local(async {
         let Some(mut rx) = events().take() else { return };
         while let Some(ev) = rx.next().await {

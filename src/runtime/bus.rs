@@ -81,7 +81,7 @@ pub async fn run(
     cluster: Arc<Cluster>,
     node: Arc<NodeInfo>,
     listen_fds: Vec<i32>,
-    mesh: glommio::channels::channel_mesh::Senders<crate::runtime::mesh::Msg>,
+    mesh: crate::runtime::mesh_links::Senders,
     nshards: usize,
 ) {
     let (deliver, inbound) = mpsc::unbounded();

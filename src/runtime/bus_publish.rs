@@ -3,10 +3,10 @@
 //! from other nodes are handed to every data shard over the mesh, in arrival order.
 
 use super::mesh::Msg;
+use super::mesh_links::Senders;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_lite::StreamExt;
-use glommio::channels::channel_mesh::Senders;
 use std::sync::Mutex;
 
 /// One message for (or from) the bus.
@@ -38,7 +38,7 @@ pub fn forward(sharded: bool, channel: Bytes, message: Bytes) {
 }
 
 /// Delivers messages received from other nodes to the subscribers on every data shard.
-pub async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Publish>, mesh: std::rc::Rc<Senders<Msg>>, nshards: usize) {
+pub async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Publish>, mesh: std::rc::Rc<Senders>, nshards: usize) {
     while let Some(p) = rx.next().await {
         let run = if p.sharded { crate::cmd::pubsub::deliver_shard } else { crate::cmd::pubsub::deliver };
         let args = vec![Bytes::from_static(b"publish"), p.channel, p.message];

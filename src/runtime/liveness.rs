@@ -11,11 +11,11 @@
 //! replica takes over. At most one probe per shard is in flight.
 
 use super::mesh::Msg;
+use super::mesh_links::Senders;
 use crate::cmd::ShardState;
 use crate::protocol::Reply;
 use bytes::Bytes;
 use futures_channel::oneshot;
-use glommio::channels::channel_mesh::Senders;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -59,7 +59,7 @@ impl Liveness {
     }
 
     /// Probes every shard once a second, forever.
-    pub async fn run(self: Rc<Self>, mesh: Rc<Senders<Msg>>) {
+    pub async fn run(self: Rc<Self>, mesh: Rc<Senders>) {
         loop {
             glommio::timer::sleep(Duration::from_millis(PROBE_MS)).await;
             for s in 0..self.sent.len() {

@@ -14,6 +14,7 @@ pub mod gate;
 pub mod listener;
 pub mod liveness;
 pub mod mesh;
+pub mod mesh_links;
 pub mod migrate_link;
 pub mod repl_master;
 pub mod script_exec;
@@ -23,9 +24,7 @@ pub mod snapshot;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
-use mesh::Msg;
 use shard::Shard;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -130,7 +129,7 @@ pub fn run(
         }
         PoolPlacement::Custom(sets)
     };
-    let mesh = MeshBuilder::<Msg, _>::full(nshards + 1, MESH_CAPACITY);
+    let mesh = Arc::new(mesh_links::MeshLinks::new(nshards + 1, MESH_CAPACITY));
     let fds: Vec<i32> = listeners.iter().map(|l| l.fd).collect();
     let bus_fds: Vec<i32> = bus_listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
@@ -141,14 +140,9 @@ pub fn run(
     }
     let handles = builder
         .on_all_shards(move || async move {
-            let (tx, mut rx) = match mesh.join().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!("could not join the shard mesh: {}", e);
-                    return;
-                }
-            };
+            let (tx, rx) = mesh.join().await;
             let id = tx.peer_id();
+            tracing::debug!("executor {} joined the shard mesh", id);
             if id == nshards {
                 // The control executor: the replication master side in both modes, and the
                 // cluster bus in cluster mode.
@@ -169,7 +163,7 @@ pub fn run(
             glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             shard.refresh_cluster();
             take_loaded_keys(&shard, &loaded);
-            for (_from, stream) in rx.streams() {
+            for (_from, stream) in rx {
                 let s = shard.clone();
                 glommio::spawn_local(async move {
                     while let Some(msg) = stream.recv().await {
@@ -199,7 +193,9 @@ pub fn run(
                 // The replica side's link to a master lives on shard 0.
                 glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
+            tracing::debug!("shard {} took its loaded keys", id);
             aof::startup(&shard).await;
+            tracing::debug!("shard {} passed the AOF start-up", id);
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }

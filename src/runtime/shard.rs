@@ -4,6 +4,7 @@
 
 use super::gate::Gate;
 use super::mesh::{HeldOp, HeldResult, Msg, RemoteCmd};
+use super::mesh_links::Senders;
 use crate::cluster::redirect;
 use crate::cluster::view::ClusterView;
 use crate::cmd::{self, ShardFn, ShardState};
@@ -12,7 +13,6 @@ use crate::replication::feed::{FeedItem, Unit};
 use crate::transaction;
 use bytes::Bytes;
 use futures_channel::oneshot;
-use glommio::channels::channel_mesh::Senders;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,7 +36,7 @@ pub struct Shard {
     /// The shard's data and counters.
     pub state: RefCell<ShardState>,
     /// Senders to every peer.
-    pub mesh: Senders<Msg>,
+    pub mesh: Senders,
     /// The transaction gate.
     pub gate: Gate,
     /// The routing snapshot: slot -> shard, and in cluster mode who serves each slot.
@@ -53,7 +53,7 @@ const PEER_GONE: &str = "ERR internal error: shard unavailable";
 
 impl Shard {
     /// A shard handle.
-    pub fn new(id: usize, nshards: usize, state: ShardState, mesh: Senders<Msg>) -> Shard {
+    pub fn new(id: usize, nshards: usize, state: ShardState, mesh: Senders) -> Shard {
         let gen = state.node.config_gen.load(Ordering::Acquire);
         apply_lfu(&state.config);
         crate::memory::register_thread();
