@@ -11,6 +11,7 @@ pub mod blocking;
 pub mod bus;
 pub mod bus_publish;
 pub mod gate;
+pub mod idle_writer;
 pub mod listener;
 pub mod liveness;
 pub mod mesh;

@@ -20,6 +20,7 @@
 //! writes on glommio's blocking thread, then fsync, rename to `dbfilename`, fsync of the
 //! directory: Redis's `rdbSave` steps, off the shard's thread.
 
+use super::idle_writer::IdleWriter;
 use super::shard::Shard;
 use crate::cmd::bgsave::{self, Outcome};
 use crate::persist::file::ReplInfo;
@@ -274,7 +275,8 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
 }
 
 /// Pulls `stream` to its end (or until `stop()` says so), writing it to `file` in 1 MiB blocks
-/// on the blocking pool, one paced step at a time so the shard serves its clients in between
+/// on a writer thread at idle CPU priority ([`IdleWriter`]; glommio's blocking pool if that
+/// thread cannot start), one paced step at a time so the shard serves its clients in between
 /// (BGSAVE, a disk-target full sync and the AOF rewrite's base all write this way). Returns the
 /// file and the first failure: the stream's own, or `"{write_error}: {io error}"`.
 pub(crate) async fn drain_to_file(
@@ -285,10 +287,12 @@ pub(crate) async fn drain_to_file(
     stop: impl Fn() -> bool,
 ) -> (std::fs::File, Option<String>) {
     use std::io::Write;
+    let mut writer = IdleWriter::start(&file).ok();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES);
+    let mut failure = None;
     loop {
         if stop() {
-            return (file, None);
+            break;
         }
         let chunk = stream.next(shard).await;
         // Clients first: one time-sliced step, then the shard serves what became ready.
@@ -296,25 +300,43 @@ pub(crate) async fn drain_to_file(
         let last = chunk.is_none();
         match chunk {
             Some(Ok(b)) => buf.extend_from_slice(&b),
-            Some(Err(e)) => return (file, Some(e)),
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
             None => {}
         }
         if buf.len() >= WRITE_BYTES || (last && !buf.is_empty()) {
             let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BYTES));
-            let (f, r) = blocking(move || {
-                let r = file.write_all(&data);
-                (file, r)
-            })
-            .await;
-            file = f;
-            if let Err(e) = r {
-                return (file, Some(format!("{write_error}: {e}")));
+            match writer.as_mut() {
+                Some(w) => {
+                    if !w.write(data).await {
+                        break;
+                    }
+                }
+                None => {
+                    let (f, r) = blocking(move || {
+                        let r = file.write_all(&data);
+                        (file, r)
+                    })
+                    .await;
+                    file = f;
+                    if let Err(e) = r {
+                        return (file, Some(format!("{write_error}: {e}")));
+                    }
+                }
             }
         }
         if last {
-            return (file, None);
+            break;
         }
     }
+    if let Some(w) = writer {
+        if let Err(e) = w.finish().await {
+            failure.get_or_insert(format!("{write_error}: {e}"));
+        }
+    }
+    (file, failure)
 }
 
 /// Writes one snapshot to the temp file, then into place; ends the snapshot. With `keep`, also

@@ -1,0 +1,65 @@
+//! A file writer on a thread of its own at the kernel's idle CPU priority (`SCHED_IDLE`), for
+//! snapshot files written while the node serves.
+//!
+//! A snapshot's bytes are encoded on the shard in short steps, but the `write(2)` calls that
+//! copy ~100 MB into the page cache cost as much CPU again. On glommio's blocking pool those
+//! calls run on a thread bound to the shard's CPU with the same priority as the shard, so the
+//! kernel hands it time slices of several milliseconds while clients wait: client p99 during a
+//! BGSAVE rose to 8x idle. At `SCHED_IDLE` the writer runs only in the CPU time the shard leaves
+//! idle (and on any other idle CPU), so clients keep their latency and the save takes what is
+//! left over. Chunks pass through a channel of one slot, so at most two chunks are in flight.
+
+use futures_channel::{mpsc, oneshot};
+use futures_lite::StreamExt;
+use std::io::Write;
+
+/// A running writer thread for one file.
+pub struct IdleWriter {
+    tx: mpsc::Sender<Vec<u8>>,
+    done: oneshot::Receiver<std::io::Result<()>>,
+}
+
+/// Puts the calling thread in the `SCHED_IDLE` class.
+fn lower_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::debug!("could not lower the snapshot writer's priority: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl IdleWriter {
+    /// Starts a writer thread appending to `file` (through its own handle on the same open
+    /// file, so the offset is shared).
+    pub fn start(file: &std::fs::File) -> std::io::Result<IdleWriter> {
+        let mut f = file.try_clone()?;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
+        let (done_tx, done) = oneshot::channel();
+        std::thread::Builder::new().name("snapshot-writer".into()).spawn(move || {
+            lower_priority();
+            let r = futures_lite::future::block_on(async {
+                while let Some(chunk) = rx.next().await {
+                    f.write_all(&chunk)?;
+                }
+                Ok(())
+            });
+            let _ = done_tx.send(r);
+        })?;
+        Ok(IdleWriter { tx, done })
+    }
+
+    /// Queues `chunk`, waiting while the writer is behind. False when the writer stopped (a
+    /// write failed: [`IdleWriter::finish`] says why).
+    pub async fn write(&mut self, chunk: Vec<u8>) -> bool {
+        if futures_lite::future::poll_fn(|cx| self.tx.poll_ready(cx)).await.is_err() {
+            return false;
+        }
+        self.tx.start_send(chunk).is_ok()
+    }
+
+    /// Waits until every queued chunk is written; the first write error, if any.
+    pub async fn finish(mut self) -> std::io::Result<()> {
+        self.tx.close_channel();
+        self.done.await.unwrap_or_else(|_| Err(std::io::Error::other("the snapshot writer thread ended early")))
+    }
+}
