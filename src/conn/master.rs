@@ -194,9 +194,17 @@ pub async fn replay(shard: Rc<Shard>, cmds: Vec<Vec<bytes::Bytes>>) {
         tracing::warn!("AOF replay: socketpair failed: {}", std::io::Error::last_os_error());
         return;
     }
-    // SAFETY: both fds are fresh and owned here; the stream end is never read or written
-    // (a master client's replies are dropped), it only gives the connection its type.
-    let stream = unsafe { <ClientStream as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+    // The stream end is never read or written (a master client's replies are dropped), it
+    // only gives the connection its type.
+    let stream = match ClientStream::adopt(fds[0]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("AOF replay: {}", e);
+            // SAFETY: the other end of the pair, owned here and not used elsewhere.
+            unsafe { libc::close(fds[1]) };
+            return;
+        }
+    };
     let node = shard.state.borrow().node.clone();
     let id = node.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut state = ClientState::new(id, "aof".into(), "aof".into(), fds[0], true);

@@ -17,6 +17,7 @@ pub mod liveness;
 pub mod mesh;
 pub mod mesh_links;
 pub mod migrate_link;
+pub mod netpoll;
 pub mod repl_master;
 pub mod script_exec;
 pub mod shard;
@@ -240,14 +241,19 @@ fn take_loaded_keys(shard: &Shard, loaded: &std::sync::Mutex<Vec<crate::persist:
 }
 
 async fn accept_loop(shard: Rc<Shard>, fd: i32) {
-    // SAFETY: `dup` gives this shard its own fd for the shared listening socket.
-    let dup = unsafe { libc::dup(fd) };
+    // SAFETY: the duplicate gives this shard its own fd for the shared listening socket.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         tracing::error!("dup of listening socket failed: {}", std::io::Error::last_os_error());
         return;
     }
-    // SAFETY: `dup` is a fresh, owned, listening socket fd.
-    let listener = unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    let listener = match netpoll::NetStream::adopt(dup) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("registering the listening socket: {}", e);
+            return;
+        }
+    };
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -326,7 +332,12 @@ pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output =
 }
 
 /// A client connection's stream type.
-pub type ClientStream = glommio::net::TcpStream;
+pub type ClientStream = netpoll::NetStream;
+
+/// Serves a socket accepted through glommio as a [`ClientStream`].
+pub fn adopt(stream: glommio::net::TcpStream) -> std::io::Result<ClientStream> {
+    netpoll::NetStream::from_glommio(stream)
+}
 
 /// Opens a connection to `host:port` within `timeout` (the replica's link to its master).
 pub async fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<ClientStream> {
@@ -334,7 +345,7 @@ pub async fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Resul
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?.next().ok_or_else(not_found)?;
     let stream = glommio::net::TcpStream::connect_timeout(addr, timeout).await.map_err(std::io::Error::from)?;
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    adopt(stream)
 }
 
 /// Runs a task on this shard, detached.

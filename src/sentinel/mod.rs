@@ -135,7 +135,10 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
                 let listener = unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
                 loop {
                     match listener.accept().await {
-                        Ok(stream) => crate::runtime::spawn(server::serve(st.clone(), stream)),
+                        Ok(stream) => match crate::runtime::adopt(stream) {
+                            Ok(stream) => crate::runtime::spawn(server::serve(st.clone(), stream)),
+                            Err(e) => tracing::warn!("Accepting client connection: {}", e),
+                        },
                         Err(e) => {
                             tracing::warn!("Accepting client connection: {}", e);
                             crate::runtime::sleep(Duration::from_millis(10)).await;

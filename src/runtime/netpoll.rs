@@ -1,0 +1,365 @@
+//! Client sockets read and written with plain non-blocking syscalls, their readiness learnt
+//! from one edge-triggered epoll instance per executor thread.
+//!
+//! glommio's streams arm one io_uring poll per socket read that does not fill the buffer. At
+//! `-P 1` that is one poll per request: its submission, and when the client's next request
+//! arrives while the shard is running, a task-work interrupt (an IPI on another CPU) to post the
+//! completion. Here a socket is registered once; arrivals only put it on the epoll ready list,
+//! and one task per thread (the "poller") collects the whole list with a single `epoll_wait`
+//! per executor turn and wakes the connections it names. Only when that list is empty does the
+//! poller ask glommio to wake it when the epoll fd turns readable (one io_uring poll per idle
+//! period, not per request), so an idle node still sleeps in the kernel.
+//!
+//! Edge-triggered bookkeeping: a socket is "readable" from an event until a read returns less
+//! than asked (TCP and Unix stream reads return short only when the receive queue is empty, and
+//! data arriving later raises a new event) or would block; a hang-up or error keeps it readable
+//! for good, so a final short read followed by EOF is never missed. "Writable" likewise, until a
+//! send would block.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// Events collected per `epoll_wait`.
+const MAX_EVENTS: usize = 256;
+/// Readiness events a socket is registered for (edge-triggered).
+const INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+const READ_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+const WRITE_EVENTS: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+const CLOSED_EVENTS: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
+/// One registered socket's readiness and the tasks waiting on it.
+#[derive(Default)]
+struct Slot {
+    /// Bumped when the slot is freed, so a late event for the old socket is ignored.
+    generation: u32,
+    in_use: bool,
+    readable: bool,
+    writable: bool,
+    /// Hang-up or error seen: reads never wait again.
+    closed: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// A thread's epoll instance and its registered sockets.
+struct Poller {
+    epfd: RawFd,
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u32>>,
+}
+
+thread_local! {
+    static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
+}
+
+/// This thread's poller, created (with its task) on first use.
+fn poller() -> io::Result<Rc<Poller>> {
+    POLLER.with(|cell| {
+        if let Some(p) = &*cell.borrow() {
+            return Ok(p.clone());
+        }
+        // SAFETY: plain syscall; the fd is owned by the poller for the thread's life.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let p = Rc::new(Poller { epfd, slots: RefCell::new(Vec::new()), free: RefCell::new(Vec::new()) });
+        *cell.borrow_mut() = Some(p.clone());
+        // The client-command queue, whichever task happened to open the first socket.
+        match glommio::spawn_local_into(run(p.clone()), glommio::TaskQueueHandle::default()) {
+            Ok(t) => {
+                t.detach();
+            }
+            Err(_) => {
+                glommio::spawn_local(run(p.clone())).detach();
+            }
+        }
+        Ok(p)
+    })
+}
+
+/// The poller task: collect ready sockets, wake their tasks; sleep on the epoll fd when none.
+async fn run(p: Rc<Poller>) {
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+    loop {
+        // SAFETY: `events` has room for MAX_EVENTS entries; timeout 0 never blocks.
+        let n = unsafe { libc::epoll_wait(p.epfd, events.as_mut_ptr(), MAX_EVENTS as i32, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                tracing::warn!("epoll_wait: {}", e);
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            continue;
+        }
+        p.dispatch(&events[..n as usize]);
+        if n as usize == MAX_EVENTS {
+            continue;
+        }
+        epoll_fd_readable(p.epfd).await;
+    }
+}
+
+/// Waits until the epoll fd has events, through glommio's reactor (an io_uring poll on a
+/// duplicate of the fd, armed once per wait; a stream over a non-socket is only ever polled,
+/// and its first read after the poll fires fails at once with ENOTSOCK).
+async fn epoll_fd_readable(epfd: RawFd) {
+    // SAFETY: plain syscall; the duplicate is owned by the stream below, which closes it.
+    let dup = unsafe { libc::fcntl(epfd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        tracing::warn!("dup of the epoll fd: {}", io::Error::last_os_error());
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        return;
+    }
+    // SAFETY: `dup` is a fresh fd owned by nothing else.
+    let mut s = unsafe { glommio::net::TcpStream::from_raw_fd(dup) };
+    let mut b = [0u8; 1];
+    let _ = futures_lite::AsyncReadExt::read(&mut s, &mut b).await;
+}
+
+impl Poller {
+    fn dispatch(&self, events: &[libc::epoll_event]) {
+        // Woken after the borrow ends: dropping a waker may drop a task and its streams.
+        let mut woken: smallvec::SmallVec<[Waker; 32]> = smallvec::SmallVec::new();
+        {
+            let mut slots = self.slots.borrow_mut();
+            for ev in events {
+                let (flags, token) = (ev.events, ev.u64);
+                let Some(s) = slots.get_mut((token & 0xffff_ffff) as usize) else { continue };
+                if !s.in_use || s.generation != (token >> 32) as u32 {
+                    continue;
+                }
+                if flags & CLOSED_EVENTS != 0 {
+                    s.closed = true;
+                }
+                if flags & READ_EVENTS != 0 {
+                    s.readable = true;
+                    woken.extend(s.reader.take());
+                }
+                if flags & WRITE_EVENTS != 0 {
+                    s.writable = true;
+                    woken.extend(s.writer.take());
+                }
+            }
+        }
+        for w in woken {
+            w.wake();
+        }
+    }
+
+    /// Registers `fd`; returns its slot index and generation.
+    fn register(&self, fd: RawFd) -> io::Result<(u32, u32)> {
+        let mut slots = self.slots.borrow_mut();
+        let idx = match self.free.borrow_mut().pop() {
+            Some(i) => i,
+            None => {
+                slots.push(Slot::default());
+                (slots.len() - 1) as u32
+            }
+        };
+        let s = &mut slots[idx as usize];
+        let generation = s.generation;
+        *s = Slot { generation, in_use: true, readable: true, writable: true, ..Slot::default() };
+        let mut ev = libc::epoll_event { events: INTEREST, u64: ((generation as u64) << 32) | idx as u64 };
+        // SAFETY: `ev` is a valid event; `fd` is a live descriptor owned by the caller.
+        if unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            let e = io::Error::last_os_error();
+            drop(slots);
+            self.release(idx);
+            return Err(e);
+        }
+        Ok((idx, generation))
+    }
+
+    fn release(&self, idx: u32) {
+        let old = {
+            let mut slots = self.slots.borrow_mut();
+            let s = &mut slots[idx as usize];
+            let next = Slot { generation: s.generation.wrapping_add(1), ..Slot::default() };
+            std::mem::replace(s, next)
+        };
+        self.free.borrow_mut().push(idx);
+        drop(old);
+    }
+}
+
+/// A connected (or listening) socket served through the thread's poller.
+pub struct NetStream {
+    fd: RawFd,
+    idx: u32,
+    poller: Rc<Poller>,
+}
+
+impl NetStream {
+    /// Takes ownership of `fd` (closed on failure too) and registers it with this thread's
+    /// poller. Must run inside a glommio executor.
+    pub fn adopt(fd: RawFd) -> io::Result<NetStream> {
+        let reg = poller().and_then(|p| p.register(fd).map(|(idx, _)| (p, idx)));
+        match reg {
+            Ok((poller, idx)) => Ok(NetStream { fd, idx, poller }),
+            Err(e) => {
+                // SAFETY: `fd` was handed over to us and is not registered anywhere.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes over a glommio stream's socket (a duplicate of it; the stream is closed).
+    pub fn from_glommio(stream: glommio::net::TcpStream) -> io::Result<NetStream> {
+        // SAFETY: plain syscall on the stream's live fd.
+        let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        drop(stream);
+        NetStream::adopt(fd)
+    }
+
+    fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> R {
+        f(&mut self.poller.slots.borrow_mut()[self.idx as usize])
+    }
+
+    /// The remote address (an error for non-IP sockets).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket2::SockRef::from(self).peer_addr()?.as_socket().ok_or_else(|| io::ErrorKind::Unsupported.into())
+    }
+
+    /// The local address (an error for non-IP sockets).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket2::SockRef::from(self).local_addr()?.as_socket().ok_or_else(|| io::ErrorKind::Unsupported.into())
+    }
+
+    /// Sets TCP_NODELAY.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        socket2::SockRef::from(self).set_nodelay(on)
+    }
+
+    /// Accepts one connection on a listening socket.
+    pub fn accept(&self) -> impl Future<Output = io::Result<NetStream>> + '_ {
+        std::future::poll_fn(move |cx| {
+            // SAFETY: plain syscall; null address pointers are allowed.
+            let r = self.retry(cx, true, || unsafe {
+                libc::accept4(
+                    self.fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                ) as isize
+            });
+            r.map(|r| r.and_then(|fd| NetStream::adopt(fd as RawFd)))
+        })
+    }
+
+    /// Runs `op` (a non-blocking syscall returning a count or -1) while its side is ready;
+    /// on EAGAIN marks the side not ready and parks `cx`'s task until the poller sees an event.
+    fn retry(&self, cx: &Context<'_>, read: bool, mut op: impl FnMut() -> isize) -> Poll<io::Result<isize>> {
+        loop {
+            let (ready, replaced) = self.with_slot(|s| {
+                if if read { s.readable || s.closed } else { s.writable } {
+                    return (true, None);
+                }
+                let w = if read { &mut s.reader } else { &mut s.writer };
+                match w {
+                    Some(w) if w.will_wake(cx.waker()) => (false, None),
+                    _ => (false, w.replace(cx.waker().clone())),
+                }
+            });
+            // A replaced waker is dropped outside the borrow (see `dispatch`).
+            drop(replaced);
+            if !ready {
+                return Poll::Pending;
+            }
+            let r = op();
+            if r >= 0 {
+                return Poll::Ready(Ok(r));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => self.with_slot(|s| {
+                    if read {
+                        // Whatever hang-up was seen is consumed: wait for the next event.
+                        s.readable = false;
+                        s.closed = false;
+                    } else {
+                        s.writable = false;
+                    }
+                }),
+                io::ErrorKind::Interrupted => {}
+                _ => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsRawFd for NetStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl AsFd for NetStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open for as long as `self` lives.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
+impl Drop for NetStream {
+    fn drop(&mut self) {
+        // SAFETY: the fd is ours. It is removed from the epoll set explicitly: a duplicate
+        // (SYNC's hand-off) would otherwise keep it registered after the close.
+        unsafe {
+            libc::epoll_ctl(self.poller.epfd, libc::EPOLL_CTL_DEL, self.fd, std::ptr::null_mut());
+            libc::close(self.fd);
+        }
+        self.poller.release(self.idx);
+    }
+}
+
+impl futures_lite::AsyncRead for NetStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = self.get_mut();
+        let (fd, ptr, len) = (this.fd, buf.as_mut_ptr(), buf.len());
+        // SAFETY: `ptr`/`len` describe `buf`, which outlives the call.
+        let r = this.retry(cx, true, || unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) });
+        if let Poll::Ready(Ok(n)) = r {
+            if n > 0 && (n as usize) < len {
+                // A short read emptied the receive queue: wait for the next event.
+                this.with_slot(|s| s.readable = false);
+            }
+        }
+        r.map(|r| r.map(|n| n as usize))
+    }
+}
+
+impl futures_lite::AsyncWrite for NetStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let (fd, ptr, len) = (self.fd, buf.as_ptr(), buf.len());
+        // SAFETY: `ptr`/`len` describe `buf`, which outlives the call.
+        let r = self
+            .retry(cx, false, || unsafe { libc::send(fd, ptr.cast(), len, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) });
+        r.map(|r| r.map(|n| n as usize))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // SAFETY: plain syscall on our fd.
+        if unsafe { libc::shutdown(self.fd, libc::SHUT_WR) } < 0 {
+            return Poll::Ready(Err(io::Error::last_os_error()));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
