@@ -17,6 +17,7 @@ pub mod set;
 pub mod snap;
 pub mod stream;
 pub mod stream_group;
+pub mod strbuf;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod value;

@@ -7,7 +7,7 @@
 //! scores as integers) and an f64 LE otherwise (tag 0); `elen`, the whole entry's length, lets
 //! iteration run from the back. Invariants: members are unique and at most 64 bytes (the owner
 //! converts past that; an entry is then at most 75 bytes), entries are sorted, scores are never
-//! NaN.
+//! NaN. The buffer is kept exactly sized (a `Box<[u8]>`, reallocated on every change).
 
 use std::cmp::Ordering;
 
@@ -34,8 +34,8 @@ fn encode_score(s: f64, out: &mut Vec<u8>) {
 /// A packed sorted run of (score, member).
 #[derive(Debug, Clone, Default)]
 pub struct Pack {
-    buf: Vec<u8>,
-    len: usize,
+    buf: Box<[u8]>,
+    len: u32,
 }
 
 /// Decodes the entry at `off`: (member, score, next offset).
@@ -59,7 +59,7 @@ fn at(buf: &[u8], off: usize) -> (&[u8], f64, usize) {
 impl Pack {
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when empty.
@@ -107,8 +107,11 @@ impl Pack {
         e.extend_from_slice(m);
         encode_score(score, &mut e);
         e.push((e.len() + 1) as u8);
-        self.buf.reserve_exact(e.len());
-        self.buf.splice(off..off, e);
+        // Exactly sized, as Redis reallocates its listpack on every change.
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(e.len());
+        v.splice(off..off, e);
+        self.buf = v.into_boxed_slice();
         self.len += 1;
         old
     }
@@ -117,11 +120,10 @@ impl Pack {
     pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
         let (off, _, s) = self.find(m)?;
         let end = at(&self.buf, off).2;
-        self.buf.drain(off..end);
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.drain(off..end);
+        self.buf = v.into_boxed_slice();
         self.len -= 1;
-        if self.buf.capacity() > self.buf.len() + 256 {
-            self.buf.shrink_to_fit();
-        }
         Some(s)
     }
 
@@ -132,12 +134,12 @@ impl Pack {
 
     /// All members, ascending, double-ended.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { buf: &self.buf, front: 0, back: self.buf.len(), left: self.len }
+        Iter { buf: &self.buf, front: 0, back: self.buf.len(), left: self.len() }
     }
 
     /// Members of ranks `lo..hi` (clamped), ascending, double-ended.
     pub fn range(&self, lo: usize, hi: usize) -> Iter<'_> {
-        let hi = hi.min(self.len);
+        let hi = hi.min(self.len());
         let lo = lo.min(hi);
         let mut it = self.iter();
         let mut off = 0;
@@ -155,7 +157,7 @@ impl Pack {
 
     /// Heap bytes of the buffer.
     pub fn heap_size(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
     }
 }
 
