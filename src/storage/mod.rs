@@ -15,9 +15,9 @@ pub mod intset;
 pub mod list;
 pub mod set;
 pub mod snap;
+pub mod strbuf;
 pub mod stream;
 pub mod stream_group;
-pub mod strbuf;
 #[cfg(test)]
 pub(crate) mod test_rng;
 pub mod value;

@@ -21,6 +21,13 @@ const LENS: [InlineLen; 23] = {
     [L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22]
 };
 
+impl InlineLen {
+    /// The length `n` (at most 22).
+    pub fn from_len(n: usize) -> InlineLen {
+        LENS[n]
+    }
+}
+
 /// The longest string value kept inline.
 pub const INLINE_MAX: usize = 22;
 
