@@ -5,6 +5,8 @@
 #   bash bench/memory.sh 200000     # a smaller N
 #   DATASETS=zset bash bench/memory.sh   # only some of string,hash,zset,list,intset
 #   DATASETS=bigzset bash bench/memory.sh  # one sorted set of N members (skiplist encoding)
+#   SLOTCORE_BIN=/tmp/old/slotcore bash bench/memory.sh  # another build (no cargo build), e.g. a
+#                                                         # baseline for before/after numbers
 #
 # For each data set both servers are started fresh on loopback ports picked here (free ones from
 # SC_PORT/RD_PORT up), the same generated RESP stream is loaded into both with
@@ -24,11 +26,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N="${1:-${N:-1000000}}"
-DATASETS="${DATASETS:-string,hash,zset,list,intset}"
+DATASETS="${DATASETS:-string,hash,intset,zset,list}"
+SLOTCORE_BIN="${SLOTCORE_BIN:-}"
 SC_PORT="${SC_PORT:-17479}"
 RD_PORT="${RD_PORT:-17480}"
 
-cargo build --release --quiet
+[ -n "$SLOTCORE_BIN" ] || { cargo build --release --quiet; SLOTCORE_BIN=./target/release/slotcore; }
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -127,7 +130,7 @@ for ds in ${DATASETS//,/ }; do
   rd_pid=$!; pids+=("$rd_pid")
   sc_port=$(free_port "$SC_PORT")
   [ "$sc_port" != "$rd_port" ] || sc_port=$(free_port $((rd_port + 1)))
-  ./target/release/slotcore --port "$sc_port" --save '' --dir "$work" --shards 1 --pin-cores no >"$work/slotcore.log" 2>&1 &
+  "$SLOTCORE_BIN" --port "$sc_port" --save '' --dir "$work" --shards 1 --pin-cores no >"$work/slotcore.log" 2>&1 &
   sc_pid=$!; pids+=("$sc_pid")
   wait_port "$rd_port"; wait_port "$sc_port"
   read -r rb ra renc < <(measure redis "$rd_port" "$ds")

@@ -209,7 +209,7 @@ mod tests {
             l.push_back(i.to_string().as_bytes());
         }
         let mut out = BytesMut::new();
-        put_key(&mut out, b"l", &Value::List(l), 1234);
+        put_key(&mut out, b"l", &Value::List(Box::new(l)), 1234);
         let t = text(&out);
         assert!(t.starts_with("*66 $5 RPUSH $1 l $1 0 "), "{t}");
         assert!(t.contains("*3 $5 RPUSH $1 l $2 64 "), "{t}");

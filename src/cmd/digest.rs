@@ -59,7 +59,7 @@ fn mix_value(d: &mut Digest, entry: &Entry) {
         Value::Str(StrValue::Raw(v)) => mix_digest(d, v),
         // Lists are ordered: elements are mixed in turn.
         Value::List(l) => {
-            for e in l {
+            for e in l.iter() {
                 mix_digest(d, e);
             }
         }

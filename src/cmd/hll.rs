@@ -41,7 +41,7 @@ fn lookup<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Vec<u8>
     match ctx.db().get(key, now) {
         None => Ok(None),
         Some(e) => match &mut e.value {
-            Value::Str(StrValue::Raw(v)) if hll::check(v) => Ok(Some(v)),
+            Value::Str(StrValue::Raw(v)) if hll::check(v) => Ok(Some(v.make_vec())),
             Value::Str(_) => Err(Reply::err(NOT_HLL)),
             _ => Err(Reply::err(errors::WRONGTYPE)),
         },
@@ -53,7 +53,7 @@ fn lookup<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Vec<u8>
 fn lookup_or_create<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<(&'a mut Vec<u8>, bool), Reply> {
     let created = lookup(ctx, key)?.is_none();
     if created {
-        ctx.db().set(key, Value::Str(StrValue::Raw(hll::new_sparse())), 0);
+        ctx.db().set(key, Value::Str(StrValue::raw(hll::new_sparse())), 0);
     }
     let v = lookup(ctx, key)?.ok_or(Reply::err("ERR internal error: HyperLogLog vanished"))?;
     Ok((v, created))

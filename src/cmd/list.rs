@@ -58,7 +58,7 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> R
     match get_list(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) if only_existing => return Reply::Int(0),
-        Ok(None) => ctx.db().set(&args[1], Value::List(List::new()), 0),
+        Ok(None) => ctx.db().set(&args[1], Value::List(Box::default()), 0),
         Ok(Some(_)) => {}
     }
     let Ok(Some(l)) = get_list(ctx, &args[1]) else { return Reply::Int(0) };
@@ -336,7 +336,7 @@ pub(crate) fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: boo
     let Some(v) = v else { return Reply::Nil };
     drop_if_empty(ctx, src);
     if matches!(get_list(ctx, dst), Ok(None)) {
-        ctx.db().set(dst, Value::List(List::new()), 0);
+        ctx.db().set(dst, Value::List(Box::default()), 0);
     }
     if let Ok(Some(d)) = get_list(ctx, dst) {
         if to_left {

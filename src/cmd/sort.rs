@@ -293,7 +293,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             if list.is_empty() {
                 ctx.db().remove(&args[at]);
             } else {
-                ctx.db().set(&args[at], Value::List(list), 0);
+                ctx.db().set(&args[at], Value::List(Box::new(list)), 0);
             }
             Reply::Int(n)
         }

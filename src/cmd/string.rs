@@ -410,7 +410,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::err("ERR increment would produce NaN or Infinity");
     }
     let text = new.to_human();
-    ctx.db().set(&args[1], Value::Str(StrValue::Raw(text.clone().into_bytes())), expire);
+    ctx.db().set(&args[1], Value::Str(StrValue::raw(text.clone().into_bytes())), expire);
     Reply::Bulk(Bytes::from(text))
 }
 
@@ -464,7 +464,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     let off = offset as usize;
     if cur_len.is_none() {
-        ctx.db().set(&args[1], Value::Str(StrValue::Raw(Vec::new())), 0);
+        ctx.db().set(&args[1], Value::Str(StrValue::raw(Vec::new())), 0);
     }
     let Ok(Some(s)) = get_str(ctx, &args[1]) else { return Reply::Nil };
     let v = s.make_raw();

@@ -172,7 +172,7 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) {
         Value::Set(SetValue::Intset(s)) => put_string(out, &intset::encode(s), compress),
         Value::Set(SetValue::Table(t)) => {
             put_len(out, t.len() as u64);
-            for m in t {
+            for m in t.iter() {
                 put_string(out, m, compress);
             }
         }
@@ -210,7 +210,7 @@ fn list_from(els: impl IntoIterator<Item = Vec<u8>>) -> Result<Value> {
         l.push_back(&e);
     }
     let n = l.len();
-    non_empty(Value::List(l), n)
+    non_empty(Value::List(Box::new(l)), n)
 }
 
 /// Builds a hash from pairs; duplicate fields are corrupt.

@@ -20,7 +20,7 @@ fn list(els: &[&[u8]]) -> Value {
     for e in els {
         l.push_back(e);
     }
-    Value::List(l)
+    Value::List(Box::new(l))
 }
 
 fn zset(pairs: &[(&str, f64)]) -> Value {
@@ -112,7 +112,7 @@ fn big_encodings_round_trip() {
     for i in 0..300 {
         ints.add(itoa::Buffer::new().format(i * 1_000_000_007i64).as_bytes());
     }
-    let vals = [Value::Hash(h), Value::Set(s), Value::ZSet(z), Value::List(l), Value::Set(ints)];
+    let vals = [Value::Hash(h), Value::Set(s), Value::ZSet(z), Value::List(Box::new(l)), Value::Set(ints)];
     assert_eq!(vals.iter().map(type_of).collect::<Vec<_>>(), [HASH, SET, ZSET_2, LIST_QUICKLIST_2, SET_INTSET]);
     for v in vals {
         for compress in [true, false] {

@@ -4,9 +4,11 @@
 //! COUNTKEYSINSLOT O(1), GETKEYSINSLOT and slot migration a walk of one table, and SCAN a walk
 //! of slots in order (the cursor is a slot number, so a scan survives slots moving between shards).
 
+use super::strbuf::KeyBytes;
 use super::value::Value;
 use crate::cluster::slot::{key_slot, SLOTS};
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// One key's entry.
@@ -96,14 +98,58 @@ fn touched(word: u32, now_ms: u64) -> u32 {
     (lfu_minutes(now_ms) << 8) | counter
 }
 
+/// One key and its entry: the single allocation a key costs (64 bytes with a key of up to 15
+/// bytes and a string value of up to 22, see `storage::strbuf`). The table holds only a thin
+/// pointer to it, so a bucket costs 9 bytes whatever the value's type.
+#[derive(Debug)]
+struct Node {
+    key: KeyBytes,
+    entry: Entry,
+}
+
+const _: () = assert!(std::mem::size_of::<Node>() == 64);
+
 /// The keys of one hash slot in one database.
 #[derive(Debug, Default)]
 pub struct SlotTable {
-    map: HashMap<Box<[u8]>, Entry>,
+    map: HashTable<Box<Node>>,
+    hasher: DefaultHashBuilder,
     volatile: usize,
 }
 
 impl SlotTable {
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.find(self.hash(key), |n| *n.key == *key).map(|n| &n.entry)
+    }
+
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let h = self.hash(key);
+        self.map.find_mut(h, |n| *n.key == *key).map(|n| &mut n.entry)
+    }
+
+    /// Stores an entry; returns the one it replaced.
+    fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        let h = self.hash(key);
+        let hasher = &self.hasher;
+        match self.map.entry(h, |n| *n.key == *key, |n| hasher.hash_one(&*n.key)) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().entry, entry)),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(Box::new(Node { key: KeyBytes::new(key), entry }));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Box<Node>> {
+        let h = self.hash(key);
+        self.map.find_entry(h, |n| *n.key == *key).ok().map(|o| o.remove().0)
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -118,7 +164,7 @@ impl SlotTable {
     }
     /// Iterates over the keys and entries (expired ones included; check `is_expired`).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.map.iter().map(|(k, v)| (&k[..], v))
+        self.map.iter().map(|n| (&n.key[..], &n.entry))
     }
 }
 
@@ -226,7 +272,7 @@ impl Db {
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
-        let e = self.table_mut(slot)?.map.get_mut(key)?;
+        let e = self.table_mut(slot)?.get_mut(key)?;
         e.lru = touched(e.lru, now_ms);
         Some(e)
     }
@@ -237,23 +283,23 @@ impl Db {
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
-        self.table_mut(slot)?.map.get_mut(key)
+        self.table_mut(slot)?.get_mut(key)
     }
 
     /// True when the key exists and has not expired (without deleting or touching it).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.table(self.slot_of(key)).and_then(|t| t.map.get(key)).is_some_and(|e| !e.is_expired(now_ms))
+        self.table(self.slot_of(key)).and_then(|t| t.get(key)).is_some_and(|e| !e.is_expired(now_ms))
     }
 
     /// True when the key is stored, even if logically expired (Redis's `dictFind`).
     pub fn exists_even_expired(&self, key: &[u8]) -> bool {
-        self.table(self.slot_of(key)).is_some_and(|t| t.map.contains_key(key))
+        self.table(self.slot_of(key)).is_some_and(|t| t.get(key).is_some())
     }
 
     /// Deletes the key if it has expired; returns true if it has (a replica only hides it:
     /// it waits for its master's DEL, as Redis's replicas do).
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
-        let expired = self.table(slot).and_then(|t| t.map.get(key)).is_some_and(|e| e.is_expired(now_ms));
+        let expired = self.table(slot).and_then(|t| t.get(key)).is_some_and(|e| e.is_expired(now_ms));
         if expired && super::replica_expiry() && super::in_master_view() {
             return false;
         }
@@ -265,10 +311,10 @@ impl Db {
 
     /// Deletes an expired key, counting and logging it.
     fn expire_in(&mut self, slot: u16, key: &[u8]) {
-        let Some((k, _)) = self.remove_entry_in(slot, key) else { return };
+        let Some(node) = self.remove_node_in(slot, key) else { return };
         self.expired_keys += 1;
         if super::expired_logging() {
-            self.expired_log.push(k);
+            self.expired_log.push(node.key[..].into());
         }
     }
 
@@ -293,13 +339,7 @@ impl Db {
         let slot = self.slot_of(key);
         let volatile_new = entry.expire_at != 0;
         let t = self.table_or_create(slot);
-        let old = match t.map.entry_ref(key) {
-            hashbrown::hash_map::EntryRef::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
-                v.insert(entry);
-                None
-            }
-        };
+        let old = t.insert(key, entry);
         let volatile_old = old.as_ref().is_some_and(|e| e.expire_at != 0);
         match (volatile_old, volatile_new) {
             (false, true) => {
@@ -327,14 +367,14 @@ impl Db {
     }
 
     fn remove_in(&mut self, slot: u16, key: &[u8]) -> Option<Entry> {
-        self.remove_entry_in(slot, key).map(|(_, e)| e)
+        self.remove_node_in(slot, key).map(|n| n.entry)
     }
 
-    /// Removes a key, keeping the counts and WATCH in step; returns the stored key and entry.
-    fn remove_entry_in(&mut self, slot: u16, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
+    /// Removes a key, keeping the counts and WATCH in step; returns its node.
+    fn remove_node_in(&mut self, slot: u16, key: &[u8]) -> Option<Box<Node>> {
         let t = self.table_mut(slot)?;
-        let (k, e) = t.map.remove_entry(key)?;
-        if e.expire_at != 0 {
+        let node = t.remove(key)?;
+        if node.entry.expire_at != 0 {
             t.volatile -= 1;
             self.volatile -= 1;
         }
@@ -342,14 +382,14 @@ impl Db {
         if !self.watch.is_empty() {
             self.watch.touch(key, false);
         }
-        Some((k, e))
+        Some(node)
     }
 
     /// Sets or clears (0) a live key's expiry; returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
         let slot = self.slot_of(key);
         let Some(t) = self.table_mut(slot) else { return false };
-        let Some(e) = t.map.get_mut(key) else { return false };
+        let Some(e) = t.get_mut(key) else { return false };
         let was = e.expire_at != 0;
         e.expire_at = expire_at;
         let delta: isize = match (was, expire_at != 0) {
@@ -441,7 +481,7 @@ impl Db {
             }
             // A random start in the first table (bounded, so a huge slot stays cheap).
             let skip = if seen == 0 { fastrand::usize(..t.map.len().min(4096)) } else { 0 };
-            for (k, e) in t.map.iter().skip(skip) {
+            for (k, e) in t.iter().skip(skip) {
                 if volatile_only && e.expire_at == 0 {
                     continue;
                 }
@@ -456,7 +496,7 @@ impl Db {
 
     /// A stored key's expiry (0 = none), even if logically expired; None if absent.
     pub fn expire_of(&self, key: &[u8]) -> Option<u64> {
-        self.table(self.slot_of(key)).and_then(|t| t.map.get(key)).map(|e| e.expire_at)
+        self.table(self.slot_of(key)).and_then(|t| t.get(key)).map(|e| e.expire_at)
     }
 
     /// A random live key, if any (expired keys met on the way are reclaimed).
@@ -469,7 +509,7 @@ impl Db {
             let slot = slots[fastrand::usize(..slots.len())];
             let t = self.table(slot)?;
             let idx = fastrand::usize(..t.len());
-            let (k, e) = t.map.iter().nth(idx)?;
+            let (k, e) = t.iter().nth(idx)?;
             if e.is_expired(now_ms) {
                 if super::replica_expiry() {
                     continue;
@@ -510,15 +550,15 @@ impl Db {
             let watch = &mut self.watch;
             let log = &mut self.expired_log;
             let logging = super::expired_logging();
-            t.map.retain(|k, e| {
-                let keep = !e.is_expired(now_ms);
+            t.map.retain(|n| {
+                let keep = !n.entry.is_expired(now_ms);
                 if !keep {
                     removed_volatile += 1;
                     if !watch.is_empty() {
-                        watch.touch(k, false);
+                        watch.touch(&n.key, false);
                     }
                     if logging {
-                        log.push(k.clone());
+                        log.push(n.key[..].into());
                     }
                 }
                 keep

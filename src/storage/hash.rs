@@ -11,13 +11,16 @@ pub const MAX_LISTPACK_ENTRIES: usize = 128;
 /// Redis's default `hash-max-listpack-value`.
 pub const MAX_LISTPACK_VALUE: usize = 64;
 
+/// The table of a large hash: field to value.
+pub type FieldTable = HashMap<Box<[u8]>, Box<[u8]>>;
+
 /// A hash value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HashValue {
     /// Small: pairs packed in one buffer, in insertion order.
     Listpack(HashPack),
-    /// Large: a hash table.
-    Table(HashMap<Box<[u8]>, Box<[u8]>>),
+    /// Large: a hash table (boxed: keeps [`super::Value`] small).
+    Table(Box<FieldTable>),
 }
 
 impl Default for HashValue {
@@ -52,7 +55,7 @@ impl HashValue {
         if let HashValue::Listpack(v) = self {
             if v.len() >= MAX_LISTPACK_ENTRIES || field.len() > MAX_LISTPACK_VALUE || value.len() > MAX_LISTPACK_VALUE {
                 let m: HashMap<Box<[u8]>, Box<[u8]>> = v.iter().map(|(f, x)| (f.into(), x.into())).collect();
-                *self = HashValue::Table(m);
+                *self = HashValue::Table(Box::new(m));
             }
         }
     }

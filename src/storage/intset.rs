@@ -1,31 +1,51 @@
-//! The `intset` encoding of small all-integer sets: a sorted vector of distinct integers at the
+//! The `intset` encoding of small all-integer sets: a sorted array of distinct integers at the
 //! narrowest width that holds every member (int16, int32 or int64: 2, 4 or 8 bytes a member),
 //! like Redis's intset. A member too wide for the current width widens the whole set; removing
-//! it never narrows the set back (Redis does not downgrade either). The vector is kept exactly
-//! sized (Redis reallocates its intset on every add and remove), so a set of 10 small integers
-//! costs 20 bytes of heap. Lookups are binary searches.
+//! it never narrows the set back (Redis does not downgrade either). Up to [`SMALL_MAX`] int16
+//! members live inside the value itself (no heap allocation: a set of 10 small integers costs
+//! nothing beyond its key's node); past that the array is a heap slice kept exactly sized
+//! (Redis reallocates its intset on every add and remove). Lookups are binary searches.
+
+use super::strbuf::InlineLen;
+
+/// The most int16 members kept inline.
+pub const SMALL_MAX: usize = 11;
 
 /// A sorted set of distinct integers at one width.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Intset {
+    /// At most [`SMALL_MAX`] members, every one fits an i16: stored in place.
+    Small(InlineLen, [i16; SMALL_MAX]),
     /// Every member fits an i16.
-    I16(Vec<i16>),
+    I16(Box<[i16]>),
     /// Every member fits an i32.
-    I32(Vec<i32>),
+    I32(Box<[i32]>),
     /// Anything wider.
-    I64(Vec<i64>),
+    I64(Box<[i64]>),
 }
+
+const _: () = assert!(std::mem::size_of::<Intset>() == 24);
 
 impl Default for Intset {
     fn default() -> Self {
-        Intset::I16(Vec::new())
+        Intset::Small(InlineLen::from_len(0), [0; SMALL_MAX])
     }
 }
 
-/// Runs `$e` with `$v` bound to the vector, whatever the width.
+impl PartialEq for Intset {
+    fn eq(&self, other: &Self) -> bool {
+        self.width() == other.width() && self.iter().eq(other.iter())
+    }
+}
+
+/// Runs `$e` with `$v` bound to the member slice, whatever the width.
 macro_rules! each {
     ($s:expr, $v:ident => $e:expr) => {
         match $s {
+            Intset::Small(n, a) => {
+                let $v = &a[..*n as usize];
+                $e
+            }
             Intset::I16($v) => $e,
             Intset::I32($v) => $e,
             Intset::I64($v) => $e,
@@ -33,30 +53,29 @@ macro_rules! each {
     };
 }
 
-fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) -> bool {
-    match v.binary_search(&x) {
+fn insert_sorted<T: Ord + Copy>(b: &mut Box<[T]>, x: T) -> bool {
+    match b.binary_search(&x) {
         Ok(_) => false,
         Err(i) => {
+            let mut v = std::mem::take(b).into_vec();
             v.reserve_exact(1);
             v.insert(i, x);
+            *b = v.into_boxed_slice();
             true
         }
     }
 }
 
-fn remove_sorted<T: Ord>(v: &mut Vec<T>, x: T) -> bool {
-    match v.binary_search(&x) {
+fn remove_sorted<T: Ord + Copy>(b: &mut Box<[T]>, x: T) -> bool {
+    match b.binary_search(&x) {
         Ok(i) => {
+            let mut v = std::mem::take(b).into_vec();
             v.remove(i);
-            v.shrink_to_fit();
+            *b = v.into_boxed_slice();
             true
         }
         Err(_) => false,
     }
-}
-
-fn bytes<T>(v: &Vec<T>) -> usize {
-    v.capacity() * std::mem::size_of::<T>()
 }
 
 // `each!` expands one body for every width: for i64 its conversions are the identity.
@@ -89,7 +108,32 @@ impl Intset {
 
     /// Adds `n`, widening the set first if `n` does not fit its width; true if it was new.
     pub fn insert(&mut self, n: i64) -> bool {
-        if let Some(new) = each!(self, v => n.try_into().ok().map(|x| insert_sorted(v, x))) {
+        let fits = match self {
+            Intset::Small(len, a) => match i16::try_from(n) {
+                Ok(x) => {
+                    let l = *len as usize;
+                    match a[..l].binary_search(&x) {
+                        Ok(_) => return false,
+                        Err(i) if l < SMALL_MAX => {
+                            a.copy_within(i..l, i + 1);
+                            a[i] = x;
+                            *len = InlineLen::from_len(l + 1);
+                            return true;
+                        }
+                        // Full: move to the heap, then insert there.
+                        Err(_) => {
+                            *self = Intset::I16(a[..l].into());
+                            return self.insert(n);
+                        }
+                    }
+                }
+                Err(_) => None,
+            },
+            Intset::I16(v) => n.try_into().ok().map(|x| insert_sorted(v, x)),
+            Intset::I32(v) => n.try_into().ok().map(|x| insert_sorted(v, x)),
+            Intset::I64(v) => Some(insert_sorted(v, n)),
+        };
+        if let Some(new) = fits {
             return new;
         }
         // Too wide for every member so far, so new: widen to the width `n` needs.
@@ -97,28 +141,52 @@ impl Intset {
         *self = if i32::try_from(n).is_ok() {
             Intset::I32(all.iter().map(|&x| x as i32).collect())
         } else {
-            Intset::I64(all)
+            Intset::I64(all.into_boxed_slice())
         };
         self.insert(n)
     }
 
     /// Removes `n`; true if it was a member.
     pub fn remove(&mut self, n: i64) -> bool {
-        each!(self, v => n.try_into().is_ok_and(|x| remove_sorted(v, x)))
+        match self {
+            Intset::Small(len, a) => {
+                let l = *len as usize;
+                let Some(i) = i16::try_from(n).ok().and_then(|x| a[..l].binary_search(&x).ok()) else {
+                    return false;
+                };
+                a.copy_within(i + 1..l, i);
+                *len = InlineLen::from_len(l - 1);
+                true
+            }
+            Intset::I16(v) => {
+                let removed = n.try_into().is_ok_and(|x| remove_sorted(v, x));
+                if removed && v.len() <= SMALL_MAX {
+                    let mut a = [0; SMALL_MAX];
+                    a[..v.len()].copy_from_slice(v);
+                    *self = Intset::Small(InlineLen::from_len(v.len()), a);
+                }
+                removed
+            }
+            Intset::I32(v) => n.try_into().is_ok_and(|x| remove_sorted(v, x)),
+            Intset::I64(v) => remove_sorted(v, n),
+        }
     }
 
     /// Bytes per member: 2, 4 or 8.
     pub fn width(&self) -> usize {
         match self {
-            Intset::I16(_) => 2,
+            Intset::Small(..) | Intset::I16(_) => 2,
             Intset::I32(_) => 4,
             Intset::I64(_) => 8,
         }
     }
 
-    /// Heap bytes of the vector.
+    /// Heap bytes of the array (none while it is inline).
     pub fn heap_size(&self) -> usize {
-        each!(self, v => bytes(v))
+        match self {
+            Intset::Small(..) => 0,
+            _ => self.len() * self.width(),
+        }
     }
 }
 
@@ -134,7 +202,7 @@ mod tests {
             assert!(s.insert(n));
         }
         assert!(!s.insert(5));
-        assert_eq!((s.width(), s.heap_size()), (2, 8));
+        assert_eq!((s.width(), s.heap_size()), (2, 0), "four int16 members are inline");
         assert!(s.insert(32768));
         assert_eq!(s.width(), 4);
         assert!(s.insert(-(1 << 40)));
@@ -173,7 +241,8 @@ mod tests {
                 }
                 assert_eq!(s.contains(n), model.contains(&n));
                 assert_eq!(s.len(), model.len());
-                assert_eq!(s.heap_size(), s.len() * s.width());
+                let inline = s.width() == 2 && s.len() <= SMALL_MAX;
+                assert_eq!(s.heap_size(), if inline { 0 } else { s.len() * s.width() });
             }
             assert!(s.iter().eq(model.iter().copied()));
         }

@@ -15,6 +15,7 @@ pub mod intset;
 pub mod list;
 pub mod set;
 pub mod snap;
+pub mod strbuf;
 pub mod stream;
 pub mod stream_group;
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub enum SetValue {
     /// Small and all integers: sorted, no duplicates.
     Intset(Intset),
     /// Anything else.
-    Table(HashSet<Box<[u8]>>),
+    Table(Box<HashSet<Box<[u8]>>>),
 }
 
 impl Default for SetValue {
@@ -51,7 +51,7 @@ impl SetValue {
         if let SetValue::Intset(v) = self {
             let t: HashSet<Box<[u8]>> =
                 v.iter().map(|n| itoa::Buffer::new().format(n).as_bytes().to_vec().into_boxed_slice()).collect();
-            *self = SetValue::Table(t);
+            *self = SetValue::Table(Box::new(t));
         }
     }
 

@@ -10,9 +10,13 @@
 pub enum StrValue {
     /// The `int` encoding.
     Int(i64),
-    /// The `embstr`/`raw` encodings.
-    Raw(Vec<u8>),
+    /// The `embstr`/`raw` encodings (short ones inline, see [`RawStr`]).
+    Raw(RawStr),
 }
+
+pub use super::strbuf::RawStr;
+
+const _: () = assert!(std::mem::size_of::<Value>() == 32);
 
 /// Strings up to this length report `embstr` in OBJECT ENCODING, like Redis.
 pub const EMBSTR_MAX: usize = 44;
@@ -25,7 +29,7 @@ impl StrValue {
                 return StrValue::Int(n);
             }
         }
-        StrValue::Raw(b.to_vec())
+        StrValue::Raw(RawStr::from_slice(b))
     }
 
     /// The value as bytes (allocates for the int encoding).
@@ -52,13 +56,18 @@ impl StrValue {
         self.len() == 0
     }
 
+    /// A raw string value holding `v`.
+    pub fn raw(v: Vec<u8>) -> StrValue {
+        StrValue::Raw(v.into())
+    }
+
     /// A mutable byte vector, converting the int encoding to raw first.
     pub fn make_raw(&mut self) -> &mut Vec<u8> {
         if let StrValue::Int(n) = *self {
-            *self = StrValue::Raw(itoa::Buffer::new().format(n).as_bytes().to_vec());
+            *self = StrValue::Raw(RawStr::from_slice(itoa::Buffer::new().format(n).as_bytes()));
         }
         match self {
-            StrValue::Raw(v) => v,
+            StrValue::Raw(v) => v.make_vec(),
             StrValue::Int(_) => unreachable!("converted above"),
         }
     }
@@ -75,8 +84,8 @@ pub enum Value {
     Set(super::set::SetValue),
     /// A sorted set.
     ZSet(super::zset::ZSetValue),
-    /// A list (Redis 7.0 reports every list as `quicklist`).
-    List(super::list::ListValue),
+    /// A list (Redis 7.0 reports every list as `quicklist`; boxed: keeps the value small).
+    List(Box<super::list::ListValue>),
     /// A stream (boxed: it is large and rare).
     Stream(Box<super::stream::Stream>),
 }
@@ -112,7 +121,7 @@ impl Value {
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(StrValue::Int(_)) => 0,
-            Value::Str(StrValue::Raw(v)) => v.capacity(),
+            Value::Str(StrValue::Raw(v)) => v.heap_size(),
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
             Value::List(l) => l.heap_size(),

@@ -2,40 +2,51 @@
 //! (score, member) order, like Redis's listpack. Every operation is a linear scan, which is what
 //! Redis does too and is cheap for at most 128 members of at most 64 bytes.
 //!
-//! Entry layout: `mlen: u8 | member | tag: u8 | score | elen: u8`, where the score is an i8,
-//! i16 or i32 when it is an integer that fits (tags 1-3, as Redis's listpack keeps integer
-//! scores as integers) and an f64 LE otherwise (tag 0); `elen`, the whole entry's length, lets
-//! iteration run from the back. Invariants: members are unique and at most 64 bytes (the owner
-//! converts past that; an entry is then at most 75 bytes), entries are sorted, scores are never
-//! NaN.
+//! Entry layout: `mlen: u8 | member | tag: u8 | score | elen: u8`. The tag's low nibble is the
+//! score's width: an i8, i16 or i32 mantissa (1-3, as Redis's listpack keeps integer scores as
+//! integers) or an f64 LE (0); its high nibble `e` (0-4) scales an integer mantissa, the score
+//! being `mantissa / 10^e`, so short decimals such as `12.5` or `0.25` take 1-4 bytes instead of 8
+//! (kept only when that division gives back exactly the same f64). `elen`, the whole entry's
+//! length, lets iteration run from the back. Invariants: members are unique and at most 64 bytes
+//! (the owner converts past that; an entry is then at most 75 bytes), entries are sorted, scores
+//! are never NaN. The buffer is kept exactly sized (a `Box<[u8]>`, reallocated on every change).
 
 use std::cmp::Ordering;
 
-/// The (tag, payload) a score is stored as.
+/// Powers of ten a stored mantissa is divided by (index: the tag's high nibble).
+const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1000.0, 10000.0];
+
+/// The (tag, payload) a score is stored as: the narrowest integer mantissa with the fewest
+/// decimals that gives the score back exactly, else the f64.
 fn encode_score(s: f64, out: &mut Vec<u8>) {
-    if s.fract() == 0.0 && (i32::MIN as f64..=i32::MAX as f64).contains(&s) {
-        let v = s as i32;
+    for (e, p) in POW10.iter().enumerate() {
+        let m = (s * p).round();
+        if !(i32::MIN as f64..=i32::MAX as f64).contains(&m) || (m as i32) as f64 / p != s {
+            continue;
+        }
+        let v = m as i32;
+        let e = (e as u8) << 4;
         if let Ok(b) = i8::try_from(v) {
-            out.push(1);
+            out.push(e | 1);
             out.extend_from_slice(&b.to_le_bytes());
         } else if let Ok(h) = i16::try_from(v) {
-            out.push(2);
+            out.push(e | 2);
             out.extend_from_slice(&h.to_le_bytes());
         } else {
-            out.push(3);
+            out.push(e | 3);
             out.extend_from_slice(&v.to_le_bytes());
         }
-    } else {
-        out.push(0);
-        out.extend_from_slice(&s.to_le_bytes());
+        return;
     }
+    out.push(0);
+    out.extend_from_slice(&s.to_le_bytes());
 }
 
 /// A packed sorted run of (score, member).
 #[derive(Debug, Clone, Default)]
 pub struct Pack {
-    buf: Vec<u8>,
-    len: usize,
+    buf: Box<[u8]>,
+    len: u32,
 }
 
 /// Decodes the entry at `off`: (member, score, next offset).
@@ -43,15 +54,20 @@ fn at(buf: &[u8], off: usize) -> (&[u8], f64, usize) {
     let n = buf[off] as usize;
     let m = &buf[off + 1..off + 1 + n];
     let p = off + 2 + n;
-    let (score, k) = match buf[p - 1] {
+    let tag = buf[p - 1];
+    let (mantissa, k) = match tag & 0x0F {
         1 => (i8::from_le_bytes([buf[p]]) as f64, 1),
         2 => (i16::from_le_bytes([buf[p], buf[p + 1]]) as f64, 2),
         3 => (i32::from_le_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as f64, 4),
         _ => {
             let mut b = [0u8; 8];
             b.copy_from_slice(&buf[p..p + 8]);
-            (f64::from_le_bytes(b), 8)
+            return (m, f64::from_le_bytes(b), p + 9);
         }
+    };
+    let score = match tag >> 4 {
+        0 => mantissa,
+        e => mantissa / POW10[e as usize],
     };
     (m, score, p + k + 1)
 }
@@ -59,7 +75,7 @@ fn at(buf: &[u8], off: usize) -> (&[u8], f64, usize) {
 impl Pack {
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when empty.
@@ -107,8 +123,11 @@ impl Pack {
         e.extend_from_slice(m);
         encode_score(score, &mut e);
         e.push((e.len() + 1) as u8);
-        self.buf.reserve_exact(e.len());
-        self.buf.splice(off..off, e);
+        // Exactly sized, as Redis reallocates its listpack on every change.
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(e.len());
+        v.splice(off..off, e);
+        self.buf = v.into_boxed_slice();
         self.len += 1;
         old
     }
@@ -117,11 +136,10 @@ impl Pack {
     pub fn remove(&mut self, m: &[u8]) -> Option<f64> {
         let (off, _, s) = self.find(m)?;
         let end = at(&self.buf, off).2;
-        self.buf.drain(off..end);
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.drain(off..end);
+        self.buf = v.into_boxed_slice();
         self.len -= 1;
-        if self.buf.capacity() > self.buf.len() + 256 {
-            self.buf.shrink_to_fit();
-        }
         Some(s)
     }
 
@@ -132,12 +150,12 @@ impl Pack {
 
     /// All members, ascending, double-ended.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { buf: &self.buf, front: 0, back: self.buf.len(), left: self.len }
+        Iter { buf: &self.buf, front: 0, back: self.buf.len(), left: self.len() }
     }
 
     /// Members of ranks `lo..hi` (clamped), ascending, double-ended.
     pub fn range(&self, lo: usize, hi: usize) -> Iter<'_> {
-        let hi = hi.min(self.len);
+        let hi = hi.min(self.len());
         let lo = lo.min(hi);
         let mut it = self.iter();
         let mut off = 0;
@@ -155,7 +173,7 @@ impl Pack {
 
     /// Heap bytes of the buffer.
     pub fn heap_size(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
     }
 }
 
@@ -217,13 +235,14 @@ mod tests {
             if rng.u32(..3) == 0 {
                 assert_eq!(p.remove(&m), model.remove(&m));
             } else {
-                let s = match rng.u32(..6) {
+                let s = match rng.u32(..7) {
                     0 => rng.u32(..5) as f64 - 2.0,
                     1 => rng.i32(..) as f64,
                     2 => rng.i32(-40000..40000) as f64,
                     3 => rng.f64() * 4.0 - 2.0,
                     4 => [f64::INFINITY, f64::NEG_INFINITY, 1e300, 2147483648.0, -2147483649.0][rng.usize(..5)],
-                    _ => (rng.u32(..8) as f64) / 2.0 - 2.0,
+                    5 => (rng.u32(..8) as f64) / 2.0 - 2.0,
+                    _ => [12.5, -0.25, 0.1, 0.3, 99.99, -1234.5678, 1e-5, 214748.3648, 0.1 + 0.2][rng.usize(..9)],
                 };
                 assert_eq!(p.insert(&m, s), model.insert(m.clone(), s));
             }

@@ -1,0 +1,201 @@
+//! Byte buffers that keep short contents inline: the bytes of string values ([`RawStr`], up to
+//! [`INLINE_MAX`] bytes inside the value itself, like Redis's `embstr` keeps them next to the
+//! object header) and of keys ([`KeyBytes`], up to [`KEY_INLINE_MAX`] bytes inside the table
+//! node). Both are 24 and 16 bytes, so that a small key, its entry and a small string value fit
+//! one 64-byte allocation (see `storage::db`).
+
+/// A length that fits an inline buffer (0..=22). Being an enum of 23 values, it leaves the
+/// other 233 byte values free for the compiler to tell the variants of the enclosing enum
+/// apart, so [`RawStr`] and [`KeyBytes`] need no separate tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[rustfmt::skip]
+#[allow(missing_docs)]
+pub enum InlineLen {
+    L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22,
+}
+
+#[rustfmt::skip]
+const LENS: [InlineLen; 23] = {
+    use InlineLen::*;
+    [L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22]
+};
+
+impl InlineLen {
+    /// The length `n` (at most 22).
+    pub fn from_len(n: usize) -> InlineLen {
+        LENS[n]
+    }
+}
+
+/// The longest string value kept inline.
+pub const INLINE_MAX: usize = 22;
+
+/// The bytes of a string value: inline when short, an exactly sized heap slice when longer, and
+/// a growable vector once a command has modified it in place (APPEND, SETRANGE, SETBIT and the
+/// HyperLogLog commands), so repeated appends stay amortised O(1).
+#[derive(Clone)]
+pub enum RawStr {
+    /// Up to [`INLINE_MAX`] bytes, stored in place.
+    Inline(InlineLen, [u8; INLINE_MAX]),
+    /// Longer contents, exactly sized.
+    Exact(Box<[u8]>),
+    /// Contents modified in place (boxed: keeps the value small).
+    Grow(Box<Vec<u8>>),
+}
+
+const _: () = assert!(std::mem::size_of::<RawStr>() == 24);
+
+impl RawStr {
+    /// A buffer holding a copy of `b`.
+    pub fn from_slice(b: &[u8]) -> RawStr {
+        if b.len() <= INLINE_MAX {
+            let mut buf = [0u8; INLINE_MAX];
+            buf[..b.len()].copy_from_slice(b);
+            RawStr::Inline(LENS[b.len()], buf)
+        } else {
+            RawStr::Exact(b.into())
+        }
+    }
+
+    /// The bytes as a growable vector, converting to the [`RawStr::Grow`] form first.
+    pub fn make_vec(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, RawStr::Grow(_)) {
+            let v = match std::mem::replace(self, RawStr::Inline(InlineLen::L0, [0; INLINE_MAX])) {
+                RawStr::Exact(b) => b.into_vec(),
+                other => other.to_vec(),
+            };
+            *self = RawStr::Grow(Box::new(v));
+        }
+        match self {
+            RawStr::Grow(v) => v,
+            _ => unreachable!("converted above"),
+        }
+    }
+
+    /// Heap bytes owned by the buffer.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            RawStr::Inline(..) => 0,
+            RawStr::Exact(b) => b.len(),
+            RawStr::Grow(v) => v.capacity() + std::mem::size_of::<Vec<u8>>(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for RawStr {
+    fn from(v: Vec<u8>) -> RawStr {
+        if v.len() <= INLINE_MAX {
+            RawStr::from_slice(&v)
+        } else {
+            RawStr::Exact(v.into_boxed_slice())
+        }
+    }
+}
+
+impl std::ops::Deref for RawStr {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            RawStr::Inline(n, b) => &b[..*n as usize],
+            RawStr::Exact(b) => b,
+            RawStr::Grow(v) => v,
+        }
+    }
+}
+
+impl PartialEq for RawStr {
+    fn eq(&self, other: &RawStr) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for RawStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", bytes::Bytes::copy_from_slice(self))
+    }
+}
+
+/// The longest key kept inline in its table node.
+pub const KEY_INLINE_MAX: usize = 15;
+
+/// The bytes of a key: inline up to [`KEY_INLINE_MAX`] bytes, else behind one thin pointer
+/// (keeping the type at 16 bytes).
+#[derive(Clone)]
+pub enum KeyBytes {
+    /// Up to [`KEY_INLINE_MAX`] bytes, stored in place.
+    Inline(InlineLen, [u8; KEY_INLINE_MAX]),
+    /// Longer keys.
+    Heap(Box<Box<[u8]>>),
+}
+
+const _: () = assert!(std::mem::size_of::<KeyBytes>() == 16);
+
+impl KeyBytes {
+    /// A copy of `k`.
+    pub fn new(k: &[u8]) -> KeyBytes {
+        if k.len() <= KEY_INLINE_MAX {
+            let mut buf = [0u8; KEY_INLINE_MAX];
+            buf[..k.len()].copy_from_slice(k);
+            KeyBytes::Inline(LENS[k.len()], buf)
+        } else {
+            KeyBytes::Heap(Box::new(k.into()))
+        }
+    }
+
+    /// Heap bytes owned by the key.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            KeyBytes::Inline(..) => 0,
+            KeyBytes::Heap(b) => b.len() + std::mem::size_of::<Box<[u8]>>(),
+        }
+    }
+}
+
+impl std::ops::Deref for KeyBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline(n, b) => &b[..*n as usize],
+            KeyBytes::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", bytes::Bytes::copy_from_slice(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_str_keeps_bytes_in_every_form() {
+        for n in [0usize, 1, 21, 22, 23, 44, 100] {
+            let b: Vec<u8> = (0..n as u8).collect();
+            let mut r = RawStr::from(b.clone());
+            assert_eq!(&r[..], &b[..]);
+            assert_eq!(matches!(r, RawStr::Inline(..)), n <= INLINE_MAX);
+            assert_eq!(r, RawStr::from_slice(&b));
+            r.make_vec().push(7);
+            assert!(matches!(r, RawStr::Grow(_)));
+            assert_eq!(r.len(), n + 1);
+            assert_eq!(r[n], 7);
+        }
+    }
+
+    #[test]
+    fn key_bytes_inline_and_heap() {
+        for n in [0usize, 8, 15, 16, 40] {
+            let b: Vec<u8> = (0..n as u8).map(|x| x ^ 0x5a).collect();
+            let k = KeyBytes::new(&b);
+            assert_eq!(&k[..], &b[..]);
+            assert_eq!(matches!(k, KeyBytes::Inline(..)), n <= KEY_INLINE_MAX);
+        }
+    }
+}
