@@ -59,6 +59,7 @@ fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
         ro: ro || f.flags & sflags::NO_WRITES != 0,
         function: Some(f.flags),
         argv: args.to_vec(),
+        debug: Default::default(),
     }))
 }
 
