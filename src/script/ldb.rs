@@ -321,7 +321,7 @@ pub unsafe extern "C-unwind" fn debug_fn(l: *mut ffi::lua_State) -> c_int {
 
 /// The hook installed on a debugged script (lines, and every 100000 instructions for the
 /// infinite-loop detection).
-pub fn install(l: *mut ffi::lua_State) {
+pub(super) fn install(l: *mut ffi::lua_State) {
     // SAFETY: `l` is a live coroutine of this thread's interpreter.
     unsafe { ffi::lua_sethook(l, Some(line_hook), ffi::LUA_MASKLINE | ffi::LUA_MASKCOUNT, 100_000) };
 }
