@@ -329,3 +329,52 @@ fn evalsha_fallback_through_cluster_client() {
     assert!(cli(&["eval", "return 1", "2", "a", "b"]).contains("CROSSSLOT"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Scripts with flags are refused as the commands their flags imply (over maxmemory unless
+/// allow-oom/no-writes), SORT of a set inside a script is ordered, `redis.acl_check_cmd`
+/// answers for the caller: replies compared with redis-server.
+#[test]
+fn flags_sort_and_acl_check_match_redis() {
+    let (s, r) = pair();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["sadd", "myset", "c", "a", "b", "aa", "z"],
+            &["eval", "return redis.call('sort', KEYS[1], 'by', '_')", "1", "myset"],
+            &["eval", "return redis.call('sort', KEYS[1], 'by', '_', 'desc')", "1", "myset"],
+            &["eval", "return redis.acl_check_cmd('set', 'xx', 1)", "0"],
+            &["eval", "return redis.acl_check_cmd('client', 'list')", "0"],
+            &["acl", "setuser", "bob", "on", ">123", "+@scripting", "+set", "~x*"],
+            &["auth", "bob", "123"],
+            &["eval", "return redis.acl_check_cmd('set', 'xx', 1)", "0"],
+            &["eval", "return redis.acl_check_cmd('hset', 'xx', 'f', 1)", "0"],
+            &["eval", "return redis.acl_check_cmd('set', 'yy', 1)", "0"],
+            &["eval", "return tostring((pcall(redis.acl_check_cmd, 'nosuch')))", "0"],
+            &["auth", "default", "x"],
+        ],
+    );
+    for c in [&mut a, &mut b] {
+        c.cmd(&["acl", "deluser", "bob"]);
+    }
+    // `auth default` failed above on both (no password): the connections are bob's; reconnect.
+    let (mut a, mut b) = (s.raw(), r.raw());
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["set", "x", "1"],
+            &["config", "set", "maxmemory", "1"],
+            &["eval", "#!lua\nreturn 1", "0"],
+            &["eval", "#!lua flags=allow-oom\nreturn redis.call('set', 'x', 2)", "0"],
+            &["eval", "#!lua flags=no-writes\nreturn redis.call('get', 'x')", "0"],
+            &["eval", "return redis.call('get', 'x')", "0"],
+            &["config", "set", "maxmemory", "0"],
+        ],
+    );
+    // INFO from a script (a node-wide command) on a one-shard node.
+    let one = Server::slotcore(&["--save", "", "--shards", "1"]);
+    let mut c = one.raw();
+    assert!(c.cmd(&["eval", "return redis.call('info', 'server')", "0"]).contains("redis_version:7.0.15"));
+}

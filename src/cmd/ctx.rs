@@ -128,6 +128,8 @@ pub struct ClientState {
     pub acl_gen: u64,
     /// CLIENT TRACKING state (None until it tracks or receives invalidations).
     pub tracking: Option<Box<super::tracking::ClientTracking>>,
+    /// SCRIPT DEBUG: the next EVAL runs as a Lua debugger session.
+    pub lua_debug: crate::script::ldb::Mode,
 }
 
 /// What a blocked client waits in.
@@ -186,6 +188,7 @@ impl ClientState {
             acl_gen,
             user: crate::acl::default(),
             tracking: None,
+            lua_debug: Default::default(),
         }
     }
 }

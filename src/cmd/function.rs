@@ -59,6 +59,7 @@ fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
         ro: ro || f.flags & sflags::NO_WRITES != 0,
         function: Some(f.flags),
         argv: args.to_vec(),
+        debug: Default::default(),
     }))
 }
 
@@ -74,6 +75,15 @@ fn fcall_ro(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 fn record(ctx: &mut ClientCtx<'_>, args: &[Bytes]) {
     ctx.shard.changes.record(0, 1, vec![args.to_vec()]);
     ctx.shard.flush_changes();
+}
+
+/// Puts the libraries back as they were before a failed FUNCTION RESTORE (all or nothing, as
+/// Redis).
+fn put_back(saved: Vec<functions::Library>) {
+    functions::flush();
+    for lib in saved {
+        let _ = functions::add(lib, true);
+    }
 }
 
 /// Loads a library: Ok(name) or the error text (without `ERR `).
@@ -116,7 +126,7 @@ fn list(_: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let mut pattern: Option<Bytes> = None;
     let mut i = 2;
     while i < args.len() {
-        if args[i].eq_ignore_ascii_case(b"withcode") {
+        if !with_code && args[i].eq_ignore_ascii_case(b"withcode") {
             with_code = true;
         } else if pattern.is_none() && args[i].eq_ignore_ascii_case(b"libraryname") {
             if i + 1 >= args.len() {
@@ -259,12 +269,15 @@ fn restore(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         functions::flush();
     }
     for code in codes {
-        if let Err(e) = load_library(code, policy == "replace") {
-            // All or nothing, as Redis.
-            functions::flush();
-            for lib in saved {
-                let _ = functions::add(lib, true);
+        // A library already there is reported without quotes here (Redis's restore wording).
+        if let Ok((_, name)) = functions::metadata(&code) {
+            if policy != "replace" && functions::libraries().iter().any(|l| l.name == name) {
+                put_back(saved);
+                return reply(Reply::error(format!("ERR Library {name} already exists")));
             }
+        }
+        if let Err(e) = load_library(code, policy == "replace") {
+            put_back(saved);
             return reply(e);
         }
     }

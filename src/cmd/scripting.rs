@@ -8,7 +8,7 @@
 use super::ctx::{reply, ClientCtx};
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
 use crate::protocol::Reply;
-use crate::script::{self, sflags};
+use crate::script::{self, ldb, sflags};
 use bytes::Bytes;
 
 /// A script for the runtime to run.
@@ -28,6 +28,8 @@ pub struct ScriptJob {
     pub function: Option<u32>,
     /// The command as called (FUNCTION STATS shows it).
     pub argv: Vec<Bytes>,
+    /// SCRIPT DEBUG of the caller (EVAL only): run as a debugger session.
+    pub debug: ldb::Mode,
 }
 
 #[rustfmt::skip]
@@ -35,6 +37,7 @@ static SCRIPT_SUBS: &[CommandSpec] = &[
     spec("load", 3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_load), "scripting", "2.6.0", "Load the specified Lua script into the script cache."),
     spec("exists", -3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_exists), "scripting", "2.6.0", "Check existence of scripts in the script cache."),
     spec("flush", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_flush), "scripting", "2.6.0", "Remove all the scripts from the script cache."),
+    spec("debug", 3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_debug), "scripting", "3.2.0", "Set the debug mode for executed scripts."),
     spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(script_kill), "scripting", "2.6.0", "Kill the script currently in execution."),
     spec("help", 2, LOADING | STALE, "@slow @scripting", Keys::None, Exec::Node(script_help), "scripting", "5.0.0", "Show helpful text about the different subcommands"),
 ];
@@ -65,7 +68,7 @@ pub fn numkeys_at_2(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
     Ok((3..3 + n as usize).collect())
 }
 
-fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bool) -> Plan {
+fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bool, debug: ldb::Mode) -> Plan {
     let idx = match numkeys_at_2(args) {
         Ok(i) => i,
         Err(e) => return reply(e),
@@ -93,22 +96,27 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
         ro: ro || flags & sflags::NO_WRITES != 0,
         function: None,
         argv: args.to_vec(),
+        debug,
     }))
 }
 
 fn eval_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     let body = args[1].clone();
     let sha = script::cache_add(body.clone());
-    job(ctx, args, body, sha, ro)
+    let debug = ctx.client.lua_debug;
+    job(ctx, args, body, sha, ro, debug)
 }
 
 fn evalsha_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     if args[1].len() != 40 {
         return reply(Reply::err(script::NOSCRIPT));
     }
+    if ctx.client.lua_debug != ldb::Mode::Off {
+        return reply(Reply::err("ERR Please use EVAL instead of EVALSHA for debugging"));
+    }
     let Some(body) = script::cache_get(&args[1]) else { return reply(Reply::err(script::NOSCRIPT)) };
     let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    job(ctx, args, body, sha, ro)
+    job(ctx, args, body, sha, ro, ldb::Mode::Off)
 }
 
 fn eval(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -154,6 +162,21 @@ fn script_flush(_: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 
 fn script_kill(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {
     reply(script::kill(true))
+}
+
+/// SCRIPT DEBUG YES|SYNC|NO.
+fn script_debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let mode = &args[2];
+    ctx.client.lua_debug = if mode.eq_ignore_ascii_case(b"no") {
+        ldb::Mode::Off
+    } else if mode.eq_ignore_ascii_case(b"yes") {
+        ldb::Mode::Forked
+    } else if mode.eq_ignore_ascii_case(b"sync") {
+        ldb::Mode::Sync
+    } else {
+        return reply(Reply::err("ERR Use SCRIPT DEBUG YES/SYNC/NO"));
+    };
+    reply(Reply::Ok)
 }
 
 fn script_help(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {

@@ -230,8 +230,9 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             (eles.into_iter().map(|ele| Item { ele, score: 0.0, cmp: None }).collect::<Vec<_>>(), kind)
         }
     };
-    // A set has no order of its own: STORE (or nosort) of a set sorts it alphabetically.
-    if o.dontsort && kind == Kind::Set && o.store.is_some() {
+    // A set has no order of its own: STORE (or nosort) of a set, or a script's, sorts it
+    // alphabetically (replicas and the AOF must see the same order).
+    if o.dontsort && kind == Kind::Set && (o.store.is_some() || crate::script::vm::in_script()) {
         o.dontsort = false;
         o.alpha = true;
         o.by = None;

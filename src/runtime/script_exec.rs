@@ -32,7 +32,7 @@ use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cmd::scripting::ScriptJob;
 use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
 use crate::protocol::Reply;
-use crate::script::{self, vm, Host};
+use crate::script::{self, ldb, vm, Host};
 use crate::transaction;
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -53,12 +53,41 @@ const CROSS_SLOT: &str = "Script attempted to access keys that do not hash to th
 const RESTARTING: &str = "ERR internal: script restarting";
 
 /// Runs a script job for a client; `held`: the transaction holding every shard (EXEC).
+///
+/// A client in SCRIPT DEBUG mode runs its EVAL (outside MULTI) as a debugger session
+/// (`script::ldb`): the connection closes after the reply, which ends the session.
 pub(crate) async fn run(
     shard: &Rc<Shard>,
     client: &Rc<RefCell<ClientState>>,
     job: ScriptJob,
     held: Option<u64>,
 ) -> Reply {
+    let mode = if held.is_none() { job.debug } else { ldb::Mode::Off };
+    if mode == ldb::Mode::Off {
+        return run_job(shard, client, job, held, &mut None).await;
+    }
+    let fd = client.borrow().fd;
+    let mut session = Some(ldb::Session::start(fd, &job.body, mode == ldb::Mode::Forked));
+    let reply = run_job(shard, client, job, held, &mut session).await;
+    if let Some(s) = session {
+        s.end();
+    }
+    let mut c = client.borrow_mut();
+    c.lua_debug = ldb::Mode::Off;
+    c.close_after_reply = true;
+    reply
+}
+
+/// `debug`: the debugger session (the script runs on a scratch copy whose effects are
+/// discarded when the session is a forked one).
+async fn run_job(
+    shard: &Rc<Shard>,
+    client: &Rc<RefCell<ClientState>>,
+    job: ScriptJob,
+    held: Option<u64>,
+    debug: &mut Option<ldb::Session>,
+) -> Reply {
+    let discard = job.debug == ldb::Mode::Forked && debug.is_some();
     script::apply_config(&shard.state.borrow().config);
     // Compile in this shard's interpreter first: a syntax error replies before any hold.
     let (sha, flags) = match job.function {
@@ -87,11 +116,12 @@ pub(crate) async fn run(
                 Err(e) => return e,
             },
         };
-        let direct = nshards == 1 || (targets == [shard.id] && extra.is_empty());
+        let direct = !discard && (nshards == 1 || (targets == [shard.id] && extra.is_empty()));
         let outcome = if direct {
-            run_direct(shard, client, &job, &sha, flags, tx).await
+            run_direct(shard, client, &job, &sha, flags, tx, debug).await
         } else {
-            run_copy(shard, client, &job, &sha, flags, tx, &targets, &extra).await
+            let copy = CopyRun { targets: &targets, extra: &extra, discard };
+            run_copy(shard, client, &job, &sha, flags, tx, copy, debug).await
         };
         if held.is_none() {
             shard.unlock(tx, &targets).await;
@@ -122,6 +152,8 @@ struct Common {
     restart: Option<Vec<Bytes>>,
     /// A write command ran.
     wrote: bool,
+    /// Shards of the node.
+    nshards: usize,
     /// CLIENT TRACKING: the caller's id and the declared keys to remember for it once the
     /// script runs a read-only command (see `cmd::tracking::ScriptTracking`).
     tracking: cmd::tracking::ScriptTracking,
@@ -142,6 +174,7 @@ impl Common {
             clock: std::time::Instant::now(),
             restart: None,
             wrote: false,
+            nshards: shard.nshards,
             tracking: Default::default(),
         }
     }
@@ -165,6 +198,21 @@ impl Common {
         }
         crate::acl::check_script(&self.client, spec, fullname, args)?;
         Ok((spec, fullname))
+    }
+
+    /// Whether the caller's ACL user may run `args` (nothing is logged), as Redis's
+    /// `redis.acl_check_cmd`.
+    fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
+        const INVALID: &str = "Invalid command passed to redis.acl_check_cmd()";
+        let spec = cmd::lookup(&args[0]).ok_or(INVALID)?;
+        let (spec, fullname) = if matches!(spec.exec, Exec::Container) && args.len() > 1 {
+            let sub = cmd::table::lookup_sub(spec, &args[1]).ok_or(INVALID)?;
+            (sub, cmd::table::fullname(spec, Some(sub)))
+        } else {
+            (spec, spec.name)
+        };
+        let user = &self.client.user;
+        Ok(user.allows_all || spec.has(cmd::flags::NO_AUTH) || user.check(fullname, spec.arity, args).is_ok())
     }
 
     /// Cluster-mode checks of a command's keys (Redis's `scriptVerifyClusterState`).
@@ -203,8 +251,18 @@ impl Common {
             f(&mut ctx, args)
         };
         *db = self.client.db;
+        let plan = match plan {
+            Plan::AfterFeed(inner) => *inner,
+            p => p,
+        };
         match plan {
             Plan::Reply(r) => r,
+            // Node-wide commands (INFO, ...) when this shard is the whole node.
+            Plan::AllShards { run, merge } if self.nshards == 1 => {
+                let r = run(st, *db, args);
+                let mut ctx = ClientCtx { client: &mut self.client, shard: st };
+                merge(&mut ctx, vec![r])
+            }
             // DEBUG SLEEP: the whole script waits, as Redis's single thread does.
             Plan::Sleep(d, r) => {
                 std::thread::sleep(d);
@@ -221,6 +279,10 @@ struct DirectHost<'a> {
 }
 
 impl Host for DirectHost<'_> {
+    fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
+        self.c.acl_allows(args)
+    }
+
     fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
@@ -269,6 +331,10 @@ struct CopyHost<'a> {
 }
 
 impl Host for CopyHost<'_> {
+    fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
+        self.c.acl_allows(args)
+    }
+
     fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
@@ -301,8 +367,21 @@ impl Host for CopyHost<'_> {
     }
 }
 
-/// Drives the script to its end through `host`, letting the event loop run while it is busy.
-async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool) -> Reply {
+/// Starts the run with the debugger session (if any) active on this thread.
+fn start_run(spec: vm::RunSpec, debug: &mut Option<ldb::Session>) -> Result<vm::Running, Reply> {
+    if let Some(s) = debug.take() {
+        ldb::activate(s);
+    }
+    let r = vm::start(spec);
+    if r.is_err() {
+        *debug = ldb::deactivate();
+    }
+    r
+}
+
+/// Drives the script to its end through `host`, letting the event loop run while it is busy;
+/// takes the debugger session back from the thread at the end.
+async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool, debug: &mut Option<ldb::Session>) -> Reply {
     let mut run = run;
     let reply = loop {
         match vm::step(&mut run, host, resp3) {
@@ -311,6 +390,9 @@ async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool) -> Reply {
         }
     };
     vm::finish(run);
+    if let Some(s) = ldb::deactivate() {
+        *debug = Some(s);
+    }
     reply
 }
 
@@ -334,6 +416,7 @@ async fn run_direct(
     sha: &str,
     flags: u32,
     tx: u64,
+    debug: &mut Option<ldb::Session>,
 ) -> Outcome {
     let (db, resp3, master) = {
         let c = client.borrow();
@@ -343,7 +426,7 @@ async fn run_direct(
     // Anything recorded before the script is not part of its unit.
     shard.state.borrow_mut().flush_changes();
     let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
-    let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
+    let running = match start_run(spec_for(job, sha, flags, db, flags_run.clone()), debug) {
         Ok(r) => r,
         Err(e) => {
             script::run_end(&flags_run);
@@ -353,7 +436,7 @@ async fn run_direct(
     let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db) };
     crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
     host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
-    let reply = drive(running, &mut host, resp3).await;
+    let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
     let changes = shard.state.borrow_mut().take_changes();
     shard.add_tx_changes(tx, changes);
@@ -364,6 +447,14 @@ async fn run_direct(
     }
 }
 
+/// Where a copied run's keys come from, and whether its effects are kept.
+struct CopyRun<'a> {
+    targets: &'a [usize],
+    extra: &'a [Bytes],
+    /// A forked debugger session: nothing the script changed is kept.
+    discard: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_copy(
     shard: &Rc<Shard>,
@@ -372,9 +463,10 @@ async fn run_copy(
     sha: &str,
     flags: u32,
     tx: u64,
-    targets: &[usize],
-    extra: &[Bytes],
+    copy: CopyRun<'_>,
+    debug: &mut Option<ldb::Session>,
 ) -> Outcome {
+    let CopyRun { targets, extra, discard } = copy;
     let (db, resp3, master) = {
         let c = client.borrow();
         (c.db, c.resp3, c.master)
@@ -402,7 +494,7 @@ async fn run_copy(
     }
     crate::storage::tick_clock();
     let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
-    let running = match vm::start(spec_for(job, sha, flags, db, flags_run.clone())) {
+    let running = match start_run(spec_for(job, sha, flags, db, flags_run.clone()), debug) {
         Ok(r) => r,
         Err(e) => {
             script::run_end(&flags_run);
@@ -411,11 +503,14 @@ async fn run_copy(
     };
     let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: Common::new(shard, job, flags, db) };
     crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
-    let reply = drive(running, &mut host, resp3).await;
+    let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
     let (restart, wrote) = (host.c.restart.take(), host.c.wrote);
     if let Some(keys) = restart {
         return Outcome::Restart(keys);
+    }
+    if discard {
+        return Outcome::Done(reply);
     }
     let changes = scratch.take_changes();
     shard.add_tx_changes(tx, changes);

@@ -44,12 +44,15 @@ pub fn metadata(code: &[u8]) -> Result<(String, String), String> {
         return Err("Missing library metadata".into());
     }
     let Some(end) = memchr::memchr(b'\n', code) else { return Err("Invalid library metadata".into()) };
-    let line = String::from_utf8_lossy(&code[..end]);
-    let mut parts = line.split_ascii_whitespace();
+    // Split as Redis's sdssplitargs (so `name="foo"` names `foo`).
+    let words = crate::protocol::request::split_args(&code[..end]).ok_or("Invalid library metadata")?;
+    let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    let mut parts = words.iter();
     let Some(engine) = parts.next() else { return Err("Invalid library metadata".into()) };
-    let engine = engine[2..].to_string();
+    let engine = engine.get(2..).unwrap_or_default().to_string();
     let mut name = None;
     for p in parts {
+        let p = p.as_str();
         if p.len() >= 5 && p[..5].eq_ignore_ascii_case("name=") {
             if name.is_some() {
                 return Err("Invalid metadata value, name argument was given multiple times".into());

@@ -24,6 +24,7 @@ pub mod cjson;
 pub mod cmsgpack;
 pub mod convert;
 pub mod functions;
+pub mod ldb;
 pub mod structlib;
 pub mod vm;
 
@@ -335,16 +336,27 @@ pub fn refuse_run(flags: u32, ro: bool, master: bool) -> Option<Reply> {
     if flags & sflags::EVAL_COMPAT != 0 {
         return stale.then(|| Reply::err(role::MASTERDOWN_ERR));
     }
-    if stale && flags & sflags::ALLOW_STALE == 0 {
-        return Some(Reply::err("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script."));
+    // A script with flags is refused as a command with the flags they imply would be, in
+    // Redis's `processCommand` order: over maxmemory (unless allow-oom or no-writes), then as a
+    // write command (min-replicas, read-only replica), then on a stale replica (unless
+    // allow-stale).
+    let writes = flags & sflags::NO_WRITES == 0;
+    if !master {
+        if writes && flags & sflags::ALLOW_OOM == 0 && crate::memory::evict::pre_command_oom() {
+            return Some(Reply::err(crate::memory::OOM));
+        }
+        if writes && crate::replication::master::writes_refused() {
+            return Some(Reply::err(crate::replication::master::NOREPLICAS));
+        }
+        if writes && role::read_only_replica() {
+            return Some(Reply::err(role::READONLY_ERR));
+        }
+        if stale && flags & sflags::ALLOW_STALE == 0 {
+            return Some(Reply::err(role::MASTERDOWN_ERR));
+        }
     }
-    if flags & sflags::NO_WRITES == 0 {
-        if role::read_only_replica() && !master {
-            return Some(Reply::err("READONLY Can not run script with write flag on readonly replica"));
-        }
-        if ro {
-            return Some(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
-        }
+    if writes && ro {
+        return Some(Reply::err("ERR Can not execute a script with write flag using *_ro command."));
     }
     None
 }
@@ -357,6 +369,9 @@ pub trait Host {
     /// `resp3`: the protocol the script set with `redis.setresp`; `replicate`: the command's
     /// effects go to replicas (`redis.set_repl` includes `REPL_REPLICA`).
     fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String>;
+    /// `redis.acl_check_cmd`: whether the caller's ACL user may run `args`; an error text for
+    /// an unknown command.
+    fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String>;
 }
 
 #[cfg(test)]

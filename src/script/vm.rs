@@ -84,11 +84,12 @@ redis.status_reply = function(...)
   return {ok = msg}
 end
 redis.log = rust.log
+redis.acl_check_cmd = rust.acl_check_cmd
 redis.setresp = rust.setresp
 redis.set_repl = rust.set_repl
 redis.replicate_commands = function() return true end
-redis.breakpoint = function() return false end
-redis.debug = function() end
+redis.breakpoint = rust.breakpoint
+redis.debug = rust.debug
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION_NUM = 0x07000f
@@ -325,6 +326,14 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set("raising_call", unsafe { lua.create_c_function(raising_call)? })?;
     // SAFETY: as `raising_call`.
     rust.set("protected_call", unsafe { lua.create_c_function(protected_call)? })?;
+    // SAFETY: as `raising_call`.
+    lua.set_named_registry_value(LDB_CALL.to_str().unwrap_or_default(), unsafe {
+        lua.create_c_function(raising_call)?
+    })?;
+    rust.set("acl_check_cmd", lua.create_function(acl_check_cmd)?)?;
+    rust.set("breakpoint", lua.create_function(|_, ()| Ok(super::ldb::breakpoint()))?)?;
+    // SAFETY: `debug_fn` follows the Lua C API protocol (see its doc).
+    rust.set("debug", unsafe { lua.create_c_function(super::ldb::debug_fn)? })?;
     rust.set(
         "sethook",
         lua.create_function(|_, co: Thread| {
@@ -407,6 +416,7 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set("struct", super::structlib::table(&lua)?)?;
     let (start, step, loadlib, env, fenv): (Function, Function, Function, Table, Table) =
         lua.load(SETUP).set_name("=redis").call(rust)?;
+    lua.set_named_registry_value(LDB_ENV.to_str().unwrap_or_default(), env.clone())?;
     Ok(Vm {
         lua,
         start,
@@ -660,6 +670,29 @@ pub fn finish(_r: Running) -> (usize, bool) {
     out.unwrap_or((0, false))
 }
 
+/// A script is running on this thread (its commands see this while they run).
+pub fn in_script() -> bool {
+    HOST.with(|h| h.get().is_some())
+}
+
+/// Where the debugger finds `redis.call` in the registry.
+pub(super) const LDB_CALL: &std::ffi::CStr = c"__redis_ldb_call";
+/// Where the debugger finds the scripts' environment in the registry.
+pub(super) const LDB_ENV: &std::ffi::CStr = c"__redis_ldb_env";
+
+/// The running script was killed (SCRIPT KILL).
+pub(super) fn killed() -> bool {
+    ctx(|c| c.run.killed.load(Ordering::Acquire)).unwrap_or(false)
+}
+
+/// The script's run time counts from now (after the debugger let it go on).
+pub(super) fn restart_clock() {
+    ctx(|c| {
+        c.started = Instant::now();
+        c.last_yield = c.started;
+    });
+}
+
 /// True when the hook asked to yield at its last call (the runtime then lets others run).
 pub fn timed_out() -> bool {
     ctx(|c| c.run.timed_out.load(Ordering::Relaxed)).unwrap_or(false)
@@ -669,6 +702,9 @@ pub fn timed_out() -> bool {
 /// `CALL_ARGS`.
 fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool)> {
     let fail = |lua: &Lua, text: &str| -> mlua::Result<(Value, bool)> {
+        if super::ldb::logging() {
+            super::ldb::log(format!("<error> {text}").into_bytes());
+        }
         Ok((Value::Table(convert::error_table(lua, text.as_bytes())?), raise))
     };
     if !ok {
@@ -677,6 +713,9 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
     let argv = CALL_ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
     if argv.is_empty() {
         return fail(lua, "Please specify at least one argument for this redis lib call");
+    }
+    if super::ldb::logging() {
+        super::ldb::log_command(&argv);
     }
     if let Some(e) = blocking_refusal(&argv) {
         return fail(lua, &e);
@@ -734,11 +773,43 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
     ctx(|c| c.db = db);
     match result {
         Ok(reply) => {
+            if super::ldb::logging() {
+                let mut resp = Vec::new();
+                reply.encode(&mut resp, resp3);
+                if reply.is_error() {
+                    let mut e = b"<error> ".to_vec();
+                    e.extend_from_slice(resp.strip_suffix(b"\r\n").unwrap_or(&resp));
+                    super::ldb::log(e);
+                }
+                super::ldb::log_reply(&resp);
+            }
             let failed = reply.is_error() && raise;
             Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
         }
         Err(text) => fail(lua, &text),
     }
+}
+
+/// `redis.acl_check_cmd(command, args...)`: may the caller's user run it?
+fn acl_check_cmd(_: &Lua, args: MultiValue) -> mlua::Result<bool> {
+    let mut argv = Vec::with_capacity(args.len());
+    for v in args.iter() {
+        match v {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(crate::protocol::reply::format_g(*n, 17))),
+            _ => return Err(mlua::Error::runtime("Lua redis lib command arguments must be strings or integers")),
+        }
+    }
+    if argv.is_empty() {
+        return Err(mlua::Error::runtime("Please specify at least one argument for this redis lib call"));
+    }
+    let Some(host) = HOST.with(|h| h.get()) else {
+        return Err(mlua::Error::runtime("redis.acl_check_cmd can only be called inside a script invocation"));
+    };
+    // SAFETY: set by `step` for the duration of the resume that is calling us.
+    let host = unsafe { &*host };
+    host.acl_allows(&argv).map_err(mlua::Error::runtime)
 }
 
 /// XREAD/XREADGROUP with BLOCK cannot run from a script.
@@ -859,6 +930,10 @@ const HOOK_EVERY: std::ffi::c_int = 1_000;
 const YIELD_EVERY: Duration = Duration::from_millis(10);
 
 fn install_hook(l: *mut mlua::ffi::lua_State) {
+    if super::ldb::active() {
+        super::ldb::install(l);
+        return;
+    }
     // SAFETY: `l` is a live coroutine of this thread's interpreter (just created by the
     // set-up chunk); coroutines it creates inherit the hook.
     unsafe { mlua::ffi::lua_sethook(l, Some(hook), mlua::ffi::LUA_MASKCOUNT, HOOK_EVERY) };
