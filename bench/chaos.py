@@ -284,8 +284,11 @@ def main():
         time.sleep(2)
         action = actions[rnd % 3]
         if action == "kill":
-            n = rng.choice(nodes)
-            pause = rng.choice([0.5, NODE_TIMEOUT / 1000 * 2 + 1])
+            # Alternately any node for shorter than the node timeout (no failover) and a master
+            # for longer (its replica is promoted, it comes back as a replica).
+            long_kill = (rnd // 3) % 2 == 1
+            pause = NODE_TIMEOUT / 1000 * 2 + 1 if long_kill else 0.5
+            n = rng.choice(masters(nodes) if long_kill else nodes)
             role = n.client().execute_command("ROLE")[0].decode()
             n.killed_by_us = True
             n.proc.send_signal(signal.SIGKILL)
@@ -305,6 +308,7 @@ def main():
             n.proc.send_signal(signal.SIGCONT)
         else:
             ms = masters(nodes)
+            writer.refresh()
             # A slot the writer uses, owned by some master, to another master.
             tag = rng.randrange(64)
             slot = key_slot(f"{{{tag}}}".encode())

@@ -6,6 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use slotcore::fuzzing;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 type Target = fn(&[u8]);
 
@@ -135,12 +136,29 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
     }
 }
 
+/// A short run by default; `SLOTCORE_FUZZ_MUTATIONS=n` (per seed), `SLOTCORE_FUZZ_SECONDS=s` (cycle
+/// the seeds for s seconds per target) and `SLOTCORE_FUZZ_TARGET=name` make it a long one without
+/// nightly (mutation-based, not coverage-guided).
 #[test]
 fn short_mutation_run() {
+    let per_seed = std::env::var("SLOTCORE_FUZZ_MUTATIONS").ok().and_then(|v| v.parse().ok());
+    let only = std::env::var("SLOTCORE_FUZZ_TARGET").ok();
+    let budget = std::env::var("SLOTCORE_FUZZ_SECONDS").ok().and_then(|v| v.parse().ok()).map(Duration::from_secs);
     for (i, (name, run)) in TARGETS.into_iter().enumerate() {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
-        for (_, seed) in seeds(name) {
-            for _ in 0..MUTATIONS_PER_SEED {
+        let started = std::time::Instant::now();
+        let mut execs = 0u64;
+        let seeds = seeds(name);
+        let rounds = if budget.is_some() { usize::MAX } else { 1 };
+        for (_, seed) in seeds.iter().cycle().take(seeds.len().saturating_mul(rounds)) {
+            if budget.is_some_and(|b| started.elapsed() > b) {
+                break;
+            }
+            for _ in 0..per_seed.unwrap_or(MUTATIONS_PER_SEED) {
+                execs += 1;
                 let mut data = seed.clone();
                 mutate(&mut rng, &mut data);
                 if std::panic::catch_unwind(|| run(&data)).is_err() {
@@ -150,5 +168,6 @@ fn short_mutation_run() {
                 }
             }
         }
+        eprintln!("{name}: {execs} mutated inputs in {:.1}s", started.elapsed().as_secs_f64());
     }
 }
