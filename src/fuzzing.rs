@@ -42,14 +42,17 @@ fn parse_pieces(data: &[u8], ends: &[usize], limits: &ParseLimits) -> (Vec<Reque
 }
 
 /// Frames and decodes `data` as a stream of cluster bus messages; whatever decodes must encode
-/// back to a message that decodes to the same value.
+/// to a message that decodes, stably.
 pub fn bus(data: &[u8]) {
     let mut rest = data;
     while let Some(Ok(len)) = BusMessage::peek_len(rest) {
         let Some(msg) = rest.get(..len) else { return };
         if let Ok(m) = BusMessage::decode(msg) {
-            let again = BusMessage::decode(&m.encode()).expect("an encoded message decodes");
-            assert_eq!(again, m, "bus message changed through encode/decode");
+            // Text fields that are not UTF-8 come back lossily converted, then cut to their
+            // field's size: the second trip must be exact.
+            let once = BusMessage::decode(&m.encode()).expect("an encoded message decodes");
+            let twice = BusMessage::decode(&once.encode()).expect("a re-encoded message decodes");
+            assert_eq!(twice, once, "bus message changed through a second encode/decode");
         }
         rest = &rest[len..];
     }
@@ -86,10 +89,15 @@ pub fn restore(data: &[u8]) {
 
 fn round_trip(v: &crate::storage::value::Value) {
     for compress in [false, true] {
-        let p = dump::create(v, compress);
-        let back = dump::restore(&p).expect("a DUMP of a loaded value restores");
-        // Compared as values: a hash table's DUMP follows its (per-table) iteration order.
-        assert!(back == *v, "a loaded value changed through DUMP/RESTORE");
+        let once = dump::restore(&dump::create(v, compress)).expect("a DUMP of a loaded value restores");
+        // Compared as values (a hash table's DUMP follows its per-table iteration order). A
+        // stream keeps its input's listpack sizes (`lp_bytes`) while DUMP re-encodes the nodes
+        // (a string "1" becomes an integer), so it is compared after one normalising trip.
+        if !matches!(v, crate::storage::value::Value::Stream(_)) {
+            assert!(once == *v, "a loaded value changed through DUMP/RESTORE");
+        }
+        let twice = dump::restore(&dump::create(&once, compress)).expect("a DUMP of a restored value restores");
+        assert!(twice == once, "a restored value changed through a second DUMP/RESTORE");
     }
 }
 
@@ -104,7 +112,8 @@ pub fn aof(data: &[u8]) {
     }
     let _ = aof_load::split_commands(bytes);
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(m) = Manifest::parse(text) {
+        // A manifest of comments only parses (as Redis) but writes back as empty text.
+        if let Some(m) = Manifest::parse(text).ok().filter(|m| !m.to_text().is_empty()) {
             let again = Manifest::parse(&m.to_text()).expect("a written manifest parses");
             assert_eq!(again.to_text(), m.to_text(), "manifest changed through write/parse");
         }
