@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod fuzzing;
 pub mod limits;
 pub mod logging;
 pub mod memory;

@@ -108,7 +108,8 @@ fn parse_inner(data: Bytes, name: &str, now_ms: u64, databases: usize, stream: b
             return Err(format!("Bad file format reading the append only file {name}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"));
         };
         pos = next;
-        let mut argv = Vec::with_capacity(argc as usize);
+        // The count is the file's word: reserve for what can be there, not for what it says.
+        let mut argv = Vec::with_capacity((argc as usize).min(1024));
         for _ in 0..argc {
             let Some((l, next)) = line(buf, pos) else {
                 short(&mut out, valid_up_to, in_multi, multi_at_cmd);

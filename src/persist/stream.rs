@@ -117,7 +117,8 @@ pub fn parse_node(master: StreamId, blob: &[u8]) -> Result<Node> {
     if live < 0 || deleted < 0 || nmaster < 0 {
         return Err(BadData::Corrupt);
     }
-    let mut masterf = Vec::with_capacity(nmaster as usize);
+    // Each master field is one element: never reserve more than the listpack holds.
+    let mut masterf = Vec::with_capacity((nmaster as usize).min(els.len()));
     for _ in 0..nmaster {
         masterf.push(it.next().ok_or(BadData::Corrupt)?.to_vec().into_boxed_slice());
     }
@@ -264,4 +265,20 @@ pub fn read_stream(r: &mut Reader, t: u8) -> Result<Value> {
         }
     }
     Ok(Value::Stream(Box::new(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::listpack::Writer;
+
+    #[test]
+    fn a_huge_master_field_count_is_corrupt_not_an_allocation() {
+        let mut w = Writer::new();
+        for n in [1, 0, 1 << 60] {
+            w.push_int(n);
+        }
+        w.push(b"f");
+        assert_eq!(parse_node(StreamId { ms: 1, seq: 0 }, &w.finish()).err(), Some(BadData::Corrupt));
+    }
 }
