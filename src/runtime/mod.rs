@@ -20,6 +20,7 @@ pub mod script_exec;
 pub mod shard;
 pub mod shutdown_wait;
 pub mod snapshot;
+pub mod start_flag;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
@@ -149,6 +150,7 @@ pub fn run(
                 }
             };
             let id = tx.peer_id();
+            tracing::debug!("Executor {} joined the shard mesh", id);
             if id == nshards {
                 // The control executor: the replication master side in both modes, and the
                 // cluster bus in cluster mode.
@@ -278,6 +280,7 @@ async fn active_expire(shard: Rc<Shard>) {
         }
         shard.refresh_config();
         crate::memory::evict::cron(&mut shard.state.borrow_mut());
+        crate::cmd::tracking::cron(&mut shard.state.borrow_mut());
         if !crate::storage::active_expire_enabled() {
             continue;
         }
