@@ -16,6 +16,12 @@ pub struct StartFlag {
     waiters: Mutex<Vec<Waker>>,
 }
 
+impl Default for StartFlag {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl StartFlag {
     /// A flag not set yet.
     pub const fn new() -> StartFlag {
