@@ -467,7 +467,14 @@ fn client_kill(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
                 }
                 ok && !(skipme && c.id == me)
             };
-            if matches && !c.killed {
+            if matches && c.id == me {
+                // The caller itself gets its reply first, then its connection closes (Redis's
+                // CLIENT_CLOSE_AFTER_REPLY).
+                if !c.close_after_reply {
+                    c.close_after_reply = true;
+                    killed += 1;
+                }
+            } else if matches && !c.killed {
                 c.killed = true;
                 // SAFETY: the fd belongs to a live connection of this shard; shutdown only wakes
                 // its pending read, the connection task closes the socket itself.

@@ -1,5 +1,5 @@
 //! DEBUG: the testing aids of Redis 7.0 that slotcore implements (DIGEST, DIGEST-VALUE,
-//! OBJECT, RELOAD, POPULATE, SET-ACTIVE-EXPIRE, SLEEP). Allowed only as
+//! OBJECT, RELOAD, POPULATE, QUICKLIST-PACKED-THRESHOLD, SET-ACTIVE-EXPIRE, SLEEP). Allowed only as
 //! `enable-debug-command` says.
 
 use super::ctx::{reply, ClientCtx, ShardState};
@@ -186,6 +186,9 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "protocol") && args.len() == 3 {
         return reply(crate::script::debug_protocol(&args[2], ctx.client.resp3));
     }
+    if eq_ic(sub, "quicklist-packed-threshold") && args.len() == 3 {
+        return reply(quicklist_packed_threshold(&args[2]));
+    }
     if eq_ic(sub, "digest") && args.len() == 2 {
         return debug_digest();
     }
@@ -234,6 +237,9 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Setting it to 0 disables expiring keys in background when they are not",
             "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
             "    default.",
+            "QUICKLIST-PACKED-THRESHOLD <size>",
+            "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+            "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
             "HELP",
@@ -244,6 +250,28 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
         String::from_utf8_lossy(sub)
     )))
+}
+
+/// Redis's largest packed-node threshold: 4 GB less 1 MB.
+const PACKED_THRESHOLD_MAX: u64 = (1 << 32) - (1 << 20);
+
+/// The element size from which Redis 7.0 keeps a list element in a node of its own ("plain"
+/// node); 0 restores Redis's default of 1 GB.
+static PACKED_THRESHOLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 30);
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD <size>: checked and kept as Redis does. slotcore's lists keep
+/// every element as its own allocation, so no element size changes their layout: plain and
+/// packed elements behave the same, which is what the knob exists to test.
+fn quicklist_packed_threshold(arg: &[u8]) -> Reply {
+    let size = std::str::from_utf8(arg).ok().and_then(crate::config::registry::parse_memory);
+    match size {
+        Some(n) if n <= PACKED_THRESHOLD_MAX => {
+            let n = if n == 0 { 1 << 30 } else { n };
+            PACKED_THRESHOLD.store(n, std::sync::atomic::Ordering::Relaxed);
+            Reply::Ok
+        }
+        _ => Reply::err("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
+    }
 }
 
 /// A positive count or size argument; Redis 7.0 gives one text for every bad form.

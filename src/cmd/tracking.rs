@@ -142,6 +142,15 @@ fn remember_keys(st: &mut ShardState, args: &[Bytes], idx: impl IntoIterator<Ite
     limit_table(st);
 }
 
+/// The shard's periodic work: as Redis's cron, a lowered `tracking-table-max-keys` takes
+/// effect without waiting for the next tracked read.
+pub fn cron(st: &mut ShardState) {
+    if st.tracking.keys.is_empty() {
+        return;
+    }
+    limit_table(st);
+}
+
 /// Keeps the shard's table under `tracking-table-max-keys` (node-wide count) by invalidating
 /// keys, as Redis evicts tracked keys.
 fn limit_table(st: &mut ShardState) {

@@ -78,17 +78,38 @@ pub fn parse_argv(args: &[String]) -> Invocation {
         }
     }
     let mut options = String::new();
+    // As Redis 7.0: `--name` starts an option only once the previous one has a value, so an
+    // option's value may itself begin with `--` (`--proc-title-template --x`); `--save` and
+    // `--sentinel` directly followed by another option take no value.
+    let mut last_has_value = true;
     while i < args.len() {
         let a = &args[i];
-        if let Some(name) = a.strip_prefix("--") {
-            if !options.is_empty() {
-                options.push('\n');
+        match a.strip_prefix("--") {
+            Some(name) if last_has_value => {
+                if !options.is_empty() {
+                    options.push('\n');
+                }
+                options.push_str(name);
+                options.push(' ');
+                let words = split_args(a.as_bytes()).map_or(0, |w| w.len());
+                if words == 1 {
+                    let next_is_option = args.get(i + 1).is_some_and(|n| n.starts_with("--"));
+                    let last = i + 1 == args.len();
+                    if a.eq_ignore_ascii_case("--save") && (next_is_option || last) {
+                        options.push_str("\"\"");
+                        last_has_value = next_is_option;
+                    } else {
+                        last_has_value = a.eq_ignore_ascii_case("--sentinel") && next_is_option;
+                    }
+                } else {
+                    last_has_value = true;
+                }
             }
-            options.push_str(name);
-            options.push(' ');
-        } else {
-            options.push_str(&repr(a));
-            options.push(' ');
+            _ => {
+                options.push_str(&repr(a));
+                options.push(' ');
+                last_has_value = true;
+            }
         }
         i += 1;
     }
@@ -234,6 +255,23 @@ mod tests {
             }
         );
         assert_eq!(parse_argv(&argv(&["--version"])), Invocation::Version);
+    }
+
+    #[test]
+    fn option_values_may_start_with_dashes() {
+        let opts = |a: &[&str]| match parse_argv(&argv(a)) {
+            Invocation::Run { options, .. } => options,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            opts(&["--proc-title-template", "--my--title", "--loglevel", "verbose"]),
+            "proc-title-template \"--my--title\" \nloglevel \"verbose\" "
+        );
+        // A value-less option swallows the next `--` word as its value, as in Redis.
+        assert_eq!(opts(&["--port", "--loglevel", "verbose"]), "port \"--loglevel\" \"verbose\" ");
+        assert_eq!(opts(&["--save", "--loglevel", "verbose"]), "save \"\"\nloglevel \"verbose\" ");
+        assert_eq!(opts(&["--loglevel", "verbose", "--save"]), "loglevel \"verbose\" \nsave \"\"");
+        assert_eq!(opts(&["--maxmemory 700mb", "--loglevel verbose"]), "maxmemory 700mb \nloglevel verbose ");
     }
 
     #[test]

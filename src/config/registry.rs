@@ -125,12 +125,14 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
         }
         // Multi-word values.
         "save" => return normalize_save(args),
+        "shutdown-on-sigint" | "shutdown-on-sigterm" => return normalize_shutdown_flags(args),
         // Validated here; `apply` merges the classes given into the current three.
         "client-output-buffer-limit" => {
             let given = args.join(" ");
             return crate::memory::obuf::merge("", &given).map(|_| given).map_err(String::from);
         }
-        "bind" | "oom-score-adj-values" | "shard-cores" | "replicaof" | "latency-tracking-info-percentiles" => {
+        "replicaof" => return normalize_replicaof(args),
+        "bind" | "oom-score-adj-values" | "shard-cores" | "latency-tracking-info-percentiles" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }
@@ -152,10 +154,16 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
             v.parse::<i64>().map(|n| n.to_string()).map_err(|_| "argument couldn't be parsed into an integer".into())
         }
         Kind::Memory => {
-            if d.name == "maxmemory-clients" && v.ends_with('%') {
-                return Ok(v.clone());
+            if d.name == "maxmemory-clients" && v.len() > 1 && v.ends_with('%') {
+                // Redis's percent form: a non-negative integer, at most 100.
+                return match v[..v.len() - 1].parse::<i64>() {
+                    Ok(p) if (0..=100).contains(&p) => Ok(format!("{p}%")),
+                    Ok(p) if p > 100 => Err("percentage argument must be less or equal to 100".into()),
+                    _ => Err("argument must be a memory or percent value".into()),
+                };
             }
-            parse_memory(v).map(|n| n.to_string()).ok_or_else(|| "argument must be a memory value".into())
+            let what = if d.name == "maxmemory-clients" { "memory or percent" } else { "memory" };
+            parse_memory(v).map(|n| n.to_string()).ok_or_else(|| format!("argument must be a {what} value"))
         }
         Kind::Enum(words) => {
             let l = v.to_ascii_lowercase();
@@ -167,6 +175,45 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
         }
         Kind::Str => Ok(v.clone()),
     }
+}
+
+/// `replicaof <host> <port>` (or `no one`) with Redis's checks of the port.
+fn normalize_replicaof(args: &[String]) -> Result<String, String> {
+    let [host, port] = args else { return Err("Bad directive or wrong number of arguments".into()) };
+    let no_one = host.eq_ignore_ascii_case("no") && port.eq_ignore_ascii_case("one");
+    if !no_one && !matches!(port.parse::<i64>(), Ok(p) if (0..=65535).contains(&p)) {
+        return Err("Invalid master port".into());
+    }
+    Ok(args.join(" "))
+}
+
+/// The words of `shutdown-on-sigint`/`-sigterm` with their bits, in Redis's table order.
+const SHUTDOWN_FLAGS: [(&str, u8); 5] = [("default", 0), ("save", 1), ("nosave", 2), ("now", 4), ("force", 8)];
+
+/// `shutdown-on-sigint`/`-sigterm`: any of the flag words, as separate arguments or one
+/// spaced argument, shown as Redis shows them (table order, `default` when none).
+fn normalize_shutdown_flags(args: &[String]) -> Result<String, String> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    let bad = || {
+        let names: Vec<&str> = SHUTDOWN_FLAGS.iter().map(|(n, _)| *n).collect();
+        format!("argument(s) must be one of the following: {}", names.join(", "))
+    };
+    if words.is_empty() {
+        return Err(bad());
+    }
+    let mut bits = 0u8;
+    for w in words {
+        let (_, b) = SHUTDOWN_FLAGS.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)).ok_or_else(bad)?;
+        bits |= b;
+    }
+    if bits & 1 != 0 && bits & 2 != 0 {
+        return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+    }
+    if bits == 0 {
+        return Ok("default".into());
+    }
+    let names: Vec<&str> = SHUTDOWN_FLAGS.iter().filter(|(_, b)| *b != 0 && bits & b == *b).map(|(n, _)| *n).collect();
+    Ok(names.join(" "))
 }
 
 /// Parses `0-3,6` into CPU ids.
@@ -293,6 +340,42 @@ mod tests {
         let port = find("port").unwrap();
         assert_eq!(normalize(port, &["abc".into()]), Err("argument couldn't be parsed into an integer".into()));
         assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
+    }
+
+    #[test]
+    fn shutdown_flags_as_redis_shows_them() {
+        let d = find("shutdown-on-sigint").unwrap();
+        let n = |a: &[&str]| normalize(d, &a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(n(&["nosave", "force", "now"]), Ok("nosave now force".into()));
+        assert_eq!(n(&["nosave force"]), Ok("nosave force".into()));
+        assert_eq!(n(&["DEFAULT"]), Ok("default".into()));
+        assert_eq!(n(&["save", "nosave"]), Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into()));
+        let bad = Err("argument(s) must be one of the following: default, save, nosave, now, force".to_string());
+        assert_eq!(n(&[]), bad);
+        assert_eq!(n(&["later"]), bad);
+    }
+
+    #[test]
+    fn maxmemory_clients_percent_as_redis() {
+        let d = find("maxmemory-clients").unwrap();
+        let n = |a: &str| normalize(d, &[a.to_string()]);
+        assert_eq!(n("10%"), Ok("10%".into()));
+        assert_eq!(n("100%"), Ok("100%".into()));
+        assert_eq!(n("200%"), Err("percentage argument must be less or equal to 100".into()));
+        assert_eq!(n("x%"), Err("argument must be a memory or percent value".into()));
+        assert_eq!(n("%"), Err("argument must be a memory or percent value".into()));
+        assert_eq!(n("1mb"), Ok("1048576".into()));
+    }
+
+    #[test]
+    fn replicaof_needs_a_host_and_a_port() {
+        let d = find("slaveof").unwrap();
+        let n = |a: &[&str]| normalize(d, &a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(n(&["127.0.0.1", "6380"]), Ok("127.0.0.1 6380".into()));
+        assert_eq!(n(&["no", "one"]), Ok("no one".into()));
+        assert_eq!(n(&["127.0.0.1", "abc"]), Err("Invalid master port".into()));
+        assert_eq!(n(&["127.0.0.1", "65536"]), Err("Invalid master port".into()));
+        assert_eq!(n(&["--127.0.0.1"]), Err("Bad directive or wrong number of arguments".into()));
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Conn {
         if spec.has(flags::WRITE) && !self.client.borrow().master && crate::replication::master::writes_refused() {
             return self.rejected(Some(fullname), Reply::err(crate::replication::master::NOREPLICAS));
         }
-        if super::monitor::active() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+        if super::monitor::active() && super::monitor::shown(spec, fullname) {
             let c = self.client.borrow();
             super::monitor::feed(c.db, &c.addr, &args);
         }

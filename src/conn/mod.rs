@@ -229,11 +229,14 @@ impl Conn {
             // The read may have waited long: commands route by the cluster view of now (a
             // SETSLOT on another connection meanwhile must count), not of before the wait.
             self.shard.refresh_cluster();
-            let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
+            // As Redis's query buffer, the bytes of the commands being run count until the batch
+            // is done (CLIENT LIST shows a command's own bytes in `qbuf`).
             self.client.borrow_mut().qbuf = self.rbuf.len();
+            let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             if !reqs.is_empty() {
                 self.dispatch_batch(std::mem::take(&mut reqs)).await;
             }
+            self.client.borrow_mut().qbuf = self.rbuf.len();
             if let Some(attach) = self.handoff.take() {
                 self.hand_off(attach);
                 return Ok(());
@@ -247,8 +250,8 @@ impl Conn {
             if self.client.borrow().close_after_reply {
                 return Ok(());
             }
-            if self.client.borrow().monitor {
-                return self.run_monitor().await;
+            if self.client.borrow().monitor && !self.run_monitor().await? {
+                return Ok(());
             }
         }
     }
@@ -266,8 +269,9 @@ impl Conn {
         }
     }
 
-    /// A MONITOR connection: stream fed lines until the client quits or goes away.
-    async fn run_monitor(&mut self) -> std::io::Result<()> {
+    /// A MONITOR connection: stream fed lines until the client quits or goes away (false), or
+    /// sends RESET (true: its input then runs as usual, RESET leaving the monitor mode).
+    async fn run_monitor(&mut self) -> std::io::Result<bool> {
         use futures_lite::StreamExt;
         let id = self.client.borrow().id;
         let mut rx = monitor::register(id);
@@ -284,14 +288,20 @@ impl Conn {
                         break Err(e);
                     }
                 }
-                Either::Line(None) => break Ok(()),
-                Either::Input(Ok(0)) | Either::Input(Err(_)) => break Ok(()),
+                Either::Line(None) => break Ok(false),
+                Either::Input(Ok(0)) | Either::Input(Err(_)) => break Ok(false),
                 Either::Input(Ok(n)) => {
-                    // A monitor may only QUIT (or RESET); everything else is ignored as in Redis.
+                    // A monitor may only QUIT or RESET; everything else is ignored as in Redis.
                     let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
                     if text.contains("quit") {
                         let _ = self.stream.write_all(b"+OK\r\n").await;
-                        break Ok(());
+                        break Ok(false);
+                    }
+                    if text.contains("reset") {
+                        self.rbuf.push(&buf[..n]);
+                        self.pending_input = true;
+                        self.client.borrow_mut().monitor = false;
+                        break Ok(true);
                     }
                 }
             }

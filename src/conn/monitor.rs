@@ -32,6 +32,25 @@ pub fn active() -> bool {
     COUNT.load(Ordering::Acquire) > 0
 }
 
+/// Whether a client's command is shown to monitors: administrative commands never are, nor
+/// those flagged `skip_monitor`, except the script runners, which Redis feeds itself before
+/// running them (so the script's own commands follow their EVAL or FCALL).
+pub fn shown(spec: &crate::cmd::CommandSpec, fullname: &str) -> bool {
+    use crate::cmd::flags;
+    if spec.has(flags::ADMIN) {
+        return false;
+    }
+    !spec.has(flags::SKIP_MONITOR)
+        || matches!(fullname, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+}
+
+/// Feeds a command a script ran (`[<db> lua]`), as Redis's call() does for its script client.
+pub fn feed_script_call(db: usize, spec: &crate::cmd::CommandSpec, args: &[Bytes]) {
+    if active() && !spec.has(crate::cmd::flags::SKIP_MONITOR) && !spec.has(crate::cmd::flags::ADMIN) {
+        feed(db, "lua", args);
+    }
+}
+
 /// Appends an argument quoted like Redis's `sdscatrepr`.
 pub fn repr(out: &mut String, a: &[u8]) {
     out.push('"');

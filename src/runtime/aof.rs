@@ -30,20 +30,21 @@ use crate::replication::stream::StreamEncoder;
 use crate::runtime::aof_base::{empty_base, write_base, BaseJob};
 use crate::runtime::shard::Shard;
 use crate::runtime::snapshot::blocking;
+use crate::runtime::start_flag::StartFlag;
 use bytes::BytesMut;
 use futures_channel::mpsc;
 use futures_lite::StreamExt;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Shards may accept clients (the AOF is loaded and open, or off).
-static READY: AtomicBool = AtomicBool::new(false);
+static READY: StartFlag = StartFlag::new();
 /// Shard 0 replayed the AOF's commands.
-static REPLAYED: AtomicBool = AtomicBool::new(false);
+static REPLAYED: StartFlag = StartFlag::new();
 /// What `main` loaded for the replay and the opening.
 static LOADED: Mutex<Option<load::Loaded>> = Mutex::new(None);
 
@@ -221,19 +222,11 @@ pub async fn startup(shard: &Rc<Shard>) {
             crate::conn::master::replay(shard.clone(), cmds).await;
             crate::storage::set_replica_expiry(was);
         }
-        REPLAYED.store(true, Ordering::Release);
+        REPLAYED.set();
         tracing::debug!("AOF replay done on shard 0");
     }
-    startup_wait(&READY).await;
+    READY.wait().await;
     shard.state.borrow_mut().flush_changes();
-}
-
-/// Waits for a start-up flag another executor sets, on a 1 ms glommio timer (so this executor
-/// keeps polling its reactor: the mesh messages of an AOF replay arrive there).
-async fn startup_wait(flag: &AtomicBool) {
-    while !flag.load(Ordering::Acquire) {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// Shard 0's rewrite driver: writes every snapshot asked for as the new base's temp file.
@@ -823,7 +816,7 @@ pub async fn run(node: Arc<NodeInfo>) {
         paused: false,
     };
     CTL.with(|c| *c.borrow_mut() = Some(ctl));
-    startup_wait(&REPLAYED).await;
+    REPLAYED.wait().await;
     if settings.enabled {
         let loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(Err(e)) = with(|c| c.open_at_start(loaded)) {
@@ -831,7 +824,7 @@ pub async fn run(node: Arc<NodeInfo>) {
             crate::process::shutdown_and_exit(1);
         }
     }
-    READY.store(true, Ordering::Release);
+    READY.set();
     tracing::debug!("AOF start-up done on the control core");
     glommio::spawn_local(async {
         let Some(mut rx) = events().take() else { return };

@@ -23,6 +23,7 @@ pub mod script_exec;
 pub mod shard;
 pub mod shutdown_wait;
 pub mod snapshot;
+pub mod start_flag;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
@@ -281,6 +282,7 @@ async fn active_expire(shard: Rc<Shard>) {
         }
         shard.refresh_config();
         crate::memory::evict::cron(&mut shard.state.borrow_mut());
+        crate::cmd::tracking::cron(&mut shard.state.borrow_mut());
         if !crate::storage::active_expire_enabled() {
             continue;
         }

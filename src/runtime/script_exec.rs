@@ -315,6 +315,7 @@ impl Host for DirectHost<'_> {
             _ => self.c.node(&mut st, spec, db, args),
         };
         st.changes.set_recording(recording);
+        crate::conn::monitor::feed_script_call(*db, spec, args);
         self.c.tracking.after(&mut st, spec);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
@@ -360,6 +361,7 @@ impl Host for CopyHost<'_> {
             _ => self.c.node(self.st, spec, db, args),
         };
         self.st.changes.set_recording(recording);
+        crate::conn::monitor::feed_script_call(*db, spec, args);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }

@@ -332,12 +332,13 @@ pub(super) fn swapdb(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if a < 0 || a >= n || b < 0 || b >= n {
         return Plan::Reply(Reply::err(errors::DB_INDEX));
     }
-    fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
         let n = shard.ks.dbs.len();
         match (usize_arg(args.get(1)), usize_arg(args.get(2))) {
             (Some(a), Some(b)) if a < n && b < n => {
                 crate::storage::watch::swap_dbs(&mut shard.ks.dbs, a, b);
-                record_node_wide(shard, 0, 0, 1, args);
+                // Propagated in the caller's database, as Redis does every command.
+                record_node_wide(shard, db, 0, 1, args);
                 Reply::Ok
             }
             _ => Reply::err(errors::DB_INDEX),

@@ -1,0 +1,218 @@
+//! Introspection and debugging behaviour that tools and Redis's own test harness rely on,
+//! checked side by side with a real redis-server: CLIENT KILL of the caller itself, the
+//! query buffer CLIENT LIST shows, MONITOR around scripts, DEBUG QUICKLIST-PACKED-THRESHOLD,
+//! the lazy-free fields of INFO, SWAPDB in the replication stream, and option values that
+//! begin with `--` on the command line.
+
+mod common;
+use common::{assert_same, read_reply, Raw, Server};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A field of a CLIENT INFO / CLIENT LIST line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+}
+
+#[test]
+fn client_kill_of_the_caller_replies_then_closes() {
+    for s in [Server::slotcore(&[]), Server::redis(&[])] {
+        let mut me = s.raw();
+        let mut other = s.raw();
+        assert_eq!(other.cmd(&["PING"]), "+PONG\r\n");
+        // Only the two connections of this test exist: both are killed, the caller after
+        // it got the count.
+        assert_eq!(me.cmd(&["CLIENT", "KILL", "SKIPME", "no"]), ":2\r\n", "on {}", s.port);
+        assert!(me.read_to_end().is_empty());
+        assert!(other.read_to_end().is_empty());
+        // With SKIPME yes (the default) the caller stays.
+        let mut me = s.raw();
+        let _victim = s.raw();
+        assert_eq!(me.cmd(&["CLIENT", "KILL", "SKIPME", "yes"]), ":1\r\n");
+        assert_eq!(me.cmd(&["PING"]), "+PONG\r\n");
+    }
+}
+
+#[test]
+fn client_list_shows_the_running_command_in_qbuf() {
+    for s in [Server::slotcore(&[]), Server::redis(&[])] {
+        let mut c = s.raw();
+        let info = c.cmd(&["CLIENT", "INFO"]);
+        // "*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n" is 26 bytes.
+        assert_eq!(field(&info, "qbuf"), Some("26"), "{info}");
+        let list = c.cmd(&["CLIENT", "LIST"]);
+        assert_eq!(field(&list, "qbuf"), Some("26"), "{list}");
+    }
+}
+
+/// MONITOR lines without their timestamp and client address.
+fn monitor_lines(s: &Server, run: impl FnOnce(&mut Raw)) -> Vec<String> {
+    let mut m = s.raw();
+    assert_eq!(m.cmd(&["MONITOR"]), "+OK\r\n");
+    let mut c = s.raw();
+    run(&mut c);
+    assert_eq!(c.cmd(&["ECHO", "end"]), "$3\r\nend\r\n");
+    let mut lines = Vec::new();
+    loop {
+        let line = m.reply();
+        if line.contains("\"echo\"") || line.contains("\"ECHO\"") {
+            return lines;
+        }
+        let body = line.split_once(']').map_or(line.as_str(), |(_, b)| b).trim().to_string();
+        let src = if line.contains(" lua]") { "lua" } else { "client" };
+        lines.push(format!("{src}: {body}"));
+    }
+}
+
+#[test]
+fn monitor_shows_scripts_then_their_commands() {
+    let script = "redis.call('set',KEYS[1],ARGV[1]) return redis.call('get',KEYS[1])";
+    let lib = "#!lua name=mon\nredis.register_function('mon', function() return redis.call('set', 'foo', 'bar') end)";
+    let run = |c: &mut Raw| {
+        c.cmd(&["FUNCTION", "LOAD", "REPLACE", lib]);
+        c.cmd(&["EVAL", script, "1", "foo", "bar"]);
+        c.cmd(&["FCALL", "mon", "0"]);
+    };
+    let ours = monitor_lines(&Server::slotcore(&[]), run);
+    let theirs = monitor_lines(&Server::redis(&[]), run);
+    assert_eq!(ours, theirs);
+    assert!(ours.iter().any(|l| l == "lua: \"set\" \"foo\" \"bar\""), "{ours:?}");
+}
+
+#[test]
+fn debug_quicklist_packed_threshold_as_redis() {
+    let s = Server::slotcore(&["--enable-debug-command", "yes"]);
+    let o = Server::redis(&["--enable-debug-command", "yes"]);
+    let t = "QUICKLIST-PACKED-THRESHOLD";
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["DEBUG", t, "1b"],
+            &["RPUSH", "l", "9", "xxxxxxxxxx", "xxxxxxxxxx"],
+            &["LINSERT", "l", "BEFORE", "9", "yy"],
+            &["LSET", "l", "0", "zzz"],
+            &["LRANGE", "l", "0", "-1"],
+            &["LPOS", "l", "xxxxxxxxxx", "RANK", "-1"],
+            &["DEBUG", t, "5b"],
+            &["DEBUG", t, "4gb"],
+            &["DEBUG", t, "4095mb"],
+            &["DEBUG", t, "4096mb"],
+            &["DEBUG", t, "abc"],
+            &["DEBUG", t, "-1"],
+            &["DEBUG", t],
+            &["DEBUG", t, "0"],
+        ],
+    );
+}
+
+#[test]
+fn info_memory_has_lazyfree_fields() {
+    let s = Server::slotcore(&[]);
+    let info = s.raw().cmd(&["INFO", "memory"]);
+    for f in ["lazyfree_pending_objects:0\r\n", "lazyfreed_objects:0\r\n", "active_defrag_running:0\r\n"] {
+        assert!(info.contains(f), "{f} missing in {info}");
+    }
+}
+
+/// A replication stream: SYNC sent, the RDB payload skipped.
+struct Stream(BufReader<TcpStream>);
+
+impl Stream {
+    fn open(s: &Server) -> Stream {
+        let mut w = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+        w.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        w.write_all(b"SYNC\r\n").expect("sync");
+        let mut r = BufReader::new(w);
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("sync header");
+            if let Some(len) = line.trim().strip_prefix('$') {
+                let mut rdb = vec![0u8; len.parse().expect("rdb length")];
+                r.read_exact(&mut rdb).expect("rdb");
+                return Stream(r);
+            }
+        }
+    }
+
+    /// The commands (lower case, space separated) until `until`, PINGs left out.
+    fn until(&mut self, until: &str) -> Vec<String> {
+        let mut cmds = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let mut out = Vec::new();
+            read_reply(&mut self.0, &mut out).expect("stream");
+            let text = String::from_utf8_lossy(&out).to_string();
+            let words: Vec<&str> = text.split("\r\n").filter(|w| !w.is_empty() && !w.starts_with(['*', '$'])).collect();
+            let line = words.join(" ").to_lowercase();
+            if line == "ping" {
+                continue;
+            }
+            let done = line == until;
+            cmds.push(line);
+            if done {
+                return cmds;
+            }
+        }
+        panic!("{until} not seen in {cmds:?}");
+    }
+}
+
+#[test]
+fn swapdb_is_propagated_in_the_callers_db() {
+    for s in [Server::slotcore(&[]), Server::redis(&[])] {
+        let mut sync = Stream::open(&s);
+        let mut c = s.raw();
+        c.cmd(&["SELECT", "1"]);
+        c.cmd(&["SET", "a", "1"]);
+        c.cmd(&["SWAPDB", "1", "9"]);
+        c.cmd(&["SET", "end", "1"]);
+        let got = sync.until("set end 1");
+        assert_eq!(got, ["select 1", "set a 1", "swapdb 1 9", "set end 1"], "on {}", s.port);
+    }
+}
+
+#[test]
+fn option_values_may_begin_with_dashes() {
+    let s = Server::slotcore(&["--proc-title-template", "--my--title", "--loglevel", "verbose"]);
+    let mut c = s.raw();
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "proc-title-template"]),
+        "*2\r\n$19\r\nproc-title-template\r\n$11\r\n--my--title\r\n"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "GET", "loglevel"]), "*2\r\n$8\r\nloglevel\r\n$7\r\nverbose\r\n");
+}
+
+#[test]
+fn reset_ends_monitor_mode() {
+    for s in [Server::slotcore(&[]), Server::redis(&[])] {
+        let mut m = s.raw();
+        assert_eq!(m.cmd(&["MONITOR"]), "+OK\r\n");
+        assert_eq!(m.cmd(&["RESET"]), "+RESET\r\n");
+        assert_eq!(m.cmd(&["PING"]), "+PONG\r\n");
+        let list = s.raw().cmd(&["CLIENT", "LIST"]);
+        assert!(!list.contains("flags=O"), "{list}");
+    }
+}
+
+#[test]
+fn shutdown_signal_flags_as_redis() {
+    let s =
+        Server::slotcore(&["--shutdown-on-sigint", "nosave", "force", "now", "--shutdown-on-sigterm", "nosave force"]);
+    let o = Server::redis(&["--shutdown-on-sigint", "nosave", "force", "now", "--shutdown-on-sigterm", "nosave force"]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["CONFIG", "GET", "shutdown-on-sigint"],
+            &["CONFIG", "GET", "shutdown-on-sigterm"],
+            &["CONFIG", "SET", "shutdown-on-sigterm", "force now"],
+            &["CONFIG", "GET", "shutdown-on-sigterm"],
+            &["CONFIG", "SET", "shutdown-on-sigterm", "save nosave"],
+            &["CONFIG", "SET", "shutdown-on-sigterm", "later"],
+            &["CONFIG", "SET", "shutdown-on-sigterm", "default"],
+            &["CONFIG", "GET", "shutdown-on-sigterm"],
+        ],
+    );
+}
