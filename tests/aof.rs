@@ -295,6 +295,10 @@ fn kill9_under_everysec_loses_at_most_about_a_second() {
         }
     }
     let lost: usize = missing.iter().map(Vec::len).sum();
+    eprintln!(
+        "acknowledged per client {:?}, lost per client {missing:?}",
+        acked.iter().map(|a| a.len()).collect::<Vec<_>>()
+    );
     eprintln!("everysec: {total} acknowledged, {lost} lost, oldest lost acknowledged {window:?} before the kill");
     assert!(window <= Duration::from_millis(2500), "everysec lost writes acknowledged {window:?} before the kill");
     // As Redis, a reply follows the write(2) of its command, except while a write is postponed

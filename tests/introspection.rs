@@ -28,7 +28,9 @@ fn client_kill_of_the_caller_replies_then_closes() {
         assert!(other.read_to_end().is_empty());
         // With SKIPME yes (the default) the caller stays.
         let mut me = s.raw();
-        let _victim = s.raw();
+        let mut victim = s.raw();
+        // A round trip first: the server has registered the connection before the kill.
+        assert_eq!(victim.cmd(&["PING"]), "+PONG\r\n");
         assert_eq!(me.cmd(&["CLIENT", "KILL", "SKIPME", "yes"]), ":1\r\n");
         assert_eq!(me.cmd(&["PING"]), "+PONG\r\n");
     }

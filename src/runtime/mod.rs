@@ -33,6 +33,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Shards that have passed their start-up; the last one sets [`ALL_STARTED`].
+static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Every shard has passed its start-up: shards may accept clients.
+static ALL_STARTED: start_flag::StartFlag = start_flag::StartFlag::new();
 /// Shards that have started accepting; the last one logs "Ready to accept connections".
 static SHARDS_READY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -199,6 +203,13 @@ pub fn run(
             tracing::debug!("shard {} took its loaded keys", id);
             aof::startup(&shard).await;
             tracing::debug!("shard {} passed the AOF start-up", id);
+            // No shard accepts before every shard has passed its start-up: a client accepted
+            // early could send a write to a shard still in it, whose start-up would then drop
+            // the write's change record with the replay's (the AOF would miss it).
+            if STARTED.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards {
+                ALL_STARTED.set();
+            }
+            ALL_STARTED.wait().await;
             for &fd in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
             }
