@@ -60,6 +60,43 @@ impl Conn {
     }
 }
 
+/// Waits one tick, or less when commands are queued for link `id` meanwhile.
+async fn idle(st: &Shared, id: u64) {
+    let queued = futures_lite::future::poll_fn(|cx| {
+        let mut s = st.borrow_mut();
+        let has = match s.find(id) {
+            Some((mi, w)) => !s.inst(mi, w).queued.is_empty(),
+            None => true,
+        };
+        if has {
+            s.link_wakers.remove(&id);
+            std::task::Poll::Ready(())
+        } else {
+            s.link_wakers.insert(id, cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    });
+    futures_lite::future::or(queued, crate::runtime::sleep(TICK)).await;
+    st.borrow_mut().link_wakers.remove(&id);
+}
+
+/// Whether the instance closed the connection (or it failed): a non-blocking peek, so
+/// nothing is taken from the stream.
+fn peer_closed(conn: &Conn) -> bool {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&conn.stream);
+    let mut b = [0u8; 1];
+    // SAFETY: `fd` is the live socket of `conn`; the buffer is one valid byte.
+    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if n == 0 {
+        return true;
+    }
+    n < 0
+        && !matches!(
+            std::io::Error::last_os_error().kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+        )
+}
+
 /// Connects and introduces the link: AUTH when configured, CLIENT SETNAME.
 async fn open(st: &Shared, id: u64, pubsub: bool) -> Option<Conn> {
     let target = st.borrow().target(id)?;
@@ -93,12 +130,22 @@ async fn open(st: &Shared, id: u64, pubsub: bool) -> Option<Conn> {
 
 /// The command link task of instance `id`.
 pub async fn command_link(st: Shared, id: u64) {
+    let mut last_attempt: Option<std::time::Instant> = None;
     loop {
         if st.borrow().find(id).is_none() {
             return;
         }
+        // At most one attempt per ping period, counted from the previous attempt (a link
+        // that dropped long after it was opened is reopened at once, as Redis does).
+        let period = Duration::from_millis(period::ping());
+        if let Some(wait) = last_attempt.and_then(|at| period.checked_sub(at.elapsed())) {
+            crate::runtime::sleep(wait).await;
+        }
+        last_attempt = Some(std::time::Instant::now());
         let Some(mut conn) = open(&st, id, false).await else {
-            crate::runtime::sleep(Duration::from_millis(period::ping())).await;
+            // Redis queues a PING on every reconnection attempt, which starts the pending
+            // ping's clock even when the connection is then refused.
+            st.borrow_mut().reconnect_attempted(id);
             continue;
         };
         loop {
@@ -141,10 +188,15 @@ pub async fn command_link(st: Shared, id: u64) {
                     break;
                 }
             }
-            crate::runtime::sleep(TICK).await;
+            if peer_closed(&conn) {
+                // Noticed within a tick, as Redis's event loop does: the instance's time
+                // without a reply then runs from its last answer, not from the next ping.
+                break;
+            }
+            idle(&st, id).await;
         }
         st.borrow_mut().link_state(id, false, false, String::new(), None);
-        crate::runtime::sleep(Duration::from_millis(period::ping())).await;
+        crate::runtime::sleep(TICK).await;
     }
 }
 

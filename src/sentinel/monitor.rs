@@ -71,6 +71,17 @@ impl State {
         }
     }
 
+    /// A reconnection of `id`'s command link was tried: its PING is pending from now on if
+    /// none was (Redis's `sentinelReconnectInstance` sends one as it connects).
+    pub fn reconnect_attempted(&mut self, id: u64) {
+        let Some((mi, w)) = self.find(id) else { return };
+        let t = now();
+        let l = &mut self.inst_mut(mi, w).link;
+        if l.act_ping_time == 0 {
+            l.act_ping_time = t;
+        }
+    }
+
     /// Redis's `dropInstanceConnections`: both connections of master `mi` and of its replicas
     /// (after its credentials changed), to be reopened with the new ones.
     pub fn drop_instance_connections(&mut self, mi: usize) {

@@ -56,6 +56,9 @@ pub struct State {
     pub subscribers: Vec<Subscriber>,
     /// Instance ids whose link tasks must be started.
     pub new_links: Vec<u64>,
+    /// Command links waiting out their tick, woken early when commands are queued for them
+    /// (a vote request must leave at once, as Redis sends it from its timer).
+    pub link_wakers: std::collections::HashMap<u64, std::task::Waker>,
     pub next_id: u64,
     pub dirty: bool,
     pub next_client_id: u64,
@@ -115,6 +118,7 @@ impl State {
             simfailure_flags: 0,
             subscribers: Vec::new(),
             new_links: Vec::new(),
+            link_wakers: std::collections::HashMap::new(),
             next_id: 1,
             dirty: false,
             next_client_id: 1,
@@ -644,6 +648,25 @@ impl State {
     pub fn after(&mut self) {
         if self.dirty {
             let _ = self.flush_config();
+        }
+        self.wake_links_with_queued();
+    }
+
+    /// Wakes the command links that have commands queued.
+    pub fn wake_links_with_queued(&mut self) {
+        if self.link_wakers.is_empty() {
+            return;
+        }
+        let due: Vec<u64> = self
+            .link_wakers
+            .keys()
+            .copied()
+            .filter(|&id| self.find(id).is_none_or(|(mi, w)| !self.inst(mi, w).queued.is_empty()))
+            .collect();
+        for id in due {
+            if let Some(w) = self.link_wakers.remove(&id) {
+                w.wake();
+            }
         }
     }
 }
