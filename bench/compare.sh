@@ -7,9 +7,12 @@
 #   N=50000 bash bench/compare.sh         # the whole default list, short
 #
 # Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
-# redis-benchmark runs with identical arguments against each. For every test and pipeline depth
-# it prints requests/s for both, the ratio slotcore/redis, p50 latency for both, and server CPU
-# time per request (utime+stime of the server process, from /proc, divided by requests).
+# redis-benchmark runs with identical arguments against each, under `taskset -c $CLIENT_CPUS`
+# (by default the other CPU of a 2-CPU machine with one shard). For every test and pipeline depth
+# it prints requests/s for both, the ratio slotcore/redis, p50 and p99 latency for both, and
+# server CPU time per request (utime+stime of the server process, from /proc, divided by
+# requests). ROUNDS=3 runs everything three times (redis, slotcore, redis, ...) and reports the
+# median of each figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +28,10 @@ NCPU=$(nproc)
 if [ -z "${SERVER_CPUS:-}" ]; then
   if [ "$SHARDS" -gt 1 ] && [ "$NCPU" -ge 2 ]; then SERVER_CPUS="0-$((SHARDS < NCPU ? SHARDS - 1 : NCPU - 1))"; else SERVER_CPUS=0; fi
 fi
+if [ -z "${CLIENT_CPUS:-}" ]; then
+  if [ "$SHARDS" -eq 1 ] && [ "$NCPU" -ge 2 ] && [ "$SERVER_CPUS" = 0 ]; then CLIENT_CPUS=1; else CLIENT_CPUS="0-$((NCPU - 1))"; fi
+fi
+ROUNDS="${ROUNDS:-1}"
 SC_PORT="${SC_PORT:-17379}"
 RD_PORT="${RD_PORT:-17380}"
 CLK_TCK=$(getconf CLK_TCK)
@@ -42,7 +49,7 @@ wait_port() {
   echo "server on $1 did not start" >&2; exit 1
 }
 
-# run_one NAME PORT PID -> lines "test pipeline rps p50 cpu_us_per_req"
+# run_one NAME PORT PID -> lines "test pipeline rps p50 p99 cpu_us_per_req"
 run_one() {
   local name=$1 port=$2 pid=$3
   for p in $PIPELINES; do
@@ -63,35 +70,59 @@ run_one() {
       local before after
       before=$(cpu_ticks "$pid")
       local csv
-      csv=$(redis-benchmark -p "$port" -n "$n" -c "$CLIENTS" -P "$p" --csv "${bench[@]}" 2>/dev/null | tail -n 1)
+      csv=$(taskset -c "$CLIENT_CPUS" redis-benchmark -p "$port" -n "$n" -c "$CLIENTS" -P "$p" --csv "${bench[@]}" 2>/dev/null | tail -n 1)
       after=$(cpu_ticks "$pid")
-      local rps p50
+      local rps p50 p99
       rps=$(echo "$csv" | awk -F'","' '{print $2}')
       p50=$(echo "$csv" | awk -F'","' '{print $5}')
+      p99=$(echo "$csv" | awk -F'","' '{print $7}')
       local cpu_us
       cpu_us=$(awk -v a="$after" -v b="$before" -v n="$n" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (a - b) / hz * 1e6 / n }')
-      echo "$name ${t^^} $p $rps $p50 $cpu_us"
+      echo "$name ${t^^} $p $rps $p50 $p99 $cpu_us"
     done
   done
 }
 
-echo "# slotcore vs redis-server: $(date -u +%F), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS, servers on CPUs $SERVER_CPUS, slotcore shards=$SHARDS"
+echo "# slotcore vs redis-server: $(date -u '+%F %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS, servers on CPUs $SERVER_CPUS, client on CPUs $CLIENT_CPUS, slotcore shards=$SHARDS, rounds=$ROUNDS (median)"
 
-taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
-pids+=($!); rd_pid=$!
-wait_port "$RD_PORT"
-run_one redis "$RD_PORT" "$rd_pid" >"$work/redis.txt"
-kill "$rd_pid"; wait "$rd_pid" 2>/dev/null || true
+for round in $(seq 1 "$ROUNDS"); do
+  taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+  pids+=($!); rd_pid=$!
+  wait_port "$RD_PORT"
+  run_one redis "$RD_PORT" "$rd_pid" >"$work/redis.$round.txt"
+  kill "$rd_pid"; wait "$rd_pid" 2>/dev/null || true
 
-taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no >"$work/slotcore.log" 2>&1 &
-pids+=($!); sc_pid=$!
-wait_port "$SC_PORT"
-run_one slotcore "$SC_PORT" "$sc_pid" >"$work/slotcore.txt"
+  taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no >"$work/slotcore.log" 2>&1 &
+  pids+=($!); sc_pid=$!
+  wait_port "$SC_PORT"
+  run_one slotcore "$SC_PORT" "$sc_pid" >"$work/slotcore.$round.txt"
+  kill "$sc_pid"; wait "$sc_pid" 2>/dev/null || true
+done
 
-printf '\n| test | -P | slotcore rps | redis rps | ratio | slotcore p50 ms | redis p50 ms | slotcore CPU µs/req | redis CPU µs/req |\n'
+# median NAME -> lines "test pipeline rps p50 p99 cpu", the median of each figure over the rounds
+median() {
+  cat "$work/$1".*.txt | awk '
+    { k = $2 " " $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+      for (f = 4; f <= 7; f++) v[k, f, ++c[k, f]] = $f }
+    END {
+      for (i = 1; i <= n; i++) {
+        k = order[i]; line = k
+        for (f = 4; f <= 7; f++) {
+          m = c[k, f]; for (a = 1; a <= m; a++) x[a] = v[k, f, a]
+          for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (x[b] + 0 < x[a] + 0) { t = x[a]; x[a] = x[b]; x[b] = t }
+          line = line " " x[int((m + 1) / 2)]
+        }
+        print line
+      }
+    }'
+}
+median slotcore >"$work/slotcore.txt"
+median redis >"$work/redis.txt"
+
+printf '\n| test | -P | slotcore rps | redis rps | ratio | slotcore p50/p99 ms | redis p50/p99 ms | slotcore CPU µs/req | redis CPU µs/req |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
-paste -d' ' "$work/slotcore.txt" "$work/redis.txt" | while read -r _ t p src sp50 scpu _ _ _ rrps rp50 rcpu; do
+paste -d' ' "$work/slotcore.txt" "$work/redis.txt" | while read -r t p src sp50 sp99 scpu _ _ rrps rp50 rp99 rcpu; do
   ratio=$(awk -v a="$src" -v b="$rrps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-  printf '| %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n' "$t" "$p" "$src" "$rrps" "$ratio" "$sp50" "$rp50" "$scpu" "$rcpu"
+  printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s | %s |\n' "$t" "$p" "$src" "$rrps" "$ratio" "$sp50" "$sp99" "$rp50" "$rp99" "$scpu" "$rcpu"
 done

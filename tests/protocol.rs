@@ -174,3 +174,56 @@ fn limits_from_config() {
     let mut r = s.raw();
     assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// Writes `pairs` SET/GET pairs (100-byte values) in one go before reading any reply, as
+/// Redis's PIPELINING stresser does, then reads every reply. The replies exceed what the
+/// socket buffers hold while the client does not read, so a server that stops reading while
+/// its replies wait for the socket makes the write time out (bounded) instead of passing.
+fn pipeline_before_reading(port: u16, pairs: usize) -> Vec<u8> {
+    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_write_timeout(Some(common::WAIT)).ok();
+    c.set_read_timeout(Some(common::WAIT)).ok();
+    let mut q = Vec::new();
+    for i in 0..pairs {
+        q.extend_from_slice(format!("SET key:{i} {i:0>100}\r\nGET key:{i}\r\n").as_bytes());
+    }
+    (&c).write_all(&q).expect("the server stopped reading while its replies waited");
+    let mut r = std::io::BufReader::new(&c);
+    let mut out = Vec::new();
+    for _ in 0..pairs * 2 {
+        common::read_reply(&mut r, &mut out).expect("read reply");
+    }
+    out
+}
+
+#[test]
+fn server_keeps_reading_while_replies_wait() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    let ours = pipeline_before_reading(s.port, 100_000);
+    let theirs = pipeline_before_reading(o.port, 100_000);
+    assert!(ours == theirs, "replies differ: {} bytes from slotcore, {} from redis-server", ours.len(), theirs.len());
+    // The connection that pushed ~11 MB of pending replies left the server healthy.
+    assert_eq!(s.raw().cmd(&["GET", "key:99999"]), format!("$100\r\n{:0>100}\r\n", 99999));
+}
+
+#[test]
+fn nothing_after_quit_runs() {
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"SET a 1\r\nQUIT\r\nSET b 2\r\n".to_vec(), "b"),
+        ([common::encode(&[b"QUIT"]), common::encode(&[b"SET", b"c", b"3"])].concat(), "c"),
+        // A protocol error after QUIT is never read either.
+        (b"PING\r\nQUIT\r\nSET d 4\r\n*1\r\nx".to_vec(), "d"),
+        (b"MULTI\r\nSET e 5\r\nQUIT\r\nEXEC\r\n".to_vec(), "e"),
+    ];
+    for (input, key) in &cases {
+        let ours = send_and_drain(s.port, input);
+        let theirs = send_and_drain(o.port, input);
+        let shown = String::from_utf8_lossy(input);
+        assert_eq!(ours, theirs, "input {shown:?}");
+        assert_eq!(s.raw().cmd(&["EXISTS", key]), ":0\r\n", "input {shown:?} ran past QUIT");
+        assert_eq!(o.raw().cmd(&["EXISTS", key]), ":0\r\n");
+    }
+}

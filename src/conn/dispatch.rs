@@ -279,8 +279,9 @@ impl Conn {
     /// Executes a batch of parsed requests and appends their replies, in order, to `wbuf`.
     pub(crate) async fn dispatch_batch(&mut self, reqs: Vec<Request>) {
         let n = reqs.len();
-        let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
-        let mut suppress = vec![false; n];
+        // Batches are mostly one request (-P 1) or a few dozen: no allocation for those.
+        let mut replies: smallvec::SmallVec<[Option<Reply>; 16]> = (0..n).map(|_| None).collect();
+        let mut suppress: smallvec::SmallVec<[bool; 16]> = smallvec::smallvec![false; n];
         let mut fl = InFlight::default();
         let home = self.shard.id;
         let mut db = self.client.borrow().db;
@@ -289,6 +290,8 @@ impl Conn {
         let mut clock = std::time::Instant::now();
         // Replies before this index were already encoded (a blocking command flushed them).
         let mut done = 0;
+        // Requests before this index ran; the rest (after QUIT) are dropped.
+        let mut end = n;
         for (i, req) in reqs.into_iter().enumerate() {
             // Replies count against the output-buffer limit as they are produced.
             if self.encode_ready(&mut replies[..i], &suppress, &mut done) {
@@ -296,6 +299,12 @@ impl Conn {
             }
             suppress[i] = {
                 let mut c = self.client.borrow_mut();
+                // After QUIT (or CLIENT KILL of itself) the client's further input is not run,
+                // as Redis stops processing a CLOSE_AFTER_REPLY client's query buffer.
+                if c.close_after_reply {
+                    end = i;
+                    break;
+                }
                 match c.reply_mode {
                     ReplyMode::On => false,
                     ReplyMode::Off => true,
@@ -402,7 +411,7 @@ impl Conn {
             }
         }
         self.settle(&mut fl, &mut replies, db).await;
-        self.encode_replies(&mut replies[done..], &suppress[done..]);
+        self.encode_replies(&mut replies[done..end], &suppress[done..end]);
         self.obuf_over();
     }
 

@@ -13,6 +13,7 @@ pub mod master;
 pub mod migrate;
 pub mod monitor;
 pub mod multi;
+mod output;
 pub mod plan;
 pub mod pubsub;
 
@@ -55,6 +56,8 @@ pub struct Conn {
     parser: RequestParser,
     rbuf: InputBuf,
     pub(crate) wbuf: Vec<u8>,
+    /// How much of `wbuf`'s front is already written (see `output`).
+    wsent: usize,
     /// The last command looked up (see `Conn::route`).
     last_spec: Option<&'static crate::cmd::CommandSpec>,
     /// Bytes were read into `rbuf` while blocked and are not parsed yet.
@@ -131,7 +134,7 @@ impl Conn {
             return false;
         }
         let now_s = crate::storage::cached_ms() / 1000;
-        if !self.obuf_clock.over(l, self.wbuf.len() as u64, now_s) || self.client.borrow().master {
+        if !self.obuf_clock.over(l, self.pending_output() as u64, now_s) || self.client.borrow().master {
             return false;
         }
         self.obuf_close();
@@ -142,6 +145,7 @@ impl Conn {
     fn obuf_close(&mut self) {
         let line = crate::cmd::connection::client_line(&self.client.borrow(), crate::storage::cached_ms());
         crate::memory::obuf::log_closing(&line);
+        self.drop_output();
         self.wbuf = Vec::new();
         self.client.borrow_mut().killed = true;
     }
@@ -151,11 +155,12 @@ impl Conn {
     /// cannot pin its buffer past the soft limit's seconds).
     fn obuf_write_deadline(&mut self) -> Option<Duration> {
         let l = self.obuf_limit();
-        if l.soft == 0 || (self.wbuf.len() as u64) < l.soft || self.client.borrow().master {
+        let pending = self.pending_output() as u64;
+        if l.soft == 0 || pending < l.soft || self.client.borrow().master {
             return None;
         }
         let now_ms = crate::storage::now_ms();
-        self.obuf_clock.over(l, self.wbuf.len() as u64, now_ms / 1000);
+        self.obuf_clock.over(l, pending, now_ms / 1000);
         let end_ms = self.obuf_clock.deadline(l)? * 1000;
         Some(Duration::from_millis(end_ms.saturating_sub(now_ms).max(1)))
     }
@@ -169,6 +174,7 @@ impl Conn {
             parser: RequestParser::default(),
             rbuf: InputBuf::new(),
             wbuf: Vec::with_capacity(READ_CHUNK),
+            wsent: 0,
             pending_input: false,
             last_spec: None,
             tx: multi::TxState::default(),
@@ -204,9 +210,23 @@ impl Conn {
                         Ok(None) => continue,
                         Err(e) => Err(e),
                     },
-                    None if !self.wbuf.is_empty() => match self.flush().await {
-                        Ok(()) => continue,
-                        Err(e) => Err(e),
+                    // Replies the socket did not take yet: written while more input is read
+                    // (bounded by the output-buffer soft limit's time when it runs).
+                    None if self.pending_output() > 0 => match self.obuf_write_deadline() {
+                        None => match self.write_or_read().await {
+                            Ok(output::Progress::Written) => continue,
+                            Ok(output::Progress::Read(n)) => Ok(n),
+                            Err(e) => Err(e),
+                        },
+                        Some(d) => match crate::runtime::with_timeout(d, self.write_or_read()).await {
+                            Some(Ok(output::Progress::Written)) => continue,
+                            Some(Ok(output::Progress::Read(n))) => Ok(n),
+                            Some(Err(e)) => Err(e),
+                            None => {
+                                self.obuf_close();
+                                return Ok(());
+                            }
+                        },
                     },
                     None => self.read_input(timeout).await,
                 };
@@ -241,13 +261,24 @@ impl Conn {
                 self.hand_off(attach);
                 return Ok(());
             }
-            if let Err(e) = parsed {
+            // After QUIT nothing more is read, a protocol error in what follows included.
+            let quit = self.client.borrow().close_after_reply;
+            if let (Err(e), false) = (parsed, quit) {
                 tracing::debug!("Protocol error ({}) from client: {}", e.0, self.client.borrow().addr);
                 Reply::error(e.reply_text()).encode(&mut self.wbuf, false);
                 self.client.borrow_mut().close_after_reply = true;
             }
-            self.flush().await?;
-            if self.client.borrow().close_after_reply {
+            let (closing, streaming) = {
+                let c = self.client.borrow();
+                (c.close_after_reply, c.monitor || c.pubsub.is_some())
+            };
+            if closing || streaming {
+                self.flush().await?;
+            } else {
+                // What the socket does not take now goes out while the next input is read.
+                self.write_now().await?;
+            }
+            if closing {
                 return Ok(());
             }
             if self.client.borrow().monitor && !self.run_monitor().await? {
@@ -323,33 +354,5 @@ impl Conn {
         attach.leftover = self.rbuf.take_all();
         let node = self.shard.state.borrow().node.clone();
         crate::replication::master::send(&node.repl, crate::replication::master::Request::Attach(attach));
-    }
-
-    /// Writes out pending replies.
-    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
-        if self.wbuf.is_empty() {
-            return Ok(());
-        }
-        if crate::aof::sync::must_wait() {
-            // appendfsync always: no reply before the writes merged so far are on disk.
-            let node = self.shard.state.borrow().node.clone();
-            crate::aof::sync::wait_durable(&node.repl.feed, self.shard.id).await;
-        }
-        match self.obuf_write_deadline() {
-            None => self.stream.write_all(&self.wbuf).await?,
-            Some(d) => {
-                if crate::runtime::with_timeout(d, self.stream.write_all(&self.wbuf)).await.transpose()?.is_none() {
-                    // Still over the soft limit when its time ran out: closed, as Redis would.
-                    self.obuf_close();
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-            }
-        }
-        self.shard.state.borrow_mut().stats.net_output_bytes += self.wbuf.len() as u64;
-        self.wbuf.clear();
-        if self.wbuf.capacity() > 1 << 20 {
-            self.wbuf.shrink_to(READ_CHUNK);
-        }
-        Ok(())
     }
 }
