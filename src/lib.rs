@@ -17,6 +17,7 @@
 //! - [`transaction`]: commands whose keys span shards (hold, copy, run, write back, release).
 //! - [`sentinel`]: Sentinel mode (`--sentinel`): monitoring, election, failover, sentinel.conf.
 //! - [`memory`]: used-memory accounting, `maxmemory` and eviction, client output-buffer limits.
+//! - [`tls`]: TLS (rustls) for clients on `tls-port`, the replication link and the cluster bus.
 //! - [`replication`]: the change feed from shards to the control core, PSYNC2 master and
 //!   replica sides, the node's replication offset and role changes.
 //!
@@ -48,4 +49,5 @@ pub mod runtime;
 pub mod script;
 pub mod sentinel;
 pub mod storage;
+pub mod tls;
 pub mod transaction;

@@ -133,14 +133,14 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
             "\n                _._\n           _.-``__ ''-._\n      _.-``    `.  `_.  ''-._           slotcore {} (Redis 7.0 compatible) 64 bit\n  .-`` .-```.  ```\\/    _.,_ ''-._\n (    '      ,       .-`  | `,    )     Running in {} mode\n |`-._`-...-` __...-.``-._|'` _.-'|     Port: {}\n |    `-._   `._    /     _.-'    |     PID: {}\n  `-._    `-._  `-./  _.-'    _.-'\n      `-._    `-.__.-'    _.-'\n          `-._        _.-'\n              `-.__.-'\n",
             VERSION,
             if cfg.cluster_enabled { "cluster" } else { "standalone" },
-            cfg.port,
+            slotcore::tls::shown_port(cfg),
             node.pid
         );
     } else {
         tracing::info!(
             "Running mode={}, port={}.",
             if cfg.cluster_enabled { "cluster" } else { "standalone" },
-            cfg.port
+            slotcore::tls::shown_port(cfg)
         );
     }
 }
@@ -239,13 +239,32 @@ fn main() {
         slotcore::process::shutdown_and_exit(1);
     }
     write_pidfile(&cfg.pidfile);
-    let listeners = match slotcore::runtime::listener::bind_all(&cfg) {
-        Ok(l) => l,
-        Err(e) => {
+    if slotcore::tls::wanted(&cfg) && !slotcore::tls::configure(&cfg) {
+        tracing::warn!("Failed to configure TLS. Check logs for more info.");
+        slotcore::process::shutdown_and_exit(1);
+    }
+    // `port 0`: no plain TCP listener (a TLS-only node).
+    let mut listeners = match cfg.port {
+        0 => Vec::new(),
+        _ => slotcore::runtime::listener::bind_all(&cfg).unwrap_or_else(|e| {
             tracing::warn!("{}", e);
-            slotcore::process::shutdown_and_exit(1);
-        }
+            slotcore::process::shutdown_and_exit(1)
+        }),
     };
+    let tls_port = slotcore::tls::port(&cfg);
+    if tls_port != 0 {
+        match slotcore::runtime::listener::bind_port(&cfg, tls_port) {
+            Ok(l) => listeners.extend(l.into_iter().map(|l| slotcore::runtime::listener::Listener { tls: true, ..l })),
+            Err(e) => {
+                tracing::warn!("{}", e.replace("(tcp)", "(TLS)"));
+                slotcore::process::shutdown_and_exit(1);
+            }
+        }
+    }
+    if listeners.is_empty() {
+        tracing::warn!("Configured to not listen anywhere, exiting.");
+        slotcore::process::shutdown_and_exit(1);
+    }
     let bus_listeners = if cfg.cluster_enabled {
         match slotcore::runtime::listener::bind_port(&cfg, slotcore::cluster::bus_port(&cfg)) {
             Ok(l) => l,

@@ -31,8 +31,11 @@ pub fn settings(cfg: &Config) -> ClusterSettings {
     let num = |k: &str, d: u64| cfg.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
     let yes = |k: &str, d: bool| cfg.get(k).map(|v| v == "yes").unwrap_or(d);
     let text = |k: &str| cfg.get(k).filter(|v| !v.is_empty()).map(str::to_string);
-    let port = match num("cluster-announce-port", 0) {
-        0 => cfg.port,
+    // A TLS cluster announces its TLS port (and the TLS announce setting) as the client port.
+    let tls = crate::tls::cluster(cfg);
+    let announced = if tls { num("cluster-announce-tls-port", 0) } else { num("cluster-announce-port", 0) };
+    let port = match announced {
+        0 => client_port(cfg),
         p => p as u16,
     };
     let cport = match num("cluster-announce-bus-port", 0) {
@@ -56,11 +59,20 @@ pub fn settings(cfg: &Config) -> ClusterSettings {
     }
 }
 
-/// The port the bus listens on (`cluster-port`, default port + 10000).
+/// The client port cluster nodes know this node by: `tls-port` in a TLS cluster, else `port`.
+pub fn client_port(cfg: &Config) -> u16 {
+    if crate::tls::cluster(cfg) {
+        crate::tls::port(cfg)
+    } else {
+        cfg.port
+    }
+}
+
+/// The port the bus listens on (`cluster-port`, default the client port + 10000).
 pub fn bus_port(cfg: &Config) -> u16 {
     match cfg.get("cluster-port").and_then(|v| v.parse::<u16>().ok()) {
         Some(p) if p != 0 => p,
-        _ => cfg.port.wrapping_add(10000),
+        _ => client_port(cfg).wrapping_add(10000),
     }
 }
 

@@ -254,7 +254,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
             uname(),
             node.pid,
             node.run_id,
-            cfg.port,
+            crate::tls::shown_port(&cfg),
             now * 1000,
             uptime,
             uptime / 86400,

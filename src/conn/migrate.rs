@@ -120,7 +120,8 @@ impl Conn {
     /// One attempt: connect (or reuse), send everything, read the replies.
     async fn migrate_transfer(&mut self, job: &MigrateJob, items: &[Item], cluster: bool) -> Outcome {
         let timeout = Duration::from_millis(job.timeout_ms);
-        let mut link = match migrate_link::take(&job.name, &job.host, job.port, timeout).await {
+        let tls = crate::tls::cluster(&self.shard.state.borrow().config);
+        let mut link = match migrate_link::take(&job.name, &job.host, job.port, timeout, tls).await {
             Ok(l) => l,
             // Redis's non-blocking connect reports a refused connection only when it writes.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {

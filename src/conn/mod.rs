@@ -351,6 +351,9 @@ impl Conn {
             return;
         }
         attach.fd = fd;
+        if let Some(session) = self.stream.take_session() {
+            crate::tls::park(fd, session);
+        }
         attach.leftover = self.rbuf.take_all();
         let node = self.shard.state.borrow().node.clone();
         crate::replication::master::send(&node.repl, crate::replication::master::Request::Attach(attach));

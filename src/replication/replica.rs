@@ -339,6 +339,23 @@ async fn attempt(
             return Outcome::Failed;
         }
     };
+    // tls-replication: the handshake runs before anything else is said.
+    let stream = match stream {
+        crate::tls::MaybeTls::Plain(s) if crate::tls::replication(&cfg) => {
+            match crate::runtime::with_timeout(timeout, crate::tls::connect(s, host)).await {
+                Some(Ok(t)) => crate::tls::MaybeTls::Tls(Box::new(t)),
+                Some(Err(e)) => {
+                    tracing::warn!("Error condition on socket for SYNC: {}", crate::tls::describe(&e));
+                    return Outcome::Failed;
+                }
+                None => {
+                    tracing::warn!("Timeout connecting to the MASTER...");
+                    return Outcome::Failed;
+                }
+            }
+        }
+        s => s,
+    };
     {
         let mut c = ctl.borrow_mut();
         if c.gen != gen {
@@ -411,7 +428,7 @@ async fn handshake_and_sync(
         if e.kind() == std::io::ErrorKind::TimedOut {
             "Timeout connecting to the MASTER...".to_string()
         } else {
-            format!("I/O error trying to sync with MASTER: {e}")
+            format!("I/O error trying to sync with MASTER: {}", crate::tls::describe(&e))
         }
     };
     io.send(&handshake::encode(&[b"PING"])).await.map_err(io_err)?;
@@ -435,7 +452,8 @@ async fn handshake_and_sync(
         }
     }
     let announce_port = cfg.get("replica-announce-port").and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
-    let listen_port = if announce_port != 0 { announce_port } else { cfg.port };
+    let tls_port = if crate::tls::replication(&cfg) { crate::tls::port(&cfg) } else { 0 };
+    let listen_port = [announce_port, tls_port, cfg.port].into_iter().find(|&p| p != 0).unwrap_or(0);
     out.extend(handshake::encode(&[b"REPLCONF", b"listening-port", listen_port.to_string().as_bytes()]));
     let announce_ip = conf("replica-announce-ip");
     if let Some(ip) = &announce_ip {
@@ -609,7 +627,7 @@ async fn receive_payload(
         if e.kind() == std::io::ErrorKind::TimedOut {
             "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.".to_string()
         } else {
-            format!("I/O error trying to sync with MASTER: {e}")
+            format!("I/O error trying to sync with MASTER: {}", crate::tls::describe(&e))
         }
     };
     let header = loop {

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 /// Cron period (Redis runs clusterCron 10 times a second).
 const CRON_MS: u64 = 100;
+/// How long an inbound peer may take over its TLS handshake (tls-cluster).
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Largest bus message accepted (bigger `totlen` closes the link).
 const MAX_MESSAGE: usize = 1 << 30;
 
@@ -182,6 +184,18 @@ async fn inbound(bus: Rc<Bus>, stream: TcpStream) {
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
     let info = LinkInfo { node: None, peer_ip: ip_of(stream.peer_addr()), local_ip: ip_of(stream.local_addr()) };
+    let tls = crate::tls::cluster(&bus.node.config());
+    let stream = match crate::runtime::with_timeout(TLS_HANDSHAKE, crate::tls::server_side(stream, tls)).await {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            tracing::warn!("Error accepting cluster node connection: {}", crate::tls::describe(&e));
+            return;
+        }
+        None => {
+            tracing::warn!("Error accepting cluster node connection: TLS handshake timed out");
+            return;
+        }
+    };
     let (r, w) = futures_lite::io::split(stream);
     let (tx, rx) = mpsc::unbounded();
     let writer = glommio::spawn_local(write_loop(w, rx, fd));
@@ -430,6 +444,19 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let mut info = LinkInfo { node: None, peer_ip: ip_of(stream.peer_addr()), local_ip: ip_of(stream.local_addr()) };
+    let tls = crate::tls::cluster(&bus.node.config());
+    let stream = match crate::runtime::with_timeout(timeout, crate::tls::client_side(stream, &ip, tls)).await {
+        Some(Ok(s)) => s,
+        failed => {
+            let why = match failed {
+                Some(Err(e)) => crate::tls::describe(&e),
+                _ => "TLS handshake timed out".into(),
+            };
+            tracing::debug!("Connection with Node at {} failed: {}", addr, why);
+            bus.link_down(&name_cell, id);
+            return;
+        }
+    };
     let (r, w) = futures_lite::io::split(stream);
     let (tx, rx) = mpsc::unbounded();
     {

@@ -13,6 +13,8 @@ pub struct Listener {
     pub fd: RawFd,
     /// The address it is bound to.
     pub addr: SocketAddr,
+    /// Clients accepted here speak TLS (`tls-port`).
+    pub tls: bool,
 }
 
 /// Binds every `bind` address of the config. Addresses prefixed with `-` are optional.
@@ -94,7 +96,7 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<Listener> {
     s.bind(&addr.into())?;
     s.listen(backlog)?;
     s.set_nonblocking(true)?;
-    Ok(Listener { fd: s.into_raw_fd(), addr })
+    Ok(Listener { fd: s.into_raw_fd(), addr, tls: false })
 }
 
 /// Tunes an accepted client socket: TCP_NODELAY and keepalive, as Redis does.

@@ -15,9 +15,9 @@ const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Longest reply line read (Redis reads into a 1024-byte buffer).
 const MAX_LINE: usize = 1024;
 
-/// One connection to a target instance.
+/// One connection to a target instance (TLS in a `tls-cluster`, as Redis's MIGRATE).
 pub struct Link {
-    stream: TcpStream,
+    stream: crate::tls::MaybeTls<TcpStream>,
     /// The database last selected on the target (None: unknown, SELECT next time).
     pub last_db: Option<i64>,
     last_use: Instant,
@@ -28,8 +28,9 @@ thread_local! {
     static CACHE: RefCell<HashMap<String, Link>> = RefCell::new(HashMap::new());
 }
 
-/// The cached link to `name` (`host:port`), or a new connection made within `timeout`.
-pub async fn take(name: &str, host: &str, port: u16, timeout: Duration) -> std::io::Result<Link> {
+/// The cached link to `name` (`host:port`), or a new connection made within `timeout` (with
+/// a TLS handshake when `tls`).
+pub async fn take(name: &str, host: &str, port: u16, timeout: Duration, tls: bool) -> std::io::Result<Link> {
     if let Some(mut l) = CACHE.with(|c| c.borrow_mut().remove(name)) {
         l.last_use = Instant::now();
         return Ok(l);
@@ -41,6 +42,11 @@ pub async fn take(name: &str, host: &str, port: u16, timeout: Duration) -> std::
         std::io::Error::from(e)
     })?;
     let _ = stream.set_nodelay(true);
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let stream = crate::tls::client_side(stream, host, tls).await.inspect_err(|e| {
+        tracing::debug!("MIGRATE could not connect to {}: {}", name, crate::tls::describe(e));
+    })?;
     Ok(Link { stream, last_db: None, last_use: Instant::now(), rbuf: Vec::new() })
 }
 
@@ -77,7 +83,7 @@ impl Link {
     /// Writes `buf` in 64 KB chunks, each within `timeout`.
     pub async fn write_all(&mut self, buf: &[u8], timeout: Duration) -> std::io::Result<()> {
         use futures_lite::AsyncWriteExt;
-        self.stream.set_write_timeout(Some(timeout))?;
+        self.stream.get_ref().set_write_timeout(Some(timeout))?;
         for chunk in buf.chunks(64 * 1024) {
             self.stream.write_all(chunk).await?;
         }
@@ -87,7 +93,7 @@ impl Link {
     /// Reads one reply line (without its CRLF), waiting at most `timeout` for more bytes.
     pub async fn read_line(&mut self, timeout: Duration) -> std::io::Result<Vec<u8>> {
         use futures_lite::AsyncReadExt;
-        self.stream.set_read_timeout(Some(timeout))?;
+        self.stream.get_ref().set_read_timeout(Some(timeout))?;
         loop {
             if let Some(nl) = memchr::memchr(b'\n', &self.rbuf) {
                 let mut line: Vec<u8> = self.rbuf.drain(..=nl).collect();

@@ -137,7 +137,7 @@ pub fn run(
         PoolPlacement::Custom(sets)
     };
     let mesh = Arc::new(mesh_links::MeshLinks::new(nshards + 1, MESH_CAPACITY));
-    let fds: Vec<i32> = listeners.iter().map(|l| l.fd).collect();
+    let fds: Vec<(i32, bool)> = listeners.iter().map(|l| (l.fd, l.tls)).collect();
     let bus_fds: Vec<i32> = bus_listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
     let mut builder =
@@ -210,8 +210,8 @@ pub fn run(
                 ALL_STARTED.set();
             }
             ALL_STARTED.wait().await;
-            for &fd in &fds {
-                glommio::spawn_local(accept_loop(shard.clone(), fd)).detach();
+            for &(fd, tls) in &fds {
+                glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
             }
             if SHARDS_READY.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards {
                 tracing::info!("Ready to accept connections");
@@ -252,7 +252,8 @@ fn take_loaded_keys(shard: &Shard, loaded: &std::sync::Mutex<Vec<crate::persist:
     }
 }
 
-async fn accept_loop(shard: Rc<Shard>, fd: i32) {
+/// Accepts clients on a listening socket (`tls`: on `tls-port`, handshake first).
+async fn accept_loop(shard: Rc<Shard>, fd: i32, tls: bool) {
     // SAFETY: the duplicate gives this shard its own fd for the shared listening socket.
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
@@ -268,8 +269,11 @@ async fn accept_loop(shard: Rc<Shard>, fd: i32) {
     };
     loop {
         match listener.accept().await {
+            Ok(stream) if tls => {
+                glommio::spawn_local(crate::tls::serve_client(stream, shard.clone())).detach();
+            }
             Ok(stream) => {
-                glommio::spawn_local(crate::conn::serve(stream, shard.clone())).detach();
+                glommio::spawn_local(crate::conn::serve(stream.into(), shard.clone())).detach();
             }
             Err(e) => {
                 tracing::warn!("Accepting client connection: {}", e);
@@ -344,12 +348,12 @@ pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output =
     glommio::timer::timeout(d, async move { Ok(fut.await) }).await.ok()
 }
 
-/// A client connection's stream type.
-pub type ClientStream = netpoll::NetStream;
+/// A client connection's stream type (plain, or TLS on `tls-port`).
+pub type ClientStream = crate::tls::MaybeTls<netpoll::NetStream>;
 
 /// Serves a socket accepted through glommio as a [`ClientStream`].
 pub fn adopt(stream: glommio::net::TcpStream) -> std::io::Result<ClientStream> {
-    netpoll::NetStream::from_glommio(stream)
+    netpoll::NetStream::from_glommio(stream).map(ClientStream::Plain)
 }
 
 /// Opens a connection to `host:port` within `timeout` (the replica's link to its master).

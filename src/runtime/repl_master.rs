@@ -85,6 +85,7 @@ fn run_actions(node: &Arc<NodeInfo>, m: &Rc<RefCell<Master>>) {
                 // SAFETY: `fd` is a dup of the replica's socket handed over by its home shard;
                 // from here these tasks own it.
                 let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+                let stream = crate::tls::MaybeTls::resume(stream, crate::tls::unpark(fd));
                 let (r, w) = futures_lite::io::split(stream);
                 glommio::spawn_local(writer(w, rx, pending, fd)).detach();
                 glommio::spawn_local(reader(node.clone(), m.clone(), id, r, leftover)).detach();
