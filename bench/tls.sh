@@ -28,10 +28,12 @@ trap cleanup EXIT
   cd "$work"
   openssl genrsa -out ca.key 2048 2>/dev/null
   openssl req -x509 -new -nodes -sha256 -key ca.key -days 30 -subj '/O=Redis Test/CN=CA' -out ca.crt
+  printf '[ server_cert ]\nkeyUsage = digitalSignature, keyEncipherment\nnsCertType = server\n[ client_cert ]\nkeyUsage = digitalSignature, keyEncipherment\nnsCertType = client\n' >openssl.cnf
   for n in server client; do
     openssl genrsa -out $n.key 2048 2>/dev/null
     openssl req -new -sha256 -subj "/O=Redis Test/CN=$n" -key $n.key |
-      openssl x509 -req -sha256 -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -out $n.crt 2>/dev/null
+      openssl x509 -req -sha256 -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+        -extfile openssl.cnf -extensions ${n}_cert -out $n.crt 2>/dev/null
   done
 )
 tls_conf=(--tls-port "$TLS_PORT" --tls-cert-file "$work/server.crt" --tls-key-file "$work/server.key"
