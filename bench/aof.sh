@@ -4,6 +4,7 @@
 #
 #   bash bench/aof.sh                       # N=200000 SETs, 50 clients, -P 1
 #   N=50000 CLIENTS=100 SHARDS=2 bash bench/aof.sh
+#   SLOTCORE_BIN=/tmp/old/slotcore bash bench/aof.sh   # another build (no cargo build)
 #
 # Both servers run one at a time under `taskset -c $SERVER_CPUS`, with their AOF directory in
 # the same scratch directory ($AOF_DIR, default a mktemp dir under /tmp; point it at the disk
@@ -27,7 +28,10 @@ SC_PORT="${SC_PORT:-8150}"
 RD_PORT="${RD_PORT:-8151}"
 CLK_TCK=$(getconf CLK_TCK)
 
-cargo build --release --quiet
+if [ -z "${SLOTCORE_BIN:-}" ]; then
+  cargo build --release --quiet
+  SLOTCORE_BIN=./target/release/slotcore
+fi
 work=$(mktemp -d "${AOF_DIR:-/tmp}/aof-bench.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -74,7 +78,7 @@ for mode in $MODES; do
       port=$RD_PORT
     else
       # shellcheck disable=SC2046
-      taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --save '' --dir "$d" --shards "$SHARDS" --pin-cores no $(aof_args "$mode") >"$d/log" 2>&1 &
+      taskset -c "$SERVER_CPUS" "$SLOTCORE_BIN" --port "$SC_PORT" --save '' --dir "$d" --shards "$SHARDS" --pin-cores no $(aof_args "$mode") >"$d/log" 2>&1 &
       port=$SC_PORT
     fi
     pid=$!; pids+=("$pid")

@@ -505,7 +505,6 @@ impl Ctl {
                 return;
             }
             Err(e) => {
-                status::REWRITING.store(false, Ordering::Release);
                 tracing::warn!("Background AOF rewrite terminated with error: {}", e);
                 status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
                 status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
@@ -520,6 +519,13 @@ impl Ctl {
                         tracing::info!("Removing the temp incr aof file {} in the background", name);
                         let _ = std::fs::remove_file(f.paths.file(&name));
                     });
+                }
+                // In progress (INFO) until the file operations queued before (the new incr
+                // file and its manifest, opened at the snapshot's mark) are done, as Redis
+                // has them in place before BGREWRITEAOF even replies.
+                match &self.writer {
+                    Some(w) => w.send(Job::Op(Box::new(done))),
+                    None => status::REWRITING.store(false, Ordering::Release),
                 }
                 return;
             }
