@@ -107,6 +107,7 @@ pub fn in_progress() -> bool {
 /// Marks a claimed snapshot as the BGSAVE (Redis's `rdbSaveBackground` bookkeeping).
 pub fn mark_started() {
     SAVES.fetch_add(1, Ordering::Relaxed);
+    STARTED.fetch_add(1, Ordering::Relaxed);
     LAST_TRY_S.store(now_s(), Ordering::Relaxed);
     START_S.store(now_s(), Ordering::Relaxed);
     KILLED.store(false, Ordering::Release);
@@ -118,6 +119,14 @@ pub fn count_save() {
     SAVES.fetch_add(1, Ordering::Relaxed);
 }
 static SAVES: AtomicU64 = AtomicU64::new(0);
+/// BGSAVEs started (part of INFO `total_forks`).
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Background jobs Redis would fork for: BGSAVEs started and AOF rewrites done (INFO
+/// `total_forks`; slotcore writes them from a thread without forking).
+pub fn background_jobs() -> u64 {
+    STARTED.load(Ordering::Relaxed) + crate::aof::status::REWRITES.load(Ordering::Relaxed)
+}
 
 /// How a BGSAVE ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 /// Call counters of one command on one shard (INFO commandstats).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct CmdStat {
     /// Calls.
     pub calls: u64,
@@ -23,12 +23,15 @@ pub struct CmdStat {
     pub rejected_calls: u64,
     /// Calls that returned an error.
     pub failed_calls: u64,
+    /// Latency distribution while `latency-tracking` is on (INFO latencystats, LATENCY
+    /// HISTOGRAM); created at the first sample.
+    pub hist: Option<super::histogram::Histogram>,
 }
 
 /// One SLOWLOG entry.
 #[derive(Debug, Clone)]
 pub struct SlowlogEntry {
-    /// Unique id (per shard; merged output sorts by time).
+    /// Unique id (node-wide, in recording order; merged output sorts by it).
     pub id: u64,
     /// Unix time in seconds.
     pub time: u64,
@@ -210,8 +213,6 @@ pub struct ShardState {
     pub clients: ClientRegistry,
     /// SLOWLOG entries, newest first.
     pub slowlog: VecDeque<SlowlogEntry>,
-    /// Next SLOWLOG id.
-    pub slowlog_next_id: u64,
     /// The node this shard belongs to.
     pub node: Arc<NodeInfo>,
     /// LATENCY samples per event (newest last), with each event's maximum.
@@ -266,7 +267,6 @@ impl ShardState {
             config,
             clients: ClientRegistry::new(),
             slowlog: VecDeque::new(),
-            slowlog_next_id: 0,
             node,
             latency: HashMap::new(),
             blocked: Default::default(),

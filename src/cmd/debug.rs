@@ -157,6 +157,15 @@ fn debug_object(_args: &[Bytes]) -> Plan {
     }
 }
 
+/// DEBUG PAUSE-CRON: the shards' periodic work (active expiry, eviction and tracking-table
+/// upkeep) is skipped while set.
+static CRON_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True while DEBUG PAUSE-CRON 1 is in effect.
+pub fn cron_paused() -> bool {
+    CRON_PAUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Redis 7.0's refusal when DEBUG is not enabled.
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
@@ -177,6 +186,13 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "set-active-expire") && args.len() == 3 {
         let on = parse_i64(&args[2]).unwrap_or(1) != 0;
         crate::storage::set_active_expire(on);
+        return reply(Reply::Ok);
+    }
+    if eq_ic(sub, "config-rewrite-force-all") && args.len() == 2 {
+        return reply(super::config::rewrite_file(ctx, true));
+    }
+    if eq_ic(sub, "pause-cron") && args.len() == 3 {
+        CRON_PAUSED.store(parse_i64(&args[2]).unwrap_or(0) != 0, std::sync::atomic::Ordering::Relaxed);
         return reply(Reply::Ok);
     }
     if eq_ic(sub, "set-disable-deny-scripts") && args.len() == 3 {
@@ -242,6 +258,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
+            "PAUSE-CRON <0|1>",
+            "    Stop periodic cron job processing.",
             "HELP",
             "    Prints this help.",
         ]);

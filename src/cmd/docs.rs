@@ -86,6 +86,7 @@ static SYNTAX: &[(&str, &str)] = &[
     ("slowlog|get", "[count]"),
     ("latency|history", "event"),
     ("latency|reset", "[event...]"),
+    ("latency|histogram", "[command...]"),
     ("config|get", "parameter..."),
     ("config|set", "(parameter value)..."),
     ("debug", "subcommand [argument...]"),

@@ -23,7 +23,7 @@ const DEFAULT: &[&str] = &[
     "shards",
 ];
 /// Extra sections in `INFO all` / `everything`.
-const EXTRA: &[&str] = &["commandstats"];
+const EXTRA: &[&str] = &["commandstats", "latencystats"];
 
 /// One shard's counters, as carried back from the fan-out.
 #[derive(Default)]
@@ -42,6 +42,10 @@ struct ShardReport {
     clients: u64,
     cmdstats: Vec<(String, [u64; 4])>,
     errorstats: Vec<(String, u64)>,
+    /// Per-command latency histograms (`latency::histograms_reply`).
+    hists: Option<Reply>,
+    /// MIGRATE links the shard keeps open.
+    migrate_cached: u64,
     /// Changes since the last save (the shard's change log).
     since_save: u64,
 }
@@ -82,6 +86,8 @@ fn encode(shard: &mut ShardState) -> Reply {
         s.errorstats.iter().flat_map(|(k, n)| [Reply::bulk(k.as_bytes()), Reply::Int(*n as i64)]).collect(),
     ));
     v.push(Reply::Int(shard.changes.since_save() as i64));
+    v.push(super::latency::histograms_reply(shard));
+    v.push(Reply::Int(crate::runtime::migrate_link::cached() as i64));
     Reply::Array(v)
 }
 
@@ -130,6 +136,8 @@ fn decode(r: &Reply) -> ShardReport {
         rep.errorstats = e.chunks(2).map(|c| (text(&c[0]), int(&c[1]))).collect();
     }
     rep.since_save = v.get(14).map_or(0, int);
+    rep.hists = v.get(15).cloned();
+    rep.migrate_cached = v.get(16).map_or(0, int);
     rep
 }
 
@@ -311,7 +319,8 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Persistence",
             format!(
-                "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}{}",
+                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}{}",
+                u8::from(crate::replication::role::loading()),
                 sum(&|r| r.since_save),
                 super::save::info_rdb_fields(node.start_ms / 1000),
                 crate::aof::info_fields()
@@ -322,7 +331,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
                 sum(&|r| r.net_in),
@@ -338,6 +347,8 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Channel),
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Pattern),
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Shard),
+                super::bgsave::background_jobs(),
+                sum(&|r| r.migrate_cached),
                 node.tracking.total_keys.load(std::sync::atomic::Ordering::Relaxed),
                 node.tracking.total_items.load(std::sync::atomic::Ordering::Relaxed),
                 node.tracking.total_prefixes(),
@@ -357,30 +368,6 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
     }
     if want("modules") {
         section("Modules", String::new());
-    }
-    if want("errorstats") {
-        let mut errs: std::collections::BTreeMap<String, u64> = Default::default();
-        for r in reports {
-            for (k, n) in &r.errorstats {
-                *errs.entry(k.clone()).or_default() += n;
-            }
-        }
-        section("Errorstats", errs.iter().map(|(k, n)| format!("errorstat_{k}:count={n}\r\n")).collect());
-    }
-    if want("cluster") {
-        section("Cluster", format!("cluster_enabled:{}\r\n", u8::from(node.cluster.is_some())));
-    }
-    if want("keyspace") {
-        let ndb = reports.iter().map(|r| r.keys.len()).max().unwrap_or(0);
-        let mut b = String::new();
-        for d in 0..ndb {
-            let keys: u64 = reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.0)).sum();
-            let expires: u64 = reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.1)).sum();
-            if keys > 0 {
-                let _ = write!(b, "db{d}:keys={keys},expires={expires},avg_ttl=0\r\n");
-            }
-        }
-        section("Keyspace", b);
     }
     if want("commandstats") {
         let mut stats: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
@@ -405,6 +392,46 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
                 })
                 .collect(),
         );
+    }
+    if want("errorstats") {
+        let mut errs: std::collections::BTreeMap<String, u64> = Default::default();
+        for r in reports {
+            for (k, n) in &r.errorstats {
+                *errs.entry(k.clone()).or_default() += n;
+            }
+        }
+        section("Errorstats", errs.iter().map(|(k, n)| format!("errorstat_{k}:count={n}\r\n")).collect());
+    }
+    if want("latencystats") {
+        let mut b = String::new();
+        if cfg.latency_tracking {
+            for (name, h) in super::latency::merge_histograms(reports.iter().filter_map(|r| r.hists.as_ref())) {
+                let _ = write!(b, "latency_percentiles_usec_{name}:");
+                for (j, p) in cfg.latency_percentiles.iter().enumerate() {
+                    if j > 0 {
+                        b.push(',');
+                    }
+                    let _ = write!(b, "p{}={:.3}", p, h.value_at_percentile(*p) as f64 / 1000.0);
+                }
+                b.push_str("\r\n");
+            }
+        }
+        section("Latencystats", b);
+    }
+    if want("cluster") {
+        section("Cluster", format!("cluster_enabled:{}\r\n", u8::from(node.cluster.is_some())));
+    }
+    if want("keyspace") {
+        let ndb = reports.iter().map(|r| r.keys.len()).max().unwrap_or(0);
+        let mut b = String::new();
+        for d in 0..ndb {
+            let keys: u64 = reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.0)).sum();
+            let expires: u64 = reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.1)).sum();
+            if keys > 0 {
+                let _ = write!(b, "db{d}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        section("Keyspace", b);
     }
     if want("shards") {
         let mut b = String::new();

@@ -33,8 +33,10 @@ pub mod function;
 pub mod generic;
 pub mod geo;
 pub mod hash;
+pub mod histogram;
 pub mod hll;
 pub mod info;
+pub mod latency;
 pub mod list;
 pub mod long_double;
 pub mod memory;
@@ -44,12 +46,14 @@ pub mod notify;
 pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
+pub mod redact;
 pub mod replicaof;
 pub mod replication;
 pub mod save;
 pub mod scripting;
 pub mod server;
 pub mod set;
+pub mod slowlog;
 pub mod sort;
 pub mod spec;
 pub mod stream;
@@ -182,6 +186,9 @@ pub fn record_call(shard: &mut ShardState, fullname: &'static str, usec: u64, re
     st.usec += usec;
     if reply.is_error() {
         st.failed_calls += 1;
+    }
+    if shard.config.latency_tracking {
+        st.hist.get_or_insert_with(Default::default).record(usec.saturating_mul(1000));
     }
 }
 

@@ -35,6 +35,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(unwatch), "transactions", "2.2.0", "Forget about all watched keys"),
 ];
 
+/// EXEC refused before it ran (Redis's `execCommandAbort`): the transaction is discarded and
+/// the refusal is given as its reason.
+pub fn exec_abort(reason: &Reply) -> Reply {
+    let text = match reason {
+        Reply::Error(t) => t.as_ref(),
+        _ => "ERR",
+    };
+    Reply::error(format!("EXECABORT Transaction discarded because of: {}", text.trim_start_matches('-')))
+}
+
 /// The five commands `crate::conn::multi` handles.
 pub fn is_transaction_command(fullname: &str) -> bool {
     matches!(fullname, "multi" | "exec" | "discard" | "watch" | "unwatch")

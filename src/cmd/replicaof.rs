@@ -41,5 +41,9 @@ fn replicaof(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return reply(Reply::status("OK Already connected to specified master"));
     }
     tracing::info!("REPLICAOF {}:{} enabled (user request from '{}')", host, port, who());
+    // Not connected yet: with `replica-serve-stale-data no` the data is stale from now on
+    // (the link task keeps the flag up to date afterwards).
+    let stale = ctx.node().config().get("replica-serve-stale-data") == Some("no");
+    crate::replication::role::set_stale(stale);
     reply(Reply::Ok)
 }

@@ -1,5 +1,5 @@
-//! Server commands: INFO (in info.rs), COMMAND, TIME, LASTSAVE, SHUTDOWN, MONITOR, SLOWLOG,
-//! LATENCY (DEBUG is in debug.rs).
+//! Server commands: INFO (in info.rs), COMMAND, TIME, LASTSAVE, SHUTDOWN, MONITOR, SLOWLOG
+//! (LATENCY is in latency.rs, DEBUG in debug.rs).
 
 use super::ctx::{reply, ClientCtx, ShardState};
 use super::errors;
@@ -27,14 +27,6 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
     spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(slowlog_help), "server", "6.2.0", "Show helpful text about the different subcommands"),
 ];
 
-#[rustfmt::skip]
-static LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(latency_latest), "server", "2.8.13", "Return the latest latency samples for all events."),
-    spec("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(latency_history), "server", "2.8.13", "Return timestamp-latency samples for the event."),
-    spec("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(latency_reset), "server", "2.8.13", "Reset latency data for one or more events."),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(latency_help), "server", "2.8.13", "Show helpful text about the different subcommands."),
-];
-
 /// The server family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
@@ -45,7 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(monitor), "server", "1.0.0", "Listen for all requests received by the server in real time"),
     CommandSpec { subcommands: COMMAND_SUBCOMMANDS, ..spec("command", -1, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command), "server", "2.8.13", "Get array of Redis command details") },
     CommandSpec { subcommands: SLOWLOG_SUBCOMMANDS, ..spec("slowlog", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.2.12", "A container for slow log commands") },
-    CommandSpec { subcommands: LATENCY_SUBCOMMANDS, ..spec("latency", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.8.13", "A container for latency diagnostics commands") },
+    CommandSpec { subcommands: super::latency::SUBCOMMANDS, ..spec("latency", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.8.13", "A container for latency diagnostics commands") },
     spec("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(super::debug::debug), "server", "1.0.0", "A container for debugging commands"),
 ];
 
@@ -174,23 +166,29 @@ fn command_docs(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 }
 
 fn command_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let mut names: Vec<&'static CommandSpec> = table::all().collect();
+    // Every command and subcommand, by full name (`config|get`).
+    let mut names: Vec<(&'static str, &'static CommandSpec)> = table::all()
+        .flat_map(|s| {
+            std::iter::once((s.name, s))
+                .chain(s.subcommands.iter().map(move |sub| (table::fullname(s, Some(sub)), sub)))
+        })
+        .collect();
     if args.len() > 2 {
         if args.len() != 5 || !eq_ic(&args[2], "filterby") {
             return reply(Reply::err(errors::SYNTAX));
         }
         let v = String::from_utf8_lossy(&args[4]).to_ascii_lowercase();
         if eq_ic(&args[3], "aclcat") {
-            names.retain(|s| s.acl.split_whitespace().any(|c| c.trim_start_matches('@') == v));
+            names.retain(|(_, s)| s.acl.split_whitespace().any(|c| c.trim_start_matches('@') == v));
         } else if eq_ic(&args[3], "pattern") {
-            names.retain(|s| super::util::glob_match(v.as_bytes(), s.name.as_bytes(), true));
+            names.retain(|(n, _)| super::util::glob_match(v.as_bytes(), n.as_bytes(), true));
         } else if eq_ic(&args[3], "module") {
             names.clear();
         } else {
             return reply(Reply::err(errors::SYNTAX));
         }
     }
-    reply(Reply::Array(names.into_iter().map(|s| Reply::bulk(s.name.as_bytes())).collect()))
+    reply(Reply::Array(names.into_iter().map(|(n, _)| Reply::bulk(n.as_bytes())).collect()))
 }
 
 fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -203,11 +201,16 @@ fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             spec = sub;
         }
     }
+    if matches!(spec.keys, Keys::None) {
+        return reply(Reply::err("ERR The command has no key arguments"));
+    }
     if !spec.arity_ok(cmd_args.len()) {
         return reply(Reply::err("ERR Invalid number of arguments specified for command"));
     }
     match spec.key_indexes(cmd_args) {
-        Ok(k) if k.is_empty() => reply(Reply::err("ERR The command has no key arguments")),
+        // EVAL with 0 keys and the like: no keys is a valid answer.
+        Ok(k) if k.is_empty() && spec.has(flags::NO_MANDATORY_KEYS) => reply(Reply::Array(Vec::new())),
+        Ok(k) if k.is_empty() => reply(Reply::err("ERR Invalid arguments specified for command")),
         Ok(k) => reply(Reply::Array(k.into_iter().map(|i| Reply::Bulk(cmd_args[i].clone())).collect())),
         Err(e) => reply(e),
     }
@@ -274,13 +277,13 @@ fn slowlog_get(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         merge: Box::new(move |_, replies| {
             let mut all: Vec<Reply> =
                 replies.into_iter().flat_map(|r| if let Reply::Array(v) = r { v } else { vec![] }).collect();
-            // Newest first: by time, then id.
+            // Newest first: ids are node-wide, in recording order.
             let key = |r: &Reply| match r {
-                Reply::Array(v) => match (&v[1], &v[0]) {
-                    (Reply::Int(t), Reply::Int(id)) => (*t, *id),
-                    _ => (0, 0),
+                Reply::Array(v) => match &v[0] {
+                    Reply::Int(id) => *id,
+                    _ => 0,
                 },
-                _ => (0, 0),
+                _ => 0,
             };
             all.sort_by_key(|r| std::cmp::Reverse(key(r)));
             if count >= 0 {
@@ -321,116 +324,6 @@ fn slowlog_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "    Return the length of the slowlog.",
         "RESET",
         "    Reset the slowlog.",
-        "HELP",
-        "    Prints this help.",
-    ])
-}
-
-// ---- LATENCY -------------------------------------------------------------------------------
-
-/// Per-shard latency data as (event, [time, ms]..., max) replies, merged at home.
-fn latency_dump(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
-    Reply::Array(
-        shard
-            .latency
-            .iter()
-            .map(|(name, e)| {
-                let mut v = vec![Reply::bulk(name.as_bytes()), Reply::Int(e.max as i64)];
-                for (t, ms) in &e.samples {
-                    v.push(Reply::Int(*t as i64));
-                    v.push(Reply::Int(*ms as i64));
-                }
-                Reply::Array(v)
-            })
-            .collect(),
-    )
-}
-
-/// Merges shard dumps into event -> (max, samples by time, worst per second).
-fn merge_latency(
-    replies: Vec<Reply>,
-) -> std::collections::BTreeMap<String, (i64, std::collections::BTreeMap<i64, i64>)> {
-    let mut out: std::collections::BTreeMap<String, (i64, std::collections::BTreeMap<i64, i64>)> = Default::default();
-    for r in replies {
-        let Reply::Array(events) = r else { continue };
-        for ev in events {
-            let Reply::Array(v) = ev else { continue };
-            let (Some(Reply::Bulk(name)), Some(Reply::Int(max))) = (v.first(), v.get(1)) else { continue };
-            let e = out.entry(String::from_utf8_lossy(name).into_owned()).or_default();
-            e.0 = e.0.max(*max);
-            for pair in v[2..].chunks(2) {
-                if let [Reply::Int(t), Reply::Int(ms)] = pair {
-                    let s = e.1.entry(*t).or_default();
-                    *s = (*s).max(*ms);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn latency_latest(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    Plan::AllShards {
-        run: latency_dump,
-        merge: Box::new(|_, replies| {
-            Reply::Array(
-                merge_latency(replies)
-                    .into_iter()
-                    .filter_map(|(name, (max, samples))| {
-                        let (t, ms) = samples.iter().next_back()?;
-                        Some(Reply::Array(vec![
-                            Reply::bulk(name.as_bytes()),
-                            Reply::Int(*t),
-                            Reply::Int(*ms),
-                            Reply::Int(max),
-                        ]))
-                    })
-                    .collect(),
-            )
-        }),
-    }
-}
-
-fn latency_history(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let event = String::from_utf8_lossy(&args[2]).into_owned();
-    Plan::AllShards {
-        run: latency_dump,
-        merge: Box::new(move |_, replies| {
-            let all = merge_latency(replies);
-            let samples = all.get(&event).map(|e| e.1.clone()).unwrap_or_default();
-            Reply::Array(samples.into_iter().map(|(t, ms)| Reply::Array(vec![Reply::Int(t), Reply::Int(ms)])).collect())
-        }),
-    }
-}
-
-fn latency_reset(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
-        let before = shard.latency.len();
-        if args.len() == 2 {
-            shard.latency.clear();
-        } else {
-            shard.latency.retain(|k, _| !args[2..].iter().any(|a| a.eq_ignore_ascii_case(k.as_bytes())));
-        }
-        Reply::Int((before - shard.latency.len()) as i64)
-    }
-    Plan::AllShards {
-        run,
-        merge: Box::new(|_, r| {
-            Reply::Int(r.iter().map(|x| if let Reply::Int(n) = x { *n } else { 0 }).max().unwrap_or(0))
-        }),
-    }
-}
-
-fn latency_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    help_lines(&[
-        "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "HISTORY <event>",
-        "    Return time-latency samples for the <event> class.",
-        "LATEST",
-        "    Return the latest latency samples for all events.",
-        "RESET [<event> ...]",
-        "    Reset latency data of one or more <event> classes.",
-        "    (default: reset all data for all event classes)",
         "HELP",
         "    Prints this help.",
     ])

@@ -84,6 +84,10 @@ pub struct Config {
     pub slowlog_max_len: usize,
     /// `latency-monitor-threshold` (ms; 0 disables).
     pub latency_monitor_threshold: u64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: bool,
+    /// `latency-tracking-info-percentiles`.
+    pub latency_percentiles: Vec<f64>,
     /// `list-max-listpack-size` (alias `list-max-ziplist-size`): quicklist node fill.
     pub list_max_listpack_size: i64,
     /// slotcore: number of data shards (0 = one per available core minus the bus core).
@@ -140,6 +144,8 @@ impl Default for Config {
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
+            latency_tracking: true,
+            latency_percentiles: vec![50.0, 99.0, 99.9],
             list_max_listpack_size: -2,
             shards: 0,
             shard_cores: Vec::new(),

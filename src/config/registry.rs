@@ -132,7 +132,8 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
             return crate::memory::obuf::merge("", &given).map(|_| given).map_err(String::from);
         }
         "replicaof" => return normalize_replicaof(args),
-        "bind" | "oom-score-adj-values" | "shard-cores" | "latency-tracking-info-percentiles" => {
+        "latency-tracking-info-percentiles" => return normalize_percentiles(args),
+        "bind" | "oom-score-adj-values" | "shard-cores" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }
@@ -192,6 +193,23 @@ const SHUTDOWN_FLAGS: [(&str, u8); 5] = [("default", 0), ("save", 1), ("nosave",
 
 /// `shutdown-on-sigint`/`-sigterm`: any of the flag words, as separate arguments or one
 /// spaced argument, shown as Redis shows them (table order, `default` when none).
+/// `latency-tracking-info-percentiles`: numbers within 0..=100 (none is allowed), shown as
+/// Redis prints them (`50 99 99.9`).
+fn normalize_percentiles(args: &[String]) -> Result<String, String> {
+    let mut out = Vec::new();
+    for w in args.iter().flat_map(|a| a.split_whitespace()) {
+        let p: f64 = w.parse().map_err(|_| "Invalid latency-tracking-info-percentiles parameters".to_string())?;
+        if !p.is_finite() {
+            return Err("Invalid latency-tracking-info-percentiles parameters".into());
+        }
+        if !(0.0..=100.0).contains(&p) {
+            return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into());
+        }
+        out.push(p.to_string());
+    }
+    Ok(out.join(" "))
+}
+
 fn normalize_shutdown_flags(args: &[String]) -> Result<String, String> {
     let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
     let bad = || {
@@ -296,6 +314,10 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         "slowlog-log-slower-than" => cfg.slowlog_log_slower_than = int()?,
         "slowlog-max-len" => cfg.slowlog_max_len = range(int()?, 0, i64::MAX)? as usize,
         "latency-monitor-threshold" => cfg.latency_monitor_threshold = range(int()?, 0, i64::MAX)? as u64,
+        "latency-tracking" => cfg.latency_tracking = yes,
+        "latency-tracking-info-percentiles" => {
+            cfg.latency_percentiles = value.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        }
         "list-max-listpack-size" => cfg.list_max_listpack_size = range(int()?, i32::MIN as i64, i32::MAX as i64)?,
         "cluster-enabled" => cfg.cluster_enabled = yes,
         "shards" => cfg.shards = range(int()?, 0, 1024)? as usize,

@@ -31,6 +31,28 @@ impl Conn {
     /// registration are one step there. Keys on several shards: an atomic attempt across them,
     /// then one waiter per shard.
     pub(crate) async fn run_blocking(&mut self, db: usize, cmd: RemoteCmd) -> Reply {
+        let (fullname, cmd_flags, args) = (cmd.fullname, cmd.spec.flags, cmd.args.clone());
+        let mut attempt_us = 0;
+        let mut blocked = false;
+        let reply = self.run_blocking_call(db, cmd, &mut attempt_us, &mut blocked).await;
+        // The attempt was counted as a call; a blocked call that ends in an error (CLIENT
+        // UNBLOCK ... ERROR) is a failed call too. SLOWLOG gets the command as the client
+        // sent it, with its execution time (not the time it waited), as Redis logs it.
+        if blocked && reply.is_error() {
+            let mut st = self.shard.state.borrow_mut();
+            st.stats.cmdstats.entry(fullname).or_default().failed_calls += 1;
+        }
+        self.slowlog(&(cmd_flags, &args[..]), attempt_us);
+        reply
+    }
+
+    async fn run_blocking_call(
+        &mut self,
+        db: usize,
+        cmd: RemoteCmd,
+        attempt_us: &mut u64,
+        blocked: &mut bool,
+    ) -> Reply {
         self.client.borrow_mut().last_cmd = cmd.fullname;
         let b = match blocking::parse(&cmd.args) {
             Ok(b) => b,
@@ -61,17 +83,22 @@ impl Conn {
                 client: cmd.client,
                 remember: false,
             };
+            let start = Instant::now();
             let r = self.shard.block_on(shards[0], db, Some(attempt), w).await;
+            *attempt_us = start.elapsed().as_micros() as u64;
             if !would_block(&r) {
                 return r;
             }
         } else {
+            let start = Instant::now();
             let r = self.attempt_spanning(db, &cmd).await;
+            *attempt_us = start.elapsed().as_micros() as u64;
             if !would_block(&r) {
                 return r;
             }
             self.register(&b, &token, db, &shards).await;
         }
+        *blocked = true;
         let node = self.shard.state.borrow().node.clone();
         node.blocked_clients.fetch_add(1, Ordering::AcqRel);
         if deadline.is_some() {

@@ -61,11 +61,12 @@ impl InFlight {
 /// MISCONF for writes (and PING, as Redis) after a failed background save, while
 /// `stop-writes-on-bgsave-error` is on (one atomic load).
 #[inline]
-fn misconf(spec: &CommandSpec) -> Option<Reply> {
-    if crate::cmd::bgsave::writes_denied() && (spec.has(flags::WRITE) || spec.name == "ping") {
+fn misconf(spec: &CommandSpec, checked: u32) -> Option<Reply> {
+    let write = checked & flags::WRITE != 0;
+    if crate::cmd::bgsave::writes_denied() && (write || spec.name == "ping") {
         return Some(Reply::err(crate::cmd::bgsave::MISCONF));
     }
-    if !crate::aof::sync::write_ok() && (spec.has(flags::WRITE) || spec.name == "ping") {
+    if !crate::aof::sync::write_ok() && (write || spec.name == "ping") {
         return crate::aof::sync::misconf().map(Reply::error);
     }
     None
@@ -110,6 +111,8 @@ impl Conn {
                 return self.rejected(Some(fullname), busy);
             }
         }
+        // EXEC is checked with the flags of what it queued (see `TxState::exec_flags`).
+        let checked = if fullname == "exec" { self.tx.exec_flags(spec.flags) } else { spec.flags };
         if !self.client.borrow().authenticated && !spec.has(flags::NO_AUTH) && crate::acl::auth_required() {
             return self.rejected(Some(fullname), Reply::err(errors::NOAUTH));
         }
@@ -124,11 +127,11 @@ impl Conn {
         }
         let cluster = self.shard.view.borrow().enabled;
         let master = self.client.borrow().master;
-        if let Some(refused) = crate::replication::role::refuse(spec.flags, cluster, master) {
+        if let Some(refused) = crate::replication::role::refuse(checked, cluster, master) {
             return self.rejected(Some(fullname), refused);
         }
         // min-replicas-to-write not met (one relaxed load).
-        if spec.has(flags::WRITE) && !self.client.borrow().master && crate::replication::master::writes_refused() {
+        if checked & flags::WRITE != 0 && !self.client.borrow().master && crate::replication::master::writes_refused() {
             return self.rejected(Some(fullname), Reply::err(crate::replication::master::NOREPLICAS));
         }
         if super::monitor::active() && super::monitor::shown(spec, fullname) {
@@ -142,7 +145,7 @@ impl Conn {
         if let Some(refused) = self.oom_refusal(spec, fullname) {
             return self.rejected(Some(fullname), refused);
         }
-        if let Some(refused) = misconf(spec) {
+        if let Some(refused) = misconf(spec, checked) {
             return self.rejected(Some(fullname), refused);
         }
         match spec.exec {
@@ -222,7 +225,7 @@ impl Conn {
         if let Some(refused) = self.oom_refusal(spec, fullname) {
             return self.rejected(Some(fullname), refused);
         }
-        if let Some(refused) = misconf(spec) {
+        if let Some(refused) = misconf(spec, spec.flags) {
             return self.rejected(Some(fullname), refused);
         }
         if key_idx.is_empty() && view.replica && spec.has(flags::WRITE) {
@@ -273,6 +276,11 @@ impl Conn {
 
     fn rejected(&mut self, fullname: Option<&'static str>, reply: Reply) -> Route {
         cmd::record_rejected(&mut self.shard.state.borrow_mut(), fullname);
+        // A refused EXEC discards the transaction (`conn::multi`), as Redis's `rejectCommand`.
+        if fullname == Some("exec") {
+            self.tx.abort = Some(reply);
+            return Route::Tx { fullname: "exec", args: Vec::new() };
+        }
         Route::Done(reply)
     }
 
@@ -453,38 +461,7 @@ impl Conn {
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
     pub(crate) fn slowlog(&self, (flags_, args): &(u32, &[Bytes]), usec: u64) {
-        let mut st = self.shard.state.borrow_mut();
-        let event = if flags_ & flags::FAST != 0 { "fast-command" } else { "command" };
-        st.record_latency(event, usec / 1000);
-        let threshold = st.config.slowlog_log_slower_than;
-        if threshold < 0 || usec < threshold as u64 || flags_ & flags::SKIP_SLOWLOG != 0 {
-            return;
-        }
-        let max = st.config.slowlog_max_len;
-        let (addr, name) = {
-            let c = self.client.borrow();
-            (c.addr.clone(), c.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default())
-        };
-        // Redis keeps at most 32 arguments of at most 128 bytes each.
-        let mut kept: Vec<Bytes> = Vec::new();
-        for (j, a) in args.iter().enumerate() {
-            if j == 31 && args.len() > 32 {
-                kept.push(Bytes::from(format!("... ({} more arguments)", args.len() - 31)));
-                break;
-            }
-            if a.len() > 128 {
-                let mut t = a[..128].to_vec();
-                t.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
-                kept.push(Bytes::from(t));
-            } else {
-                kept.push(a.clone());
-            }
-        }
-        let id = st.slowlog_next_id;
-        st.slowlog_next_id += 1;
-        let time = crate::storage::cached_ms() / 1000;
-        st.slowlog.push_front(cmd::ctx::SlowlogEntry { id, time, duration_us: usec, args: kept, addr, name });
-        st.slowlog.truncate(max);
+        cmd::slowlog::record(&mut self.shard.state.borrow_mut(), &self.client.borrow(), *flags_, args, usec);
     }
 
     /// Sends the open remote batch, if any.

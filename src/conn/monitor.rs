@@ -77,7 +77,9 @@ pub fn feed(db: usize, addr: &str, args: &[Bytes]) {
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let mut line = format!("+{}.{:06} [{} {}]", now.as_secs(), now.subsec_micros(), db, addr);
-    for a in args {
+    // Passwords and user definitions are shown as `(redacted)`.
+    let redacted = crate::cmd::redact::redacted(args);
+    for a in redacted.as_deref().unwrap_or(args) {
         line.push(' ');
         repr(&mut line, a);
     }

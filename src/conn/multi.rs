@@ -73,9 +73,26 @@ pub(crate) struct TxState {
     watched: Vec<(usize, Bytes)>,
     /// Shards holding watched keys, ascending.
     watch_shards: Vec<usize>,
+    /// EXEC was refused before it ran (BUSY, NOREPLICAS, MASTERDOWN, ...): the refusal, which
+    /// EXEC answers as EXECABORT while discarding the transaction.
+    pub(super) abort: Option<Reply>,
 }
 
 impl TxState {
+    /// The flags EXEC is checked with before it runs (Redis's `mstate.cmd_flags` and
+    /// `cmd_inv_flags`): its own, plus WRITE / DENYOOM / MAY_REPLICATE when a queued command
+    /// has them, and without STALE / LOADING when a queued command lacks them.
+    pub(super) fn exec_flags(&self, own: u32) -> u32 {
+        let Some(q) = self.queue.as_ref() else { return own };
+        let mut f = own;
+        for c in q {
+            let s = c.spec().flags;
+            f |= s & (flags::WRITE | flags::DENYOOM | flags::MAY_REPLICATE);
+            f &= !(!s & (flags::STALE | flags::LOADING));
+        }
+        f
+    }
+
     /// True when a queued command writes (EXEC is then held by a write pause, as Redis's
     /// `CLIENT_PAUSE_WRITE` holds a transaction with write commands).
     pub(super) fn queues_writes(&self) -> bool {
@@ -139,6 +156,12 @@ impl Conn {
 
     /// Runs MULTI, EXEC, DISCARD, WATCH or UNWATCH (outside a queue).
     pub(super) async fn run_tx(&mut self, fullname: &'static str, args: Vec<Bytes>) -> Reply {
+        // A refused EXEC (counted as rejected, not as a call) discards the transaction.
+        if let Some(reason) = self.tx.abort.take() {
+            self.end_multi();
+            self.unwatch_all().await;
+            return m::exec_abort(&reason);
+        }
         let start = std::time::Instant::now();
         let reply = match fullname {
             "multi" if self.tx.queue.is_some() => Reply::err(m::NESTED),
@@ -243,7 +266,7 @@ impl Conn {
         if crate::memory::evict::pre_command_oom() && queue.iter().any(|q| q.spec().has(flags::DENYOOM)) {
             self.end_multi();
             self.unwatch_all().await;
-            return Reply::error(format!("EXECABORT Transaction discarded because of: {}", crate::memory::OOM));
+            return m::exec_abort(&Reply::err(crate::memory::OOM));
         }
         if self.tx.dirty {
             self.end_multi();
@@ -305,6 +328,12 @@ impl Conn {
             touched |= !matches!(self.shard.held(tx, s, op).await, HeldResult::Reply(Reply::Int(0)));
         }
         let reply = if touched { Reply::NilArray } else { Reply::Array(self.run_queue(tx, queue).await) };
+        // Errors of queued commands count in INFO errorstats as if sent alone (EXEC's own
+        // array is not an error).
+        if let Reply::Array(v) = &reply {
+            let mut st = self.shard.state.borrow_mut();
+            v.iter().for_each(|r| cmd::record_error(&mut st, r));
+        }
         self.shard.unlock(tx, &shards).await;
         self.end_multi();
         reply

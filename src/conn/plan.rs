@@ -91,8 +91,20 @@ impl Conn {
             }
             Plan::Scan { cursor, count, run } => self.run_scan(cursor, count, run, args, held).await,
             Plan::Sleep(d, r) => {
-                crate::runtime::sleep(d).await;
-                r
+                // DEBUG SLEEP stops the node as it stops Redis: every shard is held meanwhile.
+                if held.is_some() {
+                    crate::runtime::sleep(d).await;
+                    return r;
+                }
+                let all: Vec<usize> = (0..self.shard.nshards).collect();
+                match self.shard.lock(&all).await {
+                    Ok(tx) => {
+                        crate::runtime::sleep(d).await;
+                        self.shard.unlock(tx, &all).await;
+                        r
+                    }
+                    Err(e) => e,
+                }
             }
             Plan::Close(r) => {
                 self.client.borrow_mut().close_after_reply = true;

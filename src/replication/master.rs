@@ -58,6 +58,15 @@ pub fn writes_refused() -> bool {
     NO_GOOD_REPLICAS.load(Ordering::Relaxed)
 }
 
+/// CONFIG SET of `min-replicas-to-write` / `min-replicas-max-lag`: writes are refused or
+/// allowed at once from the last good-replica count (Redis's `updateGoodSlaves`); the master's
+/// next tick counts again.
+pub fn settings_changed(settings: &Settings, following: bool) {
+    let good = GOOD_REPLICAS.load(Ordering::Relaxed);
+    let refuse = !following && settings.min_replicas > 0 && settings.min_lag > 0 && good < settings.min_replicas;
+    NO_GOOD_REPLICAS.store(refuse, Ordering::Relaxed);
+}
+
 /// A snapshot being taken for replicas.
 #[derive(Debug)]
 struct Snapshot {

@@ -69,6 +69,11 @@ pub fn close(name: &str) {
     CACHE.with(|c| c.borrow_mut().remove(name));
 }
 
+/// Links this shard keeps open (INFO `migrate_cached_sockets`, summed over shards).
+pub fn cached() -> usize {
+    CACHE.with(|c| c.borrow().len())
+}
+
 /// Closes links unused for more than 10 s (called from the shard's cron).
 pub fn close_idle() {
     CACHE.with(|c| {

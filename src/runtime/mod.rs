@@ -292,7 +292,7 @@ async fn active_expire(shard: Rc<Shard>) {
         if shard.id == 0 && crate::process::take_shutdown_request() {
             signalled_shutdown(&shard).await;
         }
-        if shard.gate.holder().is_some() {
+        if shard.gate.holder().is_some() || crate::cmd::debug::cron_paused() {
             continue;
         }
         shard.refresh_config();
@@ -304,14 +304,21 @@ async fn active_expire(shard: Rc<Shard>) {
         let start = std::time::Instant::now();
         let mut st = shard.state.borrow_mut();
         let now = crate::storage::now_ms();
+        let mut reclaimed = 0;
         for db in st.ks.dbs.iter_mut() {
             loop {
                 let (examined, expired) = db.active_expire_step(now, 200);
+                reclaimed += expired;
                 // Keep going while a good share of what we looked at was expired (as Redis).
                 if examined == 0 || expired * 4 < examined || start.elapsed() > Duration::from_millis(1) {
                     break;
                 }
             }
+        }
+        // A cycle that reclaimed keys past `latency-monitor-threshold` (freeing a large key)
+        // is a latency event.
+        if reclaimed > 0 {
+            st.record_latency("expire-cycle", start.elapsed().as_millis() as u64);
         }
         st.flush_changes();
     }

@@ -87,6 +87,9 @@ pub fn merge_stats(into: &mut ShardState, from: &ShardState) {
         e.usec += v.usec;
         e.failed_calls += v.failed_calls;
         e.rejected_calls += v.rejected_calls;
+        if let Some(h) = &v.hist {
+            e.hist.get_or_insert_with(Default::default).add_sparse(&h.sparse());
+        }
     }
 }
 

@@ -1,0 +1,78 @@
+//! Recording into SLOWLOG (the SLOWLOG command itself is in server.rs) and the `command` /
+//! `fast-command` latency events that go with it.
+//!
+//! Entries live on the shard where the client's connection lives; ids come from one node-wide
+//! counter, so SLOWLOG GET can merge shards in the order the entries were made.
+
+use super::ctx::{ClientState, ShardState, SlowlogEntry};
+use super::spec::flags;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Next entry id (Redis's `slowlog_entry_id`: never reset).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Redis keeps at most this many arguments of an entry ...
+const MAX_ARGC: usize = 32;
+/// ... and at most this many bytes of each.
+const MAX_ARG_LEN: usize = 128;
+
+/// The arguments an entry keeps: sensitive ones redacted, then trimmed as Redis trims them.
+fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
+    let redacted = super::redact::redacted(args);
+    let args = redacted.as_deref().unwrap_or(args);
+    let mut kept = Vec::with_capacity(args.len().min(MAX_ARGC));
+    for (j, a) in args.iter().enumerate() {
+        if j == MAX_ARGC - 1 && args.len() > MAX_ARGC {
+            kept.push(Bytes::from(format!("... ({} more arguments)", args.len() - (MAX_ARGC - 1))));
+            break;
+        }
+        if a.len() > MAX_ARG_LEN {
+            let mut t = a[..MAX_ARG_LEN].to_vec();
+            t.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes());
+            kept.push(Bytes::from(t));
+        } else {
+            kept.push(a.clone());
+        }
+    }
+    kept
+}
+
+/// Records a command that ran for `usec` µs: a latency event sample, and a SLOWLOG entry if
+/// it reached `slowlog-log-slower-than` (and is not flagged `skip_slowlog`).
+pub fn record(st: &mut ShardState, client: &ClientState, cmd_flags: u32, args: &[Bytes], usec: u64) {
+    let event = if cmd_flags & flags::FAST != 0 { "fast-command" } else { "command" };
+    st.record_latency(event, usec / 1000);
+    let threshold = st.config.slowlog_log_slower_than;
+    if threshold < 0 || usec < threshold as u64 || cmd_flags & flags::SKIP_SLOWLOG != 0 {
+        return;
+    }
+    let name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+    let entry = SlowlogEntry {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        time: crate::storage::cached_ms() / 1000,
+        duration_us: usec,
+        args: kept_args(args),
+        addr: client.addr.clone(),
+        name,
+    };
+    st.slowlog.push_front(entry);
+    st.slowlog.truncate(st.config.slowlog_max_len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_and_redacts() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let many: Vec<Bytes> = (0..40).map(|i| b(&i.to_string())).collect();
+        let kept = kept_args(&many);
+        assert_eq!(kept.len(), 32);
+        assert_eq!(kept[31], b("... (9 more arguments)"));
+        let long = vec![b("set"), b("k"), Bytes::from(vec![b'x'; 130])];
+        assert!(kept_args(&long)[2].ends_with(b"... (2 more bytes)"));
+        assert_eq!(kept_args(&[b("auth"), b("pw")])[1], b("(redacted)"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Diagnostics side by side with a real redis-server: EXEC refused before it runs (BUSY,
+//! NOREPLICAS) discards the transaction, INFO errorstats counts errors inside EXEC, INFO
+//! latencystats and LATENCY HISTOGRAM / DOCTOR, SLOWLOG hiding secrets and keeping its order,
+//! COMMAND LIST with subcommands, COMMAND GETKEYS of a keyless EVAL, INFO total_forks and
+//! migrate_cached_sockets, DEBUG SLEEP stopping the whole node.
+
+mod common;
+use common::{assert_same, Raw, Server};
+use std::time::{Duration, Instant};
+
+const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
+
+/// One `field:value` line of an INFO reply.
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')).map(str::to_string))
+}
+
+/// Polls `f` until it is true or `limit` passed.
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn exec_refused_while_a_script_is_busy_discards_the_transaction() {
+    for s in [Server::slotcore(&[]), Server::redis(&[])] {
+        let mut r = s.raw();
+        let mut tx = s.raw();
+        assert_eq!(r.cmd(&["CONFIG", "SET", "busy-reply-threshold", "10"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["SET", "xx", "1"]), "+OK\r\n");
+        assert_eq!(tx.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(tx.cmd(&["INCR", "xx"]), "+QUEUED\r\n");
+        let mut busy = s.raw();
+        busy.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+        assert!(wait_for(Duration::from_secs(5), || r.cmd(&["PING"]).starts_with("-BUSY")), "on {}", s.port);
+        let e = tx.cmd(&["EXEC"]);
+        assert!(
+            e.starts_with("-EXECABORT Transaction discarded because of: BUSY Redis is busy running a script."),
+            "on {}: {e:?}",
+            s.port
+        );
+        assert_eq!(r.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+        assert!(busy.reply().starts_with('-'), "on {}", s.port);
+        // Out of MULTI, and nothing of the transaction ran.
+        assert_eq!(tx.cmd(&["PING", "x"]), "$1\r\nx\r\n");
+        assert_eq!(r.cmd(&["GET", "xx"]), "$1\r\n1\r\n");
+    }
+}
+
+#[test]
+fn exec_with_writes_is_refused_without_enough_replicas() {
+    let sc = Server::slotcore(&[]);
+    let rs = Server::redis(&[]);
+    let (mut a, mut b) = (sc.raw(), rs.raw());
+    let (mut a2, mut b2) = (sc.raw(), rs.raw());
+    assert_same(&mut a, &mut b, &[&["SET", "xx", "1"], &["MULTI"], &["INCR", "xx"]]);
+    assert_same(&mut a2, &mut b2, &[&["CONFIG", "SET", "min-replicas-to-write", "2"]]);
+    // A read-only transaction still runs; one that writes is discarded.
+    assert_same(&mut a, &mut b, &[&["EXEC"], &["GET", "xx"], &["MULTI"], &["GET", "xx"], &["EXEC"]]);
+    assert_same(&mut a2, &mut b2, &[&["CONFIG", "SET", "min-replicas-to-write", "0"]]);
+}
+
+#[test]
+fn errorstats_count_errors_inside_exec() {
+    for s in [Server::slotcore(&[]), Server::redis(&[])] {
+        let mut r = s.raw();
+        r.cmd(&["CONFIG", "RESETSTAT"]);
+        r.cmd(&["MULTI"]);
+        r.cmd(&["SET", "a", "b"]);
+        r.cmd(&["AUTH", "a"]);
+        let e = r.cmd(&["EXEC"]);
+        assert!(e.starts_with("*2\r\n+OK\r\n-ERR AUTH"), "on {}: {e:?}", s.port);
+        let info = r.cmd(&["INFO", "errorstats"]);
+        assert_eq!(info_field(&info, "errorstat_ERR").as_deref(), Some("count=1"), "on {}: {info}", s.port);
+        let stats = r.cmd(&["INFO", "commandstats"]);
+        let exec = info_field(&stats, "cmdstat_exec").unwrap_or_default();
+        assert!(exec.starts_with("calls=1,") && exec.ends_with("failed_calls=0"), "on {}: {exec}", s.port);
+        let auth = info_field(&stats, "cmdstat_auth").unwrap_or_default();
+        assert!(auth.ends_with("rejected_calls=0,failed_calls=1"), "on {}: {auth}", s.port);
+    }
+}
+
+#[test]
+fn latencystats_follow_the_configured_percentiles() {
+    let sc = Server::slotcore(&DEBUG);
+    let rs = Server::redis(&DEBUG);
+    let (mut a, mut b) = (sc.raw(), rs.raw());
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["CONFIG", "GET", "latency-tracking-info-percentiles"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "0.0 50.0 100.0"],
+            &["CONFIG", "GET", "latency-tracking-info-percentiles"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "10.0 50.0 a"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "10.0 50.0 101.0"],
+            &["CONFIG", "GET", "latency-tracking-info-percentiles"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "50"],
+        ],
+    );
+    for (r, port) in [(&mut a, sc.port), (&mut b, rs.port)] {
+        r.cmd(&["CONFIG", "RESETSTAT"]);
+        r.cmd(&["DEBUG", "SLEEP", "0.05"]);
+        r.cmd(&["CLIENT", "ID"]);
+        let info = r.cmd(&["INFO", "latencystats"]);
+        let debug = info_field(&info, "latency_percentiles_usec_debug").unwrap_or_default();
+        let p50: f64 = debug.strip_prefix("p50=").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        assert!(p50 >= 50_000.0, "on {port}: {info}");
+        assert!(info_field(&info, "latency_percentiles_usec_client|id").is_some(), "on {port}: {info}");
+        r.cmd(&["CONFIG", "SET", "latency-tracking", "no"]);
+        r.cmd(&["CONFIG", "RESETSTAT"]);
+        r.cmd(&["SET", "k", "v"]);
+        r.cmd(&["CONFIG", "SET", "latency-tracking", "yes"]);
+        let info = r.cmd(&["INFO", "latencystats"]);
+        assert!(info_field(&info, "latency_percentiles_usec_set").is_none(), "on {port}: {info}");
+    }
+}
+
+#[test]
+fn latency_histogram_and_doctor_as_redis() {
+    let sc = Server::slotcore(&[]);
+    let rs = Server::redis(&[]);
+    let (mut a, mut b) = (sc.raw(), rs.raw());
+    // Keys on several shards; calls and the empty answers compare exactly.
+    let steps: &[&[&str]] = &[
+        &["CONFIG", "RESETSTAT"],
+        &["SET", "a", "b"],
+        &["SET", "c", "d"],
+        &["SET", "e", "f"],
+        &["CLIENT", "ID"],
+        &["LATENCY", "HISTOGRAM", "blabla"],
+        &["LATENCY", "HISTOGRAM", "zadd", "nosuch|sub"],
+    ];
+    assert_same(&mut a, &mut b, steps);
+    for (r, port) in [(&mut a, sc.port), (&mut b, rs.port)] {
+        let h = r.cmd(&["LATENCY", "HISTOGRAM", "set", "client"]);
+        assert!(
+            h.starts_with("*4\r\n$3\r\nset\r\n*4\r\n$5\r\ncalls\r\n:3\r\n$14\r\nhistogram_usec\r\n"),
+            "on {port}: {h:?}"
+        );
+        assert!(h.contains("$9\r\nclient|id\r\n*4\r\n$5\r\ncalls\r\n:1\r\n"), "on {port}: {h:?}");
+        let doc = r.cmd(&["LATENCY", "DOCTOR"]);
+        assert!(doc.contains("I'm sorry, Dave, I can't do that. Latency monitoring is disabled"), "on {port}: {doc}");
+    }
+}
+
+#[test]
+fn slowlog_hides_secrets_and_keeps_its_order() {
+    let steps = |r: &mut Raw| -> Vec<String> {
+        r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        r.cmd(&["SLOWLOG", "RESET"]);
+        r.cmd(&["ACL", "SETUSER", "slowlog test user", "+get", "+set"]);
+        r.cmd(&["CONFIG", "SET", "masterauth", ""]);
+        r.cmd(&["ACL", "SETUSER", "slowlog-test-user", "+get", "+set"]);
+        r.cmd(&["AUTH", "not-real", "not-a-password"]);
+        r.cmd(&["ECHO", "one"]);
+        r.cmd(&["ECHO", "two"]);
+        r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+        let got = r.cmd(&["SLOWLOG", "GET", "-1"]);
+        // Only the arguments: ids, times, durations and client addresses differ.
+        let lines: Vec<&str> = got.split("\r\n").collect();
+        let mut kept = Vec::new();
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i];
+            if l.starts_with('$') && lines.get(i + 1).is_some_and(|n| n.starts_with("127.0.0.1:")) {
+                i += 2;
+                continue;
+            }
+            if !l.starts_with(':') && !l.starts_with('*') && !l.starts_with('$') {
+                kept.push(l.to_string());
+            }
+            i += 1;
+        }
+        kept
+    };
+    let sc = Server::slotcore(&[]);
+    let rs = Server::redis(&[]);
+    let ours = steps(&mut sc.raw());
+    let theirs = steps(&mut rs.raw());
+    assert_eq!(ours, theirs);
+    let joined = ours.join(" ");
+    assert!(joined.starts_with("ECHO two  ECHO one  AUTH (redacted) (redacted)  ACL SETUSER (redacted)"), "{joined}");
+    assert!(joined.contains("CONFIG SET masterauth (redacted)"), "{joined}");
+    // CONFIG RESETSTAT leaves SLOWLOG alone, as in Redis.
+    let mut r = sc.raw();
+    r.cmd(&["CONFIG", "RESETSTAT"]);
+    assert_ne!(r.cmd(&["SLOWLOG", "LEN"]), ":0\r\n");
+}
+
+#[test]
+fn command_list_and_getkeys_as_redis() {
+    let sc = Server::slotcore(&[]);
+    let rs = Server::redis(&[]);
+    let (mut a, mut b) = (sc.raw(), rs.raw());
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["COMMAND", "GETKEYS", "EVAL", "return 1", "0"],
+            &["COMMAND", "GETKEYS", "EVAL", "return 1", "1", "key"],
+            &["COMMAND", "GETKEYS", "PING"],
+            &["COMMAND", "GETKEYS", "TIME", "x"],
+            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "set"],
+            &["COMMAND", "LIST", "FILTERBY", "PATTERN", "non_exists*"],
+        ],
+    );
+    for (r, port) in [(&mut a, sc.port), (&mut b, rs.port)] {
+        let all = r.cmd(&["COMMAND", "LIST"]);
+        assert!(all.contains("\r\nclient|list\r\n") && all.contains("\r\nset\r\n"), "on {port}");
+        let scripting = r.cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting"]);
+        assert!(scripting.contains("\r\nscript|kill\r\n") && !scripting.contains("\r\nset\r\n"), "on {port}");
+        let config = r.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|*re*"]);
+        assert!(config.contains("\r\nconfig|resetstat\r\n") && config.contains("\r\nconfig|rewrite\r\n"), "on {port}");
+        assert!(!config.contains("\r\nconfig|get\r\n"), "on {port}");
+    }
+}
+
+#[test]
+fn info_stats_fork_and_migrate_fields() {
+    let s = Server::slotcore(&[]);
+    let mut r = s.raw();
+    let info = r.cmd(&["INFO", "stats"]);
+    assert_eq!(info_field(&info, "total_forks").as_deref(), Some("0"), "{info}");
+    assert_eq!(info_field(&info, "migrate_cached_sockets").as_deref(), Some("0"), "{info}");
+    assert_eq!(info_field(&info, "latest_fork_usec").as_deref(), Some("0"), "{info}");
+    let target = Server::slotcore(&[]);
+    r.cmd(&["SET", "key", "v"]);
+    let port = target.port.to_string();
+    assert_eq!(r.cmd(&["MIGRATE", "127.0.0.1", &port, "key", "0", "5000"]), "+OK\r\n");
+    let info = r.cmd(&["INFO", "stats"]);
+    assert_eq!(info_field(&info, "migrate_cached_sockets").as_deref(), Some("1"), "{info}");
+    assert_eq!(r.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    let forks = |r: &mut Raw| info_field(&r.cmd(&["INFO", "stats"]), "total_forks");
+    assert!(wait_for(Duration::from_secs(5), || forks(&mut r).as_deref() == Some("1")), "{:?}", forks(&mut r));
+}
+
+#[test]
+fn debug_sleep_stops_the_whole_node() {
+    let s = Server::slotcore(&DEBUG);
+    let mut sleeper = s.raw();
+    let mut other = s.raw();
+    sleeper.send_cmd(&[b"DEBUG", b"SLEEP", b"0.5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    // Keys on every shard wait for the sleep to end.
+    for k in ["a", "b", "c", "d"] {
+        assert_eq!(other.cmd(&["SET", k, "1"]), "+OK\r\n");
+    }
+    assert!(start.elapsed() >= Duration::from_millis(250), "{:?}", start.elapsed());
+    assert_eq!(sleeper.reply(), "+OK\r\n");
+}
