@@ -143,6 +143,7 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     ctx.node().set_config(new);
     super::bgsave::refresh_denied(&ctx.node().config());
     crate::runtime::aof::config_changed(ctx.node());
+    crate::replication::master::settings_changed(&ctx.node().config());
     Plan::Reply(Reply::Ok)
 }
 

@@ -25,6 +25,7 @@ pub mod config;
 pub mod connection;
 pub mod ctx;
 pub mod debug;
+pub mod debug_reload;
 pub mod digest;
 pub mod docs;
 pub mod dump;
