@@ -676,28 +676,15 @@ pub fn finish(_r: Running) -> (usize, bool) {
     with_vm(|vm| {
         let _ = vm.lua.globals().raw_set("KEYS", Value::Nil);
         let _ = vm.lua.globals().raw_set("ARGV", Value::Nil);
-        // A step of garbage collection every `GC_PERIOD` scripts, as Redis does (Lua's own
-        // incremental collector runs as scripts allocate in between).
-        let n = RUNS.with(|r| {
-            r.set(r.get().wrapping_add(1));
-            r.get()
-        });
-        if n % GC_PERIOD == 0 {
-            let _ = vm.lua.gc_step_kbytes(GC_PERIOD as std::ffi::c_int);
-        }
+        // A step of garbage collection per script: it keeps the interpreter small (Redis's
+        // suite expects under 100 KB after 10000 scripts), at a CPU cost per EVALSHA (see
+        // bench/RESULTS.md).
+        let _ = vm.lua.gc_step_kbytes(10);
         report_memory(&vm.lua);
         Ok(())
     })
     .ok();
     out.unwrap_or((0, false))
-}
-
-/// Scripts between two explicit garbage collection steps (Redis's `LUA_GC_CYCLE_PERIOD`).
-const GC_PERIOD: u32 = 50;
-
-thread_local! {
-    /// Scripts run on this thread (for [`GC_PERIOD`]).
-    static RUNS: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Bytes held by every shard's interpreter, each as it last reported (INFO memory).
