@@ -4,6 +4,7 @@
 #
 #   bash bench/evalsha.sh                  # N=200000 requests, 50 clients, -P 1 and 16
 #   N=50000 PIPELINES=1 bash bench/evalsha.sh
+#   SLOTCORE=/path/to/slotcore bash bench/evalsha.sh   # another build of slotcore
 #
 # Both servers run one at a time under `taskset -c $SERVER_CPUS` with identical
 # redis-benchmark arguments (keys `rl:<rand>` over KEYSPACE keys, so most calls are an INCR
@@ -21,9 +22,10 @@ SERVER_CPUS="${SERVER_CPUS:-0}"
 SC_PORT="${SC_PORT:-8270}"
 RD_PORT="${RD_PORT:-8271}"
 CLK_TCK=$(getconf CLK_TCK)
+SLOTCORE="${SLOTCORE:-target/release/slotcore}"
 SCRIPT='local n = redis.call("incr", KEYS[1]) if n == 1 then redis.call("expire", KEYS[1], ARGV[1]) end if n > tonumber(ARGV[2]) then return 0 end return n'
 
-[ -x target/release/slotcore ] || cargo build --release --quiet
+[ -x "$SLOTCORE" ] || cargo build --release --quiet
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -53,7 +55,7 @@ run_one() { # name port pid
   done
 }
 
-taskset -c "$SERVER_CPUS" target/release/slotcore --port "$SC_PORT" --save "" --dir "$work" --shards 1 --pin-cores no \
+taskset -c "$SERVER_CPUS" "$SLOTCORE" --port "$SC_PORT" --save "" --dir "$work" --shards 1 --pin-cores no \
   >"$work/slotcore.log" 2>&1 &
 pids+=($!)
 wait_port "$SC_PORT"

@@ -378,3 +378,174 @@ fn flags_sort_and_acl_check_match_redis() {
     let mut c = one.raw();
     assert!(c.cmd(&["eval", "return redis.call('info', 'server')", "0"]).contains("redis_version:7.0.15"));
 }
+
+/// The `name:value` lines of an INFO reply for which `keep` holds, with the time fields of
+/// command stats dropped (they differ by nature).
+fn info_lines(reply: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    reply
+        .lines()
+        .filter(|l| keep(l))
+        .map(|l| {
+            let fields: Vec<&str> = l.split(',').filter(|f| !f.starts_with("usec")).collect();
+            fields.join(",")
+        })
+        .collect()
+}
+
+/// Errors of a script's commands are counted once, where Redis counts them: a command refused
+/// by the script's rules (OOM, EVAL_RO write) as a rejected call and an error, a command that
+/// fails as a failed call and an error, the script's own failed call; `redis.pcall` errors
+/// too, `redis.error_reply` only when replied. INFO errorstats and commandstats compared with
+/// redis-server.
+#[test]
+fn error_stats_match_redis() {
+    let (s, r) = pair();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    let pcall_oom = "local t = redis.pcall('set','x','y') return t['err']";
+    let scripts: &[&[&str]] = &[
+        &["config", "set", "maxmemory", "1"],
+        &["eval", "return redis.call('set','x','y')", "1", "x"],
+        &["eval", pcall_oom, "1", "x"],
+        &["eval", "return redis.pcall('set','x','y')", "1", "x"],
+        &["config", "set", "maxmemory", "0"],
+        &["eval", "return redis.call('select',99)", "0"],
+        &["eval", "local t = redis.pcall('select',99) return t['err']", "0"],
+        &["eval_ro", "return redis.call('set','x','y')", "1", "x"],
+        &["eval", "return redis.error_reply('MY_CODE custom')", "0"],
+        &["set", "Sicily", "1"],
+        &["eval", "return redis.call('geoadd', 'Sicily', '13.36', '38.11', 'Palermo')", "1", "x"],
+        &["eval", "return redis.call('nosuchcommand')", "0"],
+    ];
+    for c in [&mut a, &mut b] {
+        c.cmd(&["config", "resetstat"]);
+    }
+    for cmd in scripts {
+        let (ra, rb) = (a.cmd(cmd), b.cmd(cmd));
+        // Raised errors name the script position; compare the error code and text start.
+        let head = |r: &str| r.split(" script:").next().unwrap_or("").to_string();
+        assert_eq!(head(&ra), head(&rb), "{cmd:?}");
+    }
+    let stats = |c: &mut Raw| {
+        let mut v = info_lines(&c.cmd(&["info", "errorstats"]), |l| l.starts_with("errorstat_"));
+        let cmds = ["set", "eval", "eval_ro", "select", "geoadd"];
+        v.extend(info_lines(&c.cmd(&["info", "commandstats"]), |l| {
+            cmds.iter().any(|n| l.starts_with(&format!("cmdstat_{n}:")))
+        }));
+        v.extend(info_lines(&c.cmd(&["info", "stats"]), |l| l.starts_with("total_error_replies:")));
+        v.sort();
+        v
+    };
+    assert_eq!(stats(&mut a), stats(&mut b));
+}
+
+/// DEBUG OBJECT shows an expired key not yet reclaimed (it does not expire it); INFO memory
+/// counts cached scripts and SCRIPT FLUSH ASYNC empties the cache; DEBUG RELOAD's options
+/// with function libraries: replies compared with redis-server.
+#[test]
+fn debug_reload_options_and_script_memory_match_redis() {
+    let dbg = ["--enable-debug-command", "yes"];
+    let (s, r) = (Server::slotcore(&["--save", "", dbg[0], dbg[1]]), Server::redis(&dbg));
+    let (mut a, mut b) = (s.raw(), r.raw());
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.cmd(&["debug", "set-active-expire", "0"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["set", "key", "value", "px", "1"]), "+OK\r\n");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    for c in [&mut a, &mut b] {
+        assert!(c.cmd(&["debug", "object", "key"]).starts_with("+Value at:"));
+        assert_eq!(c.cmd(&["eval", "return redis.call('exists', 'key')", "0"]), ":0\r\n");
+        assert_eq!(c.cmd(&["debug", "object", "key"]), "-ERR no such key\r\n");
+        c.cmd(&["debug", "set-active-expire", "1"]);
+        for j in 0..5 {
+            c.cmd(&["script", "load", &format!("return {j}")]);
+        }
+    }
+    let field = |c: &mut Raw, f: &str| info_lines(&c.cmd(&["info", "memory"]), |l| l.starts_with(f));
+    // The five loaded and the EVAL above.
+    assert_eq!(field(&mut a, "number_of_cached_scripts:"), ["number_of_cached_scripts:6"]);
+    assert_eq!(field(&mut a, "number_of_cached_scripts:"), field(&mut b, "number_of_cached_scripts:"));
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.cmd(&["script", "flush", "async"]), "+OK\r\n");
+    }
+    assert_eq!(field(&mut a, "number_of_cached_scripts:"), field(&mut b, "number_of_cached_scripts:"));
+    let lib =
+        |name: &str| format!("#!lua name={name}\nredis.register_function('{name}', function() return 'hello' end)");
+    let (t, t1, t2) = (lib("test"), lib("test1"), lib("test2"));
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["function", "load", &t],
+            &["debug", "reload"],
+            &["fcall", "test", "0"],
+            &["debug", "reload", "noflush"],
+            &["debug", "reload", "noflush", "merge"],
+            &["debug", "reload", "bogus"],
+            &["function", "list"],
+            &["function", "delete", "test"],
+            &["set", "x", "1"],
+            &["function", "load", &t1],
+            &["debug", "reload"],
+            &["function", "load", &t2],
+            &["set", "y", "2"],
+            &["debug", "reload", "nosave", "noflush", "merge"],
+            &["fcall", "test1", "0"],
+            &["fcall", "test2", "0"],
+            &["mget", "x", "y"],
+            &["debug", "reload", "nosave"],
+            &["function", "list", "libraryname", "test2"],
+            &["mget", "x", "y"],
+        ],
+    );
+    assert_eq!(field(&mut a, "number_of_libraries:"), field(&mut b, "number_of_libraries:"));
+}
+
+/// SHUTDOWN NOSAVE ends a busy script and the node: a connection attempted right after the
+/// caller's connection closes is refused (the listeners stop before the process exits).
+#[test]
+fn shutdown_nosave_of_a_busy_script_refuses_new_connections() {
+    let mut s = Server::slotcore(&["--save", "", "--busy-reply-threshold", "50"]);
+    let port = s.port;
+    let mut runner = s.raw();
+    runner.send_cmd(&[b"eval", b"redis.call('set','x','y') while true do end", b"0"]);
+    let mut other = s.raw();
+    let start = Instant::now();
+    while !other.cmd(&["ping"]).starts_with("-BUSY") {
+        assert!(start.elapsed() < WAIT, "never BUSY");
+    }
+    other.send_cmd(&[b"shutdown", b"nosave"]);
+    assert!(other.read_to_end().is_empty(), "SHUTDOWN NOSAVE replied");
+    let e = std::net::TcpStream::connect(("127.0.0.1", port)).err();
+    assert_eq!(e.map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(s.wait_exit(WAIT), Some(0));
+}
+
+/// `redis.set_repl`: what a script runs under REPL_AOF reaches the AOF only, under
+/// REPL_REPLICA (ALL) replicas too, under REPL_NONE neither; the replica sees the commands
+/// of the other modes and a reload of the AOF the AOF's.
+#[test]
+fn set_repl_splits_aof_and_replicas() {
+    let m = Server::slotcore(&["--save", "", "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    let mp = m.port.to_string();
+    let rep = Server::slotcore(&["--save", "", "--replicaof", "127.0.0.1", &mp]);
+    let mut c = m.raw();
+    let mut rc = rep.raw();
+    let start = Instant::now();
+    while !rc.cmd(&["info", "replication"]).contains("master_link_status:up") {
+        assert!(start.elapsed() < WAIT, "replica never linked");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let script = "redis.call('set','a','1') redis.set_repl(redis.REPL_NONE) redis.call('set','b','2') \
+                  redis.set_repl(redis.REPL_AOF) redis.call('set','c','3') \
+                  redis.set_repl(redis.REPL_ALL) redis.call('set','d','4')";
+    assert_eq!(c.cmd(&["eval", script, "0"]), "$-1\r\n");
+    let want = "*4\r\n$1\r\n1\r\n$-1\r\n$-1\r\n$1\r\n4\r\n";
+    let start = Instant::now();
+    while rc.cmd(&["mget", "a", "b", "c", "d"]) != want {
+        assert!(start.elapsed() < WAIT, "replica: {}", rc.cmd(&["mget", "a", "b", "c", "d"]));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(c.cmd(&["mget", "a", "b", "c", "d"]), "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n");
+    assert_eq!(c.cmd(&["debug", "loadaof"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["mget", "a", "b", "c", "d"]), "*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n$1\r\n4\r\n");
+}

@@ -39,6 +39,8 @@ pub struct Parsed {
     pub records: Vec<Record>,
     /// Keys of the RDB part dropped as expired.
     pub expired: usize,
+    /// Function libraries of the RDB part.
+    pub functions: Vec<Vec<u8>>,
     /// The commands, complete transactions only.
     pub cmds: Vec<Argv>,
     /// Where the truncation must cut when the file ended early.
@@ -80,6 +82,7 @@ fn parse_inner(data: Bytes, name: &str, now_ms: u64, databases: usize, stream: b
             .map_err(|e| format!("Error reading the RDB base file {name}, AOF loading aborted: {e}"))?;
         out.records = loaded.records;
         out.expired = loaded.expired;
+        out.functions = loaded.functions;
         pos = loaded.len;
     }
     let buf = &data[..];
@@ -214,6 +217,7 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
     }
     let mut out = Loaded::default();
     if m.base.is_none() && m.incr.is_empty() {
+        crate::script::functions::install(&[])?;
         out.manifest = Some(m);
         return Ok(out);
     }
@@ -229,6 +233,7 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
     out.base_size = if m.base.is_some() { sizes[0] } else { 0 };
     let now = crate::storage::now_ms();
     let mut keys_expired = 0;
+    let mut functions = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let last = i + 1 == names.len();
         let is_base = i == 0 && m.base.is_some();
@@ -278,12 +283,16 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
             }
         }
         keys_expired += p.expired;
+        functions.append(&mut p.functions);
         out.records.append(&mut p.records);
         out.cmds.append(&mut p.cmds);
         let kind = if is_base { "base" } else { "incr" };
         tracing::info!("DB loaded from {} file {}: {:.3} seconds", kind, n, start.elapsed().as_secs_f64());
     }
     crate::cmd::save::set_load_counts(out.records.len() as u64, keys_expired as u64);
+    // The libraries of an RDB preamble replace the loaded ones (the commands replayed after
+    // may change them again).
+    crate::script::functions::install(&functions)?;
     out.manifest = Some(m);
     Ok(out)
 }

@@ -156,10 +156,7 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     ctx.shard.config = ctx.node().config();
     super::bgsave::refresh_denied(&ctx.node().config());
     crate::runtime::aof::config_changed(ctx.node());
-    if seen.iter().any(|n| matches!(*n, "min-replicas-to-write" | "min-replicas-max-lag")) {
-        let settings = crate::replication::master::Settings::from_config(&ctx.node().config());
-        crate::replication::master::settings_changed(&settings, ctx.node().repl.is_replica());
-    }
+    crate::replication::master::settings_changed(&ctx.node().config());
     if seen.contains(&"tracking-table-max-keys") {
         // A lowered limit invalidates tracked keys now, on every shard, as Redis does before
         // the next command (a paused cron must not leave the table over it).

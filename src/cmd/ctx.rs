@@ -296,14 +296,21 @@ impl ShardState {
         }
     }
 
-    /// After a top-level operation of this shard: sends what it recorded to the replication
-    /// feed (recording follows the feed's activity).
-    pub fn flush_changes(&mut self) {
-        // A replica forwards its master's stream instead of recording its own executions.
+    /// Recording follows the feed's activity (a replica forwards its master's stream instead of
+    /// recording its own executions). Checked before a command too: the first write after a
+    /// REPLICAOF NO ONE, or after the AOF was turned on, must be recorded.
+    #[inline]
+    pub fn sync_recording(&mut self) {
         let active = self.node.repl.feed.active() && !crate::replication::role::no_record();
         if self.changes.recording() != active {
             self.changes.set_recording(active);
         }
+    }
+
+    /// After a top-level operation of this shard: sends what it recorded to the replication
+    /// feed (recording follows the feed's activity).
+    pub fn flush_changes(&mut self) {
+        self.sync_recording();
         self.log_expired();
         if self.changes.has_pending() {
             let units = self.changes.take();

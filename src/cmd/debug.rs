@@ -98,7 +98,8 @@ fn debug_digest_value(args: &[Bytes]) -> Plan {
 fn debug_object(_args: &[Bytes]) -> Plan {
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
         let now = crate::storage::now_ms();
-        let Some(e) = shard.ks.dbs[db].get_notouch(&args[2], now) else { return Reply::Nil };
+        // A raw look-up, as Redis's: an expired key not yet reclaimed is shown, not deleted.
+        let Some(e) = shard.ks.dbs[db].peek(&args[2]) else { return Reply::Nil };
         let ser = match &e.value {
             crate::storage::Value::Str(crate::storage::StrValue::Int(n)) if i32::try_from(*n).is_ok() => {
                 if (-128..128).contains(n) {
@@ -208,8 +209,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "digest") && args.len() == 2 {
         return debug_digest();
     }
-    if eq_ic(sub, "reload") && args.len() == 2 {
-        return super::save::debug_reload();
+    if eq_ic(sub, "reload") {
+        return super::debug_reload::debug_reload(ctx.shard, args);
     }
     if eq_ic(sub, "loadaof") && args.len() == 2 {
         return crate::runtime::aof::debug_loadaof();

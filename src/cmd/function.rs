@@ -73,6 +73,7 @@ fn fcall_ro(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 
 /// Records a library change in the change stream (database 0), as the command itself.
 fn record(ctx: &mut ClientCtx<'_>, args: &[Bytes]) {
+    ctx.shard.sync_recording();
     ctx.shard.changes.record(0, 1, vec![args.to_vec()]);
     ctx.shard.flush_changes();
 }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod connection;
 pub mod ctx;
 pub mod debug;
+pub mod debug_reload;
 pub mod digest;
 pub mod docs;
 pub mod dump;
@@ -92,6 +93,7 @@ pub fn execute_keyed(
     let Exec::Keyed(f) = spec.exec else {
         return Reply::err("ERR internal error: not a keyed command");
     };
+    shard.sync_recording();
     // WATCH: in-place modifications do not pass through `Db::insert`/`remove`, so a write
     // command touches its watched keys itself (only when this database has watchers).
     let watched: Option<Vec<(Bytes, bool)>> = match shard.ks.dbs.get(db) {

@@ -65,7 +65,7 @@ pub fn has_save_points(cfg: &Config) -> bool {
     cfg.get("save").is_some_and(|s| !s.trim().is_empty())
 }
 
-fn rdb_path(cfg: &Config) -> PathBuf {
+pub(crate) fn rdb_path(cfg: &Config) -> PathBuf {
     PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"))
 }
 
@@ -134,35 +134,6 @@ fn save(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     }
     super::bgsave::count_save();
     Plan::AllShards { run: serialize_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
-}
-
-/// DEBUG RELOAD, under one hold of every shard: each shard serializes its keys and replaces
-/// its data with what decoding those bytes gives back, and the home shard writes the same
-/// bytes as the RDB file (Redis saves, empties and loads that file).
-pub fn debug_reload() -> Plan {
-    Plan::AllShards { run: reload_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
-}
-
-fn reload_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-    let parts = serialize_shard(shard, db, args);
-    let Reply::Array(dbs) = &parts else { return parts };
-    let mut decoded = Vec::with_capacity(dbs.len());
-    for d in dbs {
-        let Reply::Array(v) = d else { return Reply::err("ERR internal error: bad snapshot part") };
-        let Some(Reply::Bulk(b)) = v.get(2) else { return Reply::err("ERR internal error: bad snapshot part") };
-        match file::load_keys(b) {
-            Ok(keys) => decoded.push(keys),
-            Err(_) => return Reply::err("ERR Error trying to load the RDB dump"),
-        }
-    }
-    let lru = crate::storage::db::lru_clock();
-    for (d, keys) in shard.ks.dbs.iter_mut().zip(decoded) {
-        d.clear();
-        for (k, value, expire_at) in keys {
-            d.insert(&k, crate::storage::Entry { value, expire_at, lru });
-        }
-    }
-    parts
 }
 
 /// Reads and parses `dir/dbfilename` at start-up (the process already runs in `dir`); logs

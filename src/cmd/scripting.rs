@@ -100,6 +100,39 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
     }))
 }
 
+/// Whether a command counts as a write where Redis looks at a command's flags before running
+/// it (`getCommandFlags`): its own flag, or for EVAL/EVALSHA/FCALL the flags of the script or
+/// function (a script with a shebang and without `no-writes`; a script without a shebang is
+/// not flagged).
+pub fn may_write(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if spec.has(WRITE) {
+        return true;
+    }
+    let script_flags = match spec.name {
+        "eval" => args.get(1).and_then(|b| script::shebang(b).ok()).map(|(f, _)| f),
+        "evalsha" => {
+            args.get(1).and_then(|s| script::cache_get(s)).and_then(|b| script::shebang(&b).ok()).map(|(f, _)| f)
+        }
+        "fcall" => args.get(1).and_then(|n| script::functions::find(n)).map(|f| f.flags),
+        _ => None,
+    };
+    script_flags.is_some_and(|f| f & (sflags::EVAL_COMPAT | sflags::NO_WRITES) == 0)
+}
+
+/// EXEC on a read-only replica of a transaction that may write (scripts by their flags):
+/// the whole transaction is refused, as Redis's `processCommand` does for EXEC.
+pub fn exec_refusal<'a>(
+    mut queued: impl Iterator<Item = (&'static CommandSpec, &'a [Bytes])>,
+    master: bool,
+) -> Option<Reply> {
+    if master || !crate::replication::role::read_only_replica() {
+        return None;
+    }
+    queued.any(|(spec, args)| may_write(spec, args)).then(|| {
+        Reply::error(format!("EXECABORT Transaction discarded because of: {}", crate::replication::role::READONLY_ERR))
+    })
+}
+
 fn eval_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     let body = args[1].clone();
     let sha = script::cache_add(body.clone());

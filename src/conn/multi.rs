@@ -60,6 +60,14 @@ impl Queued {
             Queued::Node { spec, .. } => spec,
         }
     }
+
+    /// The queued command's spec and arguments.
+    fn command(&self) -> (&'static CommandSpec, &[Bytes]) {
+        match self {
+            Queued::Keyed(cmd, _) => (cmd.spec, &cmd.args),
+            Queued::Node { spec, args, .. } => (spec, args),
+        }
+    }
 }
 
 /// A connection's transaction state.
@@ -272,6 +280,12 @@ impl Conn {
             self.end_multi();
             self.unwatch_all().await;
             return Reply::err(m::EXECABORT);
+        }
+        let master = self.client.borrow().master;
+        if let Some(refused) = crate::cmd::scripting::exec_refusal(queue.iter().map(Queued::command), master) {
+            self.end_multi();
+            self.unwatch_all().await;
+            return refused;
         }
         let view = self.shard.view.borrow().clone();
         if view.enabled && !self.client.borrow().master {

@@ -39,6 +39,23 @@ pub struct Unit {
     pub db: usize,
     /// The commands, in order. More than one is wrapped in MULTI/EXEC by the merger.
     pub cmds: Vec<Argv>,
+    /// Where the unit goes: [`Unit::TO_AOF`] | [`Unit::TO_REPLICAS`] ([`Unit::TO_ALL`] but for
+    /// a script's commands run under `redis.set_repl`).
+    pub to: u8,
+}
+
+impl Unit {
+    /// The AOF takes the unit (Redis's `PROPAGATE_AOF`, `redis.REPL_AOF`).
+    pub const TO_AOF: u8 = 1;
+    /// Replicas and the backlog take it (`PROPAGATE_REPL`, `redis.REPL_REPLICA`).
+    pub const TO_REPLICAS: u8 = 2;
+    /// Both.
+    pub const TO_ALL: u8 = 3;
+
+    /// A unit for every consumer.
+    pub fn new(db: usize, cmds: Vec<Argv>) -> Unit {
+        Unit { db, cmds, to: Unit::TO_ALL }
+    }
 }
 
 /// What the shards send the control core.

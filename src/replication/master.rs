@@ -58,12 +58,13 @@ pub fn writes_refused() -> bool {
     NO_GOOD_REPLICAS.load(Ordering::Relaxed)
 }
 
-/// CONFIG SET of `min-replicas-to-write` / `min-replicas-max-lag`: writes are refused or
-/// allowed at once from the last good-replica count (Redis's `updateGoodSlaves`); the master's
-/// next tick counts again.
-pub fn settings_changed(settings: &Settings, following: bool) {
+/// CONFIG SET of `min-replicas-*`: the NOREPLICAS refusal follows the new settings at once
+/// (Redis's `updateGoodSlaves`), from the good replicas counted last; the cron keeps it
+/// current after that.
+pub fn settings_changed(cfg: &crate::config::Config) {
+    let s = Settings::from_config(cfg);
     let good = GOOD_REPLICAS.load(Ordering::Relaxed);
-    let refuse = !following && settings.min_replicas > 0 && settings.min_lag > 0 && good < settings.min_replicas;
+    let refuse = !super::role::is_replica() && s.min_replicas > 0 && s.min_lag > 0 && good < s.min_replicas;
     NO_GOOD_REPLICAS.store(refuse, Ordering::Relaxed);
 }
 
@@ -211,7 +212,7 @@ impl Master {
         if self.following || (self.backlog.is_none() && self.replicas.is_empty()) {
             return;
         }
-        self.enc.put_units(&mut self.pending, units, atomic);
+        self.enc.put_units_for(&mut self.pending, units, atomic, Unit::TO_REPLICAS);
     }
 
     /// Writes what was encoded to the backlog and the replicas, and advances the offset.
@@ -862,10 +863,7 @@ mod tests {
         // A write before the mark is not the replica's; one after is.
         let u = |k: &str| FeedItem::Units {
             shard: 0,
-            units: vec![Unit {
-                db: 0,
-                cmds: vec![vec![Bytes::from("set"), Bytes::from(k.to_string()), Bytes::from("v")]],
-            }],
+            units: vec![Unit::new(0, vec![vec![Bytes::from("set"), Bytes::from(k.to_string()), Bytes::from("v")]])],
             atomic: false,
         };
         // Committed after the snapshot was asked for but before its mark: in the snapshot.

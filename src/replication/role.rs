@@ -51,6 +51,11 @@ pub fn set_replica(on: bool) {
     set(REPLICA, on);
 }
 
+/// True on a replica (a master is configured).
+pub fn is_replica() -> bool {
+    has(REPLICA)
+}
+
 /// Follows `replica-read-only`.
 pub fn set_read_only(on: bool) {
     set(READ_ONLY, on);
@@ -87,10 +92,14 @@ pub fn set_no_record(on: bool) {
     set(NO_RECORD, on);
 }
 
-/// Whether the shards record their executions into the feed.
+/// Whether the shards record their executions into the feed: not while a replica forwards
+/// its master's stream. Only a replica's flag counts: a REPLICAOF NO ONE takes effect at once
+/// for the writes that follow it, before the replica-link task clears the flag (a write made
+/// right after it must reach the AOF).
 #[inline]
 pub fn no_record() -> bool {
-    has(NO_RECORD)
+    let f = FLAGS.load(Ordering::Acquire);
+    f & NO_RECORD != 0 && f & REPLICA != 0
 }
 
 /// The refusal a command gets from the replica-role rules, if any. `cluster`: cluster mode,

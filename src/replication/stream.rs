@@ -65,6 +65,16 @@ impl StreamEncoder {
         }
     }
 
+    /// Appends the units of `units` meant for `sink` (`Unit::TO_AOF` or `Unit::TO_REPLICAS`);
+    /// `atomic`: they are one transaction.
+    pub fn put_units_for(&mut self, out: &mut BytesMut, units: &[Unit], atomic: bool, sink: u8) {
+        if units.iter().all(|u| u.to & sink != 0) {
+            return self.put_units(out, units, atomic);
+        }
+        let kept: Vec<Unit> = units.iter().filter(|u| u.to & sink != 0).cloned().collect();
+        self.put_units(out, &kept, atomic);
+    }
+
     /// Appends the units one shard pushed; `atomic`: they are one transaction.
     pub fn put_units(&mut self, out: &mut BytesMut, units: &[Unit], atomic: bool) {
         let total: usize = units.iter().map(|u| u.cmds.len()).sum();
@@ -116,10 +126,7 @@ mod tests {
     use bytes::Bytes;
 
     fn unit(db: usize, cmds: &[&[&str]]) -> Unit {
-        Unit {
-            db,
-            cmds: cmds.iter().map(|c| c.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()).collect(),
-        }
+        Unit::new(db, cmds.iter().map(|c| c.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()).collect())
     }
 
     #[test]

@@ -337,7 +337,7 @@ impl Ctl {
                 }
                 if self.writing() {
                     self.timestamp();
-                    self.enc.put_units(&mut self.buf, units, *atomic);
+                    self.enc.put_units_for(&mut self.buf, units, *atomic, Unit::TO_AOF);
                 }
             }
             FeedItem::Raw(b) if self.writing() => {
@@ -347,7 +347,7 @@ impl Ctl {
                         self.raw_db = argv.get(1).and_then(|a| std::str::from_utf8(a).ok()?.parse().ok()).unwrap_or(0);
                     } else if !is(b"ping") && !is(b"replconf") {
                         self.timestamp();
-                        self.enc.put_units(&mut self.buf, &[Unit { db: self.raw_db, cmds: vec![argv] }], false);
+                        self.enc.put_units(&mut self.buf, &[Unit::new(self.raw_db, vec![argv])], false);
                     }
                 }
             }

@@ -96,7 +96,24 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<Listener> {
     s.bind(&addr.into())?;
     s.listen(backlog)?;
     s.set_nonblocking(true)?;
-    Ok(Listener { fd: s.into_raw_fd(), addr, tls: false })
+    let fd = s.into_raw_fd();
+    LISTENING.lock().unwrap_or_else(|p| p.into_inner()).push(fd);
+    Ok(Listener { fd, addr, tls: false })
+}
+
+/// Every listening socket this process bound (shards accept on duplicates of these fds).
+static LISTENING: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Stops accepting on every listening socket at once, before the process exits: new
+/// connections are refused from here on, as when Redis closes its listeners in
+/// `prepareForShutdown`. Closing the fds would not be enough: the shards' duplicates and
+/// their pending io_uring accepts keep each socket listening until the rings are torn down, a
+/// moment after the exit; `shutdown(2)` acts on the socket itself, whoever holds it.
+pub fn stop_accepting() {
+    for &fd in LISTENING.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        // SAFETY: plain syscall on an fd this process owns; errors (already shut) are moot.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    }
 }
 
 /// Tunes an accepted client socket: TCP_NODELAY and keepalive, as Redis does.

@@ -32,6 +32,7 @@ use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cmd::scripting::ScriptJob;
 use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
 use crate::protocol::Reply;
+use crate::replication::feed::Unit;
 use crate::script::{self, ldb, vm, Host};
 use crate::transaction;
 use bytes::Bytes;
@@ -63,12 +64,16 @@ pub(crate) async fn run(
     held: Option<u64>,
 ) -> Reply {
     let mode = if held.is_none() { job.debug } else { ldb::Mode::Off };
+    let command = job.argv.first().and_then(|a| cmd::lookup(a)).map(|s| s.name);
     if mode == ldb::Mode::Off {
-        return run_job(shard, client, job, held, &mut None).await;
+        let reply = run_job(shard, client, job, held, &mut None).await;
+        count_failed(shard, command, &reply);
+        return reply;
     }
     let fd = client.borrow().fd;
     let mut session = Some(ldb::Session::start(fd, &job.body, mode == ldb::Mode::Forked));
     let reply = run_job(shard, client, job, held, &mut session).await;
+    count_failed(shard, command, &reply);
     if let Some(s) = session {
         s.end();
     }
@@ -76,6 +81,14 @@ pub(crate) async fn run(
     c.lua_debug = ldb::Mode::Off;
     c.close_after_reply = true;
     reply
+}
+
+/// The failed call of EVAL/FCALL... whose error reply was counted already (see [`counted`]):
+/// where replies are counted it is not seen as an error.
+fn count_failed(shard: &Shard, command: Option<&'static str>, reply: &Reply) {
+    if let (true, Some(name)) = (is_counted(reply), command) {
+        shard.state.borrow_mut().stats.cmdstats.entry(name).or_default().failed_calls += 1;
+    }
 }
 
 /// `debug`: the debugger session (the script runs on a scratch copy whose effects are
@@ -92,7 +105,7 @@ async fn run_job(
     // Compile in this shard's interpreter first: a syntax error replies before any hold.
     let (sha, flags) = match job.function {
         Some(flags) => (job.sha.clone(), flags),
-        None => match vm::compile(&job.body) {
+        None => match vm::compile_known(&job.body, &job.sha) {
             Ok(x) => x,
             Err(e) => return e,
         },
@@ -242,9 +255,37 @@ impl Common {
         Ok(())
     }
 
+    /// Counts what a command of the script gave in the stats, as Redis counts the errors of its
+    /// script client: an error reply in errorstats (its calls were counted by the command), a
+    /// refusal (`Err`) in errorstats and as a rejected call of the command.
+    fn count(&self, st: &mut ShardState, args: &[Bytes], r: &Result<Reply, String>) {
+        match r {
+            Ok(reply) => cmd::record_error(st, reply),
+            Err(text) if text != RESTARTING => {
+                cmd::record_error(st, &refusal_reply(text));
+                cmd::record_rejected(st, cmd::lookup(&args[0]).map(|s| s.name));
+            }
+            Err(_) => {}
+        }
+    }
+
     /// A node-level command, run with the script's client on `st` (replies only).
-    fn node(&mut self, st: &mut ShardState, spec: &'static cmd::CommandSpec, db: &mut usize, args: &[Bytes]) -> Reply {
+    fn node(
+        &mut self,
+        st: &mut ShardState,
+        spec: &'static cmd::CommandSpec,
+        fullname: &'static str,
+        db: &mut usize,
+        args: &[Bytes],
+    ) -> Reply {
         let Exec::Node(f) = spec.exec else { return Reply::err("ERR internal error: not a node command") };
+        let start = std::time::Instant::now();
+        let reply = self.node_plan(st, f, db, args);
+        cmd::record_call(st, fullname, start.elapsed().as_micros() as u64, &reply);
+        reply
+    }
+
+    fn node_plan(&mut self, st: &mut ShardState, f: cmd::spec::NodeFn, db: &mut usize, args: &[Bytes]) -> Reply {
         self.client.db = *db;
         let plan = {
             let mut ctx = ClientCtx { client: &mut self.client, shard: st };
@@ -283,7 +324,19 @@ impl Host for DirectHost<'_> {
         self.c.acl_allows(args)
     }
 
-    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
+    fn rejected(&mut self, command: Option<&'static str>, text: &str) {
+        count_rejected(&mut self.shard.state.borrow_mut(), command, text);
+    }
+
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
+        let r = self.run(db, args, resp3, repl);
+        self.c.count(&mut self.shard.state.borrow_mut(), args, &r);
+        r
+    }
+}
+
+impl DirectHost<'_> {
+    fn run(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
@@ -307,14 +360,13 @@ impl Host for DirectHost<'_> {
             return Err(RESTARTING.into());
         }
         let mut st = self.shard.state.borrow_mut();
-        let recording = st.changes.recording();
-        st.changes.set_recording(recording && replicate);
+        st.changes.set_excluded(Unit::TO_ALL & !repl);
         let _writer = cmd::tracking::Writer::set(self.c.tracking.caller);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(&mut st, spec, fullname, args, None, *db, &mut self.c.clock),
-            _ => self.c.node(&mut st, spec, db, args),
+            _ => self.c.node(&mut st, spec, fullname, db, args),
         };
-        st.changes.set_recording(recording);
+        st.changes.set_excluded(0);
         crate::conn::monitor::feed_script_call(*db, spec, args);
         self.c.tracking.after(&mut st, spec);
         if spec.has(cmd::flags::WRITE) {
@@ -336,7 +388,21 @@ impl Host for CopyHost<'_> {
         self.c.acl_allows(args)
     }
 
-    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String> {
+    fn rejected(&mut self, command: Option<&'static str>, text: &str) {
+        count_rejected(&mut self.shard.state.borrow_mut(), command, text);
+    }
+
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
+        let r = self.run(db, args, resp3, repl);
+        // Errors are counted on the real shard (the scratch state's command stats are merged
+        // into it when the run ends).
+        self.c.count(&mut self.shard.state.borrow_mut(), args, &r);
+        r
+    }
+}
+
+impl CopyHost<'_> {
+    fn run(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
         if self.c.restart.is_some() {
             return Err(RESTARTING.into());
@@ -353,20 +419,32 @@ impl Host for CopyHost<'_> {
             self.c.restart = Some(missing);
             return Err(RESTARTING.into());
         }
-        let _ = self.shard;
-        let recording = self.st.changes.recording();
-        self.st.changes.set_recording(recording && replicate);
+        self.st.changes.set_excluded(Unit::TO_ALL & !repl);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(self.st, spec, fullname, args, None, *db, &mut self.c.clock),
-            _ => self.c.node(self.st, spec, db, args),
+            _ => self.c.node(self.st, spec, fullname, db, args),
         };
-        self.st.changes.set_recording(recording);
+        self.st.changes.set_excluded(0);
         crate::conn::monitor::feed_script_call(*db, spec, args);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
         }
         Ok(r)
     }
+}
+
+/// The error reply a refusal text stands for (`-CODE msg`, or a bare message meaning `ERR`).
+fn refusal_reply(text: &str) -> Reply {
+    match text.strip_prefix('-') {
+        Some(t) => Reply::error(t.to_string()),
+        None => Reply::error(format!("ERR {text}")),
+    }
+}
+
+/// A refused command of a script: its error in errorstats, a rejected call of the command.
+fn count_rejected(st: &mut ShardState, command: Option<&'static str>, text: &str) {
+    cmd::record_error(st, &refusal_reply(text));
+    cmd::record_rejected(st, command);
 }
 
 /// Starts the run with the debugger session (if any) active on this thread.
@@ -385,17 +463,34 @@ fn start_run(spec: vm::RunSpec, debug: &mut Option<ldb::Session>) -> Result<vm::
 /// takes the debugger session back from the thread at the end.
 async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool, debug: &mut Option<ldb::Session>) -> Reply {
     let mut run = run;
-    let reply = loop {
+    let mut reply = loop {
         match vm::step(&mut run, host, resp3) {
             vm::Step::Done(r) => break r,
             vm::Step::Yield => glommio::timer::sleep(Duration::from_millis(1)).await,
         }
     };
+    if run.counted_error && reply.is_error() {
+        reply = counted(reply);
+    }
     vm::finish(run);
     if let Some(s) = ldb::deactivate() {
         *debug = Some(s);
     }
     reply
+}
+
+/// An error reply already counted in errorstats, kept from being counted again where replies
+/// are counted: sent pre-encoded (errors encode the same in RESP2 and RESP3). [`run`] counts
+/// the script command's failed call for it.
+fn counted(reply: Reply) -> Reply {
+    let mut out = Vec::new();
+    reply.encode(&mut out, false);
+    Reply::Raw(Bytes::from(out))
+}
+
+/// True for a reply made by [`counted`].
+fn is_counted(reply: &Reply) -> bool {
+    matches!(reply, Reply::Raw(b) if b.starts_with(b"-"))
 }
 
 fn spec_for(job: &ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec {
@@ -435,6 +530,14 @@ async fn run_direct(
             return Outcome::Done(e);
         }
     };
+    // Clients blocked on keys the script writes are served after it ends, as in Redis (the
+    // script may give the event loop a turn while it runs).
+    let was_held = {
+        let mut st = shard.state.borrow_mut();
+        let held = st.blocked.is_held();
+        st.blocked.hold();
+        held
+    };
     let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db) };
     crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
     host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
@@ -442,7 +545,12 @@ async fn run_direct(
     script::run_end(&flags_run);
     let changes = shard.state.borrow_mut().take_changes();
     shard.add_tx_changes(tx, changes);
-    crate::cmd::blocked::after_keys(&mut shard.state.borrow_mut(), None);
+    let mut st = shard.state.borrow_mut();
+    if !was_held {
+        st.blocked.release();
+    }
+    crate::cmd::blocked::after_keys(&mut st, None);
+    drop(st);
     match host.c.restart {
         Some(keys) => Outcome::Restart(keys),
         None => Outcome::Done(reply),

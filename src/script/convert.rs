@@ -36,6 +36,24 @@ pub fn error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// The field Redis sets in the error table of a command's error (or refusal): the error was
+/// counted in the stats when the command replied, not again when the script replies it.
+const COUNTED: &str = "ignore_error_stats_update";
+
+/// [`error_table`] for an error already counted in the stats.
+pub fn counted_error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
+    let t = error_table(lua, text)?;
+    t.raw_set(COUNTED, true)?;
+    Ok(t)
+}
+
+/// True for an error table marked as counted (the script's reply is that error).
+pub fn is_counted_error(v: &Value) -> bool {
+    let Value::Table(t) = v else { return false };
+    matches!(t.raw_get::<Value>("err"), Ok(Value::String(_)))
+        && matches!(t.raw_get::<Value>(COUNTED), Ok(Value::Boolean(true)))
+}
+
 fn error_text(text: &[u8]) -> Vec<u8> {
     let (code, msg): (&[u8], &[u8]) = match text.strip_prefix(b"-") {
         Some(rest) => match memchr::memchr(b' ', rest) {
@@ -115,6 +133,7 @@ fn parse(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
         b'-' => {
             let t = lua.create_table()?;
             t.raw_set("err", lua.create_string(l)?)?;
+            t.raw_set(COUNTED, true)?;
             Value::Table(t)
         }
         b':' => Value::Number(num(l) as f64),

@@ -163,6 +163,11 @@ pub fn counts() -> (usize, usize) {
     (r.libs.len(), r.libs.iter().map(|l| l.funcs.len()).sum())
 }
 
+/// Bytes of code of the loaded libraries (INFO `used_memory_functions`).
+pub fn code_bytes() -> usize {
+    reg().libs.iter().map(|l| l.code.len()).sum()
+}
+
 /// RDB opcode of a function library (`RDB_OPCODE_FUNCTION2`).
 pub const OPCODE_FUNCTION2: u8 = 0xF5;
 

@@ -135,6 +135,25 @@ pub fn cache_stats() -> (usize, usize) {
     (c.len(), c.values().map(|b| b.len()).sum())
 }
 
+/// The scripting lines of INFO memory, in Redis 7.0's order (`used_memory_lua` ..
+/// `used_memory_scripts_human`). One interpreter per shard runs both scripts and functions,
+/// so its size is reported as the eval VM's and the functions VM line is 0; the caches are
+/// the bodies of the cached scripts and the code of the loaded libraries.
+pub fn info_memory_fields(human: impl Fn(u64) -> String) -> String {
+    let vm = vm::used_memory() as u64;
+    let (scripts, eval_bytes) = cache_stats();
+    let (libs, funcs) = functions::counts();
+    let func_bytes = functions::code_bytes() as u64;
+    let eval_bytes = eval_bytes as u64;
+    format!(
+        "used_memory_lua:{vm}\r\nused_memory_vm_eval:{vm}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{eval_bytes}\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{funcs}\r\nnumber_of_libraries:{libs}\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{vm}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{func_bytes}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{}\r\n",
+        human(vm),
+        human(vm),
+        eval_bytes + func_bytes,
+        human(eval_bytes + func_bytes)
+    )
+}
+
 /// The current SCRIPT FLUSH generation.
 pub fn flush_gen() -> usize {
     FLUSH_GEN.load(Ordering::Acquire)
@@ -366,9 +385,13 @@ pub fn refuse_run(flags: u32, ro: bool, master: bool) -> Option<Reply> {
 pub trait Host {
     /// Runs one command for `redis.call`/`redis.pcall` in database `db`; the reply, or an
     /// error text to raise as it is (Redis's "-CODE msg" or "msg" forms).
-    /// `resp3`: the protocol the script set with `redis.setresp`; `replicate`: the command's
-    /// effects go to replicas (`redis.set_repl` includes `REPL_REPLICA`).
-    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, replicate: bool) -> Result<Reply, String>;
+    /// `resp3`: the protocol the script set with `redis.setresp`; `repl`: where the command's
+    /// effects go, `redis.set_repl`'s flags (`REPL_AOF` 1 | `REPL_REPLICA` 2, the bits of
+    /// `Unit::TO_*`).
+    fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String>;
+    /// Counts a command the script's own rules refused before it ran (`command`, when known):
+    /// its error in errorstats and a rejected call (Redis's `scriptCall` error path).
+    fn rejected(&mut self, command: Option<&'static str>, text: &str);
     /// `redis.acl_check_cmd`: whether the caller's ACL user may run `args`; an error text for
     /// an unknown command.
     fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String>;

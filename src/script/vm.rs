@@ -21,7 +21,7 @@ use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -293,8 +293,8 @@ thread_local! {
 /// The per-run state the Lua callbacks read.
 struct RunCtx {
     resp3: bool,
-    /// `redis.set_repl` flags (REPL_AOF 1 | REPL_REPLICA 2); one change stream serves both,
-    /// so a command is recorded when REPL_REPLICA is set.
+    /// `redis.set_repl` flags (REPL_AOF 1 | REPL_REPLICA 2): which consumers of the change
+    /// stream take the commands run from now on.
     repl: i64,
     db: usize,
     ro: bool,
@@ -452,8 +452,13 @@ fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
 /// Compiles a script body into this thread's interpreter (if not already), returning its
 /// SHA1 and flags; errors as Redis words them.
 pub fn compile(body: &[u8]) -> Result<(String, u32), Reply> {
+    compile_known(body, &super::sha1hex(body))
+}
+
+/// [`compile`] of a body whose SHA1 is known (EVALSHA, or EVAL after the cache computed it).
+pub fn compile_known(body: &[u8], sha: &str) -> Result<(String, u32), Reply> {
     let (flags, skip) = super::shebang(body).map_err(|e| Reply::error(format!("ERR {e}")))?;
-    let sha = super::sha1hex(body);
+    let sha = sha.to_string();
     with_vm(|vm| {
         if !vm.scripts.contains_key(&sha) {
             let f = vm
@@ -466,6 +471,7 @@ pub fn compile(body: &[u8]) -> Result<(String, u32), Reply> {
                     Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e)))
                 })?;
             vm.scripts.insert(sha.clone(), f);
+            report_memory(&vm.lua);
         }
         Ok((sha, flags))
     })
@@ -505,6 +511,10 @@ pub struct RunSpec {
 pub struct Running {
     co: Thread,
     first: bool,
+    /// The script ended with an error reply already counted in errorstats (a command's error
+    /// or refusal raised by `redis.call`, or returned from `redis.pcall`): the caller must not
+    /// count it again (Redis's `ERR_REPLY_FLAG_NO_STATS_UPDATE`).
+    pub counted_error: bool,
 }
 
 /// What one step of a script did.
@@ -557,7 +567,7 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
             name: spec.sha.clone(),
         })
     });
-    Ok(Running { co, first: true })
+    Ok(Running { co, first: true, counted_error: false })
 }
 
 /// Runs the script until it yields or ends, its commands going through `host`.
@@ -582,8 +592,12 @@ pub fn step(r: &mut Running, host: &mut dyn Host, resp3_client: bool) -> Step {
         Err(e) => return Step::Done(e),
     };
     let resp3 = ctx(|c| c.resp3).unwrap_or(false);
-    match &*what.as_bytes() {
-        b"yield" => Step::Yield,
+    let what = what.as_bytes();
+    if &*what == b"yield" {
+        return Step::Yield;
+    }
+    r.counted_error = convert::is_counted_error(&v);
+    match &*what {
         b"done" => Step::Done(convert::lua_to_reply(&v, resp3, 0)),
         _ => Step::Done(convert::error_reply(&v, &script_name())),
     }
@@ -662,12 +676,39 @@ pub fn finish(_r: Running) -> (usize, bool) {
     with_vm(|vm| {
         let _ = vm.lua.globals().raw_set("KEYS", Value::Nil);
         let _ = vm.lua.globals().raw_set("ARGV", Value::Nil);
-        // A step of garbage collection per script, as Redis does every few.
+        // A step of garbage collection per script: it keeps the interpreter small (Redis's
+        // suite expects under 100 KB after 10000 scripts), at a CPU cost per EVALSHA (see
+        // bench/RESULTS.md).
         let _ = vm.lua.gc_step_kbytes(10);
+        report_memory(&vm.lua);
         Ok(())
     })
     .ok();
     out.unwrap_or((0, false))
+}
+
+/// Bytes held by every shard's interpreter, each as it last reported (INFO memory).
+static LUA_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// What this thread's interpreter last added to [`LUA_BYTES`].
+    static REPORTED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Publishes this thread's interpreter size into the node-wide total.
+fn report_memory(lua: &Lua) {
+    let now = lua.used_memory();
+    let old = REPORTED.with(|r| r.replace(now));
+    if now >= old {
+        LUA_BYTES.fetch_add(now - old, Ordering::Relaxed);
+    } else {
+        LUA_BYTES.fetch_sub(old - now, Ordering::Relaxed);
+    }
+}
+
+/// Memory of the Lua interpreters of all shards (`used_memory_lua`), as of their last run.
+pub fn used_memory() -> usize {
+    LUA_BYTES.load(Ordering::Relaxed)
 }
 
 /// A script is running on this thread (its commands see this while they run).
@@ -717,17 +758,30 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
     if super::ldb::logging() {
         super::ldb::log_command(&argv);
     }
-    if let Some(e) = blocking_refusal(&argv) {
-        return fail(lua, &e);
-    }
     let Some(host) = HOST.with(|h| h.get()) else {
         return fail(lua, "redis.call/pcall can only be called inside a script invocation");
     };
     let Some(mut db) = ctx(|c| c.db) else {
         return fail(lua, "redis.call/pcall can only be called inside a script invocation");
     };
+    // SAFETY: set by `step` for the duration of the resume that is calling us.
+    let host = unsafe { &mut *host };
+    // A command refused before it runs (Redis's `scriptCall` errors): counted in errorstats
+    // and as the command's rejected call now, so the script's error is not counted again.
+    let mut refuse = |lua: &Lua, name: Option<&'static str>, text: &str| -> mlua::Result<(Value, bool)> {
+        host.rejected(name, text);
+        if super::ldb::logging() {
+            super::ldb::log(format!("<error> {text}").into_bytes());
+        }
+        Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise))
+    };
+    let spec = crate::cmd::lookup(&argv[0]);
+    if let Some(e) = blocking_refusal(&argv) {
+        return refuse(lua, spec.map(|s| s.name), &e);
+    }
     // Checks of the script's own rules before the command runs.
-    if let Some(spec) = crate::cmd::lookup(&argv[0]) {
+    if let Some(spec) = spec {
+        let mut fail = |lua: &Lua, text: &str| refuse(lua, Some(spec.name), text);
         use crate::cmd::flags;
         let (ro, flags_, run) = ctx(|c| (c.ro, c.flags, c.run.clone())).unwrap_or((false, 0, Default::default()));
         let _ = flags_;
@@ -745,6 +799,19 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
             }
             if role::read_only_replica() && spec.has(flags::WRITE) && !run.wrote.load(Ordering::Acquire) {
                 return fail(lua, "-READONLY You can't write against a read only replica.");
+            }
+        }
+        // The node's state may refuse a first write (Redis's `scriptVerifyWriteCommandAllow`):
+        // a failed background save or AOF write, then min-replicas-to-write not met.
+        if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) && !run.wrote.load(Ordering::Acquire) {
+            if crate::cmd::bgsave::writes_denied() {
+                return fail(lua, &format!("-{}", crate::cmd::bgsave::MISCONF));
+            }
+            if let Some(m) = crate::aof::sync::misconf() {
+                return fail(lua, &format!("-{m}"));
+            }
+            if crate::replication::master::writes_refused() {
+                return fail(lua, &format!("-{}", crate::replication::master::NOREPLICAS));
             }
         }
         // maxmemory: a script that started over the ceiling may not make its first write.
@@ -765,11 +832,9 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
             super::run_timed_out(&c.run);
         }
     });
-    // SAFETY: set by `step` for the duration of the resume that is calling us.
-    let host = unsafe { &mut *host };
     let resp3 = ctx(|c| c.resp3).unwrap_or(false);
-    let replicate = ctx(|c| c.repl & 2 != 0).unwrap_or(true);
-    let result = host.call(&mut db, &argv, resp3, replicate);
+    let repl = ctx(|c| (c.repl & 3) as u8).unwrap_or(3);
+    let result = host.call(&mut db, &argv, resp3, repl);
     ctx(|c| c.db = db);
     match result {
         Ok(reply) => {
@@ -786,7 +851,13 @@ fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool
             let failed = reply.is_error() && raise;
             Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
         }
-        Err(text) => fail(lua, &text),
+        // The host counted its refusal.
+        Err(text) => {
+            if super::ldb::logging() {
+                super::ldb::log(format!("<error> {text}").into_bytes());
+            }
+            Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise))
+        }
     }
 }
 

@@ -29,6 +29,9 @@ pub struct ChangeLog {
     recording: bool,
     /// Units recorded and not yet drained.
     pending: Vec<Unit>,
+    /// Consumers (`Unit::TO_*` bits) that do not get the commands recorded now: a script's
+    /// `redis.set_repl` (0 outside scripts).
+    excluded: u8,
 }
 
 impl ChangeLog {
@@ -61,6 +64,13 @@ impl ChangeLog {
         self.recording
     }
 
+    /// Leaves the consumers in `to` (`Unit::TO_*` bits) out of the commands recorded from now
+    /// on, until set again (`redis.set_repl`); 0: every consumer.
+    #[inline]
+    pub fn set_excluded(&mut self, to: u8) {
+        self.excluded = to;
+    }
+
     /// Counts `n` changes without recording a command (the command's record comes from its
     /// caller, e.g. one FLUSHALL for the whole node).
     #[inline]
@@ -71,8 +81,9 @@ impl ChangeLog {
     /// Counts `n` changes and records the commands that reproduce them, as one unit in `db`.
     pub fn record(&mut self, db: usize, n: u64, cmds: Vec<Argv>) {
         self.dirty += n;
-        if self.recording && !cmds.is_empty() {
-            self.pending.push(Unit { db, cmds });
+        let to = Unit::TO_ALL & !self.excluded;
+        if self.recording && !cmds.is_empty() && to != 0 {
+            self.pending.push(Unit { db, cmds, to });
         }
     }
 
@@ -84,7 +95,7 @@ impl ChangeLog {
         }
         let verb = Bytes::from_static(if unlink { b"UNLINK" } else { b"DEL" });
         for k in keys {
-            self.pending.push(Unit { db, cmds: vec![vec![verb.clone(), Bytes::copy_from_slice(k)]] });
+            self.pending.push(Unit::new(db, vec![vec![verb.clone(), Bytes::copy_from_slice(k)]]));
         }
     }
 
@@ -118,7 +129,7 @@ mod tests {
         log.record_expired(3, &[b"k".to_vec().into_boxed_slice()], false);
         let units = log.take();
         assert_eq!(units.len(), 2);
-        assert_eq!(units[1], Unit { db: 3, cmds: vec![argv(&["DEL", "k"])] });
+        assert_eq!(units[1], Unit::new(3, vec![argv(&["DEL", "k"])]));
         assert_eq!(log.dirty(), 3);
         log.saved(2);
         assert_eq!(log.since_save(), 1);

@@ -291,6 +291,12 @@ impl Db {
         self.table(self.slot_of(key)).and_then(|t| t.get(key)).is_some_and(|e| !e.is_expired(now_ms))
     }
 
+    /// The stored entry of a key, even if logically expired, without deleting or touching it
+    /// (Redis's `dictFind`, as DEBUG OBJECT uses).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.table(self.slot_of(key)).and_then(|t| t.get(key))
+    }
+
     /// True when the key is stored, even if logically expired (Redis's `dictFind`).
     pub fn exists_even_expired(&self, key: &[u8]) -> bool {
         self.table(self.slot_of(key)).is_some_and(|t| t.get(key).is_some())
