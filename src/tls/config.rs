@@ -9,6 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 use std::sync::Arc;
 
@@ -257,8 +258,9 @@ pub fn build(cfg: &Config) -> Result<Built, String> {
         }
         _ => builder.with_no_client_auth(),
     };
-    let mut server =
-        builder.with_single_cert(certs, key).map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+    let own =
+        certified_key(certs, key, &provider).map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+    let mut server = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(own)));
     server.ignore_client_order = yes(cfg, "tls-prefer-server-ciphers");
     if cfg.get("tls-session-caching") == Some("no") {
         server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -281,17 +283,35 @@ pub fn build(cfg: &Config) -> Result<Built, String> {
             let webpki = WebPkiServerVerifier::builder_with_provider(r, provider.clone())
                 .build()
                 .map_err(|e| format!("Failed to configure CA certificate(s) file/directory: {e}"))?;
+            let own =
+                certified_key(certs, key, &provider).map_err(|e| format!("Failed to load private key: {ck}: {e}"))?;
             let c = ClientConfig::builder_with_provider(provider)
                 .with_protocol_versions(&versions)
                 .map_err(bad_versions)?
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("Failed to load private key: {ck}: {e}"))?;
+                .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(own)));
             Some(Arc::new(c))
         }
     };
     Ok(Built { server: Arc::new(server), client })
+}
+
+/// The node's certificate chain with its key. A key that does not match the certificate is
+/// refused, as OpenSSL's `SSL_CTX_check_private_key` does for Redis; a certificate webpki
+/// cannot parse for that check (X.509 v1, such as the `redis.crt` of Redis's own
+/// `gen-test-certs.sh`) is still served, as OpenSSL serves it.
+fn certified_key(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, rustls::Error> {
+    let ck = CertifiedKey::new(certs, provider.key_provider.load_private_key(key)?);
+    match ck.keys_match() {
+        Err(e @ rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(e),
+        Err(rustls::Error::NoCertificatesPresented) => Err(rustls::Error::NoCertificatesPresented),
+        _ => Ok(ck),
+    }
 }
 
 #[cfg(test)]
