@@ -33,12 +33,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Shards that have passed their start-up; the last one sets [`ALL_STARTED`].
+/// Shards that have passed their start-up; the last one sets [`ALL_STARTED`] and logs "Ready to
+/// accept connections" (the listening sockets are bound already: clients wait in the backlog).
 static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Every shard has passed its start-up: shards may accept clients.
 static ALL_STARTED: start_flag::StartFlag = start_flag::StartFlag::new();
-/// Shards that have started accepting; the last one logs "Ready to accept connections".
-static SHARDS_READY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Capacity of each (from, to) mesh channel.
 const MESH_CAPACITY: usize = 1024;
@@ -206,14 +205,15 @@ pub fn run(
             // No shard accepts before every shard has passed its start-up: a client accepted
             // early could send a write to a shard still in it, whose start-up would then drop
             // the write's change record with the replay's (the AOF would miss it).
-            if STARTED.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards {
+            let last = STARTED.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards;
+            if last {
                 ALL_STARTED.set();
             }
             ALL_STARTED.wait().await;
             for &(fd, tls) in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
             }
-            if SHARDS_READY.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards {
+            if last {
                 tracing::info!("Ready to accept connections");
             }
             futures_lite::future::pending::<()>().await;

@@ -151,7 +151,6 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
         loop {
             link::spawn_new_links(&shared);
             shared.borrow_mut().tick();
-            shared.borrow_mut().wake_links_with_queued();
             link::spawn_new_links(&shared);
             // Redis runs the Sentinel timer at a randomised hz (10..19) so that Sentinels
             // started together do not act in lockstep.

@@ -653,7 +653,7 @@ impl State {
     }
 
     /// Wakes the command links that have commands queued.
-    pub fn wake_links_with_queued(&mut self) {
+    fn wake_links_with_queued(&mut self) {
         if self.link_wakers.is_empty() {
             return;
         }
