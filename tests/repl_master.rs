@@ -258,6 +258,11 @@ fn role_and_info_replication_match_redis() {
     for (master, replica) in [(&m, &r), (&rm, &rr)] {
         wait_synced(master, replica);
         let mut c = master.client();
+        // A replica may have loaded the file before its master counts it online (redis-server
+        // learns that a diskless transfer ended from its cron): writes wait for the count.
+        until("the master to count its replica good", || {
+            info_field(&mut c, "replication", "min_slaves_good_slaves").as_deref() == Some("1")
+        });
         let _: () = cmd(&mut c, &["SET", "k", "v"]);
         assert_eq!(cmd::<i64>(&mut c, &["WAIT", "1", "5000"]), 1);
     }
