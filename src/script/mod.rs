@@ -24,7 +24,9 @@ pub mod cjson;
 pub mod cmsgpack;
 pub mod convert;
 pub mod functions;
+mod hook;
 pub mod ldb;
+mod redis_api;
 pub mod structlib;
 pub mod vm;
 

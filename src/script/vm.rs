@@ -15,6 +15,8 @@
 //! `pcall`). A yield is only attempted where Lua 5.1 allows it (no C call between the hook
 //! and the coroutine's resume); elsewhere the hook lets the script go on.
 
+use super::hook::{install_hook, set_load_hook};
+use super::redis_api::{acl_check_cmd, redis_call, redis_log, redis_random};
 use super::{convert, Host, RunFlags};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -23,244 +25,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The environment set-up, run once per interpreter. Frames of this chunk are skipped when an
 /// error's script position is looked up.
-const SETUP: &str = r#"
-local rust = ...
-rust.c_pcall = pcall
-local error, type, select, unpack, tostring, setmetatable, rawget, rawset =
-      error, type, select, unpack, tostring, setmetatable, rawget, rawset
-local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
-local getinfo = debug.getinfo
-local sethook, killed = rust.sethook, rust.killed
-
-local function pack(...) return {n = select('#', ...), ...} end
-
--- pcall/xpcall as coroutines: the count hook may suspend code running inside them.
-local function protected(f, handler, ...)
-  if type(f) ~= 'function' then
-    local mt = getmetatable(f)
-    if not (mt and mt.__call) then
-      local e = 'attempt to call a ' .. type(f) .. ' value'
-      if handler then return false, handler(e) end
-      return false, e
-    end
-  end
-  local co = co_create(function(...) return f(...) end)
-  local r = pack(co_resume(co, ...))
-  while true do
-    if not r[1] then
-      -- A killed script cannot catch its own kill.
-      if killed() then error(r[2], 0) end
-      if handler then return false, handler(r[2]) end
-      return false, r[2]
-    end
-    if co_status(co) == 'dead' then return unpack(r, 1, r.n) end
-    r = pack(co_resume(co, co_yield(unpack(r, 2, r.n))))
-  end
-end
-pcall = function(f, ...) return protected(f, nil, ...) end
-xpcall = function(f, handler) return protected(f, handler) end
-
-redis = {}
-redis.call = rust.raising_call
-redis.pcall = rust.protected_call
-redis.sha1hex = rust.sha1hex
-redis.error_reply = function(...)
-  local msg = ...
-  if select('#', ...) ~= 1 or type(msg) ~= 'string' then
-    return {err = 'ERR wrong number or type of arguments'}
-  end
-  if msg:sub(1, 1) ~= '-' then msg = '-' .. msg end
-  return rust.errtable(msg)
-end
-redis.status_reply = function(...)
-  local msg = ...
-  if select('#', ...) ~= 1 or type(msg) ~= 'string' then
-    return {err = 'ERR wrong number or type of arguments'}
-  end
-  return {ok = msg}
-end
-redis.log = rust.log
-redis.acl_check_cmd = rust.acl_check_cmd
-redis.setresp = rust.setresp
-redis.set_repl = rust.set_repl
-redis.replicate_commands = function() return true end
-redis.breakpoint = rust.breakpoint
-redis.debug = rust.debug
-redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
-redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-redis.REDIS_VERSION_NUM = 0x07000f
-redis.REDIS_VERSION = '7.0.15'
-local loading = nil
-local function regerr(msg) error({err = 'ERR ' .. msg}, 0) end
-local known_flags = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
-                     ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
-local register_function = function(...)
-  if not loading then regerr('redis.register_function can only be called on FUNCTION LOAD command') end
-  local n = select('#', ...)
-  local name, cb, flags, desc
-  if n == 1 then
-    local t = ...
-    if type(t) ~= 'table' then
-      regerr('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
-    end
-    for k, v in pairs(t) do
-      if type(k) ~= 'string' then regerr('named argument key given to redis.register_function is not a string') end
-      if k == 'function_name' then
-        if type(v) ~= 'string' then regerr('function_name argument given to redis.register_function must be a string') end
-        name = v
-      elseif k == 'description' then
-        if type(v) ~= 'string' then regerr('description argument given to redis.register_function must be a string') end
-        desc = v
-      elseif k == 'callback' then
-        if type(v) ~= 'function' then regerr('callback argument given to redis.register_function must be a function') end
-        cb = v
-      elseif k == 'flags' then
-        if type(v) ~= 'table' then regerr('flags argument to redis.register_function must be a table representing function flags') end
-        for _, f in ipairs(v) do
-          if not known_flags[f] then regerr('unknown flag given') end
-        end
-        flags = v
-      else
-        regerr('unknown argument given to redis.register_function')
-      end
-    end
-    if not name then regerr('redis.register_function must get a function name argument') end
-    if not cb then regerr('redis.register_function must get a callback argument') end
-  elseif n == 2 then
-    name, cb = ...
-    if type(name) ~= 'string' then regerr('first argument to redis.register_function must be a string') end
-    if type(cb) ~= 'function' then regerr('second argument to redis.register_function must be a function') end
-  else
-    regerr('wrong number of arguments to redis.register_function')
-  end
-  local fl = {}
-  for _, f in ipairs(flags or {}) do fl[#fl + 1] = f end
-  loading[#loading + 1] = {name = name, cb = cb, flags = fl, desc = desc}
-end
-local c_pcall = rust.c_pcall
--- Runs a library's code, returning the functions it registered, or nil and the error.
-local function loadlib(f)
-  loading = {}
-  rust.loadhook(true)
-  local ok, e = c_pcall(f)
-  rust.loadhook(false)
-  local r = loading
-  loading = nil
-  if not ok then return nil, e end
-  return r
-end
-cjson = rust.cjson
-bit = rust.bit
-cmsgpack = rust.cmsgpack
-struct = rust.struct
-
-math.random = rust.random
-math.randomseed = rust.randomseed
-
--- Runs a compiled script in a fresh coroutine with the count hook installed.
-local function start(f, ...)
-  local a = pack(...)
-  local co = co_create(function() return f(unpack(a, 1, a.n)) end)
-  sethook(co)
-  return co
-end
-
--- One step: ('yield'), ('done', value) or ('error', errtable).
-local function step(co, ...)
-  local r = pack(co_resume(co, ...))
-  if r[1] then
-    if co_status(co) == 'dead' then return 'done', r[2] end
-    return 'yield'
-  end
-  local err, info, level = r[2], nil, 0
-  while true do
-    info = getinfo(co, level, 'nSl')
-    if not info then break end
-    if info.what ~= 'C' and info.source ~= '=redis' then break end
-    level = level + 1
-  end
-  if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
-  if info then
-    rawset(err, 'source', info.source)
-    rawset(err, 'line', info.currentline)
-  end
-  return 'error', err
-end
-
-dofile, loadfile, print, debug = nil, nil, nil, nil
--- Only source text may be loaded (precompiled chunks can crash the interpreter).
-local orig_loadstring = loadstring
-loadstring = function(s, ...)
-  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary chunks are not allowed' end
-  return orig_loadstring(s, ...)
-end
-local G = _G
--- Read-only views: scripts see the globals and the libraries through proxies that refuse
--- writes (Redis 7.0 makes these tables read-only).
-local readonly = setmetatable({}, {__mode = 'k'})
-local orig_setmetatable, orig_rawset = setmetatable, rawset
-local function deny() error('Attempt to modify a readonly table', 2) end
-local function ro(t, index)
-  local mt = {__index = index or t, __newindex = deny}
-  -- getmetatable() shows a read-only view of the metatable itself.
-  local mtview = orig_setmetatable({}, {__index = mt, __newindex = deny, __metatable = false})
-  readonly[mtview] = true
-  mt.__metatable = mtview
-  local p = orig_setmetatable({}, mt)
-  readonly[p] = true
-  return p
-end
-_G.setmetatable = function(t, mt)
-  if readonly[t] then deny() end
-  return orig_setmetatable(t, mt)
-end
-_G.rawset = function(t, k, v)
-  if readonly[t] then deny() end
-  return orig_rawset(t, k, v)
-end
-redis = ro(redis)
-cjson = ro(cjson)
-bit = ro(bit)
-cmsgpack = ro(cmsgpack)
-struct = ro(struct)
-local ENV = ro(G, function(_, k)
-  local v = rawget(G, k)
-  if v == nil then
-    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-  end
-  return v
-end)
-orig_rawset(G, '_G', ENV)
--- What library code sees while FUNCTION LOAD runs it: only redis.register_function,
--- redis.log and the constants; its functions see the whole environment when called.
-local function strict(t)
-  return ro(t, function(_, k)
-    local v = rawget(t, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end)
-end
-local LIBAPI = {redis = strict({
-  register_function = register_function, log = redis.log,
-  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
-  REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM, REDIS_VERSION = redis.REDIS_VERSION})}
-local FENV = orig_setmetatable({}, {__index = function(_, k)
-  local v
-  if loading then v = LIBAPI[k] else v = rawget(G, k) end
-  if v == nil then
-    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-  end
-  return v
-end, __newindex = deny, __metatable = false})
-readonly[FENV] = true
-return start, step, loadlib, ENV, FENV
-"#;
+const SETUP: &str = include_str!("setup.lua");
 
 /// A shard's interpreter.
 struct Vm {
@@ -283,32 +52,32 @@ struct Vm {
 thread_local! {
     static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
     /// The host of the step being run (set only for the duration of a step).
-    static HOST: Cell<Option<*mut dyn Host>> = const { Cell::new(None) };
+    pub(super) static HOST: Cell<Option<*mut dyn Host>> = const { Cell::new(None) };
     /// The state of the script being run on this thread.
     static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
     /// `math.random`'s state, seeded randomly per thread.
-    static RNG: Cell<u64> = Cell::new(fastrand::u64(..));
+    pub(super) static RNG: Cell<u64> = Cell::new(fastrand::u64(..));
 }
 
 /// The per-run state the Lua callbacks read.
-struct RunCtx {
-    resp3: bool,
+pub(super) struct RunCtx {
+    pub(super) resp3: bool,
     /// `redis.set_repl` flags (REPL_AOF 1 | REPL_REPLICA 2): which consumers of the change
     /// stream take the commands run from now on.
-    repl: i64,
-    db: usize,
-    ro: bool,
-    flags: u32,
-    run: Arc<RunFlags>,
-    started: Instant,
-    last_yield: Instant,
+    pub(super) repl: i64,
+    pub(super) db: usize,
+    pub(super) ro: bool,
+    pub(super) flags: u32,
+    pub(super) run: Arc<RunFlags>,
+    pub(super) started: Instant,
+    pub(super) last_yield: Instant,
     /// The hook asked for a yield at its last call.
-    wants_yield: bool,
+    pub(super) wants_yield: bool,
     /// Name in error messages (the SHA1 for EVAL).
-    name: String,
+    pub(super) name: String,
 }
 
-fn ctx<R>(f: impl FnOnce(&mut RunCtx) -> R) -> Option<R> {
+pub(super) fn ctx<R>(f: impl FnOnce(&mut RunCtx) -> R) -> Option<R> {
     CTX.with(|c| c.borrow_mut().as_mut().map(f))
 }
 
@@ -624,7 +393,7 @@ unsafe extern "C-unwind" fn protected_call(l: *mut mlua::ffi::lua_State) -> std:
 thread_local! {
     /// The arguments of the `redis.call`/`pcall` being made (read off the Lua stack directly,
     /// so a call with thousands of arguments needs no Lua stack beyond its own).
-    static CALL_ARGS: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
+    pub(super) static CALL_ARGS: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Reads the call's arguments into `CALL_ARGS`, empties the stack and calls the Rust
@@ -737,364 +506,6 @@ pub(super) fn restart_clock() {
 /// True when the hook asked to yield at its last call (the runtime then lets others run).
 pub fn timed_out() -> bool {
     ctx(|c| c.run.timed_out.load(Ordering::Relaxed)).unwrap_or(false)
-}
-
-/// `redis.call` / `redis.pcall`: (raise, arguments ok) -> (value, failed); the command is in
-/// `CALL_ARGS`.
-fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool)> {
-    let fail = |lua: &Lua, text: &str| -> mlua::Result<(Value, bool)> {
-        if super::ldb::logging() {
-            super::ldb::log(format!("<error> {text}").into_bytes());
-        }
-        Ok((Value::Table(convert::error_table(lua, text.as_bytes())?), raise))
-    };
-    if !ok {
-        return fail(lua, "Lua redis lib command arguments must be strings or integers");
-    }
-    let argv = CALL_ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
-    if argv.is_empty() {
-        return fail(lua, "Please specify at least one argument for this redis lib call");
-    }
-    if super::ldb::logging() {
-        super::ldb::log_command(&argv);
-    }
-    let Some(host) = HOST.with(|h| h.get()) else {
-        return fail(lua, "redis.call/pcall can only be called inside a script invocation");
-    };
-    let Some(mut db) = ctx(|c| c.db) else {
-        return fail(lua, "redis.call/pcall can only be called inside a script invocation");
-    };
-    // SAFETY: set by `step` for the duration of the resume that is calling us.
-    let host = unsafe { &mut *host };
-    // A command refused before it runs (Redis's `scriptCall` errors): counted in errorstats
-    // and as the command's rejected call now, so the script's error is not counted again.
-    let mut refuse = |lua: &Lua, name: Option<&'static str>, text: &str| -> mlua::Result<(Value, bool)> {
-        host.rejected(name, text);
-        if super::ldb::logging() {
-            super::ldb::log(format!("<error> {text}").into_bytes());
-        }
-        Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise))
-    };
-    let spec = crate::cmd::lookup(&argv[0]);
-    if let Some(e) = blocking_refusal(&argv) {
-        return refuse(lua, spec.map(|s| s.name), &e);
-    }
-    // Checks of the script's own rules before the command runs.
-    if let Some(spec) = spec {
-        let mut fail = |lua: &Lua, text: &str| refuse(lua, Some(spec.name), text);
-        use crate::cmd::flags;
-        let (ro, flags_, run) = ctx(|c| (c.ro, c.flags, c.run.clone())).unwrap_or((false, 0, Default::default()));
-        let _ = flags_;
-        let writes = spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE);
-        if spec.has(flags::NOSCRIPT) && spec.arity_ok(argv.len()) && !super::deny_disabled() {
-            return fail(lua, "This Redis command is not allowed from script");
-        }
-        if ro && writes && spec.arity_ok(argv.len()) {
-            return fail(lua, "Write commands are not allowed from read-only scripts.");
-        }
-        if !run.from_master && spec.arity_ok(argv.len()) {
-            use crate::replication::role;
-            if role::stale() && !spec.has(flags::STALE) {
-                return fail(lua, "Can not execute the command on a stale replica");
-            }
-            if role::read_only_replica() && spec.has(flags::WRITE) && !run.wrote.load(Ordering::Acquire) {
-                return fail(lua, "-READONLY You can't write against a read only replica.");
-            }
-        }
-        // The node's state may refuse a first write (Redis's `scriptVerifyWriteCommandAllow`):
-        // a failed background save or AOF write, then min-replicas-to-write not met.
-        if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) && !run.wrote.load(Ordering::Acquire) {
-            if crate::cmd::bgsave::writes_denied() {
-                return fail(lua, &format!("-{}", crate::cmd::bgsave::MISCONF));
-            }
-            if let Some(m) = crate::aof::sync::misconf() {
-                return fail(lua, &format!("-{m}"));
-            }
-            if crate::replication::master::writes_refused() {
-                return fail(lua, &format!("-{}", crate::replication::master::NOREPLICAS));
-            }
-        }
-        // maxmemory: a script that started over the ceiling may not make its first write.
-        if spec.has(flags::DENYOOM)
-            && flags_ & super::sflags::ALLOW_OOM == 0
-            && !run.wrote.load(Ordering::Acquire)
-            && crate::memory::evict::pre_command_oom()
-        {
-            return fail(lua, &format!("-{}", crate::memory::OOM));
-        }
-        if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) {
-            run.wrote.store(true, Ordering::Release);
-        }
-    }
-    // A script busy in commands (few Lua instructions between them) is timed out here too.
-    ctx(|c| {
-        if c.started.elapsed() >= Duration::from_millis(super::busy_threshold_ms()) {
-            super::run_timed_out(&c.run);
-        }
-    });
-    let resp3 = ctx(|c| c.resp3).unwrap_or(false);
-    let repl = ctx(|c| (c.repl & 3) as u8).unwrap_or(3);
-    let result = host.call(&mut db, &argv, resp3, repl);
-    ctx(|c| c.db = db);
-    match result {
-        Ok(reply) => {
-            if super::ldb::logging() {
-                let mut resp = Vec::new();
-                reply.encode(&mut resp, resp3);
-                if reply.is_error() {
-                    let mut e = b"<error> ".to_vec();
-                    e.extend_from_slice(resp.strip_suffix(b"\r\n").unwrap_or(&resp));
-                    super::ldb::log(e);
-                }
-                super::ldb::log_reply(&resp);
-            }
-            let failed = reply.is_error() && raise;
-            Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
-        }
-        // The host counted its refusal.
-        Err(text) => {
-            if super::ldb::logging() {
-                super::ldb::log(format!("<error> {text}").into_bytes());
-            }
-            Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise))
-        }
-    }
-}
-
-/// `redis.acl_check_cmd(command, args...)`: may the caller's user run it?
-fn acl_check_cmd(_: &Lua, args: MultiValue) -> mlua::Result<bool> {
-    let mut argv = Vec::with_capacity(args.len());
-    for v in args.iter() {
-        match v {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => argv.push(Bytes::from(i.to_string())),
-            Value::Number(n) => argv.push(Bytes::from(crate::protocol::reply::format_g(*n, 17))),
-            _ => return Err(mlua::Error::runtime("Lua redis lib command arguments must be strings or integers")),
-        }
-    }
-    if argv.is_empty() {
-        return Err(mlua::Error::runtime("Please specify at least one argument for this redis lib call"));
-    }
-    let Some(host) = HOST.with(|h| h.get()) else {
-        return Err(mlua::Error::runtime("redis.acl_check_cmd can only be called inside a script invocation"));
-    };
-    // SAFETY: set by `step` for the duration of the resume that is calling us.
-    let host = unsafe { &*host };
-    host.acl_allows(&argv).map_err(mlua::Error::runtime)
-}
-
-/// XREAD/XREADGROUP with BLOCK cannot run from a script.
-fn blocking_refusal(argv: &[Bytes]) -> Option<String> {
-    let name = &argv[0];
-    if !(name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup")) {
-        return None;
-    }
-    let block =
-        argv[1..].iter().take_while(|a| !a.eq_ignore_ascii_case(b"streams")).any(|a| a.eq_ignore_ascii_case(b"block"));
-    block.then(|| format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(name)))
-}
-
-/// `redis.log(level, ...)`.
-fn redis_log(_: &Lua, args: MultiValue) -> mlua::Result<()> {
-    if args.len() < 2 {
-        return Err(mlua::Error::runtime("redis.log() requires two arguments or more."));
-    }
-    let level = match args.front() {
-        Some(Value::Integer(i)) => *i,
-        Some(Value::Number(n)) => *n as i64,
-        Some(Value::String(s)) => match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
-            Some(n) => n as i64,
-            None => return Err(mlua::Error::runtime("First argument must be a number (log level).")),
-        },
-        _ => return Err(mlua::Error::runtime("First argument must be a number (log level).")),
-    };
-    if !(0..=3).contains(&level) {
-        return Err(mlua::Error::runtime("Invalid debug level."));
-    }
-    let mut parts = Vec::new();
-    for v in args.iter().skip(1) {
-        match v {
-            Value::String(s) => parts.push(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
-            Value::Integer(i) => parts.push(i.to_string()),
-            Value::Number(n) => parts.push(convert::fmt_number(*n)),
-            _ => {}
-        }
-    }
-    let msg = parts.join(" ");
-    match level {
-        0 => tracing::debug!("{}", msg),
-        1 => tracing::debug!("{}", msg),
-        2 => tracing::info!("{}", msg),
-        _ => tracing::warn!("{}", msg),
-    }
-    Ok(())
-}
-
-/// `math.random` with Redis's semantics (a PRNG reseeded for every script, so EVAL scripts
-/// are deterministic unless they seed it).
-fn redis_random(_: &Lua, args: MultiValue) -> mlua::Result<f64> {
-    // Not reset between scripts (Redis 7.0 replicates effects, so scripts need not be
-    // deterministic): seeded once per interpreter, `math.randomseed` reseeds it.
-    let r = RNG.with(|c| {
-        // xorshift64*
-        let mut x = c.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        c.set(x);
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    });
-    let num = |v: Option<&Value>| match v {
-        Some(Value::Integer(i)) => Some(*i as f64),
-        Some(Value::Number(n)) => Some(*n),
-        _ => None,
-    };
-    match args.len() {
-        0 => Ok(r),
-        1 => {
-            let u = num(args.front()).unwrap_or(1.0).floor();
-            if u < 1.0 {
-                return Err(mlua::Error::runtime("bad argument #1 to 'random' (interval is empty)"));
-            }
-            Ok((r * u).floor() + 1.0)
-        }
-        _ => {
-            let l = num(args.front()).unwrap_or(1.0).floor();
-            let u = num(args.get(1)).unwrap_or(1.0).floor();
-            if l > u {
-                return Err(mlua::Error::runtime("bad argument #2 to 'random' (interval is empty)"));
-            }
-            Ok((r * (u - l + 1.0)).floor() + l)
-        }
-    }
-}
-
-// ---- the count hook ---------------------------------------------------------------------
-
-/// The head of Lua 5.1.5's `lua_State` (lstate.h), up to the C-call counters the hook reads to
-/// know whether a yield is allowed (`lua_yield`'s own test).
-#[repr(C)]
-struct StateHead {
-    next: *mut std::ffi::c_void,
-    tt: u8,
-    marked: u8,
-    status: u8,
-    top: *mut std::ffi::c_void,
-    base: *mut std::ffi::c_void,
-    l_g: *mut std::ffi::c_void,
-    ci: *mut std::ffi::c_void,
-    savedpc: *mut std::ffi::c_void,
-    stack_last: *mut std::ffi::c_void,
-    stack: *mut std::ffi::c_void,
-    end_ci: *mut std::ffi::c_void,
-    base_ci: *mut std::ffi::c_void,
-    stacksize: std::ffi::c_int,
-    size_ci: std::ffi::c_int,
-    n_ccalls: u16,
-    base_ccalls: u16,
-}
-
-/// Instructions between two runs of the count hook: finer than Redis's 100000, since a busy
-/// script here must also give its shard's other clients a turn soon after the threshold.
-const HOOK_EVERY: std::ffi::c_int = 1_000;
-/// Once timed out, the script gives the event loop a turn this often.
-const YIELD_EVERY: Duration = Duration::from_millis(10);
-
-fn install_hook(l: *mut mlua::ffi::lua_State) {
-    if super::ldb::active() {
-        super::ldb::install(l);
-        return;
-    }
-    // SAFETY: `l` is a live coroutine of this thread's interpreter (just created by the
-    // set-up chunk); coroutines it creates inherit the hook.
-    unsafe { mlua::ffi::lua_sethook(l, Some(hook), mlua::ffi::LUA_MASKCOUNT, HOOK_EVERY) };
-}
-
-enum HookAct {
-    Continue,
-    Yield,
-    Kill,
-}
-
-unsafe extern "C-unwind" fn hook(l: *mut mlua::ffi::lua_State, _ar: *mut mlua::ffi::lua_Debug) {
-    let act = ctx(|c| {
-        if c.run.killed.load(Ordering::Acquire) {
-            return HookAct::Kill;
-        }
-        let now = Instant::now();
-        if now.duration_since(c.started) >= Duration::from_millis(super::busy_threshold_ms()) {
-            super::run_timed_out(&c.run);
-            if now.duration_since(c.last_yield) >= YIELD_EVERY {
-                c.last_yield = now;
-                c.wants_yield = true;
-                return HookAct::Yield;
-            }
-        }
-        HookAct::Continue
-    })
-    .unwrap_or(HookAct::Continue);
-    match act {
-        HookAct::Continue => {}
-        HookAct::Yield => {
-            // SAFETY: `l` is the running coroutine; its head matches Lua 5.1.5's layout.
-            let head = unsafe { &*(l as *const StateHead) };
-            if head.n_ccalls <= head.base_ccalls {
-                // SAFETY: a count hook may yield in Lua 5.1 when no C call is in between.
-                unsafe { mlua::ffi::lua_yield(l, 0) };
-            }
-        }
-        HookAct::Kill => {
-            // SAFETY: raising from a hook is how Redis stops a killed script; from now on the
-            // hook fires at every instruction so a `pcall` cannot swallow the kill for long.
-            unsafe {
-                mlua::ffi::lua_sethook(l, Some(hook), mlua::ffi::LUA_MASKCOUNT, 1);
-                mlua::ffi::lua_pushstring(l, c"Script killed by user with SCRIPT KILL...".as_ptr());
-                mlua::ffi::lua_error(l);
-            }
-        }
-    }
-}
-
-/// FUNCTION LOAD's time limit for running a library's code.
-const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
-
-thread_local! {
-    static LOAD_START: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// `rust.loadhook(on)`: installs (or removes) the FUNCTION LOAD timeout hook on the running
-/// thread; coroutines the library creates inherit it.
-unsafe extern "C-unwind" fn set_load_hook(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    // SAFETY: `l` is the calling thread; reading argument 1 and setting its hook.
-    unsafe {
-        if mlua::ffi::lua_toboolean(l, 1) != 0 {
-            LOAD_START.with(|s| s.set(Some(Instant::now())));
-            mlua::ffi::lua_sethook(l, Some(load_hook), mlua::ffi::LUA_MASKCOUNT, HOOK_EVERY);
-        } else {
-            LOAD_START.with(|s| s.set(None));
-            mlua::ffi::lua_sethook(l, None, 0, 0);
-        }
-    }
-    0
-}
-
-unsafe extern "C-unwind" fn load_hook(l: *mut mlua::ffi::lua_State, ar: *mut mlua::ffi::lua_Debug) {
-    let late = LOAD_START.with(|s| s.get()).is_some_and(|t| t.elapsed() > LOAD_TIMEOUT);
-    // SAFETY: `ar` is the hook's activation record; "S" fills its source.
-    let ours = unsafe {
-        mlua::ffi::lua_getinfo(l, c"S".as_ptr(), ar);
-        let src = (*ar).source;
-        !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == b"=redis"
-    };
-    if late && !ours {
-        // SAFETY: raising from a hook stops the library's code, as Redis does; the hook now
-        // fires at every line so a `pcall` cannot swallow the timeout for long.
-        unsafe {
-            mlua::ffi::lua_sethook(l, Some(load_hook), mlua::ffi::LUA_MASKLINE, 0);
-            mlua::ffi::lua_pushstring(l, c"FUNCTION LOAD timeout".as_ptr());
-            mlua::ffi::lua_error(l);
-        }
-    }
 }
 
 // ---- functions -----------------------------------------------------------------------------
