@@ -363,3 +363,28 @@ fn replica_migrates_to_an_orphaned_master() {
     cron(&mut st, now + REPLICA_MIGRATION_DELAY + 1, &mut fx);
     assert_eq!(st.my_master(), Some(masters[0]));
 }
+
+#[test]
+fn keys_are_dropped_only_for_slots_lost_while_serving_them() {
+    use crate::cluster::view::{build, ShardAssign};
+    let (mut st, masters, _) = cluster(true);
+    let mut assign = ShardAssign::new(2);
+    assert!(build(&st, &mut assign).keep[0], "my slot");
+    // `redis-cli --cluster fix`: DELSLOTS, then SETSLOT NODE <other> before IMPORTING: the
+    // keys still here stay (Redis deletes nothing on either command).
+    st.del_slot(0);
+    assert!(build(&st, &mut assign).keep[0], "unassigned");
+    st.add_slot(0, masters[1]);
+    assert!(build(&st, &mut assign).keep[0], "served elsewhere by SETSLOT NODE");
+    // Another master claims slot 1 (mine) with a newer epoch: a dirty slot, its keys go.
+    let mut slots = Box::new([0u8; super::super::bus::codec::SLOT_BYTES]);
+    set_slot_bit(&mut slots, 1);
+    gossip::update_slots_config_with(&mut st, masters[2], 9, &slots);
+    let v = build(&st, &mut assign);
+    assert!(!v.keep[1], "lost to a newer claim");
+    assert!(v.keep[0] && v.keep[2]);
+    // Taking it back clears the mark.
+    st.del_slot(1);
+    st.add_slot(1, masters[0]);
+    assert!(build(&st, &mut assign).keep[1]);
+}

@@ -242,6 +242,10 @@ pub struct ClusterState {
     pub generation: u64,
     /// Nodes just marked FAIL whose FAIL message is still to be broadcast.
     pub pending_fail: Vec<Name>,
+    /// Slots this master lost to a newer claim while serving them (Redis's "dirty slots"):
+    /// the shards delete their keys. Keys of any other slot served elsewhere stay, as in
+    /// Redis (e.g. between `redis-cli --cluster fix`'s SETSLOT NODE and IMPORTING).
+    pub lost: Vec<bool>,
     /// Elections, votes, manual failover and the role this node asked replication for.
     pub fo: super::failover::Failover,
 }
@@ -267,6 +271,7 @@ impl ClusterState {
             slots: vec![None; SLOTS],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
+            lost: vec![false; SLOTS],
             ok: false,
             size: 0,
             blacklist: HashMap::new(),
@@ -387,6 +392,9 @@ impl ClusterState {
         set_slot_bit(&mut n.slots, s);
         n.numslots += 1;
         self.slots[s] = Some(name);
+        if name == self.myself {
+            self.lost[s] = false;
+        }
         true
     }
 

@@ -5,8 +5,10 @@
 //! generation counter moves. The slot -> shard table is *sticky*: a slot keeps its shard for as
 //! long as this node wants it (serves it, imports it, or replicates it), so keys never move
 //! between shards; newly wanted slots go, in ascending runs, to the shards with the fewest
-//! slots, which keeps the spread even (design.md §2). A slot that becomes unassigned stays
-//! wanted (its keys stay, unreachable, as in Redis) until another node serves it.
+//! slots, which keeps the spread even (design.md §2). A slot that stops being served here stays
+//! wanted, its keys kept (unreachable, as in Redis), until this node loses it to a newer
+//! claim while serving it (Redis's dirty slots): only then do the shards delete its keys. A
+//! slot given away stays wanted after its keys moved, so it still counts on its shard.
 
 use super::slot::SLOTS;
 use super::state::{ClusterState, Name};
@@ -170,7 +172,11 @@ pub fn build(st: &ClusterState, assign: &mut ShardAssign) -> ClusterView {
         };
         *w = match r {
             SlotRoute::Mine { .. } => true,
-            SlotRoute::Other { importing, my_master, .. } => importing || my_master,
+            // A slot served elsewhere keeps the keys it still has here (Redis deletes them
+            // only when it loses a slot it was serving to a newer claim, `st.lost`).
+            SlotRoute::Other { importing, my_master, .. } => {
+                importing || my_master || (assign.wanted[s] && !st.lost[s])
+            }
             // An unassigned slot keeps its keys (as Redis keeps them after DELSLOTS, e.g.
             // `redis-cli --cluster fix`'s DELSLOTS + ADDSLOTS) and its shard, until another
             // node serves it.

@@ -464,6 +464,9 @@ pub fn update_slots_config_with(st: &mut ClusterState, sender: Name, epoch: u64,
             Some(o) => o.config_epoch < epoch,
         };
         if stale {
+            if owner == Some(st.myself) {
+                st.lost[j] = true;
+            }
             if owner.is_some() && owner == cur_master {
                 new_master = Some(sender);
                 migrated_our_slots += 1;
