@@ -59,6 +59,49 @@ fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: Option<&str>) {
     openssl(dir, &refs);
 }
 
+/// A v1 certificate `name` signed by `ca` that was valid on 1 January 2020 only (`openssl ca`,
+/// the one tool that sets dates in the past).
+fn issue_expired(dir: &Path, ca: &str, name: &str, cn: &str) {
+    openssl(dir, &["genrsa", "-out", &format!("{name}.key"), "2048"]);
+    let subj = format!("/O=Redis Test/CN={cn}");
+    openssl(
+        dir,
+        &["req", "-new", "-sha256", "-subj", &subj, "-key", &format!("{name}.key"), "-out", &format!("{name}.csr")],
+    );
+    let db = dir.join("ca-db");
+    std::fs::create_dir_all(&db).expect("ca db");
+    std::fs::write(db.join("index.txt"), "").expect("ca index");
+    std::fs::write(db.join("serial"), "01\n").expect("ca serial");
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ ca ]\ndefault_ca = test\n[ test ]\ndatabase = ca-db/index.txt\nnew_certs_dir = ca-db\nserial = ca-db/serial\ndefault_md = sha256\npolicy = any\n[ any ]\ncommonName = supplied\n",
+    )
+    .expect("ca.cnf");
+    let (cert, key, csr, out) =
+        (format!("{ca}.crt"), format!("{ca}.key"), format!("{name}.csr"), format!("{name}.crt"));
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            &cert,
+            "-keyfile",
+            &key,
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-in",
+            &csr,
+            "-out",
+            &out,
+        ],
+    );
+}
+
 fn make_ca(dir: &Path, name: &str, cn: &str) {
     openssl(dir, &["genrsa", "-out", &format!("{name}.key"), "2048"]);
     let subj = format!("/O=Redis Test/CN={cn}");
@@ -99,6 +142,11 @@ fn certs() -> &'static Certs {
         // A second CA nobody trusts, and a client certificate it signed.
         make_ca(&dir, "other-ca", "Other Authority");
         issue(&dir, "other-ca", "stranger", "Stranger", Some("client_cert"));
+        // X.509 v1 certificates, as gen-test-certs.sh makes its redis.crt (no extensions): one of
+        // our CA, one of the other CA, one of our CA that expired in 2020.
+        issue(&dir, "ca", "legacy", "Generic-cert", None);
+        issue(&dir, "other-ca", "legacy-stranger", "Generic-stranger", None);
+        issue_expired(&dir, "ca", "legacy-expired", "Generic-expired");
         // The server key again, encrypted (PKCS#8, as OpenSSL 3 writes it).
         openssl(&dir, &["pkcs8", "-topk8", "-v2", "aes256", "-in", "server.key", "-out", "server-enc.key", "-passout", "pass:s3cret"]);
         Certs { dir }
@@ -264,6 +312,36 @@ fn clients_speak_tls_through_redis_cli() {
     wait_for("the refusal in the log", || accept_error(&n.log_text()).is_some());
 }
 
+/// `identity` is refused by slotcore `ours` and redis-server `redis` alike: the reason words
+/// OpenSSL logs (after its error code) are in slotcore's line too.
+fn refused_alike(ours: &Node, redis: &Node, what: &str, identity: &[&str]) {
+    let marks = [ours.log_text().len(), redis.log_text().len()];
+    for n in [ours, redis] {
+        let out = cli_as(n.tls_port, identity, &["ping"]);
+        assert!(!out.contains("PONG"), "{what} accepted: {out}");
+    }
+    let mut lines = [String::new(), String::new()];
+    for (i, n) in [ours, redis].into_iter().enumerate() {
+        wait_for("the refusal's log line", || match accept_error(&n.log_text()[marks[i]..]) {
+            Some(l) => {
+                lines[i] = l;
+                true
+            }
+            None => false,
+        });
+    }
+    let [mine, theirs] = lines;
+    let theirs = theirs.split(" (conn:").next().unwrap_or(&theirs).to_string();
+    let cause = theirs.rsplit("::").next().unwrap_or(&theirs).trim().to_string();
+    assert!(mine.contains(&cause), "{what}: redis-server logs '{theirs}', slotcore '{mine}'");
+}
+
+/// redis-cli's certificate options for the key pair `name`.
+fn identity(name: &str) -> Vec<String> {
+    let c = certs();
+    vec!["--cert".into(), c.path(&format!("{name}.crt")), "--key".into(), c.path(&format!("{name}.key"))]
+}
+
 #[test]
 fn wrong_client_certificates_are_refused_as_redis_refuses_them() {
     let c = certs();
@@ -272,26 +350,7 @@ fn wrong_client_certificates_are_refused_as_redis_refuses_them() {
     let ours = Node::slotcore(&[]);
     let redis = Node::redis(&[]);
     for (what, identity) in [("no certificate", &[][..]), ("a certificate of an unknown CA", &stranger[..])] {
-        let marks = [ours.log_text().len(), redis.log_text().len()];
-        for n in [&ours, &redis] {
-            let out = cli_as(n.tls_port, identity, &["ping"]);
-            assert!(!out.contains("PONG"), "{what} accepted: {out}");
-        }
-        let mut lines = [String::new(), String::new()];
-        for (i, n) in [&ours, &redis].into_iter().enumerate() {
-            wait_for("the refusal's log line", || match accept_error(&n.log_text()[marks[i]..]) {
-                Some(l) => {
-                    lines[i] = l;
-                    true
-                }
-                None => false,
-            });
-        }
-        let [mine, theirs] = lines;
-        // OpenSSL's words for the cause (after its error code) are in slotcore's line too.
-        let theirs = theirs.split(" (conn:").next().unwrap_or(&theirs).to_string();
-        let cause = theirs.rsplit("::").next().unwrap_or(&theirs).trim().to_string();
-        assert!(mine.contains(&cause), "{what}: redis-server logs '{theirs}', slotcore '{mine}'");
+        refused_alike(&ours, &redis, what, identity);
     }
     // tls-auth-clients optional: no certificate is fine, a bad one is not; no: anything goes.
     assert_eq!(ours.cli(&["config", "set", "tls-auth-clients", "optional"]).trim(), "OK");
@@ -503,5 +562,59 @@ fn tls_cluster_created_with_redis_cli_serves_across_slots() {
     assert_eq!(replicas.len(), 3);
     for r in replicas {
         wait_for("a replica's link", || r.info_field("replication", "master_link_status") == "up");
+    }
+}
+
+#[test]
+fn x509_v1_certificates_are_accepted_as_openssl_accepts_them() {
+    let ours = Node::slotcore(&[]);
+    let redis = Node::redis(&[]);
+    let legacy = identity("legacy");
+    let legacy: Vec<&str> = legacy.iter().map(String::as_str).collect();
+    for n in [&ours, &redis] {
+        assert_eq!(cli_as(n.tls_port, &legacy, &["ping"]).trim(), "PONG", "v1 client certificate on {}", n.tls_port);
+    }
+    for (what, name) in
+        [("a v1 certificate of an unknown CA", "legacy-stranger"), ("an expired v1 certificate", "legacy-expired")]
+    {
+        let id = identity(name);
+        let id: Vec<&str> = id.iter().map(String::as_str).collect();
+        refused_alike(&ours, &redis, what, &id);
+    }
+    // The same over TLS 1.2 (its handshake signatures are checked by another path).
+    assert_eq!(ours.cli(&["config", "set", "tls-protocols", "TLSv1.2"]).trim(), "OK");
+    assert_eq!(cli_as(ours.tls_port, &legacy, &["ping"]).trim(), "PONG");
+    let stranger = identity("legacy-stranger");
+    let stranger: Vec<&str> = stranger.iter().map(String::as_str).collect();
+    assert!(!cli_as(ours.tls_port, &stranger, &["ping"]).contains("PONG"));
+    // Replication where both ends show v1 certificates: the master as a server, the replica
+    // as a client; slotcore replicas (TLS 1.3 and 1.2) and a redis-server replica.
+    let c = certs();
+    let (crt, key) = (c.path("legacy.crt"), c.path("legacy.key"));
+    let v1 = [
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &key,
+        "--tls-client-cert-file",
+        &crt,
+        "--tls-client-key-file",
+        &key,
+    ];
+    let master = Node::slotcore(&[&v1[..], &["--tls-replication", "yes"]].concat());
+    populate(&master, 500);
+    let port = master.tls_port.to_string();
+    let follow = ["--tls-replication", "yes", "--replicaof", "127.0.0.1", &port];
+    let replicas = [
+        Node::slotcore(&[&v1[..], &follow[..]].concat()),
+        Node::slotcore(&[&v1[..], &follow[..], &["--tls-protocols", "TLSv1.2"]].concat()),
+        Node::redis(&[&v1[..], &follow[..]].concat()),
+    ];
+    for r in &replicas {
+        wait_synced(&master, r, 500);
+    }
+    assert_eq!(master.cli(&["set", "after", "sync"]).trim(), "OK");
+    for r in &replicas {
+        wait_for("a streamed write", || r.cli(&["get", "after"]).trim() == "sync");
     }
 }

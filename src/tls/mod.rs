@@ -9,6 +9,7 @@
 
 pub mod config;
 mod keypass;
+mod legacy;
 pub mod stream;
 mod verify;
 
