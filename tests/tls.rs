@@ -618,3 +618,60 @@ fn x509_v1_certificates_are_accepted_as_openssl_accepts_them() {
         wait_for("a streamed write", || r.cli(&["get", "after"]).trim() == "sync");
     }
 }
+
+/// `redis-cli -p port args` over plain TCP, bounded.
+fn plain_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["10", "redis-cli", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn tls_port_is_moved_by_config_set_as_redis_moves_it() {
+    let client = identity("client");
+    let client: Vec<&str> = client.iter().map(String::as_str).collect();
+    let ping = |port: u16| cli_as(port, &client, &["ping"]).trim() == "PONG";
+    for program in [env!("CARGO_BIN_EXE_slotcore"), "redis-server"] {
+        // TLS configured but not listening (tls-port 0), clients on a plain port.
+        let plain = free_port();
+        let n = Node::spawn(program, "tls-port", &["--port", &plain.to_string(), "--tls-port", "0"]);
+        wait_for("the plain port", || plain_cli(plain, &["ping"]).trim() == "PONG");
+        let set = |p: &str| plain_cli(plain, &["config", "set", "tls-port", p]);
+        let (a, b) = (free_port(), free_port());
+        assert_eq!(set(&a.to_string()).trim(), "OK", "{program}");
+        assert!(ping(a), "{program}: TLS on the new port");
+        assert_eq!(set(&b.to_string()).trim(), "OK", "{program}");
+        assert!(ping(b), "{program}: TLS on the moved port");
+        assert!(!ping(a), "{program}: the old TLS port still answers");
+        // A port that cannot be bound (the plain one) is refused; the TLS listener stays.
+        let taken = set(&plain.to_string());
+        assert_eq!(
+            taken.trim(),
+            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs.",
+            "{program}"
+        );
+        let log = n.log_text();
+        assert!(
+            log.contains(&format!("Could not create server TCP listening socket *:{plain}: bind:")),
+            "{program}: {log}"
+        );
+        assert!(
+            log.contains("Failed applying new configuration. Possibly related to new tls-port setting. Restoring previous settings."),
+            "{program}: {log}"
+        );
+        assert_eq!(plain_cli(plain, &["config", "get", "tls-port"]).lines().nth(1), Some(b.to_string().as_str()));
+        assert!(ping(b), "{program}: TLS after the refused move");
+        assert_eq!(
+            set("70000").trim(),
+            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - argument must be between 0 and 65535 inclusive",
+            "{program}"
+        );
+        // Port 0 closes the TLS listener.
+        assert_eq!(set("0").trim(), "OK", "{program}");
+        assert!(!ping(b), "{program}: TLS after tls-port 0");
+        assert_eq!(plain_cli(plain, &["ping"]).trim(), "PONG");
+    }
+}
