@@ -675,3 +675,91 @@ fn tls_port_is_moved_by_config_set_as_redis_moves_it() {
         assert_eq!(plain_cli(plain, &["ping"]).trim(), "PONG");
     }
 }
+
+/// The cluster slot of `key` (CRC16/XMODEM of the hash tag or the key, mod 16384).
+fn key_slot(key: &str) -> u16 {
+    let b = key.as_bytes();
+    let tagged = b.iter().position(|&c| c == b'{').and_then(|s| {
+        let e = b[s + 1..].iter().position(|&c| c == b'}')?;
+        (e > 0).then(|| &b[s + 1..s + 1 + e])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(b) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
+}
+
+#[test]
+fn redis_server_is_a_tls_bus_peer_and_slots_move_over_tls() {
+    let flags = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--tls-cluster", "yes"];
+    // Masters in creation order: slots 0-5460, 5461-10922 (slotcore), 10923-16383 (redis-server).
+    let nodes = [Node::slotcore(&flags), Node::slotcore(&flags), Node::redis(&flags)];
+    let c = certs();
+    let tls: Vec<String> =
+        ["--tls", "--cacert", &c.path("ca.crt"), "--cert", &c.path("client.crt"), "--key", &c.path("client.key")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let tool = |secs: &str, args: &[String]| {
+        let out = Command::new("timeout").arg(secs).arg("redis-cli").args(&tls).args(args).output().expect("redis-cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let logs = || nodes.iter().map(|n| n.log_text()).collect::<Vec<_>>().join("\n-----\n");
+    let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+    create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.tls_port)));
+    create.push("--cluster-yes".into());
+    let (ok, text) = tool("90", &create);
+    assert!(ok && text.contains("[OK] All 16384 slots covered."), "{text}\n{}", logs());
+    let all_ok = || nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"));
+    let start = Instant::now();
+    while !all_ok() {
+        assert!(start.elapsed() < WAIT * 3, "cluster_state never ok\n{}", logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Keys in the slots the reshards below move: the first 300 of each source.
+    let moved = |lo: u16| (0..).map(|i| format!("key:{i}")).filter(move |k| (lo..lo + 300).contains(&key_slot(k)));
+    let keys: Vec<String> = moved(10923).take(15).chain(moved(5461).take(15)).collect();
+    for k in &keys {
+        assert_eq!(nodes[0].cli(&["-c", "set", k, &format!("v-{k}")]).trim(), "OK", "set {k}");
+    }
+    // redis-server -> slotcore, then slotcore -> redis-server: MIGRATE over TLS both ways.
+    let id = |n: &Node| n.cli(&["cluster", "myid"]).trim().to_string();
+    for (from, to) in [(2, 0), (1, 2)] {
+        let args: Vec<String> = [
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", nodes[0].tls_port),
+            "--cluster-from",
+            &id(&nodes[from]),
+            "--cluster-to",
+            &id(&nodes[to]),
+            "--cluster-slots",
+            "300",
+            "--cluster-yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (ok, text) = tool("120", &args);
+        assert!(ok && !text.contains("ERR"), "reshard {from} -> {to}: {text}\n{}", logs());
+    }
+    // The node holding a slot's keys now (COUNTKEYSINSLOT counts a node's own keys).
+    let owner =
+        |slot: u16| nodes.iter().position(|n| n.cli(&["cluster", "countkeysinslot", &slot.to_string()]).trim() != "0");
+    assert_eq!(owner(key_slot(&keys[0])), Some(0), "keys of slot {} moved to slotcore", key_slot(&keys[0]));
+    assert_eq!(owner(key_slot(&keys[20])), Some(2), "keys of slot {} moved to redis-server", key_slot(&keys[20]));
+    for k in &keys {
+        assert_eq!(nodes[1].cli(&["-c", "get", k]).trim(), format!("v-{k}"), "get {k}");
+    }
+    let (_, check) = tool("30", &["--cluster".into(), "check".into(), format!("127.0.0.1:{}", nodes[2].tls_port)]);
+    assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(all_ok(), "{}", logs());
+}
