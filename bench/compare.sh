@@ -5,6 +5,7 @@
 #   SHARDS=2 bash bench/compare.sh        # two shards (each on its own CPU when CPUS has two)
 #   N=2000000 TESTS=set,get bash bench/compare.sh
 #   N=50000 bash bench/compare.sh         # the whole default list, short
+#   SLOTCORE_BIN=/tmp/old/slotcore bash bench/compare.sh   # another build (no cargo build then)
 #
 # Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
 # redis-benchmark runs with identical arguments against each, under `taskset -c $CLIENT_CPUS`
@@ -36,7 +37,11 @@ SC_PORT="${SC_PORT:-17379}"
 RD_PORT="${RD_PORT:-17380}"
 CLK_TCK=$(getconf CLK_TCK)
 
-cargo build --release --quiet
+SLOTCORE_BIN="${SLOTCORE_BIN:-}"
+if [ -z "$SLOTCORE_BIN" ]; then
+  cargo build --release --quiet
+  SLOTCORE_BIN=./target/release/slotcore
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -93,7 +98,7 @@ for round in $(seq 1 "$ROUNDS"); do
   run_one redis "$RD_PORT" "$rd_pid" >"$work/redis.$round.txt"
   kill "$rd_pid"; wait "$rd_pid" 2>/dev/null || true
 
-  taskset -c "$SERVER_CPUS" ./target/release/slotcore --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no >"$work/slotcore.log" 2>&1 &
+  taskset -c "$SERVER_CPUS" "$SLOTCORE_BIN" --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no >"$work/slotcore.log" 2>&1 &
   pids+=($!); sc_pid=$!
   wait_port "$SC_PORT"
   run_one slotcore "$SC_PORT" "$sc_pid" >"$work/slotcore.$round.txt"

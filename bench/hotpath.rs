@@ -7,7 +7,7 @@
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out target/release/examples/hotpath set 20000
 //!   callgrind_annotate /tmp/cg.out | head -40
 //!
-//! The argument picks the command (`set`, `get`, `incr`, `lpush`, `hset`); the count is how
+//! The argument picks the command (`set`, `get`, `incr`, `lpush`, `hset`, `zadd`); the count is how
 //! many 16-command batches run; a third argument `acl` adds the per-command ACL check the
 //! connection makes before routing (the default user's fast path). The socket, the io_uring reactor and the dispatch bookkeeping
 //! in `conn` are not part of it.
@@ -60,6 +60,7 @@ fn main() {
         "incr" => vec!["INCR", "counter:__rand_int__"],
         "lpush" => vec!["LPUSH", "mylist", "xxx"],
         "hset" => vec!["HSET", "myhash", "element:__rand_int__", "xxx"],
+        "zadd" => vec!["ZADD", "myzset", "0", "element:__rand_int__"],
         _ => vec!["SET", "key:__rand_int__", "xxx"],
     };
     let batch: Vec<u8> = (0..16).flat_map(|_| frame(&command)).collect();

@@ -59,6 +59,49 @@ fn issue(dir: &Path, ca: &str, name: &str, cn: &str, ext: Option<&str>) {
     openssl(dir, &refs);
 }
 
+/// A v1 certificate `name` signed by `ca` that was valid on 1 January 2020 only (`openssl ca`,
+/// the one tool that sets dates in the past).
+fn issue_expired(dir: &Path, ca: &str, name: &str, cn: &str) {
+    openssl(dir, &["genrsa", "-out", &format!("{name}.key"), "2048"]);
+    let subj = format!("/O=Redis Test/CN={cn}");
+    openssl(
+        dir,
+        &["req", "-new", "-sha256", "-subj", &subj, "-key", &format!("{name}.key"), "-out", &format!("{name}.csr")],
+    );
+    let db = dir.join("ca-db");
+    std::fs::create_dir_all(&db).expect("ca db");
+    std::fs::write(db.join("index.txt"), "").expect("ca index");
+    std::fs::write(db.join("serial"), "01\n").expect("ca serial");
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ ca ]\ndefault_ca = test\n[ test ]\ndatabase = ca-db/index.txt\nnew_certs_dir = ca-db\nserial = ca-db/serial\ndefault_md = sha256\npolicy = any\n[ any ]\ncommonName = supplied\n",
+    )
+    .expect("ca.cnf");
+    let (cert, key, csr, out) =
+        (format!("{ca}.crt"), format!("{ca}.key"), format!("{name}.csr"), format!("{name}.crt"));
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            &cert,
+            "-keyfile",
+            &key,
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-in",
+            &csr,
+            "-out",
+            &out,
+        ],
+    );
+}
+
 fn make_ca(dir: &Path, name: &str, cn: &str) {
     openssl(dir, &["genrsa", "-out", &format!("{name}.key"), "2048"]);
     let subj = format!("/O=Redis Test/CN={cn}");
@@ -99,6 +142,11 @@ fn certs() -> &'static Certs {
         // A second CA nobody trusts, and a client certificate it signed.
         make_ca(&dir, "other-ca", "Other Authority");
         issue(&dir, "other-ca", "stranger", "Stranger", Some("client_cert"));
+        // X.509 v1 certificates, as gen-test-certs.sh makes its redis.crt (no extensions): one of
+        // our CA, one of the other CA, one of our CA that expired in 2020.
+        issue(&dir, "ca", "legacy", "Generic-cert", None);
+        issue(&dir, "other-ca", "legacy-stranger", "Generic-stranger", None);
+        issue_expired(&dir, "ca", "legacy-expired", "Generic-expired");
         // The server key again, encrypted (PKCS#8, as OpenSSL 3 writes it).
         openssl(&dir, &["pkcs8", "-topk8", "-v2", "aes256", "-in", "server.key", "-out", "server-enc.key", "-passout", "pass:s3cret"]);
         Certs { dir }
@@ -264,6 +312,36 @@ fn clients_speak_tls_through_redis_cli() {
     wait_for("the refusal in the log", || accept_error(&n.log_text()).is_some());
 }
 
+/// `identity` is refused by slotcore `ours` and redis-server `redis` alike: the reason words
+/// OpenSSL logs (after its error code) are in slotcore's line too.
+fn refused_alike(ours: &Node, redis: &Node, what: &str, identity: &[&str]) {
+    let marks = [ours.log_text().len(), redis.log_text().len()];
+    for n in [ours, redis] {
+        let out = cli_as(n.tls_port, identity, &["ping"]);
+        assert!(!out.contains("PONG"), "{what} accepted: {out}");
+    }
+    let mut lines = [String::new(), String::new()];
+    for (i, n) in [ours, redis].into_iter().enumerate() {
+        wait_for("the refusal's log line", || match accept_error(&n.log_text()[marks[i]..]) {
+            Some(l) => {
+                lines[i] = l;
+                true
+            }
+            None => false,
+        });
+    }
+    let [mine, theirs] = lines;
+    let theirs = theirs.split(" (conn:").next().unwrap_or(&theirs).to_string();
+    let cause = theirs.rsplit("::").next().unwrap_or(&theirs).trim().to_string();
+    assert!(mine.contains(&cause), "{what}: redis-server logs '{theirs}', slotcore '{mine}'");
+}
+
+/// redis-cli's certificate options for the key pair `name`.
+fn identity(name: &str) -> Vec<String> {
+    let c = certs();
+    vec!["--cert".into(), c.path(&format!("{name}.crt")), "--key".into(), c.path(&format!("{name}.key"))]
+}
+
 #[test]
 fn wrong_client_certificates_are_refused_as_redis_refuses_them() {
     let c = certs();
@@ -272,26 +350,7 @@ fn wrong_client_certificates_are_refused_as_redis_refuses_them() {
     let ours = Node::slotcore(&[]);
     let redis = Node::redis(&[]);
     for (what, identity) in [("no certificate", &[][..]), ("a certificate of an unknown CA", &stranger[..])] {
-        let marks = [ours.log_text().len(), redis.log_text().len()];
-        for n in [&ours, &redis] {
-            let out = cli_as(n.tls_port, identity, &["ping"]);
-            assert!(!out.contains("PONG"), "{what} accepted: {out}");
-        }
-        let mut lines = [String::new(), String::new()];
-        for (i, n) in [&ours, &redis].into_iter().enumerate() {
-            wait_for("the refusal's log line", || match accept_error(&n.log_text()[marks[i]..]) {
-                Some(l) => {
-                    lines[i] = l;
-                    true
-                }
-                None => false,
-            });
-        }
-        let [mine, theirs] = lines;
-        // OpenSSL's words for the cause (after its error code) are in slotcore's line too.
-        let theirs = theirs.split(" (conn:").next().unwrap_or(&theirs).to_string();
-        let cause = theirs.rsplit("::").next().unwrap_or(&theirs).trim().to_string();
-        assert!(mine.contains(&cause), "{what}: redis-server logs '{theirs}', slotcore '{mine}'");
+        refused_alike(&ours, &redis, what, identity);
     }
     // tls-auth-clients optional: no certificate is fine, a bad one is not; no: anything goes.
     assert_eq!(ours.cli(&["config", "set", "tls-auth-clients", "optional"]).trim(), "OK");
@@ -504,4 +563,203 @@ fn tls_cluster_created_with_redis_cli_serves_across_slots() {
     for r in replicas {
         wait_for("a replica's link", || r.info_field("replication", "master_link_status") == "up");
     }
+}
+
+#[test]
+fn x509_v1_certificates_are_accepted_as_openssl_accepts_them() {
+    let ours = Node::slotcore(&[]);
+    let redis = Node::redis(&[]);
+    let legacy = identity("legacy");
+    let legacy: Vec<&str> = legacy.iter().map(String::as_str).collect();
+    for n in [&ours, &redis] {
+        assert_eq!(cli_as(n.tls_port, &legacy, &["ping"]).trim(), "PONG", "v1 client certificate on {}", n.tls_port);
+    }
+    for (what, name) in
+        [("a v1 certificate of an unknown CA", "legacy-stranger"), ("an expired v1 certificate", "legacy-expired")]
+    {
+        let id = identity(name);
+        let id: Vec<&str> = id.iter().map(String::as_str).collect();
+        refused_alike(&ours, &redis, what, &id);
+    }
+    // The same over TLS 1.2 (its handshake signatures are checked by another path).
+    assert_eq!(ours.cli(&["config", "set", "tls-protocols", "TLSv1.2"]).trim(), "OK");
+    assert_eq!(cli_as(ours.tls_port, &legacy, &["ping"]).trim(), "PONG");
+    let stranger = identity("legacy-stranger");
+    let stranger: Vec<&str> = stranger.iter().map(String::as_str).collect();
+    assert!(!cli_as(ours.tls_port, &stranger, &["ping"]).contains("PONG"));
+    // Replication where both ends show v1 certificates: the master as a server, the replica
+    // as a client; slotcore replicas (TLS 1.3 and 1.2) and a redis-server replica.
+    let c = certs();
+    let (crt, key) = (c.path("legacy.crt"), c.path("legacy.key"));
+    let v1 = [
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &key,
+        "--tls-client-cert-file",
+        &crt,
+        "--tls-client-key-file",
+        &key,
+    ];
+    let master = Node::slotcore(&[&v1[..], &["--tls-replication", "yes"]].concat());
+    populate(&master, 500);
+    let port = master.tls_port.to_string();
+    let follow = ["--tls-replication", "yes", "--replicaof", "127.0.0.1", &port];
+    let replicas = [
+        Node::slotcore(&[&v1[..], &follow[..]].concat()),
+        Node::slotcore(&[&v1[..], &follow[..], &["--tls-protocols", "TLSv1.2"]].concat()),
+        Node::redis(&[&v1[..], &follow[..]].concat()),
+    ];
+    for r in &replicas {
+        wait_synced(&master, r, 500);
+    }
+    assert_eq!(master.cli(&["set", "after", "sync"]).trim(), "OK");
+    for r in &replicas {
+        wait_for("a streamed write", || r.cli(&["get", "after"]).trim() == "sync");
+    }
+}
+
+/// `redis-cli -p port args` over plain TCP, bounded.
+fn plain_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["10", "redis-cli", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn tls_port_is_moved_by_config_set_as_redis_moves_it() {
+    let client = identity("client");
+    let client: Vec<&str> = client.iter().map(String::as_str).collect();
+    let ping = |port: u16| cli_as(port, &client, &["ping"]).trim() == "PONG";
+    for program in [env!("CARGO_BIN_EXE_slotcore"), "redis-server"] {
+        // TLS configured but not listening (tls-port 0), clients on a plain port.
+        let plain = free_port();
+        let n = Node::spawn(program, "tls-port", &["--port", &plain.to_string(), "--tls-port", "0"]);
+        wait_for("the plain port", || plain_cli(plain, &["ping"]).trim() == "PONG");
+        let set = |p: &str| plain_cli(plain, &["config", "set", "tls-port", p]);
+        let (a, b) = (free_port(), free_port());
+        assert_eq!(set(&a.to_string()).trim(), "OK", "{program}");
+        assert!(ping(a), "{program}: TLS on the new port");
+        assert_eq!(set(&b.to_string()).trim(), "OK", "{program}");
+        assert!(ping(b), "{program}: TLS on the moved port");
+        assert!(!ping(a), "{program}: the old TLS port still answers");
+        // A port that cannot be bound (the plain one) is refused; the TLS listener stays.
+        let taken = set(&plain.to_string());
+        assert_eq!(
+            taken.trim(),
+            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs.",
+            "{program}"
+        );
+        let log = n.log_text();
+        assert!(
+            log.contains(&format!("Could not create server TCP listening socket *:{plain}: bind:")),
+            "{program}: {log}"
+        );
+        assert!(
+            log.contains("Failed applying new configuration. Possibly related to new tls-port setting. Restoring previous settings."),
+            "{program}: {log}"
+        );
+        assert_eq!(plain_cli(plain, &["config", "get", "tls-port"]).lines().nth(1), Some(b.to_string().as_str()));
+        assert!(ping(b), "{program}: TLS after the refused move");
+        assert_eq!(
+            set("70000").trim(),
+            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - argument must be between 0 and 65535 inclusive",
+            "{program}"
+        );
+        // Port 0 closes the TLS listener.
+        assert_eq!(set("0").trim(), "OK", "{program}");
+        assert!(!ping(b), "{program}: TLS after tls-port 0");
+        assert_eq!(plain_cli(plain, &["ping"]).trim(), "PONG");
+    }
+}
+
+/// The cluster slot of `key` (CRC16/XMODEM of the hash tag or the key, mod 16384).
+fn key_slot(key: &str) -> u16 {
+    let b = key.as_bytes();
+    let tagged = b.iter().position(|&c| c == b'{').and_then(|s| {
+        let e = b[s + 1..].iter().position(|&c| c == b'}')?;
+        (e > 0).then(|| &b[s + 1..s + 1 + e])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(b) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
+}
+
+#[test]
+fn redis_server_is_a_tls_bus_peer_and_slots_move_over_tls() {
+    let flags = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--tls-cluster", "yes"];
+    // Masters in creation order: slots 0-5460, 5461-10922 (slotcore), 10923-16383 (redis-server).
+    let nodes = [Node::slotcore(&flags), Node::slotcore(&flags), Node::redis(&flags)];
+    let c = certs();
+    let tls: Vec<String> =
+        ["--tls", "--cacert", &c.path("ca.crt"), "--cert", &c.path("client.crt"), "--key", &c.path("client.key")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let tool = |secs: &str, args: &[String]| {
+        let out = Command::new("timeout").arg(secs).arg("redis-cli").args(&tls).args(args).output().expect("redis-cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let logs = || nodes.iter().map(|n| n.log_text()).collect::<Vec<_>>().join("\n-----\n");
+    let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+    create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.tls_port)));
+    create.push("--cluster-yes".into());
+    let (ok, text) = tool("90", &create);
+    assert!(ok && text.contains("[OK] All 16384 slots covered."), "{text}\n{}", logs());
+    let all_ok = || nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"));
+    let start = Instant::now();
+    while !all_ok() {
+        assert!(start.elapsed() < WAIT * 3, "cluster_state never ok\n{}", logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Keys in the slots the reshards below move: the first 300 of each source.
+    let moved = |lo: u16| (0..).map(|i| format!("key:{i}")).filter(move |k| (lo..lo + 300).contains(&key_slot(k)));
+    let keys: Vec<String> = moved(10923).take(15).chain(moved(5461).take(15)).collect();
+    for k in &keys {
+        assert_eq!(nodes[0].cli(&["-c", "set", k, &format!("v-{k}")]).trim(), "OK", "set {k}");
+    }
+    // redis-server -> slotcore, then slotcore -> redis-server: MIGRATE over TLS both ways.
+    let id = |n: &Node| n.cli(&["cluster", "myid"]).trim().to_string();
+    for (from, to) in [(2, 0), (1, 2)] {
+        let args: Vec<String> = [
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", nodes[0].tls_port),
+            "--cluster-from",
+            &id(&nodes[from]),
+            "--cluster-to",
+            &id(&nodes[to]),
+            "--cluster-slots",
+            "300",
+            "--cluster-yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (ok, text) = tool("120", &args);
+        assert!(ok && !text.contains("ERR"), "reshard {from} -> {to}: {text}\n{}", logs());
+    }
+    // The node holding a slot's keys now (COUNTKEYSINSLOT counts a node's own keys).
+    let owner =
+        |slot: u16| nodes.iter().position(|n| n.cli(&["cluster", "countkeysinslot", &slot.to_string()]).trim() != "0");
+    assert_eq!(owner(key_slot(&keys[0])), Some(0), "keys of slot {} moved to slotcore", key_slot(&keys[0]));
+    assert_eq!(owner(key_slot(&keys[20])), Some(2), "keys of slot {} moved to redis-server", key_slot(&keys[20]));
+    for k in &keys {
+        assert_eq!(nodes[1].cli(&["-c", "get", k]).trim(), format!("v-{k}"), "get {k}");
+    }
+    let (_, check) = tool("30", &["--cluster".into(), "check".into(), format!("127.0.0.1:{}", nodes[2].tls_port)]);
+    assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(all_ok(), "{}", logs());
 }

@@ -67,10 +67,7 @@ fn protected_allowed(ctx: &ClientCtx<'_>) -> bool {
 
 /// Directives that need a restart in slotcore (Redis can change some of them live).
 fn restart_only(d: &Directive) -> bool {
-    matches!(
-        d.name,
-        "port" | "tls-port" | "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir"
-    )
+    matches!(d.name, "port" | "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
 }
 
 fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -136,9 +133,9 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             )));
         }
     }
-    if let Err(name) = crate::tls::config_set(&new, &seen) {
+    if let Err((name, why)) = crate::tls::config_set(&new, &seen) {
         return Plan::Reply(Reply::error(format!(
-            "ERR CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs."
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
         )));
     }
     crate::logging::set_level(new.loglevel);

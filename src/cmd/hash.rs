@@ -44,10 +44,11 @@ fn get_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut HashV
 
 /// The hash at `key`, created empty when missing.
 fn hash_for_write<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut HashValue, Reply> {
-    if get_hash(ctx, key)?.is_none() {
-        ctx.db().set(key, Value::Hash(HashValue::default()), 0);
+    let now = ctx.now_ms;
+    match &mut ctx.db().get_or_create(key, now, || Value::Hash(HashValue::default())).0.value {
+        Value::Hash(h) => Ok(h),
+        _ => Err(Reply::err(errors::WRONGTYPE)),
     }
-    get_hash(ctx, key)?.ok_or(Reply::err("ERR internal error: hash vanished"))
 }
 
 /// Deletes the key if its hash became empty (a key never holds an empty hash).

@@ -55,13 +55,19 @@ fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
 }
 
 fn push(ctx: &mut Ctx<'_>, args: &[Bytes], left: bool, only_existing: bool) -> Reply {
-    match get_list(ctx, &args[1]) {
-        Err(e) => return e,
-        Ok(None) if only_existing => return Reply::Int(0),
-        Ok(None) => ctx.db().set(&args[1], Value::List(Box::default()), 0),
-        Ok(Some(_)) => {}
-    }
-    let Ok(Some(l)) = get_list(ctx, &args[1]) else { return Reply::Int(0) };
+    let l = if only_existing {
+        match get_list(ctx, &args[1]) {
+            Err(e) => return e,
+            Ok(None) => return Reply::Int(0),
+            Ok(Some(l)) => l,
+        }
+    } else {
+        let now = ctx.now_ms;
+        match &mut ctx.db().get_or_create(&args[1], now, || Value::List(Box::default())).0.value {
+            Value::List(l) => &mut **l,
+            _ => return Reply::err(errors::WRONGTYPE),
+        }
+    };
     for v in &args[2..] {
         if left {
             l.push_front(v);

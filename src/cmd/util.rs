@@ -22,14 +22,21 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
 /// Parses a float like Redis's `getLongDoubleFromObject`/`strtold`: no spaces, accepts `inf`,
 /// rejects `nan`.
 pub fn parse_f64(arg: &[u8]) -> Option<f64> {
+    // Plain digits (scores such as `0` or `12`): exact as an integer below 2^53.
+    if (1..=15).contains(&arg.len()) && arg.iter().all(u8::is_ascii_digit) {
+        return Some(arg.iter().fold(0u64, |n, &d| n * 10 + (d - b'0') as u64) as f64);
+    }
     let s = std::str::from_utf8(arg).ok()?;
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
         return None;
     }
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse().ok()?,
+    let named = |names: &[&str]| names.iter().any(|n| s.eq_ignore_ascii_case(n));
+    let v: f64 = if named(&["inf", "+inf", "infinity", "+infinity"]) {
+        f64::INFINITY
+    } else if named(&["-inf", "-infinity"]) {
+        f64::NEG_INFINITY
+    } else {
+        s.parse().ok()?
     };
     if v.is_nan() {
         None
@@ -215,6 +222,11 @@ mod tests {
         assert_eq!(parse_f64(b"1.5"), Some(1.5));
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b"+Infinity"), Some(f64::INFINITY));
+        // The plain-digits fast path agrees with the general parse.
+        for d in ["0", "007", "12", "999999999999999", "9999999999999999", "123456789012345678901"] {
+            assert_eq!(parse_f64(d.as_bytes()), d.parse::<f64>().ok(), "{d}");
+        }
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b""), None);
     }

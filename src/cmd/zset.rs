@@ -84,20 +84,27 @@ pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if incr && pairs.len() > 2 {
         return Reply::err("ERR INCR option supports a single increment-element pair");
     }
-    let mut parsed = Vec::with_capacity(pairs.len() / 2);
+    let mut parsed: smallvec::SmallVec<[(f64, &Bytes); 4]> = smallvec::SmallVec::with_capacity(pairs.len() / 2);
     for p in pairs.chunks(2) {
         match parse_f64(&p[0]) {
             Some(s) => parsed.push((s, &p[1])),
             None => return Reply::err(errors::NOT_FLOAT),
         }
     }
-    match get_z(ctx, &args[1]) {
-        Err(e) => return e,
-        Ok(None) if xx => return if incr { Reply::Nil } else { Reply::Int(0) },
-        Ok(None) => ctx.db().set(&args[1], Value::ZSet(ZSetValue::default()), 0),
-        Ok(Some(_)) => {}
-    }
-    let Ok(Some(z)) = get_z(ctx, &args[1]) else { return Reply::Int(0) };
+    let (z, created) = if xx {
+        match get_z(ctx, &args[1]) {
+            Err(e) => return e,
+            Ok(None) => return if incr { Reply::Nil } else { Reply::Int(0) },
+            Ok(Some(z)) => (z, false),
+        }
+    } else {
+        let now = ctx.now_ms;
+        let (e, created) = ctx.db().get_or_create(&args[1], now, || Value::ZSet(ZSetValue::default()));
+        match &mut e.value {
+            Value::ZSet(z) => (z, created),
+            _ => return Reply::err(errors::WRONGTYPE),
+        }
+    };
     let (mut added, mut changed) = (0, 0);
     let mut incr_result = None;
     for (score, m) in parsed {
@@ -123,7 +130,10 @@ pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         incr_result = Some(new);
     }
-    drop_if_empty(ctx, &args[1]);
+    // Only a set this call created can be empty here (members are never removed).
+    if created && z.is_empty() {
+        ctx.db().remove(&args[1]);
+    }
     // Redis's dirty += added + updated: an equal score changes nothing.
     ctx.dirty((added + changed) as u64);
     if incr {

@@ -267,6 +267,9 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
     match d.name {
         "bind" => cfg.bind = value.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
         "port" => cfg.port = range(int()?, 0, 65535)? as u16,
+        "tls-port" | "cluster-announce-tls-port" => {
+            range(int()?, 0, 65535)?;
+        }
         "protected-mode" => cfg.protected_mode = yes,
         "requirepass" => {
             cfg.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) };

@@ -137,6 +137,7 @@ pub fn run(
     };
     let mesh = Arc::new(mesh_links::MeshLinks::new(nshards + 1, MESH_CAPACITY));
     let fds: Vec<(i32, bool)> = listeners.iter().map(|l| (l.fd, l.tls)).collect();
+    crate::tls::listen::started(crate::tls::port(&cfg), &listeners);
     let bus_fds: Vec<i32> = bus_listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
     let mut builder =
@@ -210,6 +211,7 @@ pub fn run(
                 ALL_STARTED.set();
             }
             ALL_STARTED.wait().await;
+            glommio::spawn_local(crate::tls::listen::watch(shard.clone())).detach();
             for &(fd, tls) in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
             }
@@ -267,6 +269,12 @@ async fn accept_loop(shard: Rc<Shard>, fd: i32, tls: bool) {
             return;
         }
     };
+    accept_on(shard, listener, tls).await
+}
+
+/// Accepts clients on this shard's `listener` until the socket stops listening (a `tls-port`
+/// moved by CONFIG SET shuts the old socket down).
+pub async fn accept_on(shard: Rc<Shard>, listener: netpoll::NetStream, tls: bool) {
     loop {
         match listener.accept().await {
             Ok(stream) if tls => {
@@ -275,12 +283,18 @@ async fn accept_loop(shard: Rc<Shard>, fd: i32, tls: bool) {
             Ok(stream) => {
                 glommio::spawn_local(crate::conn::serve(stream.into(), shard.clone())).detach();
             }
+            Err(_) if !listening(&listener) => return,
             Err(e) => {
                 tracing::warn!("Accepting client connection: {}", e);
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }
     }
+}
+
+/// Whether a socket is still listening (SO_ACCEPTCONN).
+fn listening(socket: &netpoll::NetStream) -> bool {
+    socket2::SockRef::from(socket).is_listener().unwrap_or(false)
 }
 
 /// The active expire cycle: `hz` times a second, reclaim expired keys for up to ~1 ms.

@@ -277,6 +277,41 @@ impl Db {
         Some(e)
     }
 
+    /// Looks a key up for writing, creating it from `make()` (no expiry) when it is missing;
+    /// returns the entry and whether it was created. The same as [`Db::get`] followed by
+    /// [`Db::set`] and `get` on a miss, in one table lookup when the key exists.
+    pub fn get_or_create(&mut self, key: &[u8], now_ms: u64, make: impl Fn() -> Value) -> (&mut Entry, bool) {
+        let slot = self.slot_of(key);
+        let mut created = false;
+        if self.expire_if_needed(slot, key, now_ms) {
+            // Expired (deleted now, or hidden on a replica): created as on a miss.
+            self.set(key, make(), 0);
+            created = true;
+        }
+        self.pre_write(slot);
+        if self.slots.is_empty() {
+            self.slots.resize_with(SLOTS, || None);
+        }
+        let t = self.slots[slot as usize].get_or_insert_with(Default::default);
+        let h = t.hash(key);
+        let hasher = &t.hasher;
+        match t.map.entry(h, |n| *n.key == *key, |n| hasher.hash_one(&*n.key)) {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let e = &mut o.into_mut().entry;
+                e.lru = touched(e.lru, now_ms);
+                (e, created)
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                self.keys += 1;
+                if !self.watch.is_empty() {
+                    self.watch.touch(key, true);
+                }
+                let entry = Entry { value: make(), expire_at: 0, lru: touched(lru_clock(), now_ms) };
+                (&mut v.insert(Box::new(Node { key: KeyBytes::new(key), entry })).into_mut().entry, true)
+            }
+        }
+    }
+
     /// Looks a key up without touching its LRU clock (OBJECT, TYPE-like introspection).
     pub fn get_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let slot = self.slot_of(key);
@@ -305,7 +340,10 @@ impl Db {
     /// Deletes the key if it has expired; returns true if it has (a replica only hides it:
     /// it waits for its master's DEL, as Redis's replicas do).
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
-        let expired = self.table(slot).and_then(|t| t.get(key)).is_some_and(|e| e.is_expired(now_ms));
+        // A table without keys that carry an expiry has nothing to expire: no lookup (the
+        // common case; Redis looks in its empty `expires` dict).
+        let expired =
+            self.table(slot).filter(|t| t.volatile > 0).and_then(|t| t.get(key)).is_some_and(|e| e.is_expired(now_ms));
         if expired && super::replica_expiry() && super::in_master_view() {
             return false;
         }
@@ -615,6 +653,27 @@ mod tests {
         assert!(db.get(b"a", 11).is_none());
         assert_eq!((db.len(), db.volatile_len(), db.expired_keys), (1, 0, 1));
         assert!(db.remove(b"b").is_some());
+        assert!(db.is_empty());
+    }
+
+    #[test]
+    fn get_or_create_finds_creates_and_expires() {
+        let mut db = Db::new();
+        let (e, created) = db.get_or_create(b"a", 1, || s("new"));
+        assert!(created && matches!(&e.value, Value::Str(v) if v.to_bytes()[..] == b"new"[..]));
+        let (e, created) = db.get_or_create(b"a", 1, || s("other"));
+        assert!(!created && matches!(&e.value, Value::Str(v) if v.to_bytes()[..] == b"new"[..]));
+        assert_eq!((db.len(), db.volatile_len()), (1, 0));
+        // A key past its expiry is deleted and created again, without the expiry.
+        db.set_expire(b"a", 10);
+        let (e, created) = db.get_or_create(b"a", 11, || s("again"));
+        assert!(created && e.expire_at == 0 && matches!(&e.value, Value::Str(v) if v.to_bytes()[..] == b"again"[..]));
+        assert_eq!((db.len(), db.volatile_len(), db.expired_keys), (1, 0, 1));
+        // A live key with an expiry keeps it.
+        db.set_expire(b"a", 100);
+        let (e, created) = db.get_or_create(b"a", 50, || s("no"));
+        assert!(!created && e.expire_at == 100);
+        assert!(db.get(b"a", 100).is_none());
         assert!(db.is_empty());
     }
 

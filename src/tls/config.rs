@@ -2,7 +2,7 @@
 //! be loaded. What OpenSSL offers and rustls does not (TLS 1.0/1.1, CBC and RSA-key-exchange
 //! ciphers, finite-field DH) is refused or reported here, never silently pretended.
 
-use super::verify::ChainOnly;
+use super::verify::{ChainOnly, ClientChain, Legacy};
 use crate::config::Config;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -246,15 +246,16 @@ pub fn build(cfg: &Config) -> Result<Built, String> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(bad_versions)?;
+    let legacy =
+        |roots: &Arc<RootCertStore>| Legacy { roots: roots.clone(), algs: provider.signature_verification_algorithms };
     let builder = match (&roots, auth) {
         (Some(r), AuthClients::Yes | AuthClients::Optional) => {
             let mut v = WebPkiClientVerifier::builder_with_provider(r.clone(), provider.clone());
             if auth == AuthClients::Optional {
                 v = v.allow_unauthenticated();
             }
-            builder.with_client_cert_verifier(
-                v.build().map_err(|e| format!("Failed to configure CA certificate(s) file/directory: {e}"))?,
-            )
+            let webpki = v.build().map_err(|e| format!("Failed to configure CA certificate(s) file/directory: {e}"))?;
+            builder.with_client_cert_verifier(Arc::new(ClientChain { webpki, legacy: legacy(r) }))
         }
         _ => builder.with_no_client_auth(),
     };
@@ -280,6 +281,7 @@ pub fn build(cfg: &Config) -> Result<Built, String> {
             };
             let certs = load_certs(cc).map_err(|e| format!("Failed to load certificate: {e}"))?;
             let key = load_key(ck, cp).map_err(|e| format!("Failed to load private key: {e}"))?;
+            let legacy = legacy(&r);
             let webpki = WebPkiServerVerifier::builder_with_provider(r, provider.clone())
                 .build()
                 .map_err(|e| format!("Failed to configure CA certificate(s) file/directory: {e}"))?;
@@ -289,7 +291,7 @@ pub fn build(cfg: &Config) -> Result<Built, String> {
                 .with_protocol_versions(&versions)
                 .map_err(bad_versions)?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+                .with_custom_certificate_verifier(Arc::new(ChainOnly { webpki, legacy }))
                 .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(own)));
             Some(Arc::new(c))
         }

@@ -9,6 +9,8 @@
 
 pub mod config;
 mod keypass;
+mod legacy;
+pub mod listen;
 pub mod stream;
 mod verify;
 
@@ -81,15 +83,27 @@ pub fn configure(cfg: &Config) -> bool {
     }
 }
 
-/// CONFIG SET of `changed` directives into `new` (Redis's `applyTlsCfg`): any `tls-*` one
-/// rebuilds the context when TLS is in use. Err: the first TLS directive named, for the
-/// error reply (the context in use is kept).
-pub fn config_set<'a>(new: &Config, changed: &[&'a str]) -> Result<(), &'a str> {
-    let Some(first) = changed.iter().find(|n| n.starts_with("tls-") && **n != "tls-port") else { return Ok(()) };
-    if !wanted(new) || configure(new) {
-        Ok(())
-    } else {
-        Err(first)
+/// CONFIG SET of `changed` directives into `new` (Redis's `applyTlsCfg` / `applyTLSPort`):
+/// any `tls-*` one rebuilds the context when TLS is in use (a new `tls-port` only when no
+/// context exists yet), then a new `tls-port` is listened on. Err: the directive named in the
+/// error reply and its reason (the context and the listener in use are kept).
+pub fn config_set<'a>(new: &Config, changed: &[&'a str]) -> Result<(), (&'a str, &'static str)> {
+    const UNABLE: &str = "Unable to update TLS configuration. Check server logs.";
+    let port_changed = changed.iter().find(|n| **n == "tls-port");
+    let rebuild = changed.iter().find(|n| n.starts_with("tls-") && **n != "tls-port");
+    let first = match (rebuild, port_changed) {
+        (Some(first), _) => Some(first),
+        (None, Some(p)) if current().is_err() && port(new) != 0 => Some(p),
+        _ => None,
+    };
+    if let Some(first) = first {
+        if wanted(new) && !configure(new) {
+            return Err((first, UNABLE));
+        }
+    }
+    match port_changed {
+        Some(p) => listen::change_port(new).map_err(|why| (*p, why)),
+        None => Ok(()),
     }
 }
 

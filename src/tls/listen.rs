@@ -1,0 +1,106 @@
+//! `tls-port` changed at runtime (CONFIG SET), as Redis's `changeListenPort`: the new port is
+//! bound on every `bind` address, each shard starts accepting on it, and the old listening
+//! sockets are shut down (the shards' accept loops end when their socket stops listening).
+//! Port 0 closes the TLS listener. A port that cannot be bound keeps the old one, with
+//! Redis's log lines and error.
+
+use crate::config::Config;
+use crate::runtime::listener::{self, Listener};
+use crate::runtime::shard::Shard;
+use futures_channel::mpsc;
+use futures_lite::StreamExt;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Mutex;
+
+/// The TLS listening sockets in use (the originals; shards accept on duplicates).
+struct Current {
+    port: u16,
+    fds: Vec<RawFd>,
+}
+
+static CURRENT: Mutex<Current> = Mutex::new(Current { port: 0, fds: Vec::new() });
+
+/// One sender per shard: each gets its own duplicate of every new listening socket.
+static SHARDS: Mutex<Vec<mpsc::UnboundedSender<RawFd>>> = Mutex::new(Vec::new());
+
+/// Records the TLS listeners bound at start-up (`tls` ones among `listeners`).
+pub fn started(port: u16, listeners: &[Listener]) {
+    let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+    cur.port = port;
+    cur.fds = listeners.iter().filter(|l| l.tls).map(|l| l.fd).collect();
+}
+
+/// A shard's task: accepts TLS clients on every listener a later CONFIG SET opens.
+pub async fn watch(shard: Rc<Shard>) {
+    let (tx, mut rx) = mpsc::unbounded();
+    SHARDS.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+    while let Some(fd) = rx.next().await {
+        match crate::runtime::netpoll::NetStream::adopt(fd) {
+            Ok(l) => {
+                glommio::spawn_local(crate::runtime::accept_on(shard.clone(), l, true)).detach();
+            }
+            Err(e) => tracing::warn!("registering the TLS listening socket: {}", e),
+        }
+    }
+}
+
+/// Moves the TLS listener to `new`'s `tls-port`. Err: the reply's reason (the old listener
+/// stays).
+pub fn change_port(new: &Config) -> Result<(), &'static str> {
+    let port = super::port(new);
+    let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+    if port == cur.port {
+        return Ok(());
+    }
+    let bound = match port {
+        0 => Vec::new(),
+        _ => match listener::bind_port(new, port) {
+            Ok(l) => l,
+            Err(e) => {
+                // bind_port's text ends in "(<address>: <reason>)"; Redis's line names both.
+                let (addr, why) = e
+                    .split_once(", aborting. (")
+                    .and_then(|(_, t)| t.trim_end_matches(')').split_once(": "))
+                    .unwrap_or(("*", e.as_str()));
+                tracing::warn!(
+                    "Warning: Could not create server TCP listening socket {}:{}: bind: {}",
+                    addr,
+                    port,
+                    why
+                );
+                tracing::warn!(
+                    "Failed applying new configuration. Possibly related to new tls-port setting. Restoring previous settings."
+                );
+                return Err("Unable to listen on this port. Check server logs.");
+            }
+        },
+    };
+    for fd in std::mem::take(&mut cur.fds) {
+        // SAFETY: plain syscalls on a listening socket this registry owns. shutdown() stops the
+        // socket itself (the shards' duplicates see it and end their loops); close() drops
+        // this registry's descriptor.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+            libc::close(fd);
+        }
+    }
+    let shards = SHARDS.lock().unwrap_or_else(|p| p.into_inner());
+    for l in &bound {
+        for tx in shards.iter() {
+            // SAFETY: duplicates a listening socket this registry owns; the shard owns the copy.
+            let dup = unsafe { libc::fcntl(l.fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                tracing::warn!("dup of the TLS listening socket failed: {}", std::io::Error::last_os_error());
+                continue;
+            }
+            if tx.unbounded_send(dup).is_err() {
+                // SAFETY: the copy never reached its shard.
+                unsafe { libc::close(dup) };
+            }
+        }
+    }
+    cur.port = port;
+    cur.fds = bound.iter().map(|l| l.fd).collect();
+    Ok(())
+}
