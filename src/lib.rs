@@ -43,6 +43,7 @@ pub mod logging;
 pub mod memory;
 pub mod persist;
 pub mod process;
+pub mod proctitle;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;

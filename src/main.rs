@@ -148,6 +148,8 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
 fn main() {
     let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The arguments are read: their memory may now hold the process title.
+    slotcore::proctitle::init(&argv0);
     let (config_file, options) = match parse::parse_argv(&args) {
         Invocation::Version => {
             println!("slotcore v={VERSION} sha=00000000:0 malloc=jemalloc bits=64 redis_compat=7.0.15");
@@ -167,6 +169,9 @@ fn main() {
         Err(e) => fail(&e.fatal_text()),
     };
     let mut cfg = loaded.config;
+    if let Err(e) = slotcore::cmd::table::install_renames(&cfg.renamed_commands) {
+        fail(e);
+    }
     let abs_config = config_file
         .as_ref()
         .filter(|f| f.as_str() != "-")
@@ -208,7 +213,7 @@ fn main() {
     let fd_fit = slotcore::limits::fit_open_files(cfg.maxclients);
     cfg.maxclients = fd_fit.maxclients.max(1);
     let cfg = Arc::new(cfg);
-    slotcore::storage::list::set_fill(cfg.list_max_listpack_size);
+    slotcore::storage::thresholds::apply(&cfg);
     slotcore::cmd::notify::apply_config(&cfg);
     let node = Arc::new(NodeInfo {
         run_id: random_hex40(),
@@ -233,6 +238,7 @@ fn main() {
         repl: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
+    slotcore::proctitle::apply(&cfg, abs_config.as_deref().unwrap_or(""));
     slotcore::limits::log_fit(&fd_fit);
     if let Some(text) = &fd_fit.fatal {
         tracing::warn!("{}", text);

@@ -148,3 +148,73 @@ fn geo_store_across_shards() {
     let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
     assert_same(&mut a, &mut b, &slices);
 }
+
+/// The payload of a DUMP reply (`$<len>\r\n<payload>\r\n`).
+fn payload(reply: &[u8]) -> Vec<u8> {
+    let nl = reply.iter().position(|&c| c == b'\n').unwrap_or(0);
+    reply[nl + 1..reply.len() - 2].to_vec()
+}
+
+/// Geo keys (a listpack one and a skiplist one past 128 members) cross both ways through
+/// DUMP/RESTORE, and through slotcore's RDB file into redis-server, with searches unchanged.
+#[test]
+fn geo_keys_cross_with_redis_by_dump_and_rdb() {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    let (mut a, mut b) = (s.raw(), o.raw());
+    setup(&mut a, &mut b);
+    for r in [&mut a, &mut b] {
+        for i in 0..300 {
+            let (lon, lat) = (format!("{}", -50.0 + i as f64 * 0.31), format!("{}", 10.0 + (i % 17) as f64 * 1.7));
+            r.cmd(&["GEOADD", "grid", &lon, &lat, &format!("p{i}")]);
+        }
+    }
+    let searches: &[&[&str]] = &[
+        &[
+            "GEOSEARCH",
+            "{k}",
+            "FROMLONLAT",
+            "13",
+            "38",
+            "BYRADIUS",
+            "400",
+            "km",
+            "ASC",
+            "WITHCOORD",
+            "WITHDIST",
+            "WITHHASH",
+        ],
+        &["GEOSEARCH", "{k}", "FROMLONLAT", "-20", "20", "BYBOX", "2000", "2000", "km", "DESC", "COUNT", "7"],
+        &["OBJECT", "ENCODING", "{k}"],
+        &["ZCARD", "{k}"],
+    ];
+    let run = |r: &mut Raw, key: &str| -> Vec<String> {
+        searches
+            .iter()
+            .map(|c| r.cmd(&c.iter().map(|x| if *x == "{k}" { key } else { x }).collect::<Vec<_>>()))
+            .collect()
+    };
+    for key in ["Sicily", "grid"] {
+        let want = run(&mut b, key);
+        assert_eq!(run(&mut a, key), want, "{key} before crossing");
+        let from_redis = payload(&b.cmd_bytes(&[b"DUMP", key.as_bytes()]));
+        let from_slotcore = payload(&a.cmd_bytes(&[b"DUMP", key.as_bytes()]));
+        let copy = format!("{key}-copy");
+        assert_eq!(a.cmd_bytes(&[b"RESTORE", copy.as_bytes(), b"0", &from_redis]), b"+OK\r\n");
+        assert_eq!(b.cmd_bytes(&[b"RESTORE", copy.as_bytes(), b"0", &from_slotcore]), b"+OK\r\n");
+        assert_eq!(run(&mut a, &copy), want, "{key} restored in slotcore");
+        assert_eq!(run(&mut b, &copy), want, "{key} restored in redis-server");
+    }
+    // slotcore's RDB file, loaded by redis-server.
+    assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
+    let d = std::env::temp_dir().join(format!("slotcore-geo-rdb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    std::fs::copy(s.dir.join("dump.rdb"), d.join("dump.rdb")).expect("copy rdb");
+    let o2 = Server::redis(&["--dir", d.to_str().expect("utf-8 dir")]);
+    let mut c = o2.raw();
+    for key in ["Sicily", "grid", "world"] {
+        assert_eq!(run(&mut c, key), run(&mut b, key), "{key} through the RDB file");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

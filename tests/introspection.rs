@@ -218,3 +218,37 @@ fn shutdown_signal_flags_as_redis() {
         ],
     );
 }
+
+#[test]
+fn rename_command_and_process_title() {
+    let args = ["--rename-command", "flushdb", "badger", "--rename-command", "set", "put"];
+    let s = Server::slotcore(&args);
+    let o = Server::redis(&args);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["PUT", "k", "v"],
+            // Twice: the old name must stay unknown after the command ran under the new one.
+            &["SET", "k", "v"],
+            &["PUT", "k", "w"],
+            &["SET", "k", "v"],
+            &["GET", "k"],
+            &["FLUSHDB"],
+            &["badger"],
+            &["DBSIZE"],
+            &["CONFIG", "SET", "proc-title-template", "{unknown}"],
+            &["CONFIG", "SET", "proc-title-template", "{title"],
+        ],
+    );
+    // The title is written over the command line, longer than the original arguments.
+    let mut r = s.raw();
+    let tpl = "TEST {title} {listen-addr} {port} {tls-port} {config-file} and-some-more-room-taken";
+    assert_eq!(r.cmd(&["CONFIG", "SET", "proc-title-template", tpl]), "+OK\r\n");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", s.pid())).expect("cmdline");
+    let title = String::from_utf8_lossy(&cmdline).trim_end_matches('\0').to_string();
+    let want = format!(" *:{} {} 0 - and-some-more-room-taken", s.port, s.port);
+    assert!(title.starts_with("TEST ") && title.ends_with(&want), "{title:?}");
+    let got = format!("*2\r\n$19\r\nproc-title-template\r\n${}\r\n{tpl}\r\n", tpl.len());
+    assert_eq!(r.cmd(&["CONFIG", "GET", "proc-title-template"]), got);
+}

@@ -370,3 +370,29 @@ fn cluster_mode_transactions_match_redis() {
     let _ = std::fs::remove_dir_all(sd);
     let _ = std::fs::remove_dir_all(od);
 }
+
+/// REPLICAOF inside a transaction makes the node a read-only replica before EXEC's reply: the
+/// very next write is refused (the flag used to follow from the replica link's first step).
+#[test]
+fn replicaof_in_exec_refuses_the_next_write() {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    let dead = common::free_port().to_string();
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["REPLICAOF", "127.0.0.1", &dead],
+            &["EXEC"],
+            &["SET", "age", "1"],
+            &["CONFIG", "SET", "replica-read-only", "no"],
+            &["SET", "age", "2"],
+            &["CONFIG", "SET", "replica-read-only", "yes"],
+            &["SET", "a", "2"],
+            &["REPLICAOF", "NO", "ONE"],
+            &["SET", "a", "3"],
+        ],
+    );
+}

@@ -300,6 +300,26 @@ fn blocked_clients(c: &mut Raw) -> u64 {
     info.lines().find_map(|l| l.strip_prefix("blocked_clients:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// A blocked XREADGROUP ended by XGROUP DESTROY is one call that failed once, as in Redis.
+#[test]
+fn destroyed_group_fails_a_blocked_reader_once() {
+    ports();
+    let sc = Server::slotcore(&["--shards", "2"]);
+    let rs = Server::redis(&[]);
+    for s in [&sc, &rs] {
+        let (mut r, mut w) = (s.raw(), s.raw());
+        w.cmd(&["XGROUP", "CREATE", "ms", "g", "$", "MKSTREAM"]);
+        r.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"alice", b"BLOCK", b"0", b"STREAMS", b"ms", b">"]);
+        wait_for("the reader to block", || blocked_clients(&mut w) == 1);
+        w.cmd(&["CONFIG", "RESETSTAT"]);
+        w.cmd(&["XGROUP", "DESTROY", "ms", "g"]);
+        assert!(r.reply().starts_with("-NOGROUP"));
+        let stats = w.cmd(&["INFO", "commandstats"]);
+        let line = stats.lines().find(|l| l.starts_with("cmdstat_xreadgroup:")).unwrap_or_default().to_string();
+        assert!(line.ends_with("rejected_calls=0,failed_calls=1"), "{line}");
+    }
+}
+
 #[test]
 fn blocked_readers_across_shards() {
     ports();

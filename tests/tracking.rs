@@ -198,3 +198,57 @@ fn info_counts_trackers_keys_and_prefixes() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+fn info_number(r: &mut Raw, field: &str) -> u64 {
+    let info = r.cmd(&["INFO", "all"]);
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+fn wait_blocked(r: &mut Raw) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while info_number(r, "blocked_clients") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no client blocked");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Frames a RESP3 tracker reads when a key it tracks is evicted before its own next command,
+/// and when its blocked BLMOVE is served into a list it tracks.
+fn eviction_and_served_move(port: u16) -> Vec<String> {
+    let (mut t, mut w) = (Raw::connect(port), Raw::connect(port));
+    let mut out = Vec::new();
+    t.cmd(&["HELLO", "3"]);
+    t.cmd(&["CLIENT", "TRACKING", "on"]);
+    t.cmd(&["SETEX", "volatile-key", "10000", "x"]);
+    out.push(t.cmd(&["GET", "volatile-key"]));
+    let used = info_number(&mut w, "used_memory");
+    w.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
+    w.cmd(&["CONFIG", "SET", "maxmemory", &(used + 100 * 1024).to_string()]);
+    // About 200 KB: the next command starts over the limit and evicts the volatile key,
+    // whose invalidation comes before that command's reply.
+    out.push(t.cmd(&["SETBIT", "big-key", "1600000", "0"]));
+    out.push(t.cmd(&["GETBIT", "big-key", "0"]));
+    out.push(t.reply());
+    w.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    w.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    // A served BLMOVE writes a list the tracker reads: reply first, then the invalidation.
+    w.cmd(&["RPUSH", "list2", "a"]);
+    out.push(t.cmd(&["LRANGE", "list2", "0", "-1"]));
+    t.send_cmd(&[b"BLMOVE", b"list1", b"list2", b"LEFT", b"LEFT", b"0"]);
+    wait_blocked(&mut w);
+    w.cmd(&["RPUSH", "list1", "foo"]);
+    out.push(t.reply());
+    out.push(t.reply());
+    out
+}
+
+#[test]
+fn eviction_and_served_moves_invalidate_as_redis() {
+    // One shard: eviction before a command runs on the caller's shard (the cron evicts on
+    // the others), so the evicted key must be there for the "before the reply" order.
+    let s = Server::slotcore(&["--shards", "1"]);
+    let o = Server::redis(&[]);
+    let want = eviction_and_served_move(o.port);
+    assert!(want[2].starts_with('>'), "redis-server's push first: {want:?}");
+    assert_eq!(eviction_and_served_move(s.port), want);
+}

@@ -146,6 +146,8 @@ fn bitcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let n = match range {
+        // Both from the end and crossed: empty before any clamping (BITPOS clamps first).
+        Some((s, e, _)) if s < 0 && e < 0 && s > e => 0,
         None => v.iter().map(|b| b.count_ones() as i64).sum(),
         Some((s, e, false)) => match norm(s, e, v.len() as i64) {
             Some((s, e)) => v[s as usize..=e as usize].iter().map(|b| b.count_ones() as i64).sum(),

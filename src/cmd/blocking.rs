@@ -156,6 +156,8 @@ impl Serve {
                             super::notify::command_events(ctx.shard, db, "lmove", &lmove, &r, 1, &[], &before, now);
                         }
                         ctx.shard.changes.record(ctx.db, 1, vec![lmove]);
+                        // Both lists changed (Redis's `signalModifiedKey` of each).
+                        super::tracking::written_keys(ctx.shard, &[key.clone(), dst.clone()]);
                     }
                     return r;
                 }
@@ -172,14 +174,21 @@ impl Serve {
         let r = run(ctx, &a);
         // The pop's own count (its elements), kept out of the blocking command's context.
         let n = ctx.dirty.take().unwrap_or(0);
+        let pop = ctx.propagate.take();
         if n > 0 && !matches!(r, Reply::Nil | Reply::NilArray | Reply::Error(_)) {
             let (db, now) = (ctx.db, ctx.now_ms);
             if super::notify::enabled() {
                 let name = if name == b"lmpop" { "lmpop" } else { "zmpop" };
                 super::notify::command_events(ctx.shard, db, name, &a, &r, n, &[], &Default::default(), now);
             }
-            // The served pop is propagated as the non-blocking pop it performed.
-            ctx.shard.changes.record(db, n, vec![a.to_vec()]);
+            // The served pop is propagated as the non-blocking pop it performed: `LPOP k n`
+            // (BLMPOP, BZMPOP), `LPOP k` (BLPOP, BZPOPMIN, ...), as Redis's serving code.
+            let mut pop = pop.unwrap_or_else(|| vec![a.to_vec()]);
+            if single {
+                pop.iter_mut().for_each(|c| c.truncate(2));
+            }
+            ctx.shard.changes.record(db, n, pop);
+            super::tracking::written_keys(ctx.shard, std::slice::from_ref(key));
         }
         if single {
             flatten(r)

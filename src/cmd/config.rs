@@ -154,6 +154,10 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     super::bgsave::refresh_denied(&ctx.node().config());
     crate::runtime::aof::config_changed(ctx.node());
     crate::replication::master::settings_changed(&ctx.node().config());
+    super::replicaof::apply_read_only(&ctx.node().config());
+    if seen.contains(&"proc-title-template") {
+        crate::proctitle::apply(&ctx.node().config(), &ctx.node().config_file);
+    }
     if seen.contains(&"tracking-table-max-keys") {
         // A lowered limit invalidates tracked keys now, on every shard, as Redis does before
         // the next command (a paused cron must not leave the table over it).

@@ -384,7 +384,7 @@ impl NodeInfo {
 
     /// Installs a new configuration and bumps the generation.
     pub fn set_config(&self, cfg: Config) {
-        crate::storage::list::set_fill(cfg.list_max_listpack_size);
+        crate::storage::thresholds::apply(&cfg);
         super::notify::apply_config(&cfg);
         let cfg = Arc::new(cfg);
         match self.config.write() {

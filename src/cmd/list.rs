@@ -387,7 +387,9 @@ pub(crate) fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => return e,
         };
         drop_if_empty(ctx, &args[k]);
-        ctx.dirty(popped.len() as u64);
+        let n = popped.len() as u64;
+        ctx.dirty(n);
+        ctx.propagate = Some(vec![super::propagate::pop_form(if left { "LPOP" } else { "RPOP" }, &args[k], Some(n))]);
         return Reply::Array(vec![
             Reply::Bulk(args[k].clone()),
             Reply::Array(popped.into_iter().map(|v| Reply::Bulk(v.into())).collect()),

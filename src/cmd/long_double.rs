@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn parse_refuses_what_redis_refuses() {
-        for bad in ["", " 1", "1 ", "abc", "nan", "1e5000", "1.5x"] {
+        for bad in ["", " 1", "1 ", "abc", "nan", "1e5000", "1.5x", "1\x002"] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
         assert!(LongDouble::parse(&vec![b'1'; 5120]).is_none());

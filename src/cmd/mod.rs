@@ -170,7 +170,10 @@ pub fn execute_keyed(
     if changed {
         tracking::written(ctx.shard, spec, args);
     }
-    if let (Some(keys), true) = (watched, changed) {
+    if let (Some(mut keys), true) = (watched, changed) {
+        if let Some(k) = propagate::unsignalled_key(spec.name, args, dirty) {
+            keys.retain(|(w, _)| w != k);
+        }
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);
     }
     let end = std::time::Instant::now();

@@ -157,6 +157,22 @@ pub fn signals_unchanged(name: &str, reply: &Reply) -> bool {
     name == "ltrim" && matches!(reply, Reply::Ok)
 }
 
+/// The pop Redis propagates a *MPOP as, and a blocking pop served from `key`:
+/// `LPOP|RPOP|ZPOPMIN|ZPOPMAX key [n]`, `n` being the number of elements popped (the
+/// single-key blocking forms BLPOP/BZPOPMIN/... propagate without it).
+pub fn pop_form(verb: &'static str, key: &Bytes, popped: Option<u64>) -> Argv {
+    let mut v = vec![b(verb), key.clone()];
+    v.extend(popped.map(num));
+    v
+}
+
+/// A key a write that changed something leaves unsignalled: SMOVE's destination when it
+/// already held the member (`dirty` 1: only the source lost it), as Redis signals it only on
+/// a successful add.
+pub fn unsignalled_key<'a>(name: &str, args: &'a [Bytes], dirty: u64) -> Option<&'a Bytes> {
+    (name == "smove" && dirty == 1).then(|| &args[2])
+}
+
 fn b(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }

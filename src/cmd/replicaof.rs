@@ -43,7 +43,16 @@ fn replicaof(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     tracing::info!("REPLICAOF {}:{} enabled (user request from '{}')", host, port, who());
     // Not connected yet: with `replica-serve-stale-data no` the data is stale from now on
     // (the link task keeps the flag up to date afterwards).
-    let stale = ctx.node().config().get("replica-serve-stale-data") == Some("no");
+    let cfg = ctx.node().config();
+    let stale = cfg.get("replica-serve-stale-data") == Some("no");
     crate::replication::role::set_stale(stale);
+    apply_read_only(&cfg);
     reply(Reply::Ok)
+}
+
+/// `replica-read-only` applies from the REPLICAOF or CONFIG SET that changes it on, before
+/// their reply (the next write must get `-READONLY`, or must not), not from the replica
+/// link's next step.
+pub fn apply_read_only(cfg: &crate::config::Config) {
+    crate::replication::role::set_read_only(cfg.get("replica-read-only") != Some("no"));
 }

@@ -491,13 +491,11 @@ pub fn serve(ctx: &mut Ctx<'_>, w: &Wait, key: &Bytes) -> Reply {
         Some((g, c)) => {
             let exists = match get_stream(ctx, key) {
                 Ok(Some(s)) => s.groups.contains_key(&g[..]),
-                _ => {
-                    failed_call(ctx);
-                    return Reply::err("UNBLOCKED the stream key no longer exists");
-                }
+                // The error counts as a failed call where the blocked command ends
+                // (`Conn::run_blocking`, Redis's `updateStatsOnUnblock`).
+                _ => return Reply::err("UNBLOCKED the stream key no longer exists"),
             };
             if !exists {
-                failed_call(ctx);
                 return Reply::err("NOGROUP the consumer group this client was blocked on no longer exists");
             }
             let mut dirty = touch_consumer(ctx, key, g, c, w.noack, &mut props);
@@ -513,10 +511,4 @@ pub fn serve(ctx: &mut Ctx<'_>, w: &Wait, key: &Bytes) -> Reply {
         }
     };
     Reply::KeyedMap(vec![(Reply::Bulk(key.clone()), Reply::Array(entries))])
-}
-
-/// A blocked XREADGROUP answered with an error counts as a failed call (Redis's
-/// `updateStatsOnUnblock`).
-fn failed_call(ctx: &mut Ctx<'_>) {
-    ctx.shard.stats.cmdstats.entry("xreadgroup").or_default().failed_calls += 1;
 }

@@ -71,16 +71,59 @@ pub fn count() -> usize {
     registry().len()
 }
 
-/// Looks a command up by name, case-insensitively.
+/// Names changed by `rename-command` (lowercase name -> the command it now names, or None
+/// for a name that no longer names anything). Set once at start-up; empty for most servers.
+type Renames = HashMap<String, Option<&'static CommandSpec>>;
+
+static RENAMES: OnceLock<Renames> = OnceLock::new();
+
+/// Applies `rename-command old new` lines in order, as Redis's config loading edits its
+/// command table: `old` must name a (top-level) command now, `new` must name none (an empty
+/// `new` removes the command). Returns the overlay, or Redis's error text.
+pub fn renames(pairs: &[(String, String)]) -> Result<Renames, &'static str> {
+    let mut overlay = Renames::new();
+    for (old, new) in pairs {
+        let (old, new) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
+        let now = |o: &Renames, n: &str| match o.get(n) {
+            Some(v) => *v,
+            None => registry().get(n).copied(),
+        };
+        let Some(spec) = now(&overlay, &old) else { return Err("No such command in rename-command") };
+        overlay.insert(old, None);
+        if !new.is_empty() {
+            if now(&overlay, &new).is_some() {
+                return Err("Target command name already exists");
+            }
+            overlay.insert(new, Some(spec));
+        }
+    }
+    Ok(overlay)
+}
+
+/// Installs the start-up config's renames (once, before any lookup).
+pub fn install_renames(pairs: &[(String, String)]) -> Result<(), &'static str> {
+    let overlay = renames(pairs)?;
+    if !overlay.is_empty() {
+        let _ = RENAMES.set(overlay);
+    }
+    Ok(())
+}
+
+/// Looks a command up by name, case-insensitively (under its `rename-command` name, if any).
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut buf = [0u8; 32];
+    let mut buf = [0u8; 64];
     if name.len() > buf.len() {
-        return None;
+        // No command has so long a name; only a rename could give one.
+        let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+        return RENAMES.get().and_then(|o| o.get(&lower).copied().flatten());
     }
     for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
     let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    if let Some(r) = RENAMES.get().and_then(|o| o.get(lower)) {
+        return *r;
+    }
     registry().get(lower).copied()
 }
 

@@ -592,7 +592,10 @@ pub(crate) fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Ok(_) => continue,
             Err(e) => return e,
         };
-        ctx.dirty(popped.len() as u64);
+        let n = popped.len() as u64;
+        ctx.dirty(n);
+        let verb = if max { "ZPOPMAX" } else { "ZPOPMIN" };
+        ctx.propagate = Some(vec![super::propagate::pop_form(verb, &args[k], Some(n))]);
         let pairs = popped
             .into_iter()
             .map(|(m, s)| Reply::Array(vec![Reply::Bulk(Bytes::from(m)), Reply::Double(s)]))

@@ -109,6 +109,8 @@ pub struct Config {
     pub values: BTreeMap<&'static str, String>,
     /// `user` lines of redis.conf: `[name, rules...]` (loaded into ACL at start-up).
     pub users: Vec<Vec<String>>,
+    /// `rename-command old new` lines, in order (applied at start-up).
+    pub renamed_commands: Vec<(String, String)>,
 }
 
 impl Config {
@@ -156,6 +158,7 @@ impl Default for Config {
             cluster_enabled: false,
             values: registry::all().map(|d| (d.name, d.default.to_string())).collect(),
             users: Vec::new(),
+            renamed_commands: Vec::new(),
         }
     }
 }

@@ -203,7 +203,13 @@ fn apply_text(
                 cfg.users.push(rest.to_vec());
                 continue;
             }
-            "rename-command" | "loadmodule" | "sentinel" => {
+            "rename-command" => {
+                let [old, new] = rest else { return Err(err("Bad directive or wrong number of arguments")) };
+                cfg.renamed_commands.push((old.clone(), new.clone()));
+                crate::cmd::table::renames(&cfg.renamed_commands).map_err(&err)?;
+                continue;
+            }
+            "loadmodule" | "sentinel" => {
                 not_acted.push(name.clone());
                 continue;
             }

@@ -270,6 +270,13 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         "tls-port" | "cluster-announce-tls-port" => {
             range(int()?, 0, 65535)?;
         }
+        // Encoding thresholds (applied by `storage::thresholds`), Redis's size_t range.
+        "hash-max-listpack-entries" | "zset-max-listpack-entries" | "set-max-intset-entries" => {
+            range(int()?, 0, i64::MAX)?;
+        }
+        "proc-title-template" if !crate::proctitle::valid(value) => {
+            return Err("template format is invalid or contains unknown variables".into());
+        }
         "protected-mode" => cfg.protected_mode = yes,
         "requirepass" => {
             cfg.requirepass = if value.is_empty() { None } else { Some(value.as_bytes().to_vec()) };

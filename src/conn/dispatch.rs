@@ -81,7 +81,11 @@ impl Conn {
             Some(s) => s,
             None => match table::lookup(&args[0]) {
                 Some(s) => {
-                    self.last_spec = Some(s);
+                    // Found under another name (`rename-command`): never cached, so that
+                    // its old name stays unknown.
+                    if s.name.as_bytes().eq_ignore_ascii_case(&args[0]) {
+                        self.last_spec = Some(s);
+                    }
                     s
                 }
                 None => return Route::Done(Reply::error(errors::unknown_command(&args))),
@@ -266,12 +270,27 @@ impl Conn {
             // A transaction holds this shard's keys: no eviction under it.
             crate::memory::used() > crate::memory::maxmemory() && !crate::memory::replica_ignores()
         } else {
-            crate::memory::evict::before_command(&mut self.shard.state.borrow_mut())
+            let oom = crate::memory::evict::before_command(&mut self.shard.state.borrow_mut());
+            self.take_early_pushes();
+            oom
         };
         let in_multi = self.client.borrow().multi.is_some();
         let reject =
             spec.has(flags::DENYOOM) || (in_multi && !matches!(fullname, "exec" | "discard" | "quit" | "reset"));
         (oom && reject).then(|| Reply::err(crate::memory::OOM))
+    }
+
+    /// Redis writes the invalidations of keys evicted before a command into the caller's
+    /// output buffer at once, so a tracking client reads them before that command's reply:
+    /// they are taken from its inbox here and written ahead of the reply by `dispatch_batch`.
+    fn take_early_pushes(&mut self) {
+        let c = self.client.borrow();
+        let Some(t) = c.tracking.as_ref() else { return };
+        let pushes = t.inbox.take();
+        let subscribed = crate::cmd::pubsub::subscribed(&c);
+        for p in &pushes {
+            p.encode(&mut self.early_pushes, c.resp3, subscribed);
+        }
     }
 
     fn rejected(&mut self, fullname: Option<&'static str>, reply: Reply) -> Route {
@@ -332,6 +351,14 @@ impl Conn {
                 clock = std::time::Instant::now();
             }
             let route = self.route(req);
+            if !self.early_pushes.is_empty() {
+                // Invalidations of keys evicted just now go out after the earlier replies.
+                self.settle(&mut fl, &mut replies, db).await;
+                self.encode_replies(&mut replies[done..i], &suppress[done..i]);
+                done = i;
+                let early = std::mem::take(&mut self.early_pushes);
+                self.wbuf.extend_from_slice(&early);
+            }
             // (Un)subscribe confirmations are pushed even under CLIENT REPLY OFF/SKIP, as Redis.
             if let Route::Node { spec, .. } = &route {
                 if suppress[i] && spec.has(flags::PUBSUB) && spec.name.ends_with("subscribe") {

@@ -68,6 +68,9 @@ pub struct Conn {
     pub(crate) handoff: Option<Box<crate::replication::master::Attach>>,
     /// Since when the output has been over its class's soft limit (see `memory::obuf`).
     obuf_clock: crate::memory::obuf::SoftClock,
+    /// Invalidations of keys evicted before this client's current command, which go out
+    /// before its reply (see `Conn::oom_refusal`).
+    early_pushes: Vec<u8>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -180,6 +183,7 @@ impl Conn {
             tx: multi::TxState::default(),
             handoff: None,
             obuf_clock: Default::default(),
+            early_pushes: Vec::new(),
         }
     }
 

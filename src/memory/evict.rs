@@ -67,6 +67,8 @@ pub fn perform(st: &mut ShardState) -> Outcome {
             evicted += 1;
             st.changes.record_expired(db, std::slice::from_ref(&key), unlink);
             crate::cmd::notify::emit(st, crate::cmd::notify::EVICTED, "evicted", &key, db);
+            // Trackers of the key hear of it (Redis signals an evicted key as modified).
+            crate::cmd::tracking::expired(st, std::slice::from_ref(&key));
             if evicted % 16 == 0 {
                 // Others may have freed memory meanwhile (or ours was all in the snapshot's copy).
                 if used() <= max {

@@ -1,15 +1,13 @@
 //! Hash values: one packed byte buffer of (field, value) entries while small ("listpack",
-//! insertion order kept, see `hash_pack`), converted for good to a hash table past `hash-max-listpack-entries` (128) entries
-//! or `hash-max-listpack-value` (64) bytes, as Redis does.
+//! insertion order kept, see `hash_pack`), converted for good to a hash table past `hash-max-listpack-entries` (512) entries
+//! or `hash-max-listpack-value` (64) bytes (the thresholds in force, see
+//! [`thresholds`](super::thresholds)), as Redis does.
 
 use hashbrown::HashMap;
 
 pub use super::hash_pack::HashPack;
 
-/// Redis's default `hash-max-listpack-entries`.
-pub const MAX_LISTPACK_ENTRIES: usize = 128;
-/// Redis's default `hash-max-listpack-value`.
-pub const MAX_LISTPACK_VALUE: usize = 64;
+use super::thresholds;
 
 /// The table of a large hash: field to value.
 pub type FieldTable = HashMap<Box<[u8]>, Box<[u8]>>;
@@ -53,7 +51,8 @@ impl HashValue {
 
     fn convert_if_needed(&mut self, field: &[u8], value: &[u8]) {
         if let HashValue::Listpack(v) = self {
-            if v.len() >= MAX_LISTPACK_ENTRIES || field.len() > MAX_LISTPACK_VALUE || value.len() > MAX_LISTPACK_VALUE {
+            let max_value = thresholds::hash_value();
+            if v.len() >= thresholds::hash_entries() || field.len() > max_value || value.len() > max_value {
                 let m: HashMap<Box<[u8]>, Box<[u8]>> = v.iter().map(|(f, x)| (f.into(), x.into())).collect();
                 *self = HashValue::Table(Box::new(m));
             }
@@ -62,7 +61,7 @@ impl HashValue {
 
     /// Sets a field; returns true if it was new.
     pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if self.get(field).is_none() || value.len() > MAX_LISTPACK_VALUE {
+        if self.get(field).is_none() || value.len() > thresholds::hash_value() {
             self.convert_if_needed(field, value);
         }
         match self {
@@ -121,11 +120,13 @@ mod tests {
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(h.get(b"b"), Some(&b"3"[..]));
         let mut h = HashValue::default();
-        for i in 0..=128 {
+        for i in 0..512 {
             h.set(format!("f{i}").as_bytes(), b"v");
         }
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"f512", b"v");
         assert_eq!(h.encoding(), "hashtable");
         assert!(h.remove(b"f0"));
-        assert_eq!(h.len(), 128);
+        assert_eq!(h.len(), 512);
     }
 }

@@ -1,12 +1,13 @@
 //! The small-hash (`listpack`) encoding of hashes: one exactly-sized byte buffer of
 //! (field, value) entries in insertion order, like Redis's listpack. Every operation is a linear
-//! scan, which is what Redis does too and is cheap for at most 128 fields of at most 64 bytes.
+//! scan, which is what Redis does too and is cheap at the default limits (512 fields of at most
+//! 64 bytes, `hash-max-listpack-*`).
 //!
-//! Entry layout: `flen: u8 | field | vlen: u8 | value`. Fields and values are kept as their
-//! exact bytes (no integer re-encoding: readers get `&[u8]` slices straight out of the buffer).
-//! Invariants: fields are unique; fields and values are at most 255 bytes (the owner converts to
-//! a hash table past 64), so a one-byte length prefix always fits; the buffer has no slack
-//! (a `Box<[u8]>`, resized on every change as Redis's listpack is reallocated).
+//! Entry layout: `flen | field | vlen | value`, each length a LEB128 varint (1 byte up to 127,
+//! 2 up to 16383, ...), so the limits can be raised as far as Redis allows. Fields and values
+//! are kept as their exact bytes (no integer re-encoding: readers get `&[u8]` slices straight
+//! out of the buffer). Invariants: fields are unique; the buffer has no slack (a `Box<[u8]>`,
+//! resized on every change as Redis's listpack is reallocated).
 
 /// A packed insertion-ordered run of (field, value).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,14 +16,36 @@ pub struct HashPack {
     len: u32,
 }
 
-/// Decodes the entry at `off`: (field, value, offset of the value's length byte, next offset).
+/// Reads the varint at `off`: (value, offset after it).
+fn read_len(buf: &[u8], mut off: usize) -> (usize, usize) {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let b = buf[off];
+        off += 1;
+        n |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            return (n, off);
+        }
+        shift += 7;
+    }
+}
+
+/// Appends `n` as a varint.
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Decodes the entry at `off`: (field, value, offset of the value's length, next offset).
 fn at(buf: &[u8], off: usize) -> (&[u8], &[u8], usize, usize) {
-    let fl = buf[off] as usize;
-    let f = &buf[off + 1..off + 1 + fl];
-    let vo = off + 1 + fl;
-    let vl = buf[vo] as usize;
-    let v = &buf[vo + 1..vo + 1 + vl];
-    (f, v, vo, vo + 1 + vl)
+    let (fl, p) = read_len(buf, off);
+    let f = &buf[p..p + fl];
+    let vo = p + fl;
+    let (vl, q) = read_len(buf, vo);
+    (f, &buf[q..q + vl], vo, q + vl)
 }
 
 impl HashPack {
@@ -51,7 +74,7 @@ impl HashPack {
 
     /// The value of a field.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.find(field).map(|(_, vo, next)| &self.buf[vo + 1..next])
+        self.find(field).map(|(off, _, _)| at(&self.buf, off).1)
     }
 
     /// Replaces bytes `start..end` of the buffer with `with`, reallocating to the exact size.
@@ -66,22 +89,24 @@ impl HashPack {
         self.buf = out.into_boxed_slice();
     }
 
-    /// Sets a field (appended at the end when new); returns true if it was new. Both `field`
-    /// and `value` must be at most 255 bytes.
+    /// Sets a field (appended at the end when new); returns true if it was new.
     pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        assert!(field.len() <= 255 && value.len() <= 255, "hash pack entry too long");
+        let mut vlen = Vec::with_capacity(3);
+        put_len(&mut vlen, value.len());
         match self.find(field) {
-            Some((_, vo, next)) => {
-                if next - vo - 1 == value.len() {
-                    self.buf[vo + 1..next].copy_from_slice(value);
+            Some((off, vo, next)) => {
+                if at(&self.buf, off).1.len() == value.len() {
+                    self.buf[next - value.len()..next].copy_from_slice(value);
                 } else {
-                    self.splice(vo, next, &[&[value.len() as u8], value]);
+                    self.splice(vo, next, &[&vlen, value]);
                 }
                 false
             }
             None => {
+                let mut flen = Vec::with_capacity(3);
+                put_len(&mut flen, field.len());
                 let end = self.buf.len();
-                self.splice(end, end, &[&[field.len() as u8], field, &[value.len() as u8], value]);
+                self.splice(end, end, &[&flen, field, &vlen, value]);
                 self.len += 1;
                 true
             }
@@ -149,7 +174,16 @@ mod tests {
         for (f, v) in model {
             assert_eq!(p.get(f), Some(&v[..]));
         }
-        let size: usize = model.iter().map(|(f, v)| 2 + f.len() + v.len()).sum();
+        let varint = |n: usize| {
+            if n < 128 {
+                1
+            } else if n < 16384 {
+                2
+            } else {
+                3
+            }
+        };
+        let size: usize = model.iter().map(|(f, v)| varint(f.len()) + f.len() + varint(v.len()) + v.len()).sum();
         assert_eq!(p.heap_size(), size);
     }
 
@@ -159,7 +193,7 @@ mod tests {
             let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let mut p = HashPack::default();
             let mut model: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-            let maxlen = if seed % 3 == 0 { 255 } else { 4 };
+            let maxlen = if seed % 3 == 0 { 300 } else { 4 };
             for _ in 0..600 {
                 let f = bytes(&mut r, maxlen.min(3));
                 match r.below(4) {
@@ -202,6 +236,11 @@ mod tests {
         assert!(!p.set(b"", b"x"));
         assert_eq!(p.get(b""), Some(&b"x"[..]));
         assert_eq!(p.get(&[7u8; 255]), Some(&[9u8; 255][..]));
+        assert!(p.set(b"big", &vec![3u8; 70000]));
+        assert_eq!(p.get(b"big").map(|v| v.len()), Some(70000));
+        assert!(!p.set(b"big", b"small"));
+        assert_eq!(p.get(b"big"), Some(&b"small"[..]));
+        assert!(p.remove(b"big"));
         assert!(p.remove(&[7u8; 255]));
         assert!(!p.remove(&[7u8; 255]));
         assert_eq!(p.iter().collect::<Vec<_>>(), vec![(&b""[..], &b"x"[..])]);

@@ -20,6 +20,7 @@ pub mod stream;
 pub mod stream_group;
 #[cfg(test)]
 pub(crate) mod test_rng;
+pub mod thresholds;
 pub mod value;
 pub mod watch;
 pub mod zset;

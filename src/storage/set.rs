@@ -7,9 +7,6 @@ use super::intset::Intset;
 use crate::protocol::request::string2ll;
 use hashbrown::HashSet;
 
-/// Redis's default `set-max-intset-entries`.
-pub const MAX_INTSET_ENTRIES: usize = 512;
-
 /// A set value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetValue {
@@ -60,7 +57,7 @@ impl SetValue {
         if let SetValue::Intset(v) = self {
             if let Some(n) = string2ll(m) {
                 let new = v.insert(n);
-                if v.len() > MAX_INTSET_ENTRIES {
+                if v.len() > super::thresholds::intset_entries() {
                     self.convert_to_table();
                 }
                 return new;

@@ -107,6 +107,9 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(StrValue::Int(_)) => "int",
+            // Modified in place (APPEND, SETRANGE, SETBIT, ...): Redis unshares such a value
+            // into a `raw` object whatever its length.
+            Value::Str(StrValue::Raw(RawStr::Grow(_))) => "raw",
             Value::Str(StrValue::Raw(v)) if v.len() <= EMBSTR_MAX => "embstr",
             Value::Str(StrValue::Raw(_)) => "raw",
             Value::Hash(h) => h.encoding(),

@@ -1,6 +1,8 @@
 //! Sorted-set values. Two encodings, reported by OBJECT ENCODING as Redis names them:
 //! `listpack` ([`zset_pack`](super::zset_pack): one packed sorted buffer, linear scans) while
-//! the set has at most 128 members of at most 64 bytes, and `skiplist`
+//! the set has at most `zset-max-listpack-entries` (128) members of at most
+//! `zset-max-listpack-value` (64) bytes (the thresholds in force, see
+//! [`thresholds`](super::thresholds)), and `skiplist`
 //! ([`zset_tree`](super::zset_tree): an order-statistics tree plus a member index, O(log n)
 //! insert, delete, score lookup, rank and rank-window access) after that. Conversion is one
 //! way, on the insert that crosses a threshold, like Redis's `zsetAdd`.
@@ -11,10 +13,7 @@
 use super::zset_pack::{self, Pack};
 use super::zset_tree::{self, Tree};
 
-/// Redis's default `zset-max-listpack-entries`.
-pub const MAX_LISTPACK_ENTRIES: usize = 128;
-/// Redis's default `zset-max-listpack-value`.
-pub const MAX_LISTPACK_VALUE: usize = 64;
+use super::thresholds;
 
 /// A sorted set.
 #[derive(Debug, Clone)]
@@ -92,11 +91,12 @@ impl ZSetValue {
         }
     }
     /// Inserts or updates; returns the previous score. Converts to `skiplist` when the set
-    /// would exceed 128 members or `m` is longer than 64 bytes.
+    /// would exceed `zset-max-listpack-entries` members or `m` is longer than
+    /// `zset-max-listpack-value` bytes.
     pub fn insert(&mut self, m: &[u8], score: f64) -> Option<f64> {
         let score = if score == 0.0 { 0.0 } else { score };
         if let ZSetValue::Small(p) = self {
-            if m.len() <= MAX_LISTPACK_VALUE && (p.len() < MAX_LISTPACK_ENTRIES || p.score(m).is_some()) {
+            if m.len() <= thresholds::zset_value() && (p.len() < thresholds::zset_entries() || p.score(m).is_some()) {
                 return p.insert(m, score);
             }
             self.make_skiplist();

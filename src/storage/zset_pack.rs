@@ -13,6 +13,10 @@
 
 use std::cmp::Ordering;
 
+/// The longest member an entry can hold (its one-byte `mlen` and `elen`, with the widest
+/// score); `zset-max-listpack-value` is capped at this.
+pub const MAX_MEMBER: usize = 255 - 11;
+
 /// Powers of ten a stored mantissa is divided by (index: the tag's high nibble).
 const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1000.0, 10000.0];
 
