@@ -303,7 +303,7 @@ pub fn begin_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply
     let now = crate::storage::now_ms();
     let mut sizes = Vec::with_capacity(shard.ks.dbs.len() * 2);
     for (i, d) in shard.ks.dbs.iter_mut().enumerate() {
-        d.snapshot_begin(id, i, now, compress, snapshot::encode_slot);
+        d.snapshot_begin(id, i, now, compress, snapshot::encode_key);
         sizes.push(Reply::Int(d.len() as i64));
         sizes.push(Reply::Int(d.volatile_len() as i64));
     }

@@ -3,7 +3,7 @@
 //! The shards serialize their slots incrementally (see `storage::snap` for the pre-write hook
 //! that keeps the point in time); this module owns the pieces that do not depend on where the
 //! bytes come from or go to:
-//! - [`encode_slot`]: one slot table in RDB v10 key encoding (the shards' [`SlotEncoder`]);
+//! - [`encode_key`]: one key in RDB v10 key encoding (the shards' [`KeyEncoder`]);
 //! - [`Plan`]: what the shards reported when the snapshot began (per-database sizes, dirty
 //!   counters), merged into the order the stream visits (database by database, shard by
 //!   shard inside each database);
@@ -15,11 +15,11 @@
 //! `FE db FB size expires` then its keys, `FF`, CRC64. The RESIZEDB sizes are those at the
 //! start (Redis's loader only uses them as hints).
 //!
-//! [`SlotEncoder`]: crate::storage::snap::SlotEncoder
+//! [`KeyEncoder`]: crate::storage::snap::KeyEncoder
 
 use super::file;
 use super::rdb::{crc64_digest, put_string};
-use crate::storage::SlotTable;
+use crate::storage::Entry;
 
 /// Bytes a shard serializes per step (whole slots, so a step may return more).
 pub const STEP_BYTES: usize = 64 << 10;
@@ -28,14 +28,9 @@ pub const STEP_BYTES: usize = 64 << 10;
 /// which it ran out (so client work never waits for more than about this long).
 pub const STEP_MICROS: u64 = 100;
 
-/// Appends the keys of a slot table not expired at `now_ms`; returns how many it wrote.
-pub fn encode_slot(out: &mut Vec<u8>, table: &SlotTable, now_ms: u64, compress: bool) -> usize {
-    let mut n = 0;
-    for (k, e) in table.iter().filter(|(_, e)| !e.is_expired(now_ms)) {
-        file::put_key(out, k, &e.value, e.expire_at, compress);
-        n += 1;
-    }
-    n
+/// Appends one key in RDB key encoding (the shards' [`KeyEncoder`]).
+pub fn encode_key(out: &mut Vec<u8>, key: &[u8], entry: &Entry, compress: bool) {
+    file::put_key(out, key, &entry.value, entry.expire_at, compress);
 }
 
 /// What every shard reported when the snapshot began, merged.
@@ -166,7 +161,7 @@ mod tests {
         for i in 0..300 {
             db.set(format!("key:{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"value")), 0);
         }
-        db.snapshot_begin(1, 0, 0, true, encode_slot);
+        db.snapshot_begin(1, 0, 0, true, encode_key);
         let mut s = RdbStream::new();
         let mut all = s.header(1_700_000_000, 1 << 20, &[(b"repl-offset".to_vec(), b"0".to_vec())]);
         all.extend(s.database(0, 300, 0));

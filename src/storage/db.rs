@@ -150,6 +150,18 @@ impl SlotTable {
         self.map.find_entry(h, |n| *n.key == *key).ok().map(|o| o.remove().0)
     }
 
+    /// A key's entry and the address of its node: the snapshot hook's identity of a key
+    /// (stable while the key stays stored, also when its table moves; a freed address is only
+    /// reused by a key stored later).
+    pub(super) fn find_id(&self, key: &[u8]) -> Option<(usize, &Entry)> {
+        self.map.find(self.hash(key), |n| *n.key == *key).map(|n| (&**n as *const Node as usize, &n.entry))
+    }
+
+    /// Every key with its identity (see [`SlotTable::find_id`]).
+    pub(super) fn iter_ids(&self) -> impl Iterator<Item = (usize, &[u8], &Entry)> {
+        self.map.iter().map(|n| (&**n as *const Node as usize, &n.key[..], &n.entry))
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -234,7 +246,8 @@ impl Db {
         self.slots.get(slot as usize)?.as_deref()
     }
 
-    /// The snapshot pre-write hook: every path that may change a slot calls it first.
+    /// The snapshot pre-write hook for a whole slot: every path that may change several keys
+    /// of a slot at once (or the table itself) calls it first.
     #[inline]
     fn pre_write(&mut self, slot: u16) {
         if self.snap.is_some() {
@@ -242,13 +255,22 @@ impl Db {
         }
     }
 
-    fn table_mut(&mut self, slot: u16) -> Option<&mut SlotTable> {
-        self.pre_write(slot);
+    /// The snapshot pre-write hook for one key: every path that may change that key (or
+    /// create it) calls it first.
+    #[inline]
+    fn pre_write_key(&mut self, slot: u16, key: &[u8]) {
+        if self.snap.is_some() {
+            self.snapshot_save_key(slot, key);
+        }
+    }
+
+    /// The table of a slot, to change `key` in it.
+    fn table_mut_for(&mut self, slot: u16, key: &[u8]) -> Option<&mut SlotTable> {
+        self.pre_write_key(slot, key);
         self.slots.get_mut(slot as usize)?.as_deref_mut()
     }
 
     fn table_or_create(&mut self, slot: u16) -> &mut SlotTable {
-        self.pre_write(slot);
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, || None);
         }
@@ -272,7 +294,7 @@ impl Db {
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
-        let e = self.table_mut(slot)?.get_mut(key)?;
+        let e = self.table_mut_for(slot, key)?.get_mut(key)?;
         e.lru = touched(e.lru, now_ms);
         Some(e)
     }
@@ -318,7 +340,7 @@ impl Db {
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
-        self.table_mut(slot)?.get_mut(key)
+        self.table_mut_for(slot, key)?.get_mut(key)
     }
 
     /// True when the key exists and has not expired (without deleting or touching it).
@@ -382,6 +404,7 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         let slot = self.slot_of(key);
         let volatile_new = entry.expire_at != 0;
+        self.pre_write_key(slot, key);
         let t = self.table_or_create(slot);
         let old = t.insert(key, entry);
         let volatile_old = old.as_ref().is_some_and(|e| e.expire_at != 0);
@@ -398,6 +421,9 @@ impl Db {
         }
         if old.is_none() {
             self.keys += 1;
+            if self.snap.is_some() {
+                self.snapshot_new_key(slot, key);
+            }
         }
         if !self.watch.is_empty() {
             self.watch.touch(key, true);
@@ -416,7 +442,7 @@ impl Db {
 
     /// Removes a key, keeping the counts and WATCH in step; returns its node.
     fn remove_node_in(&mut self, slot: u16, key: &[u8]) -> Option<Box<Node>> {
-        let t = self.table_mut(slot)?;
+        let t = self.table_mut_for(slot, key)?;
         let node = t.remove(key)?;
         if node.entry.expire_at != 0 {
             t.volatile -= 1;
@@ -432,7 +458,7 @@ impl Db {
     /// Sets or clears (0) a live key's expiry; returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
         let slot = self.slot_of(key);
-        let Some(t) = self.table_mut(slot) else { return false };
+        let Some(t) = self.table_mut_for(slot, key) else { return false };
         let Some(e) = t.get_mut(key) else { return false };
         let was = e.expire_at != 0;
         e.expire_at = expire_at;

@@ -1,26 +1,39 @@
 //! The pre-write hook of a point-in-time snapshot (forkless BGSAVE, design.md §5 "Snapshots").
 //!
-//! While a snapshot runs, each [`Db`] carries a [`SnapState`]: one "done" bit per hash slot.
-//! The snapshot's background steps serialize the slots in ascending order; before anything
-//! changes a slot whose bit is still clear (any write, a lookup that hands out `&mut Entry`,
-//! lazy or active expiry, a slot drop or move, FLUSH), `Db` serializes that whole slot first
-//! and sets its bit. So every slot is written exactly once, as it was when the snapshot began,
-//! and memory grows only by the slots saved ahead of the steps (not yet taken by the writer).
-//! Tables removed whole (FLUSHDB/FLUSHALL, dropped slots) are not copied: they are kept,
-//! unchanged, until a step serializes them.
+//! While a snapshot runs, each [`Db`] carries a [`SnapState`]: one "done" bit per hash slot,
+//! and per slot not done yet the identities of the keys already handled. The snapshot's
+//! background steps serialize the slots in ascending order, leaving out the keys handled.
+//! Before anything changes one key of a slot whose bit is still clear (a write, a lookup that
+//! hands out `&mut Entry`, lazy expiry), `Db` serializes that key alone as it is (its state at
+//! the start) and records it as handled; a key created during the snapshot is recorded as
+//! handled too, so the step skips it. Paths that change a whole slot at once (active expiry,
+//! a slot moved) serialize what remains of the slot first and set its bit. So every key is
+//! written exactly once, as it was when the snapshot began; the work in a client's command is
+//! one key's encoding (not a slot's), and memory grows only by the keys saved ahead of the
+//! steps plus one word per handled key of the slots not reached yet. Tables removed whole
+//! (FLUSHDB/FLUSHALL, dropped slots) are not copied: they are kept, unchanged, with their
+//! handled keys, until a step serializes them.
+//!
+//! A key's identity is the address of its node (`SlotTable::find_id`): stable while the key
+//! stays stored, and an address freed during the snapshot is only reused by a key stored after
+//! the start, which must be skipped anyway.
 //!
 //! Invariants: a slot's bit is set exactly when its state at the snapshot's start is in the
-//! output (or kept in `detached`); only the owning shard touches a `SnapState`. The encoding
-//! itself is injected ([`SlotEncoder`]), so storage does not depend on the RDB codec.
-//! SWAPDB moves a database's `SnapState` with its data, so a snapshot finds its databases by
-//! the index they had when it began ([`SnapState::db`]).
+//! output (or kept in `detached`); a key of a slot not done is in its handled set exactly when
+//! its start state is in the output or it did not exist at the start; only the owning shard
+//! touches a `SnapState`. The encoding itself is injected ([`KeyEncoder`]), so storage does not
+//! depend on the RDB codec. SWAPDB moves a database's `SnapState` with its data, so a snapshot
+//! finds its databases by the index they had when it began ([`SnapState::db`]).
 
-use super::db::{Db, SlotTable};
+use super::db::{Db, Entry, SlotTable};
 use crate::cluster::slot::SLOTS;
+use hashbrown::{HashMap, HashSet};
 
-/// Appends the live keys of one slot table (those not expired at `now_ms`) in the snapshot's
-/// format; returns how many keys it wrote.
-pub type SlotEncoder = fn(out: &mut Vec<u8>, table: &SlotTable, now_ms: u64, compress: bool) -> usize;
+/// Appends one key in the snapshot's format.
+pub type KeyEncoder = fn(out: &mut Vec<u8>, key: &[u8], entry: &Entry, compress: bool);
+
+/// Identities of the keys of one slot already handled (see the module docs).
+type Handled = HashSet<usize>;
 
 /// One database's part of a running snapshot.
 #[derive(Debug)]
@@ -31,17 +44,19 @@ pub struct SnapState {
     pub db: usize,
     /// One bit per slot: its start state is saved (or detached).
     done: Box<[u64; SLOTS / 64]>,
-    /// Whole tables removed before they were saved, in their start state.
-    detached: Vec<SlotTable>,
-    /// Bytes of slots the hook saved, not yet taken by a step.
+    /// Per slot not done: the keys already saved by the hook or created since the start.
+    handled: HashMap<u16, Handled>,
+    /// Whole tables removed before they were saved, with their handled keys.
+    detached: Vec<(SlotTable, Option<Handled>)>,
+    /// Bytes the hook saved, not yet taken by a step.
     out: Vec<u8>,
     /// The next slot a step looks at.
     cursor: usize,
     /// Keys already expired at this time are left out.
     now_ms: u64,
     compress: bool,
-    encode: SlotEncoder,
-    /// Keys in the tables encoded so far (`rdb-key-save-delay` paces per key).
+    encode: KeyEncoder,
+    /// Keys encoded so far (`rdb-key-save-delay` paces per key).
     keys: u64,
 }
 
@@ -54,15 +69,36 @@ impl SnapState {
     }
 }
 
+/// Appends the keys of `table` live at `now_ms` and not in `skip`; returns how many.
+fn encode_table(
+    encode: KeyEncoder,
+    out: &mut Vec<u8>,
+    table: &SlotTable,
+    skip: Option<&Handled>,
+    now_ms: u64,
+    compress: bool,
+) -> u64 {
+    let mut n = 0;
+    for (id, k, e) in table.iter_ids() {
+        if e.is_expired(now_ms) || skip.is_some_and(|s| s.contains(&id)) {
+            continue;
+        }
+        encode(out, k, e, compress);
+        n += 1;
+    }
+    n
+}
+
 impl Db {
-    /// Starts snapshot `id` of this database (index `db`): from now on every slot is saved
+    /// Starts snapshot `id` of this database (index `db`): from now on every key is saved
     /// before its first change. `now_ms` is the snapshot's time (keys expired then are left
     /// out); `compress` as `rdbcompression`.
-    pub fn snapshot_begin(&mut self, id: u64, db: usize, now_ms: u64, compress: bool, encode: SlotEncoder) {
+    pub fn snapshot_begin(&mut self, id: u64, db: usize, now_ms: u64, compress: bool, encode: KeyEncoder) {
         self.snap = Some(Box::new(SnapState {
             id,
             db,
             done: Box::new([0; SLOTS / 64]),
+            handled: HashMap::new(),
             detached: Vec::new(),
             out: Vec::new(),
             cursor: 0,
@@ -93,9 +129,8 @@ impl Db {
             if until.is_some_and(|t| std::time::Instant::now() >= t) && !out.is_empty() {
                 break;
             }
-            if let Some(t) = s.detached.pop() {
-                s.keys += t.len() as u64;
-                (s.encode)(&mut out, &t, s.now_ms, s.compress);
+            if let Some((t, skip)) = s.detached.pop() {
+                s.keys += encode_table(s.encode, &mut out, &t, skip.as_ref(), s.now_ms, s.compress);
                 continue;
             }
             if s.cursor >= SLOTS {
@@ -107,9 +142,9 @@ impl Db {
                 continue;
             }
             s.set_done(slot);
+            let skip = s.handled.remove(&(slot as u16));
             if let Some(t) = self.slots.get(slot).and_then(|t| t.as_deref()) {
-                s.keys += t.len() as u64;
-                (s.encode)(&mut out, t, s.now_ms, s.compress);
+                s.keys += encode_table(s.encode, &mut out, t, skip.as_ref(), s.now_ms, s.compress);
             }
         }
         let finished = s.cursor >= SLOTS && s.detached.is_empty();
@@ -117,7 +152,7 @@ impl Db {
         (out, finished)
     }
 
-    /// Keys in the tables this snapshot encoded so far (0 without a snapshot).
+    /// Keys this snapshot encoded so far (0 without a snapshot).
     pub fn snapshot_keys(&self) -> u64 {
         self.snap.as_ref().map_or(0, |s| s.keys)
     }
@@ -127,29 +162,60 @@ impl Db {
         self.snap = None;
     }
 
-    /// The hook: saves `slot` (as it is now, still its start state) unless it already is.
+    /// The slot hook: saves what remains of `slot` (its keys not handled yet, still in their
+    /// start state) unless the slot is done.
     #[cold]
     #[inline(never)]
     pub(super) fn snapshot_save_slot(&mut self, slot: u16) {
         let Some(s) = self.snap.as_deref_mut() else { return };
-        let slot = slot as usize;
-        if s.is_done(slot) {
+        if s.is_done(slot as usize) {
             return;
         }
-        s.set_done(slot);
-        if let Some(t) = self.slots.get(slot).and_then(|t| t.as_deref()) {
-            s.keys += t.len() as u64;
-            (s.encode)(&mut s.out, t, s.now_ms, s.compress);
+        s.set_done(slot as usize);
+        let skip = s.handled.remove(&slot);
+        if let Some(t) = self.slots.get(slot as usize).and_then(|t| t.as_deref()) {
+            s.keys += encode_table(s.encode, &mut s.out, t, skip.as_ref(), s.now_ms, s.compress);
         }
     }
 
-    /// A whole table leaves the database (FLUSH, slot drop): the snapshot keeps it when its
-    /// slot was not saved yet, else it is dropped.
+    /// The key hook: saves `key` (as it is now, still its start state) unless its slot is done
+    /// or the key was handled already.
+    #[inline(never)]
+    pub(super) fn snapshot_save_key(&mut self, slot: u16, key: &[u8]) {
+        let Some(s) = self.snap.as_deref_mut() else { return };
+        if s.is_done(slot as usize) {
+            return;
+        }
+        let Some((id, e)) = self.slots.get(slot as usize).and_then(|t| t.as_deref()).and_then(|t| t.find_id(key))
+        else {
+            return;
+        };
+        if s.handled.entry(slot).or_default().insert(id) && !e.is_expired(s.now_ms) {
+            (s.encode)(&mut s.out, key, e, s.compress);
+            s.keys += 1;
+        }
+    }
+
+    /// A key was created in `slot` during the snapshot: the steps must leave it out.
+    #[inline(never)]
+    pub(super) fn snapshot_new_key(&mut self, slot: u16, key: &[u8]) {
+        let Some(s) = self.snap.as_deref_mut() else { return };
+        if s.is_done(slot as usize) {
+            return;
+        }
+        if let Some((id, _)) = self.slots.get(slot as usize).and_then(|t| t.as_deref()).and_then(|t| t.find_id(key)) {
+            s.handled.entry(slot).or_default().insert(id);
+        }
+    }
+
+    /// A whole table leaves the database (FLUSH, slot drop): the snapshot keeps it (with its
+    /// handled keys) when its slot was not saved yet, else it is dropped.
     pub(super) fn snapshot_detach(&mut self, slot: usize, table: SlotTable) {
         let Some(s) = self.snap.as_deref_mut() else { return };
         if !s.is_done(slot) {
             s.set_done(slot);
-            s.detached.push(table);
+            let skip = s.handled.remove(&(slot as u16));
+            s.detached.push((table, skip));
         }
     }
 
@@ -171,18 +237,13 @@ mod tests {
     use super::*;
     use crate::storage::value::{StrValue, Value};
 
-    /// A test encoding: `key=value;` per live key.
-    fn enc(out: &mut Vec<u8>, t: &SlotTable, now: u64, _c: bool) -> usize {
-        let mut n = 0;
-        for (k, e) in t.iter().filter(|(_, e)| !e.is_expired(now)) {
-            let Value::Str(v) = &e.value else { continue };
-            out.extend_from_slice(k);
-            out.push(b'=');
-            out.extend_from_slice(&v.to_bytes());
-            out.push(b';');
-            n += 1;
-        }
-        n
+    /// A test encoding: `key=value;`.
+    fn enc(out: &mut Vec<u8>, k: &[u8], e: &Entry, _c: bool) {
+        let Value::Str(v) = &e.value else { return };
+        out.extend_from_slice(k);
+        out.push(b'=');
+        out.extend_from_slice(&v.to_bytes());
+        out.push(b';');
     }
 
     fn s(v: &str) -> Value {
@@ -227,6 +288,50 @@ mod tests {
         assert_eq!(rest, want);
         db.snapshot_end();
         assert_eq!(db.len(), 200);
+    }
+
+    #[test]
+    fn every_key_is_saved_once_whatever_touches_it() {
+        let mut db = Db::new();
+        for i in 0..500 {
+            db.set(format!("k{i}").as_bytes(), s("old"), 0);
+        }
+        db.set(b"dead", s("gone"), 5);
+        db.snapshot_begin(3, 0, 10, false, enc);
+        // Before any step: overwrites, delete and re-create, new keys (some deleted again),
+        // an in-place edit, expiry changes, lazy expiry.
+        for i in (0..500).step_by(3) {
+            db.set(format!("k{i}").as_bytes(), s("new"), 0);
+        }
+        for i in (1..500).step_by(7) {
+            db.remove(format!("k{i}").as_bytes());
+            db.set(format!("k{i}").as_bytes(), s("again"), 0);
+        }
+        for i in 0..100 {
+            db.set(format!("n{i}").as_bytes(), s("x"), 0);
+        }
+        for i in 0..50 {
+            db.remove(format!("n{i}").as_bytes());
+        }
+        if let Some(e) = db.get(b"k2", 0) {
+            e.value = s("inplace");
+        }
+        db.set_expire(b"k4", 20);
+        assert!(db.get(b"dead", 10).is_none());
+        // Part of the steps, then more touches, then a flush (detached tables keep their
+        // handled keys) and writes after it.
+        let (first, _) = db.snapshot_step(2000);
+        for i in (0..500).step_by(2) {
+            db.set(format!("k{i}").as_bytes(), s("later"), 0);
+        }
+        db.clear();
+        db.set(b"k5", s("after"), 0);
+        let mut got = drain(&mut db);
+        got.extend(String::from_utf8(first).unwrap().split(';').filter(|x| !x.is_empty()).map(String::from));
+        got.sort();
+        let mut want: Vec<String> = (0..500).map(|i| format!("k{i}=old")).collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]
