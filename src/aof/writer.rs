@@ -314,6 +314,18 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
         }
+        if files.policy == Fsync::Always && jobs.iter().any(|j| matches!(j, Job::Append(..))) {
+            // Group commit: before the fdatasync, threads runnable on this CPU (a shard
+            // executing the commands that arrived meanwhile, the control core merging them)
+            // run first, so one fdatasync covers their records too instead of the next one
+            // (measured: half the fdatasyncs with one shard and the writer on one CPU). Where
+            // nothing else waits for this CPU this returns at once. Not done for `no` and
+            // `everysec`: there a write is cheap and the extra switch cost more than it saved.
+            std::thread::yield_now();
+            while let Ok(j) = rx.try_recv() {
+                jobs.push(j);
+            }
+        }
         let mut stop = None;
         for job in jobs {
             match job {
