@@ -8,7 +8,9 @@
 //! channel; the thread takes every queued job at once, writes their bytes in one write, and
 //! then:
 //! - `always`: fdatasync on this thread, then publishes the durable counts (`aof::sync`),
-//!   which releases the connections waiting on them: group commit;
+//!   which releases the connections waiting on them: group commit (what was merged while the
+//!   previous fdatasync ran shares the next one; yielding the CPU first to widen the batch
+//!   halved the fdatasyncs but cost throughput on a busy machine, see bench/RESULTS.md);
 //! - `everysec`: publishes at once; about once a second (and at least once after the last
 //!   write) it hands a fdatasync to the background thread. Redis's postponed-write rule: while
 //!   that fsync is still running, a new write is postponed (its replies are released at once,
@@ -313,18 +315,6 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
         let mut jobs: Vec<Job> = first.into_iter().collect();
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
-        }
-        if files.policy == Fsync::Always && jobs.iter().any(|j| matches!(j, Job::Append(..))) {
-            // Group commit: before the fdatasync, threads runnable on this CPU (a shard
-            // executing the commands that arrived meanwhile, the control core merging them)
-            // run first, so one fdatasync covers their records too instead of the next one
-            // (measured: half the fdatasyncs with one shard and the writer on one CPU). Where
-            // nothing else waits for this CPU this returns at once. Not done for `no` and
-            // `everysec`: there a write is cheap and the extra switch cost more than it saved.
-            std::thread::yield_now();
-            while let Ok(j) = rx.try_recv() {
-                jobs.push(j);
-            }
         }
         let mut stop = None;
         for job in jobs {
