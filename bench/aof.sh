@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SET with the AOF on, slotcore beside redis-server: appendonly off, appendfsync no, everysec
-# and always. Prints requests/s, p50/p99 latency and server CPU time per request for both.
+# and always. Prints requests/s, p50/p99 latency, server CPU time per request and (when perf's
+# syscall tracepoints work) fsync/fdatasync calls per 1000 requests for both.
 #
 #   bash bench/aof.sh                       # N=200000 SETs, 50 clients, -P 1
 #   N=50000 CLIENTS=100 SHARDS=2 bash bench/aof.sh
@@ -51,19 +52,32 @@ aof_args() {
   esac
 }
 
-# bench NAME PORT PID MODE -> "name mode rps p50 p99 cpu_us"
+# fsync/fdatasync calls of a process are counted with perf's syscall tracepoints when they work.
+COUNT_FSYNCS=no
+if perf stat -x, -e syscalls:sys_enter_fdatasync -- true >/dev/null 2>&1; then COUNT_FSYNCS=yes; fi
+
+# bench NAME PORT PID MODE -> "name mode rps p50 p99 cpu_us fsyncs_per_1000_req"
 bench() {
-  local name=$1 port=$2 pid=$3 mode=$4 before after csv
+  local name=$1 port=$2 pid=$3 mode=$4 before after csv perfpid="" fsyncs="n/a"
   redis-cli -p "$port" flushall >/dev/null
+  if [ "$COUNT_FSYNCS" = yes ]; then
+    perf stat -x, -o "$work/perf-$name-$mode" -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$pid" &
+    perfpid=$!
+    sleep 0.3
+  fi
   before=$(cpu_ticks "$pid")
   csv=$(redis-benchmark -p "$port" -n "$N" -c "$CLIENTS" -P "$PIPELINE" -r 1000000 --csv -t set 2>/dev/null | tail -n 1)
   after=$(cpu_ticks "$pid")
+  if [ -n "$perfpid" ]; then
+    kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true
+    fsyncs=$(awk -F, -v n="$N" '$3 ~ /sys_enter_f/ { c += $1 } END { printf "%.1f", c * 1000 / n }' "$work/perf-$name-$mode")
+  fi
   local rps p50 p99 cpu
   rps=$(echo "$csv" | awk -F'","' '{print $2}')
   p50=$(echo "$csv" | awk -F'","' '{print $5}')
   p99=$(echo "$csv" | awk -F'","' '{print $7}' | tr -d '"')
   cpu=$(awk -v a="$after" -v b="$before" -v n="$N" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (a - b) / hz * 1e6 / n }')
-  echo "$name $mode $rps $p50 $p99 $cpu"
+  echo "$name $mode $rps $p50 $p99 $cpu $fsyncs"
 }
 
 echo "# SET with the AOF: $(date -u +%F), $NCPU CPUs, redis-benchmark -t set -n $N -c $CLIENTS -P $PIPELINE -r 1000000"
@@ -88,13 +102,13 @@ for mode in $MODES; do
   done
 done
 
-printf '\n| appendfsync | slotcore rps | redis rps | ratio | slotcore p50 ms | redis p50 ms | slotcore p99 ms | redis p99 ms | slotcore CPU µs/req | redis CPU µs/req |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '\n| appendfsync | slotcore rps | redis rps | ratio | slotcore p50 ms | redis p50 ms | slotcore p99 ms | redis p99 ms | slotcore CPU µs/req | redis CPU µs/req | slotcore fsyncs/1000 req | redis fsyncs/1000 req |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 for mode in $MODES; do
   r=$(awk -v m="$mode" '$1 == "redis" && $2 == m' "$work/results.txt")
   s=$(awk -v m="$mode" '$1 == "slotcore" && $2 == m' "$work/results.txt")
-  read -r _ _ rrps rp50 rp99 rcpu <<<"$r"
-  read -r _ _ srps sp50 sp99 scpu <<<"$s"
+  read -r _ _ rrps rp50 rp99 rcpu rfs <<<"$r"
+  read -r _ _ srps sp50 sp99 scpu sfs <<<"$s"
   ratio=$(awk -v a="$srps" -v b="$rrps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-  printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n' "$mode" "$srps" "$rrps" "$ratio" "$sp50" "$rp50" "$sp99" "$rp99" "$scpu" "$rcpu"
+  printf '| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$mode" "$srps" "$rrps" "$ratio" "$sp50" "$rp50" "$sp99" "$rp99" "$scpu" "$rcpu" "$sfs" "$rfs"
 done

@@ -17,6 +17,7 @@
 //! MISCONF until a later write succeeds.
 
 use crate::replication::feed::{Feed, MAX_SHARDS};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,7 +28,9 @@ use std::task::{Context, Poll, Waker};
 #[repr(align(64))]
 struct Slot {
     durable: AtomicU64,
-    waiters: Mutex<Vec<Waker>>,
+    /// The one waker of this shard's waiting connections that the writer wakes (the
+    /// "leader"); it relays the news to the others on its own thread ([`Local`]).
+    leader: Mutex<Option<Waker>>,
 }
 
 fn slots() -> &'static [Slot] {
@@ -42,6 +45,29 @@ static WRITE_OK: AtomicBool = AtomicBool::new(true);
 static WRITE_ERR: Mutex<String> = Mutex::new(String::new());
 /// Shards that may have waiters (set once at start).
 static SHARDS: AtomicU64 = AtomicU64::new(MAX_SHARDS as u64);
+/// Bumped by every publish (and by turning waiting off): a shard's waiters re-check when it
+/// moved since they last looked.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// A shard thread's waiting connections: only the leader's waker crosses threads; the others
+/// wait here and are woken by whichever waiter of this thread first sees a new generation.
+#[derive(Default)]
+struct Local {
+    waiters: Vec<Waker>,
+    seen: u64,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+/// Wakes this thread's waiters (local wakes, no cross-thread signal).
+fn wake_local() {
+    let ws = LOCAL.with(|l| std::mem::take(&mut l.borrow_mut().waiters));
+    for w in ws {
+        w.wake();
+    }
+}
 
 /// Records the node's shard count (wakes scan only those).
 pub fn set_shards(n: usize) {
@@ -81,10 +107,12 @@ pub fn publish(counts: &[u64]) {
     }
 }
 
+/// One wake per shard with waiters: its leader's.
 fn wake_all() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
     for s in &slots()[..nshards()] {
-        let ws = std::mem::take(&mut *s.waiters.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in ws {
+        let w = s.leader.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = w {
             w.wake();
         }
     }
@@ -96,15 +124,18 @@ pub fn durable(s: usize) -> u64 {
 }
 
 /// Waits until every push made before this call is durable (or waiting is turned off).
+/// `home` is the shard whose thread polls the wait.
 pub fn wait_durable(feed: &Feed, home: usize) -> Wait {
     let targets: smallvec::SmallVec<[u64; 8]> = (0..nshards()).map(|s| feed.pushed(s)).collect();
-    Wait { targets, home }
+    Wait { targets, home, leader: None }
 }
 
 /// The wait of [`wait_durable`].
 pub struct Wait {
     targets: smallvec::SmallVec<[u64; 8]>,
     home: usize,
+    /// The waker this wait left in its shard's slot, if it did.
+    leader: Option<Waker>,
 }
 
 impl Wait {
@@ -115,18 +146,51 @@ impl Wait {
 
 impl Future for Wait {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // The first waiter polled after a publish relays it to the others of this thread.
+        let generation = GENERATION.load(Ordering::Acquire);
+        let relay = LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            let new = l.seen != generation;
+            l.seen = generation;
+            new
+        });
+        if relay {
+            wake_local();
+        }
         if self.done() {
             return Poll::Ready(());
         }
+        LOCAL.with(|l| l.borrow_mut().waiters.push(cx.waker().clone()));
         if let Some(slot) = slots().get(self.home) {
-            slot.waiters.lock().unwrap_or_else(|p| p.into_inner()).push(cx.waker().clone());
+            let mut leader = slot.leader.lock().unwrap_or_else(|p| p.into_inner());
+            if leader.is_none() {
+                *leader = Some(cx.waker().clone());
+                drop(leader);
+                self.leader = Some(cx.waker().clone());
+            }
         }
+        // A publish between the first look and the registration is seen here.
         if self.done() {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl Drop for Wait {
+    /// A leader that ends (released, or its connection gone) takes its waker back out of the
+    /// slot and wakes this thread's other waiters, so one of them takes over.
+    fn drop(&mut self) {
+        let Some(mine) = self.leader.take() else { return };
+        if let Some(slot) = slots().get(self.home) {
+            let mut leader = slot.leader.lock().unwrap_or_else(|p| p.into_inner());
+            if leader.as_ref().is_some_and(|w| w.will_wake(&mine)) {
+                *leader = None;
+            }
+        }
+        wake_local();
     }
 }
 
@@ -160,8 +224,12 @@ pub fn misconf() -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The tests share the module's statics.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     #[test]
     fn wait_covers_pushes_before_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let feed = Feed::new();
         set_shards(2);
         set_always(true);
@@ -171,5 +239,69 @@ mod tests {
         publish(&[durable(0), feed.pushed(1)]);
         assert!(w.done());
         set_always(false);
+    }
+
+    /// Many connections of one shard wait at once, some giving up midway (a closed
+    /// connection drops its wait, perhaps the one whose waker the writer holds): every wait
+    /// still ends once its pushes are published, with one cross-thread wake per publish.
+    #[test]
+    fn every_waiter_of_a_shard_is_released() {
+        use crate::replication::feed::FeedItem;
+        use std::sync::Arc;
+        use std::time::Duration;
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        set_shards(1);
+        set_always(true);
+        let feed = Arc::new(Feed::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let publisher = {
+            let (feed, stop) = (feed.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    publish(&[feed.pushed(0)]);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let shard = {
+            let feed = feed.clone();
+            std::thread::spawn(move || {
+                let ex = glommio::LocalExecutorBuilder::default().make().expect("executor");
+                ex.run(async move {
+                    let tasks: Vec<_> = (0..64u64)
+                        .map(|t| {
+                            let feed = feed.clone();
+                            glommio::spawn_local(async move {
+                                for i in 0..40u64 {
+                                    feed.push(FeedItem::Units { shard: 0, units: Vec::new(), atomic: false });
+                                    let wait = wait_durable(&feed, 0);
+                                    if (t + i) % 7 == 0 {
+                                        // Gives up after a moment (its connection closed).
+                                        let give_up = glommio::timer::sleep(Duration::from_micros(50 + t * 10));
+                                        futures_lite::future::or(wait, async {
+                                            give_up.await;
+                                        })
+                                        .await;
+                                    } else {
+                                        wait.await;
+                                    }
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await;
+                    }
+                });
+                let _ = done_tx.send(());
+            })
+        };
+        let finished = done_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+        stop.store(true, Ordering::Relaxed);
+        let _ = publisher.join();
+        set_always(false);
+        assert!(finished, "waiters were left waiting after their pushes were published");
+        let _ = shard.join();
     }
 }

@@ -8,7 +8,9 @@
 //! channel; the thread takes every queued job at once, writes their bytes in one write, and
 //! then:
 //! - `always`: fdatasync on this thread, then publishes the durable counts (`aof::sync`),
-//!   which releases the connections waiting on them: group commit;
+//!   which releases the connections waiting on them: group commit (what was merged while the
+//!   previous fdatasync ran shares the next one; yielding the CPU first to widen the batch
+//!   halved the fdatasyncs but cost throughput on a busy machine, see bench/RESULTS.md);
 //! - `everysec`: publishes at once; about once a second (and at least once after the last
 //!   write) it hands a fdatasync to the background thread. Redis's postponed-write rule: while
 //!   that fsync is still running, a new write is postponed (its replies are released at once,

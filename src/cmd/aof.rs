@@ -11,8 +11,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(bgrewriteaof), "server", "1.0.0", "Asynchronously rewrite the append-only file"),
 ];
 
-fn bgrewriteaof(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    Plan::Reply(match crate::runtime::aof::request_rewrite() {
+fn bgrewriteaof(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    // Inside EXEC (the client's transaction still open) the rewrite is only scheduled.
+    Plan::Reply(match crate::runtime::aof::request_rewrite(ctx.client.multi.is_some()) {
         Ok(s) => Reply::status(s),
         Err(e) => Reply::err(e),
     })

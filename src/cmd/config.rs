@@ -152,7 +152,7 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     // as Redis checks after the call); other shards refresh at their next step.
     ctx.shard.config = ctx.node().config();
     super::bgsave::refresh_denied(&ctx.node().config());
-    crate::runtime::aof::config_changed(ctx.node());
+    crate::runtime::aof::config_changed(ctx.node(), ctx.client.multi.is_some());
     crate::replication::master::settings_changed(&ctx.node().config());
     super::replicaof::apply_read_only(&ctx.node().config());
     if seen.contains(&"proc-title-template") {

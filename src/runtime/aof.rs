@@ -154,9 +154,10 @@ pub fn stash(loaded: load::Loaded) {
     *LOADED.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
 }
 
-/// BGREWRITEAOF's reply text (`bgrewriteaofCommand`).
-pub fn request_rewrite() -> Result<&'static str, &'static str> {
-    let busy = crate::cmd::bgsave::running() != 0;
+/// BGREWRITEAOF's reply text (`bgrewriteaofCommand`). `in_exec`: called inside EXEC, where
+/// Redis only schedules the rewrite (the cron starts it after the transaction).
+pub fn request_rewrite(in_exec: bool) -> Result<&'static str, &'static str> {
+    let busy = in_exec || crate::cmd::bgsave::running() != 0;
     if busy && !status::REWRITING.load(Ordering::Acquire) {
         status::SCHEDULED.store(true, Ordering::Release);
         // A manual rewrite lifts the failure limit.
@@ -166,7 +167,9 @@ pub fn request_rewrite() -> Result<&'static str, &'static str> {
     } else {
         status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
     }
-    let _ = events().tx.unbounded_send(Event::Rewrite);
+    if !in_exec {
+        let _ = events().tx.unbounded_send(Event::Rewrite);
+    }
     Ok(if busy {
         "Background append only file rewriting scheduled"
     } else {
@@ -176,11 +179,17 @@ pub fn request_rewrite() -> Result<&'static str, &'static str> {
 
 /// CONFIG SET changed the configuration: the AOF task looks at it now. Turning `appendonly`
 /// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
-/// replying).
-pub fn config_changed(node: &NodeInfo) {
+/// replying); inside EXEC (`in_exec`) the rewrite is scheduled instead, as Redis does.
+pub fn config_changed(node: &NodeInfo, in_exec: bool) {
     let on = Settings::from_config(&node.config()).enabled;
     if on != status::ENABLED.swap(on, Ordering::AcqRel) && on && !status::REWRITING.load(Ordering::Acquire) {
         if crate::cmd::bgsave::running() != 0 {
+            tracing::warn!("AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible.");
+            status::SCHEDULED.store(true, Ordering::Release);
+        } else if in_exec {
+            tracing::warn!(
+                "AOF was enabled during a transaction. An AOF background was scheduled to start when possible."
+            );
             status::SCHEDULED.store(true, Ordering::Release);
         } else {
             status::REWRITING.store(true, Ordering::Release);
