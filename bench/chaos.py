@@ -378,7 +378,14 @@ def main():
         for et, rnd, action, eport, detail in events:
             if et >= t and eport == port and action in ("kill -9", "SIGSTOP"):
                 return f"round {rnd} {action} of {port} ({detail}) at {et:.1f}s"
-        return "no kill/stop of that node after the write"
+        # A master back from a stop or a restart believes it still owns its slots and accepts
+        # writes until the cluster tells it that its replica was promoted (then it resyncs
+        # from the new master and drops them), as Redis does.
+        for et, rnd, action, eport, detail in reversed(events):
+            if et < t <= et + 15.0 and eport == port and action in ("kill -9", "SIGSTOP"):
+                return (f"write to {port} at {t:.1f}s, {t - et:.1f}s after round {rnd} {action} of it "
+                        f"({detail}): a stale master until it learns of the failover")
+        return f"no kill/stop of that node around the write (to {port} at {t:.1f}s)"
 
     print(f"## Chaos soak: {ROUNDS} rounds, seed {SEED}, server {os.path.basename(SERVER)}, "
           f"node timeout {NODE_TIMEOUT} ms, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
