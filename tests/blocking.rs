@@ -435,3 +435,33 @@ fn concurrent_blockers_and_pushers_lose_nothing() {
     assert_eq!(all.len(), PUSHES, "elements lost");
     wait_blocked(&mut ctl, 0);
 }
+
+/// A key that expires during the transaction that pushed it (DEBUG SLEEP inside EXEC) does
+/// not serve a blocked BRPOP: blocked clients are served on the real clock, as Redis's
+/// `handleClientsBlockedOnKeys` runs after the command, outside its frozen time.
+#[test]
+fn key_expired_inside_exec_serves_nobody() {
+    let debug = ["--enable-debug-command", "yes"];
+    let mut slotcore_args = vec!["--shards", "1"];
+    slotcore_args.extend(debug);
+    for s in [Server::slotcore(&slotcore_args), Server::redis(&debug)] {
+        let (mut w, mut c) = (s.raw(), s.raw());
+        c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let id = w.cmd(&["CLIENT", "ID"]).trim().trim_start_matches(':').to_string();
+        w.send_cmd(&[b"BRPOP", b"k", b"0"]);
+        let start = Instant::now();
+        while !c.cmd(&["CLIENT", "LIST", "ID", &id]).contains("flags=b") {
+            assert!(start.elapsed() < WAIT, "BRPOP did not block");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        c.cmd(&["MULTI"]);
+        c.cmd(&["RPUSH", "k", "hello"]);
+        c.cmd(&["PEXPIRE", "k", "100"]);
+        c.cmd(&["DEBUG", "SLEEP", "0.2"]);
+        assert!(c.cmd(&["EXEC"]).starts_with("*3"));
+        let line = c.cmd(&["CLIENT", "LIST", "ID", &id]);
+        assert!(line.contains("flags=b"), "{line}");
+        assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id]), ":1\r\n");
+        assert_eq!(w.reply(), "*-1\r\n");
+    }
+}

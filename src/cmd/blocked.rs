@@ -250,9 +250,13 @@ pub fn after_keys(st: &mut ShardState, keys: Option<&[Bytes]>) {
 
 /// Serves waiters on signalled keys, in arrival order, while the keys hold data.
 pub fn serve_ready(st: &mut ShardState) {
-    if st.blocked.held {
+    if st.blocked.held || st.blocked.ready.is_empty() {
         return;
     }
+    // The real time, as Redis's `handleClientsBlockedOnKeys` runs outside any command's
+    // frozen clock: a key that expired during the write that signalled it (a DEBUG SLEEP
+    // inside EXEC) serves nobody.
+    let now = crate::storage::tick_clock();
     while let Some((db, key)) = st.blocked.ready.pop_front() {
         let queue: Vec<u64> = match st.blocked.by_key.get(&key).and_then(|v| v.iter().find(|(d, _)| *d == db)) {
             Some((_, q)) => q.iter().copied().collect(),
@@ -265,7 +269,7 @@ pub fn serve_ready(st: &mut ShardState) {
                 continue;
             }
             let serve = w.serve.clone();
-            let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
+            let mut ctx = Ctx::new(st, db, now);
             match serve.state(&mut ctx, &key) {
                 KeyState::Ready => {}
                 // Another type: this waiter keeps waiting, others may want it.
@@ -280,7 +284,7 @@ pub fn serve_ready(st: &mut ShardState) {
                 let _ = tx.send(Wake::Retry);
                 continue;
             }
-            let mut ctx = Ctx::new(st, db, crate::storage::cached_ms());
+            let mut ctx = Ctx::new(st, db, now);
             let reply = w.serve.from_key(&mut ctx, &key);
             if let Serve::Move { dst, .. } = &w.serve {
                 st.blocked.signal_key_db(db, dst);
