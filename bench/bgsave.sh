@@ -27,7 +27,14 @@ ONLY="${ONLY:-}"
 [ "$SLOTCORE" = ./target/release/slotcore ] && cargo build --release --quiet
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { # SIGTERM, then SIGKILL for a server that does not exit (e.g. stuck in a save)
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 wait_port() {
