@@ -315,6 +315,13 @@ impl Conn {
         let now = crate::storage::tick_clock();
         self.client.borrow_mut().last_interaction_ms = now;
         let mut clock = std::time::Instant::now();
+        if n > 1 {
+            // A pipeline: start loading its keys' table entries together (large keyspaces).
+            let st = self.shard.state.borrow();
+            if let Some(d) = st.ks.dbs.get(db) {
+                d.prefetch_keys(reqs.iter().filter_map(|r| r.args.get(1)).map(|k| &k[..]));
+            }
+        }
         // Replies before this index were already encoded (a blocking command flushed them).
         let mut done = 0;
         // Requests before this index ran; the rest (after QUIT) are dropped.

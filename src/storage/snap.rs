@@ -143,7 +143,7 @@ impl Db {
             }
             s.set_done(slot);
             let skip = s.handled.remove(&(slot as u16));
-            if let Some(t) = self.slots.get(slot).and_then(|t| t.as_deref()) {
+            if let Some(t) = self.slots.get(slot) {
                 s.keys += encode_table(s.encode, &mut out, t, skip.as_ref(), s.now_ms, s.compress);
             }
         }
@@ -173,7 +173,7 @@ impl Db {
         }
         s.set_done(slot as usize);
         let skip = s.handled.remove(&slot);
-        if let Some(t) = self.slots.get(slot as usize).and_then(|t| t.as_deref()) {
+        if let Some(t) = self.slots.get(slot as usize) {
             s.keys += encode_table(s.encode, &mut s.out, t, skip.as_ref(), s.now_ms, s.compress);
         }
     }
@@ -186,8 +186,7 @@ impl Db {
         if s.is_done(slot as usize) {
             return;
         }
-        let Some((id, e)) = self.slots.get(slot as usize).and_then(|t| t.as_deref()).and_then(|t| t.find_id(key))
-        else {
+        let Some((id, e)) = self.slots.get(slot as usize).and_then(|t| t.find_id(key)) else {
             return;
         };
         if s.handled.entry(slot).or_default().insert(id) && !e.is_expired(s.now_ms) {
@@ -203,7 +202,7 @@ impl Db {
         if s.is_done(slot as usize) {
             return;
         }
-        if let Some((id, _)) = self.slots.get(slot as usize).and_then(|t| t.as_deref()).and_then(|t| t.find_id(key)) {
+        if let Some((id, _)) = self.slots.get(slot as usize).and_then(|t| t.find_id(key)) {
             s.handled.entry(slot).or_default().insert(id);
         }
     }
@@ -225,8 +224,9 @@ impl Db {
             return;
         }
         for slot in 0..self.slots.len() {
-            if let Some(t) = self.slots[slot].take() {
-                self.snapshot_detach(slot, *t);
+            if !self.slots[slot].is_empty() {
+                let t = std::mem::take(&mut self.slots[slot]);
+                self.snapshot_detach(slot, t);
             }
         }
     }

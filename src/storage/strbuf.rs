@@ -127,7 +127,7 @@ pub enum KeyBytes {
     /// Up to [`KEY_INLINE_MAX`] bytes, stored in place.
     Inline(InlineLen, [u8; KEY_INLINE_MAX]),
     /// Longer keys.
-    Heap(Box<Box<[u8]>>),
+    Heap(HeapKey),
 }
 
 const _: () = assert!(std::mem::size_of::<KeyBytes>() == 16);
@@ -140,7 +140,7 @@ impl KeyBytes {
             buf[..k.len()].copy_from_slice(k);
             KeyBytes::Inline(LENS[k.len()], buf)
         } else {
-            KeyBytes::Heap(Box::new(k.into()))
+            KeyBytes::Heap(HeapKey::new(k))
         }
     }
 
@@ -148,7 +148,7 @@ impl KeyBytes {
     pub fn heap_size(&self) -> usize {
         match self {
             KeyBytes::Inline(..) => 0,
-            KeyBytes::Heap(b) => b.len() + std::mem::size_of::<Box<[u8]>>(),
+            KeyBytes::Heap(b) => HeapKey::HEADER + b.len(),
         }
     }
 }
@@ -161,6 +161,83 @@ impl std::ops::Deref for KeyBytes {
             KeyBytes::Inline(n, b) => &b[..*n as usize],
             KeyBytes::Heap(b) => b,
         }
+    }
+}
+
+/// A long key's bytes in one allocation, its length first (as Redis's `sds` header), behind a
+/// thin pointer: comparing a stored key costs one memory access where a `Box<Box<[u8]>>`
+/// cost two (the table lookup's last cache miss, see `storage::db`).
+pub struct HeapKey(std::ptr::NonNull<u8>);
+
+// SAFETY: a HeapKey owns its allocation exclusively and never shares it; its bytes are only
+// read through `&self`, like a `Box<[u8]>`.
+unsafe impl Send for HeapKey {}
+// SAFETY: as above; no interior mutability.
+unsafe impl Sync for HeapKey {}
+
+impl HeapKey {
+    /// Bytes of the length header.
+    pub const HEADER: usize = 4;
+
+    fn layout(len: usize) -> std::alloc::Layout {
+        // A key is at most `proto-max-bulk-len` (under 4 GiB): the length fits the header.
+        std::alloc::Layout::from_size_align(Self::HEADER + len, 1).expect("key length fits a layout")
+    }
+
+    /// A copy of `k` (at most `u32::MAX` bytes, as every key the protocol accepts).
+    pub fn new(k: &[u8]) -> HeapKey {
+        let len = u32::try_from(k.len()).expect("a key is shorter than 4 GiB");
+        let layout = Self::layout(k.len());
+        // SAFETY: the layout is non-zero sized (the header); the allocation is checked for
+        // null, then the header and exactly `k.len()` bytes after it are written.
+        unsafe {
+            let p = std::alloc::alloc(layout);
+            let Some(p) = std::ptr::NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+            std::ptr::copy_nonoverlapping(len.to_ne_bytes().as_ptr(), p.as_ptr(), Self::HEADER);
+            std::ptr::copy_nonoverlapping(k.as_ptr(), p.as_ptr().add(Self::HEADER), k.len());
+            HeapKey(p)
+        }
+    }
+
+    /// Starts loading the key's first cache line (see `Db::prefetch_keys`).
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint with no architectural effect.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(self.0.as_ptr() as *const i8, std::arch::x86_64::_MM_HINT_T0)
+        };
+    }
+
+    #[inline]
+    fn stored_len(&self) -> usize {
+        let mut h = [0u8; Self::HEADER];
+        // SAFETY: the allocation starts with the 4-byte header written by `new`.
+        unsafe { std::ptr::copy_nonoverlapping(self.0.as_ptr(), h.as_mut_ptr(), Self::HEADER) };
+        u32::from_ne_bytes(h) as usize
+    }
+}
+
+impl std::ops::Deref for HeapKey {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `new` wrote `stored_len()` bytes right after the header, and they live as
+        // long as `self`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(Self::HEADER), self.stored_len()) }
+    }
+}
+
+impl Clone for HeapKey {
+    fn clone(&self) -> HeapKey {
+        HeapKey::new(self)
+    }
+}
+
+impl Drop for HeapKey {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `new` with this very layout (the header holds the length).
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), Self::layout(self.stored_len())) }
     }
 }
 
@@ -191,11 +268,15 @@ mod tests {
 
     #[test]
     fn key_bytes_inline_and_heap() {
-        for n in [0usize, 8, 15, 16, 40] {
-            let b: Vec<u8> = (0..n as u8).map(|x| x ^ 0x5a).collect();
+        for n in [0usize, 8, 15, 16, 40, 300, 70_000] {
+            let b: Vec<u8> = (0..n).map(|x| (x as u8) ^ 0x5a).collect();
             let k = KeyBytes::new(&b);
             assert_eq!(&k[..], &b[..]);
             assert_eq!(matches!(k, KeyBytes::Inline(..)), n <= KEY_INLINE_MAX);
+            let c = k.clone();
+            drop(k);
+            assert_eq!(&c[..], &b[..]);
+            assert_eq!(c.heap_size(), if n <= KEY_INLINE_MAX { 0 } else { n + HeapKey::HEADER });
         }
     }
 }
