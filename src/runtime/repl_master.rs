@@ -22,6 +22,13 @@ use std::time::Duration;
 
 /// Feed items merged before the stream is committed (bounds the latency of one batch).
 const BATCH_ITEMS: usize = 4096;
+/// After a drain the merger lets the feed gather this long before it drains again, so that
+/// under a steady write load the shards' pushes do not wake the control core one batch at a
+/// time (each wake is a cross-thread signal from the shard and a context switch, and each
+/// drain a small write to every replica): the stream goes out in larger pieces, as Redis
+/// writes its replicas' buffers once per event-loop turn. The first push after a quiet moment
+/// is merged at once; under `appendfsync always` (replies wait for the fsync) it never waits.
+const LINGER: Duration = Duration::from_micros(250);
 /// Bytes one write to a replica gathers from small queued chunks.
 const WRITE_GATHER: usize = 64 * 1024;
 /// Snapshot chunks in flight between shard 0's job and the control core.
@@ -57,6 +64,9 @@ pub async fn run(node: Arc<NodeInfo>) {
             crate::runtime::aof::commit();
         }
         run_actions(&node, &m);
+        if !crate::aof::sync::must_wait() {
+            glommio::timer::sleep(LINGER).await;
+        }
     }
 }
 
