@@ -218,6 +218,11 @@ impl Shard {
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
         let mut st = self.state.borrow_mut();
+        if cmds.len() > 1 {
+            if let Some(d) = st.ks.dbs.get(db) {
+                d.prefetch_keys(cmds.iter().filter_map(|c| c.args.get(1)).map(|k| &k[..]));
+            }
+        }
         let replies = cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect();
         st.flush_changes();
         replies
