@@ -549,3 +549,62 @@ fn set_repl_splits_aof_and_replicas() {
     assert_eq!(c.cmd(&["debug", "loadaof"]), "+OK\r\n");
     assert_eq!(c.cmd(&["mget", "a", "b", "c", "d"]), "*4\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n$1\r\n4\r\n");
 }
+
+/// A shard's interpreter reuses the coroutine of the last script that ended normally: runs
+/// after a script error, a raised `redis.call` error, a `pcall`, an FCALL and a SCRIPT FLUSH
+/// each see their own KEYS/ARGV and reply as redis-server does.
+#[test]
+fn runs_after_errors_match_redis() {
+    let (s, r) = pair();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    let echo = "return {KEYS[1], ARGV[1], #KEYS, #ARGV}";
+    let lib = "#!lua name=reuse\nredis.register_function('kv', function(k, a) return {k[1], a[1], #k, #a} end)";
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["eval", echo, "1", "k1", "a1"],
+            &["eval", "error('boom')", "0"],
+            &["eval", echo, "2", "k2", "k3", "a2", "a3"],
+            &["eval", "return redis.call('incr', 'nokey', 'extra')", "0"],
+            &["eval", echo, "0"],
+            &["eval", "return redis.pcall('hget', KEYS[1])", "1", "k"],
+            &["eval", "return {pcall(error, 'x')}", "0"],
+            &["function", "load", lib],
+            &["fcall", "kv", "1", "fk", "fa"],
+            &["eval", "return KEYS", "0"],
+            &["fcall", "kv", "0"],
+            &["eval", "return {err='my error'}", "0"],
+            &["eval", "return {1, 2, {3, 'x'}, {ok='fine'}}", "0"],
+            &["script", "flush"],
+            &["eval", echo, "1", "k4", "a4"],
+            &["eval", "return ARGV[1] .. KEYS[1]", "1", "k5", "a5"],
+        ],
+    );
+}
+
+/// A busy script that yields to the event loop (others get BUSY meanwhile) ends normally and
+/// its coroutine runs the next scripts; after SCRIPT KILL a new coroutine does.
+#[test]
+fn runs_after_a_yield_and_a_kill() {
+    let s = Server::slotcore(&["--save", "", "--busy-reply-threshold", "50"]);
+    let mut runner = s.raw();
+    let mut other = s.raw();
+    let spin = "local s = redis.call('time') repeat local n = redis.call('time') until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 300000 return KEYS[1] .. ARGV[1]";
+    runner.send_cmd(&[b"eval", spin.as_bytes(), b"1", b"k", b"v"]);
+    let start = Instant::now();
+    while !other.cmd(&["ping"]).starts_with("-BUSY") {
+        assert!(start.elapsed() < WAIT, "never BUSY");
+    }
+    assert_eq!(runner.reply(), "$2\r\nkv\r\n");
+    assert_eq!(runner.cmd(&["eval", "return {KEYS[1], ARGV[1]}", "1", "a", "b"]), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    runner.send_cmd(&[b"eval", b"while true do end", b"0"]);
+    let start = Instant::now();
+    while !other.cmd(&["ping"]).starts_with("-BUSY") {
+        assert!(start.elapsed() < WAIT, "never BUSY");
+    }
+    assert_eq!(other.cmd(&["script", "kill"]), "+OK\r\n");
+    assert!(runner.reply().contains("killed by user"));
+    assert_eq!(runner.cmd(&["eval", "return #KEYS + #ARGV", "2", "a", "b", "c"]), ":3\r\n");
+    assert_eq!(runner.cmd(&["eval", "return redis.call('incr', KEYS[1])", "1", "n"]), ":1\r\n");
+}

@@ -26,7 +26,7 @@ pub struct ScriptJob {
     pub ro: bool,
     /// FCALL / FCALL_RO: the function's flags (`sha` is then its name).
     pub function: Option<u32>,
-    /// The command as called (FUNCTION STATS shows it).
+    /// The command as called (FUNCTION STATS shows it); only its name for EVAL & co.
     pub argv: Vec<Bytes>,
     /// SCRIPT DEBUG of the caller (EVAL only): run as a debugger session.
     pub debug: ldb::Mode,
@@ -95,7 +95,7 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
         args: argv,
         ro: ro || flags & sflags::NO_WRITES != 0,
         function: None,
-        argv: args.to_vec(),
+        argv: vec![args[0].clone()],
         debug,
     }))
 }
@@ -147,8 +147,8 @@ fn evalsha_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     if ctx.client.lua_debug != ldb::Mode::Off {
         return reply(Reply::err("ERR Please use EVAL instead of EVALSHA for debugging"));
     }
-    let Some(body) = script::cache_get(&args[1]) else { return reply(Reply::err(script::NOSCRIPT)) };
     let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let Some(body) = script::cache_lookup(&sha) else { return reply(Reply::err(script::NOSCRIPT)) };
     job(ctx, args, body, sha, ro, ldb::Mode::Off)
 }
 

@@ -101,18 +101,23 @@ async fn run_job(
     debug: &mut Option<ldb::Session>,
 ) -> Reply {
     let discard = job.debug == ldb::Mode::Forked && debug.is_some();
-    script::apply_config(&shard.state.borrow().config);
+    script::refresh_config(&shard.state.borrow().config);
     // Compile in this shard's interpreter first: a syntax error replies before any hold.
-    let (sha, flags) = match job.function {
-        Some(flags) => (job.sha.clone(), flags),
+    let flags = match job.function {
+        Some(flags) => flags,
         None => match vm::compile_known(&job.body, &job.sha) {
             Ok(x) => x,
             Err(e) => return e,
         },
     };
+    let sha = job.sha.as_str();
     let nshards = shard.nshards;
     let mut extra: Vec<Bytes> = Vec::new();
-    let mut targets: Vec<usize> = job.keys.iter().map(|k| shard.shard_of_slot(crate::cluster::key_slot(k))).collect();
+    let mut targets: Vec<usize> = if nshards == 1 {
+        vec![shard.id]
+    } else {
+        job.keys.iter().map(|k| shard.shard_of_slot(crate::cluster::key_slot(k))).collect()
+    };
     targets.sort_unstable();
     targets.dedup();
     if targets.is_empty() {
@@ -131,10 +136,10 @@ async fn run_job(
         };
         let direct = !discard && (nshards == 1 || (targets == [shard.id] && extra.is_empty()));
         let outcome = if direct {
-            run_direct(shard, client, &job, &sha, flags, tx, debug).await
+            run_direct(shard, client, &job, sha, flags, tx, debug).await
         } else {
             let copy = CopyRun { targets: &targets, extra: &extra, discard };
-            run_copy(shard, client, &job, &sha, flags, tx, copy, debug).await
+            run_copy(shard, client, &job, sha, flags, tx, copy, debug).await
         };
         if held.is_none() {
             shard.unlock(tx, &targets).await;
@@ -175,7 +180,8 @@ struct Common {
 impl Common {
     fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize) -> Common {
         let view = shard.view.borrow().clone();
-        let slot = job.keys.first().map(|k| crate::cluster::key_slot(k));
+        // The slot of the declared keys matters in cluster mode only (`cluster_check`).
+        let slot = if view.enabled { job.keys.first().map(|k| crate::cluster::key_slot(k)) } else { None };
         let mut client = ClientState::new(0, String::new(), String::new(), -1, true);
         client.db = db;
         Common {
@@ -347,11 +353,14 @@ impl DirectHost<'_> {
             Err(e) => return Ok(e),
         };
         self.c.cluster_check(args, &idx)?;
-        let foreign: Vec<Bytes> = idx
-            .iter()
-            .filter(|&&i| self.shard.shard_of_slot(crate::cluster::key_slot(&args[i])) != self.shard.id)
-            .map(|&i| args[i].clone())
-            .collect();
+        let foreign: Vec<Bytes> = if self.c.nshards == 1 {
+            Vec::new()
+        } else {
+            idx.iter()
+                .filter(|&&i| self.shard.shard_of_slot(crate::cluster::key_slot(&args[i])) != self.shard.id)
+                .map(|&i| args[i].clone())
+                .collect()
+        };
         if !foreign.is_empty() {
             if self.c.wrote || self.c.view.enabled {
                 return Err(NON_LOCAL.into());

@@ -88,10 +88,38 @@ pub fn set_client_resp3(on: bool) {
 
 /// A command's reply as `redis.call` returns it.
 pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
+    if let Some(v) = direct_to_lua(lua, reply, resp3)? {
+        return Ok(v);
+    }
     let mut buf = Vec::new();
     reply.encode(&mut buf, resp3);
     let mut pos = 0;
     parse(lua, &buf, &mut pos)
+}
+
+/// The commonest replies made into Lua values directly, exactly as [`parse`] makes them of
+/// their RESP encoding (`None`: encode and parse this one).
+fn direct_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Option<Value>> {
+    Ok(Some(match reply {
+        Reply::Int(n) => Value::Number(*n as f64),
+        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
+        Reply::ShortBulk(b) => Value::String(lua.create_string(b.as_slice())?),
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
+        Reply::Nil | Reply::NilArray => Value::Boolean(false),
+        Reply::Ok => {
+            let t = lua.create_table()?;
+            t.raw_set("ok", lua.create_string("OK")?)?;
+            Value::Table(t)
+        }
+        Reply::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, reply_to_lua(lua, item, resp3)?)?;
+            }
+            Value::Table(t)
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn line<'a>(buf: &'a [u8], pos: &mut usize) -> &'a [u8] {
@@ -327,6 +355,47 @@ pub fn error_reply(v: &Value, name: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Deep equality of two converted replies (tables compared key by key).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Table(x), Value::Table(y)) => {
+                let xs: Vec<(Value, Value)> = x.pairs().flatten().collect();
+                let ys: Vec<(Value, Value)> = y.pairs().flatten().collect();
+                xs.len() == ys.len() && xs.iter().all(|(k, v)| ys.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
+            }
+            (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn direct_conversion_matches_resp_parsing() {
+        let lua = Lua::new();
+        let bulk = |s: &'static str| Reply::Bulk(Bytes::from_static(s.as_bytes()));
+        let replies = vec![
+            Reply::Int(-42),
+            Reply::Int(i64::MAX),
+            bulk(""),
+            bulk("a\r\nb"),
+            Reply::ShortBulk(crate::protocol::reply::ShortBytes::new(b"short").unwrap()),
+            Reply::Nil,
+            Reply::NilArray,
+            Reply::Ok,
+            Reply::Array(vec![]),
+            Reply::Array(vec![Reply::Int(1), bulk("x"), Reply::Nil, Reply::Array(vec![Reply::Ok, Reply::NilArray])]),
+            Reply::Array(vec![Reply::Double(1.5), Reply::status("QUEUED"), Reply::err("ERR x"), Reply::Bool(true)]),
+        ];
+        for resp3 in [false, true] {
+            for r in &replies {
+                let fast = reply_to_lua(&lua, r, resp3).unwrap();
+                let mut buf = Vec::new();
+                r.encode(&mut buf, resp3);
+                let slow = parse(&lua, &buf, &mut 0).unwrap();
+                assert!(same(&fast, &slow), "{r:?} resp3={resp3}: {fast:?} vs {slow:?}");
+            }
+        }
+    }
 
     #[test]
     fn error_texts() {

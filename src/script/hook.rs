@@ -40,8 +40,8 @@ pub(super) fn install_hook(l: *mut mlua::ffi::lua_State) {
         super::ldb::install(l);
         return;
     }
-    // SAFETY: `l` is a live coroutine of this thread's interpreter (just created by the
-    // set-up chunk); coroutines it creates inherit the hook.
+    // SAFETY: `l` is a live coroutine of this thread's interpreter (the one a run is about to
+    // start on); coroutines it creates inherit the hook.
     unsafe { mlua::ffi::lua_sethook(l, Some(hook), mlua::ffi::LUA_MASKCOUNT, HOOK_EVERY) };
 }
 

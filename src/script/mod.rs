@@ -121,8 +121,12 @@ pub fn cache_add(body: Bytes) -> String {
 
 /// The body of a cached script (`sha` in any case).
 pub fn cache_get(sha: &[u8]) -> Option<Bytes> {
-    let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-    lock(cache()).get(&sha).cloned()
+    cache_lookup(&String::from_utf8_lossy(sha).to_ascii_lowercase())
+}
+
+/// The body of a cached script by its lower-case SHA1.
+pub fn cache_lookup(sha: &str) -> Option<Bytes> {
+    lock(cache()).get(sha).cloned()
 }
 
 /// Forgets every cached script (SCRIPT FLUSH).
@@ -194,8 +198,10 @@ fn running() -> &'static Mutex<Vec<Arc<RunFlags>>> {
 /// Number of timed-out scripts (the BUSY check reads only this).
 static TIMED_OUT: AtomicUsize = AtomicUsize::new(0);
 
-/// Registers a script run.
+/// Registers a script run (`name` and `command` are kept for a function only: FUNCTION STATS
+/// shows them).
 pub fn run_begin(eval: bool, from_master: bool, name: &str, command: &[Bytes]) -> Arc<RunFlags> {
+    let (name, command) = if eval { ("", &[][..]) } else { (name, command) };
     let f = Arc::new(RunFlags {
         eval,
         from_master,
@@ -274,6 +280,23 @@ static BUSY_MS: AtomicUsize = AtomicUsize::new(5000);
 /// The busy threshold in ms.
 pub fn busy_threshold_ms() -> u64 {
     BUSY_MS.load(Ordering::Relaxed) as u64
+}
+
+/// [`apply_config`] of a shard's configuration snapshot, when it is not the one this thread
+/// applied last (snapshots are replaced, never changed, by CONFIG SET; the one held here
+/// cannot be freed and its address reused meanwhile).
+pub fn refresh_config(cfg: &Arc<crate::config::Config>) {
+    thread_local! {
+        static APPLIED: std::cell::RefCell<Option<Arc<crate::config::Config>>> = const { std::cell::RefCell::new(None) };
+    }
+    APPLIED.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
+            return;
+        }
+        apply_config(cfg);
+        *a = Some(cfg.clone());
+    });
 }
 
 /// Reads `busy-reply-threshold` / `lua-time-limit` from a config snapshot.

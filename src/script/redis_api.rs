@@ -52,7 +52,8 @@ pub(super) fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(
     if let Some(spec) = spec {
         let mut fail = |lua: &Lua, text: &str| refuse(lua, Some(spec.name), text);
         use crate::cmd::flags;
-        let (ro, flags_, run) = ctx(|c| (c.ro, c.flags, c.run.clone())).unwrap_or((false, 0, Default::default()));
+        let (ro, flags_, run) =
+            ctx(|c| (c.ro, c.flags, c.run.clone())).unwrap_or_else(|| (false, 0, Default::default()));
         let _ = flags_;
         let writes = spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE);
         if spec.has(flags::NOSCRIPT) && spec.arity_ok(argv.len()) && !super::deny_disabled() {

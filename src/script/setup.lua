@@ -1,10 +1,11 @@
 local rust = ...
 rust.c_pcall = pcall
+local c_pcall = pcall
 local error, type, select, unpack, tostring, setmetatable, rawget, rawset =
       error, type, select, unpack, tostring, setmetatable, rawget, rawset
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 local getinfo = debug.getinfo
-local sethook, killed = rust.sethook, rust.killed
+local killed = rust.killed
 
 local function pack(...) return {n = select('#', ...), ...} end
 
@@ -17,6 +18,16 @@ local function protected(f, handler, ...)
       if handler then return false, handler(e) end
       return false, e
     end
+  end
+  if type(f) == 'function' and getinfo(f, 'S').what == 'C' then
+    -- A C function cannot be suspended anyway: Lua's own pcall, so that an error it raises
+    -- by level (`pcall(error, 'x')`) carries no position, as in Redis.
+    local r = pack(c_pcall(f, ...))
+    if not r[1] then
+      if killed() then error(r[2], 0) end
+      if handler then return false, handler(r[2]) end
+    end
+    return unpack(r, 1, r.n)
   end
   local co = co_create(function(...) return f(...) end)
   local r = pack(co_resume(co, ...))
@@ -111,7 +122,6 @@ local register_function = function(...)
   for _, f in ipairs(flags or {}) do fl[#fl + 1] = f end
   loading[#loading + 1] = {name = name, cb = cb, flags = fl, desc = desc}
 end
-local c_pcall = rust.c_pcall
 -- Runs a library's code, returning the functions it registered, or nil and the error.
 local function loadlib(f)
   loading = {}
@@ -131,22 +141,10 @@ struct = rust.struct
 math.random = rust.random
 math.randomseed = rust.randomseed
 
--- Runs a compiled script in a fresh coroutine with the count hook installed.
-local function start(f, ...)
-  local a = pack(...)
-  local co = co_create(function() return f(unpack(a, 1, a.n)) end)
-  sethook(co)
-  return co
-end
-
--- One step: ('yield'), ('done', value) or ('error', errtable).
-local function step(co, ...)
-  local r = pack(co_resume(co, ...))
-  if r[1] then
-    if co_status(co) == 'dead' then return 'done', r[2] end
-    return 'yield'
-  end
-  local err, info, level = r[2], nil, 0
+-- The error table of a script that raised `err` in coroutine `co` (driven from Rust): the
+-- position is that of the innermost frame of the script's own code.
+local function errinfo(co, err)
+  local info, level = nil, 0
   while true do
     info = getinfo(co, level, 'nSl')
     if not info then break end
@@ -158,7 +156,7 @@ local function step(co, ...)
     rawset(err, 'source', info.source)
     rawset(err, 'line', info.currentline)
   end
-  return 'error', err
+  return err
 end
 
 dofile, loadfile, print, debug = nil, nil, nil, nil
@@ -229,4 +227,4 @@ local FENV = orig_setmetatable({}, {__index = function(_, k)
   return v
 end, __newindex = deny, __metatable = false})
 readonly[FENV] = true
-return start, step, loadlib, ENV, FENV
+return errinfo, loadlib, ENV, FENV

@@ -20,7 +20,7 @@ use super::redis_api::{acl_check_cmd, redis_call, redis_log, redis_random};
 use super::{convert, Host, RunFlags};
 use crate::protocol::Reply;
 use bytes::Bytes;
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
+use mlua::{ffi, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,8 +34,8 @@ const SETUP: &str = include_str!("setup.lua");
 /// A shard's interpreter.
 struct Vm {
     lua: Lua,
-    start: Function,
-    step: Function,
+    /// `errinfo(co, err)`: the error table of a script that failed in coroutine `co`.
+    errinfo: Function,
     loadlib: Function,
     /// The read-only environment scripts run in.
     env: Table,
@@ -44,9 +44,17 @@ struct Vm {
     /// Registered functions (name -> callback), for function registry generation `fgen`.
     funcs: HashMap<String, Function>,
     fgen: u64,
-    /// Compiled scripts by SHA1, valid for SCRIPT FLUSH generation `gen`.
-    scripts: HashMap<String, Function>,
+    /// Compiled scripts (and their shebang flags) by SHA1, valid for SCRIPT FLUSH generation
+    /// `gen`.
+    scripts: HashMap<String, (Function, u32)>,
     gen: usize,
+    /// The coroutine of the last script that ended normally, reused by the next run (a fresh
+    /// one per run was most of a run's garbage).
+    idle: Option<Thread>,
+    /// A registry slot through which a value on a coroutine's stack is read as an mlua value.
+    slot: mlua::RegistryKey,
+    /// Scripts run since the last garbage-collection step.
+    since_gc: u32,
 }
 
 thread_local! {
@@ -103,13 +111,6 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set("breakpoint", lua.create_function(|_, ()| Ok(super::ldb::breakpoint()))?)?;
     // SAFETY: `debug_fn` follows the Lua C API protocol (see its doc).
     rust.set("debug", unsafe { lua.create_c_function(super::ldb::debug_fn)? })?;
-    rust.set(
-        "sethook",
-        lua.create_function(|_, co: Thread| {
-            install_hook(co.to_pointer() as *mut mlua::ffi::lua_State);
-            Ok(())
-        })?,
-    )?;
     rust.set(
         "sha1hex",
         lua.create_function(|_, args: MultiValue| {
@@ -183,13 +184,16 @@ fn new_vm() -> mlua::Result<Vm> {
     rust.set("bit", super::cjson::bit_table(&lua)?)?;
     rust.set("cmsgpack", super::cmsgpack::table(&lua)?)?;
     rust.set("struct", super::structlib::table(&lua)?)?;
-    let (start, step, loadlib, env, fenv): (Function, Function, Function, Table, Table) =
+    let (errinfo, loadlib, env, fenv): (Function, Function, Table, Table) =
         lua.load(SETUP).set_name("=redis").call(rust)?;
     lua.set_named_registry_value(LDB_ENV.to_str().unwrap_or_default(), env.clone())?;
+    let slot = lua.create_registry_value(false)?;
+    // The set-up's own garbage (its compiled chunk, about a third of the heap) goes now, not
+    // over the first scripts' collection steps.
+    lua.gc_collect()?;
     Ok(Vm {
         lua,
-        start,
-        step,
+        errinfo,
         loadlib,
         env,
         fenv,
@@ -197,6 +201,9 @@ fn new_vm() -> mlua::Result<Vm> {
         fgen: u64::MAX,
         scripts: HashMap::new(),
         gen: super::flush_gen(),
+        idle: None,
+        slot,
+        since_gc: 0,
     })
 }
 
@@ -213,6 +220,10 @@ fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
         if vm.gen != super::flush_gen() {
             vm.scripts.clear();
             vm.gen = super::flush_gen();
+            // Redis frees its whole interpreter on SCRIPT FLUSH: the compiled scripts'
+            // memory goes at once here too.
+            let _ = vm.lua.gc_collect();
+            report_memory(&vm.lua);
         }
         f(vm)
     })
@@ -221,28 +232,29 @@ fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
 /// Compiles a script body into this thread's interpreter (if not already), returning its
 /// SHA1 and flags; errors as Redis words them.
 pub fn compile(body: &[u8]) -> Result<(String, u32), Reply> {
-    compile_known(body, &super::sha1hex(body))
+    let sha = super::sha1hex(body);
+    let flags = compile_known(body, &sha)?;
+    Ok((sha, flags))
 }
 
-/// [`compile`] of a body whose SHA1 is known (EVALSHA, or EVAL after the cache computed it).
-pub fn compile_known(body: &[u8], sha: &str) -> Result<(String, u32), Reply> {
-    let (flags, skip) = super::shebang(body).map_err(|e| Reply::error(format!("ERR {e}")))?;
-    let sha = sha.to_string();
+/// [`compile`] of a body whose SHA1 is known (EVALSHA, or EVAL after the cache computed it):
+/// its flags.
+pub fn compile_known(body: &[u8], sha: &str) -> Result<u32, Reply> {
     with_vm(|vm| {
-        if !vm.scripts.contains_key(&sha) {
-            let f = vm
-                .lua
-                .load(&body[skip..])
-                .set_name("@user_script")
-                .set_environment(vm.env.clone())
-                .into_function()
-                .map_err(|e| {
-                    Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e)))
-                })?;
-            vm.scripts.insert(sha.clone(), f);
-            report_memory(&vm.lua);
+        if let Some((_, flags)) = vm.scripts.get(sha) {
+            return Ok(*flags);
         }
-        Ok((sha, flags))
+        let (flags, skip) = super::shebang(body).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let f = vm
+            .lua
+            .load(&body[skip..])
+            .set_name("@user_script")
+            .set_environment(vm.env.clone())
+            .into_function()
+            .map_err(|e| Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
+        vm.scripts.insert(sha.to_string(), (f, flags));
+        report_memory(&vm.lua);
+        Ok(flags)
     })
 }
 
@@ -278,8 +290,13 @@ pub struct RunSpec {
 
 /// A script in progress on this thread.
 pub struct Running {
+    /// The coroutine running the script (the script's function at the base of its stack).
     co: Thread,
-    first: bool,
+    /// Values on the coroutine's stack for its next resume (FCALL's KEYS and ARGV at the
+    /// first one).
+    nargs: std::ffi::c_int,
+    /// The script ended normally: its coroutine can run the next script.
+    reusable: bool,
     /// The script ended with an error reply already counted in errorstats (a command's error
     /// or refusal raised by `redis.call`, or returned from `redis.pcall`): the caller must not
     /// count it again (Redis's `ERR_REPLY_FLAG_NO_STATS_UPDATE`).
@@ -294,34 +311,67 @@ pub enum Step {
     Done(Reply),
 }
 
-/// Starts a run (KEYS/ARGV set, the coroutine created); run it with [`step`].
+/// The raw state of a coroutine.
+fn state_of(co: &Thread) -> *mut ffi::lua_State {
+    co.to_pointer() as *mut ffi::lua_State
+}
+
+/// Pushes `items` on `l`'s stack as a Lua array of strings (KEYS, ARGV).
+///
+/// # Safety
+/// `l` is a coroutine of this thread's interpreter that is not running, with room for two
+/// more values.
+unsafe fn push_array(l: *mut ffi::lua_State, items: &[Bytes]) {
+    // SAFETY: per the function's contract; every push is popped by the `rawseti` after it.
+    unsafe {
+        ffi::lua_createtable(l, items.len().try_into().unwrap_or(i32::MAX), 0);
+        for (i, b) in items.iter().enumerate() {
+            ffi::lua_pushlstring(l, b.as_ptr() as *const std::ffi::c_char, b.len());
+            ffi::lua_rawseti(l, -2, i as ffi::lua_Integer + 1);
+        }
+    }
+}
+
+/// Starts a run: the script's function on a coroutine (the last finished one, else a new
+/// one) with the count hook installed, KEYS/ARGV set; run it with [`step`].
 pub fn start(spec: RunSpec) -> Result<Running, Reply> {
-    let co = with_vm(|vm| {
-        if spec.function {
-            sync_functions(vm).map_err(|e| Reply::error(format!("ERR {e}")))?;
-        }
-        let g = vm.lua.globals();
-        let mk = |v: &[Bytes]| -> mlua::Result<Table> {
-            let t = vm.lua.create_table_with_capacity(v.len(), 0)?;
-            for (i, b) in v.iter().enumerate() {
-                t.raw_set(i + 1, vm.lua.create_string(b)?)?;
-            }
-            Ok(t)
-        };
+    let (co, nargs) = with_vm(|vm| {
         let err = |e: mlua::Error| Reply::error(format!("ERR {}", lua_error_text(&e)));
-        if spec.function {
-            let f = vm.funcs.get(&spec.sha).cloned().ok_or(Reply::err("ERR Function not found"))?;
-            return vm
-                .start
-                .call::<Thread>((f, mk(&spec.keys).map_err(err)?, mk(&spec.args).map_err(err)?))
-                .map_err(err);
+        let f = if spec.function {
+            sync_functions(vm).map_err(|e| Reply::error(format!("ERR {e}")))?;
+            vm.funcs.get(&spec.sha).cloned().ok_or(Reply::err("ERR Function not found"))?
+        } else {
+            vm.scripts.get(&spec.sha).map(|(f, _)| f.clone()).ok_or_else(|| Reply::err(super::NOSCRIPT))?
+        };
+        let co = match vm.idle.take() {
+            Some(co) => co,
+            None => vm.lua.create_thread(f.clone()).map_err(err)?,
+        };
+        co.reset(f).map_err(err)?;
+        let l = state_of(&co);
+        install_hook(l);
+        // SAFETY: `l` is a new or finished coroutine of this interpreter holding only the
+        // script's function; the globals table has no metatable (`rawset` is what a script's
+        // own `rawset(_G...)` would do, minus the read-only check).
+        unsafe {
+            if ffi::lua_checkstack(l, 4) == 0 {
+                return Err(Reply::err("ERR Lua stack overflow"));
+            }
+            push_array(l, &spec.keys);
+            push_array(l, &spec.args);
+            if spec.function {
+                return Ok((co, 2));
+            }
+            ffi::lua_pushstring(l, c"ARGV".as_ptr());
+            ffi::lua_insert(l, -2);
+            ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+            ffi::lua_pushstring(l, c"KEYS".as_ptr());
+            ffi::lua_insert(l, -2);
+            ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
         }
-        let f = vm.scripts.get(&spec.sha).cloned().ok_or_else(|| Reply::err(super::NOSCRIPT))?;
-        g.raw_set("KEYS", mk(&spec.keys).map_err(err)?).map_err(err)?;
-        g.raw_set("ARGV", mk(&spec.args).map_err(err)?).map_err(err)?;
-        vm.start.call::<Thread>(f).map_err(err)
+        Ok((co, 0))
     })?;
-    let now = Instant::now();
+    let now = spec.run.started.unwrap_or_else(Instant::now);
     CTX.with(|c| {
         *c.borrow_mut() = Some(RunCtx {
             resp3: false,
@@ -333,10 +383,10 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
             started: now,
             last_yield: now,
             wants_yield: false,
-            name: spec.sha.clone(),
+            name: spec.sha,
         })
     });
-    Ok(Running { co, first: true, counted_error: false })
+    Ok(Running { co, nargs, reusable: false, counted_error: false })
 }
 
 /// Runs the script until it yields or ends, its commands going through `host`.
@@ -348,28 +398,106 @@ pub fn step(r: &mut Running, host: &mut dyn Host, resp3_client: bool) -> Step {
     let host: *mut (dyn Host + '_) = host;
     let host: *mut dyn Host = unsafe { std::mem::transmute::<*mut (dyn Host + '_), *mut dyn Host>(host) };
     HOST.with(|h| h.set(Some(host)));
-    let _ = r.first;
-    r.first = false;
-    let res = with_vm(|vm| {
-        vm.step
-            .call::<(mlua::String, Value)>(r.co.clone())
-            .map_err(|e| Reply::error(format!("ERR {}", lua_error_text(&e))))
-    });
+    let l = state_of(&r.co);
+    let nargs = std::mem::take(&mut r.nargs);
+    // SAFETY: `l` is the run's coroutine, new (its function and arguments on its stack) or
+    // suspended by a yield (its stack emptied), and not running: this is `coroutine.resume`.
+    let status = unsafe { ffi::lua_resume_(l, nargs) };
     HOST.with(|h| h.set(None));
-    let (what, v) = match res {
-        Ok(x) => x,
-        Err(e) => return Step::Done(e),
-    };
     let resp3 = ctx(|c| c.resp3).unwrap_or(false);
-    let what = what.as_bytes();
-    if &*what == b"yield" {
-        return Step::Yield;
+    match status {
+        ffi::LUA_YIELD => {
+            // SAFETY: drops the values yielded (none the script sees), as `coroutine.resume`
+            // moves them off the coroutine.
+            unsafe { ffi::lua_settop(l, 0) };
+            Step::Yield
+        }
+        ffi::LUA_OK => {
+            r.reusable = true;
+            // SAFETY: the finished coroutine holds the script's results from index 1.
+            let reply = match unsafe { plain_result(l, resp3) } {
+                Some(reply) => reply,
+                None => match with_vm(|vm| {
+                    // SAFETY: as above; index 1 is a table.
+                    unsafe { ffi::lua_pushvalue(l, 1) };
+                    take_top(vm, l)
+                }) {
+                    Ok(v) => {
+                        r.counted_error = convert::is_counted_error(&v);
+                        convert::lua_to_reply(&v, resp3, 0)
+                    }
+                    Err(e) => e,
+                },
+            };
+            // SAFETY: the results are not needed any more; an empty finished coroutine is
+            // what `Thread::reset` takes for the next script.
+            unsafe { ffi::lua_settop(l, 0) };
+            Step::Done(reply)
+        }
+        _ => {
+            let v = with_vm(|vm| {
+                let err = take_top(vm, l)?;
+                vm.errinfo
+                    .call::<Value>((r.co.clone(), err))
+                    .map_err(|e| Reply::error(format!("ERR {}", lua_error_text(&e))))
+            });
+            match v {
+                Ok(v) => {
+                    r.counted_error = convert::is_counted_error(&v);
+                    Step::Done(convert::error_reply(&v, &script_name()))
+                }
+                Err(e) => Step::Done(e),
+            }
+        }
     }
-    r.counted_error = convert::is_counted_error(&v);
-    match &*what {
-        b"done" => Step::Done(convert::lua_to_reply(&v, resp3, 0)),
-        _ => Step::Done(convert::error_reply(&v, &script_name())),
+}
+
+/// The reply to a script's first result when it is not a table (no Lua value made for it),
+/// with [`convert::lua_to_reply`]'s rules; `None` for a table.
+///
+/// # Safety
+/// `l` is a finished coroutine whose stack holds the script's results.
+unsafe fn plain_result(l: *mut ffi::lua_State, resp3: bool) -> Option<Reply> {
+    // SAFETY: reads of index 1 of `l`'s stack, which exists when the top is not 0.
+    unsafe {
+        if ffi::lua_gettop(l) == 0 {
+            return Some(Reply::Nil);
+        }
+        Some(match ffi::lua_type(l, 1) {
+            ffi::LUA_TNUMBER => {
+                let n = ffi::lua_tonumber(l, 1);
+                Reply::Int(if n.is_nan() { i64::MIN } else { n as i64 })
+            }
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, 1, &mut len);
+                Reply::Bulk(Bytes::copy_from_slice(std::slice::from_raw_parts(p as *const u8, len)))
+            }
+            ffi::LUA_TBOOLEAN => match ffi::lua_toboolean(l, 1) != 0 {
+                b if resp3 => Reply::Bool(b),
+                true => Reply::Int(1),
+                false => Reply::Nil,
+            },
+            ffi::LUA_TTABLE => return None,
+            _ => Reply::Nil,
+        })
     }
+}
+
+/// Pops the value on top of coroutine `l`'s stack as an mlua value (through the registry
+/// slot, which is then cleared).
+fn take_top(vm: &Vm, l: *mut ffi::lua_State) -> Result<Value, Reply> {
+    let id = vm.slot.id() as ffi::lua_Integer;
+    // SAFETY: `l` has a value on top; the slot is an existing registry entry, so setting it
+    // allocates nothing.
+    unsafe { ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, id) };
+    let v = vm.lua.registry_value::<Value>(&vm.slot);
+    // SAFETY: as above, with a value pushed for it.
+    unsafe {
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, id);
+    }
+    v.map_err(|e| Reply::error(format!("ERR {}", lua_error_text(&e))))
 }
 
 fn script_name() -> String {
@@ -439,16 +567,33 @@ unsafe fn c_call(l: *mut mlua::ffi::lua_State, raise: bool) -> std::ffi::c_int {
     }
 }
 
+/// Scripts between two steps of garbage collection, and the size of a step in KB (Redis's
+/// `LUA_GC_CYCLE_PERIOD`: a 50 KB step every 50 scripts).
+const GC_PERIOD: u32 = 50;
+
 /// Ends the run on this thread (after its last step).
-pub fn finish(_r: Running) -> (usize, bool) {
+pub fn finish(r: Running) -> (usize, bool) {
     let out = CTX.with(|c| c.borrow_mut().take().map(|c| (c.db, c.run.wrote.load(Ordering::Acquire))));
     with_vm(|vm| {
-        let _ = vm.lua.globals().raw_set("KEYS", Value::Nil);
-        let _ = vm.lua.globals().raw_set("ARGV", Value::Nil);
-        // A step of garbage collection per script: it keeps the interpreter small (Redis's
-        // suite expects under 100 KB after 10000 scripts), at a CPU cost per EVALSHA (see
-        // bench/RESULTS.md).
-        let _ = vm.lua.gc_step_kbytes(10);
+        let l = state_of(&r.co);
+        // SAFETY: the coroutine is not running; two pushes, each popped by `rawset`.
+        unsafe {
+            if ffi::lua_checkstack(l, 2) != 0 {
+                for name in [c"KEYS", c"ARGV"] {
+                    ffi::lua_pushstring(l, name.as_ptr());
+                    ffi::lua_pushnil(l);
+                    ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+                }
+            }
+        }
+        if r.reusable {
+            vm.idle = Some(r.co);
+        }
+        vm.since_gc += 1;
+        if vm.since_gc >= GC_PERIOD {
+            vm.since_gc = 0;
+            let _ = vm.lua.gc_step_kbytes(GC_PERIOD as std::ffi::c_int);
+        }
         report_memory(&vm.lua);
         Ok(())
     })
