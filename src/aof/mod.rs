@@ -5,7 +5,8 @@
 //! - the control core merges the feed (`runtime::repl_master`) and hands every item to
 //!   `runtime::aof`, which encodes it a second time in Redis's AOF form (its own SELECT
 //!   tracking, MULTI/EXEC for atomic units, optional `#TS:` annotations) and gives the bytes, in
-//!   batches, to the writer thread ([`writer`]);
+//!   batches, to the writer ([`writer`]: under `no`/`everysec` an idle writer's bytes are
+//!   written by the control core itself, else by the writer thread);
 //! - the writer thread appends them to the current incr file and fsyncs by `appendfsync`;
 //!   after each batch it publishes, per shard, how many of the shard's feed pushes are on
 //!   disk ([`sync`]);

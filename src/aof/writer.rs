@@ -3,10 +3,10 @@
 //! that must stay in order with the appends (open the next incr file, persist the manifest,
 //! install a rewritten base, delete history files).
 //!
-//! One plain thread, so neither the shards nor the control core ever block on the disk, and a
-//! second one for background fsyncs ([`Bio`], Redis's `BIO_AOF_FSYNC` job). Jobs arrive over a
-//! channel; the thread takes every queued job at once, writes their bytes in one write, and
-//! then:
+//! One plain thread, so neither the shards nor the control core ever wait for a fsync or a
+//! file operation, and a second one for background fsyncs ([`Bio`], Redis's `BIO_AOF_FSYNC`
+//! job). Jobs arrive over a channel; the thread takes every queued job at once, writes their
+//! bytes in one write, and then:
 //! - `always`: fdatasync on this thread, then publishes the durable counts (`aof::sync`),
 //!   which releases the connections waiting on them: group commit (what was merged while the
 //!   previous fdatasync ran shares the next one; yielding the CPU first to widen the batch
@@ -18,6 +18,13 @@
 //!   written anyway and `aof_delayed_fsync` counts it. So at most about two seconds of writes
 //!   are at risk if the machine dies;
 //! - `no`: publishes at once, never fsyncs.
+//!
+//! Direct appends: under `no` and `everysec`, when the thread has nothing queued or pending and
+//! no fsync runs, [`Writer::append`] writes the bytes on the calling thread (the control core,
+//! as Redis writes its AOF on its main thread), under the lock the thread holds while it
+//! works, so the order of bytes and file operations is the same either way. That saves a
+//! thread hop per merged batch. Whatever is not plain (a postponed write, a failed write to
+//! retry, `always`'s fdatasync, DEBUG AOF-FLUSH-SLEEP) goes through the thread.
 //!
 //! Errors: a failed write under `always` exits the process, as Redis does (replies waiting on
 //! it are never sent); otherwise the file is cut back to its last good size, the bytes are kept
@@ -32,7 +39,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// DEBUG AOF-FLUSH-SLEEP: microseconds to sleep before each write (tests).
@@ -138,9 +145,27 @@ pub struct Files {
     bio: Bio,
 }
 
+/// What the writer thread works on, shared with [`Writer::append`]'s direct appends.
+struct State {
+    files: Files,
+    /// Bytes not written yet (postponed, or to retry after a failed write).
+    pending: Vec<u8>,
+    /// The per-shard merged counts the bytes given so far complete.
+    counts: Vec<u64>,
+    /// The counts published last.
+    done: Vec<u64>,
+}
+
 /// The handle the control core keeps.
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    state: Arc<Mutex<State>>,
+    /// Jobs sent to the thread and not finished yet.
+    queued: Arc<AtomicU64>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Writer {
@@ -159,13 +184,62 @@ impl Writer {
             postponed: None,
             bio,
         };
-        std::thread::Builder::new().name("aof-writer".into()).spawn(move || run(files, rx))?;
-        Ok(Writer { tx })
+        let state = Arc::new(Mutex::new(State { files, pending: Vec::new(), counts: Vec::new(), done: Vec::new() }));
+        let queued = Arc::new(AtomicU64::new(0));
+        let (st, q) = (state.clone(), queued.clone());
+        std::thread::Builder::new().name("aof-writer".into()).spawn(move || run(&st, &q, rx))?;
+        Ok(Writer { tx, state, queued })
     }
 
     /// Queues a job (never waits).
     pub fn send(&self, job: Job) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
         let _ = self.tx.send(job);
+    }
+
+    /// Appends merged bytes that complete the per-shard `counts`: written here when the
+    /// thread is idle and the write is a plain one (see the module's doc), else queued.
+    pub fn append(&self, data: Bytes, counts: Vec<u64>) {
+        // Only this thread sends counted jobs, so with none queued the thread holds the lock
+        // only briefly (timing its wait, or writing a postponed batch).
+        if self.queued.load(Ordering::Acquire) == 0 {
+            let mut st = lock(&self.state);
+            if let Some(wake) = st.append_here(&data, &counts) {
+                drop(st);
+                if wake {
+                    // The thread times the next everysec fsync, or retries a failed write.
+                    let _ = self.tx.send(Job::Synced);
+                }
+                return;
+            }
+        }
+        self.send(Job::Append(data, counts));
+    }
+}
+
+impl State {
+    /// A direct append: None when the write is not a plain one (the thread does it); else
+    /// whether the thread must look at the files (an everysec fsync to time, a write to retry).
+    fn append_here(&mut self, data: &[u8], counts: &[u64]) -> Option<bool> {
+        let f = &self.files;
+        let plain = match f.policy {
+            Fsync::Always => false,
+            Fsync::Everysec => !fsync_in_progress(),
+            Fsync::No => true,
+        };
+        if !plain || !self.pending.is_empty() || f.postponed.is_some() || FLUSH_SLEEP_US.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        counts.clone_into(&mut self.counts);
+        let was_unsynced = self.files.unsynced;
+        if !self.files.write(data) {
+            self.pending.extend_from_slice(data);
+            status::BUFFER_LEN.store(self.pending.len() as u64, Ordering::Relaxed);
+            return Some(true);
+        }
+        publish(&self.counts, &mut self.done);
+        self.files.fsync();
+        Some(!was_unsynced && self.files.unsynced)
     }
 }
 
@@ -290,25 +364,28 @@ impl Files {
     }
 }
 
-fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut counts: Vec<u64> = Vec::new();
-    let mut done_counts: Vec<u64> = Vec::new();
+fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
     loop {
-        let wait = if let Some(p) = files.postponed {
-            MAX_POSTPONE.saturating_sub(p.elapsed())
-        } else {
-            match files.policy {
-                Fsync::Everysec if files.unsynced => Duration::from_secs(1).saturating_sub(files.last_fsync.elapsed()),
-                _ if !pending.is_empty() => Duration::from_secs(1),
-                _ => Duration::from_secs(3600),
+        let wait = {
+            let st = lock(state);
+            let files = &st.files;
+            if let Some(p) = files.postponed {
+                MAX_POSTPONE.saturating_sub(p.elapsed())
+            } else {
+                match files.policy {
+                    Fsync::Everysec if files.unsynced => {
+                        Duration::from_secs(1).saturating_sub(files.last_fsync.elapsed())
+                    }
+                    _ if !st.pending.is_empty() => Duration::from_secs(1),
+                    _ => Duration::from_secs(3600),
+                }
             }
         };
         let first = match rx.recv_timeout(wait) {
             Ok(j) => Some(j),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                files.sync_now();
+                lock(state).files.sync_now();
                 return;
             }
         };
@@ -316,29 +393,34 @@ fn run(mut files: Files, rx: mpsc::Receiver<Job>) {
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
         }
+        // `Synced` comes from the fsync thread or a direct append, not through `send`.
+        let taken = jobs.iter().filter(|j| !matches!(j, Job::Synced)).count() as u64;
+        let mut st = lock(state);
+        let st = &mut *st;
         let mut stop = None;
         for job in jobs {
             match job {
                 Job::Append(b, c) => {
-                    pending.extend_from_slice(&b);
-                    counts = c;
+                    st.pending.extend_from_slice(&b);
+                    st.counts = c;
                 }
                 Job::Op(op) => {
-                    flush(&mut files, &mut pending, &counts, &mut done_counts, true);
-                    op(&mut files);
+                    flush(&mut st.files, &mut st.pending, &st.counts, &mut st.done, true);
+                    op(&mut st.files);
                 }
-                Job::Policy(p) => files.policy = p,
+                Job::Policy(p) => st.files.policy = p,
                 Job::Stop(done) => stop = Some(done),
                 Job::Synced => {}
             }
         }
-        flush(&mut files, &mut pending, &counts, &mut done_counts, stop.is_some());
-        if pending.is_empty() {
-            files.fsync();
+        flush(&mut st.files, &mut st.pending, &st.counts, &mut st.done, stop.is_some());
+        if st.pending.is_empty() {
+            st.files.fsync();
         }
+        queued.fetch_sub(taken, Ordering::AcqRel);
         if let Some(done) = stop {
-            files.sync_now();
-            files.file = None;
+            st.files.sync_now();
+            st.files.file = None;
             done();
             return;
         }
@@ -390,5 +472,78 @@ fn publish(counts: &[u64], done: &mut Vec<u64>) {
     if !counts.is_empty() && counts != &done[..] {
         sync::publish(counts);
         *done = counts.to_vec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> Paths {
+        let dir = std::env::temp_dir().join(format!("slotcore-writer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Paths { dir, prefix: "appendonly.aof".into() }
+    }
+
+    /// Runs `f` on the writer thread and waits for it (and for every job before it).
+    fn on_thread(w: &Writer, f: impl FnOnce(&mut Files) + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        w.send(Job::Op(Box::new(move |files| {
+            f(files);
+            let _ = tx.send(());
+        })));
+        rx.recv_timeout(Duration::from_secs(10)).expect("the writer thread answers");
+    }
+
+    fn read(paths: &Paths, name: &str) -> String {
+        String::from_utf8(std::fs::read(paths.file(name)).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Under `no` and `everysec` an idle writer's appends are written before `append`
+    /// returns (on the caller's thread); the order with file operations is kept.
+    #[test]
+    fn idle_appends_are_written_by_the_caller_in_order_with_file_operations() {
+        for policy in [Fsync::No, Fsync::Everysec] {
+            let paths = scratch(&format!("{policy:?}"));
+            let w = Writer::start(paths.clone(), policy).expect("writer");
+            on_thread(&w, |f| f.open("a.incr.aof").expect("open"));
+            // Wait until the thread counted the job done (it decrements after its work).
+            for _ in 0..1000 {
+                if w.queued.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            w.append(Bytes::from_static(b"one\n"), Vec::new());
+            assert_eq!(read(&paths, "a.incr.aof"), "one\n", "{policy:?}: written when append returned");
+            // Queued behind a file operation, later bytes go to the next file.
+            w.send(Job::Op(Box::new(|f| f.open("b.incr.aof").expect("open"))));
+            w.append(Bytes::from_static(b"two\n"), Vec::new());
+            on_thread(&w, |_| {});
+            w.append(Bytes::from_static(b"three\n"), Vec::new());
+            on_thread(&w, |_| {});
+            assert_eq!(read(&paths, "a.incr.aof"), "one\n");
+            assert_eq!(read(&paths, "b.incr.aof"), "two\nthree\n");
+            w.send(Job::Stop(Box::new(|| {})));
+            let _ = std::fs::remove_dir_all(&paths.dir);
+        }
+    }
+
+    /// Under `always` every append goes through the thread, which fdatasyncs before it
+    /// publishes.
+    #[test]
+    fn always_appends_go_through_the_thread() {
+        let paths = scratch("always");
+        let w = Writer::start(paths.clone(), Fsync::Always).expect("writer");
+        on_thread(&w, |f| f.open("a.incr.aof").expect("open"));
+        let mut st = lock(&w.state);
+        assert_eq!(st.append_here(b"x", &[]), None);
+        drop(st);
+        w.append(Bytes::from_static(b"x"), Vec::new());
+        on_thread(&w, |f| assert!(!f.unsynced, "fdatasync'ed"));
+        assert_eq!(read(&paths, "a.incr.aof"), "x");
+        w.send(Job::Stop(Box::new(|| {})));
+        let _ = std::fs::remove_dir_all(&paths.dir);
     }
 }

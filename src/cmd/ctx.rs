@@ -315,7 +315,7 @@ impl ShardState {
         if self.changes.has_pending() {
             let units = self.changes.take();
             let item = crate::replication::feed::FeedItem::Units { shard: self.id, units, atomic: false };
-            self.node.repl.feed.push(item);
+            self.node.repl.feed.push_batched(item);
         }
         if !self.notify.is_empty() {
             super::notify::publish_pending(self);

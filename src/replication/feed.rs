@@ -10,11 +10,23 @@
 //! transaction pushes its unit before it releases the shards it held), the merged stream keeps
 //! that order; pushes of independent shards interleave in arrival order, which is a valid
 //! order because they touch disjoint keys.
+//!
+//! Waking the control core: a push goes into the queue at once, but a shard's command records
+//! ([`Feed::push_batched`]) wake the control core once per round of the shard's executor, not
+//! once per command: the first such push of a round wakes the shard's own [`batch_waker`]
+//! task (a local wake), which runs after the tasks already ready (the other connections served
+//! in the same round) and then wakes the control core. So the merge, the AOF's write and the
+//! replicas' stream take a round's records at once, with one cross-thread wake, as Redis
+//! writes its AOF once per event-loop turn. Every other push wakes the control core at once.
 
 use bytes::Bytes;
-use futures_channel::mpsc;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use crossbeam_queue::SegQueue;
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 /// Most shards whose pushes [`Feed::pushed`] counts.
 pub const MAX_SHARDS: usize = 256;
@@ -93,8 +105,13 @@ pub struct Feed {
     /// Per shard: `Units` items that shard pushed (bumped after the push, by the pushing
     /// thread, so a count read after a reply covers the reply's changes).
     pushed: Box<[Padded]>,
-    tx: mpsc::UnboundedSender<FeedItem>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<FeedItem>>>,
+    queue: SegQueue<FeedItem>,
+    /// The consumer's waker, while it waits for an item.
+    waker: Mutex<Option<Waker>>,
+    /// The consumer registered `waker` and found the queue empty.
+    parked: AtomicBool,
+    /// The receiving end was taken.
+    taken: AtomicBool,
 }
 
 impl Default for Feed {
@@ -123,9 +140,15 @@ impl std::fmt::Debug for FeedItem {
 impl Feed {
     /// An inactive feed.
     pub fn new() -> Feed {
-        let (tx, rx) = mpsc::unbounded();
         let pushed = (0..MAX_SHARDS).map(|_| Padded::default()).collect();
-        Feed { active: AtomicU8::new(0), pushed, tx, rx: Mutex::new(Some(rx)) }
+        Feed {
+            active: AtomicU8::new(0),
+            pushed,
+            queue: SegQueue::new(),
+            waker: Mutex::new(None),
+            parked: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
+        }
     }
 
     /// True while someone consumes the stream; shards skip encoding records otherwise (the
@@ -155,15 +178,52 @@ impl Feed {
         crate::storage::set_expired_logging(now != 0);
     }
 
-    /// Pushes an item; never waits.
+    /// Pushes an item and wakes the control core; never waits.
     pub fn push(&self, item: FeedItem) {
+        self.enqueue(item);
+        self.wake();
+    }
+
+    /// Pushes a shard's command records: the control core is woken once this round of the
+    /// calling thread's executor ends (by its [`batch_waker`]), or at once on a thread
+    /// without one.
+    pub fn push_batched(&self, item: FeedItem) {
+        self.enqueue(item);
+        let deferred = BATCH.with(|b| {
+            if let Some(w) = b.waker.take() {
+                b.owed.set(true);
+                w.wake();
+                true
+            } else {
+                b.owed.get()
+            }
+        });
+        if !deferred {
+            self.wake();
+        }
+    }
+
+    fn enqueue(&self, item: FeedItem) {
         let counted = match &item {
             FeedItem::Units { shard, .. } => self.pushed.get(*shard),
             _ => None,
         };
-        let _ = self.tx.unbounded_send(item);
+        self.queue.push(item);
         if let Some(c) = counted {
             c.0.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Wakes the consumer if it waits.
+    fn wake(&self) {
+        // Pairs with the fence in `Receiver::poll_recv`: either the consumer sees the item
+        // pushed before this, or this sees it parked.
+        fence(Ordering::SeqCst);
+        if self.parked.swap(false, Ordering::AcqRel) {
+            let w = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(w) = w {
+                w.wake();
+            }
         }
     }
 
@@ -174,10 +234,148 @@ impl Feed {
     }
 
     /// The receiving end, taken once by the control core.
-    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<FeedItem>> {
-        match self.rx.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
+    pub fn take_receiver(&self) -> Option<Receiver<'_>> {
+        (!self.taken.swap(true, Ordering::AcqRel)).then_some(Receiver { feed: self })
+    }
+}
+
+/// The control core's end of the feed.
+pub struct Receiver<'a> {
+    feed: &'a Feed,
+}
+
+impl<'a> Receiver<'a> {
+    /// The next item, if one is queued.
+    pub fn try_recv(&mut self) -> Option<FeedItem> {
+        self.feed.queue.pop()
+    }
+
+    /// Waits for the next item.
+    pub fn recv<'b>(&'b mut self) -> impl Future<Output = FeedItem> + use<'a, 'b> {
+        std::future::poll_fn(move |cx| self.poll_recv(cx))
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<FeedItem> {
+        if let Some(item) = self.feed.queue.pop() {
+            return Poll::Ready(item);
         }
+        *self.feed.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        self.feed.parked.store(true, Ordering::Release);
+        fence(Ordering::SeqCst);
+        match self.feed.queue.pop() {
+            Some(item) => {
+                self.feed.parked.store(false, Ordering::Release);
+                Poll::Ready(item)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// A thread's batched wake ([`Feed::push_batched`]).
+#[derive(Default)]
+struct Batch {
+    /// The batch waker task, while it waits for a push.
+    waker: Cell<Option<Waker>>,
+    /// A batched push waits for the control core's wake.
+    owed: Cell<bool>,
+}
+
+thread_local! {
+    static BATCH: Batch = Batch::default();
+}
+
+/// A shard's task that wakes the control core once per round in which the shard pushed
+/// command records (see the module's doc). Runs until the executor ends.
+pub async fn batch_waker(feed: &Feed) {
+    loop {
+        WaitOwed.await;
+        feed.wake();
+    }
+}
+
+/// Ready once a batched push of this thread owes the control core a wake.
+struct WaitOwed;
+
+impl Future for WaitOwed {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        BATCH.with(|b| {
+            if b.owed.replace(false) {
+                Poll::Ready(())
+            } else {
+                b.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(shard: usize) -> FeedItem {
+        FeedItem::Units { shard, units: Vec::new(), atomic: false }
+    }
+
+    /// Batched pushes of one round reach the consumer when the round ends, in push order with
+    /// the immediate pushes around them; an immediate push wakes it at once.
+    #[test]
+    fn batched_pushes_wake_the_consumer_once_a_round() {
+        use std::rc::Rc;
+        use std::time::Duration;
+        let ex = glommio::LocalExecutorBuilder::default().make().expect("executor");
+        ex.run(async {
+            let feed = Rc::new(Feed::new());
+            let got = Rc::new(std::cell::RefCell::new(Vec::new()));
+            let f = feed.clone();
+            glommio::spawn_local(async move { batch_waker(&f).await }).detach();
+            let (f, g) = (feed.clone(), got.clone());
+            glommio::spawn_local(async move {
+                let mut rx = f.take_receiver().expect("receiver");
+                loop {
+                    let item = rx.recv().await;
+                    g.borrow_mut().push(format!("{item:?}"));
+                }
+            })
+            .detach();
+            let settle = || glommio::timer::sleep(Duration::from_millis(5));
+            settle().await;
+            feed.push_batched(units(0));
+            feed.push_batched(units(1));
+            // Still this round: the consumer was not woken.
+            assert!(feed.parked.load(Ordering::Acquire));
+            settle().await;
+            assert_eq!(got.borrow().len(), 2);
+            assert_eq!((feed.pushed(0), feed.pushed(1)), (1, 1));
+            feed.push_batched(units(0));
+            feed.push(FeedItem::Raw(Bytes::from_static(b"x")));
+            assert!(!feed.parked.load(Ordering::Acquire));
+            feed.push_batched(units(0));
+            settle().await;
+            assert_eq!(
+                *got.borrow(),
+                [
+                    "Units(0, [], false)",
+                    "Units(1, [], false)",
+                    "Units(0, [], false)",
+                    "Raw(1 bytes)",
+                    "Units(0, [], false)"
+                ]
+            );
+        });
+    }
+
+    /// A thread without a batch waker wakes the consumer at once.
+    #[test]
+    fn batched_push_without_a_waker_task_is_immediate() {
+        let feed = Feed::new();
+        let mut rx = feed.take_receiver().expect("receiver");
+        assert!(feed.take_receiver().is_none());
+        feed.push_batched(units(3));
+        assert_eq!(feed.pushed(3), 1);
+        assert!(rx.try_recv().is_some());
+        assert!(rx.try_recv().is_none());
     }
 }

@@ -63,8 +63,6 @@ fn temp_incr_name(prefix: &str) -> String {
 enum Event {
     /// BGREWRITEAOF.
     Rewrite,
-    /// The driver finished: (snapshot id, temp file, base size) or the error.
-    Done(Result<(u64, PathBuf, u64), String>),
 }
 
 struct Chan<T> {
@@ -241,9 +239,15 @@ pub async fn startup(shard: &Rc<Shard>) {
 /// Shard 0's rewrite driver: writes every snapshot asked for as the new base's temp file.
 pub async fn rewrite_driver(shard: Rc<Shard>) {
     let Some(mut rx) = jobs().take() else { return };
+    let node = shard.state.borrow().node.clone();
     while let Some(job) = rx.next().await {
         let r = write_base(&shard, job).await;
-        let _ = events().tx.unbounded_send(Event::Done(r));
+        // Through the feed, after the snapshot's marks: a rewrite that fails right after
+        // its marks were pushed still switched to its new incr file (as Redis's failed
+        // rewrites leave theirs), and its result is judged against the mark it saw.
+        node.repl.feed.push(FeedItem::Control(Box::new(move || {
+            with(|c| c.rewrite_done(r));
+        })));
     }
 }
 
@@ -376,7 +380,7 @@ impl Ctl {
         }
         match &self.writer {
             Some(w) => {
-                w.send(Job::Append(self.buf.split().freeze(), self.consumed.clone()));
+                w.append(self.buf.split().freeze(), self.consumed.clone());
             }
             None => {
                 self.buf.clear();
@@ -846,7 +850,6 @@ pub async fn run(node: Arc<NodeInfo>) {
         while let Some(ev) = rx.next().await {
             with(|c| match ev {
                 Event::Rewrite => c.start_rewrite(),
-                Event::Done(r) => c.rewrite_done(r),
             });
         }
     })

@@ -180,6 +180,8 @@ pub fn run(
                 .detach();
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
+            let n = node.clone();
+            glommio::spawn_local(async move { crate::replication::feed::batch_waker(&n.repl.feed).await }).detach();
             if id == 0 {
                 let background = glommio::executor().create_task_queue(
                     glommio::Shares::Static(100),

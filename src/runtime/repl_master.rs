@@ -45,7 +45,8 @@ pub async fn run(node: Arc<NodeInfo>) {
     let m = Rc::new(RefCell::new(Master::new(&node.repl, Settings::from_config(&node.config()), now)));
     m.borrow().publish(&node.repl);
     glommio::spawn_local(cron(node.clone(), m.clone())).detach();
-    while let Some(item) = feed.next().await {
+    loop {
+        let item = feed.recv().await;
         {
             let now = crate::storage::now_ms();
             let mut mm = m.borrow_mut();
@@ -53,7 +54,7 @@ pub async fn run(node: Arc<NodeInfo>) {
             mm.feed(&node.repl, item, now);
             for _ in 0..BATCH_ITEMS {
                 match feed.try_recv() {
-                    Ok(item) => {
+                    Some(item) => {
                         crate::runtime::aof::observe(&item);
                         mm.feed(&node.repl, item, now)
                     }
