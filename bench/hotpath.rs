@@ -77,7 +77,7 @@ fn main() {
         let mut buf = BytesMut::from(&set[..]);
         parser.parse(&mut buf, &limits, &mut reqs).expect("parse");
         for r in reqs.drain(..) {
-            run(&mut shard, None, r.args, &mut clock);
+            run(&mut shard, None, &r.args, &mut clock);
         }
     }
     let mut total = 0usize;
@@ -88,7 +88,9 @@ fn main() {
             std::process::exit(1);
         }
         for r in reqs.drain(..) {
-            run(&mut shard, client.as_mut(), r.args, &mut clock).encode(&mut wbuf, false);
+            run(&mut shard, client.as_mut(), &r.args, &mut clock).encode(&mut wbuf, false);
+            // As the connection does: the argument vector serves a later request.
+            parser.recycle(r.args);
         }
         total += wbuf.len();
         wbuf.clear();
@@ -99,7 +101,7 @@ fn main() {
 fn run(
     shard: &mut ShardState,
     client: Option<&mut ClientState>,
-    args: Vec<Bytes>,
+    args: &[Bytes],
     clock: &mut std::time::Instant,
 ) -> slotcore::protocol::Reply {
     let Some(spec): Option<&'static CommandSpec> = cmd::table::lookup(&args[0]) else {
@@ -107,10 +109,10 @@ fn run(
         std::process::exit(1);
     };
     if let Some(c) = client {
-        if let Some(refused) = slotcore::acl::check_client(c, spec, spec.name, &args) {
+        if let Some(refused) = slotcore::acl::check_client(c, spec, spec.name, args) {
             return refused;
         }
     }
     let slot = slotcore::cluster::key_slot(&args[1]);
-    cmd::execute_keyed(shard, spec, spec.name, &args, Some(slot), 0, clock)
+    cmd::execute_keyed(shard, spec, spec.name, args, Some(slot), 0, clock)
 }

@@ -179,6 +179,7 @@ pub fn execute_keyed(
     let end = std::time::Instant::now();
     let usec = end.duration_since(*clock).as_micros() as u64;
     *clock = end;
+    ctx.shard.stats.last_call_usec = usec;
     record_call(ctx.shard, fullname, usec, &reply);
     reply
 }

@@ -304,7 +304,16 @@ impl Conn {
     }
 
     /// Executes a batch of parsed requests and appends their replies, in order, to `wbuf`.
-    pub(crate) async fn dispatch_batch(&mut self, reqs: Vec<Request>) {
+    ///
+    /// The rare, large awaits (node commands, transactions, blocking and spanning commands)
+    /// are boxed: this future is built and moved (copied) once per batch, so it is kept small
+    /// rather than as large as the largest of them.
+    pub(crate) async fn dispatch_batch<I>(&mut self, reqs: I)
+    where
+        I: IntoIterator<Item = Request>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let reqs = reqs.into_iter();
         let n = reqs.len();
         // Batches are mostly one request (-P 1) or a few dozen: no allocation for those.
         let mut replies: smallvec::SmallVec<[Option<Reply>; 16]> = (0..n).map(|_| None).collect();
@@ -353,7 +362,7 @@ impl Conn {
             // routes them afterwards (the slots may have moved meanwhile).
             if self.shard.state.borrow().node.repl.writes_paused(now) && self.pausable(&req) {
                 self.settle(&mut fl, &mut replies, db).await;
-                self.wait_writes_resumed().await;
+                Box::pin(self.wait_writes_resumed()).await;
                 self.shard.refresh_cluster();
                 clock = std::time::Instant::now();
             }
@@ -378,8 +387,8 @@ impl Conn {
                     self.settle(&mut fl, &mut replies, db).await;
                     self.encode_replies(&mut replies[done..i], &suppress[done..i]);
                     done = i;
-                    let _ = self.flush().await;
-                    replies[i] = Some(self.run_blocking(db, cmd).await);
+                    let _ = Box::pin(self.flush()).await;
+                    replies[i] = Some(Box::pin(self.run_blocking(db, cmd)).await);
                     if self.client.borrow().killed {
                         return;
                     }
@@ -393,7 +402,7 @@ impl Conn {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Tx { fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
-                    replies[i] = Some(self.run_tx(fullname, args).await);
+                    replies[i] = Some(Box::pin(self.run_tx(fullname, args)).await);
                     db = self.client.borrow().db;
                     crate::storage::tick_clock();
                     clock = std::time::Instant::now();
@@ -405,11 +414,14 @@ impl Conn {
                         clock = std::time::Instant::now();
                     }
                     if target == home {
-                        self.send_open(&mut fl, db).await;
-                        let start = clock;
+                        if fl.open.is_some() {
+                            self.send_open(&mut fl, db).await;
+                        }
                         replies[i] = Some(self.shard.run_local_one(db, &cmd, &mut clock).await);
-                        let usec = clock.duration_since(start).as_micros() as u64;
+                        // The time execute_keyed measured from `clock` (0 when refused).
+                        let usec = self.shard.state.borrow().stats.last_call_usec;
                         self.slowlog(&cmd.spec_flags_args(), usec);
+                        self.parser.recycle(cmd.args);
                         if !fl.is_empty() {
                             fl.note(target, read);
                         }
@@ -425,7 +437,7 @@ impl Conn {
                 }
                 Route::Spanning { cmd, key_idx, derived } => {
                     self.settle(&mut fl, &mut replies, db).await;
-                    replies[i] = Some(self.shard.run_spanning(db, cmd, &key_idx, derived).await);
+                    replies[i] = Some(Box::pin(self.shard.run_spanning(db, cmd, &key_idx, derived)).await);
                     clock = std::time::Instant::now();
                 }
                 Route::Node { spec, fullname, args } => {
@@ -437,11 +449,11 @@ impl Conn {
                         replies[i] = Some(Reply::err("ERR SYNC and PSYNC are invalid with pending output"));
                         continue;
                     }
-                    replies[i] = Some(self.run_node(spec, fullname, args).await);
+                    replies[i] = Some(Box::pin(self.run_node(spec, fullname, args)).await);
                     if self.handoff.is_some() {
                         return;
                     }
-                    self.tx_after_node(fullname).await;
+                    Box::pin(self.tx_after_node(fullname)).await;
                     if fullname == "client|reply" {
                         // ON always answers; OFF and SKIP never do.
                         suppress[i] = self.client.borrow().reply_mode != ReplyMode::On;
@@ -452,7 +464,9 @@ impl Conn {
                 }
             }
         }
-        self.settle(&mut fl, &mut replies, db).await;
+        if !fl.is_empty() {
+            self.settle(&mut fl, &mut replies, db).await;
+        }
         self.encode_replies(&mut replies[done..end], &suppress[done..end]);
         self.obuf_over();
     }

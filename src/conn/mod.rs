@@ -258,7 +258,7 @@ impl Conn {
             self.client.borrow_mut().qbuf = self.rbuf.len();
             let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             if !reqs.is_empty() {
-                self.dispatch_batch(std::mem::take(&mut reqs)).await;
+                self.dispatch_batch(reqs.drain(..)).await;
             }
             self.client.borrow_mut().qbuf = self.rbuf.len();
             if let Some(attach) = self.handoff.take() {

@@ -65,7 +65,15 @@ pub struct RequestParser {
     /// Scratch for the fast path: argument ranges and per-request argument counts.
     ranges: Vec<(usize, usize)>,
     counts: Vec<usize>,
+    /// Argument vectors of requests already run, handed back by [`RequestParser::recycle`]:
+    /// the fast path fills them instead of allocating one per request.
+    spare: Vec<Vec<Bytes>>,
 }
+
+/// Most argument vectors kept for reuse (a 16-deep pipeline reuses them all), and the largest
+/// capacity kept: at most 4 KB per connection.
+const SPARE_VECS: usize = 16;
+const SPARE_MAX_CAP: usize = 8;
 
 /// Most arguments a request may have to take the fast path.
 const FAST_MAX_ARGS: usize = 1024;
@@ -150,7 +158,8 @@ impl RequestParser {
         let chunk = buf.split_to(pos).freeze();
         let mut ranges = self.ranges.iter();
         for &n in &self.counts {
-            let args = ranges.by_ref().take(n).map(|&(a, b)| chunk.slice(a..b)).collect();
+            let mut args = self.spare.pop().unwrap_or_default();
+            args.extend(ranges.by_ref().take(n).map(|&(a, b)| chunk.slice(a..b)));
             out.push(Request { args });
         }
         self.counts.len()
@@ -158,6 +167,16 @@ impl RequestParser {
 }
 
 impl RequestParser {
+    /// Takes back the argument vector of a request that ran, for a later request to reuse
+    /// (its arguments are dropped now).
+    #[inline]
+    pub fn recycle(&mut self, mut args: Vec<Bytes>) {
+        if self.spare.len() < SPARE_VECS && args.capacity() <= SPARE_MAX_CAP && args.capacity() > 0 {
+            args.clear();
+            self.spare.push(args);
+        }
+    }
+
     /// Bytes the parser needs in the buffer to make progress on a big bulk (a read-size hint).
     pub fn wanted(&self) -> usize {
         match &self.partial {

@@ -104,11 +104,11 @@ impl Shard {
     /// Refreshes this shard's config snapshot if CONFIG SET changed it (one atomic load).
     pub fn refresh_config(&self) {
         self.refresh_cluster();
-        let node = self.state.borrow().node.clone();
-        let gen = node.config_gen.load(Ordering::Acquire);
+        // One atomic load per call (no reference-count traffic on the node) while unchanged.
+        let gen = self.state.borrow().node.config_gen.load(Ordering::Acquire);
         if gen != self.config_gen.get() {
             self.config_gen.set(gen);
-            let cfg = node.config();
+            let cfg = self.state.borrow().node.config();
             apply_lfu(&cfg);
             self.state.borrow_mut().config = cfg;
         }
@@ -229,6 +229,7 @@ impl Shard {
     }
 
     /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
+    /// `clock` advances to the command's end; its duration is in `stats.last_call_usec`.
     pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut std::time::Instant) -> Reply {
         self.when_open(|| Self::execute(&mut self.state.borrow_mut(), cmd, db, clock)).await
     }
@@ -236,6 +237,7 @@ impl Shard {
     /// Runs one keyed command on this shard, after its cluster-mode check.
     pub(crate) fn execute(st: &mut ShardState, c: &RemoteCmd, db: usize, clock: &mut std::time::Instant) -> Reply {
         if let Some(refused) = redirect::precheck(st, &c.check, db, &c.args, crate::storage::cached_ms()) {
+            st.stats.last_call_usec = 0;
             return refused;
         }
         let _writer = cmd::tracking::Writer::set(c.client);
