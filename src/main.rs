@@ -148,6 +148,9 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
 fn main() {
     let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() == 1 && args[0] == slotcore::runtime::save_child::CHILD_ARG {
+        std::process::exit(slotcore::runtime::save_child::child_main());
+    }
     // The arguments are read: their memory may now hold the process title.
     slotcore::proctitle::init(&argv0);
     let (config_file, options) = match parse::parse_argv(&args) {

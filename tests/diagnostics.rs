@@ -222,6 +222,70 @@ fn command_list_and_getkeys_as_redis() {
     }
 }
 
+/// COMMAND GETKEYSANDFLAGS: the keys of a call with their key-spec flags (RO/RW/OW/RM and the
+/// access/update/insert/delete kinds), from the specs or, where the flags depend on the
+/// arguments (SET, BITFIELD, SORT, MIGRATE), from the argument walk; byte for byte as
+/// redis-server in RESP2 and RESP3, errors included.
+#[test]
+fn command_getkeysandflags_as_redis() {
+    let sc = Server::slotcore(&[]);
+    let rs = Server::redis(&[]);
+    let (mut a, mut b) = (sc.raw(), rs.raw());
+    let corpus: &[&[&str]] = &[
+        &["COMMAND", "GETKEYSANDFLAGS", "SET", "k1", "v1"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SET", "k1", "v1", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "MSET", "k1", "v1", "k2", "v2"],
+        &["COMMAND", "GETKEYSANDFLAGS", "LMOVE", "k1", "k2", "LEFT", "RIGHT"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SORT", "k1", "STORE", "k2"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SORT", "k1", "BY", "w*", "GET", "#"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SORT_RO", "k1", "BY", "w*"],
+        &["COMMAND", "GETKEYSANDFLAGS", "BITFIELD", "k", "GET", "u8", "0"],
+        &["COMMAND", "GETKEYSANDFLAGS", "BITFIELD", "k", "INCRBY", "u8", "0", "1"],
+        &["COMMAND", "GETKEYSANDFLAGS", "MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b"],
+        &["COMMAND", "GETKEYSANDFLAGS", "MIGRATE", "h", "1", "k", "0", "5"],
+        &["COMMAND", "GETKEYSANDFLAGS", "ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"],
+        &["COMMAND", "GETKEYSANDFLAGS", "ZUNIONSTORE", "d", "5", "a", "b"],
+        &["COMMAND", "GETKEYSANDFLAGS", "EVAL", "return 1", "1", "k"],
+        &["COMMAND", "GETKEYSANDFLAGS", "EVAL", "return 1", "0"],
+        &["COMMAND", "GETKEYSANDFLAGS", "EVAL_RO", "return 1", "2", "k", "j"],
+        &["COMMAND", "GETKEYSANDFLAGS", "XREADGROUP", "GROUP", "g", "c", "STREAMS", "s1", "s2", ">", ">"],
+        &["COMMAND", "GETKEYSANDFLAGS", "XREAD", "COUNT", "2", "STREAMS", "s1", "0"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GEORADIUS", "k", "0", "0", "1", "km", "STORE", "d"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GEOSEARCHSTORE", "d", "s", "FROMMEMBER", "m", "BYRADIUS", "1", "km"],
+        &["COMMAND", "GETKEYSANDFLAGS", "DEL", "a", "b", "c"],
+        &["COMMAND", "GETKEYSANDFLAGS", "EXISTS", "a"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GETDEL", "a"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GETEX", "a", "PERSIST"],
+        &["COMMAND", "GETKEYSANDFLAGS", "RENAME", "a", "b"],
+        &["COMMAND", "GETKEYSANDFLAGS", "COPY", "a", "b"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SMOVE", "a", "b", "m"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SINTERCARD", "2", "a", "b", "LIMIT", "1"],
+        &["COMMAND", "GETKEYSANDFLAGS", "BLMPOP", "0", "2", "a", "b", "LEFT"],
+        &["COMMAND", "GETKEYSANDFLAGS", "XINFO", "STREAM", "s"],
+        &["COMMAND", "GETKEYSANDFLAGS", "XGROUP", "CREATE", "s", "g", "$"],
+        &["COMMAND", "GETKEYSANDFLAGS", "OBJECT", "ENCODING", "k"],
+        &["COMMAND", "GETKEYSANDFLAGS", "PFMERGE", "d", "a", "b"],
+        &["COMMAND", "GETKEYSANDFLAGS", "LCS", "a", "b"],
+        &["COMMAND", "GETKEYSANDFLAGS", "EXPIRE", "a", "10"],
+        &["COMMAND", "GETKEYSANDFLAGS", "TOUCH", "a"],
+        &["COMMAND", "GETKEYSANDFLAGS", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SPUBLISH", "ch", "m"],
+        &["COMMAND", "GETKEYS", "SPUBLISH", "ch", "m"],
+        &["COMMAND", "GETKEYSANDFLAGS", "PUBLISH", "ch", "m"],
+        &["COMMAND", "GETKEYSANDFLAGS", "PING"],
+        &["COMMAND", "GETKEYSANDFLAGS", "NOSUCHCOMMAND", "a"],
+        &["COMMAND", "GETKEYSANDFLAGS", "XINFO", "NOSUCHSUB", "a"],
+        &["COMMAND", "GETKEYS", "XINFO", "NOSUCHSUB", "a"],
+        &["COMMAND", "GETKEYSANDFLAGS", "XINFO"],
+        &["COMMAND", "GETKEYSANDFLAGS"],
+    ];
+    assert_same(&mut a, &mut b, corpus);
+    a.cmd(&["HELLO", "3"]);
+    b.cmd(&["HELLO", "3"]);
+    assert_same(&mut a, &mut b, corpus);
+    assert_same(&mut a, &mut b, &[&["COMMAND", "HELP"]]);
+}
+
 #[test]
 fn info_stats_fork_and_migrate_fields() {
     let s = Server::slotcore(&[]);

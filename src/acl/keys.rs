@@ -10,19 +10,42 @@ use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// The key is read (its value or metadata are returned or used).
-pub const ACCESS: u8 = 1;
+pub const ACCESS: u16 = 1;
 /// A key may be created.
-pub const INSERT: u8 = 2;
+pub const INSERT: u16 = 2;
 /// A key may be deleted.
-pub const DELETE: u8 = 4;
+pub const DELETE: u16 = 4;
 /// A key's value may be changed.
-pub const UPDATE: u8 = 8;
+pub const UPDATE: u16 = 8;
 /// Not a key (shard channels).
-pub const NOT_KEY: u8 = 16;
+pub const NOT_KEY: u16 = 16;
 /// The spec may miss keys.
-pub const INCOMPLETE: u8 = 32;
+pub const INCOMPLETE: u16 = 32;
 /// The flags depend on the arguments.
-pub const VARIABLE_FLAGS: u8 = 64;
+pub const VARIABLE_FLAGS: u16 = 64;
+/// Read only: the key's data is read, never changed.
+pub const RO: u16 = 128;
+/// Read-write: the key's data is read and changed.
+pub const RW: u16 = 256;
+/// Overwrite: the key's data is replaced without being read.
+pub const OW: u16 = 512;
+/// Remove: the key is deleted.
+pub const RM: u16 = 1024;
+
+/// Redis's key-spec flag names in the order COMMAND GETKEYSANDFLAGS and COMMAND INFO list them.
+pub const FLAG_NAMES: &[(u16, &str)] = &[
+    (RO, "RO"),
+    (RW, "RW"),
+    (OW, "OW"),
+    (RM, "RM"),
+    (ACCESS, "access"),
+    (UPDATE, "update"),
+    (INSERT, "insert"),
+    (DELETE, "delete"),
+    (NOT_KEY, "not_key"),
+    (INCOMPLETE, "incomplete"),
+    (VARIABLE_FLAGS, "variable_flags"),
+];
 
 /// Where a key spec starts looking.
 #[derive(Clone, Copy, Debug)]
@@ -49,8 +72,8 @@ pub enum Find {
 /// One key spec.
 #[derive(Clone, Copy, Debug)]
 pub struct KeySpec {
-    /// `ACCESS`, `INSERT`, ... bits.
-    pub flags: u8,
+    /// `ACCESS`, `INSERT`, ..., `RO`, `RW`, ... bits.
+    pub flags: u16,
     /// Start.
     pub begin: Begin,
     /// Keys.
@@ -72,7 +95,7 @@ fn eq(a: &[u8], b: &str) -> bool {
 }
 
 /// Keys found by the specs, or None when a spec is unknown, invalid or incomplete.
-fn by_specs(specs: &[KeySpec], args: &[Bytes], arity: i32) -> Option<Vec<(usize, u8)>> {
+fn by_specs(specs: &[KeySpec], args: &[Bytes], arity: i32) -> Option<Vec<(usize, u16)>> {
     let argc = args.len() as i32;
     let mut out = Vec::new();
     for s in specs {
@@ -147,7 +170,7 @@ fn by_specs(specs: &[KeySpec], args: &[Bytes], arity: i32) -> Option<Vec<(usize,
 }
 
 /// The key arguments of a call with their access flags, as Redis's ACL check finds them.
-pub fn keys_with_flags(fullname: &str, arity: i32, args: &[Bytes]) -> Vec<(usize, u8)> {
+pub fn keys_with_flags(fullname: &str, arity: i32, args: &[Bytes]) -> Vec<(usize, u16)> {
     let Some(specs) = specs_of(fullname) else { return Vec::new() };
     let varflags = specs.iter().any(|s| s.flags & VARIABLE_FLAGS != 0);
     if !varflags {
@@ -159,22 +182,24 @@ pub fn keys_with_flags(fullname: &str, arity: i32, args: &[Bytes]) -> Vec<(usize
         "set" => set_keys(args),
         "bitfield" => bitfield_keys(args),
         "migrate" => migrate_keys(args),
-        "sort" | "sort_ro" => sort_keys(args),
+        "sort" => sort_keys(args),
+        // Redis's `sortROGetKeys`: the sorted key only (SORT_RO has no STORE).
+        "sort_ro" => sort_keys(args).into_iter().take(1).collect(),
         _ => Vec::new(),
     }
 }
 
-const RW_ACCESS_UPDATE: u8 = ACCESS | UPDATE;
+const RW_ACCESS_UPDATE: u16 = RW | ACCESS | UPDATE;
 
-fn set_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
+fn set_keys(args: &[Bytes]) -> Vec<(usize, u16)> {
     if args.len() < 2 {
         return Vec::new();
     }
     let get = args.iter().skip(3).any(|a| eq(a, "get"));
-    vec![(1, if get { RW_ACCESS_UPDATE } else { UPDATE })]
+    vec![(1, if get { RW_ACCESS_UPDATE } else { OW | UPDATE })]
 }
 
-fn bitfield_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
+fn bitfield_keys(args: &[Bytes]) -> Vec<(usize, u16)> {
     if args.len() < 2 {
         return Vec::new();
     }
@@ -196,10 +221,10 @@ fn bitfield_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
         }
         i += 1;
     }
-    vec![(1, if readonly { ACCESS } else { RW_ACCESS_UPDATE })]
+    vec![(1, if readonly { RO | ACCESS } else { RW_ACCESS_UPDATE })]
 }
 
-fn migrate_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
+fn migrate_keys(args: &[Bytes]) -> Vec<(usize, u16)> {
     let argc = args.len();
     let (mut first, mut num) = (3usize, 1usize);
     if argc > 6 {
@@ -222,14 +247,14 @@ fn migrate_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
             i += 1;
         }
     }
-    (first..first + num).filter(|&i| i < argc).map(|i| (i, ACCESS | DELETE)).collect()
+    (first..first + num).filter(|&i| i < argc).map(|i| (i, RW | ACCESS | DELETE)).collect()
 }
 
-fn sort_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
+fn sort_keys(args: &[Bytes]) -> Vec<(usize, u16)> {
     if args.len() < 2 {
         return Vec::new();
     }
-    let mut out = vec![(1, ACCESS)];
+    let mut out = vec![(1, RO | ACCESS)];
     let mut store = None;
     let mut i = 2;
     while i < args.len() {
@@ -244,7 +269,7 @@ fn sort_keys(args: &[Bytes]) -> Vec<(usize, u8)> {
         i += 1;
     }
     if let Some(s) = store {
-        out.push((s, UPDATE));
+        out.push((s, OW | UPDATE));
     }
     out
 }

@@ -292,7 +292,7 @@ impl Selector {
     }
 
     /// Whether the selector lets a key be used with key-spec flags `flags`.
-    pub fn key_ok(&self, key: &[u8], flags: u8) -> bool {
+    pub fn key_ok(&self, key: &[u8], flags: u16) -> bool {
         if self.allkeys {
             return true;
         }
@@ -457,7 +457,7 @@ pub fn channel_in(list: &[Vec<u8>], ch: &[u8], pattern: bool) -> bool {
 pub struct KeyCache<'a> {
     fullname: &'a str,
     arity: i32,
-    keys: Option<Vec<(usize, u8)>>,
+    keys: Option<Vec<(usize, u16)>>,
 }
 
 impl<'a> KeyCache<'a> {
@@ -470,7 +470,7 @@ impl<'a> KeyCache<'a> {
         keys::has_keys(self.fullname)
     }
 
-    fn get(&mut self, args: &[Bytes]) -> &[(usize, u8)] {
+    fn get(&mut self, args: &[Bytes]) -> &[(usize, u16)] {
         let (f, a) = (self.fullname, self.arity);
         self.keys.get_or_insert_with(|| keys::keys_with_flags(f, a, args))
     }

@@ -175,6 +175,7 @@ pub fn kill() -> bool {
     }
     tracing::warn!("There is a child saving an .rdb. Killing it!");
     KILLED.store(true, Ordering::Release);
+    crate::runtime::save_child::kill_running();
     true
 }
 
@@ -183,6 +184,7 @@ pub fn kill() -> bool {
 pub fn stop_for_flush() {
     if in_progress() {
         KILLED.store(true, Ordering::Release);
+        crate::runtime::save_child::kill_running();
     }
 }
 
@@ -258,7 +260,13 @@ pub fn bgsave(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 pub fn begun(parts: Vec<Reply>) -> Result<(), Reply> {
     let plan = plan_of(running(), &parts);
     mark_started();
-    tracing::info!("Background saving started");
+    // The save child starts now, as Redis forks inside BGSAVE: it exists when the reply goes out.
+    let child =
+        if plan.is_ok() { crate::runtime::save_child::prepare(&crate::runtime::snapshot::temp_path()) } else { None };
+    match child {
+        Some(pid) => tracing::info!("Background saving started by pid {}", pid),
+        None => tracing::info!("Background saving started"),
+    }
     let failed = plan.is_err();
     let _ = jobs().tx.unbounded_send(plan.map_err(|e| match e {
         Reply::Error(t) => t.to_string(),
@@ -334,9 +342,10 @@ pub fn step_shard(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
         return Reply::err("ERR snapshot aborted: its database is gone");
     };
     let until = num(args.get(3)).map(|us| std::time::Instant::now() + std::time::Duration::from_micros(us as u64));
-    let keys_before = d.snapshot_keys();
     let (bytes, done) = d.snapshot_step_timed(budget.max(1) as usize, until);
-    let keys = d.snapshot_keys() - keys_before;
+    // Every key saved so far, those the pre-write hook saved between steps included (the
+    // stream paces `rdb-key-save-delay` by the growth of this count).
+    let keys = d.snapshot_keys();
     Reply::Array(vec![Reply::Bulk(Bytes::from(bytes)), Reply::Int(done as i64), Reply::Int(keys as i64)])
 }
 

@@ -158,6 +158,36 @@ fn debug_object(_args: &[Bytes]) -> Plan {
     }
 }
 
+/// DEBUG HTSTATS-KEY <key>: Redis's `dictGetStats` text for a set kept as a hash table (its
+/// table is Redis's dict: size, elements, occupied slots, chains, and the rehashing target
+/// while rehashing). Values in other encodings get Redis's refusal; hashes and sorted sets in
+/// their table encodings are kept in open-addressing tables with no chains, so they are
+/// refused too, saying so.
+fn debug_htstats_key(_args: &[Bytes]) -> Plan {
+    fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+        use crate::storage::Value;
+        let Some(e) = shard.ks.dbs[db].peek(&args[2]) else { return Reply::Nil };
+        match &e.value {
+            Value::Set(s) => match s.table() {
+                Some(t) => Reply::Verbatim(Bytes::from(t.stats())),
+                None => Reply::err(NOT_A_DICT),
+            },
+            Value::Hash(h) if h.encoding() == "hashtable" => Reply::err(OPEN_ADDRESSING),
+            Value::ZSet(z) if z.encoding() == "skiplist" => Reply::err(OPEN_ADDRESSING),
+            _ => Reply::err(NOT_A_DICT),
+        }
+    }
+    const NOT_A_DICT: &str = "ERR The value stored at the specified key is not represented using an hash table";
+    const OPEN_ADDRESSING: &str =
+        "ERR The value stored at the specified key is kept in an open-addressing table (no chains to report)";
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, replies| {
+            replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::err("ERR no such key"))
+        }),
+    }
+}
+
 /// DEBUG PAUSE-CRON: the shards' periodic work (active expiry, eviction and tracking-table
 /// upkeep) is skipped while set.
 static CRON_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -231,6 +261,9 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "object") && args.len() == 3 {
         return debug_object(args);
     }
+    if eq_ic(sub, "htstats-key") && args.len() == 3 {
+        return debug_htstats_key(args);
+    }
     if eq_ic(sub, "populate") && (3..=5).contains(&args.len()) {
         return debug_populate(ctx, args);
     }
@@ -240,6 +273,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Output a hex signature representing the current DB content.",
             "DIGEST-VALUE <key> [<key> ...]",
             "    Output a hex signature of the values of all the specified keys.",
+            "HTSTATS-KEY <key>",
+            "    Like HTSTATS but for the hash table stored at <key>'s value.",
             "OBJECT <key>",
             "    Show low level info about the `key` and associated value.",
             "POPULATE <count> [<prefix>] [<size>]",

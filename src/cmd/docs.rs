@@ -83,6 +83,7 @@ static SYNTAX: &[(&str, &str)] = &[
     ("command|docs", "[command-name...]"),
     ("command|list", "[FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]"),
     ("command|getkeys", "command arg..."),
+    ("command|getkeysandflags", "command arg..."),
     ("slowlog|get", "[count]"),
     ("latency|history", "event"),
     ("latency|reset", "[event...]"),

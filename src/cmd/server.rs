@@ -16,6 +16,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
     spec("docs", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_docs), "server", "7.0.0", "Get array of specific Redis command documentation"),
     spec("list", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_list), "server", "7.0.0", "Get an array of Redis command names"),
     spec("getkeys", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeys), "server", "2.8.13", "Extract keys given a full Redis command"),
+    spec("getkeysandflags", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeysandflags), "server", "7.0.0", "Extract keys and access flags given a full Redis command"),
     spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_help), "server", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
@@ -191,22 +192,38 @@ fn command_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     reply(Reply::Array(names.into_iter().map(|(n, _)| Reply::bulk(n.as_bytes())).collect()))
 }
 
-fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let cmd_args = &args[2..];
-    let Some(mut spec) = table::lookup(&cmd_args[0]) else {
-        return reply(Reply::err("ERR Invalid command specified"));
+/// The command COMMAND GETKEYS / GETKEYSANDFLAGS asks about, or the error Redis replies.
+fn getkeys_target(cmd_args: &[Bytes]) -> Result<(&'static CommandSpec, String), Plan> {
+    let Some(parent) = table::lookup(&cmd_args[0]) else {
+        return Err(reply(Reply::err("ERR Invalid command specified")));
     };
-    if matches!(spec.exec, Exec::Container) && cmd_args.len() > 1 {
-        if let Some(sub) = table::lookup_sub(spec, &cmd_args[1]) {
-            spec = sub;
+    let mut spec = parent;
+    let mut fullname = parent.name.to_string();
+    if !parent.subcommands.is_empty() && cmd_args.len() > 1 {
+        match table::lookup_sub(parent, &cmd_args[1]) {
+            Some(sub) => {
+                spec = sub;
+                fullname = table::fullname(parent, Some(sub)).to_string();
+            }
+            None => return Err(reply(Reply::err("ERR Invalid command specified"))),
         }
     }
-    if matches!(spec.keys, Keys::None) {
-        return reply(Reply::err("ERR The command has no key arguments"));
+    // Redis's `doesCommandHaveKeys`: a key spec that is not NOT_KEY (shard channels are not keys).
+    if matches!(spec.keys, Keys::None) || !crate::acl::keys::has_keys(&fullname) {
+        return Err(reply(Reply::err("ERR The command has no key arguments")));
     }
     if !spec.arity_ok(cmd_args.len()) {
-        return reply(Reply::err("ERR Invalid number of arguments specified for command"));
+        return Err(reply(Reply::err("ERR Invalid number of arguments specified for command")));
     }
+    Ok((spec, fullname))
+}
+
+fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let cmd_args = &args[2..];
+    let spec = match getkeys_target(cmd_args) {
+        Ok((spec, _)) => spec,
+        Err(p) => return p,
+    };
     match spec.key_indexes(cmd_args) {
         // EVAL with 0 keys and the like: no keys is a valid answer.
         Ok(k) if k.is_empty() && spec.has(flags::NO_MANDATORY_KEYS) => reply(Reply::Array(Vec::new())),
@@ -214,6 +231,30 @@ fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         Ok(k) => reply(Reply::Array(k.into_iter().map(|i| Reply::Bulk(cmd_args[i].clone())).collect())),
         Err(e) => reply(e),
     }
+}
+
+/// COMMAND GETKEYSANDFLAGS: each key with its key-spec flags, found as Redis's
+/// `getKeysFromCommandWithSpecs` finds them (the ACL's key walk).
+fn command_getkeysandflags(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    use crate::acl::keys;
+    let cmd_args = &args[2..];
+    let (spec, fullname) = match getkeys_target(cmd_args) {
+        Ok(t) => t,
+        Err(p) => return p,
+    };
+    let found = keys::keys_with_flags(&fullname, spec.arity, cmd_args);
+    if found.is_empty() {
+        return if spec.has(flags::NO_MANDATORY_KEYS) {
+            reply(Reply::Array(Vec::new()))
+        } else {
+            reply(Reply::err("ERR Invalid arguments specified for command"))
+        };
+    }
+    let entry = |(pos, f): (usize, u16)| {
+        let names = keys::FLAG_NAMES.iter().filter(|(b, _)| f & b != 0).map(|(_, n)| Reply::status(n)).collect();
+        Reply::Array(vec![Reply::Bulk(cmd_args[pos].clone()), Reply::Set(names)])
+    };
+    reply(Reply::Array(found.into_iter().map(entry).collect()))
 }
 
 pub(super) fn help_lines(lines: &[&'static str]) -> Plan {
@@ -239,6 +280,8 @@ fn command_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "    commands are returned.",
         "GETKEYS <full-command>",
         "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
         "HELP",
         "    Prints this help.",
     ])

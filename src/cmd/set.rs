@@ -3,9 +3,9 @@
 
 use super::ctx::Ctx;
 use super::errors;
-use super::hash::{parse_scan_args, scan_hash};
+use super::hash::parse_scan_args;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
-use super::util::{eq_ic, glob_match, numkeys_at, parse_i64, scan_page};
+use super::util::{eq_ic, glob_match, numkeys_at, parse_i64};
 use crate::protocol::Reply;
 use crate::storage::{SetValue, Value};
 use bytes::Bytes;
@@ -112,6 +112,13 @@ fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
+/// SPOP's extraction strategy switch (`SPOP_MOVE_STRATEGY_MUL`).
+const SPOP_MOVE_STRATEGY_MUL: usize = 5;
+/// SRANDMEMBER's copy-then-remove strategy switch (`SRANDMEMBER_SUB_STRATEGY_MUL`).
+const SRANDMEMBER_SUB_STRATEGY_MUL: usize = 3;
+
+/// SPOP [count], with Redis's strategies: one random member at a time while few are taken,
+/// otherwise the members to keep are drawn and the rest is returned.
 fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let count = match args.len() {
         2 => None,
@@ -126,19 +133,37 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return if count.is_some() { Reply::Set(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
-    let mut members = s.members();
-    fastrand::shuffle(&mut members);
-    members.truncate(count.unwrap_or(1));
-    for m in &members {
-        s.remove(m);
-    }
+    let size = s.len();
+    let n = count.unwrap_or(1).min(size);
+    let popped = if n == size {
+        std::mem::take(s).members()
+    } else if (size - n) * SPOP_MOVE_STRATEGY_MUL > n {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some(m) = s.random_member() else { break };
+            s.remove(&m);
+            out.push(m);
+        }
+        out
+    } else {
+        let mut kept = SetValue::default();
+        for _ in 0..size - n {
+            let Some(m) = s.random_member() else { break };
+            s.remove(&m);
+            kept.add(&m);
+        }
+        std::mem::replace(s, kept).members()
+    };
     drop_if_empty(ctx, &args[1]);
     match count {
-        None => members.pop().map_or(Reply::Nil, |m| Reply::Bulk(Bytes::from(m))),
-        Some(_) => members_reply(members),
+        None => popped.into_iter().next().map_or(Reply::Nil, |m| Reply::Bulk(Bytes::from(m))),
+        Some(_) => members_reply(popped),
     }
 }
 
+/// SRANDMEMBER [count] with Redis's four cases: repeats allowed (negative count) or a single
+/// member: independent draws; the whole set; most of it: a copy with random members taken
+/// out; a few: draws until enough distinct members.
 fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let count = match args.len() {
         2 => None,
@@ -150,24 +175,37 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         },
         _ => return Reply::err(errors::SYNTAX),
     };
-    let members = match get_set(ctx, &args[1]) {
-        Ok(Some(s)) => s.members(),
+    let s = match get_set(ctx, &args[1]) {
+        Ok(Some(s)) => s,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
-    let bulk = |m: &Vec<u8>| Reply::Bulk(Bytes::from(m.clone()));
-    match count {
-        None => bulk(&members[fastrand::usize(..members.len())]),
-        Some(n) if n >= 0 => {
-            let mut m = members;
-            fastrand::shuffle(&mut m);
-            m.truncate(n as usize);
-            Reply::Array(m.iter().map(bulk).collect())
+    let bulk = |m: Vec<u8>| Reply::Bulk(Bytes::from(m));
+    let Some(count) = count else {
+        return s.random_member().map_or(Reply::Nil, bulk);
+    };
+    let (n, unique) = (count.unsigned_abs() as usize, count >= 0);
+    let size = s.len();
+    if !unique || n == 1 {
+        return Reply::Array((0..n).filter_map(|_| s.random_member()).map(bulk).collect());
+    }
+    if n >= size {
+        return Reply::Array(s.members().into_iter().map(bulk).collect());
+    }
+    let mut picked = SetValue::default();
+    if n * SRANDMEMBER_SUB_STRATEGY_MUL > size {
+        picked = s.clone();
+        while picked.len() > n {
+            let Some(m) = picked.random_member() else { break };
+            picked.remove(&m);
         }
-        Some(n) => {
-            Reply::Array((0..n.unsigned_abs()).map(|_| bulk(&members[fastrand::usize(..members.len())])).collect())
+    } else {
+        while picked.len() < n {
+            let Some(m) = s.random_member() else { break };
+            picked.add(&m);
         }
     }
+    Reply::Array(picked.members().into_iter().map(bulk).collect())
 }
 
 fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -310,8 +348,9 @@ fn sintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-/// SSCAN: intsets return everything with cursor 0 (as Redis); hash tables use the stable
-/// hash-ordered cursor of HSCAN.
+/// SSCAN: intsets return everything with cursor 0 (as Redis); hash tables follow Redis's
+/// reverse-binary bucket cursor (`dictScan`), up to COUNT members or COUNT * 10 buckets per
+/// call, MATCH applied afterwards.
 fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (cursor, pat, count) = match parse_scan_args(args) {
         Ok(x) => x,
@@ -323,11 +362,23 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let keep = |m: &[u8]| pat.as_ref().is_none_or(|p| glob_match(p, m, false));
-    let (next, items) = match s {
-        SetValue::Intset(_) => (0, s.members()),
-        SetValue::Table(_) => {
-            let above = s.members().into_iter().map(|m| (scan_hash(&m), m)).filter(|(h, _)| *h > cursor).collect();
-            scan_page(above, count, s.len())
+    let (next, items) = match s.table() {
+        None => (0, s.members()),
+        Some(t) => {
+            let mut items = Vec::new();
+            let mut cursor = cursor;
+            let mut more_buckets = count.saturating_mul(10);
+            loop {
+                cursor = t.scan(cursor, |m| items.push(m.to_vec()));
+                if cursor == 0 || more_buckets == 0 {
+                    break;
+                }
+                more_buckets -= 1;
+                if items.len() >= count {
+                    break;
+                }
+            }
+            (cursor, items)
         }
     };
     let out = items.into_iter().filter(|m| keep(m)).map(|m| Reply::Bulk(Bytes::from(m))).collect();

@@ -32,7 +32,11 @@ impl IdleWriter {
     /// Starts a writer thread appending to `file` (through its own handle on the same open
     /// file, so the offset is shared).
     pub fn start(file: &std::fs::File) -> std::io::Result<IdleWriter> {
-        let mut f = file.try_clone()?;
+        IdleWriter::start_sink(file.try_clone()?)
+    }
+
+    /// Starts a writer thread writing to `f` (a file, or the pipe to a save child).
+    pub fn start_sink(mut f: impl Write + Send + 'static) -> std::io::Result<IdleWriter> {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
         let (done_tx, done) = oneshot::channel();
         std::thread::Builder::new().name("snapshot-writer".into()).spawn(move || {

@@ -19,6 +19,7 @@ pub mod mesh_links;
 pub mod migrate_link;
 pub mod netpoll;
 pub mod repl_master;
+pub mod save_child;
 pub mod script_exec;
 pub mod shard;
 pub mod shutdown_wait;

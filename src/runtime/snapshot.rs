@@ -17,10 +17,12 @@
 //! that often while a snapshot runs); every step is time-sliced (`STEP_MICROS`) and the driver
 //! pauses after each ([`pace`]), so client work keeps priority: it takes the snapshots BGSAVE began
 //! (`cmd::bgsave::take_jobs`), writes the stream to `temp-bgsave-<pid>.rdb` in about 1 MiB
-//! writes on glommio's blocking thread, then fsync, rename to `dbfilename`, fsync of the
-//! directory: Redis's `rdbSave` steps, off the shard's thread.
+//! writes through a save child process (`runtime::save_child`; a writer thread when the child
+//! cannot start), then fsync, rename to `dbfilename`, fsync of the directory: Redis's
+//! `rdbSave` steps, off the shard's thread.
 
 use super::idle_writer::IdleWriter;
+use super::save_child;
 use super::shard::Shard;
 use crate::cmd::bgsave::{self, Outcome};
 use crate::persist::file::ReplInfo;
@@ -30,6 +32,8 @@ use bytes::Bytes;
 use futures_lite::StreamExt;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bytes the driver gathers before one write to the file.
@@ -38,6 +42,9 @@ const WRITE_BYTES: usize = 1 << 20;
 /// reactor (client sockets): the queue is created with this latency requirement, which makes
 /// glommio's preemption timer fire this often while a snapshot runs.
 pub const SNAPSHOT_LATENCY: Duration = Duration::from_micros(300);
+
+/// How often a long `rdb-key-save-delay` wait looks whether its save was abandoned.
+const ABORT_POLL: Duration = Duration::from_millis(20);
 
 /// The pause after each step.
 const STEP_PAUSE: Duration = Duration::from_micros(20);
@@ -76,9 +83,22 @@ impl Part {
 /// key, or with a negative value a 1 µs pause for one key in `-delay` on average (Redis's
 /// `debugDelay`). The value is read when the snapshot begins, as Redis's child has its own
 /// copy of the configuration.
-async fn key_save_delay(delay: i64, keys: u64) {
+/// A set `abort` flag (the save child died) ends the wait early.
+async fn key_save_delay(delay: i64, keys: u64, abort: Option<&AtomicBool>) {
     if delay > 0 && keys > 0 {
-        glommio::timer::sleep(Duration::from_micros((delay as u64).saturating_mul(keys))).await;
+        let total = Duration::from_micros((delay as u64).saturating_mul(keys));
+        let Some(abort) = abort else {
+            glommio::timer::sleep(total).await;
+            return;
+        };
+        let end = std::time::Instant::now() + total;
+        while !abort.load(Ordering::Acquire) {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            glommio::timer::sleep(left.min(ABORT_POLL)).await;
+        }
     } else if delay < 0 && keys > 0 {
         let hits = (0..keys).filter(|_| rand::random::<u64>() % delay.unsigned_abs() == 0).count();
         if hits > 0 {
@@ -105,6 +125,10 @@ pub struct SnapshotStream {
     stage: Stage,
     /// `rdb-key-save-delay` as it was when the stream's header was produced.
     key_delay_us: i64,
+    /// Set when whatever consumes the stream is gone (a killed save child).
+    abort: Option<Arc<AtomicBool>>,
+    /// Keys the current shard's database reported saved so far (steps report totals).
+    keys_seen: u64,
 }
 
 impl SnapshotStream {
@@ -137,7 +161,14 @@ impl SnapshotStream {
             repl: None,
             stage: Stage::Header,
             key_delay_us: 0,
+            abort: None,
+            keys_seen: 0,
         }
+    }
+
+    /// Stops waiting out `rdb-key-save-delay` once `flag` is set.
+    fn abort_on(&mut self, flag: Arc<AtomicBool>) {
+        self.abort = Some(flag);
     }
 
     /// Adds the replication aux fields of a full sync (`repl-stream-db`, `repl-id`,
@@ -189,6 +220,7 @@ impl SnapshotStream {
                     if !started {
                         let (size, expires) = self.plan.dbs[db];
                         self.stage = Stage::Db(i, s, true);
+                        self.keys_seen = 0;
                         return Some(Ok(Part::Database(db, Bytes::from(self.rdb.database(db, size, expires)))));
                     }
                     // With `rdb-key-save-delay` a step takes one slot at a time and the stream
@@ -200,7 +232,10 @@ impl SnapshotStream {
                     let (bytes, done) = match r {
                         Reply::Array(v) => match &v[..] {
                             [Reply::Bulk(b), Reply::Int(d), Reply::Int(keys)] => {
-                                key_save_delay(self.key_delay_us, *keys as u64).await;
+                                let (total, seen) = (*keys as u64, self.keys_seen);
+                                self.keys_seen = total;
+                                key_save_delay(self.key_delay_us, total.saturating_sub(seen), self.abort.as_deref())
+                                    .await;
                                 (b.clone(), *d != 0)
                             }
                             _ => return Some(Err("bad snapshot step reply".into())),
@@ -210,7 +245,10 @@ impl SnapshotStream {
                     };
                     if done {
                         self.stage = match (s + 1 < shard.nshards, i + 1 < self.dbs.len()) {
-                            (true, _) => Stage::Db(i, s + 1, true),
+                            (true, _) => {
+                                self.keys_seen = 0;
+                                Stage::Db(i, s + 1, true)
+                            }
                             (false, true) => Stage::Db(i + 1, 0, false),
                             (false, false) => Stage::Finish,
                         };
@@ -247,7 +285,8 @@ pub(crate) async fn end_on_shards(shard: &Shard, id: u64, dirty: Option<&[u64]>)
 }
 
 /// The temp file a BGSAVE writes (renamed to `dbfilename` when complete).
-fn temp_path() -> PathBuf {
+/// The temp file a BGSAVE writes before renaming it into place.
+pub(crate) fn temp_path() -> PathBuf {
     PathBuf::from(format!("temp-bgsave-{}.rdb", std::process::id()))
 }
 
@@ -264,6 +303,7 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
         let outcome = match job {
             Ok(plan) => write_file(&shard, SnapshotStream::from_plan(plan, Vec::new()), &cfg, false).await.0,
             Err(e) => {
+                drop(save_child::take_prepared());
                 tracing::warn!("Background saving could not start: {}", e);
                 let id = bgsave::running();
                 end_on_shards(&shard, id, None).await;
@@ -274,20 +314,25 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
     }
 }
 
-/// Pulls `stream` to its end (or until `stop()` says so), writing it to `file` in 1 MiB blocks
-/// on a writer thread at idle CPU priority ([`IdleWriter`]; glommio's blocking pool if that
-/// thread cannot start), one paced step at a time so the shard serves its clients in between
-/// (BGSAVE, a disk-target full sync and the AOF rewrite's base all write this way). Returns the
-/// file and the first failure: the stream's own, or `"{write_error}: {io error}"`.
-pub(crate) async fn drain_to_file(
+/// Pulls `stream` to its end (or until `stop()` says so), writing it in 1 MiB blocks from a
+/// writer thread at idle CPU priority ([`IdleWriter`]) to `pipe` (a save child's) or else to
+/// `file` (glommio's blocking pool if that thread cannot start), one paced step at a time so
+/// the shard serves its clients in between (BGSAVE and a disk-target full sync write this
+/// way). Returns the file and the first failure: the stream's own, or
+/// `"{write_error}: {io error}"`.
+async fn drain_to_file(
     shard: &Shard,
     stream: &mut SnapshotStream,
     mut file: std::fs::File,
+    pipe: Option<std::process::ChildStdin>,
     write_error: &'static str,
     stop: impl Fn() -> bool,
 ) -> (std::fs::File, Option<String>) {
     use std::io::Write;
-    let mut writer = IdleWriter::start(&file).ok();
+    let mut writer = match pipe {
+        Some(p) => IdleWriter::start_sink(p).ok(),
+        None => IdleWriter::start(&file).ok(),
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES);
     let mut failure = None;
     loop {
@@ -350,7 +395,13 @@ pub(crate) async fn write_file(
 ) -> (Outcome, Option<std::fs::File>) {
     let tmp = temp_path();
     let target = PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"));
-    let opened = {
+    // A BGSAVE's child was started with its temp file by the command; a full sync writes itself.
+    let prepared = if keep { None } else { save_child::take_prepared() };
+    let mut child = None;
+    let opened = if let Some((f, c, p)) = prepared {
+        child = Some((c, p));
+        Ok((f, None))
+    } else {
         let tmp = tmp.clone();
         blocking(move || {
             let f = std::fs::File::create(&tmp)?;
@@ -372,8 +423,24 @@ pub(crate) async fn write_file(
             return (Outcome::Failed, None);
         }
     };
+    let pipe = child.as_ref().map(|(c, _)| {
+        stream.abort_on(c.gone());
+        c.gone()
+    });
+    let (child, pipe_end) = match child {
+        Some((c, p)) => (Some(c), Some(p)),
+        None => (None, None),
+    };
+    let gone = move || pipe.as_ref().is_some_and(|g| g.load(Ordering::Acquire));
+    let stop = || bgsave::killed() || gone();
     let (file, mut failure) =
-        drain_to_file(shard, &mut stream, file, "Write error saving DB on disk", bgsave::killed).await;
+        drain_to_file(shard, &mut stream, file, pipe_end, "Write error saving DB on disk", stop).await;
+    // The pipe is closed: the child syncs the file and exits (or was killed: the save failed).
+    if let Some(c) = child {
+        if let Some(e) = c.finish().await {
+            failure = Some(e);
+        }
+    }
     if bgsave::killed() {
         drop(file);
         let _ = blocking(move || std::fs::remove_file(tmp)).await;

@@ -14,6 +14,7 @@ pub mod hll;
 pub mod intset;
 pub mod list;
 pub mod set;
+pub mod set_dict;
 pub mod snap;
 pub mod strbuf;
 pub mod stream;

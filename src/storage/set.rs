@@ -1,11 +1,11 @@
 //! Set values: a sorted vector of integers at the narrowest width that holds them ("intset",
 //! see [`super::intset`]) while every member is an integer and there are at most
-//! `set-max-intset-entries` (512) of them, converted for good to a hash set otherwise, as in
-//! Redis 7.0.
+//! `set-max-intset-entries` (512) of them, converted for good to a hash table otherwise
+//! ([`super::set_dict`], Redis's dict), as in Redis 7.0.
 
 use super::intset::Intset;
+use super::set_dict::SetDict;
 use crate::protocol::request::string2ll;
-use hashbrown::HashSet;
 
 /// A set value.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +13,7 @@ pub enum SetValue {
     /// Small and all integers: sorted, no duplicates.
     Intset(Intset),
     /// Anything else.
-    Table(Box<HashSet<Box<[u8]>>>),
+    Table(Box<SetDict>),
 }
 
 impl Default for SetValue {
@@ -44,11 +44,34 @@ impl SetValue {
         }
     }
 
+    /// Converts an intset to a hash table sized for its members (`setTypeConvert`).
     fn convert_to_table(&mut self) {
         if let SetValue::Intset(v) = self {
-            let t: HashSet<Box<[u8]>> =
-                v.iter().map(|n| itoa::Buffer::new().format(n).as_bytes().to_vec().into_boxed_slice()).collect();
+            let mut t = SetDict::with_capacity(v.len());
+            for n in v.iter() {
+                t.insert(itoa::Buffer::new().format(n).as_bytes());
+            }
             *self = SetValue::Table(Box::new(t));
+        }
+    }
+
+    /// The hash table of a set in that encoding (None for an intset).
+    pub fn table(&self) -> Option<&SetDict> {
+        match self {
+            SetValue::Table(t) => Some(t),
+            SetValue::Intset(_) => None,
+        }
+    }
+
+    /// One random member (Redis's `setTypeRandomElement`: uniform over an intset, the fair
+    /// sample of `dictGetFairRandomKey` over a table); None when empty.
+    pub fn random_member(&mut self) -> Option<Vec<u8>> {
+        match self {
+            SetValue::Intset(v) if !v.is_empty() => {
+                Some(itoa::Buffer::new().format(v.get(fastrand::usize(..v.len()))).as_bytes().to_vec())
+            }
+            SetValue::Intset(_) => None,
+            SetValue::Table(t) => t.fair_random(),
         }
     }
 
@@ -65,16 +88,23 @@ impl SetValue {
             self.convert_to_table();
         }
         match self {
-            SetValue::Table(s) => s.insert(m.into()),
+            SetValue::Table(s) => s.insert(m),
             SetValue::Intset(_) => false,
         }
     }
 
-    /// Removes a member; returns true if it was there.
+    /// Removes a member; returns true if it was there. A table left under 10% full starts
+    /// shrinking (`setTypeRemove`).
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
             SetValue::Intset(v) => string2ll(m).is_some_and(|n| v.remove(n)),
-            SetValue::Table(s) => s.remove(m),
+            SetValue::Table(s) => {
+                let removed = s.remove(m);
+                if removed {
+                    s.shrink_if_sparse();
+                }
+                removed
+            }
         }
     }
 
@@ -98,7 +128,7 @@ impl SetValue {
     pub fn heap_size(&self) -> usize {
         match self {
             SetValue::Intset(v) => v.heap_size(),
-            SetValue::Table(s) => s.iter().map(|m| m.len() + 24).sum(),
+            SetValue::Table(s) => s.heap_size(),
         }
     }
 }

@@ -1,0 +1,165 @@
+//! The child process a background save writes its RDB file through, as Redis's BGSAVE has a
+//! child: the snapshot is still encoded on the shards (no fork of the data), but its bytes go
+//! down a pipe to a child process (this binary started with [`CHILD_ARG`]) that writes them to
+//! the temp file and syncs it. So, as with redis-server, the save is a child of the server
+//! (`pgrep -P`), killing that child aborts the save (`Background saving terminated by signal
+//! N`, `rdb_last_bgsave_status:err`), and while it lives hash tables avoid resizing
+//! ([`crate::storage::set_dict::set_resize_avoided`], Redis's `updateDictResizePolicy`).
+
+use futures_channel::oneshot;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// The argument that makes this binary a save child.
+pub const CHILD_ARG: &str = "--rdb-save-child";
+
+/// Number of save children alive (the resize policy follows it).
+static ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The running save child's pid (0: none).
+static RUNNING_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Stops the running save child with SIGUSR1, as Redis's `killRDBChild` (the driver then ends
+/// the save as killed, not failed).
+pub fn kill_running() {
+    let pid = RUNNING_PID.load(Ordering::Acquire);
+    if pid != 0 {
+        // SAFETY: kill(2) has no memory effects. The pid is our child's: the waiter clears it
+        // as soon as `wait` reaps the child (a pid is not reused before it is reaped, so only
+        // that instant between reaping and clearing could name another process).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGUSR1);
+        }
+    }
+}
+
+/// The child side: copies standard input to standard output (the temp file), syncs it and
+/// returns the exit code (0 when everything was written).
+pub fn child_main() -> i32 {
+    let copied = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock());
+    let synced = copied.and_then(|_| {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+        std::fs::File::from(fd).sync_all()
+    });
+    match synced {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "rdb save child: {e}");
+            1
+        }
+    }
+}
+
+/// A running save child.
+pub struct SaveChild {
+    pid: u32,
+    /// Set once the child exited other than by finishing its file.
+    gone: Arc<AtomicBool>,
+    status: oneshot::Receiver<std::io::Result<ExitStatus>>,
+}
+
+impl SaveChild {
+    /// Starts a child writing what its pipe receives to `file`; returns it and the pipe.
+    /// Blocking (process creation): call it from a blocking thread.
+    pub fn spawn(file: &std::fs::File) -> std::io::Result<(SaveChild, ChildStdin)> {
+        let mut child = Command::new("/proc/self/exe")
+            .arg(CHILD_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let Some(pipe) = child.stdin.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("no pipe to the save child"));
+        };
+        let pid = child.id();
+        let gone = Arc::new(AtomicBool::new(false));
+        let (tx, status) = oneshot::channel();
+        let flag = gone.clone();
+        adjust_alive(1);
+        RUNNING_PID.store(pid, Ordering::Release);
+        let waiter = std::thread::Builder::new().name("save-child-wait".into()).spawn(move || {
+            let st = child.wait();
+            let _ = RUNNING_PID.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
+            if !st.as_ref().is_ok_and(|s| s.success()) {
+                flag.store(true, Ordering::Release);
+            }
+            adjust_alive(-1);
+            let _ = tx.send(st);
+        });
+        if let Err(e) = waiter {
+            // The closure (and the child in it) is gone: once its pipe is dropped the child
+            // exits (unreaped: this only happens when no thread can start at all); the save
+            // is written from this process instead.
+            let _ = RUNNING_PID.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
+            adjust_alive(-1);
+            return Err(e);
+        }
+        Ok((SaveChild { pid, gone, status }, pipe))
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The flag set when the child dies before finishing (the snapshot stops on it).
+    pub fn gone(&self) -> Arc<AtomicBool> {
+        self.gone.clone()
+    }
+
+    /// Waits for the child's exit (its pipe must be closed first); None when it wrote and
+    /// synced the whole file, otherwise the failure as Redis logs it.
+    pub async fn finish(self) -> Option<String> {
+        match self.status.await {
+            Ok(Ok(s)) if s.success() => None,
+            Ok(Ok(s)) => Some(match s.signal() {
+                Some(sig) => format!("Background saving terminated by signal {sig}"),
+                None => "Background saving error".to_string(),
+            }),
+            Ok(Err(e)) => Some(format!("Background saving error: {e}")),
+            Err(_) => Some("Background saving error: the save child was lost".to_string()),
+        }
+    }
+}
+
+/// A child started by BGSAVE, with its temp file, until the save driver takes it.
+type Prepared = (std::fs::File, SaveChild, ChildStdin);
+
+fn prepared() -> &'static std::sync::Mutex<Option<Prepared>> {
+    static P: std::sync::Mutex<Option<Prepared>> = std::sync::Mutex::new(None);
+    &P
+}
+
+/// BGSAVE: creates the temp file `path` and starts the child that will write it (kept for
+/// [`take_prepared`]); the child's pid, or None when it could not start (the save is then
+/// written from this process, logged).
+pub fn prepare(path: &std::path::Path) -> Option<u32> {
+    let started = std::fs::File::create(path).and_then(|f| SaveChild::spawn(&f).map(|(c, p)| (f, c, p)));
+    match started {
+        Ok((f, c, p)) => {
+            let pid = c.pid();
+            let mut slot = prepared().lock().unwrap_or_else(|e| e.into_inner());
+            *slot = Some((f, c, p));
+            Some(pid)
+        }
+        Err(e) => {
+            tracing::warn!("Can't start the save child process: {} (saving from the server process)", e);
+            None
+        }
+    }
+}
+
+/// The child [`prepare`] started, if any.
+pub fn take_prepared() -> Option<Prepared> {
+    prepared().lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+fn adjust_alive(d: isize) {
+    let n = if d > 0 { ALIVE.fetch_add(1, Ordering::AcqRel) + 1 } else { ALIVE.fetch_sub(1, Ordering::AcqRel) - 1 };
+    crate::storage::set_dict::set_resize_avoided(n > 0);
+}
