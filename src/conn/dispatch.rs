@@ -303,6 +303,18 @@ impl Conn {
         Route::Done(reply)
     }
 
+    /// A pipeline is about to run: starts loading its keys' table entries together (see
+    /// `Db::prefetch_keys`; it only acts in large keyspaces).
+    pub(crate) fn prefetch_batch(&self, reqs: &[Request]) {
+        if reqs.len() > 1 {
+            let db = self.client.borrow().db;
+            let st = self.shard.state.borrow();
+            if let Some(d) = st.ks.dbs.get(db) {
+                d.prefetch_keys(reqs.iter().filter_map(|r| r.args.get(1)).map(|k| &k[..]));
+            }
+        }
+    }
+
     /// Executes a batch of parsed requests and appends their replies, in order, to `wbuf`.
     ///
     /// The rare, large awaits (node commands, transactions, blocking and spanning commands)
@@ -324,13 +336,6 @@ impl Conn {
         let now = crate::storage::tick_clock();
         self.client.borrow_mut().last_interaction_ms = now;
         let mut clock = std::time::Instant::now();
-        if n > 1 {
-            // A pipeline: start loading its keys' table entries together (large keyspaces).
-            let st = self.shard.state.borrow();
-            if let Some(d) = st.ks.dbs.get(db) {
-                d.prefetch_keys(reqs.iter().filter_map(|r| r.args.get(1)).map(|k| &k[..]));
-            }
-        }
         // Replies before this index were already encoded (a blocking command flushed them).
         let mut done = 0;
         // Requests before this index ran; the rest (after QUIT) are dropped.

@@ -258,6 +258,7 @@ impl Conn {
             self.client.borrow_mut().qbuf = self.rbuf.len();
             let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             if !reqs.is_empty() {
+                self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
             }
             self.client.borrow_mut().qbuf = self.rbuf.len();
