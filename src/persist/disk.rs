@@ -7,8 +7,13 @@ use std::path::Path;
 /// Writes `data` to `path` atomically: `temp-<pid>.rdb` next to it, fsync, rename, fsync of
 /// the directory, so a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_via(path, &format!("temp-{}.rdb", std::process::id()), data)
+}
+
+/// [`write_atomic`] through the temp file `tmp_name` next to `path`.
+pub fn write_atomic_via(path: &Path, tmp_name: &str, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
+    let tmp = dir.join(tmp_name);
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;

@@ -1,8 +1,11 @@
 //! Loading a full sync into every shard (`readSyncBulkPayload` after the transfer): the RDB
-//! is parsed once on the link's shard, its keys are staged per owning shard (any number of
-//! shards on either side: a key goes to the shard owning its slot here), and then, with every
-//! shard held, each shard empties its databases and takes its keys. Other clients see the old
-//! dataset or the new one, never a mix.
+//! is parsed once off the shards' threads (so every shard keeps answering: `-LOADING`, or the
+//! old data under async loading), its keys are staged per owning shard (any number of shards
+//! on either side: a key goes to the shard owning its slot here), and then, with every shard
+//! held, each shard swaps its databases for its keys. Other clients see the old dataset or
+//! the new one, never a mix. The old tables are dropped on a background thread when
+//! `replica-lazy-flush yes` or with `repl-diskless-load swapdb` (Redis frees them with a
+//! lazyfree job in both cases), on the shard otherwise.
 //!
 //! A replica keeps keys that are already expired (Redis filters only when it is a master):
 //! they are hidden from readers until the master's DEL arrives.
@@ -11,16 +14,33 @@ use crate::cmd::ShardState;
 use crate::persist::file::{self, Loaded, Record};
 use crate::protocol::Reply;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Keys staged for each shard, taken by [`load_part`] on that shard.
 static STAGED: Mutex<Vec<Vec<Record>>> = Mutex::new(Vec::new());
+/// Whether [`load_part`] and [`empty_part`] free the old tables on a background thread.
+static FREE_IN_BACKGROUND: AtomicBool = AtomicBool::new(false);
 
-/// Parses the payload, keeping expired keys.
+/// Parses the payload, keeping expired keys; the function libraries are installed by
+/// [`install_functions`] on a shard's thread once the parse succeeded.
 pub fn parse(buf: &[u8], databases: usize) -> Result<Loaded, String> {
-    let loaded = file::load(buf, 0, databases)?;
-    crate::script::functions::install(&loaded.functions)?;
-    Ok(loaded)
+    file::load(buf, 0, databases)
+}
+
+/// Replaces the function libraries with the payload's.
+pub fn install_functions(loaded: &Loaded) -> Result<(), String> {
+    crate::script::functions::install(&loaded.functions)
+}
+
+/// Redis's `key-load-delay` after each loaded key (`debugDelay`): `delay` µs; a negative
+/// value sleeps 1 µs once every `-delay` keys on average.
+pub fn key_load_delay(delay: i64) {
+    if delay > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(delay as u64));
+    } else if delay < 0 && rand::random::<u64>() % delay.unsigned_abs() == 0 {
+        std::thread::sleep(std::time::Duration::from_micros(1));
+    }
 }
 
 /// Stages `records` for `nshards` shards, placing each by `shard_of(slot)`.
@@ -33,19 +53,41 @@ pub fn stage(records: Vec<Record>, nshards: usize, shard_of: impl Fn(u16) -> usi
     *STAGED.lock().unwrap_or_else(|p| p.into_inner()) = per;
 }
 
-/// Runs on every shard while all are held: empties its databases (Redis's `emptyData`, which
-/// touches watched keys) and stores its staged keys. Replies the number stored.
+/// Sets whether the next [`load_part`] / [`empty_part`] frees the old data in the background.
+pub fn set_free_in_background(on: bool) {
+    FREE_IN_BACKGROUND.store(on, Ordering::Relaxed);
+}
+
+/// Empties the shard's databases (Redis's `emptyData`, which touches watched keys), freeing
+/// the old tables on a background thread when asked to. Returns the number of keys removed.
+fn empty_databases(shard: &mut ShardState) -> u64 {
+    let background = FREE_IN_BACKGROUND.load(Ordering::Relaxed);
+    let mut removed = 0;
+    let mut old = Vec::new();
+    for d in shard.ks.dbs.iter_mut() {
+        removed += d.len() as u64;
+        if background {
+            old.push(d.detach_tables());
+        } else {
+            d.clear();
+        }
+    }
+    if background && removed > 0 {
+        // A failure to start the thread frees them here instead, when `old` is dropped.
+        let _ = std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(old));
+    }
+    shard.changes.count(removed);
+    removed
+}
+
+/// Runs on every shard while all are held: empties its databases and stores its staged keys.
+/// Replies the number stored.
 pub fn load_part(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     let mine = {
         let mut staged = STAGED.lock().unwrap_or_else(|p| p.into_inner());
         staged.get_mut(shard.id).map(std::mem::take).unwrap_or_default()
     };
-    let mut removed = 0;
-    for d in shard.ks.dbs.iter_mut() {
-        removed += d.len() as u64;
-        d.clear();
-    }
-    shard.changes.count(removed);
+    empty_databases(shard);
     let lru = crate::storage::db::lru_clock();
     let mut n = 0;
     for r in mine {
@@ -55,6 +97,17 @@ pub fn load_part(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
         }
     }
     Reply::Int(n)
+}
+
+/// Runs on every shard: empties its databases (a failed load without `swapdb` leaves the
+/// replica empty, as Redis, which flushed before loading). Replies the number removed.
+pub fn empty_part(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+    Reply::Int(empty_databases(shard) as i64)
+}
+
+/// Runs on every shard: the number of keys it holds in every database.
+pub fn count_part(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+    Reply::Int(shard.ks.dbs.iter().map(|d| d.len() as i64).sum())
 }
 
 #[cfg(test)]

@@ -340,3 +340,20 @@ impl Replication {
 pub fn random_replid() -> String {
     (0..40).map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).collect()
 }
+
+/// `rdb-del-sync-files yes` without persistence (no save points, no AOF): the RDB file a full
+/// sync wrote (a replica's received copy, or a master's disk-target file once sent) is removed,
+/// as Redis's `removeRDBUsedToSyncReplicas` and `readSyncBulkPayload`.
+pub(crate) fn remove_sync_rdb_without_persistence(cfg: &crate::config::Config) {
+    let no_persistence = cfg.get("save").is_none_or(|v| v.trim().is_empty()) && cfg.get("appendonly") != Some("yes");
+    if cfg.get("rdb-del-sync-files") == Some("yes") && no_persistence {
+        let path = crate::cmd::save::rdb_path(cfg);
+        if std::fs::remove_file(&path).is_ok() {
+            if role::is_replica() {
+                tracing::info!("Removing the RDB file obtained from the master. This replica has persistence disabled");
+            } else {
+                tracing::info!("Removing the RDB file used to feed replicas in a persistence-less instance");
+            }
+        }
+    }
+}

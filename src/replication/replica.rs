@@ -25,6 +25,7 @@ use super::handshake::{self, BulkHeader, PsyncReply};
 use super::{load, role, MasterLinkStatus, RoleRequest};
 use crate::cmd::NodeInfo;
 use crate::conn::master::{serve_master, MasterStart};
+use crate::protocol::Reply;
 use crate::runtime::shard::Shard;
 use crate::runtime::ClientStream;
 use futures_channel::{mpsc, oneshot};
@@ -549,6 +550,14 @@ async fn handshake_and_sync(
 }
 
 /// Receives the payload, loads it into every shard, and takes the master's history.
+///
+/// `repl-diskless-load` as Redis 7.0: `disabled` (and `on-empty-db` while this node holds
+/// keys) keeps the payload on disk first (`temp-<unixtime>.<pid>.rdb`, fsync, renamed to
+/// `dbfilename`, so the replica's RDB file is its master's dataset) and a failed load leaves
+/// the replica empty; `swapdb` (and `on-empty-db` when empty) loads from memory, and `swapdb`
+/// keeps the old data if the load fails. With `swapdb` and a full sync of the same history
+/// (our replication id is the master's), the old data keeps serving during the load
+/// (`async_loading:1`); otherwise commands without the `loading` flag get `-LOADING`.
 async fn full_sync(
     shard: &Rc<Shard>,
     node: &Arc<NodeInfo>,
@@ -564,24 +573,67 @@ async fn full_sync(
         m.sync_read_bytes = 0;
         m.sync_total_bytes = -1;
     });
-    let (data, pending, eof_mode) = receive_payload(node, io, host, port).await?;
-    // Keepalive before the (blocking) load, as Redis sends newlines while loading.
+    let cfg = node.config();
+    let swapdb = cfg.get("repl-diskless-load") == Some("swapdb");
+    let diskless = swapdb
+        || (cfg.get("repl-diskless-load") == Some("on-empty-db")
+            && shard.all_shards(load::count_part, 0, &[]).await.iter().all(|r| matches!(r, Reply::Int(0))));
+    let (data, pending, eof_mode) = receive_payload(node, io, host, port, diskless).await?;
+    // Keepalive before the load, as Redis sends newlines while loading.
     let _ = io.send(b"\n").await;
-    tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+    let data = if diskless { data } else { keep_on_disk(&cfg, data).await? };
+    let async_loading = swapdb && node.repl.with_status(|s| s.replid == master_id);
+    if !swapdb {
+        tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+    }
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
-    role::set_loading(true);
+    if async_loading {
+        role::set_async_loading(true);
+    } else {
+        role::set_loading(true);
+    }
+    let done_loading = || {
+        role::set_loading(false);
+        role::set_async_loading(false);
+    };
+    load::set_free_in_background(swapdb || cfg.get("replica-lazy-flush") == Some("yes"));
     let databases = shard.state.borrow().config.databases;
-    let loaded = match load::parse(&data, databases) {
+    let delay: i64 = cfg.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let nshards = shard.nshards;
+    let placement: Vec<u16> =
+        (0..crate::cluster::slot::SLOTS as u16).map(|slot| shard.shard_of_slot(slot) as u16).collect();
+    // Parsed and staged off the shards' threads: every shard keeps answering meanwhile.
+    let parsed = glommio::executor()
+        .spawn_blocking(move || {
+            let loaded = load::parse(&data, databases)?;
+            drop(data);
+            if delay != 0 {
+                for _ in 0..loaded.records.len() {
+                    load::key_load_delay(delay);
+                }
+            }
+            Ok::<_, String>(loaded)
+        })
+        .await;
+    let installed = parsed.and_then(|loaded| load::install_functions(&loaded).map(|()| loaded));
+    let mut loaded = match installed {
         Ok(l) => l,
         Err(e) => {
-            role::set_loading(false);
             tracing::warn!("{}", e);
-            return Err(
+            if swapdb {
+                tracing::info!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
+            } else {
+                // Redis flushed before loading: a failed load leaves the replica empty.
+                shard.all_shards(load::empty_part, 0, &[]).await;
+            }
+            done_loading();
+            return Err(if diskless {
                 "Failed trying to load the MASTER synchronization DB from socket, check server logs.".to_string()
-            );
+            } else {
+                "Failed trying to load the MASTER synchronization DB from disk, check server logs.".to_string()
+            });
         }
     };
-    drop(data);
     // The stream continues in the database the master's stream had selected.
     let stream_db = loaded
         .aux
@@ -591,13 +643,21 @@ async fn full_sync(
         .filter(|&db| db < databases)
         .unwrap_or(0);
     let n = loaded.records.len();
-    {
-        let s = shard.clone();
-        load::stage(loaded.records, shard.nshards, move |slot| s.shard_of_slot(slot));
+    load::stage(std::mem::take(&mut loaded.records), nshards, move |slot| {
+        placement.get(slot as usize).map_or(0, |&s| s as usize)
+    });
+    if swapdb {
+        tracing::info!("MASTER <-> REPLICA sync: Swapping active DB with loaded DB");
     }
     shard.all_shards(load::load_part, 0, &[]).await;
-    role::set_loading(false);
+    if swapdb {
+        tracing::info!("MASTER <-> REPLICA sync: Discarding old DB in background");
+    }
+    done_loading();
     tracing::info!("Done loading RDB, keys loaded: {}, keys expired: {}.", n, 0);
+    if !diskless {
+        super::remove_sync_rdb_without_persistence(&cfg);
+    }
     crate::runtime::aof::restart_after_sync(node);
     node.repl.with_status(|s| {
         s.replid = master_id.clone();
@@ -615,6 +675,22 @@ async fn full_sync(
     Ok(Synced { db: stream_db, offset, pending })
 }
 
+/// The disk side of a full sync (`repl-diskless-load disabled`): the payload goes to
+/// `temp-<unixtime>.<pid>.rdb`, is fsynced and renamed to `dbfilename` (then the directory is
+/// fsynced), off the shard's thread. Returns the payload for the load.
+async fn keep_on_disk(cfg: &crate::config::Config, data: Vec<u8>) -> Result<Vec<u8>, String> {
+    let path = crate::cmd::save::rdb_path(cfg);
+    let tmp = format!("temp-{}.{}.rdb", crate::storage::now_ms() / 1000, std::process::id());
+    glommio::executor()
+        .spawn_blocking(move || match crate::persist::disk::write_atomic_via(&path, &tmp, &data) {
+            Ok(()) => Ok(data),
+            Err(e) => {
+                Err(format!("Failed trying to sync the temp DB to disk in MASTER <-> REPLICA synchronization: {e}"))
+            }
+        })
+        .await
+}
+
 /// Reads `$<len>` or `$EOF:<mark>` and the payload. Returns the RDB bytes, the stream bytes
 /// that followed them, and whether the EOF form was used.
 async fn receive_payload(
@@ -622,7 +698,9 @@ async fn receive_payload(
     io: &mut LinkIo,
     host: &str,
     port: u16,
+    diskless: bool,
 ) -> Result<(Vec<u8>, Vec<u8>, bool), String> {
+    let target = if diskless { "parser" } else { "disk" };
     let io_err = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::TimedOut {
             "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.".to_string()
@@ -648,7 +726,7 @@ async fn receive_payload(
     };
     match header {
         BulkHeader::Len(len) => {
-            tracing::info!("MASTER <-> REPLICA sync: receiving {} bytes from master to disk", len);
+            tracing::info!("MASTER <-> REPLICA sync: receiving {} bytes from master to {}", len, target);
             progress(0, len as i64);
             while io.buf.len() < len {
                 io.fill().await.map_err(io_err)?;
@@ -662,7 +740,7 @@ async fn receive_payload(
             Ok((std::mem::take(&mut io.buf), pending, false))
         }
         BulkHeader::Eof(mark) => {
-            tracing::info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk");
+            tracing::info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to {}", target);
             // The size is unknown: Redis shows 0 (`repl_transfer_size`).
             progress(0, 0);
             while !handshake::ends_with_mark(&io.buf, &mark) {

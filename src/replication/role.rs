@@ -11,6 +11,9 @@
 //!   without the `stale` flag).
 //! - `NO_RECORD`: the shards do not record their own executions into the feed; a replica
 //!   forwards its master's stream verbatim instead.
+//! - `ASYNC_LOADING`: a full sync of the same history is loaded with `repl-diskless-load
+//!   swapdb` while the old data keeps serving (`-LOADING` only for commands flagged
+//!   `no_async_loading`, as Redis's `processCommand`).
 //!
 //! Invariant: the master client (the link applying the master's stream) is never refused.
 
@@ -24,6 +27,7 @@ const READ_ONLY: u8 = 2;
 const LOADING: u8 = 4;
 const STALE: u8 = 8;
 const NO_RECORD: u8 = 16;
+const ASYNC_LOADING: u8 = 32;
 
 static FLAGS: AtomicU8 = AtomicU8::new(0);
 
@@ -71,6 +75,16 @@ pub fn loading() -> bool {
     has(LOADING)
 }
 
+/// On while a full sync is loaded beside the old data (Redis's `async_loading`).
+pub fn set_async_loading(on: bool) {
+    set(ASYNC_LOADING, on);
+}
+
+/// True while a full sync is loaded beside the old data.
+pub fn async_loading() -> bool {
+    has(ASYNC_LOADING)
+}
+
 /// On while the link is down with `replica-serve-stale-data no`.
 pub fn set_stale(on: bool) {
     set(STALE, on);
@@ -108,7 +122,7 @@ pub fn no_record() -> bool {
 #[inline]
 pub fn refuse(spec_flags: u32, cluster: bool, master: bool) -> Option<Reply> {
     let f = FLAGS.load(Ordering::Relaxed);
-    if f & (REPLICA | LOADING | STALE) == 0 || master {
+    if f & (REPLICA | LOADING | STALE | ASYNC_LOADING) == 0 || master {
         return None;
     }
     if f & (REPLICA | READ_ONLY) == REPLICA | READ_ONLY && !cluster && spec_flags & flags::WRITE != 0 {
@@ -118,6 +132,9 @@ pub fn refuse(spec_flags: u32, cluster: bool, master: bool) -> Option<Reply> {
         return Some(Reply::err(MASTERDOWN_ERR));
     }
     if f & LOADING != 0 && spec_flags & flags::LOADING == 0 {
+        return Some(Reply::err(LOADING_ERR));
+    }
+    if f & ASYNC_LOADING != 0 && spec_flags & flags::NO_ASYNC_LOADING != 0 {
         return Some(Reply::err(LOADING_ERR));
     }
     None

@@ -338,6 +338,7 @@ async fn send_file(
         left -= buf.len() as u64;
         send(out, SnapshotMsg::Data(Bytes::from(buf))).await.map_err(|_| "abandoned".to_string())?;
     }
+    crate::replication::remove_sync_rdb_without_persistence(&cfg);
     Ok(())
 }
 

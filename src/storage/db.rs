@@ -207,6 +207,9 @@ fn prefetch_read(p: *const u8) {
     let _ = p;
 }
 
+/// A database's tables taken out by [`Db::detach_tables`]: dropping it frees every key.
+pub struct DetachedTables(#[allow(dead_code)] Vec<SlotTable>);
+
 /// One logical database (`SELECT n`) of one shard.
 #[derive(Debug, Default)]
 pub struct Db {
@@ -536,12 +539,19 @@ impl Db {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        drop(self.detach_tables());
+    }
+
+    /// Empties the database as [`Db::clear`] does, but hands the old tables to the caller
+    /// (to be freed elsewhere, e.g. on a background thread).
+    pub fn detach_tables(&mut self) -> DetachedTables {
         self.touch_flushed();
         self.snapshot_detach_all();
-        self.slots = Vec::new();
+        let old = std::mem::take(&mut self.slots);
         self.keys = 0;
         self.volatile = 0;
         self.expire_cursor = 0;
+        DetachedTables(old)
     }
 
     /// Removes every key of one slot; returns how many were removed.

@@ -1,0 +1,147 @@
+//! How a replica loads a full sync, side by side with a redis-server replica of the same
+//! redis-server master: `repl-diskless-load disabled` keeps the master's RDB as the replica's
+//! `dbfilename` (and `rdb-del-sync-files yes` removes it without persistence), `on-empty-db`
+//! loads from the socket only into an empty replica, `swapdb` with a full sync of the same
+//! history serves the old data during the load (`async_loading:1`, `key-load-delay` slowing
+//! it) and swaps at the end, `replica-lazy-flush` frees the old data in the background.
+
+mod common;
+
+use common::cluster::wait_for;
+use common::Server;
+use std::path::Path;
+use std::time::Duration;
+
+fn master() -> Server {
+    Server::redis(&["--enable-debug-command", "yes", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"])
+}
+
+fn replica(slotcore: bool, extra: &[&str]) -> Server {
+    let mut args = vec!["--enable-debug-command", "yes", "--save", ""];
+    args.extend_from_slice(extra);
+    if slotcore {
+        Server::slotcore(&args)
+    } else {
+        Server::redis(&args)
+    }
+}
+
+fn field(s: &Server, section: &str, name: &str) -> String {
+    let text = s.cli(&["info", section]);
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or("").trim().to_string()
+}
+
+fn follow(r: &Server, m: &Server) {
+    assert_eq!(r.cli(&["replicaof", "127.0.0.1", &m.port.to_string()]).trim(), "OK");
+    wait_for(common::WAIT, "the link up", || field(r, "replication", "master_link_status") == "up");
+}
+
+fn digest(s: &Server) -> String {
+    s.cli(&["debug", "digest"]).trim().to_string()
+}
+
+/// Forces a full sync of the same history: the replica's link is killed while the backlog is
+/// overwritten (in one MULTI on the master, as Redis's own test does).
+fn force_full_sync_same_history(m: &Server) {
+    let mut c = m.raw();
+    c.cmd(&["MULTI"]);
+    c.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+    c.cmd(&["CONFIG", "SET", "repl-backlog-size", "16384"]);
+    let big = "A".repeat(16384);
+    for i in 0..10 {
+        c.cmd(&["SET", &format!("{i} string_{i}"), &big]);
+    }
+    let r = c.cmd(&["EXEC"]);
+    assert!(r.starts_with('*'), "{r}");
+}
+
+/// (file exists after the sync, log says "to disk") for one replica kind and settings.
+fn sync_file_kept(slotcore: bool, extra: &[&str]) -> (bool, bool) {
+    let m = master();
+    m.cli(&["debug", "populate", "1000", "k", "10"]);
+    let r = replica(slotcore, extra);
+    follow(&r, &m);
+    wait_for(common::WAIT, "the same data", || digest(&r) == digest(&m));
+    let file = r.dir.join("dump.rdb");
+    if file.exists() {
+        let out = std::process::Command::new("redis-check-rdb").arg(&file).output().expect("redis-check-rdb");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("RDB looks OK"), "{text}");
+    }
+    let log = r.log_text();
+    (file.exists(), log.lines().any(|l| l.contains("MASTER <-> REPLICA sync: receiving") && l.ends_with("to disk")))
+}
+
+#[test]
+fn disk_load_keeps_the_masters_rdb_as_redis() {
+    for extra in [&["--repl-diskless-load", "disabled"][..], &["--rdb-del-sync-files", "yes"][..]] {
+        let want = sync_file_kept(false, extra);
+        assert_eq!(sync_file_kept(true, extra), want, "{extra:?}");
+    }
+    // The default keeps the file; rdb-del-sync-files removes it (no save points, no AOF).
+    assert_eq!(sync_file_kept(true, &[]), (true, true));
+    assert_eq!(sync_file_kept(true, &["--rdb-del-sync-files", "yes"]), (false, true));
+}
+
+#[test]
+fn on_empty_db_loads_from_the_socket_only_when_empty() {
+    for slotcore in [false, true] {
+        let m = master();
+        m.cli(&["debug", "populate", "1000", "k", "10"]);
+        let r = replica(slotcore, &["--repl-diskless-load", "on-empty-db", "--replica-read-only", "no"]);
+        follow(&r, &m);
+        assert!(!Path::new(&r.dir.join("dump.rdb")).exists(), "an empty replica loads from the socket");
+        assert!(r.log_text().contains("from master with EOF to parser"), "{}", r.log_text());
+        // Now holding keys: the next full sync goes through the disk.
+        r.cli(&["set", "mine", "x"]);
+        force_full_sync_same_history(&m);
+        wait_for(common::WAIT, "the file of the second sync", || r.dir.join("dump.rdb").exists());
+        wait_for(common::WAIT, "the same data", || digest(&r) == digest(&m));
+        assert_eq!(r.cli(&["exists", "mine"]).trim(), "0");
+    }
+}
+
+/// What a client of the replica sees during and after a `swapdb` load of the same history.
+fn swapdb_async_loading(slotcore: bool) -> Vec<String> {
+    let m = master();
+    let r = replica(
+        slotcore,
+        &["--repl-diskless-load", "swapdb", "--replica-read-only", "no", "--replica-lazy-flush", "yes"],
+    );
+    follow(&r, &m);
+    r.cli(&["debug", "populate", "2000", "replica", "10"]);
+    m.cli(&["debug", "populate", "2000", "master", "10"]);
+    r.cli(&["set", "mykey", "myvalue"]);
+    // 1 ms per key: the load of 2010 keys takes about 2 s (redis-server answers clients
+    // during a load every `loading-process-events-interval-bytes`).
+    r.cli(&["config", "set", "key-load-delay", "1000"]);
+    r.cli(&["config", "set", "loading-process-events-interval-bytes", "1024"]);
+    force_full_sync_same_history(&m);
+    let mut seen = Vec::new();
+    wait_for(common::WAIT, "async_loading:1", || field(&r, "persistence", "async_loading") == "1");
+    seen.push(format!("loading:{}", field(&r, "persistence", "loading")));
+    seen.push(format!("get:{}", r.cli(&["get", "mykey"]).trim()));
+    seen.push(format!("no_async_loading command: {}", r.cli(&["bgrewriteaof"]).trim()));
+    wait_for(Duration::from_secs(60), "the load to end", || {
+        field(&r, "persistence", "async_loading") == "0" && field(&r, "replication", "master_link_status") == "up"
+    });
+    r.cli(&["config", "set", "key-load-delay", "0"]);
+    wait_for(common::WAIT, "the same data", || digest(&r) == digest(&m));
+    seen.push(format!("after:{}", r.cli(&["exists", "mykey"]).trim()));
+    seen.push(format!("dbsize:{}", r.cli(&["dbsize"]).trim()));
+    seen.push(format!("file:{}", r.dir.join("dump.rdb").exists()));
+    let log = r.log_text();
+    for line in ["Swapping active DB with loaded DB", "Discarding old DB in background"] {
+        seen.push(format!("{line}: {}", log.contains(line)));
+    }
+    seen
+}
+
+#[test]
+fn swapdb_serves_the_old_data_during_a_load_of_the_same_history_as_redis() {
+    let want = swapdb_async_loading(false);
+    println!("{want:?}");
+    assert_eq!(want[0], "loading:0", "{want:?}");
+    assert_eq!(want[1], "get:myvalue", "{want:?}");
+    assert_eq!(swapdb_async_loading(true), want);
+}
