@@ -145,3 +145,41 @@ fn swapdb_serves_the_old_data_during_a_load_of_the_same_history_as_redis() {
     assert_eq!(want[1], "get:myvalue", "{want:?}");
     assert_eq!(swapdb_async_loading(true), want);
 }
+
+/// A writable replica (as Redis's `replication-3` tests): keys its own clients gave an expiry
+/// are expired by the replica itself; keys from the master that expired stay hidden until
+/// the master's DEL, and a write to one re-creates it.
+fn writable_replica_expiry(slotcore: bool) -> Vec<String> {
+    let m = master();
+    let r = replica(slotcore, &["--replica-read-only", "no"]);
+    follow(&r, &m);
+    let mut seen = Vec::new();
+    let mut rc = r.raw();
+    rc.cmd(&["SELECT", "5"]);
+    for k in ["key1", "key2", "key3"] {
+        rc.cmd(&["SET", k, "1", "PX", "300"]);
+    }
+    seen.push(rc.cmd(&["DBSIZE"]));
+    wait_for(common::WAIT, "the replica to expire its own keys", || rc.cmd(&["DBSIZE"]) == ":0\r\n");
+    // The master's keys: expired there with its active expiry off, so no DEL comes.
+    let mut mc = m.raw();
+    mc.cmd(&["SELECT", "5"]);
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    mc.cmd(&["SET", "key1", "5", "PX", "10"]);
+    mc.cmd(&["SET", "key2", "5", "PX", "10"]);
+    wait_for(common::WAIT, "the keys replicated and expired", || {
+        rc.cmd(&["DBSIZE"]) == ":2\r\n" && rc.cmd(&["EXISTS", "key1", "key2"]) == ":0\r\n"
+    });
+    seen.push(rc.cmd(&["INCR", "key1"]));
+    seen.push(rc.cmd(&["TTL", "key1"]));
+    seen.push(rc.cmd(&["GET", "key2"]));
+    seen.push(rc.cmd(&["DBSIZE"]));
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    seen
+}
+
+#[test]
+fn writable_replica_expires_its_own_keys_as_redis() {
+    let want = writable_replica_expiry(false);
+    assert_eq!(writable_replica_expiry(true), want);
+}

@@ -153,7 +153,7 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     ctx.shard.config = ctx.node().config();
     super::bgsave::refresh_denied(&ctx.node().config());
     crate::runtime::aof::config_changed(ctx.node(), ctx.client.multi.is_some());
-    crate::replication::master::settings_changed(&ctx.node().config());
+    crate::replication::master::settings_changed(&ctx.node().config(), &ctx.node().repl);
     super::replicaof::apply_read_only(&ctx.node().config());
     if seen.contains(&"proc-title-template") {
         crate::proctitle::apply(&ctx.node().config(), &ctx.node().config_file);

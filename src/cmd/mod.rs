@@ -123,8 +123,14 @@ pub fn execute_keyed(
     } else {
         notify::Before::default()
     };
-    // On a replica, writes come from the master link: it acts on the keys its master has.
-    let _view = crate::storage::master_view(spec.has(flags::WRITE) && crate::storage::replica_expiry());
+    // On a replica, the master link's writes act on the keys its master has; a writable
+    // replica's own clients see expired keys as gone, so their writes re-create them (Redis's
+    // `lookupKeyWrite` on a replica).
+    let _view = crate::storage::master_view(
+        spec.has(flags::WRITE)
+            && crate::storage::replica_expiry()
+            && crate::storage::from_master_client(tracking::writer()),
+    );
     let dirty_before = shard.changes.dirty();
     let mut ctx = Ctx::new(shard, db, now_ms);
     let reply = f(&mut ctx, args);

@@ -64,7 +64,8 @@ impl Drop for Writer {
     }
 }
 
-fn writer() -> u64 {
+/// The id of the client whose command runs on this thread (0: unknown).
+pub(crate) fn writer() -> u64 {
     WRITER.with(|w| w.get())
 }
 

@@ -65,6 +65,7 @@ pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> M
     let mut state = ClientState::new(id, format!("{host}:{port}"), laddr, stream.as_raw_fd(), true);
     state.master = true;
     state.db = db;
+    let _master_client = crate::storage::master_client(id);
     let client = Rc::new(RefCell::new(state));
     shard.state.borrow_mut().clients.insert(id, client.clone());
     let mut conn = Conn::new(stream, shard.clone(), client);
@@ -209,6 +210,7 @@ pub async fn replay(shard: Rc<Shard>, cmds: Vec<Vec<bytes::Bytes>>) {
     let id = node.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut state = ClientState::new(id, "aof".into(), "aof".into(), fds[0], true);
     state.master = true;
+    let _master_client = crate::storage::master_client(id);
     let client = Rc::new(RefCell::new(state));
     shard.state.borrow_mut().clients.insert(id, client.clone());
     let mut conn = Conn::new(stream, shard.clone(), client);

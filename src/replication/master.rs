@@ -58,12 +58,19 @@ pub fn writes_refused() -> bool {
     NO_GOOD_REPLICAS.load(Ordering::Relaxed)
 }
 
-/// CONFIG SET of `min-replicas-*`: the NOREPLICAS refusal follows the new settings at once
-/// (Redis's `updateGoodSlaves`), from the good replicas counted last; the cron keeps it
-/// current after that.
-pub fn settings_changed(cfg: &crate::config::Config) {
+/// CONFIG SET of `min-replicas-*`: the good replicas are recounted with the new
+/// `min-replicas-max-lag` from the replicas' last ACK times (Redis's `updateGoodSlaves`), and
+/// the NOREPLICAS refusal follows at once; the cron keeps it current after that.
+pub fn settings_changed(cfg: &crate::config::Config, repl: &Replication) {
     let s = Settings::from_config(cfg);
-    let good = GOOD_REPLICAS.load(Ordering::Relaxed);
+    let now_ms = crate::storage::now_ms();
+    let good = repl.with_status(|st| {
+        st.replicas
+            .iter()
+            .filter(|r| r.state == "online" && now_ms.saturating_sub(r.ack_time_ms) / 1000 <= s.min_lag)
+            .count() as u64
+    });
+    GOOD_REPLICAS.store(good, Ordering::Relaxed);
     let refuse = !super::role::is_replica() && s.min_replicas > 0 && s.min_lag > 0 && good < s.min_replicas;
     NO_GOOD_REPLICAS.store(refuse, Ordering::Relaxed);
 }

@@ -323,6 +323,7 @@ async fn active_expire(shard: Rc<Shard>) {
         let now = crate::storage::now_ms();
         let mut reclaimed = 0;
         for db in st.ks.dbs.iter_mut() {
+            reclaimed += db.expire_replica_keys(now);
             loop {
                 let (examined, expired) = db.active_expire_step(now, 200);
                 reclaimed += expired;

@@ -533,6 +533,7 @@ impl Shard {
         }
         crate::storage::tick_clock();
         let mut clock = std::time::Instant::now();
+        let _writer = cmd::tracking::Writer::set(cmd.client);
         let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock);
         // The command's record (made on the copy) is the transaction's; the write-back below
         // records nothing of its own.

@@ -230,6 +230,10 @@ pub struct Db {
     slot_hint: Option<(usize, usize, u16)>,
     /// A running snapshot's pre-write hook state (see `storage::snap`).
     pub(super) snap: Option<Box<super::snap::SnapState>>,
+    /// Keys this replica's own clients gave an expiry (a writable replica; Redis's
+    /// `slaveKeysWithExpire`): the master sends no DEL for them, so the replica's cron expires
+    /// them itself ([`Db::expire_replica_keys`]).
+    replica_volatile: hashbrown::HashSet<Box<[u8]>>,
 }
 
 impl Db {
@@ -466,6 +470,9 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
         let slot = self.slot_of(key);
         let volatile_new = entry.expire_at != 0;
+        if volatile_new {
+            self.remember_replica_volatile(key);
+        }
         self.pre_write_key(slot, key);
         let t = self.table_or_create(slot);
         let old = t.insert(key, entry);
@@ -531,10 +538,45 @@ impl Db {
         };
         t.volatile = (t.volatile as isize + delta) as usize;
         self.volatile = (self.volatile as isize + delta) as usize;
+        if expire_at != 0 {
+            self.remember_replica_volatile(key);
+        }
         if !self.watch.is_empty() {
             self.watch.touch(key, true);
         }
         true
+    }
+
+    /// Remembers a key that one of this replica's own clients gave an expiry (not the
+    /// master's stream, which runs in the master's view, nor a full sync's load).
+    fn remember_replica_volatile(&mut self, key: &[u8]) {
+        if super::replica_expiry() && !super::in_master_view() && !self.replica_volatile.contains(key) {
+            self.replica_volatile.insert(key.into());
+        }
+    }
+
+    /// A replica's cron (Redis's `expireSlaveKeys`): deletes the keys its own clients gave an
+    /// expiry once they expired, and forgets those gone or made persistent. Returns how many
+    /// it deleted.
+    pub fn expire_replica_keys(&mut self, now_ms: u64) -> usize {
+        if self.replica_volatile.is_empty() {
+            return 0;
+        }
+        let keys: Vec<Box<[u8]>> = self.replica_volatile.iter().cloned().collect();
+        let mut expired = 0;
+        for key in keys {
+            let slot = key_slot(&key);
+            match self.table(slot).and_then(|t| t.get(&key)).map(|e| (e.expire_at, e.is_expired(now_ms))) {
+                Some((at, false)) if at != 0 => continue,
+                Some((_, true)) => {
+                    self.expire_in(slot, &key);
+                    expired += 1;
+                }
+                _ => {}
+            }
+            self.replica_volatile.remove(&key);
+        }
+        expired
     }
 
     /// Removes every key.
@@ -548,6 +590,7 @@ impl Db {
         self.touch_flushed();
         self.snapshot_detach_all();
         let old = std::mem::take(&mut self.slots);
+        self.replica_volatile.clear();
         self.keys = 0;
         self.volatile = 0;
         self.expire_cursor = 0;

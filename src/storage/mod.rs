@@ -114,6 +114,34 @@ impl Drop for MasterView {
     }
 }
 
+/// The client id of the link applying a master's stream (or an AOF replay), 0 when none.
+static MASTER_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Marks client `id` as the one applying a master's stream (or an AOF replay) until the
+/// returned guard drops.
+pub fn master_client(id: u64) -> MasterClient {
+    MasterClient { prev: MASTER_CLIENT.swap(id, std::sync::atomic::Ordering::Relaxed) }
+}
+
+/// Restores the previous master client on drop (see [`master_client`]).
+#[derive(Debug)]
+pub struct MasterClient {
+    prev: u64,
+}
+
+impl Drop for MasterClient {
+    fn drop(&mut self) {
+        MASTER_CLIENT.store(self.prev, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether a command of client `id` acts in the master's view on a replica: the master
+/// link's, or one whose client is unknown (0).
+#[inline]
+pub fn from_master_client(id: u64) -> bool {
+    id == 0 || id == MASTER_CLIENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether lookups see logically expired keys (see [`master_view`]).
 #[inline]
 pub(crate) fn in_master_view() -> bool {
