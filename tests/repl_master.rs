@@ -415,3 +415,34 @@ fn offset_covers_each_write_before_its_reply() {
         info_field(&mut rc, "replication", "slave_repl_offset").and_then(|v| v.parse::<u64>().ok()) >= Some(last)
     });
 }
+
+/// `min-replicas-max-lag` raised by CONFIG SET takes effect at once, counted from the
+/// replicas' last ACKs (after a replica was stopped long enough to refuse writes).
+fn min_replicas_recount(m: Server) -> Vec<String> {
+    let mut r = replica_of(&m, &[]);
+    let mut c = m.client();
+    until("the replica online", || {
+        info_field(&mut c, "replication", "slave0").is_some_and(|s| s.contains("state=online"))
+    });
+    let mut seen = Vec::new();
+    let _: String = cmd(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    let _: String = cmd(&mut c, &["CONFIG", "SET", "min-replicas-max-lag", "2"]);
+    seen.push(m.cli(&["set", "foo", "1"]).trim().to_string());
+    let pid = r.pid().to_string();
+    let stop = |sig: &str| std::process::Command::new("kill").args([sig, &pid]).status().expect("kill");
+    stop("-STOP");
+    until("writes refused", || m.cli(&["set", "foo", "2"]).starts_with("NOREPLICAS"));
+    seen.push(m.cli(&["set", "foo", "3"]).trim().to_string());
+    stop("-CONT");
+    let _: String = cmd(&mut c, &["CONFIG", "SET", "min-replicas-max-lag", "30"]);
+    seen.push(m.cli(&["set", "foo", "4"]).trim().to_string());
+    assert!(r.is_running());
+    seen
+}
+
+#[test]
+fn min_replicas_max_lag_set_at_run_time_recounts_as_redis() {
+    let want = min_replicas_recount(Server::redis_on(port(), &[]));
+    assert_eq!(want, ["OK", "NOREPLICAS Not enough good replicas to write.", "OK"]);
+    assert_eq!(min_replicas_recount(master(&[])), want);
+}
