@@ -1,8 +1,8 @@
 //! List values: a quicklist-like run of packed nodes, as Redis 7.0 stores every list.
 //!
-//! A [`ListValue`] is a `VecDeque` of nodes; a node is one exactly-sized `Box<[u8]>` holding its
-//! entries back to back, plus its entry count, so index lookups skip whole nodes by count and
-//! only scan inside one node (from its nearer end).
+//! A [`ListValue`] is a `VecDeque` of nodes; a node is one buffer holding its entries back to
+//! back (with room at the end the list grows from, see `list_buf`), plus its entry count, so
+//! index lookups skip whole nodes by count and only scan inside one node (from its nearer end).
 //!
 //! Entry layout: `len | bytes | len reversed`, where `len` is the element's length as a LEB128
 //! varint (1 byte up to 127, 2 up to 16383, ...) and the trailing copy holds the same varint bytes
@@ -20,6 +20,7 @@
 //! list (LREM, LTRIM, LINSERT/LSET shrinking) merge a node with a neighbour when both fit in
 //! one node; pops at the ends only drop emptied nodes (as Redis does).
 
+use super::list_buf::NodeBuf;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -51,6 +52,16 @@ pub fn fill() -> i64 {
 
 fn fits(bytes: usize, count: usize) -> bool {
     fits_fill(fill(), bytes, count)
+}
+
+/// Most bytes of entries a node with more than one entry holds under the fill in force.
+fn node_bytes_max() -> usize {
+    let fill = fill();
+    if fill < 0 {
+        SIZE_LEVELS[(fill.unsigned_abs() as usize - 1).min(4)]
+    } else {
+        SAFETY_LIMIT
+    }
 }
 
 fn varint_len(mut n: usize) -> usize {
@@ -115,7 +126,7 @@ fn read_back(buf: &[u8], end: usize) -> (usize, usize, usize) {
 /// One packed node.
 #[derive(Clone, Default)]
 struct Node {
-    buf: Box<[u8]>,
+    buf: NodeBuf,
     count: u32,
 }
 
@@ -123,7 +134,7 @@ impl Node {
     fn single(e: &[u8]) -> Node {
         let mut buf = vec![0; entry_size(e.len())].into_boxed_slice();
         write_entry(&mut buf, e);
-        Node { buf, count: 1 }
+        Node { buf: NodeBuf::exact(buf), count: 1 }
     }
 
     /// Byte offset of entry `k` (`k <= count`), scanning from the nearer end.
@@ -142,25 +153,15 @@ impl Node {
         &self.buf[s..e]
     }
 
-    /// Replaces bytes `start..end` with the encoded `e` (or just removes them), keeping the
-    /// buffer exactly sized (grown or shrunk in place by the allocator when it can).
+    /// Replaces bytes `start..end` with the encoded `e` (or just removes them); at the node's
+    /// ends this moves no other entry while the buffer has room there (see `list_buf`).
     fn splice(&mut self, start: usize, end: usize, e: Option<&[u8]>) {
         let add = e.map_or(0, |e| entry_size(e.len()));
-        let del = end - start;
-        let mut v = std::mem::take(&mut self.buf).into_vec();
-        let old = v.len();
-        if add > del {
-            v.reserve_exact(add - del);
-            v.resize(old + add - del, 0);
-            v.copy_within(end..old, start + add);
-        } else {
-            v.copy_within(end..old, start + add);
-            v.truncate(old - del + add);
-        }
-        if let Some(e) = e {
-            write_entry(&mut v[start..start + add], e);
-        }
-        self.buf = v.into_boxed_slice();
+        self.buf.splice(start, end, add, node_bytes_max(), |dst| {
+            if let Some(e) = e {
+                write_entry(dst, e);
+            }
+        });
     }
 
     /// Removes up to `limit` entries equal to `e`, scanning from the back if `from_back`.
@@ -198,7 +199,7 @@ impl Node {
             at = *t;
         }
         v.extend_from_slice(&buf[at..]);
-        self.buf = v.into_boxed_slice();
+        self.buf = NodeBuf::exact(v.into_boxed_slice());
         self.count -= hits.len() as u32;
         hits.len()
     }
@@ -419,9 +420,7 @@ impl ListValue {
             }
         }
         let right = Node { buf: n.buf[cut..].into(), count: n.count - taken };
-        let mut v = std::mem::take(&mut n.buf).into_vec();
-        v.truncate(cut);
-        n.buf = v.into_boxed_slice();
+        n.buf = n.buf[..cut].into();
         n.count = taken;
         self.nodes.insert(k + 1, right);
         self.split(k + 1);
@@ -436,10 +435,10 @@ impl ListValue {
         }
         let Some(b) = self.nodes.remove(k + 1) else { return false };
         let a = &mut self.nodes[k];
-        let mut v = std::mem::take(&mut a.buf).into_vec();
-        v.reserve_exact(b.buf.len());
+        let mut v = Vec::with_capacity(a.buf.len() + b.buf.len());
+        v.extend_from_slice(&a.buf);
         v.extend_from_slice(&b.buf);
-        a.buf = v.into_boxed_slice();
+        a.buf = NodeBuf::exact(v.into_boxed_slice());
         a.count += b.count;
         true
     }
@@ -553,9 +552,9 @@ impl ListValue {
         self.nodes.iter().map(|n| n.buf.len()).sum()
     }
 
-    /// Heap bytes: the node table and every node's buffer.
+    /// Heap bytes: the node table and every node's buffer (with its room).
     pub fn heap_size(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>() + self.packed_bytes()
+        self.nodes.capacity() * std::mem::size_of::<Node>() + self.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>()
     }
 }
 

@@ -286,3 +286,44 @@ fn heap_size_counts_nodes_and_buffers() {
     assert_eq!(l.node_count(), 1);
     assert_eq!(l.heap_size(), std::mem::size_of::<Node>() + 10 * 9);
 }
+
+#[test]
+fn pushes_at_either_end_use_room_and_pops_give_it_back() {
+    for front in [true, false] {
+        let mut l = ListValue::new();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        for i in 0..5000 {
+            let e = format!("element:{i}").into_bytes();
+            if front {
+                l.push_front(&e);
+                model.push_front(e);
+            } else {
+                l.push_back(&e);
+                model.push_back(e);
+            }
+        }
+        check(&l, &model);
+        // Room only where the list grew, at most half again the entries of a node.
+        let packed = l.packed_bytes();
+        let table = l.nodes.capacity() * std::mem::size_of::<Node>();
+        assert!(l.heap_size() - table <= packed + packed / 2, "too much room");
+        for n in &l.nodes {
+            assert!(n.buf.capacity() <= 8192 + 8192 / 2, "a node's room grew past the fill");
+        }
+        // Popping from both ends, with pushes in between, keeps order and trims the room.
+        for i in 0..4990 {
+            match i % 5 {
+                0 => assert_eq!(l.pop_back(), model.pop_back()),
+                3 => {
+                    let e = format!("again:{i}").into_bytes();
+                    l.push_front(&e);
+                    model.push_front(e);
+                }
+                _ => assert_eq!(l.pop_front(), model.pop_front()),
+            }
+        }
+        check(&l, &model);
+        let table = l.nodes.capacity() * std::mem::size_of::<Node>();
+        assert!(l.heap_size() - table <= 2 * l.packed_bytes() + 128, "popped room was not given back");
+    }
+}

@@ -13,6 +13,7 @@ pub mod hash_pack;
 pub mod hll;
 pub mod intset;
 pub mod list;
+mod list_buf;
 pub mod set;
 pub mod set_dict;
 pub mod snap;
