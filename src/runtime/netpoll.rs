@@ -6,9 +6,13 @@
 //! arrives while the shard is running, a task-work interrupt (an IPI on another CPU) to post the
 //! completion. Here a socket is registered once; arrivals only put it on the epoll ready list,
 //! and one task per thread (the "poller") collects the whole list with a single `epoll_wait`
-//! per executor turn and wakes the connections it names. Only when that list is empty does the
-//! poller ask glommio to wake it when the epoll fd turns readable (one io_uring poll per idle
-//! period, not per request), so an idle node still sleeps in the kernel.
+//! per executor turn and wakes the connections it names. When that list is empty the poller
+//! goes idle, and the thread sleeps in `epoll_wait` itself: the poller installs glommio's sleep
+//! hook (`glommio::set_sleep_hook`, a patch of the vendored crate), so when the executor has
+//! nothing to run it blocks in one `epoll_wait` on the client sockets and the reactor's two
+//! ring fds (readable when a timer, a cross-thread wake or other I/O completes) instead of
+//! linking its rings in the kernel. Each pass of the reactor also collects ready sockets for an
+//! idle poller without blocking. An idle node still sleeps in the kernel.
 //!
 //! Edge-triggered bookkeeping: a socket is "readable" from an event until a read returns less
 //! than asked (TCP and Unix stream reads return short only when the receive queue is empty, and
@@ -20,7 +24,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -52,7 +56,14 @@ struct Poller {
     epfd: RawFd,
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u32>>,
+    /// The poller task, while it waits for the sleep hook to find ready sockets.
+    idle: RefCell<Option<Waker>>,
+    /// The reactor's ring fds are in the epoll set (added on the first sleep).
+    rings_added: std::cell::Cell<bool>,
 }
+
+/// The epoll token of the reactor's ring fds (no socket slot has this index).
+const RING_TOKEN: u64 = u64::MAX;
 
 thread_local! {
     static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
@@ -69,8 +80,16 @@ fn poller() -> io::Result<Rc<Poller>> {
         if epfd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let p = Rc::new(Poller { epfd, slots: RefCell::new(Vec::new()), free: RefCell::new(Vec::new()) });
+        let p = Rc::new(Poller {
+            epfd,
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            idle: RefCell::new(None),
+            rings_added: std::cell::Cell::new(false),
+        });
         *cell.borrow_mut() = Some(p.clone());
+        let hooked = p.clone();
+        glommio::set_sleep_hook(Some(Rc::new(move |rings| hooked.collect(rings))));
         // The client-command queue, whichever task happened to open the first socket.
         match glommio::spawn_local_into(run(p.clone()), glommio::TaskQueueHandle::default()) {
             Ok(t) => {
@@ -131,30 +150,72 @@ async fn run(p: Rc<Poller>) {
             yield_to_woken().await;
             continue;
         }
-        epoll_fd_readable(p.epfd).await;
+        // Idle (or the budget is spent): the executor goes through its reactor, whose sleep
+        // hook (`Poller::collect`) wakes this task once sockets are ready again.
+        p.idle_wait().await;
         turn = std::time::Instant::now();
     }
 }
 
-/// Waits until the epoll fd has events, through glommio's reactor (an io_uring poll on a
-/// duplicate of the fd, armed once per wait; a stream over a non-socket is only ever polled,
-/// and its first read after the poll fires fails at once with ENOTSOCK).
-async fn epoll_fd_readable(epfd: RawFd) {
-    // SAFETY: plain syscall; the duplicate is owned by the stream below, which closes it.
-    let dup = unsafe { libc::fcntl(epfd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        tracing::warn!("dup of the epoll fd: {}", io::Error::last_os_error());
-        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-        return;
-    }
-    // SAFETY: `dup` is a fresh fd owned by nothing else.
-    let mut s = unsafe { glommio::net::TcpStream::from_raw_fd(dup) };
-    let mut b = [0u8; 1];
-    let _ = futures_lite::AsyncReadExt::read(&mut s, &mut b).await;
-}
-
 impl Poller {
-    fn dispatch(&self, events: &[libc::epoll_event]) {
+    /// Waits until the sleep hook has seen socket events (it takes `idle` and wakes us).
+    fn idle_wait(&self) -> impl Future<Output = ()> + '_ {
+        let mut parked = false;
+        std::future::poll_fn(move |cx| {
+            let mut idle = self.idle.borrow_mut();
+            if parked && idle.is_none() {
+                return Poll::Ready(());
+            }
+            parked = true;
+            *idle = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
+    /// glommio's sleep hook. `None`: collects ready sockets without blocking, for an idle
+    /// poller only (a running poller collects them itself). `Some(ring_fds)`: the executor
+    /// has nothing to run; blocks until a socket or one of the reactor's rings is readable
+    /// (or a signal/task-work interrupt). Returns how many tasks it woke.
+    fn collect(&self, rings: Option<[RawFd; 2]>) -> usize {
+        let timeout = match rings {
+            None if self.idle.borrow().is_none() => return 0,
+            None => 0,
+            Some(fds) => {
+                if !self.rings_added.get() {
+                    for fd in fds {
+                        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: RING_TOKEN };
+                        // SAFETY: `ev` is valid; the ring fds live as long as the thread's reactor.
+                        if unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                            // Without the rings in the set a blocking wait could miss timers.
+                            tracing::warn!("epoll_ctl on a ring fd: {}", io::Error::last_os_error());
+                            return 0;
+                        }
+                    }
+                    self.rings_added.set(true);
+                }
+                -1
+            }
+        };
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        // SAFETY: `events` has room for 64 entries.
+        let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, timeout) };
+        if n <= 0 {
+            return 0;
+        }
+        let events = &events[..n as usize];
+        let mut woke = self.dispatch(events);
+        if events.iter().any(|e| e.u64 != RING_TOKEN) {
+            let idle = self.idle.borrow_mut().take();
+            if let Some(w) = idle {
+                w.wake();
+                woke += 1;
+            }
+        }
+        woke
+    }
+
+    /// Marks the sockets named by `events` ready and wakes their tasks; returns how many.
+    fn dispatch(&self, events: &[libc::epoll_event]) -> usize {
         // Woken after the borrow ends: dropping a waker may drop a task and its streams.
         let mut woken: smallvec::SmallVec<[Waker; 32]> = smallvec::SmallVec::new();
         {
@@ -178,9 +239,11 @@ impl Poller {
                 }
             }
         }
+        let n = woken.len();
         for w in woken {
             w.wake();
         }
+        n
     }
 
     /// Registers `fd`; returns its slot index and generation.

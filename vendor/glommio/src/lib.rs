@@ -456,6 +456,8 @@ pub use crate::{
     shares::{Shares, SharesManager},
     sys::hardware_topology::CpuLocation,
 };
+/// slotcore patch: see `SleepHook`.
+pub use crate::sys::{set_sleep_hook, SleepHook};
 pub use enclose::enclose;
 pub use scopeguard::defer;
 use sketches_ddsketch::DDSketch;

@@ -852,6 +852,7 @@ impl Reactor {
     pub(crate) fn spin_poll_io(&self) -> io::Result<bool> {
         let mut woke = 0;
         self.sys.poll_io(&mut woke)?;
+        woke += crate::sys::poll_sleep_hook(None);
         woke += self.process_timers().1;
         woke += self.process_shared_channels();
 

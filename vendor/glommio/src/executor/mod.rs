@@ -1498,6 +1498,13 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if spin_before_park.is_zero() && crate::sys::has_sleep_hook() {
+                        // slotcore patch: with a sleep hook, park's own pass polls everything
+                        // a spin pass would (and collects the hook's readiness in its wait).
+                        this.parker
+                            .park()
+                            .expect("Failed to park! This is actually pretty bad!");
+                        pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {

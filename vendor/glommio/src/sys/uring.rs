@@ -1215,6 +1215,35 @@ impl UringCommon for SleepableRing {
     }
 }
 
+/// slotcore patch: a per-thread hook through which the embedding program sleeps on its own
+/// readiness source (an epoll instance) instead of the reactor's linked rings.
+///
+/// `hook(None)` collects whatever is ready without blocking and returns how many tasks it woke;
+/// `hook(Some(ring_fds))` blocks until one of `ring_fds` (the reactor's main and latency
+/// rings, readable when they hold completions) or one of the hook's own sources is readable,
+/// or a signal/task-work interrupt. Every wake-up source of the reactor completes into one
+/// of those two rings (timers and foreign wakes land in the latency ring), so sleeping
+/// there loses nothing.
+pub type SleepHook = std::rc::Rc<dyn Fn(Option<[RawFd; 2]>) -> usize>;
+
+thread_local! {
+    static SLEEP_HOOK: RefCell<Option<SleepHook>> = const { RefCell::new(None) };
+}
+
+/// Installs (or with `None` removes) this thread's sleep hook (see [`SleepHook`]).
+pub fn set_sleep_hook(hook: Option<SleepHook>) {
+    SLEEP_HOOK.with(|h| *h.borrow_mut() = hook);
+}
+
+pub(crate) fn has_sleep_hook() -> bool {
+    SLEEP_HOOK.with(|h| h.borrow().is_some())
+}
+
+pub(crate) fn poll_sleep_hook(fds: Option<[RawFd; 2]>) -> usize {
+    let hook = SLEEP_HOOK.with(|h| h.borrow().clone());
+    hook.map_or(0, |h| h(fds))
+}
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1222,6 +1251,8 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// slotcore patch: when the armed latency preemption timer fires.
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1384,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1820,16 +1852,43 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // slotcore patch: the armed timer stays while it has not fired and fires no later
+        // than a new one would (a task queue may get preempted earlier than the full timer
+        // after its start, never later), and it is cancelled only when we do sleep (below):
+        // a pass that neither sleeps nor finds the timer fired makes no cancel + re-arm
+        // round trip through the kernel.
+        let now = Instant::now();
+        let wanted = preempt_timer();
+        let armed = self.latency_preemption_timeout_src.take();
+        let keep_latency_timer = armed.as_ref().is_some_and(|s| !s.has_result())
+            && self
+                .latency_preemption_deadline
+                .get()
+                .is_some_and(|deadline| wanted.map_or(true, |d| deadline <= now + d));
+        if keep_latency_timer {
+            self.latency_preemption_timeout_src.set(armed);
+        } else {
+            drop(armed);
+            self.latency_preemption_deadline.set(None);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. (slotcore patch: an armed one that has not fired stays; it then counts
+        // completions since it was armed rather than since this pass.)
+        let armed = self.throughput_preemption_timeout_src.take();
+        match armed {
+            Some(s) if !s.has_result() => self.throughput_preemption_timeout_src.set(Some(s)),
+            _ => {
+                drop(armed);
+                self.throughput_preemption_timeout_src.replace(Some(
+                    main_ring.prepare_throughput_preemption_timer(
+                        self.ring_depth() as u32,
+                        self.eventfd_src.raw(),
+                    ),
+                ));
+            }
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1840,6 +1899,12 @@ impl Reactor {
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        // slotcore patch: readiness the embedding program collects itself (see `SleepHook`);
+        // when we may sleep (no preempt timer), the sleep hook's own wait collects it.
+        if wanted.is_some() {
+            woke += poll_sleep_hook(None);
+        }
+
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
@@ -1848,12 +1913,30 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // We are about to go to sleep. It's ok to sleep, but if there
-            // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+            // slotcore patch: the kept timer (see above) stays if it wakes us no later than
+            // the next user timer is due (an early wake-up is one more pass); otherwise it
+            // goes now, its cancellation completed and consumed before sleeping.
+            let now = Instant::now();
+            let keep = match (user_timer, self.latency_preemption_deadline.get()) {
+                (Some(dur), Some(deadline)) => deadline <= now + dur,
+                _ => false,
+            };
+            if !keep {
+                if let Some(src) = self.latency_preemption_timeout_src.take() {
+                    self.latency_preemption_deadline.set(None);
+                    drop(src);
+                    flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
+                    flush_rings!(lat_ring, poll_ring, main_ring)?;
+                    consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+                }
+                // We are about to go to sleep. It's ok to sleep, but if there
+                // is a timer set, we need to make sure we wake up to handle it.
+                if let Some(dur) = user_timer {
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    self.latency_preemption_deadline.set(Some(now + dur));
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1866,7 +1949,19 @@ impl Reactor {
             membarrier::heavy();
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
-                if self.eventfd_src.is_installed().unwrap() {
+                if self.eventfd_src.is_installed().unwrap() && has_sleep_hook() {
+                    // slotcore patch: the hook blocks until either ring's fd is readable
+                    // (or its own fds are), in place of linking the rings in the kernel.
+                    let fds = [main_ring.ring_fd(), lat_ring.ring_fd()];
+                    drop(main_ring);
+                    drop(lat_ring);
+                    drop(poll_ring);
+                    poll_sleep_hook(Some(fds));
+                    main_ring = self.main_ring.borrow_mut();
+                    lat_ring = self.latency_ring.borrow_mut();
+                    poll_ring = self.poll_ring.borrow_mut();
+                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
+                } else if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
@@ -1880,8 +1975,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            if self.latency_preemption_deadline.get().is_none() {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_deadline.set(Some(Instant::now() + preempt));
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
