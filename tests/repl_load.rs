@@ -183,3 +183,43 @@ fn writable_replica_expires_its_own_keys_as_redis() {
     let want = writable_replica_expiry(false);
     assert_eq!(writable_replica_expiry(true), want);
 }
+
+/// The replica's `== CRITICAL ==` log line (without the log prefix) and INFO's
+/// `unexpected_error_replies` after a writable replica's key makes the master's INCRBY fail.
+fn divergence(slotcore: bool) -> (String, String, String) {
+    let m = master();
+    let r = replica(slotcore, &["--replica-read-only", "no"]);
+    follow(&r, &m);
+    assert_eq!(r.cli(&["set", "number2", "foo"]).trim(), "OK");
+    assert_eq!(m.cli(&["incrby", "number2", "1"]).trim(), "1");
+    assert_eq!(m.cli(&["wait", "1", "2000"]).trim(), "1");
+    wait_for(common::WAIT, "the error logged", || r.log_text().contains("== CRITICAL =="));
+    let log = r.log_text();
+    let line = log.lines().find(|l| l.contains("== CRITICAL ==")).unwrap_or("");
+    let line = line[line.find("== CRITICAL ==").unwrap_or(0)..].to_string();
+    (line, r.cli(&["get", "number2"]).trim().to_string(), field(&r, "stats", "unexpected_error_replies"))
+}
+
+#[test]
+fn data_divergence_on_a_writable_replica_is_logged_as_redis() {
+    let want = divergence(false);
+    assert!(want.0.contains("'incrby'"), "{want:?}");
+    assert_eq!(divergence(true), want);
+}
+
+/// With `propagation-error-behavior panic-on-replicas`, a read-only replica that fails a
+/// command of its master's stream stops (Redis's serverPanic); true when the process exited.
+fn panics_on_a_failed_master_command(slotcore: bool) -> bool {
+    let m = master();
+    let mut r = replica(slotcore, &["--propagation-error-behavior", "panic-on-replicas"]);
+    follow(&r, &m);
+    assert_eq!(m.cli(&["debug", "replicate", "fake-command-1"]).trim(), "OK");
+    let exited = r.wait_exit(common::WAIT).is_some() || !r.is_running();
+    exited && r.log_text().contains("fake-command-1")
+}
+
+#[test]
+fn propagation_error_behavior_panic_on_replicas_stops_the_replica_as_redis() {
+    assert!(panics_on_a_failed_master_command(false));
+    assert!(panics_on_a_failed_master_command(true));
+}

@@ -333,7 +333,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:{}\r\ntotal_error_replies:{}\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
                 sum(&|r| r.net_in),
@@ -354,6 +354,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
                 node.tracking.total_keys.load(std::sync::atomic::Ordering::Relaxed),
                 node.tracking.total_items.load(std::sync::atomic::Ordering::Relaxed),
                 node.tracking.total_prefixes(),
+                crate::conn::master::UNEXPECTED_ERROR_REPLIES.load(std::sync::atomic::Ordering::Relaxed),
                 sum(&|r| r.errors)
             ),
         );

@@ -108,7 +108,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "pidfile", default: "", kind: Kind::Str, mutable: false, acted: true },
     Directive { name: "port", default: "6379", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "proc-title-template", default: "{title} {listen-addr} {server-mode}", kind: Kind::Str, mutable: true, acted: true },
-    Directive { name: "propagation-error-behavior", default: "ignore", kind: Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), mutable: true, acted: false },
+    Directive { name: "propagation-error-behavior", default: "ignore", kind: Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), mutable: true, acted: true },
     Directive { name: "protected-mode", default: "yes", kind: Kind::Bool, mutable: true, acted: true },
     Directive { name: "proto-max-bulk-len", default: "536870912", kind: Kind::Memory, mutable: true, acted: true },
     Directive { name: "rdb-del-sync-files", default: "no", kind: Kind::Bool, mutable: true, acted: true },

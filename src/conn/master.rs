@@ -25,7 +25,104 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Error replies a master link or an AOF replay produced (INFO `unexpected_error_replies`).
+pub static UNEXPECTED_ERROR_REPLIES: AtomicU64 = AtomicU64::new(0);
+
+/// Who produced the error replies [`log_unexpected_errors`] reports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Master,
+    Aof,
+}
+
+/// Redis's `afterErrorReply` for the master link and the AOF replay: each error reply the
+/// stream's commands produced is logged as `== CRITICAL ==` with the command's name, counted,
+/// and with `propagation-error-behavior panic` (or `panic-on-replicas` for a read-only
+/// replica's master link) the process aborts, as Redis's `serverPanic`. `names` are the
+/// lowercase command names of the requests whose replies `wbuf` holds, in order.
+fn log_unexpected_errors(shard: &Shard, wbuf: &[u8], names: &[String], source: Source) {
+    let errors = top_level_errors(wbuf);
+    if errors.is_empty() {
+        return;
+    }
+    let cfg = shard.state.borrow().config.clone();
+    let behavior = cfg.get("propagation-error-behavior").unwrap_or("ignore");
+    let (from, to) = match source {
+        Source::Master => ("replica", "master"),
+        Source::Aof => ("server", "AOF-loading-client"),
+    };
+    for (i, text) in errors {
+        // Redis logs an error its handler wrote without a code (`addReplyError`) without the
+        // `ERR ` it sends, and a coded one (shared error objects) with its leading `-`; an
+        // unknown command has no command name.
+        let unknown = text.starts_with(b"ERR unknown command");
+        let name = if unknown { "<unknown>" } else { names.get(i).map_or("<unknown>", String::as_str) };
+        let text = match text.strip_prefix(b"ERR ") {
+            Some(rest) => String::from_utf8_lossy(&rest[..rest.len().min(4096)]).into_owned(),
+            None => format!("-{}", String::from_utf8_lossy(&text[..text.len().min(4095)])),
+        };
+        tracing::warn!(
+            "== CRITICAL == This {from} is sending an error to its {to}: '{text}' after processing the command '{name}'"
+        );
+        UNEXPECTED_ERROR_REPLIES.fetch_add(1, Ordering::Relaxed);
+        let panic_in_replicas = source == Source::Master
+            && cfg.get("replica-read-only") != Some("no")
+            && matches!(behavior, "panic" | "panic-on-replicas");
+        let panic_in_aof = source == Source::Aof && behavior == "panic";
+        if panic_in_replicas || panic_in_aof {
+            tracing::error!(
+                "Guru Meditation: This {from} panicked sending an error to its {to} after processing the command '{name}'"
+            );
+            std::process::abort();
+        }
+    }
+}
+
+/// The error replies among the top-level RESP2 replies in `buf`: (reply index, text without
+/// the `-` and CRLF). Stops at anything it cannot walk.
+fn top_level_errors(buf: &[u8]) -> Vec<(usize, &[u8])> {
+    fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        Some((&buf[at..end], end + 2))
+    }
+    fn skip(buf: &[u8], at: usize) -> Option<usize> {
+        let (head, next) = line(buf, at)?;
+        let n = || std::str::from_utf8(head.get(1..)?).ok()?.parse::<i64>().ok();
+        match head.first()? {
+            b'+' | b'-' | b':' => Some(next),
+            b'$' => match n()? {
+                len if len < 0 => Some(next),
+                len => Some(next + len as usize + 2),
+            },
+            b'*' => (0..n()?.max(0)).try_fold(next, |at, _| skip(buf, at)),
+            _ => None,
+        }
+    }
+    let mut out = Vec::new();
+    let (mut at, mut i) = (0, 0);
+    while at < buf.len() {
+        if buf[at] == b'-' {
+            match line(buf, at) {
+                Some((text, _)) => out.push((i, &text[1..])),
+                None => break,
+            }
+        }
+        match skip(buf, at) {
+            Some(next) => at = next,
+            None => break,
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The lowercase command names of `run`, for [`log_unexpected_errors`].
+fn command_names(run: &[Request]) -> Vec<String> {
+    run.iter().map(|r| r.args.first().map(|a| String::from_utf8_lossy(a).to_lowercase()).unwrap_or_default()).collect()
+}
 
 /// Where the master's stream starts.
 pub struct MasterStart {
@@ -166,8 +263,10 @@ impl Conn {
         if run.is_empty() {
             return;
         }
+        let names = command_names(&run);
         self.dispatch_batch(run).await;
-        // The master never gets replies.
+        // The master never gets replies; errors are logged.
+        log_unexpected_errors(&self.shard, &self.wbuf, &names, Source::Master);
         self.wbuf.clear();
         self.processed(len, link);
     }
@@ -217,7 +316,9 @@ pub async fn replay(shard: Rc<Shard>, cmds: Vec<Vec<bytes::Bytes>>) {
     let mut it = cmds.into_iter().peekable();
     while it.peek().is_some() {
         let batch: Vec<Request> = it.by_ref().take(1024).map(|args| Request { args }).collect();
+        let names = command_names(&batch);
         conn.dispatch_batch(batch).await;
+        log_unexpected_errors(&shard, &conn.wbuf, &names, Source::Aof);
         conn.wbuf.clear();
     }
     shard.state.borrow_mut().clients.remove(&id);
