@@ -206,3 +206,47 @@ fn fix_closes_open_slots_and_covers_unserved_ones() {
     check_ok(&entry, &all);
     assert_keys(&ns[1], &all, 3000, total);
 }
+
+/// INFO's `blocked_clients`.
+fn blocked_clients(s: &Server) -> String {
+    let text = s.cli(&["info", "clients"]);
+    text.lines().find_map(|l| l.strip_prefix("blocked_clients:")).unwrap_or("").trim().to_string()
+}
+
+/// Clients blocked on a key follow the cluster as Redis's cron moves them: a reshard that takes
+/// the key's slot away answers them `-MOVED` to the new owner, and a node left in a minority
+/// answers its blocked clients `-CLUSTERDOWN The cluster is down`.
+#[test]
+fn blocked_clients_are_redirected_when_their_slot_moves_or_the_cluster_fails() {
+    let mut n1 = slotcore_node();
+    let mut n2 = slotcore_node();
+    let n3 = slotcore_node();
+    create(&[&n1, &n2, &n3], 0);
+    wait_ok(&[&n1, &n2, &n3]);
+    // key9184688 hashes to 10923, the first slot of the third master, the one a 1-slot
+    // reshard from it moves.
+    assert_eq!(keyslot(&n3, "key9184688"), 10923);
+    let mut blocked = n3.raw();
+    blocked.send_cmd(&[b"BRPOP", b"key9184688", b"0"]);
+    wait_for(WAIT, "the client blocked", || blocked_clients(&n3) == "1");
+    let entry = format!("127.0.0.1:{}", n3.port);
+    let (to, from) = (myid(&n1), myid(&n3));
+    let args = cluster_args(
+        "reshard",
+        &entry,
+        &["--cluster-to", &to, "--cluster-from", &from, "--cluster-slots", "1", "--cluster-yes"],
+    );
+    let (ok, out) = cli_timeout(60, &args);
+    assert!(ok, "reshard failed:\n{out}");
+    assert_eq!(blocked.reply(), format!("-MOVED 10923 127.0.0.1:{}\r\n", n1.port));
+    wait_for(WAIT, "no blocked client left", || blocked_clients(&n3) == "0");
+
+    // A key still served by the third master; then the other two masters die.
+    let mut down = n3.raw();
+    let key = (0..).map(|i| format!("k{i}")).find(|k| keyslot(&n3, k) > 11000).unwrap_or_default();
+    down.send_cmd(&[b"BLPOP", key.as_bytes(), b"0"]);
+    wait_for(WAIT, "the client blocked", || blocked_clients(&n3) == "1");
+    n1.kill9();
+    n2.kill9();
+    assert_eq!(down.reply(), "-CLUSTERDOWN The cluster is down\r\n");
+}

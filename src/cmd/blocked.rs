@@ -293,3 +293,43 @@ pub fn serve_ready(st: &mut ShardState) {
         }
     }
 }
+
+/// After the cluster view changed (Redis's `clusterRedirectBlockedClientIfNeeded`): a waiter
+/// whose slot this node no longer serves, nor imports, is answered `-MOVED` to the new owner
+/// (`-CLUSTERDOWN Hash slot not served` when nobody serves it), and every waiter gets
+/// `-CLUSTERDOWN The cluster is down` while the cluster is down, since the write that would
+/// serve it may never come. A read (XREAD) on a replica of the slot's owner keeps waiting,
+/// as a READONLY client's would.
+pub fn redirect_after_cluster_change(st: &mut ShardState, view: &crate::cluster::view::ClusterView) {
+    use crate::cluster::redirect;
+    use crate::cluster::view::SlotRoute;
+    if st.blocked.is_empty() || !view.enabled {
+        return;
+    }
+    let mut answers: Vec<(u64, Reply)> = Vec::new();
+    for (&id, w) in &st.blocked.waiters {
+        let Some(key) = w.keys.first() else { continue };
+        let slot = crate::cluster::key_slot(key);
+        let reply = if !view.ok {
+            Reply::err(redirect::DOWN)
+        } else {
+            match view.route[slot as usize] {
+                SlotRoute::Mine { .. } | SlotRoute::Other { importing: true, .. } => continue,
+                SlotRoute::Other { my_master: true, .. }
+                    if view.replica && matches!(&w.serve, Serve::Stream(s) if s.group.is_none()) =>
+                {
+                    continue
+                }
+                SlotRoute::Other { addr, .. } => redirect::moved(slot, &view.addrs[addr as usize]),
+                SlotRoute::Unassigned => Reply::err(redirect::UNBOUND),
+            }
+        };
+        answers.push((id, reply));
+    }
+    for (id, reply) in answers {
+        let Some(w) = st.blocked.remove(id) else { continue };
+        if let Some(tx) = w.token.claim() {
+            let _ = tx.send(Wake::Reply(reply));
+        }
+    }
+}

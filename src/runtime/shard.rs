@@ -98,6 +98,7 @@ impl Shard {
         if dropped > 0 {
             tracing::info!("Deleted {} keys in slots this shard no longer serves", dropped);
         }
+        crate::cmd::blocked::redirect_after_cluster_change(&mut st, &v);
         *self.view.borrow_mut() = v;
     }
 
