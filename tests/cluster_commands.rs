@@ -446,3 +446,27 @@ fn hostname_endpoints_match_redis() {
         }
     }
 }
+
+/// CONFIG SET of `cluster-announce-port` / `-bus-port` changes myself's address in CLUSTER
+/// NODES at once and reaches the other node by gossip; 0 goes back to the real ports.
+#[test]
+fn announced_ports_change_at_run_time_and_spread() {
+    use common::cluster::{slotcore_node, wait_for};
+    let (a, b) = (slotcore_node(), slotcore_node());
+    assert_eq!(a.cli(&["cluster", "meet", "127.0.0.1", &b.port.to_string()]).trim(), "OK");
+    let me = |s: &Server| s.cli(&["cluster", "nodes"]).lines().find(|l| l.contains("myself")).unwrap_or("").to_string();
+    let seen_by_b =
+        |id: &str| b.cli(&["cluster", "nodes"]).lines().find(|l| l.starts_with(id)).unwrap_or("").to_string();
+    let id = a.cli(&["cluster", "myid"]).trim().to_string();
+    wait_for(common::WAIT, "the nodes to meet", || seen_by_b(&id).contains(&format!(":{}@", a.port)));
+    let used = common::free_port();
+    assert_eq!(a.cli(&["config", "set", "cluster-announce-port", &used.to_string()]).trim(), "OK");
+    assert!(me(&a).contains(&format!(":{used}@{} ", a.port + 10000)), "{}", me(&a));
+    wait_for(common::WAIT, "the port gossiped", || seen_by_b(&id).contains(&format!(":{used}@")));
+    assert_eq!(a.cli(&["config", "set", "cluster-announce-bus-port", &used.to_string()]).trim(), "OK");
+    assert!(me(&a).contains(&format!(":{used}@{used} ")), "{}", me(&a));
+    wait_for(common::WAIT, "the bus port gossiped", || seen_by_b(&id).contains(&format!("@{used} ")));
+    a.cli(&["config", "set", "cluster-announce-port", "0"]);
+    a.cli(&["config", "set", "cluster-announce-bus-port", "0"]);
+    assert!(me(&a).contains(&format!(":{}@{} ", a.port, a.port + 10000)), "{}", me(&a));
+}

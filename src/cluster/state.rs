@@ -337,14 +337,22 @@ impl ClusterState {
         }
         st.current_epoch = conf.current_epoch;
         st.last_vote_epoch = conf.last_vote_epoch;
-        // Keep the announced address of myself current.
+        st.refresh_myself_address();
+        Ok(st)
+    }
+
+    /// Keeps myself's announced ports, IP and hostname those of the settings (at load, and
+    /// after CONFIG SET of `cluster-announce-*`, as Redis's `clusterUpdateMyselfAnnouncedPorts`
+    /// and `clusterUpdateMyselfHostname`); the next messages carry them to the other nodes.
+    pub fn refresh_myself_address(&mut self) {
         let (port, cport, ip, host) = (
-            st.settings.port,
-            st.settings.cport,
-            st.settings.announce_ip.clone(),
-            st.settings.announce_hostname.clone(),
+            self.settings.port,
+            self.settings.cport,
+            self.settings.announce_ip.clone(),
+            self.settings.announce_hostname.clone(),
         );
-        if let Some(me) = st.nodes.get_mut(&myself) {
+        let myself = self.myself;
+        if let Some(me) = self.nodes.get_mut(&myself) {
             me.port = port;
             me.cport = cport;
             if let Some(ip) = ip {
@@ -352,7 +360,6 @@ impl ClusterState {
             }
             me.hostname = host;
         }
-        Ok(st)
     }
 
     /// Myself.

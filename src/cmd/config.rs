@@ -144,7 +144,8 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         let s = crate::cluster::settings(&new);
         c.change(|st| {
             st.settings = s;
-            st.want(crate::cluster::state::todo::UPDATE_STATE);
+            st.refresh_myself_address();
+            st.want(crate::cluster::state::todo::UPDATE_STATE | crate::cluster::state::todo::SAVE_CONFIG);
         });
     }
     ctx.node().set_config(new);
