@@ -470,3 +470,62 @@ fn announced_ports_change_at_run_time_and_spread() {
     a.cli(&["config", "set", "cluster-announce-bus-port", "0"]);
     assert!(me(&a).contains(&format!(":{}@{} ", a.port, a.port + 10000)), "{}", me(&a));
 }
+
+/// CLUSTER LINKS lists both links with every peer (`to` and `from`), and DEBUG CLUSTERLINK
+/// KILL TO closes ours before anything published after it: an SPUBLISH right after it in one
+/// MULTI is lost for that replica only, and the link comes back.
+#[test]
+fn cluster_links_both_ways_and_a_killed_link_loses_only_what_it_carried() {
+    use common::cluster::{wait_for, NODE_TIMEOUT};
+    let node = || {
+        Server::slotcore(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            NODE_TIMEOUT,
+            "--enable-debug-command",
+            "yes",
+        ])
+    };
+    let (m, r1, r2) = (node(), node(), node());
+    let id = |s: &Server| s.cli(&["cluster", "myid"]).trim().to_string();
+    let (mid, r1id) = (id(&m), id(&r1));
+    assert_eq!(m.cli(&["cluster", "addslotsrange", "0", "16383"]).trim(), "OK");
+    for r in [&r1, &r2] {
+        assert_eq!(r.cli(&["cluster", "meet", "127.0.0.1", &m.port.to_string()]).trim(), "OK");
+    }
+    let links = |s: &Server| {
+        let out = s.cli(&["cluster", "links"]);
+        (out.matches("direction\nto\n").count(), out.matches("direction\nfrom\n").count())
+    };
+    wait_for(common::WAIT, "the nodes to meet", || {
+        [&r1, &r2].iter().all(|r| r.cli(&["cluster", "nodes"]).lines().count() == 3)
+    });
+    for r in [&r1, &r2] {
+        assert_eq!(r.cli(&["cluster", "replicate", &mid]).trim(), "OK");
+    }
+    wait_for(common::WAIT, "two links with each peer", || links(&m) == (2, 2));
+    common::cluster::wait_ok(&[&m, &r1, &r2]);
+    wait_for(common::WAIT, "the master to know its replicas", || {
+        m.cli(&["cluster", "nodes"]).lines().filter(|l| l.contains(&format!("slave {mid}"))).count() == 2
+    });
+    let mut subs = Vec::new();
+    for r in [&r1, &r2] {
+        let mut c = r.raw();
+        assert!(c.cmd(&["SSUBSCRIBE", "ch3"]).starts_with("*3\r\n$10\r\nssubscribe"));
+        subs.push(c);
+    }
+    let mut c = m.raw();
+    c.cmd(&["MULTI"]);
+    c.cmd(&["DEBUG", "CLUSTERLINK", "KILL", "TO", &r1id]);
+    c.cmd(&["SPUBLISH", "ch3", "hello"]);
+    assert_eq!(c.cmd(&["EXEC"]), "*2\r\n+OK\r\n:0\r\n");
+    wait_for(common::WAIT, "the link back", || links(&m) == (2, 2));
+    c.cmd(&["SPUBLISH", "ch3", "world"]);
+    let msg = |w: &str| format!("*3\r\n$8\r\nsmessage\r\n$3\r\nch3\r\n${}\r\n{w}\r\n", w.len());
+    assert_eq!(subs[0].reply(), msg("world"));
+    assert_eq!(subs[1].reply(), msg("hello"));
+    assert_eq!(subs[1].reply(), msg("world"));
+    assert_eq!(c.cmd(&["DEBUG", "CLUSTERLINK", "KILL", "sideways", &r1id]), "-ERR Unknown direction sideways\r\n");
+    assert!(c.cmd(&["DEBUG", "CLUSTERLINK", "KILL", "to", "abc"]).starts_with("-ERR Unknown node abc"));
+}

@@ -105,6 +105,11 @@ pub struct Node {
     pub fail_reports: Vec<(Name, u64)>,
     /// An outbound bus link to it is established (set by the bus).
     pub link_connected: bool,
+    /// When the outbound link was established (ms; set by the bus, for CLUSTER LINKS).
+    pub link_ctime: u64,
+    /// When its inbound link was accepted (ms, 0 = none; set by the bus once a message on
+    /// the link named this node, as Redis's `setClusterNodeToInboundClusterLink`).
+    pub inbound_ctime: u64,
 }
 
 impl Node {
@@ -132,6 +137,8 @@ impl Node {
             orphaned_time: 0,
             fail_reports: Vec::new(),
             link_connected: false,
+            link_ctime: 0,
+            inbound_ctime: 0,
         }
     }
     /// Has flag bit(s).

@@ -236,26 +236,34 @@ pub(super) fn count_failure_reports(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> 
     }))
 }
 
-/// CLUSTER LINKS: the outbound bus links this node has established (the bus records only
-/// whether a link is up, so each is reported with the node's creation time and empty buffers).
+/// CLUSTER LINKS: every bus link, per node the one we opened (`to`) and the one it opened
+/// to us (`from`), as Redis's `addReplyClusterLinksDescription`. Messages go to the link's
+/// writer task at once, so no send buffer is kept and a link waits only for reads (`r`).
 pub(super) fn links(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     let Some(c) = cluster_of(ctx) else { return disabled() };
+    let link = |dir: &str, name: &str, ctime: u64| {
+        Reply::Map(vec![
+            (s("direction"), s(dir)),
+            (s("node"), s(name)),
+            (s("create-time"), Reply::Int(ctime as i64)),
+            (s("events"), s("r")),
+            (s("send-buffer-allocated"), Reply::Int(0)),
+            (s("send-buffer-used"), Reply::Int(0)),
+        ])
+    };
     reply(c.with(|st| {
-        let links = st
-            .nodes_in_order()
-            .into_iter()
-            .filter(|n| n.name != st.myself && n.link_connected)
-            .map(|n| {
-                Reply::Map(vec![
-                    (s("direction"), s("to")),
-                    (s("node"), s(name_str(&n.name))),
-                    (s("create-time"), Reply::Int(n.ctime as i64)),
-                    (s("events"), s("r")),
-                    (s("send-buffer-allocated"), Reply::Int(0)),
-                    (s("send-buffer-used"), Reply::Int(0)),
-                ])
-            })
-            .collect();
+        let mut links = Vec::new();
+        for n in st.nodes_in_order() {
+            if n.name == st.myself {
+                continue;
+            }
+            if n.link_connected {
+                links.push(link("to", name_str(&n.name), n.link_ctime));
+            }
+            if n.inbound_ctime != 0 {
+                links.push(link("from", name_str(&n.name), n.inbound_ctime));
+            }
+        }
         Reply::Array(links)
     }))
 }

@@ -200,6 +200,36 @@ pub fn cron_paused() -> bool {
 /// Redis 7.0's refusal when DEBUG is not enabled.
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
+/// DEBUG CLUSTERLINK KILL <to|from|all> <node-id>: closes bus links with a node (the bus
+/// does it before it sends anything published after this command).
+fn debug_clusterlink_kill(ctx: &mut ClientCtx<'_>, dir: &[u8], id: &[u8]) -> Reply {
+    let Some(cluster) = ctx.node().cluster.as_ref() else {
+        return Reply::err("ERR Debug option only available for cluster mode enabled setup!");
+    };
+    let node = crate::cluster::state::parse_name(id).filter(|n| cluster.with(|st| st.nodes.contains_key(n)));
+    let Some(node) = node else {
+        return Reply::error(format!("ERR Unknown node {}", String::from_utf8_lossy(id)));
+    };
+    let (to, from) = match () {
+        _ if eq_ic(dir, "to") => (true, false),
+        _ if eq_ic(dir, "from") => (false, true),
+        _ if eq_ic(dir, "all") => (true, true),
+        _ => return Reply::error(format!("ERR Unknown direction {}", String::from_utf8_lossy(dir))),
+    };
+    // Gone at once for CLUSTER LINKS, as Redis frees the links inside this command; the bus
+    // closes the sockets before it handles anything queued after this.
+    cluster.with(|st| {
+        if let Some(n) = st.nodes.get_mut(&node) {
+            n.link_connected &= !to;
+            if from {
+                n.inbound_ctime = 0;
+            }
+        }
+    });
+    crate::runtime::bus_publish::kill_links(node, to, from);
+    Reply::Ok
+}
+
 pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let allowed = match ctx.shard.config.enable_debug_command {
         Enable::Yes => true,
@@ -267,6 +297,9 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "populate") && (3..=5).contains(&args.len()) {
         return debug_populate(ctx, args);
     }
+    if eq_ic(sub, "clusterlink") && args.len() == 5 && eq_ic(&args[2], "kill") {
+        return reply(debug_clusterlink_kill(ctx, &args[3], &args[4]));
+    }
     if eq_ic(sub, "help") {
         return help_lines(&[
             "DIGEST",
@@ -296,6 +329,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Stop the server for <seconds>. Decimals allowed.",
             "PAUSE-CRON <0|1>",
             "    Stop periodic cron job processing.",
+            "CLUSTERLINK KILL <to|from|all> <node-id>",
+            "    Kills the link based on the direction to/from (both) with the provided node.",
             "HELP",
             "    Prints this help.",
         ]);

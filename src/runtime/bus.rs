@@ -45,9 +45,17 @@ struct OutLink {
     name: Rc<RefCell<Name>>,
 }
 
+/// An inbound link once a message on it named its node.
+struct InLink {
+    id: u64,
+    fd: i32,
+}
+
 #[derive(Default)]
 struct Links {
     out: HashMap<Name, OutLink>,
+    /// Inbound links by the node they come from (one per node, as Redis keeps it).
+    inbound: HashMap<Name, InLink>,
     next_id: u64,
 }
 
@@ -59,6 +67,13 @@ impl Links {
                 // then see EOF/errors and end, dropping the stream.
                 unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
             }
+        }
+    }
+    /// Shuts down the inbound link from `name` (its task then ends and forgets it).
+    fn close_inbound(&mut self, name: &Name) {
+        if let Some(l) = self.inbound.get(name) {
+            // SAFETY: as in `close`: the socket is still owned by the inbound task.
+            unsafe { libc::shutdown(l.fd, libc::SHUT_RDWR) };
         }
     }
     fn age(&self, name: &Name, now: u64) -> Option<u64> {
@@ -97,8 +112,11 @@ pub async fn run(
     let b = bus.clone();
     glommio::spawn_local(async move {
         let mut outgoing = outgoing;
-        while let Some(p) = outgoing.next().await {
-            b.send_publish(p);
+        while let Some(item) = outgoing.next().await {
+            match item {
+                super::bus_publish::ToBus::Publish(p) => b.send_publish(p),
+                super::bus_publish::ToBus::KillLinks { node, to, from } => b.kill_links(&node, to, from),
+            }
         }
     })
     .detach();
@@ -199,7 +217,25 @@ async fn inbound(bus: Rc<Bus>, stream: TcpStream) {
     let (r, w) = futures_lite::io::split(stream);
     let (tx, rx) = mpsc::unbounded();
     let writer = glommio::spawn_local(write_loop(w, rx, fd));
-    read_loop(r, |m| bus.on_message(&info, m, &tx)).await;
+    let id = {
+        let mut links = bus.links.borrow_mut();
+        links.next_id += 1;
+        links.next_id
+    };
+    let created = Bus::now();
+    let mut from: Option<Name> = None;
+    read_loop(r, |m| {
+        let sender = m.as_ref().ok().map(|m| m.header.sender);
+        let close = bus.on_message(&info, m, &tx);
+        if from.is_none() {
+            from = sender.and_then(|s| bus.adopt_inbound(s, id, fd, created));
+        }
+        close
+    })
+    .await;
+    if let Some(n) = from {
+        bus.inbound_down(&n, id);
+    }
     drop(tx);
     let _ = writer.await;
 }
@@ -356,6 +392,10 @@ impl Bus {
                 for n in gone {
                     links.close(&n);
                 }
+                let gone: Vec<Name> = links.inbound.keys().filter(|n| !st.nodes.contains_key(*n)).copied().collect();
+                for n in gone {
+                    links.close_inbound(&n);
+                }
             }
             let plan = {
                 let links = self.links.borrow();
@@ -397,6 +437,62 @@ impl Bus {
     }
 
     /// Removes the outbound link `id` of the node now called `name`, if it is still current.
+    /// Names an inbound link after the known node a message on it came from (Redis's
+    /// `setClusterNodeToInboundClusterLink`): an older inbound link from that node is closed.
+    fn adopt_inbound(&self, sender: Name, id: u64, fd: i32, created: u64) -> Option<Name> {
+        let known = self.cluster.with(|st| match st.nodes.get_mut(&sender) {
+            Some(n) if !n.has(F::HANDSHAKE) && sender != st.myself => {
+                n.inbound_ctime = created;
+                true
+            }
+            _ => false,
+        });
+        if !known {
+            return None;
+        }
+        let mut links = self.links.borrow_mut();
+        if links.inbound.get(&sender).is_some_and(|l| l.id != id) {
+            tracing::debug!("Replacing inbound link fd from node {} with fd {}", name_str(&sender), fd);
+            links.close_inbound(&sender);
+        }
+        links.inbound.insert(sender, InLink { id, fd });
+        Some(sender)
+    }
+
+    /// An inbound link ended: forgets it unless a newer one replaced it.
+    fn inbound_down(&self, name: &Name, id: u64) {
+        let mut links = self.links.borrow_mut();
+        if links.inbound.get(name).is_some_and(|l| l.id == id) {
+            links.inbound.remove(name);
+            drop(links);
+            self.cluster.with(|st| {
+                if let Some(n) = st.nodes.get_mut(name) {
+                    n.inbound_ctime = 0;
+                }
+            });
+        }
+    }
+
+    /// DEBUG CLUSTERLINK KILL: closes the link to and/or from `node`; the cron reconnects
+    /// the outbound one and the peer reconnects its own, as after any lost link.
+    fn kill_links(&self, node: &Name, to: bool, from: bool) {
+        let mut links = self.links.borrow_mut();
+        if to {
+            links.close(node);
+        }
+        if from {
+            links.close_inbound(node);
+        }
+        drop(links);
+        if to {
+            self.cluster.with(|st| {
+                if let Some(n) = st.nodes.get_mut(node) {
+                    n.link_connected = false;
+                }
+            });
+        }
+    }
+
     fn link_down(&self, name: &Rc<RefCell<Name>>, id: u64) {
         let n = *name.borrow();
         let mut links = self.links.borrow_mut();
@@ -477,6 +573,7 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
         let current = *name_cell.borrow();
         let Some(n) = st.nodes.get_mut(&current) else { return };
         n.link_connected = true;
+        n.link_ctime = now;
         let meet = n.has(F::MEET);
         n.flags &= !F::MEET;
         let old_ping = n.ping_sent;

@@ -20,11 +20,35 @@ pub struct Publish {
     pub message: Bytes,
 }
 
+/// What the shards ask of the bus, in order.
+pub enum ToBus {
+    /// A local PUBLISH / SPUBLISH for the other nodes.
+    Publish(Publish),
+    /// DEBUG CLUSTERLINK KILL: close the outbound link to `node` (`to`) and/or its inbound
+    /// link (`from`); ordered with publishes, so a message published after it is not sent on
+    /// the closed link.
+    KillLinks {
+        /// The node.
+        node: crate::cluster::state::Name,
+        /// Close the link we opened to it.
+        to: bool,
+        /// Close the link it opened to us.
+        from: bool,
+    },
+}
+
 /// The queue to the bus (set once the bus runs; only in cluster mode).
-static OUTGOING: Mutex<Option<mpsc::UnboundedSender<Publish>>> = Mutex::new(None);
+static OUTGOING: Mutex<Option<mpsc::UnboundedSender<ToBus>>> = Mutex::new(None);
+
+/// Asks the bus to close links to and/or from `node` (a no-op without a bus).
+pub fn kill_links(node: crate::cluster::state::Name, to: bool, from: bool) {
+    if let Some(tx) = OUTGOING.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let _ = tx.unbounded_send(ToBus::KillLinks { node, to, from });
+    }
+}
 
 /// Creates the queue to the bus and returns its receiving end (called by the bus).
-pub fn outgoing() -> mpsc::UnboundedReceiver<Publish> {
+pub fn outgoing() -> mpsc::UnboundedReceiver<ToBus> {
     let (tx, rx) = mpsc::unbounded();
     *OUTGOING.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     rx
@@ -33,7 +57,7 @@ pub fn outgoing() -> mpsc::UnboundedReceiver<Publish> {
 /// Queues a local PUBLISH for the other nodes (a no-op without a bus).
 pub fn forward(sharded: bool, channel: Bytes, message: Bytes) {
     if let Some(tx) = OUTGOING.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        let _ = tx.unbounded_send(Publish { sharded, channel, message });
+        let _ = tx.unbounded_send(ToBus::Publish(Publish { sharded, channel, message }));
     }
 }
 
