@@ -276,7 +276,10 @@ fn main() {
     }
     let bus_listeners = if cfg.cluster_enabled {
         match slotcore::runtime::listener::bind_port(&cfg, slotcore::cluster::bus_port(&cfg)) {
-            Ok(l) => l,
+            Ok(l) => {
+                slotcore::cluster::bus_listening_on(slotcore::cluster::bus_port(&cfg));
+                l
+            }
             Err(e) => {
                 tracing::warn!("{}", e);
                 slotcore::process::shutdown_and_exit(1);

@@ -157,3 +157,30 @@ fn bare_save_line_is_accepted_like_redis() {
     assert_eq!(s.raw().cmd(&["CONFIG", "GET", "hz"]), "*2\r\n$2\r\nhz\r\n$2\r\n11\r\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// CONFIG SET port moves the listener at run time; a port that cannot be bound fails the
+/// whole CONFIG SET with Redis's text and leaves every setting of it as it was.
+fn port_change(slotcore: bool) -> Vec<String> {
+    let s = if slotcore { Server::slotcore(&[]) } else { Server::redis(&[]) };
+    let taken = Server::redis(&[]);
+    let mut seen = vec![s.cli(&["config", "set", "maxmemory", "10000001", "port", &taken.port.to_string()])];
+    seen.push(s.cli(&["config", "get", "maxmemory"]));
+    let to = common::free_port();
+    seen.push(s.cli(&["config", "set", "port", &to.to_string()]));
+    let moved = Server::cli_port(&to.to_string(), &["set", "k", "v"]);
+    seen.push(moved);
+    seen.push(Server::cli_port(&to.to_string(), &["config", "get", "port"]).replace(&to.to_string(), "NEW"));
+    let old = std::net::TcpStream::connect(("127.0.0.1", s.port)).is_ok();
+    seen.push(format!("old port accepts: {old}"));
+    // Back, so the test's handle on the server can stop it.
+    seen.push(Server::cli_port(&to.to_string(), &["config", "set", "port", &s.port.to_string()]));
+    seen.push(s.cli(&["get", "k"]));
+    seen
+}
+
+#[test]
+fn config_set_port_moves_the_listener_or_rolls_back_as_redis() {
+    let want = port_change(false);
+    assert_eq!(want[0].trim(), "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.");
+    assert_eq!(port_change(true), want);
+}

@@ -68,12 +68,24 @@ pub fn client_port(cfg: &Config) -> u16 {
     }
 }
 
-/// The port the bus listens on (`cluster-port`, default the client port + 10000).
+/// The port the bus listens on (`cluster-port`, default the client port + 10000). Once the bus
+/// listens, that port: a client port changed by CONFIG SET does not move the bus.
 pub fn bus_port(cfg: &Config) -> u16 {
     match cfg.get("cluster-port").and_then(|v| v.parse::<u16>().ok()) {
         Some(p) if p != 0 => p,
-        _ => client_port(cfg).wrapping_add(10000),
+        _ => match BUS_LISTENING.load(Ordering::Relaxed) {
+            0 => client_port(cfg).wrapping_add(10000),
+            p => p,
+        },
     }
+}
+
+/// The port the bus listens on, once it does (0 before).
+static BUS_LISTENING: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+/// Records the port the bus was bound to at start-up.
+pub fn bus_listening_on(port: u16) {
+    BUS_LISTENING.store(port, Ordering::Relaxed);
 }
 
 /// State, shard assignment and nodes.conf, guarded together.

@@ -67,7 +67,7 @@ fn protected_allowed(ctx: &ClientCtx<'_>) -> bool {
 
 /// Directives that need a restart in slotcore (Redis can change some of them live).
 fn restart_only(d: &Directive) -> bool {
-    matches!(d.name, "port" | "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
+    matches!(d.name, "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
 }
 
 fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -137,6 +137,14 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::Reply(Reply::error(format!(
             "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
         )));
+    }
+    // Last of the steps that can fail, so a failure leaves every setting as it was.
+    if seen.contains(&"port") {
+        if let Err(why) = crate::runtime::port_change::change_port(&new, new.port, false) {
+            return Plan::Reply(Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'port') - {why}"
+            )));
+        }
     }
     crate::logging::set_level(new.loglevel);
     if let Some(c) = &ctx.node().cluster {

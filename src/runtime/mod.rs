@@ -18,6 +18,7 @@ pub mod mesh;
 pub mod mesh_links;
 pub mod migrate_link;
 pub mod netpoll;
+pub mod port_change;
 pub mod repl_master;
 pub mod save_child;
 pub mod script_exec;
@@ -138,7 +139,7 @@ pub fn run(
     };
     let mesh = Arc::new(mesh_links::MeshLinks::new(nshards + 1, MESH_CAPACITY));
     let fds: Vec<(i32, bool)> = listeners.iter().map(|l| (l.fd, l.tls)).collect();
-    crate::tls::listen::started(crate::tls::port(&cfg), &listeners);
+    port_change::started(cfg.port, crate::tls::port(&cfg), &listeners);
     let bus_fds: Vec<i32> = bus_listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
     let mut builder =
@@ -214,7 +215,7 @@ pub fn run(
                 ALL_STARTED.set();
             }
             ALL_STARTED.wait().await;
-            glommio::spawn_local(crate::tls::listen::watch(shard.clone())).detach();
+            glommio::spawn_local(port_change::watch(shard.clone())).detach();
             for &(fd, tls) in &fds {
                 glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
             }

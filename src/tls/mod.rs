@@ -10,7 +10,6 @@
 pub mod config;
 mod keypass;
 mod legacy;
-pub mod listen;
 pub mod stream;
 mod verify;
 
@@ -102,7 +101,7 @@ pub fn config_set<'a>(new: &Config, changed: &[&'a str]) -> Result<(), (&'a str,
         }
     }
     match port_changed {
-        Some(p) => listen::change_port(new).map_err(|why| (*p, why)),
+        Some(p) => crate::runtime::port_change::change_port(new, port(new), true).map_err(|why| (*p, why)),
         None => Ok(()),
     }
 }

@@ -1,8 +1,8 @@
-//! `tls-port` changed at runtime (CONFIG SET), as Redis's `changeListenPort`: the new port is
-//! bound on every `bind` address, each shard starts accepting on it, and the old listening
-//! sockets are shut down (the shards' accept loops end when their socket stops listening).
-//! Port 0 closes the TLS listener. A port that cannot be bound keeps the old one, with
-//! Redis's log lines and error.
+//! `port` and `tls-port` changed at run time (CONFIG SET), as Redis's `changeListenPort`: the
+//! new port is bound on every `bind` address, each shard starts accepting on it, and the old
+//! listening sockets are shut down (the shards' accept loops end when their socket stops
+//! listening). Port 0 closes that listener. A port that cannot be bound keeps the old one,
+//! with Redis's log lines and error.
 
 use crate::config::Config;
 use crate::runtime::listener::{self, Listener};
@@ -13,43 +13,47 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Mutex;
 
-/// The TLS listening sockets in use (the originals; shards accept on duplicates).
+/// The listening sockets of one kind in use (the originals; shards accept on duplicates).
 struct Current {
     port: u16,
     fds: Vec<RawFd>,
 }
 
-static CURRENT: Mutex<Current> = Mutex::new(Current { port: 0, fds: Vec::new() });
+/// Plain (`port`) and TLS (`tls-port`) listeners, in that order.
+static CURRENT: [Mutex<Current>; 2] =
+    [Mutex::new(Current { port: 0, fds: Vec::new() }), Mutex::new(Current { port: 0, fds: Vec::new() })];
 
-/// One sender per shard: each gets its own duplicate of every new listening socket.
-static SHARDS: Mutex<Vec<mpsc::UnboundedSender<RawFd>>> = Mutex::new(Vec::new());
+/// One sender per shard: each gets its own duplicate of every new listening socket, with
+/// whether its clients speak TLS.
+static SHARDS: Mutex<Vec<mpsc::UnboundedSender<(RawFd, bool)>>> = Mutex::new(Vec::new());
 
-/// Records the TLS listeners bound at start-up (`tls` ones among `listeners`).
-pub fn started(port: u16, listeners: &[Listener]) {
-    let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
-    cur.port = port;
-    cur.fds = listeners.iter().filter(|l| l.tls).map(|l| l.fd).collect();
+/// Records the listeners bound at start-up.
+pub fn started(port: u16, tls_port: u16, listeners: &[Listener]) {
+    for (tls, p) in [(false, port), (true, tls_port)] {
+        let mut cur = CURRENT[tls as usize].lock().unwrap_or_else(|p| p.into_inner());
+        cur.port = p;
+        cur.fds = listeners.iter().filter(|l| l.tls == tls).map(|l| l.fd).collect();
+    }
 }
 
-/// A shard's task: accepts TLS clients on every listener a later CONFIG SET opens.
+/// A shard's task: accepts clients on every listener a later CONFIG SET opens.
 pub async fn watch(shard: Rc<Shard>) {
     let (tx, mut rx) = mpsc::unbounded();
     SHARDS.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
-    while let Some(fd) = rx.next().await {
+    while let Some((fd, tls)) = rx.next().await {
         match crate::runtime::netpoll::NetStream::adopt(fd) {
             Ok(l) => {
-                glommio::spawn_local(crate::runtime::accept_on(shard.clone(), l, true)).detach();
+                glommio::spawn_local(crate::runtime::accept_on(shard.clone(), l, tls)).detach();
             }
-            Err(e) => tracing::warn!("registering the TLS listening socket: {}", e),
+            Err(e) => tracing::warn!("registering a new listening socket: {}", e),
         }
     }
 }
 
-/// Moves the TLS listener to `new`'s `tls-port`. Err: the reply's reason (the old listener
-/// stays).
-pub fn change_port(new: &Config) -> Result<(), &'static str> {
-    let port = super::port(new);
-    let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+/// Moves the plain (`tls` false) or TLS listener to `port`. Err: the reply's reason (the old
+/// listener stays).
+pub fn change_port(new: &Config, port: u16, tls: bool) -> Result<(), &'static str> {
+    let mut cur = CURRENT[tls as usize].lock().unwrap_or_else(|p| p.into_inner());
     if port == cur.port {
         return Ok(());
     }
@@ -63,14 +67,17 @@ pub fn change_port(new: &Config) -> Result<(), &'static str> {
                     .split_once(", aborting. (")
                     .and_then(|(_, t)| t.trim_end_matches(')').split_once(": "))
                     .unwrap_or(("*", e.as_str()));
+                let why = why.split(" (os error").next().unwrap_or(why);
                 tracing::warn!(
                     "Warning: Could not create server TCP listening socket {}:{}: bind: {}",
                     addr,
                     port,
                     why
                 );
+                let name = if tls { "tls-port" } else { "port" };
                 tracing::warn!(
-                    "Failed applying new configuration. Possibly related to new tls-port setting. Restoring previous settings."
+                    "Failed applying new configuration. Possibly related to new {} setting. Restoring previous settings.",
+                    name
                 );
                 return Err("Unable to listen on this port. Check server logs.");
             }
@@ -91,10 +98,10 @@ pub fn change_port(new: &Config) -> Result<(), &'static str> {
             // SAFETY: duplicates a listening socket this registry owns; the shard owns the copy.
             let dup = unsafe { libc::fcntl(l.fd, libc::F_DUPFD_CLOEXEC, 0) };
             if dup < 0 {
-                tracing::warn!("dup of the TLS listening socket failed: {}", std::io::Error::last_os_error());
+                tracing::warn!("dup of a listening socket failed: {}", std::io::Error::last_os_error());
                 continue;
             }
-            if tx.unbounded_send(dup).is_err() {
+            if tx.unbounded_send((dup, tls)).is_err() {
                 // SAFETY: the copy never reached its shard.
                 unsafe { libc::close(dup) };
             }
