@@ -446,3 +446,50 @@ fn min_replicas_max_lag_set_at_run_time_recounts_as_redis() {
     assert_eq!(want, ["OK", "NOREPLICAS Not enough good replicas to write.", "OK"]);
     assert_eq!(min_replicas_recount(master(&[])), want);
 }
+
+/// Commands Redis propagates in another form reach a redis-server replica in that form:
+/// GETSET (also of a missing key, whose reply is nil) as SET, BRPOPLPUSH, served at once or
+/// after blocking, as RPOPLPUSH (BLMOVE as LMOVE).
+#[test]
+fn getset_and_brpoplpush_reach_the_replica_as_redis_propagates_them() {
+    let m = master(&[]);
+    let r = replica_of(&m, &[]);
+    let mut rc = r.client();
+    until("the replica's link", || info_field(&mut rc, "replication", "master_link_status").as_deref() == Some("up"));
+    let mut mc = m.client();
+    let _: Option<String> = cmd(&mut mc, &["GETSET", "gs", "1"]);
+    let _: Option<String> = cmd(&mut mc, &["GETSET", "gs", "2"]);
+    let _: i64 = cmd(&mut mc, &["RPUSH", "{l}src", "a", "b"]);
+    let _: Option<String> = cmd(&mut mc, &["BRPOPLPUSH", "{l}src", "{l}dst", "0"]);
+    let _: Option<String> = cmd(&mut mc, &["BLMOVE", "{l}src", "{l}dst", "LEFT", "RIGHT", "0"]);
+    let mut blocked = m.raw();
+    blocked.send_cmd(&[b"BRPOPLPUSH", b"{l}empty", b"{l}dst", b"0"]);
+    until("the client blocked", || info_field(&mut mc, "clients", "blocked_clients").as_deref() == Some("1"));
+    let _: i64 = cmd(&mut mc, &["RPUSH", "{l}empty", "c"]);
+    assert_eq!(blocked.reply(), "$1\r\nc\r\n");
+    let want: String = cmd(&mut mc, &["DEBUG", "DIGEST"]);
+    until("the replica's digest", || cmd::<String>(&mut rc, &["DEBUG", "DIGEST"]) == want);
+    let stats: String = cmd(&mut rc, &["INFO", "commandstats"]);
+    let calls = |name: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|v| v.split(',').next().and_then(|n| n.parse::<u64>().ok()))
+            .unwrap_or(0)
+    };
+    assert_eq!((calls("set"), calls("getset")), (2, 0), "{stats}");
+    assert_eq!((calls("rpoplpush"), calls("lmove"), calls("brpoplpush")), (2, 1, 0), "{stats}");
+}
+
+/// DEBUG REPLICATE sends a command to the replicas only (data divergence on purpose).
+#[test]
+fn debug_replicate_reaches_the_replicas_only() {
+    let m = master(&[]);
+    let r = replica_of(&m, &[]);
+    let mut rc = r.client();
+    until("the replica's link", || info_field(&mut rc, "replication", "master_link_status").as_deref() == Some("up"));
+    let mut mc = m.client();
+    let _: () = cmd(&mut mc, &["DEBUG", "REPLICATE", "SET", "only-there", "1"]);
+    until("the replicated command", || cmd::<Option<String>>(&mut rc, &["GET", "only-there"]).as_deref() == Some("1"));
+    assert_eq!(cmd::<Option<String>>(&mut mc, &["GET", "only-there"]), None);
+}

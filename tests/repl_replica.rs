@@ -376,3 +376,42 @@ fn role_and_info_match_a_redis_replica() {
         assert_eq!(get(&a, k), get(&b, k), "after REPLICAOF NO ONE: {k}");
     }
 }
+
+/// A plain SYNC (no PSYNC, no `capa eof`: a disk-target snapshot) on a replica gets the
+/// replica's RDB and then its master's stream, as a chained sub-replica does.
+#[test]
+fn sync_on_a_replica_gets_its_rdb_then_the_masters_stream() {
+    use std::io::{Read, Write};
+    let m = slotcore_master();
+    let r = replica_of(&m, &["--repl-diskless-sync-delay", "0"]);
+    synced(&m, &r);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
+    s.set_read_timeout(Some(common::WAIT)).ok();
+    s.write_all(b"SYNC\r\n").expect("write");
+    // Newlines while the snapshot is prepared, then `$<len>\r\n` and the RDB's bytes.
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n") || !got.contains(&b'$') {
+        assert_eq!(s.read(&mut byte).expect("read the RDB length"), 1, "closed early: {got:?}");
+        if got.is_empty() && byte[0] == b'\n' {
+            continue;
+        }
+        got.push(byte[0]);
+    }
+    let len: usize = std::str::from_utf8(&got[1..got.len() - 2]).ok().and_then(|t| t.parse().ok()).expect("length");
+    let mut rdb = vec![0u8; len];
+    s.read_exact(&mut rdb).expect("the RDB");
+    assert!(rdb.starts_with(b"REDIS0010"), "{:?}", &rdb[..9.min(rdb.len())]);
+    m.cli(&["set", "key", "value"]);
+    m.cli(&["flushall"]);
+    let want = b"*1\r\n$8\r\nflushall\r\n";
+    let mut stream = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !stream.windows(want.len()).any(|w| w == want) {
+        let n = s.read(&mut chunk).expect("the stream");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&stream));
+        stream.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&stream);
+    assert!(text.contains("*3\r\n$3\r\nset\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"), "{text}");
+}

@@ -85,6 +85,8 @@ pub enum Serve {
         from_left: bool,
         /// Push to the head of the destination.
         to_left: bool,
+        /// BRPOPLPUSH: propagated as RPOPLPUSH, as Redis does (BLMOVE as LMOVE).
+        rpoplpush: bool,
     },
     /// XREAD / XREADGROUP with BLOCK (see `stream_read`).
     Stream(Box<super::stream_read::Wait>),
@@ -140,7 +142,7 @@ impl Serve {
                 Serve::ZMPop { max, count } => {
                     (b"zmpop", if *max { "MAX" } else { "MIN" }, *count, false, super::zset_ops::zmpop)
                 }
-                Serve::Move { dst, from_left, to_left } => {
+                Serve::Move { dst, from_left, to_left, rpoplpush } => {
                     let side = |left: bool| Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" });
                     let lmove =
                         vec![Bytes::from_static(b"LMOVE"), key.clone(), dst.clone(), side(*from_left), side(*to_left)];
@@ -155,7 +157,11 @@ impl Serve {
                             let (db, now) = (ctx.db, ctx.now_ms);
                             super::notify::command_events(ctx.shard, db, "lmove", &lmove, &r, 1, &[], &before, now);
                         }
-                        ctx.shard.changes.record(ctx.db, 1, vec![lmove]);
+                        let form = match rpoplpush {
+                            true => vec![Bytes::from_static(b"RPOPLPUSH"), key.clone(), dst.clone()],
+                            false => lmove,
+                        };
+                        ctx.shard.changes.record(ctx.db, 1, vec![form]);
                         // Both lists changed (Redis's `signalModifiedKey` of each).
                         super::tracking::written_keys(ctx.shard, &[key.clone(), dst.clone()]);
                     }
@@ -308,14 +314,14 @@ pub fn parse(args: &[Bytes]) -> Result<Blocking, Reply> {
         Ok(b)
     } else if eq_ic(name, "brpoplpush") {
         let timeout_ms = parse_timeout(&args[3])?;
-        let serve = Serve::Move { dst: args[2].clone(), from_left: false, to_left: true };
+        let serve = Serve::Move { dst: args[2].clone(), from_left: false, to_left: true, rpoplpush: true };
         Ok(Blocking { serve, keys: vec![args[1].clone()], timeout_ms })
     } else if eq_ic(name, "blmove") {
         let (Some(from_left), Some(to_left)) = (super::list::side(&args[3]), super::list::side(&args[4])) else {
             return Err(Reply::err(errors::SYNTAX));
         };
         let timeout_ms = parse_timeout(&args[5])?;
-        let serve = Serve::Move { dst: args[2].clone(), from_left, to_left };
+        let serve = Serve::Move { dst: args[2].clone(), from_left, to_left, rpoplpush: false };
         Ok(Blocking { serve, keys: vec![args[1].clone()], timeout_ms })
     } else {
         let zset = eq_ic(name, "bzmpop");

@@ -297,6 +297,13 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "populate") && (3..=5).contains(&args.len()) {
         return debug_populate(ctx, args);
     }
+    if eq_ic(sub, "replicate") && args.len() >= 3 {
+        // To the replicas only (not the AOF), allowing data divergence, as Redis's.
+        let db = ctx.client.db;
+        ctx.shard.changes.record_to(db, vec![args[2..].to_vec()], crate::replication::feed::Unit::TO_REPLICAS);
+        ctx.shard.flush_changes();
+        return reply(Reply::Ok);
+    }
     if eq_ic(sub, "clusterlink") && args.len() == 5 && eq_ic(&args[2], "kill") {
         return reply(debug_clusterlink_kill(ctx, &args[3], &args[4]));
     }
@@ -317,6 +324,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    current node can be created.",
             "RELOAD",
             "    Save the RDB on disk and reload it back to memory.",
+            "REPLICATE <string>",
+            "    Replicates the provided string to replicas, allowing data divergence.",
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",

@@ -104,6 +104,9 @@ pub fn effects_for(
             (1, vec![vec![b("SET"), args[1].clone(), args[3].clone(), b("PXAT"), num(at)]])
         }
         "getex" => getex_effect(args, reply, now_ms),
+        // A write whether or not the key existed (its reply is then nil); Redis propagates it
+        // as SET.
+        "getset" => (1, vec![vec![b("SET"), args[1].clone(), args[2].clone()]]),
         "getdel" if !nil => (1, vec![vec![b("DEL"), args[1].clone()]]),
         "incrbyfloat" => match bulk(reply) {
             Some(v) => (1, vec![vec![b("SET"), args[1].clone(), v, b("KEEPTTL")]]),

@@ -87,6 +87,13 @@ impl ChangeLog {
         }
     }
 
+    /// Records `cmds` for the consumers `to` only, counting no change (DEBUG REPLICATE).
+    pub fn record_to(&mut self, db: usize, cmds: Vec<Argv>, to: u8) {
+        if self.recording && !cmds.is_empty() && to != 0 {
+            self.pending.push(Unit { db, cmds, to });
+        }
+    }
+
     /// Records the deletion of expired keys (Redis's `propagateDeletion`: DEL, or UNLINK with
     /// `lazyfree-lazy-expire yes`), one unit each.
     pub fn record_expired(&mut self, db: usize, keys: &[Box<[u8]>], unlink: bool) {
