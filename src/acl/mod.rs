@@ -765,16 +765,6 @@ fn cluster_mode() -> bool {
     CLUSTER_MODE.load(Ordering::Relaxed)
 }
 
-/// A script's client runs commands as its caller: same user (and identity in ACL LOG).
-pub fn run_as_caller(script: &mut ClientState, caller: &ClientState) {
-    script.user = caller.user.clone();
-    script.acl_gen = caller.acl_gen;
-    script.id = caller.id;
-    script.addr = caller.addr.clone();
-    script.laddr = caller.laddr.clone();
-    script.name = caller.name.clone();
-}
-
 /// The check of `redis.call` inside a script (Redis's `scriptVerifyACL`): the error text,
 /// logged in ACL LOG with the `lua` context.
 pub fn check_script(c: &ClientState, spec: &'static CommandSpec, fullname: &str, args: &[Bytes]) -> Result<(), String> {

@@ -232,6 +232,43 @@ impl ClientState {
             lua_debug: Default::default(),
         }
     }
+
+    /// The client a script's commands run as: the caller's identity and ACL user, database
+    /// `db`, times from the thread's cached clock.
+    pub fn for_script(caller: &ClientState, db: usize) -> ClientState {
+        let now = crate::storage::cached_ms();
+        ClientState {
+            id: caller.id,
+            addr: caller.addr.clone(),
+            laddr: caller.laddr.clone(),
+            fd: -1,
+            name: caller.name.clone(),
+            db,
+            resp3: false,
+            authenticated: true,
+            created_ms: now,
+            last_interaction_ms: now,
+            last_cmd: "NULL",
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            killed: false,
+            monitor: false,
+            lib_name: None,
+            qbuf: 0,
+            close_after_reply: false,
+            readonly: false,
+            asking: false,
+            blocked: None,
+            multi: None,
+            pubsub: None,
+            replconf: None,
+            master: false,
+            acl_gen: caller.acl_gen,
+            user: caller.user.clone(),
+            tracking: None,
+            lua_debug: Default::default(),
+        }
+    }
 }
 
 /// A shard's registry of its clients (CLIENT LIST / KILL, INFO clients).

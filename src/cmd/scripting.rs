@@ -147,7 +147,10 @@ fn evalsha_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
     if ctx.client.lua_debug != ldb::Mode::Off {
         return reply(Reply::err("ERR Please use EVAL instead of EVALSHA for debugging"));
     }
-    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    // A SHA1 that is not text cannot be in the cache.
+    let Ok(sha) = std::str::from_utf8(&args[1]).map(str::to_ascii_lowercase) else {
+        return reply(Reply::err(script::NOSCRIPT));
+    };
     let Some(body) = script::cache_lookup(&sha) else { return reply(Reply::err(script::NOSCRIPT)) };
     job(ctx, args, body, sha, ro, ldb::Mode::Off)
 }

@@ -40,7 +40,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a run stopped without a result.
 enum Outcome {
@@ -178,19 +178,20 @@ struct Common {
 }
 
 impl Common {
-    fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize) -> Common {
+    /// `caller`: the client whose identity and ACL user the script's commands run with;
+    /// `clock`: when the run started.
+    fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize, caller: &ClientState, clock: Instant) -> Common {
         let view = shard.view.borrow().clone();
         // The slot of the declared keys matters in cluster mode only (`cluster_check`).
         let slot = if view.enabled { job.keys.first().map(|k| crate::cluster::key_slot(k)) } else { None };
-        let mut client = ClientState::new(0, String::new(), String::new(), -1, true);
-        client.db = db;
+        let client = ClientState::for_script(caller, db);
         Common {
             view,
             slot,
             // Scripts without a shebang keep Redis 6's freedom to touch several local slots.
             allow_cross_slot: flags & (script::sflags::ALLOW_CROSS_SLOT | script::sflags::EVAL_COMPAT) != 0,
             client,
-            clock: std::time::Instant::now(),
+            clock,
             restart: None,
             wrote: false,
             nshards: shard.nshards,
@@ -457,7 +458,7 @@ fn count_rejected(st: &mut ShardState, command: Option<&'static str>, text: &str
 }
 
 /// Starts the run with the debugger session (if any) active on this thread.
-fn start_run(spec: vm::RunSpec, debug: &mut Option<ldb::Session>) -> Result<vm::Running, Reply> {
+fn start_run(spec: vm::RunSpec<'_>, debug: &mut Option<ldb::Session>) -> Result<vm::Running, Reply> {
     if let Some(s) = debug.take() {
         ldb::activate(s);
     }
@@ -502,12 +503,12 @@ fn is_counted(reply: &Reply) -> bool {
     matches!(reply, Reply::Raw(b) if b.starts_with(b"-"))
 }
 
-fn spec_for(job: &ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec {
+fn spec_for<'a>(job: &'a ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec<'a> {
     vm::RunSpec {
         sha: sha.to_string(),
         function: job.function.is_some(),
-        keys: job.keys.clone(),
-        args: job.args.clone(),
+        keys: &job.keys,
+        args: &job.args,
         db,
         ro: job.ro,
         flags,
@@ -547,8 +548,8 @@ async fn run_direct(
         st.blocked.hold();
         held
     };
-    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db) };
-    crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
+    let started = flags_run.started.unwrap_or_else(Instant::now);
+    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db, &client.borrow(), started) };
     host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
@@ -620,8 +621,9 @@ async fn run_copy(
             return Outcome::Done(e);
         }
     };
-    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: Common::new(shard, job, flags, db) };
-    crate::acl::run_as_caller(&mut host.c.client, &client.borrow());
+    let started = flags_run.started.unwrap_or_else(Instant::now);
+    let common = Common::new(shard, job, flags, db, &client.borrow(), started);
+    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: common };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
     let (restart, wrote) = (host.c.restart.take(), host.c.wrote);

@@ -3,85 +3,118 @@
 
 use super::convert;
 use super::vm::{ctx, CALL_ARGS, HOST, RNG};
+use crate::protocol::Reply;
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// `redis.call` / `redis.pcall`: (raise, arguments ok) -> (value, failed); the command is in
-/// `CALL_ARGS`.
-pub(super) fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(Value, bool)> {
-    let fail = |lua: &Lua, text: &str| -> mlua::Result<(Value, bool)> {
+/// What a `redis.call`/`pcall` gave, before it is made a Lua value.
+pub(super) enum CallOut {
+    /// The command ran: its reply, for a script speaking RESP3 or not.
+    Reply(Reply, bool),
+    /// The call was malformed or made outside a run (an error table, not counted).
+    Fail(String),
+    /// The command was refused before it ran (an error table counted in errorstats already).
+    Refused(String),
+}
+
+thread_local! {
+    /// A call's outcome waiting for [`redis_call`] to make it a Lua value.
+    pub(super) static PENDING: std::cell::RefCell<Option<CallOut>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `redis.call` / `redis.pcall` without the Lua side: runs the command in `CALL_ARGS`
+/// (`ok`: its arguments were all strings or numbers).
+pub(super) fn run_call(ok: bool) -> CallOut {
+    let fail = |text: &str| -> CallOut {
         if super::ldb::logging() {
             super::ldb::log(format!("<error> {text}").into_bytes());
         }
-        Ok((Value::Table(convert::error_table(lua, text.as_bytes())?), raise))
+        CallOut::Fail(text.to_string())
     };
     if !ok {
-        return fail(lua, "Lua redis lib command arguments must be strings or integers");
+        return fail("Lua redis lib command arguments must be strings or integers");
     }
     let argv = CALL_ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
+    let out = run_argv(&argv, fail);
+    // The vector goes back for the next call (its capacity kept).
+    CALL_ARGS.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.capacity() == 0 {
+            let mut argv = argv;
+            argv.clear();
+            *a = argv;
+        }
+    });
+    out
+}
+
+fn run_argv(argv: &[Bytes], fail: impl Fn(&str) -> CallOut) -> CallOut {
     if argv.is_empty() {
-        return fail(lua, "Please specify at least one argument for this redis lib call");
+        return fail("Please specify at least one argument for this redis lib call");
     }
     if super::ldb::logging() {
-        super::ldb::log_command(&argv);
+        super::ldb::log_command(argv);
     }
     let Some(host) = HOST.with(|h| h.get()) else {
-        return fail(lua, "redis.call/pcall can only be called inside a script invocation");
+        return fail("redis.call/pcall can only be called inside a script invocation");
     };
     let Some(mut db) = ctx(|c| c.db) else {
-        return fail(lua, "redis.call/pcall can only be called inside a script invocation");
+        return fail("redis.call/pcall can only be called inside a script invocation");
     };
     // SAFETY: set by `step` for the duration of the resume that is calling us.
     let host = unsafe { &mut *host };
     // A command refused before it runs (Redis's `scriptCall` errors): counted in errorstats
     // and as the command's rejected call now, so the script's error is not counted again.
-    let mut refuse = |lua: &Lua, name: Option<&'static str>, text: &str| -> mlua::Result<(Value, bool)> {
+    let mut refuse = |name: Option<&'static str>, text: &str| -> CallOut {
         host.rejected(name, text);
         if super::ldb::logging() {
             super::ldb::log(format!("<error> {text}").into_bytes());
         }
-        Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise))
+        CallOut::Refused(text.to_string())
     };
     let spec = crate::cmd::lookup(&argv[0]);
-    if let Some(e) = blocking_refusal(&argv) {
-        return refuse(lua, spec.map(|s| s.name), &e);
+    if let Some(e) = blocking_refusal(argv) {
+        return refuse(spec.map(|s| s.name), &e);
     }
+    // The run's state the checks and the call read, in one look.
+    let Some((ro, flags_, run, resp3, repl, started)) =
+        ctx(|c| (c.ro, c.flags, c.run.clone(), c.resp3, (c.repl & 3) as u8, c.started))
+    else {
+        return fail("redis.call/pcall can only be called inside a script invocation");
+    };
     // Checks of the script's own rules before the command runs.
     if let Some(spec) = spec {
-        let mut fail = |lua: &Lua, text: &str| refuse(lua, Some(spec.name), text);
+        let mut fail = |text: &str| refuse(Some(spec.name), text);
         use crate::cmd::flags;
-        let (ro, flags_, run) =
-            ctx(|c| (c.ro, c.flags, c.run.clone())).unwrap_or_else(|| (false, 0, Default::default()));
-        let _ = flags_;
         let writes = spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE);
         if spec.has(flags::NOSCRIPT) && spec.arity_ok(argv.len()) && !super::deny_disabled() {
-            return fail(lua, "This Redis command is not allowed from script");
+            return fail("This Redis command is not allowed from script");
         }
         if ro && writes && spec.arity_ok(argv.len()) {
-            return fail(lua, "Write commands are not allowed from read-only scripts.");
+            return fail("Write commands are not allowed from read-only scripts.");
         }
         if !run.from_master && spec.arity_ok(argv.len()) {
             use crate::replication::role;
             if role::stale() && !spec.has(flags::STALE) {
-                return fail(lua, "Can not execute the command on a stale replica");
+                return fail("Can not execute the command on a stale replica");
             }
             if role::read_only_replica() && spec.has(flags::WRITE) && !run.wrote.load(Ordering::Acquire) {
-                return fail(lua, "-READONLY You can't write against a read only replica.");
+                return fail("-READONLY You can't write against a read only replica.");
             }
         }
         // The node's state may refuse a first write (Redis's `scriptVerifyWriteCommandAllow`):
         // a failed background save or AOF write, then min-replicas-to-write not met.
         if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) && !run.wrote.load(Ordering::Acquire) {
             if crate::cmd::bgsave::writes_denied() {
-                return fail(lua, &format!("-{}", crate::cmd::bgsave::MISCONF));
+                return fail(&format!("-{}", crate::cmd::bgsave::MISCONF));
             }
             if let Some(m) = crate::aof::sync::misconf() {
-                return fail(lua, &format!("-{m}"));
+                return fail(&format!("-{m}"));
             }
             if crate::replication::master::writes_refused() {
-                return fail(lua, &format!("-{}", crate::replication::master::NOREPLICAS));
+                return fail(&format!("-{}", crate::replication::master::NOREPLICAS));
             }
         }
         // maxmemory: a script that started over the ceiling may not make its first write.
@@ -90,21 +123,17 @@ pub(super) fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(
             && !run.wrote.load(Ordering::Acquire)
             && crate::memory::evict::pre_command_oom()
         {
-            return fail(lua, &format!("-{}", crate::memory::OOM));
+            return fail(&format!("-{}", crate::memory::OOM));
         }
         if spec.has(flags::WRITE) && spec.arity_ok(argv.len()) {
             run.wrote.store(true, Ordering::Release);
         }
     }
     // A script busy in commands (few Lua instructions between them) is timed out here too.
-    ctx(|c| {
-        if c.started.elapsed() >= Duration::from_millis(super::busy_threshold_ms()) {
-            super::run_timed_out(&c.run);
-        }
-    });
-    let resp3 = ctx(|c| c.resp3).unwrap_or(false);
-    let repl = ctx(|c| (c.repl & 3) as u8).unwrap_or(3);
-    let result = host.call(&mut db, &argv, resp3, repl);
+    if started.elapsed() >= Duration::from_millis(super::busy_threshold_ms()) {
+        super::run_timed_out(&run);
+    }
+    let result = host.call(&mut db, argv, resp3, repl);
     ctx(|c| c.db = db);
     match result {
         Ok(reply) => {
@@ -118,16 +147,33 @@ pub(super) fn redis_call(lua: &Lua, (raise, ok): (bool, bool)) -> mlua::Result<(
                 }
                 super::ldb::log_reply(&resp);
             }
-            let failed = reply.is_error() && raise;
-            Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
+            CallOut::Reply(reply, resp3)
         }
         // The host counted its refusal.
         Err(text) => {
             if super::ldb::logging() {
                 super::ldb::log(format!("<error> {text}").into_bytes());
             }
-            Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise))
+            CallOut::Refused(text)
         }
+    }
+}
+
+/// The Lua value of the call outcome in [`PENDING`] (raise: `redis.call`, whose failed
+/// command raises): (value, raise it).
+pub(super) fn redis_call(lua: &Lua, raise: bool) -> mlua::Result<(Value, bool)> {
+    let out = PENDING.with(|p| p.borrow_mut().take());
+    match out {
+        Some(CallOut::Reply(reply, resp3)) => {
+            let failed = reply.is_error() && raise;
+            Ok((convert::reply_to_lua(lua, &reply, resp3)?, failed))
+        }
+        Some(CallOut::Fail(text)) => Ok((Value::Table(convert::error_table(lua, text.as_bytes())?), raise)),
+        Some(CallOut::Refused(text)) => Ok((Value::Table(convert::counted_error_table(lua, text.as_bytes())?), raise)),
+        None => Ok((
+            Value::Table(convert::error_table(lua, b"redis.call/pcall can only be called inside a script invocation")?),
+            raise,
+        )),
     }
 }
 

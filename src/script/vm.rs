@@ -55,6 +55,8 @@ struct Vm {
     slot: mlua::RegistryKey,
     /// Scripts run since the last garbage-collection step.
     since_gc: u32,
+    /// Keeps `redis_call` in the registry at [`RCALL`].
+    _rcall: mlua::RegistryKey,
 }
 
 thread_local! {
@@ -97,7 +99,8 @@ fn new_vm() -> mlua::Result<Vm> {
     };
     let rust = lua.create_table()?;
     let call = lua.create_function(redis_call)?;
-    lua.set_named_registry_value("__redis_rcall", call.clone())?;
+    let rcall = lua.create_registry_value(call.clone())?;
+    RCALL.with(|r| r.set(rcall.id()));
     rust.set("call", call)?;
     // SAFETY: `raising_call` follows the Lua C API protocol (see its doc).
     rust.set("raising_call", unsafe { lua.create_c_function(raising_call)? })?;
@@ -204,6 +207,7 @@ fn new_vm() -> mlua::Result<Vm> {
         idle: None,
         slot,
         since_gc: 0,
+        _rcall: rcall,
     })
 }
 
@@ -268,16 +272,17 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
     }
 }
 
-/// How a script run is configured.
-pub struct RunSpec {
+/// How a script run is configured (KEYS and ARGV borrowed from the job: they are only copied
+/// into Lua strings).
+pub struct RunSpec<'a> {
     /// SHA1 of the compiled script (see [`compile`]), or the function's name for FCALL.
     pub sha: String,
     /// FCALL: `sha` names a registered function, called with (KEYS, ARGV).
     pub function: bool,
     /// KEYS.
-    pub keys: Vec<Bytes>,
+    pub keys: &'a [Bytes],
     /// ARGV.
-    pub args: Vec<Bytes>,
+    pub args: &'a [Bytes],
     /// The client's database.
     pub db: usize,
     /// EVAL_RO / EVALSHA_RO, or `no-writes`.
@@ -334,7 +339,7 @@ unsafe fn push_array(l: *mut ffi::lua_State, items: &[Bytes]) {
 
 /// Starts a run: the script's function on a coroutine (the last finished one, else a new
 /// one) with the count hook installed, KEYS/ARGV set; run it with [`step`].
-pub fn start(spec: RunSpec) -> Result<Running, Reply> {
+pub fn start(spec: RunSpec<'_>) -> Result<Running, Reply> {
     let (co, nargs) = with_vm(|vm| {
         let err = |e: mlua::Error| Reply::error(format!("ERR {}", lua_error_text(&e)));
         let f = if spec.function {
@@ -357,15 +362,15 @@ pub fn start(spec: RunSpec) -> Result<Running, Reply> {
             if ffi::lua_checkstack(l, 4) == 0 {
                 return Err(Reply::err("ERR Lua stack overflow"));
             }
-            push_array(l, &spec.keys);
-            push_array(l, &spec.args);
+            push_array(l, spec.keys);
+            push_array(l, spec.args);
             if spec.function {
                 return Ok((co, 2));
             }
-            ffi::lua_pushstring(l, c"ARGV".as_ptr());
+            ffi::lua_pushlstring(l, c"ARGV".as_ptr(), 4);
             ffi::lua_insert(l, -2);
             ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
-            ffi::lua_pushstring(l, c"KEYS".as_ptr());
+            ffi::lua_pushlstring(l, c"KEYS".as_ptr(), 4);
             ffi::lua_insert(l, -2);
             ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
         }
@@ -524,14 +529,21 @@ thread_local! {
     pub(super) static CALL_ARGS: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Reads the call's arguments into `CALL_ARGS`, empties the stack and calls the Rust
-/// `redis_call` (from the registry) with (raise, arguments ok); raises its error table when
-/// it says so, else returns its value.
+thread_local! {
+    /// The registry index of the Rust `redis_call` (which makes a call's outcome a Lua value).
+    static RCALL: Cell<std::ffi::c_int> = const { Cell::new(0) };
+}
+
+/// Reads the call's arguments into `CALL_ARGS`, empties the stack and runs the command
+/// (`redis_api::run_call`). A number, string or nil reply is pushed here directly; any other
+/// outcome is made a Lua value by the Rust `redis_call` (from the registry), called with
+/// (raise); its error table is raised when it says so, else returned.
 unsafe fn c_call(l: *mut mlua::ffi::lua_State, raise: bool) -> std::ffi::c_int {
+    use super::redis_api::{run_call, CallOut, PENDING};
     use mlua::ffi;
     // SAFETY: standard stack manipulation on the calling thread; the registry holds the
-    // Rust function under this name since the interpreter was created. No Rust value that
-    // needs dropping is alive when `lua_error` unwinds.
+    // Rust function at `RCALL` since the interpreter was created. No Rust value that needs
+    // dropping is alive when a Lua error unwinds (a reply pushed here is `ManuallyDrop`).
     unsafe {
         let n = ffi::lua_gettop(l);
         let ok = CALL_ARGS.with(|a| {
@@ -554,10 +566,42 @@ unsafe fn c_call(l: *mut mlua::ffi::lua_State, raise: bool) -> std::ffi::c_int {
             true
         });
         ffi::lua_settop(l, 0);
-        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"__redis_rcall".as_ptr());
+        let out = std::mem::ManuallyDrop::new(run_call(ok));
+        if let CallOut::Reply(reply, resp3) = &*out {
+            // As `convert::reply_to_lua` makes them.
+            let pushed = match reply {
+                Reply::Int(v) => {
+                    ffi::lua_pushnumber(l, *v as ffi::lua_Number);
+                    true
+                }
+                Reply::Bulk(b) => {
+                    ffi::lua_pushlstring(l, b.as_ptr() as *const std::ffi::c_char, b.len());
+                    true
+                }
+                Reply::ShortBulk(b) => {
+                    let b = b.as_slice();
+                    ffi::lua_pushlstring(l, b.as_ptr() as *const std::ffi::c_char, b.len());
+                    true
+                }
+                Reply::Nil | Reply::NilArray if *resp3 => {
+                    ffi::lua_pushnil(l);
+                    true
+                }
+                Reply::Nil | Reply::NilArray => {
+                    ffi::lua_pushboolean(l, 0);
+                    true
+                }
+                _ => false,
+            };
+            if pushed {
+                drop(std::mem::ManuallyDrop::into_inner(out));
+                return 1;
+            }
+        }
+        PENDING.with(|p| *p.borrow_mut() = Some(std::mem::ManuallyDrop::into_inner(out)));
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, RCALL.with(|r| r.get()) as ffi::lua_Integer);
         ffi::lua_pushboolean(l, raise as std::ffi::c_int);
-        ffi::lua_pushboolean(l, ok as std::ffi::c_int);
-        ffi::lua_call(l, 2, 2);
+        ffi::lua_call(l, 1, 2);
         let failed = ffi::lua_toboolean(l, -1) != 0;
         ffi::lua_settop(l, -2);
         if failed {
@@ -580,7 +624,7 @@ pub fn finish(r: Running) -> (usize, bool) {
         unsafe {
             if ffi::lua_checkstack(l, 2) != 0 {
                 for name in [c"KEYS", c"ARGV"] {
-                    ffi::lua_pushstring(l, name.as_ptr());
+                    ffi::lua_pushlstring(l, name.as_ptr(), 4);
                     ffi::lua_pushnil(l);
                     ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
                 }
