@@ -447,16 +447,22 @@ fn min_replicas_max_lag_set_at_run_time_recounts_as_redis() {
     assert_eq!(min_replicas_recount(master(&[])), want);
 }
 
+/// A slotcore master and a redis-server replica whose link is up.
+fn linked_pair() -> (Server, Server) {
+    let m = master(&[]);
+    let r = replica_of(&m, &[]);
+    let mut rc = r.client();
+    until("the replica's link", || info_field(&mut rc, "replication", "master_link_status").as_deref() == Some("up"));
+    (m, r)
+}
+
 /// Commands Redis propagates in another form reach a redis-server replica in that form:
 /// GETSET (also of a missing key, whose reply is nil) as SET, BRPOPLPUSH, served at once or
 /// after blocking, as RPOPLPUSH (BLMOVE as LMOVE).
 #[test]
 fn getset_and_brpoplpush_reach_the_replica_as_redis_propagates_them() {
-    let m = master(&[]);
-    let r = replica_of(&m, &[]);
-    let mut rc = r.client();
-    until("the replica's link", || info_field(&mut rc, "replication", "master_link_status").as_deref() == Some("up"));
-    let mut mc = m.client();
+    let (m, r) = linked_pair();
+    let (mut mc, mut rc) = (m.client(), r.client());
     let _: Option<String> = cmd(&mut mc, &["GETSET", "gs", "1"]);
     let _: Option<String> = cmd(&mut mc, &["GETSET", "gs", "2"]);
     let _: i64 = cmd(&mut mc, &["RPUSH", "{l}src", "a", "b"]);
@@ -484,11 +490,8 @@ fn getset_and_brpoplpush_reach_the_replica_as_redis_propagates_them() {
 /// DEBUG REPLICATE sends a command to the replicas only (data divergence on purpose).
 #[test]
 fn debug_replicate_reaches_the_replicas_only() {
-    let m = master(&[]);
-    let r = replica_of(&m, &[]);
-    let mut rc = r.client();
-    until("the replica's link", || info_field(&mut rc, "replication", "master_link_status").as_deref() == Some("up"));
-    let mut mc = m.client();
+    let (m, r) = linked_pair();
+    let (mut mc, mut rc) = (m.client(), r.client());
     let _: () = cmd(&mut mc, &["DEBUG", "REPLICATE", "SET", "only-there", "1"]);
     until("the replicated command", || cmd::<Option<String>>(&mut rc, &["GET", "only-there"]).as_deref() == Some("1"));
     assert_eq!(cmd::<Option<String>>(&mut mc, &["GET", "only-there"]), None);
