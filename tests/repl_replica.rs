@@ -415,3 +415,30 @@ fn sync_on_a_replica_gets_its_rdb_then_the_masters_stream() {
     let text = String::from_utf8_lossy(&stream);
     assert!(text.contains("*3\r\n$3\r\nset\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"), "{text}");
 }
+
+/// A client blocked on a master that turns replica is answered `-UNBLOCKED` (as redis-server
+/// answers it), so the master's stream never serves it and both sides keep the same data.
+#[test]
+fn clients_blocked_on_a_master_that_turns_replica_are_unblocked_as_redis() {
+    let answer = |slotcore: bool| {
+        let m = slotcore_master();
+        let b = if slotcore {
+            Server::slotcore_on(port(), &["--enable-debug-command", "yes"])
+        } else {
+            Server::redis_on(port(), &["--enable-debug-command", "yes"])
+        };
+        let mut blocked = b.raw();
+        blocked.send_cmd(&[b"BLPOP", b"foo", b"0"]);
+        wait_for("the client blocked", || info(&mut b.client(), "clients", "blocked_clients").as_deref() == Some("1"));
+        assert_eq!(b.cli(&["replicaof", "127.0.0.1", &m.port.to_string()]).trim(), "OK");
+        let reply = blocked.reply();
+        synced(&m, &b);
+        m.cli(&["rpush", "foo", "a", "b", "c"]);
+        wait_for("the same data", || digest(&m) == digest(&b));
+        assert_eq!(b.cli(&["lrange", "foo", "0", "-1"]), "a\nb\nc\n");
+        reply
+    };
+    let want = answer(false);
+    assert!(want.starts_with("-UNBLOCKED"), "{want}");
+    assert_eq!(answer(true), want);
+}

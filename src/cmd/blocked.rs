@@ -333,3 +333,15 @@ pub fn redirect_after_cluster_change(st: &mut ShardState, view: &crate::cluster:
         }
     }
 }
+
+/// Answers every waiter here with the error `text` (Redis's `disconnectAllBlockedClients`
+/// when the node turns replica: the master's stream must not serve them).
+pub fn unblock_all(st: &mut ShardState, text: &'static str) {
+    let ids: Vec<u64> = st.blocked.waiters.keys().copied().collect();
+    for id in ids {
+        let Some(w) = st.blocked.remove(id) else { continue };
+        if let Some(tx) = w.token.claim() {
+            let _ = tx.send(Wake::Reply(Reply::err(text)));
+        }
+    }
+}

@@ -275,6 +275,7 @@ impl Replication {
         });
         if changed {
             role::set_replica(true);
+            role::followed_new_master();
             let _ = self.role_tx.unbounded_send(RoleRequest::Follow { host: host.to_string(), port });
         }
         changed

@@ -55,6 +55,20 @@ pub fn set_replica(on: bool) {
     set(REPLICA, on);
 }
 
+/// Bumped each time this node is set to follow a (new) master: the shards then answer their
+/// blocked clients `-UNBLOCKED` (Redis's `disconnectAllBlockedClients` in `replicationSetMaster`).
+static FOLLOW_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// This node was set to follow a (new) master.
+pub fn followed_new_master() {
+    FOLLOW_EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
+/// How many times this node was set to follow a master.
+pub fn follow_epoch() -> u64 {
+    FOLLOW_EPOCH.load(Ordering::Acquire)
+}
+
 /// True on a replica (a master is configured).
 pub fn is_replica() -> bool {
     has(REPLICA)

@@ -43,6 +43,8 @@ pub struct Shard {
     pub view: RefCell<Arc<ClusterView>>,
     /// Config generation this shard's snapshot is from.
     config_gen: std::cell::Cell<u64>,
+    /// `role::follow_epoch` as this shard last saw it.
+    follow_epoch: std::cell::Cell<u64>,
     /// Changes made for transactions this shard coordinates, collected from the shards they
     /// hold; pushed to the feed as one unit before the shards are released.
     tx_units: RefCell<hashbrown::HashMap<u64, Vec<Unit>>>,
@@ -50,6 +52,10 @@ pub struct Shard {
 
 /// Error when a peer shard is gone (only during shutdown).
 const PEER_GONE: &str = "ERR internal error: shard unavailable";
+
+/// What clients blocked on keys get when this node starts following a master.
+const UNBLOCKED_BY_ROLE: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
 
 impl Shard {
     /// A shard handle.
@@ -65,6 +71,7 @@ impl Shard {
             gate: Gate::default(),
             view: RefCell::new(Arc::new(ClusterView::standalone(nshards))),
             config_gen: std::cell::Cell::new(gen),
+            follow_epoch: std::cell::Cell::new(crate::replication::role::follow_epoch()),
             tx_units: Default::default(),
         }
     }
@@ -105,6 +112,13 @@ impl Shard {
     /// Refreshes this shard's config snapshot if CONFIG SET changed it (one atomic load).
     pub fn refresh_config(&self) {
         self.refresh_cluster();
+        // Set to follow a master since the last look: clients blocked here while this node was
+        // a master are answered now, before anything of the master's stream runs here.
+        let epoch = crate::replication::role::follow_epoch();
+        if epoch != self.follow_epoch.get() {
+            self.follow_epoch.set(epoch);
+            crate::cmd::blocked::unblock_all(&mut self.state.borrow_mut(), UNBLOCKED_BY_ROLE);
+        }
         // One atomic load per call (no reference-count traffic on the node) while unchanged.
         let gen = self.state.borrow().node.config_gen.load(Ordering::Acquire);
         if gen != self.config_gen.get() {
