@@ -326,6 +326,12 @@ pub fn redirect_after_cluster_change(st: &mut ShardState, view: &crate::cluster:
         };
         answers.push((id, reply));
     }
+    answer(st, answers);
+}
+
+/// Removes each waiter and answers its call with the reply given for it (unless already
+/// claimed elsewhere).
+fn answer(st: &mut ShardState, answers: Vec<(u64, Reply)>) {
     for (id, reply) in answers {
         let Some(w) = st.blocked.remove(id) else { continue };
         if let Some(tx) = w.token.claim() {
@@ -337,11 +343,6 @@ pub fn redirect_after_cluster_change(st: &mut ShardState, view: &crate::cluster:
 /// Answers every waiter here with the error `text` (Redis's `disconnectAllBlockedClients`
 /// when the node turns replica: the master's stream must not serve them).
 pub fn unblock_all(st: &mut ShardState, text: &'static str) {
-    let ids: Vec<u64> = st.blocked.waiters.keys().copied().collect();
-    for id in ids {
-        let Some(w) = st.blocked.remove(id) else { continue };
-        if let Some(tx) = w.token.claim() {
-            let _ = tx.send(Wake::Reply(Reply::err(text)));
-        }
-    }
+    let answers = st.blocked.waiters.keys().map(|&id| (id, Reply::err(text))).collect();
+    answer(st, answers);
 }

@@ -200,6 +200,32 @@ impl ClientState {
         // The generation first: a change after it is seen at the next command.
         let acl_gen = crate::acl::generation();
         let now = crate::storage::now_ms();
+        ClientState::fresh(id, addr, laddr, fd, authenticated, now, acl_gen, crate::acl::default())
+    }
+
+    /// The client a script's commands run as: the caller's identity and ACL user, database
+    /// `db`, times from the thread's cached clock.
+    pub fn for_script(caller: &ClientState, db: usize) -> ClientState {
+        let now = crate::storage::cached_ms();
+        let (addr, laddr) = (caller.addr.clone(), caller.laddr.clone());
+        let mut c = ClientState::fresh(caller.id, addr, laddr, -1, true, now, caller.acl_gen, caller.user.clone());
+        c.name = caller.name.clone();
+        c.db = db;
+        c
+    }
+
+    /// A client in its initial state with this identity.
+    #[allow(clippy::too_many_arguments)]
+    fn fresh(
+        id: u64,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        authenticated: bool,
+        now: u64,
+        acl_gen: u64,
+        user: std::sync::Arc<crate::acl::User>,
+    ) -> ClientState {
         ClientState {
             id,
             addr,
@@ -227,44 +253,7 @@ impl ClientState {
             replconf: None,
             master: false,
             acl_gen,
-            user: crate::acl::default(),
-            tracking: None,
-            lua_debug: Default::default(),
-        }
-    }
-
-    /// The client a script's commands run as: the caller's identity and ACL user, database
-    /// `db`, times from the thread's cached clock.
-    pub fn for_script(caller: &ClientState, db: usize) -> ClientState {
-        let now = crate::storage::cached_ms();
-        ClientState {
-            id: caller.id,
-            addr: caller.addr.clone(),
-            laddr: caller.laddr.clone(),
-            fd: -1,
-            name: caller.name.clone(),
-            db,
-            resp3: false,
-            authenticated: true,
-            created_ms: now,
-            last_interaction_ms: now,
-            last_cmd: "NULL",
-            reply_mode: ReplyMode::On,
-            no_evict: false,
-            killed: false,
-            monitor: false,
-            lib_name: None,
-            qbuf: 0,
-            close_after_reply: false,
-            readonly: false,
-            asking: false,
-            blocked: None,
-            multi: None,
-            pubsub: None,
-            replconf: None,
-            master: false,
-            acl_gen: caller.acl_gen,
-            user: caller.user.clone(),
+            user,
             tracking: None,
             lua_debug: Default::default(),
         }

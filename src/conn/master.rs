@@ -20,7 +20,7 @@ use crate::replication::feed::FeedItem;
 use crate::replication::handshake;
 use crate::runtime::shard::Shard;
 use crate::runtime::ClientStream;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
@@ -43,7 +43,11 @@ enum Source {
 /// and with `propagation-error-behavior panic` (or `panic-on-replicas` for a read-only
 /// replica's master link) the process aborts, as Redis's `serverPanic`. `names` are the
 /// lowercase command names of the requests whose replies `wbuf` holds, in order.
-fn log_unexpected_errors(shard: &Shard, wbuf: &[u8], names: &[String], source: Source) {
+fn log_unexpected_errors(shard: &Shard, wbuf: &[u8], names: &[Option<Bytes>], source: Source) {
+    // Most batches hold no error at all: skip the walk then.
+    if !wbuf.contains(&b'-') {
+        return;
+    }
     let errors = top_level_errors(wbuf);
     if errors.is_empty() {
         return;
@@ -59,7 +63,10 @@ fn log_unexpected_errors(shard: &Shard, wbuf: &[u8], names: &[String], source: S
         // `ERR ` it sends, and a coded one (shared error objects) with its leading `-`; an
         // unknown command has no command name.
         let unknown = text.starts_with(b"ERR unknown command");
-        let name = if unknown { "<unknown>" } else { names.get(i).map_or("<unknown>", String::as_str) };
+        let name = match names.get(i) {
+            Some(Some(n)) if !unknown => String::from_utf8_lossy(n).to_lowercase(),
+            _ => "<unknown>".to_string(),
+        };
         let text = match text.strip_prefix(b"ERR ") {
             Some(rest) => String::from_utf8_lossy(&rest[..rest.len().min(4096)]).into_owned(),
             None => format!("-{}", String::from_utf8_lossy(&text[..text.len().min(4095)])),
@@ -119,9 +126,9 @@ fn top_level_errors(buf: &[u8]) -> Vec<(usize, &[u8])> {
     out
 }
 
-/// The lowercase command names of `run`, for [`log_unexpected_errors`].
-fn command_names(run: &[Request]) -> Vec<String> {
-    run.iter().map(|r| r.args.first().map(|a| String::from_utf8_lossy(a).to_lowercase()).unwrap_or_default()).collect()
+/// The command names of `run` (shared, not copied), for [`log_unexpected_errors`].
+fn command_names(run: &[Request]) -> Vec<Option<Bytes>> {
+    run.iter().map(|r| r.args.first().cloned()).collect()
 }
 
 /// Where the master's stream starts.
