@@ -6,6 +6,7 @@
 #   N=2000000 TESTS=set,get bash bench/compare.sh
 #   N=50000 bash bench/compare.sh         # the whole default list, short
 #   SLOTCORE_BIN=/tmp/old/slotcore bash bench/compare.sh   # another build (no cargo build then)
+#   KEYSPACE=100000 bash bench/compare.sh # random keys (-r 100000): a table, not one hot key
 #
 # Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
 # redis-benchmark runs with identical arguments against each, under `taskset -c $CLIENT_CPUS`
@@ -24,6 +25,9 @@ TESTS="${TESTS:-set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,l
 # LRANGE replies are 100-600 elements: fewer requests keep those tests as short as the others.
 N_LRANGE="${N_LRANGE:-$((N / 10))}"
 PIPELINES="${PIPELINES:-1 16}"
+# Empty: every request uses the same key (redis-benchmark's default). A number: keys are drawn
+# from that many (-r), and GET reads the keys the SET test before it wrote (no FLUSHALL between).
+KEYSPACE="${KEYSPACE:-}"
 SHARDS="${SHARDS:-1}"
 NCPU=$(nproc)
 if [ -z "${SERVER_CPUS:-}" ]; then
@@ -60,6 +64,7 @@ run_one() {
   for p in $PIPELINES; do
     for t in ${TESTS//,/ }; do
       local n=$N bench=(-t "$t")
+      [ -n "$KEYSPACE" ] && bench+=(-r "$KEYSPACE")
       case $t in
         # Pops take what the pushes before them left, as in redis-benchmark's own default run.
         lpop | rpop | spop | zpopmin) ;;
@@ -70,6 +75,7 @@ run_one() {
           redis-cli -p "$port" flushall >/dev/null
           redis-benchmark -p "$port" -t lpush -n 600 -c 1 >/dev/null 2>&1
           n=$N_LRANGE bench=(lrange mylist 0 $((${t#lrange_} - 1))) ;;
+        get) [ -n "$KEYSPACE" ] || redis-cli -p "$port" flushall >/dev/null ;;
         *) redis-cli -p "$port" flushall >/dev/null ;;
       esac
       local before after
@@ -89,7 +95,7 @@ run_one() {
 }
 
 echo "# slotcore vs redis-server: $(date -u '+%F %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS, servers on CPUs $SERVER_CPUS, client on CPUs $CLIENT_CPUS, slotcore shards=$SHARDS, rounds=$ROUNDS (median)"
+echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS${KEYSPACE:+ -r $KEYSPACE}, servers on CPUs $SERVER_CPUS, client on CPUs $CLIENT_CPUS, slotcore shards=$SHARDS, rounds=$ROUNDS (median)"
 
 for round in $(seq 1 "$ROUNDS"); do
   taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &

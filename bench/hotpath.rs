@@ -50,6 +50,7 @@ fn frame(args: &[&str]) -> Vec<u8> {
 }
 
 fn main() {
+    slotcore::clock::calibrate();
     let mut argv = std::env::args().skip(1);
     let which = argv.next().unwrap_or_else(|| "set".into());
     let rounds: usize = argv.next().and_then(|n| n.parse().ok()).unwrap_or(20_000);
@@ -70,7 +71,7 @@ fn main() {
     let limits = ParseLimits::default();
     let mut reqs: Vec<Request> = Vec::new();
     let mut wbuf = Vec::with_capacity(16 * 1024);
-    let mut clock = std::time::Instant::now();
+    let mut clock = slotcore::clock::Stamp::now();
     // GET reads what a SET wrote.
     if which == "get" {
         let set = frame(&["SET", "key:__rand_int__", "xxx"]);
@@ -102,7 +103,7 @@ fn run(
     shard: &mut ShardState,
     client: Option<&mut ClientState>,
     args: &[Bytes],
-    clock: &mut std::time::Instant,
+    clock: &mut slotcore::clock::Stamp,
 ) -> slotcore::protocol::Reply {
     let Some(spec): Option<&'static CommandSpec> = cmd::table::lookup(&args[0]) else {
         eprintln!("unknown command");

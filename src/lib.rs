@@ -33,6 +33,7 @@
 
 pub mod acl;
 pub mod aof;
+pub mod clock;
 pub mod cluster;
 pub mod cmd;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod fuzzing;
 pub mod limits;
 pub mod logging;
 pub mod memory;
+pub mod pause;
 pub mod persist;
 pub mod process;
 pub mod proctitle;

@@ -192,6 +192,7 @@ fn main() {
     if let Err(e) = slotcore::logging::init(&cfg.logfile, cfg.loglevel) {
         fail(&e);
     }
+    slotcore::clock::calibrate();
     if let Err(e) = slotcore::acl::load_at_startup(&cfg) {
         tracing::warn!("{}", e);
         std::process::exit(1);

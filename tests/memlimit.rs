@@ -99,7 +99,16 @@ fn workload(s: &Server, policy: &str) -> Outcome {
         pipeline(&mut raw, &gets);
     }
     raw.cmd(&["CONFIG", "SET", "maxmemory", "30mb"]);
-    let rest: Vec<_> = (2000..KEYS).map(|i| set_cmd(i, ttl(i))).collect();
+    // Under LRU the hot keys are read again every 500 writes of the fill: the fill may take
+    // longer than a second of the LRU clock, and keys written after the last read would
+    // otherwise be "more recent" than the hot ones.
+    let mut rest: Vec<Vec<Vec<u8>>> = Vec::new();
+    for i in 2000..KEYS {
+        rest.push(set_cmd(i, ttl(i)));
+        if policy.ends_with("-lru") && i % 500 == 0 {
+            rest.extend(hot.clone().map(|h| vec![b"GET".to_vec(), format!("key:{h}").into_bytes()]));
+        }
+    }
     let replies = pipeline(&mut raw, &rest);
     let errors = replies.iter().filter(|r| r.starts_with('-')).count();
     if errors > 0 {
@@ -175,11 +184,11 @@ fn every_policy_keeps_what_redis_keeps() {
             _ => {
                 // Sampled LRU/LFU keep clearly more of the hot keys than of the cold ones (one run:
                 // allkeys-lru redis-server 65% vs 8%, slotcore 43% vs 2%; allkeys-lfu redis-server
-                // 100% vs 55%, slotcore 100% vs 30%).
-                assert!(
-                    b.favoured > b.disfavoured + 0.2 && a.favoured > a.disfavoured + 0.2,
-                    "{policy}: hot keys kept {a:?} / {b:?}"
-                );
+                // 100% vs 55%, slotcore 100% vs 30%). redis-server is not held to it: its LRU
+                // clock ticks once a second, so when the cold writes and the hot reads fall in
+                // the same second (a loaded machine) it cannot tell them apart (one CI-like run:
+                // 9.4% vs 8.9%).
+                assert!(a.favoured > a.disfavoured + 0.2, "{policy}: hot keys kept {a:?} / {b:?}");
                 assert!(a.disfavoured < 0.5, "{policy}: cold keys kept {a:?}");
             }
         }
@@ -259,11 +268,14 @@ fn evictions_reach_a_replica_as_deletes() {
     pipeline(&mut mc, &cmds);
     let evicted = info_field(&mut mc, "stats", "evicted_keys");
     assert!(evicted > 1000, "evicted {evicted}");
+    // Any later command may evict again while memory is over the limit (reads too, as in
+    // Redis), so lift the limit before comparing: the replica must then converge exactly.
+    mc.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
     mc.cmd(&["WAIT", "1", "5000"]);
     let deadline = Instant::now() + WAIT;
     loop {
         let (a, b) = (mc.cmd(&["DEBUG", "DIGEST"]), rc.cmd(&["DEBUG", "DIGEST"]));
-        if a == b {
+        if a == b && mc.cmd(&["DBSIZE"]) == rc.cmd(&["DBSIZE"]) {
             break;
         }
         assert!(Instant::now() < deadline, "replica differs: {a} vs {b}");

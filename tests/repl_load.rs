@@ -122,6 +122,7 @@ fn swapdb_async_loading(slotcore: bool) -> Vec<String> {
     seen.push(format!("loading:{}", field(&r, "persistence", "loading")));
     seen.push(format!("get:{}", r.cli(&["get", "mykey"]).trim()));
     seen.push(format!("no_async_loading command: {}", r.cli(&["bgrewriteaof"]).trim()));
+    seen.push(format!("deny-loading config: {}", r.cli(&["config", "set", "appendonly", "no"]).trim()));
     wait_for(Duration::from_secs(60), "the load to end", || {
         field(&r, "persistence", "async_loading") == "0" && field(&r, "replication", "master_link_status") == "up"
     });
@@ -171,15 +172,50 @@ fn writable_replica_expiry(slotcore: bool) -> Vec<String> {
     mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     mc.cmd(&["SET", "key1", "5", "PX", "10"]);
     mc.cmd(&["SET", "key2", "5", "PX", "10"]);
-    wait_for(common::WAIT, "the keys replicated and expired", || {
-        rc.cmd(&["DBSIZE"]) == ":2\r\n" && rc.cmd(&["EXISTS", "key1", "key2"]) == ":0\r\n"
-    });
+    let start = std::time::Instant::now();
+    loop {
+        let last = (rc.cmd(&["DBSIZE"]), rc.cmd(&["EXISTS", "key1", "key2"]));
+        if last == (":2\r\n".to_string(), ":0\r\n".to_string()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < common::WAIT,
+            "the keys replicated and expired: DBSIZE, EXISTS {last:?}; replica {}; master {}",
+            r.cli(&["info", "keyspace"]),
+            m.cli(&["info", "keyspace"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     seen.push(rc.cmd(&["INCR", "key1"]));
     seen.push(rc.cmd(&["TTL", "key1"]));
     seen.push(rc.cmd(&["GET", "key2"]));
     seen.push(rc.cmd(&["DBSIZE"]));
     mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
     seen
+}
+
+/// What a replica holds after its master's `SET .. PXAT` whose time already passed when the
+/// replica applied it (a lagging link): the key is kept, hidden, until the master's DEL.
+fn past_expiry_from_the_master(slotcore: bool) -> Vec<String> {
+    let m = master();
+    let r = replica(slotcore, &[]);
+    follow(&r, &m);
+    let mut mc = m.raw();
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    mc.cmd(&["SET", "lagged", "v", "PXAT", "1"]);
+    mc.cmd(&["SET", "fresh", "v"]);
+    let mut rc = r.raw();
+    wait_for(common::WAIT, "the writes replicated", || rc.cmd(&["EXISTS", "fresh"]) == ":1\r\n");
+    let seen = vec![rc.cmd(&["DBSIZE"]), rc.cmd(&["EXISTS", "lagged"]), rc.cmd(&["GET", "lagged"])];
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    seen
+}
+
+#[test]
+fn a_replica_keeps_a_key_its_master_set_with_a_past_expiry_as_redis() {
+    let want = past_expiry_from_the_master(false);
+    assert_eq!(want[0], ":2\r\n", "{want:?}");
+    assert_eq!(past_expiry_from_the_master(true), want);
 }
 
 #[test]
@@ -226,4 +262,47 @@ fn panics_on_a_failed_master_command(slotcore: bool) -> bool {
 fn propagation_error_behavior_panic_on_replicas_stops_the_replica_as_redis() {
     assert!(panics_on_a_failed_master_command(false));
     assert!(panics_on_a_failed_master_command(true));
+}
+
+/// `swapdb` with a full sync of another history, the transfer killed halfway (the master
+/// writes its RDB slowly with `rdb-key-save-delay`): the replica is loading (`loading:1`,
+/// commands get -LOADING) from the moment the transfer starts, as Redis loads from the
+/// socket, logs Redis's lines for the short read, and keeps its old data afterwards.
+fn swapdb_killed_transfer(slotcore: bool) -> Vec<String> {
+    let m = master();
+    m.cli(&["config", "set", "rdbcompression", "no"]);
+    let r = replica(slotcore, &["--repl-diskless-load", "swapdb"]);
+    r.cli(&["debug", "populate", "200", "slave", "10"]);
+    r.cli(&["set", "mykey", "myvalue"]);
+    m.cli(&["debug", "populate", "1000", "master", "100000"]);
+    // 10 ms per key: the transfer takes about 10 s.
+    m.cli(&["config", "set", "rdb-key-save-delay", "10000"]);
+    assert_eq!(r.cli(&["replicaof", "127.0.0.1", &m.port.to_string()]).trim(), "OK");
+    let mut seen = Vec::new();
+    wait_for(common::WAIT, "loading:1", || field(&r, "persistence", "loading") == "1");
+    seen.push(format!("async_loading:{}", field(&r, "persistence", "async_loading")));
+    seen.push(format!("get: {}", r.cli(&["get", "mykey"]).trim()));
+    m.cli(&["config", "set", "repl-diskless-sync-delay", "5"]);
+    m.cli(&["client", "kill", "type", "replica"]);
+    wait_for(common::WAIT, "loading:0", || field(&r, "persistence", "loading") == "0");
+    seen.push(format!("after: {}", r.cli(&["get", "mykey"]).trim()));
+    seen.push(format!("dbsize: {}", r.cli(&["dbsize"]).trim()));
+    let log = r.log_text();
+    for line in [
+        "Loading DB in memory",
+        "Internal error in RDB",
+        "Failed trying to load the MASTER synchronization DB from socket",
+        "Discarding temporary DB in background",
+    ] {
+        seen.push(format!("{line}: {}", log.contains(line)));
+    }
+    m.cli(&["config", "set", "rdb-key-save-delay", "0"]);
+    seen
+}
+
+#[test]
+fn swapdb_of_another_history_is_loading_from_the_transfers_start_as_redis() {
+    let want = swapdb_killed_transfer(false);
+    assert_eq!(want[1], "get: LOADING Redis is loading the dataset in memory", "{want:?}");
+    assert_eq!(swapdb_killed_transfer(true), want);
 }

@@ -231,6 +231,38 @@ fn killed_link_resumes_with_continue() {
     check_stream(&m, &r);
 }
 
+/// CONFIG SET repl-backlog-size trims the backlog at once, as Redis's: right after 160 KB
+/// are written behind a new 16 KB size, a PSYNC from offset 1 gets a full resync, not
+/// `+CONTINUE` with the whole 160 KB (slotcore used to resize at the next cron tick).
+#[test]
+fn a_smaller_backlog_set_at_run_time_is_trimmed_before_the_next_psync() {
+    let m = master(&[]);
+    let r = replica_of(&m, &[]);
+    wait_synced(&m, &r);
+    let mut mc = m.client();
+    let replid = info_field(&mut mc, "replication", "master_replid").expect("master_replid");
+    let mut tx = m.raw();
+    let big = "A".repeat(16_384);
+    let mut batch = common::encode(&[b"MULTI"]);
+    batch.extend(common::encode(&[b"CONFIG", b"SET", b"repl-backlog-size", b"16384"]));
+    for i in 0..10 {
+        batch.extend(common::encode(&[b"SET", format!("{i} string_{i}").as_bytes(), big.as_bytes()]));
+    }
+    batch.extend(common::encode(&[b"EXEC"]));
+    tx.send(&batch);
+    // +OK for MULTI, +QUEUED for the 11 commands, then EXEC's 11 replies.
+    for _ in 0..12 {
+        assert!(tx.reply().starts_with('+'));
+    }
+    assert!(tx.reply().starts_with("*11\r\n"));
+    let mut psync = m.raw();
+    let reply = psync.cmd(&["PSYNC", &replid, "1"]);
+    assert!(reply.starts_with("+FULLRESYNC"), "{reply}");
+    assert_eq!(info_field(&mut mc, "replication", "repl_backlog_size").as_deref(), Some("16384"));
+    let mut rc = r.client();
+    until("equal digests", || digest(&mut mc) == digest(&mut rc));
+}
+
 /// The field names of INFO replication, in order, with the values of `slave0` reduced to
 /// its keys.
 fn info_shape(c: &mut redis::Connection) -> Vec<String> {
@@ -495,4 +527,53 @@ fn debug_replicate_reaches_the_replicas_only() {
     let _: () = cmd(&mut mc, &["DEBUG", "REPLICATE", "SET", "only-there", "1"]);
     until("the replicated command", || cmd::<Option<String>>(&mut rc, &["GET", "only-there"]).as_deref() == Some("1"));
     assert_eq!(cmd::<Option<String>>(&mut mc, &["GET", "only-there"]), None);
+}
+
+/// A one-shard master under `appendfsync always` writes its rounds to the AOF from the shard
+/// itself while no replica is attached (and fdatasync is quick); a replica that attaches in the
+/// middle of a write load still gets every write after its sync point.
+#[test]
+fn replica_attached_under_write_load_to_a_one_shard_always_master_gets_every_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let m = Server::slotcore_on(
+        port(),
+        &[
+            "--shards",
+            "1",
+            "--enable-debug-command",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, port) = (stop.clone(), m.port);
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                    .and_then(|c| c.get_connection_with_timeout(WAIT))
+                    .expect("connect");
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _: () = cmd(&mut c, &["SET", &format!("w:{w}:{}", i % 500), &i.to_string()]);
+                    let _: i64 = cmd(&mut c, &["INCR", &format!("n:{w}")]);
+                    i += 1;
+                }
+                i
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = replica_of(&m, &[]);
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    let done: u64 = writers.into_iter().map(|t| t.join().expect("writer")).sum();
+    assert!(done > 100, "too few writes: {done}");
+    wait_synced(&m, &r);
 }

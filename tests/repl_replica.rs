@@ -60,6 +60,15 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 fn synced(m: &Server, r: &Server) {
     let mut rc = r.raw();
     wait_for("the replica loaded", || !rc.cmd(&["EXISTS", "x"]).starts_with("-LOADING"));
+    // The replica's own view: its link is up and no load (async included) is running. The
+    // master's WAIT alone can count a replica that has not acknowledged anything when the
+    // master's offset is still 0.
+    let mut r_client = r.client();
+    wait_for("the replica's link up", || {
+        info(&mut r_client, "replication", "master_link_status").as_deref() == Some("up")
+            && info(&mut r_client, "persistence", "loading").as_deref() == Some("0")
+            && info(&mut r_client, "persistence", "async_loading").as_deref() == Some("0")
+    });
     let mut c = m.client();
     wait_for("the replica online", || {
         info(&mut c, "replication", "slave0").is_some_and(|s| s.contains("state=online"))
@@ -392,7 +401,17 @@ fn sync_on_a_replica_gets_its_rdb_then_the_masters_stream() {
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     while !got.ends_with(b"\r\n") || !got.contains(&b'$') {
-        assert_eq!(s.read(&mut byte).expect("read the RDB length"), 1, "closed early: {got:?}");
+        let n = s.read(&mut byte).unwrap_or_else(|e| {
+            panic!(
+                "read the RDB length: {e}; got {:?}\nreplica:\n{}\nmaster:\n{}\nreplica log:\n{}\nmaster log:\n{}",
+                String::from_utf8_lossy(&got),
+                r.cli(&["info", "replication"]),
+                m.cli(&["info", "replication"]),
+                r.log_text(),
+                m.log_text()
+            )
+        });
+        assert_eq!(n, 1, "closed early: {got:?}");
         if got.is_empty() && byte[0] == b'\n' {
             continue;
         }
@@ -441,4 +460,100 @@ fn clients_blocked_on_a_master_that_turns_replica_are_unblocked_as_redis() {
     let want = answer(false);
     assert!(want.starts_with("-UNBLOCKED"), "{want}");
     assert_eq!(answer(true), want);
+}
+
+/// A replica running a script past busy-reply-threshold keeps the master's stream until the
+/// script ends, then applies it (Redis does not process its master's input meanwhile): no
+/// command of the stream is refused with -BUSY, and both sides end with the same data.
+#[test]
+fn a_busy_script_on_the_replica_holds_the_stream_until_it_ends() {
+    let m = slotcore_master();
+    let r = replica_of(&m, &["--busy-reply-threshold", "100"]);
+    synced(&m, &r);
+    let mut writer = m.raw();
+    let mut script = r.raw();
+    // A script that spins for about a second, well past the 100 ms threshold.
+    script.send_cmd(&[
+        b"EVAL",
+        b"local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] local n = 0 \
+          while true do n = n + 1 if n % 100000 == 0 then t = redis.call('TIME') \
+          if t[1] * 1000000 + t[2] - s > 1000000 then return n end end end",
+        b"0",
+    ]);
+    wait_for("the script busy", || r.raw().cmd(&["GET", "x"]).starts_with("-BUSY"));
+    for i in 0..200 {
+        assert_eq!(writer.cmd(&["SET", &format!("busy:{i}"), &i.to_string()]), "+OK\r\n");
+    }
+    assert!(script.reply().starts_with(':'), "the script ends by itself");
+    same_data(&m, &r);
+    let log = r.log_text();
+    assert!(!log.contains("CRITICAL"), "the replica refused part of the stream:\n{log}");
+    assert_eq!(stat(&r, "unexpected_error_replies"), 0);
+}
+
+/// DEBUG SLEEP stops the whole master, as it stops redis-server: a replica waiting in the
+/// handshake (the master delays its diskless sync) hears no keepalive newline and gives up
+/// after repl-timeout with Redis's log line.
+#[test]
+fn debug_sleep_silences_the_master_and_the_replica_times_out_its_handshake() {
+    for slotcore in [false, true] {
+        let args =
+            ["--enable-debug-command", "yes", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "1000"];
+        let m = if slotcore { Server::slotcore_on(port(), &args) } else { Server::redis_on(port(), &args) };
+        let r = replica_of(&m, &["--repl-timeout", "2"]);
+        wait_for("the handshake", || r.cli(&["role"]).contains("handshake"));
+        // Past two keepalive periods: the newlines keep the link alive while the master runs.
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!r.log_text().contains("Timeout connecting to the MASTER"), "{}", r.log_text());
+        let mut mc = m.raw();
+        mc.send_cmd(&[b"DEBUG", b"SLEEP", b"4"]);
+        wait_for("the replica's handshake timeout", || r.log_text().contains("Timeout connecting to the MASTER..."));
+        assert_eq!(mc.reply(), "+OK\r\n", "slotcore master: {slotcore}");
+    }
+}
+
+/// A one-shard slotcore master syncing diskless at once, holding 400 strings of 100 kB.
+fn large_values_master(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--shards",
+        "1",
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let m = Server::slotcore_on(port(), &args);
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(400).arg("big").arg(100_000).query(&mut m.client()).unwrap();
+    m
+}
+
+/// A diskless full sync of large values (400 strings of 100 kB, one shard on the master) ends:
+/// it used to stop for good partway through the transfer.
+#[test]
+fn diskless_full_sync_of_large_values_completes() {
+    let m = large_values_master(&[]);
+    let r = replica_of(&m, &["--repl-diskless-load", "swapdb"]);
+    same_data(&m, &r);
+}
+
+/// Two replicas that load slowly (`key-load-delay`) full-sync one after the other from a
+/// one-shard master, diskless. The snapshot jobs run in shard 0's snapshot task queue (a
+/// `Latency::Matters` queue); the second sync used to stop for good partway in most runs on a
+/// 2-vCPU VM: the job slept on a timer just as that queue's preemption timer ran out, and the
+/// executor went to sleep with no timer armed (vendor/glommio/PATCHES.md).
+#[test]
+fn diskless_full_syncs_to_two_slow_loading_replicas_complete() {
+    let m = large_values_master(&["--rdbcompression", "no"]);
+    let want = digest(&m);
+    let slow = ["--repl-diskless-load", "swapdb", "--key-load-delay", "100"];
+    let replicas = [replica_of(&m, &slow), replica_of(&m, &slow)];
+    for r in &replicas {
+        let mut c = r.client();
+        wait_for("the replica's full sync", || {
+            redis::cmd("DEBUG").arg("DIGEST").query::<String>(&mut c).is_ok_and(|d| d == want)
+        });
+    }
 }

@@ -106,3 +106,48 @@ fn spanning_mset_is_atomic_and_deadlock_free() {
     assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
     let _ = WAIT;
 }
+
+/// Clients spread evenly over the shards whichever shard accepts them: 40 connections opened
+/// at once land 20/20 (they used to land 38/2 or so), and after some close, new ones restore
+/// the balance. Every client reaches keys on both shards.
+#[test]
+fn connections_spread_evenly_over_the_shards() {
+    let s = Server::slotcore_shards(2);
+    let clients_per_shard = |info: &mut common::Raw| -> Vec<i64> {
+        let text = info.cmd(&["INFO", "shards"]);
+        text.lines()
+            .filter(|l| l.starts_with("shard"))
+            .filter_map(|l| l.split(',').find_map(|f| f.strip_prefix("clients=")).and_then(|n| n.parse().ok()))
+            .collect()
+    };
+    let mut info = s.raw();
+    // All connected before any is used (as redis-benchmark opens its clients): the node
+    // accepts them in a burst, where one shard's accept loop used to take nearly all.
+    let mut conns: Vec<common::Raw> = (0..40).map(|_| s.raw()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let key = if i % 2 == 0 { ON_SHARD0 } else { ON_SHARD1 };
+        assert_eq!(c.cmd(&["SET", key, "v"]), "+OK\r\n");
+    }
+    // 41 clients with the INFO connection.
+    let counts = clients_per_shard(&mut info);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(counts.iter().sum::<i64>(), 41, "{counts:?}");
+    assert!((counts[0] - counts[1]).abs() <= 1, "uneven: {counts:?}");
+    // Which connection is on which shard is not visible to clients: close 16 and see the
+    // counts move, then open 16 more and expect the balance back.
+    conns.truncate(24);
+    let deadline = Instant::now() + WAIT;
+    while clients_per_shard(&mut info).iter().sum::<i64>() != 25 {
+        assert!(Instant::now() < deadline, "closed connections still counted: {:?}", clients_per_shard(&mut info));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..16 {
+        let mut c = s.raw();
+        assert_eq!(c.cmd(&["GET", ON_SHARD0]), "$1\r\nv\r\n");
+        assert_eq!(c.cmd(&["GET", ON_SHARD1]), "$1\r\nv\r\n");
+        conns.push(c);
+    }
+    let counts = clients_per_shard(&mut info);
+    assert_eq!(counts.iter().sum::<i64>(), 41, "{counts:?}");
+    assert!((counts[0] - counts[1]).abs() <= 1, "uneven after closes: {counts:?}");
+}

@@ -19,12 +19,17 @@
 //!   are at risk if the machine dies;
 //! - `no`: publishes at once, never fsyncs.
 //!
-//! Direct appends: under `no` and `everysec`, when the thread has nothing queued or pending and
-//! no fsync runs, [`Writer::append`] writes the bytes on the calling thread (the control core,
-//! as Redis writes its AOF on its main thread), under the lock the thread holds while it
-//! works, so the order of bytes and file operations is the same either way. That saves a
-//! thread hop per merged batch. Whatever is not plain (a postponed write, a failed write to
-//! retry, `always`'s fdatasync, DEBUG AOF-FLUSH-SLEEP) goes through the thread.
+//! Direct appends: when the thread has nothing queued or pending and no fsync runs,
+//! [`Writer::append`] writes the bytes on the calling thread (the control core, or a shard
+//! taking its own round under `always` while fdatasync is quick, [`Writer::quick`]; as Redis
+//! writes its AOF on its main thread), under the lock the thread holds while it works, so the
+//! order of bytes and file operations is the same either way. That saves a thread hop per
+//! merged batch (under `always`, about a tenth of the CPU the AOF adds per write when the
+//! fdatasync is cheap). Under `always` the caller also fdatasyncs, then publishes, while the
+//! last fdatasync took at most [`INLINE_FSYNC_MAX`]: a slow disk's fdatasyncs go back to the
+//! thread, which keeps timing them, so the control core's other work (bus, replicas) is not
+//! held behind milliseconds of disk. Whatever is not plain (a postponed write, a failed write
+//! to retry, DEBUG AOF-FLUSH-SLEEP) goes through the thread.
 //!
 //! Errors: a failed write under `always` exits the process, as Redis does (replies waiting on
 //! it are never sent); otherwise the file is cut back to its last good size, the bytes are kept
@@ -47,6 +52,14 @@ static FLUSH_SLEEP_US: AtomicU64 = AtomicU64::new(0);
 /// DEBUG AOF-FSYNC-SLEEP: microseconds each background fsync takes longer (tests of the
 /// postponed-write rule, standing for a busy disk).
 static FSYNC_SLEEP_US: AtomicU64 = AtomicU64::new(0);
+
+/// Under `always`, the caller writes and fdatasyncs a batch itself (no thread hop) while the
+/// last fdatasync took at most this long; a slower disk's fdatasyncs go to the thread, so the
+/// control core is not held for milliseconds.
+const INLINE_FSYNC_MAX: Duration = Duration::from_micros(500);
+
+/// How long the last `always` fdatasync took, in µs (read by shards without a lock).
+static LAST_FSYNC_US: AtomicU64 = AtomicU64::new(0);
 
 /// How long a write may be postponed behind a running background fsync.
 const MAX_POSTPONE: Duration = Duration::from_secs(2);
@@ -140,6 +153,8 @@ pub struct Files {
     pub skip_fsync: bool,
     unsynced: bool,
     last_fsync: Instant,
+    /// How long the last `always` fdatasync took (decides whether the caller may do the next).
+    last_fsync_took: Duration,
     /// A write waits for a running background fsync since then (`aof_flush_postponed_start`).
     postponed: Option<Instant>,
     bio: Bio,
@@ -181,6 +196,7 @@ impl Writer {
             skip_fsync: false,
             unsynced: false,
             last_fsync: Instant::now(),
+            last_fsync_took: Duration::ZERO,
             postponed: None,
             bio,
         };
@@ -189,6 +205,17 @@ impl Writer {
         let (st, q) = (state.clone(), queued.clone());
         std::thread::Builder::new().name("aof-writer".into()).spawn(move || run(&st, &q, rx))?;
         Ok(Writer { tx, state, queued })
+    }
+
+    /// An `always` append now would be written and fdatasync'ed by the caller: nothing is
+    /// queued for the thread and the last fdatasync took at most [`INLINE_FSYNC_MAX`]. A shard
+    /// takes its own rounds only then (`runtime::aof::take_round`): it waits for the
+    /// fdatasync, as Redis does, which costs less than the control core's two thread switches;
+    /// a slower disk's rounds stay on the control core's path, whose writer thread lets the
+    /// shard go on serving meanwhile.
+    pub fn quick(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+            && LAST_FSYNC_US.load(Ordering::Relaxed) <= INLINE_FSYNC_MAX.as_micros() as u64
     }
 
     /// Queues a job (never waits).
@@ -200,8 +227,9 @@ impl Writer {
     /// Appends merged bytes that complete the per-shard `counts`: written here when the
     /// thread is idle and the write is a plain one (see the module's doc), else queued.
     pub fn append(&self, data: Bytes, counts: Vec<u64>) {
-        // Only this thread sends counted jobs, so with none queued the thread holds the lock
-        // only briefly (timing its wait, or writing a postponed batch).
+        // Counted jobs come only from the AOF's owner (the control core, or a shard holding the
+        // AOF's lock), so with none queued the thread holds the lock only briefly (timing its
+        // wait, or writing a postponed batch).
         if self.queued.load(Ordering::Acquire) == 0 {
             let mut st = lock(&self.state);
             if let Some(wake) = st.append_here(&data, &counts) {
@@ -223,7 +251,7 @@ impl State {
     fn append_here(&mut self, data: &[u8], counts: &[u64]) -> Option<bool> {
         let f = &self.files;
         let plain = match f.policy {
-            Fsync::Always => false,
+            Fsync::Always => f.last_fsync_took <= INLINE_FSYNC_MAX,
             Fsync::Everysec => !fsync_in_progress(),
             Fsync::No => true,
         };
@@ -236,6 +264,12 @@ impl State {
             self.pending.extend_from_slice(data);
             status::BUFFER_LEN.store(self.pending.len() as u64, Ordering::Relaxed);
             return Some(true);
+        }
+        if self.files.policy == Fsync::Always {
+            // The replies wait for this fdatasync: publish after it (a failure exits).
+            self.files.fsync();
+            publish(&self.counts, &mut self.done);
+            return Some(false);
         }
         publish(&self.counts, &mut self.done);
         self.files.fsync();
@@ -259,6 +293,13 @@ pub fn persist_manifest(paths: &Paths, m: &Manifest) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("Can't persist the AOF manifest file {name}: {e}")
     })
+}
+
+/// [`fdatasync`], and how long it took.
+fn timed_fdatasync(f: &File) -> std::io::Result<Duration> {
+    let t = Instant::now();
+    fdatasync(f)?;
+    Ok(t.elapsed())
 }
 
 /// fdatasync(2) (`redis_fsync` on Linux).
@@ -339,9 +380,11 @@ impl Files {
             return;
         }
         match self.policy {
-            Fsync::Always => match fdatasync(f) {
-                Ok(()) => {
+            Fsync::Always => match timed_fdatasync(f) {
+                Ok(took) => {
                     self.unsynced = false;
+                    self.last_fsync_took = took;
+                    LAST_FSYNC_US.store(took.as_micros() as u64, Ordering::Relaxed);
                     self.last_fsync = Instant::now();
                 }
                 Err(e) => {
@@ -530,19 +573,23 @@ mod tests {
         }
     }
 
-    /// Under `always` every append goes through the thread, which fdatasyncs before it
-    /// publishes.
+    /// Under `always` a direct append fdatasyncs before it publishes and returns, while the
+    /// last fdatasync was fast; after a slow one, appends go through the thread.
     #[test]
-    fn always_appends_go_through_the_thread() {
+    fn always_appends_are_synced_by_the_caller_while_fdatasync_is_fast() {
         let paths = scratch("always");
         let w = Writer::start(paths.clone(), Fsync::Always).expect("writer");
         on_thread(&w, |f| f.open("a.incr.aof").expect("open"));
         let mut st = lock(&w.state);
-        assert_eq!(st.append_here(b"x", &[]), None);
+        assert_eq!(st.append_here(b"x", &[]), Some(false), "written and synced here");
+        assert!(!st.files.unsynced, "fdatasync'ed before returning");
+        // A slow disk: the next append goes to the thread, which fdatasyncs it.
+        st.files.last_fsync_took = INLINE_FSYNC_MAX * 10;
+        assert_eq!(st.append_here(b"y", &[]), None);
         drop(st);
-        w.append(Bytes::from_static(b"x"), Vec::new());
+        w.append(Bytes::from_static(b"y"), Vec::new());
         on_thread(&w, |f| assert!(!f.unsynced, "fdatasync'ed"));
-        assert_eq!(read(&paths, "a.incr.aof"), "x");
+        assert_eq!(read(&paths, "a.incr.aof"), "xy");
         w.send(Job::Stop(Box::new(|| {})));
         let _ = std::fs::remove_dir_all(&paths.dir);
     }

@@ -716,15 +716,18 @@ impl super::Cluster {
     /// Hands replication the role and write pause the cluster state now implies, when they
     /// changed: `follow(master ip, port)` for a replica (CLUSTER REPLICATE, a lost
     /// election, start-up as a replica, a master address change), `promote()` for a master
-    /// (a won election, TAKEOVER, CLUSTER RESET), `pause_writes` for a manual failover.
+    /// (a won election, TAKEOVER, CLUSTER RESET), the failover's write pause for a manual failover.
     pub fn sync_repl(&self, repl: &crate::replication::Replication) {
         let (role, pause) = {
             let mut g = self.lock();
             let wanted = wanted_role(&g.st);
             (g.st.fo.take_role_change(wanted), g.st.fo.take_pause_change())
         };
-        if let Some(until) = pause {
-            repl.pause_writes(until);
+        use crate::pause::{Kind, Purpose};
+        match pause {
+            Some(0) => crate::pause::unpause(Purpose::Failover),
+            Some(until) => crate::pause::pause(Purpose::Failover, until, Kind::Write),
+            None => {}
         }
         match role {
             Some(Role::Master) => {

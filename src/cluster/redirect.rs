@@ -34,20 +34,22 @@ pub enum SlotCheck {
     #[default]
     None,
     /// The slot is migrating away: missing keys mean ASK (none exist) or TRYAGAIN (some do).
-    Migrating {
-        /// The slot.
-        slot: u16,
-        /// `ip:port` of the migration target.
-        to: Arc<str>,
-        /// Key argument indexes.
-        keys: Vec<usize>,
-    },
+    Migrating(Box<MigratingCheck>),
     /// The slot is being imported and the client asked: several keys with some missing mean
-    /// TRYAGAIN.
-    Importing {
-        /// Key argument indexes.
-        keys: Vec<usize>,
-    },
+    /// TRYAGAIN. The key argument indexes.
+    Importing(Box<Vec<usize>>),
+}
+
+/// What [`SlotCheck::Migrating`] needs; boxed, so that the check (carried by every keyed
+/// command, almost always `None`) stays two words.
+#[derive(Debug, Clone)]
+pub struct MigratingCheck {
+    /// The slot.
+    pub slot: u16,
+    /// `ip:port` of the migration target.
+    pub to: Arc<str>,
+    /// Key argument indexes.
+    pub keys: Vec<usize>,
 }
 
 /// Client flags the checks read.
@@ -98,7 +100,11 @@ pub fn check(
             if spec.name == "migrate" {
                 return Ok(SlotCheck::None);
             }
-            Ok(SlotCheck::Migrating { slot, to: view.addrs[to as usize].clone(), keys: key_idx.to_vec() })
+            Ok(SlotCheck::Migrating(Box::new(MigratingCheck {
+                slot,
+                to: view.addrs[to as usize].clone(),
+                keys: key_idx.to_vec(),
+            })))
         }
         SlotRoute::Mine { migrating: None } => Ok(SlotCheck::None),
         SlotRoute::Other { addr, importing, my_master } => {
@@ -106,7 +112,7 @@ pub fn check(
                 return Ok(SlotCheck::None);
             }
             if importing && (client.asking || spec.has(flags::ASKING)) {
-                return Ok(if multiple { SlotCheck::Importing { keys: key_idx.to_vec() } } else { SlotCheck::None });
+                return Ok(if multiple { SlotCheck::Importing(Box::new(key_idx.to_vec())) } else { SlotCheck::None });
             }
             if client.readonly && !write && view.replica && my_master {
                 return Ok(SlotCheck::None);
@@ -126,7 +132,8 @@ pub fn moved(slot: u16, addr: &str) -> Reply {
 pub fn precheck(st: &mut ShardState, check: &SlotCheck, db: usize, args: &[Bytes], now_ms: u64) -> Option<Reply> {
     let keys = match check {
         SlotCheck::None => return None,
-        SlotCheck::Migrating { keys, .. } | SlotCheck::Importing { keys } => keys,
+        SlotCheck::Migrating(m) => &m.keys,
+        SlotCheck::Importing(keys) => &**keys,
     };
     let d = &st.ks.dbs[db];
     let existing = keys.iter().filter(|&&i| d.contains(&args[i], now_ms)).count();
@@ -135,7 +142,7 @@ pub fn precheck(st: &mut ShardState, check: &SlotCheck, db: usize, args: &[Bytes
         return None;
     }
     match check {
-        SlotCheck::Migrating { slot, to, .. } if existing == 0 => Some(Reply::error(format!("ASK {slot} {to}"))),
+        SlotCheck::Migrating(m) if existing == 0 => Some(Reply::error(format!("ASK {} {}", m.slot, m.to))),
         _ => Some(Reply::err(TRYAGAIN)),
     }
 }

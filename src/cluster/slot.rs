@@ -22,44 +22,82 @@ const CRC_TABLE: [u16; 256] = {
     t
 };
 
-/// [`CRC_TABLE`] advanced by eight more zero bits: with it two bytes take two independent
-/// lookups (`T1[hi] ^ T0[lo]`, by CRC linearity) instead of a chain of two, which halves the
-/// latency-bound loop.
-const CRC_TABLE2: [u16; 256] = {
-    let mut t = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let v = CRC_TABLE[i];
-        t[i] = (v << 8) ^ CRC_TABLE[(v >> 8) as usize];
-        i += 1;
+/// `CRC_TABLES[k]` is [`CRC_TABLE`] advanced by `8 * k` more zero bits: the CRC of a byte
+/// followed by `k` zero bytes. By CRC linearity eight bytes then take eight independent
+/// lookups (`T7[b0] ^ T6[b1] ^ ... ^ T0[b7]`, the running CRC folded into `b0 b1`) instead of
+/// a chain of eight, which the latency-bound byte loop is.
+const CRC_TABLES: [[u16; 256]; 8] = {
+    let mut t = [[0u16; 256]; 8];
+    t[0] = CRC_TABLE;
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let v = t[k - 1][i];
+            t[k][i] = (v << 8) ^ CRC_TABLE[(v >> 8) as usize];
+            i += 1;
+        }
+        k += 1;
     }
     t
 };
 
+/// Bytes of `w` equal to `{` have their top bit set in the result (the classic "has zero
+/// byte" test on `w ^ 0x7b7b...`; exact for the lowest match, which is all `key_slot` needs
+/// to know: whether there is one).
+#[inline(always)]
+fn brace_bits(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = w ^ (ONES * b'{' as u64);
+    x.wrapping_sub(ONES) & !x & (ONES << 7)
+}
+
 /// The hash slot of a key, as Redis's `keyHashSlot`: only the first `{` counts, with the first
 /// `}` after it; an empty tag (`{}`) or a missing `}` hashes the whole key.
 pub fn key_slot(key: &[u8]) -> u16 {
+    let t = &CRC_TABLES;
     let mut crc = 0u16;
-    let mut pairs = key.chunks_exact(2);
+    let mut words = key.chunks_exact(8);
+    for (i, c) in words.by_ref().enumerate() {
+        let raw = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if brace_bits(raw) != 0 {
+            return tagged_slot(key, 8 * i);
+        }
+        let w = raw ^ ((crc as u64) << 48);
+        crc = t[7][(w >> 56) as usize]
+            ^ t[6][(w >> 48) as usize & 0xFF]
+            ^ t[5][(w >> 40) as usize & 0xFF]
+            ^ t[4][(w >> 32) as usize & 0xFF]
+            ^ t[3][(w >> 24) as usize & 0xFF]
+            ^ t[2][(w >> 16) as usize & 0xFF]
+            ^ t[1][(w >> 8) as usize & 0xFF]
+            ^ t[0][w as usize & 0xFF];
+    }
+    let rest = words.remainder();
+    let at = key.len() - rest.len();
+    let mut pairs = rest.chunks_exact(2);
     for (i, p) in pairs.by_ref().enumerate() {
         if p[0] == b'{' || p[1] == b'{' {
-            return tagged_slot(key, 2 * i + usize::from(p[0] != b'{'));
+            return tagged_slot(key, at + 2 * i);
         }
         let x = crc ^ u16::from_be_bytes([p[0], p[1]]);
-        crc = CRC_TABLE2[(x >> 8) as usize] ^ CRC_TABLE[(x & 0xFF) as usize];
+        crc = t[1][(x >> 8) as usize] ^ t[0][(x & 0xFF) as usize];
     }
     if let [b] = pairs.remainder() {
         if *b == b'{' {
             return tagged_slot(key, key.len() - 1);
         }
-        crc = (crc << 8) ^ CRC_TABLE[((crc >> 8) as u8 ^ b) as usize];
+        crc = (crc << 8) ^ t[0][((crc >> 8) as u8 ^ b) as usize];
     }
     crc & 0x3FFF
 }
 
-/// The slot of a key with a `{` at `open`.
+/// The slot of a key whose first `{` is at or after `from`.
 #[cold]
-fn tagged_slot(key: &[u8], open: usize) -> u16 {
+fn tagged_slot(key: &[u8], from: usize) -> u16 {
+    let Some(open) = memchr::memchr(b'{', &key[from..]).map(|i| from + i) else {
+        return crc16::State::<crc16::XMODEM>::calculate(key) & 0x3FFF;
+    };
     let hashed = match memchr::memchr(b'}', &key[open + 1..]) {
         Some(len) if len > 0 => &key[open + 1..open + 1 + len],
         _ => key,
@@ -102,6 +140,41 @@ mod tests {
             key.push((i.wrapping_mul(2654435761) >> 13) as u8 & 0x7F | if i % 7 == 0 { 0x80 } else { 0 });
             let untagged: Vec<u8> = key.iter().map(|&b| if b == b'{' { b'x' } else { b }).collect();
             assert_eq!(key_slot(&untagged), crc16::State::<crc16::XMODEM>::calculate(&untagged) & 0x3FFF);
+        }
+    }
+
+    /// Redis's `keyHashSlot`, written plainly.
+    fn reference_slot(key: &[u8]) -> u16 {
+        let crc = |b: &[u8]| crc16::State::<crc16::XMODEM>::calculate(b) & 0x3FFF;
+        let Some(open) = key.iter().position(|&b| b == b'{') else { return crc(key) };
+        match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => crc(&key[open + 1..open + 1 + len]),
+            _ => crc(key),
+        }
+    }
+
+    #[test]
+    fn braces_at_every_position_of_the_words_and_the_tail() {
+        for len in 0..40 {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert_eq!(key_slot(&base), reference_slot(&base));
+            for open in 0..len {
+                for close in open..=len {
+                    let mut k = base.clone();
+                    k[open] = b'{';
+                    if close < len {
+                        k[close] = b'}';
+                    }
+                    assert_eq!(key_slot(&k), reference_slot(&k), "key {:?}", String::from_utf8_lossy(&k));
+                }
+            }
+        }
+        // Bytes next to `{` (0x7b) in value, where a carry-based byte test could misfire.
+        for b in [0x7a, 0x7c, 0xfb, 0x7b ^ 0x80, 0x00, 0xff] {
+            for len in 1..20 {
+                let k = vec![b; len];
+                assert_eq!(key_slot(&k), reference_slot(&k));
+            }
         }
     }
 }

@@ -346,7 +346,14 @@ pub fn step_shard(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     // Every key saved so far, those the pre-write hook saved between steps included (the
     // stream paces `rdb-key-save-delay` by the growth of this count).
     let keys = d.snapshot_keys();
-    Reply::Array(vec![Reply::Bulk(Bytes::from(bytes)), Reply::Int(done as i64), Reply::Int(keys as i64)])
+    // The shard's command count: the driver paces the steps slower while clients are active.
+    let cmds = shard.stats.total_commands as i64;
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(bytes)),
+        Reply::Int(done as i64),
+        Reply::Int(keys as i64),
+        Reply::Int(cmds),
+    ])
 }
 
 /// `[id, dirty]`: ends snapshot `id` on this shard; a `dirty` of 0 or more (the shard's

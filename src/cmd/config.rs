@@ -98,6 +98,12 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         if matches!(d.name, "dir" | "dbfilename") && !protected_allowed(ctx) {
             return fail("can't set protected config");
         }
+        // Redis's DENY_LOADING_CONFIG: refused with -LOADING while a dataset loads (async too).
+        if matches!(d.name, "appendonly" | "repl-diskless-load" | "dir")
+            && (crate::replication::role::loading() || crate::replication::role::async_loading())
+        {
+            return Plan::Reply(Reply::err(crate::replication::role::LOADING_ERR));
+        }
         let words: Vec<String> = if matches!(d.name, "save" | "client-output-buffer-limit" | "oom-score-adj-values") {
             match crate::protocol::request::split_args(value.as_bytes()) {
                 Some(w) if !w.is_empty() => w.into_iter().map(|x| String::from_utf8_lossy(&x).into_owned()).collect(),

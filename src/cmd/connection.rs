@@ -15,6 +15,8 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     spec("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_list), "connection", "2.4.0", "Get the list of client connections"),
     spec("info", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_info), "connection", "6.2.0", "Returns information about the current client connection."),
     spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_kill), "connection", "2.4.0", "Kill the connection of a client"),
+    spec("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(super::client_pause::client_pause), "connection", "2.9.50", "Stop processing commands from clients for some time"),
+    spec("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(super::client_pause::client_unpause), "connection", "6.2.0", "Resume processing of clients that were paused"),
     spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_no_evict), "connection", "7.0.0", "Set client eviction mode for the current connection"),
     spec("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_reply), "connection", "3.2.0", "Instruct the server whether to reply to commands"),
     spec("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_unblock), "connection", "5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
@@ -217,7 +219,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
     if c.monitor {
         flags.push('O');
     }
-    if c.blocked.is_some() {
+    if c.blocked.is_some() || c.paused {
         flags.push('b');
     }
     if c.multi.is_some() {
@@ -311,6 +313,9 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             .clients
             .values()
             .map(|c| c.borrow())
+            // A killed client is gone for Redis (freed at once); its task here may not have
+            // run yet (on another shard, in particular).
+            .filter(|c| !c.killed)
             .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && of_type.is_none_or(|t| is_type(c, t)))
             .map(|c| (c.id, client_line(&c, now)))
             .collect();
@@ -589,6 +594,10 @@ fn client_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "    Return information about client connections. Options:",
         "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
         "      Return clients of specified type.",
+        "UNPAUSE",
+        "    Stop the current client pause, resuming traffic.",
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
         "NO-EVICT (ON|OFF)",
         "    Protect current client connection from eviction.",
         "REPLY (ON|OFF|SKIP)",

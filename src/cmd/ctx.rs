@@ -56,10 +56,17 @@ impl std::hash::Hasher for NameHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let mut h = self.0;
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(NAME_HASH_K);
+        let mut words = bytes.chunks_exact(8);
+        for c in words.by_ref() {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(NAME_HASH_K);
+        }
+        // The tail, zero-padded, assembled in registers (copying it into a padded array
+        // compiled to a call to memcpy, most of this hash's cost).
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let w = tail.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            h = (h.rotate_left(5) ^ w).wrapping_mul(NAME_HASH_K);
         }
         self.0 = h;
     }
@@ -81,6 +88,41 @@ impl std::hash::Hasher for NameHasher {
 /// [`NameHasher`] for maps keyed by command names.
 pub type NameHash = std::hash::BuildHasherDefault<NameHasher>;
 
+/// INFO commandstats of one shard, by full command name, in first-call order.
+#[derive(Debug, Default)]
+pub struct CmdStats {
+    index: HashMap<&'static str, usize, NameHash>,
+    entries: Vec<(&'static str, CmdStat)>,
+    /// The last name asked for (by address: names are the command table's statics) and its
+    /// entry; a pipeline mostly repeats one command, so most calls skip the hash.
+    last: Option<(usize, usize)>,
+}
+
+impl CmdStats {
+    /// The entry of `name`, created on first use.
+    #[inline]
+    pub fn get(&mut self, name: &'static str) -> &mut CmdStat {
+        let i = match self.last {
+            Some((p, i)) if p == name.as_ptr() as usize && self.entries[i].0.len() == name.len() => i,
+            _ => {
+                let next = self.entries.len();
+                let i = *self.index.entry(name).or_insert(next);
+                if i == next {
+                    self.entries.push((name, CmdStat::default()));
+                }
+                self.last = Some((name.as_ptr() as usize, i));
+                i
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// Every command called so far and its figures.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &CmdStat)> {
+        self.entries.iter().map(|(k, c)| (*k, c))
+    }
+}
+
 /// Statistics a shard keeps; INFO sums them over shards.
 #[derive(Debug, Default)]
 pub struct ShardStats {
@@ -101,7 +143,7 @@ pub struct ShardStats {
     /// Error replies sent.
     pub total_error_replies: u64,
     /// Per command (full name, e.g. `config|get`).
-    pub cmdstats: HashMap<&'static str, CmdStat, NameHash>,
+    pub cmdstats: CmdStats,
     /// Per error prefix (`ERR`, `WRONGTYPE`, ...).
     pub errorstats: HashMap<String, u64>,
     /// Keys evicted (maxmemory); stays 0 until eviction exists.
@@ -157,6 +199,8 @@ pub struct ClientState {
     pub multi: Option<usize>,
     /// Set while the client waits in a blocking command (CLIENT LIST flag `b`, CLIENT UNBLOCK).
     pub blocked: Option<BlockedOn>,
+    /// Set while the client's command is held by the node's pause (CLIENT LIST flag `b`).
+    pub paused: bool,
     /// Pub/Sub subscriptions (None until the first one).
     pub pubsub: Option<Box<super::pubsub_reg::Subs>>,
     /// What REPLCONF told us (a would-be replica), None until it is called.
@@ -248,6 +292,7 @@ impl ClientState {
             readonly: false,
             asking: false,
             blocked: None,
+            paused: false,
             multi: None,
             pubsub: None,
             replconf: None,
@@ -291,6 +336,8 @@ pub struct ShardState {
     pub notify: super::notify::Pending,
     /// CLIENT TRACKING: who read this shard's keys (see `cmd::tracking`).
     pub tracking: super::tracking_reg::Table,
+    /// [`crate::storage::expired_logged`] when `log_expired` last looked at the databases.
+    expired_seen: u64,
 }
 
 /// Samples of one latency event (`command`, `fast-command`).
@@ -338,12 +385,20 @@ impl ShardState {
             changes: Default::default(),
             notify: Default::default(),
             tracking: Default::default(),
+            expired_seen: 0,
         }
     }
 
     /// Moves the keys that expired during the last operation into the change log (as DELs)
     /// and queues their `expired` notifications.
     pub fn log_expired(&mut self) {
+        // Nothing was logged anywhere since the last look: skip the walk over the databases
+        // (this runs after every command).
+        let logged = crate::storage::expired_logged();
+        if logged == self.expired_seen {
+            return;
+        }
+        self.expired_seen = logged;
         for db in 0..self.ks.dbs.len() {
             if self.ks.dbs[db].has_expired_log() {
                 // Looked up by name only when something expired (the common call finds nothing).
@@ -523,4 +578,26 @@ impl ClientCtx<'_> {
 /// Shorthand for a reply inside `Plan::Reply`.
 pub fn reply(r: Reply) -> crate::cmd::Plan {
     crate::cmd::Plan::Reply(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::Hasher;
+
+    #[test]
+    fn name_hash_pads_the_tail_with_zeros() {
+        let name = b"client|no-evict-and-more";
+        for len in 0..name.len() {
+            let mut h = NameHasher::default();
+            h.write(&name[..len]);
+            let mut want = 0u64;
+            for c in name[..len].chunks(8) {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                want = (want.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(NAME_HASH_K);
+            }
+            assert_eq!(h.0, want, "length {len}");
+        }
+    }
 }

@@ -273,7 +273,7 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return super::debug_reload::debug_reload(ctx.shard, args);
     }
     if eq_ic(sub, "loadaof") && args.len() == 2 {
-        return crate::runtime::aof::debug_loadaof();
+        return crate::runtime::aof_load::debug_loadaof();
     }
     if eq_ic(sub, "aof-flush-sleep") && args.len() == 3 {
         let us = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);

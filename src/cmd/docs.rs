@@ -69,6 +69,8 @@ static SYNTAX: &[(&str, &str)] = &[
     ("client|no-evict", "ON|OFF"),
     ("client|reply", "ON|OFF|SKIP"),
     ("client|unblock", "client-id [TIMEOUT|ERROR]"),
+    ("client|pause", "timeout [WRITE|ALL]"),
+    ("failover", "[TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]"),
     ("blpop", "key... timeout"),
     ("brpop", "key... timeout"),
     ("brpoplpush", "source destination timeout"),

@@ -123,7 +123,9 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         t if o.absttl => t as u64,
         t => (now as i64).saturating_add(t) as u64,
     };
-    if expire_at != 0 && expire_at <= now {
+    // Already expired: nothing is stored, except on a replica, which keeps what its master
+    // sent until the master's DEL (`checkAlreadyExpired`).
+    if expire_at != 0 && expire_at <= now && !crate::storage::replica_expiry() {
         return Reply::Ok;
     }
     let lru = access_word(&o);

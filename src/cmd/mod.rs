@@ -19,6 +19,7 @@ pub mod bgsave;
 pub mod bitmap;
 pub mod blocked;
 pub mod blocking;
+pub mod client_pause;
 pub mod cluster;
 pub mod cluster_info;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod digest;
 pub mod docs;
 pub mod dump;
 pub mod errors;
+pub mod failover;
 pub mod function;
 pub mod generic;
 pub mod geo;
@@ -88,7 +90,7 @@ pub fn execute_keyed(
     args: &[Bytes],
     slot: Option<u16>,
     db: usize,
-    clock: &mut std::time::Instant,
+    clock: &mut crate::clock::Stamp,
 ) -> Reply {
     let Exec::Keyed(f) = spec.exec else {
         return Reply::err("ERR internal error: not a keyed command");
@@ -182,8 +184,8 @@ pub fn execute_keyed(
         }
         crate::storage::watch::touch_after_write(&mut ctx.shard.ks.dbs[db], &keys);
     }
-    let end = std::time::Instant::now();
-    let usec = end.duration_since(*clock).as_micros() as u64;
+    let end = crate::clock::Stamp::now();
+    let usec = end.micros_since(*clock);
     *clock = end;
     ctx.shard.stats.last_call_usec = usec;
     record_call(ctx.shard, fullname, usec, &reply);
@@ -193,7 +195,7 @@ pub fn execute_keyed(
 /// Counts one executed command in the shard's stats.
 pub fn record_call(shard: &mut ShardState, fullname: &'static str, usec: u64, reply: &Reply) {
     shard.stats.total_commands += 1;
-    let st = shard.stats.cmdstats.entry(fullname).or_default();
+    let st = shard.stats.cmdstats.get(fullname);
     st.calls += 1;
     st.usec += usec;
     if reply.is_error() {
@@ -207,7 +209,7 @@ pub fn record_call(shard: &mut ShardState, fullname: &'static str, usec: u64, re
 /// Counts a command rejected before execution (unknown, arity, auth, ...).
 pub fn record_rejected(shard: &mut ShardState, fullname: Option<&'static str>) {
     if let Some(name) = fullname {
-        shard.stats.cmdstats.entry(name).or_default().rejected_calls += 1;
+        shard.stats.cmdstats.get(name).rejected_calls += 1;
     }
 }
 

@@ -33,8 +33,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("punsubscribe", -1, SUBF, ACL_SLOW, Keys::None, Exec::Node(punsubscribe), "pubsub", "2.0.0", "Stop listening for messages posted to channels matching the given patterns"),
     spec("ssubscribe", -2, SUBF, ACL_SLOW, Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(ssubscribe), "pubsub", "7.0.0", "Listen for messages published to the given shard channels"),
     spec("sunsubscribe", -1, SUBF, ACL_SLOW, Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(sunsubscribe), "pubsub", "7.0.0", "Stop listening for messages posted to the given shard channels"),
-    spec("publish", 3, PUBSUB | LOADING | STALE | FAST, ACL_FAST, Keys::None, Exec::Node(publish), "pubsub", "2.0.0", "Post a message to a channel"),
-    spec("spublish", 3, PUBSUB | LOADING | STALE | FAST, ACL_FAST, Keys::Range { first: 1, last: 1, step: 1 }, Exec::Node(spublish), "pubsub", "7.0.0", "Post a message to a shard channel"),
+    spec("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, ACL_FAST, Keys::None, Exec::Node(publish), "pubsub", "2.0.0", "Post a message to a channel"),
+    spec("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, ACL_FAST, Keys::Range { first: 1, last: 1, step: 1 }, Exec::Node(spublish), "pubsub", "7.0.0", "Post a message to a shard channel"),
     CommandSpec { subcommands: PUBSUB_SUBCOMMANDS, ..spec("pubsub", -2, 0, "@slow", Keys::None, Exec::Container, "pubsub", "2.8.0", "A container for Pub/Sub commands") },
 ];
 

@@ -24,6 +24,9 @@ fn replicaof(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if ctx.node().cluster.is_some() {
         return reply(Reply::err(CLUSTER_REFUSED));
     }
+    if crate::replication::failover::state() != crate::replication::failover::State::None {
+        return reply(Reply::err("ERR REPLICAOF not allowed while failing over."));
+    }
     let who = || super::connection::client_line(ctx.client, crate::storage::now_ms());
     if eq_ic(&args[1], "no") && eq_ic(&args[2], "one") {
         if ctx.node().repl.promote() {

@@ -105,6 +105,10 @@ fn sync(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         node.repl.promote();
         tracing::info!("MASTER MODE enabled (failover request from '{}')", ctx.client.addr);
     }
+    // No replica syncs with a master failing over.
+    if crate::replication::failover::state() != crate::replication::failover::State::None {
+        return reply(Reply::err("NOMASTERLINK Can't SYNC while failing over"));
+    }
     let link_down = node.repl.with_status(|s| s.master.as_ref().is_some_and(|m| m.state != "connected"));
     if link_down {
         return reply(Reply::err("NOMASTERLINK Can't SYNC while not connected with my master"));
@@ -266,7 +270,8 @@ pub fn info_section(node: &super::NodeInfo) -> String {
     }
     let _ = write!(
         b,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        crate::replication::failover::state().name(),
         s.replid,
         s.replid2,
         s.second_offset,

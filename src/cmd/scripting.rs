@@ -105,18 +105,30 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
 /// function (a script with a shebang and without `no-writes`; a script without a shebang is
 /// not flagged).
 pub fn may_write(spec: &CommandSpec, args: &[Bytes]) -> bool {
-    if spec.has(WRITE) {
-        return true;
+    spec.has(WRITE) || script_flags(spec, args).is_some_and(|f| f & (sflags::EVAL_COMPAT | sflags::NO_WRITES) == 0)
+}
+
+/// Whether a write pause holds a command (Redis's `is_may_replicate_command` on
+/// `getCommandFlags`): a write or may-replicate command; a script or function that declares
+/// its flags by them (held unless `no-writes`), EVAL/EVALSHA without a shebang (or of an
+/// unknown script) as may-replicate.
+pub fn may_replicate(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    match script_flags(spec, args) {
+        Some(f) if f & sflags::EVAL_COMPAT == 0 => f & sflags::NO_WRITES == 0,
+        _ => spec.has(WRITE) || spec.has(MAY_REPLICATE),
     }
-    let script_flags = match spec.name {
+}
+
+/// The flags of the script or function EVAL/EVALSHA/FCALL would run, when known.
+fn script_flags(spec: &CommandSpec, args: &[Bytes]) -> Option<u32> {
+    match spec.name {
         "eval" => args.get(1).and_then(|b| script::shebang(b).ok()).map(|(f, _)| f),
         "evalsha" => {
             args.get(1).and_then(|s| script::cache_get(s)).and_then(|b| script::shebang(&b).ok()).map(|(f, _)| f)
         }
         "fcall" => args.get(1).and_then(|n| script::functions::find(n)).map(|f| f.flags),
         _ => None,
-    };
-    script_flags.is_some_and(|f| f & (sflags::EVAL_COMPAT | sflags::NO_WRITES) == 0)
+    }
 }
 
 /// EXEC on a read-only replica of a transaction that may write (scripts by their flags):

@@ -47,9 +47,20 @@ fn get_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut StrVal
     }
 }
 
+/// [`get_str`] for a read-only command: no snapshot pre-write hook (see `Db::get_read`).
+fn read_str_ref<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a StrValue>, Reply> {
+    let now = ctx.now_ms;
+    match ctx.db().get_read(key, now) {
+        None => Ok(None),
+        Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
+        #[allow(unreachable_patterns)]
+        Some(_) => Err(Reply::err(errors::WRONGTYPE)),
+    }
+}
+
 /// GET-like read that counts hits and misses.
 fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-    let r = get_str(ctx, key).map(|o| o.map(|s| s.to_bytes()));
+    let r = read_str_ref(ctx, key).map(|o| o.map(|s| s.to_bytes()));
     if let Ok(v) = &r {
         ctx.count_lookup(v.is_some());
     }
@@ -58,7 +69,7 @@ fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
 
 fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     // The hot read: the value is copied straight into an inline reply when short.
-    let r = match get_str(ctx, &args[1]) {
+    let r = match read_str_ref(ctx, &args[1]) {
         Ok(Some(StrValue::Raw(v))) => Reply::bulk_inline(v),
         Ok(Some(StrValue::Int(n))) => Reply::bulk_inline(itoa::Buffer::new().format(*n).as_bytes()),
         Ok(None) => Reply::Nil,
@@ -157,8 +168,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         _ => 0,
     };
     ctx.db().set(key, Value::Str(StrValue::from_bytes(&args[2])), keep);
-    if keep != 0 && keep <= now {
-        // An absolute time in the past: Redis stores then deletes (propagated as DEL).
+    if keep != 0 && keep <= now && !crate::storage::replica_expiry() {
+        // An absolute time in the past: deleted at once (propagated as DEL), where Redis
+        // deletes it at its next lookup. A replica keeps it until its master's DEL: the
+        // master's `SET .. PXAT` arrives after its time whenever the link lags.
         ctx.db().remove(key);
     }
     match old {
@@ -242,7 +255,8 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let now = ctx.now_ms;
     match expiry {
-        Expiry::At(at) if at <= now => {
+        // A time in the past deletes the key, except on a replica (`checkAlreadyExpired`).
+        Expiry::At(at) if at <= now && !crate::storage::replica_expiry() => {
             ctx.db().remove(&args[1]);
         }
         Expiry::At(at) => {

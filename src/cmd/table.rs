@@ -2,15 +2,15 @@
 
 use super::spec::CommandSpec;
 use super::{
-    acl, aof, bitmap, blocking, cluster, config, connection, dump, function, generic, geo, hash, hll, list, migrate,
-    multi, pubsub, replicaof, replication, save, scripting, server, set, sort, stream, stream_group, stream_info,
-    stream_read, string, zset, zset_ops,
+    acl, aof, bitmap, blocking, cluster, config, connection, dump, failover, function, generic, geo, hash, hll, list,
+    migrate, multi, pubsub, replicaof, replication, save, scripting, server, set, sort, stream, stream_group,
+    stream_info, stream_read, string, zset, zset_ops,
 };
 use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 32] {
+pub fn families() -> [&'static [CommandSpec]; 33] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -36,6 +36,7 @@ pub fn families() -> [&'static [CommandSpec]; 32] {
         pubsub::COMMANDS,
         replication::COMMANDS,
         replicaof::COMMANDS,
+        failover::COMMANDS,
         stream::COMMANDS,
         stream_read::COMMANDS,
         stream_group::COMMANDS,

@@ -40,7 +40,7 @@ impl Conn {
         // sent it, with its execution time (not the time it waited), as Redis logs it.
         if blocked && reply.is_error() {
             let mut st = self.shard.state.borrow_mut();
-            st.stats.cmdstats.entry(fullname).or_default().failed_calls += 1;
+            st.stats.cmdstats.get(fullname).failed_calls += 1;
         }
         self.slowlog(&(cmd_flags, &args[..]), attempt_us);
         reply
@@ -194,12 +194,12 @@ impl Conn {
         match shards.first() {
             // XREAD/XREADGROUP without a STREAMS list: the handler reports the error.
             None => {
-                let mut clock = Instant::now();
+                let mut clock = crate::clock::Stamp::now();
                 self.shard.run_local_one(db, &cmd, &mut clock).await
             }
             Some(&one) if shards.iter().all(|&s| s == one) => {
                 if one == self.shard.id {
-                    let mut clock = Instant::now();
+                    let mut clock = crate::clock::Stamp::now();
                     self.shard.run_local_one(db, &cmd, &mut clock).await
                 } else {
                     let rx = self.shard.send_batch(one, db, vec![cmd]).await;
@@ -243,20 +243,29 @@ impl Conn {
                     return None;
                 }
                 Event::Input(Ok(n)) => {
-                    self.rbuf.push(&buf[..n]);
-                    self.pending_input = true;
-                    let limit = {
-                        let mut st = self.shard.state.borrow_mut();
-                        st.stats.net_input_bytes += n as u64;
-                        st.config.client_query_buffer_limit
-                    };
-                    if self.rbuf.len() as u64 > limit {
-                        tracing::warn!("Closing client that reached max query buffer length");
-                        self.client.borrow_mut().killed = true;
+                    if !self.stash_input(&buf[..n]) {
                         return None;
                     }
                 }
             }
         }
+    }
+
+    /// Keeps input read while the client waits (blocked or held by a pause) for after its
+    /// command; false when it went over the query buffer limit (the client is then killed).
+    pub(super) fn stash_input(&mut self, data: &[u8]) -> bool {
+        self.rbuf.push(data);
+        self.pending_input = true;
+        let limit = {
+            let mut st = self.shard.state.borrow_mut();
+            st.stats.net_input_bytes += data.len() as u64;
+            st.config.client_query_buffer_limit
+        };
+        if self.rbuf.len() as u64 > limit {
+            tracing::warn!("Closing client that reached max query buffer length");
+            self.client.borrow_mut().killed = true;
+            return false;
+        }
+        true
     }
 }

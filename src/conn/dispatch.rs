@@ -17,12 +17,32 @@ pub(super) enum Route {
     /// A keyed command whose keys all live on one shard (or that has no keys).
     Keyed { target: usize, cmd: RemoteCmd },
     /// A keyed command whose keys span shards, or that reads keys its data names on a node
-    /// with several shards (`derived`: every shard is held).
-    Spanning { cmd: RemoteCmd, key_idx: Vec<usize>, derived: bool },
+    /// with several shards (boxed: rare, and `Route` is moved once per command).
+    Spanning(Box<Spanning>),
     /// A node-level command.
     Node { spec: &'static CommandSpec, fullname: &'static str, args: Vec<Bytes> },
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (see `conn::multi`).
     Tx { fullname: &'static str, args: Vec<Bytes> },
+}
+
+/// A [`Route::Spanning`] command.
+pub(super) struct Spanning {
+    pub(super) cmd: RemoteCmd,
+    /// Its key argument indexes.
+    pub(super) key_idx: Vec<usize>,
+    /// It reads keys its data names (every shard is held).
+    pub(super) derived: bool,
+}
+
+impl Route {
+    /// The command, when this is a keyed command that may block; else the route itself.
+    fn into_blocking(self) -> Result<RemoteCmd, Route> {
+        match self {
+            Route::Keyed { cmd, .. } if cmd.spec.has(flags::BLOCKING) => Ok(cmd),
+            Route::Spanning(s) if s.cmd.spec.has(flags::BLOCKING) => Ok(s.cmd),
+            r => Err(r),
+        }
+    }
 }
 
 /// Work sent to other shards and not yet answered.
@@ -184,7 +204,7 @@ impl Conn {
                 };
                 let cmd = RemoteCmd { spec, fullname, args, check: SlotCheck::None, slot: None, client, remember };
                 if spans || derived {
-                    Route::Spanning { cmd, key_idx, derived }
+                    Route::Spanning(Box::new(Spanning { cmd, key_idx, derived }))
                 } else {
                     Route::Keyed { target: target.unwrap_or(home), cmd }
                 }
@@ -335,7 +355,7 @@ impl Conn {
         let mut db = self.client.borrow().db;
         let now = crate::storage::tick_clock();
         self.client.borrow_mut().last_interaction_ms = now;
-        let mut clock = std::time::Instant::now();
+        let mut clock = crate::clock::Stamp::now();
         // Replies before this index were already encoded (a blocking command flushed them).
         let mut done = 0;
         // Requests before this index ran; the rest (after QUIT) are dropped.
@@ -362,14 +382,20 @@ impl Conn {
                     }
                 }
             };
-            // A master pausing writes (manual failover, SHUTDOWN waiting for replicas) holds
-            // this client's writes until the pause ends, as Redis's CLIENT_PAUSE_WRITE, and
-            // routes them afterwards (the slots may have moved meanwhile).
-            if self.shard.state.borrow().node.repl.writes_paused(now) && self.pausable(&req) {
+            // The node's pause (CLIENT PAUSE, a failover, SHUTDOWN waiting for replicas) holds
+            // this request until it ends, and routes it afterwards (the slots may have moved
+            // meanwhile). One relaxed load while no pause is on.
+            if crate::pause::on() && self.held_by_pause(&req, now) {
                 self.settle(&mut fl, &mut replies, db).await;
-                Box::pin(self.wait_writes_resumed()).await;
+                self.encode_replies(&mut replies[done..i], &suppress[done..i]);
+                done = i;
+                let _ = Box::pin(self.flush()).await;
+                Box::pin(self.wait_unpaused(&req)).await;
+                if self.client.borrow().killed {
+                    return;
+                }
                 self.shard.refresh_cluster();
-                clock = std::time::Instant::now();
+                clock = crate::clock::Stamp::now();
             }
             let route = self.route(req);
             if !self.early_pushes.is_empty() {
@@ -386,8 +412,8 @@ impl Conn {
                     suppress[i] = false;
                 }
             }
-            let route = match self.tx_filter(route) {
-                Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } if cmd.spec.has(flags::BLOCKING) => {
+            let route = match self.tx_filter(route).into_blocking() {
+                Ok(cmd) => {
                     // Earlier replies go out first: the client may wait a long time here.
                     self.settle(&mut fl, &mut replies, db).await;
                     self.encode_replies(&mut replies[done..i], &suppress[done..i]);
@@ -398,10 +424,10 @@ impl Conn {
                         return;
                     }
                     crate::storage::tick_clock();
-                    clock = std::time::Instant::now();
+                    clock = crate::clock::Stamp::now();
                     continue;
                 }
-                r => r,
+                Err(r) => r,
             };
             match route {
                 Route::Done(r) => replies[i] = Some(r),
@@ -410,13 +436,13 @@ impl Conn {
                     replies[i] = Some(Box::pin(self.run_tx(fullname, args)).await);
                     db = self.client.borrow().db;
                     crate::storage::tick_clock();
-                    clock = std::time::Instant::now();
+                    clock = crate::clock::Stamp::now();
                 }
                 Route::Keyed { target, cmd } => {
                     let read = !cmd.spec.has(flags::WRITE);
                     if !fl.compatible(target, read) {
                         self.settle(&mut fl, &mut replies, db).await;
-                        clock = std::time::Instant::now();
+                        clock = crate::clock::Stamp::now();
                     }
                     if target == home {
                         if fl.open.is_some() {
@@ -440,10 +466,11 @@ impl Conn {
                         fl.note(target, read);
                     }
                 }
-                Route::Spanning { cmd, key_idx, derived } => {
+                Route::Spanning(s) => {
                     self.settle(&mut fl, &mut replies, db).await;
+                    let Spanning { cmd, key_idx, derived } = *s;
                     replies[i] = Some(Box::pin(self.shard.run_spanning(db, cmd, &key_idx, derived)).await);
-                    clock = std::time::Instant::now();
+                    clock = crate::clock::Stamp::now();
                 }
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
@@ -465,7 +492,7 @@ impl Conn {
                     }
                     db = self.client.borrow().db;
                     crate::storage::tick_clock();
-                    clock = std::time::Instant::now();
+                    clock = crate::clock::Stamp::now();
                 }
             }
         }
@@ -486,30 +513,6 @@ impl Conn {
             *done = end;
         }
         self.obuf_over()
-    }
-
-    /// Would a write pause hold this request? Writes and may-replicate commands (queued in
-    /// MULTI too), and EXEC of a transaction that queued one (Redis's
-    /// `is_may_replicate_command`). Only looked at while a pause is on.
-    fn pausable(&self, req: &Request) -> bool {
-        let Some(name) = req.args.first() else { return false };
-        let Some(mut spec) = table::lookup(name) else { return false };
-        if !spec.subcommands.is_empty() {
-            match req.args.get(1).and_then(|a| table::lookup_sub(spec, a)) {
-                Some(sub) => spec = sub,
-                None => return false,
-            }
-        }
-        spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) || (spec.name == "exec" && self.tx.queues_writes())
-    }
-
-    /// Waits until the node's write pause ended.
-    async fn wait_writes_resumed(&self) {
-        let node = self.shard.state.borrow().node.clone();
-        while node.repl.writes_paused(crate::storage::now_ms()) {
-            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        crate::storage::tick_clock();
     }
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.

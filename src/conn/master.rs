@@ -145,6 +145,9 @@ pub struct MasterStart {
     pub host: String,
     /// The master's port.
     pub port: u16,
+    /// Send a `REPLCONF ACK` before anything else (after an EOF-marked transfer the master
+    /// starts the stream on it: `repl_start_cmd_stream_on_ack`).
+    pub ack_first: bool,
 }
 
 /// Where the stream stopped (the cached master for the next PSYNC).
@@ -159,10 +162,13 @@ pub struct MasterEnd {
 /// The per-second duties the link owner does while the stream runs (status, config flags).
 pub type Tick = Box<dyn Fn(u64, u64)>;
 
+/// How often a link holding the stream behind a busy script looks whether it ended.
+const BUSY_POLL: Duration = Duration::from_millis(10);
+
 /// Applies the master's stream until the link ends; `tick(read_offset, processed)` runs after
 /// every read and once a second.
 pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> MasterEnd {
-    let MasterStart { stream, pending, db, offset, host, port } = start;
+    let MasterStart { stream, pending, db, offset, host, port, ack_first } = start;
     let node = shard.state.borrow().node.clone();
     let id = node.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?:0".into());
@@ -176,7 +182,7 @@ pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> M
     let mut link = Link { processed: offset, read: offset + pending.len() as u64, raw: BytesMut::new() };
     conn.rbuf.push(&pending);
     link.raw.extend_from_slice(&pending);
-    if let Err(e) = conn.run_master(&mut link, &tick).await {
+    if let Err(e) = conn.run_master(&mut link, &tick, ack_first).await {
         tracing::warn!("Connection with master lost: {}", e);
     } else {
         tracing::warn!("Connection with master lost.");
@@ -195,7 +201,10 @@ struct Link {
 }
 
 impl Conn {
-    async fn run_master(&mut self, link: &mut Link, tick: &Tick) -> std::io::Result<()> {
+    async fn run_master(&mut self, link: &mut Link, tick: &Tick, ack_first: bool) -> std::io::Result<()> {
+        if ack_first {
+            self.stream.write_all(&handshake::ack(link.processed)).await?;
+        }
         let mut reqs = Vec::new();
         let mut buf = vec![0u8; READ_CHUNK];
         let mut last_ack = Instant::now();
@@ -208,17 +217,25 @@ impl Conn {
                 (ParseLimits { max_bulk_len: st.config.proto_max_bulk_len, auth_required: false }, t)
             };
             self.shard.refresh_cluster();
-            let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
-            if !reqs.is_empty() {
-                self.apply_stream(std::mem::take(&mut reqs), link).await?;
-            }
-            if let Err(e) = parsed {
-                return Err(std::io::Error::other(format!("protocol error from master: {}", e.0)));
+            // While a script is busy the stream is read but not applied (its commands would
+            // only get -BUSY): it is applied once the script ends, as Redis does.
+            let busy = crate::script::busy();
+            if !busy {
+                let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
+                if !reqs.is_empty() {
+                    self.apply_stream(std::mem::take(&mut reqs), link).await?;
+                }
+                if let Err(e) = parsed {
+                    return Err(std::io::Error::other(format!("protocol error from master: {}", e.0)));
+                }
             }
             if self.client.borrow().killed {
                 return Ok(());
             }
-            let wait = Duration::from_secs(1).saturating_sub(last_ack.elapsed()).max(Duration::from_millis(1));
+            let mut wait = Duration::from_secs(1).saturating_sub(last_ack.elapsed()).max(Duration::from_millis(1));
+            if busy {
+                wait = wait.min(BUSY_POLL);
+            }
             match crate::runtime::with_timeout(wait, self.stream.read(&mut buf)).await {
                 Some(Ok(0)) => return Ok(()),
                 Some(Ok(n)) => {

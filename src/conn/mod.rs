@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod monitor;
 pub mod multi;
 mod output;
+mod pause;
 pub mod plan;
 pub mod pubsub;
 
@@ -280,6 +281,14 @@ impl Conn {
             if closing || streaming {
                 self.flush().await?;
             } else {
+                // The other connections woken with this one run their batches first, so that
+                // replies leave in one burst per round, as Redis writes them all before it
+                // sleeps: a client then wakes once for many replies instead of once per
+                // reply, and each send here finds it awake more often (waking a sleeping
+                // thread is most of a loopback send's cost).
+                if self.pending_output() > 0 {
+                    crate::runtime::netpoll::yield_to_woken().await;
+                }
                 // What the socket does not take now goes out while the next input is read.
                 self.write_now().await?;
             }

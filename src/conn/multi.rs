@@ -104,11 +104,10 @@ impl TxState {
     /// True when a queued command writes (EXEC is then held by a write pause, as Redis's
     /// `CLIENT_PAUSE_WRITE` holds a transaction with write commands).
     pub(super) fn queues_writes(&self) -> bool {
-        let w = |s: &CommandSpec| s.has(flags::WRITE) || s.has(flags::MAY_REPLICATE);
         self.queue.as_ref().is_some_and(|q| {
-            q.iter().any(|c| match c {
-                Queued::Keyed(cmd, _) => w(cmd.spec),
-                Queued::Node { spec, .. } => w(spec),
+            q.iter().any(|c| {
+                let (spec, args) = c.command();
+                crate::cmd::scripting::may_replicate(spec, args)
             })
         })
     }
@@ -124,7 +123,8 @@ impl Conn {
                 self.tx.dirty |= in_multi;
                 return route;
             }
-            Route::Keyed { cmd, .. } | Route::Spanning { cmd, .. } => (cmd.spec, cmd.fullname),
+            Route::Keyed { cmd, .. } => (cmd.spec, cmd.fullname),
+            Route::Spanning(s) => (s.cmd.spec, s.cmd.fullname),
             Route::Node { spec, fullname, .. } => (*spec, *fullname),
             Route::Tx { .. } => return route,
         };
@@ -152,7 +152,7 @@ impl Conn {
                 let idx = cmd.spec.key_indexes(&cmd.args).unwrap_or_default();
                 Queued::Keyed(cmd, idx)
             }
-            Route::Spanning { cmd, key_idx, .. } => Queued::Keyed(cmd, key_idx),
+            Route::Spanning(s) => Queued::Keyed(s.cmd, s.key_idx),
             Route::Node { spec, fullname, args } => Queued::Node { spec, fullname, args },
             other => return other,
         };

@@ -91,14 +91,17 @@ impl Conn {
             }
             Plan::Scan { cursor, count, run } => self.run_scan(cursor, count, run, args, held).await,
             Plan::Sleep(d, r) => {
-                // DEBUG SLEEP stops the node as it stops Redis: every shard is held meanwhile.
+                // DEBUG SLEEP stops the node as it stops Redis: every shard is held meanwhile, and
+                // the control executor is frozen (`runtime::control_freeze`).
                 if held.is_some() {
+                    crate::runtime::control_freeze::freeze_control(d);
                     crate::runtime::sleep(d).await;
                     return r;
                 }
                 let all: Vec<usize> = (0..self.shard.nshards).collect();
                 match self.shard.lock(&all).await {
                     Ok(tx) => {
+                        crate::runtime::control_freeze::freeze_control(d);
                         crate::runtime::sleep(d).await;
                         self.shard.unlock(tx, &all).await;
                         r
@@ -161,6 +164,7 @@ impl Conn {
                     if cmd::save::write_snapshot(&cfg, parts).is_error() && !a.force {
                         tracing::warn!("Error trying to save the DB, can't exit.");
                         tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+                        crate::pause::unpause(crate::pause::Purpose::Shutdown);
                         return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
                     }
                 }

@@ -36,7 +36,8 @@ pub enum Outcome {
 /// Runs one eviction cycle if the node is over `maxmemory` (Redis's `performEvictions`).
 pub fn perform(st: &mut ShardState) -> Outcome {
     let max = maxmemory();
-    if max == 0 || replica_ignores() {
+    // Nothing is evicted while clients are paused (Redis's `isSafeToPerformEvictions`).
+    if max == 0 || replica_ignores() || crate::pause::paused(crate::storage::cached_ms()) {
         return Outcome::Ok;
     }
     let now_used = used();

@@ -5,7 +5,7 @@
 //! always decode it via [`Reader::string`].
 
 use super::{BadData, Result};
-use crc::{Crc, CRC_64_REDIS};
+use crc::{Crc, Table, CRC_64_REDIS};
 
 /// The RDB version slotcore writes (Redis 7.0).
 pub const RDB_VERSION: u16 = 10;
@@ -15,7 +15,12 @@ const ENC_INT16: u8 = 1;
 const ENC_INT32: u8 = 2;
 const ENC_LZF: u8 = 3;
 
-static CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_REDIS);
+/// Slice-by-16 tables (32 KiB): several times the byte-at-a-time table's speed, and a
+/// snapshot checksums every byte of its file on the shard's loop (~30 MB for 1M short keys).
+static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
+
+/// The incremental CRC64's state ([`crc64_digest`]).
+pub type Crc64Digest = crc::Digest<'static, u64, Table<16>>;
 
 /// Redis's CRC64 (Jones polynomial, CRC-64/REDIS) of `data`.
 pub fn crc64(data: &[u8]) -> u64 {
@@ -23,7 +28,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 /// An incremental CRC64 (for files written piece by piece).
-pub fn crc64_digest() -> crc::Digest<'static, u64> {
+pub fn crc64_digest() -> Crc64Digest {
     CRC64.digest()
 }
 

@@ -18,7 +18,7 @@
 //! [`KeyEncoder`]: crate::storage::snap::KeyEncoder
 
 use super::file;
-use super::rdb::{crc64_digest, put_string};
+use super::rdb::{crc64_digest, put_string, Crc64Digest};
 use crate::storage::Entry;
 
 /// Bytes a shard serializes per step (whole slots, so a step may return more).
@@ -26,7 +26,7 @@ pub const STEP_BYTES: usize = 64 << 10;
 
 /// The time slice of one step on a shard's loop, in µs: a step stops after the slot during
 /// which it ran out (so client work never waits for more than about this long).
-pub const STEP_MICROS: u64 = 100;
+pub const STEP_MICROS: u64 = 50;
 
 /// Appends one key in RDB key encoding (the shards' [`KeyEncoder`]).
 pub fn encode_key(out: &mut Vec<u8>, key: &[u8], entry: &Entry, compress: bool) {
@@ -66,7 +66,7 @@ impl Plan {
 
 /// The framing of one RDB stream and its running checksum.
 pub struct RdbStream {
-    crc: crc::Digest<'static, u64>,
+    crc: Crc64Digest,
     bytes: u64,
 }
 

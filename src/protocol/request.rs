@@ -68,6 +68,63 @@ pub struct RequestParser {
     /// Argument vectors of requests already run, handed back by [`RequestParser::recycle`]:
     /// the fast path fills them instead of allocating one per request.
     spare: Vec<Vec<Bytes>>,
+    /// Command names this connection sent lately, as interned static `Bytes`.
+    names: NameCache,
+}
+
+/// Longest command name interned.
+const NAME_MAX: usize = 24;
+/// Most names a thread interns (a bound on what a client sending made-up names can cost).
+const INTERN_MAX: usize = 512;
+/// Names a connection remembers.
+const NAME_SLOTS: usize = 4;
+
+thread_local! {
+    /// This thread's interned command names (leaked: at most INTERN_MAX short strings).
+    static INTERNED: std::cell::RefCell<hashbrown::HashSet<&'static [u8]>> = Default::default();
+}
+
+/// The last few command names of a connection, as `Bytes` over interned static memory.
+///
+/// Every argument sliced from the read buffer costs an atomic increment and, when the request
+/// has run, an atomic decrement of the buffer's reference count; a pipelined GET spends about
+/// as much on those as on its lookup. A name a connection repeats is instead given as a static
+/// `Bytes`, which is cloned and dropped without touching any count.
+#[derive(Debug, Default)]
+struct NameCache {
+    slots: [Option<Bytes>; NAME_SLOTS],
+    next: usize,
+}
+
+impl NameCache {
+    /// `name` as a static `Bytes` when it is (or can be) interned.
+    #[inline]
+    fn get(&mut self, name: &[u8]) -> Option<Bytes> {
+        for b in self.slots.iter().flatten() {
+            if b.len() == name.len() && b[..] == *name {
+                return Some(b.clone());
+            }
+        }
+        if name.len() > NAME_MAX {
+            return None;
+        }
+        let interned = INTERNED.with(|set| {
+            let mut set = set.borrow_mut();
+            if let Some(&s) = set.get(name) {
+                return Some(s);
+            }
+            if set.len() >= INTERN_MAX {
+                return None;
+            }
+            let s: &'static [u8] = Box::leak(name.to_vec().into_boxed_slice());
+            set.insert(s);
+            Some(s)
+        })?;
+        let b = Bytes::from_static(interned);
+        self.slots[self.next] = Some(b.clone());
+        self.next = (self.next + 1) % NAME_SLOTS;
+        Some(b)
+    }
 }
 
 /// Most argument vectors kept for reuse (a 16-deep pipeline reuses them all), and the largest
@@ -159,7 +216,10 @@ impl RequestParser {
         let mut ranges = self.ranges.iter();
         for &n in &self.counts {
             let mut args = self.spare.pop().unwrap_or_default();
-            args.extend(ranges.by_ref().take(n).map(|&(a, b)| chunk.slice(a..b)));
+            if let Some(&(a, b)) = ranges.next() {
+                args.push(self.names.get(&chunk[a..b]).unwrap_or_else(|| chunk.slice(a..b)));
+            }
+            args.extend(ranges.by_ref().take(n - 1).map(|&(a, b)| chunk.slice(a..b)));
             out.push(Request { args });
         }
         self.counts.len()
@@ -466,6 +526,25 @@ mod tests {
         let mut out = Vec::new();
         let r = parse_requests(&mut buf, &ParseLimits::default(), &mut out);
         (out, r, buf.len())
+    }
+
+    #[test]
+    fn repeated_and_made_up_command_names_parse_the_same() {
+        let mut p = RequestParser::default();
+        let mut out = Vec::new();
+        // More distinct names than a connection remembers or a thread interns.
+        for i in 0..(INTERN_MAX + 40) {
+            let name = if i % 3 == 0 { "GET".to_string() } else { format!("N{i}") };
+            let mut buf = BytesMut::from(format!("*2\r\n${}\r\n{name}\r\n$1\r\nk\r\n", name.len()).as_bytes());
+            p.parse(&mut buf, &ParseLimits::default(), &mut out).unwrap();
+            let r = out.pop().unwrap();
+            assert_eq!(args(&r), vec![name.as_bytes(), b"k"]);
+            p.recycle(r.args);
+        }
+        let long = "X".repeat(NAME_MAX + 1);
+        let mut buf = BytesMut::from(format!("*1\r\n${}\r\n{long}\r\n", long.len()).as_bytes());
+        p.parse(&mut buf, &ParseLimits::default(), &mut out).unwrap();
+        assert_eq!(args(&out[0]), vec![long.as_bytes()]);
     }
 
     fn args(r: &Request) -> Vec<&[u8]> {

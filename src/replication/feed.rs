@@ -18,6 +18,14 @@
 //! in the same round) and then wakes the control core. So the merge, the AOF's write and the
 //! replicas' stream take a round's records at once, with one cross-thread wake, as Redis
 //! writes its AOF once per event-loop turn. Every other push wakes the control core at once.
+//!
+//! Taking a round's records on the shard: the batch waker first offers the queue to a hook
+//! (the AOF's, under `appendfsync always` on a one-shard node: it writes and fdatasyncs the
+//! round's records on the shard's own thread, as Redis does before it sleeps, so the replies
+//! need no trip through the control core). Whoever pops does so under one lock with what it
+//! records (the AOF's), so the merged order stays the queue's; an item the hook cannot take is
+//! put back in front ([`Feed::put_back`]) for the control core, which is woken only when
+//! something is left for it.
 
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
@@ -106,6 +114,10 @@ pub struct Feed {
     /// thread, so a count read after a reply covers the reply's changes).
     pushed: Box<[Padded]>,
     queue: SegQueue<FeedItem>,
+    /// An item put back by a round's hook: it comes before everything in `queue`.
+    front: Mutex<Option<FeedItem>>,
+    /// `front` holds an item (checked before locking it).
+    has_front: AtomicBool,
     /// The consumer's waker, while it waits for an item.
     waker: Mutex<Option<Waker>>,
     /// The consumer registered `waker` and found the queue empty.
@@ -145,6 +157,8 @@ impl Feed {
             active: AtomicU8::new(0),
             pushed,
             queue: SegQueue::new(),
+            front: Mutex::new(None),
+            has_front: AtomicBool::new(false),
             waker: Mutex::new(None),
             parked: AtomicBool::new(false),
             taken: AtomicBool::new(false),
@@ -227,6 +241,33 @@ impl Feed {
         }
     }
 
+    /// The next item: one put back first, else the queue's. Callers pop under the lock that
+    /// orders what they record (the control core's merger, or a round's hook).
+    pub fn pop(&self) -> Option<FeedItem> {
+        if self.has_front.load(Ordering::Acquire) {
+            let item = self.front.lock().unwrap_or_else(|p| p.into_inner()).take();
+            self.has_front.store(false, Ordering::Release);
+            if item.is_some() {
+                return item;
+            }
+        }
+        self.queue.pop()
+    }
+
+    /// Puts an item just popped back in front of the queue, for the control core (at most one
+    /// at a time: a hook stops at the first item it cannot take, and takes none until the
+    /// control core has seen it), and wakes the control core.
+    pub fn put_back(&self, item: FeedItem) {
+        *self.front.lock().unwrap_or_else(|p| p.into_inner()) = Some(item);
+        self.has_front.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Nothing is queued.
+    fn is_empty(&self) -> bool {
+        !self.has_front.load(Ordering::Acquire) && self.queue.is_empty()
+    }
+
     /// How many `Units` items shard `shard` pushed so far.
     #[inline]
     pub fn pushed(&self, shard: usize) -> u64 {
@@ -247,28 +288,36 @@ pub struct Receiver<'a> {
 impl<'a> Receiver<'a> {
     /// The next item, if one is queued.
     pub fn try_recv(&mut self) -> Option<FeedItem> {
-        self.feed.queue.pop()
+        self.feed.pop()
     }
 
     /// Waits for the next item.
-    pub fn recv<'b>(&'b mut self) -> impl Future<Output = FeedItem> + use<'a, 'b> {
-        std::future::poll_fn(move |cx| self.poll_recv(cx))
+    pub async fn recv(&mut self) -> FeedItem {
+        loop {
+            self.ready().await;
+            if let Some(item) = self.feed.pop() {
+                return item;
+            }
+        }
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<FeedItem> {
-        if let Some(item) = self.feed.queue.pop() {
-            return Poll::Ready(item);
-        }
-        *self.feed.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-        self.feed.parked.store(true, Ordering::Release);
-        fence(Ordering::SeqCst);
-        match self.feed.queue.pop() {
-            Some(item) => {
-                self.feed.parked.store(false, Ordering::Release);
-                Poll::Ready(item)
+    /// Waits until an item is queued (without taking it: a round's hook may take it first).
+    pub fn ready(&self) -> impl Future<Output = ()> + use<'a> {
+        let feed = self.feed;
+        std::future::poll_fn(move |cx| {
+            if !feed.is_empty() {
+                return Poll::Ready(());
             }
-            None => Poll::Pending,
-        }
+            *feed.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+            feed.parked.store(true, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if feed.is_empty() {
+                Poll::Pending
+            } else {
+                feed.parked.store(false, Ordering::Release);
+                Poll::Ready(())
+            }
+        })
     }
 }
 
@@ -286,11 +335,15 @@ thread_local! {
 }
 
 /// A shard's task that wakes the control core once per round in which the shard pushed
-/// command records (see the module's doc). Runs until the executor ends.
-pub async fn batch_waker(feed: &Feed) {
+/// command records (see the module's doc), after offering the queue to `take_here` (a hook
+/// that may pop and record items on this thread). Runs until the executor ends.
+pub async fn batch_waker(feed: &Feed, take_here: impl Fn(&Feed)) {
     loop {
         WaitOwed.await;
-        feed.wake();
+        take_here(feed);
+        if !feed.is_empty() {
+            feed.wake();
+        }
     }
 }
 
@@ -330,7 +383,7 @@ mod tests {
             let feed = Rc::new(Feed::new());
             let got = Rc::new(std::cell::RefCell::new(Vec::new()));
             let f = feed.clone();
-            glommio::spawn_local(async move { batch_waker(&f).await }).detach();
+            glommio::spawn_local(async move { batch_waker(&f, |_| {}).await }).detach();
             let (f, g) = (feed.clone(), got.clone());
             glommio::spawn_local(async move {
                 let mut rx = f.take_receiver().expect("receiver");

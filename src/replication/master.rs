@@ -62,6 +62,12 @@ pub fn writes_refused() -> bool {
 /// `min-replicas-max-lag` from the replicas' last ACK times (Redis's `updateGoodSlaves`), and
 /// the NOREPLICAS refusal follows at once; the cron keeps it current after that.
 pub fn settings_changed(cfg: &crate::config::Config, repl: &Replication) {
+    // The control core takes the new settings in order with the stream (a control item makes
+    // it re-read the config), before the writes that follow this CONFIG SET: e.g. a smaller
+    // `repl-backlog-size` trims the backlog before a replica's next PSYNC is judged.
+    if repl.feed.active() {
+        repl.feed.push(super::feed::FeedItem::Control(Box::new(|| {})));
+    }
     let s = Settings::from_config(cfg);
     let now_ms = crate::storage::now_ms();
     let good = repl.with_status(|st| {
@@ -213,6 +219,13 @@ impl Master {
                 }
             }
         }
+    }
+
+    /// Command records reach the stream: a master with a backlog or replicas (a replica's
+    /// stream is its master's). Until a replica attaches (a feed item) or this node follows a
+    /// master, records need not pass here.
+    pub fn takes_units(&self) -> bool {
+        self.following || self.backlog.is_some() || !self.replicas.is_empty()
     }
 
     fn put_units(&mut self, units: &[Unit], atomic: bool) {
@@ -701,14 +714,20 @@ impl Master {
         }
     }
 
-    /// Once per 100 ms: the diskless delay, WAIT timeouts and GETACKs; once per second:
-    /// `ping`, newlines to replicas waiting for their snapshot, `repl-timeout`, the backlog's
-    /// time to live, the good-replicas count (`replicationCron`).
-    pub fn tick(&mut self, repl: &Replication, settings: Settings, now_ms: u64, second: bool) {
+    /// Takes the settings as the configuration has them now (a new `repl-backlog-size`
+    /// resizes the backlog at once, as Redis's CONFIG SET does).
+    pub fn set_settings(&mut self, settings: Settings) {
         if let Some(b) = &mut self.backlog {
             b.resize(settings.backlog_size);
         }
         self.settings = settings;
+    }
+
+    /// Once per 100 ms: the diskless delay, WAIT timeouts and GETACKs; once per second:
+    /// `ping`, newlines to replicas waiting for their snapshot, `repl-timeout`, the backlog's
+    /// time to live, the good-replicas count (`replicationCron`).
+    pub fn tick(&mut self, repl: &Replication, settings: Settings, now_ms: u64, second: bool) {
+        self.set_settings(settings);
         self.start_pending_snapshot(repl, now_ms);
         self.serve_waiters(now_ms);
         if !second {
@@ -716,8 +735,9 @@ impl Master {
             return;
         }
         if self.cron_loops % self.settings.ping_period == 0 && !self.replicas.is_empty() && !self.following {
-            let paused = repl.writes_paused(now_ms);
-            if !paused {
+            // No ping while a failover pauses writes: it would move the offset the replica
+            // is to reach (Redis's `manual_failover_in_progress` in `replicationCron`).
+            if !crate::pause::purpose_on(crate::pause::Purpose::Failover, now_ms) {
                 self.enc.put_ping(&mut self.pending);
             }
         }

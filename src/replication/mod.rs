@@ -25,6 +25,7 @@
 
 pub mod attached;
 pub mod backlog;
+pub mod failover;
 pub mod feed;
 pub mod handoff;
 pub mod handshake;
@@ -191,9 +192,6 @@ pub struct Replication {
     /// Role changes for the replica-link task (REPLICAOF, CLUSTER REPLICATE, failover).
     role_tx: mpsc::UnboundedSender<RoleRequest>,
     role_rx: Mutex<Option<mpsc::UnboundedReceiver<RoleRequest>>>,
-    /// Writes from ordinary clients are held until this Unix time in ms (manual failover
-    /// pauses a master's writers while its replica catches up; CLIENT PAUSE WRITE).
-    writes_paused_until: AtomicU64,
     /// Ids, links and backlog, for INFO/ROLE/the bus.
     pub status: Mutex<ReplStatus>,
     /// Snapshot jobs, control core -> shard 0.
@@ -224,7 +222,6 @@ impl Replication {
             offset: AtomicU64::new(0),
             role_tx,
             role_rx: Mutex::new(Some(role_rx)),
-            writes_paused_until: AtomicU64::new(0),
             status: Mutex::new(status),
             snapshot_tx,
             snapshot_rx: Mutex::new(Some(snapshot_rx)),
@@ -282,10 +279,26 @@ impl Replication {
     }
 
     /// Asks to stop replicating and serve as a master, keeping the data. Idempotent: a
-    /// master stays as it is and this returns false. The role changes at once; the link
-    /// task closes the link and shifts the replication id.
+    /// master stays as it is and this returns false. The role and the replication ids change
+    /// at once; the link task closes the link.
     pub fn promote(&self) -> bool {
-        let was = self.with_status(|s| s.master.take().is_some());
+        let off = self.offset();
+        // Redis's `replicationUnsetMaster` shifts the replication id before the command
+        // replies: INFO and ROLE right after REPLICAOF NO ONE show the new ids.
+        let was = self.with_status(|s| {
+            if s.master.take().is_none() {
+                return false;
+            }
+            s.replid2 = std::mem::replace(&mut s.replid, random_replid());
+            s.second_offset = off as i64 + 1;
+            tracing::warn!(
+                "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
+                s.replid2,
+                s.second_offset,
+                s.replid
+            );
+            true
+        });
         if was {
             role::set_replica(false);
             role::set_stale(false);
@@ -324,16 +337,6 @@ impl Replication {
     /// True when this node follows a master.
     pub fn is_replica(&self) -> bool {
         self.with_status(|s| s.master.is_some())
-    }
-
-    /// Holds ordinary clients' writes until `until_ms` (Unix ms; 0 resumes at once).
-    pub fn pause_writes(&self, until_ms: u64) {
-        self.writes_paused_until.store(until_ms, Ordering::Release);
-    }
-
-    /// True while ordinary clients' writes are paused.
-    pub fn writes_paused(&self, now_ms: u64) -> bool {
-        self.writes_paused_until.load(Ordering::Acquire) > now_ms
     }
 }
 

@@ -171,7 +171,7 @@ async fn link_loop(shard: Rc<Shard>, node: Arc<NodeInfo>, ctl: Rc<RefCell<Ctl>>,
         };
         let Some((host, port)) = target else {
             if replica {
-                become_master(&node);
+                become_master();
                 replica = false;
                 cached = None;
             }
@@ -232,24 +232,14 @@ fn become_replica(node: &NodeInfo, cached: &mut Option<Cached>) {
     role::set_save_id(Some(replid));
 }
 
-/// Redis's `replicationUnsetMaster`: shift the replication id, keep the data.
-fn become_master(node: &NodeInfo) {
+/// The rest of Redis's `replicationUnsetMaster` once the link is dropped (the replication id
+/// was shifted by [`super::Replication::promote`]): keep the data, record as a master.
+fn become_master() {
     crate::storage::set_replica_expiry(false);
     role::set_no_record(false);
     role::set_loading(false);
     role::set_stale(false);
     role::set_save_id(None);
-    let off = node.repl.offset();
-    node.repl.with_status(|s| {
-        s.replid2 = std::mem::replace(&mut s.replid, super::random_replid());
-        s.second_offset = off as i64 + 1;
-        tracing::warn!(
-            "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
-            s.replid2,
-            s.second_offset,
-            s.replid
-        );
-    });
 }
 
 /// Keeps the role flags in step with the config (`replica-read-only`,
@@ -379,7 +369,7 @@ async fn attempt(
     if ctl.borrow().gen != gen {
         return Outcome::Lost;
     }
-    let Synced { db, offset, pending } = synced;
+    let Synced { db, offset, pending, ack_first } = synced;
     set_link(node, host, port, |m| {
         m.state = "connected";
         m.down_since_ms = 0;
@@ -401,7 +391,9 @@ async fn attempt(
             refresh_flags(&tick_node, true);
         }
     });
-    let start = MasterStart { stream: io.stream, pending, db, offset, host: host.to_string(), port };
+    // As Redis: the link is connected (sub-replicas may SYNC) before the first ACK, which
+    // makes the master report this replica online, goes out (`serve_master` sends it).
+    let start = MasterStart { stream: io.stream, pending, db, offset, host: host.to_string(), port, ack_first };
     let end = serve_master(shard.clone(), start, tick).await;
     let replid = node.repl.with_status(|s| s.replid.clone());
     tracing::info!("Caching the disconnected master state.");
@@ -414,6 +406,9 @@ struct Synced {
     db: usize,
     offset: u64,
     pending: Vec<u8>,
+    /// An EOF-marked transfer: the master starts the stream on the first ACK
+    /// (`repl_start_cmd_stream_on_ack`), sent once the link shows connected.
+    ack_first: bool,
 }
 
 /// The handshake, PSYNC, and (for a full resync) the transfer and load. Err: the text to log.
@@ -493,18 +488,27 @@ async fn handshake_and_sync(
             ("?".to_string(), "-1".to_string())
         }
     };
-    io.send(&handshake::encode(&[b"PSYNC", id.as_bytes(), off.as_bytes()])).await.map_err(io_err)?;
+    // A master handing over to this target asks it to take over first (FAILOVER).
+    let failover = super::failover::handing_over();
+    let sent = io.send(&super::failover::psync_command(&id, &off, failover)).await;
+    sent.map_err(|e| super::failover::write_failed(node, failover, io_err(e)))?;
     let reply = loop {
         // Newlines are the master's keepalives before it answers.
+        // Silence past repl-timeout is Redis's handshake timeout (`replicationCron`); a link
+        // that ends before the reply is its "did not reply".
         let l = io.line().await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut => "Master did not reply to PSYNC, will try later".to_string(),
-            _ => io_err(e),
+            std::io::ErrorKind::TimedOut => io_err(e),
+            _ => "Master did not reply to PSYNC, will try later".to_string(),
         })?;
         if !l.is_empty() {
             break l;
         }
     };
-    let (master_id, offset) = match handshake::parse_psync_reply(&reply) {
+    let parsed = handshake::parse_psync_reply(&reply);
+    if failover {
+        super::failover::psync_answered(node, &parsed, &reply)?;
+    }
+    let (master_id, offset) = match parsed {
         PsyncReply::Continue { replid } => {
             tracing::info!("Successful partial resynchronization with master.");
             let Some(c) = cached.as_mut() else { return Err("PSYNC continued without a cached master".into()) };
@@ -520,7 +524,7 @@ async fn handshake_and_sync(
             }
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
             let pending = std::mem::take(&mut io.buf);
-            return Ok(Synced { db: c.db, offset: c.offset, pending });
+            return Ok(Synced { db: c.db, offset: c.offset, pending, ack_first: false });
         }
         PsyncReply::Full { replid, offset } => {
             let id = replid.unwrap_or_else(|| {
@@ -578,24 +582,55 @@ async fn full_sync(
     let diskless = swapdb
         || (cfg.get("repl-diskless-load") == Some("on-empty-db")
             && shard.all_shards(load::count_part, 0, &[]).await.iter().all(|r| matches!(r, Reply::Int(0))));
-    let (data, pending, eof_mode) = receive_payload(node, io, host, port, diskless).await?;
-    // Keepalive before the load, as Redis sends newlines while loading.
-    let _ = io.send(b"\n").await;
-    let data = if diskless { data } else { keep_on_disk(&cfg, data).await? };
     let async_loading = swapdb && node.repl.with_status(|s| s.replid == master_id);
-    if !swapdb {
-        tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
-    }
-    tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
-    if async_loading {
-        role::set_async_loading(true);
-    } else {
-        role::set_loading(true);
-    }
+    let start_loading = || {
+        if !swapdb {
+            tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
+        }
+        tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
+        if async_loading {
+            role::set_async_loading(true);
+        } else {
+            role::set_loading(true);
+        }
+    };
     let done_loading = || {
         role::set_loading(false);
         role::set_async_loading(false);
     };
+    // A diskless load starts with the transfer, as Redis loads from the socket: the node is
+    // loading (or async-loading) while the payload arrives.
+    let started = std::cell::Cell::new(false);
+    let on_header = || {
+        if diskless {
+            start_loading();
+            started.set(true);
+        }
+    };
+    let (data, pending, eof_mode) = match receive_payload(node, io, host, port, diskless, on_header).await {
+        Ok(r) => r,
+        Err(e) if started.get() => {
+            // The payload ended short: Redis's loader reports the RDB error, then the failure.
+            tracing::warn!(
+                "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+            );
+            tracing::warn!("{}", e);
+            if swapdb {
+                tracing::info!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
+            }
+            done_loading();
+            return Err(
+                "Failed trying to load the MASTER synchronization DB from socket, check server logs.".to_string()
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    // Keepalive before the load, as Redis sends newlines while loading.
+    let _ = io.send(b"\n").await;
+    let data = if diskless { data } else { keep_on_disk(&cfg, data).await? };
+    if !diskless {
+        start_loading();
+    }
     load::set_free_in_background(swapdb || cfg.get("replica-lazy-flush") == Some("yes"));
     let databases = shard.state.borrow().config.databases;
     let delay: i64 = cfg.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -668,11 +703,7 @@ async fn full_sync(
     role::set_save_id(Some(master_id));
     role::set_save_position(stream_db, offset);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
-    if eof_mode {
-        // The master starts the stream on the first ACK (`repl_start_cmd_stream_on_ack`).
-        io.send(&handshake::ack(offset)).await.map_err(|e| format!("I/O error writing to MASTER: {e}"))?;
-    }
-    Ok(Synced { db: stream_db, offset, pending })
+    Ok(Synced { db: stream_db, offset, pending, ack_first: eof_mode })
 }
 
 /// The disk side of a full sync (`repl-diskless-load disabled`): the payload goes to
@@ -691,14 +722,16 @@ async fn keep_on_disk(cfg: &crate::config::Config, data: Vec<u8>) -> Result<Vec<
         .await
 }
 
-/// Reads `$<len>` or `$EOF:<mark>` and the payload. Returns the RDB bytes, the stream bytes
-/// that followed them, and whether the EOF form was used.
+/// Reads `$<len>` or `$EOF:<mark>` and the payload (`on_header` runs once the header is
+/// read). Returns the RDB bytes, the stream bytes that followed them, and whether the EOF
+/// form was used.
 async fn receive_payload(
     node: &Arc<NodeInfo>,
     io: &mut LinkIo,
     host: &str,
     port: u16,
     diskless: bool,
+    on_header: impl FnOnce(),
 ) -> Result<(Vec<u8>, Vec<u8>, bool), String> {
     let target = if diskless { "parser" } else { "disk" };
     let io_err = |e: std::io::Error| {
@@ -727,6 +760,7 @@ async fn receive_payload(
     match header {
         BulkHeader::Len(len) => {
             tracing::info!("MASTER <-> REPLICA sync: receiving {} bytes from master to {}", len, target);
+            on_header();
             progress(0, len as i64);
             while io.buf.len() < len {
                 io.fill().await.map_err(io_err)?;
@@ -741,6 +775,7 @@ async fn receive_payload(
         }
         BulkHeader::Eof(mark) => {
             tracing::info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to {}", target);
+            on_header();
             // The size is unknown: Redis shows 0 (`repl_transfer_size`).
             progress(0, 0);
             while !handshake::ends_with_mark(&io.buf, &mark) {

@@ -5,8 +5,9 @@
 //! - [`observe`] / [`commit`] are called by the control core's merger for every feed item and
 //!   after every merged batch: `Units` (and a replica's forwarded `Raw` stream, without its
 //!   PINGs and REPLCONF) are encoded into the AOF's own stream and handed to the writer
-//!   thread with the per-shard merged counts (`aof::sync`). State lives in a thread local of
-//!   the control core.
+//!   thread with the per-shard merged counts (`aof::sync`). State lives behind one lock
+//!   (the control core's, or a shard taking its own round, below). The end of a rewrite is in
+//!   [`rewrite`].
 //! - Start-up: `main` parses the AOF before the shards start (`aof::load`); the base's keys
 //!   are loaded like a start-up RDB, then shard 0 replays the commands as a master client
 //!   ([`crate::conn::master::replay`]) while no shard accepts clients yet ([`startup`]); then
@@ -18,23 +19,32 @@
 //!   the snapshot's point in time goes there; the driver writes the snapshot as
 //!   `temp-rewriteaof-bg-<pid>.aof`; then the base is renamed into the directory, the manifest
 //!   swapped and the superseded files deleted (unless `aof-disable-auto-gc`).
+//! - Under `appendfsync always` on a one-shard node, the shard takes its own round's records
+//!   ([`take_round`], the feed's round hook): it encodes, writes and fdatasyncs them before
+//!   its replies go out, as Redis's `beforeSleep`, while the control core allows it (the AOF is
+//!   on and not paused, and replication takes no records: no backlog, no replica, not a
+//!   replica). Both threads pop the feed under this module's lock, so the file keeps the
+//!   feed's order; any other item stops the shard and goes back to the control core, which
+//!   decides again after its next merge. Only while the writer would fdatasync on the
+//!   caller's thread anyway (`Writer::quick`): a slow disk's rounds stay on the control
+//!   core's path, whose writer thread lets the shard go on serving meanwhile.
 //! - `CONFIG SET appendonly yes` starts the AOF with a rewrite (`aof_state` WAIT_REWRITE:
 //!   writes before the snapshot's mark are in the base and are not appended); `no` stops it.
+
+mod rewrite;
 
 use crate::aof::manifest::Manifest;
 use crate::aof::writer::{Files, Job, Writer};
 use crate::aof::{load, status, sync, Settings};
 use crate::cmd::NodeInfo;
-use crate::replication::feed::{FeedItem, Unit};
+use crate::replication::feed::{Feed, FeedItem, Receiver, Unit};
 use crate::replication::stream::StreamEncoder;
 use crate::runtime::aof_base::{empty_base, write_base, BaseJob};
 use crate::runtime::shard::Shard;
-use crate::runtime::snapshot::blocking;
 use crate::runtime::start_flag::StartFlag;
 use bytes::BytesMut;
 use futures_channel::mpsc;
 use futures_lite::StreamExt;
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -65,17 +75,18 @@ enum Event {
     Rewrite,
 }
 
-struct Chan<T> {
-    tx: mpsc::UnboundedSender<T>,
+/// A channel whose receiver one task takes (`take`).
+pub(super) struct Chan<T> {
+    pub(super) tx: mpsc::UnboundedSender<T>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<T>>>,
 }
 
 impl<T> Chan<T> {
-    fn new() -> Chan<T> {
+    pub(super) fn new() -> Chan<T> {
         let (tx, rx) = mpsc::unbounded();
         Chan { tx, rx: Mutex::new(Some(rx)) }
     }
-    fn take(&self) -> Option<mpsc::UnboundedReceiver<T>> {
+    pub(super) fn take(&self) -> Option<mpsc::UnboundedReceiver<T>> {
         self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
@@ -83,63 +94,6 @@ impl<T> Chan<T> {
 fn events() -> &'static Chan<Event> {
     static C: OnceLock<Chan<Event>> = OnceLock::new();
     C.get_or_init(Chan::new)
-}
-
-fn loads() -> &'static Chan<futures_channel::oneshot::Sender<crate::protocol::Reply>> {
-    static C: OnceLock<Chan<futures_channel::oneshot::Sender<crate::protocol::Reply>>> = OnceLock::new();
-    C.get_or_init(Chan::new)
-}
-
-/// DEBUG LOADAOF: shard 0 empties the node and loads the AOF files again
-/// ([`loadaof_driver`]); the reply comes when it is done.
-pub fn debug_loadaof() -> crate::cmd::Plan {
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let _ = loads().tx.unbounded_send(tx);
-    crate::cmd::Plan::Later(rx)
-}
-
-/// Shard 0's DEBUG LOADAOF task: what is merged so far is written first and the AOF sink
-/// pauses (the reload's own commands are not appended again, as Redis turns its AOF off while
-/// loading); then every shard is emptied and takes the base's keys, the incr commands are
-/// replayed as at start-up, and the sink resumes.
-pub async fn loadaof_driver(shard: Rc<Shard>) {
-    use crate::protocol::Reply;
-    let Some(mut rx) = loads().take() else { return };
-    while let Some(reply) = rx.next().await {
-        let node = shard.state.borrow().node.clone();
-        let (tx, paused) = futures_channel::oneshot::channel();
-        node.repl.feed.push(FeedItem::Control(Box::new(move || {
-            if with(|c| c.pause(tx)).is_none() {
-                // Not set up yet: nothing to pause.
-            }
-        })));
-        let _ = paused.await;
-        // As Redis's `loadDataFromDisk`: clients get -LOADING until the load is done.
-        crate::replication::role::set_loading(true);
-        let settings = Settings::from_config(&node.config());
-        let dbs = node.config().databases;
-        let mut loaded = match blocking(move || load::load_at_startup(&settings, dbs)).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!("{}", e);
-                std::process::exit(1);
-            }
-        };
-        let manifest = loaded.manifest.take();
-        let sh = shard.clone();
-        crate::replication::load::stage(loaded.records, shard.nshards, move |slot| sh.shard_of_slot(slot));
-        shard.all_shards(crate::replication::load::load_part, 0, &[]).await;
-        let was = crate::storage::replica_expiry();
-        crate::storage::set_replica_expiry(true);
-        crate::conn::master::replay(shard.clone(), loaded.cmds).await;
-        crate::storage::set_replica_expiry(was);
-        crate::replication::role::set_loading(false);
-        node.repl.feed.push(FeedItem::Control(Box::new(move || {
-            with(|c| c.resume(manifest));
-        })));
-        tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
-        let _ = reply.send(Reply::Ok);
-    }
 }
 
 fn jobs() -> &'static Chan<BaseJob> {
@@ -288,14 +242,20 @@ struct Ctl {
     limit_until: Option<Instant>,
     /// DEBUG LOADAOF runs: merged items are not appended.
     paused: bool,
+    /// The shard may take its rounds' records itself ([`take_round`]); set by the control
+    /// core after a merge, cleared when any item but command records is popped.
+    inline: bool,
 }
 
-thread_local! {
-    static CTL: RefCell<Option<Ctl>> = const { RefCell::new(None) };
+/// The AOF's state: the control core's, lent to a shard for a round ([`take_round`]).
+static CTL: Mutex<Option<Ctl>> = Mutex::new(None);
+
+fn lock_ctl() -> std::sync::MutexGuard<'static, Option<Ctl>> {
+    CTL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn with<R>(f: impl FnOnce(&mut Ctl) -> R) -> Option<R> {
-    CTL.with(|c| c.borrow_mut().as_mut().map(f))
+    lock_ctl().as_mut().map(f)
 }
 
 impl Ctl {
@@ -461,187 +421,6 @@ impl Ctl {
         let _ = jobs().tx.unbounded_send(job);
     }
 
-    /// `aofRewriteLimited`: after three failed rewrites in a row, automatic and scheduled
-    /// rewrites wait 1, 2, 4 … up to 60 minutes between attempts (BGREWRITEAOF still runs).
-    fn limited(&mut self) -> bool {
-        if status::REWRITE_FAILURES.load(Ordering::Relaxed) < LIMIT_THRESHOLD {
-            self.limit_delay_min = 0;
-            self.limit_until = None;
-            return false;
-        }
-        if let Some(t) = self.limit_until {
-            if Instant::now() < t {
-                return true;
-            }
-            self.limit_until = None;
-            return false;
-        }
-        self.limit_delay_min =
-            if self.limit_delay_min == 0 { 1 } else { (self.limit_delay_min * 2).min(LIMIT_MAX_MIN) };
-        self.limit_until = Some(Instant::now() + Duration::from_secs(self.limit_delay_min * 60));
-        tracing::warn!(
-            "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
-            self.limit_delay_min
-        );
-        true
-    }
-
-    fn rewrite_done(&mut self, r: Result<(u64, PathBuf, u64), String>) {
-        let secs = self.rewrite_start.take().map_or(0, |s| s.elapsed().as_secs()) as i64;
-        status::LAST_REWRITE_SECS.store(secs, Ordering::Relaxed);
-        // In progress (INFO) until the base and the manifest are in place.
-        let done = |_: &mut Files| status::REWRITING.store(false, Ordering::Release);
-        self.armed = false;
-        self.op(|f| f.skip_fsync = false);
-        let off = self.state == State::Off;
-        let r = r.and_then(|(id, temp, size)| {
-            if off || self.switched_at == Some(id) {
-                Ok((temp, size))
-            } else {
-                let _ = std::fs::remove_file(&temp);
-                Err("the snapshot's feed mark was not seen".to_string())
-            }
-        });
-        let r = match r {
-            Ok((temp, size)) if self.state == State::Off => match self.base_only(temp, size) {
-                // BGREWRITEAOF with the AOF off: a new base and a manifest listing only it.
-                Ok(()) => Err(String::new()),
-                Err(e) => Err(e),
-            },
-            Ok(x) => Ok(x),
-            Err(e) => Err(e),
-        };
-        let (temp, size) = match r {
-            Ok(x) => x,
-            Err(e) if e.is_empty() => {
-                status::REWRITING.store(false, Ordering::Release);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("Background AOF rewrite terminated with error: {}", e);
-                status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
-                status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
-                if self.state == State::Wait {
-                    // Start over (`aof_rewrite_scheduled`): nothing of this attempt is listed
-                    // anywhere; the temp incr file goes.
-                    self.switched_at = None;
-                    status::SCHEDULED.store(true, Ordering::Release);
-                    let name = temp_incr_name(&self.settings.paths.prefix);
-                    self.op(move |f| {
-                        f.file = None;
-                        tracing::info!("Removing the temp incr aof file {} in the background", name);
-                        let _ = std::fs::remove_file(f.paths.file(&name));
-                    });
-                }
-                // In progress (INFO) until the file operations queued before (the new incr
-                // file and its manifest, opened at the snapshot's mark) are done, as Redis
-                // has them in place before BGREWRITEAOF even replies.
-                match &self.writer {
-                    Some(w) => w.send(Job::Op(Box::new(done))),
-                    None => status::REWRITING.store(false, Ordering::Release),
-                }
-                return;
-            }
-        };
-        tracing::info!("Background AOF rewrite terminated with success");
-        let prefix = self.settings.paths.prefix.clone();
-        let base = self.manifest.new_base(&prefix, self.rewrite_rdb);
-        // Waiting for the first base: the temp incr file becomes the next incr file.
-        let named = (self.state == State::Wait).then(|| (temp_incr_name(&prefix), self.manifest.new_incr(&prefix)));
-        self.manifest.incr_to_history(1);
-        let with_history = self.manifest.clone();
-        let history: Vec<String> = self.manifest.history.iter().map(|h| h.name.clone()).collect();
-        let gc = !self.settings.no_gc;
-        if gc {
-            self.manifest.history.clear();
-        }
-        let clean = self.manifest.clone();
-        self.op(move |f| {
-            let target = f.paths.file(&base);
-            if let Err(e) = std::fs::rename(&temp, &target) {
-                tracing::warn!(
-                    "Error trying to rename the temporary AOF base file {} into {}: {}",
-                    temp.display(),
-                    base,
-                    e
-                );
-                let _ = std::fs::remove_file(&temp);
-                return;
-            }
-            tracing::info!("Successfully renamed the temporary AOF base file {} into {}", temp.display(), base);
-            if let Some((tmp_incr, incr)) = named {
-                if let Err(e) = std::fs::rename(f.paths.file(&tmp_incr), f.paths.file(&incr)) {
-                    tracing::warn!(
-                        "Error trying to rename the temporary AOF incr file {} into {}: {}",
-                        tmp_incr,
-                        incr,
-                        e
-                    );
-                    let _ = std::fs::remove_file(&target);
-                    done(f);
-                    return;
-                }
-                if let Some((_, n)) = &mut f.file {
-                    n.clone_from(&incr);
-                }
-                tracing::info!("Successfully renamed the temporary AOF incr file {} into {}", tmp_incr, incr);
-            }
-            if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &with_history) {
-                tracing::warn!("{}", e);
-                done(f);
-                return;
-            }
-            if gc && !history.is_empty() {
-                for h in &history {
-                    tracing::info!("Removing the history file {} in the background", h);
-                    let _ = std::fs::remove_file(f.paths.file(h));
-                }
-                if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &clean) {
-                    tracing::warn!("{}", e);
-                }
-            }
-            status::CURRENT_SIZE.store(size + f.size, Ordering::Relaxed);
-            status::BASE_SIZE.store(size + f.size, Ordering::Relaxed);
-            tracing::info!("Background AOF rewrite finished successfully");
-            done(f);
-        });
-        status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
-        status::REWRITES.fetch_add(1, Ordering::Relaxed);
-        status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
-        if self.state == State::Wait {
-            self.state = State::On;
-            self.set_always();
-        }
-        self.switched_at = None;
-    }
-
-    /// Installs a base written while the AOF is off: every listed file becomes history.
-    fn base_only(&mut self, temp: PathBuf, size: u64) -> Result<(), String> {
-        let paths = self.settings.paths.clone();
-        let mut m = load::read_manifest(&paths)?;
-        let base = m.new_base(&paths.prefix, self.rewrite_rdb);
-        m.incr_to_history(0);
-        std::fs::create_dir_all(&paths.dir).map_err(|e| e.to_string())?;
-        std::fs::rename(&temp, paths.file(&base)).map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            format!("Error trying to rename the temporary AOF base file {} into {}: {e}", temp.display(), base)
-        })?;
-        crate::aof::writer::persist_manifest(&paths, &m)?;
-        if !self.settings.no_gc {
-            for h in std::mem::take(&mut m.history) {
-                let _ = std::fs::remove_file(paths.file(&h.name));
-            }
-            crate::aof::writer::persist_manifest(&paths, &m)?;
-        }
-        status::BASE_SIZE.store(size, Ordering::Relaxed);
-        status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
-        status::REWRITES.fetch_add(1, Ordering::Relaxed);
-        status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
-        tracing::info!("Background AOF rewrite terminated with success");
-        tracing::info!("Background AOF rewrite finished successfully");
-        Ok(())
-    }
-
     /// Opens the AOF at start-up (`aofOpenIfNeededOnServerStart`).
     fn open_at_start(&mut self, loaded: Option<load::Loaded>) -> Result<(), String> {
         let paths = self.settings.paths.clone();
@@ -798,14 +577,66 @@ impl Ctl {
     }
 }
 
-/// The merger's hook: one feed item (before the replication master takes it).
-pub fn observe(item: &FeedItem) {
-    with(|c| c.observe(item));
+/// DEBUG LOADAOF (`aof_load`): writes what was merged so far, then stops appending until
+/// [`resume`]; `done` fires once the writer has written everything before. On the control
+/// core, through the feed.
+pub(super) fn pause(done: futures_channel::oneshot::Sender<()>) {
+    // Not set up yet: nothing to pause (`done` is dropped, which ends the wait).
+    with(|c| c.pause(done));
 }
 
-/// The merger's hook: after a merged batch.
-pub fn commit() {
-    with(|c| c.commit());
+/// DEBUG LOADAOF is done: appending resumes (see [`Ctl::resume`]).
+pub(super) fn resume(manifest: Option<Manifest>) {
+    with(|c| c.resume(manifest));
+}
+
+/// The merger's next feed item, recorded here before the replication master takes it.
+pub fn take(rx: &mut Receiver<'_>) -> Option<FeedItem> {
+    let mut g = lock_ctl();
+    let item = rx.try_recv()?;
+    if let Some(c) = g.as_mut() {
+        if !matches!(item, FeedItem::Units { .. }) {
+            // What it changes is seen by the control core's next decision.
+            c.inline = false;
+        }
+        c.observe(&item);
+    }
+    Some(item)
+}
+
+/// The merger's hook: after a merged batch. `repl_takes_units`: replication needs the
+/// command records (`Master::takes_units`), so the shard may not take them.
+pub fn commit(repl_takes_units: bool) {
+    with(|c| {
+        c.commit();
+        c.inline = !repl_takes_units
+            && c.node.shards == 1
+            && c.state == State::On
+            && !c.paused
+            && c.settings.fsync == crate::aof::Fsync::Always
+            && sync::must_wait();
+    });
+}
+
+/// A shard's round hook (see the module's doc): takes the command records queued in the feed
+/// and writes them (fdatasync'ed under `always`) while the control core allows it; stops at
+/// any other item, which goes back to the control core. Never waits for the control core.
+pub fn take_round(feed: &Feed) {
+    let Ok(mut g) = CTL.try_lock() else { return };
+    let Some(c) = g.as_mut().filter(|c| c.inline && c.writer.as_ref().is_some_and(Writer::quick)) else { return };
+    let mut took = false;
+    while let Some(item) = feed.pop() {
+        if !matches!(item, FeedItem::Units { .. }) {
+            c.inline = false;
+            feed.put_back(item);
+            break;
+        }
+        c.observe(&item);
+        took = true;
+    }
+    if took {
+        c.commit();
+    }
 }
 
 /// The control core's AOF task: opens the AOF after the start-up replay, then runs the cron
@@ -833,8 +664,9 @@ pub async fn run(node: Arc<NodeInfo>) {
         limit_delay_min: 0,
         limit_until: None,
         paused: false,
+        inline: false,
     };
-    CTL.with(|c| *c.borrow_mut() = Some(ctl));
+    *lock_ctl() = Some(ctl);
     REPLAYED.wait().await;
     if settings.enabled {
         let loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner()).take();

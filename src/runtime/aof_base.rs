@@ -10,7 +10,7 @@
 //! than about 8 MiB of the base's dirty pages and the final fsync has little left to do.
 
 use super::shard::Shard;
-use super::snapshot::{blocking, pace, Part, SnapshotStream};
+use super::snapshot::{blocking, Part, SnapshotStream};
 use crate::aof::rewrite::{self, Converter};
 use bytes::BytesMut;
 use std::fs::File;
@@ -142,7 +142,7 @@ pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u6
     loop {
         let part = stream.next_part(shard).await;
         // Clients first: one time-sliced step, then the shard serves what became ready.
-        pace().await;
+        stream.pace().await;
         let last = part.is_none();
         match part {
             None => {}

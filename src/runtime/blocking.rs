@@ -27,7 +27,7 @@ impl Shard {
         let mut st = self.state.borrow_mut();
         let r = match attempt {
             Some(cmd) => {
-                let mut clock = std::time::Instant::now();
+                let mut clock = crate::clock::Stamp::now();
                 crate::cmd::execute_keyed(&mut st, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock)
             }
             None => Reply::Nil,

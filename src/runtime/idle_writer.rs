@@ -8,23 +8,56 @@
 //! BGSAVE rose to 8x idle. At `SCHED_IDLE` the writer runs only in the CPU time the shard leaves
 //! idle (and on any other idle CPU), so clients keep their latency and the save takes what is
 //! left over. Chunks pass through a channel of one slot, so at most two chunks are in flight.
+//! A shard that never leaves the CPU idle would starve such a writer, so the snapshot driver
+//! raises it back to the normal class ([`IdleWriter::boost`]) once a chunk waited too long.
 
 use futures_channel::{mpsc, oneshot};
 use futures_lite::StreamExt;
 use std::io::Write;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+/// Raises an [`IdleWriter`]'s thread to the normal scheduling class.
+pub struct Booster(Arc<AtomicI32>);
+
+impl Booster {
+    /// Moves the writer thread back to the normal scheduling class (it was starved).
+    pub fn boost(&self) {
+        raise_priority(self.0.load(Ordering::Acquire));
+    }
+}
 
 /// A running writer thread for one file.
 pub struct IdleWriter {
     tx: mpsc::Sender<Vec<u8>>,
     done: oneshot::Receiver<std::io::Result<()>>,
+    /// The writer thread's kernel thread id, once it runs (0 before).
+    tid: Arc<AtomicI32>,
 }
 
-/// Puts the calling thread in the `SCHED_IDLE` class.
-fn lower_priority() {
+/// Puts thread (or process) `tid` (0: the calling thread) in the scheduling class `policy`.
+fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        tracing::debug!("could not lower the snapshot writer's priority: {}", std::io::Error::last_os_error());
+    // SAFETY: `param` is a valid sched_param; sched_setscheduler has no memory effects.
+    if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Puts the calling thread in the `SCHED_IDLE` class (the save child calls it too).
+pub fn lower_priority() {
+    if let Err(e) = set_policy(0, libc::SCHED_IDLE) {
+        tracing::debug!("could not lower the snapshot writer's priority: {}", e);
+    }
+}
+
+/// Puts thread or process `tid` back in the normal class (`SCHED_OTHER`).
+pub fn raise_priority(tid: i32) {
+    if tid > 0 {
+        if let Err(e) = set_policy(tid, libc::SCHED_OTHER) {
+            tracing::debug!("could not raise the snapshot writer's priority: {}", e);
+        }
     }
 }
 
@@ -39,8 +72,12 @@ impl IdleWriter {
     pub fn start_sink(mut f: impl Write + Send + 'static) -> std::io::Result<IdleWriter> {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
         let (done_tx, done) = oneshot::channel();
+        let tid = Arc::new(AtomicI32::new(0));
+        let my_tid = tid.clone();
         std::thread::Builder::new().name("snapshot-writer".into()).spawn(move || {
             lower_priority();
+            // SAFETY: gettid has no preconditions.
+            my_tid.store(unsafe { libc::gettid() }, Ordering::Release);
             let r = futures_lite::future::block_on(async {
                 while let Some(chunk) = rx.next().await {
                     f.write_all(&chunk)?;
@@ -49,7 +86,13 @@ impl IdleWriter {
             });
             let _ = done_tx.send(r);
         })?;
-        Ok(IdleWriter { tx, done })
+        Ok(IdleWriter { tx, done, tid })
+    }
+
+    /// A handle that moves the writer thread back to the normal scheduling class (when it
+    /// starves), usable while [`IdleWriter::finish`] runs.
+    pub fn booster(&self) -> Booster {
+        Booster(self.tid.clone())
     }
 
     /// Queues `chunk`, waiting while the writer is behind. False when the writer stopped (a

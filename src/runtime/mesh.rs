@@ -41,6 +41,13 @@ pub type HeldDone = (HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes
 
 /// A message to a shard.
 pub enum Msg {
+    /// Serve a client socket another shard accepted (`balance`): the fd is the receiver's now.
+    Adopt {
+        /// The connected socket, registered with no poller.
+        fd: i32,
+        /// Accepted on `tls-port` (the TLS handshake comes first).
+        tls: bool,
+    },
     /// Run consecutive pipelined commands of one client, in order, in database `db`.
     Batch {
         /// Selected database.

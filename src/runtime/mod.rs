@@ -2,14 +2,18 @@
 //! placement, the channel mesh, listeners, timers, shutdown.
 //!
 //! Layout: `shards` data executors (peer ids 0..shards) plus one control executor (the last
-//! peer id) in one full mesh. Each data shard accepts clients on every listener and serves them
-//! for their whole life; keyed commands for slots another shard owns travel over the mesh.
+//! peer id) in one full mesh. Each data shard accepts clients on every listener; a connection is
+//! served for its whole life by the shard with the fewest clients (`balance`, handed over the mesh
+//! when another shard accepted it); keyed commands for slots another shard owns travel over the mesh.
 
 pub mod aof;
 pub mod aof_base;
+pub mod aof_load;
+pub mod balance;
 pub mod blocking;
 pub mod bus;
 pub mod bus_publish;
+pub mod control_freeze;
 pub mod gate;
 pub mod idle_writer;
 pub mod listener;
@@ -109,6 +113,7 @@ pub fn run(
     bus_listeners: Vec<listener::Listener>,
 ) -> Result<(), String> {
     let nshards = placement.shards;
+    balance::init(nshards);
     // The RDB file is read once, before the shards start; each shard then takes its own keys.
     let records = if crate::aof::Settings::from_config(&cfg).enabled {
         let settings = crate::aof::Settings::from_config(&cfg);
@@ -157,6 +162,7 @@ pub fn run(
                 // cluster bus in cluster mode.
                 glommio::spawn_local(repl_master::run(node.clone())).detach();
                 glommio::spawn_local(aof::run(node.clone())).detach();
+                glommio::spawn_local(control_freeze::run()).detach();
                 match node.cluster.clone() {
                     Some(c) => bus::run(c, node.clone(), bus_fds.clone(), tx, nshards).await,
                     None => futures_lite::future::pending::<()>().await,
@@ -176,14 +182,20 @@ pub fn run(
                 let s = shard.clone();
                 glommio::spawn_local(async move {
                     while let Some(msg) = stream.recv().await {
-                        s.handle(msg);
+                        match msg {
+                            mesh::Msg::Adopt { fd, tls } => serve_client_fd(s.clone(), fd, tls),
+                            msg => s.handle(msg),
+                        }
                     }
                 })
                 .detach();
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
             let n = node.clone();
-            glommio::spawn_local(async move { crate::replication::feed::batch_waker(&n.repl.feed).await }).detach();
+            // With one shard, the AOF may take the shard's rounds itself (`aof::take_round`).
+            let take_here: fn(&crate::replication::feed::Feed) = if nshards == 1 { aof::take_round } else { |_| {} };
+            glommio::spawn_local(async move { crate::replication::feed::batch_waker(&n.repl.feed, take_here).await })
+                .detach();
             if id == 0 {
                 let background = glommio::executor().create_task_queue(
                     glommio::Shares::Static(100),
@@ -195,12 +207,16 @@ pub fn run(
                     Err(_) => glommio::spawn_local(snapshot::bgsave_driver(shard.clone())).detach(),
                 };
                 glommio::spawn_local(snapshot::save_cron(shard.clone())).detach();
+                // Full-sync snapshots too run below client work, in the snapshot queue (they
+                // stalled there once: a task sleeping on a timer as this queue's short
+                // preemption timer ran out was never woken; fixed in the vendored glommio,
+                // vendor/glommio/PATCHES.md, test tests/latency_queue_wake.rs).
                 match glommio::spawn_local_into(repl_master::snapshot_jobs(shard.clone()), background) {
                     Ok(t) => t.detach(),
                     Err(_) => glommio::spawn_local(repl_master::snapshot_jobs(shard.clone())).detach(),
                 };
                 glommio::spawn_local(aof::rewrite_driver(shard.clone())).detach();
-                glommio::spawn_local(aof::loadaof_driver(shard.clone())).detach();
+                glommio::spawn_local(aof_load::loadaof_driver(shard.clone())).detach();
                 // The replica side's link to a master lives on shard 0.
                 glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
@@ -278,14 +294,20 @@ async fn accept_loop(shard: Rc<Shard>, fd: i32, tls: bool) {
 
 /// Accepts clients on this shard's `listener` until the socket stops listening (a `tls-port`
 /// moved by CONFIG SET shuts the old socket down).
+/// Each connection goes to the shard with the fewest clients (`balance`).
 pub async fn accept_on(shard: Rc<Shard>, listener: netpoll::NetStream, tls: bool) {
     loop {
-        match listener.accept().await {
-            Ok(stream) if tls => {
-                glommio::spawn_local(crate::tls::serve_client(stream, shard.clone())).detach();
-            }
-            Ok(stream) => {
-                glommio::spawn_local(crate::conn::serve(stream.into(), shard.clone())).detach();
+        match listener.accept_fd().await {
+            Ok(fd) => {
+                let target = balance::assign(shard.id);
+                if target == shard.id {
+                    serve_client_fd(shard.clone(), fd, tls);
+                } else if shard.mesh.send_to(target, mesh::Msg::Adopt { fd, tls }).await.is_err() {
+                    // The other shard is gone (shutting down): not served anywhere.
+                    drop(balance::Assigned::on(target));
+                    // SAFETY: the accepted fd is ours and registered nowhere.
+                    unsafe { libc::close(fd) };
+                }
             }
             Err(_) if !listening(&listener) => return,
             Err(e) => {
@@ -294,6 +316,27 @@ pub async fn accept_on(shard: Rc<Shard>, listener: netpoll::NetStream, tls: bool
             }
         }
     }
+}
+
+/// Serves an accepted client socket on this shard, which [`balance::assign`] counted it on.
+fn serve_client_fd(shard: Rc<Shard>, fd: i32, tls: bool) {
+    let counted = balance::Assigned::on(shard.id);
+    let stream = match netpoll::NetStream::adopt(fd) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("Registering a client connection: {}", e);
+            return;
+        }
+    };
+    glommio::spawn_local(async move {
+        let _counted = counted;
+        if tls {
+            crate::tls::serve_client(stream, shard).await
+        } else {
+            crate::conn::serve(stream.into(), shard).await
+        }
+    })
+    .detach();
 }
 
 /// Whether a socket is still listening (SO_ACCEPTCONN).

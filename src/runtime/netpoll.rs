@@ -115,7 +115,7 @@ const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// Lets every task woken so far run before the caller continues (the caller's task goes to
 /// the back of its queue; the executor does not go through its reactor for this).
-fn yield_to_woken() -> impl Future<Output = ()> {
+pub(crate) fn yield_to_woken() -> impl Future<Output = ()> {
     let mut yielded = false;
     std::future::poll_fn(move |cx| {
         if yielded {
@@ -335,7 +335,13 @@ impl NetStream {
     }
 
     /// Accepts one connection on a listening socket.
-    pub fn accept(&self) -> impl Future<Output = io::Result<NetStream>> + '_ {
+    pub async fn accept(&self) -> io::Result<NetStream> {
+        NetStream::adopt(self.accept_fd().await?)
+    }
+
+    /// Accepts one connection on a listening socket, leaving the new socket registered with no
+    /// poller (another thread may adopt it).
+    pub fn accept_fd(&self) -> impl Future<Output = io::Result<RawFd>> + '_ {
         std::future::poll_fn(move |cx| {
             // SAFETY: plain syscall; null address pointers are allowed.
             let r = self.retry(cx, true, || unsafe {
@@ -346,7 +352,7 @@ impl NetStream {
                     libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 ) as isize
             });
-            r.map(|r| r.and_then(|fd| NetStream::adopt(fd as RawFd)))
+            r.map(|r| r.map(|fd| fd as RawFd))
         })
     }
 

@@ -8,6 +8,7 @@
 
 use crate::cmd::{bgsave, NodeInfo};
 use crate::protocol::{ParseLimits, Request};
+use crate::replication::feed::FeedItem;
 use crate::replication::master::{Action, Master, Out, Settings};
 use crate::replication::{SnapshotJob, SnapshotMsg};
 use crate::runtime::shard::Shard;
@@ -46,23 +47,22 @@ pub async fn run(node: Arc<NodeInfo>) {
     m.borrow().publish(&node.repl);
     glommio::spawn_local(cron(node.clone(), m.clone())).detach();
     loop {
-        let item = feed.recv().await;
+        // The item is taken below, with the AOF's lock (a shard's round may take it first).
+        feed.ready().await;
         {
             let now = crate::storage::now_ms();
             let mut mm = m.borrow_mut();
-            crate::runtime::aof::observe(&item);
-            mm.feed(&node.repl, item, now);
             for _ in 0..BATCH_ITEMS {
-                match feed.try_recv() {
-                    Some(item) => {
-                        crate::runtime::aof::observe(&item);
-                        mm.feed(&node.repl, item, now)
-                    }
-                    _ => break,
+                let Some(item) = crate::runtime::aof::take(&mut feed) else { break };
+                // A request (a replica's SYNC, WAIT) sees the settings as they are now, not as
+                // the last cron tick read them (e.g. a diskless delay set just before).
+                if matches!(item, FeedItem::Control(_)) {
+                    mm.set_settings(Settings::from_config(&node.config()));
                 }
+                mm.feed(&node.repl, item, now);
             }
             mm.commit(&node.repl);
-            crate::runtime::aof::commit();
+            crate::runtime::aof::commit(mm.takes_units());
         }
         run_actions(&node, &m);
         if !crate::aof::sync::must_wait() {
@@ -301,7 +301,7 @@ async fn run_job(shard: &Shard, job: SnapshotJob) -> Result<(), String> {
             }
             None => break,
         }
-        snapshot::pace().await;
+        stream.pace().await;
     }
     stream.end(shard, false).await;
     failure.map_or(Ok(()), Err)

@@ -36,8 +36,11 @@ pub fn kill_running() {
 }
 
 /// The child side: copies standard input to standard output (the temp file), syncs it and
-/// returns the exit code (0 when everything was written).
+/// returns the exit code (0 when everything was written). It runs at the idle CPU priority,
+/// as the writer thread feeding it (`runtime::idle_writer`): its copies take no CPU time from
+/// the shards, and the driver raises it back ([`SaveChild::boost`]) if it starves.
 pub fn child_main() -> i32 {
+    super::idle_writer::lower_priority();
     let copied = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock());
     let synced = copied.and_then(|_| {
         use std::os::fd::AsFd;
@@ -105,6 +108,11 @@ impl SaveChild {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Moves the child back to the normal scheduling class (it was starved).
+    pub fn boost(&self) {
+        super::idle_writer::raise_priority(self.pid as i32);
     }
 
     /// The flag set when the child dies before finishing (the snapshot stops on it).

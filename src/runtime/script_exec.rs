@@ -40,7 +40,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a run stopped without a result.
 enum Outcome {
@@ -87,7 +87,7 @@ pub(crate) async fn run(
 /// where replies are counted it is not seen as an error.
 fn count_failed(shard: &Shard, command: Option<&'static str>, reply: &Reply) {
     if let (true, Some(name)) = (is_counted(reply), command) {
-        shard.state.borrow_mut().stats.cmdstats.entry(name).or_default().failed_calls += 1;
+        shard.state.borrow_mut().stats.cmdstats.get(name).failed_calls += 1;
     }
 }
 
@@ -165,7 +165,7 @@ struct Common {
     slot: Option<u16>,
     allow_cross_slot: bool,
     client: ClientState,
-    clock: std::time::Instant,
+    clock: crate::clock::Stamp,
     /// A key the run cannot reach: the run is abandoned (and restarted).
     restart: Option<Vec<Bytes>>,
     /// A write command ran.
@@ -179,8 +179,7 @@ struct Common {
 
 impl Common {
     /// `caller`: the client whose identity and ACL user the script's commands run with;
-    /// `clock`: when the run started.
-    fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize, caller: &ClientState, clock: Instant) -> Common {
+    fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize, caller: &ClientState) -> Common {
         let view = shard.view.borrow().clone();
         // The slot of the declared keys matters in cluster mode only (`cluster_check`).
         let slot = if view.enabled { job.keys.first().map(|k| crate::cluster::key_slot(k)) } else { None };
@@ -191,7 +190,7 @@ impl Common {
             // Scripts without a shebang keep Redis 6's freedom to touch several local slots.
             allow_cross_slot: flags & (script::sflags::ALLOW_CROSS_SLOT | script::sflags::EVAL_COMPAT) != 0,
             client,
-            clock,
+            clock: crate::clock::Stamp::now(),
             restart: None,
             wrote: false,
             nshards: shard.nshards,
@@ -313,6 +312,7 @@ impl Common {
             }
             // DEBUG SLEEP: the whole script waits, as Redis's single thread does.
             Plan::Sleep(d, r) => {
+                super::control_freeze::freeze_control(d);
                 std::thread::sleep(d);
                 r
             }
@@ -548,8 +548,7 @@ async fn run_direct(
         st.blocked.hold();
         held
     };
-    let started = flags_run.started.unwrap_or_else(Instant::now);
-    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db, &client.borrow(), started) };
+    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db, &client.borrow()) };
     host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
@@ -621,8 +620,7 @@ async fn run_copy(
             return Outcome::Done(e);
         }
     };
-    let started = flags_run.started.unwrap_or_else(Instant::now);
-    let common = Common::new(shard, job, flags, db, &client.borrow(), started);
+    let common = Common::new(shard, job, flags, db, &client.borrow());
     let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: common };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);

@@ -134,6 +134,13 @@ impl Shard {
     /// Handles one message from a peer; never awaits.
     pub fn handle(&self, msg: Msg) {
         match msg {
+            Msg::Adopt { fd, .. } => {
+                // The inbound loop serves these (it holds the `Rc` a connection needs).
+                tracing::warn!("shard {} got a client socket outside its inbound loop: closed", self.id);
+                drop(super::balance::Assigned::on(self.id));
+                // SAFETY: the fd was handed to this shard and is registered nowhere.
+                unsafe { libc::close(fd) };
+            }
             Msg::Batch { db, cmds, reply } => {
                 if self.gate.holder().is_some() {
                     self.gate.defer(Msg::Batch { db, cmds, reply });
@@ -231,7 +238,7 @@ impl Shard {
         // next timer tick (one atomic load).
         self.refresh_config();
         crate::storage::tick_clock();
-        let mut clock = std::time::Instant::now();
+        let mut clock = crate::clock::Stamp::now();
         let mut st = self.state.borrow_mut();
         if cmds.len() > 1 {
             if let Some(d) = st.ks.dbs.get(db) {
@@ -245,12 +252,12 @@ impl Shard {
 
     /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
     /// `clock` advances to the command's end; its duration is in `stats.last_call_usec`.
-    pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut std::time::Instant) -> Reply {
+    pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut crate::clock::Stamp) -> Reply {
         self.when_open(|| Self::execute(&mut self.state.borrow_mut(), cmd, db, clock)).await
     }
 
     /// Runs one keyed command on this shard, after its cluster-mode check.
-    pub(crate) fn execute(st: &mut ShardState, c: &RemoteCmd, db: usize, clock: &mut std::time::Instant) -> Reply {
+    pub(crate) fn execute(st: &mut ShardState, c: &RemoteCmd, db: usize, clock: &mut crate::clock::Stamp) -> Reply {
         if let Some(refused) = redirect::precheck(st, &c.check, db, &c.args, crate::storage::cached_ms()) {
             st.stats.last_call_usec = 0;
             return refused;
@@ -282,7 +289,7 @@ impl Shard {
             }
             HeldOp::Keyed { db, cmds } => {
                 crate::storage::tick_clock();
-                let mut clock = std::time::Instant::now();
+                let mut clock = crate::clock::Stamp::now();
                 HeldResult::Replies(cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect())
             }
         }
@@ -547,7 +554,7 @@ impl Shard {
             }
         }
         crate::storage::tick_clock();
-        let mut clock = std::time::Instant::now();
+        let mut clock = crate::clock::Stamp::now();
         let _writer = cmd::tracking::Writer::set(cmd.client);
         let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock);
         // The command's record (made on the copy) is the transaction's; the write-back below

@@ -14,13 +14,13 @@ fn in_sync(node: &NodeInfo) -> bool {
 }
 
 /// Waits for lagging replicas before a shutdown (`now`: SHUTDOWN NOW skips the wait). Writes
-/// stay paused afterwards: the process is about to exit.
+/// stay paused afterwards: the process is about to exit (a SHUTDOWN that fails unpauses).
 pub async fn wait_for_replicas(node: &NodeInfo, now: bool) {
     let secs = node.config().get("shutdown-timeout").and_then(|v| v.parse::<u64>().ok()).unwrap_or(10);
     if now || secs == 0 || in_sync(node) {
         return;
     }
-    node.repl.pause_writes(u64::MAX);
+    crate::pause::pause(crate::pause::Purpose::Shutdown, u64::MAX, crate::pause::Kind::Write);
     tracing::info!("Waiting for replicas before shutting down.");
     let deadline = crate::storage::now_ms() + secs * 1000;
     while crate::storage::now_ms() < deadline && !in_sync(node) {

@@ -234,10 +234,16 @@ pub fn run_end(f: &Arc<RunFlags>) {
     }
 }
 
+/// A script runs past the busy threshold (Redis's `isInsideYieldingLongCommand`).
+#[inline]
+pub fn busy() -> bool {
+    TIMED_OUT.load(Ordering::Relaxed) != 0
+}
+
 /// The BUSY error for a command without `allow-busy` while a script is timed out.
 #[inline]
 pub fn busy_refusal() -> Option<Reply> {
-    if TIMED_OUT.load(Ordering::Relaxed) == 0 {
+    if !busy() {
         return None;
     }
     let eval = lock(running()).iter().any(|r| r.eval && r.timed_out.load(Ordering::Relaxed));

@@ -4,8 +4,8 @@
 //! COUNTKEYSINSLOT O(1), GETKEYSINSLOT and slot migration a walk of one table, and SCAN a walk
 //! of slots in order (the cursor is a slot number, so a scan survives slots moving between shards).
 
-use super::strbuf::KeyBytes;
-use super::value::Value;
+use super::strbuf::{prefetch_read, KeyBytes};
+use super::value::{StrValue, Value};
 use crate::cluster::slot::{key_slot, SLOTS};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
@@ -143,14 +143,19 @@ impl SlotTable {
         self.map.find_mut(h, |n| *n.key == *key).map(|n| &mut n.entry)
     }
 
-    /// Stores an entry; returns the one it replaced.
-    fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+    /// Stores an entry; returns the one it replaced and the key's identity (see
+    /// [`SlotTable::find_id`]).
+    fn insert(&mut self, key: &[u8], entry: Entry) -> (Option<Entry>, usize) {
         let h = self.hash(key);
         match self.map.entry(h, |n| *n.key == *key, |n| key_hash(&n.key)) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().entry, entry)),
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                let n = o.get_mut();
+                let old = std::mem::replace(&mut n.entry, entry);
+                (Some(old), &**n as *const Node as usize)
+            }
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(Box::new(Node { key: KeyBytes::new(key), entry }));
-                None
+                let o = v.insert(Box::new(Node { key: KeyBytes::new(key), entry }));
+                (None, &**o.get() as *const Node as usize)
             }
         }
     }
@@ -167,9 +172,30 @@ impl SlotTable {
         self.map.find(self.hash(key), |n| *n.key == *key).map(|n| (&**n as *const Node as usize, &n.entry))
     }
 
-    /// Every key with its identity (see [`SlotTable::find_id`]).
-    pub(super) fn iter_ids(&self) -> impl Iterator<Item = (usize, &[u8], &Entry)> {
-        self.map.iter().map(|n| (&**n as *const Node as usize, &n.key[..], &n.entry))
+    /// Every key with its identity (see [`SlotTable::find_id`]), for a walk that reads every
+    /// key and value (a snapshot step): it starts loading the node [`NODE_AHEAD`] keys ahead and the key's and string value's
+    /// bytes [`BYTES_AHEAD`] keys ahead, so the cache misses of consecutive keys (a node, a
+    /// long key, a long value: each a separate allocation) overlap instead of following one
+    /// another. Measured on 1M keys of 100 bytes: the walk was two to three dependent misses
+    /// per key.
+    pub(super) fn iter_ids_prefetched(&self) -> impl Iterator<Item = (usize, &[u8], &Entry)> {
+        let mut far = self.map.iter();
+        let mut near = self.map.iter();
+        for n in far.by_ref().take(NODE_AHEAD) {
+            prefetch_read(&**n as *const Node as *const u8);
+        }
+        for n in near.by_ref().take(BYTES_AHEAD) {
+            prefetch_contents(n);
+        }
+        self.map.iter().map(move |n| {
+            if let Some(f) = far.next() {
+                prefetch_read(&**f as *const Node as *const u8);
+            }
+            if let Some(m) = near.next() {
+                prefetch_contents(m);
+            }
+            (&**n as *const Node as usize, &n.key[..], &n.entry)
+        })
     }
 
     /// Number of keys.
@@ -195,16 +221,21 @@ impl SlotTable {
 /// usually cached already.
 const PREFETCH_MIN_KEYS: usize = 1 << 14;
 
-/// Starts loading the cache line at `p` (a hint: never faults, whatever the address).
+/// How many keys ahead [`SlotTable::iter_ids_prefetched`] starts loading a node.
+const NODE_AHEAD: usize = 12;
+/// How many keys ahead [`SlotTable::iter_ids_prefetched`] starts loading a node's key and
+/// value bytes (the node itself was requested `NODE_AHEAD - BYTES_AHEAD` keys earlier).
+const BYTES_AHEAD: usize = 6;
+
+/// Starts loading the heap bytes of a node's key and of its string value, if any.
 #[inline(always)]
-fn prefetch_read(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint with no architectural effect; any address is allowed.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+fn prefetch_contents(n: &Node) {
+    if let KeyBytes::Heap(k) = &n.key {
+        k.prefetch();
+    }
+    if let Value::Str(StrValue::Raw(r)) = &n.entry.value {
+        r.prefetch();
+    }
 }
 
 /// A database's tables taken out by [`Db::detach_tables`]: dropping it frees every key.
@@ -366,6 +397,19 @@ impl Db {
         Some(e)
     }
 
+    /// [`Db::get`] for a command that only reads the value (GET and the like): the same lazy
+    /// expiry and LRU touch, without the snapshot's pre-write hook (the access time is not
+    /// part of a snapshot, so a read during BGSAVE serializes nothing).
+    pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let slot = self.slot_of(key);
+        if self.expire_if_needed(slot, key, now_ms) {
+            return None;
+        }
+        let e = self.slots.get_mut(slot as usize)?.get_mut(key)?;
+        e.lru = touched(e.lru, now_ms);
+        Some(e)
+    }
+
     /// Looks a key up for writing, creating it from `make()` (no expiry) when it is missing;
     /// returns the entry and whether it was created. The same as [`Db::get`] followed by
     /// [`Db::set`] and `get` on a miss, in one table lookup when the key exists.
@@ -435,7 +479,9 @@ impl Db {
         if expired && super::replica_expiry() && super::in_master_view() {
             return false;
         }
-        if expired && !super::replica_expiry() {
+        // While clients are paused the dataset stays as it is: the key only reads as missing
+        // (Redis's `expireIfNeeded`).
+        if expired && !super::replica_expiry() && !crate::pause::paused(now_ms) {
             self.expire_in(slot, key);
         }
         expired
@@ -447,6 +493,7 @@ impl Db {
         self.expired_keys += 1;
         if super::expired_logging() {
             self.expired_log.push(node.key[..].into());
+            super::note_expired_logged(1);
         }
     }
 
@@ -463,19 +510,25 @@ impl Db {
 
     /// Stores a value with the given expiry (0 = none), replacing any previous entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64) {
-        self.insert(key, Entry { value, expire_at, lru: lru_clock() });
+        self.store(key, Entry { value, expire_at, lru: lru_clock() }, false);
     }
 
     /// Stores an entry, replacing any previous one; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.store(key, entry, true)
+    }
+
+    /// [`Db::insert`]; without `keep_old` the previous entry is not returned, so a running
+    /// snapshot may take it as it is (its encoding waits for the next step, off the command).
+    #[inline]
+    fn store(&mut self, key: &[u8], entry: Entry, keep_old: bool) -> Option<Entry> {
         let slot = self.slot_of(key);
         let volatile_new = entry.expire_at != 0;
         if volatile_new {
             self.remember_replica_volatile(key);
         }
-        self.pre_write_key(slot, key);
         let t = self.table_or_create(slot);
-        let old = t.insert(key, entry);
+        let (old, id) = t.insert(key, entry);
         let volatile_old = old.as_ref().is_some_and(|e| e.expire_at != 0);
         match (volatile_old, volatile_new) {
             (false, true) => {
@@ -490,12 +543,18 @@ impl Db {
         }
         if old.is_none() {
             self.keys += 1;
-            if self.snap.is_some() {
-                self.snapshot_new_key(slot, key);
-            }
         }
         if !self.watch.is_empty() {
             self.watch.touch(key, true);
+        }
+        if self.snap.is_some() {
+            // The replaced entry is the key's state before this change (the pre-write hook
+            // without a second lookup); a new key is only recorded as handled.
+            if keep_old {
+                self.snapshot_replaced(slot, key, id, old.as_ref());
+            } else {
+                return self.snapshot_replaced_owned(slot, key, id, old);
+            }
         }
         old
     }
@@ -687,7 +746,7 @@ impl Db {
             let idx = fastrand::usize(..t.len());
             let (k, e) = t.iter().nth(idx)?;
             if e.is_expired(now_ms) {
-                if super::replica_expiry() {
+                if super::replica_expiry() || crate::pause::paused(now_ms) {
                     continue;
                 }
                 let k = k.to_vec();
@@ -703,7 +762,7 @@ impl Db {
     /// resuming where the previous step stopped, and deletes the expired ones.
     /// Returns (keys examined, keys expired).
     pub fn active_expire_step(&mut self, now_ms: u64, budget: usize) -> (usize, usize) {
-        if self.volatile == 0 || self.slots.is_empty() || super::replica_expiry() {
+        if self.volatile == 0 || self.slots.is_empty() || super::replica_expiry() || crate::pause::paused(now_ms) {
             return (0, 0);
         }
         let mut examined = 0;
@@ -726,6 +785,7 @@ impl Db {
             let watch = &mut self.watch;
             let log = &mut self.expired_log;
             let logging = super::expired_logging();
+            let logged_before = log.len();
             t.map.retain(|n| {
                 let keep = !n.entry.is_expired(now_ms);
                 if !keep {
@@ -739,6 +799,9 @@ impl Db {
                 }
                 keep
             });
+            if log.len() > logged_before {
+                super::note_expired_logged((log.len() - logged_before) as u64);
+            }
             let removed = before - t.map.len();
             t.volatile -= removed_volatile;
             self.volatile -= removed_volatile;

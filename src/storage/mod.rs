@@ -46,6 +46,8 @@ pub fn set_active_expire(on: bool) {
 /// Who wants expired keys logged: bit 0 the replication feed, bit 1 keyspace notifications.
 static EXPIRED_LOGGING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 static REPLICA_EXPIRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Keys pushed to any database's expired log so far, node-wide (see [`expired_logged`]).
+static EXPIRED_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn set_expired_bit(bit: u8, on: bool) {
     if on {
@@ -70,6 +72,19 @@ pub fn set_expired_notify(on: bool) {
 /// Keeps the names of expired keys for CLIENT TRACKING invalidations.
 pub fn set_expired_tracking(on: bool) {
     set_expired_bit(4, on);
+}
+
+/// How many keys were pushed to any database's expired log so far (node-wide). A shard that
+/// saw this count unchanged since it last emptied its logs has nothing logged: the push of
+/// its own keys happens on its own thread before it looks.
+#[inline]
+pub fn expired_logged() -> u64 {
+    EXPIRED_LOGGED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts `n` keys pushed to an expired log.
+fn note_expired_logged(n: u64) {
+    EXPIRED_LOGGED.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether expired keys are logged.

@@ -6,10 +6,14 @@
 //! Before anything changes one key of a slot whose bit is still clear (a write, a lookup that
 //! hands out `&mut Entry`, lazy expiry), `Db` serializes that key alone as it is (its state at
 //! the start) and records it as handled; a key created during the snapshot is recorded as
-//! handled too, so the step skips it. Paths that change a whole slot at once (active expiry,
+//! handled too, so the step skips it (a plain store records both after the fact, from the
+//! entry it replaced: [`Db::snapshot_replaced`]; when its caller does not want that entry
+//! back, as SET, the snapshot takes it whole and the next step encodes it:
+//! [`Db::snapshot_replaced_owned`]). Reads (GET) do not call the hook: they change nothing
+//! a snapshot holds. Paths that change a whole slot at once (active expiry,
 //! a slot moved) serialize what remains of the slot first and set its bit. So every key is
 //! written exactly once, as it was when the snapshot began; the work in a client's command is
-//! one key's encoding (not a slot's), and memory grows only by the keys saved ahead of the
+//! at most one key's encoding (not a slot's), and memory grows only by the keys saved ahead of the
 //! steps plus one word per handled key of the slots not reached yet. Tables removed whole
 //! (FLUSHDB/FLUSHALL, dropped slots) are not copied: they are kept, unchanged, with their
 //! handled keys, until a step serializes them.
@@ -28,6 +32,11 @@
 use super::db::{Db, Entry, SlotTable};
 use crate::cluster::slot::SLOTS;
 use hashbrown::{HashMap, HashSet};
+
+/// At most this many replaced entries wait for a step whole ([`Db::snapshot_replaced_owned`]);
+/// past it the hook encodes at once, so a snapshot whose steps are held up (its writer behind)
+/// holds no more than about this many old values.
+const PENDING_MAX: usize = 1024;
 
 /// Appends one key in the snapshot's format.
 pub type KeyEncoder = fn(out: &mut Vec<u8>, key: &[u8], entry: &Entry, compress: bool);
@@ -50,6 +59,9 @@ pub struct SnapState {
     detached: Vec<(SlotTable, Option<Handled>)>,
     /// Bytes the hook saved, not yet taken by a step.
     out: Vec<u8>,
+    /// Replaced entries the hook took as they were (a plain store: [`Db::snapshot_replaced_owned`]),
+    /// encoded by the next step rather than in the client's command.
+    pending: Vec<(Box<[u8]>, Entry)>,
     /// The next slot a step looks at.
     cursor: usize,
     /// Keys already expired at this time are left out.
@@ -79,7 +91,7 @@ fn encode_table(
     compress: bool,
 ) -> u64 {
     let mut n = 0;
-    for (id, k, e) in table.iter_ids() {
+    for (id, k, e) in table.iter_ids_prefetched() {
         if e.is_expired(now_ms) || skip.is_some_and(|s| s.contains(&id)) {
             continue;
         }
@@ -101,6 +113,7 @@ impl Db {
             handled: HashMap::new(),
             detached: Vec::new(),
             out: Vec::new(),
+            pending: Vec::new(),
             cursor: 0,
             now_ms,
             compress,
@@ -125,6 +138,9 @@ impl Db {
     pub fn snapshot_step_timed(&mut self, budget: usize, until: Option<std::time::Instant>) -> (Vec<u8>, bool) {
         let Some(mut s) = self.snap.take() else { return (Vec::new(), true) };
         let mut out = std::mem::take(&mut s.out);
+        for (k, e) in s.pending.drain(..) {
+            (s.encode)(&mut out, &k, &e, s.compress);
+        }
         while out.len() < budget {
             if until.is_some_and(|t| std::time::Instant::now() >= t) && !out.is_empty() {
                 break;
@@ -195,15 +211,52 @@ impl Db {
         }
     }
 
-    /// A key was created in `slot` during the snapshot: the steps must leave it out.
+    /// [`Db::insert`]'s hook, after the fact: the key with identity `id` in `slot` was stored
+    /// over `old` (its state until now: saved unless the slot is done or the key handled), or
+    /// created (`None`: recorded as handled, so the steps leave it out).
     #[inline(never)]
-    pub(super) fn snapshot_new_key(&mut self, slot: u16, key: &[u8]) {
+    pub(super) fn snapshot_replaced(&mut self, slot: u16, key: &[u8], id: usize, old: Option<&Entry>) {
         let Some(s) = self.snap.as_deref_mut() else { return };
-        if s.is_done(slot as usize) {
+        if s.is_done(slot as usize) || !s.handled.entry(slot).or_default().insert(id) {
             return;
         }
-        if let Some((id, _)) = self.slots.get(slot as usize).and_then(|t| t.find_id(key)) {
-            s.handled.entry(slot).or_default().insert(id);
+        if let Some(e) = old.filter(|e| !e.is_expired(s.now_ms)) {
+            (s.encode)(&mut s.out, key, e, s.compress);
+            s.keys += 1;
+        }
+    }
+
+    /// [`Db::snapshot_replaced`] for a store whose caller does not want the replaced entry:
+    /// when the snapshot needs it, the entry is kept as it is (with a copy of the key) and
+    /// encoded by the next step, so the client's command pays a move instead of the encoding
+    /// (RDB + LZF); the steps drain these first, and one runs every few hundred µs while a
+    /// snapshot runs, so few wait at a time. Returns the entry when the snapshot does not
+    /// keep it (to be dropped by the caller).
+    #[inline(never)]
+    pub(super) fn snapshot_replaced_owned(
+        &mut self,
+        slot: u16,
+        key: &[u8],
+        id: usize,
+        old: Option<Entry>,
+    ) -> Option<Entry> {
+        let Some(s) = self.snap.as_deref_mut() else { return old };
+        if s.is_done(slot as usize) || !s.handled.entry(slot).or_default().insert(id) {
+            return old;
+        }
+        match old {
+            Some(e) if !e.is_expired(s.now_ms) => {
+                s.keys += 1;
+                if s.pending.len() < PENDING_MAX {
+                    s.pending.push((key.into(), e));
+                    return None;
+                }
+                // Steps are held up (the file's writer is behind): encoded now, as the bytes
+                // take less room than the entries.
+                (s.encode)(&mut s.out, key, &e, s.compress);
+                Some(e)
+            }
+            other => other,
         }
     }
 

@@ -81,8 +81,8 @@ pub fn merge_stats(into: &mut ShardState, from: &ShardState) {
     into.stats.total_commands += from.stats.total_commands;
     into.stats.keyspace_hits += from.stats.keyspace_hits;
     into.stats.keyspace_misses += from.stats.keyspace_misses;
-    for (k, v) in &from.stats.cmdstats {
-        let e = into.stats.cmdstats.entry(k).or_default();
+    for (k, v) in from.stats.cmdstats.iter() {
+        let e = into.stats.cmdstats.get(k);
         e.calls += v.calls;
         e.usec += v.usec;
         e.failed_calls += v.failed_calls;

@@ -53,6 +53,18 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Polls `f` every 10 ms until it is true; panics after [`WAIT`].
+pub fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// Makes [`free_port`] hand out ports from `base` on (a test binary's assigned range); call it
 /// before the first server starts.
 pub fn use_ports(base: u16) {

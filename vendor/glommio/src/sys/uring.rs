@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1768,6 +1768,24 @@ impl Reactor {
         ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
     }
 
+    /// slotcore patch: the deadline of the kept latency preemption timer while it is still
+    /// pending in the kernel. A timer whose completion has been consumed (by any
+    /// `consume_rings!`, also one after the checks at the top of `wait`) is forgotten here,
+    /// with its deadline: it will not wake or preempt anything any more.
+    fn pending_latency_timer_deadline(&self) -> Option<Instant> {
+        match self.latency_preemption_timeout_src.take() {
+            Some(src) if !src.has_result() => {
+                self.latency_preemption_timeout_src.set(Some(src));
+                self.latency_preemption_deadline.get()
+            }
+            fired => {
+                drop(fired);
+                self.latency_preemption_deadline.set(None);
+                None
+            }
+        }
+    }
+
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
@@ -1860,16 +1878,11 @@ impl Reactor {
         // round trip through the kernel.
         let now = Instant::now();
         let wanted = preempt_timer();
-        let armed = self.latency_preemption_timeout_src.take();
-        let keep_latency_timer = armed.as_ref().is_some_and(|s| !s.has_result())
-            && self
-                .latency_preemption_deadline
-                .get()
-                .is_some_and(|deadline| wanted.map_or(true, |d| deadline <= now + d));
-        if keep_latency_timer {
-            self.latency_preemption_timeout_src.set(armed);
-        } else {
-            drop(armed);
+        let keep_latency_timer = self
+            .pending_latency_timer_deadline()
+            .is_some_and(|deadline| wanted.map_or(true, |d| deadline <= now + d));
+        if !keep_latency_timer {
+            drop(self.latency_preemption_timeout_src.take());
             self.latency_preemption_deadline.set(None);
         }
 
@@ -1916,11 +1929,18 @@ impl Reactor {
             // slotcore patch: the kept timer (see above) stays if it wakes us no later than
             // the next user timer is due (an early wake-up is one more pass); otherwise it
             // goes now, its cancellation completed and consumed before sleeping.
+            //
+            // The kept timer must still be pending: its completion may have been consumed
+            // above, after the checks at the top (a timer that ran out while we entered the
+            // kernel to flush). Sleeping on it then meant sleeping with no timer armed at all,
+            // the next user timer never firing (a task in a `Latency::Matters` queue, whose
+            // short preemption timer runs out all the time, stopped for good in `sleep`).
             let now = Instant::now();
-            let keep = match (user_timer, self.latency_preemption_deadline.get()) {
+            let keep = match (user_timer, self.pending_latency_timer_deadline()) {
                 (Some(dur), Some(deadline)) => deadline <= now + dur,
                 _ => false,
             };
+            let woke_before_cancel = woke;
             if !keep {
                 if let Some(src) = self.latency_preemption_timeout_src.take() {
                     self.latency_preemption_deadline.set(None);
@@ -1943,12 +1963,18 @@ impl Reactor {
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // slotcore patch: a full fence here pairs with the one every sender issues in
+            // `SleepNotifier::notify` before it reads the flag (Dekker's pattern): either the
+            // sender sees us sleeping and writes the eventfd, or the sweep below sees what it
+            // sent. Upstream paired a compiler-only fence on the senders with a
+            // `membarrier(PRIVATE_EXPEDITED)` here, a system call (and an interrupt to every
+            // other CPU running one of our threads) each time a shard goes to sleep.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
-            if events == 0 {
+            // slotcore patch: completions consumed with the old timer's cancellation above may
+            // have woken tasks; we must not sleep on them (their completions are consumed, so
+            // no ring fd would turn readable for them).
+            if events == 0 && woke == woke_before_cancel {
                 if self.eventfd_src.is_installed().unwrap() && has_sleep_hook() {
                     // slotcore patch: the hook blocks until either ring's fd is readable
                     // (or its own fds are), in place of linking the rings in the kernel.
@@ -1975,7 +2001,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if self.latency_preemption_deadline.get().is_none() {
+            if self.pending_latency_timer_deadline().is_none() {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_deadline.set(Some(Instant::now() + preempt));

@@ -1,0 +1,32 @@
+//! DEBUG SLEEP stops the whole node, as it stops Redis's one thread: the sleeping command holds
+//! every data shard's lock, and the control executor (cluster bus, the replication master side,
+//! the AOF's merge) is frozen here for the same time, so replicas and the other nodes hear
+//! nothing from the node meanwhile (no keepalive newlines, no PINGs, no gossip).
+
+use futures_channel::mpsc;
+use futures_lite::StreamExt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The queue to the control executor's freezer (set once it runs).
+static FREEZER: Mutex<Option<mpsc::UnboundedSender<Duration>>> = Mutex::new(None);
+
+/// Freezes the control executor's thread for `d` (a no-op before it runs or for zero).
+pub fn freeze_control(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    if let Some(tx) = FREEZER.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let _ = tx.unbounded_send(d);
+    }
+}
+
+/// The freezer task of the control executor: each request blocks the thread, so none of its
+/// tasks runs meanwhile.
+pub async fn run() {
+    let (tx, mut rx) = mpsc::unbounded();
+    *FREEZER.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    while let Some(d) = rx.next().await {
+        std::thread::sleep(d);
+    }
+}
