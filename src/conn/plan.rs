@@ -30,7 +30,7 @@ impl Conn {
         let Exec::Node(f) = spec.exec else {
             return Reply::err("ERR internal error: not a node command");
         };
-        let start = std::time::Instant::now();
+        let start = crate::clock::Stamp::now();
         let plan = {
             let mut client = self.client.borrow_mut();
             let mut shard = self.shard.state.borrow_mut();
@@ -38,7 +38,7 @@ impl Conn {
             f(&mut ctx, &args)
         };
         let reply = self.execute_plan(plan, &args, held).await;
-        let usec = start.elapsed().as_micros() as u64;
+        let usec = crate::clock::Stamp::now().micros_since(start);
         self.slowlog(&(spec.flags, &args[..]), usec);
         cmd::record_call(&mut self.shard.state.borrow_mut(), fullname, usec, &reply);
         // Inside EXEC, CLIENT LIST shows `cmd=exec` as in Redis.

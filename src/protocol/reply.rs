@@ -141,9 +141,10 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Int(n) => {
-                out.push(b':');
-                push_int(out, *n);
-                out.extend_from_slice(b"\r\n");
+                let mut line = Line::new(b':');
+                line.signed(*n);
+                line.crlf();
+                out.extend_from_slice(line.as_bytes());
             }
             Reply::Bulk(b) => encode_bulk(out, b),
             Reply::ShortBulk(b) => encode_bulk(out, b.as_slice()),
@@ -245,22 +246,73 @@ impl Reply {
     }
 }
 
+/// `$<len>\r\n<payload>\r\n` with one capacity check: every GET's reply is one of these.
 fn encode_bulk(out: &mut Vec<u8>, b: &[u8]) {
-    push_header(out, b'$', b.len());
+    let mut head = Line::new(b'$');
+    head.number(b.len() as u64);
+    head.crlf();
+    let head = head.as_bytes();
+    out.reserve(head.len() + b.len() + 2);
+    out.extend_from_slice(head);
     out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");
 }
 
 fn push_header(out: &mut Vec<u8>, kind: u8, n: usize) {
-    out.push(kind);
-    let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(buf.format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let mut head = Line::new(kind);
+    head.number(n as u64);
+    head.crlf();
+    out.extend_from_slice(head.as_bytes());
 }
 
-fn push_int(out: &mut Vec<u8>, n: i64) {
-    let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(buf.format(n).as_bytes());
+/// A reply's type byte, a number and CRLF, assembled on the stack so that they reach the
+/// output buffer in one copy (a type byte, at most 20 digits and a sign, CRLF).
+struct Line {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Line {
+    #[inline]
+    fn new(kind: u8) -> Line {
+        let mut buf = [0u8; 24];
+        buf[0] = kind;
+        Line { buf, len: 1 }
+    }
+
+    #[inline]
+    fn number(&mut self, n: u64) {
+        if n < 10 {
+            self.buf[self.len] = b'0' + n as u8;
+            self.len += 1;
+        } else {
+            let mut digits = itoa::Buffer::new();
+            let d = digits.format(n).as_bytes();
+            self.buf[self.len..self.len + d.len()].copy_from_slice(d);
+            self.len += d.len();
+        }
+    }
+
+    #[inline]
+    fn signed(&mut self, n: i64) {
+        if n < 0 {
+            self.buf[self.len] = b'-';
+            self.len += 1;
+        }
+        self.number(n.unsigned_abs());
+    }
+
+    #[inline]
+    fn crlf(&mut self) {
+        self.buf[self.len] = b'\r';
+        self.buf[self.len + 1] = b'\n';
+        self.len += 2;
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Status and error lines must not contain CR or LF (Redis replaces them with spaces).

@@ -389,10 +389,30 @@ impl Db {
     /// Touches its LRU clock.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let slot = self.slot_of(key);
+        self.pre_write_key(slot, key);
+        self.live_entry(slot, key, now_ms)
+    }
+
+    /// The entry of `key` unless it has expired, in one table lookup while it has not: the
+    /// lazy expiry of [`Db::expire_if_needed`] (delete, or keep on a replica's master view, or
+    /// only hide while clients are paused) runs only for an expired entry. Touches its LRU clock.
+    #[inline]
+    fn live_entry(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let e: *mut Entry = self.slots.get_mut(slot as usize)?.get_mut(key)?;
+        // SAFETY: `e` points into `self.slots` and is used right here, before anything else
+        // borrows `self`; the expired case below drops it and looks the key up again.
+        let live = unsafe { !(*e).is_expired(now_ms) };
+        if live {
+            // SAFETY: as above; the returned borrow keeps `self` mutably borrowed.
+            let e = unsafe { &mut *e };
+            e.lru = touched(e.lru, now_ms);
+            return Some(e);
+        }
         if self.expire_if_needed(slot, key, now_ms) {
             return None;
         }
-        let e = self.table_mut_for(slot, key)?.get_mut(key)?;
+        // Expired but kept (a replica applying its master's stream sees its master's keys).
+        let e = self.slots.get_mut(slot as usize)?.get_mut(key)?;
         e.lru = touched(e.lru, now_ms);
         Some(e)
     }
@@ -402,12 +422,7 @@ impl Db {
     /// part of a snapshot, so a read during BGSAVE serializes nothing).
     pub fn get_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let slot = self.slot_of(key);
-        if self.expire_if_needed(slot, key, now_ms) {
-            return None;
-        }
-        let e = self.slots.get_mut(slot as usize)?.get_mut(key)?;
-        e.lru = touched(e.lru, now_ms);
-        Some(e)
+        self.live_entry(slot, key, now_ms).map(|e| &*e)
     }
 
     /// Looks a key up for writing, creating it from `make()` (no expiry) when it is missing;
