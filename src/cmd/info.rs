@@ -320,12 +320,17 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Persistence",
             format!(
-                "loading:{}\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}{}",
+                "loading:{}\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}{}{}",
                 u8::from(crate::replication::role::loading()),
                 u8::from(crate::replication::role::async_loading()),
                 sum(&|r| r.since_save),
                 super::save::info_rdb_fields(node.start_ms / 1000),
-                crate::aof::info_fields()
+                crate::aof::info_fields(),
+                if crate::runtime::startup_load::in_background() {
+                    crate::runtime::startup_load::info_lines()
+                } else {
+                    String::new()
+                }
             ),
         );
     }

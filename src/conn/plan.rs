@@ -158,7 +158,10 @@ impl Conn {
                 crate::runtime::shutdown_wait::wait_for_replicas(&node, a.now).await;
                 let cfg = self.shard.state.borrow().config.clone();
                 crate::runtime::snapshot::kill_bgsave().await;
-                if a.save || (!a.nosave && cmd::save::has_save_points(&cfg)) {
+                // Never while a dataset is loading: the file would get half of it (Redis
+                // turns every shutdown then into NOSAVE).
+                let loading = crate::replication::role::loading();
+                if !loading && (a.save || (!a.nosave && cmd::save::has_save_points(&cfg))) {
                     tracing::info!("Saving the final RDB snapshot before exiting.");
                     let parts = self.fan_out(cmd::save::serialize_shard, 0, args, held).await;
                     if cmd::save::write_snapshot(&cfg, parts).is_error() && !a.force {

@@ -30,6 +30,7 @@ pub mod shard;
 pub mod shutdown_wait;
 pub mod snapshot;
 pub mod start_flag;
+pub mod startup_load;
 
 use crate::cmd::{NodeInfo, ShardState};
 use crate::config::Config;
@@ -114,24 +115,9 @@ pub fn run(
 ) -> Result<(), String> {
     let nshards = placement.shards;
     balance::init(nshards);
-    // The RDB file is read once, before the shards start; each shard then takes its own keys.
-    let records = if crate::aof::Settings::from_config(&cfg).enabled {
-        let settings = crate::aof::Settings::from_config(&cfg);
-        let mut l = crate::aof::load::load_at_startup(&settings, cfg.databases).unwrap_or_else(|e| {
-            // As Redis: the reason is the last line of the log, then exit(1).
-            tracing::warn!("{}", e);
-            std::process::exit(1)
-        });
-        let records = std::mem::take(&mut l.records);
-        aof::stash(l);
-        records
-    } else {
-        crate::cmd::save::load_at_startup(&cfg)?
-    };
-    if let Some(c) = &node.cluster {
-        c.change(|st| crate::cluster::data_check::claim_slots_with_keys(st, &records))?;
-    }
-    let loaded = Arc::new(std::sync::Mutex::new(records));
+    // The RDB file (or the AOF) is read once, on its own thread; each shard then takes its own
+    // keys. A big file loads while the listeners answer -LOADING (see `startup_load`).
+    let loaded = startup_load::begin(&cfg, node.cluster.clone())?;
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
     } else {
@@ -177,7 +163,6 @@ pub fn run(
             let shard = Rc::new(Shard::new(id, nshards, state, tx));
             glommio::spawn_local(shard.clone().forward_notifications(nrx)).detach();
             shard.refresh_cluster();
-            take_loaded_keys(&shard, &loaded);
             for (_from, stream) in rx {
                 let s = shard.clone();
                 glommio::spawn_local(async move {
@@ -217,9 +202,17 @@ pub fn run(
                 };
                 glommio::spawn_local(aof::rewrite_driver(shard.clone())).detach();
                 glommio::spawn_local(aof_load::loadaof_driver(shard.clone())).detach();
-                // The replica side's link to a master lives on shard 0.
-                glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
+            // A load in the background: clients are served (-LOADING) while it runs.
+            let accept_early = startup_load::in_background();
+            if accept_early {
+                glommio::spawn_local(port_change::watch(shard.clone())).detach();
+                for &(fd, tls) in &fds {
+                    glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
+                }
+            }
+            startup_load::loaded().await;
+            take_loaded_keys(&shard, &loaded);
             tracing::debug!("shard {} took its loaded keys", id);
             aof::startup(&shard).await;
             tracing::debug!("shard {} passed the AOF start-up", id);
@@ -228,12 +221,20 @@ pub fn run(
             // the write's change record with the replay's (the AOF would miss it).
             let last = STARTED.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards;
             if last {
+                startup_load::finished();
                 ALL_STARTED.set();
             }
             ALL_STARTED.wait().await;
-            glommio::spawn_local(port_change::watch(shard.clone())).detach();
-            for &(fd, tls) in &fds {
-                glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
+            if id == 0 {
+                // The replica side's link to a master lives on shard 0; it connects once the
+                // node's own data is loaded (Redis's replication cron does not run while loading).
+                glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
+            }
+            if !accept_early {
+                glommio::spawn_local(port_change::watch(shard.clone())).detach();
+                for &(fd, tls) in &fds {
+                    glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
+                }
             }
             if last {
                 tracing::info!("Ready to accept connections");
@@ -395,7 +396,8 @@ async fn signalled_shutdown(shard: &Rc<Shard>) {
     shutdown_wait::wait_for_replicas(&node, false).await;
     let cfg = shard.state.borrow().config.clone();
     snapshot::kill_bgsave().await;
-    if crate::cmd::save::has_save_points(&cfg) {
+    // Never while a dataset is loading (see `Plan::Shutdown`).
+    if !crate::replication::role::loading() && crate::cmd::save::has_save_points(&cfg) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         let parts = shard.all_shards(crate::cmd::save::serialize_shard, 0, &[]).await;
         if crate::cmd::save::write_snapshot(&cfg, parts).is_error() {

@@ -178,6 +178,12 @@ impl Server {
 
     /// Starts the process again with the same arguments and directory.
     pub fn restart(&mut self) {
+        self.relaunch();
+        self.wait_ready();
+    }
+
+    /// As [`Server::restart`], without waiting until it answers (it may still be loading).
+    pub fn relaunch(&mut self) {
         self.kill9();
         // A killed process's io_uring rings are torn down by the kernel a moment after it
         // exits, and their in-flight accepts keep the listening sockets bound until then.
@@ -191,7 +197,6 @@ impl Server {
         let mut cmd = Command::new(&self.argv.0);
         cmd.args(&self.argv.1);
         self.child = Self::launch(&mut cmd, &self.log);
-        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -202,7 +207,8 @@ impl Server {
                 if c.write_all(b"PING\r\n").is_ok() {
                     let mut buf = [0u8; 64];
                     if let Ok(n) = c.read(&mut buf) {
-                        if n > 0 {
+                        // Any answer but -LOADING (a big data set still loading) means ready.
+                        if n > 0 && !buf[..n].starts_with(b"-LOADING") {
                             return;
                         }
                     }
