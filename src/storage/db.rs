@@ -4,12 +4,13 @@
 //! COUNTKEYSINSLOT O(1), GETKEYSINSLOT and slot migration a walk of one table, and SCAN a walk
 //! of slots in order (the cursor is a slot number, so a scan survives slots moving between shards).
 
+use super::access_clock::touched;
+pub use super::access_clock::{lfu_counter, lfu_enabled, lru_clock, set_lfu};
 use super::strbuf::{prefetch_read, KeyBytes};
 use super::value::{StrValue, Value};
 use crate::cluster::slot::{key_slot, SLOTS};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::LazyLock;
 
 /// One key's entry.
@@ -33,70 +34,6 @@ impl Entry {
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
     }
-}
-
-/// The access clock of a new entry (from the cached clock): seconds since the epoch truncated
-/// to 32 bits, or under an LFU `maxmemory-policy` Redis's `minutes << 8 | LFU_INIT_VAL`.
-pub fn lru_clock() -> u32 {
-    let now = super::cached_ms();
-    if lfu_enabled() {
-        (lfu_minutes(now) << 8) | LFU_INIT_VAL
-    } else {
-        (now / 1000) as u32
-    }
-}
-
-// ---- LFU mode (maxmemory-policy *-lfu): Entry::lru holds Redis's LFU word ----------------
-
-static LFU: AtomicBool = AtomicBool::new(false);
-static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
-static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
-/// Counter of a new key (Redis's `LFU_INIT_VAL`).
-const LFU_INIT_VAL: u32 = 5;
-
-/// Selects how accesses update `Entry::lru` (node-wide, like the config it follows): seconds
-/// for LRU, or for an LFU policy Redis's `minutes << 8 | counter` with a logarithmic counter
-/// (`lfu-log-factor`) that decays by one every `lfu-decay-time` minutes. As in Redis, entries
-/// keep their word when the policy switches and take some time to adjust.
-pub fn set_lfu(on: bool, log_factor: u32, decay_time: u32) {
-    LFU_LOG_FACTOR.store(log_factor, Ordering::Relaxed);
-    LFU_DECAY_TIME.store(decay_time, Ordering::Relaxed);
-    LFU.store(on, Ordering::Relaxed);
-}
-
-/// True under an LFU policy.
-pub fn lfu_enabled() -> bool {
-    LFU.load(Ordering::Relaxed)
-}
-
-fn lfu_minutes(now_ms: u64) -> u32 {
-    ((now_ms / 60_000) & 0xFFFF) as u32
-}
-
-/// The decayed LFU counter of an LFU word (Redis's `LFUDecrAndReturn`), as OBJECT FREQ shows.
-pub fn lfu_counter(word: u32, now_ms: u64) -> u32 {
-    let (ldt, counter) = ((word >> 8) & 0xFFFF, word & 0xFF);
-    let now = lfu_minutes(now_ms);
-    let elapsed = if now >= ldt { now - ldt } else { 65535 - ldt + now };
-    let decay = LFU_DECAY_TIME.load(Ordering::Relaxed);
-    let periods = elapsed.checked_div(decay).unwrap_or(0);
-    counter.saturating_sub(periods)
-}
-
-/// The access clock after an access at `now_ms` (Redis's `updateLFU` under LFU).
-fn touched(word: u32, now_ms: u64) -> u32 {
-    if !lfu_enabled() {
-        return (now_ms / 1000) as u32;
-    }
-    let mut counter = lfu_counter(word, now_ms);
-    if counter < 255 {
-        let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
-        let p = 1.0 / (base * LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64 + 1.0);
-        if fastrand::f64() < p {
-            counter += 1;
-        }
-    }
-    (lfu_minutes(now_ms) << 8) | counter
 }
 
 /// One key and its entry: the single allocation a key costs (64 bytes with a key of up to 15
@@ -843,89 +780,5 @@ impl Keyspace {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::value::StrValue;
-
-    fn s(v: &str) -> Value {
-        Value::Str(StrValue::from_bytes(v.as_bytes()))
-    }
-
-    #[test]
-    fn prefetching_a_batch_changes_nothing() {
-        let mut db = Db::new();
-        let key = |i: usize| if i % 2 == 0 { format!("k{i}") } else { format!("a-long-key-of-more-than-15-bytes:{i}") };
-        for i in 0..PREFETCH_MIN_KEYS + 10 {
-            db.set(key(i).as_bytes(), s("v"), 0);
-        }
-        let batch: Vec<Vec<u8>> = [1usize, 2, 3, 1 << 20, 7, 7].iter().map(|&i| key(i).into_bytes()).collect();
-        let with_empty: Vec<&[u8]> = batch.iter().map(|k| &k[..]).chain([&b""[..], &b"{x}y"[..]]).collect();
-        db.prefetch_keys(with_empty.iter().copied());
-        assert_eq!(db.len(), PREFETCH_MIN_KEYS + 10);
-        for (i, k) in batch.iter().enumerate() {
-            assert_eq!(db.get(k, 0).is_some(), i != 3, "{:?}", String::from_utf8_lossy(k));
-        }
-        // Below the threshold, and on an empty database, it returns at once.
-        Db::new().prefetch_keys([&b"k1"[..]].into_iter());
-    }
-
-    #[test]
-    fn counts_follow_inserts_and_removes() {
-        let mut db = Db::new();
-        db.set(b"a", s("1"), 0);
-        db.set(b"b", s("2"), u64::MAX);
-        db.set(b"b", s("3"), 0);
-        assert_eq!((db.len(), db.volatile_len()), (2, 0));
-        db.set_expire(b"a", 10);
-        assert_eq!(db.volatile_len(), 1);
-        assert!(db.get(b"a", 11).is_none());
-        assert_eq!((db.len(), db.volatile_len(), db.expired_keys), (1, 0, 1));
-        assert!(db.remove(b"b").is_some());
-        assert!(db.is_empty());
-    }
-
-    #[test]
-    fn get_or_create_finds_creates_and_expires() {
-        let mut db = Db::new();
-        let (e, created) = db.get_or_create(b"a", 1, || s("new"));
-        assert!(created && matches!(&e.value, Value::Str(v) if v.to_bytes()[..] == b"new"[..]));
-        let (e, created) = db.get_or_create(b"a", 1, || s("other"));
-        assert!(!created && matches!(&e.value, Value::Str(v) if v.to_bytes()[..] == b"new"[..]));
-        assert_eq!((db.len(), db.volatile_len()), (1, 0));
-        // A key past its expiry is deleted and created again, without the expiry.
-        db.set_expire(b"a", 10);
-        let (e, created) = db.get_or_create(b"a", 11, || s("again"));
-        assert!(created && e.expire_at == 0 && matches!(&e.value, Value::Str(v) if v.to_bytes()[..] == b"again"[..]));
-        assert_eq!((db.len(), db.volatile_len(), db.expired_keys), (1, 0, 1));
-        // A live key with an expiry keeps it.
-        db.set_expire(b"a", 100);
-        let (e, created) = db.get_or_create(b"a", 50, || s("no"));
-        assert!(!created && e.expire_at == 100);
-        assert!(db.get(b"a", 100).is_none());
-        assert!(db.is_empty());
-    }
-
-    #[test]
-    fn lfu_counter_decays_per_minute() {
-        let now = 1_700_000_000_000u64;
-        let m = lfu_minutes(now);
-        assert_eq!(lfu_counter((m << 8) | 7, now), 7);
-        assert_eq!(lfu_counter(((m - 3) << 8) | 7, now), 4);
-        assert_eq!(lfu_counter(((m - 10) << 8) | 5, now), 0);
-    }
-
-    #[test]
-    fn active_expiry_reclaims() {
-        let mut db = Db::new();
-        for i in 0..1000 {
-            db.set(format!("k{i}").as_bytes(), s("v"), if i % 2 == 0 { 5 } else { 0 });
-        }
-        let mut total = 0;
-        for _ in 0..100 {
-            total += db.active_expire_step(10, 100).1;
-        }
-        assert_eq!(total, 500);
-        assert_eq!(db.len(), 500);
-        assert_eq!(db.volatile_len(), 0);
-    }
-}
+#[path = "db_tests.rs"]
+mod tests;

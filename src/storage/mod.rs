@@ -4,6 +4,7 @@
 //! Invariants: only the owning shard's thread touches a `Keyspace`; each key lives in the table
 //! of its hash slot; `Db::keys`/`Db::volatile` always equal the sums over its slot tables.
 
+pub mod access_clock;
 pub mod changes;
 pub mod db;
 pub mod evict;
