@@ -608,3 +608,26 @@ fn runs_after_a_yield_and_a_kill() {
     assert_eq!(runner.cmd(&["eval", "return #KEYS + #ARGV", "2", "a", "b", "c"]), ":3\r\n");
     assert_eq!(runner.cmd(&["eval", "return redis.call('incr', KEYS[1])", "1", "n"]), ":1\r\n");
 }
+
+/// Subcommands called by a script resolve as a client's: COMMAND COUNT is not a bare
+/// COMMAND, an unknown subcommand or a bare container is refused with Redis's texts, and a
+/// read-only script may not run a subcommand that writes (XGROUP CREATE).
+#[test]
+fn subcommands_from_scripts_match_redis() {
+    let (s, r) = pair();
+    common::assert_same(
+        &mut s.raw(),
+        &mut r.raw(),
+        &[
+            &["EVAL", "return redis.pcall('command','count') > 100", "0"],
+            &["EVAL", "return redis.pcall('command','nosuch')", "0"],
+            &["EVAL", "return redis.pcall('config')", "0"],
+            &["EVAL", "return redis.pcall('config','nosuch')", "0"],
+            &["EVAL", "return redis.pcall('command','getkeys','get','a')", "0"],
+            &["EVAL", "return redis.pcall('command','count','x')", "0"],
+            &["EVAL_RO", "return redis.pcall('xgroup','create','s1','g','$','MKSTREAM')", "0"],
+            &["EXISTS", "s1"],
+            &["EVAL", "return redis.acl_check_cmd('command','count')", "0"],
+        ],
+    );
+}

@@ -133,6 +133,17 @@ pub fn lookup_sub(container: &'static CommandSpec, name: &[u8]) -> Option<&'stat
     container.subcommands.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// The command `args` call, as a client's command is resolved: a container, or a command
+/// with subcommands (COMMAND) called with arguments, gives its subcommand when it has it (the
+/// parent otherwise); with the full name (`config|get`).
+pub fn resolve(args: &[bytes::Bytes]) -> Option<(&'static CommandSpec, &'static str)> {
+    let top = lookup(args.first()?)?;
+    match args.get(1).filter(|_| !top.subcommands.is_empty()).and_then(|a| lookup_sub(top, a)) {
+        Some(sub) => Some((sub, fullname(top, Some(sub)))),
+        None => Some((top, top.name)),
+    }
+}
+
 /// `container|sub` full names, interned (used in stats and errors).
 pub fn fullname(container: &'static CommandSpec, sub: Option<&'static CommandSpec>) -> &'static str {
     static NAMES: OnceLock<HashMap<(usize, usize), &'static str>> = OnceLock::new();

@@ -213,15 +213,12 @@ impl Common {
 
     /// Resolves the command; Ok(spec, fullname) or an error text.
     fn resolve(&self, args: &[Bytes]) -> Result<(&'static cmd::CommandSpec, &'static str), String> {
-        let Some(spec) = cmd::lookup(&args[0]) else { return Err("Unknown Redis command called from script".into()) };
-        let (spec, fullname) = if matches!(spec.exec, Exec::Container) {
-            match args.get(1).and_then(|a| cmd::table::lookup_sub(spec, a)) {
-                Some(sub) => (sub, cmd::table::fullname(spec, Some(sub))),
-                None => return Err("Unknown Redis command called from script".into()),
-            }
-        } else {
-            (spec, spec.name)
-        };
+        const UNKNOWN: &str = "Unknown Redis command called from script";
+        let Some((spec, fullname)) = cmd::table::resolve(args) else { return Err(UNKNOWN.into()) };
+        // An unknown subcommand (a bare container fails its arity; COMMAND runs bare).
+        if !spec.subcommands.is_empty() && args.len() >= 2 {
+            return Err(UNKNOWN.into());
+        }
         if !spec.arity_ok(args.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
@@ -236,13 +233,10 @@ impl Common {
     /// `redis.acl_check_cmd`.
     fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
         const INVALID: &str = "Invalid command passed to redis.acl_check_cmd()";
-        let spec = cmd::lookup(&args[0]).ok_or(INVALID)?;
-        let (spec, fullname) = if matches!(spec.exec, Exec::Container) && args.len() > 1 {
-            let sub = cmd::table::lookup_sub(spec, &args[1]).ok_or(INVALID)?;
-            (sub, cmd::table::fullname(spec, Some(sub)))
-        } else {
-            (spec, spec.name)
-        };
+        let (spec, fullname) = cmd::table::resolve(args).ok_or(INVALID)?;
+        if !spec.subcommands.is_empty() && args.len() > 1 {
+            return Err(INVALID.into());
+        }
         let user = &self.client.user;
         Ok(user.allows_all || spec.has(cmd::flags::NO_AUTH) || user.check(fullname, spec.arity, args).is_ok())
     }
@@ -282,7 +276,7 @@ impl Common {
             Ok(reply) => cmd::record_error(st, reply),
             Err(text) if text != RESTARTING => {
                 cmd::record_error(st, &refusal_reply(text));
-                cmd::record_rejected(st, cmd::lookup(&args[0]).map(|s| s.name));
+                cmd::record_rejected(st, cmd::table::resolve(args).map(|(_, name)| name));
             }
             Err(_) => {}
         }
