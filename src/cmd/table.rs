@@ -144,6 +144,18 @@ pub fn resolve(args: &[bytes::Bytes]) -> Option<(&'static CommandSpec, &'static 
     }
 }
 
+/// A command by its full name, `get` or `config|get` (COMMAND INFO / DOCS), with the
+/// container of a subcommand; None for an unknown one.
+pub fn lookup_full(name: &[u8]) -> Option<(&'static CommandSpec, Option<&'static CommandSpec>)> {
+    let mut parts = name.splitn(3, |&b| b == b'|');
+    let top = lookup(parts.next()?)?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some((top, None)),
+        (Some(sub), None) => lookup_sub(top, sub).map(|s| (s, Some(top))),
+        _ => None,
+    }
+}
+
 /// `container|sub` full names, interned (used in stats and errors).
 pub fn fullname(container: &'static CommandSpec, sub: Option<&'static CommandSpec>) -> &'static str {
     static NAMES: OnceLock<HashMap<(usize, usize), &'static str>> = OnceLock::new();
