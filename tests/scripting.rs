@@ -631,3 +631,36 @@ fn subcommands_from_scripts_match_redis() {
         ],
     );
 }
+
+/// A one-node cluster serving every slot: a script without declared keys (or allowed to
+/// cross slots) reads keys on either shard, from a connection on either shard, as
+/// redis-server runs it; a key-declaring script stays in its slot.
+#[test]
+fn cluster_scripts_reach_undeclared_keys_on_other_shards() {
+    let cluster = ["--cluster-enabled", "yes"];
+    let s = Server::slotcore(&["--save", "", "--shards", "2", cluster[0], cluster[1]]);
+    let r = Server::redis(&cluster);
+    for n in [&s, &r] {
+        assert_eq!(n.raw().cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK\r\n");
+        let mut c = n.raw();
+        common::until("cluster_state:ok", || c.cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+        // c and d hash to slots 7365 and 11298: one on each shard of slotcore.
+        assert_eq!(c.cmd(&["MSET", "{c}1", "x"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "c", "on-c"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "d", "on-d"]), "+OK\r\n");
+    }
+    let cross = "#!lua flags=allow-cross-slot-keys\nreturn {redis.call('get', ARGV[1]), redis.call('get', ARGV[2])}";
+    let cmds: &[&[&str]] = &[
+        &["EVAL", "return {redis.call('get','c'), redis.call('get','d')}", "0"],
+        &["EVAL", "return {redis.call('get','d'), redis.call('get','c')}", "0"],
+        &["EVAL", cross, "0", "c", "d"],
+        &["EVAL", cross, "1", "c", "c", "d"],
+        &["EVAL", "#!lua\nreturn {redis.call('get', ARGV[1]), redis.call('get', ARGV[2])}", "1", "c", "c", "d"],
+        &["EVAL", "#!lua\nreturn redis.call('get', 'd')", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('get', ARGV[1])", "1", "c", "{c}1"],
+    ];
+    let (a0, a1) = common::one_per_shard(&s);
+    for mut a in [a0, a1] {
+        common::assert_same(&mut a, &mut r.raw(), cmds);
+    }
+}

@@ -9,14 +9,15 @@
 //!   for a multi-key command (`crate::transaction`): the shards are held, the keys copied into
 //!   a scratch state, the script runs on the copy, the final state of the keys is written back.
 //!
-//! Undeclared keys (standalone mode): a command naming a key the run cannot reach (another
+//! Undeclared keys: a command naming a key the run cannot reach (another
 //! shard's key in Direct mode, a key not copied in Copy mode) stops the run before it has any
 //! effect (every later command of that run is refused, its result discarded) and the script
 //! runs again from the start, holding every shard, with that key copied too. What an
 //! undeclared key on another shard costs: one discarded partial run and a run that stops the
 //! whole node. In Direct mode a script that already wrote cannot be restarted: the command
-//! fails with an error instead (declare the keys). In cluster mode keys must be in the slot of
-//! the declared keys, as in Redis (errors with Redis's texts otherwise).
+//! fails with an error instead (declare the keys). In cluster mode keys must also be in a slot
+//! this node serves, and in the slot of the declared keys unless the script may cross slots,
+//! as in Redis (errors with Redis's texts otherwise).
 //!
 //! Effects: everything the script changed goes to the replication feed as one atomic unit
 //! (wrapped in MULTI/EXEC), Redis 7.0's effects replication; the script itself is never
@@ -383,7 +384,9 @@ impl DirectHost<'_> {
                 .collect()
         };
         if !foreign.is_empty() {
-            if self.c.wrote || self.c.view.enabled {
+            // (In cluster mode only a script without declared keys, or one allowed to cross
+            // slots, gets here: the key is in a slot of this node, which Redis serves.)
+            if self.c.wrote {
                 return Err(NON_LOCAL.into());
             }
             self.c.restart = Some(foreign);
