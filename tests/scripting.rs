@@ -664,3 +664,25 @@ fn cluster_scripts_reach_undeclared_keys_on_other_shards() {
         common::assert_same(&mut a, &mut r.raw(), cmds);
     }
 }
+
+/// Errors raised by the `redis.*` functions and libraries written in Rust read as Redis's:
+/// the bare text for `redis.*` (an error table), placed at the script's line for a library
+/// (cjson), whatever name the script calls them by.
+#[test]
+fn errors_of_rust_functions_match_redis() {
+    let (s, r) = pair();
+    common::assert_same(
+        &mut s.raw(),
+        &mut r.raw(),
+        &[
+            &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
+            &["EVAL", "return redis.acl_check_cmd()", "0"],
+            &["EVAL", "return redis.setresp(5)", "0"],
+            &["EVAL", "local f = redis.setresp\nlocal x = 1\nf(7)", "0"],
+            &["EVAL", "return redis.set_repl(9)", "0"],
+            &["EVAL", "return redis.sha1hex()", "0"],
+            &["EVAL", "return redis.log()", "0"],
+            &["EVAL", "local e = cjson.encode\nreturn e(e)", "0"],
+        ],
+    );
+}
