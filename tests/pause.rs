@@ -215,3 +215,41 @@ fn a_held_client_that_disconnects_is_dropped_with_its_command() {
         assert_eq!(admin.cmd(&["EXISTS", "gone"]), ":0\r\n", "port {}", s.port);
     }
 }
+
+/// CLIENT UNBLOCK and a pause. A client blocked in BLPOP before the pause is unblocked at
+/// once, as by redis-server: under WRITE the caller has its 1 then and there; under ALL the
+/// unblock takes effect at once and the caller's own reply comes when the pause ends. A
+/// client whose command the pause holds is not in a blocking command: CLIENT UNBLOCK answers
+/// 0 (TIMEOUT or ERROR) and the command runs when the pause ends. (redis-server 7.0.15 stops
+/// with a panic on TIMEOUT there, and on ERROR replies -UNBLOCKED and still runs the command
+/// afterwards, two replies to one command; later servers answer 0, as here.)
+#[test]
+fn client_unblock_of_blocked_and_of_paused_clients() {
+    let (sc, rs) = (slotcore(), redis());
+    for s in [&sc, &rs] {
+        for (kind, ms) in [("WRITE", "100000"), ("ALL", "300")] {
+            let (mut x, mut ctl) = (s.raw(), s.raw());
+            let id = x.cmd(&["CLIENT", "ID"]).trim_start_matches(':').trim().to_string();
+            x.send_cmd(&[b"BLPOP", b"l", b"0"]);
+            until("the BLPOP to block", || blocked(&mut ctl) == 1);
+            assert_eq!(ctl.cmd(&["CLIENT", "PAUSE", ms, kind]), "+OK\r\n");
+            ctl.send_cmd(&[b"CLIENT", b"UNBLOCK", id.as_bytes()]);
+            assert_eq!(x.reply(), "*-1\r\n", "{kind} on port {}", s.port);
+            assert_eq!(ctl.reply(), ":1\r\n", "{kind} on port {}", s.port);
+            if kind == "WRITE" {
+                assert_eq!(ctl.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+            }
+        }
+    }
+    let (mut x, mut ctl) = (sc.raw(), sc.raw());
+    let id = x.cmd(&["CLIENT", "ID"]).trim_start_matches(':').trim().to_string();
+    assert_eq!(ctl.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), "+OK\r\n");
+    x.send_cmd(&[b"BLPOP", b"l", b"0"]);
+    until("the pause to hold the BLPOP", || blocked(&mut ctl) == 1);
+    assert_eq!(ctl.cmd(&["CLIENT", "UNBLOCK", &id]), ":0\r\n");
+    assert_eq!(ctl.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]), ":0\r\n");
+    assert_eq!(ctl.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    // The held BLPOP runs now (and blocks, or finds the element pushed first).
+    assert_eq!(ctl.cmd(&["LPUSH", "l", "v"]), ":1\r\n");
+    assert_eq!(x.reply(), "*2\r\n$1\r\nl\r\n$1\r\nv\r\n");
+}

@@ -608,3 +608,81 @@ fn runs_after_a_yield_and_a_kill() {
     assert_eq!(runner.cmd(&["eval", "return #KEYS + #ARGV", "2", "a", "b", "c"]), ":3\r\n");
     assert_eq!(runner.cmd(&["eval", "return redis.call('incr', KEYS[1])", "1", "n"]), ":1\r\n");
 }
+
+/// Subcommands called by a script resolve as a client's: COMMAND COUNT is not a bare
+/// COMMAND, an unknown subcommand or a bare container is refused with Redis's texts, and a
+/// read-only script may not run a subcommand that writes (XGROUP CREATE).
+#[test]
+fn subcommands_from_scripts_match_redis() {
+    let (s, r) = pair();
+    common::assert_same(
+        &mut s.raw(),
+        &mut r.raw(),
+        &[
+            &["EVAL", "return redis.pcall('command','count') > 100", "0"],
+            &["EVAL", "return redis.pcall('command','nosuch')", "0"],
+            &["EVAL", "return redis.pcall('config')", "0"],
+            &["EVAL", "return redis.pcall('config','nosuch')", "0"],
+            &["EVAL", "return redis.pcall('command','getkeys','get','a')", "0"],
+            &["EVAL", "return redis.pcall('command','count','x')", "0"],
+            &["EVAL_RO", "return redis.pcall('xgroup','create','s1','g','$','MKSTREAM')", "0"],
+            &["EXISTS", "s1"],
+            &["EVAL", "return redis.acl_check_cmd('command','count')", "0"],
+        ],
+    );
+}
+
+/// A one-node cluster serving every slot: a script without declared keys (or allowed to
+/// cross slots) reads keys on either shard, from a connection on either shard, as
+/// redis-server runs it; a key-declaring script stays in its slot.
+#[test]
+fn cluster_scripts_reach_undeclared_keys_on_other_shards() {
+    let cluster = ["--cluster-enabled", "yes"];
+    let s = Server::slotcore(&["--save", "", "--shards", "2", cluster[0], cluster[1]]);
+    let r = Server::redis(&cluster);
+    for n in [&s, &r] {
+        assert_eq!(n.raw().cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK\r\n");
+        let mut c = n.raw();
+        common::until("cluster_state:ok", || c.cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+        // c and d hash to slots 7365 and 11298: one on each shard of slotcore.
+        assert_eq!(c.cmd(&["MSET", "{c}1", "x"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "c", "on-c"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "d", "on-d"]), "+OK\r\n");
+    }
+    let cross = "#!lua flags=allow-cross-slot-keys\nreturn {redis.call('get', ARGV[1]), redis.call('get', ARGV[2])}";
+    let cmds: &[&[&str]] = &[
+        &["EVAL", "return {redis.call('get','c'), redis.call('get','d')}", "0"],
+        &["EVAL", "return {redis.call('get','d'), redis.call('get','c')}", "0"],
+        &["EVAL", cross, "0", "c", "d"],
+        &["EVAL", cross, "1", "c", "c", "d"],
+        &["EVAL", "#!lua\nreturn {redis.call('get', ARGV[1]), redis.call('get', ARGV[2])}", "1", "c", "c", "d"],
+        &["EVAL", "#!lua\nreturn redis.call('get', 'd')", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('get', ARGV[1])", "1", "c", "{c}1"],
+    ];
+    let (a0, a1) = common::one_per_shard(&s);
+    for mut a in [a0, a1] {
+        common::assert_same(&mut a, &mut r.raw(), cmds);
+    }
+}
+
+/// Errors raised by the `redis.*` functions and libraries written in Rust read as Redis's:
+/// the bare text for `redis.*` (an error table), placed at the script's line for a library
+/// (cjson), whatever name the script calls them by.
+#[test]
+fn errors_of_rust_functions_match_redis() {
+    let (s, r) = pair();
+    common::assert_same(
+        &mut s.raw(),
+        &mut r.raw(),
+        &[
+            &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
+            &["EVAL", "return redis.acl_check_cmd()", "0"],
+            &["EVAL", "return redis.setresp(5)", "0"],
+            &["EVAL", "local f = redis.setresp\nlocal x = 1\nf(7)", "0"],
+            &["EVAL", "return redis.set_repl(9)", "0"],
+            &["EVAL", "return redis.sha1hex()", "0"],
+            &["EVAL", "return redis.log()", "0"],
+            &["EVAL", "local e = cjson.encode\nreturn e(e)", "0"],
+        ],
+    );
+}

@@ -272,3 +272,63 @@ fn command_docs_carry_arguments_for_cli_hints() {
     let all = r.cmd(&["COMMAND", "DOCS"]);
     assert!(all.contains("$6\r\nconfig\r\n") && all.contains("$10\r\nconfig|get\r\n"));
 }
+
+/// COMMAND INFO / DOCS of a `container|sub` name answer the subcommand's entry, and a
+/// container's entry lists its subcommands, as redis-server does (compared on what both
+/// carry: name, arity, flags, key positions, ACL categories; summary, since, group).
+#[test]
+fn command_info_and_docs_of_subcommands_match_redis() {
+    use redis::Value;
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    let (mut a, mut b) = (s.client(), o.client());
+    let query = |c: &mut redis::Connection, args: &[&str]| -> Value {
+        redis::cmd("COMMAND").arg(args).query(c).expect("COMMAND")
+    };
+    let items = |v: Value| -> Vec<Value> {
+        match v {
+            Value::Array(v) => v,
+            other => vec![other],
+        }
+    };
+    // An INFO entry: its first seven fields, and its subcommands' (sorted: Redis lists them
+    // in its dictionary's order).
+    fn entry(v: Value) -> (String, Vec<String>) {
+        let Value::Array(f) = v else { return (format!("{v:?}"), Vec::new()) };
+        let head = format!("{:?}", &f[..7.min(f.len())]);
+        let mut subs: Vec<String> = match f.get(9) {
+            Some(Value::Array(subs)) => subs.iter().map(|s| entry(s.clone()).0).collect(),
+            _ => Vec::new(),
+        };
+        subs.sort();
+        (head, subs)
+    }
+    let names = ["config|get", "CONFIG|SET", "client|id", "xgroup|create", "command|info", "config|nosuch", "get|x"];
+    for list in [&names[..], &["config|get|x", "|", "get", "config", "client", "xgroup", "object", "command"]] {
+        let mut args = vec!["INFO"];
+        args.extend_from_slice(list);
+        let got: Vec<_> = items(query(&mut a, &args)).into_iter().map(entry).collect();
+        let want: Vec<_> = items(query(&mut b, &args)).into_iter().map(entry).collect();
+        assert_eq!(got, want, "COMMAND {args:?}");
+    }
+    // DOCS: the names answered, and each one's summary, since and group.
+    let docs = |c: &mut redis::Connection| -> Vec<(String, Vec<String>)> {
+        let mut args = vec!["DOCS"];
+        args.extend_from_slice(&names);
+        let flat = items(query(c, &args));
+        flat.chunks(2)
+            .map(|kv| {
+                let fields = items(kv[1].clone());
+                let keep = fields
+                    .chunks(2)
+                    .filter(|f| matches!(&f[0], Value::BulkString(k) if [&b"summary"[..], b"since", b"group"].contains(&&k[..])))
+                    .map(|f| format!("{:?}", f))
+                    .collect();
+                (format!("{:?}", kv[0]), keep)
+            })
+            .collect()
+    };
+    let got = docs(&mut a);
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got, docs(&mut b));
+}

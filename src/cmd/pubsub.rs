@@ -189,19 +189,50 @@ pub(crate) fn pubsub_limit(st: &ShardState) -> usize {
 /// Delivers `[_, channel, message]` of a PUBLISH to this shard's subscribers; replies with
 /// the number of receivers (runs on every shard).
 pub fn deliver(st: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-    // Outside cluster mode Redis propagates PUBLISH to replicas (forceCommandPropagation), so
-    // subscribers of a replica hear it too (Sentinel's hellos): recorded once, by shard 0.
+    propagate(st, db, args);
+    deliver_quiet(st, db, args)
+}
+
+/// As [`deliver`] for SPUBLISH (shard channel subscribers).
+pub fn deliver_shard(st: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+    propagate(st, db, args);
+    deliver_shard_quiet(st, db, args)
+}
+
+/// Outside cluster mode Redis propagates PUBLISH and SPUBLISH to replicas, never to the AOF
+/// (`forceCommandPropagation` with the replication target only), so subscribers of a replica
+/// hear them too (Sentinel's hellos): recorded once, by shard 0. A script records its own
+/// (with its other effects, see `runtime::script_exec`) and delivers them quietly.
+fn propagate(st: &mut ShardState, db: usize, args: &[Bytes]) {
     if st.id == 0 && st.node.cluster.is_none() {
-        st.changes.record(db, 0, vec![vec![Bytes::from_static(b"PUBLISH"), args[1].clone(), args[2].clone()]]);
+        st.changes.record_to(db, vec![args.to_vec()], crate::replication::feed::Unit::TO_REPLICAS);
     }
+}
+
+/// Delivers a PUBLISH to this shard's subscribers without recording it (a script's).
+pub fn deliver_quiet(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     let limit = pubsub_limit(st);
     Reply::Int(st.pubsub.publish(&args[1], &args[2], limit) as i64)
 }
 
-/// As [`deliver`] for SPUBLISH (shard channel subscribers).
-pub fn deliver_shard(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+/// As [`deliver_quiet`] for SPUBLISH.
+pub fn deliver_shard_quiet(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     let limit = pubsub_limit(st);
     Reply::Int(st.pubsub.publish_shard(&args[1], &args[2], limit) as i64)
+}
+
+/// Delivers a batch `[_, kind, channel, message, kind, ...]` of a script's messages to this
+/// shard's subscribers, in order (`kind`: `s` for SPUBLISH, else PUBLISH), unrecorded.
+pub fn deliver_batch(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+    let limit = pubsub_limit(st);
+    for m in args[1..].chunks_exact(3) {
+        if &m[0][..] == b"s" {
+            st.pubsub.publish_shard(&m[1], &m[2], limit);
+        } else {
+            st.pubsub.publish(&m[1], &m[2], limit);
+        }
+    }
+    Reply::Ok
 }
 
 /// Redis's `addReplySubcommandSyntaxError`.

@@ -7,7 +7,8 @@
 //!   shard looks only at that registry, so PUBLISH fans out to every shard.
 //! - The node keeps a [`NodeIndex`]: how many subscriptions each channel, pattern and shard
 //!   channel has over all shards. It answers PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARD* and
-//!   INFO without a fan-out, and is only touched by (un)subscribing, never by PUBLISH.
+//!   INFO without a fan-out, and is only touched by (un)subscribing, never by PUBLISH. It also
+//!   counts a script's PUBLISH receivers (the script cannot wait for the shards' counts).
 
 use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};
@@ -324,6 +325,24 @@ impl NodeIndex {
     /// Subscribers of `name`.
     pub fn count(&self, k: Kind, name: &[u8]) -> u64 {
         self.lock()[slot(k)].get(name).copied().unwrap_or(0)
+    }
+
+    /// The receivers a PUBLISH (`sharded`: SPUBLISH) to `channel` reaches over the node, as
+    /// the shards' [`Registry::publish`] would count them together: the channel's subscribers
+    /// plus each matching pattern's (a script's PUBLISH, which cannot wait for the shards).
+    pub fn receivers(&self, sharded: bool, channel: &[u8]) -> u64 {
+        let g = self.lock();
+        if sharded {
+            return g[slot(Kind::Shard)].get(channel).copied().unwrap_or(0);
+        }
+        let direct = g[slot(Kind::Channel)].get(channel).copied().unwrap_or(0);
+        let patterns = &g[slot(Kind::Pattern)];
+        direct
+            + patterns
+                .iter()
+                .filter(|(p, _)| crate::cmd::util::glob_match(p, channel, false))
+                .map(|(_, n)| *n)
+                .sum::<u64>()
     }
 
     /// Number of names with subscribers.

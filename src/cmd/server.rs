@@ -127,7 +127,10 @@ fn command_info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return command(_ctx, args);
     }
     reply(Reply::Array(
-        args[2..].iter().map(|n| table::lookup(n).map_or(Reply::Nil, |s| command_entry(s, None))).collect(),
+        args[2..]
+            .iter()
+            .map(|n| table::lookup_full(n).map_or(Reply::Nil, |(s, parent)| command_entry(s, parent)))
+            .collect(),
     ))
 }
 
@@ -158,12 +161,17 @@ fn doc_entry(spec: &'static CommandSpec, fullname: &str) -> Reply {
 }
 
 fn command_docs(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let specs: Vec<&'static CommandSpec> = if args.len() == 2 {
-        table::all().collect()
+    // (spec, full name): `config|get` for a subcommand asked by that name.
+    let specs: Vec<(&'static CommandSpec, &'static str)> = if args.len() == 2 {
+        table::all().map(|s| (s, s.name)).collect()
     } else {
-        args[2..].iter().filter_map(|n| table::lookup(n)).collect()
+        args[2..]
+            .iter()
+            .filter_map(|n| table::lookup_full(n))
+            .map(|(s, parent)| (s, parent.map_or(s.name, |p| table::fullname(p, Some(s)))))
+            .collect()
     };
-    reply(Reply::Map(specs.into_iter().map(|s| (Reply::bulk(s.name.as_bytes()), doc_entry(s, s.name))).collect()))
+    reply(Reply::Map(specs.into_iter().map(|(s, full)| (Reply::bulk(full.as_bytes()), doc_entry(s, full))).collect()))
 }
 
 fn command_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {

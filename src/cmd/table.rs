@@ -133,6 +133,29 @@ pub fn lookup_sub(container: &'static CommandSpec, name: &[u8]) -> Option<&'stat
     container.subcommands.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// The command `args` call, as a client's command is resolved: a container, or a command
+/// with subcommands (COMMAND) called with arguments, gives its subcommand when it has it (the
+/// parent otherwise); with the full name (`config|get`).
+pub fn resolve(args: &[bytes::Bytes]) -> Option<(&'static CommandSpec, &'static str)> {
+    let top = lookup(args.first()?)?;
+    match args.get(1).filter(|_| !top.subcommands.is_empty()).and_then(|a| lookup_sub(top, a)) {
+        Some(sub) => Some((sub, fullname(top, Some(sub)))),
+        None => Some((top, top.name)),
+    }
+}
+
+/// A command by its full name, `get` or `config|get` (COMMAND INFO / DOCS), with the
+/// container of a subcommand; None for an unknown one.
+pub fn lookup_full(name: &[u8]) -> Option<(&'static CommandSpec, Option<&'static CommandSpec>)> {
+    let mut parts = name.splitn(3, |&b| b == b'|');
+    let top = lookup(parts.next()?)?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some((top, None)),
+        (Some(sub), None) => lookup_sub(top, sub).map(|s| (s, Some(top))),
+        _ => None,
+    }
+}
+
 /// `container|sub` full names, interned (used in stats and errors).
 pub fn fullname(container: &'static CommandSpec, sub: Option<&'static CommandSpec>) -> &'static str {
     static NAMES: OnceLock<HashMap<(usize, usize), &'static str>> = OnceLock::new();

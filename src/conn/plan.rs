@@ -140,7 +140,11 @@ impl Conn {
             }
             // Redis refuses MONITOR for deny-blocking clients, which EXEC's are.
             Plan::Monitor if held.is_some() => Reply::err(cmd::multi::MONITOR_IN_EXEC),
-            Plan::Script(job) => crate::runtime::script_exec::run(&self.shard, &self.client, *job, held).await,
+            Plan::Script(job) => {
+                let r = crate::runtime::script_exec::run(&self.shard, &self.client, *job, held).await;
+                // What the script published to this very client comes first (see PUBLISH).
+                self.own_messages_then(r)
+            }
             Plan::Monitor => {
                 self.client.borrow_mut().monitor = true;
                 Reply::Ok

@@ -64,7 +64,8 @@ pub fn forward(sharded: bool, channel: Bytes, message: Bytes) {
 /// Delivers messages received from other nodes to the subscribers on every data shard.
 pub async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Publish>, mesh: std::rc::Rc<Senders>, nshards: usize) {
     while let Some(p) = rx.next().await {
-        let run = if p.sharded { crate::cmd::pubsub::deliver_shard } else { crate::cmd::pubsub::deliver };
+        // Not propagated: there is a bus only in cluster mode.
+        let run = if p.sharded { crate::cmd::pubsub::deliver_shard_quiet } else { crate::cmd::pubsub::deliver_quiet };
         let args = vec![Bytes::from_static(b"publish"), p.channel, p.message];
         for s in 0..nshards {
             // Nobody waits for the count: the reply end is dropped.

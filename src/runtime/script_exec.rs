@@ -9,14 +9,15 @@
 //!   for a multi-key command (`crate::transaction`): the shards are held, the keys copied into
 //!   a scratch state, the script runs on the copy, the final state of the keys is written back.
 //!
-//! Undeclared keys (standalone mode): a command naming a key the run cannot reach (another
+//! Undeclared keys: a command naming a key the run cannot reach (another
 //! shard's key in Direct mode, a key not copied in Copy mode) stops the run before it has any
 //! effect (every later command of that run is refused, its result discarded) and the script
 //! runs again from the start, holding every shard, with that key copied too. What an
 //! undeclared key on another shard costs: one discarded partial run and a run that stops the
 //! whole node. In Direct mode a script that already wrote cannot be restarted: the command
-//! fails with an error instead (declare the keys). In cluster mode keys must be in the slot of
-//! the declared keys, as in Redis (errors with Redis's texts otherwise).
+//! fails with an error instead (declare the keys). In cluster mode keys must also be in a slot
+//! this node serves, and in the slot of the declared keys unless the script may cross slots,
+//! as in Redis (errors with Redis's texts otherwise).
 //!
 //! Effects: everything the script changed goes to the replication feed as one atomic unit
 //! (wrapped in MULTI/EXEC), Redis 7.0's effects replication; the script itself is never
@@ -42,11 +43,18 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Why a run stopped without a result.
+/// How a run ended.
 enum Outcome {
-    Done(Reply),
+    /// The script's reply, and the messages it published (delivered before the reply).
+    Done(Reply, Vec<Published>),
     /// Run again holding every shard, with these keys copied too.
     Restart(Vec<Bytes>),
+}
+
+/// A PUBLISH / SPUBLISH a script ran: `[command, channel, message]`.
+struct Published {
+    sharded: bool,
+    args: Vec<Bytes>,
 }
 
 const NON_LOCAL: &str = "Script attempted to access a non local key in a cluster node";
@@ -145,7 +153,10 @@ async fn run_job(
             shard.unlock(tx, &targets).await;
         }
         match outcome {
-            Outcome::Done(r) => return r,
+            Outcome::Done(r, published) => {
+                deliver(shard, held, published).await;
+                return r;
+            }
             Outcome::Restart(keys) => {
                 for k in keys {
                     if !extra.contains(&k) {
@@ -175,6 +186,8 @@ struct Common {
     /// CLIENT TRACKING: the caller's id and the declared keys to remember for it once the
     /// script runs a read-only command (see `cmd::tracking::ScriptTracking`).
     tracking: cmd::tracking::ScriptTracking,
+    /// The messages published so far, delivered once the run ends (see [`deliver`]).
+    published: Vec<Published>,
 }
 
 impl Common {
@@ -195,20 +208,18 @@ impl Common {
             wrote: false,
             nshards: shard.nshards,
             tracking: Default::default(),
+            published: Vec::new(),
         }
     }
 
     /// Resolves the command; Ok(spec, fullname) or an error text.
     fn resolve(&self, args: &[Bytes]) -> Result<(&'static cmd::CommandSpec, &'static str), String> {
-        let Some(spec) = cmd::lookup(&args[0]) else { return Err("Unknown Redis command called from script".into()) };
-        let (spec, fullname) = if matches!(spec.exec, Exec::Container) {
-            match args.get(1).and_then(|a| cmd::table::lookup_sub(spec, a)) {
-                Some(sub) => (sub, cmd::table::fullname(spec, Some(sub))),
-                None => return Err("Unknown Redis command called from script".into()),
-            }
-        } else {
-            (spec, spec.name)
-        };
+        const UNKNOWN: &str = "Unknown Redis command called from script";
+        let Some((spec, fullname)) = cmd::table::resolve(args) else { return Err(UNKNOWN.into()) };
+        // An unknown subcommand (a bare container fails its arity; COMMAND runs bare).
+        if !spec.subcommands.is_empty() && args.len() >= 2 {
+            return Err(UNKNOWN.into());
+        }
         if !spec.arity_ok(args.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
@@ -223,13 +234,10 @@ impl Common {
     /// `redis.acl_check_cmd`.
     fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
         const INVALID: &str = "Invalid command passed to redis.acl_check_cmd()";
-        let spec = cmd::lookup(&args[0]).ok_or(INVALID)?;
-        let (spec, fullname) = if matches!(spec.exec, Exec::Container) && args.len() > 1 {
-            let sub = cmd::table::lookup_sub(spec, &args[1]).ok_or(INVALID)?;
-            (sub, cmd::table::fullname(spec, Some(sub)))
-        } else {
-            (spec, spec.name)
-        };
+        let (spec, fullname) = cmd::table::resolve(args).ok_or(INVALID)?;
+        if !spec.subcommands.is_empty() && args.len() > 1 {
+            return Err(INVALID.into());
+        }
         let user = &self.client.user;
         Ok(user.allows_all || spec.has(cmd::flags::NO_AUTH) || user.check(fullname, spec.arity, args).is_ok())
     }
@@ -269,7 +277,7 @@ impl Common {
             Ok(reply) => cmd::record_error(st, reply),
             Err(text) if text != RESTARTING => {
                 cmd::record_error(st, &refusal_reply(text));
-                cmd::record_rejected(st, cmd::lookup(&args[0]).map(|s| s.name));
+                cmd::record_rejected(st, cmd::table::resolve(args).map(|(_, name)| name));
             }
             Err(_) => {}
         }
@@ -309,6 +317,18 @@ impl Common {
                 let r = run(st, *db, args);
                 let mut ctx = ClientCtx { client: &mut self.client, shard: st };
                 merge(&mut ctx, vec![r])
+            }
+            // PUBLISH / SPUBLISH: the script runs on its shard alone, so the message waits for
+            // the run's end to reach every shard; the receivers are counted now, over the node.
+            // Outside cluster mode it goes to replicas (not the AOF) with the script's other
+            // effects, as Redis propagates it from a script.
+            Plan::Publish { sharded } => {
+                let n = st.node.pubsub.receivers(sharded, &args[1]);
+                if st.node.cluster.is_none() {
+                    st.changes.record_to(*db, vec![args.to_vec()], Unit::TO_REPLICAS);
+                }
+                self.published.push(Published { sharded, args: args.to_vec() });
+                Reply::Int(n as i64)
             }
             // DEBUG SLEEP: the whole script waits, as Redis's single thread does.
             Plan::Sleep(d, r) => {
@@ -354,7 +374,8 @@ impl DirectHost<'_> {
             Err(e) => return Ok(e),
         };
         self.c.cluster_check(args, &idx)?;
-        let foreign: Vec<Bytes> = if self.c.nshards == 1 {
+        // A shard channel (SPUBLISH) names no key: it is delivered on every shard.
+        let foreign: Vec<Bytes> = if self.c.nshards == 1 || spec.has(cmd::flags::PUBSUB) {
             Vec::new()
         } else {
             idx.iter()
@@ -363,7 +384,9 @@ impl DirectHost<'_> {
                 .collect()
         };
         if !foreign.is_empty() {
-            if self.c.wrote || self.c.view.enabled {
+            // (In cluster mode only a script without declared keys, or one allowed to cross
+            // slots, gets here: the key is in a slot of this node, which Redis serves.)
+            if self.c.wrote {
                 return Err(NON_LOCAL.into());
             }
             self.c.restart = Some(foreign);
@@ -423,8 +446,11 @@ impl CopyHost<'_> {
             Err(e) => return Ok(e),
         };
         self.c.cluster_check(args, &idx)?;
-        let missing: Vec<Bytes> =
-            idx.iter().filter(|&&i| !self.copied.contains(&args[i])).map(|&i| args[i].clone()).collect();
+        let missing: Vec<Bytes> = if spec.has(cmd::flags::PUBSUB) {
+            Vec::new()
+        } else {
+            idx.iter().filter(|&&i| !self.copied.contains(&args[i])).map(|&i| args[i].clone()).collect()
+        };
         if !missing.is_empty() {
             self.c.restart = Some(missing);
             return Err(RESTARTING.into());
@@ -537,7 +563,7 @@ async fn run_direct(
         Ok(r) => r,
         Err(e) => {
             script::run_end(&flags_run);
-            return Outcome::Done(e);
+            return Outcome::Done(e, Vec::new());
         }
     };
     // Clients blocked on keys the script writes are served after it ends, as in Redis (the
@@ -562,7 +588,7 @@ async fn run_direct(
     drop(st);
     match host.c.restart {
         Some(keys) => Outcome::Restart(keys),
-        None => Outcome::Done(reply),
+        None => Outcome::Done(reply, host.c.published),
     }
 }
 
@@ -617,19 +643,20 @@ async fn run_copy(
         Ok(r) => r,
         Err(e) => {
             script::run_end(&flags_run);
-            return Outcome::Done(e);
+            return Outcome::Done(e, Vec::new());
         }
     };
     let common = Common::new(shard, job, flags, db, &client.borrow());
     let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: common };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
-    let (restart, wrote) = (host.c.restart.take(), host.c.wrote);
+    let (restart, wrote, published) = (host.c.restart.take(), host.c.wrote, std::mem::take(&mut host.c.published));
     if let Some(keys) = restart {
         return Outcome::Restart(keys);
     }
+    // A forked debugging session's messages go nowhere, as from Redis's forked child.
     if discard {
-        return Outcome::Done(reply);
+        return Outcome::Done(reply, Vec::new());
     }
     let changes = scratch.take_changes();
     shard.add_tx_changes(tx, changes);
@@ -652,5 +679,39 @@ async fn run_copy(
         transaction::merge_stats(&mut st, &scratch);
         st.changes.count(scratch.changes.dirty());
     }
-    Outcome::Done(reply)
+    Outcome::Done(reply, published)
+}
+
+/// Delivers the messages a script published, in order, to the subscribers of every shard
+/// (under the transaction's hold inside EXEC), and in cluster mode to the other nodes; before
+/// the script's reply goes out, as Redis's subscribers have them before the caller's reply.
+async fn deliver(shard: &Rc<Shard>, held: Option<u64>, published: Vec<Published>) {
+    if published.is_empty() {
+        return;
+    }
+    let mut batch = Vec::with_capacity(1 + published.len() * 3);
+    batch.push(Bytes::from_static(b"publish"));
+    for p in &published {
+        batch.push(Bytes::from_static(if p.sharded { b"s" } else { b"p" }));
+        batch.extend_from_slice(&p.args[1..3]);
+    }
+    let run = cmd::pubsub::deliver_batch;
+    match held {
+        Some(tx) => {
+            for s in 0..shard.nshards {
+                shard.held(tx, s, HeldOp::Run { run, db: 0, args: batch.clone() }).await;
+            }
+        }
+        None => {
+            shard.each_shard(run, &batch).await;
+        }
+    }
+    if shard.view.borrow().enabled {
+        for p in published {
+            let mut a = p.args.into_iter().skip(1);
+            if let (Some(channel), Some(message)) = (a.next(), a.next()) {
+                super::bus_publish::forward(p.sharded, channel, message);
+            }
+        }
+    }
 }

@@ -74,9 +74,10 @@ fn run_argv(argv: &[Bytes], fail: impl Fn(&str) -> CallOut) -> CallOut {
         }
         CallOut::Refused(text.to_string())
     };
-    let spec = crate::cmd::lookup(&argv[0]);
+    // The subcommand's flags are the ones checked (XGROUP CREATE writes, XGROUP does not).
+    let resolved = crate::cmd::table::resolve(argv);
     if let Some(e) = blocking_refusal(argv) {
-        return refuse(spec.map(|s| s.name), &e);
+        return refuse(resolved.map(|(_, name)| name), &e);
     }
     // The run's state the checks and the call read, in one look.
     let Some((ro, flags_, run, resp3, repl, started)) =
@@ -85,8 +86,8 @@ fn run_argv(argv: &[Bytes], fail: impl Fn(&str) -> CallOut) -> CallOut {
         return fail("redis.call/pcall can only be called inside a script invocation");
     };
     // Checks of the script's own rules before the command runs.
-    if let Some(spec) = spec {
-        let mut fail = |text: &str| refuse(Some(spec.name), text);
+    if let Some((spec, name)) = resolved {
+        let mut fail = |text: &str| refuse(Some(name), text);
         use crate::cmd::flags;
         let writes = spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE);
         if spec.has(flags::NOSCRIPT) && spec.arity_ok(argv.len()) && !super::deny_disabled() {

@@ -8,6 +8,10 @@ local getinfo = debug.getinfo
 local killed = rust.killed
 
 local function pack(...) return {n = select('#', ...), ...} end
+-- The redis.* functions written in Rust: their errors are error tables with the bare text, as
+-- Redis's luaPushError makes them (a library's, cjson's, are placed at the script's line).
+local bare = {[rust.acl_check_cmd] = true, [rust.setresp] = true, [rust.set_repl] = true, [rust.sha1hex] = true,
+              [rust.log] = true}
 
 -- pcall/xpcall as coroutines: the count hook may suspend code running inside them.
 local function protected(f, handler, ...)
@@ -25,6 +29,7 @@ local function protected(f, handler, ...)
     local r = pack(c_pcall(f, ...))
     if not r[1] then
       if killed() then error(r[2], 0) end
+      if bare[f] and type(r[2]) == 'userdata' then r[2] = rust.errtable(rust.errtext(r[2])) end
       if handler then return false, handler(r[2]) end
     end
     return unpack(r, 1, r.n)
@@ -145,13 +150,23 @@ math.randomseed = rust.randomseed
 -- position is that of the innermost frame of the script's own code.
 local function errinfo(co, err)
   local info, level = nil, 0
+  local raiser = getinfo(co, 0, 'f')
   while true do
     info = getinfo(co, level, 'nSl')
     if not info then break end
     if info.what ~= 'C' and info.source ~= '=redis' then break end
     level = level + 1
   end
-  if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
+  if type(err) == 'userdata' then
+    -- Raised by a function written in Rust (see `bare`).
+    local text = rust.errtext(err)
+    if info and not (raiser and bare[raiser.func]) then
+      text = info.short_src .. ':' .. info.currentline .. ': ' .. text
+    end
+    err = rust.errtable(text)
+  elseif type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
   if info then
     rawset(err, 'source', info.source)
     rawset(err, 'line', info.currentline)

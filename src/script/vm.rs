@@ -129,6 +129,17 @@ fn new_vm() -> mlua::Result<Vm> {
             Ok(super::sha1hex(&s))
         })?,
     )?;
+    // The text of an error a Rust function raised (as `pcall` caught it).
+    rust.set(
+        "errtext",
+        lua.create_function(|_, v: Value| {
+            Ok(match v {
+                Value::Error(e) => lua_error_text(&e),
+                Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                other => format!("{other:?}"),
+            })
+        })?,
+    )?;
     rust.set("errtable", lua.create_function(|lua, msg: mlua::String| convert::error_table(lua, &msg.as_bytes()))?)?;
     rust.set("log", lua.create_function(redis_log)?)?;
     rust.set(

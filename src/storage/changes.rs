@@ -87,8 +87,10 @@ impl ChangeLog {
         }
     }
 
-    /// Records `cmds` for the consumers `to` only, counting no change (DEBUG REPLICATE).
+    /// Records `cmds` for the consumers `to` only (less those a script's `redis.set_repl`
+    /// leaves out), counting no change (DEBUG REPLICATE, PUBLISH).
     pub fn record_to(&mut self, db: usize, cmds: Vec<Argv>, to: u8) {
+        let to = to & !self.excluded;
         if self.recording && !cmds.is_empty() && to != 0 {
             self.pending.push(Unit { db, cmds, to });
         }

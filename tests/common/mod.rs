@@ -381,6 +381,42 @@ pub fn read_reply(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()
     Ok(())
 }
 
+/// Opens connections until one lands on each of the two shards (told apart by INFO shards'
+/// per-shard client counts); returns (on shard 0, on shard 1).
+pub fn one_per_shard(s: &Server) -> (Raw, Raw) {
+    let mut ctl = s.raw();
+    let clients = |ctl: &mut Raw| -> Vec<u64> {
+        ctl.cmd(&["INFO", "shards"])
+            .lines()
+            .filter_map(|l| l.split("clients=").nth(1))
+            .filter_map(|v| v.split(',').next().and_then(|n| n.parse().ok()))
+            .collect()
+    };
+    let (mut on0, mut on1) = (None, None);
+    // The node hands a new connection to the shard with the fewest clients, and keeps it
+    // where it was accepted on a tie; so the connections that land where one is already found
+    // stay open until the other shard has one (closing them could tie the counts again and
+    // again, with one shard winning every accept).
+    let mut extra = Vec::new();
+    for _ in 0..64 {
+        let before = clients(&mut ctl);
+        let mut c = s.raw();
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+        let after = clients(&mut ctl);
+        if after[0] > before[0] && on0.is_none() {
+            on0 = Some(c);
+        } else if after[1] > before[1] && on1.is_none() {
+            on1 = Some(c);
+        } else {
+            extra.push(c);
+        }
+        if on0.is_some() && on1.is_some() {
+            break;
+        }
+    }
+    (on0.expect("a connection on shard 0"), on1.expect("a connection on shard 1"))
+}
+
 /// Sends the same commands to both servers and asserts identical raw replies.
 pub fn assert_same(a: &mut Raw, b: &mut Raw, cmds: &[&[&str]]) {
     for c in cmds {
