@@ -62,6 +62,9 @@ const STEP_PAUSE: Duration = Duration::from_micros(20);
 /// (measured with 1M keys under redis-benchmark: 7 gave a lower client p99 and p95 during the
 /// save than 3, which gave a lower one than a fixed 20 µs pause).
 const BUSY_RATIO: u32 = 7;
+/// [`BUSY_RATIO`] for a full sync's snapshot: a replica without its data protects nothing, so
+/// its snapshot takes a larger share of a busy shard than a BGSAVE's.
+const FULL_SYNC_BUSY_RATIO: u32 = 1;
 
 /// The longest pause after a step, in multiples of the pause wanted (see
 /// [`SnapshotStream::pace`]).
@@ -164,6 +167,8 @@ pub struct SnapshotStream {
     /// Whether the last step ran on the thread that drives the stream (its pause can then be
     /// measured in that thread's CPU time, see [`SnapshotStream::pace`]).
     step_here: bool,
+    /// The pause after a step while clients keep its shard busy, in multiples of the step.
+    busy_ratio: u32,
 }
 
 impl SnapshotStream {
@@ -201,6 +206,7 @@ impl SnapshotStream {
             commands: Vec::new(),
             last_step: (Duration::ZERO, false),
             step_here: false,
+            busy_ratio: BUSY_RATIO,
         }
     }
 
@@ -233,7 +239,7 @@ impl SnapshotStream {
             glommio::timer::sleep(STEP_PAUSE).await;
             return;
         }
-        let want = (took * BUSY_RATIO).max(STEP_PAUSE);
+        let want = (took * self.busy_ratio).max(STEP_PAUSE);
         let cpu0 = thread_cpu();
         let began = std::time::Instant::now();
         glommio::timer::sleep(want).await;
@@ -260,6 +266,7 @@ impl SnapshotStream {
     /// `repl-offset`, in Redis's place); call before the first [`SnapshotStream::next`].
     pub fn with_repl(mut self, info: ReplInfo) -> SnapshotStream {
         self.repl = Some(info);
+        self.busy_ratio = FULL_SYNC_BUSY_RATIO;
         self
     }
 
