@@ -18,8 +18,9 @@
 //! that often while a snapshot runs); every step is time-sliced (`STEP_MICROS`) and the driver
 //! pauses after each ([`SnapshotStream::pace`]: until the shard's thread has spent seven times
 //! the step on other work, in its own CPU time, while it has clients to serve, so the snapshot
-//! takes at most about an eighth of a busy shard's CPU and still ends), so client work keeps
-//! priority: it takes the snapshots BGSAVE began
+//! takes at most about an eighth of a busy shard's CPU and still ends; a full sync's snapshot
+//! pauses one step per step, half the CPU, as a replica without its data protects nothing), so
+//! client work keeps priority: it takes the snapshots BGSAVE began
 //! (`cmd::bgsave::take_jobs`), writes the stream to `temp-bgsave-<pid>.rdb` in about 1 MiB
 //! writes through a save child process (`runtime::save_child`; a writer thread when the child
 //! cannot start), then fsync, rename to `dbfilename`, fsync of the directory: Redis's
