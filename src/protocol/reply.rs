@@ -248,9 +248,7 @@ impl Reply {
 
 /// `$<len>\r\n<payload>\r\n` with one capacity check: every GET's reply is one of these.
 fn encode_bulk(out: &mut Vec<u8>, b: &[u8]) {
-    let mut head = Line::new(b'$');
-    head.number(b.len() as u64);
-    head.crlf();
+    let head = Line::header(b'$', b.len());
     let head = head.as_bytes();
     out.reserve(head.len() + b.len() + 2);
     out.extend_from_slice(head);
@@ -259,10 +257,7 @@ fn encode_bulk(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 fn push_header(out: &mut Vec<u8>, kind: u8, n: usize) {
-    let mut head = Line::new(kind);
-    head.number(n as u64);
-    head.crlf();
-    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(Line::header(kind, n).as_bytes());
 }
 
 /// A reply's type byte, a number and CRLF, assembled on the stack so that they reach the
@@ -278,6 +273,15 @@ impl Line {
         let mut buf = [0u8; 24];
         buf[0] = kind;
         Line { buf, len: 1 }
+    }
+
+    /// `<kind><n>\r\n`: an aggregate's or a bulk string's header.
+    #[inline]
+    fn header(kind: u8, n: usize) -> Line {
+        let mut line = Line::new(kind);
+        line.number(n as u64);
+        line.crlf();
+        line
     }
 
     #[inline]

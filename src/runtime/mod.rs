@@ -206,10 +206,7 @@ pub fn run(
             // A load in the background: clients are served (-LOADING) while it runs.
             let accept_early = startup_load::in_background();
             if accept_early {
-                glommio::spawn_local(port_change::watch(shard.clone())).detach();
-                for &(fd, tls) in &fds {
-                    glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
-                }
+                start_accepting(&shard, &fds);
             }
             startup_load::loaded().await;
             take_loaded_keys(&shard, &loaded);
@@ -231,10 +228,7 @@ pub fn run(
                 glommio::spawn_local(crate::replication::replica::run(shard.clone())).detach();
             }
             if !accept_early {
-                glommio::spawn_local(port_change::watch(shard.clone())).detach();
-                for &(fd, tls) in &fds {
-                    glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
-                }
+                start_accepting(&shard, &fds);
             }
             if last {
                 tracing::info!("Ready to accept connections");
@@ -272,6 +266,15 @@ fn take_loaded_keys(shard: &Shard, loaded: &std::sync::Mutex<Vec<crate::persist:
         if r.db < st.ks.dbs.len() {
             st.ks.dbs[r.db].insert(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
         }
+    }
+}
+
+/// Starts this shard's accept loops on the listening sockets (`(fd, tls)`), and its watch of
+/// `port`/`tls-port` changes.
+fn start_accepting(shard: &Rc<Shard>, fds: &[(i32, bool)]) {
+    glommio::spawn_local(port_change::watch(shard.clone())).detach();
+    for &(fd, tls) in fds {
+        glommio::spawn_local(accept_loop(shard.clone(), fd, tls)).detach();
     }
 }
 

@@ -214,12 +214,9 @@ impl Common {
 
     /// Resolves the command; Ok(spec, fullname) or an error text.
     fn resolve(&self, args: &[Bytes]) -> Result<(&'static cmd::CommandSpec, &'static str), String> {
-        const UNKNOWN: &str = "Unknown Redis command called from script";
-        let Some((spec, fullname)) = cmd::table::resolve(args) else { return Err(UNKNOWN.into()) };
-        // An unknown subcommand (a bare container fails its arity; COMMAND runs bare).
-        if !spec.subcommands.is_empty() && args.len() >= 2 {
-            return Err(UNKNOWN.into());
-        }
+        let Some((spec, fullname)) = resolve_known(args) else {
+            return Err("Unknown Redis command called from script".into());
+        };
         if !spec.arity_ok(args.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
@@ -234,10 +231,7 @@ impl Common {
     /// `redis.acl_check_cmd`.
     fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
         const INVALID: &str = "Invalid command passed to redis.acl_check_cmd()";
-        let (spec, fullname) = cmd::table::resolve(args).ok_or(INVALID)?;
-        if !spec.subcommands.is_empty() && args.len() > 1 {
-            return Err(INVALID.into());
-        }
+        let (spec, fullname) = resolve_known(args).ok_or(INVALID)?;
         let user = &self.client.user;
         Ok(user.allows_all || spec.has(cmd::flags::NO_AUTH) || user.check(fullname, spec.arity, args).is_ok())
     }
@@ -680,6 +674,12 @@ async fn run_copy(
         st.changes.count(scratch.changes.dirty());
     }
     Outcome::Done(reply, published)
+}
+
+/// The command a script's `args` call, as [`cmd::table::resolve`], None as well for an unknown
+/// subcommand (a bare container resolves, and fails its arity; COMMAND runs bare).
+fn resolve_known(args: &[Bytes]) -> Option<(&'static cmd::CommandSpec, &'static str)> {
+    cmd::table::resolve(args).filter(|(spec, _)| spec.subcommands.is_empty() || args.len() < 2)
 }
 
 /// Delivers the messages a script published, in order, to the subscribers of every shard
