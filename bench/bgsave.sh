@@ -4,15 +4,18 @@
 #   bash bench/bgsave.sh                  # 1M keys of 100 bytes
 #   KEYS=200000 bash bench/bgsave.sh      # shorter
 #   SLOTCORE=/path/to/slotcore ONLY=slotcore bash bench/bgsave.sh   # another build, one side
-#   CLIENT_CPUS=1 bash bench/bgsave.sh    # clients off the server's CPU 0
-#   SAVE_LOOP=cli bash bench/bgsave.sh    # the BGSAVE loop with redis-cli/awk/pgrep (before session 17)
+#   CLIENT_CPUS=0-1 bash bench/bgsave.sh  # clients on every CPU, the server's included
 #
 # For each server (one at a time, same CPUs, same data): load KEYS string keys, measure
 # redis-benchmark (SET+GET on those keys) idle, then again while BGSAVEs run back to back for
-# the whole benchmark; report p50/p99 and requests/s idle vs during the save, how long one
-# BGSAVE took, and peak memory during the saves over memory before them. Memory is PSS summed
-# over the server and its children (`/proc/PID/smaps_rollup`), so redis-server's copy-on-write
-# pages count once each, sampled every 50 ms.
+# the whole benchmark; report p50/p99 and requests/s idle vs during the save and how long one
+# BGSAVE took. Then the same load and saves once more, this time sampling memory every 50 ms:
+# peak memory during the saves over memory before them. Memory is PSS summed over the server
+# and its children (`/proc/PID/smaps_rollup`), so redis-server's copy-on-write pages count once
+# each. The two are measured apart because reading smaps_rollup walks the server's page tables
+# under its mmap lock: sampled every 50 ms during the latency phase it raised slotcore's p99
+# during the saves from ~1.5x to 4-7x of idle with saves and no sampler alike (a loop sampling
+# PSS and sending PING, no save, showed the same rise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,16 +24,13 @@ VALUE="${VALUE:-100}"
 N="${N:-400000}"
 CLIENTS="${CLIENTS:-50}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
-# CPUs of redis-benchmark and of the BGSAVE loop's redis-cli: all by default (as the figures in
-# bench/RESULTS.md were taken); CLIENT_CPUS=1 keeps them off the server's CPU (as bench/compare.sh).
-CLIENT_CPUS="${CLIENT_CPUS:-0-$(($(nproc) - 1))}"
+# CPUs of redis-benchmark and of the BGSAVE loop: every CPU but the server's by default (as
+# bench/compare.sh); figures before session 20 were taken with CLIENT_CPUS=0-1.
+case "$(nproc)" in 1) CLIENT_CPUS="${CLIENT_CPUS:-0}" ;; 2) CLIENT_CPUS="${CLIENT_CPUS:-1}" ;; *) CLIENT_CPUS="${CLIENT_CPUS:-1-$(($(nproc) - 1))}" ;; esac
 SC_PORT="${SC_PORT:-8590}"
 RD_PORT="${RD_PORT:-8591}"
 SLOTCORE="${SLOTCORE:-./target/release/slotcore}"
 ONLY="${ONLY:-}"
-# The BGSAVE loop during the benchmark: builtin (default: no process started per poll) or cli
-# (redis-cli/awk/pgrep every 50 ms, as the figures before session 17 were taken).
-SAVE_LOOP="${SAVE_LOOP:-builtin}"
 
 [ "$SLOTCORE" = ./target/release/slotcore ] && cargo build --release --quiet
 work=$(mktemp -d)
@@ -71,20 +71,20 @@ pss_kb() { # PSS of a process and its children, in kB
 # redis-benchmark SET+GET on the loaded keyspace; prints "rps p50 p99" per test, CSV.
 bench() {
   taskset -c "$CLIENT_CPUS" redis-benchmark -p "$1" -t set,get -n "$N" -c "$CLIENTS" -r "$KEYS" -d "$VALUE" --csv 2>/dev/null |
-    awk -F'","' 'NR > 1 { gsub(/"/, ""); print $1, $2, $5, $7 }'
+    awk 'NR > 1 { gsub(/"/, ""); print }'
 }
 
-# The BGSAVE loop without a process per poll (SAVE_LOOP=builtin, the default): one connection
-# kept open, INFO and BGSAVE sent on it, PSS read from /proc and the 50 ms pause taken with
-# bash builtins only. The old loop (SAVE_LOOP=cli) started redis-cli, tr, awk, pgrep and sleep
-# every 50 ms (~120 processes a second, ~6% of CPU 0 in a perf profile of the server's CPU
-# during the saves), on the client CPUs, which include the server's CPU 0 by default.
-save_loop() { # port pid prefix
-  local port=$1 pid=$2 pre=$3 peak=0 line n info m p k v f
+# The BGSAVE loop, without a process per poll: one connection kept open, INFO and BGSAVE sent
+# on it, the 50 ms pause taken with bash builtins only (a loop starting redis-cli, awk and
+# pgrep every 50 ms took ~6% of a CPU). With `sample` = 1 it also reads the PSS of the server
+# and its children from /proc each time, keeping the peak in `prefix.peak`.
+save_loop() { # port pid prefix sample
+  local port=$1 pid=$2 pre=$3 sample=$4 peak=0 line n info m p k v f
   local -a kids c
   taskset -pc "$CLIENT_CPUS" "$BASHPID" >/dev/null
   export LC_ALL=C
   exec 3<>"/dev/tcp/127.0.0.1/$port"
+  rm -f "$pre.never" "$pre.stop"
   mkfifo "$pre.never"
   exec 4<>"$pre.never"
   while [ ! -f "$pre.stop" ]; do
@@ -96,6 +96,10 @@ save_loop() { # port pid prefix
     if [[ "$info" != *rdb_bgsave_in_progress:1* ]]; then
       printf 'BGSAVE\r\n' >&3
       read -r -u 3 line
+    fi
+    if [ "$sample" != 1 ]; then
+      read -r -t 0.05 -u 4 _ || true
+      continue
     fi
     kids=()
     for f in /proc/"$pid"/task/*/children; do
@@ -125,33 +129,30 @@ run_one() { # name port pid
   sleep 1
   local base; base=$(pss_kb "$pid")
   echo "[$name] load average: $(cut -d' ' -f1-3 /proc/loadavg), server CPUs $SERVER_CPUS, client CPUs $CLIENT_CPUS"
-  echo "[$name] idle:"; bench "$port" | sed "s/^/[$name]   /"
+  echo "[$name] idle:"; bench "$port" | tee "$work/$name.idle" | sed "s/^/[$name]   /"
   # One timed BGSAVE alone.
   local t0 t1
   t0=$(date +%s.%N); redis-cli -p "$port" bgsave >/dev/null
   while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
   t1=$(date +%s.%N)
   echo "[$name] one BGSAVE alone: $(echo "$t1 - $t0" | bc) s"
-  # BGSAVEs back to back while the benchmark runs; memory sampled meanwhile.
-  : >"$work/$name.peak"
-  if [ "$SAVE_LOOP" = cli ]; then
-  (
-    taskset -pc "$CLIENT_CPUS" "$BASHPID" >/dev/null # the loop's redis-cli on the client CPUs too
-    peak=0
-    while [ ! -f "$work/$name.stop" ]; do
-      if [ "$(in_progress "$port")" != 1 ]; then redis-cli -p "$port" bgsave >/dev/null 2>&1 || true; fi
-      m=$(pss_kb "$pid"); [ "$m" -gt "$peak" ] && peak=$m
-      echo "$peak" >"$work/$name.peak"
-      sleep 0.05
-    done
-  ) &
-  else
-    save_loop "$port" "$pid" "$work/$name" &
-  fi
+  # BGSAVEs back to back while the benchmark runs (no memory sampling: see the top).
+  save_loop "$port" "$pid" "$work/$name" 0 &
   local looper=$!
   sleep 0.2
-  echo "[$name] during BGSAVE:"; bench "$port" | sed "s/^/[$name]   /"
+  echo "[$name] during BGSAVE:"; bench "$port" | tee "$work/$name.during" | sed "s/^/[$name]   /"
   echo "[$name] load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  touch "$work/$name.stop"; wait "$looper"
+  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
+  # CSV: test, rps, avg, min, p50, p95, p99, max (idle), then the same during the saves.
+  paste -d, "$work/$name.idle" "$work/$name.during" | tr -d ' ' | awk -F, -v n="$name" \
+    '{ printf "[%s] %s p99 during/idle %.2fx, p50 %.2fx, req/s %.2fx\n", n, $1, $15 / $7, $13 / $5, $10 / $2 }'
+  # The same load and saves again, sampling memory.
+  : >"$work/$name.peak"
+  save_loop "$port" "$pid" "$work/$name" 1 &
+  looper=$!
+  sleep 0.2
+  bench "$port" >/dev/null
   touch "$work/$name.stop"; wait "$looper"
   while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
   local peak; peak=$(cat "$work/$name.peak")
