@@ -60,6 +60,11 @@ struct Poller {
     idle: RefCell<Option<Waker>>,
     /// The reactor's ring fds are in the epoll set (added on the first sleep).
     rings_added: std::cell::Cell<bool>,
+    /// The poller's last `epoll_wait` found nothing and it went idle right after: the
+    /// reactor's non-blocking collect that follows in the same pass would find nothing new
+    /// either (no task ran in between), so it is skipped; the wait before sleeping still
+    /// looks (and returns at once when something arrived meanwhile).
+    just_emptied: std::cell::Cell<bool>,
 }
 
 /// The epoll token of the reactor's ring fds (no socket slot has this index).
@@ -86,6 +91,7 @@ fn poller() -> io::Result<Rc<Poller>> {
             free: RefCell::new(Vec::new()),
             idle: RefCell::new(None),
             rings_added: std::cell::Cell::new(false),
+            just_emptied: std::cell::Cell::new(false),
         });
         *cell.borrow_mut() = Some(p.clone());
         let hooked = p.clone();
@@ -152,6 +158,7 @@ async fn run(p: Rc<Poller>) {
         }
         // Idle (or the budget is spent): the executor goes through its reactor, whose sleep
         // hook (`Poller::collect`) wakes this task once sockets are ready again.
+        p.just_emptied.set(n == 0);
         p.idle_wait().await;
         turn = std::time::Instant::now();
     }
@@ -177,8 +184,10 @@ impl Poller {
     /// has nothing to run; blocks until a socket or one of the reactor's rings is readable
     /// (or a signal/task-work interrupt). Returns how many tasks it woke.
     fn collect(&self, rings: Option<[RawFd; 2]>) -> usize {
+        let emptied = self.just_emptied.replace(false);
         let timeout = match rings {
             None if self.idle.borrow().is_none() => return 0,
+            None if emptied => return 0,
             None => 0,
             Some(fds) => {
                 if !self.rings_added.get() {
