@@ -217,7 +217,10 @@ impl NodeHost<'_> {
             st.changes.set_excluded(0);
             r
         };
-        let Err(plan) = plan else { return plan.unwrap_or(Reply::Nil) };
+        let plan = match plan {
+            Ok(r) => return r,
+            Err(plan) => plan,
+        };
         let (shard, tx) = (self.shard, self.tx);
         let mut on = |s: usize, run: ShardFn, db: usize, a: Vec<Bytes>| {
             let changes = shard.state.borrow_mut().take_changes();
@@ -261,8 +264,7 @@ pub(super) fn carry_out(
     }
 }
 
-/// A [`Plan::Scan`]: the slots from `cursor` in ascending order, one shard's run of slots at a
-/// time, until `count` keys were examined (as `conn::plan`'s walk).
+/// A [`Plan::Scan`], shard by shard through `on`.
 fn scan(
     home: &Shard,
     cursor: usize,
@@ -272,31 +274,11 @@ fn scan(
     args: &[Bytes],
     on: &mut dyn FnMut(usize, ShardFn, usize, Vec<Bytes>) -> Reply,
 ) -> Reply {
-    use crate::cluster::slot::SLOTS;
-    let mut slot = cursor;
-    let mut examined = 0usize;
-    let mut keys = Vec::new();
-    while slot < SLOTS && examined < count {
-        let owner = home.shard_of_slot(slot as u16);
-        let mut end = slot + 1;
-        while end < SLOTS && home.shard_of_slot(end as u16) == owner {
-            end += 1;
+    let mut walk = cmd::scan_walk::ScanWalk::new(cursor, count);
+    while let Some((owner, a)) = walk.next(|slot| home.shard_of_slot(slot), args) {
+        if let Err(e) = walk.take(on(owner, run, db, a)) {
+            return e;
         }
-        let mut a = Vec::with_capacity(args.len() + 3);
-        for n in [slot, end, count - examined] {
-            a.push(Bytes::from(n.to_string()));
-        }
-        a.extend_from_slice(args);
-        let r = on(owner, run, db, a);
-        let Reply::Array(mut v) = r else { return r };
-        let (Some(Reply::Array(found)), Some(Reply::Int(n)), Some(Reply::Int(next))) = (v.pop(), v.pop(), v.pop())
-        else {
-            return Reply::err("ERR internal error: malformed scan reply");
-        };
-        slot = (next.max(0) as usize).max(slot + 1);
-        examined += n.max(0) as usize;
-        keys.extend(found);
     }
-    let next = if slot >= SLOTS { 0 } else { slot as i64 };
-    Reply::Array(vec![Reply::bulk_int(next), Reply::Array(keys)])
+    walk.reply()
 }
