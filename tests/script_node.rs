@@ -36,6 +36,15 @@ fn steps() -> Vec<Vec<&'static str>> {
         v(&["EVAL", "redis.call('set', 'b', 'y') return redis.call('get', 'a')", "0"]),
         v(&["EVAL", "redis.call('incr', 'n1') redis.call('incr', 'n1') return {redis.call('get', 'd'), redis.call('get', 'n1')}", "0"]),
         v(&["MGET", "a", "b", "n1"]),
+        // Writes on the caller's shard, then the other shard: applied once (from one of the two
+        // connections the first run is undone and the script runs again on the whole node).
+        v(&["EVAL", "redis.call('incr', '{a}n') redis.call('rpush', '{a}l', 'x') return redis.call('get', 'b')", "0"]),
+        v(&["EVAL", "redis.call('incr', '{b}n') redis.call('rpush', '{b}l', 'x') return redis.call('get', 'a')", "0"]),
+        v(&["EVAL", "redis.call('del', '{a}n') redis.call('hset', '{b}h', 'f', 'v') return redis.call('dbsize')", "0"]),
+        v(&["EVAL", "return {redis.call('get', '{a}n'), redis.call('get', '{b}n'), redis.call('lrange', '{a}l', 0, -1), redis.call('lrange', '{b}l', 0, -1)}", "0"]),
+        // The script's time stands still on every shard, as in Redis.
+        v(&["EVAL", "redis.call('set', 'a', 'v', 'PX', '1') redis.call('debug', 'sleep', '0.01') return redis.call('exists', 'a')", "0"]),
+        v(&["EVAL", "redis.call('set', 'b', 'v', 'PX', '1') redis.call('debug', 'sleep', '0.01') return redis.call('exists', 'b')", "0"]),
         // Writes on both shards, then DBSIZE.
         v(&[
             "EVAL",
@@ -117,8 +126,9 @@ fn compare(redis: &mut Raw, slotcore: &mut Raw, shard: usize) {
 #[test]
 fn node_wide_commands_and_other_shard_keys_in_scripts_match_redis() {
     common::use_ports(9460);
-    let s = Server::slotcore(&["--shards", "2"]);
-    let r = Server::redis(&[]);
+    let dbg = ["--enable-debug-command", "yes"];
+    let s = Server::slotcore(&["--shards", "2", dbg[0], dbg[1]]);
+    let r = Server::redis(&dbg);
     let (mut on0, mut on1) = one_per_shard(&s);
     let mut rc = r.raw();
     compare(&mut rc, &mut on0, 0);

@@ -2,22 +2,24 @@
 //! declared keys, run it in this shard's Lua interpreter, record its effects as one unit,
 //! release.
 //!
-//! Two ways to run, chosen by where the keys live:
+//! Three ways to run, chosen by where the keys live and what the script turns out to need:
 //! - **Direct**: every declared key is on this shard (always so with one shard). The script's
 //!   commands run on this shard's state through `cmd::execute_keyed`, under its gate.
-//! - **Copy**: the keys live on other shards (several shards, or a key on another shard). As
-//!   for a multi-key command (`crate::transaction`): the shards are held, the keys copied into
-//!   a scratch state, the script runs on the copy, the final state of the keys is written back.
+//! - **Copy**: the declared keys live on other shards. As for a multi-key command
+//!   (`crate::transaction`): the shards owning them are held, the keys copied into a scratch
+//!   state, the script runs on the copy, the final state of the keys is written back.
+//! - **Whole node** (`script_node`): every shard is held and each command runs on the real
+//!   shard owning its keys; node-wide commands fan out to the held shards.
 //!
-//! Undeclared keys: a command naming a key the run cannot reach (another
-//! shard's key in Direct mode, a key not copied in Copy mode) stops the run before it has any
-//! effect (every later command of that run is refused, its result discarded) and the script
-//! runs again from the start, holding every shard, with that key copied too. What an
-//! undeclared key on another shard costs: one discarded partial run and a run that stops the
-//! whole node. In Direct mode a script that already wrote cannot be restarted: the command
-//! fails with an error instead (declare the keys). In cluster mode keys must also be in a slot
-//! this node serves, and in the slot of the declared keys unless the script may cross slots,
-//! as in Redis (errors with Redis's texts otherwise).
+//! A run of the first two ways that meets a command it cannot serve there (a key of a shard it
+//! does not hold or did not copy, or a node-wide command such as DBSIZE, KEYS, SCAN, FLUSHALL,
+//! SWAPDB or INFO on a node of several shards) stops (every later command of that run is
+//! refused, its result discarded), and the script runs again from the start on the whole
+//! node. A Direct run that already wrote is undone first (`script_undo`); a Copy run only wrote
+//! its copy. What that costs: one discarded partial run, and a run that stops the whole node.
+//! A script inside EXEC runs on the whole node at once (EXEC holds every shard). In cluster
+//! mode keys must also be in a slot this node serves, and in the slot of the declared keys
+//! unless the script may cross slots, as in Redis (errors with Redis's texts otherwise).
 //!
 //! Effects: everything the script changed goes to the replication feed as one atomic unit
 //! (wrapped in MULTI/EXEC), Redis 7.0's effects replication; the script itself is never

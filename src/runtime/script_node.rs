@@ -54,7 +54,7 @@ pub(super) async fn run(
         let c = client.borrow();
         (c.db, c.resp3, c.master)
     };
-    crate::storage::tick_clock();
+    let ms = crate::storage::tick_clock();
     // Anything recorded before the script is not part of its unit.
     shard.state.borrow_mut().flush_changes();
     let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
@@ -67,7 +67,7 @@ pub(super) async fn run(
     };
     let mut c = Common::new(shard, job, flags, db, &client.borrow());
     c.tracking.caller = client.borrow().id;
-    let mut host = NodeHost { shard, tx, c };
+    let mut host = NodeHost { shard, tx, c, ms };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
     // What the last commands here recorded joins the unit.
@@ -80,6 +80,8 @@ struct NodeHost<'a> {
     shard: &'a Shard,
     tx: u64,
     c: Common,
+    /// The script's clock (ms), frozen for the whole run as in Redis.
+    ms: u64,
 }
 
 impl Host for NodeHost<'_> {
@@ -124,9 +126,10 @@ impl NodeHost<'_> {
                     client: self.c.tracking.caller,
                     remember: false,
                 };
+                let ms = self.ms;
                 match owners[..] {
-                    [] => self.held(self.shard.id, HeldOp::Keyed { db: *db, cmds: vec![one] }, excluded),
-                    [s] => self.held(s, HeldOp::Keyed { db: *db, cmds: vec![one] }, excluded),
+                    [] => self.held(self.shard.id, HeldOp::Script { db: *db, cmd: one, ms }, excluded),
+                    [s] => self.held(s, HeldOp::Script { db: *db, cmd: one, ms }, excluded),
                     _ => self.spanning(one, &idx, *db, &owners, excluded),
                 }
             }
@@ -146,7 +149,6 @@ impl NodeHost<'_> {
         self.shard.add_tx_changes(self.tx, changes);
         match self.shard.held_now_to(self.tx, s, op, excluded) {
             HeldResult::Reply(r) => r,
-            HeldResult::Replies(mut v) if v.len() == 1 => v.pop().unwrap_or(Reply::Nil),
             _ => Reply::err("ERR internal error: shard unavailable"),
         }
     }

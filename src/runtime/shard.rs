@@ -287,6 +287,11 @@ impl Shard {
                 crate::cmd::tracking::written_keys(&mut st, &keys);
                 HeldResult::Done
             }
+            HeldOp::Script { db, cmd, ms } => {
+                crate::storage::set_clock(ms);
+                let mut clock = crate::clock::Stamp::now();
+                HeldResult::Reply(Self::execute(&mut st, &cmd, db, &mut clock))
+            }
             HeldOp::Keyed { db, cmds } => {
                 crate::storage::tick_clock();
                 let mut clock = crate::clock::Stamp::now();
