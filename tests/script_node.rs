@@ -206,3 +206,28 @@ fn replicas_and_aof_follow_whole_node_scripts() {
     assert!(!text[multi..ib].contains("EXEC"), "one unit: {:?}", &text[multi..]);
     assert!(text[ib..].contains("EXEC"));
 }
+
+/// The limit of undoing (`script_undo`): a script that wrote a collection too big to copy on
+/// its own shard and then needs the other shard fails that command (Redis's cluster error, the
+/// write kept, as a failing `redis.call` leaves earlier writes); its later runs start on the
+/// whole node and succeed.
+#[test]
+fn a_big_written_key_then_another_shard() {
+    common::use_ports(9490);
+    let s = Server::slotcore(&["--shards", "2"]);
+    let (_on0, mut on1) = one_per_shard(&s);
+    let mut push = vec!["RPUSH", "{a}big"];
+    let items: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    push.extend(items.iter().map(|s| s.as_str()));
+    assert_eq!(on1.cmd(&push), ":300\r\n");
+    assert_eq!(on1.cmd(&["SET", "b", "bv"]), "+OK\r\n");
+    let script = "redis.call('rpush', '{a}big', 'x') return redis.call('get', 'b')";
+    let first = on1.cmd(&["EVAL", script, "0"]);
+    assert!(first.starts_with("-ERR Script attempted to access a non local key"), "{first:?}");
+    assert_eq!(on1.cmd(&["LLEN", "{a}big"]), ":301\r\n");
+    assert_eq!(on1.cmd(&["EVAL", script, "0"]), "$2\r\nbv\r\n");
+    assert_eq!(on1.cmd(&["LLEN", "{a}big"]), ":302\r\n");
+    // Small keys are undone and the script runs again at once.
+    let small = "redis.call('incr', '{a}n') return {redis.call('get', 'b'), redis.call('get', '{a}n')}";
+    assert_eq!(on1.cmd(&["EVAL", small, "0"]), "*2\r\n$2\r\nbv\r\n$1\r\n1\r\n");
+}

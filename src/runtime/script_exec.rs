@@ -30,8 +30,8 @@
 //! clients (who get BUSY) and SCRIPT KILL, and resumes the script.
 
 use super::mesh::{HeldOp, HeldResult};
-use super::script_common::{count_rejected, Common, Published, NOT_ALLOWED, RESTARTING};
-use super::script_undo::Undo;
+use super::script_common::{count_rejected, Common, Published, NON_LOCAL, NOT_ALLOWED, RESTARTING};
+use super::script_undo::{self, Undo};
 use super::shard::Shard;
 use crate::cmd::scripting::ScriptJob;
 use crate::cmd::{self, ClientState, Exec, ShardState};
@@ -126,8 +126,9 @@ async fn run_job(
         targets.push(shard.id);
     }
     // Inside EXEC every shard is held already: the script runs on the whole node at once.
-    let mut whole = held.is_some() && nshards > 1;
-    if held.is_some() {
+    // A script that once could not be undone on this shard (`script_undo`) starts there too.
+    let mut whole = (held.is_some() || script_undo::needs_node(&job.sha)) && nshards > 1;
+    if whole || held.is_some() {
         targets = (0..nshards).collect();
     }
     for _ in 0..64 {
@@ -175,6 +176,8 @@ struct DirectHost<'a> {
     /// On a node of several shards: what the run wrote, to undo it when the script turns out
     /// to need the whole node (`script_undo`).
     undo: Option<Undo>,
+    /// The script's SHA1 (FCALL: the function's name).
+    sha: String,
 }
 
 impl Host for DirectHost<'_> {
@@ -254,8 +257,16 @@ impl DirectHost<'_> {
     /// The script needs the whole node: this run stops (what it wrote undone) and the script
     /// runs again holding every shard. The error text stops the run.
     fn need_node(&mut self) -> String {
-        if let (true, Some(undo)) = (self.c.wrote, self.undo.take()) {
-            undo.undo(&mut self.shard.state.borrow_mut());
+        if self.c.wrote {
+            match self.undo.take() {
+                Some(undo) if undo.possible() => undo.undo(&mut self.shard.state.borrow_mut()),
+                // Written keys too big to have been copied: the run goes on, this command fails
+                // (the script's next runs start on the whole node).
+                _ => {
+                    script_undo::remember_needs_node(&self.sha);
+                    return NON_LOCAL.into();
+                }
+            }
         }
         self.c.published.clear();
         self.c.restart = Some(Vec::new());
@@ -454,7 +465,8 @@ async fn run_direct(
         held
     };
     let undo = (shard.nshards > 1).then(Undo::default);
-    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db, &client.borrow()), undo };
+    let c = Common::new(shard, job, flags, db, &client.borrow());
+    let mut host = DirectHost { shard, c, undo, sha: job.sha.clone() };
     host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
