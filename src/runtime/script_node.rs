@@ -26,7 +26,7 @@
 //! records here, whichever shard recorded them.
 
 use super::mesh::{HeldOp, HeldResult, RemoteCmd};
-use super::script_common::{count_rejected, Common, RESTARTING};
+use super::script_common::{count_rejected, Common};
 use super::script_exec::{drive, spec_for, start_run, Outcome};
 use super::shard::Shard;
 use crate::cluster::redirect::SlotCheck;
@@ -103,9 +103,6 @@ impl Host for NodeHost<'_> {
 impl NodeHost<'_> {
     fn run(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
         self.c.client.resp3 = resp3;
-        if self.c.restart.is_some() {
-            return Err(RESTARTING.into());
-        }
         let (spec, fullname) = self.c.resolve(args)?;
         let idx = match spec.key_indexes(args) {
             Ok(i) => i,
