@@ -53,6 +53,7 @@ pub mod redact;
 pub mod replicaof;
 pub mod replication;
 pub mod save;
+pub mod scan_walk;
 pub mod scripting;
 pub mod server;
 pub mod set;

@@ -192,22 +192,9 @@ impl Conn {
         args: &[Bytes],
         held: Option<u64>,
     ) -> Reply {
-        use crate::cluster::slot::SLOTS;
         let db = self.client.borrow().db;
-        let mut slot = cursor;
-        let mut examined = 0usize;
-        let mut keys = Vec::new();
-        while slot < SLOTS && examined < count {
-            let owner = self.shard.shard_of_slot(slot as u16);
-            let mut end = slot + 1;
-            while end < SLOTS && self.shard.shard_of_slot(end as u16) == owner {
-                end += 1;
-            }
-            let mut a = Vec::with_capacity(args.len() + 3);
-            for n in [slot, end, count - examined] {
-                a.push(Bytes::from(n.to_string()));
-            }
-            a.extend_from_slice(args);
+        let mut walk = cmd::scan_walk::ScanWalk::new(cursor, count);
+        while let Some((owner, a)) = walk.next(|slot| self.shard.shard_of_slot(slot), args) {
             let r = match held {
                 Some(tx) => match self.shard.held(tx, owner, HeldOp::Run { run, db, args: a }).await {
                     HeldResult::Reply(r) => r,
@@ -215,17 +202,10 @@ impl Conn {
                 },
                 None => self.shard.on_shard(owner, run, db, a).await,
             };
-            let Reply::Array(mut v) = r else { return r };
-            let (Some(Reply::Array(found)), Some(Reply::Int(n)), Some(Reply::Int(next))) = (v.pop(), v.pop(), v.pop())
-            else {
-                return Reply::err("ERR internal error: malformed scan reply");
-            };
-            // Always progress, even if a shard misreports.
-            slot = (next.max(0) as usize).max(slot + 1);
-            examined += n.max(0) as usize;
-            keys.extend(found);
+            if let Err(e) = walk.take(r) {
+                return e;
+            }
         }
-        let next = if slot >= SLOTS { 0 } else { slot as i64 };
-        Reply::Array(vec![Reply::bulk_int(next), Reply::Array(keys)])
+        walk.reply()
     }
 }

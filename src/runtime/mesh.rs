@@ -131,6 +131,15 @@ pub enum HeldOp {
         /// Final states.
         entries: Vec<KeyCopy>,
     },
+    /// Run one keyed command of a script, at the script's time.
+    Script {
+        /// Client's database.
+        db: usize,
+        /// The command.
+        cmd: RemoteCmd,
+        /// The script's clock (ms): expiry as of the script's start.
+        ms: u64,
+    },
     /// Run keyed commands in order (EXEC's queued commands for this shard).
     Keyed {
         /// Client's database.

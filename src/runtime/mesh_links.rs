@@ -39,6 +39,28 @@ impl Senders {
     }
 }
 
+impl Senders {
+    /// Sends `msg` to executor `to` without awaiting: while its channel is full the thread
+    /// yields to the OS and tries again (the receiver drains on its own thread). For a caller
+    /// that cannot return to its event loop (a script's command, see `script_node`); the
+    /// receiver is woken at once. False when the peer is gone (the message is dropped, and
+    /// with it any reply channel it carried).
+    pub fn send_now(&self, to: usize, msg: Msg) -> bool {
+        let Some(Some(s)) = self.senders.get(to) else { return false };
+        let mut msg = msg;
+        loop {
+            match s.try_send(msg) {
+                Ok(()) => return true,
+                Err(GlommioError::WouldBlock(glommio::ResourceType::Channel(m))) => {
+                    msg = m;
+                    std::thread::yield_now();
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 /// The receiving ends of one executor: `(from, channel)` for every other executor.
 pub type Receivers = Vec<(usize, ConnectedReceiver<Msg>)>;
 

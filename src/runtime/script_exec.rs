@@ -2,22 +2,24 @@
 //! declared keys, run it in this shard's Lua interpreter, record its effects as one unit,
 //! release.
 //!
-//! Two ways to run, chosen by where the keys live:
+//! Three ways to run, chosen by where the keys live and what the script turns out to need:
 //! - **Direct**: every declared key is on this shard (always so with one shard). The script's
 //!   commands run on this shard's state through `cmd::execute_keyed`, under its gate.
-//! - **Copy**: the keys live on other shards (several shards, or a key on another shard). As
-//!   for a multi-key command (`crate::transaction`): the shards are held, the keys copied into
-//!   a scratch state, the script runs on the copy, the final state of the keys is written back.
+//! - **Copy**: the declared keys live on other shards. As for a multi-key command
+//!   (`crate::transaction`): the shards owning them are held, the keys copied into a scratch
+//!   state, the script runs on the copy, the final state of the keys is written back.
+//! - **Whole node** (`script_node`): every shard is held and each command runs on the real
+//!   shard owning its keys; node-wide commands fan out to the held shards.
 //!
-//! Undeclared keys: a command naming a key the run cannot reach (another
-//! shard's key in Direct mode, a key not copied in Copy mode) stops the run before it has any
-//! effect (every later command of that run is refused, its result discarded) and the script
-//! runs again from the start, holding every shard, with that key copied too. What an
-//! undeclared key on another shard costs: one discarded partial run and a run that stops the
-//! whole node. In Direct mode a script that already wrote cannot be restarted: the command
-//! fails with an error instead (declare the keys). In cluster mode keys must also be in a slot
-//! this node serves, and in the slot of the declared keys unless the script may cross slots,
-//! as in Redis (errors with Redis's texts otherwise).
+//! A run of the first two ways that meets a command it cannot serve there (a key of a shard it
+//! does not hold or did not copy, or a node-wide command such as DBSIZE, KEYS, SCAN, FLUSHALL,
+//! SWAPDB or INFO on a node of several shards) stops (every later command of that run is
+//! refused, its result discarded), and the script runs again from the start on the whole
+//! node. A Direct run that already wrote is undone first (`script_undo`); a Copy run only wrote
+//! its copy. What that costs: one discarded partial run, and a run that stops the whole node.
+//! A script inside EXEC runs on the whole node at once (EXEC holds every shard). In cluster
+//! mode keys must also be in a slot this node serves, and in the slot of the declared keys
+//! unless the script may cross slots, as in Redis (errors with Redis's texts otherwise).
 //!
 //! Effects: everything the script changed goes to the replication feed as one atomic unit
 //! (wrapped in MULTI/EXEC), Redis 7.0's effects replication; the script itself is never
@@ -28,10 +30,11 @@
 //! clients (who get BUSY) and SCRIPT KILL, and resumes the script.
 
 use super::mesh::{HeldOp, HeldResult};
+use super::script_common::{count_rejected, Common, Published, NON_LOCAL, NOT_ALLOWED, RESTARTING};
+use super::script_undo::{self, Undo};
 use super::shard::Shard;
-use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cmd::scripting::ScriptJob;
-use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
+use crate::cmd::{self, ClientState, Exec, ShardState};
 use crate::protocol::Reply;
 use crate::replication::feed::Unit;
 use crate::script::{self, ldb, vm, Host};
@@ -44,22 +47,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How a run ended.
-enum Outcome {
+pub(super) enum Outcome {
     /// The script's reply, and the messages it published (delivered before the reply).
     Done(Reply, Vec<Published>),
-    /// Run again holding every shard, with these keys copied too.
+    /// Run again holding every shard (on the real shards, or for a forked debugging session
+    /// on a copy with these keys copied too).
     Restart(Vec<Bytes>),
 }
-
-/// A PUBLISH / SPUBLISH a script ran: `[command, channel, message]`.
-struct Published {
-    sharded: bool,
-    args: Vec<Bytes>,
-}
-
-const NON_LOCAL: &str = "Script attempted to access a non local key in a cluster node";
-const CROSS_SLOT: &str = "Script attempted to access keys that do not hash to the same slot";
-const RESTARTING: &str = "ERR internal: script restarting";
 
 /// Runs a script job for a client; `held`: the transaction holding every shard (EXEC).
 ///
@@ -131,7 +125,10 @@ async fn run_job(
     if targets.is_empty() {
         targets.push(shard.id);
     }
-    if held.is_some() {
+    // Inside EXEC every shard is held already: the script runs on the whole node at once.
+    // A script that once could not be undone on this shard (`script_undo`) starts there too.
+    let mut whole = (held.is_some() || script_undo::needs_node(&job.sha)) && nshards > 1;
+    if whole || held.is_some() {
         targets = (0..nshards).collect();
     }
     for _ in 0..64 {
@@ -142,9 +139,11 @@ async fn run_job(
                 Err(e) => return e,
             },
         };
-        let direct = !discard && (nshards == 1 || (targets == [shard.id] && extra.is_empty()));
+        let direct = !discard && (nshards == 1 || (targets == [shard.id] && !whole));
         let outcome = if direct {
             run_direct(shard, client, &job, sha, flags, tx, debug).await
+        } else if whole && !discard {
+            super::script_node::run(shard, client, &job, sha, flags, tx, debug).await
         } else {
             let copy = CopyRun { targets: &targets, extra: &extra, discard };
             run_copy(shard, client, &job, sha, flags, tx, copy, debug).await
@@ -164,180 +163,21 @@ async fn run_job(
                     }
                 }
                 targets = (0..nshards).collect();
+                whole = true;
             }
         }
     }
     Reply::err("ERR script could not gather its keys")
 }
 
-/// What both hosts share: the script's cluster rules and the node-level commands.
-struct Common {
-    view: Arc<ClusterView>,
-    slot: Option<u16>,
-    allow_cross_slot: bool,
-    client: ClientState,
-    clock: crate::clock::Stamp,
-    /// A key the run cannot reach: the run is abandoned (and restarted).
-    restart: Option<Vec<Bytes>>,
-    /// A write command ran.
-    wrote: bool,
-    /// Shards of the node.
-    nshards: usize,
-    /// CLIENT TRACKING: the caller's id and the declared keys to remember for it once the
-    /// script runs a read-only command (see `cmd::tracking::ScriptTracking`).
-    tracking: cmd::tracking::ScriptTracking,
-    /// The messages published so far, delivered once the run ends (see [`deliver`]).
-    published: Vec<Published>,
-}
-
-impl Common {
-    /// `caller`: the client whose identity and ACL user the script's commands run with;
-    fn new(shard: &Shard, job: &ScriptJob, flags: u32, db: usize, caller: &ClientState) -> Common {
-        let view = shard.view.borrow().clone();
-        // The slot of the declared keys matters in cluster mode only (`cluster_check`).
-        let slot = if view.enabled { job.keys.first().map(|k| crate::cluster::key_slot(k)) } else { None };
-        let client = ClientState::for_script(caller, db);
-        Common {
-            view,
-            slot,
-            // Scripts without a shebang keep Redis 6's freedom to touch several local slots.
-            allow_cross_slot: flags & (script::sflags::ALLOW_CROSS_SLOT | script::sflags::EVAL_COMPAT) != 0,
-            client,
-            clock: crate::clock::Stamp::now(),
-            restart: None,
-            wrote: false,
-            nshards: shard.nshards,
-            tracking: Default::default(),
-            published: Vec::new(),
-        }
-    }
-
-    /// Resolves the command; Ok(spec, fullname) or an error text.
-    fn resolve(&self, args: &[Bytes]) -> Result<(&'static cmd::CommandSpec, &'static str), String> {
-        let Some((spec, fullname)) = resolve_known(args) else {
-            return Err("Unknown Redis command called from script".into());
-        };
-        if !spec.arity_ok(args.len()) {
-            return Err("Wrong number of args calling Redis command from script".into());
-        }
-        if spec.has(cmd::flags::NOSCRIPT) && !script::deny_disabled() {
-            return Err("This Redis command is not allowed from script".into());
-        }
-        crate::acl::check_script(&self.client, spec, fullname, args)?;
-        Ok((spec, fullname))
-    }
-
-    /// Whether the caller's ACL user may run `args` (nothing is logged), as Redis's
-    /// `redis.acl_check_cmd`.
-    fn acl_allows(&self, args: &[Bytes]) -> Result<bool, String> {
-        const INVALID: &str = "Invalid command passed to redis.acl_check_cmd()";
-        let (spec, fullname) = resolve_known(args).ok_or(INVALID)?;
-        let user = &self.client.user;
-        Ok(user.allows_all || spec.has(cmd::flags::NO_AUTH) || user.check(fullname, spec.arity, args).is_ok())
-    }
-
-    /// Cluster-mode checks of a command's keys (Redis's `scriptVerifyClusterState`).
-    fn cluster_check(&mut self, args: &[Bytes], idx: &[usize]) -> Result<(), String> {
-        if !self.view.enabled {
-            return Ok(());
-        }
-        let mut slot = None;
-        for &i in idx {
-            let s = crate::cluster::key_slot(&args[i]);
-            if slot.is_some_and(|x| x != s) {
-                return Err(NON_LOCAL.into());
-            }
-            slot = Some(s);
-        }
-        let Some(s) = slot else { return Ok(()) };
-        if !matches!(self.view.route[s as usize], SlotRoute::Mine { .. }) {
-            return Err(NON_LOCAL.into());
-        }
-        if !self.allow_cross_slot {
-            match self.slot {
-                None => self.slot = Some(s),
-                Some(x) if x != s => return Err(CROSS_SLOT.into()),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts what a command of the script gave in the stats, as Redis counts the errors of its
-    /// script client: an error reply in errorstats (its calls were counted by the command), a
-    /// refusal (`Err`) in errorstats and as a rejected call of the command.
-    fn count(&self, st: &mut ShardState, args: &[Bytes], r: &Result<Reply, String>) {
-        match r {
-            Ok(reply) => cmd::record_error(st, reply),
-            Err(text) if text != RESTARTING => {
-                cmd::record_error(st, &refusal_reply(text));
-                cmd::record_rejected(st, cmd::table::resolve(args).map(|(_, name)| name));
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// A node-level command, run with the script's client on `st` (replies only).
-    fn node(
-        &mut self,
-        st: &mut ShardState,
-        spec: &'static cmd::CommandSpec,
-        fullname: &'static str,
-        db: &mut usize,
-        args: &[Bytes],
-    ) -> Reply {
-        let Exec::Node(f) = spec.exec else { return Reply::err("ERR internal error: not a node command") };
-        let start = std::time::Instant::now();
-        let reply = self.node_plan(st, f, db, args);
-        cmd::record_call(st, fullname, start.elapsed().as_micros() as u64, &reply);
-        reply
-    }
-
-    fn node_plan(&mut self, st: &mut ShardState, f: cmd::spec::NodeFn, db: &mut usize, args: &[Bytes]) -> Reply {
-        self.client.db = *db;
-        let plan = {
-            let mut ctx = ClientCtx { client: &mut self.client, shard: st };
-            f(&mut ctx, args)
-        };
-        *db = self.client.db;
-        let plan = match plan {
-            Plan::AfterFeed(inner) => *inner,
-            p => p,
-        };
-        match plan {
-            Plan::Reply(r) => r,
-            // Node-wide commands (INFO, ...) when this shard is the whole node.
-            Plan::AllShards { run, merge } if self.nshards == 1 => {
-                let r = run(st, *db, args);
-                let mut ctx = ClientCtx { client: &mut self.client, shard: st };
-                merge(&mut ctx, vec![r])
-            }
-            // PUBLISH / SPUBLISH: the script runs on its shard alone, so the message waits for
-            // the run's end to reach every shard; the receivers are counted now, over the node.
-            // Outside cluster mode it goes to replicas (not the AOF) with the script's other
-            // effects, as Redis propagates it from a script.
-            Plan::Publish { sharded } => {
-                let n = st.node.pubsub.receivers(sharded, &args[1]);
-                if st.node.cluster.is_none() {
-                    st.changes.record_to(*db, vec![args.to_vec()], Unit::TO_REPLICAS);
-                }
-                self.published.push(Published { sharded, args: args.to_vec() });
-                Reply::Int(n as i64)
-            }
-            // DEBUG SLEEP: the whole script waits, as Redis's single thread does.
-            Plan::Sleep(d, r) => {
-                super::control_freeze::freeze_control(d);
-                std::thread::sleep(d);
-                r
-            }
-            _ => Reply::err("ERR This Redis command is not allowed from script"),
-        }
-    }
-}
-
 struct DirectHost<'a> {
     shard: &'a Shard,
     c: Common,
+    /// On a node of several shards: what the run wrote, to undo it when the script turns out
+    /// to need the whole node (`script_undo`).
+    undo: Option<Undo>,
+    /// The script's SHA1 (FCALL: the function's name).
+    sha: String,
 }
 
 impl Host for DirectHost<'_> {
@@ -380,18 +220,30 @@ impl DirectHost<'_> {
         if !foreign.is_empty() {
             // (In cluster mode only a script without declared keys, or one allowed to cross
             // slots, gets here: the key is in a slot of this node, which Redis serves.)
-            if self.c.wrote {
-                return Err(NON_LOCAL.into());
-            }
-            self.c.restart = Some(foreign);
-            return Err(RESTARTING.into());
+            return Err(self.need_node());
         }
         let mut st = self.shard.state.borrow_mut();
+        if let (true, Some(undo)) = (spec.has(cmd::flags::WRITE), self.undo.as_mut()) {
+            undo.before_write(&mut st, args, &idx);
+        }
         st.changes.set_excluded(Unit::TO_ALL & !repl);
         let _writer = cmd::tracking::Writer::set(self.c.tracking.caller);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(&mut st, spec, fullname, args, None, *db, &mut self.c.clock),
-            _ => self.c.node(&mut st, spec, fullname, db, args),
+            _ => match self.c.node(&mut st, spec, fullname, db, args) {
+                Ok(r) => r,
+                Err(plan) if self.c.nshards == 1 => {
+                    drop(st);
+                    let r = self.whole_node(plan, fullname, *db, args, repl);
+                    st = self.shard.state.borrow_mut();
+                    r
+                }
+                Err(_) => {
+                    st.changes.set_excluded(0);
+                    drop(st);
+                    return Err(self.need_node());
+                }
+            },
         };
         st.changes.set_excluded(0);
         crate::conn::monitor::feed_script_call(*db, spec, args);
@@ -401,12 +253,50 @@ impl DirectHost<'_> {
         }
         Ok(r)
     }
+
+    /// The script needs the whole node: this run stops (what it wrote undone) and the script
+    /// runs again holding every shard. The error text stops the run.
+    fn need_node(&mut self) -> String {
+        if self.c.wrote {
+            match self.undo.take() {
+                Some(undo) if undo.possible() => undo.undo(&mut self.shard.state.borrow_mut()),
+                // Written keys too big to have been copied: the run goes on, this command fails
+                // (the script's next runs start on the whole node).
+                _ => {
+                    script_undo::remember_needs_node(&self.sha);
+                    return NON_LOCAL.into();
+                }
+            }
+        }
+        self.c.published.clear();
+        self.c.restart = Some(Vec::new());
+        RESTARTING.into()
+    }
+
+    /// A node-wide plan when this shard is the whole node.
+    fn whole_node(&mut self, plan: cmd::Plan, fullname: &'static str, db: usize, args: &[Bytes], repl: u8) -> Reply {
+        let start = std::time::Instant::now();
+        let shard = self.shard;
+        let mut on = |_: usize, run: cmd::ShardFn, db: usize, a: Vec<Bytes>| {
+            let mut st = shard.state.borrow_mut();
+            st.changes.set_excluded(Unit::TO_ALL & !repl);
+            let r = run(&mut st, db, &a);
+            st.changes.set_excluded(0);
+            crate::cmd::blocked::after_keys(&mut st, None);
+            r
+        };
+        let reply = super::script_node::carry_out(&mut self.c, shard, plan, db, args, &mut on);
+        cmd::record_call(&mut shard.state.borrow_mut(), fullname, start.elapsed().as_micros() as u64, &reply);
+        reply
+    }
 }
 
 struct CopyHost<'a> {
     shard: &'a Shard,
     st: &'a mut ShardState,
     copied: &'a HashSet<Bytes>,
+    /// A forked debugging session (its run cannot move to the real shards).
+    discard: bool,
     c: Common,
 }
 
@@ -452,7 +342,16 @@ impl CopyHost<'_> {
         self.st.changes.set_excluded(Unit::TO_ALL & !repl);
         let r = match spec.exec {
             Exec::Keyed(_) => cmd::execute_keyed(self.st, spec, fullname, args, None, *db, &mut self.c.clock),
-            _ => self.c.node(self.st, spec, fullname, db, args),
+            _ => match self.c.node(self.st, spec, fullname, db, args) {
+                Ok(r) => r,
+                // A forked debugging session runs on its copy only.
+                Err(_) if self.discard => Reply::err(NOT_ALLOWED),
+                Err(_) => {
+                    self.st.changes.set_excluded(0);
+                    self.c.restart = Some(Vec::new());
+                    return Err(RESTARTING.into());
+                }
+            },
         };
         self.st.changes.set_excluded(0);
         crate::conn::monitor::feed_script_call(*db, spec, args);
@@ -463,22 +362,8 @@ impl CopyHost<'_> {
     }
 }
 
-/// The error reply a refusal text stands for (`-CODE msg`, or a bare message meaning `ERR`).
-fn refusal_reply(text: &str) -> Reply {
-    match text.strip_prefix('-') {
-        Some(t) => Reply::error(t.to_string()),
-        None => Reply::error(format!("ERR {text}")),
-    }
-}
-
-/// A refused command of a script: its error in errorstats, a rejected call of the command.
-fn count_rejected(st: &mut ShardState, command: Option<&'static str>, text: &str) {
-    cmd::record_error(st, &refusal_reply(text));
-    cmd::record_rejected(st, command);
-}
-
 /// Starts the run with the debugger session (if any) active on this thread.
-fn start_run(spec: vm::RunSpec<'_>, debug: &mut Option<ldb::Session>) -> Result<vm::Running, Reply> {
+pub(super) fn start_run(spec: vm::RunSpec<'_>, debug: &mut Option<ldb::Session>) -> Result<vm::Running, Reply> {
     if let Some(s) = debug.take() {
         ldb::activate(s);
     }
@@ -491,7 +376,12 @@ fn start_run(spec: vm::RunSpec<'_>, debug: &mut Option<ldb::Session>) -> Result<
 
 /// Drives the script to its end through `host`, letting the event loop run while it is busy;
 /// takes the debugger session back from the thread at the end.
-async fn drive(run: vm::Running, host: &mut dyn Host, resp3: bool, debug: &mut Option<ldb::Session>) -> Reply {
+pub(super) async fn drive(
+    run: vm::Running,
+    host: &mut dyn Host,
+    resp3: bool,
+    debug: &mut Option<ldb::Session>,
+) -> Reply {
     let mut run = run;
     let mut reply = loop {
         match vm::step(&mut run, host, resp3) {
@@ -523,7 +413,13 @@ fn is_counted(reply: &Reply) -> bool {
     matches!(reply, Reply::Raw(b) if b.starts_with(b"-"))
 }
 
-fn spec_for<'a>(job: &'a ScriptJob, sha: &str, flags: u32, db: usize, run: Arc<script::RunFlags>) -> vm::RunSpec<'a> {
+pub(super) fn spec_for<'a>(
+    job: &'a ScriptJob,
+    sha: &str,
+    flags: u32,
+    db: usize,
+    run: Arc<script::RunFlags>,
+) -> vm::RunSpec<'a> {
     vm::RunSpec {
         sha: sha.to_string(),
         function: job.function.is_some(),
@@ -568,7 +464,9 @@ async fn run_direct(
         st.blocked.hold();
         held
     };
-    let mut host = DirectHost { shard, c: Common::new(shard, job, flags, db, &client.borrow()) };
+    let undo = (shard.nshards > 1).then(Undo::default);
+    let c = Common::new(shard, job, flags, db, &client.borrow());
+    let mut host = DirectHost { shard, c, undo, sha: job.sha.clone() };
     host.c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
@@ -641,7 +539,7 @@ async fn run_copy(
         }
     };
     let common = Common::new(shard, job, flags, db, &client.borrow());
-    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, c: common };
+    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, discard, c: common };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
     let (restart, wrote, published) = (host.c.restart.take(), host.c.wrote, std::mem::take(&mut host.c.published));
@@ -674,12 +572,6 @@ async fn run_copy(
         st.changes.count(scratch.changes.dirty());
     }
     Outcome::Done(reply, published)
-}
-
-/// The command a script's `args` call, as [`cmd::table::resolve`], None as well for an unknown
-/// subcommand (a bare container resolves, and fails its arity; COMMAND runs bare).
-fn resolve_known(args: &[Bytes]) -> Option<(&'static cmd::CommandSpec, &'static str)> {
-    cmd::table::resolve(args).filter(|(spec, _)| spec.subcommands.is_empty() || args.len() < 2)
 }
 
 /// Delivers the messages a script published, in order, to the subscribers of every shard

@@ -3,7 +3,7 @@
 //! command spans shards or the whole node).
 
 use super::gate::Gate;
-use super::mesh::{HeldOp, HeldResult, Msg, RemoteCmd};
+use super::mesh::{HeldDone, HeldOp, HeldResult, Msg, RemoteCmd};
 use super::mesh_links::Senders;
 use crate::cluster::redirect;
 use crate::cluster::view::ClusterView;
@@ -287,6 +287,11 @@ impl Shard {
                 crate::cmd::tracking::written_keys(&mut st, &keys);
                 HeldResult::Done
             }
+            HeldOp::Script { db, cmd, ms } => {
+                crate::storage::set_clock(ms);
+                let mut clock = crate::clock::Stamp::now();
+                HeldResult::Reply(Self::execute(&mut st, &cmd, db, &mut clock))
+            }
             HeldOp::Keyed { db, cmds } => {
                 crate::storage::tick_clock();
                 let mut clock = crate::clock::Stamp::now();
@@ -352,32 +357,54 @@ impl Shard {
     /// Runs `op` on a shard held by `tx` (here directly, else over the mesh).
     pub(crate) async fn held(&self, tx: u64, shard: usize, op: HeldOp) -> HeldResult {
         if shard == self.id {
-            let r = self.run_held(op);
-            let mut st = self.state.borrow_mut();
-            let changes = st.take_changes();
-            crate::cmd::notify::publish_pending(&mut st);
-            drop(st);
-            self.add_tx_changes(tx, changes);
-            return r;
+            return self.held_here(tx, op, 0);
         }
         let (otx, orx) = oneshot::channel();
         if self.mesh.send_to(shard, Msg::Held { tx, op, reply: otx }).await.is_err() {
             return HeldResult::Reply(Reply::err(PEER_GONE));
         }
-        match orx.await {
-            Ok((r, changes, events)) => {
-                self.add_tx_changes(tx, changes);
-                // The held shard's notifications go out from here, after those of the work
-                // this transaction did before, so a subscriber sees them in command order.
-                if !events.is_empty() {
-                    let mut st = self.state.borrow_mut();
-                    st.notify.extend(events);
-                    crate::cmd::notify::publish_pending(&mut st);
-                }
-                r
-            }
-            Err(_) => HeldResult::Reply(Reply::err(PEER_GONE)),
+        self.held_done(tx, orx.await.ok(), 0)
+    }
+
+    /// As [`Shard::held`], without returning to the event loop: this thread waits for the
+    /// held shard's answer. Only for a caller holding `shard` (whose loop then serves nothing
+    /// this one could be waiting for): a script's command run on the real shards
+    /// (`script_node`). The records of the work leave out the consumers in `excluded`
+    /// (`Unit::TO_*` bits, a script's `redis.set_repl`).
+    pub(crate) fn held_now_to(&self, tx: u64, shard: usize, op: HeldOp, excluded: u8) -> HeldResult {
+        if shard == self.id {
+            return self.held_here(tx, op, excluded);
         }
+        let (otx, orx) = oneshot::channel();
+        if !self.mesh.send_now(shard, Msg::Held { tx, op, reply: otx }) {
+            return HeldResult::Reply(Reply::err(PEER_GONE));
+        }
+        self.held_done(tx, futures_lite::future::block_on(orx).ok(), excluded)
+    }
+
+    /// A held op on this very shard; its changes join the transaction's.
+    fn held_here(&self, tx: u64, op: HeldOp, excluded: u8) -> HeldResult {
+        let r = self.run_held(op);
+        let mut st = self.state.borrow_mut();
+        let changes = st.take_changes();
+        crate::cmd::notify::publish_pending(&mut st);
+        drop(st);
+        self.add_tx_changes(tx, leave_out(changes, excluded));
+        r
+    }
+
+    /// A held shard's answer (None: it went away), its changes joined to the transaction's.
+    fn held_done(&self, tx: u64, done: Option<HeldDone>, excluded: u8) -> HeldResult {
+        let Some((r, changes, events)) = done else { return HeldResult::Reply(Reply::err(PEER_GONE)) };
+        self.add_tx_changes(tx, leave_out(changes, excluded));
+        // The held shard's notifications go out from here, after those of the work this
+        // transaction did before, so a subscriber sees them in command order.
+        if !events.is_empty() {
+            let mut st = self.state.borrow_mut();
+            st.notify.extend(events);
+            crate::cmd::notify::publish_pending(&mut st);
+        }
+        r
     }
 
     /// Appends changes made for transaction `tx` (in the order its work ran).
@@ -582,4 +609,15 @@ impl Shard {
         }
         reply
     }
+}
+
+/// `units` without the consumers in `excluded` (`Unit::TO_*` bits); units left with none go.
+fn leave_out(mut units: Vec<Unit>, excluded: u8) -> Vec<Unit> {
+    if excluded != 0 {
+        units.retain_mut(|u| {
+            u.to &= !excluded;
+            u.to != 0
+        });
+    }
+    units
 }

@@ -182,6 +182,12 @@ pub fn tick_clock() -> u64 {
     now
 }
 
+/// Sets this thread's cached clock to `ms`: a held shard running a script's command at the
+/// script's time (frozen while a script runs, as in Redis).
+pub fn set_clock(ms: u64) {
+    CACHED_MS.with(|c| c.set(ms));
+}
+
 /// The clock as of this thread's last [`tick_clock`] (reads the real clock if never ticked).
 pub fn cached_ms() -> u64 {
     let v = CACHED_MS.with(|c| c.get());
