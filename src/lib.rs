@@ -30,6 +30,10 @@
 //! command in propagation form (`cmd::propagate`) for the replication feed while it is active,
 //! touches WATCH where Redis's `signalModifiedKey` would, and queues the keyspace notifications
 //! (`cmd::notify`), which the shard publishes when it flushes after the operation.
+//! One road takes changes back: a script run that turns out to need the whole node is undone
+//! on its shard before it runs again there (`runtime::script_undo`): its keys are put back and
+//! its records dropped in the same step, before any of them left the shard, so the feed never
+//! sees the discarded run.
 
 pub mod acl;
 pub mod aof;
