@@ -111,7 +111,7 @@ save_loop() { # port pid prefix sample
     for p in "$pid" "${kids[@]}"; do
       while read -r k v _; do
         if [ "$k" = Pss: ]; then m=$((m + v)); fi
-      done <"/proc/$p/smaps_rollup" 2>/dev/null || true
+      done 2>/dev/null <"/proc/$p/smaps_rollup" || true
     done
     if [ "$m" -gt "$peak" ]; then peak=$m; fi
     echo "$peak" >"$pre.peak"
@@ -121,6 +121,18 @@ save_loop() { # port pid prefix sample
 }
 
 in_progress() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/ {print $2}'; }
+
+# redis-benchmark (CSV to `out`) while BGSAVEs run back to back, the loop sampling memory
+# when `sample` = 1; returns once the last save ended.
+bench_under_saves() { # name port pid sample out
+  local name=$1 port=$2 pid=$3 sample=$4 out=$5 looper
+  save_loop "$port" "$pid" "$work/$name" "$sample" &
+  looper=$!
+  sleep 0.2
+  bench "$port" >"$out"
+  touch "$work/$name.stop"; wait "$looper"
+  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
+}
 
 run_one() { # name port pid
   local name=$1 port=$2 pid=$3
@@ -137,24 +149,15 @@ run_one() { # name port pid
   t1=$(date +%s.%N)
   echo "[$name] one BGSAVE alone: $(echo "$t1 - $t0" | bc) s"
   # BGSAVEs back to back while the benchmark runs (no memory sampling: see the top).
-  save_loop "$port" "$pid" "$work/$name" 0 &
-  local looper=$!
-  sleep 0.2
-  echo "[$name] during BGSAVE:"; bench "$port" | tee "$work/$name.during" | sed "s/^/[$name]   /"
+  bench_under_saves "$name" "$port" "$pid" 0 "$work/$name.during"
+  echo "[$name] during BGSAVE:"; sed "s/^/[$name]   /" "$work/$name.during"
   echo "[$name] load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-  touch "$work/$name.stop"; wait "$looper"
-  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
   # CSV: test, rps, avg, min, p50, p95, p99, max (idle), then the same during the saves.
   paste -d, "$work/$name.idle" "$work/$name.during" | tr -d ' ' | awk -F, -v n="$name" \
     '{ printf "[%s] %s p99 during/idle %.2fx, p50 %.2fx, req/s %.2fx\n", n, $1, $15 / $7, $13 / $5, $10 / $2 }'
   # The same load and saves again, sampling memory.
   : >"$work/$name.peak"
-  save_loop "$port" "$pid" "$work/$name" 1 &
-  looper=$!
-  sleep 0.2
-  bench "$port" >/dev/null
-  touch "$work/$name.stop"; wait "$looper"
-  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
+  bench_under_saves "$name" "$port" "$pid" 1 /dev/null
   local peak; peak=$(cat "$work/$name.peak")
   echo "[$name] memory before saves: $((base / 1024)) MiB, peak during saves: $((peak / 1024)) MiB, ratio $(echo "scale=3; $peak / $base" | bc)"
   echo "[$name] saves: $(redis-cli -p "$port" info persistence | tr -d '\r' | grep -E '^rdb_saves|^rdb_last_bgsave_status')"

@@ -515,12 +515,7 @@ async fn run_copy(
             per_shard[shard.shard_of_slot(crate::cluster::key_slot(k))].push(k.clone());
         }
     }
-    let (config, node) = {
-        let st = shard.state.borrow();
-        (st.config.clone(), st.node.clone())
-    };
-    let mut scratch = ShardState::new(shard.id, config, node);
-    scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
+    let mut scratch = shard.scratch_state();
     for &s in targets {
         if per_shard[s].is_empty() {
             continue;
@@ -552,11 +547,7 @@ async fn run_copy(
     }
     let changes = scratch.take_changes();
     shard.add_tx_changes(tx, changes);
-    if !scratch.notify.is_empty() {
-        let mut st = shard.state.borrow_mut();
-        st.notify.absorb(&mut scratch.notify);
-        crate::cmd::notify::publish_pending(&mut st);
-    }
+    shard.publish_scratch_notifications(&mut scratch);
     if wrote {
         for &s in targets {
             if per_shard[s].is_empty() {
@@ -566,11 +557,7 @@ async fn run_copy(
             shard.held(tx, s, HeldOp::Apply { entries: all }).await;
         }
     }
-    {
-        let mut st = shard.state.borrow_mut();
-        transaction::merge_stats(&mut st, &scratch);
-        st.changes.count(scratch.changes.dirty());
-    }
+    shard.merge_scratch_stats(&scratch);
     Outcome::Done(reply, published)
 }
 

@@ -31,7 +31,7 @@ use super::script_exec::{drive, spec_for, start_run, Outcome};
 use super::shard::Shard;
 use crate::cluster::redirect::SlotCheck;
 use crate::cmd::scripting::ScriptJob;
-use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardFn, ShardState};
+use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardFn};
 use crate::protocol::Reply;
 use crate::replication::feed::Unit;
 use crate::script::{self, ldb, Host};
@@ -154,20 +154,8 @@ impl NodeHost<'_> {
     /// written back (as `Shard::spanning_held`, waiting on this thread).
     fn spanning(&self, one: RemoteCmd, idx: &[usize], db: usize, owners: &[usize], excluded: u8) -> Reply {
         let shard = self.shard;
-        let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); shard.nshards];
-        for &i in idx {
-            let k = &one.args[i];
-            let s = shard.shard_of_slot(crate::cluster::key_slot(k));
-            if !per_shard[s].contains(k) {
-                per_shard[s].push(k.clone());
-            }
-        }
-        let (config, node) = {
-            let st = shard.state.borrow();
-            (st.config.clone(), st.node.clone())
-        };
-        let mut scratch = ShardState::new(shard.id, config, node);
-        scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
+        let per_shard = shard.keys_by_shard(&one.args, idx);
+        let mut scratch = shard.scratch_state();
         for &s in owners {
             let keys = per_shard[s].clone();
             if let HeldResult::Entries(entries) = shard.held_now_to(self.tx, s, HeldOp::Fetch { keys }, 0) {
@@ -181,20 +169,14 @@ impl NodeHost<'_> {
         let changes = shard.state.borrow_mut().take_changes();
         shard.add_tx_changes(self.tx, changes);
         shard.add_tx_changes(self.tx, scratch.take_changes());
-        if !scratch.notify.is_empty() {
-            let mut st = shard.state.borrow_mut();
-            st.notify.absorb(&mut scratch.notify);
-            crate::cmd::notify::publish_pending(&mut st);
-        }
+        shard.publish_scratch_notifications(&mut scratch);
         if one.spec.has(cmd::flags::WRITE) {
             for &s in owners {
                 let entries = transaction::final_states(&mut scratch.ks, &per_shard[s]);
                 shard.held_now_to(self.tx, s, HeldOp::Apply { entries }, 0);
             }
         }
-        let mut st = shard.state.borrow_mut();
-        transaction::merge_stats(&mut st, &scratch);
-        st.changes.count(scratch.changes.dirty());
+        shard.merge_scratch_stats(&scratch);
         reply
     }
 

@@ -540,22 +540,10 @@ impl Shard {
         key_idx: &[usize],
         derived: bool,
     ) -> Reply {
-        let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
-        for &i in key_idx {
-            let k = &cmd.args[i];
-            let s = self.shard_of_slot(crate::cluster::key_slot(k));
-            if !per_shard[s].contains(k) {
-                per_shard[s].push(k.clone());
-            }
-        }
+        let mut per_shard = self.keys_by_shard(&cmd.args, key_idx);
         let shards: Vec<usize> = (0..self.nshards).filter(|&s| derived || !per_shard[s].is_empty()).collect();
         // Copy the keys into a scratch shard state.
-        let (config, node) = {
-            let st = self.state.borrow();
-            (st.config.clone(), st.node.clone())
-        };
-        let mut scratch = ShardState::new(self.id, config, node);
-        scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
+        let mut scratch = self.scratch_state();
         for &s in &shards {
             let keys = std::mem::take(&mut per_shard[s]);
             if let HeldResult::Entries(entries) = self.held(tx, s, HeldOp::Fetch { keys: keys.clone() }).await {
@@ -588,12 +576,7 @@ impl Shard {
         // records nothing of its own.
         let changes = scratch.take_changes();
         self.add_tx_changes(tx, changes);
-        // Its keyspace notifications are published from this shard.
-        if !scratch.notify.is_empty() {
-            let mut st = self.state.borrow_mut();
-            st.notify.absorb(&mut scratch.notify);
-            crate::cmd::notify::publish_pending(&mut st);
-        }
+        self.publish_scratch_notifications(&mut scratch);
         if cmd.spec.has(cmd::flags::WRITE) {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.
@@ -601,13 +584,49 @@ impl Shard {
                 self.held(tx, s, HeldOp::Apply { entries: all }).await;
             }
         }
-        // Stats of the scratch run count on this shard.
-        {
-            let mut st = self.state.borrow_mut();
-            transaction::merge_stats(&mut st, &scratch);
-            st.changes.count(scratch.changes.dirty());
-        }
+        self.merge_scratch_stats(&scratch);
         reply
+    }
+
+    /// The keys `args[idx]` grouped by the shard owning them, each once.
+    pub(crate) fn keys_by_shard(&self, args: &[Bytes], idx: &[usize]) -> Vec<Vec<Bytes>> {
+        let mut per_shard: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
+        for &i in idx {
+            let k = &args[i];
+            let s = self.shard_of_slot(crate::cluster::key_slot(k));
+            if !per_shard[s].contains(k) {
+                per_shard[s].push(k.clone());
+            }
+        }
+        per_shard
+    }
+
+    /// An empty shard state for work on copies of keys (a command spanning shards, a script
+    /// run on copies), recording its changes as this shard would.
+    pub(crate) fn scratch_state(&self) -> ShardState {
+        let (config, node) = {
+            let st = self.state.borrow();
+            (st.config.clone(), st.node.clone())
+        };
+        let mut scratch = ShardState::new(self.id, config, node);
+        scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
+        scratch
+    }
+
+    /// Publishes from this shard the keyspace notifications a scratch run queued.
+    pub(crate) fn publish_scratch_notifications(&self, scratch: &mut ShardState) {
+        if !scratch.notify.is_empty() {
+            let mut st = self.state.borrow_mut();
+            st.notify.absorb(&mut scratch.notify);
+            crate::cmd::notify::publish_pending(&mut st);
+        }
+    }
+
+    /// Counts a scratch run's command statistics and changes (the dirty counter) on this shard.
+    pub(crate) fn merge_scratch_stats(&self, scratch: &ShardState) {
+        let mut st = self.state.borrow_mut();
+        transaction::merge_stats(&mut st, scratch);
+        st.changes.count(scratch.changes.dirty());
     }
 }
 
