@@ -10,9 +10,10 @@
 # Both servers run one at a time under `taskset -c $SERVER_CPUS`, with their AOF directory in
 # the same scratch directory ($AOF_DIR, default a mktemp dir under /tmp; point it at the disk
 # you care about), with identical redis-benchmark arguments. With `always`, redis-server writes
-# and fdatasyncs once per event-loop turn before it replies; slotcore's writer thread
-# fdatasyncs once for every write merged since its last fdatasync, from every shard (group
-# commit), and holds each reply until the fdatasync that covers it.
+# and fdatasyncs once per event-loop turn before it replies; slotcore writes each round at once
+# and its syncer thread fdatasyncs, as soon as its last fdatasync returns, every write made
+# since, from every shard (pipelined group commit: the shards serve meanwhile), and each reply
+# waits for the fdatasync that covers it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

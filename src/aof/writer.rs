@@ -7,10 +7,13 @@
 //! file operation, and a second one for background fsyncs ([`Bio`], Redis's `BIO_AOF_FSYNC`
 //! job). Jobs arrive over a channel; the thread takes every queued job at once, writes their
 //! bytes in one write, and then:
-//! - `always`: fdatasync on this thread, then publishes the durable counts (`aof::sync`),
-//!   which releases the connections waiting on them: group commit (what was merged while the
-//!   previous fdatasync ran shares the next one; yielding the CPU first to widen the batch
-//!   halved the fdatasyncs but cost throughput on a busy machine, see bench/RESULTS.md);
+//! - `always`: the bytes are written at once and the fdatasync is the syncer thread's
+//!   ([`always_sync`]), which then publishes the durable counts (`aof::sync`) and so releases
+//!   the connections waiting on them. Pipelined group commit: while one fdatasync runs, the
+//!   shards go on serving and the writes they make meanwhile are written to the file; the
+//!   syncer's next fdatasync, started as soon as the last one returns, covers all of them,
+//!   whoever made them. No serving thread ever waits for the disk (Redis's event loop waits
+//!   for its fdatasync before it replies, and reads no new request meanwhile);
 //! - `everysec`: publishes at once; about once a second (and at least once after the last
 //!   write) it hands a fdatasync to the background thread. Redis's postponed-write rule: while
 //!   that fsync is still running, a new write is postponed (its replies are released at once,
@@ -19,17 +22,13 @@
 //!   are at risk if the machine dies;
 //! - `no`: publishes at once, never fsyncs.
 //!
-//! Direct appends: when the thread has nothing queued or pending and no fsync runs,
-//! [`Writer::append`] writes the bytes on the calling thread (the control core, or a shard
-//! taking its own round under `always` while fdatasync is quick, [`Writer::quick`]; as Redis
-//! writes its AOF on its main thread), under the lock the thread holds while it works, so the
-//! order of bytes and file operations is the same either way. That saves a thread hop per
-//! merged batch (under `always`, about a tenth of the CPU the AOF adds per write when the
-//! fdatasync is cheap). Under `always` the caller also fdatasyncs, then publishes, while the
-//! last fdatasync took at most [`INLINE_FSYNC_MAX`]: a slow disk's fdatasyncs go back to the
-//! thread, which keeps timing them, so the control core's other work (bus, replicas) is not
-//! held behind milliseconds of disk. Whatever is not plain (a postponed write, a failed write
-//! to retry, DEBUG AOF-FLUSH-SLEEP) goes through the thread.
+//! Direct appends: when the thread has nothing queued or pending and no fsync postpones the
+//! write, [`Writer::append`] writes the bytes on the calling thread (the control core, or a
+//! shard taking its own round under `always`, [`Writer::quick`]; as Redis writes its AOF on
+//! its main thread), under the lock the thread holds while it works, so the order of bytes and
+//! file operations is the same either way. That saves a thread hop per merged batch. Whatever
+//! is not plain (a postponed write, a failed write to retry, DEBUG AOF-FLUSH-SLEEP) goes
+//! through the thread.
 //!
 //! Errors: a failed write under `always` exits the process, as Redis does (replies waiting on
 //! it are never sent); otherwise the file is cut back to its last good size, the bytes are kept
@@ -44,7 +43,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// DEBUG AOF-FLUSH-SLEEP: microseconds to sleep before each write (tests).
@@ -52,14 +51,6 @@ static FLUSH_SLEEP_US: AtomicU64 = AtomicU64::new(0);
 /// DEBUG AOF-FSYNC-SLEEP: microseconds each background fsync takes longer (tests of the
 /// postponed-write rule, standing for a busy disk).
 static FSYNC_SLEEP_US: AtomicU64 = AtomicU64::new(0);
-
-/// Under `always`, the caller writes and fdatasyncs a batch itself (no thread hop) while the
-/// last fdatasync took at most this long; a slower disk's fdatasyncs go to the thread, so the
-/// control core is not held for milliseconds.
-const INLINE_FSYNC_MAX: Duration = Duration::from_micros(500);
-
-/// How long the last `always` fdatasync took, in µs (read by shards without a lock).
-static LAST_FSYNC_US: AtomicU64 = AtomicU64::new(0);
 
 /// How long a write may be postponed behind a running background fsync.
 const MAX_POSTPONE: Duration = Duration::from_secs(2);
@@ -153,8 +144,6 @@ pub struct Files {
     pub skip_fsync: bool,
     unsynced: bool,
     last_fsync: Instant,
-    /// How long the last `always` fdatasync took (decides whether the caller may do the next).
-    last_fsync_took: Duration,
     /// A write waits for a running background fsync since then (`aof_flush_postponed_start`).
     postponed: Option<Instant>,
     bio: Bio,
@@ -169,6 +158,11 @@ struct State {
     counts: Vec<u64>,
     /// The counts published last.
     done: Vec<u64>,
+    /// The syncer thread waits on `wake` for work ([`always_sync`]).
+    syncer_idle: bool,
+    wake: Arc<Condvar>,
+    /// The writer stopped: the syncer ends.
+    stopped: bool,
 }
 
 /// The handle the control core keeps.
@@ -196,26 +190,35 @@ impl Writer {
             skip_fsync: false,
             unsynced: false,
             last_fsync: Instant::now(),
-            last_fsync_took: Duration::ZERO,
             postponed: None,
             bio,
         };
-        let state = Arc::new(Mutex::new(State { files, pending: Vec::new(), counts: Vec::new(), done: Vec::new() }));
+        let state = Arc::new(Mutex::new(State {
+            files,
+            pending: Vec::new(),
+            counts: Vec::new(),
+            done: Vec::new(),
+            syncer_idle: false,
+            wake: Arc::new(Condvar::new()),
+            stopped: false,
+        }));
         let queued = Arc::new(AtomicU64::new(0));
+        let st = state.clone();
+        std::thread::Builder::new().name("aof-always-sync".into()).spawn(move || always_sync(&st))?;
         let (st, q) = (state.clone(), queued.clone());
-        std::thread::Builder::new().name("aof-writer".into()).spawn(move || run(&st, &q, rx))?;
+        if let Err(e) = std::thread::Builder::new().name("aof-writer".into()).spawn(move || run(&st, &q, rx)) {
+            lock(&state).stop();
+            return Err(e);
+        }
         Ok(Writer { tx, state, queued })
     }
 
-    /// An `always` append now would be written and fdatasync'ed by the caller: nothing is
-    /// queued for the thread and the last fdatasync took at most [`INLINE_FSYNC_MAX`]. A shard
-    /// takes its own rounds only then (`runtime::aof::take_round`): it waits for the
-    /// fdatasync, as Redis does, which costs less than the control core's two thread switches;
-    /// a slower disk's rounds stay on the control core's path, whose writer thread lets the
-    /// shard go on serving meanwhile.
+    /// An `always` append now would be written by the caller: nothing is queued for the
+    /// thread. A shard takes its own rounds only then (`runtime::aof::take_round`): it writes
+    /// them itself, which costs less than the control core's thread switches, and the syncer
+    /// fdatasyncs them while the shard goes on serving.
     pub fn quick(&self) -> bool {
         self.queued.load(Ordering::Acquire) == 0
-            && LAST_FSYNC_US.load(Ordering::Relaxed) <= INLINE_FSYNC_MAX.as_micros() as u64
     }
 
     /// Queues a job (never waits).
@@ -246,14 +249,33 @@ impl Writer {
 }
 
 impl State {
+    /// Under `always`, after a write (or with counts to publish): the syncer publishes once an
+    /// fdatasync covers what was written, woken here when it waits. With no file, or no fsync
+    /// wanted during a rewrite (`no-appendfsync-on-rewrite`), the counts are published now.
+    fn settle_always(&mut self) {
+        if self.files.file.is_none() || self.files.skip_fsync {
+            publish(&self.counts, &mut self.done);
+            return;
+        }
+        if self.syncer_idle && (self.files.unsynced || self.counts != self.done) {
+            self.syncer_idle = false;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends the syncer (the writer stopped).
+    fn stop(&mut self) {
+        self.stopped = true;
+        self.wake.notify_one();
+    }
+
     /// A direct append: None when the write is not a plain one (the thread does it); else
     /// whether the thread must look at the files (an everysec fsync to time, a write to retry).
     fn append_here(&mut self, data: &[u8], counts: &[u64]) -> Option<bool> {
         let f = &self.files;
         let plain = match f.policy {
-            Fsync::Always => f.last_fsync_took <= INLINE_FSYNC_MAX,
             Fsync::Everysec => !fsync_in_progress(),
-            Fsync::No => true,
+            Fsync::Always | Fsync::No => true,
         };
         if !plain || !self.pending.is_empty() || f.postponed.is_some() || FLUSH_SLEEP_US.load(Ordering::Relaxed) > 0 {
             return None;
@@ -266,9 +288,8 @@ impl State {
             return Some(true);
         }
         if self.files.policy == Fsync::Always {
-            // The replies wait for this fdatasync: publish after it (a failure exits).
-            self.files.fsync();
-            publish(&self.counts, &mut self.done);
+            // The replies wait for the syncer's fdatasync, which publishes after it.
+            self.settle_always();
             return Some(false);
         }
         publish(&self.counts, &mut self.done);
@@ -295,11 +316,44 @@ pub fn persist_manifest(paths: &Paths, m: &Manifest) -> Result<(), String> {
     })
 }
 
-/// [`fdatasync`], and how long it took.
-fn timed_fdatasync(f: &File) -> std::io::Result<Duration> {
-    let t = Instant::now();
-    fdatasync(f)?;
-    Ok(t.elapsed())
+/// The syncer thread (`appendfsync always`): whenever bytes are written and not fdatasync'ed,
+/// or counts wait to be published, it takes the current file and counts under the lock,
+/// fdatasyncs without it (writes go on meanwhile) and publishes the counts, which releases
+/// the replies of every write those counts cover. A file closed meanwhile was fdatasync'ed by
+/// its close. A failed fdatasync exits, as Redis does under `always`.
+fn always_sync(state: &Mutex<State>) {
+    let mut st = lock(state);
+    loop {
+        if st.stopped {
+            return;
+        }
+        let due = st.files.policy == Fsync::Always
+            && st.files.file.is_some()
+            && !st.files.skip_fsync
+            && (st.files.unsynced || st.counts != st.done);
+        if !due {
+            st.syncer_idle = true;
+            let wake = st.wake.clone();
+            st = wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        let counts = st.counts.clone();
+        let file = st.files.file.as_ref().filter(|_| st.files.unsynced).map(|(f, _)| f.clone());
+        st.files.unsynced = false;
+        drop(st);
+        if let Some(f) = file {
+            if let Err(e) = fdatasync(&f) {
+                tracing::warn!(
+                    "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
+                    e
+                );
+                crate::process::shutdown_and_exit(1);
+            }
+        }
+        st = lock(state);
+        st.files.last_fsync = Instant::now();
+        publish(&counts, &mut st.done);
+    }
 }
 
 /// fdatasync(2) (`redis_fsync` on Linux).
@@ -324,8 +378,13 @@ impl Files {
         Ok(())
     }
 
-    /// Closes the incr file; an unsynced one is fsynced first, in the background.
+    /// Closes the incr file; an unsynced one is fsynced first, in the background (under
+    /// `always`, here: the syncer publishes counts that cover its bytes, and fdatasyncs only
+    /// the current file).
     pub fn close(&mut self) {
+        if self.policy == Fsync::Always && self.unsynced {
+            self.sync_now();
+        }
         if let Some((f, _)) = self.file.take() {
             if self.unsynced {
                 self.bio.fsync_and_close(f);
@@ -334,7 +393,7 @@ impl Files {
         self.unsynced = false;
     }
 
-    /// fsyncs now, on this thread, if anything is unsynced (before a stop).
+    /// fsyncs now, on this thread, if anything is unsynced (before a stop or a close).
     fn sync_now(&mut self) {
         if let Some((f, _)) = &self.file {
             if self.unsynced {
@@ -380,21 +439,8 @@ impl Files {
             return;
         }
         match self.policy {
-            Fsync::Always => match timed_fdatasync(f) {
-                Ok(took) => {
-                    self.unsynced = false;
-                    self.last_fsync_took = took;
-                    LAST_FSYNC_US.store(took.as_micros() as u64, Ordering::Relaxed);
-                    self.last_fsync = Instant::now();
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
-                        e
-                    );
-                    crate::process::shutdown_and_exit(1);
-                }
-            },
+            // The syncer's ([`always_sync`]).
+            Fsync::Always => {}
             Fsync::Everysec if self.last_fsync.elapsed() >= Duration::from_secs(1) => {
                 if !fsync_in_progress() {
                     self.bio.fsync(f.clone());
@@ -428,7 +474,9 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
             Ok(j) => Some(j),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                lock(state).files.sync_now();
+                let mut st = lock(state);
+                st.files.sync_now();
+                st.stop();
                 return;
             }
         };
@@ -460,10 +508,15 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
         if st.pending.is_empty() {
             st.files.fsync();
         }
+        if st.files.policy == Fsync::Always {
+            st.settle_always();
+        }
         queued.fetch_sub(taken, Ordering::AcqRel);
         if let Some(done) = stop {
             st.files.sync_now();
+            publish(&st.counts, &mut st.done);
             st.files.file = None;
+            st.stop();
             done();
             return;
         }
@@ -502,13 +555,14 @@ fn flush(files: &mut Files, pending: &mut Vec<u8>, counts: &[u64], done: &mut Ve
         }
         pending.clear();
         status::BUFFER_LEN.store(0, Ordering::Relaxed);
-        if files.policy == Fsync::Always {
-            files.fsync();
-        }
     } else {
         files.postponed = None;
     }
-    publish(counts, done);
+    // Under `always` the syncer publishes once an fdatasync covers the bytes (the caller
+    // settles with it).
+    if files.policy != Fsync::Always || files.file.is_none() || files.skip_fsync {
+        publish(counts, done);
+    }
 }
 
 fn publish(counts: &[u64], done: &mut Vec<u64>) {
@@ -573,23 +627,47 @@ mod tests {
         }
     }
 
-    /// Under `always` a direct append fdatasyncs before it publishes and returns, while the
-    /// last fdatasync was fast; after a slow one, appends go through the thread.
+    /// Under `always` the caller writes the bytes before `append` returns; the syncer thread
+    /// fdatasyncs them and only then publishes their counts (also across a file switch).
     #[test]
-    fn always_appends_are_synced_by_the_caller_while_fdatasync_is_fast() {
+    fn always_appends_are_written_by_the_caller_and_published_after_the_syncers_fdatasync() {
         let paths = scratch("always");
         let w = Writer::start(paths.clone(), Fsync::Always).expect("writer");
         on_thread(&w, |f| f.open("a.incr.aof").expect("open"));
-        let mut st = lock(&w.state);
-        assert_eq!(st.append_here(b"x", &[]), Some(false), "written and synced here");
-        assert!(!st.files.unsynced, "fdatasync'ed before returning");
-        // A slow disk: the next append goes to the thread, which fdatasyncs it.
-        st.files.last_fsync_took = INLINE_FSYNC_MAX * 10;
-        assert_eq!(st.append_here(b"y", &[]), None);
-        drop(st);
-        w.append(Bytes::from_static(b"y"), Vec::new());
-        on_thread(&w, |f| assert!(!f.unsynced, "fdatasync'ed"));
-        assert_eq!(read(&paths, "a.incr.aof"), "xy");
+        // A shard index no other test publishes (the durable counts are process-wide).
+        let shard = 201;
+        let counts = |n: u64| {
+            let mut c = vec![0; shard + 1];
+            c[shard] = n;
+            c
+        };
+        let durable_reaches = |n: u64| {
+            let until = Instant::now() + Duration::from_secs(10);
+            while sync::durable(shard) < n {
+                assert!(Instant::now() < until, "count {n} published within 10 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let mut text = String::new();
+        for n in 1..=3u64 {
+            w.append(Bytes::from(n.to_string()), counts(n));
+            text.push_str(&n.to_string());
+            assert_eq!(read(&paths, "a.incr.aof"), text, "written when append returned");
+            durable_reaches(n);
+            assert!(!lock(&w.state).files.unsynced, "fdatasync'ed before count {n} was published");
+        }
+        // Written, then the file switches before the syncer looks: the close fdatasyncs it.
+        {
+            let mut st = lock(&w.state);
+            assert_eq!(st.append_here(b"4", &counts(4)), Some(false));
+            st.files.open("b.incr.aof").expect("open");
+            assert!(!st.files.unsynced, "the closed file was fdatasync'ed");
+        }
+        durable_reaches(4);
+        w.append(Bytes::from_static(b"5"), counts(5));
+        durable_reaches(5);
+        assert_eq!(read(&paths, "a.incr.aof"), "1234");
+        assert_eq!(read(&paths, "b.incr.aof"), "5");
         w.send(Job::Stop(Box::new(|| {})));
         let _ = std::fs::remove_dir_all(&paths.dir);
     }

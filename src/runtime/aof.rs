@@ -20,14 +20,14 @@
 //!   `temp-rewriteaof-bg-<pid>.aof`; then the base is renamed into the directory, the manifest
 //!   swapped and the superseded files deleted (unless `aof-disable-auto-gc`).
 //! - Under `appendfsync always` on a one-shard node, the shard takes its own round's records
-//!   ([`take_round`], the feed's round hook): it encodes, writes and fdatasyncs them before
-//!   its replies go out, as Redis's `beforeSleep`, while the control core allows it (the AOF is
-//!   on and not paused, and replication takes no records: no backlog, no replica, not a
-//!   replica). Both threads pop the feed under this module's lock, so the file keeps the
-//!   feed's order; any other item stops the shard and goes back to the control core, which
-//!   decides again after its next merge. Only while the writer would fdatasync on the
-//!   caller's thread anyway (`Writer::quick`): a slow disk's rounds stay on the control
-//!   core's path, whose writer thread lets the shard go on serving meanwhile.
+//!   ([`take_round`], the feed's round hook): it encodes and writes them itself, as Redis
+//!   writes its AOF in `beforeSleep`, while the control core allows it (the AOF is on and not
+//!   paused, and replication takes no records: no backlog, no replica, not a replica), and the
+//!   writer's syncer thread fdatasyncs them while the shard goes on serving; the replies wait
+//!   for that fdatasync. Both threads pop the feed under this module's lock, so the file keeps
+//!   the feed's order; any other item stops the shard and goes back to the control core, which
+//!   decides again after its next merge. Only while the writer thread has nothing queued
+//!   (`Writer::quick`), so that the bytes keep their order with its work.
 //! - `CONFIG SET appendonly yes` starts the AOF with a rewrite (`aof_state` WAIT_REWRITE:
 //!   writes before the snapshot's mark are in the base and are not appended); `no` stops it.
 
@@ -619,8 +619,9 @@ pub fn commit(repl_takes_units: bool) {
 }
 
 /// A shard's round hook (see the module's doc): takes the command records queued in the feed
-/// and writes them (fdatasync'ed under `always`) while the control core allows it; stops at
-/// any other item, which goes back to the control core. Never waits for the control core.
+/// and writes them (the syncer fdatasyncs them under `always`) while the control core allows
+/// it; stops at any other item, which goes back to the control core. Never waits for the
+/// control core.
 pub fn take_round(feed: &Feed) {
     let Ok(mut g) = CTL.try_lock() else { return };
     let Some(c) = g.as_mut().filter(|c| c.inline && c.writer.as_ref().is_some_and(Writer::quick)) else { return };
