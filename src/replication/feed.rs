@@ -20,9 +20,9 @@
 //! writes its AOF once per event-loop turn. Every other push wakes the control core at once.
 //!
 //! Taking a round's records on the shard: the batch waker first offers the queue to a hook
-//! (the AOF's, under `appendfsync always` on a one-shard node: it writes the round's records
-//! on the shard's own thread, as Redis does before it sleeps, and the AOF's syncer thread
-//! fdatasyncs them, so the replies need no trip through the control core). Whoever pops does so under one lock with what it
+//! (the AOF's, while no replica or backlog takes the records: it writes the round's records on
+//! the shard's own thread, as Redis does before it sleeps, so the replies need no trip through
+//! the control core). Whoever pops does so under one lock with what it
 //! records (the AOF's), so the merged order stays the queue's; an item the hook cannot take is
 //! put back in front ([`Feed::put_back`]) for the control core, which is woken only when
 //! something is left for it.

@@ -180,10 +180,11 @@ pub fn run(
             }
             glommio::spawn_local(active_expire(shard.clone())).detach();
             let n = node.clone();
-            // With one shard, the AOF may take the shard's rounds itself (`aof::take_round`).
-            let take_here: fn(&crate::replication::feed::Feed) = if nshards == 1 { aof::take_round } else { |_| {} };
-            glommio::spawn_local(async move { crate::replication::feed::batch_waker(&n.repl.feed, take_here).await })
-                .detach();
+            // The AOF may take the shard's rounds itself (`aof::take_round`).
+            glommio::spawn_local(
+                async move { crate::replication::feed::batch_waker(&n.repl.feed, aof::take_round).await },
+            )
+            .detach();
             if id == 0 {
                 let background = glommio::executor().create_task_queue(
                     glommio::Shares::Static(100),
