@@ -577,3 +577,64 @@ fn replica_attached_under_write_load_to_a_one_shard_always_master_gets_every_wri
     assert!(done > 100, "too few writes: {done}");
     wait_synced(&m, &r);
 }
+
+/// INFO persistence and replication while a full sync's save runs (10 keys at 1 s each).
+fn save_state(c: &mut redis::Connection) -> (String, usize) {
+    let in_progress = info_field(c, "persistence", "rdb_bgsave_in_progress").unwrap_or_default();
+    let text: String = cmd(c, &["INFO", "replication"]);
+    (in_progress, text.lines().filter(|l| l.starts_with("slave") && l.contains("state=wait_bgsave")).count())
+}
+
+/// A full sync's save counts in `rdb_bgsave_in_progress` (to disk or to the replicas'
+/// sockets) and BGSAVE answers that one is in progress, as Redis's RDB child. A save to disk
+/// that no replica waits for any more stops when no save point is set, and goes on (its file
+/// is the node's RDB) when one is; a diskless one stops with its last replica.
+#[test]
+fn full_sync_saves_are_counted_and_stopped_when_no_replica_waits_as_redis() {
+    let slow = ["--save", "", "--rdb-key-save-delay", "1000000"];
+    let m = master(&[&["--repl-diskless-sync", "no"][..], &slow[..]].concat());
+    let mut mc = m.client();
+    for i in 0..10 {
+        let _: () = cmd(&mut mc, &["SET", &format!("k{i}"), "v"]);
+    }
+    let (r1, r2) = (replica_of(&m, &[]), replica_of(&m, &[]));
+    let (mut c1, mut c2) = (r1.client(), r2.client());
+    until("a save for both replicas", || save_state(&mut mc) == ("1".into(), 2));
+    let e = redis::cmd("BGSAVE").query::<String>(&mut mc).expect_err("a save runs");
+    assert!(e.to_string().contains("Background save already in progress"), "{e}");
+    let _: () = cmd(&mut c1, &["REPLICAOF", "NO", "ONE"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(save_state(&mut mc).0, "1", "the other replica still waits");
+    let _: () = cmd(&mut c2, &["REPLICAOF", "NO", "ONE"]);
+    until("the unneeded save to stop", || save_state(&mut mc).0 == "0");
+    assert!(m.log_text().contains("Background saving terminated by signal 10"), "{}", m.log_text());
+
+    // With a save point the file is worth finishing.
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "save", "900 1"]);
+    let mp = m.port.to_string();
+    for c in [&mut c1, &mut c2] {
+        let _: () = cmd(c, &["REPLICAOF", "127.0.0.1", &mp]);
+    }
+    until("a save for both replicas again", || save_state(&mut mc) == ("1".into(), 2));
+    for c in [&mut c1, &mut c2] {
+        let _: () = cmd(c, &["REPLICAOF", "NO", "ONE"]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(save_state(&mut mc).0, "1", "a save with save points set goes on");
+
+    // Diskless: the stream's save counts too, and ends with its last replica.
+    let d = master(&slow);
+    let mut dc = d.client();
+    for i in 0..10 {
+        let _: () = cmd(&mut dc, &["SET", &format!("k{i}"), "v"]);
+    }
+    let r3 = replica_of(&d, &[]);
+    until("the diskless save", || save_state(&mut dc) == ("1".into(), 1));
+    let secs: i64 =
+        info_field(&mut dc, "persistence", "rdb_current_bgsave_time_sec").and_then(|v| v.parse().ok()).unwrap_or(-1);
+    assert!(secs >= 0, "rdb_current_bgsave_time_sec {secs}");
+    let e = redis::cmd("BGSAVE").query::<String>(&mut dc).expect_err("a save runs");
+    assert!(e.to_string().contains("Background save already in progress"), "{e}");
+    let _: () = cmd(&mut r3.client(), &["REPLICAOF", "NO", "ONE"]);
+    until("the diskless save to stop", || save_state(&mut dc).0 == "0");
+}

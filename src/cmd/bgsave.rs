@@ -40,6 +40,9 @@ static START_S: AtomicU64 = AtomicU64::new(0);
 static LAST_OK: AtomicBool = AtomicBool::new(true);
 static LAST_TIME_S: AtomicI64 = AtomicI64::new(-1);
 static LAST_TRY_S: AtomicU64 = AtomicU64::new(0);
+/// A full sync's diskless snapshot runs since these Unix seconds (0 = none): INFO counts it in
+/// `rdb_bgsave_in_progress`, as Redis counts its RDB child writing to the replicas' sockets.
+static SYNC_START_S: AtomicU64 = AtomicU64::new(0);
 /// BGSAVE SCHEDULE asked for a save the cron starts.
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
 /// SHUTDOWN asked the running BGSAVE to stop (Redis kills its child).
@@ -102,6 +105,21 @@ pub fn release(id: u64) {
 /// True while a BGSAVE runs.
 pub fn in_progress() -> bool {
     BGSAVE.load(Ordering::Acquire)
+}
+
+/// A full sync's diskless snapshot runs while the returned guard lives.
+pub fn sync_snapshot_running() -> SyncSnapshot {
+    SYNC_START_S.store(now_s().max(1), Ordering::Release);
+    SyncSnapshot(())
+}
+
+/// See [`sync_snapshot_running`].
+pub struct SyncSnapshot(());
+
+impl Drop for SyncSnapshot {
+    fn drop(&mut self) {
+        SYNC_START_S.store(0, Ordering::Release);
+    }
 }
 
 /// Marks a claimed snapshot as the BGSAVE (Redis's `rdbSaveBackground` bookkeeping).
@@ -179,9 +197,11 @@ pub fn kill() -> bool {
     true
 }
 
-/// FLUSHALL with save points: stops the running BGSAVE, if any, without SHUTDOWN's log line
-/// (Redis's `killRDBChild`); the driver then ends it as killed and removes its temp file.
-pub fn stop_for_flush() {
+/// Stops the running BGSAVE, if any, without SHUTDOWN's log line (Redis's `killRDBChild`):
+/// FLUSHALL with save points, or a full sync's save to disk that no replica waits for any
+/// more while no save point is set. The driver then ends it as killed and removes its temp
+/// file.
+pub fn stop_running() {
     if in_progress() {
         KILLED.store(true, Ordering::Release);
         crate::runtime::save_child::kill_running();
@@ -211,10 +231,16 @@ pub fn writes_denied() -> bool {
 /// Redis prints them: (`rdb_bgsave_in_progress`, `rdb_last_bgsave_status`,
 /// `rdb_last_bgsave_time_sec`, `rdb_current_bgsave_time_sec`, `rdb_saves`).
 pub fn info_status() -> (u8, &'static str, i64, i64, u64) {
-    let running = in_progress();
-    let current = if running { now_s().saturating_sub(START_S.load(Ordering::Relaxed)) as i64 } else { -1 };
+    let sync_start = SYNC_START_S.load(Ordering::Acquire);
+    let current = if in_progress() {
+        now_s().saturating_sub(START_S.load(Ordering::Relaxed)) as i64
+    } else if sync_start != 0 {
+        now_s().saturating_sub(sync_start) as i64
+    } else {
+        -1
+    };
     (
-        running as u8,
+        (current >= 0) as u8,
         if LAST_OK.load(Ordering::Relaxed) { "ok" } else { "err" },
         LAST_TIME_S.load(Ordering::Relaxed),
         current,
@@ -229,7 +255,7 @@ pub fn bgsave(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if args.len() > 2 || (args.len() == 2 && !args[1].eq_ignore_ascii_case(b"schedule")) {
         return Plan::Reply(Reply::err(super::errors::SYNTAX));
     }
-    if in_progress() {
+    if in_progress() || SYNC_START_S.load(Ordering::Acquire) != 0 {
         return Plan::Reply(Reply::err(IN_PROGRESS_ERR));
     }
     // Inside EXEC (the client is still in its MULTI state while the queue runs), Redis 7.0

@@ -22,10 +22,10 @@
 //! Taking a round's records on the shard: the batch waker first offers the queue to a hook
 //! (the AOF's, while no replica or backlog takes the records: it writes the round's records on
 //! the shard's own thread, as Redis does before it sleeps, so the replies need no trip through
-//! the control core). Whoever pops does so under one lock with what it
-//! records (the AOF's), so the merged order stays the queue's; an item the hook cannot take is
-//! put back in front ([`Feed::put_back`]) for the control core, which is woken only when
-//! something is left for it.
+//! the control core). Whoever pops does so under one lock with what it records (the AOF's), so
+//! the merged order stays the queue's; an item the hook cannot take is put back in front
+//! ([`Feed::put_back`]) for the control core, which is woken only when something is left for
+//! it.
 
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;

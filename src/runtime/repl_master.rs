@@ -213,13 +213,29 @@ async fn relay_snapshot(
     id: u64,
     mut rx: futures_channel::mpsc::Receiver<SnapshotMsg>,
 ) {
+    const GONE: &str = "no replica waits for it";
     let mut result = Err("the snapshot job ended early".to_string());
-    'relay: while let Some(msg) = rx.next().await {
-        match msg {
-            SnapshotMsg::Len(n) => m.borrow_mut().snapshot_len(id, n),
-            SnapshotMsg::Data(b) => m.borrow_mut().snapshot_data(id, b),
-            SnapshotMsg::End(r) => {
+    'relay: loop {
+        // The replicas may all leave while the job produces nothing for long (a save to disk,
+        // `rdb-key-save-delay`): looked at every 100 ms, as Redis kills its RDB child when the
+        // last replica waiting for it goes.
+        let next = futures_lite::future::or(async { Some(rx.next().await) }, async {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                m.borrow().snapshot_pending(id)?;
+            }
+        })
+        .await;
+        match next {
+            Some(Some(SnapshotMsg::Len(n))) => m.borrow_mut().snapshot_len(id, n),
+            Some(Some(SnapshotMsg::Data(b))) => m.borrow_mut().snapshot_data(id, b),
+            Some(Some(SnapshotMsg::End(r))) => {
                 result = r;
+                break;
+            }
+            Some(None) => break,
+            None => {
+                result = Err(GONE.to_string());
                 break;
             }
         }
@@ -227,7 +243,7 @@ async fn relay_snapshot(
             let pending = m.borrow().snapshot_pending(id);
             match pending {
                 None => {
-                    result = Err("no replica waits for it".to_string());
+                    result = Err(GONE.to_string());
                     break 'relay;
                 }
                 Some(p) if p > SNAPSHOT_PENDING => glommio::timer::sleep(Duration::from_millis(1)).await,
@@ -235,7 +251,8 @@ async fn relay_snapshot(
             }
         }
     }
-    // Closing the channel stops the job if it still runs.
+    // Closing the channel stops the job if it still runs (a save to disk goes on while save
+    // points are set: its file is the node's RDB).
     drop(rx);
     m.borrow_mut().snapshot_end(&node.repl, id, result);
     run_actions(&node, &m);
@@ -286,6 +303,7 @@ async fn run_job(shard: &Shard, job: SnapshotJob) -> Result<(), String> {
         return send_file(shard, stream, &mut out).await;
     }
     // Diskless: the file's bytes go to the replicas' sockets as the shards produce them.
+    let _running = bgsave::sync_snapshot_running();
     let mut failure = None;
     loop {
         match stream.next(shard).await {
@@ -317,7 +335,19 @@ async fn send_file(
     let cfg = shard.state.borrow().config.clone();
     bgsave::mark_started();
     tracing::info!("Background saving started");
-    let (outcome, file) = snapshot::write_file(shard, stream, &cfg, true).await;
+    // No replica waits for the file any more (the relay closed the channel) and no save point
+    // is set: the save is not needed, and stops (Redis kills its RDB child then). With save
+    // points it goes on: the file is the node's RDB.
+    let unneeded = async {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            if out.is_closed() && !crate::cmd::save::has_save_points(&shard.state.borrow().config) {
+                bgsave::stop_running();
+                return std::future::pending().await;
+            }
+        }
+    };
+    let (outcome, file) = futures_lite::future::or(snapshot::write_file(shard, stream, &cfg, true), unneeded).await;
     bgsave::finished(outcome, &cfg);
     let Some(file) = file.filter(|_| outcome == bgsave::Outcome::Saved) else {
         return Err("Background saving error".into());

@@ -296,7 +296,7 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         // (its older data must not land on disk after this) and the now empty dataset is
         // saved at once, which also resets the dirty counter.
         if shard.id == 0 {
-            crate::cmd::bgsave::stop_for_flush();
+            crate::cmd::bgsave::stop_running();
         }
         crate::cmd::save::serialize_shard(shard, db, args)
     }
