@@ -638,3 +638,72 @@ fn full_sync_saves_are_counted_and_stopped_when_no_replica_waits_as_redis() {
     let _: () = cmd(&mut r3.client(), &["REPLICAOF", "NO", "ONE"]);
     until("the diskless save to stop", || save_state(&mut dc).0 == "0");
 }
+
+/// A replica that stops reading a diskless transfer (stopped with SIGSTOP) is dropped after
+/// `repl-timeout` without progress, as Redis's "Disconnecting timedout replica (full sync)";
+/// the snapshot it held ends, and the next replica syncs.
+#[test]
+fn a_replica_stuck_in_a_diskless_transfer_is_dropped_after_repl_timeout() {
+    let m = master(&["--repl-timeout", "2"]);
+    let mut mc = m.client();
+    let _: () = cmd(&mut mc, &["DEBUG", "POPULATE", "300000", "key", "100"]);
+    // Reads slowly (50 µs a key), so the master's socket to it fills up.
+    let stuck = replica_of(&m, &["--repl-diskless-load", "swapdb", "--key-load-delay", "50"]);
+    until("the transfer to start", || save_state(&mut mc) == ("1".into(), 1));
+    std::thread::sleep(Duration::from_millis(300));
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill").args([sig, &stuck.pid().to_string()]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill {sig}");
+    };
+    signal("-STOP");
+    until("the stuck replica to be dropped", || m.log_text().contains("Disconnecting timedout replica (full sync)"));
+    until("the snapshot to end", || save_state(&mut mc).0 == "0");
+    signal("-CONT");
+    let next = replica_of(&m, &[]);
+    let mut nc = next.client();
+    until("the next replica's sync", || {
+        info_field(&mut nc, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    let keys: i64 = cmd(&mut nc, &["DBSIZE"]);
+    assert_eq!(keys, 300000);
+}
+
+/// A replica's link carries no replies: a command on it that would be answered (after SYNC
+/// or PSYNC) drops the replica with Redis's log lines, and a keyspace command is refused
+/// first; the master serves everyone else meanwhile. The commands do not run.
+#[test]
+fn a_command_answered_on_a_replica_link_drops_the_replica_as_redis() {
+    let m = master(&[]);
+    let mut mc = m.client();
+    for (sync, command, name) in [
+        (&["SYNC"][..], &["PING"][..], "ping"),
+        (&["PSYNC", "replicationid", "-1"][..], &["SET", "rogue", "1"][..], "set"),
+        (&["SYNC"][..], &["XINFO", "HELP"][..], "xinfo|help"),
+    ] {
+        let mut link = common::Raw::connect(m.port);
+        let a: Vec<&[u8]> = sync.iter().map(|s| s.as_bytes()).collect();
+        link.send_cmd(&a);
+        until("the replica to be listed", || {
+            let text: String = cmd(&mut mc, &["INFO", "replication"]);
+            text.contains("connected_slaves:1")
+        });
+        let a: Vec<&[u8]> = command.iter().map(|s| s.as_bytes()).collect();
+        link.send_cmd(&a);
+        let expect = format!("Replica generated a reply to command '{name}', disconnecting it: id=");
+        until("the replica to be dropped", || m.log_text().contains(&expect));
+        let rest = String::from_utf8_lossy(&link.read_to_end()).into_owned();
+        assert!(!rest.contains("PONG") && !rest.contains("+OK"), "no reply on the link: {rest:?}");
+        let pong: String = cmd(&mut mc, &["PING"]);
+        assert_eq!(pong, "PONG");
+        until("no replica", || {
+            let text: String = cmd(&mut mc, &["INFO", "replication"]);
+            text.contains("connected_slaves:0")
+        });
+    }
+    // Only the keyspace command was refused with an error first.
+    let log = m.log_text();
+    assert_eq!(log.matches("== CRITICAL ==").count(), 1, "{log}");
+    assert!(log.contains("'Replica can't interact with the keyspace' after processing the command 'set'"), "{log}");
+    let rogue: Option<String> = cmd(&mut mc, &["GET", "rogue"]);
+    assert_eq!(rogue, None, "the refused SET did not run");
+}

@@ -323,7 +323,7 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         if shard.id == 0 && of_type.is_none_or(|t| eq_ic(t, "replica") || eq_ic(t, "slave")) {
             let replicas = shard.node.repl.with_status(|s| s.replicas.clone());
             for r in replicas.iter().filter(|r| ids.as_ref().is_none_or(|ids| ids.contains(&r.id))) {
-                lines.push((r.id, replica_line(r, now)));
+                lines.push((r.id, replica_line(r, now, "replconf")));
             }
         }
         lines.sort();
@@ -359,10 +359,11 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
 }
 
-/// A replica's CLIENT LIST line (flag `S`; its connection lives on the control core).
-fn replica_line(r: &crate::replication::ReplicaStatus, now_ms: u64) -> String {
+/// A replica's CLIENT LIST line (flag `S`; its connection lives on the control core), with
+/// `cmd` as its last command.
+pub(crate) fn replica_line(r: &crate::replication::ReplicaStatus, now_ms: u64, cmd: &str) -> String {
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=S db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd=replconf user=default redir=-1 resp=2",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=S db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp=2",
         r.id,
         r.addr,
         r.laddr,
@@ -372,7 +373,8 @@ fn replica_line(r: &crate::replication::ReplicaStatus, now_ms: u64) -> String {
         now_ms.saturating_sub(r.ack_time_ms) / 1000,
         r.db,
         r.output_bytes,
-        1024 + r.output_bytes
+        1024 + r.output_bytes,
+        cmd
     )
 }
 

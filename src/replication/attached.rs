@@ -23,6 +23,8 @@ pub struct Outbox {
     tx: mpsc::UnboundedSender<Out>,
     /// Bytes queued and not yet written (the writer subtracts what it wrote).
     pub pending: Rc<Cell<u64>>,
+    /// Bytes ever queued.
+    queued: Rc<Cell<u64>>,
 }
 
 impl std::fmt::Debug for Out {
@@ -38,11 +40,17 @@ impl Outbox {
     /// A queue and its receiving end.
     pub fn new() -> (Outbox, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded();
-        (Outbox { tx, pending: Rc::new(Cell::new(0)) }, rx)
+        (Outbox { tx, pending: Rc::new(Cell::new(0)), queued: Rc::new(Cell::new(0)) }, rx)
+    }
+
+    /// Bytes the writer has written so far.
+    pub(super) fn written(&self) -> u64 {
+        self.queued.get() - self.pending.get()
     }
 
     pub(super) fn send(&self, b: Bytes) {
         self.pending.set(self.pending.get() + b.len() as u64);
+        self.queued.set(self.queued.get() + b.len() as u64);
         let _ = self.tx.unbounded_send(Out::Data(b));
     }
 
@@ -88,6 +96,9 @@ pub(super) struct Replica {
     pub(super) out: Outbox,
     /// Since when the output is over the soft limit.
     pub(super) soft_since_ms: Option<u64>,
+    /// During a diskless transfer: bytes written when the cron last saw the writer progress,
+    /// and since when it has not (`repl_last_partial_write`).
+    pub(super) stalled: Option<(u64, u64)>,
 }
 
 impl Replica {

@@ -329,6 +329,7 @@ impl Master {
             initial_offset: 0,
             out,
             soft_since_ms: None,
+            stalled: None,
         };
         self.actions.push(Action::Start {
             id: r.id,
@@ -468,6 +469,26 @@ impl Master {
         self.serve_waiters(now_ms);
     }
 
+    /// Replica `id` sent a command that would be answered on the replication link (anything
+    /// but REPLCONF ACK / GETACK): it is dropped, as Redis drops a replica that generates a
+    /// reply. A command that reads or writes keys is refused first, as Redis's
+    /// `processCommand`, so its error is logged. The command itself is not run.
+    pub fn drop_rogue(&mut self, repl: &Replication, id: u64, cmd: &str, keyspace: bool, now_ms: u64) {
+        if keyspace {
+            tracing::warn!(
+                "== CRITICAL == This master is sending an error to its replica: 'Replica can't interact with the keyspace' after processing the command '{}'",
+                cmd
+            );
+        }
+        let line = repl.with_status(|s| {
+            s.replicas.iter().find(|r| r.id == id).map(|r| crate::cmd::connection::replica_line(r, now_ms, cmd))
+        });
+        if let Some(line) = line {
+            tracing::warn!("Replica generated a reply to command '{}', disconnecting it: {}", cmd, line);
+        }
+        self.remove(repl, id, now_ms);
+    }
+
     /// The replica's connection went away (or must): forgets it.
     pub fn remove(&mut self, repl: &Replication, id: u64, now_ms: u64) {
         let Some(pos) = self.replicas.iter().position(|r| r.id == id) else {
@@ -603,6 +624,16 @@ impl Master {
         for id in timed_out {
             if let Some(r) = self.replicas.iter().find(|r| r.id == id) {
                 tracing::warn!("Disconnecting timedout replica (streaming sync): {}", r.name());
+            }
+            self.remove(repl, id, now_ms);
+        }
+        // A replica that stops reading a diskless transfer holds it back for every replica
+        // of the snapshot (the relay waits for the slowest): after `repl-timeout` without
+        // progress it is dropped. A disk transfer does not wait for it: Redis only drops
+        // diskless ones too.
+        for id in self.stalled_full_syncs(now_ms, timeout_ms) {
+            if let Some(r) = self.replicas.iter().find(|r| r.id == id) {
+                tracing::warn!("Disconnecting timedout replica (full sync): {}", r.name());
             }
             self.remove(repl, id, now_ms);
         }

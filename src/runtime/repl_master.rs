@@ -193,15 +193,27 @@ async fn reader(
     m.borrow_mut().remove(&node.repl, id, crate::storage::now_ms());
 }
 
-/// A command from a replica: only REPLCONF ACK matters (Redis answers nothing to it).
+/// A command from a replica: REPLCONF ACK (Redis answers nothing to it, nor to GETACK);
+/// anything else would be answered, and drops the replica.
 fn on_request(node: &NodeInfo, m: &RefCell<Master>, id: u64, args: &[Bytes]) {
     let is = |i: usize, w: &str| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()));
+    let now = crate::storage::now_ms();
     if is(0, "replconf") && is(1, "ack") {
         let off = args.get(2).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<i64>().ok());
         if let Some(off) = off {
-            m.borrow_mut().ack(&node.repl, id, off.max(0) as u64, crate::storage::now_ms());
+            m.borrow_mut().ack(&node.repl, id, off.max(0) as u64, now);
         }
+        return;
     }
+    if is(0, "replconf") && is(1, "getack") {
+        return;
+    }
+    use crate::cmd::spec::flags;
+    let (name, keyspace) = match crate::cmd::table::resolve(args) {
+        Some((spec, full)) => (full, spec.flags & (flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) != 0),
+        None => ("<unknown>", false),
+    };
+    m.borrow_mut().drop_rogue(&node.repl, id, name, keyspace, now);
 }
 
 /// Passes snapshot `id`'s file from shard 0's job to its replicas, pausing while one of them

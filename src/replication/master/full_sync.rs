@@ -64,6 +64,29 @@ impl Master {
         }
     }
 
+    /// Replicas of a diskless transfer whose writer has made no progress with bytes pending
+    /// for longer than `timeout_ms` (updates each replica's progress mark).
+    pub(super) fn stalled_full_syncs(&mut self, now_ms: u64, timeout_ms: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        for r in &mut self.replicas {
+            let State::WaitEnd(id) = r.state else {
+                r.stalled = None;
+                continue;
+            };
+            let streaming = self.snapshots.iter().any(|s| s.id == id && s.eof && s.sending);
+            let written = r.out.written();
+            match r.stalled {
+                Some((w, since)) if streaming && w == written && r.out.pending.get() > 0 => {
+                    if now_ms.saturating_sub(since) > timeout_ms {
+                        out.push(r.id);
+                    }
+                }
+                _ => r.stalled = streaming.then_some((written, now_ms)),
+            }
+        }
+        out
+    }
+
     /// The most bytes any replica of snapshot `id` has queued and not yet written; None when
     /// no replica waits for it any more (the snapshot can stop).
     pub fn snapshot_pending(&self, id: u64) -> Option<u64> {
