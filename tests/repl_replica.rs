@@ -557,3 +557,36 @@ fn diskless_full_syncs_to_two_slow_loading_replicas_complete() {
         });
     }
 }
+
+/// Redis keeps the cached master until a new master's data starts to replace the replica's: a
+/// full sync with another master that dies before its file arrives leaves it, and going back
+/// to the first master continues with a partial resync.
+#[test]
+fn a_full_sync_that_never_arrives_keeps_the_cached_master() {
+    let m1 = master();
+    let mut c1 = m1.client();
+    let _: () = c1.set("a", "b").expect("SET");
+    let r = replica_of(&m1, &[]);
+    synced(&m1, &r);
+    // The second master takes 10 s to produce its file.
+    let m2 = master();
+    let mut c2 = m2.client();
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(10).query(&mut c2).expect("POPULATE");
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(1_000_000).query(&mut c2).expect("CONFIG");
+    let mut rc = r.client();
+    let replid = info(&mut rc, "replication", "master_replid");
+    let (full, partial) = (stat(&m1, "sync_full"), stat(&m1, "sync_partial_ok"));
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(m2.port).query(&mut rc).expect("REPLICAOF m2");
+    wait_for("the second master's full sync", || {
+        info(&mut c2, "persistence", "rdb_bgsave_in_progress").as_deref() == Some("1")
+    });
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c2);
+    assert_eq!(info(&mut rc, "replication", "master_replid"), replid, "the history is unchanged");
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(m1.port).query(&mut rc).expect("REPLICAOF m1");
+    synced(&m1, &r);
+    assert_eq!(stat(&m1, "sync_full"), full, "no second full sync");
+    assert_eq!(stat(&m1, "sync_partial_ok"), partial + 1, "a partial resync");
+    let v: Option<String> = rc.get("a").expect("GET");
+    assert_eq!(v.as_deref(), Some("b"));
+}

@@ -548,12 +548,19 @@ async fn handshake_and_sync(
             (super::random_replid(), 0)
         }
     };
-    // Full resync: the cached history is gone.
-    *cached = None;
-    full_sync(shard, node, io, host, port, master_id, offset).await
+    // Full resync: the cached history is dropped once the new master's data starts to replace
+    // ours (Redis's `replicationAttachToNewMaster`): a transfer that fails before that (the
+    // new master died) leaves it, so a later PSYNC to the old master can still continue.
+    let attached = std::cell::Cell::new(false);
+    let r = full_sync(shard, node, io, (host, port), (master_id, offset), &attached).await;
+    if attached.get() || r.is_ok() {
+        *cached = None;
+    }
+    r
 }
 
-/// Receives the payload, loads it into every shard, and takes the master's history.
+/// Receives the payload, loads it into every shard, and takes the master's history; sets
+/// `attached` once the new master's data starts to replace ours.
 ///
 /// `repl-diskless-load` as Redis 7.0: `disabled` (and `on-empty-db` while this node holds
 /// keys) keeps the payload on disk first (`temp-<unixtime>.<pid>.rdb`, fsync, renamed to
@@ -566,10 +573,9 @@ async fn full_sync(
     shard: &Rc<Shard>,
     node: &Arc<NodeInfo>,
     io: &mut LinkIo,
-    host: &str,
-    port: u16,
-    master_id: String,
-    offset: u64,
+    (host, port): (&str, u16),
+    (master_id, offset): (String, u64),
+    attached: &std::cell::Cell<bool>,
 ) -> Result<Synced, String> {
     set_link(node, host, port, |m| {
         m.state = "sync";
@@ -585,6 +591,7 @@ async fn full_sync(
     let async_loading = swapdb && node.repl.with_status(|s| s.replid == master_id);
     let start_loading = || {
         if !swapdb {
+            attached.set(true);
             tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
         }
         tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -682,6 +689,7 @@ async fn full_sync(
         placement.get(slot as usize).map_or(0, |&s| s as usize)
     });
     if swapdb {
+        attached.set(true);
         tracing::info!("MASTER <-> REPLICA sync: Swapping active DB with loaded DB");
     }
     shard.all_shards(load::load_part, 0, &[]).await;
