@@ -7,7 +7,8 @@
 #   N=50000 CLIENTS=100 SHARDS=2 bash bench/aof.sh
 #   SLOTCORE_BIN=/tmp/old/slotcore bash bench/aof.sh   # another build (no cargo build)
 #
-# Both servers run one at a time under `taskset -c $SERVER_CPUS`, with their AOF directory in
+# Both servers run one at a time under `taskset -c $SERVER_CPUS` (the client under
+# `taskset -c $CLIENT_CPUS`: by default the other CPU for one shard), with their AOF directory in
 # the same scratch directory ($AOF_DIR, default a mktemp dir under /tmp; point it at the disk
 # you care about), with identical redis-benchmark arguments. With `always`, redis-server writes
 # and fdatasyncs once per event-loop turn before it replies; slotcore writes each round at once
@@ -25,6 +26,10 @@ MODES="${MODES:-off no everysec always}"
 NCPU=$(nproc)
 if [ -z "${SERVER_CPUS:-}" ]; then
   if [ "$SHARDS" -gt 1 ] && [ "$NCPU" -ge 2 ]; then SERVER_CPUS="0-$((SHARDS < NCPU ? SHARDS - 1 : NCPU - 1))"; else SERVER_CPUS=0; fi
+fi
+# The client on the CPUs the servers do not use when there are any (as bench/compare.sh).
+if [ -z "${CLIENT_CPUS:-}" ]; then
+  if [ "$SHARDS" -eq 1 ] && [ "$NCPU" -ge 2 ] && [ "$SERVER_CPUS" = 0 ]; then CLIENT_CPUS=1; else CLIENT_CPUS="0-$((NCPU - 1))"; fi
 fi
 SC_PORT="${SC_PORT:-8150}"
 RD_PORT="${RD_PORT:-8151}"
@@ -67,7 +72,7 @@ bench() {
     sleep 0.3
   fi
   before=$(cpu_ticks "$pid")
-  csv=$(redis-benchmark -p "$port" -n "$N" -c "$CLIENTS" -P "$PIPELINE" -r 1000000 --csv -t set 2>/dev/null | tail -n 1)
+  csv=$(taskset -c "$CLIENT_CPUS" redis-benchmark -p "$port" -n "$N" -c "$CLIENTS" -P "$PIPELINE" -r 1000000 --csv -t set 2>/dev/null | tail -n 1)
   after=$(cpu_ticks "$pid")
   if [ -n "$perfpid" ]; then
     kill -INT "$perfpid"; wait "$perfpid" 2>/dev/null || true
@@ -82,7 +87,7 @@ bench() {
 }
 
 echo "# SET with the AOF: $(date -u +%F), $NCPU CPUs, redis-benchmark -t set -n $N -c $CLIENTS -P $PIPELINE -r 1000000"
-echo "# servers on CPUs $SERVER_CPUS, slotcore shards=$SHARDS, AOF dir on $(df -T "$work" | awk 'NR==2 {print $2, $1}')"
+echo "# servers on CPUs $SERVER_CPUS, client on CPUs $CLIENT_CPUS, slotcore shards=$SHARDS, AOF dir on $(df -T "$work" | awk 'NR==2 {print $2, $1}')"
 : >"$work/results.txt"
 for mode in $MODES; do
   for who in redis slotcore; do
