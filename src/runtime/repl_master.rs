@@ -127,10 +127,10 @@ async fn writer(
                     break;
                 }
                 Out::Data(b) if b.len() >= WRITE_GATHER => {
-                    if !flush_gather(&mut w, &mut gather, &pending).await || w.write_all(&b).await.is_err() {
+                    if !flush_gather(&mut w, &mut gather, &pending).await || !write_counted(&mut w, &b, &pending).await
+                    {
                         break 'outer;
                     }
-                    pending.set(pending.get().saturating_sub(b.len() as u64));
                 }
                 Out::Data(b) => {
                     gather.extend_from_slice(&b);
@@ -158,10 +158,25 @@ async fn flush_gather(
     if gather.is_empty() {
         return true;
     }
-    let ok = w.write_all(gather).await.is_ok();
-    pending.set(pending.get().saturating_sub(gather.len() as u64));
+    let ok = write_counted(w, gather, pending).await;
     gather.clear();
     ok
+}
+
+/// Writes all of `buf`, taking every partial write off `pending` as it happens (the master's
+/// cron reads progress from it, as Redis's `repl_last_partial_write`); false on an error.
+async fn write_counted(w: &mut (impl futures_lite::AsyncWrite + Unpin), buf: &[u8], pending: &Cell<u64>) -> bool {
+    let mut off = 0;
+    while off < buf.len() {
+        match w.write(&buf[off..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                off += n;
+                pending.set(pending.get().saturating_sub(n as u64));
+            }
+        }
+    }
+    true
 }
 
 /// Reads what a replica sends (REPLCONF ACK, newlines while it loads) until it goes away.
