@@ -253,7 +253,7 @@ impl State {
     /// fdatasync covers what was written, woken here when it waits. With no file, or no fsync
     /// wanted during a rewrite (`no-appendfsync-on-rewrite`), the counts are published now.
     fn settle_always(&mut self) {
-        if self.files.file.is_none() || self.files.skip_fsync {
+        if !self.files.syncer_publishes() {
             publish(&self.counts, &mut self.done);
             return;
         }
@@ -327,10 +327,7 @@ fn always_sync(state: &Mutex<State>) {
         if st.stopped {
             return;
         }
-        let due = st.files.policy == Fsync::Always
-            && st.files.file.is_some()
-            && !st.files.skip_fsync
-            && (st.files.unsynced || st.counts != st.done);
+        let due = st.files.syncer_publishes() && (st.files.unsynced || st.counts != st.done);
         if !due {
             st.syncer_idle = true;
             let wake = st.wake.clone();
@@ -367,6 +364,12 @@ pub fn fdatasync(f: &File) -> std::io::Result<()> {
 }
 
 impl Files {
+    /// Under `always`, with a file and fsyncs wanted: counts are published by the syncer
+    /// ([`always_sync`]) once an fdatasync covers their bytes, by nobody else.
+    fn syncer_publishes(&self) -> bool {
+        self.policy == Fsync::Always && self.file.is_some() && !self.skip_fsync
+    }
+
     /// Opens `name` for appending (created when missing); the previous file is fsynced and
     /// closed in the background (`aof_background_fsync_and_close`).
     pub fn open(&mut self, name: &str) -> std::io::Result<()> {
@@ -560,7 +563,7 @@ fn flush(files: &mut Files, pending: &mut Vec<u8>, counts: &[u64], done: &mut Ve
     }
     // Under `always` the syncer publishes once an fdatasync covers the bytes (the caller
     // settles with it).
-    if files.policy != Fsync::Always || files.file.is_none() || files.skip_fsync {
+    if !files.syncer_publishes() {
         publish(counts, done);
     }
 }

@@ -289,37 +289,59 @@ unsafe fn redis(l: *mut ffi::lua_State, argv: &[Vec<u8>]) {
     }
 }
 
+/// Logs `<value> <prefix><the value on the top of the stack>`.
+unsafe fn log_top(l: *mut ffi::lua_State, prefix: &[u8]) {
+    let mut e = b"<value> ".to_vec();
+    e.extend_from_slice(prefix);
+    // SAFETY: the caller has a value on the top of the stack.
+    unsafe { cat_value(&mut e, l, -1, 0) };
+    with(|s| s.log_max_len(e));
+}
+
+/// Calls `f` with the name of each local of frame `ar`, its value pushed on the stack (popped
+/// after); stops once `f` returns true, and says whether it did.
+unsafe fn each_local(l: *mut ffi::lua_State, ar: &ffi::lua_Debug, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+    let mut i = 1;
+    loop {
+        // SAFETY: `ar` describes a live frame of the stopped thread.
+        let n = unsafe { ffi::lua_getlocal(l, ar, i) };
+        if n.is_null() {
+            return false;
+        }
+        i += 1;
+        // SAFETY: a local's name is a NUL-terminated string owned by the function's prototype.
+        let stop = f(unsafe { CStr::from_ptr(n) }.to_bytes());
+        // SAFETY: pops the value `lua_getlocal` pushed.
+        unsafe { ffi::lua_pop(l, 1) };
+        if stop {
+            return true;
+        }
+    }
+}
+
 /// `print <var>`: the first local of that name from the current frame outwards (or KEYS/ARGV).
 unsafe fn print(l: *mut ffi::lua_State, name: &[u8]) {
-    // SAFETY: walking the stopped thread's frames; every pushed local is popped.
+    // SAFETY: walking the stopped thread's frames; every pushed value is popped.
     unsafe {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         let mut level = 0;
         while ffi::lua_getstack(l, level, &mut ar) != 0 {
             level += 1;
-            let mut i = 1;
-            loop {
-                let n = ffi::lua_getlocal(l, &ar, i);
-                if n.is_null() {
-                    break;
+            let found = each_local(l, &ar, |n| {
+                let hit = n == name;
+                if hit {
+                    log_top(l, b"");
                 }
-                i += 1;
-                if CStr::from_ptr(n).to_bytes() == name {
-                    let mut e = b"<value> ".to_vec();
-                    cat_value(&mut e, l, -1, 0);
-                    with(|s| s.log_max_len(e));
-                    ffi::lua_pop(l, 1);
-                    return;
-                }
-                ffi::lua_pop(l, 1);
+                hit
+            });
+            if found {
+                return;
             }
         }
         if name == b"ARGV" || name == b"KEYS" {
             let n = if name == b"ARGV" { c"ARGV" } else { c"KEYS" };
             ffi::lua_getfield(l, ffi::LUA_GLOBALSINDEX, n.as_ptr());
-            let mut e = b"<value> ".to_vec();
-            cat_value(&mut e, l, -1, 0);
-            with(|s| s.log_max_len(e));
+            log_top(l, b"");
             ffi::lua_pop(l, 1);
         } else {
             log(b"No such variable.".to_vec());
@@ -334,24 +356,13 @@ unsafe fn print_all(l: *mut ffi::lua_State) {
     unsafe {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         if ffi::lua_getstack(l, 0, &mut ar) != 0 {
-            let mut i = 1;
-            loop {
-                let n = ffi::lua_getlocal(l, &ar, i);
-                if n.is_null() {
-                    break;
-                }
-                i += 1;
-                let name = CStr::from_ptr(n).to_bytes();
+            each_local(l, &ar, |name| {
                 if !contains(name, b"(*temporary)") {
-                    let mut e = b"<value> ".to_vec();
-                    e.extend_from_slice(name);
-                    e.extend_from_slice(b" = ");
-                    cat_value(&mut e, l, -1, 0);
-                    with(|s| s.log_max_len(e));
+                    log_top(l, &[name, b" = "].concat());
                     vars += 1;
                 }
-                ffi::lua_pop(l, 1);
-            }
+                false
+            });
         }
     }
     if vars == 0 {
