@@ -23,14 +23,21 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 
-/// The string at `key` as bytes: Ok(None) when missing, WRONGTYPE for another type.
-fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+/// The string at `key` as bytes: Ok(None) when missing, WRONGTYPE for another type. A read
+/// lookup (counted, `keymiss`: see `Ctx::read_entry`) unless `for_write`.
+fn read_as(ctx: &mut Ctx<'_>, key: &[u8], for_write: bool) -> Result<Option<Bytes>, Reply> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
+    let e = if for_write { ctx.db().get(key, now) } else { ctx.read_entry(key) };
+    match e {
         None => Ok(None),
         Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s.to_bytes())),
         Some(_) => Err(Reply::err(errors::WRONGTYPE)),
     }
+}
+
+/// [`read_as`] for a read.
+fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+    read_as(ctx, key, false)
 }
 
 fn bit_offset(ctx: &Ctx<'_>, arg: &[u8]) -> Result<u64, Reply> {
@@ -402,7 +409,8 @@ fn run_bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply {
         Err(e) => return e,
     };
     let writes = fields.iter().any(|f| !matches!(f.op, Op::Get));
-    let mut data = match read(ctx, &args[1]) {
+    // Redis looks the key up for writing (uncounted) when some operation writes.
+    let mut data = match read_as(ctx, &args[1], writes) {
         Ok(v) => v.map(|b| b.to_vec()),
         Err(e) => return e,
     };

@@ -391,6 +391,15 @@ impl ShardState {
 
     /// Moves the keys that expired during the last operation into the change log (as DELs)
     /// and queues their `expired` notifications.
+    /// Redis's `keymiss` event, after the `expired` events of the lookups so far (the miss may
+    /// be the key that just expired).
+    pub fn key_miss(&mut self, key: &[u8], db: usize) {
+        if super::notify::flags() & super::notify::KEY_MISS != 0 {
+            self.log_expired();
+            super::notify::emit(self, super::notify::KEY_MISS, "keymiss", key, db);
+        }
+    }
+
     pub fn log_expired(&mut self) {
         // Nothing was logged anywhere since the last look: skip the walk over the databases
         // (this runs after every command).
@@ -550,12 +559,46 @@ impl Ctx<'_> {
         &mut self.shard.ks.dbs[self.db]
     }
 
-    /// Counts a lookup for INFO's keyspace_hits / keyspace_misses.
-    pub fn count_lookup(&mut self, hit: bool) {
+    /// Counts a read lookup of `key` that the command made itself (Redis's `lookupKeyRead`):
+    /// INFO's keyspace_hits / keyspace_misses, and a `keymiss` event on a miss.
+    pub fn count_lookup(&mut self, key: &[u8], hit: bool) {
         if hit {
             self.shard.stats.keyspace_hits += 1;
         } else {
             self.shard.stats.keyspace_misses += 1;
+            self.shard.key_miss(key, self.db);
+        }
+    }
+
+    /// Counts a lookup that raises no `keymiss` event (Redis's `LOOKUP_NONOTIFY`: OBJECT,
+    /// MEMORY USAGE).
+    pub fn count_lookup_quiet(&mut self, hit: bool) {
+        if hit {
+            self.shard.stats.keyspace_hits += 1;
+        } else {
+            self.shard.stats.keyspace_misses += 1;
+        }
+    }
+
+    /// A read lookup (Redis's `lookupKeyRead`): the live entry of `key`, touched, counted in
+    /// keyspace_hits / keyspace_misses, with a `keymiss` event on a miss. Write lookups and
+    /// the commands' internal ones use [`Db::get`], which counts nothing.
+    pub fn read_entry(&mut self, key: &[u8]) -> Option<&mut crate::storage::Entry> {
+        let (db, now) = (self.db, self.now_ms);
+        let st = &mut *self.shard;
+        let found: Option<*mut crate::storage::Entry> = st.ks.dbs[db].get(key, now).map(|e| e as *mut _);
+        match found {
+            Some(e) => {
+                st.stats.keyspace_hits += 1;
+                // SAFETY: `e` points into `st.ks.dbs[db]`, borrowed through `self` for the
+                // returned lifetime; only `st.stats`, a separate field, changed since.
+                Some(unsafe { &mut *e })
+            }
+            None => {
+                st.stats.keyspace_misses += 1;
+                st.key_miss(key, db);
+                None
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ fn dump_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let compress = compression(ctx);
     let now = ctx.now_ms;
     let payload = ctx.db().get(&args[1], now).map(|e| dump::create(&e.value, compress));
-    ctx.count_lookup(payload.is_some());
+    ctx.count_lookup(&args[1], payload.is_some());
     match payload {
         Some(p) => Reply::Bulk(Bytes::from(p)),
         None => Reply::Nil,

@@ -7,7 +7,7 @@ use super::ctx::Ctx;
 use super::errors;
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, KEY1};
 use super::util::{eq_ic, parse_f64, parse_i64};
-use super::zset::get_z;
+use super::zset::{get_z, read_z};
 use crate::protocol::Reply;
 use crate::storage::geohash::{self, Search, Shape};
 use crate::storage::{Value, ZSetValue};
@@ -122,7 +122,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn geopos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let z = match get_z(ctx, &args[1]) {
+    let z = match read_z(ctx, &args[1]) {
         Ok(z) => z,
         Err(e) => return e,
     };
@@ -138,7 +138,7 @@ fn geopos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn geohash_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let z = match get_z(ctx, &args[1]) {
+    let z = match read_z(ctx, &args[1]) {
         Ok(z) => z,
         Err(e) => return e,
     };
@@ -162,7 +162,7 @@ fn geodist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         },
         _ => return Reply::err(errors::SYNTAX),
     };
-    let z = match get_z(ctx, &args[1]) {
+    let z = match read_z(ctx, &args[1]) {
         Ok(Some(z)) => z,
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
@@ -390,7 +390,7 @@ fn points(z: &ZSetValue, s: &Search, limit: usize) -> Vec<Found> {
 fn search(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> Reply {
     let src = if kind == Kind::SearchStore { 2 } else { 1 };
     let req = {
-        let z = match get_z(ctx, &args[src]) {
+        let z = match read_z(ctx, &args[src]) {
             Ok(z) => z,
             Err(e) => return e,
         };

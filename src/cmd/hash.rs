@@ -42,6 +42,17 @@ fn get_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut HashV
     }
 }
 
+/// [`get_hash`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+fn read_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut HashValue>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Hash(h) => Ok(Some(h)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
 /// The hash at `key`, created empty when missing.
 fn hash_for_write<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut HashValue, Reply> {
     let now = ctx.now_ms;
@@ -90,17 +101,15 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let r = match get_hash(ctx, &args[1]) {
+    match read_hash(ctx, &args[1]) {
         Ok(Some(h)) => h.get(&args[2]).map_or(Reply::Nil, Reply::bulk),
         Ok(None) => Reply::Nil,
-        Err(e) => return e,
-    };
-    ctx.count_lookup(!matches!(r, Reply::Nil));
-    r
+        Err(e) => e,
+    }
 }
 
 fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_hash(ctx, &args[1]) {
+    match read_hash(ctx, &args[1]) {
         Ok(Some(h)) => Reply::Array(args[2..].iter().map(|f| h.get(f).map_or(Reply::Nil, Reply::bulk)).collect()),
         Ok(None) => Reply::Array(args[2..].iter().map(|_| Reply::Nil).collect()),
         Err(e) => e,
@@ -118,28 +127,28 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn hlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_hash(ctx, &args[1]) {
+    match read_hash(ctx, &args[1]) {
         Ok(h) => Reply::Int(h.map_or(0, |h| h.len() as i64)),
         Err(e) => e,
     }
 }
 
 fn hstrlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_hash(ctx, &args[1]) {
+    match read_hash(ctx, &args[1]) {
         Ok(h) => Reply::Int(h.and_then(|h| h.get(&args[2]).map(|v| v.len() as i64)).unwrap_or(0)),
         Err(e) => e,
     }
 }
 
 fn hexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_hash(ctx, &args[1]) {
+    match read_hash(ctx, &args[1]) {
         Ok(h) => Reply::Int(h.is_some_and(|h| h.get(&args[2]).is_some()) as i64),
         Err(e) => e,
     }
 }
 
 fn all_of(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(&[u8], &[u8]) -> Vec<Reply>) -> Result<Vec<Reply>, Reply> {
-    Ok(match get_hash(ctx, key)? {
+    Ok(match read_hash(ctx, key)? {
         Some(h) => h.iter().flat_map(|(k, v)| f(k, v)).collect(),
         None => Vec::new(),
     })
@@ -154,7 +163,7 @@ fn hvals(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_hash(ctx, &args[1]) {
+    match read_hash(ctx, &args[1]) {
         Ok(Some(h)) => Reply::Map(h.iter().map(|(k, v)| (Reply::bulk(k), Reply::bulk(v))).collect()),
         Ok(None) => Reply::Map(Vec::new()),
         Err(e) => e,
@@ -231,7 +240,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         _ => return Reply::err(errors::SYNTAX),
     };
-    let h = match get_hash(ctx, &args[1]) {
+    let h = match read_hash(ctx, &args[1]) {
         Ok(Some(h)) => h,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
@@ -305,7 +314,7 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let h = match get_hash(ctx, &args[1]) {
+    let h = match read_hash(ctx, &args[1]) {
         Ok(Some(h)) => h,
         Ok(None) => return Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(vec![])]),
         Err(e) => return e,

@@ -37,8 +37,19 @@ fn sparse_max(ctx: &Ctx<'_>) -> usize {
 /// The HyperLogLog bytes stored at `key` (None if absent), or the error Redis gives for a key
 /// of another type or a string that is not a HyperLogLog.
 fn lookup<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Vec<u8>>, Reply> {
+    lookup_as(ctx, key, false)
+}
+
+/// [`lookup`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`): PFCOUNT's keys and
+/// PFMERGE's, the destination included, as Redis reads them.
+fn read_hll<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Vec<u8>>, Reply> {
+    lookup_as(ctx, key, true)
+}
+
+fn lookup_as<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], counted: bool) -> Result<Option<&'a mut Vec<u8>>, Reply> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
+    let e = if counted { ctx.read_entry(key) } else { ctx.db().get(key, now) };
+    match e {
         None => Ok(None),
         Some(e) => match &mut e.value {
             Value::Str(StrValue::Raw(v)) if hll::check(v) => Ok(Some(v.make_vec())),
@@ -85,7 +96,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         // The cardinality of the union, leaving every key as it is.
         let mut regs = vec![0u8; hll::REGISTERS];
         for key in &args[1..] {
-            match lookup(ctx, key) {
+            match read_hll(ctx, key) {
                 Ok(Some(v)) => {
                     if hll::merge_into(&mut regs, v).is_err() {
                         return Reply::err(INVALID);
@@ -97,7 +108,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         return Reply::Int(hll::count_registers(&regs) as i64);
     }
-    match lookup(ctx, &args[1]) {
+    match read_hll(ctx, &args[1]) {
         Ok(None) => Reply::Int(0),
         Ok(Some(v)) => match hll::cached(v) {
             Some(card) => Reply::Int(card as i64),
@@ -119,7 +130,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut regs = vec![0u8; hll::REGISTERS];
     let mut dense = false;
     for key in &args[1..] {
-        match lookup(ctx, key) {
+        match read_hll(ctx, key) {
             Ok(Some(v)) => {
                 dense |= hll::encoding(v) == Encoding::Dense;
                 if hll::merge_into(&mut regs, v).is_err() {

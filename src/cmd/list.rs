@@ -37,6 +37,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lmpop", -4, WRITE, "@write @list @slow", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, Exec::Keyed(lmpop), "list", "7.0.0", "Pop elements from a list"),
 ];
 
+/// [`get_list`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+fn read_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::List(v) => Ok(Some(v)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
 fn get_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
     let now = ctx.now_ms;
     match ctx.db().get(key, now) {
@@ -129,7 +140,7 @@ fn rpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_list(ctx, &args[1]) {
+    match read_list(ctx, &args[1]) {
         Ok(l) => Reply::Int(l.map_or(0, |l| l.len() as i64)),
         Err(e) => e,
     }
@@ -153,7 +164,7 @@ fn range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(s), Some(e)) = (parse_i64(&args[2]), parse_i64(&args[3])) else { return Reply::err(errors::NOT_INTEGER) };
-    match get_list(ctx, &args[1]) {
+    match read_list(ctx, &args[1]) {
         Ok(Some(l)) => match range(s, e, l.len()) {
             Some((a, b)) => Reply::Array(l.range(a, b + 1).map(Reply::bulk).collect()),
             None => Reply::Array(vec![]),
@@ -170,7 +181,7 @@ fn index_of(i: i64, len: usize) -> Option<usize> {
 
 fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(i) = parse_i64(&args[2]) else { return Reply::err(errors::NOT_INTEGER) };
-    match get_list(ctx, &args[1]) {
+    match read_list(ctx, &args[1]) {
         Ok(Some(l)) => index_of(i, l.len()).and_then(|i| l.get(i)).map_or(Reply::Nil, Reply::bulk),
         Ok(None) => Reply::Nil,
         Err(e) => e,
@@ -281,7 +292,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         i += 2;
     }
-    let l = match get_list(ctx, &args[1]) {
+    let l = match read_list(ctx, &args[1]) {
         Ok(Some(l)) => l,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,

@@ -181,18 +181,25 @@ impl Pending {
 
 /// Redis's `notifyKeyspaceEvent`: queues the K and E messages of one event.
 pub fn emit(st: &mut ShardState, class: u32, event: &str, key: &[u8], db: usize) {
-    let f = flags();
-    if f & class == 0 {
-        return;
-    }
-    if f & KEYSPACE != 0 {
-        let mut ch = format!("__keyspace@{db}__:").into_bytes();
-        ch.extend_from_slice(key);
-        st.notify.msgs.push((Bytes::from(ch), Bytes::copy_from_slice(event.as_bytes())));
-    }
-    if f & KEYEVENT != 0 {
-        let ch = format!("__keyevent@{db}__:{event}");
-        st.notify.msgs.push((Bytes::from(ch), Bytes::copy_from_slice(key)));
+    st.notify.emit(class, event, key, db);
+}
+
+impl Pending {
+    /// Queues the K and E messages of one event (see [`emit`]).
+    pub fn emit(&mut self, class: u32, event: &str, key: &[u8], db: usize) {
+        let f = flags();
+        if f & class == 0 {
+            return;
+        }
+        if f & KEYSPACE != 0 {
+            let mut ch = format!("__keyspace@{db}__:").into_bytes();
+            ch.extend_from_slice(key);
+            self.msgs.push((Bytes::from(ch), Bytes::copy_from_slice(event.as_bytes())));
+        }
+        if f & KEYEVENT != 0 {
+            let ch = format!("__keyevent@{db}__:{event}");
+            self.msgs.push((Bytes::from(ch), Bytes::copy_from_slice(key)));
+        }
     }
 }
 

@@ -37,6 +37,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("sscan", -3, READONLY, "@read @set @slow", KEY1, Exec::Keyed(sscan), "set", "2.0.0", "Incrementally iterate Set elements"),
 ];
 
+/// [`get_set`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+fn read_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Set(v) => Ok(Some(v)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
 fn get_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {
     let now = ctx.now_ms;
     match ctx.db().get(key, now) {
@@ -83,21 +94,21 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_set(ctx, &args[1]) {
+    match read_set(ctx, &args[1]) {
         Ok(s) => members_reply(s.map(|s| s.members()).unwrap_or_default()),
         Err(e) => e,
     }
 }
 
 fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_set(ctx, &args[1]) {
+    match read_set(ctx, &args[1]) {
         Ok(s) => Reply::Int(s.is_some_and(|s| s.contains(&args[2])) as i64),
         Err(e) => e,
     }
 }
 
 fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_set(ctx, &args[1]) {
+    match read_set(ctx, &args[1]) {
         Ok(s) => Reply::Array(
             args[2..].iter().map(|m| Reply::Int(s.as_ref().is_some_and(|s| s.contains(m)) as i64)).collect(),
         ),
@@ -106,7 +117,7 @@ fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_set(ctx, &args[1]) {
+    match read_set(ctx, &args[1]) {
         Ok(s) => Reply::Int(s.map_or(0, |s| s.len() as i64)),
         Err(e) => e,
     }
@@ -134,6 +145,8 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let size = s.len();
+    // Redis serves a count covering the whole set with SUNION's code, a counted read lookup.
+    let whole = matches!(count, Some(c) if c != 0 && c >= size);
     let n = count.unwrap_or(1).min(size);
     let popped = if n == size {
         std::mem::take(s).members()
@@ -155,6 +168,9 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         std::mem::replace(s, kept).members()
     };
     drop_if_empty(ctx, &args[1]);
+    if whole {
+        ctx.count_lookup(&args[1], true);
+    }
     match count {
         None => popped.into_iter().next().map_or(Reply::Nil, |m| Reply::Bulk(Bytes::from(m))),
         Some(_) => members_reply(popped),
@@ -175,7 +191,7 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         },
         _ => return Reply::err(errors::SYNTAX),
     };
-    let s = match get_set(ctx, &args[1]) {
+    let s = match read_set(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
@@ -244,7 +260,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Loads the sets of `keys` (None for missing keys); WRONGTYPE if one is not a set.
 fn load(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<SetValue>>, Reply> {
-    keys.iter().map(|k| get_set(ctx, k).map(|s| s.map(|s| s.clone()))).collect()
+    keys.iter().map(|k| read_set(ctx, k).map(|s| s.map(|s| s.clone()))).collect()
 }
 
 fn inter(sets: &[Option<SetValue>]) -> Vec<Vec<u8>> {
@@ -356,7 +372,7 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let s = match get_set(ctx, &args[1]) {
+    let s = match read_set(ctx, &args[1]) {
         Ok(Some(s)) => s,
         Ok(None) => return Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(vec![])]),
         Err(e) => return e,

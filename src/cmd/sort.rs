@@ -180,8 +180,8 @@ fn lookup_pattern(ctx: &mut Ctx<'_>, pat: &[u8], ele: &[u8]) -> Option<Vec<u8>> 
         return Some(ele.to_vec());
     }
     let (key, field) = substitute(pat, ele)?;
-    let now = ctx.now_ms;
-    let e = ctx.db().get(&key, now)?;
+    // A read lookup, counted (and `keymiss`) as Redis counts it.
+    let e = ctx.read_entry(&key)?;
     match (&e.value, field) {
         (Value::Hash(h), Some(f)) => h.get(&f).map(<[u8]>::to_vec),
         (Value::Str(s), None) => Some(s.to_bytes().to_vec()),
@@ -211,9 +211,8 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let now = ctx.now_ms;
     // Load the elements in their native order (sorted sets ascending by score).
-    let (mut items, kind) = match ctx.db().get(&args[1], now) {
+    let (mut items, kind) = match ctx.read_entry(&args[1]) {
         None => (Vec::new(), Kind::List),
         Some(e) => {
             let kind = match &mut e.value {

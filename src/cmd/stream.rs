@@ -104,6 +104,17 @@ pub fn items_reply(items: Vec<crate::storage::stream::Item>) -> Reply {
     Reply::Array(items.into_iter().map(|(id, p)| item_reply(id, p)).collect())
 }
 
+/// [`get_stream`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+pub fn read_stream<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Stream>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Stream(v) => Ok(Some(v)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
 /// The stream at `key`: Ok(None) when missing, WRONGTYPE for another type.
 pub fn get_stream<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Stream>, Reply> {
     let now = ctx.now_ms;
@@ -376,7 +387,7 @@ fn range_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> Reply {
             return Reply::err(errors::SYNTAX);
         }
     }
-    let s = match get_stream(ctx, &args[1]) {
+    let s = match read_stream(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(vec![]),
         Ok(Some(s)) => s,
@@ -397,7 +408,7 @@ fn xrevrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn xlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_stream(ctx, &args[1]) {
+    match read_stream(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Reply::Int(0),
         Ok(Some(s)) => Reply::Int(s.len() as i64),

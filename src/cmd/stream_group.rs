@@ -8,7 +8,9 @@
 use super::ctx::{ClientCtx, Ctx};
 use super::errors;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Plan, KEY1};
-use super::stream::{event, get_stream, item_reply, new_event, parse_id, range_end, range_start, strict_id};
+use super::stream::{
+    event, get_stream, item_reply, new_event, parse_id, range_end, range_start, read_stream, strict_id,
+};
 use super::stream_read::{setid_argv, touch_consumer, xclaim_argv};
 use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
@@ -202,7 +204,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_stream(ctx, &args[1]) {
+    match read_stream(ctx, &args[1]) {
         Err(e) => return e,
         Ok(Some(s)) if s.groups.contains_key(&args[2][..]) => {}
         Ok(_) => return Reply::Int(0),
@@ -262,7 +264,7 @@ fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
     }
     let now = ctx.now_ms;
-    let s = match get_stream(ctx, &args[1]) {
+    let s = match read_stream(ctx, &args[1]) {
         Err(e) => return e,
         Ok(s) => s,
     };
@@ -325,7 +327,7 @@ fn int_msg(arg: &[u8], msg: &'static str) -> Result<i64, Reply> {
 
 fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
-    match get_stream(ctx, key) {
+    match read_stream(ctx, key) {
         Err(e) => return e,
         Ok(Some(s)) if s.groups.contains_key(&gname[..]) => {}
         Ok(_) => return nogroup(key, gname),
@@ -486,7 +488,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         j += 1;
     }
-    match get_stream(ctx, key) {
+    match read_stream(ctx, key) {
         Err(e) => return e,
         Ok(Some(s)) if s.groups.contains_key(&gname[..]) => {}
         Ok(_) => return nogroup(key, gname),

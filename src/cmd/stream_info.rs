@@ -7,7 +7,7 @@
 use super::ctx::{ClientCtx, Ctx};
 use super::errors;
 use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Plan};
-use super::stream::{get_stream, item_reply, items_reply};
+use super::stream::{item_reply, items_reply, read_stream};
 use super::stream_group::sub_syntax;
 use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
@@ -198,7 +198,7 @@ fn stream_info(st: &Stream, args: &[Bytes]) -> Reply {
 
 fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
-    let st = match get_stream(ctx, &args[2]) {
+    let st = match read_stream(ctx, &args[2]) {
         Err(e) => return e,
         Ok(None) => return Reply::err(errors::NO_SUCH_KEY),
         Ok(Some(st)) => st,

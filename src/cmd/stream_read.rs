@@ -16,7 +16,7 @@
 use super::ctx::Ctx;
 use super::errors;
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys};
-use super::stream::{event, get_stream, item_reply, strict_id};
+use super::stream::{event, get_stream, item_reply, read_stream, strict_id};
 use super::util::{eq_ic, parse_i64};
 use crate::protocol::Reply;
 use crate::replication::feed::Argv;
@@ -340,7 +340,7 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Reply {
     for k in 0..o.n {
         let key = &args[o.streams_at + k];
         let a = &args[o.streams_at + o.n + k];
-        let s = match get_stream(ctx, key) {
+        let s = match read_stream(ctx, key) {
             Ok(s) => s,
             Err(e) => return e,
         };
@@ -374,7 +374,7 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Reply {
     let mut dirty = 0;
     for (k, id) in ids.into_iter().enumerate() {
         let key = args[o.streams_at + k].clone();
-        let Ok(Some(s)) = get_stream(ctx, &key) else { continue };
+        let Ok(Some(s)) = read_stream(ctx, &key) else { continue };
         let served = match (&o.group, id) {
             (Some(_), ReadId::After(_)) => true,
             (Some((g, _)), _) => {

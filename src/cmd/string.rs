@@ -47,6 +47,16 @@ fn get_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut StrVal
     }
 }
 
+/// [`get_str`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+fn lookup_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut StrValue>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
+        #[allow(unreachable_patterns)]
+        Some(_) => Err(Reply::err(errors::WRONGTYPE)),
+    }
+}
+
 /// [`get_str`] for a read-only command: no snapshot pre-write hook (see `Db::get_read`).
 fn read_str_ref<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a StrValue>, Reply> {
     let now = ctx.now_ms;
@@ -61,9 +71,8 @@ fn read_str_ref<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a StrVa
 /// GET-like read that counts hits and misses.
 fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
     let r = read_str_ref(ctx, key).map(|o| o.map(|s| s.to_bytes()));
-    if let Ok(v) = &r {
-        ctx.count_lookup(v.is_some());
-    }
+    // A key of another type was found (a hit) before the type check failed.
+    ctx.count_lookup(key, !matches!(r, Ok(None)));
     r
 }
 
@@ -73,9 +82,12 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(Some(StrValue::Raw(v))) => Reply::bulk_inline(v),
         Ok(Some(StrValue::Int(n))) => Reply::bulk_inline(itoa::Buffer::new().format(*n).as_bytes()),
         Ok(None) => Reply::Nil,
-        Err(e) => return e,
+        Err(e) => {
+            ctx.count_lookup(&args[1], true);
+            return e;
+        }
     };
-    ctx.count_lookup(!matches!(r, Reply::Nil));
+    ctx.count_lookup(&args[1], !matches!(r, Reply::Nil));
     r
 }
 
@@ -343,7 +355,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_str(ctx, &args[1]) {
+    match lookup_str(ctx, &args[1]) {
         Ok(Some(s)) => Reply::Int(s.len() as i64),
         Ok(None) => Reply::Int(0),
         Err(e) => e,
@@ -432,7 +444,7 @@ fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(mut start), Some(mut end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return Reply::err(errors::NOT_INTEGER);
     };
-    let v = match get_str(ctx, &args[1]) {
+    let v = match lookup_str(ctx, &args[1]) {
         Ok(Some(s)) => s.to_bytes(),
         Ok(None) => return Reply::bulk(b""),
         Err(e) => return e,
@@ -513,17 +525,19 @@ fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         i += 1;
     }
     let mut fetch = |k: &[u8]| -> Result<Bytes, Reply> {
-        match get_str(ctx, k) {
+        match lookup_str(ctx, k) {
             Ok(Some(s)) => Ok(s.to_bytes()),
             Ok(None) => Ok(Bytes::new()),
             Err(_) => Err(Reply::err("ERR The specified keys must contain string values")),
         }
     };
-    let a = match fetch(&args[1]) {
+    // Both keys are looked up before either's type is checked, as Redis does.
+    let (a, b) = (fetch(&args[1]), fetch(&args[2]));
+    let a = match a {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let b = match fetch(&args[2]) {
+    let b = match b {
         Ok(v) => v,
         Err(e) => return e,
     };

@@ -30,6 +30,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zremrangebyscore", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebyscore), "sorted_set", "1.2.0", "Remove all members in a sorted set within the given scores"),
 ];
 
+/// [`get_z`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+pub fn read_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::ZSet(v) => Ok(Some(v)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
 /// The sorted set at `key`: Ok(None) when missing, WRONGTYPE for another type.
 pub fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
     let now = ctx.now_ms;
@@ -170,21 +181,21 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn zcard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_z(ctx, &args[1]) {
+    match read_z(ctx, &args[1]) {
         Ok(z) => Reply::Int(z.map_or(0, |z| z.len() as i64)),
         Err(e) => e,
     }
 }
 
 fn zscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_z(ctx, &args[1]) {
+    match read_z(ctx, &args[1]) {
         Ok(z) => z.and_then(|z| z.score(&args[2])).map_or(Reply::Nil, Reply::Double),
         Err(e) => e,
     }
 }
 
 fn zmscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match get_z(ctx, &args[1]) {
+    match read_z(ctx, &args[1]) {
         Ok(z) => Reply::Array(
             args[2..].iter().map(|m| z.as_ref().and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double)).collect(),
         ),
@@ -193,7 +204,7 @@ fn zmscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn rank(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> Reply {
-    match get_z(ctx, &args[1]) {
+    match read_z(ctx, &args[1]) {
         Ok(Some(z)) => match z.rank(&args[2]) {
             Some(r) => Reply::Int(if rev { (z.len() - 1 - r) as i64 } else { r as i64 }),
             None => Reply::Nil,
@@ -250,7 +261,7 @@ fn zcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(min), Some(max)) = (parse_bound(&args[2]), parse_bound(&args[3])) else {
         return Reply::err("ERR min or max is not a float");
     };
-    match get_z(ctx, &args[1]) {
+    match read_z(ctx, &args[1]) {
         Ok(z) => Reply::Int(z.map_or(0, |z| {
             let (lo, hi) = score_ranks(z, min, max);
             (hi - lo) as i64
@@ -287,7 +298,7 @@ struct RangeOpts {
 /// The shared engine of ZRANGE and its old forms.
 fn range_generic(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], o: RangeOpts) -> Reply {
     let RangeOpts { by_score, rev, limit, scores } = o;
-    let z = match get_z(ctx, key) {
+    let z = match read_z(ctx, key) {
         Ok(Some(z)) => z,
         Ok(None) => {
             if by_score && (parse_bound(a).is_none() || parse_bound(b).is_none()) {

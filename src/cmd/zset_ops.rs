@@ -8,7 +8,7 @@ use super::errors;
 use super::hash::{parse_scan_args, scan_hash};
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, KEY1};
 use super::util::{eq_ic, glob_match, parse_f64, parse_i64, scan_page};
-use super::zset::get_z;
+use super::zset::{get_z, read_z};
 use crate::protocol::Reply;
 use crate::storage::{Value, ZSetValue};
 use bytes::Bytes;
@@ -148,7 +148,7 @@ fn lex_end(z: &ZSetValue, max: &Lex) -> usize {
 pub fn lex_range(ctx: &mut Ctx<'_>, key: &[u8], a: &[u8], b: &[u8], rev: bool, limit: Option<(i64, i64)>) -> Reply {
     let (Some(x), Some(y)) = (parse_lex(a), parse_lex(b)) else { return Reply::err(BAD_LEX) };
     let (min, max) = if rev { (y, x) } else { (x, y) };
-    let z = match get_z(ctx, key) {
+    let z = match read_z(ctx, key) {
         Ok(Some(z)) => z,
         Ok(None) => return Reply::Array(vec![]),
         Err(e) => return e,
@@ -207,7 +207,7 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn zlexcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(min), Some(max)) = (parse_lex(&args[2]), parse_lex(&args[3])) else { return Reply::err(BAD_LEX) };
-    match get_z(ctx, &args[1]) {
+    match read_z(ctx, &args[1]) {
         Ok(Some(z)) => Reply::Int(match lex_start(z, &min, &max) {
             None => 0,
             Some(lo) if z.encoding() == "listpack" => {
@@ -261,7 +261,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         _ => return Reply::err(errors::SYNTAX),
     };
-    let z = match get_z(ctx, &args[1]) {
+    let z = match read_z(ctx, &args[1]) {
         Ok(Some(z)) => z,
         Ok(None) => return if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil },
         Err(e) => return e,
@@ -293,7 +293,7 @@ fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let z = match get_z(ctx, &args[1]) {
+    let z = match read_z(ctx, &args[1]) {
         Ok(Some(z)) => z,
         Ok(None) => return Reply::Array(vec![Reply::bulk(b"0"), Reply::Array(vec![])]),
         Err(e) => return e,
@@ -333,9 +333,9 @@ enum Agg {
 type Scored = Vec<(Vec<u8>, f64)>;
 
 /// Reads a sorted set or a plain set (members score 1) as (member, score) pairs.
+/// A read lookup: counted, `keymiss` (see `Ctx::read_entry`).
 fn load(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Scored>, Reply> {
-    let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
+    match ctx.read_entry(key) {
         None => Ok(None),
         Some(e) => match &e.value {
             Value::ZSet(z) => Ok(Some(z.iter().map(|(m, s)| (m.to_vec(), s)).collect())),

@@ -97,7 +97,7 @@ pub(super) fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 fn ttl_generic(ctx: &mut Ctx<'_>, args: &[Bytes], f: impl Fn(u64, u64) -> i64) -> Reply {
     let now = ctx.now_ms;
     let at = ctx.db().get_notouch(&args[1], now).map(|e| e.expire_at);
-    ctx.count_lookup(at.is_some());
+    ctx.count_lookup(&args[1], at.is_some());
     match at {
         None => Reply::Int(-2),
         Some(0) => Reply::Int(-1),

@@ -35,7 +35,7 @@ pub(super) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut n = 0;
     for k in &args[1..] {
         let hit = ctx.db().get_notouch(k, now).is_some();
-        ctx.count_lookup(hit);
+        ctx.count_lookup(k, hit);
         n += hit as i64;
     }
     Reply::Int(n)
@@ -47,7 +47,7 @@ pub(super) fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut n = 0;
     for k in &args[1..] {
         let hit = ctx.db().get(k, now).is_some();
-        ctx.count_lookup(hit);
+        ctx.count_lookup(k, hit);
         n += hit as i64;
     }
     Reply::Int(n)
@@ -56,7 +56,7 @@ pub(super) fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub(super) fn type_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
     let name = ctx.db().get_notouch(&args[1], now).map(|e| e.value.type_name());
-    ctx.count_lookup(name.is_some());
+    ctx.count_lookup(&args[1], name.is_some());
     Reply::status(name.unwrap_or("none"))
 }
 
@@ -119,7 +119,7 @@ pub(super) fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     let now = ctx.now_ms;
     let entry = ctx.db().get(src, now).map(|e| e.clone());
-    ctx.count_lookup(entry.is_some());
+    ctx.count_lookup(src, entry.is_some());
     let Some(mut entry) = entry else { return Reply::Int(0) };
     entry.lru = db::lru_clock();
     let target = &mut ctx.shard.ks.dbs[dst_db];
@@ -159,7 +159,7 @@ pub(super) fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 fn object_lookup<T>(ctx: &mut Ctx<'_>, key: &[u8], f: impl FnOnce(&crate::storage::Entry) -> T) -> Option<T> {
     let now = ctx.now_ms;
     let r = ctx.db().get_notouch(key, now).map(|e| f(e));
-    ctx.count_lookup(r.is_some());
+    ctx.count_lookup_quiet(r.is_some());
     r
 }
 
