@@ -332,3 +332,70 @@ fn command_info_and_docs_of_subcommands_match_redis() {
     assert_eq!(got.len(), 5, "{got:?}");
     assert_eq!(got, docs(&mut b));
 }
+
+/// The field names of `INFO everything`, section by section, without slotcore's own
+/// (`slotcore_version`, the `# Shards` section).
+fn info_field_names(s: &Server) -> Vec<String> {
+    let info = s.cli(&["INFO", "everything"]);
+    let mut names = Vec::new();
+    let mut own_section = false;
+    for line in info.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(section) = line.strip_prefix("# ") {
+            own_section = section == "Shards";
+            if !own_section {
+                names.push(line.to_string());
+            }
+        } else if let Some((name, _)) = line.split_once(':') {
+            if !own_section && name != "slotcore_version" {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Every INFO field redis-server 7.0 shows, in its order, so that monitoring tools find theirs
+/// (`instantaneous_ops_per_sec`, `used_memory_dataset`, `mem_fragmentation_bytes`, ...).
+#[test]
+fn info_fields_are_redis_s_in_redis_s_order() {
+    let redis = Server::redis(&[]);
+    let slot = Server::slotcore_shards(2);
+    assert_eq!(info_field_names(&slot), info_field_names(&redis));
+}
+
+/// The instantaneous metrics follow the load (a mean of 16 samples taken every 100 ms), and
+/// the replication byte counters count the replication stream apart from the clients' bytes.
+#[test]
+fn instantaneous_metrics_and_replication_bytes() {
+    let master = Server::slotcore_shards(2);
+    let replica = Server::slotcore(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    common::until("replica online", || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
+    let field = |s: &Server, name: &str| -> f64 {
+        let info = s.cli(&["INFO", "stats"]);
+        info.lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}:")).map(str::to_string))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (port, flag) = (master.port, stop.clone());
+    let load = std::thread::spawn(move || {
+        let mut r = Raw::connect(port);
+        let mut i = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            r.cmd(&["SET", &format!("k{}", i % 100), "value"]);
+            i += 1;
+        }
+    });
+    common::until("instantaneous_ops_per_sec under load", || field(&master, "instantaneous_ops_per_sec") > 100.0);
+    assert!(field(&master, "instantaneous_input_kbps") > 0.0);
+    assert!(field(&master, "instantaneous_output_repl_kbps") > 0.0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().expect("load thread");
+    let sent = field(&master, "total_net_repl_output_bytes");
+    assert!(sent > 0.0 && field(&master, "total_net_output_bytes") >= sent);
+    assert!(field(&replica, "total_net_repl_input_bytes") > 0.0);
+    assert!(field(&replica, "total_reads_processed") > 0.0);
+    // Idle again (but for these INFO calls): the rate falls within 16 samples.
+    common::until("instantaneous_ops_per_sec back down", || field(&master, "instantaneous_ops_per_sec") < 500.0);
+}

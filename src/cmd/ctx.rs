@@ -150,6 +150,19 @@ pub struct ShardStats {
     pub evicted_keys: u64,
     /// Microseconds the last keyed command took (`execute_keyed`), for its caller's SLOWLOG.
     pub last_call_usec: u64,
+    /// Reads from client sockets that returned data (INFO `total_reads_processed`).
+    pub reads_processed: u64,
+    /// Writes to client sockets (INFO `total_writes_processed`).
+    pub writes_processed: u64,
+    /// The instantaneous metrics' samples (`cmd::instant`).
+    pub instant: super::instant::Sampler,
+    /// The active expire cycle's running estimate of the share of expired keys among the
+    /// volatile ones (INFO `expired_stale_perc`, Redis's 5% moving average).
+    pub expired_stale: f64,
+    /// Active expire cycles that stopped at their time limit.
+    pub expire_time_cap_reached: u64,
+    /// Microseconds spent in active expire cycles.
+    pub expire_cycle_us: u64,
 }
 
 /// The state of one client connection.

@@ -48,6 +48,19 @@ struct ShardReport {
     migrate_cached: u64,
     /// Changes since the last save (the shard's change log).
     since_save: u64,
+    /// The instantaneous metrics' current rates (`instant::Rates`).
+    rates: [u64; 5],
+    reads: u64,
+    writes: u64,
+    /// `expired_stale_perc` in millionths.
+    stale_ppm: u64,
+    expire_capped: u64,
+    expire_us: u64,
+    replica_volatile: u64,
+    /// Query buffer bytes of the shard's clients.
+    qbuf: u64,
+    /// Keys (all databases), for the per-key overhead.
+    entries: u64,
 }
 
 fn encode(shard: &mut ShardState) -> Reply {
@@ -88,6 +101,19 @@ fn encode(shard: &mut ShardState) -> Reply {
     v.push(Reply::Int(shard.changes.since_save() as i64));
     v.push(super::latency::histograms_reply(shard));
     v.push(Reply::Int(crate::runtime::migrate_link::cached() as i64));
+    let s = &shard.stats;
+    let mut extra: Vec<u64> = s.instant.rates().to_vec();
+    extra.extend([
+        s.reads_processed,
+        s.writes_processed,
+        (s.expired_stale * 1e6) as u64,
+        s.expire_time_cap_reached,
+        s.expire_cycle_us,
+        shard.ks.dbs.iter().map(|d| d.replica_volatile_len() as u64).sum(),
+        shard.clients.values().map(|c| c.borrow().qbuf as u64).sum(),
+        shard.ks.dbs.iter().map(|d| d.len() as u64).sum(),
+    ]);
+    v.push(Reply::Array(extra.into_iter().map(|n| Reply::Int(n as i64)).collect()));
     Reply::Array(v)
 }
 
@@ -138,6 +164,14 @@ fn decode(r: &Reply) -> ShardReport {
     rep.since_save = v.get(14).map_or(0, int);
     rep.hists = v.get(15).cloned();
     rep.migrate_cached = v.get(16).map_or(0, int);
+    if let Some(Reply::Array(x)) = v.get(17) {
+        let n: Vec<u64> = x.iter().map(int).collect();
+        if n.len() >= 13 {
+            rep.rates = [n[0], n[1], n[2], n[3], n[4]];
+            (rep.reads, rep.writes, rep.stale_ppm, rep.expire_capped) = (n[5], n[6], n[7], n[8]);
+            (rep.expire_us, rep.replica_volatile, rep.qbuf, rep.entries) = (n[9], n[10], n[11], n[12]);
+        }
+    }
     rep
 }
 
@@ -154,10 +188,10 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn rusage() -> (f64, f64) {
+fn rusage(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage fills a zeroed struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    unsafe { libc::getrusage(who, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_stime), t(ru.ru_utime))
 }
@@ -299,20 +333,49 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
         let active = jemalloc("active");
         let resident = jemalloc("resident");
+        let startup = crate::memory::startup();
+        let repl =
+            node.repl.with_status(|s| (s.backlog_histlen, s.replicas.iter().map(|r| r.output_bytes).sum::<u64>()));
+        let (backlog, replica_out) = repl;
+        let clients_normal = sum(&|r| r.qbuf);
+        let aof_buf = crate::aof::status::BUFFER_LEN.load(std::sync::atomic::Ordering::Relaxed);
+        // Redis's `getMemoryOverheadData`: what is not the dataset. slotcore counts its startup
+        // memory, the replication buffers, the clients' query buffers, the AOF buffer and the
+        // keyspace tables' per-key entries.
+        let overhead = startup
+            + backlog
+            + replica_out
+            + clients_normal
+            + aof_buf
+            + sum(&|r| r.entries) * super::memory::ENTRY_OVERHEAD as u64;
+        let dataset = used.saturating_sub(overhead);
+        let net = used.saturating_sub(startup);
+        let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        let diff = |a: u64, b: u64| a as i64 - b as i64;
         // Values are freed when deleted (no lazy-free thread): nothing is ever pending there.
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{}\r\n{}maxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:jemalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{overhead}\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{total}\r\ntotal_system_memory_human:{}\r\n{}maxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_replication_backlog:{backlog}\r\nmem_total_replication_buffers:{}\r\nmem_clients_slaves:{replica_out}\r\nmem_clients_normal:{clients_normal}\r\nmem_cluster_links:0\r\nmem_aof_buffer:{aof_buf}\r\nmem_allocator:jemalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
                 human(used),
                 human(rss),
                 human(peak),
+                ratio(used, peak) * 100.0,
+                ratio(dataset, net) * 100.0,
                 human(total),
                 crate::script::info_memory_fields(human),
                 human(maxmem),
                 cfg.get("maxmemory-policy").unwrap_or("noeviction"),
-                if used > 0 { rss as f64 / used as f64 } else { 0.0 },
-                crate::memory::not_counted_for_evict()
+                ratio(active, used),
+                diff(active, used),
+                ratio(resident, active),
+                diff(resident, active),
+                ratio(rss, resident),
+                diff(rss, resident),
+                ratio(rss, used),
+                diff(rss, used),
+                crate::memory::not_counted_for_evict(),
+                backlog + replica_out
             ),
         );
     }
@@ -320,7 +383,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Persistence",
             format!(
-                "loading:{}\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}{}{}",
+                "loading:{}\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\n{}{}{}",
                 u8::from(crate::replication::role::loading()),
                 u8::from(crate::replication::role::async_loading()),
                 sum(&|r| r.since_save),
@@ -335,19 +398,33 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         );
     }
     if want("stats") {
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let (repl_in, repl_out) = (l(&super::instant::NET_REPL_INPUT), l(&super::instant::NET_REPL_OUTPUT));
+        let rate = |i: usize| reports.iter().map(|r| r.rates[i]).sum::<u64>();
+        let kbps = |b: u64| b as f64 / 1024.0;
+        let shards = reports.len().max(1) as f64;
+        let (exceeded_total, exceeded_now) = crate::memory::evict::exceeded_ms();
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{repl_in}\r\ntotal_net_repl_output_bytes:{repl_out}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:{:.2}\r\ninstantaneous_output_repl_kbps:{:.2}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:{}\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:{}\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
-                sum(&|r| r.net_in),
-                sum(&|r| r.net_out),
+                rate(0),
+                sum(&|r| r.net_in) + repl_in,
+                sum(&|r| r.net_out) + repl_out,
+                kbps(rate(1) + rate(3)),
+                kbps(rate(2) + rate(4)),
+                kbps(rate(3)),
+                kbps(rate(4)),
                 sum(&|r| r.rejected),
                 crate::replication::master::SYNC_FULL.load(std::sync::atomic::Ordering::Relaxed),
                 crate::replication::master::SYNC_PARTIAL_OK.load(std::sync::atomic::Ordering::Relaxed),
                 crate::replication::master::SYNC_PARTIAL_ERR.load(std::sync::atomic::Ordering::Relaxed),
                 sum(&|r| r.expired),
+                sum(&|r| r.stale_ppm) as f64 / 1e4 / shards,
+                sum(&|r| r.expire_capped),
+                sum(&|r| r.expire_us) / 1000,
                 sum(&|r| r.evicted),
                 sum(&|r| r.hits),
                 sum(&|r| r.misses),
@@ -356,11 +433,14 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
                 node.pubsub.len(crate::cmd::pubsub_reg::Kind::Shard),
                 super::bgsave::background_jobs(),
                 sum(&|r| r.migrate_cached),
+                sum(&|r| r.replica_volatile),
                 node.tracking.total_keys.load(std::sync::atomic::Ordering::Relaxed),
                 node.tracking.total_items.load(std::sync::atomic::Ordering::Relaxed),
                 node.tracking.total_prefixes(),
                 crate::conn::master::UNEXPECTED_ERROR_REPLIES.load(std::sync::atomic::Ordering::Relaxed),
-                sum(&|r| r.errors)
+                sum(&|r| r.errors),
+                sum(&|r| r.reads),
+                sum(&|r| r.writes)
             ),
         );
     }
@@ -368,10 +448,12 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section("Replication", super::replication::info_section(&node));
     }
     if want("cpu") {
-        let (sys, user) = rusage();
+        let (sys, user) = rusage(libc::RUSAGE_SELF);
+        // slotcore has no main thread: the thread of the shard that answers stands for it.
+        let (tsys, tuser) = rusage(libc::RUSAGE_THREAD);
         section(
             "CPU",
-            format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"),
+            format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{tsys:.6}\r\nused_cpu_user_main_thread:{tuser:.6}\r\n"),
         );
     }
     if want("modules") {

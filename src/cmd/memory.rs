@@ -31,7 +31,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Bytes of one table entry besides the key and the value's heap (the entry itself).
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<crate::storage::Entry>() + 16;
+pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<crate::storage::Entry>() + 16;
 
 fn usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut j = 3;

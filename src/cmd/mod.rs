@@ -39,6 +39,7 @@ pub mod hash;
 pub mod histogram;
 pub mod hll;
 pub mod info;
+pub mod instant;
 pub mod latency;
 pub mod list;
 pub mod long_double;

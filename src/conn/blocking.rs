@@ -259,6 +259,7 @@ impl Conn {
         let limit = {
             let mut st = self.shard.state.borrow_mut();
             st.stats.net_input_bytes += data.len() as u64;
+            st.stats.reads_processed += 1;
             st.config.client_query_buffer_limit
         };
         if self.rbuf.len() as u64 > limit {

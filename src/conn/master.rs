@@ -244,7 +244,8 @@ impl Conn {
                     link.read += n as u64;
                     last_io = Instant::now();
                     self.client.borrow_mut().last_interaction_ms = crate::storage::now_ms();
-                    self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+                    // Redis counts the master link's bytes apart (`total_net_repl_input_bytes`).
+                    crate::cmd::instant::NET_REPL_INPUT.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     tick(link.read, link.processed);
                 }
                 Some(Err(e)) => return Err(e),

@@ -245,7 +245,11 @@ impl Conn {
                     Err(e) => return Err(e),
                 };
                 self.rbuf.commit(n);
-                self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+                {
+                    let st = &mut self.shard.state.borrow_mut().stats;
+                    st.net_input_bytes += n as u64;
+                    st.reads_processed += 1;
+                }
                 if self.rbuf.len() as u64 > qlimit {
                     tracing::warn!("Closing client that reached max query buffer length");
                     return Ok(());

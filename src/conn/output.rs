@@ -59,7 +59,11 @@ impl Conn {
         if n == 0 {
             return;
         }
-        self.shard.state.borrow_mut().stats.net_output_bytes += n as u64;
+        {
+            let st = &mut self.shard.state.borrow_mut().stats;
+            st.net_output_bytes += n as u64;
+            st.writes_processed += 1;
+        }
         self.wsent += n;
         if self.wsent == self.wbuf.len() {
             self.wbuf.clear();

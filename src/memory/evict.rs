@@ -13,6 +13,7 @@ use super::{eviction_time_limit_us, lazy_eviction, maxmemory, policy, replica_ig
 use crate::cmd::ShardState;
 use crate::storage::evict::{pick, Pool};
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 thread_local! {
     /// This shard's eviction pool (kept between cycles, as Redis's static pool).
@@ -109,12 +110,39 @@ pub fn pre_command_oom() -> bool {
 
 /// The cron step (every shard, `hz` times a second): shard 0 re-bases the accounting on
 /// jemalloc's exact total; every shard evicts while the node is over the ceiling.
+/// Since when (ms) the node is over `maxmemory`, 0 when it is not; and the milliseconds it spent
+/// over it before (INFO `current_eviction_exceeded_time`, `total_eviction_exceeded_time`).
+static EXCEEDED_SINCE: AtomicU64 = AtomicU64::new(0);
+static EXCEEDED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// (total, current) milliseconds over `maxmemory`; the total includes the current stretch.
+pub fn exceeded_ms() -> (u64, u64) {
+    let since = EXCEEDED_SINCE.load(Ordering::Relaxed);
+    let now = if since > 0 { crate::storage::now_ms().saturating_sub(since) } else { 0 };
+    (EXCEEDED_TOTAL.load(Ordering::Relaxed) + now, now)
+}
+
+fn track_exceeded(used: u64, limit: u64) {
+    let now = crate::storage::now_ms();
+    let since = EXCEEDED_SINCE.load(Ordering::Relaxed);
+    if used > limit {
+        if since == 0 {
+            EXCEEDED_SINCE.store(now, Ordering::Relaxed);
+        }
+    } else if since > 0 {
+        EXCEEDED_TOTAL.fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+        EXCEEDED_SINCE.store(0, Ordering::Relaxed);
+    }
+}
+
 pub fn cron(st: &mut ShardState) {
-    if maxmemory() == 0 {
+    let limit = maxmemory();
+    if limit == 0 {
+        track_exceeded(0, 0);
         return;
     }
     if st.id == 0 {
-        super::refresh();
+        track_exceeded(super::refresh(), limit);
     }
     if perform(st) != Outcome::Ok {
         tracing::debug!("maxmemory: node still over the limit after an eviction cycle");

@@ -249,6 +249,20 @@ pub fn refresh() -> u64 {
     total
 }
 
+static STARTUP: AtomicU64 = AtomicU64::new(0);
+
+/// Records the memory used once the node is set up, before any data is loaded (INFO
+/// `used_memory_startup`).
+pub fn mark_startup() {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    STARTUP.store(tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64, Ordering::Relaxed);
+}
+
+/// INFO `used_memory_startup`.
+pub fn startup() -> u64 {
+    STARTUP.load(Ordering::Relaxed)
+}
+
 /// The highest used memory seen (INFO `used_memory_peak`).
 pub fn peak() -> u64 {
     PEAK.load(Ordering::Relaxed)

@@ -120,6 +120,7 @@ pub fn run(
     balance::init(nshards);
     // The RDB file (or the AOF) is read once, on its own thread; each shard then takes its own
     // keys. A big file loads while the listeners answer -LOADING (see `startup_load`).
+    crate::memory::mark_startup();
     let loaded = startup_load::begin(&cfg, node.cluster.clone())?;
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
@@ -365,6 +366,12 @@ async fn active_expire(shard: Rc<Shard>) {
             continue;
         }
         shard.refresh_config();
+        {
+            let mut st = shard.state.borrow_mut();
+            let s = &mut st.stats;
+            let (ops, net_in, net_out) = (s.total_commands, s.net_input_bytes, s.net_output_bytes);
+            s.instant.cron(crate::storage::now_ms(), ops, net_in, net_out, shard.id == 0);
+        }
         crate::memory::evict::cron(&mut shard.state.borrow_mut());
         crate::cmd::tracking::cron(&mut shard.state.borrow_mut());
         if !crate::storage::active_expire_enabled() {
@@ -374,17 +381,31 @@ async fn active_expire(shard: Rc<Shard>) {
         let mut st = shard.state.borrow_mut();
         let now = crate::storage::now_ms();
         let mut reclaimed = 0;
+        let (mut sampled, mut stale) = (0, 0);
+        let mut capped = false;
         for db in st.ks.dbs.iter_mut() {
             reclaimed += db.expire_replica_keys(now);
             loop {
                 let (examined, expired) = db.active_expire_step(now, 200);
                 reclaimed += expired;
+                sampled += examined;
+                stale += expired;
+                if start.elapsed() > Duration::from_millis(1) {
+                    capped = true;
+                    break;
+                }
                 // Keep going while a good share of what we looked at was expired (as Redis).
-                if examined == 0 || expired * 4 < examined || start.elapsed() > Duration::from_millis(1) {
+                if examined == 0 || expired * 4 < examined {
                     break;
                 }
             }
         }
+        // INFO's expire statistics, as Redis's `activeExpireCycle` keeps them.
+        let s = &mut st.stats;
+        let perc = if sampled > 0 { stale as f64 / sampled as f64 } else { 0.0 };
+        s.expired_stale = perc * 0.05 + s.expired_stale * 0.95;
+        s.expire_time_cap_reached += u64::from(capped);
+        s.expire_cycle_us += start.elapsed().as_micros() as u64;
         // A cycle that reclaimed keys past `latency-monitor-threshold` (freeing a large key)
         // is a latency event.
         if reclaimed > 0 {

@@ -173,6 +173,7 @@ async fn write_counted(w: &mut (impl futures_lite::AsyncWrite + Unpin), buf: &[u
             Ok(n) => {
                 off += n;
                 pending.set(pending.get().saturating_sub(n as u64));
+                crate::cmd::instant::NET_REPL_OUTPUT.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

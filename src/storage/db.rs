@@ -560,6 +560,12 @@ impl Db {
 
     /// Remembers a key that one of this replica's own clients gave an expiry (not the
     /// master's stream, which runs in the master's view, nor a full sync's load).
+    /// Keys this writable replica's own clients gave an expiry (INFO
+    /// `slave_expires_tracked_keys`).
+    pub fn replica_volatile_len(&self) -> usize {
+        self.replica_volatile.len()
+    }
+
     fn remember_replica_volatile(&mut self, key: &[u8]) {
         if super::replica_expiry() && !super::in_master_view() && !self.replica_volatile.contains(key) {
             self.replica_volatile.insert(key.into());

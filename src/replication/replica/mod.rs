@@ -282,6 +282,7 @@ impl LinkIo {
             Some(Ok(0)) => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection lost")),
             Some(Ok(n)) => {
                 self.buf.extend_from_slice(&chunk[..n]);
+                crate::cmd::instant::NET_REPL_INPUT.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok(n)
             }
             Some(Err(e)) => Err(e),
