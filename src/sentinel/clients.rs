@@ -90,6 +90,13 @@ pub struct Clients {
     pub total_connections: u64,
     pub total_commands: u64,
     pub total_errors: u64,
+    /// INFO stats: bytes read from and written to clients, and the reads and writes.
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub reads_processed: u64,
+    pub writes_processed: u64,
+    /// INFO's instantaneous metrics (sampled by the Sentinel timer).
+    pub instant: crate::cmd::instant::Sampler,
 }
 
 impl Clients {

@@ -152,6 +152,12 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
             link::spawn_new_links(&shared);
             shared.borrow_mut().tick();
             link::spawn_new_links(&shared);
+            {
+                let mut s = shared.borrow_mut();
+                let c = &mut s.clients;
+                let (ops, net_in, net_out) = (c.total_commands, c.net_input_bytes, c.net_output_bytes);
+                c.instant.cron(state::now(), ops, net_in, net_out, false);
+            }
             // Redis runs the Sentinel timer at a randomised hz (10..19) so that Sentinels
             // started together do not act in lockstep.
             crate::runtime::sleep(Duration::from_millis(1000 / fastrand::u64(10..20))).await;

@@ -77,11 +77,15 @@ pub async fn serve(st: Shared, stream: crate::runtime::ClientStream) {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, mut rx) = unbounded::<Vec<u8>>();
+    let counted = st.clone();
     crate::runtime::spawn(async move {
         while let Some(b) = rx.next().await {
             if writer.write_all(&b).await.is_err() || writer.flush().await.is_err() {
                 break;
             }
+            let mut s = counted.borrow_mut();
+            s.clients.net_output_bytes += b.len() as u64;
+            s.clients.writes_processed += 1;
         }
         let _ = writer.close().await;
     });
@@ -124,6 +128,11 @@ pub async fn serve(st: Shared, stream: crate::runtime::ClientStream) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        {
+            let mut s = st.borrow_mut();
+            s.clients.net_input_bytes += n as u64;
+            s.clients.reads_processed += 1;
+        }
         buf.extend_from_slice(&chunk[..n]);
         let mut reqs = Vec::new();
         let res = parser.parse(&mut buf, &ParseLimits::default(), &mut reqs);
