@@ -399,3 +399,43 @@ fn instantaneous_metrics_and_replication_bytes() {
     // Idle again (but for these INFO calls): the rate falls within 16 samples.
     common::until("instantaneous_ops_per_sec back down", || field(&master, "instantaneous_ops_per_sec") < 500.0);
 }
+
+/// A client that does not read its replies shows them in CLIENT LIST (`omem`, `oll`, events
+/// `rw`) and INFO (`client_recent_max_output_buffer`, `mem_clients_normal`) until it reads.
+#[test]
+fn pending_replies_show_in_client_list_and_info() {
+    use std::io::{Read, Write};
+    let s = Server::slotcore(&[]);
+    let mut admin = s.raw();
+    admin.cmd(&["SET", "big", &"x".repeat(1 << 20)]);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    slow.write_all(b"CLIENT SETNAME slow\r\n").expect("write");
+    let mut ok = [0u8; 5];
+    slow.read_exact(&mut ok).expect("+OK");
+    // 32 MB of replies: far more than the socket buffers hold.
+    slow.write_all(&b"GET big\r\n".repeat(32)).expect("write");
+    let omem = |list: &str| -> u64 {
+        let line = list.lines().find(|l| l.contains("name=slow")).unwrap_or_else(|| panic!("no slow client in {list}"));
+        line.split(' ').find_map(|f| f.strip_prefix("omem=")).and_then(|v| v.parse().ok()).expect("omem")
+    };
+    common::until("pending replies in omem", || omem(&s.cli(&["CLIENT", "LIST"])) > 1 << 20);
+    let list = s.cli(&["CLIENT", "LIST"]);
+    let line = list.lines().find(|l| l.contains("name=slow")).expect("slow client");
+    assert!(line.contains(" oll=1 ") && line.contains(" events=rw "), "{line}");
+    let info = s.cli(&["INFO", "clients"]);
+    let max: u64 = info
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("client_recent_max_output_buffer:"))
+        .and_then(|v| v.parse().ok())
+        .expect("client_recent_max_output_buffer");
+    assert!(max > 1 << 20, "{info}");
+    // Reading everything empties it.
+    let mut left = 32 * ((1 << 20) + 2 + "$1048576\r\n".len());
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let n = slow.read(&mut buf).expect("read");
+        assert!(n > 0, "closed");
+        left = left.saturating_sub(n);
+    }
+    common::until("omem back to 0", || omem(&s.cli(&["CLIENT", "LIST"])) == 0);
+}

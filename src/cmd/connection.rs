@@ -241,7 +241,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -257,7 +257,12 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         c.multi.map_or(-1, |n| n as i64),
         c.qbuf,
         16384usize.saturating_sub(c.qbuf),
-        16384 + c.qbuf,
+        // One growable reply buffer: what waits for the socket shows as one reply block.
+        usize::from(c.omem > 0),
+        c.omem,
+        16384 + c.qbuf + c.omem,
+        // Redis waits for writability (`w`) while replies are pending.
+        if c.omem > 0 { "rw" } else { "r" },
         c.last_cmd,
         String::from_utf8_lossy(&c.user.name),
         if c.resp3 { 3 } else { 2 }

@@ -202,6 +202,8 @@ pub struct ClientState {
     pub lib_name: Option<Bytes>,
     /// Bytes pending in the query buffer (for CLIENT LIST).
     pub qbuf: usize,
+    /// Reply bytes not written to the socket yet (CLIENT LIST `omem`).
+    pub omem: usize,
     /// Close after the current reply is written (QUIT, protocol error).
     pub close_after_reply: bool,
     /// READONLY: reads of slots served by this replica's master are served here.
@@ -301,6 +303,7 @@ impl ClientState {
             monitor: false,
             lib_name: None,
             qbuf: 0,
+            omem: 0,
             close_after_reply: false,
             readonly: false,
             asking: false,

@@ -57,8 +57,11 @@ struct ShardReport {
     expire_capped: u64,
     expire_us: u64,
     replica_volatile: u64,
-    /// Query buffer bytes of the shard's clients.
+    /// Query buffer and pending reply bytes of the shard's clients, and the largest of each.
     qbuf: u64,
+    omem: u64,
+    max_qbuf: u64,
+    max_omem: u64,
     /// Keys (all databases), for the per-key overhead.
     entries: u64,
 }
@@ -111,6 +114,9 @@ fn encode(shard: &mut ShardState) -> Reply {
         s.expire_cycle_us,
         shard.ks.dbs.iter().map(|d| d.replica_volatile_len() as u64).sum(),
         shard.clients.values().map(|c| c.borrow().qbuf as u64).sum(),
+        shard.clients.values().map(|c| c.borrow().omem as u64).sum(),
+        shard.clients.values().map(|c| c.borrow().qbuf as u64).max().unwrap_or(0),
+        shard.clients.values().map(|c| c.borrow().omem as u64).max().unwrap_or(0),
         shard.ks.dbs.iter().map(|d| d.len() as u64).sum(),
     ]);
     v.push(Reply::Array(extra.into_iter().map(|n| Reply::Int(n as i64)).collect()));
@@ -166,10 +172,11 @@ fn decode(r: &Reply) -> ShardReport {
     rep.migrate_cached = v.get(16).map_or(0, int);
     if let Some(Reply::Array(x)) = v.get(17) {
         let n: Vec<u64> = x.iter().map(int).collect();
-        if n.len() >= 13 {
+        if n.len() >= 16 {
             rep.rates = [n[0], n[1], n[2], n[3], n[4]];
             (rep.reads, rep.writes, rep.stale_ppm, rep.expire_capped) = (n[5], n[6], n[7], n[8]);
-            (rep.expire_us, rep.replica_volatile, rep.qbuf, rep.entries) = (n[9], n[10], n[11], n[12]);
+            (rep.expire_us, rep.replica_volatile, rep.qbuf, rep.omem) = (n[9], n[10], n[11], n[12]);
+            (rep.max_qbuf, rep.max_omem, rep.entries) = (n[13], n[14], n[15]);
         }
     }
     rep
@@ -315,10 +322,12 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
+                "connected_clients:{}\r\ncluster_connections:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                 connected,
                 bus,
                 cfg.maxclients,
+                reports.iter().map(|r| r.max_qbuf).max().unwrap_or(0),
+                reports.iter().map(|r| r.max_omem).max().unwrap_or(0),
                 node.blocked_clients.load(std::sync::atomic::Ordering::Acquire),
                 node.tracking.trackers(),
                 node.blocked_with_timeout.load(std::sync::atomic::Ordering::Acquire)
@@ -337,7 +346,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         let repl =
             node.repl.with_status(|s| (s.backlog_histlen, s.replicas.iter().map(|r| r.output_bytes).sum::<u64>()));
         let (backlog, replica_out) = repl;
-        let clients_normal = sum(&|r| r.qbuf);
+        let clients_normal = sum(&|r| r.qbuf + r.omem);
         let aof_buf = crate::aof::status::BUFFER_LEN.load(std::sync::atomic::Ordering::Relaxed);
         // Redis's `getMemoryOverheadData`: what is not the dataset. slotcore counts its startup
         // memory, the replication buffers, the clients' query buffers, the AOF buffer and the

@@ -59,6 +59,8 @@ pub struct Conn {
     pub(crate) wbuf: Vec<u8>,
     /// How much of `wbuf`'s front is already written (see `output`).
     wsent: usize,
+    /// The pending output last shown in the client's CLIENT LIST entry.
+    omem_shown: usize,
     /// The last command looked up (see `Conn::route`).
     last_spec: Option<&'static crate::cmd::CommandSpec>,
     /// Bytes were read into `rbuf` while blocked and are not parsed yet.
@@ -179,6 +181,7 @@ impl Conn {
             rbuf: InputBuf::new(),
             wbuf: Vec::with_capacity(READ_CHUNK),
             wsent: 0,
+            omem_shown: 0,
             pending_input: false,
             last_spec: None,
             tx: multi::TxState::default(),

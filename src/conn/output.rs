@@ -52,11 +52,23 @@ impl Conn {
     pub(crate) fn drop_output(&mut self) {
         self.wbuf.clear();
         self.wsent = 0;
+        self.show_omem();
+    }
+
+    /// Publishes the pending output to the client's CLIENT LIST entry when it changed (most
+    /// writes leave nothing pending, as before: no borrow then).
+    fn show_omem(&mut self) {
+        let p = self.pending_output();
+        if p != self.omem_shown {
+            self.omem_shown = p;
+            self.client.borrow_mut().omem = p;
+        }
     }
 
     /// Accounts `n` more bytes as written; clears the buffer when all are.
     fn written(&mut self, n: usize) {
         if n == 0 {
+            self.show_omem();
             return;
         }
         {
@@ -75,6 +87,7 @@ impl Conn {
             self.wbuf.drain(..self.wsent);
             self.wsent = 0;
         }
+        self.show_omem();
     }
 
     /// appendfsync always: no reply goes out before the writes merged so far are on disk.
