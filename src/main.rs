@@ -193,6 +193,7 @@ fn main() {
         fail(&e);
     }
     slotcore::clock::calibrate();
+    slotcore::cmd::module::refuse_startup_modules(&cfg.load_modules);
     if let Err(e) = slotcore::acl::load_at_startup(&cfg) {
         tracing::warn!("{}", e);
         std::process::exit(1);

@@ -439,3 +439,37 @@ fn pending_replies_show_in_client_list_and_info() {
     }
     common::until("omem back to 0", || omem(&s.cli(&["CLIENT", "LIST"])) == 0);
 }
+
+/// MODULE answers as redis-server 7.0 does with no module loaded: LIST is empty, LOAD and
+/// UNLOAD are refused unless `enable-module-command` allows them, then fail as for a library
+/// that cannot load; a `loadmodule` line stops start-up, as a module failing to load does.
+#[test]
+fn module_command_as_redis_without_modules() {
+    let cmds: &[&[&str]] = &[
+        &["MODULE", "LIST"],
+        &["MODULE", "HELP"],
+        &["MODULE", "LOAD", "/nonexistent.so"],
+        &["MODULE", "LOADEX", "/nonexistent.so"],
+        &["MODULE", "UNLOAD", "foo"],
+        &["MODULE", "FOO"],
+        &["MODULE"],
+        &["MODULE", "LIST", "extra"],
+    ];
+    for enable in ["no", "yes"] {
+        let redis = Server::redis(&["--enable-module-command", enable]);
+        let slot = Server::slotcore(&["--enable-module-command", enable]);
+        assert_same(&mut redis.raw(), &mut slot.raw(), cmds);
+    }
+    let slot = Server::slotcore(&["--enable-module-command", "yes"]);
+    slot.cli(&["MODULE", "LOAD", "/opt/redisjson.so"]);
+    common::until("the load error in the log", || {
+        std::fs::read_to_string(&slot.log).unwrap_or_default().contains("Module /opt/redisjson.so failed to load")
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_slotcore"))
+        .args(["--port", "0", "--loadmodule", "/opt/redisjson.so"])
+        .output()
+        .expect("run slotcore");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Can't load module from /opt/redisjson.so: server aborting"), "{text}");
+}

@@ -54,15 +54,7 @@ fn get(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
 
 /// `enable-protected-configs` lets this client change `dir` / `dbfilename`.
 fn protected_allowed(ctx: &ClientCtx<'_>) -> bool {
-    match ctx.node().config().enable_protected_configs {
-        crate::config::Enable::Yes => true,
-        crate::config::Enable::Local => {
-            ctx.client.addr.starts_with("127.")
-                || ctx.client.addr.starts_with("[::1]")
-                || ctx.client.addr.starts_with("/")
-        }
-        crate::config::Enable::No => false,
-    }
+    ctx.node().config().enable_protected_configs.allows(&ctx.client.addr)
 }
 
 /// Directives that need a restart in slotcore (Redis can change some of them live).

@@ -6,7 +6,6 @@ use super::ctx::{reply, ClientCtx, ShardState};
 use super::server::help_lines;
 use super::spec::Plan;
 use super::util::{eq_ic, parse_i64};
-use crate::config::Enable;
 use crate::protocol::Reply;
 use bytes::Bytes;
 
@@ -231,11 +230,7 @@ fn debug_clusterlink_kill(ctx: &mut ClientCtx<'_>, dir: &[u8], id: &[u8]) -> Rep
 }
 
 pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let allowed = match ctx.shard.config.enable_debug_command {
-        Enable::Yes => true,
-        Enable::Local => ctx.client.addr.starts_with("127.") || ctx.client.addr.starts_with("[::1]"),
-        Enable::No => false,
-    };
+    let allowed = ctx.shard.config.enable_debug_command.allows(&ctx.client.addr);
     if !allowed {
         return reply(Reply::err(DEBUG_NOT_ALLOWED));
     }

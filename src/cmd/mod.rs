@@ -45,6 +45,7 @@ pub mod list;
 pub mod long_double;
 pub mod memory;
 pub mod migrate;
+pub mod module;
 pub mod multi;
 pub mod notify;
 pub mod propagate;

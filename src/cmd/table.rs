@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use std::sync::OnceLock;
 
 /// Every family's table, in COMMAND's order.
-pub fn families() -> [&'static [CommandSpec]; 33] {
+pub fn families() -> [&'static [CommandSpec]; 34] {
     [
         string::COMMANDS,
         zset::COMMANDS,
@@ -45,6 +45,7 @@ pub fn families() -> [&'static [CommandSpec]; 33] {
         function::COMMANDS,
         acl::COMMANDS,
         super::memory::COMMANDS,
+        super::module::COMMANDS,
     ]
 }
 

@@ -66,7 +66,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "disable-thp", default: "yes", kind: Kind::Bool, mutable: false, acted: false },
     Directive { name: "dynamic-hz", default: "yes", kind: Kind::Bool, mutable: true, acted: false },
     Directive { name: "enable-debug-command", default: "no", kind: Kind::Enum(&["no", "yes", "local"]), mutable: false, acted: true },
-    Directive { name: "enable-module-command", default: "no", kind: Kind::Enum(&["no", "yes", "local"]), mutable: false, acted: false },
+    Directive { name: "enable-module-command", default: "no", kind: Kind::Enum(&["no", "yes", "local"]), mutable: false, acted: true },
     Directive { name: "enable-protected-configs", default: "no", kind: Kind::Enum(&["no", "yes", "local"]), mutable: false, acted: true },
     Directive { name: "hash-max-listpack-entries", default: "512", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "hash-max-listpack-value", default: "64", kind: Kind::Memory, mutable: true, acted: true },

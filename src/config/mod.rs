@@ -21,6 +21,18 @@ pub enum Enable {
     Local,
 }
 
+impl Enable {
+    /// Whether a client at `addr` (`ip:port`, or a unix socket path) may use what this guards
+    /// (Redis's `allowProtectedAction`: `local` means a loopback or unix socket connection).
+    pub fn allows(self, addr: &str) -> bool {
+        match self {
+            Enable::Yes => true,
+            Enable::Local => addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with('/'),
+            Enable::No => false,
+        }
+    }
+}
+
 /// Log verbosity, as Redis's `loglevel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -76,6 +88,8 @@ pub struct Config {
     pub always_show_logo: bool,
     /// `enable-debug-command`.
     pub enable_debug_command: Enable,
+    /// `enable-module-command`.
+    pub enable_module_command: Enable,
     /// `enable-protected-configs` (CONFIG SET of `dir` and `dbfilename`).
     pub enable_protected_configs: Enable,
     /// `slowlog-log-slower-than` (µs; negative disables).
@@ -111,6 +125,8 @@ pub struct Config {
     pub users: Vec<Vec<String>>,
     /// `rename-command old new` lines, in order (applied at start-up).
     pub renamed_commands: Vec<(String, String)>,
+    /// `loadmodule path [args]` lines' paths (refused at start-up: see `cmd::module`).
+    pub load_modules: Vec<String>,
 }
 
 impl Config {
@@ -142,6 +158,7 @@ impl Default for Config {
             hz: 10,
             always_show_logo: false,
             enable_debug_command: Enable::No,
+            enable_module_command: Enable::No,
             enable_protected_configs: Enable::No,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
@@ -159,6 +176,7 @@ impl Default for Config {
             values: registry::all().map(|d| (d.name, d.default.to_string())).collect(),
             users: Vec::new(),
             renamed_commands: Vec::new(),
+            load_modules: Vec::new(),
         }
     }
 }

@@ -209,7 +209,12 @@ fn apply_text(
                 crate::cmd::table::renames(&cfg.renamed_commands).map_err(&err)?;
                 continue;
             }
-            "loadmodule" | "sentinel" => {
+            "loadmodule" => {
+                let Some(path) = rest.first() else { return Err(err("Bad directive or wrong number of arguments")) };
+                cfg.load_modules.push(path.clone());
+                continue;
+            }
+            "sentinel" => {
                 not_acted.push(name.clone());
                 continue;
             }

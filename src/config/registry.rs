@@ -314,6 +314,13 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
                 _ => Enable::No,
             }
         }
+        "enable-module-command" => {
+            cfg.enable_module_command = match value {
+                "yes" => Enable::Yes,
+                "local" => Enable::Local,
+                _ => Enable::No,
+            }
+        }
         "enable-protected-configs" => {
             cfg.enable_protected_configs = match value {
                 "yes" => Enable::Yes,
