@@ -189,6 +189,12 @@ fn main() {
     if let Err(e) = std::env::set_current_dir(&cfg.dir) {
         fail(&format!("Can't chdir to '{}': {}", cfg.dir, e));
     }
+    // CONFIG GET dir shows the working directory, absolute (Redis answers with getcwd()).
+    if let Ok(cwd) = std::env::current_dir() {
+        let cwd = cwd.to_string_lossy().into_owned();
+        cfg.values.insert("dir", cwd.clone());
+        cfg.dir = cwd;
+    }
     if let Err(e) = slotcore::logging::init(&cfg.logfile, cfg.loglevel) {
         fail(&e);
     }

@@ -184,3 +184,41 @@ fn config_set_port_moves_the_listener_or_rolls_back_as_redis() {
     assert_eq!(want[0].trim(), "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.");
     assert_eq!(port_change(true), want);
 }
+
+/// CONFIG GET * gives redis-server 7.0's defaults for every parameter both have (slotcore adds
+/// its own: `shards`, `shard-cores`, `bus-core`, `pin-cores`, `busy-poll-us`); `dir` is the
+/// working directory, absolute, as Redis answers.
+#[test]
+fn config_get_all_defaults_as_redis() {
+    let redis = Server::redis(&[]);
+    let slot = Server::slotcore(&[]);
+    let all = |s: &Server| -> std::collections::BTreeMap<String, String> {
+        let text = s.cli(&["CONFIG", "GET", "*"]);
+        let mut pairs = text.lines().map(str::to_string);
+        let mut out = std::collections::BTreeMap::new();
+        while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
+            out.insert(k, v);
+        }
+        out
+    };
+    let (want, got) = (all(&redis), all(&slot));
+    let own = ["shards", "shard-cores", "bus-core", "pin-cores", "busy-poll-us"];
+    // Set per server by the test harness.
+    let per_server = ["port", "dir", "logfile", "pidfile", "save", "enable-debug-command", "appendonly"];
+    let mut diffs = Vec::new();
+    for (k, v) in &want {
+        match got.get(k) {
+            None => diffs.push(format!("{k}: missing")),
+            Some(g) if g != v && !per_server.contains(&k.as_str()) => {
+                diffs.push(format!("{k}: redis {v:?} slotcore {g:?}"))
+            }
+            _ => {}
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(*k) && !own.contains(&k.as_str())) {
+        diffs.push(format!("{k}: not in redis-server"));
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let dir = std::fs::canonicalize(&slot.dir).expect("dir");
+    assert_eq!(got.get("dir").map(String::as_str), Some(dir.to_str().expect("utf-8")));
+}

@@ -59,7 +59,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "cluster-require-full-coverage", default: "yes", kind: Kind::Bool, mutable: true, acted: true },
     Directive { name: "crash-log-enabled", default: "yes", kind: Kind::Bool, mutable: true, acted: false },
     Directive { name: "crash-memcheck-enabled", default: "yes", kind: Kind::Bool, mutable: true, acted: false },
-    Directive { name: "daemonize", default: "yes", kind: Kind::Bool, mutable: false, acted: true },
+    Directive { name: "daemonize", default: "no", kind: Kind::Bool, mutable: false, acted: true },
     Directive { name: "databases", default: "16", kind: Kind::Int, mutable: false, acted: true },
     Directive { name: "dbfilename", default: "dump.rdb", kind: Kind::Str, mutable: true, acted: false },
     Directive { name: "dir", default: ".", kind: Kind::Str, mutable: true, acted: true },
