@@ -320,3 +320,29 @@ fn debug_sleep_stops_the_whole_node() {
     assert!(start.elapsed() >= Duration::from_millis(250), "{:?}", start.elapsed());
     assert_eq!(sleeper.reply(), "+OK\r\n");
 }
+
+/// LATENCY GRAPH draws the same sparkline as redis-server for the same samples (the age
+/// labels below it are compared loosely: the two servers' samples may fall a second apart),
+/// answers Redis's error for an event without samples, and LATENCY HELP lists it.
+#[test]
+fn latency_graph_as_redis() {
+    let args = ["--enable-debug-command", "yes", "--latency-monitor-threshold", "1"];
+    let redis = Server::redis(&args);
+    let slot = Server::slotcore(&args);
+    let (mut a, mut b) = (redis.raw(), slot.raw());
+    assert_same(&mut a, &mut b, &[&["LATENCY", "GRAPH", "command"], &["LATENCY", "HELP"]]);
+    for secs in ["0.1", "0.2", "0.3", "0.05"] {
+        a.cmd(&["DEBUG", "SLEEP", secs]);
+        b.cmd(&["DEBUG", "SLEEP", secs]);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let graph = |r: &mut Raw| -> Vec<String> {
+        let text = r.cmd(&["LATENCY", "GRAPH", "command"]);
+        text.split('\n').map(str::to_string).collect()
+    };
+    let (want, got) = (graph(&mut a), graph(&mut b));
+    // The bulk header, the title, the rule, four curve rows and the margin are the same bytes.
+    assert_eq!(got[..8], want[..8], "redis:\n{}\nslotcore:\n{}", want.join("\n"), got.join("\n"));
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got.last(), want.last());
+}

@@ -17,6 +17,7 @@ pub(super) static SUBCOMMANDS: &[CommandSpec] = &[
     spec("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(doctor), "server", "2.8.13", "Return a human readable latency analysis report."),
     spec("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(histogram), "server", "7.0.0", "Return the cumulative distribution of latencies of a subset of commands or all."),
     spec("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(latest), "server", "2.8.13", "Return the latest latency samples for all events."),
+    spec("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(graph), "server", "2.8.13", "Return a latency graph for the event."),
     spec("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(history), "server", "2.8.13", "Return timestamp-latency samples for the event."),
     spec("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(reset), "server", "2.8.13", "Reset latency data for one or more events."),
     spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "2.8.13", "Show helpful text about the different subcommands."),
@@ -96,6 +97,27 @@ fn history(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         }),
     }
 }
+
+/// LATENCY GRAPH <event> (`latency_graph`), over the last 160 samples merged from the shards.
+fn graph(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    let event = String::from_utf8_lossy(&args[2]).into_owned();
+    Plan::AllShards {
+        run: dump,
+        merge: Box::new(move |_, replies| {
+            let all = merge(replies);
+            let Some((max, samples)) = all.get(&event) else {
+                return Reply::error(format!("ERR No samples available for event '{event}'"));
+            };
+            let samples: Vec<(i64, i64)> = samples.iter().map(|(t, ms)| (*t, *ms)).collect();
+            let recent = &samples[samples.len().saturating_sub(HISTORY_LEN)..];
+            let now_s = (crate::storage::now_ms() / 1000) as i64;
+            Reply::Verbatim(Bytes::from(super::latency_graph::render(&event, recent, *max, now_s)))
+        }),
+    }
+}
+
+/// Samples kept per event (Redis's `LATENCY_TS_LEN`).
+const HISTORY_LEN: usize = 160;
 
 fn reset(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     fn run(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
@@ -313,6 +335,8 @@ fn help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "DOCTOR",
         "    Return a human readable latency analysis report.",
+        "GRAPH <event>",
+        "    Return an ASCII latency graph for the <event> class.",
         "HISTORY <event>",
         "    Return time-latency samples for the <event> class.",
         "LATEST",

@@ -41,6 +41,7 @@ pub mod hll;
 pub mod info;
 pub mod instant;
 pub mod latency;
+pub mod latency_graph;
 pub mod list;
 pub mod long_double;
 pub mod memory;
