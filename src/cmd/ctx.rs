@@ -405,17 +405,23 @@ impl ShardState {
         }
     }
 
-    /// Moves the keys that expired during the last operation into the change log (as DELs)
-    /// and queues their `expired` notifications.
-    /// Redis's `keymiss` event, after the `expired` events of the lookups so far (the miss may
-    /// be the key that just expired).
-    pub fn key_miss(&mut self, key: &[u8], db: usize) {
+    /// Counts a read lookup of `key` in `db` (Redis's `lookupKeyRead`): INFO's keyspace_hits /
+    /// keyspace_misses, and on a miss the `keymiss` event, after the `expired` events of the
+    /// lookups so far (the miss may be the key that just expired).
+    pub fn count_lookup(&mut self, key: &[u8], db: usize, hit: bool) {
+        if hit {
+            self.stats.keyspace_hits += 1;
+            return;
+        }
+        self.stats.keyspace_misses += 1;
         if super::notify::flags() & super::notify::KEY_MISS != 0 {
             self.log_expired();
             super::notify::emit(self, super::notify::KEY_MISS, "keymiss", key, db);
         }
     }
 
+    /// Moves the keys that expired during the last operation into the change log (as DELs)
+    /// and queues their `expired` notifications.
     pub fn log_expired(&mut self) {
         // Nothing was logged anywhere since the last look: skip the walk over the databases
         // (this runs after every command).
@@ -578,12 +584,7 @@ impl Ctx<'_> {
     /// Counts a read lookup of `key` that the command made itself (Redis's `lookupKeyRead`):
     /// INFO's keyspace_hits / keyspace_misses, and a `keymiss` event on a miss.
     pub fn count_lookup(&mut self, key: &[u8], hit: bool) {
-        if hit {
-            self.shard.stats.keyspace_hits += 1;
-        } else {
-            self.shard.stats.keyspace_misses += 1;
-            self.shard.key_miss(key, self.db);
-        }
+        self.shard.count_lookup(key, self.db, hit);
     }
 
     /// Counts a lookup that raises no `keymiss` event (Redis's `LOOKUP_NONOTIFY`: OBJECT,
@@ -600,22 +601,13 @@ impl Ctx<'_> {
     /// keyspace_hits / keyspace_misses, with a `keymiss` event on a miss. Write lookups and
     /// the commands' internal ones use [`Db::get`], which counts nothing.
     pub fn read_entry(&mut self, key: &[u8]) -> Option<&mut crate::storage::Entry> {
-        let (db, now) = (self.db, self.now_ms);
-        let st = &mut *self.shard;
-        let found: Option<*mut crate::storage::Entry> = st.ks.dbs[db].get(key, now).map(|e| e as *mut _);
-        match found {
-            Some(e) => {
-                st.stats.keyspace_hits += 1;
-                // SAFETY: `e` points into `st.ks.dbs[db]`, borrowed through `self` for the
-                // returned lifetime; only `st.stats`, a separate field, changed since.
-                Some(unsafe { &mut *e })
-            }
-            None => {
-                st.stats.keyspace_misses += 1;
-                st.key_miss(key, db);
-                None
-            }
-        }
+        let now = self.now_ms;
+        let found: Option<*mut crate::storage::Entry> = self.db().get(key, now).map(|e| e as *mut _);
+        self.count_lookup(key, found.is_some());
+        // SAFETY: `e` points into this database's table, borrowed through `self` for the
+        // returned lifetime. Only a hit leaves a pointer, and counting a hit touches `stats`
+        // alone (a miss may expire keys, but then there is no pointer).
+        found.map(|e| unsafe { &mut *e })
     }
 }
 

@@ -33,21 +33,20 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// The hash at `key`: Ok(None) when missing, Err(WRONGTYPE) for another type.
 fn get_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut HashValue>, Reply> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Hash(h) => Ok(Some(h)),
-            _ => Err(Reply::err(errors::WRONGTYPE)),
-        },
-    }
+    hash_of(ctx.db().get(key, now))
 }
 
 /// [`get_hash`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
 fn read_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut HashValue>, Reply> {
-    match ctx.read_entry(key) {
+    hash_of(ctx.read_entry(key))
+}
+
+/// The value of a looked-up entry as a Hash: Ok(None) when missing, WRONGTYPE for another type.
+fn hash_of(e: Option<&mut crate::storage::Entry>) -> Result<Option<&mut HashValue>, Reply> {
+    match e {
         None => Ok(None),
         Some(e) => match &mut e.value {
-            Value::Hash(h) => Ok(Some(h)),
+            Value::Hash(v) => Ok(Some(v)),
             _ => Err(Reply::err(errors::WRONGTYPE)),
         },
     }

@@ -105,6 +105,13 @@ fn encode(shard: &mut ShardState) -> Reply {
     v.push(super::latency::histograms_reply(shard));
     v.push(Reply::Int(crate::runtime::migrate_link::cached() as i64));
     let s = &shard.stats;
+    // The clients' buffers in one pass: query and reply bytes, summed and largest.
+    let (mut qbuf, mut omem, mut max_qbuf, mut max_omem) = (0u64, 0u64, 0u64, 0u64);
+    for c in shard.clients.values() {
+        let c = c.borrow();
+        let (q, o) = (c.qbuf as u64, c.omem as u64);
+        (qbuf, omem, max_qbuf, max_omem) = (qbuf + q, omem + o, max_qbuf.max(q), max_omem.max(o));
+    }
     let mut extra: Vec<u64> = s.instant.rates().to_vec();
     extra.extend([
         s.reads_processed,
@@ -113,10 +120,10 @@ fn encode(shard: &mut ShardState) -> Reply {
         s.expire_time_cap_reached,
         s.expire_cycle_us,
         shard.ks.dbs.iter().map(|d| d.replica_volatile_len() as u64).sum(),
-        shard.clients.values().map(|c| c.borrow().qbuf as u64).sum(),
-        shard.clients.values().map(|c| c.borrow().omem as u64).sum(),
-        shard.clients.values().map(|c| c.borrow().qbuf as u64).max().unwrap_or(0),
-        shard.clients.values().map(|c| c.borrow().omem as u64).max().unwrap_or(0),
+        qbuf,
+        omem,
+        max_qbuf,
+        max_omem,
         shard.ks.dbs.iter().map(|d| d.len() as u64).sum(),
     ]);
     v.push(Reply::Array(extra.into_iter().map(|n| Reply::Int(n as i64)).collect()));

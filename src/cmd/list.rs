@@ -37,23 +37,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lmpop", -4, WRITE, "@write @list @slow", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, Exec::Keyed(lmpop), "list", "7.0.0", "Pop elements from a list"),
 ];
 
+fn get_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
+    let now = ctx.now_ms;
+    list_of(ctx.db().get(key, now))
+}
+
 /// [`get_list`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
 fn read_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
-    match ctx.read_entry(key) {
+    list_of(ctx.read_entry(key))
+}
+
+/// The value of a looked-up entry as a List: Ok(None) when missing, WRONGTYPE for another type.
+fn list_of(e: Option<&mut crate::storage::Entry>) -> Result<Option<&mut List>, Reply> {
+    match e {
         None => Ok(None),
         Some(e) => match &mut e.value {
             Value::List(v) => Ok(Some(v)),
-            _ => Err(Reply::err(errors::WRONGTYPE)),
-        },
-    }
-}
-
-fn get_list<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut List>, Reply> {
-    let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
             _ => Err(Reply::err(errors::WRONGTYPE)),
         },
     }

@@ -132,21 +132,19 @@ pub fn collect(st: &mut ShardState, db: usize, keys: &[Bytes]) -> Reply {
     let now = crate::storage::cached_ms();
     let Some(d) = st.ks.dbs.get_mut(db) else { return Reply::Array(Vec::new()) };
     let mut out = Vec::new();
-    // Read lookups, counted (and `keymiss`) as Redis's MIGRATE counts them.
-    let mut missed = Vec::new();
+    // Read lookups, counted (and `keymiss`) as Redis's MIGRATE counts them, once the table is
+    // free again.
+    let mut looked = Vec::with_capacity(keys.len());
     for k in keys {
-        let Some(e) = d.get(k, now) else {
-            missed.push(k);
-            continue;
-        };
-        st.stats.keyspace_hits += 1;
+        let found = d.get(k, now);
+        looked.push((k, found.is_some()));
+        let Some(e) = found else { continue };
         let ttl = if e.expire_at == 0 { 0 } else { (e.expire_at.saturating_sub(now)).max(1) as i64 };
         let payload = crate::persist::dump::create(&e.value, true);
         out.push(Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Int(ttl), Reply::Bulk(Bytes::from(payload))]));
     }
-    for k in missed {
-        st.stats.keyspace_misses += 1;
-        st.key_miss(k, db);
+    for (k, hit) in looked {
+        st.count_lookup(k, db, hit);
     }
     Reply::Array(out)
 }

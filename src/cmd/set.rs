@@ -37,23 +37,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("sscan", -3, READONLY, "@read @set @slow", KEY1, Exec::Keyed(sscan), "set", "2.0.0", "Incrementally iterate Set elements"),
 ];
 
+fn get_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {
+    let now = ctx.now_ms;
+    set_of(ctx.db().get(key, now))
+}
+
 /// [`get_set`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
 fn read_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {
-    match ctx.read_entry(key) {
+    set_of(ctx.read_entry(key))
+}
+
+/// The value of a looked-up entry as a Set: Ok(None) when missing, WRONGTYPE for another type.
+fn set_of(e: Option<&mut crate::storage::Entry>) -> Result<Option<&mut SetValue>, Reply> {
+    match e {
         None => Ok(None),
         Some(e) => match &mut e.value {
             Value::Set(v) => Ok(Some(v)),
-            _ => Err(Reply::err(errors::WRONGTYPE)),
-        },
-    }
-}
-
-fn get_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {
-    let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Set(s) => Ok(Some(s)),
             _ => Err(Reply::err(errors::WRONGTYPE)),
         },
     }

@@ -104,24 +104,23 @@ pub fn items_reply(items: Vec<crate::storage::stream::Item>) -> Reply {
     Reply::Array(items.into_iter().map(|(id, p)| item_reply(id, p)).collect())
 }
 
-/// [`get_stream`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
-pub fn read_stream<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Stream>, Reply> {
-    match ctx.read_entry(key) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Stream(v) => Ok(Some(v)),
-            _ => Err(Reply::err(errors::WRONGTYPE)),
-        },
-    }
-}
-
 /// The stream at `key`: Ok(None) when missing, WRONGTYPE for another type.
 pub fn get_stream<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Stream>, Reply> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
+    stream_of(ctx.db().get(key, now))
+}
+
+/// [`get_stream`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+pub fn read_stream<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Stream>, Reply> {
+    stream_of(ctx.read_entry(key))
+}
+
+/// The value of a looked-up entry as a Stream: Ok(None) when missing, WRONGTYPE for another type.
+fn stream_of(e: Option<&mut crate::storage::Entry>) -> Result<Option<&mut Stream>, Reply> {
+    match e {
         None => Ok(None),
         Some(e) => match &mut e.value {
-            Value::Stream(s) => Ok(Some(s)),
+            Value::Stream(v) => Ok(Some(v)),
             _ => Err(Reply::err(errors::WRONGTYPE)),
         },
     }

@@ -39,17 +39,17 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// The string stored at `key`: Ok(None) when missing, Err(WRONGTYPE) for another type.
 fn get_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut StrValue>, Reply> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
-        None => Ok(None),
-        Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
-        #[allow(unreachable_patterns)]
-        Some(_) => Err(Reply::err(errors::WRONGTYPE)),
-    }
+    str_of(ctx.db().get(key, now))
 }
 
 /// [`get_str`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
 fn lookup_str<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut StrValue>, Reply> {
-    match ctx.read_entry(key) {
+    str_of(ctx.read_entry(key))
+}
+
+/// The value of a looked-up entry as a string: Ok(None) when missing, WRONGTYPE for another type.
+fn str_of(e: Option<&mut Entry>) -> Result<Option<&mut StrValue>, Reply> {
+    match e {
         None => Ok(None),
         Some(Entry { value: Value::Str(s), .. }) => Ok(Some(s)),
         #[allow(unreachable_patterns)]

@@ -30,24 +30,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zremrangebyscore", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebyscore), "sorted_set", "1.2.0", "Remove all members in a sorted set within the given scores"),
 ];
 
-/// [`get_z`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
-pub fn read_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
-    match ctx.read_entry(key) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::ZSet(v) => Ok(Some(v)),
-            _ => Err(Reply::err(errors::WRONGTYPE)),
-        },
-    }
-}
-
 /// The sorted set at `key`: Ok(None) when missing, WRONGTYPE for another type.
 pub fn get_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
     let now = ctx.now_ms;
-    match ctx.db().get(key, now) {
+    z_of(ctx.db().get(key, now))
+}
+
+/// [`get_z`] as a read lookup (counted, `keymiss`: see `Ctx::read_entry`).
+pub fn read_z<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut ZSetValue>, Reply> {
+    z_of(ctx.read_entry(key))
+}
+
+/// The value of a looked-up entry as a ZSet: Ok(None) when missing, WRONGTYPE for another type.
+fn z_of(e: Option<&mut crate::storage::Entry>) -> Result<Option<&mut ZSetValue>, Reply> {
+    match e {
         None => Ok(None),
         Some(e) => match &mut e.value {
-            Value::ZSet(z) => Ok(Some(z)),
+            Value::ZSet(v) => Ok(Some(v)),
             _ => Err(Reply::err(errors::WRONGTYPE)),
         },
     }
