@@ -278,6 +278,13 @@ fn main() {
             }
         }
     }
+    match slotcore::runtime::listener::bind_unix(&cfg) {
+        Ok(l) => listeners.extend(l),
+        Err(e) => {
+            tracing::warn!("{}", e);
+            slotcore::process::shutdown_and_exit(1);
+        }
+    }
     if listeners.is_empty() {
         tracing::warn!("Configured to not listen anywhere, exiting.");
         slotcore::process::shutdown_and_exit(1);

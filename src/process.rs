@@ -34,6 +34,7 @@ pub fn set_pidfile(path: String) {
 /// Logs Redis's closing lines, removes the pidfile and exits the process with `code`.
 pub fn shutdown_and_exit(code: i32) -> ! {
     crate::runtime::listener::stop_accepting();
+    crate::runtime::listener::remove_unix_socket();
     if let Some(p) = PIDFILE.get() {
         if !p.is_empty() {
             tracing::info!("Removing the pid file.");

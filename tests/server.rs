@@ -473,3 +473,86 @@ fn module_command_as_redis_without_modules() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("Can't load module from /opt/redisjson.so: server aborting"), "{text}");
 }
+
+/// Runs `redis-cli -s SOCKET args...` (bounded by a timeout) and returns its stdout.
+fn cli_unix(socket: &std::path::Path, args: &[&str]) -> String {
+    let out =
+        Command::new("timeout").args(["30", "redis-cli", "-s"]).arg(socket).args(args).output().expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn unix_socket_clients_as_redis() {
+    let base = std::env::temp_dir().join(format!("slotcore-unix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("socket dir");
+    // A stale file where the socket goes does not stop start-up (Redis unlinks it first).
+    let ours = base.join("slotcore.sock");
+    std::fs::write(&ours, b"stale").expect("stale file");
+    let theirs = base.join("redis.sock");
+    let sock_args = |p: &std::path::Path| vec!["--unixsocket".to_string(), p.display().to_string()];
+    let (a, b) = (sock_args(&ours), sock_args(&theirs));
+    let mut s = Server::slotcore(&[&a[0], &a[1], "--unixsocketperm", "700", "--shards", "2"]);
+    let mut r = Server::redis(&[&b[0], &b[1], "--unixsocketperm", "700"]);
+    for (sock, server) in [(&ours, &s), (&theirs, &r)] {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let meta = std::fs::metadata(sock).expect("socket file");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        assert_eq!(cli_unix(sock, &["CONFIG", "GET", "unixsocketperm"]), "unixsocketperm\n700\n");
+        assert_eq!(cli_unix(sock, &["SET", "k", "v"]), "OK\n");
+        // TCP clients see what the socket's clients wrote.
+        assert_eq!(server.cli(&["GET", "k"]), "v\n");
+        let line = cli_unix(sock, &["CLIENT", "LIST"]);
+        let want = format!("addr={}:0 laddr={}:0 ", sock.display(), sock.display());
+        assert!(line.contains(&want), "{line}");
+        assert!(line.contains(" flags=U "), "{line}");
+        // Many connections at once (spread over both shards on slotcore).
+        let out = Command::new("timeout")
+            .args(["60", "redis-benchmark", "-q", "-s"])
+            .arg(sock)
+            .args(["-c", "20", "-n", "20000", "incr", "counter"])
+            .output()
+            .expect("redis-benchmark");
+        assert!(out.status.success());
+        assert_eq!(server.cli(&["GET", "counter"]), "20000\n");
+    }
+    // CONFIG SET cannot move it; the perm must be octal.
+    let mut c = s.raw();
+    let mut o = r.raw();
+    assert_same(
+        &mut c,
+        &mut o,
+        &[&["CONFIG", "SET", "unixsocket", "/tmp/x.sock"], &["CONFIG", "SET", "unixsocketperm", "7"]],
+    );
+    // SHUTDOWN removes the socket file.
+    for (sock, server) in [(&ours, &mut s), (&theirs, &mut r)] {
+        cli_unix(sock, &["SHUTDOWN", "NOSAVE"]);
+        assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+        assert!(!sock.exists(), "{} left behind", sock.display());
+        assert!(server.log_text().contains("Removing the unix socket file."));
+    }
+    // A bad perm or a path too long for sockaddr_un stops start-up as in Redis.
+    let long = base.join("x".repeat(120)).display().to_string();
+    let port = common::free_port().to_string();
+    for args in [vec!["--unixsocketperm", "9"], vec!["--unixsocketperm", "1000"], vec!["--unixsocket", &long]] {
+        let run = |bin: &str| {
+            let out = Command::new("timeout")
+                .args(["20", bin, "--port", &port, "--save", ""])
+                .args(&args)
+                .output()
+                .expect("run server");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            (out.status.code(), text)
+        };
+        let (ours, text) = run(env!("CARGO_BIN_EXE_slotcore"));
+        let (theirs, redis_text) = run("redis-server");
+        assert_eq!((ours, theirs), (Some(1), Some(1)), "{args:?}: {text}");
+        let why = |t: &str| {
+            let line = t.lines().find(|l| l.contains("unix") || l.contains("octal") || l.contains("between"));
+            line.map(|l| l.split_once(" # ").map_or(l, |x| x.1).to_string())
+        };
+        assert_eq!(why(&text), why(&redis_text), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

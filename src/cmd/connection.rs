@@ -212,30 +212,38 @@ fn is_type(c: &ClientState, t: &[u8]) -> bool {
 
 /// One CLIENT LIST line, in Redis 7.0's field order.
 pub fn client_line(c: &ClientState, now_ms: u64) -> String {
+    // Redis's order: S/O, M, P, x, b, t, R, B, d, c, u, A, U, r, e.
     let mut flags = String::new();
-    if c.master {
-        flags.push('M');
-    }
     if c.monitor {
         flags.push('O');
     }
-    if c.blocked.is_some() || c.paused {
-        flags.push('b');
+    if c.master {
+        flags.push('M');
+    }
+    if super::pubsub::subscribed(c) {
+        flags.push('P');
     }
     if c.multi.is_some() {
         flags.push('x');
     }
-    if let Some(t) = c.tracking.as_deref().filter(|t| t.on) {
+    if c.blocked.is_some() || c.paused {
+        flags.push('b');
+    }
+    let tracking = c.tracking.as_deref().filter(|t| t.on);
+    if tracking.is_some() {
         flags.push('t');
-        if t.bcast {
-            flags.push('B');
-        }
+    }
+    if tracking.is_some_and(|t| t.bcast) {
+        flags.push('B');
+    }
+    if c.unix {
+        flags.push('U');
+    }
+    if c.readonly {
+        flags.push('r');
     }
     if c.no_evict {
         flags.push('e');
-    }
-    if super::pubsub::subscribed(c) {
-        flags.push('P');
     }
     if flags.is_empty() {
         flags.push('N');

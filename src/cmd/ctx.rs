@@ -176,6 +176,8 @@ pub struct ClientState {
     pub laddr: String,
     /// Socket fd.
     pub fd: i32,
+    /// Connected through `unixsocket` (CLIENT LIST flag `U`).
+    pub unix: bool,
     /// CLIENT SETNAME.
     pub name: Option<Bytes>,
     /// Selected database.
@@ -290,6 +292,7 @@ impl ClientState {
             addr,
             laddr,
             fd,
+            unix: false,
             name: None,
             db: 0,
             resp3: false,

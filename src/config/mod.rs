@@ -70,6 +70,10 @@ pub struct Config {
     pub daemonize: bool,
     /// `pidfile`.
     pub pidfile: String,
+    /// `unixsocket`: the path of the Unix domain socket clients may connect to ("" = none).
+    pub unixsocket: String,
+    /// `unixsocketperm`: the socket file's permission bits (0: left to the umask).
+    pub unixsocketperm: u32,
     /// `logfile` (empty = stdout).
     pub logfile: String,
     /// `loglevel`.
@@ -149,6 +153,8 @@ impl Default for Config {
             maxclients: 10000,
             daemonize: false,
             pidfile: String::new(),
+            unixsocket: String::new(),
+            unixsocketperm: 0,
             logfile: String::new(),
             loglevel: LogLevel::Notice,
             dir: ".".into(),

@@ -151,6 +151,11 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
             "no" => Ok("no".into()),
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
+        Kind::Int if d.name == "unixsocketperm" => match u32::from_str_radix(v, 8) {
+            Ok(n) if n <= 0o777 => Ok(format!("{n:o}")),
+            Ok(_) => Err("argument must be between 0 and 777 inclusive".into()),
+            Err(_) => Err("argument couldn't be parsed as an octal number".into()),
+        },
         Kind::Int => {
             v.parse::<i64>().map(|n| n.to_string()).map_err(|_| "argument couldn't be parsed into an integer".into())
         }
@@ -290,6 +295,8 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         "maxclients" => cfg.maxclients = range(int()?, 1, u32::MAX as i64)? as usize,
         "daemonize" => cfg.daemonize = yes,
         "pidfile" => cfg.pidfile = value.to_string(),
+        "unixsocket" => cfg.unixsocket = value.to_string(),
+        "unixsocketperm" => cfg.unixsocketperm = u32::from_str_radix(value, 8).unwrap_or(0),
         "logfile" => cfg.logfile = value.to_string(),
         "loglevel" => {
             cfg.loglevel = match value {

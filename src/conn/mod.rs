@@ -83,7 +83,10 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         let st = shard.state.borrow();
         (st.config.clone(), st.node.clone())
     };
-    crate::runtime::listener::tune_client(fd, cfg.tcp_keepalive);
+    let unix = crate::runtime::listener::is_unix_socket(fd);
+    if !unix {
+        crate::runtime::listener::tune_client(fd, cfg.tcp_keepalive);
+    }
     let peer = stream.peer_addr().ok();
     let local = stream.local_addr().ok();
     let connected = node.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
@@ -102,8 +105,14 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     }
     let id = node.next_client_id.fetch_add(1, Ordering::Relaxed);
     let fmt = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "?:0".into());
-    let client =
-        Rc::new(RefCell::new(ClientState::new(id, fmt(peer), fmt(local), fd, crate::acl::default_autologin())));
+    // A Unix socket client shows the socket's path as both addresses, as in Redis.
+    let (addr, laddr) = match unix {
+        true => (format!("{}:0", cfg.unixsocket), format!("{}:0", cfg.unixsocket)),
+        false => (fmt(peer), fmt(local)),
+    };
+    let mut state = ClientState::new(id, addr, laddr, fd, crate::acl::default_autologin());
+    state.unix = unix;
+    let client = Rc::new(RefCell::new(state));
     {
         let mut st = shard.state.borrow_mut();
         st.clients.insert(id, client.clone());

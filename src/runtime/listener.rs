@@ -1,6 +1,7 @@
 //! Client listeners: sockets are created and bound once by the main thread (so a taken port
 //! fails start-up like Redis's "Failed listening on port"), then every shard accepts on its own
-//! duplicate of each listening fd.
+//! duplicate of each listening fd. The same goes for the `unixsocket` listener: a client's
+//! socket says by its family whether it came in that way (`is_unix_socket`).
 
 use crate::config::Config;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -15,6 +16,8 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Clients accepted here speak TLS (`tls-port`).
     pub tls: bool,
+    /// The `unixsocket` listener (`addr` is unspecified then).
+    pub unix: bool,
 }
 
 /// Binds every `bind` address of the config. Addresses prefixed with `-` are optional.
@@ -98,7 +101,66 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<Listener> {
     s.set_nonblocking(true)?;
     let fd = s.into_raw_fd();
     LISTENING.lock().unwrap_or_else(|p| p.into_inner()).push(fd);
-    Ok(Listener { fd, addr, tls: false })
+    Ok(Listener { fd, addr, tls: false, unix: false })
+}
+
+/// Binds `unixsocket`, as Redis does: the path is unlinked first (a stale file of an earlier
+/// run would make the bind fail), the socket file gets `unixsocketperm` when it is not 0.
+/// None without `unixsocket`.
+pub fn bind_unix(cfg: &Config) -> Result<Option<Listener>, String> {
+    let path = cfg.unixsocket.as_str();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    // sockaddr_un's sun_path: 108 bytes with the terminating NUL.
+    const SUN_PATH: usize = 108;
+    if path.len() > SUN_PATH - 1 {
+        return Err(format!(
+            "Failed opening Unix socket: unix socket path too long ({}), must be under {}",
+            path.len(),
+            SUN_PATH
+        ));
+    }
+    let _ = std::fs::remove_file(path);
+    let fail = |e: std::io::Error| format!("Failed opening Unix socket: {e}");
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
+    let addr = socket2::SockAddr::unix(path).map_err(fail)?;
+    s.bind(&addr).map_err(fail)?;
+    if cfg.unixsocketperm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let perm = std::fs::Permissions::from_mode(cfg.unixsocketperm);
+        std::fs::set_permissions(path, perm).map_err(fail)?;
+    }
+    s.listen(cfg.tcp_backlog).map_err(fail)?;
+    s.set_nonblocking(true).map_err(fail)?;
+    let fd = s.into_raw_fd();
+    LISTENING.lock().unwrap_or_else(|p| p.into_inner()).push(fd);
+    *UNIX_PATH.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_string());
+    let unspecified = SocketAddr::new(IpAddr::from([0u8, 0, 0, 0]), 0);
+    Ok(Some(Listener { fd, addr: unspecified, tls: false, unix: true }))
+}
+
+/// The socket file `bind_unix` created (removed at shutdown).
+static UNIX_PATH: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Removes the unix socket file at shutdown, with Redis's log lines.
+pub fn remove_unix_socket() {
+    let Some(path) = UNIX_PATH.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    tracing::info!("Removing the unix socket file.");
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!("Error removing the unix socket file: {}", e);
+    }
+}
+
+/// Whether `fd` is a Unix domain socket (a client that came in through `unixsocket`).
+pub fn is_unix_socket(fd: RawFd) -> bool {
+    // SAFETY: `sockaddr_storage` is plain data; getsockname fills at most `len` bytes of it.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) == 0
+            && ss.ss_family as i32 == libc::AF_UNIX
+    }
 }
 
 /// Every listening socket this process bound (shards accept on duplicates of these fds).

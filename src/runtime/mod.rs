@@ -134,6 +134,8 @@ pub fn run(
     };
     let mesh = Arc::new(mesh_links::MeshLinks::new(nshards + 1, MESH_CAPACITY));
     let fds: Vec<(i32, bool)> = listeners.iter().map(|l| (l.fd, l.tls)).collect();
+    let tcp_listening = listeners.iter().any(|l| !l.unix);
+    let unix_listening = listeners.iter().any(|l| l.unix).then(|| cfg.unixsocket.clone());
     port_change::started(cfg.port, crate::tls::port(&cfg), &listeners);
     let bus_fds: Vec<i32> = bus_listeners.iter().map(|l| l.fd).collect();
     let spin = Duration::from_micros(cfg.busy_poll_us);
@@ -236,7 +238,12 @@ pub fn run(
                 start_accepting(&shard, &fds);
             }
             if last {
-                tracing::info!("Ready to accept connections");
+                if tcp_listening {
+                    tracing::info!("Ready to accept connections");
+                }
+                if let Some(path) = &unix_listening {
+                    tracing::info!("The server is now ready to accept connections at {}", path);
+                }
             }
             futures_lite::future::pending::<()>().await;
         })

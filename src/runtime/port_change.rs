@@ -32,7 +32,7 @@ pub fn started(port: u16, tls_port: u16, listeners: &[Listener]) {
     for (tls, p) in [(false, port), (true, tls_port)] {
         let mut cur = CURRENT[tls as usize].lock().unwrap_or_else(|p| p.into_inner());
         cur.port = p;
-        cur.fds = listeners.iter().filter(|l| l.tls == tls).map(|l| l.fd).collect();
+        cur.fds = listeners.iter().filter(|l| l.tls == tls && !l.unix).map(|l| l.fd).collect();
     }
 }
 
