@@ -148,8 +148,9 @@ fn log_start(cfg: &Config, node: &NodeInfo, not_acted: &[String], config_file: &
 fn main() {
     let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() == 1 && args[0] == slotcore::runtime::save_child::CHILD_ARG {
-        std::process::exit(slotcore::runtime::save_child::child_main());
+    if args.len() <= 2 && args.first().is_some_and(|a| a == slotcore::runtime::save_child::CHILD_ARG) {
+        let autosync = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);
+        std::process::exit(slotcore::runtime::save_child::child_main(autosync));
     }
     // The arguments are read: their memory may now hold the process title.
     slotcore::proctitle::init(&argv0);

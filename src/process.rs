@@ -35,6 +35,11 @@ pub fn set_pidfile(path: String) {
 pub fn shutdown_and_exit(code: i32) -> ! {
     crate::runtime::listener::stop_accepting();
     crate::runtime::listener::remove_unix_socket();
+    if crate::runtime::save_child::aof_child().is_some() {
+        tracing::warn!("There is a child rewriting the AOF. Killing it!");
+        crate::runtime::save_child::kill(crate::runtime::save_child::Registry::AofRewrite);
+        let _ = std::fs::remove_file(crate::runtime::aof::rewrite_temp());
+    }
     if let Some(p) = PIDFILE.get() {
         if !p.is_empty() {
             tracing::info!("Removing the pid file.");

@@ -419,3 +419,93 @@ fn replica_aof_holds_what_it_received() {
     drop(o);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The rewrite child of `pid` (`pgrep -P`, as Redis's own tests find a fork), if any.
+fn child_of(pid: u32) -> Option<u32> {
+    let out = Command::new("pgrep").args(["-P", &pid.to_string()]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+}
+
+/// What one server shows through a rewrite killed with kill -9, one stopped by `CONFIG SET
+/// appendonly no`, history kept and collected, and DEBUG LOADAOF: every manifest along the
+/// way and the INFO fields that say how rewrites ended.
+fn rewrite_life(s: &Server) -> Vec<String> {
+    let mut r = s.raw();
+    let mut seen = Vec::new();
+    let mut note = |r: &mut Raw, what: &str| {
+        let fields = [
+            "aof_rewrite_in_progress",
+            "aof_last_bgrewrite_status",
+            "aof_rewrites",
+            "aof_rewrites_consecutive_failures",
+        ];
+        let vals: Vec<String> = fields.iter().map(|f| format!("{f}={}", info(r, "persistence", f))).collect();
+        seen.push(format!("{what}: {}\n{}", vals.join(" "), manifest(&s.dir)));
+    };
+    r.cmd(&["SET", "k", "v"]);
+    assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "10000000"]), "+OK\r\n");
+    // A child exists as soon as BGREWRITEAOF has replied; killing it fails the rewrite.
+    assert_eq!(r.cmd(&["BGREWRITEAOF"]), "+Background append only file rewriting started\r\n");
+    let child = child_of(s.pid()).expect("a rewrite child right after the reply");
+    Command::new("kill").args(["-9", &child.to_string()]).status().unwrap();
+    wait_rewrite_done(&mut r);
+    assert!(s.log_text().contains("Background AOF rewrite terminated by signal 9"));
+    note(&mut r, "killed");
+    // CONFIG SET appendonly no stops a running rewrite before it replies; not an error.
+    assert_eq!(r.cmd(&["BGREWRITEAOF"]), "+Background append only file rewriting started\r\n");
+    assert!(child_of(s.pid()).is_some());
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]), "+OK\r\n");
+    note(&mut r, "stopped");
+    wait_for("the killing log line", WAIT, || s.log_text().contains("Killing running AOF rewrite child"));
+    assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
+    wait_rewrite_done(&mut r);
+    note(&mut r, "enabled again");
+    // History kept, then collected before CONFIG SET replies.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "aof-disable-auto-gc", "yes"]), "+OK\r\n");
+    for _ in 0..2 {
+        r.cmd(&["INCR", "n"]);
+        r.cmd(&["BGREWRITEAOF"]);
+        wait_rewrite_done(&mut r);
+    }
+    note(&mut r, "history kept");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "aof-disable-auto-gc", "no"]), "+OK\r\n");
+    note(&mut r, "history collected");
+    // DEBUG LOADAOF: the same data, and nothing left to save.
+    r.cmd(&["INCR", "n"]);
+    let want = digest(&mut r);
+    assert_eq!(r.cmd(&["DEBUG", "LOADAOF"]), "+OK\r\n");
+    assert_eq!(digest(&mut r), want);
+    seen.push(format!("after LOADAOF: changes={}", info(&mut r, "persistence", "rdb_changes_since_last_save")));
+    check_aof(&s.dir);
+    // SHUTDOWN during a rewrite kills its child and leaves no temp file behind.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "10000000"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["BGREWRITEAOF"]), "+Background append only file rewriting started\r\n");
+    let child = child_of(s.pid()).expect("a rewrite child");
+    r.send(&common::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    wait_for("the server's exit", WAIT, || {
+        !Path::new(&format!("/proc/{}/stat", s.pid())).exists() || {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.pid())).unwrap_or_default();
+            stat.split(' ').nth(2) == Some("Z")
+        }
+    });
+    wait_for("the child's exit", WAIT, || !Path::new(&format!("/proc/{child}")).exists());
+    let temps: Vec<String> = std::fs::read_dir(&s.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("temp-"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    assert!(s.log_text().contains("There is a child rewriting the AOF. Killing it!"));
+    seen
+}
+
+#[test]
+fn rewrite_child_killed_stopped_and_history_as_redis() {
+    ports();
+    let args = ["--appendonly", "yes", "--save", "", DEBUG[0], DEBUG[1]];
+    let ours = rewrite_life(&Server::slotcore(&args));
+    let theirs = rewrite_life(&Server::redis(&args));
+    assert_eq!(ours, theirs);
+}

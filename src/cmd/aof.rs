@@ -13,7 +13,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 fn bgrewriteaof(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     // Inside EXEC (the client's transaction still open) the rewrite is only scheduled.
-    Plan::Reply(match crate::runtime::aof::request_rewrite(ctx.client.multi.is_some()) {
+    Plan::Reply(match crate::runtime::aof::request_rewrite(ctx.node(), ctx.client.multi.is_some()) {
         Ok(s) => Reply::status(s),
         Err(e) => Reply::err(e),
     })

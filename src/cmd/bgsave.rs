@@ -400,6 +400,13 @@ pub fn since_save_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> 
     Reply::Int(shard.changes.since_save() as i64)
 }
 
+/// Counts every change so far as saved (`server.dirty = 0` after DEBUG LOADAOF).
+pub fn forget_changes_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+    let dirty = shard.changes.dirty();
+    shard.changes.saved(dirty);
+    Reply::Ok
+}
+
 // ---- save points ----------------------------------------------------------------------------
 
 /// The `save` setting's (seconds, changes) pairs.

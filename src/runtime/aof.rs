@@ -113,7 +113,7 @@ pub fn stash(loaded: load::Loaded) {
 
 /// BGREWRITEAOF's reply text (`bgrewriteaofCommand`). `in_exec`: called inside EXEC, where
 /// Redis only schedules the rewrite (the cron starts it after the transaction).
-pub fn request_rewrite(in_exec: bool) -> Result<&'static str, &'static str> {
+pub fn request_rewrite(node: &NodeInfo, in_exec: bool) -> Result<&'static str, &'static str> {
     let busy = in_exec || crate::cmd::bgsave::running() != 0;
     if busy && !status::REWRITING.load(Ordering::Acquire) {
         status::SCHEDULED.store(true, Ordering::Release);
@@ -123,6 +123,7 @@ pub fn request_rewrite(in_exec: bool) -> Result<&'static str, &'static str> {
         return Err("ERR Background append only file rewriting already in progress");
     } else {
         status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
+        prepare_child(node);
     }
     if !in_exec {
         let _ = events().tx.unbounded_send(Event::Rewrite);
@@ -134,12 +135,29 @@ pub fn request_rewrite(in_exec: bool) -> Result<&'static str, &'static str> {
     })
 }
 
+/// The temp file a rewrite writes its base to (`temp-rewriteaof-bg-<pid>.aof`, in `dir`).
+pub fn rewrite_temp() -> PathBuf {
+    PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id()))
+}
+
+/// Starts the rewrite's child before the command replies (see `save_child::prepare_aof`).
+fn prepare_child(node: &NodeInfo) {
+    let incremental = Settings::from_config(&node.config()).incremental_fsync;
+    let autosync = if incremental { crate::runtime::aof_base::AUTOSYNC_BYTES } else { 0 };
+    crate::runtime::save_child::prepare_aof(&rewrite_temp(), autosync);
+}
+
 /// CONFIG SET changed the configuration: the AOF task looks at it now. Turning `appendonly`
 /// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
 /// replying); inside EXEC (`in_exec`) the rewrite is scheduled instead, as Redis does.
 pub fn config_changed(node: &NodeInfo, in_exec: bool) {
     let on = Settings::from_config(&node.config()).enabled;
-    if on != status::ENABLED.swap(on, Ordering::AcqRel) && on && !status::REWRITING.load(Ordering::Acquire) {
+    let changed = on != status::ENABLED.swap(on, Ordering::AcqRel);
+    if changed && !on {
+        // `stopAppendOnly` kills a running rewrite before CONFIG SET replies.
+        with(|c| c.kill_rewrite());
+    }
+    if changed && on && !status::REWRITING.load(Ordering::Acquire) {
         if crate::cmd::bgsave::running() != 0 {
             tracing::warn!("AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible.");
             status::SCHEDULED.store(true, Ordering::Release);
@@ -151,7 +169,23 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
         } else {
             status::REWRITING.store(true, Ordering::Release);
             status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
+            prepare_child(node);
         }
+    }
+    // `aof-disable-auto-gc no` drops the history from the manifest before CONFIG SET
+    // replies, as Redis's apply function (the files go in the background).
+    let settings = Settings::from_config(&node.config());
+    let gc = with(|c| {
+        let turned_on = c.settings.no_gc && !settings.no_gc;
+        c.settings.no_gc = settings.no_gc;
+        if turned_on {
+            c.gc_history()
+        } else {
+            None
+        }
+    });
+    if let Some(rx) = gc.flatten() {
+        let _ = rx.recv_timeout(Duration::from_secs(5));
     }
     // Through the feed, so writes after this CONFIG SET's reply follow the change.
     node.repl.feed.push(FeedItem::Control(Box::new(|| {
@@ -200,12 +234,13 @@ pub async fn rewrite_driver(shard: Rc<Shard>) {
     let Some(mut rx) = jobs().take() else { return };
     let node = shard.state.borrow().node.clone();
     while let Some(job) = rx.next().await {
+        let generation = job.generation;
         let r = write_base(&shard, job).await;
         // Through the feed, after the snapshot's marks: a rewrite that fails right after
         // its marks were pushed still switched to its new incr file (as Redis's failed
         // rewrites leave theirs), and its result is judged against the mark it saw.
         node.repl.feed.push(FeedItem::Control(Box::new(move || {
-            with(|c| c.rewrite_done(r));
+            with(|c| c.rewrite_done(generation, r));
         })));
     }
 }
@@ -242,6 +277,9 @@ struct Ctl {
     last_ts: u64,
     /// The running rewrite writes an RDB base.
     rewrite_rdb: bool,
+    /// The running rewrite's number and its stop flag (see [`Ctl::kill_rewrite`]).
+    rewrite_gen: u64,
+    rewrite_abort: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// `aofRewriteLimited`'s state: the current delay and when it ends.
     limit_delay_min: u64,
     limit_until: Option<Instant>,
@@ -402,6 +440,7 @@ impl Ctl {
             return;
         }
         if crate::cmd::bgsave::running() != 0 {
+            crate::runtime::save_child::discard_prepared_aof(&rewrite_temp());
             status::REWRITING.store(false, Ordering::Release);
             status::SCHEDULED.store(true, Ordering::Release);
             return;
@@ -416,11 +455,18 @@ impl Ctl {
             self.op(|f| f.skip_fsync = true);
         }
         tracing::info!("Background append only file rewriting started");
+        // INFO `aof_rewrites` and `total_forks` count rewrites started, as Redis's forks.
+        status::REWRITES.fetch_add(1, Ordering::Relaxed);
+        self.rewrite_gen += 1;
+        let abort = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.rewrite_abort = Some(abort.clone());
         let job = BaseJob {
-            temp: PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id())),
+            temp: rewrite_temp(),
             rdb: self.settings.rdb_preamble,
             timestamps: self.settings.timestamps,
             incremental: self.settings.incremental_fsync,
+            abort,
+            generation: self.rewrite_gen,
         };
         self.rewrite_rdb = job.rdb;
         let _ = jobs().tx.unbounded_send(job);
@@ -494,6 +540,12 @@ impl Ctl {
 
     /// [`Ctl::start`] with the manifest already known (else it is read from disk).
     fn start_with(&mut self, known: Option<Manifest>) {
+        // A rewrite running with the AOF off (BGREWRITEAOF) is not accumulating the stream
+        // this start needs: it is replaced.
+        if self.rewrite_start.is_some() {
+            tracing::warn!("AOF was enabled but there is already an AOF rewriting in background. Stopping background AOF and starting a rewrite now.");
+            self.kill_rewrite();
+        }
         let paths = self.settings.paths.clone();
         let m = match known.map_or_else(|| load::read_manifest(&paths), Ok) {
             Ok(m) => m,
@@ -520,8 +572,28 @@ impl Ctl {
         self.start_rewrite();
     }
 
+    /// `killAppendOnlyChild`: stops the running rewrite, if any; its result will be ignored.
+    /// Not a failure (its child gets SIGUSR1).
+    fn kill_rewrite(&mut self) {
+        if self.rewrite_start.take().is_none() {
+            return;
+        }
+        let pid = crate::runtime::save_child::aof_child().unwrap_or(0);
+        tracing::info!("Killing running AOF rewrite child: {}", pid);
+        if let Some(a) = self.rewrite_abort.take() {
+            a.store(true, Ordering::Release);
+        }
+        crate::runtime::save_child::kill(crate::runtime::save_child::Registry::AofRewrite);
+        self.rewrite_gen += 1;
+        self.armed = false;
+        self.switched_at = None;
+        self.op(|f| f.skip_fsync = false);
+        status::REWRITING.store(false, Ordering::Release);
+    }
+
     /// `CONFIG SET appendonly no` (`stopAppendOnly`).
     fn stop(&mut self) {
+        self.kill_rewrite();
         self.commit();
         self.state = State::Off;
         self.armed = false;
@@ -535,6 +607,29 @@ impl Ctl {
         sync::publish(&self.consumed);
     }
 
+    /// `aofDelHistoryFiles`: the manifest without its history files, persisted by the writer
+    /// (in its order with the file operations before), then the files removed. The receiver
+    /// hears once the manifest is persisted; None when there was no history.
+    fn gc_history(&mut self) -> Option<std::sync::mpsc::Receiver<()>> {
+        if self.state == State::Off || self.manifest.history.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.manifest.history.drain(..).map(|h| h.name).collect();
+        let m = self.manifest.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.op(move |f| {
+            if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &m) {
+                tracing::warn!("{}", e);
+            }
+            let _ = tx.send(());
+            for n in &names {
+                tracing::info!("Removing the history file {} in the background", n);
+                let _ = std::fs::remove_file(f.paths.file(n));
+            }
+        });
+        Some(rx)
+    }
+
     /// The cron's look at the configuration and the rewrite triggers.
     fn tick(&mut self) {
         let s = Settings::from_config(&self.node.config());
@@ -545,18 +640,8 @@ impl Ctl {
             }
             self.set_always();
         }
-        if old.no_gc && !s.no_gc && self.state != State::Off && !self.manifest.history.is_empty() {
-            let names: Vec<String> = self.manifest.history.drain(..).map(|h| h.name).collect();
-            let m = self.manifest.clone();
-            self.op(move |f| {
-                for n in &names {
-                    tracing::info!("Removing the history file {} in the background", n);
-                    let _ = std::fs::remove_file(f.paths.file(n));
-                }
-                if let Err(e) = crate::aof::writer::persist_manifest(&f.paths, &m) {
-                    tracing::warn!("{}", e);
-                }
-            });
+        if old.no_gc && !s.no_gc {
+            self.gc_history();
         }
         match (self.state, s.enabled) {
             (State::Off, true) => self.start(),
@@ -662,6 +747,8 @@ pub async fn run(node: Arc<NodeInfo>) {
         raw_db: 0,
         last_ts: 0,
         rewrite_rdb: true,
+        rewrite_gen: 0,
+        rewrite_abort: None,
         limit_delay_min: 0,
         limit_until: None,
         paused: false,

@@ -34,6 +34,10 @@ pub struct BaseJob {
     pub timestamps: bool,
     /// `aof-rewrite-incremental-fsync`.
     pub incremental: bool,
+    /// Set to stop the rewrite (`CONFIG SET appendonly no`), and when its child dies.
+    pub abort: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The rewrite's number (its result is ignored if a later rewrite replaced it).
+    pub generation: u64,
 }
 
 /// A file written with optional incremental writeout.
@@ -121,25 +125,135 @@ pub fn empty_base(rdb: bool, timestamps: bool) -> Vec<u8> {
     out
 }
 
-/// Writes the base of a new forkless snapshot to `job.temp` (fsynced); returns the snapshot's
-/// id, the temp file and its size. On failure the temp file is gone.
-pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u64), String> {
+/// Why a base could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseFailure {
+    /// The rewrite failed (the reason, logged).
+    Error(String),
+    /// The child writing the file was killed by this signal (SIGUSR1: stopped on purpose).
+    Signal(i32),
+}
+
+/// Where the base's bytes go: the pipe to a rewrite child (Redis's AOF rewrite child), or the
+/// file itself when no child could start.
+enum Sink {
+    Child(crate::runtime::save_child::SaveChild, super::idle_writer::IdleWriter),
+    File(Option<SyncedFile>),
+}
+
+impl Sink {
+    /// Creates the temp file and the child writing it, or takes the ones the command made
+    /// (blocking: call from a blocking thread).
+    fn open(job: &BaseJob) -> std::io::Result<Sink> {
+        use crate::runtime::save_child::{Registry, SaveChild};
+        let autosync = if job.incremental { AUTOSYNC_BYTES } else { 0 };
+        let (file, started) = match crate::runtime::save_child::take_prepared_aof() {
+            Some((file, child, pipe)) => (file, Ok((child, pipe))),
+            None => {
+                let file = File::create(&job.temp)?;
+                let started = SaveChild::spawn_for(Registry::AofRewrite, &file, autosync, job.abort.clone());
+                (file, started)
+            }
+        };
+        match started {
+            Ok((child, pipe)) => match super::idle_writer::IdleWriter::start_sink(pipe) {
+                Ok(w) => return Ok(Sink::Child(child, w)),
+                Err(e) => tracing::warn!("Can't start the AOF rewrite writer: {} (writing from the server)", e),
+            },
+            Err(e) => tracing::warn!("Can't start the AOF rewrite child process: {} (writing from the server)", e),
+        }
+        Ok(Sink::File(Some(SyncedFile::new(file, autosync))))
+    }
+
+    /// Set once the child died (the snapshot stops waiting out `rdb-key-save-delay`).
+    fn gone(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        match self {
+            Sink::Child(c, _) => Some(c.gone()),
+            Sink::File(_) => None,
+        }
+    }
+
+    /// Appends `data`; false once the child is gone.
+    async fn write(&mut self, data: bytes::Bytes) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("Write error writing append only file on disk: {e}");
+        match self {
+            Sink::Child(_, w) => match w.write(data.to_vec()).await {
+                true => Ok(()),
+                false => Err(String::new()),
+            },
+            Sink::File(slot) => {
+                let Some(mut f) = slot.take() else { return Err(String::new()) };
+                let (f, r) = blocking(move || {
+                    let r = f.write(&data);
+                    (f, r)
+                })
+                .await;
+                *slot = Some(f);
+                r.map_err(fail)
+            }
+        }
+    }
+
+    /// Flushes and syncs the file (the child exits once its pipe is closed).
+    async fn finish(self) -> Result<(), BaseFailure> {
+        use crate::runtime::save_child::ChildEnd;
+        match self {
+            Sink::Child(child, w) => {
+                let written = w.finish().await;
+                match child.ended().await {
+                    ChildEnd::Done => written.map_err(|e| BaseFailure::Error(format!("Write error: {e}"))),
+                    ChildEnd::Signal(sig) => Err(BaseFailure::Signal(sig)),
+                    ChildEnd::Error(e) => Err(BaseFailure::Error(e)),
+                }
+            }
+            Sink::File(None) => Err(BaseFailure::Error(String::new())),
+            Sink::File(Some(f)) => {
+                blocking(move || f.finish()).await.map(drop).map_err(|e| BaseFailure::Error(format!("fsync: {e}")))
+            }
+        }
+    }
+}
+
+/// Writes the base of a new forkless snapshot to `job.temp` (fsynced) through a rewrite
+/// child; returns the snapshot's id, the temp file and its size. On failure the temp file is
+/// gone.
+pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u64), BaseFailure> {
+    use std::sync::atomic::Ordering;
+    if job.abort.load(Ordering::Acquire) {
+        // Stopped before it began.
+        crate::runtime::save_child::discard_prepared_aof(&job.temp);
+        return Err(BaseFailure::Signal(libc::SIGUSR1));
+    }
     let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
-    let mut stream = SnapshotStream::start(shard, aux).await.map_err(|e| format!("{e:?}"))?;
-    let id = stream.id();
-    let t = job.temp.clone();
-    let file = match blocking(move || File::create(t)).await {
-        Ok(f) => f,
+    let mut stream = match SnapshotStream::start(shard, aux).await {
+        Ok(s) => s,
         Err(e) => {
-            stream.end(shard, false).await;
-            return Err(format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"));
+            crate::runtime::save_child::discard_prepared_aof(&job.temp);
+            return Err(BaseFailure::Error(format!("{e:?}")));
         }
     };
-    let mut file = Some(SyncedFile::new(file, if job.incremental { AUTOSYNC_BYTES } else { 0 }));
+    let id = stream.id();
+    let j = job.clone();
+    let opened = blocking(move || Sink::open(&j)).await;
+    stream.abort_on(opened.as_ref().ok().and_then(Sink::gone).unwrap_or_else(|| job.abort.clone()));
+    let mut sink = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            stream.end(shard, false).await;
+            let _ = std::fs::remove_file(&job.temp);
+            return Err(BaseFailure::Error(format!(
+                "Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {e}"
+            )));
+        }
+    };
     let mut conv = Converter::default();
     let mut out = BytesMut::with_capacity(WRITE_BYTES);
     let mut failure = None;
+    let mut size = 0u64;
     loop {
+        if job.abort.load(Ordering::Acquire) {
+            break;
+        }
         let part = stream.next_part(shard).await;
         // Clients first: one time-sliced step, then the shard serves what became ready.
         stream.pace().await;
@@ -167,15 +281,10 @@ pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u6
         }
         if out.len() >= WRITE_BYTES || (last && !out.is_empty()) {
             let data = out.split().freeze();
-            let Some(mut f) = file.take() else { break };
-            let (f, r) = blocking(move || {
-                let r = f.write(&data);
-                (f, r)
-            })
-            .await;
-            file = Some(f);
-            if let Err(e) = r {
-                failure = Some(format!("Write error writing append only file on disk: {e}"));
+            size += data.len() as u64;
+            if let Err(e) = sink.write(data).await {
+                // An empty reason: the child is gone, its exit says why.
+                failure = Some(e).filter(|e| !e.is_empty());
                 break;
             }
         }
@@ -184,20 +293,19 @@ pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u6
         }
     }
     stream.end(shard, false).await;
-    let size = file.as_ref().map_or(0, |f| f.len());
-    if failure.is_none() {
-        if let Some(f) = file.take() {
-            failure = blocking(move || f.finish()).await.err().map(|e| format!("fsync: {e}"));
-        }
+    let ended = sink.finish().await;
+    let r = match (failure, ended) {
+        (Some(e), _) => Err(BaseFailure::Error(e)),
+        (None, Err(f)) => Err(f),
+        // Stopped on purpose before the child took the last bytes.
+        (None, Ok(())) if job.abort.load(Ordering::Acquire) => Err(BaseFailure::Signal(libc::SIGUSR1)),
+        (None, Ok(())) => Ok((id, job.temp.clone(), size)),
+    };
+    if r.is_err() {
+        let temp = job.temp.clone();
+        let _ = blocking(move || std::fs::remove_file(temp)).await;
     }
-    match failure {
-        None => Ok((id, job.temp, size)),
-        Some(e) => {
-            drop(file);
-            let _ = std::fs::remove_file(&job.temp);
-            Err(e)
-        }
-    }
+    r
 }
 
 #[cfg(test)]

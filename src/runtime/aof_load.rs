@@ -55,6 +55,8 @@ pub async fn loadaof_driver(shard: Rc<Shard>) {
         crate::storage::set_replica_expiry(true);
         crate::conn::master::replay(shard.clone(), loaded.cmds).await;
         crate::storage::set_replica_expiry(was);
+        // As Redis (`server.dirty = 0`): the reload is no change to save or propagate.
+        shard.all_shards(crate::cmd::bgsave::forget_changes_shard, 0, &[]).await;
         crate::replication::role::set_loading(false);
         node.repl.feed.push(FeedItem::Control(Box::new(move || aof::resume(manifest))));
         tracing::warn!("Append Only File loaded by DEBUG LOADAOF");

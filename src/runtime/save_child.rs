@@ -5,6 +5,9 @@
 //! (`pgrep -P`), killing that child aborts the save (`Background saving terminated by signal
 //! N`, `rdb_last_bgsave_status:err`), and while it lives hash tables avoid resizing
 //! ([`crate::storage::set_dict::set_resize_avoided`], Redis's `updateDictResizePolicy`).
+//! BGREWRITEAOF writes its new base through such a child too ([`Registry::AofRewrite`]):
+//! `CONFIG SET appendonly no` stops it as Redis's `killAppendOnlyChild`, and a killed child
+//! fails the rewrite as in Redis.
 
 use futures_channel::oneshot;
 use std::io::Write;
@@ -18,13 +21,43 @@ pub const CHILD_ARG: &str = "--rdb-save-child";
 
 /// Number of save children alive (the resize policy follows it).
 static ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-/// The running save child's pid (0: none).
+/// The running BGSAVE child's pid (0: none).
 static RUNNING_PID: AtomicU32 = AtomicU32::new(0);
+/// The running AOF rewrite child's pid (0: none).
+static AOF_PID: AtomicU32 = AtomicU32::new(0);
+
+/// What a child writes, so it can be found and stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// A BGSAVE's RDB file.
+    Bgsave,
+    /// A BGREWRITEAOF's new base.
+    AofRewrite,
+}
+
+impl Registry {
+    fn pid(self) -> &'static AtomicU32 {
+        match self {
+            Registry::Bgsave => &RUNNING_PID,
+            Registry::AofRewrite => &AOF_PID,
+        }
+    }
+}
 
 /// Stops the running save child with SIGUSR1, as Redis's `killRDBChild` (the driver then ends
 /// the save as killed, not failed).
 pub fn kill_running() {
-    let pid = RUNNING_PID.load(Ordering::Acquire);
+    kill(Registry::Bgsave);
+}
+
+/// The running AOF rewrite child's pid, if any.
+pub fn aof_child() -> Option<u32> {
+    Some(AOF_PID.load(Ordering::Acquire)).filter(|&p| p != 0)
+}
+
+/// Stops the running child of `registry` with SIGUSR1.
+pub fn kill(registry: Registry) {
+    let pid = registry.pid().load(Ordering::Acquire);
     if pid != 0 {
         // SAFETY: kill(2) has no memory effects. The pid is our child's: the waiter clears it
         // as soon as `wait` reaps the child (a pid is not reused before it is reaped, so only
@@ -36,18 +69,31 @@ pub fn kill_running() {
 }
 
 /// The child side: copies standard input to standard output (the temp file), syncs it and
-/// returns the exit code (0 when everything was written). It runs at the idle CPU priority,
+/// returns the exit code (0 when everything was written). `autosync` (the argument after
+/// [`CHILD_ARG`], bytes): the writeout of the file is started every that many bytes, as
+/// Redis's rio autosync (`aof-rewrite-incremental-fsync`). It runs at the idle CPU priority,
 /// as the writer thread feeding it (`runtime::idle_writer`): its copies take no CPU time from
 /// the shards, and the driver raises it back ([`SaveChild::boost`]) if it starves.
-pub fn child_main() -> i32 {
+pub fn child_main(autosync: u64) -> i32 {
     super::idle_writer::lower_priority();
-    let copied = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock());
-    let synced = copied.and_then(|_| {
+    let copied = (|| {
+        use std::io::Read;
         use std::os::fd::AsFd;
         let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
-        std::fs::File::from(fd).sync_all()
-    });
-    match synced {
+        let mut out = super::aof_base::SyncedFile::new(std::fs::File::from(fd), autosync);
+        let mut input = std::io::stdin().lock();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.write(&buf[..n])?,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.finish().map(drop)
+    })();
+    match copied {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "rdb save child: {e}");
@@ -68,8 +114,20 @@ impl SaveChild {
     /// Starts a child writing what its pipe receives to `file`; returns it and the pipe.
     /// Blocking (process creation): call it from a blocking thread.
     pub fn spawn(file: &std::fs::File) -> std::io::Result<(SaveChild, ChildStdin)> {
+        SaveChild::spawn_for(Registry::Bgsave, file, 0, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`SaveChild::spawn`] for `registry`, with writeout every `autosync` bytes (0: none);
+    /// `gone` is set if the child exits other than by finishing its file.
+    pub fn spawn_for(
+        registry: Registry,
+        file: &std::fs::File,
+        autosync: u64,
+        gone: Arc<AtomicBool>,
+    ) -> std::io::Result<(SaveChild, ChildStdin)> {
         let mut child = Command::new("/proc/self/exe")
             .arg(CHILD_ARG)
+            .arg(autosync.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::inherit())
@@ -80,14 +138,14 @@ impl SaveChild {
             return Err(std::io::Error::other("no pipe to the save child"));
         };
         let pid = child.id();
-        let gone = Arc::new(AtomicBool::new(false));
         let (tx, status) = oneshot::channel();
         let flag = gone.clone();
         adjust_alive(1);
-        RUNNING_PID.store(pid, Ordering::Release);
+        let running = registry.pid();
+        running.store(pid, Ordering::Release);
         let waiter = std::thread::Builder::new().name("save-child-wait".into()).spawn(move || {
             let st = child.wait();
-            let _ = RUNNING_PID.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
+            let _ = running.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
             if !st.as_ref().is_ok_and(|s| s.success()) {
                 flag.store(true, Ordering::Release);
             }
@@ -98,7 +156,7 @@ impl SaveChild {
             // The closure (and the child in it) is gone: once its pipe is dropped the child
             // exits (unreaped: this only happens when no thread can start at all); the save
             // is written from this process instead.
-            let _ = RUNNING_PID.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
+            let _ = running.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire);
             adjust_alive(-1);
             return Err(e);
         }
@@ -123,16 +181,37 @@ impl SaveChild {
     /// Waits for the child's exit (its pipe must be closed first); None when it wrote and
     /// synced the whole file, otherwise the failure as Redis logs it.
     pub async fn finish(self) -> Option<String> {
-        match self.status.await {
-            Ok(Ok(s)) if s.success() => None,
-            Ok(Ok(s)) => Some(match s.signal() {
-                Some(sig) => format!("Background saving terminated by signal {sig}"),
-                None => "Background saving error".to_string(),
-            }),
-            Ok(Err(e)) => Some(format!("Background saving error: {e}")),
-            Err(_) => Some("Background saving error: the save child was lost".to_string()),
+        match self.ended().await {
+            ChildEnd::Done => None,
+            ChildEnd::Signal(sig) => Some(format!("Background saving terminated by signal {sig}")),
+            ChildEnd::Error(e) if e.is_empty() => Some("Background saving error".to_string()),
+            ChildEnd::Error(e) => Some(format!("Background saving error: {e}")),
         }
     }
+
+    /// Waits for the child's exit (its pipe must be closed first).
+    pub async fn ended(self) -> ChildEnd {
+        match self.status.await {
+            Ok(Ok(s)) if s.success() => ChildEnd::Done,
+            Ok(Ok(s)) => match s.signal() {
+                Some(sig) => ChildEnd::Signal(sig),
+                None => ChildEnd::Error(String::new()),
+            },
+            Ok(Err(e)) => ChildEnd::Error(e.to_string()),
+            Err(_) => ChildEnd::Error("the save child was lost".to_string()),
+        }
+    }
+}
+
+/// How a save child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildEnd {
+    /// It wrote and synced the whole file.
+    Done,
+    /// Killed by this signal.
+    Signal(i32),
+    /// It failed (its stderr says why; the text, when the wait itself failed).
+    Error(String),
 }
 
 /// A child started by BGSAVE, with its temp file, until the save driver takes it.
@@ -165,6 +244,43 @@ pub fn prepare(path: &std::path::Path) -> Option<u32> {
 /// The child [`prepare`] started, if any.
 pub fn take_prepared() -> Option<Prepared> {
     prepared().lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// A rewrite child started before BGREWRITEAOF or `CONFIG SET appendonly yes` replied (so,
+/// as with Redis's fork, it exists when the client hears "started"), with its temp file,
+/// until the rewrite takes it.
+type PreparedAof = (std::fs::File, SaveChild, ChildStdin);
+
+fn prepared_aof() -> &'static std::sync::Mutex<Option<PreparedAof>> {
+    static P: std::sync::Mutex<Option<PreparedAof>> = std::sync::Mutex::new(None);
+    &P
+}
+
+/// Creates the rewrite's temp file `path` and starts its child (writeout every `autosync`
+/// bytes); failures are logged and the rewrite starts its own child later.
+pub fn prepare_aof(path: &std::path::Path, autosync: u64) {
+    let gone = Arc::new(AtomicBool::new(false));
+    let started = std::fs::File::create(path)
+        .and_then(|f| SaveChild::spawn_for(Registry::AofRewrite, &f, autosync, gone).map(|(c, p)| (f, c, p)));
+    match started {
+        Ok(p) => {
+            let old = prepared_aof().lock().unwrap_or_else(|e| e.into_inner()).replace(p);
+            drop(old);
+        }
+        Err(e) => tracing::warn!("Can't start the AOF rewrite child process: {}", e),
+    }
+}
+
+/// The child [`prepare_aof`] started, if any.
+pub fn take_prepared_aof() -> Option<PreparedAof> {
+    prepared_aof().lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Drops a prepared rewrite child nobody will use (its pipe closes: it exits) and its file.
+pub fn discard_prepared_aof(path: &std::path::Path) {
+    if take_prepared_aof().is_some() {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn adjust_alive(d: isize) {

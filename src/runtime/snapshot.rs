@@ -259,7 +259,7 @@ impl SnapshotStream {
     }
 
     /// Stops waiting out `rdb-key-save-delay` once `flag` is set.
-    fn abort_on(&mut self, flag: Arc<AtomicBool>) {
+    pub(crate) fn abort_on(&mut self, flag: Arc<AtomicBool>) {
         self.abort = Some(flag);
     }
 

@@ -3,6 +3,7 @@
 //! the failure counted (`aofRewriteLimited`).
 
 use super::*;
+use crate::runtime::aof_base::BaseFailure;
 
 impl Ctl {
     /// `aofRewriteLimited`: after three failed rewrites in a row, automatic and scheduled
@@ -30,7 +31,12 @@ impl Ctl {
         true
     }
 
-    pub(super) fn rewrite_done(&mut self, r: Result<(u64, PathBuf, u64), String>) {
+    pub(super) fn rewrite_done(&mut self, generation: u64, r: Result<(u64, PathBuf, u64), BaseFailure>) {
+        if generation != self.rewrite_gen || self.rewrite_start.is_none() {
+            // Killed (`kill_rewrite`) or replaced: nothing of it is used.
+            return;
+        }
+        self.rewrite_abort = None;
         let secs = self.rewrite_start.take().map_or(0, |s| s.elapsed().as_secs()) as i64;
         status::LAST_REWRITE_SECS.store(secs, Ordering::Relaxed);
         // In progress (INFO) until the base and the manifest are in place.
@@ -43,28 +49,41 @@ impl Ctl {
                 Ok((temp, size))
             } else {
                 let _ = std::fs::remove_file(&temp);
-                Err("the snapshot's feed mark was not seen".to_string())
+                Err(BaseFailure::Error("the snapshot's feed mark was not seen".to_string()))
             }
         });
         let r = match r {
             Ok((temp, size)) if self.state == State::Off => match self.base_only(temp, size) {
                 // BGREWRITEAOF with the AOF off: a new base and a manifest listing only it.
-                Ok(()) => Err(String::new()),
-                Err(e) => Err(e),
+                Ok(()) => {
+                    status::REWRITING.store(false, Ordering::Release);
+                    return;
+                }
+                Err(e) => Err(BaseFailure::Error(e)),
             },
-            Ok(x) => Ok(x),
-            Err(e) => Err(e),
+            r => r,
         };
         let (temp, size) = match r {
             Ok(x) => x,
-            Err(e) if e.is_empty() => {
-                status::REWRITING.store(false, Ordering::Release);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("Background AOF rewrite terminated with error: {}", e);
-                status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
-                status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+            Err(f) => {
+                let failed = match f {
+                    BaseFailure::Error(e) => {
+                        if !e.is_empty() {
+                            tracing::warn!("{}", e);
+                        }
+                        tracing::warn!("Background AOF rewrite terminated with error");
+                        true
+                    }
+                    BaseFailure::Signal(sig) => {
+                        tracing::warn!("Background AOF rewrite terminated by signal {}", sig);
+                        // SIGUSR1 stops a rewrite on purpose: not an error (as Redis).
+                        sig != libc::SIGUSR1
+                    }
+                };
+                if failed {
+                    status::LAST_REWRITE_OK.store(false, Ordering::Relaxed);
+                    status::REWRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+                }
                 if self.state == State::Wait {
                     // Start over (`aof_rewrite_scheduled`): nothing of this attempt is listed
                     // anywhere; the temp incr file goes.
@@ -150,7 +169,6 @@ impl Ctl {
             done(f);
         });
         status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
-        status::REWRITES.fetch_add(1, Ordering::Relaxed);
         status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
         if self.state == State::Wait {
             self.state = State::On;
@@ -179,7 +197,6 @@ impl Ctl {
         }
         status::BASE_SIZE.store(size, Ordering::Relaxed);
         status::LAST_REWRITE_OK.store(true, Ordering::Relaxed);
-        status::REWRITES.fetch_add(1, Ordering::Relaxed);
         status::REWRITE_FAILURES.store(0, Ordering::Relaxed);
         tracing::info!("Background AOF rewrite terminated with success");
         tracing::info!("Background AOF rewrite finished successfully");
