@@ -84,18 +84,25 @@ fn install_signal_thread() {
                 continue;
             }
             let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            if slotcore::process::shutdown_signalled() && sig == libc::SIGINT {
+                slotcore::process::insist_exit();
+            }
             if !slotcore::process::request_shutdown() {
-                tracing::warn!("You insist... exiting now.");
-                slotcore::process::shutdown_and_exit(1);
+                // A second SIGTERM while the first one's shutdown runs: logged only, as Redis.
+                tracing::warn!("Received {} scheduling shutdown...", name);
+                continue;
             }
             tracing::warn!("Received {} scheduling shutdown...", name);
             // Shard 0 saves (when `save` points are set) and exits; if its loop cannot pick
-            // the request up (wedged), exit anyway rather than ignore the signal.
-            std::thread::sleep(std::time::Duration::from_secs(5));
-            if slotcore::process::shutdown_pending() {
-                tracing::warn!("User requested shutdown...");
-                slotcore::process::shutdown_and_exit(0);
-            }
+            // the request up (wedged), exit anyway rather than ignore the signal. The
+            // watchdog runs apart, so a second SIGINT is heard meanwhile.
+            let _ = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                if slotcore::process::shutdown_pending() && !slotcore::cmd::debug::cron_paused() {
+                    tracing::warn!("User requested shutdown...");
+                    slotcore::process::shutdown_and_exit(0);
+                }
+            });
         })
         .unwrap_or_else(|e| fail(&format!("can't start the signal thread: {e}")));
 }
@@ -315,7 +322,7 @@ fn main() {
     }
     tracing::info!("Server initialized");
     if let Err(e) = slotcore::runtime::run(cfg, node, placement, listeners, bus_listeners) {
-        tracing::warn!("Fatal: {}", e);
+        slotcore::process::log_fatal(&e);
         slotcore::process::shutdown_and_exit(1);
     }
 }

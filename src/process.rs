@@ -24,6 +24,42 @@ pub fn shutdown_pending() -> bool {
     SIGNALLED.load(Ordering::Acquire) == 1
 }
 
+/// True while a signal's shutdown is asked for or under way (a second SIGINT then exits at
+/// once).
+pub fn shutdown_signalled() -> bool {
+    SIGNALLED.load(Ordering::Acquire) != 0
+}
+
+/// SHUTDOWN ABORT before shard 0 picked the signal's request up: true when it cancelled one.
+pub fn cancel_shutdown_request() -> bool {
+    SIGNALLED.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+}
+
+/// A signalled shutdown failed or was aborted: the next signal asks again.
+pub fn shutdown_request_done() {
+    SIGNALLED.store(0, Ordering::Release);
+}
+
+/// Logs why start-up failed: each line of a several-line reason as Redis logs them, else the
+/// reason after `Fatal:`.
+pub fn log_fatal(reason: &str) {
+    if reason.contains('\n') {
+        for line in reason.lines() {
+            tracing::warn!("{}", line);
+        }
+    } else {
+        tracing::warn!("Fatal: {}", reason);
+    }
+}
+
+/// A second SIGINT during a shutdown (Redis's "You insist"): the foreground save's temp file
+/// is removed and the process exits with an error at once.
+pub fn insist_exit() -> ! {
+    tracing::warn!("You insist... exiting now.");
+    let _ = std::fs::remove_file(format!("temp-{}.rdb", std::process::id()));
+    shutdown_and_exit(1)
+}
+
 static PIDFILE: OnceLock<String> = OnceLock::new();
 
 /// Remembers the pidfile written at start-up, so the exit path can remove it.

@@ -154,7 +154,8 @@ fn bgsave_is_the_instant_it_replied() {
     assert!(pipeline(&mut a, &more).is_empty());
     let changed = a.cmd(&["DEBUG", "DIGEST"]);
     assert_ne!(changed, want);
-    assert_eq!(a.cmd(&["FLUSHALL"]), "+OK\r\n");
+    // FLUSHDB lets a running BGSAVE finish (FLUSHALL would stop it, as Redis's kills its child).
+    assert_eq!(a.cmd(&["FLUSHDB"]), "+OK\r\n");
     wait_bgsave_done(&mut a);
     assert_eq!(info_field(&mut a, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&mut a, "rdb_current_bgsave_time_sec"), "-1");
@@ -540,4 +541,31 @@ fn a_save_under_full_load_completes() {
     assert!(batches > 0);
     eprintln!("save under full load: {took:?}, {batches} client batches of 200");
     check_rdb(&ours.dir.join("dump.rdb"));
+}
+
+#[test]
+fn flushall_stops_a_running_bgsave_without_save_points() {
+    ports();
+    let s = Server::slotcore(&["--save", ""]);
+    let mut r = s.raw();
+    fill(&mut r, 2000);
+    let dirty: u64 = info_field(&mut r, "rdb_changes_since_last_save").parse().unwrap();
+    assert!(dirty > 2000);
+    assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    // The child's file is named after it, as Redis's child names its own.
+    let out = Command::new("pgrep").args(["-P", &s.pid().to_string()]).output().unwrap();
+    let child = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string();
+    assert!(s.dir.join(format!("temp-{child}.rdb")).exists(), "no temp-{child}.rdb");
+    assert_eq!(r.cmd(&["FLUSHALL"]), "+OK\r\n");
+    wait_for("the BGSAVE to stop", Duration::from_secs(1), || info_field(&mut r, "rdb_bgsave_in_progress") == "0");
+    // Not saved: the changes are still to be saved, and no file was written.
+    let after: u64 = info_field(&mut r, "rdb_changes_since_last_save").parse().unwrap();
+    assert!(after >= dirty, "{after} < {dirty}");
+    assert!(!s.dir.join("dump.rdb").exists());
+    assert!(!s.dir.join(format!("temp-{child}.rdb")).exists());
+    assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    wait_bgsave_done(&mut r);
+    assert_eq!(info_field(&mut r, "rdb_changes_since_last_save"), "0");
 }

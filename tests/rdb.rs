@@ -152,3 +152,54 @@ fn sigterm_saves_when_save_points_are_set_and_not_otherwise() {
     assert_eq!(n.wait_exit(Duration::from_secs(20)), Some(0));
     assert!(!n.dir.join("dump.rdb").exists());
 }
+
+/// Keys past their TTL (active expiry off) are in the file and counted as expired on load;
+/// a bad checksum stops start-up with Redis's lines.
+fn expired_keys_and_checksum(s: &mut Server) -> (String, String, String) {
+    let mut a = s.raw();
+    a.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    for i in 0..64 {
+        a.cmd(&["SET", &format!("gone:{i}"), "v", "PX", "10"]);
+        a.cmd(&["SET", &format!("kept:{i}"), "v"]);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(a.cmd(&["SAVE"]), "+OK\r\n");
+    drop(a);
+    s.kill9();
+    s.restart();
+    let mut a = s.raw();
+    let info = a.cmd(&["INFO", "persistence"]);
+    let field = |f: &str| info.lines().find_map(|l| l.strip_prefix(f)).unwrap_or("").trim().to_string();
+    let counts = (field("rdb_last_load_keys_expired:"), field("rdb_last_load_keys_loaded:"));
+    drop(a);
+    s.kill9();
+    let rdb = s.dir.join("dump.rdb");
+    let mut bytes = std::fs::read(&rdb).unwrap();
+    let n = bytes.len();
+    bytes[n - 8..].copy_from_slice(b"foobar00");
+    std::fs::write(&rdb, &bytes).unwrap();
+    s.relaunch();
+    let start = std::time::Instant::now();
+    while s.is_running() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = s.log_text();
+    // The lines from the checksum's on, without the sums themselves (the files differ).
+    let from = log.find("Wrong RDB checksum").unwrap_or(log.len());
+    let lines: Vec<String> = log[from..]
+        .lines()
+        .take(1)
+        .map(|l| l.rsplit_once(" # ").map_or(l, |x| x.1))
+        .map(|l| l.split(['(', ')']).enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, p)| p).collect())
+        .collect();
+    assert!(log.contains("-> RDB CRC error"), "{log}");
+    (counts.0, counts.1, lines.join("\n"))
+}
+
+#[test]
+fn expired_keys_are_saved_and_a_bad_checksum_is_fatal_as_redis() {
+    let ours = expired_keys_and_checksum(&mut Server::slotcore(&[DEBUG[0], DEBUG[1]]));
+    let theirs = expired_keys_and_checksum(&mut Server::redis(&[DEBUG[0], DEBUG[1]]));
+    assert_eq!(ours, theirs);
+    assert_eq!((ours.0.as_str(), ours.1.as_str()), ("64", "64"));
+}

@@ -78,8 +78,10 @@ fn parse_inner(data: Bytes, name: &str, now_ms: u64, databases: usize, stream: b
     let mut out = Parsed::default();
     let mut pos = 0;
     if data.len() >= 5 && &data[..5] == b"REDIS" {
-        let loaded = file::load(&data, now_ms, databases)
-            .map_err(|e| format!("Error reading the RDB base file {name}, AOF loading aborted: {e}"))?;
+        let loaded = file::load(&data, now_ms, databases).map_err(|e| {
+            let why = e.lines().next().unwrap_or_default();
+            format!("Error reading the RDB base file {name}, AOF loading aborted: {why}")
+        })?;
         out.records = loaded.records;
         out.expired = loaded.expired;
         out.functions = loaded.functions;

@@ -235,6 +235,10 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return reply(Reply::err(DEBUG_NOT_ALLOWED));
     }
     let sub = &args[1];
+    if eq_ic(sub, "log") && args.len() == 3 {
+        tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+        return reply(Reply::Ok);
+    }
     if eq_ic(sub, "sleep") && args.len() == 3 {
         let secs = super::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
         return Plan::Sleep(std::time::Duration::from_secs_f64(secs), Reply::Ok);
@@ -310,6 +314,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Output a hex signature of the values of all the specified keys.",
             "HTSTATS-KEY <key>",
             "    Like HTSTATS but for the hash table stored at <key>'s value.",
+            "LOG <message>",
+            "    Write <message> to the server log.",
             "OBJECT <key>",
             "    Show low level info about the `key` and associated value.",
             "POPULATE <count> [<prefix>] [<size>]",

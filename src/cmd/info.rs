@@ -320,6 +320,9 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
             node.executable,
             node.config_file
         );
+        if let Some(ms) = crate::runtime::shutdown_wait::remaining_ms() {
+            let _ = write!(b, "shutdown_in_milliseconds:{ms}\r\n");
+        }
         section("Server", b);
     }
     if want("clients") {

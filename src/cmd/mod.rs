@@ -76,7 +76,7 @@ pub mod zset;
 pub mod zset_ops;
 
 pub use ctx::{ClientCtx, ClientState, Ctx, NodeInfo, ShardState};
-pub use spec::{flags, CommandSpec, Exec, Keys, MergeFn, Plan, ShardFn};
+pub use spec::{flags, CommandSpec, Exec, Keys, MergeFn, Plan, ShardFn, ShutdownArgs};
 pub use table::lookup;
 
 use crate::protocol::Reply;

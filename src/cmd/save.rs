@@ -72,7 +72,6 @@ pub(crate) fn rdb_path(cfg: &Config) -> PathBuf {
 /// One shard's keys: per database `[size, expires, bytes]`.
 pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     let compress = shard.config.get("rdbcompression") != Some("no");
-    let now = crate::storage::now_ms();
     // Redis's `rdbSave` resets the dirty counter (the shards are held, so nothing changes
     // until the file is written).
     let dirty = shard.changes.dirty();
@@ -81,7 +80,9 @@ pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> R
         let (mut out, mut size, mut expires) = (Vec::new(), 0i64, 0i64);
         for slot in d.nonempty_slots_from(0) {
             let Some(t) = d.slot_table(slot) else { continue };
-            for (k, e) in t.iter().filter(|(_, e)| !e.is_expired(now)) {
+            // Keys past their expiry are written too, as Redis's `rdbSave` does (the loader
+            // drops them, counting `rdb_last_load_keys_expired`; a replica keeps them).
+            for (k, e) in t.iter() {
                 file::put_key(&mut out, k, &e.value, e.expire_at, compress);
                 size += 1;
                 expires += (e.expire_at != 0) as i64;
@@ -108,8 +109,15 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
     if let Some(e) = parts.iter().find(|p| p.is_error()) {
         return e.clone();
     }
+    // `rdb-key-save-delay` (a testing aid) holds a foreground save too, as in Redis.
+    let delay: i64 = cfg.get("rdb-key-save-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pause = match delay {
+        d if d > 0 => std::time::Duration::from_micros((d as u64).saturating_mul(key_count(&parts))),
+        _ => std::time::Duration::ZERO,
+    };
     let data = assemble(parts);
-    match disk::write_atomic(&rdb_path(cfg), &data) {
+    let temp = format!("temp-{}.rdb", std::process::id());
+    match disk::write_atomic_paced(&rdb_path(cfg), &temp, &data, pause) {
         Ok(()) => {
             tracing::info!("DB saved on disk");
             mark_saved();
@@ -126,6 +134,18 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
             Reply::err("ERR")
         }
     }
+}
+
+/// Keys in the shards' serialized parts (`[size, expires, bytes]` per database).
+fn key_count(parts: &[Reply]) -> u64 {
+    let size = |db: &Reply| match db {
+        Reply::Array(v) => match v.first() {
+            Some(Reply::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    parts.iter().map(|p| if let Reply::Array(dbs) = p { dbs.iter().map(size).sum() } else { 0 }).sum()
 }
 
 fn save(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {

@@ -73,6 +73,10 @@ fn shutdown(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return reply(Reply::err(errors::SYNTAX));
     }
     if abort {
+        if crate::runtime::shutdown_wait::abort() || crate::process::cancel_shutdown_request() {
+            tracing::info!("Shutdown manually aborted.");
+            return reply(Reply::Ok);
+        }
         return reply(Reply::err("ERR No shutdown in progress."));
     }
     Plan::Shutdown(a)

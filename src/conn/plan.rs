@@ -157,25 +157,9 @@ impl Conn {
                 Reply::Raw(Bytes::new())
             }
             Plan::Shutdown(a) => {
-                tracing::warn!("User requested shutdown...");
                 let node = self.shard.state.borrow().node.clone();
-                crate::runtime::shutdown_wait::wait_for_replicas(&node, a.now).await;
-                let cfg = self.shard.state.borrow().config.clone();
-                crate::runtime::snapshot::kill_bgsave().await;
-                // Never while a dataset is loading: the file would get half of it (Redis
-                // turns every shutdown then into NOSAVE).
-                let loading = crate::replication::role::loading();
-                if !loading && (a.save || (!a.nosave && cmd::save::has_save_points(&cfg))) {
-                    tracing::info!("Saving the final RDB snapshot before exiting.");
-                    let parts = self.fan_out(cmd::save::serialize_shard, 0, args, held).await;
-                    if cmd::save::write_snapshot(&cfg, parts).is_error() && !a.force {
-                        tracing::warn!("Error trying to save the DB, can't exit.");
-                        tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
-                        crate::pause::unpause(crate::pause::Purpose::Shutdown);
-                        return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
-                    }
-                }
-                crate::process::shutdown_and_exit(0)
+                let save = || self.fan_out(cmd::save::serialize_shard, 0, args, held);
+                crate::runtime::shutdown_wait::run(&node, a, true, save).await
             }
         }
     }

@@ -12,11 +12,20 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// [`write_atomic`] through the temp file `tmp_name` next to `path`.
 pub fn write_atomic_via(path: &Path, tmp_name: &str, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_paced(path, tmp_name, data, std::time::Duration::ZERO)
+}
+
+/// [`write_atomic_via`], staying `pause` with the temp file written before it is synced and
+/// renamed (`rdb-key-save-delay` on a foreground save: the thread is held, as Redis's is).
+pub fn write_atomic_paced(path: &Path, tmp_name: &str, data: &[u8], pause: std::time::Duration) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(tmp_name);
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()

@@ -221,8 +221,14 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
         let mut c = [0u8; 8];
         c.copy_from_slice(stored);
         let stored = u64::from_le_bytes(c);
-        if stored != 0 && stored != crc64(&buf[..end]) {
-            return Err("Wrong RDB checksum. Aborting now.".into());
+        let expected = crc64(&buf[..end]);
+        if stored != 0 && stored != expected {
+            // Redis's three log lines for a bad checksum (one per line of the error).
+            return Err(format!(
+                "Wrong RDB checksum expected: ({expected:x}) but got ({stored:x}). Aborting now.\n\
+                 Internal error in RDB reading offset 0, function at rdb.c:3225 -> RDB CRC error\n\
+                 Terminating server after rdb file reading failure."
+            ));
         }
         out.len = end + 8;
     } else {

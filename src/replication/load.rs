@@ -25,7 +25,8 @@ static FREE_IN_BACKGROUND: AtomicBool = AtomicBool::new(false);
 /// Parses the payload, keeping expired keys; the function libraries are installed by
 /// [`install_functions`] on a shard's thread once the parse succeeded.
 pub fn parse(buf: &[u8], databases: usize) -> Result<Loaded, String> {
-    file::load(buf, 0, databases)
+    // The first line of the reason (a bad checksum's has the start-up's exit lines after it).
+    file::load(buf, 0, databases).map_err(|e| e.lines().next().unwrap_or_default().to_string())
 }
 
 /// Replaces the function libraries with the payload's.

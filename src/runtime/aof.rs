@@ -193,6 +193,12 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
     })));
 }
 
+/// True while the AOF, turned on at run time, waits for its first base (Redis's
+/// `AOF_WAIT_REWRITE`): a shutdown then cannot leave a usable AOF behind.
+pub fn writing_first_base() -> bool {
+    with(|c| c.state == State::Wait).unwrap_or(false)
+}
+
 /// A replica loaded its master's dataset (`restartAOFAfterSYNC`): with the AOF on, it is
 /// stopped and started again, so a new base holds the synced data and the incr file the
 /// stream that follows. Through the feed, so it lands before the stream after the sync.

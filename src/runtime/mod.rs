@@ -366,7 +366,9 @@ async fn active_expire(shard: Rc<Shard>) {
         let hz = shard.state.borrow().config.hz.clamp(1, 500);
         glommio::timer::sleep(Duration::from_millis(1000 / hz as u64)).await;
         migrate_link::close_idle();
-        if shard.id == 0 && crate::process::take_shutdown_request() {
+        // A paused cron (DEBUG PAUSE-CRON) leaves a signal's request pending (SHUTDOWN ABORT
+        // may still cancel it), as Redis's `serverCron` does.
+        if shard.id == 0 && !crate::cmd::debug::cron_paused() && crate::process::take_shutdown_request() {
             signalled_shutdown(&shard).await;
         }
         if shard.gate.holder().is_some() || crate::cmd::debug::cron_paused() {
@@ -422,26 +424,15 @@ async fn active_expire(shard: Rc<Shard>) {
     }
 }
 
-/// SIGTERM/SIGINT, picked up by shard 0: as SHUTDOWN without arguments, save first when
-/// `save` points are configured (every shard held, so the file is one point in time), then
-/// exit; a failed save keeps the server running, as in Redis.
+/// SIGTERM/SIGINT, picked up by shard 0: as SHUTDOWN without arguments (save first when
+/// `save` points are configured, every shard held, so the file is one point in time), then
+/// exit; a failed or aborted shutdown keeps the server running, as in Redis, and the next
+/// signal asks again.
 async fn signalled_shutdown(shard: &Rc<Shard>) {
-    tracing::warn!("User requested shutdown...");
     let node = shard.state.borrow().node.clone();
-    shutdown_wait::wait_for_replicas(&node, false).await;
-    let cfg = shard.state.borrow().config.clone();
-    snapshot::kill_bgsave().await;
-    // Never while a dataset is loading (see `Plan::Shutdown`).
-    if !crate::replication::role::loading() && crate::cmd::save::has_save_points(&cfg) {
-        tracing::info!("Saving the final RDB snapshot before exiting.");
-        let parts = shard.all_shards(crate::cmd::save::serialize_shard, 0, &[]).await;
-        if crate::cmd::save::write_snapshot(&cfg, parts).is_error() {
-            tracing::warn!("Error trying to save the DB, can't exit.");
-            tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
-            return;
-        }
-    }
-    crate::process::shutdown_and_exit(0)
+    let save = || shard.all_shards(crate::cmd::save::serialize_shard, 0, &[]);
+    shutdown_wait::run(&node, crate::cmd::ShutdownArgs::default(), false, save).await;
+    crate::process::shutdown_request_done();
 }
 
 /// Sleeps without blocking the shard.

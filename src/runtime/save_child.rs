@@ -214,8 +214,9 @@ pub enum ChildEnd {
     Error(String),
 }
 
-/// A child started by BGSAVE, with its temp file, until the save driver takes it.
-type Prepared = (std::fs::File, SaveChild, ChildStdin);
+/// A child started by BGSAVE, with its temp file and that file's path, until the save driver
+/// takes it.
+type Prepared = (std::fs::File, SaveChild, ChildStdin, std::path::PathBuf);
 
 fn prepared() -> &'static std::sync::Mutex<Option<Prepared>> {
     static P: std::sync::Mutex<Option<Prepared>> = std::sync::Mutex::new(None);
@@ -223,15 +224,21 @@ fn prepared() -> &'static std::sync::Mutex<Option<Prepared>> {
 }
 
 /// BGSAVE: creates the temp file `path` and starts the child that will write it (kept for
-/// [`take_prepared`]); the child's pid, or None when it could not start (the save is then
-/// written from this process, logged).
+/// [`take_prepared`]); the file is then named after the child, `temp-<child pid>.rdb`, as
+/// Redis's child names its file. The child's pid, or None when it could not start (the save
+/// is then written from this process, logged).
 pub fn prepare(path: &std::path::Path) -> Option<u32> {
     let started = std::fs::File::create(path).and_then(|f| SaveChild::spawn(&f).map(|(c, p)| (f, c, p)));
     match started {
         Ok((f, c, p)) => {
             let pid = c.pid();
+            let named = path.with_file_name(format!("temp-{pid}.rdb"));
+            let path = match std::fs::rename(path, &named) {
+                Ok(()) => named,
+                Err(_) => path.to_path_buf(),
+            };
             let mut slot = prepared().lock().unwrap_or_else(|e| e.into_inner());
-            *slot = Some((f, c, p));
+            *slot = Some((f, c, p, path));
             Some(pid)
         }
         Err(e) => {

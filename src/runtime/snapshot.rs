@@ -405,7 +405,9 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
         let outcome = match job {
             Ok(plan) => write_file(&shard, SnapshotStream::from_plan(plan, Vec::new()), &cfg, false).await.0,
             Err(e) => {
-                drop(save_child::take_prepared());
+                if let Some((.., path)) = save_child::take_prepared() {
+                    let _ = std::fs::remove_file(path);
+                }
                 tracing::warn!("Background saving could not start: {}", e);
                 let id = bgsave::running();
                 end_on_shards(&shard, id, None).await;
@@ -525,12 +527,13 @@ pub(crate) async fn write_file(
     cfg: &crate::config::Config,
     keep: bool,
 ) -> (Outcome, Option<std::fs::File>) {
-    let tmp = temp_path();
+    let mut tmp = temp_path();
     let target = PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"));
     // A BGSAVE's child was started with its temp file by the command; a full sync writes itself.
     let prepared = if keep { None } else { save_child::take_prepared() };
     let mut child = None;
-    let opened = if let Some((f, c, p)) = prepared {
+    let opened = if let Some((f, c, p, path)) = prepared {
+        tmp = path;
         child = Some((c, p));
         Ok((f, None))
     } else {

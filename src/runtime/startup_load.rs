@@ -52,7 +52,7 @@ pub fn begin(cfg: &Arc<Config>, cluster: Option<Arc<Cluster>>) -> Result<Records
                 DONE.set();
             }
             Err(e) => {
-                tracing::warn!("Fatal: {}", e);
+                crate::process::log_fatal(&e);
                 crate::process::shutdown_and_exit(1);
             }
         })

@@ -289,14 +289,14 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         }
         crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
-        if !crate::cmd::save::has_save_points(&shard.config) {
-            return Reply::Ok;
-        }
-        // Redis's `flushAllDataAndResetRDB`: with save points, a running BGSAVE is stopped
-        // (its older data must not land on disk after this) and the now empty dataset is
-        // saved at once, which also resets the dirty counter.
+        // Redis's `flushAllDataAndResetRDB`: a running BGSAVE is stopped (its older data
+        // must not land on disk after this); with save points the now empty dataset is saved
+        // at once, which also resets the dirty counter.
         if shard.id == 0 {
             crate::cmd::bgsave::stop_running();
+        }
+        if !crate::cmd::save::has_save_points(&shard.config) {
+            return Reply::Ok;
         }
         crate::cmd::save::serialize_shard(shard, db, args)
     }

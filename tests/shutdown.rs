@@ -1,0 +1,119 @@
+//! The shutdown sequence as Redis 7.0 runs it: SHUTDOWN ABORT (of a signal's request and of a
+//! shutdown waiting for its replicas), `shutdown_in_milliseconds`, the waiting callers' error,
+//! a second SIGINT during the final save, and the first base of a run-time AOF.
+
+mod common;
+use common::{until, Raw, Server};
+use std::time::Duration;
+
+const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
+
+fn info(r: &mut Raw, field: &str) -> String {
+    let text = r.cmd(&["INFO", "everything"]);
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or("").trim().to_string()
+}
+
+fn signal(s: &Server, sig: i32) {
+    // SAFETY: kill(2) on a child process this test started.
+    unsafe { libc::kill(s.pid() as i32, sig) };
+}
+
+#[test]
+fn shutdown_abort_cancels_a_signal_as_redis() {
+    let ours = Server::slotcore(&[DEBUG[0], DEBUG[1]]);
+    let theirs = Server::redis(&[DEBUG[0], DEBUG[1]]);
+    for s in [&ours, &theirs] {
+        let mut r = s.raw();
+        assert_eq!(r.cmd(&["SHUTDOWN", "ABORT"]), "-ERR No shutdown in progress.\r\n");
+        // With the cron paused the signal's request waits; SHUTDOWN ABORT takes it back.
+        assert_eq!(r.cmd(&["DEBUG", "PAUSE-CRON", "1"]), "+OK\r\n");
+        signal(s, libc::SIGTERM);
+        until("the signal's log line", || s.log_text().contains("Received SIGTERM scheduling shutdown"));
+        assert_eq!(r.cmd(&["SHUTDOWN", "ABORT"]), "+OK\r\n");
+        assert!(s.log_text().contains("Shutdown manually aborted."));
+        assert_eq!(r.cmd(&["DEBUG", "PAUSE-CRON", "0"]), "+OK\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
+        assert_eq!(r.cmd(&["SHUTDOWN", "ABORT"]), "-ERR No shutdown in progress.\r\n");
+    }
+}
+
+/// A master whose replica is stopped (SIGSTOP: it cannot acknowledge) after `incr`.
+fn master_with_stopped_replica(master: &Server, replica: &Server) {
+    let mut m = master.raw();
+    let mut r = replica.raw();
+    assert_eq!(m.cmd(&["CONFIG", "SET", "shutdown-timeout", "300"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]), "+OK\r\n");
+    assert_eq!(m.cmd(&["SET", "k", "1"]), "+OK\r\n");
+    until("the replica's sync", || r.cmd(&["GET", "k"]) == "$1\r\n1\r\n");
+    // SAFETY: kill(2) on a child process this test started.
+    unsafe { libc::kill(replica.pid() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(m.cmd(&["INCR", "k"]), ":2\r\n");
+}
+
+#[test]
+fn shutdown_waiting_for_a_replica_shows_and_aborts_as_redis() {
+    for redis in [false, true] {
+        let start = |_: usize| if redis { Server::redis(&[]) } else { Server::slotcore(&["--shards", "2"]) };
+        let (master, replica) = (start(0), start(1));
+        master_with_stopped_replica(&master, &replica);
+        let mut m = master.raw();
+        let mut waiting = [master.raw(), master.raw()];
+        for w in waiting.iter_mut() {
+            w.send(&common::encode(&[b"SHUTDOWN"]));
+        }
+        until("the shutdown's countdown", || info(&mut m, "shutdown_in_milliseconds").parse::<u64>().unwrap_or(0) > 0);
+        until("both callers blocked", || info(&mut m, "blocked_clients") == "2");
+        // Writes wait meanwhile; SHUTDOWN ABORT answers both callers with Redis's error.
+        assert_eq!(m.cmd(&["SHUTDOWN", "ABORT"]), "+OK\r\n");
+        for w in waiting.iter_mut() {
+            assert_eq!(w.reply(), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n", "redis={redis}");
+        }
+        assert!(master.log_text().contains("Shutdown manually aborted."));
+        assert_eq!(info(&mut m, "shutdown_in_milliseconds"), "");
+        assert_eq!(m.cmd(&["INCR", "k"]), ":3\r\n");
+        // SAFETY: kill(2) on a child process this test started.
+        unsafe { libc::kill(replica.pid() as i32, libc::SIGCONT) };
+        let mut r = replica.raw();
+        until("the replica catching up", || r.cmd(&["GET", "k"]) == "$1\r\n3\r\n");
+    }
+}
+
+#[test]
+fn shutdown_refuses_to_exit_while_the_first_aof_base_is_written() {
+    for redis in [false, true] {
+        let mut s = if redis { Server::redis(&[]) } else { Server::slotcore(&[]) };
+        let mut r = s.raw();
+        r.cmd(&["SET", "k", "v"]);
+        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "30000000"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["SHUTDOWN", "NOSAVE"]), "-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+        assert!(s.log_text().contains("Writing initial AOF, can't exit."));
+        assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
+        r.send(&common::encode(&[b"SHUTDOWN", b"NOSAVE", b"FORCE"]));
+        assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "redis={redis}");
+        assert!(s.log_text().contains("Writing initial AOF. Exit anyway."));
+    }
+}
+
+#[test]
+fn second_sigint_during_the_final_save_exits_at_once_without_its_temp_file() {
+    for redis in [false, true] {
+        let args = ["--save", "900 1"];
+        let mut s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+        let mut r = s.raw();
+        for i in 0..20 {
+            r.cmd(&["SET", &i.to_string(), "v"]);
+        }
+        // 20 keys at 100 ms each: the final save takes 2 s.
+        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]), "+OK\r\n");
+        let temp = s.dir.join(format!("temp-{}.rdb", s.pid()));
+        signal(&s, libc::SIGINT);
+        until("the final save's temp file", || temp.exists());
+        signal(&s, libc::SIGINT);
+        assert_eq!(s.wait_exit(Duration::from_secs(1)), Some(1), "redis={redis}");
+        assert!(!temp.exists(), "redis={redis}");
+        assert!(s.log_text().contains("You insist... exiting now."));
+    }
+}
