@@ -203,3 +203,29 @@ fn expired_keys_are_saved_and_a_bad_checksum_is_fatal_as_redis() {
     assert_eq!(ours, theirs);
     assert_eq!((ours.0.as_str(), ours.1.as_str()), ("64", "64"));
 }
+
+#[test]
+fn empty_keys_in_a_file_are_skipped_with_redis_s_log_line() {
+    // REDIS0010, SELECTDB 0, an empty set "set" and an empty hash "hash", EOF, no checksum.
+    let mut rdb = b"REDIS0010\xfe\x00".to_vec();
+    rdb.extend_from_slice(b"\x02\x03set\x00");
+    rdb.extend_from_slice(b"\x04\x04hash\x00");
+    rdb.extend_from_slice(b"\x00\x01k\x01v");
+    rdb.push(0xff);
+    rdb.extend_from_slice(&[0u8; 8]);
+    for redis in [false, true] {
+        let d = std::env::temp_dir().join(format!("slotcore-rdb-empty-{}-{redis}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("dump.rdb"), &rdb).unwrap();
+        let dir = d.to_str().unwrap();
+        let s = if redis { Server::redis(&["--dir", dir]) } else { Server::slotcore(&["--dir", dir]) };
+        assert_eq!(s.raw().cmd(&["DBSIZE"]), ":1\r\n", "redis={redis}");
+        let log = s.log_text();
+        for line in ["skipping empty key: set", "skipping empty key: hash", "empty keys skipped: 2"] {
+            assert!(log.contains(line), "redis={redis}: no {line:?} in\n{log}");
+        }
+        drop(s);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -235,6 +235,10 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return reply(Reply::err(DEBUG_NOT_ALLOWED));
     }
     let sub = &args[1];
+    if eq_ic(sub, "set-skip-checksum-validation") && args.len() == 3 {
+        crate::persist::dump::set_skip_checksum(super::util::parse_i64(&args[2]).unwrap_or(0) != 0);
+        return reply(Reply::Ok);
+    }
     if eq_ic(sub, "log") && args.len() == 3 {
         tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
         return reply(Reply::Ok);
@@ -328,6 +332,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "REPLICATE <string>",
             "    Replicates the provided string to replicas, allowing data divergence.",
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+            "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",
             "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",

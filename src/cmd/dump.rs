@@ -27,6 +27,25 @@ const BAD_TTL: &str = "ERR Invalid TTL value, must be >= 0";
 const BAD_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
 const BAD_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
 const BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+
+/// Logs (verbose) which compact encoding of a refused payload failed its checks, as Redis's
+/// RESTORE logs the check that failed.
+fn log_bad_payload(payload: &[u8]) {
+    let what = match payload.first() {
+        Some(9) => "Zipmap",
+        Some(10) => "List ziplist",
+        Some(11) => "Intset",
+        Some(12) => "Zset ziplist",
+        Some(13) => "Hash ziplist",
+        Some(14) => "Ziplist",
+        Some(15) | Some(19) => "Stream listpack",
+        Some(16) => "Hash listpack",
+        Some(17) => "Zset listpack",
+        Some(18) => "Listpack",
+        _ => return,
+    };
+    tracing::debug!("RESTORE payload refused: {} integrity check failed.", what);
+}
 const BAD_DATA: &str = "ERR Bad data format";
 
 /// Whether `rdbcompression` is on.
@@ -113,7 +132,10 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let value = match dump::restore(&args[3]) {
         Ok(v) => v,
         Err(PayloadError::VersionOrChecksum) => return Reply::err(BAD_PAYLOAD),
-        Err(PayloadError::BadData) => return Reply::err(BAD_DATA),
+        Err(PayloadError::BadData) => {
+            log_bad_payload(&args[3]);
+            return Reply::err(BAD_DATA);
+        }
     };
     if o.replace {
         ctx.db().remove(key);

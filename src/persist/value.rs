@@ -280,6 +280,10 @@ fn read_list_quicklist2(r: &mut Reader) -> Result<Value> {
     for _ in 0..nodes {
         let container = r.length()?;
         let blob = r.string()?;
+        // A node is never empty (Redis refuses `encoded_len == 0` for both containers).
+        if blob.is_empty() {
+            return Err(BadData::Corrupt);
+        }
         match container {
             CONTAINER_PLAIN => els.push(blob),
             CONTAINER_PACKED => els.extend(listpack::parse(&blob)?.iter().map(Elem::to_vec)),
