@@ -590,3 +590,31 @@ fn a_full_sync_that_never_arrives_keeps_the_cached_master() {
     let v: Option<String> = rc.get("a").expect("GET");
     assert_eq!(v.as_deref(), Some("b"));
 }
+
+#[test]
+fn client_kill_of_the_master_link_under_load_loses_nothing() {
+    // Both masters: the replica's CLIENT KILL TYPE master lands between commands of a batch
+    // it applies; the partial resync after it must start right after what was applied.
+    for m in [master(), slotcore_master()] {
+        let r = replica_of(&m, &[]);
+        synced(&m, &r);
+        let mut bench = std::process::Command::new("redis-benchmark")
+            .args(["-p", &m.port.to_string(), "-c", "50", "-n", "100000000", "-r", "100", "incr", "c:__rand_int__"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-benchmark");
+        let mut rc = r.raw();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(rc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
+            wait_for("the link back up", || {
+                info(&mut r.client(), "replication", "master_link_status").as_deref() == Some("up")
+            });
+        }
+        let _ = bench.kill();
+        let _ = bench.wait();
+        assert_eq!(stat(&m, "sync_full"), 1, "every reconnection was a partial resync");
+        same_data(&m, &r);
+    }
+}

@@ -629,6 +629,11 @@ fn check_client_slow(
     fullname: &'static str,
     args: &[Bytes],
 ) -> Option<Reply> {
+    // The master link is no ACL user's: it applies its whole batch even when killed meanwhile
+    // (its offset counts every command of the batch; the kill ends the link after it).
+    if c.master {
+        return None;
+    }
     if c.killed || !refresh_client(c) {
         // Deleted or reloaded user: close without answering, as Redis frees the client.
         c.killed = true;

@@ -289,6 +289,8 @@ impl Conn {
             return;
         }
         let names = command_names(&run);
+        // Every request of the run is applied (a CLIENT KILL of the link takes effect after
+        // it): `processed` below counts all of them, and the next PSYNC starts after them.
         self.dispatch_batch(run).await;
         // The master never gets replies; errors are logged.
         log_unexpected_errors(&self.shard, &self.wbuf, &names, Source::Master);
