@@ -42,6 +42,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod crash;
 pub mod fuzzing;
 pub mod limits;
 pub mod logging;

@@ -124,6 +124,7 @@ pub fn init(logfile: &str, level: LogLevel) -> Result<(), String> {
             .append(true)
             .open(logfile)
             .map_err(|e| format!("Can't open the log file: {e}"))?;
+        crate::crash::set_log_fd(std::os::fd::AsRawFd::as_raw_fd(&f));
         Box::new(f)
     };
     let sink: &'static Sink = Box::leak(Box::new(Sink(Mutex::new(out))));

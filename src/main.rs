@@ -206,6 +206,7 @@ fn main() {
     if let Err(e) = slotcore::logging::init(&cfg.logfile, cfg.loglevel) {
         fail(&e);
     }
+    slotcore::crash::install();
     slotcore::clock::calibrate();
     slotcore::cmd::module::refuse_startup_modules(&cfg.load_modules);
     if let Err(e) = slotcore::acl::load_at_startup(&cfg) {

@@ -106,3 +106,38 @@ fn six_idle_nodes_share_two_cores_without_burning_cpu() {
         assert!(pct < 5.0, "idle node {i} used {pct:.1}% CPU");
     }
 }
+
+#[test]
+fn crashes_leave_a_report_in_the_log_as_redis() {
+    // SIGABRT and DEBUG SEGFAULT: "crashed by signal" and a stack trace, on both servers;
+    // DEBUG PANIC (a Rust panic in slotcore): Redis's "Guru Meditation" report.
+    let cases: [(&str, &str); 3] = [
+        ("SIGABRT", "crashed by signal: 6"),
+        ("SEGFAULT", "crashed by signal: 11"),
+        ("PANIC", "Guru Meditation: DEBUG PANIC"),
+    ];
+    for (how, want) in cases {
+        for redis in [false, true] {
+            if redis && how == "PANIC" {
+                continue;
+            }
+            let args = ["--enable-debug-command", "yes", "--crash-memcheck-enabled", "no"];
+            let mut s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+            match how {
+                "SIGABRT" => unsafe {
+                    // SAFETY: kill(2) on a child process this test started.
+                    libc::kill(s.pid() as i32, libc::SIGABRT);
+                },
+                _ => {
+                    let mut r = s.raw();
+                    r.send(&common::encode(&[b"DEBUG", how.as_bytes()]));
+                }
+            }
+            assert!(s.wait_exit(Duration::from_secs(20)).is_some(), "{how}: still running");
+            let log = s.log_text();
+            for line in [want, "------ STACK TRACE ------", "=== REDIS BUG REPORT END."] {
+                assert!(log.contains(line), "{how} redis={redis}: no {line:?} in the log");
+            }
+        }
+    }
+}

@@ -239,6 +239,14 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         crate::persist::dump::set_skip_checksum(super::util::parse_i64(&args[2]).unwrap_or(0) != 0);
         return reply(Reply::Ok);
     }
+    if eq_ic(sub, "segfault") && args.len() == 2 {
+        // SAFETY: raises a signal on this process; the crash handler reports and ends it.
+        unsafe { libc::raise(libc::SIGSEGV) };
+        return reply(Reply::Ok);
+    }
+    if eq_ic(sub, "panic") && args.len() == 2 {
+        panic!("DEBUG PANIC called at Unix time {}", crate::storage::now_ms() / 1000);
+    }
     if eq_ic(sub, "log") && args.len() == 3 {
         tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
         return reply(Reply::Ok);
@@ -318,6 +326,10 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Output a hex signature of the values of all the specified keys.",
             "HTSTATS-KEY <key>",
             "    Like HTSTATS but for the hash table stored at <key>'s value.",
+            "SEGFAULT",
+            "    Crash the server with sigsegv.",
+            "PANIC",
+            "    Crash the server simulating a panic.",
             "LOG <message>",
             "    Write <message> to the server log.",
             "OBJECT <key>",
