@@ -107,3 +107,40 @@ fn hscan_returns_every_field_of_a_big_hash() {
     assert_eq!(distinct.len(), 10);
     assert_eq!(s.cli(&["HRANDFIELD", "big", "-20", "WITHVALUES"]).lines().count(), 40);
 }
+
+#[test]
+fn huge_negative_random_counts_close_the_client_instead_of_the_server() {
+    // With an output-buffer limit, as redis-server: the reply is stopped and the client closed.
+    let s = Server::slotcore(&[]);
+    let o = Server::redis(&[]);
+    for srv in [&s, &o] {
+        let mut r = srv.raw();
+        assert_eq!(r.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1000000 0 0"]), "+OK\r\n");
+        r.cmd(&["HSET", "h", "a", "b"]);
+        r.cmd(&["SADD", "s", "a"]);
+        r.cmd(&["ZADD", "z", "1", "a"]);
+        for cmd in [
+            &["HRANDFIELD", "h", "-999999999"][..],
+            &["SRANDMEMBER", "s", "-999999999"],
+            &["ZRANDMEMBER", "z", "-999999999", "WITHSCORES"],
+        ] {
+            let mut c = srv.raw();
+            c.send(&common::encode(&cmd.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()));
+            assert!(c.read_to_end().is_empty(), "{cmd:?} answered");
+        }
+        // Smaller counts are answered, and the server lives on.
+        assert!(r.cmd(&["HRANDFIELD", "h", "-1000"]).starts_with("*1000\r\n"));
+    }
+    // Without a limit slotcore refuses a reply larger than half the machine's memory the same
+    // way (redis-server would run out of memory building it).
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"]), "+OK\r\n");
+    let mut c = s.raw();
+    c.send(&common::encode(&[b"SRANDMEMBER", b"s", b"-4000000000000"]));
+    assert!(c.read_to_end().is_empty());
+    assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
+    // Inside a transaction the reply is an error instead.
+    r.cmd(&["MULTI"]);
+    r.cmd(&["SRANDMEMBER", "s", "-4000000000000"]);
+    assert!(r.cmd(&["EXEC"]).contains("reply exceeds the client output buffer limit"));
+}

@@ -547,6 +547,13 @@ impl Conn {
         let mut st = self.shard.state.borrow_mut();
         for (r, &skip) in replies.iter_mut().zip(suppress) {
             let r = r.take().unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
+            if matches!(&r, Reply::Error(e) if e == crate::memory::obuf::OVER_LIMIT) {
+                // A reply that cannot fit the output buffer: the client is closed without
+                // it, as Redis closes a client whose reply overcame its limit.
+                drop(st);
+                self.obuf_close();
+                return;
+            }
             cmd::record_error(&mut st, &r);
             if !skip {
                 r.encode(&mut self.wbuf, resp3);

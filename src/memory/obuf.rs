@@ -150,6 +150,32 @@ impl SoftClock {
 
 /// Redis's warning when it drops a client for its output buffer (`info` is CLIENT LIST's
 /// line for it).
+/// The reply a command returns instead of one that cannot fit: the connection closes the
+/// client without answering (see [`reply_overflows`]); nested (EXEC, scripts) it reads as
+/// this error.
+pub const OVER_LIMIT: &str = "ERR reply exceeds the client output buffer limit";
+
+/// Whether a reply of `entries` items of about `avg_bytes` each cannot be held: over a normal
+/// client's hard output-buffer limit (Redis stops producing such a reply and closes the
+/// client: SRANDMEMBER/HRANDFIELD/ZRANDMEMBER with a huge negative count), or, without a
+/// limit, over half of the machine's memory (Redis would run out of memory producing it).
+pub fn reply_overflows(entries: u64, avg_bytes: u64) -> bool {
+    let need = entries.saturating_mul(avg_bytes.saturating_add(16));
+    let hard = limit(Class::Normal).hard;
+    if hard > 0 {
+        return need > hard;
+    }
+    static HALF_RAM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let half = *HALF_RAM.get_or_init(|| {
+        let kb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| s.lines().next()?.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(u64::MAX / 2048);
+        kb.saturating_mul(512)
+    });
+    need > half
+}
+
 pub fn log_closing(info: &str) {
     tracing::warn!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", info);
 }
