@@ -222,3 +222,26 @@ fn config_get_all_defaults_as_redis() {
     let dir = std::fs::canonicalize(&slot.dir).expect("dir");
     assert_eq!(got.get("dir").map(String::as_str), Some(dir.to_str().expect("utf-8")));
 }
+
+#[test]
+fn config_set_bind_rebinds_the_listeners_as_redis() {
+    let s = Server::slotcore(&["--shards", "2"]);
+    let o = Server::redis(&[]);
+    for srv in [&s, &o] {
+        let mut r = srv.raw();
+        assert_eq!(r.cmd(&["CONFIG", "SET", "bind", "127.0.0.1"]), "+OK\r\n");
+        // New connections reach the new listener (every shard accepts on it).
+        for _ in 0..4 {
+            assert_eq!(srv.raw().cmd(&["PING"]), "+PONG\r\n");
+        }
+        // An address that cannot be bound: Redis's error, and the old addresses listen again.
+        assert_eq!(
+            r.cmd(&["CONFIG", "SET", "bind", "999.999.999.999"]),
+            "-ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses.\r\n"
+        );
+        assert_eq!(r.cmd(&["CONFIG", "GET", "bind"]), "*2\r\n$4\r\nbind\r\n$9\r\n127.0.0.1\r\n");
+        assert_eq!(srv.raw().cmd(&["PING"]), "+PONG\r\n");
+        assert_eq!(r.cmd(&["CONFIG", "SET", "bind", "* -::*"]), "+OK\r\n");
+        assert_eq!(srv.raw().cmd(&["PING"]), "+PONG\r\n");
+    }
+}

@@ -59,7 +59,7 @@ fn protected_allowed(ctx: &ClientCtx<'_>) -> bool {
 
 /// Directives that need a restart in slotcore (Redis can change some of them live).
 fn restart_only(d: &Directive) -> bool {
-    matches!(d.name, "bind" | "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
+    matches!(d.name, "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
 }
 
 fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -137,6 +137,13 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         )));
     }
     // Last of the steps that can fail, so a failure leaves every setting as it was.
+    if seen.contains(&"bind") && new.bind != ctx.node().config().bind {
+        if let Err(why) = crate::runtime::port_change::rebind(&ctx.node().config(), &new) {
+            return Plan::Reply(Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'bind') - {why}"
+            )));
+        }
+    }
     if seen.contains(&"port") {
         if let Err(why) = crate::runtime::port_change::change_port(&new, new.port, false) {
             return Plan::Reply(Reply::error(format!(

@@ -50,6 +50,76 @@ pub async fn watch(shard: Rc<Shard>) {
     }
 }
 
+/// Closes the listeners of `tls`'s kind (their sockets stop at once).
+fn close_all(cur: &mut Current) {
+    for fd in std::mem::take(&mut cur.fds) {
+        // SAFETY: plain syscalls on a listening socket this registry owns. shutdown() stops the
+        // socket itself (the shards' duplicates see it and end their loops); close() drops
+        // this registry's descriptor.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+            libc::close(fd);
+        }
+    }
+}
+
+/// Hands every shard its own duplicate of each new listening socket.
+fn hand_out(bound: &[Listener], tls: bool) {
+    let shards = SHARDS.lock().unwrap_or_else(|p| p.into_inner());
+    for l in bound {
+        for tx in shards.iter() {
+            // SAFETY: duplicates a listening socket this registry owns; the shard owns the copy.
+            let dup = unsafe { libc::fcntl(l.fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                tracing::warn!("dup of a listening socket failed: {}", std::io::Error::last_os_error());
+                continue;
+            }
+            if tx.unbounded_send((dup, tls)).is_err() {
+                // SAFETY: the copy never reached its shard.
+                unsafe { libc::close(dup) };
+            }
+        }
+    }
+}
+
+/// CONFIG SET bind (Redis's `changeBindAddr`): the plain and TLS listeners close, then bind
+/// `new`'s addresses on their ports; if that fails the old addresses (`old`) are bound again
+/// and the reason is returned.
+pub fn rebind(old: &Config, new: &Config) -> Result<(), &'static str> {
+    let mut guards: Vec<_> = CURRENT.iter().map(|c| c.lock().unwrap_or_else(|p| p.into_inner())).collect();
+    for cur in guards.iter_mut() {
+        close_all(cur);
+    }
+    let bind = |cfg: &Config| -> Result<Vec<(Vec<Listener>, bool)>, String> {
+        let mut out = Vec::new();
+        for (i, cur) in guards.iter().enumerate() {
+            if cur.port != 0 {
+                out.push((listener::bind_port(cfg, cur.port)?, i == 1));
+            }
+        }
+        Ok(out)
+    };
+    let (bound, result) = match bind(new) {
+        Ok(b) => (b, Ok(())),
+        Err(e) => {
+            tracing::warn!("{}", e);
+            tracing::warn!("Failed to bind, trying to restore old listening sockets.");
+            match bind(old) {
+                Ok(b) => (b, Err("Failed to bind to specified addresses.")),
+                Err(e) => {
+                    tracing::warn!("Failed to restore old listening sockets: {}", e);
+                    (Vec::new(), Err("Failed to bind to specified addresses."))
+                }
+            }
+        }
+    };
+    for (listeners, tls) in bound {
+        hand_out(&listeners, tls);
+        guards[tls as usize].fds = listeners.iter().map(|l| l.fd).collect();
+    }
+    result
+}
+
 /// Moves the plain (`tls` false) or TLS listener to `port`. Err: the reply's reason (the old
 /// listener stays).
 pub fn change_port(new: &Config, port: u16, tls: bool) -> Result<(), &'static str> {
@@ -83,30 +153,8 @@ pub fn change_port(new: &Config, port: u16, tls: bool) -> Result<(), &'static st
             }
         },
     };
-    for fd in std::mem::take(&mut cur.fds) {
-        // SAFETY: plain syscalls on a listening socket this registry owns. shutdown() stops the
-        // socket itself (the shards' duplicates see it and end their loops); close() drops
-        // this registry's descriptor.
-        unsafe {
-            libc::shutdown(fd, libc::SHUT_RDWR);
-            libc::close(fd);
-        }
-    }
-    let shards = SHARDS.lock().unwrap_or_else(|p| p.into_inner());
-    for l in &bound {
-        for tx in shards.iter() {
-            // SAFETY: duplicates a listening socket this registry owns; the shard owns the copy.
-            let dup = unsafe { libc::fcntl(l.fd, libc::F_DUPFD_CLOEXEC, 0) };
-            if dup < 0 {
-                tracing::warn!("dup of a listening socket failed: {}", std::io::Error::last_os_error());
-                continue;
-            }
-            if tx.unbounded_send((dup, tls)).is_err() {
-                // SAFETY: the copy never reached its shard.
-                unsafe { libc::close(dup) };
-            }
-        }
-    }
+    close_all(&mut cur);
+    hand_out(&bound, tls);
     cur.port = port;
     cur.fds = bound.iter().map(|l| l.fd).collect();
     Ok(())
