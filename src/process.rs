@@ -56,7 +56,7 @@ pub fn log_fatal(reason: &str) {
 /// is removed and the process exits with an error at once.
 pub fn insist_exit() -> ! {
     tracing::warn!("You insist... exiting now.");
-    let _ = std::fs::remove_file(format!("temp-{}.rdb", std::process::id()));
+    let _ = std::fs::remove_file(crate::persist::disk::save_temp_name());
     shutdown_and_exit(1)
 }
 

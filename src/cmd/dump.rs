@@ -31,20 +31,9 @@ const BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
 /// Logs (verbose) which compact encoding of a refused payload failed its checks, as Redis's
 /// RESTORE logs the check that failed.
 fn log_bad_payload(payload: &[u8]) {
-    let what = match payload.first() {
-        Some(9) => "Zipmap",
-        Some(10) => "List ziplist",
-        Some(11) => "Intset",
-        Some(12) => "Zset ziplist",
-        Some(13) => "Hash ziplist",
-        Some(14) => "Ziplist",
-        Some(15) | Some(19) => "Stream listpack",
-        Some(16) => "Hash listpack",
-        Some(17) => "Zset listpack",
-        Some(18) => "Listpack",
-        _ => return,
-    };
-    tracing::debug!("RESTORE payload refused: {} integrity check failed.", what);
+    if let Some(what) = payload.first().and_then(|&t| crate::persist::compact_encoding_name(t)) {
+        tracing::debug!("RESTORE payload refused: {} integrity check failed.", what);
+    }
 }
 const BAD_DATA: &str = "ERR Bad data format";
 

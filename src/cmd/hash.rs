@@ -249,9 +249,12 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let (f, _) = pairs[fastrand::usize(..pairs.len())];
         return Reply::bulk(f);
     };
-    let avg = pairs.iter().map(|(f, v)| f.len() + if with_values { v.len() } else { 0 }).sum::<usize>() / pairs.len();
-    if count < 0 && crate::memory::obuf::reply_overflows(count.unsigned_abs(), avg as u64) {
-        return Reply::err(crate::memory::obuf::OVER_LIMIT);
+    if count < 0 {
+        let avg =
+            pairs.iter().map(|(f, v)| f.len() + if with_values { v.len() } else { 0 }).sum::<usize>() / pairs.len();
+        if crate::memory::obuf::reply_overflows(count.unsigned_abs(), avg as u64) {
+            return Reply::err(crate::memory::obuf::OVER_LIMIT);
+        }
     }
     let picked: Vec<(&[u8], &[u8])> = if count >= 0 {
         let n = (count as usize).min(pairs.len());

@@ -217,13 +217,6 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn total_system_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok())))
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn jemalloc(stat: &str) -> u64 {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let r = match stat {
@@ -348,7 +341,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         let used = crate::memory::refresh();
         let peak = crate::memory::peak().max(used);
         let rss = rss_bytes();
-        let total = total_system_memory();
+        let total = crate::memory::total_system_memory();
         let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
         let active = jemalloc("active");
         let resident = jemalloc("resident");

@@ -42,7 +42,9 @@ fn dump(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
 }
 
 /// One event merged over shards: its all-time maximum and the worst sample per second.
-type Merged = BTreeMap<String, (i64, BTreeMap<i64, i64>)>;
+type EventSamples = (i64, BTreeMap<i64, i64>);
+/// Every event merged over shards.
+type Merged = BTreeMap<String, EventSamples>;
 
 fn merge(replies: Vec<Reply>) -> Merged {
     let mut out = Merged::new();
@@ -86,34 +88,31 @@ fn latest(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     }
 }
 
-fn history(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+/// A plan that merges every shard's samples and answers from event `args[2]`'s (None: the
+/// event has no samples).
+fn for_event(args: &[Bytes], answer: fn(&str, Option<&EventSamples>) -> Reply) -> Plan {
     let event = String::from_utf8_lossy(&args[2]).into_owned();
-    Plan::AllShards {
-        run: dump,
-        merge: Box::new(move |_, replies| {
-            let all = merge(replies);
-            let samples = all.get(&event).map(|e| e.1.clone()).unwrap_or_default();
-            Reply::Array(samples.into_iter().map(|(t, ms)| Reply::Array(vec![Reply::Int(t), Reply::Int(ms)])).collect())
-        }),
-    }
+    Plan::AllShards { run: dump, merge: Box::new(move |_, replies| answer(&event, merge(replies).get(&event))) }
+}
+
+fn history(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    for_event(args, |_, e| {
+        let samples = e.map(|e| e.1.clone()).unwrap_or_default();
+        Reply::Array(samples.into_iter().map(|(t, ms)| Reply::Array(vec![Reply::Int(t), Reply::Int(ms)])).collect())
+    })
 }
 
 /// LATENCY GRAPH <event> (`latency_graph`), over the last 160 samples merged from the shards.
 fn graph(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let event = String::from_utf8_lossy(&args[2]).into_owned();
-    Plan::AllShards {
-        run: dump,
-        merge: Box::new(move |_, replies| {
-            let all = merge(replies);
-            let Some((max, samples)) = all.get(&event) else {
-                return Reply::error(format!("ERR No samples available for event '{event}'"));
-            };
-            let samples: Vec<(i64, i64)> = samples.iter().map(|(t, ms)| (*t, *ms)).collect();
-            let recent = &samples[samples.len().saturating_sub(HISTORY_LEN)..];
-            let now_s = (crate::storage::now_ms() / 1000) as i64;
-            Reply::Verbatim(Bytes::from(super::latency_graph::render(&event, recent, *max, now_s)))
-        }),
-    }
+    for_event(args, |event, e| {
+        let Some((max, samples)) = e else {
+            return Reply::error(format!("ERR No samples available for event '{event}'"));
+        };
+        let samples: Vec<(i64, i64)> = samples.iter().map(|(t, ms)| (*t, *ms)).collect();
+        let recent = &samples[samples.len().saturating_sub(HISTORY_LEN)..];
+        let now_s = (crate::storage::now_ms() / 1000) as i64;
+        Reply::Verbatim(Bytes::from(super::latency_graph::render(event, recent, *max, now_s)))
+    })
 }
 
 /// Samples kept per event (Redis's `LATENCY_TS_LEN`).

@@ -116,8 +116,7 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
         _ => std::time::Duration::ZERO,
     };
     let data = assemble(parts);
-    let temp = format!("temp-{}.rdb", std::process::id());
-    match disk::write_atomic_paced(&rdb_path(cfg), &temp, &data, pause) {
+    match disk::write_atomic_paced(&rdb_path(cfg), &disk::save_temp_name(), &data, pause) {
         Ok(()) => {
             tracing::info!("DB saved on disk");
             mark_saved();
@@ -126,8 +125,8 @@ pub fn write_snapshot(cfg: &Config, parts: Vec<Reply>) -> Reply {
         }
         Err(e) => {
             tracing::warn!(
-                "Failed opening the temp RDB file temp-{}.rdb (in server root dir {}) for saving: {}",
-                std::process::id(),
+                "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
+                disk::save_temp_name(),
                 cfg.dir,
                 e
             );

@@ -201,10 +201,12 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let (n, unique) = (count.unsigned_abs() as usize, count >= 0);
     let size = s.len();
-    // A sample of members for the reply's size (the set can be large).
-    let avg = (0..8).filter_map(|_| s.random_member()).map(|m| m.len()).max().unwrap_or(0);
-    if !unique && crate::memory::obuf::reply_overflows(n as u64, avg as u64) {
-        return Reply::err(crate::memory::obuf::OVER_LIMIT);
+    if !unique {
+        // A sample of members for the reply's size (the set can be large).
+        let avg = (0..8).filter_map(|_| s.random_member()).map(|m| m.len()).max().unwrap_or(0);
+        if crate::memory::obuf::reply_overflows(n as u64, avg as u64) {
+            return Reply::err(crate::memory::obuf::OVER_LIMIT);
+        }
     }
     if !unique || n == 1 {
         return Reply::Array((0..n).filter_map(|_| s.random_member()).map(bulk).collect());

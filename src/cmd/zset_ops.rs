@@ -271,9 +271,11 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return z.range(i, i + 1).next().map_or(Reply::Nil, |(m, _)| Reply::bulk(m));
     };
     let all: Vec<(&[u8], f64)> = z.iter().collect();
-    let avg = all.iter().map(|(m, _)| m.len() + if scores { 20 } else { 0 }).sum::<usize>() / all.len().max(1);
-    if count < 0 && crate::memory::obuf::reply_overflows(count.unsigned_abs(), avg as u64) {
-        return Reply::err(crate::memory::obuf::OVER_LIMIT);
+    if count < 0 {
+        let avg = all.iter().map(|(m, _)| m.len() + if scores { 20 } else { 0 }).sum::<usize>() / all.len().max(1);
+        if crate::memory::obuf::reply_overflows(count.unsigned_abs(), avg as u64) {
+            return Reply::err(crate::memory::obuf::OVER_LIMIT);
+        }
     }
     let picked: Vec<(&[u8], f64)> = if count >= 0 {
         let mut idx: Vec<usize> = (0..all.len()).collect();

@@ -108,6 +108,14 @@ static TENACITY: AtomicU32 = AtomicU32::new(10);
 static REPLICA_IGNORES: AtomicBool = AtomicBool::new(true);
 static LAZY_EVICTION: AtomicBool = AtomicBool::new(false);
 
+/// The machine's memory in bytes (`MemTotal`, INFO `total_system_memory`); 0 when unknown.
+pub fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok())))
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Takes the memory settings from a configuration snapshot (node-wide; every shard calls it
 /// when its snapshot changes, the values are the same for all).
 pub fn apply_config(cfg: &crate::config::Config) {

@@ -166,12 +166,9 @@ pub fn reply_overflows(entries: u64, avg_bytes: u64) -> bool {
         return need > hard;
     }
     static HALF_RAM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let half = *HALF_RAM.get_or_init(|| {
-        let kb = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| s.lines().next()?.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .unwrap_or(u64::MAX / 2048);
-        kb.saturating_mul(512)
+    let half = *HALF_RAM.get_or_init(|| match super::total_system_memory() {
+        0 => u64::MAX,
+        total => total / 2,
     });
     need > half
 }

@@ -7,7 +7,12 @@ use std::path::Path;
 /// Writes `data` to `path` atomically: `temp-<pid>.rdb` next to it, fsync, rename, fsync of
 /// the directory, so a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_atomic_via(path, &format!("temp-{}.rdb", std::process::id()), data)
+    write_atomic_via(path, &save_temp_name(), data)
+}
+
+/// The temp file a foreground save writes first (Redis's `temp-<pid>.rdb`).
+pub fn save_temp_name() -> String {
+    format!("temp-{}.rdb", std::process::id())
 }
 
 /// [`write_atomic`] through the temp file `tmp_name` next to `path`.

@@ -160,21 +160,9 @@ fn corrupt(_: BadData) -> String {
 /// A value of type `t` at `offset` that failed its checks: which compact encoding, as Redis
 /// names it, then Redis's closing line (one log line each).
 fn corrupt_value(t: u8, offset: usize) -> String {
-    let what = match t {
-        9 => "Zipmap integrity check failed.",
-        10 => "List ziplist integrity check failed.",
-        11 => "Intset integrity check failed.",
-        12 => "Zset ziplist integrity check failed.",
-        13 => "Hash ziplist integrity check failed.",
-        14 => "Ziplist integrity check failed.",
-        15 | 19 => "Stream listpack integrity check failed.",
-        16 => "Hash listpack integrity check failed.",
-        17 => "Zset listpack integrity check failed.",
-        18 => "Listpack integrity check failed.",
-        _ => return corrupt(BadData::Corrupt),
-    };
+    let Some(what) = super::compact_encoding_name(t) else { return corrupt(BadData::Corrupt) };
     format!(
-        "Internal error in RDB reading offset {offset} -> {what}\nTerminating server after rdb file reading failure."
+        "Internal error in RDB reading offset {offset} -> {what} integrity check failed.\nTerminating server after rdb file reading failure."
     )
 }
 

@@ -33,6 +33,24 @@ pub enum BadData {
     EmptyKey,
 }
 
+/// The name Redis's loader gives a compact encoding of RDB type `t` when its integrity check
+/// fails ("Hash ziplist integrity check failed."); None for the other types.
+pub fn compact_encoding_name(t: u8) -> Option<&'static str> {
+    Some(match t {
+        9 => "Zipmap",
+        10 => "List ziplist",
+        11 => "Intset",
+        12 => "Zset ziplist",
+        13 => "Hash ziplist",
+        14 => "Ziplist",
+        15 | 19 => "Stream listpack",
+        16 => "Hash listpack",
+        17 => "Zset listpack",
+        18 => "Listpack",
+        _ => return None,
+    })
+}
+
 /// Decoding result.
 pub type Result<T> = std::result::Result<T, BadData>;
 

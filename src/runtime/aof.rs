@@ -446,7 +446,7 @@ impl Ctl {
             return;
         }
         if crate::cmd::bgsave::running() != 0 {
-            crate::runtime::save_child::discard_prepared_aof(&rewrite_temp());
+            crate::runtime::save_child::discard_prepared_aof();
             status::REWRITING.store(false, Ordering::Release);
             status::SCHEDULED.store(true, Ordering::Release);
             return;

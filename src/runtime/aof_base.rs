@@ -147,8 +147,8 @@ impl Sink {
     fn open(job: &BaseJob) -> std::io::Result<Sink> {
         use crate::runtime::save_child::{Registry, SaveChild};
         let autosync = if job.incremental { AUTOSYNC_BYTES } else { 0 };
-        let (file, started) = match crate::runtime::save_child::take_prepared_aof() {
-            Some((file, child, pipe)) => (file, Ok((child, pipe))),
+        let (file, started) = match crate::runtime::save_child::take_prepared(Registry::AofRewrite) {
+            Some((file, child, pipe, _)) => (file, Ok((child, pipe))),
             None => {
                 let file = File::create(&job.temp)?;
                 let started = SaveChild::spawn_for(Registry::AofRewrite, &file, autosync, job.abort.clone());
@@ -221,14 +221,14 @@ pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u6
     use std::sync::atomic::Ordering;
     if job.abort.load(Ordering::Acquire) {
         // Stopped before it began.
-        crate::runtime::save_child::discard_prepared_aof(&job.temp);
+        crate::runtime::save_child::discard_prepared_aof();
         return Err(BaseFailure::Signal(libc::SIGUSR1));
     }
     let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
     let mut stream = match SnapshotStream::start(shard, aux).await {
         Ok(s) => s,
         Err(e) => {
-            crate::runtime::save_child::discard_prepared_aof(&job.temp);
+            crate::runtime::save_child::discard_prepared_aof();
             return Err(BaseFailure::Error(format!("{e:?}")));
         }
     };

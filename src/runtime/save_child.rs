@@ -111,14 +111,10 @@ pub struct SaveChild {
 }
 
 impl SaveChild {
-    /// Starts a child writing what its pipe receives to `file`; returns it and the pipe.
-    /// Blocking (process creation): call it from a blocking thread.
-    pub fn spawn(file: &std::fs::File) -> std::io::Result<(SaveChild, ChildStdin)> {
-        SaveChild::spawn_for(Registry::Bgsave, file, 0, Arc::new(AtomicBool::new(false)))
-    }
-
-    /// [`SaveChild::spawn`] for `registry`, with writeout every `autosync` bytes (0: none);
-    /// `gone` is set if the child exits other than by finishing its file.
+    /// Starts a child of `registry` writing what its pipe receives to `file` (writeout every
+    /// `autosync` bytes, 0: none); returns it and the pipe. `gone` is set if the child exits
+    /// other than by finishing its file. Blocking (process creation): call it from a blocking
+    /// thread.
     pub fn spawn_for(
         registry: Registry,
         file: &std::fs::File,
@@ -214,78 +210,63 @@ pub enum ChildEnd {
     Error(String),
 }
 
-/// A child started by BGSAVE, with its temp file and that file's path, until the save driver
-/// takes it.
+/// A child started before its command replied (BGSAVE, BGREWRITEAOF, `CONFIG SET appendonly
+/// yes`: so, as with Redis's fork, it exists when the client hears "started"), with its temp
+/// file and that file's path, until the save or rewrite takes it.
 type Prepared = (std::fs::File, SaveChild, ChildStdin, std::path::PathBuf);
 
-fn prepared() -> &'static std::sync::Mutex<Option<Prepared>> {
-    static P: std::sync::Mutex<Option<Prepared>> = std::sync::Mutex::new(None);
-    &P
+fn prepared(registry: Registry) -> &'static std::sync::Mutex<Option<Prepared>> {
+    static P: [std::sync::Mutex<Option<Prepared>>; 2] = [std::sync::Mutex::new(None), std::sync::Mutex::new(None)];
+    &P[registry as usize]
 }
 
-/// BGSAVE: creates the temp file `path` and starts the child that will write it (kept for
-/// [`take_prepared`]); the file is then named after the child, `temp-<child pid>.rdb`, as
-/// Redis's child names its file. The child's pid, or None when it could not start (the save
-/// is then written from this process, logged).
-pub fn prepare(path: &std::path::Path) -> Option<u32> {
-    let started = std::fs::File::create(path).and_then(|f| SaveChild::spawn(&f).map(|(c, p)| (f, c, p)));
-    match started {
-        Ok((f, c, p)) => {
-            let pid = c.pid();
+/// Creates the temp file `path` and starts a child of `registry` writing it (writeout every
+/// `autosync` bytes), kept for [`take_prepared`]; the child's pid.
+fn prepare_for(registry: Registry, path: &std::path::Path, autosync: u64) -> std::io::Result<u32> {
+    let f = std::fs::File::create(path)?;
+    let (c, p) = SaveChild::spawn_for(registry, &f, autosync, Arc::new(AtomicBool::new(false)))?;
+    let pid = c.pid();
+    // BGSAVE's file is named after its child, `temp-<child pid>.rdb`, as Redis's child names it.
+    let path = match registry {
+        Registry::Bgsave => {
             let named = path.with_file_name(format!("temp-{pid}.rdb"));
-            let path = match std::fs::rename(path, &named) {
-                Ok(()) => named,
-                Err(_) => path.to_path_buf(),
-            };
-            let mut slot = prepared().lock().unwrap_or_else(|e| e.into_inner());
-            *slot = Some((f, c, p, path));
-            Some(pid)
+            if std::fs::rename(path, &named).is_ok() {
+                named
+            } else {
+                path.to_path_buf()
+            }
         }
-        Err(e) => {
-            tracing::warn!("Can't start the save child process: {} (saving from the server process)", e);
-            None
-        }
-    }
+        Registry::AofRewrite => path.to_path_buf(),
+    };
+    let old = prepared(registry).lock().unwrap_or_else(|e| e.into_inner()).replace((f, c, p, path));
+    drop(old);
+    Ok(pid)
 }
 
-/// The child [`prepare`] started, if any.
-pub fn take_prepared() -> Option<Prepared> {
-    prepared().lock().unwrap_or_else(|e| e.into_inner()).take()
+/// BGSAVE: creates the temp file `path` and starts the child that will write it. The child's
+/// pid, or None when it could not start (the save is then written from this process, logged).
+pub fn prepare(path: &std::path::Path) -> Option<u32> {
+    prepare_for(Registry::Bgsave, path, 0)
+        .inspect_err(|e| tracing::warn!("Can't start the save child process: {} (saving from the server process)", e))
+        .ok()
 }
 
-/// A rewrite child started before BGREWRITEAOF or `CONFIG SET appendonly yes` replied (so,
-/// as with Redis's fork, it exists when the client hears "started"), with its temp file,
-/// until the rewrite takes it.
-type PreparedAof = (std::fs::File, SaveChild, ChildStdin);
-
-fn prepared_aof() -> &'static std::sync::Mutex<Option<PreparedAof>> {
-    static P: std::sync::Mutex<Option<PreparedAof>> = std::sync::Mutex::new(None);
-    &P
-}
-
-/// Creates the rewrite's temp file `path` and starts its child (writeout every `autosync`
-/// bytes); failures are logged and the rewrite starts its own child later.
+/// BGREWRITEAOF: creates the rewrite's temp file `path` and starts its child; failures are
+/// logged and the rewrite starts its own child later.
 pub fn prepare_aof(path: &std::path::Path, autosync: u64) {
-    let gone = Arc::new(AtomicBool::new(false));
-    let started = std::fs::File::create(path)
-        .and_then(|f| SaveChild::spawn_for(Registry::AofRewrite, &f, autosync, gone).map(|(c, p)| (f, c, p)));
-    match started {
-        Ok(p) => {
-            let old = prepared_aof().lock().unwrap_or_else(|e| e.into_inner()).replace(p);
-            drop(old);
-        }
-        Err(e) => tracing::warn!("Can't start the AOF rewrite child process: {}", e),
+    if let Err(e) = prepare_for(Registry::AofRewrite, path, autosync) {
+        tracing::warn!("Can't start the AOF rewrite child process: {}", e);
     }
 }
 
-/// The child [`prepare_aof`] started, if any.
-pub fn take_prepared_aof() -> Option<PreparedAof> {
-    prepared_aof().lock().unwrap_or_else(|e| e.into_inner()).take()
+/// The child a command started for `registry`, if any.
+pub fn take_prepared(registry: Registry) -> Option<Prepared> {
+    prepared(registry).lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// Drops a prepared rewrite child nobody will use (its pipe closes: it exits) and its file.
-pub fn discard_prepared_aof(path: &std::path::Path) {
-    if take_prepared_aof().is_some() {
+pub fn discard_prepared_aof() {
+    if let Some((.., path)) = take_prepared(Registry::AofRewrite) {
         let _ = std::fs::remove_file(path);
     }
 }

@@ -405,7 +405,7 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
         let outcome = match job {
             Ok(plan) => write_file(&shard, SnapshotStream::from_plan(plan, Vec::new()), &cfg, false).await.0,
             Err(e) => {
-                if let Some((.., path)) = save_child::take_prepared() {
+                if let Some((.., path)) = save_child::take_prepared(save_child::Registry::Bgsave) {
                     let _ = std::fs::remove_file(path);
                 }
                 tracing::warn!("Background saving could not start: {}", e);
@@ -530,7 +530,7 @@ pub(crate) async fn write_file(
     let mut tmp = temp_path();
     let target = PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"));
     // A BGSAVE's child was started with its temp file by the command; a full sync writes itself.
-    let prepared = if keep { None } else { save_child::take_prepared() };
+    let prepared = if keep { None } else { save_child::take_prepared(save_child::Registry::Bgsave) };
     let mut child = None;
     let opened = if let Some((f, c, p, path)) = prepared {
         tmp = path;
