@@ -196,7 +196,10 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
 /// True while the AOF, turned on at run time, waits for its first base (Redis's
 /// `AOF_WAIT_REWRITE`): a shutdown then cannot leave a usable AOF behind.
 pub fn writing_first_base() -> bool {
-    with(|c| c.state == State::Wait).unwrap_or(false)
+    // CONFIG SET appendonly yes sets `ENABLED` before it replies; the control core turns the
+    // state to Wait a moment later, through the feed: either way the first base is pending.
+    with(|c| c.state == State::Wait || (c.state == State::Off && status::ENABLED.load(Ordering::Acquire)))
+        .unwrap_or(false)
 }
 
 /// A replica loaded its master's dataset (`restartAOFAfterSYNC`): with the AOF on, it is
