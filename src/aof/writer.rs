@@ -586,7 +586,9 @@ mod tests {
         Paths { dir, prefix: "appendonly.aof".into() }
     }
 
-    /// Runs `f` on the writer thread and waits for it (and for every job before it).
+    /// Runs `f` on the writer thread and waits for it (and for every job before it), then
+    /// until the thread counted its jobs done (it decrements after the work), so that the
+    /// next `append` finds the writer idle.
     fn on_thread(w: &Writer, f: impl FnOnce(&mut Files) + Send + 'static) {
         let (tx, rx) = mpsc::channel();
         w.send(Job::Op(Box::new(move |files| {
@@ -594,6 +596,11 @@ mod tests {
             let _ = tx.send(());
         })));
         rx.recv_timeout(Duration::from_secs(10)).expect("the writer thread answers");
+        let until = Instant::now() + Duration::from_secs(10);
+        while w.queued.load(Ordering::Acquire) != 0 {
+            assert!(Instant::now() < until, "the writer thread counts its jobs done within 10 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn read(paths: &Paths, name: &str) -> String {
@@ -608,13 +615,6 @@ mod tests {
             let paths = scratch(&format!("{policy:?}"));
             let w = Writer::start(paths.clone(), policy).expect("writer");
             on_thread(&w, |f| f.open("a.incr.aof").expect("open"));
-            // Wait until the thread counted the job done (it decrements after its work).
-            for _ in 0..1000 {
-                if w.queued.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
             w.append(Bytes::from_static(b"one\n"), Vec::new());
             assert_eq!(read(&paths, "a.incr.aof"), "one\n", "{policy:?}: written when append returned");
             // Queued behind a file operation, later bytes go to the next file.
