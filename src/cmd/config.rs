@@ -190,7 +190,23 @@ fn resetstat(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
         shard.stats = Default::default();
         Reply::Ok
     }
-    Plan::AllShards { run, merge: Box::new(|_, _| Reply::Ok) }
+    Plan::AllShards {
+        run,
+        merge: Box::new(|_, _| {
+            // The node-wide counters (Redis's `resetServerStats` resets them too).
+            use std::sync::atomic::Ordering::Relaxed;
+            for c in [
+                &crate::replication::master::SYNC_FULL,
+                &crate::replication::master::SYNC_PARTIAL_OK,
+                &crate::replication::master::SYNC_PARTIAL_ERR,
+                &super::instant::NET_REPL_INPUT,
+                &super::instant::NET_REPL_OUTPUT,
+            ] {
+                c.store(0, Relaxed);
+            }
+            Reply::Ok
+        }),
+    }
 }
 
 /// Rewrites the config file like Redis: directives already in the file are updated in place

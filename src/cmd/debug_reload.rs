@@ -167,7 +167,7 @@ fn reload_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
 fn replace_with_decoded(shard: &mut ShardState, parts: &Reply) -> Result<(), Reply> {
     let Reply::Array(dbs) = parts else { return Err(parts.clone()) };
     let mut decoded = Vec::with_capacity(dbs.len());
-    for d in dbs {
+    for d in dbs.iter().filter(|d| !save::is_repl_marker(d)) {
         let Reply::Array(v) = d else { return Err(Reply::err("ERR internal error: bad snapshot part")) };
         let Some(Reply::Bulk(b)) = v.get(2) else { return Err(Reply::err("ERR internal error: bad snapshot part")) };
         decoded.push(file::load_keys(b).map_err(|_| Reply::err(LOAD_FAILED))?);

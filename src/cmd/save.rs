@@ -69,7 +69,8 @@ pub(crate) fn rdb_path(cfg: &Config) -> PathBuf {
     PathBuf::from(cfg.get("dbfilename").unwrap_or("dump.rdb"))
 }
 
-/// One shard's keys: per database `[size, expires, bytes]`.
+/// One shard's keys: per database `[size, expires, bytes]`; shard 0's part of a master with a
+/// backlog ends with the save's replication info ([`is_repl_marker`]).
 pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     let compress = shard.config.get("rdbcompression") != Some("no");
     // Redis's `rdbSave` resets the dirty counter (the shards are held, so nothing changes
@@ -90,16 +91,61 @@ pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> R
         }
         Reply::Array(vec![Reply::Int(size), Reply::Int(expires), Reply::Bulk(Bytes::from(out))])
     });
-    Reply::Array(dbs.collect())
+    let mut dbs: Vec<Reply> = dbs.collect();
+    // A master with a backlog records its stream position (all shards are held: shard 0
+    // asks for everyone).
+    if shard.id == 0 {
+        if let Some(i) = crate::replication::master::restart::save_mark(&shard.node.repl) {
+            dbs.push(repl_marker(&i));
+        }
+    }
+    Reply::Array(dbs)
 }
 
-/// Builds the file from the shards' parts. A replica records where it is in its master's
-/// stream, to resume from it after a restart.
-fn assemble(parts: Vec<Reply>) -> Vec<u8> {
-    let repl = crate::replication::role::save_info().map(|i| file::ReplInfo {
-        stream_db: i.stream_db,
-        replid: i.replid,
-        offset: i.offset,
+/// The replication info inside a shard's part (after its databases).
+fn repl_marker(i: &file::ReplInfo) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from_static(REPL_MARKER)),
+        Reply::Int(i.stream_db as i64),
+        Reply::Bulk(Bytes::from(i.replid.clone())),
+        Reply::Int(i.offset as i64),
+    ])
+}
+
+const REPL_MARKER: &[u8] = b"repl-info";
+
+/// True for the replication info element of a shard's part (not a database).
+pub fn is_repl_marker(d: &Reply) -> bool {
+    matches!(d, Reply::Array(v) if matches!(v.first(), Some(Reply::Bulk(b)) if b.as_ref() == REPL_MARKER))
+}
+
+/// Removes the replication info from the parts and returns it.
+fn take_repl_marker(parts: &mut [Reply]) -> Option<file::ReplInfo> {
+    let mut found = None;
+    for p in parts.iter_mut() {
+        let Reply::Array(dbs) = p else { continue };
+        if let Some(pos) = dbs.iter().position(is_repl_marker) {
+            if let Reply::Array(v) = dbs.remove(pos) {
+                if let [_, Reply::Int(db), Reply::Bulk(id), Reply::Int(off)] = &v[..] {
+                    let replid = String::from_utf8_lossy(id).into_owned();
+                    found = Some(file::ReplInfo { stream_db: *db as usize, replid, offset: *off as u64 });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Builds the file from the shards' parts. A master with a backlog records its stream
+/// position (the parts carry it), a replica where it is in its master's stream: either
+/// resumes from there after a restart.
+fn assemble(mut parts: Vec<Reply>) -> Vec<u8> {
+    let repl = take_repl_marker(&mut parts).or_else(|| {
+        crate::replication::role::save_info().map(|i| file::ReplInfo {
+            stream_db: i.stream_db,
+            replid: i.replid,
+            offset: i.offset,
+        })
     });
     crate::replication::snapshot::assemble(parts, repl.as_ref())
 }
@@ -155,16 +201,20 @@ fn save(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     Plan::AllShards { run: serialize_shard, merge: Box::new(|ctx, parts| write_snapshot(&ctx.shard.config, parts)) }
 }
 
+/// What the start-up load of the RDB file gives: the keys, and the (database, key) of those
+/// dropped as expired.
+pub type StartupLoad = (Vec<file::Record>, Vec<(usize, Vec<u8>)>);
+
 /// Reads and parses `dir/dbfilename` at start-up (the process already runs in `dir`); logs
 /// Redis's lines. Ok(empty) when there is no file.
-pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
+pub fn load_at_startup(cfg: &Config) -> Result<StartupLoad, String> {
     let path = rdb_path(cfg);
     let start = Instant::now();
     let Some(buf) = disk::read_if_exists(&path).map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?
     else {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     };
-    let loaded = file::load(&buf, crate::storage::now_ms(), cfg.databases)?;
+    let mut loaded = file::load(&buf, crate::storage::now_ms(), cfg.databases)?;
     crate::script::functions::install(&loaded.functions)?;
     if loaded.empty > 0 {
         tracing::warn!(
@@ -185,5 +235,5 @@ pub fn load_at_startup(cfg: &Config) -> Result<Vec<file::Record>, String> {
     crate::replication::role::set_loaded_info(repl);
     LOAD_KEYS_LOADED.store(loaded.records.len() as u64, Ordering::Relaxed);
     LOAD_KEYS_EXPIRED.store(loaded.expired as u64, Ordering::Relaxed);
-    Ok(loaded.records)
+    Ok((loaded.records, std::mem::take(&mut loaded.expired_keys)))
 }

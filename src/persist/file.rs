@@ -143,6 +143,9 @@ pub struct Loaded {
     pub records: Vec<Record>,
     /// Keys dropped because they had expired.
     pub expired: usize,
+    /// Those keys' (database, name), in file order (a restarted master deletes them in its
+    /// replication stream, as Redis feeds DELs while loading).
+    pub expired_keys: Vec<(usize, Vec<u8>)>,
     /// Empty collections skipped.
     pub empty: usize,
     /// The aux fields (name, value), in file order.
@@ -215,6 +218,7 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
                     Ok(value) if expire_at != 0 && expire_at <= now_ms => {
                         drop(value);
                         out.expired += 1;
+                        out.expired_keys.push((db, key));
                     }
                     Ok(value) => out.records.push(Record { db, key, value, expire_at }),
                     Err(BadData::EmptyKey) => {

@@ -71,6 +71,10 @@ pub enum Request {
     Attach(Box<Attach>),
     /// WAIT.
     Wait(WaitRequest),
+    /// A save asks what it records about replication at its point of the stream.
+    SaveMark(std::sync::mpsc::Sender<Option<crate::persist::file::ReplInfo>>),
+    /// A restarted master continues its saved history.
+    Restore(super::master::restart::Restore),
 }
 
 thread_local! {

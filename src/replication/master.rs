@@ -144,6 +144,8 @@ pub struct Master {
     backlog: Option<Backlog>,
     /// `master_repl_offset`.
     offset: u64,
+    /// The [`Replication::offset_epoch`] last adopted.
+    offset_epoch: u64,
     /// The replication id last seen in the status.
     replid: String,
     replicas: Vec<Replica>,
@@ -168,6 +170,7 @@ impl Master {
             pending: BytesMut::new(),
             backlog: None,
             offset: repl.offset(),
+            offset_epoch: repl.offset_epoch(),
             replid: repl.with_status(|s| s.replid.clone()),
             replicas: Vec::new(),
             snapshots: Vec::new(),
@@ -215,6 +218,10 @@ impl Master {
                     match r {
                         Request::Attach(a) => self.attach(repl, *a, now_ms),
                         Request::Wait(w) => self.wait(w, now_ms),
+                        Request::SaveMark(tx) => {
+                            let _ = tx.send(self.save_mark());
+                        }
+                        Request::Restore(r) => self.restore(repl, r, now_ms),
                     }
                 }
             }
@@ -259,7 +266,7 @@ impl Master {
 
     /// Follows what the replica side changed: a new replication id (promotion, or a full sync
     /// from our master) disconnects our replicas as Redis does; an offset set from outside
-    /// (a full sync from our master) restarts the backlog there.
+    /// ([`Replication::reset_offset`]: a full sync from our master) restarts the backlog there.
     fn sync_external(&mut self, repl: &Replication) {
         let (replid, following) = repl.with_status(|s| (s.replid.clone(), s.master.is_some()));
         if following != self.following {
@@ -273,13 +280,19 @@ impl Master {
         // A replica keeps a backlog of its master's stream, so that after a promotion its
         // former siblings can continue from it (Redis creates it after the sync).
         if following && self.backlog.is_none() {
-            self.backlog = Some(Backlog::new(self.settings.backlog_size, repl.offset()));
+            self.backlog = Some(Backlog::new(self.settings.backlog_size, self.offset));
         }
-        let ext = repl.offset();
-        if ext != self.offset && self.pending.is_empty() {
-            self.offset = ext;
-            if let Some(b) = &mut self.backlog {
-                *b = Backlog::new(b.size(), ext);
+        // Only an offset set from outside the stream counts: the master link publishes its
+        // processed offset as it pushes the bytes, ahead of this side's merge of them.
+        let epoch = repl.offset_epoch();
+        if epoch != self.offset_epoch && self.pending.is_empty() {
+            self.offset_epoch = epoch;
+            let ext = repl.offset();
+            if ext != self.offset {
+                self.offset = ext;
+                if let Some(b) = &mut self.backlog {
+                    *b = Backlog::new(b.size(), ext);
+                }
             }
         }
         if replid != self.replid {
@@ -717,6 +730,7 @@ impl Master {
 }
 
 mod full_sync;
+pub mod restart;
 #[cfg(test)]
 #[path = "master_tests.rs"]
 mod tests;

@@ -189,6 +189,9 @@ pub struct Replication {
     pub feed: feed::Feed,
     /// This node's replication offset (see the module docs).
     offset: AtomicU64,
+    /// Bumped when the offset is set from outside the stream (a full sync, a restarted
+    /// replica's saved position): the master side restarts its backlog there.
+    offset_epoch: AtomicU64,
     /// Role changes for the replica-link task (REPLICAOF, CLUSTER REPLICATE, failover).
     role_tx: mpsc::UnboundedSender<RoleRequest>,
     role_rx: Mutex<Option<mpsc::UnboundedReceiver<RoleRequest>>>,
@@ -220,6 +223,7 @@ impl Replication {
         Replication {
             feed: feed::Feed::new(),
             offset: AtomicU64::new(0),
+            offset_epoch: AtomicU64::new(0),
             role_tx,
             role_rx: Mutex::new(Some(role_rx)),
             status: Mutex::new(status),
@@ -248,9 +252,31 @@ impl Replication {
         let _ = rx.await;
     }
 
-    /// Sets this node's replication offset (the replication code does).
+    /// Waits until the control core has taken in everything pushed to the feed before this
+    /// call (and followed any change of id or role made before it), whatever the role.
+    pub async fn merged(&self) {
+        let (tx, rx) = futures_channel::oneshot::channel::<()>();
+        self.feed.push(feed::FeedItem::Control(Box::new(move || {
+            let _ = tx.send(());
+        })));
+        let _ = rx.await;
+    }
+
+    /// Sets this node's replication offset as the stream moves it (the replication code does).
     pub fn set_offset(&self, off: u64) {
         self.offset.store(off, Ordering::Release);
+    }
+
+    /// Sets this node's replication offset from outside the stream (a full sync, a restarted
+    /// replica's saved position): the master side adopts it and restarts its backlog there.
+    pub fn reset_offset(&self, off: u64) {
+        self.offset.store(off, Ordering::Release);
+        self.offset_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many times [`Replication::reset_offset`] ran.
+    pub fn offset_epoch(&self) -> u64 {
+        self.offset_epoch.load(Ordering::Acquire)
     }
 
     /// Asks to become a replica of `host:port`. Idempotent: following the master already

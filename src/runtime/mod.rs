@@ -121,7 +121,7 @@ pub fn run(
     // The RDB file (or the AOF) is read once, on its own thread; each shard then takes its own
     // keys. A big file loads while the listeners answer -LOADING (see `startup_load`).
     crate::memory::mark_startup();
-    let loaded = startup_load::begin(&cfg, node.cluster.clone())?;
+    let loaded = startup_load::begin(&cfg, &node)?;
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
     } else {

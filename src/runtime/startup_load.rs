@@ -11,6 +11,7 @@
 
 use super::start_flag::StartFlag;
 use crate::cluster::Cluster;
+use crate::cmd::ctx::NodeInfo;
 use crate::config::Config;
 use crate::persist::file::Record;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,23 +31,23 @@ pub type Records = Arc<Mutex<Vec<Record>>>;
 
 /// Starts the load: returns the records' holder, filled now for a small file, or later by the
 /// loader thread (`loaded().await` tells the shards when). Errors are fatal, as in Redis.
-pub fn begin(cfg: &Arc<Config>, cluster: Option<Arc<Cluster>>) -> Result<Records, String> {
+pub fn begin(cfg: &Arc<Config>, node: &Arc<NodeInfo>) -> Result<Records, String> {
     let records: Records = Default::default();
     let size = size_to_load(cfg);
     let interval: u64 =
         cfg.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024);
     if size <= interval {
-        let loaded = load(cfg, cluster.as_deref(), size)?;
+        let loaded = load(cfg, node, size)?;
         *lock(&records) = loaded;
         DONE.set();
         return Ok(records);
     }
     BACKGROUND.store(true, Ordering::Release);
     crate::replication::role::set_loading(true);
-    let (cfg, out) = (cfg.clone(), records.clone());
+    let (cfg, out, node) = (cfg.clone(), records.clone(), node.clone());
     std::thread::Builder::new()
         .name("slotcore-load".into())
-        .spawn(move || match load(&cfg, cluster.as_deref(), size) {
+        .spawn(move || match load(&cfg, &node, size) {
             Ok(loaded) => {
                 *lock(&out) = loaded;
                 DONE.set();
@@ -109,8 +110,10 @@ fn size_to_load(cfg: &Config) -> u64 {
     dir + len(std::path::Path::new(&paths.prefix))
 }
 
-/// The load itself (RDB or AOF), then the cluster's claims of the loaded keys' slots.
-fn load(cfg: &Config, cluster: Option<&Cluster>, size: u64) -> Result<Vec<Record>, String> {
+/// The load itself (RDB or AOF), then the cluster's claims of the loaded keys' slots. A node
+/// that starts as a master continues the replication history its RDB file recorded.
+fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String> {
+    let cluster = node.cluster.as_deref();
     START_S.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
     TOTAL.store(size, Ordering::Relaxed);
     let settings = crate::aof::Settings::from_config(cfg);
@@ -127,7 +130,14 @@ fn load(cfg: &Config, cluster: Option<&Cluster>, size: u64) -> Result<Vec<Record
         super::aof::stash(l);
         records
     } else {
-        crate::cmd::save::load_at_startup(cfg)?
+        let (records, expired) = crate::cmd::save::load_at_startup(cfg)?;
+        if starts_as_master(cfg, cluster) {
+            if let Some(info) = crate::replication::role::take_loaded_info() {
+                let unlink = cfg.get("lazyfree-lazy-expire") == Some("yes");
+                crate::replication::master::restart::resume_as_master(&node.repl, info, &expired, unlink);
+            }
+        }
+        records
     };
     key_load_delay(cfg, &records, size);
     DONE_BYTES.store(size, Ordering::Relaxed);
@@ -135,6 +145,15 @@ fn load(cfg: &Config, cluster: Option<&Cluster>, size: u64) -> Result<Vec<Record
         c.change(|st| crate::cluster::data_check::claim_slots_with_keys(st, &records))?;
     }
     Ok(records)
+}
+
+/// Whether the node starts as a master: no `replicaof` (standalone), or a master in its
+/// nodes.conf (cluster).
+fn starts_as_master(cfg: &Config, cluster: Option<&Cluster>) -> bool {
+    match cluster {
+        Some(c) => c.with(|st| st.me().is_master()),
+        None => cfg.get("replicaof").is_none_or(|v| v.trim().is_empty()),
+    }
 }
 
 /// `key-load-delay` (a testing aid, as Redis's `debugDelay` after each loaded key): the keys

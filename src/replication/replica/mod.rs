@@ -106,7 +106,7 @@ pub async fn run(shard: Rc<Shard>) {
     if let (true, Some(info)) = (starts_replica, loaded) {
         // A restarted replica resumes from the history its RDB file recorded.
         node.repl.with_status(|s| s.replid = info.replid.clone());
-        node.repl.set_offset(info.offset);
+        node.repl.reset_offset(info.offset);
         cached = Some(Cached { replid: info.replid, offset: info.offset, db: info.stream_db });
     }
     link_loop(shard, node, ctl, cached).await;
@@ -525,6 +525,9 @@ async fn handshake_and_sync(
                 });
                 c.replid = new.clone();
                 role::set_save_id(Some(new));
+                // Our own replicas are disconnected now, before the link counts as up (they
+                // reconnect and continue under the new id), as Redis does on this reply.
+                node.repl.merged().await;
             }
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
             let pending = std::mem::take(&mut io.buf);

@@ -1,0 +1,139 @@
+//! A master restarted from its RDB file keeps its replication history, as Redis 7.0 does: the
+//! file records `repl-id`/`repl-offset`, the restarted master takes the saved id as its second
+//! id under a new one, keeps a backlog from the saved offset (with the DELs of the keys the
+//! load dropped as expired), and its replicas (a real redis-server and a slotcore one)
+//! continue with a partial resync and end with the same data.
+
+mod common;
+
+use common::{Server, WAIT};
+use std::time::{Duration, Instant};
+
+fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut k = redis::cmd(args[0]);
+    for a in &args[1..] {
+        k.arg(*a);
+    }
+    k.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn info(s: &Server, section: &str, field: &str) -> String {
+    let text: String = cmd(&mut s.client(), &["INFO", section]);
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string())).unwrap_or_default()
+}
+
+fn num(s: &Server, section: &str, field: &str) -> i64 {
+    info(s, section, field).parse().unwrap_or(-2)
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT * 2 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Every replica's link is up and its offset is the master's.
+fn in_sync(m: &Server, replicas: &[&Server]) {
+    until("the replicas at the master's offset", || {
+        let off = num(m, "replication", "master_repl_offset");
+        replicas.iter().all(|r| {
+            info(r, "replication", "master_link_status") == "up" && num(r, "replication", "slave_repl_offset") == off
+        })
+    });
+}
+
+fn digest(s: &Server) -> String {
+    cmd(&mut s.client(), &["DEBUG", "DIGEST"])
+}
+
+#[test]
+fn restarted_master_continues_its_history_with_partial_resyncs() {
+    let mut m = Server::slotcore_on(
+        common::free_port(),
+        &["--shards", "2", "--save", "3600 1", "--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"],
+    );
+    let mp = m.port.to_string();
+    let redis_replica = Server::redis_on(
+        common::free_port(),
+        &["--replicaof", "127.0.0.1", &mp, "--enable-debug-command", "yes", "--repl-timeout", "3600"],
+    );
+    let slotcore_replica = Server::slotcore_on(
+        common::free_port(),
+        &["--replicaof", "127.0.0.1", &mp, "--enable-debug-command", "yes", "--repl-timeout", "3600"],
+    );
+    let replicas = [&redis_replica, &slotcore_replica];
+    let mut c = m.client();
+    for db in ["0", "3"] {
+        let _: () = cmd(&mut c, &["SELECT", db]);
+        for i in 0..1000 {
+            let _: () = cmd(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+        }
+        let _: () = cmd(&mut c, &["RPUSH", "list", "a", "b", "c"]);
+        let _: () = cmd(&mut c, &["HSET", "hash", "f", "v"]);
+    }
+    // Keys that expire before the save is loaded again: the load drops them and the restarted
+    // master deletes them in its stream (the replicas still hold them).
+    let _: () = cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = cmd(&mut c, &["SELECT", "5"]);
+    for i in 0..100 {
+        let _: () = cmd(&mut c, &["SET", &format!("short{i}"), "v", "PX", "300"]);
+    }
+    in_sync(&m, &replicas);
+    assert_eq!(digest(&redis_replica), digest(&m));
+    let old_id = info(&m, "replication", "master_replid");
+    let offset = num(&m, "replication", "master_repl_offset");
+    std::thread::sleep(Duration::from_millis(400));
+
+    // SHUTDOWN saves (save points are set); the file records the id and offset.
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    drop(c);
+    m.restart();
+
+    assert_ne!(info(&m, "replication", "master_replid"), old_id, "a restarted master takes a new id");
+    assert_eq!(info(&m, "replication", "master_replid2"), old_id);
+    assert_eq!(num(&m, "replication", "second_repl_offset"), offset + 1);
+    assert_eq!(num(&m, "persistence", "rdb_last_load_keys_expired"), 100);
+    assert_eq!(num(&m, "replication", "repl_backlog_active"), 1);
+    assert_eq!(num(&m, "replication", "repl_backlog_first_byte_offset"), offset + 1);
+    let histlen = num(&m, "replication", "repl_backlog_histlen");
+    // SELECT 5, then one DEL per dropped key.
+    let dels: i64 = (0..100)
+        .map(|i: i64| format!("*2\r\n$3\r\nDEL\r\n${}\r\nshort{i}\r\n", 5 + i.to_string().len()).len() as i64)
+        .sum();
+    assert_eq!(histlen, "*2\r\n$6\r\nSELECT\r\n$1\r\n5\r\n".len() as i64 + dels);
+    assert_eq!(num(&m, "replication", "master_repl_offset"), offset + histlen);
+
+    // Both replicas continue: partial resyncs only, and the same data as the master.
+    until("both replicas resynchronized", || num(&m, "stats", "sync_partial_ok") == 2);
+    assert_eq!(num(&m, "stats", "sync_full"), 0, "no replica needed a full sync");
+    let mut c = m.client();
+    let _: () = cmd(&mut c, &["SET", "after-restart", "1"]);
+    in_sync(&m, &replicas);
+    let d = digest(&m);
+    assert_ne!(d, "0".repeat(40));
+    for r in replicas {
+        assert_eq!(digest(r), d, "replica on port {} differs; its log:\n{}", r.port, r.log_text());
+    }
+}
+
+#[test]
+fn a_master_without_replicas_saves_no_history() {
+    let mut m = Server::slotcore_on(common::free_port(), &["--save", "3600 1"]);
+    let mut c = m.client();
+    let _: () = cmd(&mut c, &["SET", "k", "v"]);
+    let _: () = cmd(&mut c, &["SAVE"]);
+    let rdb = std::fs::read(m.dir.join("dump.rdb")).expect("dump.rdb");
+    let has = |name: &[u8]| rdb.windows(name.len()).any(|w| w == name);
+    assert!(!has(b"repl-id"), "no backlog, no replication info (as Redis)");
+    let id = info(&m, "replication", "master_replid");
+    m.restart();
+    assert_ne!(info(&m, "replication", "master_replid"), id);
+    assert_eq!(info(&m, "replication", "master_replid2"), "0".repeat(40));
+    assert_eq!(num(&m, "replication", "second_repl_offset"), -1);
+    assert_eq!(num(&m, "replication", "repl_backlog_active"), 0);
+}
