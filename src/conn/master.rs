@@ -16,7 +16,6 @@ use super::input::READ_CHUNK;
 use super::Conn;
 use crate::cmd::ClientState;
 use crate::protocol::request::{ParseLimits, Request};
-use crate::replication::feed::FeedItem;
 use crate::replication::handshake;
 use crate::runtime::shard::Shard;
 use crate::runtime::ClientStream;
@@ -305,7 +304,7 @@ impl Conn {
         let bytes = link.raw.split_to(n).freeze();
         let node = self.shard.state.borrow().node.clone();
         if node.repl.feed.active() {
-            node.repl.feed.push(FeedItem::Raw(bytes));
+            node.repl.push_raw(bytes);
         }
         node.repl.set_offset(link.processed);
         crate::replication::role::set_save_position(self.client.borrow().db, link.processed);

@@ -144,8 +144,6 @@ pub struct Master {
     backlog: Option<Backlog>,
     /// `master_repl_offset`.
     offset: u64,
-    /// The [`Replication::offset_epoch`] last adopted.
-    offset_epoch: u64,
     /// The replication id last seen in the status.
     replid: String,
     replicas: Vec<Replica>,
@@ -170,7 +168,6 @@ impl Master {
             pending: BytesMut::new(),
             backlog: None,
             offset: repl.offset(),
-            offset_epoch: repl.offset_epoch(),
             replid: repl.with_status(|s| s.replid.clone()),
             replicas: Vec::new(),
             snapshots: Vec::new(),
@@ -204,7 +201,13 @@ impl Master {
                 }
                 if self.backlog.is_some() || !self.replicas.is_empty() {
                     self.pending.extend_from_slice(&b);
+                } else {
+                    // Not kept, still counted (the link's offset has them).
+                    self.offset += b.len() as u64;
                 }
+                // Only now: until these bytes are in `pending` or the offset, the link's
+                // published offset is ahead of this side for a reason of the stream's own.
+                repl.raw_taken();
             }
             FeedItem::Mark { snapshot, .. } => {
                 self.commit(repl);
@@ -266,7 +269,7 @@ impl Master {
 
     /// Follows what the replica side changed: a new replication id (promotion, or a full sync
     /// from our master) disconnects our replicas as Redis does; an offset set from outside
-    /// ([`Replication::reset_offset`]: a full sync from our master) restarts the backlog there.
+    /// (a full sync from our master) restarts the backlog there.
     fn sync_external(&mut self, repl: &Replication) {
         let (replid, following) = repl.with_status(|s| (s.replid.clone(), s.master.is_some()));
         if following != self.following {
@@ -282,17 +285,14 @@ impl Master {
         if following && self.backlog.is_none() {
             self.backlog = Some(Backlog::new(self.settings.backlog_size, self.offset));
         }
-        // Only an offset set from outside the stream counts: the master link publishes its
-        // processed offset as it pushes the bytes, ahead of this side's merge of them.
-        let epoch = repl.offset_epoch();
-        if epoch != self.offset_epoch && self.pending.is_empty() {
-            self.offset_epoch = epoch;
-            let ext = repl.offset();
-            if ext != self.offset {
-                self.offset = ext;
-                if let Some(b) = &mut self.backlog {
-                    *b = Backlog::new(b.size(), ext);
-                }
+        // The master link publishes its processed offset as it pushes the bytes, ahead of
+        // this side's merge of them: only with none in flight is a difference an offset set
+        // from outside the stream (or bytes the link did not push while nothing took them).
+        let ext = repl.offset();
+        if ext != self.offset && self.pending.is_empty() && !repl.raw_in_flight() {
+            self.offset = ext;
+            if let Some(b) = &mut self.backlog {
+                *b = Backlog::new(b.size(), ext);
             }
         }
         if replid != self.replid {

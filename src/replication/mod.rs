@@ -189,9 +189,9 @@ pub struct Replication {
     pub feed: feed::Feed,
     /// This node's replication offset (see the module docs).
     offset: AtomicU64,
-    /// Bumped when the offset is set from outside the stream (a full sync, a restarted
-    /// replica's saved position): the master side restarts its backlog there.
-    offset_epoch: AtomicU64,
+    /// `FeedItem::Raw` items the master link pushed and the master side has not taken in
+    /// yet (their bytes are in [`Replication::offset`] already).
+    raw_in_flight: AtomicU64,
     /// Role changes for the replica-link task (REPLICAOF, CLUSTER REPLICATE, failover).
     role_tx: mpsc::UnboundedSender<RoleRequest>,
     role_rx: Mutex<Option<mpsc::UnboundedReceiver<RoleRequest>>>,
@@ -223,7 +223,7 @@ impl Replication {
         Replication {
             feed: feed::Feed::new(),
             offset: AtomicU64::new(0),
-            offset_epoch: AtomicU64::new(0),
+            raw_in_flight: AtomicU64::new(0),
             role_tx,
             role_rx: Mutex::new(Some(role_rx)),
             status: Mutex::new(status),
@@ -267,16 +267,21 @@ impl Replication {
         self.offset.store(off, Ordering::Release);
     }
 
-    /// Sets this node's replication offset from outside the stream (a full sync, a restarted
-    /// replica's saved position): the master side adopts it and restarts its backlog there.
-    pub fn reset_offset(&self, off: u64) {
-        self.offset.store(off, Ordering::Release);
-        self.offset_epoch.fetch_add(1, Ordering::AcqRel);
+    /// Pushes stream bytes the master link processed (a replica forwards its master's stream
+    /// byte for byte), counted in flight until the master side takes them in.
+    pub fn push_raw(&self, bytes: bytes::Bytes) {
+        self.raw_in_flight.fetch_add(1, Ordering::AcqRel);
+        self.feed.push(feed::FeedItem::Raw(bytes));
     }
 
-    /// How many times [`Replication::reset_offset`] ran.
-    pub fn offset_epoch(&self) -> u64 {
-        self.offset_epoch.load(Ordering::Acquire)
+    /// The master side took in one pushed [`feed::FeedItem::Raw`].
+    pub fn raw_taken(&self) {
+        self.raw_in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// True while pushed stream bytes wait for the master side.
+    pub fn raw_in_flight(&self) -> bool {
+        self.raw_in_flight.load(Ordering::Acquire) != 0
     }
 
     /// Asks to become a replica of `host:port`. Idempotent: following the master already

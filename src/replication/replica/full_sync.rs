@@ -152,7 +152,7 @@ pub(super) async fn full_sync(
         s.replid2 = "0".repeat(handshake::ID_LEN);
         s.second_offset = -1;
     });
-    node.repl.reset_offset(offset);
+    node.repl.set_offset(offset);
     role::set_save_id(Some(master_id));
     role::set_save_position(stream_db, offset);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");

@@ -106,7 +106,7 @@ pub async fn run(shard: Rc<Shard>) {
     if let (true, Some(info)) = (starts_replica, loaded) {
         // A restarted replica resumes from the history its RDB file recorded.
         node.repl.with_status(|s| s.replid = info.replid.clone());
-        node.repl.reset_offset(info.offset);
+        node.repl.set_offset(info.offset);
         cached = Some(Cached { replid: info.replid, offset: info.offset, db: info.stream_db });
     }
     link_loop(shard, node, ctl, cached).await;
