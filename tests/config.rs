@@ -245,3 +245,26 @@ fn config_set_bind_rebinds_the_listeners_as_redis() {
         assert_eq!(srv.raw().cmd(&["PING"]), "+PONG\r\n");
     }
 }
+
+/// CONFIG REWRITE writes the master REPLICAOF set at run time (a restarted replica then
+/// follows it again), and drops the line after REPLICAOF NO ONE, as Redis does.
+#[test]
+fn config_rewrite_writes_the_current_replicaof() {
+    let dir = std::env::temp_dir().join(format!("slotcore-conf-replicaof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("redis.conf");
+    std::fs::write(&conf, "hz 10\n").unwrap();
+    let master = Server::slotcore(&[]);
+    let s = Server::slotcore(&[conf.to_str().unwrap()]);
+    let mut r = s.raw();
+    let mp = master.port.to_string();
+    assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &mp]), "+OK\r\n");
+    assert_eq!(r.cmd(&["CONFIG", "REWRITE"]), "+OK\r\n");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains(&format!("\nreplicaof 127.0.0.1 {mp}\n")), "{text}");
+    assert_eq!(r.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["CONFIG", "REWRITE"]), "+OK\r\n");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(!text.contains("replicaof"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -283,7 +283,13 @@ pub(super) fn rewrite_file(ctx: &mut ClientCtx<'_>, force_all: bool) -> Reply {
         return Reply::err("ERR The server is running without a config file");
     }
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let cfg = ctx.node().config();
+    let mut cfg = (*ctx.node().config()).clone();
+    // The master this node follows now (REPLICAOF changes it at run time), as Redis writes
+    // `replicaof` from its replication state; a cluster node writes none.
+    let node = ctx.node();
+    let master = node.repl.with_status(|s| s.master.as_ref().map(|m| format!("{} {}", m.host, m.port)));
+    let following = if node.cluster.is_some() { None } else { master };
+    cfg.values.insert("replicaof", following.unwrap_or_default());
     let text = crate::acl::rewrite_users(&rewrite_text(&old, &cfg, force_all), cfg.get("aclfile").unwrap_or(""));
     let tmp = format!("{path}.tmp-{}", std::process::id());
     let res = std::fs::write(&tmp, text.as_bytes())
