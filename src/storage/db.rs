@@ -176,12 +176,12 @@ fn prefetch_contents(n: &Node) {
 }
 
 /// A database's tables taken out by [`Db::detach_tables`]: dropping it frees every key.
-pub struct DetachedTables(#[allow(dead_code)] Vec<SlotTable>);
+pub struct DetachedTables(#[allow(dead_code)] super::slot_array::SlotArray);
 
 /// One logical database (`SELECT n`) of one shard.
 #[derive(Debug, Default)]
 pub struct Db {
-    pub(super) slots: Vec<SlotTable>,
+    pub(super) slots: super::slot_array::SlotArray,
     keys: usize,
     volatile: usize,
     /// Keys removed because they expired (lazily or by the active cycle).
@@ -273,10 +273,7 @@ impl Db {
     }
 
     fn table_or_create(&mut self, slot: u16) -> &mut SlotTable {
-        if self.slots.is_empty() {
-            self.slots.resize_with(SLOTS, Default::default);
-        }
-        &mut self.slots[slot as usize]
+        self.slots.get_or_create(slot as usize)
     }
 
     /// The table of a slot, if it has keys.
@@ -302,18 +299,22 @@ impl Db {
         }
         let at: smallvec::SmallVec<[(u16, u64); 32]> = keys.map(|k| (self.slot_of(k), key_hash(k))).collect();
         for &(slot, _) in &at {
-            prefetch_read(&self.slots[slot as usize] as *const SlotTable as *const u8);
+            if let Some(t) = self.slots.get(slot as usize) {
+                prefetch_read(t as *const SlotTable as *const u8);
+            }
         }
         for &(slot, h) in &at {
             // The probe reads the control bytes and buckets; the match callback only starts the
             // node's load and declines, so the probe never waits on the node itself.
-            self.slots[slot as usize].map.find(h, |n| {
+            let Some(t) = self.slots.get(slot as usize) else { continue };
+            t.map.find(h, |n| {
                 prefetch_read(&**n as *const Node as *const u8);
                 false
             });
         }
         for &(slot, h) in &at {
-            self.slots[slot as usize].map.find(h, |n| {
+            let Some(t) = self.slots.get(slot as usize) else { continue };
+            t.map.find(h, |n| {
                 if let KeyBytes::Heap(k) = &n.key {
                     k.prefetch();
                 }
@@ -374,10 +375,7 @@ impl Db {
             created = true;
         }
         self.pre_write(slot);
-        if self.slots.is_empty() {
-            self.slots.resize_with(SLOTS, Default::default);
-        }
-        let t = &mut self.slots[slot as usize];
+        let t = self.slots.get_or_create(slot as usize);
         let h = t.hash(key);
         match t.map.entry(h, |n| *n.key == *key, |n| key_hash(&n.key)) {
             hashbrown::hash_table::Entry::Occupied(o) => {
@@ -633,7 +631,7 @@ impl Db {
 
     /// Slots (ascending) that currently have keys, starting at `from`.
     pub fn nonempty_slots_from(&self, from: usize) -> impl Iterator<Item = u16> + '_ {
-        self.slots.iter().enumerate().skip(from).filter(|(_, t)| !t.is_empty()).map(|(i, _)| i as u16)
+        self.slots.iter().filter(move |(i, t)| *i >= from && !t.is_empty()).map(|(i, _)| i as u16)
     }
 
     /// Takes the whole table of a slot out of this database (for moving it elsewhere).
@@ -668,7 +666,7 @@ impl Db {
         let start = fastrand::usize(..SLOTS);
         let mut seen = 0;
         for i in 0..SLOTS {
-            let t = &self.slots[(start + i) % SLOTS];
+            let Some(t) = self.slots.get((start + i) % SLOTS) else { continue };
             if (volatile_only && t.volatile == 0) || t.map.is_empty() {
                 continue;
             }
@@ -730,13 +728,10 @@ impl Db {
             let slot = self.expire_cursor;
             self.expire_cursor = (self.expire_cursor + 1) % SLOTS;
             visited += 1;
-            if self.slots[slot].volatile > 0 {
+            if self.slots.get(slot).is_some_and(|t| t.volatile > 0) {
                 self.pre_write(slot as u16);
             }
-            let t = &mut self.slots[slot];
-            if t.volatile == 0 {
-                continue;
-            }
+            let Some(t) = self.slots.get_mut(slot).filter(|t| t.volatile > 0) else { continue };
             examined += t.map.len();
             let before = t.map.len();
             let mut removed_volatile = 0;

@@ -17,6 +17,7 @@ pub mod list;
 mod list_buf;
 pub mod set;
 pub mod set_dict;
+pub mod slot_array;
 pub mod snap;
 pub mod strbuf;
 pub mod stream;

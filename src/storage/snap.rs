@@ -276,11 +276,10 @@ impl Db {
         if self.snap.is_none() {
             return;
         }
-        for slot in 0..self.slots.len() {
-            if !self.slots[slot].is_empty() {
-                let t = std::mem::take(&mut self.slots[slot]);
-                self.snapshot_detach(slot, t);
-            }
+        let tables: Vec<(usize, SlotTable)> =
+            self.slots.iter_mut().filter(|(_, t)| !t.is_empty()).map(|(slot, t)| (slot, std::mem::take(t))).collect();
+        for (slot, t) in tables {
+            self.snapshot_detach(slot, t);
         }
     }
 }

@@ -1,0 +1,90 @@
+//! A database's 16384 slot tables, allocated in chunks of [`CHUNK`] slots as keys arrive.
+//!
+//! One flat array of every slot's table costs 16384 table headers (over 600 KB) as soon as a
+//! database gets its first key, which Redis does not pay (its dict starts with four buckets):
+//! a `maxmemory` margin of a few hundred KB, or sixteen databases per shard, would notice. A
+//! chunk holds the tables of [`CHUNK`] consecutive slots (about 10 KB); the chunk pointers are
+//! one small array that stays cached, so a lookup pays one more load from it and no miss.
+
+use super::db::SlotTable;
+use crate::cluster::slot::SLOTS;
+
+/// Slots per chunk.
+const CHUNK: usize = 256;
+/// Chunks per database.
+const CHUNKS: usize = SLOTS / CHUNK;
+
+/// The slot tables of one database.
+#[derive(Debug, Default)]
+pub struct SlotArray {
+    /// Empty until the first key; then [`CHUNKS`] entries, a chunk allocated on first use.
+    chunks: Vec<Option<Box<[SlotTable]>>>,
+}
+
+impl SlotArray {
+    /// The table of `slot`, if its chunk exists.
+    #[inline]
+    pub fn get(&self, slot: usize) -> Option<&SlotTable> {
+        self.chunks.get(slot / CHUNK)?.as_deref().map(|c| &c[slot % CHUNK])
+    }
+
+    /// The table of `slot` to change, if its chunk exists.
+    #[inline]
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut SlotTable> {
+        self.chunks.get_mut(slot / CHUNK)?.as_deref_mut().map(|c| &mut c[slot % CHUNK])
+    }
+
+    /// The table of `slot`, its chunk allocated if needed.
+    #[inline]
+    pub fn get_or_create(&mut self, slot: usize) -> &mut SlotTable {
+        if self.chunks.is_empty() {
+            self.chunks.resize_with(CHUNKS, || None);
+        }
+        let chunk = self.chunks[slot / CHUNK].get_or_insert_with(|| (0..CHUNK).map(|_| SlotTable::default()).collect());
+        &mut chunk[slot % CHUNK]
+    }
+
+    /// True until a table was created.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Every existing table with its slot, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &SlotTable)> + '_ {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_deref().map(move |c| (i, c)))
+            .flat_map(|(i, c)| c.iter().enumerate().map(move |(j, t)| (i * CHUNK + j, t)))
+    }
+
+    /// Every existing table with its slot, ascending, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut SlotTable)> + '_ {
+        self.chunks
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_deref_mut().map(move |c| (i, c)))
+            .flat_map(|(i, c)| c.iter_mut().enumerate().map(move |(j, t)| (i * CHUNK + j, t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_appear_on_first_use_and_slots_map_one_to_one() {
+        let mut a = SlotArray::default();
+        assert!(a.is_empty() && a.get(0).is_none() && a.get(SLOTS - 1).is_none());
+        for slot in [0, 255, 256, 9000, SLOTS - 1] {
+            let t: *const SlotTable = a.get_or_create(slot);
+            assert_eq!(a.get(slot).map(|t| t as *const SlotTable), Some(t));
+        }
+        assert!(a.get(512).is_none(), "an untouched chunk stays unallocated");
+        assert!(a.get(257).is_some(), "a touched chunk holds all of its slots");
+        let slots: Vec<usize> = a.iter().map(|(s, _)| s).collect();
+        assert_eq!(slots.len(), 4 * CHUNK);
+        assert!(slots.windows(2).all(|w| w[0] < w[1]));
+        assert!(slots.contains(&9000) && slots.contains(&(SLOTS - 1)));
+    }
+}
