@@ -271,7 +271,8 @@ impl Poller {
             self.unread.set(unread);
         }
         let n = woken.len();
-        for w in woken {
+        // Drained in place: moving the SmallVec into an iterator copies all of its inline room.
+        for w in woken.drain(..) {
             w.wake();
         }
         n
