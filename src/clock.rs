@@ -7,6 +7,9 @@
 //! the counter ticks at one constant rate on every CPU and never stops (`constant_tsc` and
 //! `nonstop_tsc`); its rate is measured against the monotonic clock once at start-up
 //! ([`calibrate`]). Anywhere else a stamp is the monotonic clock itself.
+//!
+//! The same counter extrapolates the wall clock that a shard caches once per batch of
+//! commands ([`wall_ms`]): at `-P 1` that read is once per request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -88,6 +91,48 @@ impl Stamp {
     }
 }
 
+/// How long a thread's wall-clock reading is extrapolated with the counter before the real
+/// clock is read again, in microseconds.
+const WALL_REBASE_US: u64 = 1000;
+
+thread_local! {
+    /// The counter and the wall clock (µs since the Unix epoch) at this thread's last real
+    /// wall-clock read; `None` until the first.
+    static WALL_BASE: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Milliseconds since the Unix epoch, as `storage::now_ms`, but read through the vDSO at most
+/// once per millisecond per thread: in between, the counter's ticks since the last real read
+/// are added to it. The counter and the kernel's wall clock run at one rate (the kernel's clock
+/// is that counter scaled), so the figure stays within a few microseconds of the real clock,
+/// and a clock step (`settimeofday`, NTP) is seen within a millisecond. Where the counter is
+/// not used, every call reads the clock.
+#[inline]
+pub fn wall_ms() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fp = US_PER_TICK_FP.load(Ordering::Relaxed);
+        if fp != 0 {
+            let now = read_counter();
+            if let Some((tsc, us)) = WALL_BASE.with(|b| b.get()) {
+                let d = ((now.saturating_sub(tsc) as u128 * fp as u128) >> FP_SHIFT) as u64;
+                if now >= tsc && d < WALL_REBASE_US {
+                    return (us + d) / 1000;
+                }
+            }
+            let us = wall_us_exact();
+            WALL_BASE.with(|b| b.set(Some((now, us))));
+            return us / 1000;
+        }
+    }
+    wall_us_exact() / 1000
+}
+
+/// Microseconds since the Unix epoch, from the real clock (0 before 1970).
+fn wall_us_exact() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +148,18 @@ mod tests {
         // Within 2% (and 200 µs of scheduling noise).
         assert!((got - want).abs() <= want / 50 + 200, "stamp {got} µs, clock {want} µs");
         assert_eq!(s0.micros_since(s1), 0);
+    }
+
+    #[test]
+    fn wall_ms_follows_the_real_clock() {
+        calibrate();
+        for _ in 0..2000 {
+            let before = wall_us_exact() / 1000;
+            let got = wall_ms();
+            let after = wall_us_exact() / 1000;
+            // Extrapolation stays within a millisecond of the real clock.
+            assert!(got + 1 >= before && got <= after + 1, "{before} <= {got} <= {after}");
+            std::thread::sleep(Duration::from_micros(300));
+        }
     }
 }

@@ -348,8 +348,13 @@ impl Conn {
         let reqs = reqs.into_iter();
         let n = reqs.len();
         // Batches are mostly one request (-P 1) or a few dozen: no allocation for those.
-        let mut replies: smallvec::SmallVec<[Option<Reply>; 16]> = (0..n).map(|_| None).collect();
-        let mut suppress: smallvec::SmallVec<[bool; 16]> = smallvec::smallvec![false; n];
+        let mut replies: smallvec::SmallVec<[Option<Reply>; 16]> = smallvec::SmallVec::new();
+        replies.resize_with(n, || None);
+        // From a whole inline array when it fits: one store, no fill loop (or memset call).
+        let mut suppress: smallvec::SmallVec<[bool; 16]> = match n <= 16 {
+            true => smallvec::SmallVec::from_buf_and_len([false; 16], n),
+            false => smallvec::smallvec![false; n],
+        };
         let mut fl = InFlight::default();
         let home = self.shard.id;
         let mut db = self.client.borrow().db;

@@ -302,7 +302,8 @@ impl Conn {
                 // sleeps: a client then wakes once for many replies instead of once per
                 // reply, and each send here finds it awake more often (waking a sleeping
                 // thread is most of a loopback send's cost).
-                if self.pending_output() > 0 {
+                // When every connection woken has read already, there is nobody to wait for.
+                if self.pending_output() > 0 && crate::runtime::netpoll::others_woken() {
                     crate::runtime::netpoll::yield_to_woken().await;
                 }
                 // What the socket does not take now goes out while the next input is read.

@@ -178,7 +178,7 @@ thread_local! {
 /// Reads the wall clock and caches it for this thread (like Redis's cached `mstime`): call it
 /// once per batch of commands, then use [`cached_ms`] inside the batch.
 pub fn tick_clock() -> u64 {
-    let now = now_ms();
+    let now = crate::clock::wall_ms();
     CACHED_MS.with(|c| c.set(now));
     now
 }
