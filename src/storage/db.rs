@@ -56,9 +56,10 @@ fn key_hash(key: &[u8]) -> u64 {
     KEY_HASHER.hash_one(key)
 }
 
-/// The keys of one hash slot in one database. A database keeps its 16384 tables in one array
-/// (no pointer to follow before the table's own buckets: a lookup in a large keyspace is a
-/// chain of cache misses, and each level costs one); an empty table allocates nothing.
+/// The keys of one hash slot in one database. A database keeps its 16384 tables in chunks of
+/// consecutive slots (`storage::slot_array`; the chunk pointers stay cached, so a lookup in a
+/// large keyspace, a chain of cache misses, gets no extra one); an empty table allocates
+/// nothing.
 #[derive(Debug, Default)]
 pub struct SlotTable {
     map: HashTable<Box<Node>>,
