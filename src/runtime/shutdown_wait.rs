@@ -100,7 +100,14 @@ fn in_sync(node: &NodeInfo) -> bool {
 /// to exit (a SHUTDOWN that fails unpauses).
 async fn wait_for_replicas(node: &NodeInfo, now: bool, client: bool) -> bool {
     let secs = node.config().get("shutdown-timeout").and_then(|v| v.parse::<u64>().ok()).unwrap_or(10);
-    if now || secs == 0 || in_sync(node) {
+    if now || secs == 0 {
+        return true;
+    }
+    // The offset must cover the writes answered before this SHUTDOWN (Redis's offset moves
+    // before each reply): a write still on its way to the control core would otherwise read
+    // as acknowledged, and the node would exit before its replica had it.
+    node.repl.settled().await;
+    if in_sync(node) {
         return true;
     }
     let aborts = ABORTS.load(Ordering::Acquire);
