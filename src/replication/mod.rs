@@ -245,11 +245,7 @@ impl Replication {
         if !self.feed.active() || self.is_replica() {
             return;
         }
-        let (tx, rx) = futures_channel::oneshot::channel::<()>();
-        self.feed.push(feed::FeedItem::Control(Box::new(move || {
-            let _ = tx.send(());
-        })));
-        let _ = rx.await;
+        self.merged().await
     }
 
     /// Waits until the control core has taken in everything pushed to the feed before this

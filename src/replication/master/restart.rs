@@ -51,11 +51,10 @@ impl Master {
         self.offset = r.offset;
         repl.set_offset(r.offset);
         self.backlog = Some(Backlog::new(self.settings.backlog_size, r.offset));
-        // The stream after a restart selects its database before the first command.
-        self.enc.reset_db();
         self.no_replicas_since = now_ms;
         self.pending.extend_from_slice(&r.stream);
         self.commit(repl);
+        // The stream after a restart selects its database before the first command.
         self.enc.reset_db();
         self.publish(repl);
     }
