@@ -114,6 +114,10 @@ fn restarted_master_continues_its_history_with_partial_resyncs() {
     assert_eq!(num(&m, "stats", "sync_full"), 0, "no replica needed a full sync");
     let mut c = m.client();
     let _: () = cmd(&mut c, &["SET", "after-restart", "1"]);
+    // INFO's backlog fields cover the write just answered, as Redis's do.
+    let first = num(&m, "replication", "repl_backlog_first_byte_offset");
+    let histlen = num(&m, "replication", "repl_backlog_histlen");
+    assert_eq!(first + histlen - 1, num(&m, "replication", "master_repl_offset"), "histlen follows the writes");
     in_sync(&m, &replicas);
     let d = digest(&m);
     assert_ne!(d, "0".repeat(40));

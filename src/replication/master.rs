@@ -259,6 +259,13 @@ impl Master {
         self.offset += chunk.len() as u64;
         if let Some(b) = &mut self.backlog {
             b.append(&chunk);
+            // INFO's `repl_backlog_histlen` and `_first_byte_offset` move with every write,
+            // as Redis's do, not only when the cron publishes.
+            let (first, histlen) = (b.first_byte_offset(), b.histlen() as u64);
+            repl.with_status(|s| {
+                s.backlog_first_byte_offset = first;
+                s.backlog_histlen = histlen;
+            });
         }
         for r in &mut self.replicas {
             r.stream(&chunk);
