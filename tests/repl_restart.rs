@@ -142,3 +142,99 @@ fn a_master_without_replicas_saves_no_history() {
     assert_eq!(num(&m, "replication", "second_repl_offset"), -1);
     assert_eq!(num(&m, "replication", "repl_backlog_active"), 0);
 }
+
+/// Waits until the node's background save is over and succeeded.
+fn bgsave_done(s: &Server) {
+    until("the BGSAVE to end", || num(s, "persistence", "rdb_bgsave_in_progress") == 0);
+    assert_eq!(info(s, "persistence", "rdb_last_bgsave_status"), "ok");
+}
+
+/// An aux field of the node's dump.rdb as redis-check-rdb reads it.
+fn rdb_aux(s: &Server, name: &str) -> Option<String> {
+    let out =
+        std::process::Command::new("redis-check-rdb").arg(s.dir.join("dump.rdb")).output().expect("redis-check-rdb");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tag = format!("AUX FIELD {name} = '");
+    text.lines().find_map(|l| l.split_once(&tag).map(|(_, v)| v.trim_end_matches('\'').to_string()))
+}
+
+/// A replica's BGSAVE records where it is in its master's stream (Redis's
+/// `rdbPopulateSaveInfo`): killed with SIGKILL and restarted from that file, it continues
+/// with a partial resync and applies what it missed exactly once.
+#[test]
+fn a_replica_restarted_from_its_bgsave_resyncs_partially() {
+    let m = Server::slotcore_on(
+        common::free_port(),
+        &["--shards", "2", "--enable-debug-command", "yes", "--repl-ping-replica-period", "3600"],
+    );
+    let mp = m.port.to_string();
+    let mut r = Server::slotcore_on(
+        common::free_port(),
+        &["--shards", "2", "--replicaof", "127.0.0.1", &mp, "--enable-debug-command", "yes", "--save", ""],
+    );
+    // The writes reach the replica as its master's stream (not inside the first sync's file).
+    until("the replica's link", || info(&r, "replication", "master_link_status") == "up");
+    let mut c = m.client();
+    for i in 0..500 {
+        let _: () = cmd(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+        let _: i64 = cmd(&mut c, &["INCR", "counter"]);
+    }
+    let _: () = cmd(&mut c, &["SELECT", "2"]);
+    let _: i64 = cmd(&mut c, &["RPUSH", "list", "a", "b"]);
+    in_sync(&m, &[&r]);
+    let offset = num(&r, "replication", "slave_repl_offset");
+    let _: String = cmd(&mut r.client(), &["BGSAVE"]);
+    bgsave_done(&r);
+    assert_eq!(rdb_aux(&r, "repl-offset"), Some(offset.to_string()), "the replica's BGSAVE records its position");
+    assert_eq!(rdb_aux(&r, "repl-id"), Some(info(&m, "replication", "master_replid")));
+    assert_eq!(rdb_aux(&r, "repl-stream-db").as_deref(), Some("2"));
+    // Written while the replica is down: the resync brings these, once.
+    r.kill9();
+    let _: i64 = cmd(&mut c, &["RPUSH", "list", "c"]);
+    let _: () = cmd(&mut c, &["SELECT", "0"]);
+    for _ in 0..50 {
+        let _: i64 = cmd(&mut c, &["INCR", "counter"]);
+    }
+    r.restart();
+    in_sync(&m, &[&r]);
+    assert_eq!(num(&m, "stats", "sync_full"), 1, "only the first sync was a full one");
+    assert_eq!(num(&m, "stats", "sync_partial_ok"), 1);
+    let v: i64 = cmd(&mut r.client(), &["GET", "counter"]);
+    assert_eq!(v, 550);
+    assert_eq!(digest(&r), digest(&m), "replica log:\n{}", r.log_text());
+}
+
+/// A master's BGSAVE records its stream position too: restarted from it (SIGKILL, nothing
+/// written since), it continues the history and its replica resyncs partially.
+#[test]
+fn a_master_restarted_from_its_bgsave_continues_its_history() {
+    let mut m = Server::slotcore_on(
+        common::free_port(),
+        &["--shards", "2", "--enable-debug-command", "yes", "--repl-ping-replica-period", "3600", "--save", ""],
+    );
+    let mp = m.port.to_string();
+    let r = Server::redis_on(
+        common::free_port(),
+        &["--replicaof", "127.0.0.1", &mp, "--enable-debug-command", "yes", "--repl-timeout", "3600"],
+    );
+    let mut c = m.client();
+    for i in 0..300 {
+        let _: () = cmd(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    in_sync(&m, &[&r]);
+    let _: String = cmd(&mut c, &["BGSAVE"]);
+    bgsave_done(&m);
+    let old_id = info(&m, "replication", "master_replid");
+    let offset = num(&m, "replication", "master_repl_offset");
+    assert_eq!(rdb_aux(&m, "repl-id"), Some(old_id.clone()), "a master with a backlog records its history");
+    assert_eq!(rdb_aux(&m, "repl-offset"), Some(offset.to_string()));
+    drop(c);
+    m.restart();
+    assert_eq!(info(&m, "replication", "master_replid2"), old_id);
+    assert_eq!(num(&m, "replication", "second_repl_offset"), offset + 1);
+    until("the replica to resync", || num(&m, "stats", "sync_partial_ok") == 1);
+    assert_eq!(num(&m, "stats", "sync_full"), 0);
+    let _: () = cmd(&mut m.client(), &["SET", "after", "1"]);
+    in_sync(&m, &[&r]);
+    assert_eq!(digest(&r), digest(&m));
+}

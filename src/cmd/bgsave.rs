@@ -273,7 +273,7 @@ pub fn bgsave(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::Reply(Reply::err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."));
     };
     Plan::AllShards {
-        run: begin_shard,
+        run: begin_file_shard,
         merge: Box::new(|_ctx, parts| match begun(parts) {
             Ok(()) => Reply::status("Background saving started"),
             Err(e) => e,
@@ -320,6 +320,9 @@ pub fn plan_of(id: u64, parts: &[Reply]) -> Result<SnapPlan, Reply> {
             })
             .collect();
         plan.add_shard(*dirty as u64, &sizes);
+        if let Some(info) = v.get(2).and_then(super::save::marker_info) {
+            plan.repl = Some(info);
+        }
     }
     Ok(plan)
 }
@@ -350,6 +353,17 @@ pub fn begin_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply
         shard.node.repl.feed.push(crate::replication::feed::FeedItem::Mark { shard: shard.id, snapshot: id });
     }
     Reply::Array(vec![Reply::Int(shard.changes.dirty() as i64), Reply::Array(sizes)])
+}
+
+/// [`begin_shard`] for a snapshot written to the RDB file (BGSAVE, the save points): shard 0's
+/// report also carries the replication position the file records (`cmd::save::save_position`),
+/// taken while every shard is held, at the snapshot's point in time.
+pub fn begin_file_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
+    let mut r = begin_shard(shard, db, args);
+    if let (Reply::Array(v), Some(m)) = (&mut r, super::save::position_marker(shard)) {
+        v.push(m);
+    }
+    r
 }
 
 fn num(a: Option<&Bytes>) -> Option<i64> {

@@ -92,14 +92,32 @@ pub fn serialize_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> R
         Reply::Array(vec![Reply::Int(size), Reply::Int(expires), Reply::Bulk(Bytes::from(out))])
     });
     let mut dbs: Vec<Reply> = dbs.collect();
-    // A master with a backlog records its stream position (all shards are held: shard 0
-    // asks for everyone).
+    // The stream position the saved data stands at (all shards are held: shard 0 asks for
+    // everyone).
     if shard.id == 0 {
-        if let Some(i) = crate::replication::master::restart::save_mark(&shard.node.repl) {
+        if let Some(i) = save_position(shard) {
             dbs.push(repl_marker(&i));
         }
     }
     Reply::Array(dbs)
+}
+
+/// What a save whose data is cut now records about replication (Redis's
+/// `rdbPopulateSaveInfo`): a master with a backlog its own stream's position (asked of the
+/// control core), a replica where it is in its master's stream (the master link publishes
+/// that after each run it applied). Call on shard 0 while every shard is held, so the
+/// position matches the data.
+pub fn save_position(shard: &ShardState) -> Option<file::ReplInfo> {
+    if shard.node.repl.is_replica() {
+        let i = crate::replication::role::save_info()?;
+        return Some(file::ReplInfo { stream_db: i.stream_db, replid: i.replid, offset: i.offset });
+    }
+    crate::replication::master::restart::save_mark(&shard.node.repl)
+}
+
+/// The element [`save_position`] adds to shard 0's part of a save or a BGSAVE's report.
+pub fn position_marker(shard: &ShardState) -> Option<Reply> {
+    (shard.id == 0).then(|| save_position(shard)).flatten().map(|i| repl_marker(&i))
 }
 
 /// The replication info inside a shard's part (after its databases).
@@ -125,29 +143,33 @@ fn take_repl_marker(parts: &mut [Reply]) -> Option<file::ReplInfo> {
     for p in parts.iter_mut() {
         let Reply::Array(dbs) = p else { continue };
         if let Some(pos) = dbs.iter().position(is_repl_marker) {
-            if let Reply::Array(v) = dbs.remove(pos) {
-                if let [_, Reply::Int(db), Reply::Bulk(id), Reply::Int(off)] = &v[..] {
-                    let replid = String::from_utf8_lossy(id).into_owned();
-                    found = Some(file::ReplInfo { stream_db: *db as usize, replid, offset: *off as u64 });
-                }
-            }
+            found = marker_info(&dbs.remove(pos));
         }
     }
     found
 }
 
 /// Builds the file from the shards' parts. A master with a backlog records its stream
-/// position (the parts carry it), a replica where it is in its master's stream: either
-/// resumes from there after a restart.
+/// position, a replica where it is in its master's stream (shard 0's part carries it, see
+/// [`save_position`]): either resumes from there after a restart.
 fn assemble(mut parts: Vec<Reply>) -> Vec<u8> {
-    let repl = take_repl_marker(&mut parts).or_else(|| {
-        crate::replication::role::save_info().map(|i| file::ReplInfo {
-            stream_db: i.stream_db,
-            replid: i.replid,
-            offset: i.offset,
-        })
-    });
+    let repl = take_repl_marker(&mut parts);
     crate::replication::snapshot::assemble(parts, repl.as_ref())
+}
+
+/// The replication info of a position marker ([`position_marker`]).
+pub fn marker_info(d: &Reply) -> Option<file::ReplInfo> {
+    let Reply::Array(v) = d else { return None };
+    match &v[..] {
+        [Reply::Bulk(tag), Reply::Int(db), Reply::Bulk(id), Reply::Int(off)] if tag.as_ref() == REPL_MARKER => {
+            Some(file::ReplInfo {
+                stream_db: *db as usize,
+                replid: String::from_utf8_lossy(id).into_owned(),
+                offset: *off as u64,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Writes the snapshot; logs like Redis. Replies +OK or -ERR.

@@ -288,6 +288,8 @@ impl Conn {
             return;
         }
         let names = command_names(&run);
+        // Saves meanwhile record no stream position (the run is neither before nor after).
+        let _applying = crate::replication::role::applying();
         // Every request of the run is applied (a CLIENT KILL of the link takes effect after
         // it): `processed` below counts all of them, and the next PSYNC starts after them.
         self.dispatch_batch(run).await;

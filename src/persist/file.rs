@@ -27,7 +27,7 @@ pub fn put_header(out: &mut Vec<u8>, ctime_s: u64, used_mem: u64) {
 
 /// The replication facts an RDB for a replica carries (`rdbPopulateSaveInfo`): aux
 /// `repl-stream-db`, `repl-id`, `repl-offset`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplInfo {
     /// Database the stream has selected at the snapshot.
     pub stream_db: usize,

@@ -42,6 +42,9 @@ pub struct Plan {
     pub dbs: Vec<(u64, u64)>,
     /// Per shard: its dirty counter at the start (marked as saved when the save succeeds).
     pub dirty: Vec<u64>,
+    /// The replication position the file records (a BGSAVE's: `repl-id`, `repl-offset`,
+    /// `repl-stream-db`), taken at the snapshot's point in time.
+    pub repl: Option<file::ReplInfo>,
 }
 
 impl Plan {

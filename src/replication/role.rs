@@ -19,7 +19,7 @@
 
 use crate::cmd::flags;
 use crate::protocol::Reply;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const REPLICA: u8 = 1;
@@ -185,8 +185,34 @@ pub fn set_save_position(db: usize, offset: u64) {
     SAVE_OFFSET.store(offset, Ordering::Relaxed);
 }
 
-/// What a save made now records (Redis's `rdbPopulateSaveInfo`), if anything.
+/// A run of the master's stream is being applied (its position is published when it ends).
+static APPLYING: AtomicBool = AtomicBool::new(false);
+
+/// Marks a run of the master's stream as being applied until the guard drops (the master
+/// link, around each run it applies).
+pub fn applying() -> Applying {
+    APPLYING.store(true, Ordering::Release);
+    Applying
+}
+
+/// See [`applying`].
+pub struct Applying;
+
+impl Drop for Applying {
+    fn drop(&mut self) {
+        APPLYING.store(false, Ordering::Release);
+    }
+}
+
+/// What a save made now records (Redis's `rdbPopulateSaveInfo`), if anything. None while a
+/// run of the master's stream is half applied: the saved data would hold part of it and the
+/// position none, so a resync from there would apply that part twice (the file then records
+/// no position, and a replica restarted from it syncs in full).
 pub fn save_info() -> Option<SaveInfo> {
+    if APPLYING.load(Ordering::Acquire) {
+        tracing::debug!("save while a run of the master's stream is applied: no replication info");
+        return None;
+    }
     let replid = lock(&SAVE_ID).clone()?;
     Some(SaveInfo { stream_db: SAVE_DB.load(Ordering::Relaxed), replid, offset: SAVE_OFFSET.load(Ordering::Relaxed) })
 }

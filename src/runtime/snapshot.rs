@@ -403,7 +403,14 @@ pub async fn bgsave_driver(shard: Rc<Shard>) {
     while let Some(job) = jobs.next().await {
         let cfg = shard.state.borrow().config.clone();
         let outcome = match job {
-            Ok(plan) => write_file(&shard, SnapshotStream::from_plan(plan, Vec::new()), &cfg, false).await.0,
+            Ok(plan) => {
+                let repl = plan.repl.clone();
+                let mut stream = SnapshotStream::from_plan(plan, Vec::new());
+                if let Some(info) = repl {
+                    stream = stream.with_repl(info);
+                }
+                write_file(&shard, stream, &cfg, false).await.0
+            }
             Err(e) => {
                 if let Some((.., path)) = save_child::take_prepared(save_child::Registry::Bgsave) {
                     let _ = std::fs::remove_file(path);
@@ -633,7 +640,7 @@ async fn start_bgsave(shard: &Shard) {
     if bgsave::claim().is_none() {
         return;
     }
-    let parts = shard.all_shards(bgsave::begin_shard, 0, &[]).await;
+    let parts = shard.all_shards(bgsave::begin_file_shard, 0, &[]).await;
     let _ = bgsave::begun(parts);
 }
 

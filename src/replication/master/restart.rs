@@ -2,10 +2,11 @@
 //! master, and the master branch of `loadDataFromDisk`).
 //!
 //! - **Saving.** A master with a backlog records its replication id, offset and stream
-//!   database in the RDB file it saves (`repl-id`, `repl-offset`, `repl-stream-db`). The
-//!   offset must be the exact stream position of the saved data: the save asks the control
-//!   core through the feed while every shard is held ([`save_mark`]), so the answer comes
-//!   after every record the saved data holds and before any it does not.
+//!   database in the RDB file it saves (`repl-id`, `repl-offset`, `repl-stream-db`), by SAVE,
+//!   BGSAVE, the save points or SHUTDOWN. The offset must be the exact stream position of the
+//!   saved data: the save asks the control core through the feed while every shard is held
+//!   ([`save_mark`]), so the answer comes after every record the saved data holds and before
+//!   any it does not (`cmd::save::save_position`, which also gives a replica's position).
 //! - **Loading.** A node that starts as a master from such a file takes the saved id as its
 //!   second id (`master_replid2`, `second_repl_offset` = offset + 1) under a fresh id of its
 //!   own, continues its offset from the saved one and keeps a backlog from there, so its
