@@ -28,7 +28,7 @@ fn config_file_with_include_quotes_and_save_lines() {
     let dir = std::env::temp_dir().join(format!("slotcore-conf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let inc = dir.join("inc.conf");
-    std::fs::write(&inc, "hz 20\nmaxmemory 2mb\nlazyfree-lazy-user-del yes\n").unwrap();
+    std::fs::write(&inc, "hz 20\nmaxmemory 2mb\nactivedefrag yes\n").unwrap();
     let conf = dir.join("redis.conf");
     std::fs::write(
         &conf,
@@ -54,7 +54,7 @@ fn config_file_with_include_quotes_and_save_lines() {
     // The start-up warning names what slotcore ignores, and only that.
     let log = s.log_text();
     let line = log.lines().find(|l| l.contains("Accepted but not acted upon")).unwrap_or_default();
-    assert!(line.ends_with("not acted upon by slotcore yet: lazyfree-lazy-user-del"), "{log}");
+    assert!(line.ends_with("not acted upon by slotcore yet: activedefrag"), "{log}");
     // CONFIG REWRITE keeps the file's lines and appends what changed.
     assert_eq!(r.cmd(&["CONFIG", "SET", "timeout", "77"]), "+OK\r\n");
     assert_eq!(r.cmd(&["CONFIG", "REWRITE"]), "+OK\r\n");

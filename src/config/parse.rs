@@ -298,14 +298,17 @@ mod tests {
 
     #[test]
     fn values_and_save_lines() {
-        let l =
-            load(None, "port 7001\nsave 900 1\nsave 300 10\nmaxmemory 1mb\nshard-cores 0-1\npin-cores no\n").unwrap();
+        let l = load(
+            None,
+            "port 7001\nsave 900 1\nsave 300 10\nmaxmemory 1mb\nshard-cores 0-1\npin-cores no\nactivedefrag yes\n",
+        )
+        .unwrap();
         assert_eq!(l.config.port, 7001);
         assert_eq!(l.config.get("save"), Some("900 1 300 10"));
         assert_eq!(l.config.get("maxmemory"), Some("1048576"));
         assert_eq!(l.config.shard_cores, vec![0, 1]);
         assert!(!l.config.pin_cores);
-        assert!(l.not_acted.contains(&"maxmemory".to_string()));
+        assert_eq!(l.not_acted, vec!["activedefrag".to_string()], "only what slotcore ignores is listed");
         let l = load(None, "save \"\"\n").unwrap();
         assert_eq!(l.config.get("save"), Some(""));
     }

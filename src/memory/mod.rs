@@ -127,6 +127,7 @@ pub fn apply_config(cfg: &crate::config::Config) {
     TENACITY.store(num("maxmemory-eviction-tenacity", 10).min(100) as u32, Ordering::Relaxed);
     REPLICA_IGNORES.store(cfg.get("replica-ignore-maxmemory") != Some("no"), Ordering::Relaxed);
     LAZY_EVICTION.store(cfg.get("lazyfree-lazy-eviction") == Some("yes"), Ordering::Relaxed);
+    crate::storage::lazyfree::apply_config(cfg);
     obuf::apply_config(cfg.get("client-output-buffer-limit").unwrap_or(""));
 }
 

@@ -73,9 +73,8 @@ fn empty_databases(shard: &mut ShardState) -> u64 {
             d.clear();
         }
     }
-    if background && removed > 0 {
-        // A failure to start the thread frees them here instead, when `old` is dropped.
-        let _ = std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(old));
+    if background {
+        crate::storage::lazyfree::free_detached(old, removed);
     }
     shard.changes.count(removed);
     removed

@@ -461,7 +461,11 @@ impl Db {
 
     /// Stores a value with the given expiry (0 = none), replacing any previous entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64) {
-        self.store(key, Entry { value, expire_at, lru: lru_clock() }, false);
+        let old = self.store(key, Entry { value, expire_at, lru: lru_clock() }, false);
+        // `lazyfree-lazy-server-del yes`: a big value replaced here is freed off the thread.
+        if let Some(old) = old.filter(|_| super::lazyfree::server_del()) {
+            super::lazyfree::free_value(old.value);
+        }
     }
 
     /// Stores an entry, replacing any previous one; returns the previous entry.

@@ -91,6 +91,27 @@ pub enum Value {
 }
 
 impl Value {
+    /// How many allocations freeing the value takes, as Redis's `lazyfreeGetFreeEffort`
+    /// estimates them: the nodes of a list, the members of a set, hash or sorted set held in
+    /// a table, a stream's nodes plus its groups' pending entries; 1 for a packed encoding.
+    pub fn free_effort(&self) -> usize {
+        use super::{hash::HashValue, set::SetValue, zset::ZSetValue};
+        match self {
+            Value::Str(_) => 1,
+            Value::Hash(h @ HashValue::Table(_)) => h.len(),
+            Value::Set(s @ SetValue::Table(_)) => s.len(),
+            Value::ZSet(z @ ZSetValue::Big(_)) => z.len(),
+            Value::List(l) => l.node_count(),
+            Value::Stream(s) => {
+                // Every group is an allocation and so is each entry of its PEL; the first
+                // group's PEL stands for all (Redis's estimate, constant time).
+                let per_group = s.groups.values().next().map_or(0, |g| 1 + g.pel.len());
+                s.nodes.len() + s.groups.len() * per_group
+            }
+            _ => 1,
+        }
+    }
+
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {

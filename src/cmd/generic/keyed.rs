@@ -6,7 +6,7 @@ use crate::cmd::ctx::{ClientCtx, Ctx};
 use crate::cmd::spec::Plan;
 use crate::cmd::util::eq_ic;
 use crate::protocol::Reply;
-use crate::storage::{db, StrValue, Value};
+use crate::storage::{db, lazyfree, StrValue, Value};
 use bytes::Bytes;
 
 /// Redis shares the integers 0..9999 (`OBJ_SHARED_INTEGERS`); their refcount reads INT_MAX.
@@ -14,15 +14,21 @@ const SHARED_INTEGERS: i64 = 10000;
 /// `OBJ_SHARED_REFCOUNT`.
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
-/// DEL and UNLINK: both free the value at once (there is no lazy-free thread).
+/// DEL and UNLINK: the keys are gone when the command replies; UNLINK (and DEL with
+/// `lazyfree-lazy-user-del yes`) frees big values on the lazyfree thread.
 pub(super) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
+    let lazy = args[0].len() == 6 || lazyfree::user_del();
     let db = ctx.db();
     let mut n = 0;
     for k in &args[1..] {
         // An expired key is reclaimed by the lookup and does not count, as in Redis.
         if db.get_notouch(k, now).is_some() {
-            db.remove(k);
+            if let Some(e) = db.remove(k) {
+                if lazy {
+                    lazyfree::free_value(e.value);
+                }
+            }
             n += 1;
         }
     }

@@ -238,13 +238,34 @@ pub(super) fn randomkey(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     }
 }
 
-/// FLUSHDB/FLUSHALL take an optional SYNC or ASYNC (both free memory before replying here).
+/// FLUSHDB/FLUSHALL take an optional SYNC or ASYNC.
 fn flush_mode_ok(args: &[Bytes]) -> bool {
     match args.len() {
         1 => true,
         2 => eq_ic(&args[1], "sync") || eq_ic(&args[1], "async"),
         _ => false,
     }
+}
+
+/// Whether a flush frees on the lazyfree thread: ASYNC, or no mode and
+/// `lazyfree-lazy-user-flush yes` (Redis's `getFlushCommandFlags`).
+fn flush_async(args: &[Bytes]) -> bool {
+    match args.get(1) {
+        Some(m) => eq_ic(m, "async"),
+        None => crate::storage::lazyfree::user_flush(),
+    }
+}
+
+/// Empties one database of the shard, freeing on the lazyfree thread when `lazy`; returns the
+/// number of keys it held.
+fn empty_db(d: &mut crate::storage::db::Db, lazy: bool) -> u64 {
+    let keys = d.len() as u64;
+    if lazy && keys > 0 {
+        crate::storage::lazyfree::free_detached(d.detach_tables(), keys);
+    } else {
+        d.clear();
+    }
+    keys
 }
 
 fn ok_or_error(mut replies: Vec<Reply>) -> Reply {
@@ -268,8 +289,7 @@ pub(super) fn flushdb(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::Reply(Reply::err(errors::SYNTAX));
     }
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-        let removed = shard.ks.dbs[db].len() as u64;
-        shard.ks.dbs[db].clear();
+        let removed = empty_db(&mut shard.ks.dbs[db], flush_async(args));
         crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
         Reply::Ok
@@ -282,11 +302,8 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::Reply(Reply::err(errors::SYNTAX));
     }
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-        let mut removed = 0;
-        for d in shard.ks.dbs.iter_mut() {
-            removed += d.len() as u64;
-            d.clear();
-        }
+        let lazy = flush_async(args);
+        let removed = shard.ks.dbs.iter_mut().map(|d| empty_db(d, lazy)).sum();
         crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
         // Redis's `flushAllDataAndResetRDB`: a running BGSAVE is stopped (its older data
