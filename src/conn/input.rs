@@ -8,27 +8,35 @@
 //! once per `READ_CHUNK`-ish of input instead of once per read. Parsing splits the spare off,
 //! lets the parser consume whole requests from the front (zero-copy `Bytes`), and joins the
 //! spare back, which is O(1) because the two halves stay contiguous.
+//!
+//! The room starts small ([`FIRST_CHUNK`]): most clients send requests of a few dozen bytes,
+//! and an idle connection should not hold (and have touched) a 16 KB buffer. A read that
+//! fills the whole room doubles the next one, up to [`READ_CHUNK`], so a client that
+//! pipelines gets full-size reads after a few of them and keeps them.
 
 use crate::protocol::request::{ParseError, ParseLimits, Request, RequestParser};
 use bytes::BytesMut;
 
-/// Bytes read per socket read, and the initial capacity.
+/// Bytes read per socket read once a connection has shown it sends that much at a time.
 pub const READ_CHUNK: usize = 16 * 1024;
+/// A new connection's read size.
+pub const FIRST_CHUNK: usize = 1024;
 /// Largest single read while receiving a big bulk string.
 pub const MAX_READ_CHUNK: usize = 1 << 20;
-/// Spare room below which it is re-zeroed to a full read's worth.
-const MIN_SPARE: usize = READ_CHUNK / 4;
 
 /// Received bytes followed by initialised spare room.
 pub struct InputBuf {
     buf: BytesMut,
     filled: usize,
+    /// The usual read size: [`FIRST_CHUNK`], doubled by each read that fills the room, up to
+    /// [`READ_CHUNK`].
+    chunk: usize,
 }
 
 impl InputBuf {
-    /// An empty buffer.
+    /// An empty buffer (nothing allocated before the first read).
     pub fn new() -> InputBuf {
-        InputBuf { buf: BytesMut::with_capacity(READ_CHUNK), filled: 0 }
+        InputBuf { buf: BytesMut::new(), filled: 0, chunk: FIRST_CHUNK }
     }
 
     /// Bytes received and not parsed yet.
@@ -45,9 +53,11 @@ impl InputBuf {
     /// room grows towards it in bounded steps, so a client announcing a huge bulk and sending
     /// nothing costs little memory.
     pub fn spare(&mut self, wanted: usize) -> &mut [u8] {
-        let want = wanted.saturating_sub(self.filled).clamp(READ_CHUNK, MAX_READ_CHUNK);
+        let want = wanted.saturating_sub(self.filled).clamp(self.chunk, MAX_READ_CHUNK);
         let spare = self.buf.len() - self.filled;
-        if spare < MIN_SPARE || (wanted > self.filled + spare && spare < want) {
+        // Re-zeroed to a full read's worth when below half of one (a client's usual batch
+        // then fits one read; a batch that fills the room doubles the chunk, see `commit`).
+        if spare < self.chunk / 2 || (wanted > self.filled + spare && spare < want) {
             self.buf.truncate(self.filled);
             self.buf.resize(self.filled + want, 0);
         }
@@ -56,6 +66,11 @@ impl InputBuf {
 
     /// Marks `n` bytes of the room returned by [`spare`](Self::spare) as received.
     pub fn commit(&mut self, n: usize) {
+        let room = self.buf.len() - self.filled;
+        if n >= room && self.chunk < READ_CHUNK {
+            // The room was too small for what the client had sent: more is likely waiting.
+            self.chunk *= 2;
+        }
         self.filled = (self.filled + n).min(self.buf.len());
     }
 
@@ -129,6 +144,36 @@ mod tests {
         }
         assert_eq!(out.len(), 5000);
         assert!(out.iter().all(|r| &r.args[0][..] == b"PING"));
+    }
+
+    #[test]
+    fn the_room_starts_small_and_grows_with_full_reads() {
+        let mut b = InputBuf::new();
+        assert_eq!(b.buf.capacity(), 0, "nothing allocated before the first read");
+        assert_eq!(b.spare(0).len(), FIRST_CHUNK);
+        // A small request leaves the chunk as it is.
+        feed(&mut b, b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(b.chunk, FIRST_CHUNK);
+        let mut p = RequestParser::default();
+        let (lim, mut out) = (ParseLimits::default(), Vec::new());
+        b.parse(&mut p, &lim, &mut out).unwrap();
+        // A deep pipeline fills the room read after read: the chunk doubles up to READ_CHUNK.
+        let req = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
+        let pipeline: Vec<u8> = req.iter().copied().cycle().take(req.len() * 2000).collect();
+        let mut sent = &pipeline[..];
+        let mut reads = 0;
+        while !sent.is_empty() {
+            let room = b.spare(0);
+            let n = room.len().min(sent.len());
+            room[..n].copy_from_slice(&sent[..n]);
+            b.commit(n);
+            sent = &sent[n..];
+            b.parse(&mut p, &lim, &mut out).unwrap();
+            reads += 1;
+        }
+        assert_eq!(out.len(), 2001);
+        assert_eq!(b.chunk, READ_CHUNK);
+        assert!(reads < 20, "{} bytes in {reads} reads", pipeline.len());
     }
 
     #[test]

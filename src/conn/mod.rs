@@ -31,7 +31,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use input::{InputBuf, READ_CHUNK};
+use input::InputBuf;
 
 /// Redis 7.0's protected-mode refusal.
 pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
@@ -188,7 +188,9 @@ impl Conn {
             client,
             parser: RequestParser::default(),
             rbuf: InputBuf::new(),
-            wbuf: Vec::with_capacity(READ_CHUNK),
+            // Grown by the first replies to what the client's batches need (most need a few
+            // hundred bytes): an idle connection does not hold a 16 KB reply buffer.
+            wbuf: Vec::new(),
             wsent: 0,
             omem_shown: 0,
             pending_input: false,
