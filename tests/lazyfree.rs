@@ -1,6 +1,6 @@
 //! Freeing off the shards' threads (Redis's lazyfree): UNLINK, DEL with
 //! `lazyfree-lazy-user-del`, FLUSHDB/FLUSHALL ASYNC and `lazyfree-lazy-user-flush`,
-//! `lazyfree-lazy-server-del`; INFO's `lazyfree_pending_objects` / `lazyfreed_objects` read as
+//! `lazyfree-lazy-server-del`, `lazyfree-lazy-expire`; INFO's `lazyfree_pending_objects` / `lazyfreed_objects` read as
 //! redis-server's do for the same commands.
 
 mod common;
@@ -72,6 +72,15 @@ fn script(s: &Server) -> Vec<u64> {
     big_set(&mut c, "big", 5000);
     let _: () = cmd(&mut c, &["SET", "big", "now a string"]);
     seen.push(freed(&mut c));
+    // A big value deleted as expired, with lazyfree-lazy-expire (on access or by the active
+    // expiry, whichever comes first).
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "lazyfree-lazy-expire", "yes"]);
+    big_set(&mut c, "exp", 5000);
+    let _: i64 = cmd(&mut c, &["PEXPIRE", "exp", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let e: i64 = cmd(&mut c, &["EXISTS", "exp"]);
+    assert_eq!(e, 0);
+    seen.push(freed(&mut c));
     // Flushes: one object per key (301 here, with "big"), ASYNC or with lazyfree-lazy-user-flush.
     for i in 0..300 {
         let _: () = cmd(&mut c, &["SET", &format!("k{i}"), "v"]);
@@ -102,7 +111,7 @@ fn script(s: &Server) -> Vec<u64> {
 fn lazyfree_counts_follow_redis() {
     let redis = Server::redis(&[]);
     let expected = script(&redis);
-    assert_eq!(expected, vec![1, 1, 2, 3, 304, 304, 404, 404, 0], "redis-server's counts");
+    assert_eq!(expected, vec![1, 1, 2, 3, 4, 305, 305, 405, 405, 0], "redis-server's counts");
     for shards in ["1", "2"] {
         let s = Server::slotcore(&["--shards", shards]);
         assert_eq!(script(&s), expected, "slotcore with {shards} shard(s)");

@@ -446,6 +446,9 @@ impl Db {
             self.expired_log.push(node.key[..].into());
             super::note_expired_logged(1);
         }
+        if super::lazyfree::expire() {
+            super::lazyfree::free_value(node.entry.value);
+        }
     }
 
     /// Takes the keys that expired since the last call (see [`super::expired_logging`]).
@@ -743,6 +746,7 @@ impl Db {
             let watch = &mut self.watch;
             let log = &mut self.expired_log;
             let logging = super::expired_logging();
+            let lazy = super::lazyfree::expire();
             let logged_before = log.len();
             t.map.retain(|n| {
                 let keep = !n.entry.is_expired(now_ms);
@@ -753,6 +757,10 @@ impl Db {
                     }
                     if logging {
                         log.push(n.key[..].into());
+                    }
+                    if lazy && n.entry.value.free_effort() > super::lazyfree::THRESHOLD {
+                        let v = std::mem::replace(&mut n.entry.value, Value::Str(StrValue::from_bytes(b"")));
+                        super::lazyfree::free_value(v);
                     }
                 }
                 keep

@@ -3,12 +3,15 @@
 //!
 //! Dropping a set of a million members takes a shard's thread tens of milliseconds, during
 //! which none of its clients is served. UNLINK, DEL with `lazyfree-lazy-user-del yes`,
-//! FLUSHDB/FLUSHALL ASYNC (or with `lazyfree-lazy-user-flush yes`) and a replica's flush
-//! before a full sync hand what they remove to one node-wide thread instead, as Redis does:
+//! FLUSHDB/FLUSHALL ASYNC (or with `lazyfree-lazy-user-flush yes`), values replaced by a write
+//! (`lazyfree-lazy-server-del yes`) or deleted as expired (`lazyfree-lazy-expire yes`) and a
+//! replica's flush before a full sync hand what they remove to one node-wide thread instead,
+//! as Redis does:
 //! a value goes there when freeing it costs more than [`THRESHOLD`] allocations
 //! ([`Value::free_effort`], Redis's `lazyfreeGetFreeEffort`), a flushed database always when
 //! it held keys. The key is gone from the keyspace before the command replies either way;
-//! only the memory comes back later (jemalloc takes frees from any thread).
+//! only the memory comes back later (jemalloc takes frees from any thread). Evicted values
+//! are freed on the shard (eviction measures what it freed as it goes).
 //!
 //! INFO memory reports `lazyfree_pending_objects` (handed over, not freed yet) and
 //! `lazyfreed_objects` (freed by the thread since the start or CONFIG RESETSTAT), counted in
@@ -28,6 +31,7 @@ static FREED: AtomicU64 = AtomicU64::new(0);
 static USER_DEL: AtomicBool = AtomicBool::new(false);
 static USER_FLUSH: AtomicBool = AtomicBool::new(false);
 static SERVER_DEL: AtomicBool = AtomicBool::new(false);
+static EXPIRE: AtomicBool = AtomicBool::new(false);
 
 /// Takes the `lazyfree-lazy-*` settings from a configuration snapshot (node-wide).
 pub fn apply_config(cfg: &crate::config::Config) {
@@ -35,6 +39,14 @@ pub fn apply_config(cfg: &crate::config::Config) {
     USER_DEL.store(yes("lazyfree-lazy-user-del"), Ordering::Relaxed);
     USER_FLUSH.store(yes("lazyfree-lazy-user-flush"), Ordering::Relaxed);
     SERVER_DEL.store(yes("lazyfree-lazy-server-del"), Ordering::Relaxed);
+    EXPIRE.store(yes("lazyfree-lazy-expire"), Ordering::Relaxed);
+}
+
+/// `lazyfree-lazy-expire yes`: a big value deleted as expired is freed as UNLINK frees (and
+/// propagated as UNLINK, see `storage::changes`).
+#[inline]
+pub fn expire() -> bool {
+    EXPIRE.load(Ordering::Relaxed)
 }
 
 /// `lazyfree-lazy-user-del yes`: DEL frees as UNLINK does.
