@@ -13,7 +13,8 @@
 # (by default the other CPU of a 2-CPU machine with one shard). For every test and pipeline depth
 # it prints requests/s for both, the ratio slotcore/redis, p50 and p99 latency for both, and
 # server CPU time per request (the run time of every thread of the server process, from /proc,
-# divided by requests). ROUNDS=3 runs everything three times (redis, slotcore, redis, ...) and reports the
+# divided by requests), and the client's CPU share (redis-benchmark's user + system time over its
+# wall time: near 100% means the client, not the server, bounds requests/s). ROUNDS=3 runs everything three times (redis, slotcore, redis, ...) and reports the
 # median of each figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,8 +89,11 @@ run_one() {
       esac
       local before after
       before=$(cpu_ns "$pid")
-      local csv
-      csv=$(taskset -c "$CLIENT_CPUS" redis-benchmark -p "$port" -n "$n" -c "$CLIENTS" -P "$p" --csv "${bench[@]}" 2>/dev/null | tail -n 1)
+      local csv times
+      # The client's own CPU share (bash's `time`: wall, user, system seconds): near 100% means
+      # redis-benchmark, not the server, bounds the requests/s.
+      times=$({ TIMEFORMAT='%R %U %S'; time taskset -c "$CLIENT_CPUS" redis-benchmark -p "$port" -n "$n" -c "$CLIENTS" -P "$p" --csv "${bench[@]}" >"$work/csv" 2>/dev/null; } 2>&1)
+      csv=$(tail -n 1 "$work/csv")
       after=$(cpu_ns "$pid")
       local rps p50 p99
       rps=$(echo "$csv" | awk -F'","' '{print $2}')
@@ -97,7 +101,9 @@ run_one() {
       p99=$(echo "$csv" | awk -F'","' '{print $7}')
       local cpu_us
       cpu_us=$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "%.3f", (a - b) / 1e3 / n }')
-      echo "$name ${t^^} $p $rps $p50 $p99 $cpu_us"
+      local client
+      client=$(echo "$times" | awk '{ if ($1 > 0) printf "%.0f", ($2 + $3) / $1 * 100; else print 0 }')
+      echo "$name ${t^^} $p $rps $p50 $p99 $cpu_us $client"
     done
   done
 }
@@ -119,15 +125,15 @@ for round in $(seq 1 "$ROUNDS"); do
   kill "$sc_pid"; wait "$sc_pid" 2>/dev/null || true
 done
 
-# median NAME -> lines "test pipeline rps p50 p99 cpu", the median of each figure over the rounds
+# median NAME -> lines "test pipeline rps p50 p99 cpu client%", the median of each figure over the rounds
 median() {
   cat "$work/$1".*.txt | awk '
     { k = $2 " " $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-      for (f = 4; f <= 7; f++) v[k, f, ++c[k, f]] = $f }
+      for (f = 4; f <= 8; f++) v[k, f, ++c[k, f]] = $f }
     END {
       for (i = 1; i <= n; i++) {
         k = order[i]; line = k
-        for (f = 4; f <= 7; f++) {
+        for (f = 4; f <= 8; f++) {
           m = c[k, f]; for (a = 1; a <= m; a++) x[a] = v[k, f, a]
           for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (x[b] + 0 < x[a] + 0) { t = x[a]; x[a] = x[b]; x[b] = t }
           line = line " " x[int((m + 1) / 2)]
@@ -139,9 +145,9 @@ median() {
 median slotcore >"$work/slotcore.txt"
 median redis >"$work/redis.txt"
 
-printf '\n| test | -P | slotcore rps | redis rps | ratio | slotcore p50/p99 ms | redis p50/p99 ms | slotcore CPU µs/req | redis CPU µs/req |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
-paste -d' ' "$work/slotcore.txt" "$work/redis.txt" | while read -r t p src sp50 sp99 scpu _ _ rrps rp50 rp99 rcpu; do
+printf '\n| test | -P | slotcore rps | redis rps | ratio | slotcore p50/p99 ms | redis p50/p99 ms | slotcore CPU µs/req | redis CPU µs/req | client CPU %% (vs slotcore / redis) |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
+paste -d' ' "$work/slotcore.txt" "$work/redis.txt" | while read -r t p src sp50 sp99 scpu scl _ _ rrps rp50 rp99 rcpu rcl; do
   ratio=$(awk -v a="$src" -v b="$rrps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-  printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s | %s |\n' "$t" "$p" "$src" "$rrps" "$ratio" "$sp50" "$sp99" "$rp50" "$rp99" "$scpu" "$rcpu"
+  printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s | %s | %s / %s |\n' "$t" "$p" "$src" "$rrps" "$ratio" "$sp50" "$sp99" "$rp50" "$rp99" "$scpu" "$rcpu" "$scl" "$rcl"
 done
