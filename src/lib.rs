@@ -57,5 +57,6 @@ pub mod runtime;
 pub mod script;
 pub mod sentinel;
 pub mod storage;
+pub mod supervise;
 pub mod tls;
 pub mod transaction;

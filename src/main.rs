@@ -87,7 +87,7 @@ fn install_signal_thread() {
             if slotcore::process::shutdown_signalled() && sig == libc::SIGINT {
                 slotcore::process::insist_exit();
             }
-            if !slotcore::process::request_shutdown() {
+            if !slotcore::process::request_shutdown(sig) {
                 // A second SIGTERM while the first one's shutdown runs: logged only, as Redis.
                 tracing::warn!("Received {} scheduling shutdown...", name);
                 continue;
@@ -258,6 +258,8 @@ fn main() {
         repl: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
+    slotcore::supervise::init(cfg.get("supervised").unwrap_or("no"));
+    slotcore::supervise::loading();
     slotcore::proctitle::apply(&cfg, abs_config.as_deref().unwrap_or(""));
     slotcore::limits::log_fit(&fd_fit);
     if let Some(text) = &fd_fit.fatal {

@@ -1,17 +1,34 @@
 //! Process-wide concerns: the pidfile and the exit path shared by SIGTERM/SIGINT and SHUTDOWN.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 /// SIGTERM/SIGINT progress: 0 none, 1 asked (a shard should save and exit), 2 a shard is on it.
 static SIGNALLED: AtomicU8 = AtomicU8::new(0);
+/// The signal that asked (SIGTERM or SIGINT).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// Called by the signal thread: the first signal asks shard 0 to shut down as SHUTDOWN
-/// without arguments would (save first when `save` points are configured, as Redis does);
-/// returns false when a shutdown was already asked (the caller then exits at once, as Redis
-/// does on a repeated signal).
-pub fn request_shutdown() -> bool {
-    SIGNALLED.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+/// Called by the signal thread: the first signal asks shard 0 to shut down as
+/// `shutdown-on-sigterm` / `shutdown-on-sigint` say ([`signal_shutdown_args`]); returns false
+/// when a shutdown was already asked (the caller then exits at once, as Redis does on a
+/// repeated signal).
+pub fn request_shutdown(sig: i32) -> bool {
+    let first = SIGNALLED.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok();
+    if first {
+        SIGNAL.store(sig, Ordering::Release);
+    }
+    first
+}
+
+/// The SHUTDOWN arguments a signal stands for: the words of `shutdown-on-sigint` or
+/// `shutdown-on-sigterm` (`default`: as SHUTDOWN without arguments; `save`, `nosave`, `now`,
+/// `force` as SHUTDOWN's own).
+pub fn signal_shutdown_args(cfg: &crate::config::Config) -> crate::cmd::ShutdownArgs {
+    let name =
+        if SIGNAL.load(Ordering::Acquire) == libc::SIGINT { "shutdown-on-sigint" } else { "shutdown-on-sigterm" };
+    let words = cfg.get(name).unwrap_or("default");
+    let has = |w: &str| words.split_whitespace().any(|x| x.eq_ignore_ascii_case(w));
+    crate::cmd::ShutdownArgs { save: has("save"), nosave: has("nosave"), now: has("now"), force: has("force") }
 }
 
 /// For shard 0's cron: true once when a signal asked for a shutdown (it then owns it).
@@ -82,6 +99,7 @@ pub fn shutdown_and_exit(code: i32) -> ! {
             let _ = std::fs::remove_file(p);
         }
     }
+    crate::supervise::stopping();
     tracing::warn!("Redis is now ready to exit, bye bye...");
     std::process::exit(code)
 }

@@ -141,3 +141,53 @@ fn crashes_leave_a_report_in_the_log_as_redis() {
         }
     }
 }
+
+/// `supervised systemd`: READY=1 (with Redis's status line) on `$NOTIFY_SOCKET` once the node
+/// accepts connections, STOPPING=1 when it exits (Debian's redis-server.service is
+/// `Type=notify` and waits for READY=1).
+#[test]
+fn supervised_systemd_notifies_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("slotcore-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slotcore"))
+        .args(["--port", &port.to_string(), "--supervised", "systemd", "--save", "", "--dir", dir.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification within 20 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // As redis-server 7.0 says them.
+    assert_eq!(recv(), "STATUS=Redis is loading...\n");
+    assert_eq!(recv(), "STATUS=Ready to accept connections\n");
+    assert_eq!(recv(), "READY=1\n");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "serving when READY=1 arrives");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(recv(), "STOPPING=1\n");
+    let status = child.wait().expect("exit");
+    assert_eq!(status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `shutdown-on-sigterm`: SIGTERM shuts down as SHUTDOWN with those arguments (`nosave` skips
+/// the save that save points ask for; `save` saves without save points).
+#[test]
+fn shutdown_on_sigterm_picks_the_shutdown_arguments() {
+    for (flags, save, expect_file) in [("default", "3600 1", true), ("nosave", "3600 1", false), ("save", "", true)] {
+        let mut s = Server::slotcore(&["--save", save, "--shutdown-on-sigterm", flags]);
+        let _ = std::fs::remove_file(s.dir.join("dump.rdb"));
+        assert_eq!(s.cli(&["SET", "k", "v"]).trim(), "OK");
+        unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
+        assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "{flags}: {}", s.log_text());
+        assert_eq!(s.dir.join("dump.rdb").exists(), expect_file, "shutdown-on-sigterm {flags}, save {save:?}");
+    }
+}

@@ -244,6 +244,7 @@ pub fn run(
                 if let Some(path) = &unix_listening {
                     tracing::info!("The server is now ready to accept connections at {}", path);
                 }
+                crate::supervise::ready(shard.state.borrow().node.repl.is_replica());
             }
             futures_lite::future::pending::<()>().await;
         })
@@ -424,14 +425,16 @@ async fn active_expire(shard: Rc<Shard>) {
     }
 }
 
-/// SIGTERM/SIGINT, picked up by shard 0: as SHUTDOWN without arguments (save first when
-/// `save` points are configured, every shard held, so the file is one point in time), then
-/// exit; a failed or aborted shutdown keeps the server running, as in Redis, and the next
-/// signal asks again.
+/// SIGTERM/SIGINT, picked up by shard 0: as SHUTDOWN with the arguments
+/// `shutdown-on-sigterm` / `shutdown-on-sigint` name (by default none: save first when `save`
+/// points are configured, every shard held, so the file is one point in time), then exit; a
+/// failed or aborted shutdown keeps the server running, as in Redis, and the next signal asks
+/// again.
 async fn signalled_shutdown(shard: &Rc<Shard>) {
     let node = shard.state.borrow().node.clone();
+    let args = crate::process::signal_shutdown_args(&node.config());
     let save = || shard.all_shards(crate::cmd::save::serialize_shard, 0, &[]);
-    shutdown_wait::run(&node, crate::cmd::ShutdownArgs::default(), false, save).await;
+    shutdown_wait::run(&node, args, false, save).await;
     crate::process::shutdown_request_done();
 }
 

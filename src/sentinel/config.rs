@@ -12,6 +12,8 @@ pub struct Settings {
     pub port: u16,
     pub bind: Vec<String>,
     pub daemonize: bool,
+    /// `supervised` (no, upstart, systemd, auto).
+    pub supervised: String,
     pub logfile: String,
     pub loglevel: crate::config::LogLevel,
     pub pidfile: String,
@@ -27,6 +29,7 @@ impl Default for Settings {
             port: 26379,
             bind: Vec::new(),
             daemonize: false,
+            supervised: "no".into(),
             logfile: String::new(),
             loglevel: crate::config::LogLevel::Notice,
             pidfile: String::new(),
@@ -117,6 +120,7 @@ pub fn load(text: &str, options: &str) -> Result<Loaded, String> {
                 s.daemonize =
                     args.get(1).and_then(|v| parse_bool(v)).ok_or_else(|| bad("argument must be 'yes' or 'no'"))?
             }
+            "supervised" => s.supervised = args.get(1).cloned().unwrap_or_default(),
             "logfile" => s.logfile = args.get(1).cloned().unwrap_or_default(),
             "pidfile" => s.pidfile = args.get(1).cloned().unwrap_or_default(),
             "dir" => s.dir = args.get(1).cloned().unwrap_or_default(),

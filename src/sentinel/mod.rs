@@ -66,6 +66,7 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
         .unwrap_or_else(|e| fail(&format!("Fatal error, can't open config file '{abs}': {e}")));
     let loaded = config::load(&text, options).unwrap_or_else(|e| fail(&e));
     let mut settings = loaded.settings;
+    let supervised = settings.supervised.clone();
     settings.config_file = abs.clone();
     let mut st = State::new(settings.clone());
     for (linenum, line, args) in &loaded.sentinel_lines {
@@ -148,6 +149,8 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
             });
         }
         tracing::info!("Ready to accept connections");
+        crate::supervise::init(&supervised);
+        crate::supervise::ready(false);
         loop {
             link::spawn_new_links(&shared);
             shared.borrow_mut().tick();
