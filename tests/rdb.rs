@@ -229,3 +229,30 @@ fn empty_keys_in_a_file_are_skipped_with_redis_s_log_line() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// `rdbchecksum no`: SAVE and BGSAVE end the file with eight zero bytes instead of the CRC64
+/// (redis-check-rdb and redis-server accept such a file unchecked), and slotcore loads it back.
+#[test]
+fn rdbchecksum_no_writes_a_zero_checksum() {
+    let mut s = Server::slotcore(&["--rdbchecksum", "no", "--save", ""]);
+    let mut r = s.raw();
+    fill(&mut r);
+    let before = digest(&mut r);
+    for save in ["SAVE", "BGSAVE"] {
+        let _ = std::fs::remove_file(s.dir.join("dump.rdb"));
+        assert!(r.cmd(&[save]).starts_with('+'));
+        let file = s.dir.join("dump.rdb");
+        let start = std::time::Instant::now();
+        while !file.exists() && start.elapsed() < common::WAIT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The save renames a complete temp file into place: once there, it is whole.
+        let bytes = std::fs::read(&file).expect("dump.rdb");
+        assert_eq!(&bytes[bytes.len() - 9..], &[0xFF, 0, 0, 0, 0, 0, 0, 0, 0], "{save}");
+        let check = Command::new("redis-check-rdb").arg(&file).output().expect("redis-check-rdb");
+        assert!(String::from_utf8_lossy(&check.stdout).contains("RDB looks OK"), "{save}");
+    }
+    drop(r);
+    s.restart();
+    assert_eq!(digest(&mut s.raw()), before, "the file loads back");
+}

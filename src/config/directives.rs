@@ -113,7 +113,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "proto-max-bulk-len", default: "536870912", kind: Kind::Memory, mutable: true, acted: true },
     Directive { name: "rdb-del-sync-files", default: "no", kind: Kind::Bool, mutable: true, acted: true },
     Directive { name: "rdb-save-incremental-fsync", default: "yes", kind: Kind::Bool, mutable: true, acted: false },
-    Directive { name: "rdbchecksum", default: "yes", kind: Kind::Bool, mutable: true, acted: false },
+    Directive { name: "rdbchecksum", default: "yes", kind: Kind::Bool, mutable: true, acted: true },
     Directive { name: "rdbcompression", default: "yes", kind: Kind::Bool, mutable: true, acted: true },
     Directive { name: "repl-backlog-size", default: "1048576", kind: Kind::Memory, mutable: true, acted: true },
     Directive { name: "repl-backlog-ttl", default: "3600", kind: Kind::Int, mutable: true, acted: true },

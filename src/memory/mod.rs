@@ -128,6 +128,7 @@ pub fn apply_config(cfg: &crate::config::Config) {
     REPLICA_IGNORES.store(cfg.get("replica-ignore-maxmemory") != Some("no"), Ordering::Relaxed);
     LAZY_EVICTION.store(cfg.get("lazyfree-lazy-eviction") == Some("yes"), Ordering::Relaxed);
     crate::storage::lazyfree::apply_config(cfg);
+    crate::persist::file::apply_config(cfg);
     obuf::apply_config(cfg.get("client-output-buffer-limit").unwrap_or(""));
 }
 

@@ -87,10 +87,24 @@ pub fn put_key(out: &mut Vec<u8>, key: &[u8], value: &Value, expire_at: u64, com
     put_value(out, value, compress);
 }
 
+/// `rdbchecksum` (on unless set to `no`).
+static CHECKSUM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Takes `rdbchecksum` from a configuration snapshot.
+pub fn apply_config(cfg: &crate::config::Config) {
+    CHECKSUM.store(cfg.get("rdbchecksum") != Some("no"), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// True unless `rdbchecksum no`: files get a CRC64 and loads verify it. Without it a file
+/// ends with eight zero bytes, which any loader (redis-server's too) takes as "not checked".
+pub fn checksum_enabled() -> bool {
+    CHECKSUM.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Appends EOF and the checksum.
 pub fn finish(out: &mut Vec<u8>) {
     out.push(OP_EOF);
-    let crc = crc64(out);
+    let crc = if checksum_enabled() { crc64(out) } else { 0 };
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
@@ -237,8 +251,13 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
         let mut c = [0u8; 8];
         c.copy_from_slice(stored);
         let stored = u64::from_le_bytes(c);
-        let expected = crc64(&buf[..end]);
-        if stored != 0 && stored != expected && !super::dump::skip_checksum() {
+        if stored == 0 && checksum_enabled() {
+            tracing::info!("RDB file was saved with checksum disabled: no check performed.");
+        }
+        // With `rdbchecksum no` the load does not compute it either (as Redis).
+        let check = stored != 0 && checksum_enabled() && !super::dump::skip_checksum();
+        if check && stored != crc64(&buf[..end]) {
+            let expected = crc64(&buf[..end]);
             // Redis's three log lines for a bad checksum (one per line of the error).
             return Err(format!(
                 "Wrong RDB checksum expected: ({expected:x}) but got ({stored:x}). Aborting now.\n\

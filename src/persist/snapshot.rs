@@ -146,6 +146,7 @@ impl RdbStream {
         let mut out = vec![0xFF];
         self.crc.update(&out);
         let crc = std::mem::replace(&mut self.crc, crc64_digest()).finalize();
+        let crc = if super::file::checksum_enabled() { crc } else { 0 };
         out.extend_from_slice(&crc.to_le_bytes());
         self.bytes += out.len() as u64;
         out
