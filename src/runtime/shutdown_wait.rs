@@ -105,21 +105,32 @@ async fn wait_for_replicas(node: &NodeInfo, now: bool, client: bool) -> bool {
     }
     // The offset must cover the writes answered before this SHUTDOWN (Redis's offset moves
     // before each reply): a write still on its way to the control core would otherwise read
-    // as acknowledged, and the node would exit before its replica had it.
-    node.repl.settled().await;
-    if in_sync(node) {
-        return true;
-    }
+    // as acknowledged, and the node would exit before its replica had it. Meanwhile it is
+    // already a waiting shutdown, as in Redis, where SHUTDOWN blocks before any later command
+    // runs: INFO counts the caller in `blocked_clients` and SHUTDOWN ABORT cancels it.
     let aborts = ABORTS.load(Ordering::Acquire);
+    WAITING.fetch_add(1, Ordering::AcqRel);
+    if client {
+        node.blocked_clients.fetch_add(1, Ordering::AcqRel);
+    }
+    let done_waiting = || {
+        if client {
+            node.blocked_clients.fetch_sub(1, Ordering::AcqRel);
+        }
+        if WAITING.fetch_sub(1, Ordering::AcqRel) == 1 {
+            DEADLINE_MS.store(0, Ordering::Release);
+        }
+    };
+    node.repl.settled().await;
+    if in_sync(node) || ABORTS.load(Ordering::Acquire) != aborts {
+        done_waiting();
+        return ABORTS.load(Ordering::Acquire) == aborts;
+    }
     crate::pause::pause(crate::pause::Purpose::Shutdown, u64::MAX, crate::pause::Kind::Write);
     tracing::info!("Waiting for replicas before shutting down.");
     let deadline = crate::storage::now_ms() + secs * 1000;
     // Several SHUTDOWN callers share the first one's grace period, as Redis's one sequence.
     let _ = DEADLINE_MS.compare_exchange(0, deadline, Ordering::AcqRel, Ordering::Acquire);
-    WAITING.fetch_add(1, Ordering::AcqRel);
-    if client {
-        node.blocked_clients.fetch_add(1, Ordering::AcqRel);
-    }
     let deadline = DEADLINE_MS.load(Ordering::Acquire).max(1);
     let mut aborted = false;
     while crate::storage::now_ms() < deadline && !in_sync(node) {
@@ -129,12 +140,7 @@ async fn wait_for_replicas(node: &NodeInfo, now: bool, client: bool) -> bool {
         }
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    if client {
-        node.blocked_clients.fetch_sub(1, Ordering::AcqRel);
-    }
-    if WAITING.fetch_sub(1, Ordering::AcqRel) == 1 {
-        DEADLINE_MS.store(0, Ordering::Release);
-    }
+    done_waiting();
     if aborted || ABORTS.load(Ordering::Acquire) != aborts {
         return false;
     }
