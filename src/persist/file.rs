@@ -256,8 +256,8 @@ pub fn load(buf: &[u8], now_ms: u64, databases: usize) -> Result<Loaded, String>
         }
         // With `rdbchecksum no` the load does not compute it either (as Redis).
         let check = stored != 0 && checksum_enabled() && !super::dump::skip_checksum();
-        if check && stored != crc64(&buf[..end]) {
-            let expected = crc64(&buf[..end]);
+        let expected = if check { crc64(&buf[..end]) } else { stored };
+        if stored != expected {
             // Redis's three log lines for a bad checksum (one per line of the error).
             return Err(format!(
                 "Wrong RDB checksum expected: ({expected:x}) but got ({stored:x}). Aborting now.\n\

@@ -63,19 +63,7 @@ pub fn set_free_in_background(on: bool) {
 /// the old tables on a background thread when asked to. Returns the number of keys removed.
 fn empty_databases(shard: &mut ShardState) -> u64 {
     let background = FREE_IN_BACKGROUND.load(Ordering::Relaxed);
-    let mut removed = 0;
-    let mut old = Vec::new();
-    for d in shard.ks.dbs.iter_mut() {
-        removed += d.len() as u64;
-        if background {
-            old.push(d.detach_tables());
-        } else {
-            d.clear();
-        }
-    }
-    if background {
-        crate::storage::lazyfree::free_detached(old, removed);
-    }
+    let removed = shard.ks.dbs.iter_mut().map(|d| crate::storage::lazyfree::empty_db(d, background)).sum();
     shard.changes.count(removed);
     removed
 }

@@ -758,9 +758,8 @@ impl Db {
                     if logging {
                         log.push(n.key[..].into());
                     }
-                    if lazy && n.entry.value.free_effort() > super::lazyfree::THRESHOLD {
-                        let v = std::mem::replace(&mut n.entry.value, Value::Str(StrValue::from_bytes(b"")));
-                        super::lazyfree::free_value(v);
+                    if lazy {
+                        super::lazyfree::free_in_place(&mut n.entry.value);
                     }
                 }
                 keep

@@ -114,6 +114,27 @@ pub fn free_value(v: Value) {
     }
 }
 
+/// As [`free_value`], for a value still in its container (the active expiry's sweep): it is
+/// taken out only when it goes to the thread.
+pub fn free_in_place(v: &mut Value) {
+    if v.free_effort() > THRESHOLD {
+        let v = std::mem::replace(v, Value::Str(super::StrValue::from_bytes(b"")));
+        hand_over(Box::new(v), 1);
+    }
+}
+
+/// Empties one database (`emptyData` of one db), its tables freed on the thread when `lazy`
+/// and it held keys; returns how many it held.
+pub fn empty_db(d: &mut super::db::Db, lazy: bool) -> u64 {
+    let keys = d.len() as u64;
+    if lazy && keys > 0 {
+        free_detached(d.detach_tables(), keys);
+    } else {
+        d.clear();
+    }
+    keys
+}
+
 /// Frees what a flush detached (`emptyDbAsync`): `keys` objects, on the thread.
 pub fn free_detached(old: impl Send + 'static, keys: u64) {
     if keys == 0 {

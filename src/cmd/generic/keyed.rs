@@ -18,7 +18,7 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// `lazyfree-lazy-user-del yes`) frees big values on the lazyfree thread.
 pub(super) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
-    let lazy = args[0].len() == 6 || lazyfree::user_del();
+    let lazy = eq_ic(&args[0], "unlink") || lazyfree::user_del();
     let db = ctx.db();
     let mut n = 0;
     for k in &args[1..] {

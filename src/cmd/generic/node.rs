@@ -256,18 +256,6 @@ fn flush_async(args: &[Bytes]) -> bool {
     }
 }
 
-/// Empties one database of the shard, freeing on the lazyfree thread when `lazy`; returns the
-/// number of keys it held.
-fn empty_db(d: &mut crate::storage::db::Db, lazy: bool) -> u64 {
-    let keys = d.len() as u64;
-    if lazy && keys > 0 {
-        crate::storage::lazyfree::free_detached(d.detach_tables(), keys);
-    } else {
-        d.clear();
-    }
-    keys
-}
-
 fn ok_or_error(mut replies: Vec<Reply>) -> Reply {
     first_error(&mut replies).unwrap_or(Reply::Ok)
 }
@@ -289,7 +277,7 @@ pub(super) fn flushdb(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::Reply(Reply::err(errors::SYNTAX));
     }
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
-        let removed = empty_db(&mut shard.ks.dbs[db], flush_async(args));
+        let removed = crate::storage::lazyfree::empty_db(&mut shard.ks.dbs[db], flush_async(args));
         crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
         Reply::Ok
@@ -303,7 +291,7 @@ pub(super) fn flushall(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
     fn run(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
         let lazy = flush_async(args);
-        let removed = shard.ks.dbs.iter_mut().map(|d| empty_db(d, lazy)).sum();
+        let removed = shard.ks.dbs.iter_mut().map(|d| crate::storage::lazyfree::empty_db(d, lazy)).sum();
         crate::cmd::tracking::flushed(shard);
         record_node_wide(shard, db, removed, 0, args);
         // Redis's `flushAllDataAndResetRDB`: a running BGSAVE is stopped (its older data
