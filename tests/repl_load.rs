@@ -306,3 +306,43 @@ fn swapdb_of_another_history_is_loading_from_the_transfers_start_as_redis() {
     assert_eq!(want[1], "get: LOADING Redis is loading the dataset in memory", "{want:?}");
     assert_eq!(swapdb_killed_transfer(true), want);
 }
+
+/// What a client polling the replica during a full sync of a small payload (its load slowed
+/// by `key-load-delay`) saw: (any -LOADING, the keys were there at the end). Redis's loader
+/// serves no event before `loading-process-events-interval-bytes` are read, so a client's
+/// command waits for such a load instead of getting -LOADING.
+fn small_load_poll(slotcore: bool, extra: &[&str]) -> (bool, bool) {
+    let m = master();
+    m.cli(&["debug", "populate", "2000"]);
+    let mut args = vec!["--key-load-delay", "100"];
+    args.extend_from_slice(extra);
+    let r = replica(slotcore, &args);
+    let port = r.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let poller = std::thread::spawn(move || {
+        let mut c = common::Raw::connect(port);
+        let (mut loading, mut loaded) = (false, false);
+        let start = std::time::Instant::now();
+        while !stop2.load(std::sync::atomic::Ordering::Acquire) && start.elapsed() < common::WAIT {
+            let reply = c.cmd(&["EXISTS", "key:1999"]);
+            loading |= reply.starts_with("-LOADING");
+            loaded |= reply == ":1\r\n";
+        }
+        (loading, loaded)
+    });
+    follow(&r, &m);
+    wait_for(common::WAIT, "the keys", || r.cli(&["dbsize"]).trim() == "2000");
+    std::thread::sleep(Duration::from_millis(20));
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    poller.join().expect("poller")
+}
+
+#[test]
+fn a_small_full_sync_holds_clients_instead_of_answering_loading_as_redis() {
+    for extra in [&[][..], &["--repl-diskless-load", "on-empty-db"][..]] {
+        let want = small_load_poll(false, extra);
+        assert_eq!(want, (false, true), "redis-server {extra:?}");
+        assert_eq!(small_load_poll(true, extra), want, "slotcore {extra:?}");
+    }
+}

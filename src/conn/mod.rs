@@ -277,6 +277,9 @@ impl Conn {
             self.client.borrow_mut().qbuf = self.rbuf.len();
             let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             if !reqs.is_empty() {
+                if crate::replication::role::load_held() && !self.client.borrow().master {
+                    self.wait_load_released().await;
+                }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
             }

@@ -102,3 +102,16 @@ impl Conn {
         self.client.borrow_mut().paused = false;
     }
 }
+
+impl Conn {
+    /// Waits while a full sync's load holds clients (see
+    /// [`crate::replication::role::load_held`]): Redis serves no event during a small load, so
+    /// its clients wait for the data rather than get `-LOADING`. The load takes milliseconds;
+    /// input that arrives meanwhile stays in the socket.
+    #[cold]
+    pub(super) async fn wait_load_released(&self) {
+        while crate::replication::role::load_held() && !self.client.borrow().killed {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}

@@ -14,6 +14,10 @@
 //! - `ASYNC_LOADING`: a full sync of the same history is loaded with `repl-diskless-load
 //!   swapdb` while the old data keeps serving (`-LOADING` only for commands flagged
 //!   `no_async_loading`, as Redis's `processCommand`).
+//! - `LOAD_HELD`: a full sync is being loaded and Redis would not yet have served any event
+//!   during it (its loader serves clients only every `loading-process-events-interval-bytes`
+//!   read): clients' commands wait for the load instead of getting `-LOADING`, so a small
+//!   payload's load is never seen, as with redis-server.
 //!
 //! Invariant: the master client (the link applying the master's stream) is never refused.
 
@@ -28,6 +32,7 @@ const LOADING: u8 = 4;
 const STALE: u8 = 8;
 const NO_RECORD: u8 = 16;
 const ASYNC_LOADING: u8 = 32;
+const LOAD_HELD: u8 = 64;
 
 static FLAGS: AtomicU8 = AtomicU8::new(0);
 
@@ -87,6 +92,17 @@ pub fn set_loading(on: bool) {
 /// True while a full sync is loaded.
 pub fn loading() -> bool {
     has(LOADING)
+}
+
+/// On while clients' commands wait for a full sync's load (see `LOAD_HELD` above).
+pub fn set_load_held(on: bool) {
+    set(LOAD_HELD, on);
+}
+
+/// True while clients' commands wait for a full sync's load.
+#[inline]
+pub fn load_held() -> bool {
+    FLAGS.load(Ordering::Relaxed) & LOAD_HELD != 0
 }
 
 /// On while a full sync is loaded beside the old data (Redis's `async_loading`).

@@ -34,7 +34,11 @@ pub(super) async fn full_sync(
         || (cfg.get("repl-diskless-load") == Some("on-empty-db")
             && shard.all_shards(load::count_part, 0, &[]).await.iter().all(|r| matches!(r, Reply::Int(0))));
     let async_loading = swapdb && node.repl.with_status(|s| s.replid == master_id);
-    let start_loading = || {
+    // Redis's loader serves clients only once this many bytes are read: until then (and for a
+    // whole payload no bigger) their commands wait rather than see -LOADING.
+    let events_interval: usize =
+        cfg.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024);
+    let start_loading = |held: bool| {
         if !swapdb {
             attached.set(true);
             tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
@@ -43,10 +47,12 @@ pub(super) async fn full_sync(
         if async_loading {
             role::set_async_loading(true);
         } else {
+            role::set_load_held(held);
             role::set_loading(true);
         }
     };
     let done_loading = || {
+        role::set_load_held(false);
         role::set_loading(false);
         role::set_async_loading(false);
     };
@@ -55,33 +61,34 @@ pub(super) async fn full_sync(
     let started = std::cell::Cell::new(false);
     let on_header = || {
         if diskless {
-            start_loading();
+            start_loading(true);
             started.set(true);
         }
     };
-    let (data, pending, eof_mode) = match receive_payload(node, io, host, port, diskless, on_header).await {
-        Ok(r) => r,
-        Err(e) if started.get() => {
-            // The payload ended short: Redis's loader reports the RDB error, then the failure.
-            tracing::warn!(
-                "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
-            );
-            tracing::warn!("{}", e);
-            if swapdb {
-                tracing::info!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
+    let (data, pending, eof_mode) =
+        match receive_payload(node, io, host, port, (diskless, events_interval), on_header).await {
+            Ok(r) => r,
+            Err(e) if started.get() => {
+                // The payload ended short: Redis's loader reports the RDB error, then the failure.
+                tracing::warn!(
+                    "Internal error in RDB reading offset 0, function at rdb.c:0 -> Unexpected EOF reading RDB file"
+                );
+                tracing::warn!("{}", e);
+                if swapdb {
+                    tracing::info!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
+                }
+                done_loading();
+                return Err(
+                    "Failed trying to load the MASTER synchronization DB from socket, check server logs.".to_string()
+                );
             }
-            done_loading();
-            return Err(
-                "Failed trying to load the MASTER synchronization DB from socket, check server logs.".to_string()
-            );
-        }
-        Err(e) => return Err(e),
-    };
+            Err(e) => return Err(e),
+        };
     // Keepalive before the load, as Redis sends newlines while loading.
     let _ = io.send(b"\n").await;
     let data = if diskless { data } else { keep_on_disk(&cfg, data).await? };
     if !diskless {
-        start_loading();
+        start_loading(data.len() <= events_interval);
     }
     load::set_free_in_background(swapdb || cfg.get("replica-lazy-flush") == Some("yes"));
     let databases = shard.state.borrow().config.databases;
@@ -177,15 +184,21 @@ async fn keep_on_disk(cfg: &crate::config::Config, data: Vec<u8>) -> Result<Vec<
 
 /// Reads `$<len>` or `$EOF:<mark>` and the payload (`on_header` runs once the header is
 /// read). Returns the RDB bytes, the stream bytes that followed them, and whether the EOF
-/// form was used.
+/// form was used. A diskless load stops holding clients once more than `events_interval`
+/// bytes arrived (they get `-LOADING` from then on, as Redis's loader serves them).
 async fn receive_payload(
     node: &Arc<NodeInfo>,
     io: &mut LinkIo,
     host: &str,
     port: u16,
-    diskless: bool,
+    (diskless, events_interval): (bool, usize),
     on_header: impl FnOnce(),
 ) -> Result<(Vec<u8>, Vec<u8>, bool), String> {
+    let release = |read: usize| {
+        if read > events_interval && role::load_held() {
+            role::set_load_held(false);
+        }
+    };
     let target = if diskless { "parser" } else { "disk" };
     let io_err = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::TimedOut {
@@ -217,6 +230,7 @@ async fn receive_payload(
             progress(0, len as i64);
             while io.buf.len() < len {
                 io.fill().await.map_err(io_err)?;
+                release(io.buf.len());
                 if last_status.elapsed() >= Duration::from_millis(100) {
                     last_status = Instant::now();
                     progress(io.buf.len().min(len), len as i64);
@@ -233,6 +247,7 @@ async fn receive_payload(
             progress(0, 0);
             while !handshake::ends_with_mark(&io.buf, &mark) {
                 io.fill().await.map_err(io_err)?;
+                release(io.buf.len());
                 if last_status.elapsed() >= Duration::from_millis(100) {
                     last_status = Instant::now();
                     progress(io.buf.len(), 0);

@@ -240,6 +240,7 @@ fn become_replica(node: &NodeInfo, cached: &mut Option<Cached>) {
 fn become_master() {
     crate::storage::set_replica_expiry(false);
     role::set_no_record(false);
+    role::set_load_held(false);
     role::set_loading(false);
     role::set_stale(false);
     role::set_save_id(None);
