@@ -393,3 +393,47 @@ fn soft_limit_is_enforced_over_time() {
     let took = start.elapsed();
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "closed after {took:?}");
 }
+
+/// Redis's "is the memory limit honoured" scenario on a small keyspace: a ceiling 100 KB over
+/// an empty node's use, keys written until it is nearly reached, then as many again; the node
+/// must stay within 4 KB of the ceiling (eviction gives back what the keys held, slot tables
+/// included) and the first phase must fit more than a handful of keys. INFO's used_memory is
+/// the memory the node held when INFO began.
+fn small_margin(s: &Server, policy: &str) -> (usize, i64) {
+    let mut raw = s.raw();
+    for i in 0..50 {
+        raw.cmd(&["SETEX", &format!("warm{i}"), "10", "x"]);
+    }
+    raw.cmd(&["FLUSHALL"]);
+    let limit = info_field(&mut raw, "memory", "used_memory") + 100 * 1024;
+    raw.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    raw.cmd(&["CONFIG", "SET", "maxmemory-policy", policy]);
+    let mut n = 0;
+    loop {
+        raw.cmd(&["SETEX", &format!("key:{}", fastrand::u64(..)), "10000", "x"]);
+        n += 1;
+        if info_field(&mut raw, "memory", "used_memory") + 4096 > limit || n > 100_000 {
+            break;
+        }
+    }
+    for _ in 0..n {
+        let r = raw.cmd(&["SETEX", &format!("key:{}", fastrand::u64(..)), "10000", "x"]);
+        assert_eq!(r, "+OK\r\n", "{policy}");
+    }
+    let over = info_field(&mut raw, "memory", "used_memory") as i64 - limit as i64;
+    raw.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    (n, over)
+}
+
+#[test]
+fn a_small_keyspace_stays_under_a_100_kb_margin_as_redis() {
+    ports();
+    let r = Server::redis(&[]);
+    let s = Server::slotcore(&[]);
+    for policy in ["allkeys-random", "allkeys-lru", "volatile-lru", "volatile-ttl"] {
+        let (rn, rover) = small_margin(&r, policy);
+        let (sn, sover) = small_margin(&s, policy);
+        assert!(rn > 10 && rover < 4096, "redis-server {policy}: {rn} keys, {rover} bytes over");
+        assert!(sn > 10 && sover < 4096, "slotcore {policy}: {sn} keys (redis-server {rn}), {sover} bytes over");
+    }
+}

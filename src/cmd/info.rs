@@ -247,11 +247,16 @@ pub fn info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
     let sections = wanted_sections(args);
     let offset_shown = sections.iter().any(|s| s == "replication");
+    // Used memory as the command found it: the shards' reports and the text built below (tens
+    // of KB with commandstats), and the command's own future, are INFO's working memory, which
+    // Redis's INFO, building its string as it goes on its stack, does not hold when it reads
+    // its counter.
+    let used_at_call = sections.iter().any(|s| s == "memory").then(crate::memory::refresh_before_command);
     let plan = Plan::AllShards {
         run,
         merge: Box::new(move |ctx, replies| {
             let reports: Vec<ShardReport> = replies.iter().map(decode).collect();
-            Reply::Verbatim(Bytes::from(render(ctx, &reports, &sections)))
+            Reply::Verbatim(Bytes::from(render(ctx, &reports, &sections, used_at_call)))
         }),
     };
     if offset_shown {
@@ -274,7 +279,7 @@ fn wanted_sections(args: &[Bytes]) -> Vec<String> {
     asked
 }
 
-fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String]) -> String {
+fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String], used_at_call: Option<u64>) -> String {
     let node = ctx.node().clone();
     let cfg = node.config();
     let sum = |f: &dyn Fn(&ShardReport) -> u64| reports.iter().map(f).sum::<u64>();
@@ -338,7 +343,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String])
         );
     }
     if want("memory") {
-        let used = crate::memory::refresh();
+        let used = used_at_call.unwrap_or_else(crate::memory::refresh);
         let peak = crate::memory::peak().max(used);
         let rss = rss_bytes();
         let total = crate::memory::total_system_memory();

@@ -486,6 +486,7 @@ impl Conn {
                         replies[i] = Some(Reply::err("ERR SYNC and PSYNC are invalid with pending output"));
                         continue;
                     }
+                    crate::memory::node_command_started();
                     replies[i] = Some(Box::pin(self.run_node(spec, fullname, args)).await);
                     if self.handoff.is_some() {
                         return;

@@ -249,14 +249,48 @@ pub fn used() -> u64 {
     used
 }
 
+/// jemalloc's exact process total: `stats.allocated` after an `epoch` refresh, less the bytes
+/// the threads' caches hold. jemalloc counts a small object as allocated from the moment a
+/// thread cache takes it from the arena (caches fill in batches), so `stats.allocated` alone
+/// moves in steps of tens of KB that no allocation made; what the caches hold is subtracted
+/// so that the total moves by the bytes the program allocates and frees, as Redis's counter.
+fn exact_total() -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    // SAFETY: `stats.arenas.<i>.tcache_bytes` is a size_t (read as usize); 4096 is jemalloc's
+    // MALLCTL_ARENAS_ALL, the merge of every arena.
+    let cached = unsafe { tikv_jemalloc_ctl::raw::read::<usize>(b"stats.arenas.4096.tcache_bytes\0") }.unwrap_or(0);
+    allocated.saturating_sub(cached as u64)
+}
+
 /// Re-reads jemalloc's exact process total and re-bases the estimate on it; returns it.
 pub fn refresh() -> u64 {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    let total = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    let total = exact_total();
     publish();
     OTHER.store(total as i64 - shards_sum(), Ordering::Relaxed);
     PEAK.fetch_max(total, Ordering::Relaxed);
     total
+}
+
+thread_local! {
+    /// This thread's net allocation when the node command it runs started (see
+    /// [`node_command_started`]).
+    static COMMAND_START_NET: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Marks the start of a node-level command on this thread (before its future is allocated):
+/// [`refresh_before_command`] leaves out what the command allocated since.
+#[inline]
+pub fn node_command_started() {
+    COMMAND_START_NET.with(|c| c.set(thread_net()));
+}
+
+/// [`refresh`], less what the running node command allocated on this thread so far: the
+/// memory the node used when the command began (INFO's `used_memory`).
+pub fn refresh_before_command() -> u64 {
+    let total = refresh();
+    let grown = thread_net() - COMMAND_START_NET.with(Cell::get);
+    total.saturating_sub(grown.max(0) as u64)
 }
 
 static STARTUP: AtomicU64 = AtomicU64::new(0);
@@ -264,8 +298,7 @@ static STARTUP: AtomicU64 = AtomicU64::new(0);
 /// Records the memory used once the node is set up, before any data is loaded (INFO
 /// `used_memory_startup`).
 pub fn mark_startup() {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    STARTUP.store(tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64, Ordering::Relaxed);
+    STARTUP.store(exact_total(), Ordering::Relaxed);
 }
 
 /// INFO `used_memory_startup`.

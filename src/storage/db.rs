@@ -100,7 +100,29 @@ impl SlotTable {
 
     fn remove(&mut self, key: &[u8]) -> Option<Box<Node>> {
         let h = self.hash(key);
-        self.map.find_entry(h, |n| *n.key == *key).ok().map(|o| o.remove().0)
+        let node = self.map.find_entry(h, |n| *n.key == *key).ok().map(|o| o.remove().0);
+        if node.is_some() {
+            self.fit();
+        }
+        node
+    }
+
+    /// Gives memory back after removals, as Redis shrinks a dict whose fill fell under 10%:
+    /// an emptied table frees its buckets, and one filled under 1/8 of its capacity is
+    /// rehashed to about twice its keys (the hysteresis with growth at 7/8 keeps a table that
+    /// shrinks and grows around one size from rehashing back and forth). A table's memory
+    /// counts toward `maxmemory`, and eviction could not get under the ceiling if deleting
+    /// keys never returned it.
+    #[inline]
+    fn fit(&mut self) {
+        let (len, cap) = (self.map.len(), self.map.capacity());
+        if len == 0 {
+            if cap != 0 {
+                self.map = HashTable::new();
+            }
+        } else if cap > 28 && len * 8 < cap {
+            self.map.shrink_to(len * 2, |n| key_hash(&n.key));
+        }
     }
 
     /// A key's entry and the address of its node: the snapshot hook's identity of a key
@@ -143,6 +165,10 @@ impl SlotTable {
     /// True when the slot holds no keys.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+    /// True when the table holds no keys and no memory (its chunk may be freed).
+    pub(super) fn is_released(&self) -> bool {
+        self.map.capacity() == 0 && self.volatile == 0
     }
     /// Keys with an expiry.
     pub fn volatile(&self) -> usize {
@@ -530,8 +556,14 @@ impl Db {
     fn remove_node_in(&mut self, slot: u16, key: &[u8]) -> Option<Box<Node>> {
         let t = self.table_mut_for(slot, key)?;
         let node = t.remove(key)?;
-        if node.entry.expire_at != 0 {
+        let volatile = node.entry.expire_at != 0;
+        if volatile {
             t.volatile -= 1;
+        }
+        if t.is_empty() {
+            self.slots.release_if_empty(slot as usize);
+        }
+        if volatile {
             self.volatile -= 1;
         }
         self.keys -= 1;
@@ -633,6 +665,7 @@ impl Db {
         self.keys -= t.len();
         self.volatile -= t.volatile;
         let n = t.len();
+        self.slots.release_if_empty(slot as usize);
         self.snapshot_detach(slot as usize, t);
         n
     }
@@ -653,6 +686,7 @@ impl Db {
         }
         self.keys -= t.len();
         self.volatile -= t.volatile;
+        self.slots.release_if_empty(slot as usize);
         Some(t)
     }
 
@@ -768,7 +802,11 @@ impl Db {
                 super::note_expired_logged((log.len() - logged_before) as u64);
             }
             let removed = before - t.map.len();
+            t.fit();
             t.volatile -= removed_volatile;
+            if t.is_empty() {
+                self.slots.release_if_empty(slot);
+            }
             self.volatile -= removed_volatile;
             self.keys -= removed;
             expired += removed;

@@ -1,16 +1,19 @@
-//! A database's 16384 slot tables, allocated in chunks of [`CHUNK`] slots as keys arrive.
+//! A database's 16384 slot tables, allocated in chunks of [`CHUNK`] slots as keys arrive and
+//! freed when their last key goes.
 //!
 //! One flat array of every slot's table costs 16384 table headers (over 600 KB) as soon as a
 //! database gets its first key, which Redis does not pay (its dict starts with four buckets):
 //! a `maxmemory` margin of a few hundred KB, or sixteen databases per shard, would notice. A
-//! chunk holds the tables of [`CHUNK`] consecutive slots (about 10 KB); the chunk pointers are
-//! one small array that stays cached, so a lookup pays one more load from it and no miss.
+//! chunk holds the tables of [`CHUNK`] consecutive slots (1.25 KB), so a small keyspace pays
+//! about that per key it adds, not tens of KB, and eviction or deletion that empties a chunk
+//! gives it back; the chunk pointers are one 4 KB array that stays cached, so a lookup pays
+//! one more load from it and no miss.
 
 use super::db::SlotTable;
 use crate::cluster::slot::SLOTS;
 
 /// Slots per chunk.
-const CHUNK: usize = 256;
+const CHUNK: usize = 32;
 /// Chunks per database.
 const CHUNKS: usize = SLOTS / CHUNK;
 
@@ -42,6 +45,15 @@ impl SlotArray {
         }
         let chunk = self.chunks[slot / CHUNK].get_or_insert_with(|| (0..CHUNK).map(|_| SlotTable::default()).collect());
         &mut chunk[slot % CHUNK]
+    }
+
+    /// Frees the chunk of `slot` when none of its tables holds a key or memory (called when
+    /// `slot`'s table was emptied).
+    pub fn release_if_empty(&mut self, slot: usize) {
+        let Some(c) = self.chunks.get_mut(slot / CHUNK) else { return };
+        if c.as_deref().is_some_and(|tables| tables.iter().all(SlotTable::is_released)) {
+            *c = None;
+        }
     }
 
     /// True until a table was created.
@@ -83,8 +95,33 @@ mod tests {
         assert!(a.get(512).is_none(), "an untouched chunk stays unallocated");
         assert!(a.get(257).is_some(), "a touched chunk holds all of its slots");
         let slots: Vec<usize> = a.iter().map(|(s, _)| s).collect();
-        assert_eq!(slots.len(), 4 * CHUNK);
+        let touched: std::collections::BTreeSet<usize> =
+            [0, 255, 256, 9000, SLOTS - 1].iter().map(|s| s / CHUNK).collect();
+        assert_eq!(slots.len(), touched.len() * CHUNK);
         assert!(slots.windows(2).all(|w| w[0] < w[1]));
         assert!(slots.contains(&9000) && slots.contains(&(SLOTS - 1)));
+    }
+
+    #[test]
+    fn a_chunk_is_freed_only_when_none_of_its_tables_holds_memory() {
+        use crate::storage::db::Db;
+        use crate::storage::value::{StrValue, Value};
+        let mut db = Db::new();
+        // Two keys of one chunk (slots 12539 and 12541 share the chunk of 32 slots from 12512).
+        let (a, b) = (&b"a"[..], &b"{a}b"[..]);
+        let c = &b"abc"[..];
+        for k in [a, b, c] {
+            db.set(k, Value::Str(StrValue::from_bytes(b"v")), 0);
+        }
+        let chunk_of = |k: &[u8]| crate::cluster::slot::key_slot(k) as usize / CHUNK;
+        assert_eq!(chunk_of(a), chunk_of(b));
+        assert_ne!(chunk_of(a), chunk_of(c));
+        db.remove(a);
+        assert!(db.slots.get(chunk_of(b) * CHUNK).is_some(), "another key still lives in the chunk");
+        db.remove(b);
+        assert!(db.slots.get(chunk_of(b) * CHUNK).is_none(), "the emptied chunk is freed");
+        assert!(db.slots.get(chunk_of(c) * CHUNK).is_some());
+        db.remove(c);
+        assert!(db.slots.iter().next().is_none());
     }
 }
