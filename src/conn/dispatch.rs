@@ -288,7 +288,7 @@ impl Conn {
         }
         let oom = if self.shard.gate.holder().is_some() {
             // A transaction holds this shard's keys: no eviction under it.
-            crate::memory::used() > crate::memory::maxmemory() && !crate::memory::replica_ignores()
+            crate::memory::used_for_evict() > crate::memory::maxmemory() && !crate::memory::replica_ignores()
         } else {
             let oom = crate::memory::evict::before_command(&mut self.shard.state.borrow_mut());
             self.take_early_pushes();

@@ -9,7 +9,9 @@
 //! Invariants: runs only on the shard's own thread, between operations (never inside a held
 //! transaction); the caller flushes the change log afterwards (`ShardState::flush_changes`).
 
-use super::{eviction_time_limit_us, lazy_eviction, maxmemory, policy, replica_ignores, samples, thread_net, used};
+use super::{
+    eviction_time_limit_us, lazy_eviction, maxmemory, policy, replica_ignores, samples, thread_net, used_for_evict,
+};
 use crate::cmd::ShardState;
 use crate::storage::evict::{pick, Pool};
 use std::cell::{Cell, RefCell};
@@ -41,7 +43,7 @@ pub fn perform(st: &mut ShardState) -> Outcome {
     if max == 0 || replica_ignores() || crate::pause::paused(crate::storage::cached_ms()) {
         return Outcome::Ok;
     }
-    let now_used = used();
+    let now_used = used_for_evict();
     if now_used <= max {
         return Outcome::Ok;
     }
@@ -73,7 +75,7 @@ pub fn perform(st: &mut ShardState) -> Outcome {
             crate::cmd::tracking::expired(st, std::slice::from_ref(&key));
             if evicted % 16 == 0 {
                 // Others may have freed memory meanwhile (or ours was all in the snapshot's copy).
-                if used() <= max {
+                if used_for_evict() <= max {
                     break;
                 }
                 if start.elapsed().as_micros() as u64 > limit_us {

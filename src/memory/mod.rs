@@ -311,11 +311,28 @@ pub fn peak() -> u64 {
     PEAK.load(Ordering::Relaxed)
 }
 
-/// Redis's `freeMemoryGetNotCountedMemory`: memory left out of the ceiling's count. Replica
-/// output buffers and the AOF buffer live on the control core in slotcore and are bounded by
-/// their own limits; they are not subtracted, so this is 0.
+/// The largest replica's pending stream output (see [`set_replica_output`]).
+static REPLICA_OUTPUT: AtomicU64 = AtomicU64::new(0);
+
+/// Records the replicas' pending stream output: the largest one's bytes (replicas hold the
+/// same chunks of the stream, so that is the memory they keep beyond the backlog, as Redis's
+/// shared replication buffer beyond `repl-backlog-size`). Set by the control core as the
+/// stream is committed and in its cron.
+pub fn set_replica_output(bytes: u64) {
+    REPLICA_OUTPUT.store(bytes, Ordering::Relaxed);
+}
+
+/// Redis's `freeMemoryGetNotCountedMemory`: memory left out of the ceiling's count, the
+/// replicas' output beyond the backlog and the AOF buffer. Replicas that fall behind (a slow
+/// link, a stopped process) would otherwise make the master evict its keys for memory that
+/// their output-buffer limit bounds, and evicting would only add DELs to their output.
 pub fn not_counted_for_evict() -> u64 {
-    0
+    REPLICA_OUTPUT.load(Ordering::Relaxed) + crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed)
+}
+
+/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`].
+pub fn used_for_evict() -> u64 {
+    used().saturating_sub(not_counted_for_evict())
 }
 
 #[cfg(test)]

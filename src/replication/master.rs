@@ -32,9 +32,8 @@ use super::stream::StreamEncoder;
 use super::{ReplicaStatus, Replication};
 use crate::protocol::Reply;
 use bytes::{Bytes, BytesMut};
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -128,7 +127,7 @@ pub enum Action {
         /// The socket.
         fd: i32,
         /// Its queue's receiving end.
-        rx: mpsc::UnboundedReceiver<Out>,
+        rx: super::attached::OutReceiver,
         /// Pending bytes shared with the queue.
         pending: Rc<Cell<u64>>,
         /// Input already read.
@@ -255,7 +254,11 @@ impl Master {
         if self.pending.is_empty() {
             return;
         }
-        let chunk = self.pending.split().freeze();
+        // A chunk of exactly its bytes: one split off `pending` would keep `pending`'s whole
+        // allocation alive (twice the bytes and more) for as long as a replica that does not
+        // read, or the AOF, holds it; `pending` keeps its buffer for the next batch.
+        let chunk = Bytes::copy_from_slice(&self.pending);
+        self.pending.clear();
         self.offset += chunk.len() as u64;
         if let Some(b) = &mut self.backlog {
             b.append(&chunk);
@@ -343,8 +346,7 @@ impl Master {
             asked_ms: now_ms,
             ack_offset: 0,
             ack_time_ms: now_ms,
-            held: VecDeque::new(),
-            held_bytes: 0,
+            held: Default::default(),
             start_on_ack: false,
             initial_offset: 0,
             out,
@@ -396,7 +398,6 @@ impl Master {
                 let mark = self.snapshots.iter().find(|s| s.id == id).and_then(|s| s.mark);
                 if let Some(off) = mark {
                     r.held = other.held.clone();
-                    r.held_bytes = other.held_bytes;
                     r.initial_offset = off;
                     if !r.pre_psync {
                         r.out.send(Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, off)));
@@ -593,6 +594,12 @@ impl Master {
                 close_replica(&r);
             }
         }
+        self.note_replica_output();
+    }
+
+    /// Tells the memory ceiling what the replicas' output holds (left out of its count).
+    fn note_replica_output(&self) {
+        crate::memory::set_replica_output(self.replicas.iter().map(|r| r.output_bytes()).max().unwrap_or(0));
     }
 
     /// Takes the settings as the configuration has them now (a new `repl-backlog-size`
@@ -693,6 +700,7 @@ impl Master {
 
     /// Publishes replicas and backlog for INFO, ROLE, CLIENT LIST/KILL and the bus.
     pub fn publish(&self, repl: &Replication) {
+        self.note_replica_output();
         self.refresh_good(crate::storage::now_ms());
         let replicas: Vec<ReplicaStatus> = self
             .replicas

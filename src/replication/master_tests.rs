@@ -23,9 +23,9 @@ fn settings() -> Settings {
     s
 }
 
-fn drain(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<u8> {
+fn drain(rx: &mut crate::replication::attached::OutReceiver) -> Vec<u8> {
     let mut v = Vec::new();
-    while let Ok(Out::Data(b)) = rx.try_recv() {
+    while let Some(Out::Data(b)) = rx.try_recv() {
         v.extend_from_slice(&b);
     }
     v

@@ -109,14 +109,14 @@ fn run_actions(node: &Arc<NodeInfo>, m: &Rc<RefCell<Master>>) {
 /// the reader ends too.
 async fn writer(
     mut w: impl futures_lite::AsyncWrite + Unpin,
-    mut rx: futures_channel::mpsc::UnboundedReceiver<Out>,
+    mut rx: crate::replication::attached::OutReceiver,
     pending: Rc<Cell<u64>>,
     fd: i32,
 ) {
     let mut gather = Vec::with_capacity(WRITE_GATHER);
     'outer: while let Some(first) = rx.next().await {
         let mut queue = vec![first];
-        while let Ok(o) = rx.try_recv() {
+        while let Some(o) = rx.try_recv() {
             queue.push(o);
         }
         let mut close = false;

@@ -25,7 +25,6 @@ impl Master {
             // What was held since the snapshot was asked for is in the snapshot: its stream
             // starts here.
             r.held.clear();
-            r.held_bytes = 0;
             r.initial_offset = self.offset;
             if !r.pre_psync {
                 r.out.send(line.clone());
