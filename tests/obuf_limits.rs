@@ -132,8 +132,9 @@ fn a_reply_over_the_hard_limit_is_dropped_and_its_memory_given_back() {
 #[test]
 fn commands_sent_during_debug_sleep_wait_for_its_end() {
     ports();
-    let s = Server::slotcore(&[]);
-    let r = Server::redis(&[]);
+    let debug = ["--enable-debug-command", "yes"];
+    let s = Server::slotcore(&debug);
+    let r = Server::redis(&debug);
     for srv in [&s, &r] {
         let mut sleeper = Raw::connect(srv.port);
         sleeper.send_cmd(&[b"DEBUG", b"SLEEP", b"1"]);
