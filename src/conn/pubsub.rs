@@ -115,7 +115,9 @@ impl Conn {
         };
         self.written(n);
         let Some(woke) = woke else {
-            // The soft limit's time may have run out with nothing published meanwhile.
+            // The soft limit's time may have run out with nothing published meanwhile (the
+            // clock the limits read is brought to now first).
+            crate::storage::tick_clock();
             if ob.check_limits() {
                 self.obuf_close();
             }
@@ -133,6 +135,9 @@ impl Conn {
                 for d in &q {
                     d.encode(&mut self.wbuf, resp3);
                 }
+                // What the socket takes now goes at once, so that a steady stream of messages
+                // cannot keep the writes waiting.
+                self.write_now().await?;
                 self.show_omem();
                 Ok(None)
             }
@@ -144,6 +149,7 @@ impl Conn {
                 for p in &pushes {
                     p.encode(&mut self.wbuf, resp3, subscribed);
                 }
+                self.write_now().await?;
                 self.show_omem();
                 if ob.check_limits() {
                     self.obuf_close();
