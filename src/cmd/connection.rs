@@ -210,8 +210,26 @@ fn is_type(c: &ClientState, t: &[u8]) -> bool {
     eq_ic(t, if super::pubsub::subscribed(c) { "pubsub" } else { "normal" })
 }
 
+/// The query buffer's size as CLIENT LIST shows it (`qbuf` + `qbuf-free`), in Redis's terms:
+/// a client that read lately holds at least a full read's room ([`READ_CHUNK`], Redis's
+/// read size), more while a big argument was being received (the room grows to hold it);
+/// one idle for over 2 seconds with nothing pending holds none, as Redis frees an idle
+/// client's query buffer. (A connection here starts with a smaller room and keeps it while
+/// idle.)
+///
+/// [`READ_CHUNK`]: crate::conn::input::READ_CHUNK
+fn query_buffer_size(c: &ClientState, idle_s: u64) -> usize {
+    if c.qbuf == 0 && idle_s > 2 {
+        return 0;
+    }
+    c.qbuf_room.max(crate::conn::input::READ_CHUNK).max(c.qbuf)
+}
+
 /// One CLIENT LIST line, in Redis 7.0's field order.
 pub fn client_line(c: &ClientState, now_ms: u64) -> String {
+    let idle_s = now_ms.saturating_sub(c.last_interaction_ms) / 1000;
+    let qbuf_size = query_buffer_size(c, idle_s);
+    let omem = c.output_bytes();
     // Redis's order: S/O, M, P, x, b, t, R, B, d, c, u, A, U, r, e.
     let mut flags = String::new();
     if c.monitor {
@@ -256,7 +274,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         c.fd,
         c.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
         now_ms.saturating_sub(c.created_ms) / 1000,
-        now_ms.saturating_sub(c.last_interaction_ms) / 1000,
+        idle_s,
         flags,
         c.db,
         c.pubsub.as_ref().map_or(0, |s| s.channels.len()),
@@ -264,13 +282,13 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         c.pubsub.as_ref().map_or(0, |s| s.shard.len()),
         c.multi.map_or(-1, |n| n as i64),
         c.qbuf,
-        16384usize.saturating_sub(c.qbuf),
+        qbuf_size - c.qbuf,
         // One growable reply buffer: what waits for the socket shows as one reply block.
-        usize::from(c.omem > 0),
-        c.omem,
-        16384 + c.qbuf + c.omem,
+        usize::from(omem > 0),
+        omem,
+        qbuf_size + omem,
         // Redis waits for writability (`w`) while replies are pending.
-        if c.omem > 0 { "rw" } else { "r" },
+        if omem > 0 { "rw" } else { "r" },
         c.last_cmd,
         String::from_utf8_lossy(&c.user.name),
         if c.resp3 { 3 } else { 2 }
@@ -326,9 +344,9 @@ fn client_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             .clients
             .values()
             .map(|c| c.borrow())
-            // A killed client is gone for Redis (freed at once); its task here may not have
-            // run yet (on another shard, in particular).
-            .filter(|c| !c.killed)
+            // A killed client (or one over its output-buffer limit) is gone for Redis (freed
+            // at once); its task here may not have run yet (on another shard, in particular).
+            .filter(|c| !c.closing())
             .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) && of_type.is_none_or(|t| is_type(c, t)))
             .map(|c| (c.id, client_line(&c, now)))
             .collect();

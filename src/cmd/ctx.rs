@@ -204,6 +204,9 @@ pub struct ClientState {
     pub lib_name: Option<Bytes>,
     /// Bytes pending in the query buffer (for CLIENT LIST).
     pub qbuf: usize,
+    /// Size of the query buffer at the last read, received bytes included (for CLIENT LIST:
+    /// see `client_line`).
+    pub qbuf_room: usize,
     /// Reply bytes not written to the socket yet (CLIENT LIST `omem`).
     pub omem: usize,
     /// Close after the current reply is written (QUIT, protocol error).
@@ -256,6 +259,18 @@ pub enum ReplyMode {
 }
 
 impl ClientState {
+    /// Reply bytes waiting for this client (CLIENT LIST `omem`): the connection's, and
+    /// published messages it has not taken from its outbox yet.
+    pub fn output_bytes(&self) -> usize {
+        self.omem + self.pubsub.as_ref().map_or(0, |p| p.outbox.queued_bytes())
+    }
+
+    /// Killed, or over its output-buffer limit: closing, and gone for CLIENT LIST (Redis
+    /// frees such a client before it serves anyone else).
+    pub fn closing(&self) -> bool {
+        self.killed || self.pubsub.as_ref().is_some_and(|p| p.outbox.overflowed.get())
+    }
+
     /// A new client.
     pub fn new(id: u64, addr: String, laddr: String, fd: i32, authenticated: bool) -> ClientState {
         // The generation first: a change after it is seen at the next command.
@@ -306,6 +321,7 @@ impl ClientState {
             monitor: false,
             lib_name: None,
             qbuf: 0,
+            qbuf_room: 0,
             omem: 0,
             close_after_reply: false,
             readonly: false,

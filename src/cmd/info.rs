@@ -109,7 +109,7 @@ fn encode(shard: &mut ShardState) -> Reply {
     let (mut qbuf, mut omem, mut max_qbuf, mut max_omem) = (0u64, 0u64, 0u64, 0u64);
     for c in shard.clients.values() {
         let c = c.borrow();
-        let (q, o) = (c.qbuf as u64, c.omem as u64);
+        let (q, o) = (c.qbuf as u64, c.output_bytes() as u64);
         (qbuf, omem, max_qbuf, max_omem) = (qbuf + q, omem + o, max_qbuf.max(q), max_omem.max(o));
     }
     let mut extra: Vec<u64> = s.instant.rates().to_vec();

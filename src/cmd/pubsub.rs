@@ -79,7 +79,7 @@ fn sub(ctx: &mut ClientCtx<'_>, args: &[Bytes], k: Kind) -> Plan {
     let resp3 = ctx.client.resp3;
     let id = ctx.client.id;
     let fd = ctx.client.fd;
-    let subs = ctx.client.pubsub.get_or_insert_with(|| Box::new(Subs::new(id, fd)));
+    let subs = ctx.client.pubsub.get_or_insert_with(|| Box::new(Subs::new(fd)));
     let mut out = Vec::new();
     for name in &args[1..] {
         if subs.set(k).insert(name.clone()) {

@@ -67,75 +67,116 @@ impl Delivery {
 }
 
 /// A subscriber's queue of undelivered messages (local to its home shard).
+///
+/// Its bytes, and the bytes its connection has encoded and not written yet (`unwritten`,
+/// published by the connection), are the client's output buffer for
+/// `client-output-buffer-limit pubsub`: checked at every message queued, as Redis checks a
+/// client's limits whenever a reply is added, and by the connection while nothing arrives.
 #[derive(Debug, Default)]
 pub struct Outbox {
     queue: RefCell<VecDeque<Delivery>>,
     bytes: Cell<usize>,
+    /// Reply bytes the connection holds and the socket has not taken yet.
+    unwritten: Cell<usize>,
     waker: RefCell<Option<Waker>>,
-    /// Set when the queue went over the hard limit: the connection closes.
+    /// Set when the output went over a limit: the connection closes.
     pub overflowed: Cell<bool>,
     /// The subscriber's socket, shut down on overflow so that a connection stuck writing to
     /// a client that does not read ends too. Its registrations are removed before the
     /// socket is closed (on the same thread), so the fd is never a reused one.
     fd: Option<i32>,
-    /// The subscriber's client id (for the log).
-    id: u64,
-    /// Since when the queue has been over the pubsub class's soft limit.
+    /// Since when the output has been over the pubsub class's soft limit.
     soft: Cell<crate::memory::obuf::SoftClock>,
 }
 
 impl Outbox {
-    /// The outbox of client `id`, whose socket is `fd`.
-    pub fn for_socket(id: u64, fd: i32) -> Outbox {
-        Outbox { fd: Some(fd), id, ..Default::default() }
+    /// The outbox of the client whose socket is `fd`.
+    pub fn for_socket(fd: i32) -> Outbox {
+        Outbox { fd: Some(fd), ..Default::default() }
     }
 
-    /// Queues a message and wakes the connection. Over `limit` bytes (0 = no limit) the
-    /// message is dropped and the client marked for closing, as Redis closes a client over
-    /// `client-output-buffer-limit pubsub`.
-    pub fn push(&self, d: Delivery, limit: usize) {
+    /// Bytes queued here and not yet taken by the connection (CLIENT LIST counts them in
+    /// `omem` with the connection's own).
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.get()
+    }
+
+    /// The connection's pending reply bytes, as they change.
+    pub fn set_unwritten(&self, n: usize) {
+        self.unwritten.set(n);
+    }
+
+    /// Whether the output with `extra` more bytes is over the pubsub class's limits (`hard`
+    /// replaces the class's hard limit; the soft limit's clock runs). Over: the queue is
+    /// dropped, the client marked for closing and its socket shut down.
+    fn over_limit(&self, extra: usize, hard: Option<u64>) -> bool {
         if self.overflowed.get() {
-            return;
+            return true;
         }
-        let size = d.size();
-        // The caller's hard limit, and the soft limit held over time (Redis's check).
         let mut l = crate::memory::obuf::limit(crate::memory::obuf::Class::Pubsub);
-        l.hard = limit as u64;
+        if let Some(h) = hard {
+            l.hard = h;
+        }
+        if l.hard == 0 && l.soft == 0 {
+            return false;
+        }
+        let used = (self.bytes.get() + self.unwritten.get() + extra) as u64;
         let mut clock = self.soft.get();
-        let over = clock.over(l, (self.bytes.get() + size) as u64, crate::storage::cached_ms() / 1000);
+        let over = clock.over(l, used, crate::storage::cached_ms() / 1000);
         self.soft.set(clock);
         if over {
             self.overflowed.set(true);
-            tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", self.id);
+            self.bytes.set(self.bytes.get() + extra);
             self.queue.borrow_mut().clear();
-            self.bytes.set(0);
             if let Some(fd) = self.fd {
                 // SAFETY: shutting down (not closing) the live socket of a registered
                 // subscriber; its connection task then sees the error and ends.
                 unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
             }
-        } else {
-            self.bytes.set(self.bytes.get() + size);
-            self.queue.borrow_mut().push_back(d);
+            self.nudge();
         }
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
+        over
+    }
+
+    /// The connection's check of the output as it is now (nothing queued meanwhile: the soft
+    /// limit's time may still run out). True when the client is to be closed.
+    pub fn check_limits(&self) -> bool {
+        self.over_limit(0, None)
+    }
+
+    /// When the soft limit will have been held long enough (Unix seconds), if it is running.
+    pub fn soft_deadline(&self) -> Option<u64> {
+        self.soft.get().deadline(crate::memory::obuf::limit(crate::memory::obuf::Class::Pubsub))
+    }
+
+    /// Queues a message and wakes the connection. Over `limit` bytes (0 = no limit), or over
+    /// the soft limit for too long, the message is dropped and the client marked for closing,
+    /// as Redis closes a client over `client-output-buffer-limit pubsub`.
+    pub fn push(&self, d: Delivery, limit: usize) {
+        let size = d.size();
+        if self.over_limit(size, Some(limit as u64)) {
+            return;
         }
+        self.bytes.set(self.bytes.get() + size);
+        self.queue.borrow_mut().push_back(d);
+        self.nudge();
     }
 
     /// Takes everything queued; when empty (and not overflowed) registers `waker` and returns
     /// None.
     pub fn take_or_wait(&self, waker: &Waker) -> Option<VecDeque<Delivery>> {
-        if self.overflowed.get() || !self.queue.borrow().is_empty() {
-            self.bytes.set(0);
-            return Some(std::mem::take(&mut *self.queue.borrow_mut()));
+        if self.overflowed.get() {
+            return Some(VecDeque::new());
+        }
+        if !self.queue.borrow().is_empty() {
+            return Some(self.take_now());
         }
         *self.waker.borrow_mut() = Some(waker.clone());
         None
     }
 
-    /// Wakes the connection waiting on this outbox with nothing to deliver (its client just
-    /// became a receiver of CLIENT TRACKING messages: its wait starts over with its inbox).
+    /// Wakes the connection waiting on this outbox (with nothing to deliver: its client just
+    /// became a receiver of CLIENT TRACKING messages, its wait starts over with its inbox).
     pub fn nudge(&self) {
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
@@ -146,15 +187,6 @@ impl Outbox {
     pub fn take_now(&self) -> VecDeque<Delivery> {
         self.bytes.set(0);
         std::mem::take(&mut *self.queue.borrow_mut())
-    }
-
-    /// Waits until something is queued (or the queue overflowed), then takes it.
-    pub async fn next(&self) -> VecDeque<Delivery> {
-        futures_lite::future::poll_fn(|cx| match self.take_or_wait(cx.waker()) {
-            Some(q) => std::task::Poll::Ready(q),
-            None => std::task::Poll::Pending,
-        })
-        .await
     }
 }
 
@@ -172,10 +204,10 @@ pub struct Subs {
 }
 
 impl Subs {
-    /// No subscriptions yet, for client `id` whose socket is `fd`.
-    pub fn new(id: u64, fd: i32) -> Subs {
+    /// No subscriptions yet, for the client whose socket is `fd`.
+    pub fn new(fd: i32) -> Subs {
         Subs {
-            outbox: Rc::new(Outbox::for_socket(id, fd)),
+            outbox: Rc::new(Outbox::for_socket(fd)),
             channels: HashSet::new(),
             patterns: HashSet::new(),
             shard: HashSet::new(),

@@ -279,7 +279,7 @@ fn ensure_receiver<'a>(
     id: u64,
     fd: i32,
 ) -> &'a mut ClientTracking {
-    let subs = c.pubsub.get_or_insert_with(|| Box::new(super::pubsub_reg::Subs::new(id, fd)));
+    let subs = c.pubsub.get_or_insert_with(|| Box::new(super::pubsub_reg::Subs::new(fd)));
     if c.tracking.is_none() {
         // A connection already waiting (a subscriber) starts its wait over with the inbox.
         subs.outbox.nudge();

@@ -44,6 +44,11 @@ impl InputBuf {
         self.filled
     }
 
+    /// The buffer's size: received bytes and the room after them.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
     /// True when nothing is waiting to be parsed.
     pub fn is_empty(&self) -> bool {
         self.filled == 0

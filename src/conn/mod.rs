@@ -122,6 +122,11 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     if let Err(e) = conn.run().await {
         tracing::debug!("client {} closed: {}", id, e);
     }
+    // A subscriber closed by a publisher's message over its limit (its socket shut down)
+    // may have ended on the write error: Redis's log line is written here then.
+    if conn.client.borrow().closing() {
+        conn.obuf_close();
+    }
     conn.unwatch_all().await;
     {
         let mut st = shard.state.borrow_mut();
@@ -144,6 +149,15 @@ impl Conn {
     /// client over its class's hard limit, or over the soft limit for too long, gets no more
     /// replies and is closed (true). The master link is never closed for this.
     pub(crate) fn obuf_over(&mut self) -> bool {
+        if let Some(ob) = self.subscriber_outbox() {
+            // A subscriber's output is its pending replies and its queued messages together.
+            self.show_omem();
+            if ob.check_limits() {
+                self.obuf_close();
+                return true;
+            }
+            return false;
+        }
         let l = self.obuf_limit();
         if l.hard == 0 && l.soft == 0 {
             return false;
@@ -156,8 +170,17 @@ impl Conn {
         true
     }
 
-    /// Drops the pending output and marks the client closed, with Redis's log line.
-    fn obuf_close(&mut self) {
+    /// The outbox of a client in the pubsub class of the output limits (None for others).
+    fn subscriber_outbox(&self) -> Option<Rc<crate::cmd::pubsub_reg::Outbox>> {
+        let c = self.client.borrow();
+        c.pubsub.as_ref().filter(|_| !c.monitor).map(|s| s.outbox.clone())
+    }
+
+    /// Drops the pending output and marks the client closed, with Redis's log line (once).
+    pub(crate) fn obuf_close(&mut self) {
+        if self.client.borrow().killed {
+            return;
+        }
         let line = crate::cmd::connection::client_line(&self.client.borrow(), crate::storage::cached_ms());
         crate::memory::obuf::log_closing(&line);
         self.drop_output();
@@ -169,6 +192,12 @@ impl Conn {
     /// the soft limit, whose remaining time then bounds it (a client that stops reading
     /// cannot pin its buffer past the soft limit's seconds).
     fn obuf_write_deadline(&mut self) -> Option<Duration> {
+        if let Some(ob) = self.subscriber_outbox() {
+            ob.check_limits();
+            let end_ms = ob.soft_deadline()? * 1000;
+            let now_ms = crate::storage::now_ms();
+            return Some(Duration::from_millis(end_ms.saturating_sub(now_ms).max(1)));
+        }
         let l = self.obuf_limit();
         let pending = self.pending_output() as u64;
         if l.soft == 0 || pending < l.soft || self.client.borrow().master {
@@ -274,11 +303,15 @@ impl Conn {
             self.shard.refresh_cluster();
             // As Redis's query buffer, the bytes of the commands being run count until the batch
             // is done (CLIENT LIST shows a command's own bytes in `qbuf`).
-            self.client.borrow_mut().qbuf = self.rbuf.len();
+            {
+                let mut c = self.client.borrow_mut();
+                c.qbuf = self.rbuf.len();
+                c.qbuf_room = self.rbuf.size();
+            }
             let parsed = self.rbuf.parse(&mut self.parser, &limits, &mut reqs);
             if !reqs.is_empty() {
-                if crate::replication::role::load_held() && !self.client.borrow().master {
-                    self.wait_load_released().await;
+                if pause::node_held() && !self.client.borrow().master {
+                    self.wait_node_released().await;
                 }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
@@ -295,12 +328,15 @@ impl Conn {
                 Reply::error(e.reply_text()).encode(&mut self.wbuf, false);
                 self.client.borrow_mut().close_after_reply = true;
             }
-            let (closing, streaming) = {
+            let (closing, monitor, subscriber) = {
                 let c = self.client.borrow();
-                (c.close_after_reply, c.monitor || c.pubsub.is_some())
+                (c.close_after_reply, c.monitor, c.pubsub.is_some())
             };
-            if closing || streaming {
+            if closing || monitor {
                 self.flush().await?;
+            } else if subscriber {
+                // The rest goes out while the subscriber waits for input and messages.
+                self.write_now().await?;
             } else {
                 // The other connections woken with this one run their batches first, so that
                 // replies leave in one burst per round, as Redis writes them all before it

@@ -25,7 +25,7 @@ pub(super) enum Progress {
 
 /// Writes `out[*n..]` while the socket takes it, advancing `n`: Ready once all of `out` is
 /// written, Pending (the task is woken when there is room) when the socket is full.
-fn poll_write_out(
+pub(super) fn poll_write_out(
     stream: &mut ClientStream,
     cx: &mut Context<'_>,
     out: &[u8],
@@ -57,16 +57,21 @@ impl Conn {
 
     /// Publishes the pending output to the client's CLIENT LIST entry when it changed (most
     /// writes leave nothing pending, as before: no borrow then).
-    fn show_omem(&mut self) {
+    pub(super) fn show_omem(&mut self) {
         let p = self.pending_output();
         if p != self.omem_shown {
             self.omem_shown = p;
-            self.client.borrow_mut().omem = p;
+            let mut c = self.client.borrow_mut();
+            c.omem = p;
+            // A subscriber's limits count these bytes with the messages queued for it.
+            if let Some(subs) = &c.pubsub {
+                subs.outbox.set_unwritten(p);
+            }
         }
     }
 
     /// Accounts `n` more bytes as written; clears the buffer when all are.
-    fn written(&mut self, n: usize) {
+    pub(super) fn written(&mut self, n: usize) {
         if n == 0 {
             self.show_omem();
             return;
@@ -141,6 +146,8 @@ impl Conn {
             return Ok(());
         }
         self.durable().await;
+        // Shown while the socket does not take them (a client that does not read).
+        self.show_omem();
         let deadline = self.obuf_write_deadline();
         let (stream, out) = (&mut self.stream, &self.wbuf[self.wsent..]);
         let mut n = 0;

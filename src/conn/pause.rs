@@ -103,14 +103,22 @@ impl Conn {
     }
 }
 
+/// True while clients' commands wait before they run: a full sync's load (see
+/// [`crate::replication::role::load_held`]) or a DEBUG SLEEP (see
+/// [`crate::runtime::control_freeze::asleep`]). Two relaxed loads per batch.
+#[inline]
+pub(super) fn node_held() -> bool {
+    crate::replication::role::load_held() || crate::runtime::control_freeze::asleep()
+}
+
 impl Conn {
-    /// Waits while a full sync's load holds clients (see
-    /// [`crate::replication::role::load_held`]): Redis serves no event during a small load, so
-    /// its clients wait for the data rather than get `-LOADING`. The load takes milliseconds;
-    /// input that arrives meanwhile stays in the socket.
+    /// Waits while the node holds clients' commands ([`node_held`]): Redis serves no event
+    /// during a small full sync's load or a DEBUG SLEEP, so its clients wait for the end
+    /// rather than get `-LOADING` or an answer from a sleeping server. Either takes little
+    /// time; input that arrives meanwhile stays in the socket.
     #[cold]
-    pub(super) async fn wait_load_released(&self) {
-        while crate::replication::role::load_held() && !self.client.borrow().killed {
+    pub(super) async fn wait_node_released(&self) {
+        while node_held() && !self.client.borrow().killed {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     }

@@ -94,6 +94,7 @@ impl Conn {
                 // DEBUG SLEEP stops the node as it stops Redis: every shard is held meanwhile, and
                 // the control executor is frozen (`runtime::control_freeze`).
                 if held.is_some() {
+                    let _asleep = crate::runtime::control_freeze::Asleep::begin();
                     crate::runtime::control_freeze::freeze_control(d);
                     crate::runtime::sleep(d).await;
                     return r;
@@ -101,6 +102,7 @@ impl Conn {
                 let all: Vec<usize> = (0..self.shard.nshards).collect();
                 match self.shard.lock(&all).await {
                     Ok(tx) => {
+                        let _asleep = crate::runtime::control_freeze::Asleep::begin();
                         crate::runtime::control_freeze::freeze_control(d);
                         crate::runtime::sleep(d).await;
                         self.shard.unlock(tx, &all).await;

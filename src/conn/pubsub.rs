@@ -5,14 +5,20 @@
 use super::Conn;
 use crate::cmd::pubsub;
 use crate::cmd::pubsub_reg::{Delivery, Outbox};
+use futures_lite::AsyncRead;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
 /// What woke a subscribed connection.
 enum Woke {
     Input(std::io::Result<usize>),
     Messages(VecDeque<Delivery>),
     Tracking(Vec<crate::cmd::tracking_reg::Push>),
+    /// Every pending reply was written (or the write failed).
+    Written(std::io::Result<()>),
 }
 
 impl Conn {
@@ -64,39 +70,75 @@ impl Conn {
         Some(pubsub::not_allowed(fullname))
     }
 
-    /// Reads input or writes published messages, whichever comes first. Returns the bytes
-    /// read into `rbuf`, or None when only messages were written. A subscriber whose queue
-    /// went over `client-output-buffer-limit pubsub` is closed, as Redis does.
+    /// Reads input, takes published messages and writes pending replies, whichever comes
+    /// first. Returns the bytes read into `rbuf`, or None when only output moved. Messages go
+    /// into the output buffer and out as the socket takes them, so that a subscriber that
+    /// does not read sees its pending output grow (CLIENT LIST `omem`) up to the limits of
+    /// `client-output-buffer-limit pubsub`, over which it is closed (at once for the hard
+    /// limit, when the soft limit's seconds run out even if nothing more is published).
     pub(super) async fn read_or_push(&mut self, ob: &Outbox) -> std::io::Result<Option<usize>> {
+        let soft_deadline = match self.pending_output() {
+            0 => None,
+            _ => ob.soft_deadline(),
+        };
         let client = self.client.clone();
+        let want = self.parser.wanted();
+        let mut n = 0;
         let woke = {
-            let want = self.parser.wanted();
-            let read =
-                async { Woke::Input(futures_lite::AsyncReadExt::read(&mut self.stream, self.rbuf.spare(want)).await) };
-            let msgs = async { Woke::Messages(ob.next().await) };
-            // The inbox is looked up at every poll: the client may become a receiver while it
-            // waits (its outbox is nudged then).
-            let pushes = futures_lite::future::poll_fn(|cx| {
+            let Conn { stream, wbuf, wsent, rbuf, .. } = self;
+            let out = &wbuf[*wsent..];
+            let n = &mut n;
+            let wait = futures_lite::future::poll_fn(|cx| {
+                // The inbox is looked up at every poll: the client may become a receiver
+                // while it waits (its outbox is nudged then).
                 let inbox = client.borrow().tracking.as_ref().map(|t| t.inbox.clone());
-                match inbox {
-                    Some(ib) => ib.poll_take(cx.waker()).map(Woke::Tracking),
-                    None => std::task::Poll::Pending,
+                if let Some(Poll::Ready(p)) = inbox.map(|ib| ib.poll_take(cx.waker())) {
+                    return Poll::Ready(Woke::Tracking(p));
                 }
+                if let Some(q) = ob.take_or_wait(cx.waker()) {
+                    return Poll::Ready(Woke::Messages(q));
+                }
+                if !out.is_empty() {
+                    if let Poll::Ready(r) = super::output::poll_write_out(stream, cx, out, n) {
+                        return Poll::Ready(Woke::Written(r));
+                    }
+                }
+                Pin::new(&mut *stream).poll_read(cx, rbuf.spare(want)).map(Woke::Input)
             });
-            futures_lite::future::or(pushes, futures_lite::future::or(msgs, read)).await
+            match soft_deadline {
+                None => Some(wait.await),
+                Some(end_s) => {
+                    let left = (end_s * 1000).saturating_sub(crate::storage::now_ms()).max(1);
+                    crate::runtime::with_timeout(Duration::from_millis(left), wait).await
+                }
+            }
+        };
+        self.written(n);
+        let Some(woke) = woke else {
+            // The soft limit's time may have run out with nothing published meanwhile (the
+            // clock the limits read is brought to now first).
+            crate::storage::tick_clock();
+            if ob.check_limits() {
+                self.obuf_close();
+            }
+            return Ok(None);
         };
         match woke {
             Woke::Input(r) => r.map(Some),
+            Woke::Written(r) => r.map(|_| None),
             Woke::Messages(q) => {
                 if ob.overflowed.get() {
-                    self.client.borrow_mut().close_after_reply = true;
+                    self.obuf_close();
                     return Ok(None);
                 }
                 let resp3 = self.client.borrow().resp3;
                 for d in &q {
                     d.encode(&mut self.wbuf, resp3);
                 }
-                self.flush().await?;
+                // What the socket takes now goes at once, so that a steady stream of messages
+                // cannot keep the writes waiting.
+                self.write_now().await?;
+                self.show_omem();
                 Ok(None)
             }
             Woke::Tracking(pushes) => {
@@ -107,7 +149,11 @@ impl Conn {
                 for p in &pushes {
                     p.encode(&mut self.wbuf, resp3, subscribed);
                 }
-                self.flush().await?;
+                self.write_now().await?;
+                self.show_omem();
+                if ob.check_limits() {
+                    self.obuf_close();
+                }
                 Ok(None)
             }
         }
