@@ -1,0 +1,121 @@
+//! `oom-score-adj` and `oom-score-adj-values`: CONFIG SET's checks and texts compared with a
+//! real redis-server, and the process's `/proc/<pid>/oom_score_adj` as both servers set it
+//! (relative to the score when switched on, absolute, by role, restored when switched off).
+
+mod common;
+use common::{assert_same, Server};
+
+fn score(s: &Server) -> i32 {
+    let text = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", s.pid())).expect("read oom_score_adj");
+    text.trim().parse().expect("a number")
+}
+
+fn set_score(s: &Server, v: i32) {
+    std::fs::write(format!("/proc/{}/oom_score_adj", s.pid()), format!("{v}\n")).expect("write oom_score_adj");
+}
+
+#[test]
+fn config_set_checks_and_texts_as_redis() {
+    let (ours, redis) = (Server::slotcore(&[]), Server::redis(&[]));
+    let (mut a, mut b) = (ours.raw(), redis.raw());
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["config", "get", "oom-score-adj"],
+            &["config", "get", "oom-score-adj-values"],
+            &["config", "set", "oom-score-adj-values", "-2001 0 0"],
+            &["config", "set", "oom-score-adj-values", "0 0 2001"],
+            &["config", "set", "oom-score-adj-values", "1 2"],
+            &["config", "set", "oom-score-adj-values", "1 2 3 4"],
+            &["config", "set", "oom-score-adj-values", "1  2 3"],
+            &["config", "set", "oom-score-adj-values", " 1 2 3"],
+            &["config", "set", "oom-score-adj-values", ""],
+            &["config", "set", "oom-score-adj-values", "a b c"],
+            &["config", "set", "oom-score-adj-values", "1 2 3x"],
+            &["config", "set", "oom-score-adj-values", "1 2 -"],
+            &["config", "get", "oom-score-adj-values"],
+            &["config", "set", "oom-score-adj-values", "+1 02 -3"],
+            &["config", "get", "oom-score-adj-values"],
+            &["config", "set", "oom-score-adj-values", "1 2 "],
+            &["config", "get", "oom-score-adj-values"],
+            &["config", "set", "oom-score-adj", "maybe"],
+            &["config", "set", "oom-score-adj", "ABSOLUTE"],
+            &["config", "get", "oom-score-adj"],
+            &["config", "set", "oom-score-adj", "no"],
+        ],
+    );
+}
+
+/// The scenario Redis's own test runs, on either server.
+fn scores_follow_settings_and_role(s: &Server) {
+    let mut c = s.raw();
+    let base = score(s);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj-values", "10 20 30"]), "+OK\r\n");
+    assert_eq!(score(s), base, "not touched while off");
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj", "yes"]), "+OK\r\n");
+    assert_eq!(score(s), base + 10);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj-values", "15 20 30"]), "+OK\r\n");
+    assert_eq!(score(s), base + 15);
+    // An unused port: the replica keeps trying, in the replica class all the while.
+    let nowhere = common::free_port().to_string();
+    assert_eq!(c.cmd(&["replicaof", "127.0.0.1", &nowhere]), "+OK\r\n");
+    assert_eq!(score(s), base + 20);
+    assert_eq!(c.cmd(&["replicaof", "no", "one"]), "+OK\r\n");
+    assert_eq!(score(s), base + 15);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj", "absolute"]), "+OK\r\n");
+    assert_eq!(score(s), 15);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj", "no"]), "+OK\r\n");
+    assert_eq!(score(s), base, "restored when switched off");
+    // While off, a score set from outside stays, and switching on counts from it.
+    set_score(s, 22);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj-values", "9 9 9"]), "+OK\r\n");
+    assert_eq!(score(s), 22);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj-values", "9 9 9", "oom-score-adj", "relative"]), "+OK\r\n");
+    assert_eq!(score(s), 31);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj", "no"]), "+OK\r\n");
+    assert_eq!(score(s), 22);
+    // Scores are clamped to the kernel's range.
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj-values", "2000 2000 2000", "oom-score-adj", "yes"]), "+OK\r\n");
+    assert_eq!(score(s), 1000);
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj", "no"]), "+OK\r\n");
+    assert_eq!(score(s), 22);
+}
+
+#[test]
+fn scores_follow_settings_and_role_as_redis() {
+    scores_follow_settings_and_role(&Server::redis(&[]));
+    scores_follow_settings_and_role(&Server::slotcore(&[]));
+}
+
+#[test]
+fn start_up_settings_apply_and_rewrite_as_redis() {
+    let args = ["--oom-score-adj", "absolute", "--oom-score-adj-values", "7 8 9"];
+    let (ours, redis) = (Server::slotcore(&args), Server::redis(&args));
+    assert_eq!(score(&ours), 7);
+    assert_eq!(score(&redis), 7);
+    let (mut a, mut b) = (ours.raw(), redis.raw());
+    assert_same(&mut a, &mut b, &[&["config", "get", "oom-score-adj*"]]);
+    // A replica at start-up takes the replica's value.
+    let nowhere = common::free_port().to_string();
+    let replica = Server::slotcore(&[
+        "--oom-score-adj",
+        "absolute",
+        "--oom-score-adj-values",
+        "7 8 9",
+        "--replicaof",
+        "127.0.0.1",
+        &nowhere,
+    ]);
+    assert_eq!(score(&replica), 8);
+    // CONFIG REWRITE writes the three values as one unquoted line, which loads back.
+    let conf = ours.dir.join("oom.conf");
+    std::fs::write(&conf, "").expect("write config");
+    let conf = conf.to_string_lossy().into_owned();
+    let from_file = Server::slotcore(&[&conf]);
+    let mut c = from_file.raw();
+    assert_eq!(c.cmd(&["config", "set", "oom-score-adj-values", "1 2 3"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["config", "rewrite"]), "+OK\r\n");
+    let text = std::fs::read_to_string(&conf).expect("read config");
+    assert!(text.lines().any(|l| l == "oom-score-adj-values 1 2 3"), "{text}");
+}
