@@ -3,8 +3,9 @@
 //! replica), added to the score the process had when the adjustment was switched on
 //! (`yes`/`relative`) or as it is (`absolute`), clamped to -1000..=1000. Switching it off
 //! writes that original score back; while it is off the file is never touched. The role is
-//! re-applied whenever the node becomes a replica or a master. slotcore forks no background
-//! child, so the third value (Redis's bgchild class) is validated and shown but never applied.
+//! re-applied whenever the node becomes a replica or a master. The third value (Redis's
+//! bgchild class) goes to the save child, the process BGSAVE and BGREWRITEAOF write their file
+//! through (`runtime::save_child`), as Redis's forked child sets its own score.
 
 use std::sync::Mutex;
 
@@ -108,6 +109,28 @@ pub fn role_changed() {
     let _ = apply(&mut st);
 }
 
+/// A save child was started: while the adjustment is on it gets the third value (plus the
+/// original score when relative), as Redis's child does after its fork. A failure is logged.
+pub fn child_started(pid: u32) {
+    let st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    if st.settings.mode == Mode::No || !st.adjusted {
+        return;
+    }
+    let val = class_value(&st, 2);
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), format!("{val}\n")) {
+        tracing::warn!("Unable to write oom_score_adj: {}", crate::limits::os_text(&e));
+    }
+}
+
+/// The score of `class` (0 master, 1 replica, 2 child) under the current settings.
+fn class_value(st: &State, class: usize) -> i32 {
+    let mut v = st.settings.values[class];
+    if st.settings.mode == Mode::Relative {
+        v += st.base;
+    }
+    v.clamp(-1000, 1000)
+}
+
 fn apply(st: &mut State) -> Result<(), &'static str> {
     let val = if st.settings.mode != Mode::No {
         if !st.adjusted {
@@ -120,12 +143,7 @@ fn apply(st: &mut State) -> Result<(), &'static str> {
                 }
             }
         }
-        let class = if crate::replication::role::is_replica() { 1 } else { 0 };
-        let mut v = st.settings.values[class];
-        if st.settings.mode == Mode::Relative {
-            v += st.base;
-        }
-        v.clamp(-1000, 1000)
+        class_value(st, if crate::replication::role::is_replica() { 1 } else { 0 })
     } else if st.adjusted {
         st.adjusted = false;
         st.base
