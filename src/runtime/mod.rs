@@ -457,8 +457,8 @@ pub fn adopt(stream: glommio::net::TcpStream) -> std::io::Result<ClientStream> {
     netpoll::NetStream::from_glommio(stream).map(ClientStream::Plain)
 }
 
-/// Opens a connection to `host:port` within `timeout`, from `bind-source-addr` (the replica's
-/// link to its master, sentinel's links).
+/// Opens a connection to `host:port` within `timeout`, from `bind-source-addr` when set (the
+/// replica's link to its master; Sentinel's links).
 pub async fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<ClientStream> {
     let stream = outbound::connect(host, port, timeout).await?;
     let _ = stream.set_nodelay(true);

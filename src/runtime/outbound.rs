@@ -1,6 +1,6 @@
 //! Outgoing TCP connections that Redis 7.0 opens from `bind-source-addr`: the replica's link
-//! to its master, the cluster bus links and sentinel's links (MIGRATE's connections do not use
-//! it in Redis 7.0, nor here). As Redis's best-effort binding connect: the socket is bound to
+//! to its master and the cluster bus links (MIGRATE's connections do not use it in Redis 7.0,
+//! nor here; a Sentinel, which has its own settings, connects from no chosen address). As Redis's best-effort binding connect: the socket is bound to
 //! the source address first (resolved like a host name; the first address of the target's
 //! family that binds is used), and when that fails the connection is made without binding.
 //! CONFIG SET changes the address for the connections opened after it.
