@@ -132,3 +132,47 @@ fn cluster_bus_links_leave_from_bind_source_addr() {
         common::cluster::nodes(&theirs).iter().any(|n| n[0] == id && n[1].starts_with("127.0.0.2:"))
     });
 }
+
+/// A Sentinel process (killed by PID when dropped).
+struct Sentinel(std::process::Child);
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sentinel_links_leave_from_bind_source_addr_as_redis() {
+    let master = Server::redis(&["--protected-mode", "no"]);
+    for program in ["redis-server", env!("CARGO_BIN_EXE_slotcore")] {
+        let port = common::free_port();
+        let dir = std::env::temp_dir().join(format!("slotcore-bind-sentinel-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!("port {port}\nbind-source-addr 127.0.0.2\nsentinel monitor m 127.0.0.1 {} 1\n", master.port),
+        )
+        .expect("write config");
+        let log = std::fs::File::create(dir.join("sentinel.log")).expect("log");
+        let child = Command::new(program)
+            .arg(&conf)
+            .arg("--sentinel")
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
+            .stderr(std::process::Stdio::from(log))
+            .spawn()
+            .expect("spawn sentinel");
+        let sentinel = Sentinel(child);
+        // Its command and Pub/Sub links, as the master lists them.
+        until("the Sentinel's links from 127.0.0.2", || {
+            let list = master.cli(&["client", "list"]);
+            list.lines().filter(|l| l.contains("name=sentinel-") && l.contains(" addr=127.0.0.2:")).count() == 2
+        });
+        drop(sentinel);
+        until("the links gone", || !master.cli(&["client", "list"]).contains("name=sentinel-"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,6 +1,6 @@
 //! Outgoing TCP connections that Redis 7.0 opens from `bind-source-addr`: the replica's link
-//! to its master and the cluster bus links (MIGRATE's connections do not use it in Redis 7.0,
-//! nor here; a Sentinel, which has its own settings, connects from no chosen address). As Redis's best-effort binding connect: the socket is bound to
+//! to its master, the cluster bus links and a Sentinel's links to its instances (MIGRATE's
+//! connections do not use it in Redis 7.0, nor here). As Redis's best-effort binding connect: the socket is bound to
 //! the source address first (resolved like a host name; the first address of the target's
 //! family that binds is used), and when that fails the connection is made without binding.
 //! CONFIG SET changes the address for the connections opened after it.
@@ -17,8 +17,12 @@ static SOURCE: Mutex<String> = Mutex::new(String::new());
 
 /// Takes `bind-source-addr` from the config (at start-up and after CONFIG SET).
 pub fn set_source(cfg: &crate::config::Config) {
-    let value = cfg.get("bind-source-addr").unwrap_or("").to_string();
-    *SOURCE.lock().unwrap_or_else(|p| p.into_inner()) = value;
+    set_source_addr(cfg.get("bind-source-addr").unwrap_or(""));
+}
+
+/// Sets the source address (a Sentinel's, from its own settings); empty: none.
+pub fn set_source_addr(addr: &str) {
+    *SOURCE.lock().unwrap_or_else(|p| p.into_inner()) = addr.to_string();
 }
 
 fn source() -> String {
