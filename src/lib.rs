@@ -47,6 +47,7 @@ pub mod fuzzing;
 pub mod limits;
 pub mod logging;
 pub mod memory;
+pub mod oom_score_adj;
 pub mod pause;
 pub mod persist;
 pub mod process;

@@ -37,7 +37,7 @@ fn set_limit(cur: u64, max: u64) -> std::io::Result<()> {
 }
 
 /// The error text Redis prints for an errno (without Rust's " (os error N)" suffix).
-fn os_text(e: &std::io::Error) -> String {
+pub fn os_text(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

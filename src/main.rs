@@ -258,6 +258,9 @@ fn main() {
         repl: Default::default(),
     });
     log_start(&cfg, &node, &loaded.not_acted, &abs_config);
+    slotcore::runtime::outbound::set_source(&cfg);
+    // As Redis at start-up: a failure is logged, and the node runs on.
+    let _ = slotcore::oom_score_adj::configure(slotcore::oom_score_adj::Settings::of(&cfg));
     slotcore::supervise::init(cfg.get("supervised").unwrap_or("no"));
     slotcore::supervise::loading();
     slotcore::proctitle::apply(&cfg, abs_config.as_deref().unwrap_or(""));

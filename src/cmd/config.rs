@@ -96,7 +96,10 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         {
             return Plan::Reply(Reply::err(crate::replication::role::LOADING_ERR));
         }
-        let words: Vec<String> = if matches!(d.name, "save" | "client-output-buffer-limit" | "oom-score-adj-values") {
+        let words: Vec<String> = if d.name == "oom-score-adj-values" {
+            // Redis splits this one at every single space (empty words count).
+            value.split(' ').map(String::from).collect()
+        } else if matches!(d.name, "save" | "client-output-buffer-limit") {
             match crate::protocol::request::split_args(value.as_bytes()) {
                 Some(w) if !w.is_empty() => w.into_iter().map(|x| String::from_utf8_lossy(&x).into_owned()).collect(),
                 _ => vec![String::new()],
@@ -136,21 +139,37 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
         )));
     }
-    // Last of the steps that can fail, so a failure leaves every setting as it was.
+    // The steps with side effects come last; one that fails undoes the earlier ones, so a
+    // failure leaves every setting as it was.
+    let oom_name = seen.iter().copied().find(|n| matches!(*n, "oom-score-adj" | "oom-score-adj-values"));
+    let old_oom = crate::oom_score_adj::Settings::of(&ctx.node().config());
+    let undo_oom = || {
+        if oom_name.is_some() {
+            let _ = crate::oom_score_adj::configure(old_oom);
+        }
+    };
+    if let Some(name) = oom_name {
+        if let Err(why) = crate::oom_score_adj::configure(crate::oom_score_adj::Settings::of(&new)) {
+            undo_oom();
+            return Plan::Reply(side_effect_failed(name, why));
+        }
+    }
     if seen.contains(&"bind") && new.bind != ctx.node().config().bind {
         if let Err(why) = crate::runtime::port_change::rebind(&ctx.node().config(), &new) {
-            return Plan::Reply(Reply::error(format!(
-                "ERR CONFIG SET failed (possibly related to argument 'bind') - {why}"
-            )));
+            undo_oom();
+            return Plan::Reply(side_effect_failed("bind", why));
         }
     }
     if seen.contains(&"port") {
         if let Err(why) = crate::runtime::port_change::change_port(&new, new.port, false) {
+            undo_oom();
+            // change_port logged Redis's lines.
             return Plan::Reply(Reply::error(format!(
                 "ERR CONFIG SET failed (possibly related to argument 'port') - {why}"
             )));
         }
     }
+    crate::runtime::outbound::set_source(&new);
     crate::logging::set_level(new.loglevel);
     if let Some(c) = &ctx.node().cluster {
         // cluster-node-timeout, -require-full-coverage, -allow-reads-when-down, ... apply now.
@@ -183,6 +202,16 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::AllShards { run: enforce, merge: Box::new(|_, _| Reply::Ok) };
     }
     Plan::Reply(Reply::Ok)
+}
+
+/// Redis's reply and log line when applying `name`'s new value failed (the previous settings
+/// are back in place).
+fn side_effect_failed(name: &str, why: &str) -> Reply {
+    tracing::warn!(
+        "Failed applying new configuration. Possibly related to new {} setting. Restoring previous settings.",
+        name
+    );
+    Reply::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"))
 }
 
 fn resetstat(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
@@ -267,7 +296,9 @@ fn format_line(name: &str, value: &str) -> String {
             let w: Vec<&str> = value.split(' ').collect();
             w.chunks(2).map(|c| format!("save {}", c.join(" "))).collect::<Vec<_>>().join("\n")
         }
-        "bind" | "client-output-buffer-limit" | "shard-cores" | "replicaof" => format!("{name} {value}"),
+        "bind" | "client-output-buffer-limit" | "shard-cores" | "replicaof" | "oom-score-adj-values" => {
+            format!("{name} {value}")
+        }
         _ if value.contains(' ') || value.contains('"') => format!("{name} \"{}\"", value.replace('"', "\\\"")),
         _ => format!("{name} {value}"),
     }

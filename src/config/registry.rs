@@ -133,7 +133,24 @@ pub fn normalize(d: &Directive, args: &[String]) -> Result<String, String> {
         }
         "replicaof" => return normalize_replicaof(args),
         "latency-tracking-info-percentiles" => return normalize_percentiles(args),
-        "bind" | "oom-score-adj-values" | "shard-cores" => {
+        "oom-score-adj-values" => {
+            // A config file's single quoted argument holds the three words (Redis splits it).
+            let split;
+            let words = match args {
+                [one] if !one.is_empty() => {
+                    split = crate::protocol::request::split_args(one.as_bytes())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|w| String::from_utf8_lossy(&w).into_owned())
+                        .collect::<Vec<_>>();
+                    &split[..]
+                }
+                _ => args,
+            };
+            let v = crate::oom_score_adj::parse_values(words)?;
+            return Ok(format!("{} {} {}", v[0], v[1], v[2]));
+        }
+        "bind" | "shard-cores" => {
             if d.name == "shard-cores" && parse_cpu_list(&args.join(",")).is_none() {
                 return Err("argument must be a CPU list like 0-3,6".into());
             }

@@ -299,6 +299,7 @@ impl Replication {
         });
         if changed {
             role::set_replica(true);
+            crate::oom_score_adj::role_changed();
             role::followed_new_master();
             let _ = self.role_tx.unbounded_send(RoleRequest::Follow { host: host.to_string(), port });
         }
@@ -328,6 +329,7 @@ impl Replication {
         });
         if was {
             role::set_replica(false);
+            crate::oom_score_adj::role_changed();
             role::set_stale(false);
             let _ = self.role_tx.unbounded_send(RoleRequest::Promote);
         }

@@ -514,11 +514,7 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
         Some(l) if l.id == id => l.name.clone(),
         _ => return,
     };
-    let stream = match glommio::timer::timeout(timeout, async {
-        TcpStream::connect(addr.as_str()).await.map_err(|e| glommio::GlommioError::IoError(e.into()))
-    })
-    .await
-    {
+    let stream = match crate::runtime::outbound::connect(&ip, cport, timeout).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!("Unable to connect to Cluster Node [{}]: {}", addr, e);

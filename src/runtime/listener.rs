@@ -25,7 +25,12 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
     bind_port(cfg, cfg.port)
 }
 
-/// Binds every `bind` address of the config on `port` (the client port, or the bus port).
+/// Binds every `bind` address of the config on `port` (the client port, or the bus port), as
+/// Redis's `listenToPort`: `*` and `::*` are the IPv4 and IPv6 wildcards, other names are
+/// resolved (an IPv6 one when it holds a `:`), an address prefixed with `-` is skipped when it
+/// is not available on this machine, and an address family the system lacks is skipped. Each
+/// address that cannot be bound is logged as Redis logs it. No address at all binds nothing.
+/// Err: Redis's start-up text, after the listeners bound so far were closed.
 pub fn bind_port(cfg: &Config, port: u16) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     for raw in &cfg.bind {
@@ -33,39 +38,78 @@ pub fn bind_port(cfg: &Config, port: u16) -> Result<Vec<Listener>, String> {
             Some(rest) => (true, rest),
             None => (false, raw.as_str()),
         };
-        let ip: IpAddr = match name {
-            "*" => IpAddr::from([0u8, 0, 0, 0]),
-            "::*" => "::".parse().map_err(|e| format!("{e}"))?,
-            other => match other.parse() {
-                Ok(ip) => ip,
-                Err(_) => {
-                    if optional {
-                        continue;
-                    }
-                    return Err(format!("Invalid bind address '{other}'"));
-                }
-            },
-        };
-        let addr = SocketAddr::new(ip, port);
-        match bind_retrying(addr, cfg.tcp_backlog) {
-            Ok(l) => out.push(l),
-            Err(e) => {
-                // An unavailable optional address (e.g. no IPv6) is skipped, as in Redis.
-                let unavailable = matches!(
-                    e.raw_os_error(),
-                    Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT) | Some(libc::EPROTONOSUPPORT)
-                );
-                if optional && unavailable {
-                    continue;
-                }
-                return Err(format!("Failed listening on port {port} (tcp), aborting. ({name}: {e})"));
+        let skip = match bind_address(name, port, cfg.tcp_backlog) {
+            Ok(l) => {
+                out.push(l);
+                continue;
             }
+            Err(e) => {
+                tracing::warn!("Warning: Could not create server TCP listening socket {}:{}: {}", name, port, e.text);
+                let no_family = matches!(
+                    e.errno,
+                    Some(
+                        libc::ENOPROTOOPT
+                            | libc::EPROTONOSUPPORT
+                            | libc::ESOCKTNOSUPPORT
+                            | libc::EPFNOSUPPORT
+                            | libc::EAFNOSUPPORT
+                    )
+                );
+                no_family || (optional && e.errno == Some(libc::EADDRNOTAVAIL))
+            }
+        };
+        if !skip {
+            close_listeners(out);
+            return Err(format!("Failed listening on port {port} (tcp), aborting."));
         }
     }
-    if out.is_empty() {
-        return Err(format!("Failed listening on port {port} (tcp), aborting."));
-    }
     Ok(out)
+}
+
+/// Why one address could not be bound: Redis's text, and the errno that decides whether it is
+/// skipped.
+struct BindError {
+    text: String,
+    errno: Option<i32>,
+}
+
+/// Binds one `bind` address (without its `-`) on `port`.
+fn bind_address(name: &str, port: u16, backlog: i32) -> Result<Listener, BindError> {
+    let ip: IpAddr = match name {
+        "*" => IpAddr::from([0u8, 0, 0, 0]),
+        "::*" => IpAddr::from([0u16; 8]),
+        other => match other.parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                let v6 = other.contains(':');
+                let resolved = std::net::ToSocketAddrs::to_socket_addrs(&(other, port))
+                    .map_err(|e| BindError { text: resolver_text(&e), errno: None })?
+                    .find(|a| a.is_ipv6() == v6);
+                match resolved {
+                    Some(a) => a.ip(),
+                    None => return Err(BindError { text: "Name or service not known".into(), errno: None }),
+                }
+            }
+        },
+    };
+    bind_retrying(SocketAddr::new(ip, port), backlog)
+        .map_err(|e| BindError { text: format!("bind: {}", crate::limits::os_text(&e)), errno: e.raw_os_error() })
+}
+
+/// The resolver's message as `gai_strerror` words it (std prefixes its own words).
+fn resolver_text(e: &std::io::Error) -> String {
+    let s = crate::limits::os_text(e);
+    s.strip_prefix("failed to lookup address information: ").map(str::to_string).unwrap_or(s)
+}
+
+/// Closes listeners that were bound but are not used after all (a later bind failed).
+pub fn close_listeners(listeners: Vec<Listener>) {
+    let mut registry = LISTENING.lock().unwrap_or_else(|p| p.into_inner());
+    for l in listeners {
+        registry.retain(|fd| *fd != l.fd);
+        // SAFETY: the listener's fd is owned by it and handed to no one yet.
+        unsafe { libc::close(l.fd) };
+    }
 }
 
 /// How long a port found in use is retried before start-up fails.

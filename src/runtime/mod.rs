@@ -22,6 +22,7 @@ pub mod mesh;
 pub mod mesh_links;
 pub mod migrate_link;
 pub mod netpoll;
+pub mod outbound;
 pub mod port_change;
 pub mod repl_master;
 pub mod save_child;
@@ -456,11 +457,10 @@ pub fn adopt(stream: glommio::net::TcpStream) -> std::io::Result<ClientStream> {
     netpoll::NetStream::from_glommio(stream).map(ClientStream::Plain)
 }
 
-/// Opens a connection to `host:port` within `timeout` (the replica's link to its master).
+/// Opens a connection to `host:port` within `timeout`, from `bind-source-addr` when set (the
+/// replica's link to its master; Sentinel's links).
 pub async fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<ClientStream> {
-    let not_found = || std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?.next().ok_or_else(not_found)?;
-    let stream = glommio::net::TcpStream::connect_timeout(addr, timeout).await.map_err(std::io::Error::from)?;
+    let stream = outbound::connect(host, port, timeout).await?;
     let _ = stream.set_nodelay(true);
     adopt(stream)
 }

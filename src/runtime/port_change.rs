@@ -93,17 +93,26 @@ pub fn rebind(old: &Config, new: &Config) -> Result<(), &'static str> {
     let bind = |cfg: &Config| -> Result<Vec<(Vec<Listener>, bool)>, String> {
         let mut out = Vec::new();
         for (i, cur) in guards.iter().enumerate() {
-            if cur.port != 0 {
-                out.push((listener::bind_port(cfg, cur.port)?, i == 1));
+            if cur.port == 0 {
+                continue;
+            }
+            match listener::bind_port(cfg, cur.port) {
+                Ok(l) => out.push((l, i == 1)),
+                Err(e) => {
+                    for (l, _) in out {
+                        listener::close_listeners(l);
+                    }
+                    return Err(e);
+                }
             }
         }
         Ok(out)
     };
     let (bound, result) = match bind(new) {
         Ok(b) => (b, Ok(())),
-        Err(e) => {
-            tracing::warn!("{}", e);
-            tracing::warn!("Failed to bind, trying to restore old listening sockets.");
+        Err(_) => {
+            // bind_port logged which address failed and why.
+            tracing::warn!("Failed to bind");
             match bind(old) {
                 Ok(b) => (b, Err("Failed to bind to specified addresses.")),
                 Err(e) => {
@@ -131,19 +140,8 @@ pub fn change_port(new: &Config, port: u16, tls: bool) -> Result<(), &'static st
         0 => Vec::new(),
         _ => match listener::bind_port(new, port) {
             Ok(l) => l,
-            Err(e) => {
-                // bind_port's text ends in "(<address>: <reason>)"; Redis's line names both.
-                let (addr, why) = e
-                    .split_once(", aborting. (")
-                    .and_then(|(_, t)| t.trim_end_matches(')').split_once(": "))
-                    .unwrap_or(("*", e.as_str()));
-                let why = why.split(" (os error").next().unwrap_or(why);
-                tracing::warn!(
-                    "Warning: Could not create server TCP listening socket {}:{}: bind: {}",
-                    addr,
-                    port,
-                    why
-                );
+            Err(_) => {
+                // bind_port logged which address failed and why.
                 let name = if tls { "tls-port" } else { "port" };
                 tracing::warn!(
                     "Failed applying new configuration. Possibly related to new {} setting. Restoring previous settings.",

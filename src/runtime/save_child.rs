@@ -134,6 +134,7 @@ impl SaveChild {
             return Err(std::io::Error::other("no pipe to the save child"));
         };
         let pid = child.id();
+        crate::oom_score_adj::child_started(pid);
         let (tx, status) = oneshot::channel();
         let flag = gone.clone();
         adjust_alive(1);

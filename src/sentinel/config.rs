@@ -21,6 +21,8 @@ pub struct Settings {
     /// The absolute path of the config file (Sentinel requires one).
     pub config_file: String,
     pub requirepass: Option<String>,
+    /// `bind-source-addr`: the address the links to the instances leave from (empty: none).
+    pub bind_source_addr: String,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             dir: String::new(),
             config_file: String::new(),
             requirepass: None,
+            bind_source_addr: String::new(),
         }
     }
 }
@@ -125,6 +128,7 @@ pub fn load(text: &str, options: &str) -> Result<Loaded, String> {
             "pidfile" => s.pidfile = args.get(1).cloned().unwrap_or_default(),
             "dir" => s.dir = args.get(1).cloned().unwrap_or_default(),
             "requirepass" => s.requirepass = args.get(1).filter(|p| !p.is_empty()).cloned(),
+            "bind-source-addr" => s.bind_source_addr = args.get(1).cloned().unwrap_or_default(),
             "loglevel" => {
                 s.loglevel = match args.get(1).map(|v| v.to_ascii_lowercase()).as_deref() {
                     Some("debug") => crate::config::LogLevel::Debug,

@@ -102,6 +102,7 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
             tracing::warn!("Failed to write PID file: {}", e);
         }
     }
+    crate::runtime::outbound::set_source_addr(&settings.bind_source_addr);
     let mut cfg = crate::config::Config::default();
     if !settings.bind.is_empty() {
         cfg.bind = settings.bind.clone();

@@ -155,6 +155,18 @@ impl Server {
         Server::spawn(cmd, port, dir, log)
     }
 
+    /// Starts a real redis-server with the config file `conf` (its first argument, where
+    /// redis-server looks for it), then `--port`, `--dir` and `args`.
+    pub fn redis_with_conf(conf: &str, args: &[&str]) -> Server {
+        let port = free_port();
+        let dir = scratch_dir("redis", port);
+        let log = dir.join("server.log");
+        let mut cmd = Command::new("redis-server");
+        cmd.arg(conf).arg("--port").arg(port.to_string()).arg("--dir").arg(&dir);
+        cmd.args(args);
+        Server::spawn(cmd, port, dir, log)
+    }
+
     fn spawn(mut cmd: Command, port: u16, dir: PathBuf, log: PathBuf) -> Server {
         let argv = (cmd.get_program().to_owned(), cmd.get_args().map(|a| a.to_owned()).collect());
         let child = Self::launch(&mut cmd, &log);

@@ -452,6 +452,31 @@ impl TcpStream {
         addr: A,
         duration: Duration,
     ) -> Result<TcpStream> {
+        let addr = addr.to_socket_addrs()?.next().unwrap();
+        let socket = make_tcp_socket(&addr)?;
+        Self::connect_made_socket_timeout(socket, addr, duration).await
+    }
+
+    /// Connects `socket`, a TCP socket made by the caller (e.g. already bound to a source
+    /// address), to `addr` with a timeout, as [`TcpStream::connect_timeout`] does with its
+    /// own socket.
+    ///
+    /// It is an error to pass a zero `Duration` to this function.
+    pub async fn connect_socket_timeout(
+        socket: std::os::fd::OwnedFd,
+        addr: SocketAddr,
+        duration: Duration,
+    ) -> Result<TcpStream> {
+        // SAFETY: the caller hands over an open socket it owns.
+        let socket = unsafe { Socket::from_raw_fd(socket.into_raw_fd()) };
+        Self::connect_made_socket_timeout(socket, addr, duration).await
+    }
+
+    async fn connect_made_socket_timeout(
+        socket: Socket,
+        addr: SocketAddr,
+        duration: Duration,
+    ) -> Result<TcpStream> {
         if duration.as_secs() == 0 && duration.subsec_nanos() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -459,9 +484,6 @@ impl TcpStream {
             )
             .into());
         }
-
-        let addr = addr.to_socket_addrs()?.next().unwrap();
-        let socket = make_tcp_socket(&addr)?;
         let reactor = crate::executor().reactor();
         let source =
             reactor.connect_timeout(socket.as_raw_fd(), SockaddrStorage::from(addr), duration);
