@@ -135,6 +135,9 @@ pub enum Action {
     },
 }
 
+/// The stream buffer `Master::commit` keeps between batches, at most.
+const PENDING_KEPT: usize = 64 * 1024;
+
 /// The master side's state on the control core.
 pub struct Master {
     enc: StreamEncoder,
@@ -258,7 +261,12 @@ impl Master {
         // allocation alive (twice the bytes and more) for as long as a replica that does not
         // read, or the AOF, holds it; `pending` keeps its buffer for the next batch.
         let chunk = Bytes::copy_from_slice(&self.pending);
-        self.pending.clear();
+        if self.pending.capacity() > PENDING_KEPT {
+            // A big write's buffer is not kept for the small ones after it.
+            self.pending = BytesMut::new();
+        } else {
+            self.pending.clear();
+        }
         self.offset += chunk.len() as u64;
         if let Some(b) = &mut self.backlog {
             b.append(&chunk);
