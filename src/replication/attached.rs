@@ -86,6 +86,22 @@ impl Tail {
         full.flatten()
     }
 
+    /// Adds a piece of the stream after what came before: a small one is copied into the
+    /// buffer, a big one follows the buffer so far as it is; what is handed on goes to `emit`,
+    /// in order.
+    fn add(&mut self, b: &Bytes, mut emit: impl FnMut(Bytes)) {
+        if b.len() < TAIL_PIECE {
+            if let Some(full) = self.push(b) {
+                emit(full);
+            }
+            return;
+        }
+        if let Some(t) = self.take() {
+            emit(t);
+        }
+        emit(b.clone());
+    }
+
     /// The buffer so far, if any; a new one starts with the next piece.
     fn take(&mut self) -> Option<Bytes> {
         (!self.0.is_empty()).then(|| std::mem::take(&mut self.0).freeze())
@@ -122,17 +138,9 @@ impl Outbox {
             let _ = self.tx.unbounded_send(Out::Data(b));
             return;
         }
-        let mut tail = self.tail.borrow_mut();
-        if b.len() < TAIL_PIECE {
-            if let Some(full) = tail.push(&b) {
-                let _ = self.tx.unbounded_send(Out::Data(full));
-            }
-            return;
-        }
-        if let Some(t) = tail.take() {
-            let _ = self.tx.unbounded_send(Out::Data(t));
-        }
-        let _ = self.tx.unbounded_send(Out::Data(b));
+        self.tail.borrow_mut().add(&b, |c| {
+            let _ = self.tx.unbounded_send(Out::Data(c));
+        });
     }
 
     pub(super) fn close(&self) {
@@ -234,12 +242,8 @@ pub(super) struct Held {
 impl Held {
     fn push(&mut self, b: &Bytes) {
         self.bytes += b.len() as u64;
-        if b.len() < TAIL_PIECE {
-            self.chunks.extend(self.tail.push(b));
-            return;
-        }
-        self.chunks.extend(self.tail.take());
-        self.chunks.push_back(b.clone());
+        let chunks = &mut self.chunks;
+        self.tail.add(b, |c| chunks.push_back(c));
     }
 
     pub(super) fn is_empty(&self) -> bool {

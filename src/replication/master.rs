@@ -570,6 +570,7 @@ impl Master {
     fn check_output_limits(&mut self, now_ms: u64) {
         let (hard, soft, secs) = self.settings.obuf;
         let mut over = Vec::new();
+        let mut largest = 0;
         for r in &mut self.replicas {
             let used = r.output_bytes();
             let soft_over = soft > 0 && used > soft;
@@ -594,6 +595,8 @@ impl Master {
                     r.name
                 );
                 over.push(r.id);
+            } else {
+                largest = largest.max(used);
             }
         }
         for id in over {
@@ -602,7 +605,7 @@ impl Master {
                 close_replica(&r);
             }
         }
-        self.note_replica_output();
+        crate::memory::set_replica_output(largest);
     }
 
     /// Tells the memory ceiling what the replicas' output holds (left out of its count).

@@ -29,14 +29,18 @@ static DONE_BYTES: AtomicU64 = AtomicU64::new(0);
 /// The loaded records, shared by the shards (each takes the keys of its slots).
 pub type Records = Arc<Mutex<Vec<Record>>>;
 
+/// `loading-process-events-interval-bytes`: Redis's loader serves clients once per this many
+/// bytes read, so a load no bigger is never seen by them.
+pub fn events_interval(cfg: &Config) -> usize {
+    cfg.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024)
+}
+
 /// Starts the load: returns the records' holder, filled now for a small file, or later by the
 /// loader thread (`loaded().await` tells the shards when). Errors are fatal, as in Redis.
 pub fn begin(cfg: &Arc<Config>, node: &Arc<NodeInfo>) -> Result<Records, String> {
     let records: Records = Default::default();
     let size = size_to_load(cfg);
-    let interval: u64 =
-        cfg.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024);
-    if size <= interval {
+    if size <= events_interval(cfg) as u64 {
         let loaded = load(cfg, node, size)?;
         *lock(&records) = loaded;
         DONE.set();

@@ -36,8 +36,7 @@ pub(super) async fn full_sync(
     let async_loading = swapdb && node.repl.with_status(|s| s.replid == master_id);
     // Redis's loader serves clients only once this many bytes are read: until then (and for a
     // whole payload no bigger) their commands wait rather than see -LOADING.
-    let events_interval: usize =
-        cfg.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()).unwrap_or(2 * 1024 * 1024);
+    let events_interval = crate::runtime::startup_load::events_interval(&cfg);
     let start_loading = |held: bool| {
         if !swapdb {
             attached.set(true);
