@@ -6,10 +6,11 @@
 
 use super::access_clock::touched;
 pub use super::access_clock::{lfu_counter, lfu_enabled, lru_clock, set_lfu};
+use super::key_table::KeyTable;
 use super::strbuf::{prefetch_read, KeyBytes};
 use super::value::{StrValue, Value};
 use crate::cluster::slot::{key_slot, SLOTS};
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
@@ -56,15 +57,22 @@ fn key_hash(key: &[u8]) -> u64 {
     KEY_HASHER.hash_one(key)
 }
 
+/// A stored node's hash (when its table grows or shrinks); it takes the table's element type.
+#[allow(clippy::borrowed_box)]
+fn node_hash(n: &Box<Node>) -> u64 {
+    key_hash(&n.key)
+}
+
 /// The keys of one hash slot in one database. A database keeps its 16384 tables in chunks of
 /// consecutive slots (`storage::slot_array`; the chunk pointers stay cached, so a lookup in a
-/// large keyspace, a chain of cache misses, gets no extra one); an empty table allocates
-/// nothing.
+/// large keyspace, a chain of cache misses, gets no extra one); a table of up to three keys
+/// allocates nothing beside its nodes (`storage::key_table`).
 #[derive(Debug, Default)]
 pub struct SlotTable {
-    map: HashTable<Box<Node>>,
-    volatile: usize,
+    map: KeyTable<Box<Node>>,
 }
+
+const _: () = assert!(std::mem::size_of::<SlotTable>() == 32);
 
 impl SlotTable {
     #[inline]
@@ -85,44 +93,22 @@ impl SlotTable {
     /// [`SlotTable::find_id`]).
     fn insert(&mut self, key: &[u8], entry: Entry) -> (Option<Entry>, usize) {
         let h = self.hash(key);
-        match self.map.entry(h, |n| *n.key == *key, |n| key_hash(&n.key)) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                let n = o.get_mut();
-                let old = std::mem::replace(&mut n.entry, entry);
-                (Some(old), &**n as *const Node as usize)
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let o = v.insert(Box::new(Node { key: KeyBytes::new(key), entry }));
-                (None, &**o.get() as *const Node as usize)
-            }
-        }
+        let mut new = Some(entry);
+        let (n, created) = self.map.find_or_insert(
+            h,
+            |n| *n.key == *key,
+            node_hash,
+            || Box::new(Node { key: KeyBytes::new(key), entry: new.take().expect("made once") }),
+        );
+        let old = new.map(|e| std::mem::replace(&mut n.entry, e));
+        debug_assert_eq!(old.is_none(), created);
+        (old, &**n as *const Node as usize)
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Box<Node>> {
         let h = self.hash(key);
-        let node = self.map.find_entry(h, |n| *n.key == *key).ok().map(|o| o.remove().0);
-        if node.is_some() {
-            self.fit();
-        }
-        node
-    }
-
-    /// Gives memory back after removals, as Redis shrinks a dict whose fill fell under 10%:
-    /// an emptied table frees its buckets, and one filled under 1/8 of its capacity is
-    /// rehashed to about twice its keys (the hysteresis with growth at 7/8 keeps a table that
-    /// shrinks and grows around one size from rehashing back and forth). A table's memory
-    /// counts toward `maxmemory`, and eviction could not get under the ceiling if deleting
-    /// keys never returned it.
-    #[inline]
-    fn fit(&mut self) {
-        let (len, cap) = (self.map.len(), self.map.capacity());
-        if len == 0 {
-            if cap != 0 {
-                self.map = HashTable::new();
-            }
-        } else if cap > 28 && len * 8 < cap {
-            self.map.shrink_to(len * 2, |n| key_hash(&n.key));
-        }
+        // The table gives memory back as keys go (`KeyTable::fit`).
+        self.map.remove(h, |n| *n.key == *key, node_hash)
     }
 
     /// A key's entry and the address of its node: the snapshot hook's identity of a key
@@ -168,11 +154,11 @@ impl SlotTable {
     }
     /// True when the table holds no keys and no memory (its chunk may be freed).
     pub(super) fn is_released(&self) -> bool {
-        self.map.capacity() == 0 && self.volatile == 0
+        self.map.is_released()
     }
-    /// Keys with an expiry.
-    pub fn volatile(&self) -> usize {
-        self.volatile
+    /// Keys with an expiry (counted by walking the table: the database keeps the counts).
+    fn count_volatile(&self) -> usize {
+        self.map.iter().filter(|n| n.entry.expire_at != 0).count()
     }
     /// Iterates over the keys and entries (expired ones included; check `is_expired`).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
@@ -404,21 +390,25 @@ impl Db {
         self.pre_write(slot);
         let t = self.slots.get_or_create(slot as usize);
         let h = t.hash(key);
-        match t.map.entry(h, |n| *n.key == *key, |n| key_hash(&n.key)) {
-            hashbrown::hash_table::Entry::Occupied(o) => {
-                let e = &mut o.into_mut().entry;
-                e.lru = touched(e.lru, now_ms);
-                (e, created)
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                self.keys += 1;
-                if !self.watch.is_empty() {
-                    self.watch.touch(key, true);
-                }
+        let (n, new) = t.map.find_or_insert(
+            h,
+            |n| *n.key == *key,
+            node_hash,
+            || {
                 let entry = Entry { value: make(), expire_at: 0, lru: touched(lru_clock(), now_ms) };
-                (&mut v.insert(Box::new(Node { key: KeyBytes::new(key), entry })).into_mut().entry, true)
-            }
+                Box::new(Node { key: KeyBytes::new(key), entry })
+            },
+        );
+        let e = &mut n.entry;
+        if !new {
+            e.lru = touched(e.lru, now_ms);
+            return (e, created);
         }
+        self.keys += 1;
+        if !self.watch.is_empty() {
+            self.watch.touch(key, true);
+        }
+        (e, true)
     }
 
     /// Looks a key up without touching its LRU clock (OBJECT, TYPE-like introspection).
@@ -451,8 +441,8 @@ impl Db {
     fn expire_if_needed(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
         // A table without keys that carry an expiry has nothing to expire: no lookup (the
         // common case; Redis looks in its empty `expires` dict).
-        let expired =
-            self.table(slot).filter(|t| t.volatile > 0).and_then(|t| t.get(key)).is_some_and(|e| e.is_expired(now_ms));
+        let expired = self.slots.volatile(slot as usize) > 0
+            && self.table(slot).and_then(|t| t.get(key)).is_some_and(|e| e.is_expired(now_ms));
         if expired && super::replica_expiry() && super::in_master_view() {
             return false;
         }
@@ -516,11 +506,11 @@ impl Db {
         let volatile_old = old.as_ref().is_some_and(|e| e.expire_at != 0);
         match (volatile_old, volatile_new) {
             (false, true) => {
-                t.volatile += 1;
+                self.slots.add_volatile(slot as usize, 1);
                 self.volatile += 1;
             }
             (true, false) => {
-                t.volatile -= 1;
+                self.slots.sub_volatile(slot as usize, 1);
                 self.volatile -= 1;
             }
             _ => {}
@@ -556,15 +546,13 @@ impl Db {
     fn remove_node_in(&mut self, slot: u16, key: &[u8]) -> Option<Box<Node>> {
         let t = self.table_mut_for(slot, key)?;
         let node = t.remove(key)?;
-        let volatile = node.entry.expire_at != 0;
-        if volatile {
-            t.volatile -= 1;
-        }
-        if t.is_empty() {
-            self.slots.release_if_empty(slot as usize);
-        }
-        if volatile {
+        let emptied = t.is_empty();
+        if node.entry.expire_at != 0 {
+            self.slots.sub_volatile(slot as usize, 1);
             self.volatile -= 1;
+        }
+        if emptied {
+            self.slots.release_if_empty(slot as usize);
         }
         self.keys -= 1;
         if !self.watch.is_empty() {
@@ -585,7 +573,11 @@ impl Db {
             (true, false) => -1,
             _ => 0,
         };
-        t.volatile = (t.volatile as isize + delta) as usize;
+        match delta {
+            1 => self.slots.add_volatile(slot as usize, 1),
+            -1 => self.slots.sub_volatile(slot as usize, 1),
+            _ => {}
+        }
         self.volatile = (self.volatile as isize + delta) as usize;
         if expire_at != 0 {
             self.remember_replica_volatile(key);
@@ -663,7 +655,7 @@ impl Db {
             }
         }
         self.keys -= t.len();
-        self.volatile -= t.volatile;
+        self.forget_volatile(slot);
         let n = t.len();
         self.slots.release_if_empty(slot as usize);
         self.snapshot_detach(slot as usize, t);
@@ -685,7 +677,7 @@ impl Db {
             }
         }
         self.keys -= t.len();
-        self.volatile -= t.volatile;
+        self.forget_volatile(slot);
         self.slots.release_if_empty(slot as usize);
         Some(t)
     }
@@ -694,8 +686,17 @@ impl Db {
     pub fn put_slot(&mut self, slot: u16, table: SlotTable) {
         self.pre_write(slot);
         self.keys += table.len();
-        self.volatile += table.volatile;
+        let volatile = table.count_volatile();
+        self.volatile += volatile;
+        self.slots.add_volatile(slot as usize, volatile as u32);
         *self.table_or_create(slot) = table;
+    }
+
+    /// Drops the expiry count of a slot whose table was taken out.
+    fn forget_volatile(&mut self, slot: u16) {
+        let v = self.slots.volatile(slot as usize);
+        self.slots.sub_volatile(slot as usize, v);
+        self.volatile -= v as usize;
     }
 
     /// Calls `f` on up to `count` keys taken from one random place onwards (Redis's
@@ -708,8 +709,9 @@ impl Db {
         let start = fastrand::usize(..SLOTS);
         let mut seen = 0;
         for i in 0..SLOTS {
-            let Some(t) = self.slots.get((start + i) % SLOTS) else { continue };
-            if (volatile_only && t.volatile == 0) || t.map.is_empty() {
+            let slot = (start + i) % SLOTS;
+            let Some(t) = self.slots.get(slot) else { continue };
+            if (volatile_only && self.slots.volatile(slot) == 0) || t.map.is_empty() {
                 continue;
             }
             // A random start in the first table (bounded, so a huge slot stays cheap).
@@ -770,10 +772,11 @@ impl Db {
             let slot = self.expire_cursor;
             self.expire_cursor = (self.expire_cursor + 1) % SLOTS;
             visited += 1;
-            if self.slots.get(slot).is_some_and(|t| t.volatile > 0) {
-                self.pre_write(slot as u16);
+            if self.slots.volatile(slot) == 0 {
+                continue;
             }
-            let Some(t) = self.slots.get_mut(slot).filter(|t| t.volatile > 0) else { continue };
+            self.pre_write(slot as u16);
+            let Some(t) = self.slots.get_mut(slot) else { continue };
             examined += t.map.len();
             let before = t.map.len();
             let mut removed_volatile = 0;
@@ -782,29 +785,32 @@ impl Db {
             let logging = super::expired_logging();
             let lazy = super::lazyfree::expire();
             let logged_before = log.len();
-            t.map.retain(|n| {
-                let keep = !n.entry.is_expired(now_ms);
-                if !keep {
-                    removed_volatile += 1;
-                    if !watch.is_empty() {
-                        watch.touch(&n.key, false);
+            t.map.retain(
+                |n| {
+                    let keep = !n.entry.is_expired(now_ms);
+                    if !keep {
+                        removed_volatile += 1;
+                        if !watch.is_empty() {
+                            watch.touch(&n.key, false);
+                        }
+                        if logging {
+                            log.push(n.key[..].into());
+                        }
+                        if lazy {
+                            super::lazyfree::free_in_place(&mut n.entry.value);
+                        }
                     }
-                    if logging {
-                        log.push(n.key[..].into());
-                    }
-                    if lazy {
-                        super::lazyfree::free_in_place(&mut n.entry.value);
-                    }
-                }
-                keep
-            });
+                    keep
+                },
+                node_hash,
+            );
             if log.len() > logged_before {
                 super::note_expired_logged((log.len() - logged_before) as u64);
             }
             let removed = before - t.map.len();
-            t.fit();
-            t.volatile -= removed_volatile;
-            if t.is_empty() {
+            let emptied = t.is_empty();
+            self.slots.sub_volatile(slot, removed_volatile as u32);
+            if emptied {
                 self.slots.release_if_empty(slot);
             }
             self.volatile -= removed_volatile;

@@ -84,3 +84,57 @@ fn active_expiry_reclaims() {
     assert_eq!(db.len(), 500);
     assert_eq!(db.volatile_len(), 0);
 }
+
+/// Every slot's expiry count equals its table's keys with an expiry, and the database's
+/// counts are their sums.
+fn assert_counts_consistent(db: &Db) {
+    let (mut keys, mut volatile) = (0, 0);
+    for (slot, t) in db.slots.iter() {
+        assert_eq!(db.slots.volatile(slot) as usize, t.count_volatile(), "slot {slot}");
+        keys += t.len();
+        volatile += t.count_volatile();
+    }
+    assert_eq!((db.len(), db.volatile_len()), (keys, volatile));
+}
+
+#[test]
+fn per_slot_expiry_counts_follow_every_change() {
+    // Keys hashed into few slots (hash tags), so tables pass between their few and hash forms.
+    let mut db = Db::new();
+    let mut rng = crate::storage::test_rng::Rng(7);
+    let key = |i: usize| format!("{{t{}}}k{}", i % 5, i).into_bytes();
+    for step in 0..20_000usize {
+        let k = key(rng.below(60));
+        match rng.below(8) {
+            0 | 1 => db.set(&k, s("v"), 0),
+            2 => db.set(&k, s("v"), 10 + rng.below(50) as u64),
+            3 => {
+                db.set_expire(&k, if rng.below(2) == 0 { 0 } else { 5 + rng.below(50) as u64 });
+            }
+            4 => {
+                db.remove(&k);
+            }
+            5 => {
+                db.get(&k, 30);
+            }
+            6 => {
+                db.active_expire_step(30, 8);
+            }
+            _ => {
+                if step % 500 == 0 {
+                    let slot = key_slot(&k);
+                    if let Some(t) = db.take_slot(slot) {
+                        assert_counts_consistent(&db);
+                        db.put_slot(slot, t);
+                    }
+                }
+            }
+        }
+        assert_counts_consistent(&db);
+    }
+    db.clear_slot(key_slot(&key(0)));
+    assert_counts_consistent(&db);
+    db.clear();
+    assert_counts_consistent(&db);
+    assert!(db.slots.iter().next().is_none());
+}

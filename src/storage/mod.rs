@@ -13,6 +13,7 @@ pub mod hash;
 pub mod hash_pack;
 pub mod hll;
 pub mod intset;
+pub mod key_table;
 pub mod lazyfree;
 pub mod list;
 mod list_buf;

@@ -22,6 +22,11 @@ const CHUNKS: usize = SLOTS / CHUNK;
 pub struct SlotArray {
     /// Empty until the first key; then [`CHUNKS`] entries, a chunk allocated on first use.
     chunks: Vec<Option<Box<[SlotTable]>>>,
+    /// Keys with an expiry per slot, kept beside the tables in chunks of the same slots,
+    /// allocated on a chunk's first such key and freed when its counts are back to zero: a
+    /// keyspace without expiries pays nothing for them, and a table stays the 32 bytes of its
+    /// keys.
+    volatile: Vec<Option<Box<[u32; CHUNK]>>>,
 }
 
 impl SlotArray {
@@ -53,6 +58,38 @@ impl SlotArray {
         let Some(c) = self.chunks.get_mut(slot / CHUNK) else { return };
         if c.as_deref().is_some_and(|tables| tables.iter().all(SlotTable::is_released)) {
             *c = None;
+        }
+    }
+
+    /// Keys with an expiry in `slot`.
+    #[inline]
+    pub fn volatile(&self, slot: usize) -> u32 {
+        match self.volatile.get(slot / CHUNK) {
+            Some(Some(c)) => c[slot % CHUNK],
+            _ => 0,
+        }
+    }
+
+    /// Counts `n` more keys with an expiry in `slot`.
+    pub fn add_volatile(&mut self, slot: usize, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.volatile.is_empty() {
+            self.volatile.resize_with(CHUNKS, || None);
+        }
+        self.volatile[slot / CHUNK].get_or_insert_with(|| Box::new([0; CHUNK]))[slot % CHUNK] += n;
+    }
+
+    /// Counts `n` fewer keys with an expiry in `slot` (freeing the counts' chunk once they
+    /// are all zero).
+    pub fn sub_volatile(&mut self, slot: usize, n: u32) {
+        let Some(Some(c)) = self.volatile.get_mut(slot / CHUNK) else { return };
+        let v = &mut c[slot % CHUNK];
+        debug_assert!(*v >= n, "more keys with an expiry removed than counted in slot {slot}");
+        *v = v.saturating_sub(n);
+        if *v == 0 && c.iter().all(|&v| v == 0) {
+            self.volatile[slot / CHUNK] = None;
         }
     }
 
