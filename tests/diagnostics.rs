@@ -346,3 +346,33 @@ fn latency_graph_as_redis() {
     assert_eq!(got.len(), want.len());
     assert_eq!(got.last(), want.last());
 }
+
+#[test]
+fn debug_mallctl_and_activedefrag_answer_as_redis() {
+    let sc = Server::slotcore(&DEBUG);
+    let rs = Server::redis(&DEBUG);
+    let (mut a, mut b) = (sc.raw(), rs.raw());
+    assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["DEBUG", "MALLCTL", "arenas.page"],
+            &["DEBUG", "MALLCTL", "nosuch"],
+            &["DEBUG", "MALLCTL", "opt.narenas", "3"],
+            &["DEBUG", "MALLCTL", "arenas.page", "x"],
+            &["DEBUG", "MALLCTL"],
+            &["DEBUG", "MALLCTL-STR", "opt.dss"],
+            &["DEBUG", "MALLCTL-STR", "nosuch"],
+            &["DEBUG", "MALLCTL-STR", "thread.tcache.flush", "VOID"],
+            &["CONFIG", "SET", "activedefrag", "yes"],
+            &["CONFIG", "GET", "activedefrag"],
+            &["CONFIG", "SET", "activedefrag", "no"],
+        ],
+    );
+    // Both read the allocator's counters (the figures differ).
+    let allocated = a.cmd(&["DEBUG", "MALLCTL", "stats.allocated"]);
+    assert!(allocated.starts_with(':') && allocated.trim_end()[1..].parse::<u64>().unwrap() > 0, "{allocated}");
+    // Redis crashes reading an integer name as a string; slotcore answers an error.
+    assert_eq!(a.cmd(&["DEBUG", "MALLCTL-STR", "arenas.page"]), "-ERR Invalid argument\r\n");
+    assert_eq!(a.cmd(&["PING"]), "+PONG\r\n");
+}

@@ -686,3 +686,42 @@ fn errors_of_rust_functions_match_redis() {
         ],
     );
 }
+
+/// Twenty thousand distinct scripts stay loaded and each runs by its SHA1, SCRIPT FLUSH forgets
+/// them, and a library of 9000 functions loads. Each compiled script and each registered
+/// function used to hold one of the ~8000 slots of the Lua binding's reference stack: the
+/// 8000th crashed the node.
+#[test]
+fn twenty_thousand_scripts_and_nine_thousand_functions_load_and_run() {
+    let s = Server::slotcore(&["--save", ""]);
+    let mut a = s.raw();
+    let body = |i: usize| format!("--{}\nreturn {i}", "x".repeat(100));
+    let n = 20_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut buf = Vec::new();
+        for &i in chunk {
+            buf.extend_from_slice(&common::encode(&[b"SCRIPT", b"LOAD", body(i).as_bytes()]));
+        }
+        a.send(&buf);
+        for _ in chunk {
+            let r = a.reply();
+            assert!(r.starts_with("$40\r\n"), "{r}");
+        }
+    }
+    for i in [0, 7999, 8000, n - 1] {
+        let sha = a.cmd(&["SCRIPT", "LOAD", &body(i)]);
+        let sha = sha.lines().nth(1).unwrap().to_string();
+        assert_eq!(a.cmd(&["EVALSHA", &sha, "0"]), format!(":{i}\r\n"));
+    }
+    assert_eq!(a.cmd(&["SCRIPT", "FLUSH"]), "+OK\r\n");
+    let sha = a.cmd(&["SCRIPT", "LOAD", &body(5)]).lines().nth(1).unwrap().to_string();
+    assert_eq!(a.cmd(&["SCRIPT", "FLUSH"]), "+OK\r\n");
+    assert!(a.cmd(&["EVALSHA", &sha, "0"]).starts_with("-NOSCRIPT"));
+    // One library registering 9000 functions (its callbacks crashed the node the same way).
+    let lib: String = std::iter::once("#!lua name=big\n".to_string())
+        .chain((0..9000).map(|i| format!("redis.register_function('f{i}', function() return {i} end)\n")))
+        .collect();
+    assert_eq!(a.cmd(&["FUNCTION", "LOAD", &lib]), "$3\r\nbig\r\n");
+    assert_eq!(a.cmd(&["FCALL", "f8999", "0"]), ":8999\r\n");
+    assert_eq!(a.cmd(&["FCALL", "f0", "0"]), ":0\r\n");
+}

@@ -57,6 +57,9 @@ fn protected_allowed(ctx: &ClientCtx<'_>) -> bool {
     ctx.node().config().enable_protected_configs.allows(&ctx.client.addr)
 }
 
+/// Redis's text for `activedefrag yes` on a build without active defragmentation.
+const ACTIVE_DEFRAG_UNSUPPORTED: &str = "Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution";
+
 /// Directives that need a restart in slotcore (Redis can change some of them live).
 fn restart_only(d: &Directive) -> bool {
     matches!(d.name, "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
@@ -111,6 +114,11 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             Ok(v) => v,
             Err(e) => return fail(&e),
         };
+        // No active defragmentation (it needs an allocator built with Redis's defrag hint):
+        // refused as a redis-server built without it refuses it.
+        if d.name == "activedefrag" && normalized == "yes" {
+            return fail(ACTIVE_DEFRAG_UNSUPPORTED);
+        }
         if let Err(e) = registry::apply(&mut new, d, &normalized) {
             return fail(&e);
         }

@@ -229,6 +229,27 @@ fn debug_clusterlink_kill(ctx: &mut ClientCtx<'_>, dir: &[u8], id: &[u8]) -> Rep
     Reply::Ok
 }
 
+/// DEBUG MALLCTL <name> [<value>] and DEBUG MALLCTL-STR <name> [<value>|VOID].
+fn debug_mallctl(string: bool, args: &[Bytes]) -> Reply {
+    use crate::memory::mallctl::{self, Answer};
+    let answer = if string {
+        mallctl::string(&args[0], args.get(1).map(|v| &v[..]))
+    } else {
+        let value = match args.get(1).map(|v| super::util::int_arg(v)) {
+            Some(Err(e)) => return e,
+            Some(Ok(v)) => Some(v),
+            None => None,
+        };
+        mallctl::int(&args[0], value)
+    };
+    match answer {
+        Answer::Int(n) => Reply::Int(n),
+        Answer::Str(s) => Reply::bulk_string(s),
+        Answer::Ok => Reply::Ok,
+        Answer::Err(e) => Reply::error(format!("ERR {e}")),
+    }
+}
+
 pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let allowed = ctx.shard.config.enable_debug_command.allows(&ctx.client.addr);
     if !allowed {
@@ -254,6 +275,9 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if eq_ic(sub, "sleep") && args.len() == 3 {
         let secs = super::util::parse_f64(&args[2]).unwrap_or(0.0).max(0.0);
         return Plan::Sleep(std::time::Duration::from_secs_f64(secs), Reply::Ok);
+    }
+    if (eq_ic(sub, "mallctl") || eq_ic(sub, "mallctl-str")) && args.len() >= 3 {
+        return reply(debug_mallctl(eq_ic(sub, "mallctl-str"), &args[2..]));
     }
     if eq_ic(sub, "set-active-expire") && args.len() == 3 {
         let on = parse_i64(&args[2]).unwrap_or(1) != 0;
@@ -332,6 +356,10 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Crash the server simulating a panic.",
             "LOG <message>",
             "    Write <message> to the server log.",
+            "MALLCTL <key> [<val>]",
+            "    Get or set a malloc tuning integer.",
+            "MALLCTL-STR <key> [<val>]",
+            "    Get or set a malloc tuning string.",
             "OBJECT <key>",
             "    Show low level info about the `key` and associated value.",
             "POPULATE <count> [<prefix>] [<size>]",

@@ -35,6 +35,7 @@
 //! default) a command pays one relaxed load.
 
 pub mod evict;
+pub mod mallctl;
 pub mod obuf;
 
 use std::cell::Cell;

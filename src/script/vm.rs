@@ -41,12 +41,17 @@ struct Vm {
     env: Table,
     /// The environment of function libraries (restricted while FUNCTION LOAD runs them).
     fenv: Table,
-    /// Registered functions (name -> callback), for function registry generation `fgen`.
-    funcs: HashMap<String, Function>,
+    /// Registered functions (a Lua table: name -> callback), for function registry
+    /// generation `fgen`.
+    funcs: Table,
     fgen: u64,
-    /// Compiled scripts (and their shebang flags) by SHA1, valid for SCRIPT FLUSH generation
-    /// `gen`.
-    scripts: HashMap<String, (Function, u32)>,
+    /// Compiled scripts by SHA1 (a Lua table: SHA1 -> function) and their shebang flags,
+    /// valid for SCRIPT FLUSH generation `gen`. The functions stay in Lua tables: every
+    /// function value held on the Rust side takes a slot of mlua's reference stack, which
+    /// holds about 8000, so a cache of Rust-held functions crashed the node at the 8000th
+    /// distinct script.
+    script_fns: Table,
+    scripts: HashMap<String, u32>,
     gen: usize,
     /// The coroutine of the last script that ended normally, reused by the next run (a fresh
     /// one per run was most of a run's garbage).
@@ -205,14 +210,16 @@ fn new_vm() -> mlua::Result<Vm> {
     // The set-up's own garbage (its compiled chunk, about a third of the heap) goes now, not
     // over the first scripts' collection steps.
     lua.gc_collect()?;
+    let (funcs, script_fns) = (lua.create_table()?, lua.create_table()?);
     Ok(Vm {
         lua,
         errinfo,
         loadlib,
         env,
         fenv,
-        funcs: HashMap::new(),
+        funcs,
         fgen: u64::MAX,
+        script_fns,
         scripts: HashMap::new(),
         gen: super::flush_gen(),
         idle: None,
@@ -234,6 +241,9 @@ fn with_vm<R>(f: impl FnOnce(&mut Vm) -> Result<R, Reply>) -> Result<R, Reply> {
         let vm = v.as_mut().ok_or_else(|| Reply::err("ERR no Lua interpreter"))?;
         if vm.gen != super::flush_gen() {
             vm.scripts.clear();
+            if let Ok(t) = vm.lua.create_table() {
+                vm.script_fns = t;
+            }
             vm.gen = super::flush_gen();
             // Redis frees its whole interpreter on SCRIPT FLUSH: the compiled scripts'
             // memory goes at once here too.
@@ -256,7 +266,7 @@ pub fn compile(body: &[u8]) -> Result<(String, u32), Reply> {
 /// its flags.
 pub fn compile_known(body: &[u8], sha: &str) -> Result<u32, Reply> {
     with_vm(|vm| {
-        if let Some((_, flags)) = vm.scripts.get(sha) {
+        if let Some(flags) = vm.scripts.get(sha) {
             return Ok(*flags);
         }
         let (flags, skip) = super::shebang(body).map_err(|e| Reply::error(format!("ERR {e}")))?;
@@ -267,7 +277,8 @@ pub fn compile_known(body: &[u8], sha: &str) -> Result<u32, Reply> {
             .set_environment(vm.env.clone())
             .into_function()
             .map_err(|e| Reply::error(format!("ERR Error compiling script (new function): {}", lua_error_text(&e))))?;
-        vm.scripts.insert(sha.to_string(), (f, flags));
+        vm.script_fns.raw_set(sha, f).map_err(|e| Reply::error(format!("ERR {}", lua_error_text(&e))))?;
+        vm.scripts.insert(sha.to_string(), flags);
         report_memory(&vm.lua);
         Ok(flags)
     })
@@ -355,9 +366,15 @@ pub fn start(spec: RunSpec<'_>) -> Result<Running, Reply> {
         let err = |e: mlua::Error| Reply::error(format!("ERR {}", lua_error_text(&e)));
         let f = if spec.function {
             sync_functions(vm).map_err(|e| Reply::error(format!("ERR {e}")))?;
-            vm.funcs.get(&spec.sha).cloned().ok_or(Reply::err("ERR Function not found"))?
+            vm.funcs
+                .raw_get::<Option<Function>>(&*spec.sha)
+                .map_err(err)?
+                .ok_or(Reply::err("ERR Function not found"))?
         } else {
-            vm.scripts.get(&spec.sha).map(|(f, _)| f.clone()).ok_or_else(|| Reply::err(super::NOSCRIPT))?
+            vm.script_fns
+                .raw_get::<Option<Function>>(&*spec.sha)
+                .map_err(err)?
+                .ok_or_else(|| Reply::err(super::NOSCRIPT))?
         };
         let co = match vm.idle.take() {
             Some(co) => co,
@@ -710,11 +727,14 @@ pub fn timed_out() -> bool {
 
 // ---- functions -----------------------------------------------------------------------------
 
-/// A function a library registered: (name, callback, flags, description).
-type Registered = (String, Function, u32, Option<String>);
+/// A function a library registered: (name, flags, description).
+type Registered = (String, u32, Option<String>);
 
-/// Runs a library's code (shebang line blanked) in `vm`, returning what it registered.
-fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
+/// Runs a library's code (shebang line blanked) in `vm`, returning what it registered; with
+/// `into`, each callback goes into that table under its name. (Callbacks stay on the Lua
+/// side: each function value held in Rust takes one of the ~8000 slots of the binding's
+/// reference stack, and a library may register more functions than that.)
+fn run_library(vm: &Vm, code: &[u8], into: Option<&Table>) -> Result<Vec<Registered>, String> {
     let f = vm
         .lua
         .load(code)
@@ -738,7 +758,10 @@ fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
     for entry in list.sequence_values::<Table>() {
         let entry = entry.map_err(|e| lua_error_text(&e))?;
         let name: String = entry.raw_get("name").map_err(|e| lua_error_text(&e))?;
-        let cb: Function = entry.raw_get("cb").map_err(|e| lua_error_text(&e))?;
+        if let Some(t) = into {
+            let cb: Value = entry.raw_get("cb").map_err(|e| lua_error_text(&e))?;
+            t.raw_set(name.as_str(), cb).map_err(|e| lua_error_text(&e))?;
+        }
         let desc: Option<String> = entry.raw_get("desc").unwrap_or(None);
         let mut flags = 0;
         if let Ok(fl) = entry.raw_get::<Table>("flags") {
@@ -748,7 +771,7 @@ fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
                 }
             }
         }
-        out.push((name, cb, flags, desc));
+        out.push((name, flags, desc));
     }
     Ok(out)
 }
@@ -757,8 +780,8 @@ fn run_library(vm: &Vm, code: &[u8]) -> Result<Vec<Registered>, String> {
 /// LOAD validates here before the library joins the node-wide registry).
 pub fn probe_library(code: &[u8]) -> Result<Vec<super::functions::FuncMeta>, Reply> {
     with_vm(|vm| {
-        let regs = run_library(vm, code).map_err(|e| Reply::error(format!("ERR {e}")))?;
-        Ok(regs.into_iter().map(|(name, _, flags, desc)| super::functions::FuncMeta { name, flags, desc }).collect())
+        let regs = run_library(vm, code, None).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        Ok(regs.into_iter().map(|(name, flags, desc)| super::functions::FuncMeta { name, flags, desc }).collect())
     })
 }
 
@@ -768,11 +791,9 @@ fn sync_functions(vm: &mut Vm) -> Result<(), String> {
     if vm.fgen == gen {
         return Ok(());
     }
-    vm.funcs.clear();
+    vm.funcs = vm.lua.create_table().map_err(|e| lua_error_text(&e))?;
     for code in libs {
-        for (name, cb, _, _) in run_library(vm, &code)? {
-            vm.funcs.insert(name, cb);
-        }
+        run_library(vm, &code, Some(&vm.funcs))?;
     }
     vm.fgen = gen;
     Ok(())
