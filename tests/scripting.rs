@@ -41,6 +41,8 @@ fn replies_match_redis() {
         &["eval", "return 1", "-1"],
         &["eval", "return 1", "3", "a"],
         &["eval", "return cjson.encode({1,2,{a=1}})", "0"],
+        &["eval", "local t = {} t[1] = t return cjson.encode(t)", "0"],
+        &["eval", "cjson.encode_max_depth(3) return cjson.encode({{{{1}}}})", "0"],
         &["eval", "return cjson.decode('[1,2,3,\"x\"]')", "0"],
         &["eval", "return cjson.encode(cjson.decode('{\"a\":[1,2.5,\"\\/x\"]}'))", "0"],
         &["eval", "return bit.band(0xff, 0x0f) + bit.bor(1,2) + bit.lshift(1,4)", "0"],

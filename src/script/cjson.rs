@@ -140,7 +140,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
         Value::String(s) => encode_str(&s.as_bytes(), out),
         Value::Table(t) => {
             if depth + 1 > ENC_DEPTH.with(|c| c.get()) {
-                return Err(format!("Cannot serialise, excessive nesting ({})", depth + 2));
+                return Err(format!("Cannot serialise, excessive nesting ({})", depth + 1));
             }
             // Array when every key is a positive integer (lua-cjson's lua_array_length).
             let mut max = 0usize;
