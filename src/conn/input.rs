@@ -86,6 +86,16 @@ impl InputBuf {
         v
     }
 
+    /// Gives a big buffer back once everything in it is parsed (a big bulk string grew it, as
+    /// Redis trims a query buffer left large and idle): true when it did.
+    pub fn release_if_idle_and_big(&mut self) -> bool {
+        if self.filled != 0 || self.buf.capacity() <= MAX_READ_CHUNK {
+            return false;
+        }
+        *self = InputBuf::new();
+        true
+    }
+
     /// Appends bytes received elsewhere (while the client was blocked).
     pub fn push(&mut self, data: &[u8]) {
         self.buf.truncate(self.filled);
