@@ -56,6 +56,8 @@ struct Partial {
     bulk_len: Option<usize>,
     /// Arguments read so far.
     args: Vec<Bytes>,
+    /// Their bytes.
+    bytes: usize,
 }
 
 /// An incremental request parser for one connection.
@@ -237,6 +239,12 @@ impl RequestParser {
         }
     }
 
+    /// The arguments of a request not fully received: their bytes and their count (Redis's
+    /// `argv_len_sum` and `argc` while a multibulk request is being read).
+    pub fn partial_args(&self) -> (usize, usize) {
+        self.partial.as_ref().map_or((0, 0), |p| (p.bytes, p.args.len()))
+    }
+
     /// Bytes the parser needs in the buffer to make progress on a big bulk (a read-size hint).
     pub fn wanted(&self) -> usize {
         match &self.partial {
@@ -290,7 +298,8 @@ impl RequestParser {
                     continue;
                 }
                 let n = n as usize;
-                self.partial = Some(Partial { remaining: n, bulk_len: None, args: Vec::with_capacity(n.min(1024)) });
+                self.partial =
+                    Some(Partial { remaining: n, bulk_len: None, args: Vec::with_capacity(n.min(1024)), bytes: 0 });
             }
             let Some(p) = self.partial.as_mut() else { continue };
             while p.remaining > 0 {
@@ -328,6 +337,7 @@ impl RequestParser {
                 let arg = buf.split_to(len).freeze();
                 // Like Redis, the two bytes after the payload are skipped unchecked.
                 buf.advance(2);
+                p.bytes += arg.len();
                 p.args.push(arg);
                 p.bulk_len = None;
                 p.remaining -= 1;
