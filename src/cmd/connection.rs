@@ -290,7 +290,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         omem,
         // The figure client eviction counts (`memory::clients`), as of the connection's last
         // turn; computed now for a client not counted (the master link).
-        if c.tot_mem > 0 { c.tot_mem } else { crate::memory::clients::client_memory(c) },
+        crate::memory::clients::shown(c),
         // Redis waits for writability (`w`) while replies are pending.
         if omem > 0 { "rw" } else { "r" },
         c.last_cmd,

@@ -112,7 +112,7 @@ fn encode(shard: &mut ShardState) -> Reply {
     let mut clients_mem = 0u64;
     for c in shard.clients.values() {
         let c = c.borrow();
-        clients_mem += if c.tot_mem > 0 { c.tot_mem } else { crate::memory::clients::client_memory(&c) } as u64;
+        clients_mem += crate::memory::clients::shown(&c) as u64;
         let (q, o) = (c.qbuf as u64, c.output_bytes() as u64);
         (qbuf, omem, max_qbuf, max_omem) = (qbuf + q, omem + o, max_qbuf.max(q), max_omem.max(o));
     }

@@ -15,15 +15,34 @@ impl Conn {
         let (argv_bytes, argc) = self.parser.partial_args();
         let multi = self.tx.memory();
         let mut c = self.client.borrow_mut();
-        c.qbuf = self.rbuf.len();
         // A big argument being received counts at its announced size, as Redis sizes its query
         // buffer for such an argument at once (here the room grows as it arrives).
         let wanted = self.parser.wanted();
-        c.qbuf_room = self.rbuf.size().max(if wanted >= BIG_ARG { wanted } else { 0 });
+        c.qbuf_alloc = self.rbuf.size().max(if wanted >= BIG_ARG { wanted } else { 0 });
         c.obuf_cap = self.wbuf.capacity();
-        c.argv_mem = argv_bytes + argc * std::mem::size_of::<usize>();
+        c.argv_mem = argv_bytes;
+        c.argv_held = self.parser.partial_memory().max(argv_bytes + argc * std::mem::size_of::<usize>());
         c.multi_mem = multi;
         crate::memory::clients::update(&mut c);
+    }
+
+    /// The reply buffer grew while replies were added: re-counts the client and evicts clients
+    /// on this shard while over the limit. True when this client was closed, for its output
+    /// limit or evicted (its output is dropped: nothing more is sent to it).
+    pub(super) fn evicted_while_replying(&mut self, st: &mut crate::cmd::ShardState) -> bool {
+        // The output-buffer limit goes first (as in Redis): a client it closes counts nothing,
+        // and nobody is evicted for memory that is given back anyway.
+        if self.obuf_over() {
+            return true;
+        }
+        self.track_memory();
+        crate::memory::clients::evict_local(st);
+        if !self.client.borrow().killed {
+            return false;
+        }
+        self.drop_output();
+        self.wbuf = Vec::new();
+        true
     }
 
     /// [`track_memory`](Self::track_memory), then client eviction when `maxmemory-clients` is

@@ -322,6 +322,8 @@ impl Conn {
                 }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
+                // The batch's replies count before other connections run their commands.
+                self.track_memory();
             }
             self.client.borrow_mut().qbuf = self.rbuf.len();
             if let Some(attach) = self.handoff.take() {

@@ -61,6 +61,8 @@ const PREFIX_BYTES: usize = 32;
 /// `maxmemory-clients`: bytes (> 0), a percent of `maxmemory` (< 0), or off (0).
 static SETTING: AtomicI64 = AtomicI64::new(0);
 static EVICTED: AtomicU64 = AtomicU64::new(0);
+/// The memory of evicted clients whose connections have not ended yet (see [`closing_bytes`]).
+static CLOSING: AtomicU64 = AtomicU64::new(0);
 
 #[repr(align(64))]
 struct Slot {
@@ -143,9 +145,9 @@ pub fn node_total() -> u64 {
 /// connection published (see the module doc).
 pub fn client_memory(c: &ClientState) -> usize {
     let mut mem = std::mem::size_of::<ClientState>() + c.conn_bytes;
-    mem += c.qbuf_room.max(c.qbuf);
-    mem += c.argv_mem;
-    mem += c.obuf_cap.max(c.omem) + c.pubsub.as_ref().map_or(0, |p| p.outbox.queued_bytes());
+    mem += allocation_size(c.qbuf_alloc.max(c.qbuf));
+    mem += c.argv_held;
+    mem += allocation_size(c.obuf_cap.max(c.omem)) + c.pubsub.as_ref().map_or(0, |p| p.outbox.queued_bytes());
     mem += c.multi_mem;
     if let Some(s) = &c.pubsub {
         mem += s.patterns.len() * PATTERN_BYTES + (s.channels.len() + s.shard.len()) * CHANNEL_BYTES;
@@ -154,6 +156,22 @@ pub fn client_memory(c: &ClientState) -> usize {
         mem += t.prefixes * PREFIX_BYTES;
     }
     mem
+}
+
+/// The size jemalloc gives an allocation of `n` bytes (its size classes: a 16-byte quantum
+/// up to 128, then four classes per doubling), as Redis counts a buffer by its allocation
+/// (`zmalloc_size`), not by the bytes asked for.
+pub fn allocation_size(n: usize) -> usize {
+    match n {
+        0 => 0,
+        1..=8 => 8,
+        9..=128 => (n + 15) & !15,
+        _ => {
+            let k = usize::BITS - 1 - (n - 1).leading_zeros();
+            let spacing = 1usize << (k - 2);
+            (n + spacing - 1) & !(spacing - 1)
+        }
+    }
 }
 
 /// Redis's `getMemUsageBucket`: log2 of the figure, within the bucket bounds.
@@ -215,6 +233,26 @@ pub fn update(c: &mut ClientState) {
 /// Takes a client that is going away out of the count.
 pub fn forget(c: &mut ClientState) {
     recount(c, None);
+    if c.evicted_mem > 0 {
+        CLOSING.fetch_sub(std::mem::take(&mut c.evicted_mem) as u64, Ordering::Relaxed);
+    }
+}
+
+/// The memory of evicted clients that their connections are giving back (Redis frees an
+/// evicted client at once; here its connection ends at its next turn): `maxmemory` leaves it
+/// out, so that keys are not evicted for memory already on its way back.
+pub fn closing_bytes() -> u64 {
+    CLOSING.load(Ordering::Relaxed)
+}
+
+/// The memory CLIENT LIST and INFO show for a client: its figure as last counted, computed
+/// now for a client never counted (the master link), nothing for a closing one.
+pub fn shown(c: &ClientState) -> usize {
+    match c.tot_mem {
+        _ if c.closing() => 0,
+        0 => client_memory(c),
+        n => n,
+    }
 }
 
 /// The shard holding the top bucket node-wide (this one first on a tie), and that bucket + 1.
@@ -270,6 +308,8 @@ pub fn evict_local(st: &mut ShardState) -> Option<usize> {
         let mut c = victim.borrow_mut();
         let line = crate::cmd::connection::client_line(&c, now_ms);
         tracing::info!("Evicting client: {}", line);
+        c.evicted_mem = c.tot_mem;
+        CLOSING.fetch_add(c.tot_mem as u64, Ordering::Relaxed);
         recount(&mut c, None);
         c.killed = true;
         // SAFETY: the fd belongs to a live connection of this shard; shutdown only wakes its
@@ -319,6 +359,15 @@ pub async fn evict(shard: &crate::runtime::shard::Shard) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocation_sizes_are_jemalloc_s_classes() {
+        let sizes = [(0, 0), (1, 8), (9, 16), (100, 112), (129, 160), (100_001, 114_688), (1_048_578, 1_310_720)];
+        for (n, size) in sizes {
+            assert_eq!(allocation_size(n), size, "{n}");
+        }
+        assert_eq!(allocation_size(1 << 20), 1 << 20);
+    }
 
     #[test]
     fn buckets_are_redis_s() {

@@ -334,9 +334,10 @@ pub fn not_counted_for_evict() -> u64 {
     REPLICA_OUTPUT.load(Ordering::Relaxed) + crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed)
 }
 
-/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`].
+/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`], and less
+/// the memory of evicted clients on its way back ([`clients::closing_bytes`]).
 pub fn used_for_evict() -> u64 {
-    used().saturating_sub(not_counted_for_evict())
+    used().saturating_sub(not_counted_for_evict() + clients::closing_bytes())
 }
 
 #[cfg(test)]

@@ -58,6 +58,39 @@ struct Partial {
     args: Vec<Bytes>,
     /// Their bytes.
     bytes: usize,
+    /// The memory they hold (see [`Partial::own_args`]).
+    held: usize,
+    /// Arguments before this index own their memory.
+    owned: usize,
+}
+
+/// Arguments shorter than this, of a request still arriving, are copied out of the read
+/// buffer (see [`Partial::own_args`]); longer ones get a buffer of their own size anyway.
+const OWN_BELOW: usize = 32 * 1024;
+/// ... once the arguments received reach this many bytes.
+const OWN_FROM: usize = 16 * 1024;
+
+impl Partial {
+    /// Called when the parser stops for more input in the middle of a request: the small
+    /// arguments read so far are copied out of the read buffer, so that they do not keep it
+    /// alive (a slice would pin each read's whole buffer while the connection reads into new
+    /// ones: a request trickling in held about twice its size). Each argument is copied once.
+    fn own_args(&mut self) {
+        // A request straddling two reads of a pipeline is left as it is (its few arguments
+        // pin one buffer for a moment); only a big request trickling in is worth the copies.
+        if self.bytes < OWN_FROM {
+            return;
+        }
+        for a in &mut self.args[self.owned..] {
+            if a.len() < OWN_BELOW {
+                *a = Bytes::copy_from_slice(a);
+                self.held += crate::memory::clients::allocation_size(a.len());
+            } else {
+                self.held += a.len();
+            }
+        }
+        self.owned = self.args.len();
+    }
 }
 
 /// An incremental request parser for one connection.
@@ -245,6 +278,11 @@ impl RequestParser {
         self.partial.as_ref().map_or((0, 0), |p| (p.bytes, p.args.len()))
     }
 
+    /// The memory those arguments hold: their allocations and their slots in the vector.
+    pub fn partial_memory(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.held + p.args.capacity() * std::mem::size_of::<Bytes>())
+    }
+
     /// Bytes the parser needs in the buffer to make progress on a big bulk (a read-size hint).
     pub fn wanted(&self) -> usize {
         match &self.partial {
@@ -298,8 +336,12 @@ impl RequestParser {
                     continue;
                 }
                 let n = n as usize;
-                self.partial =
-                    Some(Partial { remaining: n, bulk_len: None, args: Vec::with_capacity(n.min(1024)), bytes: 0 });
+                self.partial = Some(Partial {
+                    remaining: n,
+                    bulk_len: None,
+                    args: Vec::with_capacity(n.min(1024)),
+                    ..Default::default()
+                });
             }
             let Some(p) = self.partial.as_mut() else { continue };
             while p.remaining > 0 {
@@ -310,6 +352,7 @@ impl RequestParser {
                             if buf.len() > PROTO_INLINE_MAX_SIZE {
                                 return Err(ParseError("too big bulk count string"));
                             }
+                            p.own_args();
                             return Ok(());
                         };
                         if buf[0] != b'$' {
@@ -329,6 +372,7 @@ impl RequestParser {
                     }
                 };
                 if buf.len() < len + 2 {
+                    p.own_args();
                     if buf.capacity() < len + 2 {
                         buf.reserve(len + 2 - buf.len());
                     }
