@@ -322,8 +322,11 @@ impl Conn {
                 }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
-                // The batch's replies count before other connections run their commands.
-                self.track_memory();
+                // The batch's replies count before other connections run their commands (for
+                // the key and client eviction that those may run).
+                if crate::memory::maxmemory() != 0 || crate::memory::clients::limit() != 0 {
+                    self.track_memory();
+                }
             }
             self.client.borrow_mut().qbuf = self.rbuf.len();
             if let Some(attach) = self.handoff.take() {
