@@ -675,4 +675,33 @@ mod tests {
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
         assert_eq!(parse_requests(&mut buf, &limits, &mut out), Err(ParseError("unauthenticated multibulk length")));
     }
+
+    #[test]
+    fn a_big_request_trickling_in_owns_its_arguments() {
+        let mut p = RequestParser::default();
+        let (lim, mut out) = (ParseLimits::default(), Vec::new());
+        let arg = [b'x'; 1000];
+        let mut frame = b"*40\r\n".to_vec();
+        for _ in 0..30 {
+            frame.extend_from_slice(b"$1000\r\n");
+            frame.extend_from_slice(&arg);
+            frame.extend_from_slice(b"\r\n");
+        }
+        let mut buf = BytesMut::from(&frame[..]);
+        let start = buf.as_ptr() as usize;
+        p.parse(&mut buf, &lim, &mut out).unwrap();
+        assert!(out.is_empty());
+        // 30 arguments of 1000 bytes: copied out (each in a 1 KB allocation), not slices of
+        // the read buffer.
+        assert_eq!(p.partial_args(), (30_000, 30));
+        assert!(p.partial_memory() >= 30 * 1024, "{}", p.partial_memory());
+        let whole = start..start + frame.len();
+        let partial = p.partial.as_ref().unwrap();
+        assert!(partial.args.iter().all(|a| !whole.contains(&(a.as_ptr() as usize))));
+        // A small request cut in two is left as it is.
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk"[..]);
+        p.parse(&mut buf, &lim, &mut out).unwrap();
+        assert_eq!(p.partial_memory(), 3 * std::mem::size_of::<Bytes>());
+    }
 }
