@@ -7,26 +7,13 @@
 //! idle seconds.
 
 mod common;
-use common::{Raw, Server, WAIT};
+use common::{field, line_of, Raw, Server, WAIT};
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn ports() {
     common::use_ports(9520);
-}
-
-/// The CLIENT LIST line of the client named `name`, if listed.
-fn line_of(c: &mut Raw, name: &str) -> Option<String> {
-    let list = c.cmd(&["CLIENT", "LIST"]);
-    list.lines().find(|l| l.contains(&format!(" name={name} "))).map(str::to_string)
-}
-
-fn field(line: &str, key: &str) -> u64 {
-    line.split(' ')
-        .find_map(|f| f.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
 }
 
 fn used_memory(c: &mut Raw) -> u64 {

@@ -242,6 +242,7 @@ fn resetstat(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
                 c.store(0, Relaxed);
             }
             crate::storage::lazyfree::reset_stats();
+            crate::memory::clients::reset_stats();
             Reply::Ok
         }),
     }

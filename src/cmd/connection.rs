@@ -267,7 +267,7 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -283,10 +283,14 @@ pub fn client_line(c: &ClientState, now_ms: u64) -> String {
         c.multi.map_or(-1, |n| n as i64),
         c.qbuf,
         qbuf_size - c.qbuf,
+        c.argv_mem,
+        c.multi_mem,
         // One growable reply buffer: what waits for the socket shows as one reply block.
         usize::from(omem > 0),
         omem,
-        qbuf_size + omem,
+        // The figure client eviction counts (`memory::clients`), as of the connection's last
+        // turn; computed now for a client not counted (the master link).
+        crate::memory::clients::shown(c),
         // Redis waits for writability (`w`) while replies are pending.
         if omem > 0 { "rw" } else { "r" },
         c.last_cmd,

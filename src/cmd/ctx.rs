@@ -209,6 +209,24 @@ pub struct ClientState {
     pub qbuf_room: usize,
     /// Reply bytes not written to the socket yet (CLIENT LIST `omem`).
     pub omem: usize,
+    /// The query buffer's size as client eviction counts it (`memory::clients`).
+    pub qbuf_alloc: usize,
+    /// The reply buffer's allocated size (`memory::clients`).
+    pub obuf_cap: usize,
+    /// Bytes of the arguments of a request not fully received (CLIENT LIST `argv-mem`).
+    pub argv_mem: usize,
+    /// The memory those arguments hold (`memory::clients`).
+    pub argv_held: usize,
+    /// The MULTI queue and watched keys (CLIENT LIST `multi-mem`).
+    pub multi_mem: usize,
+    /// The connection's own structures (`memory::clients`).
+    pub conn_bytes: usize,
+    /// The client's memory as last counted (CLIENT LIST `tot-mem`, `maxmemory-clients`).
+    pub tot_mem: usize,
+    /// The memory bucket it is counted in for eviction + 1 (0: not evictable).
+    pub mem_bucket: u8,
+    /// Its memory when client eviction closed it (given back when the connection ends).
+    pub evicted_mem: usize,
     /// Close after the current reply is written (QUIT, protocol error).
     pub close_after_reply: bool,
     /// READONLY: reads of slots served by this replica's master are served here.
@@ -323,6 +341,15 @@ impl ClientState {
             qbuf: 0,
             qbuf_room: 0,
             omem: 0,
+            qbuf_alloc: 0,
+            obuf_cap: 0,
+            argv_mem: 0,
+            argv_held: 0,
+            multi_mem: 0,
+            conn_bytes: 0,
+            tot_mem: 0,
+            mem_bucket: 0,
+            evicted_mem: 0,
             close_after_reply: false,
             readonly: false,
             asking: false,

@@ -291,6 +291,22 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         CRON_PAUSED.store(parse_i64(&args[2]).unwrap_or(0) != 0, std::sync::atomic::Ordering::Relaxed);
         return reply(Reply::Ok);
     }
+    // DEBUG REPLYBUFFER PEAK-RESET-TIME <never|reset|ms> / RESIZING <0|1>: Redis's cron
+    // shrinks and grows each client's reply buffer towards its recent peak; here a
+    // connection's reply buffer is sized by the replies it holds (given back over 1 MB) and no
+    // cron resizes it, which is Redis with resizing off. The arguments are checked as Redis
+    // checks them.
+    if eq_ic(sub, "replybuffer") && args.len() == 4 {
+        if eq_ic(&args[2], "peak-reset-time") {
+            if !eq_ic(&args[3], "never") && !eq_ic(&args[3], "reset") && parse_i64(&args[3]).is_none() {
+                return reply(Reply::err(super::errors::NOT_INTEGER));
+            }
+            return reply(Reply::Ok);
+        }
+        if eq_ic(&args[2], "resizing") {
+            return reply(Reply::Ok);
+        }
+    }
     if eq_ic(sub, "set-disable-deny-scripts") && args.len() == 3 {
         crate::script::set_deny_disabled(parse_i64(&args[2]).unwrap_or(0) != 0);
         return reply(Reply::Ok);

@@ -64,6 +64,8 @@ struct ShardReport {
     max_omem: u64,
     /// Keys (all databases), for the per-key overhead.
     entries: u64,
+    /// The clients' memory as client eviction counts it (`mem_clients_normal`).
+    clients_mem: u64,
 }
 
 fn encode(shard: &mut ShardState) -> Reply {
@@ -107,8 +109,10 @@ fn encode(shard: &mut ShardState) -> Reply {
     let s = &shard.stats;
     // The clients' buffers in one pass: query and reply bytes, summed and largest.
     let (mut qbuf, mut omem, mut max_qbuf, mut max_omem) = (0u64, 0u64, 0u64, 0u64);
+    let mut clients_mem = 0u64;
     for c in shard.clients.values() {
         let c = c.borrow();
+        clients_mem += crate::memory::clients::shown(&c) as u64;
         let (q, o) = (c.qbuf as u64, c.output_bytes() as u64);
         (qbuf, omem, max_qbuf, max_omem) = (qbuf + q, omem + o, max_qbuf.max(q), max_omem.max(o));
     }
@@ -125,6 +129,7 @@ fn encode(shard: &mut ShardState) -> Reply {
         max_qbuf,
         max_omem,
         shard.ks.dbs.iter().map(|d| d.len() as u64).sum(),
+        clients_mem,
     ]);
     v.push(Reply::Array(extra.into_iter().map(|n| Reply::Int(n as i64)).collect()));
     Reply::Array(v)
@@ -184,6 +189,7 @@ fn decode(r: &Reply) -> ShardReport {
             (rep.reads, rep.writes, rep.stale_ppm, rep.expire_capped) = (n[5], n[6], n[7], n[8]);
             (rep.expire_us, rep.replica_volatile, rep.qbuf, rep.omem) = (n[9], n[10], n[11], n[12]);
             (rep.max_qbuf, rep.max_omem, rep.entries) = (n[13], n[14], n[15]);
+            rep.clients_mem = n.get(16).copied().unwrap_or(0);
         }
     }
     rep
@@ -354,7 +360,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String],
         let repl =
             node.repl.with_status(|s| (s.backlog_histlen, s.replicas.iter().map(|r| r.output_bytes).sum::<u64>()));
         let (backlog, replica_out) = repl;
-        let clients_normal = sum(&|r| r.qbuf + r.omem);
+        let clients_normal = sum(&|r| r.clients_mem);
         let aof_buf = crate::aof::status::BUFFER_LEN.load(std::sync::atomic::Ordering::Relaxed);
         // Redis's `getMemoryOverheadData`: what is not the dataset. slotcore counts its startup
         // memory, the replication buffers, the clients' query buffers, the AOF buffer and the
@@ -423,10 +429,11 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String],
         let kbps = |b: u64| b as f64 / 1024.0;
         let shards = reports.len().max(1) as f64;
         let (exceeded_total, exceeded_now) = crate::memory::evict::exceeded_ms();
+        let evicted_clients = crate::memory::clients::evicted();
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{repl_in}\r\ntotal_net_repl_output_bytes:{repl_out}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:{:.2}\r\ninstantaneous_output_repl_kbps:{:.2}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:{}\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:{}\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:{repl_in}\r\ntotal_net_repl_output_bytes:{repl_out}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:{:.2}\r\ninstantaneous_output_repl_kbps:{:.2}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:{evicted_clients}\r\ntotal_eviction_exceeded_time:{exceeded_total}\r\ncurrent_eviction_exceeded_time:{exceeded_now}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:{}\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:{}\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:{}\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 sum(&|r| r.conns),
                 sum(&|r| r.total_commands),
                 rate(0),

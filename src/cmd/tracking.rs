@@ -42,6 +42,8 @@ pub struct ClientTracking {
     pub optout: bool,
     /// CLIENT CACHING was given for the next command.
     pub caching: bool,
+    /// BCAST prefixes registered (their count, for the client's memory figure).
+    pub prefixes: usize,
 }
 
 thread_local! {
@@ -292,6 +294,7 @@ fn ensure_receiver<'a>(
             optin: false,
             optout: false,
             caching: false,
+            prefixes: 0,
         })
     })
 }
@@ -438,6 +441,7 @@ fn enable(ctx: &mut ClientCtx<'_>, mut t: Tracker) {
     s.bcast = t.bcast;
     s.optin = t.optin;
     s.optout = t.optout;
+    s.prefixes = t.prefixes.len();
     node.tracking.enable(id, t);
     crate::storage::set_expired_tracking(node.tracking.active());
 }
@@ -449,6 +453,7 @@ fn disable(ctx: &mut ClientCtx<'_>) {
         s.optin = false;
         s.optout = false;
         s.caching = false;
+        s.prefixes = 0;
     }
     ctx.shard.node.tracking.disable(ctx.client.id);
     crate::storage::set_expired_tracking(ctx.shard.node.tracking.active());

@@ -95,7 +95,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "masteruser", default: "", kind: Kind::Str, mutable: true, acted: true },
     Directive { name: "maxclients", default: "10000", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "maxmemory", default: "0", kind: Kind::Memory, mutable: true, acted: true },
-    Directive { name: "maxmemory-clients", default: "0", kind: Kind::Memory, mutable: true, acted: false },
+    Directive { name: "maxmemory-clients", default: "0", kind: Kind::Memory, mutable: true, acted: true },
     Directive { name: "maxmemory-eviction-tenacity", default: "10", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "maxmemory-policy", default: "noeviction", kind: Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]), mutable: true, acted: true },
     Directive { name: "maxmemory-samples", default: "5", kind: Kind::Int, mutable: true, acted: true },

@@ -550,7 +550,11 @@ impl Conn {
     /// Encodes replies in order, honouring CLIENT REPLY OFF/SKIP and counting errors.
     fn encode_replies(&mut self, replies: &mut [Option<Reply>], suppress: &[bool]) {
         let resp3 = self.client.borrow().resp3;
-        let mut st = self.shard.state.borrow_mut();
+        // Client eviction counts the reply buffer as it grows (Redis counts a client's memory
+        // after each command), so one batch of big replies cannot go far past the limit.
+        let evicting = crate::memory::clients::limit() != 0;
+        let shard = self.shard.clone();
+        let mut st = shard.state.borrow_mut();
         for (r, &skip) in replies.iter_mut().zip(suppress) {
             let r = r.take().unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
             if matches!(&r, Reply::Error(e) if e == crate::memory::obuf::OVER_LIMIT) {
@@ -562,7 +566,11 @@ impl Conn {
             }
             cmd::record_error(&mut st, &r);
             if !skip {
+                let cap = self.wbuf.capacity();
                 r.encode(&mut self.wbuf, resp3);
+                if evicting && self.wbuf.capacity() != cap && self.evicted_while_replying(&mut st) {
+                    return;
+                }
             }
         }
     }

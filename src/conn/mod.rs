@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod dispatch;
 pub mod input;
 pub mod master;
+mod memory;
 pub mod migrate;
 pub mod monitor;
 pub mod multi;
@@ -128,6 +129,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         conn.obuf_close();
     }
     conn.unwatch_all().await;
+    crate::memory::clients::forget(&mut conn.client.borrow_mut());
     {
         let mut st = shard.state.borrow_mut();
         crate::cmd::pubsub::drop_all(&mut st, &mut conn.client.borrow_mut());
@@ -211,6 +213,7 @@ impl Conn {
 
     /// A connection over `stream` for `client`, whose home is `shard`.
     pub(crate) fn new(stream: ClientStream, shard: Rc<Shard>, client: Rc<RefCell<ClientState>>) -> Conn {
+        client.borrow_mut().conn_bytes = std::mem::size_of::<Conn>();
         Conn {
             stream,
             shard,
@@ -238,6 +241,10 @@ impl Conn {
                 return Ok(());
             }
             self.shard.refresh_config();
+            // Client eviction (`maxmemory-clients`) after what the last turn read, ran or wrote.
+            if self.track_memory_and_evict().await {
+                return Ok(());
+            }
             let (timeout, limits, qlimit) = {
                 let st = self.shard.state.borrow();
                 let c = self.client.borrow();
@@ -315,6 +322,11 @@ impl Conn {
                 }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
+                // The batch's replies count before other connections run their commands (for
+                // the key and client eviction that those may run).
+                if crate::memory::maxmemory() != 0 || crate::memory::clients::limit() != 0 {
+                    self.track_memory();
+                }
             }
             self.client.borrow_mut().qbuf = self.rbuf.len();
             if let Some(attach) = self.handoff.take() {

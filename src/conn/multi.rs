@@ -77,6 +77,8 @@ pub(crate) struct TxState {
     queue: Option<Vec<Queued>>,
     /// A command failed to queue: EXEC replies EXECABORT.
     dirty: bool,
+    /// The queued commands' argument bytes (Redis's `mstate.argv_len_sums`).
+    queued_bytes: usize,
     /// Watched (database, key) pairs, to skip duplicates.
     watched: Vec<(usize, Bytes)>,
     /// Shards holding watched keys, ascending.
@@ -99,6 +101,14 @@ impl TxState {
             f &= !(!s & (flags::STALE | flags::LOADING));
         }
         f
+    }
+
+    /// Redis's `multiStateMemOverhead` (CLIENT LIST `multi-mem`): the queued commands'
+    /// arguments and entries, and the watched keys' entries.
+    pub(super) fn memory(&self) -> usize {
+        use crate::memory::clients::{QUEUED_CMD_BYTES, WATCHED_KEY_BYTES};
+        let queue = self.queue.as_ref().map_or(0, |q| q.capacity() * QUEUED_CMD_BYTES + self.queued_bytes);
+        queue + self.watched.len() * WATCHED_KEY_BYTES
     }
 
     /// True when a queued command writes (EXEC is then held by a write pause, as Redis's
@@ -157,6 +167,8 @@ impl Conn {
             other => return other,
         };
         let Some(q) = self.tx.queue.as_mut() else { return Route::Done(Reply::err(m::EXEC_WITHOUT)) };
+        let args = queued.command().1;
+        self.tx.queued_bytes += args.iter().map(|a| a.len() + 8).sum::<usize>();
         q.push(queued);
         self.client.borrow_mut().multi = Some(q.len());
         Route::Done(Reply::status("QUEUED"))
@@ -209,6 +221,7 @@ impl Conn {
 
     fn end_multi(&mut self) {
         self.tx.queue = None;
+        self.tx.queued_bytes = 0;
         self.tx.dirty = false;
         let mut c = self.client.borrow_mut();
         c.multi = None;
@@ -269,6 +282,7 @@ impl Conn {
 
     async fn exec(&mut self) -> Reply {
         let Some(queue) = self.tx.queue.take() else { return Reply::err(m::EXEC_WITHOUT) };
+        self.tx.queued_bytes = 0;
         // maxmemory: a transaction with a denyoom command is refused as a whole when the node
         // was over the ceiling as EXEC arrived (Redis's `execCommandAbort`).
         if crate::memory::evict::pre_command_oom() && queue.iter().any(|q| q.spec().has(flags::DENYOOM)) {

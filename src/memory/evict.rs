@@ -98,6 +98,11 @@ pub fn before_command(st: &mut ShardState) -> bool {
         PRE_COMMAND_OOM.with(|c| c.set(false));
         return false;
     }
+    // Clients over `maxmemory-clients` go before keys (Redis's `processCommand` evicts
+    // clients first): the memory they give back may spare the keys.
+    if super::clients::limit() != 0 {
+        super::clients::evict_local(st);
+    }
     let oom = perform(st) == Outcome::Fail;
     st.flush_changes();
     PRE_COMMAND_OOM.with(|c| c.set(oom));

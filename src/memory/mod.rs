@@ -1,5 +1,7 @@
 //! The node's memory ceiling: how much memory the node uses, `maxmemory` with its eviction
-//! policy (see [`evict`]), and the per-client output-buffer limits (see [`obuf`]).
+//! policy (see [`evict`]), the per-client output-buffer limits (see [`obuf`]) and client
+//! eviction (`maxmemory-clients`, see [`clients`]). Client memory counts in the used memory
+//! that `maxmemory` limits, as in Redis 7.0.
 //!
 //! ## How used memory is counted
 //!
@@ -34,6 +36,7 @@
 //! ([`apply_config`], called when a shard refreshes its config); with `maxmemory 0` (the
 //! default) a command pays one relaxed load.
 
+pub mod clients;
 pub mod evict;
 pub mod mallctl;
 pub mod obuf;
@@ -131,6 +134,7 @@ pub fn apply_config(cfg: &crate::config::Config) {
     crate::storage::lazyfree::apply_config(cfg);
     crate::persist::file::apply_config(cfg);
     obuf::apply_config(cfg.get("client-output-buffer-limit").unwrap_or(""));
+    clients::apply_config(cfg.get("maxmemory-clients").unwrap_or("0"));
 }
 
 /// `maxmemory` in bytes (0 = no ceiling).
@@ -331,9 +335,10 @@ pub fn not_counted_for_evict() -> u64 {
     REPLICA_OUTPUT.load(Ordering::Relaxed) + crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed)
 }
 
-/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`].
+/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`], and less
+/// the memory of evicted clients on its way back ([`clients::closing_bytes`]).
 pub fn used_for_evict() -> u64 {
-    used().saturating_sub(not_counted_for_evict())
+    used().saturating_sub(not_counted_for_evict() + clients::closing_bytes())
 }
 
 #[cfg(test)]

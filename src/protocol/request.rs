@@ -56,6 +56,41 @@ struct Partial {
     bulk_len: Option<usize>,
     /// Arguments read so far.
     args: Vec<Bytes>,
+    /// Their bytes.
+    bytes: usize,
+    /// The memory they hold (see [`Partial::own_args`]).
+    held: usize,
+    /// Arguments before this index own their memory.
+    owned: usize,
+}
+
+/// Arguments shorter than this, of a request still arriving, are copied out of the read
+/// buffer (see [`Partial::own_args`]); longer ones get a buffer of their own size anyway.
+const OWN_BELOW: usize = 32 * 1024;
+/// ... once the arguments received reach this many bytes.
+const OWN_FROM: usize = 16 * 1024;
+
+impl Partial {
+    /// Called when the parser stops for more input in the middle of a request: the small
+    /// arguments read so far are copied out of the read buffer, so that they do not keep it
+    /// alive (a slice would pin each read's whole buffer while the connection reads into new
+    /// ones: a request trickling in held about twice its size). Each argument is copied once.
+    fn own_args(&mut self) {
+        // A request straddling two reads of a pipeline is left as it is (its few arguments
+        // pin one buffer for a moment); only a big request trickling in is worth the copies.
+        if self.bytes < OWN_FROM {
+            return;
+        }
+        for a in &mut self.args[self.owned..] {
+            if a.len() < OWN_BELOW {
+                *a = Bytes::copy_from_slice(a);
+                self.held += crate::memory::clients::allocation_size(a.len());
+            } else {
+                self.held += a.len();
+            }
+        }
+        self.owned = self.args.len();
+    }
 }
 
 /// An incremental request parser for one connection.
@@ -237,6 +272,17 @@ impl RequestParser {
         }
     }
 
+    /// The arguments of a request not fully received: their bytes and their count (Redis's
+    /// `argv_len_sum` and `argc` while a multibulk request is being read).
+    pub fn partial_args(&self) -> (usize, usize) {
+        self.partial.as_ref().map_or((0, 0), |p| (p.bytes, p.args.len()))
+    }
+
+    /// The memory those arguments hold: their allocations and their slots in the vector.
+    pub fn partial_memory(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.held + p.args.capacity() * std::mem::size_of::<Bytes>())
+    }
+
     /// Bytes the parser needs in the buffer to make progress on a big bulk (a read-size hint).
     pub fn wanted(&self) -> usize {
         match &self.partial {
@@ -290,7 +336,12 @@ impl RequestParser {
                     continue;
                 }
                 let n = n as usize;
-                self.partial = Some(Partial { remaining: n, bulk_len: None, args: Vec::with_capacity(n.min(1024)) });
+                self.partial = Some(Partial {
+                    remaining: n,
+                    bulk_len: None,
+                    args: Vec::with_capacity(n.min(1024)),
+                    ..Default::default()
+                });
             }
             let Some(p) = self.partial.as_mut() else { continue };
             while p.remaining > 0 {
@@ -301,6 +352,7 @@ impl RequestParser {
                             if buf.len() > PROTO_INLINE_MAX_SIZE {
                                 return Err(ParseError("too big bulk count string"));
                             }
+                            p.own_args();
                             return Ok(());
                         };
                         if buf[0] != b'$' {
@@ -320,6 +372,7 @@ impl RequestParser {
                     }
                 };
                 if buf.len() < len + 2 {
+                    p.own_args();
                     // The caller grows its buffer (`wanted` is the hint). Reserving here
                     // reallocated and copied the whole partial bulk on every read when the
                     // buffer's spare room was split off (a connection's query buffer): a 32 MB
@@ -329,6 +382,7 @@ impl RequestParser {
                 let arg = buf.split_to(len).freeze();
                 // Like Redis, the two bytes after the payload are skipped unchecked.
                 buf.advance(2);
+                p.bytes += arg.len();
                 p.args.push(arg);
                 p.bulk_len = None;
                 p.remaining -= 1;
@@ -621,5 +675,34 @@ mod tests {
         let mut out = Vec::new();
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
         assert_eq!(parse_requests(&mut buf, &limits, &mut out), Err(ParseError("unauthenticated multibulk length")));
+    }
+
+    #[test]
+    fn a_big_request_trickling_in_owns_its_arguments() {
+        let mut p = RequestParser::default();
+        let (lim, mut out) = (ParseLimits::default(), Vec::new());
+        let arg = [b'x'; 1000];
+        let mut frame = b"*40\r\n".to_vec();
+        for _ in 0..30 {
+            frame.extend_from_slice(b"$1000\r\n");
+            frame.extend_from_slice(&arg);
+            frame.extend_from_slice(b"\r\n");
+        }
+        let mut buf = BytesMut::from(&frame[..]);
+        let start = buf.as_ptr() as usize;
+        p.parse(&mut buf, &lim, &mut out).unwrap();
+        assert!(out.is_empty());
+        // 30 arguments of 1000 bytes: copied out (each in a 1 KB allocation), not slices of
+        // the read buffer.
+        assert_eq!(p.partial_args(), (30_000, 30));
+        assert!(p.partial_memory() >= 30 * 1024, "{}", p.partial_memory());
+        let whole = start..start + frame.len();
+        let partial = p.partial.as_ref().unwrap();
+        assert!(partial.args.iter().all(|a| !whole.contains(&(a.as_ptr() as usize))));
+        // A small request cut in two is left as it is.
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk"[..]);
+        p.parse(&mut buf, &lim, &mut out).unwrap();
+        assert_eq!(p.partial_memory(), 3 * std::mem::size_of::<Bytes>());
     }
 }

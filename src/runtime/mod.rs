@@ -384,6 +384,7 @@ async fn active_expire(shard: Rc<Shard>) {
             s.instant.cron(crate::storage::now_ms(), ops, net_in, net_out, shard.id == 0);
         }
         crate::memory::evict::cron(&mut shard.state.borrow_mut());
+        crate::memory::clients::evict(&shard).await;
         crate::cmd::tracking::cron(&mut shard.state.borrow_mut());
         if !crate::storage::active_expire_enabled() {
             continue;

@@ -63,6 +63,7 @@ impl Shard {
         let gen = state.node.config_gen.load(Ordering::Acquire);
         apply_lfu(&state.config);
         crate::memory::register_thread();
+        crate::memory::clients::register_shard(id);
         Shard {
             id,
             nshards,

@@ -429,6 +429,20 @@ pub fn one_per_shard(s: &Server) -> (Raw, Raw) {
     (on0.expect("a connection on shard 0"), on1.expect("a connection on shard 1"))
 }
 
+/// The CLIENT LIST line of the client named `name`, if listed.
+pub fn line_of(c: &mut Raw, name: &str) -> Option<String> {
+    let list = c.cmd(&["CLIENT", "LIST"]);
+    list.lines().find(|l| l.contains(&format!(" name={name} "))).map(str::to_string)
+}
+
+/// A numeric field of a CLIENT LIST line.
+pub fn field(line: &str, key: &str) -> u64 {
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
 /// Sends the same commands to both servers and asserts identical raw replies.
 pub fn assert_same(a: &mut Raw, b: &mut Raw, cmds: &[&[&str]]) {
     for c in cmds {

@@ -47,7 +47,9 @@ impl<T> Default for FreeList<T> {
     fn default() -> Self {
         FreeList {
             first_free: None,
-            slots: Vec::with_capacity(8 << 10),
+            // slotcore: grown as sources are registered (a Vec doubles; slots are found by
+            // index), not 8K slots up front in every executor's `used_memory`.
+            slots: Vec::with_capacity(64),
         }
     }
 }
