@@ -341,8 +341,18 @@ fn latency_graph_as_redis() {
         text.split('\n').map(str::to_string).collect()
     };
     let (want, got) = (graph(&mut a), graph(&mut b));
-    // The bulk header, the title, the rule, four curve rows and the margin are the same bytes.
-    assert_eq!(got[..8], want[..8], "redis:\n{}\nslotcore:\n{}", want.join("\n"), got.join("\n"));
+    // The bulk header, the rule, four curve rows and the margin are the same bytes; the
+    // title's milliseconds are each server's own measure of its sleeps (a timer under load
+    // may end a sleep a millisecond late), so they may differ by a millisecond or two.
+    let show = || format!("redis:\n{}\nslotcore:\n{}", want.join("\n"), got.join("\n"));
+    assert_eq!(got[0], want[0], "{}", show());
+    assert_eq!(got[2..8], want[2..8], "{}", show());
+    let numbers = |l: &str| -> Vec<i64> {
+        l.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse().unwrap()).collect()
+    };
+    let (gn, wn) = (numbers(&got[1]), numbers(&want[1]));
+    assert_eq!(gn.len(), wn.len(), "{}", show());
+    assert!(gn.iter().zip(&wn).all(|(g, w)| (g - w).abs() <= 2), "{}", show());
     assert_eq!(got.len(), want.len());
     assert_eq!(got.last(), want.last());
 }
