@@ -109,6 +109,7 @@ pub fn string(name: &[u8], value: Option<&[u8]>) -> Answer {
         Ok(n) => n,
         Err(a) => return a,
     };
+    let is_string = is_string_name(&String::from_utf8_lossy(name));
     let mut old: *const libc::c_char = std::ptr::null();
     let mut sz = std::mem::size_of::<*const libc::c_char>();
     // SAFETY: `old` has room for a pointer, and `sz` is its size.
@@ -121,7 +122,7 @@ pub fn string(name: &[u8], value: Option<&[u8]>) -> Answer {
             0,
         )
     };
-    if read == 0 && !is_string_name(&String::from_utf8_lossy(name)) {
+    if read == 0 && !is_string {
         // Not a string: what came back is not a pointer to text.
         return Answer::Err(strerror(libc::EINVAL));
     }
@@ -142,7 +143,7 @@ pub fn string(name: &[u8], value: Option<&[u8]>) -> Answer {
                 )
             }
         } else {
-            if !is_string_name(&String::from_utf8_lossy(name)) {
+            if !is_string {
                 return Answer::Err(strerror(libc::EINVAL));
             }
             let Ok(text) = CString::new(v) else { return Answer::Err(strerror(libc::EINVAL)) };

@@ -75,27 +75,20 @@ pub struct SlotTable {
 const _: () = assert!(std::mem::size_of::<SlotTable>() == 32);
 
 impl SlotTable {
-    #[inline]
-    fn hash(&self, key: &[u8]) -> u64 {
-        key_hash(key)
-    }
-
     fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.find(self.hash(key), |n| *n.key == *key).map(|n| &n.entry)
+        self.map.find(|| key_hash(key), |n| *n.key == *key).map(|n| &n.entry)
     }
 
     fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let h = self.hash(key);
-        self.map.find_mut(h, |n| *n.key == *key).map(|n| &mut n.entry)
+        self.map.find_mut(|| key_hash(key), |n| *n.key == *key).map(|n| &mut n.entry)
     }
 
     /// Stores an entry; returns the one it replaced and the key's identity (see
     /// [`SlotTable::find_id`]).
     fn insert(&mut self, key: &[u8], entry: Entry) -> (Option<Entry>, usize) {
-        let h = self.hash(key);
         let mut new = Some(entry);
         let (n, created) = self.map.find_or_insert(
-            h,
+            || key_hash(key),
             |n| *n.key == *key,
             node_hash,
             || Box::new(Node { key: KeyBytes::new(key), entry: new.take().expect("made once") }),
@@ -106,16 +99,15 @@ impl SlotTable {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Box<Node>> {
-        let h = self.hash(key);
         // The table gives memory back as keys go (`KeyTable::fit`).
-        self.map.remove(h, |n| *n.key == *key, node_hash)
+        self.map.remove(|| key_hash(key), |n| *n.key == *key, node_hash)
     }
 
     /// A key's entry and the address of its node: the snapshot hook's identity of a key
     /// (stable while the key stays stored, also when its table moves; a freed address is only
     /// reused by a key stored later).
     pub(super) fn find_id(&self, key: &[u8]) -> Option<(usize, &Entry)> {
-        self.map.find(self.hash(key), |n| *n.key == *key).map(|n| (&**n as *const Node as usize, &n.entry))
+        self.map.find(|| key_hash(key), |n| *n.key == *key).map(|n| (&**n as *const Node as usize, &n.entry))
     }
 
     /// Every key with its identity (see [`SlotTable::find_id`]), for a walk that reads every
@@ -320,19 +312,25 @@ impl Db {
             // The probe reads the control bytes and buckets; the match callback only starts the
             // node's load and declines, so the probe never waits on the node itself.
             let Some(t) = self.slots.get(slot as usize) else { continue };
-            t.map.find(h, |n| {
-                prefetch_read(&**n as *const Node as *const u8);
-                false
-            });
+            t.map.find(
+                || h,
+                |n| {
+                    prefetch_read(&**n as *const Node as *const u8);
+                    false
+                },
+            );
         }
         for &(slot, h) in &at {
             let Some(t) = self.slots.get(slot as usize) else { continue };
-            t.map.find(h, |n| {
-                if let KeyBytes::Heap(k) = &n.key {
-                    k.prefetch();
-                }
-                false
-            });
+            t.map.find(
+                || h,
+                |n| {
+                    if let KeyBytes::Heap(k) = &n.key {
+                        k.prefetch();
+                    }
+                    false
+                },
+            );
         }
     }
 
@@ -389,9 +387,8 @@ impl Db {
         }
         self.pre_write(slot);
         let t = self.slots.get_or_create(slot as usize);
-        let h = t.hash(key);
         let (n, new) = t.map.find_or_insert(
-            h,
+            || key_hash(key),
             |n| *n.key == *key,
             node_hash,
             || {

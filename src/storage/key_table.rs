@@ -11,8 +11,9 @@
 //! converting back and forth). Both forms fit the same 32 bytes: the enum uses the hash
 //! table's non-null control pointer as its tag.
 //!
-//! The API follows `hashbrown::HashTable`'s (a hash and an equality closure per call), so the
-//! callers hash once for either form; the few form ignores the hash.
+//! The API follows `hashbrown::HashTable`'s (a hash and an equality closure per call), with the
+//! hash given as a closure: only the hash-table form computes it, so a lookup in a slot of few
+//! keys (every slot of a small keyspace) hashes nothing.
 
 use hashbrown::HashTable;
 
@@ -65,19 +66,19 @@ impl<T> KeyTable<T> {
 
     /// The entry `eq` accepts.
     #[inline]
-    pub fn find(&self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<&T> {
+    pub fn find(&self, hash: impl FnOnce() -> u64, mut eq: impl FnMut(&T) -> bool) -> Option<&T> {
         match self {
             KeyTable::Few(a) => a.iter().map_while(Option::as_ref).find(|e| eq(e)),
-            KeyTable::Map(m) => m.find(hash, eq),
+            KeyTable::Map(m) => m.find(hash(), eq),
         }
     }
 
     /// The entry `eq` accepts, to change.
     #[inline]
-    pub fn find_mut(&mut self, hash: u64, mut eq: impl FnMut(&T) -> bool) -> Option<&mut T> {
+    pub fn find_mut(&mut self, hash: impl FnOnce() -> u64, mut eq: impl FnMut(&T) -> bool) -> Option<&mut T> {
         match self {
             KeyTable::Few(a) => a.iter_mut().map_while(Option::as_mut).find(|e| eq(e)),
-            KeyTable::Map(m) => m.find_mut(hash, eq),
+            KeyTable::Map(m) => m.find_mut(hash(), eq),
         }
     }
 
@@ -85,7 +86,7 @@ impl<T> KeyTable<T> {
     #[inline]
     pub fn find_or_insert(
         &mut self,
-        hash: u64,
+        hash: impl FnOnce() -> u64,
         mut eq: impl FnMut(&T) -> bool,
         hasher: impl Fn(&T) -> u64,
         make: impl FnOnce() -> T,
@@ -111,7 +112,7 @@ impl<T> KeyTable<T> {
             None => {}
         }
         let KeyTable::Map(m) = self else { unreachable!("grown into a hash table") };
-        match m.entry(hash, eq, hasher) {
+        match m.entry(hash(), eq, hasher) {
             hashbrown::hash_table::Entry::Occupied(o) => (o.into_mut(), false),
             hashbrown::hash_table::Entry::Vacant(v) => (v.insert(make()).into_mut(), true),
         }
@@ -129,7 +130,12 @@ impl<T> KeyTable<T> {
     }
 
     /// Removes and returns the entry `eq` accepts, then gives memory back ([`KeyTable::fit`]).
-    pub fn remove(&mut self, hash: u64, mut eq: impl FnMut(&T) -> bool, hasher: impl Fn(&T) -> u64) -> Option<T> {
+    pub fn remove(
+        &mut self,
+        hash: impl FnOnce() -> u64,
+        mut eq: impl FnMut(&T) -> bool,
+        hasher: impl Fn(&T) -> u64,
+    ) -> Option<T> {
         let removed = match self {
             KeyTable::Few(a) => {
                 let n = a.iter().take_while(|e| e.is_some()).count();
@@ -138,7 +144,7 @@ impl<T> KeyTable<T> {
                 a.swap(i, n - 1);
                 a[n - 1].take()
             }
-            KeyTable::Map(m) => m.find_entry(hash, eq).ok().map(|o| o.remove().0),
+            KeyTable::Map(m) => m.find_entry(hash(), eq).ok().map(|o| o.remove().0),
         };
         if removed.is_some() {
             self.fit(hasher);
@@ -246,25 +252,25 @@ mod tests {
         let hs = fixed_hasher();
         let mut t = KeyTable::default();
         for v in 0..FEW as u64 {
-            let (_, created) = t.find_or_insert(hs(&v), |e| *e == v, &hs, || v);
+            let (_, created) = t.find_or_insert(|| hs(&v), |e| *e == v, &hs, || v);
             assert!(created);
         }
         assert!(matches!(t, KeyTable::Few(_)) && t.len() == FEW);
-        let (e, created) = t.find_or_insert(hs(&1), |e| *e == 1, &hs, || 99);
+        let (e, created) = t.find_or_insert(|| hs(&1), |e| *e == 1, &hs, || 99);
         assert!(!created && *e == 1, "an existing entry is found, not made again");
-        t.find_or_insert(hs(&10), |e| *e == 10, &hs, || 10);
+        t.find_or_insert(|| hs(&10), |e| *e == 10, &hs, || 10);
         assert!(matches!(t, KeyTable::Map(_)) && t.len() == 4);
         for v in [0u64, 1, 2, 10] {
-            assert_eq!(t.find(hs(&v), |e| *e == v), Some(&v));
+            assert_eq!(t.find(|| hs(&v), |e| *e == v), Some(&v));
         }
-        assert_eq!(t.remove(hs(&0), |e| *e == 0, &hs), Some(0));
+        assert_eq!(t.remove(|| hs(&0), |e| *e == 0, &hs), Some(0));
         assert!(matches!(t, KeyTable::Map(_)), "three entries stay in the hash table");
-        assert_eq!(t.remove(hs(&10), |e| *e == 10, &hs), Some(10));
+        assert_eq!(t.remove(|| hs(&10), |e| *e == 10, &hs), Some(10));
         assert!(matches!(t, KeyTable::Few(_)));
         assert_eq!(sorted(&t), vec![1, 2]);
-        assert_eq!(t.remove(hs(&7), |e| *e == 7, &hs), None);
-        assert_eq!(t.remove(hs(&1), |e| *e == 1, &hs), Some(1));
-        assert_eq!(t.remove(hs(&2), |e| *e == 2, &hs), Some(2));
+        assert_eq!(t.remove(|| hs(&7), |e| *e == 7, &hs), None);
+        assert_eq!(t.remove(|| hs(&1), |e| *e == 1, &hs), Some(1));
+        assert_eq!(t.remove(|| hs(&2), |e| *e == 2, &hs), Some(2));
         assert!(t.is_empty() && t.is_released());
         assert_eq!(t.len(), 0);
     }
@@ -274,12 +280,12 @@ mod tests {
         let hs = fixed_hasher();
         let mut t = KeyTable::default();
         for v in [5u64, 6, 7] {
-            t.find_or_insert(h(&v), |e| *e == v, &hs, || v);
+            t.find_or_insert(|| h(&v), |e| *e == v, &hs, || v);
         }
-        assert_eq!(t.remove(h(&5), |e| *e == 5, &hs), Some(5));
+        assert_eq!(t.remove(|| h(&5), |e| *e == 5, &hs), Some(5));
         assert_eq!(t.len(), 2);
-        assert_eq!(t.find(0, |e| *e == 7), Some(&7));
-        t.find_or_insert(h(&8), |e| *e == 8, &hs, || 8);
+        assert_eq!(t.find(|| 0, |e| *e == 7), Some(&7));
+        t.find_or_insert(|| h(&8), |e| *e == 8, &hs, || 8);
         assert_eq!(sorted(&t), vec![6, 7, 8]);
         t.retain(|e| *e != 7, &hs);
         assert_eq!(sorted(&t), vec![6, 8]);
@@ -300,9 +306,9 @@ mod tests {
             x ^= x << 17;
             let v = x % 300;
             if x % 3 == 0 {
-                assert_eq!(t.remove(hs(&v), |e| *e == v, &hs).is_some(), model.remove(&v));
+                assert_eq!(t.remove(|| hs(&v), |e| *e == v, &hs).is_some(), model.remove(&v));
             } else {
-                let (_, created) = t.find_or_insert(hs(&v), |e| *e == v, &hs, || v);
+                let (_, created) = t.find_or_insert(|| hs(&v), |e| *e == v, &hs, || v);
                 assert_eq!(created, model.insert(v));
             }
             assert_eq!(t.len(), model.len());
@@ -312,7 +318,7 @@ mod tests {
         model.retain(|e| *e % 2 == 0);
         assert_eq!(sorted(&t), model.iter().copied().collect::<Vec<_>>());
         let first = model.iter().next().copied().unwrap_or(0);
-        if let Some(e) = t.find_mut(hs(&first), |e| *e == first) {
+        if let Some(e) = t.find_mut(|| hs(&first), |e| *e == first) {
             *e = 1_000_000;
         }
         assert!(t.iter().any(|e| *e == 1_000_000), "find_mut changes the stored entry");
