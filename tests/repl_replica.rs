@@ -622,16 +622,21 @@ fn client_kill_of_the_master_link_under_load_loses_nothing() {
 /// A 32 MB SET in the stream reaches the replica within a fraction of a second (0.1 s from
 /// redis-server to its replica here, 0.25 s to ours). The replica used to reallocate and copy
 /// the whole partial argument on each 16 KB read: 30 s for one such SET.
+///
+/// And the replica then holds about what its data takes: every command here is slow enough
+/// for SLOWLOG, whose entries kept the short arguments ("SET", the key) as slices of the read
+/// buffer they came in, and so kept each whole 40 MB buffer (two such SETs: 129 MB of
+/// `used_memory` for 64 MB of values; the same happened by chance with the default threshold).
 #[test]
 fn a_32_mb_write_reaches_the_replica_at_once() {
     for m in [master(), slotcore_master()] {
-        let r = replica_of(&m, &[]);
+        let r = replica_of(&m, &["--slowlog-log-slower-than", "0"]);
         synced(&m, &r);
         let value = vec![b'x'; 32 << 20];
-        for _ in 0..2 {
+        for key in ["big", "big2"] {
             let start = Instant::now();
             let mut mc = m.client();
-            let _: () = mc.set("big", &value[..]).unwrap();
+            let _: () = mc.set(key, &value[..]).unwrap();
             let off = info(&mut mc, "replication", "master_repl_offset").unwrap();
             let mut rc = r.client();
             wait_for("the replica's offset", || {
@@ -640,6 +645,9 @@ fn a_32_mb_write_reaches_the_replica_at_once() {
             let took = start.elapsed();
             assert!(took < Duration::from_secs(3), "the replica took {took:?} to apply a 32 MB SET");
         }
+        let mut rc = r.client();
+        let used: u64 = info(&mut rc, "memory", "used_memory").and_then(|v| v.parse().ok()).unwrap();
+        assert!(used < 80 << 20, "the replica holds {used} bytes for 64 MB of values");
         let len: usize = r.client().strlen("big").unwrap();
         assert_eq!(len, 32 << 20);
     }

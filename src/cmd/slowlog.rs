@@ -17,7 +17,8 @@ const MAX_ARGC: usize = 32;
 /// ... and at most this many bytes of each.
 const MAX_ARG_LEN: usize = 128;
 
-/// The arguments an entry keeps: sensitive ones redacted, then trimmed as Redis trims them.
+/// The arguments an entry keeps, in memory of their own: sensitive ones redacted, then
+/// trimmed as Redis trims them.
 fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
     let redacted = super::redact::redacted(args);
     let args = redacted.as_deref().unwrap_or(args);
@@ -32,7 +33,10 @@ fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
             t.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes());
             kept.push(Bytes::from(t));
         } else {
-            kept.push(a.clone());
+            // A copy: the argument may be a slice of the connection's read buffer, which an
+            // entry would otherwise keep whole (a replica kept the 40 MB buffers of two slow
+            // 32 MB SETs from its master's stream that way, through their short arguments).
+            kept.push(Bytes::copy_from_slice(a));
         }
     }
     kept
@@ -74,5 +78,10 @@ mod tests {
         let long = vec![b("set"), b("k"), Bytes::from(vec![b'x'; 130])];
         assert!(kept_args(&long)[2].ends_with(b"... (2 more bytes)"));
         assert_eq!(kept_args(&[b("auth"), b("pw")])[1], b("(redacted)"));
+        // Short arguments are copies, not slices of the buffer they were read from.
+        let read = Bytes::from(vec![b'k'; 1 << 20]);
+        let kept = kept_args(&[b("get"), read.slice(0..10)]);
+        let within = |a: &Bytes| read.as_ptr_range().contains(&a.as_ptr());
+        assert!(!within(&kept[1]), "a short argument keeps the read buffer alive");
     }
 }

@@ -31,12 +31,17 @@ pub struct InputBuf {
     /// The usual read size: [`FIRST_CHUNK`], doubled by each read that fills the room, up to
     /// [`READ_CHUNK`].
     chunk: usize,
+    /// The buffer grew past [`MAX_READ_CHUNK`] (a big bulk string) since it was last given
+    /// back. Its `capacity()` cannot tell: once the big argument is split off, what is left
+    /// is a view of the allocation's last bytes, with a small capacity, that still keeps the
+    /// whole allocation.
+    big: bool,
 }
 
 impl InputBuf {
     /// An empty buffer (nothing allocated before the first read).
     pub fn new() -> InputBuf {
-        InputBuf { buf: BytesMut::new(), filled: 0, chunk: FIRST_CHUNK }
+        InputBuf { buf: BytesMut::new(), filled: 0, chunk: FIRST_CHUNK, big: false }
     }
 
     /// Bytes received and not parsed yet.
@@ -65,6 +70,7 @@ impl InputBuf {
         if spare < self.chunk / 2 || (wanted > self.filled + spare && spare < want) {
             self.buf.truncate(self.filled);
             self.buf.resize(self.filled + want, 0);
+            self.big |= self.buf.capacity() > MAX_READ_CHUNK;
         }
         &mut self.buf[self.filled..]
     }
@@ -89,7 +95,7 @@ impl InputBuf {
     /// Gives a big buffer back once everything in it is parsed (a big bulk string grew it, as
     /// Redis trims a query buffer left large and idle): true when it did.
     pub fn release_if_idle_and_big(&mut self) -> bool {
-        if self.filled != 0 || self.buf.capacity() <= MAX_READ_CHUNK {
+        if self.filled != 0 || !(self.big || self.buf.capacity() > MAX_READ_CHUNK) {
             return false;
         }
         *self = InputBuf::new();
@@ -101,6 +107,7 @@ impl InputBuf {
         self.buf.truncate(self.filled);
         self.buf.extend_from_slice(data);
         self.filled = self.buf.len();
+        self.big |= self.buf.capacity() > MAX_READ_CHUNK;
     }
 
     /// Parses every complete request into `out`, consuming their bytes.

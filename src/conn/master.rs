@@ -178,9 +178,10 @@ pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> M
     let client = Rc::new(RefCell::new(state));
     shard.state.borrow_mut().clients.insert(id, client.clone());
     let mut conn = Conn::new(stream, shard.clone(), client);
-    let mut link = Link { processed: offset, read: offset + pending.len() as u64, raw: BytesMut::new() };
+    let mut link =
+        Link { processed: offset, read: offset + pending.len() as u64, raw: BytesMut::new(), raw_big: false };
     conn.rbuf.push(&pending);
-    link.raw.extend_from_slice(&pending);
+    link.keep_raw(&pending);
     if let Err(e) = conn.run_master(&mut link, &tick, ack_first).await {
         tracing::warn!("Connection with master lost: {}", e);
     } else {
@@ -197,6 +198,8 @@ struct Link {
     processed: u64,
     read: u64,
     raw: BytesMut,
+    /// `raw` grew past [`MAX_READ_CHUNK`] since it was last given back.
+    raw_big: bool,
 }
 
 impl Link {
@@ -204,11 +207,22 @@ impl Link {
     /// query buffer and the raw copy are given back once fully processed; before, a replica
     /// kept them for the link's life, 150 MB after one 32 MB SET (its used_memory four times
     /// its master's), and more with each big write.
+    ///
+    /// The raw copy is judged by `raw_big`, not its capacity: once a big command is split off,
+    /// what is left is a view of the allocation's last bytes (with a small capacity) that
+    /// keeps the whole 40 MB allocation alive.
     fn release_if_idle_and_big(&mut self, rbuf: &mut super::input::InputBuf) {
         rbuf.release_if_idle_and_big();
-        if self.raw.is_empty() && self.raw.capacity() > MAX_READ_CHUNK {
+        if self.raw.is_empty() && (self.raw_big || self.raw.capacity() > MAX_READ_CHUNK) {
             self.raw = BytesMut::new();
+            self.raw_big = false;
         }
+    }
+
+    /// Appends read bytes to the raw copy.
+    fn keep_raw(&mut self, data: &[u8]) {
+        self.raw.extend_from_slice(data);
+        self.raw_big |= self.raw.capacity() > MAX_READ_CHUNK;
     }
 }
 
@@ -259,7 +273,7 @@ impl Conn {
                 Some(Ok(0)) => return Ok(()),
                 Some(Ok(n)) => {
                     self.rbuf.push(&buf[..n]);
-                    link.raw.extend_from_slice(&buf[..n]);
+                    link.keep_raw(&buf[..n]);
                     link.read += n as u64;
                     last_io = Instant::now();
                     self.client.borrow_mut().last_interaction_ms = crate::storage::now_ms();

@@ -322,6 +322,9 @@ impl Conn {
                 }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
+                // A buffer a big bulk string grew goes back once it is all parsed (as Redis
+                // gives a big argument's query buffer away with it).
+                self.rbuf.release_if_idle_and_big();
                 // The batch's replies count before other connections run their commands (for
                 // the key and client eviction that those may run).
                 if crate::memory::maxmemory() != 0 || crate::memory::clients::limit() != 0 {
