@@ -353,11 +353,9 @@ fn role_and_info_match_a_redis_replica() {
         let text: String = redis::cmd("INFO").arg("replication").query(&mut s.client()).unwrap();
         text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
     };
-    // Values that depend on timing or on the backlog's own history are compared by name only.
-    // The backlog is the master side's: a slotcore replica creates one when a sub-replica
-    // attaches, where Redis creates it after every sync.
-    let skip =
-        ["master_last_io_seconds_ago", "repl_backlog_active", "repl_backlog_first_byte_offset", "repl_backlog_histlen"];
+    // Values that depend on timing are compared by name only: the backlog starts at each
+    // replica's own sync (`replica_backlog_follows_the_stream_as_redis` compares it).
+    let skip = ["master_last_io_seconds_ago", "repl_backlog_first_byte_offset", "repl_backlog_histlen"];
     let compare = |when: &str| {
         let (a, b) = (fields(&ours), fields(&theirs));
         let names = |v: &[(String, String)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
@@ -384,6 +382,110 @@ fn role_and_info_match_a_redis_replica() {
     for k in ["master_replid2", "master_repl_offset", "second_repl_offset"] {
         assert_eq!(get(&a, k), get(&b, k), "after REPLICAOF NO ONE: {k}");
     }
+}
+
+/// The backlog fields of INFO replication (`repl_backlog_*`, `master_repl_offset`) of a
+/// replica and of its master, as this node's INFO shows them.
+fn backlog_fields(s: &Server) -> Vec<(String, String)> {
+    let text: String = redis::cmd("INFO").arg("replication").query(&mut s.client()).unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("repl_backlog_") || *k == "master_repl_offset")
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// A slotcore replica keeps a backlog of its master's stream whether or not it serves
+/// sub-replicas, as a redis-server replica of the same master does (created at the sync,
+/// `histlen` growing with the applied stream).
+#[test]
+fn replica_backlog_follows_the_stream_as_redis() {
+    // No PING moves the master's offset between the two replicas' syncs.
+    let m = Server::redis_on(port(), &["--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "3600"]);
+    let mp = m.port.to_string();
+    let theirs = Server::redis_on(port(), &["--replicaof", "127.0.0.1", &mp]);
+    let ours = replica_of(&m, &["--shards", "2"]);
+    let mut c = m.client();
+    // Without WAIT: its GETACK would move the master's offset.
+    wait_for("both replicas online", || {
+        let mut online = |n: &str| info(&mut c, "replication", n).is_some_and(|s| s.contains("state=online"));
+        let up = |s: &Server| info(&mut s.client(), "replication", "master_link_status").as_deref() == Some("up");
+        online("slave0") && online("slave1") && up(&ours) && up(&theirs)
+    });
+    assert_eq!(info(&mut c, "replication", "master_repl_offset").as_deref(), Some("0"), "nothing before the syncs");
+    for i in 0..200 {
+        let _: () = c.set(format!("k{i}"), "v".repeat(i)).unwrap();
+    }
+    let off = info(&mut c, "replication", "master_repl_offset").unwrap_or_default();
+    wait_for("both replicas at the master's offset", || {
+        [&ours, &theirs].iter().all(|s| info(&mut s.client(), "replication", "master_repl_offset") == Some(off.clone()))
+    });
+    let (a, b) = (backlog_fields(&ours), backlog_fields(&theirs));
+    assert_eq!(a, b, "the backlog of a slotcore replica and of a redis-server replica");
+    let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(get("repl_backlog_active"), "1");
+    assert_eq!(get("repl_backlog_first_byte_offset"), "1");
+    assert_eq!(get("repl_backlog_histlen"), off);
+}
+
+/// [`promoted_replica_continues_its_siblings`] under a redis-server master, then a slotcore one.
+#[test]
+fn promoted_replica_continues_its_siblings_after_a_failover() {
+    promoted_replica_continues_its_siblings(master());
+    promoted_replica_continues_its_siblings(slotcore_master());
+}
+
+/// A failover among slotcore replicas: R1 is promoted (REPLICAOF NO ONE) and its sibling R2,
+/// which had fallen behind it, follows it (REPLICAOF at run time) and continues with a partial
+/// resync from R1's backlog of the old master's stream (`+CONTINUE`, no full sync), ending
+/// with R1's data; then R1's own writes reach R2.
+fn promoted_replica_continues_its_siblings(m: Server) {
+    let r1 = replica_of(&m, &["--shards", "2"]);
+    let r2 = Server::slotcore_on(port(), &["--enable-debug-command", "yes"]);
+    let mp = m.port.to_string();
+    assert_eq!(r2.cli(&["REPLICAOF", "127.0.0.1", &mp]).trim(), "OK");
+    let mut c = m.client();
+    wait_for("both replicas online", || {
+        info(&mut c, "replication", "connected_slaves").as_deref() == Some("2")
+            && redis::cmd("WAIT").arg(2).arg(500).query::<i64>(&mut c).unwrap_or(0) == 2
+    });
+    for i in 0..300 {
+        let _: () = c.set(format!("before{i}"), i).unwrap();
+    }
+    let offset = |s: &Server| info(&mut s.client(), "replication", "master_repl_offset").unwrap_or_default();
+    wait_for("R2 at the master's offset", || offset(&r2) == offset(&m));
+    // R2 loses its master (it keeps M's history to continue from); R1 goes on.
+    let nobody = common::free_port().to_string();
+    assert_eq!(r2.cli(&["REPLICAOF", "127.0.0.1", &nobody]).trim(), "OK");
+    for i in 0..300 {
+        let _: () = c.set(format!("missed{i}"), i).unwrap();
+    }
+    let _: () = c.del("before7").unwrap();
+    same_data(&m, &r1);
+    let (off1, off2) = (offset(&r1), offset(&r2));
+    assert!(off2.parse::<u64>().unwrap_or(0) < off1.parse::<u64>().unwrap_or(0), "R2 behind R1: {off2} {off1}");
+    // The failover.
+    drop(m);
+    let (full, partial) = (stat(&r1, "sync_full"), stat(&r1, "sync_partial_ok"));
+    assert_eq!(r1.cli(&["REPLICAOF", "NO", "ONE"]).trim(), "OK");
+    let r1p = r1.port.to_string();
+    assert_eq!(r2.cli(&["REPLICAOF", "127.0.0.1", &r1p]).trim(), "OK");
+    wait_for("R2 online at R1", || {
+        info(&mut r1.client(), "replication", "slave0").is_some_and(|s| s.contains("state=online"))
+    });
+    same_data(&r1, &r2);
+    assert_eq!(stat(&r1, "sync_full"), full, "R2 needed a full sync; R1 log:\n{}", r1.log_text());
+    assert_eq!(stat(&r1, "sync_partial_ok"), partial + 1, "R2 continued from R1's backlog");
+    assert!(r2.log_text().contains("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization."));
+    assert_eq!(r2.cli(&["EXISTS", "missed299", "before7"]).trim(), "1");
+    // The chained case: R1's own writes reach R2.
+    let mut c1 = r1.client();
+    for i in 0..50 {
+        let _: () = c1.set(format!("after{i}"), i).unwrap();
+    }
+    same_data(&r1, &r2);
+    assert_eq!(r2.cli(&["GET", "after49"]).trim(), "49");
+    assert_eq!(stat(&r1, "sync_full"), full, "still no full sync");
 }
 
 /// A plain SYNC (no PSYNC, no `capa eof`: a disk-target snapshot) on a replica gets the

@@ -8,8 +8,9 @@
 //! - cluster redirects, `replica-read-only` and the other replica refusals do not apply;
 //! - the processed offset advances by the byte length of each fully processed command and is
 //!   published with `Replication::set_offset`; the bytes of processed commands are forwarded
-//!   verbatim to the feed (`FeedItem::Raw`) while it is active, so sub-replicas and the
-//!   backlog see the master's exact stream;
+//!   verbatim to the feed (`FeedItem::Raw`), so the backlog a replica keeps (sub-replicas or
+//!   not, as Redis's `replicationFeedStreamFromMasterStream`) and its sub-replicas see the
+//!   master's exact stream;
 //! - `repl-timeout` seconds without a byte from the master end the link.
 
 use super::input::{MAX_READ_CHUNK, READ_CHUNK};
@@ -339,10 +340,7 @@ impl Conn {
         let n = (len as usize).min(link.raw.len());
         let bytes = link.raw.split_to(n).freeze();
         let node = self.shard.state.borrow().node.clone();
-        if node.repl.feed.active() {
-            node.repl.push_raw(bytes);
-        }
-        node.repl.set_offset(link.processed);
+        node.repl.push_raw(bytes, link.processed);
         crate::replication::role::set_save_position(self.client.borrow().db, link.processed);
     }
 }

@@ -17,7 +17,10 @@
 //! task (a local wake), which runs after the tasks already ready (the other connections served
 //! in the same round) and then wakes the control core. So the merge, the AOF's write and the
 //! replicas' stream take a round's records at once, with one cross-thread wake, as Redis
-//! writes its AOF once per event-loop turn. Every other push wakes the control core at once.
+//! writes its AOF once per event-loop turn. A replica's link pushes its master's stream
+//! without waking the control core while only the backlog takes it ([`Feed::push_quiet`]):
+//! those bytes are taken in with the next item that wakes it, or at its next tick (at most
+//! 100 ms later; [`Feed::wake_if_queued`]). Every other push wakes the control core at once.
 //!
 //! Taking a round's records on the shard: the batch waker first offers the queue to a hook
 //! (the AOF's, while no replica or backlog takes the records: it writes the round's records on
@@ -172,6 +175,12 @@ impl Feed {
         self.active.load(Ordering::Relaxed) != 0
     }
 
+    /// True while the AOF takes the stream.
+    #[inline]
+    pub fn aof_on(&self) -> bool {
+        self.active.load(Ordering::Relaxed) & BY_AOF != 0
+    }
+
     /// Turns recording on or off (the control core does, when the first replica attaches, a
     /// backlog is created, or the AOF is turned on).
     pub fn set_active(&self, on: bool) {
@@ -196,6 +205,20 @@ impl Feed {
     pub fn push(&self, item: FeedItem) {
         self.enqueue(item);
         self.wake();
+    }
+
+    /// Pushes an item without waking the control core: it is taken in order with the next item
+    /// that wakes it, or at the control core's next tick ([`Feed::wake_if_queued`]).
+    pub fn push_quiet(&self, item: FeedItem) {
+        self.enqueue(item);
+    }
+
+    /// Wakes the control core when items wait (its cron does, every tick, for the items
+    /// pushed quietly).
+    pub fn wake_if_queued(&self) {
+        if !self.is_empty() {
+            self.wake();
+        }
     }
 
     /// Pushes a shard's command records: the control core is woken once this round of the

@@ -1,7 +1,8 @@
 //! What the shards hand the control core's master side: a would-be replica's REPLCONF facts
-//! and its socket (SYNC/PSYNC), and WAIT requests. They travel through the feed as
-//! `FeedItem::Control` closures, so each arrives after everything its sender pushed before
-//! (a WAIT after the client's writes).
+//! and its socket (SYNC/PSYNC), WAIT requests, and where a replica's master link starts
+//! applying the stream. They travel through the feed as `FeedItem::Control` closures, so each
+//! arrives after everything its sender pushed before (a WAIT after the client's writes, the
+//! stream's start before its first byte).
 
 use super::feed::FeedItem;
 use super::Replication;
@@ -75,6 +76,8 @@ pub enum Request {
     SaveMark(std::sync::mpsc::Sender<Option<crate::persist::file::ReplInfo>>),
     /// A restarted master continues its saved history.
     Restore(super::master::restart::Restore),
+    /// A replica's link starts (or resumes) applying its master's stream.
+    MasterStream(super::master::replica_backlog::MasterStream),
 }
 
 thread_local! {

@@ -20,7 +20,9 @@
 //!   disk target, `$EOF:<mark>` … `<mark>` diskless); once its first byte went out, nothing
 //!   else is written to those replicas' sockets until it ends, and no replica joins it.
 //! - While this node follows a master, shard units are not propagated (the master's bytes
-//!   arrive as `Raw` and are forwarded verbatim), as Redis's `replicationFeedSlaves`.
+//!   arrive as `Raw` and are forwarded verbatim), as Redis's `replicationFeedSlaves`; the
+//!   backlog keeps them from the link's start on (`replica_backlog`), and the node's offset is
+//!   the one the link publishes.
 
 use super::attached::{close_replica, Replica, State};
 pub use super::attached::{Out, Outbox};
@@ -144,6 +146,9 @@ pub struct Master {
     /// Stream bytes encoded and not yet committed.
     pending: BytesMut,
     backlog: Option<Backlog>,
+    /// Stream bytes went straight into the backlog since the last commit (INFO's fields are
+    /// due).
+    backlog_moved: bool,
     /// `master_repl_offset`.
     offset: u64,
     /// The replication id last seen in the status.
@@ -169,6 +174,7 @@ impl Master {
             enc: StreamEncoder::default(),
             pending: BytesMut::new(),
             backlog: None,
+            backlog_moved: false,
             offset: repl.offset(),
             replid: repl.with_status(|s| s.replid.clone()),
             replicas: Vec::new(),
@@ -196,16 +202,22 @@ impl Master {
     /// Takes in one feed item, in feed order.
     pub fn feed(&mut self, repl: &Replication, item: FeedItem, now_ms: u64) {
         match item {
-            FeedItem::Units { units, atomic, .. } => self.put_units(&units, atomic),
+            FeedItem::Units { units, atomic, .. } => self.put_units(repl, &units, atomic),
             FeedItem::Raw(b) => {
-                if self.backlog.is_none() {
-                    self.sync_external(repl);
-                }
-                if self.backlog.is_some() || !self.replicas.is_empty() {
-                    self.pending.extend_from_slice(&b);
-                } else {
+                // A replica's backlog exists from the link's start on (`replica_backlog`).
+                match &mut self.backlog {
+                    // Only the backlog takes them, and nothing is encoded before them: straight
+                    // in (a replica's whole stream would otherwise be copied through `pending`,
+                    // grown anew for every batch).
+                    Some(backlog) if self.replicas.is_empty() && self.pending.is_empty() => {
+                        backlog.append(&b);
+                        self.offset += b.len() as u64;
+                        self.backlog_moved = true;
+                    }
+                    Some(_) => self.pending.extend_from_slice(&b),
+                    None if !self.replicas.is_empty() => self.pending.extend_from_slice(&b),
                     // Not kept, still counted (the link's offset has them).
-                    self.offset += b.len() as u64;
+                    None => self.offset += b.len() as u64,
                 }
                 // Only now: until these bytes are in `pending` or the offset, the link's
                 // published offset is ahead of this side for a reason of the stream's own.
@@ -227,6 +239,7 @@ impl Master {
                             let _ = tx.send(self.save_mark());
                         }
                         Request::Restore(r) => self.restore(repl, r, now_ms),
+                        Request::MasterStream(s) => self.master_stream_starts(repl, s, now_ms),
                     }
                 }
             }
@@ -240,7 +253,12 @@ impl Master {
         self.following || self.backlog.is_some() || !self.replicas.is_empty()
     }
 
-    fn put_units(&mut self, units: &[Unit], atomic: bool) {
+    fn put_units(&mut self, repl: &Replication, units: &[Unit], atomic: bool) {
+        if self.following {
+            // A replica's shards do not record: these are the first writes after a promotion
+            // that this side has not seen yet.
+            self.sync_external(repl);
+        }
         if self.following || (self.backlog.is_none() && self.replicas.is_empty()) {
             return;
         }
@@ -255,34 +273,50 @@ impl Master {
         }
         self.getack = false;
         if self.pending.is_empty() {
+            if std::mem::take(&mut self.backlog_moved) {
+                self.publish_backlog(repl);
+            }
             return;
         }
-        // A chunk of exactly its bytes: one split off `pending` would keep `pending`'s whole
-        // allocation alive (twice the bytes and more) for as long as a replica that does not
-        // read, or the AOF, holds it; `pending` keeps its buffer for the next batch.
-        let chunk = Bytes::copy_from_slice(&self.pending);
+        self.backlog_moved = false;
+        self.offset += self.pending.len() as u64;
+        if let Some(b) = &mut self.backlog {
+            b.append(&self.pending);
+        }
+        self.publish_backlog(repl);
+        if !self.replicas.is_empty() {
+            // A chunk of exactly its bytes: one split off `pending` would keep `pending`'s
+            // whole allocation alive (twice the bytes and more) for as long as a replica that
+            // does not read holds it; `pending` keeps its buffer for the next batch.
+            let chunk = Bytes::copy_from_slice(&self.pending);
+            for r in &mut self.replicas {
+                r.stream(&chunk);
+            }
+        }
         if self.pending.capacity() > PENDING_KEPT {
             // A big write's buffer is not kept for the small ones after it.
             self.pending = BytesMut::new();
         } else {
             self.pending.clear();
         }
-        self.offset += chunk.len() as u64;
-        if let Some(b) = &mut self.backlog {
-            b.append(&chunk);
-            // INFO's `repl_backlog_histlen` and `_first_byte_offset` move with every write,
-            // as Redis's do, not only when the cron publishes.
+        // A replica's offset is the master link's (published as it processes the stream,
+        // ahead of this side): setting it from here would move it back.
+        if !self.following {
+            repl.set_offset(self.offset);
+        }
+        self.check_output_limits(crate::storage::now_ms());
+    }
+
+    /// INFO's `repl_backlog_histlen` and `_first_byte_offset` move with every write, as Redis's
+    /// do, not only when the cron publishes.
+    fn publish_backlog(&self, repl: &Replication) {
+        if let Some(b) = &self.backlog {
             let (first, histlen) = (b.first_byte_offset(), b.histlen() as u64);
             repl.with_status(|s| {
                 s.backlog_first_byte_offset = first;
                 s.backlog_histlen = histlen;
             });
         }
-        for r in &mut self.replicas {
-            r.stream(&chunk);
-        }
-        repl.set_offset(self.offset);
-        self.check_output_limits(crate::storage::now_ms());
     }
 
     /// Follows what the replica side changed: a new replication id (promotion, or a full sync
@@ -297,15 +331,16 @@ impl Master {
             if !following && self.backlog.is_some() {
                 repl.feed.set_active(true);
             }
-        }
-        // A replica keeps a backlog of its master's stream, so that after a promotion its
-        // former siblings can continue from it (Redis creates it after the sync).
-        if following && self.backlog.is_none() {
-            self.backlog = Some(Backlog::new(self.settings.backlog_size, self.offset));
+            // The backlog's time to live counts from the promotion (Redis's
+            // `replicationUnsetMaster`): siblings may take a while to follow.
+            if !following {
+                self.no_replicas_since = crate::storage::now_ms();
+            }
         }
         // The master link publishes its processed offset as it pushes the bytes, ahead of
-        // this side's merge of them: only with none in flight is a difference an offset set
-        // from outside the stream (or bytes the link did not push while nothing took them).
+        // this side's merge of them (counted in flight before it publishes): only with none in
+        // flight is a difference an offset set from outside the stream. The offset is read
+        // first: a count of none read after it covers every push the offset shows.
         let ext = repl.offset();
         if ext != self.offset && self.pending.is_empty() && !repl.raw_in_flight() {
             self.offset = ext;
@@ -711,6 +746,7 @@ impl Master {
 
     /// Publishes replicas and backlog for INFO, ROLE, CLIENT LIST/KILL and the bus.
     pub fn publish(&self, repl: &Replication) {
+        repl.set_raw_wanted(!self.replicas.is_empty());
         self.note_replica_output();
         self.refresh_good(crate::storage::now_ms());
         let replicas: Vec<ReplicaStatus> = self
@@ -756,6 +792,7 @@ impl Master {
 }
 
 mod full_sync;
+pub mod replica_backlog;
 pub mod restart;
 #[cfg(test)]
 #[path = "master_tests.rs"]

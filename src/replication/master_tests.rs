@@ -87,3 +87,39 @@ fn full_then_partial_resync() {
     assert!(SYNC_PARTIAL_OK.load(Ordering::Relaxed) >= 1);
     assert_eq!(end, repl.offset());
 }
+
+/// A replica without sub-replicas keeps its master's stream in its backlog from the sync's
+/// offset on; a partial resync goes on with it, a full resync starts a new one.
+#[test]
+fn a_replica_keeps_its_masters_stream_in_its_backlog() {
+    let repl = Replication::new();
+    repl.with_status(|s| s.master = Some(super::super::MasterLinkStatus::connecting("127.0.0.1", 1, 0)));
+    let mut m = Master::new(&repl, settings(), 1000);
+    let mut feed = repl.feed.take_receiver().unwrap();
+    let mut drain = |m: &mut Master| {
+        while let Some(item) = feed.try_recv() {
+            m.feed(&repl, item, 1000);
+        }
+        m.commit(&repl);
+        m.publish(&repl);
+        repl.with_status(|s| (s.backlog_active, s.backlog_first_byte_offset, s.backlog_histlen))
+    };
+    // The link, as after a full sync at offset 100: the start, then the applied bytes.
+    repl.set_offset(100);
+    repl.master_stream_starts(100, true);
+    let ping = Bytes::from_static(b"*1\r\n$4\r\nping\r\n");
+    repl.push_raw(ping.clone(), 114);
+    assert_eq!(drain(&mut m), (true, 101, 14));
+    assert!(repl.feed.active(), "recording starts at a promotion");
+    assert_eq!((m.offset(), repl.offset()), (114, 114));
+    // The link dropped and continued where it was: the same backlog.
+    repl.master_stream_starts(114, false);
+    repl.push_raw(ping, 128);
+    assert_eq!(drain(&mut m), (true, 101, 28));
+    assert_eq!(m.backlog.as_ref().and_then(|b| b.tail_from(115)).as_deref(), Some(&b"*1\r\n$4\r\nping\r\n"[..]));
+    // A full resync at another offset: a new history, a new backlog.
+    repl.set_offset(500);
+    repl.master_stream_starts(500, true);
+    assert_eq!(drain(&mut m), (true, 501, 0));
+    assert_eq!(repl.offset(), 500);
+}

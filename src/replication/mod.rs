@@ -38,7 +38,7 @@ pub mod snapshot;
 pub mod stream;
 
 use futures_channel::mpsc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// A role change asked of the replication task on the control core.
@@ -192,6 +192,9 @@ pub struct Replication {
     /// `FeedItem::Raw` items the master link pushed and the master side has not taken in
     /// yet (their bytes are in [`Replication::offset`] already).
     raw_in_flight: AtomicU64,
+    /// Sub-replicas wait for the stream the master link pushes (it wakes the control core at
+    /// once); otherwise only the backlog takes it, a tick later at most.
+    raw_wanted: AtomicBool,
     /// Role changes for the replica-link task (REPLICAOF, CLUSTER REPLICATE, failover).
     role_tx: mpsc::UnboundedSender<RoleRequest>,
     role_rx: Mutex<Option<mpsc::UnboundedReceiver<RoleRequest>>>,
@@ -224,6 +227,7 @@ impl Replication {
             feed: feed::Feed::new(),
             offset: AtomicU64::new(0),
             raw_in_flight: AtomicU64::new(0),
+            raw_wanted: AtomicBool::new(false),
             role_tx,
             role_rx: Mutex::new(Some(role_rx)),
             status: Mutex::new(status),
@@ -242,7 +246,15 @@ impl Replication {
     /// `master_repl_offset` moves with each write command, before its reply). Returns at once
     /// while nothing records.
     pub async fn settled(&self) {
-        if !self.feed.active() || self.is_replica() {
+        if self.is_replica() {
+            // The backlog takes in what the master link pushed (quietly, see `push_raw`), so
+            // that INFO's backlog fields cover the offset it shows.
+            if self.raw_in_flight() {
+                self.merged().await
+            }
+            return;
+        }
+        if !self.feed.active() {
             return;
         }
         self.merged().await
@@ -264,10 +276,36 @@ impl Replication {
     }
 
     /// Pushes stream bytes the master link processed (a replica forwards its master's stream
-    /// byte for byte), counted in flight until the master side takes them in.
-    pub fn push_raw(&self, bytes: bytes::Bytes) {
+    /// byte for byte into its backlog and to its sub-replicas) and publishes `offset`, the
+    /// link's offset after them. They count in flight from before the offset is published
+    /// until the master side takes them in, so that side never sees the link's offset ahead
+    /// of what it took in with nothing in flight (it would take that for an offset set from
+    /// outside the stream, and restart the backlog there). Without sub-replicas or the AOF
+    /// waiting for them, the control core is not woken for them: the backlog takes them in
+    /// with its next item or tick.
+    pub fn push_raw(&self, bytes: bytes::Bytes, offset: u64) {
         self.raw_in_flight.fetch_add(1, Ordering::AcqRel);
-        self.feed.push(feed::FeedItem::Raw(bytes));
+        self.set_offset(offset);
+        let item = feed::FeedItem::Raw(bytes);
+        if self.raw_wanted.load(Ordering::Relaxed) || self.feed.aof_on() {
+            self.feed.push(item);
+        } else {
+            self.feed.push_quiet(item);
+        }
+    }
+
+    /// Whether sub-replicas are attached (the master side says, as it publishes them).
+    pub fn set_raw_wanted(&self, on: bool) {
+        self.raw_wanted.store(on, Ordering::Relaxed);
+    }
+
+    /// The master link starts applying its master's stream at `offset` (`full`: after a full
+    /// resync, a new history): the master side keeps its backlog from there (Redis's replica
+    /// creates one on every sync, so that its siblings can continue from it once it is
+    /// promoted). Sent through the feed before the link forwards the stream's first byte.
+    pub fn master_stream_starts(&self, offset: u64, full: bool) {
+        let start = master::replica_backlog::MasterStream { offset, full };
+        master::send(self, master::Request::MasterStream(start));
     }
 
     /// The master side took in one pushed [`feed::FeedItem::Raw`].

@@ -79,6 +79,8 @@ async fn cron(node: Arc<NodeInfo>, m: Rc<RefCell<Master>>) {
         let settings = Settings::from_config(&node.config());
         m.borrow_mut().tick(&node.repl, settings, crate::storage::now_ms(), n % 10 == 0);
         run_actions(&node, &m);
+        // A replica's link pushes its master's stream quietly when only the backlog takes it.
+        node.repl.feed.wake_if_queued();
         n += 1;
     }
 }

@@ -165,8 +165,8 @@ impl Master {
             return;
         }
         let eof = (s.diskless || exclude) && all_eof;
-        // The shards push the snapshot's mark only into an active feed; a replica serving a
-        // sub-replica keeps its master's backlog without having turned the feed on.
+        // The shards push the snapshot's mark only into an active feed (on before the first
+        // snapshot of a history).
         repl.feed.set_active(true);
         let id = crate::cmd::bgsave::new_id();
         tracing::info!("Starting BGSAVE for SYNC with target: {}", if eof { "replicas sockets" } else { "disk" });

@@ -162,7 +162,7 @@ pub(super) async fn full_sync(
     role::set_save_id(Some(master_id));
     role::set_save_position(stream_db, offset);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
-    Ok(Synced { db: stream_db, offset, pending, ack_first: eof_mode })
+    Ok(Synced { db: stream_db, offset, pending, ack_first: eof_mode, full: true })
 }
 
 /// The disk side of a full sync (`repl-diskless-load disabled`): the payload goes to

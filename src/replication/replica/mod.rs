@@ -374,7 +374,10 @@ async fn attempt(
     if ctl.borrow().gen != gen {
         return Outcome::Lost;
     }
-    let Synced { db, offset, pending, ack_first } = synced;
+    let Synced { db, offset, pending, ack_first, full } = synced;
+    // The backlog keeps the master's stream from here on (before the link forwards its first
+    // byte: both go through the feed, in this order).
+    node.repl.master_stream_starts(offset, full);
     set_link(node, host, port, |m| {
         m.state = "connected";
         m.down_since_ms = 0;
@@ -414,6 +417,8 @@ struct Synced {
     /// An EOF-marked transfer: the master starts the stream on the first ACK
     /// (`repl_start_cmd_stream_on_ack`), sent once the link shows connected.
     ack_first: bool,
+    /// A full resync: the stream starts a new history at `offset`.
+    full: bool,
 }
 
 /// The handshake, PSYNC, and (for a full resync) the transfer and load. Err: the text to log.
@@ -532,7 +537,7 @@ async fn handshake_and_sync(
             }
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
             let pending = std::mem::take(&mut io.buf);
-            return Ok(Synced { db: c.db, offset: c.offset, pending, ack_first: false });
+            return Ok(Synced { db: c.db, offset: c.offset, pending, ack_first: false, full: false });
         }
         PsyncReply::Full { replid, offset } => {
             let id = replid.unwrap_or_else(|| {
