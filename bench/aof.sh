@@ -12,9 +12,10 @@
 # the same scratch directory ($AOF_DIR, default a mktemp dir under /tmp; point it at the disk
 # you care about), with identical redis-benchmark arguments. With `always`, redis-server writes
 # and fdatasyncs once per event-loop turn before it replies; slotcore writes each round at once
-# and its syncer thread fdatasyncs, as soon as its last fdatasync returns, every write made
-# since, from every shard (pipelined group commit: the shards serve meanwhile), and each reply
-# waits for the fdatasync that covers it.
+# and its syncer thread fdatasyncs every write made since its last fdatasync, from every shard
+# (group commit: the shards serve meanwhile), starting once as many writes wait as the last
+# one covered or one fdatasync's time after it ended; each reply waits for the fdatasync that
+# covers it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -754,3 +754,84 @@ fn a_32_mb_write_reaches_the_replica_at_once() {
         assert_eq!(len, 32 << 20);
     }
 }
+
+/// One command of the replication handshake, read from a replica (RESP array of bulks).
+fn read_command(r: &mut std::io::BufReader<std::net::TcpStream>) -> Vec<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let n: usize = line.trim_start_matches('*').trim().parse().unwrap_or(0);
+    (0..n)
+        .map(|_| {
+            let mut len = String::new();
+            r.read_line(&mut len).unwrap();
+            let len: usize = len.trim_start_matches('$').trim().parse().unwrap();
+            let mut arg = vec![0u8; len + 2];
+            std::io::Read::read_exact(r, &mut arg).unwrap();
+            String::from_utf8_lossy(&arg[..len]).into_owned()
+        })
+        .collect()
+}
+
+/// Plays a master's side of the handshake until the replica's PSYNC, answered with `reply`
+/// (and an empty RDB after FULLRESYNC); returns the PSYNC's offset argument.
+fn master_handshake(l: &std::net::TcpListener, reply: &str) -> (std::net::TcpStream, String) {
+    use std::io::Write;
+    let (mut s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    loop {
+        let cmd = read_command(&mut r);
+        match cmd.first().map(|c| c.to_ascii_uppercase()).as_deref() {
+            Some("PING") => s.write_all(b"+PONG\r\n").unwrap(),
+            Some("PSYNC") => {
+                s.write_all(reply.as_bytes()).unwrap();
+                if reply.starts_with("+FULLRESYNC") {
+                    // An empty RDB (checksum 0: not checked).
+                    let rdb = b"REDIS0009\xff\0\0\0\0\0\0\0\0";
+                    s.write_all(format!("${}\r\n", rdb.len()).as_bytes()).unwrap();
+                    s.write_all(rdb).unwrap();
+                }
+                return (s, cmd.get(2).cloned().unwrap_or_default());
+            }
+            Some(_) => s.write_all(b"+OK\r\n").unwrap(),
+            None => panic!("the replica closed the link during the handshake"),
+        }
+    }
+}
+
+/// A link lost inside a MULTI of the stream resumes at the MULTI, as Redis's replica does (its
+/// offset moves past a transaction only at EXEC): the new link's client has no transaction
+/// open, and a PSYNC from inside it answered the EXEC with "EXEC without MULTI" (a replica
+/// with `propagation-error-behavior panic` stopped; Redis's replication-buffer and replication
+/// units).
+#[test]
+fn a_link_lost_inside_a_transaction_resumes_at_its_multi() {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mp = l.local_addr().unwrap().port().to_string();
+    let r = Server::slotcore_on(port(), &["--replicaof", "127.0.0.1", &mp, "--propagation-error-behavior", "panic"]);
+    let id = "a".repeat(40);
+    let (mut s, _) = master_handshake(&l, &format!("+FULLRESYNC {id} 0\r\n"));
+    let set = b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n1\r\n";
+    let multi = b"*1\r\n$5\r\nMULTI\r\n";
+    let set_a = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+    s.write_all(set).unwrap();
+    s.write_all(multi).unwrap();
+    s.write_all(set_a).unwrap();
+    let mut rc = r.client();
+    // The SET before the transaction is applied (so is the queued one, with no EXEC yet).
+    wait_for("the SET before the MULTI", || rc.get::<_, Option<String>>("b").ok().flatten().is_some());
+    std::thread::sleep(Duration::from_millis(100));
+    drop(s);
+    let (mut s, offset) = master_handshake(&l, "+CONTINUE\r\n");
+    assert_eq!(offset, (1 + set.len()).to_string(), "the PSYNC resumes at the MULTI");
+    s.write_all(multi).unwrap();
+    s.write_all(set_a).unwrap();
+    s.write_all(b"*1\r\n$4\r\nEXEC\r\n").unwrap();
+    wait_for("the transaction applied", || rc.get::<_, Option<String>>("a").ok().flatten().as_deref() == Some("1"));
+    let off = (set.len() + multi.len() + set_a.len() + 14).to_string();
+    wait_for("the replica's offset past the EXEC", || {
+        info(&mut rc, "replication", "slave_repl_offset").as_deref() == Some(off.as_str())
+    });
+}

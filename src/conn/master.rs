@@ -179,8 +179,14 @@ pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> M
     let client = Rc::new(RefCell::new(state));
     shard.state.borrow_mut().clients.insert(id, client.clone());
     let mut conn = Conn::new(stream, shard.clone(), client);
-    let mut link =
-        Link { processed: offset, read: offset + pending.len() as u64, raw: BytesMut::new(), raw_big: false };
+    let mut link = Link {
+        processed: offset,
+        read: offset + pending.len() as u64,
+        raw: BytesMut::new(),
+        raw_big: false,
+        in_tx: false,
+        tx_len: 0,
+    };
     conn.rbuf.push(&pending);
     link.keep_raw(&pending);
     if let Err(e) = conn.run_master(&mut link, &tick, ack_first).await {
@@ -201,6 +207,12 @@ struct Link {
     raw: BytesMut,
     /// `raw` grew past [`MAX_READ_CHUNK`] since it was last given back.
     raw_big: bool,
+    /// Inside a MULTI of the stream: its bytes so far (`tx_len`) are applied (queued) but not
+    /// processed yet. As Redis's `reploff`, the offset moves past a transaction only at its
+    /// EXEC (or DISCARD), so a link lost inside one resumes at its MULTI: the new link's client
+    /// has no transaction open, and an offset inside it got `EXEC without MULTI`.
+    in_tx: bool,
+    tx_len: u64,
 }
 
 impl Link {
@@ -218,6 +230,26 @@ impl Link {
             self.raw = BytesMut::new();
             self.raw_big = false;
         }
+    }
+
+    /// The bytes a command of `len` bytes lets the processed offset move by: none inside a
+    /// transaction, the whole transaction at its EXEC or DISCARD (see `in_tx`).
+    fn counted(&mut self, args: &[Bytes], len: u64) -> u64 {
+        let is = |name: &str| args.first().is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()));
+        if self.in_tx {
+            self.tx_len += len;
+            if is("exec") || is("discard") {
+                self.in_tx = false;
+                return std::mem::take(&mut self.tx_len);
+            }
+            return 0;
+        }
+        if is("multi") {
+            self.in_tx = true;
+            self.tx_len = len;
+            return 0;
+        }
+        len
     }
 
     /// Appends read bytes to the raw copy.
@@ -310,8 +342,8 @@ impl Conn {
                 self.stream.write_all(&handshake::ack(link.processed)).await?;
                 self.processed(len, link);
             } else {
+                run_len += link.counted(&req.args, len);
                 run.push(req);
-                run_len += len;
             }
         }
         self.apply_run(run, run_len, link).await;
