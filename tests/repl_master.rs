@@ -707,3 +707,35 @@ fn a_command_answered_on_a_replica_link_drops_the_replica_as_redis() {
     let rogue: Option<String> = cmd(&mut mc, &["GET", "rogue"]);
     assert_eq!(rogue, None, "the refused SET did not run");
 }
+
+/// A replica's hard output-buffer limit under `repl-backlog-size` counts as the backlog's
+/// size, as in Redis 7.0: a replica that falls behind by more than the limit but less than the
+/// backlog stays attached (Redis's replication-buffer unit: a partial resync's backlog would
+/// otherwise get the replica dropped right after it). Beside a redis-server master.
+#[test]
+fn a_replica_limit_under_the_backlog_size_counts_as_the_backlog() {
+    let args = ["--repl-backlog-size", "100mb", "--client-output-buffer-limit", "replica 1mb 0 0"];
+    let masters = [master(&args), {
+        let mut a = vec!["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+        a.extend_from_slice(&args);
+        Server::redis_on(port(), &a)
+    }];
+    for m in &masters {
+        let r = replica_of(m, &[]);
+        wait_synced(m, &r);
+        let mut mc = m.client();
+        let pid = r.pid().to_string();
+        let stop = std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        assert!(stop.success());
+        // 24 MB behind: over the 1 MB limit, under the 100 MB backlog.
+        let value = "x".repeat(1 << 20);
+        for i in 0..24 {
+            let _: () = cmd(&mut mc, &["SET", &format!("big:{i}"), &value]);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let attached = info_field(&mut mc, "replication", "connected_slaves");
+        let _ = std::process::Command::new("kill").args(["-CONT", &pid]).status();
+        assert_eq!(attached.as_deref(), Some("1"), "the replica stays attached to {}", m.port);
+        wait_synced(m, &r);
+    }
+}

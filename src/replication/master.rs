@@ -604,6 +604,10 @@ impl Master {
 
     fn check_output_limits(&mut self, now_ms: u64) {
         let (hard, soft, secs) = self.settings.obuf;
+        // A hard limit under `repl-backlog-size` is taken as the backlog's size, as Redis 7.0
+        // does: a replica sent a backlog that size at PSYNC would otherwise be dropped right
+        // after its partial resync.
+        let hard = if hard > 0 { hard.max(self.settings.backlog_size as u64) } else { 0 };
         let mut over = Vec::new();
         let mut largest = 0;
         for r in &mut self.replicas {
