@@ -13,8 +13,9 @@
 //!   shards go on serving and the writes they make meanwhile are written to the file; the
 //!   syncer's next fdatasync covers all of them, whoever made them. It starts once as many
 //!   writes wait as the last one covered, or one fdatasync's time after the last one ended,
-//!   whichever comes first ([`gather`]), so the clients the last one released are in it. No serving thread ever waits for the disk (Redis's event loop waits
-//!   for its fdatasync before it replies, and reads no new request meanwhile);
+//!   whichever comes first ([`gather`]), so the clients the last one released are in it. No
+//!   serving thread ever waits for the disk (Redis's event loop waits for its fdatasync
+//!   before it replies, and reads no new request meanwhile);
 //! - `everysec`: publishes at once; about once a second (and at least once after the last
 //!   write) it hands a fdatasync to the background thread. Redis's postponed-write rule: while
 //!   that fsync is still running, a new write is postponed (its replies are released at once,
@@ -345,8 +346,8 @@ pub fn persist_manifest(paths: &Paths, m: &Manifest) -> Result<(), String> {
 
 /// The syncer thread (`appendfsync always`): whenever bytes are written and not fdatasync'ed,
 /// or counts wait to be published, it gathers a batch ([`gather`]), takes the current file
-/// and counts under the lock, fdatasyncs without it (writes go on meanwhile) and publishes the counts, which releases
-/// the replies of every write those counts cover. A file closed meanwhile was fdatasync'ed by
+/// and counts under the lock, fdatasyncs without it (writes go on meanwhile) and publishes
+/// the counts, which releases the replies of every write those counts cover. A file closed meanwhile was fdatasync'ed by
 /// its close. A failed fdatasync exits, as Redis does under `always`.
 fn always_sync(state: &Mutex<State>) {
     let mut last_end: Option<Instant> = None;
