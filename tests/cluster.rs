@@ -121,6 +121,17 @@ fn by_hand_meet_addslots_replicate() {
     assert_eq!(raw.cmd(&["GET", "age"]), "$-1\r\n");
     assert_eq!(raw.cmd(&["SET", "age", "1"]), format!("-MOVED 741 127.0.0.1:{slot_owner_port}\r\n"));
     assert_eq!(raw.cmd(&["FLUSHALL"]), "-READONLY You can't write against a read only replica.\r\n");
+    // A script counts as a write by its flags (a shebang without no-writes), as in Redis.
+    let del = "#!lua\nreturn redis.call('del', KEYS[1])";
+    assert_eq!(raw.cmd(&["EVAL", del, "1", "age"]), format!("-MOVED 741 127.0.0.1:{slot_owner_port}\r\n"));
+    let get = "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])";
+    assert_eq!(raw.cmd(&["EVAL", get, "1", "age"]), "$-1\r\n");
+    // Once it has replicated something, a replica lists itself in its own CLUSTER SLOTS.
+    assert_eq!(ns[0].cli(&["set", "age", "7"]).trim(), "OK");
+    let me = format!("{}", ns[3].port);
+    wait_for(WAIT, "the replica in its own CLUSTER SLOTS", || {
+        ns[3].cli(&["cluster", "slots"]).lines().filter(|l| l.trim() == me).count() == 1
+    });
     assert_eq!(raw.cmd(&["READWRITE"]), "+OK\r\n");
     assert!(raw.cmd(&["GET", "age"]).starts_with("-MOVED 741"));
     // Cluster errors on a master.
@@ -327,4 +338,75 @@ fn nodes_conf_is_locked_and_kept_across_restarts() {
     let me = nodes(&n).into_iter().find(|f| f[2].contains("myself")).expect("myself line");
     assert_eq!(me[6], "1", "configEpoch kept: {me:?}");
     assert_eq!(me[8..], ["1-3".to_string()], "{me:?}");
+}
+
+/// Two masters of one kind: `a` serves every slot, `b` none.
+fn two_masters(a: &Server, b: &Server) {
+    assert_eq!(a.cli(&["cluster", "addslotsrange", "0", "16383"]).trim(), "OK");
+    assert_eq!(a.cli(&["cluster", "meet", "127.0.0.1", &b.port.to_string()]).trim(), "OK");
+    wait_ok(&[a, b]);
+}
+
+/// What a subscriber of two shard channels of one slot (and one of another slot) reads when
+/// that slot moves to `b` with CLUSTER SETSLOT NODE.
+fn shard_channels_of_a_moved_slot(a: &Server, b: &Server) -> Vec<String> {
+    two_masters(a, b);
+    let slot = a.cli(&["cluster", "keyslot", "{c}"]).trim().to_string();
+    let mut sub = a.raw();
+    let mut out = vec![sub.cmd(&["SSUBSCRIBE", "{c}2", "{c}1"]), sub.reply(), sub.cmd(&["SSUBSCRIBE", "other"])];
+    assert_eq!(b.cli(&["cluster", "setslot", &slot, "importing", &myid(a)]).trim(), "OK");
+    assert_eq!(a.cli(&["cluster", "setslot", &slot, "migrating", &myid(b)]).trim(), "OK");
+    assert_eq!(a.cli(&["spublish", "{c}1", "still here"]).trim(), "1");
+    out.push(sub.reply());
+    assert_eq!(a.cli(&["cluster", "setslot", &slot, "node", &myid(b)]).trim(), "OK");
+    out.push(sub.reply());
+    out.push(sub.reply());
+    out.push(sub.cmd(&["SUNSUBSCRIBE"]));
+    out
+}
+
+#[test]
+fn shard_channels_of_a_slot_that_moves_away_are_unsubscribed_as_redis() {
+    // Found by Redis's cluster pubsubshard-slot-migration test: the subscriber waited for its
+    // sunsubscribe for ever.
+    let want = shard_channels_of_a_moved_slot(&redis_node(), &redis_node());
+    assert!(want[4].contains("sunsubscribe"), "{want:?}");
+    let got = shard_channels_of_a_moved_slot(&slotcore_node(), &slotcore_node());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_dropped_bus_message_type_is_ignored() {
+    let node = || {
+        Server::slotcore(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "1000",
+            "--enable-debug-command",
+            "yes",
+        ])
+    };
+    let (a, b) = (node(), node());
+    two_masters(&a, &b);
+    let mut r = b.raw();
+    assert_eq!(
+        r.cmd(&["DEBUG", "DROP-CLUSTER-PACKET-FILTER", "x"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    // b ignores every PING (type 0), so it answers none: a's last PONG from b stops moving.
+    let b_id = myid(&b);
+    let pong_of_b = |a: &Server| -> u64 {
+        nodes(a).into_iter().find(|f| f[0] == b_id).and_then(|f| f[5].parse().ok()).unwrap_or(0)
+    };
+    let before = pong_of_b(&a);
+    wait_for(WAIT, "a to hear a PONG from b", || pong_of_b(&a) > before);
+    assert_eq!(r.cmd(&["DEBUG", "DROP-CLUSTER-PACKET-FILTER", "0"]), "+OK\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let held = pong_of_b(&a);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(pong_of_b(&a), held, "b answered a PING it should have dropped");
+    assert!(b.log_text().contains("Dropping packet that matches debug drop filter"));
+    assert_eq!(r.cmd(&["DEBUG", "DROP-CLUSTER-PACKET-FILTER", "-1"]), "+OK\r\n");
+    wait_for(WAIT, "b to answer a's PINGs again", || pong_of_b(&a) > held);
 }

@@ -236,3 +236,71 @@ fn every_type_migrates_into_redis_server_intact() {
     assert_eq!(src.cli(&["dbsize"]).trim(), "0");
     assert_eq!(reads(&target), before);
 }
+
+/// The replies of scripts (EVAL, EVAL_RO, FCALL) whose declared keys are in a slot being
+/// migrated, run on the source (`src`, where `{m}x` already moved and `{m}y` did not) and on
+/// the target (`dst`), with and without ASKING. Ports are replaced by `SRC`/`DST`.
+fn script_sequence(src: &mut common::Raw, dst: &mut common::Raw, ports: (u16, u16)) -> Vec<String> {
+    let rpush = "return redis.call('rpush', KEYS[1], ARGV[1])";
+    let both = "return {redis.call('exists', KEYS[1]), redis.call('exists', KEYS[2])}";
+    let mut out = Vec::new();
+    let mut note = |r: String| {
+        out.push(r.replace(&ports.0.to_string(), "SRC").replace(&ports.1.to_string(), "DST"));
+    };
+    note(src.cmd(&["EVAL", rpush, "1", "{m}x", "3"]));
+    note(src.cmd(&["EVAL", both, "2", "{m}x", "{m}y"]));
+    note(src.cmd(&["EVAL", both, "2", "{m}y", "{m}y"]));
+    note(src.cmd(&["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "{m}y"]));
+    note(src.cmd(&["FCALL", "push", "1", "{m}x", "4"]));
+    note(src.cmd(&["EVAL", "return 1", "0"]));
+    note(src.cmd(&["EXISTS", "{m}x"]));
+    note(dst.cmd(&["EVAL", rpush, "1", "{m}x", "5"]));
+    note(dst.cmd(&["ASKING"]));
+    note(dst.cmd(&["EVAL", rpush, "1", "{m}x", "6"]));
+    note(dst.cmd(&["ASKING"]));
+    note(dst.cmd(&["EVAL", both, "2", "{m}x", "{m}z"]));
+    note(dst.cmd(&["ASKING"]));
+    note(dst.cmd(&["LRANGE", "{m}x", "0", "-1"]));
+    out
+}
+
+/// Two cluster nodes of one kind: `src` serves every slot and is migrating the slot of `{m}`
+/// to `dst`, which imports it; `{m}x` (a list) moved already, `{m}y` is still on `src`.
+fn migrating_pair(src: &Server, dst: &Server) {
+    let lib = "#!lua name=mig\nredis.register_function('push', function(keys, args) \
+               return redis.call('rpush', keys[1], args[1]) end)";
+    for s in [src, dst] {
+        assert_eq!(s.cli(&["FUNCTION", "LOAD", lib]).trim(), "mig");
+    }
+    assert_eq!(src.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).trim(), "OK");
+    assert_eq!(src.cli(&["CLUSTER", "MEET", "127.0.0.1", &dst.port.to_string()]).trim(), "OK");
+    wait_ok(&[src, dst]);
+    let slot = src.cli(&["CLUSTER", "KEYSLOT", "{m}"]).trim().to_string();
+    assert_eq!(src.cli(&["RPUSH", "{m}x", "1", "2"]).trim(), "2");
+    assert_eq!(src.cli(&["SET", "{m}y", "here"]).trim(), "OK");
+    assert_eq!(dst.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &myid(src)]).trim(), "OK");
+    assert_eq!(src.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &myid(dst)]).trim(), "OK");
+    let moved = src.cli(&["MIGRATE", "127.0.0.1", &dst.port.to_string(), "{m}x", "0", "5000"]);
+    assert_eq!(moved.trim(), "OK");
+}
+
+#[test]
+fn scripts_in_a_migrating_slot_are_redirected_as_redis() {
+    // Found by Redis's cluster resharding test: a script whose key had moved ran on the
+    // source and created a new key there, so its write was lost to the client that read the
+    // target. Both shards of a 2-shard node run the sequence (the key's shard is the
+    // connection's own on one of them, another shard on the other).
+    let (rsrc, rdst) = (Server::redis(&["--cluster-enabled", "yes"]), Server::redis(&["--cluster-enabled", "yes"]));
+    migrating_pair(&rsrc, &rdst);
+    let want = script_sequence(&mut rsrc.raw(), &mut rdst.raw(), (rsrc.port, rdst.port));
+    assert!(want[0].starts_with("-ASK "), "redis-server: {want:?}");
+    for on_shard in 0..2 {
+        let src = Server::slotcore(&["--shards", "2", "--cluster-enabled", "yes"]);
+        let dst = Server::slotcore(&["--cluster-enabled", "yes"]);
+        migrating_pair(&src, &dst);
+        let (c0, c1) = common::one_per_shard(&src);
+        let mut c = if on_shard == 0 { c0 } else { c1 };
+        let got = script_sequence(&mut c, &mut dst.raw(), (src.port, dst.port));
+        assert_eq!(got, want, "connection on shard {on_shard}");
+    }
+}

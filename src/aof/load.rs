@@ -233,7 +233,10 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
     }
     out.total_size = sizes.iter().sum();
     out.base_size = if m.base.is_some() { sizes[0] } else { 0 };
-    let now = crate::storage::now_ms();
+    // The RDB part of an AOF keeps its expired keys, as Redis loads it
+    // (`RDBFLAGS_AOF_PREAMBLE`): commands of the incr files may act on them, and they expire
+    // as any key once loaded.
+    let now = 0;
     let mut keys_expired = 0;
     let mut functions = Vec::new();
     for (i, n) in names.iter().enumerate() {

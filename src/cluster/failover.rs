@@ -690,19 +690,25 @@ pub struct ReplView {
 }
 
 impl ReplView {
-    /// Reads replication's offset and master link (take it before the cluster lock).
+    /// Reads replication's offset and master link (take it before the cluster lock). A
+    /// replica receiving a full sync has no offset (0) until it is loaded, as Redis's
+    /// `replicationGetSlaveOffset` once the cached master is discarded for the sync: its
+    /// master lists it in CLUSTER SLOTS again only then, and it ranks last in an election.
     pub fn read(repl: &crate::replication::Replication) -> ReplView {
-        let link = repl.with_status(|s| {
+        let (link, syncing) = repl.with_status(|s| {
             s.master
                 .as_ref()
-                .map(|m| LinkState {
-                    connected: m.state == "connected",
-                    last_io_ms: m.last_io_ms,
-                    down_since_ms: m.down_since_ms,
+                .map(|m| {
+                    let link = LinkState {
+                        connected: m.state == "connected",
+                        last_io_ms: m.last_io_ms,
+                        down_since_ms: m.down_since_ms,
+                    };
+                    (link, m.sync_in_progress)
                 })
                 .unwrap_or_default()
         });
-        ReplView { offset: repl.offset(), link }
+        ReplView { offset: if syncing { 0 } else { repl.offset() }, link }
     }
 
     /// Puts it into the state: the offset the bus header carries and elections rank by.

@@ -86,7 +86,9 @@ pub fn check(
     if route == SlotRoute::Unassigned {
         return Err(Reply::err(UNBOUND));
     }
-    let write = spec.has(flags::WRITE);
+    // A script or function counts by its declared flags, as Redis's `getCommandFlags`.
+    let write = spec.has(flags::WRITE)
+        || (matches!(spec.exec, crate::cmd::Exec::Node(_)) && crate::cmd::scripting::may_write(spec, args));
     if !view.ok {
         if !view.allow_reads_when_down {
             return Err(Reply::err(DOWN));
@@ -120,6 +122,21 @@ pub fn check(
             Err(moved(slot, &view.addrs[addr as usize]))
         }
         SlotRoute::Unassigned => Err(Reply::err(UNBOUND)),
+    }
+}
+
+impl SlotCheck {
+    /// The same check over a list holding just the command's keys, in the order the check
+    /// named them (a script's declared keys): key `j` of the list is the check's `j`th key.
+    pub fn over_key_list(self) -> SlotCheck {
+        match self {
+            SlotCheck::None => SlotCheck::None,
+            SlotCheck::Migrating(mut m) => {
+                m.keys = (0..m.keys.len()).collect();
+                SlotCheck::Migrating(m)
+            }
+            SlotCheck::Importing(keys) => SlotCheck::Importing(Box::new((0..keys.len()).collect())),
+        }
     }
 }
 

@@ -127,11 +127,11 @@ fn slots_node(n: &Node, ep: Endpoint) -> Reply {
     Reply::Array(vec![first, Reply::Int(n.port as i64), s(name_str(&n.name)), Reply::Map(meta)])
 }
 
-/// `isReplicaAvailable`: not failed, and it has replicated something. This node reports no
-/// replication offset of its own, so as a replica it is never listed.
-fn replica_available(st: &ClusterState, n: &Node) -> bool {
-    let offset = if n.name == st.myself { 0 } else { n.repl_offset };
-    !n.has(F::FAIL) && offset != 0
+/// `isReplicaAvailable`: not failed, and it has replicated something (a replica reports 0
+/// until its first sync is loaded, and again during every full sync). This node's own offset
+/// is the one its bus messages carry (refreshed by the bus every cron and message).
+fn replica_available(n: &Node) -> bool {
+    !n.has(F::FAIL) && n.repl_offset != 0
 }
 
 /// CLUSTER SLOTS reply: one entry per run of slots with the same owner.
@@ -150,7 +150,7 @@ pub fn slots_reply(st: &ClusterState, ep: Endpoint) -> Reply {
         if let Some(n) = st.nodes.get(&owner) {
             let mut e = vec![Reply::Int(s0 as i64), Reply::Int(end as i64), slots_node(n, ep)];
             for r in st.replicas_of(&owner) {
-                if replica_available(st, r) {
+                if replica_available(r) {
                     e.push(slots_node(r, ep));
                 }
             }
@@ -168,7 +168,7 @@ pub(super) fn slots(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
 }
 
 /// `addNodeDetailsToShardReply`.
-fn shard_node(st: &ClusterState, n: &Node, ep: Endpoint) -> Reply {
+fn shard_node(n: &Node, ep: Endpoint) -> Reply {
     let mut m = vec![(s("id"), s(name_str(&n.name)))];
     if n.port != 0 {
         m.push((s("port"), Reply::Int(n.port as i64)));
@@ -183,8 +183,8 @@ fn shard_node(st: &ClusterState, n: &Node, ep: Endpoint) -> Reply {
     if let Some(h) = hostname(n) {
         m.push((s("hostname"), s(h)));
     }
-    // This node has no replication offset of its own to report.
-    let offset = if n.name == st.myself { 0 } else { n.repl_offset };
+    // This node's own: the one its bus messages carry (see `replica_available`).
+    let offset = n.repl_offset;
     let replica = !n.is_master();
     m.push((s("role"), s(if replica { "replica" } else { "master" })));
     m.push((s("replication-offset"), Reply::Int(offset as i64)));
@@ -205,8 +205,8 @@ pub fn shards_reply(st: &ClusterState, ep: Endpoint) -> Reply {
     for n in st.nodes_in_order().into_iter().filter(|n| n.is_master()) {
         let ranges = crate::cluster::nodes::ranges(|x| st.slots[x] == Some(n.name));
         let flat = ranges.iter().flat_map(|&(a, b)| [Reply::Int(a as i64), Reply::Int(b as i64)]).collect();
-        let mut nodes = vec![shard_node(st, n, ep)];
-        nodes.extend(st.replicas_of(&n.name).into_iter().map(|r| shard_node(st, r, ep)));
+        let mut nodes = vec![shard_node(n, ep)];
+        nodes.extend(st.replicas_of(&n.name).into_iter().map(|r| shard_node(r, ep)));
         out.push(Reply::Map(vec![(s("slots"), Reply::Array(flat)), (s("nodes"), Reply::Array(nodes))]));
     }
     Reply::Array(out)

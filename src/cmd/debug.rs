@@ -355,6 +355,15 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         ctx.shard.flush_changes();
         return reply(Reply::Ok);
     }
+    if eq_ic(sub, "drop-cluster-packet-filter") && args.len() == 3 {
+        return reply(match super::util::int_arg(&args[2]) {
+            Ok(t) => {
+                crate::cluster::bus::gossip::set_drop_packet_filter(t);
+                Reply::Ok
+            }
+            Err(e) => e,
+        });
+    }
     if eq_ic(sub, "clusterlink") && args.len() == 5 && eq_ic(&args[2], "kill") {
         return reply(debug_clusterlink_kill(ctx, &args[3], &args[4]));
     }
@@ -401,6 +410,8 @@ pub(super) fn debug(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             "    Stop the server for <seconds>. Decimals allowed.",
             "PAUSE-CRON <0|1>",
             "    Stop periodic cron job processing.",
+            "DROP-CLUSTER-PACKET-FILTER <packet-type>",
+            "    Drop all packets that match the filtered type. Set to -1 allow all packets.",
             "CLUSTERLINK KILL <to|from|all> <node-id>",
             "    Kills the link based on the direction to/from (both) with the provided node.",
             "HELP",

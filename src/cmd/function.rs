@@ -60,6 +60,8 @@ fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {
         function: Some(f.flags),
         argv: args.to_vec(),
         debug: Default::default(),
+        cluster_check: Default::default(),
+        cluster_asking: false,
     }))
 }
 

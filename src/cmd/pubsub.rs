@@ -5,7 +5,7 @@
 //! nodes over the bus. Replies follow Redis 7.0 byte for byte, RESP2 and RESP3.
 
 use super::ctx::{reply, ClientCtx, ClientState, ShardState};
-use super::pubsub_reg::{Kind, Subs};
+use super::pubsub_reg::{Delivery, Kind, Subs};
 use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, Plan};
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -125,6 +125,41 @@ fn unsub(ctx: &mut ClientCtx<'_>, args: &[Bytes], k: Kind) -> Plan {
         confirm(&mut out, resp3, word, Some(name), count_for(subs, k));
     }
     reply(Reply::Raw(Bytes::from(out)))
+}
+
+/// Redis's `removeChannelsInSlot`: the shard channels (with subscribers on this shard) whose
+/// slot `lost` names stop here; each subscriber gets `sunsubscribe` with the shard channels
+/// it has left, as Redis unsubscribes them when it deletes a slot it (or its master) served.
+pub fn drop_shard_channels(st: &mut ShardState, lost: impl Fn(u16) -> bool) {
+    let mut names: Vec<Bytes> =
+        st.pubsub.shard_channels().filter(|c| lost(crate::cluster::key_slot(c))).cloned().collect();
+    // In Redis's order: by slot, then by name.
+    names.sort_by_cached_key(|c| (crate::cluster::key_slot(c), c.clone()));
+    let limit = pubsub_limit(st);
+    for name in names {
+        for (id, outbox) in st.pubsub.shard_subscribers(&name) {
+            let Some(client) = st.clients.get(&id).cloned() else {
+                st.pubsub.remove(Kind::Shard, &name, id);
+                continue;
+            };
+            let Ok(mut c) = client.try_borrow_mut() else {
+                tracing::debug!("Shard channel of a lost slot kept for a busy client {}", id);
+                continue;
+            };
+            let Some(subs) = c.pubsub.as_mut() else { continue };
+            if drop_one(st, subs, Kind::Shard, id, &name) {
+                let left = subs.shard.len() as u64;
+                let d = Delivery {
+                    kind: Kind::Shard,
+                    pattern: None,
+                    channel: name.clone(),
+                    message: Bytes::new(),
+                    unsubscribed: Some(left),
+                };
+                outbox.push(d, limit);
+            }
+        }
+    }
 }
 
 /// Drops every subscription of a client (RESET, disconnect), without replies.
@@ -331,6 +366,7 @@ mod tests {
             pattern: None,
             channel: Bytes::from_static(b"c"),
             message: Bytes::from(vec![0u8; 100]),
+            unsubscribed: None,
         };
         o.push(d.clone(), 300);
         o.push(d.clone(), 300);

@@ -40,6 +40,9 @@ pub struct Delivery {
     pub channel: Bytes,
     /// The message.
     pub message: Bytes,
+    /// Not a message: the `sunsubscribe` of `channel` this node sends when it stops serving
+    /// the channel's slot, with the client's shard channels left (`message` is empty).
+    pub unsubscribed: Option<u64>,
 }
 
 impl Delivery {
@@ -52,6 +55,13 @@ impl Delivery {
     pub fn encode(&self, out: &mut Vec<u8>, resp3: bool) {
         use crate::protocol::Reply;
         let mut items = Vec::with_capacity(4);
+        if let Some(left) = self.unsubscribed {
+            items.push(Reply::Bulk(Bytes::from_static(b"sunsubscribe")));
+            items.push(Reply::Bulk(self.channel.clone()));
+            items.push(Reply::Int(left as i64));
+            Reply::Push(items).encode(out, resp3);
+            return;
+        }
         match self.kind {
             Kind::Channel => items.push(Reply::Bulk(Bytes::from_static(b"message"))),
             Kind::Shard => items.push(Reply::Bulk(Bytes::from_static(b"smessage"))),
@@ -271,8 +281,13 @@ impl Registry {
         let mut n = 0;
         if let Some(subs) = self.channels.get(channel) {
             for (_, o) in subs {
-                let d =
-                    Delivery { kind: Kind::Channel, pattern: None, channel: channel.clone(), message: message.clone() };
+                let d = Delivery {
+                    kind: Kind::Channel,
+                    pattern: None,
+                    channel: channel.clone(),
+                    message: message.clone(),
+                    unsubscribed: None,
+                };
                 o.push(d, limit);
                 n += 1;
             }
@@ -287,6 +302,7 @@ impl Registry {
                     pattern: Some(pat.clone()),
                     channel: channel.clone(),
                     message: message.clone(),
+                    unsubscribed: None,
                 };
                 o.push(d, limit);
                 n += 1;
@@ -295,12 +311,28 @@ impl Registry {
         n
     }
 
+    /// The shard channels with subscribers here.
+    pub fn shard_channels(&self) -> impl Iterator<Item = &Bytes> {
+        self.shard.keys()
+    }
+
+    /// The subscribers of a shard channel here.
+    pub fn shard_subscribers(&self, channel: &[u8]) -> Subscribers {
+        self.shard.get(channel).cloned().unwrap_or_default()
+    }
+
     /// Delivers an SPUBLISH here; returns the number of receivers.
     pub fn publish_shard(&self, channel: &Bytes, message: &Bytes, limit: usize) -> usize {
         let Some(subs) = self.shard.get(channel) else { return 0 };
         for (_, o) in subs {
             o.push(
-                Delivery { kind: Kind::Shard, pattern: None, channel: channel.clone(), message: message.clone() },
+                Delivery {
+                    kind: Kind::Shard,
+                    pattern: None,
+                    channel: channel.clone(),
+                    message: message.clone(),
+                    unsubscribed: None,
+                },
                 limit,
             );
         }

@@ -229,14 +229,17 @@ pub type StartupLoad = (Vec<file::Record>, Vec<(usize, Vec<u8>)>);
 
 /// Reads and parses `dir/dbfilename` at start-up (the process already runs in `dir`); logs
 /// Redis's lines. Ok(empty) when there is no file.
-pub fn load_at_startup(cfg: &Config) -> Result<StartupLoad, String> {
+/// `master`: the node starts as a master, which drops the keys that expired meanwhile; a
+/// replica keeps them for its master's DELs, as Redis's `iAmMaster` rule.
+pub fn load_at_startup(cfg: &Config, master: bool) -> Result<StartupLoad, String> {
     let path = rdb_path(cfg);
     let start = Instant::now();
     let Some(buf) = disk::read_if_exists(&path).map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?
     else {
         return Ok(Default::default());
     };
-    let mut loaded = file::load(&buf, crate::storage::now_ms(), cfg.databases)?;
+    let now_ms = if master { crate::storage::now_ms() } else { 0 };
+    let mut loaded = file::load(&buf, now_ms, cfg.databases)?;
     crate::script::functions::install(&loaded.functions)?;
     if loaded.empty > 0 {
         tracing::warn!(

@@ -30,6 +30,13 @@ pub struct ScriptJob {
     pub argv: Vec<Bytes>,
     /// SCRIPT DEBUG of the caller (EVAL only): run as a debugger session.
     pub debug: ldb::Mode,
+    /// Cluster mode, a slot being migrated or imported: what the shard owning the declared
+    /// keys checks when the script is about to run (ASK / TRYAGAIN for missing keys, as
+    /// for a keyed command); its key indexes are into `keys`.
+    pub cluster_check: crate::cluster::redirect::SlotCheck,
+    /// Cluster mode: ASKING was in effect for the call, so the script's commands may use a
+    /// slot being imported, as Redis's script client takes the caller's flag.
+    pub cluster_asking: bool,
 }
 
 #[rustfmt::skip]
@@ -97,6 +104,8 @@ fn job(ctx: &mut ClientCtx<'_>, args: &[Bytes], body: Bytes, sha: String, ro: bo
         function: None,
         argv: vec![args[0].clone()],
         debug,
+        cluster_check: Default::default(),
+        cluster_asking: false,
     }))
 }
 

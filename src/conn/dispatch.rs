@@ -255,6 +255,14 @@ impl Conn {
         if key_idx.is_empty() && view.replica && spec.has(flags::WRITE) {
             return self.rejected(Some(fullname), Reply::err(redirect::READONLY));
         }
+        // A script's declared keys are checked where they live when it runs, as a keyed
+        // command's (shard channels never are, as in Redis; MIGRATE and WATCH have no
+        // script job and leave it unused).
+        self.script_check = match spec.exec {
+            Exec::Node(_) if !shard_pubsub => check.clone().over_key_list(),
+            _ => redirect::SlotCheck::None,
+        };
+        self.script_asking = flags.asking;
         match spec.exec {
             Exec::Keyed(_) => {
                 let (target, slot) = match key_idx.first() {

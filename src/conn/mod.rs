@@ -75,6 +75,11 @@ pub struct Conn {
     /// Invalidations of keys evicted before this client's current command, which go out
     /// before its reply (see `Conn::oom_refusal`).
     early_pushes: Vec<u8>,
+    /// Cluster mode: the slot check of the script command routed last, for its job (see
+    /// `ScriptJob::cluster_check`).
+    pub(crate) script_check: crate::cluster::redirect::SlotCheck,
+    /// ... and whether ASKING was in effect for it.
+    pub(crate) script_asking: bool,
 }
 
 /// Serves one accepted connection until it closes.
@@ -231,6 +236,8 @@ impl Conn {
             handoff: None,
             obuf_clock: Default::default(),
             early_pushes: Vec::new(),
+            script_check: Default::default(),
+            script_asking: false,
         }
     }
 

@@ -142,7 +142,13 @@ impl Conn {
             }
             // Redis refuses MONITOR for deny-blocking clients, which EXEC's are.
             Plan::Monitor if held.is_some() => Reply::err(cmd::multi::MONITOR_IN_EXEC),
-            Plan::Script(job) => {
+            Plan::Script(mut job) => {
+                // Routed just before (a queued script of EXEC was routed when queued).
+                let check = std::mem::take(&mut self.script_check);
+                if held.is_none() {
+                    job.cluster_check = check;
+                    job.cluster_asking = self.script_asking;
+                }
                 let r = crate::runtime::script_exec::run(&self.shard, &self.client, *job, held).await;
                 // What the script published to this very client comes first (see PUBLISH).
                 self.own_messages_then(r)

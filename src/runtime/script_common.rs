@@ -21,6 +21,8 @@ pub(super) struct Published {
 
 pub(super) const NON_LOCAL: &str = "Script attempted to access a non local key in a cluster node";
 const CROSS_SLOT: &str = "Script attempted to access keys that do not hash to the same slot";
+const DOWN: &str = "Script attempted to execute a command while the cluster is down";
+const DOWN_RO: &str = "Script attempted to execute a write command while the cluster is down and readonly";
 pub(super) const RESTARTING: &str = "ERR internal: script restarting";
 pub(super) const NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
 
@@ -29,6 +31,10 @@ pub(super) struct Common {
     pub(super) view: Arc<ClusterView>,
     pub(super) slot: Option<u16>,
     pub(super) allow_cross_slot: bool,
+    /// The caller's ASKING (for this call) and READONLY flags, which the script's commands
+    /// take in cluster mode.
+    asking: bool,
+    readonly: bool,
     pub(super) client: ClientState,
     pub(super) clock: crate::clock::Stamp,
     /// A key the run cannot reach: the run is abandoned (and restarted).
@@ -56,6 +62,8 @@ impl Common {
             slot,
             // Scripts without a shebang keep Redis 6's freedom to touch several local slots.
             allow_cross_slot: flags & (script::sflags::ALLOW_CROSS_SLOT | script::sflags::EVAL_COMPAT) != 0,
+            asking: job.cluster_asking,
+            readonly: caller.readonly,
             client,
             clock: crate::clock::Stamp::now(),
             restart: None,
@@ -90,8 +98,15 @@ impl Common {
         Ok(user.allows_all || spec.has(cmd::flags::NO_AUTH) || user.check(fullname, spec.arity, args).is_ok())
     }
 
-    /// Cluster-mode checks of a command's keys (Redis's `scriptVerifyClusterState`).
-    pub(super) fn cluster_check(&mut self, args: &[Bytes], idx: &[usize]) -> Result<(), String> {
+    /// Cluster-mode checks of a command's keys (Redis's `scriptVerifyClusterState`): the
+    /// command's slot must be served here, as for the caller's own command with its ASKING
+    /// and READONLY flags, and the cluster up (or down with reads allowed, for a read).
+    pub(super) fn cluster_check(
+        &mut self,
+        spec: &cmd::CommandSpec,
+        args: &[Bytes],
+        idx: &[usize],
+    ) -> Result<(), String> {
         if !self.view.enabled {
             return Ok(());
         }
@@ -104,7 +119,27 @@ impl Common {
             slot = Some(s);
         }
         let Some(s) = slot else { return Ok(()) };
-        if !matches!(self.view.route[s as usize], SlotRoute::Mine { .. }) {
+        let write = spec.has(cmd::flags::WRITE);
+        let route = self.view.route[s as usize];
+        if route == SlotRoute::Unassigned {
+            return Err(NON_LOCAL.into());
+        }
+        if !self.view.ok {
+            if !self.view.allow_reads_when_down {
+                return Err(DOWN.into());
+            }
+            if write {
+                return Err(DOWN_RO.into());
+            }
+        }
+        let served = match route {
+            SlotRoute::Mine { .. } => true,
+            SlotRoute::Other { importing, my_master, .. } => {
+                (importing && self.asking) || (self.readonly && !write && self.view.replica && my_master)
+            }
+            SlotRoute::Unassigned => false,
+        };
+        if !served {
             return Err(NON_LOCAL.into());
         }
         if !self.allow_cross_slot {

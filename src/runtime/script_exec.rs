@@ -33,6 +33,7 @@ use super::mesh::{HeldOp, HeldResult};
 use super::script_common::{count_rejected, Common, Published, NON_LOCAL, NOT_ALLOWED, RESTARTING};
 use super::script_undo::{self, Undo};
 use super::shard::Shard;
+use crate::cluster::redirect;
 use crate::cmd::scripting::ScriptJob;
 use crate::cmd::{self, ClientState, Exec, ShardState};
 use crate::protocol::Reply;
@@ -207,7 +208,7 @@ impl DirectHost<'_> {
             Ok(i) => i,
             Err(e) => return Ok(e),
         };
-        self.c.cluster_check(args, &idx)?;
+        self.c.cluster_check(spec, args, &idx)?;
         // A shard channel (SPUBLISH) names no key: it is delivered on every shard.
         let foreign: Vec<Bytes> = if self.c.nshards == 1 || spec.has(cmd::flags::PUBSUB) {
             Vec::new()
@@ -329,7 +330,7 @@ impl CopyHost<'_> {
             Ok(i) => i,
             Err(e) => return Ok(e),
         };
-        self.c.cluster_check(args, &idx)?;
+        self.c.cluster_check(spec, args, &idx)?;
         let missing: Vec<Bytes> = if spec.has(cmd::flags::PUBSUB) {
             Vec::new()
         } else {
@@ -446,6 +447,11 @@ async fn run_direct(
         (c.db, c.resp3, c.master)
     };
     crate::storage::tick_clock();
+    // Cluster mode, during a slot migration: the keys are here, under the script's hold.
+    let now_ms = crate::storage::cached_ms();
+    if let Some(e) = redirect::precheck(&mut shard.state.borrow_mut(), &job.cluster_check, db, &job.keys, now_ms) {
+        return Outcome::Done(e, Vec::new());
+    }
     // Anything recorded before the script is not part of its unit.
     shard.state.borrow_mut().flush_changes();
     let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
@@ -525,6 +531,12 @@ async fn run_copy(
         }
     }
     crate::storage::tick_clock();
+    // Cluster mode, during a slot migration: the copy holds whichever declared keys exist on
+    // their (held) shard.
+    let now_ms = crate::storage::cached_ms();
+    if let Some(e) = redirect::precheck(&mut scratch, &job.cluster_check, db, &job.keys, now_ms) {
+        return Outcome::Done(e, Vec::new());
+    }
     let flags_run = script::run_begin(job.function.is_none(), master, &job.sha, &job.argv);
     let running = match start_run(spec_for(job, sha, flags, db, flags_run.clone()), debug) {
         Ok(r) => r,

@@ -108,7 +108,7 @@ impl NodeHost<'_> {
             Ok(i) => i,
             Err(e) => return Ok(e),
         };
-        self.c.cluster_check(args, &idx)?;
+        self.c.cluster_check(spec, args, &idx)?;
         let excluded = Unit::TO_ALL & !repl;
         let r = match spec.exec {
             Exec::Keyed(_) => {

@@ -6,7 +6,7 @@ use super::gate::Gate;
 use super::mesh::{HeldDone, HeldOp, HeldResult, Msg, RemoteCmd};
 use super::mesh_links::Senders;
 use crate::cluster::redirect;
-use crate::cluster::view::ClusterView;
+use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cmd::{self, ShardFn, ShardState};
 use crate::protocol::Reply;
 use crate::replication::feed::{FeedItem, Unit};
@@ -107,6 +107,13 @@ impl Shard {
             tracing::info!("Deleted {} keys in slots this shard no longer serves", dropped);
         }
         crate::cmd::blocked::redirect_after_cluster_change(&mut st, &v);
+        // Shard channels of slots no longer served here (or by this replica's master) end.
+        let old = self.view.borrow().clone();
+        let served = |view: &ClusterView, s: u16| {
+            view.enabled
+                && matches!(view.route[s as usize], SlotRoute::Mine { .. } | SlotRoute::Other { my_master: true, .. })
+        };
+        crate::cmd::pubsub::drop_shard_channels(&mut st, |s| served(&old, s) && !served(&v, s));
         *self.view.borrow_mut() = v;
     }
 

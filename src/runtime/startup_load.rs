@@ -134,8 +134,9 @@ fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String>
         super::aof::stash(l);
         records
     } else {
-        let (records, expired) = crate::cmd::save::load_at_startup(cfg)?;
-        if starts_as_master(cfg, cluster) {
+        let master = starts_as_master(cfg, cluster);
+        let (records, expired) = crate::cmd::save::load_at_startup(cfg, master)?;
+        if master {
             if let Some(info) = crate::replication::role::take_loaded_info() {
                 let unlink = cfg.get("lazyfree-lazy-expire") == Some("yes");
                 crate::replication::master::restart::resume_as_master(&node.repl, info, &expired, unlink);

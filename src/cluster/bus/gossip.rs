@@ -13,6 +13,16 @@ use super::NodeFlags as F;
 use crate::cluster::failover;
 use crate::cluster::state::{name_str, todo, ClusterState, Name, Node};
 use crate::cluster::SLOTS;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// `DEBUG DROP-CLUSTER-PACKET-FILTER <type>`: received bus messages of this type are counted
+/// and then ignored, as Redis's testing aid does (-1, the default, drops nothing).
+static DROP_PACKET_FILTER: AtomicI64 = AtomicI64::new(-1);
+
+/// Sets the type [`process`] drops (-1: none).
+pub fn set_drop_packet_filter(msg_type: i64) {
+    DROP_PACKET_FILTER.store(msg_type, Ordering::Relaxed);
+}
 
 /// Failure reports older than node-timeout × this are ignored (`CLUSTER_FAIL_REPORT_VALIDITY_MULT`).
 pub const FAIL_REPORT_VALIDITY_MULT: u64 = 2;
@@ -145,6 +155,10 @@ pub fn process(st: &mut ClusterState, link: &LinkInfo, msg: &BusMessage, now: u6
     let h = &msg.header;
     let t = h.msg_type;
     st.stats_received[t as usize] += 1;
+    if t as i64 == DROP_PACKET_FILTER.load(Ordering::Relaxed) {
+        tracing::warn!("Dropping packet that matches debug drop filter");
+        return fx;
+    }
     let sender_known = st.nodes.get(&h.sender).is_some_and(|n| !n.has(F::HANDSHAKE));
     let sender = if sender_known { Some(h.sender) } else { None };
     if let Some(s) = sender {
