@@ -410,3 +410,51 @@ fn a_dropped_bus_message_type_is_ignored() {
     assert_eq!(r.cmd(&["DEBUG", "DROP-CLUSTER-PACKET-FILTER", "-1"]), "+OK\r\n");
     wait_for(WAIT, "b to answer a's PINGs again", || pong_of_b(&a) > held);
 }
+
+/// The `to` link's create-time in `a`'s CLUSTER LINKS for node `id` (0: none).
+fn to_link_ctime(a: &Server, id: &str) -> i64 {
+    let text = a.cli(&["cluster", "links"]);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(6)
+        .find(|w| w[0] == "direction" && w[1] == "to" && w[2] == "node" && w[3] == id && w[4] == "create-time")
+        .and_then(|w| w[5].parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_link_over_the_send_buffer_limit_is_freed_and_made_again() {
+    let (a, b) = (slotcore_node(), slotcore_node());
+    two_masters(&a, &b);
+    assert_eq!(a.cli(&["config", "set", "cluster-node-timeout", "3600000"]).trim(), "OK");
+    assert_eq!(a.cli(&["config", "set", "cluster-link-sendbuf-limit", "256kb"]).trim(), "OK");
+    let b_id = myid(&b);
+    wait_for(WAIT, "a's link to b", || to_link_ctime(&a, &b_id) > 0);
+    let first = to_link_ctime(&a, &b_id);
+    let exceeded =
+        |a: &Server| info_field_of(&a.cli(&["cluster", "info"]), "total_cluster_links_buffer_limit_exceeded");
+    assert_eq!(exceeded(&a), 0);
+    // b stops reading: what a publishes piles up in its link to b.
+    let stop = |sig: &str| {
+        let ok = std::process::Command::new("kill").args([sig, &b.pid().to_string()]).status().map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true));
+    };
+    stop("-STOP");
+    let message = "x".repeat(128 * 1024);
+    let mut c = a.raw();
+    let mut sent = 0;
+    while exceeded(&a) == 0 && sent < 200 {
+        c.cmd(&["PUBLISH", "channel", &message]);
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop("-CONT");
+    assert!(exceeded(&a) >= 1, "no link freed after {sent} messages of 128 KB");
+    assert!(a.log_text().contains("due to exceeding send buffer memory limit"));
+    wait_for(WAIT, "a new link to b", || to_link_ctime(&a, &b_id) > first);
+    wait_ok(&[&a, &b]);
+}
+
+fn info_field_of(text: &str, field: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}

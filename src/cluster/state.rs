@@ -110,6 +110,10 @@ pub struct Node {
     /// When its inbound link was accepted (ms, 0 = none; set by the bus once a message on
     /// the link named this node, as Redis's `setClusterNodeToInboundClusterLink`).
     pub inbound_ctime: u64,
+    /// Bytes queued on the outbound / inbound link and not written yet (set by the bus every
+    /// cron, for CLUSTER LINKS' send-buffer fields).
+    pub link_queued: usize,
+    pub inbound_queued: usize,
 }
 
 impl Node {
@@ -139,6 +143,8 @@ impl Node {
             link_connected: false,
             link_ctime: 0,
             inbound_ctime: 0,
+            link_queued: 0,
+            inbound_queued: 0,
         }
     }
     /// Has flag bit(s).
@@ -237,6 +243,8 @@ pub struct ClusterState {
     pub stats_sent: [u64; 11],
     /// Bus messages received, by type.
     pub stats_received: [u64; 11],
+    /// Links freed because their send buffer went over `cluster-link-sendbuf-limit`.
+    pub links_buffer_limit_exceeded: u64,
     /// Pending `todo` bits.
     pub todo: u32,
     /// Settings.
@@ -284,6 +292,7 @@ impl ClusterState {
             blacklist: HashMap::new(),
             stats_sent: [0; 11],
             stats_received: [0; 11],
+            links_buffer_limit_exceeded: 0,
             todo: todo::UPDATE_STATE,
             settings,
             first_call_time: 0,

@@ -90,7 +90,7 @@ pub fn info_text(st: &ClusterState) -> String {
         }
         let _ = write!(out, "cluster_stats_messages_{dir}:{total}\r\n");
     }
-    out.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
+    let _ = write!(out, "total_cluster_links_buffer_limit_exceeded:{}\r\n", st.links_buffer_limit_exceeded);
     out
 }
 
@@ -237,18 +237,19 @@ pub(super) fn count_failure_reports(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> 
 }
 
 /// CLUSTER LINKS: every bus link, per node the one we opened (`to`) and the one it opened
-/// to us (`from`), as Redis's `addReplyClusterLinksDescription`. Messages go to the link's
-/// writer task at once, so no send buffer is kept and a link waits only for reads (`r`).
+/// to us (`from`), as Redis's `addReplyClusterLinksDescription`. The send buffer is what the
+/// link's writer has not written yet (as of the bus's last cron); a link with some waits to
+/// write too (`rw`).
 pub(super) fn links(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     let Some(c) = cluster_of(ctx) else { return disabled() };
-    let link = |dir: &str, name: &str, ctime: u64| {
+    let link = |dir: &str, name: &str, ctime: u64, queued: usize| {
         Reply::Map(vec![
             (s("direction"), s(dir)),
             (s("node"), s(name)),
             (s("create-time"), Reply::Int(ctime as i64)),
-            (s("events"), s("r")),
-            (s("send-buffer-allocated"), Reply::Int(0)),
-            (s("send-buffer-used"), Reply::Int(0)),
+            (s("events"), s(if queued > 0 { "rw" } else { "r" })),
+            (s("send-buffer-allocated"), Reply::Int(queued as i64)),
+            (s("send-buffer-used"), Reply::Int(queued as i64)),
         ])
     };
     reply(c.with(|st| {
@@ -258,10 +259,10 @@ pub(super) fn links(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
                 continue;
             }
             if n.link_connected {
-                links.push(link("to", name_str(&n.name), n.link_ctime));
+                links.push(link("to", name_str(&n.name), n.link_ctime, n.link_queued));
             }
             if n.inbound_ctime != 0 {
-                links.push(link("from", name_str(&n.name), n.inbound_ctime));
+                links.push(link("from", name_str(&n.name), n.inbound_ctime, n.inbound_queued));
             }
         }
         Reply::Array(links)

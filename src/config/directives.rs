@@ -49,7 +49,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "cluster-announce-tls-port", default: "0", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "cluster-config-file", default: "nodes.conf", kind: Kind::Str, mutable: false, acted: true },
     Directive { name: "cluster-enabled", default: "no", kind: Kind::Bool, mutable: false, acted: true },
-    Directive { name: "cluster-link-sendbuf-limit", default: "0", kind: Kind::Memory, mutable: true, acted: false },
+    Directive { name: "cluster-link-sendbuf-limit", default: "0", kind: Kind::Memory, mutable: true, acted: true },
     Directive { name: "cluster-migration-barrier", default: "1", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "cluster-node-timeout", default: "15000", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "cluster-port", default: "0", kind: Kind::Int, mutable: false, acted: true },

@@ -31,12 +31,35 @@ const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// Largest bus message accepted (bigger `totlen` closes the link).
 const MAX_MESSAGE: usize = 1 << 30;
 
+/// A link's writer queue and the bytes in it not written yet (Redis's send buffer, which
+/// `cluster-link-sendbuf-limit` bounds).
+#[derive(Clone)]
+struct LinkTx {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Rc<std::cell::Cell<usize>>,
+}
+
+impl LinkTx {
+    /// A queue and the receiver its writer task takes.
+    fn new() -> (LinkTx, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::unbounded();
+        (LinkTx { tx, queued: Rc::default() }, rx)
+    }
+
+    fn send(&self, m: Vec<u8>) {
+        let n = m.len();
+        if self.tx.unbounded_send(m).is_ok() {
+            self.queued.set(self.queued.get() + n);
+        }
+    }
+}
+
 /// An outbound link to a node.
 struct OutLink {
     /// Distinguishes successive links to the same node.
     id: u64,
     /// Writer queue (None while connecting).
-    tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    tx: Option<LinkTx>,
     /// Socket fd once connected (to shut it down).
     fd: Option<i32>,
     /// When the link was created (ms).
@@ -49,6 +72,7 @@ struct OutLink {
 struct InLink {
     id: u64,
     fd: i32,
+    queued: Rc<std::cell::Cell<usize>>,
 }
 
 #[derive(Default)]
@@ -188,11 +212,17 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut w: impl futures_lite::AsyncWrite + Unpin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>, fd: i32) {
+async fn write_loop(
+    mut w: impl futures_lite::AsyncWrite + Unpin,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Rc<std::cell::Cell<usize>>,
+    fd: i32,
+) {
     while let Some(m) = rx.next().await {
         if w.write_all(&m).await.is_err() {
             break;
         }
+        queued.set(queued.get().saturating_sub(m.len()));
     }
     // SAFETY: shutting down our own socket so the reader ends too.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
@@ -215,8 +245,8 @@ async fn inbound(bus: Rc<Bus>, stream: TcpStream) {
         }
     };
     let (r, w) = futures_lite::io::split(stream);
-    let (tx, rx) = mpsc::unbounded();
-    let writer = glommio::spawn_local(write_loop(w, rx, fd));
+    let (tx, rx) = LinkTx::new();
+    let writer = glommio::spawn_local(write_loop(w, rx, tx.queued.clone(), fd));
     let id = {
         let mut links = bus.links.borrow_mut();
         links.next_id += 1;
@@ -228,7 +258,7 @@ async fn inbound(bus: Rc<Bus>, stream: TcpStream) {
         let sender = m.as_ref().ok().map(|m| m.header.sender);
         let close = bus.on_message(&info, m, &tx);
         if from.is_none() {
-            from = sender.and_then(|s| bus.adopt_inbound(s, id, fd, created));
+            from = sender.and_then(|s| bus.adopt_inbound(s, id, fd, created, &tx.queued));
         }
         close
     })
@@ -246,12 +276,7 @@ impl Bus {
     }
 
     /// Handles one message from a link; true when the link must close.
-    fn on_message(
-        &self,
-        info: &LinkInfo,
-        m: Result<BusMessage, DecodeError>,
-        reply: &mpsc::UnboundedSender<Vec<u8>>,
-    ) -> bool {
+    fn on_message(&self, info: &LinkInfo, m: Result<BusMessage, DecodeError>, reply: &LinkTx) -> bool {
         let msg = match m {
             Ok(m) => m,
             Err(e) => {
@@ -306,7 +331,7 @@ impl Bus {
                 }
                 if st.nodes.get(name).is_some_and(|n| !n.has(F::HANDSHAKE)) {
                     st.stats_sent[t as usize] += 1;
-                    let _ = tx.unbounded_send(bytes.clone());
+                    tx.send(bytes.clone());
                 }
             }
         })
@@ -318,7 +343,7 @@ impl Bus {
     }
 
     /// Puts effects on links; returns whether the current link must close.
-    fn dispatch(&self, st: &mut ClusterState, fx: Effects, reply: Option<&mpsc::UnboundedSender<Vec<u8>>>) -> bool {
+    fn dispatch(&self, st: &mut ClusterState, fx: Effects, reply: Option<&LinkTx>) -> bool {
         let mut links = self.links.borrow_mut();
         if let Some((old, new)) = fx.renamed {
             if let Some(l) = links.out.remove(&old) {
@@ -335,13 +360,13 @@ impl Bus {
         if let Some(r) = reply {
             for m in &fx.reply {
                 count(m.header.msg_type);
-                let _ = r.unbounded_send(m.encode());
+                r.send(m.encode());
             }
         }
         for (n, m) in &fx.send {
             if let Some(tx) = links.out.get(n).and_then(|l| l.tx.as_ref()) {
                 count(m.header.msg_type);
-                let _ = tx.unbounded_send(m.encode());
+                tx.send(m.encode());
             }
         }
         for m in &fx.broadcast {
@@ -350,7 +375,7 @@ impl Bus {
                 let Some(tx) = &l.tx else { continue };
                 if st.nodes.get(name).is_some_and(|n| !n.has(F::HANDSHAKE)) {
                     st.stats_sent[m.header.msg_type as usize] += 1;
-                    let _ = tx.unbounded_send(bytes.clone());
+                    tx.send(bytes.clone());
                 }
             }
         }
@@ -373,6 +398,8 @@ impl Bus {
         }
         let mut connect: Vec<(Name, String, u16, u64)> = Vec::new();
         let view = ReplView::read(&self.node.repl);
+        let sendbuf_limit =
+            cfg.get("cluster-link-sendbuf-limit").and_then(crate::config::registry::parse_memory).unwrap_or(0) as usize;
         self.cluster.with(|st| {
             // Keep what CONFIG SET may change, but never the identity of myself.
             let s = &mut st.settings;
@@ -385,6 +412,7 @@ impl Bus {
             s.migration_barrier = settings.migration_barrier;
             s.allow_replica_migration = settings.allow_replica_migration;
             view.apply(st);
+            self.limit_send_buffers(st, sendbuf_limit);
             // Links to nodes that are gone.
             {
                 let mut links = self.links.borrow_mut();
@@ -436,10 +464,52 @@ impl Bus {
         }
     }
 
+    /// `cluster-link-sendbuf-limit`: a link whose writer is behind by more bytes is freed (an
+    /// outbound one is made again), with Redis's log line and count; the send buffers are
+    /// published for CLUSTER LINKS.
+    fn limit_send_buffers(&self, st: &mut ClusterState, limit: usize) {
+        let mut links = self.links.borrow_mut();
+        if limit != 0 {
+            let out_queued = |l: &OutLink| l.tx.as_ref().map_or(0, |t| t.queued.get());
+            let over: Vec<(&str, Name, usize)> = (links.out.iter().map(|(n, l)| ("to", *n, out_queued(l))))
+                .chain(links.inbound.iter().map(|(n, l)| ("from", *n, l.queued.get())))
+                .filter(|&(_, _, q)| q > limit)
+                .collect();
+            for (dir, n, used) in over {
+                tracing::warn!(
+                    "Freeing cluster link({} node {}, used memory: {}) due to exceeding send buffer memory limit.",
+                    dir,
+                    name_str(&n),
+                    used
+                );
+                if dir == "to" {
+                    links.close(&n);
+                    if let Some(node) = st.nodes.get_mut(&n) {
+                        node.link_connected = false;
+                    }
+                } else {
+                    links.close_inbound(&n);
+                }
+                st.links_buffer_limit_exceeded += 1;
+            }
+        }
+        for n in st.nodes.values_mut() {
+            n.link_queued = links.out.get(&n.name).and_then(|l| l.tx.as_ref()).map_or(0, |t| t.queued.get());
+            n.inbound_queued = links.inbound.get(&n.name).map_or(0, |l| l.queued.get());
+        }
+    }
+
     /// Removes the outbound link `id` of the node now called `name`, if it is still current.
     /// Names an inbound link after the known node a message on it came from (Redis's
     /// `setClusterNodeToInboundClusterLink`): an older inbound link from that node is closed.
-    fn adopt_inbound(&self, sender: Name, id: u64, fd: i32, created: u64) -> Option<Name> {
+    fn adopt_inbound(
+        &self,
+        sender: Name,
+        id: u64,
+        fd: i32,
+        created: u64,
+        queued: &Rc<std::cell::Cell<usize>>,
+    ) -> Option<Name> {
         let known = self.cluster.with(|st| match st.nodes.get_mut(&sender) {
             Some(n) if !n.has(F::HANDSHAKE) && sender != st.myself => {
                 n.inbound_ctime = created;
@@ -455,7 +525,7 @@ impl Bus {
             tracing::debug!("Replacing inbound link fd from node {} with fd {}", name_str(&sender), fd);
             links.close_inbound(&sender);
         }
-        links.inbound.insert(sender, InLink { id, fd });
+        links.inbound.insert(sender, InLink { id, fd, queued: queued.clone() });
         Some(sender)
     }
 
@@ -550,7 +620,7 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
         }
     };
     let (r, w) = futures_lite::io::split(stream);
-    let (tx, rx) = mpsc::unbounded();
+    let (tx, rx) = LinkTx::new();
     {
         let mut links = bus.links.borrow_mut();
         let current = *name_cell.borrow();
@@ -583,10 +653,10 @@ async fn outbound(bus: Rc<Bus>, name: Name, ip: String, cport: u16, id: u64, tim
             }
         }
         st.stats_sent[t as usize] += 1;
-        let _ = tx.unbounded_send(m.encode());
+        tx.send(m.encode());
         tracing::debug!("Connected to cluster node {} at {}", name_str(&current), addr);
     });
-    let writer = glommio::spawn_local(write_loop(w, rx, fd));
+    let writer = glommio::spawn_local(write_loop(w, rx, tx.queued.clone(), fd));
     read_loop(r, |m| {
         // The node's name changes when its handshake completes.
         info.node = Some(*name_cell.borrow());

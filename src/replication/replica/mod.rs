@@ -202,6 +202,13 @@ async fn link_loop(shard: Rc<Shard>, node: Arc<NodeInfo>, ctl: Rc<RefCell<Ctl>>,
 }
 
 /// Waits until the target changes (or `limit` passes).
+/// Waits while a DEBUG SLEEP holds the node.
+async fn asleep_wait() {
+    while crate::runtime::control_freeze::asleep() {
+        crate::runtime::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn wait_change(ctl: &Rc<RefCell<Ctl>>, gen: u64, limit: Option<Duration>) {
     let rx = {
         let mut c = ctl.borrow_mut();
@@ -323,6 +330,9 @@ async fn attempt(
     port: u16,
     cached: &mut Option<Cached>,
 ) -> Outcome {
+    // DEBUG SLEEP stops the node, this link's reconnection included, as it stops Redis's
+    // replication cron.
+    asleep_wait().await;
     let cfg = node.config();
     let timeout = Duration::from_secs(cfg.get("repl-timeout").and_then(|v| v.parse().ok()).unwrap_or(60).max(1));
     tracing::info!("Connecting to MASTER {}:{}", host, port);
@@ -359,6 +369,7 @@ async fn attempt(
         }
         c.fd = Some(stream.as_raw_fd());
     }
+    asleep_wait().await;
     tracing::info!("Non blocking connect for SYNC fired the event.");
     set_link(node, host, port, |m| m.state = "handshake");
     let mut io = LinkIo { stream, buf: Vec::new(), timeout };
