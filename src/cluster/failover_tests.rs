@@ -388,3 +388,20 @@ fn keys_are_dropped_only_for_slots_lost_while_serving_them() {
     st.add_slot(1, masters[0]);
     assert!(build(&st, &mut assign).keep[1]);
 }
+
+#[test]
+fn a_replica_keeps_the_keys_of_every_slot() {
+    use crate::cluster::view::{build, ShardAssign};
+    // replicas[0] replicates masters[0], which serves the first third of the slots.
+    let (st, _, _) = cluster(false);
+    let mut assign = ShardAssign::new(2);
+    let v = build(&st, &mut assign);
+    assert!(v.keep.iter().all(|&k| k), "a slot of another master, as its view has it");
+    let before = v.shard.clone();
+    // Its view changes (a slot resharded between masters): no slot changes shard.
+    let mut st = st;
+    let other = st.slots[SLOTS - 1].expect("owned");
+    st.del_slot(0);
+    st.add_slot(0, other);
+    assert_eq!(build(&st, &mut assign).shard, before);
+}

@@ -170,18 +170,24 @@ pub fn build(st: &ClusterState, assign: &mut ShardAssign) -> ClusterView {
                 my_master: master == Some(o),
             },
         };
-        *w = match r {
-            SlotRoute::Mine { .. } => true,
-            // A slot served elsewhere keeps the keys it still has here (Redis deletes them
-            // only when it loses a slot it was serving to a newer claim, `st.lost`).
-            SlotRoute::Other { importing, my_master, .. } => {
-                importing || my_master || (assign.wanted[s] && !st.lost[s])
-            }
-            // An unassigned slot keeps its keys (as Redis keeps them after DELSLOTS, e.g.
-            // `redis-cli --cluster fix`'s DELSLOTS + ADDSLOTS) and its shard, until another
-            // node serves it.
-            SlotRoute::Unassigned => st.importing.contains_key(&(s as u16)) || assign.wanted[s],
-        };
+        // A replica keeps whatever keys its master's stream or sync gave it, in every slot, as
+        // Redis's replicas never delete keys by slot ownership: a replica whose view of the
+        // slot map was behind its master's (restarted with an old nodes.conf, or a slot just
+        // resharded to its master) would otherwise drop the keys of those slots after its
+        // sync. Every slot is wanted, so none changes shard later either.
+        *w = master.is_some()
+            || match r {
+                SlotRoute::Mine { .. } => true,
+                // A slot served elsewhere keeps the keys it still has here (Redis deletes them
+                // only when it loses a slot it was serving to a newer claim, `st.lost`).
+                SlotRoute::Other { importing, my_master, .. } => {
+                    importing || my_master || (assign.wanted[s] && !st.lost[s])
+                }
+                // An unassigned slot keeps its keys (as Redis keeps them after DELSLOTS, e.g.
+                // `redis-cli --cluster fix`'s DELSLOTS + ADDSLOTS) and its shard, until another
+                // node serves it.
+                SlotRoute::Unassigned => st.importing.contains_key(&(s as u16)) || assign.wanted[s],
+            };
         route.push(r);
     }
     assign.update(&wanted);
