@@ -50,7 +50,11 @@ pub fn settings(cfg: &Config) -> ClusterSettings {
         announce_ip: text("cluster-announce-ip"),
         port,
         cport,
-        endpoint_hostname: cfg.get("cluster-preferred-endpoint-type") == Some("hostname"),
+        endpoint: match cfg.get("cluster-preferred-endpoint-type") {
+            Some("hostname") => state::Endpoint::Hostname,
+            Some("unknown-endpoint") => state::Endpoint::Unknown,
+            _ => state::Endpoint::Ip,
+        },
         replica_validity_factor: num("cluster-replica-validity-factor", 10),
         repl_ping_period: num("repl-ping-replica-period", 10),
         replica_no_failover: yes("cluster-replica-no-failover", false),

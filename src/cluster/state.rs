@@ -163,6 +163,30 @@ impl Node {
     pub fn addr(&self) -> String {
         format!("{}:{}", self.ip, self.port)
     }
+
+    /// `endpoint:port` as redirections name the node (Redis's `getPreferredEndpoint`): its
+    /// IP, its hostname (`?` when it has none), or nothing.
+    pub fn endpoint_addr(&self, endpoint: Endpoint) -> String {
+        match endpoint {
+            Endpoint::Ip => self.addr(),
+            Endpoint::Hostname => {
+                let h = self.hostname.as_deref().filter(|h| !h.is_empty()).unwrap_or("?");
+                format!("{}:{}", h, self.port)
+            }
+            Endpoint::Unknown => format!(":{}", self.port),
+        }
+    }
+}
+
+/// `cluster-preferred-endpoint-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `ip` (the default).
+    Ip,
+    /// `hostname`.
+    Hostname,
+    /// `unknown-endpoint`.
+    Unknown,
 }
 
 /// Settings from the config that the cluster logic reads.
@@ -182,8 +206,8 @@ pub struct ClusterSettings {
     pub port: u16,
     /// Bus port we announce.
     pub cport: u16,
-    /// cluster-preferred-endpoint-type is hostname.
-    pub endpoint_hostname: bool,
+    /// cluster-preferred-endpoint-type: what MOVED and ASK name a node by.
+    pub endpoint: Endpoint,
     /// cluster-replica-validity-factor (0 = a replica may always fail over).
     pub replica_validity_factor: u64,
     /// repl-ping-replica-period (seconds), part of the replica data age limit.
@@ -206,7 +230,7 @@ impl Default for ClusterSettings {
             announce_ip: None,
             port: 6379,
             cport: 16379,
-            endpoint_hostname: false,
+            endpoint: Endpoint::Ip,
             replica_validity_factor: 10,
             repl_ping_period: 10,
             replica_no_failover: false,

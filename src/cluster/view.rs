@@ -153,7 +153,7 @@ pub fn build(st: &ClusterState, assign: &mut ShardAssign) -> ClusterView {
     for (s, w) in wanted.iter_mut().enumerate() {
         let mut index = |n: Name| -> u16 {
             *addr_of.entry(n).or_insert_with(|| {
-                let a = st.nodes.get(&n).map(|x| x.addr()).unwrap_or_default();
+                let a = st.nodes.get(&n).map(|x| x.endpoint_addr(st.settings.endpoint)).unwrap_or_default();
                 addrs.push(Arc::from(a.as_str()));
                 (addrs.len() - 1) as u16
             })

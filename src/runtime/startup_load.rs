@@ -121,6 +121,12 @@ fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String>
     START_S.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
     TOTAL.store(size, Ordering::Relaxed);
     let settings = crate::aof::Settings::from_config(cfg);
+    let master = starts_as_master(cfg, cluster);
+    if !master {
+        // A replica expires nothing itself from the start (its master's DELs do), not only
+        // once its link is set up: the keys its RDB or AOF brings stay, as Redis's.
+        crate::storage::set_replica_expiry(true);
+    }
     let records = if settings.enabled {
         let mut l = match crate::aof::load::load_at_startup(&settings, cfg.databases) {
             Ok(l) => l,
@@ -134,7 +140,6 @@ fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String>
         super::aof::stash(l);
         records
     } else {
-        let master = starts_as_master(cfg, cluster);
         let (records, expired) = crate::cmd::save::load_at_startup(cfg, master)?;
         if master {
             if let Some(info) = crate::replication::role::take_loaded_info() {
