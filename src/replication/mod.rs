@@ -80,6 +80,12 @@ pub struct ReplStatus {
     pub backlog_first_byte_offset: u64,
     /// `repl_backlog_histlen`.
     pub backlog_histlen: u64,
+    /// The replication buffer shared by the backlog and the replicas
+    /// (`mem_total_replication_buffers`).
+    pub repl_buffer_mem: u64,
+    /// What is queued for the replicas besides their stream (the sync's replies, the
+    /// snapshot's file on its way), summed.
+    pub replica_direct_bytes: u64,
 }
 
 /// A replica's view of its master link (INFO replication on a replica, ROLE).

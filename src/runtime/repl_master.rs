@@ -128,6 +128,16 @@ async fn writer(
                     close = true;
                     break;
                 }
+                // Copied from the shared buffer, up to its read size at once, and not counted
+                // in `pending` (the replica's position is past them).
+                Out::Stream(b) => {
+                    let untracked = Cell::new(0);
+                    if !flush_gather(&mut w, &mut gather, &pending).await
+                        || !write_counted(&mut w, &b, &untracked).await
+                    {
+                        break 'outer;
+                    }
+                }
                 Out::Data(b) if b.len() >= WRITE_GATHER => {
                     if !flush_gather(&mut w, &mut gather, &pending).await || !write_counted(&mut w, &b, &pending).await
                     {
