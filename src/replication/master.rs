@@ -315,6 +315,7 @@ impl Master {
 
     /// INFO's `repl_backlog_histlen`, `_first_byte_offset` and `mem_total_replication_buffers`
     /// move with every write, as Redis's do, not only when the cron publishes.
+    /// So do the replicas' output (CLIENT LIST `omem`), which Redis computes when asked.
     fn publish_backlog(&self, repl: &Replication) {
         if let Some(b) = &self.backlog {
             let b = b.borrow();
@@ -323,6 +324,11 @@ impl Master {
                 s.backlog_first_byte_offset = first;
                 s.backlog_histlen = histlen;
                 s.repl_buffer_mem = mem;
+                for st in &mut s.replicas {
+                    if let Some(r) = self.replicas.iter().find(|r| r.id == st.id) {
+                        st.output_bytes = r.output_bytes(Some(&b));
+                    }
+                }
             });
         }
     }
@@ -713,6 +719,10 @@ impl Master {
         self.serve_waiters(now_ms);
         if !second {
             self.commit(repl);
+            // What the replicas' writers have taken since is trimmed (Redis trims before every
+            // sleep of its event loop).
+            self.trim();
+            self.publish_backlog(repl);
             return;
         }
         if self.cron_loops % self.settings.ping_period == 0 && !self.replicas.is_empty() && !self.following {
