@@ -234,6 +234,8 @@ impl Master {
             }
             FeedItem::Control(f) => {
                 self.commit(repl);
+                // A PSYNC sees the buffer without what the replicas have taken since.
+                self.trim();
                 f();
                 let reqs = super::handoff::take_inbox();
                 for r in reqs {
