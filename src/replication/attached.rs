@@ -13,7 +13,8 @@ use std::rc::Rc;
 pub enum Out {
     /// Bytes to write (counted in the outbox's `pending` until written).
     Data(Bytes),
-    /// Stream bytes copied from the shared buffer (the replica's position is past them).
+    /// Stream bytes copied from the shared buffer (the replica's position is past them; counted
+    /// in `pending` until written, as the writer's copy).
     Stream(Bytes),
     /// Close the connection once what came before is written.
     Close,
@@ -62,6 +63,10 @@ pub struct OutReceiver {
     stream: Option<Rc<RefCell<Backlog>>>,
     pos: Rc<Cell<u64>>,
     waiting: Rc<Cell<bool>>,
+    /// The outbox's counts: a piece of the stream taken is the writer's copy, pending until
+    /// written (the memory ceiling leaves it out with the replica's output).
+    pending: Rc<Cell<u64>>,
+    queued: Rc<Cell<u64>>,
 }
 
 /// Stream bytes the writer takes at a time.
@@ -98,6 +103,8 @@ impl OutReceiver {
             return None;
         }
         self.pos.set(from + b.len() as u64);
+        self.pending.set(self.pending.get() + b.len() as u64);
+        self.queued.set(self.queued.get() + b.len() as u64);
         Some(Out::Stream(b))
     }
 
@@ -190,17 +197,19 @@ impl Outbox {
         let tail = Rc::new(RefCell::new(Tail::default()));
         let pos = Rc::new(Cell::new(0));
         let waiting = Rc::new(Cell::new(false));
+        let pending = Rc::new(Cell::new(0));
+        let queued = Rc::new(Cell::new(0));
         (
             Outbox {
                 tx,
                 tail: tail.clone(),
-                pending: Rc::new(Cell::new(0)),
-                queued: Rc::new(Cell::new(0)),
+                pending: pending.clone(),
+                queued: queued.clone(),
                 pos: pos.clone(),
                 streaming: Rc::new(Cell::new(false)),
                 waiting: waiting.clone(),
             },
-            OutReceiver { rx, tail, stream: None, pos, waiting },
+            OutReceiver { rx, tail, stream: None, pos, waiting, pending, queued },
         )
     }
 

@@ -150,23 +150,15 @@ async fn writer(
                     close = true;
                     break;
                 }
-                // Copied from the shared buffer, up to its read size at once, and not counted
-                // in `pending` (the replica's position is past them).
-                Out::Stream(b) => {
-                    let untracked = Cell::new(0);
-                    if !flush_gather(&mut w, &mut gather, &pending).await
-                        || !write_counted(&mut w, &b, &untracked).await
-                    {
-                        break 'outer;
-                    }
-                }
-                Out::Data(b) if b.len() >= WRITE_GATHER => {
+                // Stream pieces are copied from the shared buffer, 64 KB at most, and counted
+                // in `pending` until written, as the rest.
+                Out::Data(b) | Out::Stream(b) if b.len() >= WRITE_GATHER => {
                     if !flush_gather(&mut w, &mut gather, &pending).await || !write_counted(&mut w, &b, &pending).await
                     {
                         break 'outer;
                     }
                 }
-                Out::Data(b) => {
+                Out::Data(b) | Out::Stream(b) => {
                     gather.extend_from_slice(&b);
                     if gather.len() >= WRITE_GATHER && !flush_gather(&mut w, &mut gather, &pending).await {
                         break 'outer;
