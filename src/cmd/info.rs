@@ -357,9 +357,17 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String],
         let active = jemalloc("active");
         let resident = jemalloc("resident");
         let startup = crate::memory::startup();
-        let repl =
-            node.repl.with_status(|s| (s.backlog_histlen, s.replicas.iter().map(|r| r.output_bytes).sum::<u64>()));
-        let (backlog, replica_out) = repl;
+        let (repl_buffers, backlog_size, replicas, direct) = node
+            .repl
+            .with_status(|s| (s.repl_buffer_mem, s.backlog_size, !s.replicas.is_empty(), s.replica_direct_bytes));
+        // Redis's `getMemoryOverheadData`: the backlog and the replicas share one buffer; what
+        // exceeds the backlog's size while replicas are attached is the replicas' (and what is
+        // queued for them besides the stream).
+        let (backlog, replica_out) = if replicas && repl_buffers > backlog_size {
+            (backlog_size, repl_buffers - backlog_size + direct)
+        } else {
+            (repl_buffers, direct)
+        };
         let clients_normal = sum(&|r| r.clients_mem);
         let aof_buf = crate::aof::status::BUFFER_LEN.load(std::sync::atomic::Ordering::Relaxed);
         // Redis's `getMemoryOverheadData`: what is not the dataset. slotcore counts its startup
@@ -398,7 +406,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String],
                 ratio(rss, used),
                 diff(rss, used),
                 crate::memory::not_counted_for_evict(),
-                backlog + replica_out,
+                repl_buffers,
                 crate::storage::lazyfree::pending(),
                 crate::storage::lazyfree::freed()
             ),

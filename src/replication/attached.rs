@@ -1,63 +1,128 @@
 //! A replica attached to this master, as the master side sees it: where it is in its
-//! synchronization, its REPLCONF facts, its ACKs, the stream held back for it (during its
-//! snapshot, or until its first ACK after a diskless one) and its queue to the writer task.
+//! synchronization, its REPLCONF facts, its ACKs, its position in the shared replication
+//! buffer (`backlog`) and its queue to the writer task.
 
+use super::backlog::Backlog;
 use super::handoff::ReplicaFacts;
 use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 /// What a replica's writer task reads.
 pub enum Out {
-    /// Bytes to write.
+    /// Bytes to write (counted in the outbox's `pending` until written).
     Data(Bytes),
+    /// Stream bytes copied from the shared buffer (the replica's position is past them; counted
+    /// in `pending` until written, as the writer's copy).
+    Stream(Bytes),
     /// Close the connection once what came before is written.
     Close,
 }
 
-/// A replica's queue to its writer task, with the bytes not yet written.
+/// What goes through the channel.
+enum Msg {
+    Data(Bytes),
+    Close,
+    /// From here on, the stream: read from this buffer at the outbox's position.
+    Stream(Rc<RefCell<Backlog>>),
+    /// The stream grew while the writer waited.
+    Wake,
+}
+
+/// A replica's queue to its writer task: the bytes sent before its stream (the sync's reply,
+/// the snapshot's file), then its stream, read from the replication buffer shared with the
+/// backlog and every other replica ([`Backlog`]) at its position, so that a replica holds no
+/// copy of the stream of its own.
 ///
-/// While the writer is behind (bytes pending), small pieces of the stream are copied into one
-/// tail buffer instead of queued one by one: a replica that stops reading then holds about the
-/// stream's bytes, not a queue node and a chunk header per write (100k single-command writes
-/// held 10 MB more than their bytes), and what it holds is what `pending` says, which the
-/// memory ceiling leaves out of its count. A writer that keeps up gets every piece at once.
+/// While the writer is behind (bytes pending), small pieces are copied into one tail buffer
+/// instead of queued one by one, and what it holds is what `pending` says.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Out>,
-    /// Stream bytes that follow everything in the channel (see the type's doc).
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Bytes that follow everything in the channel (see the type's doc).
     tail: Rc<RefCell<Tail>>,
     /// Bytes queued and not yet written (the writer subtracts what it wrote).
     pub pending: Rc<Cell<u64>>,
     /// Bytes ever queued.
     queued: Rc<Cell<u64>>,
+    /// Offset of the next stream byte the replica needs (0: none yet). The master sets it
+    /// where the replica's stream starts; the writer moves it on as it takes the bytes.
+    pos: Rc<Cell<u64>>,
+    /// The writer reads the stream.
+    streaming: Rc<Cell<bool>>,
+    /// The writer has written everything it had and waits on the channel.
+    waiting: Rc<Cell<bool>>,
 }
 
-/// The writer's end of an [`Outbox`]: the channel's items, then the tail.
+/// The writer's end of an [`Outbox`]: the channel's items, then the tail, then the stream.
 #[derive(Debug)]
 pub struct OutReceiver {
-    rx: mpsc::UnboundedReceiver<Out>,
+    rx: mpsc::UnboundedReceiver<Msg>,
     tail: Rc<RefCell<Tail>>,
+    stream: Option<Rc<RefCell<Backlog>>>,
+    pos: Rc<Cell<u64>>,
+    waiting: Rc<Cell<bool>>,
+    /// The outbox's counts: a piece of the stream taken is the writer's copy, pending until
+    /// written (the memory ceiling leaves it out with the replica's output).
+    pending: Rc<Cell<u64>>,
+    queued: Rc<Cell<u64>>,
 }
 
+/// Stream bytes the writer takes at a time.
+const STREAM_READ: usize = 64 * 1024;
+
 impl OutReceiver {
+    /// Takes one message from the channel: Some(item) for the writer, None for one handled
+    /// here.
+    fn take(&mut self, m: Msg) -> Option<Out> {
+        match m {
+            Msg::Data(b) => Some(Out::Data(b)),
+            Msg::Close => Some(Out::Close),
+            Msg::Stream(b) => {
+                self.stream = Some(b);
+                None
+            }
+            Msg::Wake => None,
+        }
+    }
+
     /// The next item without waiting; `None` when nothing is queued.
     pub fn try_recv(&mut self) -> Option<Out> {
-        if let Ok(o) = self.rx.try_recv() {
-            return Some(o);
+        while let Ok(m) = self.rx.try_recv() {
+            if let Some(o) = self.take(m) {
+                return Some(o);
+            }
         }
-        self.tail.borrow_mut().take().map(Out::Data)
+        if let Some(t) = self.tail.borrow_mut().take() {
+            return Some(Out::Data(t));
+        }
+        let buf = self.stream.as_ref()?;
+        let (from, b) = buf.borrow().read(self.pos.get(), STREAM_READ);
+        if b.is_empty() {
+            return None;
+        }
+        self.pos.set(from + b.len() as u64);
+        self.pending.set(self.pending.get() + b.len() as u64);
+        self.queued.set(self.queued.get() + b.len() as u64);
+        Some(Out::Stream(b))
     }
 
     /// The next item; `None` once the outbox is gone and everything was taken.
     pub async fn next(&mut self) -> Option<Out> {
-        if let Some(o) = self.try_recv() {
-            return Some(o);
+        loop {
+            if let Some(o) = self.try_recv() {
+                return Some(o);
+            }
+            // Nothing pending: the next piece, or a wake for the stream, comes through the
+            // channel.
+            self.waiting.set(true);
+            let m = futures_lite::StreamExt::next(&mut self.rx).await;
+            self.waiting.set(false);
+            if let Some(o) = self.take(m?) {
+                return Some(o);
+            }
         }
-        // Nothing pending: the next piece goes through the channel.
-        futures_lite::StreamExt::next(&mut self.rx).await
     }
 }
 
@@ -65,6 +130,7 @@ impl std::fmt::Debug for Out {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Out::Data(b) => write!(f, "Data({})", b.len()),
+            Out::Stream(b) => write!(f, "Stream({})", b.len()),
             Out::Close => f.write_str("Close"),
         }
     }
@@ -113,15 +179,70 @@ const TAIL_PIECE: usize = 4096;
 /// A tail this big is handed to the channel as it is.
 const TAIL_FULL: usize = 16 * 1024;
 
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Data(b) => write!(f, "Data({})", b.len()),
+            Msg::Close => f.write_str("Close"),
+            Msg::Stream(_) => f.write_str("Stream"),
+            Msg::Wake => f.write_str("Wake"),
+        }
+    }
+}
+
 impl Outbox {
     /// A queue and its receiving end.
     pub fn new() -> (Outbox, OutReceiver) {
         let (tx, rx) = mpsc::unbounded();
         let tail = Rc::new(RefCell::new(Tail::default()));
+        let pos = Rc::new(Cell::new(0));
+        let waiting = Rc::new(Cell::new(false));
+        let pending = Rc::new(Cell::new(0));
+        let queued = Rc::new(Cell::new(0));
         (
-            Outbox { tx, tail: tail.clone(), pending: Rc::new(Cell::new(0)), queued: Rc::new(Cell::new(0)) },
-            OutReceiver { rx, tail },
+            Outbox {
+                tx,
+                tail: tail.clone(),
+                pending: pending.clone(),
+                queued: queued.clone(),
+                pos: pos.clone(),
+                streaming: Rc::new(Cell::new(false)),
+                waiting: waiting.clone(),
+            },
+            OutReceiver { rx, tail, stream: None, pos, waiting, pending, queued },
         )
+    }
+
+    /// Offset of the next stream byte the replica needs, if its stream has a start.
+    pub(super) fn position(&self) -> Option<u64> {
+        Some(self.pos.get()).filter(|&p| p > 0)
+    }
+
+    /// The replica's stream starts at offset `off` (its blocks are kept from here).
+    pub(super) fn pin(&self, off: u64) {
+        self.pos.set(off.max(1));
+    }
+
+    /// The writer starts on the stream at the pinned position, after what was sent before.
+    pub(super) fn start_stream(&self, buf: &Rc<RefCell<Backlog>>) {
+        if self.streaming.replace(true) {
+            return;
+        }
+        self.flush_tail();
+        let _ = self.tx.unbounded_send(Msg::Stream(buf.clone()));
+    }
+
+    /// The stream grew: wakes the writer if it waits for it.
+    pub(super) fn kick(&self) {
+        if self.streaming.get() && self.waiting.replace(false) {
+            let _ = self.tx.unbounded_send(Msg::Wake);
+        }
+    }
+
+    fn flush_tail(&self) {
+        if let Some(t) = self.tail.borrow_mut().take() {
+            let _ = self.tx.unbounded_send(Msg::Data(t));
+        }
     }
 
     /// Bytes the writer has written so far.
@@ -135,19 +256,17 @@ impl Outbox {
         self.queued.set(self.queued.get() + b.len() as u64);
         if !behind {
             // Nothing pending, so the tail is empty: straight to the writer.
-            let _ = self.tx.unbounded_send(Out::Data(b));
+            let _ = self.tx.unbounded_send(Msg::Data(b));
             return;
         }
         self.tail.borrow_mut().add(&b, |c| {
-            let _ = self.tx.unbounded_send(Out::Data(c));
+            let _ = self.tx.unbounded_send(Msg::Data(c));
         });
     }
 
     pub(super) fn close(&self) {
-        if let Some(t) = self.tail.borrow_mut().take() {
-            let _ = self.tx.unbounded_send(Out::Data(t));
-        }
-        let _ = self.tx.unbounded_send(Out::Close);
+        self.flush_tail();
+        let _ = self.tx.unbounded_send(Msg::Close);
     }
 }
 
@@ -178,8 +297,6 @@ pub(super) struct Replica {
     pub(super) asked_ms: u64,
     pub(super) ack_offset: u64,
     pub(super) ack_time_ms: u64,
-    /// Stream held back (during the snapshot, or until the first ACK after a diskless one).
-    pub(super) held: Held,
     /// Diskless: the stream starts with the first ACK.
     pub(super) start_on_ack: bool,
     /// Offset of its snapshot (`psync_initial_offset`).
@@ -201,65 +318,29 @@ impl Replica {
         format!("{}:{}", self.ip(), self.facts.listening_port)
     }
 
-    pub(super) fn output_bytes(&self) -> u64 {
-        self.out.pending.get() + self.held.bytes
+    /// Its output as Redis counts it: what is queued for it besides the stream, and the
+    /// blocks of the shared buffer it references (see [`Backlog::referenced_from`]).
+    pub(super) fn output_bytes(&self, buf: Option<&Backlog>) -> u64 {
+        let stream = match (self.out.position(), buf) {
+            (Some(p), Some(b)) => b.referenced_from(p),
+            _ => 0,
+        };
+        self.out.pending.get() + stream
     }
 
-    /// Sends or holds stream bytes.
-    pub(super) fn stream(&mut self, b: &Bytes) {
-        match self.state {
-            State::WaitStart => {}
-            State::WaitEnd(_) => self.hold(b),
-            State::Online if self.start_on_ack || !self.held.is_empty() => self.hold(b),
-            State::Online => self.out.send(b.clone()),
-        }
-    }
-
-    pub(super) fn hold(&mut self, b: &Bytes) {
+    /// Its stream starts at offset `off` and is held back (during its snapshot, or until its
+    /// first ACK after a diskless one): the shared buffer keeps it from there.
+    pub(super) fn hold_from(&mut self, off: u64) {
         if !self.facts.rdb_only {
-            self.held.push(b);
+            self.out.pin(off);
         }
     }
 
-    pub(super) fn release_held(&mut self) {
-        for b in self.held.take() {
-            self.out.send(b);
+    /// The writer starts on the stream held back for it.
+    pub(super) fn release_held(&mut self, buf: &Rc<RefCell<Backlog>>) {
+        if self.out.position().is_some() {
+            self.out.start_stream(buf);
         }
-    }
-}
-
-/// Stream held back for a replica, small pieces copied into one tail (as [`Outbox`] does
-/// while its writer is behind): a held stream of many single-command writes costs its
-/// bytes, not a queue entry per write.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Held {
-    chunks: VecDeque<Bytes>,
-    tail: Tail,
-    /// Bytes held.
-    pub(super) bytes: u64,
-}
-
-impl Held {
-    fn push(&mut self, b: &Bytes) {
-        self.bytes += b.len() as u64;
-        let chunks = &mut self.chunks;
-        self.tail.add(b, |c| chunks.push_back(c));
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.bytes == 0
-    }
-
-    pub(super) fn clear(&mut self) {
-        *self = Held::default();
-    }
-
-    /// Everything held, in order; the hold is empty afterwards.
-    fn take(&mut self) -> impl Iterator<Item = Bytes> {
-        let mut chunks = std::mem::take(&mut self.chunks);
-        chunks.extend(self.tail.take());
-        self.bytes = 0;
-        chunks.into_iter()
     }
 }
 

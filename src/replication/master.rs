@@ -10,12 +10,16 @@
 //!
 //! Invariants:
 //! - `offset` is `master_repl_offset`: every byte of the merged stream (commands, SELECT,
-//!   MULTI/EXEC, `ping`, GETACK, or a master's forwarded bytes) advances it, is appended to
-//!   the backlog and is queued for every replica past its snapshot, in one order.
+//!   MULTI/EXEC, `ping`, GETACK, or a master's forwarded bytes) advances it and is appended
+//!   once to the replication buffer (`backlog`), which the backlog and every replica share:
+//!   a replica is a position in it, and its writer copies the stream from there.
 //! - A replica waiting for its snapshot holds the stream from its snapshot's mark on (each
 //!   shard pushed its mark when the forkless snapshot began on it, all shards held at once, so
-//!   the snapshot holds exactly what came before the marks, however long it then streams);
-//!   the bytes before the mark never reach it.
+//!   the snapshot holds exactly what came before the marks, however long it then streams):
+//!   its position is the mark's, which keeps the buffer from there; the bytes before the mark
+//!   never reach it.
+//! - The buffer is trimmed back to `repl-backlog-size` of what no replica needs after every
+//!   commit, when a replica goes, and in the cron, a bounded number of blocks at a time.
 //! - A snapshot's file reaches its replicas as it is produced (`$<len>` then the file for a
 //!   disk target, `$EOF:<mark>` … `<mark>` diskless); once its first byte went out, nothing
 //!   else is written to those replicas' sockets until it ends, and no replica joins it.
@@ -35,7 +39,7 @@ use super::{ReplicaStatus, Replication};
 use crate::protocol::Reply;
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -145,7 +149,8 @@ pub struct Master {
     enc: StreamEncoder,
     /// Stream bytes encoded and not yet committed.
     pending: BytesMut,
-    backlog: Option<Backlog>,
+    /// The replication buffer: the backlog, and the replicas' stream (see `backlog.rs`).
+    backlog: Option<Rc<RefCell<Backlog>>>,
     /// Stream bytes went straight into the backlog since the last commit (INFO's fields are
     /// due).
     backlog_moved: bool,
@@ -210,7 +215,7 @@ impl Master {
                     // in (a replica's whole stream would otherwise be copied through `pending`,
                     // grown anew for every batch).
                     Some(backlog) if self.replicas.is_empty() && self.pending.is_empty() => {
-                        backlog.append(&b);
+                        backlog.borrow_mut().append(&b);
                         self.offset += b.len() as u64;
                         self.backlog_moved = true;
                     }
@@ -229,6 +234,8 @@ impl Master {
             }
             FeedItem::Control(f) => {
                 self.commit(repl);
+                // A PSYNC sees the buffer without what the replicas have taken since.
+                self.trim();
                 f();
                 let reqs = super::handoff::take_inbox();
                 for r in reqs {
@@ -274,24 +281,23 @@ impl Master {
         self.getack = false;
         if self.pending.is_empty() {
             if std::mem::take(&mut self.backlog_moved) {
+                self.trim();
                 self.publish_backlog(repl);
             }
             return;
         }
         self.backlog_moved = false;
-        self.offset += self.pending.len() as u64;
-        if let Some(b) = &mut self.backlog {
-            b.append(&self.pending);
+        if self.backlog.is_none() && !self.replicas.is_empty() {
+            // Replicas read the stream from the backlog's buffer (one is made with the first).
+            self.backlog = Some(Rc::new(RefCell::new(Backlog::new(self.settings.backlog_size, self.offset))));
         }
-        self.publish_backlog(repl);
-        if !self.replicas.is_empty() {
-            // A chunk of exactly its bytes: one split off `pending` would keep `pending`'s
-            // whole allocation alive (twice the bytes and more) for as long as a replica that
-            // does not read holds it; `pending` keeps its buffer for the next batch.
-            let chunk = Bytes::copy_from_slice(&self.pending);
-            for r in &mut self.replicas {
-                r.stream(&chunk);
-            }
+        self.offset += self.pending.len() as u64;
+        if let Some(b) = &self.backlog {
+            // Once, for the backlog and every replica: their writers read it from there.
+            b.borrow_mut().append(&self.pending);
+        }
+        for r in &self.replicas {
+            r.out.kick();
         }
         if self.pending.capacity() > PENDING_KEPT {
             // A big write's buffer is not kept for the small ones after it.
@@ -305,17 +311,51 @@ impl Master {
             repl.set_offset(self.offset);
         }
         self.check_output_limits(crate::storage::now_ms());
+        self.trim();
+        self.publish_backlog(repl);
     }
 
-    /// INFO's `repl_backlog_histlen` and `_first_byte_offset` move with every write, as Redis's
-    /// do, not only when the cron publishes.
+    /// INFO's `repl_backlog_histlen`, `_first_byte_offset` and `mem_total_replication_buffers`
+    /// move with every write, as Redis's do, not only when the cron publishes.
+    /// So do the replicas' output (CLIENT LIST `omem`), which Redis computes when asked.
     fn publish_backlog(&self, repl: &Replication) {
         if let Some(b) = &self.backlog {
-            let (first, histlen) = (b.first_byte_offset(), b.histlen() as u64);
+            let b = b.borrow();
+            let (first, histlen, mem) = (b.first_byte_offset(), b.histlen() as u64, b.mem());
             repl.with_status(|s| {
                 s.backlog_first_byte_offset = first;
                 s.backlog_histlen = histlen;
+                s.repl_buffer_mem = mem;
+                for st in &mut s.replicas {
+                    if let Some(r) = self.replicas.iter().find(|r| r.id == st.id) {
+                        st.output_bytes = r.output_bytes(Some(&b));
+                    }
+                }
             });
+        }
+    }
+
+    /// Drops the buffer's oldest blocks that neither the backlog's size nor a replica needs
+    /// (a bounded number per call, as Redis's `incrementalTrimReplicationBacklog`).
+    fn trim(&self) {
+        let Some(b) = &self.backlog else { return };
+        let needed = self.replicas.iter().filter_map(|r| r.out.position()).min().unwrap_or(u64::MAX);
+        b.borrow_mut().trim(needed, super::backlog::TRIM_BLOCKS_PER_CALL);
+    }
+
+    /// The buffer starts anew after offset `end` (a new one if there is none); the replicas
+    /// whose stream has started go on with what comes after it.
+    fn restart_backlog(&mut self, end: u64) {
+        match &self.backlog {
+            Some(b) => {
+                b.borrow_mut().reset(end);
+                for r in &self.replicas {
+                    if r.out.position().is_some() {
+                        r.out.pin(end + 1);
+                    }
+                }
+            }
+            None => self.backlog = Some(Rc::new(RefCell::new(Backlog::new(self.settings.backlog_size, end)))),
         }
     }
 
@@ -344,8 +384,8 @@ impl Master {
         let ext = repl.offset();
         if ext != self.offset && self.pending.is_empty() && !repl.raw_in_flight() {
             self.offset = ext;
-            if let Some(b) = &mut self.backlog {
-                *b = Backlog::new(b.size(), ext);
+            if self.backlog.is_some() {
+                self.restart_backlog(ext);
             }
         }
         if replid != self.replid {
@@ -389,7 +429,6 @@ impl Master {
             asked_ms: now_ms,
             ack_offset: 0,
             ack_time_ms: now_ms,
-            held: Default::default(),
             start_on_ack: false,
             initial_offset: 0,
             out,
@@ -419,7 +458,7 @@ impl Master {
         if self.replicas.is_empty() && self.backlog.is_none() {
             // A new history: new id, no second id, a backlog from here.
             self.new_history(repl);
-            self.backlog = Some(Backlog::new(self.settings.backlog_size, self.offset));
+            self.restart_backlog(self.offset);
             repl.feed.set_active(true);
             tracing::info!(
                 "Replication backlog created, my new replication IDs are '{}' and '{}'",
@@ -428,19 +467,20 @@ impl Master {
             );
         }
         // A disk-target snapshot already started: join it when another replica of the same
-        // needs is waiting for it and the mark has not passed yet, or copy that replica's
-        // held stream when it has (Redis's "attach to the running BGSAVE").
+        // needs is waiting for it and the mark has not passed yet, or start at the mark as
+        // that replica does when it has (Redis's "attach to the running BGSAVE"; the buffer
+        // holds the stream from the mark on for that replica).
         let joinable = self
             .snapshots
             .iter()
             .find(|s| !s.eof && !s.sending && s.exclude_data == r.facts.exclude_data)
             .map(|s| s.id);
         if let Some(id) = joinable {
-            if let Some(other) = self.replicas.iter().find(|o| o.state == State::WaitEnd(id) && !o.facts.rdb_only) {
+            if self.replicas.iter().any(|o| o.state == State::WaitEnd(id) && !o.facts.rdb_only) {
                 r.state = State::WaitEnd(id);
                 let mark = self.snapshots.iter().find(|s| s.id == id).and_then(|s| s.mark);
                 if let Some(off) = mark {
-                    r.held = other.held.clone();
+                    r.hold_from(off + 1);
                     r.initial_offset = off;
                     if !r.pre_psync {
                         r.out.send(Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, off)));
@@ -486,11 +526,8 @@ impl Master {
             }
             return false;
         }
-        let tail = match &self.backlog {
-            Some(b) if off >= 0 => b.tail_from(off as u64),
-            _ => None,
-        };
-        let Some(tail) = tail else {
+        let backlog = self.backlog.as_ref().filter(|b| off >= 0 && b.borrow().covers(off as u64));
+        let Some(backlog) = backlog else {
             tracing::info!(
                 "Unable to partial resync with replica {} for lack of backlog (Replica request was: {}).",
                 r.name(),
@@ -508,15 +545,16 @@ impl Master {
         r.ack_time_ms = now_ms;
         let line = if r.facts.capa_psync2 { format!("+CONTINUE {}\r\n", self.replid) } else { "+CONTINUE\r\n".into() };
         r.out.send(Bytes::from(line));
+        let off = off as u64;
         tracing::info!(
             "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
             r.name(),
-            tail.len(),
+            backlog.borrow().end() + 1 - off,
             off
         );
-        if !tail.is_empty() {
-            r.out.send(Bytes::from(tail));
-        }
+        // Its writer reads the backlog from there on, then the stream as it comes.
+        r.out.pin(off);
+        r.out.start_stream(backlog);
         true
     }
 
@@ -527,7 +565,9 @@ impl Master {
         r.ack_time_ms = now_ms;
         if r.start_on_ack && r.state == State::Online {
             r.start_on_ack = false;
-            r.release_held();
+            if let Some(b) = &self.backlog {
+                r.release_held(b);
+            }
             self.publish(repl);
         }
         self.serve_waiters(now_ms);
@@ -567,6 +607,8 @@ impl Master {
         if self.replicas.is_empty() {
             self.no_replicas_since = now_ms;
         }
+        // What only it needed goes (Redis's `freeReplicaReferencedReplBuffer`).
+        self.trim();
         self.publish(repl);
     }
 
@@ -609,9 +651,9 @@ impl Master {
         // after its partial resync.
         let hard = if hard > 0 { hard.max(self.settings.backlog_size as u64) } else { 0 };
         let mut over = Vec::new();
-        let mut largest = 0;
+        let buf = self.backlog.as_ref().map(|b| b.borrow());
         for r in &mut self.replicas {
-            let used = r.output_bytes();
+            let used = r.output_bytes(buf.as_deref());
             let soft_over = soft > 0 && used > soft;
             if !soft_over {
                 r.soft_since_ms = None;
@@ -634,29 +676,38 @@ impl Master {
                     r.name
                 );
                 over.push(r.id);
-            } else {
-                largest = largest.max(used);
             }
         }
+        drop(buf);
         for id in over {
             if let Some(pos) = self.replicas.iter().position(|r| r.id == id) {
                 let r = self.replicas.remove(pos);
                 close_replica(&r);
             }
         }
-        crate::memory::set_replica_output(largest);
+        self.note_replica_output();
     }
 
-    /// Tells the memory ceiling what the replicas' output holds (left out of its count).
+    /// Tells the memory ceiling what the replicas' output holds (left out of its count), as
+    /// Redis's `freeMemoryGetNotCountedMemory`: the shared buffer beyond the backlog's size
+    /// (and the blocks' entries for that size), and the largest output queued besides the
+    /// stream.
     fn note_replica_output(&self) {
-        crate::memory::set_replica_output(self.replicas.iter().map(|r| r.output_bytes()).max().unwrap_or(0));
+        let direct = self.replicas.iter().map(|r| r.out.pending.get()).max().unwrap_or(0);
+        let beyond = self.backlog.as_ref().map_or(0, |b| {
+            let b = b.borrow();
+            let size = b.size() as u64;
+            let counted = size + (size / (16 * 1024) + 1) * super::backlog::BLOCK_OVERHEAD_BYTES;
+            b.mem().saturating_sub(counted)
+        });
+        crate::memory::set_replica_output(beyond + direct);
     }
 
     /// Takes the settings as the configuration has them now (a new `repl-backlog-size`
     /// resizes the backlog at once, as Redis's CONFIG SET does).
     pub fn set_settings(&mut self, settings: Settings) {
-        if let Some(b) = &mut self.backlog {
-            b.resize(settings.backlog_size);
+        if let Some(b) = &self.backlog {
+            b.borrow_mut().resize(settings.backlog_size);
         }
         self.settings = settings;
     }
@@ -670,6 +721,10 @@ impl Master {
         self.serve_waiters(now_ms);
         if !second {
             self.commit(repl);
+            // What the replicas' writers have taken since is trimmed (Redis trims before every
+            // sleep of its event loop).
+            self.trim();
+            self.publish_backlog(repl);
             return;
         }
         if self.cron_loops % self.settings.ping_period == 0 && !self.replicas.is_empty() && !self.following {
@@ -727,6 +782,7 @@ impl Master {
             }
         }
         self.commit(repl);
+        self.trim();
         self.publish(repl);
     }
 
@@ -753,6 +809,7 @@ impl Master {
         repl.set_raw_wanted(!self.replicas.is_empty());
         self.note_replica_output();
         self.refresh_good(crate::storage::now_ms());
+        let buf = self.backlog.as_ref().map(|b| b.borrow());
         let replicas: Vec<ReplicaStatus> = self
             .replicas
             .iter()
@@ -772,23 +829,27 @@ impl Master {
                 name: r.name.clone(),
                 db: r.db,
                 created_ms: r.created_ms,
-                output_bytes: r.output_bytes(),
+                output_bytes: r.output_bytes(buf.as_deref()),
             })
             .collect();
+        let direct = self.replicas.iter().map(|r| r.out.pending.get()).sum();
         repl.with_status(|s| {
             s.replicas = replicas;
-            match &self.backlog {
+            s.replica_direct_bytes = direct;
+            match &buf {
                 Some(b) => {
                     s.backlog_active = true;
                     s.backlog_size = b.size() as u64;
                     s.backlog_first_byte_offset = b.first_byte_offset();
                     s.backlog_histlen = b.histlen() as u64;
+                    s.repl_buffer_mem = b.mem();
                 }
                 None => {
                     s.backlog_active = false;
                     s.backlog_size = self.settings.backlog_size as u64;
                     s.backlog_first_byte_offset = 0;
                     s.backlog_histlen = 0;
+                    s.repl_buffer_mem = 0;
                 }
             }
         });

@@ -2,8 +2,9 @@
 //! uses to reach it.
 //!
 //! - The shards' change streams reach the control core through the [`feed::Feed`]; the control
-//!   core merges them into one stream with one offset space, keeps the backlog and writes the
-//!   stream to attached replicas (master side).
+//!   core merges them into one stream with one offset space, held once in the replication
+//!   buffer the backlog and the attached replicas share (`backlog.rs`), from which each
+//!   replica's writer sends it (master side).
 //! - A replica's link to its master (handshake, full sync, applying the stream as a master
 //!   client) is started and stopped with [`Replication::follow`] and [`Replication::promote`]:
 //!   by REPLICAOF, by CLUSTER REPLICATE, and by the cluster bus when a failover moves roles.
@@ -80,6 +81,12 @@ pub struct ReplStatus {
     pub backlog_first_byte_offset: u64,
     /// `repl_backlog_histlen`.
     pub backlog_histlen: u64,
+    /// The replication buffer shared by the backlog and the replicas
+    /// (`mem_total_replication_buffers`).
+    pub repl_buffer_mem: u64,
+    /// What is queued for the replicas besides their stream (the sync's replies, the
+    /// snapshot's file on its way), summed.
+    pub replica_direct_bytes: u64,
 }
 
 /// A replica's view of its master link (INFO replication on a replica, ROLE).

@@ -46,18 +46,30 @@ pub async fn run(node: Arc<NodeInfo>) {
     let m = Rc::new(RefCell::new(Master::new(&node.repl, Settings::from_config(&node.config()), now)));
     m.borrow().publish(&node.repl);
     glommio::spawn_local(cron(node.clone(), m.clone())).detach();
+    // A request taken after stream bytes of the same batch waits for the next one: the
+    // replicas' writers take those bytes first (see below).
+    let mut carried: Option<FeedItem> = None;
     loop {
         // The item is taken below, with the AOF's lock (a shard's round may take it first).
-        feed.ready().await;
+        if carried.is_none() {
+            feed.ready().await;
+        }
         {
             let now = crate::storage::now_ms();
             let mut mm = m.borrow_mut();
+            let mut streamed = false;
             for _ in 0..BATCH_ITEMS {
-                let Some(item) = crate::runtime::aof::take(&mut feed) else { break };
-                // A request (a replica's SYNC, WAIT) sees the settings as they are now, not as
-                // the last cron tick read them (e.g. a diskless delay set just before).
+                let Some(item) = carried.take().or_else(|| crate::runtime::aof::take(&mut feed)) else { break };
                 if matches!(item, FeedItem::Control(_)) {
+                    if streamed {
+                        carried = Some(item);
+                        break;
+                    }
+                    // A request (a replica's SYNC, WAIT) sees the settings as they are now, not
+                    // as the last cron tick read them (e.g. a diskless delay set just before).
                     mm.set_settings(Settings::from_config(&node.config()));
+                } else {
+                    streamed = true;
                 }
                 mm.feed(&node.repl, item, now);
             }
@@ -65,6 +77,12 @@ pub async fn run(node: Arc<NodeInfo>) {
             crate::runtime::aof::commit(mm.takes_units());
         }
         run_actions(&node, &m);
+        if carried.is_some() {
+            // Redis writes to its replicas before it reads the next command: a PSYNC is judged
+            // on a backlog trimmed of what the replicas have taken of the stream before it.
+            futures_lite::future::yield_now().await;
+            continue;
+        }
         if !crate::aof::sync::must_wait() {
             glommio::timer::sleep(LINGER).await;
         }
@@ -118,7 +136,11 @@ async fn writer(
     let mut gather = Vec::with_capacity(WRITE_GATHER);
     'outer: while let Some(first) = rx.next().await {
         let mut queue = vec![first];
-        while let Some(o) = rx.try_recv() {
+        // Stream bytes are copied out of the shared buffer as they are taken (and the buffer
+        // may then let them go): one piece at a time, or a replica catching up would hold a
+        // copy of all it lacks here.
+        while !matches!(queue.last(), Some(Out::Stream(_))) {
+            let Some(o) = rx.try_recv() else { break };
             queue.push(o);
         }
         let mut close = false;
@@ -128,13 +150,15 @@ async fn writer(
                     close = true;
                     break;
                 }
-                Out::Data(b) if b.len() >= WRITE_GATHER => {
+                // Stream pieces are copied from the shared buffer, 64 KB at most, and counted
+                // in `pending` until written, as the rest.
+                Out::Data(b) | Out::Stream(b) if b.len() >= WRITE_GATHER => {
                     if !flush_gather(&mut w, &mut gather, &pending).await || !write_counted(&mut w, &b, &pending).await
                     {
                         break 'outer;
                     }
                 }
-                Out::Data(b) => {
+                Out::Data(b) | Out::Stream(b) => {
                     gather.extend_from_slice(&b);
                     if gather.len() >= WRITE_GATHER && !flush_gather(&mut w, &mut gather, &pending).await {
                         break 'outer;

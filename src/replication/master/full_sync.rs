@@ -22,9 +22,9 @@ impl Master {
         }
         let line = Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, self.offset));
         for r in self.replicas.iter_mut().filter(|r| r.state == State::WaitEnd(id)) {
-            // What was held since the snapshot was asked for is in the snapshot: its stream
-            // starts here.
-            r.held.clear();
+            // What came since the snapshot was asked for is in the snapshot: its stream
+            // starts here, and the buffer keeps it from here for as long as it needs.
+            r.hold_from(self.offset + 1);
             r.initial_offset = self.offset;
             if !r.pre_psync {
                 r.out.send(line.clone());
@@ -132,8 +132,8 @@ impl Master {
                     r.name()
                 );
                 r.start_on_ack = true;
-            } else {
-                r.release_held();
+            } else if let Some(b) = &self.backlog {
+                r.release_held(b);
             }
             tracing::info!("Synchronization with replica {} succeeded", r.name());
         }

@@ -50,9 +50,9 @@ impl Master {
             }
             self.backlog = None;
         }
-        let continues = self.backlog.as_ref().is_some_and(|b| b.end() == s.offset);
+        let continues = self.backlog.as_ref().is_some_and(|b| b.borrow().end() == s.offset);
         if !continues {
-            self.backlog = Some(Backlog::new(self.settings.backlog_size, s.offset));
+            self.restart_backlog(s.offset);
         }
         self.offset = s.offset;
         repl.feed.set_active(true);

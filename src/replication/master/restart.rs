@@ -51,7 +51,7 @@ impl Master {
         }
         self.offset = r.offset;
         repl.set_offset(r.offset);
-        self.backlog = Some(Backlog::new(self.settings.backlog_size, r.offset));
+        self.restart_backlog(r.offset);
         self.no_replicas_since = now_ms;
         self.pending.extend_from_slice(&r.stream);
         self.commit(repl);

@@ -1,0 +1,257 @@
+//! The master's replication buffer, shared by the backlog and every replica as in Redis 7.0,
+//! each case run on a slotcore master and on a redis-server master with redis-server
+//! replicas: two replicas held in a full sync hold the stream once (INFO memory
+//! `mem_total_replication_buffers`, `used_memory`); a replica that stops reading makes the
+//! backlog outgrow `repl-backlog-size`, another replica continues (`+CONTINUE`) from that
+//! longer history, and once the stopped replica is dropped by its output-buffer limit the
+//! backlog is trimmed back; a replica's CLIENT LIST `omem` counts the blocks it references.
+
+mod common;
+
+use common::{until, Server};
+
+fn port() -> u16 {
+    common::free_port()
+}
+
+fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut k = redis::cmd(args[0]);
+    for a in &args[1..] {
+        k.arg(*a);
+    }
+    k.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// An INFO field of `section`, as text.
+fn info(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let text: String = cmd(c, &["INFO", section]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}
+
+/// An INFO field as a number.
+fn num(c: &mut redis::Connection, section: &str, field: &str) -> u64 {
+    info(c, section, field).parse().unwrap_or_else(|e| panic!("{field}: {e}"))
+}
+
+/// A master of either kind with `args` (slotcore with two shards).
+fn master(slotcore: bool, args: &[&str]) -> Server {
+    let mut a = vec!["--enable-debug-command", "yes"];
+    a.extend_from_slice(args);
+    if slotcore {
+        a.extend_from_slice(&["--shards", "2"]);
+        Server::slotcore_on(port(), &a)
+    } else {
+        Server::redis_on(port(), &a)
+    }
+}
+
+/// A redis-server replica of `m`.
+fn replica_of(m: &Server) -> Server {
+    let mp = m.port.to_string();
+    Server::redis_on(port(), &["--replicaof", "127.0.0.1", &mp, "--repl-timeout", "1000"])
+}
+
+/// Sets `n` keys `prefix:i` to `size`-byte values, one command at a time (each a small piece
+/// of the stream).
+fn set_one_by_one(c: &mut redis::Connection, prefix: &str, n: usize, size: usize) {
+    let value = "v".repeat(size);
+    for i in 0..n {
+        let _: () = cmd(c, &["SET", &format!("{prefix}:{i}"), &value]);
+    }
+}
+
+/// The replicas' `omem` in CLIENT LIST.
+fn replica_omem(c: &mut redis::Connection) -> Vec<u64> {
+    let list: String = cmd(c, &["CLIENT", "LIST", "TYPE", "replica"]);
+    list.lines()
+        .map(|l| l.split(' ').find_map(|f| f.strip_prefix("omem=")).and_then(|v| v.parse().ok()).expect("omem"))
+        .collect()
+}
+
+/// Sets `n` keys `prefix:i` to `size`-byte values, pipelined in batches.
+fn populate(c: &mut redis::Connection, prefix: &str, n: usize, size: usize) {
+    let value = "v".repeat(size);
+    for start in (0..n).step_by(256) {
+        let mut p = redis::pipe();
+        for i in start..(start + 256).min(n) {
+            p.cmd("SET").arg(format!("{prefix}:{i}")).arg(&value).ignore();
+        }
+        let _: () = p.query(c).expect("populate");
+    }
+}
+
+fn online(c: &mut redis::Connection) -> usize {
+    let text: String = cmd(c, &["INFO", "replication"]);
+    text.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count()
+}
+
+/// What one master showed while two replicas waited for their snapshot (see the test).
+#[derive(Debug)]
+struct Shared {
+    /// Stream bytes of the writes.
+    stream: u64,
+    /// `mem_total_replication_buffers` grew by this much with them.
+    buffers: i64,
+    /// `used_memory` grew by this much with them.
+    used: i64,
+    /// `used_memory` grew by this much with the same writes before any replica.
+    used_alone: i64,
+    /// `mem_total_replication_buffers` moved by this much when one of the replicas went.
+    after_one_left: i64,
+}
+
+fn two_replicas_in_one_sync(slotcore: bool) -> Shared {
+    let m = master(
+        slotcore,
+        &["--repl-backlog-size", "16384", "--repl-diskless-sync-delay", "5", "--repl-diskless-sync-max-replicas", "2"],
+    );
+    let mut mc = m.client();
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "client-output-buffer-limit", "replica 0 0 0"]);
+    populate(&mut mc, "small", 100, 16);
+    // The same writes before any replica: what the keys themselves cost.
+    let before = num(&mut mc, "memory", "used_memory");
+    set_one_by_one(&mut mc, "alone", 1024, 1024);
+    let used_alone = num(&mut mc, "memory", "used_memory") as i64 - before as i64;
+    // Each key takes a second to save: the snapshot lasts far longer than the test.
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
+    let (r1, _r2) = (replica_of(&m), replica_of(&m));
+    until("both replicas in one running snapshot", || {
+        let text: String = cmd(&mut mc, &["INFO", "replication"]);
+        num(&mut mc, "persistence", "rdb_bgsave_in_progress") == 1 && text.matches("state=wait_bgsave").count() == 2
+    });
+    let (off0, buf0, used0) = (
+        num(&mut mc, "replication", "master_repl_offset"),
+        num(&mut mc, "memory", "mem_total_replication_buffers"),
+        num(&mut mc, "memory", "used_memory"),
+    );
+    // 1 MB of values, which both replicas need after their snapshot.
+    set_one_by_one(&mut mc, "big", 1024, 1024);
+    let (off1, buf1, used1) = (
+        num(&mut mc, "replication", "master_repl_offset"),
+        num(&mut mc, "memory", "mem_total_replication_buffers"),
+        num(&mut mc, "memory", "used_memory"),
+    );
+    // One replica goes: the other still needs all of it.
+    drop(r1);
+    until("one replica left", || num(&mut mc, "replication", "connected_slaves") == 1);
+    let buf2 = num(&mut mc, "memory", "mem_total_replication_buffers");
+    Shared {
+        stream: off1 - off0,
+        buffers: buf1 as i64 - buf0 as i64,
+        used: used1 as i64 - used0 as i64,
+        used_alone,
+        after_one_left: buf2 as i64 - buf1 as i64,
+    }
+}
+
+/// Two replicas waiting for one snapshot while 1 MB is written: the buffer holds the stream
+/// once, not once per replica (Redis's "All replicas share one global replication buffer"),
+/// and keeps it while one of them still needs it.
+#[test]
+fn two_replicas_waiting_for_a_snapshot_hold_the_stream_once() {
+    for slotcore in [false, true] {
+        let s = two_replicas_in_one_sync(slotcore);
+        eprintln!("{} {s:?}", if slotcore { "slotcore" } else { "redis-server" });
+        let stream = s.stream as i64;
+        assert!(stream > 1 << 20, "{s:?}");
+        // The buffer grew by the stream once, in blocks of 16 KB (the first filled one that
+        // was there).
+        assert!(s.buffers > stream - 16 * 1024 && s.buffers < stream + stream / 8, "slotcore={slotcore} {s:?}");
+        // The node's memory grew by what the keys cost and the stream once.
+        let held = s.used - s.used_alone;
+        assert!(held > stream / 2 && held < stream + stream / 2, "slotcore={slotcore} {s:?}");
+        // Nothing was freed when one replica left: the other needs every block.
+        assert!(s.after_one_left.abs() <= 16 * 1024 + 64, "slotcore={slotcore} {s:?}");
+    }
+}
+
+/// What one master showed with a stopped replica (see the test).
+#[derive(Debug)]
+struct Outgrown {
+    /// `repl_backlog_histlen` while the replica was stopped (`repl-backlog-size` 16384).
+    histlen: u64,
+    /// `sync_partial_ok` after the other replica came back behind by more than the size.
+    partial_ok: u64,
+    /// `repl_backlog_histlen` and `mem_total_replication_buffers` once the stopped replica was
+    /// dropped.
+    trimmed: (u64, u64),
+    /// CLIENT LIST `omem` of the two replicas when they had everything.
+    idle_omem: Vec<u64>,
+}
+
+fn stopped_replica(slotcore: bool) -> Outgrown {
+    let m = master(slotcore, &["--repl-backlog-size", "16384", "--repl-diskless-sync-delay", "0"]);
+    let mut mc = m.client();
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "client-output-buffer-limit", "replica 0 0 0"]);
+    let (r1, r2) = (replica_of(&m), replica_of(&m));
+    until("two replicas online", || online(&mut mc) == 2);
+    // A replica that has everything references the buffer's last block, as Redis counts it.
+    let _: () = cmd(&mut mc, &["SET", "k", "v"]);
+    let end = num(&mut mc, "replication", "master_repl_offset");
+    let mut c1 = r1.client();
+    let mut c2 = r2.client();
+    until("both replicas caught up", || {
+        num(&mut c1, "replication", "master_repl_offset") == end
+            && num(&mut c2, "replication", "master_repl_offset") == end
+    });
+    let idle_omem = replica_omem(&mut mc);
+    let pid = r2.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill");
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    // 32 MB: more than the sockets between them take, so the stopped replica needs the rest.
+    populate(&mut mc, "a", 32, 1 << 20);
+    let histlen = num(&mut mc, "replication", "repl_backlog_histlen");
+    // The other replica leaves (for the stopped one, which never answers: it keeps this
+    // master's history), falls behind by 1 MB (far more than the backlog's size) and comes
+    // back: it continues from the history the stopped one keeps.
+    let end = num(&mut mc, "replication", "master_repl_offset");
+    until("the first replica caught up", || num(&mut c1, "replication", "master_repl_offset") == end);
+    let _: () = cmd(&mut c1, &["REPLICAOF", "127.0.0.1", &r2.port.to_string()]);
+    until("the first replica detached", || num(&mut mc, "replication", "connected_slaves") == 1);
+    populate(&mut mc, "b", 16, 64 * 1024);
+    let mp = m.port.to_string();
+    let _: () = cmd(&mut c1, &["REPLICAOF", "127.0.0.1", &mp]);
+    let end = num(&mut mc, "replication", "master_repl_offset");
+    until("the first replica back and caught up", || {
+        info(&mut c1, "replication", "master_link_status") == "up"
+            && num(&mut c1, "replication", "master_repl_offset") == end
+    });
+    let partial_ok = num(&mut mc, "stats", "sync_partial_ok");
+    let last: Option<String> = cmd(&mut c1, &["GET", "b:15"]);
+    assert_eq!(last.map(|v| v.len()), Some(64 * 1024), "slotcore={slotcore}");
+    // The stopped replica is dropped by its output-buffer limit at the next write; the backlog
+    // goes back to its size, a bounded number of blocks at a time.
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "client-output-buffer-limit", "replica 128kb 0 0"]);
+    let _: () = cmd(&mut mc, &["SET", "trigger", &"t".repeat(64 * 1024)]);
+    until("the stopped replica dropped", || num(&mut mc, "replication", "connected_slaves") == 1);
+    until("the backlog trimmed", || {
+        num(&mut mc, "replication", "repl_backlog_histlen") < 64 * 1024
+            && num(&mut mc, "memory", "mem_total_replication_buffers") < 128 * 1024
+    });
+    let trimmed =
+        (num(&mut mc, "replication", "repl_backlog_histlen"), num(&mut mc, "memory", "mem_total_replication_buffers"));
+    signal("-CONT");
+    Outgrown { histlen, partial_ok, trimmed, idle_omem }
+}
+
+/// A stopped replica keeps the stream it has not taken: the backlog outgrows its size, a
+/// replica that comes back behind by more than the size continues (`+CONTINUE`), and once the
+/// stopped replica is dropped (output-buffer limit) the backlog and its memory shrink back
+/// (Redis's "Replication backlog size can outgrow the backlog limit config" and the two
+/// tests after it).
+#[test]
+fn a_stopped_replica_extends_the_backlog_until_it_is_dropped() {
+    for slotcore in [false, true] {
+        let o = stopped_replica(slotcore);
+        eprintln!("{} {o:?}", if slotcore { "slotcore" } else { "redis-server" });
+        assert!(o.histlen > 8 << 20, "slotcore={slotcore} {o:?}");
+        assert_eq!(o.partial_ok, 1, "slotcore={slotcore} {o:?}");
+        assert!(o.trimmed.0 < 64 * 1024 && o.trimmed.1 < 128 * 1024, "slotcore={slotcore} {o:?}");
+        assert!(o.idle_omem.iter().all(|&m| m > 0 && m <= 64 * 1024), "slotcore={slotcore} {o:?}");
+    }
+}
