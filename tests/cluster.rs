@@ -458,3 +458,37 @@ fn a_link_over_the_send_buffer_limit_is_freed_and_made_again() {
 fn info_field_of(text: &str, field: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
+
+/// The MOVED a node gives for a key of the other master, under each
+/// cluster-preferred-endpoint-type, once it knows the other's hostname (or that it has none).
+fn redirects_by_endpoint_type(a: &Server, b: &Server) -> Vec<String> {
+    two_masters(a, b);
+    let mut out = Vec::new();
+    for (host, ep) in
+        [("a.example", "ip"), ("a.example", "hostname"), ("", "hostname"), ("a.example", "unknown-endpoint")]
+    {
+        assert_eq!(a.cli(&["config", "set", "cluster-announce-hostname", host]).trim(), "OK");
+        let a_id = myid(a);
+        wait_for(WAIT, "b to learn a's hostname", || {
+            let line = b.cli(&["cluster", "nodes"]).lines().find(|l| l.starts_with(&a_id)).map(str::to_string);
+            line.is_some_and(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .is_some_and(|f| f.ends_with(&format!(",{host}")) || host.is_empty() && !f.contains(','))
+            })
+        });
+        assert_eq!(b.cli(&["config", "set", "cluster-preferred-endpoint-type", ep]).trim(), "OK");
+        let moved = b.raw().cmd(&["GET", "foo"]).replace(&a.port.to_string(), "PORT");
+        out.push(moved);
+    }
+    out
+}
+
+#[test]
+fn redirects_name_nodes_by_the_preferred_endpoint_type_as_redis() {
+    // Found by Redis's cluster endpoints test: MOVED always gave the IP.
+    let want = redirects_by_endpoint_type(&redis_node(), &redis_node());
+    assert_eq!(want[1], "-MOVED 12182 a.example:PORT\r\n", "{want:?}");
+    let got = redirects_by_endpoint_type(&slotcore_node(), &slotcore_node());
+    assert_eq!(got, want);
+}

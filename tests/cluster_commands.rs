@@ -444,6 +444,18 @@ fn hostname_endpoints_match_redis() {
             }
             assert_eq!(ra, rb, "{ep}: command {cmd:?}");
         }
+        // Bad hostnames are refused as by Redis.
+        let long = "x".repeat(256);
+        let valid = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.";
+        for cmd in [
+            &["CONFIG", "SET", "cluster-announce-hostname", &long][..],
+            &["CONFIG", "SET", "cluster-announce-hostname", "?.com"],
+            &["CONFIG", "SET", "cluster-announce-hostname", valid],
+        ] {
+            let ra = norm(&a.cmd(cmd), std::slice::from_ref(&ida), s.port);
+            let rb = norm(&b.cmd(cmd), std::slice::from_ref(&idb), o.port);
+            assert_eq!(ra, rb, "{ep}: command {cmd:?}");
+        }
     }
 }
 

@@ -296,6 +296,13 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
         "hash-max-listpack-entries" | "zset-max-listpack-entries" | "set-max-intset-entries" => {
             range(int()?, 0, i64::MAX)?;
         }
+        // Redis's `isValidAnnouncedHostname`.
+        "cluster-announce-hostname" if value.len() >= 256 => {
+            return Err("Hostnames must be less than 256 characters".into());
+        }
+        "cluster-announce-hostname" if !value.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.') => {
+            return Err("Hostnames may only contain alphanumeric characters, hyphens or dots".into());
+        }
         "proc-title-template" if !crate::proctitle::valid(value) => {
             return Err("template format is invalid or contains unknown variables".into());
         }
