@@ -337,10 +337,9 @@ pub fn begin_shard(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply
         return Reply::err("ERR internal error: no snapshot claimed");
     }
     let compress = shard.config.get("rdbcompression") != Some("no");
-    let now = crate::storage::now_ms();
     let mut sizes = Vec::with_capacity(shard.ks.dbs.len() * 2);
     for (i, d) in shard.ks.dbs.iter_mut().enumerate() {
-        d.snapshot_begin(id, i, now, compress, snapshot::encode_key);
+        d.snapshot_begin(id, i, compress, snapshot::encode_key);
         sizes.push(Reply::Int(d.len() as i64));
         sizes.push(Reply::Int(d.volatile_len() as i64));
     }

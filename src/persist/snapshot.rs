@@ -165,7 +165,7 @@ mod tests {
         for i in 0..300 {
             db.set(format!("key:{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"value")), 0);
         }
-        db.snapshot_begin(1, 0, 0, true, encode_key);
+        db.snapshot_begin(1, 0, true, encode_key);
         let mut s = RdbStream::new();
         let mut all = s.header(1_700_000_000, 1 << 20, &[(b"repl-offset".to_vec(), b"0".to_vec())]);
         all.extend(s.database(0, 300, 0));
