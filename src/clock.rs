@@ -80,6 +80,12 @@ impl Stamp {
         Stamp(Instant::now().saturating_duration_since(epoch).as_nanos() as u64)
     }
 
+    /// Whole microseconds since a fixed point of this process's life (monotonic).
+    #[inline]
+    pub fn micros(self) -> u64 {
+        self.micros_since(Stamp(0))
+    }
+
     /// Whole microseconds from `earlier` to `self` (0 if `earlier` is later).
     #[inline]
     pub fn micros_since(self, earlier: Stamp) -> u64 {

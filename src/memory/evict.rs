@@ -17,6 +17,10 @@ use crate::storage::evict::{pick, Pool};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How stale the node's count may be when a cycle would evict (a refresh merges jemalloc's
+/// arena statistics, tens of µs: at most once per this many µs on a node kept at its ceiling).
+const REFRESH_BEFORE_EVICTING_US: u64 = 1000;
+
 thread_local! {
     /// This shard's eviction pool (kept between cycles, as Redis's static pool).
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
@@ -43,9 +47,18 @@ pub fn perform(st: &mut ShardState) -> Outcome {
     if max == 0 || replica_ignores() || crate::pause::paused(crate::storage::cached_ms()) {
         return Outcome::Ok;
     }
-    let now_used = used_for_evict();
+    let mut now_used = used_for_evict();
     if now_used <= max {
         return Outcome::Ok;
+    }
+    if super::refresh_if_older_than_us(REFRESH_BEFORE_EVICTING_US) {
+        // Between refreshes the count holds what this shard allocated and other threads have
+        // freed since (the records of replicated writes, freed by the control core): it is
+        // confirmed with jemalloc's total before any key goes for it.
+        now_used = used_for_evict();
+        if now_used <= max {
+            return Outcome::Ok;
+        }
     }
     let policy = policy();
     if policy == super::Policy::NoEviction {

@@ -277,6 +277,22 @@ pub fn refresh() -> u64 {
     total
 }
 
+/// When (µs on the node's clock) the last [`refresh`] ran.
+static REFRESHED_US: AtomicU64 = AtomicU64::new(0);
+
+/// [`refresh`] unless one ran in the last `us` µs; true when it ran.
+pub fn refresh_if_older_than_us(us: u64) -> bool {
+    let now = crate::clock::Stamp::now().micros();
+    let last = REFRESHED_US.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < us
+        || REFRESHED_US.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return false;
+    }
+    refresh();
+    true
+}
+
 thread_local! {
     /// This thread's net allocation when the node command it runs started (see
     /// [`node_command_started`]).

@@ -13,9 +13,9 @@ use std::rc::Rc;
 pub enum Out {
     /// Bytes to write (counted in the outbox's `pending` until written).
     Data(Bytes),
-    /// Stream bytes copied from the shared buffer (the replica's position is past them; counted
-    /// in `pending` until written, as the writer's copy).
-    Stream(Bytes),
+    /// This many stream bytes were copied from the shared buffer to the end of the writer's
+    /// buffer (the replica's position is past them; counted in `pending` until written).
+    Stream(usize),
     /// Close the connection once what came before is written.
     Close,
 }
@@ -69,9 +69,6 @@ pub struct OutReceiver {
     queued: Rc<Cell<u64>>,
 }
 
-/// Stream bytes the writer takes at a time.
-const STREAM_READ: usize = 64 * 1024;
-
 impl OutReceiver {
     /// Takes one message from the channel: Some(item) for the writer, None for one handled
     /// here.
@@ -87,8 +84,10 @@ impl OutReceiver {
         }
     }
 
-    /// The next item without waiting; `None` when nothing is queued.
-    pub fn try_recv(&mut self) -> Option<Out> {
+    /// The next item without waiting; `None` when nothing is queued. Stream bytes, when
+    /// nothing else comes first, are appended to `buf`, at most `room` of them (none when
+    /// `room` is 0: the writer empties its buffer first).
+    pub fn try_recv(&mut self, buf: &mut Vec<u8>, room: usize) -> Option<Out> {
         while let Ok(m) = self.rx.try_recv() {
             if let Some(o) = self.take(m) {
                 return Some(o);
@@ -97,21 +96,27 @@ impl OutReceiver {
         if let Some(t) = self.tail.borrow_mut().take() {
             return Some(Out::Data(t));
         }
-        let buf = self.stream.as_ref()?;
-        let (from, b) = buf.borrow().read(self.pos.get(), STREAM_READ);
-        if b.is_empty() {
+        let stream = self.stream.as_ref()?;
+        if room == 0 {
             return None;
         }
-        self.pos.set(from + b.len() as u64);
-        self.pending.set(self.pending.get() + b.len() as u64);
-        self.queued.set(self.queued.get() + b.len() as u64);
-        Some(Out::Stream(b))
+        let had = buf.len();
+        let from = stream.borrow().read_into(self.pos.get(), buf, room);
+        let n = buf.len() - had;
+        if n == 0 {
+            return None;
+        }
+        self.pos.set(from + n as u64);
+        self.pending.set(self.pending.get() + n as u64);
+        self.queued.set(self.queued.get() + n as u64);
+        Some(Out::Stream(n))
     }
 
-    /// The next item; `None` once the outbox is gone and everything was taken.
-    pub async fn next(&mut self) -> Option<Out> {
+    /// The next item (stream bytes into `buf`, as [`OutReceiver::try_recv`]); `None` once the
+    /// outbox is gone and everything was taken.
+    pub async fn next(&mut self, buf: &mut Vec<u8>, room: usize) -> Option<Out> {
         loop {
-            if let Some(o) = self.try_recv() {
+            if let Some(o) = self.try_recv(buf, room) {
                 return Some(o);
             }
             // Nothing pending: the next piece, or a wake for the stream, comes through the
@@ -130,7 +135,7 @@ impl std::fmt::Debug for Out {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Out::Data(b) => write!(f, "Data({})", b.len()),
-            Out::Stream(b) => write!(f, "Stream({})", b.len()),
+            Out::Stream(n) => write!(f, "Stream({n})"),
             Out::Close => f.write_str("Close"),
         }
     }

@@ -94,7 +94,32 @@ impl Backlog {
     /// The memory the chain holds (`mem_total_replication_buffers`): its blocks' capacity and
     /// their entries.
     pub fn mem(&self) -> u64 {
-        self.mem
+        // The entries' room the queue holds beyond its blocks is the chain's memory too.
+        self.mem + (self.blocks.capacity() - self.blocks.len()) as u64 * BLOCK_OVERHEAD_BYTES
+    }
+
+    /// What [`Backlog::mem`] will be once `len` more bytes are appended (the blocks they need
+    /// and the queue's growth), without appending them: announced to the memory ceiling
+    /// before the blocks exist, so that a count of the node's memory taken meanwhile never
+    /// sees them without their being left out.
+    pub fn mem_after_append(&self, len: usize) -> u64 {
+        let room = self.blocks.back().map_or(0, |b| b.data.capacity() - b.data.len());
+        let mut left = len.saturating_sub(room);
+        let (mut bytes, mut blocks) = (0u64, 0usize);
+        let limit = (self.size / 16).max(BLOCK_MIN_BYTES);
+        while left > 0 {
+            let cap = left.clamp(BLOCK_MIN_BYTES, limit);
+            bytes += cap as u64;
+            blocks += 1;
+            left = left.saturating_sub(cap);
+        }
+        let entries = self.blocks.len() + blocks;
+        // The queue doubles (to no fewer than 4 entries) each time a push finds it full.
+        let mut capacity = self.blocks.capacity();
+        while entries > capacity {
+            capacity = (capacity * 2).max(4);
+        }
+        self.mem + bytes + (capacity - self.blocks.len()) as u64 * BLOCK_OVERHEAD_BYTES
     }
 
     /// Appends stream bytes: into the last block while it has room, then into new ones.
@@ -133,22 +158,33 @@ impl Backlog {
     /// Up to `max` bytes from offset `off` on (from the oldest byte held if `off` is older),
     /// copied out; returns where they start. Empty when `off` is past the end.
     pub fn read(&self, off: u64, max: usize) -> (u64, Bytes) {
+        let mut out = Vec::new();
+        let from = self.read_into(off, &mut out, max);
+        (from, Bytes::from(out))
+    }
+
+    /// [`Backlog::read`] appending to `out` (a replica's writer copies straight into its write
+    /// buffer, so no copy of the stream is allocated on the way); returns where the bytes
+    /// start.
+    pub fn read_into(&self, off: u64, out: &mut Vec<u8>, max: usize) -> u64 {
         let off = off.max(self.first);
         if off > self.end || self.blocks.is_empty() {
-            return (off, Bytes::new());
+            return off;
         }
         let len = ((self.end + 1 - off) as usize).min(max);
-        let mut out = Vec::with_capacity(len);
+        out.reserve(len);
         let mut i = self.block_of(off);
         let mut skip = (off - self.blocks[i].start) as usize;
-        while out.len() < len {
+        let mut left = len;
+        while left > 0 {
             let b = &self.blocks[i].data[skip..];
-            let n = b.len().min(len - out.len());
+            let n = b.len().min(left);
             out.extend_from_slice(&b[..n]);
+            left -= n;
             i += 1;
             skip = 0;
         }
-        (off, Bytes::from(out))
+        off
     }
 
     /// The bytes from offset `off` to the end (empty when `off` is just past the end); None
@@ -210,6 +246,11 @@ mod tests {
         b.tail_from(b.first_byte_offset()).unwrap()
     }
 
+    /// The queue's unused entries, counted in `mem`.
+    fn slack(b: &Backlog) -> u64 {
+        (b.blocks.capacity() - b.blocks.len()) as u64 * BLOCK_OVERHEAD_BYTES
+    }
+
     #[test]
     fn serves_tails_and_trims_to_its_size() {
         let mut b = Backlog::new(8, 100);
@@ -222,7 +263,7 @@ mod tests {
         assert_eq!((b.first_byte_offset(), b.histlen(), b.end()), (101, 11, 111));
         // One block of 16 KB holds it all: nothing to trim (the last block always stays).
         assert_eq!(b.trim(u64::MAX, 10), 0);
-        assert_eq!(b.mem(), 16384 + BLOCK_OVERHEAD_BYTES);
+        assert_eq!(b.mem(), 16384 + BLOCK_OVERHEAD_BYTES + slack(&b));
         // Fill the block and start two more: the older ones go once no replica needs them.
         b.append(&vec![b'x'; 16384 * 2]);
         assert_eq!(b.histlen(), 11 + 32768);
@@ -230,9 +271,21 @@ mod tests {
         assert_eq!(b.trim(101 + 16384, 10), 1);
         assert_eq!(b.first_byte_offset(), 101 + 16384);
         assert_eq!(b.trim(u64::MAX, 10), 1);
-        assert_eq!((b.histlen(), b.mem()), (11, 16384 + BLOCK_OVERHEAD_BYTES));
+        assert_eq!((b.histlen(), b.mem()), (11, 16384 + BLOCK_OVERHEAD_BYTES + slack(&b)));
         assert_eq!(all(&b), vec![b'x'; 11]);
         assert!(!b.covers(101));
+    }
+
+    #[test]
+    fn the_memory_after_an_append_is_known_before_it() {
+        for size in [10 * 1024, 1 << 20] {
+            let mut b = Backlog::new(size, 0);
+            for len in [0, 1, 100, 16 * 1024, 40_000, 3, 300_000, 16 * 1024 + 1, 7] {
+                let predicted = b.mem_after_append(len);
+                b.append(&vec![b'x'; len]);
+                assert_eq!(b.mem(), predicted, "size {size}, after appending {len} bytes");
+            }
+        }
     }
 
     #[test]
@@ -242,13 +295,13 @@ mod tests {
         b.append(&data);
         // Four blocks of 64 KB and one of what was left.
         let last = 300_000 - 4 * 65536;
-        assert_eq!(b.mem(), 4 * 65536 + last + 5 * BLOCK_OVERHEAD_BYTES);
+        assert_eq!(b.mem(), 4 * 65536 + last + 5 * BLOCK_OVERHEAD_BYTES + slack(&b));
         assert_eq!(all(&b), data);
         let (from, part) = b.read(65530, 20);
         assert_eq!((from, &part[..]), (65530, &data[65529..65549]));
         // A replica with everything references the last block; one at the start, all five.
         assert_eq!(b.referenced_from(300_001), last + BLOCK_OVERHEAD_BYTES);
-        assert_eq!(b.referenced_from(1), b.mem());
+        assert_eq!(b.referenced_from(1), b.mem() - slack(&b));
         assert_eq!(b.referenced_from(65537), 3 * 65536 + last + 4 * BLOCK_OVERHEAD_BYTES);
         b.reset(500);
         assert_eq!((b.first_byte_offset(), b.histlen(), b.mem(), b.referenced_from(501)), (501, 0, 0, 0));

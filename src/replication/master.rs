@@ -141,8 +141,11 @@ pub enum Action {
     },
 }
 
-/// The stream buffer `Master::commit` keeps between batches, at most.
-const PENDING_KEPT: usize = 64 * 1024;
+/// What `pending` holds at most before it is committed, and the buffer `Master::commit` keeps
+/// between batches: its memory is outside what INFO counts for replication and counts
+/// against `maxmemory` (Redis encodes straight into its replication buffer), so a batch of
+/// many writes goes to the shared buffer in pieces of about this size.
+const PENDING_KEPT: usize = 8 * 1024;
 
 /// The master side's state on the control core.
 pub struct Master {
@@ -270,6 +273,9 @@ impl Master {
             return;
         }
         self.enc.put_units_for(&mut self.pending, units, atomic, Unit::TO_REPLICAS);
+        if self.pending.len() >= PENDING_KEPT {
+            self.commit(repl);
+        }
     }
 
     /// Writes what was encoded to the backlog and the replicas, and advances the offset.
@@ -293,6 +299,12 @@ impl Master {
         }
         self.offset += self.pending.len() as u64;
         if let Some(b) = &self.backlog {
+            // The blocks about to be made are left out of the ceiling's count before they
+            // exist (a count of the node's memory may be taken at any moment on another
+            // thread: blocks it saw without their share left out would make the shards evict
+            // for memory that only the replicas' output holds).
+            let after = b.borrow().mem_after_append(self.pending.len());
+            self.note_replica_output_with(after);
             // Once, for the backlog and every replica: their writers read it from there.
             b.borrow_mut().append(&self.pending);
         }
@@ -693,12 +705,17 @@ impl Master {
     /// (and the blocks' entries for that size), and the largest output queued besides the
     /// stream.
     fn note_replica_output(&self) {
+        let mem = self.backlog.as_ref().map_or(0, |b| b.borrow().mem());
+        self.note_replica_output_with(mem);
+    }
+
+    /// [`Master::note_replica_output`] for a shared buffer holding `mem` bytes.
+    fn note_replica_output_with(&self, mem: u64) {
         let direct = self.replicas.iter().map(|r| r.out.pending.get()).max().unwrap_or(0);
         let beyond = self.backlog.as_ref().map_or(0, |b| {
-            let b = b.borrow();
-            let size = b.size() as u64;
+            let size = b.borrow().size() as u64;
             let counted = size + (size / (16 * 1024) + 1) * super::backlog::BLOCK_OVERHEAD_BYTES;
-            b.mem().saturating_sub(counted)
+            mem.saturating_sub(counted)
         });
         crate::memory::set_replica_output(beyond + direct);
     }

@@ -25,10 +25,13 @@ fn settings() -> Settings {
 
 fn drain(rx: &mut crate::replication::attached::OutReceiver) -> Vec<u8> {
     let mut v = Vec::new();
-    while let Some(Out::Data(b) | Out::Stream(b)) = rx.try_recv() {
-        v.extend_from_slice(&b);
+    loop {
+        match rx.try_recv(&mut v, 64 * 1024) {
+            Some(Out::Data(b)) => v.extend_from_slice(&b),
+            Some(Out::Stream(_)) => {}
+            Some(Out::Close) | None => return v,
+        }
     }
-    v
 }
 
 #[test]

@@ -126,7 +126,9 @@ fn run_actions(node: &Arc<NodeInfo>, m: &Rc<RefCell<Master>>) {
 }
 
 /// Writes a replica's queue to its socket; on an error or `Close`, shuts the socket down so
-/// the reader ends too.
+/// the reader ends too. Small pieces and the stream (copied from the shared buffer straight
+/// into it) gather in one buffer of [`WRITE_GATHER`] bytes, made once: a replica's writer
+/// allocates nothing per write, so what it holds is what INFO counts for it.
 async fn writer(
     mut w: impl futures_lite::AsyncWrite + Unpin,
     mut rx: crate::replication::attached::OutReceiver,
@@ -134,40 +136,44 @@ async fn writer(
     fd: i32,
 ) {
     let mut gather = Vec::with_capacity(WRITE_GATHER);
-    'outer: while let Some(first) = rx.next().await {
-        let mut queue = vec![first];
-        // Stream bytes are copied out of the shared buffer as they are taken (and the buffer
-        // may then let them go): one piece at a time, or a replica catching up would hold a
-        // copy of all it lacks here.
-        while !matches!(queue.last(), Some(Out::Stream(_))) {
-            let Some(o) = rx.try_recv() else { break };
-            queue.push(o);
+    loop {
+        if gather.len() >= WRITE_GATHER && !flush_gather(&mut w, &mut gather, &pending).await {
+            break;
         }
-        let mut close = false;
-        for o in queue {
-            match o {
-                Out::Close => {
-                    close = true;
-                    break;
-                }
-                // Stream pieces are copied from the shared buffer, 64 KB at most, and counted
-                // in `pending` until written, as the rest.
-                Out::Data(b) | Out::Stream(b) if b.len() >= WRITE_GATHER => {
-                    if !flush_gather(&mut w, &mut gather, &pending).await || !write_counted(&mut w, &b, &pending).await
-                    {
-                        break 'outer;
+        let room = WRITE_GATHER - gather.len();
+        let item = if gather.is_empty() {
+            rx.next(&mut gather, room).await
+        } else {
+            match rx.try_recv(&mut gather, room) {
+                Some(o) => Some(o),
+                None => {
+                    // Nothing more for now: write what gathered, then wait.
+                    if !flush_gather(&mut w, &mut gather, &pending).await {
+                        break;
                     }
-                }
-                Out::Data(b) | Out::Stream(b) => {
-                    gather.extend_from_slice(&b);
-                    if gather.len() >= WRITE_GATHER && !flush_gather(&mut w, &mut gather, &pending).await {
-                        break 'outer;
-                    }
+                    continue;
                 }
             }
-        }
-        if !flush_gather(&mut w, &mut gather, &pending).await || close {
-            break;
+        };
+        match item {
+            // The outbox is gone and everything was taken.
+            None => break,
+            Some(Out::Close) => {
+                let _ = flush_gather(&mut w, &mut gather, &pending).await;
+                break;
+            }
+            Some(Out::Stream(_)) => {}
+            Some(Out::Data(b)) if b.len() >= WRITE_GATHER => {
+                if !flush_gather(&mut w, &mut gather, &pending).await || !write_counted(&mut w, &b, &pending).await {
+                    break;
+                }
+            }
+            Some(Out::Data(b)) => {
+                if gather.len() + b.len() > WRITE_GATHER && !flush_gather(&mut w, &mut gather, &pending).await {
+                    break;
+                }
+                gather.extend_from_slice(&b);
+            }
         }
     }
     // SAFETY: the reader half still owns the fd, so it is open; shutdown wakes its read.
