@@ -492,3 +492,55 @@ fn redirects_name_nodes_by_the_preferred_endpoint_type_as_redis() {
     let got = redirects_by_endpoint_type(&slotcore_node(), &slotcore_node());
     assert_eq!(got, want);
 }
+
+/// A master restarted from its AOF with a key of a slot another node serves (set under
+/// ASKING while importing it, the mark then cleared with STABLE) and a key of another such
+/// slot that was deleted again: returns the keys it then counts in each slot and the slot
+/// marks of its CLUSTER NODES line.
+fn foreign_keys_after_an_aof_restart(mut a: Server, b: Server) -> (String, String, Vec<String>) {
+    two_masters(&b, &a);
+    let (s, t) = (a.cli(&["cluster", "keyslot", "{x}"]), a.cli(&["cluster", "keyslot", "{y}"]));
+    let (s, t) = (s.trim().to_string(), t.trim().to_string());
+    let b_id = myid(&b);
+    for slot in [&s, &t] {
+        assert_eq!(a.cli(&["cluster", "setslot", slot, "importing", &b_id]).trim(), "OK");
+    }
+    let mut c = a.raw();
+    for cmd in [&["SET", "{x}k", "v"][..], &["SET", "{y}k", "v"], &["DEL", "{y}k"]] {
+        assert_eq!(c.cmd(&["ASKING"]), "+OK\r\n");
+        assert!(!c.cmd(cmd).starts_with('-'), "{cmd:?}");
+    }
+    for slot in [&s, &t] {
+        assert_eq!(a.cli(&["cluster", "setslot", slot, "stable"]).trim(), "OK");
+    }
+    a.restart();
+    let count = |slot: &str| a.cli(&["cluster", "countkeysinslot", slot]).trim().to_string();
+    // Whatever the node does with them, it does at start-up and when the slot map settles.
+    wait_ok(&[&a, &b]);
+    std::thread::sleep(Duration::from_millis(500));
+    let me = nodes(&a).into_iter().find(|n| n[2].contains("myself")).expect("myself");
+    let marks = me[8..].iter().map(|m| m.replace(&b_id, "B")).collect();
+    (count(&s), count(&t), marks)
+}
+
+#[test]
+fn a_master_restarted_from_its_aof_keeps_keys_of_slots_served_elsewhere_as_redis() {
+    // Found by Redis's cluster resharding test: a master restarted from its AOF marked only
+    // the slots of its base file's keys, dropped the keys its AOF commands made in other
+    // nodes' slots once the slot map was published, and its replica, synced before, kept them.
+    let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+    let redis = |_| {
+        Server::redis(&[&["--cluster-enabled", "yes", "--cluster-node-timeout", NODE_TIMEOUT][..], &aof[..]].concat())
+    };
+    let want = foreign_keys_after_an_aof_restart(redis(0), redis(1));
+    let slotcore = |_| {
+        Server::slotcore(
+            &[&["--cluster-enabled", "yes", "--cluster-node-timeout", NODE_TIMEOUT, "--shards", "2"][..], &aof[..]]
+                .concat(),
+        )
+    };
+    let got = foreign_keys_after_an_aof_restart(slotcore(0), slotcore(1));
+    assert_eq!(want.0, "1", "redis-server: {want:?}");
+    assert_eq!(want.1, "0", "redis-server: {want:?}");
+    assert_eq!(got, want);
+}

@@ -221,11 +221,20 @@ pub fn run(
             tracing::debug!("shard {} took its loaded keys", id);
             aof::startup(&shard).await;
             tracing::debug!("shard {} passed the AOF start-up", id);
+            {
+                // The slots this shard holds keys in once an AOF's commands ran (the last
+                // shard to get here settles the start-up's slot marks with them).
+                let st = shard.state.borrow();
+                crate::cluster::data_check::note_loaded_slots(st.ks.dbs[0].nonempty_slots_from(0));
+            }
             // No shard accepts before every shard has passed its start-up: a client accepted
             // early could send a write to a shard still in it, whose start-up would then drop
             // the write's change record with the replay's (the AOF would miss it).
             let last = STARTED.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 == nshards;
             if last {
+                if let Some(c) = shard.state.borrow().node.cluster.as_deref() {
+                    c.change(crate::cluster::data_check::finish_claims);
+                }
                 startup_load::finished();
                 ALL_STARTED.set();
             }

@@ -137,6 +137,9 @@ fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String>
             }
         };
         let records = std::mem::take(&mut l.records);
+        if let Some(c) = cluster {
+            c.change(|st| crate::cluster::data_check::claim_before_replay(st, &records, &l.cmds))?;
+        }
         super::aof::stash(l);
         records
     } else {
@@ -151,7 +154,7 @@ fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String>
     };
     key_load_delay(cfg, &records, size);
     DONE_BYTES.store(size, Ordering::Relaxed);
-    if let Some(c) = cluster {
+    if let Some(c) = cluster.filter(|_| !settings.enabled) {
         c.change(|st| crate::cluster::data_check::claim_slots_with_keys(st, &records))?;
     }
     Ok(records)
