@@ -1,0 +1,62 @@
+//! Sentinel's own state, with real processes, each case beside a redis-server Sentinel:
+//! commands that must write sentinel.conf say when it could not be written.
+
+mod common;
+
+use common::sentinel::Sentinel;
+use common::{Raw, Server};
+
+/// Replies of the commands that write sentinel.conf while its path is a directory (so no
+/// write can succeed), then the file's contents after a SENTINEL SET whose second option is
+/// bad, with the file back in place.
+fn flush_failures(s: &Sentinel, master_port: u16) -> (Vec<String>, String) {
+    let bak = s.dir.join("sentinel.conf.bak");
+    std::fs::rename(&s.conf, &bak).expect("rename");
+    std::fs::create_dir(&s.conf).expect("mkdir");
+    let mp = master_port.to_string();
+    let mut r = Raw::connect(s.port);
+    let replies: Vec<String> = [
+        &["SENTINEL", "SET", "mymaster", "quorum", "3"][..],
+        &["SENTINEL", "SET", "mymaster", "quorum", "2", "bogus", "1"],
+        &["SENTINEL", "SET", "mymaster", "quorum", "2", "down-after-milliseconds", "-20"],
+        &["SENTINEL", "FLUSHCONFIG"],
+        &["SENTINEL", "MONITOR", "other", "127.0.0.1", &mp, "2"],
+        &["SENTINEL", "REMOVE", "other"],
+        &["SENTINEL", "CONFIG", "SET", "resolve-hostnames", "no"],
+        &["SENTINEL", "MASTER", "nope"],
+    ]
+    .iter()
+    .map(|c| r.cmd(c))
+    .collect();
+    std::fs::remove_dir(&s.conf).expect("rmdir");
+    std::fs::rename(&bak, &s.conf).expect("rename back");
+    // The options before the bad one apply and are saved.
+    let bad = r.cmd(&["SENTINEL", "SET", "mymaster", "quorum", "4", "down-after-milliseconds", "-20"]);
+    assert!(bad.starts_with("-ERR Invalid argument '-20'"), "{bad}");
+    let conf = s.conf_text();
+    let monitor = conf.lines().find(|l| l.starts_with("sentinel monitor mymaster")).unwrap_or("").to_string();
+    // Nothing of the failed writes is left behind.
+    let left: Vec<String> = std::fs::read_dir(&s.dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "sentinel.conf" && n != "sentinel.log")
+        .collect();
+    assert!(left.is_empty(), "real={}: left in the directory: {left:?}", s.real);
+    (replies, monitor)
+}
+
+/// SENTINEL SET / FLUSHCONFIG / MONITOR / REMOVE / CONFIG SET answer Redis's error when
+/// sentinel.conf cannot be written (they answered +OK), and a SENTINEL SET that fails on a
+/// later option saves the ones it applied.
+#[test]
+fn failed_config_writes_are_reported_as_redis() {
+    let master = Server::slotcore(&[]);
+    let ours = Sentinel::start(false, master.port);
+    let real = Sentinel::start(true, master.port);
+    let a = flush_failures(&ours, master.port);
+    let b = flush_failures(&real, master.port);
+    assert_eq!(a, b);
+    assert!(b.0[0].starts_with("-ERR Failed to save config file"), "{:?}", b.0);
+    assert!(b.1.ends_with(" 4"), "{}", b.1);
+}
