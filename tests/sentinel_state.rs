@@ -1,10 +1,12 @@
 //! Sentinel's own state, with real processes, each case beside a redis-server Sentinel:
-//! commands that must write sentinel.conf say when it could not be written.
+//! commands that must write sentinel.conf say when it could not be written, and a master
+//! that restarts is down once `master-reboot-down-after-period` passes without a PONG.
 
 mod common;
 
 use common::sentinel::Sentinel;
-use common::{Raw, Server};
+use common::{Raw, Server, WAIT};
+use std::time::{Duration, Instant};
 
 /// Replies of the commands that write sentinel.conf while its path is a directory (so no
 /// write can succeed), then the file's contents after a SENTINEL SET whose second option is
@@ -59,4 +61,59 @@ fn failed_config_writes_are_reported_as_redis() {
     assert_eq!(a, b);
     assert!(b.0[0].starts_with("-ERR Failed to save config file"), "{:?}", b.0);
     assert!(b.1.ends_with(" 4"), "{}", b.1);
+}
+
+/// The SENTINEL MASTER flags of `s` (empty if it does not answer).
+fn flags(s: &Sentinel) -> String {
+    s.master_field("flags")
+}
+
+/// A master that restarts and loads its data slowly (answering -LOADING, then PONG) is
+/// subjectively down `master-reboot-down-after-period` after its new run id is seen, with a
+/// down-after-milliseconds far longer than the load; PONG brings it back up.
+#[test]
+fn master_reboot_down_after_period_as_redis() {
+    let mut master = Server::slotcore(&[
+        "--key-load-delay",
+        "1500",
+        "--loading-process-events-interval-bytes",
+        "1024",
+        "--save",
+        "",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut c = master.raw();
+    assert_eq!(c.cmd(&["DEBUG", "POPULATE", "4000"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    drop(c);
+    let sentinels = [Sentinel::start(false, master.port), Sentinel::start(true, master.port)];
+    for s in &sentinels {
+        for cmd in [
+            &["SENTINEL", "SET", "mymaster", "down-after-milliseconds", "60000"][..],
+            &["SENTINEL", "SET", "mymaster", "master-reboot-down-after-period", "1000"],
+            &["SENTINEL", "DEBUG", "info-period", "200", "ping-period", "200"],
+        ] {
+            assert_eq!(s.cli(cmd).trim(), "OK", "real={}", s.real);
+        }
+        s.wait_until("the master's run id", || s.master_field("runid").len() == 40);
+    }
+    // 4000 keys at 1.5 ms each: about 6 s of -LOADING after the restart.
+    master.relaunch();
+    let start = Instant::now();
+    let mut seen_down = [false, false];
+    let mut loading_seen = false;
+    while start.elapsed() < WAIT && !seen_down.iter().all(|d| *d) {
+        for (i, s) in sentinels.iter().enumerate() {
+            seen_down[i] |= flags(s).contains("s_down");
+        }
+        loading_seen |= master.cli(&["PING"]).contains("LOADING");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(loading_seen, "the restarted master never answered -LOADING");
+    assert_eq!(seen_down, [true, true], "s_down seen by [slotcore, redis-server] Sentinel");
+    for s in &sentinels {
+        s.wait_until("the master up again after its load", || !flags(s).contains("s_down"));
+        assert!(s.log().contains("+reboot master mymaster"), "real={}", s.real);
+    }
 }

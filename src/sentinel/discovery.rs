@@ -22,6 +22,9 @@ impl State {
         if ok {
             i.link.last_avail_time = t;
             i.link.act_ping_time = 0;
+            if matches!(v, Value::Status(_)) {
+                i.flags &= !flag::MASTER_REBOOT;
+            }
         }
         i.link.last_pong_time = t;
     }
@@ -133,6 +136,12 @@ impl State {
         if rebooted {
             let at = self.at(mi, w);
             self.event(Level::Notice, "+reboot", &at);
+            let reboot_period = self.masters[mi].master_reboot_down_after_period;
+            let i = self.inst_mut(mi, w);
+            if i.flags & flag::MASTER != 0 && reboot_period != 0 {
+                i.flags |= flag::MASTER_REBOOT;
+                i.master_reboot_since_time = t;
+            }
         }
         for a in new_replicas {
             let (ri, created) = self.add_replica(mi, a);
