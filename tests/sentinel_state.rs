@@ -1,6 +1,7 @@
 //! Sentinel's own state, with real processes, each case beside a redis-server Sentinel:
-//! commands that must write sentinel.conf say when it could not be written, and a master
-//! that restarts is down once `master-reboot-down-after-period` passes without a PONG.
+//! commands that must write sentinel.conf say when it could not be written, a master that
+//! restarts is down once `master-reboot-down-after-period` passes without a PONG, and a
+//! replica whose link never came up is asked for INFO every second.
 
 mod common;
 
@@ -115,5 +116,61 @@ fn master_reboot_down_after_period_as_redis() {
     for s in &sentinels {
         s.wait_until("the master up again after its load", || !flags(s).contains("s_down"));
         assert!(s.log().contains("+reboot master mymaster"), "real={}", s.real);
+    }
+}
+
+/// A field of the first replica in SENTINEL REPLICAS mymaster (empty if none yet).
+fn replica_field(s: &Sentinel, field: &str) -> String {
+    let out = s.cli(&["SENTINEL", "REPLICAS", "mymaster"]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines.iter().position(|l| *l == field).and_then(|i| lines.get(i + 1)).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// A replica whose link to its master never came up (INFO `master_link_down_since_seconds:-1`,
+/// here a slow first sync) shows master-link-down-time -1000 and has its INFO asked every
+/// second, not every info-period, as a replica with its link down (it read as 0, and was
+/// asked every 10 s).
+#[test]
+fn replica_never_linked_is_polled_every_second_as_redis() {
+    let master = Server::slotcore(&["--save", "", "--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"]);
+    assert_eq!(master.cli(&["DEBUG", "POPULATE", "400"]).trim(), "OK");
+    // 400 keys at 25 ms each: the replica's first sync lasts about 10 s.
+    let mp = master.port.to_string();
+    let replica = Server::slotcore(&[
+        "--save",
+        "",
+        "--key-load-delay",
+        "25000",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    assert_eq!(replica.cli(&["REPLICAOF", "127.0.0.1", &mp]).trim(), "OK");
+    common::until("the replica syncing", || {
+        replica.cli(&["INFO", "replication"]).contains("master_sync_in_progress:1")
+    });
+    let sentinels = [Sentinel::start(false, master.port), Sentinel::start(true, master.port)];
+    for s in &sentinels {
+        // Its master's port is known once its first INFO reply came.
+        s.wait_until("the replica's first INFO", || replica_field(s, "master-port") == mp);
+    }
+    // For 4 s of the sync: the link-down time each Sentinel shows and its INFO's age.
+    let start = Instant::now();
+    let mut down_times = [Vec::new(), Vec::new()];
+    let mut oldest_info = [0u64, 0u64];
+    while start.elapsed() < Duration::from_secs(4) {
+        for (i, s) in sentinels.iter().enumerate() {
+            let d = replica_field(s, "master-link-down-time");
+            if !down_times[i].contains(&d) {
+                down_times[i].push(d);
+            }
+            oldest_info[i] = oldest_info[i].max(replica_field(s, "info-refresh").parse().unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(replica.cli(&["INFO", "replication"]).contains("master_link_down_since_seconds:-1"));
+    assert_eq!(down_times[0], down_times[1], "master-link-down-time seen by [slotcore, redis-server] Sentinel");
+    assert_eq!(down_times[1], vec!["-1000".to_string()]);
+    for (i, age) in oldest_info.iter().enumerate() {
+        assert!(*age < 2500, "Sentinel {i} (1: redis-server): the replica's INFO was {age} ms old");
     }
 }

@@ -96,7 +96,7 @@ impl State {
                     }
                 }
                 if let Some(v) = l.strip_prefix("master_link_down_since_seconds:") {
-                    i.master_link_down_time = v.trim().parse::<i64>().unwrap_or(0).max(0) as u64 * 1000;
+                    i.master_link_down_time = v.trim().parse::<i64>().unwrap_or(0).saturating_mul(1000);
                 }
                 if l.starts_with("role:master") {
                     role = flag::MASTER;

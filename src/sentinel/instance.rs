@@ -188,7 +188,9 @@ pub struct Instance {
     pub role_reported: u32,
     pub role_reported_time: u64,
     pub slave_conf_change_time: u64,
-    pub master_link_down_time: u64,
+    /// INFO's `master_link_down_since_seconds` in ms; -1000 for a replica whose link never
+    /// came up (its INFO says -1), as Redis keeps it.
+    pub master_link_down_time: i64,
     pub slave_priority: i64,
     pub replica_announced: i64,
     pub slave_reconf_sent_time: u64,
