@@ -194,6 +194,15 @@ fn sentinel_replies_match_redis() {
         &["SENTINEL", "PENDING-SCRIPTS"],
         &["PUBLISH", "foo", "bar"],
         &["GET", "x"],
+        // Port 0 is a valid port for Redis's Sentinel.
+        &["SENTINEL", "MONITOR", "m4", "127.0.0.1", "0", "2"],
+        &["SENTINEL", "REMOVE", "m4"],
+        // SHUTDOWN's bad options are refused (the Sentinel stays up), as redis-server's.
+        &["SHUTDOWN", "bogus"],
+        &["SHUTDOWN", "SAVE", "NOSAVE"],
+        &["SHUTDOWN", "ABORT", "NOW"],
+        &["SHUTDOWN", "ABORT"],
+        &["PING"],
     ];
     let mut a = common::Raw::connect(ours.port);
     let mut b = common::Raw::connect(real.port);
@@ -203,6 +212,9 @@ fn sentinel_replies_match_redis() {
         s.cli(&["SENTINEL", "MASTER", "mymaster"]).lines().step_by(2).map(|l| l.to_string()).collect()
     };
     assert_eq!(fields(&ours), fields(&real));
+    // HELLO names the same fields (a Sentinel's has no role).
+    let hello = |s: &Sentinel| -> Vec<String> { s.cli(&["HELLO", "2"]).lines().step_by(2).map(String::from).collect() };
+    assert_eq!(hello(&ours), hello(&real));
     assert_eq!(ours.cli(&["SENTINEL", "MYID"]).trim().len(), 40);
     let info = ours.cli(&["INFO", "sentinel"]);
     assert!(info.contains("sentinel_masters:1") && info.contains("master0:name=mymaster,status=ok"), "{info}");

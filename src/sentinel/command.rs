@@ -186,7 +186,8 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             if ip.parse::<std::net::IpAddr>().is_err() && (!st.resolve_hostnames || !resolvable()) {
                 return Reply::error("ERR Invalid IP address or hostname specified".into());
             }
-            if !(1..=65535).contains(&port) {
+            // Port 0 is accepted, as Redis's `createSentinelAddr` accepts it.
+            if !(0..=65535).contains(&port) {
                 return Reply::error("ERR Invalid port number.".into());
             }
             match st.add_master(&s(&args[2]), Addr { ip, port: port as u16 }, quorum as u32) {
