@@ -203,6 +203,7 @@ fn sentinel_replies_match_redis() {
         &["SHUTDOWN", "ABORT", "NOW"],
         &["SHUTDOWN", "ABORT"],
         &["PING"],
+        &["PING", "a", "b"],
     ];
     let mut a = common::Raw::connect(ours.port);
     let mut b = common::Raw::connect(real.port);

@@ -256,7 +256,9 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             1 if subscribed => Reply::Array(vec![Reply::bulk(b"pong"), Reply::bulk(b"")]),
             1 => Reply::Status("PONG".into()),
             2 if subscribed => Reply::Array(vec![Reply::bulk(b"pong"), Reply::Bulk(args[1].clone())]),
-            _ => Reply::Bulk(args[1].clone()),
+            2 => Reply::Bulk(args[1].clone()),
+            // PING takes one message at most (its own check, past the arity's).
+            _ => Reply::error("ERR wrong number of arguments for 'ping' command".into()),
         },
         "sentinel" => {
             let r = super::command::sentinel(st, args);
