@@ -204,6 +204,10 @@ fn sentinel_replies_match_redis() {
         &["SHUTDOWN", "ABORT"],
         &["PING"],
         &["PING", "a", "b"],
+        &["CLIENT", "HELP"],
+        &["ACL", "HELP"],
+        &["COMMAND", "HELP"],
+        &["SENTINEL", "HELP"],
     ];
     let mut a = common::Raw::connect(ours.port);
     let mut b = common::Raw::connect(real.port);
