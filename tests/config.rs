@@ -271,3 +271,71 @@ fn config_rewrite_writes_the_current_replicaof() {
     assert!(!text.contains("replicaof"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What one server does with CONFIG SET dir at run time, in words comparable across servers
+/// (its own directory shown as `D`): bad directories refused with the C library's text, a
+/// CONFIG SET that fails later leaving `dir` as it was, saves going to the new directory, and
+/// a background save that cannot replace its file (a directory of that name) giving MISCONF,
+/// even to PING, until a save succeeds again.
+fn dir_change(s: &Server) -> Vec<String> {
+    let base = std::fs::canonicalize(&s.dir).expect("dir");
+    let base_s = base.to_string_lossy().into_owned();
+    let moved = base.join("moved");
+    std::fs::create_dir_all(moved.join("blocked")).expect("mkdir");
+    std::fs::write(base.join("a-file"), b"x").expect("file");
+    let moved_s = moved.to_string_lossy().into_owned();
+    let mut r = s.raw();
+    let mut out = Vec::new();
+    // Paths differ in length between the two servers: bulk lengths are left out.
+    let run = |r: &mut common::Raw, out: &mut Vec<String>, args: &[&str]| {
+        let reply = r.cmd(args).replace(&base_s, "D");
+        let lines: Vec<&str> = reply.split("\r\n").map(|l| if l.starts_with('$') { "$" } else { l }).collect();
+        out.push(lines.join(" "));
+    };
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", &format!("{base_s}/no-such-dir")]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", &format!("{base_s}/a-file")]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", &moved_s, "maxmemory", "abc"]);
+    run(&mut r, &mut out, &["CONFIG", "GET", "dir"]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", &moved_s]);
+    run(&mut r, &mut out, &["CONFIG", "GET", "dir"]);
+    // A relative path is taken from the current directory; CONFIG GET shows it absolute.
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", ".."]);
+    run(&mut r, &mut out, &["CONFIG", "GET", "dir"]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", "moved"]);
+    run(&mut r, &mut out, &["SET", "k", "v"]);
+    run(&mut r, &mut out, &["SAVE"]);
+    out.push(format!("saved in the new dir: {}", moved.join("dump.rdb").exists()));
+    run(&mut r, &mut out, &["CONFIG", "SET", "dbfilename", "blocked"]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "save", "1000000 1000000"]);
+    run(&mut r, &mut out, &["BGSAVE"]);
+    let idle = |r: &mut common::Raw| {
+        let start = std::time::Instant::now();
+        while start.elapsed() < common::WAIT {
+            if r.cmd(&["INFO", "persistence"]).contains("rdb_bgsave_in_progress:0") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("background save did not end");
+    };
+    idle(&mut r);
+    run(&mut r, &mut out, &["PING"]);
+    run(&mut r, &mut out, &["SET", "k", "w"]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "dbfilename", "dump.rdb"]);
+    run(&mut r, &mut out, &["BGSAVE"]);
+    idle(&mut r);
+    run(&mut r, &mut out, &["PING"]);
+    run(&mut r, &mut out, &["CONFIG", "SET", "dir", &base_s]);
+    out
+}
+
+/// CONFIG SET dir changes the working directory at run time as Redis's chdir does.
+#[test]
+fn config_set_dir_moves_the_working_directory_as_redis() {
+    let s = Server::slotcore(&["--enable-protected-configs", "yes"]);
+    let o = Server::redis(&["--enable-protected-configs", "yes"]);
+    let ours = dir_change(&s);
+    let theirs = dir_change(&o);
+    assert_eq!(ours, theirs);
+    assert!(theirs.iter().any(|l| l.starts_with("-MISCONF")), "{theirs:?}");
+}

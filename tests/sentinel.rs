@@ -9,116 +9,14 @@
 
 mod common;
 
+use common::sentinel::{wait_for, Sentinel, DOWN_AFTER, FAILOVER_TIMEOUT};
 use common::{free_port, Server, WAIT};
 use std::io::{BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// down-after-milliseconds used by these tests.
-const DOWN_AFTER: u64 = 2000;
-/// failover-timeout: an election split by the machine's load is retried after twice this.
-const FAILOVER_TIMEOUT: u64 = 6000;
-
-/// A Sentinel process (slotcore or redis-server) with its own directory and sentinel.conf.
-struct Sentinel {
-    port: u16,
-    dir: PathBuf,
-    conf: PathBuf,
-    child: Child,
-    real: bool,
-}
-
-impl Sentinel {
-    /// Starts a Sentinel monitoring `mymaster` at `master_port`, quorum 2.
-    fn start(real: bool, master_port: u16) -> Sentinel {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("slotcore-test-sentinel-{}-{}", std::process::id(), port));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let conf = dir.join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nsentinel monitor mymaster 127.0.0.1 {master_port} 2\nsentinel down-after-milliseconds mymaster {DOWN_AFTER}\nsentinel failover-timeout mymaster {FAILOVER_TIMEOUT}\n"
-            ),
-        )
-        .expect("conf");
-        let log = std::fs::File::create(dir.join("sentinel.log")).expect("log");
-        let prog = if real { "redis-server".to_string() } else { env!("CARGO_BIN_EXE_slotcore").to_string() };
-        let child = Command::new(prog)
-            .arg(&conf)
-            .arg("--sentinel")
-            .current_dir(&dir)
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn sentinel");
-        let s = Sentinel { port, dir, conf, child, real };
-        s.wait_until("PING answered", || s.cli(&["PING"]).trim() == "PONG");
-        s
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        Server::cli_port(&self.port.to_string(), args)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("sentinel.log")).unwrap_or_default()
-    }
-
-    fn conf_text(&self) -> String {
-        std::fs::read_to_string(&self.conf).unwrap_or_default()
-    }
-
-    /// A field of SENTINEL MASTER mymaster.
-    fn master_field(&self, field: &str) -> String {
-        let out = self.cli(&["SENTINEL", "MASTER", "mymaster"]);
-        let lines: Vec<&str> = out.lines().collect();
-        lines.iter().position(|l| *l == field).and_then(|i| lines.get(i + 1)).map(|s| s.to_string()).unwrap_or_default()
-    }
-
-    /// The port SENTINEL GET-MASTER-ADDR-BY-NAME mymaster names.
-    fn master_port(&self) -> String {
-        self.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]).lines().nth(1).unwrap_or("").to_string()
-    }
-
-    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < WAIT * 2 {
-            if f() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("sentinel {} (real={}): timed out waiting for {}\nlog:\n{}", self.port, self.real, what, self.log());
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- sentinel {} (real={}) log:\n{}", self.port, self.real, self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn role(s: &Server) -> String {
     s.cli(&["ROLE"]).lines().next().unwrap_or("").to_string()
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// How the master goes away.
@@ -296,6 +194,20 @@ fn sentinel_replies_match_redis() {
         &["SENTINEL", "PENDING-SCRIPTS"],
         &["PUBLISH", "foo", "bar"],
         &["GET", "x"],
+        // Port 0 is a valid port for Redis's Sentinel.
+        &["SENTINEL", "MONITOR", "m4", "127.0.0.1", "0", "2"],
+        &["SENTINEL", "REMOVE", "m4"],
+        // SHUTDOWN's bad options are refused (the Sentinel stays up), as redis-server's.
+        &["SHUTDOWN", "bogus"],
+        &["SHUTDOWN", "SAVE", "NOSAVE"],
+        &["SHUTDOWN", "ABORT", "NOW"],
+        &["SHUTDOWN", "ABORT"],
+        &["PING"],
+        &["PING", "a", "b"],
+        &["CLIENT", "HELP"],
+        &["ACL", "HELP"],
+        &["COMMAND", "HELP"],
+        &["SENTINEL", "HELP"],
     ];
     let mut a = common::Raw::connect(ours.port);
     let mut b = common::Raw::connect(real.port);
@@ -305,6 +217,9 @@ fn sentinel_replies_match_redis() {
         s.cli(&["SENTINEL", "MASTER", "mymaster"]).lines().step_by(2).map(|l| l.to_string()).collect()
     };
     assert_eq!(fields(&ours), fields(&real));
+    // HELLO names the same fields (a Sentinel's has no role).
+    let hello = |s: &Sentinel| -> Vec<String> { s.cli(&["HELLO", "2"]).lines().step_by(2).map(String::from).collect() };
+    assert_eq!(hello(&ours), hello(&real));
     assert_eq!(ours.cli(&["SENTINEL", "MYID"]).trim().len(), 40);
     let info = ours.cli(&["INFO", "sentinel"]);
     assert!(info.contains("sentinel_masters:1") && info.contains("master0:name=mymaster,status=ok"), "{info}");

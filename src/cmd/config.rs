@@ -62,7 +62,7 @@ const ACTIVE_DEFRAG_UNSUPPORTED: &str = "Active defragmentation cannot be enable
 
 /// Directives that need a restart in slotcore (Redis can change some of them live).
 fn restart_only(d: &Directive) -> bool {
-    matches!(d.name, "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us" | "dir")
+    matches!(d.name, "shards" | "shard-cores" | "bus-core" | "pin-cores" | "busy-poll-us")
 }
 
 fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -149,6 +149,20 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }
     // The steps with side effects come last; one that fails undoes the earlier ones, so a
     // failure leaves every setting as it was.
+    let old_dir = ctx.node().config().dir.clone();
+    let dir_changed = seen.contains(&"dir");
+    if dir_changed {
+        if let Err(why) = change_dir(&mut new) {
+            return Plan::Reply(Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {why}"
+            )));
+        }
+    }
+    let undo_dir = || {
+        if dir_changed {
+            let _ = std::env::set_current_dir(&old_dir);
+        }
+    };
     let oom_name = seen.iter().copied().find(|n| matches!(*n, "oom-score-adj" | "oom-score-adj-values"));
     let old_oom = crate::oom_score_adj::Settings::of(&ctx.node().config());
     let undo_oom = || {
@@ -159,18 +173,21 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     if let Some(name) = oom_name {
         if let Err(why) = crate::oom_score_adj::configure(crate::oom_score_adj::Settings::of(&new)) {
             undo_oom();
+            undo_dir();
             return Plan::Reply(side_effect_failed(name, why));
         }
     }
     if seen.contains(&"bind") && new.bind != ctx.node().config().bind {
         if let Err(why) = crate::runtime::port_change::rebind(&ctx.node().config(), &new) {
             undo_oom();
+            undo_dir();
             return Plan::Reply(side_effect_failed("bind", why));
         }
     }
     if seen.contains(&"port") {
         if let Err(why) = crate::runtime::port_change::change_port(&new, new.port, false) {
             undo_oom();
+            undo_dir();
             // change_port logged Redis's lines.
             return Plan::Reply(Reply::error(format!(
                 "ERR CONFIG SET failed (possibly related to argument 'port') - {why}"
@@ -210,6 +227,19 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         return Plan::AllShards { run: enforce, merge: Box::new(|_, _| Reply::Ok) };
     }
     Plan::Reply(Reply::Ok)
+}
+
+/// `dir`: the process's working directory moves there, as Redis's chdir (the data files'
+/// paths are relative to it); `new` then holds it absolute, as CONFIG GET shows it. The error
+/// is the C library's text for the failure.
+fn change_dir(new: &mut Config) -> Result<(), String> {
+    std::env::set_current_dir(&new.dir).map_err(|e| crate::limits::os_text(&e))?;
+    if let Ok(cwd) = std::env::current_dir() {
+        let cwd = cwd.to_string_lossy().into_owned();
+        new.values.insert("dir", cwd.clone());
+        new.dir = cwd;
+    }
+    Ok(())
 }
 
 /// Redis's reply and log line when applying `name`'s new value failed (the previous settings

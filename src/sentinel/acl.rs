@@ -451,7 +451,7 @@ static HELP: &[&str] = &[
     "WHOAMI",
     "    Return the current connection username.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// SHA-256 of `data`, as 64 lowercase hex digits (how ACL passwords are stored and shown):

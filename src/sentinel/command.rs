@@ -186,30 +186,27 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             if ip.parse::<std::net::IpAddr>().is_err() && (!st.resolve_hostnames || !resolvable()) {
                 return Reply::error("ERR Invalid IP address or hostname specified".into());
             }
-            if !(1..=65535).contains(&port) {
+            // Port 0 is accepted, as Redis's `createSentinelAddr` accepts it.
+            if !(0..=65535).contains(&port) {
                 return Reply::error("ERR Invalid port number.".into());
             }
             match st.add_master(&s(&args[2]), Addr { ip, port: port as u16 }, quorum as u32) {
                 Ok(mi) => {
-                    st.dirty = true;
+                    let reply = flush_reply(&mut st);
                     let at = st.at(mi, Which::Master);
                     st.event(Level::Warning, "+monitor", &format!("{at} quorum {quorum}"));
-                    Reply::Ok
+                    reply
                 }
                 Err(e) => Reply::error(format!("ERR {e}")),
             }
         }
-        "flushconfig" if n == 2 => match st.flush_config() {
-            Ok(()) => Reply::Ok,
-            Err(e) => Reply::error(format!("ERR Failed to save config file: {e}")),
-        },
+        "flushconfig" if n == 2 => flush_reply(&mut st),
         "remove" if n == 3 => {
             let Some(mi) = master(&st, 2) else { return no_master() };
             let at = st.at(mi, Which::Master);
             st.event(Level::Warning, "-monitor", &at);
             st.masters.remove(mi);
-            st.dirty = true;
-            Reply::Ok
+            flush_reply(&mut st)
         }
         "ckquorum" if n == 3 => {
             let Some(mi) = master(&st, 2) else { return no_master() };
@@ -303,26 +300,53 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
             [
                 "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "CKQUORUM <master-name>",
+                "    Check if the current Sentinel configuration is able to reach the quorum",
+                "    needed to failover a master and the majority needed to authorize the",
+                "    failover.",
                 "CONFIG SET <param> <value>",
+                "    Set a global Sentinel configuration parameter.",
                 "CONFIG GET <param>",
+                "    Get global Sentinel configuration parameter.",
                 "DEBUG [<param> <value> ...]",
+                "    Show a list of configurable time parameters and their values (milliseconds).",
+                "    Or update current configurable parameters values (one or more).",
                 "GET-MASTER-ADDR-BY-NAME <master-name>",
+                "    Return the ip and port number of the master with that name.",
                 "FAILOVER <master-name>",
+                "    Manually failover a master node without asking for agreement from other",
+                "    Sentinels",
                 "FLUSHCONFIG",
+                "    Force Sentinel to rewrite its configuration on disk, including the current",
+                "    Sentinel state.",
                 "INFO-CACHE <master-name>",
+                "    Return last cached INFO output from masters and all its replicas.",
                 "IS-MASTER-DOWN-BY-ADDR <ip> <port> <current-epoch> <runid>",
-                "MASTERS",
+                "    Check if the master specified by ip:port is down from current Sentinel's",
+                "    point of view.",
                 "MASTER <master-name>",
+                "    Show the state and info of the specified master.",
+                "MASTERS",
+                "    Show a list of monitored masters and their state.",
                 "MONITOR <name> <ip> <port> <quorum>",
+                "    Start monitoring a new master with the specified name, ip, port and quorum.",
                 "MYID",
+                "    Return the ID of the Sentinel instance.",
                 "PENDING-SCRIPTS",
+                "    Get pending scripts information.",
                 "REMOVE <master-name>",
+                "    Remove master from Sentinel's monitor list.",
                 "REPLICAS <master-name>",
+                "    Show a list of replicas for this master and their state.",
                 "RESET <pattern>",
+                "    Reset masters for specific master name matching this pattern.",
                 "SENTINELS <master-name>",
+                "    Show a list of Sentinel instances for this master and their state.",
                 "SET <master-name> <option> <value> [<option> <value> ...]",
+                "    Set configuration parameters for certain masters.",
                 "SIMULATE-FAILURE [CRASH-AFTER-ELECTION] [CRASH-AFTER-PROMOTION] [HELP]",
+                "    Simulate a Sentinel crash.",
                 "HELP",
+                "    Prints this help.",
             ]
             .iter()
             .map(|l| Reply::Status((*l).into()))
@@ -350,10 +374,33 @@ pub fn sentinel(st: &Rc<RefCell<State>>, args: &[Bytes]) -> Reply {
 }
 
 /// SENTINEL SET <master> <option> <value> ...
+/// Redis's `sentinelFlushConfigAndReply`: writes sentinel.conf now; +OK, or an error when it
+/// could not be written (the cause is in the log).
+fn flush_reply(st: &mut State) -> Reply {
+    match st.flush_config() {
+        Ok(()) => Reply::Ok,
+        Err(_) => Reply::error("ERR Failed to save config file. Check server logs.".into()),
+    }
+}
+
+/// SENTINEL SET: options applied in order until one is bad; when any was applied the
+/// config file is written (and, if all were good, the reply tells whether that worked).
 fn set(st: &mut State, args: &[Bytes]) -> Reply {
+    let mut changes = false;
+    let reply = apply_set(st, args, &mut changes);
+    if !changes {
+        return reply;
+    }
+    if matches!(reply, Reply::Ok) {
+        return flush_reply(st);
+    }
+    let _ = st.flush_config();
+    reply
+}
+
+fn apply_set(st: &mut State, args: &[Bytes], changes: &mut bool) -> Reply {
     let Some(mi) = st.master_index(&s(&args[2])) else { return no_master() };
     let mut j = 3;
-    let mut changes = false;
     while j < args.len() {
         let option = s(&args[j]).to_ascii_lowercase();
         let more = args.len() - j - 1;
@@ -402,9 +449,6 @@ fn set(st: &mut State, args: &[Bytes]) -> Reply {
                     );
                 }
                 if !val.is_empty() && !super::scripts::executable(&val) {
-                    if changes {
-                        st.dirty = true;
-                    }
                     return Reply::error(if option == "notification-script" {
                         "ERR Notification script seems non existing or non executable".into()
                     } else {
@@ -427,25 +471,19 @@ fn set(st: &mut State, args: &[Bytes]) -> Reply {
                 used = 3;
             }
             _ => {
-                if changes {
-                    st.dirty = true;
-                }
                 return Reply::error(format!(
                     "ERR Unknown option or number of arguments for SENTINEL SET '{}'",
                     s(&args[j])
                 ));
             }
         }
-        changes = true;
+        *changes = true;
         let at = st.at(mi, Which::Master);
         let redacted = option == "auth-pass";
         let shown: Vec<String> = args[j + 1..j + used].iter().map(s).collect();
         let shown = if redacted { "******".to_string() } else { shown.join(" ") };
         st.event(Level::Warning, "+set", &format!("{} {} {}", at, s(&args[j]), shown));
         j += used;
-    }
-    if changes {
-        st.dirty = true;
     }
     Reply::Ok
 }
@@ -501,10 +539,7 @@ fn config(st: &mut State, args: &[Bytes]) -> Reply {
             "sentinel-pass" => st.sentinel_pass = Some(v.clone()).filter(|v| !v.is_empty()),
             _ => return Reply::error(format!("ERR Invalid argument '{}' to SENTINEL CONFIG SET", s(&args[3]))),
         }
-        let reply = match st.flush_config() {
-            Ok(()) => Reply::Ok,
-            Err(e) => Reply::error(format!("ERR Failed to save config file: {e}")),
-        };
+        let reply = flush_reply(st);
         // New credentials for the other Sentinels: reconnect with them.
         if o == "sentinel-user" || o == "sentinel-pass" {
             st.drop_sentinel_connections();

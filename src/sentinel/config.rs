@@ -215,12 +215,17 @@ pub fn rewrite_text(old: &str, generated: &[(String, String)], managed: &HashSet
 pub fn write_atomic(path: &str, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = format!("{path}.tmp-{}", std::process::id());
-    {
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    // A file that could not take the old one's place is not left behind.
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    written
 }
 
 /// Quotes a string as Redis's `sdscatrepr` does.

@@ -22,6 +22,9 @@ impl State {
         if ok {
             i.link.last_avail_time = t;
             i.link.act_ping_time = 0;
+            if matches!(v, Value::Status(_)) {
+                i.flags &= !flag::MASTER_REBOOT;
+            }
         }
         i.link.last_pong_time = t;
     }
@@ -93,7 +96,7 @@ impl State {
                     }
                 }
                 if let Some(v) = l.strip_prefix("master_link_down_since_seconds:") {
-                    i.master_link_down_time = v.trim().parse::<i64>().unwrap_or(0).max(0) as u64 * 1000;
+                    i.master_link_down_time = v.trim().parse::<i64>().unwrap_or(0).saturating_mul(1000);
                 }
                 if l.starts_with("role:master") {
                     role = flag::MASTER;
@@ -133,6 +136,12 @@ impl State {
         if rebooted {
             let at = self.at(mi, w);
             self.event(Level::Notice, "+reboot", &at);
+            let reboot_period = self.masters[mi].master_reboot_down_after_period;
+            let i = self.inst_mut(mi, w);
+            if i.flags & flag::MASTER != 0 && reboot_period != 0 {
+                i.flags |= flag::MASTER_REBOOT;
+                i.master_reboot_since_time = t;
+            }
         }
         for a in new_replicas {
             let (ri, created) = self.add_replica(mi, a);

@@ -152,7 +152,7 @@ pub fn select_replica(st: &State, mi: usize) -> Option<usize> {
                 && t.saturating_sub(r.link.last_avail_time) <= period::ping() * 5
                 && r.slave_priority != 0
                 && t.saturating_sub(r.info_refresh) <= validity
-                && r.master_link_down_time <= max_down
+                && r.master_link_down_time <= max_down as i64
         })
         .collect();
     cands.sort_by(|(_, a), (_, b)| {

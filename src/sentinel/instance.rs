@@ -20,6 +20,9 @@ pub mod flag {
     pub const RECONF_DONE: u32 = 1 << 10;
     pub const FORCE_FAILOVER: u32 = 1 << 11;
     pub const SCRIPT_KILL_SENT: u32 = 1 << 12;
+    /// A master seen restarting (new run id) while `master-reboot-down-after-period` is set:
+    /// down once that long passes without a PONG.
+    pub const MASTER_REBOOT: u32 = 1 << 13;
 }
 
 /// Sentinel's timings (milliseconds): Redis's defaults, changeable with SENTINEL DEBUG.
@@ -177,13 +180,17 @@ pub struct Instance {
     pub last_master_down_reply_time: u64,
     pub s_down_since_time: u64,
     pub o_down_since_time: u64,
+    /// When the master was seen restarting (with [`flag::MASTER_REBOOT`]).
+    pub master_reboot_since_time: u64,
     pub down_after_period: u64,
     pub info_refresh: u64,
     pub info: String,
     pub role_reported: u32,
     pub role_reported_time: u64,
     pub slave_conf_change_time: u64,
-    pub master_link_down_time: u64,
+    /// INFO's `master_link_down_since_seconds` in ms; -1000 for a replica whose link never
+    /// came up (its INFO says -1), as Redis keeps it.
+    pub master_link_down_time: i64,
     pub slave_priority: i64,
     pub replica_announced: i64,
     pub slave_reconf_sent_time: u64,
@@ -224,6 +231,7 @@ impl Instance {
             last_master_down_reply_time: now,
             s_down_since_time: 0,
             o_down_since_time: 0,
+            master_reboot_since_time: 0,
             down_after_period: down_after,
             info_refresh: 0,
             info: String::new(),

@@ -180,7 +180,7 @@ pub fn command(args: &[Bytes]) -> Reply {
                 "GETKEYSANDFLAGS <full-command>",
                 "    Return the keys and the access flags from a full Redis command.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|l| Reply::status(l))

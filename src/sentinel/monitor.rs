@@ -230,8 +230,7 @@ impl State {
 
     /// Redis's `sentinelCheckSubjectivelyDown`.
     fn check_sdown(&mut self, mi: usize, w: Which, t: u64) {
-        let m_reboot = self.masters[mi].master_reboot_down_after_period;
-        let _ = m_reboot;
+        let reboot_period = self.masters[mi].master_reboot_down_after_period;
         let i = self.inst_mut(mi, w);
         let elapsed = if i.link.act_ping_time != 0 {
             t.saturating_sub(i.link.act_ping_time)
@@ -257,7 +256,8 @@ impl State {
         let down = elapsed > i.down_after_period
             || (i.flags & flag::MASTER != 0
                 && i.role_reported == flag::SLAVE
-                && t.saturating_sub(i.role_reported_time) > i.down_after_period + period::info() * 2);
+                && t.saturating_sub(i.role_reported_time) > i.down_after_period + period::info() * 2)
+            || (i.flags & flag::MASTER_REBOOT != 0 && t.saturating_sub(i.master_reboot_since_time) > reboot_period);
         if down {
             if i.flags & flag::S_DOWN == 0 {
                 i.s_down_since_time = t;

@@ -256,7 +256,9 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             1 if subscribed => Reply::Array(vec![Reply::bulk(b"pong"), Reply::bulk(b"")]),
             1 => Reply::Status("PONG".into()),
             2 if subscribed => Reply::Array(vec![Reply::bulk(b"pong"), Reply::Bulk(args[1].clone())]),
-            _ => Reply::Bulk(args[1].clone()),
+            2 => Reply::Bulk(args[1].clone()),
+            // PING takes one message at most (its own check, past the arity's).
+            _ => Reply::error("ERR wrong number of arguments for 'ping' command".into()),
         },
         "sentinel" => {
             let r = super::command::sentinel(st, args);
@@ -322,6 +324,10 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
             r
         }
         "shutdown" => {
+            if let Some(e) = shutdown_args_error(args) {
+                c.reply(st, &e);
+                return true;
+            }
             tracing::warn!("User requested shutdown...");
             let _ = st.borrow_mut().flush_config();
             tracing::warn!("Sentinel is now ready to exit, bye bye...");
@@ -334,6 +340,26 @@ fn execute(st: &Shared, c: &mut Client, args: &[Bytes]) -> bool {
     }
     c.reply(st, &reply);
     true
+}
+
+/// SHUTDOWN's options, checked as Redis's `shutdownCommand`: an unknown word, ABORT with
+/// another option, or SAVE with NOSAVE is a syntax error; ABORT alone finds nothing to abort
+/// (a Sentinel has no replicas to wait for, so a shutdown never stays in progress).
+fn shutdown_args_error(args: &[Bytes]) -> Option<Reply> {
+    let (mut abort, mut save, mut nosave, mut other) = (false, false, false, false);
+    for a in &args[1..] {
+        match String::from_utf8_lossy(a).to_ascii_lowercase().as_str() {
+            "nosave" => nosave = true,
+            "save" => save = true,
+            "now" | "force" => other = true,
+            "abort" => abort = true,
+            _ => return Some(Reply::error("ERR syntax error".into())),
+        }
+    }
+    if (abort && (save || nosave || other)) || (save && nosave) {
+        return Some(Reply::error("ERR syntax error".into()));
+    }
+    abort.then(|| Reply::error("ERR No shutdown in progress.".into()))
 }
 
 /// AUTH / HELLO ... AUTH: logs `c` in as `user` when the password matches.
@@ -401,8 +427,8 @@ fn hello(st: &Shared, c: &mut Client, args: &[Bytes]) -> Reply {
         (Reply::bulk(b"version"), Reply::bulk(b"7.0.15")),
         (Reply::bulk(b"proto"), Reply::Int(if c.resp3 { 3 } else { 2 })),
         (Reply::bulk(b"id"), Reply::Int(c.id as i64)),
+        // Sentinel's HELLO has no role field, as Redis's.
         (Reply::bulk(b"mode"), Reply::bulk(b"sentinel")),
-        (Reply::bulk(b"role"), Reply::bulk(b"master")),
         (Reply::bulk(b"modules"), Reply::Array(Vec::new())),
     ])
 }

@@ -72,6 +72,7 @@ pub fn use_ports(base: u16) {
 }
 
 pub mod cluster;
+pub mod sentinel;
 
 /// A running server process (slotcore or redis-server).
 pub struct Server {
