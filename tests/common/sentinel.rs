@@ -97,13 +97,7 @@ impl Drop for Sentinel {
     }
 }
 
-pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
+/// [`super::cluster::wait_for`] with the arguments in the order these tests give them.
+pub fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) {
+    super::cluster::wait_for(limit, what, f);
 }
