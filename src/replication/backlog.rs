@@ -98,6 +98,12 @@ impl Backlog {
         self.mem + (self.blocks.capacity() - self.blocks.len()) as u64 * BLOCK_OVERHEAD_BYTES
     }
 
+    /// The capacity of a new block made for `left` more bytes: at least [`BLOCK_MIN_BYTES`],
+    /// at most a sixteenth of the backlog's size.
+    fn block_capacity(&self, left: usize) -> usize {
+        left.clamp(BLOCK_MIN_BYTES, (self.size / 16).max(BLOCK_MIN_BYTES))
+    }
+
     /// What [`Backlog::mem`] will be once `len` more bytes are appended (the blocks they need
     /// and the queue's growth), without appending them: announced to the memory ceiling
     /// before the blocks exist, so that a count of the node's memory taken meanwhile never
@@ -106,9 +112,8 @@ impl Backlog {
         let room = self.blocks.back().map_or(0, |b| b.data.capacity() - b.data.len());
         let mut left = len.saturating_sub(room);
         let (mut bytes, mut blocks) = (0u64, 0usize);
-        let limit = (self.size / 16).max(BLOCK_MIN_BYTES);
         while left > 0 {
-            let cap = left.clamp(BLOCK_MIN_BYTES, limit);
+            let cap = self.block_capacity(left);
             bytes += cap as u64;
             blocks += 1;
             left = left.saturating_sub(cap);
@@ -134,8 +139,7 @@ impl Backlog {
                     break;
                 }
             }
-            let limit = (self.size / 16).max(BLOCK_MIN_BYTES);
-            let cap = data.len().clamp(BLOCK_MIN_BYTES, limit);
+            let cap = self.block_capacity(data.len());
             let block = Vec::with_capacity(cap);
             let start = self.end + 1 - data.len() as u64;
             self.alloc_total += block.capacity() as u64;
@@ -223,6 +227,11 @@ impl Backlog {
             self.blocks.pop_front();
             n += 1;
         }
+        // The queue gives back the room a long chain needed once it is mostly empty (its
+        // spare entries count in `mem`, as the blocks Redis frees from its list).
+        if n > 0 && self.blocks.capacity() > 16 && self.blocks.len() * 4 < self.blocks.capacity() {
+            self.blocks.shrink_to(self.blocks.len() * 2);
+        }
         n
     }
 
@@ -286,6 +295,21 @@ mod tests {
                 assert_eq!(b.mem(), predicted, "size {size}, after appending {len} bytes");
             }
         }
+    }
+
+    #[test]
+    fn a_trimmed_chain_gives_back_its_queue_room() {
+        let mut b = Backlog::new(16 * 1024, 0);
+        for _ in 0..1000 {
+            b.append(&vec![b'x'; 16 * 1024]);
+        }
+        let long = b.mem();
+        while b.trim(u64::MAX, 640) > 0 {}
+        assert!(slack(&b) <= 2 * BLOCK_OVERHEAD_BYTES, "{} spare entries", slack(&b) / BLOCK_OVERHEAD_BYTES);
+        assert!(b.mem() < long / 200, "{} bytes left of {long}", b.mem());
+        let predicted = b.mem_after_append(100_000);
+        b.append(&vec![b'y'; 100_000]);
+        assert_eq!(b.mem(), predicted);
     }
 
     #[test]
