@@ -1,6 +1,6 @@
 //! Logging in Redis's line format: `pid:R dd Mon yyyy hh:mm:ss.mmm <level> message`, where the
 //! level character is `.` debug, `-` verbose, `*` notice, `#` warning, and R is the role
-//! (`M` master). Goes to `logfile` (appended) or stdout; the level follows `loglevel`, which
+//! (`M` master, `S` replica, `X` Sentinel). Goes to `logfile` (appended) or stdout; the level follows `loglevel`, which
 //! CONFIG SET can change at run time. The `log` crate (used by glommio) is routed here too.
 
 use crate::config::LogLevel;
@@ -17,6 +17,13 @@ static ROLE: AtomicU8 = AtomicU8::new(b'M');
 /// Sets the role character of every line (`X` in Sentinel mode).
 pub fn set_role(c: u8) {
     ROLE.store(c, Ordering::Relaxed);
+}
+
+/// A data node's role character follows its role, as Redis's (`S` while it replicates a
+/// master, `M` otherwise); Sentinel's `X` stays.
+pub fn set_replica_role(replica: bool) {
+    let (from, to) = if replica { (b'M', b'S') } else { (b'S', b'M') };
+    let _ = ROLE.compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 fn level_rank(l: LogLevel) -> u8 {

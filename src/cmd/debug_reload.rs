@@ -157,7 +157,7 @@ fn reload_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
     }
     let lru = crate::storage::db::lru_clock();
     for r in mine {
-        shard.ks.dbs[r.db].insert(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
+        shard.ks.dbs[r.db].load(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
     }
     Reply::Ok
 }
@@ -176,7 +176,7 @@ fn replace_with_decoded(shard: &mut ShardState, parts: &Reply) -> Result<(), Rep
     for (d, keys) in shard.ks.dbs.iter_mut().zip(decoded) {
         d.clear();
         for (k, value, expire_at) in keys {
-            d.insert(&k, crate::storage::Entry { value, expire_at, lru });
+            d.load(&k, crate::storage::Entry { value, expire_at, lru });
         }
     }
     Ok(())

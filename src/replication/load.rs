@@ -82,7 +82,7 @@ pub fn load_part(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
     let mut n = 0;
     for r in mine {
         if let Some(d) = shard.ks.dbs.get_mut(r.db) {
-            d.insert(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
+            d.load(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
             n += 1;
         }
     }

@@ -58,6 +58,7 @@ fn has(bit: u8) -> bool {
 /// Marks this node a replica (or a master).
 pub fn set_replica(on: bool) {
     set(REPLICA, on);
+    crate::logging::set_replica_role(on);
 }
 
 /// Bumped each time this node is set to follow a (new) master: the shards then answer their

@@ -287,7 +287,7 @@ fn take_loaded_keys(shard: &Shard, loaded: &std::sync::Mutex<Vec<crate::persist:
     let lru = crate::storage::db::lru_clock();
     for r in mine {
         if r.db < st.ks.dbs.len() {
-            st.ks.dbs[r.db].insert(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
+            st.ks.dbs[r.db].load(&r.key, crate::storage::Entry { value: r.value, expire_at: r.expire_at, lru });
         }
     }
 }

@@ -477,7 +477,7 @@ impl Db {
 
     /// Stores a value with the given expiry (0 = none), replacing any previous entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64) {
-        let old = self.store(key, Entry { value, expire_at, lru: lru_clock() }, false);
+        let old = self.store(key, Entry { value, expire_at, lru: lru_clock() }, false, true);
         // `lazyfree-lazy-server-del yes`: a big value replaced here is freed off the thread.
         if let Some(old) = old.filter(|_| super::lazyfree::server_del()) {
             super::lazyfree::free_value(old.value);
@@ -486,16 +486,24 @@ impl Db {
 
     /// Stores an entry, replacing any previous one; returns the previous entry.
     pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        self.store(key, entry, true)
+        self.store(key, entry, true, true)
+    }
+
+    /// Stores a key read from a file or received in a full sync. Its expiry is never a
+    /// writable replica's own (Redis remembers only the keys a replica's own clients give an
+    /// expiry, and a load has no client), so a replica keeps it until its master's DEL.
+    pub fn load(&mut self, key: &[u8], entry: Entry) {
+        self.store(key, entry, false, false);
     }
 
     /// [`Db::insert`]; without `keep_old` the previous entry is not returned, so a running
     /// snapshot may take it as it is (its encoding waits for the next step, off the command).
+    /// `by_client`: a command stores it (a writable replica's own expiries are remembered).
     #[inline]
-    fn store(&mut self, key: &[u8], entry: Entry, keep_old: bool) -> Option<Entry> {
+    fn store(&mut self, key: &[u8], entry: Entry, keep_old: bool, by_client: bool) -> Option<Entry> {
         let slot = self.slot_of(key);
         let volatile_new = entry.expire_at != 0;
-        if volatile_new {
+        if volatile_new && by_client {
             self.remember_replica_volatile(key);
         }
         let t = self.table_or_create(slot);
