@@ -50,8 +50,13 @@ struct Slot {
     /// The reader was woken by an event and has not tried to read since (counted in
     /// `Poller::unread`).
     woken: bool,
+    /// The task that last waited on each side. It stays here after its wake-up, so a task
+    /// that waits again (every request, at `-P 1`) re-arms its side without a waker clone
+    /// and drop; `*_armed` says whether it waits now.
     reader: Option<Waker>,
     writer: Option<Waker>,
+    reader_armed: bool,
+    writer_armed: bool,
 }
 
 /// A thread's epoll instance and its registered sockets.
@@ -238,43 +243,45 @@ impl Poller {
     }
 
     /// Marks the sockets named by `events` ready and wakes their tasks; returns how many.
+    /// Waking by reference only queues the task (nothing is dropped or run), so it happens
+    /// under the borrow.
     fn dispatch(&self, events: &[libc::epoll_event]) -> usize {
-        // Woken after the borrow ends: dropping a waker may drop a task and its streams.
-        let mut woken: smallvec::SmallVec<[Waker; 32]> = smallvec::SmallVec::new();
-        {
-            let mut slots = self.slots.borrow_mut();
-            let mut unread = self.unread.get();
-            for ev in events {
-                let (flags, token) = (ev.events, ev.u64);
-                let Some(s) = slots.get_mut((token & 0xffff_ffff) as usize) else { continue };
-                if !s.in_use || s.generation != (token >> 32) as u32 {
-                    continue;
-                }
-                if flags & CLOSED_EVENTS != 0 {
-                    s.closed = true;
-                }
-                if flags & READ_EVENTS != 0 {
-                    s.readable = true;
-                    if let Some(w) = s.reader.take() {
-                        woken.push(w);
+        let mut slots = self.slots.borrow_mut();
+        let mut unread = self.unread.get();
+        let mut n = 0;
+        for ev in events {
+            let (flags, token) = (ev.events, ev.u64);
+            let Some(s) = slots.get_mut((token & 0xffff_ffff) as usize) else { continue };
+            if !s.in_use || s.generation != (token >> 32) as u32 {
+                continue;
+            }
+            if flags & CLOSED_EVENTS != 0 {
+                s.closed = true;
+            }
+            if flags & READ_EVENTS != 0 {
+                s.readable = true;
+                if std::mem::take(&mut s.reader_armed) {
+                    if let Some(w) = &s.reader {
+                        w.wake_by_ref();
+                        n += 1;
                         if !s.woken {
                             s.woken = true;
                             unread += 1;
                         }
                     }
                 }
-                if flags & WRITE_EVENTS != 0 {
-                    s.writable = true;
-                    woken.extend(s.writer.take());
+            }
+            if flags & WRITE_EVENTS != 0 {
+                s.writable = true;
+                if std::mem::take(&mut s.writer_armed) {
+                    if let Some(w) = &s.writer {
+                        w.wake_by_ref();
+                        n += 1;
+                    }
                 }
             }
-            self.unread.set(unread);
         }
-        let n = woken.len();
-        // Drained in place: moving the SmallVec into an iterator copies all of its inline room.
-        for w in woken.drain(..) {
-            w.wake();
-        }
+        self.unread.set(unread);
         n
     }
 
@@ -403,7 +410,9 @@ impl NetStream {
                 if if read { s.readable || s.closed } else { s.writable } {
                     return (true, None);
                 }
-                let w = if read { &mut s.reader } else { &mut s.writer };
+                let (w, armed) =
+                    if read { (&mut s.reader, &mut s.reader_armed) } else { (&mut s.writer, &mut s.writer_armed) };
+                *armed = true;
                 match w {
                     Some(w) if w.will_wake(cx.waker()) => (false, None),
                     _ => (false, w.replace(cx.waker().clone())),
@@ -469,7 +478,11 @@ impl futures_lite::AsyncRead for NetStream {
         let this = self.get_mut();
         let (fd, ptr, len) = (this.fd, buf.as_mut_ptr(), buf.len());
         // SAFETY: `ptr`/`len` describe `buf`, which outlives the call.
-        let r = this.retry(cx, true, || unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) });
+        // The raw syscall: glibc's `recv` is a thread-cancellation point, whose bookkeeping around
+        // every call costs more than the call's own entry at `-P 1`; no thread here is cancelled.
+        let r = this.retry(cx, true, || unsafe {
+            libc::syscall(libc::SYS_recvfrom, fd, ptr, len, libc::MSG_DONTWAIT, 0usize, 0usize) as isize
+        });
         if let Poll::Ready(Ok(n)) = r {
             if n > 0 && (n as usize) < len {
                 // A short read emptied the receive queue: wait for the next event.
@@ -484,8 +497,10 @@ impl futures_lite::AsyncWrite for NetStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let (fd, ptr, len) = (self.fd, buf.as_ptr(), buf.len());
         // SAFETY: `ptr`/`len` describe `buf`, which outlives the call.
-        let r = self
-            .retry(cx, false, || unsafe { libc::send(fd, ptr.cast(), len, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) });
+        let r = self.retry(cx, false, || unsafe {
+            libc::syscall(libc::SYS_sendto, fd, ptr, len, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL, 0usize, 0usize)
+                as isize
+        });
         r.map(|r| r.map(|n| n as usize))
     }
 
