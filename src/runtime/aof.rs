@@ -76,9 +76,14 @@ fn temp_incr_name(prefix: &str) -> String {
 
 /// Requests for the control core's AOF task.
 enum Event {
-    /// BGREWRITEAOF.
-    Rewrite,
+    /// BGREWRITEAOF, with its number (see [`REWRITE_REQUESTS`]).
+    Rewrite(u64),
 }
+
+/// BGREWRITEAOF requests made so far: a request still on its way to the control core when the
+/// rewrite is killed (`CONFIG SET appendonly no`, SHUTDOWN) is dropped when it arrives, as
+/// Redis's kill of the child it forked before replying ends that rewrite.
+static REWRITE_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A channel whose receiver one task takes (`take`).
 pub(super) struct Chan<T> {
@@ -126,7 +131,8 @@ pub fn request_rewrite(node: &NodeInfo, in_exec: bool) -> Result<&'static str, &
         prepare_child(node);
     }
     if !in_exec {
-        let _ = events().tx.unbounded_send(Event::Rewrite);
+        let n = REWRITE_REQUESTS.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = events().tx.unbounded_send(Event::Rewrite(n));
     }
     Ok(if busy {
         "Background append only file rewriting scheduled"
@@ -155,7 +161,14 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
     let changed = on != status::ENABLED.swap(on, Ordering::AcqRel);
     if changed && !on {
         // `stopAppendOnly` kills a running rewrite before CONFIG SET replies.
-        with(|c| c.kill_rewrite());
+        // The manifest naming the killed rewrite's incr file is on disk before the reply.
+        let persisted = with(|c| {
+            c.kill_rewrite();
+            c.writer_barrier()
+        });
+        if let Some(rx) = persisted.flatten() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
     }
     if changed && on && !status::REWRITING.load(Ordering::Acquire) {
         if crate::cmd::bgsave::running() != 0 {
@@ -294,6 +307,8 @@ struct Ctl {
     limit_until: Option<Instant>,
     /// DEBUG LOADAOF runs: merged items are not appended.
     paused: bool,
+    /// BGREWRITEAOF requests up to this number were killed before they started.
+    killed_requests: u64,
     /// The shard may take its rounds' records itself ([`take_round`]); set by the control
     /// core after a merge, cleared when any item but command records is popped.
     inline: bool,
@@ -585,6 +600,20 @@ impl Ctl {
     /// Not a failure (its child gets SIGUSR1).
     fn kill_rewrite(&mut self) {
         if self.rewrite_start.take().is_none() {
+            // A rewrite that replied "started" (its child is prepared) and has not reached the
+            // control core yet ends here too: its request is dropped when it arrives.
+            self.killed_requests = REWRITE_REQUESTS.load(Ordering::Acquire);
+            status::SCHEDULED.store(false, Ordering::Release);
+            if status::REWRITING.swap(false, Ordering::AcqRel) {
+                let pid = crate::runtime::save_child::discard_prepared_aof().unwrap_or(0);
+                tracing::info!("Killing running AOF rewrite child: {}", pid);
+                // Redis had forked it (INFO `aof_rewrites`) and opened its new incr file.
+                status::REWRITES.fetch_add(1, Ordering::Relaxed);
+                if self.state == State::On {
+                    self.switch(self.max_mark);
+                    self.switched_at = None;
+                }
+            }
             return;
         }
         let pid = crate::runtime::save_child::aof_child().unwrap_or(0);
@@ -594,6 +623,11 @@ impl Ctl {
         }
         crate::runtime::save_child::kill(crate::runtime::save_child::Registry::AofRewrite);
         self.rewrite_gen += 1;
+        // Redis opened the rewrite's new incr file before its fork: it stays after the kill
+        // (here the switch waits for the snapshot's mark, which may not have passed yet).
+        if self.armed && self.state == State::On {
+            self.switch(self.max_mark);
+        }
         self.armed = false;
         self.switched_at = None;
         self.op(|f| f.skip_fsync = false);
@@ -614,6 +648,16 @@ impl Ctl {
             w.send(Job::Stop(Box::new(|| {})));
         }
         sync::publish(&self.consumed);
+    }
+
+    /// Hears once the writer has done every file operation queued before (None without one).
+    fn writer_barrier(&self) -> Option<std::sync::mpsc::Receiver<()>> {
+        self.writer.as_ref()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.op(move |_| {
+            let _ = tx.send(());
+        });
+        Some(rx)
     }
 
     /// `aofDelHistoryFiles`: the manifest without its history files, persisted by the writer
@@ -758,6 +802,7 @@ pub async fn run(node: Arc<NodeInfo>) {
         rewrite_rdb: true,
         rewrite_gen: 0,
         rewrite_abort: None,
+        killed_requests: 0,
         limit_delay_min: 0,
         limit_until: None,
         paused: false,
@@ -778,7 +823,8 @@ pub async fn run(node: Arc<NodeInfo>) {
         let Some(mut rx) = events().take() else { return };
         while let Some(ev) = rx.next().await {
             with(|c| match ev {
-                Event::Rewrite => c.start_rewrite(),
+                Event::Rewrite(n) if n <= c.killed_requests => {}
+                Event::Rewrite(_) => c.start_rewrite(),
             });
         }
     })

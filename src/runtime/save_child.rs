@@ -265,11 +265,12 @@ pub fn take_prepared(registry: Registry) -> Option<Prepared> {
     prepared(registry).lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-/// Drops a prepared rewrite child nobody will use (its pipe closes: it exits) and its file.
-pub fn discard_prepared_aof() {
-    if let Some((.., path)) = take_prepared(Registry::AofRewrite) {
-        let _ = std::fs::remove_file(path);
-    }
+/// Drops a prepared rewrite child nobody will use (its pipe closes: it exits) and its file;
+/// the child's pid, if there was one.
+pub fn discard_prepared_aof() -> Option<u32> {
+    let (_, child, _, path) = take_prepared(Registry::AofRewrite)?;
+    let _ = std::fs::remove_file(path);
+    Some(child.pid())
 }
 
 fn adjust_alive(d: isize) {
