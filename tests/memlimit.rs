@@ -506,3 +506,54 @@ fn a_big_writes_buffer_is_given_back_as_redis() {
         left[1]
     );
 }
+
+/// Redis's client-tracking eviction scenario: 10 RESP3 clients track 300 keys with 1 KB names
+/// (none of them reading what comes after), the ceiling is set 40 KB under the used memory.
+/// Returns the keys evicted when the ceiling was set, and the keys left then and half a second
+/// later.
+fn tracking_eviction(s: &Server) -> (u64, u64, u64) {
+    let mut raw = s.raw();
+    raw.cmd(&["CONFIG", "SET", "latency-tracking", "no"]);
+    raw.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    raw.cmd(&["CONFIG", "SET", "maxmemory-eviction-tenacity", "100"]);
+    let mut trackers: Vec<Raw> = (0..10).map(|_| s.raw()).collect();
+    for t in &mut trackers {
+        t.cmd(&["HELLO", "3"]);
+        assert_eq!(t.cmd(&["CLIENT", "TRACKING", "on"]), "+OK\r\n");
+    }
+    for j in 0..300 {
+        let key = format!("{j}{}", "x".repeat(1000));
+        raw.cmd(&["SET", &key, "x"]);
+        for t in &mut trackers {
+            t.cmd(&["GET", &key]);
+        }
+    }
+    // The query buffers' room is trimmed by the cron (Redis's test waits the same).
+    std::thread::sleep(Duration::from_millis(1100));
+    let limit = info_field(&mut raw, "memory", "used_memory") - 40_000;
+    raw.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    let evicted = info_field(&mut raw, "stats", "evicted_keys");
+    let keys = |raw: &mut Raw| raw.cmd(&["DBSIZE"]).trim_start_matches(':').trim().parse::<u64>().expect("DBSIZE");
+    let left = keys(&mut raw);
+    std::thread::sleep(Duration::from_millis(500));
+    let later = keys(&mut raw);
+    for t in &mut trackers {
+        assert!(t.reply().starts_with('>'), "an invalidation message waits");
+    }
+    (evicted, left, later)
+}
+
+/// Invalidation messages sent for evicted keys do not make the node evict more: a reply buffer
+/// emptied under a ceiling gives back its room beyond 1 KB, as Redis's per-client buffer is
+/// sized to its use. It kept up to 16 KB per client (1 MB without a ceiling): the messages of
+/// one eviction cycle left 10 clients holding more than the margin, the next command evicted
+/// for them, and the node evicted all 300 keys.
+#[test]
+fn tracking_invalidations_do_not_feed_eviction() {
+    ports();
+    for s in [Server::redis(&[]), Server::slotcore(&[])] {
+        let (evicted, left, later) = tracking_eviction(&s);
+        let r = (evicted, left, later);
+        assert!((10..=50).contains(&evicted) && left >= 200 && later >= 200, "{} {r:?}", s.port);
+    }
+}

@@ -14,6 +14,16 @@ use std::task::{Context, Poll};
 
 /// A written prefix at least this long (and over half the buffer) is dropped.
 const COMPACT_AT: usize = 64 * 1024;
+/// Room an emptied reply buffer keeps (more is given back), as Redis's per-client buffer
+/// shrinks to its peak use: under a `maxmemory` ceiling (where the room counts),
+/// [`REPLY_ROOM_UNDER_CEILING`], else [`REPLY_ROOM`] (big replies do not reallocate it anew
+/// each time).
+const REPLY_ROOM: usize = 1 << 20;
+/// Redis's smallest per-client reply buffer (`PROTO_REPLY_MIN_BYTES`). Keeping up to 16 KB
+/// made a burst of invalidations (an eviction's, to 10 tracking clients) leave 160 KB more
+/// counted once written, so the next command evicted more keys, whose invalidations grew the
+/// buffers again: the node evicted every key (Redis's client tracking eviction test).
+const REPLY_ROOM_UNDER_CEILING: usize = 1024;
 
 /// What a wait for output and input ended with.
 pub(super) enum Progress {
@@ -85,8 +95,9 @@ impl Conn {
         if self.wsent == self.wbuf.len() {
             self.wbuf.clear();
             self.wsent = 0;
-            if self.wbuf.capacity() > 1 << 20 {
-                self.wbuf.shrink_to(super::input::READ_CHUNK);
+            let keep = if crate::memory::maxmemory() != 0 { REPLY_ROOM_UNDER_CEILING } else { REPLY_ROOM };
+            if self.wbuf.capacity() > keep {
+                self.wbuf.shrink_to(keep.min(super::input::READ_CHUNK));
             }
         } else if self.wsent >= COMPACT_AT && self.wsent * 2 >= self.wbuf.len() {
             self.wbuf.drain(..self.wsent);
