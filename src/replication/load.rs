@@ -76,8 +76,7 @@ pub fn load_part(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
         staged.get_mut(shard.id).map(std::mem::take).unwrap_or_default()
     };
     empty_databases(shard);
-    // The master's keys: their expiries are the master's to enforce (its DELs).
-    let _view = crate::storage::master_view(true);
+    // The master's keys (`Db::load`): their expiries are the master's to enforce (its DELs).
     let lru = crate::storage::db::lru_clock();
     let mut n = 0;
     for r in mine {

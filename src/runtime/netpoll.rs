@@ -260,25 +260,17 @@ impl Poller {
             }
             if flags & READ_EVENTS != 0 {
                 s.readable = true;
-                if std::mem::take(&mut s.reader_armed) {
-                    if let Some(w) = &s.reader {
-                        w.wake_by_ref();
-                        n += 1;
-                        if !s.woken {
-                            s.woken = true;
-                            unread += 1;
-                        }
+                if wake_armed(&mut s.reader_armed, &s.reader) {
+                    n += 1;
+                    if !s.woken {
+                        s.woken = true;
+                        unread += 1;
                     }
                 }
             }
             if flags & WRITE_EVENTS != 0 {
                 s.writable = true;
-                if std::mem::take(&mut s.writer_armed) {
-                    if let Some(w) = &s.writer {
-                        w.wake_by_ref();
-                        n += 1;
-                    }
-                }
+                n += usize::from(wake_armed(&mut s.writer_armed, &s.writer));
             }
         }
         self.unread.set(unread);
@@ -321,6 +313,18 @@ impl Poller {
         };
         self.free.borrow_mut().push(idx);
         drop(old);
+    }
+}
+
+/// Wakes the task waiting on one side of a socket, if it waits (`armed`, then disarmed);
+/// true when it did.
+fn wake_armed(armed: &mut bool, waker: &Option<Waker>) -> bool {
+    match waker {
+        Some(w) if std::mem::take(armed) => {
+            w.wake_by_ref();
+            true
+        }
+        _ => false,
     }
 }
 
