@@ -422,7 +422,14 @@ fn truncated_tail_is_cut_or_fatal() {
     let want = (r.cmd(&["DEBUG", "DIGEST"]), r.cmd(&["DBSIZE"]));
     s.kill9();
     let incr = s.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
-    let good = std::fs::read(&incr).unwrap();
+    // Its commands, without the room written ahead under `always` (a line of `#`).
+    let mut good = std::fs::read(&incr).unwrap();
+    while good.last() == Some(&b'\n') && good.iter().rev().nth(1) == Some(&b'#') {
+        good.pop();
+        while good.last() == Some(&b'#') {
+            good.pop();
+        }
+    }
     let mut bad = good.clone();
     bad.extend_from_slice(b"*3\r\n$3\r\nset\r\n$3\r\nbad\r\n$5\r\nval");
     // aof-load-truncated no: a clear fatal error, exit 1.

@@ -124,7 +124,9 @@ fn parse_inner(data: Bytes, name: &str, now_ms: u64, databases: usize, stream: b
                 return Err(format!("Bad file format reading the append only file {name}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"));
             }
             let len = number(&l[1..]).unwrap_or(0).max(0) as usize;
-            if next + len + 2 > buf.len() {
+            // An argument not followed by its CRLF was cut short by a crash, and what follows
+            // it is the room written ahead under `always` (`aof::padding`).
+            if next + len + 2 > buf.len() || &buf[next + len..next + len + 2] != b"\r\n" {
                 short(&mut out, valid_up_to, in_multi, multi_at_cmd);
                 return Ok(out);
             }
@@ -255,6 +257,15 @@ pub fn load_at_startup(settings: &Settings, databases: usize) -> Result<Loaded, 
                 tracing::info!("Reading RDB base file on AOF loading...");
             }
         }
+        // The room written ahead under `always` (cut off when the file is opened again).
+        let data = match data.starts_with(b"REDIS") {
+            true => data,
+            false => {
+                let end = super::padding::padding_start(&data);
+                out.total_size -= (data.len() - end) as u64;
+                data.slice(..end)
+            }
+        };
         let mut p = parse(data, n, now, databases)?;
         if p.reverted_multi {
             tracing::warn!("Revert incomplete MULTI/EXEC transaction in AOF file {}", n);

@@ -23,6 +23,7 @@
 
 pub mod load;
 pub mod manifest;
+pub mod padding;
 pub mod rewrite;
 pub mod sync;
 pub mod writer;
@@ -93,6 +94,8 @@ pub struct Settings {
     pub rdb_preamble: bool,
     /// `aof-rewrite-incremental-fsync`: a base being written is flushed every 4 MiB.
     pub incremental_fsync: bool,
+    /// `aof-preallocate` (slotcore's): room written ahead under `always` (`padding`).
+    pub preallocate: bool,
 }
 
 impl Settings {
@@ -122,6 +125,7 @@ impl Settings {
             no_fsync_on_rewrite: yes("no-appendfsync-on-rewrite", false),
             rdb_preamble: yes("aof-use-rdb-preamble", true),
             incremental_fsync: yes("aof-rewrite-incremental-fsync", true),
+            preallocate: yes("aof-preallocate", true),
         }
     }
 }

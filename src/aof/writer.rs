@@ -141,6 +141,8 @@ pub struct Files {
     pub file: Option<(Arc<File>, String)>,
     /// Its size (the last good length).
     pub size: u64,
+    /// Under `always`: the room written ahead after `size` (`padding`).
+    room: u64,
     policy: Fsync,
     /// `no-appendfsync-on-rewrite` with a rewrite running: skip fsyncs.
     pub skip_fsync: bool,
@@ -195,6 +197,7 @@ impl Writer {
             paths,
             file: None,
             size: 0,
+            room: 0,
             policy,
             skip_fsync: false,
             unsynced: false,
@@ -434,10 +437,21 @@ impl Files {
 
     /// Opens `name` for appending (created when missing); the previous file is fsynced and
     /// closed in the background (`aof_background_fsync_and_close`).
+    /// Room left after the last command (a kill under `always`) is cut off.
     pub fn open(&mut self, name: &str) -> std::io::Result<()> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(self.paths.file(name))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.paths.file(name))?;
+        let size = super::padding::logical_len(&f)?;
+        if size < f.metadata()?.len() {
+            f.set_len(size)?;
+        }
         self.close();
-        self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        self.size = size;
+        self.room = 0;
         self.file = Some((Arc::new(f), name.to_string()));
         self.last_fsync = Instant::now();
         Ok(())
@@ -447,6 +461,7 @@ impl Files {
     /// `always`, here: the syncer publishes counts that cover its bytes, and fdatasyncs only
     /// the current file).
     pub fn close(&mut self) {
+        self.cut_room();
         if self.policy == Fsync::Always && self.unsynced {
             self.sync_now();
         }
@@ -456,6 +471,12 @@ impl Files {
             }
         }
         self.unsynced = false;
+    }
+
+    /// Before the process exits: the room cut off and everything fdatasync'ed.
+    pub fn finish(&mut self) {
+        self.cut_room();
+        self.sync_now();
     }
 
     /// fsyncs now, on this thread, if anything is unsynced (before a stop or a close).
@@ -469,9 +490,39 @@ impl Files {
         self.last_fsync = Instant::now();
     }
 
+    /// Cuts the room off the file (closing it, or leaving `always`).
+    pub fn cut_room(&mut self) {
+        if self.room == 0 {
+            return;
+        }
+        self.room = 0;
+        if let Some((f, name)) = &self.file {
+            if let Err(e) = f.set_len(self.size) {
+                tracing::warn!("Error truncating the AOF file {}: {}", name, e);
+            }
+            self.unsynced = true;
+        }
+    }
+
     fn write(&mut self, data: &[u8]) -> bool {
+        let ahead = self.policy == Fsync::Always && super::padding::enabled();
+        if !ahead {
+            self.cut_room();
+        }
         let Some((f, name)) = &mut self.file else { return true };
-        match (&**f).write_all(data) {
+        let len = data.len() as u64;
+        let res = (|| {
+            use std::os::unix::fs::FileExt;
+            if ahead {
+                while self.room < len + super::padding::MIN_LEFT {
+                    self.room += super::padding::extend(f, self.size + self.room, self.room)?;
+                }
+            }
+            f.write_all_at(data, self.size)?;
+            self.room = self.room.saturating_sub(len);
+            Ok::<(), std::io::Error>(())
+        })();
+        match res {
             Ok(()) => {
                 if !sync::write_ok() {
                     tracing::warn!("AOF write error looks solved, Redis can write again.");
@@ -491,6 +542,7 @@ impl Files {
                 }
                 tracing::warn!("Error writing to the AOF file {}: {}", name, e);
                 let _ = f.set_len(self.size);
+                self.room = 0;
                 sync::set_write_error(e.to_string());
                 false
             }
@@ -540,6 +592,7 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let mut st = lock(state);
+                st.files.cut_room();
                 st.files.sync_now();
                 st.stop();
                 return;
@@ -564,7 +617,12 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
                     flush(&mut st.files, &mut st.pending, &st.counts, &mut st.done, true);
                     op(&mut st.files);
                 }
-                Job::Policy(p) => st.files.policy = p,
+                Job::Policy(p) => {
+                    st.files.policy = p;
+                    if p != Fsync::Always {
+                        st.files.cut_room();
+                    }
+                }
                 Job::Stop(done) => stop = Some(done),
                 Job::Synced => {}
             }
@@ -578,6 +636,7 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
         }
         queued.fetch_sub(taken, Ordering::AcqRel);
         if let Some(done) = stop {
+            st.files.cut_room();
             st.files.sync_now();
             publish(&st.counts, &mut st.done);
             st.files.file = None;
@@ -665,8 +724,11 @@ mod tests {
         }
     }
 
+    /// The file's commands (without the room written ahead under `always`).
     fn read(paths: &Paths, name: &str) -> String {
-        String::from_utf8(std::fs::read(paths.file(name)).unwrap_or_default()).unwrap_or_default()
+        let all = std::fs::read(paths.file(name)).unwrap_or_default();
+        let end = crate::aof::padding::padding_start(&all);
+        String::from_utf8(all[..end].to_vec()).unwrap_or_default()
     }
 
     /// Under `no` and `everysec` an idle writer's appends are written before `append`
@@ -715,8 +777,8 @@ mod tests {
         };
         let mut text = String::new();
         for n in 1..=3u64 {
-            w.append(Bytes::from(n.to_string()), counts(n));
-            text.push_str(&n.to_string());
+            w.append(Bytes::from(format!("{n}\n")), counts(n));
+            text.push_str(&format!("{n}\n"));
             assert_eq!(read(&paths, "a.incr.aof"), text, "written when append returned");
             durable_reaches(n);
             assert!(!lock(&w.state).files.unsynced, "fdatasync'ed before count {n} was published");
@@ -724,15 +786,19 @@ mod tests {
         // Written, then the file switches before the syncer looks: the close fdatasyncs it.
         {
             let mut st = lock(&w.state);
-            assert_eq!(st.append_here(b"4", &counts(4)), Some(false));
+            assert_eq!(st.append_here(b"4\n", &counts(4)), Some(false));
             st.files.open("b.incr.aof").expect("open");
             assert!(!st.files.unsynced, "the closed file was fdatasync'ed");
         }
         durable_reaches(4);
-        w.append(Bytes::from_static(b"5"), counts(5));
+        w.append(Bytes::from_static(b"5\n"), counts(5));
         durable_reaches(5);
-        assert_eq!(read(&paths, "a.incr.aof"), "1234");
-        assert_eq!(read(&paths, "b.incr.aof"), "5");
+        assert_eq!(
+            std::fs::read(paths.file("a.incr.aof")).unwrap_or_default(),
+            b"1\n2\n3\n4\n",
+            "closed: no room left"
+        );
+        assert_eq!(read(&paths, "b.incr.aof"), "5\n");
         w.send(Job::Stop(Box::new(|| {})));
         let _ = std::fs::remove_dir_all(&paths.dir);
     }

@@ -191,6 +191,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "bus-core", default: "", kind: Kind::Str, mutable: false, acted: true },
     Directive { name: "pin-cores", default: "yes", kind: Kind::Bool, mutable: false, acted: true },
     Directive { name: "busy-poll-us", default: "0", kind: Kind::Int, mutable: false, acted: true },
+    Directive { name: "aof-preallocate", default: "yes", kind: Kind::Bool, mutable: true, acted: true },
 ];
 
 /// Old names and their 7.0 names.

@@ -141,6 +141,28 @@ pub fn request_rewrite(node: &NodeInfo, in_exec: bool) -> Result<&'static str, &
     })
 }
 
+/// A shutdown with the AOF on: what was merged is written, the room written ahead is cut off
+/// and the file fdatasync'ed before the process exits (Redis's `prepareForShutdown`).
+pub fn close_for_shutdown() {
+    let done = with(|c| {
+        if c.state == State::Off {
+            return None;
+        }
+        c.commit();
+        let w = c.writer.as_ref()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        w.send(Job::Op(Box::new(move |f| {
+            f.finish();
+            let _ = tx.send(());
+        })));
+        Some(rx)
+    });
+    if let Some(rx) = done.flatten() {
+        tracing::info!("Calling fsync() on the AOF file.");
+        let _ = rx.recv_timeout(Duration::from_secs(10));
+    }
+}
+
 /// The temp file a rewrite writes its base to (`temp-rewriteaof-bg-<pid>.aof`, in `dir`).
 pub fn rewrite_temp() -> PathBuf {
     PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id()))
@@ -157,7 +179,9 @@ fn prepare_child(node: &NodeInfo) {
 /// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
 /// replying); inside EXEC (`in_exec`) the rewrite is scheduled instead, as Redis does.
 pub fn config_changed(node: &NodeInfo, in_exec: bool) {
-    let on = Settings::from_config(&node.config()).enabled;
+    let settings = Settings::from_config(&node.config());
+    crate::aof::padding::set_enabled(settings.preallocate);
+    let on = settings.enabled;
     let changed = on != status::ENABLED.swap(on, Ordering::AcqRel);
     if changed && !on {
         // `stopAppendOnly` kills a running rewrite before CONFIG SET replies.
@@ -187,7 +211,6 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
     }
     // `aof-disable-auto-gc no` drops the history from the manifest before CONFIG SET
     // replies, as Redis's apply function (the files go in the background).
-    let settings = Settings::from_config(&node.config());
     let gc = with(|c| {
         let turned_on = c.settings.no_gc && !settings.no_gc;
         c.settings.no_gc = settings.no_gc;
@@ -783,6 +806,7 @@ pub fn take_round(feed: &Feed) {
 pub async fn run(node: Arc<NodeInfo>) {
     sync::set_shards(node.shards);
     let settings = Settings::from_config(&node.config());
+    crate::aof::padding::set_enabled(settings.preallocate);
     let ctl = Ctl {
         node: node.clone(),
         settings: settings.clone(),

@@ -74,6 +74,7 @@ where
     {
         return failed();
     }
+    crate::runtime::aof::close_for_shutdown();
     // Never while a dataset is loading: the file would get half of it (Redis turns every
     // shutdown then into NOSAVE).
     let loading = crate::replication::role::loading();
