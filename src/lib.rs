@@ -61,3 +61,4 @@ pub mod storage;
 pub mod supervise;
 pub mod tls;
 pub mod transaction;
+pub mod watchdog;

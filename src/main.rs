@@ -207,6 +207,7 @@ fn main() {
         fail(&e);
     }
     slotcore::crash::install();
+    slotcore::watchdog::set_period(cfg.watchdog_period());
     slotcore::clock::calibrate();
     slotcore::cmd::module::refuse_startup_modules(&cfg.load_modules);
     if let Err(e) = slotcore::acl::load_at_startup(&cfg) {

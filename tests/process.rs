@@ -191,3 +191,75 @@ fn shutdown_on_sigterm_picks_the_shutdown_arguments() {
         assert_eq!(s.dir.join("dump.rdb").exists(), expect_file, "shutdown-on-sigterm {flags}, save {save:?}");
     }
 }
+
+/// The software watchdog (`watchdog-period`), beside a redis-server: off by default (SIGALRM
+/// is ignored then, as Redis ignores it); CONFIG SET takes Redis's range and raises a period
+/// under `2 * (1000 / hz)` ms to it; a turn that blocks its thread past the period (DEBUG SLEEP
+/// freezes slotcore's control executor; a script busy for 600 ms holds a data shard) logs
+/// `--- WATCHDOG TIMER EXPIRED ---` and that thread's stack trace once, and the node goes on
+/// serving; back at 0, nothing more is logged.
+#[test]
+fn watchdog_period_logs_a_stalled_thread_and_goes_on() {
+    let count = |s: &Server| s.log_text().matches("--- WATCHDOG TIMER EXPIRED ---").count();
+    let busy = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] \
+                repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 600000 return 1";
+    let mut both = Vec::new();
+    for redis in [false, true] {
+        let args = ["--enable-debug-command", "yes"];
+        let s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+        let mut r = s.raw();
+        assert!(r.cmd(&["CONFIG", "GET", "watchdog-period"]).contains("\r\n0\r\n"), "redis={redis}");
+        assert_eq!(r.cmd(&["DEBUG", "SLEEP", "0.6"]), "+OK\r\n");
+        // SAFETY: kill(2) on a child process this test started.
+        unsafe { libc::kill(s.pid() as i32, libc::SIGALRM) };
+        assert_eq!(r.cmd(&["PING"]), "+PONG\r\n", "redis={redis}: SIGALRM with the watchdog off");
+        assert_eq!(count(&s), 0, "redis={redis}: watchdog report while off");
+
+        assert_eq!(r.cmd(&["CONFIG", "SET", "watchdog-period", "200"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["DEBUG", "SLEEP", "1"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
+        assert!(wait_for(Duration::from_secs(5), || count(&s) == 1), "redis={redis}: no report:\n{}", s.log_text());
+        let log = s.log_text();
+        let report = &log[log.find("--- WATCHDOG TIMER EXPIRED ---").unwrap_or(0)..];
+        for line in ["------ STACK TRACE ------", "EIP:", "Backtrace:", "clock_nanosleep", ":signal-handler ("] {
+            assert!(report.contains(line), "redis={redis}: no {line:?} in the report:\n{report}");
+        }
+        if !redis {
+            // The thread DEBUG SLEEP blocks is the control executor (`runtime::control_freeze`).
+            assert!(report.contains("slotcore::runtime::control_freeze::run"), "{report}");
+        }
+        assert_eq!(r.cmd(&["EVAL", busy, "0"]), ":1\r\n");
+        assert!(wait_for(Duration::from_secs(5), || count(&s) == 2), "redis={redis}: no report of the script");
+        if !redis {
+            let log = s.log_text();
+            let report = &log[log.rfind("--- WATCHDOG TIMER EXPIRED ---").unwrap_or(0)..];
+            assert!(report.contains("slotcore::runtime::script_exec::"), "{report}");
+        }
+
+        assert_eq!(r.cmd(&["CONFIG", "SET", "watchdog-period", "0"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["DEBUG", "SLEEP", "0.6"]), "+OK\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(count(&s), 2, "redis={redis}: report after the period went back to 0");
+        both.push((s, r));
+    }
+    let [(_sc, mut a), (_redis, mut b)]: [(Server, common::Raw); 2] = match both.try_into() {
+        Ok(both) => both,
+        Err(_) => unreachable!("two servers"),
+    };
+    common::assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["CONFIG", "SET", "watchdog-period", "10"],
+            &["CONFIG", "GET", "watchdog-period"],
+            &["CONFIG", "SET", "watchdog-period", "-1"],
+            &["CONFIG", "SET", "watchdog-period", "2147483648"],
+            &["CONFIG", "SET", "watchdog-period", "1.5"],
+            &["CONFIG", "SET", "hz", "100"],
+            &["CONFIG", "SET", "watchdog-period", "5"],
+            &["CONFIG", "GET", "watchdog-period"],
+            &["CONFIG", "SET", "watchdog-period", "0"],
+            &["CONFIG", "GET", "watchdog-period"],
+        ],
+    );
+}

@@ -213,6 +213,9 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     crate::runtime::aof::config_changed(ctx.node(), ctx.client.multi.is_some());
     crate::replication::master::settings_changed(&ctx.node().config(), &ctx.node().repl);
     super::replicaof::apply_read_only(&ctx.node().config());
+    if seen.contains(&"watchdog-period") {
+        crate::watchdog::set_period(ctx.node().config().watchdog_period());
+    }
     if seen.contains(&"proc-title-template") {
         crate::proctitle::apply(&ctx.node().config(), &ctx.node().config_file);
     }

@@ -145,7 +145,7 @@ pub static DIRECTIVES: &[Directive] = &[
     Directive { name: "rdb-key-save-delay", default: "0", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "key-load-delay", default: "0", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "loading-process-events-interval-bytes", default: "2097152", kind: Kind::Int, mutable: true, acted: true },
-    Directive { name: "watchdog-period", default: "0", kind: Kind::Int, mutable: true, acted: false },
+    Directive { name: "watchdog-period", default: "0", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "use-exit-on-panic", default: "no", kind: Kind::Bool, mutable: true, acted: false },
     Directive { name: "shutdown-timeout", default: "10", kind: Kind::Int, mutable: true, acted: true },
     Directive { name: "slowlog-log-slower-than", default: "10000", kind: Kind::Int, mutable: true, acted: true },

@@ -138,6 +138,11 @@ impl Config {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
+
+    /// `watchdog-period` in ms (0 = off), as raised to Redis's minimum when it was set.
+    pub fn watchdog_period(&self) -> u64 {
+        self.get("watchdog-period").and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
 }
 
 impl Default for Config {

@@ -337,6 +337,15 @@ pub fn apply(cfg: &mut Config, d: &Directive, value: &str) -> Result<(), String>
             cfg.client_query_buffer_limit = range(int()?, 1024 * 1024, i64::MAX)? as u64;
         }
         "hz" => cfg.hz = range(int()?, 0, i32::MAX as i64)?.clamp(1, 500) as u32,
+        "watchdog-period" => {
+            // As Redis's `applyWatchdogPeriod`: a period under twice the cron's interval is
+            // raised to it (CONFIG GET shows the raised value); `crate::watchdog` applies it.
+            let ms = range(int()?, 0, i32::MAX as i64)?;
+            let min = 2 * (1000 / i64::from(cfg.hz.max(1)));
+            let ms = if ms > 0 { ms.max(min) } else { 0 };
+            cfg.values.insert(d.name, ms.to_string());
+            return Ok(());
+        }
         "always-show-logo" => cfg.always_show_logo = yes,
         "enable-debug-command" => {
             cfg.enable_debug_command = match value {

@@ -147,6 +147,8 @@ pub fn run(
     }
     let handles = builder
         .on_all_shards(move || async move {
+            // The software watchdog (`watchdog-period`) watches every executor's turns.
+            crate::watchdog::register();
             let (tx, rx) = mesh.join().await;
             let id = tx.peer_id();
             tracing::debug!("executor {} joined the shard mesh", id);

@@ -47,7 +47,7 @@ use latch::{Latch, LatchState};
 use log::warn;
 pub use placement::{CpuSet, Placement, PoolPlacement};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{hash_map::Entry, BinaryHeap},
     fmt,
     future::Future,
@@ -1116,6 +1116,9 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
+    /// slotcore patch: the word `run` stores each turn's number in (see
+    /// [`ExecutorProxy::set_turn_beat`]).
+    turn_beat: Cell<Option<&'static std::sync::atomic::AtomicU64>>,
 }
 
 impl LocalExecutor {
@@ -1177,6 +1180,7 @@ impl LocalExecutor {
                     .map(|x| StallDetector::new(id, x))
                     .transpose()?,
             ),
+            turn_beat: Cell::new(None),
         })
     }
 
@@ -1466,7 +1470,13 @@ impl LocalExecutor {
             pin!(future);
 
             let mut pre_time = Instant::now();
+            // slotcore patch: the turn counter published in `turn_beat`.
+            let mut turn: u64 = 0;
             loop {
+                turn = turn.wrapping_add(1);
+                if let Some(beat) = this.turn_beat.get() {
+                    beat.store(turn << 1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if let Poll::Ready(t) = future.as_mut().poll(cx) {
                     // can't be canceled, and join handle is None only upon
                     // cancellation or panic. So in case of panic this just propagates
@@ -1498,7 +1508,15 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
-                    } else if spin_before_park.is_zero() && crate::sys::has_sleep_hook() {
+                    }
+                    // slotcore patch: this turn ends idle (spinning or asleep).
+                    if let Some(beat) = this.turn_beat.get() {
+                        beat.store(
+                            (turn << 1) | 1,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                    }
+                    if spin_before_park.is_zero() && crate::sys::has_sleep_hook() {
                         // slotcore patch: with a sleep hook, park's own pass polls everything
                         // a spin pass would (and collects the hook's readiness in its wait).
                         this.parker
@@ -2129,6 +2147,24 @@ impl ExecutorProxy {
                 .map(|ex| ex.need_preempt())
                 .unwrap_or_default()
         };
+    }
+
+    /// slotcore patch: from now on, `LocalExecutor::run` stores in `beat` the number of
+    /// each executor turn as it starts, shifted left by one (`turn << 1`), and `(turn << 1) | 1`
+    /// when the turn ends with nothing left to run (the thread spins or sleeps next). A word
+    /// that keeps an even value is a turn still running: another thread can tell a thread
+    /// stuck in one task from an idle one. One relaxed store per turn (two when it sleeps).
+    /// `None` stops it.
+    pub fn set_turn_beat(&self, beat: Option<&'static std::sync::atomic::AtomicU64>) {
+        #[cfg(not(feature = "native-tls"))]
+        LOCAL_EX.with(|local_ex| local_ex.turn_beat.set(beat));
+
+        #[cfg(feature = "native-tls")]
+        unsafe {
+            if let Some(ex) = LOCAL_EX.as_ref() {
+                ex.turn_beat.set(beat);
+            }
+        }
     }
 
     /// Conditionally yields the current task queue. The scheduler may then
