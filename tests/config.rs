@@ -205,7 +205,7 @@ fn config_get_all_defaults_as_redis() {
         out
     };
     let (want, got) = (all(&redis), all(&slot));
-    let own = ["shards", "shard-cores", "bus-core", "pin-cores", "busy-poll-us"];
+    let own = ["shards", "shard-cores", "bus-core", "pin-cores", "busy-poll-us", "aof-preallocate"];
     // Set per server by the test harness.
     let per_server = ["port", "dir", "logfile", "pidfile", "save", "enable-debug-command", "appendonly"];
     let mut diffs = Vec::new();
