@@ -42,8 +42,7 @@ fn line(text: &str) {
         text
     );
     let n = cur.position() as usize;
-    // SAFETY: writes `n` initialised bytes of `buf` to a descriptor; errors are ignored.
-    unsafe { libc::write(LOG_FD.load(Ordering::Relaxed), buf.as_ptr().cast(), n) };
+    write_raw(&buf[..n]);
 }
 
 /// [`line`] with formatted text, built in a stack buffer.

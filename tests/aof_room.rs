@@ -19,15 +19,7 @@ fn incr_file(dir: &Path) -> PathBuf {
 /// The file's size and the length of the room at its end (trailing lines of `#` only).
 fn room(dir: &Path) -> (usize, usize) {
     let all = std::fs::read(incr_file(dir)).unwrap_or_default();
-    let mut start = all.len();
-    while start > 0 && all[start - 1] == b'\n' {
-        let line_start = all[..start - 1].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if line_start == start - 1 || all[line_start..start - 1].iter().any(|&b| b != b'#') {
-            break;
-        }
-        start = line_start;
-    }
-    (all.len(), all.len() - start)
+    (all.len(), all.len() - slotcore::aof::padding::padding_start(&all))
 }
 
 fn check_aof(dir: &Path) {

@@ -436,8 +436,8 @@ impl Files {
     }
 
     /// Opens `name` for appending (created when missing); the previous file is fsynced and
-    /// closed in the background (`aof_background_fsync_and_close`).
-    /// Room left after the last command (a kill under `always`) is cut off.
+    /// closed in the background (`aof_background_fsync_and_close`). Room left after the last
+    /// command (a kill under `always`) is cut off.
     pub fn open(&mut self, name: &str) -> std::io::Result<()> {
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -592,8 +592,7 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let mut st = lock(state);
-                st.files.cut_room();
-                st.files.sync_now();
+                st.files.finish();
                 st.stop();
                 return;
             }
@@ -636,8 +635,7 @@ fn run(state: &Mutex<State>, queued: &AtomicU64, rx: mpsc::Receiver<Job>) {
         }
         queued.fetch_sub(taken, Ordering::AcqRel);
         if let Some(done) = stop {
-            st.files.cut_room();
-            st.files.sync_now();
+            st.files.finish();
             publish(&st.counts, &mut st.done);
             st.files.file = None;
             st.stop();
