@@ -37,8 +37,8 @@ RD_PORT="${RD_PORT:-8151}"
 CLK_TCK=$(getconf CLK_TCK)
 
 if [ -z "${SLOTCORE_BIN:-}" ]; then
-  cargo build --release --quiet
-  SLOTCORE_BIN=./target/release/slotcore
+  cargo build --profile dist --quiet
+  SLOTCORE_BIN=./target/dist/slotcore
 fi
 work=$(mktemp -d "${AOF_DIR:-/tmp}/aof-bench.XXXXXX")
 pids=()

@@ -29,10 +29,10 @@ SERVER_CPUS="${SERVER_CPUS:-0}"
 case "$(nproc)" in 1) CLIENT_CPUS="${CLIENT_CPUS:-0}" ;; 2) CLIENT_CPUS="${CLIENT_CPUS:-1}" ;; *) CLIENT_CPUS="${CLIENT_CPUS:-1-$(($(nproc) - 1))}" ;; esac
 SC_PORT="${SC_PORT:-8590}"
 RD_PORT="${RD_PORT:-8591}"
-SLOTCORE="${SLOTCORE:-./target/release/slotcore}"
+SLOTCORE="${SLOTCORE:-./target/dist/slotcore}"
 ONLY="${ONLY:-}"
 
-[ "$SLOTCORE" = ./target/release/slotcore ] && cargo build --release --quiet
+[ "$SLOTCORE" = ./target/dist/slotcore ] && cargo build --profile dist --quiet
 work=$(mktemp -d)
 pids=()
 cleanup() { # SIGTERM, then SIGKILL for a server that does not exit (e.g. stuck in a save)

@@ -35,7 +35,7 @@ import redis
 from redis.crc import key_slot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVER = os.environ.get("SERVER", os.path.join(ROOT, "target", "release", "slotcore"))
+SERVER = os.environ.get("SERVER", os.path.join(ROOT, "target", "dist", "slotcore"))
 PORT_BASE = int(os.environ.get("PORT_BASE", "8140"))
 ROUNDS = int(os.environ.get("ROUNDS", "6"))
 NODE_TIMEOUT = int(os.environ.get("NODE_TIMEOUT", "3000"))

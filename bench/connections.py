@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory per idle connection: slotcore (one shard) next to a real redis-server.
 
-    python3 bench/connections.py                     # 5000 connections, target/release/slotcore
+    python3 bench/connections.py                     # 5000 connections, target/dist/slotcore
     N=2000 python3 bench/connections.py
     SLOTCORE_BIN=/tmp/old/slotcore python3 bench/connections.py
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 
 N = int(os.environ.get("N", "5000"))
-BIN = os.environ.get("SLOTCORE_BIN", "target/release/slotcore")
+BIN = os.environ.get("SLOTCORE_BIN", "target/dist/slotcore")
 RD_PORT = int(os.environ.get("RD_PORT", "7821"))
 SC_PORT = int(os.environ.get("SC_PORT", "7822"))
 LIMIT = N + 1000

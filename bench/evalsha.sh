@@ -22,10 +22,10 @@ SERVER_CPUS="${SERVER_CPUS:-0}"
 SC_PORT="${SC_PORT:-8270}"
 RD_PORT="${RD_PORT:-8271}"
 CLK_TCK=$(getconf CLK_TCK)
-SLOTCORE="${SLOTCORE:-target/release/slotcore}"
+SLOTCORE="${SLOTCORE:-target/dist/slotcore}"
 SCRIPT='local n = redis.call("incr", KEYS[1]) if n == 1 then redis.call("expire", KEYS[1], ARGV[1]) end if n > tonumber(ARGV[2]) then return 0 end return n'
 
-[ -x "$SLOTCORE" ] || cargo build --release --quiet
+[ -x "$SLOTCORE" ] || cargo build --profile dist --quiet
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

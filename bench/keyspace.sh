@@ -27,8 +27,8 @@ CLK_TCK=$(getconf CLK_TCK)
 
 SLOTCORE_BIN="${SLOTCORE_BIN:-}"
 if [ -z "$SLOTCORE_BIN" ]; then
-  cargo build --release --quiet
-  SLOTCORE_BIN=./target/release/slotcore
+  cargo build --profile dist --quiet
+  SLOTCORE_BIN=./target/dist/slotcore
 fi
 work=$(mktemp -d)
 pids=()

@@ -31,7 +31,7 @@ SLOTCORE_BIN="${SLOTCORE_BIN:-}"
 SC_PORT="${SC_PORT:-17479}"
 RD_PORT="${RD_PORT:-17480}"
 
-[ -n "$SLOTCORE_BIN" ] || { cargo build --release --quiet; SLOTCORE_BIN=./target/release/slotcore; }
+[ -n "$SLOTCORE_BIN" ] || { cargo build --profile dist --quiet; SLOTCORE_BIN=./target/dist/slotcore; }
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -29,7 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = int(os.environ.get("KEYS", "1000000"))
 SHARDS = os.environ.get("SHARDS", "2")
-SLOTCORE = os.environ.get("SLOTCORE", os.path.join(ROOT, "target", "release", "slotcore"))
+SLOTCORE = os.environ.get("SLOTCORE", os.path.join(ROOT, "target", "dist", "slotcore"))
 PORT_BASE = int(os.environ.get("PORT_BASE", "8150"))
 DISKLESS = os.environ.get("DISKLESS", "yes")
 
@@ -238,7 +238,7 @@ def run(kind, work):
 
 def main():
     if "SLOTCORE" not in os.environ:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as work:
         only = os.environ.get("ONLY")
         results = [run(k, work) for k in ("slotcore", "redis") if not only or k == only]

@@ -25,9 +25,9 @@ CLIENTS="${CLIENTS:-50}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 SC_PORT="${SC_PORT:-8560}"
 RD_PORT="${RD_PORT:-8561}"
-BIN="${BIN:-target/release/slotcore}"
+BIN="${BIN:-target/dist/slotcore}"
 
-[ -x "$BIN" ] || cargo build --release --quiet
+[ -x "$BIN" ] || cargo build --profile dist --quiet
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

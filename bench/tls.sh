@@ -17,7 +17,7 @@ PORT="${PORT:-17390}"
 TLS_PORT="${TLS_PORT:-17391}"
 CLK_TCK=$(getconf CLK_TCK)
 
-cargo build --release --quiet
+cargo build --profile dist --quiet
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
@@ -68,7 +68,7 @@ bench() {
 run_server() {
   local kind=$1
   if [ "$kind" = slotcore ]; then
-    taskset -c "$SERVER_CPUS" target/release/slotcore --port "$PORT" --shards 1 --pin-cores no \
+    taskset -c "$SERVER_CPUS" target/dist/slotcore --port "$PORT" --shards 1 --pin-cores no \
       --save "" --dir "$work" "${tls_conf[@]}" >"$work/$kind.log" 2>&1 &
   else
     taskset -c "$SERVER_CPUS" redis-server --port "$PORT" --save "" --appendonly no \

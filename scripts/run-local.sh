@@ -27,7 +27,7 @@ if ! command -v redis-cli >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
 fi
-cargo build --release --quiet
+cargo build --profile dist --quiet
 
 pids=()
 stop() {
@@ -46,7 +46,7 @@ for i in 0 1 2 3 4 5; do
   d="$ROOT/$p"
   mkdir -p "$d"
   [ -s "$d/nodes.conf" ] && fresh=0
-  ./target/release/slotcore --port "$p" --dir "$d" --cluster-enabled yes \
+  ./target/dist/slotcore --port "$p" --dir "$d" --cluster-enabled yes \
     --cluster-node-timeout "$TIMEOUT" --shards "$SHARDS" --pin-cores no \
     --logfile "$d/slotcore.log" &
   pids+=($!)
