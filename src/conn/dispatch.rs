@@ -35,6 +35,15 @@ pub(super) struct Spanning {
 }
 
 impl Route {
+    /// Whether this is a keyed command that may block ([`Route::into_blocking`] takes it).
+    fn may_block(&self) -> bool {
+        match self {
+            Route::Keyed { cmd, .. } => cmd.spec.has(flags::BLOCKING),
+            Route::Spanning(s) => s.cmd.spec.has(flags::BLOCKING),
+            _ => false,
+        }
+    }
+
     /// The command, when this is a keyed command that may block; else the route itself.
     fn into_blocking(self) -> Result<RemoteCmd, Route> {
         match self {
@@ -410,7 +419,7 @@ impl Conn {
                 self.shard.refresh_cluster();
                 clock = crate::clock::Stamp::now();
             }
-            let route = self.route(req);
+            let mut route = self.route(req);
             if !self.early_pushes.is_empty() {
                 // Invalidations of keys evicted just now go out after the earlier replies.
                 self.settle(&mut fl, &mut replies, db).await;
@@ -425,23 +434,32 @@ impl Conn {
                     suppress[i] = false;
                 }
             }
-            let route = match self.tx_filter(route).into_blocking() {
-                Ok(cmd) => {
-                    // Earlier replies go out first: the client may wait a long time here.
-                    self.settle(&mut fl, &mut replies, db).await;
-                    self.encode_replies(&mut replies[done..i], &suppress[done..i]);
-                    done = i;
-                    let _ = Box::pin(self.flush()).await;
-                    replies[i] = Some(Box::pin(self.run_blocking(db, cmd)).await);
-                    if self.client.borrow().killed {
-                        return;
+            // Outside MULTI a keyed command passes the transaction filter as it is. The route is
+            // only looked at, not moved, on that common path: moving the struct `route` just
+            // wrote reads it back whole, which waits for those writes (a store-forwarding stall
+            // on every request).
+            if self.tx.in_multi() || !matches!(route, Route::Keyed { .. } | Route::Spanning(_)) {
+                route = self.tx_filter(route);
+            }
+            if route.may_block() {
+                match std::mem::replace(&mut route, Route::Done(Reply::Ok)).into_blocking() {
+                    Ok(cmd) => {
+                        // Earlier replies go out first: the client may wait a long time here.
+                        self.settle(&mut fl, &mut replies, db).await;
+                        self.encode_replies(&mut replies[done..i], &suppress[done..i]);
+                        done = i;
+                        let _ = Box::pin(self.flush()).await;
+                        replies[i] = Some(Box::pin(self.run_blocking(db, cmd)).await);
+                        if self.client.borrow().killed {
+                            return;
+                        }
+                        crate::storage::tick_clock();
+                        clock = crate::clock::Stamp::now();
+                        continue;
                     }
-                    crate::storage::tick_clock();
-                    clock = crate::clock::Stamp::now();
-                    continue;
+                    Err(r) => route = r,
                 }
-                Err(r) => r,
-            };
+            }
             match route {
                 Route::Done(r) => replies[i] = Some(r),
                 Route::Tx { fullname, args } => {

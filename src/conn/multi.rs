@@ -89,6 +89,11 @@ pub(crate) struct TxState {
 }
 
 impl TxState {
+    /// Whether the connection is in MULTI (its commands are queued).
+    pub(super) fn in_multi(&self) -> bool {
+        self.queue.is_some()
+    }
+
     /// The flags EXEC is checked with before it runs (Redis's `mstate.cmd_flags` and
     /// `cmd_inv_flags`): its own, plus WRITE / DENYOOM / MAY_REPLICATE when a queued command
     /// has them, and without STALE / LOADING when a queued command lacks them.
