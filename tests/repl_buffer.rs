@@ -285,16 +285,21 @@ fn counted_growth_behind_a_stopped_replica(slotcore: bool) -> (i64, u64) {
     let r = replica_of(&m);
     until("the replica online", || online(&mut mc) == 1);
     let before = counted(&mut mc);
-    let signal = |sig: &str| send_signal(&r, sig);
-    signal("-STOP");
-    let value = "A".repeat(1000);
-    for _ in 0..20_000 {
-        let _: i64 = cmd(&mut mc, &["SETRANGE", "key:0", "0", &value]);
-    }
+    overwrite_behind_stopped(&mut mc, &r, 20_000, 1000);
     let buffers = num(&mut mc, "memory", "mem_total_replication_buffers");
     let growth = counted(&mut mc) - before;
-    signal("-CONT");
+    send_signal(&r, "-CONT");
     (growth, buffers)
+}
+
+/// Stops replica `r` and overwrites the start of `key:0` with `len` bytes `n` times, one
+/// command at a time (the caller lets the replica go on).
+fn overwrite_behind_stopped(mc: &mut redis::Connection, r: &Server, n: usize, len: usize) {
+    send_signal(r, "-STOP");
+    let value = "A".repeat(len);
+    for _ in 0..n {
+        let _: i64 = cmd(mc, &["SETRANGE", "key:0", "0", &value]);
+    }
 }
 
 /// Memory that only a stopped replica's stream needs is left out of what `maxmemory` counts,
@@ -309,5 +314,48 @@ fn a_stopped_replicas_stream_is_not_counted_against_maxmemory() {
         let who = if slotcore { "slotcore" } else { "redis-server" };
         assert!(buffers > 2 << 20, "{who}: the stopped replica's stream is {buffers} bytes");
         assert!(growth < 32 * 1024, "{who}: the ceiling counts {growth} bytes more behind a stopped replica");
+    }
+}
+
+/// Redis's scenario for a master at its ceiling behind a stopped replica (100 keys of 100 KB,
+/// `maxmemory` 32 KB over what the ceiling counts, 100k writes of 100 bytes, each waiting for
+/// its reply): returns the keys evicted and the keys left.
+fn evictions_behind_a_stopped_replica(slotcore: bool) -> (u64, u64) {
+    // Redis's test suite runs its servers with keyspace notifications and the latency monitor on.
+    let m = master(
+        slotcore,
+        &["--repl-diskless-sync-delay", "0", "--notify-keyspace-events", "KEA", "--latency-monitor-threshold", "1"],
+    );
+    let mut mc = m.client();
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    for j in 0..100 {
+        let _: i64 = cmd(&mut mc, &["SETRANGE", &format!("key:{j}"), "100000", "asdf"]);
+    }
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "repl-timeout", "1200"]);
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "client-output-buffer-limit", "replica 100000000 100000000 300"]);
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "repl-backlog-size", "10240"]);
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "latency-tracking", "no"]);
+    let r = replica_of(&m);
+    until("the replica online", || online(&mut mc) == 1);
+    let used = num(&mut mc, "memory", "used_memory");
+    let limit = used - num(&mut mc, "memory", "mem_not_counted_for_evict") + 32 * 1024;
+    let _: () = cmd(&mut mc, &["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    overwrite_behind_stopped(&mut mc, &r, 100_000, 100);
+    let evicted = num(&mut mc, "stats", "evicted_keys");
+    let keys: u64 = cmd(&mut mc, &["DBSIZE"]);
+    send_signal(&r, "-CONT");
+    (evicted, keys)
+}
+
+/// A master at its ceiling evicts nothing for a stopped replica's sake: the stream on its way
+/// from the shards to the control core (records in the feed) is left out of the count, as the
+/// replication buffer beyond the backlog is (Redis's "replica buffer don't induce eviction").
+#[test]
+fn a_stopped_replica_does_not_make_its_master_evict() {
+    for slotcore in [false, true] {
+        let (evicted, keys) = evictions_behind_a_stopped_replica(slotcore);
+        let who = if slotcore { "slotcore" } else { "redis-server" };
+        assert_eq!((evicted, keys), (0, 100), "{who}: keys evicted, keys left");
     }
 }

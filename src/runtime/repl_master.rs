@@ -76,6 +76,8 @@ pub async fn run(node: Arc<NodeInfo>) {
             mm.commit(&node.repl);
             crate::runtime::aof::commit(mm.takes_units());
         }
+        // The batch's records are freed (and their bytes in the stream's buffer).
+        node.repl.feed.settle();
         run_actions(&node, &m);
         if carried.is_some() {
             // Redis writes to its replicas before it reads the next command: a PSYNC is judged
