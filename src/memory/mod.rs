@@ -254,7 +254,7 @@ pub fn thread_net() -> i64 {
 /// from its last publication instead counted twice what it had done since then and the base
 /// had seen: a shard that published nothing while it serialized its keys for a replica (its
 /// chunks freed by the control core) made the next count 6 MB too high, and 60 keys evicted.
-fn publish() {
+pub fn publish() {
     let Some(mut c) = counters() else { return };
     let Some(i) = c.slot else { return };
     let g = GEN.load(Ordering::Acquire);
@@ -327,9 +327,10 @@ pub fn refresh() -> u64 {
     // meanwhile is left out twice until the next refresh: a few records, never counted twice).
     let unseen = FEED_UNSEEN.swap(0, Ordering::Relaxed);
     FEED_OTHER.fetch_sub(unseen, Ordering::Relaxed);
-    replica_output_seen();
+    let output = REPLICA_OUTPUT_NOW.load(Ordering::Relaxed);
     let rebasing = REBASING.lock().unwrap_or_else(|p| p.into_inner());
     let total = exact_total();
+    replica_output_seen(output);
     let g = GEN.load(Ordering::Relaxed) + 1;
     BASE[(g % 2) as usize].store(total as i64, Ordering::Relaxed);
     GEN.store(g, Ordering::Release);
@@ -401,21 +402,23 @@ static REPLICA_OUTPUT_NOW: AtomicU64 = AtomicU64::new(0);
 
 /// Records the replicas' pending stream output: the largest one's bytes (replicas hold the
 /// same chunks of the stream, so that is the memory they keep beyond the backlog, as Redis's
-/// shared replication buffer beyond `repl-backlog-size`). Set by the control core as the
-/// stream is committed and in its cron. More is left out of the count at once; less (blocks
-/// the control core trimmed and freed) once [`refresh`] has seen them freed: the control core
-/// publishes no counters, and the count left out blocks it still held (a trimmed 16 KB block
-/// counted until the next refresh, and a shard at its ceiling evicted for it).
+/// shared replication buffer beyond `repl-backlog-size`). Set by the control core after it
+/// appended to or trimmed the stream's buffer, and in its cron. The count takes it at the
+/// next [`refresh`] only, with the control core's allocations: the control core publishes no
+/// counters, so blocks it made since the last refresh are not in the count yet and blocks it
+/// freed still are. Taken at once, the report left out blocks the count did not hold: behind
+/// a replica reading a burst of writes, the count fell short by what the control core had
+/// committed since the last refresh, and the shards did not evict.
 pub fn set_replica_output(bytes: u64) {
     REPLICA_OUTPUT_NOW.store(bytes, Ordering::Relaxed);
-    REPLICA_OUTPUT.fetch_max(bytes, Ordering::Relaxed);
 }
 
-/// [`refresh`]'s part: the replicas' output as reported before its total is read.
-fn replica_output_seen() {
-    REPLICA_OUTPUT.store(REPLICA_OUTPUT_NOW.load(Ordering::Relaxed), Ordering::Relaxed);
-    // A report of more made meanwhile stays.
-    REPLICA_OUTPUT.fetch_max(REPLICA_OUTPUT_NOW.load(Ordering::Relaxed), Ordering::Relaxed);
+/// [`refresh`]'s part, on either side of its reading jemalloc's total: the larger report of
+/// the two, so that blocks made while the total is read are not counted without their share
+/// left out (a few blocks left out before they exist, or after they are freed, until the next
+/// refresh).
+fn replica_output_seen(before: u64) {
+    REPLICA_OUTPUT.store(before.max(REPLICA_OUTPUT_NOW.load(Ordering::Relaxed)), Ordering::Relaxed);
 }
 
 /// Per publishing thread ([`register_thread`]): bytes of stream records it pushed to the

@@ -253,6 +253,11 @@ impl Feed {
         let counted = match &mut item {
             FeedItem::Units { shard, units, .. } => {
                 if crate::memory::maxmemory() != 0 {
+                    // This thread's counters are published before the copies are made: a
+                    // first publication after a refresh takes what the thread holds then as
+                    // its base, and copies made before it would be left out of the count
+                    // while their estimate is left out of it too.
+                    crate::memory::publish();
                     compact(units);
                 }
                 crate::memory::feed_sent(units_bytes(units));

@@ -299,14 +299,11 @@ impl Master {
         }
         self.offset += self.pending.len() as u64;
         if let Some(b) = &self.backlog {
-            // The blocks about to be made are left out of the ceiling's count before they
-            // exist (a count of the node's memory may be taken at any moment on another
-            // thread: blocks it saw without their share left out would make the shards evict
-            // for memory that only the replicas' output holds).
-            let after = b.borrow().mem_after_append(self.pending.len());
-            self.note_replica_output_with(after);
             // Once, for the backlog and every replica: their writers read it from there.
             b.borrow_mut().append(&self.pending);
+            // Reported once they exist (the count takes it with them, see
+            // `memory::set_replica_output`).
+            self.note_replica_output();
         }
         for r in &self.replicas {
             r.out.kick();
@@ -353,6 +350,10 @@ impl Master {
         let Some(b) = &self.backlog else { return };
         let needed = self.replicas.iter().filter_map(|r| r.out.position()).min().unwrap_or(u64::MAX);
         b.borrow_mut().trim(needed, super::backlog::TRIM_BLOCKS_PER_CALL);
+        // Blocks freed leave the replicas' output (it was reported once a second otherwise,
+        // and after the replica had caught up with a burst, up to 10 MB of blocks freed was
+        // still left out of the count for most of a second).
+        self.note_replica_output();
     }
 
     /// The buffer starts anew after offset `end` (a new one if there is none); the replicas
@@ -705,15 +706,9 @@ impl Master {
     /// (and the blocks' entries for that size), and the largest output queued besides the
     /// stream.
     fn note_replica_output(&self) {
-        let mem = self.backlog.as_ref().map_or(0, |b| b.borrow().mem());
-        self.note_replica_output_with(mem);
-    }
-
-    /// [`Master::note_replica_output`] for a shared buffer holding `mem` bytes.
-    fn note_replica_output_with(&self, mem: u64) {
         let direct = self.replicas.iter().map(|r| r.out.pending.get()).max().unwrap_or(0);
         let beyond = self.backlog.as_ref().map_or(0, |b| {
-            let size = b.borrow().size() as u64;
+            let (size, mem) = (b.borrow().size() as u64, b.borrow().mem());
             let counted = size + (size / (16 * 1024) + 1) * super::backlog::BLOCK_OVERHEAD_BYTES;
             mem.saturating_sub(counted)
         });

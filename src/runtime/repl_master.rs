@@ -78,12 +78,15 @@ pub async fn run(node: Arc<NodeInfo>) {
                     streamed = true;
                 }
                 mm.feed(&node.repl, item, now);
+                // Its records are freed: they stop being left out of the memory count at the
+                // next refresh. Settled once a batch, a refresh taken meanwhile saw up to 4096
+                // records freed that were still left out, and the count fell short by them
+                // until the refresh after it.
+                node.repl.feed.settle();
             }
             mm.commit(&node.repl);
             crate::runtime::aof::commit(mm.takes_units());
         }
-        // The batch's records are freed (and their bytes in the stream's buffer).
-        node.repl.feed.settle();
         run_actions(&node, &m);
         if carried.is_some() {
             // Redis writes to its replicas before it reads the next command: a PSYNC is judged
