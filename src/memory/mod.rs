@@ -184,6 +184,8 @@ const MAX_PUBLISHERS: usize = 256;
 const ZERO: AtomicI64 = AtomicI64::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
 const NEVER: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const NOTHING: AtomicU64 = AtomicU64::new(0);
 /// Per publishing thread: its net allocation since the count's base was taken (its slot's
 /// [`GROWTH_GEN`]); each slot written by its own thread only.
 static GROWTH: [AtomicI64; MAX_PUBLISHERS] = [ZERO; MAX_PUBLISHERS];
@@ -194,6 +196,9 @@ static PUBLISHERS: AtomicUsize = AtomicUsize::new(0);
 static GEN: AtomicU64 = AtomicU64::new(1);
 /// The base of generation `g` (jemalloc's exact total when it was taken) is `BASE[g % 2]`.
 static BASE: [AtomicI64; 2] = [ZERO; 2];
+/// The replicas' output left out of the count with the base of generation `g` (reported for
+/// the buffer its total holds, see [`total_with_replica_output`]) is `BASE_OUTPUT[g % 2]`.
+static BASE_OUTPUT: [AtomicU64; 2] = [NOTHING; 2];
 /// Serializes [`refresh`]es.
 static REBASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static PEAK: AtomicU64 = AtomicU64::new(0);
@@ -269,11 +274,13 @@ pub fn publish() {
     GROWTH_GEN[i].store(g, Ordering::Release);
 }
 
-/// The current base plus the growth the publishing threads measured from it.
-fn counted() -> i64 {
+/// The current base plus the growth the publishing threads measured from it, and the
+/// replicas' output left out with that base.
+fn counted() -> (i64, u64) {
     loop {
         let g = GEN.load(Ordering::Acquire);
         let base = BASE[(g % 2) as usize].load(Ordering::Relaxed);
+        let output = BASE_OUTPUT[(g % 2) as usize].load(Ordering::Relaxed);
         let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
         let growth: i64 = (0..n)
             .filter(|&i| GROWTH_GEN[i].load(Ordering::Acquire) == g)
@@ -281,7 +288,7 @@ fn counted() -> i64 {
             .sum();
         // A new base taken meanwhile: its growths are measured from it.
         if GEN.load(Ordering::Acquire) == g {
-            return base + growth;
+            return (base + growth, output);
         }
     }
 }
@@ -289,10 +296,16 @@ fn counted() -> i64 {
 /// The node's used memory as the ceiling sees it (see the module doc): this thread's count
 /// is exact, the other shards' as of their last check, the rest as of the last [`refresh`].
 pub fn used() -> u64 {
+    used_and_output().0
+}
+
+/// [`used`], and the replicas' output the count leaves out with it.
+fn used_and_output() -> (u64, u64) {
     publish();
-    let used = counted().max(0) as u64;
+    let (counted, output) = counted();
+    let used = counted.max(0) as u64;
     PEAK.fetch_max(used, Ordering::Relaxed);
-    used
+    (used, output)
 }
 
 /// jemalloc's exact process total: `stats.allocated` after an `epoch` refresh, less the bytes
@@ -323,21 +336,25 @@ pub fn alloc_size(n: usize) -> usize {
 
 /// Re-reads jemalloc's exact process total and makes it the count's new base; returns it.
 pub fn refresh() -> u64 {
+    rebase().0
+}
+
+/// [`refresh`], and the replicas' output the count leaves out with the new base.
+fn rebase() -> (u64, u64) {
     // Records the control core freed before this point are in the total read next (one freed
     // meanwhile is left out twice until the next refresh: a few records, never counted twice).
     let unseen = FEED_UNSEEN.swap(0, Ordering::Relaxed);
     FEED_OTHER.fetch_sub(unseen, Ordering::Relaxed);
-    let output = REPLICA_OUTPUT_NOW.load(Ordering::Relaxed);
     let rebasing = REBASING.lock().unwrap_or_else(|p| p.into_inner());
-    let total = exact_total();
-    replica_output_seen(output);
+    let (total, output) = total_with_replica_output();
     let g = GEN.load(Ordering::Relaxed) + 1;
     BASE[(g % 2) as usize].store(total as i64, Ordering::Relaxed);
+    BASE_OUTPUT[(g % 2) as usize].store(output, Ordering::Relaxed);
     GEN.store(g, Ordering::Release);
     drop(rebasing);
     publish();
     PEAK.fetch_max(total, Ordering::Relaxed);
-    total
+    (total, output)
 }
 
 /// When (µs on the node's clock) the last [`refresh`] ran.
@@ -370,11 +387,15 @@ pub fn node_command_started() {
 }
 
 /// [`refresh`], less what the running node command allocated on this thread so far: the
-/// memory the node used when the command began (INFO's `used_memory`).
-pub fn refresh_before_command() -> u64 {
-    let total = refresh();
+/// memory the node used when the command began (INFO's `used_memory`); and what the count
+/// leaves out with it ([`not_counted_for_evict`], INFO's `mem_not_counted_for_evict`), taken
+/// with the same base: read later, when INFO's text is built after its round of the shards,
+/// another thread's refresh could have taken a later report (after a killed replica's stream
+/// was trimmed, 10 MB less left out of a total that still held it).
+pub fn refresh_before_command() -> (u64, u64) {
+    let (total, output) = rebase();
     let grown = thread_net() - COMMAND_START_NET.with(Cell::get);
-    total.saturating_sub(grown.max(0) as u64)
+    (total.saturating_sub(grown.max(0) as u64), output + not_counted_besides_replicas())
 }
 
 static STARTUP: AtomicU64 = AtomicU64::new(0);
@@ -395,30 +416,71 @@ pub fn peak() -> u64 {
     PEAK.load(Ordering::Relaxed)
 }
 
-/// The replicas' pending stream output as the count leaves it out (see [`set_replica_output`]).
-static REPLICA_OUTPUT: AtomicU64 = AtomicU64::new(0);
 /// The replicas' pending stream output as the control core last reported it.
 static REPLICA_OUTPUT_NOW: AtomicU64 = AtomicU64::new(0);
 
 /// Records the replicas' pending stream output: the largest one's bytes (replicas hold the
 /// same chunks of the stream, so that is the memory they keep beyond the backlog, as Redis's
-/// shared replication buffer beyond `repl-backlog-size`). Set by the control core after it
-/// appended to or trimmed the stream's buffer, and in its cron. The count takes it at the
-/// next [`refresh`] only, with the control core's allocations: the control core publishes no
-/// counters, so blocks it made since the last refresh are not in the count yet and blocks it
-/// freed still are. Taken at once, the report left out blocks the count did not hold: behind
-/// a replica reading a burst of writes, the count fell short by what the control core had
-/// committed since the last refresh, and the shards did not evict.
+/// shared replication buffer beyond `repl-backlog-size`). Set by the control core as it
+/// changes the stream's buffer ([`change_replica_output`]) and in its cron. The count takes
+/// it at the next [`refresh`] only, with the control core's allocations: the control core
+/// publishes no counters, so blocks it made since the last refresh are not in the count yet
+/// and blocks it freed still are. Taken at once, the report left out blocks the count did not
+/// hold: behind a replica reading a burst of writes, the count fell short by what the control
+/// core had committed since the last refresh, and the shards did not evict.
 pub fn set_replica_output(bytes: u64) {
-    REPLICA_OUTPUT_NOW.store(bytes, Ordering::Relaxed);
+    REPLICA_OUTPUT_NOW.store(bytes, Ordering::SeqCst);
 }
 
-/// [`refresh`]'s part, on either side of its reading jemalloc's total: the larger report of
-/// the two, so that blocks made while the total is read are not counted without their share
-/// left out (a few blocks left out before they exist, or after they are freed, until the next
-/// refresh).
-fn replica_output_seen(before: u64) {
-    REPLICA_OUTPUT.store(before.max(REPLICA_OUTPUT_NOW.load(Ordering::Relaxed)), Ordering::Relaxed);
+/// Odd while the control core changes the stream's buffer and its report (see
+/// [`change_replica_output`]); one more at each start and end.
+static REPLICA_OUTPUT_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// How long [`refresh`] waits for a change of the stream's buffer to end (see
+/// [`total_with_replica_output`]).
+const CHANGE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The control core changes the stream's buffer (`change`, which returns the replicas' output
+/// after it) and reports it, so that [`refresh`] reads jemalloc's total while no change is
+/// under way: what it then leaves out is what the total holds. A trim frees up to 640 blocks
+/// (10 MB of 16 KB blocks, 1-2 ms) before it reports the smaller output: a total read in the
+/// middle of one, right after a replica was killed, no longer held 2.8 MB of blocks that were
+/// still left out, and the count fell short by them.
+pub fn change_replica_output(change: impl FnOnce() -> u64) {
+    REPLICA_OUTPUT_SEQ.fetch_add(1, Ordering::SeqCst);
+    set_replica_output(change());
+    REPLICA_OUTPUT_SEQ.fetch_add(1, Ordering::SeqCst);
+}
+
+/// [`refresh`]'s part: jemalloc's exact total, read while the stream's buffer did not change,
+/// and the replicas' output reported for that buffer taken as what the count leaves out. It
+/// waits for a change under way to end ([`CHANGE_WAIT`] at most, as the control core's
+/// thread may be descheduled in the middle of one), and reads the total again if one ran
+/// while it was read (a few tries of its own were not enough: a trim outlasts them). Past
+/// the wait, the larger report of either side of the read is taken: blocks made meanwhile
+/// are never counted without their share left out (blocks freed meanwhile are left out until
+/// the next refresh).
+fn total_with_replica_output() -> (u64, u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let seq = REPLICA_OUTPUT_SEQ.load(Ordering::SeqCst);
+        let late = start.elapsed() >= CHANGE_WAIT;
+        if seq % 2 == 1 && !late {
+            std::thread::yield_now();
+            continue;
+        }
+        let before = REPLICA_OUTPUT_NOW.load(Ordering::SeqCst);
+        let total = exact_total();
+        // The total's reads are done before the sequence is read again.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if REPLICA_OUTPUT_SEQ.load(Ordering::SeqCst) == seq && seq % 2 == 0 {
+            return (total, before);
+        }
+        if late {
+            let after = REPLICA_OUTPUT_NOW.load(Ordering::SeqCst);
+            return (total, before.max(after));
+        }
+    }
 }
 
 /// Per publishing thread ([`register_thread`]): bytes of stream records it pushed to the
@@ -475,13 +537,20 @@ pub fn feed_in_flight() -> u64 {
 /// stopped process) would otherwise make the master evict its keys for memory that their
 /// output-buffer limit bounds, and evicting would only add DELs to their output.
 pub fn not_counted_for_evict() -> u64 {
-    REPLICA_OUTPUT.load(Ordering::Relaxed) + crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed) + feed_in_flight()
+    counted().1 + not_counted_besides_replicas()
 }
 
-/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`], and less
-/// the memory of evicted clients on its way back ([`clients::closing_bytes`]).
+/// [`not_counted_for_evict`] but the replicas' output: the AOF buffer and the feed's records.
+fn not_counted_besides_replicas() -> u64 {
+    crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed) + feed_in_flight()
+}
+
+/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`] (the
+/// replicas' output taken with the same base), and less the memory of evicted clients on its
+/// way back ([`clients::closing_bytes`]).
 pub fn used_for_evict() -> u64 {
-    used().saturating_sub(not_counted_for_evict() + clients::closing_bytes())
+    let (used, output) = used_and_output();
+    used.saturating_sub(output + not_counted_besides_replicas() + clients::closing_bytes())
 }
 
 #[cfg(test)]
