@@ -256,7 +256,7 @@ pub fn info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     // Used memory as the command found it: the shards' reports and the text built below (tens
     // of KB with commandstats), and the command's own future, are INFO's working memory, which
     // Redis's INFO, building its string as it goes on its stack, does not hold when it reads
-    // its counter.
+    // its counter. What the count leaves out is taken with it (`mem_not_counted_for_evict`).
     let used_at_call = sections.iter().any(|s| s == "memory").then(crate::memory::refresh_before_command);
     let plan = Plan::AllShards {
         run,
@@ -285,7 +285,12 @@ fn wanted_sections(args: &[Bytes]) -> Vec<String> {
     asked
 }
 
-fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String], used_at_call: Option<u64>) -> String {
+fn render(
+    ctx: &mut ClientCtx<'_>,
+    reports: &[ShardReport],
+    sections: &[String],
+    used_at_call: Option<(u64, u64)>,
+) -> String {
     let node = ctx.node().clone();
     let cfg = node.config();
     let sum = |f: &dyn Fn(&ShardReport) -> u64| reports.iter().map(f).sum::<u64>();
@@ -349,7 +354,8 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String],
         );
     }
     if want("memory") {
-        let used = used_at_call.unwrap_or_else(crate::memory::refresh);
+        let (used, not_counted) =
+            used_at_call.unwrap_or_else(|| (crate::memory::refresh(), crate::memory::not_counted_for_evict()));
         let peak = crate::memory::peak().max(used);
         let rss = rss_bytes();
         let total = crate::memory::total_system_memory();
@@ -405,7 +411,7 @@ fn render(ctx: &mut ClientCtx<'_>, reports: &[ShardReport], sections: &[String],
                 diff(rss, resident),
                 ratio(rss, used),
                 diff(rss, used),
-                crate::memory::not_counted_for_evict(),
+                not_counted,
                 repl_buffers,
                 crate::storage::lazyfree::pending(),
                 crate::storage::lazyfree::freed()

@@ -13,12 +13,14 @@
 //! meaningless on its own (a reply built on one shard and freed on another counts +n on one
 //! and -n on the other), but the sum over all threads is the process total.
 //!
-//! So the node total is `other + Σ shard nets`: each data shard publishes its own net
-//! (allocated - deallocated) into its slot of a small atomic array whenever it checks the
-//! limit, and [`refresh`] (from shard 0's cron, `hz` times a second, and from INFO) sets
-//! `other` to what jemalloc's exact total says beyond the shards' sum (the control core,
-//! helper threads, threads that exited). Between refreshes, shard growth is seen at once;
-//! only the other threads' growth waits for the next refresh.
+//! So the node total is `base + Σ shard growths`: [`refresh`] (from shard 0's cron, `hz`
+//! times a second, from INFO, and before an eviction) takes jemalloc's exact total as the
+//! base, and each data shard publishes, into its slot of a small atomic array whenever it
+//! checks the limit, its net (allocated - deallocated) growth since then. A shard's growth
+//! starts at its first publication after the base (what it did before is in the base): a
+//! slot still measured from an older base is left out. Between refreshes, shard growth is
+//! seen at once; the other threads' (the control core, helper threads) waits for the next
+//! refresh.
 //!
 //! ## How the ceiling is split across shards
 //!
@@ -176,13 +178,29 @@ pub fn replica_ignores() -> bool {
 
 // ---- accounting --------------------------------------------------------------------------
 
-/// At most this many shard threads publish their counters (more share the `other` part).
+/// At most this many shard threads publish their counters (more are seen by [`refresh`] only).
 const MAX_PUBLISHERS: usize = 256;
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicI64 = AtomicI64::new(0);
-static NET: [AtomicI64; MAX_PUBLISHERS] = [ZERO; MAX_PUBLISHERS];
+#[allow(clippy::declare_interior_mutable_const)]
+const NEVER: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const NOTHING: AtomicU64 = AtomicU64::new(0);
+/// Per publishing thread: its net allocation since the count's base was taken (its slot's
+/// [`GROWTH_GEN`]); each slot written by its own thread only.
+static GROWTH: [AtomicI64; MAX_PUBLISHERS] = [ZERO; MAX_PUBLISHERS];
+/// Per publishing thread: the base ([`GEN`]) its [`GROWTH`] is measured from.
+static GROWTH_GEN: [AtomicU64; MAX_PUBLISHERS] = [NEVER; MAX_PUBLISHERS];
 static PUBLISHERS: AtomicUsize = AtomicUsize::new(0);
-static OTHER: AtomicI64 = AtomicI64::new(0);
+/// Which base the count is on: 1 before the first [`refresh`], one more after each.
+static GEN: AtomicU64 = AtomicU64::new(1);
+/// The base of generation `g` (jemalloc's exact total when it was taken) is `BASE[g % 2]`.
+static BASE: [AtomicI64; 2] = [ZERO; 2];
+/// The replicas' output left out of the count with the base of generation `g` (reported for
+/// the buffer its total holds, see [`total_with_replica_output`]) is `BASE_OUTPUT[g % 2]`.
+static BASE_OUTPUT: [AtomicU64; 2] = [NOTHING; 2];
+/// Serializes [`refresh`]es.
+static REBASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static PEAK: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy)]
@@ -190,6 +208,9 @@ struct Counters {
     slot: Option<usize>,
     allocated: ThreadLocal<u64>,
     deallocated: ThreadLocal<u64>,
+    /// The base this thread's growth is measured from, and its net allocation then.
+    gen: u64,
+    base_net: i64,
 }
 
 thread_local! {
@@ -202,7 +223,7 @@ fn counters() -> Option<Counters> {
     }
     let allocated = tikv_jemalloc_ctl::thread::allocatedp::read().ok()?;
     let deallocated = tikv_jemalloc_ctl::thread::deallocatedp::read().ok()?;
-    let c = Counters { slot: None, allocated, deallocated };
+    let c = Counters { slot: None, allocated, deallocated, gen: 0, base_net: 0 };
     ME.with(|m| m.set(Some(c)));
     Some(c)
 }
@@ -217,8 +238,8 @@ pub fn register_thread() {
     let i = PUBLISHERS.fetch_add(1, Ordering::AcqRel);
     if i < MAX_PUBLISHERS {
         c.slot = Some(i);
-        NET[i].store(net(&c), Ordering::Relaxed);
         ME.with(|m| m.set(Some(c)));
+        publish();
     }
 }
 
@@ -232,26 +253,59 @@ pub fn thread_net() -> i64 {
     counters().map_or(0, |c| net(&c))
 }
 
-fn publish() {
-    if let Some(c) = counters() {
-        if let Some(i) = c.slot {
-            NET[i].store(net(&c), Ordering::Relaxed);
-        }
+/// Publishes the calling thread's growth since the count's base. The first time after a new
+/// base, its growth starts from its net allocation now: what it did before is in the base
+/// (or, done between the base's total and now, left out until the next base). Counting it
+/// from its last publication instead counted twice what it had done since then and the base
+/// had seen: a shard that published nothing while it serialized its keys for a replica (its
+/// chunks freed by the control core) made the next count 6 MB too high, and 60 keys evicted.
+pub fn publish() {
+    let Some(mut c) = counters() else { return };
+    let Some(i) = c.slot else { return };
+    let g = GEN.load(Ordering::Acquire);
+    let now = net(&c);
+    if c.gen != g {
+        // Before the first base, a thread counts all it holds.
+        c.base_net = if g == 1 { 0 } else { now };
+        c.gen = g;
+        ME.with(|m| m.set(Some(c)));
     }
+    GROWTH[i].store(now - c.base_net, Ordering::Relaxed);
+    GROWTH_GEN[i].store(g, Ordering::Release);
 }
 
-fn shards_sum() -> i64 {
-    let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
-    NET[..n].iter().map(|a| a.load(Ordering::Relaxed)).sum()
+/// The current base plus the growth the publishing threads measured from it, and the
+/// replicas' output left out with that base.
+fn counted() -> (i64, u64) {
+    loop {
+        let g = GEN.load(Ordering::Acquire);
+        let base = BASE[(g % 2) as usize].load(Ordering::Relaxed);
+        let output = BASE_OUTPUT[(g % 2) as usize].load(Ordering::Relaxed);
+        let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
+        let growth: i64 = (0..n)
+            .filter(|&i| GROWTH_GEN[i].load(Ordering::Acquire) == g)
+            .map(|i| GROWTH[i].load(Ordering::Relaxed))
+            .sum();
+        // A new base taken meanwhile: its growths are measured from it.
+        if GEN.load(Ordering::Acquire) == g {
+            return (base + growth, output);
+        }
+    }
 }
 
 /// The node's used memory as the ceiling sees it (see the module doc): this thread's count
 /// is exact, the other shards' as of their last check, the rest as of the last [`refresh`].
 pub fn used() -> u64 {
+    used_and_output().0
+}
+
+/// [`used`], and the replicas' output the count leaves out with it.
+fn used_and_output() -> (u64, u64) {
     publish();
-    let used = (OTHER.load(Ordering::Relaxed) + shards_sum()).max(0) as u64;
+    let (counted, output) = counted();
+    let used = counted.max(0) as u64;
     PEAK.fetch_max(used, Ordering::Relaxed);
-    used
+    (used, output)
 }
 
 /// jemalloc's exact process total: `stats.allocated` after an `epoch` refresh, less the bytes
@@ -268,13 +322,39 @@ fn exact_total() -> u64 {
     allocated.saturating_sub(cached as u64)
 }
 
-/// Re-reads jemalloc's exact process total and re-bases the estimate on it; returns it.
+/// The bytes jemalloc gives a request of `n` bytes (its size class; 0 for 0).
+pub fn alloc_size(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: `nallocx` only computes a size class (it allocates nothing); `n` is not 0.
+    match unsafe { tikv_jemalloc_sys::nallocx(n, 0) } {
+        0 => n,
+        size => size,
+    }
+}
+
+/// Re-reads jemalloc's exact process total and makes it the count's new base; returns it.
 pub fn refresh() -> u64 {
-    let total = exact_total();
+    rebase().0
+}
+
+/// [`refresh`], and the replicas' output the count leaves out with the new base.
+fn rebase() -> (u64, u64) {
+    // Records the control core freed before this point are in the total read next (one freed
+    // meanwhile is left out twice until the next refresh: a few records, never counted twice).
+    let unseen = FEED_UNSEEN.swap(0, Ordering::Relaxed);
+    FEED_OTHER.fetch_sub(unseen, Ordering::Relaxed);
+    let rebasing = REBASING.lock().unwrap_or_else(|p| p.into_inner());
+    let (total, output) = total_with_replica_output();
+    let g = GEN.load(Ordering::Relaxed) + 1;
+    BASE[(g % 2) as usize].store(total as i64, Ordering::Relaxed);
+    BASE_OUTPUT[(g % 2) as usize].store(output, Ordering::Relaxed);
+    GEN.store(g, Ordering::Release);
+    drop(rebasing);
     publish();
-    OTHER.store(total as i64 - shards_sum(), Ordering::Relaxed);
     PEAK.fetch_max(total, Ordering::Relaxed);
-    total
+    (total, output)
 }
 
 /// When (µs on the node's clock) the last [`refresh`] ran.
@@ -307,11 +387,15 @@ pub fn node_command_started() {
 }
 
 /// [`refresh`], less what the running node command allocated on this thread so far: the
-/// memory the node used when the command began (INFO's `used_memory`).
-pub fn refresh_before_command() -> u64 {
-    let total = refresh();
+/// memory the node used when the command began (INFO's `used_memory`); and what the count
+/// leaves out with it ([`not_counted_for_evict`], INFO's `mem_not_counted_for_evict`), taken
+/// with the same base: read later, when INFO's text is built after its round of the shards,
+/// another thread's refresh could have taken a later report (after a killed replica's stream
+/// was trimmed, 10 MB less left out of a total that still held it).
+pub fn refresh_before_command() -> (u64, u64) {
+    let (total, output) = rebase();
     let grown = thread_net() - COMMAND_START_NET.with(Cell::get);
-    total.saturating_sub(grown.max(0) as u64)
+    (total.saturating_sub(grown.max(0) as u64), output + not_counted_besides_replicas())
 }
 
 static STARTUP: AtomicU64 = AtomicU64::new(0);
@@ -332,29 +416,141 @@ pub fn peak() -> u64 {
     PEAK.load(Ordering::Relaxed)
 }
 
-/// The largest replica's pending stream output (see [`set_replica_output`]).
-static REPLICA_OUTPUT: AtomicU64 = AtomicU64::new(0);
+/// The replicas' pending stream output as the control core last reported it.
+static REPLICA_OUTPUT_NOW: AtomicU64 = AtomicU64::new(0);
 
 /// Records the replicas' pending stream output: the largest one's bytes (replicas hold the
 /// same chunks of the stream, so that is the memory they keep beyond the backlog, as Redis's
-/// shared replication buffer beyond `repl-backlog-size`). Set by the control core as the
-/// stream is committed and in its cron.
+/// shared replication buffer beyond `repl-backlog-size`). Set by the control core as it
+/// changes the stream's buffer ([`change_replica_output`]) and in its cron. The count takes
+/// it at the next [`refresh`] only, with the control core's allocations: the control core
+/// publishes no counters, so blocks it made since the last refresh are not in the count yet
+/// and blocks it freed still are. Taken at once, the report left out blocks the count did not
+/// hold: behind a replica reading a burst of writes, the count fell short by what the control
+/// core had committed since the last refresh, and the shards did not evict.
 pub fn set_replica_output(bytes: u64) {
-    REPLICA_OUTPUT.store(bytes, Ordering::Relaxed);
+    REPLICA_OUTPUT_NOW.store(bytes, Ordering::SeqCst);
+}
+
+/// Odd while the control core changes the stream's buffer and its report (see
+/// [`change_replica_output`]); one more at each start and end.
+static REPLICA_OUTPUT_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// How long [`refresh`] waits for a change of the stream's buffer to end (see
+/// [`total_with_replica_output`]).
+const CHANGE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The control core changes the stream's buffer (`change`, which returns the replicas' output
+/// after it) and reports it, so that [`refresh`] reads jemalloc's total while no change is
+/// under way: what it then leaves out is what the total holds. A trim frees up to 640 blocks
+/// (10 MB of 16 KB blocks, 1-2 ms) before it reports the smaller output: a total read in the
+/// middle of one, right after a replica was killed, no longer held 2.8 MB of blocks that were
+/// still left out, and the count fell short by them.
+pub fn change_replica_output(change: impl FnOnce() -> u64) {
+    REPLICA_OUTPUT_SEQ.fetch_add(1, Ordering::SeqCst);
+    set_replica_output(change());
+    REPLICA_OUTPUT_SEQ.fetch_add(1, Ordering::SeqCst);
+}
+
+/// [`refresh`]'s part: jemalloc's exact total, read while the stream's buffer did not change,
+/// and the replicas' output reported for that buffer taken as what the count leaves out. It
+/// waits for a change under way to end ([`CHANGE_WAIT`] at most, as the control core's
+/// thread may be descheduled in the middle of one), and reads the total again if one ran
+/// while it was read (a few tries of its own were not enough: a trim outlasts them). Past
+/// the wait, the larger report of either side of the read is taken: blocks made meanwhile
+/// are never counted without their share left out (blocks freed meanwhile are left out until
+/// the next refresh).
+fn total_with_replica_output() -> (u64, u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let seq = REPLICA_OUTPUT_SEQ.load(Ordering::SeqCst);
+        let late = start.elapsed() >= CHANGE_WAIT;
+        if seq % 2 == 1 && !late {
+            std::thread::yield_now();
+            continue;
+        }
+        let before = REPLICA_OUTPUT_NOW.load(Ordering::SeqCst);
+        let total = exact_total();
+        // The total's reads are done before the sequence is read again.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if REPLICA_OUTPUT_SEQ.load(Ordering::SeqCst) == seq && seq % 2 == 0 {
+            return (total, before);
+        }
+        if late {
+            let after = REPLICA_OUTPUT_NOW.load(Ordering::SeqCst);
+            return (total, before.max(after));
+        }
+    }
+}
+
+/// Per publishing thread ([`register_thread`]): bytes of stream records it pushed to the
+/// replication feed less those it took from it and freed (each slot written by its own thread
+/// only). [`FEED_OTHER`]: the same for the other threads, whose frees count once [`refresh`]
+/// has seen them ([`FEED_UNSEEN`] until then).
+static FEED: [AtomicI64; MAX_PUBLISHERS] = [ZERO; MAX_PUBLISHERS];
+static FEED_OTHER: AtomicI64 = AtomicI64::new(0);
+static FEED_UNSEEN: AtomicI64 = AtomicI64::new(0);
+
+/// The calling thread pushed records holding `bytes` to the replication feed (see
+/// `replication::feed`): they are left out of the ceiling's count until they are freed and
+/// the count has seen them freed ([`feed_freed`]). A shard's counters are published with it,
+/// so the count sees the records and their share at once.
+pub fn feed_sent(bytes: usize) {
+    match counters().and_then(|c| c.slot) {
+        Some(i) => {
+            publish();
+            FEED[i].store(FEED[i].load(Ordering::Relaxed) + bytes as i64, Ordering::Relaxed);
+        }
+        None => {
+            FEED_OTHER.fetch_add(bytes as i64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The calling thread freed records holding `bytes` that it took from the feed. A shard
+/// publishes its counters (which takes the records out of the count) and then their share;
+/// the control core's frees are seen by the next [`refresh`] only (it publishes no counters),
+/// so their share stays left out until then: the count never holds them twice.
+pub fn feed_freed(bytes: usize) {
+    match counters().and_then(|c| c.slot) {
+        Some(i) => {
+            publish();
+            FEED[i].store(FEED[i].load(Ordering::Relaxed) - bytes as i64, Ordering::Relaxed);
+        }
+        None => {
+            FEED_UNSEEN.fetch_add(bytes as i64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Bytes of stream records on their way from the shards to the control core, as the count
+/// of used memory holds them.
+pub fn feed_in_flight() -> u64 {
+    let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
+    let sum: i64 = FEED[..n].iter().map(|a| a.load(Ordering::Relaxed)).sum();
+    (sum + FEED_OTHER.load(Ordering::Relaxed)).max(0) as u64
 }
 
 /// Redis's `freeMemoryGetNotCountedMemory`: memory left out of the ceiling's count, the
-/// replicas' output beyond the backlog and the AOF buffer. Replicas that fall behind (a slow
-/// link, a stopped process) would otherwise make the master evict its keys for memory that
-/// their output-buffer limit bounds, and evicting would only add DELs to their output.
+/// replicas' output beyond the backlog and the AOF buffer, and here also the stream's records
+/// on their way to them ([`feed_in_flight`]). Replicas that fall behind (a slow link, a
+/// stopped process) would otherwise make the master evict its keys for memory that their
+/// output-buffer limit bounds, and evicting would only add DELs to their output.
 pub fn not_counted_for_evict() -> u64 {
-    REPLICA_OUTPUT.load(Ordering::Relaxed) + crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed)
+    counted().1 + not_counted_besides_replicas()
 }
 
-/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`], and less
-/// the memory of evicted clients on its way back ([`clients::closing_bytes`]).
+/// [`not_counted_for_evict`] but the replicas' output: the AOF buffer and the feed's records.
+fn not_counted_besides_replicas() -> u64 {
+    crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed) + feed_in_flight()
+}
+
+/// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`] (the
+/// replicas' output taken with the same base), and less the memory of evicted clients on its
+/// way back ([`clients::closing_bytes`]).
 pub fn used_for_evict() -> u64 {
-    used().saturating_sub(not_counted_for_evict() + clients::closing_bytes())
+    let (used, output) = used_and_output();
+    used.saturating_sub(output + not_counted_besides_replicas() + clients::closing_bytes())
 }
 
 #[cfg(test)]

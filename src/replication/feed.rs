@@ -29,6 +29,15 @@
 //! the merged order stays the queue's; an item the hook cannot take is put back in front
 //! ([`Feed::put_back`]) for the control core, which is woken only when something is left for
 //! it.
+//!
+//! The records on their way are left out of what `maxmemory` counts (they are the stream the
+//! replicas and the AOF take, which Redis writes straight into its replication and AOF
+//! buffers, both left out of its count beyond the backlog's size): a push adds an estimate of
+//! their heap bytes ([`units_bytes`]) to the pushing thread's share of
+//! `memory::feed_in_flight`, and the thread that took them gives it back with
+//! [`Feed::settle`], once it has freed them and published its allocation counters. Behind a
+//! replica that stopped reading, the control core lagged the shards by hundreds of records
+//! (over 200 KB) and the shards evicted keys for them.
 
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
@@ -240,9 +249,20 @@ impl Feed {
         }
     }
 
-    fn enqueue(&self, item: FeedItem) {
-        let counted = match &item {
-            FeedItem::Units { shard, .. } => self.pushed.get(*shard),
+    fn enqueue(&self, mut item: FeedItem) {
+        let counted = match &mut item {
+            FeedItem::Units { shard, units, .. } => {
+                if crate::memory::maxmemory() != 0 {
+                    // This thread's counters are published before the copies are made: a
+                    // first publication after a refresh takes what the thread holds then as
+                    // its base, and copies made before it would be left out of the count
+                    // while their estimate is left out of it too.
+                    crate::memory::publish();
+                    compact(units);
+                }
+                crate::memory::feed_sent(units_bytes(units));
+                self.pushed.get(*shard)
+            }
             _ => None,
         };
         self.queue.push(item);
@@ -265,22 +285,38 @@ impl Feed {
     }
 
     /// The next item: one put back first, else the queue's. Callers pop under the lock that
-    /// orders what they record (the control core's merger, or a round's hook).
+    /// orders what they record (the control core's merger, or a round's hook), and call
+    /// [`Feed::settle`] once they have freed what they took.
     pub fn pop(&self) -> Option<FeedItem> {
+        let mut item = None;
         if self.has_front.load(Ordering::Acquire) {
-            let item = self.front.lock().unwrap_or_else(|p| p.into_inner()).take();
+            item = self.front.lock().unwrap_or_else(|p| p.into_inner()).take();
             self.has_front.store(false, Ordering::Release);
-            if item.is_some() {
-                return item;
-            }
         }
-        self.queue.pop()
+        let item = item.or_else(|| self.queue.pop());
+        if let Some(FeedItem::Units { units, .. }) = &item {
+            TAKEN.with(|t| t.set(t.get() + units_bytes(units)));
+        }
+        item
+    }
+
+    /// After the calling thread freed the records it popped: they stop being left out of the
+    /// memory count (its allocation counters are published first, so the count never holds
+    /// them twice; see the module's doc).
+    pub fn settle(&self) {
+        let bytes = TAKEN.with(|t| t.replace(0));
+        if bytes > 0 {
+            crate::memory::feed_freed(bytes);
+        }
     }
 
     /// Puts an item just popped back in front of the queue, for the control core (at most one
     /// at a time: a hook stops at the first item it cannot take, and takes none until the
     /// control core has seen it), and wakes the control core.
     pub fn put_back(&self, item: FeedItem) {
+        if let FeedItem::Units { units, .. } = &item {
+            TAKEN.with(|t| t.set(t.get().saturating_sub(units_bytes(units))));
+        }
         *self.front.lock().unwrap_or_else(|p| p.into_inner()) = Some(item);
         self.has_front.store(true, Ordering::Release);
         self.wake();
@@ -355,6 +391,60 @@ struct Batch {
 
 thread_local! {
     static BATCH: Batch = Batch::default();
+    /// Bytes of the records this thread popped since its last [`Feed::settle`].
+    static TAKEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// An estimate of the heap bytes `units` hold in the feed: the queue's slot, their vectors
+/// and the arguments' bytes, each as the allocator sizes it (an argument sliced from a query
+/// buffer counts its own bytes, not the buffer's: see [`compact`]). The same records give the
+/// same estimate at the push and at the pop.
+pub fn units_bytes(units: &Vec<Unit>) -> usize {
+    use crate::memory::alloc_size;
+    use std::mem::size_of;
+    let data = |a: &Argv| {
+        let total: usize = a.iter().map(Bytes::len).sum();
+        if total == 0 || total > COMPACT_MAX {
+            return total;
+        }
+        // One buffer (see `compact`), and the header of its shared slices.
+        alloc_size(total) + if a.len() > 1 { alloc_size(SHARED_HEADER) } else { 0 }
+    };
+    let argv = |a: &Argv| alloc_size(a.capacity() * size_of::<Bytes>()) + data(a);
+    let unit = |u: &Unit| alloc_size(u.cmds.capacity() * size_of::<Argv>()) + u.cmds.iter().map(argv).sum::<usize>();
+    // A queue slot: the item and its state word.
+    let slot = size_of::<FeedItem>() + size_of::<usize>();
+    slot + alloc_size(units.capacity() * size_of::<Unit>()) + units.iter().map(unit).sum::<usize>()
+}
+
+/// What `bytes` allocates for a buffer whose slices are shared (its pointer, capacity and
+/// reference count).
+const SHARED_HEADER: usize = 3 * std::mem::size_of::<usize>();
+
+/// A command whose arguments hold at most this many bytes in all is copied by [`compact`].
+const COMPACT_MAX: usize = 16 * 1024;
+
+/// Copies each small command's arguments into one buffer of its own. A command's arguments
+/// are slices of the connection's query buffer (up to 16 KB, shared by the requests read into
+/// it): records on their way to the control core kept whole buffers alive, up to twice what
+/// they hold, and all of it beyond what the feed's estimate leaves out of the memory count
+/// (behind a stopped replica, the shards evicted keys for them). A big argument is most of the
+/// buffer it was read into, and is not copied.
+fn compact(units: &mut [Unit]) {
+    for argv in units.iter_mut().flat_map(|u| u.cmds.iter_mut()) {
+        let total: usize = argv.iter().map(Bytes::len).sum();
+        if total == 0 || total > COMPACT_MAX {
+            continue;
+        }
+        let mut buf = bytes::BytesMut::with_capacity(total);
+        for a in argv.iter() {
+            buf.extend_from_slice(a);
+        }
+        let mut buf = buf.freeze();
+        for a in argv.iter_mut() {
+            *a = buf.split_to(a.len());
+        }
+    }
 }
 
 /// A shard's task that wakes the control core once per round in which the shard pushed
@@ -364,6 +454,7 @@ pub async fn batch_waker(feed: &Feed, take_here: impl Fn(&Feed)) {
     loop {
         WaitOwed.await;
         take_here(feed);
+        feed.settle();
         if !feed.is_empty() {
             feed.wake();
         }

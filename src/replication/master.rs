@@ -299,14 +299,11 @@ impl Master {
         }
         self.offset += self.pending.len() as u64;
         if let Some(b) = &self.backlog {
-            // The blocks about to be made are left out of the ceiling's count before they
-            // exist (a count of the node's memory may be taken at any moment on another
-            // thread: blocks it saw without their share left out would make the shards evict
-            // for memory that only the replicas' output holds).
-            let after = b.borrow().mem_after_append(self.pending.len());
-            self.note_replica_output_with(after);
             // Once, for the backlog and every replica: their writers read it from there.
-            b.borrow_mut().append(&self.pending);
+            crate::memory::change_replica_output(|| {
+                b.borrow_mut().append(&self.pending);
+                self.replica_output()
+            });
         }
         for r in &self.replicas {
             r.out.kick();
@@ -352,7 +349,13 @@ impl Master {
     fn trim(&self) {
         let Some(b) = &self.backlog else { return };
         let needed = self.replicas.iter().filter_map(|r| r.out.position()).min().unwrap_or(u64::MAX);
-        b.borrow_mut().trim(needed, super::backlog::TRIM_BLOCKS_PER_CALL);
+        // Blocks freed leave the replicas' output (it was reported once a second otherwise,
+        // and after the replica had caught up with a burst, up to 10 MB of blocks freed was
+        // still left out of the count for most of a second).
+        crate::memory::change_replica_output(|| {
+            b.borrow_mut().trim(needed, super::backlog::TRIM_BLOCKS_PER_CALL);
+            self.replica_output()
+        });
     }
 
     /// The buffer starts anew after offset `end` (a new one if there is none); the replicas
@@ -360,7 +363,10 @@ impl Master {
     fn restart_backlog(&mut self, end: u64) {
         match &self.backlog {
             Some(b) => {
-                b.borrow_mut().reset(end);
+                crate::memory::change_replica_output(|| {
+                    b.borrow_mut().reset(end);
+                    self.replica_output()
+                });
                 for r in &self.replicas {
                     if r.out.position().is_some() {
                         r.out.pin(end + 1);
@@ -700,24 +706,23 @@ impl Master {
         self.note_replica_output();
     }
 
-    /// Tells the memory ceiling what the replicas' output holds (left out of its count), as
-    /// Redis's `freeMemoryGetNotCountedMemory`: the shared buffer beyond the backlog's size
-    /// (and the blocks' entries for that size), and the largest output queued besides the
-    /// stream.
+    /// Tells the memory ceiling what the replicas' output holds (see
+    /// [`Master::replica_output`]).
     fn note_replica_output(&self) {
-        let mem = self.backlog.as_ref().map_or(0, |b| b.borrow().mem());
-        self.note_replica_output_with(mem);
+        crate::memory::set_replica_output(self.replica_output());
     }
 
-    /// [`Master::note_replica_output`] for a shared buffer holding `mem` bytes.
-    fn note_replica_output_with(&self, mem: u64) {
+    /// What the replicas' output holds (left out of the memory ceiling's count), as Redis's
+    /// `freeMemoryGetNotCountedMemory`: the shared buffer beyond the backlog's size (and the
+    /// blocks' entries for that size), and the largest output queued besides the stream.
+    fn replica_output(&self) -> u64 {
         let direct = self.replicas.iter().map(|r| r.out.pending.get()).max().unwrap_or(0);
         let beyond = self.backlog.as_ref().map_or(0, |b| {
-            let size = b.borrow().size() as u64;
+            let (size, mem) = (b.borrow().size() as u64, b.borrow().mem());
             let counted = size + (size / (16 * 1024) + 1) * super::backlog::BLOCK_OVERHEAD_BYTES;
             mem.saturating_sub(counted)
         });
-        crate::memory::set_replica_output(beyond + direct);
+        beyond + direct
     }
 
     /// Takes the settings as the configuration has them now (a new `repl-backlog-size`
@@ -790,7 +795,10 @@ impl Master {
             let idle = now_ms.saturating_sub(self.no_replicas_since) / 1000;
             if idle > self.settings.backlog_ttl {
                 self.new_history(repl);
-                self.backlog = None;
+                crate::memory::change_replica_output(|| {
+                    self.backlog = None;
+                    self.replica_output()
+                });
                 repl.feed.set_active(false);
                 tracing::info!(
                     "Replication backlog freed after {} seconds without connected replicas.",
