@@ -58,6 +58,12 @@ impl InputBuf {
         self.buf.capacity()
     }
 
+    /// Received bytes and the initialised room after them (without the allocation's growth
+    /// reserve, see [`size`](Self::size)).
+    pub fn initialised(&self) -> usize {
+        self.buf.len()
+    }
+
     /// True when nothing is waiting to be parsed.
     pub fn is_empty(&self) -> bool {
         self.filled == 0

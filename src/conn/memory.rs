@@ -16,9 +16,15 @@ impl Conn {
         let multi = self.tx.memory();
         let mut c = self.client.borrow_mut();
         // A big argument being received counts at its announced size, as Redis sizes its query
-        // buffer for such an argument at once (here the room grows as it arrives).
+        // buffer for such an argument at once, exactly (here the room grows as it arrives, and
+        // its allocation's growth reserve is not counted: counted, a client whose big argument
+        // fits `maxmemory-clients` in Redis was evicted). Otherwise the buffer counts by its
+        // allocation, as Redis's greedy query buffer does.
         let wanted = self.parser.wanted();
-        c.qbuf_alloc = self.rbuf.size().max(if wanted >= BIG_ARG { wanted } else { 0 });
+        c.qbuf_alloc = match wanted >= BIG_ARG {
+            true => self.rbuf.initialised().max(wanted),
+            false => self.rbuf.size(),
+        };
         c.obuf_cap = self.wbuf.capacity();
         c.argv_mem = argv_bytes;
         c.argv_held = self.parser.partial_memory().max(argv_bytes + argc * std::mem::size_of::<usize>());

@@ -394,8 +394,10 @@ async fn active_expire(shard: Rc<Shard>) {
             let (ops, net_in, net_out) = (s.total_commands, s.net_input_bytes, s.net_output_bytes);
             s.instant.cron(crate::storage::now_ms(), ops, net_in, net_out, shard.id == 0);
         }
-        crate::memory::evict::cron(&mut shard.state.borrow_mut());
+        // Clients over `maxmemory-clients` go before keys, as Redis evicts clients before it
+        // evicts keys: the memory they give back may spare the keys.
         crate::memory::clients::evict(&shard).await;
+        crate::memory::evict::cron(&mut shard.state.borrow_mut());
         crate::cmd::tracking::cron(&mut shard.state.borrow_mut());
         if !crate::storage::active_expire_enabled() {
             continue;
