@@ -322,18 +322,6 @@ fn exact_total() -> u64 {
     allocated.saturating_sub(cached as u64)
 }
 
-/// The bytes jemalloc gives a request of `n` bytes (its size class; 0 for 0).
-pub fn alloc_size(n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    // SAFETY: `nallocx` only computes a size class (it allocates nothing); `n` is not 0.
-    match unsafe { tikv_jemalloc_sys::nallocx(n, 0) } {
-        0 => n,
-        size => size,
-    }
-}
-
 /// Re-reads jemalloc's exact process total and makes it the count's new base; returns it.
 pub fn refresh() -> u64 {
     rebase().0

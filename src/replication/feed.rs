@@ -400,7 +400,7 @@ thread_local! {
 /// buffer counts its own bytes, not the buffer's: see [`compact`]). The same records give the
 /// same estimate at the push and at the pop.
 pub fn units_bytes(units: &Vec<Unit>) -> usize {
-    use crate::memory::alloc_size;
+    use crate::memory::clients::allocation_size;
     use std::mem::size_of;
     let data = |a: &Argv| {
         let total: usize = a.iter().map(Bytes::len).sum();
@@ -408,13 +408,14 @@ pub fn units_bytes(units: &Vec<Unit>) -> usize {
             return total;
         }
         // One buffer (see `compact`), and the header of its shared slices.
-        alloc_size(total) + if a.len() > 1 { alloc_size(SHARED_HEADER) } else { 0 }
+        allocation_size(total) + if a.len() > 1 { allocation_size(SHARED_HEADER) } else { 0 }
     };
-    let argv = |a: &Argv| alloc_size(a.capacity() * size_of::<Bytes>()) + data(a);
-    let unit = |u: &Unit| alloc_size(u.cmds.capacity() * size_of::<Argv>()) + u.cmds.iter().map(argv).sum::<usize>();
+    let argv = |a: &Argv| allocation_size(a.capacity() * size_of::<Bytes>()) + data(a);
+    let unit =
+        |u: &Unit| allocation_size(u.cmds.capacity() * size_of::<Argv>()) + u.cmds.iter().map(argv).sum::<usize>();
     // A queue slot: the item and its state word.
     let slot = size_of::<FeedItem>() + size_of::<usize>();
-    slot + alloc_size(units.capacity() * size_of::<Unit>()) + units.iter().map(unit).sum::<usize>()
+    slot + allocation_size(units.capacity() * size_of::<Unit>()) + units.iter().map(unit).sum::<usize>()
 }
 
 /// What `bytes` allocates for a buffer whose slices are shared (its pointer, capacity and
