@@ -363,6 +363,66 @@ fn info_fields_are_redis_s_in_redis_s_order() {
     assert_eq!(info_field_names(&slot), info_field_names(&redis));
 }
 
+/// MEMORY STATS as a flat list of (name, value) pairs: a database's map becomes
+/// `db.N.<field>` entries.
+fn memory_stats(s: &Server) -> Vec<(String, String)> {
+    use redis::Value;
+    let v: Value = redis::cmd("MEMORY").arg("STATS").query(&mut s.client()).expect("MEMORY STATS");
+    let text = |v: &Value| match v {
+        Value::BulkString(d) => String::from_utf8_lossy(d).into_owned(),
+        Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    };
+    let Value::Array(items) = v else { panic!("MEMORY STATS is not an array: {v:?}") };
+    let mut out = Vec::new();
+    for pair in items.chunks(2) {
+        let name = text(&pair[0]);
+        match &pair[1] {
+            Value::Array(inner) => {
+                for p in inner.chunks(2) {
+                    out.push((format!("{name}.{}", text(&p[0])), text(&p[1])));
+                }
+            }
+            v => out.push((name, text(v))),
+        }
+    }
+    out
+}
+
+/// MEMORY STATS shows Redis 7.0's fields in its order, and the node's figures: every shard's
+/// keys, the same start-up, overhead and dataset as INFO memory. An empty node's memory is its
+/// start-up memory (each shard's set-up counted there, not as 1.8 MB of dataset).
+#[test]
+fn memory_stats_are_the_nodes_and_agree_with_info() {
+    let redis = Server::redis(&[]);
+    let slot = Server::slotcore_shards(2);
+    let info = |s: &Server, name: &str| -> u64 {
+        let text = s.cli(&["INFO", "memory"]);
+        text.lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}:")).map(str::to_string))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let net = info(&slot, "used_memory") - info(&slot, "used_memory_startup");
+    assert!(net < 512 << 10, "an empty node holds {net} bytes beyond its start-up memory");
+    for s in [&redis, &slot] {
+        let mut c = s.raw();
+        for i in 0..100 {
+            c.cmd(&["SET", &format!("key:{i}"), "value"]);
+        }
+    }
+    let names = |s: &Server| memory_stats(s).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert_eq!(names(&slot), names(&redis));
+    let stats: std::collections::HashMap<String, u64> =
+        memory_stats(&slot).into_iter().filter_map(|(n, v)| v.parse().ok().map(|v| (n, v))).collect();
+    assert_eq!(stats["keys.count"], 100, "the keys of both shards");
+    assert_eq!(stats["startup.allocated"], info(&slot, "used_memory_startup"));
+    assert_eq!(stats["overhead.total"] + stats["dataset.bytes"], stats["total.allocated"]);
+    assert!(stats["overhead.total"] >= stats["startup.allocated"] + stats["db.0.overhead.hashtable.main"]);
+    assert!(stats["db.0.overhead.hashtable.main"] > 0);
+    assert!(stats["peak.allocated"] >= stats["total.allocated"]);
+}
+
 /// The instantaneous metrics follow the load (a mean of 16 samples taken every 100 ms), and
 /// the replication byte counters count the replication stream apart from the clients' bytes.
 #[test]

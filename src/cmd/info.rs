@@ -362,31 +362,13 @@ fn render(
         let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
         let active = jemalloc("active");
         let resident = jemalloc("resident");
-        let startup = crate::memory::startup();
-        let (repl_buffers, backlog_size, replicas, direct) = node
-            .repl
-            .with_status(|s| (s.repl_buffer_mem, s.backlog_size, !s.replicas.is_empty(), s.replica_direct_bytes));
-        // Redis's `getMemoryOverheadData`: the backlog and the replicas share one buffer; what
-        // exceeds the backlog's size while replicas are attached is the replicas' (and what is
-        // queued for them besides the stream).
-        let (backlog, replica_out) = if replicas && repl_buffers > backlog_size {
-            (backlog_size, repl_buffers - backlog_size + direct)
-        } else {
-            (repl_buffers, direct)
-        };
-        let clients_normal = sum(&|r| r.clients_mem);
-        let aof_buf = crate::aof::status::BUFFER_LEN.load(std::sync::atomic::Ordering::Relaxed);
-        // Redis's `getMemoryOverheadData`: what is not the dataset. slotcore counts its startup
-        // memory, the replication buffers, the clients' query buffers, the AOF buffer and the
-        // keyspace tables' per-key entries.
-        let overhead = startup
-            + backlog
-            + replica_out
-            + clients_normal
-            + aof_buf
-            + sum(&|r| r.entries) * super::memory::ENTRY_OVERHEAD as u64;
-        let dataset = used.saturating_sub(overhead);
-        let net = used.saturating_sub(startup);
+        let repl_buffers = node.repl.with_status(|s| s.repl_buffer_mem);
+        let ndb = reports.iter().map(|r| r.keys.len()).max().unwrap_or(0);
+        let db_keys: Vec<u64> =
+            (0..ndb).map(|d| reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.0)).sum()).collect();
+        let o = super::memory::Overhead::new(&node, used, sum(&|r| r.clients_mem), &db_keys);
+        let (overhead, startup, dataset, backlog, replica_out, clients_normal, aof_buf) =
+            (o.total, o.startup, o.dataset, o.backlog, o.replica_out, o.clients_normal, o.aof_buf);
         let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
         let diff = |a: u64, b: u64| a as i64 - b as i64;
         // Values are freed when deleted (no lazy-free thread): nothing is ever pending there.
@@ -398,7 +380,7 @@ fn render(
                 human(rss),
                 human(peak),
                 ratio(used, peak) * 100.0,
-                ratio(dataset, net) * 100.0,
+                o.dataset_perc(),
                 human(total),
                 crate::script::info_memory_fields(human),
                 human(maxmem),

@@ -70,60 +70,184 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-fn stats(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    let allocated = jemalloc("allocated");
-    let active = jemalloc("active");
-    let resident = jemalloc("resident");
-    let rss = rss();
-    let mut keys = 0u64;
-    let mut dbs = Vec::new();
-    // This shard's databases (the home shard's view; every shard's memory is in the totals).
-    for (i, d) in ctx.shard.ks.dbs.iter().enumerate() {
-        let n = d.len() as u64;
-        keys += n;
-        if n > 0 {
-            dbs.push((i, n));
+/// Redis's `getMemoryOverheadData`: what the node's memory is made of, the same figures for
+/// INFO memory and MEMORY STATS.
+pub(crate) struct Overhead {
+    /// `used_memory` (the count the command started with) and its peak.
+    pub used: u64,
+    pub peak: u64,
+    /// `used_memory_startup`: the node set up, before any data.
+    pub startup: u64,
+    /// The replication backlog, and what the replicas hold beyond it (the shared stream's
+    /// blocks past the backlog's size, plus what is queued for them besides the stream).
+    pub backlog: u64,
+    pub replica_out: u64,
+    /// The clients' buffers (their query buffers and pending replies).
+    pub clients_normal: u64,
+    /// AOF bytes not written yet.
+    pub aof_buf: u64,
+    /// The EVAL scripts' cache and the function libraries' code.
+    pub lua_caches: u64,
+    pub functions_caches: u64,
+    /// Per database with keys: its number, its keys and their table entries' bytes. An expiry
+    /// is a field of the entry here, not a second table: its overhead is 0.
+    pub dbs: Vec<(usize, u64, u64)>,
+    /// Every overhead above, and the rest of `used` (the keys' and values' own bytes).
+    pub total: u64,
+    pub dataset: u64,
+    pub keys: u64,
+}
+
+impl Overhead {
+    /// Computes the overhead from the used memory, the clients' buffers (summed over the
+    /// shards) and each database's key count (summed over the shards).
+    pub(crate) fn new(node: &crate::cmd::NodeInfo, used: u64, clients_normal: u64, db_keys: &[u64]) -> Overhead {
+        let startup = crate::memory::startup();
+        let (repl_buffers, backlog_size, replicas, direct) = node
+            .repl
+            .with_status(|s| (s.repl_buffer_mem, s.backlog_size, !s.replicas.is_empty(), s.replica_direct_bytes));
+        // The backlog and the replicas share one buffer: what exceeds the backlog's size while
+        // replicas are attached is the replicas'.
+        let (backlog, replica_out) = if replicas && repl_buffers > backlog_size {
+            (backlog_size, repl_buffers - backlog_size + direct)
+        } else {
+            (repl_buffers, direct)
+        };
+        let aof_buf = crate::aof::status::BUFFER_LEN.load(std::sync::atomic::Ordering::Relaxed);
+        let (lua_caches, functions_caches) = crate::script::caches_memory();
+        let dbs: Vec<(usize, u64, u64)> = db_keys
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (i, n, n * ENTRY_OVERHEAD as u64))
+            .collect();
+        let total = startup
+            + backlog
+            + replica_out
+            + clients_normal
+            + aof_buf
+            + lua_caches
+            + functions_caches
+            + dbs.iter().map(|d| d.2).sum::<u64>();
+        Overhead {
+            used,
+            peak: crate::memory::peak().max(used),
+            startup,
+            backlog,
+            replica_out,
+            clients_normal,
+            aof_buf,
+            lua_caches,
+            functions_caches,
+            dataset: used.saturating_sub(total),
+            total,
+            keys: db_keys.iter().sum(),
+            dbs,
         }
     }
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let f = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
-    let mut m: Vec<(Reply, Reply)> = vec![
-        (f("peak.allocated"), Reply::Int(allocated as i64)),
-        (f("total.allocated"), Reply::Int(allocated as i64)),
-        (f("startup.allocated"), Reply::Int(0)),
-        (f("replication.backlog"), Reply::Int(0)),
-        (f("clients.slaves"), Reply::Int(0)),
-        (f("clients.normal"), Reply::Int(0)),
-        (f("cluster.links"), Reply::Int(0)),
-        (f("aof.buffer"), Reply::Int(0)),
-        (f("lua.caches"), Reply::Int(0)),
-        (f("functions.caches"), Reply::Int(0)),
-        (f("overhead.total"), Reply::Int(0)),
-        (f("keys.count"), Reply::Int(keys as i64)),
-        (f("keys.bytes-per-key"), Reply::Int(allocated.checked_div(keys).unwrap_or(0) as i64)),
-        (f("dataset.bytes"), Reply::Int(allocated as i64)),
-        (f("dataset.percentage"), Reply::Double(100.0)),
-        (f("peak.percentage"), Reply::Double(100.0)),
-        (f("allocator.allocated"), Reply::Int(allocated as i64)),
-        (f("allocator.active"), Reply::Int(active as i64)),
-        (f("allocator.resident"), Reply::Int(resident as i64)),
-        (f("allocator-fragmentation.ratio"), Reply::Double(ratio(active, allocated))),
-        (f("allocator-fragmentation.bytes"), Reply::Int(active as i64 - allocated as i64)),
-        (f("allocator.rss-ratio"), Reply::Double(ratio(resident, active))),
-        (f("allocator.rss-bytes"), Reply::Int(resident as i64 - active as i64)),
-        (f("rss-overhead.ratio"), Reply::Double(ratio(rss, resident))),
-        (f("rss-overhead.bytes"), Reply::Int(rss as i64 - resident as i64)),
-        (f("fragmentation"), Reply::Double(ratio(rss, allocated))),
-        (f("fragmentation.bytes"), Reply::Int(rss as i64 - allocated as i64)),
-    ];
-    for (i, n) in dbs {
-        let overhead = Reply::Map(vec![
-            (f("overhead.hashtable.main"), Reply::Int((n as usize * ENTRY_OVERHEAD) as i64)),
-            (f("overhead.hashtable.expires"), Reply::Int(0)),
-        ]);
-        m.insert(11, (f(&format!("db.{i}")), overhead));
+
+    /// What the node holds beyond its start-up.
+    pub(crate) fn net(&self) -> u64 {
+        self.used.saturating_sub(self.startup)
     }
-    reply(Reply::Map(m))
+
+    /// The dataset's share of [`Overhead::net`], in percent.
+    pub(crate) fn dataset_perc(&self) -> f64 {
+        ratio(self.dataset, self.net()) * 100.0
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// One shard's part of MEMORY STATS: its clients' buffers and each database's key count.
+fn stats_of_shard(shard: &mut super::ctx::ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+    let clients: u64 = shard.clients.values().map(|c| crate::memory::clients::shown(&c.borrow()) as u64).sum();
+    let keys = shard.ks.dbs.iter().map(|d| Reply::Int(d.len() as i64)).collect();
+    Reply::Array(vec![Reply::Int(clients as i64), Reply::Array(keys)])
+}
+
+/// MEMORY STATS: the node's figures (every shard's clients and keys), as INFO memory.
+fn stats(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
+    let (used, _) = crate::memory::refresh_before_command();
+    Plan::AllShards {
+        run: stats_of_shard,
+        merge: Box::new(move |ctx, replies| {
+            let mut clients = 0u64;
+            let mut db_keys: Vec<u64> = Vec::new();
+            for r in &replies {
+                let Reply::Array(v) = r else { continue };
+                if let Some(Reply::Int(n)) = v.first() {
+                    clients += *n as u64;
+                }
+                if let Some(Reply::Array(keys)) = v.get(1) {
+                    db_keys.resize(db_keys.len().max(keys.len()), 0);
+                    for (i, k) in keys.iter().enumerate() {
+                        if let Reply::Int(n) = k {
+                            db_keys[i] += *n as u64;
+                        }
+                    }
+                }
+            }
+            stats_reply(&Overhead::new(ctx.node(), used, clients, &db_keys))
+        }),
+    }
+}
+
+/// MEMORY STATS's map, in Redis 7.0's order and names.
+fn stats_reply(o: &Overhead) -> Reply {
+    let active = jemalloc("active");
+    let resident = jemalloc("resident");
+    let allocated = jemalloc("allocated");
+    let rss = rss();
+    let f = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    let int = |n: u64| Reply::Int(n as i64);
+    let diff = |a: u64, b: u64| Reply::Int(a as i64 - b as i64);
+    let mut m: Vec<(Reply, Reply)> = vec![
+        (f("peak.allocated"), int(o.peak)),
+        (f("total.allocated"), int(o.used)),
+        (f("startup.allocated"), int(o.startup)),
+        (f("replication.backlog"), int(o.backlog)),
+        (f("clients.slaves"), int(o.replica_out)),
+        (f("clients.normal"), int(o.clients_normal)),
+        (f("cluster.links"), int(0)),
+        (f("aof.buffer"), int(o.aof_buf)),
+        (f("lua.caches"), int(o.lua_caches)),
+        (f("functions.caches"), int(o.functions_caches)),
+    ];
+    for &(i, _, main) in &o.dbs {
+        let overhead = Reply::Map(vec![
+            (f("overhead.hashtable.main"), int(main)),
+            (f("overhead.hashtable.expires"), int(0)),
+            (f("overhead.hashtable.slot-to-keys"), int(0)),
+        ]);
+        m.push((f(&format!("db.{i}")), overhead));
+    }
+    m.extend([
+        (f("overhead.total"), int(o.total)),
+        (f("keys.count"), int(o.keys)),
+        (f("keys.bytes-per-key"), int(o.net().checked_div(o.keys).unwrap_or(0))),
+        (f("dataset.bytes"), int(o.dataset)),
+        (f("dataset.percentage"), Reply::Double(o.dataset_perc())),
+        (f("peak.percentage"), Reply::Double(ratio(o.used, o.peak) * 100.0)),
+        (f("allocator.allocated"), int(allocated)),
+        (f("allocator.active"), int(active)),
+        (f("allocator.resident"), int(resident)),
+        (f("allocator-fragmentation.ratio"), Reply::Double(ratio(active, allocated))),
+        (f("allocator-fragmentation.bytes"), diff(active, allocated)),
+        (f("allocator-rss.ratio"), Reply::Double(ratio(resident, active))),
+        (f("allocator-rss.bytes"), diff(resident, active)),
+        (f("rss-overhead.ratio"), Reply::Double(ratio(rss, resident))),
+        (f("rss-overhead.bytes"), diff(rss, resident)),
+        (f("fragmentation"), Reply::Double(ratio(rss, o.used))),
+        (f("fragmentation.bytes"), diff(rss, o.used)),
+    ]);
+    Reply::Map(m)
 }
 
 fn doctor(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {

@@ -394,6 +394,16 @@ pub fn mark_startup() {
     STARTUP.store(exact_total(), Ordering::Relaxed);
 }
 
+/// Adds what an executor thread allocated while it set itself up (its tables, its Lua state,
+/// its executor's own structures) to `used_memory_startup`: called by each shard once it is
+/// set up and before it takes any loaded key, as Redis takes its mark after `initServer`.
+pub fn add_startup_of_this_thread() {
+    let net = thread_net();
+    if net > 0 {
+        STARTUP.fetch_add(net as u64, Ordering::Relaxed);
+    }
+}
+
 /// INFO `used_memory_startup`.
 pub fn startup() -> u64 {
     STARTUP.load(Ordering::Relaxed)

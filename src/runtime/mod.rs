@@ -119,10 +119,6 @@ pub fn run(
 ) -> Result<(), String> {
     let nshards = placement.shards;
     balance::init(nshards);
-    // The RDB file (or the AOF) is read once, on its own thread; each shard then takes its own
-    // keys. A big file loads while the listeners answer -LOADING (see `startup_load`).
-    crate::memory::mark_startup();
-    let loaded = startup_load::begin(&cfg, &node)?;
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
     } else {
@@ -134,6 +130,12 @@ pub fn run(
         PoolPlacement::Custom(sets)
     };
     let mesh = Arc::new(mesh_links::MeshLinks::new(nshards + 1, MESH_CAPACITY));
+    // `used_memory_startup`: what the node holds once set up, before any data is loaded; each
+    // executor adds its own set-up when done (`add_startup_of_this_thread`).
+    crate::memory::mark_startup();
+    // The RDB file (or the AOF) is read once, on its own thread; each shard then takes its own
+    // keys. A big file loads while the listeners answer -LOADING (see `startup_load`).
+    let loaded = startup_load::begin(&cfg, &node)?;
     let fds: Vec<(i32, bool)> = listeners.iter().map(|l| (l.fd, l.tls)).collect();
     let tcp_listening = listeners.iter().any(|l| !l.unix);
     let unix_listening = listeners.iter().any(|l| l.unix).then(|| cfg.unixsocket.clone());
@@ -158,6 +160,11 @@ pub fn run(
                 glommio::spawn_local(repl_master::run(node.clone())).detach();
                 glommio::spawn_local(aof::run(node.clone())).detach();
                 glommio::spawn_local(control_freeze::run()).detach();
+                glommio::spawn_local(async {
+                    ALL_STARTED.wait().await;
+                    crate::memory::add_startup_of_this_thread();
+                })
+                .detach();
                 match node.cluster.clone() {
                     Some(c) => bus::run(c, node.clone(), bus_fds.clone(), tx, nshards).await,
                     None => futures_lite::future::pending::<()>().await,
@@ -218,6 +225,7 @@ pub fn run(
             if accept_early {
                 start_accepting(&shard, &fds);
             }
+            crate::memory::add_startup_of_this_thread();
             startup_load::loaded().await;
             take_loaded_keys(&shard, &loaded);
             tracing::debug!("shard {} took its loaded keys", id);

@@ -141,6 +141,12 @@ pub fn cache_stats() -> (usize, usize) {
     (c.len(), c.values().map(|b| b.len()).sum())
 }
 
+/// The bytes of the EVAL scripts' cache and of the function libraries' code (MEMORY STATS's
+/// `lua.caches` and `functions.caches`, counted in the memory overhead).
+pub fn caches_memory() -> (u64, u64) {
+    (cache_stats().1 as u64, functions::code_bytes() as u64)
+}
+
 /// The scripting lines of INFO memory, in Redis 7.0's order (`used_memory_lua` ..
 /// `used_memory_scripts_human`). One interpreter per shard runs both scripts and functions,
 /// so its size is reported as the eval VM's and the functions VM line is 0; the caches are
