@@ -7,6 +7,7 @@
 #   N=50000 bash bench/compare.sh         # the whole default list, short
 #   SLOTCORE_BIN=/tmp/old/slotcore bash bench/compare.sh   # another build (no cargo build then)
 #   KEYSPACE=100000 bash bench/compare.sh # random keys (-r 100000): a table, not one hot key
+#   CLUSTER=1 bash bench/compare.sh       # both servers as one-node clusters owning every slot
 #
 # Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
 # redis-benchmark runs with identical arguments against each, under `taskset -c $CLIENT_CPUS`
@@ -29,6 +30,7 @@ PIPELINES="${PIPELINES:-1 16}"
 # Empty: every request uses the same key (redis-benchmark's default). A number: keys are drawn
 # from that many (-r), and GET reads the keys the SET test before it wrote (no FLUSHALL between).
 KEYSPACE="${KEYSPACE:-}"
+CLUSTER="${CLUSTER:-}"
 SHARDS="${SHARDS:-1}"
 NCPU=$(nproc)
 if [ -z "${SERVER_CPUS:-}" ]; then
@@ -65,6 +67,19 @@ fi
 wait_port() {
   for _ in $(seq 1 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "server on $1 did not start" >&2; exit 1
+}
+
+# With CLUSTER=1: the arguments that start a server as a cluster node, and the step that gives
+# it every slot and waits for cluster_state:ok.
+cluster_args() { [ -n "$CLUSTER" ] && echo "--cluster-enabled yes --cluster-config-file $work/nodes-$1.conf"; }
+cluster_up() {
+  [ -n "$CLUSTER" ] || return 0
+  redis-cli -p "$1" cluster addslotsrange 0 16383 >/dev/null
+  for _ in $(seq 1 100); do
+    redis-cli -p "$1" cluster info | grep -q 'cluster_state:ok' && return 0
+    sleep 0.05
+  done
+  echo "server on $1: cluster_state did not turn ok" >&2; exit 1
 }
 
 # run_one NAME PORT PID -> lines "test pipeline rps p50 p99 cpu_us_per_req"
@@ -109,20 +124,24 @@ run_one() {
 }
 
 echo "# slotcore vs redis-server: $(date -u '+%F %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS${KEYSPACE:+ -r $KEYSPACE}, servers on CPUs $SERVER_CPUS, client on CPUs $CLIENT_CPUS, slotcore shards=$SHARDS, rounds=$ROUNDS (median)"
+echo "# redis-benchmark -n $N (LRANGE: -n $N_LRANGE) -c $CLIENTS${KEYSPACE:+ -r $KEYSPACE}${CLUSTER:+, both servers one-node clusters}, servers on CPUs $SERVER_CPUS, client on CPUs $CLIENT_CPUS, slotcore shards=$SHARDS, rounds=$ROUNDS (median)"
 
 for round in $(seq 1 "$ROUNDS"); do
-  taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+  taskset -c "$SERVER_CPUS" redis-server --port "$RD_PORT" --save '' --appendonly no --dir "$work" --daemonize no $(cluster_args "$RD_PORT") >"$work/redis.log" 2>&1 &
   pids+=($!); rd_pid=$!
   wait_port "$RD_PORT"
+  cluster_up "$RD_PORT"
   run_one redis "$RD_PORT" "$rd_pid" >"$work/redis.$round.txt"
   kill "$rd_pid"; wait "$rd_pid" 2>/dev/null || true
+  rm -f "$work"/nodes-*.conf
 
-  taskset -c "$SERVER_CPUS" "$SLOTCORE_BIN" --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no >"$work/slotcore.log" 2>&1 &
+  taskset -c "$SERVER_CPUS" "$SLOTCORE_BIN" --port "$SC_PORT" --save '' --dir "$work" --shards "$SHARDS" --pin-cores no $(cluster_args "$SC_PORT") >"$work/slotcore.log" 2>&1 &
   pids+=($!); sc_pid=$!
   wait_port "$SC_PORT"
+  cluster_up "$SC_PORT"
   run_one slotcore "$SC_PORT" "$sc_pid" >"$work/slotcore.$round.txt"
   kill "$sc_pid"; wait "$sc_pid" 2>/dev/null || true
+  rm -f "$work"/nodes-*.conf
 done
 
 # median NAME -> lines "test pipeline rps p50 p99 cpu client%", the median of each figure over the rounds
