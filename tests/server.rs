@@ -423,6 +423,43 @@ fn memory_stats_are_the_nodes_and_agree_with_info() {
     assert!(stats["peak.allocated"] >= stats["total.allocated"]);
 }
 
+/// LOLWUT as redis-server 7.0's: its version line, VERSION 5's Schotter byte for byte where it
+/// has no randomness (two rows of squares; every size limit), the errors, COMMAND INFO and DOCS;
+/// where the art is random (VERSION 6's skyline, Schotter's lower rows), its shape.
+#[test]
+fn lolwut_as_redis() {
+    let redis = Server::redis(&[]);
+    let slot = Server::slotcore(&[]);
+    let (mut a, mut b) = (slot.raw(), redis.raw());
+    common::assert_same(
+        &mut a,
+        &mut b,
+        &[
+            &["LOLWUT"],
+            &["LOLWUT", "5"],
+            &["LOLWUT", "VERSION"],
+            &["LOLWUT", "VERSION", "-1"],
+            &["LOLWUT", "VERSION", "59"],
+            &["LOLWUT", "VERSION", "5", "20", "3", "2"],
+            &["LOLWUT", "VERSION", "5", "66", "8", "2"],
+            &["LOLWUT", "VERSION", "5", "1", "1", "1"],
+            &["LOLWUT", "VERSION", "5", "0", "0", "0"],
+            &["LOLWUT", "VERSION", "5", "3000", "500", "1"],
+            &["LOLWUT", "VERSION", "5", "7", "2", "-4"],
+            &["LOLWUT", "VERSION", "x"],
+            &["LOLWUT", "VERSION", "5", "1a"],
+            &["LOLWUT", "VERSION", "6", "80", "z"],
+            &["COMMAND", "INFO", "LOLWUT"],
+            &["COMMAND", "DOCS", "LOLWUT"],
+        ],
+    );
+    for args in [&["LOLWUT", "VERSION", "6", "30", "8"][..], &["LOLWUT", "VERSION", "5"], &["LOLWUT", "VERSION", "49", "3", "1"]] {
+        let (x, y) = (a.cmd(args), b.cmd(args));
+        assert_eq!(x.lines().count(), y.lines().count(), "{args:?}: {x:?} / {y:?}");
+        assert_eq!(x.lines().last(), y.lines().last(), "{args:?}");
+    }
+}
+
 /// The instantaneous metrics follow the load (a mean of 16 samples taken every 100 ms), and
 /// the replication byte counters count the replication stream apart from the clients' bytes.
 #[test]

@@ -88,6 +88,7 @@ static SYNTAX: &[(&str, &str)] = &[
     ("command|getkeysandflags", "command arg..."),
     ("slowlog|get", "[count]"),
     ("latency|history", "event"),
+    ("lolwut", "[VERSION version]"),
     ("latency|reset", "[event...]"),
     ("latency|histogram", "[command...]"),
     ("config|get", "parameter..."),
@@ -194,6 +195,7 @@ fn leaf(word: &str) -> Arg {
         "index2",
         "destination-db",
         "min-match-len",
+        "version",
     ]
     .contains(&word)
         || word.starts_with("unix-time")

@@ -43,6 +43,7 @@ pub mod instant;
 pub mod latency;
 pub mod latency_graph;
 pub mod list;
+pub mod lolwut;
 pub mod long_double;
 pub mod memory;
 pub mod migrate;

@@ -33,6 +33,7 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
 pub static COMMANDS: &[CommandSpec] = &[
     spec("info", -1, LOADING | STALE, "@slow @dangerous", Keys::None, Exec::Node(super::info::info), "server", "1.0.0", "Get information and statistics about the server"),
     spec("time", 1, LOADING | STALE | FAST, "@fast", Keys::None, Exec::Node(time), "server", "2.6.0", "Return the current server time"),
+    spec("lolwut", -1, READONLY | FAST, "@read @fast", Keys::None, Exec::Node(super::lolwut::lolwut), "server", "5.0.0", "Display some computer art and the Redis version"),
     spec("lastsave", 1, LOADING | STALE | FAST, "@fast @dangerous", Keys::None, Exec::Node(lastsave), "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
     spec("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(shutdown), "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
     spec("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(monitor), "server", "1.0.0", "Listen for all requests received by the server in real time"),
