@@ -453,7 +453,11 @@ fn lolwut_as_redis() {
             &["COMMAND", "DOCS", "LOLWUT"],
         ],
     );
-    for args in [&["LOLWUT", "VERSION", "6", "30", "8"][..], &["LOLWUT", "VERSION", "5"], &["LOLWUT", "VERSION", "49", "3", "1"]] {
+    for args in [
+        &["LOLWUT", "VERSION", "6", "30", "8"][..],
+        &["LOLWUT", "VERSION", "5"],
+        &["LOLWUT", "VERSION", "49", "3", "1"],
+    ] {
         let (x, y) = (a.cmd(args), b.cmd(args));
         assert_eq!(x.lines().count(), y.lines().count(), "{args:?}: {x:?} / {y:?}");
         assert_eq!(x.lines().last(), y.lines().last(), "{args:?}");
