@@ -505,6 +505,44 @@ fn instantaneous_metrics_and_replication_bytes() {
     common::until("instantaneous_ops_per_sec back down", || field(&master, "instantaneous_ops_per_sec") < 500.0);
 }
 
+/// `used_memory_peak` is sampled by the cron, as Redis's: replies held for a client that does
+/// not read them show in the peak after they are gone, though no INFO ran meanwhile.
+#[test]
+fn the_cron_samples_the_memory_peak() {
+    use std::io::{Read, Write};
+    let s = Server::slotcore(&[]);
+    let mut admin = s.raw();
+    admin.cmd(&["CONFIG", "SET", "hz", "100"]);
+    admin.cmd(&["SET", "big", &"x".repeat(1 << 20)]);
+    let peak = |r: &mut Raw| -> u64 {
+        let info = r.cmd(&["INFO", "memory"]);
+        info.lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("used_memory_peak:").map(str::to_string))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no used_memory_peak in {info}"))
+    };
+    let before = peak(&mut admin);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    slow.write_all(&b"GET big\r\n".repeat(32)).expect("write");
+    common::until("the replies pending", || {
+        let list = admin.cmd(&["CLIENT", "LIST"]);
+        list.lines()
+            .any(|l| l.split(' ').any(|f| f.strip_prefix("omem=").and_then(|v| v.parse::<u64>().ok()) > Some(16 << 20)))
+    });
+    // Some cron ticks (10 ms apart at hz 100) while they are held.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let want = 32 * ((1 << 20) + 11);
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while got < want {
+        let n = slow.read(&mut buf).expect("read");
+        assert!(n > 0, "the connection closed after {got} bytes");
+        got += n;
+    }
+    let after = peak(&mut admin);
+    assert!(after > before + (16 << 20), "used_memory_peak {before} -> {after}");
+}
+
 /// A client that does not read its replies shows them in CLIENT LIST (`omem`, `oll`, events
 /// `rw`) and INFO (`client_recent_max_output_buffer`, `mem_clients_normal`) until it reads.
 #[test]

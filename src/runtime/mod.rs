@@ -406,6 +406,12 @@ async fn active_expire(shard: Rc<Shard>) {
         // evicts keys: the memory they give back may spare the keys.
         crate::memory::clients::evict(&shard).await;
         crate::memory::evict::cron(&mut shard.state.borrow_mut());
+        if crate::memory::maxmemory() == 0 {
+            // `used_memory_peak` is sampled here, as Redis's cron samples it: a reply held for
+            // a slow client shows in it once gone (with `maxmemory` the eviction check counts
+            // every tick and samples it).
+            crate::memory::used();
+        }
         crate::cmd::tracking::cron(&mut shard.state.borrow_mut());
         if !crate::storage::active_expire_enabled() {
             continue;
