@@ -363,6 +363,14 @@ fn info_fields_are_redis_s_in_redis_s_order() {
     assert_eq!(info_field_names(&slot), info_field_names(&redis));
 }
 
+/// The number an INFO text gives for `name`.
+fn info_num<T: std::str::FromStr>(info: &str, name: &str) -> T {
+    info.lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}:")).map(str::to_string))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
 /// MEMORY STATS as a flat list of (name, value) pairs: a database's map becomes
 /// `db.N.<field>` entries.
 fn memory_stats(s: &Server) -> Vec<(String, String)> {
@@ -396,13 +404,7 @@ fn memory_stats(s: &Server) -> Vec<(String, String)> {
 fn memory_stats_are_the_nodes_and_agree_with_info() {
     let redis = Server::redis(&[]);
     let slot = Server::slotcore_shards(2);
-    let info = |s: &Server, name: &str| -> u64 {
-        let text = s.cli(&["INFO", "memory"]);
-        text.lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}:")).map(str::to_string))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-    };
+    let info = |s: &Server, name: &str| -> u64 { info_num(&s.cli(&["INFO", "memory"]), name) };
     let net = info(&slot, "used_memory") - info(&slot, "used_memory_startup");
     assert!(net < 512 << 10, "an empty node holds {net} bytes beyond its start-up memory");
     for s in [&redis, &slot] {
@@ -471,13 +473,7 @@ fn instantaneous_metrics_and_replication_bytes() {
     let master = Server::slotcore_shards(2);
     let replica = Server::slotcore(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     common::until("replica online", || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
-    let field = |s: &Server, name: &str| -> f64 {
-        let info = s.cli(&["INFO", "stats"]);
-        info.lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}:")).map(str::to_string))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {info}"))
-    };
+    let field = |s: &Server, name: &str| -> f64 { info_num(&s.cli(&["INFO", "stats"]), name) };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (port, flag) = (master.port, stop.clone());
     let load = std::thread::spawn(move || {
@@ -514,13 +510,7 @@ fn the_cron_samples_the_memory_peak() {
     let mut admin = s.raw();
     admin.cmd(&["CONFIG", "SET", "hz", "100"]);
     admin.cmd(&["SET", "big", &"x".repeat(1 << 20)]);
-    let peak = |r: &mut Raw| -> u64 {
-        let info = r.cmd(&["INFO", "memory"]);
-        info.lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix("used_memory_peak:").map(str::to_string))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no used_memory_peak in {info}"))
-    };
+    let peak = |r: &mut Raw| -> u64 { info_num(&r.cmd(&["INFO", "memory"]), "used_memory_peak") };
     let before = peak(&mut admin);
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
     slow.write_all(&b"GET big\r\n".repeat(32)).expect("write");

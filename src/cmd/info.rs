@@ -216,23 +216,6 @@ fn rusage(who: libc::c_int) -> (f64, f64) {
     (t(ru.ru_stime), t(ru.ru_utime))
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
-}
-
-fn jemalloc(stat: &str) -> u64 {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    let r = match stat {
-        "allocated" => tikv_jemalloc_ctl::stats::allocated::read(),
-        "active" => tikv_jemalloc_ctl::stats::active::read(),
-        _ => tikv_jemalloc_ctl::stats::resident::read(),
-    };
-    r.unwrap_or(0) as u64
-}
-
 fn uname() -> String {
     // SAFETY: uname fills a zeroed struct with NUL-terminated strings.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
@@ -356,20 +339,19 @@ fn render(
     if want("memory") {
         let (used, not_counted) =
             used_at_call.unwrap_or_else(|| (crate::memory::refresh(), crate::memory::not_counted_for_evict()));
-        let peak = crate::memory::peak().max(used);
-        let rss = rss_bytes();
+        let rss = super::memory::rss();
         let total = crate::memory::total_system_memory();
         let maxmem: u64 = cfg.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let active = jemalloc("active");
-        let resident = jemalloc("resident");
+        let active = super::memory::jemalloc("active");
+        let resident = super::memory::jemalloc("resident");
         let repl_buffers = node.repl.with_status(|s| s.repl_buffer_mem);
         let ndb = reports.iter().map(|r| r.keys.len()).max().unwrap_or(0);
         let db_keys: Vec<u64> =
             (0..ndb).map(|d| reports.iter().map(|r| r.keys.get(d).map_or(0, |k| k.0)).sum()).collect();
         let o = super::memory::Overhead::new(&node, used, sum(&|r| r.clients_mem), &db_keys);
-        let (overhead, startup, dataset, backlog, replica_out, clients_normal, aof_buf) =
-            (o.total, o.startup, o.dataset, o.backlog, o.replica_out, o.clients_normal, o.aof_buf);
-        let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        let (peak, overhead, startup, dataset, backlog, replica_out, clients_normal, aof_buf) =
+            (o.peak, o.total, o.startup, o.dataset, o.backlog, o.replica_out, o.clients_normal, o.aof_buf);
+        let ratio = super::memory::ratio;
         let diff = |a: u64, b: u64| a as i64 - b as i64;
         // Values are freed when deleted (no lazy-free thread): nothing is ever pending there.
         section(

@@ -54,7 +54,8 @@ fn usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-fn jemalloc(stat: &str) -> u64 {
+/// A jemalloc statistic (`allocated`, `active` or `resident`), fresh.
+pub(crate) fn jemalloc(stat: &str) -> u64 {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let r = match stat {
         "allocated" => tikv_jemalloc_ctl::stats::allocated::read(),
@@ -64,7 +65,8 @@ fn jemalloc(stat: &str) -> u64 {
     r.unwrap_or(0) as u64
 }
 
-fn rss() -> u64 {
+/// The process's resident set size (`/proc/self/statm`).
+pub(crate) fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     pages * 4096
@@ -157,7 +159,8 @@ impl Overhead {
     }
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
+/// `a / b`, 0 when `b` is 0.
+pub(crate) fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
     } else {
