@@ -35,19 +35,9 @@ pub struct IdleWriter {
     tid: Arc<AtomicI32>,
 }
 
-/// Puts thread (or process) `tid` (0: the calling thread) in the scheduling class `policy`.
-fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param; sched_setscheduler has no memory effects.
-    if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Puts the calling thread in the `SCHED_IDLE` class (the save child calls it too).
 pub fn lower_priority() {
-    if let Err(e) = set_policy(0, libc::SCHED_IDLE) {
+    if let Err(e) = super::sched_class::to_idle(0) {
         tracing::debug!("could not lower the snapshot writer's priority: {}", e);
     }
 }
@@ -55,7 +45,7 @@ pub fn lower_priority() {
 /// Puts thread or process `tid` back in the normal class (`SCHED_OTHER`).
 pub fn raise_priority(tid: i32) {
     if tid > 0 {
-        if let Err(e) = set_policy(tid, libc::SCHED_OTHER) {
+        if let Err(e) = super::sched_class::to_normal(tid) {
             tracing::debug!("could not raise the snapshot writer's priority: {}", e);
         }
     }

@@ -26,6 +26,7 @@ pub mod outbound;
 pub mod port_change;
 pub mod repl_master;
 pub mod save_child;
+pub mod sched_class;
 pub mod script_common;
 pub mod script_exec;
 pub mod script_node;
