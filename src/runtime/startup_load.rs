@@ -46,6 +46,10 @@ pub fn begin(cfg: &Arc<Config>, node: &Arc<NodeInfo>) -> Result<Records, String>
         DONE.set();
         return Ok(records);
     }
+    // The progress fields are set before `loading:1` shows (INFO could otherwise show a load
+    // of 0 bytes until the loader thread starts, as a loaded test run did).
+    START_S.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    TOTAL.store(size, Ordering::Relaxed);
     BACKGROUND.store(true, Ordering::Release);
     crate::replication::role::set_loading(true);
     let (cfg, out, node) = (cfg.clone(), records.clone(), node.clone());
