@@ -107,6 +107,26 @@ fn six_idle_nodes_share_two_cores_without_burning_cpu() {
     }
 }
 
+/// `busy-poll-us` spins that long after a turn before the loop parks, also on a node whose
+/// executors are not bound to CPUs (`pin-cores no`, as every test node): after one PING a
+/// 400 ms spin shows as CPU time, without the setting the node stays near 0%.
+#[test]
+fn busy_poll_spins_before_parking_on_an_unpinned_node() {
+    let spin_cpu = |args: &[&str]| {
+        let n = Server::slotcore(args);
+        std::thread::sleep(Duration::from_millis(500));
+        let before = cpu_ticks(n.pid());
+        assert_eq!(n.raw().cmd(&["PING"]), "+PONG\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+        cpu_ticks(n.pid()) - before
+    };
+    let spinning = spin_cpu(&["--shards", "1", "--busy-poll-us", "400000"]);
+    let parked = spin_cpu(&["--shards", "1"]);
+    // 100 ticks a second: a 300 ms window of spinning is about 30.
+    assert!(spinning >= 15, "busy-poll-us 400000: {spinning} ticks in 300 ms after a PING");
+    assert!(parked <= 5, "no busy-poll: {parked} ticks in 300 ms after a PING");
+}
+
 #[test]
 fn crashes_leave_a_report_in_the_log_as_redis() {
     // SIGABRT and DEBUG SEGFAULT: "crashed by signal" and a stack trace, on both servers;

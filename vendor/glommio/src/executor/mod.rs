@@ -1142,7 +1142,7 @@ impl LocalExecutor {
     fn new(
         notifier: Arc<sys::SleepNotifier>,
         cpu_binding: Option<impl IntoIterator<Item = usize>>,
-        mut config: LocalExecutorConfig,
+        config: LocalExecutorConfig,
     ) -> Result<LocalExecutor> {
         let blocking_thread =
             BlockingThreadPool::new(config.thread_pool_placement, notifier.clone())?;
@@ -1155,9 +1155,10 @@ impl LocalExecutor {
         // `Placement` variants a CPU set could span multiple NUMA nodes).
         // For additional information see:
         // https://www.kernel.org/doc/html/latest/admin-guide/mm/numa_memory_policy.html
-        match cpu_binding {
-            Some(cpu_set) => bind_to_cpu_set(cpu_set)?,
-            None => config.spin_before_park = None,
+        // slotcore patch: an executor that is not bound to CPUs keeps its spin before parking
+        // (slotcore's `busy-poll-us` is the operator's explicit choice, also with `pin-cores no`).
+        if let Some(cpu_set) = cpu_binding {
+            bind_to_cpu_set(cpu_set)?;
         }
         let p = parking::Parker::new();
         let queues = ExecutorQueues::new(config.preempt_timer, config.spin_before_park);
