@@ -58,7 +58,7 @@ const MESH_CAPACITY: usize = 1024;
 /// buffers, which slotcore does not use (sockets go through `netpoll`, files through plain
 /// syscalls on the blocking pool), so its floor, 64 KB. At 512 KB an empty one-shard node used
 /// 1.87 MB at start-up against redis-server's 0.88 MB.
-const IO_MEMORY: usize = 64 << 10;
+pub(crate) const IO_MEMORY: usize = 64 << 10;
 
 /// How executors are placed on CPUs.
 #[derive(Debug, Clone)]

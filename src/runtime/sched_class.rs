@@ -35,15 +35,15 @@ pub fn to_normal(tid: i32) -> std::io::Result<()> {
     set_policy(tid, libc::SCHED_OTHER)
 }
 
-/// The class the calling thread is in.
-pub fn current() -> libc::c_int {
-    // SAFETY: no arguments beyond the thread id; no memory effects.
-    unsafe { libc::sched_getscheduler(0) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The class the calling thread is in.
+    fn current() -> libc::c_int {
+        // SAFETY: no arguments beyond the thread id; no memory effects.
+        unsafe { libc::sched_getscheduler(0) }
+    }
 
     #[test]
     fn a_thread_moves_between_classes() {

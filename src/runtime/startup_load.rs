@@ -40,16 +40,16 @@ pub fn events_interval(cfg: &Config) -> usize {
 pub fn begin(cfg: &Arc<Config>, node: &Arc<NodeInfo>) -> Result<Records, String> {
     let records: Records = Default::default();
     let size = size_to_load(cfg);
+    // The progress fields are set before `loading:1` shows (INFO could otherwise show a load
+    // of 0 bytes until the loader thread starts, as a loaded test run did).
+    START_S.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
+    TOTAL.store(size, Ordering::Relaxed);
     if size <= events_interval(cfg) as u64 {
         let loaded = load(cfg, node, size)?;
         *lock(&records) = loaded;
         DONE.set();
         return Ok(records);
     }
-    // The progress fields are set before `loading:1` shows (INFO could otherwise show a load
-    // of 0 bytes until the loader thread starts, as a loaded test run did).
-    START_S.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
-    TOTAL.store(size, Ordering::Relaxed);
     BACKGROUND.store(true, Ordering::Release);
     crate::replication::role::set_loading(true);
     let (cfg, out, node) = (cfg.clone(), records.clone(), node.clone());
@@ -122,8 +122,6 @@ fn size_to_load(cfg: &Config) -> u64 {
 /// that starts as a master continues the replication history its RDB file recorded.
 fn load(cfg: &Config, node: &NodeInfo, size: u64) -> Result<Vec<Record>, String> {
     let cluster = node.cluster.as_deref();
-    START_S.store(crate::storage::now_ms() / 1000, Ordering::Relaxed);
-    TOTAL.store(size, Ordering::Relaxed);
     let settings = crate::aof::Settings::from_config(cfg);
     let master = starts_as_master(cfg, cluster);
     if !master {

@@ -124,8 +124,7 @@ pub fn run(config_file: Option<String>, options: &str, daemonize: fn()) -> ! {
     install_signal_thread();
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("sentinel")
-        // glommio's DMA pool, unused here (see `runtime`'s IO_MEMORY): its floor.
-        .io_memory(64 << 10)
+        .io_memory(crate::runtime::IO_MEMORY)
         .make()
         .unwrap_or_else(|e| fail(&format!("can't start the Sentinel executor: {e}")));
     let shared = Rc::new(RefCell::new(st));
