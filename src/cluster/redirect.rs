@@ -146,7 +146,16 @@ pub fn moved(slot: u16, addr: &str) -> Reply {
 }
 
 /// Runs a [`SlotCheck`] on the owning shard; Some(error) when the command must not run here.
+#[inline]
 pub fn precheck(st: &mut ShardState, check: &SlotCheck, db: usize, args: &[Bytes], now_ms: u64) -> Option<Reply> {
+    match check {
+        SlotCheck::None => None,
+        _ => precheck_keys(st, check, db, args, now_ms),
+    }
+}
+
+#[cold]
+fn precheck_keys(st: &mut ShardState, check: &SlotCheck, db: usize, args: &[Bytes], now_ms: u64) -> Option<Reply> {
     let keys = match check {
         SlotCheck::None => return None,
         SlotCheck::Migrating(m) => &m.keys,

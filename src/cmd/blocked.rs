@@ -224,10 +224,15 @@ pub fn cancel(st: &mut ShardState, token: u64) {
 }
 
 /// After a keyed write: signals its keys and serves what became ready.
+#[inline]
 pub fn after_write(st: &mut ShardState, spec: &'static CommandSpec, args: &[Bytes]) {
-    if st.blocked.is_empty() || !spec.has(flags::WRITE) {
-        return;
+    if !st.blocked.is_empty() && spec.has(flags::WRITE) {
+        signal_written(st, spec, args);
     }
+}
+
+#[cold]
+fn signal_written(st: &mut ShardState, spec: &'static CommandSpec, args: &[Bytes]) {
     if let Ok(idx) = spec.key_indexes(args) {
         for i in idx {
             st.blocked.signal_key(&args[i]);

@@ -95,7 +95,7 @@ pub struct CmdStats {
     entries: Vec<(&'static str, CmdStat)>,
     /// The last name asked for (by address: names are the command table's statics) and its
     /// entry; a pipeline mostly repeats one command, so most calls skip the hash.
-    last: Option<(usize, usize)>,
+    last: Option<(usize, usize, usize)>,
 }
 
 impl CmdStats {
@@ -103,18 +103,22 @@ impl CmdStats {
     #[inline]
     pub fn get(&mut self, name: &'static str) -> &mut CmdStat {
         let i = match self.last {
-            Some((p, i)) if p == name.as_ptr() as usize && self.entries[i].0.len() == name.len() => i,
-            _ => {
-                let next = self.entries.len();
-                let i = *self.index.entry(name).or_insert(next);
-                if i == next {
-                    self.entries.push((name, CmdStat::default()));
-                }
-                self.last = Some((name.as_ptr() as usize, i));
-                i
-            }
+            Some((p, len, i)) if p == name.as_ptr() as usize && len == name.len() => i,
+            _ => self.find(name),
         };
         &mut self.entries[i].1
+    }
+
+    /// The index of `name`'s entry, created on first use; remembered for the next call.
+    #[cold]
+    fn find(&mut self, name: &'static str) -> usize {
+        let next = self.entries.len();
+        let i = *self.index.entry(name).or_insert(next);
+        if i == next {
+            self.entries.push((name, CmdStat::default()));
+        }
+        self.last = Some((name.as_ptr() as usize, name.len(), i));
+        i
     }
 
     /// Every command called so far and its figures.
@@ -468,14 +472,19 @@ impl ShardState {
 
     /// Moves the keys that expired during the last operation into the change log (as DELs)
     /// and queues their `expired` notifications.
+    #[inline]
     pub fn log_expired(&mut self) {
         // Nothing was logged anywhere since the last look: skip the walk over the databases
         // (this runs after every command).
         let logged = crate::storage::expired_logged();
-        if logged == self.expired_seen {
-            return;
+        if logged != self.expired_seen {
+            self.expired_seen = logged;
+            self.log_expired_walk();
         }
-        self.expired_seen = logged;
+    }
+
+    #[cold]
+    fn log_expired_walk(&mut self) {
         for db in 0..self.ks.dbs.len() {
             if self.ks.dbs[db].has_expired_log() {
                 // Looked up by name only when something expired (the common call finds nothing).
@@ -505,6 +514,7 @@ impl ShardState {
 
     /// After a top-level operation of this shard: sends what it recorded to the replication
     /// feed (recording follows the feed's activity).
+    #[inline]
     pub fn flush_changes(&mut self) {
         self.sync_recording();
         self.log_expired();
@@ -516,7 +526,9 @@ impl ShardState {
         if !self.notify.is_empty() {
             super::notify::publish_pending(self);
         }
-        super::tracking::flush_bcast(self);
+        if !self.tracking.bcast.is_empty() {
+            super::tracking::flush_bcast(self);
+        }
     }
 
     /// After work done for a transaction holding this shard: hands what it recorded to the

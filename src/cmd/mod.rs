@@ -219,10 +219,16 @@ pub fn record_rejected(shard: &mut ShardState, fullname: Option<&'static str>) {
 }
 
 /// Counts an error reply in INFO errorstats (by its first word).
+#[inline]
 pub fn record_error(shard: &mut ShardState, reply: &Reply) {
     if let Reply::Error(text) = reply {
-        shard.stats.total_error_replies += 1;
-        let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
-        *shard.stats.errorstats.entry(prefix).or_default() += 1;
+        record_error_text(shard, text);
     }
+}
+
+#[cold]
+fn record_error_text(shard: &mut ShardState, text: &str) {
+    shard.stats.total_error_replies += 1;
+    let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
+    *shard.stats.errorstats.entry(prefix).or_default() += 1;
 }

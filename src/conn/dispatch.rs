@@ -299,8 +299,17 @@ impl Conn {
     /// over the ceiling, then refuses a `denyoom` command, or anything but EXEC/DISCARD/QUIT/
     /// RESET inside MULTI, when it is still over (EXEC itself is checked in `conn::multi`).
     /// The master link is never refused. One relaxed load while `maxmemory` is 0.
+    #[inline]
     fn oom_refusal(&mut self, spec: &CommandSpec, fullname: &str) -> Option<Reply> {
-        if crate::memory::maxmemory() == 0 || self.client.borrow().master {
+        if crate::memory::maxmemory() == 0 {
+            return None;
+        }
+        self.oom_refusal_over(spec, fullname)
+    }
+
+    #[cold]
+    fn oom_refusal_over(&mut self, spec: &CommandSpec, fullname: &str) -> Option<Reply> {
+        if self.client.borrow().master {
             return None;
         }
         let oom = if self.shard.gate.holder().is_some() {
@@ -479,7 +488,10 @@ impl Conn {
                         if fl.open.is_some() {
                             self.send_open(&mut fl, db).await;
                         }
-                        replies[i] = Some(self.shard.run_local_one(db, &cmd, &mut clock).await);
+                        replies[i] = Some(match self.shard.run_local_now(db, &cmd, &mut clock) {
+                            Some(r) => r,
+                            None => self.shard.run_local_one(db, &cmd, &mut clock).await,
+                        });
                         // The time execute_keyed measured from `clock` (0 when refused).
                         let usec = self.shard.state.borrow().stats.last_call_usec;
                         self.slowlog(&cmd.spec_flags_args(), usec);
@@ -549,7 +561,10 @@ impl Conn {
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
     pub(crate) fn slowlog(&self, (flags_, args): &(u32, &[Bytes]), usec: u64) {
-        cmd::slowlog::record(&mut self.shard.state.borrow_mut(), &self.client.borrow(), *flags_, args, usec);
+        let mut st = self.shard.state.borrow_mut();
+        if cmd::slowlog::noteworthy(&st, usec) {
+            cmd::slowlog::record(&mut st, &self.client.borrow(), *flags_, args, usec);
+        }
     }
 
     /// Sends the open remote batch, if any.
@@ -579,23 +594,26 @@ impl Conn {
         // Client eviction counts the reply buffer as it grows (Redis counts a client's memory
         // after each command), so one batch of big replies cannot go far past the limit.
         let evicting = crate::memory::clients::limit() != 0;
-        let shard = self.shard.clone();
-        let mut st = shard.state.borrow_mut();
         for (r, &skip) in replies.iter_mut().zip(suppress) {
             let r = r.take().unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
-            if matches!(&r, Reply::Error(e) if e == crate::memory::obuf::OVER_LIMIT) {
-                // A reply that cannot fit the output buffer: the client is closed without
-                // it, as Redis closes a client whose reply overcame its limit.
-                drop(st);
-                self.obuf_close();
-                return;
+            if let Reply::Error(e) = &r {
+                if e == crate::memory::obuf::OVER_LIMIT {
+                    // A reply that cannot fit the output buffer: the client is closed without
+                    // it, as Redis closes a client whose reply overcame its limit.
+                    self.obuf_close();
+                    return;
+                }
+                cmd::record_error(&mut self.shard.state.borrow_mut(), &r);
             }
-            cmd::record_error(&mut st, &r);
             if !skip {
                 let cap = self.wbuf.capacity();
                 r.encode(&mut self.wbuf, resp3);
-                if evicting && self.wbuf.capacity() != cap && self.evicted_while_replying(&mut st) {
-                    return;
+                if evicting && self.wbuf.capacity() != cap {
+                    let shard = self.shard.clone();
+                    let mut st = shard.state.borrow_mut();
+                    if self.evicted_while_replying(&mut st) {
+                        return;
+                    }
                 }
             }
         }

@@ -155,7 +155,25 @@ impl Conn {
     /// Redis's `closeClientOnOutputBufferLimitReached` on the pending output (`wbuf`): a
     /// client over its class's hard limit, or over the soft limit for too long, gets no more
     /// replies and is closed (true). The master link is never closed for this.
+    #[inline]
     pub(crate) fn obuf_over(&mut self) -> bool {
+        // The common case in one borrow and two loads: a normal client, no normal-class limit
+        // (checked after every reply).
+        let subscriber = {
+            let c = self.client.borrow();
+            c.pubsub.is_some() && !c.monitor
+        };
+        if !subscriber {
+            let l = crate::memory::obuf::limit(crate::memory::obuf::Class::Normal);
+            if l.hard == 0 && l.soft == 0 {
+                return false;
+            }
+        }
+        self.obuf_over_limits()
+    }
+
+    #[cold]
+    fn obuf_over_limits(&mut self) -> bool {
         if let Some(ob) = self.subscriber_outbox() {
             // A subscriber's output is its pending replies and its queued messages together.
             self.show_omem();

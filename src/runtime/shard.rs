@@ -260,6 +260,19 @@ impl Shard {
 
     /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
     /// `clock` advances to the command's end; its duration is in `stats.last_call_usec`.
+    /// Runs a keyed command here at once when no transaction holds this shard (the common
+    /// case, without the future of [`Shard::run_local_one`]); `None` when one does.
+    #[inline]
+    pub fn run_local_now(&self, db: usize, cmd: &RemoteCmd, clock: &mut crate::clock::Stamp) -> Option<Reply> {
+        if self.gate.holder().is_some() {
+            return None;
+        }
+        let mut st = self.state.borrow_mut();
+        let r = Self::execute(&mut st, cmd, db, clock);
+        st.flush_changes();
+        Some(r)
+    }
+
     pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut crate::clock::Stamp) -> Reply {
         self.when_open(|| Self::execute(&mut self.state.borrow_mut(), cmd, db, clock)).await
     }

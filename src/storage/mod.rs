@@ -192,6 +192,7 @@ pub fn set_clock(ms: u64) {
 }
 
 /// The clock as of this thread's last [`tick_clock`] (reads the real clock if never ticked).
+#[inline]
 pub fn cached_ms() -> u64 {
     let v = CACHED_MS.with(|c| c.get());
     if v == 0 {
