@@ -488,10 +488,18 @@ impl Conn {
                         if fl.open.is_some() {
                             self.send_open(&mut fl, db).await;
                         }
-                        replies[i] = Some(match self.shard.run_local_now(db, &cmd, &mut clock) {
+                        let r = match self.shard.run_local_now(db, &cmd, &mut clock) {
                             Some(r) => r,
                             None => self.shard.run_local_one(db, &cmd, &mut clock).await,
-                        });
+                        };
+                        if done == i {
+                            // Every earlier reply is out: this one goes straight to the buffer
+                            // (the next turn's `encode_ready` checks the output limits).
+                            done = i + 1;
+                            self.encode_reply(r, suppress[i]);
+                        } else {
+                            replies[i] = Some(r);
+                        }
                         // The time execute_keyed measured from `clock` (0 when refused).
                         let usec = self.shard.state.borrow().stats.last_call_usec;
                         self.slowlog(&cmd.spec_flags_args(), usec);
@@ -590,32 +598,41 @@ impl Conn {
 
     /// Encodes replies in order, honouring CLIENT REPLY OFF/SKIP and counting errors.
     fn encode_replies(&mut self, replies: &mut [Option<Reply>], suppress: &[bool]) {
-        let resp3 = self.client.borrow().resp3;
-        // Client eviction counts the reply buffer as it grows (Redis counts a client's memory
-        // after each command), so one batch of big replies cannot go far past the limit.
-        let evicting = crate::memory::clients::limit() != 0;
         for (r, &skip) in replies.iter_mut().zip(suppress) {
             let r = r.take().unwrap_or_else(|| Reply::err("ERR internal error: missing reply"));
-            if let Reply::Error(e) = &r {
-                if e == crate::memory::obuf::OVER_LIMIT {
-                    // A reply that cannot fit the output buffer: the client is closed without
-                    // it, as Redis closes a client whose reply overcame its limit.
-                    self.obuf_close();
-                    return;
-                }
-                cmd::record_error(&mut self.shard.state.borrow_mut(), &r);
+            if !self.encode_reply(r, skip) {
+                return;
             }
-            if !skip {
-                let cap = self.wbuf.capacity();
-                r.encode(&mut self.wbuf, resp3);
-                if evicting && self.wbuf.capacity() != cap {
-                    let shard = self.shard.clone();
-                    let mut st = shard.state.borrow_mut();
-                    if self.evicted_while_replying(&mut st) {
-                        return;
-                    }
+        }
+    }
+
+    /// Encodes one reply (unless `skip`) and counts it if it is an error. False when the
+    /// client was closed by it (no later reply is encoded).
+    #[inline]
+    fn encode_reply(&mut self, r: Reply, skip: bool) -> bool {
+        if let Reply::Error(e) = &r {
+            if e == crate::memory::obuf::OVER_LIMIT {
+                // A reply that cannot fit the output buffer: the client is closed without
+                // it, as Redis closes a client whose reply overcame its limit.
+                self.obuf_close();
+                return false;
+            }
+            cmd::record_error(&mut self.shard.state.borrow_mut(), &r);
+        }
+        if !skip {
+            let cap = self.wbuf.capacity();
+            r.encode(&mut self.wbuf, self.client.borrow().resp3);
+            // Client eviction counts the reply buffer as it grows (Redis counts a client's
+            // memory after each command), so one batch of big replies cannot go far past the
+            // limit.
+            if self.wbuf.capacity() != cap && crate::memory::clients::limit() != 0 {
+                let shard = self.shard.clone();
+                let mut st = shard.state.borrow_mut();
+                if self.evicted_while_replying(&mut st) {
+                    return false;
                 }
             }
         }
+        true
     }
 }
