@@ -113,7 +113,10 @@ fn key_slot_by_table(key: &[u8]) -> u16 {
 /// table loop folds it into its words).
 #[cfg(target_arch = "x86_64")]
 mod clmul {
-    use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_extract_epi64, _mm_set_epi64x};
+    use std::arch::x86_64::{
+        __m128i, _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_extract_epi64, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x,
+    };
 
     /// P with its x^16 term.
     const P: u64 = 0x1_1021;
@@ -173,6 +176,16 @@ mod clmul {
         super::brace_bits(w) != 0
     }
 
+    /// Whether any of the 16 bytes of `key` from `at` is `{`.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,sse4.1")]
+    unsafe fn has_brace16(key: &[u8], at: usize) -> bool {
+        let block = &key[at..at + 16];
+        // SAFETY: `block` holds 16 readable bytes; the load has no alignment requirement.
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'{' as i8))) != 0
+    }
+
     /// [`super::key_slot`] of a key of at least 8 bytes.
     #[target_feature(enable = "pclmulqdq,sse4.1")]
     pub(super) unsafe fn key_slot(key: &[u8]) -> u16 {
@@ -186,14 +199,15 @@ mod clmul {
             let v = ((hi as u128) << (8 * (n - 8))) | lo as u128;
             return block(v) & 0x3FFF;
         }
+        // 16 bytes per compare; the last (overlapping) block covers the tail.
         let mut at = 0;
-        while at + 8 <= n {
-            if has_brace(be64(key, at)) {
+        while at + 16 <= n {
+            if has_brace16(key, at) {
                 return super::tagged_slot(key, 0);
             }
-            at += 8;
+            at += 16;
         }
-        if at < n && has_brace(be64(key, n - 8)) {
+        if at < n && has_brace16(key, n - 16) {
             return super::tagged_slot(key, 0);
         }
         // The first block: the first n % 16 bytes (or 16), right-aligned.

@@ -106,14 +106,21 @@ impl Conn {
     fn route(&mut self, mut req: Request) -> Route {
         let args = std::mem::take(&mut req.args);
         // Pipelines mostly repeat one command: compare with the last one before the table.
-        let spec = match self.last_spec.filter(|s| s.name.as_bytes().eq_ignore_ascii_case(&args[0])) {
-            Some(s) => s,
-            None => match table::lookup(&args[0]) {
+        // The parser hands a name it saw lately as the same interned static bytes each time,
+        // so the same address (of such a name) is the same command without comparing bytes.
+        let name_at = args[0].as_ptr() as usize;
+        let spec = match self.last_spec {
+            Some((s, at)) if at == name_at && s.name.len() == args[0].len() => s,
+            Some((s, _)) if s.name.as_bytes().eq_ignore_ascii_case(&args[0]) => {
+                self.last_spec = Some((s, self.interned_at(&args[0])));
+                s
+            }
+            _ => match table::lookup(&args[0]) {
                 Some(s) => {
                     // Found under another name (`rename-command`): never cached, so that
                     // its old name stays unknown.
                     if s.name.as_bytes().eq_ignore_ascii_case(&args[0]) {
-                        self.last_spec = Some(s);
+                        self.last_spec = Some((s, self.interned_at(&args[0])));
                     }
                     s
                 }
@@ -285,6 +292,16 @@ impl Conn {
                 Route::Keyed { target, cmd: RemoteCmd { spec, fullname, args, check, slot, client, remember } }
             }
             Exec::Node(_) | Exec::Container => Route::Node { spec, fullname, args },
+        }
+    }
+
+    /// The address of `name` when it is one of the parser's interned names (which live as
+    /// long as the process and never change), else 0 (never an address).
+    fn interned_at(&self, name: &[u8]) -> usize {
+        if self.parser.is_interned(name) {
+            name.as_ptr() as usize
+        } else {
+            0
         }
     }
 

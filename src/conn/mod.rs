@@ -62,8 +62,9 @@ pub struct Conn {
     wsent: usize,
     /// The pending output last shown in the client's CLIENT LIST entry.
     omem_shown: usize,
-    /// The last command looked up (see `Conn::route`).
-    last_spec: Option<&'static crate::cmd::CommandSpec>,
+    /// The last command looked up, and the address of the interned name it was sent as
+    /// (0 when not interned; see `Conn::route`).
+    last_spec: Option<(&'static crate::cmd::CommandSpec, usize)>,
     /// Bytes were read into `rbuf` while blocked and are not parsed yet.
     pub(crate) pending_input: bool,
     /// MULTI queue and WATCH registrations.

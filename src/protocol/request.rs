@@ -267,6 +267,12 @@ impl RequestParser {
 }
 
 impl RequestParser {
+    /// Whether `name` is (by address) one of the interned names this parser hands out: such
+    /// bytes are static, so their address stands for them.
+    pub fn is_interned(&self, name: &[u8]) -> bool {
+        self.names.slots.iter().flatten().any(|s| s.as_ptr() == name.as_ptr() && s.len() == name.len())
+    }
+
     /// Takes back the argument vector of a request that ran, for a later request to reuse
     /// (its arguments are dropped now).
     #[inline]
