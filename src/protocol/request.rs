@@ -139,7 +139,8 @@ impl NameCache {
     #[inline]
     fn get(&mut self, name: &[u8]) -> Option<&'static [u8]> {
         for &s in self.slots.iter().flatten() {
-            if s.len() == name.len() && *s == *name {
+            // Names are a few bytes: compared in place rather than through a `memcmp` call.
+            if s.len() == name.len() && s.iter().zip(name).all(|(a, b)| a == b) {
                 return Some(s);
             }
         }
@@ -177,6 +178,18 @@ const FAST_MAX_ARGS: usize = 1024;
 /// leading zeros, missing bytes) is left to the exact slow path.
 #[inline]
 fn plain_number(buf: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    // One or two digits (argument counts, and the lengths of names and of most keys), read
+    // without the loop.
+    if let Some(&[a, b, c, _]) = buf.get(at..at + 4) {
+        if a.is_ascii_digit() {
+            if b == b'\r' {
+                return Some(((a - b'0') as usize, at + 3));
+            }
+            if a != b'0' && b.is_ascii_digit() && c == b'\r' {
+                return Some(((a - b'0') as usize * 10 + (b - b'0') as usize, at + 4));
+            }
+        }
+    }
     let first = *buf.get(at)?;
     if !first.is_ascii_digit() {
         return None;
