@@ -25,6 +25,7 @@ PORT="${PORT:-17915}"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 1' INT TERM
 
 # count NAME TEST -- server command...: instructions per request
 count() {
@@ -33,8 +34,13 @@ count() {
   local out="$work/$name.$test.cg" log="$work/$name.$test.log"
   local args=(--tool=callgrind --fair-sched=yes --callgrind-out-file="$out")
   [ -n "$toggle" ] && args+=("--toggle-collect=$toggle")
+  # count runs in a subshell: a server it leaves under valgrind (interrupted) would spin on
+  # with busy-poll, so the subshell kills it on its way out.
+  local vp=""
+  trap '[ -n "${vp:-}" ] && kill "${vp:-}" 2>/dev/null' EXIT
+  trap 'exit 1' INT TERM
   valgrind "${args[@]}" "$@" >"$log" 2>&1 &
-  local vp=$!
+  vp=$!
   local up=0
   for _ in $(seq 600); do
     if redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG; then up=1; break; fi
@@ -48,6 +54,7 @@ count() {
   callgrind_control -z "$vp" >/dev/null 2>&1
   redis-benchmark -p "$PORT" -n "$N" -P "$P" -c 50 -t "$test" -r 100000 >/dev/null 2>&1
   kill "$vp"; wait "$vp" 2>/dev/null || true
+  vp=""
   local total
   total=$(grep -E "Collected" "$log" | awk '{print $4}' | tr -d ,)
   echo $((total / N))
