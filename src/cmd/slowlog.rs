@@ -45,7 +45,7 @@ fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
 /// Whether a command that ran for `usec` µs reaches either the latency monitor's threshold
 /// or SLOWLOG's (almost never: every command asks, so this is the whole cost of the common case).
 #[inline]
-pub fn noteworthy(st: &ShardState, usec: u64) -> bool {
+fn noteworthy(st: &ShardState, usec: u64) -> bool {
     let latency = st.config.latency_monitor_threshold;
     let slow = st.config.slowlog_log_slower_than;
     (latency != 0 && usec / 1000 >= latency) || (slow >= 0 && usec >= slow as u64)
@@ -53,10 +53,15 @@ pub fn noteworthy(st: &ShardState, usec: u64) -> bool {
 
 /// Records a command that ran for `usec` µs: a latency event sample, and a SLOWLOG entry if
 /// it reached `slowlog-log-slower-than` (and is not flagged `skip_slowlog`).
+#[inline]
 pub fn record(st: &mut ShardState, client: &ClientState, cmd_flags: u32, args: &[Bytes], usec: u64) {
-    if !noteworthy(st, usec) {
-        return;
+    if noteworthy(st, usec) {
+        record_slow(st, client, cmd_flags, args, usec);
     }
+}
+
+#[cold]
+fn record_slow(st: &mut ShardState, client: &ClientState, cmd_flags: u32, args: &[Bytes], usec: u64) {
     let event = if cmd_flags & flags::FAST != 0 { "fast-command" } else { "command" };
     st.record_latency(event, usec / 1000);
     let threshold = st.config.slowlog_log_slower_than;

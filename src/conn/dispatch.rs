@@ -586,10 +586,7 @@ impl Conn {
 
     /// Records a command in the home shard's SLOWLOG if it ran longer than the threshold.
     pub(crate) fn slowlog(&self, (flags_, args): &(u32, &[Bytes]), usec: u64) {
-        let mut st = self.shard.state.borrow_mut();
-        if cmd::slowlog::noteworthy(&st, usec) {
-            cmd::slowlog::record(&mut st, &self.client.borrow(), *flags_, args, usec);
-        }
+        cmd::slowlog::record(&mut self.shard.state.borrow_mut(), &self.client.borrow(), *flags_, args, usec);
     }
 
     /// Sends the open remote batch, if any.

@@ -262,8 +262,6 @@ impl Shard {
         replies
     }
 
-    /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
-    /// `clock` advances to the command's end; its duration is in `stats.last_call_usec`.
     /// Runs a keyed command here at once when no transaction holds this shard (the common
     /// case, without the future of [`Shard::run_local_one`]); `None` when one does.
     #[inline]
@@ -277,6 +275,8 @@ impl Shard {
         Some(r)
     }
 
+    /// Runs one keyed command here, once the gate is open (the caller ticked the clock).
+    /// `clock` advances to the command's end; its duration is in `stats.last_call_usec`.
     pub async fn run_local_one(&self, db: usize, cmd: &RemoteCmd, clock: &mut crate::clock::Stamp) -> Reply {
         self.when_open(|| Self::execute(&mut self.state.borrow_mut(), cmd, db, clock)).await
     }
