@@ -519,9 +519,7 @@ impl ShardState {
         self.sync_recording();
         self.log_expired();
         if self.changes.has_pending() {
-            let units = self.changes.take();
-            let item = crate::replication::feed::FeedItem::Units { shard: self.id, units, atomic: false };
-            self.node.repl.feed.push_batched(item);
+            self.push_changes();
         }
         if !self.notify.is_empty() {
             super::notify::publish_pending(self);
@@ -529,6 +527,16 @@ impl ShardState {
         if !self.tracking.bcast.is_empty() {
             super::tracking::flush_bcast(self);
         }
+    }
+
+    /// [`flush_changes`](Self::flush_changes)'s push to the feed, out of line: nothing is
+    /// recorded while no replica or AOF takes the stream, and the push's frame cost every
+    /// command then.
+    #[inline(never)]
+    fn push_changes(&mut self) {
+        let units = self.changes.take();
+        let item = crate::replication::feed::FeedItem::Units { shard: self.id, units, atomic: false };
+        self.node.repl.feed.push_batched(item);
     }
 
     /// After work done for a transaction holding this shard: hands what it recorded to the

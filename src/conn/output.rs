@@ -119,7 +119,11 @@ impl Conn {
         if self.pending_output() == 0 {
             return Ok(());
         }
-        self.durable().await;
+        // Checked here, outside the future: an `async fn` that has nothing to wait for still
+        // builds and polls its state machine on every write.
+        if crate::aof::sync::must_wait() {
+            self.durable().await;
+        }
         let (stream, out) = (&mut self.stream, &self.wbuf[self.wsent..]);
         let mut n = 0;
         // No room now: the rest waits (the waker left behind only causes one spurious poll of

@@ -186,8 +186,8 @@ fn evictable(c: &ClientState) -> bool {
 }
 
 /// Re-counts `c` in this shard's sum and buckets: as `mem` (None: not counted at all).
+#[inline]
 fn recount(c: &mut ClientState, mem: Option<usize>) {
-    let Some(slot) = SLOT.with(Cell::get) else { return };
     let new_bucket = match mem {
         Some(m) if evictable(c) => bucket_of(m as u64) as u8 + 1,
         _ => 0,
@@ -196,6 +196,15 @@ fn recount(c: &mut ClientState, mem: Option<usize>) {
     if new == c.tot_mem && new_bucket == c.mem_bucket {
         return;
     }
+    move_in_count(c, new, new_bucket);
+}
+
+/// [`recount`]'s change: the shard's sum and bucket counts move from the client's old figure
+/// to its new one.
+#[cold]
+#[inline(never)]
+fn move_in_count(c: &mut ClientState, new: usize, new_bucket: u8) {
+    let Some(slot) = SLOT.with(Cell::get) else { return };
     LOCAL.with(|l| {
         if new != c.tot_mem {
             let sum = (l.sum.get() + new as u64).saturating_sub(c.tot_mem as u64);

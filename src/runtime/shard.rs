@@ -89,13 +89,27 @@ impl Shard {
     /// Swaps in the newest cluster view if one was published (one atomic load), and drops
     /// this shard's keys in slots it no longer keeps (lost to another node, or now placed on
     /// another shard), as Redis deletes keys of slots it lost.
+    ///
+    /// Called at least once per connection turn: the unchanged case is this inline check, the
+    /// swap is out of line (its stack frame cost every call while it was one function).
+    #[inline]
     pub fn refresh_cluster(&self) {
+        let changed = {
+            let st = self.state.borrow();
+            let Some(cluster) = st.node.cluster.as_ref() else { return };
+            cluster.generation.load(Ordering::Acquire) != self.view.borrow().generation
+        };
+        if changed {
+            self.swap_cluster_view();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn swap_cluster_view(&self) {
         let v = {
             let st = self.state.borrow();
             let Some(cluster) = st.node.cluster.as_ref() else { return };
-            if cluster.generation.load(Ordering::Acquire) == self.view.borrow().generation {
-                return;
-            }
             cluster.view()
         };
         let mut st = self.state.borrow_mut();
@@ -122,6 +136,7 @@ impl Shard {
     }
 
     /// Refreshes this shard's config snapshot if CONFIG SET changed it (one atomic load).
+    #[inline]
     pub fn refresh_config(&self) {
         self.refresh_cluster();
         // Set to follow a master since the last look: clients blocked here while this node was
@@ -129,16 +144,28 @@ impl Shard {
         let epoch = crate::replication::role::follow_epoch();
         if epoch != self.follow_epoch.get() {
             self.follow_epoch.set(epoch);
-            crate::cmd::blocked::unblock_all(&mut self.state.borrow_mut(), UNBLOCKED_BY_ROLE);
+            self.unblock_for_role();
         }
         // One atomic load per call (no reference-count traffic on the node) while unchanged.
         let gen = self.state.borrow().node.config_gen.load(Ordering::Acquire);
         if gen != self.config_gen.get() {
             self.config_gen.set(gen);
-            let cfg = self.state.borrow().node.config();
-            apply_lfu(&cfg);
-            self.state.borrow_mut().config = cfg;
+            self.apply_config();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unblock_for_role(&self) {
+        crate::cmd::blocked::unblock_all(&mut self.state.borrow_mut(), UNBLOCKED_BY_ROLE);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn apply_config(&self) {
+        let cfg = self.state.borrow().node.config();
+        apply_lfu(&cfg);
+        self.state.borrow_mut().config = cfg;
     }
 
     // ---- inbound messages -------------------------------------------------------------
