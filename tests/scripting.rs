@@ -192,6 +192,36 @@ fn script_kill_and_busy() {
     other.send_cmd(&[b"shutdown", b"nosave"]);
 }
 
+/// A CONFIG SET made on one shard's connection counts for the next command of a connection of
+/// another shard that was already waiting for input: its script goes past the new
+/// `busy-reply-threshold` (set after it connected), and the first connection gets BUSY and
+/// kills it. Until 2026-12-07 the waiting connection ran its next command with the settings of
+/// before its wait, so the script ran under the old 5-second threshold (Redis's unit/scripting
+/// and unit/functions with `--shards 2`: 402 of 415).
+#[test]
+fn config_set_on_another_shard_counts_for_a_waiting_connection() {
+    let s = Server::slotcore(&["--save", "", "--shards", "2"]);
+    let (mut a, mut b) = common::one_per_shard(&s);
+    for first in [true, false] {
+        let (setter, runner) = if first { (&mut a, &mut b) } else { (&mut b, &mut a) };
+        assert_eq!(setter.cmd(&["CONFIG", "SET", "busy-reply-threshold", "5000"]), "+OK\r\n");
+        assert_eq!(runner.cmd(&["PING"]), "+PONG\r\n");
+        // The runner is now waiting for its next command.
+        assert_eq!(setter.cmd(&["CONFIG", "SET", "busy-reply-threshold", "50"]), "+OK\r\n");
+        runner.send_cmd(&[b"eval", b"while true do end", b"0"]);
+        let start = Instant::now();
+        loop {
+            let r = setter.cmd(&["PING"]);
+            if r.starts_with("-BUSY") {
+                break;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(2), "never BUSY within 2 s: {r}");
+        }
+        assert_eq!(setter.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+        assert!(runner.reply().contains("killed by user"));
+    }
+}
+
 /// cmsgpack and struct: packed bytes and unpacked values compared with redis-server.
 #[test]
 fn cmsgpack_and_struct_match_redis() {

@@ -271,15 +271,7 @@ impl Conn {
             if self.track_memory_and_evict().await {
                 return Ok(());
             }
-            let (timeout, limits, qlimit) = {
-                let st = self.shard.state.borrow();
-                let c = self.client.borrow();
-                (
-                    st.config.timeout,
-                    ParseLimits { max_bulk_len: st.config.proto_max_bulk_len, auth_required: !c.authenticated },
-                    st.config.client_query_buffer_limit,
-                )
-            };
+            let timeout = self.shard.state.borrow().config.timeout;
             // Input that arrived while the client was blocked is parsed before reading more.
             if !std::mem::take(&mut self.pending_input) {
                 // Read more input; a subscriber also waits for its messages (no idle timeout,
@@ -326,14 +318,24 @@ impl Conn {
                     st.net_input_bytes += n as u64;
                     st.reads_processed += 1;
                 }
-                if self.rbuf.len() as u64 > qlimit {
-                    tracing::warn!("Closing client that reached max query buffer length");
-                    return Ok(());
-                }
             }
-            // The read may have waited long: commands route by the cluster view of now (a
-            // SETSLOT on another connection meanwhile must count), not of before the wait.
-            self.shard.refresh_cluster();
+            // The read may have waited long: commands run with the settings of now (a CONFIG
+            // SET on a connection of another shard meanwhile must count, as `lua-time-limit`
+            // for the script this input starts) and route by the cluster view of now (a
+            // SETSLOT meanwhile), not of before the wait.
+            self.shard.refresh_config();
+            let (limits, qlimit) = {
+                let st = self.shard.state.borrow();
+                let c = self.client.borrow();
+                (
+                    ParseLimits { max_bulk_len: st.config.proto_max_bulk_len, auth_required: !c.authenticated },
+                    st.config.client_query_buffer_limit,
+                )
+            };
+            if self.rbuf.len() as u64 > qlimit {
+                tracing::warn!("Closing client that reached max query buffer length");
+                return Ok(());
+            }
             // As Redis's query buffer, the bytes of the commands being run count until the batch
             // is done (CLIENT LIST shows a command's own bytes in `qbuf`).
             {
