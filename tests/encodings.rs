@@ -5,9 +5,7 @@
 //! blocking pops reach a replica (read from a raw SYNC link on both servers).
 
 mod common;
-use common::{assert_same, Raw, Server, WAIT};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use common::{assert_same, Feed, Raw, Server, WAIT};
 use std::time::Instant;
 
 fn both() -> (Server, Server) {
@@ -147,69 +145,6 @@ fn strings_modified_in_place_and_number_edges() {
             c(&["BITPOS", "str", "1", "-6", "-7"]),
         ],
     );
-}
-
-/// A raw replica link: SYNC, the RDB payload skipped, then the propagated commands.
-struct Feed {
-    r: BufReader<TcpStream>,
-}
-
-impl Feed {
-    fn attach(port: u16) -> Feed {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(WAIT)).expect("timeout");
-        (&s).write_all(b"SYNC\r\n").expect("SYNC");
-        let mut r = BufReader::new(s);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            r.read_line(&mut line).expect("payload header");
-            // Newlines keep the link alive while the payload is produced.
-            if let Some(n) = line.trim_end().strip_prefix('$') {
-                let mut payload = vec![0u8; n.parse().expect("payload length")];
-                r.read_exact(&mut payload).expect("payload");
-                return Feed { r };
-            }
-        }
-    }
-
-    /// The next propagated command, name lowercased.
-    fn next(&mut self) -> Vec<String> {
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("command");
-        let n: usize = line.trim_end().trim_start_matches('*').parse().expect("array length");
-        (0..n)
-            .map(|i| {
-                line.clear();
-                self.r.read_line(&mut line).expect("bulk header");
-                let len: usize = line.trim_end().trim_start_matches('$').parse().expect("bulk length");
-                let mut b = vec![0u8; len + 2];
-                self.r.read_exact(&mut b).expect("bulk");
-                let s = String::from_utf8_lossy(&b[..len]).into_owned();
-                if i == 0 {
-                    s.to_ascii_lowercase()
-                } else {
-                    s
-                }
-            })
-            .collect()
-    }
-
-    /// Commands up to and including `SET end 1`, without PING and SELECT.
-    fn until_end(&mut self) -> Vec<Vec<String>> {
-        let mut out = Vec::new();
-        loop {
-            let cmd = self.next();
-            if cmd[0] == "ping" || cmd[0] == "select" {
-                continue;
-            }
-            let end = cmd == c(&["set", "end", "1"]);
-            out.push(cmd);
-            if end {
-                return out;
-            }
-        }
-    }
 }
 
 fn blocked_clients(r: &mut Raw) -> bool {

@@ -490,6 +490,38 @@ fn assert_once(keys: &[String], want: &BTreeSet<String>, what: &str) {
     assert_eq!(&got, want, "{what}");
 }
 
+/// RANDOMKEY that meets expired keys on both shards deletes them, and they reach a replica as
+/// separate DELs, never wrapped in MULTI/EXEC (Redis's commands that touch arbitrary keys);
+/// until 2026-12-07 a two-shard node sent them as one transaction (Redis's unit/expire,
+/// "RANDOMKEY: Lazy-expire should not be wrapped in MULTI/EXEC").
+#[test]
+fn randomkey_expiries_reach_replicas_unwrapped() {
+    let debug = ["--enable-debug-command", "yes"];
+    let (s, r) = (Server::slotcore(&[&["--shards", "2"][..], &debug].concat()), Server::redis(&debug));
+    let mut seen = Vec::new();
+    for server in [&r, &s] {
+        let mut c = server.raw();
+        assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
+        for k in ["a", "b"] {
+            assert_eq!(c.cmd(&["SET", k, "v", "PX", "1"]), "+OK\r\n");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        let mut feed = common::Feed::attach(server.port);
+        assert_eq!(c.cmd(&["RANDOMKEY"]), "$-1\r\n");
+        assert_eq!(c.cmd(&["SET", "end", "1"]), "+OK\r\n");
+        let mut got = feed.until_end();
+        got.sort();
+        seen.push(got);
+    }
+    let want: Vec<Vec<String>> = [["del", "a"], ["del", "b"]]
+        .iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .chain(std::iter::once(vec!["set".to_string(), "end".into(), "1".into()]))
+        .collect();
+    assert_eq!(seen[0], want, "redis-server");
+    assert_eq!(seen[1], want, "slotcore");
+}
+
 #[test]
 fn keys_scan_and_randomkey_cover_both_shards() {
     let s = Server::slotcore_shards(2);

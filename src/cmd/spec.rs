@@ -47,6 +47,10 @@ pub mod flags {
     pub const NO_ASYNC_LOADING: u32 = 1 << 18;
     /// Guarded by `enable-*-command` (DEBUG, MODULE).
     pub const PROTECTED: u32 = 1 << 19;
+    /// May touch keys the arguments do not name (RANDOMKEY, SCAN): what it deletes on the way
+    /// (expired keys) reaches replicas and the AOF as separate commands, never one MULTI/EXEC,
+    /// as Redis's `CMD_TOUCHES_ARBITRARY_KEYS` (not shown by COMMAND INFO, as in Redis 7.0).
+    pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 20;
 
     /// Names as COMMAND INFO prints them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[

@@ -37,7 +37,8 @@ impl Conn {
             let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
             f(&mut ctx, &args)
         };
-        let reply = self.execute_plan(plan, &args, held).await;
+        let atomic = !spec.has(cmd::flags::TOUCHES_ARBITRARY_KEYS);
+        let reply = self.execute_plan(plan, &args, held, atomic).await;
         let usec = crate::clock::Stamp::now().micros_since(start);
         self.slowlog(&(spec.flags, &args[..]), usec);
         cmd::record_call(&mut self.shard.state.borrow_mut(), fullname, usec, &reply);
@@ -49,8 +50,15 @@ impl Conn {
     }
 
     /// Runs `run` on every shard: under `held` if given (all shards held), else holding them.
-    async fn fan_out(&self, run: cmd::ShardFn, db: usize, args: &[Bytes], held: Option<u64>) -> Vec<Reply> {
-        let Some(tx) = held else { return self.shard.all_shards(run, db, args).await };
+    async fn fan_out(
+        &self,
+        run: cmd::ShardFn,
+        db: usize,
+        args: &[Bytes],
+        held: Option<u64>,
+        atomic: bool,
+    ) -> Vec<Reply> {
+        let Some(tx) = held else { return self.shard.all_shards_as(run, db, args, atomic).await };
         let mut out = Vec::with_capacity(self.shard.nshards);
         for s in 0..self.shard.nshards {
             let op = HeldOp::Run { run, db, args: args.to_vec() };
@@ -64,17 +72,19 @@ impl Conn {
 
     /// Carries out a plan. Inside EXEC (`held`), every shard is held by the transaction, so
     /// shard work goes through the hold instead of taking gates again.
-    async fn execute_plan(&mut self, plan: Plan, args: &[Bytes], held: Option<u64>) -> Reply {
+    /// `atomic` false (a command that touches arbitrary keys): what a fan-out over every shard
+    /// changed reaches replicas and the AOF as separate commands.
+    async fn execute_plan(&mut self, plan: Plan, args: &[Bytes], held: Option<u64>, atomic: bool) -> Reply {
         match plan {
             Plan::Reply(r) => r,
             Plan::AfterFeed(inner) => {
                 let node = self.shard.state.borrow().node.clone();
                 node.repl.settled().await;
-                Box::pin(self.execute_plan(*inner, args, held)).await
+                Box::pin(self.execute_plan(*inner, args, held, atomic)).await
             }
             Plan::AllShards { run, merge } => {
                 let db = self.client.borrow().db;
-                let replies = self.fan_out(run, db, args, held).await;
+                let replies = self.fan_out(run, db, args, held, atomic).await;
                 let mut client = self.client.borrow_mut();
                 let mut shard = self.shard.state.borrow_mut();
                 let mut ctx = ClientCtx { client: &mut client, shard: &mut shard };
@@ -120,7 +130,7 @@ impl Conn {
                 let mut with_me = args.to_vec();
                 with_me.push(Bytes::from(me.to_string()));
                 let db = self.client.borrow().db;
-                let replies = self.fan_out(run, db, &with_me, held).await;
+                let replies = self.fan_out(run, db, &with_me, held, atomic).await;
                 let n: i64 = replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum();
                 match (old_form, n) {
                     (true, 0) => Reply::err("ERR No such client"),
@@ -131,7 +141,7 @@ impl Conn {
             Plan::Publish { sharded } => {
                 let run = if sharded { cmd::pubsub::deliver_shard } else { cmd::pubsub::deliver };
                 let replies = match held {
-                    Some(_) => self.fan_out(run, 0, args, held).await,
+                    Some(_) => self.fan_out(run, 0, args, held, atomic).await,
                     None => self.shard.each_shard(run, args).await,
                 };
                 if self.shard.view.borrow().enabled {
@@ -166,7 +176,7 @@ impl Conn {
             }
             Plan::Shutdown(a) => {
                 let node = self.shard.state.borrow().node.clone();
-                let save = || self.fan_out(cmd::save::serialize_shard, 0, args, held);
+                let save = || self.fan_out(cmd::save::serialize_shard, 0, args, held, atomic);
                 crate::runtime::shutdown_wait::run(&node, a, true, save).await
             }
         }

@@ -388,11 +388,17 @@ impl Shard {
     }
 
     pub(crate) async fn unlock(&self, tx: u64, shards: &[usize]) {
-        // The transaction's changes go to the feed as one unit while its shards are still
-        // held, so nothing a released shard does next can be merged before them.
+        self.unlock_as(tx, shards, true).await
+    }
+
+    /// [`unlock`](Self::unlock); `atomic` false pushes the changes as separate units.
+    pub(crate) async fn unlock_as(&self, tx: u64, shards: &[usize], atomic: bool) {
+        // The transaction's changes go to the feed (as one unit when `atomic`) while its
+        // shards are still held, so nothing a released shard does next can be merged before
+        // them.
         if let Some(units) = self.tx_units.borrow_mut().remove(&tx) {
             if !units.is_empty() {
-                self.state.borrow().node.repl.feed.push(FeedItem::Units { shard: self.id, units, atomic: true });
+                self.state.borrow().node.repl.feed.push(FeedItem::Units { shard: self.id, units, atomic });
             }
         }
         for &s in shards {
@@ -528,6 +534,12 @@ impl Shard {
 
     /// Runs `run` on every shard while all are held, returning the replies in shard order.
     pub async fn all_shards(&self, run: ShardFn, db: usize, args: &[Bytes]) -> Vec<Reply> {
+        self.all_shards_as(run, db, args, true).await
+    }
+
+    /// [`all_shards`](Self::all_shards); `atomic` false: what the shards recorded reaches
+    /// the feed as separate units, not one transaction (a command that touches arbitrary keys).
+    pub async fn all_shards_as(&self, run: ShardFn, db: usize, args: &[Bytes], atomic: bool) -> Vec<Reply> {
         let shards: Vec<usize> = (0..self.nshards).collect();
         if self.nshards == 1 {
             return vec![
@@ -552,7 +564,7 @@ impl Shard {
                 _ => Reply::err(PEER_GONE),
             });
         }
-        self.unlock(tx, &shards).await;
+        self.unlock_as(tx, &shards, atomic).await;
         out
     }
 
