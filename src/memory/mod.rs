@@ -199,6 +199,10 @@ static BASE: [AtomicI64; 2] = [ZERO; 2];
 /// The replicas' output left out of the count with the base of generation `g` (reported for
 /// the buffer its total holds, see [`total_with_replica_output`]) is `BASE_OUTPUT[g % 2]`.
 static BASE_OUTPUT: [AtomicU64; 2] = [NOTHING; 2];
+/// The bytes of stream records the non-publishing threads had freed ([`FEED_OTHER_FREED`])
+/// when the total of generation `g`'s base was read is `BASE_FEED_SEEN[g % 2]`: they are out of
+/// that base, and so out of what the count leaves out with it.
+static BASE_FEED_SEEN: [AtomicI64; 2] = [ZERO; 2];
 /// Serializes [`refresh`]es.
 static REBASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static PEAK: AtomicU64 = AtomicU64::new(0);
@@ -274,21 +278,23 @@ pub fn publish() {
     GROWTH_GEN[i].store(g, Ordering::Release);
 }
 
-/// The current base plus the growth the publishing threads measured from it, and the
-/// replicas' output left out with that base.
+/// The current base plus the growth the publishing threads measured from it, and what the
+/// count leaves out with that base: the replicas' output and the feed's records in flight.
 fn counted() -> (i64, u64) {
     loop {
         let g = GEN.load(Ordering::Acquire);
         let base = BASE[(g % 2) as usize].load(Ordering::Relaxed);
         let output = BASE_OUTPUT[(g % 2) as usize].load(Ordering::Relaxed);
+        let seen = BASE_FEED_SEEN[(g % 2) as usize].load(Ordering::Relaxed);
         let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
         let growth: i64 = (0..n)
             .filter(|&i| GROWTH_GEN[i].load(Ordering::Acquire) == g)
             .map(|i| GROWTH[i].load(Ordering::Relaxed))
             .sum();
+        let in_flight = feed_in_flight_seen(seen);
         // A new base taken meanwhile: its growths are measured from it.
         if GEN.load(Ordering::Acquire) == g {
-            return (base + growth, output);
+            return (base + growth, output + in_flight);
         }
     }
 }
@@ -299,13 +305,14 @@ pub fn used() -> u64 {
     used_and_output().0
 }
 
-/// [`used`], and the replicas' output the count leaves out with it.
+/// [`used`], and what the count leaves out with it: the replicas' output and the feed's
+/// records in flight.
 fn used_and_output() -> (u64, u64) {
     publish();
-    let (counted, output) = counted();
+    let (counted, left_out) = counted();
     let used = counted.max(0) as u64;
     PEAK.fetch_max(used, Ordering::Relaxed);
-    (used, output)
+    (used, left_out)
 }
 
 /// jemalloc's exact process total: `stats.allocated` after an `epoch` refresh, less the bytes
@@ -327,30 +334,32 @@ pub fn refresh() -> u64 {
     rebase().0
 }
 
-/// [`refresh`], and the replicas' output the count leaves out with the new base.
+/// [`refresh`], and what the count leaves out with the new base (the replicas' output and
+/// the feed's records in flight).
 fn rebase() -> (u64, u64) {
-    // Records the control core freed before this point are in the total read next (one freed
-    // meanwhile is left out twice until the next refresh: a few records, never counted twice).
-    let unseen = FEED_UNSEEN.swap(0, Ordering::Relaxed);
-    FEED_OTHER.fetch_sub(unseen, Ordering::Relaxed);
     let rebasing = REBASING.lock().unwrap_or_else(|p| p.into_inner());
-    let Some((total, output)) = total_with_replica_output() else {
+    let Some((total, output, seen)) = total_with_replica_output() else {
         // No total could be read outside a change of the stream's buffer: the base stays, and
         // the count goes on from it with the threads' growths (and the records freed since
         // the base are left for the next one to see).
         drop(rebasing);
-        FEED_OTHER.fetch_add(unseen, Ordering::Relaxed);
-        FEED_UNSEEN.fetch_add(unseen, Ordering::Relaxed);
         return used_and_output();
     };
     let g = GEN.load(Ordering::Relaxed) + 1;
     BASE[(g % 2) as usize].store(total as i64, Ordering::Relaxed);
     BASE_OUTPUT[(g % 2) as usize].store(output, Ordering::Relaxed);
+    // The records the other threads freed before the total was read stop being left out
+    // with the base that no longer holds them, not before. Taken out of what is left out when
+    // a refresh began (before it waited for the lock and for a change of the stream's buffer
+    // to end, and read the total), they were counted meanwhile: the old base and the shards'
+    // growths still held them. Behind a stopped replica under load, the shards saw counts
+    // 200 KB to 1.1 MB too high in that window, and one evicted a key.
+    BASE_FEED_SEEN[(g % 2) as usize].store(seen, Ordering::Relaxed);
     GEN.store(g, Ordering::Release);
     drop(rebasing);
     publish();
     PEAK.fetch_max(total, Ordering::Relaxed);
-    (total, output)
+    (total, output + feed_in_flight_seen(seen))
 }
 
 /// When (µs on the node's clock) the last [`refresh`] ran.
@@ -389,9 +398,9 @@ pub fn node_command_started() {
 /// another thread's refresh could have taken a later report (after a killed replica's stream
 /// was trimmed, 10 MB less left out of a total that still held it).
 pub fn refresh_before_command() -> (u64, u64) {
-    let (total, output) = rebase();
+    let (total, left_out) = rebase();
     let grown = thread_net() - COMMAND_START_NET.with(Cell::get);
-    (total.saturating_sub(grown.max(0) as u64), output + not_counted_besides_replicas())
+    (total.saturating_sub(grown.max(0) as u64), left_out + aof_buffer())
 }
 
 static STARTUP: AtomicU64 = AtomicU64::new(0);
@@ -459,14 +468,17 @@ pub fn change_replica_output(change: impl FnOnce() -> u64) {
 }
 
 /// [`refresh`]'s part: jemalloc's exact total, read while the stream's buffer did not change,
-/// and the replicas' output reported for that buffer taken as what the count leaves out. It
+/// the replicas' output reported for that buffer taken as what the count leaves out, and the
+/// bytes of stream records the non-publishing threads had freed before it was read (see
+/// [`FEED_OTHER_FREED`]; one freed meanwhile stays left out until the next refresh: a few
+/// records, never counted twice). It
 /// waits for a change under way to end ([`CHANGE_WAIT`] at most, as the control core's
 /// thread may be descheduled in the middle of one), and reads the total again if one ran
 /// while it was read (a few tries of its own were not enough: a trim outlasts them). None
 /// past the wait: a total read in the middle of a trim no longer holds blocks the report
 /// still leaves out (under a loaded test run, a count 7.5 MB short), and one read in the
 /// middle of an append holds blocks the report does not leave out yet.
-fn total_with_replica_output() -> Option<(u64, u64)> {
+fn total_with_replica_output() -> Option<(u64, u64, i64)> {
     let start = std::time::Instant::now();
     loop {
         let seq = REPLICA_OUTPUT_SEQ.load(Ordering::SeqCst);
@@ -478,22 +490,24 @@ fn total_with_replica_output() -> Option<(u64, u64)> {
             continue;
         }
         let before = REPLICA_OUTPUT_NOW.load(Ordering::SeqCst);
+        let seen = FEED_OTHER_FREED.load(Ordering::SeqCst);
         let total = exact_total();
         // The total's reads are done before the sequence is read again.
         std::sync::atomic::fence(Ordering::SeqCst);
         if REPLICA_OUTPUT_SEQ.load(Ordering::SeqCst) == seq {
-            return Some((total, before));
+            return Some((total, before, seen));
         }
     }
 }
 
 /// Per publishing thread ([`register_thread`]): bytes of stream records it pushed to the
 /// replication feed less those it took from it and freed (each slot written by its own thread
-/// only). [`FEED_OTHER`]: the same for the other threads, whose frees count once [`refresh`]
-/// has seen them ([`FEED_UNSEEN`] until then).
+/// only). [`FEED_OTHER`]: the bytes the other threads pushed, and [`FEED_OTHER_FREED`] those
+/// they took and freed, which count once a base's total no longer holds them (the base's
+/// [`BASE_FEED_SEEN`]).
 static FEED: [AtomicI64; MAX_PUBLISHERS] = [ZERO; MAX_PUBLISHERS];
 static FEED_OTHER: AtomicI64 = AtomicI64::new(0);
-static FEED_UNSEEN: AtomicI64 = AtomicI64::new(0);
+static FEED_OTHER_FREED: AtomicI64 = AtomicI64::new(0);
 
 /// The calling thread pushed records holding `bytes` to the replication feed (see
 /// `replication::feed`): they are left out of the ceiling's count until they are freed and
@@ -522,39 +536,40 @@ pub fn feed_freed(bytes: usize) {
             FEED[i].store(FEED[i].load(Ordering::Relaxed) - bytes as i64, Ordering::Relaxed);
         }
         None => {
-            FEED_UNSEEN.fetch_add(bytes as i64, Ordering::Relaxed);
+            FEED_OTHER_FREED.fetch_add(bytes as i64, Ordering::SeqCst);
         }
     }
 }
 
 /// Bytes of stream records on their way from the shards to the control core, as the count
-/// of used memory holds them.
-pub fn feed_in_flight() -> u64 {
+/// of used memory holds them: with a base whose total no longer held `seen` bytes of those
+/// the non-publishing threads freed.
+fn feed_in_flight_seen(seen: i64) -> u64 {
     let n = PUBLISHERS.load(Ordering::Acquire).min(MAX_PUBLISHERS);
     let sum: i64 = FEED[..n].iter().map(|a| a.load(Ordering::Relaxed)).sum();
-    (sum + FEED_OTHER.load(Ordering::Relaxed)).max(0) as u64
+    (sum + FEED_OTHER.load(Ordering::Relaxed) - seen).max(0) as u64
 }
 
 /// Redis's `freeMemoryGetNotCountedMemory`: memory left out of the ceiling's count, the
 /// replicas' output beyond the backlog and the AOF buffer, and here also the stream's records
-/// on their way to them ([`feed_in_flight`]). Replicas that fall behind (a slow link, a
+/// on their way to them ([`feed_in_flight_seen`]). Replicas that fall behind (a slow link, a
 /// stopped process) would otherwise make the master evict its keys for memory that their
 /// output-buffer limit bounds, and evicting would only add DELs to their output.
 pub fn not_counted_for_evict() -> u64 {
-    counted().1 + not_counted_besides_replicas()
+    counted().1 + aof_buffer()
 }
 
-/// [`not_counted_for_evict`] but the replicas' output: the AOF buffer and the feed's records.
-fn not_counted_besides_replicas() -> u64 {
-    crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed) + feed_in_flight()
+/// The AOF buffer (left out of the count).
+fn aof_buffer() -> u64 {
+    crate::aof::status::BUFFER_LEN.load(Ordering::Relaxed)
 }
 
 /// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`] (the
-/// replicas' output taken with the same base), and less the memory of evicted clients on its
-/// way back ([`clients::closing_bytes`]).
+/// replicas' output and the feed's records taken with the same base), and less the memory of
+/// evicted clients on its way back ([`clients::closing_bytes`]).
 pub fn used_for_evict() -> u64 {
-    let (used, output) = used_and_output();
-    used.saturating_sub(output + not_counted_besides_replicas() + clients::closing_bytes())
+    let (used, left_out) = used_and_output();
+    used.saturating_sub(left_out + aof_buffer() + clients::closing_bytes())
 }
 
 #[cfg(test)]

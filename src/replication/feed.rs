@@ -33,8 +33,8 @@
 //! The records on their way are left out of what `maxmemory` counts (they are the stream the
 //! replicas and the AOF take, which Redis writes straight into its replication and AOF
 //! buffers, both left out of its count beyond the backlog's size): a push adds an estimate of
-//! their heap bytes ([`units_bytes`]) to the pushing thread's share of
-//! `memory::feed_in_flight`, and the thread that took them gives it back with
+//! their heap bytes ([`units_bytes`]) to the pushing thread's share of the records in flight
+//! (`memory::feed_sent`), and the thread that took them gives it back with
 //! [`Feed::settle`], once it has freed them and published its allocation counters. Behind a
 //! replica that stopped reading, the control core lagged the shards by hundreds of records
 //! (over 200 KB) and the shards evicted keys for them.
