@@ -198,6 +198,26 @@ fn reset_ends_monitor_mode() {
     }
 }
 
+/// A command another shard runs once the monitor has read MONITOR's +OK is always shown: the
+/// monitor is registered when MONITOR runs, not after its reply was written (a SET sent the
+/// moment +OK arrived was missed now and then, so a client waiting for its line hung).
+#[test]
+fn monitor_sees_other_shards_commands_right_after_its_ok() {
+    let s = Server::slotcore(&["--shards", "2"]);
+    let (mut m, mut w) = common::one_per_shard(&s);
+    for i in 0..300 {
+        assert_eq!(m.cmd(&["MONITOR"]), "+OK\r\n");
+        assert_eq!(w.cmd(&["SET", "foo", &i.to_string()]), "+OK\r\n");
+        assert_eq!(w.cmd(&["ECHO", "end"]), "$3\r\nend\r\n");
+        // The command is shown as the client spelt it.
+        let first = m.reply();
+        assert!(first.contains("\"SET\" \"foo\""), "round {i}: the SET was not shown, got {first:?}");
+        assert!(m.reply().contains("\"ECHO\" \"end\""));
+        // RESET leaves the monitor mode; the connection stays on its shard for the next round.
+        assert_eq!(m.cmd(&["RESET"]), "+RESET\r\n");
+    }
+}
+
 #[test]
 fn shutdown_signal_flags_as_redis() {
     let s =

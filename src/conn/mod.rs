@@ -81,6 +81,9 @@ pub struct Conn {
     pub(crate) script_check: crate::cluster::redirect::SlotCheck,
     /// ... and whether ASKING was in effect for it.
     pub(crate) script_asking: bool,
+    /// Set by MONITOR: the lines fed since the command ran, before the connection turned to
+    /// streaming them (see `run_monitor`).
+    pub(crate) monitor_rx: Option<futures_channel::mpsc::UnboundedReceiver<bytes::Bytes>>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -133,6 +136,9 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     // may have ended on the write error: Redis's log line is written here then.
     if conn.client.borrow().closing() {
         conn.obuf_close();
+    }
+    if conn.monitor_rx.take().is_some() {
+        monitor::unregister(id);
     }
     conn.unwatch_all().await;
     crate::memory::clients::forget(&mut conn.client.borrow_mut());
@@ -257,6 +263,7 @@ impl Conn {
             early_pushes: Vec::new(),
             script_check: Default::default(),
             script_asking: false,
+            monitor_rx: None,
         }
     }
 
@@ -420,7 +427,11 @@ impl Conn {
     async fn run_monitor(&mut self) -> std::io::Result<bool> {
         use futures_lite::StreamExt;
         let id = self.client.borrow().id;
-        let mut rx = monitor::register(id);
+        // Registered when MONITOR ran, before its +OK left.
+        let mut rx = match self.monitor_rx.take() {
+            Some(rx) => rx,
+            None => monitor::register(id),
+        };
         let result = loop {
             let mut buf = [0u8; 512];
             let next = {

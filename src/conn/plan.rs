@@ -164,7 +164,18 @@ impl Conn {
                 self.own_messages_then(r)
             }
             Plan::Monitor => {
-                self.client.borrow_mut().monitor = true;
+                // The monitor is registered now, as Redis adds it to its monitors when the
+                // command runs: a command that any connection, of any shard, runs after the
+                // client has read this +OK is fed to it (registering only once the +OK was
+                // written let another shard run such a command unseen meanwhile).
+                let id = {
+                    let mut c = self.client.borrow_mut();
+                    c.monitor = true;
+                    c.id
+                };
+                if self.monitor_rx.is_none() {
+                    self.monitor_rx = Some(super::monitor::register(id));
+                }
                 Reply::Ok
             }
             Plan::Migrate(job) => self.run_migrate(*job, held).await,
