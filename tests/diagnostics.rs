@@ -150,6 +150,26 @@ fn latency_histogram_and_doctor_as_redis() {
     }
 }
 
+/// The words of a SLOWLOG GET reply, newest entry first: each entry's arguments and client
+/// name (ids, times, durations and client addresses differ from server to server).
+fn slowlog_words(got: &str) -> Vec<String> {
+    let lines: Vec<&str> = got.split("\r\n").collect();
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if l.starts_with('$') && lines.get(i + 1).is_some_and(|n| n.starts_with("127.0.0.1:")) {
+            i += 2;
+            continue;
+        }
+        if !l.starts_with(':') && !l.starts_with('*') && !l.starts_with('$') {
+            kept.push(l.to_string());
+        }
+        i += 1;
+    }
+    kept
+}
+
 #[test]
 fn slowlog_hides_secrets_and_keeps_its_order() {
     let steps = |r: &mut Raw| -> Vec<String> {
@@ -162,23 +182,7 @@ fn slowlog_hides_secrets_and_keeps_its_order() {
         r.cmd(&["ECHO", "one"]);
         r.cmd(&["ECHO", "two"]);
         r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
-        let got = r.cmd(&["SLOWLOG", "GET", "-1"]);
-        // Only the arguments: ids, times, durations and client addresses differ.
-        let lines: Vec<&str> = got.split("\r\n").collect();
-        let mut kept = Vec::new();
-        let mut i = 0;
-        while i < lines.len() {
-            let l = lines[i];
-            if l.starts_with('$') && lines.get(i + 1).is_some_and(|n| n.starts_with("127.0.0.1:")) {
-                i += 2;
-                continue;
-            }
-            if !l.starts_with(':') && !l.starts_with('*') && !l.starts_with('$') {
-                kept.push(l.to_string());
-            }
-            i += 1;
-        }
-        kept
+        slowlog_words(&r.cmd(&["SLOWLOG", "GET", "-1"]))
     };
     let sc = Server::slotcore(&[]);
     let rs = Server::redis(&[]);
@@ -192,6 +196,40 @@ fn slowlog_hides_secrets_and_keeps_its_order() {
     let mut r = sc.raw();
     r.cmd(&["CONFIG", "RESETSTAT"]);
     assert_ne!(r.cmd(&["SLOWLOG", "LEN"]), ":0\r\n");
+}
+
+/// On a node of several shards, the commands whose keys live on another shard than the
+/// client's (alone, pipelined, or over keys of several shards) are logged as those of the
+/// client's own shard are: SLOWLOG shows every command, newest first, as Redis does.
+#[test]
+fn slowlog_logs_commands_run_on_other_shards() {
+    let steps = |r: &mut Raw| -> Vec<String> {
+        assert_eq!(r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), "+OK\r\n");
+        r.cmd(&["SADD", "set", "a", "b", "c"]);
+        r.cmd(&["SLOWLOG", "RESET"]);
+        // Keys of both shards of a 2-shard node, whichever the connection is on.
+        for k in ["a", "b", "c", "d"] {
+            r.cmd(&["SET", k, "1"]);
+        }
+        r.cmd(&["SPOP", "set", "10"]);
+        r.cmd(&["GEOADD", "cool-cities", "-122.33207", "47.60621", "Seattle"]);
+        r.send(&common::encode(&[b"GET", b"a"]));
+        r.send(&common::encode(&[b"GET", b"b"]));
+        r.send(&common::encode(&[b"GET", b"c"]));
+        for _ in 0..3 {
+            r.reply();
+        }
+        r.cmd(&["MSET", "a", "2", "b", "2", "c", "2", "d", "2"]);
+        r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+        slowlog_words(&r.cmd(&["SLOWLOG", "GET", "-1"]))
+    };
+    let sc = Server::slotcore(&["--shards", "2"]);
+    let rs = Server::redis(&[]);
+    let (mut on0, mut on1) = common::one_per_shard(&sc);
+    let theirs = steps(&mut rs.raw());
+    assert!(theirs.join(" ").contains("GEOADD cool-cities"), "{theirs:?}");
+    assert_eq!(steps(&mut on0), theirs, "from shard 0");
+    assert_eq!(steps(&mut on1), theirs, "from shard 1");
 }
 
 #[test]

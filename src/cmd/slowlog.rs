@@ -45,10 +45,28 @@ fn kept_args(args: &[Bytes]) -> Vec<Bytes> {
 /// Whether a command that ran for `usec` µs reaches either the latency monitor's threshold
 /// or SLOWLOG's (almost never: every command asks, so this is the whole cost of the common case).
 #[inline]
-fn noteworthy(st: &ShardState, usec: u64) -> bool {
+pub fn noteworthy(st: &ShardState, usec: u64) -> bool {
     let latency = st.config.latency_monitor_threshold;
     let slow = st.config.slowlog_log_slower_than;
     (latency != 0 && usec / 1000 >= latency) || (slow >= 0 && usec >= slow as u64)
+}
+
+/// A command that ran long on a shard other than its client's, for that client's shard to
+/// record (SLOWLOG entries carry the client's address and name).
+pub struct SlowNote {
+    /// The command's flags.
+    pub flags: u32,
+    /// The command as the client sent it.
+    pub args: Vec<Bytes>,
+    /// How long it ran, in µs.
+    pub usec: u64,
+}
+
+impl SlowNote {
+    /// The note of `cmd`, which ran for `usec` µs.
+    pub fn of(cmd: &crate::runtime::mesh::RemoteCmd, usec: u64) -> SlowNote {
+        SlowNote { flags: cmd.spec.flags, args: cmd.args.clone(), usec }
+    }
 }
 
 /// Records a command that ran for `usec` µs: a latency event sample, and a SLOWLOG entry if

@@ -203,7 +203,8 @@ impl Conn {
                     self.shard.run_local_one(db, &cmd, &mut clock).await
                 } else {
                     let rx = self.shard.send_batch(one, db, vec![cmd]).await;
-                    crate::runtime::shard::Shard::recv_batch(rx, 1).await.pop().unwrap_or(Reply::Nil)
+                    // This path notes the command in SLOWLOG itself (the attempt's time).
+                    crate::runtime::shard::Shard::recv_batch(rx, 1).await.0.pop().unwrap_or(Reply::Nil)
                 }
             }
             Some(_) => self.shard.run_spanning(db, cmd, &key_idx, false).await,

@@ -62,7 +62,7 @@ struct InFlight {
     /// True while everything outstanding only reads.
     all_read: bool,
     /// Receivers with the request indexes they answer.
-    waiting: Vec<(Vec<usize>, oneshot::Receiver<Vec<Reply>>)>,
+    waiting: Vec<(Vec<usize>, oneshot::Receiver<crate::runtime::mesh::BatchDone>)>,
     /// The batch being built for one remote shard.
     open: Option<(usize, Vec<usize>, Vec<RemoteCmd>)>,
 }
@@ -537,8 +537,13 @@ impl Conn {
                 Route::Spanning(s) => {
                     self.settle(&mut fl, &mut replies, db).await;
                     let Spanning { cmd, key_idx, derived } = *s;
+                    let noted = (cmd.spec.flags, cmd.args.clone());
+                    let start = crate::clock::Stamp::now();
                     replies[i] = Some(Box::pin(self.shard.run_spanning(db, cmd, &key_idx, derived)).await);
                     clock = crate::clock::Stamp::now();
+                    // A command over keys of several shards is noted as a whole, for the time
+                    // it took from here.
+                    self.slowlog(&(noted.0, &noted.1[..]), clock.micros_since(start));
                 }
                 Route::Node { spec, fullname, args } => {
                     self.settle(&mut fl, &mut replies, db).await;
@@ -601,9 +606,20 @@ impl Conn {
     async fn settle(&mut self, fl: &mut InFlight, replies: &mut [Option<Reply>], db: usize) {
         self.send_open(fl, db).await;
         for (idx, rx) in fl.waiting.drain(..) {
-            let got = crate::runtime::shard::Shard::recv_batch(rx, idx.len()).await;
+            let (got, slow) = crate::runtime::shard::Shard::recv_batch(rx, idx.len()).await;
             for (i, r) in idx.into_iter().zip(got) {
                 replies[i] = Some(r);
+            }
+            // The commands that ran long on the other shard go into this client's SLOWLOG as
+            // those run here do.
+            for n in slow {
+                cmd::slowlog::record(
+                    &mut self.shard.state.borrow_mut(),
+                    &self.client.borrow(),
+                    n.flags,
+                    &n.args,
+                    n.usec,
+                );
             }
         }
         fl.targets.clear();

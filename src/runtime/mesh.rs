@@ -39,6 +39,10 @@ impl RemoteCmd {
 /// What a held shard answers: the result, the changes its work recorded, its notifications.
 pub type HeldDone = (HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes, Bytes)>);
 
+/// What a shard answers for a [`Msg::Batch`]: one reply per command, and the commands that
+/// ran long enough for the issuing client's shard to note (usually none).
+pub type BatchDone = (Vec<Reply>, Vec<crate::cmd::slowlog::SlowNote>);
+
 /// A message to a shard.
 pub enum Msg {
     /// Serve a client socket another shard accepted (`balance`): the fd is the receiver's now.
@@ -54,8 +58,9 @@ pub enum Msg {
         db: usize,
         /// Commands.
         cmds: Vec<RemoteCmd>,
-        /// One reply per command.
-        reply: oneshot::Sender<Vec<Reply>>,
+        /// One reply per command, and the commands that SLOWLOG or the latency monitor
+        /// should note.
+        reply: oneshot::Sender<BatchDone>,
     },
     /// Run a function on this shard once its gate is open (deferred while a transaction holds
     /// it), e.g. one step of SCAN.

@@ -3,7 +3,7 @@
 //! command spans shards or the whole node).
 
 use super::gate::Gate;
-use super::mesh::{HeldDone, HeldOp, HeldResult, Msg, RemoteCmd};
+use super::mesh::{BatchDone, HeldDone, HeldOp, HeldResult, Msg, RemoteCmd};
 use super::mesh_links::Senders;
 use crate::cluster::redirect;
 use crate::cluster::view::{ClusterView, SlotRoute};
@@ -272,7 +272,9 @@ impl Shard {
     }
 
     /// Runs keyed commands in order on this shard.
-    pub fn run_batch(&self, db: usize, cmds: &[RemoteCmd]) -> Vec<Reply> {
+    /// The commands that ran long enough for SLOWLOG or the latency monitor are returned
+    /// with their time: the issuing client's shard records them with the client's details.
+    pub fn run_batch(&self, db: usize, cmds: &[RemoteCmd]) -> BatchDone {
         // A CONFIG SET on another shard applies here before the next command, not at the
         // next timer tick (one atomic load).
         self.refresh_config();
@@ -284,9 +286,20 @@ impl Shard {
                 d.prefetch_keys(cmds.iter().filter_map(|c| c.args.get(1)).map(|k| &k[..]));
             }
         }
-        let replies = cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect();
+        let mut slow = Vec::new();
+        let replies = cmds
+            .iter()
+            .map(|c| {
+                let r = Self::execute(&mut st, c, db, &mut clock);
+                let usec = st.stats.last_call_usec;
+                if crate::cmd::slowlog::noteworthy(&st, usec) {
+                    slow.push(crate::cmd::slowlog::SlowNote::of(c, usec));
+                }
+                r
+            })
+            .collect();
         st.flush_changes();
-        replies
+        (replies, slow)
     }
 
     /// Runs a keyed command here at once when no transaction holds this shard (the common
@@ -355,7 +368,7 @@ impl Shard {
     // ---- outbound: used by connections --------------------------------------------------
 
     /// Sends a batch to a remote shard; the receiver yields its replies.
-    pub async fn send_batch(&self, to: usize, db: usize, cmds: Vec<RemoteCmd>) -> oneshot::Receiver<Vec<Reply>> {
+    pub async fn send_batch(&self, to: usize, db: usize, cmds: Vec<RemoteCmd>) -> oneshot::Receiver<BatchDone> {
         let (tx, rx) = oneshot::channel();
         // A failed send drops `tx`, so the receiver reports the peer as gone.
         let _ = self.mesh.send_to(to, Msg::Batch { db, cmds, reply: tx }).await;
@@ -363,10 +376,10 @@ impl Shard {
     }
 
     /// Waits for replies of a batch sent with `send_batch`.
-    pub async fn recv_batch(rx: oneshot::Receiver<Vec<Reply>>, n: usize) -> Vec<Reply> {
+    pub async fn recv_batch(rx: oneshot::Receiver<BatchDone>, n: usize) -> BatchDone {
         match rx.await {
             Ok(r) => r,
-            Err(_) => (0..n).map(|_| Reply::err(PEER_GONE)).collect(),
+            Err(_) => ((0..n).map(|_| Reply::err(PEER_GONE)).collect(), Vec::new()),
         }
     }
 
