@@ -284,6 +284,36 @@ fn watch_sees_writes_from_every_shard() {
     assert_eq!(c.cmd(&["GET", "age"]), "$3\r\n400\r\n");
 }
 
+/// A WATCHed key that expires (unseen: active expiry off) between WATCH and EXEC fails the
+/// EXEC, as in redis-server, when the key lives on the other shard than the client: that
+/// shard runs nothing in between, so EXEC's check must judge expiry by EXEC's time.
+fn lazily_expired_watch(c: &mut Raw, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]));
+    for _ in 0..3 {
+        out.push(c.cmd(&["SET", key, "1", "PX", "100"]));
+        out.push(c.cmd(&["WATCH", key]));
+        thread::sleep(Duration::from_millis(150));
+        out.push(c.cmd(&["MULTI"]));
+        out.push(c.cmd(&["INCR", key]));
+        out.push(c.cmd(&["EXEC"]));
+    }
+    out.push(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]));
+    out
+}
+
+#[test]
+fn exec_fails_on_lazily_expired_watched_key_of_another_shard() {
+    let s = Server::slotcore(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let o = Server::redis(&["--enable-debug-command", "yes"]);
+    let want = lazily_expired_watch(&mut o.raw(), "a");
+    assert_eq!(want[5], "*-1\r\n", "redis-server: {want:?}");
+    // "a" lives on shard 1 and "b" on shard 0: each client watches a key of the other shard.
+    let (mut on0, mut on1) = common::one_per_shard(&s);
+    assert_eq!(lazily_expired_watch(&mut on0, "a"), want);
+    assert_eq!(lazily_expired_watch(&mut on1, "b"), want);
+}
+
 #[test]
 fn watch_keys_are_declared() {
     let s = Server::slotcore_shards(1);

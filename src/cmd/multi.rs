@@ -94,12 +94,16 @@ pub fn shard_watch(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// Shard side of EXEC's check: args = [client id]. Replies 1 if a key the client watches on
-/// this shard (any database) was touched or has expired since, else 0; then forgets the
-/// client's watches here.
+/// Shard side of EXEC's check: args = [client id, EXEC's time in ms]. Replies 1 if a key the
+/// client watches on this shard (any database) was touched or has expired by EXEC's time
+/// (Redis's check reads the real clock), else 0; then forgets the client's watches here.
 pub fn shard_watch_check(shard: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
     let Some(id) = client_id(args) else { return Reply::err("ERR internal error: bad watch request") };
-    let now = crate::storage::cached_ms();
+    let now = args
+        .get(1)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|a| a.parse::<u64>().ok())
+        .unwrap_or_else(crate::storage::cached_ms);
     let mut dirty = false;
     for d in shard.ks.dbs.iter_mut() {
         if d.watch.is_empty() {

@@ -352,12 +352,15 @@ impl Conn {
                 return e;
             }
         };
-        // Check (and forget) the watches under the hold.
+        // Check (and forget) the watches under the hold, at the time of now (the hold may have
+        // been waited for): each shard judges expiry by this time, not by its own clock, which
+        // was last set by whatever it ran before (an idle shard's may be long past).
         self.tx.watched.clear();
         let id = Bytes::from(self.client.borrow().id.to_string());
+        let now = Bytes::from(crate::storage::tick_clock().to_string());
         let mut touched = false;
         for s in std::mem::take(&mut self.tx.watch_shards) {
-            let op = HeldOp::Run { run: m::shard_watch_check, db: 0, args: vec![id.clone()] };
+            let op = HeldOp::Run { run: m::shard_watch_check, db: 0, args: vec![id.clone(), now.clone()] };
             touched |= !matches!(self.shard.held(tx, s, op).await, HeldResult::Reply(Reply::Int(0)));
         }
         let reply = if touched { Reply::NilArray } else { Reply::Array(self.run_queue(tx, queue).await) };
