@@ -252,3 +252,44 @@ fn eviction_and_served_moves_invalidate_as_redis() {
     assert!(want[2].starts_with('>'), "redis-server's push first: {want:?}");
     assert_eq!(eviction_and_served_move(s.port), want);
 }
+
+/// Frames a RESP3 tracker `t` reads when the volatile key it tracks is evicted before its
+/// next command; `w` sets the ceiling. On two shards "volatile-key" lives on shard 1 and
+/// "big-key" on shard 0.
+fn eviction_before_reply(t: &mut Raw, w: &mut Raw) -> Vec<String> {
+    let mut out = Vec::new();
+    w.cmd(&["FLUSHALL"]);
+    t.cmd(&["HELLO", "3"]);
+    t.cmd(&["CLIENT", "TRACKING", "on"]);
+    t.cmd(&["SETEX", "volatile-key", "10000", "x"]);
+    out.push(t.cmd(&["GET", "volatile-key"]));
+    let used = info_number(w, "used_memory") - info_number(w, "mem_not_counted_for_evict");
+    w.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
+    w.cmd(&["CONFIG", "SET", "maxmemory", &(used + 100 * 1024).to_string()]);
+    out.push(t.cmd(&["SETBIT", "big-key", "1600000", "0"]));
+    out.push(t.cmd(&["GETBIT", "big-key", "0"]));
+    out.push(t.reply());
+    w.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    w.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    t.cmd(&["CLIENT", "TRACKING", "off"]);
+    out
+}
+
+#[test]
+fn eviction_on_any_shard_invalidates_before_the_reply() {
+    let o = Server::redis(&[]);
+    let want = eviction_before_reply(&mut o.raw(), &mut o.raw());
+    assert!(want[2].starts_with('>'), "redis-server's push first: {want:?}");
+    let s = Server::slotcore_shards(2);
+    // A first round warms the node up (its first commands allocate for good).
+    let (mut on0, mut on1) = common::one_per_shard(&s);
+    eviction_before_reply(&mut on0, &mut on1);
+    for _ in 0..2 {
+        // The evicted key on the tracker's shard, the big key elsewhere ...
+        let (mut on0, mut on1) = common::one_per_shard(&s);
+        assert_eq!(eviction_before_reply(&mut on1, &mut on0), want, "tracker on shard 1");
+        // ... and the evicted key on the other shard only.
+        let (mut on0, mut on1) = common::one_per_shard(&s);
+        assert_eq!(eviction_before_reply(&mut on0, &mut on1), want, "tracker on shard 0");
+    }
+}

@@ -445,6 +445,11 @@ impl Conn {
                 self.shard.refresh_cluster();
                 clock = crate::clock::Stamp::now();
             }
+            // `maxmemory` on a node of several shards: keys on the other shards are evicted
+            // for this command too, before it runs. One relaxed load while `maxmemory` is 0.
+            if crate::memory::maxmemory() != 0 && self.shard.nshards > 1 && !self.client.borrow().master {
+                Box::pin(crate::memory::evict::before_command_node_wide(&self.shard)).await;
+            }
             let mut route = self.route(req);
             if !self.early_pushes.is_empty() {
                 // Invalidations of keys evicted just now go out after the earlier replies.

@@ -122,6 +122,44 @@ pub fn before_command(st: &mut ShardState) -> bool {
     oom
 }
 
+/// Before a command on its home shard of a node with several shards, while the node is over
+/// `maxmemory`: evicts here and, when this shard has nothing (left) to evict under the policy,
+/// on the other shards in turn until the node is under the ceiling, so that a command evicts
+/// keys wherever they live before it runs, as Redis's `performEvictions` picks among all keys.
+/// Each shard that evicts writes its trackers' invalidations into their inboxes before it
+/// answers, so the caller's own come before its reply. The home's own cycle runs again, as
+/// usual, when the command is routed ([`before_command`]): cheap once under the ceiling.
+pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) {
+    if maxmemory() == 0 || shard.nshards < 2 || policy() == super::Policy::NoEviction {
+        return;
+    }
+    if used_for_evict() <= maxmemory() || shard.gate.holder().is_some() {
+        return;
+    }
+    let here = {
+        let mut st = shard.state.borrow_mut();
+        let o = perform(&mut st);
+        st.flush_changes();
+        o
+    };
+    if here != Outcome::Fail {
+        return;
+    }
+    for i in 1..shard.nshards {
+        let to = (shard.id + i) % shard.nshards;
+        let r = shard.on_shard(to, evict_here, 0, Vec::new()).await;
+        if matches!(r, crate::protocol::Reply::Int(0)) || used_for_evict() <= maxmemory() {
+            return;
+        }
+    }
+}
+
+/// One eviction cycle on this shard for another shard's command: 0 when the node is under the
+/// ceiling after it, 1 when it is not.
+fn evict_here(st: &mut ShardState, _db: usize, _args: &[bytes::Bytes]) -> crate::protocol::Reply {
+    crate::protocol::Reply::Int((perform(st) != Outcome::Ok) as i64)
+}
+
 /// Whether the node was out of memory when the running command started (scripts refuse
 /// their first `denyoom` call then, as Redis).
 pub fn pre_command_oom() -> bool {

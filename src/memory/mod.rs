@@ -24,11 +24,15 @@
 //!
 //! ## How the ceiling is split across shards
 //!
-//! The ceiling is node-wide, not a fixed budget per shard: a shard that wants to run a
-//! `denyoom` command while the node is over `maxmemory` evicts keys **it owns** (sampled
-//! from its own keyspace, as each Redis Cluster node evicts its own keys) until the node total
-//! is back under the ceiling, or refuses with Redis's `-OOM` when it has nothing left to
-//! evict. Every shard's cron also evicts while the node is over the ceiling, so the shards
+//! The ceiling is node-wide, not a fixed budget per shard: before a command, while the node is
+//! over `maxmemory`, its home shard evicts keys **it owns** (sampled from its own keyspace)
+//! until the node total is back under the ceiling; when it has nothing (left) to evict under
+//! the policy, the other shards evict theirs in turn before the command runs
+//! ([`evict::before_command_node_wide`]), as Redis evicts whichever of its keys the policy
+//! picks, so that the command's own trackers hear of evicted keys before its reply. A
+//! `denyoom` command is refused with Redis's `-OOM` when the node is still over. A shard that
+//! runs another shard's work publishes its growth before it answers, so the caller's next
+//! check sees it. Every shard's cron also evicts while the node is over the ceiling, so the shards
 //! give back memory in proportion to the traffic they see, and a shard holding most of the
 //! data is not spared because another shard's clients did the writing. The memory each
 //! eviction frees is measured with the evicting thread's own counters (the key is freed on

@@ -172,6 +172,8 @@ impl Shard {
 
     /// Handles one message from a peer; never awaits.
     pub fn handle(&self, msg: Msg) {
+        // The growth the work below makes is measured from here (see `publish_memory`).
+        publish_memory();
         match msg {
             Msg::Adopt { fd, .. } => {
                 // The inbound loop serves these (it holds the `Rc` a connection needs).
@@ -198,6 +200,8 @@ impl Shard {
                 let r = run(&mut st, db, &args);
                 crate::cmd::blocked::after_keys(&mut st, None);
                 st.flush_changes();
+                drop(st);
+                publish_memory();
                 let _ = reply.send(r);
             }
             Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
@@ -210,6 +214,7 @@ impl Shard {
                 let changes = st.take_changes();
                 let events = st.notify.take();
                 drop(st);
+                publish_memory();
                 let _ = reply.send((r, changes, events));
             }
             Msg::Unlock { tx } => {
@@ -299,6 +304,8 @@ impl Shard {
             })
             .collect();
         st.flush_changes();
+        drop(st);
+        publish_memory();
         (replies, slow)
     }
 
@@ -716,4 +723,17 @@ fn leave_out(mut units: Vec<Unit>, excluded: u8) -> Vec<Unit> {
         });
     }
     units
+}
+
+/// Under `maxmemory`, a shard that runs another shard's work publishes its memory growth
+/// before it starts and again before it answers: the caller's next command checks the ceiling
+/// on its own shard, which sees this one's growth only as last published, and a shard's first
+/// publication after the count's last base is where its growth starts from (so what the work
+/// allocated would be left out until the next base without the first). One relaxed load while
+/// `maxmemory` is 0.
+#[inline]
+fn publish_memory() {
+    if crate::memory::maxmemory() != 0 {
+        crate::memory::publish();
+    }
 }
