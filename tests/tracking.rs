@@ -293,3 +293,37 @@ fn eviction_on_any_shard_invalidates_before_the_reply() {
         assert_eq!(eviction_before_reply(&mut on0, &mut on1), want, "tracker on shard 0");
     }
 }
+
+/// Frames a RESP3 tracker `t` reads when its BLMOVE from `src` into `dst` (a list it read)
+/// is served by `w`'s push: the reply, then the invalidation of `dst`.
+fn served_move(t: &mut Raw, w: &mut Raw, src: &str, dst: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    w.cmd(&["DEL", src, dst]);
+    w.cmd(&["RPUSH", dst, "a"]);
+    t.cmd(&["HELLO", "3"]);
+    t.cmd(&["CLIENT", "TRACKING", "on"]);
+    out.push(t.cmd(&["LRANGE", dst, "0", "-1"]));
+    t.send_cmd(&[b"BLMOVE", src.as_bytes(), dst.as_bytes(), b"LEFT", b"LEFT", b"0"]);
+    wait_blocked(w);
+    out.push(w.cmd(&["RPUSH", src, "foo"]));
+    out.push(t.reply());
+    out.push(t.reply());
+    t.cmd(&["CLIENT", "TRACKING", "off"]);
+    out
+}
+
+#[test]
+fn served_blmove_invalidates_after_its_reply_on_any_shard() {
+    let o = Server::redis(&[]);
+    let want = served_move(&mut o.raw(), &mut o.raw(), "l1{t}", "l2{t}");
+    let s = Server::slotcore_shards(2);
+    // "{a}" lives on shard 1, "{b}" on shard 0: the lists on the tracker's shard or the other.
+    for (src, dst) in [("l1{a}", "l2{a}"), ("l1{b}", "l2{b}")] {
+        let (mut on0, mut on1) = common::one_per_shard(&s);
+        let got = served_move(&mut on0, &mut on1, src, dst);
+        assert_eq!(got.join("|").replace(&dst[2..], "{t}"), want.join("|"), "tracker on shard 0");
+        let (mut on0, mut on1) = common::one_per_shard(&s);
+        let got = served_move(&mut on1, &mut on0, src, dst);
+        assert_eq!(got.join("|").replace(&dst[2..], "{t}"), want.join("|"), "tracker on shard 1");
+    }
+}
