@@ -327,3 +327,34 @@ fn served_blmove_invalidates_after_its_reply_on_any_shard() {
         assert_eq!(got.join("|").replace(&dst[2..], "{t}"), want.join("|"), "tracker on shard 1");
     }
 }
+
+/// Frames a RESP3 NOLOOP tracker `t` reads when its own script and its own MSET write keys it
+/// tracks: no invalidation for its own writes.
+fn noloop_own_writes(t: &mut Raw) -> Vec<String> {
+    let mut out = Vec::new();
+    t.cmd(&["HELLO", "3"]);
+    t.cmd(&["CLIENT", "TRACKING", "on", "NOLOOP"]);
+    for k in ["a", "b"] {
+        t.cmd(&["SET", k, "1"]);
+        out.push(t.cmd(&["GET", k]));
+        out.push(t.cmd(&["EVAL", "return redis.call('set', KEYS[1], '2')", "1", k]));
+        out.push(t.cmd(&["GET", k]));
+    }
+    out.push(t.cmd(&["MSET", "a", "3", "b", "3"]));
+    out.push(t.cmd(&["GET", "a"]));
+    out.push(t.cmd(&["GET", "b"]));
+    out.push(t.cmd(&["PING"]));
+    t.cmd(&["CLIENT", "TRACKING", "off"]);
+    out
+}
+
+#[test]
+fn noloop_skips_own_writes_to_keys_of_another_shard() {
+    let o = Server::redis(&[]);
+    let want = noloop_own_writes(&mut o.raw());
+    let s = Server::slotcore_shards(2);
+    // "a" lives on shard 1, "b" on shard 0: a script or MSET writes a key of the other shard.
+    let (mut on0, mut on1) = common::one_per_shard(&s);
+    assert_eq!(noloop_own_writes(&mut on0), want, "tracker on shard 0");
+    assert_eq!(noloop_own_writes(&mut on1), want, "tracker on shard 1");
+}

@@ -135,6 +135,8 @@ pub enum HeldOp {
     Apply {
         /// Final states.
         entries: Vec<KeyCopy>,
+        /// The client whose write this is (0: none), for CLIENT TRACKING's NOLOOP.
+        writer: u64,
     },
     /// Run one keyed command of a script, at the script's time.
     Script {

@@ -560,13 +560,15 @@ async fn run_copy(
     let changes = scratch.take_changes();
     shard.add_tx_changes(tx, changes);
     shard.publish_scratch_notifications(&mut scratch);
+    // The script's writes are its caller's (NOLOOP), as in a Direct run.
+    let writer = client.borrow().id;
     if wrote {
         for &s in targets {
             if per_shard[s].is_empty() {
                 continue;
             }
             let all = transaction::final_states(&mut scratch.ks, &per_shard[s]);
-            shard.held(tx, s, HeldOp::Apply { entries: all }).await;
+            shard.held(tx, s, HeldOp::Apply { entries: all, writer }).await;
         }
     }
     shard.merge_scratch_stats(&scratch);

@@ -352,10 +352,14 @@ impl Shard {
                 HeldResult::Reply(r)
             }
             HeldOp::Fetch { keys } => HeldResult::Entries(transaction::copy_out(&mut st.ks, &keys)),
-            HeldOp::Apply { entries } => {
+            HeldOp::Apply { entries, writer } => {
                 let keys: Vec<Bytes> = entries.iter().map(|(_, k, _)| k.clone()).collect();
                 transaction::apply(&mut st.ks, entries);
                 crate::cmd::blocked::after_keys(&mut st, Some(&keys));
+                // The writer is the client of the command or script that made these states
+                // (on its own shard's thread), so a NOLOOP tracker does not hear of its own
+                // write when the keys live on another shard.
+                let _writer = cmd::tracking::Writer::set(writer);
                 crate::cmd::tracking::written_keys(&mut st, &keys);
                 HeldResult::Done
             }
@@ -665,7 +669,7 @@ impl Shard {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.
                 let all = transaction::final_states(&mut scratch.ks, &per_shard[s]);
-                self.held(tx, s, HeldOp::Apply { entries: all }).await;
+                self.held(tx, s, HeldOp::Apply { entries: all, writer: cmd.client }).await;
             }
         }
         self.merge_scratch_stats(&scratch);
