@@ -358,3 +358,48 @@ fn noloop_skips_own_writes_to_keys_of_another_shard() {
     assert_eq!(noloop_own_writes(&mut on0), want, "tracker on shard 0");
     assert_eq!(noloop_own_writes(&mut on1), want, "tracker on shard 1");
 }
+
+/// Frames a RESP3 tracker `t` reads after its script read a declared key `k` (and after one
+/// that only wrote) and `w` writes `k`.
+fn script_read_tracks(t: &mut Raw, w: &mut Raw, k: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    t.cmd(&["HELLO", "3"]);
+    t.cmd(&["CLIENT", "TRACKING", "on"]);
+    w.cmd(&["SET", k, "1"]);
+    // A script that only writes remembers nothing.
+    out.push(t.cmd(&["EVAL", "redis.call('set', KEYS[1], '0')", "1", k]));
+    out.push(w.cmd(&["SET", k, "1"]));
+    out.push(t.cmd(&["PING"]));
+    // One that reads remembers its declared keys.
+    out.push(t.cmd(&["EVAL", "return redis.call('get', KEYS[1])", "1", k]));
+    out.push(w.cmd(&["SET", k, "2"]));
+    out.push(t.cmd(&["PING"]));
+    out.push(t.reply());
+    t.cmd(&["CLIENT", "TRACKING", "off"]);
+    out
+}
+
+#[test]
+fn script_reads_track_declared_keys_of_another_shard() {
+    let o = Server::redis(&[]);
+    let want = script_read_tracks(&mut o.raw(), &mut o.raw(), "k");
+    assert!(want[5].starts_with('>'), "redis-server's push: {want:?}");
+    let s = Server::slotcore_shards(2);
+    // "a" lives on shard 1, "b" on shard 0.
+    for k in ["a", "b"] {
+        let (mut on0, mut on1) = common::one_per_shard(&s);
+        let got = script_read_tracks(&mut on0, &mut on1, k);
+        assert_eq!(
+            got.join("|").replace("$1\r\na\r\n", "$1\r\nk\r\n").replace("$1\r\nb\r\n", "$1\r\nk\r\n"),
+            want.join("|"),
+            "tracker on shard 0, key {k}"
+        );
+        let (mut on0, mut on1) = common::one_per_shard(&s);
+        let got = script_read_tracks(&mut on1, &mut on0, k);
+        assert_eq!(
+            got.join("|").replace("$1\r\na\r\n", "$1\r\nk\r\n").replace("$1\r\nb\r\n", "$1\r\nk\r\n"),
+            want.join("|"),
+            "tracker on shard 1, key {k}"
+        );
+    }
+}

@@ -121,6 +121,27 @@ impl ScriptTracking {
     }
 }
 
+impl ScriptTracking {
+    /// A Copy run (the declared keys live on other shards): once the script runs a read-only
+    /// command, the declared keys to remember on their owning shards ([`remember_here`]).
+    pub fn take_on_read(&mut self, spec: &CommandSpec) -> Option<Vec<Bytes>> {
+        if !spec.has(flags::READONLY) {
+            return None;
+        }
+        self.keys.take()
+    }
+}
+
+/// Remembers keys of this shard for a tracker, as another shard's work: args = [client id,
+/// key...].
+pub fn remember_here(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+    let id = args.first().and_then(|a| parse_i64(a)).unwrap_or(0) as u64;
+    if id != 0 && args.len() > 1 {
+        remember_keys(st, args, 1..args.len(), id);
+    }
+    Reply::Ok
+}
+
 /// After a read-only command of tracker `id` ran on this shard: remembers its keys.
 pub fn remember(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], id: u64) {
     let Ok(idx) = spec.key_indexes(args) else { return };

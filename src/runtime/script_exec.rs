@@ -299,6 +299,8 @@ struct CopyHost<'a> {
     /// A forked debugging session (its run cannot move to the real shards).
     discard: bool,
     c: Common,
+    /// The declared keys its caller remembers (CLIENT TRACKING) once the script read.
+    remember: Option<Vec<Bytes>>,
 }
 
 impl Host for CopyHost<'_> {
@@ -358,6 +360,9 @@ impl CopyHost<'_> {
         crate::conn::monitor::feed_script_call(*db, spec, args);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
+        }
+        if let Some(keys) = self.c.tracking.take_on_read(spec) {
+            self.remember = Some(keys);
         }
         Ok(r)
     }
@@ -545,11 +550,13 @@ async fn run_copy(
             return Outcome::Done(e, Vec::new());
         }
     };
-    let common = Common::new(shard, job, flags, db, &client.borrow());
-    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, discard, c: common };
+    let mut common = Common::new(shard, job, flags, db, &client.borrow());
+    common.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
+    let mut host = CopyHost { shard, st: &mut scratch, copied: &copied, discard, c: common, remember: None };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
     let (restart, wrote, published) = (host.c.restart.take(), host.c.wrote, std::mem::take(&mut host.c.published));
+    let remember = host.remember.take();
     if let Some(keys) = restart {
         return Outcome::Restart(keys);
     }
@@ -562,6 +569,20 @@ async fn run_copy(
     shard.publish_scratch_notifications(&mut scratch);
     // The script's writes are its caller's (NOLOOP), as in a Direct run.
     let writer = client.borrow().id;
+    // The script read: its caller remembers the declared keys where they live, before the
+    // script's writes come back (they invalidate them, as in a Direct run).
+    if let Some(keys) = remember {
+        for &s in targets {
+            let mine: Vec<Bytes> =
+                keys.iter().filter(|k| shard.shard_of_slot(crate::cluster::key_slot(k)) == s).cloned().collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut args = vec![Bytes::from(writer.to_string())];
+            args.extend(mine);
+            shard.held(tx, s, HeldOp::Run { run: cmd::tracking::remember_here, db, args }).await;
+        }
+    }
     if wrote {
         for &s in targets {
             if per_shard[s].is_empty() {
