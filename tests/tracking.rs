@@ -375,6 +375,11 @@ fn script_read_tracks(t: &mut Raw, w: &mut Raw, k: &str) -> Vec<String> {
     out.push(w.cmd(&["SET", k, "2"]));
     out.push(t.cmd(&["PING"]));
     out.push(t.reply());
+    // One that also reads an undeclared key (run on the whole node here) does too.
+    out.push(t.cmd(&["EVAL", "return redis.call('get', KEYS[1] .. 'x')", "1", k]));
+    out.push(w.cmd(&["SET", k, "3"]));
+    out.push(t.cmd(&["PING"]));
+    out.push(t.reply());
     t.cmd(&["CLIENT", "TRACKING", "off"]);
     out
 }

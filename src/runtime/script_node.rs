@@ -66,7 +66,7 @@ pub(super) async fn run(
         }
     };
     let mut c = Common::new(shard, job, flags, db, &client.borrow());
-    c.tracking.caller = client.borrow().id;
+    c.tracking = cmd::tracking::ScriptTracking::for_caller(&mut client.borrow_mut(), job);
     let mut host = NodeHost { shard, tx, c, ms };
     let reply = drive(running, &mut host, resp3, debug).await;
     script::run_end(&flags_run);
@@ -132,6 +132,22 @@ impl NodeHost<'_> {
             }
             _ => self.node(spec, fullname, db, args, excluded),
         };
+        // The script read: its caller remembers the declared keys on their shards.
+        if let Some(keys) = self.c.tracking.take_on_read(spec) {
+            for s in 0..self.shard.nshards {
+                let mine: Vec<Bytes> = keys
+                    .iter()
+                    .filter(|k| self.shard.shard_of_slot(crate::cluster::key_slot(k)) == s)
+                    .cloned()
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let mut a = vec![Bytes::from(self.c.tracking.caller.to_string())];
+                a.extend(mine);
+                self.held(s, HeldOp::Run { run: cmd::tracking::remember_here, db: *db, args: a }, 0);
+            }
+        }
         crate::conn::monitor::feed_script_call(*db, spec, args);
         if spec.has(cmd::flags::WRITE) {
             self.c.wrote = true;
