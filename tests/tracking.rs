@@ -212,33 +212,13 @@ fn wait_blocked(r: &mut Raw) {
     }
 }
 
-/// Frames a RESP3 tracker reads when a key it tracks is evicted before its own next command,
-/// and when its blocked BLMOVE is served into a list it tracks.
+/// Frames a RESP3 tracker reads when a key it tracks is evicted before its own next command
+/// ([`eviction_before_reply`]), and when its blocked BLMOVE is served into a list it tracks
+/// ([`served_move`]).
 fn eviction_and_served_move(port: u16) -> Vec<String> {
     let (mut t, mut w) = (Raw::connect(port), Raw::connect(port));
-    let mut out = Vec::new();
-    t.cmd(&["HELLO", "3"]);
-    t.cmd(&["CLIENT", "TRACKING", "on"]);
-    t.cmd(&["SETEX", "volatile-key", "10000", "x"]);
-    out.push(t.cmd(&["GET", "volatile-key"]));
-    let used = info_number(&mut w, "used_memory");
-    w.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
-    w.cmd(&["CONFIG", "SET", "maxmemory", &(used + 100 * 1024).to_string()]);
-    // About 200 KB: the next command starts over the limit and evicts the volatile key,
-    // whose invalidation comes before that command's reply.
-    out.push(t.cmd(&["SETBIT", "big-key", "1600000", "0"]));
-    out.push(t.cmd(&["GETBIT", "big-key", "0"]));
-    out.push(t.reply());
-    w.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
-    w.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
-    // A served BLMOVE writes a list the tracker reads: reply first, then the invalidation.
-    w.cmd(&["RPUSH", "list2", "a"]);
-    out.push(t.cmd(&["LRANGE", "list2", "0", "-1"]));
-    t.send_cmd(&[b"BLMOVE", b"list1", b"list2", b"LEFT", b"LEFT", b"0"]);
-    wait_blocked(&mut w);
-    w.cmd(&["RPUSH", "list1", "foo"]);
-    out.push(t.reply());
-    out.push(t.reply());
+    let mut out = eviction_before_reply(&mut t, &mut w);
+    out.extend(served_move(&mut t, &mut w, "list1", "list2"));
     out
 }
 

@@ -110,26 +110,40 @@ impl ScriptTracking {
 
     /// After a command of the script ran on `st`.
     pub fn after(&mut self, st: &mut ShardState, spec: &CommandSpec) {
-        if !spec.has(flags::READONLY) {
-            return;
-        }
-        if let Some(keys) = self.keys.take() {
+        if let Some(keys) = self.take_on_read(spec) {
             let mut args = vec![Bytes::new()];
             args.extend(keys);
             remember_keys(st, &args, 1..args.len(), self.caller);
         }
     }
-}
 
-impl ScriptTracking {
-    /// A Copy run (the declared keys live on other shards): once the script runs a read-only
-    /// command, the declared keys to remember on their owning shards ([`remember_here`]).
+    /// Once the script runs a read-only command (`spec`), the declared keys to remember, once:
+    /// here ([`after`](Self::after)) or, for keys on other shards, on their owning shards
+    /// ([`remember_requests`]).
     pub fn take_on_read(&mut self, spec: &CommandSpec) -> Option<Vec<Bytes>> {
         if !spec.has(flags::READONLY) {
             return None;
         }
         self.keys.take()
     }
+}
+
+/// The [`remember_here`] requests that make tracker `caller` remember `keys`: one per shard of
+/// `shards` owning some of them (`shard_of` tells which), with args [caller, its keys...].
+pub fn remember_requests(
+    caller: u64,
+    keys: &[Bytes],
+    shards: impl IntoIterator<Item = usize>,
+    shard_of: impl Fn(&[u8]) -> usize,
+) -> Vec<(usize, Vec<Bytes>)> {
+    shards
+        .into_iter()
+        .filter_map(|s| {
+            let mut args = vec![Bytes::from(caller.to_string())];
+            args.extend(keys.iter().filter(|k| shard_of(k) == s).cloned());
+            (args.len() > 1).then_some((s, args))
+        })
+        .collect()
 }
 
 /// Remembers keys of this shard for a tracker, as another shard's work: args = [client id,

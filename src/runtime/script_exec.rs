@@ -572,14 +572,8 @@ async fn run_copy(
     // The script read: its caller remembers the declared keys where they live, before the
     // script's writes come back (they invalidate them, as in a Direct run).
     if let Some(keys) = remember {
-        for &s in targets {
-            let mine: Vec<Bytes> =
-                keys.iter().filter(|k| shard.shard_of_slot(crate::cluster::key_slot(k)) == s).cloned().collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let mut args = vec![Bytes::from(writer.to_string())];
-            args.extend(mine);
+        let shard_of = |k: &[u8]| shard.shard_of_slot(crate::cluster::key_slot(k));
+        for (s, args) in cmd::tracking::remember_requests(writer, &keys, targets.iter().copied(), shard_of) {
             shard.held(tx, s, HeldOp::Run { run: cmd::tracking::remember_here, db, args }).await;
         }
     }

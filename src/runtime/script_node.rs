@@ -134,18 +134,10 @@ impl NodeHost<'_> {
         };
         // The script read: its caller remembers the declared keys on their shards.
         if let Some(keys) = self.c.tracking.take_on_read(spec) {
-            for s in 0..self.shard.nshards {
-                let mine: Vec<Bytes> = keys
-                    .iter()
-                    .filter(|k| self.shard.shard_of_slot(crate::cluster::key_slot(k)) == s)
-                    .cloned()
-                    .collect();
-                if mine.is_empty() {
-                    continue;
-                }
-                let mut a = vec![Bytes::from(self.c.tracking.caller.to_string())];
-                a.extend(mine);
-                self.held(s, HeldOp::Run { run: cmd::tracking::remember_here, db: *db, args: a }, 0);
+            let shard_of = |k: &[u8]| self.shard.shard_of_slot(crate::cluster::key_slot(k));
+            let caller = self.c.tracking.caller;
+            for (s, args) in cmd::tracking::remember_requests(caller, &keys, 0..self.shard.nshards, shard_of) {
+                self.held(s, HeldOp::Run { run: cmd::tracking::remember_here, db: *db, args }, 0);
             }
         }
         crate::conn::monitor::feed_script_call(*db, spec, args);
