@@ -223,13 +223,50 @@ fn slowlog_logs_commands_run_on_other_shards() {
         r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
         slowlog_words(&r.cmd(&["SLOWLOG", "GET", "-1"]))
     };
+    let theirs = slowlog_from_each_shard_as_redis(steps);
+    assert!(theirs.join(" ").contains("GEOADD cool-cities"), "{theirs:?}");
+}
+
+/// Runs `steps` against a redis-server and, on a 2-shard slotcore node, from a connection on
+/// each shard; asserts all three SLOWLOGs read the same; returns Redis's.
+fn slowlog_from_each_shard_as_redis(steps: impl Fn(&mut Raw) -> Vec<String>) -> Vec<String> {
     let sc = Server::slotcore(&["--shards", "2"]);
     let rs = Server::redis(&[]);
     let (mut on0, mut on1) = common::one_per_shard(&sc);
     let theirs = steps(&mut rs.raw());
-    assert!(theirs.join(" ").contains("GEOADD cool-cities"), "{theirs:?}");
     assert_eq!(steps(&mut on0), theirs, "from shard 0");
     assert_eq!(steps(&mut on1), theirs, "from shard 1");
+    theirs
+}
+
+/// MULTI, WATCH and UNWATCH, and each command EXEC runs (not EXEC itself), go into SLOWLOG, as
+/// do the commands a script calls (under the script's own client, `?:0` with no name), on
+/// whichever shards their keys live: the same entries in the same order as Redis's.
+#[test]
+fn slowlog_logs_transactions_and_script_calls() {
+    let steps = |r: &mut Raw| -> Vec<String> {
+        assert_eq!(r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), "+OK\r\n");
+        r.cmd(&["SLOWLOG", "RESET"]);
+        r.cmd(&["WATCH", "a", "b", "c"]);
+        r.cmd(&["MULTI"]);
+        for k in ["a", "b", "c", "d"] {
+            r.cmd(&["SET", k, "1"]);
+        }
+        r.cmd(&["INCR", "b"]);
+        r.cmd(&["MSET", "a", "2", "b", "2", "c", "2", "d", "2"]);
+        r.cmd(&["EXEC"]);
+        r.cmd(&["MULTI"]);
+        r.cmd(&["GET", "c"]);
+        r.cmd(&["DISCARD"]);
+        r.cmd(&["UNWATCH"]);
+        r.cmd(&["EVAL", "redis.call('set', KEYS[1], 'v') return redis.call('get', KEYS[1])", "1", "c"]);
+        r.cmd(&["EVAL", "redis.call('incr', KEYS[1]) return redis.call('mget', KEYS[1], KEYS[2])", "2", "a", "b"]);
+        r.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+        slowlog_words(&r.cmd(&["SLOWLOG", "GET", "-1"]))
+    };
+    let joined = slowlog_from_each_shard_as_redis(steps).join(" ");
+    assert!(joined.contains("INCR b  SET d 1") && joined.contains("mget a b ?:0"), "{joined}");
+    assert!(!joined.contains("EXEC"), "{joined}");
 }
 
 #[test]

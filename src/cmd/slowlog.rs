@@ -80,19 +80,39 @@ pub fn record(st: &mut ShardState, client: &ClientState, cmd_flags: u32, args: &
 
 #[cold]
 fn record_slow(st: &mut ShardState, client: &ClientState, cmd_flags: u32, args: &[Bytes], usec: u64) {
+    let who = || {
+        let name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        (client.addr.clone(), name)
+    };
+    record_as(st, who, cmd_flags, args, usec);
+}
+
+/// Records a command a script called (`redis.call`/`redis.pcall`) that ran for `usec` µs, as
+/// [`record`] does for a client's. The entry names the script's client as Redis names its
+/// own: no address (`?:0`) and no name.
+pub fn record_script_call(st: &mut ShardState, args: &[Bytes], usec: u64) {
+    if !noteworthy(st, usec) {
+        return;
+    }
+    if let Some((spec, _)) = super::table::resolve(args) {
+        record_as(st, || ("?:0".to_string(), String::new()), spec.flags, args, usec);
+    }
+}
+
+fn record_as(st: &mut ShardState, who: impl FnOnce() -> (String, String), cmd_flags: u32, args: &[Bytes], usec: u64) {
     let event = if cmd_flags & flags::FAST != 0 { "fast-command" } else { "command" };
     st.record_latency(event, usec / 1000);
     let threshold = st.config.slowlog_log_slower_than;
     if threshold < 0 || usec < threshold as u64 || cmd_flags & flags::SKIP_SLOWLOG != 0 {
         return;
     }
-    let name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+    let (addr, name) = who();
     let entry = SlowlogEntry {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         time: crate::storage::cached_ms() / 1000,
         duration_us: usec,
         args: kept_args(args),
-        addr: client.addr.clone(),
+        addr,
         name,
     };
     st.slowlog.push_front(entry);

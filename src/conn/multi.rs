@@ -210,6 +210,11 @@ impl Conn {
             _ => self.exec().await,
         };
         let usec = start.elapsed().as_micros() as u64;
+        // MULTI, WATCH, UNWATCH and DISCARD go into SLOWLOG as any command (EXEC's flags
+        // keep it out: its commands are noted one by one).
+        if let Some(spec) = cmd::table::lookup(fullname.as_bytes()) {
+            self.slowlog(&(spec.flags, &args[..]), usec);
+        }
         cmd::record_call(&mut self.shard.state.borrow_mut(), fullname, usec, &reply);
         self.client.borrow_mut().last_cmd = fullname;
         reply
@@ -401,7 +406,7 @@ impl Conn {
                     let shards = self.shard.shards_of(&c.args, &idx);
                     if self.reads_derived(&c) {
                         self.flush_open(tx, db, &mut open, &mut out).await;
-                        out.push(self.shard.spanning_held(tx, db, c, &idx, true).await);
+                        out.push(self.spanning_in_exec(tx, db, c, &idx, true).await);
                         continue;
                     }
                     match shards.len() {
@@ -414,7 +419,7 @@ impl Conn {
                         }
                         _ => {
                             self.flush_open(tx, db, &mut open, &mut out).await;
-                            out.push(self.shard.spanning_held(tx, db, c, &idx, false).await);
+                            out.push(self.spanning_in_exec(tx, db, c, &idx, false).await);
                         }
                     }
                 }
@@ -433,6 +438,16 @@ impl Conn {
         out
     }
 
+    /// Runs a queued command over keys of several shards under the hold; it is noted in
+    /// SLOWLOG as a whole, as outside a transaction.
+    async fn spanning_in_exec(&self, tx: u64, db: usize, c: RemoteCmd, idx: &[usize], derived: bool) -> Reply {
+        let noted = (c.spec.flags, c.args.clone());
+        let start = crate::clock::Stamp::now();
+        let r = self.shard.spanning_held(tx, db, c, idx, derived).await;
+        self.slowlog(&(noted.0, &noted.1[..]), crate::clock::Stamp::now().micros_since(start));
+        r
+    }
+
     fn acl_refused_at_exec(&self, q: &Queued) -> Option<Reply> {
         let (spec, fullname, args) = match q {
             Queued::Keyed(c, _) => (c.spec, c.fullname, &c.args[..]),
@@ -445,7 +460,14 @@ impl Conn {
         let Some((target, cmds)) = open.take() else { return };
         let n = cmds.len();
         match self.shard.held(tx, target, HeldOp::Keyed { db, cmds }).await {
-            HeldResult::Replies(r) => out.extend(r),
+            HeldResult::Replies((r, slow)) => {
+                out.extend(r);
+                // Each command of the transaction is noted as if sent alone (EXEC itself is
+                // not), the ones run on other shards with this client's details.
+                for n in slow {
+                    self.slowlog(&(n.flags, &n.args[..]), n.usec);
+                }
+            }
             HeldResult::Reply(e) => out.extend((0..n).map(|_| e.clone())),
             _ => out.extend((0..n).map(|_| Reply::err("ERR internal error: shard unavailable"))),
         }

@@ -164,6 +164,7 @@ pub enum HeldResult {
     Entries(Vec<KeyCopy>),
     /// From `Apply`.
     Done,
-    /// From `Keyed`: one reply per command.
-    Replies(Vec<Reply>),
+    /// From `Keyed`: one reply per command, and the commands that ran long enough for
+    /// SLOWLOG or the latency monitor (the client's shard records them).
+    Replies(BatchDone),
 }

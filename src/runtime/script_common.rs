@@ -4,6 +4,7 @@
 //! shard but its own (the others are carried out by `script_node` on the held shards).
 
 use super::shard::Shard;
+use crate::clock::Stamp;
 use crate::cluster::view::{ClusterView, SlotRoute};
 use crate::cmd::scripting::ScriptJob;
 use crate::cmd::{self, ClientCtx, ClientState, Exec, Plan, ShardState};
@@ -154,10 +155,14 @@ impl Common {
 
     /// Counts what a command of the script gave in the stats, as Redis counts the errors of its
     /// script client: an error reply in errorstats (its calls were counted by the command), a
-    /// refusal (`Err`) in errorstats and as a rejected call of the command.
-    pub(super) fn count(&self, st: &mut ShardState, args: &[Bytes], r: &Result<Reply, String>) {
+    /// refusal (`Err`) in errorstats and as a rejected call of the command. A command that ran
+    /// (since `start`) goes into SLOWLOG and the latency monitor when it ran long.
+    pub(super) fn count(&self, st: &mut ShardState, args: &[Bytes], r: &Result<Reply, String>, start: Stamp) {
         match r {
-            Ok(reply) => cmd::record_error(st, reply),
+            Ok(reply) => {
+                cmd::record_error(st, reply);
+                cmd::slowlog::record_script_call(st, args, Stamp::now().micros_since(start));
+            }
             Err(text) if text != RESTARTING => {
                 cmd::record_error(st, &refusal_reply(text));
                 cmd::record_rejected(st, cmd::table::resolve(args).map(|(_, name)| name));

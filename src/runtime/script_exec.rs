@@ -191,8 +191,9 @@ impl Host for DirectHost<'_> {
     }
 
     fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
+        let start = crate::clock::Stamp::now();
         let r = self.run(db, args, resp3, repl);
-        self.c.count(&mut self.shard.state.borrow_mut(), args, &r);
+        self.c.count(&mut self.shard.state.borrow_mut(), args, &r, start);
         r
     }
 }
@@ -313,10 +314,11 @@ impl Host for CopyHost<'_> {
     }
 
     fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
+        let start = crate::clock::Stamp::now();
         let r = self.run(db, args, resp3, repl);
         // Errors are counted on the real shard (the scratch state's command stats are merged
         // into it when the run ends).
-        self.c.count(&mut self.shard.state.borrow_mut(), args, &r);
+        self.c.count(&mut self.shard.state.borrow_mut(), args, &r, start);
         r
     }
 }

@@ -94,8 +94,9 @@ impl Host for NodeHost<'_> {
     }
 
     fn call(&mut self, db: &mut usize, args: &[Bytes], resp3: bool, repl: u8) -> Result<Reply, String> {
+        let start = crate::clock::Stamp::now();
         let r = self.run(db, args, resp3, repl);
-        self.c.count(&mut self.shard.state.borrow_mut(), args, &r);
+        self.c.count(&mut self.shard.state.borrow_mut(), args, &r, start);
         r
     }
 }

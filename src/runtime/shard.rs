@@ -291,21 +291,28 @@ impl Shard {
                 d.prefetch_keys(cmds.iter().filter_map(|c| c.args.get(1)).map(|k| &k[..]));
             }
         }
+        let done = Self::execute_all(&mut st, cmds, db, &mut clock);
+        st.flush_changes();
+        drop(st);
+        publish_memory();
+        done
+    }
+
+    /// Runs keyed commands in order; their replies, and notes of those that ran long enough
+    /// for SLOWLOG or the latency monitor (the issuing client's shard records them).
+    fn execute_all(st: &mut ShardState, cmds: &[RemoteCmd], db: usize, clock: &mut crate::clock::Stamp) -> BatchDone {
         let mut slow = Vec::new();
         let replies = cmds
             .iter()
             .map(|c| {
-                let r = Self::execute(&mut st, c, db, &mut clock);
+                let r = Self::execute(st, c, db, clock);
                 let usec = st.stats.last_call_usec;
-                if crate::cmd::slowlog::noteworthy(&st, usec) {
+                if crate::cmd::slowlog::noteworthy(st, usec) {
                     slow.push(crate::cmd::slowlog::SlowNote::of(c, usec));
                 }
                 r
             })
             .collect();
-        st.flush_changes();
-        drop(st);
-        publish_memory();
         (replies, slow)
     }
 
@@ -343,6 +350,9 @@ impl Shard {
     }
 
     fn run_held(&self, op: HeldOp) -> HeldResult {
+        // A CONFIG SET made on another shard counts here from the transaction's first command
+        // (SLOWLOG's threshold, limits), as in `run_batch`.
+        self.refresh_config();
         let mut st = self.state.borrow_mut();
         st.blocked.hold();
         match op {
@@ -371,7 +381,7 @@ impl Shard {
             HeldOp::Keyed { db, cmds } => {
                 crate::storage::tick_clock();
                 let mut clock = crate::clock::Stamp::now();
-                HeldResult::Replies(cmds.iter().map(|c| Self::execute(&mut st, c, db, &mut clock)).collect())
+                HeldResult::Replies(Self::execute_all(&mut st, &cmds, db, &mut clock))
             }
         }
     }
