@@ -245,7 +245,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     ctx.db().remove(&args[2]);
     if !out.is_empty() {
-        ctx.db().set(&args[2], Value::Str(StrValue::raw(out)), 0);
+        ctx.db().set(&args[2], Value::Str(StrValue::built(out)), 0);
     }
     Reply::Int(maxlen as i64)
 }
@@ -461,7 +461,7 @@ fn run_bitfield(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply {
     if writes {
         let now = ctx.now_ms;
         let expire = if existed { ctx.db().get_notouch(&args[1], now).map_or(0, |e| e.expire_at) } else { 0 };
-        ctx.db().set(&args[1], Value::Str(StrValue::raw(std::mem::take(buf))), expire);
+        ctx.db().set(&args[1], Value::Str(StrValue::built(std::mem::take(buf))), expire);
     }
     Reply::Array(out)
 }

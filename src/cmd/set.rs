@@ -232,7 +232,13 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (src, dst, m) = (&args[1], &args[2], &args[3]);
-    // Both keys must be sets (or absent) before anything moves.
+    // As Redis: a missing source answers 0 whatever the destination holds; then both keys
+    // must be sets (the destination may be absent) before anything moves.
+    match get_set(ctx, src) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Reply::Int(0),
+        Err(e) => return e,
+    }
     if let Err(e) = get_set(ctx, dst) {
         return e;
     }

@@ -61,6 +61,12 @@ impl StrValue {
         StrValue::Raw(v.into())
     }
 
+    /// A raw string value holding `v` that reports `raw` whatever its length, as the strings
+    /// Redis builds with `createObject` (BITOP's result) rather than from a client's argument.
+    pub fn built(v: Vec<u8>) -> StrValue {
+        StrValue::Raw(RawStr::Grow(Box::new(v)))
+    }
+
     /// A mutable byte vector, converting the int encoding to raw first.
     pub fn make_raw(&mut self) -> &mut Vec<u8> {
         if let StrValue::Int(n) = *self {

@@ -1,0 +1,332 @@
+//! Differential test: the same seeded random stream of commands over a small keyspace goes to
+//! a redis-server and to a slotcore node of two shards, and every reply must be the same.
+//!
+//! The keys are spread over both shards, so multi-key commands (MSET, RENAME, COPY, LMOVE,
+//! SMOVE, the set and sorted-set STORE commands, SORT ... BY/GET) often span them; the same
+//! names hold every type, so wrong-type errors are exercised too; some commands run inside
+//! MULTI/EXEC. Replies whose order Redis leaves to its hash tables (set members) are compared
+//! sorted. After each seed, every database's DEBUG DIGEST must match too.
+
+mod common;
+
+use common::{Raw, Server};
+
+/// A small deterministic generator (xorshift64*), so a failure names a seed that replays it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+/// Key names: twelve spread over the slots (so over both shards), used for every type.
+const KEYS: [&str; 12] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11"];
+const MEMBERS: [&str; 10] = ["a", "b", "c", "d", "e", "1", "2", "3", "10", "-5"];
+const NUMBERS: [&str; 8] = ["0", "1", "-1", "7", "42", "3.5", "-0.25", "1e3"];
+const ENDS: [&str; 2] = ["LEFT", "RIGHT"];
+
+/// One random command: its arguments, and whether its reply is an unordered collection.
+fn command(rng: &mut Rng) -> (Vec<String>, bool) {
+    let k = |rng: &mut Rng| rng.pick(&KEYS).to_string();
+    let m = |rng: &mut Rng| rng.pick(&MEMBERS).to_string();
+    let n = |rng: &mut Rng| rng.pick(&NUMBERS).to_string();
+    let i = |rng: &mut Rng, lo: i64, hi: i64| (lo + rng.below((hi - lo + 1) as usize) as i64).to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut unordered = false;
+    let pick = rng.below(120);
+    if pick >= 58 {
+        return more_commands(rng, pick - 58);
+    }
+    let c: Vec<String> = match pick {
+        // Strings.
+        0 => s(&["SET", &k(rng), &m(rng)]),
+        1 => s(&["GET", &k(rng)]),
+        2 => s(&["APPEND", &k(rng), &m(rng)]),
+        3 => s(&["INCRBY", &k(rng), &i(rng, -3, 9)]),
+        4 => s(&["INCRBYFLOAT", &k(rng), &n(rng)]),
+        5 => s(&["GETDEL", &k(rng)]),
+        6 => s(&["SETRANGE", &k(rng), &i(rng, 0, 6), &m(rng)]),
+        7 => s(&["MSET", &k(rng), &m(rng), &k(rng), &n(rng), &k(rng), &m(rng)]),
+        8 => s(&["MGET", &k(rng), &k(rng), &k(rng)]),
+        9 => s(&["MSETNX", &k(rng), &m(rng), &k(rng), &m(rng)]),
+        10 => s(&["STRLEN", &k(rng)]),
+        11 => s(&["GETRANGE", &k(rng), &i(rng, -4, 3), &i(rng, -2, 8)]),
+        // Keys.
+        12 => s(&["DEL", &k(rng), &k(rng)]),
+        13 => s(&["EXISTS", &k(rng), &k(rng), &k(rng)]),
+        14 => s(&["TYPE", &k(rng)]),
+        15 => s(&["RENAME", &k(rng), &k(rng)]),
+        16 => s(&["RENAMENX", &k(rng), &k(rng)]),
+        17 => s(&["COPY", &k(rng), &k(rng), "REPLACE"]),
+        18 => s(&["OBJECT", "ENCODING", &k(rng)]),
+        19 => s(&["EXPIRE", &k(rng), "1000"]),
+        20 => s(&["PERSIST", &k(rng)]),
+        21 => s(&["MOVE", &k(rng), "1"]),
+        22 => s(&["UNLINK", &k(rng)]),
+        // Lists.
+        23 => s(&["LPUSH", &k(rng), &m(rng), &m(rng)]),
+        24 => s(&["RPUSH", &k(rng), &m(rng)]),
+        25 => s(&["LPOP", &k(rng), &i(rng, 1, 3)]),
+        26 => s(&["RPOP", &k(rng)]),
+        27 => s(&["LRANGE", &k(rng), "0", "-1"]),
+        28 => s(&["LMOVE", &k(rng), &k(rng), rng.pick(&ENDS), rng.pick(&ENDS)]),
+        29 => s(&["RPOPLPUSH", &k(rng), &k(rng)]),
+        30 => s(&["LINSERT", &k(rng), "BEFORE", &m(rng), &m(rng)]),
+        31 => s(&["LREM", &k(rng), &i(rng, -2, 2), &m(rng)]),
+        32 => s(&["LTRIM", &k(rng), &i(rng, 0, 2), &i(rng, -3, 5)]),
+        33 => s(&["LPOS", &k(rng), &m(rng)]),
+        34 => s(&["LMPOP", "2", &k(rng), &k(rng), rng.pick(&ENDS), "COUNT", "2"]),
+        // Hashes (small: their order is insertion order in both servers).
+        35 => s(&["HSET", &k(rng), &m(rng), &n(rng), &m(rng), &m(rng)]),
+        36 => s(&["HDEL", &k(rng), &m(rng)]),
+        37 => {
+            // A hash with a long value is a hash table: its order is the table's.
+            unordered = true;
+            s(&["HGETALL", &k(rng)])
+        }
+        38 => s(&["HINCRBY", &k(rng), &m(rng), &i(rng, -5, 5)]),
+        39 => s(&["HMGET", &k(rng), &m(rng), &m(rng)]),
+        // Sets.
+        40 => s(&["SADD", &k(rng), &m(rng), &m(rng), &m(rng)]),
+        41 => s(&["SREM", &k(rng), &m(rng)]),
+        42 => {
+            unordered = true;
+            s(&["SMEMBERS", &k(rng)])
+        }
+        43 => s(&["SINTERSTORE", &k(rng), &k(rng), &k(rng)]),
+        44 => s(&["SUNIONSTORE", &k(rng), &k(rng), &k(rng)]),
+        45 => s(&["SDIFFSTORE", &k(rng), &k(rng), &k(rng)]),
+        46 => s(&["SMOVE", &k(rng), &k(rng), &m(rng)]),
+        47 => {
+            unordered = true;
+            s(&["SUNION", &k(rng), &k(rng)])
+        }
+        48 => s(&["SINTERCARD", "2", &k(rng), &k(rng)]),
+        // Sorted sets.
+        49 => s(&["ZADD", &k(rng), &n(rng), &m(rng), &n(rng), &m(rng)]),
+        50 => s(&["ZINCRBY", &k(rng), &n(rng), &m(rng)]),
+        51 => s(&["ZRANGE", &k(rng), "0", "-1", "WITHSCORES"]),
+        52 => s(&["ZUNIONSTORE", &k(rng), "2", &k(rng), &k(rng), "WEIGHTS", "2", "1"]),
+        53 => s(&["ZINTERSTORE", &k(rng), "2", &k(rng), &k(rng), "AGGREGATE", "MAX"]),
+        54 => s(&["ZDIFFSTORE", &k(rng), "2", &k(rng), &k(rng)]),
+        55 => s(&["ZPOPMIN", &k(rng), "2"]),
+        56 => s(&["ZRANGESTORE", &k(rng), &k(rng), "0", "2"]),
+        // SORT reading other keys (on any shard) by pattern: numeric weights, whose ties
+        // Redis breaks by the elements themselves, so the order is defined.
+        _ => s(&["SORT", &k(rng), "BY", "w_*", "GET", "#", "GET", "w_*", "LIMIT", "0", "5"]),
+    };
+    (c, unordered)
+}
+
+/// The rest of the mix: bitmaps, HyperLogLogs, geo, streams with explicit ids, blocking pops
+/// with short timeouts, node-wide commands, scripts over keys of both shards, and long values
+/// that change encodings.
+fn more_commands(rng: &mut Rng, pick: usize) -> (Vec<String>, bool) {
+    let k = |rng: &mut Rng| rng.pick(&KEYS).to_string();
+    let m = |rng: &mut Rng| rng.pick(&MEMBERS).to_string();
+    let i = |rng: &mut Rng, lo: i64, hi: i64| (lo + rng.below((hi - lo + 1) as usize) as i64).to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let long = "x".repeat(70);
+    let mut unordered = false;
+    let c = match pick {
+        0 => s(&["SETBIT", &k(rng), &i(rng, 0, 40), &i(rng, 0, 1)]),
+        1 => s(&["BITCOUNT", &k(rng)]),
+        2 => s(&["BITOP", rng.pick(&["AND", "OR", "XOR"]), &k(rng), &k(rng), &k(rng)]),
+        3 => s(&["BITPOS", &k(rng), &i(rng, 0, 1)]),
+        4 => s(&["PFADD", &k(rng), &m(rng), &m(rng)]),
+        5 => s(&["PFCOUNT", &k(rng), &k(rng)]),
+        6 => s(&["PFMERGE", &k(rng), &k(rng), &k(rng)]),
+        7 => s(&["GEOADD", &k(rng), &format!("13.{}", i(rng, 0, 9)), "38.1", &m(rng)]),
+        8 => s(&["GEOSEARCHSTORE", &k(rng), &k(rng), "FROMLONLAT", "13.5", "38.1", "BYRADIUS", "200", "km", "ASC"]),
+        9 => s(&["XADD", &k(rng), &format!("{}-{}", i(rng, 1, 5), i(rng, 0, 3)), "f", &m(rng)]),
+        10 => s(&["XRANGE", &k(rng), "-", "+"]),
+        11 => s(&["XDEL", &k(rng), &format!("{}-0", i(rng, 1, 5))]),
+        12 => s(&["XLEN", &k(rng)]),
+        13 => s(&["BLMOVE", &k(rng), &k(rng), rng.pick(&ENDS), rng.pick(&ENDS), "0.01"]),
+        14 => s(&["BLPOP", &k(rng), &k(rng), "0.01"]),
+        15 => s(&["BZPOPMIN", &k(rng), &k(rng), "0.01"]),
+        16 => s(&["LCS", &k(rng), &k(rng)]),
+        17 => s(&["SET", &k(rng), &m(rng), "GET"]),
+        18 => s(&["SET", &k(rng), &m(rng), "NX"]),
+        19 => s(&["SET", &k(rng), &m(rng), "XX", "KEEPTTL"]),
+        20 => s(&["HSET", &k(rng), &m(rng), &long]),
+        21 => s(&["RPUSH", &k(rng), &long]),
+        22 => s(&["SADD", &k(rng), &long]),
+        23 => s(&["ZADD", &k(rng), "1", &long]),
+        24 => s(&["ZRANGEBYSCORE", &k(rng), "-inf", "+inf", "WITHSCORES", "LIMIT", "1", "3"]),
+        25 => s(&["ZREVRANGE", &k(rng), "0", "-1"]),
+        26 => s(&["ZREMRANGEBYRANK", &k(rng), "0", "1"]),
+        27 => s(&["ZMSCORE", &k(rng), &m(rng), &m(rng)]),
+        28 => s(&["ZUNION", "2", &k(rng), &k(rng), "WITHSCORES"]),
+        29 => s(&["ZINTERCARD", "2", &k(rng), &k(rng)]),
+        30 => s(&["HSETNX", &k(rng), &m(rng), &m(rng)]),
+        31 => s(&["HINCRBYFLOAT", &k(rng), &m(rng), "1.5"]),
+        32 => {
+            unordered = true;
+            s(&["HKEYS", &k(rng)])
+        }
+        33 => s(&["LSET", &k(rng), &i(rng, -2, 2), &m(rng)]),
+        34 => s(&["LINDEX", &k(rng), &i(rng, -2, 2)]),
+        35 => s(&["SMISMEMBER", &k(rng), &m(rng), &m(rng)]),
+        36 => {
+            unordered = true;
+            s(&["SINTER", &k(rng), &k(rng)])
+        }
+        37 => {
+            unordered = true;
+            s(&["SDIFF", &k(rng), &k(rng)])
+        }
+        38 => s(&["GETEX", &k(rng), "PERSIST"]),
+        39 => s(&["DECRBY", &k(rng), &i(rng, 1, 4)]),
+        40 => s(&["DBSIZE"]),
+        41 => s(&["SWAPDB", "0", "1"]),
+        42 => {
+            unordered = true;
+            s(&["KEYS", "k*"])
+        }
+        43 => s(&["TOUCH", &k(rng), &k(rng)]),
+        44 => s(&[
+            "EVAL",
+            "redis.call('rpush', KEYS[1], ARGV[1]) return redis.call('lrange', KEYS[1], 0, -1)",
+            "1",
+            &k(rng),
+            &m(rng),
+        ]),
+        45 => s(&[
+            "EVAL",
+            "return {redis.pcall('incr', KEYS[1]), redis.pcall('get', KEYS[2]), redis.pcall('type', KEYS[1])}",
+            "2",
+            &k(rng),
+            &k(rng),
+        ]),
+        46 => s(&["SINTERCARD", "3", &k(rng), &k(rng), &k(rng), "LIMIT", "2"]),
+        47 => s(&["ZDIFF", "2", &k(rng), &k(rng)]),
+        48 => s(&["GEODIST", &k(rng), &m(rng), &m(rng), "km"]),
+        49 => s(&["XTRIM", &k(rng), "MAXLEN", "2"]),
+        50 => s(&["OBJECT", "ENCODING", &k(rng)]),
+        51 => s(&["SUBSTR", &k(rng), "0", "2"]),
+        52 => s(&["DEBUG", "DIGEST-VALUE", &k(rng), &k(rng)]),
+        53 => s(&["SMOVE", &k(rng), &k(rng), &m(rng)]),
+        54 => s(&["LMPOP", "3", &k(rng), &k(rng), &k(rng), "RIGHT"]),
+        55 => s(&["ZMPOP", "2", &k(rng), &k(rng), "MAX", "COUNT", "2"]),
+        56 => s(&["RENAME", &k(rng), &k(rng)]),
+        57 => s(&["COPY", &k(rng), &k(rng), "DB", "1"]),
+        58 => s(&["EXPIRE", &k(rng), "1000", "NX"]),
+        59 if rng.below(10) == 0 => s(&["FLUSHDB"]),
+        60 => s(&["GETSET", &k(rng), &m(rng)]),
+        _ => s(&["HSTRLEN", &k(rng), &m(rng)]),
+    };
+    (c, unordered)
+}
+
+/// A RESP reply parsed just enough to sort an array's elements.
+fn elements(raw: &str) -> Option<Vec<String>> {
+    let mut lines = raw.split("\r\n");
+    let head = lines.next()?;
+    let n: usize = head.strip_prefix('*')?.parse().ok()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = lines.next()?;
+        let body = if len.starts_with('$') { lines.next()? } else { "" };
+        out.push(format!("{len}\r\n{body}"));
+    }
+    Some(out)
+}
+
+fn normalized(raw: String, unordered: bool) -> String {
+    match (unordered, elements(&raw)) {
+        (true, Some(mut e)) => {
+            e.sort();
+            e.join("|")
+        }
+        _ => raw,
+    }
+}
+
+/// Sends one command to both servers and asserts the replies agree.
+fn both(ours: &mut Raw, theirs: &mut Raw, args: &[String], unordered: bool, history: &[String]) {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let got = normalized(ours.cmd(&a), unordered);
+    let want = normalized(theirs.cmd(&a), unordered);
+    if got != want {
+        let start = history.len().saturating_sub(15);
+        panic!(
+            "{:?}\n  slotcore:     {got:?}\n  redis-server: {want:?}\n  last commands before it:\n    {}",
+            args,
+            history[start..].join("\n    ")
+        );
+    }
+}
+
+fn digests(r: &mut Raw) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in ["1", "0"] {
+        r.cmd(&["SELECT", db]);
+        out.push(r.cmd(&["DEBUG", "DIGEST"]));
+    }
+    out
+}
+
+fn run_seed(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize) {
+    let mut rng = Rng(seed);
+    let mut history = Vec::new();
+    // The weights SORT ... BY w_* reads (never written by the random commands).
+    let weights: Vec<String> =
+        MEMBERS.iter().enumerate().flat_map(|(j, m)| [format!("w_{m}"), (j * 7 % 10).to_string()]).collect();
+    let mset: Vec<String> = std::iter::once("MSET".to_string()).chain(weights).collect();
+    both(ours, theirs, &mset, false, &history);
+    for _ in 0..steps {
+        if rng.below(12) == 0 {
+            // A transaction of a few commands.
+            let mut block = vec![(vec!["MULTI".to_string()], false)];
+            while block.len() < 2 + rng.below(4) {
+                // EXEC's array is compared as it comes: no unordered replies inside.
+                let c = command(&mut rng);
+                if !c.1 {
+                    block.push(c);
+                }
+            }
+            block.push((vec!["EXEC".to_string()], false));
+            for (args, unordered) in block {
+                both(ours, theirs, &args, unordered, &history);
+                history.push(args.join(" "));
+            }
+            continue;
+        }
+        let (args, unordered) = command(&mut rng);
+        both(ours, theirs, &args, unordered, &history);
+        history.push(args.join(" "));
+    }
+    assert_eq!(digests(ours), digests(theirs), "DEBUG DIGEST after seed {seed}");
+}
+
+#[test]
+fn random_commands_over_two_shards_answer_as_redis() {
+    // DEBUG DIGEST and DIGEST-VALUE compare whole values, whatever their internal order.
+    let sc = Server::slotcore(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let rs = Server::redis(&["--enable-debug-command", "yes"]);
+    let (mut on0, mut on1) = common::one_per_shard(&sc);
+    let mut theirs = rs.raw();
+    // SLOTCORE_DIFF_SEEDS=60 runs a longer search (about a minute).
+    let seeds: u64 = std::env::var("SLOTCORE_DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    for seed in 1..=seeds {
+        // Alternate the shard the client is on: the same keys are local for one, remote for
+        // the other.
+        let ours = if seed % 2 == 0 { &mut on0 } else { &mut on1 };
+        run_seed(seed * 0x9e37_79b9_7f4a_7c15, ours, &mut theirs, 2000);
+    }
+}
