@@ -57,6 +57,20 @@ fn queueing_and_errors_match_redis() {
                 &["MULTI"],
                 &["OBJECT", "NOSUCH"],
                 &["EXEC"],
+                // A protected command disabled by enable-debug-command / enable-module-command
+                // (both `no` by default) is refused when queued, so EXEC aborts.
+                &["MULTI"],
+                &["DEBUG", "DIGEST"],
+                &["SET", "a", "5"],
+                &["EXEC"],
+                &["MULTI"],
+                &["MODULE", "LOAD", "/nonexistent.so"],
+                &["EXEC"],
+                &["MULTI"],
+                &["MODULE", "LIST"],
+                &["EXEC"],
+                &["GET", "a"],
+                &["COMMAND", "INFO", "debug", "module|load"],
                 // DISCARD drops the queue.
                 &["MULTI"],
                 &["SET", "a", "3"],

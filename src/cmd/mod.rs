@@ -211,6 +211,26 @@ pub fn record_call(shard: &mut ShardState, fullname: &'static str, usec: u64, re
     }
 }
 
+/// A protected command (`fullname` DEBUG, MODULE LOAD/LOADEX/UNLOAD) refused by `enable-debug-command` /
+/// `enable-module-command` for a client at `addr`: checked before anything else but the
+/// command's existence and arity, as Redis's `processCommand` (inside MULTI it is refused
+/// when queued, so EXEC aborts).
+pub fn protected_refusal(
+    spec: &CommandSpec,
+    fullname: &str,
+    config: &crate::config::Config,
+    addr: &str,
+) -> Option<Reply> {
+    if !spec.has(flags::PROTECTED) {
+        return None;
+    }
+    if fullname.starts_with("module") {
+        (!config.enable_module_command.allows(addr)).then(|| Reply::err(module::NOT_ALLOWED))
+    } else {
+        (!config.enable_debug_command.allows(addr)).then(|| Reply::err(debug::DEBUG_NOT_ALLOWED))
+    }
+}
+
 /// Counts a command rejected before execution (unknown, arity, auth, ...).
 pub fn record_rejected(shard: &mut ShardState, fullname: Option<&'static str>) {
     if let Some(name) = fullname {

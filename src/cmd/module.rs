@@ -13,9 +13,9 @@ use bytes::Bytes;
 #[rustfmt::skip]
 static MODULE_SUBCOMMANDS: &[CommandSpec] = &[
     spec("list", 2, ADMIN | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(list), "server", "4.0.0", "List all modules loaded by the server"),
-    spec("load", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(load), "server", "4.0.0", "Load a module"),
-    spec("loadex", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(load), "server", "7.0.0", "Load a module with extended parameters"),
-    spec("unload", 3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(unload), "server", "4.0.0", "Unload a module"),
+    spec("load", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(load), "server", "4.0.0", "Load a module"),
+    spec("loadex", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(load), "server", "7.0.0", "Load a module with extended parameters"),
+    spec("unload", 3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(unload), "server", "4.0.0", "Unload a module"),
     spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
@@ -26,7 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Redis 7.0's refusal when the MODULE command is not enabled.
-const NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+pub(crate) const NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
 /// Why no module loads here (logged as Redis logs a library's load error).
 const NO_MODULE_API: &str = "slotcore does not implement the Redis module API";

@@ -104,7 +104,12 @@ fn command_entry(spec: &'static CommandSpec, parent: Option<&'static CommandSpec
     };
     let (first, last, step) = spec.legacy_range();
     let acl = Reply::Set(spec.acl.split_whitespace().map(|c| Reply::Status(c.to_string().into())).collect());
-    let subs = Reply::Array(spec.subcommands.iter().map(|s| command_entry(s, Some(spec))).collect());
+    // Redis answers a command without subcommands (or key specs) with an empty set.
+    let subs = if spec.subcommands.is_empty() {
+        Reply::Set(vec![])
+    } else {
+        Reply::Array(spec.subcommands.iter().map(|s| command_entry(s, Some(spec))).collect())
+    };
     Reply::Array(vec![
         Reply::bulk_string(name),
         Reply::Int(spec.arity as i64),
@@ -114,7 +119,7 @@ fn command_entry(spec: &'static CommandSpec, parent: Option<&'static CommandSpec
         Reply::Int(step as i64),
         acl,
         Reply::Set(vec![]),
-        Reply::Array(vec![]),
+        Reply::Set(vec![]),
         subs,
     ])
 }

@@ -70,7 +70,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         // MAY_REPLICATE is not shown, as in Redis.
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
-        (PROTECTED, "protected"),
+        // PROTECTED is not shown, as in Redis 7.0.
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),

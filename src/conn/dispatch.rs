@@ -144,6 +144,13 @@ impl Conn {
         if !spec.arity_ok(args.len()) {
             return self.rejected(Some(fullname), Reply::error(errors::wrong_arity(fullname)));
         }
+        if spec.has(flags::PROTECTED) {
+            let refused =
+                cmd::protected_refusal(spec, fullname, &self.shard.state.borrow().config, &self.client.borrow().addr);
+            if let Some(refused) = refused {
+                return self.rejected(Some(fullname), refused);
+            }
+        }
         // A script ran past busy-reply-threshold: only allow-busy commands run (one load).
         // (While loading, -LOADING comes first, as in Redis's `processCommand`.)
         if !spec.has(flags::ALLOW_BUSY) && !crate::replication::role::loading() {
