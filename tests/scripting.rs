@@ -757,3 +757,47 @@ fn twenty_thousand_scripts_and_nine_thousand_functions_load_and_run() {
     assert_eq!(a.cmd(&["FCALL", "f8999", "0"]), ":8999\r\n");
     assert_eq!(a.cmd(&["FCALL", "f0", "0"]), ":0\r\n");
 }
+
+/// `used_memory_lua` from INFO memory.
+fn lua_memory(c: &mut Raw) -> u64 {
+    let info = c.cmd(&["INFO", "memory"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory_lua:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no used_memory_lua in {info}"))
+}
+
+/// SCRIPT FLUSH lets go of the scripts compiled on every shard at once, as Redis frees its one
+/// interpreter: 300 scripts compiled on one shard, a flush from there, then scripts run on the
+/// other shard only, and `used_memory_lua` is back to one fresh interpreter's size. Until
+/// 2026-12-07 a shard dropped its compiled scripts only at its next script, so the idle
+/// shard's 300 stayed in memory and in `used_memory_lua` (Redis's unit/scripting with
+/// `--shards 2` failed "EVAL does not leak in the Lua stack" on it).
+#[test]
+fn script_flush_frees_every_shards_scripts() {
+    let s = Server::slotcore(&["--save", "", "--shards", "2"]);
+    let (mut a, mut b) = common::one_per_shard(&s);
+    assert_eq!(b.cmd(&["EVAL", "return 1", "0"]), ":1\r\n");
+    let one = lua_memory(&mut b);
+    for i in 0..300 {
+        let body = format!("return {i}");
+        assert_eq!(a.cmd(&["EVAL", &body, "0"]), format!(":{i}\r\n"));
+    }
+    let loaded = lua_memory(&mut a);
+    assert!(loaded > 2 * one, "300 scripts on the other shard: {loaded} bytes, one interpreter {one}");
+    assert_eq!(a.cmd(&["SCRIPT", "FLUSH"]), "+OK\r\n");
+    assert_eq!(lua_memory(&mut a), 0, "every interpreter lets go at the flush");
+    for _ in 0..10 {
+        assert_eq!(b.cmd(&["EVAL", "return 1", "0"]), ":1\r\n");
+    }
+    let after = lua_memory(&mut a);
+    assert!(after <= one + 4096, "after the flush: {after} bytes, one fresh interpreter {one}");
+    // Both shards run scripts again (the cache was emptied: EVALSHA finds nothing).
+    let sha = a.cmd(&["SCRIPT", "LOAD", "return 'x'"]);
+    let sha = sha.lines().nth(1).unwrap_or_default().to_string();
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "0"]), "$1\r\nx\r\n");
+    }
+    assert_eq!(a.cmd(&["SCRIPT", "FLUSH"]), "+OK\r\n");
+    assert!(b.cmd(&["EVALSHA", &sha, "0"]).starts_with("-NOSCRIPT"));
+}

@@ -214,7 +214,14 @@ fn script_flush(_: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         }
     }
     script::cache_flush();
-    reply(Reply::Ok)
+    // Every shard lets its interpreter go now, not at its next script: an idle shard's
+    // compiled scripts stayed counted in `used_memory_lua` until then.
+    Plan::AllShards { run: release_interpreter, merge: Box::new(|_, _| Reply::Ok) }
+}
+
+fn release_interpreter(_: &mut super::ShardState, _: usize, _: &[Bytes]) -> Reply {
+    script::vm::release_after_flush();
+    Reply::Ok
 }
 
 fn script_kill(_: &mut ClientCtx<'_>, _: &[Bytes]) -> Plan {

@@ -29,6 +29,7 @@ pub mod ldb;
 mod redis_api;
 pub mod structlib;
 pub mod vm;
+mod vm_memory;
 
 use crate::protocol::Reply;
 use bytes::Bytes;

@@ -17,13 +17,15 @@
 
 use super::hook::{install_hook, set_load_hook};
 use super::redis_api::{acl_check_cmd, redis_call, redis_log, redis_random};
+use super::vm_memory::report_bytes;
+pub use super::vm_memory::used_memory;
 use super::{convert, Host, RunFlags};
 use crate::protocol::Reply;
 use bytes::Bytes;
 use hashbrown::HashMap;
 use mlua::{ffi, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -673,28 +675,25 @@ pub fn finish(r: Running) -> (usize, bool) {
     out.unwrap_or((0, false))
 }
 
-/// Bytes held by every shard's interpreter, each as it last reported (INFO memory).
-static LUA_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// What this thread's interpreter last added to [`LUA_BYTES`].
-    static REPORTED: Cell<usize> = const { Cell::new(0) };
-}
-
 /// Publishes this thread's interpreter size into the node-wide total.
 fn report_memory(lua: &Lua) {
-    let now = lua.used_memory();
-    let old = REPORTED.with(|r| r.replace(now));
-    if now >= old {
-        LUA_BYTES.fetch_add(now - old, Ordering::Relaxed);
-    } else {
-        LUA_BYTES.fetch_sub(old - now, Ordering::Relaxed);
-    }
+    report_bytes(lua.used_memory());
 }
 
-/// Memory of the Lua interpreters of all shards (`used_memory_lua`), as of their last run.
-pub fn used_memory() -> usize {
-    LUA_BYTES.load(Ordering::Relaxed)
+/// SCRIPT FLUSH, on each shard: Redis frees its interpreter, so the scripts compiled before
+/// leave `used_memory_lua` at once. This thread's interpreter goes (the next script here makes
+/// a new one, and loads the function libraries into it again). One with a run in progress (a
+/// debugging session waiting for its client) stays: the flush's generation empties its cache
+/// at its next use, as before.
+pub fn release_after_flush() {
+    if CTX.with(|c| c.borrow().is_some()) {
+        return;
+    }
+    let gone = VM.with(|v| v.try_borrow_mut().ok().and_then(|mut v| v.take()));
+    if gone.is_some() {
+        drop(gone);
+        report_bytes(0);
+    }
 }
 
 /// A script is running on this thread (its commands see this while they run).
