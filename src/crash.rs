@@ -203,7 +203,10 @@ pub fn install() {
         stack_trace(0);
         report_end();
         // Also where a terminal sees it.
-        eprintln!("slotcore panicked: {what} at {at}");
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("slotcore panicked: {what} at {at}\n").as_bytes(),
+        );
     }));
     for sig in FATAL {
         set_handler(sig, Some(on_fatal_signal), libc::SA_NODEFER);

@@ -4,6 +4,7 @@
 use slotcore::cmd::NodeInfo;
 use slotcore::config::parse::{self, Invocation};
 use slotcore::config::Config;
+use std::io::Write;
 use std::sync::Arc;
 
 #[global_allocator]
@@ -12,7 +13,9 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn usage() {
-    eprintln!(
+    // Write errors (a closed pipe) are ignored, as Redis's fprintf's are: never a panic.
+    let _ = writeln!(
+        std::io::stderr(),
         "Usage: ./slotcore [/path/to/redis.conf] [options] [-]
        ./slotcore - (read config from stdin)
        ./slotcore -v or --version
@@ -29,7 +32,7 @@ Examples:
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("{msg}");
+    let _ = writeln!(std::io::stderr(), "{msg}");
     std::process::exit(1)
 }
 
@@ -163,7 +166,10 @@ fn main() {
     slotcore::proctitle::init(&argv0);
     let (config_file, options) = match parse::parse_argv(&args) {
         Invocation::Version => {
-            println!("slotcore v={VERSION} sha=00000000:0 malloc=jemalloc bits=64 redis_compat=7.0.15");
+            let _ = writeln!(
+                std::io::stdout(),
+                "slotcore v={VERSION} sha=00000000:0 malloc=jemalloc bits=64 redis_compat=7.0.15"
+            );
             return;
         }
         Invocation::Help => {

@@ -283,3 +283,25 @@ fn watchdog_period_logs_a_stalled_thread_and_goes_on() {
         ],
     );
 }
+
+/// A start-up message written to a closed pipe (`slotcore ... 2>&1 | head -1`) ends the
+/// process with its own exit code, as redis-server's ignored write errors do, never with an
+/// abort from a failed print.
+#[test]
+fn messages_to_a_closed_pipe_do_not_abort() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["--shards", "2", "--version"][..], &["--version"], &["--no-such-option", "x"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_slotcore"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Both pipes' read ends close before the process writes.
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = child.wait().expect("wait");
+        assert_eq!(status.signal(), None, "{args:?}: killed by a signal ({status:?})");
+        assert!(status.code().is_some(), "{args:?}: {status:?}");
+    }
+}

@@ -48,7 +48,8 @@ pub fn requested(argv0: &str, args: &[String]) -> bool {
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("{msg}");
+    // A closed stderr (a pipe) is not a reason to panic.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{msg}\n").as_bytes());
     std::process::exit(1)
 }
 
