@@ -403,6 +403,7 @@ async fn send_file(
     stream: SnapshotStream,
     out: &mut futures_channel::mpsc::Sender<SnapshotMsg>,
 ) -> Result<(), String> {
+    shard.refresh_config();
     let cfg = shard.state.borrow().config.clone();
     bgsave::mark_started();
     tracing::info!("Background saving started");

@@ -300,6 +300,9 @@ impl SnapshotStream {
         loop {
             match self.stage {
                 Stage::Header => {
+                    // A CONFIG SET made on another shard's connection reaches this shard's
+                    // copy at its next command: look now, the stream may be all it runs.
+                    shard.refresh_config();
                     self.key_delay_us =
                         shard.state.borrow().config.get("rdb-key-save-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
                     let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
@@ -401,6 +404,7 @@ pub(crate) async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + '
 pub async fn bgsave_driver(shard: Rc<Shard>) {
     let Some(mut jobs) = bgsave::take_jobs() else { return };
     while let Some(job) = jobs.next().await {
+        shard.refresh_config();
         let cfg = shard.state.borrow().config.clone();
         let outcome = match job {
             Ok(plan) => {
