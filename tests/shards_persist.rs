@@ -39,3 +39,44 @@ fn a_config_set_on_the_other_shard_reaches_the_save_at_once() {
         assert!(began.elapsed() < Duration::from_secs(5), "{ask} took {:?}", began.elapsed());
     }
 }
+
+/// A replica killed by a CLIENT KILL inside a MULTI/EXEC that then writes on both shards past
+/// the backlog: as in Redis, its next PSYNC comes after the whole EXEC reached the stream, so
+/// the offset it asks for is gone and it syncs in full. The second shard answered the
+/// replica's PSYNC while the transaction still held the shards, before its records reached the
+/// stream: the replica continued from its old offset (Redis's replication unit saw a replica's
+/// own keys survive a sync it expected in full).
+#[test]
+fn a_psync_waits_for_the_transaction_that_killed_its_link() {
+    ports();
+    let m = Server::slotcore(&["--shards", "2", "--repl-diskless-sync-delay", "0", "--save", ""]);
+    let mp = m.port.to_string();
+    let r = Server::slotcore(&["--shards", "2", "--replicaof", "127.0.0.1", &mp]);
+    let mut mc = m.raw();
+    let mut rc = r.raw();
+    let link_up = |rc: &mut Raw| info(rc, "master_link_status") == "up";
+    common::until("the first sync", || link_up(&mut rc) && info(&mut mc, "connected_slaves") == "1");
+    assert_eq!(mc.cmd(&["CONFIG", "SET", "repl-backlog-size", "16384"]), "+OK\r\n");
+    let big = "A".repeat(16384);
+    for round in 1..=3 {
+        let full = info(&mut mc, "sync_full");
+        let mut tx = encode(&[b"MULTI"]);
+        tx.extend(encode(&[b"CLIENT", b"KILL", b"TYPE", b"replica"]));
+        for k in 0..10 {
+            tx.extend(encode(&[b"SET", format!("k{round}:{k}").as_bytes(), big.as_bytes()]));
+        }
+        tx.extend(encode(&[b"EXEC"]));
+        mc.send(&tx);
+        for _ in 0..12 {
+            mc.reply();
+        }
+        let exec = mc.reply();
+        assert!(exec.starts_with("*11\r\n:1\r\n+OK"), "EXEC: {exec:?}");
+        common::until("the replica to sync again", || {
+            let again = info(&mut mc, "sync_full") != full || info(&mut mc, "sync_partial_ok") != "0";
+            again && info(&mut mc, "connected_slaves") == "1" && link_up(&mut rc)
+        });
+        assert_eq!(info(&mut mc, "sync_partial_ok"), "0", "round {round}: a PSYNC continued past the EXEC");
+        assert_eq!(rc.cmd(&["DBSIZE"]), format!(":{}\r\n", round * 10));
+    }
+}

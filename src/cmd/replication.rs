@@ -141,21 +141,23 @@ fn sync(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     }))
 }
 
+/// Does nothing on a shard: run on every shard, it waits out the transactions holding them.
+pub(crate) fn pass_shard(_: &mut ShardState, _: usize, _: &[Bytes]) -> Reply {
+    Reply::Ok
+}
+
 /// ROLE: `master offset [[ip port ack] ...]` (online replicas, port and ack as bulk strings),
 /// or `slave host port state offset`. A master first lets the feed settle, so the offset
 /// covers this client's writes.
 fn role(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     let repl = &ctx.node().repl;
     if repl.feed.active() && !repl.is_replica() {
-        fn nothing(_: &mut ShardState, _: usize, _: &[Bytes]) -> Reply {
-            Reply::Ok
-        }
         let args = args.to_vec();
         let merge = Box::new(move |ctx: &mut ClientCtx<'_>, _| match role_now(ctx, &args) {
             Plan::Reply(r) => r,
             _ => Reply::err("ERR internal error: ROLE"),
         });
-        return Plan::AfterFeed(Box::new(Plan::AllShards { run: nothing, merge }));
+        return Plan::AfterFeed(Box::new(Plan::AllShards { run: pass_shard, merge }));
     }
     role_now(ctx, args)
 }

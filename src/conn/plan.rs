@@ -181,6 +181,13 @@ impl Conn {
             Plan::Migrate(job) => self.run_migrate(*job, held).await,
             Plan::Later(rx) => rx.await.unwrap_or_else(|_| Reply::err("ERR internal error: no reply")),
             Plan::Replicate(attach) => {
+                // A transaction pushes its records to the feed as it releases its shards: pass
+                // every shard's gate first, so the control core takes this replica after them.
+                // A replica whose link a CLIENT KILL inside EXEC closed then asks after that
+                // EXEC's writes, as in Redis, where nothing runs in the middle of an EXEC.
+                if held.is_none() {
+                    self.shard.all_shards_as(cmd::replication::pass_shard, 0, &[], false).await;
+                }
                 // Nothing more is written here: the control core answers +FULLRESYNC/+CONTINUE.
                 self.handoff = Some(attach);
                 Reply::Raw(Bytes::new())
