@@ -80,3 +80,43 @@ fn a_psync_waits_for_the_transaction_that_killed_its_link() {
         assert_eq!(rc.cmd(&["DBSIZE"]), format!(":{}\r\n", round * 10));
     }
 }
+
+/// FAILOVER TO a replica with FORCE while the replica is stopped (SIGSTOP): the old master's
+/// last write waits in the replica's socket, and the PSYNC FAILOVER comes when it resumes. As
+/// in Redis, the replica applies that write before it promotes itself, so the old master's
+/// own PSYNC continues. With two shards the PSYNC was served on one shard before the link's
+/// shard ran: the new master's history stopped short of the old master's offset, and the old
+/// master synced in full (Redis's integration/failover, about one run in four under load).
+#[test]
+fn a_forced_failover_keeps_the_writes_the_stopped_replica_was_sent() {
+    ports();
+    let mut a = Server::slotcore(&["--shards", "2", "--save", ""]);
+    let ap = a.port.to_string();
+    let mut b = Server::slotcore(&["--shards", "2", "--save", "", "--replicaof", "127.0.0.1", &ap]);
+    let (mut master, mut replica) = (&mut a, &mut b);
+    let mut mc = master.raw();
+    let mut rc = replica.raw();
+    common::until("the first sync", || info(&mut rc, "master_link_status") == "up");
+    for round in 0..16 {
+        let (full, partial) = (info(&mut rc, "sync_full"), info(&mut rc, "sync_partial_ok"));
+        let rpid = replica.pid() as i32;
+        // SAFETY: signals to this test's own child process.
+        unsafe { libc::kill(rpid, libc::SIGSTOP) };
+        assert_eq!(mc.cmd(&["SET", "k", &round.to_string()]), "+OK\r\n");
+        let to = replica.port.to_string();
+        assert_eq!(mc.cmd(&["FAILOVER", "TO", "127.0.0.1", &to, "TIMEOUT", "100", "FORCE"]), "+OK\r\n");
+        common::until("the forced failover", || info(&mut mc, "master_failover_state") == "failover-in-progress");
+        unsafe { libc::kill(rpid, libc::SIGCONT) };
+        common::until("the failover's end", || {
+            info(&mut mc, "master_failover_state") == "no-failover" && info(&mut mc, "master_link_status") == "up"
+        });
+        assert_eq!(info(&mut rc, "sync_full"), full, "round {round}: the old master synced in full");
+        assert_eq!(
+            info(&mut rc, "sync_partial_ok").parse::<u64>().unwrap_or(0),
+            partial.parse::<u64>().unwrap_or(0) + 1
+        );
+        assert_eq!(rc.cmd(&["GET", "k"]), format!("${}\r\n{round}\r\n", round.to_string().len()));
+        std::mem::swap(&mut master, &mut replica);
+        std::mem::swap(&mut mc, &mut rc);
+    }
+}

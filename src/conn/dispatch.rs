@@ -566,6 +566,10 @@ impl Conn {
                         replies[i] = Some(Reply::err("ERR SYNC and PSYNC are invalid with pending output"));
                         continue;
                     }
+                    if fullname == "psync" && args.get(3).is_some_and(|a| a.eq_ignore_ascii_case(b"failover")) {
+                        let node = self.shard.state.borrow().node.clone();
+                        crate::replication::role::drain_master_link(&node.repl).await;
+                    }
                     crate::memory::node_command_started();
                     replies[i] = Some(Box::pin(self.run_node(spec, fullname, args)).await);
                     if self.handoff.is_some() {

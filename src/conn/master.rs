@@ -189,7 +189,10 @@ pub async fn serve_master(shard: Rc<Shard>, start: MasterStart, tick: Tick) -> M
     };
     conn.rbuf.push(&pending);
     link.keep_raw(&pending);
-    if let Err(e) = conn.run_master(&mut link, &tick, ack_first).await {
+    crate::replication::role::set_master_fd(conn.stream.as_raw_fd());
+    let ended = conn.run_master(&mut link, &tick, ack_first).await;
+    crate::replication::role::set_master_fd(-1);
+    if let Err(e) = ended {
         tracing::warn!("Connection with master lost: {}", e);
     } else {
         tracing::warn!("Connection with master lost.");

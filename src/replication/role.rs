@@ -23,7 +23,7 @@
 
 use crate::cmd::flags;
 use crate::protocol::Reply;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const REPLICA: u8 = 1;
@@ -243,6 +243,43 @@ pub fn set_loaded_info(info: Option<SaveInfo>) {
 /// Takes the replication info read at start-up.
 pub fn take_loaded_info() -> Option<SaveInfo> {
     lock(&LOADED).take()
+}
+
+/// The socket of the link to this replica's master, -1 while there is none.
+static MASTER_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The master link publishes its socket while it applies the stream (-1 when it ends).
+pub fn set_master_fd(fd: i32) {
+    MASTER_FD.store(fd, Ordering::Release);
+}
+
+/// How long a PSYNC FAILOVER waits for the master link to apply what it was sent.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Before a PSYNC FAILOVER promotes this replica: lets the master link apply what its master
+/// had already sent (bytes waiting in the socket, or read and not applied yet), for at most
+/// [`DRAIN_LIMIT`]. Redis serves the link and the new connection on one thread, the link's
+/// older bytes first; with several shards the PSYNC could be served on another shard before
+/// the link's shard ran, and the promotion left out its old master's last writes, so the old
+/// master's own PSYNC was refused and it synced in full.
+pub async fn drain_master_link(repl: &super::Replication) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < DRAIN_LIMIT {
+        let fd = MASTER_FD.load(Ordering::Acquire);
+        if fd < 0 {
+            return;
+        }
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; an fd closed meanwhile fails with EBADF.
+        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } != 0 {
+            return;
+        }
+        let read = repl.with_status(|s| s.master.as_ref().map_or(0, |m| m.read_offset));
+        if unread == 0 && read <= repl.offset() {
+            return;
+        }
+        crate::runtime::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
 
 #[cfg(test)]
