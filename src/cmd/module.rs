@@ -31,26 +31,18 @@ pub(crate) const NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the ena
 /// Why no module loads here (logged as Redis logs a library's load error).
 const NO_MODULE_API: &str = "slotcore does not implement the Redis module API";
 
-fn allowed(ctx: &ClientCtx<'_>) -> bool {
-    ctx.shard.config.enable_module_command.allows(&ctx.client.addr)
-}
-
 fn list(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     reply(Reply::Array(Vec::new()))
 }
 
-fn load(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    if !allowed(ctx) {
-        return reply(Reply::err(NOT_ALLOWED));
-    }
+// LOAD, LOADEX and UNLOAD are PROTECTED: `enable-module-command` is checked before they run
+// (`cmd::protected_refusal`).
+fn load(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     tracing::warn!("Module {} failed to load: {}", String::from_utf8_lossy(&args[2]), NO_MODULE_API);
     reply(Reply::err("ERR Error loading the extension. Please check the server logs."))
 }
 
-fn unload(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
-    if !allowed(ctx) {
-        return reply(Reply::err(NOT_ALLOWED));
-    }
+fn unload(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {
     reply(Reply::err("ERR Error unloading module: no such module with that name"))
 }
 
