@@ -120,9 +120,24 @@ pub fn decode(lon_r: Range, lat_r: Range, cell: Cell) -> Option<Area> {
     })
 }
 
+/// A score's cell bits as Redis computes them: a C cast of the double to a 64-bit unsigned
+/// integer, as x86-64 performs it. A negative score wraps (-1 is all ones: a position clamped
+/// to the north-east corner), where Rust's `as u64` would saturate to 0 (the south-west one);
+/// scores that fit no integer give the conversion's "indefinite" value.
+fn score_bits(score: f64) -> u64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    const INDEFINITE: u64 = 1 << 63;
+    let signed = |x: f64| if x.is_nan() || !(-TWO_63..TWO_63).contains(&x) { INDEFINITE } else { x as i64 as u64 };
+    if score < TWO_63 {
+        signed(score)
+    } else {
+        signed(score - TWO_63) ^ INDEFINITE
+    }
+}
+
 /// The position a stored score stands for (the centre of its cell), as (lon, lat).
 pub fn decode_score(score: f64) -> Option<(f64, f64)> {
-    let area = decode(WGS84.0, WGS84.1, Cell { bits: score as u64, step: STEP_MAX })?;
+    let area = decode(WGS84.0, WGS84.1, Cell { bits: score_bits(score), step: STEP_MAX })?;
     let lon = ((area.lon.min + area.lon.max) / 2.0).clamp(LONG_MIN, LONG_MAX);
     let lat = ((area.lat.min + area.lat.max) / 2.0).clamp(LAT_MIN, LAT_MAX);
     Some((lon, lat))
@@ -356,6 +371,22 @@ pub fn standard_geohash(score: f64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_convert_to_bits_as_a_c_cast_does() {
+        assert_eq!(score_bits(0.0), 0);
+        assert_eq!(score_bits(3.9), 3);
+        assert_eq!(score_bits(-0.25), 0);
+        assert_eq!(score_bits(-1.0), u64::MAX);
+        assert_eq!(score_bits(-5.0), u64::MAX - 4);
+        assert_eq!(score_bits(f64::NEG_INFINITY), 1 << 63);
+        assert_eq!(score_bits(f64::INFINITY), 0);
+        assert_eq!(score_bits(1e19), 10_000_000_000_000_000_000);
+        assert_eq!(score_bits(1e20), 0);
+        // A score of -1 is the north-east corner, as redis-server decodes it.
+        let (lon, lat) = decode_score(-1.0).unwrap();
+        assert_eq!((lon, lat), (LONG_MAX, LAT_MAX));
+    }
 
     #[test]
     fn scores_and_hashes_match_redis() {
