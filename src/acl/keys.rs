@@ -1,13 +1,10 @@
 //! Which arguments of a call are keys, and how the call uses each one, as Redis 7.0's ACL
-//! sees it (`getKeysFromCommandWithSpecs`): the key specs of the command (`keyspec_table`),
+//! sees it (`getKeysFromCommandWithSpecs`): the key specs of the command (`cmd::meta`),
 //! and, for the commands whose specs cannot say (SET and BITFIELD whose access depends on the
 //! options, MIGRATE and SORT whose keys move, numkeys that does not parse), Redis's own
 //! argument walkers. Channels of the Pub/Sub commands are found here too.
 
-use super::keyspec_table::SPECS;
 use bytes::Bytes;
-use hashbrown::HashMap;
-use std::sync::OnceLock;
 
 /// The key is read (its value or metadata are returned or used).
 pub const ACCESS: u16 = 1;
@@ -72,6 +69,8 @@ pub enum Find {
 /// One key spec.
 #[derive(Clone, Copy, Debug)]
 pub struct KeySpec {
+    /// A remark shown by COMMAND INFO (empty: none).
+    pub notes: &'static str,
     /// `ACCESS`, `INSERT`, ..., `RO`, `RW`, ... bits.
     pub flags: u16,
     /// Start.
@@ -80,9 +79,11 @@ pub struct KeySpec {
     pub find: Find,
 }
 
+/// The default key-spec fields (`..KS` in the generated table).
+pub const KS: KeySpec = KeySpec { notes: "", flags: 0, begin: Begin::Unknown, find: Find::Unknown };
+
 fn specs_of(fullname: &str) -> Option<&'static [KeySpec]> {
-    static M: OnceLock<HashMap<&'static str, &'static [KeySpec]>> = OnceLock::new();
-    M.get_or_init(|| SPECS.iter().map(|(n, s)| (*n, *s)).collect()).get(fullname).copied()
+    crate::cmd::meta::get(fullname).map(|m| m.key_specs).filter(|k| !k.is_empty())
 }
 
 /// True when the command has keys for ACL purposes (a spec that is not NOT_KEY).

@@ -16,7 +16,6 @@
 
 pub mod commands;
 pub mod keys;
-mod keyspec_table;
 pub mod log;
 pub mod selector;
 pub mod sha256;

@@ -33,7 +33,7 @@ static ACL_SUBCOMMANDS: &[CommandSpec] = &[
 /// The ACL family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: ACL_SUBCOMMANDS, ..spec("acl", -2, 0, "@slow", Keys::None, Exec::Container, "server", "6.0.0", "A container for Access List Control commands") },
+    CommandSpec { subcommands: ACL_SUBCOMMANDS, ..spec("acl", -2, 0, "@slow", Keys::None, Exec::Container, "server", "6.0.0", "A container for Access List Control commands ") },
 ];
 
 thread_local! {

@@ -33,7 +33,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("ping", -1, FAST, "@fast @connection", Keys::None, Exec::Node(ping), "connection", "1.0.0", "Ping the server"),
     spec("echo", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(echo), "connection", "1.0.0", "Echo the given string"),
     spec("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, "@fast @connection", Keys::None, Exec::Node(quit), "connection", "1.0.0", "Close the connection"),
-    spec("select", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(select), "connection", "2.0.0", "Change the selected database for the current connection"),
+    spec("select", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(select), "connection", "1.0.0", "Change the selected database for the current connection"),
     spec("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(auth), "connection", "1.0.0", "Authenticate to the server"),
     spec("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(hello), "connection", "6.0.0", "Handshake with Redis"),
     spec("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(reset), "connection", "6.2.0", "Reset the connection"),

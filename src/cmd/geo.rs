@@ -5,7 +5,7 @@
 
 use super::ctx::Ctx;
 use super::errors;
-use super::spec::{flags::*, spec, CommandSpec, Exec, Keys, KEY1};
+use super::spec::{flags::*, keys, spec, CommandSpec, Exec, Keys, KEY1};
 use super::util::{eq_ic, parse_f64, parse_i64};
 use super::zset::{get_z, read_z};
 use crate::protocol::Reply;
@@ -29,10 +29,6 @@ fn georadius_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
 }
 
 /// GEOSEARCHSTORE destination source ...
-fn geosearchstore_keys(_args: &[Bytes]) -> Result<Vec<usize>, Reply> {
-    Ok(vec![1, 2])
-}
-
 /// The geo family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
@@ -45,7 +41,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("georadiusbymember", -5, WRITE | DENYOOM, "@write @geo @slow", Keys::Custom { legacy: (1, 1, 1), find: georadius_keys }, Exec::Keyed(georadiusbymember), "geo", "3.2.0", "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member"),
     spec("georadiusbymember_ro", -5, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(georadiusbymember_ro), "geo", "3.2.10", "A read-only variant for GEORADIUSBYMEMBER"),
     spec("geosearch", -7, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geosearch), "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle."),
-    spec("geosearchstore", -8, WRITE | DENYOOM, "@write @geo @slow", Keys::Custom { legacy: (1, 2, 1), find: geosearchstore_keys }, Exec::Keyed(geosearchstore), "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key."),
+    spec("geosearchstore", -8, WRITE | DENYOOM, "@write @geo @slow", keys(1, 2, 1), Exec::Keyed(geosearchstore), "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key."),
 ];
 
 /// A position argument pair, validated as Redis's `extractLongLatOrReply`.

@@ -28,7 +28,6 @@ pub mod ctx;
 pub mod debug;
 pub mod debug_reload;
 pub mod digest;
-pub mod docs;
 pub mod dump;
 pub mod errors;
 pub mod failover;
@@ -46,6 +45,9 @@ pub mod list;
 pub mod lolwut;
 pub mod long_double;
 pub mod memory;
+pub mod meta;
+#[rustfmt::skip]
+mod meta_table;
 pub mod migrate;
 pub mod module;
 pub mod multi;

@@ -42,7 +42,7 @@ pub struct ScriptJob {
 #[rustfmt::skip]
 static SCRIPT_SUBS: &[CommandSpec] = &[
     spec("load", 3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_load), "scripting", "2.6.0", "Load the specified Lua script into the script cache."),
-    spec("exists", -3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_exists), "scripting", "2.6.0", "Check existence of scripts in the script cache."),
+    spec("exists", -3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_exists), "scripting", "2.6.0", "Check existence of scripts in the script cache."),
     spec("flush", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_flush), "scripting", "2.6.0", "Remove all the scripts from the script cache."),
     spec("debug", 3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_debug), "scripting", "3.2.0", "Set the debug mode for executed scripts."),
     spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(script_kill), "scripting", "2.6.0", "Kill the script currently in execution."),

@@ -3,6 +3,7 @@
 
 use super::ctx::{reply, ClientCtx, ShardState};
 use super::errors;
+use super::meta;
 use super::spec::{flags, flags::*, spec, CommandSpec, Exec, Keys, Plan, ShutdownArgs};
 use super::table;
 use super::util::{eq_ic, parse_i64};
@@ -34,7 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("info", -1, LOADING | STALE, "@slow @dangerous", Keys::None, Exec::Node(super::info::info), "server", "1.0.0", "Get information and statistics about the server"),
     spec("time", 1, LOADING | STALE | FAST, "@fast", Keys::None, Exec::Node(time), "server", "2.6.0", "Return the current server time"),
     spec("lolwut", -1, READONLY | FAST, "@read @fast", Keys::None, Exec::Node(super::lolwut::lolwut), "server", "5.0.0", "Display some computer art and the Redis version"),
-    spec("lastsave", 1, LOADING | STALE | FAST, "@fast @dangerous", Keys::None, Exec::Node(lastsave), "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
+    spec("lastsave", 1, LOADING | STALE | FAST, "@admin @fast @dangerous", Keys::None, Exec::Node(lastsave), "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
     spec("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(shutdown), "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
     spec("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(monitor), "server", "1.0.0", "Listen for all requests received by the server in real time"),
     CommandSpec { subcommands: COMMAND_SUBCOMMANDS, ..spec("command", -1, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command), "server", "2.8.13", "Get array of Redis command details") },
@@ -99,8 +100,8 @@ fn flag_set(spec: &CommandSpec) -> Reply {
 
 fn command_entry(spec: &'static CommandSpec, parent: Option<&'static CommandSpec>) -> Reply {
     let name = match parent {
-        Some(p) => table::fullname(p, Some(spec)).to_string(),
-        None => spec.name.to_string(),
+        Some(p) => table::fullname(p, Some(spec)),
+        None => spec.name,
     };
     let (first, last, step) = spec.legacy_range();
     let acl = Reply::Set(spec.acl.split_whitespace().map(|c| Reply::Status(c.to_string().into())).collect());
@@ -111,15 +112,15 @@ fn command_entry(spec: &'static CommandSpec, parent: Option<&'static CommandSpec
         Reply::Array(spec.subcommands.iter().map(|s| command_entry(s, Some(spec))).collect())
     };
     Reply::Array(vec![
-        Reply::bulk_string(name),
+        Reply::bulk(name.as_bytes()),
         Reply::Int(spec.arity as i64),
         flag_set(spec),
         Reply::Int(first as i64),
         Reply::Int(last as i64),
         Reply::Int(step as i64),
         acl,
-        Reply::Set(vec![]),
-        Reply::Set(vec![]),
+        meta::tips_reply(name),
+        meta::key_specs_reply(name),
         subs,
     ])
 }
@@ -144,32 +145,6 @@ fn command_info(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     ))
 }
 
-fn doc_entry(spec: &'static CommandSpec, fullname: &str) -> Reply {
-    let s = |t: &str| Reply::bulk(t.as_bytes());
-    let mut fields = vec![(s("summary"), s(spec.summary)), (s("since"), s(spec.since)), (s("group"), s(spec.group))];
-    if !spec.complexity.is_empty() {
-        fields.push((s("complexity"), s(spec.complexity)));
-    }
-    if let Some(args) = super::docs::arguments(fullname) {
-        fields.push((s("arguments"), args));
-    }
-    if !spec.subcommands.is_empty() {
-        fields.push((
-            s("subcommands"),
-            Reply::Map(
-                spec.subcommands
-                    .iter()
-                    .map(|sub| {
-                        let full = table::fullname(spec, Some(sub));
-                        (Reply::bulk(full.as_bytes()), doc_entry(sub, full))
-                    })
-                    .collect(),
-            ),
-        ));
-    }
-    Reply::Map(fields)
-}
-
 fn command_docs(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     // (spec, full name): `config|get` for a subcommand asked by that name.
     let specs: Vec<(&'static CommandSpec, &'static str)> = if args.len() == 2 {
@@ -181,7 +156,9 @@ fn command_docs(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             .map(|(s, parent)| (s, parent.map_or(s.name, |p| table::fullname(p, Some(s)))))
             .collect()
     };
-    reply(Reply::Map(specs.into_iter().map(|(s, full)| (Reply::bulk(full.as_bytes()), doc_entry(s, full))).collect()))
+    reply(Reply::Map(
+        specs.into_iter().map(|(s, full)| (Reply::bulk(full.as_bytes()), meta::docs_reply(s, full))).collect(),
+    ))
 }
 
 fn command_list(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
@@ -236,23 +213,23 @@ fn getkeys_target(cmd_args: &[Bytes]) -> Result<(&'static CommandSpec, String), 
     Ok((spec, fullname))
 }
 
-fn command_getkeys(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
-    let cmd_args = &args[2..];
-    let spec = match getkeys_target(cmd_args) {
-        Ok((spec, _)) => spec,
-        Err(p) => return p,
-    };
-    match spec.key_indexes(cmd_args) {
-        // EVAL with 0 keys and the like: no keys is a valid answer.
-        Ok(k) if k.is_empty() && spec.has(flags::NO_MANDATORY_KEYS) => reply(Reply::Array(Vec::new())),
-        Ok(k) if k.is_empty() => reply(Reply::err("ERR Invalid arguments specified for command")),
-        Ok(k) => reply(Reply::Array(k.into_iter().map(|i| Reply::Bulk(cmd_args[i].clone())).collect())),
-        Err(e) => reply(e),
+/// COMMAND GETKEYS: the keys COMMAND GETKEYSANDFLAGS finds, without their flags.
+fn command_getkeys(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
+    match command_getkeysandflags(ctx, args) {
+        Plan::Reply(Reply::Array(v)) => reply(Reply::Array(
+            v.into_iter()
+                .filter_map(|e| match e {
+                    Reply::Array(mut kf) if !kf.is_empty() => Some(kf.swap_remove(0)),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        p => p,
     }
 }
 
 /// COMMAND GETKEYSANDFLAGS: each key with its key-spec flags, found as Redis's
-/// `getKeysFromCommandWithSpecs` finds them (the ACL's key walk).
+/// `getKeysFromCommandWithSpecs` finds them (the ACL's key walk over `cmd::meta`'s key specs).
 fn command_getkeysandflags(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     use crate::acl::keys;
     let cmd_args = &args[2..];
@@ -268,10 +245,8 @@ fn command_getkeysandflags(_ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
             reply(Reply::err("ERR Invalid arguments specified for command"))
         };
     }
-    let entry = |(pos, f): (usize, u16)| {
-        let names = keys::FLAG_NAMES.iter().filter(|(b, _)| f & b != 0).map(|(_, n)| Reply::status(n)).collect();
-        Reply::Array(vec![Reply::Bulk(cmd_args[pos].clone()), Reply::Set(names)])
-    };
+    let entry =
+        |(pos, f): (usize, u16)| Reply::Array(vec![Reply::Bulk(cmd_args[pos].clone()), meta::key_flags_reply(f)]);
     reply(Reply::Array(found.into_iter().map(entry).collect()))
 }
 

@@ -28,13 +28,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("srandmember", -2, READONLY, "@read @set @slow", KEY1, Exec::Keyed(srandmember), "set", "1.0.0", "Get one or multiple random members from a set"),
     spec("smove", 4, WRITE | FAST, "@write @set @fast", keys(1, 2, 1), Exec::Keyed(smove), "set", "1.0.0", "Move a member from one set to another"),
     spec("sinter", -2, READONLY, "@read @set @slow", keys(1, -1, 1), Exec::Keyed(sinter), "set", "1.0.0", "Intersect multiple sets"),
-    spec("sintercard", -3, READONLY, "@read @set @slow", Keys::Custom { legacy: (1, 1, 1), find: sintercard_keys }, Exec::Keyed(sintercard), "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result"),
+    spec("sintercard", -3, READONLY, "@read @set @slow", Keys::Custom { legacy: (0, 0, 0), find: sintercard_keys }, Exec::Keyed(sintercard), "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result"),
     spec("sinterstore", -3, WRITE | DENYOOM, "@write @set @slow", keys(1, -1, 1), Exec::Keyed(sinterstore), "set", "1.0.0", "Intersect multiple sets and store the resulting set in a key"),
     spec("sunion", -2, READONLY, "@read @set @slow", keys(1, -1, 1), Exec::Keyed(sunion), "set", "1.0.0", "Add multiple sets"),
     spec("sunionstore", -3, WRITE | DENYOOM, "@write @set @slow", keys(1, -1, 1), Exec::Keyed(sunionstore), "set", "1.0.0", "Add multiple sets and store the resulting set in a key"),
     spec("sdiff", -2, READONLY, "@read @set @slow", keys(1, -1, 1), Exec::Keyed(sdiff), "set", "1.0.0", "Subtract multiple sets"),
     spec("sdiffstore", -3, WRITE | DENYOOM, "@write @set @slow", keys(1, -1, 1), Exec::Keyed(sdiffstore), "set", "1.0.0", "Subtract multiple sets and store the resulting set in a key"),
-    spec("sscan", -3, READONLY, "@read @set @slow", KEY1, Exec::Keyed(sscan), "set", "2.0.0", "Incrementally iterate Set elements"),
+    spec("sscan", -3, READONLY, "@read @set @slow", KEY1, Exec::Keyed(sscan), "set", "2.8.0", "Incrementally iterate Set elements"),
 ];
 
 fn get_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut SetValue>, Reply> {

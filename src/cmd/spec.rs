@@ -244,14 +244,13 @@ pub struct CommandSpec {
     pub exec: Exec,
     /// Subcommands (for containers).
     pub subcommands: &'static [CommandSpec],
-    /// COMMAND DOCS: one-line summary.
+    /// COMMAND DOCS's summary, for a command `cmd::meta`'s table lacks (the table has every
+    /// command now, and a unit test keeps the two equal).
     pub summary: &'static str,
-    /// COMMAND DOCS: first Redis version with the command.
+    /// COMMAND DOCS's first version with the command, as `summary`.
     pub since: &'static str,
-    /// COMMAND DOCS: group (`string`, `generic`, `server`, ...).
+    /// COMMAND DOCS's group (`string`, `sorted-set`, `server`, ...), as `summary`.
     pub group: &'static str,
-    /// COMMAND DOCS: complexity.
-    pub complexity: &'static str,
 }
 
 impl CommandSpec {
@@ -313,7 +312,7 @@ pub const fn spec(
     since: &'static str,
     summary: &'static str,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, acl, keys, exec, subcommands: &[], summary, since, group, complexity: "" }
+    CommandSpec { name, arity, flags, acl, keys, exec, subcommands: &[], summary, since, group }
 }
 
 /// Keys at (first, last, step).

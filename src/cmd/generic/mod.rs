@@ -57,7 +57,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("renamenx", 3, WRITE | FAST, "@keyspace @write @fast", keys(1, 2, 1), Exec::Keyed(renamenx), "generic", "1.0.0", "Rename a key, only if the new key does not exist"),
     spec("copy", -3, WRITE | DENYOOM, "@keyspace @write @slow", keys(1, 2, 1), Exec::Keyed(copy), "generic", "6.2.0", "Copy a key"),
     spec("move", 3, WRITE | FAST, "@keyspace @write @fast", KEY1, Exec::Keyed(move_cmd), "generic", "1.0.0", "Move a key to another database"),
-    CommandSpec { subcommands: OBJECT_SUBCOMMANDS, ..spec("object", -2, 0, "@slow", Keys::None, Exec::Container, "generic", "1.2.3", "A container for object introspection commands") },
+    CommandSpec { subcommands: OBJECT_SUBCOMMANDS, ..spec("object", -2, 0, "@slow", Keys::None, Exec::Container, "generic", "2.2.3", "A container for object introspection commands") },
     spec("keys", 2, READONLY, "@keyspace @read @slow @dangerous", Keys::None, Exec::Node(keys_cmd), "generic", "1.0.0", "Find all keys matching the given pattern"),
     spec("scan", -2, READONLY | TOUCHES_ARBITRARY_KEYS, "@keyspace @read @slow", Keys::None, Exec::Node(scan), "generic", "2.8.0", "Incrementally iterate the keys space"),
     spec("randomkey", 1, READONLY | TOUCHES_ARBITRARY_KEYS, "@keyspace @read @slow", Keys::None, Exec::Node(randomkey), "generic", "1.0.0", "Return a random key from the keyspace"),
