@@ -96,8 +96,9 @@ def key_spec(spec):
         find = "Find::Unknown"
     else:
         sys.exit("invalid find_keys %r" % fk)
-    notes = "notes: %s, " % lit(spec["notes"]) if spec.get("notes") else ""
-    return "KeySpec { %sflags: %s, begin: %s, find: %s, ..KS }" % (notes, fl, begin, find)
+    if spec.get("notes"):
+        return "KeySpec { notes: %s, flags: %s, begin: %s, find: %s }" % (lit(spec["notes"]), fl, begin, find)
+    return "KeySpec { flags: %s, begin: %s, find: %s, ..KS }" % (fl, begin, find)
 
 
 def arg(desc, indent):

@@ -299,6 +299,67 @@ mod tests {
         }
     }
 
+    fn argv(line: &str) -> Vec<bytes::Bytes> {
+        line.split(' ').map(|w| bytes::Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    fn spec_keys(full: &str, spec: &CommandSpec, args: &[bytes::Bytes]) -> Vec<usize> {
+        keys::keys_with_flags(full, spec.arity, args).into_iter().map(|(i, _)| i).collect()
+    }
+
+    /// The keys a command is routed by (`CommandSpec::key_indexes`) are the keys its key specs
+    /// name: for every command with a plain key range, called with filler arguments, and for
+    /// the commands that find their keys by parsing, on sample calls.
+    #[test]
+    fn key_indexes_agree_with_key_specs() {
+        for c in table::all() {
+            let subs = c.subcommands.iter().map(|s| (s, table::fullname(c, Some(s))));
+            for (spec, full) in std::iter::once((c, c.name)).chain(subs) {
+                if !matches!(spec.keys, super::super::Keys::Range { .. }) {
+                    continue;
+                }
+                let n = spec.arity.unsigned_abs() as usize + if spec.arity < 0 { 3 } else { 0 };
+                let mut line: Vec<String> = full.split('|').map(str::to_string).collect();
+                while line.len() < n {
+                    line.push(format!("x{}", line.len()));
+                }
+                let args = argv(&line.join(" "));
+                let routed = spec.key_indexes(&args).unwrap_or_default();
+                assert_eq!(routed, spec_keys(full, spec, &args), "{}", line.join(" "));
+            }
+        }
+        for line in [
+            "eval s 2 a b c",
+            "evalsha s 1 a",
+            "fcall f 2 a b",
+            "zunionstore d 2 a b weights 1 2",
+            "zinterstore d 1 a",
+            "zdiffstore d 2 a b",
+            "zunion 2 a b withscores",
+            "zinter 2 a b",
+            "zdiff 2 a b",
+            "zintercard 2 a b limit 1",
+            "sintercard 2 a b",
+            "lmpop 2 a b left",
+            "blmpop 0 2 a b left count 1",
+            "zmpop 1 a min",
+            "bzmpop 0 2 a b max",
+            "georadius k 0 0 1 km store d",
+            "georadius k 0 0 1 km",
+            "georadiusbymember k m 1 km storedist d",
+            "xread count 1 streams a b 0 0",
+            "xreadgroup group g c streams a b > >",
+            "sort k store d",
+            "sort k",
+            "sort_ro k by w*",
+            "migrate h 1 k 0 5",
+        ] {
+            let args = argv(line);
+            let (spec, full) = table::resolve(&args).expect(line);
+            assert_eq!(spec.key_indexes(&args).unwrap_or_default(), spec_keys(full, spec, &args), "{line}");
+        }
+    }
+
     #[test]
     fn set_has_its_key_spec_and_arguments() {
         let m = get("set").expect("set");

@@ -174,7 +174,7 @@ pub static TABLE: &[Meta] = &[
         name: "bitfield", group: "bitmap", since: "3.2.0", complexity: "O(1) for each subcommand specified",
         summary: "Perform arbitrary bitfield integer operations on strings",
         key_specs: &[
-            KeySpec { notes: "This command allows both access and modification of the key", flags: RW | ACCESS | UPDATE | VARIABLE_FLAGS, begin: Begin::Index(1), find: Find::Range(0, 1, 0), ..KS },
+            KeySpec { notes: "This command allows both access and modification of the key", flags: RW | ACCESS | UPDATE | VARIABLE_FLAGS, begin: Begin::Index(1), find: Find::Range(0, 1, 0) },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, ..ARG },
@@ -967,7 +967,7 @@ pub static TABLE: &[Meta] = &[
         name: "eval", group: "scripting", since: "2.6.0", complexity: "Depends on the script that is executed.",
         summary: "Execute a Lua script server side",
         key_specs: &[
-            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE", flags: RW | ACCESS | UPDATE, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1), ..KS },
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE", flags: RW | ACCESS | UPDATE, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1) },
         ],
         args: &[
             Arg { name: "script", kind: Str, ..ARG },
@@ -981,7 +981,7 @@ pub static TABLE: &[Meta] = &[
         name: "eval_ro", group: "scripting", since: "7.0.0", complexity: "Depends on the script that is executed.",
         summary: "Execute a read-only Lua script server side",
         key_specs: &[
-            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS", flags: RO | ACCESS, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1), ..KS },
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS", flags: RO | ACCESS, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1) },
         ],
         args: &[
             Arg { name: "script", kind: Str, ..ARG },
@@ -1104,7 +1104,7 @@ pub static TABLE: &[Meta] = &[
         name: "fcall", group: "scripting", since: "7.0.0", complexity: "Depends on the function that is executed.",
         summary: "Invoke a function",
         key_specs: &[
-            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE", flags: RW | ACCESS | UPDATE, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1), ..KS },
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE", flags: RW | ACCESS | UPDATE, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1) },
         ],
         args: &[
             Arg { name: "function", kind: Str, ..ARG },
@@ -1118,7 +1118,7 @@ pub static TABLE: &[Meta] = &[
         name: "fcall_ro", group: "scripting", since: "7.0.0", complexity: "Depends on the function that is executed.",
         summary: "Invoke a read-only function",
         key_specs: &[
-            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS", flags: RO | ACCESS, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1), ..KS },
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS", flags: RO | ACCESS, begin: Begin::Index(2), find: Find::Keynum(0, 1, 1) },
         ],
         args: &[
             Arg { name: "function", kind: Str, ..ARG },
@@ -1574,7 +1574,7 @@ pub static TABLE: &[Meta] = &[
         name: "getex", group: "string", since: "6.2.0", complexity: "O(1)",
         summary: "Get the value of a key and optionally set its expiration",
         key_specs: &[
-            KeySpec { notes: "RW and UPDATE because it changes the TTL", flags: RW | ACCESS | UPDATE, begin: Begin::Index(1), find: Find::Range(0, 1, 0), ..KS },
+            KeySpec { notes: "RW and UPDATE because it changes the TTL", flags: RW | ACCESS | UPDATE, begin: Begin::Index(1), find: Find::Range(0, 1, 0) },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, ..ARG },
@@ -2487,7 +2487,7 @@ pub static TABLE: &[Meta] = &[
         name: "pfcount", group: "hyperloglog", since: "2.8.9", complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.",
         summary: "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).",
         key_specs: &[
-            KeySpec { notes: "RW because it may change the internal representation of the key, and propagate to replicas", flags: RW | ACCESS, begin: Begin::Index(1), find: Find::Range(-1, 1, 0), ..KS },
+            KeySpec { notes: "RW because it may change the internal representation of the key, and propagate to replicas", flags: RW | ACCESS, begin: Begin::Index(1), find: Find::Range(-1, 1, 0) },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, flags: MULTIPLE, ..ARG },
@@ -2949,7 +2949,7 @@ pub static TABLE: &[Meta] = &[
         summary: "Set the string value of a key",
         history: &[("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."), ("6.0.0", "Added the `KEEPTTL` option."), ("6.2.0", "Added the `GET`, `EXAT` and `PXAT` option."), ("7.0.0", "Allowed the `NX` and `GET` options to be used together.")],
         key_specs: &[
-            KeySpec { notes: "RW and ACCESS due to the optional `GET` argument", flags: RW | ACCESS | UPDATE | VARIABLE_FLAGS, begin: Begin::Index(1), find: Find::Range(0, 1, 0), ..KS },
+            KeySpec { notes: "RW and ACCESS due to the optional `GET` argument", flags: RW | ACCESS | UPDATE | VARIABLE_FLAGS, begin: Begin::Index(1), find: Find::Range(0, 1, 0) },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, ..ARG },
@@ -3177,8 +3177,8 @@ pub static TABLE: &[Meta] = &[
         summary: "Sort the elements in a list, set or sorted set",
         key_specs: &[
             KeySpec { flags: RO | ACCESS, begin: Begin::Index(1), find: Find::Range(0, 1, 0), ..KS },
-            KeySpec { notes: "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort", flags: RO | ACCESS, begin: Begin::Unknown, find: Find::Unknown, ..KS },
-            KeySpec { notes: "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array", flags: OW | UPDATE, begin: Begin::Unknown, find: Find::Unknown, ..KS },
+            KeySpec { notes: "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort", flags: RO | ACCESS, begin: Begin::Unknown, find: Find::Unknown },
+            KeySpec { notes: "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array", flags: OW | UPDATE, begin: Begin::Unknown, find: Find::Unknown },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, ..ARG },
@@ -3202,7 +3202,7 @@ pub static TABLE: &[Meta] = &[
         summary: "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
         key_specs: &[
             KeySpec { flags: RO | ACCESS, begin: Begin::Index(1), find: Find::Range(0, 1, 0), ..KS },
-            KeySpec { notes: "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort", flags: RO | ACCESS, begin: Begin::Unknown, find: Find::Unknown, ..KS },
+            KeySpec { notes: "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort", flags: RO | ACCESS, begin: Begin::Unknown, find: Find::Unknown },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, ..ARG },
@@ -3488,7 +3488,7 @@ pub static TABLE: &[Meta] = &[
         history: &[("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."), ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")],
         tips: &["nondeterministic_output"],
         key_specs: &[
-            KeySpec { notes: "UPDATE instead of INSERT because of the optional trimming feature", flags: RW | UPDATE, begin: Begin::Index(1), find: Find::Range(0, 1, 0), ..KS },
+            KeySpec { notes: "UPDATE instead of INSERT because of the optional trimming feature", flags: RW | UPDATE, begin: Begin::Index(1), find: Find::Range(0, 1, 0) },
         ],
         args: &[
             Arg { name: "key", kind: Key, key_spec: 0, ..ARG },
