@@ -176,3 +176,43 @@ fn sentinel_links_leave_from_bind_source_addr_as_redis() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A connection to 127.0.0.1:`port` leaving from 127.0.0.2, which protected mode refuses as
+/// it refuses any address but 127.0.0.1 and ::1 (as Redis 7.0); its first reply to PING.
+fn ping_from_127_0_0_2(port: u16, keep: &mut Vec<TcpStream>) -> String {
+    use socket2::{Domain, Socket, Type};
+    use std::io::{BufRead, Write};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    sock.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into()).expect("bind 127.0.0.2");
+    sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).expect("connect");
+    let mut stream: TcpStream = sock.into();
+    stream.set_read_timeout(Some(common::WAIT)).expect("timeout");
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").expect("write");
+    let mut line = String::new();
+    std::io::BufReader::new(stream.try_clone().expect("clone")).read_line(&mut line).expect("reply");
+    keep.push(stream);
+    line.trim_end().chars().take(7).collect()
+}
+
+/// `CONFIG SET protected-mode` made on one connection counts for every client accepted after
+/// it, whichever shard serves that client: with four shards a shard idle since the change
+/// admitted new clients by its old setting (Redis's unit/networking "Protected mode works as
+/// expected" with `--shards 4`). The connections stay open, so new ones spread over the shards.
+#[test]
+fn protected_mode_set_at_run_time_counts_on_every_shard_as_redis() {
+    let run = |s: &Server| -> Vec<String> {
+        let mut r = s.raw();
+        let mut keep = Vec::new();
+        let mut seen = Vec::new();
+        for mode in ["no", "yes", "no", "yes"] {
+            assert_eq!(r.cmd(&["CONFIG", "SET", "protected-mode", mode]), "+OK\r\n");
+            for _ in 0..6 {
+                seen.push(format!("{mode}: {}", ping_from_127_0_0_2(s.port, &mut keep)));
+            }
+        }
+        seen
+    };
+    let theirs = run(&Server::redis(&[]));
+    assert!(theirs.iter().all(|l| l == "no: +PONG" || l == "yes: -DENIED"), "{theirs:?}");
+    assert_eq!(run(&Server::slotcore(&["--shards", "4"])), theirs);
+}

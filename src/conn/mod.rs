@@ -43,10 +43,12 @@ enum Either {
     Line(Option<bytes::Bytes>),
 }
 
+/// A client protected mode lets in: from 127.0.0.1 or ::1 exactly, as Redis 7.0 (another
+/// address of 127.0.0.0/8, such as 127.0.0.2, is refused).
 fn is_loopback(addr: &SocketAddr) -> bool {
     match addr.ip() {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST),
     }
 }
 
@@ -89,6 +91,9 @@ pub struct Conn {
 /// Serves one accepted connection until it closes.
 pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     let fd = stream.as_raw_fd();
+    // This shard may have been idle since a CONFIG SET made on another shard's connection
+    // (`protected-mode`, `maxclients`, ...): a new client is admitted by the settings of now.
+    shard.refresh_config();
     let (cfg, node) = {
         let st = shard.state.borrow();
         (st.config.clone(), st.node.clone())
