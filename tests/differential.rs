@@ -459,7 +459,8 @@ fn run_seed(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize) {
 #[test]
 fn random_commands_over_two_shards_answer_as_redis() {
     // DEBUG DIGEST and DIGEST-VALUE compare whole values, whatever their internal order.
-    // SLOTCORE_DIFF_SHARDS=3 (or more) runs the same search over more shards.
+    // SLOTCORE_DIFF_SHARDS=3 or 4 runs it over more shards (the two connections stay on
+    // shards 0 and 1; the keys spread over all of them).
     let shards = std::env::var("SLOTCORE_DIFF_SHARDS").unwrap_or_else(|_| "2".to_string());
     let sc = Server::slotcore(&["--shards", &shards, "--enable-debug-command", "yes"]);
     let rs = Server::redis(&["--enable-debug-command", "yes"]);
