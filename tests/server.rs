@@ -701,3 +701,24 @@ fn unix_socket_clients_as_redis() {
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `used_memory_startup` of an idle node of `shards` shards.
+fn startup_memory(shards: &str) -> u64 {
+    let s = Server::slotcore(&["--shards", shards]);
+    let info = s.cli(&["INFO", "memory"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory_startup:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("field")
+}
+
+/// Every pair of executors has a channel whose ring is allocated whole at start-up, so the
+/// mesh grows with the square of the shards. Its message was 200 bytes until 2026-12-07: an
+/// idle four-shard node started at 5.3 MB (one shard 0.95 MB), enough for Redis's maxmemory
+/// tests that fill 5 MB under an 11 MB limit to evict; 2.7 MB since the rare large messages
+/// are boxed.
+#[test]
+fn four_shards_start_within_three_megabytes_of_one() {
+    let (one, four) = (startup_memory("1"), startup_memory("4"));
+    assert!(four < one + 3 * 1024 * 1024, "one shard {one} bytes, four {four}");
+}

@@ -46,7 +46,7 @@ impl Shard {
             return self.when_open(|| self.block_here(db, attempt, waiter)).await;
         }
         let (tx, rx) = oneshot::channel();
-        if self.mesh.send_to(target, Msg::Block { db, attempt, waiter, reply: tx }).await.is_err() {
+        if self.mesh.send_to(target, Msg::Block { db, call: Box::new((attempt, waiter)), reply: tx }).await.is_err() {
             return Reply::err(PEER_GONE);
         }
         rx.await.unwrap_or_else(|_| Reply::err(PEER_GONE))

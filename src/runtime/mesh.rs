@@ -101,10 +101,9 @@ pub enum Msg {
     Block {
         /// Client's database.
         db: usize,
-        /// The call to attempt first (None: register only).
-        attempt: Option<RemoteCmd>,
-        /// The waiter to register.
-        waiter: Waiter,
+        /// The call to attempt first (None: register only) and the waiter to register; boxed,
+        /// so that this rare message does not size every slot of the mesh's channels.
+        call: Box<(Option<RemoteCmd>, Waiter)>,
         /// The attempt's reply, sent once the waiter is registered.
         reply: oneshot::Sender<Reply>,
     },
@@ -142,8 +141,8 @@ pub enum HeldOp {
     Script {
         /// Client's database.
         db: usize,
-        /// The command.
-        cmd: RemoteCmd,
+        /// The command (boxed, as `Msg::Block`'s call: it would size every mesh slot).
+        cmd: Box<RemoteCmd>,
         /// The script's clock (ms): expiry as of the script's start.
         ms: u64,
     },

@@ -53,6 +53,10 @@ static ALL_STARTED: start_flag::StartFlag = start_flag::StartFlag::new();
 
 /// Capacity of each (from, to) mesh channel.
 const MESH_CAPACITY: usize = 1024;
+/// Each channel's ring is allocated whole at start-up, one slot per message, and a node has
+/// `(shards + 1) * shards` channels: a message that grew to 200 bytes made an idle four-shard
+/// node hold 4 MB of rings. Large, rare payloads are boxed to keep it small.
+const _: () = assert!(std::mem::size_of::<mesh::Msg>() <= 64);
 /// Memory registered with io_uring per executor (counts against RLIMIT_MEMLOCK and, being
 /// allocated from the heap, in `used_memory`): glommio's pool for its file reads and DMA
 /// buffers, which slotcore does not use (sockets go through `netpoll`, files through plain

@@ -126,8 +126,8 @@ impl NodeHost<'_> {
                 };
                 let ms = self.ms;
                 match owners[..] {
-                    [] => self.held(self.shard.id, HeldOp::Script { db: *db, cmd: one, ms }, excluded),
-                    [s] => self.held(s, HeldOp::Script { db: *db, cmd: one, ms }, excluded),
+                    [] => self.held(self.shard.id, HeldOp::Script { db: *db, cmd: Box::new(one), ms }, excluded),
+                    [s] => self.held(s, HeldOp::Script { db: *db, cmd: Box::new(one), ms }, excluded),
                     _ => self.spanning(one, &idx, *db, &owners, excluded),
                 }
             }

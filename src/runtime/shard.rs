@@ -222,11 +222,12 @@ impl Shard {
                     self.after_release();
                 }
             }
-            Msg::Block { db, attempt, waiter, reply } => {
+            Msg::Block { db, call, reply } => {
                 if self.gate.holder().is_some() {
-                    self.gate.defer(Msg::Block { db, attempt, waiter, reply });
+                    self.gate.defer(Msg::Block { db, call, reply });
                     return;
                 }
+                let (attempt, waiter) = *call;
                 let _ = reply.send(self.block_here(db, attempt, waiter));
             }
             Msg::Unblock { token } => {
