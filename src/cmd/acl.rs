@@ -15,25 +15,25 @@ const ADM_CATS: &str = "@admin @slow @dangerous";
 
 #[rustfmt::skip]
 static ACL_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("cat", -2, NOSCRIPT | LOADING | STALE, "@slow", Keys::None, Exec::Node(cat), "server", "6.0.0", "List the ACL categories or the commands inside a category"),
-    spec("deluser", -3, ADM, ADM_CATS, Keys::None, Exec::Node(deluser), "server", "6.0.0", "Remove the specified ACL users and the associated rules"),
-    spec("dryrun", -4, ADM, ADM_CATS, Keys::None, Exec::Node(dryrun), "server", "7.0.0", "Returns whether the user can execute the given command without executing the command."),
-    spec("genpass", -2, NOSCRIPT | LOADING | STALE, "@slow", Keys::None, Exec::Node(genpass), "server", "6.0.0", "Generate a pseudorandom secure password to use for ACL users"),
-    spec("getuser", 3, ADM, ADM_CATS, Keys::None, Exec::Node(getuser), "server", "6.0.0", "Get the rules for a specific ACL user"),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "6.0.0", "Show helpful text about the different subcommands"),
-    spec("list", 2, ADM, ADM_CATS, Keys::None, Exec::Node(list), "server", "6.0.0", "List the current ACL rules in ACL config file format"),
-    spec("load", 2, ADM, ADM_CATS, Keys::None, Exec::Node(load), "server", "6.0.0", "Reload the ACLs from the configured ACL file"),
-    spec("log", -2, ADM, ADM_CATS, Keys::None, Exec::Node(log), "server", "6.0.0", "List latest events denied because of ACLs in place"),
-    spec("save", 2, ADM, ADM_CATS, Keys::None, Exec::Node(save), "server", "6.0.0", "Save the current ACL rules in the configured ACL file"),
-    spec("setuser", -3, ADM, ADM_CATS, Keys::None, Exec::Node(setuser), "server", "6.0.0", "Modify or create the rules for a specific ACL user"),
-    spec("users", 2, ADM, ADM_CATS, Keys::None, Exec::Node(users), "server", "6.0.0", "List the username of all the configured ACL rules"),
-    spec("whoami", 2, NOSCRIPT | LOADING | STALE, "@slow", Keys::None, Exec::Node(whoami), "server", "6.0.0", "Return the name of the user associated to the current connection"),
+    spec("cat", -2, NOSCRIPT | LOADING | STALE, "@slow", Keys::None, Exec::Node(cat)),
+    spec("deluser", -3, ADM, ADM_CATS, Keys::None, Exec::Node(deluser)),
+    spec("dryrun", -4, ADM, ADM_CATS, Keys::None, Exec::Node(dryrun)),
+    spec("genpass", -2, NOSCRIPT | LOADING | STALE, "@slow", Keys::None, Exec::Node(genpass)),
+    spec("getuser", 3, ADM, ADM_CATS, Keys::None, Exec::Node(getuser)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help)),
+    spec("list", 2, ADM, ADM_CATS, Keys::None, Exec::Node(list)),
+    spec("load", 2, ADM, ADM_CATS, Keys::None, Exec::Node(load)),
+    spec("log", -2, ADM, ADM_CATS, Keys::None, Exec::Node(log)),
+    spec("save", 2, ADM, ADM_CATS, Keys::None, Exec::Node(save)),
+    spec("setuser", -3, ADM, ADM_CATS, Keys::None, Exec::Node(setuser)),
+    spec("users", 2, ADM, ADM_CATS, Keys::None, Exec::Node(users)),
+    spec("whoami", 2, NOSCRIPT | LOADING | STALE, "@slow", Keys::None, Exec::Node(whoami)),
 ];
 
 /// The ACL family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: ACL_SUBCOMMANDS, ..spec("acl", -2, 0, "@slow", Keys::None, Exec::Container, "server", "6.0.0", "A container for Access List Control commands ") },
+    CommandSpec { subcommands: ACL_SUBCOMMANDS, ..spec("acl", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 thread_local! {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 /// The AOF family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(bgrewriteaof), "server", "1.0.0", "Asynchronously rewrite the append-only file"),
+    spec("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(bgrewriteaof)),
 ];
 
 fn bgrewriteaof(ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {

@@ -12,13 +12,13 @@ use bytes::Bytes;
 /// The bitmap family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("setbit", 4, WRITE | DENYOOM, "@write @bitmap @slow", KEY1, Exec::Keyed(setbit), "bitmap", "2.2.0", "Sets or clears the bit at offset in the string value stored at key"),
-    spec("getbit", 3, READONLY | FAST, "@read @bitmap @fast", KEY1, Exec::Keyed(getbit), "bitmap", "2.2.0", "Returns the bit value at offset in the string value stored at key"),
-    spec("bitcount", -2, READONLY, "@read @bitmap @slow", KEY1, Exec::Keyed(bitcount), "bitmap", "2.6.0", "Count set bits in a string"),
-    spec("bitpos", -3, READONLY, "@read @bitmap @slow", KEY1, Exec::Keyed(bitpos), "bitmap", "2.8.7", "Find first bit set or clear in a string"),
-    spec("bitfield", -2, WRITE | DENYOOM, "@write @bitmap @slow", KEY1, Exec::Keyed(bitfield), "bitmap", "3.2.0", "Perform arbitrary bitfield integer operations on strings"),
-    spec("bitfield_ro", -2, READONLY | FAST, "@read @bitmap @fast", KEY1, Exec::Keyed(bitfield_ro), "bitmap", "6.0.0", "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD"),
-    spec("bitop", -4, WRITE | DENYOOM, "@write @bitmap @slow", keys(2, -1, 1), Exec::Keyed(bitop), "bitmap", "2.6.0", "Perform bitwise operations between strings"),
+    spec("setbit", 4, WRITE | DENYOOM, "@write @bitmap @slow", KEY1, Exec::Keyed(setbit)),
+    spec("getbit", 3, READONLY | FAST, "@read @bitmap @fast", KEY1, Exec::Keyed(getbit)),
+    spec("bitcount", -2, READONLY, "@read @bitmap @slow", KEY1, Exec::Keyed(bitcount)),
+    spec("bitpos", -3, READONLY, "@read @bitmap @slow", KEY1, Exec::Keyed(bitpos)),
+    spec("bitfield", -2, WRITE | DENYOOM, "@write @bitmap @slow", KEY1, Exec::Keyed(bitfield)),
+    spec("bitfield_ro", -2, READONLY | FAST, "@read @bitmap @fast", KEY1, Exec::Keyed(bitfield_ro)),
+    spec("bitop", -4, WRITE | DENYOOM, "@write @bitmap @slow", keys(2, -1, 1), Exec::Keyed(bitop)),
 ];
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";

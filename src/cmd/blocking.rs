@@ -40,14 +40,14 @@ pub fn mpop_keys(args: &[Bytes], at: usize) -> Result<Vec<usize>, Reply> {
 /// The blocking commands' table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("blpop", -3, WRITE | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, -2, 1), Exec::Keyed(run), "list", "2.0.0", "Remove and get the first element in a list, or block until one is available"),
-    spec("brpop", -3, WRITE | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, -2, 1), Exec::Keyed(run), "list", "2.0.0", "Remove and get the last element in a list, or block until one is available"),
-    spec("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, 2, 1), Exec::Keyed(run), "list", "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available"),
-    spec("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, 2, 1), Exec::Keyed(run), "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available"),
-    spec("blmpop", -5, WRITE | BLOCKING, "@write @list @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, Exec::Keyed(run), "list", "7.0.0", "Pop elements from a list, or block until one is available"),
-    spec("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, "@write @sortedset @fast @blocking", keys(1, -2, 1), Exec::Keyed(run), "sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available"),
-    spec("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, "@write @sortedset @fast @blocking", keys(1, -2, 1), Exec::Keyed(run), "sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
-    spec("bzmpop", -5, WRITE | BLOCKING, "@write @sortedset @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, Exec::Keyed(run), "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available"),
+    spec("blpop", -3, WRITE | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, -2, 1), Exec::Keyed(run)),
+    spec("brpop", -3, WRITE | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, -2, 1), Exec::Keyed(run)),
+    spec("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, 2, 1), Exec::Keyed(run)),
+    spec("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", keys(1, 2, 1), Exec::Keyed(run)),
+    spec("blmpop", -5, WRITE | BLOCKING, "@write @list @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, Exec::Keyed(run)),
+    spec("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, "@write @sortedset @fast @blocking", keys(1, -2, 1), Exec::Keyed(run)),
+    spec("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, "@write @sortedset @fast @blocking", keys(1, -2, 1), Exec::Keyed(run)),
+    spec("bzmpop", -5, WRITE | BLOCKING, "@write @sortedset @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, Exec::Keyed(run)),
 ];
 
 /// How a waiter is served once one of its keys holds data.

@@ -11,17 +11,17 @@ use bytes::Bytes;
 
 #[rustfmt::skip]
 static SUBCOMMANDS: &[CommandSpec] = &[
-    spec("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(get), "server", "2.0.0", "Get the values of configuration parameters"),
-    spec("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(set), "server", "2.0.0", "Set configuration parameters to the given values"),
-    spec("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(resetstat), "server", "2.0.0", "Reset the stats returned by INFO"),
-    spec("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(rewrite), "server", "2.8.0", "Rewrite the configuration file with the in memory configuration"),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(get)),
+    spec("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(set)),
+    spec("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(resetstat)),
+    spec("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(rewrite)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help)),
 ];
 
 /// The CONFIG family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: SUBCOMMANDS, ..spec("config", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.0.0", "A container for server configuration commands") },
+    CommandSpec { subcommands: SUBCOMMANDS, ..spec("config", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 fn get(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {

@@ -9,35 +9,35 @@ use bytes::Bytes;
 
 #[rustfmt::skip]
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("id", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_id), "connection", "5.0.0", "Returns the client ID for the current connection"),
-    spec("getname", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_getname), "connection", "2.6.9", "Get the current connection name"),
-    spec("setname", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_setname), "connection", "2.6.9", "Set the current connection name"),
-    spec("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_list), "connection", "2.4.0", "Get the list of client connections"),
-    spec("info", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_info), "connection", "6.2.0", "Returns information about the current client connection."),
-    spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_kill), "connection", "2.4.0", "Kill the connection of a client"),
-    spec("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(super::client_pause::client_pause), "connection", "2.9.50", "Stop processing commands from clients for some time"),
-    spec("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(super::client_pause::client_unpause), "connection", "6.2.0", "Resume processing of clients that were paused"),
-    spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_no_evict), "connection", "7.0.0", "Set client eviction mode for the current connection"),
-    spec("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_reply), "connection", "3.2.0", "Instruct the server whether to reply to commands"),
-    spec("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_unblock), "connection", "5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
-    spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_help), "connection", "5.0.0", "Show helpful text about the different subcommands"),
-    spec("tracking", -3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_tracking), "connection", "6.0.0", "Enable or disable server assisted client side caching support"),
-    spec("caching", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_caching), "connection", "6.0.0", "Instruct the server about tracking or not keys in the next request"),
-    spec("getredir", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_getredir), "connection", "6.0.0", "Get tracking notifications redirection client ID if any"),
-    spec("trackinginfo", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_trackinginfo), "connection", "6.2.0", "Return information about server assisted client side caching for the current connection"),
+    spec("id", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_id)),
+    spec("getname", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_getname)),
+    spec("setname", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_setname)),
+    spec("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_list)),
+    spec("info", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_info)),
+    spec("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_kill)),
+    spec("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(super::client_pause::client_pause)),
+    spec("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(super::client_pause::client_unpause)),
+    spec("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_no_evict)),
+    spec("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_reply)),
+    spec("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous @connection", Keys::None, Exec::Node(client_unblock)),
+    spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(client_help)),
+    spec("tracking", -3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_tracking)),
+    spec("caching", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_caching)),
+    spec("getredir", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_getredir)),
+    spec("trackinginfo", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(super::tracking::client_trackinginfo)),
 ];
 
 /// The connection family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("ping", -1, FAST, "@fast @connection", Keys::None, Exec::Node(ping), "connection", "1.0.0", "Ping the server"),
-    spec("echo", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(echo), "connection", "1.0.0", "Echo the given string"),
-    spec("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, "@fast @connection", Keys::None, Exec::Node(quit), "connection", "1.0.0", "Close the connection"),
-    spec("select", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(select), "connection", "1.0.0", "Change the selected database for the current connection"),
-    spec("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(auth), "connection", "1.0.0", "Authenticate to the server"),
-    spec("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(hello), "connection", "6.0.0", "Handshake with Redis"),
-    spec("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(reset), "connection", "6.2.0", "Reset the connection"),
-    CommandSpec { subcommands: CLIENT_SUBCOMMANDS, ..spec("client", -2, 0, "@slow", Keys::None, Exec::Container, "connection", "2.4.0", "A container for client connection commands") },
+    spec("ping", -1, FAST, "@fast @connection", Keys::None, Exec::Node(ping)),
+    spec("echo", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(echo)),
+    spec("quit", -1, ALLOW_BUSY | NO_AUTH | LOADING | STALE | FAST | NOSCRIPT, "@fast @connection", Keys::None, Exec::Node(quit)),
+    spec("select", 2, LOADING | STALE | FAST, "@fast @connection", Keys::None, Exec::Node(select)),
+    spec("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(auth)),
+    spec("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(hello)),
+    spec("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "@fast @connection", Keys::None, Exec::Node(reset)),
+    CommandSpec { subcommands: CLIENT_SUBCOMMANDS, ..spec("client", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 fn ping(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {

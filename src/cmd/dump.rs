@@ -17,9 +17,9 @@ use bytes::Bytes;
 /// The DUMP/RESTORE family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("dump", 2, READONLY, "@keyspace @read @slow", KEY1, Exec::Keyed(dump_cmd), "generic", "2.6.0", "Return a serialized version of the value stored at the specified key."),
-    spec("restore", -4, WRITE | DENYOOM, "@keyspace @write @slow @dangerous", KEY1, Exec::Keyed(restore), "generic", "2.6.0", "Create a key using the provided serialized value, previously obtained using DUMP."),
-    spec("restore-asking", -4, WRITE | DENYOOM | ASKING, "@keyspace @write @slow @dangerous", KEY1, Exec::Keyed(restore), "server", "3.0.0", "An internal command for migrating keys in a cluster"),
+    spec("dump", 2, READONLY, "@keyspace @read @slow", KEY1, Exec::Keyed(dump_cmd)),
+    spec("restore", -4, WRITE | DENYOOM, "@keyspace @write @slow @dangerous", KEY1, Exec::Keyed(restore)),
+    spec("restore-asking", -4, WRITE | DENYOOM | ASKING, "@keyspace @write @slow @dangerous", KEY1, Exec::Keyed(restore)),
 ];
 
 const BUSYKEY: &str = "BUSYKEY Target key name already exists.";

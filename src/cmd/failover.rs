@@ -13,7 +13,7 @@ use bytes::Bytes;
 /// FAILOVER's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("failover", -1, ADMIN | NOSCRIPT | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(failover_cmd), "server", "6.2.0", "Start a coordinated failover between this server and one of its replicas."),
+    spec("failover", -1, ADMIN | NOSCRIPT | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(failover_cmd)),
 ];
 
 fn failover_cmd(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {

@@ -14,24 +14,24 @@ use bytes::Bytes;
 
 #[rustfmt::skip]
 static FUNCTION_SUBS: &[CommandSpec] = &[
-    spec("load", -3, WRITE | DENYOOM | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(load), "scripting", "7.0.0", "Create a function with the given arguments (name, code, description)"),
-    spec("list", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(list), "scripting", "7.0.0", "List information about all the functions"),
-    spec("delete", 3, WRITE | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(delete), "scripting", "7.0.0", "Delete a function by name"),
-    spec("flush", -2, WRITE | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(flush), "scripting", "7.0.0", "Deleting all functions"),
-    spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(kill), "scripting", "7.0.0", "Kill the function currently in execution."),
-    spec("stats", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(stats), "scripting", "7.0.0", "Return information about the function currently running (name, description, duration)"),
-    spec("dump", 2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(dump), "scripting", "7.0.0", "Dump all functions into a serialized binary payload"),
-    spec("restore", -3, WRITE | DENYOOM | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(restore), "scripting", "7.0.0", "Restore all the functions on the given payload"),
-    spec("help", 2, LOADING | STALE, "@slow @scripting", Keys::None, Exec::Node(help), "scripting", "7.0.0", "Show helpful text about the different subcommands"),
+    spec("load", -3, WRITE | DENYOOM | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(load)),
+    spec("list", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(list)),
+    spec("delete", 3, WRITE | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(delete)),
+    spec("flush", -2, WRITE | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(flush)),
+    spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(kill)),
+    spec("stats", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(stats)),
+    spec("dump", 2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(dump)),
+    spec("restore", -3, WRITE | DENYOOM | NOSCRIPT, "@write @slow @scripting", Keys::None, Exec::Node(restore)),
+    spec("help", 2, LOADING | STALE, "@slow @scripting", Keys::None, Exec::Node(help)),
 ];
 
 const FCALL_KEYS: Keys = Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_2 };
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("fcall", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", FCALL_KEYS, Exec::Node(fcall), "scripting", "7.0.0", "Invoke a function"),
-    spec("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", FCALL_KEYS, Exec::Node(fcall_ro), "scripting", "7.0.0", "Invoke a read-only function"),
-    CommandSpec { subcommands: FUNCTION_SUBS, ..spec("function", -2, 0, "@slow", Keys::None, Exec::Container, "scripting", "7.0.0", "A container for function commands") },
+    spec("fcall", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", FCALL_KEYS, Exec::Node(fcall)),
+    spec("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", FCALL_KEYS, Exec::Node(fcall_ro)),
+    CommandSpec { subcommands: FUNCTION_SUBS, ..spec("function", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 fn fcall_generic(ctx: &mut ClientCtx<'_>, args: &[Bytes], ro: bool) -> Plan {

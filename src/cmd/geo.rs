@@ -32,16 +32,16 @@ fn georadius_keys(args: &[Bytes]) -> Result<Vec<usize>, Reply> {
 /// The geo family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("geoadd", -5, WRITE | DENYOOM, "@write @geo @slow", KEY1, Exec::Keyed(geoadd), "geo", "3.2.0", "Add one or more geospatial items in the geospatial index represented using a sorted set"),
-    spec("geodist", -4, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geodist), "geo", "3.2.0", "Returns the distance between two members of a geospatial index"),
-    spec("geohash", -2, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geohash_cmd), "geo", "3.2.0", "Returns members of a geospatial index as standard geohash strings"),
-    spec("geopos", -2, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geopos), "geo", "3.2.0", "Returns longitude and latitude of members of a geospatial index"),
-    spec("georadius", -6, WRITE | DENYOOM, "@write @geo @slow", Keys::Custom { legacy: (1, 1, 1), find: georadius_keys }, Exec::Keyed(georadius), "geo", "3.2.0", "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point"),
-    spec("georadius_ro", -6, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(georadius_ro), "geo", "3.2.10", "A read-only variant for GEORADIUS"),
-    spec("georadiusbymember", -5, WRITE | DENYOOM, "@write @geo @slow", Keys::Custom { legacy: (1, 1, 1), find: georadius_keys }, Exec::Keyed(georadiusbymember), "geo", "3.2.0", "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member"),
-    spec("georadiusbymember_ro", -5, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(georadiusbymember_ro), "geo", "3.2.10", "A read-only variant for GEORADIUSBYMEMBER"),
-    spec("geosearch", -7, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geosearch), "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle."),
-    spec("geosearchstore", -8, WRITE | DENYOOM, "@write @geo @slow", keys(1, 2, 1), Exec::Keyed(geosearchstore), "geo", "6.2.0", "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key."),
+    spec("geoadd", -5, WRITE | DENYOOM, "@write @geo @slow", KEY1, Exec::Keyed(geoadd)),
+    spec("geodist", -4, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geodist)),
+    spec("geohash", -2, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geohash_cmd)),
+    spec("geopos", -2, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geopos)),
+    spec("georadius", -6, WRITE | DENYOOM, "@write @geo @slow", Keys::Custom { legacy: (1, 1, 1), find: georadius_keys }, Exec::Keyed(georadius)),
+    spec("georadius_ro", -6, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(georadius_ro)),
+    spec("georadiusbymember", -5, WRITE | DENYOOM, "@write @geo @slow", Keys::Custom { legacy: (1, 1, 1), find: georadius_keys }, Exec::Keyed(georadiusbymember)),
+    spec("georadiusbymember_ro", -5, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(georadiusbymember_ro)),
+    spec("geosearch", -7, READONLY, "@read @geo @slow", KEY1, Exec::Keyed(geosearch)),
+    spec("geosearchstore", -8, WRITE | DENYOOM, "@write @geo @slow", keys(1, 2, 1), Exec::Keyed(geosearchstore)),
 ];
 
 /// A position argument pair, validated as Redis's `extractLongLatOrReply`.

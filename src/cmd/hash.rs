@@ -12,22 +12,22 @@ use bytes::Bytes;
 /// The hash family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("hset", -4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hset), "hash", "2.0.0", "Set the string value of a hash field"),
-    spec("hsetnx", 4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hsetnx), "hash", "2.0.0", "Set the value of a hash field, only if the field does not exist"),
-    spec("hmset", -4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hmset), "hash", "2.0.0", "Set multiple hash fields to multiple values"),
-    spec("hget", 3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hget), "hash", "2.0.0", "Get the value of a hash field"),
-    spec("hmget", -3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hmget), "hash", "2.0.0", "Get the values of all the given hash fields"),
-    spec("hdel", -3, WRITE | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hdel), "hash", "2.0.0", "Delete one or more hash fields"),
-    spec("hlen", 2, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hlen), "hash", "2.0.0", "Get the number of fields in a hash"),
-    spec("hstrlen", 3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hstrlen), "hash", "3.2.0", "Get the length of the value of a hash field"),
-    spec("hexists", 3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hexists), "hash", "2.0.0", "Determine if a hash field exists"),
-    spec("hkeys", 2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hkeys), "hash", "2.0.0", "Get all the fields in a hash"),
-    spec("hvals", 2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hvals), "hash", "2.0.0", "Get all the values in a hash"),
-    spec("hgetall", 2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hgetall), "hash", "2.0.0", "Get all the fields and values in a hash"),
-    spec("hincrby", 4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hincrby), "hash", "2.0.0", "Increment the integer value of a hash field by the given number"),
-    spec("hincrbyfloat", 4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hincrbyfloat), "hash", "2.6.0", "Increment the float value of a hash field by the given amount"),
-    spec("hrandfield", -2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hrandfield), "hash", "6.2.0", "Get one or multiple random fields from a hash"),
-    spec("hscan", -3, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hscan), "hash", "2.8.0", "Incrementally iterate hash fields and associated values"),
+    spec("hset", -4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hset)),
+    spec("hsetnx", 4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hsetnx)),
+    spec("hmset", -4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hmset)),
+    spec("hget", 3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hget)),
+    spec("hmget", -3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hmget)),
+    spec("hdel", -3, WRITE | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hdel)),
+    spec("hlen", 2, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hlen)),
+    spec("hstrlen", 3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hstrlen)),
+    spec("hexists", 3, READONLY | FAST, "@read @hash @fast", KEY1, Exec::Keyed(hexists)),
+    spec("hkeys", 2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hkeys)),
+    spec("hvals", 2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hvals)),
+    spec("hgetall", 2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hgetall)),
+    spec("hincrby", 4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hincrby)),
+    spec("hincrbyfloat", 4, WRITE | DENYOOM | FAST, "@write @hash @fast", KEY1, Exec::Keyed(hincrbyfloat)),
+    spec("hrandfield", -2, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hrandfield)),
+    spec("hscan", -3, READONLY, "@read @hash @slow", KEY1, Exec::Keyed(hscan)),
 ];
 
 /// The hash at `key`: Ok(None) when missing, Err(WRONGTYPE) for another type.

@@ -22,11 +22,11 @@ const INVALID: &str = "INVALIDOBJ Corrupted HLL object detected";
 /// The HyperLogLog family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("pfadd", -2, WRITE | DENYOOM | FAST, "@write @hyperloglog @fast", KEY1, Exec::Keyed(pfadd), "hyperloglog", "2.8.9", "Adds the specified elements to the specified HyperLogLog."),
-    spec("pfcount", -2, READONLY | MAY_REPLICATE, "@read @hyperloglog @slow", keys(1, -1, 1), Exec::Keyed(pfcount), "hyperloglog", "2.8.9", "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s)."),
-    spec("pfmerge", -2, WRITE | DENYOOM, "@write @hyperloglog @slow", keys(1, -1, 1), Exec::Keyed(pfmerge), "hyperloglog", "2.8.9", "Merge N different HyperLogLogs into a single one."),
-    spec("pfdebug", 3, WRITE | DENYOOM | ADMIN, "@write @hyperloglog @admin @slow @dangerous", keys(2, 2, 1), Exec::Keyed(pfdebug), "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values"),
-    spec("pfselftest", 1, ADMIN, "@hyperloglog @admin @slow @dangerous", Keys::None, Exec::Keyed(pfselftest), "hyperloglog", "2.8.9", "An internal command for testing HyperLogLog values"),
+    spec("pfadd", -2, WRITE | DENYOOM | FAST, "@write @hyperloglog @fast", KEY1, Exec::Keyed(pfadd)),
+    spec("pfcount", -2, READONLY | MAY_REPLICATE, "@read @hyperloglog @slow", keys(1, -1, 1), Exec::Keyed(pfcount)),
+    spec("pfmerge", -2, WRITE | DENYOOM, "@write @hyperloglog @slow", keys(1, -1, 1), Exec::Keyed(pfmerge)),
+    spec("pfdebug", 3, WRITE | DENYOOM | ADMIN, "@write @hyperloglog @admin @slow @dangerous", keys(2, 2, 1), Exec::Keyed(pfdebug)),
+    spec("pfselftest", 1, ADMIN, "@hyperloglog @admin @slow @dangerous", Keys::None, Exec::Keyed(pfselftest)),
 ];
 
 /// `hll-sparse-max-bytes`: the largest sparse value before it turns dense.

@@ -14,13 +14,13 @@ use std::fmt::Write as _;
 
 #[rustfmt::skip]
 pub(super) static SUBCOMMANDS: &[CommandSpec] = &[
-    spec("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(doctor), "server", "2.8.13", "Return a human readable latency analysis report."),
-    spec("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(histogram), "server", "7.0.0", "Return the cumulative distribution of latencies of a subset of commands or all."),
-    spec("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(latest), "server", "2.8.13", "Return the latest latency samples for all events."),
-    spec("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(graph), "server", "2.8.13", "Return a latency graph for the event."),
-    spec("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(history), "server", "2.8.13", "Return timestamp-latency samples for the event."),
-    spec("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(reset), "server", "2.8.13", "Reset latency data for one or more events."),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "2.8.13", "Show helpful text about the different subcommands."),
+    spec("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(doctor)),
+    spec("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(histogram)),
+    spec("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(latest)),
+    spec("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(graph)),
+    spec("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(history)),
+    spec("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(reset)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help)),
 ];
 
 /// Per-shard latency data as (event, max, [time, ms]...) replies, merged at home.

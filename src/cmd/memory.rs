@@ -16,18 +16,18 @@ const KEY2: Keys = Keys::Range { first: 2, last: 2, step: 1 };
 
 #[rustfmt::skip]
 static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("usage", -3, READONLY, "@read @slow", KEY2, Exec::Keyed(usage), "server", "4.0.0", "Estimate the memory usage of a key"),
-    spec("stats", 2, 0, "@slow", Keys::None, Exec::Node(stats), "server", "4.0.0", "Show memory usage details"),
-    spec("doctor", 2, 0, "@slow", Keys::None, Exec::Node(doctor), "server", "4.0.0", "Outputs memory problems report"),
-    spec("malloc-stats", 2, 0, "@slow", Keys::None, Exec::Node(malloc_stats), "server", "4.0.0", "Show allocator internal stats"),
-    spec("purge", 2, 0, "@slow", Keys::None, Exec::Node(purge), "server", "4.0.0", "Ask the allocator to release memory"),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "4.0.0", "Show helpful text about the different subcommands"),
+    spec("usage", -3, READONLY, "@read @slow", KEY2, Exec::Keyed(usage)),
+    spec("stats", 2, 0, "@slow", Keys::None, Exec::Node(stats)),
+    spec("doctor", 2, 0, "@slow", Keys::None, Exec::Node(doctor)),
+    spec("malloc-stats", 2, 0, "@slow", Keys::None, Exec::Node(malloc_stats)),
+    spec("purge", 2, 0, "@slow", Keys::None, Exec::Node(purge)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help)),
 ];
 
 /// The MEMORY family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: MEMORY_SUBCOMMANDS, ..spec("memory", -2, 0, "@slow", Keys::None, Exec::Container, "server", "4.0.0", "A container for memory diagnostics commands") },
+    CommandSpec { subcommands: MEMORY_SUBCOMMANDS, ..spec("memory", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 /// Bytes of one table entry besides the key and the value's heap (the entry itself).

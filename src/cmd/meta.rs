@@ -230,20 +230,18 @@ fn args_reply(args: &[Arg]) -> Reply {
 }
 
 /// A COMMAND DOCS entry (the map after the name) for `spec`, named `fullname`, with its
-/// subcommands nested under `subcommands`. A command the table lacks is documented from its
-/// spec's summary, since and group.
+/// subcommands nested under `subcommands` (a unit test checks that the table has every
+/// command).
 pub fn docs_reply(spec: &'static CommandSpec, fullname: &str) -> Reply {
     let mut f = Vec::new();
-    let m = get(fullname);
-    let (summary, since, group) = m.map_or((spec.summary, spec.since, spec.group), |m| (m.summary, m.since, m.group));
-    if !summary.is_empty() {
-        f.push((s("summary"), s(summary)));
-    }
-    if !since.is_empty() {
-        f.push((s("since"), s(since)));
-    }
-    f.push((s("group"), s(group)));
-    if let Some(m) = m {
+    if let Some(m) = get(fullname) {
+        if !m.summary.is_empty() {
+            f.push((s("summary"), s(m.summary)));
+        }
+        if !m.since.is_empty() {
+            f.push((s("since"), s(m.since)));
+        }
+        f.push((s("group"), s(m.group)));
         if !m.complexity.is_empty() {
             f.push((s("complexity"), s(m.complexity)));
         }
@@ -288,13 +286,10 @@ mod tests {
         let t = super::super::meta_table::TABLE;
         assert!(t.windows(2).all(|w| w[0].name < w[1].name), "meta table not sorted");
         for c in table::all() {
-            let m = get(c.name).unwrap_or_else(|| panic!("no metadata for {}", c.name));
-            // The spec's own docs (the fallback) agree with the table.
-            assert_eq!((c.summary, c.since, c.group), (m.summary, m.since, m.group), "{}", c.name);
+            assert!(get(c.name).is_some(), "no metadata for {}", c.name);
             for sub in c.subcommands {
                 let full = table::fullname(c, Some(sub));
-                let m = get(full).unwrap_or_else(|| panic!("no metadata for {full}"));
-                assert_eq!((sub.summary, sub.since, sub.group), (m.summary, m.since, m.group), "{full}");
+                assert!(get(full).is_some(), "no metadata for {full}");
             }
         }
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("migrate", -6, WRITE, "@keyspace @write @slow @dangerous", Keys::Custom { legacy: (3, 3, 1), find: migrate_keys }, Exec::Node(migrate), "generic", "2.6.0", "Atomically transfer a key from a Redis instance to another one."),
+    spec("migrate", -6, WRITE, "@keyspace @write @slow @dangerous", Keys::Custom { legacy: (3, 3, 1), find: migrate_keys }, Exec::Node(migrate)),
 ];
 
 /// A parsed MIGRATE.

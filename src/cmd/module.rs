@@ -12,17 +12,17 @@ use bytes::Bytes;
 
 #[rustfmt::skip]
 static MODULE_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("list", 2, ADMIN | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(list), "server", "4.0.0", "List all modules loaded by the server"),
-    spec("load", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(load), "server", "4.0.0", "Load a module"),
-    spec("loadex", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(load), "server", "7.0.0", "Load a module with extended parameters"),
-    spec("unload", 3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(unload), "server", "4.0.0", "Unload a module"),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "server", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("list", 2, ADMIN | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(list)),
+    spec("load", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(load)),
+    spec("loadex", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(load)),
+    spec("unload", 3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(unload)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help)),
 ];
 
 /// The MODULE family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: MODULE_SUBCOMMANDS, ..spec("module", -2, 0, "@slow", Keys::None, Exec::Container, "server", "4.0.0", "A container for module commands") },
+    CommandSpec { subcommands: MODULE_SUBCOMMANDS, ..spec("module", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 /// Redis 7.0's refusal when the MODULE command is not enabled.

@@ -28,11 +28,11 @@ pub const MONITOR_IN_EXEC: &str = "ERR MONITOR isn't allowed for DENY BLOCKING c
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(multi), "transactions", "1.2.0", "Mark the start of a transaction block"),
-    spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, "@slow @transaction", Keys::None, Exec::Node(exec), "transactions", "1.2.0", "Execute all commands issued after MULTI"),
-    spec("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(discard), "transactions", "2.0.0", "Discard all commands issued after MULTI"),
-    spec("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(watch), "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block"),
-    spec("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(unwatch), "transactions", "2.2.0", "Forget about all watched keys"),
+    spec("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(multi)),
+    spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, "@slow @transaction", Keys::None, Exec::Node(exec)),
+    spec("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(discard)),
+    spec("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(watch)),
+    spec("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "@fast @transaction", Keys::None, Exec::Node(unwatch)),
 ];
 
 /// EXEC refused before it ran (Redis's `execCommandAbort`): the transaction is discarded and

@@ -16,26 +16,26 @@ const SUBF: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
 
 #[rustfmt::skip]
 static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("channels", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(channels), "pubsub", "2.8.0", "List active channels"),
-    spec("numsub", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(numsub), "pubsub", "2.8.0", "Get the count of subscribers for channels"),
-    spec("numpat", 2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(numpat), "pubsub", "2.8.0", "Get the count of unique patterns pattern subscriptions"),
-    spec("shardchannels", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(shardchannels), "pubsub", "7.0.0", "List active shard channels"),
-    spec("shardnumsub", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(shardnumsub), "pubsub", "7.0.0", "Get the count of subscribers for shard channels"),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help), "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
+    spec("channels", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(channels)),
+    spec("numsub", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(numsub)),
+    spec("numpat", 2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(numpat)),
+    spec("shardchannels", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(shardchannels)),
+    spec("shardnumsub", -2, PUBSUB | LOADING | STALE, ACL_SLOW, Keys::None, Exec::Node(shardnumsub)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(help)),
 ];
 
 /// The pub/sub family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("subscribe", -2, SUBF, ACL_SLOW, Keys::None, Exec::Node(subscribe), "pubsub", "2.0.0", "Listen for messages published to the given channels"),
-    spec("unsubscribe", -1, SUBF, ACL_SLOW, Keys::None, Exec::Node(unsubscribe), "pubsub", "2.0.0", "Stop listening for messages posted to the given channels"),
-    spec("psubscribe", -2, SUBF, ACL_SLOW, Keys::None, Exec::Node(psubscribe), "pubsub", "2.0.0", "Listen for messages published to channels matching the given patterns"),
-    spec("punsubscribe", -1, SUBF, ACL_SLOW, Keys::None, Exec::Node(punsubscribe), "pubsub", "2.0.0", "Stop listening for messages posted to channels matching the given patterns"),
-    spec("ssubscribe", -2, SUBF, ACL_SLOW, Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(ssubscribe), "pubsub", "7.0.0", "Listen for messages published to the given shard channels"),
-    spec("sunsubscribe", -1, SUBF, ACL_SLOW, Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(sunsubscribe), "pubsub", "7.0.0", "Stop listening for messages posted to the given shard channels"),
-    spec("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, ACL_FAST, Keys::None, Exec::Node(publish), "pubsub", "2.0.0", "Post a message to a channel"),
-    spec("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, ACL_FAST, Keys::Range { first: 1, last: 1, step: 1 }, Exec::Node(spublish), "pubsub", "7.0.0", "Post a message to a shard channel"),
-    CommandSpec { subcommands: PUBSUB_SUBCOMMANDS, ..spec("pubsub", -2, 0, "@slow", Keys::None, Exec::Container, "pubsub", "2.8.0", "A container for Pub/Sub commands") },
+    spec("subscribe", -2, SUBF, ACL_SLOW, Keys::None, Exec::Node(subscribe)),
+    spec("unsubscribe", -1, SUBF, ACL_SLOW, Keys::None, Exec::Node(unsubscribe)),
+    spec("psubscribe", -2, SUBF, ACL_SLOW, Keys::None, Exec::Node(psubscribe)),
+    spec("punsubscribe", -1, SUBF, ACL_SLOW, Keys::None, Exec::Node(punsubscribe)),
+    spec("ssubscribe", -2, SUBF, ACL_SLOW, Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(ssubscribe)),
+    spec("sunsubscribe", -1, SUBF, ACL_SLOW, Keys::Range { first: 1, last: -1, step: 1 }, Exec::Node(sunsubscribe)),
+    spec("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, ACL_FAST, Keys::None, Exec::Node(publish)),
+    spec("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, ACL_FAST, Keys::Range { first: 1, last: 1, step: 1 }, Exec::Node(spublish)),
+    CommandSpec { subcommands: PUBSUB_SUBCOMMANDS, ..spec("pubsub", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 /// Commands a RESP2 client may run while subscribed (Redis 7.0's `processCommand`).

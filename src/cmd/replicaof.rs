@@ -13,8 +13,8 @@ use bytes::Bytes;
 /// The family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(replicaof), "server", "5.0.0", "Make the server a replica of another instance, or promote it as master."),
-    spec("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(replicaof), "server", "1.0.0", "Make the server a replica of another instance, or promote it as master."),
+    spec("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(replicaof)),
+    spec("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(replicaof)),
 ];
 
 /// Redis's refusal in cluster mode.

@@ -19,11 +19,11 @@ use bytes::Bytes;
 /// The replication family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(replconf), "server", "3.0.0", "An internal command for configuring the replication stream"),
-    spec("sync", 1, NO_ASYNC_LOADING | ADMIN | NO_MULTI | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(sync), "server", "1.0.0", "Internal command used for replication"),
-    spec("psync", -3, NO_ASYNC_LOADING | ADMIN | NO_MULTI | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(sync), "server", "2.8.0", "Internal command used for replication"),
-    spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, "@admin @fast @dangerous", Keys::None, Exec::Node(role), "server", "2.8.12", "Return the role of the instance in the context of replication"),
-    spec("wait", 3, NOSCRIPT, "@slow @connection", Keys::None, Exec::Node(wait), "generic", "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection"),
+    spec("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(replconf)),
+    spec("sync", 1, NO_ASYNC_LOADING | ADMIN | NO_MULTI | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(sync)),
+    spec("psync", -3, NO_ASYNC_LOADING | ADMIN | NO_MULTI | NOSCRIPT, "@admin @slow @dangerous", Keys::None, Exec::Node(sync)),
+    spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, "@admin @fast @dangerous", Keys::None, Exec::Node(role)),
+    spec("wait", 3, NOSCRIPT, "@slow @connection", Keys::None, Exec::Node(wait)),
 ];
 
 /// `NET_HOST_STR_LEN`: the longest announced address REPLCONF accepts, plus one.

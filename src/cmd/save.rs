@@ -18,8 +18,8 @@ use std::time::Instant;
 /// The SAVE family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(super::bgsave::bgsave), "server", "1.0.0", "Asynchronously save the dataset to disk"),
-    spec("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, "@admin @slow @dangerous", Keys::None, Exec::Node(save), "server", "1.0.0", "Synchronously save the dataset to disk"),
+    spec("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", Keys::None, Exec::Node(super::bgsave::bgsave)),
+    spec("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, "@admin @slow @dangerous", Keys::None, Exec::Node(save)),
 ];
 
 /// Unix seconds of the last successful save (0 = none yet).

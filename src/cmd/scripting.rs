@@ -41,23 +41,23 @@ pub struct ScriptJob {
 
 #[rustfmt::skip]
 static SCRIPT_SUBS: &[CommandSpec] = &[
-    spec("load", 3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_load), "scripting", "2.6.0", "Load the specified Lua script into the script cache."),
-    spec("exists", -3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_exists), "scripting", "2.6.0", "Check existence of scripts in the script cache."),
-    spec("flush", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_flush), "scripting", "2.6.0", "Remove all the scripts from the script cache."),
-    spec("debug", 3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_debug), "scripting", "3.2.0", "Set the debug mode for executed scripts."),
-    spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(script_kill), "scripting", "2.6.0", "Kill the script currently in execution."),
-    spec("help", 2, LOADING | STALE, "@slow @scripting", Keys::None, Exec::Node(script_help), "scripting", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("load", 3, NOSCRIPT | STALE, "@slow @scripting", Keys::None, Exec::Node(script_load)),
+    spec("exists", -3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_exists)),
+    spec("flush", -2, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_flush)),
+    spec("debug", 3, NOSCRIPT, "@slow @scripting", Keys::None, Exec::Node(script_debug)),
+    spec("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", Keys::None, Exec::Node(script_kill)),
+    spec("help", 2, LOADING | STALE, "@slow @scripting", Keys::None, Exec::Node(script_help)),
 ];
 
 const EVAL_KEYS: Keys = Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_2 };
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", EVAL_KEYS, Exec::Node(eval), "scripting", "2.6.0", "Execute a Lua script server side"),
-    spec("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", EVAL_KEYS, Exec::Node(evalsha), "scripting", "2.6.0", "Execute a Lua script server side"),
-    spec("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", EVAL_KEYS, Exec::Node(eval_ro), "scripting", "7.0.0", "Execute a read-only Lua script server side"),
-    spec("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", EVAL_KEYS, Exec::Node(evalsha_ro), "scripting", "7.0.0", "Execute a read-only Lua script server side"),
-    CommandSpec { subcommands: SCRIPT_SUBS, ..spec("script", -2, 0, "@slow", Keys::None, Exec::Container, "scripting", "2.6.0", "A container for Lua scripts management commands") },
+    spec("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", EVAL_KEYS, Exec::Node(eval)),
+    spec("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE, "@slow @scripting", EVAL_KEYS, Exec::Node(evalsha)),
+    spec("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", EVAL_KEYS, Exec::Node(eval_ro)),
+    spec("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY, "@slow @scripting", EVAL_KEYS, Exec::Node(evalsha_ro)),
+    CommandSpec { subcommands: SCRIPT_SUBS, ..spec("script", -2, 0, "@slow", Keys::None, Exec::Container) },
 ];
 
 /// Key indexes of EVAL-style commands: `numkeys` at argument 2, the keys after it.

@@ -12,36 +12,36 @@ use bytes::Bytes;
 
 #[rustfmt::skip]
 static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("count", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_count), "server", "2.8.13", "Get total number of Redis commands"),
-    spec("info", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_info), "server", "2.8.13", "Get array of specific Redis command details, or all when no argument is given."),
-    spec("docs", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_docs), "server", "7.0.0", "Get array of specific Redis command documentation"),
-    spec("list", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_list), "server", "7.0.0", "Get an array of Redis command names"),
-    spec("getkeys", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeys), "server", "2.8.13", "Extract keys given a full Redis command"),
-    spec("getkeysandflags", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeysandflags), "server", "7.0.0", "Extract keys and access flags given a full Redis command"),
-    spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_help), "server", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("count", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_count)),
+    spec("info", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_info)),
+    spec("docs", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_docs)),
+    spec("list", -2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_list)),
+    spec("getkeys", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeys)),
+    spec("getkeysandflags", -4, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_getkeysandflags)),
+    spec("help", 2, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command_help)),
 ];
 
 #[rustfmt::skip]
 static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("get", -2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_get), "server", "2.2.12", "Get the slow log's entries"),
-    spec("len", 2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_len), "server", "2.2.12", "Get the slow log's length"),
-    spec("reset", 2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_reset), "server", "2.2.12", "Clear all entries from the slow log"),
-    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(slowlog_help), "server", "6.2.0", "Show helpful text about the different subcommands"),
+    spec("get", -2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_get)),
+    spec("len", 2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_len)),
+    spec("reset", 2, ADMIN | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(slowlog_reset)),
+    spec("help", 2, LOADING | STALE, "@slow", Keys::None, Exec::Node(slowlog_help)),
 ];
 
 /// The server family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("info", -1, LOADING | STALE, "@slow @dangerous", Keys::None, Exec::Node(super::info::info), "server", "1.0.0", "Get information and statistics about the server"),
-    spec("time", 1, LOADING | STALE | FAST, "@fast", Keys::None, Exec::Node(time), "server", "2.6.0", "Return the current server time"),
-    spec("lolwut", -1, READONLY | FAST, "@read @fast", Keys::None, Exec::Node(super::lolwut::lolwut), "server", "5.0.0", "Display some computer art and the Redis version"),
-    spec("lastsave", 1, LOADING | STALE | FAST, "@admin @fast @dangerous", Keys::None, Exec::Node(lastsave), "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
-    spec("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(shutdown), "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
-    spec("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(monitor), "server", "1.0.0", "Listen for all requests received by the server in real time"),
-    CommandSpec { subcommands: COMMAND_SUBCOMMANDS, ..spec("command", -1, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command), "server", "2.8.13", "Get array of Redis command details") },
-    CommandSpec { subcommands: SLOWLOG_SUBCOMMANDS, ..spec("slowlog", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.2.12", "A container for slow log commands") },
-    CommandSpec { subcommands: super::latency::SUBCOMMANDS, ..spec("latency", -2, 0, "@slow", Keys::None, Exec::Container, "server", "2.8.13", "A container for latency diagnostics commands") },
-    spec("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(super::debug::debug), "server", "1.0.0", "A container for debugging commands"),
+    spec("info", -1, LOADING | STALE, "@slow @dangerous", Keys::None, Exec::Node(super::info::info)),
+    spec("time", 1, LOADING | STALE | FAST, "@fast", Keys::None, Exec::Node(time)),
+    spec("lolwut", -1, READONLY | FAST, "@read @fast", Keys::None, Exec::Node(super::lolwut::lolwut)),
+    spec("lastsave", 1, LOADING | STALE | FAST, "@admin @fast @dangerous", Keys::None, Exec::Node(lastsave)),
+    spec("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "@admin @slow @dangerous", Keys::None, Exec::Node(shutdown)),
+    spec("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "@admin @slow @dangerous", Keys::None, Exec::Node(monitor)),
+    CommandSpec { subcommands: COMMAND_SUBCOMMANDS, ..spec("command", -1, LOADING | STALE, "@slow @connection", Keys::None, Exec::Node(command)) },
+    CommandSpec { subcommands: SLOWLOG_SUBCOMMANDS, ..spec("slowlog", -2, 0, "@slow", Keys::None, Exec::Container) },
+    CommandSpec { subcommands: super::latency::SUBCOMMANDS, ..spec("latency", -2, 0, "@slow", Keys::None, Exec::Container) },
+    spec("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, "@admin @slow @dangerous", Keys::None, Exec::Node(super::debug::debug)),
 ];
 
 fn time(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {

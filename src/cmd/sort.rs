@@ -22,8 +22,8 @@ use std::cmp::Ordering;
 /// The sort family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("sort", -2, WRITE | DENYOOM, "@write @set @sortedset @list @slow @dangerous", Keys::Derived { legacy: (1, 1, 1), find: sort_keys, reads_more: uses_patterns, more: pattern_keys }, Exec::Keyed(sort), "generic", "1.0.0", "Sort the elements in a list, set or sorted set"),
-    spec("sort_ro", -2, READONLY, "@read @set @sortedset @list @slow @dangerous", Keys::Derived { legacy: (1, 1, 1), find: sort_ro_keys, reads_more: uses_patterns, more: pattern_keys }, Exec::Keyed(sort_ro), "generic", "7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT."),
+    spec("sort", -2, WRITE | DENYOOM, "@write @set @sortedset @list @slow @dangerous", Keys::Derived { legacy: (1, 1, 1), find: sort_keys, reads_more: uses_patterns, more: pattern_keys }, Exec::Keyed(sort)),
+    spec("sort_ro", -2, READONLY, "@read @set @sortedset @list @slow @dangerous", Keys::Derived { legacy: (1, 1, 1), find: sort_ro_keys, reads_more: uses_patterns, more: pattern_keys }, Exec::Keyed(sort_ro)),
 ];
 
 /// Parsed options.

@@ -244,13 +244,6 @@ pub struct CommandSpec {
     pub exec: Exec,
     /// Subcommands (for containers).
     pub subcommands: &'static [CommandSpec],
-    /// COMMAND DOCS's summary, for a command `cmd::meta`'s table lacks (the table has every
-    /// command now, and a unit test keeps the two equal).
-    pub summary: &'static str,
-    /// COMMAND DOCS's first version with the command, as `summary`.
-    pub since: &'static str,
-    /// COMMAND DOCS's group (`string`, `sorted-set`, `server`, ...), as `summary`.
-    pub group: &'static str,
 }
 
 impl CommandSpec {
@@ -299,7 +292,7 @@ pub fn range_indexes(argc: usize, first: i32, last: i32, step: i32) -> Vec<usize
     v
 }
 
-/// Shorthand for a spec with no subcommands and empty docs extras; used by the family tables.
+/// Shorthand for a spec with no subcommands; used by the family tables (COMMAND DOCS reads `cmd::meta`).
 #[allow(clippy::too_many_arguments)]
 pub const fn spec(
     name: &'static str,
@@ -308,11 +301,8 @@ pub const fn spec(
     acl: &'static str,
     keys: Keys,
     exec: Exec,
-    group: &'static str,
-    since: &'static str,
-    summary: &'static str,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, acl, keys, exec, subcommands: &[], summary, since, group }
+    CommandSpec { name, arity, flags, acl, keys, exec, subcommands: &[] }
 }
 
 /// Keys at (first, last, step).

@@ -22,13 +22,13 @@ pub const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command 
 /// `stream_read`, XINFO in `stream_info`).
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("xadd", -5, WRITE | DENYOOM | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xadd), "stream", "5.0.0", "Appends a new entry to a stream"),
-    spec("xrange", -4, READONLY, "@read @stream @slow", KEY1, Exec::Keyed(xrange), "stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval"),
-    spec("xrevrange", -4, READONLY, "@read @stream @slow", KEY1, Exec::Keyed(xrevrange), "stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE"),
-    spec("xlen", 2, READONLY | FAST, "@read @stream @fast", KEY1, Exec::Keyed(xlen), "stream", "5.0.0", "Return the number of entries in a stream"),
-    spec("xdel", -3, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xdel), "stream", "5.0.0", "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist."),
-    spec("xtrim", -4, WRITE, "@write @stream @slow", KEY1, Exec::Keyed(xtrim), "stream", "5.0.0", "Trims the stream to (approximately if '~' is passed) a certain size"),
-    spec("xsetid", -3, WRITE | DENYOOM | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xsetid), "stream", "5.0.0", "An internal command for replicating stream values"),
+    spec("xadd", -5, WRITE | DENYOOM | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xadd)),
+    spec("xrange", -4, READONLY, "@read @stream @slow", KEY1, Exec::Keyed(xrange)),
+    spec("xrevrange", -4, READONLY, "@read @stream @slow", KEY1, Exec::Keyed(xrevrange)),
+    spec("xlen", 2, READONLY | FAST, "@read @stream @fast", KEY1, Exec::Keyed(xlen)),
+    spec("xdel", -3, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xdel)),
+    spec("xtrim", -4, WRITE, "@write @stream @slow", KEY1, Exec::Keyed(xtrim)),
+    spec("xsetid", -3, WRITE | DENYOOM | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xsetid)),
 ];
 
 /// Redis's `streamGenericParseIDOrReply`: `-`/`+` (unless strict), `<ms>`, `<ms>-<seq>`, and

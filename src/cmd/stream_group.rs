@@ -24,22 +24,22 @@ const KEY2: super::spec::Keys = keys(2, 2, 1);
 /// XGROUP's subcommands.
 #[rustfmt::skip]
 static XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("create", -5, WRITE | DENYOOM, "@write @stream @slow", KEY2, Exec::Keyed(xgroup), "stream", "5.0.0", "Create a consumer group."),
-    spec("setid", -5, WRITE, "@write @stream @slow", KEY2, Exec::Keyed(xgroup), "stream", "5.0.0", "Set a consumer group to an arbitrary last delivered ID value."),
-    spec("destroy", 4, WRITE, "@write @stream @slow", KEY2, Exec::Keyed(xgroup), "stream", "5.0.0", "Destroy a consumer group."),
-    spec("createconsumer", 5, WRITE | DENYOOM, "@write @stream @slow", KEY2, Exec::Keyed(xgroup), "stream", "6.2.0", "Create a consumer in a consumer group."),
-    spec("delconsumer", 5, WRITE, "@write @stream @slow", KEY2, Exec::Keyed(xgroup), "stream", "5.0.0", "Delete a consumer from a consumer group."),
-    spec("help", 2, LOADING | STALE, "@stream @slow", super::spec::Keys::None, Exec::Node(xgroup_help), "stream", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("create", -5, WRITE | DENYOOM, "@write @stream @slow", KEY2, Exec::Keyed(xgroup)),
+    spec("setid", -5, WRITE, "@write @stream @slow", KEY2, Exec::Keyed(xgroup)),
+    spec("destroy", 4, WRITE, "@write @stream @slow", KEY2, Exec::Keyed(xgroup)),
+    spec("createconsumer", 5, WRITE | DENYOOM, "@write @stream @slow", KEY2, Exec::Keyed(xgroup)),
+    spec("delconsumer", 5, WRITE, "@write @stream @slow", KEY2, Exec::Keyed(xgroup)),
+    spec("help", 2, LOADING | STALE, "@stream @slow", super::spec::Keys::None, Exec::Node(xgroup_help)),
 ];
 
 /// The consumer-group family's table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: XGROUP_SUBCOMMANDS, ..spec("xgroup", -2, 0, "@slow", super::spec::Keys::None, Exec::Container, "stream", "5.0.0", "A container for consumer groups commands") },
-    spec("xack", -4, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xack), "stream", "5.0.0", "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL."),
-    spec("xpending", -3, READONLY, "@read @stream @slow", KEY1, Exec::Keyed(xpending), "stream", "5.0.0", "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged."),
-    spec("xclaim", -6, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xclaim), "stream", "5.0.0", "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer."),
-    spec("xautoclaim", -6, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xautoclaim), "stream", "6.2.0", "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer."),
+    CommandSpec { subcommands: XGROUP_SUBCOMMANDS, ..spec("xgroup", -2, 0, "@slow", super::spec::Keys::None, Exec::Container) },
+    spec("xack", -4, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xack)),
+    spec("xpending", -3, READONLY, "@read @stream @slow", KEY1, Exec::Keyed(xpending)),
+    spec("xclaim", -6, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xclaim)),
+    spec("xautoclaim", -6, WRITE | FAST, "@write @stream @fast", KEY1, Exec::Keyed(xautoclaim)),
 ];
 
 fn xgroup_help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {

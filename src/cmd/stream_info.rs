@@ -17,16 +17,16 @@ use bytes::Bytes;
 /// XINFO's subcommands.
 #[rustfmt::skip]
 static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("consumers", 4, READONLY, "@read @stream @slow", keys(2, 2, 1), Exec::Keyed(xinfo), "stream", "5.0.0", "List the consumers in a consumer group"),
-    spec("groups", 3, READONLY, "@read @stream @slow", keys(2, 2, 1), Exec::Keyed(xinfo), "stream", "5.0.0", "List the consumer groups of a stream"),
-    spec("stream", -3, READONLY, "@read @stream @slow", keys(2, 2, 1), Exec::Keyed(xinfo), "stream", "5.0.0", "Get information about a stream"),
-    spec("help", 2, LOADING | STALE, "@stream @slow", super::spec::Keys::None, Exec::Node(help), "stream", "5.0.0", "Show helpful text about the different subcommands"),
+    spec("consumers", 4, READONLY, "@read @stream @slow", keys(2, 2, 1), Exec::Keyed(xinfo)),
+    spec("groups", 3, READONLY, "@read @stream @slow", keys(2, 2, 1), Exec::Keyed(xinfo)),
+    spec("stream", -3, READONLY, "@read @stream @slow", keys(2, 2, 1), Exec::Keyed(xinfo)),
+    spec("help", 2, LOADING | STALE, "@stream @slow", super::spec::Keys::None, Exec::Node(help)),
 ];
 
 /// XINFO.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { subcommands: XINFO_SUBCOMMANDS, ..spec("xinfo", -2, 0, "@slow", super::spec::Keys::None, Exec::Container, "stream", "5.0.0", "A container for stream introspection commands") },
+    CommandSpec { subcommands: XINFO_SUBCOMMANDS, ..spec("xinfo", -2, 0, "@slow", super::spec::Keys::None, Exec::Container) },
 ];
 
 fn help(_ctx: &mut ClientCtx<'_>, _args: &[Bytes]) -> Plan {

@@ -29,8 +29,8 @@ const BLOCKED_DEFAULT_COUNT: u64 = 1000;
 /// XREAD / XREADGROUP.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("xread", -4, READONLY | BLOCKING, "@read @stream @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: read_keys }, Exec::Keyed(xread), "stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
-    spec("xreadgroup", -7, WRITE | BLOCKING, "@write @stream @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: read_keys }, Exec::Keyed(xreadgroup), "stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
+    spec("xread", -4, READONLY | BLOCKING, "@read @stream @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: read_keys }, Exec::Keyed(xread)),
+    spec("xreadgroup", -7, WRITE | BLOCKING, "@write @stream @slow @blocking", Keys::Custom { legacy: (0, 0, 0), find: read_keys }, Exec::Keyed(xreadgroup)),
 ];
 
 /// Redis's `xreadGetKeys`: the keys after STREAMS, none when malformed (the command then

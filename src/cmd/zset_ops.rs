@@ -50,21 +50,21 @@ fn keys_zmpop(a: &[Bytes]) -> Result<Vec<usize>, Reply> {
 /// The second sorted-set table.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("zrangebylex", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrangebylex), "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range"),
-    spec("zrevrangebylex", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrevrangebylex), "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
-    spec("zlexcount", 4, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zlexcount), "sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range"),
-    spec("zremrangebylex", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebylex), "sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
-    spec("zrandmember", -2, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrandmember), "sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
-    spec("zscan", -3, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zscan), "sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
-    spec("zunion", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zunion }, Exec::Keyed(zunion), "sorted-set", "6.2.0", "Add multiple sorted sets"),
-    spec("zinter", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zinter }, Exec::Keyed(zinter), "sorted-set", "6.2.0", "Intersect multiple sorted sets"),
-    spec("zdiff", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zdiff }, Exec::Keyed(zdiff), "sorted-set", "6.2.0", "Subtract multiple sorted sets"),
-    spec("zintercard", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zintercard }, Exec::Keyed(zintercard), "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result"),
-    spec("zunionstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zunionstore }, Exec::Keyed(zunionstore), "sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key"),
-    spec("zinterstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zinterstore }, Exec::Keyed(zinterstore), "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key"),
-    spec("zrangestore", -5, WRITE | DENYOOM, "@write @sortedset @slow", super::spec::keys(1, 2, 1), Exec::Keyed(zrangestore), "sorted-set", "6.2.0", "Store a range of members from sorted set into another key"),
-    spec("zmpop", -4, WRITE, "@write @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zmpop }, Exec::Keyed(zmpop), "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set"),
-    spec("zdiffstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zdiffstore }, Exec::Keyed(zdiffstore), "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key"),
+    spec("zrangebylex", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrangebylex)),
+    spec("zrevrangebylex", -4, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrevrangebylex)),
+    spec("zlexcount", 4, READONLY | FAST, "@read @sortedset @fast", KEY1, Exec::Keyed(zlexcount)),
+    spec("zremrangebylex", 4, WRITE, "@write @sortedset @slow", KEY1, Exec::Keyed(zremrangebylex)),
+    spec("zrandmember", -2, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zrandmember)),
+    spec("zscan", -3, READONLY, "@read @sortedset @slow", KEY1, Exec::Keyed(zscan)),
+    spec("zunion", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zunion }, Exec::Keyed(zunion)),
+    spec("zinter", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zinter }, Exec::Keyed(zinter)),
+    spec("zdiff", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zdiff }, Exec::Keyed(zdiff)),
+    spec("zintercard", -3, READONLY, "@read @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zintercard }, Exec::Keyed(zintercard)),
+    spec("zunionstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zunionstore }, Exec::Keyed(zunionstore)),
+    spec("zinterstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zinterstore }, Exec::Keyed(zinterstore)),
+    spec("zrangestore", -5, WRITE | DENYOOM, "@write @sortedset @slow", super::spec::keys(1, 2, 1), Exec::Keyed(zrangestore)),
+    spec("zmpop", -4, WRITE, "@write @sortedset @slow", Keys::Custom { legacy: (0, 0, 0), find: keys_zmpop }, Exec::Keyed(zmpop)),
+    spec("zdiffstore", -4, WRITE | DENYOOM, "@write @sortedset @slow", Keys::Custom { legacy: (1, 1, 1), find: keys_zdiffstore }, Exec::Keyed(zdiffstore)),
 ];
 
 // ---- lexicographic ranges ------------------------------------------------------------------
