@@ -509,3 +509,32 @@ fn rewrite_child_killed_stopped_and_history_as_redis() {
     let theirs = rewrite_life(&Server::redis(&args));
     assert_eq!(ours, theirs);
 }
+
+/// DEBUG LOADAOF rebuilds the data from the AOF without sending the replayed commands to the
+/// replicas again (they already have them): the stream after it holds each write once, as
+/// redis-server's. Until 2026-12-07 a slotcore master re-sent the whole incr file, so its
+/// replicas applied every write twice (found by the replicating differential test).
+#[test]
+fn debug_loadaof_sends_nothing_to_the_replicas() {
+    ports();
+    let args = ["--enable-debug-command", "yes", "--appendonly", "yes"];
+    let mut slotcore_args = vec!["--shards", "2"];
+    slotcore_args.extend(args);
+    let streams: Vec<Vec<Vec<String>>> = [Server::slotcore(&slotcore_args), Server::redis(&args)]
+        .iter()
+        .map(|s| {
+            let mut feed = common::Feed::attach(s.port);
+            let mut c = s.raw();
+            c.cmd(&["SELECT", "1"]);
+            c.cmd(&["MSET", "a", "1", "b", "2"]);
+            c.cmd(&["INCRBY", "n", "5"]);
+            c.cmd(&["RPUSH", "l", "x", "y"]);
+            assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), "+OK\r\n");
+            assert_eq!(c.cmd(&["GET", "n"]), "$1\r\n5\r\n");
+            c.cmd(&["SET", "end", "1"]);
+            feed.until_end()
+        })
+        .collect();
+    assert_eq!(streams[0], streams[1]);
+    assert_eq!(streams[0].len(), 4, "{:?}", streams[0]);
+}

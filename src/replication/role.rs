@@ -33,6 +33,7 @@ const STALE: u8 = 8;
 const NO_RECORD: u8 = 16;
 const ASYNC_LOADING: u8 = 32;
 const LOAD_HELD: u8 = 64;
+const REPLAYING: u8 = 128;
 
 static FLAGS: AtomicU8 = AtomicU8::new(0);
 
@@ -137,14 +138,21 @@ pub fn set_no_record(on: bool) {
     set(NO_RECORD, on);
 }
 
+/// On while DEBUG LOADAOF replays the AOF's commands: they rebuild what the replicas and the
+/// AOF already have, so nothing of them is recorded (Redis loads through a fake client whose
+/// commands are never propagated).
+pub fn set_replaying(on: bool) {
+    set(REPLAYING, on);
+}
+
 /// Whether the shards record their executions into the feed: not while a replica forwards
-/// its master's stream. Only a replica's flag counts: a REPLICAOF NO ONE takes effect at once
-/// for the writes that follow it, before the replica-link task clears the flag (a write made
-/// right after it must reach the AOF).
+/// its master's stream, nor while DEBUG LOADAOF replays the AOF. Only a replica's flag counts:
+/// a REPLICAOF NO ONE takes effect at once for the writes that follow it, before the
+/// replica-link task clears the flag (a write made right after it must reach the AOF).
 #[inline]
 pub fn no_record() -> bool {
     let f = FLAGS.load(Ordering::Acquire);
-    f & NO_RECORD != 0 && f & REPLICA != 0
+    (f & NO_RECORD != 0 && f & REPLICA != 0) || f & REPLAYING != 0
 }
 
 /// The refusal a command gets from the replica-role rules, if any. `cluster`: cluster mode,

@@ -53,7 +53,10 @@ pub async fn loadaof_driver(shard: Rc<Shard>) {
         shard.all_shards(crate::replication::load::load_part, 0, &[]).await;
         let was = crate::storage::replica_expiry();
         crate::storage::set_replica_expiry(true);
+        // The replayed commands are what the replicas already have: not recorded.
+        crate::replication::role::set_replaying(true);
         crate::conn::master::replay(shard.clone(), loaded.cmds).await;
+        crate::replication::role::set_replaying(false);
         crate::storage::set_replica_expiry(was);
         // As Redis (`server.dirty = 0`): the reload is no change to save or propagate.
         shard.all_shards(crate::cmd::bgsave::forget_changes_shard, 0, &[]).await;
