@@ -124,3 +124,33 @@ fn multi_node_lists_match_redis() {
     let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
     assert_same(&mut s.raw(), &mut o.raw(), &slices);
 }
+
+/// Moving a list's only element onto itself keeps the key and its expiry (RPOPLPUSH, LMOVE,
+/// and BLMOVE served by a push), as redis-server: until 2026-12-07 the pop deleted the emptied
+/// key first and the push made a new one without the TTL (found by the differential test).
+#[test]
+fn rotating_a_one_element_list_keeps_its_expiry() {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["RPUSH", "l", "a"],
+            &["EXPIRE", "l", "1000"],
+            &["RPOPLPUSH", "l", "l"],
+            &["TTL", "l"],
+            &["LMOVE", "l", "l", "LEFT", "RIGHT"],
+            &["LMOVE", "l", "l", "RIGHT", "LEFT"],
+            &["TTL", "l"],
+            &["LRANGE", "l", "0", "-1"],
+            &["MULTI"],
+            &["DEL", "l"],
+            &["RPUSH", "l", "b"],
+            &["EXPIRE", "l", "500"],
+            &["BLMOVE", "l", "l", "LEFT", "LEFT", "0"],
+            &["EXEC"],
+            &["TTL", "l"],
+        ],
+    );
+}

@@ -328,7 +328,7 @@ pub(crate) fn side(arg: &[u8]) -> Option<bool> {
 }
 
 /// LMOVE's core: a missing source answers nil before the destination's type is checked, as in
-/// Redis (`LMOVE nokey wrongtype ...` is nil).
+/// Redis (`LMOVE nokey wrongtype ...` is nil). Also serves BLMOVE and BRPOPLPUSH.
 pub(crate) fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Reply {
     match get_list(ctx, src) {
         Ok(Some(l)) if !l.is_empty() => {}
@@ -350,7 +350,11 @@ pub(crate) fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: boo
         Err(e) => return e,
     };
     let Some(v) = v else { return Reply::Nil };
-    drop_if_empty(ctx, src);
+    // A rotation (the same list) keeps its key, and so its expiry, even when the pop emptied
+    // it for a moment (Redis pushes before it deletes an empty source).
+    if src != dst {
+        drop_if_empty(ctx, src);
+    }
     if matches!(get_list(ctx, dst), Ok(None)) {
         ctx.db().set(dst, Value::List(Box::default()), 0);
     }
