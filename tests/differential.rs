@@ -564,9 +564,10 @@ fn replicas_caught_up(master: &mut Raw, replicas: usize) {
 /// embstr, as in Redis).
 #[test]
 fn random_commands_replicate_and_persist_as_redis() {
+    let shards = std::env::var("SLOTCORE_DIFF_SHARDS").unwrap_or_else(|_| "2".to_string());
     let master = Server::slotcore(&[
         "--shards",
-        "2",
+        &shards,
         "--enable-debug-command",
         "yes",
         "--appendonly",
@@ -626,4 +627,26 @@ fn random_commands_replicate_and_persist_as_redis() {
     let late = Server::redis(&["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &port]);
     replicas_caught_up(&mut ctl, 3);
     assert_eq!(digests(&mut late.raw()), want, "a redis-server replica synced from the master's snapshot");
+    // The master's AOF files, copied: redis-check-aof accepts them and a redis-server loads
+    // the master's data from them.
+    let copy = std::env::temp_dir().join(format!("slotcore-diff-aof-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(copy.join("appendonlydir")).expect("create the copy's directory");
+    for e in std::fs::read_dir(master.dir.join("appendonlydir")).expect("the master's appendonlydir") {
+        let e = e.expect("a directory entry");
+        std::fs::copy(e.path(), copy.join("appendonlydir").join(e.file_name())).expect("copy an AOF file");
+    }
+    let check = std::process::Command::new("redis-check-aof")
+        .arg(copy.join("appendonlydir/appendonly.aof.manifest"))
+        .output()
+        .expect("run redis-check-aof");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("All AOF files and manifest are valid"), "redis-check-aof:\n{text}");
+    let dir = copy.to_string_lossy().into_owned();
+    let loaded = Server::redis(&["--enable-debug-command", "yes", "--appendonly", "yes", "--dir", &dir]);
+    let mut r = loaded.raw();
+    common::until("redis-server to load the AOF", || r.cmd(&["INFO", "persistence"]).contains("\r\nloading:0\r\n"));
+    assert_eq!(digests(&mut r), want, "a redis-server loading the master's AOF");
+    drop(loaded);
+    let _ = std::fs::remove_dir_all(&copy);
 }
