@@ -530,6 +530,37 @@ fn random_commands_over_two_shards_answer_as_redis() {
     }
 }
 
+/// An INFO field of `r` as a number (0 when absent).
+fn info_number(r: &mut Raw, section: &str, field: &str) -> u64 {
+    let text = r.cmd(&["INFO", section]);
+    let prefix = format!("{field}:");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Makes `to`, a replica of `from`, the master of `from` and `other` (once it has all of
+/// `from`'s stream, as a failover waits for: REPLICAOF NO ONE, then both follow it) and
+/// asserts that both continue with a partial resync, as Redis's replicas do after a failover
+/// (the old master as well: it offers its own history), and hold `to`'s data once caught up.
+fn hand_over(to: &mut Raw, to_port: u16, from: &mut Raw, other: &mut Raw, what: &str) {
+    replicas_caught_up(from, 2);
+    let partial = info_number(to, "stats", "sync_partial_ok");
+    let full = info_number(to, "stats", "sync_full");
+    assert_eq!(to.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
+    let port = to_port.to_string();
+    for r in [&mut *from, &mut *other] {
+        assert!(r.cmd(&["REPLICAOF", "127.0.0.1", &port]).starts_with("+OK"));
+    }
+    replicas_caught_up(to, 2);
+    assert_eq!(
+        (info_number(to, "stats", "sync_partial_ok") - partial, info_number(to, "stats", "sync_full") - full),
+        (2, 0),
+        "{what}: both replicas continue (partial, full)"
+    );
+    let want = digests(to);
+    assert_replica_holds(from, to, &want, &format!("{what}: the old master"));
+    assert_replica_holds(other, to, &want, &format!("{what}: the other replica"));
+}
+
 /// Asserts a replica's DEBUG DIGEST is the master's (`want`); when not, the message lists the
 /// keys of both (a full sync may change encodings, so only a difference is shown this way).
 fn assert_replica_holds(replica: &mut Raw, master: &mut Raw, want: &[String], what: &str) {
@@ -622,6 +653,25 @@ fn random_commands_replicate_and_persist_as_redis() {
         // The reloads are not in the stream: the replicas still agree.
         replicas_caught_up(&mut ctl, 2);
         assert_replica_holds(&mut r1, &mut ctl, &want, &format!("slotcore replica after the reloads, seed {seed}"));
+        if seed % 2 == 0 {
+            // A failover to the slotcore replica, writes there, and back.
+            hand_over(&mut r1, ours_replica.port, &mut ctl, &mut r2, &format!("failover, seed {seed}"));
+            let mut w = Raw::connect(ours_replica.port);
+            run_seed(seed * 0x9e6c_63d0_676a_9a99, &mut w, &mut theirs, 300);
+            theirs.cmd(&["SELECT", "0"]);
+            hand_over(&mut ctl, master.port, &mut r1, &mut r2, &format!("failback, seed {seed}"));
+            // A replica's encodings may differ from its master's, in Redis too: SORT turns a
+            // listpack zset into a skiplist in place, and no replica sees it. A reload on both
+            // sides gives each key the encoding its size calls for before the next stream.
+            for c in [&mut ctl, &mut theirs] {
+                assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+            }
+            assert_same_keys(
+                key_states(&mut ctl),
+                key_states(&mut theirs),
+                &format!("after the failback, seed {seed}"),
+            );
+        }
     }
     let want = digests(&mut ctl);
     let late = Server::redis(&["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &port]);
