@@ -53,6 +53,15 @@ fn info_number(r: &mut Raw, section: &str, field: &str) -> u64 {
 /// (the old master as well: it offers its own history), and hold `to`'s data once caught up.
 fn hand_over(to: &mut Raw, to_port: u16, from: &mut Raw, other: &mut Raw, what: &str) {
     replicas_caught_up(from, 2);
+    // WAIT counts a replica whose acknowledged offset reached the stream's end when WAIT was
+    // called; the REPLCONF GETACK it sent after may still be on its way, and a replica
+    // promoted before taking it would leave its master ahead of its history. So both take the
+    // whole stream first (nothing else writes meanwhile), as a failover pauses writes first.
+    common::until("the replicas to take the whole stream", || {
+        let end = info_number(from, "replication", "master_repl_offset");
+        [&mut *to, &mut *other].into_iter().all(|r| info_number(r, "replication", "slave_repl_offset") == end)
+    });
+    let before = (from.cmd(&["INFO", "replication"]), to.cmd(&["INFO", "replication"]));
     let partial = info_number(to, "stats", "sync_partial_ok");
     let full = info_number(to, "stats", "sync_full");
     assert_eq!(to.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
@@ -64,7 +73,10 @@ fn hand_over(to: &mut Raw, to_port: u16, from: &mut Raw, other: &mut Raw, what: 
     assert_eq!(
         (info_number(to, "stats", "sync_partial_ok") - partial, info_number(to, "stats", "sync_full") - full),
         (2, 0),
-        "{what}: both replicas continue (partial, full)"
+        "{what}: both replicas continue (partial, full)\nbefore, the old master: {}\nthe new one: {}\nafter: {}",
+        before.0,
+        before.1,
+        to.cmd(&["INFO", "replication"])
     );
     let want = digests(to);
     assert_replica_holds(from, to, &want, &format!("{what}: the old master"));

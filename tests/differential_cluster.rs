@@ -78,6 +78,7 @@ fn random_commands_in_a_resharded_cluster_answer_as_redis() {
     let slot = theirs.cmd(&["CLUSTER", "KEYSLOT", "{t}"]).trim().trim_start_matches(':').to_string();
     let seeds: u64 = std::env::var("SLOTCORE_DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let mut owner = 1;
+    let mut moved = 0;
     for seed in 1..=seeds {
         let mut ours = Raw::connect(nodes[owner].port);
         run_seed(seed * 0x5851_f42d_4c95_7f2d, &mut ours, &mut theirs, 1000);
@@ -89,11 +90,13 @@ fn random_commands_in_a_resharded_cluster_answer_as_redis() {
         let (src, dst) = if owner == 1 { (&mut a[0], &mut b[0]) } else { (&mut b[0], &mut a[0]) };
         assert_eq!(src.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot]), ":0\r\n", "the old owner keeps keys, seed {seed}");
         let moved_keys = key_states(dst);
-        // The stream leaves most of the twelve names holding something.
-        assert!(moved_keys.len() >= 6, "only {} keys moved, seed {seed}", moved_keys.len());
+        moved += moved_keys.len();
         assert_same_keys(moved_keys, key_states(&mut theirs), &format!("the new owner's keys, seed {seed}"));
         // The old owner redirects to the new one.
-        let moved = src.cmd(&["GET", "{t}k0"]);
-        assert!(moved.starts_with(&format!("-MOVED {slot} 127.0.0.1:{}", nodes[owner].port)), "{moved}");
+        let redirect = src.cmd(&["GET", "{t}k0"]);
+        assert!(redirect.starts_with(&format!("-MOVED {slot} 127.0.0.1:{}", nodes[owner].port)), "{redirect}");
     }
+    // The streams leave most of the twelve names holding something (a FLUSHALL near a
+    // stream's end leaves few).
+    assert!(moved as u64 >= 4 * seeds, "only {moved} keys moved in {seeds} moves");
 }
