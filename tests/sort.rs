@@ -243,3 +243,35 @@ fn pattern_reads_across_shards_are_atomic() {
     }
     writer.join().expect("writer");
 }
+
+/// SORT ... BY/GET called from a script reads the pattern keys wherever they live, as when a
+/// client calls it: with no declared keys, with the sorted key declared, inside EXEC, and
+/// with STORE. Until 2026-12-07 a script ran it on the sorted key's shard alone, so the
+/// weights and GET values on other shards read as missing (found by the differential test's
+/// scripted commands).
+#[test]
+fn sort_patterns_from_scripts_read_every_shard() {
+    let s = Server::slotcore_shards(3);
+    let o = Server::redis(&[]);
+    let sort = "return redis.pcall('SORT', ARGV[1], 'BY', 'w_*', 'GET', '#', 'GET', 'w_*', 'GET', 'h_*->f')";
+    let declared = "return redis.pcall('SORT', KEYS[1], 'BY', 'w_*', 'GET', '#', 'GET', 'w_*')";
+    let store = "return redis.pcall('SORT', KEYS[1], 'BY', 'w_*', 'GET', 'w_*', 'STORE', KEYS[2])";
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["RPUSH", "l", "a", "b", "c", "d", "e", "f"],
+            &["MSET", "w_a", "6", "w_b", "5", "w_c", "4", "w_d", "3", "w_e", "2", "w_f", "1"],
+            &["HSET", "h_a", "f", "ha"],
+            &["HSET", "h_e", "f", "he"],
+            &["EVAL", sort, "0", "l"],
+            &["EVAL", declared, "1", "l"],
+            &["EVAL", store, "2", "l{l}", "l"],
+            &["EVAL", store, "2", "l", "dst"],
+            &["LRANGE", "dst", "0", "-1"],
+            &["MULTI"],
+            &["EVAL", sort, "0", "l"],
+            &["EXEC"],
+        ],
+    );
+}

@@ -258,3 +258,9 @@ pub(super) fn count_rejected(st: &mut ShardState, command: Option<&'static str>,
 pub(super) fn resolve_known(args: &[Bytes]) -> Option<(&'static cmd::CommandSpec, &'static str)> {
     cmd::table::resolve(args).filter(|(spec, _)| spec.subcommands.is_empty() || args.len() < 2)
 }
+
+/// Whether `args` (a call of `spec`) reads keys its data names on a node of several shards
+/// (SORT ... BY/GET): such a call needs every shard, as a node-wide command does.
+pub(super) fn reads_derived(spec: &cmd::CommandSpec, args: &[Bytes], nshards: usize) -> bool {
+    matches!(spec.keys, cmd::Keys::Derived { reads_more, .. } if nshards > 1 && reads_more(args))
+}

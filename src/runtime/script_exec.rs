@@ -30,7 +30,7 @@
 //! clients (who get BUSY) and SCRIPT KILL, and resumes the script.
 
 use super::mesh::{HeldOp, HeldResult};
-use super::script_common::{count_rejected, Common, Published, NON_LOCAL, NOT_ALLOWED, RESTARTING};
+use super::script_common::{count_rejected, reads_derived, Common, Published, NON_LOCAL, NOT_ALLOWED, RESTARTING};
 use super::script_undo::{self, Undo};
 use super::shard::Shard;
 use crate::cluster::redirect;
@@ -219,9 +219,9 @@ impl DirectHost<'_> {
                 .map(|&i| args[i].clone())
                 .collect()
         };
-        if !foreign.is_empty() {
-            // (In cluster mode only a script without declared keys, or one allowed to cross
-            // slots, gets here: the key is in a slot of this node, which Redis serves.)
+        // (In cluster mode only a script without declared keys, or one allowed to cross
+        // slots, gets here: the key is in a slot of this node, which Redis serves.)
+        if !foreign.is_empty() || reads_derived(spec, args, self.c.nshards) {
             return Err(self.need_node());
         }
         let mut st = self.shard.state.borrow_mut();
@@ -342,6 +342,15 @@ impl CopyHost<'_> {
         };
         if !missing.is_empty() {
             self.c.restart = Some(missing);
+            return Err(RESTARTING.into());
+        }
+        if reads_derived(spec, args, self.c.nshards) {
+            // Keys its data names may live anywhere: the whole node (a forked debugging
+            // session has its copy only).
+            if self.discard {
+                return Ok(Reply::err(NOT_ALLOWED));
+            }
+            self.c.restart = Some(Vec::new());
             return Err(RESTARTING.into());
         }
         self.st.changes.set_excluded(Unit::TO_ALL & !repl);

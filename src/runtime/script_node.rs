@@ -26,7 +26,7 @@
 //! records here, whichever shard recorded them.
 
 use super::mesh::{HeldOp, HeldResult, RemoteCmd};
-use super::script_common::{count_rejected, Common};
+use super::script_common::{count_rejected, reads_derived, Common};
 use super::script_exec::{drive, spec_for, start_run, Outcome};
 use super::shard::Shard;
 use crate::cluster::redirect::SlotCheck;
@@ -125,10 +125,16 @@ impl NodeHost<'_> {
                     remember: false,
                 };
                 let ms = self.ms;
-                match owners[..] {
-                    [] => self.held(self.shard.id, HeldOp::Script { db: *db, cmd: Box::new(one), ms }, excluded),
-                    [s] => self.held(s, HeldOp::Script { db: *db, cmd: Box::new(one), ms }, excluded),
-                    _ => self.spanning(one, &idx, *db, &owners, excluded),
+                if reads_derived(spec, args, self.shard.nshards) {
+                    // SORT ... BY/GET: the keys its data names may live on any shard.
+                    let all: Vec<usize> = (0..self.shard.nshards).collect();
+                    self.spanning(one, &idx, *db, &all, excluded, true)
+                } else {
+                    match owners[..] {
+                        [] => self.held(self.shard.id, HeldOp::Script { db: *db, cmd: Box::new(one), ms }, excluded),
+                        [s] => self.held(s, HeldOp::Script { db: *db, cmd: Box::new(one), ms }, excluded),
+                        _ => self.spanning(one, &idx, *db, &owners, excluded, false),
+                    }
                 }
             }
             _ => self.node(spec, fullname, db, args, excluded),
@@ -160,15 +166,37 @@ impl NodeHost<'_> {
     }
 
     /// A keyed command whose keys live on several shards: copied here, run on the copy,
-    /// written back (as `Shard::spanning_held`, waiting on this thread).
-    fn spanning(&self, one: RemoteCmd, idx: &[usize], db: usize, owners: &[usize], excluded: u8) -> Reply {
+    /// written back (as `Shard::spanning_held`, waiting on this thread). `derived`: the keys
+    /// the copied data names are copied too (only read, never written back).
+    fn spanning(
+        &self,
+        one: RemoteCmd,
+        idx: &[usize],
+        db: usize,
+        owners: &[usize],
+        excluded: u8,
+        derived: bool,
+    ) -> Reply {
         let shard = self.shard;
         let per_shard = shard.keys_by_shard(&one.args, idx);
         let mut scratch = shard.scratch_state();
         for &s in owners {
             let keys = per_shard[s].clone();
+            if keys.is_empty() {
+                continue;
+            }
             if let HeldResult::Entries(entries) = shard.held_now_to(self.tx, s, HeldOp::Fetch { keys }, 0) {
                 transaction::apply(&mut scratch.ks, entries);
+            }
+        }
+        if derived {
+            for (s, keys) in shard.derived_keys(&mut scratch, db, &one, &per_shard).into_iter().enumerate() {
+                if keys.is_empty() {
+                    continue;
+                }
+                if let HeldResult::Entries(entries) = shard.held_now_to(self.tx, s, HeldOp::Fetch { keys }, 0) {
+                    transaction::apply(&mut scratch.ks, entries);
+                }
             }
         }
         let mut clock = crate::clock::Stamp::now();

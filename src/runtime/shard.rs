@@ -650,15 +650,8 @@ impl Shard {
             }
             per_shard[s] = keys;
         }
-        if let (true, cmd::Keys::Derived { more, .. }) = (derived, cmd.spec.keys) {
-            let mut extra: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
-            for k in more(&mut scratch, db, &cmd.args) {
-                let s = self.shard_of_slot(crate::cluster::key_slot(&k));
-                if !per_shard[s].contains(&k) {
-                    extra[s].push(k);
-                }
-            }
-            for (s, keys) in extra.into_iter().enumerate() {
+        if derived {
+            for (s, keys) in self.derived_keys(&mut scratch, db, &cmd, &per_shard).into_iter().enumerate() {
                 if keys.is_empty() {
                     continue;
                 }
@@ -685,6 +678,27 @@ impl Shard {
         }
         self.merge_scratch_stats(&scratch);
         reply
+    }
+
+    /// The keys a `Keys::Derived` call names from the data copied into `scratch` (SORT's BY
+    /// and GET keys), grouped by the shard owning them, less those `per_shard` copied already.
+    pub(crate) fn derived_keys(
+        &self,
+        scratch: &mut cmd::ShardState,
+        db: usize,
+        cmd: &RemoteCmd,
+        per_shard: &[Vec<Bytes>],
+    ) -> Vec<Vec<Bytes>> {
+        let mut extra: Vec<Vec<Bytes>> = vec![Vec::new(); self.nshards];
+        if let cmd::Keys::Derived { more, .. } = cmd.spec.keys {
+            for k in more(scratch, db, &cmd.args) {
+                let s = self.shard_of_slot(crate::cluster::key_slot(&k));
+                if !per_shard[s].contains(&k) && !extra[s].contains(&k) {
+                    extra[s].push(k);
+                }
+            }
+        }
+        extra
     }
 
     /// The keys `args[idx]` grouped by the shard owning them, each once.
