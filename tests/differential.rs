@@ -40,6 +40,24 @@ fn random_commands_over_two_shards_answer_as_redis() {
     }
 }
 
+/// The streams again, every connection in RESP3 (HELLO 3): maps, sets, doubles, nulls and
+/// booleans, through scripts too, must be Redis's bytes.
+#[test]
+fn random_commands_in_resp3_answer_as_redis() {
+    let sc = Server::slotcore(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let rs = Server::redis(&["--enable-debug-command", "yes"]);
+    let (mut on0, mut on1) = common::one_per_shard(&sc);
+    let mut theirs = rs.raw();
+    for c in [&mut on0, &mut on1, &mut theirs] {
+        assert!(c.cmd(&["HELLO", "3"]).starts_with('%'));
+    }
+    let seeds: u64 = std::env::var("SLOTCORE_DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    for seed in 1..=seeds {
+        let ours = if seed % 2 == 0 { &mut on0 } else { &mut on1 };
+        run_seed(seed * 0xd6e8_feb8_6659_fd93, ours, &mut theirs, 1500);
+    }
+}
+
 /// An INFO field of `r` as a number (0 when absent).
 fn info_number(r: &mut Raw, section: &str, field: &str) -> u64 {
     let text = r.cmd(&["INFO", section]);

@@ -391,7 +391,12 @@ pub fn third_mix(rng: &mut Rng, pick: usize) -> (Vec<String>, bool) {
 pub fn elements(raw: &str) -> Option<Vec<String>> {
     let mut lines = raw.split("\r\n");
     let head = lines.next()?;
-    let n: usize = head.strip_prefix('*')?.parse().ok()?;
+    // A flat array, or in RESP3 a set or a map (its keys and values in a row).
+    let n: usize = match head.split_at_checked(1)? {
+        ("*" | "~", n) => n.parse().ok()?,
+        ("%", n) => 2 * n.parse::<usize>().ok()?,
+        _ => return None,
+    };
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let len = lines.next()?;
@@ -415,11 +420,11 @@ pub fn normalized(raw: String, unordered: bool) -> String {
 /// then answers by where its skiplist search lands, which depends on the nodes' random levels
 /// (two runs of redis-server differ).
 pub fn lex_range_undefined(theirs: &mut Raw, key: &str) -> bool {
-    let reply = theirs.cmd(&["ZRANGE", key, "0", "-1", "WITHSCORES"]);
-    let items = elements(&reply).unwrap_or_default();
-    let mut scores = items.iter().skip(1).step_by(2);
-    let first = scores.next();
-    scores.any(|s| Some(s) != first)
+    // Asked through a script: one integer in RESP2 and RESP3 alike.
+    const MIXED: &str = "if redis.call('type', KEYS[1]).ok ~= 'zset' then return 0 end \
+        local t = redis.call('zrange', KEYS[1], 0, -1, 'withscores') \
+        for i = 4, #t, 2 do if t[i] ~= t[2] then return 1 end end return 0";
+    theirs.cmd(&["EVAL", MIXED, "1", key]) == ":1\r\n"
 }
 
 /// Sends one command to both servers and asserts the replies agree.
