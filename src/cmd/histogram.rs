@@ -4,6 +4,14 @@
 //! 1 second, two significant digits. Values below 256 have their own counter; above, every
 //! power-of-two range is split into 128 equal sub-buckets. So percentiles and the
 //! power-of-two cumulative distribution come out as Redis computes them.
+//!
+//! The counters are kept in groups of [`GROUP`] (one half power-of-two range each), a group
+//! allocated on its first sample: a command's latencies usually fall in a few ranges, so a
+//! histogram holds a few KB, not the 24 KB of the flat array. Each shard keeps its own
+//! histogram per command (INFO and LATENCY HISTOGRAM merge them), so the flat array cost
+//! every shard 24 KB for each command it first ran: with four shards, the first write of each
+//! kind after start-up used four times Redis's memory, which a `maxmemory` margin of 100 KB
+//! noticed.
 
 /// Largest value tracked (1 s in ns); larger samples are counted here.
 pub const MAX_NS: u64 = 1_000_000_000;
@@ -17,17 +25,17 @@ const BUCKETS: u64 = 23;
 /// Counters in the flat array.
 pub const COUNTS_LEN: usize = ((BUCKETS + 1) * SUB_BUCKET_HALF) as usize;
 
-/// One command's latency distribution.
-#[derive(Debug, Clone)]
-pub struct Histogram {
-    counts: Box<[u64]>,
-    total: u64,
-}
+/// Counters per group (a half power-of-two range).
+const GROUP: usize = SUB_BUCKET_HALF as usize;
+/// Groups in the flat layout.
+const GROUPS: usize = COUNTS_LEN / GROUP;
 
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram { counts: vec![0; COUNTS_LEN].into_boxed_slice(), total: 0 }
-    }
+/// One command's latency distribution.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// The flat layout's counters, [`GROUP`] at a time; a group never counted is absent.
+    groups: [Option<Box<[u64; GROUP]>>; GROUPS],
+    total: u64,
 }
 
 fn bucket_of(v: u64) -> u32 {
@@ -70,8 +78,26 @@ impl Histogram {
     /// Counts one sample of `ns` nanoseconds (clamped to 1 ns .. 1 s, as Redis).
     pub fn record(&mut self, ns: u64) {
         let v = ns.clamp(1, MAX_NS);
-        self.counts[index_of(v)] += 1;
+        *self.slot(index_of(v)) += 1;
         self.total += 1;
+    }
+
+    /// The counter at `index` (< [`COUNTS_LEN`]), its group allocated if needed.
+    fn slot(&mut self, index: usize) -> &mut u64 {
+        &mut self.groups[index / GROUP].get_or_insert_with(|| Box::new([0; GROUP]))[index % GROUP]
+    }
+
+    /// The counter at `index` (0 past the end or in a group never counted).
+    fn count(&self, index: usize) -> u64 {
+        self.groups.get(index / GROUP).and_then(Option::as_deref).map_or(0, |g| g[index % GROUP])
+    }
+
+    /// The counters in index order (every index of the flat layout).
+    fn counts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.groups.iter().flat_map(|g| {
+            let group: &[u64] = g.as_deref().map_or(&[0; GROUP], |g| &g[..]);
+            group.iter().copied()
+        })
     }
 
     /// Samples counted.
@@ -81,14 +107,14 @@ impl Histogram {
 
     /// The non-zero counters as (index, count), to carry between shards.
     pub fn sparse(&self) -> Vec<(usize, u64)> {
-        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| (i, c)).collect()
+        self.counts().enumerate().filter(|&(_, c)| c > 0).collect()
     }
 
     /// Adds counters carried by [`Histogram::sparse`] (indexes out of range are ignored).
     pub fn add_sparse(&mut self, parts: &[(usize, u64)]) {
         for &(i, c) in parts {
-            if let Some(slot) = self.counts.get_mut(i) {
-                *slot += c;
+            if i < COUNTS_LEN {
+                *self.slot(i) += c;
                 self.total += c;
             }
         }
@@ -101,7 +127,7 @@ impl Histogram {
         let wanted = wanted.max(1);
         let mut seen = 0;
         let mut value = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
+        for (i, c) in self.counts().enumerate() {
             seen += c;
             if seen >= wanted {
                 value = value_at(i);
@@ -146,7 +172,7 @@ impl Histogram {
                     break;
                 }
                 let i = index as usize;
-                cumulative += self.counts[i];
+                cumulative += self.count(i);
                 value = value_at(i);
                 highest = highest_equivalent(value);
             }
@@ -191,5 +217,17 @@ mod tests {
         let mut m = Histogram::default();
         m.add_sparse(&h.sparse());
         assert_eq!(m.value_at_percentile(99.9), h.value_at_percentile(99.9));
+    }
+
+    #[test]
+    fn only_counted_groups_hold_memory() {
+        let mut h = Histogram::default();
+        for v in [1_000u64, 1_500, 2_000, MAX_NS] {
+            h.record(v);
+        }
+        assert_eq!(h.groups.iter().filter(|g| g.is_some()).count(), 3);
+        assert_eq!(h.counts().count(), COUNTS_LEN);
+        assert_eq!(h.count(index_of(MAX_NS)), 1);
+        assert_eq!(h.count(COUNTS_LEN), 0);
     }
 }
