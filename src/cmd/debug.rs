@@ -474,7 +474,7 @@ fn populate_part(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
     let prefix: &[u8] = args.get(3).map_or(b"key", |p| p);
     let view = match &shard.node.cluster {
         Some(c) => c.view(),
-        None => std::sync::Arc::new(crate::cluster::view::ClusterView::standalone(shard.node.shards)),
+        None => crate::cluster::view::ClusterView::standalone_shared(shard.node.shards),
     };
     let now = crate::storage::now_ms();
     let mut key = Vec::with_capacity(prefix.len() + 21);

@@ -145,7 +145,7 @@ fn reload_shard(shard: &mut ShardState, db: usize, args: &[Bytes]) -> Reply {
     };
     let view = match &shard.node.cluster {
         Some(c) => c.view(),
-        None => std::sync::Arc::new(crate::cluster::view::ClusterView::standalone(shard.node.shards)),
+        None => crate::cluster::view::ClusterView::standalone_shared(shard.node.shards),
     };
     let mine: Vec<file::Record> = loaded
         .records

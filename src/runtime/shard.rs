@@ -70,7 +70,7 @@ impl Shard {
             state: RefCell::new(state),
             mesh,
             gate: Gate::default(),
-            view: RefCell::new(Arc::new(ClusterView::standalone(nshards))),
+            view: RefCell::new(ClusterView::standalone_shared(nshards)),
             config_gen: std::cell::Cell::new(gen),
             follow_epoch: std::cell::Cell::new(crate::replication::role::follow_epoch()),
             tx_units: Default::default(),

@@ -21,7 +21,8 @@ const CHUNKS: usize = SLOTS / CHUNK;
 #[derive(Debug, Default)]
 pub struct SlotArray {
     /// Empty until the first key; then [`CHUNKS`] entries, a chunk allocated on first use.
-    chunks: Vec<Option<Box<[SlotTable]>>>,
+    /// (A chunk's box is a thin pointer: a slice's box, twice the size, made this array 8 KB.)
+    chunks: Vec<Option<Box<[SlotTable; CHUNK]>>>,
     /// Keys with an expiry per slot, kept beside the tables in chunks of the same slots,
     /// allocated on a chunk's first such key and freed when its counts are back to zero: a
     /// keyspace without expiries pays nothing for them, and a table stays the 32 bytes of its
@@ -48,7 +49,8 @@ impl SlotArray {
         if self.chunks.is_empty() {
             self.chunks.resize_with(CHUNKS, || None);
         }
-        let chunk = self.chunks[slot / CHUNK].get_or_insert_with(|| (0..CHUNK).map(|_| SlotTable::default()).collect());
+        let chunk =
+            self.chunks[slot / CHUNK].get_or_insert_with(|| Box::new(std::array::from_fn(|_| SlotTable::default())));
         &mut chunk[slot % CHUNK]
     }
 
