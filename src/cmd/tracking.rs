@@ -251,6 +251,17 @@ pub fn expired(st: &mut ShardState, keys: &[Box<[u8]>]) {
     }
 }
 
+/// A key evicted: invalidated with no writer, as [`expired`]. Returns the key's copy the
+/// messages share when some tracker was sent one (see `memory::in_flight`).
+pub fn evicted(st: &mut ShardState, key: &[u8]) -> Option<Bytes> {
+    if !st.node.tracking.active() {
+        return None;
+    }
+    let copy = Bytes::copy_from_slice(key);
+    invalidate(st, &copy, 0);
+    (!copy.is_unique()).then_some(copy)
+}
+
 /// FLUSHDB/FLUSHALL on this shard: every tracking client whose home is this shard hears a
 /// null invalidation, and the shard's table is emptied.
 pub fn flushed(st: &mut ShardState) {

@@ -340,7 +340,8 @@ impl Conn {
             // A transaction holds this shard's keys: no eviction under it.
             crate::memory::used_for_evict() > crate::memory::maxmemory() && !crate::memory::replica_ignores()
         } else {
-            let oom = crate::memory::evict::before_command(&mut self.shard.state.borrow_mut());
+            let ran = self.evicted_node_wide.take();
+            let oom = crate::memory::evict::before_command(&mut self.shard.state.borrow_mut(), ran);
             self.take_early_pushes();
             oom
         };
@@ -453,9 +454,11 @@ impl Conn {
                 clock = crate::clock::Stamp::now();
             }
             // `maxmemory` on a node of several shards: keys on the other shards are evicted
-            // for this command too, before it runs. One relaxed load while `maxmemory` is 0.
+            // for this command too, before it runs (the command's own check then runs no
+            // second cycle). One relaxed load while `maxmemory` is 0.
+            self.evicted_node_wide = None;
             if crate::memory::maxmemory() != 0 && self.shard.nshards > 1 && !self.client.borrow().master {
-                Box::pin(crate::memory::evict::before_command_node_wide(&self.shard)).await;
+                self.evicted_node_wide = Box::pin(crate::memory::evict::before_command_node_wide(&self.shard)).await;
             }
             let mut route = self.route(req);
             if !self.early_pushes.is_empty() {

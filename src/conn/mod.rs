@@ -78,6 +78,10 @@ pub struct Conn {
     /// Invalidations of keys evicted before this client's current command, which go out
     /// before its reply (see `Conn::oom_refusal`).
     early_pushes: Vec<u8>,
+    /// The eviction cycle of the command about to run already ran node-wide (see
+    /// `memory::evict::before_command_node_wide`), and whether the node was still out of
+    /// memory after it: the command's own check takes that instead of a second cycle.
+    evicted_node_wide: Option<bool>,
     /// Cluster mode: the slot check of the script command routed last, for its job (see
     /// `ScriptJob::cluster_check`).
     pub(crate) script_check: crate::cluster::redirect::SlotCheck,
@@ -266,6 +270,7 @@ impl Conn {
             handoff: None,
             obuf_clock: Default::default(),
             early_pushes: Vec::new(),
+            evicted_node_wide: None,
             script_check: Default::default(),
             script_asking: false,
             monitor_rx: None,

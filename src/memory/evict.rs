@@ -47,6 +47,7 @@ pub fn perform(st: &mut ShardState) -> Outcome {
     if max == 0 || replica_ignores() || crate::pause::paused(crate::storage::cached_ms()) {
         return Outcome::Ok;
     }
+    super::in_flight::settle();
     let mut now_used = used_for_evict();
     if now_used <= max {
         return Outcome::Ok;
@@ -84,8 +85,12 @@ pub fn perform(st: &mut ShardState) -> Outcome {
             evicted += 1;
             st.changes.record_expired(db, std::slice::from_ref(&key), unlink);
             crate::cmd::notify::emit(st, crate::cmd::notify::EVICTED, "evicted", &key, db);
-            // Trackers of the key hear of it (Redis signals an evicted key as modified).
-            crate::cmd::tracking::expired(st, std::slice::from_ref(&key));
+            // Trackers of the key hear of it (Redis signals an evicted key as modified); the
+            // messages are left out of the count until their connections take them.
+            let telling = thread_net();
+            if let Some(copy) = crate::cmd::tracking::evicted(st, &key) {
+                super::in_flight::add(copy, thread_net() - telling);
+            }
             if evicted % 16 == 0 {
                 // Others may have freed memory meanwhile (or ours was all in the snapshot's copy).
                 if used_for_evict() <= max {
@@ -105,19 +110,28 @@ pub fn perform(st: &mut ShardState) -> Outcome {
 /// Before a command on its home shard (Redis's `processCommand` maxmemory step): evicts as
 /// needed and says whether the node is out of memory (a `denyoom` command, and any command
 /// queued in MULTI, is then refused with [`super::OOM`]). Also remembers the state for
-/// [`pre_command_oom`].
-pub fn before_command(st: &mut ShardState) -> bool {
+/// [`pre_command_oom`]. `node_wide`: the command's cycle already ran
+/// ([`before_command_node_wide`]), and whether the node was out of memory after it; Redis runs
+/// one cycle per command, and a second one here, right after the first, found the first one's
+/// invalidations still on their way to other shards' clients and evicted as many keys again.
+pub fn before_command(st: &mut ShardState, node_wide: Option<bool>) -> bool {
     if maxmemory() == 0 {
         PRE_COMMAND_OOM.with(|c| c.set(false));
         return false;
     }
-    // Clients over `maxmemory-clients` go before keys (Redis's `processCommand` evicts
-    // clients first): the memory they give back may spare the keys.
-    if super::clients::limit() != 0 {
-        super::clients::evict_local(st);
-    }
-    let oom = perform(st) == Outcome::Fail;
-    st.flush_changes();
+    let oom = match node_wide {
+        Some(oom) => oom,
+        None => {
+            // Clients over `maxmemory-clients` go before keys (Redis's `processCommand` evicts
+            // clients first): the memory they give back may spare the keys.
+            if super::clients::limit() != 0 {
+                super::clients::evict_local(st);
+            }
+            let oom = perform(st) == Outcome::Fail;
+            st.flush_changes();
+            oom
+        }
+    };
     PRE_COMMAND_OOM.with(|c| c.set(oom));
     oom
 }
@@ -127,14 +141,23 @@ pub fn before_command(st: &mut ShardState) -> bool {
 /// on the other shards in turn until the node is under the ceiling, so that a command evicts
 /// keys wherever they live before it runs, as Redis's `performEvictions` picks among all keys.
 /// Each shard that evicts writes its trackers' invalidations into their inboxes before it
-/// answers, so the caller's own come before its reply. The home's own cycle runs again, as
-/// usual, when the command is routed ([`before_command`]): cheap once under the ceiling.
-pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) {
+/// answers, so the caller's own come before its reply. Returns, when it ran a cycle, whether
+/// the node is still out of memory (for [`before_command`], which then runs none of its own);
+/// None when it ran none (under the ceiling, `noeviction`, or a transaction holds the shard).
+pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) -> Option<bool> {
     if maxmemory() == 0 || shard.nshards < 2 || policy() == super::Policy::NoEviction {
-        return;
+        return None;
     }
     if used_for_evict() <= maxmemory() || shard.gate.holder().is_some() {
-        return;
+        return None;
+    }
+    // Clients over `maxmemory-clients` go before keys, wherever they live (Redis's
+    // `processCommand` evicts clients first): the memory they give back may spare the keys.
+    if super::clients::limit() != 0 {
+        super::clients::evict(shard).await;
+        if used_for_evict() <= maxmemory() || shard.gate.holder().is_some() {
+            return None;
+        }
     }
     let here = {
         let mut st = shard.state.borrow_mut();
@@ -143,15 +166,16 @@ pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) {
         o
     };
     if here != Outcome::Fail {
-        return;
+        return Some(false);
     }
     for i in 1..shard.nshards {
         let to = (shard.id + i) % shard.nshards;
         let r = shard.on_shard(to, evict_here, 0, Vec::new()).await;
         if matches!(r, crate::protocol::Reply::Int(0)) || used_for_evict() <= maxmemory() {
-            return;
+            return Some(false);
         }
     }
+    Some(used_for_evict() > maxmemory())
 }
 
 /// One eviction cycle on this shard for another shard's command: 0 when the node is under the

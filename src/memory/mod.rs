@@ -44,6 +44,7 @@
 
 pub mod clients;
 pub mod evict;
+pub mod in_flight;
 pub mod mallctl;
 pub mod obuf;
 
@@ -569,11 +570,12 @@ fn aof_buffer() -> u64 {
 }
 
 /// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`] (the
-/// replicas' output and the feed's records taken with the same base), and less the memory of
-/// evicted clients on its way back ([`clients::closing_bytes`]).
+/// replicas' output and the feed's records taken with the same base), less the memory of
+/// evicted clients on its way back ([`clients::closing_bytes`]), and less evicted keys'
+/// invalidations on their way to trackers on other shards ([`in_flight`]).
 pub fn used_for_evict() -> u64 {
     let (used, left_out) = used_and_output();
-    used.saturating_sub(left_out + aof_buffer() + clients::closing_bytes())
+    used.saturating_sub(left_out + aof_buffer() + clients::closing_bytes() + in_flight::left_out())
 }
 
 #[cfg(test)]
