@@ -229,6 +229,16 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
         }
         return Plan::AllShards { run: enforce, merge: Box::new(|_, _| Reply::Ok) };
     }
+    if ctx.node().shards > 1 {
+        // Every shard takes the new settings before the reply, as Redis's apply at once: a
+        // shard idle until its cron kept the previous snapshot (12 KB) alive meanwhile, which a
+        // `maxmemory` set 10 KB over the used memory counted, and keys were evicted for it.
+        fn adopt(shard: &mut ShardState, _db: usize, _args: &[Bytes]) -> Reply {
+            shard.config = shard.node.config();
+            Reply::Ok
+        }
+        return Plan::AllShards { run: adopt, merge: Box::new(|_, _| Reply::Ok) };
+    }
     Plan::Reply(Reply::Ok)
 }
 
