@@ -175,6 +175,11 @@ pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) -> O
             return Some(false);
         }
     }
+    // Refused for memory: confirmed with jemalloc's total of now. The round of the shards takes
+    // a while, and the count it began with may hold memory given back since by threads that
+    // publish no count of their own (a second cycle of the command's own check used to look
+    // again here; without it, transient totals refused writes a 100 KB margin had room for).
+    super::refresh();
     Some(used_for_evict() > maxmemory())
 }
 
