@@ -62,7 +62,7 @@ struct InFlight {
     /// True while everything outstanding only reads.
     all_read: bool,
     /// Receivers with the request indexes they answer.
-    waiting: Vec<(Vec<usize>, oneshot::Receiver<crate::runtime::mesh::BatchDone>)>,
+    waiting: Vec<(Vec<usize>, oneshot::Receiver<crate::runtime::mesh::BatchAnswer>)>,
     /// The batch being built for one remote shard.
     open: Option<(usize, Vec<usize>, Vec<RemoteCmd>)>,
 }

@@ -571,8 +571,8 @@ fn aof_buffer() -> u64 {
 
 /// Used memory as the ceiling counts it: [`used`] less [`not_counted_for_evict`] (the
 /// replicas' output and the feed's records taken with the same base), less the memory of
-/// evicted clients on its way back ([`clients::closing_bytes`]), and less evicted keys'
-/// invalidations on their way to trackers on other shards ([`in_flight`]).
+/// evicted clients on its way back ([`clients::closing_bytes`]), and less what travels from
+/// one shard to another's clients ([`in_flight`]: evicted keys' invalidations, replies).
 pub fn used_for_evict() -> u64 {
     let (used, left_out) = used_and_output();
     used.saturating_sub(left_out + aof_buffer() + clients::closing_bytes() + in_flight::left_out())

@@ -43,6 +43,10 @@ pub type HeldDone = (HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes
 /// ran long enough for the issuing client's shard to note (usually none).
 pub type BatchDone = (Vec<Reply>, Vec<crate::cmd::slowlog::SlowNote>);
 
+/// What a [`Msg::Batch`] answers: its [`BatchDone`], and the replies' bytes left out of the
+/// ceiling's count while they travel (see `memory::in_flight`).
+pub type BatchAnswer = (BatchDone, crate::memory::in_flight::Replies);
+
 /// A message to a shard.
 pub enum Msg {
     /// Serve a client socket another shard accepted (`balance`): the fd is the receiver's now.
@@ -60,7 +64,7 @@ pub enum Msg {
         cmds: Vec<RemoteCmd>,
         /// One reply per command, and the commands that SLOWLOG or the latency monitor
         /// should note.
-        reply: oneshot::Sender<BatchDone>,
+        reply: oneshot::Sender<BatchAnswer>,
     },
     /// Run a function on this shard once its gate is open (deferred while a transaction holds
     /// it), e.g. one step of SCAN.

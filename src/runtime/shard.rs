@@ -3,7 +3,7 @@
 //! command spans shards or the whole node).
 
 use super::gate::Gate;
-use super::mesh::{BatchDone, HeldDone, HeldOp, HeldResult, Msg, RemoteCmd};
+use super::mesh::{BatchAnswer, BatchDone, HeldDone, HeldOp, HeldResult, Msg, RemoteCmd};
 use super::mesh_links::Senders;
 use crate::cluster::redirect;
 use crate::cluster::view::{ClusterView, SlotRoute};
@@ -188,7 +188,8 @@ impl Shard {
                     return;
                 }
                 let replies = self.run_batch(db, &cmds);
-                let _ = reply.send(replies);
+                let travelling = crate::memory::in_flight::Replies::of(&replies.0);
+                let _ = reply.send((replies, travelling));
             }
             Msg::Run { run, db, args, reply } => {
                 if self.gate.holder().is_some() {
@@ -390,7 +391,7 @@ impl Shard {
     // ---- outbound: used by connections --------------------------------------------------
 
     /// Sends a batch to a remote shard; the receiver yields its replies.
-    pub async fn send_batch(&self, to: usize, db: usize, cmds: Vec<RemoteCmd>) -> oneshot::Receiver<BatchDone> {
+    pub async fn send_batch(&self, to: usize, db: usize, cmds: Vec<RemoteCmd>) -> oneshot::Receiver<BatchAnswer> {
         let (tx, rx) = oneshot::channel();
         // A failed send drops `tx`, so the receiver reports the peer as gone.
         let _ = self.mesh.send_to(to, Msg::Batch { db, cmds, reply: tx }).await;
@@ -398,9 +399,10 @@ impl Shard {
     }
 
     /// Waits for replies of a batch sent with `send_batch`.
-    pub async fn recv_batch(rx: oneshot::Receiver<BatchDone>, n: usize) -> BatchDone {
+    pub async fn recv_batch(rx: oneshot::Receiver<BatchAnswer>, n: usize) -> BatchDone {
         match rx.await {
-            Ok(r) => r,
+            // The replies are this shard's now: they count again (`travelling` is dropped).
+            Ok((r, _travelling)) => r,
             Err(_) => ((0..n).map(|_| Reply::err(PEER_GONE)).collect(), Vec::new()),
         }
     }
