@@ -206,3 +206,36 @@ fn debug_and_selftest() {
     same_bytes(&mut sc, &mut oc, "d");
     assert_eq!(sc.cmd(&["PFSELFTEST"]), "+OK\r\n");
 }
+
+/// A HyperLogLog short enough to be `embstr` (made by RESTORE) stays `embstr` when only read:
+/// PFCOUNT of several keys and PFMERGE's keys leave it as stored, also when PFMERGE then fails
+/// on a later key of another type (inside MULTI too); PFCOUNT of the key alone caches the
+/// count in it and makes it `raw`, as Redis's. Until 2026-12-07 every read made it `raw`
+/// (found by the differential test).
+#[test]
+fn reads_leave_an_embstr_hyperloglog_as_stored() {
+    let s = Server::slotcore_shards(2);
+    let o = Server::redis(&[]);
+    let copy = "local d = redis.call('DUMP', KEYS[1]) redis.call('RESTORE', KEYS[2], 0, d) \
+                redis.call('RESTORE', KEYS[3], 0, d) return 1";
+    assert_same(
+        &mut s.raw(),
+        &mut o.raw(),
+        &[
+            &["PFADD", "{h}1", "a"],
+            &["EVAL", copy, "3", "{h}1", "{h}2", "{h}3"],
+            &["OBJECT", "ENCODING", "{h}2"],
+            &["SADD", "{h}s", "x"],
+            &["PFMERGE", "{h}2", "{h}1", "{h}s"],
+            &["OBJECT", "ENCODING", "{h}2"],
+            &["MULTI"],
+            &["PFMERGE", "{h}3", "{h}1", "{h}s"],
+            &["EXEC"],
+            &["OBJECT", "ENCODING", "{h}3"],
+            &["PFCOUNT", "{h}2", "{h}1"],
+            &["OBJECT", "ENCODING", "{h}2"],
+            &["PFCOUNT", "{h}2"],
+            &["OBJECT", "ENCODING", "{h}2"],
+        ],
+    );
+}

@@ -46,6 +46,20 @@ fn read_hll<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Vec<u
     lookup_as(ctx, key, true)
 }
 
+/// A read lookup (as [`read_hll`]) that leaves the value as stored: PFCOUNT of several keys
+/// and PFMERGE's keys, which Redis reads without unsharing them (an `embstr` HyperLogLog,
+/// made by RESTORE or COPY, stays `embstr`, also when PFMERGE then fails on a later key).
+fn peek_hll<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a [u8]>, Reply> {
+    match ctx.read_entry(key) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Str(StrValue::Raw(v)) if hll::check(v) => Ok(Some(&v[..])),
+            Value::Str(_) => Err(Reply::err(NOT_HLL)),
+            _ => Err(Reply::err(errors::WRONGTYPE)),
+        },
+    }
+}
+
 fn lookup_as<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], counted: bool) -> Result<Option<&'a mut Vec<u8>>, Reply> {
     let now = ctx.now_ms;
     let e = if counted { ctx.read_entry(key) } else { ctx.db().get(key, now) };
@@ -96,7 +110,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         // The cardinality of the union, leaving every key as it is.
         let mut regs = vec![0u8; hll::REGISTERS];
         for key in &args[1..] {
-            match read_hll(ctx, key) {
+            match peek_hll(ctx, key) {
                 Ok(Some(v)) => {
                     if hll::merge_into(&mut regs, v).is_err() {
                         return Reply::err(INVALID);
@@ -130,7 +144,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut regs = vec![0u8; hll::REGISTERS];
     let mut dense = false;
     for key in &args[1..] {
-        match read_hll(ctx, key) {
+        match peek_hll(ctx, key) {
             Ok(Some(v)) => {
                 dense |= hll::encoding(v) == Encoding::Dense;
                 if hll::merge_into(&mut regs, v).is_err() {
