@@ -434,7 +434,9 @@ pub fn both(ours: &mut Raw, theirs: &mut Raw, args: &[String], unordered: bool, 
     if a.contains(&"BYLEX") && a.contains(&"[a") {
         // Inside MULTI the key cannot be looked at first: left out.
         let in_multi = history.iter().rev().find(|h| *h == "MULTI" || *h == "EXEC").is_some_and(|h| h == "MULTI");
-        if in_multi || lex_range_undefined(theirs, a[1]) {
+        // The key follows ZRANGE, also when a script calls it.
+        let key = a.iter().position(|&x| x == "ZRANGE").map_or(a[1], |i| a[i + 1]);
+        if in_multi || lex_range_undefined(theirs, key) {
             return;
         }
     }
