@@ -17,6 +17,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
+use std::task::{Poll, Waker};
 
 /// What a pause holds (Redis's `pause_type`; ordered by strength).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +47,9 @@ const PURPOSES: usize = 3;
 static END: AtomicU64 = AtomicU64::new(0);
 /// Kind of the effective pause (a `Kind` as u8).
 static KIND: AtomicU8 = AtomicU8::new(0);
+/// Bumped at every pause and unpause, so a held client looks again even when the kind and
+/// end read the same after an unpause and a new pause.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Each purpose's pause: kind and end.
 static PER: Mutex<[Option<(Kind, u64)>; PURPOSES]> = Mutex::new([None; PURPOSES]);
 
@@ -83,6 +87,8 @@ pub fn pause(purpose: Purpose, end_ms: u64, kind: Kind) {
         });
         recompute(per, now);
     });
+    GENERATION.fetch_add(1, Ordering::Release);
+    hold_changed();
 }
 
 /// Ends `purpose`'s pause (the others go on).
@@ -92,6 +98,58 @@ pub fn unpause(purpose: Purpose) {
         per[purpose as usize] = None;
         recompute(per, now);
     });
+    GENERATION.fetch_add(1, Ordering::Release);
+    hold_changed();
+}
+
+/// Counts the pauses and unpauses so far (see [`GENERATION`]).
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// End (Unix ms) of the effective pause; 0 when none is on, `u64::MAX` until unpaused.
+pub fn end_ms() -> u64 {
+    END.load(Ordering::Acquire)
+}
+
+/// Announcements of a change in what holds clients' commands.
+static HOLD_CHANGES: AtomicU64 = AtomicU64::new(0);
+/// The shards' watchers of held clients waiting for the next announcement.
+static HOLD_WATCHERS: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+
+/// Announces, from any thread, that what holds clients' commands may have changed: this pause,
+/// a full sync's load ([`crate::replication::role::set_load_held`]) or a DEBUG SLEEP's end.
+/// Wakes each shard's watcher of held clients.
+pub fn hold_changed() {
+    HOLD_CHANGES.fetch_add(1, Ordering::AcqRel);
+    let watchers = std::mem::take(&mut *HOLD_WATCHERS.lock().unwrap_or_else(|p| p.into_inner()));
+    watchers.into_iter().for_each(Waker::wake);
+}
+
+/// The count of announcements so far.
+pub fn hold_changes() -> u64 {
+    HOLD_CHANGES.load(Ordering::Acquire)
+}
+
+/// Completes once an announcement follows the count `seen`.
+pub async fn next_hold_change(seen: u64) {
+    futures_lite::future::poll_fn(|cx| {
+        if hold_changes() != seen {
+            return Poll::Ready(());
+        }
+        let mut watchers = HOLD_WATCHERS.lock().unwrap_or_else(|p| p.into_inner());
+        if !watchers.iter().any(|w| w.will_wake(cx.waker())) {
+            watchers.push(cx.waker().clone());
+        }
+        // Checked again under the lock: an announcement in between has either taken this
+        // waker or counted before this load.
+        if hold_changes() != seen {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// True when a pause may be on (it may have just ended): the per-command check, one relaxed

@@ -81,15 +81,6 @@ fn daemonize_writes_pidfile_and_serves() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the comm field.
-    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
-}
-
 #[test]
 fn six_idle_nodes_share_two_cores_without_burning_cpu() {
     let nodes: Vec<Server> = (0..6).map(|_| Server::slotcore(&["--shards", "2"])).collect();
@@ -97,9 +88,9 @@ fn six_idle_nodes_share_two_cores_without_burning_cpu() {
         assert_eq!(n.raw().cmd(&["PING"]), "+PONG\r\n");
     }
     std::thread::sleep(Duration::from_millis(500));
-    let before: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.pid())).collect();
+    let before: Vec<u64> = nodes.iter().map(|n| common::cpu_ticks(n.pid())).collect();
     std::thread::sleep(Duration::from_secs(3));
-    let after: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.pid())).collect();
+    let after: Vec<u64> = nodes.iter().map(|n| common::cpu_ticks(n.pid())).collect();
     let hz = 100.0;
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         let pct = (a - b) as f64 / hz / 3.0 * 100.0;
@@ -115,10 +106,10 @@ fn busy_poll_spins_before_parking_on_an_unpinned_node() {
     let spin_cpu = |args: &[&str]| {
         let n = Server::slotcore(args);
         std::thread::sleep(Duration::from_millis(500));
-        let before = cpu_ticks(n.pid());
+        let before = common::cpu_ticks(n.pid());
         assert_eq!(n.raw().cmd(&["PING"]), "+PONG\r\n");
         std::thread::sleep(Duration::from_millis(300));
-        cpu_ticks(n.pid()) - before
+        common::cpu_ticks(n.pid()) - before
     };
     let spinning = spin_cpu(&["--shards", "1", "--busy-poll-us", "400000"]);
     let parked = spin_cpu(&["--shards", "1"]);

@@ -18,6 +18,7 @@ mod output;
 mod pause;
 pub mod plan;
 pub mod pubsub;
+mod release;
 
 use crate::cmd::ClientState;
 use crate::protocol::request::{ParseLimits, RequestParser};

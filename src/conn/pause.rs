@@ -15,10 +15,6 @@ use crate::pause::Kind;
 use crate::protocol::request::Request;
 use futures_lite::AsyncReadExt;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-/// How often a held client looks at the pause again.
-const POLL: Duration = Duration::from_millis(2);
 
 /// The command `req` names (the subcommand for a container) and its full name; `None` when
 /// the name or the subcommand is unknown.
@@ -70,7 +66,7 @@ impl Conn {
         node.blocked_clients.fetch_add(1, Ordering::AcqRel);
         let released = async {
             loop {
-                glommio::timer::sleep(POLL).await;
+                super::release::next_change().await;
                 let now = crate::storage::tick_clock();
                 if client.borrow().killed || !crate::pause::on() || !holds(req, now, authenticated, || tx_writes) {
                     return;
@@ -119,7 +115,7 @@ impl Conn {
     #[cold]
     pub(super) async fn wait_node_released(&self) {
         while node_held() && !self.client.borrow().killed {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
+            super::release::next_change().await;
         }
     }
 }

@@ -99,6 +99,7 @@ pub fn loading() -> bool {
 /// On while clients' commands wait for a full sync's load (see `LOAD_HELD` above).
 pub fn set_load_held(on: bool) {
     set(LOAD_HELD, on);
+    crate::pause::hold_changed();
 }
 
 /// True while clients' commands wait for a full sync's load.

@@ -57,5 +57,6 @@ impl Asleep {
 impl Drop for Asleep {
     fn drop(&mut self) {
         SLEEPING.fetch_sub(1, Ordering::AcqRel);
+        crate::pause::hold_changed();
     }
 }
