@@ -21,7 +21,7 @@ use super::spec::{flags, CommandSpec};
 use crate::protocol::Reply;
 use bytes::Bytes;
 use futures_channel::oneshot;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,6 +100,9 @@ pub struct Registry {
     by_key: HashMap<Bytes, Vec<(usize, VecDeque<u64>)>>,
     /// Keys signalled since the last serving, in signal order.
     ready: VecDeque<(usize, Bytes)>,
+    /// The same keys, to signal each once without walking the queue (a node-wide run signals
+    /// every waited key: with 1000 waiters that walk was half a million comparisons).
+    ready_set: HashSet<(usize, Bytes)>,
     /// While set, writes only signal keys; serving waits for [`Registry::release`]. MULTI/EXEC
     /// (and scripts) will hold it so waiters are served after the whole transaction, as in
     /// Redis; blocking commands inside them run as their non-blocking form (their keyed
@@ -169,13 +172,20 @@ impl Registry {
 
     /// Signals `key` in every database where someone waits on it.
     pub fn signal_key(&mut self, key: &[u8]) {
-        let Some(dbs) = self.by_key.get(key) else { return };
+        let Some((stored, dbs)) = self.by_key.get_key_value(key) else { return };
         for (d, _) in dbs {
-            let d = *d;
-            if !self.ready.iter().any(|(rd, rk)| *rd == d && rk[..] == *key) {
-                self.ready.push_back((d, Bytes::copy_from_slice(key)));
+            let entry = (*d, stored.clone());
+            if self.ready_set.insert(entry.clone()) {
+                self.ready.push_back(entry);
             }
         }
+    }
+
+    /// The next signalled key, in signal order.
+    fn next_ready(&mut self) -> Option<(usize, Bytes)> {
+        let next = self.ready.pop_front()?;
+        self.ready_set.remove(&next);
+        Some(next)
     }
 
     /// Signals every key someone waits on (after node-wide work such as SWAPDB).
@@ -212,8 +222,9 @@ pub fn register(st: &mut ShardState, w: Waiter) -> bool {
 
 impl Registry {
     fn signal_key_db(&mut self, db: usize, key: &[u8]) {
-        if !self.ready.iter().any(|(rd, rk)| *rd == db && rk[..] == *key) {
-            self.ready.push_back((db, Bytes::copy_from_slice(key)));
+        let entry = (db, Bytes::copy_from_slice(key));
+        if self.ready_set.insert(entry.clone()) {
+            self.ready.push_back(entry);
         }
     }
 }
@@ -262,7 +273,7 @@ pub fn serve_ready(st: &mut ShardState) {
     // frozen clock: a key that expired during the write that signalled it (a DEBUG SLEEP
     // inside EXEC) serves nobody.
     let now = crate::storage::tick_clock();
-    while let Some((db, key)) = st.blocked.ready.pop_front() {
+    while let Some((db, key)) = st.blocked.next_ready() {
         let queue: Vec<u64> = match st.blocked.by_key.get(&key).and_then(|v| v.iter().find(|(d, _)| *d == db)) {
             Some((_, q)) => q.iter().copied().collect(),
             None => continue,

@@ -7,7 +7,7 @@
 //!   another shard) or local (a connection of this shard). A local command that only needs the
 //!   gate open queues as a taker too, for the instant its synchronous run takes, so a stream of
 //!   transactions cannot starve it.
-//! - While the gate is held, other remote work (`Msg::Batch`, `Msg::Run`) is deferred in arrival
+//! - While the gate is held, other remote work (`Msg::Batch`, `Msg::Run`, `Msg::Look`) is deferred in arrival
 //!   order; when the gate is released, deferred work runs first, then the gate passes directly
 //!   to the next taker. The gate is never open while a taker waits.
 

@@ -4,7 +4,7 @@
 //! node look dead (a difference from Redis, whose bus shares the one thread). The opposite
 //! risk is a node whose shards are stuck while its control core keeps answering PINGs: the
 //! cluster would never fail it over. So once a second the control core sends every shard a
-//! no-op over the mesh (`Msg::Run`, served like any other shard work, after a transaction
+//! no-op over the mesh (`Msg::Look`, served like any other shard work, after a transaction
 //! holding the shard lets go); a shard that has not answered its probe for node-timeout makes
 //! [`Liveness::stuck`] report it, and the bus then stops answering and sending bus messages
 //! until the shard answers again, so the other nodes flag this node PFAIL, then FAIL, and its
@@ -106,7 +106,7 @@ impl Liveness {
                     // send that waits for room in a full channel does count.
                     me.probes[s].sent.set(crate::storage::now_ms().max(1));
                     // A failed send drops the message and with it the answer's sender.
-                    let _ = mesh.send_to(s, Msg::Run { run: probe, db: 0, args: Vec::new(), reply }).await;
+                    let _ = mesh.send_to(s, Msg::Look { run: probe, args: Vec::new(), reply }).await;
                 })
                 .detach();
             }

@@ -78,6 +78,17 @@ pub enum Msg {
         /// Its reply.
         reply: oneshot::Sender<Reply>,
     },
+    /// As `Run` (in database 0), for a function that creates no key: a read (the save cron's
+    /// change count, the liveness probe) or a Pub/Sub delivery. Nothing is signalled to the
+    /// shard's blocked clients afterwards, which after a `Run` walks every key they wait on.
+    Look {
+        /// The function.
+        run: ShardFn,
+        /// Arguments.
+        args: Vec<Bytes>,
+        /// Its reply.
+        reply: oneshot::Sender<Reply>,
+    },
     /// Hold the shard for transaction `tx` (granted in arrival order).
     Lock {
         /// Transaction id.

@@ -205,6 +205,19 @@ impl Shard {
                 publish_memory();
                 let _ = reply.send(r);
             }
+            Msg::Look { run, args, reply } => {
+                if self.gate.holder().is_some() {
+                    self.gate.defer(Msg::Look { run, args, reply });
+                    return;
+                }
+                crate::storage::tick_clock();
+                let mut st = self.state.borrow_mut();
+                let r = run(&mut st, 0, &args);
+                st.flush_changes();
+                drop(st);
+                publish_memory();
+                let _ = reply.send(r);
+            }
             Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
             Msg::Held { tx, op, reply } => {
                 if self.gate.holder() != Some(tx) {
@@ -549,14 +562,15 @@ impl Shard {
         }
     }
 
-    /// Runs `run` on every shard, none of them held (each once its gate is open), returning
-    /// the replies. The requests go out before any is awaited; one connection's calls reach
-    /// each shard in the order it made them (the mesh channels are FIFO).
+    /// Runs `run`, which creates no key (see [`Msg::Look`]), on every shard, none of them
+    /// held (each once its gate is open), returning the replies. The requests go out before
+    /// any is awaited; one connection's calls reach each shard in the order it made them (the
+    /// mesh channels are FIFO).
     pub async fn each_shard(&self, run: ShardFn, args: &[Bytes]) -> Vec<Reply> {
         let mut waiting = Vec::with_capacity(self.nshards);
         for s in (0..self.nshards).filter(|&s| s != self.id) {
             let (tx, rx) = oneshot::channel();
-            let sent = self.mesh.send_to(s, Msg::Run { run, db: 0, args: args.to_vec(), reply: tx }).await;
+            let sent = self.mesh.send_to(s, Msg::Look { run, args: args.to_vec(), reply: tx }).await;
             waiting.push((sent.is_ok(), rx));
         }
         let mut out = vec![self.when_open(|| run(&mut self.state.borrow_mut(), 0, args)).await];

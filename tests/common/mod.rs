@@ -526,3 +526,10 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
+
+/// CPU clock ticks (10 ms each) the process `pid` uses over the next `d` (slept through here).
+pub fn cpu_ticks_during(pid: u32, d: Duration) -> u64 {
+    let before = cpu_ticks(pid);
+    std::thread::sleep(d);
+    cpu_ticks(pid).saturating_sub(before)
+}
