@@ -743,3 +743,28 @@ fn a_replica_limit_under_the_backlog_size_counts_as_the_backlog() {
         wait_synced(m, &r);
     }
 }
+
+/// A replica attached right after the master started gets no `ping` before the first write's
+/// SELECT when `repl-ping-replica-period` was raised first, as with redis-server: Redis pings at
+/// every period's multiple of its once-a-second cron count, whose first round runs as the
+/// server starts, before any replica can attach. slotcore's first round came 100 ms after
+/// start and pinged the replicas attached by then, whatever the period.
+#[test]
+fn a_replica_attached_at_start_gets_no_ping_before_the_first_write() {
+    let starts: [fn() -> Server; 3] = [
+        || Server::redis_on(port(), &[]),
+        || Server::slotcore_on(port(), &["--shards", "1"]),
+        || Server::slotcore_on(port(), &["--shards", "4"]),
+    ];
+    for start in starts {
+        let s = start();
+        let mut c = s.raw();
+        assert_eq!(c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]), "+OK\r\n");
+        let mut feed = common::Feed::attach(s.port);
+        // Past the first round of the master's cron whenever the replica attached.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(c.cmd(&["SET", "first", "1"]), "+OK\r\n");
+        let got = [feed.next(), feed.next()];
+        assert_eq!(got, [vec!["select", "0"], vec!["set", "first", "1"]], "port {}", s.port);
+    }
+}

@@ -749,7 +749,11 @@ impl Master {
             self.publish_backlog(repl);
             return;
         }
-        if self.cron_loops % self.settings.ping_period == 0 && !self.replicas.is_empty() && !self.following {
+        // Round 0 never pings: Redis's runs as the server starts, before any replica can
+        // attach, and here it runs 100 ms after the start, when a replica may be attached
+        // already (it got a `ping` ahead of the first write's SELECT, whatever the period).
+        let ping_due = self.cron_loops > 0 && self.cron_loops % self.settings.ping_period == 0;
+        if ping_due && !self.replicas.is_empty() && !self.following {
             // No ping while a failover pauses writes: it would move the offset the replica
             // is to reach (Redis's `manual_failover_in_progress` in `replicationCron`).
             if !crate::pause::purpose_on(crate::pause::Purpose::Failover, now_ms) {
