@@ -65,9 +65,20 @@ struct InFlight {
     waiting: Vec<(Vec<usize>, oneshot::Receiver<crate::runtime::mesh::BatchAnswer>)>,
     /// The batch being built for one remote shard.
     open: Option<(usize, Vec<usize>, Vec<RemoteCmd>)>,
+    /// What leaves the arrived replies out of the ceiling's count until they are encoded.
+    travelling: Vec<crate::memory::in_flight::Replies>,
 }
 
 impl InFlight {
+    /// The arrived replies are in the reply buffer (and their copies freed): they count again,
+    /// after this shard's count of used memory holds the frees.
+    fn encoded(&mut self) {
+        if !self.travelling.is_empty() {
+            crate::memory::publish();
+            self.travelling.clear();
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }
@@ -488,6 +499,7 @@ impl Conn {
                         // Earlier replies go out first: the client may wait a long time here.
                         self.settle(&mut fl, &mut replies, db).await;
                         self.encode_replies(&mut replies[done..i], &suppress[done..i]);
+                        fl.encoded();
                         done = i;
                         let _ = Box::pin(self.flush()).await;
                         replies[i] = Some(Box::pin(self.run_blocking(db, cmd)).await);
@@ -593,6 +605,7 @@ impl Conn {
             self.settle(&mut fl, &mut replies, db).await;
         }
         self.encode_replies(&mut replies[done..end], &suppress[done..end]);
+        fl.encoded();
         self.obuf_over();
     }
 
@@ -625,7 +638,8 @@ impl Conn {
     async fn settle(&mut self, fl: &mut InFlight, replies: &mut [Option<Reply>], db: usize) {
         self.send_open(fl, db).await;
         for (idx, rx) in fl.waiting.drain(..) {
-            let (got, slow) = crate::runtime::shard::Shard::recv_batch(rx, idx.len()).await;
+            let ((got, slow), travelling) = crate::runtime::shard::Shard::recv_batch_travelling(rx, idx.len()).await;
+            fl.travelling.push(travelling);
             for (i, r) in idx.into_iter().zip(got) {
                 replies[i] = Some(r);
             }
@@ -669,6 +683,9 @@ impl Conn {
             cmd::record_error(&mut self.shard.state.borrow_mut(), &r);
         }
         if !skip {
+            if crate::memory::clients::limit() != 0 && self.grow_for_reply(&r) {
+                return false;
+            }
             let cap = self.wbuf.capacity();
             r.encode(&mut self.wbuf, self.client.borrow().resp3);
             // Client eviction counts the reply buffer as it grows (Redis counts a client's

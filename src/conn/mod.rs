@@ -151,7 +151,7 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
         monitor::unregister(id);
     }
     conn.unwatch_all().await;
-    crate::memory::clients::forget(&mut conn.client.borrow_mut());
+    let evicted_mem = crate::memory::clients::forget(&mut conn.client.borrow_mut());
     {
         let mut st = shard.state.borrow_mut();
         crate::cmd::pubsub::drop_all(&mut st, &mut conn.client.borrow_mut());
@@ -159,6 +159,9 @@ pub async fn serve(mut stream: ClientStream, shard: Rc<Shard>) {
     }
     crate::cmd::tracking::gone(&node, id);
     node.connected_clients.fetch_sub(1, Ordering::AcqRel);
+    // Its buffers go before the ceiling's count is told.
+    drop(conn);
+    crate::memory::clients::closed(evicted_mem);
 }
 
 impl Conn {

@@ -27,6 +27,8 @@ thread_local! {
     /// The state of the command being run: over the ceiling when it started (Redis's
     /// `server.pre_command_oom_state`, read by scripts before their first write).
     static PRE_COMMAND_OOM: Cell<bool> = const { Cell::new(false) };
+    /// What ran this shard's eviction cycle (for the debug log).
+    static CAUSE: Cell<&'static str> = const { Cell::new("") };
 }
 
 /// What a cycle ended with.
@@ -66,6 +68,18 @@ pub fn perform(st: &mut ShardState) -> Outcome {
         return Outcome::Fail;
     }
     let to_free = (now_used - max) as i64;
+    tracing::debug!(
+        "maxmemory: shard {} ({}) evicts {} bytes: used {}, left out {}, closing clients {}, in flight {}, clients {} of {}",
+        st.id,
+        CAUSE.get(),
+        to_free,
+        super::used(),
+        super::not_counted_for_evict(),
+        super::clients::closing_bytes(),
+        super::in_flight::left_out(),
+        super::clients::node_total(),
+        super::clients::limit()
+    );
     let limit_us = eviction_time_limit_us();
     let start = std::time::Instant::now();
     let now_ms = crate::storage::cached_ms();
@@ -127,6 +141,7 @@ pub fn before_command(st: &mut ShardState, node_wide: Option<bool>) -> bool {
             if super::clients::limit() != 0 {
                 super::clients::evict_local(st);
             }
+            CAUSE.set("command");
             let oom = perform(st) == Outcome::Fail;
             st.flush_changes();
             oom
@@ -161,6 +176,7 @@ pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) -> O
     }
     let here = {
         let mut st = shard.state.borrow_mut();
+        CAUSE.set("command node-wide");
         let o = perform(&mut st);
         st.flush_changes();
         o
@@ -186,6 +202,7 @@ pub async fn before_command_node_wide(shard: &crate::runtime::shard::Shard) -> O
 /// One eviction cycle on this shard for another shard's command: 0 when the node is under the
 /// ceiling after it, 1 when it is not.
 fn evict_here(st: &mut ShardState, _db: usize, _args: &[bytes::Bytes]) -> crate::protocol::Reply {
+    CAUSE.set("for another shard");
     crate::protocol::Reply::Int((perform(st) != Outcome::Ok) as i64)
 }
 
@@ -231,6 +248,7 @@ pub fn cron(st: &mut ShardState) {
     if st.id == 0 {
         track_exceeded(super::refresh(), limit);
     }
+    CAUSE.set("cron");
     if perform(st) != Outcome::Ok {
         tracing::debug!("maxmemory: node still over the limit after an eviction cycle");
     }

@@ -7,7 +7,11 @@
 //! client's shard first, and until that shard has run it is in the node's memory but in no
 //! client's. With four shards, twenty clients reading a 100 KB value (Redis's client-eviction
 //! scenario under an 11 MB ceiling) had megabytes of replies travelling, and keys were evicted
-//! for them before any client reached the limit.
+//! for them before any client reached the limit. The replies stay left out until the client's
+//! connection has put them in its reply buffer (counted by client eviction), not only until they
+//! arrive: a batch of twenty arrived replies (2 MB) waited there for the connection to write
+//! them while another shard read the node's total. A reply buffer that grows is counted at its
+//! new size before it moves, and the old one is left out while both exist ([`Moving`]).
 //!
 //! An eviction cycle tells the trackers of each key it evicts (Redis signals an evicted key as
 //! modified), and the messages count in the node's memory until the trackers' connections
@@ -43,6 +47,27 @@ const MAX_BYTES: i64 = 1 << 20;
 static LEFT_OUT: AtomicI64 = AtomicI64::new(0);
 /// Bytes of replies travelling between shards.
 static REPLIES: AtomicI64 = AtomicI64::new(0);
+/// Bytes of reply buffers being moved to a bigger allocation (see [`Moving`]).
+static MOVING: AtomicI64 = AtomicI64::new(0);
+
+/// Leaves out a connection's reply buffer while it moves to a bigger allocation (both are
+/// allocated until the bytes are copied): client eviction counts the client at the new
+/// capacity before the move, so the count of used memory holds the old buffer nowhere else.
+pub struct Moving(i64);
+
+impl Moving {
+    /// Leaves out `bytes` (the old buffer's allocation) until dropped.
+    pub fn new(bytes: usize) -> Moving {
+        MOVING.fetch_add(bytes as i64, Ordering::Relaxed);
+        Moving(bytes as i64)
+    }
+}
+
+impl Drop for Moving {
+    fn drop(&mut self) {
+        MOVING.fetch_sub(self.0, Ordering::Relaxed);
+    }
+}
 
 /// The replies of one batch while they travel: their bulk strings' bytes are left out of the
 /// count from when the running shard made them until the client's shard takes them (or they
@@ -51,6 +76,11 @@ static REPLIES: AtomicI64 = AtomicI64::new(0);
 pub struct Replies(i64);
 
 impl Replies {
+    /// Nothing left out.
+    pub fn none() -> Replies {
+        Replies(0)
+    }
+
     /// Leaves out the bulk strings of `replies` (and of arrays of them), while `maxmemory` is
     /// set; the running shard has published its count with them.
     pub fn of(replies: &[crate::protocol::Reply]) -> Replies {
@@ -135,10 +165,10 @@ pub fn settle() {
     });
 }
 
-/// Bytes of evicted keys' invalidations not yet taken by their trackers (every shard's), and
-/// of replies travelling between shards.
+/// Bytes of evicted keys' invalidations not yet taken by their trackers (every shard's), of
+/// replies travelling between shards, and of reply buffers being moved.
 pub fn left_out() -> u64 {
-    (LEFT_OUT.load(Ordering::Relaxed) + REPLIES.load(Ordering::Relaxed)).max(0) as u64
+    (LEFT_OUT.load(Ordering::Relaxed) + REPLIES.load(Ordering::Relaxed) + MOVING.load(Ordering::Relaxed)).max(0) as u64
 }
 
 #[cfg(test)]

@@ -413,10 +413,22 @@ impl Shard {
 
     /// Waits for replies of a batch sent with `send_batch`.
     pub async fn recv_batch(rx: oneshot::Receiver<BatchAnswer>, n: usize) -> BatchDone {
+        // The replies are this shard's now: they count again (`travelling` is dropped).
+        Self::recv_batch_travelling(rx, n).await.0
+    }
+
+    /// [`recv_batch`](Self::recv_batch), and what leaves the replies' bytes out of the
+    /// ceiling's count: the caller drops it once it has put them in its client's reply buffer.
+    pub async fn recv_batch_travelling(
+        rx: oneshot::Receiver<BatchAnswer>,
+        n: usize,
+    ) -> (BatchDone, crate::memory::in_flight::Replies) {
         match rx.await {
-            // The replies are this shard's now: they count again (`travelling` is dropped).
-            Ok((r, _travelling)) => r,
-            Err(_) => ((0..n).map(|_| Reply::err(PEER_GONE)).collect(), Vec::new()),
+            Ok(answer) => answer,
+            Err(_) => (
+                ((0..n).map(|_| Reply::err(PEER_GONE)).collect(), Vec::new()),
+                crate::memory::in_flight::Replies::none(),
+            ),
         }
     }
 
