@@ -52,6 +52,7 @@ pub mod migrate;
 pub mod module;
 pub mod multi;
 pub mod notify;
+pub mod notify_order;
 pub mod propagate;
 pub mod pubsub;
 pub mod pubsub_reg;
@@ -126,7 +127,10 @@ pub fn execute_keyed(
     let now_ms = crate::storage::cached_ms();
     // Which keys existed before: only while notifications are on, or for the store commands
     // whose dirty count depends on their destination.
-    let before = if notify::enabled() || notify::needs_before(spec.name) {
+    let before = if notify::enabled()
+        || notify::needs_before(spec.name)
+        || (matches!(spec.name, "del" | "unlink" | "create" | "ltrim") && shard.node.tracking.active())
+    {
         let idx = spec.key_indexes(args).unwrap_or_default();
         notify::Before::take(shard, db, args, &idx, now_ms)
     } else {
@@ -183,7 +187,7 @@ pub fn execute_keyed(
     let changed = shard.changes.dirty() > dirty_before || propagate::signals_unchanged(spec.name, &reply);
     blocked::after_write(ctx.shard, spec, args);
     if changed {
-        tracking::written(ctx.shard, spec, args);
+        tracking::written(ctx.shard, spec, args, &reply, &before);
     }
     if let (Some(mut keys), true) = (watched, changed) {
         if let Some(k) = propagate::unsignalled_key(spec.name, args, dirty) {

@@ -15,7 +15,8 @@
 //!   (K and E), queued on the shard ([`Pending`]) and published when the shard flushes after
 //!   its operation: to this shard's subscribers at once, and to the other shards' subscribers
 //!   through the shard's forwarder task (one FIFO per shard, so one shard's events keep their
-//!   order everywhere). In cluster mode events stay on this node (Redis does not send them
+//!   order everywhere), and a connection writes its replies only once they are delivered
+//!   (`notify_order`), as Redis's reach subscribers before the reply. In cluster mode events stay on this node (Redis does not send them
 //!   over the bus).
 
 use super::ctx::ShardState;
@@ -220,7 +221,11 @@ pub fn publish_pending(st: &mut ShardState) {
             || st.node.pubsub.len(super::pubsub_reg::Kind::Channel) > 0);
     if let (true, Some(tx)) = (others, st.notify.forward.as_ref()) {
         let flat: Vec<Bytes> = msgs.into_iter().flat_map(|(c, m)| [c, m]).collect();
-        let _ = tx.unbounded_send(flat);
+        // Counted before it is sent: a connection's wait for it (`notify_order`) starts now.
+        super::notify_order::sent(st.id);
+        if tx.unbounded_send(flat).is_err() {
+            super::notify_order::delivered(st.id, 1);
+        }
     }
 }
 
@@ -289,7 +294,7 @@ pub fn sort_store_dest(args: &[Bytes]) -> Option<&Bytes> {
 }
 
 /// The key a *MPOP reply names (`[key, [..]]`).
-fn mpop_key(reply: &Reply) -> Option<Bytes> {
+pub fn mpop_key(reply: &Reply) -> Option<Bytes> {
     match reply {
         Reply::Array(v) => match v.first() {
             Some(Reply::Bulk(k)) => Some(k.clone()),
@@ -466,13 +471,17 @@ pub fn command_events(
             }
         }
         "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore"
-        | "bitop" | "sort"
+        | "bitop" | "sort" | "geosearchstore" | "georadius" | "georadiusbymember"
             if dirty > 0 =>
         {
             let (dst, class, ev) = match name {
                 "bitop" => (&args[2], STRING, "set"),
                 "sort" => match sort_store_dest(args) {
                     Some(d) => (d, LIST, "sortstore"),
+                    None => return,
+                },
+                "geosearchstore" | "georadius" | "georadiusbymember" => match geo_store_dest(name, args) {
+                    Some(d) => (d, ZSET, if name == "geosearchstore" { name } else { "georadiusstore" }),
                     None => return,
                 },
                 n if n.starts_with('s') => (&args[1], SET, n),

@@ -52,7 +52,7 @@ pub fn effects_for(
     match name {
         // Counted by their integer reply; 0 = nothing changed.
         "sadd" | "srem" | "hdel" | "zrem" | "lrem" | "zremrangebyrank" | "zremrangebyscore" | "zremrangebylex"
-        | "del" | "unlink" => match int {
+        | "del" | "unlink" | "xdel" | "xtrim" => match int {
             Some(n) if n > 0 => verbatim(n as u64),
             _ => none,
         },

@@ -19,6 +19,7 @@
 
 use super::ctx::{reply, ClientCtx, ClientState, ShardState};
 use super::errors;
+use super::notify::Before;
 use super::spec::{flags, CommandSpec, Plan};
 use super::tracking_reg::{Inbox, Tracker};
 use super::util::{eq_ic, parse_i64};
@@ -204,6 +205,9 @@ fn limit_table(st: &mut ShardState) {
 
 /// Redis's `trackingInvalidateKey` for one key this shard owns, written by client `by`.
 fn invalidate(st: &mut ShardState, key: &Bytes, by: u64) {
+    if let Some(keys) = st.tracking.signalled.as_mut() {
+        keys.push(key.clone());
+    }
     if st.node.tracking.has_bcast() {
         st.tracking.bcast.push((key.clone(), by));
     }
@@ -218,16 +222,60 @@ fn invalidate(st: &mut ShardState, key: &Bytes, by: u64) {
     }
 }
 
-/// A write command signalled its keys (Redis's `signalModifiedKey`).
-pub fn written(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes]) {
+/// A write command that changed something signalled its keys (Redis's `signalModifiedKey`):
+/// those [`signalled`] names, else all its keys.
+pub fn written(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], reply: &Reply, before: &Before) {
     if !st.node.tracking.active() {
         return;
     }
-    let Ok(idx) = spec.key_indexes(args) else { return };
     let by = writer();
+    if let Some(keys) = signalled(spec.name, args, reply, before) {
+        for k in keys {
+            invalidate(st, &k, by);
+        }
+        return;
+    }
+    let Ok(idx) = spec.key_indexes(args) else { return };
     for i in idx {
         invalidate(st, &args[i], by);
     }
+}
+
+/// The keys a write that changed something signals when they are not all its keys: the
+/// destination of the commands that only read their other keys, the key a multi-key pop
+/// popped from, the keys DEL and UNLINK found (`before`), none for the writes Redis does not
+/// signal. None: every key.
+pub fn signalled(name: &str, args: &[Bytes], reply: &Reply, before: &Before) -> Option<Vec<Bytes>> {
+    use super::notify::{geo_store_dest, mpop_key, sort_store_dest};
+    let dest = match name {
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore"
+        | "pfmerge" => args.get(1),
+        "bitop" | "copy" => args.get(2),
+        "sort" => sort_store_dest(args),
+        "georadius" | "georadiusbymember" | "geosearchstore" => geo_store_dest(name, args),
+        "lmpop" | "zmpop" | "blmpop" | "bzmpop" | "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => {
+            return Some(mpop_key(reply).into_iter().collect())
+        }
+        // The consumer-group commands change only groups, which Redis does not signal; XGROUP
+        // CREATE .. MKSTREAM signals the stream it creates.
+        // XSETID neither.
+        "xack" | "xclaim" | "xautoclaim" | "xreadgroup" | "setid" | "destroy" | "createconsumer" | "delconsumer"
+        | "xsetid" => return Some(Vec::new()),
+        // LTRIM of a missing key answers OK and signals nothing.
+        "ltrim" => return Some(args.get(1).filter(|k| before.existed(k)).cloned().into_iter().collect()),
+        "create" => return Some(args.get(2).filter(|k| !before.existed(k)).cloned().into_iter().collect()),
+        "del" | "unlink" => {
+            let mut found: Vec<Bytes> = Vec::new();
+            for k in &args[1..] {
+                if before.existed(k) && !found.contains(k) {
+                    found.push(k.clone());
+                }
+            }
+            return Some(found);
+        }
+        _ => return None,
+    };
+    Some(dest.cloned().into_iter().collect())
 }
 
 /// Keys written back by cross-shard work, or deleted by expiry.
@@ -239,6 +287,15 @@ pub fn written_keys(st: &mut ShardState, keys: &[Bytes]) {
     for k in keys {
         invalidate(st, k, by);
     }
+}
+
+/// Keys of this shard written by work on copies, as another shard's request: args = [writer
+/// id, key...] (see `Shard::invalidate_in_order`).
+pub fn invalidate_here(st: &mut ShardState, _db: usize, args: &[Bytes]) -> Reply {
+    let by = args.first().and_then(|a| parse_i64(a)).unwrap_or(0) as u64;
+    let _writer = Writer::set(by);
+    written_keys(st, args.get(1..).unwrap_or(&[]));
+    Reply::Ok
 }
 
 /// Keys that expired (lazily or actively): invalidated with no writer.

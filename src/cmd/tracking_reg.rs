@@ -286,4 +286,7 @@ pub struct Table {
     pub keys: HashMap<Bytes, Vec<u64>>,
     /// BCAST: (key, writer id) written during the current operation.
     pub bcast: Vec<(Bytes, u64)>,
+    /// On a scratch state (work on copies of other shards' keys): the keys its writes
+    /// signalled, which alone are invalidated where the copies are written back.
+    pub signalled: Option<Vec<Bytes>>,
 }

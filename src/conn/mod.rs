@@ -371,6 +371,10 @@ impl Conn {
                 }
                 self.prefetch_batch(&reqs);
                 self.dispatch_batch(reqs.drain(..)).await;
+                // The batch's keyspace notifications (and BCAST invalidations) reach every
+                // subscriber before its replies reach this client, as in Redis.
+                self.shard.state.borrow_mut().flush_changes();
+                crate::cmd::notify_order::settled().await;
                 // A buffer a big bulk string grew goes back once it is all parsed (as Redis
                 // gives a big argument's query buffer away with it).
                 self.rbuf.release_if_idle_and_big();

@@ -151,6 +151,9 @@ pub enum HeldOp {
         entries: Vec<KeyCopy>,
         /// The client whose write this is (0: none), for CLIENT TRACKING's NOLOOP.
         writer: u64,
+        /// The keys the write signalled (`Table::signalled`), None: every key written back.
+        /// (Boxed: it would size every mesh slot.)
+        signalled: Option<Box<Vec<Bytes>>>,
     },
     /// Run one keyed command of a script, at the script's time.
     Script {

@@ -22,6 +22,7 @@ pub mod mesh;
 pub mod mesh_links;
 pub mod migrate_link;
 pub mod netpoll;
+pub mod notify_forward;
 pub mod outbound;
 pub mod port_change;
 pub mod repl_master;
@@ -131,6 +132,7 @@ pub fn run(
 ) -> Result<(), String> {
     let nshards = placement.shards;
     balance::init(nshards);
+    crate::cmd::notify_order::init(nshards);
     let pool_placement = if placement.shard_cpus.is_empty() {
         PoolPlacement::Unbound(nshards + 1)
     } else {

@@ -594,8 +594,11 @@ async fn run_copy(
                 continue;
             }
             let all = transaction::final_states(&mut scratch.ks, &per_shard[s]);
-            shard.held(tx, s, HeldOp::Apply { entries: all, writer }).await;
+            shard.held(tx, s, HeldOp::Apply { entries: all, writer, signalled: Some(Box::default()) }).await;
         }
+        let mut signalled = scratch.tracking.signalled.take().unwrap_or_default();
+        signalled.retain(|k| per_shard.iter().any(|keys| keys.contains(k)));
+        shard.invalidate_in_order(tx, writer, &signalled).await;
     }
     shard.merge_scratch_stats(&scratch);
     Outcome::Done(reply, published)

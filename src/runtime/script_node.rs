@@ -210,7 +210,8 @@ impl NodeHost<'_> {
         if one.spec.has(cmd::flags::WRITE) {
             for &s in owners {
                 let entries = transaction::final_states(&mut scratch.ks, &per_shard[s]);
-                shard.held_now_to(self.tx, s, HeldOp::Apply { entries, writer: one.client }, 0);
+                let signalled = scratch.tracking.signalled.clone().map(Box::new);
+                shard.held_now_to(self.tx, s, HeldOp::Apply { entries, writer: one.client, signalled }, 0);
             }
         }
         shard.merge_scratch_stats(&scratch);

@@ -377,14 +377,15 @@ impl Shard {
                 HeldResult::Reply(r)
             }
             HeldOp::Fetch { keys } => HeldResult::Entries(transaction::copy_out(&mut st.ks, &keys)),
-            HeldOp::Apply { entries, writer } => {
-                let keys: Vec<Bytes> = entries.iter().map(|(_, k, _)| k.clone()).collect();
+            HeldOp::Apply { entries, writer, signalled } => {
+                let mut keys: Vec<Bytes> = entries.iter().map(|(_, k, _)| k.clone()).collect();
                 transaction::apply(&mut st.ks, entries);
                 crate::cmd::blocked::after_keys(&mut st, Some(&keys));
                 // The writer is the client of the command or script that made these states
                 // (on its own shard's thread), so a NOLOOP tracker does not hear of its own
                 // write when the keys live on another shard.
                 let _writer = cmd::tracking::Writer::set(writer);
+                keys.retain(|k| signalled.as_ref().is_none_or(|s| s.contains(k)));
                 crate::cmd::tracking::written_keys(&mut st, &keys);
                 HeldResult::Done
             }
@@ -555,25 +556,6 @@ impl Shard {
         rx.await.unwrap_or_else(|_| Reply::err(PEER_GONE))
     }
 
-    /// Carries this shard's keyspace notifications to the other shards' subscribers, batch by
-    /// batch in the order they were published (one FIFO mesh channel per peer).
-    pub async fn forward_notifications(
-        self: std::rc::Rc<Self>,
-        mut rx: futures_channel::mpsc::UnboundedReceiver<Vec<Bytes>>,
-    ) {
-        use futures_lite::StreamExt;
-        while let Some(batch) = rx.next().await {
-            let mut args = Vec::with_capacity(batch.len() + 1);
-            args.push(Bytes::from_static(b"notify"));
-            args.extend(batch);
-            for s in (0..self.nshards).filter(|&s| s != self.id) {
-                let (tx, _rx) = oneshot::channel();
-                let msg = Msg::Run { run: crate::cmd::notify::deliver_forwarded, db: 0, args: args.clone(), reply: tx };
-                let _ = self.mesh.send_to(s, msg).await;
-            }
-        }
-    }
-
     /// Runs `run`, which creates no key (see [`Msg::Look`]), on every shard, none of them
     /// held (each once its gate is open), returning the replies. The requests go out before
     /// any is awaited; one connection's calls reach each shard in the order it made them (the
@@ -648,6 +630,22 @@ impl Shard {
         reply
     }
 
+    /// CLIENT TRACKING: invalidates the keys a write on copies signalled (written back
+    /// already), in the order it signalled them, as Redis's pushes come; consecutive keys of
+    /// one shard go in one request.
+    pub(crate) async fn invalidate_in_order(&self, tx: u64, writer: u64, keys: &[Bytes]) {
+        let owner = |k: &Bytes| self.shard_of_slot(crate::cluster::key_slot(k));
+        let mut rest = keys;
+        while let Some(first) = rest.first() {
+            let s = owner(first);
+            let n = rest.iter().take_while(|k| owner(k) == s).count();
+            let mut args = vec![Bytes::from(writer.to_string())];
+            args.extend_from_slice(&rest[..n]);
+            self.held(tx, s, HeldOp::Run { run: cmd::tracking::invalidate_here, db: 0, args }).await;
+            rest = &rest[n..];
+        }
+    }
+
     /// The shards (ascending) owning the keys at `key_idx`.
     pub fn shards_of(&self, args: &[Bytes], key_idx: &[usize]) -> Vec<usize> {
         let mut v: Vec<usize> =
@@ -692,6 +690,15 @@ impl Shard {
         let mut clock = crate::clock::Stamp::now();
         let _writer = cmd::tracking::Writer::set(cmd.client);
         let reply = cmd::execute_keyed(&mut scratch, cmd.spec, cmd.fullname, &cmd.args, cmd.slot, db, &mut clock);
+        let signalled = scratch.tracking.signalled.take().map(Box::new);
+        // A tracker's read remembers its keys where they live, as on one shard.
+        if cmd.remember {
+            let keys: Vec<Bytes> = key_idx.iter().map(|&i| cmd.args[i].clone()).collect();
+            let shard_of = |k: &[u8]| self.shard_of_slot(crate::cluster::key_slot(k));
+            for (s, args) in cmd::tracking::remember_requests(cmd.client, &keys, shards.iter().copied(), shard_of) {
+                self.held(tx, s, HeldOp::Run { run: cmd::tracking::remember_here, db, args }).await;
+            }
+        }
         // The command's record (made on the copy) is the transaction's; the write-back below
         // records nothing of its own.
         let changes = scratch.take_changes();
@@ -701,8 +708,10 @@ impl Shard {
             for &s in &shards {
                 // Keys absent from the scratch copy are deleted at the owner.
                 let all = transaction::final_states(&mut scratch.ks, &per_shard[s]);
-                self.held(tx, s, HeldOp::Apply { entries: all, writer: cmd.client }).await;
+                let op = HeldOp::Apply { entries: all, writer: cmd.client, signalled: Some(Box::default()) };
+                self.held(tx, s, op).await;
             }
+            self.invalidate_in_order(tx, cmd.client, signalled.as_deref().map_or(&[], |v| v)).await;
         }
         self.merge_scratch_stats(&scratch);
         reply
@@ -750,6 +759,7 @@ impl Shard {
             (st.config.clone(), st.node.clone())
         };
         let mut scratch = ShardState::new(self.id, config, node);
+        scratch.tracking.signalled = Some(Vec::new());
         scratch.changes.set_recording(scratch.node.repl.feed.active() && !crate::replication::role::no_record());
         scratch
     }

@@ -41,11 +41,11 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+    pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
         from[self.below(from.len())]
     }
 }
@@ -510,6 +510,13 @@ fn scripted(args: Vec<String>) -> Vec<String> {
 }
 
 pub fn run_seed(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize) {
+    run_seed_with(seed, ours, theirs, steps, &mut |_| {});
+}
+
+/// [`run_seed`], calling `after` with the stream so far after every command both servers
+/// answered (the last one is the command just run): a test comparing what other connections
+/// received (notifications, invalidations) looks there after each command.
+pub fn run_seed_with(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize, after: &mut dyn FnMut(&[String])) {
     let mut rng = Rng(seed);
     let mut history = Vec::new();
     // The weights SORT ... BY w_* reads (never written by the random commands).
@@ -517,6 +524,8 @@ pub fn run_seed(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize) {
         MEMBERS.iter().enumerate().flat_map(|(j, m)| [format!("w_{m}"), (j * 7 % 10).to_string()]).collect();
     let mset: Vec<String> = std::iter::once("MSET".to_string()).chain(weights).collect();
     both(ours, theirs, &mset, false, &history);
+    history.push(mset.join(" "));
+    after(&history);
     for _ in 0..steps {
         if rng.below(12) == 0 {
             // A transaction of a few commands.
@@ -531,7 +540,8 @@ pub fn run_seed(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize) {
             block.push((vec!["EXEC".to_string()], false));
             for (args, unordered) in block {
                 both(ours, theirs, &args, unordered, &history);
-                history.push(args.join(" "));
+                history.push(tagged(&args).join(" "));
+                after(&history);
             }
             continue;
         }
@@ -540,7 +550,8 @@ pub fn run_seed(seed: u64, ours: &mut Raw, theirs: &mut Raw, steps: usize) {
             args = scripted(args);
         }
         both(ours, theirs, &args, unordered, &history);
-        history.push(args.join(" "));
+        history.push(tagged(&args).join(" "));
+        after(&history);
     }
     assert_eq!(digests(ours), digests(theirs), "DEBUG DIGEST after seed {seed}");
 }

@@ -1,0 +1,151 @@
+//! Focused cases of what `tests/differential_events.rs` found, each beside a redis-server:
+//! which writes invalidate which keys for CLIENT TRACKING (store commands, missing keys,
+//! consumer groups, reads and writes spanning shards, their order), and keyspace
+//! notifications reaching a subscriber before the reply of the command that caused them
+//! (GEOSEARCHSTORE's and GEORADIUS .. STORE's events too). slotcore runs with three shards.
+
+mod common;
+
+use common::{Raw, Server};
+
+/// On the server at `port`: a RESP3 tracker `t` and a writer `w`. A step `["t", cmd..]` is
+/// the tracker's (its reply is kept); any other step is the writer's, after which the tracker
+/// sends PING: the frames it reads up to PONG (its invalidations) are kept.
+fn tracker_sees(port: u16, steps: &[&[&str]]) -> Vec<String> {
+    let (mut t, mut w) = (Raw::connect(port), Raw::connect(port));
+    assert!(t.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(t.cmd(&["CLIENT", "TRACKING", "on"]), "+OK\r\n");
+    let mut seen = Vec::new();
+    for step in steps {
+        if step[0] == "t" {
+            seen.push(format!("{:?} -> {}", &step[1..], t.cmd(&step[1..])));
+            continue;
+        }
+        seen.push(format!("{step:?} -> {}", w.cmd(step)));
+        t.send_cmd(&[b"PING"]);
+        loop {
+            let f = t.reply();
+            if !f.starts_with('>') {
+                break;
+            }
+            seen.push(format!("  tracker: {f}"));
+        }
+    }
+    seen
+}
+
+fn same_as_redis(steps: &[&[&str]]) {
+    let redis = Server::redis(&[]);
+    let ours = Server::slotcore(&["--shards", "3"]);
+    let want = tracker_sees(redis.port, steps);
+    let got = tracker_sees(ours.port, steps);
+    assert_eq!(got.join("\n"), want.join("\n"));
+}
+
+#[test]
+fn store_commands_and_missing_keys_invalidate_as_redis() {
+    same_as_redis(&[
+        &["SADD", "a", "1", "2"],
+        &["SADD", "b", "2", "3"],
+        // Read over several shards: every key is remembered.
+        &["t", "MGET", "a", "b", "c", "d", "e"],
+        &["t", "EXISTS", "a", "b", "c", "d", "e"],
+        // Only the destination is signalled, never the sources.
+        &["SUNIONSTORE", "c", "a", "b"],
+        &["SINTERSTORE", "d", "a", "b"],
+        &["t", "MGET", "c", "d"],
+        &["ZUNIONSTORE", "e", "2", "a", "b"],
+        &["SDIFFSTORE", "c", "a", "a"],
+        &["COPY", "a", "d", "REPLACE"],
+        &["t", "GET", "c"],
+        &["t", "GET", "zz"],
+        // DEL signals the keys it deleted only.
+        &["DEL", "zz", "c"],
+        &["SET", "zz", "1"],
+        &["t", "EXISTS", "a", "b", "d", "e"],
+        // Writes over keys of several shards: one invalidation per key, in the command's order.
+        &["MSET", "a", "1", "b", "2", "d", "3", "e", "4"],
+        &["t", "MGET", "a", "b", "d", "e"],
+        &["RENAME", "e", "a"],
+        &["RENAME", "b", "d"],
+    ]);
+}
+
+#[test]
+fn stream_and_trim_writes_invalidate_as_redis() {
+    same_as_redis(&[
+        &["XADD", "s", "1-0", "f", "v"],
+        &["t", "MGET", "s", "gone", "l"],
+        // Missing keys: nothing changes, nothing is signalled.
+        &["XDEL", "gone", "1-0"],
+        &["XTRIM", "gone", "MAXLEN", "0"],
+        &["LTRIM", "l", "0", "1"],
+        // Consumer groups and XSETID are not signalled; a group created with its stream is.
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+        &["XACK", "s", "g", "1-0"],
+        &["XCLAIM", "s", "g", "d", "0", "1-0"],
+        &["XAUTOCLAIM", "s", "g", "d", "0", "0-0"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        &["XSETID", "s", "5-0"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XGROUP", "CREATE", "gone", "g", "0", "MKSTREAM"],
+        &["XDEL", "s", "1-0"],
+        &["t", "MGET", "s", "gone"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["t", "LLEN", "l"],
+        &["LTRIM", "l", "0", "-1"],
+    ]);
+}
+
+/// What a subscriber to `__key*__:*` hears on the server at `port` while one client runs
+/// `cmds` and another publishes a marker after each reply: every event must come before it.
+fn heard_in_order(port: u16, cmds: &[&[&str]]) -> Vec<String> {
+    let mut sub = Raw::connect(port);
+    assert!(sub.cmd(&["PSUBSCRIBE", "__key*__:*"]).contains("psubscribe"));
+    assert!(sub.cmd(&["SUBSCRIBE", "marker"]).contains("subscribe"));
+    let (mut c, mut ctl) = (Raw::connect(port), Raw::connect(port));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), "+OK\r\n");
+    let mut out = Vec::new();
+    for (i, cmd) in cmds.iter().enumerate() {
+        out.push(format!("{cmd:?} -> {}", c.cmd(cmd)));
+        let tag = i.to_string();
+        ctl.cmd(&["PUBLISH", "marker", &tag]);
+        let marker = format!("*3\r\n$7\r\nmessage\r\n$6\r\nmarker\r\n${}\r\n{tag}\r\n", tag.len());
+        loop {
+            let f = sub.reply();
+            if f == marker {
+                break;
+            }
+            out.push(f);
+        }
+    }
+    out
+}
+
+#[test]
+fn keyspace_events_come_before_the_reply_as_redis() {
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    for i in 0..60 {
+        // Keys on every shard, one after another.
+        cmds.push(vec!["SET".into(), format!("key{i}"), "v".into()]);
+        cmds.push(vec!["LPUSH".into(), format!("list{}", i % 7), "x".into()]);
+    }
+    for c in [
+        "GEOADD src 13.36 38.11 a 15.08 37.50 b",
+        "GEOSEARCHSTORE dst src FROMLONLAT 13.5 38.1 BYRADIUS 200 km ASC",
+        "GEORADIUS src 13.5 38.1 500 km STORE dst2",
+        "GEORADIUS src 13.5 38.1 500 km STOREDIST dst2",
+        "GEOSEARCHSTORE dst src FROMLONLAT 0 0 BYRADIUS 1 km ASC",
+        "GEOSEARCHSTORE none src FROMLONLAT 0 0 BYRADIUS 1 km ASC",
+    ] {
+        cmds.push(c.split(' ').map(String::from).collect());
+    }
+    let cmds: Vec<Vec<&str>> = cmds.iter().map(|c| c.iter().map(String::as_str).collect()).collect();
+    let cmds: Vec<&[&str]> = cmds.iter().map(Vec::as_slice).collect();
+    let redis = Server::redis(&[]);
+    let ours = Server::slotcore(&["--shards", "3"]);
+    let want = heard_in_order(redis.port, &cmds);
+    assert_eq!(heard_in_order(ours.port, &cmds).join("\n"), want.join("\n"));
+}
