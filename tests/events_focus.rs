@@ -68,6 +68,14 @@ fn store_commands_and_missing_keys_invalidate_as_redis() {
         &["t", "MGET", "a", "b", "d", "e"],
         &["RENAME", "e", "a"],
         &["RENAME", "b", "d"],
+        // A move signals its destination, then its source.
+        &["RPUSH", "a", "1", "2", "3"],
+        &["t", "MGET", "a", "b", "d", "e"],
+        &["LMOVE", "a", "b", "LEFT", "RIGHT"],
+        &["t", "MGET", "a", "b"],
+        &["RPOPLPUSH", "a", "b"],
+        &["t", "MGET", "a", "b"],
+        &["BLMOVE", "a", "b", "RIGHT", "LEFT", "0.01"],
     ]);
 }
 

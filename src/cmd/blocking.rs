@@ -162,8 +162,9 @@ impl Serve {
                             false => lmove,
                         };
                         ctx.shard.changes.record(ctx.db, 1, vec![form]);
-                        // Both lists changed (Redis's `signalModifiedKey` of each).
-                        super::tracking::written_keys(ctx.shard, &[key.clone(), dst.clone()]);
+                        // Both lists changed (Redis's `signalModifiedKey` of each: the
+                        // destination first, as its push comes before the pop's signal).
+                        super::tracking::written_keys(ctx.shard, &[dst.clone(), key.clone()]);
                     }
                     return r;
                 }

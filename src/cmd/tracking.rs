@@ -261,6 +261,11 @@ pub fn signalled(name: &str, args: &[Bytes], reply: &Reply, before: &Before) -> 
         // XSETID neither.
         "xack" | "xclaim" | "xautoclaim" | "xreadgroup" | "setid" | "destroy" | "createconsumer" | "delconsumer"
         | "xsetid" => return Some(Vec::new()),
+        // A move signals its destination first, then its source.
+        "lmove" | "rpoplpush" | "blmove" | "brpoplpush" => {
+            let (src, dst) = (args[1].clone(), args[2].clone());
+            return Some(if src == dst { vec![dst] } else { vec![dst, src] });
+        }
         // LTRIM of a missing key answers OK and signals nothing.
         "ltrim" => return Some(args.get(1).filter(|k| before.existed(k)).cloned().into_iter().collect()),
         "create" => return Some(args.get(2).filter(|k| !before.existed(k)).cloned().into_iter().collect()),
