@@ -157,3 +157,49 @@ fn keyspace_events_come_before_the_reply_as_redis() {
     let want = heard_in_order(redis.port, &cmds);
     assert_eq!(heard_in_order(ours.port, &cmds).join("\n"), want.join("\n"));
 }
+
+/// ZINCRBY that leaves a score as it was (an increment of 0, or one lost to the float's
+/// precision) changes nothing, as Redis's: no `zincr` event, no invalidation, no dirty count
+/// (so nothing reaches replicas or the AOF). ZADD INCR already behaved so.
+#[test]
+fn zincrby_that_changes_no_score_is_no_change() {
+    let steps: &[&[&str]] = &[
+        &["ZADD", "z", "1", "m"],
+        &["t", "ZSCORE", "z", "m"],
+        &["ZINCRBY", "z", "0", "m"],
+        &["ZINCRBY", "z", "1e-30", "m"],
+        &["ZADD", "z", "INCR", "0", "m"],
+        &["t", "ZSCORE", "z", "m"],
+        &["ZINCRBY", "z", "1", "m"],
+        &["t", "ZSCORE", "z", "m"],
+        &["ZINCRBY", "z", "0", "new"],
+    ];
+    same_as_redis(steps);
+    let events = |s: &Server| {
+        let mut w = s.raw();
+        assert_eq!(w.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), "+OK\r\n");
+        let mut sub = s.raw();
+        sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+        let mut seen = Vec::new();
+        for step in [&["ZADD", "y", "1", "m"][..], &["ZINCRBY", "y", "0", "m"], &["ZINCRBY", "y", "2", "m"]] {
+            let before = w.cmd(&["INFO", "persistence"]);
+            let dirty = |info: &str| {
+                info.lines().find(|l| l.starts_with("rdb_changes_since_last_save:")).unwrap_or("").to_string()
+            };
+            seen.push(format!("{step:?} -> {}", w.cmd(step)));
+            seen.push(format!("  changes {} -> {}", dirty(&before), dirty(&w.cmd(&["INFO", "persistence"]))));
+        }
+        w.cmd(&["PUBLISH", "__keyevent@0__:end", "end"]);
+        loop {
+            let m = sub.reply();
+            seen.push(format!("  event: {m}"));
+            if m.contains("end") {
+                break;
+            }
+        }
+        seen.join("\n")
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::slotcore(&["--shards", "3"]);
+    assert_eq!(events(&ours), events(&redis));
+}

@@ -73,7 +73,7 @@ fn default_mode_resp3_and_redirect_match_redis() {
         (Some(0), &["CLIENT", "TRACKINGINFO"], &[(0, 1)]),
         (Some(0), &["CLIENT", "GETREDIR"], &[(0, 1)]),
         (Some(1), &["MSET", "{t}1", "1", "{t}2", "2", "{t}3", "3"], &[(1, 1)]),
-        // Keys of one slot: keys read by a command spanning shards are not remembered yet.
+        // Keys of one slot, so every read and write stays on one shard.
         (Some(0), &["MGET", "{t}1", "{t}2", "{t}3"], &[(0, 1)]),
         // A write by another client: the reader hears about each tracked key once.
         (Some(1), &["SET", "{t}1", "x"], &[(1, 1), (0, 1)]),
@@ -173,7 +173,7 @@ fn info_counts_trackers_keys_and_prefixes() {
     let mut r = s.raw();
     let mut b = s.raw();
     r.cmd(&["CLIENT", "TRACKING", "on"]);
-    // One slot: keys read by a command spanning shards are not remembered yet.
+    // One slot, so every read and write stays on one shard.
     r.cmd(&["MGET", "{t}1", "{t}2", "{t}3"]);
     b.cmd(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "p:"]);
     let info = r.cmd(&["INFO"]);

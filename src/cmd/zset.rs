@@ -160,12 +160,19 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(Some(_)) => {}
     }
     let Ok(Some(z)) = get_z(ctx, &args[1]) else { return Reply::Nil };
-    let new = z.score(&args[3]).unwrap_or(0.0) + by;
+    let cur = z.score(&args[3]);
+    let new = cur.unwrap_or(0.0) + by;
     if new.is_nan() {
         drop_if_empty(ctx, &args[1]);
         return Reply::err("ERR resulting score is not a number (NaN)");
     }
-    z.insert(&args[3], new);
+    // As ZADD INCR (Redis runs both as one): a score left as it was is no change (no dirty
+    // count, event, invalidation or propagation).
+    if cur == Some(new) {
+        ctx.dirty(0);
+    } else {
+        z.insert(&args[3], new);
+    }
     Reply::Double(new)
 }
 
