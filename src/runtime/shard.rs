@@ -196,27 +196,14 @@ impl Shard {
                     self.gate.defer(Msg::Run { run, db, args, reply });
                     return;
                 }
-                crate::storage::tick_clock();
-                let mut st = self.state.borrow_mut();
-                let r = run(&mut st, db, &args);
-                crate::cmd::blocked::after_keys(&mut st, None);
-                st.flush_changes();
-                drop(st);
-                publish_memory();
-                let _ = reply.send(r);
+                let _ = reply.send(self.run_remote(run, db, &args, true));
             }
             Msg::Look { run, args, reply } => {
                 if self.gate.holder().is_some() {
                     self.gate.defer(Msg::Look { run, args, reply });
                     return;
                 }
-                crate::storage::tick_clock();
-                let mut st = self.state.borrow_mut();
-                let r = run(&mut st, 0, &args);
-                st.flush_changes();
-                drop(st);
-                publish_memory();
-                let _ = reply.send(r);
+                let _ = reply.send(self.run_remote(run, 0, &args, false));
             }
             Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
             Msg::Held { tx, op, reply } => {
@@ -270,6 +257,21 @@ impl Shard {
             self.handle(m);
         }
         self.gate.hand_on();
+    }
+
+    /// Runs another thread's `run` here (the gate is open); `signal`: then signals the keys
+    /// blocked clients wait on (a `Msg::Run`, which may have created any key).
+    fn run_remote(&self, run: ShardFn, db: usize, args: &[Bytes], signal: bool) -> Reply {
+        crate::storage::tick_clock();
+        let mut st = self.state.borrow_mut();
+        let r = run(&mut st, db, args);
+        if signal {
+            crate::cmd::blocked::after_keys(&mut st, None);
+        }
+        st.flush_changes();
+        drop(st);
+        publish_memory();
+        r
     }
 
     /// Runs `f` here once the gate is open. When a transaction holds the gate, this waits in
