@@ -8,6 +8,7 @@
 #   SLOTCORE_BIN=/tmp/old/slotcore bash bench/compare.sh   # another build (no cargo build then)
 #   KEYSPACE=100000 bash bench/compare.sh # random keys (-r 100000): a table, not one hot key
 #   CLUSTER=1 bash bench/compare.sh       # both servers as one-node clusters owning every slot
+#   FLOOR=1 bash bench/compare.sh         # also the socket-work floor (bench/floor), two ways
 #
 # Both servers run under `taskset -c $SERVER_CPUS` (the same CPUs for both, one at a time) and
 # redis-benchmark runs with identical arguments against each, under `taskset -c $CLIENT_CPUS`
@@ -31,6 +32,10 @@ PIPELINES="${PIPELINES:-1 16}"
 # from that many (-r), and GET reads the keys the SET test before it wrote (no FLUSHALL between).
 KEYSPACE="${KEYSPACE:-}"
 CLUSTER="${CLUSTER:-}"
+# Non-empty: each round also runs bench/floor, a server that does only the socket calls (epoll,
+# then with io_uring), and prints its CPU per request: what any server pays for them here.
+FLOOR="${FLOOR:-}"
+FL_PORT="${FL_PORT:-17381}"
 SHARDS="${SHARDS:-1}"
 NCPU=$(nproc)
 if [ -z "${SERVER_CPUS:-}" ]; then
@@ -48,6 +53,10 @@ SLOTCORE_BIN="${SLOTCORE_BIN:-}"
 if [ -z "$SLOTCORE_BIN" ]; then
   cargo build --profile dist --quiet
   SLOTCORE_BIN=./target/dist/slotcore
+fi
+if [ -n "$FLOOR" ]; then
+  cargo build --release --quiet --manifest-path bench/floor/Cargo.toml
+  FLOOR_BIN=./bench/floor/target/release/slotcore-floor
 fi
 work=$(mktemp -d)
 pids=()
@@ -142,6 +151,16 @@ for round in $(seq 1 "$ROUNDS"); do
   run_one slotcore "$SC_PORT" "$sc_pid" >"$work/slotcore.$round.txt"
   kill "$sc_pid"; wait "$sc_pid" 2>/dev/null || true
   rm -f "$work"/nodes-*.conf
+
+  if [ -n "$FLOOR" ]; then
+    for mode in epoll uring; do
+      taskset -c "$SERVER_CPUS" "$FLOOR_BIN" --port "$FL_PORT" --mode "$mode" >"$work/floor.log" 2>&1 &
+      pids+=($!); fl_pid=$!
+      wait_port "$FL_PORT"
+      run_one "floor-$mode" "$FL_PORT" "$fl_pid" >"$work/floor-$mode.$round.txt"
+      kill "$fl_pid"; wait "$fl_pid" 2>/dev/null || true
+    done
+  fi
 done
 
 # median NAME -> lines "test pipeline rps p50 p99 cpu client%", the median of each figure over the rounds
@@ -170,3 +189,16 @@ paste -d' ' "$work/slotcore.txt" "$work/redis.txt" | while read -r t p src sp50 
   ratio=$(awk -v a="$src" -v b="$rrps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
   printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s | %s | %s / %s |\n' "$t" "$p" "$src" "$rrps" "$ratio" "$sp50" "$sp99" "$rp50" "$rp99" "$scpu" "$rcpu" "$scl" "$rcl"
 done
+
+if [ -n "$FLOOR" ]; then
+  median floor-epoll >"$work/floor-epoll.txt"
+  median floor-uring >"$work/floor-uring.txt"
+  printf '\nThe socket-work floor (bench/floor: the same system calls, no other work; CPU µs per request):\n'
+  printf '\n| test | -P | floor, epoll | floor, io_uring | slotcore over the epoll floor | redis over the epoll floor | floor rps (epoll / io_uring) |\n'
+  printf '|---|---|---|---|---|---|---|\n'
+  paste -d' ' "$work/floor-epoll.txt" "$work/floor-uring.txt" "$work/slotcore.txt" "$work/redis.txt" |
+    while read -r t p erps _ _ ecpu _ _ _ urps _ _ ucpu _ _ _ _ _ _ scpu _ _ _ _ _ _ rcpu _; do
+      awk -v t="$t" -v p="$p" -v e="$ecpu" -v u="$ucpu" -v s="$scpu" -v r="$rcpu" -v er="$erps" -v ur="$urps" \
+        'BEGIN { printf "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.0f / %.0f |\n", t, p, e, u, s - e, r - e, er, ur }'
+    done
+fi
