@@ -8,6 +8,10 @@
 //! replica's socket tasks. Bytes for a replica go into that replica's queue ([`Outbox`]), which its writer task
 //! drains.
 //!
+//! Beside this file: `sync_request` (a replica's SYNC/PSYNC), `full_sync` (snapshots for
+//! replicas), `acks` (REPLCONF ACK and WAIT), `replica_backlog` (the backlog of a node that
+//! follows a master) and `restart` (a master's replication history across a restart).
+//!
 //! Invariants:
 //! - `offset` is `master_repl_offset`: every byte of the merged stream (commands, SELECT,
 //!   MULTI/EXEC, `ping`, GETACK, or a master's forwarded bytes) advances it and is appended
@@ -103,13 +107,6 @@ struct Snapshot {
     eof_mark: String,
 }
 
-struct Waiter {
-    target: u64,
-    numreplicas: i64,
-    deadline_ms: Option<u64>,
-    reply: oneshot::Sender<Reply>,
-}
-
 /// What the I/O side must do.
 #[derive(Debug)]
 pub enum Action {
@@ -163,7 +160,7 @@ pub struct Master {
     replid: String,
     replicas: Vec<Replica>,
     snapshots: Vec<Snapshot>,
-    waiters: Vec<Waiter>,
+    waiters: Vec<acks::Waiter>,
     /// A GETACK is due (WAIT asked).
     getack: bool,
     /// Unix ms since when no replica is attached.
@@ -431,166 +428,6 @@ impl Master {
         self.replid = id;
     }
 
-    fn attach(&mut self, repl: &Replication, a: Attach, now_ms: u64) {
-        let (out, rx) = Outbox::new();
-        let mut r = Replica {
-            id: a.id,
-            fd: a.fd,
-            addr: a.addr,
-            laddr: a.laddr,
-            name: a.name,
-            db: a.db,
-            created_ms: a.created_ms,
-            facts: a.facts,
-            pre_psync: a.psync.is_none(),
-            state: State::WaitStart,
-            asked_ms: now_ms,
-            ack_offset: 0,
-            ack_time_ms: now_ms,
-            start_on_ack: false,
-            initial_offset: 0,
-            out,
-            soft_since_ms: None,
-            stalled: None,
-        };
-        self.actions.push(Action::Start {
-            id: r.id,
-            fd: r.fd,
-            rx,
-            pending: r.out.pending.clone(),
-            leftover: a.leftover,
-        });
-        tracing::info!("Replica {} asks for synchronization", r.name());
-        if let Some((replid, off)) = &a.psync {
-            if self.try_partial(repl, &mut r, replid, *off, now_ms) {
-                SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
-                self.replicas.push(r);
-                self.publish(repl);
-                return;
-            }
-            if !replid.starts_with('?') {
-                SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        SYNC_FULL.fetch_add(1, Ordering::Relaxed);
-        if self.replicas.is_empty() && self.backlog.is_none() {
-            // A new history: new id, no second id, a backlog from here.
-            self.new_history(repl);
-            self.restart_backlog(self.offset);
-            repl.feed.set_active(true);
-            tracing::info!(
-                "Replication backlog created, my new replication IDs are '{}' and '{}'",
-                self.replid,
-                "0".repeat(40)
-            );
-        }
-        // A disk-target snapshot already started: join it when another replica of the same
-        // needs is waiting for it and the mark has not passed yet, or start at the mark as
-        // that replica does when it has (Redis's "attach to the running BGSAVE"; the buffer
-        // holds the stream from the mark on for that replica).
-        let joinable = self
-            .snapshots
-            .iter()
-            .find(|s| !s.eof && !s.sending && s.exclude_data == r.facts.exclude_data)
-            .map(|s| s.id);
-        if let Some(id) = joinable {
-            if self.replicas.iter().any(|o| o.state == State::WaitEnd(id) && !o.facts.rdb_only) {
-                r.state = State::WaitEnd(id);
-                let mark = self.snapshots.iter().find(|s| s.id == id).and_then(|s| s.mark);
-                if let Some(off) = mark {
-                    r.hold_from(off + 1);
-                    r.initial_offset = off;
-                    if !r.pre_psync {
-                        r.out.send(Bytes::from(format!("+FULLRESYNC {} {}\r\n", self.replid, off)));
-                    }
-                }
-                tracing::info!("Waiting for end of BGSAVE for SYNC");
-                self.replicas.push(r);
-                self.publish(repl);
-                return;
-            }
-        }
-        let delayed = self.settings.diskless && r.facts.capa_eof && self.settings.diskless_delay > 0;
-        if delayed {
-            tracing::info!("Delay next BGSAVE for diskless SYNC");
-        }
-        self.replicas.push(r);
-        self.publish(repl);
-        if !delayed {
-            self.start_pending_snapshot(repl, now_ms);
-        }
-    }
-
-    /// `masterTryPartialResynchronization`.
-    fn try_partial(&mut self, repl: &Replication, r: &mut Replica, replid: &str, off: i64, now_ms: u64) -> bool {
-        let (id2, off2) = repl.with_status(|s| (s.replid2.clone(), s.second_offset));
-        let id_ok = replid.eq_ignore_ascii_case(&self.replid) || (replid.eq_ignore_ascii_case(&id2) && off <= off2);
-        if !id_ok {
-            if replid.starts_with('?') {
-                tracing::info!("Full resync requested by replica {}", r.name());
-            } else if !replid.eq_ignore_ascii_case(&self.replid) && !replid.eq_ignore_ascii_case(&id2) {
-                tracing::info!(
-                    "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{}', my replication IDs are '{}' and '{}')",
-                    replid,
-                    self.replid,
-                    id2
-                );
-            } else {
-                tracing::info!(
-                    "Partial resynchronization not accepted: Requested offset for second ID was {}, but I can reply up to {}",
-                    off,
-                    off2
-                );
-            }
-            return false;
-        }
-        let backlog = self.backlog.as_ref().filter(|b| off >= 0 && b.borrow().covers(off as u64));
-        let Some(backlog) = backlog else {
-            tracing::info!(
-                "Unable to partial resync with replica {} for lack of backlog (Replica request was: {}).",
-                r.name(),
-                off
-            );
-            if off > self.offset as i64 {
-                tracing::warn!(
-                    "Warning: replica {} tried to PSYNC with an offset that is greater than the master replication offset.",
-                    r.name()
-                );
-            }
-            return false;
-        };
-        r.state = State::Online;
-        r.ack_time_ms = now_ms;
-        let line = if r.facts.capa_psync2 { format!("+CONTINUE {}\r\n", self.replid) } else { "+CONTINUE\r\n".into() };
-        r.out.send(Bytes::from(line));
-        let off = off as u64;
-        tracing::info!(
-            "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
-            r.name(),
-            backlog.borrow().end() + 1 - off,
-            off
-        );
-        // Its writer reads the backlog from there on, then the stream as it comes.
-        r.out.pin(off);
-        r.out.start_stream(backlog);
-        true
-    }
-
-    /// REPLCONF ACK from replica `id`.
-    pub fn ack(&mut self, repl: &Replication, id: u64, off: u64, now_ms: u64) {
-        let Some(r) = self.replicas.iter_mut().find(|r| r.id == id) else { return };
-        r.ack_offset = r.ack_offset.max(off);
-        r.ack_time_ms = now_ms;
-        if r.start_on_ack && r.state == State::Online {
-            r.start_on_ack = false;
-            if let Some(b) = &self.backlog {
-                r.release_held(b);
-            }
-            self.publish(repl);
-        }
-        self.serve_waiters(now_ms);
-    }
-
     /// Replica `id` sent a command that would be answered on the replication link (anything
     /// but REPLCONF ACK / GETACK): it is dropped, as Redis drops a replica that generates a
     /// reply. A command that reads or writes keys is refused first, as Redis's
@@ -628,38 +465,6 @@ impl Master {
         // What only it needed goes (Redis's `freeReplicaReferencedReplBuffer`).
         self.trim();
         self.publish(repl);
-    }
-
-    fn wait(&mut self, w: WaitRequest, now_ms: u64) {
-        let target = self.offset;
-        let count = self.count_acks(target);
-        if count >= w.numreplicas || w.no_block {
-            let _ = w.reply.send(Reply::Int(count));
-            return;
-        }
-        let deadline_ms = (w.timeout_ms > 0).then(|| now_ms + w.timeout_ms);
-        self.waiters.push(Waiter { target, numreplicas: w.numreplicas, deadline_ms, reply: w.reply });
-        self.getack = true;
-    }
-
-    fn count_acks(&self, target: u64) -> i64 {
-        self.replicas.iter().filter(|r| r.state == State::Online && r.ack_offset >= target).count() as i64
-    }
-
-    fn serve_waiters(&mut self, now_ms: u64) {
-        if self.waiters.is_empty() {
-            return;
-        }
-        let waiters = std::mem::take(&mut self.waiters);
-        for w in waiters {
-            let n = self.count_acks(w.target);
-            let timed_out = w.deadline_ms.is_some_and(|d| now_ms >= d);
-            if n >= w.numreplicas || timed_out || w.reply.is_canceled() {
-                let _ = w.reply.send(Reply::Int(n));
-            } else {
-                self.waiters.push(w);
-            }
-        }
     }
 
     fn check_output_limits(&mut self, now_ms: u64) {
@@ -885,9 +690,11 @@ impl Master {
     }
 }
 
+mod acks;
 mod full_sync;
 pub mod replica_backlog;
 pub mod restart;
+mod sync_request;
 #[cfg(test)]
 #[path = "master_tests.rs"]
 mod tests;
