@@ -317,3 +317,59 @@ fn spanning_reads_miss_in_argument_order() {
     assert!(want.iter().filter(|f| f.contains("keymiss")).count() >= 80, "{want:?}");
     assert_eq!(heard_in_order(ours.port, "KEAm", cmds).join("\n"), want.join("\n"));
 }
+
+/// On the server at `port`: a BCAST tracker of the prefix `p` and a writer; after each of the
+/// writer's `steps`, the invalidations the tracker read before the reply to its next PING.
+fn bcast_tracker_sees(port: u16, steps: &[&[&str]]) -> Vec<String> {
+    let (mut t, mut w) = (Raw::connect(port), Raw::connect(port));
+    assert!(t.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(t.cmd(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "p"]), "+OK\r\n");
+    let mut seen = Vec::new();
+    for step in steps {
+        let r = w.cmd(step);
+        t.send_cmd(&[b"PING"]);
+        let mut frames = Vec::new();
+        loop {
+            let f = t.reply();
+            if !f.starts_with('>') {
+                break;
+            }
+            frames.push(f);
+        }
+        seen.push(format!("{step:?} -> {r}  tracker heard {frames:?}"));
+    }
+    seen
+}
+
+/// Writes to keys of other shards than the writer's (a command over several shards, a
+/// transaction, a script on the whole node) reach a BCAST tracker before the writer's reply,
+/// in one message per prefix, as in Redis. They waited for the owning shard's next operation,
+/// so a tracker's next command could be answered first.
+#[test]
+fn bcast_hears_writes_on_other_shards_before_the_reply() {
+    let keys: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    mset.extend(keys.iter().flat_map(|k| [k.clone(), "v".to_string()]));
+    let mut del = vec!["DEL".to_string()];
+    del.extend(keys.iter().cloned());
+    let mut steps: Vec<Vec<String>> = vec![mset, del];
+    for k in &keys {
+        steps.push(vec!["MULTI".into()]);
+        steps.push(vec!["SET".into(), k.clone(), "1".into()]);
+        steps.push(vec!["INCR".into(), "other".into()]);
+        steps.push(vec!["EXEC".into()]);
+        steps.push(vec![
+            "EVAL".into(),
+            "redis.call('DBSIZE') return redis.call('DEL', ARGV[1])".into(),
+            "0".into(),
+            k.clone(),
+        ]);
+        steps.push(vec!["RENAME".into(), "other".into(), k.clone()]);
+    }
+    let steps: Vec<Vec<&str>> = steps.iter().map(|c| c.iter().map(String::as_str).collect()).collect();
+    let steps: Vec<&[&str]> = steps.iter().map(Vec::as_slice).collect();
+    let redis = Server::redis(&[]);
+    let ours = Server::slotcore(&["--shards", "3"]);
+    let want = bcast_tracker_sees(redis.port, &steps);
+    assert_eq!(bcast_tracker_sees(ours.port, &steps).join("\n"), want.join("\n"));
+}

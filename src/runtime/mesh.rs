@@ -36,8 +36,9 @@ impl RemoteCmd {
     }
 }
 
-/// What a held shard answers: the result, the changes its work recorded, its notifications.
-pub type HeldDone = (HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes, Bytes)>);
+/// What a held shard answers: the result, the changes its work recorded, its notifications,
+/// and the keys it wrote for BCAST trackers (with their writers).
+pub type HeldDone = (HeldResult, Vec<crate::replication::feed::Unit>, Vec<(Bytes, Bytes)>, Vec<(Bytes, u64)>);
 
 /// What a shard answers for a [`Msg::Batch`]: one reply per command, and the commands that
 /// ran long enough for the issuing client's shard to note (usually none).

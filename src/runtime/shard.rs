@@ -214,9 +214,13 @@ impl Shard {
                 let mut st = self.state.borrow_mut();
                 let changes = st.take_changes();
                 let events = st.notify.take();
+                // The keys written here for BCAST trackers go out from the coordinator with the
+                // rest of the transaction's, before its reply (left here, they would wait for
+                // this shard's next operation).
+                let bcast = std::mem::take(&mut st.tracking.bcast);
                 drop(st);
                 publish_memory();
-                let _ = reply.send((r, changes, events));
+                let _ = reply.send((r, changes, events, bcast));
             }
             Msg::Unlock { tx } => {
                 if self.gate.release(tx) {
@@ -518,8 +522,13 @@ impl Shard {
 
     /// A held shard's answer (None: it went away), its changes joined to the transaction's.
     fn held_done(&self, tx: u64, done: Option<HeldDone>, excluded: u8) -> HeldResult {
-        let Some((r, changes, events)) = done else { return HeldResult::Reply(Reply::err(PEER_GONE)) };
+        let Some((r, changes, events, bcast)) = done else { return HeldResult::Reply(Reply::err(PEER_GONE)) };
         self.add_tx_changes(tx, leave_out(changes, excluded));
+        // Sent with this shard's own when the connection's batch ends (`flush_changes`), in
+        // one message per prefix as one shard's would be.
+        if !bcast.is_empty() {
+            self.state.borrow_mut().tracking.bcast.extend(bcast);
+        }
         // The held shard's notifications go out from here, after those of the work this
         // transaction did before, so a subscriber sees them in command order.
         if !events.is_empty() {
