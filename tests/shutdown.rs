@@ -117,3 +117,70 @@ fn second_sigint_during_the_final_save_exits_at_once_without_its_temp_file() {
         assert!(s.log_text().contains("You insist... exiting now."));
     }
 }
+
+/// Sends `script` (an EVAL without keys) on `runner` and waits until another client gets BUSY.
+fn busy_with(s: &Server, runner: &mut Raw, script: &str) {
+    runner.send_cmd(&[b"EVAL", script.as_bytes(), b"0"]);
+    let mut other = s.raw();
+    until("the script busy", || other.cmd(&["PING"]).starts_with("-BUSY"));
+}
+
+/// A script that keeps the node busy for `ms` milliseconds, then returns 1.
+fn busy_for(ms: u64) -> String {
+    format!(
+        "local t0 = redis.call('TIME') while true do local t = redis.call('TIME') \
+         if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) >= {}000 then return 1 end end",
+        ms
+    )
+}
+
+const ENDLESS_WRITER: &str = "redis.call('SET', 'x', 'y') while true do end";
+
+/// The base of a run-time AOF, begun before a script, is written while the script keeps the
+/// node busy (as Redis's forked child writes it): right after that script a second, endless
+/// one starts, and SHUTDOWN NOSAVE still exits, the first base being complete.
+#[test]
+fn first_aof_base_is_written_while_a_script_is_busy() {
+    for redis in [false, true] {
+        let args = ["--busy-reply-threshold", "50"];
+        let mut s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+        let mut r = s.raw();
+        for k in ["a", "b", "c"] {
+            assert_eq!(r.cmd(&["SET", k, "v"]), "+OK\r\n");
+        }
+        // 100 ms per key: the base takes about 300 ms; the first script lasts 1.5 s.
+        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
+        until("the rewrite's start", || s.log_text().contains("Creating AOF incr file"));
+        let mut runner = s.raw();
+        busy_with(&s, &mut runner, &busy_for(1500));
+        assert_eq!(runner.reply(), ":1\r\n", "redis={redis}");
+        busy_with(&s, &mut runner, ENDLESS_WRITER);
+        r.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(r.read_to_end().is_empty(), "SHUTDOWN NOSAVE replied (redis={redis})");
+        assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "redis={redis}");
+        assert!(!s.log_text().contains("Writing initial AOF, can't exit."), "redis={redis}");
+    }
+}
+
+/// A BGSAVE that would take 4 s is stopped at once by SHUTDOWN NOSAVE during a busy script.
+#[test]
+fn shutdown_nosave_stops_a_bgsave_while_a_script_is_busy() {
+    for redis in [false, true] {
+        let args = ["--busy-reply-threshold", "50", "--save", ""];
+        let mut s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+        let mut r = s.raw();
+        for i in 0..40 {
+            assert_eq!(r.cmd(&["SET", &format!("k{i}"), "v"]), "+OK\r\n");
+        }
+        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+        let mut runner = s.raw();
+        busy_with(&s, &mut runner, ENDLESS_WRITER);
+        let asked = std::time::Instant::now();
+        r.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(r.read_to_end().is_empty(), "SHUTDOWN NOSAVE replied (redis={redis})");
+        assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "redis={redis}");
+        assert!(asked.elapsed() < Duration::from_secs(3), "exit took {:?} (redis={redis})", asked.elapsed());
+    }
+}

@@ -10,6 +10,8 @@
 //! - While the gate is held, other remote work (`Msg::Batch`, `Msg::Run`, `Msg::Look`) is deferred in arrival
 //!   order; when the gate is released, deferred work runs first, then the gate passes directly
 //!   to the next taker. The gate is never open while a taker waits.
+//! - The one exception: a running snapshot's steps (`Msg::Frozen`) read only what the keys
+//!   were at its start, so they run at once whoever holds the gate.
 
 use super::mesh::Msg;
 use futures_channel::oneshot;

@@ -90,6 +90,19 @@ pub enum Msg {
         /// Its reply.
         reply: oneshot::Sender<Reply>,
     },
+    /// As `Look`, for one step (or the end) of a running snapshot (`runtime::snapshot`), run
+    /// at once even while a transaction or a busy script holds the gate: a step reads only the
+    /// keys as they were at the snapshot's start (a key changed since was saved before its
+    /// change), so it cannot see a transaction's middle, and it records nothing. A snapshot
+    /// begun before a script so goes on while the script runs, as Redis's forked child does.
+    Frozen {
+        /// The function.
+        run: ShardFn,
+        /// Arguments.
+        args: Vec<Bytes>,
+        /// Its reply.
+        reply: oneshot::Sender<Reply>,
+    },
     /// Hold the shard for transaction `tx` (granted in arrival order).
     Lock {
         /// Transaction id.

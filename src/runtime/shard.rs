@@ -205,6 +205,9 @@ impl Shard {
                 }
                 let _ = reply.send(self.run_remote(run, 0, &args, false));
             }
+            Msg::Frozen { run, args, reply } => {
+                let _ = reply.send(super::snapshot::frozen_here(self, run, &args));
+            }
             Msg::Lock { tx, reply } => self.gate.lock_remote(tx, reply),
             Msg::Held { tx, op, reply } => {
                 if self.gate.holder() != Some(tx) {

@@ -327,7 +327,7 @@ impl SnapshotStream {
                     let began = std::time::Instant::now();
                     self.step_here = s == shard.id;
                     let cpu_began = if self.step_here { thread_cpu() } else { None };
-                    let r = shard.on_shard(s, bgsave::step_shard, 0, args).await;
+                    let r = on_frozen(shard, s, bgsave::step_shard, args).await;
                     // A step on this thread counts in its CPU time; another shard's in wall time.
                     let took = spent_since(began, cpu_began);
                     let (bytes, done) = match r {
@@ -385,8 +385,32 @@ pub(crate) async fn end_on_shards(shard: &Shard, id: u64, dirty: Option<&[u64]>)
     for s in 0..shard.nshards {
         let d = dirty.and_then(|d| d.get(s)).map_or(-1, |&d| d as i64);
         let args = vec![Bytes::from(id.to_string()), Bytes::from(d.to_string())];
-        shard.on_shard(s, bgsave::end_shard, 0, args).await;
+        on_frozen(shard, s, bgsave::end_shard, args).await;
     }
+}
+
+/// Runs `run`, one step or the end of a running snapshot, on shard `target` at once, whoever
+/// holds its gate (see `Msg::Frozen`): a busy script or a transaction waiting on another
+/// shard does not hold the snapshot up, as it does not hold up Redis's forked child (a
+/// SHUTDOWN during a busy script then finds the first AOF base written, or stops a BGSAVE
+/// at once).
+pub(crate) async fn on_frozen(shard: &Shard, target: usize, run: crate::cmd::ShardFn, args: Vec<Bytes>) -> Reply {
+    if target == shard.id {
+        return frozen_here(shard, run, &args);
+    }
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let gone = || Reply::err("ERR internal error: shard unavailable");
+    if shard.mesh.send_to(target, super::mesh::Msg::Frozen { run, args, reply: tx }).await.is_err() {
+        return gone();
+    }
+    rx.await.unwrap_or_else(|_| gone())
+}
+
+/// [`on_frozen`] on this shard. Nothing else: no clock tick (a script running meanwhile keeps
+/// its time), no flush of recorded changes (a script's or a transaction's stay one unit), no
+/// signal to blocked clients (a step creates no key).
+pub(crate) fn frozen_here(shard: &Shard, run: crate::cmd::ShardFn, args: &[Bytes]) -> Reply {
+    run(&mut shard.state.borrow_mut(), 0, args)
 }
 
 /// The temp file a BGSAVE writes (renamed to `dbfilename` when complete).
