@@ -134,6 +134,18 @@ fn busy_for(ms: u64) -> String {
     )
 }
 
+/// A server (busy after 50 ms) with three keys, each taking 100 ms to save, and a connection.
+fn three_keys_saved_slowly(redis: bool) -> (Server, Raw) {
+    let args = ["--busy-reply-threshold", "50"];
+    let s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
+    let mut r = s.raw();
+    for k in ["a", "b", "c"] {
+        assert_eq!(r.cmd(&["SET", k, "v"]), "+OK\r\n");
+    }
+    assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]), "+OK\r\n");
+    (s, r)
+}
+
 const ENDLESS_WRITER: &str = "redis.call('SET', 'x', 'y') while true do end";
 
 /// The base of a run-time AOF, begun before a script, is written while the script keeps the
@@ -142,14 +154,8 @@ const ENDLESS_WRITER: &str = "redis.call('SET', 'x', 'y') while true do end";
 #[test]
 fn first_aof_base_is_written_while_a_script_is_busy() {
     for redis in [false, true] {
-        let args = ["--busy-reply-threshold", "50"];
-        let mut s = if redis { Server::redis(&args) } else { Server::slotcore(&args) };
-        let mut r = s.raw();
-        for k in ["a", "b", "c"] {
-            assert_eq!(r.cmd(&["SET", k, "v"]), "+OK\r\n");
-        }
-        // 100 ms per key: the base takes about 300 ms; the first script lasts 1.5 s.
-        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]), "+OK\r\n");
+        let (mut s, mut r) = three_keys_saved_slowly(redis);
+        // The base takes about 300 ms; the first script lasts 1.5 s.
         assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
         until("the rewrite's start", || s.log_text().contains("Creating AOF incr file"));
         let mut runner = s.raw();
@@ -182,5 +188,28 @@ fn shutdown_nosave_stops_a_bgsave_while_a_script_is_busy() {
         assert!(r.read_to_end().is_empty(), "SHUTDOWN NOSAVE replied (redis={redis})");
         assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "redis={redis}");
         assert!(asked.elapsed() < Duration::from_secs(3), "exit took {:?} (redis={redis})", asked.elapsed());
+    }
+}
+
+/// `CONFIG SET appendonly yes` replies once the first base's snapshot began, as Redis replies
+/// once its rewrite child is forked: a script pipelined right after it runs while the base is
+/// written, and after it SHUTDOWN NOSAVE exits during a second, endless script.
+#[test]
+fn a_script_right_after_config_set_appendonly_does_not_hold_the_base_up() {
+    for redis in [false, true] {
+        let (mut s, mut r) = three_keys_saved_slowly(redis);
+        let mut runner = s.raw();
+        let script = busy_for(1500);
+        let mut pipeline = common::encode(&[b"CONFIG", b"SET", b"appendonly", b"yes"]);
+        pipeline.extend(common::encode(&[b"EVAL", script.as_bytes(), b"0"]));
+        runner.send(&pipeline);
+        // (Both replies come once the script ended.)
+        until("the script busy", || r.cmd(&["PING"]).starts_with("-BUSY"));
+        assert_eq!(runner.reply(), "+OK\r\n", "redis={redis}");
+        assert_eq!(runner.reply(), ":1\r\n", "redis={redis}");
+        busy_with(&s, &mut runner, ENDLESS_WRITER);
+        r.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+        assert!(r.read_to_end().is_empty(), "SHUTDOWN NOSAVE replied (redis={redis})");
+        assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0), "redis={redis}");
     }
 }

@@ -210,7 +210,16 @@ fn set(ctx: &mut ClientCtx<'_>, args: &[Bytes]) -> Plan {
     // as Redis checks after the call); other shards refresh at their next step.
     ctx.shard.config = ctx.node().config();
     super::bgsave::refresh_denied(&ctx.node().config());
-    crate::runtime::aof::config_changed(ctx.node(), ctx.client.multi.is_some());
+    let begins = crate::runtime::aof::config_changed(ctx.node(), ctx.client.multi.is_some());
+    let plan = applied(ctx, &seen);
+    if begins {
+        return Plan::AfterSnapshotBegins(Box::new(plan));
+    }
+    plan
+}
+
+/// The rest of a CONFIG SET whose values are in place: what the parameters in `seen` start.
+fn applied(ctx: &mut ClientCtx<'_>, seen: &[&str]) -> Plan {
     crate::replication::master::settings_changed(&ctx.node().config(), &ctx.node().repl);
     super::replicaof::apply_read_only(&ctx.node().config());
     if seen.contains(&"watchdog-period") {

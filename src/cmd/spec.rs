@@ -166,6 +166,9 @@ pub enum Plan {
     /// Wait until the replication feed has merged every change pushed so far (so
     /// `master_repl_offset` covers this client's writes), then run the inner plan (INFO, ROLE).
     AfterFeed(Box<Plan>),
+    /// Wait (bounded) until the AOF rewrite `CONFIG SET appendonly yes` started has begun its
+    /// snapshot (`runtime::aof_base::snapshot_begun`), then run the inner plan.
+    AfterSnapshotBegins(Box<Plan>),
     /// Sleep (without blocking the shard), then reply.
     Sleep(Duration, Reply),
     /// Send the reply, then close the connection.

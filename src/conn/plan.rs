@@ -82,6 +82,10 @@ impl Conn {
                 node.repl.settled().await;
                 Box::pin(self.execute_plan(*inner, args, held, atomic)).await
             }
+            Plan::AfterSnapshotBegins(inner) => {
+                crate::runtime::aof_base::snapshot_begun(std::time::Duration::from_secs(5)).await;
+                Box::pin(self.execute_plan(*inner, args, held, atomic)).await
+            }
             Plan::AllShards { run, merge } => {
                 let db = self.client.borrow().db;
                 let replies = self.fan_out(run, db, args, held, atomic).await;

@@ -178,11 +178,14 @@ fn prepare_child(node: &NodeInfo) {
 /// CONFIG SET changed the configuration: the AOF task looks at it now. Turning `appendonly`
 /// on or off shows in INFO at once, as in Redis (`startAppendOnly` starts the rewrite before
 /// replying); inside EXEC (`in_exec`) the rewrite is scheduled instead, as Redis does.
-pub fn config_changed(node: &NodeInfo, in_exec: bool) {
+/// True when the AOF was turned on and its rewrite started: the reply waits for the snapshot's
+/// start (`aof_base::snapshot_begun`).
+pub fn config_changed(node: &NodeInfo, in_exec: bool) -> bool {
     let settings = Settings::from_config(&node.config());
     crate::aof::padding::set_enabled(settings.preallocate);
     let on = settings.enabled;
     let changed = on != status::ENABLED.swap(on, Ordering::AcqRel);
+    let mut begins = false;
     if changed && !on {
         // `stopAppendOnly` kills a running rewrite before CONFIG SET replies.
         // The manifest naming the killed rewrite's incr file is on disk before the reply.
@@ -206,7 +209,9 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
         } else {
             status::REWRITING.store(true, Ordering::Release);
             status::REWRITE_START.store(crate::aof::now_s(), Ordering::Relaxed);
+            crate::runtime::aof_base::expect_begin();
             prepare_child(node);
+            begins = true;
         }
     }
     // `aof-disable-auto-gc no` drops the history from the manifest before CONFIG SET
@@ -227,6 +232,7 @@ pub fn config_changed(node: &NodeInfo, in_exec: bool) {
     node.repl.feed.push(FeedItem::Control(Box::new(|| {
         with(|c| c.tick());
     })));
+    begins
 }
 
 /// True while the AOF, turned on at run time, waits for its first base (Redis's
@@ -484,9 +490,11 @@ impl Ctl {
     fn start_rewrite(&mut self) {
         if self.rewrite_start.is_some() {
             status::SCHEDULED.store(false, Ordering::Release);
+            crate::runtime::aof_base::begin_settled();
             return;
         }
         if crate::cmd::bgsave::running() != 0 {
+            crate::runtime::aof_base::begin_settled();
             crate::runtime::save_child::discard_prepared_aof();
             status::REWRITING.store(false, Ordering::Release);
             status::SCHEDULED.store(true, Ordering::Release);
@@ -603,12 +611,14 @@ impl Ctl {
         };
         if let Err(e) = std::fs::create_dir_all(&paths.dir) {
             tracing::warn!("Can't open or create append-only dir {}: {}", paths.dir.display(), e);
+            crate::runtime::aof_base::begin_settled();
             return;
         }
         match Writer::start(paths, self.settings.fsync) {
             Ok(w) => self.writer = Some(w),
             Err(e) => {
                 tracing::warn!("Redis needs to enable the AOF but can't start the writer: {}", e);
+                crate::runtime::aof_base::begin_settled();
                 return;
             }
         }
@@ -627,6 +637,7 @@ impl Ctl {
             // control core yet ends here too: its request is dropped when it arrives.
             self.killed_requests = REWRITE_REQUESTS.load(Ordering::Acquire);
             status::SCHEDULED.store(false, Ordering::Release);
+            crate::runtime::aof_base::begin_settled();
             if status::REWRITING.swap(false, Ordering::AcqRel) {
                 let pid = crate::runtime::save_child::discard_prepared_aof().unwrap_or(0);
                 tracing::info!("Killing running AOF rewrite child: {}", pid);

@@ -23,6 +23,51 @@ const WRITE_BYTES: usize = 1 << 20;
 /// `REDIS_AUTOSYNC_BYTES`.
 pub const AUTOSYNC_BYTES: u64 = 4 << 20;
 
+/// A rewrite started by `CONFIG SET appendonly yes` whose snapshot has not begun yet.
+static BEGIN_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Who waits for that snapshot's start ([`snapshot_begun`]).
+static BEGIN_WAITERS: std::sync::Mutex<Vec<futures_channel::oneshot::Sender<()>>> = std::sync::Mutex::new(Vec::new());
+
+fn waiters() -> std::sync::MutexGuard<'static, Vec<futures_channel::oneshot::Sender<()>>> {
+    BEGIN_WAITERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `CONFIG SET appendonly yes` started a rewrite: its reply waits for the snapshot's start
+/// ([`snapshot_begun`]), as Redis's waits for the rewrite's fork. The point in time of the base
+/// is then before any command that follows the reply: a script sent right after it cannot take
+/// the shard first and hold the base up for as long as it runs (a SHUTDOWN meanwhile would find
+/// the first base unwritten and refuse to exit).
+pub fn expect_begin() {
+    let _w = waiters();
+    BEGIN_PENDING.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// The expected snapshot began, or the rewrite will not begin one: the waiters go on.
+pub fn begin_settled() {
+    let mut w = waiters();
+    BEGIN_PENDING.store(false, std::sync::atomic::Ordering::Release);
+    for tx in w.drain(..) {
+        let _ = tx.send(());
+    }
+}
+
+/// Waits (at most `limit`) until no rewrite's snapshot is expected to begin.
+pub async fn snapshot_begun(limit: std::time::Duration) {
+    let rx = {
+        let mut w = waiters();
+        if !BEGIN_PENDING.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let (tx, rx) = futures_channel::oneshot::channel();
+        w.push(tx);
+        rx
+    };
+    let begun = async {
+        let _ = rx.await;
+    };
+    futures_lite::future::or(begun, glommio::timer::sleep(limit)).await;
+}
+
 /// What one base to write looks like.
 #[derive(Debug, Clone)]
 pub struct BaseJob {
@@ -221,11 +266,14 @@ pub async fn write_base(shard: &Shard, job: BaseJob) -> Result<(u64, PathBuf, u6
     use std::sync::atomic::Ordering;
     if job.abort.load(Ordering::Acquire) {
         // Stopped before it began.
+        begin_settled();
         crate::runtime::save_child::discard_prepared_aof();
         return Err(BaseFailure::Signal(libc::SIGUSR1));
     }
     let aux = vec![(b"aof-base".to_vec(), b"1".to_vec())];
-    let mut stream = match SnapshotStream::start(shard, aux).await {
+    let started = SnapshotStream::start(shard, aux).await;
+    begin_settled();
+    let mut stream = match started {
         Ok(s) => s,
         Err(e) => {
             crate::runtime::save_child::discard_prepared_aof();

@@ -204,7 +204,8 @@ impl Common {
         };
         *db = self.client.db;
         let plan = match plan {
-            Plan::AfterFeed(inner) => *inner,
+            // (A script holds its shard: the rewrite's snapshot begins after the script.)
+            Plan::AfterFeed(inner) | Plan::AfterSnapshotBegins(inner) => *inner,
             p => p,
         };
         Ok(match plan {
