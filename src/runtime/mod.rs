@@ -35,6 +35,7 @@ pub mod script_undo;
 pub mod shard;
 pub mod shutdown_wait;
 pub mod snapshot;
+mod spanning;
 pub mod start_flag;
 pub mod startup_load;
 
