@@ -2,7 +2,8 @@
 //! NOREPLICAS) discards the transaction, INFO errorstats counts errors inside EXEC, INFO
 //! latencystats and LATENCY HISTOGRAM / DOCTOR, SLOWLOG hiding secrets and keeping its order,
 //! COMMAND LIST with subcommands, COMMAND GETKEYS of a keyless EVAL, INFO total_forks and
-//! migrate_cached_sockets, DEBUG SLEEP stopping the whole node.
+//! migrate_cached_sockets, DEBUG SLEEP stopping the whole node (also while it waits for a busy
+//! shard).
 
 mod common;
 use common::{assert_same, Raw, Server};
@@ -394,6 +395,61 @@ fn debug_sleep_stops_the_whole_node() {
     }
     assert!(start.elapsed() >= Duration::from_millis(250), "{:?}", start.elapsed());
     assert_eq!(sleeper.reply(), "+OK\r\n");
+}
+
+/// The keys each shard holds (INFO shards), in shard order.
+fn keys_per_shard(r: &mut Raw) -> Vec<u64> {
+    r.cmd(&["INFO", "shards"])
+        .lines()
+        .filter_map(|l| l.split("keys=").nth(1))
+        .filter_map(|v| v.split(',').next().and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+/// A key that lands on shard `shard` (found by INFO shards' key counts; left set).
+fn key_on(r: &mut Raw, shard: usize, prefix: &str) -> String {
+    (0..100)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|k| {
+            let before = keys_per_shard(r);
+            r.cmd(&["SET", k, "0"]);
+            keys_per_shard(r)[shard] > before[shard]
+        })
+        .expect("a key of the shard")
+}
+
+/// A DEBUG SLEEP that waits for a busy shard before it holds them all already stops the rest of
+/// the node: a command sent after it, on a connection and a key of an idle shard, is answered
+/// after the sleep, as on Redis's one thread (it ran at once while the sleep waited for shard
+/// 0, which runs a long SORT; the shards are held in ascending order).
+#[test]
+fn debug_sleep_waiting_for_a_busy_shard_stops_the_others_meanwhile() {
+    let s = Server::slotcore(&["--shards", "2", DEBUG[0], DEBUG[1]]);
+    let mut ctl = s.raw();
+    let big = key_on(&mut ctl, 0, "big");
+    let key = key_on(&mut ctl, 1, "k");
+    ctl.cmd(&["DEL", &big]);
+    // A list long enough that SORT keeps shard 0 busy for a while.
+    let mut filler = s.raw();
+    for i in 0..300 {
+        let mut args: Vec<String> = vec!["RPUSH".into(), big.clone()];
+        args.extend((0..1000).map(|j| ((i * 1000 + j) * 7919 % 1_000_003).to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(filler.cmd(&args).starts_with(':'));
+    }
+    // Two connections served by shard 1.
+    let (_a0, mut sleeper) = common::one_per_shard(&s);
+    let (_b0, mut other) = common::one_per_shard(&s);
+    filler.send_cmd(&[b"SORT", big.as_bytes(), b"ALPHA", b"LIMIT", b"0", b"1"]);
+    std::thread::sleep(Duration::from_millis(10));
+    sleeper.send_cmd(&[b"DEBUG", b"SLEEP", b"0.3"]);
+    std::thread::sleep(Duration::from_millis(30));
+    let start = Instant::now();
+    assert_eq!(other.cmd(&["SET", &key, "1"]), "+OK\r\n");
+    let waited = start.elapsed();
+    assert_eq!(sleeper.reply(), "+OK\r\n");
+    assert!(filler.reply().starts_with('*'));
+    assert!(waited >= Duration::from_millis(250), "SET answered after {waited:?}, during the sleep");
 }
 
 /// LATENCY GRAPH draws the same sparkline as redis-server for the same samples (the age

@@ -113,10 +113,13 @@ impl Conn {
                     crate::runtime::sleep(d).await;
                     return r;
                 }
+                // Asleep before the shards are locked: a command another shard reads meanwhile
+                // (sent after this one) waits for the end, as on Redis's one thread, instead of
+                // running before the lock reaches its shard.
+                let _asleep = crate::runtime::control_freeze::Asleep::begin();
                 let all: Vec<usize> = (0..self.shard.nshards).collect();
                 match self.shard.lock(&all).await {
                     Ok(tx) => {
-                        let _asleep = crate::runtime::control_freeze::Asleep::begin();
                         crate::runtime::control_freeze::freeze_control(d);
                         crate::runtime::sleep(d).await;
                         self.shard.unlock(tx, &all).await;
